@@ -1,0 +1,61 @@
+//! Replicated state machines: what a consensus protocol replicates.
+//!
+//! Raft (in `concord-raft`) orders commands in a log; once an entry is committed every replica
+//! applies it to its own copy of a [`StateMachine`]. Because `apply` is deterministic, replicas that
+//! applied the same prefix of the log hold the same state (the Raft paper's State Machine Safety).
+//!
+//! The state machine knows nothing of Raft, and Raft knows nothing of keys and values: the key-value
+//! store (`concord-kv`) implements this trait, Raft is generic over it.
+
+use crate::history::{Completion, Op};
+use crate::time::Time;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+
+/// A deterministic state machine fed by a replicated log.
+pub trait StateMachine: 'static {
+    /// A state-changing command, replicated through the log.
+    type Command: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
+    /// A read-only query, answered from local state once the replica is known to be up to date.
+    type Query: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
+    /// The answer to a command or a query.
+    type Output: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
+
+    /// Apply the committed command at log position `index`. Must be deterministic: the same
+    /// sequence of commands yields the same state and outputs on every replica.
+    fn apply(&mut self, index: u64, command: &Self::Command) -> Self::Output;
+
+    /// Answer a query from the current state (never changes state).
+    fn query(&self, query: &Self::Query) -> Self::Output;
+
+    /// Serialise the whole state (for snapshots and log compaction).
+    fn snapshot(&self) -> Vec<u8>;
+
+    /// Replace the whole state with a snapshot taken by [`StateMachine::snapshot`].
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+
+    /// Commands the leader should propose now, given its clock – e.g. deleting keys whose TTL has
+    /// passed, so that expiry goes through the log and every replica agrees on it.
+    fn housekeeping(&self, _now: Time) -> Vec<Self::Command> {
+        Vec::new()
+    }
+}
+
+/// Whether a workload operation changes state (goes through the log) or only reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Access<C, Q> {
+    Write(C),
+    Read(Q),
+}
+
+/// A state machine that serves the simulator's key-value workloads (read/write/CAS histories).
+/// A consensus protocol generic over `S: KvStateMachine` can then implement [`crate::Service`].
+pub trait KvStateMachine: StateMachine {
+    /// The command or query that performs `op`. `now` is the proposer's clock, for commands that
+    /// need a timestamp (TTL).
+    fn access(op: &Op, now: Time) -> Access<Self::Command, Self::Query>;
+
+    /// What an output means for `op`.
+    fn completion(op: &Op, output: &Self::Output) -> Completion;
+}
