@@ -234,7 +234,10 @@ mod tests {
         h.push(3, EventType::Ok, Op::read("k7"), Time(1_781_000));
         let text = h.to_jsonl();
         let first = text.lines().next().unwrap();
-        assert_eq!(first, r#"{"process":3,"type":"invoke","f":"cas","key":"k7","value":[1,4],"time":1503000}"#);
+        assert_eq!(
+            first,
+            r#"{"process":3,"type":"invoke","f":"cas","key":"k7","value":[1,4],"time":1503000}"#
+        );
         let back: Vec<Event> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(back, h.events);
     }

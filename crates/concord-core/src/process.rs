@@ -77,14 +77,25 @@ pub struct ProtocolEvent {
 
 /// One effect, for the driver to carry out.
 pub enum Effect<P: Process> {
-    Send { to: NodeId, msg: P::Message },
-    SetTimer { timer: P::Timer, after: Duration },
-    CancelTimer { timer: P::Timer },
+    Send {
+        to: NodeId,
+        msg: P::Message,
+    },
+    SetTimer {
+        timer: P::Timer,
+        after: Duration,
+    },
+    CancelTimer {
+        timer: P::Timer,
+    },
     /// A write to durable storage. It is *not* durable until a later [`Effect::Sync`] completes.
     Persist(StorageOp),
     /// Make every earlier `Persist` durable. Effects after it are carried out only once it is done.
     Sync,
-    Reply { request: RequestId, response: P::Response },
+    Reply {
+        request: RequestId,
+        response: P::Response,
+    },
     Event(ProtocolEvent),
 }
 

@@ -15,10 +15,18 @@ use std::ops::Bound;
 /// One write to durable storage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StorageOp {
-    Put { key: String, value: Vec<u8> },
-    Delete { key: String },
+    Put {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
     /// Delete every key in `[start, end)`.
-    DeleteRange { start: String, end: String },
+    DeleteRange {
+        start: String,
+        end: String,
+    },
 }
 
 impl StorageOp {
