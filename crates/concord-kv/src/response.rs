@@ -1,0 +1,53 @@
+//! What the store answers: a [`Response`] per command or query, or a [`crate::KvError`].
+
+use concord_core::Time;
+use serde::{Deserialize, Serialize};
+
+/// A command's or query's output, as Raft hands it back to the client.
+pub type KvResult = Result<Response, crate::KvError>;
+
+/// A key with its value and etcd-style metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+    /// The store revision of the write that created this key (since it was last absent).
+    pub create_revision: u64,
+    /// The store revision of the last write to this key.
+    pub mod_revision: u64,
+    /// How many times the key was written since it was created (1 after the creating write).
+    pub version: u64,
+    /// When the key expires (proposer clock + TTL); `None`: never.
+    pub expires_at: Option<Time>,
+}
+
+/// One page of a range scan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RangePage {
+    /// Keys in ascending order.
+    pub kvs: Vec<KeyValue>,
+    /// The first key of the range not returned – the `start` of the next page – or `None` when the
+    /// range is exhausted.
+    pub next_key: Option<Vec<u8>>,
+}
+
+/// A successful answer. `revision` is always the store's revision *after* the command; it only
+/// grows when the command changed at least one key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Get(Option<KeyValue>),
+    Range(RangePage),
+    Put { revision: u64 },
+    /// `deleted`: how many keys were removed (0 when none existed – then no new revision).
+    Delete { revision: u64, deleted: u64 },
+    /// `succeeded`: whether the comparison held and the value was written. `current`: the key after
+    /// the command (the new value on success; on failure, what made the comparison fail).
+    Cas { succeeded: bool, revision: u64, current: Option<KeyValue> },
+    /// The value after the increment.
+    Increment { value: i64, revision: u64 },
+    /// `succeeded`: whether the compares held (so `success` ran, else `failure`); `responses`: one
+    /// per operation of the branch that ran, in order.
+    Txn { succeeded: bool, revision: u64, responses: Vec<Response> },
+    /// `expired`: how many keys the expiry removed.
+    Expire { revision: u64, expired: u64 },
+}

@@ -1,0 +1,215 @@
+//! The snapshot format: the whole replicated state as compact, deterministic bytes.
+//!
+//! ```text
+//! +---------+------------------------------------------+-------------+
+//! | version | postcard(revision, entries)              | crc32       |
+//! | 1 byte  | varint-encoded, keys in ascending order  | 4 bytes, LE |
+//! +---------+------------------------------------------+-------------+
+//! ```
+//!
+//! * **Deterministic**: entries live in a `BTreeMap`, which serialises in key order, and postcard has
+//!   exactly one encoding per value – so equal states give byte-identical snapshots, and replicas can
+//!   be compared by hashing their snapshots.
+//! * **Versioned**: the first byte names the format; a reader refuses a version it does not know
+//!   instead of misreading it.
+//! * **Checked**: a CRC-32 (IEEE) over the version byte and payload catches torn or flipped bytes
+//!   before decoding; after decoding, the metadata invariants are checked as well.
+//! * The derived deadline index and the configured limits are not stored.
+
+use crate::store::{check_entries, Entry};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The format written by [`encode`].
+pub const FORMAT_VERSION: u8 = 1;
+
+const CRC_BYTES: usize = 4;
+
+/// Why a snapshot was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is {0} bytes; even an empty one has 7 (version, payload, checksum)")]
+    TooShort(usize),
+    #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt or torn)")]
+    Checksum { stored: u32, computed: u32 },
+    #[error("snapshot format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
+    Version { found: u8 },
+    #[error("snapshot payload does not decode: {0}")]
+    Decode(String),
+    #[error("snapshot payload has {0} unexpected trailing bytes")]
+    Trailing(usize),
+    #[error("snapshot is inconsistent: {0}")]
+    Invariant(String),
+}
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    revision: u64,
+    entries: &'a BTreeMap<Vec<u8>, Entry>,
+}
+
+/// Same serde shape as [`BodyRef`], owned.
+#[derive(Deserialize)]
+struct Body {
+    revision: u64,
+    entries: BTreeMap<Vec<u8>, Entry>,
+}
+
+pub(crate) fn encode(revision: u64, entries: &BTreeMap<Vec<u8>, Entry>) -> Vec<u8> {
+    let mut bytes = vec![FORMAT_VERSION];
+    bytes = postcard::to_extend(&BodyRef { revision, entries }, bytes)
+        .expect("postcard serialises the store: every sequence has a known length");
+    let crc = crc32(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, BTreeMap<Vec<u8>, Entry>), SnapshotError> {
+    // Smallest: version byte, revision 0 and 0 entries (one varint byte each), checksum.
+    if bytes.len() < 1 + 2 + CRC_BYTES {
+        return Err(SnapshotError::TooShort(bytes.len()));
+    }
+    let (covered, stored) = bytes.split_at(bytes.len() - CRC_BYTES);
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    let computed = crc32(covered);
+    if stored != computed {
+        return Err(SnapshotError::Checksum { stored, computed });
+    }
+    if covered[0] != FORMAT_VERSION {
+        return Err(SnapshotError::Version { found: covered[0] });
+    }
+    let (body, rest) =
+        postcard::take_from_bytes::<Body>(&covered[1..]).map_err(|e| SnapshotError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(SnapshotError::Trailing(rest.len()));
+    }
+    check_entries(body.revision, &body.entries).map_err(SnapshotError::Invariant)?;
+    Ok((body.revision, body.entries))
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) – the checksum of zip, gzip and PNG.
+/// Table-driven; the table is built at compile time.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            bit += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::Time;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    fn sample() -> BTreeMap<Vec<u8>, Entry> {
+        let mut entries = BTreeMap::new();
+        let e = |v: &[u8], c, m, ver, t: Option<u64>| Entry {
+            value: v.to_vec(),
+            create_revision: c,
+            mod_revision: m,
+            version: ver,
+            expires_at: t.map(Time),
+        };
+        entries.insert(b"a".to_vec(), e(b"1", 1, 3, 2, None));
+        entries.insert(b"b".to_vec(), e(b"xyz", 2, 2, 1, Some(5_000_000)));
+        entries
+    }
+
+    #[test]
+    fn empty_state_is_seven_bytes_and_round_trips() {
+        let bytes = encode(0, &BTreeMap::new());
+        assert_eq!(bytes.len(), 7);
+        assert_eq!(bytes[0], FORMAT_VERSION);
+        assert_eq!(decode(&bytes).unwrap(), (0, BTreeMap::new()));
+    }
+
+    #[test]
+    fn state_round_trips_exactly() {
+        let bytes = encode(3, &sample());
+        assert_eq!(decode(&bytes).unwrap(), (3, sample()));
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let bytes = encode(3, &sample());
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(
+                    matches!(decode(&bad), Err(SnapshotError::Checksum { .. })),
+                    "flip of bit {bit} in byte {i} went unnoticed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        let bytes = encode(3, &sample());
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "truncation to {len} bytes accepted");
+        }
+        assert_eq!(decode(&[]), Err(SnapshotError::TooShort(0)));
+    }
+
+    /// Rewrite `covered` (version + payload) with a valid checksum, to test the checks behind it.
+    fn seal(covered: &[u8]) -> Vec<u8> {
+        let mut bytes = covered.to_vec();
+        bytes.extend_from_slice(&crc32(covered).to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn unknown_version_trailing_bytes_and_garbage_are_refused() {
+        let bytes = encode(3, &sample());
+        let covered = &bytes[..bytes.len() - CRC_BYTES];
+
+        let mut v2 = covered.to_vec();
+        v2[0] = 2;
+        assert_eq!(decode(&seal(&v2)), Err(SnapshotError::Version { found: 2 }));
+
+        let mut trailing = covered.to_vec();
+        trailing.push(0);
+        assert_eq!(decode(&seal(&trailing)), Err(SnapshotError::Trailing(1)));
+
+        // A correctly checksummed payload that claims 2^63 entries must fail, not allocate.
+        let garbage = seal(&[FORMAT_VERSION, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert!(matches!(decode(&garbage), Err(SnapshotError::Decode(_))));
+    }
+
+    #[test]
+    fn impossible_metadata_is_refused() {
+        // Revision 2, but key "a" claims mod revision 3.
+        let bytes = encode(2, &sample());
+        let err = decode(&bytes).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "snapshot is inconsistent: key \"a\" has impossible metadata: create revision 1, mod revision 3, \
+             version 2 (store revision 2)"
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! [`KvStore`]: the state every replica holds, and how a command changes it.
+//!
+//! The state is three things:
+//! * `revision` – the store's logical clock, bumped once per command that changed at least one key;
+//! * `entries` – an ordered map from key to value and metadata (so range scans come out in order);
+//! * `deadlines` – an index of `(expires_at, key)` for keys with a TTL, ordered by deadline, so that
+//!   housekeeping finds the overdue keys without scanning everything. It is derived from `entries`
+//!   and rebuilt on restore, never stored in a snapshot.
+//!
+//! Applying a command is a pure function of (state, command): no clock (time arrives inside the
+//! command), no randomness, no hash-map iteration order.
+
+use crate::command::{
+    Cas, Command, CompareOp, CompareTarget, ExpireKey, KeyRange, Query, RangeRequest, Txn, TxnOp,
+    Write,
+};
+use crate::error::{excerpt, KvError};
+use crate::limits::{check_value, validate, validate_query, KvLimits};
+use crate::response::{KeyValue, KvResult, RangePage, Response};
+use crate::snapshot;
+use concord_core::{StateMachine, Time};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::time::Duration;
+
+/// One key's value and metadata, as stored (and as written into snapshots).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    pub value: Vec<u8>,
+    pub create_revision: u64,
+    pub mod_revision: u64,
+    pub version: u64,
+    pub expires_at: Option<Time>,
+}
+
+/// The replicated key-value state machine. See the crate docs for the semantics.
+#[derive(Clone, Debug, Default)]
+pub struct KvStore {
+    limits: KvLimits,
+    revision: u64,
+    entries: BTreeMap<Vec<u8>, Entry>,
+    /// `(expires_at, key)` for every entry with a deadline: derived from `entries`.
+    deadlines: BTreeSet<(Time, Vec<u8>)>,
+}
+
+/// Two stores are equal when their replicated state is: revision and entries. (`deadlines` is
+/// derived from the entries; `limits` is configuration.)
+impl PartialEq for KvStore {
+    fn eq(&self, other: &Self) -> bool {
+        self.revision == other.revision && self.entries == other.entries
+    }
+}
+
+impl Eq for KvStore {}
+
+impl KvStore {
+    /// An empty store (revision 0) enforcing `limits`. Every replica of a group must use the same
+    /// limits (see [`crate::limits`]).
+    pub fn new(limits: KvLimits) -> KvStore {
+        KvStore { limits, ..KvStore::default() }
+    }
+
+    pub fn limits(&self) -> &KvLimits {
+        &self.limits
+    }
+
+    /// The revision of the last write (0: never written).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Number of keys present (including overdue ones not yet expired).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The key's value and metadata, from applied state: a key whose deadline passed is still
+    /// returned until an `Expire` for it is applied (see the crate docs for why).
+    pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
+        self.entries.get(key).map(|entry| key_value(key, entry))
+    }
+
+    /// Keys with a TTL, in deadline order: `(expires_at, key)`.
+    pub fn deadlines(&self) -> impl Iterator<Item = (Time, &[u8])> + '_ {
+        self.deadlines.iter().map(|(at, key)| (*at, key.as_slice()))
+    }
+
+    /// Apply `command`: validate it, then run it. An error changes nothing.
+    pub fn execute(&mut self, command: &Command) -> KvResult {
+        validate(command, &self.limits)?;
+        // Every key this command writes gets `rev` as its mod revision; `self.revision` only moves
+        // to `rev` if something was written, so read-only or no-op commands leave it alone.
+        let rev = self.revision + 1;
+        let now = command.now;
+        let (changed, response) = match &command.write {
+            Write::Put(put) => {
+                self.put_at(&put.key, put.value.clone(), deadline(now, put.ttl_ms), rev);
+                (true, Response::Put { revision: rev })
+            }
+            Write::Delete { key } => {
+                let deleted = u64::from(self.remove(key));
+                (deleted > 0, Response::Delete { revision: 0, deleted })
+            }
+            Write::DeleteRange(range) => {
+                let deleted = self.remove_range(range);
+                (deleted > 0, Response::Delete { revision: 0, deleted })
+            }
+            Write::Cas(cas) => self.cas(cas, now, rev),
+            Write::Increment { key, delta } => self.increment(key, *delta, rev)?,
+            Write::Txn(txn) => self.txn(txn, now, rev),
+            Write::Expire { keys } => {
+                let expired = self.expire(keys, now);
+                (expired > 0, Response::Expire { revision: 0, expired })
+            }
+        };
+        if changed {
+            self.revision = rev;
+        }
+        Ok(with_revision(response, self.revision))
+    }
+
+    /// Answer a read-only query.
+    pub fn read(&self, query: &Query) -> KvResult {
+        validate_query(query, &self.limits)?;
+        match query {
+            Query::Get { key } => Ok(Response::Get(self.get(key))),
+            Query::Range(request) => Ok(Response::Range(self.page(request))),
+            // validate_query refuses it already; kept explicit so the match needs no wildcard.
+            Query::Unsupported { reason } => Err(KvError::Unsupported(reason.clone())),
+        }
+    }
+
+    /// The `Expire` command a leader should propose at `now`: overdue keys, earliest deadline first,
+    /// at most `max_expire_keys` of them. Empty if nothing is overdue.
+    pub fn expiry_due(&self, now: Time) -> Option<Command> {
+        let keys: Vec<ExpireKey> = self
+            .deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .take(self.limits.max_expire_keys)
+            .filter_map(|(_, key)| {
+                self.entries.get(key).map(|e| ExpireKey { key: key.clone(), mod_revision: e.mod_revision })
+            })
+            .collect();
+        (!keys.is_empty()).then(|| Command::new(now, Write::Expire { keys }))
+    }
+
+    fn cas(&mut self, cas: &Cas, now: Time, rev: u64) -> (bool, Response) {
+        if !self.holds(&cas.key, CompareOp::Equal, &cas.expect) {
+            return (false, Response::Cas { succeeded: false, revision: 0, current: self.get(&cas.key) });
+        }
+        self.put_at(&cas.key, cas.value.clone(), deadline(now, cas.ttl_ms), rev);
+        (true, Response::Cas { succeeded: true, revision: rev, current: self.get(&cas.key) })
+    }
+
+    fn increment(&mut self, key: &[u8], delta: i64, rev: u64) -> Result<(bool, Response), KvError> {
+        let (current, expires_at) = match self.entries.get(key) {
+            None => (0, None),
+            Some(entry) => (parse_i64(&entry.value).ok_or_else(|| not_an_integer(key, &entry.value))?, entry.expires_at),
+        };
+        let value = current.checked_add(delta).ok_or_else(|| KvError::IncrementOverflow {
+            key: excerpt(key),
+            current,
+            delta,
+        })?;
+        let bytes = value.to_string().into_bytes();
+        // At most 20 bytes, but a (silly) configuration could make even that too large.
+        check_value(&bytes, &self.limits)?;
+        self.put_at(key, bytes, expires_at, rev);
+        Ok((true, Response::Increment { value, revision: rev }))
+    }
+
+    /// Compares first, then one branch. `validate` already checked every op of both branches, and
+    /// no txn op can fail on state, so a branch runs to completion: the txn is atomic without undo.
+    fn txn(&mut self, txn: &Txn, now: Time, rev: u64) -> (bool, Response) {
+        let succeeded = txn.compares.iter().all(|c| self.holds(&c.key, c.op, &c.target));
+        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let mut changed = false;
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let response = match op {
+                TxnOp::Get { key } => Response::Get(self.get(key)),
+                TxnOp::Range(request) => Response::Range(self.page(request)),
+                TxnOp::Put(put) => {
+                    self.put_at(&put.key, put.value.clone(), deadline(now, put.ttl_ms), rev);
+                    changed = true;
+                    Response::Put { revision: 0 }
+                }
+                TxnOp::Delete { key } => {
+                    let deleted = u64::from(self.remove(key));
+                    changed |= deleted > 0;
+                    Response::Delete { revision: 0, deleted }
+                }
+                TxnOp::DeleteRange(range) => {
+                    let deleted = self.remove_range(range);
+                    changed |= deleted > 0;
+                    Response::Delete { revision: 0, deleted }
+                }
+            };
+            responses.push(response);
+        }
+        (changed, Response::Txn { succeeded, revision: 0, responses })
+    }
+
+    /// Remove each named key that is still the version the leader saw (same mod revision) and whose
+    /// deadline is not after the command's `now`. A key rewritten since the leader looked is skipped:
+    /// its new value has a new TTL (or none), and a later housekeeping round will deal with it.
+    fn expire(&mut self, keys: &[ExpireKey], now: Time) -> u64 {
+        let mut expired = 0;
+        for target in keys {
+            let due = self.entries.get(target.key.as_slice()).is_some_and(|e| {
+                e.mod_revision == target.mod_revision && e.expires_at.is_some_and(|at| at <= now)
+            });
+            if due && self.remove(&target.key) {
+                expired += 1;
+            }
+        }
+        expired
+    }
+
+    /// Does `key`'s field named by `target` relate to `target`'s value as `op` says?
+    fn holds(&self, key: &[u8], op: CompareOp, target: &CompareTarget) -> bool {
+        let entry = self.entries.get(key);
+        // An absent key: value None, version and revisions 0 (etcd's convention).
+        let ordering = match target {
+            CompareTarget::Value(expected) => entry.map(|e| e.value.as_slice()).cmp(&expected.as_deref()),
+            CompareTarget::Version(v) => entry.map_or(0, |e| e.version).cmp(v),
+            CompareTarget::CreateRevision(r) => entry.map_or(0, |e| e.create_revision).cmp(r),
+            CompareTarget::ModRevision(r) => entry.map_or(0, |e| e.mod_revision).cmp(r),
+        };
+        match op {
+            CompareOp::Equal => ordering == Ordering::Equal,
+            CompareOp::NotEqual => ordering != Ordering::Equal,
+            CompareOp::Greater => ordering == Ordering::Greater,
+            CompareOp::Less => ordering == Ordering::Less,
+        }
+    }
+
+    /// Write `value` at revision `rev`, replacing the key's deadline with `expires_at`.
+    fn put_at(&mut self, key: &[u8], value: Vec<u8>, expires_at: Option<Time>, rev: u64) {
+        match self.entries.get_mut(key) {
+            Some(entry) => {
+                if let Some(old) = entry.expires_at {
+                    self.deadlines.remove(&(old, key.to_vec()));
+                }
+                entry.value = value;
+                entry.mod_revision = rev;
+                entry.version = entry.version.saturating_add(1);
+                entry.expires_at = expires_at;
+            }
+            None => {
+                let entry = Entry { value, create_revision: rev, mod_revision: rev, version: 1, expires_at };
+                self.entries.insert(key.to_vec(), entry);
+            }
+        }
+        if let Some(at) = expires_at {
+            self.deadlines.insert((at, key.to_vec()));
+        }
+    }
+
+    /// Remove `key`; whether it existed.
+    fn remove(&mut self, key: &[u8]) -> bool {
+        match self.entries.remove(key) {
+            Some(entry) => {
+                if let Some(at) = entry.expires_at {
+                    self.deadlines.remove(&(at, key.to_vec()));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Remove every key in `range`; how many there were.
+    fn remove_range(&mut self, range: &KeyRange) -> u64 {
+        let keys: Vec<Vec<u8>> = self.keys_in(range).map(|(key, _)| key.clone()).collect();
+        for key in &keys {
+            self.remove(key);
+        }
+        keys.len() as u64
+    }
+
+    fn keys_in<'a>(&'a self, range: &'a KeyRange) -> impl Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a {
+        let start = Bound::Included(range.start.as_slice());
+        let end = match &range.end {
+            // BTreeMap::range panics on start > end; validate refuses such ranges, and this keeps
+            // even an unvalidated one from panicking (it is simply empty).
+            Some(end) if range.start > *end => Bound::Excluded(range.start.as_slice()),
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Unbounded,
+        };
+        self.entries.range::<[u8], _>((start, end))
+    }
+
+    /// One page of `request`: at most `limit` keys and, past the first key, at most
+    /// `max_range_bytes` of keys and values.
+    fn page(&self, request: &RangeRequest) -> RangePage {
+        let mut page = RangePage::default();
+        let mut bytes = 0usize;
+        for (key, entry) in self.keys_in(&request.range) {
+            let size = key.len() + entry.value.len();
+            let full = page.kvs.len() >= request.limit
+                || (!page.kvs.is_empty() && bytes.saturating_add(size) > self.limits.max_range_bytes);
+            if full {
+                page.next_key = Some(key.clone());
+                break;
+            }
+            bytes += size;
+            page.kvs.push(key_value(key, entry));
+        }
+        page
+    }
+
+    /// Check the invariants that tie the state together; used by tests and after `restore`.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        check_entries(self.revision, &self.entries)?;
+        let expected: BTreeSet<(Time, Vec<u8>)> =
+            self.entries.iter().filter_map(|(k, e)| e.expires_at.map(|at| (at, k.clone()))).collect();
+        if expected != self.deadlines {
+            return Err("the deadline index does not match the entries' deadlines".into());
+        }
+        Ok(())
+    }
+
+    fn from_parts(limits: KvLimits, revision: u64, entries: BTreeMap<Vec<u8>, Entry>) -> KvStore {
+        let deadlines = entries.iter().filter_map(|(k, e)| e.expires_at.map(|at| (at, k.clone()))).collect();
+        KvStore { limits, revision, entries, deadlines }
+    }
+}
+
+/// Invariants of stored entries: each key was created at a revision in `1..=mod_revision`, last
+/// written at a revision `<= revision`, and written at least once.
+pub(crate) fn check_entries(revision: u64, entries: &BTreeMap<Vec<u8>, Entry>) -> Result<(), String> {
+    for (key, e) in entries {
+        let ok = !key.is_empty()
+            && e.version >= 1
+            && 1 <= e.create_revision
+            && e.create_revision <= e.mod_revision
+            && e.mod_revision <= revision;
+        if !ok {
+            return Err(format!(
+                "key {} has impossible metadata: create revision {}, mod revision {}, version {} \
+                 (store revision {revision})",
+                excerpt(key),
+                e.create_revision,
+                e.mod_revision,
+                e.version
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl StateMachine for KvStore {
+    type Command = Command;
+    type Query = Query;
+    type Output = KvResult;
+
+    /// The log index is not needed: the store's own `revision` orders its writes, and Raft tracks
+    /// what it applied.
+    fn apply(&mut self, _index: u64, command: &Command) -> KvResult {
+        self.execute(command)
+    }
+
+    fn query(&self, query: &Query) -> KvResult {
+        self.read(query)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        snapshot::encode(self.revision, &self.entries)
+    }
+
+    /// Decodes into a fresh state and swaps it in only if it is sound: on error `self` is unchanged.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let (revision, entries) = snapshot::decode(bytes).map_err(|e| e.to_string())?;
+        *self = KvStore::from_parts(self.limits.clone(), revision, entries);
+        Ok(())
+    }
+
+    fn housekeeping(&self, now: Time) -> Vec<Command> {
+        self.expiry_due(now).into_iter().collect()
+    }
+}
+
+fn key_value(key: &[u8], entry: &Entry) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        value: entry.value.clone(),
+        create_revision: entry.create_revision,
+        mod_revision: entry.mod_revision,
+        version: entry.version,
+        expires_at: entry.expires_at,
+    }
+}
+
+/// The absolute deadline of a TTL given at `now` (saturating: a huge TTL means "practically never").
+fn deadline(now: Time, ttl_ms: Option<u64>) -> Option<Time> {
+    ttl_ms.map(|ttl| now + Duration::from_millis(ttl))
+}
+
+/// A value as a decimal `i64` (what increment accepts; Rust's grammar: optional sign, digits).
+pub(crate) fn parse_i64(value: &[u8]) -> Option<i64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+fn not_an_integer(key: &[u8], value: &[u8]) -> KvError {
+    KvError::NotAnInteger { key: excerpt(key), value: excerpt(value) }
+}
+
+/// `response` with its `revision` fields (and those of nested txn responses) set to `revision`: the
+/// store's revision after the whole command.
+fn with_revision(response: Response, revision: u64) -> Response {
+    match response {
+        Response::Put { .. } => Response::Put { revision },
+        Response::Delete { deleted, .. } => Response::Delete { revision, deleted },
+        Response::Cas { succeeded, current, .. } => Response::Cas { succeeded, revision, current },
+        Response::Increment { value, .. } => Response::Increment { value, revision },
+        Response::Txn { succeeded, responses, .. } => Response::Txn {
+            succeeded,
+            revision,
+            responses: responses.into_iter().map(|r| with_revision(r, revision)).collect(),
+        },
+        Response::Expire { expired, .. } => Response::Expire { revision, expired },
+        read @ (Response::Get(_) | Response::Range(_)) => read,
+    }
+}
