@@ -1,0 +1,51 @@
+//! # concord-check – the judges
+//!
+//! Concord proves its consistency claims by checking *histories*: what every client asked and what
+//! it was told (see `concord_core::history`). The checkers here are used by every simulation sweep,
+//! by the real-cluster tests, and on histories recorded by other systems (Jepsen/Knossos formats).
+//!
+//! * [`linearizability`] – is there one order of the operations, consistent with real time, that a
+//!   sequential [`Model`] explains? The Wing & Gong / Lowe search with memoisation and per-key
+//!   partitioning. Answers yes, no (with an [`Explanation`], also as an HTML page: [`html::render`]),
+//!   or unknown – never a wrong verdict.
+//! * [`convergence`] – after faults heal and the system quiesces, do all replicas hold the same value
+//!   for every key, and was that value ever written?
+//! * [`staleness`] – for eventually consistent systems: how many versions behind each read was
+//!   (k-staleness), how long after a write it became visible (t-visibility), and the PBS curve of the
+//!   probability of a consistent read against time since the write.
+//! * [`session`] – the session guarantees of Terry et al.: read-your-writes, monotonic reads,
+//!   monotonic writes, writes-follow-reads.
+//! * [`formats`] – reading histories: Concord's JSON Lines, Jepsen/Knossos text logs, EDN op maps.
+//! * [`ops`] – the common first step: pairing each invocation with its completion.
+//! * [`gen`] – deterministic generators of linearizable histories, for tests and benchmarks.
+//! * [`cli`] – the `concord check` command's logic (the clap wrapper lives in the `concord` crate).
+//!
+//! ```
+//! use concord_check::{linearizability, Model, Verdict};
+//! use concord_core::history::{EventType, History, Op};
+//! use concord_core::time::Time;
+//! use std::time::Duration;
+//!
+//! // A write of 1 completes, then a read returns the initial nil: a stale read.
+//! let mut h = History::default();
+//! h.push(0, EventType::Invoke, Op::write("x", 1), Time(0));
+//! h.push(0, EventType::Ok, Op::write("x", 1), Time(1));
+//! h.push(1, EventType::Invoke, Op::read("x"), Time(2));
+//! h.push(1, EventType::Ok, Op::read("x"), Time(3));
+//! let verdict = linearizability::check(&h, Model::Kv, Duration::from_secs(1));
+//! assert!(matches!(verdict, Verdict::NotLinearizable(_)));
+//! ```
+
+pub mod cli;
+pub mod convergence;
+pub mod formats;
+pub mod gen;
+pub mod html;
+pub mod linearizability;
+pub mod model;
+pub mod ops;
+pub mod session;
+pub mod staleness;
+
+pub use linearizability::{Explanation, Verdict};
+pub use model::Model;

@@ -1,0 +1,371 @@
+//! Sequential models: what each object would do if operations ran one at a time.
+//!
+//! Linearizability is defined *relative to a sequential specification*: a history is linearizable
+//! if its operations can be put in one order, consistent with real time, in which the specification
+//! explains every result. A [`Sequential`] model is that specification as code – an initial state
+//! and a `step` that applies one operation and says whether the operation's recorded result is
+//! possible in that state.
+//!
+//! Conventions shared by all models (they follow Jepsen's, see `concord_core::history::OpFn`):
+//!
+//! * `step` receives an [`Operation`]; `output` is `None` when the outcome is unknown (`info`). An
+//!   unknown-outcome operation that is placed in the order *did* take effect – so an unknown `cas` can
+//!   only be placed where its comparison succeeds, an unknown `dequeue` only where the queue is not
+//!   empty. (A comparison that fails has no effect, which is the same as never having happened, and
+//!   the checker already allows unknown operations to never happen.)
+//! * Absent is `nil`: a register or a key starts as `nil`, `delete` sets it back to `nil`.
+//! * States implement `Eq + Hash` because the checker memoises (set of placed operations, state).
+//!
+//! | model      | functions                               | state            |
+//! |------------|-----------------------------------------|------------------|
+//! | `register` | read, write, cas                        | a value          |
+//! | `kv`       | read (get), write (put), cas, delete, append | a value per key |
+//! | `counter`  | add, read                               | an integer (starts at 0) |
+//! | `set`      | add, read (returns all elements)        | a set of values  |
+//! | `queue`    | enqueue, dequeue (`nil`: empty)          | a FIFO sequence  |
+//!
+//! Every model is *per key*: when operations carry keys, each key is an independent object with its
+//! own state, which is what lets the checker split the history by key (see
+//! [`crate::linearizability`]). The `kv` model is therefore "a register with delete and append",
+//! checked key by key.
+
+use crate::ops::Operation;
+use concord_core::history::{OpFn, Value};
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::hash::Hash;
+use std::str::FromStr;
+
+/// The models the checkers know, by name. This is the plain entry point; the generic search works on
+/// any [`Sequential`] implementation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Model {
+    /// A read/write/compare-and-set register.
+    Register,
+    /// A key-value map: get, put, delete, compare-and-set, append – each key a register.
+    Kv,
+    /// An integer counter: add (any increment, also negative), read.
+    Counter,
+    /// A grow-only set: add an element, read the whole set.
+    Set,
+    /// A FIFO queue: enqueue, dequeue.
+    Queue,
+}
+
+impl Model {
+    pub const ALL: [Model; 5] = [Model::Register, Model::Kv, Model::Counter, Model::Set, Model::Queue];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Register => "register",
+            Model::Kv => "kv",
+            Model::Counter => "counter",
+            Model::Set => "set",
+            Model::Queue => "queue",
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Model, String> {
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown model `{s}`; expected one of register, kv, counter, set, queue"))
+    }
+}
+
+/// A sequential specification.
+pub trait Sequential {
+    type State: Clone + Eq + Hash + fmt::Debug;
+
+    fn init(&self) -> Self::State;
+
+    /// Whether this model can interpret `op` at all (right function, well-formed arguments). Called
+    /// once per operation before the search, so that `step` can assume well-formed input.
+    fn validate(&self, op: &Operation) -> Result<(), String>;
+
+    /// The state after `op`, if `op` (with its recorded output, when known) can happen in `state`.
+    fn step(&self, state: &Self::State, op: &Operation) -> Option<Self::State>;
+
+    /// The state, for humans.
+    fn describe(&self, state: &Self::State) -> String;
+
+    /// Why `op` cannot happen in `state`, for humans (called only when `step` returned `None`).
+    fn why_not(&self, state: &Self::State, _op: &Operation) -> String {
+        format!("not possible when the state is {}", self.describe(state))
+    }
+}
+
+/// The register and KV models: one value per key, `nil` when absent.
+#[derive(Clone, Copy, Debug)]
+pub struct RegisterModel {
+    /// `kv` adds `delete` and `append` to `register`'s read/write/cas.
+    pub with_delete_and_append: bool,
+}
+
+impl Sequential for RegisterModel {
+    type State = Value;
+
+    fn init(&self) -> Value {
+        Value::Nil
+    }
+
+    fn validate(&self, op: &Operation) -> Result<(), String> {
+        match op.f {
+            OpFn::Read | OpFn::Write => Ok(()),
+            OpFn::Cas if op.input.as_pair().is_some() => Ok(()),
+            OpFn::Cas => Err(format!("cas needs a pair [expected new], got {}", op.input)),
+            OpFn::Delete | OpFn::Append if self.with_delete_and_append => Ok(()),
+            f => Err(format!(
+                "the {} model has no `{f}`",
+                if self.with_delete_and_append { "kv" } else { "register" }
+            )),
+        }
+    }
+
+    fn step(&self, state: &Value, op: &Operation) -> Option<Value> {
+        match op.f {
+            OpFn::Read => match &op.output {
+                Some(read) if read == state => Some(state.clone()),
+                Some(_) => None,
+                // Unknown reads are dropped before the search; accepting them is still correct.
+                None => Some(state.clone()),
+            },
+            OpFn::Write => Some(op.input.clone()),
+            OpFn::Cas => {
+                let (expected, new) = op.input.as_pair()?;
+                (expected == state).then(|| new.clone())
+            }
+            OpFn::Delete => Some(Value::Nil),
+            OpFn::Append => match state {
+                Value::Nil => Some(Value::List(vec![op.input.clone()])),
+                Value::List(items) => {
+                    let mut items = items.clone();
+                    items.push(op.input.clone());
+                    Some(Value::List(items))
+                }
+                // Appending to a scalar is an error in the store, so it cannot have succeeded.
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn describe(&self, state: &Value) -> String {
+        state.to_string()
+    }
+
+    fn why_not(&self, state: &Value, op: &Operation) -> String {
+        match (op.f, &op.output, op.input.as_pair()) {
+            (OpFn::Read, Some(read), _) => format!("read {read}, but the value is {state}"),
+            (OpFn::Cas, _, Some((expected, _))) => format!("expects {expected}, but the value is {state}"),
+            (OpFn::Append, _, _) => format!("cannot append to the scalar {state}"),
+            _ => format!("not possible when the value is {state}"),
+        }
+    }
+}
+
+/// A counter starting at 0.
+#[derive(Clone, Copy, Debug)]
+pub struct CounterModel;
+
+impl Sequential for CounterModel {
+    type State = i64;
+
+    fn init(&self) -> i64 {
+        0
+    }
+
+    fn validate(&self, op: &Operation) -> Result<(), String> {
+        match op.f {
+            OpFn::Add if op.input.as_int().is_some() => Ok(()),
+            OpFn::Add => Err(format!("add needs an integer, got {}", op.input)),
+            OpFn::Read => match &op.output {
+                None | Some(Value::Int(_)) => Ok(()),
+                Some(v) => Err(format!("a counter read returns an integer, got {v}")),
+            },
+            f => Err(format!("the counter model has no `{f}`")),
+        }
+    }
+
+    fn step(&self, state: &i64, op: &Operation) -> Option<i64> {
+        match op.f {
+            OpFn::Add => state.checked_add(op.input.as_int()?),
+            OpFn::Read => match &op.output {
+                Some(Value::Int(read)) => (read == state).then_some(*state),
+                Some(_) => None,
+                None => Some(*state),
+            },
+            _ => None,
+        }
+    }
+
+    fn describe(&self, state: &i64) -> String {
+        state.to_string()
+    }
+
+    fn why_not(&self, state: &i64, op: &Operation) -> String {
+        match &op.output {
+            Some(read) if op.f == OpFn::Read => format!("read {read}, but the counter is {state}"),
+            _ => format!("not possible when the counter is {state}"),
+        }
+    }
+}
+
+/// A grow-only set: `add x`, and `read` returning all elements (a list, in any order).
+#[derive(Clone, Copy, Debug)]
+pub struct SetModel;
+
+impl Sequential for SetModel {
+    type State = BTreeSet<Value>;
+
+    fn init(&self) -> BTreeSet<Value> {
+        BTreeSet::new()
+    }
+
+    fn validate(&self, op: &Operation) -> Result<(), String> {
+        match (op.f, &op.output) {
+            (OpFn::Add, _) | (OpFn::Read, None | Some(Value::List(_)) | Some(Value::Nil)) => Ok(()),
+            (OpFn::Read, Some(v)) => Err(format!("a set read returns a list, got {v}")),
+            (f, _) => Err(format!("the set model has no `{f}`")),
+        }
+    }
+
+    fn step(&self, state: &BTreeSet<Value>, op: &Operation) -> Option<BTreeSet<Value>> {
+        match op.f {
+            OpFn::Add => {
+                let mut next = state.clone();
+                next.insert(op.input.clone());
+                Some(next)
+            }
+            OpFn::Read => match &op.output {
+                None => Some(state.clone()),
+                Some(Value::Nil) => state.is_empty().then(|| state.clone()),
+                Some(Value::List(items)) => {
+                    // Cheap length test first; then compare as sets, so that a read listing one
+                    // element twice (and missing another) is not mistaken for the whole set.
+                    let same = items.len() == state.len() && {
+                        let read: BTreeSet<&Value> = items.iter().collect();
+                        read.len() == state.len() && read.into_iter().eq(state.iter())
+                    };
+                    same.then(|| state.clone())
+                }
+                Some(_) => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn describe(&self, state: &BTreeSet<Value>) -> String {
+        Value::List(state.iter().cloned().collect()).to_string()
+    }
+}
+
+/// A FIFO queue: `enqueue x`; `dequeue` returns the oldest element, or `nil` when empty.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueModel;
+
+impl Sequential for QueueModel {
+    type State = VecDeque<Value>;
+
+    fn init(&self) -> VecDeque<Value> {
+        VecDeque::new()
+    }
+
+    fn validate(&self, op: &Operation) -> Result<(), String> {
+        match op.f {
+            OpFn::Enqueue | OpFn::Dequeue => Ok(()),
+            f => Err(format!("the queue model has no `{f}`")),
+        }
+    }
+
+    fn step(&self, state: &VecDeque<Value>, op: &Operation) -> Option<VecDeque<Value>> {
+        match op.f {
+            OpFn::Enqueue => {
+                let mut next = state.clone();
+                next.push_back(op.input.clone());
+                Some(next)
+            }
+            OpFn::Dequeue => match (&op.output, state.front()) {
+                (Some(Value::Nil), None) => Some(state.clone()),
+                (Some(got), Some(front)) if got == front => Some(state.iter().skip(1).cloned().collect()),
+                // Unknown outcome: if it took effect it removed the front element, whatever it was.
+                (None, Some(_)) => Some(state.iter().skip(1).cloned().collect()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn describe(&self, state: &VecDeque<Value>) -> String {
+        Value::List(state.iter().cloned().collect()).to_string()
+    }
+
+    fn why_not(&self, state: &VecDeque<Value>, op: &Operation) -> String {
+        match (&op.output, state.front()) {
+            (Some(got), Some(front)) => format!("dequeued {got}, but the head of the queue is {front}"),
+            (Some(got), None) => format!("dequeued {got}, but the queue is empty"),
+            _ => format!("not possible when the queue is {}", self.describe(state)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Outcome;
+    use concord_core::time::Time;
+
+    fn op(f: OpFn, input: Value, output: Option<Value>) -> Operation {
+        Operation {
+            process: 0,
+            f,
+            key: None,
+            input,
+            outcome: if output.is_some() { Outcome::Ok } else { Outcome::Info },
+            output,
+            call_index: 0,
+            return_index: None,
+            call_time: Time(0),
+            return_time: None,
+        }
+    }
+
+    #[test]
+    fn register_cas_only_succeeds_on_match() {
+        let m = RegisterModel { with_delete_and_append: false };
+        let cas = op(OpFn::Cas, Value::pair(Value::Int(1), Value::Int(2)), Some(Value::Nil));
+        assert_eq!(m.step(&Value::Int(1), &cas), Some(Value::Int(2)));
+        assert_eq!(m.step(&Value::Int(3), &cas), None);
+        assert!(m.validate(&op(OpFn::Delete, Value::Nil, None)).is_err());
+    }
+
+    #[test]
+    fn queue_is_fifo() {
+        let m = QueueModel;
+        let q: VecDeque<Value> = [Value::Int(1), Value::Int(2)].into_iter().collect();
+        assert!(m.step(&q, &op(OpFn::Dequeue, Value::Nil, Some(Value::Int(2)))).is_none());
+        let after = m.step(&q, &op(OpFn::Dequeue, Value::Nil, Some(Value::Int(1)))).unwrap();
+        assert_eq!(after.front(), Some(&Value::Int(2)));
+    }
+
+    #[test]
+    fn set_read_must_match_exactly() {
+        let m = SetModel;
+        let s: BTreeSet<Value> = [Value::Int(1), Value::Int(2)].into_iter().collect();
+        let read = |items: Vec<i64>| {
+            op(OpFn::Read, Value::Nil, Some(Value::List(items.into_iter().map(Value::Int).collect())))
+        };
+        assert!(m.step(&s, &read(vec![2, 1])).is_some());
+        assert!(m.step(&s, &read(vec![1])).is_none());
+        assert!(m.step(&s, &read(vec![1, 1])).is_none());
+    }
+}
