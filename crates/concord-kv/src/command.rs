@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn prefix_ranges_end_after_the_last_key_with_the_prefix() {
         assert_eq!(KeyRange::prefix("ab"), KeyRange::new("ab", "ac"));
-        assert_eq!(KeyRange::prefix(vec![b'a', 0xff]), KeyRange::new("a", "b"));
+        assert_eq!(KeyRange::prefix(vec![b'a', 0xff]), KeyRange::new(vec![b'a', 0xff], "b"));
         assert_eq!(KeyRange::prefix(vec![0xff, 0xff]), KeyRange { start: vec![0xff, 0xff], end: None });
         assert_eq!(KeyRange::prefix(""), KeyRange::from(""));
     }
