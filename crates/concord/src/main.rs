@@ -1,1 +1,44 @@
-fn main() {}
+//! `concord` – simulate, check and run Concord clusters.
+//!
+//! One binary, one subcommand per job; each subcommand lives in its own file under `cmd/`.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Concord: a distributed key-value database, and a laboratory for distributed systems.
+///
+/// The same protocol code (Raft, gossip, …) runs in a deterministic simulator – virtual time,
+/// seeded randomness, injected faults – and, later, in a real cluster.
+#[derive(Parser)]
+#[command(name = "concord", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a simulation scenario (one seed, or a sweep over many seeds on all cores).
+    ///
+    /// Examples:
+    ///   concord sim labs/gossip.toml                      # seed 1, print a summary
+    ///   concord sim labs/gossip.toml --seed 7 --trace run.jsonl
+    ///   concord sim labs/gossip.toml --seeds 1..1000      # sweep; failing seeds print a replay command
+    Sim(cmd::sim::SimArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Sim(args) => cmd::sim::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

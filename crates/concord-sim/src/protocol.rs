@@ -1,0 +1,66 @@
+//! What the simulator needs from a protocol beyond [`concord_core::Process`].
+//!
+//! A protocol crate stays free of simulator code; the simulator adapts each protocol by
+//! implementing [`SimProtocol`] for it (see `protocols/`). That adapter says how to build a node
+//! from its configuration and its disk, how to look at a replica's data (for convergence checks),
+//! and which invariants to check online after every step.
+
+use concord_core::history::History;
+use concord_core::{Durable, NodeId, Service, Time, Value};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+/// A replica's data as the checkers see it: key → value.
+pub type ReplicaState = BTreeMap<String, Value>;
+
+/// A protocol the simulator can run.
+pub trait SimProtocol: Service {
+    /// The `[protocol.NAME]` table of a scenario.
+    type Config: DeserializeOwned + Clone + Debug + Send + Sync + 'static;
+
+    /// Build node `id` of `cluster` from what its disk holds. Called at boot and after every
+    /// restart; an error (a corrupt disk) keeps the node down and is reported as a violation.
+    fn boot(id: NodeId, cluster: &[NodeId], config: &Self::Config, durable: &Durable)
+        -> Result<Self, String>;
+
+    /// The replica's data, for the convergence check (`None` if the protocol holds no data).
+    fn observe(&self) -> Option<ReplicaState> {
+        None
+    }
+
+    /// Judge converged replicas against the history; return one line per problem found.
+    /// The default demands that all replicas hold identical data.
+    fn check_convergence(replicas: &[(NodeId, ReplicaState)], _history: &History) -> Vec<String> {
+        identical_replicas(replicas)
+    }
+
+    /// A fresh online invariant checker for one run, if the protocol has invariants.
+    fn invariants(_config: &Self::Config) -> Option<Box<dyn Invariant<Self>>> {
+        None
+    }
+}
+
+/// An invariant checked after every step of a run. It may keep its own memory across steps (e.g.
+/// "at most one leader per term, ever" needs to remember past leaders).
+pub trait Invariant<P> {
+    /// `nodes` lists every node; crashed ones are `None`. Return a description of a violation.
+    fn check(&mut self, now: Time, nodes: &[(NodeId, Option<&P>)]) -> Result<(), String>;
+}
+
+/// Differences between replicas: one line per key on which two replicas disagree.
+pub fn identical_replicas(replicas: &[(NodeId, ReplicaState)]) -> Vec<String> {
+    let Some((first_id, first)) = replicas.first() else { return Vec::new() };
+    let mut problems = Vec::new();
+    for (id, state) in &replicas[1..] {
+        let keys: std::collections::BTreeSet<&String> = first.keys().chain(state.keys()).collect();
+        for key in keys {
+            let (a, b) = (first.get(key), state.get(key));
+            if a != b {
+                let show = |v: Option<&Value>| v.map_or("absent".to_string(), |v| v.to_string());
+                problems.push(format!("key {key}: {first_id} has {}, {id} has {}", show(a), show(b)));
+            }
+        }
+    }
+    problems
+}

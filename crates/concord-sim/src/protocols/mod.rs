@@ -1,0 +1,57 @@
+//! The protocols the simulator knows by name, and running a scenario file whatever its protocol.
+//!
+//! A scenario's `[protocol.NAME]` table picks the protocol; [`run`] dispatches on that name to the
+//! generic simulator instantiated for the protocol's type.
+
+pub mod gossip;
+
+use crate::scenario::{protocol_name, Scenario, ScenarioError};
+use crate::sim::{RunOptions, RunReport, Simulation};
+use crate::SimProtocol;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A scenario loaded for one of the known protocols, ready to run many times (one per seed).
+#[derive(Clone)]
+pub enum LoadedScenario {
+    Gossip(Arc<Scenario<<concord_gossip::GossipNode as SimProtocol>::Config>>),
+}
+
+/// Protocol names accepted in `[protocol.NAME]`.
+pub const PROTOCOLS: &[&str] = &["gossip"];
+
+impl LoadedScenario {
+    /// Parse a scenario, whatever its protocol.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
+        let name = protocol_name(path, text)?;
+        match name.as_str() {
+            "gossip" => Ok(LoadedScenario::Gossip(Arc::new(Scenario::parse(path, text)?))),
+            other => Err(ScenarioError::Invalid {
+                path: path.to_owned(),
+                message: format!("unknown protocol {other:?}; known protocols: {}", PROTOCOLS.join(", ")),
+            }),
+        }
+    }
+
+    /// Read and parse a scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ScenarioError::Read { path: path.to_owned(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Run it once.
+    pub fn run(&self, options: RunOptions) -> RunReport {
+        match self {
+            LoadedScenario::Gossip(s) => {
+                Simulation::<concord_gossip::GossipNode>::new(Arc::clone(s), options).run()
+            }
+        }
+    }
+
+    pub fn description(&self) -> &str {
+        match self {
+            LoadedScenario::Gossip(s) => &s.description,
+        }
+    }
+}

@@ -1,0 +1,951 @@
+//! The discrete-event simulator: one thread, one event queue, seeded randomness.
+//!
+//! ```text
+//!   queue: (true time, sequence number) → event        nodes: process + disk + clock + timers
+//!   loop: pop the earliest event; advance time to it; hand it to its node (or client);
+//!         carry out the effects the node returns (sends become future deliveries, timers
+//!         future firings, syncs future completions); check invariants.
+//! ```
+//!
+//! Determinism: every random choice comes from ChaCha generators seeded from the run's seed (one
+//! stream each for the network, the protocols, the workload and the nemesis, so that changing the
+//! workload does not reshuffle the network); ties in time are broken by insertion order; nothing
+//! iterates a `HashMap`. The same scenario and seed therefore give a byte-identical trace.
+//!
+//! Time: the queue runs on *true* virtual time; each node sees its own local clock (offset and
+//! drift, see [`crate::clock`]), and its timers are set in local time.
+
+use crate::clock::Clock;
+use crate::disk::SimDisk;
+use crate::network::{client_latency, Fate, Network};
+use crate::protocol::{Invariant, ReplicaState, SimProtocol};
+use crate::scenario::{Check, LoopMode, RandomFaultKind, Scenario, ScheduledFault, Target};
+use crate::summary::Summary;
+use crate::trace::Trace;
+use crate::workload::Workload;
+use concord_core::history::{EventType, History, OpFn};
+use concord_core::{Completion, Effect, Io, Message, NodeId, Process, RequestId, Time};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp};
+use serde_json::json;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How to run one simulation.
+#[derive(Default)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// Stop at this virtual time instead of the scenario's `run.duration`.
+    pub until: Option<Duration>,
+    /// Write the trace (JSON Lines) here.
+    pub trace: Option<Box<dyn Write + Send>>,
+    /// Build trace lines even without a writer, to hash them (determinism checks).
+    pub hash_trace: bool,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunReport {
+    pub seed: u64,
+    pub summary: Summary,
+    /// Every check that failed, one line each. Empty: the run passed.
+    pub violations: Vec<String>,
+    pub history: History,
+    /// Hash of the trace bytes (when tracing or hashing).
+    pub trace_hash: Option<u64>,
+    /// Each live replica's data at the end (for protocols that expose it).
+    pub replicas: Vec<(NodeId, ReplicaState)>,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// A fault that ends by itself (random nemesis).
+#[derive(Clone, Copy, Debug)]
+enum Undo {
+    Restart(NodeId),
+    Resume(NodeId),
+    Heal,
+    Unskew(NodeId),
+}
+
+enum Event<P: Process> {
+    Start,
+    Deliver { from: NodeId, to: NodeId, msg: P::Message, id: u64 },
+    Timer { node: NodeId, timer: P::Timer, generation: u64 },
+    Request { node: NodeId, request: RequestId, req: P::Request },
+    Reply { node: NodeId, request: RequestId, response: P::Response },
+    ClientTimeout { request: RequestId },
+    ClientNext { client: u32 },
+    OpenArrival,
+    SyncDone { node: NodeId, incarnation: u64, upto: u64, rest: Vec<Effect<P>> },
+    Fault(usize),
+    RandomFault,
+    Undo(Undo),
+    HealAll,
+}
+
+impl<P: Process> Event<P> {
+    /// The node an event is handled by (held while that node is paused).
+    fn node(&self) -> Option<NodeId> {
+        match self {
+            Event::Deliver { to, .. } => Some(*to),
+            Event::Timer { node, .. } | Event::Request { node, .. } | Event::SyncDone { node, .. } => {
+                Some(*node)
+            }
+            _ => None,
+        }
+    }
+}
+
+struct Node<P: Process> {
+    id: NodeId,
+    /// `None` while crashed.
+    process: Option<P>,
+    /// Bumped at every crash: completions from an earlier life are ignored.
+    incarnation: u64,
+    paused: bool,
+    /// Events that arrived while paused, replayed in order on resume.
+    held: Vec<Event<P>>,
+    disk: SimDisk,
+    clock: Clock,
+    /// The generation of each armed timer; a firing whose generation differs was re-armed or
+    /// cancelled and is ignored.
+    timers: BTreeMap<P::Timer, u64>,
+}
+
+/// One simulation run of protocol `P`.
+pub struct Simulation<P: SimProtocol> {
+    scenario: Arc<Scenario<P::Config>>,
+    seed: u64,
+    end: Time,
+    now: Time,
+    queue: BinaryHeap<Reverse<(Time, u64, u32)>>,
+    slab: Vec<Option<Event<P>>>,
+    free: Vec<u32>,
+    next_seq: u64,
+    nodes: Vec<Node<P>>,
+    cluster: Vec<NodeId>,
+    network: Network,
+    workload: Workload,
+    history: History,
+    trace: Option<Trace>,
+    summary: Summary,
+    violations: Vec<String>,
+    invariant: Option<Box<dyn Invariant<P>>>,
+    effects: Vec<Effect<P>>,
+    next_msg_id: u64,
+    next_timer_generation: u64,
+    healed: bool,
+    stopped: bool,
+    rng_net: ChaCha8Rng,
+    rng_proto: ChaCha8Rng,
+    rng_work: ChaCha8Rng,
+    rng_nemesis: ChaCha8Rng,
+}
+
+fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+impl<P: SimProtocol> Simulation<P> {
+    pub fn new(scenario: Arc<Scenario<P::Config>>, options: RunOptions) -> Self {
+        let seed = options.seed;
+        let n = scenario.run.nodes.0;
+        let mut rng_nemesis = stream(seed, 4);
+        let mut rng_work = stream(seed, 3);
+        let nodes = (1..=n)
+            .map(|id| {
+                let c = &scenario.clock;
+                let offset = Duration::from_nanos(rng_nemesis.gen_range(0..=c.max_offset.as_nanos() as u64));
+                let drift = if c.max_drift_ppm > 0.0 {
+                    rng_nemesis.gen_range(-c.max_drift_ppm..=c.max_drift_ppm)
+                } else {
+                    0.0
+                };
+                Node {
+                    id: NodeId(id),
+                    process: None,
+                    incarnation: 0,
+                    paused: false,
+                    held: Vec::new(),
+                    disk: SimDisk::default(),
+                    clock: Clock::new(offset, drift),
+                    timers: BTreeMap::new(),
+                }
+            })
+            .collect();
+        let duration = options.until.unwrap_or(scenario.run.duration);
+        let trace = (options.trace.is_some() || options.hash_trace).then(|| Trace::new(options.trace));
+        let (_, config) = scenario.protocol();
+        let invariant =
+            if scenario.run.checks.contains(&Check::Invariants) { P::invariants(config) } else { None };
+        Simulation {
+            network: Network::new(&scenario.network, n),
+            workload: Workload::new(&scenario.workload, n, &mut rng_work),
+            cluster: (1..=n).map(NodeId).collect(),
+            scenario,
+            seed,
+            end: Time::from_duration(duration),
+            now: Time::ZERO,
+            queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            next_seq: 0,
+            nodes,
+            history: History::default(),
+            trace,
+            summary: Summary::default(),
+            violations: Vec::new(),
+            invariant,
+            effects: Vec::new(),
+            next_msg_id: 0,
+            next_timer_generation: 0,
+            healed: false,
+            stopped: false,
+            rng_net: stream(seed, 1),
+            rng_proto: stream(seed, 2),
+            rng_work,
+            rng_nemesis,
+        }
+    }
+
+    // ----- the queue -------------------------------------------------------------------------
+
+    fn schedule(&mut self, at: Time, event: Event<P>) {
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.slab.push(Some(event));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.queue.push(Reverse((at, self.next_seq, slot)));
+        self.next_seq += 1;
+    }
+
+    /// The current true (virtual) time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Node `id`'s process, if it is up.
+    pub fn node(&self, id: NodeId) -> Option<&P> {
+        self.nodes.get((id.0 as usize).wrapping_sub(1))?.process.as_ref()
+    }
+
+    /// Every node, `None` for crashed ones.
+    pub fn nodes(&self) -> Vec<(NodeId, Option<&P>)> {
+        self.nodes.iter().map(|n| (n.id, n.process.as_ref())).collect()
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn violations(&self) -> &[String] {
+        &self.violations
+    }
+
+    /// Add a line to the trace; `event` gets the current time in nanoseconds (only called when
+    /// tracing, so building the JSON costs nothing otherwise).
+    fn record(&mut self, event: impl FnOnce(u64) -> serde_json::Value) {
+        if let Some(trace) = &mut self.trace {
+            trace.record(&event(self.now.0));
+        }
+    }
+
+    /// Process one event. Returns false when the run is over.
+    pub fn step(&mut self) -> bool {
+        if self.stopped {
+            return false;
+        }
+        let Some(Reverse((at, _, slot))) = self.queue.pop() else { return false };
+        if at > self.end {
+            // Put it back: a later `run_until` may extend the run.
+            self.queue.push(Reverse((at, self.next_seq, slot)));
+            self.next_seq += 1;
+            return false;
+        }
+        let event = self.slab[slot as usize].take().expect("queued events are present");
+        self.free.push(slot);
+        self.now = at;
+        self.summary.events += 1;
+        if self.summary.events >= self.scenario.run.max_events {
+            self.violations.push(format!("stopped after {} events (run.max_events)", self.summary.events));
+            self.stopped = true;
+        }
+        let touched = self.handle(event);
+        if touched {
+            self.check_invariants();
+        }
+        true
+    }
+
+    /// Run until virtual time `until` (at most the scenario's end).
+    pub fn run_until(&mut self, until: Time) {
+        let end = self.end;
+        self.end = until.min(end);
+        while self.step() {}
+        self.end = end;
+        self.now = self.now.max(until.min(end));
+    }
+
+    /// Schedule the run's opening events. Called by [`Simulation::run`]; tests that drive a
+    /// simulation step by step call it once first.
+    pub fn start(&mut self) {
+        self.schedule(Time::ZERO, Event::Start);
+        let scenario = Arc::clone(&self.scenario);
+        for (i, fault) in scenario.nemesis.schedule.iter().enumerate() {
+            self.schedule(Time::from_duration(fault.at()), Event::Fault(i));
+        }
+        if let Some(random) = &scenario.nemesis.random {
+            let first = Time::from_duration(random.start) + self.exp(random.interval);
+            self.schedule(first, Event::RandomFault);
+        }
+        if let Some(heal) = scenario.run.heal_at {
+            self.schedule(Time::from_duration(heal), Event::HealAll);
+        }
+        if self.workload.clients() > 0 {
+            let start = Time::from_duration(scenario.workload.start);
+            match self.workload.mode() {
+                LoopMode::Closed => {
+                    for client in 0..self.workload.clients() {
+                        // A little jitter so clients do not move in lockstep.
+                        let jitter = Duration::from_micros(self.rng_work.gen_range(0..1_000));
+                        self.schedule(start + jitter, Event::ClientNext { client });
+                    }
+                }
+                LoopMode::Open => {
+                    let first = start + self.arrival_gap();
+                    self.schedule(first, Event::OpenArrival);
+                }
+            }
+        }
+    }
+
+    /// Run the whole scenario and judge it.
+    pub fn run(mut self) -> RunReport {
+        let wall = Instant::now();
+        self.start();
+        while self.step() {}
+        self.now = self.now.max(self.end);
+        self.finish(wall.elapsed())
+    }
+
+    fn exp(&mut self, mean: Duration) -> Duration {
+        let rate = 1.0 / mean.as_secs_f64().max(1e-9);
+        Duration::from_secs_f64(Exp::new(rate).map(|d| d.sample(&mut self.rng_nemesis)).unwrap_or(0.0))
+    }
+
+    fn arrival_gap(&mut self) -> Duration {
+        let rate = self.scenario.workload.rate_per_s;
+        Duration::from_secs_f64(Exp::new(rate).map(|d| d.sample(&mut self.rng_work)).unwrap_or(1.0))
+    }
+
+    // ----- events ----------------------------------------------------------------------------
+
+    /// Handle one event; returns whether a node's state may have changed.
+    fn handle(&mut self, event: Event<P>) -> bool {
+        if let Some(node) = event.node() {
+            let slot = &mut self.nodes[node.0 as usize - 1];
+            if slot.paused && slot.process.is_some() {
+                slot.held.push(event);
+                return false;
+            }
+        }
+        match event {
+            Event::Start => {
+                for id in self.cluster.clone() {
+                    self.boot(id);
+                }
+                true
+            }
+            Event::Deliver { from, to, msg, id } => self.deliver(from, to, msg, id),
+            Event::Timer { node, timer, generation } => {
+                let slot = &mut self.nodes[node.0 as usize - 1];
+                if slot.process.is_none() || slot.timers.get(&timer) != Some(&generation) {
+                    return false;
+                }
+                slot.timers.remove(&timer);
+                self.record(
+                    |t| json!({"t": t, "ev": "timer", "node": node.0, "timer": format!("{timer:?}")}),
+                );
+                self.with_process(node, |p, io| p.on_timer(io, timer))
+            }
+            Event::Request { node, request, req } => {
+                if self.nodes[node.0 as usize - 1].process.is_none() {
+                    self.record(|t| json!({"t": t, "ev": "request-lost", "node": node.0, "request": request.to_string()}));
+                    return false;
+                }
+                self.record(|t| json!({"t": t, "ev": "request", "node": node.0, "request": request.to_string(), "req": req}));
+                self.with_process(node, |p, io| p.on_request(io, request, req))
+            }
+            Event::Reply { node, request, response } => {
+                self.client_reply(node, request, response);
+                false
+            }
+            Event::ClientTimeout { request } => {
+                self.client_timeout(request);
+                false
+            }
+            Event::ClientNext { client } => {
+                self.client_invoke(client);
+                false
+            }
+            Event::OpenArrival => {
+                if self.now < Time::from_duration(self.scenario.workload_stop()) {
+                    let client = self.rng_work.gen_range(0..self.workload.clients());
+                    self.client_invoke(client);
+                    let next = self.now + self.arrival_gap();
+                    self.schedule(next, Event::OpenArrival);
+                }
+                false
+            }
+            Event::SyncDone { node, incarnation, upto, rest } => {
+                let slot = &mut self.nodes[node.0 as usize - 1];
+                if slot.incarnation != incarnation || slot.process.is_none() {
+                    return false; // the node crashed while the sync was in flight
+                }
+                slot.disk.complete_sync(upto);
+                self.record(|t| json!({"t": t, "ev": "synced", "node": node.0}));
+                self.carry_out(node, rest);
+                true
+            }
+            Event::Fault(i) => {
+                let scenario = Arc::clone(&self.scenario);
+                self.apply_fault(&scenario.nemesis.schedule[i]);
+                true
+            }
+            Event::RandomFault => {
+                self.random_fault();
+                true
+            }
+            Event::Undo(undo) => {
+                if !self.healed {
+                    self.undo(undo);
+                }
+                true
+            }
+            Event::HealAll => {
+                self.heal_all();
+                true
+            }
+        }
+    }
+
+    fn deliver(&mut self, from: NodeId, to: NodeId, msg: P::Message, id: u64) -> bool {
+        let kind = msg.kind();
+        let why = if self.nodes[to.0 as usize - 1].process.is_none() {
+            Some("down")
+        } else if self.network.is_blocked(from, to) {
+            Some("partition")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.summary.message(kind).dropped += 1;
+            *self.summary.drops.entry(why).or_default() += 1;
+            self.record(|t| json!({"t": t, "ev": "drop", "from": from.0, "to": to.0, "kind": kind, "id": id, "why": why}));
+            return false;
+        }
+        self.summary.message(kind).delivered += 1;
+        self.record(|t| json!({"t": t, "ev": "deliver", "from": from.0, "to": to.0, "kind": kind, "id": id}));
+        self.with_process(to, |p, io| p.on_message(io, from, msg))
+    }
+
+    /// Call the node's process with a fresh `Io`, then carry out its effects.
+    fn with_process(&mut self, node: NodeId, f: impl FnOnce(&mut P, &mut Io<'_, P>)) -> bool {
+        let mut effects = std::mem::take(&mut self.effects);
+        let slot = &mut self.nodes[node.0 as usize - 1];
+        let Some(process) = slot.process.as_mut() else {
+            self.effects = effects;
+            return false;
+        };
+        let local = slot.clock.local(self.now);
+        let mut io = Io::new(node, local, self.trace.is_some(), &mut self.rng_proto, &mut effects);
+        f(process, &mut io);
+        let batch: Vec<Effect<P>> = effects.drain(..).collect();
+        self.effects = effects;
+        self.carry_out(node, batch);
+        true
+    }
+
+    /// Carry out effects in order; a sync with latency defers the rest until it completes.
+    fn carry_out(&mut self, node: NodeId, effects: Vec<Effect<P>>) {
+        let mut effects = effects.into_iter();
+        while let Some(effect) = effects.next() {
+            match effect {
+                Effect::Send { to, msg } => self.send(node, to, msg),
+                Effect::SetTimer { timer, after } => {
+                    let generation = self.next_timer_generation;
+                    self.next_timer_generation += 1;
+                    let slot = &mut self.nodes[node.0 as usize - 1];
+                    slot.timers.insert(timer, generation);
+                    let fire = self.now + slot.clock.true_duration(after);
+                    self.schedule(fire, Event::Timer { node, timer, generation });
+                }
+                Effect::CancelTimer { timer } => {
+                    self.nodes[node.0 as usize - 1].timers.remove(&timer);
+                }
+                Effect::Persist(op) => self.nodes[node.0 as usize - 1].disk.write(op),
+                Effect::Sync => {
+                    let latency = self.scenario.disk.sync_latency.sample(&mut self.rng_net);
+                    let slot = &mut self.nodes[node.0 as usize - 1];
+                    let upto = slot.disk.begin_sync();
+                    if latency.is_zero() {
+                        slot.disk.complete_sync(upto);
+                    } else {
+                        let incarnation = slot.incarnation;
+                        let rest: Vec<Effect<P>> = effects.collect();
+                        self.schedule(self.now + latency, Event::SyncDone { node, incarnation, upto, rest });
+                        return;
+                    }
+                }
+                Effect::Reply { request, response } => {
+                    let latency = client_latency(&self.scenario.network, &mut self.rng_net);
+                    self.schedule(self.now + latency, Event::Reply { node, request, response });
+                }
+                Effect::Event(event) => {
+                    *self.summary.protocol_events.entry(event.name).or_default() += 1;
+                    self.record(|t| json!({"t": t, "ev": "protocol", "node": node.0, "name": event.name, "detail": event.detail}));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: P::Message) {
+        let kind = msg.kind();
+        let id = self.next_msg_id;
+        self.next_msg_id += 1;
+        self.summary.message(kind).sent += 1;
+        if self.trace.is_some() {
+            let body = serde_json::to_value(&msg).unwrap_or(serde_json::Value::Null);
+            self.record(|t| json!({"t": t, "ev": "send", "from": from.0, "to": to.0, "kind": kind, "id": id, "msg": body}));
+        }
+        match self.network.send(from, to, self.now, &mut self.rng_net) {
+            Fate::Dropped(why) => {
+                self.summary.message(kind).dropped += 1;
+                *self.summary.drops.entry(why).or_default() += 1;
+                self.record(|t| json!({"t": t, "ev": "drop", "from": from.0, "to": to.0, "kind": kind, "id": id, "why": why}));
+            }
+            Fate::Arrives(first, copy) => {
+                if let Some(second) = copy {
+                    self.summary.message(kind).duplicated += 1;
+                    self.record(|t| json!({"t": t, "ev": "duplicate", "from": from.0, "to": to.0, "kind": kind, "id": id}));
+                    self.schedule(second, Event::Deliver { from, to, msg: msg.clone(), id });
+                }
+                self.schedule(first, Event::Deliver { from, to, msg, id });
+            }
+        }
+    }
+
+    // ----- clients ---------------------------------------------------------------------------
+
+    fn client_invoke(&mut self, client: u32) {
+        if self.now >= Time::from_duration(self.scenario.workload_stop()) {
+            return;
+        }
+        let (node, request, op) =
+            self.workload.invoke(client, self.now, &mut self.history, &mut self.rng_work);
+        self.summary.ops.invoked += 1;
+        let req = P::request(request.client, request.seq, &op);
+        let latency = client_latency(&self.scenario.network, &mut self.rng_net);
+        self.record(|t| json!({"t": t, "ev": "invoke", "client": client, "node": node.0, "request": request.to_string(), "op": op.to_string()}));
+        self.schedule(self.now + latency, Event::Request { node, request, req });
+        let timeout = self.now + self.scenario.workload.timeout;
+        self.schedule(timeout, Event::ClientTimeout { request });
+    }
+
+    fn client_reply(&mut self, node: NodeId, request: RequestId, response: P::Response) {
+        let Some(pending) = self.workload.pending(&request) else { return }; // timed out already
+        let client = pending.client;
+        let mut op = pending.op.clone();
+        let kind = match P::completion(&op, &response) {
+            Completion::Ok(value) => {
+                if matches!(op.f, OpFn::Read | OpFn::Dequeue) {
+                    op.value = value;
+                }
+                EventType::Ok
+            }
+            Completion::Fail(_) => EventType::Fail,
+            Completion::Redirect(hint) => {
+                match hint {
+                    Some(leader) if leader != node => self.workload.retarget(client, leader),
+                    _ => self.workload.retarget_random(client, &mut self.rng_work),
+                }
+                EventType::Fail
+            }
+            Completion::Unknown(_) => {
+                self.workload.retarget_random(client, &mut self.rng_work);
+                EventType::Info
+            }
+        };
+        self.complete(request, kind, op);
+        if self.workload.mode() == LoopMode::Closed {
+            let next = self.now + self.scenario.workload.think;
+            self.schedule(next, Event::ClientNext { client });
+        }
+    }
+
+    fn client_timeout(&mut self, request: RequestId) {
+        let Some(pending) = self.workload.pending(&request) else { return }; // answered in time
+        let (client, op) = (pending.client, pending.op.clone());
+        self.complete(request, EventType::Info, op);
+        self.workload.retarget_random(client, &mut self.rng_work);
+        if self.workload.mode() == LoopMode::Closed {
+            self.schedule(self.now, Event::ClientNext { client });
+        }
+    }
+
+    fn complete(&mut self, request: RequestId, kind: EventType, op: concord_core::Op) {
+        match kind {
+            EventType::Ok => self.summary.ops.ok += 1,
+            EventType::Fail => self.summary.ops.fail += 1,
+            EventType::Info => self.summary.ops.info += 1,
+            EventType::Invoke => {}
+        }
+        if self.healed && kind == EventType::Ok {
+            self.summary.ops.ok_after_heal += 1;
+        }
+        let line = op.to_string();
+        self.record(
+            |t| json!({"t": t, "ev": "complete", "request": request.to_string(), "type": kind, "op": line}),
+        );
+        self.workload.complete(request, kind, op, self.now, &mut self.history);
+    }
+
+    // ----- nodes: boot, crash, restart, pause ------------------------------------------------
+
+    fn boot(&mut self, id: NodeId) {
+        let slot = &mut self.nodes[id.0 as usize - 1];
+        if slot.process.is_some() {
+            return;
+        }
+        let (_, config) = self.scenario.protocol();
+        match P::boot(id, &self.cluster, config, slot.disk.durable()) {
+            Ok(process) => {
+                slot.process = Some(process);
+                slot.paused = false;
+                self.record(|t| json!({"t": t, "ev": "boot", "node": id.0}));
+                self.with_process(id, |p, io| p.on_start(io));
+            }
+            Err(e) => {
+                self.violations.push(format!("{id} failed to boot from its disk at {}: {e}", self.now));
+                self.record(|t| json!({"t": t, "ev": "boot-failed", "node": id.0, "error": e}));
+            }
+        }
+    }
+
+    /// Crash a node: its process and timers are gone, its unsynced writes lost or torn.
+    pub fn crash(&mut self, id: NodeId) {
+        let mode = self.scenario.disk.on_crash;
+        let slot = &mut self.nodes[id.0 as usize - 1];
+        if slot.process.is_none() {
+            return;
+        }
+        slot.process = None;
+        slot.incarnation += 1;
+        slot.paused = false;
+        slot.held.clear();
+        slot.timers.clear();
+        slot.disk.crash(mode, &mut self.rng_nemesis);
+        self.summary.crashes += 1;
+        self.record(|t| json!({"t": t, "ev": "crash", "node": id.0}));
+    }
+
+    /// Restart a crashed node from its durable state.
+    pub fn restart(&mut self, id: NodeId) {
+        if self.nodes[id.0 as usize - 1].process.is_some() {
+            return;
+        }
+        self.summary.restarts += 1;
+        self.record(|t| json!({"t": t, "ev": "restart", "node": id.0}));
+        self.boot(id);
+    }
+
+    pub fn pause(&mut self, id: NodeId) {
+        let slot = &mut self.nodes[id.0 as usize - 1];
+        if slot.process.is_some() && !slot.paused {
+            slot.paused = true;
+            self.summary.pauses += 1;
+            self.record(|t| json!({"t": t, "ev": "pause", "node": id.0}));
+        }
+    }
+
+    pub fn resume(&mut self, id: NodeId) {
+        let slot = &mut self.nodes[id.0 as usize - 1];
+        if !slot.paused {
+            return;
+        }
+        slot.paused = false;
+        let held = std::mem::take(&mut slot.held);
+        self.record(|t| json!({"t": t, "ev": "resume", "node": id.0, "held": held.len()}));
+        for event in held {
+            self.schedule(self.now, event);
+        }
+    }
+
+    pub fn partition(&mut self, groups: &[Vec<u32>]) {
+        self.network.partition(groups);
+        self.summary.partitions += 1;
+        self.record(|t| json!({"t": t, "ev": "partition", "groups": groups}));
+    }
+
+    pub fn heal(&mut self) {
+        self.network.heal();
+        self.record(|t| json!({"t": t, "ev": "heal"}));
+    }
+
+    fn skew(&mut self, id: NodeId, jump: Duration, drift_ppm: f64) {
+        let now = self.now;
+        self.nodes[id.0 as usize - 1].clock.adjust(now, jump, drift_ppm);
+        self.record(|t| json!({"t": t, "ev": "skew", "node": id.0, "jump_ns": jump.as_nanos() as u64, "drift_ppm": drift_ppm}));
+    }
+
+    /// The node a fault aims at, if there is one.
+    fn resolve(&mut self, target: Target) -> Option<NodeId> {
+        match target {
+            Target::Node(id) => Some(NodeId(id)),
+            Target::Random => Some(NodeId(self.rng_nemesis.gen_range(1..=self.cluster.len() as u32))),
+            Target::Leader => self
+                .nodes
+                .iter()
+                .find(|n| n.process.as_ref().and_then(|p| p.role()) == Some("leader"))
+                .map(|n| n.id),
+        }
+    }
+
+    fn apply_fault(&mut self, fault: &ScheduledFault) {
+        let target = |this: &mut Self, t: Target| {
+            let node = this.resolve(t);
+            if node.is_none() {
+                this.record(|t| json!({"t": t, "ev": "nemesis-skip", "why": "no leader"}));
+            }
+            node
+        };
+        match fault {
+            ScheduledFault::Crash { node, .. } => {
+                if let Some(id) = target(self, *node) {
+                    self.crash(id);
+                }
+            }
+            ScheduledFault::Restart { node, .. } => {
+                if let Some(id) = target(self, *node) {
+                    self.restart(id);
+                }
+            }
+            ScheduledFault::Pause { node, .. } => {
+                if let Some(id) = target(self, *node) {
+                    self.pause(id);
+                }
+            }
+            ScheduledFault::Resume { node, .. } => {
+                if let Some(id) = target(self, *node) {
+                    self.resume(id);
+                }
+            }
+            ScheduledFault::Partition { groups, .. } => self.partition(groups),
+            ScheduledFault::Isolate { node, .. } => {
+                if let Some(id) = target(self, *node) {
+                    self.network.isolate(id);
+                    self.summary.partitions += 1;
+                    self.record(|t| json!({"t": t, "ev": "isolate", "node": id.0}));
+                }
+            }
+            ScheduledFault::OneWay { from, to, .. } => {
+                for f in from {
+                    for t in to {
+                        self.network.cut(NodeId(*f), NodeId(*t));
+                    }
+                }
+                self.summary.partitions += 1;
+                self.record(|t| json!({"t": t, "ev": "one-way", "from": from, "to": to}));
+            }
+            ScheduledFault::Heal { .. } => self.heal(),
+            ScheduledFault::Skew { node, offset, drift_ppm, .. } => {
+                if let Some(id) = target(self, *node) {
+                    self.skew(id, *offset, *drift_ppm);
+                }
+            }
+            ScheduledFault::Loss { probability, .. } => {
+                self.network.set_loss(probability.0);
+                self.record(|t| json!({"t": t, "ev": "loss", "probability": probability.0}));
+            }
+        }
+    }
+
+    fn random_fault(&mut self) {
+        let scenario = Arc::clone(&self.scenario);
+        let Some(random) = &scenario.nemesis.random else { return };
+        let stop = random.stop.or(scenario.run.heal_at).map_or(self.end, Time::from_duration);
+        if self.healed || self.now >= stop {
+            return;
+        }
+        let next = self.now + self.exp(random.interval);
+        self.schedule(next, Event::RandomFault);
+        let n = self.cluster.len() as u32;
+        let kind = random.kinds[self.rng_nemesis.gen_range(0..random.kinds.len())];
+        let lasts = random.fault_duration.mul_f64(self.rng_nemesis.gen_range(0.5..1.5));
+        let random_node = |rng: &mut ChaCha8Rng| NodeId(rng.gen_range(1..=n));
+        let undo = match kind {
+            RandomFaultKind::Crash => {
+                // Never crash a majority: the run should stay live enough to be interesting.
+                let down = self.nodes.iter().filter(|s| s.process.is_none()).count() as u32;
+                let id = random_node(&mut self.rng_nemesis);
+                if (down + 1) * 2 > n || self.nodes[id.0 as usize - 1].process.is_none() {
+                    return;
+                }
+                self.crash(id);
+                Undo::Restart(id)
+            }
+            RandomFaultKind::Partition | RandomFaultKind::OneWay => {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                for id in 1..=n {
+                    if self.rng_nemesis.gen::<bool>() {
+                        a.push(id)
+                    } else {
+                        b.push(id)
+                    }
+                }
+                if kind == RandomFaultKind::Partition {
+                    self.partition(&[a, b]);
+                } else {
+                    for f in &a {
+                        for t in &b {
+                            self.network.cut(NodeId(*f), NodeId(*t));
+                        }
+                    }
+                    self.summary.partitions += 1;
+                    self.record(|t| json!({"t": t, "ev": "one-way", "from": a, "to": b}));
+                }
+                Undo::Heal
+            }
+            RandomFaultKind::Isolate => {
+                let id = random_node(&mut self.rng_nemesis);
+                self.network.isolate(id);
+                self.summary.partitions += 1;
+                self.record(|t| json!({"t": t, "ev": "isolate", "node": id.0}));
+                Undo::Heal
+            }
+            RandomFaultKind::Pause => {
+                let id = random_node(&mut self.rng_nemesis);
+                self.pause(id);
+                Undo::Resume(id)
+            }
+            RandomFaultKind::Skew => {
+                let id = random_node(&mut self.rng_nemesis);
+                let jump = Duration::from_nanos(
+                    self.rng_nemesis.gen_range(0..=random.max_clock_jump.as_nanos() as u64),
+                );
+                let max = random.max_drift_ppm;
+                let drift = if max > 0.0 { self.rng_nemesis.gen_range(-max..=max) } else { 0.0 };
+                self.skew(id, jump, drift);
+                Undo::Unskew(id)
+            }
+        };
+        self.schedule(self.now + lasts, Event::Undo(undo));
+    }
+
+    fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Restart(id) => self.restart(id),
+            Undo::Resume(id) => self.resume(id),
+            Undo::Heal => self.heal(),
+            Undo::Unskew(id) => self.skew(id, Duration::ZERO, 0.0),
+        }
+    }
+
+    /// The end of the safety phase: every fault is repaired.
+    fn heal_all(&mut self) {
+        self.healed = true;
+        self.record(|t| json!({"t": t, "ev": "heal-all"}));
+        self.network.heal();
+        self.network.restore_loss();
+        for id in self.cluster.clone() {
+            self.resume(id);
+            self.restart(id);
+            if self.nodes[id.0 as usize - 1].clock.drift_ppm() != 0.0 {
+                self.skew(id, Duration::ZERO, 0.0);
+            }
+        }
+    }
+
+    // ----- checks ----------------------------------------------------------------------------
+
+    fn check_invariants(&mut self) {
+        let Some(mut invariant) = self.invariant.take() else { return };
+        let nodes: Vec<(NodeId, Option<&P>)> =
+            self.nodes.iter().map(|n| (n.id, n.process.as_ref())).collect();
+        if let Err(e) = invariant.check(self.now, &nodes) {
+            self.violations.push(format!("invariant violated at {}: {e}", self.now));
+            self.record(|t| json!({"t": t, "ev": "violation", "what": e}));
+            self.stopped = true;
+        }
+        self.invariant = Some(invariant);
+    }
+
+    fn finish(mut self, wall: Duration) -> RunReport {
+        // Operations still open have an unknown outcome.
+        let open: Vec<(RequestId, concord_core::Op)> =
+            self.workload.outstanding().map(|(r, p)| (*r, p.op.clone())).collect();
+        for (request, op) in open {
+            self.complete(request, EventType::Info, op);
+        }
+        let replicas: Vec<(NodeId, ReplicaState)> =
+            self.nodes.iter().filter_map(|n| Some((n.id, n.process.as_ref()?.observe()?))).collect();
+        for check in self.scenario.run.checks.clone() {
+            match check {
+                Check::Convergence => {
+                    for problem in P::check_convergence(&replicas, &self.history) {
+                        self.violations.push(format!("convergence: {problem}"));
+                    }
+                }
+                Check::Progress => {
+                    if self.summary.ops.ok_after_heal == 0 {
+                        self.violations
+                            .push("progress: no operation succeeded after the faults healed".into());
+                    }
+                }
+                Check::Linearizability => {
+                    if let Err(e) = crate::checks::linearizable(&self.history) {
+                        self.violations.push(format!("linearizability: {e}"));
+                    }
+                }
+                Check::Invariants => {} // checked online
+            }
+        }
+        self.summary.virtual_time = self.now - Time::ZERO;
+        self.summary.wall_time = wall;
+        for node in &self.nodes {
+            self.summary.disk.add(&node.disk.stats);
+        }
+        let trace_hash = self.trace.as_mut().map(|t| {
+            if let Err(e) = t.finish() {
+                self.violations.push(format!("trace: could not write: {e}"));
+            }
+            self.summary.trace_lines = t.lines;
+            t.hash()
+        });
+        RunReport {
+            seed: self.seed,
+            summary: self.summary,
+            violations: self.violations,
+            history: self.history,
+            trace_hash,
+            replicas,
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The numbers a run leaves behind: messages by kind, drops by reason, operations by outcome,
+//! faults, disk traffic, and how fast the simulation ran.
+
+use crate::disk::DiskStats;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MessageStats {
+    pub sent: u64,
+    pub delivered: u64,
+    pub dropped: u64,
+    pub duplicated: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OpStats {
+    pub invoked: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    pub ok_after_heal: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DiskTotals {
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub syncs: u64,
+    pub writes_lost: u64,
+}
+
+impl DiskTotals {
+    pub fn add(&mut self, s: &DiskStats) {
+        self.writes += s.writes;
+        self.bytes_written += s.bytes_written;
+        self.syncs += s.syncs;
+        self.writes_lost += s.writes_lost;
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Summary {
+    pub events: u64,
+    pub messages: BTreeMap<&'static str, MessageStats>,
+    pub drops: BTreeMap<&'static str, u64>,
+    pub ops: OpStats,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub pauses: u64,
+    pub partitions: u64,
+    pub disk: DiskTotals,
+    pub protocol_events: BTreeMap<&'static str, u64>,
+    pub trace_lines: u64,
+    #[serde(serialize_with = "secs")]
+    pub virtual_time: Duration,
+    /// How long the run took on this machine (not part of the trace: it is not deterministic).
+    #[serde(serialize_with = "secs")]
+    pub wall_time: Duration,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Summary {
+    pub fn message(&mut self, kind: &'static str) -> &mut MessageStats {
+        self.messages.entry(kind).or_default()
+    }
+
+    pub fn messages_sent(&self) -> u64 {
+        self.messages.values().map(|m| m.sent).sum()
+    }
+
+    /// Simulated events per wall-clock second.
+    pub fn events_per_second(&self) -> f64 {
+        self.events as f64 / self.wall_time.as_secs_f64().max(1e-9)
+    }
+
+    /// How many times faster than real time the run went.
+    pub fn speedup(&self) -> f64 {
+        self.virtual_time.as_secs_f64() / self.wall_time.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "events: {} in {:.3}s virtual, {:.3}s wall ({:.0} events/s, {:.1}x real time)",
+            self.events,
+            self.virtual_time.as_secs_f64(),
+            self.wall_time.as_secs_f64(),
+            self.events_per_second(),
+            self.speedup()
+        )?;
+        writeln!(f, "messages:       sent  delivered  dropped  duplicated")?;
+        for (kind, m) in &self.messages {
+            writeln!(
+                f,
+                "  {kind:<12} {:>6} {:>10} {:>8} {:>11}",
+                m.sent, m.delivered, m.dropped, m.duplicated
+            )?;
+        }
+        if !self.drops.is_empty() {
+            let drops: Vec<String> = self.drops.iter().map(|(why, n)| format!("{why} {n}")).collect();
+            writeln!(f, "drops by reason: {}", drops.join(", "))?;
+        }
+        let o = &self.ops;
+        writeln!(f, "client ops: {} invoked, {} ok, {} fail, {} info", o.invoked, o.ok, o.fail, o.info)?;
+        writeln!(
+            f,
+            "faults: {} crashes, {} restarts, {} pauses, {} partitions",
+            self.crashes, self.restarts, self.pauses, self.partitions
+        )?;
+        let d = &self.disk;
+        write!(
+            f,
+            "disk: {} writes ({} bytes), {} syncs, {} writes lost in crashes",
+            d.writes, d.bytes_written, d.syncs, d.writes_lost
+        )?;
+        if !self.protocol_events.is_empty() {
+            let events: Vec<String> = self.protocol_events.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            write!(f, "\nprotocol events: {}", events.join(", "))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! `concord sim`: run a scenario once, or sweep it over many seeds.
+//!
+//! A single run prints the run's summary and the result of its checks; with `--trace` it writes
+//! every event as JSON Lines. A sweep (`--seeds A..B`) runs the seeds on all cores with a progress
+//! bar, and prints, for every failing seed, the one command that replays it.
+
+use anyhow::Context;
+use clap::Args;
+use concord_core::time::parse_duration;
+use concord_sim::protocols::LoadedScenario;
+use concord_sim::sweep::{parse_seed_range, sweep, SweepOptions};
+use concord_sim::RunOptions;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// The scenario file (TOML), e.g. labs/gossip.toml.
+    pub scenario: PathBuf,
+    /// Run this one seed.
+    #[arg(long, conflicts_with = "seeds")]
+    pub seed: Option<u64>,
+    /// Sweep seeds A..B (both included), e.g. 1..1000.
+    #[arg(long, value_parser = parse_seed_range)]
+    pub seeds: Option<std::ops::RangeInclusive<u64>>,
+    /// Write the trace of the run (JSON Lines) to this file (single seed only).
+    #[arg(long, conflicts_with = "seeds")]
+    pub trace: Option<PathBuf>,
+    /// Write the client history (JSON Lines) to this file (single seed only).
+    #[arg(long, conflicts_with = "seeds")]
+    pub history: Option<PathBuf>,
+    /// Simulate this much virtual time instead of the scenario's run.duration, e.g. 60s.
+    #[arg(long, value_parser = parse_duration)]
+    pub until: Option<Duration>,
+    /// Worker threads for a sweep (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
+    /// Print the summary as JSON (single seed only).
+    #[arg(long, conflicts_with = "seeds")]
+    pub json: bool,
+}
+
+pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
+    let scenario = LoadedScenario::load(&args.scenario)?;
+    match &args.seeds {
+        Some(seeds) => run_sweep(args, &scenario, seeds.clone()),
+        None => run_one(args, &scenario, args.seed.unwrap_or(1)),
+    }
+}
+
+/// The command that replays one seed exactly.
+fn replay_command(args: &SimArgs, seed: u64) -> String {
+    let mut command = format!("concord sim {} --seed {seed}", args.scenario.display());
+    if let Some(until) = args.until {
+        command.push_str(&format!(" --until {}", humanize(until)));
+    }
+    command
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{}ms", d.as_millis())
+}
+
+fn run_one(args: &SimArgs, scenario: &LoadedScenario, seed: u64) -> anyhow::Result<ExitCode> {
+    let trace = match &args.trace {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?;
+            Some(Box::new(BufWriter::new(file)) as Box<dyn std::io::Write + Send>)
+        }
+        None => None,
+    };
+    let report = scenario.run(RunOptions { seed, until: args.until, trace, hash_trace: false });
+    if let Some(path) = &args.history {
+        std::fs::write(path, report.history.to_jsonl())
+            .with_context(|| format!("cannot write history file {}", path.display()))?;
+    }
+    if args.json {
+        let out = serde_json::json!({
+            "seed": seed,
+            "passed": report.passed(),
+            "violations": report.violations,
+            "trace_hash": report.trace_hash.map(|h| format!("{h:016x}")),
+            "summary": report.summary,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        if !scenario.description().is_empty() {
+            println!("{}", scenario.description());
+        }
+        println!("seed {seed}");
+        println!("{}", report.summary);
+        if let Some(path) = &args.trace {
+            println!("trace: {} ({} events)", path.display(), report.summary.trace_lines);
+        }
+        if report.passed() {
+            println!("PASS: every check held");
+        } else {
+            println!("FAIL: {} violation(s)", report.violations.len());
+            for v in &report.violations {
+                println!("  - {v}");
+            }
+            println!("replay: {}", replay_command(args, seed));
+        }
+    }
+    Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn run_sweep(
+    args: &SimArgs,
+    scenario: &LoadedScenario,
+    seeds: std::ops::RangeInclusive<u64>,
+) -> anyhow::Result<ExitCode> {
+    let total = seeds.end() - seeds.start() + 1;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} seeds, {msg} (eta {eta})",
+        )
+        .expect("the template is valid"),
+    );
+    let failed = AtomicU64::new(0);
+    bar.set_message("0 failed");
+    let started = Instant::now();
+    let options = SweepOptions { jobs: args.jobs, until: args.until, hash_trace: false };
+    let results = sweep(scenario, seeds.clone(), &options, &|result| {
+        if !result.passed() {
+            let n = failed.fetch_add(1, Ordering::Relaxed) + 1;
+            bar.set_message(format!("{n} failed"));
+            bar.println(format!(
+                "seed {} FAILED: {}\n  replay: {}",
+                result.seed,
+                result.violations.first().map_or("", String::as_str),
+                replay_command(args, result.seed)
+            ));
+        }
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let wall = started.elapsed();
+    let failures: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+    let events: u64 = results.iter().map(|r| r.summary.events).sum();
+    let virtual_s: f64 = results.iter().map(|r| r.summary.virtual_time.as_secs_f64()).sum();
+    println!(
+        "{} seeds ({}..={}) in {:.1}s wall: {} passed, {} failed; {} events ({:.0}/s), {:.0}s virtual",
+        results.len(),
+        seeds.start(),
+        seeds.end(),
+        wall.as_secs_f64(),
+        results.len() - failures.len(),
+        failures.len(),
+        events,
+        events as f64 / wall.as_secs_f64().max(1e-9),
+        virtual_s,
+    );
+    for r in failures.iter().take(20) {
+        println!("FAIL seed {}: {}", r.seed, r.violations.join("; "));
+        println!("  replay: {}", replay_command(args, r.seed));
+    }
+    if failures.len() > 20 {
+        println!("… and {} more failing seeds", failures.len() - 20);
+    }
+    Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
