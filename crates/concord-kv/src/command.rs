@@ -55,7 +55,12 @@ impl Command {
     }
 
     /// Compare-and-set: write `value` if the key's `expect` target equals the given one.
-    pub fn cas(now: Time, key: impl Into<Vec<u8>>, expect: CompareTarget, value: impl Into<Vec<u8>>) -> Command {
+    pub fn cas(
+        now: Time,
+        key: impl Into<Vec<u8>>,
+        expect: CompareTarget,
+        value: impl Into<Vec<u8>>,
+    ) -> Command {
         Command::new(now, Write::Cas(Cas { key: key.into(), expect, value: value.into(), ttl_ms: None }))
     }
 
@@ -248,11 +253,15 @@ impl RangeRequest {
 /// A read-only request, answered from a replica's applied state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
-    Get { key: Vec<u8> },
+    Get {
+        key: Vec<u8>,
+    },
     Range(RangeRequest),
     /// A workload operation that cannot be expressed (see [`crate::workload`]); answered with
     /// [`crate::KvError::Unsupported`], so the client records a definite failure.
-    Unsupported { reason: String },
+    Unsupported {
+        reason: String,
+    },
 }
 
 impl Query {

@@ -104,8 +104,8 @@ pub mod store;
 pub mod workload;
 
 pub use command::{
-    Cas, Command, Compare, CompareOp, CompareTarget, ExpireKey, KeyRange, Put, Query, RangeRequest, Txn, TxnOp,
-    Write,
+    Cas, Command, Compare, CompareOp, CompareTarget, ExpireKey, KeyRange, Put, Query, RangeRequest, Txn,
+    TxnOp, Write,
 };
 pub use error::KvError;
 pub use limits::{validate, validate_query, KvLimits};

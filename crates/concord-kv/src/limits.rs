@@ -182,7 +182,13 @@ mod tests {
     const T: Time = Time(0);
 
     fn limits() -> KvLimits {
-        KvLimits { max_key_bytes: 8, max_value_bytes: 16, max_txn_ops: 3, max_range_limit: 10, ..KvLimits::default() }
+        KvLimits {
+            max_key_bytes: 8,
+            max_value_bytes: 16,
+            max_txn_ops: 3,
+            max_range_limit: 10,
+            ..KvLimits::default()
+        }
     }
 
     fn check(write: Write) -> Result<(), KvError> {
@@ -254,7 +260,9 @@ mod tests {
 
     #[test]
     fn ranges_are_bounded_and_ordered() {
-        let q = |range: KeyRange, limit| validate_query(&Query::Range(RangeRequest::new(range, limit)), &limits());
+        let q = |range: KeyRange, limit| {
+            validate_query(&Query::Range(RangeRequest::new(range, limit)), &limits())
+        };
         assert_eq!(q(KeyRange::from(""), 10), Ok(()));
         assert_eq!(q(KeyRange::new("a", "a"), 1), Ok(()));
         assert_eq!(q(KeyRange::from(""), 0), Err(KvError::ZeroRangeLimit));
@@ -272,7 +280,8 @@ mod tests {
 
     #[test]
     fn expire_batches_are_bounded() {
-        let keys = |n: usize| (0..n).map(|i| ExpireKey { key: vec![b'k', i as u8], mod_revision: 1 }).collect();
+        let keys =
+            |n: usize| (0..n).map(|i| ExpireKey { key: vec![b'k', i as u8], mod_revision: 1 }).collect();
         let small = KvLimits { max_expire_keys: 2, ..limits() };
         assert_eq!(validate(&Command::new(T, Write::Expire { keys: keys(2) }), &small), Ok(()));
         assert_eq!(

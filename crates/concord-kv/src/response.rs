@@ -37,17 +37,36 @@ pub struct RangePage {
 pub enum Response {
     Get(Option<KeyValue>),
     Range(RangePage),
-    Put { revision: u64 },
+    Put {
+        revision: u64,
+    },
     /// `deleted`: how many keys were removed (0 when none existed – then no new revision).
-    Delete { revision: u64, deleted: u64 },
+    Delete {
+        revision: u64,
+        deleted: u64,
+    },
     /// `succeeded`: whether the comparison held and the value was written. `current`: the key after
     /// the command (the new value on success; on failure, what made the comparison fail).
-    Cas { succeeded: bool, revision: u64, current: Option<KeyValue> },
+    Cas {
+        succeeded: bool,
+        revision: u64,
+        current: Option<KeyValue>,
+    },
     /// The value after the increment.
-    Increment { value: i64, revision: u64 },
+    Increment {
+        value: i64,
+        revision: u64,
+    },
     /// `succeeded`: whether the compares held (so `success` ran, else `failure`); `responses`: one
     /// per operation of the branch that ran, in order.
-    Txn { succeeded: bool, revision: u64, responses: Vec<Response> },
+    Txn {
+        succeeded: bool,
+        revision: u64,
+        responses: Vec<Response>,
+    },
     /// `expired`: how many keys the expiry removed.
-    Expire { revision: u64, expired: u64 },
+    Expire {
+        revision: u64,
+        expired: u64,
+    },
 }

@@ -30,7 +30,9 @@ const CRC_BYTES: usize = 4;
 pub enum SnapshotError {
     #[error("snapshot is {0} bytes; even an empty one has 7 (version, payload, checksum)")]
     TooShort(usize),
-    #[error("snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt or torn)")]
+    #[error(
+        "snapshot checksum mismatch: stored {stored:#010x}, computed {computed:#010x} (corrupt or torn)"
+    )]
     Checksum { stored: u32, computed: u32 },
     #[error("snapshot format version {found} is not supported (this build reads version {FORMAT_VERSION})")]
     Version { found: u8 },

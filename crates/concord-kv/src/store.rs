@@ -11,8 +11,7 @@
 //! command), no randomness, no hash-map iteration order.
 
 use crate::command::{
-    Cas, Command, CompareOp, CompareTarget, ExpireKey, KeyRange, Query, RangeRequest, Txn, TxnOp,
-    Write,
+    Cas, Command, CompareOp, CompareTarget, ExpireKey, KeyRange, Query, RangeRequest, Txn, TxnOp, Write,
 };
 use crate::error::{excerpt, KvError};
 use crate::limits::{check_value, validate, validate_query, KvLimits};
@@ -162,7 +161,9 @@ impl KvStore {
     fn increment(&mut self, key: &[u8], delta: i64, rev: u64) -> Result<(bool, Response), KvError> {
         let (current, expires_at) = match self.entries.get(key) {
             None => (0, None),
-            Some(entry) => (parse_i64(&entry.value).ok_or_else(|| not_an_integer(key, &entry.value))?, entry.expires_at),
+            Some(entry) => {
+                (parse_i64(&entry.value).ok_or_else(|| not_an_integer(key, &entry.value))?, entry.expires_at)
+            }
         };
         let value = current.checked_add(delta).ok_or_else(|| KvError::IncrementOverflow {
             key: excerpt(key),

@@ -2,8 +2,8 @@
 
 use concord_core::{StateMachine, Time};
 use concord_kv::{
-    Cas, Command, Compare, CompareOp, CompareTarget, ExpireKey, KeyRange, KeyValue, KvError, KvLimits, KvStore,
-    Put, Query, RangePage, RangeRequest, Response, Txn, TxnOp, Write,
+    Cas, Command, Compare, CompareOp, CompareTarget, ExpireKey, KeyRange, KeyValue, KvError, KvLimits,
+    KvStore, Put, Query, RangePage, RangeRequest, Response, Txn, TxnOp, Write,
 };
 
 const T0: Time = Time(0);
@@ -196,13 +196,13 @@ fn increment_of_a_non_integer_is_a_clear_error_and_changes_nothing() {
     put(&mut s, "n", "12abc");
     let before = s.clone();
     let err = apply(&mut s, Command::increment(T0, "n", 1)).unwrap_err();
-    assert_eq!(err.to_string(), r#"cannot increment key "n": its value "12abc" is not a decimal 64-bit integer"#);
+    assert_eq!(
+        err.to_string(),
+        r#"cannot increment key "n": its value "12abc" is not a decimal 64-bit integer"#
+    );
     put(&mut s, "bin", "\u{0}\u{1}");
     let err = apply(&mut s, Command::increment(T0, "bin", 1)).unwrap_err();
-    assert_eq!(
-        err,
-        KvError::NotAnInteger { key: "\"bin\"".into(), value: r#""\x00\x01""#.into() }
-    );
+    assert_eq!(err, KvError::NotAnInteger { key: "\"bin\"".into(), value: r#""\x00\x01""#.into() });
     assert_eq!(get(&s, "n"), before.get(b"n"));
 }
 
@@ -338,7 +338,7 @@ fn txn_failure_branch_runs_alone_and_an_empty_one_changes_nothing() {
     let mut s = KvStore::default();
     put(&mut s, "a", "1");
     let compares = vec![
-        cmp("a", CompareOp::Equal, val("1")),                     // holds
+        cmp("a", CompareOp::Equal, val("1")),                      // holds
         cmp("a", CompareOp::Equal, CompareTarget::ModRevision(7)), // does not
     ];
     let before = s.clone();
@@ -516,7 +516,8 @@ fn housekeeping_batches_are_bounded_and_earliest_first() {
 #[test]
 fn cas_and_txn_puts_carry_ttls_too() {
     let mut s = KvStore::default();
-    let cas = Cas { key: b"k".to_vec(), expect: CompareTarget::Version(0), value: b"v".to_vec(), ttl_ms: Some(5) };
+    let cas =
+        Cas { key: b"k".to_vec(), expect: CompareTarget::Version(0), value: b"v".to_vec(), ttl_ms: Some(5) };
     apply(&mut s, Command::new(Time(MS), Write::Cas(cas))).unwrap();
     assert_eq!(get(&s, "k").unwrap().expires_at, Some(Time(6 * MS)));
     let txn = Txn { success: vec![TxnOp::Put(Put::new("t", "v").with_ttl_ms(7))], ..Txn::default() };
@@ -592,7 +593,10 @@ fn restore_of_corrupt_bytes_is_an_error_and_keeps_the_state() {
     bad[mid] ^= 0x40;
     let err = s.restore(&bad).unwrap_err();
     assert!(err.starts_with("snapshot checksum mismatch"), "{err}");
-    assert_eq!(s.restore(b"").unwrap_err(), "snapshot is 0 bytes; even an empty one has 7 (version, payload, checksum)");
+    assert_eq!(
+        s.restore(b"").unwrap_err(),
+        "snapshot is 0 bytes; even an empty one has 7 (version, payload, checksum)"
+    );
     assert_eq!(s.get(b"a"), Some(kv("a", "1", 1, 1, 1)));
     assert_eq!(s.snapshot(), good);
 }
