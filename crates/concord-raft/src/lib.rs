@@ -1,0 +1,64 @@
+//! # concord-raft – Raft, sans-IO, written to be read
+//!
+//! An implementation of Raft as described in Ongaro and Ousterhout, *In Search of an Understandable
+//! Consensus Algorithm* (USENIX ATC 2014, "the paper", sections §N) and Ongaro's dissertation
+//! *Consensus: Bridging Theory and Practice* (2014, "the dissertation"). A [`RaftNode`] is a plain
+//! value implementing [`concord_core::Process`]: messages, timers and client requests go in, effects
+//! (send, persist, sync, reply, set timer) come out. The same code runs in the deterministic
+//! simulator and in the real server.
+//!
+//! ## Map
+//!
+//! | file | what | paper |
+//! |---|---|---|
+//! | [`config`] | timeouts, limits, features, deliberate bugs ([`Mutations`]) | §5.6, §9 |
+//! | [`message`] | every message; client requests and responses | Figure 2 |
+//! | `node.rs` | [`RaftNode`]: state, boot, the term rules, dispatch per role, applying entries | Figure 2 |
+//! | `election.rs` | timeouts, pre-vote, votes, becoming leader, leadership transfer | §5.2, §5.4.1, diss. §3.10, §9.6 |
+//! | `replication.rs` | append, back-off, commit rule, flow control, heartbeats, check-quorum | §5.3, §5.4.2, diss. §6.2 |
+//! | [`log`] | the in-memory log and its snapshot boundary | §5.3, §7 |
+//! | [`storage`] | durable key layout, checksums, recovery | §5.6, Figure 2 |
+//! | `snapshot.rs` | snapshots, compaction, chunked InstallSnapshot | §7, Figure 13 |
+//! | [`membership`] | single-server changes, learners, removing the leader | diss. §4 |
+//! | `read.rs` | ReadIndex, leader lease, stale reads | diss. §6.4 |
+//! | [`session`] | client sessions: exactly-once commands | diss. §6.3 |
+//! | [`invariants`] | Figure 3's safety properties, checked over a cluster | Figure 3 |
+//! | [`testing`] | a deterministic in-process cluster for tests | – |
+//!
+//! ## Reading order for a newcomer
+//! 1. `node.rs` – [`RaftNode::boot`] and `step`: every message first meets the term rules (§5.1),
+//!    then the step function of the node's role (follower, candidate/pre-candidate, leader), as in
+//!    etcd-raft. There are no scattered "if leader" checks: role-specific state lives inside the
+//!    role (`Role::Leader(LeaderState)`), so a follower cannot even reach a leader's progress map.
+//! 2. `election.rs`, then `replication.rs`: the two halves of the paper's core.
+//! 3. `storage.rs`: what must be on disk before a node speaks. The rule is enforced in one place:
+//!    every message and reply goes through `RaftNode::send`/`reply`, which sync pending writes first.
+//! 4. The rest as needed.
+//!
+//! ## Guarantees and their assumptions
+//! * Safety (Figure 3) holds under any message loss, duplication, reordering, delay, crash and
+//!   restart, provided synced writes survive crashes. Torn unsynced writes are detected by CRC-32.
+//! * Lease reads additionally assume clocks drift less than `clock_drift_bound` (see `read.rs`).
+//! * Liveness needs a majority of voters up and connected, and timing within `election_timeout_min`.
+
+pub mod config;
+mod election;
+pub mod invariants;
+pub mod log;
+pub mod membership;
+pub mod message;
+mod node;
+mod read;
+mod replication;
+pub mod session;
+mod snapshot;
+pub mod storage;
+pub mod testing;
+
+pub use config::{Mutations, RaftConfig};
+pub use invariants::{check_cluster, CommitRecord, ElectionRecord};
+pub use log::{Entry, Payload};
+pub use membership::Membership;
+pub use message::{AdminRequest, Message, RaftRequest, RaftResponse, ReadConsistency, Session, SnapshotMeta};
+pub use node::{RaftNode, Timer};
+pub use storage::RecoveryError;

@@ -1,0 +1,245 @@
+//! Every message Raft nodes exchange, and the client-facing request and response types.
+//!
+//! | kind | paper | purpose |
+//! |---|---|---|
+//! | `pre-vote` / `pre-vote-resp` | dissertation §9.6 | "would you vote for me?" without bumping terms |
+//! | `vote` / `vote-resp` | §5.2, Figure 2 RequestVote | elect a leader |
+//! | `append` / `append-resp` | §5.3, Figure 2 AppendEntries | replicate entries, with conflict hints (§5.3 end) |
+//! | `heartbeat` / `heartbeat-resp` | §5.2 | keep followers quiet, carry the commit index, confirm leadership for reads (§6.4) |
+//! | `snapshot` / `snapshot-resp` | §7, Figure 13 InstallSnapshot | send a snapshot in chunks |
+//! | `timeout-now` | dissertation §3.10 | leadership transfer: "start an election now" |
+//!
+//! Every message carries the sender's term; [`Message::term`] gives it to the one place that applies
+//! the term rules (`node.rs`, `step`).
+
+use crate::log::Entry;
+use crate::membership::Membership;
+use concord_core::{ClientId, NodeId};
+use serde::{Deserialize, Serialize};
+
+/// A Raft message between nodes. `C` is the state machine's command type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message<C> {
+    PreVote(VoteRequest),
+    PreVoteResp(VoteResponse),
+    Vote(VoteRequest),
+    VoteResp(VoteResponse),
+    Append(AppendRequest<C>),
+    AppendResp(AppendResponse),
+    Heartbeat(Heartbeat),
+    HeartbeatResp(HeartbeatResponse),
+    Snapshot(SnapshotChunk),
+    SnapshotResp(SnapshotResponse),
+    TimeoutNow { term: u64 },
+}
+
+impl<C> Message<C> {
+    /// The sender's term (for a pre-vote request: the term it *would* campaign in).
+    pub fn term(&self) -> u64 {
+        match self {
+            Message::PreVote(m) | Message::Vote(m) => m.term,
+            Message::PreVoteResp(m) | Message::VoteResp(m) => m.term,
+            Message::Append(m) => m.term,
+            Message::AppendResp(m) => m.term,
+            Message::Heartbeat(m) => m.term,
+            Message::HeartbeatResp(m) => m.term,
+            Message::Snapshot(m) => m.term,
+            Message::SnapshotResp(m) => m.term,
+            Message::TimeoutNow { term } => *term,
+        }
+    }
+
+    /// Whether only a leader sends this message (so its sender is the leader of `term()`).
+    pub fn is_from_leader(&self) -> bool {
+        matches!(
+            self,
+            Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_) | Message::TimeoutNow { .. }
+        )
+    }
+}
+
+impl<C> concord_core::Message for Message<C>
+where
+    C: Clone + std::fmt::Debug + Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    fn kind(&self) -> &'static str {
+        match self {
+            Message::PreVote(_) => "pre-vote",
+            Message::PreVoteResp(_) => "pre-vote-resp",
+            Message::Vote(_) => "vote",
+            Message::VoteResp(_) => "vote-resp",
+            Message::Append(_) => "append",
+            Message::AppendResp(_) => "append-resp",
+            Message::Heartbeat(_) => "heartbeat",
+            Message::HeartbeatResp(_) => "heartbeat-resp",
+            Message::Snapshot(_) => "snapshot",
+            Message::SnapshotResp(_) => "snapshot-resp",
+            Message::TimeoutNow { .. } => "timeout-now",
+        }
+    }
+}
+
+/// RequestVote (§5.2) and its pre-vote twin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    pub term: u64,
+    pub last_log_index: u64,
+    pub last_log_term: u64,
+    /// Set when the election was started by a leadership transfer: voters then ignore the
+    /// "I heard from a leader recently" rule (dissertation §3.10, §4.2.3).
+    pub transfer: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteResponse {
+    pub term: u64,
+    pub granted: bool,
+}
+
+/// AppendEntries (§5.3). `round` is the leader's heartbeat round, echoed back to confirm
+/// leadership for ReadIndex and leases (§6.4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppendRequest<C> {
+    pub term: u64,
+    pub prev_log_index: u64,
+    pub prev_log_term: u64,
+    pub entries: Vec<Entry<C>>,
+    pub leader_commit: u64,
+    pub round: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendResponse {
+    pub term: u64,
+    pub success: bool,
+    /// On success: the follower's log matches the leader's up to here.
+    pub match_index: u64,
+    /// On failure: the `prev_log_index` that was rejected (lets the leader drop stale rejections).
+    pub rejected_prev_index: u64,
+    /// On failure, the fast back-off hints (end of §5.3): the term of the follower's conflicting
+    /// entry, if it has one at `prev_log_index`…
+    pub conflict_term: Option<u64>,
+    /// …and the first index the follower holds for that term (or its last index + 1 when its log
+    /// is too short).
+    pub conflict_index: u64,
+    pub round: u64,
+}
+
+/// A heartbeat: an append without entries and without a consistency check. `leader_commit` is
+/// capped at what the follower is known to hold, so it never commits an entry it might not match.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub term: u64,
+    pub leader_commit: u64,
+    pub round: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub term: u64,
+    pub round: u64,
+    /// The follower's last log index (a hint that it needs entries).
+    pub last_log_index: u64,
+}
+
+/// What a snapshot covers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The last log index the snapshot includes, and its term.
+    pub index: u64,
+    pub term: u64,
+    /// The membership as of `index`.
+    pub membership: Membership,
+}
+
+/// One chunk of InstallSnapshot (§7, Figure 13).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    pub term: u64,
+    pub meta: SnapshotMeta,
+    pub offset: u64,
+    pub data: Vec<u8>,
+    pub total_bytes: u64,
+    pub done: bool,
+    pub round: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotResponse {
+    pub term: u64,
+    /// The snapshot this answers.
+    pub snapshot_index: u64,
+    /// Bytes received so far: where the next chunk should start.
+    pub next_offset: u64,
+    /// The snapshot is installed (the follower now holds everything up to `snapshot_index`).
+    pub installed: bool,
+    pub round: u64,
+}
+
+/// A client session: a client and the sequence number of its request. A command carrying a session
+/// is applied at most once, however often it is retried (dissertation §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Session {
+    pub client: ClientId,
+    pub seq: u64,
+}
+
+/// How a read is served (dissertation §6.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadConsistency {
+    /// ReadIndex: the leader confirms it is still leader with a heartbeat round, then answers once
+    /// it has applied up to the commit index it saw when the read arrived. Linearizable.
+    Linearizable,
+    /// Leader lease: no round trip while the lease holds. Linearizable only if clocks drift less
+    /// than `clock_drift_bound`; falls back to ReadIndex when the lease has expired.
+    Lease,
+    /// Answer from the local state of any node, leader or not. May be arbitrarily stale.
+    Stale,
+}
+
+/// A membership or leadership request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// Add a non-voting member that receives the log (dissertation §4.2.1).
+    AddLearner(NodeId),
+    /// Make a caught-up learner a voter.
+    Promote(NodeId),
+    /// Remove a voter or a learner – possibly the leader itself (§4.2.2).
+    Remove(NodeId),
+    /// Hand leadership to a voter (§3.10).
+    TransferLeadership(NodeId),
+}
+
+/// A client request (`Process::Request`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RaftRequest<C, Q> {
+    /// Replicate a command. With a session it is applied once however often it is retried.
+    Propose {
+        session: Option<Session>,
+        command: C,
+    },
+    /// Answer a query from the state machine.
+    Read {
+        consistency: ReadConsistency,
+        query: Q,
+    },
+    Admin(AdminRequest),
+}
+
+/// The answer to a client request (`Process::Response`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RaftResponse<O> {
+    /// The command was committed and applied, or the read was served: the state machine's output.
+    Output(O),
+    /// A membership change was committed; the membership now in force.
+    MembershipChanged { index: u64, membership: Membership },
+    /// Leadership moved to `to`.
+    LeadershipTransferred { to: NodeId },
+    /// Not the leader (or no longer); the request certainly did not take effect here.
+    NotLeader { hint: Option<NodeId> },
+    /// The request was refused before it took effect (a membership change already in flight, a
+    /// transfer in progress, back-pressure, …).
+    Rejected { reason: String },
+    /// The outcome is unknown: e.g. the leader lost leadership with the proposal in its log.
+    Unknown { reason: String },
+}

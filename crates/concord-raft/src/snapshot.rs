@@ -1,0 +1,242 @@
+//! Snapshots and log compaction (§7, dissertation chapter 5).
+//!
+//! * **Taking one**: once `snapshot_threshold_entries` applied entries sit above the last snapshot,
+//!   the node serialises its state machine *and its session table* (so exactly-once survives
+//!   compaction) at `applied_index`, writes it under a new key, syncs, and only then deletes the
+//!   compacted log records and the previous snapshot. A crash at any point leaves either the old
+//!   snapshot with its log, or the new one.
+//! * **Sending one** (InstallSnapshot, Figure 13): a follower that needs compacted entries gets the
+//!   snapshot in `snapshot_chunk_bytes` chunks, one at a time (stop-and-wait: the follower says
+//!   which offset it expects next, so a lost or duplicated chunk costs one retry at the next
+//!   heartbeat tick). A newer snapshot taken meanwhile restarts the transfer.
+//! * **Installing one**: if the follower's log already holds the snapshot's last entry (same index
+//!   and term) it keeps the entries after it; otherwise it discards its log (Figure 13 steps 6–7).
+//!   The snapshot is durable before the old log is deleted and before it is acknowledged.
+
+use crate::membership::ConfigHistory;
+use crate::message::{Message, SnapshotChunk, SnapshotMeta, SnapshotResponse};
+use crate::node::{RaftNode, Role};
+use crate::replication::ProgressState;
+use crate::session::Sessions;
+use crate::storage::{self, SnapshotRecord};
+use concord_core::{Io, NodeId, StateMachine, StorageOp};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// What a snapshot's data holds: the state machine's own bytes and the session table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SnapshotData<O> {
+    pub sessions: Sessions<O>,
+    pub machine: Vec<u8>,
+}
+
+/// The latest snapshot, kept in memory to send to followers.
+#[derive(Clone, Debug)]
+pub(crate) struct StoredSnapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+/// A snapshot being received, chunk by chunk.
+#[derive(Clone, Debug)]
+pub(crate) struct IncomingSnapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+impl<S: StateMachine> RaftNode<S> {
+    /// Take a snapshot at `applied_index` if enough entries accumulated.
+    pub(crate) fn maybe_snapshot(&mut self, io: &mut Io<'_, Self>) {
+        let threshold = self.config.snapshot_threshold_entries;
+        if threshold == 0 || self.applied_index - self.log.snapshot_index() < threshold {
+            return;
+        }
+        let index = self.applied_index;
+        let term = self.log.term_at(index).expect("applied entries are held");
+        let meta = SnapshotMeta { index, term, membership: self.configs.at(index).clone() };
+        let data = SnapshotData { sessions: self.sessions.clone(), machine: self.sm.snapshot() };
+        let data = serde_json::to_vec(&data).expect("snapshots serialise");
+        self.write_snapshot(io, meta.clone(), data.clone(), false);
+        self.log.compact_to(index, term);
+        self.configs.compact_to(index);
+        io.event("snapshot-taken", json!({ "index": index, "term": term, "bytes": data.len() }));
+        self.snapshot = Some(StoredSnapshot { meta, data });
+    }
+
+    /// Write a snapshot durably, then delete what it replaces. With `discard_log`, the log records
+    /// above it are stale and are deleted first (they are not committed, see `install_snapshot`).
+    fn write_snapshot(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+        discard_log: bool,
+    ) {
+        let index = meta.index;
+        if discard_log {
+            self.persist(io, storage::delete_log_range(index + 1, u64::MAX));
+        }
+        let record = SnapshotRecord { meta, data_crc: storage::crc32(&data), data_bytes: data.len() as u64 };
+        self.persist(io, StorageOp::Put { key: storage::snapshot_data_key(index), value: data });
+        self.persist(
+            io,
+            StorageOp::Put { key: storage::snapshot_meta_key(index), value: storage::encode(&record) },
+        );
+        self.flush(io);
+        // Only now may the replaced state go.
+        self.persist(io, storage::delete_log_range(0, index + 1));
+        if let Some(old) = &self.snapshot {
+            if old.meta.index != index {
+                let op = storage::delete_snapshot(old.meta.index);
+                self.persist(io, op);
+            }
+        }
+    }
+
+    /// Leader: send the chunk `peer` expects next.
+    pub(crate) fn send_snapshot_chunk(&mut self, io: &mut Io<'_, Self>, peer: NodeId) {
+        let (term, round) = (self.term, self.current_round());
+        let Some(snapshot) = &self.snapshot else { return };
+        let Role::Leader(ls) = &mut self.role else { return };
+        let Some(pr) = ls.progress.get_mut(&peer) else { return };
+        let ProgressState::Snapshot { index, next_offset, .. } = &mut pr.state else { return };
+        if *index != snapshot.meta.index {
+            // A newer snapshot replaced the one being sent: start over with it.
+            *index = snapshot.meta.index;
+            *next_offset = 0;
+        }
+        let total = snapshot.data.len() as u64;
+        let start = (*next_offset).min(total);
+        let end = (start + self.config.snapshot_chunk_bytes as u64).min(total);
+        let chunk = SnapshotChunk {
+            term,
+            meta: snapshot.meta.clone(),
+            offset: start,
+            data: snapshot.data[start as usize..end as usize].to_vec(),
+            total_bytes: total,
+            done: end == total,
+            round,
+        };
+        self.send(io, peer, Message::Snapshot(chunk));
+    }
+
+    /// Leader: a follower answered a chunk.
+    pub(crate) fn handle_snapshot_response(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        from: NodeId,
+        resp: SnapshotResponse,
+    ) {
+        let Role::Leader(ls) = &mut self.role else { return };
+        let Some(pr) = ls.progress.get_mut(&from) else { return };
+        pr.recent_active = true;
+        pr.acked_round = pr.acked_round.max(resp.round);
+        if resp.installed {
+            pr.match_index = pr.match_index.max(resp.snapshot_index);
+            if matches!(pr.state, ProgressState::Snapshot { .. }) {
+                pr.become_probe();
+            }
+            io.event("snapshot-installed-on", json!({ "peer": from.0, "index": resp.snapshot_index }));
+            self.maybe_commit(io);
+            self.serve_reads(io);
+            if self.is_leader() {
+                self.maybe_send(io, from);
+            }
+            return;
+        }
+        let mut resend = false;
+        if let ProgressState::Snapshot { index, next_offset, idle_ticks } = &mut pr.state {
+            if *index == resp.snapshot_index {
+                *next_offset = resp.next_offset;
+                *idle_ticks = 0;
+                resend = true;
+            }
+        }
+        self.serve_reads(io);
+        if resend {
+            self.send_snapshot_chunk(io, from);
+        }
+    }
+
+    /// Follower: one chunk of InstallSnapshot (Figure 13).
+    pub(crate) fn handle_snapshot_chunk(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        from: NodeId,
+        chunk: SnapshotChunk,
+    ) {
+        self.note_leader(io, from);
+        let reply = |node: &Self, next_offset: u64, installed: bool| {
+            Message::SnapshotResp(SnapshotResponse {
+                term: node.term,
+                snapshot_index: chunk.meta.index,
+                next_offset,
+                installed,
+                round: chunk.round,
+            })
+        };
+        if chunk.meta.index <= self.commit_index {
+            // We already hold everything it covers (committed entries match the leader's).
+            let msg = reply(self, chunk.total_bytes, true);
+            return self.send(io, from, msg);
+        }
+        if chunk.offset == 0 {
+            self.incoming_snapshot = Some(IncomingSnapshot { meta: chunk.meta.clone(), data: Vec::new() });
+        }
+        let expected = match &self.incoming_snapshot {
+            Some(inc) if inc.meta == chunk.meta => inc.data.len() as u64,
+            _ => 0,
+        };
+        if chunk.offset != expected || chunk.offset + chunk.data.len() as u64 > chunk.total_bytes {
+            let msg = reply(self, expected, false);
+            return self.send(io, from, msg);
+        }
+        let inc = self.incoming_snapshot.as_mut().expect("set above when offset is 0, else matched");
+        inc.data.extend_from_slice(&chunk.data);
+        if !chunk.done {
+            let received = inc.data.len() as u64;
+            let msg = reply(self, received, false);
+            return self.send(io, from, msg);
+        }
+        let inc = self.incoming_snapshot.take().expect("present");
+        match self.install_snapshot(io, inc.meta, inc.data) {
+            Ok(()) => {
+                let msg = reply(self, chunk.total_bytes, true);
+                self.send(io, from, msg);
+            }
+            Err(why) => {
+                io.event("snapshot-rejected", json!({ "reason": why }));
+                let msg = reply(self, 0, false);
+                self.send(io, from, msg);
+            }
+        }
+    }
+
+    /// Replace our state with a received snapshot (Figure 13 steps 5–8).
+    fn install_snapshot(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    ) -> Result<(), String> {
+        assert!(meta.index > self.commit_index);
+        let decoded: SnapshotData<S::Output> =
+            serde_json::from_slice(&data).map_err(|e| format!("snapshot does not decode: {e}"))?;
+        self.sm.restore(&decoded.machine)?;
+        self.sessions = decoded.sessions;
+        let keep_suffix = self.log.term_at(meta.index) == Some(meta.term);
+        self.write_snapshot(io, meta.clone(), data.clone(), !keep_suffix);
+        if keep_suffix {
+            self.log.compact_to(meta.index, meta.term);
+            self.configs.compact_to(meta.index);
+        } else {
+            self.log.reset_to(meta.index, meta.term);
+            self.configs = ConfigHistory::new(meta.index, meta.membership.clone());
+        }
+        self.commit_index = meta.index;
+        self.applied_index = meta.index;
+        io.event("snapshot-installed", json!({ "index": meta.index, "term": meta.term }));
+        self.snapshot = Some(StoredSnapshot { meta, data });
+        Ok(())
+    }
+}

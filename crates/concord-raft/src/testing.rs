@@ -1,0 +1,567 @@
+//! A small deterministic cluster for tests: N [`RaftNode`]s, a message queue we control, timers,
+//! crashes that keep only synced writes (optionally a torn one), per-node clock rates, partitions.
+//!
+//! This is *not* the simulator (`concord-sim`); it exists so this crate can test itself without
+//! depending on it. Everything is driven by one seeded generator: same seed, same run.
+//!
+//! Also here: [`ListMachine`], a tiny append-only-list state machine (also a `KvStateMachine`), and
+//! [`SplitMix64`], a small seeded generator.
+
+use crate::invariants::{check_cluster, CommitRecord, ElectionRecord};
+use crate::message::{Message, RaftRequest, RaftResponse, ReadConsistency, Session};
+use crate::{RaftConfig, RaftNode, Timer};
+use concord_core::{
+    Access, ClientId, Completion, Durable, Effect, Io, KvStateMachine, NodeId, Op, OpFn, Process, RequestId,
+    StateMachine, StorageOp, Time, Value,
+};
+use rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// SplitMix64: a tiny, good-enough seeded generator for tests.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(pub u64);
+
+impl RngCore for SplitMix64 {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl SplitMix64 {
+    /// Uniform in `[0, n)` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+        }
+    }
+    /// True with probability `per_mille / 1000`.
+    pub fn chance(&mut self, per_mille: u64) -> bool {
+        self.below(1000) < per_mille
+    }
+}
+
+/// An append-only list of integers: commands append, the query reads the whole list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListMachine {
+    pub items: Vec<i64>,
+}
+
+/// What [`ListMachine`] answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListOutput {
+    /// The command appended its element; the list now has `len` items.
+    Appended {
+        len: usize,
+    },
+    Items(Vec<i64>),
+}
+
+impl StateMachine for ListMachine {
+    type Command = i64;
+    type Query = ();
+    type Output = ListOutput;
+
+    fn apply(&mut self, _index: u64, command: &i64) -> ListOutput {
+        self.items.push(*command);
+        ListOutput::Appended { len: self.items.len() }
+    }
+    fn query(&self, _query: &()) -> ListOutput {
+        ListOutput::Items(self.items.clone())
+    }
+    fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.items).expect("serialises")
+    }
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.items = serde_json::from_slice(snapshot).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+impl KvStateMachine for ListMachine {
+    fn access(op: &Op, _now: Time) -> Access<i64, ()> {
+        match op.f {
+            OpFn::Read => Access::Read(()),
+            _ => Access::Write(op.value.as_int().unwrap_or(0)),
+        }
+    }
+    fn completion(op: &Op, output: &ListOutput) -> Completion {
+        match output {
+            ListOutput::Appended { .. } => Completion::Ok(op.value.clone()),
+            ListOutput::Items(items) => {
+                Completion::Ok(Value::List(items.iter().map(|&i| Value::Int(i)).collect()))
+            }
+        }
+    }
+}
+
+type Node<S> = RaftNode<S>;
+
+/// One machine in the test cluster: a node (if running), its disk, its timers and clock.
+pub struct Host<S: StateMachine> {
+    pub node: Option<Node<S>>,
+    /// What survived every sync.
+    pub durable: Durable,
+    /// Written but not yet synced: lost (or torn) in a crash.
+    pub unsynced: Vec<StorageOp>,
+    /// Timer deadlines in true time.
+    timers: BTreeMap<Timer, Time>,
+    /// Local clock = `clock_rate × true time` (1.0: perfect clock).
+    pub clock_rate: f64,
+    rng: SplitMix64,
+}
+
+impl<S: StateMachine> Host<S> {
+    fn local_now(&self, now: Time) -> Time {
+        Time((now.0 as f64 * self.clock_rate) as u64)
+    }
+}
+
+/// A recorded protocol event.
+#[derive(Clone, Debug)]
+pub struct TraceEvent {
+    pub time: Time,
+    pub node: NodeId,
+    pub name: &'static str,
+    pub detail: serde_json::Value,
+}
+
+/// A deterministic in-process Raft cluster.
+pub struct Cluster<S: StateMachine> {
+    pub config: RaftConfig,
+    make: Box<dyn Fn() -> S>,
+    pub hosts: BTreeMap<NodeId, Host<S>>,
+    /// True time.
+    pub now: Time,
+    seq: u64,
+    /// Messages in flight, by delivery time.
+    queue: BTreeMap<(Time, u64), (NodeId, NodeId, Message<S::Command>)>,
+    pub rng: SplitMix64,
+    /// Directed links that drop everything.
+    pub blocked: BTreeSet<(NodeId, NodeId)>,
+    /// One-way latency, uniform in `[min, max]`.
+    pub latency: (Duration, Duration),
+    /// Message loss, per mille.
+    pub loss_per_mille: u64,
+    /// Duplicate delivery, per mille.
+    pub duplicate_per_mille: u64,
+    /// On a crash, keep a random prefix of the unsynced writes and tear the next one (as a disk
+    /// might), instead of losing them all.
+    pub tear_on_crash: bool,
+    /// Replies to client requests, in order.
+    pub replies: Vec<(NodeId, RequestId, RaftResponse<S::Output>)>,
+    next_client_seq: u64,
+    pub elections: ElectionRecord,
+    pub commits: CommitRecord,
+    /// Check Figure 3's invariants after every event.
+    pub check_invariants: bool,
+    /// The first invariant violation seen.
+    pub violation: Option<String>,
+    pub record_events: bool,
+    pub events: Vec<TraceEvent>,
+    /// Messages delivered so far (for counting round trips).
+    pub delivered: BTreeMap<&'static str, u64>,
+}
+
+impl<S: StateMachine> Cluster<S> {
+    /// `n` nodes with ids `1..=n`, all voters, booted and started.
+    pub fn new(n: u32, mut config: RaftConfig, seed: u64, make: impl Fn() -> S + 'static) -> Self {
+        config.voters = (1..=n).map(NodeId).collect();
+        let mut cluster = Cluster {
+            config,
+            make: Box::new(make),
+            hosts: BTreeMap::new(),
+            now: Time::ZERO,
+            seq: 0,
+            queue: BTreeMap::new(),
+            rng: SplitMix64(seed),
+            blocked: BTreeSet::new(),
+            latency: (Duration::from_millis(1), Duration::from_millis(5)),
+            loss_per_mille: 0,
+            duplicate_per_mille: 0,
+            tear_on_crash: false,
+            replies: Vec::new(),
+            next_client_seq: 0,
+            elections: ElectionRecord::default(),
+            commits: CommitRecord::default(),
+            check_invariants: true,
+            violation: None,
+            record_events: false,
+            events: Vec::new(),
+            delivered: BTreeMap::new(),
+        };
+        for id in 1..=n {
+            cluster.add_host(NodeId(id));
+        }
+        cluster
+    }
+
+    /// Add a machine with an empty disk and start a node on it (a new server to add as a learner).
+    pub fn add_host(&mut self, id: NodeId) {
+        let seed = self.rng.next_u64();
+        self.hosts.insert(
+            id,
+            Host {
+                node: None,
+                durable: Durable::new(),
+                unsynced: Vec::new(),
+                timers: BTreeMap::new(),
+                clock_rate: 1.0,
+                rng: SplitMix64(seed),
+            },
+        );
+        self.restart(id);
+    }
+
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.hosts.keys().copied().collect()
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node<S>> {
+        self.hosts.get(&id).and_then(|h| h.node.as_ref())
+    }
+
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.node(id).is_some()
+    }
+
+    /// Run `f` on a node with an `Io`, then carry out its effects.
+    fn with_node(&mut self, id: NodeId, f: impl FnOnce(&mut Node<S>, &mut Io<'_, Node<S>>)) {
+        let now = self.now;
+        let tracing = self.record_events;
+        let Some(host) = self.hosts.get_mut(&id) else { return };
+        let local = host.local_now(now);
+        let Some(node) = host.node.as_mut() else { return };
+        let mut effects = Vec::new();
+        {
+            let mut io = Io::new(id, local, tracing, &mut host.rng, &mut effects);
+            f(node, &mut io);
+        }
+        self.carry_out(id, effects);
+        if self.check_invariants && self.violation.is_none() {
+            if let Err(v) = self.check() {
+                self.violation = Some(format!("at {}: {v}", self.now));
+            }
+        }
+    }
+
+    /// Check the safety invariants now.
+    pub fn check(&mut self) -> Result<(), String> {
+        let nodes: Vec<(NodeId, Option<&Node<S>>)> =
+            self.hosts.iter().map(|(&id, h)| (id, h.node.as_ref())).collect();
+        check_cluster(&nodes, &mut self.elections, &mut self.commits)
+    }
+
+    fn carry_out(&mut self, id: NodeId, effects: Vec<Effect<Node<S>>>) {
+        for effect in effects {
+            match effect {
+                Effect::Send { to, msg } => self.transmit(id, to, msg),
+                Effect::SetTimer { timer, after } => {
+                    let host = self.hosts.get_mut(&id).expect("host");
+                    let real = Duration::from_nanos((after.as_nanos() as f64 / host.clock_rate) as u64);
+                    host.timers.insert(timer, self.now + real);
+                }
+                Effect::CancelTimer { timer } => {
+                    self.hosts.get_mut(&id).expect("host").timers.remove(&timer);
+                }
+                Effect::Persist(op) => self.hosts.get_mut(&id).expect("host").unsynced.push(op),
+                Effect::Sync => {
+                    let host = self.hosts.get_mut(&id).expect("host");
+                    for op in host.unsynced.drain(..) {
+                        host.durable.apply(&op);
+                    }
+                }
+                Effect::Reply { request, response } => self.replies.push((id, request, response)),
+                Effect::Event(e) => {
+                    if self.record_events {
+                        self.events.push(TraceEvent {
+                            time: self.now,
+                            node: id,
+                            name: e.name,
+                            detail: e.detail,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: Message<S::Command>) {
+        if self.blocked.contains(&(from, to)) || self.rng.chance(self.loss_per_mille) {
+            return;
+        }
+        let copies = if self.rng.chance(self.duplicate_per_mille) { 2 } else { 1 };
+        for _ in 0..copies {
+            let (lo, hi) = (self.latency.0.as_nanos() as u64, self.latency.1.as_nanos() as u64);
+            let delay = lo + self.rng.below(hi - lo + 1);
+            self.seq += 1;
+            self.queue.insert((self.now + Duration::from_nanos(delay), self.seq), (from, to, msg.clone()));
+        }
+    }
+
+    /// The time of the next event, if any.
+    fn next_event_time(&self) -> Option<Time> {
+        let msg = self.queue.keys().next().map(|k| k.0);
+        let timer = self.hosts.values().flat_map(|h| h.timers.values()).min().copied();
+        match (msg, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Process the next event. Returns false if there is none.
+    pub fn step(&mut self) -> bool {
+        let Some(at) = self.next_event_time() else { return false };
+        self.now = self.now.max(at);
+        // Messages first at equal times, then timers in (node, timer) order: deterministic.
+        if let Some((&key, _)) = self.queue.iter().next().filter(|(k, _)| k.0 <= at) {
+            let (from, to, msg) = self.queue.remove(&key).expect("present");
+            if self.blocked.contains(&(from, to)) {
+                return true;
+            }
+            if self.is_up(to) {
+                *self.delivered.entry(concord_core::Message::kind(&msg)).or_default() += 1;
+                self.with_node(to, |n, io| n.on_message(io, from, msg));
+            }
+            return true;
+        }
+        let due = self
+            .hosts
+            .iter()
+            .flat_map(|(&id, h)| h.timers.iter().map(move |(&t, &d)| (d, id, t)))
+            .filter(|(d, _, _)| *d <= at)
+            .min();
+        if let Some((_, id, timer)) = due {
+            self.hosts.get_mut(&id).expect("host").timers.remove(&timer);
+            self.with_node(id, |n, io| n.on_timer(io, timer));
+        }
+        true
+    }
+
+    /// Run until `d` of true time has passed.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(t) = self.next_event_time() {
+            if t > until {
+                break;
+            }
+            self.step();
+        }
+        self.now = until;
+    }
+
+    /// Run until `done` holds (checked after each event) or `limit` passes. Returns whether it held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Self) -> bool) -> bool {
+        let until = self.now + limit;
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_event_time() {
+                Some(t) if t <= until => {
+                    self.step();
+                }
+                _ => {
+                    self.now = until;
+                    return done(self);
+                }
+            }
+        }
+    }
+
+    /// The running leader with the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.hosts
+            .iter()
+            .filter_map(|(&id, h)| h.node.as_ref().filter(|n| n.is_leader()).map(|n| (n.current_term(), id)))
+            .max()
+            .map(|(_, id)| id)
+    }
+
+    /// Wait (up to 5 s of simulated time) for a leader that a majority of running voters follow.
+    pub fn await_leader(&mut self) -> Option<NodeId> {
+        self.run_until(Duration::from_secs(5), |c| c.stable_leader().is_some());
+        self.stable_leader()
+    }
+
+    /// A leader whose term and identity every other running member agrees on.
+    pub fn stable_leader(&self) -> Option<NodeId> {
+        let leader = self.leader()?;
+        let term = self.node(leader)?.current_term();
+        let agree = self
+            .hosts
+            .values()
+            .filter_map(|h| h.node.as_ref())
+            .filter(|n| n.current_term() == term && n.leader_id() == Some(leader))
+            .count();
+        let voters = self.node(leader)?.current_membership().voters.len();
+        (agree > voters / 2).then_some(leader)
+    }
+
+    /// Crash a node: its volatile state and unsynced writes are gone (with `tear_on_crash`, a random
+    /// prefix of them survives and the next one is torn in half).
+    pub fn crash(&mut self, id: NodeId) {
+        let keep = {
+            let host = self.hosts.get(&id).expect("host");
+            if self.tear_on_crash {
+                self.rng.below(host.unsynced.len() as u64 + 1) as usize
+            } else {
+                0
+            }
+        };
+        let tear = self.tear_on_crash;
+        let host = self.hosts.get_mut(&id).expect("host");
+        host.node = None;
+        host.timers.clear();
+        let unsynced = std::mem::take(&mut host.unsynced);
+        for op in unsynced.iter().take(keep) {
+            host.durable.apply(op);
+        }
+        if tear {
+            if let Some(StorageOp::Put { key, value }) = unsynced.get(keep) {
+                let torn = value[..value.len() / 2].to_vec();
+                host.durable.apply(&StorageOp::Put { key: key.clone(), value: torn });
+            }
+        }
+    }
+
+    /// Boot a node from its disk and start it. Panics if recovery fails (use [`Cluster::try_restart`]).
+    pub fn restart(&mut self, id: NodeId) {
+        if let Err(e) = self.try_restart(id) {
+            panic!("{id} cannot recover: {e}");
+        }
+    }
+
+    pub fn try_restart(&mut self, id: NodeId) -> Result<(), crate::RecoveryError> {
+        let host = self.hosts.get_mut(&id).expect("host");
+        let node = RaftNode::boot(id, self.config.clone(), (self.make)(), &host.durable)?;
+        host.node = Some(node);
+        host.timers.clear();
+        self.with_node(id, |n, io| n.on_start(io));
+        Ok(())
+    }
+
+    /// Cut every link between the groups (nodes not listed keep all their links).
+    pub fn partition(&mut self, groups: &[&[u32]]) {
+        self.blocked.clear();
+        for (i, a) in groups.iter().enumerate() {
+            for (j, b) in groups.iter().enumerate() {
+                if i != j {
+                    for &x in a.iter() {
+                        for &y in b.iter() {
+                            self.blocked.insert((NodeId(x), NodeId(y)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cut a node off from everyone.
+    pub fn isolate(&mut self, id: NodeId) {
+        for other in self.ids() {
+            if other != id {
+                self.blocked.insert((id, other));
+                self.blocked.insert((other, id));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    /// Send a client request to `node` now; returns its id (find the answer with [`Cluster::reply`]).
+    pub fn request(&mut self, node: NodeId, req: RaftRequest<S::Command, S::Query>) -> RequestId {
+        self.next_client_seq += 1;
+        let id = RequestId { client: ClientId(0), seq: self.next_client_seq };
+        self.with_node(node, |n, io| n.on_request(io, id, req));
+        id
+    }
+
+    pub fn reply(&self, request: RequestId) -> Option<&RaftResponse<S::Output>> {
+        self.replies.iter().find(|(_, r, _)| *r == request).map(|(_, _, resp)| resp)
+    }
+
+    /// Send a request to `node` and run until it is answered (or `limit` passes).
+    pub fn call(
+        &mut self,
+        node: NodeId,
+        req: RaftRequest<S::Command, S::Query>,
+        limit: Duration,
+    ) -> Option<RaftResponse<S::Output>> {
+        let id = self.request(node, req);
+        self.run_until(limit, |c| c.reply(id).is_some());
+        self.reply(id).cloned()
+    }
+
+    /// Propose a command (no session) at the current leader and wait for the answer.
+    pub fn propose(&mut self, command: S::Command) -> Option<RaftResponse<S::Output>> {
+        let leader = self.await_leader()?;
+        self.call(leader, RaftRequest::Propose { session: None, command }, Duration::from_secs(2))
+    }
+
+    /// Propose with a session.
+    pub fn propose_with_session(
+        &mut self,
+        node: NodeId,
+        session: Session,
+        command: S::Command,
+    ) -> Option<RaftResponse<S::Output>> {
+        self.call(node, RaftRequest::Propose { session: Some(session), command }, Duration::from_secs(2))
+    }
+
+    /// Read at `node`.
+    pub fn read(
+        &mut self,
+        node: NodeId,
+        consistency: ReadConsistency,
+        query: S::Query,
+    ) -> Option<RaftResponse<S::Output>> {
+        self.call(node, RaftRequest::Read { consistency, query }, Duration::from_secs(2))
+    }
+
+    /// Panic with the violation if an invariant broke.
+    pub fn assert_safe(&self) {
+        if let Some(v) = &self.violation {
+            panic!("safety violation: {v}");
+        }
+    }
+
+    /// Set a node's clock rate (1.0 = true time; 0.5 = runs at half speed).
+    pub fn set_clock_rate(&mut self, id: NodeId, rate: f64) {
+        self.hosts.get_mut(&id).expect("host").clock_rate = rate;
+    }
+}
+
+impl Cluster<ListMachine> {
+    /// A cluster of [`ListMachine`]s.
+    pub fn lists(n: u32, config: RaftConfig, seed: u64) -> Self {
+        Cluster::new(n, config, seed, ListMachine::default)
+    }
+
+    /// The list as applied on `id`.
+    pub fn items(&self, id: NodeId) -> Vec<i64> {
+        self.node(id).map(|n| n.state_machine().items.clone()).unwrap_or_default()
+    }
+}
