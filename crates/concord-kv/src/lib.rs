@@ -23,10 +23,13 @@
 //! Keys and values are bytes; keys are ordered bytewise, so a range scan returns keys in order.
 //!
 //! ## Revisions: a logical clock for the whole store
-//! The store has one counter, the **revision** (as in etcd). Every command that changes at least one
-//! key moves it up by exactly one; a command that changes nothing (a failed CAS, deleting an absent
-//! key, a read-only transaction) leaves it alone. All keys written by one command – a transaction,
-//! a delete-range – share that command's revision. Every key carries:
+//! The store has one counter, the **revision** (as in etcd). Every command that *writes* moves it up
+//! by exactly one: a put (always), a successful CAS, an increment, a delete or delete-range or expiry
+//! that finds at least one key, a transaction whose executed branch does one of these (even if its
+//! writes cancel out, like putting and then deleting a new key). A command that writes nothing (a
+//! failed CAS, deleting an absent key, a read-only transaction, any refused command) leaves it
+//! alone. All keys written by one command – a transaction, a delete-range – share that command's
+//! revision. Every key carries:
 //! * `create_revision` – the revision at which the key was created (since it was last absent);
 //! * `mod_revision` – the revision of its last write;
 //! * `version` – how many times it was written since creation (1 after the creating put).
@@ -63,8 +66,11 @@
 //! `Expire` command is applied. Every answer depends only on the applied state, so all replicas give
 //! the same answer at the same log position, reads are linearizable like any other, and a CAS can
 //! never see a key that a read a moment before said was gone. The cost is **lateness**: a key
-//! outlives its deadline by up to the housekeeping interval plus one commit round trip (plus the
-//! leader's clock skew). The alternative – hiding overdue keys at read time by comparing the deadline
+//! outlives its deadline by up to the housekeeping interval plus one commit round trip. Deadlines
+//! are also only as good as the clocks that stamped them: the proposer of the put set the deadline,
+//! the leader of the day decides it passed, so clock skew between the two (e.g. after a leader
+//! change) makes a key live longer or shorter by that skew – but every replica still agrees on
+//! when it went. The alternative – hiding overdue keys at read time by comparing the deadline
 //! to the reader's clock – makes answers depend on which replica's clock you ask, so two reads could
 //! see a key vanish and reappear; we choose agreement over punctuality. A client that needs a tight
 //! bound can compare `expires_at` itself.

@@ -32,7 +32,7 @@ pub struct RangePage {
 }
 
 /// A successful answer. `revision` is always the store's revision *after* the command; it only
-/// grows when the command changed at least one key.
+/// grows when the command wrote at least one key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
     Get(Option<KeyValue>),

@@ -1,7 +1,7 @@
 //! [`KvStore`]: the state every replica holds, and how a command changes it.
 //!
 //! The state is three things:
-//! * `revision` – the store's logical clock, bumped once per command that changed at least one key;
+//! * `revision` – the store's logical clock, bumped once per command that wrote at least one key;
 //! * `entries` – an ordered map from key to value and metadata (so range scans come out in order);
 //! * `deadlines` – an index of `(expires_at, key)` for keys with a TTL, ordered by deadline, so that
 //!   housekeeping finds the overdue keys without scanning everything. It is derived from `entries`
@@ -97,7 +97,7 @@ impl KvStore {
         // to `rev` if something was written, so read-only or no-op commands leave it alone.
         let rev = self.revision + 1;
         let now = command.now;
-        let (changed, response) = match &command.write {
+        let (wrote, response) = match &command.write {
             Write::Put(put) => {
                 self.put_at(&put.key, put.value.clone(), deadline(now, put.ttl_ms), rev);
                 (true, Response::Put { revision: rev })
@@ -118,7 +118,7 @@ impl KvStore {
                 (expired > 0, Response::Expire { revision: 0, expired })
             }
         };
-        if changed {
+        if wrote {
             self.revision = rev;
         }
         Ok(with_revision(response, self.revision))
@@ -182,7 +182,7 @@ impl KvStore {
     fn txn(&mut self, txn: &Txn, now: Time, rev: u64) -> (bool, Response) {
         let succeeded = txn.compares.iter().all(|c| self.holds(&c.key, c.op, &c.target));
         let ops = if succeeded { &txn.success } else { &txn.failure };
-        let mut changed = false;
+        let mut wrote = false;
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             let response = match op {
@@ -190,23 +190,23 @@ impl KvStore {
                 TxnOp::Range(request) => Response::Range(self.page(request)),
                 TxnOp::Put(put) => {
                     self.put_at(&put.key, put.value.clone(), deadline(now, put.ttl_ms), rev);
-                    changed = true;
+                    wrote = true;
                     Response::Put { revision: 0 }
                 }
                 TxnOp::Delete { key } => {
                     let deleted = u64::from(self.remove(key));
-                    changed |= deleted > 0;
+                    wrote |= deleted > 0;
                     Response::Delete { revision: 0, deleted }
                 }
                 TxnOp::DeleteRange(range) => {
                     let deleted = self.remove_range(range);
-                    changed |= deleted > 0;
+                    wrote |= deleted > 0;
                     Response::Delete { revision: 0, deleted }
                 }
             };
             responses.push(response);
         }
-        (changed, Response::Txn { succeeded, revision: 0, responses })
+        (wrote, Response::Txn { succeeded, revision: 0, responses })
     }
 
     /// Remove each named key that is still the version the leader saw (same mod revision) and whose

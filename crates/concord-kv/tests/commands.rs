@@ -600,3 +600,23 @@ fn restore_of_corrupt_bytes_is_an_error_and_keeps_the_state() {
     assert_eq!(s.get(b"a"), Some(kv("a", "1", 1, 1, 1)));
     assert_eq!(s.snapshot(), good);
 }
+
+#[test]
+fn a_txn_whose_writes_cancel_out_still_takes_a_revision() {
+    let mut s = KvStore::default();
+    put(&mut s, "a", "1");
+    let txn = Txn {
+        success: vec![TxnOp::Put(Put::new("tmp", "x")), TxnOp::Delete { key: b"tmp".to_vec() }],
+        ..Txn::default()
+    };
+    assert_eq!(
+        apply(&mut s, Command::txn(T0, txn)),
+        Ok(Response::Txn {
+            succeeded: true,
+            revision: 2,
+            responses: vec![Response::Put { revision: 2 }, Response::Delete { revision: 2, deleted: 1 }],
+        })
+    );
+    assert_eq!(get(&s, "tmp"), None);
+    assert_eq!(s.revision(), 2);
+}
