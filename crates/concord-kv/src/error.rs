@@ -44,6 +44,9 @@ pub enum KvError {
     #[error("cannot increment key {key}: {current} + {delta} overflows a 64-bit signed integer")]
     IncrementOverflow { key: String, current: i64, delta: i64 },
 
+    #[error("the store has used all 2^64-1 revisions and cannot accept another command")]
+    RevisionsExhausted,
+
     /// A workload operation this store cannot express (e.g. `append`, or `write nil`).
     #[error("unsupported operation: {0}")]
     Unsupported(String),

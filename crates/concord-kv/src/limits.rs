@@ -17,8 +17,10 @@ use crate::error::{excerpt, KvError};
 use serde::{Deserialize, Serialize};
 
 /// Configured upper bounds. The defaults follow etcd where it has one (1.5 MiB requests, 128 txn
-/// ops) rounded to what a teaching cluster needs.
+/// ops) rounded to what a teaching cluster needs. In a config file, omitted fields take their
+/// defaults.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KvLimits {
     /// Largest key, in bytes.
     pub max_key_bytes: usize,
@@ -45,6 +47,26 @@ impl Default for KvLimits {
             max_range_limit: 1000,
             max_range_bytes: 4 * 1024 * 1024,
             max_expire_keys: 256,
+        }
+    }
+}
+
+impl KvLimits {
+    /// Whether this configuration is usable: every bound at least 1 (a zero `max_range_limit` would
+    /// refuse every scan, a zero `max_expire_keys` would silently stop expiry). A server checks this
+    /// when it loads its configuration.
+    pub fn check(&self) -> Result<(), String> {
+        let fields = [
+            ("max_key_bytes", self.max_key_bytes),
+            ("max_value_bytes", self.max_value_bytes),
+            ("max_txn_ops", self.max_txn_ops),
+            ("max_range_limit", self.max_range_limit),
+            ("max_range_bytes", self.max_range_bytes),
+            ("max_expire_keys", self.max_expire_keys),
+        ];
+        match fields.iter().find(|(_, bound)| *bound == 0) {
+            Some((name, _)) => Err(format!("kv limit {name} is 0; every limit must be at least 1")),
+            None => Ok(()),
         }
     }
 }
@@ -193,6 +215,13 @@ mod tests {
 
     fn check(write: Write) -> Result<(), KvError> {
         validate(&Command::new(T, write), &limits())
+    }
+
+    #[test]
+    fn configurations_with_a_zero_bound_are_refused() {
+        assert_eq!(KvLimits::default().check(), Ok(()));
+        let zero = KvLimits { max_expire_keys: 0, ..KvLimits::default() };
+        assert_eq!(zero.check(), Err("kv limit max_expire_keys is 0; every limit must be at least 1".into()));
     }
 
     #[test]

@@ -95,7 +95,8 @@ impl KvStore {
         validate(command, &self.limits)?;
         // Every key this command writes gets `rev` as its mod revision; `self.revision` only moves
         // to `rev` if something was written, so read-only or no-op commands leave it alone.
-        let rev = self.revision + 1;
+        // 2^64 writes will not happen in practice, but a (crafted) snapshot can claim it.
+        let rev = self.revision.checked_add(1).ok_or(KvError::RevisionsExhausted)?;
         let now = command.now;
         let (wrote, response) = match &command.write {
             Write::Put(put) => {
@@ -429,5 +430,23 @@ fn with_revision(response: Response, revision: u64) -> Response {
         },
         Response::Expire { expired, .. } => Response::Expire { revision, expired },
         read @ (Response::Get(_) | Response::Range(_)) => read,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_out_of_revisions_refuses_commands_instead_of_wrapping() {
+        let mut store = KvStore::from_parts(KvLimits::default(), u64::MAX, BTreeMap::new());
+        let out = store.execute(&Command::put(Time(0), "k", "v"));
+        assert_eq!(out, Err(KvError::RevisionsExhausted));
+        assert_eq!(
+            out.unwrap_err().to_string(),
+            "the store has used all 2^64-1 revisions and cannot accept another command"
+        );
+        assert!(store.is_empty());
+        assert_eq!(store.read(&Query::get("k")), Ok(Response::Get(None)));
     }
 }
