@@ -22,6 +22,9 @@ pub enum KvError {
     #[error("transaction has {ops} compares and operations; the limit is {max_txn_ops}")]
     TooManyTxnOps { ops: usize, max_txn_ops: usize },
 
+    #[error("command carries {command_bytes} bytes of keys and values; the limit is {max_command_bytes}")]
+    CommandTooLarge { command_bytes: usize, max_command_bytes: usize },
+
     #[error("range limit is 0; a range returns at least 1 key per page (ranges are never unbounded)")]
     ZeroRangeLimit,
 

@@ -76,8 +76,8 @@
 //! bound can compare `expires_at` itself.
 //!
 //! ## Bounded everything
-//! [`KvLimits`] bounds key and value sizes, transaction size, range page size (in keys and bytes)
-//! and the expiry batch. [`validate`] checks a command before it is proposed (fast, clear errors
+//! [`KvLimits`] bounds key and value sizes, transaction size, the total bytes of one command (a log
+//! entry), range page size (in keys and bytes) and the expiry batch. [`validate`] checks a command before it is proposed (fast, clear errors
 //! for the client), and `apply` checks again, returning the error as the command's output (a
 //! command validated under an older configuration must not crash or diverge a replica). Range scans
 //! are paged: a page holds at most `limit` keys and names the `next_key` to continue from.
@@ -114,7 +114,7 @@ pub use command::{
     TxnOp, Write,
 };
 pub use error::KvError;
-pub use limits::{validate, validate_query, KvLimits};
+pub use limits::{command_bytes, validate, validate_query, KvLimits};
 pub use response::{KeyValue, KvResult, RangePage, Response};
 pub use snapshot::SnapshotError;
 pub use store::KvStore;

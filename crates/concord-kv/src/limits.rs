@@ -12,7 +12,7 @@
 //! Only static properties are checked here (sizes, counts, ranges). Errors that depend on state –
 //! incrementing a non-integer – are found while applying, and also change nothing.
 
-use crate::command::{Command, KeyRange, Put, Query, RangeRequest, TxnOp, Write};
+use crate::command::{Command, CompareTarget, KeyRange, Put, Query, RangeRequest, TxnOp, Write};
 use crate::error::{excerpt, KvError};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +36,10 @@ pub struct KvLimits {
     pub max_range_bytes: usize,
     /// Most keys one `Expire` command removes: the batch bound of housekeeping.
     pub max_expire_keys: usize,
+    /// Most key and value bytes one command carries in total – the bound on a log entry. Without it
+    /// a transaction of `max_txn_ops` puts of `max_value_bytes` each (128 MiB by default) would be
+    /// one entry that every replica must receive, persist and apply.
+    pub max_command_bytes: usize,
 }
 
 impl Default for KvLimits {
@@ -47,6 +51,8 @@ impl Default for KvLimits {
             max_range_limit: 1000,
             max_range_bytes: 4 * 1024 * 1024,
             max_expire_keys: 256,
+            // Room for the largest CAS: a key, the expected value and the new value.
+            max_command_bytes: 3 * 1024 * 1024,
         }
     }
 }
@@ -63,6 +69,7 @@ impl KvLimits {
             ("max_range_limit", self.max_range_limit),
             ("max_range_bytes", self.max_range_bytes),
             ("max_expire_keys", self.max_expire_keys),
+            ("max_command_bytes", self.max_command_bytes),
         ];
         match fields.iter().find(|(_, bound)| *bound == 0) {
             Some((name, _)) => Err(format!("kv limit {name} is 0; every limit must be at least 1")),
@@ -74,6 +81,48 @@ impl KvLimits {
 /// Check `command` against `limits`. `Ok(())` means the command is well formed; it may still fail
 /// on the state it meets (a CAS whose comparison fails, an increment of a non-integer).
 pub fn validate(command: &Command, limits: &KvLimits) -> Result<(), KvError> {
+    // The specific errors first ("value is 2000000 bytes..."), then the total.
+    check_parts(command, limits)?;
+    let command_bytes = command_bytes(command);
+    if command_bytes > limits.max_command_bytes {
+        return Err(KvError::CommandTooLarge { command_bytes, max_command_bytes: limits.max_command_bytes });
+    }
+    Ok(())
+}
+
+/// Key and value bytes a command carries (keys, values, expected values, range bounds).
+pub fn command_bytes(command: &Command) -> usize {
+    fn target(t: &CompareTarget) -> usize {
+        match t {
+            CompareTarget::Value(Some(v)) => v.len(),
+            _ => 0,
+        }
+    }
+    fn range(r: &KeyRange) -> usize {
+        r.start.len() + r.end.as_ref().map_or(0, Vec::len)
+    }
+    fn txn_op(op: &TxnOp) -> usize {
+        match op {
+            TxnOp::Get { key } | TxnOp::Delete { key } => key.len(),
+            TxnOp::Range(request) => range(&request.range),
+            TxnOp::Put(put) => put.key.len() + put.value.len(),
+            TxnOp::DeleteRange(r) => range(r),
+        }
+    }
+    match &command.write {
+        Write::Put(put) => put.key.len() + put.value.len(),
+        Write::Delete { key } | Write::Increment { key, .. } => key.len(),
+        Write::DeleteRange(r) => range(r),
+        Write::Cas(cas) => cas.key.len() + cas.value.len() + target(&cas.expect),
+        Write::Txn(txn) => {
+            let compares: usize = txn.compares.iter().map(|c| c.key.len() + target(&c.target)).sum();
+            compares + txn.success.iter().chain(&txn.failure).map(txn_op).sum::<usize>()
+        }
+        Write::Expire { keys } => keys.iter().map(|k| k.key.len()).sum(),
+    }
+}
+
+fn check_parts(command: &Command, limits: &KvLimits) -> Result<(), KvError> {
     match &command.write {
         Write::Put(put) => check_put(put, limits),
         Write::Delete { key } => check_key(key, limits),
@@ -82,7 +131,7 @@ pub fn validate(command: &Command, limits: &KvLimits) -> Result<(), KvError> {
             check_key(&cas.key, limits)?;
             check_value(&cas.value, limits)?;
             check_ttl(cas.ttl_ms)?;
-            if let crate::CompareTarget::Value(Some(expected)) = &cas.expect {
+            if let CompareTarget::Value(Some(expected)) = &cas.expect {
                 check_value(expected, limits)?;
             }
             Ok(())
@@ -95,7 +144,7 @@ pub fn validate(command: &Command, limits: &KvLimits) -> Result<(), KvError> {
             }
             for compare in &txn.compares {
                 check_key(&compare.key, limits)?;
-                if let crate::CompareTarget::Value(Some(expected)) = &compare.target {
+                if let CompareTarget::Value(Some(expected)) = &compare.target {
                     check_value(expected, limits)?;
                 }
             }
@@ -198,7 +247,7 @@ fn check_range_request(request: &RangeRequest, limits: &KvLimits) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{Cas, Compare, CompareOp, CompareTarget, ExpireKey, Txn};
+    use crate::command::{Cas, Compare, CompareOp, ExpireKey, Txn};
     use concord_core::Time;
 
     const T: Time = Time(0);
@@ -215,6 +264,39 @@ mod tests {
 
     fn check(write: Write) -> Result<(), KvError> {
         validate(&Command::new(T, write), &limits())
+    }
+
+    #[test]
+    fn the_whole_command_is_bounded_too() {
+        let limits = KvLimits { max_command_bytes: 40, ..limits() };
+        // Each put is within the key and value limits (1 + 16 bytes); three of them are not.
+        let put = || TxnOp::Put(Put::new("k", vec![b'v'; 16]));
+        let two = Txn { success: vec![put(), put()], ..Txn::default() };
+        assert_eq!(validate(&Command::txn(T, two.clone()), &limits), Ok(()));
+        let mut three = two;
+        three.failure.push(put());
+        let err = validate(&Command::txn(T, three), &limits).unwrap_err();
+        assert_eq!(err.to_string(), "command carries 51 bytes of keys and values; the limit is 40");
+        // Counted: keys, values, expected values, range bounds.
+        let cas = Command::cas(T, "key", CompareTarget::Value(Some(b"old".to_vec())), "new!");
+        assert_eq!(command_bytes(&cas), 10);
+        let range = TxnOp::Range(RangeRequest::new(KeyRange::new("a", "bc"), 1));
+        let cmp = Compare::new("k", CompareOp::Equal, CompareTarget::Version(3));
+        let txn = Txn {
+            compares: vec![cmp],
+            success: vec![range],
+            failure: vec![TxnOp::Get { key: b"xy".to_vec() }],
+        };
+        assert_eq!(command_bytes(&Command::txn(T, txn)), 1 + 3 + 2);
+        // The default leaves room for the largest CAS.
+        let d = KvLimits::default();
+        let biggest = Command::cas(
+            T,
+            vec![b'k'; d.max_key_bytes],
+            CompareTarget::Value(Some(vec![0; d.max_value_bytes])),
+            vec![1; d.max_value_bytes],
+        );
+        assert_eq!(validate(&biggest, &d), Ok(()));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::store::{check_entries, Entry};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The format written by [`encode`].
+/// The format version this build writes (the first byte of every snapshot).
 pub const FORMAT_VERSION: u8 = 1;
 
 const CRC_BYTES: usize = 4;

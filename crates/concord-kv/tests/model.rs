@@ -310,6 +310,7 @@ fn limits() -> KvLimits {
         max_range_limit: 3,
         max_range_bytes: 12,
         max_expire_keys: 2,
+        max_command_bytes: 100,
     }
 }
 

@@ -110,6 +110,7 @@ fn limits() -> KvLimits {
         max_range_limit: 5,
         max_range_bytes: 64,
         max_expire_keys: 2,
+        max_command_bytes: 100,
     }
 }
 
