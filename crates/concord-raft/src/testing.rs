@@ -565,3 +565,28 @@ impl Cluster<ListMachine> {
         self.node(id).map(|n| n.state_machine().items.clone()).unwrap_or_default()
     }
 }
+
+/// A disk holding term `term`, vote `voted_for` and a log whose entry `i` has term `log_terms[i-1]`
+/// and command `i` (to script situations such as Figure 8).
+pub fn disk_with_log(term: u64, voted_for: Option<NodeId>, log_terms: &[u64]) -> Durable {
+    use crate::log::{Entry, Payload};
+    use crate::storage::{encode, log_key, HardState};
+    let mut d = Durable::new();
+    let hs = HardState { version: 1, term, voted_for };
+    d.apply(&StorageOp::Put { key: hs.key().to_string(), value: encode(&hs) });
+    for (i, &t) in log_terms.iter().enumerate() {
+        let index = i as u64 + 1;
+        let entry: Entry<i64> = Entry { term: t, index, payload: Payload::Command { session: None, command: index as i64 } };
+        d.apply(&StorageOp::Put { key: log_key(index), value: encode(&entry) });
+    }
+    d
+}
+
+impl<S: StateMachine> Cluster<S> {
+    /// Crash a node, replace its disk, and boot it again.
+    pub fn replace_disk(&mut self, id: NodeId, durable: Durable) {
+        self.crash(id);
+        self.hosts.get_mut(&id).expect("host").durable = durable;
+        self.restart(id);
+    }
+}
