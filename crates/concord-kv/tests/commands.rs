@@ -467,7 +467,8 @@ fn expiry_skips_a_key_rewritten_after_housekeeping_looked() {
     let mut s = KvStore::default();
     apply(&mut s, Command::put_with_ttl(T0, "k", "old", 10)).unwrap();
     let due = s.housekeeping(Time(20 * MS)); // the leader decides "k" expired...
-    apply(&mut s, Command::put_with_ttl(Time(15 * MS), "k", "new", 10)).unwrap(); // ...but k is rewritten first
+                                             // ...but k is rewritten before that expiry is applied.
+    apply(&mut s, Command::put_with_ttl(Time(15 * MS), "k", "new", 10)).unwrap();
     assert_eq!(apply(&mut s, due[0].clone()), Ok(Response::Expire { revision: 2, expired: 0 }));
     assert_eq!(get(&s, "k").unwrap().value, b"new".to_vec());
     // The new value expires on its own schedule: 25ms.

@@ -287,12 +287,14 @@ fn write() -> impl Strategy<Value = Write> {
     let compare = (key(), op, target()).prop_map(|(key, op, target)| Compare { key, op, target });
     let ops = || prop::collection::vec(txn_op(), 0..4);
     prop_oneof![
-        4 => (key(), value(), ttl_ms()).prop_map(|(key, value, ttl_ms)| Write::Put(Put { key, value, ttl_ms })),
+        4 => (key(), value(), ttl_ms())
+            .prop_map(|(key, value, ttl_ms)| Write::Put(Put { key, value, ttl_ms })),
         2 => key().prop_map(|key| Write::Delete { key }),
         1 => key_range().prop_map(Write::DeleteRange),
         3 => (key(), target(), value(), ttl_ms())
             .prop_map(|(key, expect, value, ttl_ms)| Write::Cas(Cas { key, expect, value, ttl_ms })),
-        2 => (key(), prop_oneof![-2i64..3, Just(i64::MIN)]).prop_map(|(key, delta)| Write::Increment { key, delta }),
+        2 => (key(), prop_oneof![-2i64..3, Just(i64::MIN)])
+            .prop_map(|(key, delta)| Write::Increment { key, delta }),
         3 => (prop::collection::vec(compare, 0..3), ops(), ops())
             .prop_map(|(compares, success, failure)| Write::Txn(Txn { compares, success, failure })),
         // Expiries with arbitrary (possibly stale or wrong) revisions, not only housekeeping's.
@@ -318,7 +320,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn store_matches_the_naive_model(steps in prop::collection::vec((0u64..12, write(), any::<bool>()), 1..50)) {
+    fn store_matches_the_naive_model(
+        steps in prop::collection::vec((0u64..12, write(), any::<bool>()), 1..50),
+    ) {
         let mut store = KvStore::new(limits());
         let mut model = Model { limits: limits(), ..Model::default() };
         let mut now = Time(0);
@@ -331,13 +335,21 @@ proptest! {
             for command in commands {
                 let expected = model.apply(&command);
                 let actual = store.apply(0, &command);
-                prop_assert!(same(&actual, &expected), "{:?}\n store: {:?}\n model: {:?}", command, actual, expected);
+                prop_assert!(
+                    same(&actual, &expected),
+                    "{:?}\n store: {:?}\n model: {:?}", command, actual, expected
+                );
                 prop_assert_eq!(store.revision(), model.revision);
             }
             // Housekeeping proposes exactly the overdue keys (up to the batch bound), earliest first.
-            let mut overdue: Vec<&KeyValue> = model.keys.iter().filter(|kv| kv.expires_at.is_some_and(|at| at <= now)).collect();
+            let mut overdue: Vec<&KeyValue> =
+                model.keys.iter().filter(|kv| kv.expires_at.is_some_and(|at| at <= now)).collect();
             overdue.sort_by(|a, b| (a.expires_at, &a.key).cmp(&(b.expires_at, &b.key)));
-            let want: Vec<ExpireKey> = overdue.iter().take(2).map(|kv| ExpireKey { key: kv.key.clone(), mod_revision: kv.mod_revision }).collect();
+            let want: Vec<ExpireKey> = overdue
+                .iter()
+                .take(2)
+                .map(|kv| ExpireKey { key: kv.key.clone(), mod_revision: kv.mod_revision })
+                .collect();
             let got = match store.housekeeping(now).as_slice() {
                 [] => vec![],
                 [Command { write: Write::Expire { keys }, now: at }] if *at == now => keys.clone(),
@@ -349,7 +361,9 @@ proptest! {
         let mut contents = Vec::new();
         let mut request = all;
         loop {
-            let Ok(Response::Range(page)) = store.query(&concord_kv::Query::Range(request.clone())) else { panic!() };
+            let Ok(Response::Range(page)) = store.query(&concord_kv::Query::Range(request.clone())) else {
+                panic!("a valid range query failed")
+            };
             contents.extend(page.kvs);
             match page.next_key {
                 Some(next) => request.range.start = next,
