@@ -53,6 +53,7 @@ mod replication;
 pub mod session;
 mod snapshot;
 pub mod storage;
+pub mod sweep;
 pub mod testing;
 
 pub use config::{Mutations, RaftConfig};

@@ -203,9 +203,15 @@ pub fn recover<C: DeserializeOwned>(durable: &Durable) -> Result<Recovered<C>, R
             }
         }
     }
-    if present > 0 && valid == 0 {
-        let (key, reason) = errors.remove(0);
-        return Err(corrupt(key, format!("no valid hard-state slot: {reason}")));
+    match (present, valid) {
+        // The very first hard-state write was torn: it was never synced, so nothing depended on it.
+        (1, 0) => cleanup.extend(errors.iter().map(|(key, _)| StorageOp::Delete { key: key.to_string() })),
+        // Two slots and neither valid: at most one write can be torn, so the other was damaged.
+        (2, 0) => {
+            let (key, reason) = errors.remove(0);
+            return Err(corrupt(key, format!("no valid hard-state slot: {reason}")));
+        }
+        _ => {}
     }
 
     // Snapshots: newest complete one wins; an incomplete newest one was torn.
