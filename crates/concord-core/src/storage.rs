@@ -76,6 +76,16 @@ impl Durable {
         self.entries.iter().map(|(k, v)| k.len() + v.len()).sum()
     }
 
+    /// Apply one write, taking ownership (no copies: the simulator's disks use this).
+    pub fn apply_owned(&mut self, op: StorageOp) {
+        match op {
+            StorageOp::Put { key, value } => {
+                self.entries.insert(key, value);
+            }
+            other => self.apply(&other),
+        }
+    }
+
     /// Apply one write.
     pub fn apply(&mut self, op: &StorageOp) {
         match op {

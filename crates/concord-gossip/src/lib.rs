@@ -8,12 +8,20 @@
 //! * **Rumour mongering** (fast, unreliable): a node that learns a new item pushes it at once to
 //!   `fanout` random peers, which do the same. Most nodes learn quickly; some may never hear it.
 //! * **Anti-entropy** (slow, reliable): every `interval` a node sends a random peer a *digest* of
-//!   its whole set (a count and an order-independent hash). If the digests differ, the two exchange
-//!   what the other lacks (push-pull). Because every pair of live, connected nodes keeps doing this,
-//!   every item eventually reaches everyone – which is what makes the protocol *converge*.
+//!   what it holds, and the two exchange exactly what the other lacks (push-pull). Because every
+//!   pair of live, connected nodes keeps doing this, every item eventually reaches everyone – which is
+//!   what makes the protocol *converge*.
 //!
-//! Durability: a node persists each item it learns and syncs before acknowledging a client's
-//! broadcast, so an acknowledged item survives a crash of the node that accepted it.
+//! The digest is a version vector, as in Scuttlebutt (van Renesse et al., "Efficient Reconciliation
+//! and Flow Control for Anti-Entropy Protocols", 2008): the node that first accepts an item (its
+//! *origin*) numbers it `1, 2, 3, …`, and a digest says, for every origin, up to which number the
+//! node holds *all* of that origin's items. A digest is `n` numbers whatever the data size, and the
+//! reply carries only the items above them.
+//!
+//! Durability: a node persists each item it learns (with a checksum, so a torn write is detected)
+//! and syncs before acknowledging a client's broadcast or spreading it, so an acknowledged item
+//! survives a crash of the node that accepted it, and an origin never reuses a number it has
+//! already told anyone about.
 //!
 //! Switching anti-entropy off (`anti_entropy = false`) leaves only the unreliable rumours: the
 //! simulator's convergence check then catches lost items – the deliberately broken variant that
@@ -24,6 +32,7 @@ use concord_core::time::serde_duration;
 use concord_core::{ClientId, Durable, Io, Message, NodeId, Process, RequestId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `[protocol.gossip]` in a scenario.
@@ -52,18 +61,26 @@ impl Default for GossipConfig {
     }
 }
 
-/// One broadcast item.
-pub type Item = (String, i64);
+/// One broadcast item, named by the node that accepted it and its number there.
+///
+/// The key is shared (`Arc<str>`): an item is copied into many messages and logs, and cloning a
+/// reference count is much cheaper than cloning a string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub origin: NodeId,
+    pub seq: u64,
+    pub key: Arc<str>,
+    pub value: i64,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum GossipMessage {
     /// New items, pushed eagerly.
     Rumour { items: Vec<Item> },
-    /// "This is what I hold": a count and an order-independent hash of the whole set.
-    Digest { count: u64, hash: u64 },
-    /// The receiver of a digest that differs answers with (up to a bound of) its items; the
-    /// original sender merges them and sends back what the receiver lacked.
-    Exchange { items: Vec<Item>, reply: bool },
+    /// For each origin (in cluster order), the number up to which the sender holds every item.
+    Digest { have: Vec<u64> },
+    /// Items the receiver lacks; with `have`, the sender lacks some too and asks for them.
+    Exchange { items: Vec<Item>, have: Option<Vec<u64>> },
 }
 
 impl Message for GossipMessage {
@@ -103,121 +120,222 @@ pub enum GossipTimer {
     AntiEntropy,
 }
 
+/// What a node holds of one origin's items.
+#[derive(Clone, Debug, Default)]
+struct OriginLog {
+    /// Every item numbered `1..=contiguous` is held.
+    contiguous: u64,
+    /// Items by number (including any above `contiguous`, which arrived out of order).
+    items: BTreeMap<u64, (Arc<str>, i64)>,
+}
+
+impl OriginLog {
+    fn insert(&mut self, seq: u64, key: Arc<str>, value: i64) -> bool {
+        if seq <= self.contiguous || self.items.contains_key(&seq) {
+            return false;
+        }
+        self.items.insert(seq, (key, value));
+        while self.items.contains_key(&(self.contiguous + 1)) {
+            self.contiguous += 1;
+        }
+        true
+    }
+}
+
 /// One gossip node.
 pub struct GossipNode {
-    peers: Vec<NodeId>,
+    me: NodeId,
+    /// The whole cluster, in id order; digests are indexed by position here.
+    cluster: Vec<NodeId>,
     config: GossipConfig,
-    items: BTreeSet<Item>,
-    /// Sum of item hashes: equal sets have equal digests whatever the order they were learned in.
-    hash: u64,
+    /// Everyone but me; shuffled in place to pick rumour targets without allocating.
+    peers: Vec<NodeId>,
+    origins: Vec<OriginLog>,
+    /// Values by key, for reads.
+    by_key: BTreeMap<Arc<str>, BTreeSet<i64>>,
+    /// The number the next item accepted here gets.
+    next_seq: u64,
 }
 
 const DISK_PREFIX: &str = "gossip/";
 
-fn item_hash((key, value): &Item) -> u64 {
-    // FNV-1a over key bytes then value bytes; any fixed, well-mixed function would do.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.as_bytes().iter().chain(&value.to_le_bytes()) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+/// `gossip/<origin, 10 digits>/<seq, 20 digits>`: zero-padded so disk order is numeric order.
+/// Written by hand because it runs for every item every node learns.
+fn disk_key(origin: NodeId, seq: u64) -> String {
+    fn digits(out: &mut String, mut n: u64, width: usize) {
+        let mut buf = [b'0'; 20];
+        for slot in buf[20 - width..].iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend(buf[20 - width..].iter().map(|b| *b as char));
     }
-    h
+    let mut key = String::with_capacity(DISK_PREFIX.len() + 32);
+    key.push_str(DISK_PREFIX);
+    digits(&mut key, u64::from(origin.0), 10);
+    key.push('/');
+    digits(&mut key, seq, 20);
+    key
 }
 
-fn disk_key((key, value): &Item) -> String {
-    format!("{DISK_PREFIX}{key}/{value:020}")
+fn checksum(bytes: &[u8]) -> u64 {
+    // FNV-1a: enough to tell a torn record from a whole one.
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// `value (8 bytes LE) | key bytes | checksum of both (8 bytes LE)`.
+fn encode(key: &str, value: i64) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(16 + key.len());
+    bytes.extend_from_slice(&value.to_le_bytes());
+    bytes.extend_from_slice(key.as_bytes());
+    let sum = checksum(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
+    bytes
+}
+
+fn decode(bytes: &[u8]) -> Option<(String, i64)> {
+    let body = bytes.get(..bytes.len().checked_sub(8)?)?;
+    let sum = u64::from_le_bytes(bytes[body.len()..].try_into().ok()?);
+    if body.len() < 8 || checksum(body) != sum {
+        return None;
+    }
+    let value = i64::from_le_bytes(body[..8].try_into().ok()?);
+    Some((String::from_utf8(body[8..].to_vec()).ok()?, value))
+}
+
+fn parse_disk_key(key: &str) -> Option<(NodeId, u64)> {
+    let (origin, seq) = key.strip_prefix(DISK_PREFIX)?.split_once('/')?;
+    Some((NodeId(origin.parse().ok()?), seq.parse().ok()?))
 }
 
 impl GossipNode {
-    /// Build a node from what its disk holds. Torn records (a value cut short) are skipped: the
-    /// item was never acknowledged from this node's disk, and anti-entropy brings it back.
+    /// Build a node from what its disk holds. Torn records fail their checksum and are skipped:
+    /// such an item was never acknowledged or spread from this disk, and anti-entropy brings back
+    /// anything other nodes have.
     pub fn boot(me: NodeId, cluster: &[NodeId], config: GossipConfig, durable: &Durable) -> Self {
+        let mut cluster = cluster.to_vec();
+        cluster.sort();
         let mut node = GossipNode {
+            me,
             peers: cluster.iter().copied().filter(|&id| id != me).collect(),
+            origins: vec![OriginLog::default(); cluster.len()],
+            cluster,
             config,
-            items: BTreeSet::new(),
-            hash: 0,
+            by_key: BTreeMap::new(),
+            next_seq: 1,
         };
         for (disk_key, bytes) in durable.scan_prefix(DISK_PREFIX) {
-            let Ok(bytes) = <[u8; 8]>::try_from(bytes) else { continue };
-            let value = i64::from_le_bytes(bytes);
-            let rest = &disk_key[DISK_PREFIX.len()..];
-            if let Some((key, _)) = rest.rsplit_once('/') {
-                node.insert((key.to_string(), value));
+            let (Some((origin, seq)), Some((key, value))) = (parse_disk_key(disk_key), decode(bytes)) else {
+                continue;
+            };
+            if origin == me {
+                node.next_seq = node.next_seq.max(seq + 1);
             }
+            node.insert(&Item { origin, seq, key: key.into(), value });
         }
         node
     }
 
-    fn insert(&mut self, item: Item) -> bool {
-        let h = item_hash(&item);
-        let new = self.items.insert(item);
-        if new {
-            self.hash = self.hash.wrapping_add(h);
-        }
-        new
+    fn position(&self, id: NodeId) -> Option<usize> {
+        self.cluster.binary_search(&id).ok()
     }
 
-    /// Learn items; persist and return the new ones.
+    fn insert(&mut self, item: &Item) -> bool {
+        let Some(i) = self.position(item.origin) else { return false };
+        let fresh = self.origins[i].insert(item.seq, item.key.clone(), item.value);
+        if fresh {
+            match self.by_key.get_mut(&*item.key) {
+                Some(values) => {
+                    values.insert(item.value);
+                }
+                None => {
+                    self.by_key.insert(item.key.clone(), BTreeSet::from([item.value]));
+                }
+            }
+        }
+        fresh
+    }
+
+    /// Learn items; persist the new ones and return them.
     fn learn(&mut self, io: &mut Io<'_, Self>, items: Vec<Item>) -> Vec<Item> {
         let mut fresh = Vec::new();
         for item in items {
-            if self.insert(item.clone()) {
-                io.put(disk_key(&item), item.1.to_le_bytes().to_vec());
+            if self.insert(&item) {
+                io.put(disk_key(item.origin, item.seq), encode(&item.key, item.value));
                 fresh.push(item);
             }
         }
         fresh
     }
 
-    fn random_peer(&self, io: &mut Io<'_, Self>) -> Option<NodeId> {
-        (!self.peers.is_empty()).then(|| self.peers[io.random_below(0, self.peers.len() as u64) as usize])
+    fn digest(&self) -> Vec<u64> {
+        self.origins.iter().map(|o| o.contiguous).collect()
+    }
+
+    /// Items the holder of digest `have` lacks (at most `max_items_per_message`).
+    fn missing_from(&self, have: &[u64]) -> Vec<Item> {
+        let limit = self.config.max_items_per_message.max(1);
+        let mut items = Vec::new();
+        for (i, log) in self.origins.iter().enumerate() {
+            let above = have.get(i).copied().unwrap_or(0);
+            for (seq, (key, value)) in log.items.range(above + 1..) {
+                if items.len() == limit {
+                    return items;
+                }
+                items.push(Item { origin: self.cluster[i], seq: *seq, key: key.clone(), value: *value });
+            }
+        }
+        items
     }
 
     /// Push fresh items to `fanout` distinct random peers.
-    fn spread(&self, io: &mut Io<'_, Self>, fresh: &[Item]) {
+    fn spread(&mut self, io: &mut Io<'_, Self>, fresh: &[Item]) {
         if fresh.is_empty() {
             return;
         }
-        let mut candidates = self.peers.clone();
-        for _ in 0..self.config.fanout.min(candidates.len()) {
-            let i = io.random_below(0, candidates.len() as u64) as usize;
-            let peer = candidates.swap_remove(i);
+        // A partial Fisher-Yates shuffle: the first `fanout` peers become a uniform random choice.
+        let n = self.peers.len();
+        for i in 0..self.config.fanout.min(n) {
+            let j = io.random_below(i as u64, n as u64) as usize;
+            self.peers.swap(i, j);
             for chunk in fresh.chunks(self.config.max_items_per_message.max(1)) {
-                io.send(peer, GossipMessage::Rumour { items: chunk.to_vec() });
+                io.send(self.peers[i], GossipMessage::Rumour { items: chunk.to_vec() });
             }
         }
     }
 
-    fn some_items(&self, except: Option<&BTreeSet<Item>>) -> Vec<Item> {
-        self.items
-            .iter()
-            .filter(|item| except.is_none_or(|s| !s.contains(*item)))
-            .take(self.config.max_items_per_message.max(1))
-            .cloned()
-            .collect()
+    /// Learn, make it durable, then tell others.
+    fn learn_and_spread(&mut self, io: &mut Io<'_, Self>, from: NodeId, items: Vec<Item>) {
+        let fresh = self.learn(io, items);
+        if fresh.is_empty() {
+            return;
+        }
+        io.sync();
+        if io.tracing() {
+            io.event("learned", serde_json::json!({ "items": fresh.len(), "from": from.0 }));
+        }
+        self.spread(io, &fresh);
     }
 
-    /// All values held for `key`.
+    /// All values held for `key`, in order.
     pub fn values(&self, key: &str) -> Vec<i64> {
-        self.items.iter().filter(|(k, _)| k == key).map(|(_, v)| *v).collect()
+        self.by_key.get(key).map_or_else(Vec::new, |vs| vs.iter().copied().collect())
     }
 
+    /// Number of items held.
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.origins.iter().map(|o| o.items.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.len() == 0
     }
 
-    /// Every item, grouped by key.
-    pub fn by_key(&self) -> BTreeMap<String, Vec<i64>> {
-        let mut map: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for (k, v) in &self.items {
-            map.entry(k.clone()).or_default().push(*v);
-        }
-        map
+    /// Every value, grouped by key.
+    pub fn by_key(&self) -> &BTreeMap<Arc<str>, BTreeSet<i64>> {
+        &self.by_key
     }
 }
 
@@ -237,34 +355,22 @@ impl Process for GossipNode {
 
     fn on_message(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: GossipMessage) {
         match msg {
-            GossipMessage::Rumour { items } => {
-                let fresh = self.learn(io, items);
-                if !fresh.is_empty() {
-                    io.sync();
-                    if io.tracing() {
-                        io.event("learned", serde_json::json!({ "items": fresh.len(), "from": from.0 }));
-                    }
-                }
-                self.spread(io, &fresh);
-            }
-            GossipMessage::Digest { count, hash } => {
-                if count != self.items.len() as u64 || hash != self.hash {
-                    io.send(from, GossipMessage::Exchange { items: self.some_items(None), reply: true });
+            GossipMessage::Rumour { items } => self.learn_and_spread(io, from, items),
+            GossipMessage::Digest { have } => {
+                let items = self.missing_from(&have);
+                // Ask back only if the peer holds something we lack.
+                let mine = self.digest();
+                let lacking = have.iter().zip(&mine).any(|(theirs, ours)| theirs > ours);
+                if !items.is_empty() || lacking {
+                    io.send(from, GossipMessage::Exchange { items, have: lacking.then_some(mine) });
                 }
             }
-            GossipMessage::Exchange { items, reply } => {
-                let theirs: BTreeSet<Item> = items.iter().cloned().collect();
-                let fresh = self.learn(io, items);
-                if !fresh.is_empty() {
-                    io.sync();
-                    if io.tracing() {
-                        io.event("learned", serde_json::json!({ "items": fresh.len(), "from": from.0 }));
-                    }
-                }
-                if reply {
-                    let missing = self.some_items(Some(&theirs));
-                    if !missing.is_empty() {
-                        io.send(from, GossipMessage::Exchange { items: missing, reply: false });
+            GossipMessage::Exchange { items, have } => {
+                self.learn_and_spread(io, from, items);
+                if let Some(have) = have {
+                    let items = self.missing_from(&have);
+                    if !items.is_empty() {
+                        io.send(from, GossipMessage::Exchange { items, have: None });
                     }
                 }
             }
@@ -274,8 +380,14 @@ impl Process for GossipNode {
     fn on_timer(&mut self, io: &mut Io<'_, Self>, timer: GossipTimer) {
         match timer {
             GossipTimer::AntiEntropy => {
-                if let Some(peer) = self.random_peer(io) {
-                    io.send(peer, GossipMessage::Digest { count: self.items.len() as u64, hash: self.hash });
+                let peers = self.cluster.len() as u64;
+                if peers > 1 {
+                    // A random peer other than me.
+                    let mut i = io.random_below(0, peers - 1) as usize;
+                    if self.cluster[i] >= self.me {
+                        i += 1;
+                    }
+                    io.send(self.cluster[i], GossipMessage::Digest { have: self.digest() });
                 }
                 io.set_timer(GossipTimer::AntiEntropy, self.config.interval);
             }
@@ -285,8 +397,11 @@ impl Process for GossipNode {
     fn on_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: GossipRequest) {
         match req {
             GossipRequest::Broadcast { key, value } => {
-                let fresh = self.learn(io, vec![(key, value)]);
-                // Durable before acknowledged: the ack promises the item survives a crash.
+                let item = Item { origin: self.me, seq: self.next_seq, key: key.into(), value };
+                self.next_seq += 1;
+                let fresh = self.learn(io, vec![item]);
+                // Durable before acknowledged or spread: the ack promises the item survives a
+                // crash, and the number must never be reused for another item.
                 io.sync();
                 io.reply(request, GossipResponse::Ack);
                 self.spread(io, &fresh);
@@ -299,7 +414,7 @@ impl Process for GossipNode {
     }
 
     fn inspect(&self) -> serde_json::Value {
-        serde_json::json!({ "items": self.items.len(), "digest": format!("{:016x}", self.hash) })
+        serde_json::json!({ "items": self.len(), "digest": self.digest() })
     }
 }
 
@@ -351,9 +466,16 @@ mod tests {
         }
     }
 
+    fn cluster() -> Vec<NodeId> {
+        (1..=3).map(NodeId).collect()
+    }
+
     fn node(id: u32) -> GossipNode {
-        let cluster: Vec<NodeId> = (1..=3).map(NodeId).collect();
-        GossipNode::boot(NodeId(id), &cluster, GossipConfig::default(), &Durable::new())
+        GossipNode::boot(NodeId(id), &cluster(), GossipConfig::default(), &Durable::new())
+    }
+
+    fn item(origin: u32, seq: u64, value: i64) -> Item {
+        Item { origin: NodeId(origin), seq, key: "k".into(), value }
     }
 
     fn step(
@@ -362,67 +484,77 @@ mod tests {
     ) -> Vec<Effect<GossipNode>> {
         let mut rng = Counter(1);
         let mut effects = Vec::new();
-        let mut io = Io::new(NodeId(1), concord_core::Time::ZERO, false, &mut rng, &mut effects);
+        let mut io = Io::new(node.me, concord_core::Time::ZERO, false, &mut rng, &mut effects);
         f(node, &mut io);
         effects
     }
 
     #[test]
-    fn a_broadcast_is_synced_before_it_is_acknowledged() {
+    fn a_broadcast_is_synced_before_it_is_acknowledged_or_spread() {
         let mut n = node(1);
         let request = RequestId { client: ClientId(0), seq: 0 };
         let effects = step(&mut n, |n, io| {
             n.on_request(io, request, GossipRequest::Broadcast { key: "k".into(), value: 7 })
         });
-        let persist = effects.iter().position(|e| matches!(e, Effect::Persist(_))).unwrap();
-        let sync = effects.iter().position(|e| matches!(e, Effect::Sync)).unwrap();
-        let reply = effects.iter().position(|e| matches!(e, Effect::Reply { .. })).unwrap();
-        assert!(persist < sync && sync < reply, "{effects:?}");
+        let at = |p: fn(&Effect<GossipNode>) -> bool| effects.iter().position(p).unwrap();
+        let persist = at(|e| matches!(e, Effect::Persist(_)));
+        let sync = at(|e| matches!(e, Effect::Sync));
+        let reply = at(|e| matches!(e, Effect::Reply { .. }));
+        let first_send = at(|e| matches!(e, Effect::Send { .. }));
+        assert!(persist < sync && sync < reply && sync < first_send, "{effects:?}");
         let rumours = effects.iter().filter(|e| matches!(e, Effect::Send { .. })).count();
         assert_eq!(rumours, 2, "fanout 2 in a 3-node cluster");
     }
 
     #[test]
+    fn disk_keys_are_zero_padded_in_numeric_order() {
+        assert_eq!(disk_key(NodeId(7), 42), "gossip/0000000007/00000000000000000042");
+        assert_eq!(parse_disk_key(&disk_key(NodeId(7), 42)), Some((NodeId(7), 42)));
+        assert!(disk_key(NodeId(2), 9) < disk_key(NodeId(2), 10));
+    }
+
+    #[test]
     fn boot_recovers_items_and_skips_torn_records() {
         let mut disk = Durable::new();
-        disk.apply(&StorageOp::Put { key: disk_key(&("k".into(), 5)), value: 5i64.to_le_bytes().to_vec() });
-        disk.apply(&StorageOp::Put { key: disk_key(&("k".into(), 6)), value: vec![6, 0, 0] }); // torn
-        let n = GossipNode::boot(NodeId(1), &[NodeId(1), NodeId(2)], GossipConfig::default(), &disk);
+        disk.apply(&StorageOp::Put { key: disk_key(NodeId(1), 1), value: encode("k", 5) });
+        let mut torn = encode("k", 6);
+        torn.truncate(torn.len() - 3);
+        disk.apply(&StorageOp::Put { key: disk_key(NodeId(1), 2), value: torn });
+        let n = GossipNode::boot(NodeId(1), &cluster(), GossipConfig::default(), &disk);
         assert_eq!(n.values("k"), vec![5]);
+        assert_eq!(n.next_seq, 2, "the torn item's number was never used outside this node");
     }
 
     #[test]
-    fn equal_sets_have_equal_digests_whatever_the_order() {
-        let (mut a, mut b) = (node(1), node(2));
-        for v in [1, 2, 3] {
-            a.insert(("k".into(), v));
-        }
-        for v in [3, 1, 2] {
-            b.insert(("k".into(), v));
-        }
-        assert_eq!(a.hash, b.hash);
-        b.insert(("k".into(), 4));
-        assert_ne!(a.hash, b.hash);
+    fn digests_count_only_contiguous_items() {
+        let mut n = node(1);
+        assert!(n.insert(&item(2, 1, 10)));
+        assert!(n.insert(&item(2, 3, 30)));
+        assert!(!n.insert(&item(2, 1, 10)), "duplicates are not fresh");
+        assert_eq!(n.digest(), vec![0, 1, 0]);
+        n.insert(&item(2, 2, 20));
+        assert_eq!(n.digest(), vec![0, 3, 0]);
     }
 
     #[test]
-    fn a_differing_digest_starts_a_push_pull_exchange() {
+    fn a_digest_is_answered_with_exactly_what_the_peer_lacks() {
         let mut a = node(1);
-        a.insert(("k".into(), 1));
+        for seq in 1..=3 {
+            a.insert(&item(2, seq, seq as i64));
+        }
+        // The peer has origin 2's items up to 1, and one item of origin 3 that `a` lacks.
         let effects =
-            step(&mut a, |n, io| n.on_message(io, NodeId(2), GossipMessage::Digest { count: 0, hash: 0 }));
-        assert!(
-            matches!(&effects[..], [Effect::Send { to: NodeId(2), msg: GossipMessage::Exchange { reply: true, items } }] if items.len() == 1)
-        );
-        // The peer answers with what `a` lacked; `a` learns it and sends back nothing more.
-        let effects = step(&mut a, |n, io| {
-            n.on_message(
-                io,
-                NodeId(2),
-                GossipMessage::Exchange { items: vec![("k".into(), 2)], reply: false },
-            )
-        });
-        assert_eq!(a.values("k"), vec![1, 2]);
-        assert!(effects.iter().all(|e| !matches!(e, Effect::Send { .. })));
+            step(&mut a, |n, io| n.on_message(io, NodeId(3), GossipMessage::Digest { have: vec![0, 1, 1] }));
+        match &effects[..] {
+            [Effect::Send { to: NodeId(3), msg: GossipMessage::Exchange { items, have: Some(have) } }] => {
+                assert_eq!(items.iter().map(|i| i.seq).collect::<Vec<_>>(), vec![2, 3]);
+                assert_eq!(have, &vec![0, 3, 0]);
+            }
+            other => panic!("unexpected effects {other:?}"),
+        }
+        // Equal digests: silence.
+        let effects =
+            step(&mut a, |n, io| n.on_message(io, NodeId(3), GossipMessage::Digest { have: vec![0, 3, 0] }));
+        assert!(effects.is_empty(), "{effects:?}");
     }
 }

@@ -9,32 +9,37 @@
 use concord_core::Time;
 use std::time::Duration;
 
+/// Drift is kept in parts per billion and all arithmetic is integer, so clock readings are exact
+/// and identical on every platform.
 #[derive(Clone, Debug)]
 pub struct Clock {
     base_true: u64,
     base_local: u64,
-    drift_ppm: f64,
+    drift_ppb: i64,
 }
+
+const BILLION: i128 = 1_000_000_000;
 
 impl Clock {
     pub fn new(offset: Duration, drift_ppm: f64) -> Self {
-        Clock { base_true: 0, base_local: offset.as_nanos() as u64, drift_ppm }
+        Clock { base_true: 0, base_local: offset.as_nanos() as u64, drift_ppb: ppb(drift_ppm) }
     }
 
     /// The local reading at true time `now`.
     pub fn local(&self, now: Time) -> Time {
-        let elapsed = now.0.saturating_sub(self.base_true) as f64;
-        Time(self.base_local + (elapsed * (1.0 + self.drift_ppm / 1e6)) as u64)
+        let elapsed = i128::from(now.0.saturating_sub(self.base_true));
+        let local = i128::from(self.base_local) + elapsed + elapsed * i128::from(self.drift_ppb) / BILLION;
+        Time(local.clamp(0, i128::from(u64::MAX)) as u64)
     }
 
     /// How much true time passes while this clock advances by `local` (timers are set in local time).
     pub fn true_duration(&self, local: Duration) -> Duration {
-        let rate = 1.0 + self.drift_ppm / 1e6;
-        if rate == 1.0 {
-            local
-        } else {
-            Duration::from_nanos((local.as_nanos() as f64 / rate).ceil() as u64)
+        if self.drift_ppb == 0 {
+            return local;
         }
+        let rate = BILLION + i128::from(self.drift_ppb);
+        let nanos = (local.as_nanos() as i128 * BILLION + rate - 1) / rate; // rounded up
+        Duration::from_nanos(nanos.clamp(0, i128::from(u64::MAX)) as u64)
     }
 
     /// Jump forward by `jump` and run at `drift_ppm` from true time `now` on.
@@ -42,12 +47,17 @@ impl Clock {
         let reading = self.local(now);
         self.base_true = now.0;
         self.base_local = reading.0 + jump.as_nanos() as u64;
-        self.drift_ppm = drift_ppm;
+        self.drift_ppb = ppb(drift_ppm);
     }
 
     pub fn drift_ppm(&self) -> f64 {
-        self.drift_ppm
+        self.drift_ppb as f64 / 1_000.0
     }
+}
+
+/// Parts per million to parts per billion, bounded to ±50% so a clock never stops or reverses.
+fn ppb(ppm: f64) -> i64 {
+    (ppm * 1_000.0).round().clamp(-500_000_000.0, 500_000_000.0) as i64
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ impl SimDisk {
     pub fn complete_sync(&mut self, upto: u64) {
         let done = self.pending.partition_point(|(seq, _)| *seq < upto);
         for (_, op) in self.pending.drain(..done) {
-            self.durable.apply(&op);
+            self.durable.apply_owned(op);
         }
     }
 
@@ -72,13 +72,13 @@ impl SimDisk {
                 self.stats.writes_lost += lost as u64;
                 let mut ops = pending.into_iter().map(|(_, op)| op);
                 for op in ops.by_ref().take(survivors) {
-                    self.durable.apply(&op);
+                    self.durable.apply_owned(op);
                 }
                 // The next write was in flight: it reached the disk cut at a random byte.
                 if let Some(StorageOp::Put { key, mut value }) = ops.next() {
                     if !value.is_empty() {
                         value.truncate(rng.gen_range(0..value.len()));
-                        self.durable.apply(&StorageOp::Put { key, value });
+                        self.durable.apply_owned(StorageOp::Put { key, value });
                     }
                 }
             }

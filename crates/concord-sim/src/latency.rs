@@ -135,7 +135,7 @@ fn parse_cdf(text: &str) -> Result<Vec<(f64, f64)>, String> {
         let (ms, p) = line.split_once(',').ok_or_else(|| bad("no comma"))?;
         let ms: f64 = ms.trim().parse().map_err(|_| bad("latency is not a number"))?;
         let p: f64 = p.trim().parse().map_err(|_| bad("probability is not a number"))?;
-        if !(ms >= 0.0 && ms.is_finite()) || !(0.0..=1.0).contains(&p) {
+        if !(ms >= 0.0 && ms.is_finite() && (0.0..=1.0).contains(&p)) {
             return Err(bad("latency must be >= 0 and probability in [0, 1]"));
         }
         if let Some(&(last_ns, last_p)) = cdf.last() {

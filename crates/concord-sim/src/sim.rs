@@ -251,6 +251,13 @@ impl<P: SimProtocol> Simulation<P> {
         self.nodes.iter().map(|n| (n.id, n.process.as_ref())).collect()
     }
 
+    /// Hand `node` a request now, from outside any workload (tests and interactive tools).
+    /// The reply is discarded; look at the node's state with [`Simulation::node`].
+    pub fn inject(&mut self, node: NodeId, req: P::Request) {
+        let request = RequestId { client: concord_core::ClientId(u32::MAX), seq: self.next_seq };
+        self.schedule(self.now, Event::Request { node, request, req });
+    }
+
     pub fn history(&self) -> &History {
         &self.history
     }
@@ -421,7 +428,8 @@ impl<P: SimProtocol> Simulation<P> {
                 }
                 slot.disk.complete_sync(upto);
                 self.record(|t| json!({"t": t, "ev": "synced", "node": node.0}));
-                self.carry_out(node, rest);
+                let mut rest = rest;
+                self.carry_out(node, &mut rest);
                 true
             }
             Event::Fault(i) => {
@@ -477,15 +485,16 @@ impl<P: SimProtocol> Simulation<P> {
         let local = slot.clock.local(self.now);
         let mut io = Io::new(node, local, self.trace.is_some(), &mut self.rng_proto, &mut effects);
         f(process, &mut io);
-        let batch: Vec<Effect<P>> = effects.drain(..).collect();
+        self.carry_out(node, &mut effects);
+        // Keep the buffer's allocation for the next step (this is the simulator's hot path).
         self.effects = effects;
-        self.carry_out(node, batch);
         true
     }
 
-    /// Carry out effects in order; a sync with latency defers the rest until it completes.
-    fn carry_out(&mut self, node: NodeId, effects: Vec<Effect<P>>) {
-        let mut effects = effects.into_iter();
+    /// Carry out effects in order, leaving `batch` empty; a sync with latency defers the rest of
+    /// the batch until it completes.
+    fn carry_out(&mut self, node: NodeId, batch: &mut Vec<Effect<P>>) {
+        let mut effects = batch.drain(..);
         while let Some(effect) = effects.next() {
             match effect {
                 Effect::Send { to, msg } => self.send(node, to, msg),
@@ -620,10 +629,7 @@ impl<P: SimProtocol> Simulation<P> {
         if self.healed && kind == EventType::Ok {
             self.summary.ops.ok_after_heal += 1;
         }
-        let line = op.to_string();
-        self.record(
-            |t| json!({"t": t, "ev": "complete", "request": request.to_string(), "type": kind, "op": line}),
-        );
+        self.record(|t| json!({"t": t, "ev": "complete", "request": request.to_string(), "type": kind, "op": op.to_string()}));
         self.workload.complete(request, kind, op, self.now, &mut self.history);
     }
 

@@ -41,10 +41,39 @@ impl DiskTotals {
     }
 }
 
+/// Message counters by kind. A short vector rather than a map: a protocol has a handful of kinds,
+/// and this is on the simulator's hottest path (every send and delivery).
+#[derive(Clone, Debug, Default)]
+pub struct MessageCounters(Vec<(&'static str, MessageStats)>);
+
+impl MessageCounters {
+    pub fn get_mut(&mut self, kind: &'static str) -> &mut MessageStats {
+        // Kinds are `&'static str` literals, so pointer equality almost always decides at once.
+        let found = self.0.iter().position(|(k, _)| std::ptr::eq(*k, kind) || *k == kind);
+        let i = found.unwrap_or_else(|| {
+            self.0.push((kind, MessageStats::default()));
+            self.0.len() - 1
+        });
+        &mut self.0[i].1
+    }
+
+    /// Counters in kind order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &MessageStats)> {
+        let sorted: BTreeMap<&'static str, &MessageStats> = self.0.iter().map(|(k, m)| (*k, m)).collect();
+        sorted.into_iter()
+    }
+}
+
+impl Serialize for MessageCounters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Summary {
     pub events: u64,
-    pub messages: BTreeMap<&'static str, MessageStats>,
+    pub messages: MessageCounters,
     pub drops: BTreeMap<&'static str, u64>,
     pub ops: OpStats,
     pub crashes: u64,
@@ -67,11 +96,11 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 impl Summary {
     pub fn message(&mut self, kind: &'static str) -> &mut MessageStats {
-        self.messages.entry(kind).or_default()
+        self.messages.get_mut(kind)
     }
 
     pub fn messages_sent(&self) -> u64 {
-        self.messages.values().map(|m| m.sent).sum()
+        self.messages.iter().map(|(_, m)| m.sent).sum()
     }
 
     /// Simulated events per wall-clock second.
@@ -97,7 +126,7 @@ impl fmt::Display for Summary {
             self.speedup()
         )?;
         writeln!(f, "messages:       sent  delivered  dropped  duplicated")?;
-        for (kind, m) in &self.messages {
+        for (kind, m) in self.messages.iter() {
             writeln!(
                 f,
                 "  {kind:<12} {:>6} {:>10} {:>8} {:>11}",

@@ -25,8 +25,8 @@ impl SimProtocol for GossipNode {
     fn observe(&self) -> Option<ReplicaState> {
         Some(
             self.by_key()
-                .into_iter()
-                .map(|(k, vs)| (k, Value::List(vs.into_iter().map(Value::Int).collect())))
+                .iter()
+                .map(|(k, vs)| (k.to_string(), Value::List(vs.iter().map(|v| Value::Int(*v)).collect())))
                 .collect(),
         )
     }
