@@ -315,12 +315,16 @@ pub enum KeyDistribution {
     Zipfian,
 }
 
-/// Relative weights of reads, writes and compare-and-sets.
+/// Relative weights of reads, writes and compare-and-sets. A weight left out of a written `mix`
+/// is zero (`mix = { write = 1.0 }` means only writes); without `mix`, half reads, half writes.
 #[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct OpMix {
+    #[serde(default)]
     pub read: f64,
+    #[serde(default)]
     pub write: f64,
+    #[serde(default)]
     pub cas: f64,
 }
 
