@@ -114,7 +114,9 @@ impl RaftConfig {
 }
 
 /// Deliberate bugs. Each flag changes exactly one spot in the code, marked `MUTATION(<flag>)`, so
-/// that a seed sweep can show it is caught.
+/// that a seed sweep can show it is caught. Whenever a flag actually changes what the node does, it
+/// emits a `mutation-fired` event (so a sweep can tell "never triggered" from "triggered but not
+/// caught").
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mutations {

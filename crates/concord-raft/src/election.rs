@@ -195,6 +195,9 @@ impl<S: StateMachine> RaftNode<S> {
         if old_term_vote && !self.config.mutations.vote_without_term_check {
             return self.send(io, from, Message::VoteResp(VoteResponse { term: self.term, granted: false }));
         }
+        if old_term_vote {
+            io.event("mutation-fired", json!({ "mutation": "vote_without_term_check", "term": req.term }));
+        }
         let free = old_term_vote || self.voted_for.is_none() || self.voted_for == Some(from);
         let granted = free && up_to_date;
         if granted && !old_term_vote {
@@ -209,6 +212,9 @@ impl<S: StateMachine> RaftNode<S> {
         }
         // MUTATION(skip_vote_sync): the response leaves before the vote is durable.
         if granted && self.config.mutations.skip_vote_sync {
+            if self.needs_sync {
+                io.event("mutation-fired", json!({ "mutation": "skip_vote_sync", "term": self.term }));
+            }
             io.send(from, resp);
         } else {
             self.send(io, from, resp);

@@ -160,6 +160,36 @@ impl ConfigHistory {
     }
 }
 
+impl<S: concord_core::StateMachine> crate::node::RaftNode<S> {
+    /// A leader that removed itself steps down once the removal is committed (§4.2.2). It first
+    /// tells the most up-to-date voter to campaign at once, so the cluster is not leaderless for a
+    /// whole election timeout.
+    pub(crate) fn maybe_step_down_after_removal(&mut self, io: &mut concord_core::Io<'_, Self>) {
+        if !self.is_leader()
+            || self.membership().is_voter(self.id)
+            || self.commit_index < self.configs.current_index()
+        {
+            return;
+        }
+        let last = self.log.last_index();
+        let successor = match &self.role {
+            crate::node::Role::Leader(ls) => ls
+                .progress
+                .iter()
+                .filter(|(id, p)| self.membership().is_voter(**id) && p.match_index == last)
+                .map(|(&id, _)| id)
+                .next(),
+            _ => None,
+        };
+        io.event("step-down", serde_json::json!({ "reason": "removed", "term": self.term }));
+        if let Some(successor) = successor {
+            let term = self.term;
+            self.send(io, successor, crate::message::Message::TimeoutNow { term });
+        }
+        self.become_follower(io, self.term, None);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,35 +230,5 @@ mod tests {
         assert_eq!(h.current().voters.len(), 2);
         h.truncate_from(1);
         assert_eq!(h.current().voters.len(), 2, "the base survives truncation");
-    }
-}
-
-impl<S: concord_core::StateMachine> crate::node::RaftNode<S> {
-    /// A leader that removed itself steps down once the removal is committed (§4.2.2). It first
-    /// tells the most up-to-date voter to campaign at once, so the cluster is not leaderless for a
-    /// whole election timeout.
-    pub(crate) fn maybe_step_down_after_removal(&mut self, io: &mut concord_core::Io<'_, Self>) {
-        if !self.is_leader()
-            || self.membership().is_voter(self.id)
-            || self.commit_index < self.configs.current_index()
-        {
-            return;
-        }
-        let last = self.log.last_index();
-        let successor = match &self.role {
-            crate::node::Role::Leader(ls) => ls
-                .progress
-                .iter()
-                .filter(|(id, p)| self.membership().is_voter(**id) && p.match_index == last)
-                .map(|(&id, _)| id)
-                .next(),
-            _ => None,
-        };
-        io.event("step-down", serde_json::json!({ "reason": "removed", "term": self.term }));
-        if let Some(successor) = successor {
-            let term = self.term;
-            self.send(io, successor, crate::message::Message::TimeoutNow { term });
-        }
-        self.become_follower(io, self.term, None);
     }
 }

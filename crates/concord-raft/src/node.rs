@@ -586,9 +586,11 @@ impl<S: StateMachine> Process for RaftNode<S> {
             self.persist(io, op);
         }
         self.flush(io);
-        // A restarted node does not know whether a leader is alive, nor whose lease it may have
-        // acknowledged before crashing: it waits one election timeout before granting votes.
-        self.leader_contact = Some(io.now());
+        // With leases, a restarted node may have acknowledged a leader's heartbeat just before it
+        // crashed, and that leader may be counting on it not to vote for anyone else for an
+        // election timeout. It cannot know, so it behaves as if it had just heard from a leader.
+        // (Without leases nothing relies on this, so votes are granted at once.)
+        self.leader_contact = self.config.lease_reads.then(|| io.now());
         self.reset_election_timer(io);
     }
 

@@ -55,6 +55,9 @@ impl<S: StateMachine> RaftNode<S> {
         let lease = consistency == ReadConsistency::Lease && self.lease_valid(io.now());
         // MUTATION(read_from_deposed_leader): serve without confirming leadership (no round, no lease).
         let round = if lease || self.config.mutations.read_from_deposed_leader {
+            if !lease {
+                io.event("mutation-fired", serde_json::json!({ "mutation": "read_from_deposed_leader" }));
+            }
             None
         } else {
             Some(self.broadcast_heartbeat(io))

@@ -52,7 +52,7 @@ impl<O: Clone> Sessions<O> {
 
     /// Record the output of a newly applied command.
     pub fn record(&mut self, session: Session, output: O) {
-        debug_assert!(self.last.get(&session.client).map_or(true, |(seq, _)| *seq < session.seq));
+        debug_assert!(!matches!(self.last.get(&session.client), Some((seq, _)) if *seq >= session.seq));
         self.last.insert(session.client, (session.seq, output));
     }
 

@@ -26,6 +26,8 @@ pub struct SeedReport {
     pub reads_served: usize,
     pub crashes: usize,
     pub terms: u64,
+    /// How often a deliberate bug changed the node's behaviour (`mutation-fired` events).
+    pub mutation_fired: u64,
 }
 
 enum Pending {
@@ -40,12 +42,27 @@ pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<Seed
     let mut config = base.clone();
     config.snapshot_threshold_entries = 30 + rng.below(30);
     config.snapshot_chunk_bytes = 128;
-    config.max_entries_per_append = 1 + rng.below(16) as usize;
+    // One entry per append a third of the time: the slowest flow control, and the one that lets an
+    // old term's entry reach a majority before the new leader's own entry does (Figure 8).
+    config.max_entries_per_append = if rng.chance(333) { 1 } else { 1 + rng.below(16) as usize };
     config.max_inflight_appends = 1 + rng.below(6) as usize;
+    // Vary the features too: every combination must be safe.
+    config.pre_vote = rng.chance(500);
+    config.check_quorum = rng.chance(700);
+    config.lease_reads = rng.chance(500);
     let mut c = Cluster::lists(n, config, seed);
     c.loss_per_mille = rng.below(80);
     c.duplicate_per_mille = rng.below(40);
     c.latency = (Duration::from_millis(1), Duration::from_millis(2 + rng.below(25)));
+    c.spike_per_mille = rng.below(60);
+    if rng.chance(500) {
+        c.sync_latency = (Duration::from_micros(100), Duration::from_millis(1 + rng.below(8)));
+    }
+    let figure8 = rng.chance(400);
+    if figure8 {
+        c.crash_leader_on_commit_per_mille = 20;
+        c.crash_leader_on_election_per_mille = 150;
+    }
     c.tear_on_crash = true;
 
     let mut report = SeedReport::default();
@@ -70,10 +87,14 @@ pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<Seed
             seen_replies += 1;
             let Some(p) = pending.remove(&request) else { continue };
             match (p, response) {
-                (Pending::Write(v), RaftResponse::Output(ListOutput::Appended { .. })) => acked.push((v, c.now)),
+                (Pending::Write(v), RaftResponse::Output(ListOutput::Appended { .. })) => {
+                    acked.push((v, c.now))
+                }
                 (Pending::Read(invoked), RaftResponse::Output(ListOutput::Items(items))) => {
                     report.reads_served += 1;
-                    if let Some((missing, _)) = acked.iter().find(|(v, at)| *at <= invoked && !items.contains(v)) {
+                    if let Some((missing, _)) =
+                        acked.iter().find(|(v, at)| *at <= invoked && !items.contains(v))
+                    {
                         return Err(format!(
                             "stale read at {}: invoked at {invoked}, misses write {missing} acknowledged before",
                             c.now
@@ -84,6 +105,28 @@ pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<Seed
                 (_, RaftResponse::NotLeader { hint: Some(h) }) => believed = h,
                 (_, RaftResponse::NotLeader { hint: None }) => believed = ids[rng.below(n as u64) as usize],
                 _ => {}
+            }
+        }
+        // Figure-8 mode (after the classic course test): every node that believes it leads gets a
+        // write, so several terms leave uncommitted tails; leaders crash often; nodes come back.
+        if figure8 {
+            for id in ids.iter().copied() {
+                if c.node(id).is_some_and(|n| n.is_leader()) && rng.chance(500) {
+                    let v = next_value;
+                    next_value += 1;
+                    let req = c.request(id, RaftRequest::Propose { session: None, command: v });
+                    pending.insert(req, Pending::Write(v));
+                }
+            }
+            if rng.chance(60) {
+                if let Some(l) = c.leader() {
+                    c.crash(l);
+                    report.crashes += 1;
+                }
+            }
+            let down: Vec<NodeId> = ids.iter().copied().filter(|&id| !c.is_up(id)).collect();
+            if !down.is_empty() && (down.len() * 2 >= ids.len() || rng.chance(80)) {
+                c.try_restart(down[rng.below(down.len() as u64) as usize]).map_err(boot_error)?;
             }
         }
         // Clients and nemesis.
@@ -131,6 +174,19 @@ pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<Seed
                     c.isolate(l);
                 }
             }
+            82..=83 if up.len() > 1 => {
+                // A quick reboot: whatever was not synced is gone, the node is back at once.
+                let victim = up[rng.below(up.len() as u64) as usize];
+                c.crash(victim);
+                c.try_restart(victim).map_err(boot_error)?;
+                report.crashes += 1;
+            }
+            84 => {
+                if let Some(l) = c.leader() {
+                    c.crash(l);
+                    report.crashes += 1;
+                }
+            }
             _ => {}
         }
     }
@@ -139,6 +195,9 @@ pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<Seed
     c.heal();
     c.loss_per_mille = 0;
     c.duplicate_per_mille = 0;
+    c.spike_per_mille = 0;
+    c.crash_leader_on_commit_per_mille = 0;
+    c.crash_leader_on_election_per_mille = 0;
     for id in ids.iter().copied() {
         if !c.is_up(id) {
             c.try_restart(id).map_err(boot_error)?;
@@ -187,12 +246,18 @@ pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<Seed
         }
     }
     report.writes_acked = acked.len();
+    report.mutation_fired = c.event_counts.get("mutation-fired").copied().unwrap_or(0);
     report.terms = c.node(leader).map_or(0, |n| n.current_term());
     Ok(report)
 }
 
 /// Run seeds `from..from + count`; returns the first failing seed and its error.
-pub fn first_failure(config: &RaftConfig, from: u64, count: u64, duration: Duration) -> Option<(u64, String)> {
+pub fn first_failure(
+    config: &RaftConfig,
+    from: u64,
+    count: u64,
+    duration: Duration,
+) -> Option<(u64, String)> {
     (from..from + count).find_map(|seed| run_seed(config, seed, duration).err().map(|e| (seed, e)))
 }
 

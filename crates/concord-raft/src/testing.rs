@@ -16,7 +16,7 @@ use concord_core::{
 };
 use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// SplitMix64: a tiny, good-enough seeded generator for tests.
@@ -117,6 +117,9 @@ impl KvStateMachine for ListMachine {
 
 type Node<S> = RaftNode<S>;
 
+/// A message in flight: `(from, to, message)`.
+type InFlight<C> = (NodeId, NodeId, Message<C>);
+
 /// One machine in the test cluster: a node (if running), its disk, its timers and clock.
 pub struct Host<S: StateMachine> {
     pub node: Option<Node<S>>,
@@ -126,6 +129,10 @@ pub struct Host<S: StateMachine> {
     pub unsynced: Vec<StorageOp>,
     /// Timer deadlines in true time.
     timers: BTreeMap<Timer, Time>,
+    /// Effects waiting for a sync in progress to finish (the driver carries effects out in order).
+    backlog: VecDeque<Effect<Node<S>>>,
+    /// A sync in progress covers this many of the oldest unsynced writes.
+    syncing: Option<usize>,
     /// Local clock = `clock_rate × true time` (1.0: perfect clock).
     pub clock_rate: f64,
     rng: SplitMix64,
@@ -155,7 +162,7 @@ pub struct Cluster<S: StateMachine> {
     pub now: Time,
     seq: u64,
     /// Messages in flight, by delivery time.
-    queue: BTreeMap<(Time, u64), (NodeId, NodeId, Message<S::Command>)>,
+    queue: BTreeMap<(Time, u64), InFlight<S::Command>>,
     pub rng: SplitMix64,
     /// Directed links that drop everything.
     pub blocked: BTreeSet<(NodeId, NodeId)>,
@@ -165,9 +172,24 @@ pub struct Cluster<S: StateMachine> {
     pub loss_per_mille: u64,
     /// Duplicate delivery, per mille.
     pub duplicate_per_mille: u64,
+    /// Messages (per mille) that take an extra long detour, uniform in `spike_latency`: the tail
+    /// that makes old messages arrive after the world moved on.
+    pub spike_per_mille: u64,
+    pub spike_latency: (Duration, Duration),
+    /// How long a sync takes, uniform in `[min, max]` (zero: instant). Effects after a `Sync` wait
+    /// for it, and a crash meanwhile loses the writes it covers.
+    pub sync_latency: (Duration, Duration),
+    /// Syncs in progress, by completion time.
+    sync_done: BTreeMap<(Time, u64), NodeId>,
     /// On a crash, keep a random prefix of the unsynced writes and tear the next one (as a disk
     /// might), instead of losing them all.
     pub tear_on_crash: bool,
+    /// Nemesis aimed at a delicate moment: crash a leader right after its commit index advanced
+    /// (its messages already sent stay in flight), per mille of such moments.
+    pub crash_leader_on_commit_per_mille: u64,
+    /// Likewise right after a node won an election (with a slow sync, its first appends die with
+    /// it while its no-op may survive on disk: the stranded entry of Figure 8's S5).
+    pub crash_leader_on_election_per_mille: u64,
     /// Replies to client requests, in order.
     pub replies: Vec<(NodeId, RequestId, RaftResponse<S::Output>)>,
     next_client_seq: u64,
@@ -179,6 +201,8 @@ pub struct Cluster<S: StateMachine> {
     pub violation: Option<String>,
     pub record_events: bool,
     pub events: Vec<TraceEvent>,
+    /// Protocol events seen so far, by name (always counted, even when not recorded).
+    pub event_counts: BTreeMap<&'static str, u64>,
     /// Messages delivered so far (for counting round trips).
     pub delivered: BTreeMap<&'static str, u64>,
 }
@@ -199,7 +223,13 @@ impl<S: StateMachine> Cluster<S> {
             latency: (Duration::from_millis(1), Duration::from_millis(5)),
             loss_per_mille: 0,
             duplicate_per_mille: 0,
+            spike_per_mille: 0,
+            spike_latency: (Duration::from_millis(50), Duration::from_millis(500)),
+            sync_latency: (Duration::ZERO, Duration::ZERO),
+            sync_done: BTreeMap::new(),
             tear_on_crash: false,
+            crash_leader_on_commit_per_mille: 0,
+            crash_leader_on_election_per_mille: 0,
             replies: Vec::new(),
             next_client_seq: 0,
             elections: ElectionRecord::default(),
@@ -209,6 +239,7 @@ impl<S: StateMachine> Cluster<S> {
             record_events: false,
             events: Vec::new(),
             delivered: BTreeMap::new(),
+            event_counts: BTreeMap::new(),
         };
         for id in 1..=n {
             cluster.add_host(NodeId(id));
@@ -226,6 +257,8 @@ impl<S: StateMachine> Cluster<S> {
                 durable: Durable::new(),
                 unsynced: Vec::new(),
                 timers: BTreeMap::new(),
+                backlog: VecDeque::new(),
+                syncing: None,
                 clock_rate: 1.0,
                 rng: SplitMix64(seed),
             },
@@ -252,16 +285,25 @@ impl<S: StateMachine> Cluster<S> {
         let Some(host) = self.hosts.get_mut(&id) else { return };
         let local = host.local_now(now);
         let Some(node) = host.node.as_mut() else { return };
+        let commit_before = node.commit_index();
+        let leader_before = node.is_leader();
         let mut effects = Vec::new();
         {
             let mut io = Io::new(id, local, tracing, &mut host.rng, &mut effects);
             f(node, &mut io);
         }
+        let committed_as_leader = node.is_leader() && node.commit_index() > commit_before;
+        let just_elected = node.is_leader() && !leader_before;
         self.carry_out(id, effects);
         if self.check_invariants && self.violation.is_none() {
             if let Err(v) = self.check() {
                 self.violation = Some(format!("at {}: {v}", self.now));
             }
+        }
+        if (committed_as_leader && self.rng.chance(self.crash_leader_on_commit_per_mille))
+            || (just_elected && self.rng.chance(self.crash_leader_on_election_per_mille))
+        {
+            self.crash(id);
         }
     }
 
@@ -273,7 +315,18 @@ impl<S: StateMachine> Cluster<S> {
     }
 
     fn carry_out(&mut self, id: NodeId, effects: Vec<Effect<Node<S>>>) {
-        for effect in effects {
+        self.hosts.get_mut(&id).expect("host").backlog.extend(effects);
+        self.drain_backlog(id);
+    }
+
+    /// Carry out a node's effects in order, stopping at a sync that takes time.
+    fn drain_backlog(&mut self, id: NodeId) {
+        loop {
+            let host = self.hosts.get_mut(&id).expect("host");
+            if host.syncing.is_some() {
+                return;
+            }
+            let Some(effect) = host.backlog.pop_front() else { return };
             match effect {
                 Effect::Send { to, msg } => self.transmit(id, to, msg),
                 Effect::SetTimer { timer, after } => {
@@ -286,13 +339,24 @@ impl<S: StateMachine> Cluster<S> {
                 }
                 Effect::Persist(op) => self.hosts.get_mut(&id).expect("host").unsynced.push(op),
                 Effect::Sync => {
-                    let host = self.hosts.get_mut(&id).expect("host");
-                    for op in host.unsynced.drain(..) {
-                        host.durable.apply(&op);
+                    let (lo, hi) =
+                        (self.sync_latency.0.as_nanos() as u64, self.sync_latency.1.as_nanos() as u64);
+                    if hi == 0 {
+                        let host = self.hosts.get_mut(&id).expect("host");
+                        for op in host.unsynced.drain(..) {
+                            host.durable.apply(&op);
+                        }
+                    } else {
+                        let took = lo + self.rng.below(hi.saturating_sub(lo) + 1);
+                        let host = self.hosts.get_mut(&id).expect("host");
+                        host.syncing = Some(host.unsynced.len());
+                        self.seq += 1;
+                        self.sync_done.insert((self.now + Duration::from_nanos(took), self.seq), id);
                     }
                 }
                 Effect::Reply { request, response } => self.replies.push((id, request, response)),
                 Effect::Event(e) => {
+                    *self.event_counts.entry(e.name).or_default() += 1;
                     if self.record_events {
                         self.events.push(TraceEvent {
                             time: self.now,
@@ -313,7 +377,12 @@ impl<S: StateMachine> Cluster<S> {
         let copies = if self.rng.chance(self.duplicate_per_mille) { 2 } else { 1 };
         for _ in 0..copies {
             let (lo, hi) = (self.latency.0.as_nanos() as u64, self.latency.1.as_nanos() as u64);
-            let delay = lo + self.rng.below(hi - lo + 1);
+            let mut delay = lo + self.rng.below(hi - lo + 1);
+            if self.rng.chance(self.spike_per_mille) {
+                let (lo, hi) =
+                    (self.spike_latency.0.as_nanos() as u64, self.spike_latency.1.as_nanos() as u64);
+                delay += lo + self.rng.below(hi.saturating_sub(lo) + 1);
+            }
             self.seq += 1;
             self.queue.insert((self.now + Duration::from_nanos(delay), self.seq), (from, to, msg.clone()));
         }
@@ -323,10 +392,8 @@ impl<S: StateMachine> Cluster<S> {
     fn next_event_time(&self) -> Option<Time> {
         let msg = self.queue.keys().next().map(|k| k.0);
         let timer = self.hosts.values().flat_map(|h| h.timers.values()).min().copied();
-        match (msg, timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let sync = self.sync_done.keys().next().map(|k| k.0);
+        [msg, timer, sync].into_iter().flatten().min()
     }
 
     /// Process the next event. Returns false if there is none.
@@ -343,6 +410,17 @@ impl<S: StateMachine> Cluster<S> {
                 *self.delivered.entry(concord_core::Message::kind(&msg)).or_default() += 1;
                 self.with_node(to, |n, io| n.on_message(io, from, msg));
             }
+            return true;
+        }
+        if let Some((&key, &id)) = self.sync_done.iter().next().filter(|(k, _)| k.0 <= at) {
+            self.sync_done.remove(&key);
+            let host = self.hosts.get_mut(&id).expect("host");
+            if let Some(covered) = host.syncing.take() {
+                for op in host.unsynced.drain(..covered) {
+                    host.durable.apply(&op);
+                }
+            }
+            self.drain_backlog(id);
             return true;
         }
         let due = self
@@ -433,6 +511,10 @@ impl<S: StateMachine> Cluster<S> {
         let host = self.hosts.get_mut(&id).expect("host");
         host.node = None;
         host.timers.clear();
+        host.backlog.clear();
+        host.syncing = None;
+        self.sync_done.retain(|_, n| *n != id);
+        let host = self.hosts.get_mut(&id).expect("host");
         let unsynced = std::mem::take(&mut host.unsynced);
         for op in unsynced.iter().take(keep) {
             host.durable.apply(op);
@@ -576,7 +658,8 @@ pub fn disk_with_log(term: u64, voted_for: Option<NodeId>, log_terms: &[u64]) ->
     d.apply(&StorageOp::Put { key: hs.key().to_string(), value: encode(&hs) });
     for (i, &t) in log_terms.iter().enumerate() {
         let index = i as u64 + 1;
-        let entry: Entry<i64> = Entry { term: t, index, payload: Payload::Command { session: None, command: index as i64 } };
+        let entry: Entry<i64> =
+            Entry { term: t, index, payload: Payload::Command { session: None, command: index as i64 } };
         d.apply(&StorageOp::Put { key: log_key(index), value: encode(&entry) });
     }
     d

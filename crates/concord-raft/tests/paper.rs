@@ -157,7 +157,9 @@ fn s5_3_deposed_leader_rejoins() {
     // The old leader takes a proposal it can never commit.
     let lost = c.request(old, RaftRequest::Propose { session: None, command: 99 });
     let new = c
-        .run_until(Duration::from_secs(3), |c| c.ids().iter().any(|&id| id != old && c.node(id).unwrap().is_leader()))
+        .run_until(Duration::from_secs(3), |c| {
+            c.ids().iter().any(|&id| id != old && c.node(id).unwrap().is_leader())
+        })
         .then(|| c.ids().into_iter().find(|&id| id != old && c.node(id).unwrap().is_leader()).unwrap())
         .expect("majority elects a new leader");
     appended(c.call(new, RaftRequest::Propose { session: None, command: 2 }, Duration::from_secs(2)));
@@ -236,7 +238,10 @@ fn figure_8(commit_old_term_by_counting: bool) -> Result<(), String> {
 fn s5_4_2_figure_8_commit_only_current_term_entries_by_counting() {
     figure_8(false).expect("the correct commit rule keeps Figure 8 safe");
     let violation = figure_8(true).expect_err("counting an old term's entry must break safety");
-    assert!(violation.contains("state machine safety") || violation.contains("leader completeness"), "{violation}");
+    assert!(
+        violation.contains("state machine safety") || violation.contains("leader completeness"),
+        "{violation}"
+    );
 }
 
 // ----- §5.6 Persistence -----
@@ -414,7 +419,10 @@ fn membership_add_learner_promote_remove_follower_and_remove_the_leader() {
     c.add_host(NodeId(4));
     c.run_for(Duration::from_secs(1));
     assert_eq!(c.node(NodeId(4)).unwrap().last_log_index(), 0, "a non-member receives nothing");
-    assert!(matches!(admin(&mut c, AdminRequest::AddLearner(NodeId(4))), RaftResponse::MembershipChanged { .. }));
+    assert!(matches!(
+        admin(&mut c, AdminRequest::AddLearner(NodeId(4))),
+        RaftResponse::MembershipChanged { .. }
+    ));
     let leader = c.leader().unwrap();
     assert!(converge(&mut c, leader));
     assert_eq!(c.node(NodeId(4)).unwrap().role_name(), "learner");
@@ -458,7 +466,8 @@ fn leadership_transfer() {
     appended(c.propose(1));
     let leader = c.leader().unwrap();
     let target = c.ids().into_iter().find(|&id| id != leader).unwrap();
-    let resp = c.call(leader, RaftRequest::Admin(AdminRequest::TransferLeadership(target)), Duration::from_secs(2));
+    let resp =
+        c.call(leader, RaftRequest::Admin(AdminRequest::TransferLeadership(target)), Duration::from_secs(2));
     assert_eq!(resp, Some(RaftResponse::LeadershipTransferred { to: target }));
     assert_eq!(c.await_leader(), Some(target));
     appended(c.propose(2));
@@ -498,7 +507,9 @@ fn read_from_deposed_leader_mutation_returns_stale_data() {
     appended(c.propose(1));
     let old = c.leader().unwrap();
     c.isolate(old);
-    c.run_until(Duration::from_secs(3), |c| c.ids().iter().any(|&id| id != old && c.node(id).unwrap().is_leader()));
+    c.run_until(Duration::from_secs(3), |c| {
+        c.ids().iter().any(|&id| id != old && c.node(id).unwrap().is_leader())
+    });
     let new = c.ids().into_iter().find(|&id| id != old && c.node(id).unwrap().is_leader()).unwrap();
     appended(c.call(new, RaftRequest::Propose { session: None, command: 2 }, Duration::from_secs(2)));
     // The old leader has not stepped down yet if we are quick: ask it right away.
@@ -538,7 +549,11 @@ fn lease_reads_are_fast_and_need_the_clock_drift_bound() {
         c.reply(id).cloned()
     }
     let slow = scenario(0.2);
-    assert_eq!(slow, Some(RaftResponse::Output(ListOutput::Items(vec![1]))), "stale: the write of 2 is missing");
+    assert_eq!(
+        slow,
+        Some(RaftResponse::Output(ListOutput::Items(vec![1]))),
+        "stale: the write of 2 is missing"
+    );
     let accurate = scenario(1.0);
     assert!(
         !matches!(accurate, Some(RaftResponse::Output(_))),
@@ -612,7 +627,11 @@ fn recovery_truncates_a_torn_tail_and_refuses_a_corrupt_record() {
     let key = concord_raft::storage::log_key(2);
     let mut bad = c.hosts[&id].durable.get(&key).unwrap().to_vec();
     bad[6] ^= 0x01;
-    c.hosts.get_mut(&id).unwrap().durable.apply(&concord_core::StorageOp::Put { key: key.clone(), value: bad });
+    c.hosts
+        .get_mut(&id)
+        .unwrap()
+        .durable
+        .apply(&concord_core::StorageOp::Put { key: key.clone(), value: bad });
     match c.try_restart(id) {
         Err(concord_raft::RecoveryError::Corrupt { key: k, .. }) => assert_eq!(k, key),
         other => panic!("expected a corruption error, got {:?}", other.err()),
@@ -627,7 +646,9 @@ fn service_adapter_maps_ops_and_responses() {
     type N = RaftNode<concord_raft::testing::ListMachine>;
     let op = Op { f: OpFn::Append, key: None, value: Value::Int(5) };
     match <N as Service>::request(ClientId(2), 9, &op) {
-        RaftRequest::Propose { session: Some(s), command: 5 } => assert_eq!((s.client, s.seq), (ClientId(2), 9)),
+        RaftRequest::Propose { session: Some(s), command: 5 } => {
+            assert_eq!((s.client, s.seq), (ClientId(2), 9))
+        }
         other => panic!("{other:?}"),
     }
     let read = Op { f: OpFn::Read, key: None, value: Value::Nil };

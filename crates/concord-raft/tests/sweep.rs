@@ -1,68 +1,98 @@
-//! Randomised fault sweeps: the correct configuration survives every seed; each deliberate bug is
-//! caught within 1 000 seeds (usually within a few dozen).
+//! Randomised fault sweeps (see `concord_raft::sweep`): the correct configuration survives every
+//! seed, and the deliberate bugs in `Mutations` are caught.
+//!
+//! Seeds found with `cargo test -p concord-raft --release -- --ignored --nocapture`
+//! (`every_mutation_is_caught_within_1000_seeds`), which also prints where each bug is first caught.
+//! Current first catches: `skip_log_matching_check` seed 0, `vote_without_term_check` seed 7,
+//! `read_from_deposed_leader` seed 11, `skip_vote_sync` seed 678. `commit_old_term_by_counting` fires
+//! in ~45% of seeds but its consequence (an overwrite of the early-committed entry) needs Figure 8's
+//! exact interleaving, which this sweep has not produced in 1 000 seeds; the scripted Figure 8 test
+//! in `tests/paper.rs` catches it deterministically.
 
 use concord_raft::sweep::{first_failure, run_seed};
-use concord_raft::{Mutations, RaftConfig};
+use concord_raft::RaftConfig;
 use std::time::Duration;
 
 const RUN: Duration = Duration::from_secs(6);
+
+fn mutated(flag: &str) -> RaftConfig {
+    let mut config = RaftConfig::default();
+    config.mutations.enable(flag).unwrap();
+    config
+}
 
 #[test]
 fn correct_raft_survives_random_faults() {
     let config = RaftConfig::default();
     let mut acked = 0;
+    let mut reads = 0;
     for seed in 0..12 {
         match run_seed(&config, seed, RUN) {
-            Ok(r) => acked += r.writes_acked,
+            Ok(r) => {
+                acked += r.writes_acked;
+                reads += r.reads_served;
+                assert_eq!(r.mutation_fired, 0);
+            }
             Err(e) => panic!("seed {seed}: {e}"),
         }
     }
-    assert!(acked > 100, "the sweep does real work ({acked} writes acknowledged)");
+    assert!(acked > 100 && reads > 50, "the sweep does real work ({acked} writes, {reads} reads)");
 }
 
-/// Many more seeds, for humans: `cargo test -p concord-raft --release -- --ignored`.
-#[test]
-#[ignore]
-fn correct_raft_survives_many_seeds() {
-    let config = RaftConfig::default();
-    if let Some((seed, e)) = first_failure(&config, 0, 1000, RUN) {
-        panic!("seed {seed}: {e}");
-    }
-}
-
-fn caught(flag: &str) -> (u64, String) {
-    let mut config = RaftConfig::default();
-    config.mutations = Mutations::default();
-    config.mutations.enable(flag).unwrap();
-    first_failure(&config, 0, 1000, RUN).unwrap_or_else(|| panic!("mutation {flag} survived 1000 seeds"))
-}
-
-#[test]
-fn mutation_vote_without_term_check_is_caught() {
-    let (seed, e) = caught("vote_without_term_check");
-    println!("caught at seed {seed}: {e}");
-}
-
-#[test]
-fn mutation_commit_old_term_by_counting_is_caught() {
-    let (seed, e) = caught("commit_old_term_by_counting");
-    println!("caught at seed {seed}: {e}");
-}
-
-#[test]
-fn mutation_skip_vote_sync_is_caught() {
-    let (seed, e) = caught("skip_vote_sync");
-    println!("caught at seed {seed}: {e}");
-}
-
-#[test]
-fn mutation_read_from_deposed_leader_is_caught() {
-    let (seed, e) = caught("read_from_deposed_leader");
-    println!("caught at seed {seed}: {e}");
+/// The first failing seed among the first `limit`, which must also pass without the mutation.
+fn caught_early(flag: &str, limit: u64) -> String {
+    let (seed, error) = first_failure(&mutated(flag), 0, limit, RUN)
+        .unwrap_or_else(|| panic!("{flag} not caught in the first {limit} seeds"));
+    run_seed(&RaftConfig::default(), seed, RUN)
+        .unwrap_or_else(|e| panic!("seed {seed} fails without {flag}: {e}"));
+    error
 }
 
 #[test]
 fn mutation_skip_log_matching_check_is_caught() {
-    let (seed, e) = caught("skip_log_matching_check");
-    println!("caught at seed {seed}: {e}");
+    let e = caught_early("skip_log_matching_check", 20);
+    assert!(e.contains("log matching") || e.contains("safety") || e.contains("term decreases"), "{e}");
+}
+
+#[test]
+fn mutation_vote_without_term_check_is_caught() {
+    let e = caught_early("vote_without_term_check", 20);
+    assert!(e.contains("election safety"), "{e}");
+}
+
+#[test]
+fn mutation_read_from_deposed_leader_is_caught() {
+    let e = caught_early("read_from_deposed_leader", 30);
+    assert!(e.contains("stale read"), "{e}");
+}
+
+#[test]
+fn mutation_skip_vote_sync_is_caught_by_seed_678() {
+    // A crash loses an unsynced vote; the node votes again in the same term; two leaders.
+    let e = run_seed(&mutated("skip_vote_sync"), 678, RUN).expect_err("seed 678 catches skip_vote_sync");
+    assert!(e.contains("election safety"), "{e}");
+    run_seed(&RaftConfig::default(), 678, RUN).expect("seed 678 passes without the mutation");
+}
+
+/// Many seeds, for humans (release mode recommended): the correct Raft survives 1 000 seeds.
+#[test]
+#[ignore]
+fn correct_raft_survives_1000_seeds() {
+    if let Some((seed, e)) = first_failure(&RaftConfig::default(), 0, 1000, RUN) {
+        panic!("seed {seed}: {e}");
+    }
+}
+
+/// Every mutation the sweep can catch is caught within 1 000 seeds; prints the first catch.
+#[test]
+#[ignore]
+fn every_mutation_is_caught_within_1000_seeds() {
+    for flag in
+        ["skip_log_matching_check", "vote_without_term_check", "read_from_deposed_leader", "skip_vote_sync"]
+    {
+        match first_failure(&mutated(flag), 0, 1000, RUN) {
+            Some((seed, e)) => println!("{flag}: caught at seed {seed}: {e}"),
+            None => panic!("{flag} survived 1000 seeds"),
+        }
+    }
 }
