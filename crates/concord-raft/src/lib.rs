@@ -23,7 +23,8 @@
 //! | `read.rs` | ReadIndex, leader lease, stale reads | diss. §6.4 |
 //! | [`session`] | client sessions: exactly-once commands | diss. §6.3 |
 //! | [`invariants`] | Figure 3's safety properties, checked over a cluster | Figure 3 |
-//! | [`testing`] | a deterministic in-process cluster for tests | – |
+//! | [`testing`] | a deterministic in-process cluster for tests (drop, delay, partition, crash, torn writes, slow syncs, clock rates) | – |
+//! | [`sweep`] | random fault sweeps over that cluster, with read and durability checks | – |
 //!
 //! ## Reading order for a newcomer
 //! 1. `node.rs` – [`RaftNode::boot`] and `step`: every message first meets the term rules (§5.1),
@@ -34,6 +35,11 @@
 //! 3. `storage.rs`: what must be on disk before a node speaks. The rule is enforced in one place:
 //!    every message and reply goes through `RaftNode::send`/`reply`, which sync pending writes first.
 //! 4. The rest as needed.
+//!
+//! ## Deliberate bugs
+//! [`Mutations`] holds five flags, each changing one spot marked `MUTATION(<flag>)` in the code and
+//! emitting a `mutation-fired` event whenever it changes behaviour. `tests/paper.rs` and
+//! `tests/sweep.rs` show each being caught.
 //!
 //! ## Guarantees and their assumptions
 //! * Safety (Figure 3) holds under any message loss, duplication, reordering, delay, crash and

@@ -243,3 +243,35 @@ pub enum RaftResponse<O> {
     /// The outcome is unknown: e.g. the leader lost leadership with the proposal in its log.
     Unknown { reason: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::Payload;
+    use concord_core::Message as _;
+
+    #[test]
+    fn messages_round_trip_and_name_their_kind() {
+        let append: Message<i64> = Message::Append(AppendRequest {
+            term: 3,
+            prev_log_index: 4,
+            prev_log_term: 2,
+            entries: vec![Entry {
+                term: 3,
+                index: 5,
+                payload: Payload::Command { session: None, command: 9 },
+            }],
+            leader_commit: 4,
+            round: 7,
+        });
+        let text = serde_json::to_string(&append).unwrap();
+        assert_eq!(serde_json::from_str::<Message<i64>>(&text).unwrap(), append);
+        assert_eq!(append.kind(), "append");
+        assert_eq!(append.term(), 3);
+        assert!(append.is_from_leader());
+        let vote: Message<i64> =
+            Message::PreVote(VoteRequest { term: 2, last_log_index: 0, last_log_term: 0, transfer: false });
+        assert_eq!(vote.kind(), "pre-vote");
+        assert_eq!(Message::<i64>::TimeoutNow { term: 1 }.kind(), "timeout-now");
+    }
+}
