@@ -85,6 +85,11 @@ impl KvStore {
         self.entries.get(key).map(|entry| key_value(key, entry))
     }
 
+    /// Every key and value in key order (for checkers and dashboards; clients use bounded ranges).
+    pub fn iter(&self) -> impl Iterator<Item = KeyValue> + '_ {
+        self.entries.iter().map(|(key, entry)| key_value(key, entry))
+    }
+
     /// Keys with a TTL, in deadline order: `(expires_at, key)`.
     pub fn deadlines(&self) -> impl Iterator<Item = (Time, &[u8])> + '_ {
         self.deadlines.iter().map(|(at, key)| (*at, key.as_slice()))

@@ -6,7 +6,7 @@
 //! and which invariants to check online after every step.
 
 use concord_core::history::History;
-use concord_core::{Durable, NodeId, Service, Time, Value};
+use concord_core::{ClientId, Durable, NodeId, Op, Service, Time, Value};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -23,6 +23,12 @@ pub trait SimProtocol: Service {
     /// restart; an error (a corrupt disk) keeps the node down and is reported as a violation.
     fn boot(id: NodeId, cluster: &[NodeId], config: &Self::Config, durable: &Durable)
         -> Result<Self, String>;
+
+    /// The request a simulated client sends for `op`. Defaults to [`concord_core::Service::request`];
+    /// protocols whose scenario settings shape requests (e.g. Raft's read consistency) override it.
+    fn workload_request(_config: &Self::Config, client: ClientId, seq: u64, op: &Op) -> Self::Request {
+        Self::request(client, seq, op)
+    }
 
     /// The replica's data, for the convergence check (`None` if the protocol holds no data).
     fn observe(&self) -> Option<ReplicaState> {

@@ -86,6 +86,9 @@ pub struct RunConfig {
     pub checks: Vec<Check>,
     /// Stop early once this many events have been processed (a guard against runaway protocols).
     pub max_events: u64,
+    /// How long the linearizability checker may search before answering "unknown" (a failure).
+    #[serde(with = "serde_duration")]
+    pub check_timeout: Duration,
 }
 
 impl Default for RunConfig {
@@ -96,6 +99,7 @@ impl Default for RunConfig {
             heal_at: None,
             checks: Vec::new(),
             max_events: 50_000_000,
+            check_timeout: Duration::from_secs(30),
         }
     }
 }

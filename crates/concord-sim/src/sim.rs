@@ -570,7 +570,8 @@ impl<P: SimProtocol> Simulation<P> {
         let (node, request, op) =
             self.workload.invoke(client, self.now, &mut self.history, &mut self.rng_work);
         self.summary.ops.invoked += 1;
-        let req = P::request(request.client, request.seq, &op);
+        let (_, config) = self.scenario.protocol();
+        let req = P::workload_request(config, request.client, request.seq, &op);
         let latency = client_latency(&self.scenario.network, &mut self.rng_net);
         self.record(|t| json!({"t": t, "ev": "invoke", "client": client, "node": node.0, "request": request.to_string(), "op": op.to_string()}));
         self.schedule(self.now + latency, Event::Request { node, request, req });
@@ -926,7 +927,9 @@ impl<P: SimProtocol> Simulation<P> {
                     }
                 }
                 Check::Linearizability => {
-                    if let Err(e) = crate::checks::linearizable(&self.history) {
+                    if let Err(e) =
+                        crate::checks::linearizable(&self.history, self.scenario.run.check_timeout)
+                    {
                         self.violations.push(format!("linearizability: {e}"));
                     }
                 }

@@ -4,6 +4,7 @@
 //! generic simulator instantiated for the protocol's type.
 
 pub mod gossip;
+pub mod raft;
 
 use crate::scenario::{protocol_name, Scenario, ScenarioError};
 use crate::sim::{RunOptions, RunReport, Simulation};
@@ -15,10 +16,11 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub enum LoadedScenario {
     Gossip(Arc<Scenario<<concord_gossip::GossipNode as SimProtocol>::Config>>),
+    Raft(Arc<Scenario<raft::RaftScenario>>),
 }
 
 /// Protocol names accepted in `[protocol.NAME]`.
-pub const PROTOCOLS: &[&str] = &["gossip"];
+pub const PROTOCOLS: &[&str] = &["gossip", "raft"];
 
 impl LoadedScenario {
     /// Parse a scenario, whatever its protocol.
@@ -26,6 +28,7 @@ impl LoadedScenario {
         let name = protocol_name(path, text)?;
         match name.as_str() {
             "gossip" => Ok(LoadedScenario::Gossip(Arc::new(Scenario::parse(path, text)?))),
+            "raft" => Ok(LoadedScenario::Raft(Arc::new(Scenario::parse(path, text)?))),
             other => Err(ScenarioError::Invalid {
                 path: path.to_owned(),
                 message: format!("unknown protocol {other:?}; known protocols: {}", PROTOCOLS.join(", ")),
@@ -46,12 +49,14 @@ impl LoadedScenario {
             LoadedScenario::Gossip(s) => {
                 Simulation::<concord_gossip::GossipNode>::new(Arc::clone(s), options).run()
             }
+            LoadedScenario::Raft(s) => Simulation::<raft::RaftKv>::new(Arc::clone(s), options).run(),
         }
     }
 
     pub fn description(&self) -> &str {
         match self {
             LoadedScenario::Gossip(s) => &s.description,
+            LoadedScenario::Raft(s) => &s.description,
         }
     }
 }
