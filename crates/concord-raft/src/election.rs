@@ -166,7 +166,7 @@ impl<S: StateMachine> RaftNode<S> {
         io.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
         io.set_timer(Timer::CheckQuorum, self.config.election_timeout_min);
         io.event("elected", json!({ "term": self.term, "last_log_index": self.log.last_index() }));
-        let index = self.append_as_leader(io, Payload::Noop);
+        let index = self.append_as_leader(io, Payload::Noop, None);
         if let Role::Leader(ls) = &mut self.role {
             ls.term_start_index = index;
         }

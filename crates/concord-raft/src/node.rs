@@ -413,8 +413,7 @@ impl<S: StateMachine> RaftNode<S> {
                 }
             }
         }
-        let index = self.append_as_leader(io, Payload::Command { session, command });
-        self.proposals.insert(index, Proposal { request, term: self.term });
+        self.append_as_leader(io, Payload::Command { session, command }, Some(request));
     }
 
     fn propose_membership(&mut self, io: &mut Io<'_, Self>, request: RequestId, change: MembershipChange) {
@@ -439,8 +438,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         match self.membership().apply_change(&change) {
             Ok(next) => {
-                let index = self.append_as_leader(io, Payload::Config(next));
-                self.proposals.insert(index, Proposal { request, term: self.term });
+                self.append_as_leader(io, Payload::Config(next), Some(request));
             }
             Err(reason) => self.reply(io, request, RaftResponse::Rejected { reason }),
         }

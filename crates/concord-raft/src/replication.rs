@@ -147,11 +147,20 @@ impl<S: StateMachine> RaftNode<S> {
     // ----- leader: proposing and sending -----
 
     /// Append a new entry of the current term and start replicating it. Returns its index.
-    pub(crate) fn append_as_leader(&mut self, io: &mut Io<'_, Self>, payload: Payload<S::Command>) -> u64 {
+    /// `request` is registered before anything can commit (a single voter commits at once).
+    pub(crate) fn append_as_leader(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        payload: Payload<S::Command>,
+        request: Option<concord_core::RequestId>,
+    ) -> u64 {
         assert!(self.is_leader(), "only leaders append new entries");
         let index = self.log.last_index() + 1;
         let is_config = matches!(payload, Payload::Config(_));
         self.append_to_log(io, Entry { term: self.term, index, payload });
+        if let Some(request) = request {
+            self.proposals.insert(index, crate::node::Proposal { request, term: self.term });
+        }
         if is_config {
             self.sync_progress_with_membership();
         }
@@ -304,7 +313,7 @@ impl<S: StateMachine> RaftNode<S> {
         let commands = self.sm.housekeeping(io.now());
         let mut last = 0;
         for command in commands {
-            last = self.append_as_leader(io, Payload::Command { session: None, command });
+            last = self.append_as_leader(io, Payload::Command { session: None, command }, None);
         }
         if let Role::Leader(ls) = &mut self.role {
             ls.housekeeping_until = ls.housekeeping_until.max(last);

@@ -666,3 +666,20 @@ fn service_adapter_maps_ops_and_responses() {
         Completion::Ok(Value::List(vec![Value::Int(1)]))
     );
 }
+
+#[test]
+fn a_single_node_cluster_commits_alone() {
+    let mut c = Cluster::lists(1, cfg(), 23);
+    let leader = c.await_leader().expect("it elects itself");
+    assert_eq!(appended(c.propose(5)), 1);
+    assert_eq!(items(c.read(leader, ReadConsistency::Linearizable, ())), vec![5]);
+    assert_eq!(items(c.read(leader, ReadConsistency::Lease, ())), vec![5]);
+    c.add_host(NodeId(2));
+    assert!(matches!(
+        c.call(leader, RaftRequest::Admin(AdminRequest::AddLearner(NodeId(2))), ms(100)),
+        Some(RaftResponse::MembershipChanged { .. })
+    ));
+    assert!(converge(&mut c, leader));
+    assert_eq!(c.items(NodeId(2)), vec![5]);
+    c.assert_safe();
+}
