@@ -68,8 +68,8 @@
 
 use crate::model::{CounterModel, Model, QueueModel, RegisterModel, Sequential, SetModel};
 use crate::ops::{prepare, Operation};
-use concord_core::history::History;
-use std::collections::{BTreeMap, HashSet};
+use concord_core::history::{History, OpFn, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
@@ -199,7 +199,7 @@ pub fn check_operations(ops: &[Operation], model: Model, timeout: Duration) -> V
         Model::Kv => check_with(&RegisterModel { with_delete_and_append: true }, model, ops, timeout),
         Model::Counter => check_with(&CounterModel, model, ops, timeout),
         Model::Set => check_with(&SetModel, model, ops, timeout),
-        Model::Queue => check_with(&QueueModel, model, ops, timeout),
+        Model::Queue => check_with(&QueueModel::for_operations(ops), model, ops, timeout),
     }
 }
 
@@ -407,6 +407,9 @@ impl Bits {
     fn clear(&mut self, i: usize) {
         self.0[i / 64] &= !(1 << (i % 64));
     }
+    fn get(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
 }
 
 /// The Fx hash (from rustc): much faster than SipHash for small keys; the cache is never iterated,
@@ -469,11 +472,29 @@ fn search<M: Sequential>(m: &M, ops: &[&Operation], deadline: Instant) -> Search
     let mut linearized = Bits::new(ops.len());
     let mut ok_linearized = 0usize;
     let mut cache: FxSet<(Bits, M::State)> = FxSet::default();
-    // The linearized calls, in order, with the state before each.
-    let mut calls: Vec<(u32, M::State)> = Vec::with_capacity(ops.len());
+    // The linearized calls, in order, with the state before each and the phase they were tried in.
+    let mut calls: Vec<(u32, M::State, bool)> = Vec::with_capacity(ops.len());
     let mut best: Option<Stuck<M::State>> = None;
     let mut steps = 0u64;
     let mut entry = entries.head();
+    // Candidates are tried in two phases: first the `ok` operations, then those with an unknown
+    // outcome. Both phases together try exactly the candidates plain WGL tries, so the answer is the
+    // same; the order matters for speed. An unknown operation that never took effect (or took effect
+    // late) would otherwise be placed as early as possible, and the mistake found only much later,
+    // after exploring everything in between; tried last, it is placed only where it is needed.
+    let mut trying_unknown = false;
+    // Interchangeable unknown operations: two unknown operations with the same function and argument
+    // that have both been invoked can swap places in any linearization (neither has a return to
+    // respect, and the model sees the same thing). So of such twins, the earlier-invoked one is
+    // always placed first: an unknown operation is a candidate only once its previous twin is
+    // linearized. Without this, k interchangeable timeouts would be explored in 2^k subsets.
+    let previous_twin: Vec<Option<usize>> = {
+        let mut last: HashMap<(OpFn, &Value), usize, BuildHasherDefault<FxHasher>> = HashMap::default();
+        ops.iter()
+            .enumerate()
+            .map(|(i, op)| if op.is_ok() { None } else { last.insert((op.f, &op.input), i) })
+            .collect()
+    };
 
     loop {
         if ok_linearized == ok_total {
@@ -492,33 +513,42 @@ fn search<M: Sequential>(m: &M, ops: &[&Operation], deadline: Instant) -> Search
         let e = entries.list[entry as usize];
         if e.is_call {
             let op = ops[e.op as usize];
-            if let Some(next_state) = m.step(&state, op) {
-                linearized.set(e.op as usize);
-                if cache.insert((linearized.clone(), next_state.clone())) {
-                    calls.push((entry, std::mem::replace(&mut state, next_state)));
-                    if op.is_ok() {
-                        ok_linearized += 1;
+            let twin_first = previous_twin[e.op as usize].is_some_and(|twin| !linearized.get(twin));
+            if op.is_ok() != trying_unknown && !twin_first {
+                if let Some(next_state) = m.step(&state, op) {
+                    linearized.set(e.op as usize);
+                    if cache.insert((linearized.clone(), next_state.clone())) {
+                        calls.push((entry, std::mem::replace(&mut state, next_state), trying_unknown));
+                        if op.is_ok() {
+                            ok_linearized += 1;
+                        }
+                        entries.lift(entry);
+                        entry = entries.head();
+                        trying_unknown = false;
+                        continue;
                     }
-                    entries.lift(entry);
-                    entry = entries.head();
-                    continue;
+                    // Seen before: everything reachable from there has been explored.
+                    linearized.clear(e.op as usize);
                 }
-                // Seen before: everything reachable from there has been explored.
-                linearized.clear(e.op as usize);
             }
             entry = e.next;
+        } else if !trying_unknown {
+            // The `ok` candidates are exhausted; now the unknown ones, from the front again.
+            trying_unknown = true;
+            entry = entries.head();
         } else {
-            // `e.op` returned but is not linearized: the current prefix is a dead end.
+            // `e.op` returned but is not linearized, and no candidate helps: a dead end.
             if best.as_ref().map_or(true, |b| calls.len() > b.prefix.len()) {
                 best = Some(stuck_here(&entries, entry, &calls, &state));
             }
-            let Some((call, previous)) = calls.pop() else {
+            let Some((call, previous, phase)) = calls.pop() else {
                 return match best {
                     Some(stuck) => Search::Stuck(stuck),
                     None => Search::Internal("failed without a stuck point"),
                 };
             };
             state = previous;
+            trying_unknown = phase;
             let op = entries.list[call as usize].op as usize;
             linearized.clear(op);
             if ops[op].is_ok() {
@@ -531,8 +561,8 @@ fn search<M: Sequential>(m: &M, ops: &[&Operation], deadline: Instant) -> Search
 }
 
 /// Record a dead end: the prefix, the state, the returning operation and the candidates before it.
-fn stuck_here<S: Clone>(entries: &Entries, ret: u32, calls: &[(u32, S)], state: &S) -> Stuck<S> {
-    let prefix = calls.iter().map(|&(call, _)| entries.list[call as usize].op as usize).collect();
+fn stuck_here<S: Clone>(entries: &Entries, ret: u32, calls: &[(u32, S, bool)], state: &S) -> Stuck<S> {
+    let prefix = calls.iter().map(|(call, _, _)| entries.list[*call as usize].op as usize).collect();
     let mut candidates = Vec::new();
     let mut cursor = entries.head();
     while cursor != NIL && cursor != ret {

@@ -1,0 +1,204 @@
+//! Property tests of the linearizability checker.
+//!
+//! 1. Histories produced by a correct sequential object with random concurrency (see
+//!    `concord_check::gen`) are always judged linearizable – for every model.
+//! 2. The same histories with one read corrupted are judged NOT linearizable: a read of a value never
+//!    written, and a stale read (a value overwritten, in real time, before the read began).
+//! 3. On small random histories – mostly not linearizable – the checker agrees with a brute-force
+//!    search over every order of the operations. This is the test that the memoised, partitioned
+//!    search is *exact*, both ways.
+
+use concord_check::gen::{self, GenConfig, Workload};
+use concord_check::linearizability::check;
+use concord_check::model::{RegisterModel, Sequential};
+use concord_check::ops::{prepare, Operation};
+use concord_check::Model;
+use concord_core::history::{EventType, History, Op, OpFn, Value};
+use concord_core::time::Time;
+use proptest::prelude::*;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn workload_and_model() -> impl Strategy<Value = (Workload, Model)> {
+    prop_oneof![
+        Just((Workload::Register { keys: 0 }, Model::Register)),
+        (1usize..6).prop_map(|keys| (Workload::Register { keys }, Model::Kv)),
+        Just((Workload::Counter, Model::Counter)),
+        Just((Workload::Set, Model::Set)),
+        Just((Workload::Queue, Model::Queue)),
+    ]
+}
+
+fn config() -> impl Strategy<Value = (GenConfig, Model)> {
+    (workload_and_model(), any::<u64>(), 1usize..7, 1usize..150, 0i64..6, 0u32..20, 0u32..40).prop_map(
+        |((workload, model), seed, clients, ops, values, info_percent, cas_percent)| {
+            // Queues (and, less so, sets) are the WGL search's hard case: the order of two concurrent
+            // enqueues is only revealed when the elements are dequeued, possibly much later, and
+            // every interleaving in between is explored. Keep their histories short here.
+            let ops = if matches!(workload, Workload::Queue | Workload::Set) { ops.min(30) } else { ops };
+            (GenConfig { seed, workload, clients, ops, values, info_percent, cas_percent }, model)
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn correct_histories_are_linearizable((config, model) in config()) {
+        let h = gen::history(&config);
+        let verdict = check(&h, model, TIMEOUT);
+        prop_assert!(verdict.is_linearizable(), "{config:?}: {verdict}");
+    }
+
+    #[test]
+    fn a_read_of_a_value_never_written_is_caught(
+        (config, model) in config().prop_filter("registers and counters", |(c, _)| {
+            matches!(c.workload, Workload::Register { .. } | Workload::Counter)
+        }),
+        nth in any::<usize>(),
+    ) {
+        let mut h = gen::history(&config);
+        prop_assume!(gen::corrupt_read_never_written(&mut h, nth).is_some());
+        let verdict = check(&h, model, TIMEOUT);
+        prop_assert!(verdict.is_not_linearizable(), "{config:?}: {verdict}");
+    }
+
+    #[test]
+    fn a_stale_read_is_caught(
+        seed in any::<u64>(),
+        keys in 0usize..4,
+        clients in 1usize..6,
+        ops in 10usize..150,
+        info_percent in 0u32..10,
+        nth in any::<usize>(),
+    ) {
+        let config = GenConfig {
+            seed, workload: Workload::Register { keys }, clients, ops, values: 0, info_percent, cas_percent: 0,
+        };
+        let mut h = gen::history(&config);
+        prop_assume!(gen::corrupt_read_stale(&mut h, nth).is_some());
+        let model = if keys == 0 { Model::Register } else { Model::Kv };
+        let verdict = check(&h, model, TIMEOUT);
+        prop_assert!(verdict.is_not_linearizable(), "{config:?}: {verdict}");
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_small_random_histories(actions in prop::collection::vec(action(), 0..16)) {
+        let h = random_history(&actions);
+        let ops = prepare(&h).expect("random_history builds well-formed histories");
+        let expected = brute_force(&ops);
+        let verdict = check(&h, Model::Register, TIMEOUT);
+        prop_assert_eq!(verdict.is_linearizable(), expected, "{}\n{:?}", verdict, h.events);
+        prop_assert!(!verdict.is_unknown());
+    }
+}
+
+/// One step of a random small register history: a process either invokes (if idle) or completes.
+#[derive(Clone, Debug)]
+struct Action {
+    process: u64,
+    f: OpFn,
+    value: i64,
+    other: i64,
+    /// 0..=5: ok (mostly), 6: fail, 7: info.
+    completion: u8,
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    (0u64..3, 0u8..3, 0i64..3, 0i64..3, 0u8..8).prop_map(|(process, f, value, other, completion)| Action {
+        process,
+        f: [OpFn::Read, OpFn::Write, OpFn::Cas][f as usize],
+        value,
+        other,
+        completion,
+    })
+}
+
+/// Turn actions into a well-formed history; read results are random, so most histories are not
+/// linearizable – which is the point.
+fn random_history(actions: &[Action]) -> History {
+    let mut h = History::default();
+    let mut open: [Option<Op>; 3] = [None, None, None];
+    let mut generation = [0u64; 3];
+    for (t, a) in actions.iter().enumerate() {
+        let slot = a.process as usize;
+        let process = a.process + 10 * generation[slot];
+        let time = Time(t as u64);
+        match open[slot].take() {
+            None => {
+                let op = match a.f {
+                    OpFn::Read => Op { f: OpFn::Read, key: None, value: Value::Nil },
+                    OpFn::Write => Op { f: OpFn::Write, key: None, value: Value::Int(a.value) },
+                    _ => Op {
+                        f: OpFn::Cas,
+                        key: None,
+                        value: Value::pair(Value::Int(a.value), Value::Int(a.other)),
+                    },
+                };
+                h.push(process, EventType::Invoke, op.clone(), time);
+                open[slot] = Some(op);
+            }
+            Some(mut op) => {
+                let kind = match a.completion {
+                    0..=5 => EventType::Ok,
+                    6 => EventType::Fail,
+                    _ => EventType::Info,
+                };
+                if op.f == OpFn::Read && kind == EventType::Ok {
+                    op.value = if a.value == 0 { Value::Nil } else { Value::Int(a.other) };
+                }
+                h.push(process, kind, op, time);
+                if kind == EventType::Info {
+                    generation[slot] += 1;
+                }
+            }
+        }
+    }
+    h
+}
+
+/// Is there an order of the operations, consistent with real time, that the register explains?
+/// Tries every order: an operation may go next once everything that precedes it in real time has
+/// gone; unknown-outcome operations may also never go. Exponential – for tiny histories only.
+fn brute_force(ops: &[Operation]) -> bool {
+    let ops: Vec<&Operation> = ops.iter().filter(|op| op.is_ok() || !op.is_read_only()).collect();
+    let model = RegisterModel { with_delete_and_append: false };
+    fn go(ops: &[&Operation], done: &mut Vec<bool>, state: &Value, model: &RegisterModel) -> bool {
+        if ops.iter().zip(done.iter()).all(|(op, &d)| d || !op.is_ok()) {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if done[i] {
+                continue;
+            }
+            // Every op that must come before `ops[i]` (completed before it began) is done.
+            let ready = (0..ops.len()).all(|j| done[j] || !ops[j].precedes(ops[i]));
+            if !ready {
+                continue;
+            }
+            if let Some(next) = model.step(state, ops[i]) {
+                done[i] = true;
+                let found = go(ops, done, &next, model);
+                done[i] = false;
+                if found {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+    go(&ops, &mut vec![false; ops.len()], &model.init(), &model)
+}
+
+#[test]
+fn brute_force_itself_can_say_no() {
+    // Guard against a brute force that always agrees: a stale read it must reject.
+    let mut h = History::default();
+    h.push(0, EventType::Invoke, Op { f: OpFn::Write, key: None, value: Value::Int(1) }, Time(0));
+    h.push(0, EventType::Ok, Op { f: OpFn::Write, key: None, value: Value::Int(1) }, Time(1));
+    h.push(1, EventType::Invoke, Op { f: OpFn::Read, key: None, value: Value::Nil }, Time(2));
+    h.push(1, EventType::Ok, Op { f: OpFn::Read, key: None, value: Value::Nil }, Time(3));
+    assert!(!brute_force(&prepare(&h).unwrap()));
+}
