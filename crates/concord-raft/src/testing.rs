@@ -133,14 +133,20 @@ pub struct Host<S: StateMachine> {
     backlog: VecDeque<Effect<Node<S>>>,
     /// A sync in progress covers this many of the oldest unsynced writes.
     syncing: Option<usize>,
-    /// Local clock = `clock_rate × true time` (1.0: perfect clock).
+    /// The local clock runs at `clock_rate` × true time (1.0: perfect) since `clock_base`
+    /// (true time, local time then), so a rate change never makes it jump.
     pub clock_rate: f64,
+    clock_base: (Time, Time),
     rng: SplitMix64,
 }
 
 impl<S: StateMachine> Host<S> {
     fn local_now(&self, now: Time) -> Time {
-        Time((now.0 as f64 * self.clock_rate) as u64)
+        let (true_base, local_base) = self.clock_base;
+        local_base
+            + Duration::from_nanos(
+                (now.saturating_since(true_base).as_nanos() as f64 * self.clock_rate) as u64,
+            )
     }
 }
 
@@ -260,6 +266,7 @@ impl<S: StateMachine> Cluster<S> {
                 backlog: VecDeque::new(),
                 syncing: None,
                 clock_rate: 1.0,
+                clock_base: (Time::ZERO, Time::ZERO),
                 rng: SplitMix64(seed),
             },
         );
@@ -632,7 +639,10 @@ impl<S: StateMachine> Cluster<S> {
 
     /// Set a node's clock rate (1.0 = true time; 0.5 = runs at half speed).
     pub fn set_clock_rate(&mut self, id: NodeId, rate: f64) {
-        self.hosts.get_mut(&id).expect("host").clock_rate = rate;
+        let now = self.now;
+        let host = self.hosts.get_mut(&id).expect("host");
+        host.clock_base = (now, host.local_now(now));
+        host.clock_rate = rate;
     }
 }
 
