@@ -9,8 +9,8 @@ use concord_core::NodeId;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Configuration of a Raft node. All nodes of a cluster should share it (except nothing: there is no
-/// per-node field; a node learns its own id from `RaftNode::boot`).
+/// Configuration of a Raft node. All nodes of a cluster share one; there is no per-node field (a
+/// node learns its own id from `RaftNode::boot`). Missing fields take their defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftConfig {
