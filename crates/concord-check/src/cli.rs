@@ -1,1 +1,218 @@
-//! todo
+//! `concord check <history>`: the command's logic, kept here so that it is tested with the checkers.
+//! The `concord` binary's `cmd/check.rs` only parses flags into [`CheckOptions`] and calls [`run`].
+//!
+//! Exit status: 0 linearizable, 1 not linearizable, 2 unknown (time limit) or bad input (unreadable
+//! file, malformed lines, a history that does not fit the model).
+
+use crate::formats::{self, Format};
+use crate::linearizability::{check_operations, Verdict};
+use crate::model::Model;
+use crate::ops::{prepare, Operation};
+use crate::{html, session, staleness};
+use concord_core::history::{OpFn, Value};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What `concord check` was asked to do.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub history: PathBuf,
+    /// `None`: guess from the operations (see [`guess_model`]).
+    pub model: Option<Model>,
+    pub format: Format,
+    /// Where to write the HTML explanation when the history is not linearizable.
+    pub html: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Also report session-guarantee violations and staleness (they do not change the exit status).
+    pub sessions: bool,
+    pub staleness: bool,
+}
+
+/// The exit statuses.
+pub const EXIT_LINEARIZABLE: u8 = 0;
+pub const EXIT_NOT_LINEARIZABLE: u8 = 1;
+pub const EXIT_UNKNOWN: u8 = 2;
+
+/// Malformed lines shown before "... and N more".
+const ERRORS_SHOWN_MAX: usize = 50;
+
+/// Run the check, writing the report to `out`; returns the exit status.
+pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<u8> {
+    let path = options.history.display();
+    let bytes = match std::fs::read(&options.history) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            writeln!(out, "error: cannot read {path}: {e}")?;
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    // Invalid UTF-8 is replaced, not fatal: the damaged lines then fail to parse, with their numbers.
+    let text = String::from_utf8_lossy(&bytes);
+    let format = formats::detect(&text, options.format);
+    let parsed = match formats::parse_with_lines(&text, format) {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            writeln!(
+                out,
+                "error: {path} is not a valid {format:?} history ({} malformed lines):",
+                errors.len()
+            )?;
+            for e in errors.iter().take(ERRORS_SHOWN_MAX) {
+                writeln!(out, "  {path}:{}: {}", e.line, e.message)?;
+            }
+            if errors.len() > ERRORS_SHOWN_MAX {
+                writeln!(out, "  ... and {} more", errors.len() - ERRORS_SHOWN_MAX)?;
+            }
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    let ops = match prepare(&parsed.history) {
+        Ok(ops) => ops,
+        Err(errors) => {
+            writeln!(out, "error: {path} is not a well-formed history ({} problems):", errors.len())?;
+            for e in errors.iter().take(ERRORS_SHOWN_MAX) {
+                let line = parsed.lines.get(e.event_index).copied().unwrap_or(0);
+                writeln!(out, "  {path}:{line}: {}", e.message)?;
+            }
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    let model = match options.model {
+        Some(model) => model,
+        None => {
+            let model = guess_model(&ops);
+            writeln!(out, "model: {model} (guessed from the operations; choose with --model)")?;
+            model
+        }
+    };
+    writeln!(
+        out,
+        "history: {path} ({format:?}, {} events, {} operations after dropping failed ones{})",
+        parsed.history.len(),
+        ops.len(),
+        if parsed.skipped_lines > 0 {
+            format!(", {} lines skipped", parsed.skipped_lines)
+        } else {
+            String::new()
+        }
+    )?;
+
+    let started = Instant::now();
+    let verdict = check_operations(&ops, model, options.timeout);
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    writeln!(out, "{verdict}")?;
+    writeln!(out, "checked in {elapsed_ms:.1} ms")?;
+
+    if options.sessions {
+        writeln!(out, "{}", session::check(&parsed.history))?;
+    }
+    if options.staleness {
+        let report = staleness::analyze(&parsed.history);
+        writeln!(
+            out,
+            "staleness: {} reads ({} unresolved); fraction returning the latest version: {:.3}",
+            report.reads.len(),
+            report.unresolved_reads,
+            report.probability_within_versions(1)
+        )?;
+        for (k, n) in report.versions_behind_histogram() {
+            writeln!(out, "  {k} versions behind: {n} reads")?;
+        }
+    }
+
+    Ok(match verdict {
+        Verdict::Linearizable => EXIT_LINEARIZABLE,
+        Verdict::NotLinearizable(explanation) => {
+            if let Some(html_path) = &options.html {
+                match std::fs::write(html_path, html::render(&explanation)) {
+                    Ok(()) => writeln!(out, "explanation written to {}", html_path.display())?,
+                    Err(e) => writeln!(out, "error: cannot write {}: {e}", html_path.display())?,
+                }
+            }
+            EXIT_NOT_LINEARIZABLE
+        }
+        Verdict::Unknown(_) => EXIT_UNKNOWN,
+    })
+}
+
+/// Guess the model from the functions used: queues enqueue/dequeue; `add` with integer reads is a
+/// counter, with list reads a set; `delete`/`append` or keys make a KV map; otherwise a register.
+pub fn guess_model(ops: &[Operation]) -> Model {
+    let has = |f: OpFn| ops.iter().any(|op| op.f == f);
+    if has(OpFn::Enqueue) || has(OpFn::Dequeue) {
+        Model::Queue
+    } else if has(OpFn::Add) {
+        let list_read = ops.iter().any(|op| op.f == OpFn::Read && matches!(op.output, Some(Value::List(_))));
+        if list_read {
+            Model::Set
+        } else {
+            Model::Counter
+        }
+    } else if has(OpFn::Delete) || has(OpFn::Append) || ops.iter().any(|op| op.key.is_some()) {
+        Model::Kv
+    } else {
+        Model::Register
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(path: PathBuf) -> CheckOptions {
+        CheckOptions {
+            history: path,
+            model: None,
+            format: Format::Auto,
+            html: None,
+            timeout: Duration::from_secs(5),
+            sessions: true,
+            staleness: true,
+        }
+    }
+
+    fn temp(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("concord-check-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn exit_statuses() {
+        let good =
+            temp("good.log", "0 :invoke :write 1\n0 :ok :write 1\n1 :invoke :read nil\n1 :ok :read 1\n");
+        let mut out = Vec::new();
+        assert_eq!(run(&options(good), &mut out).unwrap(), EXIT_LINEARIZABLE);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("model: register"), "{text}");
+
+        let bad = temp("bad.log", "0 :invoke :write 1\n0 :ok :write 1\n1 :invoke :read nil\n1 :ok :read 2\n");
+        let html_path = bad.with_extension("html");
+        let mut out = Vec::new();
+        let mut opts = options(bad);
+        opts.html = Some(html_path.clone());
+        assert_eq!(run(&opts, &mut out).unwrap(), EXIT_NOT_LINEARIZABLE);
+        assert!(std::fs::read_to_string(&html_path).unwrap().contains("<svg"));
+
+        let malformed = temp("malformed.log", "0 :invoke :write 1\nthis is not an op\n");
+        let mut out = Vec::new();
+        assert_eq!(run(&options(malformed.clone()), &mut out).unwrap(), EXIT_UNKNOWN);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("malformed.log:2:"), "{text}");
+
+        let unpaired = temp("unpaired.log", "0 :invoke :write 1\n0 :invoke :write 2\n");
+        let mut out = Vec::new();
+        assert_eq!(run(&options(unpaired), &mut out).unwrap(), EXIT_UNKNOWN);
+        assert!(String::from_utf8(out).unwrap().contains("unpaired.log:2:"));
+
+        let mut out = Vec::new();
+        assert_eq!(run(&options(PathBuf::from("/nonexistent/history")), &mut out).unwrap(), EXIT_UNKNOWN);
+
+        let mut timeout = options(temp("t.log", "0 :invoke :write 1\n0 :ok :write 1\n"));
+        timeout.timeout = Duration::ZERO;
+        assert_eq!(run(&timeout, &mut Vec::new()).unwrap(), EXIT_UNKNOWN);
+    }
+}

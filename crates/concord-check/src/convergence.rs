@@ -114,8 +114,11 @@ impl Written {
 pub fn check(replicas: &[(NodeId, BTreeMap<String, Value>)], history: &History) -> ConvergenceReport {
     let written = written_values(history);
     let keys: BTreeSet<&String> = replicas.iter().flat_map(|(_, map)| map.keys()).collect();
-    let mut report =
-        ConvergenceReport { replicas: replicas.len(), keys_checked: keys.len(), ..ConvergenceReport::default() };
+    let mut report = ConvergenceReport {
+        replicas: replicas.len(),
+        keys_checked: keys.len(),
+        ..ConvergenceReport::default()
+    };
     let nothing = Written::default();
     for key in keys {
         let values: Vec<(NodeId, Option<Value>)> =
@@ -215,13 +218,17 @@ mod tests {
     #[test]
     fn divergence_and_invention_are_reported() {
         // n2 lacks b; n3 holds c=3, written only by a failed write; n1 holds a=9, never written.
-        let replicas =
-            [replica(1, &[("a", 9), ("b", 2)]), replica(2, &[("a", 1)]), replica(3, &[("a", 1), ("b", 2), ("c", 3)])];
+        let replicas = [
+            replica(1, &[("a", 9), ("b", 2)]),
+            replica(2, &[("a", 1)]),
+            replica(3, &[("a", 1), ("b", 2), ("c", 3)]),
+        ];
         let report = check(&replicas, &history());
         assert!(!report.is_ok());
         let diverging: Vec<&str> = report.diverging.iter().map(|d| d.key.as_str()).collect();
         assert_eq!(diverging, vec!["a", "b", "c"]);
-        let invented: Vec<(&str, &Value)> = report.invented.iter().map(|i| (i.key.as_str(), &i.value)).collect();
+        let invented: Vec<(&str, &Value)> =
+            report.invented.iter().map(|i| (i.key.as_str(), &i.value)).collect();
         assert_eq!(invented, vec![("a", &Value::Int(9)), ("c", &Value::Int(3))]);
         assert!(report.to_string().contains("n2=(absent)"));
     }

@@ -293,11 +293,8 @@ pub struct QueueModel {
 impl QueueModel {
     /// A queue model that anonymises the elements no `ok` dequeue in `ops` returns.
     pub fn for_operations(ops: &[Operation]) -> QueueModel {
-        let observed = ops
-            .iter()
-            .filter(|op| op.f == OpFn::Dequeue)
-            .filter_map(|op| op.output.clone())
-            .collect();
+        let observed =
+            ops.iter().filter(|op| op.f == OpFn::Dequeue).filter_map(|op| op.output.clone()).collect();
         QueueModel { observed: Some(observed) }
     }
 }
@@ -320,13 +317,18 @@ impl Sequential for QueueModel {
         match op.f {
             OpFn::Enqueue => {
                 let mut next = state.clone();
-                let seen = self.observed.as_ref().map_or(true, |observed| observed.contains(&op.input));
+                let seen = match &self.observed {
+                    Some(observed) => observed.contains(&op.input),
+                    None => true,
+                };
                 next.push_back(seen.then(|| op.input.clone()));
                 Some(next)
             }
             OpFn::Dequeue => match (&op.output, state.front()) {
                 (Some(Value::Nil), None) => Some(state.clone()),
-                (Some(got), Some(Some(front))) if got == front => Some(state.iter().skip(1).cloned().collect()),
+                (Some(got), Some(Some(front))) if got == front => {
+                    Some(state.iter().skip(1).cloned().collect())
+                }
                 // Unknown outcome: if it took effect it removed the front element, whatever it was.
                 (None, Some(_)) => Some(state.iter().skip(1).cloned().collect()),
                 _ => None,

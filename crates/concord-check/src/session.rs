@@ -110,7 +110,11 @@ impl SessionReport {
 
 impl fmt::Display for SessionReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "session guarantees over {} reads ({} unresolved):", self.reads_checked, self.unresolved_reads)?;
+        writeln!(
+            f,
+            "session guarantees over {} reads ({} unresolved):",
+            self.reads_checked, self.unresolved_reads
+        )?;
         for g in [
             Guarantee::ReadYourWrites,
             Guarantee::MonotonicReads,
@@ -290,7 +294,13 @@ fn raise<'h>(map: &mut BTreeMap<&'h str, Owed>, key: &'h str, o: Owed, writes: &
     }
 }
 
-fn raise_g<'h>(map: &mut BTreeMap<(Guarantee, &'h str), Owed>, g: Guarantee, key: &'h str, o: Owed, writes: &[Write]) {
+fn raise_g<'h>(
+    map: &mut BTreeMap<(Guarantee, &'h str), Owed>,
+    g: Guarantee,
+    key: &'h str,
+    o: Owed,
+    writes: &[Write],
+) {
     match map.get(&(g, key)) {
         Some(current) if writes[current.write].invoke_index >= writes[o.write].invoke_index => {}
         _ => {
@@ -330,7 +340,13 @@ fn collect(history: &History) -> (Vec<Write<'_>>, BTreeMap<u64, Vec<Step<'_>>>) 
                 if let Some(value) = value {
                     let ack_index = if kind == EventType::Ok { index } else { usize::MAX };
                     sessions.entry(event.process).or_default().push(Step::Write(writes.len()));
-                    writes.push(Write { key, value, process: event.process, invoke_index: invoke, ack_index });
+                    writes.push(Write {
+                        key,
+                        value,
+                        process: event.process,
+                        invoke_index: invoke,
+                        ack_index,
+                    });
                 }
             }
             (OpFn::Read, EventType::Ok) => {
@@ -423,7 +439,12 @@ mod tests {
         h.push(1, EventType::Ok, Op::write("x", 2), Time(3));
         for v in [2, 1] {
             h.push(2, EventType::Invoke, Op::read("x"), Time(4));
-            h.push(2, EventType::Ok, Op { f: OpFn::Read, key: Some("x".into()), value: Value::Int(v) }, Time(5));
+            h.push(
+                2,
+                EventType::Ok,
+                Op { f: OpFn::Read, key: Some("x".into()), value: Value::Int(v) },
+                Time(5),
+            );
         }
         assert!(check(&h).is_ok());
     }

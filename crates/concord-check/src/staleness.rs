@@ -274,7 +274,12 @@ mod tests {
         op(0, EventType::Ok, Op::write("x", 2), 20);
         for (start, seen) in [(25, 1), (30, 2), (40, 1), (50, 2)] {
             op(1, EventType::Invoke, Op::read("x"), start);
-            op(1, EventType::Ok, Op { f: OpFn::Read, key: Some("x".into()), value: Value::Int(seen) }, start + 1);
+            op(
+                1,
+                EventType::Ok,
+                Op { f: OpFn::Read, key: Some("x".into()), value: Value::Int(seen) },
+                start + 1,
+            );
         }
         // A read of a value nobody wrote is unresolved.
         op(2, EventType::Invoke, Op::read("x"), 60);

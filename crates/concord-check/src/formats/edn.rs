@@ -37,10 +37,9 @@ impl Edn {
     /// The value under keyword `:name` in a map.
     pub fn get(&self, name: &str) -> Option<&Edn> {
         match self {
-            Edn::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| matches!(k, Edn::Keyword(k) if k == name))
-                .map(|(_, v)| v),
+            Edn::Map(entries) => {
+                entries.iter().find(|(k, _)| matches!(k, Edn::Keyword(k) if k == name)).map(|(_, v)| v)
+            }
             _ => None,
         }
     }
@@ -376,7 +375,8 @@ mod tests {
 
     #[test]
     fn reads_jepsen_op_maps() {
-        let forms = read_all(r#"{:process 0, :type :invoke, :f :cas, :value [1 4], :key "k"} ; note"#).unwrap();
+        let forms =
+            read_all(r#"{:process 0, :type :invoke, :f :cas, :value [1 4], :key "k"} ; note"#).unwrap();
         assert_eq!(forms.len(), 1);
         let m = &forms[0];
         assert_eq!(m.get("process"), Some(&Edn::Int(0)));
@@ -387,7 +387,8 @@ mod tests {
 
     #[test]
     fn reads_the_rest_of_the_notation() {
-        let forms = read_all("#{1 2} (a b) #_ ignored \\x \"a\\\"b\" 12N -3 1.5 #inst \"2024\" true").unwrap();
+        let forms =
+            read_all("#{1 2} (a b) #_ ignored \\x \"a\\\"b\" 12N -3 1.5 #inst \"2024\" true").unwrap();
         assert_eq!(forms.len(), 9);
         assert_eq!(forms[2], Edn::Char('x'));
         assert_eq!(forms[3], Edn::Str("a\"b".into()));

@@ -12,7 +12,7 @@
 //!
 //! # Jepsen / Knossos text logs ([`Format::JepsenLog`])
 //!
-//! Lines such as `INFO  jepsen.util - 3	:invoke	:cas	[1 4]`: whatever precedes `jepsen.util - `
+//! Lines such as `INFO  jepsen.util - 3 :invoke :cas [1 4]` (tab-separated): whatever precedes `jepsen.util - `
 //! (timestamps, thread names, level) is ignored; then come the process, the type, the function and
 //! the value, as EDN. Forms after the value (`:timed-out`) are ignored. Also accepted: the same line
 //! without the logger prefix (`3 :invoke :cas [1 4]`).
@@ -202,8 +202,9 @@ fn jepsen_line(rest: &str, number: usize) -> Result<Option<Event>, String> {
     let process = next("process")?;
     let process = match process {
         Edn::Int(p) if p >= 0 => p as u64,
-        Edn::Keyword(_) | Edn::Symbol(_) => return Ok(None),
-        other => return Err(format!("process `{other}` is not a non-negative integer")),
+        // `:nemesis` and other named, non-client processes.
+        Edn::Keyword(_) => return Ok(None),
+        other => return Err(format!("expected `process :type :f value`; `{other}` is not a process number")),
     };
     let kind = event_type(&next("type")?)?;
     let f = op_fn(&next("function")?)?;
@@ -357,7 +358,9 @@ pub fn to_value(form: &Edn) -> Result<Value, String> {
         Edn::Int(i) => Value::Int(*i),
         Edn::Str(s) | Edn::Keyword(s) | Edn::Symbol(s) => Value::Str(s.clone()),
         Edn::Char(c) => Value::Str(c.to_string()),
-        Edn::Vector(items) | Edn::List(items) => Value::List(items.iter().map(to_value).collect::<Result<_, _>>()?),
+        Edn::Vector(items) | Edn::List(items) => {
+            Value::List(items.iter().map(to_value).collect::<Result<_, _>>()?)
+        }
         Edn::Set(items) => {
             let mut values: Vec<Value> = items.iter().map(to_value).collect::<Result<_, _>>()?;
             values.sort();
@@ -397,8 +400,9 @@ INFO  jepsen.util - :nemesis\t:info\t:start\tnil
 
     #[test]
     fn jepsen_keyword_tuples_are_keys() {
-        let h = parse("0 :invoke :write [:x 3]\n0 :ok :write [:x 3]\n1 :invoke :cas [:y [1 2]]\n", Format::Auto)
-            .unwrap();
+        let h =
+            parse("0 :invoke :write [:x 3]\n0 :ok :write [:x 3]\n1 :invoke :cas [:y [1 2]]\n", Format::Auto)
+                .unwrap();
         assert_eq!(h.events[0].op.key.as_deref(), Some("x"));
         assert_eq!(h.events[0].op.value, Value::Int(3));
         assert_eq!(h.events[2].op.value, Value::pair(Value::Int(1), Value::Int(2)));

@@ -1,0 +1,64 @@
+//! `concord check <history>`: judge a recorded history.
+//!
+//! Reads Concord's JSON Lines histories, Jepsen/Knossos text logs and EDN op maps (detected by
+//! content, or `--format`), checks linearizability against a model (guessed, or `--model`) within a
+//! time limit, and optionally writes an HTML explanation of a failure and reports session-guarantee
+//! violations and staleness. The logic lives in `concord_check::cli`; this file only maps flags.
+//!
+//! Exit status: 0 linearizable, 1 not linearizable, 2 unknown (time limit) or bad input.
+
+use clap::Args;
+use concord_check::cli::{self, CheckOptions};
+use concord_check::formats::Format;
+use concord_check::Model;
+use concord_core::time::parse_duration;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The history file: JSON Lines (Concord), a Jepsen/Knossos log, or EDN op maps.
+    pub history: PathBuf,
+    /// The sequential model: register, kv, counter, set or queue (default: guessed from the ops).
+    #[arg(long, value_parser = parse_model)]
+    pub model: Option<Model>,
+    /// The input format: auto, jsonl, jepsen or edn.
+    #[arg(long, default_value = "auto", value_parser = parse_format)]
+    pub format: Format,
+    /// Write an HTML page explaining a failure (per-process timelines) to this file.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Give up after this long and answer "unknown" (e.g. 500ms, 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Also count session-guarantee violations (read-your-writes, monotonic reads/writes,
+    /// writes-follow-reads).
+    #[arg(long)]
+    pub sessions: bool,
+    /// Also report staleness (versions behind per read).
+    #[arg(long)]
+    pub staleness: bool,
+}
+
+fn parse_model(text: &str) -> Result<Model, String> {
+    text.parse()
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse()
+}
+
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let options = CheckOptions {
+        history: args.history.clone(),
+        model: args.model,
+        format: args.format,
+        html: args.html.clone(),
+        timeout: args.timeout,
+        sessions: args.sessions,
+        staleness: args.staleness,
+    };
+    let status = cli::run(&options, &mut std::io::stdout().lock())?;
+    Ok(ExitCode::from(status))
+}
