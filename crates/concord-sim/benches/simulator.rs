@@ -19,18 +19,10 @@ fn gossip_25(c: &mut Criterion) {
         let scenario = scenario(name);
         let probe = scenario.run(RunOptions { seed: 1, ..Default::default() });
         assert!(probe.passed(), "{name}: {:?}", probe.violations);
-        let s = &probe.summary;
-        println!(
-            "{name}: {} events, {:.1} s virtual in {:.3} s wall: {:.0} events/s, {:.0}x real time",
-            s.events,
-            s.virtual_time.as_secs_f64(),
-            s.wall_time.as_secs_f64(),
-            s.events_per_second(),
-            s.speedup()
-        );
+        println!("{name}: {}", probe.summary.speed());
         let mut group = c.benchmark_group("simulator");
         group.sample_size(10);
-        group.throughput(Throughput::Elements(s.events));
+        group.throughput(Throughput::Elements(probe.summary.events));
         group.bench_function(name.trim_end_matches(".toml"), |b| {
             b.iter(|| scenario.run(RunOptions { seed: 1, ..Default::default() }))
         });

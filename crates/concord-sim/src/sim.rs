@@ -121,6 +121,9 @@ struct Node<P: Process> {
     timers: BTreeMap<P::Timer, u64>,
 }
 
+/// Something the nemesis does to one node (crash, restart, pause, …).
+type NodeAction<P> = fn(&mut Simulation<P>, NodeId);
+
 /// One simulation run of protocol `P`.
 pub struct Simulation<P: SimProtocol> {
     scenario: Arc<Scenario<P::Config>>,
@@ -735,62 +738,54 @@ impl<P: SimProtocol> Simulation<P> {
         }
     }
 
+    /// Cut `node` off from every other node.
+    pub fn isolate(&mut self, id: NodeId) {
+        self.network.isolate(id);
+        self.summary.partitions += 1;
+        self.record(|t| json!({"t": t, "ev": "isolate", "node": id.0}));
+    }
+
+    /// Drop everything sent from the `from` nodes to the `to` nodes (adds to existing cuts).
+    pub fn cut_one_way(&mut self, from: &[u32], to: &[u32]) {
+        for f in from {
+            for t in to {
+                self.network.cut(NodeId(*f), NodeId(*t));
+            }
+        }
+        self.summary.partitions += 1;
+        self.record(|t| json!({"t": t, "ev": "one-way", "from": from, "to": to}));
+    }
+
     fn apply_fault(&mut self, fault: &ScheduledFault) {
-        let target = |this: &mut Self, t: Target| {
-            let node = this.resolve(t);
-            if node.is_none() {
-                this.record(|t| json!({"t": t, "ev": "nemesis-skip", "why": "no leader"}));
-            }
-            node
+        // Faults aimed at one node: find it (the leader may not exist right now), then act.
+        let aimed: Option<(Target, NodeAction<P>)> = match fault {
+            ScheduledFault::Crash { node, .. } => Some((*node, Self::crash)),
+            ScheduledFault::Restart { node, .. } => Some((*node, Self::restart)),
+            ScheduledFault::Pause { node, .. } => Some((*node, Self::pause)),
+            ScheduledFault::Resume { node, .. } => Some((*node, Self::resume)),
+            ScheduledFault::Isolate { node, .. } => Some((*node, Self::isolate)),
+            _ => None,
         };
+        if let Some((target, act)) = aimed {
+            match self.resolve(target) {
+                Some(id) => act(self, id),
+                None => self.record(|t| json!({"t": t, "ev": "nemesis-skip", "why": "no leader"})),
+            }
+            return;
+        }
         match fault {
-            ScheduledFault::Crash { node, .. } => {
-                if let Some(id) = target(self, *node) {
-                    self.crash(id);
-                }
-            }
-            ScheduledFault::Restart { node, .. } => {
-                if let Some(id) = target(self, *node) {
-                    self.restart(id);
-                }
-            }
-            ScheduledFault::Pause { node, .. } => {
-                if let Some(id) = target(self, *node) {
-                    self.pause(id);
-                }
-            }
-            ScheduledFault::Resume { node, .. } => {
-                if let Some(id) = target(self, *node) {
-                    self.resume(id);
-                }
-            }
             ScheduledFault::Partition { groups, .. } => self.partition(groups),
-            ScheduledFault::Isolate { node, .. } => {
-                if let Some(id) = target(self, *node) {
-                    self.network.isolate(id);
-                    self.summary.partitions += 1;
-                    self.record(|t| json!({"t": t, "ev": "isolate", "node": id.0}));
-                }
-            }
-            ScheduledFault::OneWay { from, to, .. } => {
-                for f in from {
-                    for t in to {
-                        self.network.cut(NodeId(*f), NodeId(*t));
-                    }
-                }
-                self.summary.partitions += 1;
-                self.record(|t| json!({"t": t, "ev": "one-way", "from": from, "to": to}));
-            }
+            ScheduledFault::OneWay { from, to, .. } => self.cut_one_way(from, to),
             ScheduledFault::Heal { .. } => self.heal(),
-            ScheduledFault::Skew { node, offset, drift_ppm, .. } => {
-                if let Some(id) = target(self, *node) {
-                    self.skew(id, *offset, *drift_ppm);
-                }
-            }
+            ScheduledFault::Skew { node, offset, drift_ppm, .. } => match self.resolve(*node) {
+                Some(id) => self.skew(id, *offset, *drift_ppm),
+                None => self.record(|t| json!({"t": t, "ev": "nemesis-skip", "why": "no leader"})),
+            },
             ScheduledFault::Loss { probability, .. } => {
                 self.network.set_loss(probability.0);
                 self.record(|t| json!({"t": t, "ev": "loss", "probability": probability.0}));
             }
+            _ => unreachable!("node-aimed faults are handled above"),
         }
     }
 
@@ -830,21 +825,13 @@ impl<P: SimProtocol> Simulation<P> {
                 if kind == RandomFaultKind::Partition {
                     self.partition(&[a, b]);
                 } else {
-                    for f in &a {
-                        for t in &b {
-                            self.network.cut(NodeId(*f), NodeId(*t));
-                        }
-                    }
-                    self.summary.partitions += 1;
-                    self.record(|t| json!({"t": t, "ev": "one-way", "from": a, "to": b}));
+                    self.cut_one_way(&a, &b);
                 }
                 Undo::Heal
             }
             RandomFaultKind::Isolate => {
                 let id = random_node(&mut self.rng_nemesis);
-                self.network.isolate(id);
-                self.summary.partitions += 1;
-                self.record(|t| json!({"t": t, "ev": "isolate", "node": id.0}));
+                self.isolate(id);
                 Undo::Heal
             }
             RandomFaultKind::Pause => {

@@ -114,17 +114,23 @@ impl Summary {
     }
 }
 
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
+impl Summary {
+    /// One line: how many events, and how fast.
+    pub fn speed(&self) -> String {
+        format!(
             "events: {} in {:.3}s virtual, {:.3}s wall ({:.0} events/s, {:.1}x real time)",
             self.events,
             self.virtual_time.as_secs_f64(),
             self.wall_time.as_secs_f64(),
             self.events_per_second(),
             self.speedup()
-        )?;
+        )
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.speed())?;
         writeln!(f, "messages:       sent  delivered  dropped  duplicated")?;
         for (kind, m) in self.messages.iter() {
             writeln!(
