@@ -52,6 +52,19 @@
 //! same as linearizing the unknown ones that never happened at the very end, where nothing observes
 //! them. Unknown reads change nothing and are dropped before the search.
 //!
+//! # Three speed-ups that do not change the answer
+//!
+//! * **Candidate order.** At each configuration, `ok` operations (and unknown ones whose written value
+//!   some `ok` operation observed) are tried before the other unknown ones. The same candidates are
+//!   tried, only in another order, so the verdict is unchanged; but a timed-out write that never took
+//!   effect is no longer placed first and refuted only much later.
+//! * **Interchangeable unknown operations.** Two unknown operations with the same function and
+//!   argument, both invoked, can swap places in any linearization (neither has a return to respect).
+//!   So the earlier-invoked one is always placed first; without this, k identical timeouts would be
+//!   explored in all 2^k subsets.
+//! * **Anonymous queue elements** (see [`crate::model::QueueModel`]): elements no `ok` dequeue
+//!   returns are stored as "some element", so that states differing only in their order merge.
+//!
 //! # Time limit
 //!
 //! The search checks the clock every few thousand steps; when the deadline passes the verdict is
@@ -471,12 +484,37 @@ fn search<M: Sequential>(m: &M, ops: &[&Operation], deadline: Instant) -> Search
     let mut best: Option<Stuck<M::State>> = None;
     let mut steps = 0u64;
     let mut entry = entries.head();
-    // Candidates are tried in two phases: first the `ok` operations, then those with an unknown
-    // outcome. Both phases together try exactly the candidates plain WGL tries, so the answer is the
-    // same; the order matters for speed. An unknown operation that never took effect (or took effect
-    // late) would otherwise be placed as early as possible, and the mistake found only much later,
-    // after exploring everything in between; tried last, it is placed only where it is needed.
+    // Candidates are tried in two phases: first the `ok` operations and the unknown ones whose effect
+    // some `ok` operation observed (a read returned the value they wrote, or a successful CAS
+    // expected it), then the other unknown
+    // ones. Both phases together try exactly the candidates plain WGL tries, so the answer is the
+    // same; the order matters for speed. An unknown operation that never took effect would otherwise
+    // be placed as early as possible, and the mistake found only much later, after exploring
+    // everything in between; tried last, it is placed only where it is needed. One whose value was
+    // seen most likely did take effect, and is best tried in its natural place.
     let mut trying_unknown = false;
+    let eager: Vec<bool> = {
+        let mut observed: HashSet<&Value, BuildHasherDefault<FxHasher>> = HashSet::default();
+        for op in ops.iter().filter(|op| op.is_ok()) {
+            // A successful CAS observed its expected value just as a read would have.
+            if let (OpFn::Cas, Some((expected, _))) = (op.f, op.input.as_pair()) {
+                observed.insert(expected);
+            }
+            if let Some(output) = &op.output {
+                observed.insert(output);
+                if let Value::List(items) = output {
+                    observed.extend(items.iter());
+                }
+            }
+        }
+        ops.iter()
+            .map(|op| {
+                let written =
+                    op.input.as_pair().filter(|_| op.f == OpFn::Cas).map_or(&op.input, |(_, new)| new);
+                op.is_ok() || observed.contains(written)
+            })
+            .collect()
+    };
     // Interchangeable unknown operations: two unknown operations with the same function and argument
     // that have both been invoked can swap places in any linearization (neither has a return to
     // respect, and the model sees the same thing). So of such twins, the earlier-invoked one is
@@ -508,7 +546,7 @@ fn search<M: Sequential>(m: &M, ops: &[&Operation], deadline: Instant) -> Search
         if e.is_call {
             let op = ops[e.op as usize];
             let twin_first = previous_twin[e.op as usize].is_some_and(|twin| !linearized.get(twin));
-            if op.is_ok() != trying_unknown && !twin_first {
+            if eager[e.op as usize] != trying_unknown && !twin_first {
                 if let Some(next_state) = m.step(&state, op) {
                     linearized.set(e.op as usize);
                     if cache.insert((linearized.clone(), next_state.clone())) {
