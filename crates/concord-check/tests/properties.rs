@@ -202,3 +202,28 @@ fn brute_force_itself_can_say_no() {
     h.push(1, EventType::Ok, Op { f: OpFn::Read, key: None, value: Value::Nil }, Time(3));
     assert!(!brute_force(&prepare(&h).unwrap()));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// A linearizable store gives every session guarantee; with fresh values every read is
+    /// attributed. (The unit tests in `session` show each guarantee failing.)
+    #[test]
+    fn linearizable_histories_keep_every_session_guarantee(
+        seed in any::<u64>(), keys in 1usize..5, clients in 1usize..6, ops in 1usize..200, info_percent in 0u32..10,
+    ) {
+        let config = GenConfig {
+            seed, workload: Workload::Register { keys }, clients, ops, values: 0, info_percent, cas_percent: 20,
+        };
+        let h = gen::history(&config);
+        let report = concord_check::session::check(&h);
+        prop_assert!(report.is_ok(), "{config:?}: {report}");
+        // And the stale-read corruption is seen by the linearizability checker, and - when the
+        // stale reader had read or written something newer itself - by the session checker.
+        let mut stale = h.clone();
+        if gen::corrupt_read_stale(&mut stale, seed as usize).is_some() {
+            let model = Model::Kv;
+            prop_assert!(check(&stale, model, TIMEOUT).is_not_linearizable());
+        }
+    }
+}
