@@ -1,12 +1,15 @@
 //! Raft's safety properties (Figure 3), checked across a whole cluster after every step.
 //!
-//! The simulator calls [`check_cluster`] with every node (`None` for a crashed one) and two records
-//! it keeps for the whole run, because the properties are about *all time*, not one instant:
+//! The simulator keeps one [`SafetyMonitor`] per run and calls [`SafetyMonitor::check`] with every
+//! node (`None` for a crashed one) after each step. The monitor remembers the whole run, because the
+//! properties are about *all time*, not one instant:
 //!
 //! * **Election Safety**: at most one leader per term, ever ([`ElectionRecord`]).
-//! * **Log Matching**: if two logs hold an entry with the same index and term, the entries are
-//!   identical, and so are all entries before them (checked pairwise through each entry's hash and
-//!   its predecessor's term).
+//! * **Log Matching**: an `(index, term)` pair names one entry for the whole run – only the leader
+//!   of `term` creates entries of that term, once per index – so any two logs, at any two moments,
+//!   that hold an entry at the same index and term hold the same entry with the same predecessor
+//!   term. Checked through each entry's hash and its predecessor's term against everything seen
+//!   before; by induction on the index this gives the paper's "identical up to there".
 //! * **Leader Completeness**: a leader holds every entry committed in an earlier term. An entry is
 //!   recorded as committed together with the lowest term of a node that saw it committed; a leader
 //!   of a *higher* term must hold it.
@@ -14,6 +17,10 @@
 //!   ([`CommitRecord`]).
 //!
 //! Plus per-node sanity: `snapshot ≤ applied ≤ commit ≤ last`, and terms never decrease along a log.
+//!
+//! The checks are incremental, so that checking after every one of millions of steps stays cheap:
+//! the monitor remembers what each node's log looked like when last checked and examines only the
+//! part that changed (an append, or a truncation and what replaced it).
 
 use crate::node::RaftNode;
 use concord_core::{NodeId, StateMachine};
@@ -30,19 +37,54 @@ pub struct ElectionRecord {
 pub struct CommitRecord {
     /// index → (term, entry hash, lowest term of a node that saw it committed).
     pub committed: BTreeMap<u64, (u64, u64, u64)>,
-    /// Per node: commit index up to which its entries were recorded.
-    checked: BTreeMap<NodeId, u64>,
 }
 
-/// Check the cluster's safety properties; the first violation found is returned as a message.
-pub fn check_cluster<S: StateMachine>(
-    nodes: &[(NodeId, Option<&RaftNode<S>>)],
-    elections: &mut ElectionRecord,
-    commits: &mut CommitRecord,
-) -> Result<(), String> {
-    let alive: Vec<(NodeId, &RaftNode<S>)> = nodes.iter().filter_map(|(id, n)| n.map(|n| (*id, n))).collect();
+/// What the monitor saw of one node's log when it last checked it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct LogView {
+    snapshot: u64,
+    /// `(term, hash)` of entries `snapshot + 1 ..`, as last checked.
+    entries: Vec<(u64, u64)>,
+    commit: u64,
+    applied: u64,
+    /// The term it led in, if it was leader.
+    led: Option<u64>,
+}
 
-    for &(id, n) in &alive {
+/// Every safety property, checked incrementally over a whole run.
+#[derive(Clone, Debug, Default)]
+pub struct SafetyMonitor {
+    pub elections: ElectionRecord,
+    pub commits: CommitRecord,
+    /// Every entry ever seen in any log: `(index, term)` → `(hash, predecessor's term)`.
+    entries: BTreeMap<(u64, u64), (u64, Option<u64>)>,
+    views: BTreeMap<NodeId, LogView>,
+    /// Indexes whose commit record was created or lowered during the current check: every leader
+    /// must hold them if they were committed before its term.
+    fresh_commits: Vec<u64>,
+}
+
+impl SafetyMonitor {
+    /// Check the cluster; the first violation found is returned as a message.
+    pub fn check<S: StateMachine>(&mut self, nodes: &[(NodeId, Option<&RaftNode<S>>)]) -> Result<(), String> {
+        for &(id, node) in nodes {
+            let Some(n) = node else {
+                self.views.remove(&id); // a restarted node is checked from scratch
+                continue;
+            };
+            self.check_node(id, n)?;
+        }
+        // Entries recorded as committed just now may predate a leader elected earlier.
+        let fresh = std::mem::take(&mut self.fresh_commits);
+        for &(id, node) in nodes {
+            if let Some(n) = node.filter(|n| n.is_leader()) {
+                self.check_leader_holds(id, n, fresh.iter().copied())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_node<S: StateMachine>(&mut self, id: NodeId, n: &RaftNode<S>) -> Result<(), String> {
         let (snap, applied, commit, last) =
             (n.snapshot_index(), n.applied_index(), n.commit_index(), n.last_log_index());
         if !(snap <= applied && applied <= commit && commit <= last) {
@@ -50,97 +92,156 @@ pub fn check_cluster<S: StateMachine>(
                 "{id}: need snapshot {snap} ≤ applied {applied} ≤ commit {commit} ≤ last {last}"
             ));
         }
-        let mut prev = n.log_term_at(snap).unwrap_or(0);
-        for i in snap + 1..=last {
-            let t = n.log_term_at(i).ok_or_else(|| format!("{id}: hole in the log at {i}"))?;
-            if t < prev {
-                return Err(format!("{id}: log term decreases at index {i} ({t} after {prev})"));
+        let leading = n.is_leader().then(|| n.current_term());
+
+        // Which part of the log is new since the last check? Walk back from the newest entry to
+        // the first one that is unchanged (usually: nothing changed, or a few were appended).
+        let view = self.views.remove(&id).unwrap_or_default();
+        let held = |i: u64| -> Option<(u64, u64)> { Some((n.log_term_at(i)?, n.log_hash_at(i)?)) };
+        let viewed = |i: u64| -> Option<(u64, u64)> {
+            i.checked_sub(view.snapshot + 1).and_then(|k| view.entries.get(k as usize)).copied()
+        };
+        let same_snapshot = view.snapshot == snap;
+        let mut first_new = last + 1;
+        while first_new > snap + 1 {
+            let i = first_new - 1;
+            if same_snapshot && viewed(i).is_some() && viewed(i) == held(i) {
+                break;
             }
-            prev = t;
+            first_new = i;
         }
+        let viewed_last = view.snapshot + view.entries.len() as u64;
+        let unchanged = same_snapshot
+            && first_new == last + 1
+            && viewed_last == last
+            && view.commit == commit
+            && view.applied == applied
+            && view.led == leading;
+        if !unchanged {
+            self.check_new_entries(id, n, first_new, last)?;
+            self.check_election(id, leading)?;
+            self.check_commits(id, n, if same_snapshot { view.commit } else { 0 })?;
+            // A new leader, or a leader whose log was cut back, must hold everything committed.
+            if leading.is_some() && (view.led != leading || first_new <= viewed_last) {
+                self.check_leader_completeness(id, n)?;
+            }
+        }
+        let mut entries = view.entries;
+        if same_snapshot {
+            entries.truncate(first_new.saturating_sub(snap + 1) as usize);
+            entries.extend((first_new..=last).filter_map(held));
+        } else {
+            entries = (snap + 1..=last).filter_map(held).collect();
+        }
+        self.views.insert(id, LogView { snapshot: snap, entries, commit, applied, led: leading });
+        Ok(())
     }
 
-    // Election Safety.
-    for &(id, n) in &alive {
-        if n.is_leader() {
-            let term = n.current_term();
-            match elections.leaders.get(&term) {
-                Some(&other) if other != id => {
-                    return Err(format!("election safety: {other} and {id} both led term {term}"));
-                }
-                _ => {
-                    elections.leaders.insert(term, id);
-                }
+    /// Log Matching and non-decreasing terms, for entries `from..=last`.
+    fn check_new_entries<S: StateMachine>(
+        &mut self,
+        id: NodeId,
+        n: &RaftNode<S>,
+        from: u64,
+        last: u64,
+    ) -> Result<(), String> {
+        let snap = n.snapshot_index();
+        let mut prev = n.log_term_at(from - 1).unwrap_or(0);
+        for i in from..=last {
+            let term = n.log_term_at(i).ok_or_else(|| format!("{id}: hole in the log at {i}"))?;
+            let hash = n.log_hash_at(i).ok_or_else(|| format!("{id}: hole in the log at {i}"))?;
+            if term < prev {
+                return Err(format!("{id}: log term decreases at index {i} ({term} after {prev})"));
             }
-        }
-    }
-
-    // Log Matching: same (index, term) ⇒ same entry and same predecessor term.
-    let mut seen: BTreeMap<(u64, u64), (NodeId, u64, Option<u64>)> = BTreeMap::new();
-    for &(id, n) in &alive {
-        for i in n.snapshot_index() + 1..=n.last_log_index() {
-            let term = n.log_term_at(i).expect("held");
-            let hash = n.log_hash_at(i).expect("held");
-            let prev_term = if i - 1 > n.snapshot_index() || n.snapshot_index() == i - 1 {
-                n.log_term_at(i - 1)
-            } else {
-                None
-            };
-            match seen.get(&(i, term)) {
-                Some(&(other, h, p)) => {
+            prev = term;
+            let prev_term = if i > snap { n.log_term_at(i - 1) } else { None };
+            match self.entries.get(&(i, term)) {
+                Some(&(h, p)) => {
                     if h != hash {
                         return Err(format!(
-                            "log matching: {other} and {id} hold different entries at {i} (term {term})"
+                            "log matching: {id} holds a different entry at {i} (term {term}) than another log held"
                         ));
                     }
                     if let (Some(a), Some(b)) = (p, prev_term) {
                         if a != b {
                             return Err(format!(
-                                "log matching: {other} and {id} agree at {i} (term {term}) but not at {} ({a} vs {b})",
+                                "log matching: {id} agrees with another log at {i} (term {term}) but not at {} ({b} vs {a})",
                                 i - 1
                             ));
                         }
                     }
                 }
                 None => {
-                    seen.insert((i, term), (id, hash, prev_term));
+                    self.entries.insert((i, term), (hash, prev_term));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Election Safety.
+    fn check_election(&mut self, id: NodeId, leading: Option<u64>) -> Result<(), String> {
+        let Some(term) = leading else { return Ok(()) };
+        match self.elections.leaders.get(&term) {
+            Some(&other) if other != id => {
+                Err(format!("election safety: {other} and {id} both led term {term}"))
+            }
+            _ => {
+                self.elections.leaders.insert(term, id);
+                Ok(())
             }
         }
     }
 
-    // State Machine Safety: record committed entries, compare with earlier records.
-    for &(id, n) in &alive {
-        let from =
-            commits.checked.get(&id).copied().unwrap_or(0).min(n.commit_index()).max(n.snapshot_index());
+    /// State Machine Safety: record entries committed since `checked`, compare with earlier records.
+    fn check_commits<S: StateMachine>(
+        &mut self,
+        id: NodeId,
+        n: &RaftNode<S>,
+        checked: u64,
+    ) -> Result<(), String> {
+        let from = checked.min(n.commit_index()).max(n.snapshot_index());
         for i in from + 1..=n.commit_index() {
             let term = n.log_term_at(i).expect("committed entries above the snapshot are held");
             let hash = n.log_hash_at(i).expect("held");
-            match commits.committed.get_mut(&i) {
+            match self.commits.committed.get_mut(&i) {
                 Some((t, h, seen_in)) => {
                     if *t != term || *h != hash {
                         return Err(format!(
                             "state machine safety: {id} committed (term {term}) at {i}, but term {t} was committed there before"
                         ));
                     }
-                    *seen_in = (*seen_in).min(n.current_term());
+                    if n.current_term() < *seen_in {
+                        *seen_in = n.current_term();
+                        self.fresh_commits.push(i);
+                    }
                 }
                 None => {
-                    commits.committed.insert(i, (term, hash, n.current_term()));
+                    self.commits.committed.insert(i, (term, hash, n.current_term()));
+                    self.fresh_commits.push(i);
                 }
             }
         }
-        commits.checked.insert(id, n.commit_index());
+        Ok(())
     }
 
-    // Leader Completeness.
-    for &(id, n) in &alive {
-        if !n.is_leader() {
-            continue;
-        }
+    /// Leader Completeness, over every committed entry the leader's log still covers.
+    fn check_leader_completeness<S: StateMachine>(&self, id: NodeId, n: &RaftNode<S>) -> Result<(), String> {
+        let indexes = self.commits.committed.range(n.snapshot_index() + 1..).map(|(&i, _)| i);
+        self.check_leader_holds(id, n, indexes)
+    }
+
+    /// Leader Completeness for the committed entries at `indexes`.
+    fn check_leader_holds<S: StateMachine>(
+        &self,
+        id: NodeId,
+        n: &RaftNode<S>,
+        indexes: impl Iterator<Item = u64>,
+    ) -> Result<(), String> {
         let term = n.current_term();
-        for (&i, &(t, h, seen_in)) in commits.committed.range(n.snapshot_index() + 1..) {
-            if seen_in >= term {
+        for i in indexes {
+            let Some(&(t, h, seen_in)) = self.commits.committed.get(&i) else { continue };
+            if seen_in >= term || i <= n.snapshot_index() {
                 continue;
             }
             if n.log_term_at(i) != Some(t) || n.log_hash_at(i) != Some(h) {
@@ -149,6 +250,6 @@ pub fn check_cluster<S: StateMachine>(
                 ));
             }
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -63,7 +63,7 @@ pub mod sweep;
 pub mod testing;
 
 pub use config::{Mutations, RaftConfig};
-pub use invariants::{check_cluster, CommitRecord, ElectionRecord};
+pub use invariants::{CommitRecord, ElectionRecord, SafetyMonitor};
 pub use log::{Entry, Payload};
 pub use membership::Membership;
 pub use message::{AdminRequest, Message, RaftRequest, RaftResponse, ReadConsistency, Session, SnapshotMeta};

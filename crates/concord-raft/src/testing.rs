@@ -7,7 +7,7 @@
 //! Also here: [`ListMachine`], a tiny append-only-list state machine (also a `KvStateMachine`), and
 //! [`SplitMix64`], a small seeded generator.
 
-use crate::invariants::{check_cluster, CommitRecord, ElectionRecord};
+use crate::invariants::SafetyMonitor;
 use crate::message::{Message, RaftRequest, RaftResponse, ReadConsistency, Session};
 use crate::{RaftConfig, RaftNode, Timer};
 use concord_core::{
@@ -199,8 +199,7 @@ pub struct Cluster<S: StateMachine> {
     /// Replies to client requests, in order.
     pub replies: Vec<(NodeId, RequestId, RaftResponse<S::Output>)>,
     next_client_seq: u64,
-    pub elections: ElectionRecord,
-    pub commits: CommitRecord,
+    pub safety: SafetyMonitor,
     /// Check Figure 3's invariants after every event.
     pub check_invariants: bool,
     /// The first invariant violation seen.
@@ -238,8 +237,7 @@ impl<S: StateMachine> Cluster<S> {
             crash_leader_on_election_per_mille: 0,
             replies: Vec::new(),
             next_client_seq: 0,
-            elections: ElectionRecord::default(),
-            commits: CommitRecord::default(),
+            safety: SafetyMonitor::default(),
             check_invariants: true,
             violation: None,
             record_events: false,
@@ -318,7 +316,7 @@ impl<S: StateMachine> Cluster<S> {
     pub fn check(&mut self) -> Result<(), String> {
         let nodes: Vec<(NodeId, Option<&Node<S>>)> =
             self.hosts.iter().map(|(&id, h)| (id, h.node.as_ref())).collect();
-        check_cluster(&nodes, &mut self.elections, &mut self.commits)
+        self.safety.check(&nodes)
     }
 
     fn carry_out(&mut self, id: NodeId, effects: Vec<Effect<Node<S>>>) {

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Without `voters`, every node of the scenario is a voter. After every step the online checker
-//! ([`concord_raft::check_cluster`]) verifies election safety, log matching, leader completeness and
+//! ([`concord_raft::SafetyMonitor`]) verifies election safety, log matching, leader completeness and
 //! state-machine safety over the whole cluster, remembering every leader and every committed
 //! entry it has seen since the run began.
 
@@ -19,9 +19,7 @@ use crate::protocol::{Invariant, ReplicaState, SimProtocol};
 use concord_core::{Access, ClientId, Durable, KvStateMachine, NodeId, Op, Time, Value};
 use concord_kv::{KvLimits, KvStore};
 use concord_raft::message::Session;
-use concord_raft::{
-    check_cluster, CommitRecord, ElectionRecord, RaftConfig, RaftNode, RaftRequest, ReadConsistency,
-};
+use concord_raft::{RaftConfig, RaftNode, RaftRequest, ReadConsistency, SafetyMonitor};
 
 type KvRequest = RaftRequest<
     <KvStore as concord_core::StateMachine>::Command,
@@ -75,14 +73,11 @@ impl<'de> Deserialize<'de> for RaftScenario {
 }
 
 /// The online safety checks, with their memory of the run.
-struct RaftInvariants {
-    elections: ElectionRecord,
-    commits: CommitRecord,
-}
+struct RaftInvariants(SafetyMonitor);
 
 impl Invariant<RaftKv> for RaftInvariants {
     fn check(&mut self, _now: Time, nodes: &[(NodeId, Option<&RaftKv>)]) -> Result<(), String> {
-        check_cluster(nodes, &mut self.elections, &mut self.commits)
+        self.0.check(nodes)
     }
 }
 
@@ -135,9 +130,6 @@ impl SimProtocol for RaftKv {
     }
 
     fn invariants(_config: &RaftScenario) -> Option<Box<dyn Invariant<Self>>> {
-        Some(Box::new(RaftInvariants {
-            elections: ElectionRecord::default(),
-            commits: CommitRecord::default(),
-        }))
+        Some(Box::new(RaftInvariants(SafetyMonitor::default())))
     }
 }
