@@ -27,12 +27,28 @@ enum Command {
     ///   concord sim labs/gossip.toml --seed 7 --trace run.jsonl
     ///   concord sim labs/gossip.toml --seeds 1..1000      # sweep; failing seeds print a replay command
     Sim(cmd::sim::SimArgs),
+    /// Check a history for linearizability (and, on request, session guarantees and staleness).
+    ///
+    /// Reads Concord's JSON Lines histories, Jepsen/Knossos logs and EDN op maps. Exit status:
+    /// 0 linearizable, 1 not, 2 unknown (time ran out) or bad input.
+    ///
+    /// Examples:
+    ///   concord sim labs/raft-faults.toml --history h.jsonl && concord check h.jsonl --model kv
+    ///   concord check jepsen.log --model register --html why.html
+    Check(cmd::check::CheckArgs),
+    /// Run a lab: an experiment in the simulator that writes a report with plots.
+    ///
+    /// Example:
+    ///   concord lab raft-elections --trials 1000       # the Raft paper's Figure 16
+    Lab(cmd::lab::LabArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Sim(args) => cmd::sim::run(args),
+        Command::Check(args) => cmd::check::run(args),
+        Command::Lab(args) => cmd::lab::run(args),
     };
     match result {
         Ok(code) => code,
