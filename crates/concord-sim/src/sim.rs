@@ -30,7 +30,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp};
 use serde_json::json;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ enum Event<P: Process> {
     ClientTimeout { request: RequestId },
     ClientNext { client: u32 },
     OpenArrival,
-    SyncDone { node: NodeId, incarnation: u64, upto: u64, rest: Vec<Effect<P>> },
+    SyncDone { node: NodeId, incarnation: u64, upto: u64 },
     Fault(usize),
     RandomFault,
     Undo(Undo),
@@ -119,6 +119,9 @@ struct Node<P: Process> {
     /// The generation of each armed timer; a firing whose generation differs was re-armed or
     /// cancelled and is ignored.
     timers: BTreeMap<P::Timer, u64>,
+    /// A sync is in flight: I/O effects wait in `backlog`, in the order the node emitted them.
+    syncing: bool,
+    backlog: VecDeque<Effect<P>>,
 }
 
 /// Something the nemesis does to one node (crash, restart, pause, …).
@@ -184,6 +187,8 @@ impl<P: SimProtocol> Simulation<P> {
                     disk: SimDisk::default(),
                     clock: Clock::new(offset, drift),
                     timers: BTreeMap::new(),
+                    syncing: false,
+                    backlog: VecDeque::new(),
                 }
             })
             .collect();
@@ -424,15 +429,15 @@ impl<P: SimProtocol> Simulation<P> {
                 }
                 false
             }
-            Event::SyncDone { node, incarnation, upto, rest } => {
+            Event::SyncDone { node, incarnation, upto } => {
                 let slot = &mut self.nodes[node.0 as usize - 1];
                 if slot.incarnation != incarnation || slot.process.is_none() {
                     return false; // the node crashed while the sync was in flight
                 }
                 slot.disk.complete_sync(upto);
+                slot.syncing = false;
                 self.record(|t| json!({"t": t, "ev": "synced", "node": node.0}));
-                let mut rest = rest;
-                self.carry_out(node, &mut rest);
+                self.drain_backlog(node);
                 true
             }
             Event::Fault(i) => {
@@ -494,13 +499,16 @@ impl<P: SimProtocol> Simulation<P> {
         true
     }
 
-    /// Carry out effects in order, leaving `batch` empty; a sync with latency defers the rest of
-    /// the batch until it completes.
+    /// Carry out a step's effects, leaving `batch` empty.
+    ///
+    /// Timers and protocol events take effect at once: they are the node's own bookkeeping. I/O –
+    /// sends, writes, syncs, replies – forms one ordered pipeline per node, as in a real driver's
+    /// event loop: while a sync is in flight, every later I/O effect waits behind it, *including
+    /// those of later steps*. So "persist, sync, then send" holds across steps, and writes reach
+    /// the disk in the order the node issued them.
     fn carry_out(&mut self, node: NodeId, batch: &mut Vec<Effect<P>>) {
-        let mut effects = batch.drain(..);
-        while let Some(effect) = effects.next() {
+        for effect in batch.drain(..) {
             match effect {
-                Effect::Send { to, msg } => self.send(node, to, msg),
                 Effect::SetTimer { timer, after } => {
                     let generation = self.next_timer_generation;
                     self.next_timer_generation += 1;
@@ -512,28 +520,58 @@ impl<P: SimProtocol> Simulation<P> {
                 Effect::CancelTimer { timer } => {
                     self.nodes[node.0 as usize - 1].timers.remove(&timer);
                 }
-                Effect::Persist(op) => self.nodes[node.0 as usize - 1].disk.write(op),
-                Effect::Sync => {
-                    let latency = self.scenario.disk.sync_latency.sample(&mut self.rng_net);
-                    let slot = &mut self.nodes[node.0 as usize - 1];
-                    let upto = slot.disk.begin_sync();
-                    if latency.is_zero() {
-                        slot.disk.complete_sync(upto);
-                    } else {
-                        let incarnation = slot.incarnation;
-                        let rest: Vec<Effect<P>> = effects.collect();
-                        self.schedule(self.now + latency, Event::SyncDone { node, incarnation, upto, rest });
-                        return;
-                    }
-                }
-                Effect::Reply { request, response } => {
-                    let latency = client_latency(&self.scenario.network, &mut self.rng_net);
-                    self.schedule(self.now + latency, Event::Reply { node, request, response });
-                }
                 Effect::Event(event) => {
                     *self.summary.protocol_events.entry(event.name).or_default() += 1;
                     self.record(|t| json!({"t": t, "ev": "protocol", "node": node.0, "name": event.name, "detail": event.detail}));
                 }
+                io => {
+                    let slot = &mut self.nodes[node.0 as usize - 1];
+                    if slot.syncing {
+                        slot.backlog.push_back(io);
+                    } else {
+                        self.do_io(node, io);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carry out queued I/O after a sync completed, until the queue is empty or another sync
+    /// blocks it.
+    fn drain_backlog(&mut self, node: NodeId) {
+        loop {
+            let slot = &mut self.nodes[node.0 as usize - 1];
+            if slot.syncing {
+                return;
+            }
+            let Some(io) = slot.backlog.pop_front() else { return };
+            self.do_io(node, io);
+        }
+    }
+
+    /// One I/O effect, now. A sync with latency blocks the node's pipeline until it completes.
+    fn do_io(&mut self, node: NodeId, effect: Effect<P>) {
+        match effect {
+            Effect::Send { to, msg } => self.send(node, to, msg),
+            Effect::Persist(op) => self.nodes[node.0 as usize - 1].disk.write(op),
+            Effect::Sync => {
+                let latency = self.scenario.disk.sync_latency.sample(&mut self.rng_net);
+                let slot = &mut self.nodes[node.0 as usize - 1];
+                let upto = slot.disk.begin_sync();
+                if latency.is_zero() {
+                    slot.disk.complete_sync(upto);
+                } else {
+                    slot.syncing = true;
+                    let incarnation = slot.incarnation;
+                    self.schedule(self.now + latency, Event::SyncDone { node, incarnation, upto });
+                }
+            }
+            Effect::Reply { request, response } => {
+                let latency = client_latency(&self.scenario.network, &mut self.rng_net);
+                self.schedule(self.now + latency, Event::Reply { node, request, response });
+            }
+            Effect::SetTimer { .. } | Effect::CancelTimer { .. } | Effect::Event(_) => {
+                unreachable!("not I/O: handled in carry_out")
             }
         }
     }
@@ -671,6 +709,8 @@ impl<P: SimProtocol> Simulation<P> {
         slot.paused = false;
         slot.held.clear();
         slot.timers.clear();
+        slot.syncing = false;
+        slot.backlog.clear(); // I/O the process issued but the machine never carried out
         slot.disk.crash(mode, &mut self.rng_nemesis);
         self.summary.crashes += 1;
         self.record(|t| json!({"t": t, "ev": "crash", "node": id.0}));
