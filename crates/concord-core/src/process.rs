@@ -90,7 +90,8 @@ pub enum Effect<P: Process> {
     },
     /// A write to durable storage. It is *not* durable until a later [`Effect::Sync`] completes.
     Persist(StorageOp),
-    /// Make every earlier `Persist` durable. Effects after it are carried out only once it is done.
+    /// Make every earlier `Persist` durable. The node's later I/O effects (sends, writes, replies –
+    /// from this input and later ones) are carried out only once it is done; timers are not held.
     Sync,
     Reply {
         request: RequestId,
