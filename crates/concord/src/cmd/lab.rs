@@ -10,7 +10,7 @@ use concord_lab::raft_elections::write_report;
 use concord_lab::{run_raft_elections, ElectionOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct LabArgs {
@@ -40,6 +40,12 @@ pub struct RaftElectionsArgs {
     /// The seed; each range runs its own simulation seeded from it.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Lowest one-way network latency, in milliseconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub latency_min_ms: f64,
+    /// Highest one-way network latency, in milliseconds (latency is uniform in between).
+    #[arg(long, default_value_t = 10.0)]
+    pub latency_max_ms: f64,
     /// Campaign with pre-vote (dissertation §9.6; the paper's experiment had none).
     #[arg(long)]
     pub pre_vote: bool,
@@ -52,17 +58,23 @@ pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn raft_elections(args: &RaftElectionsArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        0.0 < args.latency_min_ms && args.latency_min_ms < args.latency_max_ms,
+        "need 0 < --latency-min-ms < --latency-max-ms"
+    );
     let options = ElectionOptions {
         trials: args.trials,
         trials_zero_width: args.trials_zero_width,
         seed: args.seed,
         pre_vote: args.pre_vote,
+        latency_min: Duration::from_secs_f64(args.latency_min_ms / 1e3),
+        latency_max: Duration::from_secs_f64(args.latency_max_ms / 1e3),
         ..ElectionOptions::default()
     };
     let wall = Instant::now();
     let report = run_raft_elections(&options)?;
     println!(
-        "Raft elections: 5 nodes, one-way latency {:.0}–{:.0} ms, pre-vote {}, seed {}",
+        "Raft elections: 5 nodes, one-way latency {:.1}–{:.1} ms, pre-vote {}, seed {}",
         report.latency_ms.0,
         report.latency_ms.1,
         if report.pre_vote { "on" } else { "off" },
