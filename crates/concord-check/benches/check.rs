@@ -12,49 +12,24 @@
 //! * `..._not_linearizable` – the same histories with one read corrupted: the checker must explore
 //!   until it has proved no order exists.
 
-use concord_check::gen::{self, GenConfig, Workload};
+use concord_check::gen;
 use concord_check::{linearizability, Model};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use std::time::Duration;
-
-const SEED: u64 = 20_240_601;
-
-fn kv_history() -> concord_core::history::History {
-    gen::history(&GenConfig {
-        seed: SEED,
-        workload: Workload::Register { keys: 100 },
-        clients: 5,
-        ops: 10_000,
-        values: 10,
-        info_percent: 1,
-        cas_percent: 20,
-    })
-}
-
-fn register_history(values: i64) -> concord_core::history::History {
-    gen::history(&GenConfig {
-        seed: SEED,
-        workload: Workload::Register { keys: 0 },
-        clients: 5,
-        ops: 1_000,
-        values,
-        info_percent: 2,
-        cas_percent: 20,
-    })
-}
 
 fn bench(c: &mut Criterion) {
     let timeout = Duration::from_secs(60);
     let mut group = c.benchmark_group("linearizability");
     group.sample_size(20);
 
-    let kv = kv_history();
+    let (kv_config, kv_corrupt) = gen::bench_kv();
+    let kv = gen::history(&kv_config);
     assert!(linearizability::check(&kv, Model::Kv, timeout).is_linearizable());
     group.bench_function("kv_5_clients_10000_ops_100_keys", |b| {
         b.iter(|| linearizability::check(black_box(&kv), Model::Kv, timeout))
     });
     let mut kv_bad = kv.clone();
-    gen::corrupt_read_never_written(&mut kv_bad, 4_321).expect("the history has reads");
+    gen::corrupt_read_never_written(&mut kv_bad, kv_corrupt).expect("the history has reads");
     assert!(linearizability::check(&kv_bad, Model::Kv, timeout).is_not_linearizable());
     group.bench_function("kv_5_clients_10000_ops_100_keys_not_linearizable", |b| {
         b.iter(|| linearizability::check(black_box(&kv_bad), Model::Kv, timeout))
@@ -63,13 +38,14 @@ fn bench(c: &mut Criterion) {
     for (name, values) in
         [("register_5_clients_1000_ops_cas", 5), ("register_5_clients_1000_ops_cas_fresh_values", 0)]
     {
-        let register = register_history(values);
+        let (config, corrupt) = gen::bench_register(values);
+        let register = gen::history(&config);
         assert!(linearizability::check(&register, Model::Register, timeout).is_linearizable());
         group.bench_function(name, |b| {
             b.iter(|| linearizability::check(black_box(&register), Model::Register, timeout))
         });
         let mut bad = register.clone();
-        gen::corrupt_read_never_written(&mut bad, 321).expect("the history has reads");
+        gen::corrupt_read_never_written(&mut bad, corrupt).expect("the history has reads");
         assert!(linearizability::check(&bad, Model::Register, timeout).is_not_linearizable());
         group.bench_function(format!("{name}_not_linearizable"), |b| {
             b.iter(|| linearizability::check(black_box(&bad), Model::Register, timeout))

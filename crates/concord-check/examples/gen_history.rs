@@ -1,5 +1,5 @@
 //! Write one of the benchmark histories as Concord JSON Lines, for `concord check` or for other
-//! checkers (the Porcupine comparison in `porcupine/`).
+//! checkers (e.g. Porcupine; see `docs/bench/check.md`).
 //!
 //! `cargo run -p concord-check --example gen_history -- kv > kv.jsonl`
 //! `cargo run -p concord-check --example gen_history -- register > register.jsonl`
@@ -7,40 +7,17 @@
 //!
 //! Append `corrupt` to corrupt one read (a value never written), as the benchmark does.
 
-use concord_check::gen::{self, GenConfig, Workload};
-
-/// The same seed and shapes as `benches/check.rs`.
-const SEED: u64 = 20_240_601;
+use concord_check::gen;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().map(String::as_str).unwrap_or("kv");
     let corrupt = args.iter().any(|a| a == "corrupt");
+    // The very histories `benches/check.rs` measures.
     let (config, nth) = match which {
-        "kv" => (
-            GenConfig {
-                seed: SEED,
-                workload: Workload::Register { keys: 100 },
-                clients: 5,
-                ops: 10_000,
-                values: 10,
-                info_percent: 1,
-                cas_percent: 20,
-            },
-            4_321,
-        ),
-        "register" | "register-fresh" => (
-            GenConfig {
-                seed: SEED,
-                workload: Workload::Register { keys: 0 },
-                clients: 5,
-                ops: 1_000,
-                values: if which == "register" { 5 } else { 0 },
-                info_percent: 2,
-                cas_percent: 20,
-            },
-            321,
-        ),
+        "kv" => gen::bench_kv(),
+        "register" => gen::bench_register(5),
+        "register-fresh" => gen::bench_register(0),
         other => {
             eprintln!("unknown history `{other}`: expected kv, register or register-fresh");
             std::process::exit(2);

@@ -60,6 +60,40 @@ pub enum Workload {
     Queue,
 }
 
+/// The seed of the benchmark histories (`benches/check.rs`, `examples/gen_history.rs`).
+pub const BENCH_SEED: u64 = 20_240_601;
+
+/// The benchmark's KV history: 5 clients, 10 000 read/write/cas operations over 100 keys, values
+/// 0..10, 1% unknown outcomes. Returns the shape and which read the "not linearizable" variant
+/// corrupts.
+pub fn bench_kv() -> (GenConfig, usize) {
+    let config = GenConfig {
+        seed: BENCH_SEED,
+        workload: Workload::Register { keys: 100 },
+        clients: 5,
+        ops: 10_000,
+        values: 10,
+        info_percent: 1,
+        cas_percent: 20,
+    };
+    (config, 4_321)
+}
+
+/// The benchmark's single-register history: 5 clients, 1 000 operations, 20% CAS, 2% unknown
+/// outcomes, values `0..values` (`0`: every write a fresh value). Same return as [`bench_kv`].
+pub fn bench_register(values: i64) -> (GenConfig, usize) {
+    let config = GenConfig {
+        seed: BENCH_SEED,
+        workload: Workload::Register { keys: 0 },
+        clients: 5,
+        ops: 1_000,
+        values,
+        info_percent: 2,
+        cas_percent: 20,
+    };
+    (config, 321)
+}
+
 /// The shape of a generated history.
 #[derive(Clone, Copy, Debug)]
 pub struct GenConfig {
