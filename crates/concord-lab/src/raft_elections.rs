@@ -153,6 +153,23 @@ impl Stats {
 }
 
 impl RangeResult {
+    /// One row of the results, formatted once for the text table and the HTML report: range,
+    /// trials, mean, p50, p90, p99 and max downtime (ms), split-vote percentage, terms per election.
+    fn cells(&self) -> [String; 9] {
+        let s = self.stats();
+        [
+            self.range.label(),
+            self.downtime_ms.len().to_string(),
+            format!("{:.1}", s.mean),
+            format!("{:.1}", s.p50),
+            format!("{:.1}", s.p90),
+            format!("{:.1}", s.p99),
+            format!("{:.1}", s.max),
+            format!("{:.1}", 100.0 * self.split_fraction()),
+            format!("{:.2}", self.mean_terms()),
+        ]
+    }
+
     pub fn stats(&self) -> Stats {
         Stats::of(&self.downtime_ms)
     }
@@ -194,25 +211,15 @@ impl ElectionReport {
             "timeout", "trials", "mean ms", "p50 ms", "p90 ms", "p99 ms", "max ms", "split%", "terms"
         );
         for r in &self.ranges {
-            let s = r.stats();
-            let _ = writeln!(
-                out,
-                "{:<14} {:>6} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>9.1} {:>7.1} {:>7.2}{}",
-                r.range.label(),
-                r.downtime_ms.len(),
-                s.mean,
-                s.p50,
-                s.p90,
-                s.p99,
-                s.max,
-                100.0 * r.split_fraction(),
-                r.mean_terms(),
-                if r.no_leader > 0 {
-                    format!("  ({} trials: no leader)", r.no_leader)
-                } else {
-                    String::new()
-                }
-            );
+            let [label, cells @ ..] = r.cells();
+            let _ = write!(out, "{label:<14}");
+            for (cell, width) in cells.iter().zip([6, 8, 8, 8, 8, 9, 7, 7]) {
+                let _ = write!(out, " {cell:>width$}");
+            }
+            if r.no_leader > 0 {
+                let _ = write!(out, "  ({} trials: no leader)", r.no_leader);
+            }
+            out.push('\n');
         }
         out
     }
@@ -399,21 +406,8 @@ pub fn write_report(report: &ElectionReport, dir: &Path) -> anyhow::Result<Vec<s
 fn html_report(report: &ElectionReport) -> String {
     let mut rows = String::new();
     for r in &report.ranges {
-        let s = r.stats();
-        let _ = writeln!(
-            rows,
-            "<tr><td>{}</td><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}%</td><td>{:.2}</td><td>{}</td></tr>",
-            r.range.label(),
-            r.downtime_ms.len(),
-            s.mean,
-            s.p50,
-            s.p90,
-            s.p99,
-            s.max,
-            100.0 * r.split_fraction(),
-            r.mean_terms(),
-            r.no_leader
-        );
+        let cells: String = r.cells().iter().map(|c| format!("<td>{c}</td>")).collect();
+        let _ = writeln!(rows, "<tr>{cells}<td>{}</td></tr>", r.no_leader);
     }
     format!(
         r#"<!doctype html>
@@ -425,7 +419,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{t
 <p>Five Concord Raft nodes in the simulator; the leader is crashed at a random moment within its heartbeat
 interval, and the time until some node becomes leader is measured. One-way latency uniform
 {lmin:.1}–{lmax:.1} ms; pre-vote {pre}; seed {seed}.</p>
-<table><tr><th>timeout</th><th>trials</th><th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>split votes</th><th>terms/election</th><th>no leader</th></tr>
+<table><tr><th>timeout</th><th>trials</th><th>mean ms</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>split votes %</th><th>terms/election</th><th>no leader</th></tr>
 {rows}</table>
 <h2>Randomness</h2><img src="elections-randomness.svg" alt="CDF of downtime for 150 ms plus randomness">
 <h2>Shorter timeouts</h2><img src="elections-timeouts.svg" alt="CDF of downtime for shorter timeouts">
