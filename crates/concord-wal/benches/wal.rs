@@ -1,0 +1,2 @@
+//! WAL benchmarks (being written).
+fn main() {}

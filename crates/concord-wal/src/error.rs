@@ -1,0 +1,70 @@
+//! Everything that can go wrong, each with the file, the byte offset and what an operator can do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    #[error("data directory {path} exists but is not a directory; point the node at a directory")]
+    NotADirectory { path: PathBuf },
+
+    #[error(
+        "data directory {path} is not writable ({source}); fix its permissions or choose another data directory"
+    )]
+    NotWritable { path: PathBuf, source: std::io::Error },
+
+    #[error(
+        "data directory {dir} is locked by another process{holder} (lock file {lock}); stop that node \
+         or give this one its own data directory"
+    )]
+    Locked { dir: PathBuf, lock: PathBuf, holder: String },
+
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+
+    #[error("{path} is not a Concord {kind} file (wrong magic bytes); move it out of the data directory")]
+    BadMagic { path: PathBuf, kind: &'static str },
+
+    #[error(
+        "{path} has format version {found}, but this build reads only version {supported}; \
+         run the Concord version that wrote it"
+    )]
+    UnsupportedVersion { path: PathBuf, found: u32, supported: u32 },
+
+    /// A record (or segment header) that must have been synced is damaged: it is not at the very
+    /// end of the log, so it cannot be a torn write from a crash.
+    #[error(
+        "corrupt WAL data in {path} at byte offset {offset}: {reason}. {why_not_torn} The node \
+         refuses to start from partial state: restore this node's data directory from a backup or \
+         wipe it and let it catch up from its peers"
+    )]
+    Corrupt { path: PathBuf, offset: u64, reason: String, why_not_torn: String },
+
+    #[error(
+        "checkpoint {path} is damaged ({reason}) and {fallback}; the node refuses to start from \
+         partial state: restore this node's data directory from a backup or wipe it and let it catch \
+         up from its peers"
+    )]
+    CorruptCheckpoint { path: PathBuf, reason: String, fallback: String },
+
+    #[error(
+        "WAL segment {missing} is missing ({context}); the log must be contiguous. Restore the file \
+         or wipe the data directory and let the node catch up from its peers"
+    )]
+    MissingSegment { missing: PathBuf, context: String },
+
+    #[error("one append of {bytes} bytes exceeds the {max}-byte record limit; split the batch")]
+    RecordTooLarge { bytes: u64, max: u64 },
+
+    #[error(
+        "the WAL refuses further writes because an earlier write or sync failed ({reason}); after a \
+         failed fsync the kernel may have dropped unsynced pages, so restart the node to recover from \
+         what is really on disk"
+    )]
+    Poisoned { reason: String },
+}
+
+impl WalError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> WalError {
+        WalError::Io { action, path: path.into(), source }
+    }
+}
