@@ -1,0 +1,350 @@
+//! A node's configuration: who it is, where it listens, who its peers are, and how it stores data.
+//!
+//! One [`NodeConfig`] per process, read from a TOML file (`concord serve --config node.toml`) or built
+//! from command-line flags. Everything that has a sensible default has one; what cannot be guessed
+//! (the node id, the peers of a multi-node cluster, the cluster secret) is required, and a missing or
+//! contradictory setting is an error that says which setting and why – before any socket is opened.
+//!
+//! ```toml
+//! id = 1
+//! data_dir = "./concord-data/node1"
+//! cluster_id = "c-2f9a"
+//! cluster_secret_file = "./concord-data/cluster.secret"
+//! peer_addr = "127.0.0.1:7380"        # where other nodes reach this one
+//! redis_addr = "127.0.0.1:6380"       # RESP clients (redis-cli)
+//! http_addr = "127.0.0.1:8081"        # HTTP API, /metrics, /healthz
+//!
+//! [[peers]]
+//! id = 2
+//! addr = "127.0.0.1:7381"
+//! http_addr = "127.0.0.1:8082"        # optional: lets followers hint the leader's HTTP address
+//! ```
+//!
+//! Every address defaults to loopback: a node is reachable from other machines only when asked.
+
+use concord_core::time::serde_duration;
+use concord_core::NodeId;
+use concord_kv::KvLimits;
+use concord_raft::{RaftConfig, ReadConsistency};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Another member of the cluster, as this node knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub id: u32,
+    /// The peer's Raft port.
+    pub addr: SocketAddr,
+    /// Its HTTP API, if known (used in "not the leader" hints and `GET /v1/cluster`).
+    #[serde(default)]
+    pub http_addr: Option<SocketAddr>,
+    /// Its RESP port, if known (used in `-MOVED`-style hints).
+    #[serde(default)]
+    pub redis_addr: Option<SocketAddr>,
+}
+
+impl PeerConfig {
+    /// Parse the command-line form `ID=PEER_ADDR[,http=ADDR][,redis=ADDR]`.
+    pub fn parse(text: &str) -> Result<PeerConfig, String> {
+        let usage = "write a peer as ID=PEER_ADDR[,http=ADDR][,redis=ADDR], e.g. 2=127.0.0.1:7381,http=127.0.0.1:8082";
+        let (id, rest) =
+            text.split_once('=').ok_or_else(|| format!("peer `{text}`: missing `=`; {usage}"))?;
+        let id: u32 =
+            id.trim().parse().map_err(|_| format!("peer `{text}`: `{id}` is not a node id; {usage}"))?;
+        let mut parts = rest.split(',');
+        let addr = parse_addr(parts.next().unwrap_or(""), &format!("peer {id}"))?;
+        let mut peer = PeerConfig { id, addr, http_addr: None, redis_addr: None };
+        for part in parts {
+            match part.split_once('=') {
+                Some(("http", a)) => peer.http_addr = Some(parse_addr(a, &format!("peer {id} http"))?),
+                Some(("redis", a)) => peer.redis_addr = Some(parse_addr(a, &format!("peer {id} redis"))?),
+                _ => return Err(format!("peer `{text}`: unknown part `{part}`; {usage}")),
+            }
+        }
+        Ok(peer)
+    }
+}
+
+fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| format!("{what}: `{text}` is not an address like 127.0.0.1:7380"))
+}
+
+/// The default read consistency for clients that do not ask for one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// ReadIndex: one heartbeat round per batch of reads. Linearizable.
+    #[default]
+    Linearizable,
+    /// Leader lease: no round trip while the lease holds; linearizable while clocks drift less than
+    /// `raft.clock_drift_bound`.
+    Lease,
+    /// The local replica's state: fast, possibly stale.
+    Stale,
+}
+
+impl ReadMode {
+    pub fn parse(text: &str) -> Result<ReadMode, String> {
+        match text {
+            "linearizable" => Ok(ReadMode::Linearizable),
+            "lease" => Ok(ReadMode::Lease),
+            "stale" => Ok(ReadMode::Stale),
+            other => Err(format!("read consistency `{other}`: expected linearizable, lease or stale")),
+        }
+    }
+
+    pub fn consistency(self) -> ReadConsistency {
+        match self {
+            ReadMode::Linearizable => ReadConsistency::Linearizable,
+            ReadMode::Lease => ReadConsistency::Lease,
+            ReadMode::Stale => ReadConsistency::Stale,
+        }
+    }
+}
+
+/// How the write-ahead log treats the disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalSettings {
+    /// `fdatasync` on every Raft sync (the default, and the only setting under which acknowledged
+    /// writes survive a power loss). `false` only flushes to the OS page cache: writes survive a
+    /// process crash (kill -9) but not a machine crash – for benchmarks that want to see the cost.
+    pub fsync: bool,
+}
+
+impl Default for WalSettings {
+    fn default() -> Self {
+        WalSettings { fsync: true }
+    }
+}
+
+/// Everything one node needs to run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id (1, 2, 3, …), unique in the cluster.
+    pub id: u32,
+    /// Where the write-ahead log lives. Created if missing.
+    pub data_dir: PathBuf,
+    /// The cluster's name; peers with another cluster id are refused at the handshake.
+    #[serde(default = "default_cluster_id")]
+    pub cluster_id: String,
+    /// The shared secret peers prove they know (HMAC-SHA256). Required with peers.
+    #[serde(default)]
+    pub cluster_secret: Option<String>,
+    /// …or a file holding it (first line; preferred: keeps the secret out of `ps` and config files).
+    #[serde(default)]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// The Raft port this node listens on for peers.
+    #[serde(default = "default_peer_addr")]
+    pub peer_addr: SocketAddr,
+    /// RESP (Redis protocol) clients; `None`: no RESP listener.
+    #[serde(default)]
+    pub redis_addr: Option<SocketAddr>,
+    /// HTTP API; `None`: no HTTP listener.
+    #[serde(default)]
+    pub http_addr: Option<SocketAddr>,
+    /// The other members (an entry for this node's own id is allowed and ignored).
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+    /// A password RESP clients must `AUTH` with.
+    #[serde(default)]
+    pub requirepass: Option<String>,
+    /// Log filter (`info`, `debug`, `concord_server=debug,info`).
+    #[serde(default = "default_log")]
+    pub log: String,
+    /// Reads that do not ask for a consistency get this one.
+    #[serde(default)]
+    pub read_consistency: ReadMode,
+    /// How long a client request may take, retries and forwarding included, before the client is
+    /// told "timeout" (the outcome of a write is then unknown).
+    #[serde(default = "default_request_timeout", with = "serde_duration")]
+    pub request_timeout: Duration,
+    /// Allow membership changes through the HTTP admin endpoints.
+    #[serde(default)]
+    pub allow_admin: bool,
+    #[serde(default)]
+    pub wal: WalSettings,
+    /// Raft timing and limits. `voters` is always this node and its peers.
+    #[serde(default)]
+    pub raft: Option<RaftConfig>,
+    /// The store's limits (must be equal on all nodes).
+    #[serde(default)]
+    pub kv: KvLimits,
+}
+
+fn default_cluster_id() -> String {
+    "concord".into()
+}
+fn default_peer_addr() -> SocketAddr {
+    "127.0.0.1:7379".parse().expect("valid address")
+}
+fn default_log() -> String {
+    "info".into()
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl NodeConfig {
+    /// A single-node configuration with every default (tests and `concord serve` without a file).
+    pub fn new(id: u32, data_dir: impl Into<PathBuf>) -> NodeConfig {
+        NodeConfig {
+            id,
+            data_dir: data_dir.into(),
+            cluster_id: default_cluster_id(),
+            cluster_secret: None,
+            cluster_secret_file: None,
+            peer_addr: default_peer_addr(),
+            redis_addr: None,
+            http_addr: None,
+            peers: Vec::new(),
+            requirepass: None,
+            log: default_log(),
+            read_consistency: ReadMode::default(),
+            request_timeout: default_request_timeout(),
+            allow_admin: false,
+            wal: WalSettings::default(),
+            raft: None,
+            kv: KvLimits::default(),
+        }
+    }
+
+    /// Read a TOML file.
+    pub fn from_file(path: &Path) -> Result<NodeConfig, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.id)
+    }
+
+    /// The other members, without this node, ordered by id.
+    pub fn other_peers(&self) -> Vec<PeerConfig> {
+        let mut peers: Vec<PeerConfig> = self.peers.iter().filter(|p| p.id != self.id).cloned().collect();
+        peers.sort_by_key(|p| p.id);
+        peers
+    }
+
+    /// The Raft configuration with its voters filled in.
+    pub fn raft_config(&self) -> RaftConfig {
+        let mut raft = self.raft.clone().unwrap_or_else(|| RaftConfig {
+            // A real disk and a real scheduler are noisier than the simulator's LAN: a few more
+            // milliseconds of slack keep elections rare on a loaded laptop.
+            election_timeout_min: Duration::from_millis(300),
+            election_timeout_max: Duration::from_millis(600),
+            heartbeat_interval: Duration::from_millis(75),
+            clock_drift_bound: Duration::from_millis(30),
+            // Snapshots are serialised whole (see the report on snapshot encoding): take them rarely.
+            snapshot_threshold_entries: 20_000,
+            ..RaftConfig::default()
+        });
+        // The initial voters are always this node and its configured peers (a `voters` list in
+        // the `[raft]` table is overridden): one source of truth for who is in the cluster.
+        let mut voters: Vec<NodeId> = self.other_peers().iter().map(|p| NodeId(p.id)).collect();
+        voters.push(self.node_id());
+        voters.sort();
+        raft.voters = voters;
+        raft
+    }
+
+    /// The cluster secret, from the setting or the file.
+    pub fn secret(&self) -> Result<Option<Vec<u8>>, String> {
+        match (&self.cluster_secret, &self.cluster_secret_file) {
+            (Some(_), Some(_)) => Err("set cluster_secret or cluster_secret_file, not both".into()),
+            (Some(s), None) => Ok(Some(s.as_bytes().to_vec())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read cluster_secret_file {}: {e}", path.display()))?;
+                let secret = text.lines().next().unwrap_or("").trim().to_string();
+                if secret.is_empty() {
+                    return Err(format!("cluster_secret_file {} is empty", path.display()));
+                }
+                Ok(Some(secret.into_bytes()))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Check everything that can be checked before opening files and sockets.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.id == 0 {
+            return Err("id must be at least 1 (node ids are 1, 2, 3, …)".into());
+        }
+        let peers = self.other_peers();
+        for (i, p) in peers.iter().enumerate() {
+            if p.id == 0 {
+                return Err("peer ids must be at least 1".into());
+            }
+            if peers[..i].iter().any(|q| q.id == p.id) {
+                return Err(format!("peer {} is listed twice", p.id));
+            }
+            if p.addr == self.peer_addr {
+                return Err(format!("peer {} has this node's own peer address {}", p.id, p.addr));
+            }
+        }
+        if !peers.is_empty() && self.secret()?.is_none() {
+            return Err(
+                "a cluster with peers needs cluster_secret or cluster_secret_file (peers authenticate each other with it)"
+                    .into(),
+            );
+        }
+        self.secret()?;
+        if self.cluster_id.is_empty() || self.cluster_id.len() > 128 {
+            return Err("cluster_id must be 1 to 128 bytes".into());
+        }
+        let raft = self.raft_config();
+        raft.validate().map_err(|e| format!("raft: {e}"))?;
+        let mut addrs = vec![("peer_addr", self.peer_addr)];
+        addrs.extend(self.redis_addr.map(|a| ("redis_addr", a)));
+        addrs.extend(self.http_addr.map(|a| ("http_addr", a)));
+        for (i, (name, a)) in addrs.iter().enumerate() {
+            if let Some((other, _)) = addrs[..i].iter().find(|(_, b)| b == a && a.port() != 0) {
+                return Err(format!("{name} and {other} are both {a}"));
+            }
+        }
+        if self.request_timeout < Duration::from_millis(10) {
+            return Err("request_timeout must be at least 10ms".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_from_flags() {
+        let p = PeerConfig::parse("2=127.0.0.1:7381,http=127.0.0.1:8082").unwrap();
+        assert_eq!(p.id, 2);
+        assert_eq!(p.http_addr, Some("127.0.0.1:8082".parse().unwrap()));
+        assert!(PeerConfig::parse("2").unwrap_err().contains("missing `=`"));
+        assert!(PeerConfig::parse("x=1.2.3.4:5").unwrap_err().contains("not a node id"));
+        assert!(PeerConfig::parse("2=nowhere").unwrap_err().contains("not an address"));
+    }
+
+    #[test]
+    fn toml_round_trip_and_validation() {
+        let text = r#"
+            id = 1
+            data_dir = "/tmp/x"
+            cluster_secret = "s3cret"
+            [[peers]]
+            id = 2
+            addr = "127.0.0.1:7381"
+        "#;
+        let c: NodeConfig = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.raft_config().voters, vec![NodeId(1), NodeId(2)]);
+        let mut no_secret = c.clone();
+        no_secret.cluster_secret = None;
+        assert!(no_secret.validate().unwrap_err().contains("cluster_secret"));
+        assert!(toml::from_str::<NodeConfig>("id = 1\ndata_dir = \"x\"\nport = 3").is_err());
+    }
+}

@@ -1,0 +1,312 @@
+//! The client side of a node: submit a command or a query and get *one* honest answer.
+//!
+//! Every front door (HTTP, RESP) goes through a [`NodeHandle`]. It hides three things clients should
+//! not have to care about, and is careful about what it may hide:
+//!
+//! * **Which node leads.** A request goes to the local driver when this node leads; otherwise it is
+//!   *forwarded* over the peer transport to the leader (a [`crate::wire::Frame::Forward`] frame that
+//!   the leader's driver answers with a `ForwardReply`). Hints in `NotLeader` answers steer the next
+//!   attempt; with no leader known, the handle waits briefly for an election.
+//! * **Retries.** Every write carries a Raft client session `(client, seq)` (dissertation §6.3), and
+//!   every retry of one write reuses it. So a write whose first attempt timed out, or whose leader
+//!   answered `Unknown` (deposed with the entry in its log), can be retried safely: if the first
+//!   attempt was applied, the retry returns its remembered output instead of applying twice.
+//! * **Deadlines.** A request gets `request_timeout` in total. When it runs out the client is told
+//!   [`ClientError::Timeout`] – or [`ClientError::Unknown`] if the last definite answer was Raft's
+//!   `Unknown` – and the write may or may not have happened. It is never reported as a success.
+//!
+//! ## Session ids
+//! A session is one client id used by one request at a time (Raft's session table keeps only the
+//! latest `seq` per client, so concurrent requests on one id would make each other stale). The
+//! handle keeps a pool: a write takes a free id, uses its next `seq`, and returns it. Ids are
+//! `node_id << 20 | slot`, unique in the cluster; `seq` starts at the wall-clock microsecond the
+//! node booted, so a restarted node's sessions continue above those of its previous life (unless
+//! the clock went backwards across the restart – then its first writes on reused ids answer
+//! `Unknown`, never a wrong success).
+
+use crate::config::{PeerConfig, ReadMode};
+use crate::driver::{Clock, Input, ReplyTo, Status};
+use crate::metrics::Metrics;
+use crate::transport::Transport;
+use crate::wire::Frame;
+use crate::{KvRequest, KvResponse};
+use concord_core::{ClientId, NodeId, Time};
+use concord_kv::{Command, KvError, Query, Response};
+use concord_raft::{RaftRequest, RaftResponse, ReadConsistency, Session};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// One attempt (local or forwarded) waits at most this long before the handle tries again.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Pause between attempts while no leader is known or one just stepped down.
+const RETRY_PAUSE: Duration = Duration::from_millis(25);
+/// Session slots per node (ids `node << 20 | slot`).
+const MAX_SESSION_SLOTS: u32 = 1 << 20;
+
+/// Why a request did not succeed. Mirrors `concord_resp::BackendError`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// No leader could be reached (only for requests that are not forwarded).
+    #[error("not the leader{}", leader.map(|l| format!("; the leader is node {l}")).unwrap_or_default())]
+    NotLeader { leader: Option<u32> },
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The deadline passed without an answer; a write may or may not have taken effect.
+    #[error("timed out; the outcome is unknown")]
+    Timeout,
+    /// Refused before taking effect (back-pressure, a transfer in progress, …).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Raft could not tell whether the write took effect.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The store refused the command or query (it certainly did not take effect).
+    #[error("{0}")]
+    Kv(KvError),
+}
+
+struct Inner {
+    me: NodeId,
+    tx: mpsc::Sender<Input>,
+    status: watch::Receiver<Status>,
+    transport: Option<Transport>,
+    forwards: Mutex<HashMap<u64, oneshot::Sender<KvResponse>>>,
+    next_forward: AtomicU64,
+    sessions: Mutex<Vec<(ClientId, u64)>>,
+    next_slot: AtomicU64,
+    seq_base: u64,
+    clock: Clock,
+    timeout: Duration,
+    read_default: ReadMode,
+    peers: BTreeMap<u32, PeerConfig>,
+    metrics: Arc<Metrics>,
+}
+
+/// A cheap, cloneable handle to a running node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    inner: Arc<Inner>,
+}
+
+/// Everything a handle is built from (see [`crate::node::Node::start`]).
+pub struct HandleParts {
+    pub me: NodeId,
+    pub tx: mpsc::Sender<Input>,
+    pub status: watch::Receiver<Status>,
+    pub transport: Option<Transport>,
+    pub clock: Clock,
+    pub timeout: Duration,
+    pub read_default: ReadMode,
+    pub peers: Vec<PeerConfig>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl NodeHandle {
+    pub fn new(p: HandleParts) -> NodeHandle {
+        let boot_micros = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+        NodeHandle {
+            inner: Arc::new(Inner {
+                me: p.me,
+                tx: p.tx,
+                status: p.status,
+                transport: p.transport,
+                forwards: Mutex::new(HashMap::new()),
+                next_forward: AtomicU64::new(1),
+                sessions: Mutex::new(Vec::new()),
+                next_slot: AtomicU64::new(0),
+                seq_base: boot_micros,
+                clock: p.clock,
+                timeout: p.timeout,
+                read_default: p.read_default,
+                peers: p.peers.into_iter().map(|p| (p.id, p)).collect(),
+                metrics: p.metrics,
+            }),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.me
+    }
+
+    /// The node's clock (what commands carry as `now`).
+    pub fn now(&self) -> Time {
+        self.inner.clock.now()
+    }
+
+    pub fn status(&self) -> Status {
+        self.inner.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.inner.status.clone()
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn peer(&self, id: u32) -> Option<&PeerConfig> {
+        self.inner.peers.get(&id)
+    }
+
+    pub fn peers(&self) -> impl Iterator<Item = &PeerConfig> {
+        self.inner.peers.values()
+    }
+
+    pub fn default_read(&self) -> ReadConsistency {
+        self.inner.read_default.consistency()
+    }
+
+    /// Replicate a command (with a session: applied at most once, however often retried).
+    pub async fn write(&self, command: Command) -> Result<Response, ClientError> {
+        let session = self.take_session()?;
+        let request = RaftRequest::Propose { session: Some(session), command };
+        let result = self.route(request, true).await;
+        self.return_session(session);
+        result
+    }
+
+    /// Answer a query at the given consistency.
+    pub async fn read(&self, query: Query, consistency: ReadConsistency) -> Result<Response, ClientError> {
+        let request = RaftRequest::Read { consistency, query };
+        if consistency == ReadConsistency::Stale {
+            // A stale read is answered by this replica, whatever its role: no forwarding.
+            let deadline = Instant::now() + self.inner.timeout;
+            return match self.submit_local(request, deadline).await {
+                Some(r) => Self::interpret(r),
+                None => Err(ClientError::Timeout),
+            };
+        }
+        self.route(request, false).await
+    }
+
+    /// A request another node forwarded to us: hand it to our driver, answer over the transport.
+    pub(crate) fn submit_forwarded(&self, from: NodeId, id: u64, request: KvRequest) {
+        let input = Input::Request { request, reply: ReplyTo::Peer { node: from, id } };
+        if self.inner.tx.try_send(input).is_err() {
+            self.inner.metrics.inbound_dropped.inc();
+        }
+    }
+
+    /// The answer to a request we forwarded.
+    pub(crate) fn complete_forward(&self, id: u64, response: KvResponse) {
+        let waiter = self.inner.forwards.lock().expect("forwards lock").remove(&id);
+        if let Some(tx) = waiter {
+            let _ = tx.send(response);
+        }
+    }
+
+    /// A Raft message from a peer, for the driver (dropped and counted if the driver is swamped).
+    pub(crate) fn deliver_message(&self, from: NodeId, msg: crate::RaftMessage) {
+        if self.inner.tx.try_send(Input::Message { from, msg }).is_err() {
+            self.inner.metrics.inbound_dropped.inc();
+        }
+    }
+
+    fn take_session(&self) -> Result<Session, ClientError> {
+        if let Some((client, seq)) = self.inner.sessions.lock().expect("sessions lock").pop() {
+            return Ok(Session { client, seq });
+        }
+        let slot = self.inner.next_slot.fetch_add(1, Ordering::Relaxed);
+        if slot >= u64::from(MAX_SESSION_SLOTS) {
+            return Err(ClientError::Unavailable("too many concurrent writes on this node".into()));
+        }
+        let client = ClientId((self.inner.me.0 << 20) | slot as u32);
+        Ok(Session { client, seq: self.inner.seq_base })
+    }
+
+    fn return_session(&self, s: Session) {
+        self.inner.sessions.lock().expect("sessions lock").push((s.client, s.seq + 1));
+    }
+
+    fn leader_guess(&self) -> Option<NodeId> {
+        self.inner.status.borrow().leader.map(NodeId)
+    }
+
+    /// Send `request` to whoever leads, retrying until an answer or the deadline.
+    async fn route(&self, request: KvRequest, is_write: bool) -> Result<Response, ClientError> {
+        let me = self.inner.me;
+        let deadline = Instant::now() + self.inner.timeout;
+        let mut target = self.leader_guess().unwrap_or(me);
+        let mut unknown: Option<String> = None;
+        while Instant::now() < deadline {
+            let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
+            let answer = if target == me {
+                self.submit_local(request.clone(), attempt_deadline).await
+            } else {
+                self.forward(target, request.clone(), attempt_deadline).await
+            };
+            let Some(answer) = answer else {
+                // No answer in time (a dead leader, a lost frame): try whoever leads now.
+                target = self.leader_guess().filter(|l| *l != target).unwrap_or(me);
+                tokio::time::sleep(RETRY_PAUSE).await;
+                continue;
+            };
+            match Self::interpret(answer) {
+                Ok(r) => return Ok(r),
+                Err(ClientError::NotLeader { leader }) => {
+                    let hinted =
+                        leader.map(NodeId).filter(|l| *l == me || self.inner.peers.contains_key(&l.0));
+                    match hinted {
+                        Some(l) if l != target => target = l,
+                        _ => {
+                            tokio::time::sleep(RETRY_PAUSE).await;
+                            target = self.leader_guess().unwrap_or(me);
+                        }
+                    }
+                }
+                Err(ClientError::Unknown(reason)) if is_write => {
+                    // Retrying with the same session is safe: applied once at most.
+                    unknown = Some(reason);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    target = self.leader_guess().unwrap_or(me);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(match unknown {
+            Some(reason) => ClientError::Unknown(reason),
+            None => ClientError::Timeout,
+        })
+    }
+
+    /// A Raft answer as a result.
+    fn interpret(answer: KvResponse) -> Result<Response, ClientError> {
+        match answer {
+            RaftResponse::Output(Ok(r)) => Ok(r),
+            RaftResponse::Output(Err(e)) => Err(ClientError::Kv(e)),
+            RaftResponse::NotLeader { hint } => Err(ClientError::NotLeader { leader: hint.map(|h| h.0) }),
+            RaftResponse::Rejected { reason } => Err(ClientError::Rejected(reason)),
+            RaftResponse::Unknown { reason } => Err(ClientError::Unknown(reason)),
+            other => Err(ClientError::Unknown(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    async fn submit_local(&self, request: KvRequest, deadline: Instant) -> Option<KvResponse> {
+        let (tx, rx) = oneshot::channel();
+        let input = Input::Request { request, reply: ReplyTo::Local(tx) };
+        let send = tokio::time::timeout_at(deadline.into(), self.inner.tx.send(input));
+        if !matches!(send.await, Ok(Ok(()))) {
+            return None;
+        }
+        tokio::time::timeout_at(deadline.into(), rx).await.ok()?.ok()
+    }
+
+    async fn forward(&self, to: NodeId, request: KvRequest, deadline: Instant) -> Option<KvResponse> {
+        let transport = self.inner.transport.as_ref()?;
+        let id = self.inner.next_forward.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inner.forwards.lock().expect("forwards lock").insert(id, tx);
+        let answer = if transport.send(to, Frame::Forward { id, request }) {
+            tokio::time::timeout_at(deadline.into(), rx).await.ok().and_then(|r| r.ok())
+        } else {
+            None
+        };
+        self.inner.forwards.lock().expect("forwards lock").remove(&id);
+        answer
+    }
+}

@@ -1,0 +1,448 @@
+//! The HTTP API (axum).
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/kv/{key}?consistency=linearizable\|lease\|stale` | – | 200 the raw value (headers `x-concord-mod-revision`, `-create-revision`, `-version`), 404 if absent |
+//! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` |
+//! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
+//! | `POST /v1/kv/{key}/cas` | `{"expect": {"value": "a"} \| {"absent": true} \| {"version": n} \| {"mod_revision": n} \| {"create_revision": n}, "value": "b", "ttl_ms": n?}` | 200 `{"succeeded": bool, "revision": n, "current": kv?}` |
+//! | `POST /v1/txn` | `{"compares": [{"key", "op": "equal\|not_equal\|greater\|less", "target": <expect>}], "success": [op], "failure": [op]}`, op = `{"get": {"key"}}`, `{"put": {"key", "value", "ttl_ms"?}}`, `{"delete": {"key"}}` | 200 `{"succeeded", "revision", "responses": [...]}` |
+//! | `GET /v1/cluster` | – | members, roles, term, leader, commit/applied index, per-follower match index and lag (leader's view) |
+//! | `GET /healthz` | – | 200 `{"status": "ok", …}` while the node runs |
+//! | `GET /metrics` | – | Prometheus text |
+//!
+//! Keys in paths and values in JSON are UTF-8 text; `PUT` and `GET` bodies are raw bytes.
+//! Errors are `{"error": "…"}` with a status that says what to do: 400 bad input, 404 no such key,
+//! 413 too large, 503 no leader or refused (retry; `leader` and `leader_http` hint where to),
+//! 504 timed out and 500 outcome unknown (a write may or may not have happened).
+//!
+//! Writes on a follower are forwarded to the leader by the [`NodeHandle`], so any node can be used.
+
+use crate::config::{NodeConfig, ReadMode};
+use crate::handle::{ClientError, NodeHandle};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use concord_kv::{
+    Cas, Command, Compare, CompareOp, CompareTarget, KeyValue, KvError, Put, Txn, TxnOp, Write,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// The API's routes, bound to a node.
+pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
+    // The largest request body: a value at the store's limit, plus JSON overhead for CAS/txn.
+    let body_limit = config.kv.max_command_bytes.max(config.kv.max_value_bytes) + 64 * 1024;
+    Router::new()
+        .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
+        .route("/v1/kv/{key}/cas", post(cas_key))
+        .route("/v1/txn", post(txn))
+        .route("/v1/cluster", get(cluster))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(handle)
+}
+
+/// An error answer: a status and `{"error": …}` plus optional hints.
+struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, body: json!({ "error": message.into() }) }
+    }
+
+    fn from_client(handle: &NodeHandle, e: ClientError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ClientError::NotLeader { leader } => {
+                let leader = leader.or(handle.status().leader);
+                let http = leader.and_then(|l| handle.peer(l)).and_then(|p| p.http_addr);
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    body: json!({ "error": message, "leader": leader, "leader_http": http.map(|a| a.to_string()) }),
+                }
+            }
+            ClientError::Unavailable(_) | ClientError::Rejected(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            }
+            ClientError::Timeout => ApiError {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                body: json!({ "error": message, "outcome": "unknown" }),
+            },
+            ClientError::Unknown(_) => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                body: json!({ "error": message, "outcome": "unknown" }),
+            },
+            ClientError::Kv(kv) => {
+                let status = match kv {
+                    KvError::KeyTooLarge { .. }
+                    | KvError::ValueTooLarge { .. }
+                    | KvError::CommandTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, message)
+            }
+        }
+    }
+
+    fn body(rejection: BytesRejection) -> ApiError {
+        ApiError::new(rejection.status(), format!("cannot read the request body: {}", rejection.body_text()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// Result labels for metrics.
+fn result_label(r: &Result<impl Sized, ClientError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(ClientError::NotLeader { .. }) => "not_leader",
+        Err(ClientError::Unavailable(_)) => "unavailable",
+        Err(ClientError::Timeout) => "timeout",
+        Err(ClientError::Rejected(_)) => "rejected",
+        Err(ClientError::Unknown(_)) => "unknown",
+        Err(ClientError::Kv(_)) => "invalid",
+    }
+}
+
+async fn timed<T>(
+    handle: &NodeHandle,
+    kind: &'static str,
+    f: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    let start = Instant::now();
+    let r = f.await;
+    handle.metrics().request(kind, result_label(&r), start.elapsed());
+    r
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetParams {
+    consistency: Option<String>,
+}
+
+async fn get_key(
+    State(handle): State<NodeHandle>,
+    Path(key): Path<String>,
+    Query(params): Query<GetParams>,
+) -> Result<Response, ApiError> {
+    let consistency = match params.consistency.as_deref() {
+        None => handle.default_read(),
+        Some(c) => ReadMode::parse(c).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?.consistency(),
+    };
+    let query = concord_kv::Query::get(key.as_bytes());
+    let r = timed(&handle, "get", handle.read(query, consistency)).await;
+    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+        concord_kv::Response::Get(Some(kv)) => {
+            let mut headers = HeaderMap::new();
+            for (name, n) in [
+                ("x-concord-mod-revision", kv.mod_revision),
+                ("x-concord-create-revision", kv.create_revision),
+                ("x-concord-version", kv.version),
+            ] {
+                headers.insert(name, HeaderValue::from(n));
+            }
+            Ok((StatusCode::OK, headers, kv.value).into_response())
+        }
+        concord_kv::Response::Get(None) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, format!("key {key:?} not found")))
+        }
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutParams {
+    ttl_ms: Option<u64>,
+}
+
+async fn put_key(
+    State(handle): State<NodeHandle>,
+    Path(key): Path<String>,
+    Query(params): Query<PutParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let value = body.map_err(ApiError::body)?;
+    let mut put = Put::new(key.as_bytes(), value.to_vec());
+    put.ttl_ms = params.ttl_ms;
+    let command = Command::new(handle.now(), Write::Put(put));
+    let r = timed(&handle, "put", handle.write(command)).await;
+    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+        concord_kv::Response::Put { revision } => Ok(Json(json!({ "revision": revision }))),
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+async fn delete_key(
+    State(handle): State<NodeHandle>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::delete(handle.now(), key.as_bytes());
+    let r = timed(&handle, "delete", handle.write(command)).await;
+    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+        concord_kv::Response::Delete { revision, deleted } => {
+            Ok(Json(json!({ "deleted": deleted, "revision": revision })))
+        }
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+/// What a CAS or a compare tests, in JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum Expect {
+    Value(String),
+    Absent(bool),
+    Version(u64),
+    ModRevision(u64),
+    CreateRevision(u64),
+}
+
+impl Expect {
+    fn target(self) -> Result<CompareTarget, ApiError> {
+        Ok(match self {
+            Expect::Value(v) => CompareTarget::Value(Some(v.into_bytes())),
+            Expect::Absent(true) => CompareTarget::Version(0),
+            Expect::Absent(false) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "\"absent\": false means nothing; omit it",
+                ))
+            }
+            Expect::Version(n) => CompareTarget::Version(n),
+            Expect::ModRevision(n) => CompareTarget::ModRevision(n),
+            Expect::CreateRevision(n) => CompareTarget::CreateRevision(n),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CasBody {
+    expect: Expect,
+    value: String,
+    ttl_ms: Option<u64>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let bytes = body.map_err(ApiError::body)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+fn kv_json(kv: &KeyValue) -> Value {
+    json!({
+        "key": String::from_utf8_lossy(&kv.key),
+        "value": String::from_utf8_lossy(&kv.value),
+        "create_revision": kv.create_revision,
+        "mod_revision": kv.mod_revision,
+        "version": kv.version,
+    })
+}
+
+async fn cas_key(
+    State(handle): State<NodeHandle>,
+    Path(key): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body: CasBody = json_body(body)?;
+    let cas = Cas {
+        key: key.into_bytes(),
+        expect: body.expect.target()?,
+        value: body.value.into_bytes(),
+        ttl_ms: body.ttl_ms,
+    };
+    let command = Command::new(handle.now(), Write::Cas(cas));
+    let r = timed(&handle, "cas", handle.write(command)).await;
+    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+        concord_kv::Response::Cas { succeeded, revision, current } => Ok(Json(json!({
+            "succeeded": succeeded,
+            "revision": revision,
+            "current": current.as_ref().map(kv_json),
+        }))),
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompareJson {
+    key: String,
+    op: CompareOpJson,
+    target: Expect,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CompareOpJson {
+    Equal,
+    NotEqual,
+    Greater,
+    Less,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyJson {
+    key: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutJson {
+    key: String,
+    value: String,
+    ttl_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+enum TxnOpJson {
+    Get(KeyJson),
+    Put(PutJson),
+    Delete(KeyJson),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TxnJson {
+    #[serde(default)]
+    compares: Vec<CompareJson>,
+    #[serde(default)]
+    success: Vec<TxnOpJson>,
+    #[serde(default)]
+    failure: Vec<TxnOpJson>,
+}
+
+fn txn_op(op: TxnOpJson) -> TxnOp {
+    match op {
+        TxnOpJson::Get(k) => TxnOp::Get { key: k.key.into_bytes() },
+        TxnOpJson::Put(p) => {
+            TxnOp::Put(Put { key: p.key.into_bytes(), value: p.value.into_bytes(), ttl_ms: p.ttl_ms })
+        }
+        TxnOpJson::Delete(k) => TxnOp::Delete { key: k.key.into_bytes() },
+    }
+}
+
+fn response_json(r: &concord_kv::Response) -> Value {
+    use concord_kv::Response as R;
+    match r {
+        R::Get(kv) => json!({ "get": kv.as_ref().map(kv_json) }),
+        R::Put { revision } => json!({ "put": { "revision": revision } }),
+        R::Delete { revision, deleted } => json!({ "delete": { "revision": revision, "deleted": deleted } }),
+        R::Range(page) => json!({ "range": page.kvs.iter().map(kv_json).collect::<Vec<_>>() }),
+        other => json!({ "other": format!("{other:?}") }),
+    }
+}
+
+async fn txn(
+    State(handle): State<NodeHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body: TxnJson = json_body(body)?;
+    let mut compares = Vec::new();
+    for c in body.compares {
+        let op = match c.op {
+            CompareOpJson::Equal => CompareOp::Equal,
+            CompareOpJson::NotEqual => CompareOp::NotEqual,
+            CompareOpJson::Greater => CompareOp::Greater,
+            CompareOpJson::Less => CompareOp::Less,
+        };
+        compares.push(Compare::new(c.key.into_bytes(), op, c.target.target()?));
+    }
+    let txn = Txn {
+        compares,
+        success: body.success.into_iter().map(txn_op).collect(),
+        failure: body.failure.into_iter().map(txn_op).collect(),
+    };
+    let command = Command::txn(handle.now(), txn);
+    let r = timed(&handle, "txn", handle.write(command)).await;
+    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+        concord_kv::Response::Txn { succeeded, revision, responses } => Ok(Json(json!({
+            "succeeded": succeeded,
+            "revision": revision,
+            "responses": responses.iter().map(response_json).collect::<Vec<_>>(),
+        }))),
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+async fn cluster(State(handle): State<NodeHandle>) -> Json<Value> {
+    let s = handle.status();
+    let me = handle.id().0;
+    let mut members = Vec::new();
+    let mut ids: Vec<u32> = s.voters.iter().chain(s.learners.iter()).copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        let peer = handle.peer(id);
+        let role = if Some(id) == s.leader {
+            "leader"
+        } else if s.learners.contains(&id) {
+            "learner"
+        } else {
+            "follower"
+        };
+        let mut m = json!({
+            "id": id,
+            "voter": s.voters.contains(&id),
+            "role_as_seen_here": if id == me { s.role } else { role },
+            "peer_addr": peer.map(|p| p.addr.to_string()),
+            "http_addr": peer.and_then(|p| p.http_addr).map(|a| a.to_string()),
+            "redis_addr": peer.and_then(|p| p.redis_addr).map(|a| a.to_string()),
+        });
+        if s.role == "leader" && id != me {
+            let matched = s.match_index.get(&id).copied();
+            m["match_index"] = json!(matched);
+            m["lag"] = json!(matched.map(|mi| s.last_log_index.saturating_sub(mi)));
+            m["frames_dropped"] = json!(handle.metrics().dropped_to(id));
+        }
+        members.push(m);
+    }
+    Json(json!({
+        "node": me,
+        "role": s.role,
+        "term": s.term,
+        "leader": s.leader,
+        "commit_index": s.commit_index,
+        "applied_index": s.applied_index,
+        "last_log_index": s.last_log_index,
+        "snapshot_index": s.snapshot_index,
+        "wal_syncs": s.wal_syncs,
+        "members": members,
+    }))
+}
+
+async fn healthz(State(handle): State<NodeHandle>) -> Json<Value> {
+    let s = handle.status();
+    Json(json!({ "status": "ok", "node": s.id, "role": s.role, "term": s.term, "leader": s.leader }))
+}
+
+async fn metrics(State(handle): State<NodeHandle>) -> Response {
+    let text = handle.metrics().render();
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}

@@ -1,0 +1,46 @@
+//! # concord-server – the real database
+//!
+//! The simulator proves Concord's Raft on a virtual network and disk. This crate runs the **same**
+//! `RaftNode<KvStore>` value – not a port, not a copy – on a real machine: tokio for time and
+//! sockets, a write-ahead log for the disk, HTTP and RESP for clients.
+//!
+//! ```text
+//!   HTTP (axum) ─┐                                       ┌─> peers (TCP, HMAC handshake)
+//!   RESP ────────┼─> NodeHandle ──Input──> Driver ───────┼─> WAL (append, group-commit sync)
+//!   peers ───────┘   (route, forward,     (owns RaftNode) └─> replies (oneshot / forward-reply)
+//!                     sessions, deadlines)
+//! ```
+//!
+//! Modules, in reading order:
+//! * [`driver`] – the event loop around the node: the effect contract of `concord_core::process`
+//!   made real, with group commit;
+//! * [`storage`] – the disk behind `Persist`/`Sync` (the `concord-wal` write-ahead log);
+//! * [`transport`] and [`wire`] – peer connections: framing, authentication, bounded queues;
+//! * [`handle`] – the client side: leader routing, forwarding, sessions, deadlines;
+//! * [`http`] – the HTTP API; [`metrics`] – Prometheus metrics;
+//! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
+//! * [`cli`] – the `concord serve` and `concord up` commands.
+
+pub mod config;
+pub mod driver;
+pub mod handle;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod resp;
+pub mod storage;
+pub mod transport;
+pub mod wire;
+
+pub use config::{NodeConfig, PeerConfig, ReadMode};
+pub use handle::{ClientError, NodeHandle};
+pub use node::Node;
+
+/// Raft replicating the key-value store: the node every driver runs.
+pub type RaftKv = concord_raft::RaftNode<concord_kv::KvStore>;
+/// A client request to the node.
+pub type KvRequest = concord_raft::RaftRequest<concord_kv::Command, concord_kv::Query>;
+/// The node's answer.
+pub type KvResponse = concord_raft::RaftResponse<concord_kv::KvResult>;
+/// A message between nodes.
+pub type RaftMessage = concord_raft::Message<concord_kv::Command>;

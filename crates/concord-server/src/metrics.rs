@@ -1,0 +1,162 @@
+//! Prometheus metrics, served as text at `GET /metrics`.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `concord_requests_total` | counter | kind, result | client requests by kind (`get`, `put`, …) and outcome (`ok`, `not_leader`, `timeout`, …) |
+//! | `concord_request_seconds` | histogram | kind | client request latency, forwarding and retries included |
+//! | `concord_raft_term` / `_commit_index` / `_applied_index` / `_last_log_index` | gauge | | the node's Raft state after its last batch |
+//! | `concord_raft_role` | gauge | role | 1 for the role the node plays, 0 for the others |
+//! | `concord_wal_sync_seconds` | histogram | | duration of each group-commit `fdatasync` |
+//! | `concord_wal_batch_inputs` | histogram | | inputs (messages, requests, timers) run through Raft per sync |
+//! | `concord_peer_frames_sent_total` / `_dropped_total` | counter | peer | frames to each peer; dropped when its bounded queue was full or it was unreachable |
+//! | `concord_peer_handshake_failures_total` | counter | | refused or failed peer handshakes, both directions |
+//! | `concord_inbound_dropped_total` | counter | | inputs dropped because the node's input queue was full |
+//!
+//! Every family has a bounded label set (request kinds and results, roles and peer ids are fixed
+//! lists), so the registry cannot grow without bound.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RoleLabels {
+    pub role: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~6.5 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// All of a node's metrics, and the registry that renders them.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<KindLabels, Histogram, fn() -> Histogram>,
+    pub raft_term: Gauge,
+    pub raft_commit_index: Gauge,
+    pub raft_applied_index: Gauge,
+    pub raft_last_log_index: Gauge,
+    raft_role: Family<RoleLabels, Gauge>,
+    wal_sync_seconds: Histogram,
+    wal_batch_inputs: Histogram,
+    peer_frames_sent: Family<PeerLabels, Counter>,
+    peer_frames_dropped: Family<PeerLabels, Counter>,
+    pub peer_handshake_failures: Counter,
+    pub inbound_dropped: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("concord");
+        let m = Metrics {
+            requests: Family::default(),
+            request_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            raft_term: Gauge::default(),
+            raft_commit_index: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            raft_last_log_index: Gauge::default(),
+            raft_role: Family::default(),
+            wal_sync_seconds: latency_histogram(),
+            wal_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
+            peer_frames_sent: Family::default(),
+            peer_frames_dropped: Family::default(),
+            peer_handshake_failures: Counter::default(),
+            inbound_dropped: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("requests", "Client requests by kind and result", m.requests.clone());
+        registry.register("request_seconds", "Client request latency", m.request_seconds.clone());
+        registry.register("raft_term", "Current Raft term", m.raft_term.clone());
+        registry.register("raft_commit_index", "Raft commit index", m.raft_commit_index.clone());
+        registry.register("raft_applied_index", "Raft applied index", m.raft_applied_index.clone());
+        registry.register("raft_last_log_index", "Last Raft log index", m.raft_last_log_index.clone());
+        registry.register("raft_role", "1 for the node's current Raft role", m.raft_role.clone());
+        registry.register(
+            "wal_sync_seconds",
+            "Duration of WAL group-commit syncs",
+            m.wal_sync_seconds.clone(),
+        );
+        registry.register("wal_batch_inputs", "Raft inputs per WAL sync", m.wal_batch_inputs.clone());
+        registry.register("peer_frames_sent", "Frames sent to each peer", m.peer_frames_sent.clone());
+        registry.register(
+            "peer_frames_dropped",
+            "Frames to each peer dropped (queue full or peer unreachable)",
+            m.peer_frames_dropped.clone(),
+        );
+        registry.register(
+            "peer_handshake_failures",
+            "Refused or failed peer handshakes",
+            m.peer_handshake_failures.clone(),
+        );
+        registry.register(
+            "inbound_dropped",
+            "Inputs dropped because the node's input queue was full",
+            m.inbound_dropped.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn request(&self, kind: &'static str, result: &'static str, took: Duration) {
+        self.requests.get_or_create(&RequestLabels { kind, result }).inc();
+        self.request_seconds.get_or_create(&KindLabels { kind }).observe(took.as_secs_f64());
+    }
+
+    pub fn set_role(&self, role: &'static str) {
+        for r in ["leader", "follower", "candidate", "pre-candidate", "learner"] {
+            self.raft_role.get_or_create(&RoleLabels { role: r }).set(i64::from(r == role));
+        }
+    }
+
+    pub fn wal_sync(&self, took: Duration, inputs: usize) {
+        self.wal_sync_seconds.observe(took.as_secs_f64());
+        self.wal_batch_inputs.observe(inputs as f64);
+    }
+
+    pub fn frame_sent(&self, peer: u32) {
+        self.peer_frames_sent.get_or_create(&PeerLabels { peer }).inc();
+    }
+
+    pub fn frames_dropped(&self, peer: u32, n: u64) {
+        self.peer_frames_dropped.get_or_create(&PeerLabels { peer }).inc_by(n);
+    }
+
+    /// Dropped frames to `peer` so far (tests, `/v1/cluster`).
+    pub fn dropped_to(&self, peer: u32) -> u64 {
+        self.peer_frames_dropped.get_or_create(&PeerLabels { peer }).get()
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+}

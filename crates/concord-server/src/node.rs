@@ -1,0 +1,189 @@
+//! Starting and stopping a whole node: disk, Raft, driver, peer transport, front doors.
+//!
+//! [`Node::start`] does things in the order that makes failures clear and harmless:
+//! 1. validate the configuration (no file or socket touched yet);
+//! 2. open the WAL – which locks the data directory, so a second node on the same directory stops
+//!    here – and boot Raft from the durable state it recovered;
+//! 3. bind every listener (peer, HTTP, RESP) – a port in use is reported with its address and a
+//!    guess at the culprit – before anything is spawned;
+//! 4. spawn the driver, the transport and the servers.
+//!
+//! [`Node::shutdown`] stops accepting, lets the driver finish its current batch (whose sync then
+//! completes before its replies go out), and waits for it.
+
+use crate::config::NodeConfig;
+use crate::driver::{Clock, Driver, Status, INPUT_QUEUE};
+use crate::handle::{HandleParts, NodeHandle};
+use crate::metrics::Metrics;
+use crate::storage::Disk;
+use crate::transport::{self, Identity, Inbound, Transport};
+use crate::wire::Frame;
+use concord_core::{Durable, NodeId};
+use concord_kv::KvStore;
+use concord_raft::RaftNode;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// A running node.
+pub struct Node {
+    handle: NodeHandle,
+    shutdown: watch::Sender<bool>,
+    driver: JoinHandle<Result<(), String>>,
+    pub peer_addr: SocketAddr,
+    pub http_addr: Option<SocketAddr>,
+    pub redis_addr: Option<SocketAddr>,
+}
+
+/// Bind `addr`, turning "address in use" into a sentence that names the likely culprit.
+pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("{addr} ({what}) is already in use ({culprit})"),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("{addr} ({what}) is not an address of this machine: {e}")
+        }
+        _ => format!("cannot listen on {addr} ({what}): {e}"),
+    })
+}
+
+/// Routes frames from authenticated peers: Raft messages and forwarded requests to the driver,
+/// forward replies to the waiting client.
+struct Router {
+    handle: NodeHandle,
+}
+
+impl Inbound for Router {
+    fn deliver(&self, from: NodeId, frame: Frame) {
+        match frame {
+            Frame::Raft(msg) => self.handle.deliver_message(from, msg),
+            Frame::Forward { id, request } => self.handle.submit_forwarded(from, id, request),
+            Frame::ForwardReply { id, response } => self.handle.complete_forward(id, response),
+        }
+    }
+}
+
+impl Node {
+    /// Start a node on its WAL in `config.data_dir`.
+    pub async fn start(config: NodeConfig) -> Result<Node, String> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+        let (disk, durable) = crate::storage::open_wal(&config.data_dir, &config.wal)?;
+        Self::start_with_disk(config, disk, durable).await
+    }
+
+    /// Start a node on a given disk (the WAL, or an in-memory disk in tests).
+    pub async fn start_with_disk(
+        config: NodeConfig,
+        disk: Box<dyn Disk>,
+        durable: Durable,
+    ) -> Result<Node, String> {
+        config.validate()?;
+        let me = config.node_id();
+        let raft = RaftNode::boot(me, config.raft_config(), KvStore::new(config.kv.clone()), &durable)
+            .map_err(|e| format!("node {me} cannot boot from {}: {e}", config.data_dir.display()))?;
+        let peers = config.other_peers();
+
+        let peer_listener = if peers.is_empty() {
+            None
+        } else {
+            Some(bind(config.peer_addr, "peer port", "another concord node?").await?)
+        };
+        let http_listener = match config.http_addr {
+            Some(a) => Some(bind(a, "HTTP port", "another concord or web server?").await?),
+            None => None,
+        };
+        let redis_listener = match config.redis_addr {
+            Some(a) => Some(bind(a, "RESP port", "another concord or redis-server?").await?),
+            None => None,
+        };
+        let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+        let (peer_addr, http_addr, redis_addr) = (
+            local(&peer_listener).unwrap_or(config.peer_addr),
+            local(&http_listener),
+            local(&redis_listener),
+        );
+
+        let metrics = Arc::new(Metrics::new());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let clock = Clock::new();
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let (status_tx, status_rx) = watch::channel(Status::default());
+
+        let identity = Arc::new(Identity {
+            me,
+            cluster_id: config.cluster_id.clone(),
+            secret: config.secret()?.unwrap_or_default(),
+            peers: peers.iter().map(|p| (NodeId(p.id), p.addr)).collect(),
+        });
+        let transport = (!peers.is_empty())
+            .then(|| Transport::start(identity.clone(), metrics.clone(), shutdown_rx.clone()));
+        let handle = NodeHandle::new(HandleParts {
+            me,
+            tx,
+            status: status_rx,
+            transport: transport.clone(),
+            clock,
+            timeout: config.request_timeout,
+            read_default: config.read_consistency,
+            peers: peers.clone(),
+            metrics: metrics.clone(),
+        });
+        let driver = Driver::new(raft, clock, disk, transport, rx, status_tx, metrics.clone());
+        let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
+        if let Some(listener) = peer_listener {
+            let router: Arc<dyn Inbound> = Arc::new(Router { handle: handle.clone() });
+            tokio::spawn(transport::accept_loop(
+                listener,
+                identity,
+                router,
+                metrics.clone(),
+                shutdown_rx.clone(),
+            ));
+        }
+        if let Some(listener) = http_listener {
+            let app = crate::http::router(handle.clone(), &config);
+            let mut stop = shutdown_rx.clone();
+            tokio::spawn(async move {
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!("HTTP server failed: {e}");
+                }
+            });
+        }
+        if let Some(listener) = redis_listener {
+            crate::resp::spawn(listener, handle.clone(), &config, shutdown_rx.clone());
+        }
+        tracing::info!(
+            "node {me} started: peers on {peer_addr}, HTTP on {}, RESP on {}, data in {}",
+            http_addr.map_or("-".into(), |a| a.to_string()),
+            redis_addr.map_or("-".into(), |a| a.to_string()),
+            config.data_dir.display()
+        );
+        Ok(Node { handle, shutdown, driver, peer_addr, http_addr, redis_addr })
+    }
+
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Wait until the driver stops on its own (a disk failure); returns why.
+    pub async fn wait(&mut self) -> Result<(), String> {
+        (&mut self.driver).await.map_err(|e| format!("the driver task failed: {e}"))?
+    }
+
+    /// Whether the driver has stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.driver.is_finished()
+    }
+
+    /// Stop accepting, finish the batch in progress (its sync completes), and wait for the driver.
+    pub async fn shutdown(self) -> Result<(), String> {
+        let _ = self.shutdown.send(true);
+        self.driver.await.map_err(|e| format!("the driver task failed: {e}"))?
+    }
+}

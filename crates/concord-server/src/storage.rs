@@ -1,0 +1,75 @@
+//! The node's disk: where `Persist` effects go and what `Sync` waits for.
+//!
+//! The driver sees storage through the small [`Disk`] trait – append a batch of writes (buffered,
+//! not yet durable), then sync (durable once it returns) – so the event loop reads the same whether
+//! the disk is the real write-ahead log ([`concord_wal::Wal`], opened by [`open_wal`]) or an
+//! in-memory disk in unit tests.
+//!
+//! ## Group commit
+//! A `Sync` effect does not cost one `fdatasync`. The driver runs a *batch* of ready inputs through
+//! Raft, appends all their writes, and syncs once for the whole batch before releasing the batch's
+//! held messages and replies (see [`crate::driver`]). Under load, one `fdatasync` thus covers many
+//! client writes, and the batch grows by itself while a sync is in progress (inputs queue up).
+//!
+//! ## Failure
+//! A failed append or sync is fatal for the node: after a failed `fdatasync` the kernel may have
+//! dropped the dirty pages, so the only trustworthy state is what a restart reads back. The driver
+//! stops with the error; nothing that depended on the failed sync was sent.
+
+use crate::config::WalSettings;
+use concord_core::{Durable, StorageOp};
+use std::path::Path;
+use std::time::Duration;
+
+/// A disk for Raft's durable state.
+pub trait Disk: Send + 'static {
+    /// Buffer a batch of writes; they are durable only after the next successful [`Disk::sync`].
+    fn append(&mut self, ops: &[StorageOp]) -> Result<(), String>;
+    /// Make every appended write durable. Returns how long it took.
+    fn sync(&mut self) -> Result<Duration, String>;
+}
+
+impl Disk for concord_wal::Wal {
+    fn append(&mut self, ops: &[StorageOp]) -> Result<(), String> {
+        concord_wal::Wal::append(self, ops).map_err(|e| e.to_string())
+    }
+
+    fn sync(&mut self) -> Result<Duration, String> {
+        concord_wal::Wal::sync(self).map_err(|e| e.to_string())
+    }
+}
+
+/// Open the write-ahead log in `dir`: the disk, and the durable state to boot Raft from.
+pub fn open_wal(dir: &Path, settings: &WalSettings) -> Result<(Box<dyn Disk>, Durable), String> {
+    let opts = concord_wal::WalOptions {
+        sync: if settings.fsync { concord_wal::SyncMode::Fsync } else { concord_wal::SyncMode::None },
+        ..concord_wal::WalOptions::default()
+    };
+    let (wal, durable, recovery) = concord_wal::Wal::open(dir, opts).map_err(|e| e.to_string())?;
+    tracing::info!("opened the WAL in {}: {recovery:?}", dir.display());
+    Ok((Box::new(wal), durable))
+}
+
+/// A disk in memory: appends are "durable" once synced, in this value only. For unit tests of the
+/// driver; never used by a running node.
+#[derive(Default)]
+pub struct MemoryDisk {
+    pub synced: Durable,
+    pending: Vec<StorageOp>,
+    pub syncs: u64,
+}
+
+impl Disk for MemoryDisk {
+    fn append(&mut self, ops: &[StorageOp]) -> Result<(), String> {
+        self.pending.extend_from_slice(ops);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<Duration, String> {
+        for op in self.pending.drain(..) {
+            self.synced.apply_owned(op);
+        }
+        self.syncs += 1;
+        Ok(Duration::ZERO)
+    }
+}

@@ -1,0 +1,479 @@
+//! Peer transport: one authenticated TCP connection per direction per peer.
+//!
+//! ```text
+//!   node 1                                   node 2
+//!   driver ──send(n2, frame)──> [queue n2] ──dial──> accept ──> inbound ──> driver
+//!   driver <── inbound <── accept <──dial── [queue n1] <──send(n1, frame)── driver
+//! ```
+//!
+//! **Outbound.** Each node dials each peer and *writes* its frames there; it never reads data from a
+//! connection it dialed. Each peer has a bounded queue (frames, not bytes: Raft's own flow control –
+//! `max_inflight_appends`, `max_bytes_per_append` – bounds what is in flight). When the queue is full,
+//! or the peer is down, frames are dropped and counted (`concord_peer_frames_dropped_total`): Raft
+//! tolerates loss and retransmits, whereas an unbounded queue towards a dead peer would eat memory
+//! until the process died. A failed connection is retried with exponential back-off (50 ms doubling
+//! to 2 s).
+//!
+//! **Inbound.** The peer port accepts connections, runs the handshake, then reads frames and hands
+//! them to [`Inbound`]. Answers (Raft responses, forwarded-request replies) travel back over this
+//! node's own outbound connection to the sender.
+//!
+//! **Handshake** (mutual HMAC-SHA256 challenge-response over the shared cluster secret; the secret
+//! itself never crosses the wire):
+//!
+//! ```text
+//!   dialer                                              acceptor
+//!   Hello { version, cluster_id, from, to, nonce_d } ──>  checks version, cluster id, that it is `to`,
+//!                                                         and that `from` is a configured peer
+//!                      <── Challenge { nonce_a, proof_a = HMAC(secret, "accept" | ids | nonce_d | nonce_a) }
+//!   checks proof_a (the acceptor knows the secret)
+//!   Auth { proof_d = HMAC(secret, "dial" | ids | nonce_d | nonce_a) } ──>  checks proof_d
+//!                                              <── Welcome  (or Reject { reason } at any step)
+//! ```
+//!
+//! Fresh random nonces on both sides make every proof single-use (no replay), and the two labels
+//! keep one side's proof from being reflected as the other's. Either side that refuses logs why
+//! ("cluster id mismatch", "wrong cluster secret") and, where it can, tells the other, which logs it
+//! too. Garbage on the peer port fails the first frame read (size limit or decoding) and only closes
+//! that connection.
+//!
+//! Not implemented: TLS. Peer traffic is authenticated but **not encrypted**; run peers on a trusted
+//! network (the default listen address is loopback).
+
+use crate::metrics::Metrics;
+use crate::wire::{
+    self, Frame, Handshake, WireError, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, WIRE_VERSION,
+};
+use concord_core::NodeId;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+/// Frames queued towards one peer before further frames are dropped.
+pub const PEER_QUEUE_FRAMES: usize = 1024;
+/// How long a handshake may take.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Frames written per `write` call at most (batching), in bytes.
+const WRITE_BATCH_BYTES: usize = 1 << 20;
+
+/// Who this node is to its peers, and what they must prove.
+#[derive(Clone)]
+pub struct Identity {
+    pub me: NodeId,
+    pub cluster_id: String,
+    pub secret: Vec<u8>,
+    /// Every configured peer and its address.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+}
+
+/// Where frames from authenticated peers go.
+pub trait Inbound: Send + Sync + 'static {
+    fn deliver(&self, from: NodeId, frame: Frame);
+}
+
+/// The sending half: one bounded queue per peer.
+#[derive(Clone)]
+pub struct Transport {
+    queues: Arc<BTreeMap<NodeId, mpsc::Sender<Frame>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Transport {
+    /// Start one outbound connection task per peer.
+    pub fn start(
+        identity: Arc<Identity>,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Transport {
+        let mut queues = BTreeMap::new();
+        for (&peer, &addr) in &identity.peers {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE_FRAMES);
+            queues.insert(peer, tx);
+            tokio::spawn(outbound(identity.clone(), peer, addr, rx, metrics.clone(), shutdown.clone()));
+        }
+        Transport { queues: Arc::new(queues), metrics }
+    }
+
+    /// Queue `frame` for `to`. Returns false (and counts a drop) if the queue is full or `to` is
+    /// not a configured peer.
+    pub fn send(&self, to: NodeId, frame: Frame) -> bool {
+        match self.queues.get(&to).map(|q| q.try_send(frame)) {
+            Some(Ok(())) => true,
+            _ => {
+                self.metrics.frames_dropped(to.0, 1);
+                false
+            }
+        }
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn proof_mac(
+    id: &Identity,
+    label: &[u8],
+    dialer: NodeId,
+    acceptor: NodeId,
+    nd: &[u8; 32],
+    na: &[u8; 32],
+) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(&id.secret).expect("HMAC takes keys of any length");
+    mac.update(b"concord-peer-v1/");
+    mac.update(label);
+    mac.update(&(id.cluster_id.len() as u32).to_be_bytes());
+    mac.update(id.cluster_id.as_bytes());
+    mac.update(&dialer.0.to_be_bytes());
+    mac.update(&acceptor.0.to_be_bytes());
+    mac.update(nd);
+    mac.update(na);
+    mac
+}
+
+fn proof(
+    id: &Identity,
+    label: &[u8],
+    dialer: NodeId,
+    acceptor: NodeId,
+    nd: &[u8; 32],
+    na: &[u8; 32],
+) -> [u8; 32] {
+    proof_mac(id, label, dialer, acceptor, nd, na).finalize().into_bytes().into()
+}
+
+/// Constant-time comparison of a received proof.
+fn proof_ok(
+    id: &Identity,
+    label: &[u8],
+    dialer: NodeId,
+    acceptor: NodeId,
+    nd: &[u8; 32],
+    na: &[u8; 32],
+    got: &[u8; 32],
+) -> bool {
+    proof_mac(id, label, dialer, acceptor, nd, na).verify_slice(got).is_ok()
+}
+
+fn nonce() -> [u8; 32] {
+    let mut n = [0u8; 32];
+    getrandom::getrandom(&mut n).expect("the OS random source works");
+    n
+}
+
+/// Dial `peer` and authenticate. Errors are complete sentences for the log.
+pub async fn dial(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<TcpStream, String> {
+    let fut = async {
+        let mut stream =
+            TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {peer} at {addr}: {e}"))?;
+        stream.set_nodelay(true).ok();
+        let nd = nonce();
+        let hello = Handshake::Hello {
+            version: WIRE_VERSION,
+            cluster_id: id.cluster_id.clone(),
+            from: id.me,
+            to: peer,
+            nonce: nd,
+        };
+        let io_err = |e: std::io::Error| format!("handshake with {peer} at {addr} failed: {e}");
+        wire::write_frame(&mut stream, &hello).await.map_err(io_err)?;
+        let mut buf = Vec::new();
+        let read_err = |e: WireError| format!("handshake with {peer} at {addr} failed: {e}");
+        let (na, their_proof) = match wire::read_frame(&mut stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES)
+            .await
+            .map_err(read_err)?
+        {
+            Handshake::Challenge { nonce, proof } => (nonce, proof),
+            Handshake::Reject { reason } => return Err(format!("{peer} at {addr} refused us: {reason}")),
+            other => return Err(format!("{peer} at {addr} broke the handshake: sent {other:?}")),
+        };
+        // Send our proof even if theirs is wrong, so that the acceptor also learns (and logs) that
+        // the secrets differ.
+        let ours = proof(id, b"dial", id.me, peer, &nd, &na);
+        wire::write_frame(&mut stream, &Handshake::Auth { proof: ours }).await.map_err(io_err)?;
+        if !proof_ok(id, b"accept", id.me, peer, &nd, &na, &their_proof) {
+            return Err(format!(
+                "{peer} at {addr} failed authentication: wrong cluster secret (its proof does not match ours)"
+            ));
+        }
+        match wire::read_frame(&mut stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await.map_err(read_err)? {
+            Handshake::Welcome => Ok(stream),
+            Handshake::Reject { reason } => Err(format!("{peer} at {addr} refused us: {reason}")),
+            other => Err(format!("{peer} at {addr} broke the handshake: sent {other:?}")),
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut).await.unwrap_or_else(|_| {
+        Err(format!("handshake with {peer} at {addr} timed out after {HANDSHAKE_TIMEOUT:?}"))
+    })
+}
+
+/// Run the acceptor's side of the handshake. Returns the authenticated peer.
+pub async fn accept_handshake(
+    id: &Identity,
+    stream: &mut TcpStream,
+    remote: SocketAddr,
+) -> Result<NodeId, String> {
+    let fut = async {
+        let mut buf = Vec::new();
+        let first = wire::read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES)
+            .await
+            .map_err(|e| format!("peer connection from {remote} rejected: {e}"))?;
+        let Handshake::Hello { version, cluster_id, from, to, nonce: nd } = first else {
+            return Err(format!("peer connection from {remote} rejected: expected Hello, got {first:?}"));
+        };
+        let refusal = if version != WIRE_VERSION {
+            Some(format!("wire version {version} is not ours ({WIRE_VERSION})"))
+        } else if cluster_id != id.cluster_id {
+            Some(format!(
+                "cluster id mismatch: this node belongs to cluster {:?}, the dialer to {cluster_id:?}",
+                id.cluster_id
+            ))
+        } else if to != id.me {
+            Some(format!("this is node {}, not {to}", id.me))
+        } else if !id.peers.contains_key(&from) {
+            Some(format!("{from} is not a configured peer of {}", id.me))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            let _ = wire::write_frame(stream, &Handshake::Reject { reason: reason.clone() }).await;
+            return Err(format!("peer connection from {remote} (claiming {from}) rejected: {reason}"));
+        }
+        let na = nonce();
+        let ours = proof(id, b"accept", from, id.me, &nd, &na);
+        wire::write_frame(stream, &Handshake::Challenge { nonce: na, proof: ours })
+            .await
+            .map_err(|e| format!("handshake with {remote} failed: {e}"))?;
+        let theirs = match wire::read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES)
+            .await
+            .map_err(|e| format!("handshake with {from} at {remote} failed: {e}"))?
+        {
+            Handshake::Auth { proof } => proof,
+            other => return Err(format!("{from} at {remote} broke the handshake: sent {other:?}")),
+        };
+        if !proof_ok(id, b"dial", from, id.me, &nd, &na, &theirs) {
+            let reason = "wrong cluster secret".to_string();
+            let _ = wire::write_frame(stream, &Handshake::Reject { reason: reason.clone() }).await;
+            return Err(format!("peer connection from {remote} (claiming {from}) rejected: {reason}"));
+        }
+        wire::write_frame(stream, &Handshake::Welcome)
+            .await
+            .map_err(|e| format!("handshake with {from} at {remote} failed: {e}"))?;
+        Ok(from)
+    };
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| Err(format!("handshake with {remote} timed out after {HANDSHAKE_TIMEOUT:?}")))
+}
+
+/// Accept peer connections until shutdown.
+pub async fn accept_loop(
+    listener: TcpListener,
+    id: Arc<Identity>,
+    inbound: Arc<dyn Inbound>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let (mut stream, remote) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("peer accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        stream.set_nodelay(true).ok();
+        let (id, inbound, metrics, mut shutdown) =
+            (id.clone(), inbound.clone(), metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let from = match accept_handshake(&id, &mut stream, remote).await {
+                Ok(from) => from,
+                Err(e) => {
+                    metrics.peer_handshake_failures.inc();
+                    tracing::warn!("{e}");
+                    return;
+                }
+            };
+            tracing::debug!("{from} connected from {remote}");
+            let mut buf = Vec::new();
+            loop {
+                let frame = tokio::select! {
+                    f = wire::read_frame::<_, Frame>(&mut stream, &mut buf, MAX_FRAME_BYTES) => f,
+                    _ = shutdown.changed() => return,
+                };
+                match frame {
+                    Ok(frame) => inbound.deliver(from, frame),
+                    Err(WireError::Closed) => {
+                        tracing::debug!("{from} at {remote} closed its connection");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!("dropping connection from {from} at {remote}: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One peer's outbound connection: dial, write queued frames, reconnect with back-off.
+async fn outbound(
+    id: Arc<Identity>,
+    peer: NodeId,
+    addr: SocketAddr,
+    mut rx: mpsc::Receiver<Frame>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    let mut last_error: Option<String> = None;
+    loop {
+        let connected = tokio::select! {
+            r = dial(&id, peer, addr) => r,
+            _ = shutdown.changed() => return,
+        };
+        match connected {
+            Ok(mut stream) => {
+                if last_error.take().is_some() {
+                    tracing::info!("connected to {peer} at {addr}");
+                }
+                backoff = BACKOFF_MIN;
+                let mut buf = Vec::new();
+                loop {
+                    let first = tokio::select! {
+                        f = rx.recv() => match f { Some(f) => f, None => return },
+                        _ = shutdown.changed() => { let _ = stream.shutdown().await; return }
+                    };
+                    buf.clear();
+                    let mut frames = 1u64;
+                    wire::encode_into(&first, &mut buf);
+                    while buf.len() < WRITE_BATCH_BYTES {
+                        match rx.try_recv() {
+                            Ok(f) => {
+                                wire::encode_into(&f, &mut buf);
+                                frames += 1;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if let Err(e) = stream.write_all(&buf).await {
+                        metrics.frames_dropped(peer.0, frames);
+                        tracing::info!("connection to {peer} at {addr} lost: {e}");
+                        last_error = Some(e.to_string());
+                        break;
+                    }
+                    for _ in 0..frames {
+                        metrics.frame_sent(peer.0);
+                    }
+                }
+            }
+            Err(e) => {
+                if e.contains("refused us") || e.contains("authentication") {
+                    metrics.peer_handshake_failures.inc();
+                }
+                // Log each new kind of failure once at warn; repeats of the same go to debug, so a
+                // peer that is down for an hour does not flood the log.
+                if last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!("{e} (retrying with back-off)");
+                } else {
+                    tracing::debug!("{e}");
+                }
+                last_error = Some(e);
+            }
+        }
+        // Frames for an unreachable peer are stale by the time it is back: drop them (Raft resends).
+        let mut dropped = 0;
+        while rx.try_recv().is_ok() {
+            dropped += 1;
+        }
+        if dropped > 0 {
+            metrics.frames_dropped(peer.0, dropped);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(me: u32, cluster: &str, secret: &str, peer: (u32, SocketAddr)) -> Identity {
+        Identity {
+            me: NodeId(me),
+            cluster_id: cluster.into(),
+            secret: secret.as_bytes().to_vec(),
+            peers: [(NodeId(peer.0), peer.1)].into_iter().collect(),
+        }
+    }
+
+    /// Run one handshake between a dialer and an acceptor; return both sides' results.
+    async fn handshake(dialer: Identity, acceptor: Identity) -> (Result<(), String>, Result<NodeId, String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(async move {
+            let (mut s, remote) = listener.accept().await.unwrap();
+            accept_handshake(&acceptor, &mut s, remote).await
+        });
+        let dialed = dial(&dialer, NodeId(2), addr).await.map(|_| ());
+        (dialed, accept.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn matching_peers_authenticate_each_other() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (d, acc) = handshake(identity(1, "c", "s", (2, a)), identity(2, "c", "s", (1, a))).await;
+        assert_eq!(d, Ok(()));
+        assert_eq!(acc, Ok(NodeId(1)));
+    }
+
+    #[tokio::test]
+    async fn wrong_secret_is_refused_on_both_sides() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (d, acc) = handshake(identity(1, "c", "wrong", (2, a)), identity(2, "c", "s", (1, a))).await;
+        assert!(d.unwrap_err().contains("wrong cluster secret"));
+        assert!(acc.unwrap_err().contains("wrong cluster secret"));
+    }
+
+    #[tokio::test]
+    async fn another_cluster_is_refused_on_both_sides() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (d, acc) = handshake(identity(1, "other", "s", (2, a)), identity(2, "c", "s", (1, a))).await;
+        assert!(d.unwrap_err().contains("cluster id mismatch"));
+        assert!(acc.unwrap_err().contains("cluster id mismatch"));
+    }
+
+    #[tokio::test]
+    async fn unknown_node_and_garbage_are_refused() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (d, acc) = handshake(identity(7, "c", "s", (2, a)), identity(2, "c", "s", (1, a))).await;
+        assert!(d.unwrap_err().contains("not a configured peer"));
+        assert!(acc.is_err());
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let id = identity(2, "c", "s", (1, a));
+        let accept = tokio::spawn(async move {
+            let (mut s, remote) = listener.accept().await.unwrap();
+            accept_handshake(&id, &mut s, remote).await
+        });
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let err = accept.await.unwrap().unwrap_err();
+        assert!(err.contains("something other than a concord node"), "{err}");
+    }
+}

@@ -1,0 +1,132 @@
+//! The peer wire format: length-prefixed postcard frames.
+//!
+//! ```text
+//!   +----------------+-------------------------------+
+//!   | length: u32 BE | payload: postcard(Frame)      |   repeated
+//!   +----------------+-------------------------------+
+//! ```
+//!
+//! A reader checks the length against a limit *before* allocating, so a peer (or a stray HTTP client
+//! on the peer port) cannot make a node allocate gigabytes: "GET " read as a length is ~1.2 GB and is
+//! refused with a message that says what probably happened. The handshake uses a much smaller limit
+//! than data frames, so garbage is rejected before the peer is even authenticated.
+//!
+//! Three kinds of data frame flow after the handshake (see [`crate::transport`]):
+//! * [`Frame::Raft`] – a Raft message;
+//! * [`Frame::Forward`] – a client request a follower forwards to the leader;
+//! * [`Frame::ForwardReply`] – the leader's answer, sent back over the leader's own connection.
+
+use crate::{KvRequest, KvResponse, RaftMessage};
+use concord_core::NodeId;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest handshake frame (a few ids and nonces).
+pub const MAX_HANDSHAKE_FRAME_BYTES: u32 = 4 * 1024;
+/// The largest data frame: an append batch is capped by `max_bytes_per_append`, but one entry is
+/// always sent whole, so this must exceed the largest command the store accepts.
+pub const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
+
+/// The protocol version spoken in the handshake; bumped on incompatible changes.
+pub const WIRE_VERSION: u32 = 1;
+
+/// A data frame between authenticated peers.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Frame {
+    Raft(RaftMessage),
+    Forward { id: u64, request: KvRequest },
+    ForwardReply { id: u64, response: KvResponse },
+}
+
+/// The handshake (see [`crate::transport`] for the exchange).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Handshake {
+    Hello { version: u32, cluster_id: String, from: NodeId, to: NodeId, nonce: [u8; 32] },
+    Challenge { nonce: [u8; 32], proof: [u8; 32] },
+    Auth { proof: [u8; 32] },
+    Welcome,
+    Reject { reason: String },
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection closed")]
+    Closed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "frame of {len} bytes exceeds the limit of {limit} bytes (is something other than a concord node \
+         talking to the peer port?)"
+    )]
+    TooLarge { len: u32, limit: u32 },
+    #[error("frame does not decode ({0}): not a concord peer, or a different concord version")]
+    Decode(postcard::Error),
+}
+
+/// Encode `value` as one frame into `out` (length prefix included).
+pub fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let out_taken = std::mem::take(out);
+    let mut buf = postcard::to_extend(value, out_taken).expect("frames serialise");
+    let len = u32::try_from(buf.len() - start - 4).expect("frame below 4 GiB");
+    buf[start..start + 4].copy_from_slice(&len.to_be_bytes());
+    *out = buf;
+}
+
+/// Write one frame and flush.
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, value: &T) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    encode_into(value, &mut buf);
+    w.write_all(&buf).await?;
+    w.flush().await
+}
+
+/// Read one frame of at most `limit` bytes; `buf` is reused between calls.
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    limit: u32,
+) -> Result<T, WireError> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(WireError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len);
+    if len > limit {
+        return Err(WireError::TooLarge { len, limit });
+    }
+    buf.resize(len as usize, 0);
+    r.read_exact(buf).await?;
+    postcard::from_bytes(buf).map_err(WireError::Decode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frames_round_trip_and_oversized_lengths_are_refused() {
+        let mut bytes = Vec::new();
+        encode_into(&Handshake::Welcome, &mut bytes);
+        encode_into(&Handshake::Reject { reason: "no".into() }, &mut bytes);
+        let mut r = &bytes[..];
+        let mut buf = Vec::new();
+        assert!(matches!(read_frame(&mut r, &mut buf, 100).await.unwrap(), Handshake::Welcome));
+        assert!(matches!(read_frame(&mut r, &mut buf, 100).await.unwrap(), Handshake::Reject { .. }));
+        assert!(matches!(read_frame::<_, Handshake>(&mut r, &mut buf, 100).await, Err(WireError::Closed)));
+
+        let mut http = &b"GET / HTTP/1.1\r\n\r\n"[..];
+        let err =
+            read_frame::<_, Handshake>(&mut http, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await.unwrap_err();
+        assert!(err.to_string().contains("something other than a concord node"), "{err}");
+
+        let mut junk = &[0u8, 0, 0, 3, 0xff, 0xff, 0xff][..];
+        let err = read_frame::<_, Handshake>(&mut junk, &mut buf, 100).await.unwrap_err();
+        assert!(matches!(err, WireError::Decode(_)), "{err}");
+    }
+}
