@@ -206,6 +206,10 @@ impl<S: StateMachine> RaftNode<S> {
         if let Payload::Config(m) = &entry.payload {
             self.configs.push(index, m.clone());
         }
+        if io.tracing() {
+            // For trace readers (the replay viewer draws each node's log from these).
+            io.event("append", json!({ "index": index, "term": entry.term, "payload": entry.payload }));
+        }
         let encoded = self.log.append(entry);
         self.persist(io, StorageOp::Put { key: storage::log_key(index), value: storage::seal(&encoded) });
     }
@@ -213,6 +217,9 @@ impl<S: StateMachine> RaftNode<S> {
     /// Remove the log suffix from `index` on (a conflict with the leader, §5.3).
     pub(crate) fn truncate_log(&mut self, io: &mut Io<'_, Self>, index: u64) {
         assert!(index > self.commit_index, "committed entries are never truncated (§5.4)");
+        if io.tracing() {
+            io.event("truncate", json!({ "from": index }));
+        }
         self.log.truncate_from(index);
         self.configs.truncate_from(index);
         self.persist(io, storage::delete_log_range(index, u64::MAX));

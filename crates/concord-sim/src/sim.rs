@@ -516,6 +516,8 @@ impl<P: SimProtocol> Simulation<P> {
                     slot.timers.insert(timer, generation);
                     let fire = self.now + slot.clock.true_duration(after);
                     self.schedule(fire, Event::Timer { node, timer, generation });
+                    // The deadline in true time, so a viewer can draw a timer's progress.
+                    self.record(|t| json!({"t": t, "ev": "timer-set", "node": node.0, "timer": format!("{timer:?}"), "at": fire.0}));
                 }
                 Effect::CancelTimer { timer } => {
                     self.nodes[node.0 as usize - 1].timers.remove(&timer);
@@ -688,6 +690,11 @@ impl<P: SimProtocol> Simulation<P> {
                 slot.process = Some(process);
                 slot.paused = false;
                 self.record(|t| json!({"t": t, "ev": "boot", "node": id.0}));
+                if self.trace.is_some() {
+                    // What the node recovered from its disk: trace readers cannot know it otherwise.
+                    let state = self.nodes[id.0 as usize - 1].process.as_ref().map(|p| p.inspect());
+                    self.record(|t| json!({"t": t, "ev": "state", "node": id.0, "state": state}));
+                }
                 self.with_process(id, |p, io| p.on_start(io));
             }
             Err(e) => {

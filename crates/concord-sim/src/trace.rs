@@ -9,7 +9,12 @@
 //! {"t":5000000,"ev":"timer","node":2,"timer":"Gossip"}
 //! {"t":6000000,"ev":"crash","node":2}
 //! {"t":6000000,"ev":"protocol","node":1,"name":"learned","detail":{...}}
+//! {"t":6000000,"ev":"timer-set","node":2,"timer":"Election","at":6210000}
+//! {"t":6000000,"ev":"state","node":2,"state":{...}}
 //! ```
+//!
+//! `timer-set` gives a timer's deadline in true time (so a viewer can draw its progress); `state`
+//! is the node's `Process::inspect()` right after it boots, i.e. what it recovered from its disk.
 //!
 //! Nothing in a trace depends on the wall clock or the machine, so the same scenario and seed give
 //! byte-identical traces; the FNV-1a hash of the bytes makes that cheap to compare.
