@@ -1,0 +1,415 @@
+//! # Coordinating requests: quorums, sloppy quorums, hinted handoff, read repair
+//!
+//! **Quorums (§4.5).** A key has `n` home replicas. A write succeeds once `w` of them (the
+//! coordinator's own durable copy included) have synced it; a read answers once `r` have replied,
+//! with the merge of their copies. `r + w > n` makes every read quorum meet every write quorum –
+//! but not in the presence of sloppy quorums, and never with any promise of linearizability.
+//!
+//! **Sloppy quorum and hinted handoff (§4.6).** The targets of a request are the home replicas
+//! that SWIM believes up; each home believed down – or silent for `replica_timeout` – is replaced by
+//! the next healthy node further round the ring, which stores the object *as a hint* naming the
+//! intended owner (durably, under its own disk prefix) and counts towards the quorum. Every
+//! `handoff_interval` a node offers its hints to their owners that are up again and deletes each
+//! hint once the owner has synced it (and only if it did not change meanwhile).
+//!
+//! **Read repair.** A read that sees replicas disagree sends the merged object to the ones that
+//! were behind (also those answering after the client got its reply).
+//!
+//! **Outcomes.** A request that misses its deadline is answered: a read with `Fail` (reads change
+//! nothing), a write with `Unknown` once it was sent to or stored on any replica (it may still
+//! spread), and with `Fail` when no replica could be reached at all (it certainly was not written).
+
+use crate::store::{self, Object};
+use crate::version::{Sibling, VersionVector, Versions};
+use crate::{AckRecord, DynamoMessage, DynamoNode, DynamoRequest, DynamoResponse, DynamoTimer};
+use concord_core::{Io, NodeId, RequestId};
+use std::collections::BTreeSet;
+
+/// Who is waiting for the answer.
+#[derive(Clone, Copy, Debug)]
+pub enum Client {
+    Local(RequestId),
+    /// A node that forwarded the request, with its token.
+    Remote { node: NodeId, token: u64 },
+}
+
+/// A replica a request goes to; `hint` names the home it stands in for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub node: NodeId,
+    pub hint: Option<NodeId>,
+}
+
+#[derive(Debug)]
+pub enum Pending {
+    /// Forwarded to a home replica; waiting for its answer.
+    Forwarded { client: Client },
+    Write {
+        client: Client,
+        key: String,
+        object: Object,
+        record: Option<AckRecord>,
+        needed: usize,
+        targets: Vec<Target>,
+        acked: BTreeSet<NodeId>,
+        /// Nodes already used as targets (homes and fallbacks).
+        used: BTreeSet<NodeId>,
+        replied: bool,
+    },
+    Read {
+        client: Client,
+        key: String,
+        needed: usize,
+        targets: Vec<Target>,
+        replies: Vec<(NodeId, Option<Object>)>,
+        merged: Option<Object>,
+        replied: bool,
+    },
+}
+
+impl DynamoNode {
+    fn respond(&mut self, io: &mut Io<'_, Self>, client: Client, response: DynamoResponse) {
+        match client {
+            Client::Local(request) => io.reply(request, response),
+            Client::Remote { node, token } => io.send(node, DynamoMessage::ForwardReply { token, response }),
+        }
+    }
+
+    /// The key's targets: homes believed up, fallbacks (with hints) for the others.
+    pub fn targets(&self, key: &str) -> Vec<Target> {
+        let walk = self.ring.walk(self.ring.range_of(key));
+        let n = self.config.n.min(walk.len());
+        let mut fallbacks = walk[n..].iter().copied().filter(|&f| self.swim.is_up(f));
+        walk[..n]
+            .iter()
+            .map(|&home| {
+                if self.swim.is_up(home) || !self.config.hinted_handoff {
+                    Target { node: home, hint: None }
+                } else {
+                    match fallbacks.next() {
+                        Some(f) => Target { node: f, hint: Some(home) },
+                        None => Target { node: home, hint: None },
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// A request from a client (or forwarded by a node that is not a home replica).
+    pub(crate) fn accept(&mut self, io: &mut Io<'_, Self>, client: Client, req: DynamoRequest) {
+        match req {
+            DynamoRequest::Unsupported { what } => {
+                self.respond(io, client, DynamoResponse::Fail(format!("dynamo does not support {what}")))
+            }
+            DynamoRequest::Get { key, r } => self.coordinate_read(io, client, key, r),
+            write => {
+                let key = write.key().expect("writes have keys").to_string();
+                if self.is_home(&key) {
+                    self.coordinate_write(io, client, write);
+                    return;
+                }
+                if matches!(client, Client::Remote { .. }) {
+                    // Rings disagree (membership is changing): do not forward twice.
+                    let msg = format!("{} is not a home replica of {key:?}", self.me);
+                    self.respond(io, client, DynamoResponse::Fail(msg));
+                    return;
+                }
+                let homes = self.ring.preference_list(&key, self.config.n);
+                let Some(&home) = homes.iter().find(|&&h| self.swim.is_up(h)) else {
+                    let msg = format!("no home replica of {key:?} is reachable");
+                    self.respond(io, client, DynamoResponse::Fail(msg));
+                    return;
+                };
+                let token = self.token();
+                self.pending.insert(token, Pending::Forwarded { client });
+                io.send(home, DynamoMessage::Forward { token, request: write });
+                io.set_timer(DynamoTimer::Request(token), self.config.request_timeout);
+            }
+        }
+    }
+
+    pub(crate) fn on_forward(&mut self, io: &mut Io<'_, Self>, from: NodeId, token: u64, req: DynamoRequest) {
+        self.accept(io, Client::Remote { node: from, token }, req);
+    }
+
+    pub(crate) fn on_forward_reply(&mut self, io: &mut Io<'_, Self>, token: u64, response: DynamoResponse) {
+        if let Some(Pending::Forwarded { client }) = self.pending.remove(&token) {
+            io.cancel_timer(DynamoTimer::Request(token));
+            self.respond(io, client, response);
+        }
+    }
+
+    /// Coordinate a write as a home replica: new version, local durable copy, replicate to the
+    /// other targets, answer after `w` acknowledgements.
+    fn coordinate_write(&mut self, io: &mut Io<'_, Self>, client: Client, req: DynamoRequest) {
+        let (key, w) = match &req {
+            DynamoRequest::Put { key, w, .. }
+            | DynamoRequest::Delete { key, w, .. }
+            | DynamoRequest::Increment { key, w, .. } => (key.clone(), w.unwrap_or(self.config.w)),
+            _ => unreachable!("only writes are coordinated here"),
+        };
+        let w = w.clamp(1, self.config.n);
+        let local = self.store.get(&key).cloned();
+        let (object, record) = match req {
+            DynamoRequest::Increment { delta, .. } => {
+                let mut counter = match local {
+                    None => crate::crdt::PnCounter::default(),
+                    Some(Object::Counter(c)) => c,
+                    Some(Object::Register(_)) => {
+                        let msg = format!("{key:?} holds a register, not a counter");
+                        return self.respond(io, client, DynamoResponse::Fail(msg));
+                    }
+                };
+                counter.add(self.me, delta);
+                (Object::Counter(counter), None)
+            }
+            DynamoRequest::Put { value: _, .. } | DynamoRequest::Delete { .. } => {
+                let mut versions = match local {
+                    None => Versions::default(),
+                    Some(Object::Register(v)) => v,
+                    Some(Object::Counter(_)) => {
+                        let msg = format!("{key:?} holds a counter, not a register");
+                        return self.respond(io, client, DynamoResponse::Fail(msg));
+                    }
+                };
+                let (value, context) = match req {
+                    DynamoRequest::Put { value, context, .. } => (Some(value), context),
+                    DynamoRequest::Delete { context, .. } => (None, context),
+                    _ => unreachable!(),
+                };
+                // A blind write supersedes what this replica has seen.
+                let seen: VersionVector = context.unwrap_or_else(|| versions.context.clone());
+                let dot = self.issue_dot(io);
+                let sibling = Sibling { dot, timestamp: io.now().as_nanos(), value: value.clone() };
+                versions.write(self.config.resolution, &seen, sibling);
+                (Object::Register(versions), Some(AckRecord { key: key.clone(), dot, value }))
+            }
+            _ => unreachable!(),
+        };
+        self.store.insert(key.clone(), object.clone());
+        self.changes += 1;
+        io.put(store::data_key(&key), store::encode(&object));
+        // Durable here before it is acknowledged or sent anywhere.
+        io.sync();
+        let targets = self.targets(&key);
+        let token = self.token();
+        let mut acked = BTreeSet::new();
+        acked.insert(self.me);
+        for t in targets.iter().filter(|t| t.node != self.me) {
+            let msg = DynamoMessage::Replicate { token, key: key.clone(), object: object.clone(), hint: t.hint };
+            io.send(t.node, msg);
+        }
+        let used = targets.iter().map(|t| t.node).chain([self.me]).collect();
+        self.pending.insert(
+            token,
+            Pending::Write { client, key, object, record, needed: w, targets, acked, used, replied: false },
+        );
+        io.set_timer(DynamoTimer::Request(token), self.config.request_timeout);
+        io.set_timer(DynamoTimer::Retry(token), self.config.replica_timeout);
+        self.check_write_quorum(io, token);
+    }
+
+    fn check_write_quorum(&mut self, io: &mut Io<'_, Self>, token: u64) {
+        let Some(Pending::Write { client, acked, needed, replied, record, targets, .. }) =
+            self.pending.get_mut(&token)
+        else {
+            return;
+        };
+        if !*replied && acked.len() >= *needed {
+            *replied = true;
+            let (client, record) = (*client, record.take());
+            let done = targets.iter().all(|t| acked.contains(&t.node));
+            let dot = record.as_ref().map(|r| r.dot);
+            if let Some(record) = record {
+                self.record_ack(record);
+            }
+            self.respond(io, client, DynamoResponse::Written { dot });
+            if done {
+                self.finish(io, token);
+            }
+        }
+    }
+
+    fn finish(&mut self, io: &mut Io<'_, Self>, token: u64) {
+        self.pending.remove(&token);
+        io.cancel_timer(DynamoTimer::Request(token));
+        io.cancel_timer(DynamoTimer::Retry(token));
+    }
+
+    pub(crate) fn on_replicate_ack(&mut self, io: &mut Io<'_, Self>, from: NodeId, token: u64) {
+        let Some(Pending::Write { acked, targets, replied, .. }) = self.pending.get_mut(&token) else { return };
+        acked.insert(from);
+        let all = targets.iter().all(|t| acked.contains(&t.node));
+        let replied = *replied;
+        if replied && all {
+            self.finish(io, token);
+        } else {
+            self.check_write_quorum(io, token);
+        }
+    }
+
+    /// Replicas silent for `replica_timeout`: send the object to fallbacks, with hints.
+    pub(crate) fn on_retry(&mut self, io: &mut Io<'_, Self>, token: u64) {
+        if !self.config.hinted_handoff {
+            return;
+        }
+        let Some(Pending::Write { key, .. }) = self.pending.get(&token) else { return };
+        let walk = self.ring.walk(self.ring.range_of(key));
+        let n = self.config.n.min(walk.len());
+        let Some(Pending::Write { key, object, targets, acked, used, .. }) = self.pending.get_mut(&token) else {
+            return;
+        };
+        let spare: Vec<NodeId> =
+            walk[n..].iter().copied().filter(|f| !used.contains(f) && self.swim.is_up(*f)).collect();
+        let mut spare = spare.into_iter();
+        let mut sends = Vec::new();
+        for t in targets.iter_mut() {
+            if acked.contains(&t.node) || t.node == self.me {
+                continue;
+            }
+            let Some(f) = spare.next() else { break };
+            let home = t.hint.unwrap_or(t.node);
+            used.insert(f);
+            *t = Target { node: f, hint: Some(home) };
+            sends.push((f, DynamoMessage::Replicate { token, key: key.clone(), object: object.clone(), hint: Some(home) }));
+        }
+        for (to, msg) in sends {
+            io.send(to, msg);
+        }
+        io.set_timer(DynamoTimer::Retry(token), self.config.replica_timeout);
+    }
+
+    fn coordinate_read(&mut self, io: &mut Io<'_, Self>, client: Client, key: String, r: Option<usize>) {
+        let targets = self.targets(&key);
+        let needed = r.unwrap_or(self.config.r).clamp(1, targets.len().max(1));
+        let token = self.token();
+        let mut replies = Vec::new();
+        for t in &targets {
+            if t.node == self.me {
+                replies.push((self.me, self.local_read(&key)));
+            } else {
+                io.send(t.node, DynamoMessage::Read { token, key: key.clone() });
+            }
+        }
+        self.pending.insert(
+            token,
+            Pending::Read { client, key, needed, targets, replies: Vec::new(), merged: None, replied: false },
+        );
+        io.set_timer(DynamoTimer::Request(token), self.config.request_timeout);
+        for (node, object) in replies {
+            self.on_read_reply(io, node, token, object);
+        }
+    }
+
+    pub(crate) fn on_read_reply(&mut self, io: &mut Io<'_, Self>, from: NodeId, token: u64, object: Option<Object>) {
+        let resolution = self.config.resolution;
+        let read_repair = self.config.read_repair;
+        let Some(Pending::Read { client, key, needed, targets, replies, merged, replied }) =
+            self.pending.get_mut(&token)
+        else {
+            return;
+        };
+        if replies.iter().any(|(n, _)| *n == from) {
+            return; // a duplicate
+        }
+        replies.push((from, object));
+        let mut answer = None;
+        let mut repairs = Vec::new();
+        if !*replied && replies.len() >= *needed {
+            *replied = true;
+            let mut m: Option<Object> = None;
+            for (_, o) in replies.iter() {
+                match (&mut m, o) {
+                    (Some(acc), Some(o)) => acc.merge(resolution, o),
+                    (None, Some(o)) => m = Some(o.clone()),
+                    _ => {}
+                }
+            }
+            *merged = m;
+            answer = Some((*client, merged.clone()));
+            if read_repair {
+                repairs.extend(replies.iter().map(|(n, o)| (*n, o.clone())));
+            }
+        } else if *replied && read_repair {
+            repairs.push((from, replies.last().and_then(|(_, o)| o.clone())));
+        }
+        let repair_msgs: Vec<(NodeId, DynamoMessage)> = match merged {
+            Some(m) => repairs
+                .into_iter()
+                .filter(|(_, o)| o.as_ref() != Some(&*m))
+                .map(|(n, _)| {
+                    let hint = targets.iter().find(|t| t.node == n).and_then(|t| t.hint);
+                    (n, DynamoMessage::Replicate { token: 0, key: key.clone(), object: m.clone(), hint })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let all_in = replies.len() >= targets.len();
+        for (to, msg) in repair_msgs {
+            if to == self.me {
+                if let DynamoMessage::Replicate { key, object, hint, .. } = msg {
+                    if self.absorb(io, &key, &object, hint) {
+                        io.sync();
+                    }
+                }
+            } else {
+                io.send(to, msg);
+            }
+        }
+        if let Some((client, merged)) = answer {
+            let response = match merged {
+                None => DynamoResponse::Found { values: Vec::new(), context: VersionVector::default(), counter: None },
+                Some(Object::Counter(c)) => {
+                    DynamoResponse::Found { values: Vec::new(), context: VersionVector::default(), counter: Some(c.value()) }
+                }
+                Some(Object::Register(v)) => DynamoResponse::Found {
+                    values: v.values().into_iter().map(<[u8]>::to_vec).collect(),
+                    context: v.context.clone(),
+                    counter: None,
+                },
+            };
+            self.respond(io, client, response);
+        }
+        if all_in {
+            self.finish(io, token);
+        }
+    }
+
+    pub(crate) fn on_request_timeout(&mut self, io: &mut Io<'_, Self>, token: u64) {
+        let Some(pending) = self.pending.remove(&token) else { return };
+        io.cancel_timer(DynamoTimer::Retry(token));
+        match pending {
+            Pending::Forwarded { client } => {
+                let msg = "the home replica did not answer in time; the write may or may not have happened";
+                self.respond(io, client, DynamoResponse::Unknown(msg.into()));
+            }
+            Pending::Write { client, acked, needed, replied: false, .. } => {
+                // The coordinator's own copy is durable: the write may still spread.
+                let msg = format!("{} of {needed} replicas acknowledged in time; the write may still spread", acked.len());
+                self.respond(io, client, DynamoResponse::Unknown(msg));
+            }
+            Pending::Read { client, replies, needed, replied: false, .. } => {
+                let msg = format!("{} of {needed} replicas answered in time", replies.len());
+                self.respond(io, client, DynamoResponse::Fail(msg));
+            }
+            Pending::Write { .. } | Pending::Read { .. } => {}
+        }
+    }
+
+    /// Offer hints to their owners that are up again.
+    pub(crate) fn hand_off(&mut self, io: &mut Io<'_, Self>) {
+        const BATCH: usize = 32;
+        let mut batches: std::collections::BTreeMap<NodeId, Vec<(String, Object)>> = Default::default();
+        for ((owner, key), object) in &self.hints {
+            if self.swim.is_up(*owner) {
+                let batch = batches.entry(*owner).or_default();
+                if batch.len() < BATCH {
+                    batch.push((key.clone(), object.clone()));
+                }
+            }
+        }
+        for (owner, items) in batches {
+            io.send(owner, DynamoMessage::Handoff { items });
+        }
+    }
+}
