@@ -41,6 +41,12 @@ enum Command {
     /// Example:
     ///   concord lab raft-elections --trials 1000       # the Raft paper's Figure 16
     Lab(cmd::lab::LabArgs),
+    /// Replay a simulation trace in the browser (a local web page: ring, messages, logs, history).
+    ///
+    /// Examples:
+    ///   concord sim labs/raft-faults.toml --seed 3 --trace run.jsonl --history h.jsonl
+    ///   concord view run.jsonl --history h.jsonl --open   # http://127.0.0.1:8090/
+    View(cmd::view::ViewArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +55,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::View(args) => cmd::view::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,3 +3,4 @@
 pub mod check;
 pub mod lab;
 pub mod sim;
+pub mod view;

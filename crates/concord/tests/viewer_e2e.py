@@ -1,0 +1,219 @@
+"""Drive the replay viewer in headless Chromium (called by tests/viewer.rs; not a test on its own).
+
+usage: viewer_e2e.py SCENARIO URL OUT_DIR [options as KEY=VALUE ...]
+
+SCENARIO is what to check:
+  replay    play advances time, step applies one event, scrub to the end, click a node and read
+            its role and term in the side panel, screenshots at 1280x800 and 390x844
+  offending the checker's offending operations are listed; clicking one jumps the replay to it
+  load      print the page's own load time (performance.now() around fetch, parse, first render)
+
+Prints one JSON line with what it measured; exits non-zero (with a message) when an assertion
+fails. Screenshots go to OUT_DIR.
+"""
+
+import json
+import os
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+
+
+def fail(message):
+    print("ASSERTION FAILED: " + message, file=sys.stderr)
+    sys.exit(1)
+
+
+def check(condition, message):
+    if not condition:
+        fail(message)
+
+
+def browser(width, height):
+    options = Options()
+    for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--hide-scrollbars", f"--window-size={width},{height}"]:
+        options.add_argument(arg)
+    options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
+    driver = webdriver.Chrome(service=service, options=options)
+    # Make the *viewport* the requested size (the window includes no chrome in headless mode, but
+    # be exact anyway).
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(width + (width - inner[0]), height + (height - inner[1]))
+    return driver
+
+
+def load(driver, url, timeout_s=30):
+    driver.get(url)
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        state = driver.execute_script(
+            "return window.viewer ? {ready: !!window.viewer.ready, error: window.viewer.error || null} : null")
+        if state and state["error"]:
+            fail("the page reports an error: " + state["error"])
+        if state and state["ready"]:
+            return
+        time.sleep(0.05)
+    fail(f"the page did not load within {timeout_s} s: status "
+         + driver.find_element("id", "status").text)
+
+
+def js(driver, script):
+    return driver.execute_script(script)
+
+
+def position(driver):
+    return js(driver, "return {index: viewer.state.index, now: viewer.now, "
+                      "total: viewer.trace.events.length, shown: document.getElementById('index').textContent}")
+
+
+def panel_field(driver, name):
+    els = driver.find_elements("css selector", f'#panel-body dd[data-field="{name}"]')
+    return els[0].text if els else None
+
+
+def wait_until(predicate, timeout_s, message):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    fail(message)
+
+
+def replay(url, out):
+    result = {}
+    driver = browser(1280, 800)
+    try:
+        load(driver, url)
+        result["load_ms"] = js(driver, "return viewer.loadMs")
+        start = position(driver)
+        check(start["index"] == 0 and start["total"] > 1000, f"a fresh page starts at event 0: {start}")
+
+        # Play: virtual time must advance (fast speed so a second of wall time covers a lot).
+        js(driver, "const s = document.getElementById('speed'); s.value = '-1'; s.dispatchEvent(new Event('input'))")
+        driver.find_element("id", "play").click()
+        wait_until(lambda: position(driver)["now"] > 0 and position(driver)["index"] > 0, 10,
+                   "pressing play did not advance time")
+        time.sleep(0.5)
+        driver.find_element("id", "play").click()
+        played = position(driver)
+        check(played["now"] > 0, f"time advanced while playing: {played}")
+        check(driver.find_element("id", "play").text.strip().endswith("Play"), "the button reads Play again after pause")
+
+        # Step: exactly one more event, and the displayed counter follows.
+        time.sleep(0.1)
+        before = position(driver)
+        driver.find_element("id", "step").click()
+        time.sleep(0.1)
+        after = position(driver)
+        check(after["index"] == before["index"] + 1, f"step applies one event: {before} -> {after}")
+        check(after["shown"] == str(after["index"]), f"the counter shows the event number: {after}")
+
+        # Jump to the first election, then click the elected node and read the side panel.
+        js(driver, "document.getElementById('scrub').value = 0; document.getElementById('scrub').dispatchEvent(new Event('input'))")
+        driver.find_element("css selector", "[data-jump=election]").click()
+        time.sleep(0.2)
+        ev = js(driver, "return viewer.trace.events[viewer.state.index - 1]")
+        check(ev["ev"] == "protocol" and ev["name"] in ("elected", "role"), f"jumped to an election event: {ev}")
+        # Continue to the 'elected' event itself (a 'role: candidate' event may come first).
+        for _ in range(10):
+            if ev["name"] == "elected":
+                break
+            driver.find_element("css selector", "[data-jump=election]").click()
+            time.sleep(0.1)
+            ev = js(driver, "return viewer.trace.events[viewer.state.index - 1]")
+        check(ev["name"] == "elected", f"found an election: {ev}")
+        leader = ev["node"]
+        driver.find_element("id", f"node-{leader}").click()
+        wait_until(lambda: panel_field(driver, "role") is not None, 5, "clicking a node opens the side panel")
+        check(driver.find_element("id", "panel-title").text == f"Node {leader}", "the panel names the node")
+        check(panel_field(driver, "role") == "leader", f"the elected node is shown as leader: {panel_field(driver, 'role')}")
+        check(panel_field(driver, "term") == str(ev["detail"]["term"]),
+              f"the panel shows the term of the election: {panel_field(driver, 'term')} vs {ev['detail']}")
+        result["leader"] = leader
+        result["term"] = panel_field(driver, "term")
+        ring_label = js(driver, f"return document.querySelector('#node-{leader} text.sub').textContent")
+        check(ring_label.startswith("leader"), f"the ring labels the leader: {ring_label}")
+
+        # Scrub to the end: every event applied, time at the last event.
+        js(driver, "const s = document.getElementById('scrub'); s.value = s.max; s.dispatchEvent(new Event('input'))")
+        time.sleep(0.3)
+        end = position(driver)
+        last_t = js(driver, "return viewer.trace.endTime")
+        check(end["index"] == end["total"] and end["now"] == last_t, f"scrubbed to the end: {end}")
+        # The log table: committed cells exist (the trace carries append events).
+        committed = js(driver, "return document.querySelectorAll('#logs td.committed').length")
+        check(committed > 0, "the log table shows committed entries at the end of the run")
+        result["committed_cells"] = committed
+        driver.find_element("id", "node-1").click()  # a real panel for the screenshot
+        time.sleep(0.2)
+        # Back to the middle of the run for a lively picture: messages in flight.
+        js(driver, "const s = document.getElementById('scrub'); s.value = Math.floor(s.max * 0.41); s.dispatchEvent(new Event('input'))")
+        time.sleep(0.3)
+        result["dots_in_flight"] = js(driver, "return viewer.dotsShown")
+        check(result["dots_in_flight"] > 0, "messages are drawn in flight mid-run")
+        driver.save_screenshot(os.path.join(out, "viewer.png"))
+        check(js(driver, "return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+              "no horizontal scrolling at 1280 px")
+    finally:
+        driver.quit()
+
+    driver = browser(390, 844)
+    try:
+        load(driver, url)
+        js(driver, "const s = document.getElementById('scrub'); s.value = Math.floor(s.max * 0.41); s.dispatchEvent(new Event('input'))")
+        time.sleep(0.3)
+        check(js(driver, "return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+              "no horizontal scrolling at phone width: " + str(js(driver, "return document.documentElement.scrollWidth")))
+        driver.save_screenshot(os.path.join(out, "viewer-phone.png"))
+    finally:
+        driver.quit()
+    return result
+
+
+def offending(url, out):
+    driver = browser(1280, 800)
+    try:
+        load(driver, url)
+        verdict = driver.find_element("id", "verdict").text
+        check("not-linearizable" in verdict, f"the verdict badge says not-linearizable: {verdict!r}")
+        buttons = driver.find_elements("css selector", "#offending button")
+        check(len(buttons) > 0, "the offending operations are listed")
+        marked = js(driver, "return viewer.trace.ops.filter(o => o.offending).map(o => o.invoke)")
+        check(len(marked) == len(buttons), f"every listed op is marked on the history: {marked}")
+        buttons[0].click()
+        time.sleep(0.3)
+        index = js(driver, "return viewer.state.index")
+        check(index - 1 in marked, f"clicking an offending op jumps to its invocation: event {index - 1}, marked {marked}")
+        title = driver.find_element("id", "panel-title").text
+        check(title.startswith("Client "), f"the side panel shows the operation: {title!r}")
+        check(panel_field(driver, "checker") is not None, "the panel says why the checker rejected it")
+        driver.save_screenshot(os.path.join(out, "viewer-offending.png"))
+        return {"offending": len(buttons), "jumped_to": index - 1}
+    finally:
+        driver.quit()
+
+
+def load_time(url, out):
+    driver = browser(1280, 800)
+    try:
+        load(driver, url, timeout_s=120)
+        return {"load_ms": js(driver, "return viewer.loadMs"), "events": js(driver, "return viewer.trace.events.length")}
+    finally:
+        driver.quit()
+
+
+def main():
+    scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(out, exist_ok=True)
+    result = {"replay": replay, "offending": offending, "load": load_time}[scenario](url, out)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

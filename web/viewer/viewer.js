@@ -1,0 +1,788 @@
+// Concord replay viewer.
+//
+// The page fetches /api/trace (every event of one simulated run, plus the checker's verdict on the
+// client history when `concord view --history` was given) and replays it:
+//
+//   events ──apply()──▶ state (nodes, network cuts, messages in flight, recent drops)
+//
+// `apply` is the one place that knows what an event means. Scrubbing is fast because a full copy of
+// the state is kept every SNAPSHOT_EVERY events: seeking to event i restores the snapshot at or
+// before i and applies at most SNAPSHOT_EVERY events. Drawing happens in requestAnimationFrame and
+// reuses a fixed set of SVG elements (one group per node, a pool of message dots), so a long trace
+// never turns into a long DOM. The client history is drawn on a <canvas> for the same reason.
+"use strict";
+
+const SNAPSHOT_EVERY = 500;
+const MESSAGE_DOTS_MAX = 400;
+const DROP_SHOWN_NS = 20e6;        // a dropped message stays marked for 20 ms of virtual time
+const RING_RADIUS = 185;
+const NODE_RADIUS = 34;
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+const ROLE_COLOURS = { follower: "#8796aa", "pre-candidate": "#f2c14e", candidate: "#f08a24", leader: "#2fa86b", learner: "#a58bd6" };
+const KIND_COLOURS = {
+  vote: "#f08a24", "vote-resp": "#f2c14e", "pre-vote": "#f6b26b", "pre-vote-resp": "#f9d49b",
+  append: "#3f7be0", "append-resp": "#8fb3f0", heartbeat: "#7a8799", "heartbeat-resp": "#b5bfcc",
+  snapshot: "#a058c8", "snapshot-resp": "#cfa5e6", rumour: "#3f7be0", digest: "#7a8799", exchange: "#a058c8",
+};
+const FAULT_EVENTS = new Set(["crash", "restart", "partition", "isolate", "one-way", "heal", "heal-all", "pause", "resume", "skew", "loss", "nemesis-trigger"]);
+
+// ---------------------------------------------------------------- state and how events change it
+
+function emptyNode(id) {
+  return {
+    id, up: false, paused: false, role: null, term: 0, leader: null, votedFor: null, commit: 0,
+    log: [],            // log[i] = {term, payload} for index i+1; null when compacted or unknown
+    snapshotIndex: 0, timers: {}, items: {}, itemCount: 0, inspect: null, lastEvent: null,
+  };
+}
+
+function initialState(nodeIds) {
+  const nodes = {};
+  for (const id of nodeIds) nodes[id] = emptyNode(id);
+  return { index: 0, time: 0, nodes, cuts: [], inflight: new Map(), drops: [], clientsPending: new Map() };
+}
+
+function cloneState(s) {
+  const nodes = {};
+  for (const id in s.nodes) {
+    const n = s.nodes[id];
+    nodes[id] = { ...n, log: n.log.slice(), timers: { ...n.timers }, items: { ...n.items } };
+  }
+  const inflight = new Map();
+  for (const [id, m] of s.inflight) inflight.set(id, { ...m });
+  return { index: s.index, time: s.time, nodes, cuts: s.cuts.slice(), inflight, drops: s.drops.slice(), clientsPending: new Map(s.clientsPending) };
+}
+
+// The term a node announces in a message it sends is its current term (pre-votes excepted: they
+// carry the term the node would campaign in).
+function messageTerm(msg) {
+  if (!msg || typeof msg !== "object") return null;
+  const [variant, body] = Object.entries(msg)[0] || [];
+  if (!body || variant === "PreVote" || variant === "PreVoteResp") return null;
+  return typeof body.term === "number" ? body.term : null;
+}
+
+function messageItems(msg) {
+  if (!msg || typeof msg !== "object") return null;
+  const body = Object.values(msg)[0];
+  return body && Array.isArray(body.items) ? body.items : null;
+}
+
+function learnItems(node, items) {
+  for (const it of items) {
+    const k = it.origin + "#" + it.seq;
+    if (!(k in node.items)) { node.items[k] = it; node.itemCount++; }
+  }
+}
+
+function truncateLog(node, lastIndex) {
+  if (node.log.length > lastIndex) node.log.length = Math.max(0, lastIndex);
+}
+
+function apply(s, e, i, trace) {
+  s.index = i + 1;
+  s.time = e.t;
+  const node = e.node != null ? s.nodes[e.node] : null;
+  if (node) node.lastEvent = i;
+  switch (e.ev) {
+    case "boot": node.up = true; node.paused = false; break;
+    case "crash": node.up = false; node.paused = false; node.timers = {}; break;
+    case "pause": node.paused = true; break;
+    case "resume": node.paused = false; break;
+    case "state": {
+      const st = e.state || {};
+      node.inspect = st;
+      if (st.role) node.role = st.role;
+      if (typeof st.term === "number") node.term = st.term;
+      if ("leader" in st) node.leader = st.leader;
+      if ("voted_for" in st) node.votedFor = st.voted_for;
+      if (typeof st.commit_index === "number") node.commit = st.commit_index;
+      if (typeof st.snapshot_index === "number") node.snapshotIndex = st.snapshot_index;
+      if (typeof st.last_log_index === "number") {
+        truncateLog(node, st.last_log_index);
+        while (node.log.length < st.last_log_index) node.log.push(null);
+      }
+      break;
+    }
+    case "timer-set": node.timers[e.timer] = { set: e.t, at: e.at }; break;
+    case "timer": delete node.timers[e.timer]; break;
+    case "send": {
+      const m = { id: e.id, from: e.from, to: e.to, kind: e.kind, t0: e.t, send: i, copies: 1, delivered: 0 };
+      s.inflight.set(e.id, m);
+      const sender = s.nodes[e.from];
+      const term = messageTerm(e.msg);
+      if (sender && term != null && term > sender.term) sender.term = term;
+      const items = messageItems(e.msg);
+      if (sender && items) learnItems(sender, items);
+      break;
+    }
+    case "duplicate": { const m = s.inflight.get(e.id); if (m) m.copies++; break; }
+    case "deliver":
+    case "drop": {
+      const m = s.inflight.get(e.id);
+      if (e.ev === "drop") s.drops.push({ from: e.from, to: e.to, kind: e.kind, t: e.t, id: e.id, why: e.why, index: i });
+      if (e.ev === "deliver") {
+        const items = messageItems(trace.events[trace.sendOf.get(e.id)]?.msg);
+        if (items && s.nodes[e.to]) learnItems(s.nodes[e.to], items);
+      }
+      if (m) {
+        m.copies--; m.delivered++;
+        if (m.copies <= 0) s.inflight.delete(e.id);
+      }
+      break;
+    }
+    case "partition": {
+      // A partition replaces the current cuts: nodes in different groups cannot talk.
+      s.cuts = [];
+      const group = {};
+      e.groups.forEach((g, gi) => g.forEach((n) => { group[n] = gi; }));
+      const ids = Object.keys(s.nodes).map(Number);
+      for (const a of ids) for (const b of ids) if (a < b && group[a] !== group[b]) s.cuts.push({ from: a, to: b, both: true });
+      break;
+    }
+    case "isolate":
+      for (const b of Object.keys(s.nodes).map(Number)) if (b !== e.node) s.cuts.push({ from: e.node, to: b, both: true });
+      break;
+    case "one-way":
+      for (const a of e.from) for (const b of e.to) s.cuts.push({ from: a, to: b, both: false });
+      break;
+    case "heal": case "heal-all": s.cuts = []; break;
+    case "request": {
+      const req = e.req && e.req.Broadcast;
+      if (req) node.pendingBroadcast = req;
+      break;
+    }
+    case "invoke": s.clientsPending.set(e.request, i); break;
+    case "complete": s.clientsPending.delete(e.request); break;
+    case "protocol": applyProtocol(s, node, e); break;
+    default: break;
+  }
+  if (s.drops.length > 64 || (s.drops.length && s.drops[0].t < e.t - DROP_SHOWN_NS)) {
+    s.drops = s.drops.filter((d) => d.t >= e.t - DROP_SHOWN_NS).slice(-64);
+  }
+}
+
+function applyProtocol(s, node, e) {
+  const d = e.detail || {};
+  switch (e.name) {
+    case "role":
+      node.role = d.to;
+      if (typeof d.term === "number") node.term = d.term;
+      if (d.to !== "leader" && node.leader === node.id) node.leader = null;
+      break;
+    case "elected": node.role = "leader"; node.term = d.term; node.leader = node.id; break;
+    case "leader": node.leader = d.leader; if (d.term > node.term) node.term = d.term; break;
+    case "vote": if (d.granted) node.votedFor = d.for; if (d.term > node.term) node.term = d.term; break;
+    case "step-down": if (d.term > node.term) node.term = d.term; break;
+    case "commit": node.commit = Math.max(node.commit, d.index); break;
+    case "append":
+      truncateLog(node, d.index - 1);
+      while (node.log.length < d.index - 1) node.log.push(null);
+      node.log.push({ term: d.term, payload: d.payload });
+      break;
+    case "truncate": truncateLog(node, d.from - 1); break;
+    case "snapshot-taken": node.snapshotIndex = Math.max(node.snapshotIndex, d.index); break;
+    case "snapshot-installed":
+      node.snapshotIndex = d.index;
+      node.commit = Math.max(node.commit, d.index);
+      if (node.log.length < d.index) { while (node.log.length < d.index) node.log.push(null); }
+      break;
+    case "learned": break; // the items arrive with the message (see "deliver")
+    default: break;
+  }
+}
+
+// ---------------------------------------------------------------- loading: one pass over the trace
+
+function prepare(doc) {
+  const events = doc.events;
+  const nodeIds = new Set();
+  const sendOf = new Map();        // message id → index of its send event
+  const endTimes = new Map();      // message id → times its copies were delivered or dropped
+  const ops = [];                  // client operations, for the history
+  const opByRequest = new Map();
+  const categories = { fault: [], election: [], commit: [], client: [] };
+  let protocol = "unknown";
+  let hasLogs = false;
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    if (e.node != null) nodeIds.add(e.node);
+    switch (e.ev) {
+      case "send":
+        nodeIds.add(e.from); nodeIds.add(e.to);
+        sendOf.set(e.id, i);
+        if (protocol === "unknown" && e.msg) protocol = "Rumour" in e.msg || "Digest" in e.msg || "Exchange" in e.msg ? "gossip" : "raft";
+        break;
+      case "deliver": case "drop": {
+        let list = endTimes.get(e.id);
+        if (!list) endTimes.set(e.id, (list = []));
+        list.push(e.t);
+        break;
+      }
+      case "invoke": {
+        const op = { client: e.client, node: e.node, request: e.request, op: e.op, t0: e.t, t1: null, type: null, result: null, invoke: i, complete: null, offending: null };
+        opByRequest.set(e.request, op);
+        ops.push(op);
+        categories.client.push(i);
+        break;
+      }
+      case "complete": {
+        const op = opByRequest.get(e.request);
+        if (op) { op.t1 = e.t; op.type = e.type; op.result = e.op; op.complete = i; }
+        break;
+      }
+      case "protocol":
+        if (e.name === "elected" || (e.name === "role" && e.detail && e.detail.to === "candidate")) categories.election.push(i);
+        else if (e.name === "commit" || e.name === "learned") categories.commit.push(i);
+        else if (e.name === "append") hasLogs = true;
+        break;
+      default:
+        if (FAULT_EVENTS.has(e.ev)) categories.fault.push(i);
+    }
+  }
+  if (protocol === "unknown") protocol = events.some((e) => e.ev === "protocol" && e.name === "learned") ? "gossip" : "raft";
+  const ids = [...nodeIds].filter((n) => typeof n === "number").sort((a, b) => a - b);
+  const clients = [...new Set(ops.map((o) => o.client))].sort((a, b) => a - b);
+  const trace = { doc, events, ids, sendOf, endTimes, ops, clients, categories, protocol, hasLogs, snapshots: [] };
+  markOffending(trace, doc.check);
+  // One replay pass, keeping a snapshot every SNAPSHOT_EVERY events.
+  const s = initialState(ids);
+  trace.snapshots.push(cloneState(s));
+  for (let i = 0; i < events.length; i++) {
+    apply(s, events[i], i, trace);
+    if ((i + 1) % SNAPSHOT_EVERY === 0) trace.snapshots.push(cloneState(s));
+  }
+  trace.endTime = events.length ? events[events.length - 1].t : 0;
+  trace.maxItems = Math.max(1, ...ids.map((id) => s.nodes[id].itemCount));
+  return trace;
+}
+
+// The checker reports offending operations by process and invocation time; the trace's client ops
+// carry the same client number and time.
+function markOffending(trace, check) {
+  trace.offending = [];
+  if (!check || !Array.isArray(check.offending)) return;
+  for (const bad of check.offending) {
+    const op = trace.ops.find((o) => o.client === bad.process && o.t0 === bad.call_time);
+    if (op) { op.offending = bad; trace.offending.push(op); }
+  }
+}
+
+function stateAt(trace, index) {
+  const k = Math.min(Math.floor(index / SNAPSHOT_EVERY), trace.snapshots.length - 1);
+  const s = cloneState(trace.snapshots[k]);
+  for (let i = k * SNAPSHOT_EVERY; i < index; i++) apply(s, trace.events[i], i, trace);
+  return s;
+}
+
+// ---------------------------------------------------------------- the viewer
+
+const $ = (id) => document.getElementById(id);
+const viewer = { ready: false, playing: false, speedLog: -1.5, selected: null, historySpanNs: 2e9 };
+window.viewer = viewer;
+
+function fmtTime(ns) {
+  if (ns >= 1e9) return (ns / 1e9).toFixed(3) + " s";
+  if (ns >= 1e6) return (ns / 1e6).toFixed(2) + " ms";
+  return (ns / 1e3).toFixed(1) + " µs";
+}
+
+function svg(tag, attrs, parent) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const k in attrs) el.setAttribute(k, attrs[k]);
+  if (parent) parent.appendChild(el);
+  return el;
+}
+
+function nodePos(trace, id) {
+  const k = trace.ids.indexOf(id);
+  const a = -Math.PI / 2 + (2 * Math.PI * k) / trace.ids.length;
+  return [RING_RADIUS * Math.cos(a), RING_RADIUS * Math.sin(a)];
+}
+
+function buildRing(trace) {
+  const links = $("links"), nodes = $("nodes"), msgs = $("messages");
+  viewer.nodeEls = {};
+  for (const a of trace.ids) for (const b of trace.ids) if (a < b) {
+    const [x1, y1] = nodePos(trace, a), [x2, y2] = nodePos(trace, b);
+    svg("line", { class: "link", x1, y1, x2, y2 }, links);
+  }
+  for (const id of trace.ids) {
+    const [x, y] = nodePos(trace, id);
+    const g = svg("g", { class: "node", transform: `translate(${x},${y})`, "data-node": id, id: "node-" + id }, nodes);
+    const body = svg("circle", { class: "body", r: NODE_RADIUS }, g);
+    const timer = svg("path", { class: "timer" }, g);
+    const label = svg("text", { class: "id", y: 7 }, g);
+    label.textContent = id;
+    const outward = y < -10 ? -1 : 1;
+    const sub1 = svg("text", { class: "sub", y: outward * (NODE_RADIUS + 16) + (outward < 0 ? -14 : 0) }, g);
+    const sub2 = svg("text", { class: "sub", y: outward * (NODE_RADIUS + 16) + (outward < 0 ? 0 : 15) }, g);
+    g.addEventListener("click", () => select({ type: "node", id }));
+    viewer.nodeEls[id] = { g, body, timer, sub1, sub2 };
+  }
+  viewer.dots = [];
+  for (let i = 0; i < MESSAGE_DOTS_MAX; i++) {
+    const c = svg("circle", { class: "msg", r: 6, visibility: "hidden" }, msgs);
+    c.addEventListener("click", (ev) => { ev.stopPropagation(); if (c.dataset.id) select({ type: "message", id: Number(c.dataset.id) }); });
+    viewer.dots.push(c);
+  }
+  const legend = $("legend");
+  const entries = trace.protocol === "raft"
+    ? Object.entries(ROLE_COLOURS).filter(([r]) => r !== "learner").concat([["down", "#c4c8ce"]])
+    : [["fewer items", itemColour(0)], ["all items", itemColour(1)], ["down", "#c4c8ce"]];
+  legend.innerHTML = entries.map(([n, c]) => `<span><i style="background:${c}"></i>${n}</span>`).join("");
+}
+
+function itemColour(fraction) {
+  // From pale blue (little known) to deep green (everything known).
+  const h = 210 - 70 * fraction, l = 78 - 38 * fraction;
+  return `hsl(${h},55%,${l}%)`;
+}
+
+function arcPath(fraction) {
+  const r = NODE_RADIUS + 7;
+  if (fraction <= 0) return "";
+  const f = Math.min(fraction, 0.9999);
+  const a = 2 * Math.PI * f - Math.PI / 2;
+  const large = f > 0.5 ? 1 : 0;
+  return `M 0 ${-r} A ${r} ${r} 0 ${large} 1 ${r * Math.cos(a)} ${r * Math.sin(a)}`;
+}
+
+function drawRing(trace, s, now) {
+  for (const id of trace.ids) {
+    const n = s.nodes[id], el = viewer.nodeEls[id];
+    el.g.classList.toggle("down", !n.up);
+    el.g.classList.toggle("paused", n.up && n.paused);
+    el.g.classList.toggle("selected", viewer.selected && viewer.selected.type === "node" && viewer.selected.id === id);
+    let colour, line1, line2;
+    if (trace.protocol === "raft") {
+      colour = ROLE_COLOURS[n.role] || ROLE_COLOURS.follower;
+      line1 = n.up ? `${n.role || "?"} · term ${n.term}` : "crashed";
+      line2 = `commit ${n.commit} · log ${n.log.length}`;
+    } else {
+      colour = itemColour(n.itemCount / trace.maxItems);
+      line1 = n.up ? `${n.itemCount} items` : "crashed";
+      line2 = n.paused ? "paused" : "";
+    }
+    if (n.up && n.paused && trace.protocol === "raft") line2 = "paused";
+    el.body.setAttribute("fill", colour);
+    el.sub1.textContent = line1;
+    el.sub2.textContent = line2;
+    const timer = n.up && (n.timers.Election || null);
+    el.timer.setAttribute("d", timer && timer.at > timer.set ? arcPath(1 - (now - timer.set) / (timer.at - timer.set)) : "");
+  }
+  // Cuts: a red dashed line per severed pair (one-way cuts marked with an arrow head).
+  const cuts = $("cuts");
+  const key = s.cuts.map((c) => `${c.from}-${c.to}-${c.both}`).join(",");
+  if (cuts.dataset.key !== key) {
+    cuts.dataset.key = key;
+    cuts.textContent = "";
+    for (const c of s.cuts) {
+      const [x1, y1] = nodePos(trace, c.from), [x2, y2] = nodePos(trace, c.to);
+      svg("line", { class: "cut", x1, y1, x2, y2 }, cuts);
+      const t = c.both ? 0.5 : 0.7;
+      const mark = svg("text", { class: "cut-mark", x: x1 + (x2 - x1) * t, y: y1 + (y2 - y1) * t }, cuts);
+      mark.textContent = c.both ? "✂" : "⇥";
+    }
+  }
+  // Messages in flight, positioned by virtual time between send and arrival.
+  let k = 0;
+  for (const m of s.inflight.values()) {
+    if (k >= MESSAGE_DOTS_MAX) break;
+    const ends = trace.endTimes.get(m.id) || [];
+    const t1 = ends[m.delivered] ?? ends[ends.length - 1] ?? m.t0 + 1;
+    const f = Math.max(0, Math.min(1, (now - m.t0) / Math.max(1, t1 - m.t0)));
+    const [x1, y1] = nodePos(trace, m.from), [x2, y2] = nodePos(trace, m.to);
+    const dot = viewer.dots[k++];
+    dot.setAttribute("cx", x1 + (x2 - x1) * f);
+    dot.setAttribute("cy", y1 + (y2 - y1) * f);
+    dot.setAttribute("fill", KIND_COLOURS[m.kind] || "#555");
+    dot.setAttribute("visibility", "visible");
+    dot.dataset.id = m.id;
+    dot.classList.toggle("selected", viewer.selected && viewer.selected.type === "message" && viewer.selected.id === m.id);
+  }
+  viewer.dotsShown = k;
+  for (; k < MESSAGE_DOTS_MAX && viewer.dots[k].getAttribute("visibility") !== "hidden"; k++) {
+    viewer.dots[k].setAttribute("visibility", "hidden");
+    delete viewer.dots[k].dataset.id;
+  }
+  // Dropped messages: a red cross on the link, near the sender.
+  const drops = $("drops");
+  drops.textContent = "";
+  for (const d of s.drops) {
+    if (d.t < now - DROP_SHOWN_NS) continue;
+    const [x1, y1] = nodePos(trace, d.from), [x2, y2] = nodePos(trace, d.to);
+    const x = x1 + (x2 - x1) * 0.35, y = y1 + (y2 - y1) * 0.35, r = 6;
+    const g = svg("g", { "data-id": d.id, style: "cursor:pointer" }, drops);
+    svg("line", { class: "drop-mark", x1: x - r, y1: y - r, x2: x + r, y2: y + r }, g);
+    svg("line", { class: "drop-mark", x1: x - r, y1: y + r, x2: x + r, y2: y - r }, g);
+    g.addEventListener("click", () => select({ type: "message", id: d.id }));
+  }
+}
+
+function describeEvent(e) {
+  const text = describeEventInFull(e);
+  return text.length > 160 ? text.slice(0, 159) + "…" : text;
+}
+
+function describeEventInFull(e) {
+  if (!e) return "";
+  switch (e.ev) {
+    case "send": return `send ${e.kind} ${e.from}→${e.to}`;
+    case "deliver": return `deliver ${e.kind} ${e.from}→${e.to}`;
+    case "drop": return `drop ${e.kind} ${e.from}→${e.to} (${e.why})`;
+    case "protocol": return `node ${e.node}: ${e.name} ${JSON.stringify(e.detail)}`;
+    case "invoke": return `client ${e.client} → node ${e.node}: ${e.op}`;
+    case "complete": return `${e.request} ${e.type}: ${e.op}`;
+    default: {
+      const { t, ev, ...rest } = e;
+      return `${ev} ${JSON.stringify(rest)}`;
+    }
+  }
+}
+
+function drawLogs(trace, s) {
+  const host = $("logs");
+  if (trace.protocol !== "raft") {
+    if (host.dataset.mode !== "gossip") { host.dataset.mode = "gossip"; }
+    host.innerHTML = gossipTable(trace, s);
+    return;
+  }
+  if (!trace.hasLogs) {
+    host.innerHTML = `<p class="muted">This trace has no log entries (traces from before <code>append</code> events were added); roles, terms and commit indexes are shown on the ring.</p>`;
+    return;
+  }
+  const COLS = window.innerWidth < 600 ? 12 : 20;
+  let last = 0;
+  for (const id of trace.ids) last = Math.max(last, s.nodes[id].log.length);
+  const first = Math.max(1, last - COLS + 1);
+  let html = "<table><tr><th>index</th>";
+  for (let i = first; i < first + COLS; i++) html += `<th>${i}</th>`;
+  html += "</tr>";
+  for (const id of trace.ids) {
+    const n = s.nodes[id];
+    html += `<tr><th>node ${id}</th>`;
+    for (let i = first; i < first + COLS; i++) {
+      const entry = n.log[i - 1];
+      let cls = "empty", text = "";
+      if (i <= n.log.length) {
+        if (i <= n.snapshotIndex && !entry) { cls = "compacted"; text = "s"; }
+        else if (entry) { cls = i <= n.commit ? "committed" : "uncommitted"; text = entry.term; }
+        else { cls = "compacted"; text = "?"; }
+      }
+      const tip = entry ? ` title="${escapeHtml(payloadText(entry.payload))}"` : "";
+      html += `<td class="${cls}${n.up ? "" : " down"}"${tip}>${text}</td>`;
+    }
+    html += "</tr>";
+  }
+  host.innerHTML = html + "</table>";
+}
+
+function gossipTable(trace, s) {
+  let html = "<table><tr><th>node</th><th>items</th><th>values by key</th></tr>";
+  for (const id of trace.ids) {
+    const n = s.nodes[id];
+    const byKey = {};
+    for (const it of Object.values(n.items)) (byKey[it.key] ||= []).push(it.value);
+    const vals = Object.keys(byKey).sort().map((k) => `${k}: ${byKey[k].length}`).join(", ");
+    html += `<tr><th>node ${id}</th><td>${n.itemCount}</td><td style="text-align:left;width:auto">${escapeHtml(vals)}</td></tr>`;
+  }
+  return html + "</table>";
+}
+
+function payloadText(p) {
+  if (p == null) return "";
+  if (typeof p === "string") return p;
+  return JSON.stringify(p, (k, v) => (Array.isArray(v) && v.length && v.every((b) => Number.isInteger(b) && b >= 0 && b < 256) ? bytesText(v) : v));
+}
+
+function bytesText(bytes) {
+  const s = String.fromCharCode(...bytes.slice(0, 64));
+  return /^[\x20-\x7e]*$/.test(s) ? s : `${bytes.length} bytes`;
+}
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+}
+
+// ---------------------------------------------------------------- side panel
+
+function select(what) {
+  viewer.selected = what;
+  viewer.dirty = true;
+}
+
+function drawPanel(trace, s) {
+  const sel = viewer.selected;
+  const title = $("panel-title"), body = $("panel-body");
+  if (!sel) return;
+  let rows = [], extra = "";
+  if (sel.type === "node") {
+    const n = s.nodes[sel.id];
+    title.textContent = `Node ${n.id}`;
+    rows.push(["status", n.up ? (n.paused ? "paused" : "up") : "crashed"]);
+    if (trace.protocol === "raft") {
+      rows.push(["role", n.role || "?"], ["term", n.term], ["leader", n.leader ?? "–"], ["voted for", n.votedFor ?? "–"],
+        ["commit index", n.commit], ["last log index", n.log.length], ["snapshot index", n.snapshotIndex]);
+      const lastTerm = n.log.length ? n.log[n.log.length - 1]?.term ?? "?" : 0;
+      rows.push(["last log term", lastTerm]);
+    } else {
+      rows.push(["items held", n.itemCount]);
+    }
+    for (const [name, tm] of Object.entries(n.timers)) rows.push([`timer ${name}`, `fires at ${fmtTime(tm.at)} (in ${fmtTime(Math.max(0, tm.at - s.time))})`]);
+    const pending = [...s.inflight.values()].filter((m) => m.to === n.id).length;
+    rows.push(["messages on the way in", pending]);
+    if (n.lastEvent != null) rows.push(["last event", describeEvent(trace.events[n.lastEvent])]);
+    if (n.inspect) extra = `<p class="muted">state it recovered at its last boot:</p><pre>${escapeHtml(JSON.stringify(n.inspect, null, 1))}</pre>`;
+    if (trace.protocol === "raft" && n.log.length) {
+      const tail = n.log.slice(-8).map((en, k) => {
+        const idx = n.log.length - Math.min(8, n.log.length) + k + 1;
+        return `${idx}${idx <= n.commit ? " ✓" : "  "} t${en ? en.term : "?"} ${en ? payloadText(en.payload) : "(snapshot)"}`;
+      });
+      extra = `<p class="muted">log tail (✓ committed):</p><pre>${escapeHtml(tail.join("\n"))}</pre>` + extra;
+    }
+  } else if (sel.type === "message") {
+    const sendIdx = trace.sendOf.get(sel.id);
+    const e = trace.events[sendIdx];
+    title.textContent = `Message ${sel.id}`;
+    if (e) {
+      const m = s.inflight.get(sel.id);
+      const ends = trace.endTimes.get(sel.id) || [];
+      const fate = trace.events.slice(sendIdx + 1).find((x) => (x.ev === "deliver" || x.ev === "drop") && x.id === sel.id);
+      rows.push(["kind", e.kind], ["from → to", `${e.from} → ${e.to}`], ["sent at", fmtTime(e.t)],
+        ["state", m ? "in flight" : fate && fate.ev === "drop" ? `dropped (${fate.why})` : "delivered"],
+        ["arrives / ends at", ends.length ? ends.map(fmtTime).join(", ") : "never"]);
+      extra = `<pre>${escapeHtml(JSON.stringify(e.msg, (k, v) => (Array.isArray(v) && v.length > 32 && v.every(Number.isInteger) ? `[${v.length} bytes]` : v), 1))}</pre>`;
+    }
+  } else if (sel.type === "op") {
+    const op = sel.op;
+    title.textContent = `Client ${op.client}: ${op.op}`;
+    rows.push(["request", op.request], ["sent to node", op.node], ["invoked", fmtTime(op.t0)],
+      ["completed", op.t1 != null ? fmtTime(op.t1) : "never"], ["outcome", op.type ?? "pending"], ["result", op.result ?? "–"]);
+    if (op.offending) rows.push(["checker", (op.offending.blocking ? "cannot be placed (blocking): " : "cannot be placed: ") + (op.offending.why || "")]);
+  }
+  body.innerHTML = `<dl>${rows.map(([k, v]) => `<dt>${escapeHtml(k)}</dt><dd data-field="${escapeHtml(k)}">${escapeHtml(v)}</dd>`).join("")}</dl>${extra}`;
+}
+
+// ---------------------------------------------------------------- client history (canvas)
+
+function drawHistory(trace, s) {
+  const canvas = $("history");
+  const dpr = window.devicePixelRatio || 1;
+  const rows = Math.max(1, trace.clients.length);
+  const rowH = 18, top = 16, leftPad = 34;
+  const cssW = canvas.clientWidth || 600, cssH = top + rows * rowH + 6;
+  if (canvas.width !== Math.round(cssW * dpr) || canvas.height !== Math.round(cssH * dpr)) {
+    canvas.width = Math.round(cssW * dpr); canvas.height = Math.round(cssH * dpr);
+    canvas.style.height = cssH + "px";
+  }
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, cssW, cssH);
+  const span = viewer.historySpanNs;
+  const t0 = Math.max(0, s.time - span * 0.7), t1 = t0 + span;
+  const x = (t) => leftPad + ((t - t0) / span) * (cssW - leftPad - 4);
+  viewer.historyGeom = { t0, span, leftPad, cssW, rowH, top };
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#6b7585";
+  ctx.textBaseline = "middle";
+  trace.clients.forEach((c, r) => ctx.fillText("c" + c, 2, top + r * rowH + rowH / 2));
+  ctx.fillText(fmtTime(t0), leftPad, 7);
+  ctx.textAlign = "right";
+  ctx.fillText(fmtTime(t1), cssW - 4, 7);
+  ctx.textAlign = "left";
+  // Ops sorted by invocation: binary-search the first that may be visible (ops last < 10 s).
+  const ops = trace.ops;
+  let lo = 0, hi = ops.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (ops[mid].t0 < t0 - 10e9) lo = mid + 1; else hi = mid; }
+  for (let i = lo; i < ops.length && ops[i].t0 <= t1; i++) {
+    const op = ops[i];
+    const end = op.t1 == null || op.t1 > s.time ? (op.t1 == null ? trace.endTime : op.t1) : op.t1;
+    if (end < t0) continue;
+    const r = trace.clients.indexOf(op.client);
+    const xa = Math.max(leftPad, x(op.t0)), xb = Math.max(xa + 2, Math.min(cssW - 4, x(end)));
+    const y = top + r * rowH + 3;
+    const done = op.t1 != null && op.t1 <= s.time;
+    const future = op.t0 > s.time;
+    ctx.globalAlpha = future ? 0.3 : 1;
+    ctx.fillStyle = !done ? "#dfe6f3" : op.type === "ok" ? "#4caf7a" : op.type === "fail" ? "#b9bfc8" : "#f0a23b";
+    ctx.fillRect(xa, y, xb - xa, rowH - 6);
+    if (op.offending) { ctx.strokeStyle = "#d93b3b"; ctx.lineWidth = 3; ctx.strokeRect(xa - 1, y - 1, xb - xa + 2, rowH - 4); }
+    if (viewer.selected && viewer.selected.type === "op" && viewer.selected.op === op) { ctx.strokeStyle = "#1d2430"; ctx.lineWidth = 2; ctx.strokeRect(xa, y, xb - xa, rowH - 6); }
+    if (xb - xa > 40) { ctx.fillStyle = "#1d2430"; ctx.fillText(op.op.slice(0, Math.floor((xb - xa) / 6)), xa + 2, y + (rowH - 6) / 2); }
+  }
+  ctx.globalAlpha = 1;
+  ctx.strokeStyle = "#5b8def"; ctx.lineWidth = 1.5;
+  ctx.beginPath(); ctx.moveTo(x(s.time), top - 4); ctx.lineTo(x(s.time), cssH); ctx.stroke();
+}
+
+function historyClick(ev) {
+  const g = viewer.historyGeom, trace = viewer.trace;
+  if (!g) return;
+  const rect = $("history").getBoundingClientRect();
+  const px = ev.clientX - rect.left, py = ev.clientY - rect.top;
+  const r = Math.floor((py - g.top) / g.rowH);
+  const client = trace.clients[r];
+  const t = g.t0 + ((px - g.leftPad) / (g.cssW - g.leftPad - 4)) * g.span;
+  const slack = (6 / (g.cssW - g.leftPad)) * g.span;
+  const op = trace.ops.find((o) => o.client === client && o.t0 - slack <= t && (o.t1 ?? trace.endTime) + slack >= t);
+  if (op) jumpToOp(op);
+}
+
+function jumpToOp(op) {
+  viewer.selected = { type: "op", op };
+  seek(op.invoke + 1);
+}
+
+// ---------------------------------------------------------------- time control
+
+function seek(index) {
+  const trace = viewer.trace;
+  index = Math.max(0, Math.min(trace.events.length, index));
+  viewer.state = stateAt(trace, index);
+  viewer.now = index > 0 ? trace.events[index - 1].t : 0;
+  viewer.dirty = true;
+}
+
+function advanceTo(time) {
+  const trace = viewer.trace, s = viewer.state;
+  const events = trace.events;
+  let i = s.index;
+  // Bound the work per frame; the next frame continues.
+  const limit = i + 20000;
+  while (i < events.length && events[i].t <= time && i < limit) { apply(s, events[i], i, trace); i++; }
+  viewer.now = i < limit ? time : events[i - 1].t;
+  if (i >= events.length) { viewer.now = trace.endTime; setPlaying(false); }
+  viewer.dirty = true;
+}
+
+function step() {
+  const trace = viewer.trace, s = viewer.state;
+  if (s.index >= trace.events.length) return;
+  apply(s, trace.events[s.index], s.index, trace);
+  viewer.now = s.time;
+  viewer.dirty = true;
+}
+
+function jump(category) {
+  const list = viewer.trace.categories[category];
+  const cur = viewer.state.index;
+  let lo = 0, hi = list.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (list[mid] < cur) lo = mid + 1; else hi = mid; }
+  if (lo < list.length) seek(list[lo] + 1);
+  else $("status").textContent = `no further ${category} event`;
+}
+
+function speedFactor() { return Math.pow(10, viewer.speedLog); } // virtual seconds per wall second
+
+function setPlaying(on) {
+  viewer.playing = on;
+  viewer.lastFrame = null;
+  $("play").textContent = on ? "❚❚ Pause" : "▶ Play";
+}
+
+function frame(wall) {
+  if (viewer.playing) {
+    if (viewer.lastFrame != null) {
+      const dtWallMs = Math.min(100, wall - viewer.lastFrame);
+      advanceTo(viewer.now + dtWallMs * 1e6 * speedFactor());
+    }
+    viewer.lastFrame = wall;
+  }
+  if (viewer.dirty) render();
+  requestAnimationFrame(frame);
+}
+
+function render() {
+  const trace = viewer.trace, s = viewer.state;
+  viewer.dirty = false;
+  drawRing(trace, s, viewer.now);
+  drawLogs(trace, s);
+  drawPanel(trace, s);
+  drawHistory(trace, s);
+  $("time").textContent = fmtTime(viewer.now);
+  $("index").textContent = s.index;
+  $("scrub").value = s.index;
+  $("current-event").textContent = s.index > 0 ? describeEvent(trace.events[s.index - 1]) : "";
+  viewer.renders = (viewer.renders || 0) + 1;
+}
+
+function showCheck(trace, check) {
+  const badge = $("verdict"), list = $("offending");
+  if (!check) return;
+  badge.hidden = false;
+  badge.textContent = `checker (${check.model}): ${check.verdict}`;
+  badge.className = "badge " + (check.verdict === "linearizable" ? "good" : check.verdict === "not-linearizable" ? "bad" : "unknown");
+  badge.title = check.text || "";
+  if (check.verdict === "not-linearizable") {
+    list.innerHTML = `<b>Offending operations</b> (key ${escapeHtml(check.key ?? "–")}): `;
+    if (!trace.offending.length) list.innerHTML += `<span class="muted">none of them appear in this trace (was the history recorded from the same run?)</span>`;
+    for (const op of trace.offending) {
+      const b = document.createElement("button");
+      b.textContent = `c${op.client} ${op.op}${op.result && op.result !== op.op ? " → " + op.result : ""} @ ${fmtTime(op.t0)}`;
+      b.title = op.offending.why || "";
+      b.addEventListener("click", () => jumpToOp(op));
+      list.appendChild(b);
+    }
+  }
+}
+
+function wireControls() {
+  $("play").addEventListener("click", () => setPlaying(!viewer.playing));
+  $("step").addEventListener("click", () => { setPlaying(false); step(); });
+  const speed = $("speed"), out = $("speed-out");
+  const showSpeed = () => {
+    viewer.speedLog = Number(speed.value);
+    const f = speedFactor();
+    out.textContent = f >= 1 ? `${f.toFixed(f < 10 ? 1 : 0)}× real time` : `1/${Math.round(1 / f)} real time`;
+  };
+  speed.addEventListener("input", showSpeed);
+  showSpeed();
+  const scrub = $("scrub");
+  scrub.max = viewer.trace.events.length;
+  scrub.addEventListener("input", () => seek(Number(scrub.value)));
+  for (const b of document.querySelectorAll("[data-jump]")) b.addEventListener("click", () => { setPlaying(false); jump(b.dataset.jump); });
+  $("history").addEventListener("click", historyClick);
+  $("zoom-in").addEventListener("click", () => { viewer.historySpanNs = Math.max(2e7, viewer.historySpanNs / 2); viewer.dirty = true; });
+  $("zoom-out").addEventListener("click", () => { viewer.historySpanNs = Math.min(3.6e12, viewer.historySpanNs * 2); viewer.dirty = true; });
+  $("ring").addEventListener("click", (ev) => { if (ev.target.id === "ring") { viewer.selected = null; viewer.dirty = true; } });
+  window.addEventListener("resize", () => { viewer.dirty = true; });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.target.tagName === "INPUT") return;
+    if (ev.key === " ") { ev.preventDefault(); setPlaying(!viewer.playing); }
+    else if (ev.key === "ArrowRight") { setPlaying(false); step(); }
+  });
+}
+
+async function main() {
+  try {
+    const started = performance.now();
+    const response = await fetch("api/trace");
+    if (!response.ok) throw new Error(`GET /api/trace: HTTP ${response.status}`);
+    const text = await response.text();
+    const fetched = performance.now();
+    const doc = JSON.parse(text);
+    const trace = prepare(doc);
+    viewer.trace = trace;
+    viewer.state = stateAt(trace, 0);
+    viewer.now = 0;
+    $("trace-name").textContent = `${doc.trace} · ${trace.protocol} · ${trace.ids.length} nodes · ${fmtTime(trace.endTime)}`;
+    $("total").textContent = trace.events.length;
+    buildRing(trace);
+    wireControls();
+    showCheck(trace, doc.check);
+    render();
+    const done = performance.now();
+    viewer.loadMs = { fetch: fetched - started, parseAndFirstRender: done - fetched, total: done - started };
+    $("status").textContent = `${trace.events.length} events loaded in ${Math.round(done - started)} ms`;
+    viewer.ready = true;
+    requestAnimationFrame(frame);
+  } catch (err) {
+    $("status").textContent = "error: " + err.message;
+    viewer.error = String(err && err.stack || err);
+    console.error(err);
+  }
+}
+
+main();
