@@ -1,0 +1,152 @@
+//! The seam between the Redis front door and whatever holds the data.
+//!
+//! The RESP server knows nothing of Raft, nodes or disks: it turns Redis commands into
+//! `concord_kv` [`Command`]s and [`Query`]s and hands them to a [`Backend`]. The real server
+//! (`concord-server`) implements it by proposing writes to its Raft node and serving reads with
+//! the requested [`ReadConsistency`]; [`crate::MemoryBackend`] implements it with a store behind a
+//! mutex, for tests and the single-process example.
+//!
+//! # What a backend must guarantee
+//! * `write` resolves once the command is committed and applied, with the state machine's output
+//!   (an `Err(KvError)` output becomes [`BackendError::Kv`]).
+//! * **Writes called in order are applied in order.** A connection pipelines consecutive writes
+//!   (`SET a 1`, `SET a 2`, …) by calling `write` for each before the first resolves; a single
+//!   leader that appends proposals in arrival order satisfies this.
+//! * `read` with [`ReadConsistency::Linearizable`] observes every write that resolved before the
+//!   read was called.
+//! * `now_ms` is the node's clock in milliseconds since the Unix epoch. The front door stamps each
+//!   [`Command`] with `now = now_ms × 1 000 000` ns (so a `concord_core::Time` in the KV store is
+//!   nanoseconds since the Unix epoch), and computes TTLs against it. The leader's housekeeping
+//!   must use the same clock for expiry to agree with what `TTL` reports.
+//!
+//! # How errors look to Redis clients
+//! Redis has no notion of "not the leader" outside Redis Cluster, and the cluster redirect
+//! (`-MOVED slot host:port`) would send non-cluster clients into confusion (redis-py raises an
+//! error that suggests enabling cluster mode). So [`BackendError::to_reply`] uses error codes that
+//! ordinary clients already treat as "try elsewhere or later":
+//!
+//! | error                              | reply                                                   |
+//! |------------------------------------|---------------------------------------------------------|
+//! | `NotLeader { leader: Some(addr) }` | `-READONLY this node is not the leader; the leader is at addr` (redis-py: `ReadOnlyError`) |
+//! | `NotLeader { leader: None }`       | `-TRYAGAIN no leader is known (an election may be in progress); retry shortly` |
+//! | `Unavailable(why)`                 | `-TRYAGAIN unavailable: why`                            |
+//! | `Timeout`                          | `-TIMEOUT … a write may or may not have taken effect`   |
+//! | `Unknown(why)`                     | `-UNKNOWN outcome unknown: why …`                       |
+//! | `Rejected(why)`                    | `-ERR rejected: why`                                    |
+//! | `Kv(NotAnInteger)`                 | `-ERR value is not an integer or out of range` (Redis's) |
+//! | `Kv(IncrementOverflow)`            | `-ERR increment or decrement would overflow` (Redis's)  |
+//! | `Kv(other)`                        | `-ERR ` and the KV error's message, e.g. `value is 2000000 bytes; the limit is 1048576` |
+
+use crate::frame::Frame;
+use concord_kv::{Command, KvError, KvLimits, Query, Response};
+use concord_raft::ReadConsistency;
+
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
+/// What the RESP server needs from the database behind it. See the module docs for the contract.
+pub trait Backend: Send + Sync + 'static {
+    /// Replicate a write; resolves once committed and applied (or failed).
+    fn write(&self, command: Command) -> BoxFuture<Result<Response, BackendError>>;
+
+    /// Answer a query with the given consistency.
+    fn read(&self, query: Query, consistency: ReadConsistency) -> BoxFuture<Result<Response, BackendError>>;
+
+    /// INFO sections, e.g. `("Raft", vec![("raft_role".into(), "leader".into()), ...])`.
+    fn info(&self) -> Vec<(String, Vec<(String, String)>)>;
+
+    /// The node's clock in ms since the Unix epoch (TTL deadlines); a method so tests can fake time.
+    fn now_ms(&self) -> u64;
+
+    /// The KV limits the cluster enforces: the server sizes its page requests (`SCAN`, `KEYS`,
+    /// `DBSIZE`) and its bulk-string limit from them.
+    fn limits(&self) -> KvLimits {
+        KvLimits::default()
+    }
+}
+
+/// Why a backend could not serve a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// This node is not the leader; `leader` is the leader's client address, if known.
+    #[error("not the leader (leader: {})", leader.as_deref().unwrap_or("unknown"))]
+    NotLeader { leader: Option<String> },
+    /// The cluster cannot serve now (no quorum, shutting down…). The request did not take effect.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// No answer in time; a write may or may not have taken effect.
+    #[error("timed out")]
+    Timeout,
+    /// Refused before it took effect (back-pressure, a conflicting operation…).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// The outcome is unknown (e.g. leadership lost with the proposal in the log).
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The state machine refused the command (limits, non-integer increment…).
+    #[error("{0}")]
+    Kv(KvError),
+}
+
+impl From<KvError> for BackendError {
+    fn from(e: KvError) -> Self {
+        BackendError::Kv(e)
+    }
+}
+
+impl BackendError {
+    /// The Redis error reply for this error (see the table in the module docs).
+    pub fn to_reply(&self) -> Frame {
+        Frame::Error(match self {
+            BackendError::NotLeader { leader: Some(addr) } => {
+                format!("READONLY this node is not the leader; the leader is at {addr}")
+            }
+            BackendError::NotLeader { leader: None } => {
+                "TRYAGAIN no leader is known (an election may be in progress); retry shortly".into()
+            }
+            BackendError::Unavailable(why) => format!("TRYAGAIN unavailable: {why}"),
+            BackendError::Timeout => {
+                "TIMEOUT the cluster did not answer in time; a write may or may not have taken effect".into()
+            }
+            BackendError::Unknown(why) => {
+                format!("UNKNOWN outcome unknown: {why}; a write may or may not have taken effect")
+            }
+            BackendError::Rejected(why) => format!("ERR rejected: {why}"),
+            BackendError::Kv(KvError::NotAnInteger { .. }) => {
+                "ERR value is not an integer or out of range".into()
+            }
+            BackendError::Kv(KvError::IncrementOverflow { .. }) => {
+                "ERR increment or decrement would overflow".into()
+            }
+            BackendError::Kv(e) => format!("ERR {e}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_redis_replies() {
+        let reply = |e: BackendError| match e.to_reply() {
+            Frame::Error(text) => text,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reply(BackendError::NotLeader { leader: Some("10.0.0.2:6379".into()) }),
+            "READONLY this node is not the leader; the leader is at 10.0.0.2:6379"
+        );
+        assert!(reply(BackendError::NotLeader { leader: None }).starts_with("TRYAGAIN "));
+        assert_eq!(
+            reply(BackendError::Kv(KvError::NotAnInteger { key: "\"k\"".into(), value: "\"x\"".into() })),
+            "ERR value is not an integer or out of range"
+        );
+        assert_eq!(
+            reply(BackendError::Kv(KvError::ValueTooLarge {
+                value_bytes: 2_000_000,
+                max_value_bytes: 1_048_576
+            })),
+            "ERR value is 2000000 bytes; the limit is 1048576"
+        );
+    }
+}

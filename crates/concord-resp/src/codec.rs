@@ -1,0 +1,819 @@
+//! Bytes to frames and back: an incremental RESP parser and a RESP2/RESP3 encoder.
+//!
+//! # Reading requests
+//! A client sends a request in one of two forms, exactly as Redis accepts them:
+//! * **multibulk**: an array of bulk strings, `*2\r\n$3\r\nGET\r\n$1\r\nk\r\n` – what every client
+//!   library sends;
+//! * **inline**: one line of space-separated words, `GET k\r\n` – what a person types into telnet.
+//!   Words may be quoted: `"a b"`, `"\x41\n"` (hex and C escapes), `'it''s'`... as `redis-cli` does.
+//!
+//! [`RequestDecoder::decode`] looks at the bytes received so far and returns `Ok(None)` when a
+//! request is not complete yet, `Ok(Some(args))` for a whole request (consuming its bytes), or a
+//! [`ProtocolError`] with Redis's wording (`ERR Protocol error: invalid bulk length`). After a
+//! protocol error the stream cannot be resynchronised, so the server replies with the error and
+//! closes the connection – as Redis does.
+//!
+//! # Bounded memory
+//! Every length is checked against [`DecodeLimits`] **as soon as its header is read**, before any
+//! of its payload is buffered: a `$600000000\r\n` header is refused at once, not after 600 MB have
+//! arrived. A header line itself may be at most `max_inline_bytes` long. The parser never
+//! allocates in proportion to a *declared* length – only to bytes actually received – so arbitrary
+//! input cannot make it allocate unboundedly (a property test checks that it never panics).
+//!
+//! Incomplete input is re-scanned when more bytes arrive, but the decoder remembers how many bytes
+//! it needs at least (`need`): a 100 MB bulk string arriving in 64 KiB reads is scanned twice, not
+//! 1600 times.
+//!
+//! # General frames
+//! [`decode_frame`] parses any RESP2/RESP3 value (maps, doubles, verbatim strings…): what a client
+//! reads. The server does not need it – clients only send arrays of bulk strings – but the tests
+//! use it to read replies, and the property tests check `decode_frame(encode(f)) == f`.
+//!
+//! # Writing replies
+//! [`encode`] writes a [`Frame`] in RESP3, or in RESP2 after [`Frame::downgrade`]. Simple strings
+//! and errors cannot contain line breaks; the encoder replaces `\r` and `\n` with spaces (as Redis
+//! does for error messages) so that a message built from client input cannot break the stream.
+
+use crate::frame::{format_double, Frame, Protocol};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::ops::Range;
+
+/// Upper bounds on what the parser accepts. The defaults are Redis's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest bulk string (Redis `proto-max-bulk-len`, default 512 MiB). The server sets it from
+    /// the KV store's key and value limits.
+    pub max_bulk_bytes: usize,
+    /// Most elements of one array (the number of arguments of one request).
+    pub max_array_len: usize,
+    /// Longest inline request line, and longest header line (Redis `PROTO_INLINE_MAX_SIZE`, 64 KiB).
+    pub max_inline_bytes: usize,
+    /// Deepest nesting of aggregates [`decode_frame`] accepts (requests are never nested).
+    pub max_depth: usize,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits {
+            max_bulk_bytes: 512 * 1024 * 1024,
+            max_array_len: 1024 * 1024,
+            max_inline_bytes: 64 * 1024,
+            max_depth: 32,
+        }
+    }
+}
+
+impl DecodeLimits {
+    /// The limits for a client that has not authenticated yet on a password-protected server:
+    /// like Redis, at most 10 arguments of at most 16 KiB, so that an anonymous peer cannot make
+    /// the server buffer much.
+    pub fn unauthenticated(self) -> DecodeLimits {
+        DecodeLimits {
+            max_bulk_bytes: self.max_bulk_bytes.min(16 * 1024),
+            max_array_len: self.max_array_len.min(10),
+            ..self
+        }
+    }
+}
+
+/// A malformed request. Displays as the Redis error reply: `ERR Protocol error: <detail>`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("ERR Protocol error: {detail}")]
+pub struct ProtocolError {
+    pub detail: String,
+}
+
+fn protocol_error(detail: impl Into<String>) -> ProtocolError {
+    ProtocolError { detail: detail.into() }
+}
+
+/// The outcome of scanning a buffer.
+enum Scan<T> {
+    Complete(T),
+    /// More bytes are needed: the buffer must hold at least this many before scanning again.
+    Incomplete(usize),
+}
+
+/// A scanned request: how many bytes it spans, and its arguments.
+enum Scanned {
+    /// `*0`, `*-1` or an empty inline line: consumed and ignored (Redis does the same).
+    Empty { consumed: usize },
+    /// Multibulk: arguments are ranges of the buffer (no copy).
+    Multibulk { consumed: usize, args: Vec<Range<usize>> },
+    /// Inline: arguments were unquoted, so they are new bytes.
+    Inline { consumed: usize, args: Vec<Vec<u8>> },
+}
+
+/// Incremental parser for client requests (see the module docs).
+#[derive(Debug, Default)]
+pub struct RequestDecoder {
+    limits: DecodeLimits,
+    /// Do not scan again until the buffer holds this many bytes.
+    need: usize,
+}
+
+impl RequestDecoder {
+    pub fn new(limits: DecodeLimits) -> RequestDecoder {
+        RequestDecoder { limits, need: 0 }
+    }
+
+    pub fn limits(&self) -> DecodeLimits {
+        self.limits
+    }
+
+    /// Change the limits (e.g. after the client authenticates).
+    pub fn set_limits(&mut self, limits: DecodeLimits) {
+        self.limits = limits;
+        self.need = 0;
+    }
+
+    /// The next whole request in `buf` (its arguments, consumed from `buf`), `Ok(None)` if `buf`
+    /// holds only part of one, or the protocol error it contains.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if buf.is_empty() || buf.len() < self.need {
+                return Ok(None);
+            }
+            let scan = if buf[0] == b'*' {
+                scan_multibulk(buf, &self.limits)?
+            } else {
+                scan_inline(buf, &self.limits)?
+            };
+            let scanned = match scan {
+                Scan::Incomplete(need) => {
+                    self.need = need.max(buf.len() + 1);
+                    return Ok(None);
+                }
+                Scan::Complete(scanned) => scanned,
+            };
+            self.need = 0;
+            match scanned {
+                Scanned::Empty { consumed } => buf.advance(consumed),
+                Scanned::Multibulk { consumed, args } => {
+                    let frame = buf.split_to(consumed).freeze();
+                    return Ok(Some(args.into_iter().map(|r| frame.slice(r)).collect()));
+                }
+                Scanned::Inline { consumed, args } => {
+                    buf.advance(consumed);
+                    return Ok(Some(args.into_iter().map(Bytes::from).collect()));
+                }
+            }
+        }
+    }
+}
+
+/// The line starting at `start`: `Some((end_of_text, start_of_next_line))`, or `None` if no `\r\n`
+/// has arrived yet. A `\r` must be followed by `\n`.
+fn line_at(buf: &[u8], start: usize) -> Result<Option<(usize, usize)>, ()> {
+    match buf[start..].iter().position(|&b| b == b'\r') {
+        None => Ok(None),
+        Some(offset) => {
+            let cr = start + offset;
+            match buf.get(cr + 1) {
+                None => Ok(None),
+                Some(b'\n') => Ok(Some((cr, cr + 2))),
+                Some(_) => Err(()),
+            }
+        }
+    }
+}
+
+fn scan_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Scan<Scanned>, ProtocolError> {
+    let Some((end, mut pos)) = line_at(buf, 0).map_err(|()| protocol_error("invalid multibulk length"))?
+    else {
+        if buf.len() > limits.max_inline_bytes {
+            return Err(protocol_error("too big mbulk count string"));
+        }
+        return Ok(Scan::Incomplete(buf.len() + 1));
+    };
+    let count = parse_int(&buf[1..end]).ok_or_else(|| protocol_error("invalid multibulk length"))?;
+    if count <= 0 {
+        return Ok(Scan::Complete(Scanned::Empty { consumed: pos }));
+    }
+    if count as u64 > limits.max_array_len as u64 {
+        return Err(protocol_error("invalid multibulk length"));
+    }
+    // Grow with the bytes that actually arrived (each argument takes at least 6), never with the
+    // declared count alone.
+    let mut args = Vec::with_capacity((count as usize).min(buf.len() / 6 + 1));
+    for _ in 0..count {
+        let Some(&type_byte) = buf.get(pos) else {
+            return Ok(Scan::Incomplete(pos + 1));
+        };
+        if type_byte != b'$' {
+            return Err(protocol_error(format!("expected '$', got '{}'", shown_byte(type_byte))));
+        }
+        let Some((end, data_start)) =
+            line_at(buf, pos).map_err(|()| protocol_error("invalid bulk length"))?
+        else {
+            if buf.len() - pos > limits.max_inline_bytes {
+                return Err(protocol_error("too big bulk count string"));
+            }
+            return Ok(Scan::Incomplete(buf.len() + 1));
+        };
+        let len = parse_int(&buf[pos + 1..end]).ok_or_else(|| protocol_error("invalid bulk length"))?;
+        if len < 0 || len as u64 > limits.max_bulk_bytes as u64 {
+            return Err(protocol_error("invalid bulk length"));
+        }
+        let data_end = data_start + len as usize;
+        if buf.len() < data_end + 2 {
+            return Ok(Scan::Incomplete(data_end + 2));
+        }
+        if &buf[data_end..data_end + 2] != b"\r\n" {
+            return Err(protocol_error(format!("bulk string of {len} bytes is not followed by CRLF")));
+        }
+        args.push(data_start..data_end);
+        pos = data_end + 2;
+    }
+    Ok(Scan::Complete(Scanned::Multibulk { consumed: pos, args }))
+}
+
+fn scan_inline(buf: &[u8], limits: &DecodeLimits) -> Result<Scan<Scanned>, ProtocolError> {
+    let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > limits.max_inline_bytes {
+            return Err(protocol_error("too big inline request"));
+        }
+        return Ok(Scan::Incomplete(buf.len() + 1));
+    };
+    let mut line = &buf[..newline];
+    if let [rest @ .., b'\r'] = line {
+        line = rest;
+    }
+    if line.len() > limits.max_inline_bytes {
+        return Err(protocol_error("too big inline request"));
+    }
+    let args = split_inline(line).ok_or_else(|| protocol_error("unbalanced quotes in request"))?;
+    if args.len() > limits.max_array_len {
+        return Err(protocol_error("invalid multibulk length"));
+    }
+    let consumed = newline + 1;
+    Ok(Scan::Complete(if args.is_empty() {
+        Scanned::Empty { consumed }
+    } else {
+        Scanned::Inline { consumed, args }
+    }))
+}
+
+/// Split an inline request into words like Redis's `sdssplitargs`: words are separated by
+/// whitespace; `"..."` understands `\xHH`, `\n`, `\r`, `\t`, `\b`, `\a` and `\<any>`; `'...'`
+/// understands only `\'`. A closing quote must be followed by whitespace or the end. `None`:
+/// unbalanced quotes.
+pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == line.len() {
+            return Some(words);
+        }
+        let mut word = Vec::new();
+        match line[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match *line.get(i)? {
+                        b'\\'
+                            if i + 3 < line.len()
+                                && line[i + 1] == b'x'
+                                && line[i + 2].is_ascii_hexdigit()
+                                && line[i + 3].is_ascii_hexdigit() =>
+                        {
+                            word.push(hex_value(line[i + 2]) * 16 + hex_value(line[i + 3]));
+                            i += 4;
+                        }
+                        b'\\' if i + 1 < line.len() => {
+                            word.push(match line[i + 1] {
+                                b'n' => b'\n',
+                                b'r' => b'\r',
+                                b't' => b'\t',
+                                b'b' => 8,
+                                b'a' => 7,
+                                other => other,
+                            });
+                            i += 2;
+                        }
+                        b'"' => {
+                            i += 1;
+                            if i < line.len() && !line[i].is_ascii_whitespace() {
+                                return None;
+                            }
+                            break;
+                        }
+                        byte => {
+                            word.push(byte);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            b'\'' => {
+                i += 1;
+                loop {
+                    match *line.get(i)? {
+                        b'\\' if line.get(i + 1) == Some(&b'\'') => {
+                            word.push(b'\'');
+                            i += 2;
+                        }
+                        b'\'' => {
+                            i += 1;
+                            if i < line.len() && !line[i].is_ascii_whitespace() {
+                                return None;
+                            }
+                            break;
+                        }
+                        byte => {
+                            word.push(byte);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                while i < line.len() && !line[i].is_ascii_whitespace() {
+                    word.push(line[i]);
+                    i += 1;
+                }
+            }
+        }
+        words.push(word);
+    }
+}
+
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
+}
+
+/// A byte for an error message: itself if printable, else `\xHH` (a raw `\r` would end the line).
+fn shown_byte(byte: u8) -> String {
+    if byte.is_ascii_graphic() || byte == b' ' {
+        (byte as char).to_string()
+    } else {
+        format!("\\x{byte:02x}")
+    }
+}
+
+/// Parse a decimal `i64` exactly as Redis's `string2ll` does: an optional `-`, then digits with
+/// no leading zero (except `0` itself); no `+`, no spaces, no overflow.
+pub fn parse_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, text),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    if digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // At most 19 digits fit in a u64; the sign decides the i64 range.
+    let magnitude: u64 = digits.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// Parse one complete RESP2/RESP3 value from the front of `buf`, consuming it; `Ok(None)` if
+/// `buf` does not hold a whole value yet. See the module docs.
+pub fn decode_frame(buf: &mut BytesMut, limits: &DecodeLimits) -> Result<Option<Frame>, ProtocolError> {
+    let mut parser = FrameParser { buf, limits, pos: 0 };
+    match parser.frame(0)? {
+        None => Ok(None),
+        Some(frame) => {
+            let consumed = parser.pos;
+            buf.advance(consumed);
+            Ok(Some(frame))
+        }
+    }
+}
+
+struct FrameParser<'a> {
+    buf: &'a [u8],
+    limits: &'a DecodeLimits,
+    pos: usize,
+}
+
+impl FrameParser<'_> {
+    /// The text of the line at `pos` (after the type byte), moving past its CRLF.
+    fn line(&mut self) -> Result<Option<&[u8]>, ProtocolError> {
+        match line_at(self.buf, self.pos).map_err(|()| protocol_error("expected '\\n' after '\\r'"))? {
+            None => {
+                if self.buf.len() - self.pos > self.limits.max_inline_bytes {
+                    return Err(protocol_error("too big line"));
+                }
+                Ok(None)
+            }
+            Some((end, next)) => {
+                let text = &self.buf[self.pos + 1..end];
+                self.pos = next;
+                Ok(Some(text))
+            }
+        }
+    }
+
+    fn length(&mut self, what: &str, max: usize) -> Result<Option<Option<usize>>, ProtocolError> {
+        let Some(text) = self.line()? else { return Ok(None) };
+        match parse_int(text) {
+            Some(-1) => Ok(Some(None)),
+            Some(n) if n >= 0 && n as u64 <= max as u64 => Ok(Some(Some(n as usize))),
+            _ => Err(protocol_error(format!("invalid {what} length"))),
+        }
+    }
+
+    /// `len` bytes and their CRLF.
+    fn payload(&mut self, len: usize) -> Result<Option<Bytes>, ProtocolError> {
+        let end = self.pos + len;
+        if self.buf.len() < end + 2 {
+            return Ok(None);
+        }
+        if &self.buf[end..end + 2] != b"\r\n" {
+            return Err(protocol_error(format!("bulk string of {len} bytes is not followed by CRLF")));
+        }
+        let bytes = Bytes::copy_from_slice(&self.buf[self.pos..end]);
+        self.pos = end + 2;
+        Ok(Some(bytes))
+    }
+
+    fn items(&mut self, count: usize, depth: usize) -> Result<Option<Vec<Frame>>, ProtocolError> {
+        let mut items = Vec::with_capacity(count.min(64));
+        for _ in 0..count {
+            let Some(item) = self.frame(depth + 1)? else { return Ok(None) };
+            items.push(item);
+        }
+        Ok(Some(items))
+    }
+
+    fn frame(&mut self, depth: usize) -> Result<Option<Frame>, ProtocolError> {
+        if depth > self.limits.max_depth {
+            return Err(protocol_error(format!("aggregates nested deeper than {}", self.limits.max_depth)));
+        }
+        let Some(&type_byte) = self.buf.get(self.pos) else { return Ok(None) };
+        let max_bulk = self.limits.max_bulk_bytes;
+        let max_array = self.limits.max_array_len;
+        macro_rules! line {
+            () => {
+                match self.line()? {
+                    Some(text) => text,
+                    None => return Ok(None),
+                }
+            };
+        }
+        macro_rules! length {
+            ($what:expr, $max:expr) => {
+                match self.length($what, $max)? {
+                    Some(n) => n,
+                    None => return Ok(None),
+                }
+            };
+        }
+        let frame = match type_byte {
+            b'+' => Frame::Simple(utf8(line!(), "simple string")?),
+            b'-' => Frame::Error(utf8(line!(), "error")?),
+            b':' => Frame::Integer(parse_int(line!()).ok_or_else(|| protocol_error("invalid integer"))?),
+            b'_' => {
+                if !line!().is_empty() {
+                    return Err(protocol_error("invalid null"));
+                }
+                Frame::Null
+            }
+            b'#' => match line!() {
+                b"t" => Frame::Boolean(true),
+                b"f" => Frame::Boolean(false),
+                _ => return Err(protocol_error("invalid boolean")),
+            },
+            b',' => Frame::Double(parse_double(line!()).ok_or_else(|| protocol_error("invalid double"))?),
+            b'(' => {
+                let text = line!();
+                let digits = text.strip_prefix(b"-").unwrap_or(text);
+                if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                    return Err(protocol_error("invalid big number"));
+                }
+                Frame::BigNumber(utf8(text, "big number")?)
+            }
+            b'$' => match length!("bulk", max_bulk) {
+                None => Frame::Null,
+                Some(len) => match self.payload(len)? {
+                    Some(bytes) => Frame::Bulk(bytes),
+                    None => return Ok(None),
+                },
+            },
+            b'!' | b'=' => {
+                let Some(len) = length!("bulk", max_bulk) else {
+                    return Err(protocol_error("invalid bulk length"));
+                };
+                let Some(bytes) = self.payload(len)? else { return Ok(None) };
+                if type_byte == b'!' {
+                    Frame::BulkError(bytes)
+                } else {
+                    if bytes.len() < 4 || bytes[3] != b':' {
+                        return Err(protocol_error("invalid verbatim string"));
+                    }
+                    Frame::Verbatim { format: [bytes[0], bytes[1], bytes[2]], text: bytes.slice(4..) }
+                }
+            }
+            b'*' | b'~' | b'>' => match length!("multibulk", max_array) {
+                None if type_byte == b'*' => Frame::Null,
+                None => return Err(protocol_error("invalid multibulk length")),
+                Some(count) => {
+                    let Some(items) = self.items(count, depth)? else { return Ok(None) };
+                    match type_byte {
+                        b'*' => Frame::Array(items),
+                        b'~' => Frame::Set(items),
+                        _ => Frame::Push(items),
+                    }
+                }
+            },
+            b'%' => {
+                let Some(count) = length!("map", max_array / 2) else {
+                    return Err(protocol_error("invalid map length"));
+                };
+                let Some(items) = self.items(count * 2, depth)? else { return Ok(None) };
+                let mut pairs = Vec::with_capacity(count);
+                let mut items = items.into_iter();
+                while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                    pairs.push((k, v));
+                }
+                Frame::Map(pairs)
+            }
+            other => return Err(protocol_error(format!("unknown type byte '{}'", shown_byte(other)))),
+        };
+        Ok(Some(frame))
+    }
+}
+
+fn utf8(text: &[u8], what: &str) -> Result<String, ProtocolError> {
+    String::from_utf8(text.to_vec()).map_err(|_| protocol_error(format!("{what} is not UTF-8")))
+}
+
+fn parse_double(text: &[u8]) -> Option<f64> {
+    match text {
+        b"inf" | b"+inf" => Some(f64::INFINITY),
+        b"-inf" => Some(f64::NEG_INFINITY),
+        b"nan" => Some(f64::NAN),
+        // Rust's parser also accepts "infinity", "NaN"…: only digits, signs, '.' and exponents here.
+        _ if !text.iter().all(|&b| b.is_ascii_digit() || b"+-.eE".contains(&b)) => None,
+        _ => std::str::from_utf8(text).ok()?.parse().ok().filter(|d: &f64| d.is_finite()),
+    }
+}
+
+/// Append `frame` to `out` in `protocol` (RESP2 downgrades RESP3-only types, see
+/// [`Frame::downgrade`]).
+pub fn encode(frame: &Frame, protocol: Protocol, out: &mut BytesMut) {
+    let resp3 = protocol == Protocol::Resp3;
+    match frame {
+        Frame::Simple(text) => line(out, b'+', text.as_bytes()),
+        Frame::Error(text) => line(out, b'-', text.as_bytes()),
+        Frame::Integer(n) => line(out, b':', n.to_string().as_bytes()),
+        Frame::Bulk(bytes) => bulk(out, b'$', bytes),
+        Frame::Null if resp3 => out.put_slice(b"_\r\n"),
+        Frame::Null => out.put_slice(b"$-1\r\n"),
+        Frame::Array(items) => aggregate(out, b'*', items, protocol),
+        Frame::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+        Frame::Boolean(b) => line(out, b':', if *b { b"1" } else { b"0" }),
+        Frame::Double(d) if resp3 => line(out, b',', format_double(*d).as_bytes()),
+        Frame::Double(d) => bulk(out, b'$', format_double(*d).as_bytes()),
+        Frame::BigNumber(n) if resp3 => line(out, b'(', n.as_bytes()),
+        Frame::BigNumber(n) => bulk(out, b'$', n.as_bytes()),
+        Frame::BulkError(bytes) if resp3 => bulk(out, b'!', bytes),
+        Frame::BulkError(bytes) => line(out, b'-', bytes),
+        Frame::Verbatim { format, text } if resp3 => {
+            header(out, b'=', text.len() + 4);
+            out.put_slice(format);
+            out.put_u8(b':');
+            out.put_slice(text);
+            out.put_slice(b"\r\n");
+        }
+        Frame::Verbatim { text, .. } => bulk(out, b'$', text),
+        Frame::Map(pairs) => {
+            if resp3 {
+                header(out, b'%', pairs.len());
+            } else {
+                header(out, b'*', pairs.len() * 2);
+            }
+            for (k, v) in pairs {
+                encode(k, protocol, out);
+                encode(v, protocol, out);
+            }
+        }
+        Frame::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, protocol),
+        Frame::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, protocol),
+    }
+}
+
+/// `frame` encoded in `protocol`, as a new buffer.
+pub fn encode_to_vec(frame: &Frame, protocol: Protocol) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode(frame, protocol, &mut out);
+    out.to_vec()
+}
+
+/// A one-line value; `\r` and `\n` become spaces so the line cannot end early.
+fn line(out: &mut BytesMut, type_byte: u8, text: &[u8]) {
+    out.put_u8(type_byte);
+    out.extend(text.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+    out.put_slice(b"\r\n");
+}
+
+fn header(out: &mut BytesMut, type_byte: u8, len: usize) {
+    out.put_u8(type_byte);
+    out.put_slice(len.to_string().as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, type_byte: u8, bytes: &[u8]) {
+    header(out, type_byte, bytes.len());
+    out.put_slice(bytes);
+    out.put_slice(b"\r\n");
+}
+
+fn aggregate(out: &mut BytesMut, type_byte: u8, items: &[Frame], protocol: Protocol) {
+    header(out, type_byte, items.len());
+    for item in items {
+        encode(item, protocol, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut decoder = RequestDecoder::default();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(args) = decoder.decode(&mut buf)? {
+            out.push(args);
+        }
+        Ok(out)
+    }
+
+    fn err(input: &[u8]) -> String {
+        decode_all(input).unwrap_err().to_string()
+    }
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    #[test]
+    fn multibulk_and_inline_requests() {
+        assert_eq!(decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n").unwrap(), vec![args(&["GET", "k"])]);
+        assert_eq!(decode_all(b"GET k\r\nPING\n").unwrap(), vec![args(&["GET", "k"]), args(&["PING"])]);
+        // Empty commands are skipped, as Redis does.
+        assert_eq!(decode_all(b"*0\r\n*-1\r\n\r\n  \r\nPING\r\n").unwrap(), vec![args(&["PING"])]);
+        // Binary-safe bulk strings.
+        assert_eq!(decode_all(b"*1\r\n$4\r\na\r\nb\r\n").unwrap(), vec![args(&["a\r\nb"])]);
+    }
+
+    #[test]
+    fn inline_quoting_follows_sdssplitargs() {
+        assert_eq!(
+            split_inline(br#"set "a b" 'c\'d' "\x41\n" x"#).unwrap(),
+            vec![b"set".to_vec(), b"a b".to_vec(), b"c'd".to_vec(), b"A\n".to_vec(), b"x".to_vec()]
+        );
+        assert_eq!(split_inline(br#"set "a"#), None);
+        assert_eq!(split_inline(br#"set "a"b"#), None);
+        assert_eq!(split_inline(b"set 'a"), None);
+        assert_eq!(split_inline(b"   "), Some(vec![]));
+    }
+
+    #[test]
+    fn protocol_errors_use_redis_wording() {
+        assert_eq!(err(b"*1\r\nx\r\n"), "ERR Protocol error: expected '$', got 'x'");
+        assert_eq!(err(b"*1\r\n\x01\r\n"), "ERR Protocol error: expected '$', got '\\x01'");
+        assert_eq!(err(b"*1\r\n$abc\r\n"), "ERR Protocol error: invalid bulk length");
+        assert_eq!(err(b"*1\r\n$-5\r\n"), "ERR Protocol error: invalid bulk length");
+        assert_eq!(err(b"*1\r\n$600000000\r\n"), "ERR Protocol error: invalid bulk length");
+        assert_eq!(err(b"*abc\r\n"), "ERR Protocol error: invalid multibulk length");
+        assert_eq!(err(b"*3000000000\r\n"), "ERR Protocol error: invalid multibulk length");
+        assert_eq!(err(b"set a \"b\r\n"), "ERR Protocol error: unbalanced quotes in request");
+        assert_eq!(err(&[b'x'; 70_000]), "ERR Protocol error: too big inline request");
+        let mut long_count = b"*1\r\n$".to_vec();
+        long_count.extend([b'1'; 70_000]);
+        assert_eq!(err(&long_count), "ERR Protocol error: too big bulk count string");
+        assert_eq!(
+            err(b"*1\r\n$4\r\nPINGxx"),
+            "ERR Protocol error: bulk string of 4 bytes is not followed by CRLF"
+        );
+    }
+
+    #[test]
+    fn an_oversized_bulk_is_refused_from_its_header_alone() {
+        let limits = DecodeLimits { max_bulk_bytes: 10, ..DecodeLimits::default() };
+        let mut decoder = RequestDecoder::new(limits);
+        // Only the header has arrived: refused before a single payload byte is buffered.
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$11\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap_err().detail, "invalid bulk length");
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$10\r\n0123456789\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap().unwrap().len(), 2);
+        // Unauthenticated clients get Redis's tighter bounds.
+        let mut anonymous = RequestDecoder::new(DecodeLimits::default().unauthenticated());
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(anonymous.decode(&mut buf).unwrap_err().detail, "invalid multibulk length");
+    }
+
+    #[test]
+    fn requests_split_anywhere_are_reassembled() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\nPING\r\n";
+        for split in 0..input.len() {
+            let mut decoder = RequestDecoder::default();
+            let mut buf = BytesMut::from(&input[..split]);
+            let mut got = Vec::new();
+            while let Some(a) = decoder.decode(&mut buf).unwrap() {
+                got.push(a);
+            }
+            buf.extend_from_slice(&input[split..]);
+            while let Some(a) = decoder.decode(&mut buf).unwrap() {
+                got.push(a);
+            }
+            assert_eq!(got, vec![args(&["SET", "k", "hello"]), args(&["PING"])], "split at {split}");
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_big_bulk_is_not_rescanned_for_every_read() {
+        let mut decoder = RequestDecoder::default();
+        let mut buf = BytesMut::from(&b"*1\r\n$1000\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        assert_eq!(decoder.need, 4 + 7 + 1000 + 2);
+    }
+
+    #[test]
+    fn integers_parse_like_string2ll() {
+        assert_eq!(parse_int(b"0"), Some(0));
+        assert_eq!(parse_int(b"-12"), Some(-12));
+        assert_eq!(parse_int(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_int(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"01",
+            b"-0",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"9223372036854775808",
+            b"1.5",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(parse_int(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn resp3_frames_decode() {
+        let input = b"%2\r\n+a\r\n#t\r\n$1\r\nb\r\n,1.5\r\n~1\r\n_\r\n=7\r\ntxt:abc\r\n(123\r\n!3\r\nERR\r\n>1\r\n:-1\r\n*-1\r\n$-1\r\n";
+        let mut buf = BytesMut::from(&input[..]);
+        let limits = DecodeLimits::default();
+        let mut frames = Vec::new();
+        while let Some(f) = decode_frame(&mut buf, &limits).unwrap() {
+            frames.push(f);
+        }
+        assert_eq!(
+            frames,
+            vec![
+                Frame::Map(vec![
+                    (Frame::simple("a"), Frame::Boolean(true)),
+                    (Frame::bulk("b"), Frame::Double(1.5))
+                ]),
+                Frame::Set(vec![Frame::Null]),
+                Frame::Verbatim { format: *b"txt", text: "abc".into() },
+                Frame::BigNumber("123".into()),
+                Frame::BulkError("ERR".into()),
+                Frame::Push(vec![Frame::Integer(-1)]),
+                Frame::Null,
+                Frame::Null,
+            ]
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let mut buf = BytesMut::from(&b"*1\r\n".repeat(100_000)[..]);
+        let e = decode_frame(&mut buf, &DecodeLimits::default()).unwrap_err();
+        assert_eq!(e.detail, "aggregates nested deeper than 32");
+    }
+
+    #[test]
+    fn encoding_in_both_protocols() {
+        let reply = Frame::Array(vec![Frame::Null, Frame::Boolean(false), Frame::Double(2.5)]);
+        assert_eq!(encode_to_vec(&reply, Protocol::Resp3), b"*3\r\n_\r\n#f\r\n,2.5\r\n");
+        assert_eq!(encode_to_vec(&reply, Protocol::Resp2), b"*3\r\n$-1\r\n:0\r\n$3\r\n2.5\r\n");
+        // A line break in an error message cannot end the line early.
+        assert_eq!(encode_to_vec(&Frame::error("ERR a\r\nb"), Protocol::Resp2), b"-ERR a  b\r\n");
+        let map = Frame::map_of([("proto", Frame::Integer(3))]);
+        assert_eq!(encode_to_vec(&map, Protocol::Resp3), b"%1\r\n$5\r\nproto\r\n:3\r\n");
+        assert_eq!(encode_to_vec(&map, Protocol::Resp2), b"*2\r\n$5\r\nproto\r\n:3\r\n");
+    }
+}

@@ -1,0 +1,835 @@
+//! Requests: a client's arguments parsed into a typed [`Request`], with Redis's error replies.
+//!
+//! [`parse`] takes the arguments of one request (`["SET", "k", "v", "EX", "10"]`) and returns a
+//! [`Request`] or the exact error Redis would send for the same input:
+//!
+//! ```text
+//! GET                → ERR wrong number of arguments for 'get' command
+//! FOO a              → ERR unknown command 'FOO', with args beginning with: 'a'
+//! SET k v NX XX      → ERR syntax error
+//! INCRBY k 1.5       → ERR value is not an integer or out of range
+//! SET k v EX 0       → ERR invalid expire time in 'set' command
+//! CLIENT FOO         → ERR unknown subcommand 'FOO'. Try CLIENT HELP.
+//! ```
+//!
+//! Command names are case-insensitive. Every supported command has an entry in [`COMMANDS`] (its
+//! arity in Redis's convention – exact if positive, a minimum if negative – key positions, flags
+//! and a summary), which both the arity check here and `COMMAND` / `COMMAND DOCS` replies use.
+//!
+//! This module only parses. [`crate::exec`] maps data commands onto `concord_kv` commands and
+//! queries; the server handles the connection commands (`HELLO`, `AUTH`, `CLIENT`, …).
+
+use crate::codec::parse_int;
+use crate::frame::{Frame, Protocol};
+use bytes::Bytes;
+use concord_raft::ReadConsistency;
+
+/// One client request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    // Connection.
+    Ping(Option<Bytes>),
+    Echo(Bytes),
+    Hello {
+        protocol: Option<Protocol>,
+        auth: Option<(Bytes, Bytes)>,
+        setname: Option<Bytes>,
+    },
+    Auth {
+        user: Option<Bytes>,
+        password: Bytes,
+    },
+    Select(i64),
+    Quit,
+    Client(ClientRequest),
+    /// Concord extension: `CONSISTENCY [linearizable|lease|stale]` – set (or show) the read
+    /// consistency of this connection's reads.
+    Consistency(Option<ReadConsistency>),
+    // Server.
+    Info(Vec<Bytes>),
+    Command(CommandRequest),
+    ConfigGet(Vec<Bytes>),
+    DbSize,
+    // Keys and strings.
+    Get(Bytes),
+    Set(SetRequest),
+    GetSet {
+        key: Bytes,
+        value: Bytes,
+    },
+    Del(Vec<Bytes>),
+    Exists(Vec<Bytes>),
+    /// INCR, DECR, INCRBY and DECRBY.
+    IncrBy {
+        key: Bytes,
+        delta: i64,
+    },
+    MGet(Vec<Bytes>),
+    MSet(Vec<(Bytes, Bytes)>),
+    /// EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT.
+    Expire(ExpireRequest),
+    /// TTL (seconds) and PTTL (milliseconds).
+    Ttl {
+        key: Bytes,
+        millis: bool,
+    },
+    Persist(Bytes),
+    Keys(Bytes),
+    Scan(ScanRequest),
+}
+
+/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]` (also SETNX, SETEX, PSETEX).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetRequest {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub condition: Option<Condition>,
+    /// Reply with the old value instead of OK.
+    pub get: bool,
+    pub expiry: SetExpiry,
+    /// SETNX replies 1/0 instead of OK/nil.
+    pub reply_integer: bool,
+}
+
+/// NX (only if absent) or XX (only if present).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    IfAbsent,
+    IfPresent,
+}
+
+/// What a SET does with the key's time to live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetExpiry {
+    /// No option: the key no longer expires (a previous TTL is dropped).
+    Clear,
+    /// KEEPTTL: keep the key's current deadline.
+    Keep,
+    /// EX/PX: expire this many ms from now (> 0).
+    AfterMs(u64),
+    /// EXAT/PXAT: expire at this Unix time in ms (> 0; may be in the past: the key is deleted).
+    AtUnixMs(u64),
+}
+
+/// `EXPIRE key seconds [NX|XX|GT|LT]` and its millisecond and absolute forms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpireRequest {
+    pub key: Bytes,
+    pub when: ExpireWhen,
+    pub conditions: ExpireConditions,
+    /// The command's name for error messages (`expire`, `pexpire`, …).
+    pub command: &'static str,
+}
+
+/// The deadline as given: relative or absolute, already in milliseconds (may be ≤ 0: delete).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpireWhen {
+    AfterMs(i64),
+    AtUnixMs(i64),
+}
+
+/// Redis 7's EXPIRE options (XX combines with GT or LT; NX with none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExpireConditions {
+    /// NX: only if the key has no TTL.
+    pub nx: bool,
+    /// XX: only if the key has a TTL.
+    pub xx: bool,
+    /// GT: only if the new deadline is later (no TTL counts as infinite, so GT never applies).
+    pub gt: bool,
+    /// LT: only if the new deadline is earlier (no TTL counts as infinite, so LT always applies).
+    pub lt: bool,
+}
+
+impl ExpireConditions {
+    /// Whether a key whose deadline is `current_ms` (`None`: no TTL) may get `new_ms`.
+    pub fn allow(&self, current_ms: Option<u64>, new_ms: u64) -> bool {
+        match current_ms {
+            None => !self.xx && !self.gt,
+            Some(current) => !self.nx && (!self.gt || new_ms > current) && (!self.lt || new_ms < current),
+        }
+    }
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScanRequest {
+    /// `0` to start; otherwise the key to resume from (decoded from the cursor).
+    pub cursor: Option<Vec<u8>>,
+    pub pattern: Option<Bytes>,
+    pub count: usize,
+    /// TYPE filter: every Concord value is a `string`, so any other type yields nothing.
+    pub type_filter: Option<Bytes>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientRequest {
+    SetName(Bytes),
+    GetName,
+    Id,
+    /// `CLIENT SETINFO LIB-NAME|LIB-VER value` (redis-py sends it on connect).
+    SetInfo {
+        attribute: ClientInfoAttribute,
+        value: Bytes,
+    },
+    Info,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientInfoAttribute {
+    LibName,
+    LibVersion,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CommandRequest {
+    /// `COMMAND`: every command's info.
+    All,
+    Count,
+    /// `COMMAND INFO [name …]`.
+    Info(Vec<Bytes>),
+    /// `COMMAND DOCS [name …]` (redis-cli 7 asks for it at startup for its hints).
+    Docs(Vec<Bytes>),
+    List,
+}
+
+/// An error reply: the text after `-`, starting with its code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplyError(pub String);
+
+impl ReplyError {
+    pub fn syntax() -> ReplyError {
+        ReplyError("ERR syntax error".into())
+    }
+
+    pub fn not_an_integer() -> ReplyError {
+        ReplyError("ERR value is not an integer or out of range".into())
+    }
+
+    pub fn wrong_arity(name: &str) -> ReplyError {
+        ReplyError(format!("ERR wrong number of arguments for '{name}' command"))
+    }
+
+    pub fn invalid_expire(command: &str) -> ReplyError {
+        ReplyError(format!("ERR invalid expire time in '{command}' command"))
+    }
+
+    /// Redis's wording, including the trailing space after each quoted argument; at most about
+    /// 128 bytes of arguments are quoted.
+    pub fn unknown_command(args: &[Bytes]) -> ReplyError {
+        let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]).into_owned();
+        let mut quoted = String::new();
+        for arg in &args[1..] {
+            if quoted.len() >= 128 {
+                break;
+            }
+            let room = 128 - quoted.len();
+            quoted.push_str(&format!("'{}' ", String::from_utf8_lossy(&arg[..arg.len().min(room)])));
+        }
+        ReplyError(format!("ERR unknown command '{name}', with args beginning with: {quoted}"))
+    }
+
+    pub fn unknown_subcommand(command: &str, sub: &[u8]) -> ReplyError {
+        let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
+        ReplyError(format!("ERR unknown subcommand '{sub}'. Try {} HELP.", command.to_uppercase()))
+    }
+
+    pub fn into_frame(self) -> Frame {
+        Frame::Error(self.0)
+    }
+}
+
+/// One row of the command table.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandSpec {
+    /// Lowercase, as Redis names commands (`client|setname` for subcommands).
+    pub name: &'static str,
+    /// Redis convention: `n > 0` exactly n arguments including the name, `n < 0` at least -n.
+    pub arity: i64,
+    pub flags: &'static [&'static str],
+    /// Position of the first key, the last key (-1: the last argument) and the step; 0 0 0 for none.
+    pub keys: (i64, i64, i64),
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+}
+
+const fn spec(
+    name: &'static str,
+    arity: i64,
+    flags: &'static [&'static str],
+    keys: (i64, i64, i64),
+    group: &'static str,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec { name, arity, flags, keys, group, since, summary }
+}
+
+const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
+const ONE_KEY: (i64, i64, i64) = (1, 1, 1);
+const ALL_KEYS: (i64, i64, i64) = (1, -1, 1);
+const R: &[&str] = &["readonly", "fast"];
+const W: &[&str] = &["write", "denyoom"];
+const WF: &[&str] = &["write", "fast"];
+const CONN: &[&str] = &["noscript", "loading", "stale", "fast"];
+
+/// Every command Concord understands (top-level commands; subcommands are listed under their
+/// container in `COMMAND` replies).
+pub const COMMANDS: &[CommandSpec] = &[
+    spec("ping", -1, CONN, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response."),
+    spec("echo", 2, CONN, NO_KEYS, "connection", "1.0.0", "Returns the given string."),
+    spec(
+        "hello",
+        -1,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "6.0.0",
+        "Handshakes with the server: protocol version, authentication, client name.",
+    ),
+    spec("auth", -2, CONN, NO_KEYS, "connection", "1.0.0", "Authenticates the connection."),
+    spec(
+        "select",
+        2,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "1.0.0",
+        "Changes the selected database (Concord has only database 0).",
+    ),
+    spec("quit", -1, CONN, NO_KEYS, "connection", "1.0.0", "Closes the connection."),
+    spec(
+        "client",
+        -2,
+        &["sentinel"],
+        NO_KEYS,
+        "connection",
+        "2.4.0",
+        "A container for client connection commands (SETNAME, GETNAME, ID, SETINFO, INFO).",
+    ),
+    spec(
+        "consistency",
+        -1,
+        CONN,
+        NO_KEYS,
+        "connection",
+        "concord",
+        "Concord: sets (or shows) this connection's read consistency: linearizable, lease or stale.",
+    ),
+    spec(
+        "info",
+        -1,
+        &["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Returns information and statistics about the server, including its Raft state.",
+    ),
+    spec(
+        "command",
+        -1,
+        &["loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.8.13",
+        "Returns detailed information about all commands.",
+    ),
+    spec(
+        "config",
+        -2,
+        &["admin", "noscript", "loading", "stale"],
+        NO_KEYS,
+        "server",
+        "2.0.0",
+        "A container for server configuration commands (GET only).",
+    ),
+    spec(
+        "dbsize",
+        1,
+        &["readonly"],
+        NO_KEYS,
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database (counts by scanning).",
+    ),
+    spec("get", 2, R, ONE_KEY, "string", "1.0.0", "Returns the string value of a key."),
+    spec(
+        "set",
+        -3,
+        W,
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+    ),
+    spec(
+        "setnx",
+        3,
+        &["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Set the string value of a key only when the key doesn't exist.",
+    ),
+    spec("setex", 4, W, ONE_KEY, "string", "2.0.0", "Sets the string value and expiration time of a key."),
+    spec(
+        "psetex",
+        4,
+        W,
+        ONE_KEY,
+        "string",
+        "2.6.0",
+        "Sets both string value and expiration time in milliseconds of a key.",
+    ),
+    spec(
+        "getset",
+        3,
+        &["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Returns the previous string value of a key after setting it to a new value.",
+    ),
+    spec(
+        "del",
+        -2,
+        &["write"],
+        ALL_KEYS,
+        "generic",
+        "1.0.0",
+        "Deletes one or more keys (atomically: one transaction).",
+    ),
+    spec("exists", -2, R, ALL_KEYS, "generic", "1.0.0", "Determines whether one or more keys exist."),
+    spec(
+        "incr",
+        2,
+        &["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by one.",
+    ),
+    spec(
+        "decr",
+        2,
+        &["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Decrements the integer value of a key by one.",
+    ),
+    spec(
+        "incrby",
+        3,
+        &["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Increments the integer value of a key by a number.",
+    ),
+    spec(
+        "decrby",
+        3,
+        &["write", "denyoom", "fast"],
+        ONE_KEY,
+        "string",
+        "1.0.0",
+        "Decrements a number from the integer value of a key.",
+    ),
+    spec(
+        "mget",
+        -2,
+        R,
+        ALL_KEYS,
+        "string",
+        "1.0.0",
+        "Atomically returns the string values of one or more keys.",
+    ),
+    spec(
+        "mset",
+        -3,
+        W,
+        (1, -1, 2),
+        "string",
+        "1.0.1",
+        "Atomically creates or modifies the string values of one or more keys.",
+    ),
+    spec("expire", -3, WF, ONE_KEY, "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
+    spec(
+        "pexpire",
+        -3,
+        WF,
+        ONE_KEY,
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key in milliseconds.",
+    ),
+    spec(
+        "expireat",
+        -3,
+        WF,
+        ONE_KEY,
+        "generic",
+        "1.2.0",
+        "Sets the expiration time of a key to a Unix timestamp.",
+    ),
+    spec(
+        "pexpireat",
+        -3,
+        WF,
+        ONE_KEY,
+        "generic",
+        "2.6.0",
+        "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+    ),
+    spec("ttl", 2, R, ONE_KEY, "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
+    spec("pttl", 2, R, ONE_KEY, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    spec("persist", 2, WF, ONE_KEY, "generic", "2.2.0", "Removes the expiration time of a key."),
+    spec(
+        "keys",
+        2,
+        &["readonly"],
+        NO_KEYS,
+        "generic",
+        "1.0.0",
+        "Returns all key names that match a pattern (bounded: refused above the configured count).",
+    ),
+    spec(
+        "scan",
+        -2,
+        &["readonly"],
+        NO_KEYS,
+        "generic",
+        "2.8.0",
+        "Iterates over the key names in the database (the cursor encodes the next key).",
+    ),
+];
+
+/// The table row for `name` (case-insensitive).
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Parse one request's arguments (see the module docs). `args` is never empty (the codec skips
+/// empty requests).
+pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
+    let Some(spec) = lookup(&args[0]) else { return Err(ReplyError::unknown_command(&args)) };
+    let n = args.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err(ReplyError::wrong_arity(spec.name));
+    }
+    let mut args = args.into_iter();
+    args.next(); // the name
+    let rest: Vec<Bytes> = args.collect();
+    let arg = |i: usize| rest[i].clone();
+    Ok(match spec.name {
+        "ping" => match rest.len() {
+            0 => Request::Ping(None),
+            1 => Request::Ping(Some(arg(0))),
+            _ => return Err(ReplyError::wrong_arity("ping")),
+        },
+        "echo" => Request::Echo(arg(0)),
+        "hello" => parse_hello(&rest)?,
+        "auth" => match rest.len() {
+            1 => Request::Auth { user: None, password: arg(0) },
+            2 => Request::Auth { user: Some(arg(0)), password: arg(1) },
+            _ => return Err(ReplyError::syntax()),
+        },
+        "select" => Request::Select(integer(&rest[0])?),
+        "quit" => Request::Quit,
+        "client" => Request::Client(parse_client(&rest)?),
+        "consistency" => match rest.len() {
+            0 => Request::Consistency(None),
+            1 => Request::Consistency(Some(parse_consistency(&rest[0])?)),
+            _ => return Err(ReplyError::wrong_arity("consistency")),
+        },
+        "info" => Request::Info(rest),
+        "command" => Request::Command(parse_command(&rest)?),
+        "config" => parse_config(&rest)?,
+        "dbsize" => Request::DbSize,
+        "get" => Request::Get(arg(0)),
+        "set" => Request::Set(parse_set(arg(0), arg(1), &rest[2..])?),
+        "setnx" => Request::Set(SetRequest {
+            condition: Some(Condition::IfAbsent),
+            reply_integer: true,
+            ..plain_set(arg(0), arg(1))
+        }),
+        "setex" | "psetex" => {
+            let amount = integer(&rest[1])?;
+            let expiry = relative_expiry(amount, spec.name == "setex", spec.name)?;
+            Request::Set(SetRequest { expiry, ..plain_set(arg(0), arg(2)) })
+        }
+        "getset" => Request::GetSet { key: arg(0), value: arg(1) },
+        "del" => Request::Del(rest),
+        "exists" => Request::Exists(rest),
+        "incr" => Request::IncrBy { key: arg(0), delta: 1 },
+        "decr" => Request::IncrBy { key: arg(0), delta: -1 },
+        "incrby" => Request::IncrBy { key: arg(0), delta: integer(&rest[1])? },
+        "decrby" => {
+            let delta = integer(&rest[1])?;
+            if delta == i64::MIN {
+                return Err(ReplyError("ERR decrement would overflow".into()));
+            }
+            Request::IncrBy { key: arg(0), delta: -delta }
+        }
+        "mget" => Request::MGet(rest),
+        "mset" => {
+            if !rest.len().is_multiple_of(2) {
+                return Err(ReplyError::wrong_arity("mset"));
+            }
+            Request::MSet(rest.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect())
+        }
+        "expire" | "pexpire" | "expireat" | "pexpireat" => Request::Expire(parse_expire(spec.name, &rest)?),
+        "ttl" => Request::Ttl { key: arg(0), millis: false },
+        "pttl" => Request::Ttl { key: arg(0), millis: true },
+        "persist" => Request::Persist(arg(0)),
+        "keys" => Request::Keys(arg(0)),
+        "scan" => Request::Scan(parse_scan(&rest)?),
+        other => unreachable!("command {other} is in the table but has no parser"),
+    })
+}
+
+/// An integer argument, or Redis's "not an integer" error.
+pub fn integer(arg: &[u8]) -> Result<i64, ReplyError> {
+    parse_int(arg).ok_or_else(ReplyError::not_an_integer)
+}
+
+fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+fn plain_set(key: Bytes, value: Bytes) -> SetRequest {
+    SetRequest { key, value, condition: None, get: false, expiry: SetExpiry::Clear, reply_integer: false }
+}
+
+/// `amount` seconds (or ms) from now: must be positive and fit in ms.
+fn relative_expiry(amount: i64, seconds: bool, command: &str) -> Result<SetExpiry, ReplyError> {
+    let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
+    match ms {
+        Some(ms) if ms > 0 => Ok(SetExpiry::AfterMs(ms as u64)),
+        _ => Err(ReplyError::invalid_expire(command)),
+    }
+}
+
+fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, ReplyError> {
+    let mut set = plain_set(key, value);
+    let mut expiry_given = false;
+    let mut i = 0;
+    while i < options.len() {
+        let option = &options[i];
+        let has_value = i + 1 < options.len();
+        if is(option, "NX") && set.condition != Some(Condition::IfPresent) {
+            set.condition = Some(Condition::IfAbsent);
+        } else if is(option, "XX") && set.condition != Some(Condition::IfAbsent) {
+            set.condition = Some(Condition::IfPresent);
+        } else if is(option, "GET") {
+            set.get = true;
+        } else if is(option, "KEEPTTL") && !expiry_given {
+            set.expiry = SetExpiry::Keep;
+            expiry_given = true;
+        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w)) && !expiry_given && has_value {
+            // Redis checks the number before the sign: "EX abc" is not an integer, "EX 0" invalid.
+            let amount = integer(&options[i + 1])?;
+            let seconds = is(option, "EX") || is(option, "EXAT");
+            set.expiry = if is(option, "EX") || is(option, "PX") {
+                relative_expiry(amount, seconds, "set")?
+            } else {
+                let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
+                match ms {
+                    Some(ms) if ms > 0 => SetExpiry::AtUnixMs(ms as u64),
+                    _ => return Err(ReplyError::invalid_expire("set")),
+                }
+            };
+            expiry_given = true;
+            i += 1;
+        } else {
+            return Err(ReplyError::syntax());
+        }
+        i += 1;
+    }
+    Ok(set)
+}
+
+fn parse_expire(command: &'static str, rest: &[Bytes]) -> Result<ExpireRequest, ReplyError> {
+    let amount = integer(&rest[1])?;
+    let seconds = command == "expire" || command == "expireat";
+    let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
+    let ms = ms.ok_or_else(|| ReplyError::invalid_expire(command))?;
+    let when = if command.ends_with("at") { ExpireWhen::AtUnixMs(ms) } else { ExpireWhen::AfterMs(ms) };
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for option in &rest[2..] {
+        if is(option, "NX") {
+            nx = true;
+        } else if is(option, "XX") {
+            xx = true;
+        } else if is(option, "GT") {
+            gt = true;
+        } else if is(option, "LT") {
+            lt = true;
+        } else {
+            return Err(ReplyError(format!("ERR Unsupported option {}", String::from_utf8_lossy(option))));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(ReplyError("ERR NX and XX, GT or LT options at the same time are not compatible".into()));
+    }
+    if gt && lt {
+        return Err(ReplyError("ERR GT and LT options at the same time are not compatible".into()));
+    }
+    let conditions = ExpireConditions { nx, xx, gt, lt };
+    Ok(ExpireRequest { key: rest[0].clone(), when, conditions, command })
+}
+
+fn parse_scan(rest: &[Bytes]) -> Result<ScanRequest, ReplyError> {
+    let cursor = crate::cursor::decode(&rest[0]).ok_or_else(|| ReplyError("ERR invalid cursor".into()))?;
+    let mut scan = ScanRequest { cursor, pattern: None, count: 10, type_filter: None };
+    let mut i = 1;
+    while i < rest.len() {
+        let Some(value) = rest.get(i + 1) else { return Err(ReplyError::syntax()) };
+        if is(&rest[i], "MATCH") {
+            scan.pattern = Some(value.clone());
+        } else if is(&rest[i], "COUNT") {
+            let count = integer(value)?;
+            if count < 1 {
+                return Err(ReplyError::syntax());
+            }
+            scan.count = count as usize;
+        } else if is(&rest[i], "TYPE") {
+            scan.type_filter = Some(value.clone());
+        } else {
+            return Err(ReplyError::syntax());
+        }
+        i += 2;
+    }
+    Ok(scan)
+}
+
+fn parse_hello(rest: &[Bytes]) -> Result<Request, ReplyError> {
+    let Some(version) = rest.first() else {
+        return Ok(Request::Hello { protocol: None, auth: None, setname: None });
+    };
+    let protocol = match parse_int(version) {
+        None => return Err(ReplyError("ERR Protocol version is not an integer or out of range".into())),
+        Some(2) => Protocol::Resp2,
+        Some(3) => Protocol::Resp3,
+        Some(_) => return Err(ReplyError("NOPROTO unsupported protocol version".into())),
+    };
+    let (mut auth, mut setname) = (None, None);
+    let mut i = 1;
+    while i < rest.len() {
+        let more = rest.len() - i - 1;
+        if is(&rest[i], "AUTH") && more >= 2 {
+            auth = Some((rest[i + 1].clone(), rest[i + 2].clone()));
+            i += 3;
+        } else if is(&rest[i], "SETNAME") && more >= 1 {
+            setname = Some(rest[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(ReplyError(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&rest[i])
+            )));
+        }
+    }
+    Ok(Request::Hello { protocol: Some(protocol), auth, setname })
+}
+
+fn parse_client(rest: &[Bytes]) -> Result<ClientRequest, ReplyError> {
+    let sub = &rest[0];
+    let arity = |name: &str, n: usize| {
+        if rest.len() == n {
+            Ok(())
+        } else {
+            Err(ReplyError::wrong_arity(&format!("client|{name}")))
+        }
+    };
+    if is(sub, "SETNAME") {
+        arity("setname", 2)?;
+        Ok(ClientRequest::SetName(rest[1].clone()))
+    } else if is(sub, "GETNAME") {
+        arity("getname", 1)?;
+        Ok(ClientRequest::GetName)
+    } else if is(sub, "ID") {
+        arity("id", 1)?;
+        Ok(ClientRequest::Id)
+    } else if is(sub, "INFO") {
+        arity("info", 1)?;
+        Ok(ClientRequest::Info)
+    } else if is(sub, "SETINFO") {
+        arity("setinfo", 3)?;
+        let attribute = if is(&rest[1], "LIB-NAME") {
+            ClientInfoAttribute::LibName
+        } else if is(&rest[1], "LIB-VER") {
+            ClientInfoAttribute::LibVersion
+        } else {
+            return Err(ReplyError(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&rest[1])
+            )));
+        };
+        Ok(ClientRequest::SetInfo { attribute, value: rest[2].clone() })
+    } else {
+        Err(ReplyError::unknown_subcommand("client", sub))
+    }
+}
+
+fn parse_command(rest: &[Bytes]) -> Result<CommandRequest, ReplyError> {
+    let Some(sub) = rest.first() else { return Ok(CommandRequest::All) };
+    if is(sub, "COUNT") {
+        if rest.len() != 1 {
+            return Err(ReplyError::wrong_arity("command|count"));
+        }
+        Ok(CommandRequest::Count)
+    } else if is(sub, "INFO") {
+        Ok(CommandRequest::Info(rest[1..].to_vec()))
+    } else if is(sub, "DOCS") {
+        Ok(CommandRequest::Docs(rest[1..].to_vec()))
+    } else if is(sub, "LIST") {
+        Ok(CommandRequest::List)
+    } else {
+        Err(ReplyError::unknown_subcommand("command", sub))
+    }
+}
+
+fn parse_config(rest: &[Bytes]) -> Result<Request, ReplyError> {
+    let sub = &rest[0];
+    if is(sub, "GET") {
+        if rest.len() < 2 {
+            return Err(ReplyError::wrong_arity("config|get"));
+        }
+        Ok(Request::ConfigGet(rest[1..].to_vec()))
+    } else if ["SET", "REWRITE", "RESETSTAT"].iter().any(|w| is(sub, w)) {
+        Err(ReplyError(format!(
+            "ERR CONFIG {} is not supported: Concord is configured in its configuration file",
+            String::from_utf8_lossy(sub).to_uppercase()
+        )))
+    } else {
+        Err(ReplyError::unknown_subcommand("config", sub))
+    }
+}
+
+fn parse_consistency(arg: &[u8]) -> Result<ReadConsistency, ReplyError> {
+    if is(arg, "linearizable") {
+        Ok(ReadConsistency::Linearizable)
+    } else if is(arg, "lease") {
+        Ok(ReadConsistency::Lease)
+    } else if is(arg, "stale") {
+        Ok(ReadConsistency::Stale)
+    } else {
+        Err(ReplyError(format!(
+            "ERR unknown consistency '{}'; expected linearizable, lease or stale",
+            String::from_utf8_lossy(arg)
+        )))
+    }
+}
+
+/// The name `CONSISTENCY` reports for a level.
+pub fn consistency_name(consistency: ReadConsistency) -> &'static str {
+    match consistency {
+        ReadConsistency::Linearizable => "linearizable",
+        ReadConsistency::Lease => "lease",
+        ReadConsistency::Stale => "stale",
+    }
+}

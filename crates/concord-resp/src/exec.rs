@@ -1,0 +1,513 @@
+//! Data commands mapped onto `concord_kv`: what `SET k v NX GET` means in commands and queries.
+//!
+//! | Redis                         | concord-kv                                                        |
+//! |-------------------------------|-------------------------------------------------------------------|
+//! | `GET k`                       | `Query::Get`                                                      |
+//! | `SET k v [EX s]`              | `Write::Put` (with `ttl_ms`)                                      |
+//! | `SET k v NX\|XX [GET]`        | `Write::Txn`: compare `Version(0)` (`=` for NX, `>` for XX); success `[Get?, Put]`, failure `[Get?]` |
+//! | `SET k v EXAT <past>`         | as above with `Delete` instead of `Put` (Redis deletes the key)   |
+//! | `SET k v KEEPTTL`             | read the key, then `Txn` guarded by its `ModRevision` (retried if it changed) |
+//! | `GETSET k v`                  | `Txn` `[Get, Put]`                                                |
+//! | `DEL k…`                      | `Write::Delete` (one key) or a `Txn` of deletes – atomic          |
+//! | `MSET k v …`                  | a `Txn` of puts – atomic                                          |
+//! | `INCR`/`DECR`/`INCRBY`/`DECRBY` | `Write::Increment` (keeps the key's TTL, like Redis)            |
+//! | `MGET`, `EXISTS`              | one `Query::Get` per key, issued concurrently (see below)         |
+//! | `EXPIRE`…, `PERSIST`          | read the key, then `Write::Cas` on its `ModRevision` re-putting the value with the new TTL (retried if it changed) |
+//! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
+//! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
+//!
+//! # Read-modify-write
+//! KV writes cannot say "keep the deadline" or "change only the deadline", so `SET … KEEPTTL`,
+//! `EXPIRE` and `PERSIST` read the key, then write it back guarded by its mod revision: if any
+//! other write touched the key in between, the guard fails and the command starts over (at most
+//! [`RMW_ATTEMPTS`] times, then `-TRYAGAIN`). The guard makes the outcome linearizable at the
+//! write, whatever consistency the read used. These commands re-write the value, so they bump the
+//! key's version and mod revision.
+//!
+//! # What is not atomic
+//! `MGET` and `EXISTS` with several keys read each key separately (each read has the connection's
+//! consistency): they are not a snapshot across keys. A snapshot would need a read-only
+//! transaction through the Raft log for every `MGET`.
+//!
+//! # Expired-but-present keys
+//! Expiry goes through the log (see `concord_kv`), so a key may outlive its deadline until the
+//! leader's expiry command is applied; until then `GET` still returns it and `TTL` reports 0.
+
+use crate::backend::{Backend, BackendError, BoxFuture};
+use crate::command::{Condition, ExpireRequest, ExpireWhen, Request, ScanRequest, SetExpiry, SetRequest};
+use crate::frame::Frame;
+use crate::{cursor, glob};
+use bytes::Bytes;
+use concord_core::Time;
+use concord_kv::{
+    Cas, Command, Compare, CompareOp, CompareTarget, KeyRange, KeyValue, Put, Query, RangeRequest, Response,
+    Txn, TxnOp, Write,
+};
+use concord_raft::ReadConsistency;
+use std::sync::Arc;
+
+/// How often a read-modify-write command retries when the key keeps changing under it.
+pub const RMW_ATTEMPTS: usize = 8;
+
+/// How a request touches the backend – what the connection's pipeline needs to keep replies
+/// consistent with the order of requests (see `server`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Answered by the connection itself (PING, HELLO, CLIENT, INFO…).
+    Connection,
+    /// Reads only.
+    Read,
+    /// One write, sent to the backend as soon as the request is parsed.
+    Write,
+    /// Reads then writes (KEEPTTL, EXPIRE, PERSIST): runs alone.
+    ReadModifyWrite,
+}
+
+impl Request {
+    pub fn access(&self) -> Access {
+        match self {
+            Request::Get(_)
+            | Request::MGet(_)
+            | Request::Exists(_)
+            | Request::Ttl { .. }
+            | Request::Keys(_)
+            | Request::Scan(_)
+            | Request::DbSize => Access::Read,
+            Request::Set(set) if set.expiry == SetExpiry::Keep => Access::ReadModifyWrite,
+            Request::Set(_)
+            | Request::GetSet { .. }
+            | Request::Del(_)
+            | Request::IncrBy { .. }
+            | Request::MSet(_) => Access::Write,
+            Request::Expire(_) | Request::Persist(_) => Access::ReadModifyWrite,
+            _ => Access::Connection,
+        }
+    }
+}
+
+/// What a data command needs besides its arguments.
+#[derive(Clone)]
+pub struct ExecContext {
+    pub backend: Arc<dyn Backend>,
+    pub consistency: ReadConsistency,
+    /// Most keys `KEYS` returns before refusing.
+    pub keys_max: usize,
+}
+
+type Reply = Result<Frame, Frame>;
+
+fn backend_error(e: BackendError) -> Frame {
+    e.to_reply()
+}
+
+fn now_time(now_ms: u64) -> Time {
+    Time(now_ms.saturating_mul(1_000_000))
+}
+
+fn deadline_ms(kv: &KeyValue) -> Option<u64> {
+    kv.expires_at.map(|t| t.0 / 1_000_000)
+}
+
+/// Start executing a data request. **Writes are sent to the backend before this returns**, so
+/// calling `start` for a pipeline of writes submits them in order; the returned future only waits
+/// for the answers. Reads and read-modify-write commands start when the future is first polled.
+pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
+    let now_ms = ctx.backend.now_ms();
+    let command = |write: Write| Command::new(now_time(now_ms), write);
+    match request {
+        Request::Set(set) if set.expiry != SetExpiry::Keep => {
+            let (write, shape) = set_command(&set, now_ms);
+            reply(ctx.backend.write(command(write)), move |r| shape.reply(r))
+        }
+        Request::GetSet { key, value } => {
+            let txn = Txn {
+                compares: vec![],
+                success: vec![
+                    TxnOp::Get { key: key.to_vec() },
+                    TxnOp::Put(Put::new(key.to_vec(), value.to_vec())),
+                ],
+                failure: vec![],
+            };
+            reply(ctx.backend.write(command(Write::Txn(txn))), |r| match r {
+                Response::Txn { responses, .. } => Ok(first_get(&responses)),
+                other => Err(unexpected(&other)),
+            })
+        }
+        Request::Del(keys) => {
+            let write = if keys.len() == 1 {
+                Write::Delete { key: keys[0].to_vec() }
+            } else {
+                let success = keys.iter().map(|k| TxnOp::Delete { key: k.to_vec() }).collect();
+                Write::Txn(Txn { compares: vec![], success, failure: vec![] })
+            };
+            reply(ctx.backend.write(command(write)), |r| match r {
+                Response::Delete { deleted, .. } => Ok(Frame::Integer(deleted as i64)),
+                Response::Txn { responses, .. } => Ok(Frame::Integer(
+                    responses
+                        .iter()
+                        .map(|r| if let Response::Delete { deleted, .. } = r { *deleted } else { 0 })
+                        .sum::<u64>() as i64,
+                )),
+                other => Err(unexpected(&other)),
+            })
+        }
+        Request::IncrBy { key, delta } => {
+            reply(ctx.backend.write(command(Write::Increment { key: key.to_vec(), delta })), |r| match r {
+                Response::Increment { value, .. } => Ok(Frame::Integer(value)),
+                other => Err(unexpected(&other)),
+            })
+        }
+        Request::MSet(pairs) => {
+            let success = pairs.iter().map(|(k, v)| TxnOp::Put(Put::new(k.to_vec(), v.to_vec()))).collect();
+            let write = Write::Txn(Txn { compares: vec![], success, failure: vec![] });
+            reply(ctx.backend.write(command(write)), |_| Ok(Frame::ok()))
+        }
+        other => Box::pin(async move { run(other, ctx).await.unwrap_or_else(|e| e) }),
+    }
+}
+
+/// Await `answer` and turn it into a reply with `convert`.
+fn reply(
+    answer: BoxFuture<Result<Response, BackendError>>,
+    convert: impl FnOnce(Response) -> Reply + Send + 'static,
+) -> BoxFuture<Frame> {
+    Box::pin(async move {
+        match answer.await {
+            Ok(response) => convert(response).unwrap_or_else(|e| e),
+            Err(e) => backend_error(e),
+        }
+    })
+}
+
+fn unexpected(response: &Response) -> Frame {
+    Frame::error(format!("ERR internal error: unexpected backend response {response:?}"))
+}
+
+fn first_get(responses: &[Response]) -> Frame {
+    match responses.first() {
+        Some(Response::Get(kv)) => Frame::bulk_or_null(kv.as_ref().map(|kv| kv.value.clone())),
+        _ => Frame::Null,
+    }
+}
+
+/// How to turn a SET's response into its reply.
+struct SetShape {
+    get: bool,
+    reply_integer: bool,
+}
+
+impl SetShape {
+    fn reply(&self, response: Response) -> Reply {
+        let (succeeded, old) = match response {
+            Response::Put { .. } | Response::Delete { .. } => (true, Frame::Null),
+            Response::Txn { succeeded, responses, .. } => (succeeded, first_get(&responses)),
+            other => return Err(unexpected(&other)),
+        };
+        Ok(self.outcome(succeeded, old))
+    }
+
+    fn outcome(&self, succeeded: bool, old: Frame) -> Frame {
+        if self.get {
+            old
+        } else if self.reply_integer {
+            Frame::Integer(i64::from(succeeded))
+        } else if succeeded {
+            Frame::ok()
+        } else {
+            Frame::Null
+        }
+    }
+}
+
+/// The KV write for a SET without KEEPTTL.
+fn set_command(set: &SetRequest, now_ms: u64) -> (Write, SetShape) {
+    let key = set.key.to_vec();
+    let shape = SetShape { get: set.get, reply_integer: set.reply_integer };
+    let write_op = match set.expiry {
+        SetExpiry::Clear | SetExpiry::Keep => TxnOp::Put(Put::new(key.clone(), set.value.to_vec())),
+        SetExpiry::AfterMs(ms) => TxnOp::Put(Put::new(key.clone(), set.value.to_vec()).with_ttl_ms(ms)),
+        SetExpiry::AtUnixMs(at) if at > now_ms => {
+            TxnOp::Put(Put::new(key.clone(), set.value.to_vec()).with_ttl_ms(at - now_ms))
+        }
+        // A deadline in the past: Redis sets and immediately expires the key, i.e. deletes it.
+        SetExpiry::AtUnixMs(_) => TxnOp::Delete { key: key.clone() },
+    };
+    if set.condition.is_none() && !set.get {
+        let write = match write_op {
+            TxnOp::Put(put) => Write::Put(put),
+            _ => Write::Delete { key },
+        };
+        return (write, shape);
+    }
+    let compares = set
+        .condition
+        .map(|c| {
+            let op = if c == Condition::IfAbsent { CompareOp::Equal } else { CompareOp::Greater };
+            vec![Compare::new(key.clone(), op, CompareTarget::Version(0))]
+        })
+        .unwrap_or_default();
+    let get = || set.get.then(|| TxnOp::Get { key: key.clone() });
+    let success = get().into_iter().chain([write_op]).collect();
+    let failure = get().into_iter().collect();
+    (Write::Txn(Txn { compares, success, failure }), shape)
+}
+
+/// Requests that do not need to reach the backend before `start` returns.
+async fn run(request: Request, ctx: ExecContext) -> Reply {
+    match request {
+        Request::Get(key) => {
+            Ok(Frame::bulk_or_null(get(&ctx, &key, ctx.consistency).await?.map(|kv| kv.value)))
+        }
+        Request::MGet(keys) => {
+            let values = get_many(&ctx, &keys).await?;
+            Ok(Frame::Array(
+                values.into_iter().map(|kv| Frame::bulk_or_null(kv.map(|kv| kv.value))).collect(),
+            ))
+        }
+        Request::Exists(keys) => {
+            let values = get_many(&ctx, &keys).await?;
+            Ok(Frame::Integer(values.iter().filter(|kv| kv.is_some()).count() as i64))
+        }
+        Request::Ttl { key, millis } => {
+            let now_ms = ctx.backend.now_ms();
+            Ok(Frame::Integer(match get(&ctx, &key, ctx.consistency).await? {
+                None => -2,
+                Some(kv) => match deadline_ms(&kv) {
+                    None => -1,
+                    Some(deadline) => {
+                        let left_ms = deadline.saturating_sub(now_ms) as i64;
+                        if millis {
+                            left_ms
+                        } else {
+                            (left_ms + 500) / 1000
+                        }
+                    }
+                },
+            }))
+        }
+        Request::Set(set) => set_keep_ttl(&ctx, set).await,
+        Request::Expire(expire) => expire_key(&ctx, expire).await,
+        Request::Persist(key) => persist(&ctx, key).await,
+        Request::Keys(pattern) => keys(&ctx, &pattern).await,
+        Request::Scan(scan) => scan_page(&ctx, scan).await,
+        Request::DbSize => dbsize(&ctx).await,
+        other => Err(Frame::error(format!("ERR internal error: {other:?} is not a data command"))),
+    }
+}
+
+async fn get(ctx: &ExecContext, key: &[u8], consistency: ReadConsistency) -> Result<Option<KeyValue>, Frame> {
+    match ctx.backend.read(Query::get(key), consistency).await.map_err(backend_error)? {
+        Response::Get(kv) => Ok(kv),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// One read per key, all in flight at once (each on its own task, so a backend whose futures only
+/// progress when polled still overlaps them).
+async fn get_many(ctx: &ExecContext, keys: &[Bytes]) -> Result<Vec<Option<KeyValue>>, Frame> {
+    let reads: Vec<_> = keys
+        .iter()
+        .map(|k| tokio::spawn(ctx.backend.read(Query::get(k.to_vec()), ctx.consistency)))
+        .collect();
+    let mut values = Vec::with_capacity(reads.len());
+    for read in reads {
+        match read.await {
+            Ok(Ok(Response::Get(kv))) => values.push(kv),
+            Ok(Ok(other)) => return Err(unexpected(&other)),
+            Ok(Err(e)) => return Err(backend_error(e)),
+            Err(join) => return Err(Frame::error(format!("ERR internal error: read task failed: {join}"))),
+        }
+    }
+    Ok(values)
+}
+
+/// The read of a read-modify-write: the connection's consistency first, linearizable on retries
+/// (a stale read would only make the guard fail again).
+fn rmw_consistency(ctx: &ExecContext, attempt: usize) -> ReadConsistency {
+    if attempt == 0 {
+        ctx.consistency
+    } else {
+        ReadConsistency::Linearizable
+    }
+}
+
+fn too_much_contention(key: &[u8]) -> Frame {
+    Frame::error(format!(
+        "TRYAGAIN key {} changed {RMW_ATTEMPTS} times while this command tried to update it",
+        String::from_utf8_lossy(key)
+    ))
+}
+
+/// Write `txn` (guarded by a mod revision); whether its compares held, and its responses.
+async fn guarded(ctx: &ExecContext, txn: Txn) -> Result<(bool, Vec<Response>), Frame> {
+    let command = Command::new(now_time(ctx.backend.now_ms()), Write::Txn(txn));
+    match ctx.backend.write(command).await.map_err(backend_error)? {
+        Response::Txn { succeeded, responses, .. } => Ok((succeeded, responses)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn remaining_ttl_ms(kv: &KeyValue, now_ms: u64) -> Option<u64> {
+    deadline_ms(kv).map(|deadline| deadline.saturating_sub(now_ms).max(1))
+}
+
+async fn set_keep_ttl(ctx: &ExecContext, set: SetRequest) -> Reply {
+    let key = set.key.to_vec();
+    let shape = SetShape { get: set.get, reply_integer: set.reply_integer };
+    for attempt in 0..RMW_ATTEMPTS {
+        let current = get(ctx, &key, rmw_consistency(ctx, attempt)).await?;
+        let now_ms = ctx.backend.now_ms();
+        let allowed = match set.condition {
+            None => true,
+            Some(Condition::IfAbsent) => current.is_none(),
+            Some(Condition::IfPresent) => current.is_some(),
+        };
+        let mut put = Put::new(key.clone(), set.value.to_vec());
+        put.ttl_ms = current.as_ref().and_then(|kv| remaining_ttl_ms(kv, now_ms));
+        let revision = current.as_ref().map_or(0, |kv| kv.mod_revision);
+        let txn = Txn {
+            compares: vec![Compare::new(key.clone(), CompareOp::Equal, CompareTarget::ModRevision(revision))],
+            success: if allowed { vec![TxnOp::Put(put)] } else { vec![] },
+            failure: vec![],
+        };
+        if guarded(ctx, txn).await?.0 {
+            let old = Frame::bulk_or_null(current.map(|kv| kv.value));
+            return Ok(shape.outcome(allowed, old));
+        }
+    }
+    Err(too_much_contention(&key))
+}
+
+async fn expire_key(ctx: &ExecContext, expire: ExpireRequest) -> Reply {
+    let key = expire.key.to_vec();
+    for attempt in 0..RMW_ATTEMPTS {
+        let Some(current) = get(ctx, &key, rmw_consistency(ctx, attempt)).await? else {
+            return Ok(Frame::Integer(0));
+        };
+        let now_ms = ctx.backend.now_ms();
+        let deadline = match expire.when {
+            ExpireWhen::AfterMs(ms) => (now_ms as i64).checked_add(ms),
+            ExpireWhen::AtUnixMs(ms) => Some(ms),
+        }
+        .ok_or_else(|| Frame::error(format!("ERR invalid expire time in '{}' command", expire.command)))?;
+        let deadline = deadline.max(0) as u64;
+        if !expire.conditions.allow(deadline_ms(&current), deadline) {
+            return Ok(Frame::Integer(0));
+        }
+        let guard =
+            Compare::new(key.clone(), CompareOp::Equal, CompareTarget::ModRevision(current.mod_revision));
+        let write = if deadline <= now_ms {
+            // A deadline now or in the past deletes the key, as in Redis.
+            TxnOp::Delete { key: key.clone() }
+        } else {
+            TxnOp::Put(Put::new(key.clone(), current.value.clone()).with_ttl_ms(deadline - now_ms))
+        };
+        let txn = Txn { compares: vec![guard], success: vec![write], failure: vec![] };
+        if guarded(ctx, txn).await?.0 {
+            return Ok(Frame::Integer(1));
+        }
+    }
+    Err(too_much_contention(&key))
+}
+
+async fn persist(ctx: &ExecContext, key: Bytes) -> Reply {
+    let key = key.to_vec();
+    for attempt in 0..RMW_ATTEMPTS {
+        let Some(current) = get(ctx, &key, rmw_consistency(ctx, attempt)).await? else {
+            return Ok(Frame::Integer(0));
+        };
+        if current.expires_at.is_none() {
+            return Ok(Frame::Integer(0));
+        }
+        let cas = Cas {
+            key: key.clone(),
+            expect: CompareTarget::ModRevision(current.mod_revision),
+            value: current.value,
+            ttl_ms: None,
+        };
+        let command = Command::new(now_time(ctx.backend.now_ms()), Write::Cas(cas));
+        match ctx.backend.write(command).await.map_err(backend_error)? {
+            Response::Cas { succeeded: true, .. } => return Ok(Frame::Integer(1)),
+            Response::Cas { succeeded: false, .. } => continue,
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Err(too_much_contention(&key))
+}
+
+/// One page of `range`, at most `limit` keys.
+async fn page(
+    ctx: &ExecContext,
+    range: KeyRange,
+    limit: usize,
+) -> Result<(Vec<KeyValue>, Option<Vec<u8>>), Frame> {
+    let query = Query::Range(RangeRequest::new(range, limit));
+    match ctx.backend.read(query, ctx.consistency).await.map_err(backend_error)? {
+        Response::Range(page) => Ok((page.kvs, page.next_key)),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `[start, end)` clipped to the keys that can match `pattern`; `None` if empty.
+fn pattern_range(pattern: Option<&[u8]>, start: Vec<u8>) -> Option<KeyRange> {
+    let prefix_range = KeyRange::prefix(pattern.map_or(&b""[..], glob::literal_prefix));
+    let start = start.max(prefix_range.start);
+    match &prefix_range.end {
+        Some(end) if start >= *end => None,
+        _ => Some(KeyRange { start, end: prefix_range.end }),
+    }
+}
+
+async fn keys(ctx: &ExecContext, pattern: &[u8]) -> Reply {
+    let limit = ctx.backend.limits().max_range_limit;
+    let mut found = Vec::new();
+    let mut next = pattern_range(Some(pattern), Vec::new());
+    while let Some(range) = next.take() {
+        let end = range.end.clone();
+        let (kvs, next_key) = page(ctx, range, limit).await?;
+        for kv in kvs {
+            if glob::matches(pattern, &kv.key) {
+                if found.len() == ctx.keys_max {
+                    return Err(Frame::error(format!(
+                        "ERR KEYS would return more than {} keys (the server's keys_max); use SCAN to iterate",
+                        ctx.keys_max
+                    )));
+                }
+                found.push(Frame::bulk(kv.key));
+            }
+        }
+        next = next_key.map(|start| KeyRange { start, end });
+    }
+    Ok(Frame::Array(found))
+}
+
+async fn scan_page(ctx: &ExecContext, scan: ScanRequest) -> Reply {
+    let done = |keys: Vec<Frame>| Frame::Array(vec![Frame::bulk("0"), Frame::Array(keys)]);
+    let Some(range) = pattern_range(scan.pattern.as_deref(), scan.cursor.unwrap_or_default()) else {
+        return Ok(done(vec![]));
+    };
+    let limit = scan.count.min(ctx.backend.limits().max_range_limit);
+    let (kvs, next_key) = page(ctx, range, limit).await?;
+    let strings = scan.type_filter.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+    let keys = kvs
+        .into_iter()
+        .filter(|kv| strings && scan.pattern.as_ref().is_none_or(|p| glob::matches(p, &kv.key)))
+        .map(|kv| Frame::bulk(kv.key))
+        .collect();
+    Ok(match next_key {
+        None => done(keys),
+        Some(next) => Frame::Array(vec![Frame::bulk(cursor::encode(&next)), Frame::Array(keys)]),
+    })
+}
+
+async fn dbsize(ctx: &ExecContext) -> Reply {
+    let limit = ctx.backend.limits().max_range_limit;
+    let mut count = 0i64;
+    let mut next = Some(KeyRange::from(Vec::new()));
+    while let Some(range) = next.take() {
+        let (kvs, next_key) = page(ctx, range, limit).await?;
+        count += kvs.len() as i64;
+        next = next_key.map(KeyRange::from);
+    }
+    Ok(Frame::Integer(count))
+}

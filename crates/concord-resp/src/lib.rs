@@ -1,0 +1,61 @@
+//! # concord-resp – Concord's Redis-protocol front door
+//!
+//! Unmodified Redis clients – `redis-cli`, `redis-benchmark`, redis-py, any RESP2/RESP3 library –
+//! talk to Concord through this crate. It speaks the protocol and maps Redis's string commands
+//! onto Concord's replicated key-value store (`concord_kv`); the database behind it is a
+//! [`Backend`]: the Raft server in production, [`MemoryBackend`] in tests.
+//!
+//! ```no_run
+//! use concord_resp::{serve, MemoryBackend, RespConfig};
+//! use std::sync::Arc;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let limits = concord_kv::KvLimits::default();
+//! let backend = Arc::new(MemoryBackend::new(limits.clone()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:6379").await?;
+//! serve(listener, backend, RespConfig::for_kv_limits(&limits), tokio::signal::ctrl_c()).await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Layers, one module each
+//! * [`frame`] – the RESP value type ([`Frame`]) and the RESP3 → RESP2 downgrade;
+//! * [`codec`] – bytes ⇄ frames: an incremental, bounded request parser (multibulk and inline) and
+//!   the reply encoder;
+//! * [`command`] – arguments → a typed [`Request`], with Redis's exact error replies, and the
+//!   command table;
+//! * [`exec`] – data commands as `concord_kv` commands and queries (the mapping table is there);
+//! * [`glob`] and [`cursor`] – `KEYS`/`SCAN` patterns, and stateless `SCAN` cursors;
+//! * [`introspect`] – `INFO`, `COMMAND`, `CONFIG GET`;
+//! * [`server`] – the tokio server: connections, pipelining, authentication, limits, shutdown;
+//! * [`backend`] – the [`Backend`] trait and how its errors look to Redis clients;
+//! * [`memory`] – [`MemoryBackend`], a single-process backend.
+//!
+//! ## Commands
+//! `PING`, `ECHO`, `HELLO [2|3] [AUTH user pass] [SETNAME name]`, `AUTH`, `SELECT 0`, `QUIT`,
+//! `CLIENT SETNAME|GETNAME|ID|SETINFO|INFO`, `INFO [section]`, `COMMAND [COUNT|INFO|DOCS|LIST]`,
+//! `CONFIG GET`, `DBSIZE`; `GET`, `SET` (NX, XX, GET, EX, PX, EXAT, PXAT, KEEPTTL), `SETNX`,
+//! `SETEX`, `PSETEX`, `GETSET`, `DEL`, `EXISTS`, `INCR`, `DECR`, `INCRBY`, `DECRBY`, `MGET`, `MSET`,
+//! `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (NX, XX, GT, LT), `TTL`, `PTTL`, `PERSIST`,
+//! `KEYS` (bounded), `SCAN` (MATCH, COUNT, TYPE); and Concord's own
+//! `CONSISTENCY linearizable|lease|stale`, which sets how this connection's reads are served.
+//!
+//! Every value is a string: there are no lists, hashes, sets or streams, no transactions
+//! (`MULTI`), no pub/sub and no scripting. Those get `-ERR unknown command`.
+
+pub mod backend;
+pub mod codec;
+pub mod command;
+pub mod cursor;
+pub mod exec;
+pub mod frame;
+pub mod glob;
+pub mod introspect;
+pub mod memory;
+pub mod server;
+
+pub use backend::{Backend, BackendError, BoxFuture};
+pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecoder};
+pub use command::{parse, Request};
+pub use frame::{Frame, Protocol};
+pub use memory::MemoryBackend;
+pub use server::{serve, RespConfig};

@@ -1,0 +1,614 @@
+//! The tokio front door: accept connections, read requests, answer them in order.
+//!
+//! [`serve`] accepts connections until its `shutdown` future completes, then stops accepting,
+//! lets every connection finish the requests it already read (for at most
+//! [`RespConfig::shutdown_grace`]), and returns.
+//!
+//! # One connection
+//! Each connection is two tasks joined by a bounded queue of pending replies:
+//!
+//! ```text
+//!  socket ─▶ reader: decode ─▶ parse ─▶ dispatch ──(queue of pending replies, ≤ max_pipeline)──▶ writer ─▶ socket
+//!                                          │                                                      ▲
+//!                                          └── backend call on its own task ── reply (oneshot) ──┘
+//! ```
+//!
+//! * The **reader** decodes every request already buffered (pipelining), parses it, and either
+//!   answers it at once (connection commands: `PING`, `HELLO`, `CLIENT`, `INFO`…) or starts it on
+//!   the backend. When the queue is full it stops reading – back-pressure on a client that sends
+//!   faster than the cluster answers.
+//! * The **writer** takes pending replies in request order, waits for each, encodes it for the
+//!   connection's protocol, and writes them in batches (one `write` per burst, not per reply).
+//!
+//! # Ordering
+//! Replies always come back in request order. Backend calls may overlap, within limits that keep a
+//! pipeline meaning what it would mean on Redis:
+//! * consecutive **reads** run concurrently;
+//! * consecutive **writes** run concurrently, and are *submitted* in order (the KV command is
+//!   handed to [`Backend::write`] while the request is dispatched), so the log applies them in
+//!   order;
+//! * switching between reads and writes waits for the previous run to finish, so `SET k 1` then
+//!   `GET k` in one pipeline reads 1, and `GET k` then `SET k 2` does not read 2;
+//! * read-modify-write commands (`EXPIRE`, `PERSIST`, `SET … KEEPTTL`) run alone.
+//!
+//! # Errors and limits, as Redis does them
+//! * A malformed request gets `-ERR Protocol error: …` and the connection is closed (the byte
+//!   stream cannot be resynchronised). Other connections are unaffected.
+//! * `requirepass`: until `AUTH` (or `HELLO … AUTH`) succeeds, every other command gets
+//!   `-NOAUTH Authentication required.`, and requests are limited to 10 arguments of 16 KiB.
+//! * `max_clients`: a connection beyond it gets `-ERR max number of clients reached` and is closed.
+//! * `idle_timeout`: a connection that sends nothing for that long, with no reply pending, is closed.
+//! * `max_request_bytes`: a single request larger than this is refused (protocol error).
+
+use crate::backend::Backend;
+use crate::codec::{encode, DecodeLimits, RequestDecoder};
+use crate::command::{self, consistency_name, ClientInfoAttribute, ClientRequest, ReplyError, Request};
+use crate::exec::{self, Access, ExecContext};
+use crate::frame::{Frame, Protocol};
+use crate::introspect::{self, REDIS_VERSION};
+use bytes::{Bytes, BytesMut};
+use concord_kv::KvLimits;
+use concord_raft::ReadConsistency;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// Front-door settings. [`RespConfig::for_kv_limits`] sizes the protocol limits from the KV ones.
+#[derive(Clone, Debug)]
+pub struct RespConfig {
+    /// Password clients must give with `AUTH` before anything else (`None`: no authentication).
+    pub requirepass: Option<String>,
+    /// Most simultaneous connections (Redis default: 10 000).
+    pub max_clients: usize,
+    /// Close connections idle this long (`None`: never, as Redis's default `timeout 0`).
+    pub idle_timeout: Option<Duration>,
+    /// Parser limits (bulk length, arguments, inline line length).
+    pub decode_limits: DecodeLimits,
+    /// Largest single request, in bytes (Redis's `client-query-buffer-limit`, default 1 GiB).
+    pub max_request_bytes: usize,
+    /// Most replies queued per connection before the server stops reading from it.
+    pub max_pipeline: usize,
+    /// `KEYS` refuses to return more keys than this (use `SCAN`).
+    pub keys_max: usize,
+    /// Read consistency of a new connection (changed per connection with `CONSISTENCY`).
+    pub default_consistency: ReadConsistency,
+    /// How long [`serve`] waits for connections to finish after `shutdown`.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RespConfig {
+    fn default() -> Self {
+        RespConfig {
+            requirepass: None,
+            max_clients: 10_000,
+            idle_timeout: None,
+            decode_limits: DecodeLimits::default(),
+            max_request_bytes: 1024 * 1024 * 1024,
+            max_pipeline: 1024,
+            keys_max: 10_000,
+            default_consistency: ReadConsistency::Linearizable,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RespConfig {
+    /// Defaults, with the largest bulk string set to the largest key or value the KV store
+    /// accepts (so an oversized value is refused from its header, before it is buffered) and the
+    /// largest request to a few times the largest command.
+    pub fn for_kv_limits(limits: &KvLimits) -> RespConfig {
+        let max_bulk_bytes = limits.max_value_bytes.max(limits.max_key_bytes);
+        RespConfig {
+            decode_limits: DecodeLimits { max_bulk_bytes, ..DecodeLimits::default() },
+            max_request_bytes: limits.max_command_bytes.saturating_mul(4).max(16 * 1024 * 1024),
+            ..RespConfig::default()
+        }
+    }
+}
+
+/// State shared by all connections.
+struct Shared {
+    backend: Arc<dyn Backend>,
+    config: RespConfig,
+    port: u16,
+    started: Instant,
+    next_client_id: AtomicU64,
+    connected_clients: AtomicUsize,
+    total_connections: AtomicU64,
+    rejected_connections: AtomicU64,
+    total_commands: AtomicU64,
+}
+
+/// Serve the Redis protocol on `listener` until `shutdown` completes (see the module docs).
+pub async fn serve<F: Future>(
+    listener: TcpListener,
+    backend: Arc<dyn Backend>,
+    config: RespConfig,
+    shutdown: F,
+) {
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    let slots = Arc::new(Semaphore::new(config.max_clients));
+    let grace = config.shutdown_grace;
+    let shared = Arc::new(Shared {
+        backend,
+        config,
+        port,
+        started: Instant::now(),
+        next_client_id: AtomicU64::new(1),
+        connected_clients: AtomicUsize::new(0),
+        total_connections: AtomicU64::new(0),
+        rejected_connections: AtomicU64::new(0),
+        total_commands: AtomicU64::new(0),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, addr)) => {
+                    while connections.try_join_next().is_some() {}
+                    let slot = slots.clone().try_acquire_owned().ok();
+                    connections.spawn(connection(socket, addr, shared.clone(), slot, stop_rx.clone()));
+                }
+                // E.g. out of file descriptors: wait a little instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+        }
+    }
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} });
+    let _ = drained.await;
+    connections.abort_all();
+}
+
+/// Decrements the connected-clients gauge however the connection task ends.
+struct ClientGauge(Arc<Shared>);
+
+impl Drop for ClientGauge {
+    fn drop(&mut self) {
+        self.0.connected_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn connection(
+    socket: TcpStream,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    slot: Option<OwnedSemaphorePermit>,
+    stop: watch::Receiver<bool>,
+) {
+    let _ = socket.set_nodelay(true);
+    let (mut reader, mut writer) = socket.into_split();
+    let Some(_slot) = slot else {
+        shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        let _ = writer.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = writer.shutdown().await;
+        drain(&mut reader).await;
+        return;
+    };
+    shared.connected_clients.fetch_add(1, Ordering::Relaxed);
+    shared.total_connections.fetch_add(1, Ordering::Relaxed);
+    let _gauge = ClientGauge(shared.clone());
+    let (replies_tx, replies_rx) = mpsc::channel(shared.config.max_pipeline.max(1));
+    let writer = tokio::spawn(write_replies(writer, replies_rx));
+    let mut client = Client::new(addr, shared);
+    client.read_requests(&mut reader, replies_tx, stop).await;
+    let _ = writer.await;
+    drain(&mut reader).await;
+}
+
+/// Read and discard what the client still sends (bounded), so that closing the socket does not
+/// reset the connection and destroy our last reply in flight.
+async fn drain(reader: &mut OwnedReadHalf) {
+    let mut sink = vec![0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+    let mut left: usize = 1024 * 1024;
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, reader.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
+}
+
+/// A reply the writer will send: ready now, or computed by a backend task.
+enum Pending {
+    Ready(Frame, Protocol),
+    Waiting(oneshot::Receiver<Frame>, Protocol),
+}
+
+async fn write_replies(mut socket: OwnedWriteHalf, mut replies: mpsc::Receiver<Pending>) {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    while let Some(pending) = replies.recv().await {
+        let (frame, protocol) = match pending {
+            Pending::Ready(frame, protocol) => (frame, protocol),
+            Pending::Waiting(mut answer, protocol) => {
+                let frame = match answer.try_recv() {
+                    Ok(frame) => frame,
+                    Err(oneshot::error::TryRecvError::Empty) => {
+                        // Send what is ready before waiting for a slow answer.
+                        if !out.is_empty() {
+                            if socket.write_all(&out).await.is_err() {
+                                return;
+                            }
+                            out.clear();
+                        }
+                        answer.await.unwrap_or_else(|_| internal_error())
+                    }
+                    Err(oneshot::error::TryRecvError::Closed) => internal_error(),
+                };
+                (frame, protocol)
+            }
+        };
+        encode(&frame, protocol, &mut out);
+        if replies.is_empty() || out.len() >= 64 * 1024 {
+            if socket.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    }
+    if !out.is_empty() {
+        let _ = socket.write_all(&out).await;
+    }
+    let _ = socket.shutdown().await;
+}
+
+fn internal_error() -> Frame {
+    Frame::error("ERR internal error: the request's task ended without a reply")
+}
+
+/// One connection's state.
+struct Client {
+    id: u64,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    decoder: RequestDecoder,
+    protocol: Protocol,
+    authenticated: bool,
+    name: Option<Bytes>,
+    lib_name: Option<Bytes>,
+    lib_version: Option<Bytes>,
+    consistency: ReadConsistency,
+    /// Backend tasks of the current run (see "Ordering" in the module docs).
+    in_flight: Vec<JoinHandle<()>>,
+    run: Option<Access>,
+}
+
+impl Client {
+    fn new(addr: SocketAddr, shared: Arc<Shared>) -> Client {
+        let authenticated = shared.config.requirepass.is_none();
+        let limits = shared.config.decode_limits;
+        Client {
+            id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+            addr,
+            decoder: RequestDecoder::new(if authenticated { limits } else { limits.unauthenticated() }),
+            protocol: Protocol::Resp2,
+            authenticated,
+            name: None,
+            lib_name: None,
+            lib_version: None,
+            consistency: shared.config.default_consistency,
+            in_flight: Vec::new(),
+            run: None,
+            shared,
+        }
+    }
+
+    async fn read_requests(
+        &mut self,
+        reader: &mut OwnedReadHalf,
+        replies: mpsc::Sender<Pending>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            loop {
+                match self.decoder.decode(&mut buf) {
+                    Ok(Some(args)) => {
+                        let (pending, close) = self.dispatch(args).await;
+                        if replies.send(pending).await.is_err() || close {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ =
+                            replies.send(Pending::Ready(Frame::Error(e.to_string()), self.protocol)).await;
+                        return;
+                    }
+                }
+            }
+            if buf.len() > self.shared.config.max_request_bytes {
+                let message = format!(
+                    "ERR Protocol error: request is larger than {} bytes (max_request_bytes)",
+                    self.shared.config.max_request_bytes
+                );
+                let _ = replies.send(Pending::Ready(Frame::Error(message), self.protocol)).await;
+                return;
+            }
+            if *stop.borrow() {
+                return;
+            }
+            if buf.capacity() - buf.len() < 4096 {
+                buf.reserve(16 * 1024);
+            }
+            // Idle only counts while no reply is pending: a client waiting for a slow write is
+            // not idle.
+            let idle_timeout =
+                self.shared.config.idle_timeout.filter(|_| replies.capacity() == replies.max_capacity());
+            let read = async {
+                match idle_timeout {
+                    Some(timeout) => tokio::time::timeout(timeout, reader.read_buf(&mut buf)).await.ok(),
+                    None => Some(reader.read_buf(&mut buf).await),
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => return,
+                read = read => match read {
+                    Some(Ok(n)) if n > 0 => {}
+                    // Idle timeout, end of stream, or a socket error.
+                    _ => return,
+                },
+            }
+        }
+    }
+
+    /// Answer or start one request; `true` if the connection should close after its reply.
+    async fn dispatch(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
+        self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
+        let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
+        let Some(spec) = command::lookup(&args[0]) else {
+            return ready(ReplyError::unknown_command(&args).into_frame(), self.protocol);
+        };
+        if !self.authenticated && !["auth", "hello", "quit"].contains(&spec.name) {
+            return ready(Frame::error("NOAUTH Authentication required."), self.protocol);
+        }
+        let request = match command::parse(args) {
+            Ok(request) => request,
+            Err(e) => return ready(e.into_frame(), self.protocol),
+        };
+        let access = request.access();
+        if access == Access::Connection {
+            let (frame, close) = self.connection_command(request);
+            return (Pending::Ready(frame, self.protocol), close);
+        }
+        if access == Access::ReadModifyWrite || self.run.is_some_and(|run| run != access) {
+            for task in self.in_flight.drain(..) {
+                let _ = task.await;
+            }
+        }
+        self.run = Some(access);
+        if self.in_flight.len() >= 1024 {
+            self.in_flight.retain(|task| !task.is_finished());
+        }
+        let ctx = ExecContext {
+            backend: self.shared.backend.clone(),
+            consistency: self.consistency,
+            keys_max: self.shared.config.keys_max,
+        };
+        // `start` hands writes to the backend now, in request order; the task awaits the answer.
+        let answer = exec::start(request, ctx);
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.in_flight.push(tokio::spawn(async move {
+            let _ = reply_tx.send(answer.await);
+        }));
+        (Pending::Waiting(reply_rx, self.protocol), false)
+    }
+
+    fn check_password(&self, user: Option<&[u8]>, password: &[u8]) -> Result<(), Frame> {
+        let wrong = || Frame::error("WRONGPASS invalid username-password pair or user is disabled.");
+        if user.is_some_and(|u| u != b"default") {
+            return Err(wrong());
+        }
+        match &self.shared.config.requirepass {
+            // Without a password the default user accepts any (Redis's `nopass`).
+            None => Ok(()),
+            Some(expected) if constant_time_eq(expected.as_bytes(), password) => Ok(()),
+            Some(_) => Err(wrong()),
+        }
+    }
+
+    fn authenticate(&mut self) {
+        self.authenticated = true;
+        self.decoder.set_limits(self.shared.config.decode_limits);
+    }
+
+    /// Commands the connection answers itself; `true` to close after the reply.
+    fn connection_command(&mut self, request: Request) -> (Frame, bool) {
+        let frame = match request {
+            Request::Ping(None) => Frame::simple("PONG"),
+            Request::Ping(Some(message)) | Request::Echo(message) => Frame::Bulk(message),
+            Request::Quit => return (Frame::ok(), true),
+            Request::Auth { user, password } => {
+                if user.is_none() && self.shared.config.requirepass.is_none() {
+                    Frame::error(
+                        "ERR AUTH <password> called without any password configured for the default user. \
+                         Are you sure your configuration is correct?",
+                    )
+                } else {
+                    match self.check_password(user.as_deref(), &password) {
+                        Ok(()) => {
+                            self.authenticate();
+                            Frame::ok()
+                        }
+                        Err(e) => e,
+                    }
+                }
+            }
+            Request::Hello { protocol, auth, setname } => {
+                if let Some((user, password)) = &auth {
+                    match self.check_password(Some(user), password) {
+                        Ok(()) => self.authenticate(),
+                        Err(e) => return (e, false),
+                    }
+                }
+                if !self.authenticated {
+                    return (
+                        Frame::error(
+                            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+                             select the RESP protocol version at the same time",
+                        ),
+                        false,
+                    );
+                }
+                if let Some(name) = setname {
+                    if let Err(e) = valid_name(&name, "Client names") {
+                        return (e, false);
+                    }
+                    self.name = (!name.is_empty()).then_some(name);
+                }
+                if let Some(protocol) = protocol {
+                    self.protocol = protocol;
+                }
+                Frame::map_of([
+                    ("server", Frame::bulk("redis")),
+                    ("version", Frame::bulk(REDIS_VERSION)),
+                    ("proto", Frame::Integer(self.protocol.version())),
+                    ("id", Frame::Integer(self.id as i64)),
+                    ("mode", Frame::bulk("standalone")),
+                    ("role", Frame::bulk("master")),
+                    ("modules", Frame::Array(vec![])),
+                ])
+            }
+            Request::Select(0) => Frame::ok(),
+            Request::Select(_) => Frame::error("ERR DB index is out of range (Concord has one database: 0)"),
+            Request::Client(client) => self.client_command(client),
+            Request::Consistency(None) => Frame::bulk(consistency_name(self.consistency)),
+            Request::Consistency(Some(level)) => {
+                self.consistency = level;
+                Frame::ok()
+            }
+            Request::Info(sections) => {
+                let text = introspect::info(&self.info_sections(), &sections);
+                Frame::Verbatim { format: *b"txt", text: text.into() }
+            }
+            Request::Command(query) => introspect::command(&query),
+            Request::ConfigGet(patterns) => introspect::config_get(&self.config_parameters(), &patterns),
+            other => Frame::error(format!("ERR internal error: {other:?} is not a connection command")),
+        };
+        (frame, false)
+    }
+
+    fn client_command(&mut self, request: ClientRequest) -> Frame {
+        match request {
+            ClientRequest::SetName(name) => match valid_name(&name, "Client names") {
+                Ok(()) => {
+                    self.name = (!name.is_empty()).then_some(name);
+                    Frame::ok()
+                }
+                Err(e) => e,
+            },
+            ClientRequest::GetName => Frame::bulk_or_null(self.name.clone()),
+            ClientRequest::Id => Frame::Integer(self.id as i64),
+            ClientRequest::SetInfo { attribute, value } => {
+                let what = match attribute {
+                    ClientInfoAttribute::LibName => "lib-name",
+                    ClientInfoAttribute::LibVersion => "lib-ver",
+                };
+                if let Err(e) = valid_name(&value, what) {
+                    return e;
+                }
+                let slot = match attribute {
+                    ClientInfoAttribute::LibName => &mut self.lib_name,
+                    ClientInfoAttribute::LibVersion => &mut self.lib_version,
+                };
+                *slot = (!value.is_empty()).then_some(value);
+                Frame::ok()
+            }
+            ClientRequest::Info => {
+                let text = |b: &Option<Bytes>| {
+                    b.as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned()
+                };
+                Frame::bulk(format!(
+                    "id={} addr={} name={} db=0 resp={} lib-name={} lib-ver={} consistency={}\n",
+                    self.id,
+                    self.addr,
+                    text(&self.name),
+                    self.protocol.version(),
+                    text(&self.lib_name),
+                    text(&self.lib_version),
+                    consistency_name(self.consistency),
+                ))
+            }
+        }
+    }
+
+    fn info_sections(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let s = &self.shared;
+        let pairs = |items: Vec<(&str, String)>| items.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let uptime = s.started.elapsed().as_secs();
+        let mut sections = vec![
+            (
+                "Server".to_string(),
+                pairs(vec![
+                    ("redis_version", REDIS_VERSION.to_string()),
+                    ("concord_version", env!("CARGO_PKG_VERSION").to_string()),
+                    ("redis_mode", "standalone".to_string()),
+                    ("process_id", std::process::id().to_string()),
+                    ("tcp_port", s.port.to_string()),
+                    ("uptime_in_seconds", uptime.to_string()),
+                    ("uptime_in_days", (uptime / 86_400).to_string()),
+                ]),
+            ),
+            (
+                "Clients".to_string(),
+                pairs(vec![
+                    ("connected_clients", s.connected_clients.load(Ordering::Relaxed).to_string()),
+                    ("maxclients", s.config.max_clients.to_string()),
+                ]),
+            ),
+            (
+                "Stats".to_string(),
+                pairs(vec![
+                    ("total_connections_received", s.total_connections.load(Ordering::Relaxed).to_string()),
+                    ("total_commands_processed", s.total_commands.load(Ordering::Relaxed).to_string()),
+                    ("rejected_connections", s.rejected_connections.load(Ordering::Relaxed).to_string()),
+                ]),
+            ),
+        ];
+        sections.extend(s.backend.info());
+        sections
+    }
+
+    /// What `CONFIG GET` reports. No Redis persistence applies (`save` empty, `appendonly no`):
+    /// Concord's durability is its Raft log.
+    fn config_parameters(&self) -> Vec<(&'static str, String)> {
+        let c = &self.shared.config;
+        vec![
+            ("save", String::new()),
+            ("appendonly", "no".into()),
+            ("databases", "1".into()),
+            ("maxclients", c.max_clients.to_string()),
+            ("timeout", c.idle_timeout.map_or(0, |t| t.as_secs()).to_string()),
+            ("proto-max-bulk-len", c.decode_limits.max_bulk_bytes.to_string()),
+            ("client-query-buffer-limit", c.max_request_bytes.to_string()),
+            ("maxmemory", "0".into()),
+            ("maxmemory-policy", "noeviction".into()),
+        ]
+    }
+}
+
+/// Client names and library names: printable ASCII without spaces, as Redis requires.
+fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
+    if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
+        Ok(())
+    } else {
+        Err(Frame::error(format!("ERR {what} cannot contain spaces, newlines or special characters.")))
+    }
+}
+
+/// Compare secrets without an early exit that would leak how many leading bytes matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
