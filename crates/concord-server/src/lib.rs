@@ -21,6 +21,7 @@
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
 //! * [`cli`] – the `concord serve` and `concord up` commands.
 
+pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod handle;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod node;
 pub mod resp;
 pub mod storage;
+pub mod testkit;
 pub mod transport;
 pub mod wire;
 

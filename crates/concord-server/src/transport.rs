@@ -105,13 +105,11 @@ impl Transport {
     /// Queue `frame` for `to`. Returns false (and counts a drop) if the queue is full or `to` is
     /// not a configured peer.
     pub fn send(&self, to: NodeId, frame: Frame) -> bool {
-        match self.queues.get(&to).map(|q| q.try_send(frame)) {
-            Some(Ok(())) => true,
-            _ => {
-                self.metrics.frames_dropped(to.0, 1);
-                false
-            }
+        let sent = self.queues.get(&to).is_some_and(|q| q.try_send(frame).is_ok());
+        if !sent {
+            self.metrics.frames_dropped(to.0, 1);
         }
+        sent
     }
 }
 

@@ -1,0 +1,98 @@
+//! Small tools for tests and load generators that talk to real nodes: a minimal HTTP/1.1 client
+//! and free loopback ports.
+//!
+//! The client is deliberately tiny (one request per connection, `Connection: close`, bodies with
+//! `Content-Length`) – enough for the API's own answers, with a hard deadline on every call so a
+//! killed node shows up as an error, never a hung test.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// An HTTP answer: status and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Result<serde_json::Value, String> {
+        serde_json::from_slice(&self.body).map_err(|e| format!("answer is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// One HTTP request with a deadline. Errors (refused, reset, timed out) are strings.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> Result<HttpAnswer, String> {
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut req = head.into_bytes();
+        req.extend_from_slice(body);
+        s.write_all(&req).await.map_err(|e| format!("write {addr}: {e}"))?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.map_err(|e| format!("read {addr}: {e}"))?;
+        parse(&raw)
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{method} {path} on {addr}: timed out"))?
+}
+
+fn parse(raw: &[u8]) -> Result<HttpAnswer, String> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("incomplete HTTP answer ({} bytes)", raw.len()))?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "HTTP head is not UTF-8".to_string())?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    let mut body = raw[split + 4..].to_vec();
+    let length = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
+    });
+    if let Some(n) = length {
+        if body.len() < n {
+            return Err(format!("truncated HTTP body: {} of {n} bytes", body.len()));
+        }
+        body.truncate(n);
+    }
+    Ok(HttpAnswer { status, body })
+}
+
+/// `n` loopback addresses that were free a moment ago (bound, then released).
+pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<TcpListener> =
+        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("binding a loopback port")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("bound")).collect()
+}
+
+/// A base port such that `base..base + n` are all free now.
+pub fn free_port_run(n: u16) -> u16 {
+    let mut seed = [0u8; 2];
+    for _ in 0..200 {
+        getrandom::getrandom(&mut seed).expect("the OS random source works");
+        let base = 20_000 + u16::from_le_bytes(seed) % 30_000;
+        let free = (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no run of {n} free ports found");
+}

@@ -1,0 +1,257 @@
+//! Real nodes in one process: loopback sockets, real WALs in temporary directories.
+//!
+//! * a 3-node cluster elects a leader, serves HTTP on every node, forwards followers' writes;
+//! * garbage, a wrong secret and a wrong cluster id on the peer port are refused with clear errors
+//!   while the cluster keeps serving;
+//! * a torn WAL tail is cut off at restart and the node serves everything that was synced.
+//!
+//! Killing processes (kill -9) needs separate OS processes: see `crates/concord/tests/server_kill.rs`.
+
+use concord_core::NodeId;
+use concord_server::testkit::{free_addrs, http, HttpAnswer};
+use concord_server::transport::{dial, Identity};
+use concord_server::{Node, NodeConfig, PeerConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const T: Duration = Duration::from_secs(10);
+
+struct Cluster {
+    nodes: Vec<Node>,
+    http: Vec<SocketAddr>,
+    peer: Vec<SocketAddr>,
+}
+
+fn configs(dir: &Path, n: usize) -> Vec<NodeConfig> {
+    let peer = free_addrs(n);
+    let http = free_addrs(n);
+    (0..n)
+        .map(|i| {
+            let mut c = NodeConfig::new(i as u32 + 1, dir.join(format!("node{}", i + 1)));
+            c.peer_addr = peer[i];
+            c.http_addr = Some(http[i]);
+            c.cluster_id = "test-cluster".into();
+            c.cluster_secret = Some("test-secret".into());
+            c.peers = (0..n)
+                .map(|j| PeerConfig {
+                    id: j as u32 + 1,
+                    addr: peer[j],
+                    http_addr: Some(http[j]),
+                    redis_addr: None,
+                })
+                .collect();
+            c
+        })
+        .collect()
+}
+
+async fn start(dir: &Path, n: usize) -> Cluster {
+    let configs = configs(dir, n);
+    let http = configs.iter().map(|c| c.http_addr.unwrap()).collect();
+    let peer = configs.iter().map(|c| c.peer_addr).collect();
+    let mut nodes = Vec::new();
+    for c in configs {
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    Cluster { nodes, http, peer }
+}
+
+/// Wait until every node names the same leader; return its index.
+async fn leader(c: &Cluster) -> usize {
+    let deadline = Instant::now() + T;
+    loop {
+        let leaders: Vec<Option<u32>> = c.nodes.iter().map(|n| n.handle().status().leader).collect();
+        if let Some(Some(l)) = leaders.first() {
+            if leaders.iter().all(|x| *x == Some(*l))
+                && c.nodes[*l as usize - 1].handle().status().role == "leader"
+            {
+                return *l as usize - 1;
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader within {T:?}: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpAnswer {
+    http(addr, method, path, body, T).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_serve_and_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let l = leader(&c).await;
+    let f = (l + 1) % 3;
+
+    let a = call(c.http[l], "PUT", "/v1/kv/greeting", b"hello").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    // A follower forwards the linearizable read to the leader.
+    let a = call(c.http[f], "GET", "/v1/kv/greeting", b"").await;
+    assert_eq!((a.status, a.text().as_str()), (200, "hello"));
+    // A follower forwards the write.
+    let a = call(c.http[f], "PUT", "/v1/kv/from-follower", b"42").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = call(c.http[l], "GET", "/v1/kv/from-follower?consistency=lease", b"").await;
+    assert_eq!((a.status, a.text().as_str()), (200, "42"));
+
+    // CAS and txn.
+    let a = call(c.http[f], "POST", "/v1/kv/greeting/cas", br#"{"expect":{"value":"hello"},"value":"bye"}"#)
+        .await;
+    assert_eq!(a.json().unwrap()["succeeded"], true, "{}", a.text());
+    let a =
+        call(c.http[l], "POST", "/v1/kv/greeting/cas", br#"{"expect":{"value":"hello"},"value":"x"}"#).await;
+    assert_eq!(a.json().unwrap()["succeeded"], false, "{}", a.text());
+    let txn = br#"{"compares":[{"key":"greeting","op":"equal","target":{"value":"bye"}}],
+                   "success":[{"put":{"key":"t","value":"1"}},{"get":{"key":"greeting"}}]}"#;
+    let a = call(c.http[l], "POST", "/v1/txn", txn).await;
+    assert_eq!(a.json().unwrap()["succeeded"], true, "{}", a.text());
+
+    // Errors: missing key, bad input, too large.
+    let a = call(c.http[l], "GET", "/v1/kv/nothing-here", b"").await;
+    assert_eq!(a.status, 404);
+    assert!(a.json().unwrap()["error"].as_str().unwrap().contains("not found"));
+    let a = call(c.http[l], "GET", "/v1/kv/x?consistency=psychic", b"").await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    let a = call(c.http[l], "POST", "/v1/kv/x/cas", b"{not json").await;
+    assert_eq!(a.status, 400, "{}", a.text());
+    let big = vec![b'v'; 2 << 20];
+    let a = call(c.http[l], "PUT", "/v1/kv/big", &big).await;
+    assert_eq!(a.status, 413, "{}", a.text());
+
+    // The stale read on the follower catches up.
+    let deadline = Instant::now() + T;
+    loop {
+        let a = call(c.http[f], "GET", "/v1/kv/t?consistency=stale", b"").await;
+        if a.status == 200 {
+            assert_eq!(a.text(), "1");
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Cluster view and metrics.
+    let view = call(c.http[l], "GET", "/v1/cluster", b"").await.json().unwrap();
+    assert_eq!(view["role"], "leader");
+    let members = view["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().any(|m| m["match_index"].as_u64().unwrap_or(0) > 0), "{view}");
+    let metrics = call(c.http[l], "GET", "/metrics", b"").await.text();
+    for needle in [
+        "concord_wal_sync_seconds",
+        "concord_requests_total{kind=\"put\",result=\"ok\"}",
+        "concord_raft_term",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+    }
+    assert_eq!(call(c.http[f], "GET", "/healthz", b"").await.status, 200);
+
+    for n in c.nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_peer_input_is_refused_and_the_cluster_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let l = leader(&c).await;
+    let target = c.peer[l];
+
+    // Garbage: an HTTP request on the peer port.
+    let mut s = tokio::net::TcpStream::connect(target).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(T, s.read_to_end(&mut sink)).await.expect("the node closes the connection");
+
+    // Random bytes with a plausible length.
+    let mut s = tokio::net::TcpStream::connect(target).await.unwrap();
+    s.write_all(&[0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4, 5]).await.unwrap();
+    let _ = tokio::time::timeout(T, s.read_to_end(&mut sink)).await.expect("the node closes the connection");
+
+    // A node that knows the id but not the secret, and one from another cluster.
+    let me = NodeId(((l + 1) % 3) as u32 + 1);
+    let peers = [(NodeId(l as u32 + 1), target)].into_iter().collect();
+    let wrong_secret = Identity { me, cluster_id: "test-cluster".into(), secret: b"guess".to_vec(), peers };
+    let err = dial(&wrong_secret, NodeId(l as u32 + 1), target).await.unwrap_err();
+    assert!(err.contains("wrong cluster secret"), "{err}");
+    let other_cluster =
+        Identity { cluster_id: "other".into(), secret: b"test-secret".to_vec(), ..wrong_secret };
+    let err = dial(&other_cluster, NodeId(l as u32 + 1), target).await.unwrap_err();
+    assert!(err.contains("cluster id mismatch"), "{err}");
+
+    // Still serving, and still the same leader.
+    let a = call(c.http[l], "PUT", "/v1/kv/after", b"ok").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(leader(&c).await, l);
+    let metrics = call(c.http[l], "GET", "/metrics", b"").await.text();
+    let failures = metrics
+        .lines()
+        .find(|line| line.starts_with("concord_peer_handshake_failures_total "))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(failures >= 4.0, "handshake failures counted: {failures}\n{metrics}");
+    for n in c.nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_wal_tail_is_cut_off_and_the_node_serves_what_was_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_addr = free_addrs(1)[0];
+    let mut config = NodeConfig::new(1, dir.path().join("node1"));
+    config.http_addr = Some(http_addr);
+    let node = Node::start(config.clone()).await.unwrap();
+    for i in 0..20 {
+        let a = call(http_addr, "PUT", &format!("/v1/kv/k{i}"), format!("{i}").as_bytes()).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+    }
+    node.shutdown().await.unwrap();
+
+    // A crash in the middle of a write: half a record at the end of the last segment.
+    let wal = dir.path().join("node1").join("wal");
+    let mut segments: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    segments.sort();
+    let last = segments.last().expect("a segment");
+    let mut f = std::fs::OpenOptions::new().append(true).open(last).unwrap();
+    std::io::Write::write_all(&mut f, &[0x13, 0, 0, 0, 0xab, 0xcd, 0xef]).unwrap();
+    drop(f);
+
+    let node = Node::start(config).await.unwrap();
+    for i in 0..20 {
+        let a = call(http_addr, "GET", &format!("/v1/kv/k{i}"), b"").await;
+        assert_eq!((a.status, a.text()), (200, format!("{i}")));
+    }
+    let a = call(http_addr, "PUT", "/v1/kv/after-restart", b"yes").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = NodeConfig::new(1, dir.path().join("n"));
+    config.http_addr = Some(taken.local_addr().unwrap());
+    let err = Node::start(config.clone()).await.err().unwrap();
+    assert!(err.contains("is already in use"), "{err}");
+
+    // A data directory that is a file.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let mut bad = NodeConfig::new(1, &file);
+    bad.http_addr = None;
+    let err = Node::start(bad).await.err().unwrap();
+    assert!(err.contains(&file.display().to_string()), "{err}");
+
+    // Peers but no secret.
+    let mut no_secret = NodeConfig::new(1, dir.path().join("m"));
+    no_secret.peers = vec![PeerConfig::parse("2=127.0.0.1:1").unwrap()];
+    let err = Node::start(no_secret).await.err().unwrap();
+    assert!(err.contains("cluster_secret"), "{err}");
+}
