@@ -206,4 +206,6 @@ fn load_time_of_a_100k_event_trace() {
     assert!(events >= 100_000, "the trace has {events} events");
     let ms = result["load_ms"]["total"].as_f64().unwrap();
     assert!(ms < 2000.0, "loading {events} events took {ms:.0} ms (budget 2000 ms)");
+    let seek_ms = result["worst_seek_ms"].as_f64().unwrap();
+    assert!(seek_ms < 100.0, "the slowest seek took {seek_ms:.0} ms (budget 100 ms)");
 }
