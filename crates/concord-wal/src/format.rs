@@ -208,7 +208,11 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
         if self.bytes.len() - self.pos < n {
-            return Err(format!("{what} needs {n} bytes at payload offset {}, {} left", self.pos, self.bytes.len() - self.pos));
+            return Err(format!(
+                "{what} needs {n} bytes at payload offset {}, {} left",
+                self.pos,
+                self.bytes.len() - self.pos
+            ));
         }
         let out = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
@@ -253,7 +257,9 @@ fn decode_payload(payload: &[u8]) -> Result<Vec<StorageOp>, String> {
         let op = match r.u8("op tag")? {
             TAG_PUT => StorageOp::Put { key: r.string("key")?, value: r.bytes("value")?.to_vec() },
             TAG_DELETE => StorageOp::Delete { key: r.string("key")? },
-            TAG_DELETE_RANGE => StorageOp::DeleteRange { start: r.string("range start")?, end: r.string("range end")? },
+            TAG_DELETE_RANGE => {
+                StorageOp::DeleteRange { start: r.string("range start")?, end: r.string("range end")? }
+            }
             other => return Err(format!("unknown op tag {other} at payload offset {at}")),
         };
         ops.push(op);
@@ -322,7 +328,10 @@ pub enum CheckpointProblem {
 /// Decode checkpoint `expected_seq`.
 pub fn decode_checkpoint(bytes: &[u8], expected_seq: u64) -> Result<Durable, CheckpointProblem> {
     if bytes.len() < 8 + 4 + 8 + 8 + 4 {
-        return Err(CheckpointProblem::Damaged(format!("only {} bytes, shorter than an empty checkpoint", bytes.len())));
+        return Err(CheckpointProblem::Damaged(format!(
+            "only {} bytes, shorter than an empty checkpoint",
+            bytes.len()
+        )));
     }
     if bytes[..8] != CHECKPOINT_MAGIC {
         return Err(CheckpointProblem::BadMagic);
@@ -341,7 +350,9 @@ pub fn decode_checkpoint(bytes: &[u8], expected_seq: u64) -> Result<Durable, Che
     let mut r = Reader { bytes: body, pos: 12 };
     let seq = r.u64("seq").map_err(CheckpointProblem::Damaged)?;
     if seq != expected_seq {
-        return Err(CheckpointProblem::Damaged(format!("the file says it is checkpoint {seq}, its name says {expected_seq}")));
+        return Err(CheckpointProblem::Damaged(format!(
+            "the file says it is checkpoint {seq}, its name says {expected_seq}"
+        )));
     }
     let count = r.u64("entry count").map_err(CheckpointProblem::Damaged)?;
     let mut state = Durable::new();
@@ -356,7 +367,10 @@ pub fn decode_checkpoint(bytes: &[u8], expected_seq: u64) -> Result<Durable, Che
         state.apply_owned(StorageOp::Put { key, value });
     }
     if !r.done() {
-        return Err(CheckpointProblem::Damaged(format!("{} bytes left over after {count} entries", body.len() - r.pos)));
+        return Err(CheckpointProblem::Damaged(format!(
+            "{} bytes left over after {count} entries",
+            body.len() - r.pos
+        )));
     }
     Ok(state)
 }

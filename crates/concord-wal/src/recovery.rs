@@ -96,7 +96,13 @@ impl fmt::Display for Recovery {
             self.duration
         )?;
         if let Some(t) = &self.torn_tail {
-            write!(f, "; torn tail of {} bytes cut at {} offset {}", t.bytes_dropped, t.segment.display(), t.offset)?;
+            write!(
+                f,
+                "; torn tail of {} bytes cut at {} offset {}",
+                t.bytes_dropped,
+                t.segment.display(),
+                t.offset
+            )?;
         }
         if !self.damaged_checkpoints.is_empty() {
             write!(f, "; {} damaged checkpoints set aside", self.damaged_checkpoints.len())?;
@@ -124,7 +130,11 @@ fn read_file(path: &Path) -> Result<Vec<u8>, WalError> {
 }
 
 /// Names in `dir` that `parse` recognises, sorted by number; temporary files are deleted.
-fn list(dir: &Path, parse: fn(&str) -> Option<u64>, removed: &mut Vec<PathBuf>) -> Result<Vec<u64>, WalError> {
+fn list(
+    dir: &Path,
+    parse: fn(&str) -> Option<u64>,
+    removed: &mut Vec<PathBuf>,
+) -> Result<Vec<u64>, WalError> {
     let mut found = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| WalError::io("list", dir, e))?;
     for entry in entries {
@@ -294,14 +304,21 @@ fn replay_segment(
         Ok(()) => {}
         Err(HeaderProblem::Short) if is_last => {
             // The segment was being created when the process died: start it again.
-            let reason = format!("segment header cut short at {} of {SEGMENT_HEADER_BYTES} bytes", bytes.len());
+            let reason =
+                format!("segment header cut short at {} of {SEGMENT_HEADER_BYTES} bytes", bytes.len());
             warn_torn(path, 0, bytes.len() as u64, &reason);
             rewrite_header(path, seq, sync)?;
-            report.torn_tail =
-                Some(TornTail { segment: path.to_path_buf(), offset: 0, bytes_dropped: bytes.len() as u64, reason });
+            report.torn_tail = Some(TornTail {
+                segment: path.to_path_buf(),
+                offset: 0,
+                bytes_dropped: bytes.len() as u64,
+                reason,
+            });
             return Ok(SEGMENT_HEADER_BYTES);
         }
-        Err(HeaderProblem::BadMagic) => return Err(WalError::BadMagic { path: path.to_path_buf(), kind: "WAL segment" }),
+        Err(HeaderProblem::BadMagic) => {
+            return Err(WalError::BadMagic { path: path.to_path_buf(), kind: "WAL segment" })
+        }
         Err(HeaderProblem::UnknownVersion(found)) => {
             return Err(WalError::UnsupportedVersion {
                 path: path.to_path_buf(),
@@ -313,10 +330,16 @@ fn replay_segment(
             let reason = match problem {
                 HeaderProblem::Short => format!("segment header cut short at {} bytes", bytes.len()),
                 HeaderProblem::BadChecksum => "segment header checksum mismatch".into(),
-                HeaderProblem::WrongSeq(found) => format!("the header says segment {found}, the file name says {seq}"),
+                HeaderProblem::WrongSeq(found) => {
+                    format!("the header says segment {found}, the file name says {seq}")
+                }
                 HeaderProblem::BadMagic | HeaderProblem::UnknownVersion(_) => unreachable!("handled above"),
             };
-            let why_not_torn = if is_last { "A segment header is synced before records follow it.".into() } else { not_last() };
+            let why_not_torn = if is_last {
+                "A segment header is synced before records follow it.".into()
+            } else {
+                not_last()
+            };
             return Err(WalError::Corrupt { path: path.to_path_buf(), offset: 0, reason, why_not_torn });
         }
     }
@@ -338,7 +361,12 @@ fn replay_segment(
             RecordRead::Incomplete { reason } | RecordRead::Bad { reason } => reason,
         };
         if !is_last {
-            return Err(WalError::Corrupt { path: path.to_path_buf(), offset, reason, why_not_torn: not_last() });
+            return Err(WalError::Corrupt {
+                path: path.to_path_buf(),
+                offset,
+                reason,
+                why_not_torn: not_last(),
+            });
         }
         if let Some(valid_at) = find_valid_record(bytes, offset + 1) {
             let why_not_torn = format!(
@@ -350,7 +378,8 @@ fn replay_segment(
         let dropped = end - offset;
         warn_torn(path, offset, dropped, &reason);
         truncate(path, offset, sync)?;
-        report.torn_tail = Some(TornTail { segment: path.to_path_buf(), offset, bytes_dropped: dropped, reason });
+        report.torn_tail =
+            Some(TornTail { segment: path.to_path_buf(), offset, bytes_dropped: dropped, reason });
         return Ok(offset);
     }
     Ok(end)
@@ -383,7 +412,11 @@ fn truncate(path: &Path, len: u64, sync: SyncMode) -> Result<(), WalError> {
 }
 
 fn rewrite_header(path: &Path, seq: u64, sync: SyncMode) -> Result<(), WalError> {
-    let mut file = OpenOptions::new().write(true).truncate(true).open(path).map_err(|e| WalError::io("open", path, e))?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| WalError::io("open", path, e))?;
     file.write_all(&format::segment_header(seq)).map_err(|e| WalError::io("write", path, e))?;
     if sync == SyncMode::Fsync {
         file.sync_all().map_err(|e| WalError::io("fsync", path, e))?;
