@@ -47,6 +47,17 @@ enum Command {
     ///   concord sim labs/raft-faults.toml --seed 3 --trace run.jsonl --history h.jsonl
     ///   concord view run.jsonl --history h.jsonl --open   # http://127.0.0.1:8090/
     View(cmd::view::ViewArgs),
+    /// Run one Concord node: Raft over TCP, a WAL on disk, HTTP and RESP for clients.
+    ///
+    /// Examples:
+    ///   concord serve --config node1.toml
+    ///   concord serve --id 1 --data ./d1 --http-addr 127.0.0.1:8080 --redis-addr 127.0.0.1:6379
+    Serve(cmd::serve::ServeArgs),
+    /// Run a local cluster: N `concord serve` processes (node i: RESP 6379+i, HTTP 8080+i).
+    ///
+    /// Example:
+    ///   concord up --nodes 3 --data ./concord-data    # Ctrl-C stops every node cleanly
+    Up(cmd::up::UpArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +67,8 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::Lab(args) => cmd::lab::run(args),
         Command::View(args) => cmd::view::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Up(args) => cmd::up::run(args),
     };
     match result {
         Ok(code) => code,

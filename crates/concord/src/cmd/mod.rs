@@ -2,5 +2,7 @@
 
 pub mod check;
 pub mod lab;
+pub mod serve;
 pub mod sim;
+pub mod up;
 pub mod view;
