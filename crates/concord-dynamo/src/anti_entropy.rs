@@ -151,28 +151,33 @@ impl DynamoNode {
         self.range_entries(range).map(|(k, o)| k.len() as u64 + o.size()).sum()
     }
 
-    /// Start an exchange: one of my ranges, one other home replica of it that is up.
+    /// Start exchanges with one peer (round-robin over the nodes I share ranges with): one root
+    /// per shared range. Every pair of replicas is compared every few intervals, so a lost
+    /// replication is repaired within a bounded time after the heal.
     pub(crate) fn start_anti_entropy(&mut self, io: &mut Io<'_, Self>) {
-        if self.my_ranges.is_empty() {
-            return;
-        }
-        let range = self.my_ranges[io.random_below(0, self.my_ranges.len() as u64) as usize];
-        let peers: Vec<NodeId> = self
-            .ring
-            .walk(range)
-            .into_iter()
-            .take(self.config.n)
+        let n = self.config.n;
+        let mut peers: Vec<NodeId> = self
+            .my_ranges
+            .iter()
+            .flat_map(|&r| self.ring.walk(r).into_iter().take(n))
             .filter(|&p| p != self.me && self.swim.is_up(p))
             .collect();
+        peers.sort();
+        peers.dedup();
         if peers.is_empty() {
             return;
         }
-        let peer = peers[io.random_below(0, peers.len() as u64) as usize];
-        let root = self.tree(range).root();
-        self.ae.exchanges += 1;
-        self.ae.bytes_sent += HASH_ENTRY_BYTES;
-        self.ae.full_sync_bytes += self.range_bytes(range);
-        io.send(peer, DynamoMessage::AeCompare { range, nodes: vec![(0, root)] });
+        let pick = io.random_below(0, peers.len() as u64) as usize;
+        let peer = peers[pick];
+        let shared: Vec<u32> =
+            self.my_ranges.iter().copied().filter(|&r| self.ring.walk(r).iter().take(n).any(|&p| p == peer)).collect();
+        for range in shared {
+            let root = self.tree(range).root();
+            self.ae.exchanges += 1;
+            self.ae.bytes_sent += HASH_ENTRY_BYTES;
+            self.ae.full_sync_bytes += self.range_bytes(range);
+            io.send(peer, DynamoMessage::AeCompare { range, nodes: vec![(0, root)] });
+        }
     }
 
     /// Compare the peer's hashes with mine: descend where they differ; at leaves, send objects.

@@ -3,6 +3,7 @@
 //! A scenario's `[protocol.NAME]` table picks the protocol; [`run`] dispatches on that name to the
 //! generic simulator instantiated for the protocol's type.
 
+pub mod dynamo;
 pub mod gossip;
 pub mod raft;
 
@@ -17,10 +18,11 @@ use std::sync::Arc;
 pub enum LoadedScenario {
     Gossip(Arc<Scenario<<concord_gossip::GossipNode as SimProtocol>::Config>>),
     Raft(Arc<Scenario<raft::RaftScenario>>),
+    Dynamo(Arc<Scenario<concord_dynamo::DynamoConfig>>),
 }
 
 /// Protocol names accepted in `[protocol.NAME]`.
-pub const PROTOCOLS: &[&str] = &["gossip", "raft"];
+pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo"];
 
 impl LoadedScenario {
     /// Parse a scenario, whatever its protocol.
@@ -29,6 +31,15 @@ impl LoadedScenario {
         match name.as_str() {
             "gossip" => Ok(LoadedScenario::Gossip(Arc::new(Scenario::parse(path, text)?))),
             "raft" => Ok(LoadedScenario::Raft(Arc::new(Scenario::parse(path, text)?))),
+            "dynamo" => {
+                let scenario: Scenario<concord_dynamo::DynamoConfig> = Scenario::parse(path, text)?;
+                let (_, config) = scenario.protocol();
+                config.validate().map_err(|message| ScenarioError::Invalid {
+                    path: path.to_owned(),
+                    message: format!("[protocol.dynamo]: {message}"),
+                })?;
+                Ok(LoadedScenario::Dynamo(Arc::new(scenario)))
+            }
             other => Err(ScenarioError::Invalid {
                 path: path.to_owned(),
                 message: format!("unknown protocol {other:?}; known protocols: {}", PROTOCOLS.join(", ")),
@@ -50,6 +61,9 @@ impl LoadedScenario {
                 Simulation::<concord_gossip::GossipNode>::new(Arc::clone(s), options).run()
             }
             LoadedScenario::Raft(s) => Simulation::<raft::RaftKv>::new(Arc::clone(s), options).run(),
+            LoadedScenario::Dynamo(s) => {
+                Simulation::<concord_dynamo::DynamoNode>::new(Arc::clone(s), options).run()
+            }
         }
     }
 
@@ -57,6 +71,7 @@ impl LoadedScenario {
         match self {
             LoadedScenario::Gossip(s) => &s.description,
             LoadedScenario::Raft(s) => &s.description,
+            LoadedScenario::Dynamo(s) => &s.description,
         }
     }
 }
