@@ -88,8 +88,9 @@ impl fmt::Display for Recovery {
         }
         write!(
             f,
-            " + {} segments ({} records, {} ops, {} bytes) in {:?}",
+            " + {} segment{} ({} records, {} ops, {} bytes) in {:?}",
             self.segments_replayed.len(),
+            if self.segments_replayed.len() == 1 { "" } else { "s" },
             self.records_replayed,
             self.ops_replayed,
             self.bytes_replayed,

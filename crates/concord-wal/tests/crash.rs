@@ -96,6 +96,7 @@ fn sigkill_never_loses_a_synced_batch() {
         child.wait().unwrap();
 
         let (wal, durable, recovery) = Wal::open(tmp.path(), opts()).unwrap();
+        eprintln!("round {round}: killed after {syncs} syncs; {recovery}");
         checkpoints_seen += usize::from(recovery.checkpoint.is_some());
         let last = last_reported.unwrap();
         let next: u64 = String::from_utf8_lossy(durable.get("next").expect("next")).parse().unwrap();

@@ -498,3 +498,42 @@ fn a_raft_shaped_workload_recovers_with_raft_s_own_reader() {
     assert_eq!(indexes, (snapshot_index + 1..=last_index).collect::<Vec<_>>());
     assert!(recovered.cleanup.is_empty(), "{:?}", recovered.cleanup);
 }
+
+#[test]
+fn a_segment_cut_inside_its_header_is_a_torn_tail_too() {
+    // The process died while creating the next segment: its header is incomplete.
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = WalOptions { segment_bytes: 200, ..no_checkpoints() };
+    let (mut wal, _, _) = Wal::open(tmp.path(), opts.clone()).unwrap();
+    for i in 0..6 {
+        wal.append(&[put(format!("key-{i}"), vec![1u8; 60])]).unwrap();
+        wal.sync().unwrap();
+    }
+    let last = wal.stats().current_segment;
+    let state = wal.state().clone();
+    drop(wal);
+    let next = segment_file(tmp.path(), last + 1);
+    std::fs::write(&next, &concord_wal::format::segment_header(last + 1)[..10]).unwrap();
+    let (mut wal, durable, recovery) = Wal::open(tmp.path(), opts.clone()).unwrap();
+    assert_eq!(durable, state);
+    let torn = recovery.torn_tail.clone().expect("torn header reported");
+    assert_eq!((torn.segment, torn.offset, torn.bytes_dropped), (next.clone(), 0, 10));
+    assert!(recovery.to_string().contains("torn tail of 10 bytes"), "{recovery}");
+    wal.append(&[put("after", "restart")]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let (_, durable, recovery) = Wal::open(tmp.path(), opts).unwrap();
+    assert_eq!(durable.get("after"), Some(&b"restart"[..]));
+    assert_eq!(recovery.segments_replayed.last(), Some(&(last + 1)));
+    // The same cut in a segment that is not the last is corruption.
+    let (mut wal, _, _) =
+        Wal::open(tmp.path(), WalOptions { segment_bytes: 200, ..no_checkpoints() }).unwrap();
+    for i in 0..4 {
+        wal.append(&[put(format!("more-{i}"), vec![2u8; 60])]).unwrap();
+        wal.sync().unwrap();
+    }
+    drop(wal);
+    std::fs::write(&next, &concord_wal::format::segment_header(last + 1)[..10]).unwrap();
+    let err = Wal::open(tmp.path(), no_checkpoints()).err().unwrap();
+    assert!(matches!(err, WalError::Corrupt { ref path, offset: 0, .. } if *path == next), "{err}");
+}
