@@ -33,6 +33,7 @@ use crate::{KvRequest, KvResponse};
 use concord_core::{ClientId, NodeId, Time};
 use concord_kv::{Command, KvError, Query, Response};
 use concord_raft::{RaftRequest, RaftResponse, ReadConsistency, Session};
+use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,6 +83,7 @@ struct Inner {
     timeout: Duration,
     read_default: ReadMode,
     peers: BTreeMap<u32, PeerConfig>,
+    limits: concord_kv::KvLimits,
     metrics: Arc<Metrics>,
 }
 
@@ -101,6 +103,7 @@ pub struct HandleParts {
     pub timeout: Duration,
     pub read_default: ReadMode,
     pub peers: Vec<PeerConfig>,
+    pub limits: concord_kv::KvLimits,
     pub metrics: Arc<Metrics>,
 }
 
@@ -122,6 +125,7 @@ impl NodeHandle {
                 timeout: p.timeout,
                 read_default: p.read_default,
                 peers: p.peers.into_iter().map(|p| (p.id, p)).collect(),
+                limits: p.limits,
                 metrics: p.metrics,
             }),
         }
@@ -157,17 +161,35 @@ impl NodeHandle {
         self.inner.peers.values()
     }
 
+    /// The store's limits (equal on every node).
+    pub fn limits(&self) -> &concord_kv::KvLimits {
+        &self.inner.limits
+    }
+
     pub fn default_read(&self) -> ReadConsistency {
         self.inner.read_default.consistency()
     }
 
     /// Replicate a command (with a session: applied at most once, however often retried).
-    pub async fn write(&self, command: Command) -> Result<Response, ClientError> {
-        let session = self.take_session()?;
+    ///
+    /// The first attempt is **submitted before this returns** (to the local driver's queue or the
+    /// leader's peer queue, both FIFO), so writes issued one after another – a RESP pipeline – are
+    /// proposed in that order while the leader is stable. (After a leader change, a retried write
+    /// can land after a later one; each is still applied at most once.)
+    pub fn write(&self, command: Command) -> BoxFuture<'static, Result<Response, ClientError>> {
+        let session = match self.take_session() {
+            Ok(s) => s,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         let request = RaftRequest::Propose { session: Some(session), command };
-        let result = self.route(request, true).await;
-        self.return_session(session);
-        result
+        let target = self.leader_guess().unwrap_or(self.inner.me);
+        let first = self.begin(target, request.clone());
+        let me = self.clone();
+        Box::pin(async move {
+            let result = me.route(request, true, Some((target, first))).await;
+            me.return_session(session);
+            result
+        })
     }
 
     /// Answer a query at the given consistency.
@@ -176,12 +198,13 @@ impl NodeHandle {
         if consistency == ReadConsistency::Stale {
             // A stale read is answered by this replica, whatever its role: no forwarding.
             let deadline = Instant::now() + self.inner.timeout;
-            return match self.submit_local(request, deadline).await {
+            let attempt = self.begin(self.inner.me, request);
+            return match self.complete(attempt, deadline).await {
                 Some(r) => Self::interpret(r),
                 None => Err(ClientError::Timeout),
             };
         }
-        self.route(request, false).await
+        self.route(request, false, None).await
     }
 
     /// A request another node forwarded to us: hand it to our driver, answer over the transport.
@@ -227,20 +250,28 @@ impl NodeHandle {
         self.inner.status.borrow().leader.map(NodeId)
     }
 
-    /// Send `request` to whoever leads, retrying until an answer or the deadline.
-    async fn route(&self, request: KvRequest, is_write: bool) -> Result<Response, ClientError> {
+    /// Send `request` to whoever leads, retrying until an answer or the deadline. `first` is an
+    /// attempt already begun (see [`NodeHandle::write`]).
+    async fn route(
+        &self,
+        request: KvRequest,
+        is_write: bool,
+        mut first: Option<(NodeId, Attempt)>,
+    ) -> Result<Response, ClientError> {
         let me = self.inner.me;
         let deadline = Instant::now() + self.inner.timeout;
         let mut target = self.leader_guess().unwrap_or(me);
         let mut unknown: Option<String> = None;
         while Instant::now() < deadline {
             let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
-            let answer = if target == me {
-                self.submit_local(request.clone(), attempt_deadline).await
-            } else {
-                self.forward(target, request.clone(), attempt_deadline).await
+            let attempt = match first.take() {
+                Some((t, a)) => {
+                    target = t;
+                    a
+                }
+                None => self.begin(target, request.clone()),
             };
-            let Some(answer) = answer else {
+            let Some(answer) = self.complete(attempt, attempt_deadline).await else {
                 // No answer in time (a dead leader, a lost frame): try whoever leads now.
                 target = self.leader_guess().filter(|l| *l != target).unwrap_or(me);
                 tokio::time::sleep(RETRY_PAUSE).await;
@@ -274,6 +305,50 @@ impl NodeHandle {
         })
     }
 
+    /// Submit one attempt now, without waiting: to the local driver or, forwarded, to `target`.
+    fn begin(&self, target: NodeId, request: KvRequest) -> Attempt {
+        let (tx, rx) = oneshot::channel();
+        if target == self.inner.me {
+            return match self.inner.tx.try_send(Input::Request { request, reply: ReplyTo::Local(tx) }) {
+                Ok(()) => Attempt::Sent { rx, forward: None },
+                // A full queue: wait for room in `complete` (ordering with later writes is lost
+                // only under this overload).
+                Err(mpsc::error::TrySendError::Full(input)) => Attempt::Queued(Box::new(input), rx),
+                Err(mpsc::error::TrySendError::Closed(_)) => Attempt::Failed,
+            };
+        }
+        let Some(transport) = self.inner.transport.as_ref() else { return Attempt::Failed };
+        let id = self.inner.next_forward.fetch_add(1, Ordering::Relaxed);
+        self.inner.forwards.lock().expect("forwards lock").insert(id, tx);
+        if transport.send(target, Frame::Forward { id, request }) {
+            Attempt::Sent { rx, forward: Some(id) }
+        } else {
+            self.inner.forwards.lock().expect("forwards lock").remove(&id);
+            Attempt::Failed
+        }
+    }
+
+    /// Wait for an attempt's answer until `deadline`.
+    async fn complete(&self, attempt: Attempt, deadline: Instant) -> Option<KvResponse> {
+        match attempt {
+            Attempt::Sent { rx, forward } => {
+                let answer = tokio::time::timeout_at(deadline.into(), rx).await.ok().and_then(|r| r.ok());
+                if let Some(id) = forward {
+                    self.inner.forwards.lock().expect("forwards lock").remove(&id);
+                }
+                answer
+            }
+            Attempt::Queued(input, rx) => {
+                let send = tokio::time::timeout_at(deadline.into(), self.inner.tx.send(*input));
+                if !matches!(send.await, Ok(Ok(()))) {
+                    return None;
+                }
+                tokio::time::timeout_at(deadline.into(), rx).await.ok()?.ok()
+            }
+            Attempt::Failed => None,
+        }
+    }
+
     /// A Raft answer as a result.
     fn interpret(answer: KvResponse) -> Result<Response, ClientError> {
         match answer {
@@ -285,28 +360,11 @@ impl NodeHandle {
             other => Err(ClientError::Unknown(format!("unexpected answer {other:?}"))),
         }
     }
+}
 
-    async fn submit_local(&self, request: KvRequest, deadline: Instant) -> Option<KvResponse> {
-        let (tx, rx) = oneshot::channel();
-        let input = Input::Request { request, reply: ReplyTo::Local(tx) };
-        let send = tokio::time::timeout_at(deadline.into(), self.inner.tx.send(input));
-        if !matches!(send.await, Ok(Ok(()))) {
-            return None;
-        }
-        tokio::time::timeout_at(deadline.into(), rx).await.ok()?.ok()
-    }
-
-    async fn forward(&self, to: NodeId, request: KvRequest, deadline: Instant) -> Option<KvResponse> {
-        let transport = self.inner.transport.as_ref()?;
-        let id = self.inner.next_forward.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        self.inner.forwards.lock().expect("forwards lock").insert(id, tx);
-        let answer = if transport.send(to, Frame::Forward { id, request }) {
-            tokio::time::timeout_at(deadline.into(), rx).await.ok().and_then(|r| r.ok())
-        } else {
-            None
-        };
-        self.inner.forwards.lock().expect("forwards lock").remove(&id);
-        answer
-    }
+/// One submission of a request, begun but not yet answered.
+enum Attempt {
+    Sent { rx: oneshot::Receiver<KvResponse>, forward: Option<u64> },
+    Queued(Box<Input>, oneshot::Receiver<KvResponse>),
+    Failed,
 }

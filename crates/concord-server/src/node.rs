@@ -129,6 +129,7 @@ impl Node {
             timeout: config.request_timeout,
             read_default: config.read_consistency,
             peers: peers.clone(),
+            limits: config.kv.clone(),
             metrics: metrics.clone(),
         });
         let driver = Driver::new(raft, clock, disk, transport, rx, status_tx, metrics.clone());

@@ -1,22 +1,137 @@
 //! The RESP (Redis protocol) front door: `concord-resp`'s server on top of a [`NodeHandle`].
 //!
-//! Not wired yet: `concord-resp`'s server is being built in parallel. Until it lands, a node
-//! configured with `redis_addr` logs that RESP is unavailable and serves HTTP only.
+//! `concord-resp` turns Redis commands into KV commands and queries and hands them to a
+//! [`Backend`]; this module is that backend for a real node. Its contract (see
+//! `concord_resp::backend`) and how this node meets it:
+//!
+//! * writes resolve once committed and applied – [`NodeHandle::write`], forwarded to the leader
+//!   when this node follows, with a Raft session so retries apply once;
+//! * pipelined writes are applied in order – `write` submits its first attempt before returning
+//!   (FIFO queues all the way to the leader's log);
+//! * linearizable reads see every write that resolved before – ReadIndex through the leader;
+//! * `now_ms` is the node clock, the same clock Raft's housekeeping uses for TTL expiry.
+//!
+//! Errors keep their meaning: a timeout or an unknown outcome is never reported as `OK`.
 
 use crate::config::NodeConfig;
-use crate::handle::NodeHandle;
+use crate::handle::{ClientError, NodeHandle};
+use concord_kv::{Command, KvLimits, Query, Response};
+use concord_raft::ReadConsistency;
+use concord_resp::{Backend, BackendError, BoxFuture, RespConfig};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+/// A [`Backend`] over a running node.
+pub struct NodeBackend {
+    handle: NodeHandle,
+}
+
+impl NodeBackend {
+    pub fn new(handle: NodeHandle) -> NodeBackend {
+        NodeBackend { handle }
+    }
+}
+
+fn backend_error(handle: &NodeHandle, e: ClientError) -> BackendError {
+    match e {
+        ClientError::NotLeader { leader } => BackendError::NotLeader {
+            leader: leader.and_then(|l| handle.peer(l)).and_then(|p| p.redis_addr).map(|a| a.to_string()),
+        },
+        ClientError::Unavailable(why) => BackendError::Unavailable(why),
+        ClientError::Timeout => BackendError::Timeout,
+        ClientError::Rejected(why) => BackendError::Rejected(why),
+        ClientError::Unknown(why) => BackendError::Unknown(why),
+        ClientError::Kv(e) => BackendError::Kv(e),
+    }
+}
+
+fn kind_of(command: &Command) -> &'static str {
+    match command.write {
+        concord_kv::Write::Put(_) => "resp_put",
+        concord_kv::Write::Delete { .. } | concord_kv::Write::DeleteRange(_) => "resp_delete",
+        concord_kv::Write::Cas(_) => "resp_cas",
+        concord_kv::Write::Increment { .. } => "resp_incr",
+        concord_kv::Write::Txn(_) => "resp_txn",
+        concord_kv::Write::Expire { .. } => "resp_expire",
+    }
+}
+
+fn label(r: &Result<Response, ClientError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(ClientError::NotLeader { .. }) => "not_leader",
+        Err(ClientError::Unavailable(_)) => "unavailable",
+        Err(ClientError::Timeout) => "timeout",
+        Err(ClientError::Rejected(_)) => "rejected",
+        Err(ClientError::Unknown(_)) => "unknown",
+        Err(ClientError::Kv(_)) => "invalid",
+    }
+}
+
+impl Backend for NodeBackend {
+    fn write(&self, command: Command) -> BoxFuture<Result<Response, BackendError>> {
+        let kind = kind_of(&command);
+        let start = Instant::now();
+        // `write` submits now (ordering); the future only waits.
+        let pending = self.handle.write(command);
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let r = pending.await;
+            handle.metrics().request(kind, label(&r), start.elapsed());
+            r.map_err(|e| backend_error(&handle, e))
+        })
+    }
+
+    fn read(&self, query: Query, consistency: ReadConsistency) -> BoxFuture<Result<Response, BackendError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let r = handle.read(query, consistency).await;
+            handle.metrics().request("resp_read", label(&r), start.elapsed());
+            r.map_err(|e| backend_error(&handle, e))
+        })
+    }
+
+    fn info(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let s = self.handle.status();
+        let raft = vec![
+            ("raft_node_id".to_string(), s.id.to_string()),
+            ("raft_role".to_string(), s.role.to_string()),
+            ("raft_term".to_string(), s.term.to_string()),
+            ("raft_leader_id".to_string(), s.leader.map_or("none".into(), |l| l.to_string())),
+            ("raft_commit_index".to_string(), s.commit_index.to_string()),
+            ("raft_applied_index".to_string(), s.applied_index.to_string()),
+            ("raft_last_log_index".to_string(), s.last_log_index.to_string()),
+            ("raft_snapshot_index".to_string(), s.snapshot_index.to_string()),
+            ("raft_voters".to_string(), s.voters.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+            ("wal_syncs".to_string(), s.wal_syncs.to_string()),
+        ];
+        vec![("Raft".to_string(), raft)]
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.handle.now().as_nanos() / 1_000_000
+    }
+
+    fn limits(&self) -> KvLimits {
+        self.handle.limits().clone()
+    }
+}
 
 /// Serve RESP clients on `listener` until shutdown.
 pub fn spawn(
     listener: TcpListener,
-    _handle: NodeHandle,
-    _config: &NodeConfig,
-    _shutdown: watch::Receiver<bool>,
+    handle: NodeHandle,
+    config: &NodeConfig,
+    mut shutdown: watch::Receiver<bool>,
 ) {
-    tracing::error!(
-        "RESP is not available in this build; {} is bound but not served",
-        listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
-    );
+    let mut rc = RespConfig::for_kv_limits(&config.kv);
+    rc.requirepass = config.requirepass.clone();
+    rc.default_consistency = config.read_consistency.consistency();
+    let backend: Arc<dyn Backend> = Arc::new(NodeBackend::new(handle));
+    tokio::spawn(concord_resp::serve(listener, backend, rc, async move {
+        let _ = shutdown.changed().await;
+    }));
 }

@@ -22,16 +22,19 @@ struct Cluster {
     nodes: Vec<Node>,
     http: Vec<SocketAddr>,
     peer: Vec<SocketAddr>,
+    redis: Vec<SocketAddr>,
 }
 
 fn configs(dir: &Path, n: usize) -> Vec<NodeConfig> {
     let peer = free_addrs(n);
     let http = free_addrs(n);
+    let redis = free_addrs(n);
     (0..n)
         .map(|i| {
             let mut c = NodeConfig::new(i as u32 + 1, dir.join(format!("node{}", i + 1)));
             c.peer_addr = peer[i];
             c.http_addr = Some(http[i]);
+            c.redis_addr = Some(redis[i]);
             c.cluster_id = "test-cluster".into();
             c.cluster_secret = Some("test-secret".into());
             c.peers = (0..n)
@@ -51,11 +54,12 @@ async fn start(dir: &Path, n: usize) -> Cluster {
     let configs = configs(dir, n);
     let http = configs.iter().map(|c| c.http_addr.unwrap()).collect();
     let peer = configs.iter().map(|c| c.peer_addr).collect();
+    let redis = configs.iter().map(|c| c.redis_addr.unwrap()).collect();
     let mut nodes = Vec::new();
     for c in configs {
         nodes.push(Node::start(c).await.unwrap());
     }
-    Cluster { nodes, http, peer }
+    Cluster { nodes, http, peer, redis }
 }
 
 /// Wait until every node names the same leader; return its index.
@@ -254,4 +258,76 @@ async fn startup_errors_are_clear() {
     no_secret.peers = vec![PeerConfig::parse("2=127.0.0.1:1").unwrap()];
     let err = Node::start(no_secret).await.err().unwrap();
     assert!(err.contains("cluster_secret"), "{err}");
+}
+
+/// Send one RESP command (as an array of bulk strings) and read one reply.
+async fn resp(addr: SocketAddr, args: &[&str]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = tokio::time::timeout(T, s.read(&mut buf)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Run a command-line tool, if installed; `None` when it is not.
+fn tool(name: &str, args: &[String]) -> Option<std::process::Output> {
+    match std::process::Command::new(name).args(args).output() {
+        Ok(out) => Some(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("{name} is not installed (Debian: redis-tools); skipping that part");
+            None
+        }
+        Err(e) => panic!("cannot run {name}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resp_on_a_three_node_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let l = leader(&c).await;
+    let (f1, f2) = ((l + 1) % 3, (l + 2) % 3);
+
+    // Raw RESP: a write on one follower, a linearizable read on the other.
+    assert_eq!(resp(c.redis[f1], &["SET", "rk", "rv"]).await, "+OK\r\n");
+    assert_eq!(resp(c.redis[f2], &["GET", "rk"]).await, "$2\r\nrv\r\n");
+    assert_eq!(resp(c.redis[l], &["INCR", "counter"]).await, ":1\r\n");
+    let info = resp(c.redis[f1], &["INFO", "raft"]).await;
+    assert!(
+        info.contains("raft_role:follower") && info.contains(&format!("raft_leader_id:{}", l + 1)),
+        "{info}"
+    );
+
+    // redis-cli and redis-benchmark, when installed.
+    let port = |i: usize| c.redis[i].port().to_string();
+    let cli = |i: usize, args: &[&str]| {
+        let mut argv = vec!["-p".to_string(), port(i)];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
+    };
+    let leader_port = c.redis[l].port();
+    let set = tokio::task::spawn_blocking(move || {
+        tool("redis-cli", &["-p".into(), leader_port.to_string(), "SET".into(), "cli".into(), "hello".into()])
+    });
+    if let Some(out) = set.await.unwrap() {
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+        let args = cli(f2, &["GET", "cli"]);
+        let out = tokio::task::spawn_blocking(move || tool("redis-cli", &args).unwrap()).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+        let args = cli(f1, &["-t", "set,get", "-n", "10000", "-q"]);
+        let out = tokio::task::spawn_blocking(move || tool("redis-benchmark", &args).unwrap()).await.unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!("redis-benchmark against follower n{}:\n{text}", f1 + 1);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
+        assert!(!text.to_lowercase().contains("error"), "{text}");
+    }
+    for n in c.nodes {
+        n.shutdown().await.unwrap();
+    }
 }
