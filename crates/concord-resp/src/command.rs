@@ -76,6 +76,10 @@ pub enum Request {
     Persist(Bytes),
     Keys(Bytes),
     Scan(ScanRequest),
+    // Transactions.
+    Multi,
+    Exec,
+    Discard,
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]` (also SETNX, SETEX, PSETEX).
@@ -505,6 +509,25 @@ pub const COMMANDS: &[CommandSpec] = &[
         "2.8.0",
         "Iterates over the key names in the database (the cursor encodes the next key).",
     ),
+    spec(
+        "multi",
+        1,
+        CONN,
+        NO_KEYS,
+        "transactions",
+        "1.2.0",
+        "Starts a transaction (Concord: one atomic KV transaction).",
+    ),
+    spec(
+        "exec",
+        1,
+        &["noscript", "loading", "stale"],
+        NO_KEYS,
+        "transactions",
+        "1.2.0",
+        "Executes all commands in a transaction.",
+    ),
+    spec("discard", 1, CONN, NO_KEYS, "transactions", "2.0.0", "Discards a transaction."),
 ];
 
 /// The table row for `name` (case-insensitive).
@@ -587,6 +610,9 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "persist" => Request::Persist(arg(0)),
         "keys" => Request::Keys(arg(0)),
         "scan" => Request::Scan(parse_scan(&rest)?),
+        "multi" => Request::Multi,
+        "exec" => Request::Exec,
+        "discard" => Request::Discard,
         other => unreachable!("command {other} is in the table but has no parser"),
     })
 }

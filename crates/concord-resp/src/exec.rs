@@ -29,6 +29,14 @@
 //! consistency): they are not a snapshot across keys. A snapshot would need a read-only
 //! transaction through the Raft log for every `MGET`.
 //!
+//! # MULTI / EXEC
+//! A Redis transaction becomes **one** KV transaction (`Txn` without compares), so it is atomic
+//! and isolated like Redis's. That works for commands that are plain KV operations: `GET`, `SET`
+//! (with EX/PX/EXAT/PXAT, without NX/XX/GET/KEEPTTL), `GETSET`, `MGET`, `MSET`, `DEL`, `EXISTS`,
+//! `TTL`, `PTTL` ([`queueable`]). Anything else inside `MULTI` (e.g. `INCR`, which KV transactions
+//! cannot express) is refused when queued, and `EXEC` then answers `EXECABORT`, as Redis does for
+//! a command refused at queue time. `WATCH` is not supported.
+//!
 //! # Expired-but-present keys
 //! Expiry goes through the log (see `concord_kv`), so a key may outlive its deadline until the
 //! leader's expiry command is applied; until then `GET` still returns it and `TTL` reports 0.
@@ -252,6 +260,148 @@ fn set_command(set: &SetRequest, now_ms: u64) -> (Write, SetShape) {
     (Write::Txn(Txn { compares, success, failure }), shape)
 }
 
+/// Whether `request` may be queued inside MULTI (see the module docs).
+pub fn queueable(request: &Request) -> bool {
+    match request {
+        Request::Get(_)
+        | Request::MGet(_)
+        | Request::MSet(_)
+        | Request::Del(_)
+        | Request::Exists(_)
+        | Request::GetSet { .. }
+        | Request::Ttl { .. } => true,
+        Request::Set(set) => set.condition.is_none() && !set.get && set.expiry != SetExpiry::Keep,
+        _ => false,
+    }
+}
+
+/// How to read one queued command's reply from its slice of the transaction's responses.
+enum Part {
+    Get,
+    /// SET or MSET: skip this many put responses.
+    Ok(usize),
+    Deleted(usize),
+    Values(usize),
+    Exists(usize),
+    OldValue,
+    Ttl {
+        millis: bool,
+    },
+}
+
+/// EXEC: the queued commands (all [`queueable`]) as one KV transaction, submitted before this
+/// returns (like any write); the reply is the array of their replies.
+pub fn start_transaction(queued: Vec<Request>, ctx: ExecContext) -> BoxFuture<Frame> {
+    let now_ms = ctx.backend.now_ms();
+    let mut ops = Vec::new();
+    let mut parts = Vec::new();
+    let get = |key: &Bytes| TxnOp::Get { key: key.to_vec() };
+    for request in queued {
+        match request {
+            Request::Get(key) => {
+                ops.push(get(&key));
+                parts.push(Part::Get);
+            }
+            Request::Ttl { key, millis } => {
+                ops.push(get(&key));
+                parts.push(Part::Ttl { millis });
+            }
+            Request::MGet(keys) => {
+                ops.extend(keys.iter().map(get));
+                parts.push(Part::Values(keys.len()));
+            }
+            Request::Exists(keys) => {
+                ops.extend(keys.iter().map(get));
+                parts.push(Part::Exists(keys.len()));
+            }
+            Request::Set(set) => {
+                ops.push(match set_command(&set, now_ms).0 {
+                    Write::Put(put) => TxnOp::Put(put),
+                    _ => TxnOp::Delete { key: set.key.to_vec() },
+                });
+                parts.push(Part::Ok(1));
+            }
+            Request::MSet(pairs) => {
+                ops.extend(pairs.iter().map(|(k, v)| TxnOp::Put(Put::new(k.to_vec(), v.to_vec()))));
+                parts.push(Part::Ok(pairs.len()));
+            }
+            Request::Del(keys) => {
+                ops.extend(keys.iter().map(|k| TxnOp::Delete { key: k.to_vec() }));
+                parts.push(Part::Deleted(keys.len()));
+            }
+            Request::GetSet { key, value } => {
+                ops.push(get(&key));
+                ops.push(TxnOp::Put(Put::new(key.to_vec(), value.to_vec())));
+                parts.push(Part::OldValue);
+            }
+            other => {
+                return Box::pin(std::future::ready(Frame::error(format!(
+                    "ERR internal error: {other:?} cannot run inside MULTI"
+                ))))
+            }
+        }
+    }
+    let txn = Txn { compares: vec![], success: ops, failure: vec![] };
+    let command = Command::new(now_time(now_ms), Write::Txn(txn));
+    reply(ctx.backend.write(command), move |response| {
+        let Response::Txn { responses, .. } = response else { return Err(unexpected(&response)) };
+        let mut responses = responses.iter();
+        let value = |r: Option<&Response>| match r {
+            Some(Response::Get(kv)) => kv.clone(),
+            _ => None,
+        };
+        let mut replies = Vec::with_capacity(parts.len());
+        for part in parts {
+            replies.push(match part {
+                Part::Get => Frame::bulk_or_null(value(responses.next()).map(|kv| kv.value)),
+                Part::Ok(n) => {
+                    responses.by_ref().take(n).for_each(drop);
+                    Frame::ok()
+                }
+                Part::Deleted(n) => Frame::Integer(
+                    responses
+                        .by_ref()
+                        .take(n)
+                        .map(|r| if let Response::Delete { deleted, .. } = r { *deleted as i64 } else { 0 })
+                        .sum(),
+                ),
+                Part::Values(n) => Frame::Array(
+                    (0..n).map(|_| Frame::bulk_or_null(value(responses.next()).map(|kv| kv.value))).collect(),
+                ),
+                Part::Exists(n) => {
+                    Frame::Integer((0..n).filter(|_| value(responses.next()).is_some()).count() as i64)
+                }
+                Part::OldValue => {
+                    let old = Frame::bulk_or_null(value(responses.next()).map(|kv| kv.value));
+                    responses.next(); // the put
+                    old
+                }
+                Part::Ttl { millis } => Frame::Integer(ttl_reply(value(responses.next()), now_ms, millis)),
+            });
+        }
+        Ok(Frame::Array(replies))
+    })
+}
+
+/// TTL/PTTL's answer for a key as read at `now_ms`: -2 absent, -1 no TTL, else the time left
+/// (0 for a key past its deadline whose expiry is not applied yet); TTL rounds to seconds.
+fn ttl_reply(kv: Option<KeyValue>, now_ms: u64, millis: bool) -> i64 {
+    match kv {
+        None => -2,
+        Some(kv) => match deadline_ms(&kv) {
+            None => -1,
+            Some(deadline) => {
+                let left_ms = deadline.saturating_sub(now_ms) as i64;
+                if millis {
+                    left_ms
+                } else {
+                    (left_ms + 500) / 1000
+                }
+            }
+        },
+    }
+}
+
 /// Requests that do not need to reach the backend before `start` returns.
 async fn run(request: Request, ctx: ExecContext) -> Reply {
     match request {
@@ -269,21 +419,8 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
             Ok(Frame::Integer(values.iter().filter(|kv| kv.is_some()).count() as i64))
         }
         Request::Ttl { key, millis } => {
-            let now_ms = ctx.backend.now_ms();
-            Ok(Frame::Integer(match get(&ctx, &key, ctx.consistency).await? {
-                None => -2,
-                Some(kv) => match deadline_ms(&kv) {
-                    None => -1,
-                    Some(deadline) => {
-                        let left_ms = deadline.saturating_sub(now_ms) as i64;
-                        if millis {
-                            left_ms
-                        } else {
-                            (left_ms + 500) / 1000
-                        }
-                    }
-                },
-            }))
+            let kv = get(&ctx, &key, ctx.consistency).await?;
+            Ok(Frame::Integer(ttl_reply(kv, ctx.backend.now_ms(), millis)))
         }
         Request::Set(set) => set_keep_ttl(&ctx, set).await,
         Request::Expire(expire) => expire_key(&ctx, expire).await,

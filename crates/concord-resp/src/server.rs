@@ -40,7 +40,7 @@
 //! * `idle_timeout`: a connection that sends nothing for that long, with no reply pending, is closed.
 //! * `max_request_bytes`: a single request larger than this is refused (protocol error).
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BoxFuture};
 use crate::codec::{encode, DecodeLimits, RequestDecoder};
 use crate::command::{self, consistency_name, ClientInfoAttribute, ClientRequest, ReplyError, Request};
 use crate::exec::{self, Access, ExecContext};
@@ -282,6 +282,16 @@ struct Client {
     /// Backend tasks of the current run (see "Ordering" in the module docs).
     in_flight: Vec<JoinHandle<()>>,
     run: Option<Access>,
+    /// Commands queued since MULTI.
+    multi: Option<Multi>,
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+struct Multi {
+    queued: Vec<Request>,
+    /// A command was refused while queueing: EXEC will answer EXECABORT.
+    doomed: bool,
 }
 
 impl Client {
@@ -300,6 +310,7 @@ impl Client {
             consistency: shared.config.default_consistency,
             in_flight: Vec::new(),
             run: None,
+            multi: None,
             shared,
         }
     }
@@ -366,22 +377,96 @@ impl Client {
     /// Answer or start one request; `true` if the connection should close after its reply.
     async fn dispatch(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
         self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
+        let (name, request) = match self.check_and_parse(args) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                // Inside MULTI, a command refused at queue time dooms the transaction (EXECABORT).
+                if let Some(multi) = &mut self.multi {
+                    multi.doomed = true;
+                }
+                return (Pending::Ready(error, self.protocol), false);
+            }
+        };
         let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
+        match (request, self.multi.is_some()) {
+            (Request::Multi, false) => {
+                self.multi = Some(Multi::default());
+                ready(Frame::ok(), self.protocol)
+            }
+            (Request::Multi, true) => ready(Frame::error("ERR MULTI calls can not be nested"), self.protocol),
+            (Request::Exec, false) => ready(Frame::error("ERR EXEC without MULTI"), self.protocol),
+            (Request::Discard, false) => ready(Frame::error("ERR DISCARD without MULTI"), self.protocol),
+            (Request::Discard, true) => {
+                self.multi = None;
+                ready(Frame::ok(), self.protocol)
+            }
+            (Request::Exec, true) => {
+                let multi = self.multi.take().unwrap_or_default();
+                if multi.doomed {
+                    ready(
+                        Frame::error("EXECABORT Transaction discarded because of previous errors."),
+                        self.protocol,
+                    )
+                } else if multi.queued.is_empty() {
+                    ready(Frame::Array(vec![]), self.protocol)
+                } else {
+                    let ctx = self.exec_context();
+                    self.start(Access::Write, move || exec::start_transaction(multi.queued, ctx)).await
+                }
+            }
+            (Request::Quit, _) => (Pending::Ready(Frame::ok(), self.protocol), true),
+            (request, true) => {
+                if exec::queueable(&request) {
+                    self.multi.get_or_insert_with(Multi::default).queued.push(request);
+                    ready(Frame::simple("QUEUED"), self.protocol)
+                } else {
+                    self.multi.get_or_insert_with(Multi::default).doomed = true;
+                    ready(
+                        Frame::error(format!(
+                            "ERR {} is not supported inside MULTI by Concord: a transaction may hold GET, SET \
+                             (without NX, XX, GET, KEEPTTL), GETSET, MGET, MSET, DEL, EXISTS, TTL and PTTL",
+                            name.to_uppercase()
+                        )),
+                        self.protocol,
+                    )
+                }
+            }
+            (request, false) => match request.access() {
+                Access::Connection => {
+                    let (frame, close) = self.connection_command(request);
+                    (Pending::Ready(frame, self.protocol), close)
+                }
+                access => {
+                    let ctx = self.exec_context();
+                    // `start` hands writes to the backend now, in request order.
+                    self.start(access, move || exec::start(request, ctx)).await
+                }
+            },
+        }
+    }
+
+    /// Unknown command, authentication, then the command's own parsing.
+    fn check_and_parse(&self, args: Vec<Bytes>) -> Result<(&'static str, Request), Frame> {
         let Some(spec) = command::lookup(&args[0]) else {
-            return ready(ReplyError::unknown_command(&args).into_frame(), self.protocol);
+            return Err(ReplyError::unknown_command(&args).into_frame());
         };
         if !self.authenticated && !["auth", "hello", "quit"].contains(&spec.name) {
-            return ready(Frame::error("NOAUTH Authentication required."), self.protocol);
+            return Err(Frame::error("NOAUTH Authentication required."));
         }
-        let request = match command::parse(args) {
-            Ok(request) => request,
-            Err(e) => return ready(e.into_frame(), self.protocol),
-        };
-        let access = request.access();
-        if access == Access::Connection {
-            let (frame, close) = self.connection_command(request);
-            return (Pending::Ready(frame, self.protocol), close);
+        Ok((spec.name, command::parse(args).map_err(ReplyError::into_frame)?))
+    }
+
+    fn exec_context(&self) -> ExecContext {
+        ExecContext {
+            backend: self.shared.backend.clone(),
+            consistency: self.consistency,
+            keys_max: self.shared.config.keys_max,
         }
+    }
+
+    /// Start a backend request of kind `access` once the pipeline allows it (see "Ordering" in the
+    /// module docs); its reply arrives through a oneshot.
+    async fn start(&mut self, access: Access, begin: impl FnOnce() -> BoxFuture<Frame>) -> (Pending, bool) {
         if access == Access::ReadModifyWrite || self.run.is_some_and(|run| run != access) {
             for task in self.in_flight.drain(..) {
                 let _ = task.await;
@@ -391,13 +476,7 @@ impl Client {
         if self.in_flight.len() >= 1024 {
             self.in_flight.retain(|task| !task.is_finished());
         }
-        let ctx = ExecContext {
-            backend: self.shared.backend.clone(),
-            consistency: self.consistency,
-            keys_max: self.shared.config.keys_max,
-        };
-        // `start` hands writes to the backend now, in request order; the task awaits the answer.
-        let answer = exec::start(request, ctx);
+        let answer = begin();
         let (reply_tx, reply_rx) = oneshot::channel();
         self.in_flight.push(tokio::spawn(async move {
             let _ = reply_tx.send(answer.await);
