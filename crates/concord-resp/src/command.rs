@@ -859,3 +859,129 @@ pub fn consistency_name(consistency: ReadConsistency) -> &'static str {
         ReadConsistency::Stale => "stale",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &str) -> Result<Request, String> {
+        parse(words.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()).map_err(|e| e.0)
+    }
+
+    fn error(words: &str) -> String {
+        parse_words(words).unwrap_err()
+    }
+
+    #[test]
+    fn errors_are_redis_errors() {
+        assert_eq!(error("get"), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(error("GET a b"), "ERR wrong number of arguments for 'get' command");
+        assert_eq!(error("foo a b"), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        assert_eq!(error("foo"), "ERR unknown command 'foo', with args beginning with: ");
+        assert_eq!(error("set k v nx xx"), "ERR syntax error");
+        assert_eq!(error("set k v ex 1 px 1"), "ERR syntax error");
+        assert_eq!(error("set k v keepttl ex 1"), "ERR syntax error");
+        assert_eq!(error("set k v ex"), "ERR syntax error");
+        assert_eq!(error("set k v ex abc"), "ERR value is not an integer or out of range");
+        assert_eq!(error("set k v ex 0"), "ERR invalid expire time in 'set' command");
+        assert_eq!(error("set k v ex 9223372036854775807"), "ERR invalid expire time in 'set' command");
+        assert_eq!(error("setex k 0 v"), "ERR invalid expire time in 'setex' command");
+        assert_eq!(error("incrby k 01"), "ERR value is not an integer or out of range");
+        assert_eq!(error("decrby k -9223372036854775808"), "ERR decrement would overflow");
+        assert_eq!(error("mset a 1 b"), "ERR wrong number of arguments for 'mset' command");
+        assert_eq!(
+            error("expire k 10 nx xx"),
+            "ERR NX and XX, GT or LT options at the same time are not compatible"
+        );
+        assert_eq!(error("expire k 10 gt lt"), "ERR GT and LT options at the same time are not compatible");
+        assert_eq!(error("expire k 10 foo"), "ERR Unsupported option foo");
+        assert_eq!(error("expire k 9223372036854775807"), "ERR invalid expire time in 'expire' command");
+        assert_eq!(error("client setname"), "ERR wrong number of arguments for 'client|setname' command");
+        assert_eq!(error("client foo"), "ERR unknown subcommand 'foo'. Try CLIENT HELP.");
+        assert_eq!(error("hello 4"), "NOPROTO unsupported protocol version");
+        assert_eq!(error("hello x"), "ERR Protocol version is not an integer or out of range");
+        assert_eq!(error("hello 3 setname"), "ERR Syntax error in HELLO option 'setname'");
+        assert_eq!(error("scan abc"), "ERR invalid cursor");
+        assert_eq!(error("scan 0 count 0"), "ERR syntax error");
+        assert_eq!(error("scan 0 match"), "ERR syntax error");
+        assert_eq!(error("ping a b"), "ERR wrong number of arguments for 'ping' command");
+        assert_eq!(error("auth a b c"), "ERR syntax error");
+        assert_eq!(
+            error("consistency strong"),
+            "ERR unknown consistency 'strong'; expected linearizable, lease or stale"
+        );
+    }
+
+    #[test]
+    fn set_options() {
+        let Ok(Request::Set(set)) = parse_words("SET k v xx get px 1500") else { panic!() };
+        assert_eq!(set.condition, Some(Condition::IfPresent));
+        assert!(set.get);
+        assert_eq!(set.expiry, SetExpiry::AfterMs(1500));
+        let Ok(Request::Set(set)) = parse_words("set k v EXAT 10 nx") else { panic!() };
+        assert_eq!((set.condition, set.expiry), (Some(Condition::IfAbsent), SetExpiry::AtUnixMs(10_000)));
+        let Ok(Request::Set(set)) = parse_words("set k v keepttl") else { panic!() };
+        assert_eq!(set.expiry, SetExpiry::Keep);
+        let Ok(Request::Set(set)) = parse_words("setnx k v") else { panic!() };
+        assert!(set.reply_integer && set.condition == Some(Condition::IfAbsent));
+    }
+
+    #[test]
+    fn counters_and_keys() {
+        assert_eq!(parse_words("DECRBY n 5"), Ok(Request::IncrBy { key: "n".into(), delta: -5 }));
+        assert_eq!(parse_words("incr n"), Ok(Request::IncrBy { key: "n".into(), delta: 1 }));
+        assert_eq!(
+            parse_words("mset a 1 b 2"),
+            Ok(Request::MSet(vec![("a".into(), "1".into()), ("b".into(), "2".into())]))
+        );
+        let Ok(Request::Scan(scan)) = parse_words("scan 353 match a* count 5 type string") else { panic!() };
+        assert_eq!(scan.cursor, Some(b"a".to_vec()));
+        assert_eq!((scan.pattern, scan.count), (Some("a*".into()), 5));
+        assert_eq!(parse_words("consistency STALE"), Ok(Request::Consistency(Some(ReadConsistency::Stale))));
+    }
+
+    #[test]
+    fn expire_conditions_follow_redis() {
+        let Ok(Request::Expire(e)) = parse_words("pexpire k 100 xx lt") else { panic!() };
+        assert_eq!(e.when, ExpireWhen::AfterMs(100));
+        // XX LT: needs a TTL, and the new one must be earlier.
+        assert!(!e.conditions.allow(None, 100));
+        assert!(e.conditions.allow(Some(200), 100));
+        assert!(!e.conditions.allow(Some(50), 100));
+        let lt = ExpireConditions { lt: true, ..Default::default() };
+        assert!(lt.allow(None, 100), "no TTL counts as infinite");
+        let gt = ExpireConditions { gt: true, ..Default::default() };
+        assert!(!gt.allow(None, 100));
+        let Ok(Request::Expire(e)) = parse_words("expireat k 5") else { panic!() };
+        assert_eq!(e.when, ExpireWhen::AtUnixMs(5000));
+    }
+
+    #[test]
+    fn every_table_command_parses_at_its_arity() {
+        for spec in COMMANDS {
+            let n = spec.arity.unsigned_abs() as usize;
+            let mut args = vec![Bytes::from(spec.name)];
+            // Arguments that every command accepts in these positions.
+            let filler: &[&str] = match spec.name {
+                "client" => &["id"],
+                "command" => &[],
+                "config" => &["get", "save"],
+                "setex" | "psetex" => &["k", "10", "v"],
+                "expire" | "pexpire" | "expireat" | "pexpireat" => &["k", "10"],
+                "incrby" | "decrby" | "select" => &["k", "1"],
+                "scan" => &["0"],
+                _ => &["k", "v", "w"],
+            };
+            args.extend(
+                filler
+                    .iter()
+                    .take(n.saturating_sub(1).max(if spec.name == "config" { 2 } else { 0 }))
+                    .map(|w| Bytes::from(*w)),
+            );
+            if spec.name == "select" {
+                args = vec![Bytes::from("select"), Bytes::from("0")];
+            }
+            assert!(parse(args.clone()).is_ok(), "{}: {:?}", spec.name, parse(args));
+        }
+    }
+}

@@ -354,9 +354,9 @@ impl Client {
                 buf.reserve(16 * 1024);
             }
             // Idle only counts while no reply is pending: a client waiting for a slow write is
-            // not idle.
-            let idle_timeout =
-                self.shared.config.idle_timeout.filter(|_| replies.capacity() == replies.max_capacity());
+            // not idle. (Reading is cancel-safe, so a timeout that finds replies pending just
+            // reads again.)
+            let idle_timeout = self.shared.config.idle_timeout;
             let read = async {
                 match idle_timeout {
                     Some(timeout) => tokio::time::timeout(timeout, reader.read_buf(&mut buf)).await.ok(),
@@ -367,6 +367,8 @@ impl Client {
                 _ = stop.changed() => return,
                 read = read => match read {
                     Some(Ok(n)) if n > 0 => {}
+                    None if replies.capacity() < replies.max_capacity()
+                        || self.in_flight.iter().any(|task| !task.is_finished()) => {}
                     // Idle timeout, end of stream, or a socket error.
                     _ => return,
                 },
