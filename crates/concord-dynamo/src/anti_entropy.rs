@@ -101,38 +101,6 @@ pub struct AntiEntropyStats {
     pub objects_sent: u64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tree(entries: &[(&str, u64)]) -> MerkleTree {
-        let mut sorted = entries.to_vec();
-        sorted.sort();
-        MerkleTree::build(3, sorted)
-    }
-
-    #[test]
-    fn equal_contents_give_equal_roots_and_one_change_differs_on_one_path() {
-        let a = tree(&[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
-        let b = tree(&[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
-        assert_eq!(a, b);
-        let c = tree(&[("a", 1), ("b", 2), ("c", 99), ("d", 4)]);
-        assert_ne!(a.root(), c.root());
-        let differing_leaves =
-            (0..15u32).filter(|&i| a.is_leaf(i) && a.hash(i) != c.hash(i)).collect::<Vec<_>>();
-        assert_eq!(differing_leaves.len(), 1, "only the leaf of key c differs");
-        assert_eq!(a.leaf_index(differing_leaves[0]), leaf_of(3, "c"));
-    }
-
-    #[test]
-    fn a_missing_key_changes_the_root() {
-        let a = tree(&[("a", 1), ("b", 2)]);
-        let b = tree(&[("a", 1)]);
-        assert_ne!(a.root(), b.root());
-        assert_eq!(tree(&[]).root(), 0, "an empty range hashes to zero");
-    }
-}
-
 use crate::store::{self, Object};
 use crate::{DynamoMessage, DynamoNode};
 use concord_core::{Io, NodeId, StorageOp};
@@ -144,7 +112,10 @@ impl DynamoNode {
     }
 
     fn tree(&self, range: u32) -> MerkleTree {
-        MerkleTree::build(self.config.merkle_depth, self.range_entries(range).map(|(k, o)| (k.as_str(), o.digest())))
+        MerkleTree::build(
+            self.config.merkle_depth,
+            self.range_entries(range).map(|(k, o)| (k.as_str(), o.digest())),
+        )
     }
 
     fn range_bytes(&self, range: u32) -> u64 {
@@ -160,7 +131,9 @@ impl DynamoNode {
             .my_ranges
             .iter()
             .flat_map(|&r| self.ring.walk(r).into_iter().take(n))
-            .filter(|&p| p != self.me && self.swim.is_up(p))
+            // Not filtered by SWIM's view: a stale "down" must not stop repairs; a message to a
+            // node that really is down is merely lost.
+            .filter(|&p| p != self.me)
             .collect();
         peers.sort();
         peers.dedup();
@@ -169,8 +142,12 @@ impl DynamoNode {
         }
         let pick = io.random_below(0, peers.len() as u64) as usize;
         let peer = peers[pick];
-        let shared: Vec<u32> =
-            self.my_ranges.iter().copied().filter(|&r| self.ring.walk(r).iter().take(n).any(|&p| p == peer)).collect();
+        let shared: Vec<u32> = self
+            .my_ranges
+            .iter()
+            .copied()
+            .filter(|&r| self.ring.walk(r).iter().take(n).any(|&p| p == peer))
+            .collect();
         for range in shared {
             let root = self.tree(range).root();
             self.ae.exchanges += 1;
@@ -181,7 +158,13 @@ impl DynamoNode {
     }
 
     /// Compare the peer's hashes with mine: descend where they differ; at leaves, send objects.
-    pub(crate) fn on_ae_compare(&mut self, io: &mut Io<'_, Self>, from: NodeId, range: u32, nodes: Vec<(u32, u64)>) {
+    pub(crate) fn on_ae_compare(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        from: NodeId,
+        range: u32,
+        nodes: Vec<(u32, u64)>,
+    ) {
         let tree = self.tree(range);
         if nodes.iter().any(|(i, _)| *i == 0) {
             // The start of an exchange: a full sync would have had me send my whole range.
@@ -287,7 +270,14 @@ impl DynamoNode {
     }
 
     /// Step 2: once every other member voted yes, everyone purges that exact tombstone.
-    pub(crate) fn on_gc_vote(&mut self, io: &mut Io<'_, Self>, from: NodeId, key: String, digest: u64, ok: bool) {
+    pub(crate) fn on_gc_vote(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        from: NodeId,
+        key: String,
+        digest: u64,
+        ok: bool,
+    ) {
         let Some((d, votes)) = self.gc_votes.get_mut(&key) else { return };
         if *d != digest || !ok {
             self.gc_votes.remove(&key);
@@ -313,5 +303,37 @@ impl DynamoNode {
             io.persist(StorageOp::Delete { key: store::data_key(key) });
             io.sync();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[(&str, u64)]) -> MerkleTree {
+        let mut sorted = entries.to_vec();
+        sorted.sort();
+        MerkleTree::build(3, sorted)
+    }
+
+    #[test]
+    fn equal_contents_give_equal_roots_and_one_change_differs_on_one_path() {
+        let a = tree(&[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
+        let b = tree(&[("a", 1), ("b", 2), ("c", 3), ("d", 4)]);
+        assert_eq!(a, b);
+        let c = tree(&[("a", 1), ("b", 2), ("c", 99), ("d", 4)]);
+        assert_ne!(a.root(), c.root());
+        let differing_leaves =
+            (0..15u32).filter(|&i| a.is_leaf(i) && a.hash(i) != c.hash(i)).collect::<Vec<_>>();
+        assert_eq!(differing_leaves.len(), 1, "only the leaf of key c differs");
+        assert_eq!(a.leaf_index(differing_leaves[0]), leaf_of(3, "c"));
+    }
+
+    #[test]
+    fn a_missing_key_changes_the_root() {
+        let a = tree(&[("a", 1), ("b", 2)]);
+        let b = tree(&[("a", 1)]);
+        assert_ne!(a.root(), b.root());
+        assert_eq!(tree(&[]).root(), 0, "an empty range hashes to zero");
     }
 }

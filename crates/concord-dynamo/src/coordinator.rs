@@ -30,7 +30,10 @@ use std::collections::BTreeSet;
 pub enum Client {
     Local(RequestId),
     /// A node that forwarded the request, with its token.
-    Remote { node: NodeId, token: u64 },
+    Remote {
+        node: NodeId,
+        token: u64,
+    },
 }
 
 /// A replica a request goes to; `hint` names the home it stands in for.
@@ -196,7 +199,8 @@ impl DynamoNode {
         let mut acked = BTreeSet::new();
         acked.insert(self.me);
         for t in targets.iter().filter(|t| t.node != self.me) {
-            let msg = DynamoMessage::Replicate { token, key: key.clone(), object: object.clone(), hint: t.hint };
+            let msg =
+                DynamoMessage::Replicate { token, key: key.clone(), object: object.clone(), hint: t.hint };
             io.send(t.node, msg);
         }
         let used = targets.iter().map(|t| t.node).chain([self.me]).collect();
@@ -237,7 +241,9 @@ impl DynamoNode {
     }
 
     pub(crate) fn on_replicate_ack(&mut self, io: &mut Io<'_, Self>, from: NodeId, token: u64) {
-        let Some(Pending::Write { acked, targets, replied, .. }) = self.pending.get_mut(&token) else { return };
+        let Some(Pending::Write { acked, targets, replied, .. }) = self.pending.get_mut(&token) else {
+            return;
+        };
         acked.insert(from);
         let all = targets.iter().all(|t| acked.contains(&t.node));
         let replied = *replied;
@@ -256,7 +262,8 @@ impl DynamoNode {
         let Some(Pending::Write { key, .. }) = self.pending.get(&token) else { return };
         let walk = self.ring.walk(self.ring.range_of(key));
         let n = self.config.n.min(walk.len());
-        let Some(Pending::Write { key, object, targets, acked, used, .. }) = self.pending.get_mut(&token) else {
+        let Some(Pending::Write { key, object, targets, acked, used, .. }) = self.pending.get_mut(&token)
+        else {
             return;
         };
         let spare: Vec<NodeId> =
@@ -271,7 +278,15 @@ impl DynamoNode {
             let home = t.hint.unwrap_or(t.node);
             used.insert(f);
             *t = Target { node: f, hint: Some(home) };
-            sends.push((f, DynamoMessage::Replicate { token, key: key.clone(), object: object.clone(), hint: Some(home) }));
+            sends.push((
+                f,
+                DynamoMessage::Replicate {
+                    token,
+                    key: key.clone(),
+                    object: object.clone(),
+                    hint: Some(home),
+                },
+            ));
         }
         for (to, msg) in sends {
             io.send(to, msg);
@@ -301,7 +316,13 @@ impl DynamoNode {
         }
     }
 
-    pub(crate) fn on_read_reply(&mut self, io: &mut Io<'_, Self>, from: NodeId, token: u64, object: Option<Object>) {
+    pub(crate) fn on_read_reply(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        from: NodeId,
+        token: u64,
+        object: Option<Object>,
+    ) {
         let resolution = self.config.resolution;
         let read_repair = self.config.read_repair;
         let Some(Pending::Read { client, key, needed, targets, replies, merged, replied }) =
@@ -358,10 +379,16 @@ impl DynamoNode {
         }
         if let Some((client, merged)) = answer {
             let response = match merged {
-                None => DynamoResponse::Found { values: Vec::new(), context: VersionVector::default(), counter: None },
-                Some(Object::Counter(c)) => {
-                    DynamoResponse::Found { values: Vec::new(), context: VersionVector::default(), counter: Some(c.value()) }
-                }
+                None => DynamoResponse::Found {
+                    values: Vec::new(),
+                    context: VersionVector::default(),
+                    counter: None,
+                },
+                Some(Object::Counter(c)) => DynamoResponse::Found {
+                    values: Vec::new(),
+                    context: VersionVector::default(),
+                    counter: Some(c.value()),
+                },
                 Some(Object::Register(v)) => DynamoResponse::Found {
                     values: v.values().into_iter().map(<[u8]>::to_vec).collect(),
                     context: v.context.clone(),
@@ -385,7 +412,10 @@ impl DynamoNode {
             }
             Pending::Write { client, acked, needed, replied: false, .. } => {
                 // The coordinator's own copy is durable: the write may still spread.
-                let msg = format!("{} of {needed} replicas acknowledged in time; the write may still spread", acked.len());
+                let msg = format!(
+                    "{} of {needed} replicas acknowledged in time; the write may still spread",
+                    acked.len()
+                );
                 self.respond(io, client, DynamoResponse::Unknown(msg));
             }
             Pending::Read { client, replies, needed, replied: false, .. } => {

@@ -176,15 +176,16 @@ mod tests {
     }
 
     fn arb_pn() -> impl Strategy<Value = PnCounter> {
-        (arb_gcounter(), arb_gcounter()).prop_map(|(increments, decrements)| PnCounter { increments, decrements })
+        (arb_gcounter(), arb_gcounter())
+            .prop_map(|(increments, decrements)| PnCounter { increments, decrements })
     }
 
     /// OR-sets reached by real histories: one shared pool of operations, each replica applying a
     /// prefix of each node's operations (so dots are never reused for different elements), then
     /// removes of what it sees.
     fn arb_orset() -> impl Strategy<Value = OrSet<u8>> {
-        (proptest::collection::vec((1u32..4, 0u8..4), 0..8), proptest::collection::vec(0u8..4, 0..3)).prop_map(
-            |(adds, removes)| {
+        (proptest::collection::vec((1u32..4, 0u8..4), 0..8), proptest::collection::vec(0u8..4, 0..3))
+            .prop_map(|(adds, removes)| {
                 let mut s = OrSet::new();
                 for (node, element) in adds {
                     s.add(NodeId(node), element);
@@ -193,8 +194,7 @@ mod tests {
                     s.remove(&r);
                 }
                 s
-            },
-        )
+            })
     }
 
     fn arb_lww() -> impl Strategy<Value = LwwRegister<u8>> {

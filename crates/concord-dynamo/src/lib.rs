@@ -138,13 +138,31 @@ impl DynamoConfig {
 /// A client request. `r`/`w` override the cluster's quorum for this request.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum DynamoRequest {
-    Get { key: String, r: Option<usize> },
+    Get {
+        key: String,
+        r: Option<usize>,
+    },
     /// `context: None` is a blind write: it supersedes what the coordinating replica holds.
-    Put { key: String, value: Vec<u8>, context: Option<VersionVector>, w: Option<usize> },
-    Delete { key: String, context: Option<VersionVector>, w: Option<usize> },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        context: Option<VersionVector>,
+        w: Option<usize>,
+    },
+    Delete {
+        key: String,
+        context: Option<VersionVector>,
+        w: Option<usize>,
+    },
     /// Add to a PN-counter object.
-    Increment { key: String, delta: i64, w: Option<usize> },
-    Unsupported { what: String },
+    Increment {
+        key: String,
+        delta: i64,
+        w: Option<usize>,
+    },
+    Unsupported {
+        what: String,
+    },
 }
 
 impl DynamoRequest {
@@ -163,8 +181,14 @@ impl DynamoRequest {
 pub enum DynamoResponse {
     /// A read: the live siblings (several if concurrent writes are unresolved), the context to
     /// write back with, and the value if the key is a counter.
-    Found { values: Vec<Vec<u8>>, context: VersionVector, counter: Option<i64> },
-    Written { dot: Option<Dot> },
+    Found {
+        values: Vec<Vec<u8>>,
+        context: VersionVector,
+        counter: Option<i64>,
+    },
+    Written {
+        dot: Option<Dot>,
+    },
     /// Certainly not applied.
     Fail(String),
     /// May or may not have been applied.
@@ -175,21 +199,62 @@ pub enum DynamoResponse {
 pub enum DynamoMessage {
     Swim(SwimMessage),
     /// A write handed to a home replica to coordinate.
-    Forward { token: u64, request: DynamoRequest },
-    ForwardReply { token: u64, response: DynamoResponse },
+    Forward {
+        token: u64,
+        request: DynamoRequest,
+    },
+    ForwardReply {
+        token: u64,
+        response: DynamoResponse,
+    },
     /// Store (merge) this object; `hint`: I am a fallback holding it for that owner. Token 0: a
     /// repair, not acknowledged.
-    Replicate { token: u64, key: String, object: Object, hint: Option<NodeId> },
-    ReplicateAck { token: u64 },
-    Read { token: u64, key: String },
-    ReadReply { token: u64, object: Option<Object> },
-    Handoff { items: Vec<(String, Object)> },
-    HandoffAck { items: Vec<(String, u64)> },
-    AeCompare { range: u32, nodes: Vec<(u32, u64)> },
-    AeObjects { range: u32, leaves: Vec<u32>, items: Vec<(String, Object)>, reply: bool },
-    GcQuery { key: String, digest: u64 },
-    GcVote { key: String, digest: u64, ok: bool },
-    Purge { key: String, digest: u64 },
+    Replicate {
+        token: u64,
+        key: String,
+        object: Object,
+        hint: Option<NodeId>,
+    },
+    ReplicateAck {
+        token: u64,
+    },
+    Read {
+        token: u64,
+        key: String,
+    },
+    ReadReply {
+        token: u64,
+        object: Option<Object>,
+    },
+    Handoff {
+        items: Vec<(String, Object)>,
+    },
+    HandoffAck {
+        items: Vec<(String, u64)>,
+    },
+    AeCompare {
+        range: u32,
+        nodes: Vec<(u32, u64)>,
+    },
+    AeObjects {
+        range: u32,
+        leaves: Vec<u32>,
+        items: Vec<(String, Object)>,
+        reply: bool,
+    },
+    GcQuery {
+        key: String,
+        digest: u64,
+    },
+    GcVote {
+        key: String,
+        digest: u64,
+        ok: bool,
+    },
+    Purge {
+        key: String,
+        digest: u64,
+    },
 }
 
 impl Message for DynamoMessage {

@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 /// `k2`) land far apart on the circle. Stable across platforms and releases: the ring's layout is
 /// part of the on-disk contract (hinted data names its range).
 pub fn hash64(bytes: &[u8]) -> u64 {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
+    let h = bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
     mix64(h)
 }
 

@@ -83,10 +83,21 @@ pub struct Member {
 /// SWIM's messages (wrapped in the Dynamo message type).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SwimMessage {
-    Ping { seq: u64, updates: Vec<Update> },
+    Ping {
+        seq: u64,
+        updates: Vec<Update>,
+    },
     /// "Ping `target` for me and forward its ack."
-    PingReq { seq: u64, target: NodeId, updates: Vec<Update> },
-    Ack { seq: u64, target: NodeId, updates: Vec<Update> },
+    PingReq {
+        seq: u64,
+        target: NodeId,
+        updates: Vec<Update>,
+    },
+    Ack {
+        seq: u64,
+        target: NodeId,
+        updates: Vec<Update>,
+    },
 }
 
 /// The probe in progress.
@@ -205,19 +216,26 @@ impl Swim {
                 if accused && u.incarnation >= self.incarnation && !self.left {
                     // Refute: a higher incarnation overrides the accusation everywhere.
                     self.incarnation = u.incarnation + 1;
-                    self.queue(Update { node: self.me, state: MemberState::Alive, incarnation: self.incarnation });
+                    self.queue(Update {
+                        node: self.me,
+                        state: MemberState::Alive,
+                        incarnation: self.incarnation,
+                    });
                 }
                 continue;
             }
             let Some(current) = self.members.get(&u.node).copied() else {
                 // A node we never heard of joins.
-                self.members.insert(u.node, Member { state: u.state, incarnation: u.incarnation, since: now });
+                self.members
+                    .insert(u.node, Member { state: u.state, incarnation: u.incarnation, since: now });
                 self.queue(u);
                 ring_changed |= u.state != MemberState::Left;
                 continue;
             };
             let wins = match u.state {
-                MemberState::Alive => u.incarnation > current.incarnation && current.state != MemberState::Left,
+                MemberState::Alive => {
+                    u.incarnation > current.incarnation && current.state != MemberState::Left
+                }
                 MemberState::Suspect => {
                     (current.state == MemberState::Alive && u.incarnation >= current.incarnation)
                         || (current.state == MemberState::Suspect && u.incarnation > current.incarnation)
@@ -230,7 +248,8 @@ impl Swim {
             };
             if wins {
                 ring_changed |= (u.state == MemberState::Left) != (current.state == MemberState::Left);
-                self.members.insert(u.node, Member { state: u.state, incarnation: u.incarnation, since: now });
+                self.members
+                    .insert(u.node, Member { state: u.state, incarnation: u.incarnation, since: now });
                 self.queue(u);
             }
         }
@@ -254,7 +273,11 @@ impl Swim {
                 if let Some(m) = self.members.get(&p.target).copied() {
                     if m.state == MemberState::Alive {
                         self.apply(
-                            &[Update { node: p.target, state: MemberState::Suspect, incarnation: m.incarnation }],
+                            &[Update {
+                                node: p.target,
+                                state: MemberState::Suspect,
+                                incarnation: m.incarnation,
+                            }],
                             now,
                         );
                     }
@@ -264,7 +287,10 @@ impl Swim {
         let expired: Vec<Update> = self
             .members
             .iter()
-            .filter(|(_, m)| m.state == MemberState::Suspect && now.saturating_since(m.since) >= self.config.suspicion_timeout)
+            .filter(|(_, m)| {
+                m.state == MemberState::Suspect
+                    && now.saturating_since(m.since) >= self.config.suspicion_timeout
+            })
             .map(|(&node, m)| Update { node, state: MemberState::Dead, incarnation: m.incarnation })
             .collect();
         self.apply(&expired, now);
@@ -330,7 +356,12 @@ impl Swim {
     }
 
     /// Handle a SWIM message; returns replies and whether the ring changed.
-    pub fn on_message(&mut self, from: NodeId, msg: SwimMessage, now: Time) -> (Vec<(NodeId, SwimMessage)>, bool) {
+    pub fn on_message(
+        &mut self,
+        from: NodeId,
+        msg: SwimMessage,
+        now: Time,
+    ) -> (Vec<(NodeId, SwimMessage)>, bool) {
         let mut out = Vec::new();
         let (updates, ring_changed) = match &msg {
             SwimMessage::Ping { updates, .. }
@@ -411,11 +442,8 @@ mod tests {
         assert_eq!(to, NodeId(2));
         let (pings, _) = helper.on_message(NodeId(1), req, ms(70));
         let (_, SwimMessage::Ping { seq, .. }) = &pings[0] else { panic!() };
-        let (acks, _) = helper.on_message(
-            target,
-            SwimMessage::Ack { seq: *seq, target, updates: Vec::new() },
-            ms(80),
-        );
+        let (acks, _) =
+            helper.on_message(target, SwimMessage::Ack { seq: *seq, target, updates: Vec::new() }, ms(80));
         let (back_to, ack) = acks.into_iter().next().unwrap();
         assert_eq!(back_to, NodeId(1));
         a.on_message(NodeId(2), ack, ms(90));

@@ -270,8 +270,12 @@ mod tests {
                 let seen = contexts[ctx % contexts.len()].clone();
                 // A dot names one event: the same dot always carries the same value.
                 let counter = 100 * u64::from(node) + i as u64;
-                let value = (counter % 3 != 0).then(|| vec![counter as u8]);
-                v.write(Resolution::Dvv, &seen, Sibling { dot: dot(node, counter), timestamp: counter, value });
+                let value = (!counter.is_multiple_of(3)).then(|| vec![counter as u8]);
+                v.write(
+                    Resolution::Dvv,
+                    &seen,
+                    Sibling { dot: dot(node, counter), timestamp: counter, value },
+                );
                 contexts.push(v.context.clone());
             }
             v

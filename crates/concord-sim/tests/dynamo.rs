@@ -37,7 +37,15 @@ fn failures(scenario: &LoadedScenario, seeds: std::ops::RangeInclusive<u64>) -> 
 #[test]
 fn the_lab_scenario_has_the_faults_the_issue_asks_for() {
     let text = lab_text();
-    for needle in ["\"crash\"", "\"partition\"", "loss = 0.05", "duplicate = 0.02", "heal_at", "\"convergence\"", "\"invariants\""] {
+    for needle in [
+        "\"crash\"",
+        "\"partition\"",
+        "loss = 0.05",
+        "duplicate = 0.02",
+        "heal_at",
+        "\"convergence\"",
+        "\"invariants\"",
+    ] {
         assert!(text.contains(needle), "labs/dynamo.toml lost {needle}");
     }
 }
@@ -81,7 +89,8 @@ fn lost_updates(resolution: &str, seed: u64) -> (usize, usize) {
             .replace("checks = [\"convergence\", \"invariants\", \"progress\"]", "checks = []")
     );
     let scenario: Scenario<concord_dynamo::DynamoConfig> = Scenario::parse(&lab(), &text).unwrap();
-    let mut sim = Simulation::<DynamoNode>::new(Arc::new(scenario), RunOptions { seed, ..Default::default() });
+    let mut sim =
+        Simulation::<DynamoNode>::new(Arc::new(scenario), RunOptions { seed, ..Default::default() });
     sim.start();
     let mut ledger = AckLedger::default();
     let end = concord_core::Time::ZERO + Duration::from_secs(20);

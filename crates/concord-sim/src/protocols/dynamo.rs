@@ -28,7 +28,12 @@ const COUNTER_TAG: &str = "counter";
 impl SimProtocol for DynamoNode {
     type Config = DynamoConfig;
 
-    fn boot(id: NodeId, cluster: &[NodeId], config: &DynamoConfig, durable: &Durable) -> Result<Self, String> {
+    fn boot(
+        id: NodeId,
+        cluster: &[NodeId],
+        config: &DynamoConfig,
+        durable: &Durable,
+    ) -> Result<Self, String> {
         DynamoNode::boot(id, cluster, config.clone(), durable)
     }
 
@@ -45,7 +50,9 @@ impl SimProtocol for DynamoNode {
                     values.sort();
                     Value::List(values)
                 }
-                Object::Counter(c) => Value::List(vec![Value::Str(COUNTER_TAG.into()), Value::Int(c.value())]),
+                Object::Counter(c) => {
+                    Value::List(vec![Value::Str(COUNTER_TAG.into()), Value::Int(c.value())])
+                }
             };
             state.insert(key.clone(), value);
         }
@@ -62,7 +69,10 @@ impl SimProtocol for DynamoNode {
             let holders: Vec<NodeId> =
                 replicas.iter().filter(|(_, s)| s.contains_key(*key)).map(|(id, _)| *id).collect();
             if holders.len() != expected {
-                problems.push(format!("key {key}: held by {} of its {expected} home replicas ({holders:?})", holders.len()));
+                problems.push(format!(
+                    "key {key}: held by {} of its {expected} home replicas ({holders:?})",
+                    holders.len()
+                ));
             }
         }
         // Registers: agreement and no invented versions. Siblings are a set of written values,
@@ -71,7 +81,10 @@ impl SimProtocol for DynamoNode {
         let registers: Vec<(NodeId, BTreeMap<String, Value>)> = replicas
             .iter()
             .map(|(id, s)| {
-                let map = s.iter().filter(|(k, v)| *k != REPLICAS_KEY && !is_counter(v)).map(|(k, v)| (k.clone(), v.clone()));
+                let map = s
+                    .iter()
+                    .filter(|(k, v)| *k != REPLICAS_KEY && !is_counter(v))
+                    .map(|(k, v)| (k.clone(), v.clone()));
                 (*id, map.collect())
             })
             .collect();
@@ -85,7 +98,9 @@ impl SimProtocol for DynamoNode {
         for key in &keys {
             let holders: Vec<(NodeId, BTreeMap<String, Value>)> = registers
                 .iter()
-                .filter_map(|(id, map)| Some((*id, BTreeMap::from([((*key).clone(), map.get(*key)?.clone())]))))
+                .filter_map(|(id, map)| {
+                    Some((*id, BTreeMap::from([((*key).clone(), map.get(*key)?.clone())])))
+                })
                 .collect();
             let report = concord_check::convergence::check(&holders, &as_appends);
             if !report.is_ok() {
@@ -139,7 +154,9 @@ fn increments(history: &History) -> (BTreeMap<&str, i64>, BTreeMap<&str, i64>) {
             kind => {
                 let Some(inv) = open.remove(&e.process) else { continue };
                 let inv = &history.events[inv];
-                let (Some(key), Some(delta)) = (inv.op.key.as_deref(), inv.op.value.as_int()) else { continue };
+                let (Some(key), Some(delta)) = (inv.op.key.as_deref(), inv.op.value.as_int()) else {
+                    continue;
+                };
                 match kind {
                     EventType::Ok => *acked.entry(key).or_insert(0) += delta,
                     EventType::Info => *unknown.entry(key).or_insert(0) += delta,
@@ -179,7 +196,10 @@ impl AckLedger {
                 let entry = (record.key.clone(), record.value.clone());
                 if let Some(previous) = self.acked.insert(record.dot, entry.clone()) {
                     if previous != entry {
-                        return Err(format!("dot {:?} names two versions: {previous:?} and {entry:?}", record.dot));
+                        return Err(format!(
+                            "dot {:?} names two versions: {previous:?} and {entry:?}",
+                            record.dot
+                        ));
                     }
                 }
             }
