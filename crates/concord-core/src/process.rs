@@ -148,7 +148,8 @@ impl<'a, P: Process> Io<'a, P> {
         self.now
     }
 
-    /// Whether a trace is being recorded; protocols may skip building costly [`ProtocolEvent`]s.
+    /// Whether the driver wants detailed [`ProtocolEvent`]s (a trace is recorded, or a simulator
+    /// nemesis watches for them); when false, protocols may skip building costly ones.
     pub fn tracing(&self) -> bool {
         self.tracing
     }

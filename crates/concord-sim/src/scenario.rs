@@ -149,6 +149,12 @@ impl<'de> Deserialize<'de> for NodeCount {
 #[derive(Clone, Copy, Debug, Default, PartialEq, PartialOrd)]
 pub struct Probability(pub f64);
 
+impl Probability {
+    pub fn certain() -> Self {
+        Probability(1.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for Probability {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let p = f64::deserialize(d)?;
@@ -344,6 +350,61 @@ impl Default for OpMix {
 pub struct NemesisConfig {
     pub schedule: Vec<ScheduledFault>,
     pub random: Option<RandomFaults>,
+    pub trigger: Vec<Trigger>,
+}
+
+/// `[[nemesis.trigger]]`: a fault aimed at a moment the protocol itself announces.
+///
+/// Random faults rarely land inside the few milliseconds where a bug matters – between a vote and
+/// its sync, between an election and the new leader's first commit. A trigger watches the protocol
+/// events nodes emit ([`concord_core::Io::event`]) and, when one matches, hits the node that emitted
+/// it, as Jepsen's targeted nemeses do:
+///
+/// ```toml
+/// [[nemesis.trigger]]
+/// on = "vote"                 # the protocol event
+/// where = { granted = true }  # only events whose detail has these fields (optional)
+/// role = "leader"             # only events from a node in this role (optional)
+/// action = "crash"            # crash | pause | isolate
+/// probability = 0.3           # of acting on a matching event (default 1)
+/// within = "10ms"             # the fault hits uniformly within this delay (default at once)
+/// lasts = "40ms"              # then the node restarts, resumes or rejoins (0.5–1.5 × this)
+/// ```
+///
+/// Triggers act only during the fault phase (before `run.heal_at`), and never crash a majority.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    pub on: String,
+    #[serde(default, rename = "where")]
+    pub when: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub role: Option<String>,
+    pub action: TriggerAction,
+    #[serde(default = "Probability::certain")]
+    pub probability: Probability,
+    #[serde(default, with = "serde_duration")]
+    pub within: Duration,
+    #[serde(with = "serde_duration")]
+    pub lasts: Duration,
+}
+
+impl Trigger {
+    /// Whether a protocol event `name` with `detail`, from a node in `role`, arms this trigger.
+    pub fn matches(&self, name: &str, detail: &serde_json::Value, role: Option<&str>) -> bool {
+        name == self.on
+            && self.when.iter().all(|(field, want)| detail.get(field) == Some(want))
+            && self.role.as_deref().is_none_or(|want| role == Some(want))
+    }
+}
+
+/// What a [`Trigger`] does to the node that emitted the event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerAction {
+    Crash,
+    Pause,
+    Isolate,
 }
 
 /// Which node a fault hits.
@@ -624,6 +685,11 @@ impl<C: de::DeserializeOwned> Scenario<C> {
             }
             if random.kinds.is_empty() {
                 return Err("[nemesis.random] kinds is empty: name at least one kind of fault".into());
+            }
+        }
+        for trigger in &self.nemesis.trigger {
+            if trigger.lasts.is_zero() {
+                return Err(format!("[[nemesis.trigger]] on {:?}: lasts must be more than zero", trigger.on));
             }
         }
         let w = &self.workload;

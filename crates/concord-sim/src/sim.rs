@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::disk::SimDisk;
 use crate::network::{client_latency, Fate, Network};
 use crate::protocol::{Invariant, ReplicaState, SimProtocol};
-use crate::scenario::{Check, LoopMode, RandomFaultKind, Scenario, ScheduledFault, Target};
+use crate::scenario::{Check, LoopMode, RandomFaultKind, Scenario, ScheduledFault, Target, TriggerAction};
 use crate::summary::Summary;
 use crate::trace::Trace;
 use crate::workload::Workload;
@@ -34,6 +34,9 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Driving a run by hand (`concord sim --interactive`): step, drop a message, cut a link, reseed.
+pub mod interactive;
 
 /// How to run one simulation.
 #[derive(Default)]
@@ -78,16 +81,46 @@ enum Undo {
 
 enum Event<P: Process> {
     Start,
-    Deliver { from: NodeId, to: NodeId, msg: P::Message, id: u64 },
-    Timer { node: NodeId, timer: P::Timer, generation: u64 },
-    Request { node: NodeId, request: RequestId, req: P::Request },
-    Reply { node: NodeId, request: RequestId, response: P::Response },
-    ClientTimeout { request: RequestId },
-    ClientNext { client: u32 },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: P::Message,
+        id: u64,
+    },
+    Timer {
+        node: NodeId,
+        timer: P::Timer,
+        generation: u64,
+    },
+    Request {
+        node: NodeId,
+        request: RequestId,
+        req: P::Request,
+    },
+    Reply {
+        node: NodeId,
+        request: RequestId,
+        response: P::Response,
+    },
+    ClientTimeout {
+        request: RequestId,
+    },
+    ClientNext {
+        client: u32,
+    },
     OpenArrival,
-    SyncDone { node: NodeId, incarnation: u64, upto: u64 },
+    SyncDone {
+        node: NodeId,
+        incarnation: u64,
+        upto: u64,
+    },
     Fault(usize),
     RandomFault,
+    /// `[[nemesis.trigger]]` number `trigger` fires at `node`.
+    Triggered {
+        trigger: usize,
+        node: NodeId,
+    },
     Undo(Undo),
     HealAll,
 }
@@ -143,6 +176,8 @@ pub struct Simulation<P: SimProtocol> {
     workload: Workload,
     history: History,
     trace: Option<Trace>,
+    /// Protocols emit their detailed events: a trace is recorded or a nemesis trigger watches.
+    events_wanted: bool,
     summary: Summary,
     violations: Vec<String>,
     invariant: Option<Box<dyn Invariant<P>>>,
@@ -194,6 +229,7 @@ impl<P: SimProtocol> Simulation<P> {
             .collect();
         let duration = options.until.unwrap_or(scenario.run.duration);
         let trace = (options.trace.is_some() || options.hash_trace).then(|| Trace::new(options.trace));
+        let events_wanted = trace.is_some() || !scenario.nemesis.trigger.is_empty();
         let (_, config) = scenario.protocol();
         let invariant =
             if scenario.run.checks.contains(&Check::Invariants) { P::invariants(config) } else { None };
@@ -211,6 +247,7 @@ impl<P: SimProtocol> Simulation<P> {
             next_seq: 0,
             nodes,
             history: History::default(),
+            events_wanted,
             trace,
             summary: Summary::default(),
             violations: Vec::new(),
@@ -449,6 +486,10 @@ impl<P: SimProtocol> Simulation<P> {
                 self.random_fault();
                 true
             }
+            Event::Triggered { trigger, node } => {
+                self.triggered_fault(trigger, node);
+                true
+            }
             Event::Undo(undo) => {
                 if !self.healed {
                     self.undo(undo);
@@ -491,7 +532,7 @@ impl<P: SimProtocol> Simulation<P> {
             return false;
         };
         let local = slot.clock.local(self.now);
-        let mut io = Io::new(node, local, self.trace.is_some(), &mut self.rng_proto, &mut effects);
+        let mut io = Io::new(node, local, self.events_wanted, &mut self.rng_proto, &mut effects);
         f(process, &mut io);
         self.carry_out(node, &mut effects);
         // Keep the buffer's allocation for the next step (this is the simulator's hot path).
@@ -524,6 +565,7 @@ impl<P: SimProtocol> Simulation<P> {
                 }
                 Effect::Event(event) => {
                     *self.summary.protocol_events.entry(event.name).or_default() += 1;
+                    self.arm_triggers(node, &event);
                     self.record(|t| json!({"t": t, "ev": "protocol", "node": node.0, "name": event.name, "detail": event.detail}));
                 }
                 io => {
@@ -839,8 +881,7 @@ impl<P: SimProtocol> Simulation<P> {
     fn random_fault(&mut self) {
         let scenario = Arc::clone(&self.scenario);
         let Some(random) = &scenario.nemesis.random else { return };
-        let stop = random.stop.or(scenario.run.heal_at).map_or(self.end, Time::from_duration);
-        if self.healed || self.now >= stop {
+        if !self.fault_phase(random.stop) {
             return;
         }
         let next = self.now + self.exp(random.interval);
@@ -852,9 +893,8 @@ impl<P: SimProtocol> Simulation<P> {
         let undo = match kind {
             RandomFaultKind::Crash => {
                 // Never crash a majority: the run should stay live enough to be interesting.
-                let down = self.nodes.iter().filter(|s| s.process.is_none()).count() as u32;
                 let id = random_node(&mut self.rng_nemesis);
-                if (down + 1) * 2 > n || self.nodes[id.0 as usize - 1].process.is_none() {
+                if !self.may_crash(id) {
                     return;
                 }
                 self.crash(id);
@@ -897,6 +937,73 @@ impl<P: SimProtocol> Simulation<P> {
                 Undo::Unskew(id)
             }
         };
+        self.schedule(self.now + lasts, Event::Undo(undo));
+    }
+
+    /// Whether faults may still be injected (the fault phase: before `heal_at` or `stop`).
+    fn fault_phase(&self, stop: Option<Duration>) -> bool {
+        let stop = stop.or(self.scenario.run.heal_at).map_or(self.end, Time::from_duration);
+        !self.healed && self.now < stop
+    }
+
+    /// Crashing `id` would leave a majority of the cluster up (and `id` is up).
+    fn may_crash(&self, id: NodeId) -> bool {
+        let n = self.cluster.len() as u32;
+        let down = self.nodes.iter().filter(|s| s.process.is_none()).count() as u32;
+        (down + 1) * 2 <= n && self.nodes[id.0 as usize - 1].process.is_some()
+    }
+
+    /// A protocol event: schedule the faults of the `[[nemesis.trigger]]`s it matches. Draws from
+    /// the nemesis randomness only when a trigger matches, so scenarios without triggers are
+    /// unaffected.
+    fn arm_triggers(&mut self, node: NodeId, event: &concord_core::ProtocolEvent) {
+        if self.scenario.nemesis.trigger.is_empty() || !self.fault_phase(None) {
+            return;
+        }
+        let scenario = Arc::clone(&self.scenario);
+        let role = self.nodes[node.0 as usize - 1].process.as_ref().and_then(|p| p.role());
+        for (i, trigger) in scenario.nemesis.trigger.iter().enumerate() {
+            if !trigger.matches(event.name, &event.detail, role) {
+                continue;
+            }
+            if self.rng_nemesis.gen::<f64>() >= trigger.probability.0 {
+                continue;
+            }
+            let delay =
+                Duration::from_nanos(self.rng_nemesis.gen_range(0..=trigger.within.as_nanos() as u64));
+            self.schedule(self.now + delay, Event::Triggered { trigger: i, node });
+        }
+    }
+
+    fn triggered_fault(&mut self, i: usize, node: NodeId) {
+        if !self.fault_phase(None) {
+            return;
+        }
+        let scenario = Arc::clone(&self.scenario);
+        let trigger = &scenario.nemesis.trigger[i];
+        self.record(|t| json!({"t": t, "ev": "nemesis-trigger", "on": trigger.on, "node": node.0}));
+        let undo = match trigger.action {
+            TriggerAction::Crash => {
+                if !self.may_crash(node) {
+                    return;
+                }
+                self.crash(node);
+                Undo::Restart(node)
+            }
+            TriggerAction::Pause => {
+                if self.nodes[node.0 as usize - 1].paused {
+                    return;
+                }
+                self.pause(node);
+                Undo::Resume(node)
+            }
+            TriggerAction::Isolate => {
+                self.isolate(node);
+                Undo::Heal
+            }
+        };
+        // Like random faults, a triggered one lasts between half and one and a half times `lasts`.
+        let lasts = trigger.lasts.mul_f64(self.rng_nemesis.gen_range(0.5..1.5));
         self.schedule(self.now + lasts, Event::Undo(undo));
     }
 

@@ -98,7 +98,8 @@ fn trace_lines_are_json_with_time_and_event() {
 fn dynamo_the_same_seed_gives_the_same_trace_hash() {
     let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/dynamo.toml");
     let scenario = LoadedScenario::load(&lab).unwrap();
-    let hash = |seed| scenario.run(RunOptions { seed, hash_trace: true, ..Default::default() }).trace_hash.unwrap();
+    let hash =
+        |seed| scenario.run(RunOptions { seed, hash_trace: true, ..Default::default() }).trace_hash.unwrap();
     assert_eq!(hash(7), hash(7));
     assert_ne!(hash(7), hash(8));
 }
