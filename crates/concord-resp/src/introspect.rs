@@ -55,13 +55,209 @@ fn command_info(spec: &CommandSpec) -> Frame {
     ])
 }
 
-/// One command's `COMMAND DOCS` entry.
+/// One command's `COMMAND DOCS` entry: what redis-cli shows in `HELP` and in its hints.
 fn command_docs(spec: &CommandSpec) -> Frame {
-    Frame::map_of([
+    let mut docs = vec![
         ("summary", Frame::bulk(spec.summary)),
         ("since", Frame::bulk(spec.since)),
         ("group", Frame::bulk(spec.group)),
+    ];
+    if let Some(syntax) = syntax(spec.name) {
+        docs.push(("arguments", Frame::Array(arguments(syntax))));
+    }
+    Frame::map_of(docs)
+}
+
+/// Each command's arguments, in the notation of Redis's documentation: `[optional]`, `a|b` one
+/// of, `...` repeated, `(a b)` a group, UPPERCASE a literal token, `TOKEN name` a token followed
+/// by a value. Containers (CLIENT, COMMAND, CONFIG) list none.
+fn syntax(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "ping" => "[message]",
+        "echo" => "message",
+        "hello" => "[protover [AUTH username password] [SETNAME clientname]]",
+        "auth" => "[username] password",
+        "select" => "index",
+        "consistency" => "[LINEARIZABLE|LEASE|STALE]",
+        "info" => "[section ...]",
+        "get" | "incr" | "decr" | "ttl" | "pttl" | "persist" => "key",
+        "set" => {
+            "key value [NX|XX] [GET] \
+             [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]"
+        }
+        "setnx" | "getset" => "key value",
+        "setex" => "key seconds value",
+        "psetex" => "key milliseconds value",
+        "del" | "exists" | "mget" => "key ...",
+        "incrby" => "key increment",
+        "decrby" => "key decrement",
+        "mset" => "(key value) ...",
+        "expire" => "key seconds [NX|XX|GT|LT]",
+        "pexpire" => "key milliseconds [NX|XX|GT|LT]",
+        "expireat" => "key unix-time-seconds [NX|XX|GT|LT]",
+        "pexpireat" => "key unix-time-milliseconds [NX|XX|GT|LT]",
+        "keys" => "pattern",
+        "scan" => "cursor [MATCH pattern] [COUNT count] [TYPE type]",
+        "quit" | "dbsize" | "multi" | "exec" | "discard" => "",
+        _ => return None,
+    })
+}
+
+/// Parse [`syntax`] notation into `COMMAND DOCS` argument maps (name, type, token, flags,
+/// nested arguments).
+fn arguments(syntax: &str) -> Vec<Frame> {
+    let mut tokens = Vec::new();
+    let mut word = String::new();
+    for c in syntax.chars() {
+        if c.is_whitespace() || "[]()|".contains(c) {
+            if !word.is_empty() {
+                tokens.push(std::mem::take(&mut word));
+            }
+            if !c.is_whitespace() {
+                tokens.push(c.to_string());
+            }
+        } else {
+            word.push(c);
+        }
+    }
+    if !word.is_empty() {
+        tokens.push(word);
+    }
+    let mut tokens = tokens.into_iter().peekable();
+    sequence(&mut tokens)
+}
+
+type Tokens = std::iter::Peekable<std::vec::IntoIter<String>>;
+
+fn is_token(word: &str) -> bool {
+    word.chars().all(|c| c.is_ascii_uppercase() || c == '-')
+}
+
+/// Arguments until `]`, `)`, `|` or the end.
+fn sequence(tokens: &mut Tokens) -> Vec<Frame> {
+    let mut args: Vec<Vec<(&'static str, Frame)>> = Vec::new();
+    while let Some(token) = tokens.peek().cloned() {
+        if token == "]" || token == ")" || token == "|" {
+            break;
+        }
+        tokens.next();
+        let mut arg = match token.as_str() {
+            "[" | "(" => {
+                let close = if token == "[" { "]" } else { ")" };
+                let mut alternatives = vec![sequence(tokens)];
+                while tokens.peek().is_some_and(|t| t == "|") {
+                    tokens.next();
+                    alternatives.push(sequence(tokens));
+                }
+                if tokens.peek().is_some_and(|t| t == close) {
+                    tokens.next();
+                }
+                let mut arg = group(alternatives);
+                if token == "[" {
+                    add_flag(&mut arg, "optional");
+                }
+                arg
+            }
+            "..." => {
+                if let Some(last) = args.last_mut() {
+                    add_flag(last, "multiple");
+                }
+                continue;
+            }
+            word if is_token(word) => {
+                // `TOKEN value`: one argument introduced by the token.
+                match tokens.peek() {
+                    Some(next) if !is_token(next) && !"[]()|".contains(next.as_str()) && next != "..." => {
+                        let name = tokens.next().unwrap_or_default();
+                        let mut arg = value_argument(&name);
+                        arg.push(("token", Frame::bulk(word.to_string())));
+                        arg
+                    }
+                    _ => vec![
+                        ("name", Frame::bulk(word.to_lowercase())),
+                        ("type", Frame::bulk("pure-token")),
+                        ("token", Frame::bulk(word.to_string())),
+                    ],
+                }
+            }
+            name => value_argument(name),
+        };
+        if tokens.peek().is_some_and(|t| t == "...") {
+            tokens.next();
+            add_flag(&mut arg, "multiple");
+        }
+        args.push(arg);
+    }
+    args.into_iter().map(Frame::map_of).collect()
+}
+
+/// Several alternatives: a `oneof`; one sequence of several arguments: a `block`; one
+/// argument: itself.
+fn group(mut alternatives: Vec<Vec<Frame>>) -> Vec<(&'static str, Frame)> {
+    if alternatives.len() == 1 && alternatives[0].len() == 1 {
+        if let Some(Frame::Map(pairs)) = alternatives[0].pop() {
+            return pairs
+                .into_iter()
+                .filter_map(|(k, v)| match k {
+                    Frame::Bulk(k) => {
+                        ARGUMENT_KEYS.iter().find(|key| key.as_bytes() == k.as_ref()).map(|key| (*key, v))
+                    }
+                    _ => None,
+                })
+                .collect();
+        }
+    }
+    let (kind, arguments) = if alternatives.len() == 1 {
+        ("block", alternatives.pop().unwrap_or_default())
+    } else {
+        let items = alternatives
+            .into_iter()
+            .map(
+                |seq| if seq.len() == 1 { seq.into_iter().next().unwrap_or(Frame::Null) } else { block(seq) },
+            )
+            .collect();
+        ("oneof", items)
+    };
+    vec![("name", Frame::bulk(kind)), ("type", Frame::bulk(kind)), ("arguments", Frame::Array(arguments))]
+}
+
+const ARGUMENT_KEYS: [&str; 6] = ["name", "type", "token", "flags", "arguments", "key_spec_index"];
+
+fn block(arguments: Vec<Frame>) -> Frame {
+    Frame::map_of([
+        ("name", Frame::bulk("block")),
+        ("type", Frame::bulk("block")),
+        ("arguments", Frame::Array(arguments)),
     ])
+}
+
+fn value_argument(name: &str) -> Vec<(&'static str, Frame)> {
+    let kind = match name {
+        "key" => "key",
+        "seconds"
+        | "milliseconds"
+        | "unix-time-seconds"
+        | "unix-time-milliseconds"
+        | "increment"
+        | "decrement"
+        | "count"
+        | "index"
+        | "protover" => "integer",
+        "pattern" => "pattern",
+        _ => "string",
+    };
+    let mut arg = vec![("name", Frame::bulk(name.to_string())), ("type", Frame::bulk(kind))];
+    if kind == "key" {
+        arg.push(("key_spec_index", Frame::Integer(0)));
+    }
+    arg
+}
+
+fn add_flag(arg: &mut Vec<(&'static str, Frame)>, flag: &str) {
+    match arg.iter_mut().find(|(k, _)| *k == "flags") {
+        Some((_, Frame::Array(flags))) => flags.push(Frame::simple(flag)),
+        _ => arg.push(("flags", Frame::Array(vec![Frame::simple(flag)]))),
+    }
 }
 
 fn find(name: &[u8]) -> Option<&'static CommandSpec> {
@@ -131,6 +327,36 @@ mod tests {
         );
         let Frame::Map(all) = config_get(&params, &[Bytes::from("*"), Bytes::from("save")]) else { panic!() };
         assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn docs_arguments_follow_the_syntax() {
+        let bulk = |s: &str| Frame::bulk(s.to_string());
+        let args = arguments("key seconds [NX|XX] [EX seconds] (k v) ...");
+        assert_eq!(args.len(), 5);
+        assert_eq!(
+            args[0],
+            Frame::Map(vec![
+                (bulk("name"), bulk("key")),
+                (bulk("type"), bulk("key")),
+                (bulk("key_spec_index"), Frame::Integer(0))
+            ])
+        );
+        let Frame::Map(oneof) = &args[2] else { panic!() };
+        assert_eq!(oneof[1], (bulk("type"), bulk("oneof")));
+        assert_eq!(oneof[3], (bulk("flags"), Frame::Array(vec![Frame::simple("optional")])));
+        let Frame::Map(ex) = &args[3] else { panic!() };
+        assert!(ex.contains(&(bulk("token"), bulk("EX"))) && ex.contains(&(bulk("type"), bulk("integer"))));
+        let Frame::Map(pairs) = &args[4] else { panic!() };
+        assert_eq!(pairs[1], (bulk("type"), bulk("block")));
+        assert_eq!(pairs[3], (bulk("flags"), Frame::Array(vec![Frame::simple("multiple")])));
+        // Every command's syntax parses and mentions at least its words.
+        for spec in COMMANDS {
+            if let Some(text) = syntax(spec.name) {
+                let n = arguments(text).len();
+                assert_eq!(n == 0, text.is_empty(), "{}", spec.name);
+            }
+        }
     }
 
     #[test]
