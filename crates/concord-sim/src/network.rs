@@ -140,6 +140,13 @@ impl Network {
         }
     }
 
+    /// Reconnect `from → to` (the other direction keeps its state).
+    pub fn uncut(&mut self, from: NodeId, to: NodeId) {
+        if let Some(i) = self.index(from, to) {
+            self.blocked[i] = false;
+        }
+    }
+
     /// Remove every cut, and restore every link's loss to the scenario's.
     pub fn heal(&mut self) {
         self.blocked.iter_mut().for_each(|b| *b = false);

@@ -1,0 +1,245 @@
+//! Interactive sessions: a run steered by hand, saved as a log of actions that replays exactly.
+//!
+//! `concord sim --interactive` lets a person act on a live simulation – crash a node, cut a link,
+//! drop a message, send a request, fork. Each action is logged with *where* it happened:
+//!
+//! ```json
+//! {"events": 18211, "t": 2430000000, "do": "crash", "node": 3}
+//! ```
+//!
+//! `events` is how many events the simulator had processed and `t` the virtual time (ns). The
+//! simulator is deterministic, so the scenario, the seed and this log are the whole session:
+//! [`replay`] processes events one by one until `events` is reached, moves the clock to `t`, and
+//! performs the action – the same state, the same trace, byte for byte (the trace hash says so).
+//!
+//! A **fork** is an action too: `{"do": "fork", "seed": 7}` keeps everything that happened so far
+//! and draws every later random choice (latencies, losses, election timeouts, the workload) from
+//! seed 7 instead (see [`Simulation::reseed`]). A forked session is therefore reproducible from the
+//! original seed plus its log, like any other.
+//!
+//! The log file ([`SessionLog`]) also carries what the interactive mode changed in the scenario
+//! (the nemesis switched off, a different number of clients, a longer run), so that
+//! `concord sim SCENARIO --actions session.json --trace run.jsonl` rebuilds the same run.
+
+use crate::scenario::{NemesisConfig, Scenario};
+use crate::sim::Simulation;
+use crate::SimProtocol;
+use concord_core::{NodeId, Op, Time};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One thing a person did to the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "do", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Action {
+    Crash {
+        node: u32,
+    },
+    Restart {
+        node: u32,
+    },
+    Pause {
+        node: u32,
+    },
+    Resume {
+        node: u32,
+    },
+    /// Cut `node` off from every other node.
+    Isolate {
+        node: u32,
+    },
+    /// Cut the link between `a` and `b`, both ways.
+    Cut {
+        a: u32,
+        b: u32,
+    },
+    /// Reconnect `a` and `b`, whatever cut them.
+    HealLink {
+        a: u32,
+        b: u32,
+    },
+    /// Remove every cut.
+    Heal,
+    /// Drop message `message` (every copy still on its way).
+    Drop {
+        message: u64,
+    },
+    /// A client write of `key = value`, sent to `node`.
+    Write {
+        node: u32,
+        key: String,
+        value: i64,
+    },
+    /// A client read of `key`, sent to `node`.
+    Read {
+        node: u32,
+        key: String,
+    },
+    /// Draw every later random choice from `seed`.
+    Fork {
+        seed: u64,
+    },
+}
+
+/// An action and where in the run it happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedAction {
+    /// Events processed before the action.
+    pub events: u64,
+    /// Virtual time of the action, in nanoseconds.
+    pub t: u64,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// The settings an interactive session changes in its scenario.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSettings {
+    /// Keep the scenario's nemesis (scheduled, random and triggered faults) and its `heal_at`.
+    /// Off by default in interactive mode: the person is the nemesis.
+    pub nemesis: bool,
+    /// The number of workload clients, if changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<u32>,
+    /// The run's length (`run.duration`), in nanoseconds of virtual time.
+    pub duration_ns: u64,
+}
+
+impl SessionSettings {
+    /// The scenario the session runs: `scenario` with these settings applied.
+    pub fn apply<C: Clone>(&self, scenario: &Scenario<C>) -> Scenario<C> {
+        let mut s = scenario.clone();
+        if !self.nemesis {
+            s.nemesis = NemesisConfig::default();
+            s.run.heal_at = None;
+        }
+        if let Some(clients) = self.clients {
+            s.workload.clients = clients;
+        }
+        s.run.duration = Duration::from_nanos(self.duration_ns);
+        s
+    }
+}
+
+/// A saved session: scenario file, seed, settings and actions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLog {
+    /// Always [`SessionLog::FORMAT`].
+    pub format: String,
+    /// The scenario file, as given on the command line (informational).
+    pub scenario: String,
+    pub seed: u64,
+    #[serde(flatten)]
+    pub settings: SessionSettings,
+    pub actions: Vec<LoggedAction>,
+    /// The hash of the session's trace when it was saved (FNV-1a of the bytes, hex), so a replay
+    /// can say whether it came out the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_hash: Option<String>,
+}
+
+impl SessionLog {
+    pub const FORMAT: &'static str = "concord-session/1";
+
+    pub fn parse(text: &str) -> Result<SessionLog, String> {
+        let log: SessionLog = serde_json::from_str(text).map_err(|e| format!("not a session log: {e}"))?;
+        if log.format != Self::FORMAT {
+            return Err(format!("unknown session format {:?} (expected {:?})", log.format, Self::FORMAT));
+        }
+        Ok(log)
+    }
+}
+
+/// Check that an action names nodes that exist (the simulator indexes nodes directly).
+pub fn validate(action: &Action, nodes: u32) -> Result<(), String> {
+    let check = |id: u32| {
+        if (1..=nodes).contains(&id) {
+            Ok(())
+        } else {
+            Err(format!("no node {id}: nodes are 1..={nodes}"))
+        }
+    };
+    match action {
+        Action::Crash { node }
+        | Action::Restart { node }
+        | Action::Pause { node }
+        | Action::Resume { node }
+        | Action::Isolate { node }
+        | Action::Write { node, .. }
+        | Action::Read { node, .. } => check(*node),
+        Action::Cut { a, b } | Action::HealLink { a, b } => {
+            check(*a)?;
+            check(*b)?;
+            if a == b {
+                return Err(format!("a link joins two different nodes (got {a} and {b})"));
+            }
+            Ok(())
+        }
+        Action::Heal | Action::Drop { .. } | Action::Fork { .. } => Ok(()),
+    }
+}
+
+/// Perform `action` now. Errors (an unknown node, a message no longer in flight) leave the run
+/// untouched, so a refused action is not logged.
+pub fn perform<P: SimProtocol>(sim: &mut Simulation<P>, action: &Action) -> Result<(), String> {
+    validate(action, sim.node_count())?;
+    match action {
+        Action::Crash { node } => sim.crash(NodeId(*node)),
+        Action::Restart { node } => sim.restart(NodeId(*node)),
+        Action::Pause { node } => sim.pause(NodeId(*node)),
+        Action::Resume { node } => sim.resume(NodeId(*node)),
+        Action::Isolate { node } => sim.isolate(NodeId(*node)),
+        Action::Cut { a, b } => sim.cut_link(NodeId(*a), NodeId(*b)),
+        Action::HealLink { a, b } => sim.heal_link(NodeId(*a), NodeId(*b)),
+        Action::Heal => sim.heal(),
+        Action::Drop { message } => {
+            if sim.drop_message(*message) == 0 {
+                return Err(format!("message {message} is not in flight"));
+            }
+        }
+        Action::Write { node, key, value } => {
+            sim.client_request(NodeId(*node), &Op::write(key.clone(), *value))
+        }
+        Action::Read { node, key } => sim.client_request(NodeId(*node), &Op::read(key.clone())),
+        Action::Fork { seed } => sim.reseed(*seed),
+    }
+    Ok(())
+}
+
+/// Bring a fresh, started simulation to the place of `logged` and perform it.
+pub fn replay_one<P: SimProtocol>(sim: &mut Simulation<P>, logged: &LoggedAction) -> Result<(), String> {
+    while sim.events_processed() < logged.events {
+        if !sim.step_one() {
+            return Err(format!(
+                "the run ended after {} events, before the action at event {} ({:?})",
+                sim.events_processed(),
+                logged.events,
+                logged.action
+            ));
+        }
+    }
+    let at = Time(logged.t);
+    if sim.now() < at {
+        sim.advance_to(at);
+    }
+    if sim.events_processed() != logged.events || sim.now() != at {
+        return Err(format!(
+            "the run does not match the log: the action {:?} happened after {} events at t={} ns, the replay is at {} events, t={} ns (another scenario or seed?)",
+            logged.action,
+            logged.events,
+            logged.t,
+            sim.events_processed(),
+            sim.now().0
+        ));
+    }
+    perform(sim, &logged.action)
+}
+
+/// Replay every action of `actions` on a fresh simulation (call [`Simulation::start`] first).
+/// The caller then runs it on to its end (or wherever it likes).
+pub fn replay<P: SimProtocol>(sim: &mut Simulation<P>, actions: &[LoggedAction]) -> Result<(), String> {
+    for (i, logged) in actions.iter().enumerate() {
+        replay_one(sim, logged).map_err(|e| format!("action {} of {}: {e}", i + 1, actions.len()))?;
+    }
+    Ok(())
+}
