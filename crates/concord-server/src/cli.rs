@@ -137,7 +137,12 @@ impl ServeArgs {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Wait for SIGINT or SIGTERM.
@@ -293,23 +298,19 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     }
     let (cluster_id, secret) = cluster_identity(&args.data)?;
     let exe = std::env::current_exe().context("finding the concord executable")?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut children: Vec<(u32, Child, PathBuf)> = Vec::new();
     for i in 0..args.nodes {
-        let argv = up_node_args(args, i, &cluster_id, &secret)?;
-        let log_path = args.data.join(format!("node{}.log", i + 1));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("cannot open {}", log_path.display()))?;
-        let child = Command::new(&exe)
-            .args(&argv)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start node {}", i + 1))?;
-        children.push((i + 1, child, log_path));
+        match spawn_node(args, i, &exe, &cluster_id, &secret) {
+            Ok(child) => children.push((i + 1, child.0, child.1)),
+            Err(e) => {
+                for (_, child, _) in &mut children {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+                return Err(e);
+            }
+        }
     }
     println!("concord: {}-node cluster {cluster_id} (data in {})", args.nodes, args.data.display());
     for i in 0..args.nodes {
@@ -331,7 +332,6 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     println!("Ctrl-C stops the cluster.");
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     {
         let stop = stop.clone();
         runtime.spawn(async move {
@@ -340,16 +340,21 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
         });
     }
     let mut failed = None;
+    // From here on every exit path goes through the shutdown below: no orphaned nodes.
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         for (id, child, log) in &mut children {
-            if let Some(status) = child.try_wait()? {
-                failed = Some(format!("node {id} exited ({status}); see {}", log.display()));
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    failed = Some(format!("node {id} exited ({status}); see {}", log.display()))
+                }
+                Ok(None) => {}
+                Err(e) => failed = Some(format!("cannot watch node {id}: {e}")),
             }
         }
         if failed.is_some() {
             break;
         }
-        runtime.block_on(tokio::time::sleep(Duration::from_millis(100)));
+        runtime.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
     }
     // Ask every node to stop (SIGTERM: each finishes its sync and exits), then wait.
     for (_, child, _) in &mut children {
@@ -358,7 +363,7 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     for (id, child, _) in &mut children {
         loop {
-            if let Some(status) = child.try_wait()? {
+            if let Some(status) = child.try_wait().unwrap_or(None) {
                 if !status.success() && failed.is_none() {
                     eprintln!("node {id} exited with {status}");
                 }
@@ -380,6 +385,31 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Start node `i` of an `up` cluster, its output going to DATA/node<i>.log.
+fn spawn_node(
+    args: &UpArgs,
+    i: u32,
+    exe: &Path,
+    cluster_id: &str,
+    secret: &Path,
+) -> anyhow::Result<(Child, PathBuf)> {
+    let argv = up_node_args(args, i, cluster_id, secret)?;
+    let log_path = args.data.join(format!("node{}.log", i + 1));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let child = Command::new(exe)
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start node {}", i + 1))?;
+    Ok((child, log_path))
 }
 
 /// Send SIGTERM (a graceful stop) to a child.

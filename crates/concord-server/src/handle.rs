@@ -157,6 +157,7 @@ impl NodeHandle {
         self.inner.peers.get(&id)
     }
 
+    /// Every member this node was configured with, itself included.
     pub fn peers(&self) -> impl Iterator<Item = &PeerConfig> {
         self.inner.peers.values()
     }

@@ -11,7 +11,7 @@
 //! [`Node::shutdown`] stops accepting, lets the driver finish its current batch (whose sync then
 //! completes before its replies go out), and waits for it.
 
-use crate::config::NodeConfig;
+use crate::config::{NodeConfig, PeerConfig};
 use crate::driver::{Clock, Driver, Status, INPUT_QUEUE};
 use crate::handle::{HandleParts, NodeHandle};
 use crate::metrics::Metrics;
@@ -128,7 +128,12 @@ impl Node {
             clock,
             timeout: config.request_timeout,
             read_default: config.read_consistency,
-            peers: peers.clone(),
+            // The handle knows every member's addresses, this node's own (as bound) included.
+            peers: peers
+                .iter()
+                .cloned()
+                .chain([PeerConfig { id: me.0, addr: peer_addr, http_addr, redis_addr }])
+                .collect(),
             limits: config.kv.clone(),
             metrics: metrics.clone(),
         });
