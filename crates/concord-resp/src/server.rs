@@ -73,7 +73,9 @@ pub struct RespConfig {
     pub decode_limits: DecodeLimits,
     /// Largest single request, in bytes (Redis's `client-query-buffer-limit`, default 1 GiB).
     pub max_request_bytes: usize,
-    /// Most replies queued per connection before the server stops reading from it.
+    /// Most replies queued per connection before the server stops reading from it. Bounds what
+    /// a client that sends without reading can make the server hold: at most this many replies
+    /// (each up to a range page or a value).
     pub max_pipeline: usize,
     /// `KEYS` refuses to return more keys than this (use `SCAN`).
     pub keys_max: usize,
@@ -91,7 +93,7 @@ impl Default for RespConfig {
             idle_timeout: None,
             decode_limits: DecodeLimits::default(),
             max_request_bytes: 1024 * 1024 * 1024,
-            max_pipeline: 1024,
+            max_pipeline: 128,
             keys_max: 10_000,
             default_consistency: ReadConsistency::Linearizable,
             shutdown_grace: Duration::from_secs(5),
