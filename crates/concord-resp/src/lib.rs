@@ -36,11 +36,12 @@
 //! `CONFIG GET`, `DBSIZE`; `GET`, `SET` (NX, XX, GET, EX, PX, EXAT, PXAT, KEEPTTL), `SETNX`,
 //! `SETEX`, `PSETEX`, `GETSET`, `DEL`, `EXISTS`, `INCR`, `DECR`, `INCRBY`, `DECRBY`, `MGET`, `MSET`,
 //! `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (NX, XX, GT, LT), `TTL`, `PTTL`, `PERSIST`,
-//! `KEYS` (bounded), `SCAN` (MATCH, COUNT, TYPE); and Concord's own
+//! `KEYS` (bounded), `SCAN` (MATCH, COUNT, TYPE); `MULTI`/`EXEC`/`DISCARD` for transactions of
+//! plain KV operations (one atomic KV transaction; see [`exec`]); and Concord's own
 //! `CONSISTENCY linearizable|lease|stale`, which sets how this connection's reads are served.
 //!
-//! Every value is a string: there are no lists, hashes, sets or streams, no transactions
-//! (`MULTI`), no pub/sub and no scripting. Those get `-ERR unknown command`.
+//! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH`, no pub/sub
+//! and no scripting. Those get `-ERR unknown command`.
 
 pub mod backend;
 pub mod codec;

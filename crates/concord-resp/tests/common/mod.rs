@@ -157,7 +157,8 @@ pub fn have_program(program: &str, probe: &[&str], install_hint: &str) -> bool {
         if std::env::var_os("CI").is_some() {
             panic!("{program} is not usable here but CI is set: {install_hint}");
         }
-        eprintln!("SKIPPED: {program} is not usable ({install_hint})");
+        // Straight to the stderr handle: libtest captures `eprintln!` of passing tests.
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {program} is not usable ({install_hint})");
     }
     ok
 }
