@@ -9,6 +9,8 @@
 //! # What a backend must guarantee
 //! * `write` resolves once the command is committed and applied, with the state machine's output
 //!   (an `Err(KvError)` output becomes [`BackendError::Kv`]).
+//! * `write` and `read` **return at once** (hand the request to the node, e.g. over a channel) and
+//!   do their waiting in the returned future: the connection calls them from its reading loop.
 //! * **Writes called in order are applied in order.** A connection pipelines consecutive writes
 //!   (`SET a 1`, `SET a 2`, …) by calling `write` for each before the first resolves; a single
 //!   leader that appends proposals in arrival order satisfies this.
