@@ -62,9 +62,13 @@ pub struct ServeArgs {
     /// Do not fdatasync the WAL (survives kill -9, not power loss). For benchmarks.
     #[arg(long)]
     pub no_fsync: bool,
-    /// Allow membership changes through the HTTP admin endpoints.
+    /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
     #[arg(long)]
     pub allow_admin: bool,
+    /// Join an existing cluster (its nodes are the --peer list) instead of forming a new one;
+    /// then run `concord member add` against the cluster.
+    #[arg(long)]
+    pub join: bool,
     /// Total time a client request may take (e.g. 5s).
     #[arg(long, value_parser = concord_core::time::parse_duration)]
     pub request_timeout: Option<Duration>,
@@ -125,6 +129,9 @@ impl ServeArgs {
         }
         if self.allow_admin {
             c.allow_admin = true;
+        }
+        if self.join {
+            c.join = true;
         }
         if let Some(t) = self.request_timeout {
             c.request_timeout = t;
@@ -481,4 +488,156 @@ mod tests {
         #[command(flatten)]
         args: ServeArgs,
     }
+}
+
+/// `concord member`: list, add and remove cluster members through the HTTP API.
+#[derive(clap::Args, Debug)]
+pub struct MemberArgs {
+    #[command(subcommand)]
+    pub command: MemberCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum MemberCommand {
+    /// Show members, roles, term, leader and replication progress.
+    List(MemberTarget),
+    /// Add a node (started with `concord serve --join`): every member learns its address, the
+    /// leader adds it as a learner, and promotes it to voter once it has caught up.
+    Add {
+        #[command(flatten)]
+        target: MemberTarget,
+        /// The new node's id.
+        #[arg(long)]
+        id: u32,
+        /// The new node's peer (Raft) address.
+        #[arg(long)]
+        peer_addr: SocketAddr,
+        #[arg(long)]
+        node_http_addr: Option<SocketAddr>,
+        #[arg(long)]
+        node_redis_addr: Option<SocketAddr>,
+        /// Stop after adding it as a learner (no vote).
+        #[arg(long)]
+        learner_only: bool,
+    },
+    /// Remove a member (the leader itself included: it steps down once the change commits).
+    Remove {
+        #[command(flatten)]
+        target: MemberTarget,
+        #[arg(long)]
+        id: u32,
+    },
+}
+
+/// Which node to talk to, and how to prove the right to.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MemberTarget {
+    /// HTTP address of any member.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// The cluster secret file (sent as `Authorization: Bearer …`); not needed for `list`, nor
+    /// with nodes started with --allow-admin.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+}
+
+impl MemberTarget {
+    fn secret(&self) -> anyhow::Result<Option<String>> {
+        match &self.secret_file {
+            None => Ok(None),
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+                Ok(Some(text.lines().next().unwrap_or("").trim().to_string()))
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let secret = self.secret()?;
+        let auth = secret.map(|s| format!("Bearer {s}"));
+        let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| ("authorization", a)).into_iter().collect();
+        let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(body)? };
+        let answer =
+            crate::testkit::http_with_headers(addr, method, path, &headers, &body, Duration::from_secs(15))
+                .await
+                .map_err(|e| anyhow!(e))?;
+        let json = answer.json().map_err(|e| anyhow!(e))?;
+        if answer.status != 200 {
+            bail!("{method} {path} on {addr}: {} {}", answer.status, json["error"].as_str().unwrap_or(""));
+        }
+        Ok(json)
+    }
+}
+
+/// Add node `id` at the given addresses to the cluster reachable at `target`.
+pub async fn member_add(
+    target: &MemberTarget,
+    peer: PeerConfig,
+    learner_only: bool,
+) -> anyhow::Result<serde_json::Value> {
+    let view = target.call(target.http, "GET", "/v1/cluster", &serde_json::Value::Null).await?;
+    let body = serde_json::to_value(&peer)?;
+    let mut told = 0;
+    for m in view["members"].as_array().into_iter().flatten() {
+        let Some(addr) = m["http_addr"].as_str().and_then(|a| a.parse::<SocketAddr>().ok()) else {
+            eprintln!(
+                "member {} has no known HTTP address; it will not learn node {}'s address",
+                m["id"], peer.id
+            );
+            continue;
+        };
+        target.call(addr, "POST", "/v1/members/addresses", &body).await?;
+        told += 1;
+    }
+    if told == 0 {
+        bail!("no member could be told node {}'s address", peer.id);
+    }
+    let change = |op: &str| serde_json::json!({ "op": op, "id": peer.id });
+    let added = target.call(target.http, "POST", "/v1/members", &change("add_learner")).await?;
+    if learner_only {
+        return Ok(added);
+    }
+    // A learner can be promoted once it holds everything committed (the leader checks).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match target.call(target.http, "POST", "/v1/members", &change("promote")).await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() < deadline && e.to_string().contains("not caught up") => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `concord member`.
+pub fn member(args: &MemberArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let answer = match &args.command {
+            MemberCommand::List(t) => t.call(t.http, "GET", "/v1/cluster", &serde_json::Value::Null).await?,
+            MemberCommand::Add { target, id, peer_addr, node_http_addr, node_redis_addr, learner_only } => {
+                let peer = PeerConfig {
+                    id: *id,
+                    addr: *peer_addr,
+                    http_addr: *node_http_addr,
+                    redis_addr: *node_redis_addr,
+                };
+                member_add(target, peer, *learner_only).await?
+            }
+            MemberCommand::Remove { target, id } => {
+                let body = serde_json::json!({ "op": "remove", "id": id });
+                target.call(target.http, "POST", "/v1/members", &body).await?
+            }
+        };
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        Ok(())
+    })
 }

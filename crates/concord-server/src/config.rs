@@ -163,9 +163,13 @@ pub struct NodeConfig {
     /// told "timeout" (the outcome of a write is then unknown).
     #[serde(default = "default_request_timeout", with = "serde_duration")]
     pub request_timeout: Duration,
-    /// Allow membership changes through the HTTP admin endpoints.
+    /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
     #[serde(default)]
     pub allow_admin: bool,
+    /// This node joins an existing cluster: it is not one of the initial voters, and waits until a
+    /// leader adds it (`concord member add`).
+    #[serde(default)]
+    pub join: bool,
     #[serde(default)]
     pub wal: WalSettings,
     /// Raft timing and limits. `voters` is always this node and its peers.
@@ -207,6 +211,7 @@ impl NodeConfig {
             read_consistency: ReadMode::default(),
             request_timeout: default_request_timeout(),
             allow_admin: false,
+            join: false,
             wal: WalSettings::default(),
             raft: None,
             kv: KvLimits::default(),
@@ -244,10 +249,12 @@ impl NodeConfig {
             snapshot_threshold_entries: 20_000,
             ..RaftConfig::default()
         });
-        // The initial voters are always this node and its configured peers (a `voters` list in
-        // the `[raft]` table is overridden): one source of truth for who is in the cluster.
+        // The initial voters are always this node and its configured peers – only the peers for a
+        // joining node – (a `voters` list in the `[raft]` table is overridden): one source of truth.
         let mut voters: Vec<NodeId> = self.other_peers().iter().map(|p| NodeId(p.id)).collect();
-        voters.push(self.node_id());
+        if !self.join {
+            voters.push(self.node_id());
+        }
         voters.sort();
         raft.voters = voters;
         raft
@@ -307,6 +314,9 @@ impl NodeConfig {
             if let Some((other, _)) = addrs[..i].iter().find(|(_, b)| b == a && a.port() != 0) {
                 return Err(format!("{name} and {other} are both {a}"));
             }
+        }
+        if self.join && peers.is_empty() {
+            return Err("join needs the peers of the cluster to join (--peer ID=ADDR …)".into());
         }
         if self.request_timeout < Duration::from_millis(10) {
             return Err("request_timeout must be at least 10ms".into());

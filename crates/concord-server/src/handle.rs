@@ -36,7 +36,7 @@ use concord_raft::{RaftRequest, RaftResponse, ReadConsistency, Session};
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -82,7 +82,7 @@ struct Inner {
     clock: Clock,
     timeout: Duration,
     read_default: ReadMode,
-    peers: BTreeMap<u32, PeerConfig>,
+    peers: RwLock<BTreeMap<u32, PeerConfig>>,
     limits: concord_kv::KvLimits,
     metrics: Arc<Metrics>,
 }
@@ -124,7 +124,7 @@ impl NodeHandle {
                 clock: p.clock,
                 timeout: p.timeout,
                 read_default: p.read_default,
-                peers: p.peers.into_iter().map(|p| (p.id, p)).collect(),
+                peers: RwLock::new(p.peers.into_iter().map(|p| (p.id, p)).collect()),
                 limits: p.limits,
                 metrics: p.metrics,
             }),
@@ -153,13 +153,50 @@ impl NodeHandle {
         &self.inner.metrics
     }
 
-    pub fn peer(&self, id: u32) -> Option<&PeerConfig> {
-        self.inner.peers.get(&id)
+    pub fn peer(&self, id: u32) -> Option<PeerConfig> {
+        self.inner.peers.read().expect("peers lock").get(&id).cloned()
     }
 
-    /// Every member this node was configured with, itself included.
-    pub fn peers(&self) -> impl Iterator<Item = &PeerConfig> {
-        self.inner.peers.values()
+    /// Every member this node knows the addresses of, itself included.
+    pub fn peers(&self) -> Vec<PeerConfig> {
+        self.inner.peers.read().expect("peers lock").values().cloned().collect()
+    }
+
+    /// Learn the addresses of a node about to join (see [`crate::http`]'s admin endpoints): the
+    /// transport connects to it and accepts its connections. Not persisted: a restarted node
+    /// knows only the peers in its configuration.
+    pub fn learn_peer(&self, peer: PeerConfig) -> Result<(), ClientError> {
+        let transport = self.inner.transport.as_ref().ok_or_else(|| {
+            ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
+        })?;
+        transport.add_peer(NodeId(peer.id), peer.addr).map_err(ClientError::Rejected)?;
+        self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer);
+        Ok(())
+    }
+
+    /// A membership or leadership change, routed to the leader. Not retried after an ambiguous
+    /// outcome (the caller checks `GET /v1/cluster`).
+    pub async fn admin(&self, request: concord_raft::AdminRequest) -> Result<KvResponse, ClientError> {
+        let me = self.inner.me;
+        let deadline = Instant::now() + self.inner.timeout;
+        let mut target = self.leader_guess().unwrap_or(me);
+        while Instant::now() < deadline {
+            let attempt = self.begin(target, RaftRequest::Admin(request));
+            match self.complete(attempt, deadline).await {
+                Some(RaftResponse::NotLeader { hint }) => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    target = hint.or_else(|| self.leader_guess()).unwrap_or(me);
+                }
+                Some(RaftResponse::Unknown { reason }) => return Err(ClientError::Unknown(reason)),
+                Some(RaftResponse::Rejected { reason }) => return Err(ClientError::Rejected(reason)),
+                Some(answer) => return Ok(answer),
+                None => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    target = self.leader_guess().unwrap_or(me);
+                }
+            }
+        }
+        Err(ClientError::Timeout)
     }
 
     /// The store's limits (equal on every node).
@@ -272,7 +309,18 @@ impl NodeHandle {
                 }
                 None => self.begin(target, request.clone()),
             };
-            let Some(answer) = self.complete(attempt, attempt_deadline).await else {
+            let answer = self.complete(attempt, attempt_deadline).await;
+            if answer.is_none() && self.inner.tx.is_closed() {
+                // The driver stopped (shutdown or a disk failure): no retry can succeed here.
+                return Err(match unknown {
+                    Some(reason) => ClientError::Unknown(reason),
+                    None if is_write => {
+                        ClientError::Unknown("the node stopped while the write was in flight".into())
+                    }
+                    None => ClientError::Unavailable("the node is shutting down".into()),
+                });
+            }
+            let Some(answer) = answer else {
                 // No answer in time (a dead leader, a lost frame): try whoever leads now.
                 target = self.leader_guess().filter(|l| *l != target).unwrap_or(me);
                 tokio::time::sleep(RETRY_PAUSE).await;
@@ -281,8 +329,9 @@ impl NodeHandle {
             match Self::interpret(answer) {
                 Ok(r) => return Ok(r),
                 Err(ClientError::NotLeader { leader }) => {
-                    let hinted =
-                        leader.map(NodeId).filter(|l| *l == me || self.inner.peers.contains_key(&l.0));
+                    let hinted = leader.map(NodeId).filter(|l| {
+                        *l == me || self.inner.peers.read().expect("peers lock").contains_key(&l.0)
+                    });
                     match hinted {
                         Some(l) if l != target => target = l,
                         _ => {

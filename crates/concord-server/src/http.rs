@@ -8,6 +8,8 @@
 //! | `POST /v1/kv/{key}/cas` | `{"expect": {"value": "a"} \| {"absent": true} \| {"version": n} \| {"mod_revision": n} \| {"create_revision": n}, "value": "b", "ttl_ms": n?}` | 200 `{"succeeded": bool, "revision": n, "current": kv?}` |
 //! | `POST /v1/txn` | `{"compares": [{"key", "op": "equal\|not_equal\|greater\|less", "target": <expect>}], "success": [op], "failure": [op]}`, op = `{"get": {"key"}}`, `{"put": {"key", "value", "ttl_ms"?}}`, `{"delete": {"key"}}` | 200 `{"succeeded", "revision", "responses": [...]}` |
 //! | `GET /v1/cluster` | – | members, roles, term, leader, commit/applied index, per-follower match index and lag (leader's view) |
+//! | `POST /v1/members/addresses` (admin) | `{"id", "addr", "http_addr"?, "redis_addr"?}` | this node learns a joining node's addresses |
+//! | `POST /v1/members` (admin) | `{"op": "add_learner"\|"promote"\|"remove"\|"transfer_leader", "id"}` | the change, through the leader: `{"index", "voters", "learners"}` |
 //! | `GET /healthz` | – | 200 `{"status": "ok", …}` while the node runs |
 //! | `GET /metrics` | – | Prometheus text |
 //!
@@ -15,6 +17,9 @@
 //! Errors are `{"error": "…"}` with a status that says what to do: 400 bad input, 404 no such key,
 //! 413 too large, 503 no leader or refused (retry; `leader` and `leader_http` hint where to),
 //! 504 timed out and 500 outcome unknown (a write may or may not have happened).
+//!
+//! Admin endpoints answer 403 unless the node runs with `allow_admin`, or the request carries the
+//! cluster secret as `Authorization: Bearer <secret>` (compared in constant time).
 //!
 //! Writes on a follower are forwarded to the leader by the [`NodeHandle`], so any node can be used.
 
@@ -36,6 +41,15 @@ use std::time::Instant;
 
 /// The API's routes, bound to a node.
 pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
+    let admin = AdminState {
+        handle: handle.clone(),
+        allow_admin: config.allow_admin,
+        secret: config.secret().ok().flatten(),
+    };
+    let admin_routes = Router::new()
+        .route("/v1/members/addresses", post(learn_peer))
+        .route("/v1/members", post(change_membership))
+        .with_state(std::sync::Arc::new(admin));
     // The largest request body: a value at the store's limit, plus JSON overhead for CAS/txn.
     let body_limit = config.kv.max_command_bytes.max(config.kv.max_value_bytes) + 64 * 1024;
     Router::new()
@@ -47,6 +61,7 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(handle)
+        .merge(admin_routes)
 }
 
 /// An error answer: a status and `{"error": …}` plus optional hints.
@@ -400,6 +415,7 @@ async fn cluster(State(handle): State<NodeHandle>) -> Json<Value> {
     ids.sort_unstable();
     for id in ids {
         let peer = handle.peer(id);
+        let peer = peer.as_ref();
         let role = if Some(id) == s.leader {
             "leader"
         } else if s.learners.contains(&id) {
@@ -445,4 +461,100 @@ async fn healthz(State(handle): State<NodeHandle>) -> Json<Value> {
 async fn metrics(State(handle): State<NodeHandle>) -> Response {
     let text = handle.metrics().render();
     ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// What the admin endpoints need.
+struct AdminState {
+    handle: NodeHandle,
+    allow_admin: bool,
+    secret: Option<Vec<u8>>,
+}
+
+impl AdminState {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.allow_admin {
+            return Ok(());
+        }
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::as_bytes);
+        match (&self.secret, given) {
+            (Some(secret), Some(given)) if constant_time_eq(secret, given) => Ok(()),
+            (_, Some(_)) => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong cluster secret")),
+            _ => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "membership changes need the cluster secret (Authorization: Bearer <secret>) or a node started with --allow-admin",
+            )),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn learn_peer(
+    State(admin): State<std::sync::Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    admin.authorize(&headers)?;
+    let peer: crate::config::PeerConfig = json_body(body)?;
+    if peer.id == 0 || peer.id >= 4096 {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "node ids are 1 to 4095"));
+    }
+    admin.handle.learn_peer(peer.clone()).map_err(|e| ApiError::from_client(&admin.handle, e))?;
+    Ok(Json(json!({ "learned": peer.id, "addr": peer.addr.to_string() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    op: String,
+    id: u32,
+}
+
+async fn change_membership(
+    State(admin): State<std::sync::Arc<AdminState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use concord_raft::AdminRequest;
+    admin.authorize(&headers)?;
+    let body: MembershipBody = json_body(body)?;
+    let node = concord_core::NodeId(body.id);
+    let request = match body.op.as_str() {
+        "add_learner" => AdminRequest::AddLearner(node),
+        "promote" => AdminRequest::Promote(node),
+        "remove" => AdminRequest::Remove(node),
+        "transfer_leader" => AdminRequest::TransferLeadership(node),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("op {other:?}: expected add_learner, promote, remove or transfer_leader"),
+            ))
+        }
+    };
+    if matches!(request, AdminRequest::AddLearner(_)) && admin.handle.peer(body.id).is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("node {} has no known address here; POST /v1/members/addresses first", body.id),
+        ));
+    }
+    let start = Instant::now();
+    let r = admin.handle.admin(request).await;
+    admin.handle.metrics().request("admin", result_label(&r), start.elapsed());
+    match r.map_err(|e| ApiError::from_client(&admin.handle, e))? {
+        concord_raft::RaftResponse::MembershipChanged { index, membership } => Ok(Json(json!({
+            "index": index,
+            "voters": membership.voters.iter().map(|v| v.0).collect::<Vec<_>>(),
+            "learners": membership.learners.iter().map(|v| v.0).collect::<Vec<_>>(),
+        }))),
+        concord_raft::RaftResponse::LeadershipTransferred { to } => Ok(Json(json!({ "leader": to.0 }))),
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
 }

@@ -86,7 +86,7 @@ impl Node {
             .map_err(|e| format!("node {me} cannot boot from {}: {e}", config.data_dir.display()))?;
         let peers = config.other_peers();
 
-        let peer_listener = if peers.is_empty() {
+        let peer_listener = if config.secret()?.is_none() {
             None
         } else {
             Some(bind(config.peer_addr, "peer port", "another concord node?").await?)
@@ -112,13 +112,16 @@ impl Node {
         let (tx, rx) = mpsc::channel(INPUT_QUEUE);
         let (status_tx, status_rx) = watch::channel(Status::default());
 
-        let identity = Arc::new(Identity {
+        let secret = config.secret()?;
+        let identity = Arc::new(Identity::new(
             me,
-            cluster_id: config.cluster_id.clone(),
-            secret: config.secret()?.unwrap_or_default(),
-            peers: peers.iter().map(|p| (NodeId(p.id), p.addr)).collect(),
-        });
-        let transport = (!peers.is_empty())
+            config.cluster_id.clone(),
+            secret.clone().unwrap_or_default(),
+            peers.iter().map(|p| (NodeId(p.id), p.addr)).collect(),
+        ));
+        // With a secret, a node can take part in a cluster (even a one-node one that grows later).
+        let transport = secret
+            .is_some()
             .then(|| Transport::start(identity.clone(), metrics.clone(), shutdown_rx.clone()));
         let handle = NodeHandle::new(HandleParts {
             me,

@@ -35,10 +35,23 @@ pub async fn http(
     body: &[u8],
     timeout: Duration,
 ) -> Result<HttpAnswer, String> {
+    http_with_headers(addr, method, path, &[], body, timeout).await
+}
+
+/// [`http`] with extra request headers.
+pub async fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<HttpAnswer, String> {
     let fut = async {
         let mut s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         let mut req = head.into_bytes();

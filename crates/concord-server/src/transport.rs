@@ -49,7 +49,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -65,13 +65,28 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const WRITE_BATCH_BYTES: usize = 1 << 20;
 
 /// Who this node is to its peers, and what they must prove.
-#[derive(Clone)]
 pub struct Identity {
     pub me: NodeId,
     pub cluster_id: String,
     pub secret: Vec<u8>,
-    /// Every configured peer and its address.
-    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Every known peer and its address: the configured ones, plus any added at run time
+    /// ([`Transport::add_peer`]) for a membership change.
+    pub peers: RwLock<BTreeMap<NodeId, SocketAddr>>,
+}
+
+impl Identity {
+    pub fn new(
+        me: NodeId,
+        cluster_id: String,
+        secret: Vec<u8>,
+        peers: BTreeMap<NodeId, SocketAddr>,
+    ) -> Identity {
+        Identity { me, cluster_id, secret, peers: RwLock::new(peers) }
+    }
+
+    fn knows(&self, peer: NodeId) -> bool {
+        self.peers.read().expect("peers lock").contains_key(&peer)
+    }
 }
 
 /// Where frames from authenticated peers go.
@@ -82,8 +97,10 @@ pub trait Inbound: Send + Sync + 'static {
 /// The sending half: one bounded queue per peer.
 #[derive(Clone)]
 pub struct Transport {
-    queues: Arc<BTreeMap<NodeId, mpsc::Sender<Frame>>>,
+    identity: Arc<Identity>,
+    queues: Arc<RwLock<BTreeMap<NodeId, mpsc::Sender<Frame>>>>,
     metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Transport {
@@ -93,19 +110,47 @@ impl Transport {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Transport {
-        let mut queues = BTreeMap::new();
-        for (&peer, &addr) in &identity.peers {
-            let (tx, rx) = mpsc::channel(PEER_QUEUE_FRAMES);
-            queues.insert(peer, tx);
-            tokio::spawn(outbound(identity.clone(), peer, addr, rx, metrics.clone(), shutdown.clone()));
+        let t = Transport { identity: identity.clone(), queues: Arc::default(), metrics, shutdown };
+        let peers = identity.peers.read().expect("peers lock").clone();
+        for (peer, addr) in peers {
+            t.connect(peer, addr);
         }
-        Transport { queues: Arc::new(queues), metrics }
+        t
+    }
+
+    fn connect(&self, peer: NodeId, addr: SocketAddr) {
+        let (tx, rx) = mpsc::channel(PEER_QUEUE_FRAMES);
+        self.queues.write().expect("queues lock").insert(peer, tx);
+        let (id, metrics, shutdown) = (self.identity.clone(), self.metrics.clone(), self.shutdown.clone());
+        tokio::spawn(outbound(id, peer, addr, rx, metrics, shutdown));
+    }
+
+    /// Learn a new peer's address (before a leader adds it to the cluster): accept its
+    /// connections and open one to it. Changing a known peer's address is refused.
+    pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) -> Result<(), String> {
+        if peer == self.identity.me {
+            return Err(format!("{peer} is this node"));
+        }
+        {
+            let mut peers = self.identity.peers.write().expect("peers lock");
+            match peers.get(&peer) {
+                Some(a) if *a == addr => return Ok(()),
+                Some(a) => return Err(format!("{peer} is already known at {a}")),
+                None => {
+                    peers.insert(peer, addr);
+                }
+            }
+        }
+        self.connect(peer, addr);
+        tracing::info!("learned peer {peer} at {addr}");
+        Ok(())
     }
 
     /// Queue `frame` for `to`. Returns false (and counts a drop) if the queue is full or `to` is
     /// not a configured peer.
     pub fn send(&self, to: NodeId, frame: Frame) -> bool {
-        let sent = self.queues.get(&to).is_some_and(|q| q.try_send(frame).is_ok());
+        let sent =
+            self.queues.read().expect("queues lock").get(&to).is_some_and(|q| q.try_send(frame).is_ok());
         if !sent {
             self.metrics.frames_dropped(to.0, 1);
         }
@@ -234,7 +279,7 @@ pub async fn accept_handshake(
             ))
         } else if to != id.me {
             Some(format!("this is node {}, not {to}", id.me))
-        } else if !id.peers.contains_key(&from) {
+        } else if !id.knows(from) {
             Some(format!("{from} is not a configured peer of {}", id.me))
         } else {
             None
@@ -411,12 +456,12 @@ mod tests {
     use super::*;
 
     fn identity(me: u32, cluster: &str, secret: &str, peer: (u32, SocketAddr)) -> Identity {
-        Identity {
-            me: NodeId(me),
-            cluster_id: cluster.into(),
-            secret: secret.as_bytes().to_vec(),
-            peers: [(NodeId(peer.0), peer.1)].into_iter().collect(),
-        }
+        Identity::new(
+            NodeId(me),
+            cluster.into(),
+            secret.as_bytes().to_vec(),
+            [(NodeId(peer.0), peer.1)].into_iter().collect(),
+        )
     }
 
     /// Run one handshake between a dialer and an acceptor; return both sides' results.

@@ -179,11 +179,11 @@ async fn bad_peer_input_is_refused_and_the_cluster_keeps_serving() {
     // A node that knows the id but not the secret, and one from another cluster.
     let me = NodeId(((l + 1) % 3) as u32 + 1);
     let peers = [(NodeId(l as u32 + 1), target)].into_iter().collect();
-    let wrong_secret = Identity { me, cluster_id: "test-cluster".into(), secret: b"guess".to_vec(), peers };
+    let wrong_secret = Identity::new(me, "test-cluster".into(), b"guess".to_vec(), peers);
     let err = dial(&wrong_secret, NodeId(l as u32 + 1), target).await.unwrap_err();
     assert!(err.contains("wrong cluster secret"), "{err}");
-    let other_cluster =
-        Identity { cluster_id: "other".into(), secret: b"test-secret".to_vec(), ..wrong_secret };
+    let peers = [(NodeId(l as u32 + 1), target)].into_iter().collect();
+    let other_cluster = Identity::new(me, "other".into(), b"test-secret".to_vec(), peers);
     let err = dial(&other_cluster, NodeId(l as u32 + 1), target).await.unwrap_err();
     assert!(err.contains("cluster id mismatch"), "{err}");
 
@@ -327,6 +327,65 @@ async fn resp_on_a_three_node_cluster() {
         assert!(text.contains("SET:") && text.contains("GET:"), "{text}");
         assert!(!text.to_lowercase().contains("error"), "{text}");
     }
+    for n in c.nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_node_joins_through_the_admin_api() {
+    use concord_server::cli::{member_add, MemberTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let l = leader(&c).await;
+    assert_eq!(call(c.http[l], "PUT", "/v1/kv/before-join", b"1").await.status, 200);
+
+    // Admin endpoints are closed without the secret.
+    let a = call(c.http[l], "POST", "/v1/members", br#"{"op":"remove","id":3}"#).await;
+    assert_eq!(a.status, 403, "{}", a.text());
+
+    // Node 4 starts in join mode, knowing the three members.
+    let addrs = free_addrs(2);
+    let mut config = configs(dir.path(), 3).remove(0);
+    config.id = 4;
+    config.data_dir = dir.path().join("node4");
+    config.peer_addr = addrs[0];
+    config.http_addr = Some(addrs[1]);
+    config.redis_addr = None;
+    config.join = true;
+    config.peers = (0..3)
+        .map(|i| PeerConfig {
+            id: i as u32 + 1,
+            addr: c.peer[i],
+            http_addr: Some(c.http[i]),
+            redis_addr: None,
+        })
+        .collect();
+    let n4 = Node::start(config).await.unwrap();
+    assert_eq!(n4.handle().status().voters, vec![1, 2, 3], "a joining node is not a voter yet");
+
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "test-secret\n").unwrap();
+    let target = MemberTarget { http: c.http[(l + 1) % 3], secret_file: Some(secret) };
+    let peer = PeerConfig { id: 4, addr: addrs[0], http_addr: Some(addrs[1]), redis_addr: None };
+    let answer = member_add(&target, peer, false).await.unwrap();
+    assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
+
+    // Node 4 holds the data and serves through the cluster.
+    let deadline = Instant::now() + T;
+    loop {
+        let a = call(addrs[1], "GET", "/v1/kv/before-join?consistency=stale", b"").await;
+        if a.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let a = call(addrs[1], "PUT", "/v1/kv/from-node-4", b"4").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let a = call(c.http[l], "GET", "/v1/kv/from-node-4", b"").await;
+    assert_eq!((a.status, a.text().as_str()), (200, "4"));
+    n4.shutdown().await.unwrap();
     for n in c.nodes {
         n.shutdown().await.unwrap();
     }
