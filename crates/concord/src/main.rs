@@ -58,6 +58,14 @@ enum Command {
     /// Example:
     ///   concord up --nodes 3 --data ./concord-data    # Ctrl-C stops every node cleanly
     Up(cmd::up::UpArgs),
+    /// List, add or remove members of a running cluster (through its HTTP API).
+    ///
+    /// Examples:
+    ///   concord member list --http 127.0.0.1:8080
+    ///   concord serve --join --id 4 --data ./d4 --peer-addr 127.0.0.1:7383 --http-addr 127.0.0.1:8083 \
+    ///       --peer 1=127.0.0.1:7379 --peer 2=127.0.0.1:7380 --peer 3=127.0.0.1:7381 --cluster-secret-file S
+    ///   concord member add --http 127.0.0.1:8080 --secret-file S --id 4 --peer-addr 127.0.0.1:7383
+    Member(cmd::member::MemberArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +77,7 @@ fn main() -> ExitCode {
         Command::View(args) => cmd::view::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::Member(args) => cmd::member::run(args),
     };
     match result {
         Ok(code) => code,

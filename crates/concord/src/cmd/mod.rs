@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod lab;
+pub mod member;
 pub mod serve;
 pub mod sim;
 pub mod up;
