@@ -46,7 +46,18 @@ pub fn open_wal(dir: &Path, settings: &WalSettings) -> Result<(Box<dyn Disk>, Du
         ..concord_wal::WalOptions::default()
     };
     let (wal, durable, recovery) = concord_wal::Wal::open(dir, opts).map_err(|e| e.to_string())?;
-    tracing::info!("opened the WAL in {}: {recovery:?}", dir.display());
+    tracing::info!(
+        "opened the WAL in {}: {} keys recovered ({} records in {} segments replayed, checkpoint: {}) in {:?}",
+        dir.display(),
+        recovery.keys,
+        recovery.records_replayed,
+        recovery.segments_replayed.len(),
+        if recovery.checkpoint.is_some() { "yes" } else { "no" },
+        recovery.duration
+    );
+    if let Some(torn) = &recovery.torn_tail {
+        tracing::warn!("the WAL ended in a torn write (a crash mid-append), cut off: {torn:?}");
+    }
     Ok((Box::new(wal), durable))
 }
 
