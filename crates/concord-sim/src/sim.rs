@@ -38,9 +38,6 @@ use std::time::{Duration, Instant};
 /// Driving a run by hand (`concord sim --interactive`): step, drop a message, cut a link, reseed.
 pub mod interactive;
 
-/// Driving a run by hand (`concord sim --interactive`): step, drop a message, cut a link, reseed.
-pub mod interactive;
-
 /// How to run one simulation.
 #[derive(Default)]
 pub struct RunOptions {
