@@ -21,7 +21,7 @@
 //! (the nemesis switched off, a different number of clients, a longer run), so that
 //! `concord sim SCENARIO --actions session.json --trace run.jsonl` rebuilds the same run.
 
-use crate::scenario::{NemesisConfig, Scenario};
+use crate::scenario::{Check, NemesisConfig, Scenario};
 use crate::sim::Simulation;
 use crate::SimProtocol;
 use concord_core::{NodeId, Op, Time};
@@ -96,7 +96,8 @@ pub struct LoggedAction {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSettings {
     /// Keep the scenario's nemesis (scheduled, random and triggered faults) and its `heal_at`.
-    /// Off by default in interactive mode: the person is the nemesis.
+    /// Off by default in interactive mode: the person is the nemesis. Off also drops the
+    /// `progress` check, which judges the time after `heal_at`.
     pub nemesis: bool,
     /// The number of workload clients, if changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +113,8 @@ impl SessionSettings {
         if !self.nemesis {
             s.nemesis = NemesisConfig::default();
             s.run.heal_at = None;
+            // "Progress after the faults healed" needs a heal: without one it always fails.
+            s.run.checks.retain(|c| *c != Check::Progress);
         }
         if let Some(clients) = self.clients {
             s.workload.clients = clients;
@@ -119,6 +122,13 @@ impl SessionSettings {
         s.run.duration = Duration::from_nanos(self.duration_ns);
         s
     }
+}
+
+/// A place in a run: after `events` events, at virtual time `t` (ns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    pub events: u64,
+    pub t: u64,
 }
 
 /// A saved session: scenario file, seed, settings and actions.
@@ -132,6 +142,10 @@ pub struct SessionLog {
     #[serde(flatten)]
     pub settings: SessionSettings,
     pub actions: Vec<LoggedAction>,
+    /// Where the session was when it was saved: a replay stops here, so its trace is the saved
+    /// trace. Without it, a replay runs on to the end of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saved_at: Option<Place>,
     /// The hash of the session's trace when it was saved (FNV-1a of the bytes, hex), so a replay
     /// can say whether it came out the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,32 +220,39 @@ pub fn perform<P: SimProtocol>(sim: &mut Simulation<P>, action: &Action) -> Resu
     Ok(())
 }
 
-/// Bring a fresh, started simulation to the place of `logged` and perform it.
-pub fn replay_one<P: SimProtocol>(sim: &mut Simulation<P>, logged: &LoggedAction) -> Result<(), String> {
-    while sim.events_processed() < logged.events {
+/// Bring a simulation forward to `place`: process events one by one until `place.events` have
+/// been, then move the clock to `place.t`. Fails if the run does not pass through that place
+/// (another scenario or seed, or a place already behind).
+pub fn seek<P: SimProtocol>(sim: &mut Simulation<P>, place: Place) -> Result<(), String> {
+    while sim.events_processed() < place.events {
         if !sim.step_one() {
             return Err(format!(
-                "the run ended after {} events, before the action at event {} ({:?})",
+                "the run ended after {} events, before event {}",
                 sim.events_processed(),
-                logged.events,
-                logged.action
+                place.events
             ));
         }
     }
-    let at = Time(logged.t);
+    let at = Time(place.t);
     if sim.now() < at {
         sim.advance_to(at);
     }
-    if sim.events_processed() != logged.events || sim.now() != at {
+    if sim.events_processed() != place.events || sim.now() != at {
         return Err(format!(
-            "the run does not match the log: the action {:?} happened after {} events at t={} ns, the replay is at {} events, t={} ns (another scenario or seed?)",
-            logged.action,
-            logged.events,
-            logged.t,
+            "the run does not match the log: expected {} events at t={} ns, the replay is at {} events, t={} ns (another scenario or seed?)",
+            place.events,
+            place.t,
             sim.events_processed(),
             sim.now().0
         ));
     }
+    Ok(())
+}
+
+/// Bring a fresh, started simulation to the place of `logged` and perform it.
+pub fn replay_one<P: SimProtocol>(sim: &mut Simulation<P>, logged: &LoggedAction) -> Result<(), String> {
+    seek(sim, Place { events: logged.events, t: logged.t })
+        .map_err(|e| format!("{:?}: {e}", logged.action))?;
     perform(sim, &logged.action)
 }
 

@@ -115,6 +115,7 @@ fn a_session_replays_to_the_same_trace_hash() {
             seed: 5,
             settings: settings(nemesis),
             actions: live.log.clone(),
+            saved_at: Some(session::Place { events: live.sim.events_processed(), t: end.0 }),
             trace_hash: Some(format!("{live_hash:016x}")),
         };
         let text = serde_json::to_string_pretty(&log).unwrap();

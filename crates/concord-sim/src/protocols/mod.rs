@@ -21,6 +21,12 @@ pub enum LoadedScenario {
     Dynamo(Arc<Scenario<concord_dynamo::DynamoConfig>>),
 }
 
+/// Code generic over the protocol, for [`LoadedScenario::visit`] (a closure cannot be generic).
+pub trait ProtocolVisitor {
+    type Output;
+    fn visit<P: SimProtocol>(self, scenario: &Arc<Scenario<P::Config>>) -> Self::Output;
+}
+
 /// Protocol names accepted in `[protocol.NAME]`.
 pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo"];
 
@@ -64,6 +70,16 @@ impl LoadedScenario {
             LoadedScenario::Dynamo(s) => {
                 Simulation::<concord_dynamo::DynamoNode>::new(Arc::clone(s), options).run()
             }
+        }
+    }
+
+    /// Do something generic over the protocol: `visitor.visit::<P>` is called with the
+    /// protocol's type (used by `concord sim --interactive` and session replays).
+    pub fn visit<V: ProtocolVisitor>(&self, visitor: V) -> V::Output {
+        match self {
+            LoadedScenario::Gossip(s) => visitor.visit::<concord_gossip::GossipNode>(s),
+            LoadedScenario::Raft(s) => visitor.visit::<raft::RaftKv>(s),
+            LoadedScenario::Dynamo(s) => visitor.visit::<concord_dynamo::DynamoNode>(s),
         }
     }
 

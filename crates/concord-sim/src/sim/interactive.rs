@@ -19,6 +19,7 @@ use crate::SimProtocol;
 use concord_core::{ClientId, Message, NodeId, Op, Time};
 use serde_json::json;
 use std::cmp::Reverse;
+use std::time::Instant;
 
 /// The client id of requests sent by hand (the workload's clients are numbered from 0).
 pub const USER_CLIENT: ClientId = ClientId(u32::MAX);
@@ -177,12 +178,28 @@ impl<P: SimProtocol> Simulation<P> {
     }
 
     /// Run on to the end of the run and judge it, like [`Simulation::run`] does for a run
-    /// started from scratch (a replayed session continues with this).
-    pub fn run_to_end(mut self) -> RunReport {
-        let wall = std::time::Instant::now();
+    /// started from scratch (a replayed session continues with this). `started`: when the run
+    /// began on this machine, for the summary's wall time.
+    pub fn run_to_end(mut self, started: Instant) -> RunReport {
         while self.step() {}
         self.now = self.now.max(self.end);
-        self.finish(wall.elapsed())
+        self.finish(started.elapsed())
+    }
+
+    /// End the run here and judge it. Client operations still open are closed as unknown in the
+    /// history, but not in the trace: the trace ends exactly here, as a live session showed it.
+    pub fn stop_here(mut self, started: Instant) -> RunReport {
+        let mut trace = self.trace.take();
+        let flushed = trace.as_mut().map(|t| (t.finish(), t.lines, t.hash()));
+        let mut report = self.finish(started.elapsed());
+        if let Some((written, lines, hash)) = flushed {
+            report.trace_hash = Some(hash);
+            report.summary.trace_lines = lines;
+            if let Err(e) = written {
+                report.violations.push(format!("trace: could not write: {e}"));
+            }
+        }
+        report
     }
 
     fn slot(&self, id: NodeId) -> Option<&super::Node<P>> {

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod lab;
 pub mod member;
+pub mod live;
 pub mod serve;
 pub mod sim;
 pub mod up;

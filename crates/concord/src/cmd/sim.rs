@@ -4,10 +4,12 @@
 //! every event as JSON Lines. A sweep (`--seeds A..B`) runs the seeds on all cores with a progress
 //! bar, and prints, for every failing seed, the one command that replays it.
 
+use crate::cmd::live;
 use anyhow::Context;
 use clap::Args;
 use concord_core::time::parse_duration;
 use concord_sim::protocols::LoadedScenario;
+use concord_sim::session::{SessionLog, SessionSettings};
 use concord_sim::sweep::{parse_seed_range, sweep, SweepOptions};
 use concord_sim::RunOptions;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -43,14 +45,110 @@ pub struct SimArgs {
     /// Print the summary as JSON (single seed only).
     #[arg(long, conflicts_with = "seeds")]
     pub json: bool,
+    /// Run live and steer the run from the browser (the viewer page, served on 127.0.0.1): run,
+    /// pause, step, crash and restart nodes, cut links, drop messages, send requests, fork.
+    /// Without --until the run lasts 10 minutes of virtual time.
+    #[arg(long, conflicts_with_all = ["seeds", "trace", "history", "json"])]
+    pub interactive: bool,
+    /// Port on 127.0.0.1 for --interactive (0: any free port).
+    #[arg(long, default_value_t = 8091, requires = "interactive")]
+    pub port: u16,
+    /// Open the interactive page in the default browser.
+    #[arg(long, requires = "interactive")]
+    pub open: bool,
+    /// Keep the scenario's nemesis (its faults and heal_at) in --interactive mode; by default you
+    /// are the nemesis.
+    #[arg(long, requires = "interactive")]
+    pub keep_nemesis: bool,
+    /// Number of workload clients in --interactive mode (default: the scenario's).
+    #[arg(long, requires = "interactive")]
+    pub clients: Option<u32>,
+    /// Replay a session saved from --interactive (its seed and settings come from the file): with
+    /// --trace, the trace is the saved one, byte for byte; with --interactive, continue it live.
+    #[arg(long, conflicts_with_all = ["seeds", "seed", "until", "keep_nemesis", "clients"])]
+    pub actions: Option<PathBuf>,
 }
+
+/// Interactive runs last this long unless --until says otherwise.
+const INTERACTIVE_DURATION: Duration = Duration::from_secs(600);
 
 pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
     let scenario = LoadedScenario::load(&args.scenario)?;
+    let saved = match &args.actions {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read session {}", path.display()))?;
+            Some(SessionLog::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+        }
+        None => None,
+    };
+    if args.interactive {
+        return run_interactive(args, &scenario, saved);
+    }
+    if let Some(log) = saved {
+        return run_saved_session(args, &scenario, log);
+    }
     match &args.seeds {
         Some(seeds) => run_sweep(args, &scenario, seeds.clone()),
         None => run_one(args, &scenario, args.seed.unwrap_or(1)),
     }
+}
+
+fn run_interactive(
+    args: &SimArgs,
+    scenario: &LoadedScenario,
+    saved: Option<SessionLog>,
+) -> anyhow::Result<ExitCode> {
+    let (seed, settings) = match &saved {
+        Some(log) => (log.seed, log.settings.clone()),
+        None => (
+            args.seed.unwrap_or(1),
+            SessionSettings {
+                nemesis: args.keep_nemesis,
+                clients: args.clients,
+                duration_ns: args.until.unwrap_or(INTERACTIVE_DURATION).as_nanos() as u64,
+            },
+        ),
+    };
+    let live_args = live::LiveArgs {
+        scenario_path: args.scenario.display().to_string(),
+        seed,
+        settings,
+        resume: saved,
+        port: args.port,
+        open: args.open,
+    };
+    live::run(scenario, live_args)
+}
+
+/// `--actions session.json` without `--interactive`: rebuild the session and judge it.
+fn run_saved_session(args: &SimArgs, scenario: &LoadedScenario, log: SessionLog) -> anyhow::Result<ExitCode> {
+    let trace = match &args.trace {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?;
+            Some(Box::new(BufWriter::new(file)) as Box<dyn std::io::Write + Send>)
+        }
+        None => None,
+    };
+    let seed = log.seed;
+    let saved_hash = log.trace_hash.clone().filter(|_| log.saved_at.is_some());
+    let actions = log.actions.len();
+    let report = scenario
+        .visit(live::Replay { log, trace, hash_trace: true })
+        .map_err(|e| anyhow::anyhow!("cannot replay the session: {e}"))?;
+    let hash = report.trace_hash.map(|h| format!("{h:016x}")).unwrap_or_default();
+    let same = saved_hash.as_ref().is_none_or(|saved| *saved == hash);
+    if !args.json {
+        println!("session: {actions} actions replayed; trace hash {hash}");
+        match &saved_hash {
+            Some(saved) if same => println!("the same run as the saved session (trace hash {saved})"),
+            Some(saved) => println!("DIFFERENT from the saved session: its trace hash was {saved}"),
+            None => {}
+        }
+    }
+    let code = print_report(args, scenario, seed, report)?;
+    Ok(if same { code } else { ExitCode::from(1) })
 }
 
 /// The command that replays one seed exactly.
@@ -76,6 +174,16 @@ fn run_one(args: &SimArgs, scenario: &LoadedScenario, seed: u64) -> anyhow::Resu
         None => None,
     };
     let report = scenario.run(RunOptions { seed, until: args.until, trace, hash_trace: false });
+    print_report(args, scenario, seed, report)
+}
+
+/// Write the history, print the summary and the checks' verdict; exit status 1 when a check failed.
+fn print_report(
+    args: &SimArgs,
+    scenario: &LoadedScenario,
+    seed: u64,
+    report: concord_sim::RunReport,
+) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.history {
         std::fs::write(path, report.history.to_jsonl())
             .with_context(|| format!("cannot write history file {}", path.display()))?;
@@ -105,7 +213,12 @@ fn run_one(args: &SimArgs, scenario: &LoadedScenario, seed: u64) -> anyhow::Resu
             for v in &report.violations {
                 println!("  - {v}");
             }
-            println!("replay: {}", replay_command(args, seed));
+            match &args.actions {
+                Some(path) => {
+                    println!("replay: concord sim {} --actions {}", args.scenario.display(), path.display())
+                }
+                None => println!("replay: {}", replay_command(args, seed)),
+            }
         }
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })

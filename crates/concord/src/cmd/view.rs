@@ -51,10 +51,10 @@ pub struct ViewArgs {
 }
 
 /// The page and its assets, compiled in.
-const INDEX_HTML: &str = include_str!("../../../../web/viewer/index.html");
-const VIEWER_CSS: &str = include_str!("../../../../web/viewer/viewer.css");
-const VIEWER_JS: &str = include_str!("../../../../web/viewer/viewer.js");
-const FAVICON_SVG: &str = include_str!("../../../../web/viewer/favicon.svg");
+pub(crate) const INDEX_HTML: &str = include_str!("../../../../web/viewer/index.html");
+pub(crate) const VIEWER_CSS: &str = include_str!("../../../../web/viewer/viewer.css");
+pub(crate) const VIEWER_JS: &str = include_str!("../../../../web/viewer/viewer.js");
+pub(crate) const FAVICON_SVG: &str = include_str!("../../../../web/viewer/favicon.svg");
 
 /// Refuse traces above this size: the page holds every event in memory.
 const TRACE_BYTES_MAX: u64 = 1 << 30;
@@ -96,13 +96,13 @@ async fn serve(args: &ViewArgs, document: Arc<String>) -> anyhow::Result<()> {
     axum::serve(listener, app).await.context("the HTTP server failed")
 }
 
-fn asset(content_type: &'static str, body: impl Into<String>) -> Response {
+pub(crate) fn asset(content_type: &'static str, body: impl Into<String>) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], body.into())
         .into_response()
 }
 
 /// Best effort: a missing browser is not an error, the URL is printed anyway.
-fn open_browser(url: &str) {
+pub(crate) fn open_browser(url: &str) {
     let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
     if let Err(e) = std::process::Command::new(opener).arg(url).spawn() {
         eprintln!("concord view: cannot run {opener} ({e}); open {url} yourself");
