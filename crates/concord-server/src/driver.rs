@@ -469,4 +469,79 @@ mod tests {
         }
         assert!(status.borrow().wal_syncs > 0);
     }
+
+    /// A disk whose syncs wait for a permit from the test.
+    struct GatedDisk {
+        permits: std::sync::mpsc::Receiver<()>,
+        appended: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Disk for GatedDisk {
+        fn append(&mut self, ops: &[concord_core::StorageOp]) -> Result<(), String> {
+            self.appended.fetch_add(ops.len(), std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<Duration, String> {
+            self.permits.recv().map_err(|_| "test over".to_string())?;
+            Ok(Duration::ZERO)
+        }
+    }
+
+    /// The contract of `process.rs`: a reply that depends on a write is held until the sync that
+    /// makes the write durable has completed – here, until the test lets the sync finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replies_wait_for_the_sync_that_covers_their_writes() {
+        let raft = RaftConfig::with_voters([1]);
+        let node =
+            RaftNode::boot(NodeId(1), raft, KvStore::new(KvLimits::default()), &Default::default()).unwrap();
+        // A rendezvous channel: a permit is handed over only to a sync that is waiting for one.
+        let (permit, permits) = std::sync::mpsc::sync_channel(0);
+        let appended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let disk = GatedDisk { permits, appended: appended.clone() };
+        let (tx, rx) = mpsc::channel(16);
+        let (status_tx, mut status) = watch::channel(Status::default());
+        let driver =
+            Driver::new(node, Clock::new(), Box::new(disk), None, rx, status_tx, Arc::new(Metrics::new()));
+        let (_stop_tx, stop) = watch::channel(false);
+        tokio::spawn(driver.run(stop));
+
+        // Let every sync through until the node leads and committed its first entry.
+        let feeding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let feeder = {
+            let (permit, feeding) = (permit.clone(), feeding.clone());
+            tokio::spawn(async move {
+                while feeding.load(std::sync::atomic::Ordering::SeqCst) {
+                    let _ = permit.try_send(());
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+        };
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            status.wait_for(|s| s.role == "leader" && s.commit_index >= 1),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        feeding.store(false, std::sync::atomic::Ordering::SeqCst);
+        feeder.await.unwrap();
+        let before = appended.load(std::sync::atomic::Ordering::SeqCst);
+
+        let (reply, mut answer) = oneshot::channel();
+        let command = Command::put(Clock::new().now(), "k", "v");
+        let request = RaftRequest::Propose { session: None, command };
+        tx.send(Input::Request { request, reply: ReplyTo::Local(reply) }).await.unwrap();
+        // The entry is written, but not synced: no answer may arrive.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while appended.load(std::sync::atomic::Ordering::SeqCst) == before {
+            assert!(Instant::now() < deadline, "the entry was never appended");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(answer.try_recv().is_err(), "the reply went out before its sync completed");
+        // Now let the waiting sync complete.
+        tokio::task::spawn_blocking(move || permit.send(()).unwrap()).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), answer).await.unwrap().unwrap();
+        assert!(matches!(answer, RaftResponse::Output(Ok(concord_kv::Response::Put { .. }))), "{answer:?}");
+    }
 }
