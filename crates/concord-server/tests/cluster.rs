@@ -390,3 +390,54 @@ async fn a_fourth_node_joins_through_the_admin_api() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_node_catches_up_from_a_snapshot_over_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = configs(dir.path(), 3);
+    for c in &mut configs {
+        // Compact after 50 entries, so that a node that missed 200 writes needs a snapshot.
+        c.raft = Some(concord_raft::RaftConfig { snapshot_threshold_entries: 50, ..Default::default() });
+    }
+    let mut nodes: Vec<Option<Node>> = Vec::new();
+    for c in configs.clone() {
+        nodes.push(Some(Node::start(c).await.unwrap()));
+    }
+    let http: Vec<SocketAddr> = configs.iter().map(|c| c.http_addr.unwrap()).collect();
+    let deadline = Instant::now() + T;
+    let l = loop {
+        let leader = nodes[0].as_ref().unwrap().handle().status().leader;
+        if let Some(l) = leader {
+            break l as usize - 1;
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let lagging = (l + 1) % 3;
+    nodes[lagging].take().unwrap().shutdown().await.unwrap();
+    for i in 0..200 {
+        let a = call(http[l], "PUT", &format!("/v1/kv/s{i}"), format!("{i}").as_bytes()).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+    }
+    let leader_status = nodes[l].as_ref().unwrap().handle().status();
+    assert!(leader_status.snapshot_index > 0, "the leader compacted its log: {leader_status:?}");
+
+    nodes[lagging] = Some(Node::start(configs[lagging].clone()).await.unwrap());
+    let deadline = Instant::now() + T;
+    loop {
+        let s = nodes[lagging].as_ref().unwrap().handle().status();
+        if s.applied_index >= leader_status.commit_index {
+            assert!(s.snapshot_index > 0, "caught up through a snapshot: {s:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lagging node did not catch up: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in [0, 77, 199] {
+        let a = call(http[lagging], "GET", &format!("/v1/kv/s{i}?consistency=stale"), b"").await;
+        assert_eq!((a.status, a.text()), (200, format!("{i}")));
+    }
+    for n in nodes.into_iter().flatten() {
+        n.shutdown().await.unwrap();
+    }
+}
