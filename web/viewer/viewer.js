@@ -25,7 +25,7 @@ const KIND_COLOURS = {
   append: "#3f7be0", "append-resp": "#8fb3f0", heartbeat: "#7a8799", "heartbeat-resp": "#b5bfcc",
   snapshot: "#a058c8", "snapshot-resp": "#cfa5e6", rumour: "#3f7be0", digest: "#7a8799", exchange: "#a058c8",
 };
-const FAULT_EVENTS = new Set(["crash", "restart", "partition", "isolate", "one-way", "heal", "heal-all", "pause", "resume", "skew", "loss", "nemesis-trigger"]);
+const FAULT_EVENTS = new Set(["crash", "restart", "partition", "isolate", "one-way", "cut", "heal-link", "heal", "heal-all", "pause", "resume", "skew", "loss", "nemesis-trigger"]);
 
 // ---------------------------------------------------------------- state and how events change it
 
@@ -147,6 +147,10 @@ function apply(s, e, i, trace) {
     case "one-way":
       for (const a of e.from) for (const b of e.to) s.cuts.push({ from: a, to: b, both: false });
       break;
+    case "cut": s.cuts.push({ from: e.a, to: e.b, both: true }); break;
+    case "heal-link":
+      s.cuts = s.cuts.filter((c) => !((c.from === e.a && c.to === e.b) || (c.from === e.b && c.to === e.a)));
+      break;
     case "heal": case "heal-all": s.cuts = []; break;
     case "request": {
       const req = e.req && e.req.Broadcast;
@@ -195,67 +199,84 @@ function applyProtocol(s, node, e) {
 
 // ---------------------------------------------------------------- loading: one pass over the trace
 
-function prepare(doc) {
-  const events = doc.events;
+// `ids`: the nodes, when known beforehand (live mode); otherwise every node the trace mentions.
+function prepare(doc, ids) {
+  const trace = {
+    doc, events: doc.events, ids: ids || nodeIdsOf(doc.events),
+    sendOf: new Map(),       // message id → index of its send event
+    endTimes: new Map(),     // message id → times its copies were delivered or dropped
+    arrivals: new Map(),     // live mode: message id → when the simulator will deliver it
+    ops: [], opByRequest: new Map(), clientSet: new Set(), clients: [],
+    categories: { fault: [], election: [], commit: [], client: [] },
+    protocolSeen: null, sawLearned: false, protocol: "unknown", hasLogs: false,
+    snapshots: [], indexed: 0, head: null, endTime: 0, maxItems: 1,
+  };
+  trace.head = initialState(trace.ids);
+  trace.snapshots.push(cloneState(trace.head));
+  extendTrace(trace);
+  markOffending(trace, doc.check);
+  return trace;
+}
+
+function nodeIdsOf(events) {
   const nodeIds = new Set();
-  const sendOf = new Map();        // message id → index of its send event
-  const endTimes = new Map();      // message id → times its copies were delivered or dropped
-  const ops = [];                  // client operations, for the history
-  const opByRequest = new Map();
-  const categories = { fault: [], election: [], commit: [], client: [] };
-  let protocol = "unknown";
-  let hasLogs = false;
-  for (let i = 0; i < events.length; i++) {
-    const e = events[i];
+  for (const e of events) {
     if (e.node != null) nodeIds.add(e.node);
+    if (e.ev === "send") { nodeIds.add(e.from); nodeIds.add(e.to); }
+  }
+  return [...nodeIds].filter((n) => typeof n === "number").sort((a, b) => a - b);
+}
+
+// Index the events not seen yet (all of them when loading a trace, the new ones in live mode),
+// then replay them onto `trace.head`, keeping a snapshot every SNAPSHOT_EVERY events.
+function extendTrace(trace) {
+  const events = trace.events, from = trace.indexed;
+  for (let i = from; i < events.length; i++) {
+    const e = events[i];
     switch (e.ev) {
       case "send":
-        nodeIds.add(e.from); nodeIds.add(e.to);
-        sendOf.set(e.id, i);
-        if (protocol === "unknown" && e.msg) protocol = "Rumour" in e.msg || "Digest" in e.msg || "Exchange" in e.msg ? "gossip" : "raft";
+        trace.sendOf.set(e.id, i);
+        if (!trace.protocolSeen && e.msg) trace.protocolSeen = "Rumour" in e.msg || "Digest" in e.msg || "Exchange" in e.msg ? "gossip" : "raft";
         break;
       case "deliver": case "drop": {
-        let list = endTimes.get(e.id);
-        if (!list) endTimes.set(e.id, (list = []));
+        let list = trace.endTimes.get(e.id);
+        if (!list) trace.endTimes.set(e.id, (list = []));
         list.push(e.t);
         break;
       }
       case "invoke": {
         const op = { client: e.client, node: e.node, request: e.request, op: e.op, t0: e.t, t1: null, type: null, result: null, invoke: i, complete: null, offending: null };
-        opByRequest.set(e.request, op);
-        ops.push(op);
-        categories.client.push(i);
+        trace.opByRequest.set(e.request, op);
+        trace.ops.push(op);
+        trace.clientSet.add(e.client);
+        trace.categories.client.push(i);
         break;
       }
       case "complete": {
-        const op = opByRequest.get(e.request);
+        const op = trace.opByRequest.get(e.request);
         if (op) { op.t1 = e.t; op.type = e.type; op.result = e.op; op.complete = i; }
         break;
       }
       case "protocol":
-        if (e.name === "elected" || (e.name === "role" && e.detail && e.detail.to === "candidate")) categories.election.push(i);
-        else if (e.name === "commit" || e.name === "learned") categories.commit.push(i);
-        else if (e.name === "append") hasLogs = true;
+        if (e.name === "elected" || (e.name === "role" && e.detail && e.detail.to === "candidate")) trace.categories.election.push(i);
+        else if (e.name === "commit" || e.name === "learned") trace.categories.commit.push(i);
+        else if (e.name === "append") trace.hasLogs = true;
+        if (e.name === "learned") trace.sawLearned = true;
         break;
       default:
-        if (FAULT_EVENTS.has(e.ev)) categories.fault.push(i);
+        if (FAULT_EVENTS.has(e.ev)) trace.categories.fault.push(i);
     }
   }
-  if (protocol === "unknown") protocol = events.some((e) => e.ev === "protocol" && e.name === "learned") ? "gossip" : "raft";
-  const ids = [...nodeIds].filter((n) => typeof n === "number").sort((a, b) => a - b);
-  const clients = [...new Set(ops.map((o) => o.client))].sort((a, b) => a - b);
-  const trace = { doc, events, ids, sendOf, endTimes, ops, clients, categories, protocol, hasLogs, snapshots: [] };
-  markOffending(trace, doc.check);
-  // One replay pass, keeping a snapshot every SNAPSHOT_EVERY events.
-  const s = initialState(ids);
-  trace.snapshots.push(cloneState(s));
-  for (let i = 0; i < events.length; i++) {
+  trace.protocol = trace.protocolSeen || (trace.sawLearned ? "gossip" : "raft");
+  if (trace.clients.length !== trace.clientSet.size) trace.clients = [...trace.clientSet].sort((a, b) => a - b);
+  const s = trace.head;
+  for (let i = from; i < events.length; i++) {
     apply(s, events[i], i, trace);
     if ((i + 1) % SNAPSHOT_EVERY === 0) trace.snapshots.push(cloneState(s));
   }
+  trace.indexed = events.length;
   trace.endTime = events.length ? events[events.length - 1].t : 0;
-  trace.maxItems = Math.max(1, ...ids.map((id) => s.nodes[id].itemCount));
-  return trace;
+  trace.maxItems = Math.max(1, ...trace.ids.map((id) => s.nodes[id].itemCount));
 }
 
 // The checker reports offending operations by process and invocation time; the trace's client ops
@@ -391,7 +412,7 @@ function drawRing(trace, s, now) {
   for (const m of s.inflight.values()) {
     if (k >= MESSAGE_DOTS_MAX) break;
     const ends = trace.endTimes.get(m.id) || [];
-    const t1 = ends[m.delivered] ?? ends[ends.length - 1] ?? m.t0 + 1;
+    const t1 = ends[m.delivered] ?? trace.arrivals.get(m.id) ?? ends[ends.length - 1] ?? m.t0 + 1;
     const f = Math.max(0, Math.min(1, (now - m.t0) / Math.max(1, t1 - m.t0)));
     const [x1, y1] = nodePos(trace, m.from), [x2, y2] = nodePos(trace, m.to);
     const dot = viewer.dots[k++];
@@ -640,6 +661,7 @@ function jumpToOp(op) {
 function seek(index) {
   const trace = viewer.trace;
   index = Math.max(0, Math.min(trace.events.length, index));
+  if (viewer.live && liveFollow(index >= trace.events.length)) return;
   viewer.state = stateAt(trace, index);
   viewer.now = index > 0 ? trace.events[index - 1].t : 0;
   viewer.dirty = true;
@@ -658,6 +680,7 @@ function advanceTo(time) {
 }
 
 function step() {
+  if (viewer.live) { liveFollow(true); liveCommand({ cmd: "step" }); return; }
   const trace = viewer.trace, s = viewer.state;
   if (s.index >= trace.events.length) return;
   apply(s, trace.events[s.index], s.index, trace);
@@ -677,6 +700,7 @@ function jump(category) {
 function speedFactor() { return Math.pow(10, viewer.speedLog); } // virtual seconds per wall second
 
 function setPlaying(on) {
+  if (viewer.live) { if (on !== viewer.live.running) liveCommand(on ? { cmd: "run", speed: speedFactor() } : { cmd: "pause" }); return; }
   viewer.playing = on;
   viewer.lastFrame = null;
   $("play").textContent = on ? "❚❚ Pause" : "▶ Play";
@@ -705,6 +729,7 @@ function render() {
   $("index").textContent = s.index;
   $("scrub").value = s.index;
   $("current-event").textContent = s.index > 0 ? describeEvent(trace.events[s.index - 1]) : "";
+  if (viewer.live) drawLiveActions(trace);
   viewer.renders = (viewer.renders || 0) + 1;
 }
 
@@ -729,7 +754,7 @@ function showCheck(trace, check) {
 }
 
 function wireControls() {
-  $("play").addEventListener("click", () => setPlaying(!viewer.playing));
+  $("play").addEventListener("click", () => setPlaying(viewer.live ? !viewer.live.running : !viewer.playing));
   $("step").addEventListener("click", () => { setPlaying(false); step(); });
   const speed = $("speed"), out = $("speed-out");
   const showSpeed = () => {
@@ -750,12 +775,13 @@ function wireControls() {
   window.addEventListener("resize", () => { viewer.dirty = true; });
   document.addEventListener("keydown", (ev) => {
     if (ev.target.tagName === "INPUT") return;
-    if (ev.key === " ") { ev.preventDefault(); setPlaying(!viewer.playing); }
+    if (ev.key === " ") { ev.preventDefault(); setPlaying(viewer.live ? !viewer.live.running : !viewer.playing); }
     else if (ev.key === "ArrowRight") { setPlaying(false); step(); }
   });
 }
 
 async function main() {
+  if (document.body.dataset.live) return mainLive();
   try {
     const started = performance.now();
     const response = await fetch("api/trace");
@@ -783,6 +809,238 @@ async function main() {
     viewer.error = String(err && err.stack || err);
     console.error(err);
   }
+}
+
+// ---------------------------------------------------------------- live mode (concord sim --interactive)
+//
+// Served by `concord sim --interactive`, which runs the simulation in its own process, the page
+// polls GET api/live?from=N for the trace lines it has not seen yet (and the session's status),
+// feeds them to extendTrace, and sends what the person does as POST api/live/command. The ring,
+// the logs, the side panel and scrubbing back in time are the replay viewer's own. Following the
+// present, the page shows `trace.head`, the state after the last event received; moving the
+// timeline back shows the past while the run goes on ("⇥ Now" returns).
+
+const LIVE_POLL_MS = { running: 50, paused: 250 };
+
+async function mainLive() {
+  try {
+    const first = await liveFetch(0);
+    const st = first.status;
+    const ids = Array.from({ length: st.nodes }, (_, k) => k + 1);
+    const trace = prepare({ trace: st.scenario, events: [], check: null }, ids);
+    viewer.trace = trace;
+    viewer.live = { running: false, speed: st.speed, status: st, now: 0 };
+    viewer.follow = true;
+    viewer.state = trace.head;
+    viewer.now = 0;
+    document.querySelector("header h1 span").textContent = "live";
+    document.title = "Concord live simulation";
+    $("live").hidden = false;
+    $("play").title = "Run / pause the simulation (space)";
+    $("step").title = "Process one event (→)";
+    buildRing(trace);
+    wireControls();
+    wireLive();
+    $("speed").value = String(Math.log10(st.speed));
+    $("speed").dispatchEvent(new Event("input"));
+    ingest(first);
+    render();
+    viewer.ready = true;
+    requestAnimationFrame(frame);
+    pollLive();
+  } catch (err) {
+    $("status").textContent = "error: " + err.message;
+    viewer.error = String(err && err.stack || err);
+    console.error(err);
+  }
+}
+
+async function liveFetch(from) {
+  const response = await fetch(`api/live?from=${from}`, { cache: "no-store" });
+  if (!response.ok) throw new Error(`GET api/live: HTTP ${response.status}`);
+  return response.json();
+}
+
+// Take in new trace lines and the session's status. Returns false for an answer that crossed
+// another one (it starts at an event the page already has).
+function ingest(data) {
+  const trace = viewer.trace, live = viewer.live;
+  if (data.from !== trace.events.length) return false;
+  for (const e of data.events) trace.events.push(e);
+  if (data.events.length) extendTrace(trace);
+  const st = data.status;
+  Object.assign(live, { status: st, running: st.running, speed: st.speed, now: st.now });
+  trace.arrivals = new Map();
+  for (const m of st.in_flight) if (!trace.arrivals.has(m.id)) trace.arrivals.set(m.id, m.at);
+  if (viewer.follow) { viewer.state = trace.head; viewer.now = st.now; }
+  $("scrub").max = trace.events.length;
+  $("total").textContent = trace.events.length;
+  $("play").textContent = live.running ? "❚❚ Pause" : "▶ Run";
+  const forks = st.forks ? ` · ${st.forks} fork${st.forks > 1 ? "s" : ""}` : "";
+  $("trace-name").textContent = `${st.scenario} · seed ${st.seed}${forks} · ${trace.protocol} · ${st.nodes} nodes`;
+  $("status").textContent = st.message || `${live.running ? "running" : "paused"} · ${st.events_processed} simulator events · ${fmtTime(st.now)}`;
+  drawActionLog(st.actions);
+  viewer.dirty = true;
+  return true;
+}
+
+async function pollLive() {
+  for (;;) {
+    try {
+      ingest(await liveFetch(viewer.trace.events.length));
+    } catch (err) {
+      $("status").textContent = "lost the simulation: " + err.message;
+    }
+    await new Promise((done) => setTimeout(done, viewer.live.running ? LIVE_POLL_MS.running : LIVE_POLL_MS.paused));
+  }
+}
+
+// Send a command; show the server's refusal, if any. Returns the result or null.
+async function liveCommand(command) {
+  try {
+    const response = await fetch("api/live/command", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(command),
+    });
+    const answer = await response.json();
+    if (!answer.ok) throw new Error(answer.error);
+    $("live-error").textContent = "";
+    ingest(await liveFetch(viewer.trace.events.length));
+    return answer.result;
+  } catch (err) {
+    $("live-error").textContent = err.message;
+    return null;
+  }
+}
+
+function act(action) { return liveCommand({ cmd: "act", action }); }
+
+// Show the present (on) or stay where the timeline was moved to. Returns whether it follows.
+function liveFollow(on) {
+  viewer.follow = on;
+  $("follow").disabled = on;
+  if (!on) return false;
+  viewer.state = viewer.trace.head;
+  viewer.now = viewer.live.now;
+  viewer.dirty = true;
+  return true;
+}
+
+function currentLeader() {
+  const s = viewer.trace.head;
+  let best = null;
+  for (const id of viewer.trace.ids) {
+    const n = s.nodes[id];
+    if (n.up && n.role === "leader" && (!best || n.term > s.nodes[best].term)) best = id;
+  }
+  return best;
+}
+
+function clientRequest(kind, node) {
+  if (node == null) {
+    const target = $("req-node").value;
+    node = target === "leader" ? currentLeader() : Number(target);
+  }
+  if (!node) { $("live-error").textContent = "no leader right now: pick a node for the request"; return null; }
+  const key = $("req-key").value.trim() || "x";
+  if (kind === "read") return act({ do: "read", node, key });
+  const value = Number($("req-value").value);
+  if (!Number.isSafeInteger(value)) { $("live-error").textContent = "the value must be an integer"; return null; }
+  return act({ do: "write", node, key, value });
+}
+
+async function forkHere() {
+  const text = $("fork-seed").value.trim();
+  const command = { cmd: "fork" };
+  if (text !== "") {
+    if (!/^\d+$/.test(text)) { $("live-error").textContent = "the fork seed is a whole number (or empty: chosen for you)"; return; }
+    command.seed = Number(text);
+  }
+  const result = await liveCommand(command);
+  if (result) $("live-error").textContent = `forked: what follows draws from seed ${result.seed} (the run was rebuilt from its log in ${result.rebuilt_ms} ms and matched)`;
+}
+
+function wireLive() {
+  $("speed").addEventListener("change", () => liveCommand({ cmd: "speed", speed: speedFactor() }));
+  $("follow").addEventListener("click", () => liveFollow(true));
+  $("follow").disabled = true;
+  $("heal-all").addEventListener("click", () => act({ do: "heal" }));
+  $("fork").addEventListener("click", forkHere);
+  $("req-write").addEventListener("click", () => clientRequest("write"));
+  $("req-read").addEventListener("click", () => clientRequest("read"));
+  $("req-node").innerHTML = `<option value="leader">the leader</option>` + viewer.trace.ids.map((id) => `<option value="${id}">node ${id}</option>`).join("");
+  // A saved pair (session + trace) must be taken at one moment: pause before downloading.
+  for (const a of document.querySelectorAll("#live a[download]")) {
+    a.addEventListener("click", async (ev) => {
+      if (!viewer.live.running) return;
+      ev.preventDefault();
+      await liveCommand({ cmd: "pause" });
+      a.click();
+    });
+  }
+  $("live-actions").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button");
+    if (!b) return;
+    if (b.dataset.request) clientRequest(b.dataset.request, Number(b.dataset.node));
+    else act(JSON.parse(b.dataset.action));
+  });
+  // Right-click a node: crash it, or restart it.
+  $("nodes").addEventListener("contextmenu", (ev) => {
+    const g = ev.target.closest("[data-node]");
+    if (!g) return;
+    ev.preventDefault();
+    const id = Number(g.dataset.node);
+    act({ do: viewer.trace.head.nodes[id].up ? "crash" : "restart", node: id });
+  });
+}
+
+function actionButton(name, label, action) {
+  return `<button data-act="${name}" data-action="${escapeHtml(JSON.stringify(action))}">${escapeHtml(label)}</button>`;
+}
+
+// Buttons for the selected node or message. They act on the present, whatever moment is shown,
+// and are rebuilt only when what they offer changes (so a click is never lost to a redraw).
+function drawLiveActions(trace) {
+  const box = $("live-actions"), sel = viewer.selected, now = trace.head;
+  let key = "none", html = "";
+  if (sel && sel.type === "node") {
+    const n = now.nodes[sel.id], id = n.id;
+    const peers = trace.ids.filter((b) => b !== id);
+    const cut = (b) => now.cuts.some((c) => (c.from === id && c.to === b) || (c.from === b && c.to === id));
+    key = `node ${id} ${n.up} ${n.paused} ${peers.map((b) => (cut(b) ? 1 : 0)).join("")}`;
+    const buttons = n.up
+      ? [actionButton("crash", "Crash", { do: "crash", node: id }),
+         n.paused ? actionButton("resume", "Resume", { do: "resume", node: id }) : actionButton("pause", "Pause", { do: "pause", node: id }),
+         actionButton("isolate", "Isolate", { do: "isolate", node: id })]
+      : [actionButton("restart", "Restart", { do: "restart", node: id })];
+    const links = peers.map((b) => cut(b)
+      ? actionButton(`heal-${b}`, `⟲ ${b}`, { do: "heal-link", a: id, b })
+      : actionButton(`cut-${b}`, `✂ ${b}`, { do: "cut", a: id, b }));
+    html = `<h3>Now, to node ${id}</h3><div class="row">${buttons.join("")}</div>`
+      + `<div class="row"><span class="muted">link to</span>${links.join("")}</div>`
+      + `<div class="row"><span class="muted">client</span><button data-act="write" data-request="write" data-node="${id}">Write here</button><button data-act="read" data-request="read" data-node="${id}">Read here</button></div>`;
+  } else if (sel && sel.type === "message") {
+    const at = trace.arrivals.get(sel.id);
+    key = `message ${sel.id} ${at}`;
+    html = at != null
+      ? `<h3>Message ${sel.id}</h3><div class="row">${actionButton("drop", "Drop it", { do: "drop", message: sel.id })}<span class="muted">arrives at ${fmtTime(at)}</span></div>`
+      : `<h3>Message ${sel.id}</h3><p class="muted">no longer in flight</p>`;
+  }
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.innerHTML = html;
+  box.hidden = key === "none";
+}
+
+function drawActionLog(actions) {
+  const host = $("action-log");
+  if (host.dataset.count === String(actions.length)) return;
+  host.dataset.count = actions.length;
+  if (!actions.length) return;
+  host.textContent = actions.slice(-6).map((a) => {
+    const { events, t, do: what, ...rest } = a;
+    const args = Object.values(rest).join(" ");
+    return `${fmtTime(t)} ${what}${args ? " " + args : ""}`;
+  }).join(" · ") + (actions.length > 6 ? ` (${actions.length} in all)` : "");
 }
 
 main();

@@ -114,6 +114,59 @@ impl Drop for Viewer {
     }
 }
 
+/// A running `concord sim --interactive`, killed when dropped.
+struct LiveSession {
+    child: Child,
+    url: String,
+}
+
+impl LiveSession {
+    fn start(scenario: &str, extra: &[&str]) -> LiveSession {
+        let mut child = Command::new(CONCORD)
+            .arg("sim")
+            .arg(repo_root().join(scenario))
+            .args(["--interactive", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("concord sim: interactive on ")
+            .unwrap_or_else(|| panic!("unexpected first line from concord sim --interactive: {line:?}"))
+            .to_string();
+        LiveSession { child, url }
+    }
+
+    /// GET a path of the session's server.
+    fn get(&self, path: &str) -> Vec<u8> {
+        let addr: std::net::SocketAddr =
+            self.url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let answer = runtime
+            .block_on(concord_server::testkit::http(
+                addr,
+                "GET",
+                path,
+                b"",
+                std::time::Duration::from_secs(10),
+            ))
+            .unwrap();
+        assert_eq!(answer.status, 200, "GET {path}: {}", answer.text());
+        answer.body
+    }
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Run one scenario of the Selenium script; returns its JSON result line.
 fn drive(scenario: &str, url: &str) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer_e2e.py");
@@ -186,6 +239,54 @@ fn bad_traces_are_refused_with_the_line_number() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bad.jsonl:2"), "the error names the line: {stderr}");
+}
+
+/// The interactive mode in the browser: crash the leader from the page and see another elected,
+/// restart it, cut and heal a link, send a write and see it committed, drop a message, step, fork.
+/// Then the session the page steered, saved as an action log, replays to the very same trace.
+#[test]
+fn the_page_steers_a_live_simulation_and_the_session_replays_exactly() {
+    if !browser_available("the_page_steers_a_live_simulation_and_the_session_replays_exactly") {
+        return;
+    }
+    let live = LiveSession::start("labs/raft-faults.toml", &["--seed", "4", "--clients", "1"]);
+    let result = drive("live", &live.url);
+    println!("live: {result}");
+    assert_ne!(result["first_leader"], result["second_leader"]);
+    assert!(screenshot_dir().join("viewer-live.png").exists());
+
+    // The session is paused after the fork: save it as the page's links do, and replay it.
+    let dir = temp_dir("live");
+    let session = live.get("/api/live/session.json");
+    let trace = live.get("/api/live/trace.jsonl");
+    std::fs::write(dir.join("session.json"), &session).unwrap();
+    std::fs::write(dir.join("live.jsonl"), &trace).unwrap();
+    let log: serde_json::Value = serde_json::from_slice(&session).unwrap();
+    let actions: Vec<&str> =
+        log["actions"].as_array().unwrap().iter().map(|a| a["do"].as_str().unwrap()).collect();
+    for wanted in ["crash", "restart", "cut", "heal-link", "write", "drop", "fork"] {
+        assert!(actions.contains(&wanted), "the log has a {wanted}: {actions:?}");
+    }
+    let replayed = dir.join("replayed.jsonl");
+    let out = Command::new(CONCORD)
+        .arg("sim")
+        .arg(repo_root().join("labs/raft-faults.toml"))
+        .arg("--actions")
+        .arg(dir.join("session.json"))
+        .arg("--trace")
+        .arg(&replayed)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the same run as the saved session"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&replayed).unwrap() == trace, "the replayed trace is the live one, byte for byte");
+    // And `concord view` shows the saved trace.
+    let viewer = Viewer::start(&dir.join("live.jsonl"), None);
+    assert!(viewer.url.starts_with("http://127.0.0.1:"));
 }
 
 /// The load time of a 100 000-event trace, measured by the page itself (performance.now() around

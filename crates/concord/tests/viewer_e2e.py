@@ -7,6 +7,9 @@ SCENARIO is what to check:
             its role and term in the side panel, screenshots at 1280x800 and 390x844
   offending the checker's offending operations are listed; clicking one jumps the replay to it
   load      print the page's own load time (performance.now() around fetch, parse, first render)
+  live      the page of `concord sim --interactive`: run, crash the leader from the page and see
+            another elected, restart it, cut and heal a link, send a write and see it committed,
+            drop a message in flight, step, fork; screenshot viewer-live.png
 
 Prints one JSON line with what it measured; exits non-zero (with a message) when an assertion
 fails. Screenshots go to OUT_DIR.
@@ -222,10 +225,145 @@ def load_time(url, out):
         driver.quit()
 
 
+def live_status(driver):
+    return js(driver, "return viewer.live.status")
+
+
+def ring_leaders(driver):
+    """The nodes the ring labels as leader (what a person sees)."""
+    return js(driver, """return viewer.trace.ids.filter(id =>
+        document.querySelector('#node-' + id + ' text.sub').textContent.startsWith('leader')
+        && !document.getElementById('node-' + id).classList.contains('down'))""")
+
+
+def set_speed(driver, speed_log10):
+    js(driver, f"const s = document.getElementById('speed'); s.value = '{speed_log10}'; "
+               "s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change'))")
+
+
+def live_act(driver, node, act):
+    """Select `node` on the ring and press one of its action buttons."""
+    driver.find_element("id", f"node-{node}").click()
+    wait_until(lambda: driver.find_elements("css selector", f'#live-actions button[data-act="{act}"]'), 5,
+               f"node {node} offers {act}")
+    before = len(live_status(driver)["actions"])
+    driver.find_element("css selector", f'#live-actions button[data-act="{act}"]').click()
+    wait_until(lambda: len(live_status(driver)["actions"]) > before, 5, f"{act} on node {node} was logged: "
+               + driver.find_element("id", "live-error").text)
+
+
+def live(url, out):
+    result = {}
+    driver = browser(1280, 800)
+    try:
+        load(driver, url)
+        check(driver.find_element("css selector", "header h1 span").text == "live", "the header says live")
+        check(js(driver, "return viewer.trace.ids.length") == 5, "five nodes on the ring")
+
+        # Run at real time until the ring shows a leader.
+        set_speed(driver, "0")
+        driver.find_element("id", "play").click()
+        wait_until(lambda: live_status(driver)["running"], 5, "Run starts the simulation")
+        wait_until(lambda: len(ring_leaders(driver)) == 1, 20, "the ring shows a leader")
+        first = ring_leaders(driver)[0]
+        result["first_leader"] = first
+
+        # Crash it from the page: the ring greys it out and another node becomes leader.
+        live_act(driver, first, "crash")
+        wait_until(lambda: "down" in driver.find_element("id", f"node-{first}").get_attribute("class"), 5,
+                   "the crashed leader is drawn down")
+        wait_until(lambda: ring_leaders(driver) and ring_leaders(driver)[0] != first, 20,
+                   f"a new leader after crashing node {first}: ring leaders {ring_leaders(driver)}")
+        second = ring_leaders(driver)[0]
+        result["second_leader"] = second
+
+        # Restart the old leader.
+        live_act(driver, first, "restart")
+        wait_until(lambda: "down" not in driver.find_element("id", f"node-{first}").get_attribute("class"), 5,
+                   "the restarted node is drawn up")
+
+        # Cut a link: drawn as a red dashed line between exactly those two nodes; then heal it.
+        other = next(n for n in range(1, 6) if n not in (first, second))
+        live_act(driver, second, f"cut-{other}")
+        wait_until(lambda: js(driver, "return document.querySelectorAll('#cuts line.cut').length") == 1, 5,
+                   "the cut is drawn")
+        ends = js(driver, """const l = document.querySelector('#cuts line.cut');
+            return [[+l.getAttribute('x1'), +l.getAttribute('y1')], [+l.getAttribute('x2'), +l.getAttribute('y2')]]""")
+        want = js(driver, f"return [nodePos(viewer.trace, {second}), nodePos(viewer.trace, {other})]")
+        check(all(abs(a - b) < 0.01 for p, q in zip(ends, want) for a, b in zip(p, q)),
+              f"the cut joins nodes {second} and {other}: {ends} vs {want}")
+        driver.save_screenshot(os.path.join(out, "viewer-live-cut.png"))
+        live_act(driver, second, f"heal-{other}")
+        wait_until(lambda: js(driver, "return document.querySelectorAll('#cuts line.cut').length") == 0, 5,
+                   "healing the link removes the cut")
+
+        # A client write, slowed down so the log table can be watched: committed on the leader.
+        set_speed(driver, "-1.7")
+        key = driver.find_element("id", "req-key")
+        key.clear()
+        key.send_keys("viewer")
+        value = driver.find_element("id", "req-value")
+        value.clear()
+        value.send_keys("4242")
+        driver.find_element("id", "req-write").click()
+        wait_until(lambda: live_status(driver)["actions"][-1]["do"] == "write", 5, "the write was sent")
+        committed = """return [...document.querySelectorAll('#logs td.committed')]
+            .filter(td => (td.title || '').includes('"key":"viewer"') && td.title.includes('"value":"4242"')).length"""
+        wait_until(lambda: js(driver, committed) >= 3, 20, "the write is committed on a majority in the log table")
+        result["write_committed_cells"] = js(driver, committed)
+        sent_to = live_status(driver)["actions"][-1]["node"]
+        check(sent_to == ring_leaders(driver)[0], f"'the leader' sent it to the leader: {sent_to}")
+
+        # Pause, pick a message in flight by clicking its dot, and drop it.
+        driver.find_element("id", "play").click()
+        wait_until(lambda: not live_status(driver)["running"], 5, "Pause stops the simulation")
+        dropped = None
+        for dot in driver.find_elements("css selector", "#messages circle.msg[visibility=visible]"):
+            try:
+                dot.click()
+            except Exception:
+                continue  # under a node: try another
+            title = driver.find_element("id", "panel-title").text
+            if title.startswith("Message ") and driver.find_elements("css selector", '#live-actions button[data-act="drop"]'):
+                dropped = int(title.split()[1])
+                break
+        check(dropped is not None, "a message in flight can be selected by clicking its dot")
+        driver.find_element("css selector", '#live-actions button[data-act="drop"]').click()
+        wait_until(lambda: js(driver, f"return viewer.trace.events.some(e => e.ev === 'drop' && e.id === {dropped} && e.why === 'user')"),
+                   5, f"message {dropped} was dropped")
+        check(js(driver, f"return !viewer.trace.arrivals.has({dropped})"), "the dropped message is no longer in flight")
+        result["dropped"] = dropped
+
+        # Step: exactly one event.
+        before = live_status(driver)["events_processed"]
+        driver.find_element("id", "step").click()
+        wait_until(lambda: live_status(driver)["events_processed"] == before + 1, 5, "Step processes one event")
+
+        # Screenshot of the paused run, with a node selected.
+        driver.find_element("id", f"node-{second}").click()
+        time.sleep(0.3)
+        result["dots_in_flight"] = js(driver, "return viewer.dotsShown")
+        driver.save_screenshot(os.path.join(out, "viewer-live.png"))
+
+        # Fork: the run is rebuilt from its log, matches, and goes on with another seed.
+        driver.find_element("id", "fork-seed").send_keys("77")
+        driver.find_element("id", "fork").click()
+        wait_until(lambda: driver.find_element("id", "live-error").text.startswith("forked"), 20,
+                   "the fork succeeded: " + driver.find_element("id", "live-error").text)
+        check(live_status(driver)["actions"][-1] == {**live_status(driver)["actions"][-1], "do": "fork", "seed": 77},
+              "the fork is logged with its seed")
+        result["actions"] = [a["do"] for a in live_status(driver)["actions"]]
+        check(js(driver, "return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+              "no horizontal scrolling at 1280 px")
+        return result
+    finally:
+        driver.quit()
+
+
 def main():
     scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
-    result = {"replay": replay, "offending": offending, "load": load_time}[scenario](url, out)
+    result = {"replay": replay, "offending": offending, "load": load_time, "live": live}[scenario](url, out)
     print(json.dumps(result))
 
 
