@@ -352,7 +352,15 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
         for (id, child, log) in &mut children {
             match child.try_wait() {
                 Ok(Some(status)) => {
-                    failed = Some(format!("node {id} exited ({status}); see {}", log.display()))
+                    // Show why: the last lines of its log (a port in use, a locked data directory…).
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    failed = Some(format!(
+                        "node {id} exited ({status}); the end of {}:\n{}",
+                        log.display(),
+                        tail.join("\n")
+                    ));
                 }
                 Ok(None) => {}
                 Err(e) => failed = Some(format!("cannot watch node {id}: {e}")),
