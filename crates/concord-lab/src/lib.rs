@@ -7,9 +7,12 @@
 //! | module | lab | reproduces |
 //! |---|---|---|
 //! | [`raft_elections`] | `concord lab raft-elections` | the Raft paper's election-timeout experiment (Figure 16) |
-//! | [`plot`] | – | cumulative-distribution plots shared by the labs |
+//! | [`eventual`] | `concord lab eventual` | eventual consistency: propagation, PBS staleness curves (Bailis et al., VLDB 2012), anomalies, Raft for comparison |
+//! | [`plot`] | – | CDF, line and timeline plots shared by the labs |
 
+pub mod eventual;
 pub mod plot;
 pub mod raft_elections;
 
+pub use eventual::{run_eventual, EventualOptions, EventualReport};
 pub use raft_elections::{run_raft_elections, ElectionOptions, ElectionReport, RangeResult};

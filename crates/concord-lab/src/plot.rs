@@ -1,8 +1,10 @@
-//! Cumulative-distribution plots (SVG and PNG) with `plotters`.
+//! Plots (SVG and PNG) with `plotters`, shared by the labs.
 //!
-//! One function, [`cdf`], draws several samples as step curves on one chart: x is the measured
-//! value (linear or logarithmic), y the percentage of trials at or below it – the shape of the Raft
-//! paper's Figure 16.
+//! * [`cdf`] draws several samples as step curves on one chart: x is the measured value (linear or
+//!   logarithmic), y the percentage of trials at or below it – the shape of the Raft paper's
+//!   Figure 16.
+//! * [`xy`] draws lines (solid or dashed) – e.g. PBS consistency curves, model next to measurement.
+//! * [`timeline`] draws lanes of coloured spans over time – which value each replica holds.
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -100,6 +102,212 @@ where
         body!(builder.build_cartesian_2d((lo..hi).log_scale(), 0.0..100.0).map_err(err)?);
     } else {
         body!(builder.build_cartesian_2d(lo..hi, 0.0..100.0).map_err(err)?);
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One line of an [`xy`] chart: points in x order; `dashed` draws it dashed (e.g. a model next to
+/// a measurement in the same colour); `color` indexes the palette.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub dashed: bool,
+    pub color: usize,
+}
+
+/// How to draw an [`xy`] chart.
+pub struct XyChart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub log_x: bool,
+    pub x_range: (f64, f64),
+    pub y_range: (f64, f64),
+}
+
+/// Line chart of several series, written as `<stem>.svg` and `<stem>.png`.
+pub fn xy(stem: &Path, chart: &XyChart<'_>, series: &[Series]) -> anyhow::Result<()> {
+    let size = (900, 560);
+    let svg = stem.with_extension("svg");
+    draw_xy(SVGBackend::new(&svg, size).into_drawing_area(), chart, series)?;
+    let png = stem.with_extension("png");
+    draw_xy(BitMapBackend::new(&png, size).into_drawing_area(), chart, series)?;
+    Ok(())
+}
+
+fn draw_xy<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    chart: &XyChart<'_>,
+    series: &[Series],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plotting: {e}");
+    root.fill(&WHITE).map_err(err)?;
+    let (x0, x1) = chart.x_range;
+    let (y0, y1) = chart.y_range;
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(chart.title, ("sans-serif", 20)).margin(15).x_label_area_size(45).y_label_area_size(60);
+    macro_rules! body {
+        ($ctx:expr) => {{
+            let mut ctx = $ctx;
+            ctx.configure_mesh()
+                .x_desc(chart.x_label)
+                .y_desc(chart.y_label)
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(err)?;
+            for s in series {
+                let color = PALETTE[s.color % PALETTE.len()];
+                let points: Vec<(f64, f64)> =
+                    s.points.iter().map(|&(x, y)| (x.clamp(x0, x1), y.clamp(y0, y1))).collect();
+                let style = color.stroke_width(2);
+                let anno = if s.dashed {
+                    ctx.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(err)?
+                } else {
+                    ctx.draw_series(LineSeries::new(points, style)).map_err(err)?
+                };
+                let dashed = s.dashed;
+                anno.label(s.label.clone()).legend(move |(x, y)| {
+                    let end = if dashed { x + 8 } else { x + 20 };
+                    PathElement::new(vec![(x, y), (end, y)], color.stroke_width(2))
+                });
+            }
+            ctx.configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 13))
+                .draw()
+                .map_err(err)?;
+        }};
+    }
+    if chart.log_x {
+        body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?);
+    } else {
+        body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One bar of a [`timeline`]: lane `lane` holds `label` from `from` to `to` (x units).
+pub struct Span {
+    pub lane: usize,
+    pub from: f64,
+    pub to: f64,
+    pub label: String,
+    /// Palette index (the same value gets the same colour on every lane).
+    pub color: usize,
+}
+
+/// A vertical marker across all lanes (a partition, a heal) or a tick on one lane (a write).
+pub struct Mark {
+    pub x: f64,
+    pub label: String,
+    /// `None`: a line across the chart; `Some(lane)`: a small triangle above that lane.
+    pub lane: Option<usize>,
+}
+
+/// Lanes of coloured spans over time (which value each replica holds), `<stem>.svg` and `.png`.
+pub fn timeline(
+    stem: &Path,
+    title: &str,
+    x_label: &str,
+    lanes: &[String],
+    x_range: (f64, f64),
+    spans: &[Span],
+    marks: &[Mark],
+) -> anyhow::Result<()> {
+    let size = (1000, 120 + 60 * lanes.len() as u32);
+    let svg = stem.with_extension("svg");
+    let args = (title, x_label, lanes, x_range, spans, marks);
+    draw_timeline(SVGBackend::new(&svg, size).into_drawing_area(), args)?;
+    let png = stem.with_extension("png");
+    draw_timeline(BitMapBackend::new(&png, size).into_drawing_area(), args)?;
+    Ok(())
+}
+
+type TimelineArgs<'a> = (&'a str, &'a str, &'a [String], (f64, f64), &'a [Span], &'a [Mark]);
+
+fn draw_timeline<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    args: TimelineArgs<'_>,
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let (title, x_label, lanes, (x0, x1), spans, marks) = args;
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plotting: {e}");
+    root.fill(&WHITE).map_err(err)?;
+    let n = lanes.len() as f64;
+    let mut ctx = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(110)
+        .build_cartesian_2d(x0..x1, -0.6..n - 0.2)
+        .map_err(err)?;
+    let lane_names = lanes.to_vec();
+    ctx.configure_mesh()
+        .x_desc(x_label)
+        .disable_y_mesh()
+        .y_labels(lanes.len() * 4 + 1)
+        .y_label_formatter(&move |y: &f64| {
+            let i = y.round();
+            if (y - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < lane_names.len() {
+                lane_names[lane_names.len() - 1 - i as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()
+        .map_err(err)?;
+    // Lane 0 is drawn at the top.
+    let y_of = |lane: usize| n - 1.0 - lane as f64;
+    for s in spans {
+        let color = PALETTE[s.color % PALETTE.len()];
+        let y = y_of(s.lane);
+        let (a, b) = (s.from.max(x0), s.to.min(x1));
+        ctx.draw_series(std::iter::once(Rectangle::new(
+            [(a, y - 0.3), (b, y + 0.3)],
+            color.mix(0.75).filled(),
+        )))
+        .map_err(err)?;
+        // Label spans wide enough to hold it.
+        if (b - a) / (x1 - x0) > 0.006 * s.label.len() as f64 + 0.01 {
+            ctx.draw_series(std::iter::once(Text::new(
+                s.label.clone(),
+                (a + (x1 - x0) * 0.003, y + 0.12),
+                ("sans-serif", 12).into_font().color(&BLACK),
+            )))
+            .map_err(err)?;
+        }
+    }
+    for m in marks {
+        match m.lane {
+            None => {
+                ctx.draw_series(std::iter::once(PathElement::new(
+                    vec![(m.x, -0.6), (m.x, n - 0.2)],
+                    RGBColor(200, 0, 0).stroke_width(2),
+                )))
+                .map_err(err)?;
+                ctx.draw_series(std::iter::once(Text::new(
+                    m.label.clone(),
+                    (m.x + (x1 - x0) * 0.004, -0.45),
+                    ("sans-serif", 13).into_font().color(&RGBColor(200, 0, 0)),
+                )))
+                .map_err(err)?;
+            }
+            Some(lane) => {
+                let y = y_of(lane) + 0.38;
+                ctx.draw_series(std::iter::once(TriangleMarker::new((m.x, y), 5, BLACK.filled())))
+                    .map_err(err)?;
+            }
+        }
     }
     root.present().map_err(err)?;
     Ok(())

@@ -325,8 +325,10 @@ pub enum KeyDistribution {
     Zipfian,
 }
 
-/// Relative weights of reads, writes and compare-and-sets. A weight left out of a written `mix`
-/// is zero (`mix = { write = 1.0 }` means only writes); without `mix`, half reads, half writes.
+/// Relative weights of reads, writes, compare-and-sets and counter increments. A weight left out of
+/// a written `mix` is zero (`mix = { write = 1.0 }` means only writes); without `mix`, half reads,
+/// half writes. `incr` issues `add 1` (a CRDT counter increment, for protocols that have counters);
+/// mix it with reads, not with writes, on the same keys: a key is a counter or a register.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpMix {
@@ -336,11 +338,13 @@ pub struct OpMix {
     pub write: f64,
     #[serde(default)]
     pub cas: f64,
+    #[serde(default)]
+    pub incr: f64,
 }
 
 impl Default for OpMix {
     fn default() -> Self {
-        OpMix { read: 0.5, write: 0.5, cas: 0.0 }
+        OpMix { read: 0.5, write: 0.5, cas: 0.0, incr: 0.0 }
     }
 }
 
@@ -694,10 +698,10 @@ impl<C: de::DeserializeOwned> Scenario<C> {
         }
         let w = &self.workload;
         let mix = w.mix;
-        if [mix.read, mix.write, mix.cas].iter().any(|x| !x.is_finite() || *x < 0.0) {
+        if [mix.read, mix.write, mix.cas, mix.incr].iter().any(|x| !x.is_finite() || *x < 0.0) {
             return Err("[workload] mix weights must be zero or positive numbers".into());
         }
-        if w.clients > 0 && mix.read + mix.write + mix.cas <= 0.0 {
+        if w.clients > 0 && mix.read + mix.write + mix.cas + mix.incr <= 0.0 {
             return Err("[workload] mix: at least one weight must be positive".into());
         }
         if w.clients > 0 && w.keys == 0 {

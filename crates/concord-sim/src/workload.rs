@@ -93,9 +93,14 @@ impl Workload {
     fn next_op<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Op {
         let key = self.key(rng);
         let mix = self.config.mix;
-        let roll = rng.gen::<f64>() * (mix.read + mix.write + mix.cas);
+        // One draw whatever the mix: with `incr = 0` the sum is unchanged (x + 0.0 == x), so
+        // scenarios without increments draw exactly what they drew before increments existed.
+        let roll = rng.gen::<f64>() * (mix.read + mix.write + mix.cas + mix.incr);
         if roll < mix.read {
             return Op::read(key);
+        }
+        if mix.incr > 0.0 && roll >= mix.read + mix.write + mix.cas {
+            return Op { f: OpFn::Add, key: Some(key), value: Value::Int(1) };
         }
         let value = self.next_value;
         self.next_value += 1;

@@ -4,6 +4,9 @@
 //! it crashes the leader of a five-node cluster over and over, for several ranges of the election
 //! timeout, prints the distribution of the time without a leader per range, and writes CDF plots
 //! (SVG and PNG), `report.json` and `index.html` into the output directory.
+//!
+//! `concord lab eventual` measures eventual consistency on Concord's Dynamo (replica timelines,
+//! PBS staleness curves, anomalies, Raft for comparison) and writes the same kind of report.
 
 use clap::{Args, Subcommand};
 use concord_lab::raft_elections::write_report;
@@ -24,6 +27,28 @@ pub enum Lab {
     ///
     /// Example: concord lab raft-elections --trials 1000 --out out/raft-elections
     RaftElections(RaftElectionsArgs),
+    /// Eventual consistency on Concord's Dynamo: replica timelines through a partition, PBS
+    /// staleness curves (WARS model vs the real code), anomalies counted by the checkers, and the
+    /// same workload on Raft. Guide: docs/labs/eventual.md.
+    ///
+    /// Example: concord lab eventual --out out/eventual --seeds 3
+    Eventual(EventualArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EventualArgs {
+    /// Where to write the plots (SVG, PNG), report.json, index.html and the latency CDF files.
+    #[arg(long, default_value = "out/eventual")]
+    pub out: PathBuf,
+    /// Seeds per simulation (pooled); the first is --seed.
+    #[arg(long, default_value_t = 2)]
+    pub seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A small version: two latency environments, shorter runs, one seed (seconds, not minutes).
+    #[arg(long)]
+    pub quick: bool,
 }
 
 #[derive(Args, Debug)]
@@ -54,7 +79,35 @@ pub struct RaftElectionsArgs {
 pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
     match &args.lab {
         Lab::RaftElections(a) => raft_elections(a),
+        Lab::Eventual(a) => eventual(a),
     }
+}
+
+fn eventual(args: &EventualArgs) -> anyhow::Result<ExitCode> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
+    let options = if args.quick {
+        concord_lab::EventualOptions::quick(args.seed)
+    } else {
+        concord_lab::EventualOptions::full(args.seed, args.seeds)
+    };
+    let bar = ProgressBar::new(options.jobs() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} simulations, {elapsed} – {msg}")
+            .expect("a valid template"),
+    );
+    let wall = Instant::now();
+    let report = concord_lab::run_eventual(&options, &args.out, &|done: &str| {
+        bar.set_message(done.to_string());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    print!("{}", report.summary());
+    println!("ran {} simulations in {:.1} s", options.jobs(), wall.elapsed().as_secs_f64());
+    for path in concord_lab::eventual::write_report(&report, &args.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn raft_elections(args: &RaftElectionsArgs) -> anyhow::Result<ExitCode> {
