@@ -169,7 +169,7 @@ impl Driver {
     ) -> Driver {
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).expect("the OS random source works");
-        Driver {
+        let mut driver = Driver {
             me: node.id(),
             node,
             clock,
@@ -185,7 +185,10 @@ impl Driver {
             match_index: BTreeMap::new(),
             wal_syncs: 0,
             last_sweep: Instant::now(),
-        }
+        };
+        // The booted state is visible before the loop runs (no reader ever sees an empty status).
+        driver.publish();
+        driver
     }
 
     /// Run until `shutdown` fires or every input sender is gone. Returns an error (a complete
