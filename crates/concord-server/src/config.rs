@@ -280,13 +280,14 @@ impl NodeConfig {
 
     /// Check everything that can be checked before opening files and sockets.
     pub fn validate(&self) -> Result<(), String> {
-        if self.id == 0 {
-            return Err("id must be at least 1 (node ids are 1, 2, 3, …)".into());
+        // Client-session ids are `node << 20 | slot` in 32 bits (see `handle.rs`): ids below 4096.
+        if self.id == 0 || self.id >= 4096 {
+            return Err(format!("id {} is out of range: node ids are 1 to 4095", self.id));
         }
         let peers = self.other_peers();
         for (i, p) in peers.iter().enumerate() {
-            if p.id == 0 {
-                return Err("peer ids must be at least 1".into());
+            if p.id == 0 || p.id >= 4096 {
+                return Err(format!("peer id {} is out of range: node ids are 1 to 4095", p.id));
             }
             if peers[..i].iter().any(|q| q.id == p.id) {
                 return Err(format!("peer {} is listed twice", p.id));
