@@ -72,7 +72,7 @@ impl EventualReport {
                 c.lost_updates
             );
         }
-        let _ = writeln!(out, "4. Comparison under a partition {{1,2}} | {{3,4,5}}");
+        let _ = writeln!(out, "4. Comparison: two nodes (Raft: the leader and the next) cut off from three");
         for c in &self.comparison {
             let _ = writeln!(
                 out,
@@ -285,7 +285,7 @@ kept or saw overwritten.</p>
 <table><tr><th>setup</th><th>reads</th><th>stale</th><th>RYW</th><th>MR</th><th>siblings</th><th>acked writes</th><th>lost</th></tr>
 {anomaly_rows}</table>
 <h2>4. The same workload on Raft</h2>
-<p>Partition {{1,2}} | {{3,4,5}} from {pf} to {pt} ms. Availability: of the requests sent to a node on each side during
+<p>From {pf} to {pt} ms two nodes are cut off from the other three (Raft: the leader of the moment and the next node; Dynamo: nodes 1 and 2). Availability: of the requests sent to a node on each side during
 the partition, the fraction answered ok.</p>
 <table><tr><th>system</th><th>read p50 ms</th><th>read p99</th><th>write p50</th><th>write p99</th><th>minority side served</th><th>majority side served</th><th>stale reads</th><th>linearizability</th></tr>
 {compare_rows}</table>
