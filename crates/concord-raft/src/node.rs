@@ -113,8 +113,8 @@ impl<S: StateMachine> RaftNode<S> {
         let initial = Membership::new(config.voters.iter().copied());
         let (mut log, mut configs, sessions, snapshot) = match recovered.snapshot {
             Some((record, data)) => {
-                let decoded: SnapshotData<S::Output> = serde_json::from_slice(&data)
-                    .map_err(|e| RecoveryError::StateMachine(format!("snapshot does not decode: {e}")))?;
+                let decoded =
+                    SnapshotData::<S::Output>::decode(&data).map_err(RecoveryError::StateMachine)?;
                 state_machine.restore(&decoded.machine).map_err(RecoveryError::StateMachine)?;
                 let meta = record.meta;
                 (

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `raft/hard-state/a`, `raft/hard-state/b` | `{version, term, voted_for}` – written alternately |
 //! | `raft/log/00000000000000000042` | the log entry at index 42 |
-//! | `raft/snapshot/00000000000000000040/data` | snapshot bytes (state machine + session table) |
+//! | `raft/snapshot/00000000000000000040/data` | snapshot bytes (state machine + session table, binary: see `snapshot.rs`) |
 //! | `raft/snapshot/00000000000000000040/meta` | `{index, term, membership, data_crc, data_bytes}` |
 //!
 //! ## Records
