@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
     #[arg(long)]
     pub allow_admin: bool,
+    /// Lab clusters only: let the dashboard (or curl, from this machine or with the cluster secret)
+    /// partition, heal and stop this node through `POST /v1/lab/...`.
+    #[arg(long)]
+    pub allow_fault_injection: bool,
     /// Join an existing cluster (its nodes are the --peer list) instead of forming a new one;
     /// then run `concord member add` against the cluster.
     #[arg(long)]
@@ -129,6 +133,9 @@ impl ServeArgs {
         }
         if self.allow_admin {
             c.allow_admin = true;
+        }
+        if self.allow_fault_injection {
+            c.allow_fault_injection = true;
         }
         if self.join {
             c.join = true;
@@ -217,6 +224,10 @@ pub struct UpArgs {
     /// Do not fdatasync (benchmarks only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Lab clusters only: every node gets `--allow-fault-injection` (the dashboard's partition,
+    /// heal and stop buttons), and a node that stops cleanly does not stop the others.
+    #[arg(long)]
+    pub allow_fault_injection: bool,
 }
 
 /// Read or create the cluster id and secret under `data`.
@@ -295,6 +306,9 @@ pub fn up_node_args(args: &UpArgs, i: u32, cluster_id: &str, secret: &Path) -> a
     if args.no_fsync {
         argv.push("--no-fsync".into());
     }
+    if args.allow_fault_injection {
+        argv.push("--allow-fault-injection".into());
+    }
     Ok(argv)
 }
 
@@ -336,6 +350,10 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     println!("try:  redis-cli -p {} SET hello world", args.redis_port);
     println!("      curl -X PUT --data world http://{}:{}/v1/kv/hello", args.bind, args.http_port);
     println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
+    println!("dashboard: http://{}:{}/ (every node serves one)", args.bind, args.http_port);
+    if args.allow_fault_injection {
+        println!("fault injection is ON (lab only): the dashboards can partition, heal and stop nodes");
+    }
     println!("Ctrl-C stops the cluster.");
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -349,8 +367,20 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     let mut failed = None;
     // From here on every exit path goes through the shutdown below: no orphaned nodes.
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        for (id, child, log) in &mut children {
+        let mut stopped = Vec::new();
+        for (index, (id, child, log)) in children.iter_mut().enumerate() {
             match child.try_wait() {
+                Ok(Some(status)) if args.allow_fault_injection && status.success() => {
+                    // A lab stop (or a SIGTERM to this node alone): the others keep running.
+                    // (These arguments were built once already, to start the node: no error here.)
+                    let argv = up_node_args(args, *id - 1, &cluster_id, &secret).unwrap_or_default();
+                    println!(
+                        "concord: node {id} stopped; the others keep running. Restart it with:\n  {} {}",
+                        exe.display(),
+                        argv.join(" ")
+                    );
+                    stopped.push(index);
+                }
                 Ok(Some(status)) => {
                     // Show why: the last lines of its log (a port in use, a locked data directory…).
                     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -366,7 +396,10 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
                 Err(e) => failed = Some(format!("cannot watch node {id}: {e}")),
             }
         }
-        if failed.is_some() {
+        for index in stopped.into_iter().rev() {
+            children.remove(index);
+        }
+        if failed.is_some() || children.is_empty() {
             break;
         }
         runtime.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
@@ -475,6 +508,7 @@ mod tests {
             bind: "127.0.0.1".parse().unwrap(),
             log: "info".into(),
             no_fsync: false,
+            allow_fault_injection: false,
         };
         let argv = up_node_args(&args, 1, "c1", Path::new("/tmp/c/cluster.secret")).unwrap();
         let text = argv.join(" ");

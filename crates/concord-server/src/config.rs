@@ -166,6 +166,11 @@ pub struct NodeConfig {
     /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
     #[serde(default)]
     pub allow_admin: bool,
+    /// Lab clusters only: the fault-injection endpoints (`POST /v1/lab/partition`, `/heal`, `/stop`,
+    /// see [`crate::lab`]) and the dashboard's buttons for them. Off by default (the endpoints then
+    /// answer 403); when on, a request still needs the cluster secret or a loopback client.
+    #[serde(default)]
+    pub allow_fault_injection: bool,
     /// This node joins an existing cluster: it is not one of the initial voters, and waits until a
     /// leader adds it (`concord member add`).
     #[serde(default)]
@@ -211,6 +216,7 @@ impl NodeConfig {
             read_consistency: ReadMode::default(),
             request_timeout: default_request_timeout(),
             allow_admin: false,
+            allow_fault_injection: false,
             join: false,
             wal: WalSettings::default(),
             raft: None,

@@ -174,6 +174,21 @@ impl NodeHandle {
         Ok(())
     }
 
+    /// Whether lab fault injection has partitioned this node from its peers ([`crate::lab`]).
+    pub fn isolated(&self) -> bool {
+        self.inner.transport.as_ref().is_some_and(Transport::is_isolated)
+    }
+
+    /// Partition this node from every peer, or heal it ([`crate::lab`]; the endpoint checks that
+    /// fault injection is allowed).
+    pub fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
+        let transport = self.inner.transport.as_ref().ok_or_else(|| {
+            ClientError::Rejected("this node runs without a cluster secret, so it has no peers to cut".into())
+        })?;
+        transport.set_isolated(isolated);
+        Ok(())
+    }
+
     /// A membership or leadership change, routed to the leader. Not retried after an ambiguous
     /// outcome (the caller checks `GET /v1/cluster`).
     pub async fn admin(&self, request: concord_raft::AdminRequest) -> Result<KvResponse, ClientError> {

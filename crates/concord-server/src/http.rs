@@ -11,6 +11,8 @@
 //! | `POST /v1/members/addresses` (admin) | `{"id", "addr", "http_addr"?, "redis_addr"?}` | this node learns a joining node's addresses |
 //! | `POST /v1/members` (admin) | `{"op": "add_learner"\|"promote"\|"remove"\|"transfer_leader", "id"}` | the change, through the leader: `{"index", "voters", "learners"}` |
 //! | `GET /healthz` | – | 200 `{"status": "ok", …}` while the node runs |
+//! | `GET /`, `GET /dashboard`, `GET /v1/overview`, `GET /v1/events`, `GET /v1/stats` | – | the live dashboard and its data ([`crate::dashboard`]) |
+//! | `GET /v1/lab`, `POST /v1/lab/partition\|heal\|stop`, `POST /v1/lab/nodes/{id}/{action}` | – | lab fault injection, off unless `--allow-fault-injection` ([`crate::lab`]) |
 //! | `GET /metrics` | – | Prometheus text |
 //!
 //! Keys in paths and values in JSON are UTF-8 text; `PUT` and `GET` bodies are raw bytes.
@@ -408,6 +410,11 @@ async fn txn(
 }
 
 async fn cluster(State(handle): State<NodeHandle>) -> Json<Value> {
+    Json(cluster_json(&handle))
+}
+
+/// The document `GET /v1/cluster` answers (the dashboard also sends it for this node).
+pub fn cluster_json(handle: &NodeHandle) -> Value {
     let s = handle.status();
     let me = handle.id().0;
     let mut members = Vec::new();
@@ -439,7 +446,7 @@ async fn cluster(State(handle): State<NodeHandle>) -> Json<Value> {
         }
         members.push(m);
     }
-    Json(json!({
+    json!({
         "node": me,
         "role": s.role,
         "term": s.term,
@@ -449,8 +456,9 @@ async fn cluster(State(handle): State<NodeHandle>) -> Json<Value> {
         "last_log_index": s.last_log_index,
         "snapshot_index": s.snapshot_index,
         "wal_syncs": s.wal_syncs,
+        "isolated": handle.isolated(),
         "members": members,
-    }))
+    })
 }
 
 async fn healthz(State(handle): State<NodeHandle>) -> Json<Value> {
@@ -491,7 +499,7 @@ impl AdminState {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -18,14 +18,18 @@
 //! * [`transport`] and [`wire`] – peer connections: framing, authentication, bounded queues;
 //! * [`handle`] – the client side: leader routing, forwarding, sessions, deadlines;
 //! * [`http`] – the HTTP API; [`metrics`] – Prometheus metrics;
+//! * [`dashboard`] – the live cluster dashboard every node serves; [`lab`] – fault injection for it
+//!   (off unless asked for);
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
 //! * [`cli`] – the `concord serve` and `concord up` commands.
 
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod driver;
 pub mod handle;
 pub mod http;
+pub mod lab;
 pub mod metrics;
 pub mod node;
 pub mod resp;

@@ -12,6 +12,10 @@
 //! | `concord_peer_handshake_failures_total` | counter | | refused or failed peer handshakes, both directions |
 //! | `concord_inbound_dropped_total` | counter | | inputs dropped because the node's input queue was full |
 //!
+//! The same request counts and latencies are also kept as plain numbers ([`RequestTotals`]) for the
+//! dashboard's `GET /v1/stats` and live request rates (see [`crate::dashboard`]): prometheus-client
+//! does not let its histograms be read back.
+//!
 //! Every family has a bounded label set (request kinds and results, roles and peer ids are fixed
 //! lists), so the registry cannot grow without bound.
 
@@ -21,6 +25,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,9 +50,39 @@ pub struct RoleLabels {
     pub role: &'static str,
 }
 
+/// Upper bounds of the latency buckets: 100 µs doubling to ~6.5 s (then +Inf).
+const LATENCY_BUCKET_START_S: f64 = 0.0001;
+const LATENCY_BUCKETS: u16 = 17;
+
 fn latency_histogram() -> Histogram {
-    // 100 µs … ~6.5 s
-    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+    Histogram::new(exponential_buckets(LATENCY_BUCKET_START_S, 2.0, LATENCY_BUCKETS))
+}
+
+/// The finite upper bounds (seconds) of the latency buckets, shared by the Prometheus histogram and
+/// [`RequestTotals::buckets`].
+pub fn latency_bucket_bounds_s() -> Vec<f64> {
+    exponential_buckets(LATENCY_BUCKET_START_S, 2.0, LATENCY_BUCKETS).collect()
+}
+
+/// Cumulative counts of one request kind since the node started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestTotals {
+    /// Requests by result label (`ok`, `not_leader`, `timeout`, …).
+    pub by_result: BTreeMap<&'static str, u64>,
+    /// Requests per latency bucket (not cumulative): `buckets[i]` took at most
+    /// `latency_bucket_bounds_s()[i]` and more than the bound before; the last one is +Inf.
+    pub buckets: Vec<u64>,
+    pub sum_seconds: f64,
+}
+
+impl RequestTotals {
+    pub fn count(&self) -> u64 {
+        self.by_result.values().sum()
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.by_result.iter().filter(|(r, _)| **r != "ok").map(|(_, n)| n).sum()
+    }
 }
 
 /// All of a node's metrics, and the registry that renders them.
@@ -65,6 +101,9 @@ pub struct Metrics {
     peer_frames_dropped: Family<PeerLabels, Counter>,
     pub peer_handshake_failures: Counter,
     pub inbound_dropped: Counter,
+    /// The dashboard's copy of the request counts (a few kinds: bounded).
+    request_totals: Mutex<BTreeMap<&'static str, RequestTotals>>,
+    bucket_bounds_s: Vec<f64>,
 }
 
 impl Default for Metrics {
@@ -90,6 +129,8 @@ impl Metrics {
             peer_frames_dropped: Family::default(),
             peer_handshake_failures: Counter::default(),
             inbound_dropped: Counter::default(),
+            request_totals: Mutex::default(),
+            bucket_bounds_s: latency_bucket_bounds_s(),
             registry: Registry::default(),
         };
         registry.register("requests", "Client requests by kind and result", m.requests.clone());
@@ -127,6 +168,20 @@ impl Metrics {
     pub fn request(&self, kind: &'static str, result: &'static str, took: Duration) {
         self.requests.get_or_create(&RequestLabels { kind, result }).inc();
         self.request_seconds.get_or_create(&KindLabels { kind }).observe(took.as_secs_f64());
+        let seconds = took.as_secs_f64();
+        let bucket =
+            self.bucket_bounds_s.iter().position(|b| seconds <= *b).unwrap_or(self.bucket_bounds_s.len());
+        let mut totals = self.request_totals.lock().expect("request totals lock");
+        let t = totals.entry(kind).or_default();
+        *t.by_result.entry(result).or_default() += 1;
+        t.buckets.resize(self.bucket_bounds_s.len() + 1, 0);
+        t.buckets[bucket] += 1;
+        t.sum_seconds += seconds;
+    }
+
+    /// Every request kind's counts so far.
+    pub fn request_totals(&self) -> BTreeMap<&'static str, RequestTotals> {
+        self.request_totals.lock().expect("request totals lock").clone()
     }
 
     pub fn set_role(&self, role: &'static str) {

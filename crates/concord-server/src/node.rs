@@ -56,6 +56,9 @@ struct Router {
 
 impl Inbound for Router {
     fn deliver(&self, from: NodeId, frame: Frame) {
+        if self.handle.isolated() {
+            return; // lab fault injection: a partition drops inbound frames too (see `crate::lab`)
+        }
         match frame {
             Frame::Raft(msg) => self.handle.deliver_message(from, msg),
             Frame::Forward { id, request } => self.handle.submit_forwarded(from, id, request),
@@ -153,7 +156,14 @@ impl Node {
             ));
         }
         if let Some(listener) = http_listener {
-            let app = crate::http::router(handle.clone(), &config);
+            let dashboard =
+                crate::dashboard::Dashboard::start(handle.clone(), config.allow_fault_injection, shutdown_rx.clone());
+            let lab = crate::lab::Lab::new(handle.clone(), config.allow_fault_injection, secret, shutdown.clone());
+            let app = crate::http::router(handle.clone(), &config)
+                .merge(crate::dashboard::routes(dashboard))
+                .merge(crate::lab::routes(lab));
+            // Connect info: the lab endpoints tell loopback clients apart.
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let mut stop = shutdown_rx.clone();
             tokio::spawn(async move {
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -49,6 +49,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -101,6 +102,10 @@ pub struct Transport {
     queues: Arc<RwLock<BTreeMap<NodeId, mpsc::Sender<Frame>>>>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
+    /// Lab fault injection ([`crate::lab`]): while set, every frame to or from a peer is dropped –
+    /// a network partition around this node. Connections stay open, as they would behind a
+    /// firewall that silently drops packets.
+    isolated: Arc<AtomicBool>,
 }
 
 impl Transport {
@@ -110,7 +115,13 @@ impl Transport {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Transport {
-        let t = Transport { identity: identity.clone(), queues: Arc::default(), metrics, shutdown };
+        let t = Transport {
+            identity: identity.clone(),
+            queues: Arc::default(),
+            metrics,
+            shutdown,
+            isolated: Arc::default(),
+        };
         let peers = identity.peers.read().expect("peers lock").clone();
         for (peer, addr) in peers {
             t.connect(peer, addr);
@@ -146,9 +157,23 @@ impl Transport {
         Ok(())
     }
 
+    /// Partition this node from every peer (lab fault injection), or heal it. Outbound frames are
+    /// dropped here; inbound ones by the node's router, which asks [`Transport::is_isolated`].
+    pub fn set_isolated(&self, isolated: bool) {
+        self.isolated.store(isolated, Ordering::SeqCst);
+    }
+
+    pub fn is_isolated(&self) -> bool {
+        self.isolated.load(Ordering::SeqCst)
+    }
+
     /// Queue `frame` for `to`. Returns false (and counts a drop) if the queue is full or `to` is
     /// not a configured peer.
     pub fn send(&self, to: NodeId, frame: Frame) -> bool {
+        if self.is_isolated() {
+            self.metrics.frames_dropped(to.0, 1);
+            return false;
+        }
         let sent =
             self.queues.read().expect("queues lock").get(&to).is_some_and(|q| q.try_send(frame).is_ok());
         if !sent {

@@ -51,6 +51,7 @@ impl Cluster {
             bind: "127.0.0.1".parse().unwrap(),
             log: "info".into(),
             no_fsync: false,
+            allow_fault_injection: false,
         };
         let (cluster_id, secret) = cluster_identity(dir).unwrap();
         let http =

@@ -1,0 +1,193 @@
+//! Lab fault injection: partition a node, heal it, stop it – from the dashboard or with curl.
+//!
+//! **Off by default.** Only a node started with `--allow-fault-injection` (`concord serve` or
+//! `concord up`) acts on these requests; any other node answers 403 with a sentence saying so, and
+//! its dashboard hides the buttons. Even when on, a request must carry the cluster secret
+//! (`Authorization: Bearer <secret>`) or come from a loopback address – the dashboard in a browser
+//! on the same machine, or curl there.
+//!
+//! | method and path | what it does |
+//! |---|---|
+//! | `GET /v1/lab` | `{"node", "fault_injection", "isolated"}` (always answers: read-only) |
+//! | `POST /v1/lab/partition` | drop every peer frame to and from this node ([`crate::transport::Transport::set_isolated`]) |
+//! | `POST /v1/lab/heal` | stop dropping them |
+//! | `POST /v1/lab/stop` | shut this node down as SIGTERM would (the sync in progress completes, then the process exits 0) |
+//! | `POST /v1/lab/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address with the cluster secret (so the page only talks to the node that served it) |
+//!
+//! **What the faults are.** A *partition* cuts Raft traffic only: the node's HTTP API and
+//! dashboard keep answering, so the page can show the partitioned node's view (its term rising
+//! while it cannot win, or its stale leader). Client requests to it that need the leader time out,
+//! as they would behind a real partition. *Stop* is final for the process: under `concord serve`
+//! it exits; under `concord up --allow-fault-injection` the supervisor keeps the other nodes running
+//! and prints the command that restarts the stopped one. There is no "restart" button: a stopped
+//! process cannot be asked to start itself again.
+
+use crate::handle::NodeHandle;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// A forwarded lab request may take this long.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// `stop` answers first, then stops after this delay (so the answer leaves before the listener
+/// closes).
+const STOP_DELAY: Duration = Duration::from_millis(100);
+
+/// What the lab endpoints need.
+pub struct Lab {
+    handle: NodeHandle,
+    enabled: bool,
+    secret: Option<Vec<u8>>,
+    /// The node's shutdown switch (what SIGTERM flips).
+    stop: watch::Sender<bool>,
+}
+
+impl Lab {
+    pub fn new(
+        handle: NodeHandle,
+        enabled: bool,
+        secret: Option<Vec<u8>>,
+        stop: watch::Sender<bool>,
+    ) -> Arc<Lab> {
+        Arc::new(Lab { handle, enabled, secret, stop })
+    }
+
+    fn authorize(&self, remote: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
+        if !self.enabled {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "fault injection is off on node {}: start it with --allow-fault-injection (lab clusters only)",
+                    self.handle.id().0
+                ),
+            ));
+        }
+        let given = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::as_bytes);
+        match (&self.secret, given) {
+            (Some(secret), Some(given)) if crate::http::constant_time_eq(secret, given) => Ok(()),
+            (_, Some(_)) => Err(refuse(StatusCode::FORBIDDEN, "wrong cluster secret".to_string())),
+            (_, None) if remote.ip().is_loopback() => Ok(()),
+            (_, None) => Err(refuse(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "fault injection needs the cluster secret (Authorization: Bearer <secret>) or a client on this machine; {} is not loopback",
+                    remote.ip()
+                ),
+            )),
+        }
+    }
+
+    /// Apply `action` to this node.
+    fn act(&self, action: &str, remote: SocketAddr) -> Response {
+        let me = self.handle.id().0;
+        let result = match action {
+            "partition" | "heal" => {
+                let isolate = action == "partition";
+                self.handle.set_isolated(isolate).map(|()| json!({ "node": me, "isolated": isolate }))
+            }
+            "stop" => {
+                let stop = self.stop.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(STOP_DELAY).await;
+                    let _ = stop.send(true);
+                });
+                Ok(json!({ "node": me, "stopping": true }))
+            }
+            other => {
+                return refuse(
+                    StatusCode::NOT_FOUND,
+                    format!("no lab action {other:?}: expected partition, heal or stop"),
+                )
+            }
+        };
+        match result {
+            Ok(body) => {
+                tracing::warn!("lab fault injection: {action} (asked by {remote})");
+                Json(body).into_response()
+            }
+            Err(e) => refuse(StatusCode::CONFLICT, e.to_string()),
+        }
+    }
+
+    /// Forward `action` to member `id` with the cluster secret.
+    async fn forward(&self, id: u32, action: &str) -> Response {
+        let Some(addr) = self.handle.peer(id).and_then(|p| p.http_addr) else {
+            return refuse(StatusCode::NOT_FOUND, format!("node {id} has no known HTTP address here"));
+        };
+        let Some(secret) = &self.secret else {
+            return refuse(StatusCode::CONFLICT, "this node has no cluster secret to forward with".into());
+        };
+        let bearer = format!("Bearer {}", String::from_utf8_lossy(secret));
+        let path = format!("/v1/lab/{action}");
+        let headers = [("authorization", bearer.as_str())];
+        match crate::testkit::http_with_headers(addr, "POST", &path, &headers, b"", FORWARD_TIMEOUT).await {
+            Ok(answer) => {
+                let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
+                let body = answer.json().unwrap_or_else(|e| json!({ "error": e }));
+                (status, Json(body)).into_response()
+            }
+            Err(e) => refuse(StatusCode::BAD_GATEWAY, format!("node {id} at {addr} did not answer: {e}")),
+        }
+    }
+}
+
+fn refuse(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// The lab routes. The server must be run with connect info (`into_make_service_with_connect_info`)
+/// so that loopback clients can be told apart.
+pub fn routes(lab: Arc<Lab>) -> Router {
+    Router::new()
+        .route("/v1/lab", get(state))
+        .route("/v1/lab/{action}", post(local))
+        .route("/v1/lab/nodes/{id}/{action}", post(member))
+        .with_state(lab)
+}
+
+async fn state(State(lab): State<Arc<Lab>>) -> Json<Value> {
+    Json(json!({
+        "node": lab.handle.id().0,
+        "fault_injection": lab.enabled,
+        "isolated": lab.handle.isolated(),
+    }))
+}
+
+async fn local(
+    State(lab): State<Arc<Lab>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path(action): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = lab.authorize(remote, &headers) {
+        return refused;
+    }
+    lab.act(&action, remote)
+}
+
+async fn member(
+    State(lab): State<Arc<Lab>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Path((id, action)): Path<(u32, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = lab.authorize(remote, &headers) {
+        return refused;
+    }
+    if id == lab.handle.id().0 {
+        lab.act(&action, remote)
+    } else {
+        lab.forward(id, &action).await
+    }
+}
