@@ -2,8 +2,8 @@
 
 pub mod check;
 pub mod lab;
-pub mod member;
 pub mod live;
+pub mod member;
 pub mod serve;
 pub mod sim;
 pub mod up;

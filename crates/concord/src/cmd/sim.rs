@@ -123,14 +123,7 @@ fn run_interactive(
 
 /// `--actions session.json` without `--interactive`: rebuild the session and judge it.
 fn run_saved_session(args: &SimArgs, scenario: &LoadedScenario, log: SessionLog) -> anyhow::Result<ExitCode> {
-    let trace = match &args.trace {
-        Some(path) => {
-            let file =
-                File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?;
-            Some(Box::new(BufWriter::new(file)) as Box<dyn std::io::Write + Send>)
-        }
-        None => None,
-    };
+    let trace = open_trace(args)?;
     let seed = log.seed;
     let saved_hash = log.trace_hash.clone().filter(|_| log.saved_at.is_some());
     let actions = log.actions.len();
@@ -151,6 +144,13 @@ fn run_saved_session(args: &SimArgs, scenario: &LoadedScenario, log: SessionLog)
     Ok(if same { code } else { ExitCode::from(1) })
 }
 
+/// The `--trace` file, opened for writing, if one was asked for.
+fn open_trace(args: &SimArgs) -> anyhow::Result<Option<Box<dyn std::io::Write + Send>>> {
+    let Some(path) = &args.trace else { return Ok(None) };
+    let file = File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?;
+    Ok(Some(Box::new(BufWriter::new(file))))
+}
+
 /// The command that replays one seed exactly.
 fn replay_command(args: &SimArgs, seed: u64) -> String {
     let mut command = format!("concord sim {} --seed {seed}", args.scenario.display());
@@ -165,14 +165,7 @@ fn humanize(d: Duration) -> String {
 }
 
 fn run_one(args: &SimArgs, scenario: &LoadedScenario, seed: u64) -> anyhow::Result<ExitCode> {
-    let trace = match &args.trace {
-        Some(path) => {
-            let file =
-                File::create(path).with_context(|| format!("cannot create trace file {}", path.display()))?;
-            Some(Box::new(BufWriter::new(file)) as Box<dyn std::io::Write + Send>)
-        }
-        None => None,
-    };
+    let trace = open_trace(args)?;
     let report = scenario.run(RunOptions { seed, until: args.until, trace, hash_trace: false });
     print_report(args, scenario, seed, report)
 }
