@@ -27,6 +27,7 @@
 //! * [`glob`] and [`cursor`] – `KEYS`/`SCAN` patterns, and stateless `SCAN` cursors;
 //! * [`introspect`] – `INFO`, `COMMAND`, `CONFIG GET`;
 //! * [`server`] – the tokio server: connections, pipelining, authentication, limits, shutdown;
+//!   [`serve_with_acceptor`] runs it over any stream an [`Acceptor`] makes of a socket (TLS);
 //! * [`backend`] – the [`Backend`] trait and how its errors look to Redis clients;
 //! * [`memory`] – [`MemoryBackend`], a single-process backend.
 //!
@@ -59,4 +60,4 @@ pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecode
 pub use command::{parse, Request};
 pub use frame::{Frame, Protocol};
 pub use memory::MemoryBackend;
-pub use server::{serve, RespConfig};
+pub use server::{serve, serve_with_acceptor, Acceptor, PlainTcp, RespConfig};

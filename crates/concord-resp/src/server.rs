@@ -4,6 +4,13 @@
 //! lets every connection finish the requests it already read (for at most
 //! [`RespConfig::shutdown_grace`]), and returns.
 //!
+//! # Plain TCP, TLS, or anything else
+//! [`serve`] speaks RESP straight over TCP. [`serve_with_acceptor`] first hands each accepted
+//! socket to an [`Acceptor`], which turns it into the byte stream the protocol is spoken over – a
+//! TLS session, say (`concord-server` does this with rustls; this crate stays free of any TLS
+//! library). The acceptor runs on the connection's own task, so a slow or stalled handshake holds
+//! up no other client; a handshake that fails just closes that connection.
+//!
 //! # One connection
 //! Each connection is two tasks joined by a bounded queue of pending replies:
 //!
@@ -54,7 +61,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -115,6 +122,38 @@ impl RespConfig {
     }
 }
 
+/// Turns an accepted TCP connection into the two halves RESP is read from and written to.
+///
+/// [`PlainTcp`] uses the socket as it is; a TLS acceptor runs the handshake and returns the
+/// session's halves (e.g. `tokio::io::split` of a `tokio_rustls::server::TlsStream`). Called on the
+/// connection's own task; an error closes that connection only, and the acceptor is the one to
+/// report it (it knows why: a bad certificate, a client speaking plaintext…). An acceptor should
+/// bound its handshake in time.
+pub trait Acceptor: Send + Sync + 'static {
+    type Reader: AsyncRead + Unpin + Send + 'static;
+    type Writer: AsyncWrite + Unpin + Send + 'static;
+    fn accept(
+        &self,
+        socket: TcpStream,
+        peer: SocketAddr,
+    ) -> BoxFuture<std::io::Result<(Self::Reader, Self::Writer)>>;
+}
+
+/// RESP straight over TCP (what [`serve`] uses).
+pub struct PlainTcp;
+
+impl Acceptor for PlainTcp {
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
+    fn accept(
+        &self,
+        socket: TcpStream,
+        _peer: SocketAddr,
+    ) -> BoxFuture<std::io::Result<(OwnedReadHalf, OwnedWriteHalf)>> {
+        Box::pin(async move { Ok(socket.into_split()) })
+    }
+}
+
 /// State shared by all connections.
 struct Shared {
     backend: Arc<dyn Backend>,
@@ -135,6 +174,18 @@ pub async fn serve<F: Future>(
     config: RespConfig,
     shutdown: F,
 ) {
+    serve_with_acceptor(listener, PlainTcp, backend, config, shutdown).await
+}
+
+/// [`serve`], with every accepted connection first passed through `acceptor` (TLS, for one).
+pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
+    listener: TcpListener,
+    acceptor: A,
+    backend: Arc<dyn Backend>,
+    config: RespConfig,
+    shutdown: F,
+) {
+    let acceptor = Arc::new(acceptor);
     let port = listener.local_addr().map_or(0, |a| a.port());
     let slots = Arc::new(Semaphore::new(config.max_clients));
     let grace = config.shutdown_grace;
@@ -159,7 +210,14 @@ pub async fn serve<F: Future>(
                 Ok((socket, addr)) => {
                     while connections.try_join_next().is_some() {}
                     let slot = slots.clone().try_acquire_owned().ok();
-                    connections.spawn(connection(socket, addr, shared.clone(), slot, stop_rx.clone()));
+                    connections.spawn(connection(
+                        acceptor.clone(),
+                        socket,
+                        addr,
+                        shared.clone(),
+                        slot,
+                        stop_rx.clone(),
+                    ));
                 }
                 // E.g. out of file descriptors: wait a little instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -181,15 +239,23 @@ impl Drop for ClientGauge {
     }
 }
 
-async fn connection(
+async fn connection<A: Acceptor>(
+    acceptor: Arc<A>,
     socket: TcpStream,
     addr: SocketAddr,
     shared: Arc<Shared>,
     slot: Option<OwnedSemaphorePermit>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
-    let (mut reader, mut writer) = socket.into_split();
+    // A handshake still in progress at shutdown is abandoned (there is no request to finish).
+    let accepted = tokio::select! {
+        accepted = acceptor.accept(socket, addr) => accepted,
+        _ = stop.changed() => return,
+    };
+    let Ok((mut reader, mut writer)) = accepted else {
+        return;
+    };
     let Some(_slot) = slot else {
         shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
         let _ = writer.write_all(b"-ERR max number of clients reached\r\n").await;
@@ -210,7 +276,7 @@ async fn connection(
 
 /// Read and discard what the client still sends (bounded), so that closing the socket does not
 /// reset the connection and destroy our last reply in flight.
-async fn drain(reader: &mut OwnedReadHalf) {
+async fn drain(reader: &mut (impl AsyncRead + Unpin)) {
     let mut sink = vec![0u8; 16 * 1024];
     let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
     let mut left: usize = 1024 * 1024;
@@ -228,7 +294,7 @@ enum Pending {
     Waiting(oneshot::Receiver<Frame>, Protocol),
 }
 
-async fn write_replies(mut socket: OwnedWriteHalf, mut replies: mpsc::Receiver<Pending>) {
+async fn write_replies(mut socket: impl AsyncWrite + Unpin, mut replies: mpsc::Receiver<Pending>) {
     let mut out = BytesMut::with_capacity(16 * 1024);
     while let Some(pending) = replies.recv().await {
         let (frame, protocol) = match pending {
@@ -239,7 +305,7 @@ async fn write_replies(mut socket: OwnedWriteHalf, mut replies: mpsc::Receiver<P
                     Err(oneshot::error::TryRecvError::Empty) => {
                         // Send what is ready before waiting for a slow answer.
                         if !out.is_empty() {
-                            if socket.write_all(&out).await.is_err() {
+                            if send(&mut socket, &out).await.is_err() {
                                 return;
                             }
                             out.clear();
@@ -253,7 +319,7 @@ async fn write_replies(mut socket: OwnedWriteHalf, mut replies: mpsc::Receiver<P
         };
         encode(&frame, protocol, &mut out);
         if replies.is_empty() || out.len() >= 64 * 1024 {
-            if socket.write_all(&out).await.is_err() {
+            if send(&mut socket, &out).await.is_err() {
                 return;
             }
             out.clear();
@@ -263,6 +329,12 @@ async fn write_replies(mut socket: OwnedWriteHalf, mut replies: mpsc::Receiver<P
         let _ = socket.write_all(&out).await;
     }
     let _ = socket.shutdown().await;
+}
+
+/// Write and flush: a TLS session may keep written bytes buffered until flushed (a no-op on TCP).
+async fn send(socket: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    socket.write_all(bytes).await?;
+    socket.flush().await
 }
 
 fn internal_error() -> Frame {
@@ -319,7 +391,7 @@ impl Client {
 
     async fn read_requests(
         &mut self,
-        reader: &mut OwnedReadHalf,
+        reader: &mut (impl AsyncRead + Unpin),
         replies: mpsc::Sender<Pending>,
         mut stop: watch::Receiver<bool>,
     ) {
