@@ -17,26 +17,37 @@
 //! exactly as in the simulator: one input at a time, to completion. Other tasks talk to it through a
 //! bounded channel of [`Input`]s and read its state from a `watch` of [`Status`].
 //!
-//! ## The effect contract, and group commit
+//! ## The effect contract, group commit, and a pipelined sync
 //! `process.rs` says: after a `Sync`, the node's later sends, writes and replies wait until the sync
-//! completes; timers are not held. The loop honours it in batches:
+//! completes; timers are not held. The loop honours it with **sync tickets**:
 //!
-//! 1. wait for an input (or the earliest timer); then take every other input that is already
-//!    queued (up to [`MAX_BATCH_INPUTS`]) and every timer that is due;
-//! 2. run each through the node, in arrival order. Timer effects take effect at once. Sends and
-//!    replies that come *before* the batch's first `Sync` go out at once (nothing they depend on
-//!    is owed to the disk); everything after it is **held**;
-//! 3. append the batch's writes to the WAL and, if any input asked for a sync, `fdatasync` **once**;
-//! 4. release the held sends and replies, in order.
+//! 1. wait for an input, a finished sync or the earliest timer; then take every other input that is
+//!    already queued (up to [`MAX_BATCH_INPUTS`]) and every timer that is due;
+//! 2. run each through the node, in arrival order. Timer effects take effect at once. The first
+//!    `Sync` of a batch takes the next ticket `k`. A send or reply is **held** under the ticket of
+//!    the latest `Sync` emitted before it – this batch's, or an earlier batch's still in flight –
+//!    and goes out at once only if every `Sync` before it has completed;
+//! 3. hand the batch's writes (one WAL record) and, if it asked for one, its sync ticket to the
+//!    **WAL thread**, and go back to step 1 *without waiting*;
+//! 4. the WAL thread appends every job it finds queued, then `fdatasync`s **once** for all of them
+//!    and reports the highest ticket it covered; the loop then releases, in order, every held
+//!    effect whose ticket is at most that one.
 //!
-//! Writes from after the `Sync` reach the disk with that same sync – earlier than required, which is
-//! harmless: the WAL is a sequence, so "a later write is durable" still implies "every earlier write
-//! is durable", the only ordering a crash can observe. While the disk syncs, new inputs pile up in
-//! the channel and form the next batch: that is where group commit's throughput comes from.
+//! So while sync `k` is in flight the node keeps stepping: new proposals are appended to Raft's log,
+//! follower answers are processed, timers fire. What depends on sync `k` leaves when `k` completes;
+//! what came after a later `Sync` waits for the next one. The next `fdatasync` starts the moment
+//! the previous one returns and covers every batch that arrived meanwhile – group commit without a
+//! stalled loop.
 //!
-//! The loop does not overlap a sync with the next batch (a pipelined driver could); the cost is
-//! that inputs wait for the sync in progress, which at ~1 ms per `fdatasync` bounds one node to
-//! roughly a thousand batches per second – each of any size.
+//! Writes from after a `Sync` may reach the disk with that same sync – earlier than required, which
+//! is harmless: the WAL is a sequence, so "a later write is durable" still implies "every earlier
+//! write is durable", the only ordering a crash can observe.
+//!
+//! ## Bounds
+//! At most [`MAX_HELD_EFFECTS`] sends and replies wait for syncs; beyond that the loop stops taking
+//! inputs until a sync completes (a slow disk slows clients down instead of growing memory). The
+//! job queue to the WAL thread holds at most one job per batch taken meanwhile, so it is bounded by
+//! the same rule.
 
 use crate::metrics::Metrics;
 use crate::storage::Disk;
@@ -48,13 +59,18 @@ use concord_raft::{RaftResponse, Timer};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Inputs run through the node before one sync, at most.
 pub const MAX_BATCH_INPUTS: usize = 1024;
+/// Batches (WAL records) one `fdatasync` covers, at most.
+const MAX_JOBS_PER_SYNC: usize = 4096;
+/// Sends and replies waiting for a sync, at most; beyond it the loop waits for the disk before
+/// taking more inputs.
+pub const MAX_HELD_EFFECTS: usize = 65_536;
 /// Client requests waiting for the node's answer, at most; beyond it requests are refused.
 pub const MAX_PENDING_REQUESTS: usize = 65_536;
 /// Inputs queued for the driver before senders wait (clients) or drop (peer messages).
@@ -129,13 +145,35 @@ struct Pending {
     since: Instant,
 }
 
-/// The writes, held effects and sync request of one batch.
+/// The writes and sync request of one batch.
 #[derive(Default)]
 struct Batch {
     ops: Vec<concord_core::StorageOp>,
+    /// The batch emitted a `Sync` (its ticket is the driver's `last_sync_ticket`).
     sync: bool,
-    held: Vec<Effect<RaftKv>>,
     inputs: usize,
+}
+
+/// One batch's work for the WAL thread: one record, and the ticket of its sync if it asked for one.
+struct WalJob {
+    ops: Vec<concord_core::StorageOp>,
+    sync_ticket: Option<u64>,
+    inputs: usize,
+}
+
+/// What the WAL thread reports.
+enum WalDone {
+    /// Every job up to and including the one with this ticket is durable.
+    Synced { ticket: u64, took: Duration, inputs: usize },
+    /// The disk failed (a complete sentence); the node must stop.
+    Failed(String),
+}
+
+/// What woke the loop.
+enum Wake {
+    Input(Input),
+    Wal(Option<WalDone>),
+    Timer,
 }
 
 /// The event loop. Build with [`Driver::new`], run with [`Driver::run`].
@@ -144,7 +182,15 @@ pub struct Driver {
     me: NodeId,
     clock: Clock,
     rng: ChaCha20Rng,
+    /// The disk until `run` hands it to the WAL thread.
     disk: Option<Box<dyn Disk>>,
+    wal_jobs: Option<std::sync::mpsc::Sender<WalJob>>,
+    wal_done: Option<mpsc::UnboundedReceiver<WalDone>>,
+    /// The ticket of the latest `Sync` the node emitted, and of the latest one completed.
+    last_sync_ticket: u64,
+    synced_ticket: u64,
+    /// Sends and replies waiting for the sync of their ticket, oldest first.
+    held: VecDeque<(u64, Effect<RaftKv>)>,
     transport: Option<Transport>,
     rx: mpsc::Receiver<Input>,
     timers: BTreeMap<Timer, Instant>,
@@ -175,6 +221,11 @@ impl Driver {
             clock,
             rng: ChaCha20Rng::from_seed(seed),
             disk: Some(disk),
+            wal_jobs: None,
+            wal_done: None,
+            last_sync_ticket: 0,
+            synced_ticket: 0,
+            held: VecDeque::new(),
             transport,
             rx,
             timers: BTreeMap::new(),
@@ -194,42 +245,89 @@ impl Driver {
     /// Run until `shutdown` fires or every input sender is gone. Returns an error (a complete
     /// sentence) when the disk fails: the node must stop.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+        let disk = self.disk.take().expect("run is called once");
+        let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let me = self.me;
+        let wal_thread = std::thread::Builder::new()
+            .name(format!("concord-wal-{}", me.0))
+            .spawn(move || wal_thread(me, disk, jobs_rx, done_tx))
+            .map_err(|e| format!("node {me} stops: cannot start the WAL thread: {e}"))?;
+        self.wal_jobs = Some(jobs_tx);
+        self.wal_done = Some(done_rx);
+        let result = self.run_loop(&mut shutdown).await;
+        // Closing the job queue lets the WAL thread finish what it was given and drop the disk
+        // (releasing the data directory's lock) before `run` returns.
+        self.wal_jobs = None;
+        let _ = tokio::task::spawn_blocking(move || wal_thread.join()).await;
+        tracing::info!("driver of {} stopped", self.me);
+        result
+    }
+
+    async fn run_loop(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {
         let mut batch = Batch::default();
         self.call(&mut batch, |node, io| node.on_start(io));
-        self.finish(batch).await?;
+        self.finish(batch)?;
         self.publish();
         loop {
             let deadline = self.timers.values().min().copied();
-            let first = tokio::select! {
+            let take_inputs = self.held.len() < MAX_HELD_EFFECTS;
+            let wal_done = self.wal_done.as_mut().expect("set by run");
+            let wake = tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                input = self.rx.recv() => match input {
-                    Some(input) => Some(input),
+                done = wal_done.recv() => Wake::Wal(done),
+                input = self.rx.recv(), if take_inputs => match input {
+                    Some(input) => Wake::Input(input),
                     None => break,
                 },
-                _ = sleep_until(deadline) => None,
+                _ = sleep_until(deadline) => Wake::Timer,
             };
             let mut batch = Batch::default();
-            if let Some(input) = first {
-                self.handle(input, &mut batch);
+            match wake {
+                Wake::Wal(done) => self.on_wal_done(done)?,
+                Wake::Input(input) => self.handle(input, &mut batch),
+                Wake::Timer => {}
             }
-            while batch.inputs < MAX_BATCH_INPUTS {
+            while batch.inputs < MAX_BATCH_INPUTS && self.held.len() < MAX_HELD_EFFECTS {
                 match self.rx.try_recv() {
                     Ok(input) => self.handle(input, &mut batch),
                     Err(_) => break,
                 }
             }
             self.fire_due_timers(&mut batch);
-            self.finish(batch).await?;
+            self.finish(batch)?;
             self.publish();
             if self.last_sweep.elapsed() > Duration::from_secs(1) {
                 self.sweep();
             }
         }
-        // Every batch was synced before its effects went out, so there is nothing left to flush;
-        // requests still waiting get no answer (their clients see the connection close).
-        tracing::info!("driver of {} stopped", self.me);
+        // Let the syncs in flight complete, so what they hold goes out (a clean stop answers every
+        // request whose write reached the disk); requests still waiting for the node get no answer
+        // (their clients see the connection close).
+        while self.synced_ticket < self.last_sync_ticket {
+            let done = self.wal_done.as_mut().expect("set by run").recv().await;
+            self.on_wal_done(done)?;
+        }
         Ok(())
+    }
+
+    /// A sync completed (or the disk failed): release what waited for it.
+    fn on_wal_done(&mut self, done: Option<WalDone>) -> Result<(), String> {
+        match done {
+            Some(WalDone::Synced { ticket, took, inputs }) => {
+                self.wal_syncs += 1;
+                self.metrics.wal_sync(took, inputs);
+                self.synced_ticket = self.synced_ticket.max(ticket);
+                while self.held.front().is_some_and(|(t, _)| *t <= self.synced_ticket) {
+                    let (_, effect) = self.held.pop_front().expect("front exists");
+                    self.carry_out(effect);
+                }
+                Ok(())
+            }
+            Some(WalDone::Failed(why)) => Err(why),
+            None => Err(format!("node {} stops: the WAL thread stopped", self.me)),
+        }
     }
 
     fn handle(&mut self, input: Input, batch: &mut Batch) {
@@ -284,10 +382,15 @@ impl Driver {
                 }
                 Effect::Event(e) => tracing::trace!(event = e.name, detail = %e.detail),
                 Effect::Persist(op) => batch.ops.push(op),
-                Effect::Sync => batch.sync = true,
+                Effect::Sync => {
+                    if !batch.sync {
+                        batch.sync = true;
+                        self.last_sync_ticket += 1;
+                    }
+                }
                 e @ (Effect::Send { .. } | Effect::Reply { .. }) => {
-                    if batch.sync {
-                        batch.held.push(e);
+                    if self.synced_ticket < self.last_sync_ticket {
+                        self.held.push_back((self.last_sync_ticket, e));
                     } else {
                         self.carry_out(e);
                     }
@@ -296,32 +399,23 @@ impl Driver {
         }
     }
 
-    /// Append the batch's writes, sync once if asked, release what was held.
-    async fn finish(&mut self, batch: Batch) -> Result<(), String> {
-        let mut disk = self.disk.take().expect("the disk is back after every sync");
-        if let Err(e) = disk.append(&batch.ops) {
-            return Err(format!("node {} stops: the WAL refused a write: {e}", self.me));
+    /// Hand the batch's writes and sync request to the WAL thread; do not wait for them.
+    fn finish(&mut self, batch: Batch) -> Result<(), String> {
+        if batch.ops.is_empty() && !batch.sync {
+            return Ok(());
         }
-        if batch.sync {
-            // fdatasync blocks: run it off the async threads, then take the disk back.
-            let (back, result) = tokio::task::spawn_blocking(move || {
-                let r = disk.sync();
-                (disk, r)
-            })
-            .await
-            .map_err(|e| format!("node {} stops: the WAL sync task failed: {e}", self.me))?;
-            disk = back;
-            match result {
-                Ok(took) => {
-                    self.wal_syncs += 1;
-                    self.metrics.wal_sync(took, batch.inputs);
-                }
-                Err(e) => return Err(format!("node {} stops: WAL sync failed: {e}", self.me)),
-            }
-        }
-        self.disk = Some(disk);
-        for effect in batch.held {
-            self.carry_out(effect);
+        let job = WalJob {
+            ops: batch.ops,
+            sync_ticket: batch.sync.then_some(self.last_sync_ticket),
+            inputs: batch.inputs,
+        };
+        let jobs = self.wal_jobs.as_ref().expect("set by run");
+        if jobs.send(job).is_err() {
+            // The thread stopped after a failure; its report says why.
+            return match self.wal_done.as_mut().expect("set by run").try_recv() {
+                Ok(WalDone::Failed(why)) => Err(why),
+                _ => Err(format!("node {} stops: the WAL thread stopped", self.me)),
+            };
         }
         Ok(())
     }
@@ -420,6 +514,45 @@ impl Driver {
     }
 }
 
+/// The WAL thread: owns the disk, appends every job queued, syncs once for all of them, reports.
+///
+/// `fdatasync` blocks for as long as the disk takes, so it runs here and never on the async
+/// threads; the driver keeps stepping the node meanwhile. The thread stops when the driver closes
+/// the queue, or after reporting a failure (a failed WAL refuses further use anyway).
+fn wal_thread(
+    me: NodeId,
+    mut disk: Box<dyn Disk>,
+    jobs: std::sync::mpsc::Receiver<WalJob>,
+    done: mpsc::UnboundedSender<WalDone>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let (mut ticket, mut inputs) = (None, 0);
+        let (mut next, mut taken) = (Some(first), 0);
+        // Bounded, so a steady stream of jobs cannot postpone the sync forever.
+        while let Some(job) =
+            next.take().or_else(|| (taken < MAX_JOBS_PER_SYNC).then(|| jobs.try_recv().ok()).flatten())
+        {
+            taken += 1;
+            if let Err(e) = disk.append(&job.ops) {
+                let _ = done.send(WalDone::Failed(format!("node {me} stops: the WAL refused a write: {e}")));
+                return;
+            }
+            inputs += job.inputs;
+            ticket = job.sync_ticket.or(ticket);
+        }
+        let Some(ticket) = ticket else { continue };
+        match disk.sync() {
+            Ok(took) => {
+                let _ = done.send(WalDone::Synced { ticket, took, inputs });
+            }
+            Err(e) => {
+                let _ = done.send(WalDone::Failed(format!("node {me} stops: WAL sync failed: {e}")));
+                return;
+            }
+        }
+    }
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -473,78 +606,159 @@ mod tests {
         assert!(status.borrow().wal_syncs > 0);
     }
 
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
     /// A disk whose syncs wait for a permit from the test.
     struct GatedDisk {
         permits: std::sync::mpsc::Receiver<()>,
-        appended: Arc<std::sync::atomic::AtomicUsize>,
+        appended: Arc<AtomicUsize>,
+        /// Syncs waiting for a permit right now (0 or 1: the WAL thread syncs one at a time).
+        waiting: Arc<AtomicUsize>,
     }
 
     impl Disk for GatedDisk {
         fn append(&mut self, ops: &[concord_core::StorageOp]) -> Result<(), String> {
-            self.appended.fetch_add(ops.len(), std::sync::atomic::Ordering::SeqCst);
+            self.appended.fetch_add(ops.len(), SeqCst);
             Ok(())
         }
         fn sync(&mut self) -> Result<Duration, String> {
-            self.permits.recv().map_err(|_| "test over".to_string())?;
+            self.waiting.fetch_add(1, SeqCst);
+            let permit = self.permits.recv();
+            self.waiting.fetch_sub(1, SeqCst);
+            permit.map_err(|_| "test over".to_string())?;
             Ok(Duration::ZERO)
         }
+    }
+
+    /// A one-node leader on a [`GatedDisk`], its first entry committed and no sync in flight.
+    struct Gated {
+        tx: mpsc::Sender<Input>,
+        status: watch::Receiver<Status>,
+        /// A rendezvous channel: a permit is handed over only to a sync that is waiting for one.
+        permit: std::sync::mpsc::SyncSender<()>,
+        appended: Arc<AtomicUsize>,
+        waiting: Arc<AtomicUsize>,
+        _stop: watch::Sender<bool>,
+    }
+
+    impl Gated {
+        async fn start() -> Gated {
+            let raft = RaftConfig::with_voters([1]);
+            let node =
+                RaftNode::boot(NodeId(1), raft, KvStore::new(KvLimits::default()), &Default::default())
+                    .unwrap();
+            let (permit, permits) = std::sync::mpsc::sync_channel(0);
+            let (appended, waiting) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let disk = GatedDisk { permits, appended: appended.clone(), waiting: waiting.clone() };
+            let (tx, rx) = mpsc::channel(16);
+            let (status_tx, status) = watch::channel(Status::default());
+            let driver = Driver::new(
+                node,
+                Clock::new(),
+                Box::new(disk),
+                None,
+                rx,
+                status_tx,
+                Arc::new(Metrics::new()),
+            );
+            let (stop_tx, stop) = watch::channel(false);
+            tokio::spawn(driver.run(stop));
+            let g = Gated { tx, status, permit, appended, waiting, _stop: stop_tx };
+            // Let every sync through until the node leads, committed its first entry, and no sync
+            // has waited for 100 ms.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let mut quiet_since = Instant::now();
+            loop {
+                assert!(Instant::now() < deadline, "the node did not settle: {:?}", *g.status.borrow());
+                if g.waiting.load(SeqCst) > 0 {
+                    let _ = g.permit.try_send(());
+                    quiet_since = Instant::now();
+                }
+                let ready = {
+                    let s = g.status.borrow();
+                    s.role == "leader" && s.commit_index >= 1
+                };
+                if ready && quiet_since.elapsed() > Duration::from_millis(100) {
+                    return g;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        async fn write(&self, key: &str) -> oneshot::Receiver<KvResponse> {
+            let (reply, answer) = oneshot::channel();
+            let command = Command::put(Clock::new().now(), key, "v");
+            let request = RaftRequest::Propose { session: None, command };
+            self.tx.send(Input::Request { request, reply: ReplyTo::Local(reply) }).await.unwrap();
+            answer
+        }
+
+        /// Wait (at most 5 s) until `what` holds.
+        async fn until(&self, what: &str, f: impl Fn(&Gated) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !f(self) {
+                assert!(Instant::now() < deadline, "timed out waiting until {what}");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+
+        /// Let the sync that is waiting complete.
+        async fn release_one_sync(&self) {
+            let permit = self.permit.clone();
+            tokio::task::spawn_blocking(move || permit.send(()).unwrap()).await.unwrap();
+        }
+    }
+
+    fn is_put(answer: &KvResponse) -> bool {
+        matches!(answer, RaftResponse::Output(Ok(concord_kv::Response::Put { .. })))
     }
 
     /// The contract of `process.rs`: a reply that depends on a write is held until the sync that
     /// makes the write durable has completed – here, until the test lets the sync finish.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn replies_wait_for_the_sync_that_covers_their_writes() {
-        let raft = RaftConfig::with_voters([1]);
-        let node =
-            RaftNode::boot(NodeId(1), raft, KvStore::new(KvLimits::default()), &Default::default()).unwrap();
-        // A rendezvous channel: a permit is handed over only to a sync that is waiting for one.
-        let (permit, permits) = std::sync::mpsc::sync_channel(0);
-        let appended = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let disk = GatedDisk { permits, appended: appended.clone() };
-        let (tx, rx) = mpsc::channel(16);
-        let (status_tx, mut status) = watch::channel(Status::default());
-        let driver =
-            Driver::new(node, Clock::new(), Box::new(disk), None, rx, status_tx, Arc::new(Metrics::new()));
-        let (_stop_tx, stop) = watch::channel(false);
-        tokio::spawn(driver.run(stop));
-
-        // Let every sync through until the node leads and committed its first entry.
-        let feeding = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let feeder = {
-            let (permit, feeding) = (permit.clone(), feeding.clone());
-            tokio::spawn(async move {
-                while feeding.load(std::sync::atomic::Ordering::SeqCst) {
-                    let _ = permit.try_send(());
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            })
-        };
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            status.wait_for(|s| s.role == "leader" && s.commit_index >= 1),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        feeding.store(false, std::sync::atomic::Ordering::SeqCst);
-        feeder.await.unwrap();
-        let before = appended.load(std::sync::atomic::Ordering::SeqCst);
-
-        let (reply, mut answer) = oneshot::channel();
-        let command = Command::put(Clock::new().now(), "k", "v");
-        let request = RaftRequest::Propose { session: None, command };
-        tx.send(Input::Request { request, reply: ReplyTo::Local(reply) }).await.unwrap();
+        let g = Gated::start().await;
+        let before = g.appended.load(SeqCst);
+        let mut answer = g.write("k").await;
         // The entry is written, but not synced: no answer may arrive.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while appended.load(std::sync::atomic::Ordering::SeqCst) == before {
-            assert!(Instant::now() < deadline, "the entry was never appended");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        g.until("the entry is appended and its sync waits", |g| {
+            g.appended.load(SeqCst) > before && g.waiting.load(SeqCst) == 1
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(answer.try_recv().is_err(), "the reply went out before its sync completed");
         // Now let the waiting sync complete.
-        tokio::task::spawn_blocking(move || permit.send(()).unwrap()).await.unwrap();
+        g.release_one_sync().await;
         let answer = tokio::time::timeout(Duration::from_secs(5), answer).await.unwrap().unwrap();
-        assert!(matches!(answer, RaftResponse::Output(Ok(concord_kv::Response::Put { .. }))), "{answer:?}");
+        assert!(is_put(&answer), "{answer:?}");
+    }
+
+    /// The pipelined loop: while sync k is in flight the node keeps stepping (a second write enters
+    /// Raft's log); the first reply leaves when sync k completes, the second waits for the next sync.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_loop_keeps_stepping_while_a_sync_is_in_flight() {
+        let g = Gated::start().await;
+        let log_before = g.status.borrow().last_log_index;
+        let mut first = g.write("a").await;
+        g.until("the first write's sync waits", |g| g.waiting.load(SeqCst) == 1).await;
+
+        let mut second = g.write("b").await;
+        // A loop that awaited the sync would not see the second write before the permit.
+        g.until("the second write is in the log", |g| g.status.borrow().last_log_index >= log_before + 2)
+            .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(first.try_recv().is_err(), "the first reply went out before its sync completed");
+        assert!(second.try_recv().is_err(), "the second reply went out before any sync completed");
+
+        g.release_one_sync().await;
+        let answer = tokio::time::timeout(Duration::from_secs(5), &mut first).await.unwrap().unwrap();
+        assert!(is_put(&answer), "{answer:?}");
+        // The second write came after sync k: it waits for the next one, which is now waiting.
+        g.until("the second write's sync waits", |g| g.waiting.load(SeqCst) == 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(second.try_recv().is_err(), "the second reply went out with the first write's sync");
+        g.release_one_sync().await;
+        let answer = tokio::time::timeout(Duration::from_secs(5), second).await.unwrap().unwrap();
+        assert!(is_put(&answer), "{answer:?}");
     }
 }
