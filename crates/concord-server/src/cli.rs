@@ -11,7 +11,7 @@
 //! concord up --nodes 3 --data ./concord-data     # node i: RESP 6379+i, HTTP 8080+i, peers 7379+i
 //! ```
 
-use crate::config::{NodeConfig, PeerConfig, ReadMode};
+use crate::config::{NodeConfig, PeerConfig, ReadMode, TlsSettings};
 use crate::node::Node;
 use anyhow::{anyhow, bail, Context};
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +76,15 @@ pub struct ServeArgs {
     /// Total time a client request may take (e.g. 5s).
     #[arg(long, value_parser = concord_core::time::parse_duration)]
     pub request_timeout: Option<Duration>,
+    /// TLS on every port: this node's certificate (PEM). Needs --tls-key and --tls-ca too.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// The CA (PEM) that signs every node's certificate: peers must present one it signed.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -142,6 +151,18 @@ impl ServeArgs {
         }
         if let Some(t) = self.request_timeout {
             c.request_timeout = t;
+        }
+        if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca.is_some() {
+            // Flags override the file's [tls] table one path at a time.
+            let file = c.tls.take();
+            let pick =
+                |flag: &Option<PathBuf>, from_file: Option<&PathBuf>| flag.clone().or(from_file.cloned());
+            c.tls = TlsSettings::from_flags(
+                pick(&self.tls_cert, file.as_ref().map(|t| &t.cert)),
+                pick(&self.tls_key, file.as_ref().map(|t| &t.key)),
+                pick(&self.tls_ca, file.as_ref().map(|t| &t.ca)),
+            )
+            .map_err(|e| anyhow!(e))?;
         }
         c.validate().map_err(|e| anyhow!(e))?;
         Ok(c)
@@ -228,6 +249,10 @@ pub struct UpArgs {
     /// heal and stop buttons), and a node that stops cleanly does not stop the others.
     #[arg(long)]
     pub allow_fault_injection: bool,
+    /// TLS on every port, with a throwaway CA and node certificates generated under DATA/tls
+    /// (clients trust DATA/tls/ca.pem: `redis-cli --tls --cacert`, `curl --cacert`).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Read or create the cluster id and secret under `data`.
@@ -251,7 +276,7 @@ pub fn cluster_identity(data: &Path) -> anyhow::Result<(String, PathBuf)> {
     Ok((id.trim().to_string(), secret_path))
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -309,6 +334,13 @@ pub fn up_node_args(args: &UpArgs, i: u32, cluster_id: &str, secret: &Path) -> a
     if args.allow_fault_injection {
         argv.push("--allow-fault-injection".into());
     }
+    if args.tls {
+        let files = crate::certgen::node_files(&args.data.join("tls"), i + 1);
+        for (flag, path) in [("--tls-cert", files.cert), ("--tls-key", files.key), ("--tls-ca", files.ca)] {
+            argv.push(flag.into());
+            argv.push(path.display().to_string());
+        }
+    }
     Ok(argv)
 }
 
@@ -318,6 +350,10 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
         bail!("--nodes must be 1 to 9 (got {})", args.nodes);
     }
     let (cluster_id, secret) = cluster_identity(&args.data)?;
+    if args.tls {
+        crate::certgen::local_cluster(&args.data.join("tls"), &cluster_id, args.nodes, args.bind)
+            .context("generating the cluster's TLS certificates")?;
+    }
     let exe = std::env::current_exe().context("finding the concord executable")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut children: Vec<(u32, Child, PathBuf)> = Vec::new();
@@ -336,10 +372,11 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     println!("concord: {}-node cluster {cluster_id} (data in {})", args.nodes, args.data.display());
     for i in 0..args.nodes {
         println!(
-            "  node {}: redis {}:{}  http http://{}:{}  peers {}:{}  log {}",
+            "  node {}: redis {}:{}  http {}://{}:{}  peers {}:{}  log {}",
             i + 1,
             args.bind,
             u32::from(args.redis_port) + i,
+            if args.tls { "https" } else { "http" },
             args.bind,
             u32::from(args.http_port) + i,
             args.bind,
@@ -347,9 +384,21 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
             args.data.join(format!("node{}.log", i + 1)).display()
         );
     }
-    println!("try:  redis-cli -p {} SET hello world", args.redis_port);
-    println!("      curl -X PUT --data world http://{}:{}/v1/kv/hello", args.bind, args.http_port);
-    println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
+    if args.tls {
+        let ca = args.data.join("tls").join("ca.pem");
+        let ca = ca.display();
+        println!("TLS on every port; clients trust {ca}");
+        println!("try:  redis-cli --tls --cacert {ca} -p {} SET hello world", args.redis_port);
+        println!(
+            "      curl --cacert {ca} -X PUT --data world https://{}:{}/v1/kv/hello",
+            args.bind, args.http_port
+        );
+        println!("      curl --cacert {ca} https://{}:{}/v1/cluster", args.bind, args.http_port);
+    } else {
+        println!("try:  redis-cli -p {} SET hello world", args.redis_port);
+        println!("      curl -X PUT --data world http://{}:{}/v1/kv/hello", args.bind, args.http_port);
+        println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
+    }
     println!("dashboard: http://{}:{}/ (every node serves one)", args.bind, args.http_port);
     if args.allow_fault_injection {
         println!("fault injection is ON (lab only): the dashboards can partition, heal and stop nodes");
@@ -493,7 +542,13 @@ mod tests {
         assert_eq!(c.other_peers().len(), 1);
         let err = ServeArgs { id: Some(1), ..ServeArgs::default() }.to_config().unwrap_err();
         assert!(err.to_string().contains("--data"), "{err}");
-        let no_secret = ServeArgs { cluster_secret: None, ..args };
+        let half_tls = ServeArgs { tls_cert: Some("/c.pem".into()), tls_key: Some("/k.pem".into()), ..args };
+        let err = half_tls.to_config().unwrap_err().to_string();
+        assert!(err.contains("missing --tls-ca"), "{err}");
+        let tls = ServeArgs { tls_ca: Some("/ca.pem".into()), ..half_tls };
+        assert_eq!(tls.to_config().unwrap().tls.unwrap().ca, PathBuf::from("/ca.pem"));
+        let no_secret =
+            ServeArgs { cluster_secret: None, tls_cert: None, tls_key: None, tls_ca: None, ..tls };
         assert!(no_secret.to_config().unwrap_err().to_string().contains("cluster_secret"));
     }
 
@@ -509,6 +564,7 @@ mod tests {
             log: "info".into(),
             no_fsync: false,
             allow_fault_injection: false,
+            tls: false,
         };
         let argv = up_node_args(&args, 1, "c1", Path::new("/tmp/c/cluster.secret")).unwrap();
         let text = argv.join(" ");
@@ -523,6 +579,14 @@ mod tests {
         // The flags parse; the secret file does not exist here, and the error says so.
         let err = serve.args.to_config().unwrap_err().to_string();
         assert!(err.contains("cannot read cluster_secret_file"), "{err}");
+        // --tls gives each node its own certificate and the shared CA.
+        let argv = up_node_args(&UpArgs { tls: true, ..args }, 2, "c1", Path::new("/s")).unwrap().join(" ");
+        assert!(
+            argv.contains(
+                "--tls-cert /tmp/c/tls/node3.pem --tls-key /tmp/c/tls/node3.key --tls-ca /tmp/c/tls/ca.pem"
+            ),
+            "{argv}"
+        );
     }
 
     #[derive(clap::Parser)]

@@ -14,6 +14,11 @@
 //! redis_addr = "127.0.0.1:6380"       # RESP clients (redis-cli)
 //! http_addr = "127.0.0.1:8081"        # HTTP API, /metrics, /healthz
 //!
+//! [tls]                               # optional; see `crate::tls`
+//! cert = "./tls/node1.pem"            # this node's certificate chain (PEM)
+//! key = "./tls/node1.key"             # its private key (PEM)
+//! ca = "./tls/ca.pem"                 # the CA that signs every node's certificate
+//!
 //! [[peers]]
 //! id = 2
 //! addr = "127.0.0.1:7381"
@@ -121,6 +126,49 @@ impl Default for WalSettings {
     }
 }
 
+/// TLS for every port (see [`crate::tls`]): peers use mutual TLS, RESP and HTTP clients verify the
+/// node with the CA. All three files are PEM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// This node's certificate (chain): valid for the IP addresses peers dial it at, for both
+    /// server and client authentication (it is shown to peers in both directions).
+    pub cert: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// The certificate authority peers' certificates must be signed by; clients trust it too.
+    pub ca: PathBuf,
+}
+
+impl TlsSettings {
+    /// The command-line form: all three of `--tls-cert`, `--tls-key`, `--tls-ca`, or none.
+    pub fn from_flags(
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        ca: Option<PathBuf>,
+    ) -> Result<Option<TlsSettings>, String> {
+        match (cert, key, ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsSettings { cert, key, ca })),
+            (cert, key, ca) => {
+                let missing: Vec<&str> = [
+                    ("--tls-cert", cert.is_none()),
+                    ("--tls-key", key.is_none()),
+                    ("--tls-ca", ca.is_none()),
+                ]
+                .into_iter()
+                .filter_map(|(flag, missing)| missing.then_some(flag))
+                .collect();
+                Err(format!(
+                    "TLS needs --tls-cert, --tls-key and --tls-ca together; missing {} (the CA is what peers' \
+                     certificates are checked against)",
+                    missing.join(" and ")
+                ))
+            }
+        }
+    }
+}
+
 /// Everything one node needs to run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,6 +231,9 @@ pub struct NodeConfig {
     /// The store's limits (must be equal on all nodes).
     #[serde(default)]
     pub kv: KvLimits,
+    /// TLS on every port; `None` (the default): plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
 }
 
 fn default_cluster_id() -> String {
@@ -221,6 +272,7 @@ impl NodeConfig {
             wal: WalSettings::default(),
             raft: None,
             kv: KvLimits::default(),
+            tls: None,
         }
     }
 

@@ -20,9 +20,11 @@
 //! * [`http`] – the HTTP API; [`metrics`] – Prometheus metrics;
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`lab`] – fault injection for it
 //!   (off unless asked for);
+//! * [`tls`] – optional TLS on every port (mutual for peers); [`certgen`] – a throwaway CA;
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
 //! * [`cli`] – the `concord serve` and `concord up` commands.
 
+pub mod certgen;
 pub mod cli;
 pub mod config;
 pub mod dashboard;
@@ -35,6 +37,7 @@ pub mod node;
 pub mod resp;
 pub mod storage;
 pub mod testkit;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 

@@ -4,9 +4,10 @@
 //! 1. validate the configuration (no file or socket touched yet);
 //! 2. open the WAL – which locks the data directory, so a second node on the same directory stops
 //!    here – and boot Raft from the durable state it recovered;
-//! 3. bind every listener (peer, HTTP, RESP) – a port in use is reported with its address and a
+//! 3. load the TLS files, if any (`crate::tls`: every PEM problem is reported here);
+//! 4. bind every listener (peer, HTTP, RESP) – a port in use is reported with its address and a
 //!    guess at the culprit – before anything is spawned;
-//! 4. spawn the driver, the transport and the servers.
+//! 5. spawn the driver, the transport and the servers.
 //!
 //! [`Node::shutdown`] stops accepting, lets the driver finish its current batch (whose sync then
 //! completes before its replies go out), and waits for it.
@@ -85,6 +86,10 @@ impl Node {
     ) -> Result<Node, String> {
         config.validate()?;
         let me = config.node_id();
+        let tls = match &config.tls {
+            Some(settings) => Some(Arc::new(crate::tls::NodeTls::load(settings)?)),
+            None => None,
+        };
         let raft = RaftNode::boot(me, config.raft_config(), KvStore::new(config.kv.clone()), &durable)
             .map_err(|e| format!("node {me} cannot boot from {}: {e}", config.data_dir.display()))?;
         let peers = config.other_peers();
@@ -116,12 +121,16 @@ impl Node {
         let (status_tx, status_rx) = watch::channel(Status::default());
 
         let secret = config.secret()?;
-        let identity = Arc::new(Identity::new(
+        let mut identity = Identity::new(
             me,
             config.cluster_id.clone(),
             secret.clone().unwrap_or_default(),
             peers.iter().map(|p| (NodeId(p.id), p.addr)).collect(),
-        ));
+        );
+        if let Some(tls) = &tls {
+            identity = identity.with_tls(tls.clone());
+        }
+        let identity = Arc::new(identity);
         // With a secret, a node can take part in a cluster (even a one-node one that grows later).
         let transport = secret
             .is_some()
@@ -156,31 +165,55 @@ impl Node {
             ));
         }
         if let Some(listener) = http_listener {
-            let dashboard =
-                crate::dashboard::Dashboard::start(handle.clone(), config.allow_fault_injection, shutdown_rx.clone());
-            let lab = crate::lab::Lab::new(handle.clone(), config.allow_fault_injection, secret, shutdown.clone());
+            let dashboard = crate::dashboard::Dashboard::start(
+                handle.clone(),
+                config.allow_fault_injection,
+                shutdown_rx.clone(),
+            );
+            let lab =
+                crate::lab::Lab::new(handle.clone(), config.allow_fault_injection, secret, shutdown.clone());
             let app = crate::http::router(handle.clone(), &config)
                 .merge(crate::dashboard::routes(dashboard))
                 .merge(crate::lab::routes(lab));
             // Connect info: the lab endpoints tell loopback clients apart.
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let mut stop = shutdown_rx.clone();
-            tokio::spawn(async move {
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
-                });
-                if let Err(e) = serve.await {
-                    tracing::error!("HTTP server failed: {e}");
+            let stopped = async move {
+                let _ = stop.changed().await;
+            };
+            match &tls {
+                None => {
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                            tracing::error!("HTTP server failed: {e}");
+                        }
+                    });
                 }
-            });
+                Some(tls) => {
+                    use axum::serve::ListenerExt;
+                    let listener =
+                        crate::tls::TlsListener::new(listener, tls.client_acceptor.clone(), "HTTPS")
+                            .map_err(|e| format!("HTTPS listener: {e}"))?
+                            // (axum provides connect info for any listener wrapped by `tap_io`.)
+                            .tap_io(|_| {});
+                    tokio::spawn(async move {
+                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                            tracing::error!("HTTPS server failed: {e}");
+                        }
+                    });
+                }
+            }
         }
         if let Some(listener) = redis_listener {
-            crate::resp::spawn(listener, handle.clone(), &config, shutdown_rx.clone());
+            let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
+            crate::resp::spawn(listener, handle.clone(), &config, tls, shutdown_rx.clone());
         }
         tracing::info!(
-            "node {me} started: peers on {peer_addr}, HTTP on {}, RESP on {}, data in {}",
+            "node {me} started: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",
+            if tls.is_some() { "S" } else { "" },
             http_addr.map_or("-".into(), |a| a.to_string()),
             redis_addr.map_or("-".into(), |a| a.to_string()),
+            if tls.is_some() { " (TLS on every port)" } else { "" },
             config.data_dir.display()
         );
         Ok(Node { handle, shutdown, driver, peer_addr, http_addr, redis_addr })

@@ -120,18 +120,26 @@ impl Backend for NodeBackend {
     }
 }
 
-/// Serve RESP clients on `listener` until shutdown.
+/// Serve RESP clients on `listener` until shutdown, over TLS when `tls` is given.
 pub fn spawn(
     listener: TcpListener,
     handle: NodeHandle,
     config: &NodeConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut rc = RespConfig::for_kv_limits(&config.kv);
     rc.requirepass = config.requirepass.clone();
     rc.default_consistency = config.read_consistency.consistency();
     let backend: Arc<dyn Backend> = Arc::new(NodeBackend::new(handle));
-    tokio::spawn(concord_resp::serve(listener, backend, rc, async move {
+    let stopped = async move {
         let _ = shutdown.changed().await;
-    }));
+    };
+    match tls {
+        None => tokio::spawn(concord_resp::serve(listener, backend, rc, stopped)),
+        Some(acceptor) => {
+            let acceptor = crate::tls::RespTls { acceptor };
+            tokio::spawn(concord_resp::serve_with_acceptor(listener, acceptor, backend, rc, stopped))
+        }
+    };
 }

@@ -1,13 +1,14 @@
 //! Small tools for tests and load generators that talk to real nodes: a minimal HTTP/1.1 client
-//! and free loopback ports.
+//! (plain, or over TLS) and free loopback ports.
 //!
 //! The client is deliberately tiny (one request per connection, `Connection: close`, bodies with
 //! `Content-Length`) – enough for the API's own answers, with a hard deadline on every call so a
 //! killed node shows up as an error, never a hung test.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// An HTTP answer: status and body.
@@ -48,20 +49,62 @@ pub async fn http_with_headers(
     timeout: Duration,
 ) -> Result<HttpAnswer, String> {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        let mut req = head.into_bytes();
-        req.extend_from_slice(body);
-        s.write_all(&req).await.map_err(|e| format!("write {addr}: {e}"))?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await.map_err(|e| format!("read {addr}: {e}"))?;
-        parse(&raw)
+        let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        exchange(s, addr, method, path, headers, body).await
     };
     tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{method} {path} on {addr}: timed out"))?
+}
+
+/// [`http_with_headers`] over TLS (a node started with `--tls-*`): `tls` trusts the cluster's CA
+/// (see [`crate::tls::client_config`]), and the node's certificate must name `addr`'s IP.
+pub async fn https_with_headers(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<HttpAnswer, String> {
+    let fut = async {
+        let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let s = tokio_rustls::TlsConnector::from(tls)
+            .connect(crate::tls::server_name(addr), s)
+            .await
+            .map_err(|e| format!("TLS handshake with {addr}: {}", crate::tls::describe(&e)))?;
+        exchange(s, addr, method, path, headers, body).await
+    };
+    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{method} {path} on {addr}: timed out"))?
+}
+
+/// One request and its whole answer on a fresh connection.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpAnswer, String> {
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut req = head.into_bytes();
+    req.extend_from_slice(body);
+    s.write_all(&req).await.map_err(|e| format!("write {addr}: {e}"))?;
+    s.flush().await.map_err(|e| format!("write {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    let read = s.read_to_end(&mut raw).await;
+    // A TLS server that closes without close_notify ends with an "unexpected EOF" after the whole
+    // answer: keep what was read when it parses.
+    if let Err(e) = read {
+        if raw.is_empty() || e.kind() != std::io::ErrorKind::UnexpectedEof {
+            return Err(format!("read {addr}: {e}"));
+        }
+    }
+    parse(&raw)
 }
 
 fn parse(raw: &[u8]) -> Result<HttpAnswer, String> {

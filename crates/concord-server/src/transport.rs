@@ -37,10 +37,15 @@
 //! too. Garbage on the peer port fails the first frame read (size limit or decoding) and only closes
 //! that connection.
 //!
-//! Not implemented: TLS. Peer traffic is authenticated but **not encrypted**; run peers on a trusted
-//! network (the default listen address is loopback).
+//! **TLS** (optional, [`crate::tls`]): with `--tls-*` settings every peer connection is first a
+//! mutual-TLS session – the dialer checks the acceptor's certificate against the CA and the IP it
+//! dialed, the acceptor requires a client certificate from the same CA – and the handshake above
+//! runs inside it. A peer then needs both the CA's signature and the cluster secret. Without TLS,
+//! peer traffic is authenticated but **not encrypted**: run peers on a trusted network (the default
+//! listen address is loopback).
 
 use crate::metrics::Metrics;
+use crate::tls::{self, NodeTls};
 use crate::wire::{
     self, Frame, Handshake, WireError, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, WIRE_VERSION,
 };
@@ -52,7 +57,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -73,7 +78,14 @@ pub struct Identity {
     /// Every known peer and its address: the configured ones, plus any added at run time
     /// ([`Transport::add_peer`]) for a membership change.
     pub peers: RwLock<BTreeMap<NodeId, SocketAddr>>,
+    /// Mutual TLS around every peer connection, when configured.
+    pub tls: Option<Arc<NodeTls>>,
 }
+
+/// A peer connection: plain TCP, or a TLS session over it.
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> PeerIo for T {}
+pub type PeerStream = Box<dyn PeerIo>;
 
 impl Identity {
     pub fn new(
@@ -82,7 +94,13 @@ impl Identity {
         secret: Vec<u8>,
         peers: BTreeMap<NodeId, SocketAddr>,
     ) -> Identity {
-        Identity { me, cluster_id, secret, peers: RwLock::new(peers) }
+        Identity { me, cluster_id, secret, peers: RwLock::new(peers), tls: None }
+    }
+
+    /// Wrap every peer connection in mutual TLS.
+    pub fn with_tls(mut self, tls: Arc<NodeTls>) -> Identity {
+        self.tls = Some(tls);
+        self
     }
 
     fn knows(&self, peer: NodeId) -> bool {
@@ -235,12 +253,29 @@ fn nonce() -> [u8; 32] {
     n
 }
 
-/// Dial `peer` and authenticate. Errors are complete sentences for the log.
-pub async fn dial(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<TcpStream, String> {
+/// Why a handshake frame could not be read, with the TLS hint when an I/O error carries one.
+fn describe_wire(e: WireError) -> String {
+    match e {
+        WireError::Io(io) => tls::describe(&io),
+        e => e.to_string(),
+    }
+}
+
+/// Dial `peer` (through TLS when configured) and authenticate. Errors are complete sentences for
+/// the log.
+pub async fn dial(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<PeerStream, String> {
     let fut = async {
-        let mut stream =
+        let tcp =
             TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {peer} at {addr}: {e}"))?;
-        stream.set_nodelay(true).ok();
+        tcp.set_nodelay(true).ok();
+        let mut stream: PeerStream = match &id.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                Box::new(tls.peer_connector.connect(tls::server_name(addr), tcp).await.map_err(|e| {
+                    format!("TLS handshake with {peer} at {addr} failed: {}", tls::describe(&e))
+                })?)
+            }
+        };
         let nd = nonce();
         let hello = Handshake::Hello {
             version: WIRE_VERSION,
@@ -249,10 +284,11 @@ pub async fn dial(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<TcpSt
             to: peer,
             nonce: nd,
         };
-        let io_err = |e: std::io::Error| format!("handshake with {peer} at {addr} failed: {e}");
+        let io_err =
+            |e: std::io::Error| format!("handshake with {peer} at {addr} failed: {}", tls::describe(&e));
         wire::write_frame(&mut stream, &hello).await.map_err(io_err)?;
         let mut buf = Vec::new();
-        let read_err = |e: WireError| format!("handshake with {peer} at {addr} failed: {e}");
+        let read_err = |e: WireError| format!("handshake with {peer} at {addr} failed: {}", describe_wire(e));
         let (na, their_proof) = match wire::read_frame(&mut stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES)
             .await
             .map_err(read_err)?
@@ -281,17 +317,18 @@ pub async fn dial(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<TcpSt
     })
 }
 
-/// Run the acceptor's side of the handshake. Returns the authenticated peer.
-pub async fn accept_handshake(
+/// Run the acceptor's side of the handshake (on a TLS session already, when configured). Returns
+/// the authenticated peer.
+pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
     id: &Identity,
-    stream: &mut TcpStream,
+    stream: &mut S,
     remote: SocketAddr,
 ) -> Result<NodeId, String> {
     let fut = async {
         let mut buf = Vec::new();
         let first = wire::read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES)
             .await
-            .map_err(|e| format!("peer connection from {remote} rejected: {e}"))?;
+            .map_err(|e| format!("peer connection from {remote} rejected: {}", describe_wire(e)))?;
         let Handshake::Hello { version, cluster_id, from, to, nonce: nd } = first else {
             return Err(format!("peer connection from {remote} rejected: expected Hello, got {first:?}"));
         };
@@ -349,7 +386,7 @@ pub async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let (mut stream, remote) = tokio::select! {
+        let (tcp, remote) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -360,10 +397,33 @@ pub async fn accept_loop(
             },
             _ = shutdown.changed() => return,
         };
-        stream.set_nodelay(true).ok();
+        tcp.set_nodelay(true).ok();
         let (id, inbound, metrics, mut shutdown) =
             (id.clone(), inbound.clone(), metrics.clone(), shutdown.clone());
         tokio::spawn(async move {
+            let mut stream: PeerStream = match &id.tls {
+                None => Box::new(tcp),
+                Some(tls) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.peer_acceptor.accept(tcp)).await {
+                        Ok(Ok(session)) => Box::new(session),
+                        Ok(Err(e)) => {
+                            metrics.peer_handshake_failures.inc();
+                            tracing::warn!(
+                                "peer connection from {remote} rejected: TLS handshake failed: {}",
+                                tls::describe(&e)
+                            );
+                            return;
+                        }
+                        Err(_) => {
+                            metrics.peer_handshake_failures.inc();
+                            tracing::warn!(
+                            "peer connection from {remote} rejected: no TLS handshake within {HANDSHAKE_TIMEOUT:?}"
+                        );
+                            return;
+                        }
+                    }
+                }
+            };
             let from = match accept_handshake(&id, &mut stream, remote).await {
                 Ok(from) => from,
                 Err(e) => {
@@ -435,7 +495,12 @@ async fn outbound(
                             Err(_) => break,
                         }
                     }
-                    if let Err(e) = stream.write_all(&buf).await {
+                    // (A TLS session may hold written bytes until flushed.)
+                    let written = async {
+                        stream.write_all(&buf).await?;
+                        stream.flush().await
+                    };
+                    if let Err(e) = written.await {
                         metrics.frames_dropped(peer.0, frames);
                         tracing::info!("connection to {peer} at {addr} lost: {e}");
                         last_error = Some(e.to_string());
@@ -447,7 +512,7 @@ async fn outbound(
                 }
             }
             Err(e) => {
-                if e.contains("refused us") || e.contains("authentication") {
+                if e.contains("refused us") || e.contains("authentication") || e.contains("TLS") {
                     metrics.peer_handshake_failures.inc();
                 }
                 // Log each new kind of failure once at warn; repeats of the same go to debug, so a

@@ -61,6 +61,11 @@ pub enum WireError {
          talking to the peer port?)"
     )]
     TooLarge { len: u32, limit: u32 },
+    #[error(
+        "TLS arrived on a plaintext peer connection: one side uses TLS and the other does not (give every \
+         node the same --tls-cert, --tls-key and --tls-ca settings)"
+    )]
+    UnexpectedTls,
     #[error("frame does not decode ({0}): not a concord peer, or a different concord version")]
     Decode(postcard::Error),
 }
@@ -98,6 +103,11 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
     }
     let len = u32::from_be_bytes(len);
     if len > limit {
+        // A TLS record starts 0x16 0x03 (a handshake: a TLS node dialed a plain one) or 0x15 0x03
+        // (an alert: a TLS node refused a plain dialer).
+        if len >> 16 == 0x1603 || len >> 16 == 0x1503 {
+            return Err(WireError::UnexpectedTls);
+        }
         return Err(WireError::TooLarge { len, limit });
     }
     buf.resize(len as usize, 0);
@@ -124,6 +134,12 @@ mod tests {
         let err =
             read_frame::<_, Handshake>(&mut http, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await.unwrap_err();
         assert!(err.to_string().contains("something other than a concord node"), "{err}");
+
+        let mut client_hello = &[0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01][..];
+        let err = read_frame::<_, Handshake>(&mut client_hello, &mut buf, MAX_HANDSHAKE_FRAME_BYTES)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("one side uses TLS"), "{err}");
 
         let mut junk = &[0u8, 0, 0, 3, 0xff, 0xff, 0xff][..];
         let err = read_frame::<_, Handshake>(&mut junk, &mut buf, 100).await.unwrap_err();

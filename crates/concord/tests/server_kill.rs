@@ -52,6 +52,7 @@ impl Cluster {
             log: "info".into(),
             no_fsync: false,
             allow_fault_injection: false,
+            tls: false,
         };
         let (cluster_id, secret) = cluster_identity(dir).unwrap();
         let http =
