@@ -9,7 +9,8 @@
 const SNAPSHOT_STALE_MS = 3000; // no snapshot for this long: the stream is treated as lost
 const RETRY_MS_MIN = 1000;
 const RETRY_MS_MAX = 5000;
-const HISTORY_MS = 120000; // the charts show the last two minutes
+const HISTORY_MS = 120000; // the charts show at most the last two minutes
+const SPANS_MS = [20000, 30000, 60000, 120000]; // chart spans: the smallest that holds what we know
 const SAMPLES_MAX = 600; // bound on kept samples (≈ 5 min at 2 per second)
 const CONFIRM_MS = 3000; // a Stop button waits this long for its confirming second click
 
@@ -163,6 +164,8 @@ function leaderOf(snap) {
 function renderConnection(why) {
   const conn = $("conn");
   const snap = dash.snapshot;
+  document.body.classList.toggle("disconnected", !dash.connected);
+  for (const b of document.querySelectorAll("#members-body button")) b.disabled = b.disabled || !dash.connected;
   if (dash.connected) {
     conn.className = "badge good";
     conn.textContent = "live";
@@ -175,7 +178,7 @@ function renderConnection(why) {
   banner.replaceChildren();
   const who = snap ? `Node ${snap.served_by}, which served this page,` : "The node that served this page";
   const since = dash.disconnectedAt ? ` since ${clock(dash.disconnectedAt)}` : "";
-  banner.append(`${who} is unreachable${since} (${why}). Retrying every few seconds…`);
+  banner.append(`${who} is unreachable${since} (${why}). Retrying every few seconds… The figures below are the last ones received.`);
   const others = snap ? snap.members.filter((m) => !m.serving && m.http_addr) : [];
   if (others.length) {
     banner.append(" Other members' dashboards: ");
@@ -226,15 +229,22 @@ function renderSummary(snap) {
   $("rate-sub").textContent = `on node ${snap.served_by}, last ${Math.round(r.window_s || 0)} s`;
 }
 
-function countLeaderChanges() {
-  let n = 0;
-  let prev;
-  for (const s of dash.samples) {
-    if (s.gap || s.leader === null) continue;
-    if (prev !== undefined && s.leader !== prev) n += 1;
-    prev = s.leader;
+// Leader changes from the serving node's own history (kept since it started, so a freshly opened
+// page knows them too): the moments a new leader became known, after the first.
+function leaderChanges(snap) {
+  const changes = [];
+  let prev = null;
+  for (const e of snap.leader_history) {
+    if (e.leader === null || e.leader === undefined) continue;
+    if (prev !== null && e.leader !== prev.leader) changes.push(e);
+    prev = e;
   }
-  return n;
+  return changes;
+}
+
+function countLeaderChanges() {
+  const since = Date.now() - HISTORY_MS;
+  return dash.snapshot ? leaderChanges(dash.snapshot).filter((e) => e.at_ms >= since).length : 0;
 }
 
 function renderMembers(snap) {
@@ -262,12 +272,12 @@ function renderMembers(snap) {
       roleCell.append(el("span", { class: `role ${s.role}`, "data-field": "role" }, s.role));
     } else {
       const last = dash.lastSeen[m.id];
-      roleCell.append(el("span", { class: "role gone", "data-field": "role", title: last ? `last seen as ${last.role}, term ${last.term}, at ${clock(last.t)}` : "never seen" }, last ? `was ${last.role}` : "?"));
+      roleCell.append(el("span", { class: "role gone", "data-field": "role", title: last ? `last seen as ${last.role}, term ${last.term}, at ${clock(last.t)}` : "never seen" }, last ? `was ${last.role}` : "not seen"));
     }
     tr.append(roleCell);
-    tr.append(el("td", { class: "num", "data-field": "term" }, s ? s.term : "–"));
+    tr.append(el("td", { class: "num", "data-field": "term", "data-label": "term" }, s ? s.term : "–"));
     tr.append(el("td", { class: "num wide" }, s ? (s.leader ? `n${s.leader}` : "none") : "–"));
-    tr.append(el("td", { class: "num", "data-field": "commit" }, s ? s.commit_index : "–"));
+    tr.append(el("td", { class: "num", "data-field": "commit", "data-label": "commit" }, s ? s.commit_index : "–"));
     tr.append(el("td", { class: "num wide" }, s ? s.applied_index : "–"));
     tr.append(el("td", { class: "num wide" }, s ? s.last_log_index : "–"));
     let lag = "–";
@@ -276,7 +286,7 @@ function renderMembers(snap) {
       const seen = leaderStatus.members.find((x) => x.id === m.id);
       if (seen && seen.lag !== undefined && seen.lag !== null) lag = seen.lag;
     }
-    tr.append(el("td", { class: "num", "data-field": "lag" }, lag));
+    tr.append(el("td", { class: "num", "data-field": "lag", "data-label": "lag" }, lag));
 
     const state = el("td", { "data-field": "state" });
     if (s && s.isolated) state.append(el("span", { class: "state isolated" }, "partitioned"));
@@ -352,11 +362,20 @@ function memberIds() {
   return [...ids].sort((a, b) => a - b);
 }
 
-function timeAxis(g, x0, x1, y, now, span) {
+// The span of both charts: the smallest of SPANS_MS that covers what the page knows.
+function chartSpan(now) {
+  let earliest = dash.samples.length ? dash.samples[0].t : now;
+  if (dash.snapshot) for (const e of leaderChanges(dash.snapshot)) earliest = Math.min(earliest, e.at_ms);
+  return SPANS_MS.find((span) => now - earliest <= span) || HISTORY_MS;
+}
+
+function timeAxis(g, x0, x1, y, span) {
   g.append(svg("line", { class: "axis", x1: x0, x2: x1, y1: y, y2: y }));
-  for (let back = 0; back <= span; back += 30000) {
+  const step = span / 4;
+  for (let back = 0; back <= span; back += step) {
     const x = x1 - ((x1 - x0) * back) / span;
-    g.append(svg("text", { x, y: y + 13, "text-anchor": back === 0 ? "end" : "middle" }, back === 0 ? "now" : `−${back / 1000}s`));
+    const anchor = back === 0 ? "end" : back === span ? "start" : "middle";
+    g.append(svg("text", { x, y: y + 13, "text-anchor": anchor }, back === 0 ? "now" : `−${Math.round(back / 1000)}s`));
   }
 }
 
@@ -365,7 +384,7 @@ function renderTimeline() {
   const ids = memberIds();
   const width = chartWidth(node);
   const lane = 22;
-  const top = 16;
+  const top = 28; // two rows of change labels above the lanes
   const height = top + ids.length * lane + 20;
   const left = 34;
   const right = width - 6;
@@ -373,47 +392,55 @@ function renderTimeline() {
   node.setAttribute("height", height);
   node.replaceChildren();
   const now = Date.now();
-  const span = HISTORY_MS;
-  const x = (t) => Math.max(left, right - ((right - left) * (now - t)) / span);
-  const g = svg("g");
+  const span = chartSpan(now);
+  $("timeline-span").textContent = `(last ${span / 1000} s)`;
+  const x = (t) => Math.round(Math.max(left, right - ((right - left) * (now - t)) / span));
+  const g = svg("g", { "shape-rendering": "crispEdges" });
   ids.forEach((id, i) => {
     const y = top + i * lane;
     g.append(svg("text", { class: "lane", x: 4, y: y + lane / 2 + 4 }, `n${id}`));
     g.append(svg("rect", { class: "nodata", x: left, y: y + 3, width: right - left, height: lane - 6 }));
   });
-  const samples = dash.samples;
-  for (let i = 0; i < samples.length; i++) {
-    const s = samples[i];
-    if (s.gap) continue;
-    const next = samples[i + 1];
-    // A sample covers the time until the next one (at most 1.5 s: a longer silence is a gap).
-    const end = next ? Math.min(next.t, s.t + 1500) : now;
-    const x0 = x(s.t);
-    const w = Math.max(0.5, x(end) - x0);
-    ids.forEach((id, li) => {
-      const m = s.members[id];
-      if (!m || m.state === "unknown") return;
-      const y = top + li * lane;
-      g.append(svg("rect", { class: m.state, x: x0, y: y + 3, width: w, height: lane - 6 }));
-    });
-  }
-  // Leader changes: a dashed line and the new leader's term.
-  let prev = null;
-  let lastLabelX = -Infinity;
-  for (const s of samples) {
-    if (s.gap || s.leader === null) continue;
-    if (prev !== null && s.leader !== prev && s.t > now - span) {
-      const cx = x(s.t);
-      g.append(svg("line", { class: "change", x1: cx, x2: cx, y1: top - 2, y2: top + ids.length * lane }));
-      if (cx - lastLabelX > 70) {
-        const term = s.members[s.leader] ? s.members[s.leader].term : "?";
-        g.append(svg("text", { class: "change-label", x: Math.min(cx + 3, right - 60), y: top - 4 }, `→ n${s.leader} (t${term})`));
-        lastLabelX = cx;
+  // Each member's lane: runs of samples in the same state become one rect. A sample covers the
+  // time until the next one, at most 1.5 s (a longer silence is a gap: no data).
+  ids.forEach((id, li) => {
+    const y = top + li * lane;
+    let run = null;
+    const flush = () => {
+      if (run && run.state !== "unknown") {
+        const x0 = x(run.from);
+        g.append(svg("rect", { class: run.state, x: x0, y: y + 3, width: Math.max(1, x(run.to) - x0), height: lane - 6 }));
       }
+      run = null;
+    };
+    dash.samples.forEach((s, i) => {
+      const next = dash.samples[i + 1];
+      const state = s.gap || !s.members[id] ? null : s.members[id].state;
+      if (state === null) return flush();
+      const end = next ? Math.min(next.t, s.t + 1500) : now;
+      if (run && run.state === state && run.to >= s.t) run.to = end;
+      else {
+        flush();
+        run = { state, from: s.t, to: end };
+      }
+    });
+    flush();
+  });
+  // Leader changes (from the serving node's history): a dashed line and the new leader and term.
+  // Labels go on the upper row unless the previous one is too close; then on the lower one.
+  const labelRows = [-Infinity, -Infinity];
+  for (const e of dash.snapshot ? leaderChanges(dash.snapshot) : []) {
+    if (e.at_ms < now - span) continue;
+    const cx = x(e.at_ms);
+    const row = labelRows.findIndex((lastX) => cx - lastX > 64);
+    g.append(svg("line", { class: "change", x1: cx, x2: cx, y1: row === 1 ? top - 2 : top - 14, y2: top + ids.length * lane }));
+    if (row >= 0) {
+      const lx = Math.min(cx + 3, right - 58);
+      g.append(svg("text", { class: "change-label", x: lx, y: row === 0 ? top - 16 : top - 4 }, `→ n${e.leader} (t${e.term})`));
+      labelRows[row] = cx;
     }
-    prev = s.leader;
   }
-  timeAxis(g, left, right, top + ids.length * lane + 2, now, span);
+  timeAxis(g, left, right, top + ids.length * lane + 2, span);
   node.append(g);
 }
 
@@ -429,7 +456,7 @@ function renderRateChart() {
   node.setAttribute("height", height);
   node.replaceChildren();
   const now = Date.now();
-  const span = HISTORY_MS;
+  const span = chartSpan(now);
   const points = dash.samples.filter((s) => !s.gap && s.rate !== null && s.t > now - span);
   const max = Math.max(1, ...points.map((p) => p.rate));
   const x = (t) => right - ((right - left) * (now - t)) / span;
@@ -437,12 +464,25 @@ function renderRateChart() {
   const g = svg("g");
   g.append(svg("text", { x: 2, y: top + 8 }, `${fmtRate(max)}`));
   g.append(svg("text", { x: 2, y: bottom }, "0/s"));
-  if (points.length > 1) {
-    const line = points.map((p) => `${x(p.t).toFixed(1)},${y(p.rate).toFixed(1)}`).join(" ");
-    g.append(svg("polygon", { class: "area", points: `${x(points[0].t).toFixed(1)},${bottom} ${line} ${x(points[points.length - 1].t).toFixed(1)},${bottom}` }));
-    g.append(svg("polyline", { points: line }));
+  // One polyline per stretch without gaps.
+  let stretch = [];
+  const draw = () => {
+    if (stretch.length > 1) {
+      const line = stretch.map((p) => `${x(p.t).toFixed(1)},${y(p.rate).toFixed(1)}`).join(" ");
+      const first = x(stretch[0].t).toFixed(1);
+      const last = x(stretch[stretch.length - 1].t).toFixed(1);
+      g.append(svg("polygon", { class: "area", points: `${first},${bottom} ${line} ${last},${bottom}` }));
+      g.append(svg("polyline", { points: line }));
+    }
+    stretch = [];
+  };
+  for (const s of dash.samples) {
+    if (s.t <= now - span) continue;
+    if (s.gap || s.rate === null) draw();
+    else stretch.push(s);
   }
-  timeAxis(g, left, right, bottom, now, span);
+  draw();
+  timeAxis(g, left, right, bottom, span);
   node.append(g);
 }
 

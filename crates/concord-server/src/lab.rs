@@ -59,33 +59,14 @@ impl Lab {
         Arc::new(Lab { handle, enabled, secret, stop })
     }
 
-    fn authorize(&self, remote: SocketAddr, headers: &HeaderMap) -> Result<(), Response> {
-        if !self.enabled {
-            return Err(refuse(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "fault injection is off on node {}: start it with --allow-fault-injection (lab clusters only)",
-                    self.handle.id().0
-                ),
-            ));
-        }
-        let given = headers
+    /// `Err`: the 403 message.
+    fn authorize(&self, remote: SocketAddr, headers: &HeaderMap) -> Result<(), String> {
+        let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::as_bytes);
-        match (&self.secret, given) {
-            (Some(secret), Some(given)) if crate::http::constant_time_eq(secret, given) => Ok(()),
-            (_, Some(_)) => Err(refuse(StatusCode::FORBIDDEN, "wrong cluster secret".to_string())),
-            (_, None) if remote.ip().is_loopback() => Ok(()),
-            (_, None) => Err(refuse(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "fault injection needs the cluster secret (Authorization: Bearer <secret>) or a client on this machine; {} is not loopback",
-                    remote.ip()
-                ),
-            )),
-        }
+        authorize(self.enabled, self.handle.id().0, self.secret.as_deref(), remote, bearer)
     }
 
     /// Apply `action` to this node.
@@ -142,6 +123,31 @@ impl Lab {
     }
 }
 
+/// Whether a lab request may act: fault injection must be on, and the client must present the
+/// cluster secret or connect from loopback. `Err` is the 403 message.
+fn authorize(
+    enabled: bool,
+    node: u32,
+    secret: Option<&[u8]>,
+    remote: SocketAddr,
+    bearer: Option<&[u8]>,
+) -> Result<(), String> {
+    if !enabled {
+        return Err(format!(
+            "fault injection is off on node {node}: start it with --allow-fault-injection (lab clusters only)"
+        ));
+    }
+    match (secret, bearer) {
+        (Some(secret), Some(given)) if crate::http::constant_time_eq(secret, given) => Ok(()),
+        (_, Some(_)) => Err("wrong cluster secret".to_string()),
+        (_, None) if remote.ip().is_loopback() => Ok(()),
+        (_, None) => Err(format!(
+            "fault injection needs the cluster secret (Authorization: Bearer <secret>) or a client on this machine; {} is not loopback",
+            remote.ip()
+        )),
+    }
+}
+
 fn refuse(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
@@ -170,8 +176,8 @@ async fn local(
     Path(action): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = lab.authorize(remote, &headers) {
-        return refused;
+    if let Err(message) = lab.authorize(remote, &headers) {
+        return refuse(StatusCode::FORBIDDEN, message);
     }
     lab.act(&action, remote)
 }
@@ -182,12 +188,37 @@ async fn member(
     Path((id, action)): Path<(u32, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = lab.authorize(remote, &headers) {
-        return refused;
+    if let Err(message) = lab.authorize(remote, &headers) {
+        return refuse(StatusCode::FORBIDDEN, message);
     }
     if id == lab.handle.id().0 {
         lab.act(&action, remote)
     } else {
         lab.forward(id, &action).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authorize;
+    use std::net::SocketAddr;
+
+    #[test]
+    fn lab_requests_need_the_flag_and_then_the_secret_or_loopback() {
+        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let secret = Some(&b"s3cret"[..]);
+        // Off: refused whoever asks, even with the secret, and the message says how to turn it on.
+        let off = authorize(false, 2, secret, local, Some(b"s3cret")).unwrap_err();
+        assert!(off.contains("--allow-fault-injection") && off.contains("node 2"), "{off}");
+        // On: loopback without a secret, or anyone with the right one.
+        assert_eq!(authorize(true, 2, secret, local, None), Ok(()));
+        assert_eq!(authorize(true, 2, secret, remote, Some(b"s3cret")), Ok(()));
+        // A remote client without the secret, or anyone with a wrong one, is refused.
+        assert!(authorize(true, 2, secret, remote, None).unwrap_err().contains("not loopback"));
+        assert!(authorize(true, 2, secret, local, Some(b"guess"))
+            .unwrap_err()
+            .contains("wrong cluster secret"));
+        assert!(authorize(true, 2, None, remote, Some(b"x")).unwrap_err().contains("wrong cluster secret"));
     }
 }

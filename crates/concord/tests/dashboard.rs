@@ -1,0 +1,288 @@
+//! The live cluster dashboard, end to end: real `concord serve` processes, a real browser.
+//!
+//! * `the_dashboard_follows_a_cluster_through_faults`: three nodes with `--allow-fault-injection`;
+//!   headless Chromium (driven by `tests/dashboard_e2e.py`) opens a follower's dashboard, sees the
+//!   leader, partitions it from the page and sees another elected, heals it, stops the leader's
+//!   process from the page and sees another elected with the old one unreachable, then stops the
+//!   node serving the page – the page says so – and, once this test restarts that node, reconnects
+//!   by itself. Screenshots go to `target/test-output/dashboard/` (or `$CONCORD_DASHBOARD_SCREENSHOTS`).
+//! * `fault_injection_is_off_without_the_flag`: every lab endpoint answers 403 with a sentence that
+//!   names the flag, and the page shows no lab buttons.
+//! * `concord_up_keeps_running_when_the_lab_stops_a_node`: `concord up --allow-fault-injection`
+//!   reports a node stopped from the lab with the command that restarts it.
+//!
+//! Browser tests need `chromium`, `chromedriver` and Python's `selenium`; without them they print
+//! why and pass – unless `CI=true`, where a missing browser is a failure.
+
+mod browser;
+
+use browser::{browser_available, repo_root};
+use concord_server::cli::{cluster_identity, up_node_args, UpArgs};
+use concord_server::testkit::{free_port_run, http, http_with_headers, HttpAnswer};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONCORD: &str = env!("CARGO_BIN_EXE_concord");
+
+fn screenshot_dir() -> PathBuf {
+    match std::env::var_os("CONCORD_DASHBOARD_SCREENSHOTS") {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join("target/test-output/dashboard"),
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+fn call(addr: SocketAddr, method: &str, path: &str) -> Result<HttpAnswer, String> {
+    block_on(http(addr, method, path, b"", Duration::from_secs(3)))
+}
+
+#[derive(clap::Parser)]
+struct UpCommand {
+    #[command(flatten)]
+    args: UpArgs,
+}
+
+/// Nodes of a local cluster as separate processes (the `concord up` layout), killed when dropped.
+struct Cluster {
+    args: UpArgs,
+    cluster_id: String,
+    secret: PathBuf,
+    children: Vec<Child>,
+    http: Vec<SocketAddr>,
+}
+
+impl Cluster {
+    fn start(dir: &Path, nodes: u32, fault_injection: bool) -> Cluster {
+        let base = free_port_run(3 * nodes as u16);
+        // Parsed like the command line, so that options added to `concord up` later keep their defaults.
+        let mut argv: Vec<String> = vec!["up".into(), "--nodes".into(), nodes.to_string(), "--data".into()];
+        argv.push(dir.display().to_string());
+        for (flag, port) in [
+            ("--redis-port", base),
+            ("--http-port", base + nodes as u16),
+            ("--peer-port", base + 2 * nodes as u16),
+        ] {
+            argv.extend([flag.to_string(), port.to_string()]);
+        }
+        argv.push("--no-fsync".into());
+        if fault_injection {
+            argv.push("--allow-fault-injection".into());
+        }
+        let args = <UpCommand as clap::Parser>::try_parse_from(argv).unwrap().args;
+        let (cluster_id, secret) = cluster_identity(dir).unwrap();
+        let http =
+            (0..nodes).map(|i| SocketAddr::from(([127, 0, 0, 1], args.http_port + i as u16))).collect();
+        let mut c = Cluster { args, cluster_id, secret, children: Vec::new(), http };
+        for i in 0..nodes {
+            let child = c.spawn(i);
+            c.children.push(child);
+        }
+        c
+    }
+
+    fn spawn(&self, i: u32) -> Child {
+        let argv = up_node_args(&self.args, i, &self.cluster_id, &self.secret).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.args.data.join(format!("node{}.log", i + 1)))
+            .unwrap();
+        Command::new(CONCORD)
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    /// Start node `id` again (it stopped itself through the lab endpoint).
+    fn restart(&mut self, id: u32) {
+        let i = id as usize - 1;
+        let status = self.children[i].wait().unwrap();
+        assert!(status.success(), "node {id} stopped cleanly: {status}");
+        self.children[i] = self.spawn(id - 1);
+    }
+
+    /// The index of a node that is not the leader, once every node agrees on one.
+    fn follower(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let leaders: Vec<Option<u64>> = self
+                .http
+                .iter()
+                .map(|a| call(*a, "GET", "/v1/cluster").ok().and_then(|r| r.json().ok()?["leader"].as_u64()))
+                .collect();
+            if let Some(Some(l)) = leaders.first() {
+                if leaders.iter().all(|x| *x == Some(*l)) {
+                    return (0..self.http.len()).find(|i| *i as u64 + 1 != *l).unwrap_or(0);
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logs(&self) -> String {
+        (1..=self.args.nodes)
+            .map(|i| {
+                let text =
+                    std::fs::read_to_string(self.args.data.join(format!("node{i}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                format!("--- node{i}.log ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Run a scenario of `dashboard_e2e.py`, acting on its requests (`{"restart": id}`) as they come;
+/// returns its result.
+fn drive(scenario: &str, url: &str, cluster: &mut Cluster) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(scenario)
+        .arg(url)
+        .arg(screenshot_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut result = None;
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        lines.push(line.clone());
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if let Some(id) = message["restart"].as_u64() {
+            cluster.restart(id as u32);
+        } else if message.get("result").is_some() {
+            result = Some(message["result"].clone());
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "dashboard_e2e.py {scenario} failed:\n{stderr}\n{}\n{}",
+        lines.join("\n"),
+        cluster.logs()
+    );
+    result.unwrap_or_else(|| panic!("no result line from dashboard_e2e.py: {lines:?}"))
+}
+
+#[test]
+fn the_dashboard_follows_a_cluster_through_faults() {
+    if !browser_available("the_dashboard_follows_a_cluster_through_faults") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, true);
+    let follower = cluster.follower();
+    let url = format!("http://{}/", cluster.http[follower]);
+    let result = drive("lab", &url, &mut cluster);
+    println!("lab: {result}");
+    assert_ne!(result["first_leader"], result["after_partition"]);
+    assert_ne!(result["stopped"], result["second_leader"]);
+    for shot in ["dashboard.png", "dashboard-phone.png", "dashboard-disconnected.png"] {
+        assert!(screenshot_dir().join(shot).exists(), "{shot} was saved");
+    }
+}
+
+#[test]
+fn fault_injection_is_off_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 1, false);
+    let addr = cluster.http[0];
+    cluster.follower(); // waits for the node to answer and lead
+    let secret = std::fs::read_to_string(&cluster.secret).unwrap();
+    let bearer = format!("Bearer {}", secret.trim());
+    for path in ["/v1/lab/partition", "/v1/lab/heal", "/v1/lab/stop", "/v1/lab/nodes/1/stop"] {
+        // Refused from loopback, and even with the cluster secret: the flag is what is missing.
+        let plain = call(addr, "POST", path).unwrap();
+        let with_secret = block_on(http_with_headers(
+            addr,
+            "POST",
+            path,
+            &[("authorization", &bearer)],
+            b"",
+            Duration::from_secs(3),
+        ))
+        .unwrap();
+        for answer in [plain, with_secret] {
+            assert_eq!(answer.status, 403, "POST {path}: {}", answer.text());
+            let error = answer.json().unwrap()["error"].as_str().unwrap().to_string();
+            assert!(error.contains("--allow-fault-injection"), "POST {path}: {error}");
+        }
+    }
+    let lab = call(addr, "GET", "/v1/lab").unwrap().json().unwrap();
+    assert_eq!(lab["fault_injection"], false);
+    assert_eq!(lab["isolated"], false);
+    // The node is still there, and the page's data says there is nothing to show buttons for.
+    let overview = call(addr, "GET", "/v1/overview").unwrap().json().unwrap();
+    assert_eq!(overview["fault_injection"], false);
+    assert_eq!(overview["members"][0]["status"]["role"], "leader");
+
+    if browser_available("fault_injection_is_off_without_the_flag") {
+        let result = drive("nolab", &format!("http://{addr}/dashboard"), &mut cluster);
+        assert_eq!(result["leader"], 1);
+    }
+}
+
+#[test]
+fn concord_up_keeps_running_when_the_lab_stops_a_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_run(6);
+    let mut up = Command::new(CONCORD)
+        .args(["up", "--nodes", "2", "--no-fsync", "--allow-fault-injection", "--data"])
+        .arg(dir.path())
+        .args(["--redis-port", &base.to_string()])
+        .args(["--http-port", &(base + 2).to_string()])
+        .args(["--peer-port", &(base + 4).to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http: Vec<SocketAddr> = (0..2).map(|i| SocketAddr::from(([127, 0, 0, 1], base + 2 + i))).collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.iter().any(|a| call(*a, "GET", "/healthz").is_err()) {
+        assert!(Instant::now() < deadline, "the nodes of concord up did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stop node 2 through node 1 (the forwarding path); node 1 keeps running.
+    let stop = call(http[0], "POST", "/v1/lab/nodes/2/stop").unwrap();
+    assert_eq!(stop.status, 200, "{}", stop.text());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(http[1], "GET", "/healthz").is_ok() {
+        assert!(Instant::now() < deadline, "node 2 did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // `up` polls its children every 100 ms
+    assert!(up.try_wait().unwrap().is_none(), "concord up is still running");
+    assert!(call(http[0], "GET", "/healthz").is_ok(), "node 1 is still serving");
+    // Stopping the last node ends `up` cleanly.
+    assert_eq!(call(http[0], "POST", "/v1/lab/stop").unwrap().status, 200);
+    let status = up.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(status.success(), "concord up exited with {status}: {stdout}");
+    assert!(stdout.contains("node 2 stopped; the others keep running. Restart it with:"), "{stdout}");
+    assert!(stdout.contains("--id 2 "), "the restart command is node 2's: {stdout}");
+    assert!(stdout.contains("dashboard: http://127.0.0.1:"), "{stdout}");
+}

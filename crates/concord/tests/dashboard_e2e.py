@@ -1,0 +1,218 @@
+"""Drive the live cluster dashboard in headless Chromium (called by tests/dashboard.rs).
+
+usage: dashboard_e2e.py SCENARIO URL OUT_DIR
+
+SCENARIO:
+  lab    a 3-node cluster started with --allow-fault-injection; URL is a follower's dashboard.
+         See the leader; partition it from the page and see another elected (the old one shown
+         partitioned); heal it; stop the leader from the page and see another elected (the old one
+         unreachable); screenshots dashboard.png (1280x800) and dashboard-phone.png (390x844);
+         then stop the node serving the page: the page says so; print {"restart": ID} so the
+         test restarts it, and see the page reconnect by itself.
+  nolab  a node without the flag: the page works and shows no lab buttons.
+
+Prints JSON lines: requests to the test ({"restart": id}) and, last, the result. Exits non-zero
+with a message when an assertion fails. Reuses viewer_e2e.py's browser helpers.
+"""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from viewer_e2e import browser, check, fail, js, wait_until  # noqa: E402
+
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+
+ELECTION_S = 20  # generous: the CI machine may be busy
+
+
+def load(driver, url, timeout_s=20):
+    driver.get(url)
+    wait_until(lambda: js(driver, "return !!(window.dashboard && window.dashboard.ready)"), timeout_s,
+               "the dashboard did not receive a snapshot: " + driver.find_element("id", "conn").text)
+
+
+def state(driver):
+    return js(driver, """const d = window.dashboard; return {ready: d.ready, connected: d.connected,
+        leader: d.leader, members: d.members, served_by: d.snapshot ? d.snapshot.served_by : null,
+        fault_injection: d.snapshot ? d.snapshot.fault_injection : null}""")
+
+
+def text(driver, selector):
+    els = driver.find_elements("css selector", selector)
+    return els[0].text if els else None
+
+
+def click(driver, selector):
+    """Click what the selector finds; the table is redrawn twice a second, so retry a stale one."""
+    for _ in range(20):
+        try:
+            driver.find_element("css selector", selector).click()
+            return
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    fail(f"could not click {selector}")
+
+
+def lab_click(driver, action, node):
+    selector = f'#members-body button[data-action="{action}"][data-node="{node}"]'
+    wait_until(lambda: js(driver, f"const b = document.querySelector('{selector}'); return !!b && !b.disabled"),
+               10, f"no enabled {action} button for node {node}")
+    click(driver, selector)
+    if action == "stop":
+        # Stop asks for a second click.
+        wait_until(lambda: text(driver, selector) == "Confirm stop", 3, "Stop asks for confirmation")
+        click(driver, selector)
+    wait_until(lambda: "failed" not in (text(driver, "#lab-result") or "")
+               and (text(driver, "#lab-result") or "").endswith("."), 10,
+               f"{action} node {node} answered: " + str(text(driver, "#lab-result")))
+
+
+def shown_leader(driver):
+    return text(driver, "#leader")
+
+
+def row_state(driver, node):
+    return text(driver, f'tr[data-node="{node}"] [data-field="state"]') or ""
+
+
+def leave_leader(driver, leader):
+    """If the leader serves this page, open a follower's dashboard instead (stopping the leader
+    must not take the page's server with it)."""
+    if state(driver)["served_by"] != leader:
+        return
+    href = js(driver, f"""const a = [...document.querySelectorAll('#members-body tr:not(.unreachable) td:first-child a')]
+        .find(a => !a.closest('tr').matches('[data-node="{leader}"]')); return a ? a.href : null""")
+    check(href, "another member's dashboard is linked")
+    load(driver, href)
+    check(state(driver)["served_by"] != leader, "moved to a follower's dashboard")
+
+
+def start_writes(driver):
+    # One write at a time (browsers allow few connections per host; the event stream needs one).
+    js(driver, """window.writing = true; (async () => { let n = 0;
+        while (window.writing) { try { await fetch('/v1/kv/demo-' + (n++ % 20), {method: 'PUT', body: 'v' + n}); }
+        catch (e) {} await new Promise(r => setTimeout(r, 40)); } })()""")
+
+
+def lab(url, out):
+    result = {}
+    driver = browser(1280, 800)
+    try:
+        load(driver, url)
+        s = state(driver)
+        check(s["fault_injection"] is True, f"the node reports fault injection on: {s}")
+        check(not driver.find_element("id", "lab-flag").get_attribute("hidden"), "the lab badge is shown")
+        check(text(driver, "#shards-section").find("No sharding yet") >= 0, "the page says there is no sharding")
+        wait_until(lambda: state(driver)["leader"] is not None, ELECTION_S, "a leader is shown")
+        first = state(driver)["leader"]
+        wait_until(lambda: shown_leader(driver) == f"node {first}", 5, "the leader card names the leader")
+        check(text(driver, f'tr[data-node="{first}"] [data-field="role"]') == "leader", "the leader's row says leader")
+        result["first_leader"] = first
+        start_writes(driver)
+
+        # Partition the leader: another is elected; the old one is shown partitioned.
+        leave_leader(driver, first)
+        start_writes(driver)
+        lab_click(driver, "partition", first)
+        wait_until(lambda: state(driver)["leader"] not in (None, first)
+                   and state(driver)["members"].get(str(first)) == "isolated", ELECTION_S,
+                   f"a new leader after partitioning node {first}: {state(driver)}")
+        check(row_state(driver, first).startswith("partitioned"), f"row {first} says partitioned: {row_state(driver, first)}")
+        result["after_partition"] = state(driver)["leader"]
+        lab_click(driver, "heal", first)
+        wait_until(lambda: state(driver)["members"].get(str(first)) in ("follower", "leader"), ELECTION_S,
+                   f"node {first} rejoins after the heal: {state(driver)}")
+
+        # Stop the leader's process from the page: another is elected; the old one is unreachable.
+        wait_until(lambda: state(driver)["leader"] is not None, ELECTION_S, "a leader after the heal")
+        leader = state(driver)["leader"]
+        leave_leader(driver, leader)
+        start_writes(driver)
+        lab_click(driver, "stop", leader)
+        wait_until(lambda: state(driver)["leader"] not in (None, leader)
+                   and state(driver)["members"].get(str(leader)) == "unreachable", ELECTION_S,
+                   f"a new leader after stopping node {leader}: {state(driver)}")
+        new = state(driver)["leader"]
+        wait_until(lambda: shown_leader(driver) == f"node {new}", 5, "the leader card names the new leader")
+        check(row_state(driver, leader).startswith("unreachable"), f"row {leader} says unreachable: {row_state(driver, leader)}")
+        check(text(driver, f'tr[data-node="{leader}"] [data-field="role"]') == "was leader",
+              "the stopped node's last known role is shown")
+        check(text(driver, "#reachable") == "2 of 3", "2 of 3 members reachable: " + str(text(driver, "#reachable")))
+        result["stopped"] = leader
+        result["second_leader"] = new
+        # (The serving node records a new leader once it hears from it; the page may see the leader's
+        # own status first.)
+        changes = lambda: js(driver, "return document.querySelectorAll('#timeline line.change').length")
+        wait_until(lambda: changes() >= 2, 10, f"the timeline marks both leader changes ({changes()})")
+        wait_until(lambda: js(driver, "return !!document.querySelector('#requests-body tr[data-kind=put]')"), 10,
+                   "the page's writes show up in the request table")
+        time.sleep(1.5)  # a few more samples in the charts
+        put_rate = js(driver, "const k = dashboard.snapshot.requests.kinds.find(k => k.kind === 'put'); return k && k.rate_per_s")
+        check(put_rate and put_rate > 0, f"a put rate is shown: {put_rate}")
+        result["put_rate_per_s"] = put_rate
+        check(js(driver, "return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+              "no horizontal scrolling at 1280 px")
+        driver.save_screenshot(os.path.join(out, "dashboard.png"))
+        serving_url = driver.current_url
+
+        # Phone width: the same page, readable without sideways scrolling.
+        phone = browser(390, 844)
+        try:
+            load(phone, serving_url)
+            wait_until(lambda: shown_leader(phone) == f"node {new}", 10, "the phone page shows the leader")
+            time.sleep(1.0)
+            check(js(phone, "return document.documentElement.scrollWidth <= window.innerWidth + 1"),
+                  "no horizontal scrolling at 390 px")
+            phone.save_screenshot(os.path.join(out, "dashboard-phone.png"))
+        finally:
+            phone.quit()
+
+        # Stop the node that serves the page: the page says so, retries, and comes back by itself.
+        serving = state(driver)["served_by"]
+        js(driver, "window.writing = false")
+        lab_click(driver, "stop", serving)
+        wait_until(lambda: not state(driver)["connected"] and driver.find_element("id", "banner").is_displayed(),
+                   10, "the page notices that its node is gone")
+        banner = driver.find_element("id", "banner").text
+        check(f"Node {serving}" in banner and "unreachable" in banner, f"the banner says so: {banner}")
+        check(text(driver, "#conn") == "disconnected", "the badge says disconnected")
+        driver.save_screenshot(os.path.join(out, "dashboard-disconnected.png"))
+        print(json.dumps({"restart": serving}), flush=True)
+        wait_until(lambda: state(driver)["connected"] and not driver.find_element("id", "banner").is_displayed(),
+                   30, "the page reconnects once the node is back")
+        wait_until(lambda: state(driver)["members"].get(str(serving)) in ("follower", "leader", "candidate", "pre-candidate"),
+                   10, f"node {serving} is shown again: {state(driver)}")
+        result["reconnected"] = True
+        return result
+    finally:
+        driver.quit()
+
+
+def nolab(url, out):
+    driver = browser(1280, 800)
+    try:
+        load(driver, url)
+        s = state(driver)
+        check(s["fault_injection"] is False, f"the node reports fault injection off: {s}")
+        wait_until(lambda: state(driver)["leader"] is not None, ELECTION_S, "a leader is shown")
+        check(js(driver, "return document.querySelectorAll('button[data-action]').length") == 0, "no lab buttons")
+        check(not driver.find_element("id", "lab-flag").is_displayed(), "no lab badge")
+        check(not driver.find_element("css selector", "th.lab-col").is_displayed(), "no lab column")
+        driver.save_screenshot(os.path.join(out, "dashboard-nolab.png"))
+        return {"leader": state(driver)["leader"]}
+    finally:
+        driver.quit()
+
+
+def main():
+    scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
+    os.makedirs(out, exist_ok=True)
+    result = {"lab": lab, "nolab": nolab}[scenario](url, out)
+    print(json.dumps({"result": result}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
