@@ -399,7 +399,8 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
         println!("      curl -X PUT --data world http://{}:{}/v1/kv/hello", args.bind, args.http_port);
         println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     }
-    println!("dashboard: http://{}:{}/ (every node serves one)", args.bind, args.http_port);
+    let scheme = if args.tls { "https" } else { "http" };
+    println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
     if args.allow_fault_injection {
         println!("fault injection is ON (lab only): the dashboards can partition, heal and stop nodes");
     }
