@@ -62,17 +62,9 @@ pub fn delete_snapshot(index: u64) -> StorageOp {
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, the zlib/Ethernet polynomial), bitwise: small and dependency-free.
+/// CRC-32 (IEEE 802.3, reflected, the zlib/Ethernet polynomial), as `crc32fast` computes it.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
+    crc32fast::hash(bytes)
 }
 
 /// Frame a payload: checksum, then bytes.
