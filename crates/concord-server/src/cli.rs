@@ -180,6 +180,20 @@ fn init_logging(filter: &str) {
         .try_init();
 }
 
+/// The runtime of `concord serve`: half the cores as async workers (at least one), unless
+/// `TOKIO_WORKER_THREADS` says otherwise. The Raft driver is one task and the WAL syncs on its own
+/// thread, so more workers mostly add cross-thread wake-ups: on 2 cores, one worker served 43k
+/// GET/s where two served 33k (BENCHMARKS.md).
+fn serve_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        builder.worker_threads((cores / 2).max(1));
+    }
+    builder.build()
+}
+
 /// Wait for SIGINT or SIGTERM.
 async fn termination() {
     #[cfg(unix)]
@@ -201,7 +215,7 @@ async fn termination() {
 pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     init_logging(&config.log);
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = serve_runtime().context("starting the async runtime")?;
     runtime.block_on(async move {
         let mut node = Node::start(config).await.map_err(|e| anyhow!(e))?;
         tokio::select! {
