@@ -52,7 +52,7 @@ enum Command {
     /// Examples:
     ///   concord serve --config node1.toml
     ///   concord serve --id 1 --data ./d1 --http-addr 127.0.0.1:8080 --redis-addr 127.0.0.1:6379
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Run a local cluster: N `concord serve` processes (node i: RESP 6379+i, HTTP 8080+i).
     ///
     /// Example:
