@@ -69,6 +69,21 @@ pub enum ClientError {
     Kv(KvError),
 }
 
+impl ClientError {
+    /// The `result` label of a request's metrics: `"ok"` for a success, else the kind of failure.
+    pub fn label_of<T>(result: &Result<T, ClientError>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(ClientError::NotLeader { .. }) => "not_leader",
+            Err(ClientError::Unavailable(_)) => "unavailable",
+            Err(ClientError::Timeout) => "timeout",
+            Err(ClientError::Rejected(_)) => "rejected",
+            Err(ClientError::Unknown(_)) => "unknown",
+            Err(ClientError::Kv(_)) => "invalid",
+        }
+    }
+}
+
 struct Inner {
     me: NodeId,
     tx: mpsc::Sender<Input>,

@@ -122,19 +122,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Result labels for metrics.
-fn result_label(r: &Result<impl Sized, ClientError>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(ClientError::NotLeader { .. }) => "not_leader",
-        Err(ClientError::Unavailable(_)) => "unavailable",
-        Err(ClientError::Timeout) => "timeout",
-        Err(ClientError::Rejected(_)) => "rejected",
-        Err(ClientError::Unknown(_)) => "unknown",
-        Err(ClientError::Kv(_)) => "invalid",
-    }
-}
-
 async fn timed<T>(
     handle: &NodeHandle,
     kind: &'static str,
@@ -142,7 +129,7 @@ async fn timed<T>(
 ) -> Result<T, ClientError> {
     let start = Instant::now();
     let r = f.await;
-    handle.metrics().request(kind, result_label(&r), start.elapsed());
+    handle.metrics().request(kind, ClientError::label_of(&r), start.elapsed());
     r
 }
 
@@ -553,7 +540,7 @@ async fn change_membership(
     }
     let start = Instant::now();
     let r = admin.handle.admin(request).await;
-    admin.handle.metrics().request("admin", result_label(&r), start.elapsed());
+    admin.handle.metrics().request("admin", ClientError::label_of(&r), start.elapsed());
     match r.map_err(|e| ApiError::from_client(&admin.handle, e))? {
         concord_raft::RaftResponse::MembershipChanged { index, membership } => Ok(Json(json!({
             "index": index,

@@ -58,18 +58,6 @@ fn kind_of(command: &Command) -> &'static str {
     }
 }
 
-fn label(r: &Result<Response, ClientError>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(ClientError::NotLeader { .. }) => "not_leader",
-        Err(ClientError::Unavailable(_)) => "unavailable",
-        Err(ClientError::Timeout) => "timeout",
-        Err(ClientError::Rejected(_)) => "rejected",
-        Err(ClientError::Unknown(_)) => "unknown",
-        Err(ClientError::Kv(_)) => "invalid",
-    }
-}
-
 impl Backend for NodeBackend {
     fn write(&self, command: Command) -> BoxFuture<Result<Response, BackendError>> {
         let kind = kind_of(&command);
@@ -79,7 +67,7 @@ impl Backend for NodeBackend {
         let handle = self.handle.clone();
         Box::pin(async move {
             let r = pending.await;
-            handle.metrics().request(kind, label(&r), start.elapsed());
+            handle.metrics().request(kind, ClientError::label_of(&r), start.elapsed());
             r.map_err(|e| backend_error(&handle, e))
         })
     }
@@ -89,7 +77,7 @@ impl Backend for NodeBackend {
         Box::pin(async move {
             let start = Instant::now();
             let r = handle.read(query, consistency).await;
-            handle.metrics().request("resp_read", label(&r), start.elapsed());
+            handle.metrics().request("resp_read", ClientError::label_of(&r), start.elapsed());
             r.map_err(|e| backend_error(&handle, e))
         })
     }
