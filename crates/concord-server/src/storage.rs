@@ -6,10 +6,11 @@
 //! in-memory disk in unit tests.
 //!
 //! ## Group commit
-//! A `Sync` effect does not cost one `fdatasync`. The driver runs a *batch* of ready inputs through
-//! Raft, appends all their writes, and syncs once for the whole batch before releasing the batch's
-//! held messages and replies (see [`crate::driver`]). Under load, one `fdatasync` thus covers many
-//! client writes, and the batch grows by itself while a sync is in progress (inputs queue up).
+//! A `Sync` effect does not cost one `fdatasync`. The driver hands each batch's writes to a WAL
+//! thread and keeps stepping Raft; the thread appends every batch it finds queued and syncs once
+//! for all of them, and only then are the held messages and replies that depend on it released
+//! (see [`crate::driver`]). Under load, one `fdatasync` thus covers many client writes, and the
+//! next group forms while the current sync is in progress.
 //!
 //! ## Failure
 //! A failed append or sync is fatal for the node: after a failed `fdatasync` the kernel may have
