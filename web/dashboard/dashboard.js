@@ -184,7 +184,7 @@ function renderConnection(why) {
     banner.append(" Other members' dashboards: ");
     others.forEach((m, i) => {
       if (i) banner.append(", ");
-      banner.append(el("a", { href: `http://${m.http_addr}/dashboard` }, `node ${m.id}`));
+      banner.append(el("a", { href: `${snap.scheme || "http"}://${m.http_addr}/dashboard` }, `node ${m.id}`));
     });
   }
   banner.hidden = false;
@@ -264,7 +264,7 @@ function renderMembers(snap) {
     });
     const name = el("td", {}, `n${m.id}`);
     if (m.serving) name.append(el("span", { class: "muted small" }, " (this page)"));
-    else if (m.http_addr) name.append(el("a", { href: `http://${m.http_addr}/dashboard`, title: "this member's own dashboard" }, "open"));
+    else if (m.http_addr) name.append(el("a", { href: `${snap.scheme || "http"}://${m.http_addr}/dashboard`, title: "this member's own dashboard" }, "open"));
     tr.append(name);
 
     const roleCell = el("td");

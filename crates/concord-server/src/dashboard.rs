@@ -34,6 +34,7 @@
 
 use crate::handle::NodeHandle;
 use crate::metrics::{latency_bucket_bounds_s, RequestTotals};
+use crate::testkit::{http_with_headers, https_with_headers, HttpAnswer};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -43,6 +44,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -64,9 +66,48 @@ pub const MAX_SUBSCRIBERS: usize = 16;
 /// Leader changes remembered by one node.
 pub const LEADER_HISTORY_MAX: usize = 128;
 
+/// How a node calls its peers' HTTP APIs (the dashboard's `/v1/cluster` fetches, forwarded lab
+/// requests): plain HTTP, or HTTPS trusting the cluster's CA when the node runs with TLS (then every
+/// node's HTTP port is HTTPS).
+#[derive(Clone)]
+pub struct PeerHttp {
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl PeerHttp {
+    pub fn new(config: &crate::NodeConfig) -> Result<PeerHttp, String> {
+        let tls = config.tls.as_ref().map(|t| crate::tls::client_config(&t.ca)).transpose()?;
+        Ok(PeerHttp { tls })
+    }
+
+    /// `http` or `https`: what the page's links to other members' dashboards use.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    pub async fn call(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<HttpAnswer, String> {
+        match &self.tls {
+            None => http_with_headers(addr, method, path, headers, b"", timeout).await,
+            Some(tls) => https_with_headers(addr, tls.clone(), method, path, headers, b"", timeout).await,
+        }
+    }
+}
+
 /// What the dashboard endpoints share.
 pub struct Dashboard {
     handle: NodeHandle,
+    peer_http: PeerHttp,
     fault_injection: bool,
     history: Arc<LeaderHistory>,
     subscribers: Arc<Semaphore>,
@@ -77,6 +118,7 @@ impl Dashboard {
     /// The dashboard of a node; spawns the task that records leader changes (until `shutdown`).
     pub fn start(
         handle: NodeHandle,
+        peer_http: PeerHttp,
         fault_injection: bool,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Dashboard> {
@@ -84,6 +126,7 @@ impl Dashboard {
         tokio::spawn(history.clone().record(handle.watch_status(), shutdown.clone()));
         Arc::new(Dashboard {
             handle,
+            peer_http,
             fault_injection,
             history,
             subscribers: Arc::new(Semaphore::new(MAX_SUBSCRIBERS)),
@@ -118,7 +161,7 @@ impl Dashboard {
                 return m;
             };
             let started = Instant::now();
-            match crate::testkit::http(addr, "GET", "/v1/cluster", b"", PEER_TIMEOUT).await {
+            match self.peer_http.call(addr, "GET", "/v1/cluster", &[], PEER_TIMEOUT).await {
                 Ok(answer) if answer.status == 200 => match answer.json() {
                     Ok(status) => {
                         m["reachable"] = json!(true);
@@ -147,6 +190,7 @@ impl Dashboard {
     fn snapshot(&self, members: &[Value], window: &RequestWindow) -> Value {
         json!({
             "served_by": self.handle.id().0,
+            "scheme": self.peer_http.scheme(),
             "at_ms": unix_ms(),
             "fault_injection": self.fault_injection,
             "members": members,

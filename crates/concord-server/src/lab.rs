@@ -12,7 +12,7 @@
 //! | `POST /v1/lab/partition` | drop every peer frame to and from this node ([`crate::transport::Transport::set_isolated`]) |
 //! | `POST /v1/lab/heal` | stop dropping them |
 //! | `POST /v1/lab/stop` | shut this node down as SIGTERM would (the sync in progress completes, then the process exits 0) |
-//! | `POST /v1/lab/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address with the cluster secret (so the page only talks to the node that served it) |
+//! | `POST /v1/lab/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with the cluster secret (so the page only talks to the node that served it) |
 //!
 //! **What the faults are.** A *partition* cuts Raft traffic only: the node's HTTP API and
 //! dashboard keep answering, so the page can show the partitioned node's view (its term rising
@@ -22,6 +22,7 @@
 //! and prints the command that restarts the stopped one. There is no "restart" button: a stopped
 //! process cannot be asked to start itself again.
 
+use crate::dashboard::PeerHttp;
 use crate::handle::NodeHandle;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -43,6 +44,7 @@ const STOP_DELAY: Duration = Duration::from_millis(100);
 /// What the lab endpoints need.
 pub struct Lab {
     handle: NodeHandle,
+    peer_http: PeerHttp,
     enabled: bool,
     secret: Option<Vec<u8>>,
     /// The node's shutdown switch (what SIGTERM flips).
@@ -52,11 +54,12 @@ pub struct Lab {
 impl Lab {
     pub fn new(
         handle: NodeHandle,
+        peer_http: PeerHttp,
         enabled: bool,
         secret: Option<Vec<u8>>,
         stop: watch::Sender<bool>,
     ) -> Arc<Lab> {
-        Arc::new(Lab { handle, enabled, secret, stop })
+        Arc::new(Lab { handle, peer_http, enabled, secret, stop })
     }
 
     /// `Err`: the 403 message.
@@ -112,7 +115,7 @@ impl Lab {
         let bearer = format!("Bearer {}", String::from_utf8_lossy(secret));
         let path = format!("/v1/lab/{action}");
         let headers = [("authorization", bearer.as_str())];
-        match crate::testkit::http_with_headers(addr, "POST", &path, &headers, b"", FORWARD_TIMEOUT).await {
+        match self.peer_http.call(addr, "POST", &path, &headers, FORWARD_TIMEOUT).await {
             Ok(answer) => {
                 let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
                 let body = answer.json().unwrap_or_else(|e| json!({ "error": e }));

@@ -165,13 +165,20 @@ impl Node {
             ));
         }
         if let Some(listener) = http_listener {
+            let peer_http = crate::dashboard::PeerHttp::new(&config)?;
             let dashboard = crate::dashboard::Dashboard::start(
                 handle.clone(),
+                peer_http.clone(),
                 config.allow_fault_injection,
                 shutdown_rx.clone(),
             );
-            let lab =
-                crate::lab::Lab::new(handle.clone(), config.allow_fault_injection, secret, shutdown.clone());
+            let lab = crate::lab::Lab::new(
+                handle.clone(),
+                peer_http,
+                config.allow_fault_injection,
+                secret,
+                shutdown.clone(),
+            );
             let app = crate::http::router(handle.clone(), &config)
                 .merge(crate::dashboard::routes(dashboard))
                 .merge(crate::lab::routes(lab));
