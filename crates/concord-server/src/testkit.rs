@@ -1,5 +1,5 @@
 //! Small tools for tests and load generators that talk to real nodes: a minimal HTTP/1.1 client
-//! (plain, or over TLS) and free loopback ports.
+//! (plain, or over TLS), free loopback ports, and waiting for in-process nodes to agree on a leader.
 //!
 //! The client is deliberately tiny (one request per connection, `Connection: close`, bodies with
 //! `Content-Length`) – enough for the API's own answers, with a hard deadline on every call so a
@@ -7,7 +7,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -151,4 +151,22 @@ pub fn free_port_run(n: u16) -> u16 {
         }
     }
     panic!("no run of {n} free ports found");
+}
+
+/// Wait until every in-process node names the same leader, and that node says it leads; return its
+/// index in `nodes`. Panics (a test failure) after `within`.
+pub async fn agreed_leader(nodes: &[crate::Node], within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let leaders: Vec<Option<u32>> = nodes.iter().map(|n| n.handle().status().leader).collect();
+        if let Some(Some(l)) = leaders.first() {
+            if leaders.iter().all(|x| *x == Some(*l))
+                && nodes[*l as usize - 1].handle().status().role == "leader"
+            {
+                return *l as usize - 1;
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader within {within:?}: {leaders:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

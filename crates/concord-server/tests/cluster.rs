@@ -8,7 +8,7 @@
 //! Killing processes (kill -9) needs separate OS processes: see `crates/concord/tests/server_kill.rs`.
 
 use concord_core::NodeId;
-use concord_server::testkit::{free_addrs, http, HttpAnswer};
+use concord_server::testkit::{agreed_leader, free_addrs, http, HttpAnswer};
 use concord_server::transport::{dial, Identity};
 use concord_server::{Node, NodeConfig, PeerConfig};
 use std::net::SocketAddr;
@@ -62,21 +62,8 @@ async fn start(dir: &Path, n: usize) -> Cluster {
     Cluster { nodes, http, peer, redis }
 }
 
-/// Wait until every node names the same leader; return its index.
 async fn leader(c: &Cluster) -> usize {
-    let deadline = Instant::now() + T;
-    loop {
-        let leaders: Vec<Option<u32>> = c.nodes.iter().map(|n| n.handle().status().leader).collect();
-        if let Some(Some(l)) = leaders.first() {
-            if leaders.iter().all(|x| *x == Some(*l))
-                && c.nodes[*l as usize - 1].handle().status().role == "leader"
-            {
-                return *l as usize - 1;
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader within {T:?}: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    agreed_leader(&c.nodes, T).await
 }
 
 async fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> HttpAnswer {

@@ -9,7 +9,7 @@
 use concord_core::NodeId;
 use concord_server::certgen::{node_files, Ca};
 use concord_server::config::TlsSettings;
-use concord_server::testkit::{free_addrs, http, https_with_headers, HttpAnswer};
+use concord_server::testkit::{agreed_leader, free_addrs, http, https_with_headers, HttpAnswer};
 use concord_server::tls::{client_config, NodeTls};
 use concord_server::transport::{dial, Identity};
 use concord_server::{Node, NodeConfig, PeerConfig};
@@ -103,19 +103,7 @@ async fn start(dir: &Path, n: usize) -> Cluster {
 }
 
 async fn leader(c: &Cluster) -> usize {
-    let deadline = Instant::now() + T;
-    loop {
-        let leaders: Vec<Option<u32>> = c.nodes.iter().map(|n| n.handle().status().leader).collect();
-        if let Some(Some(l)) = leaders.first() {
-            if leaders.iter().all(|x| *x == Some(*l))
-                && c.nodes[*l as usize - 1].handle().status().role == "leader"
-            {
-                return *l as usize - 1;
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader within {T:?}: {leaders:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    agreed_leader(&c.nodes, T).await
 }
 
 async fn https(c: &Cluster, i: usize, method: &str, path: &str, body: &[u8]) -> HttpAnswer {
