@@ -499,8 +499,9 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Start node `i` of an `up` cluster, its output going to DATA/node<i>.log.
-fn spawn_node(
+/// Start node `i` (0-based) of an `up` cluster as the program `exe`, its output going to
+/// DATA/node<i+1>.log (appended). Also used by the tests that run clusters of real processes.
+pub fn spawn_node(
     args: &UpArgs,
     i: u32,
     exe: &Path,

@@ -17,7 +17,7 @@
 mod browser;
 
 use browser::{browser_available, repo_root};
-use concord_server::cli::{cluster_identity, up_node_args, UpArgs};
+use concord_server::cli::{cluster_identity, spawn_node, UpArgs};
 use concord_server::testkit::{free_port_run, http, http_with_headers, HttpAnswer};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -87,19 +87,7 @@ impl Cluster {
     }
 
     fn spawn(&self, i: u32) -> Child {
-        let argv = up_node_args(&self.args, i, &self.cluster_id, &self.secret).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.args.data.join(format!("node{}.log", i + 1)))
-            .unwrap();
-        Command::new(CONCORD)
-            .args(argv)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap()
+        spawn_node(&self.args, i, Path::new(CONCORD), &self.cluster_id, &self.secret).unwrap().0
     }
 
     /// Start node `id` again (it stopped itself through the lab endpoint).

@@ -15,11 +15,11 @@
 use concord_check::{linearizability, Model, Verdict};
 use concord_core::history::{EventType, History, Op, OpFn, Value};
 use concord_core::Time;
-use concord_server::cli::{cluster_identity, up_node_args, UpArgs};
+use concord_server::cli::{cluster_identity, spawn_node, UpArgs};
 use concord_server::testkit::{free_port_run, http, HttpAnswer};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,19 +66,9 @@ impl Cluster {
     }
 
     fn spawn(&self, i: u32) -> Child {
-        let argv = up_node_args(&self.args, i, &self.cluster_id, &self.secret).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.args.data.join(format!("node{}.log", i + 1)))
-            .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_concord"))
-            .args(argv)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
+        spawn_node(&self.args, i, Path::new(env!("CARGO_BIN_EXE_concord")), &self.cluster_id, &self.secret)
             .unwrap()
+            .0
     }
 
     fn kill9(&mut self, i: usize) {
