@@ -1,10 +1,26 @@
 //! The seam between the Redis front door and whatever holds the data.
 //!
 //! The RESP server knows nothing of Raft, nodes or disks: it turns Redis commands into
-//! `concord_kv` [`Command`]s and [`Query`]s and hands them to a [`Backend`]. The real server
-//! (`concord-server`) implements it by proposing writes to its Raft node and serving reads with
-//! the requested [`ReadConsistency`]; [`crate::MemoryBackend`] implements it with a store behind a
-//! mutex, for tests and the single-process example.
+//! `concord_kv` [`Command`]s and [`Query`]s and hands them to a [`Backend`], together with the
+//! [`RequestConsistency`] the client asked for. The real server (`concord-server`) implements it
+//! by proposing writes to its Raft node and serving reads with the requested
+//! [`ReadConsistency`], or, in its eventual mode, by coordinating quorum reads and writes;
+//! [`crate::MemoryBackend`] implements it with a store behind a mutex, for tests and the
+//! single-process example.
+//!
+//! # Two consistency families
+//! A backend says which one it implements with [`Backend::model`], and that decides what a
+//! client may ask for with the `CONSISTENCY` command:
+//!
+//! * [`ConsistencyModel::Strong`] (Raft, the default): every request carries a
+//!   [`RequestConsistency::read`] level – linearizable, lease or stale – and `r` and `w` are
+//!   always `None`. Quorum settings are refused before they reach the backend.
+//! * [`ConsistencyModel::Eventual`] (Dynamo-style): each key lives on `n` replicas; a read waits
+//!   for `r` replies and a write for `w` acknowledgements. A client may override `r` and `w` for
+//!   its connection (`CONSISTENCY ONE|QUORUM|ALL`, `CONSISTENCY R 1 W 3`); the server only
+//!   passes values in `1..=n` of the model the backend reported. `None` means "the cluster's
+//!   default". The `read` field means nothing here (Raft read levels are refused on such a
+//!   backend) and is left at the configured default.
 //!
 //! # What a backend must guarantee
 //! * `write` resolves once the command is committed and applied, with the state machine's output
@@ -13,9 +29,17 @@
 //!   do their waiting in the returned future: the connection calls them from its reading loop.
 //! * **Writes called in order are applied in order.** A connection pipelines consecutive writes
 //!   (`SET a 1`, `SET a 2`, …) by calling `write` for each before the first resolves; a single
-//!   leader that appends proposals in arrival order satisfies this.
-//! * `read` with [`ReadConsistency::Linearizable`] observes every write that resolved before the
-//!   read was called.
+//!   leader that appends proposals in arrival order satisfies this. An eventual backend must
+//!   order them too – e.g. by stamping each write's version when `write` is called – so that the
+//!   pipeline leaves `a` at 2, as it would on Redis.
+//! * Strong: `read` with [`ReadConsistency::Linearizable`] observes every write that resolved
+//!   before the read was called.
+//! * Eventual: **the backend must honour `r` and `w`** (or its defaults when they are `None`): a
+//!   read resolves only once `r` replicas answered, a write only once `w` acknowledged, and a
+//!   request that cannot gather its quorum fails ([`BackendError::Unavailable`] if it did not
+//!   take effect, [`BackendError::Timeout`] or [`BackendError::Unknown`] if a write may have) –
+//!   never resolves with fewer. That is what makes `R + W > N` mean "a read sees the last
+//!   acknowledged write" to the client that chose it.
 //! * `now_ms` is the node's clock in milliseconds since the Unix epoch. The front door stamps each
 //!   [`Command`] with `now = now_ms × 1 000 000` ns (so a `concord_core::Time` in the KV store is
 //!   nanoseconds since the Unix epoch), and computes TTLs against it. The leader's housekeeping
@@ -45,13 +69,55 @@ use concord_raft::ReadConsistency;
 
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
+/// The consistency one request asks for: the connection's `CONSISTENCY` setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestConsistency {
+    /// Strong (Raft) mode: how reads are served.
+    pub read: ReadConsistency,
+    /// Eventual mode: replies a read waits for; `None`: the cluster's default R.
+    pub r: Option<usize>,
+    /// Eventual mode: acknowledgements a write waits for; `None`: the cluster's default W.
+    pub w: Option<usize>,
+}
+
+impl RequestConsistency {
+    /// A strong-mode request: reads served at `read`, no quorum overrides.
+    pub fn strong(read: ReadConsistency) -> Self {
+        RequestConsistency { read, r: None, w: None }
+    }
+}
+
+/// Which consistency family the backend implements; decides what `CONSISTENCY` accepts and shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsistencyModel {
+    /// Raft: linearizable, lease or stale reads.
+    Strong,
+    /// Dynamo-style quorums: `n` replicas per key, default `r` and `w`.
+    Eventual { n: usize, r: usize, w: usize },
+}
+
 /// What the RESP server needs from the database behind it. See the module docs for the contract.
 pub trait Backend: Send + Sync + 'static {
-    /// Replicate a write; resolves once committed and applied (or failed).
-    fn write(&self, command: Command) -> BoxFuture<Result<Response, BackendError>>;
+    /// Replicate a write; resolves once committed and applied (or failed). An eventual backend
+    /// waits for `consistency.w` acknowledgements (its default W when `None`).
+    fn write(
+        &self,
+        command: Command,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>>;
 
-    /// Answer a query with the given consistency.
-    fn read(&self, query: Query, consistency: ReadConsistency) -> BoxFuture<Result<Response, BackendError>>;
+    /// Answer a query: at `consistency.read` on a strong backend; from `consistency.r` replies
+    /// (its default R when `None`) on an eventual one.
+    fn read(
+        &self,
+        query: Query,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>>;
+
+    /// The consistency family this backend implements (Raft unless it says otherwise).
+    fn model(&self) -> ConsistencyModel {
+        ConsistencyModel::Strong
+    }
 
     /// INFO sections, e.g. `("Raft", vec![("raft_role".into(), "leader".into()), ...])`.
     fn info(&self) -> Vec<(String, Vec<(String, String)>)>;

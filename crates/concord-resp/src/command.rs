@@ -18,6 +18,21 @@
 //!
 //! This module only parses. [`crate::exec`] maps data commands onto `concord_kv` commands and
 //! queries; the server handles the connection commands (`HELLO`, `AUTH`, `CLIENT`, …).
+//!
+//! # `CONSISTENCY`, Concord's own command
+//! One grammar covers both consistency families a node can run (see [`crate::backend`]):
+//!
+//! ```text
+//! CONSISTENCY                          → show this connection's setting
+//! CONSISTENCY linearizable|lease|stale → Raft: how reads are served
+//! CONSISTENCY ONE|QUORUM|ALL           → eventual: R and W both 1, N/2+1 or N
+//! CONSISTENCY R 1 | W 3 | R 1 W 3      → eventual: R, W or both (either order)
+//! CONSISTENCY DEFAULT                  → back to the node's defaults
+//! ```
+//!
+//! Words are case-insensitive. Parsing checks only the grammar ([`ConsistencySetting`]): whether a
+//! setting fits the node – a Raft level on an eventual node, `R 5` with three replicas – depends
+//! on the backend's model, so the server decides that, with an error that says why.
 
 use crate::codec::parse_int;
 use crate::frame::{Frame, Protocol};
@@ -42,9 +57,9 @@ pub enum Request {
     Select(i64),
     Quit,
     Client(ClientRequest),
-    /// Concord extension: `CONSISTENCY [linearizable|lease|stale]` – set (or show) the read
-    /// consistency of this connection's reads.
-    Consistency(Option<ReadConsistency>),
+    /// Concord extension: `CONSISTENCY [setting]` – set (or, without one, show) the consistency
+    /// of this connection's requests (see the module docs).
+    Consistency(Option<ConsistencySetting>),
     // Server.
     Info(Vec<Bytes>),
     Command(CommandRequest),
@@ -80,6 +95,40 @@ pub enum Request {
     Multi,
     Exec,
     Discard,
+}
+
+/// What `CONSISTENCY` asks to set. Only the grammar is checked here; the server checks it against
+/// the backend's [`crate::backend::ConsistencyModel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsistencySetting {
+    /// `LINEARIZABLE`, `LEASE` or `STALE`: how reads are served (Raft).
+    Read(ReadConsistency),
+    /// `ONE`, `QUORUM` or `ALL`: R and W together (eventual mode).
+    Level(QuorumLevel),
+    /// `R <r>`, `W <w>` or both, in either order (eventual mode). At least one is `Some`. A value
+    /// below 1 is kept as 0, so the server refuses it with the bounds that apply.
+    Quorums { r: Option<usize>, w: Option<usize> },
+    /// `DEFAULT`: back to the node's defaults (its read level, or its R and W).
+    Default,
+}
+
+/// `CONSISTENCY ONE|QUORUM|ALL`: a number of replicas relative to N.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuorumLevel {
+    One,
+    Quorum,
+    All,
+}
+
+impl QuorumLevel {
+    /// The replicas this level means with `n` replicas per key: 1, a majority (n/2 + 1), or n.
+    pub fn replicas(self, n: usize) -> usize {
+        match self {
+            QuorumLevel::One => 1,
+            QuorumLevel::Quorum => n / 2 + 1,
+            QuorumLevel::All => n,
+        }
+    }
 }
 
 /// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]` (also SETNX, SETEX, PSETEX).
@@ -320,7 +369,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         "connection",
         "concord",
-        "Concord: sets (or shows) this connection's read consistency: linearizable, lease or stale.",
+        "Concord: sets (or shows) this connection's consistency: linearizable, lease or stale reads (Raft), \
+         or R and W quorums (eventual mode).",
     ),
     spec(
         "info",
@@ -563,11 +613,7 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "select" => Request::Select(integer(&rest[0])?),
         "quit" => Request::Quit,
         "client" => Request::Client(parse_client(&rest)?),
-        "consistency" => match rest.len() {
-            0 => Request::Consistency(None),
-            1 => Request::Consistency(Some(parse_consistency(&rest[0])?)),
-            _ => return Err(ReplyError::wrong_arity("consistency")),
-        },
+        "consistency" => Request::Consistency(parse_consistency(&rest)?),
         "info" => Request::Info(rest),
         "command" => Request::Command(parse_command(&rest)?),
         "config" => parse_config(&rest)?,
@@ -836,19 +882,56 @@ fn parse_config(rest: &[Bytes]) -> Result<Request, ReplyError> {
     }
 }
 
-fn parse_consistency(arg: &[u8]) -> Result<ReadConsistency, ReplyError> {
-    if is(arg, "linearizable") {
-        Ok(ReadConsistency::Linearizable)
+fn parse_consistency(rest: &[Bytes]) -> Result<Option<ConsistencySetting>, ReplyError> {
+    let quorum_word = |arg: &[u8]| is(arg, "R") || is(arg, "W");
+    let setting = match rest {
+        [] => return Ok(None),
+        [word] if quorum_word(word) => return Err(ReplyError::syntax()),
+        [word] => parse_consistency_word(word)?,
+        [first, ..] if quorum_word(first) => {
+            let (mut r, mut w) = (None, None);
+            for pair in rest.chunks(2) {
+                let slot = if is(&pair[0], "R") {
+                    &mut r
+                } else if is(&pair[0], "W") {
+                    &mut w
+                } else {
+                    return Err(ReplyError::syntax());
+                };
+                // `R 1 R 2` or a missing value: as Redis answers a malformed option list.
+                let (None, Some(value)) = (&slot, pair.get(1)) else { return Err(ReplyError::syntax()) };
+                let k = integer(value)?;
+                *slot = Some(if k < 1 { 0 } else { usize::try_from(k).unwrap_or(usize::MAX) });
+            }
+            ConsistencySetting::Quorums { r, w }
+        }
+        _ => return Err(ReplyError::wrong_arity("consistency")),
+    };
+    Ok(Some(setting))
+}
+
+fn parse_consistency_word(arg: &[u8]) -> Result<ConsistencySetting, ReplyError> {
+    Ok(if is(arg, "linearizable") {
+        ConsistencySetting::Read(ReadConsistency::Linearizable)
     } else if is(arg, "lease") {
-        Ok(ReadConsistency::Lease)
+        ConsistencySetting::Read(ReadConsistency::Lease)
     } else if is(arg, "stale") {
-        Ok(ReadConsistency::Stale)
+        ConsistencySetting::Read(ReadConsistency::Stale)
+    } else if is(arg, "ONE") {
+        ConsistencySetting::Level(QuorumLevel::One)
+    } else if is(arg, "QUORUM") {
+        ConsistencySetting::Level(QuorumLevel::Quorum)
+    } else if is(arg, "ALL") {
+        ConsistencySetting::Level(QuorumLevel::All)
+    } else if is(arg, "DEFAULT") {
+        ConsistencySetting::Default
     } else {
-        Err(ReplyError(format!(
-            "ERR unknown consistency '{}'; expected linearizable, lease or stale",
+        return Err(ReplyError(format!(
+            "ERR unknown consistency '{}'; expected linearizable, lease or stale (Raft), ONE, QUORUM, ALL, \
+             R <r> or W <w> (eventual mode), or DEFAULT",
             String::from_utf8_lossy(arg)
-        )))
-    }
+        )));
+    })
 }
 
 /// The name `CONSISTENCY` reports for a level.
@@ -908,7 +991,8 @@ mod tests {
         assert_eq!(error("auth a b c"), "ERR syntax error");
         assert_eq!(
             error("consistency strong"),
-            "ERR unknown consistency 'strong'; expected linearizable, lease or stale"
+            "ERR unknown consistency 'strong'; expected linearizable, lease or stale (Raft), ONE, QUORUM, \
+             ALL, R <r> or W <w> (eventual mode), or DEFAULT"
         );
     }
 
@@ -937,7 +1021,45 @@ mod tests {
         let Ok(Request::Scan(scan)) = parse_words("scan 353 match a* count 5 type string") else { panic!() };
         assert_eq!(scan.cursor, Some(b"a".to_vec()));
         assert_eq!((scan.pattern, scan.count), (Some("a*".into()), 5));
-        assert_eq!(parse_words("consistency STALE"), Ok(Request::Consistency(Some(ReadConsistency::Stale))));
+    }
+
+    #[test]
+    fn consistency_settings() {
+        let setting = |words: &str| match parse_words(words) {
+            Ok(Request::Consistency(setting)) => setting,
+            other => panic!("{words}: {other:?}"),
+        };
+        let quorums = |r, w| Some(ConsistencySetting::Quorums { r, w });
+        assert_eq!(setting("consistency"), None);
+        assert_eq!(setting("consistency STALE"), Some(ConsistencySetting::Read(ReadConsistency::Stale)));
+        assert_eq!(
+            setting("CONSISTENCY linearizable"),
+            Some(ConsistencySetting::Read(ReadConsistency::Linearizable))
+        );
+        assert_eq!(setting("consistency lease"), Some(ConsistencySetting::Read(ReadConsistency::Lease)));
+        assert_eq!(setting("consistency one"), Some(ConsistencySetting::Level(QuorumLevel::One)));
+        assert_eq!(setting("consistency Quorum"), Some(ConsistencySetting::Level(QuorumLevel::Quorum)));
+        assert_eq!(setting("consistency ALL"), Some(ConsistencySetting::Level(QuorumLevel::All)));
+        assert_eq!(setting("consistency default"), Some(ConsistencySetting::Default));
+        assert_eq!(setting("consistency r 2"), quorums(Some(2), None));
+        assert_eq!(setting("consistency W 3"), quorums(None, Some(3)));
+        assert_eq!(setting("consistency R 3 W 1"), quorums(Some(3), Some(1)));
+        assert_eq!(setting("consistency w 1 r 3"), quorums(Some(3), Some(1)));
+        // Out of range is the server's call (it knows N); below 1 is kept as 0 for it to refuse.
+        assert_eq!(setting("consistency R 0 W -4"), quorums(Some(0), Some(0)));
+        assert_eq!(setting("consistency R 99"), quorums(Some(99), None));
+        assert_eq!(error("consistency R"), "ERR syntax error");
+        assert_eq!(error("consistency R 1 W"), "ERR syntax error");
+        assert_eq!(error("consistency R 1 R 2"), "ERR syntax error");
+        assert_eq!(error("consistency R 1 X 2"), "ERR syntax error");
+        assert_eq!(error("consistency R 1 W 2 R 3"), "ERR syntax error");
+        assert_eq!(error("consistency R two"), "ERR value is not an integer or out of range");
+        assert_eq!(
+            error("consistency stale lease"),
+            "ERR wrong number of arguments for 'consistency' command"
+        );
+        assert_eq!(error("consistency ONE W 2"), "ERR wrong number of arguments for 'consistency' command");
+        assert!(error("consistency two").starts_with("ERR unknown consistency 'two'; expected "));
     }
 
     #[test]

@@ -24,6 +24,11 @@
 //! write, whatever consistency the read used. These commands re-write the value, so they bump the
 //! key's version and mod revision.
 //!
+//! # Consistency
+//! Every backend call – each read and each write, including both halves of a read-modify-write –
+//! carries the connection's [`RequestConsistency`] (its `CONSISTENCY` setting): the Raft read
+//! level on a strong backend, the R and W overrides on an eventual one.
+//!
 //! # What is not atomic
 //! `MGET` and `EXISTS` with several keys read each key separately (each read has the connection's
 //! consistency): they are not a snapshot across keys. A snapshot would need a read-only
@@ -41,7 +46,7 @@
 //! Expiry goes through the log (see `concord_kv`), so a key may outlive its deadline until the
 //! leader's expiry command is applied; until then `GET` still returns it and `TTL` reports 0.
 
-use crate::backend::{Backend, BackendError, BoxFuture};
+use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
 use crate::command::{Condition, ExpireRequest, ExpireWhen, Request, ScanRequest, SetExpiry, SetRequest};
 use crate::frame::Frame;
 use crate::{cursor, glob};
@@ -97,7 +102,8 @@ impl Request {
 #[derive(Clone)]
 pub struct ExecContext {
     pub backend: Arc<dyn Backend>,
-    pub consistency: ReadConsistency,
+    /// The connection's `CONSISTENCY` setting, passed with every backend call.
+    pub consistency: RequestConsistency,
     /// Most keys `KEYS` returns before refusing.
     pub keys_max: usize,
 }
@@ -125,7 +131,7 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
     match request {
         Request::Set(set) if set.expiry != SetExpiry::Keep => {
             let (write, shape) = set_command(&set, now_ms);
-            reply(ctx.backend.write(command(write)), move |r| shape.reply(r))
+            reply(ctx.backend.write(command(write), ctx.consistency), move |r| shape.reply(r))
         }
         Request::GetSet { key, value } => {
             let txn = Txn {
@@ -136,7 +142,7 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
                 ],
                 failure: vec![],
             };
-            reply(ctx.backend.write(command(Write::Txn(txn))), |r| match r {
+            reply(ctx.backend.write(command(Write::Txn(txn)), ctx.consistency), |r| match r {
                 Response::Txn { responses, .. } => Ok(first_get(&responses)),
                 other => Err(unexpected(&other)),
             })
@@ -148,7 +154,7 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
                 let success = keys.iter().map(|k| TxnOp::Delete { key: k.to_vec() }).collect();
                 Write::Txn(Txn { compares: vec![], success, failure: vec![] })
             };
-            reply(ctx.backend.write(command(write)), |r| match r {
+            reply(ctx.backend.write(command(write), ctx.consistency), |r| match r {
                 Response::Delete { deleted, .. } => Ok(Frame::Integer(deleted as i64)),
                 Response::Txn { responses, .. } => Ok(Frame::Integer(
                     responses
@@ -159,16 +165,17 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
                 other => Err(unexpected(&other)),
             })
         }
-        Request::IncrBy { key, delta } => {
-            reply(ctx.backend.write(command(Write::Increment { key: key.to_vec(), delta })), |r| match r {
+        Request::IncrBy { key, delta } => reply(
+            ctx.backend.write(command(Write::Increment { key: key.to_vec(), delta }), ctx.consistency),
+            |r| match r {
                 Response::Increment { value, .. } => Ok(Frame::Integer(value)),
                 other => Err(unexpected(&other)),
-            })
-        }
+            },
+        ),
         Request::MSet(pairs) => {
             let success = pairs.iter().map(|(k, v)| TxnOp::Put(Put::new(k.to_vec(), v.to_vec()))).collect();
             let write = Write::Txn(Txn { compares: vec![], success, failure: vec![] });
-            reply(ctx.backend.write(command(write)), |_| Ok(Frame::ok()))
+            reply(ctx.backend.write(command(write), ctx.consistency), |_| Ok(Frame::ok()))
         }
         other => Box::pin(async move { run(other, ctx).await.unwrap_or_else(|e| e) }),
     }
@@ -343,7 +350,7 @@ pub fn start_transaction(queued: Vec<Request>, ctx: ExecContext) -> BoxFuture<Fr
     }
     let txn = Txn { compares: vec![], success: ops, failure: vec![] };
     let command = Command::new(now_time(now_ms), Write::Txn(txn));
-    reply(ctx.backend.write(command), move |response| {
+    reply(ctx.backend.write(command, ctx.consistency), move |response| {
         let Response::Txn { responses, .. } = response else { return Err(unexpected(&response)) };
         let mut responses = responses.iter();
         let value = |r: Option<&Response>| match r {
@@ -432,7 +439,11 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
     }
 }
 
-async fn get(ctx: &ExecContext, key: &[u8], consistency: ReadConsistency) -> Result<Option<KeyValue>, Frame> {
+async fn get(
+    ctx: &ExecContext,
+    key: &[u8],
+    consistency: RequestConsistency,
+) -> Result<Option<KeyValue>, Frame> {
     match ctx.backend.read(Query::get(key), consistency).await.map_err(backend_error)? {
         Response::Get(kv) => Ok(kv),
         other => Err(unexpected(&other)),
@@ -459,12 +470,13 @@ async fn get_many(ctx: &ExecContext, keys: &[Bytes]) -> Result<Vec<Option<KeyVal
 }
 
 /// The read of a read-modify-write: the connection's consistency first, linearizable on retries
-/// (a stale read would only make the guard fail again).
-fn rmw_consistency(ctx: &ExecContext, attempt: usize) -> ReadConsistency {
+/// (a stale read would only make the guard fail again). Only the Raft read level changes: an
+/// eventual backend keeps reading with the connection's R.
+fn rmw_consistency(ctx: &ExecContext, attempt: usize) -> RequestConsistency {
     if attempt == 0 {
         ctx.consistency
     } else {
-        ReadConsistency::Linearizable
+        RequestConsistency { read: ReadConsistency::Linearizable, ..ctx.consistency }
     }
 }
 
@@ -478,7 +490,7 @@ fn too_much_contention(key: &[u8]) -> Frame {
 /// Write `txn` (guarded by a mod revision); whether its compares held, and its responses.
 async fn guarded(ctx: &ExecContext, txn: Txn) -> Result<(bool, Vec<Response>), Frame> {
     let command = Command::new(now_time(ctx.backend.now_ms()), Write::Txn(txn));
-    match ctx.backend.write(command).await.map_err(backend_error)? {
+    match ctx.backend.write(command, ctx.consistency).await.map_err(backend_error)? {
         Response::Txn { succeeded, responses, .. } => Ok((succeeded, responses)),
         other => Err(unexpected(&other)),
     }
@@ -563,7 +575,7 @@ async fn persist(ctx: &ExecContext, key: Bytes) -> Reply {
             ttl_ms: None,
         };
         let command = Command::new(now_time(ctx.backend.now_ms()), Write::Cas(cas));
-        match ctx.backend.write(command).await.map_err(backend_error)? {
+        match ctx.backend.write(command, ctx.consistency).await.map_err(backend_error)? {
             Response::Cas { succeeded: true, .. } => return Ok(Frame::Integer(1)),
             Response::Cas { succeeded: false, .. } => continue,
             other => return Err(unexpected(&other)),

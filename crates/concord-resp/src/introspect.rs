@@ -78,7 +78,9 @@ fn syntax(command: &str) -> Option<&'static str> {
         "hello" => "[protover [AUTH username password] [SETNAME clientname]]",
         "auth" => "[username] password",
         "select" => "index",
-        "consistency" => "[LINEARIZABLE|LEASE|STALE]",
+        "consistency" => {
+            "[LINEARIZABLE|LEASE|STALE|ONE|QUORUM|ALL|DEFAULT|([R replies] [W acknowledgements])]"
+        }
         "info" => "[section ...]",
         "get" | "incr" | "decr" | "ttl" | "pttl" | "persist" => "key",
         "set" => {
@@ -242,7 +244,9 @@ fn value_argument(name: &str) -> Vec<(&'static str, Frame)> {
         | "decrement"
         | "count"
         | "index"
-        | "protover" => "integer",
+        | "protover"
+        | "replies"
+        | "acknowledgements" => "integer",
         "pattern" => "pattern",
         _ => "string",
     };

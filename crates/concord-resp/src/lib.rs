@@ -39,7 +39,9 @@
 //! `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (NX, XX, GT, LT), `TTL`, `PTTL`, `PERSIST`,
 //! `KEYS` (bounded), `SCAN` (MATCH, COUNT, TYPE); `MULTI`/`EXEC`/`DISCARD` for transactions of
 //! plain KV operations (one atomic KV transaction; see [`exec`]); and Concord's own
-//! `CONSISTENCY linearizable|lease|stale`, which sets how this connection's reads are served.
+//! `CONSISTENCY`, which sets this connection's consistency: `linearizable|lease|stale` reads on a
+//! Raft node, `ONE|QUORUM|ALL` or `R <r> W <w>` quorums on a node in the eventual mode (see
+//! [`backend`] and [`command`]).
 //!
 //! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH`, no pub/sub
 //! and no scripting. Those get `-ERR unknown command`.
@@ -55,9 +57,9 @@ pub mod introspect;
 pub mod memory;
 pub mod server;
 
-pub use backend::{Backend, BackendError, BoxFuture};
+pub use backend::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
 pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecoder};
-pub use command::{parse, Request};
+pub use command::{parse, ConsistencySetting, Request};
 pub use frame::{Frame, Protocol};
 pub use memory::MemoryBackend;
 pub use server::{serve, serve_with_acceptor, Acceptor, PlainTcp, RespConfig};

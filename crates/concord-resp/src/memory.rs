@@ -2,7 +2,8 @@
 //!
 //! Every write is applied at once (a one-node "log" where each entry commits as it is appended),
 //! every read is answered from the same store, so all three read consistencies are trivially
-//! linearizable. Expiry works as the replicated store's does, with this process as the leader:
+//! linearizable. Its model is [`crate::backend::ConsistencyModel::Strong`] (the default): with
+//! one copy of the data there are no quorums to tune. Expiry works as the replicated store's does, with this process as the leader:
 //! before each operation the backend applies the store's own `Expire` command for the keys whose
 //! deadline passed ([`KvStore::expiry_due`]), so a key is gone as soon as anyone looks after its
 //! deadline.
@@ -15,10 +16,9 @@
 //! A `std::sync::Mutex` (not an async one) is right here: the critical section is a short,
 //! CPU-only `execute` that never awaits.
 
-use crate::backend::{Backend, BackendError, BoxFuture};
+use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
 use concord_core::Time;
 use concord_kv::{Command, KvLimits, KvStore, Query, Response};
-use concord_raft::ReadConsistency;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -81,7 +81,11 @@ pub fn system_clock_ms() -> u64 {
 }
 
 impl Backend for MemoryBackend {
-    fn write(&self, command: Command) -> BoxFuture<Result<Response, BackendError>> {
+    fn write(
+        &self,
+        command: Command,
+        _consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
         let mut state = self.lock();
         Self::expire_due(&mut state, self.now());
         state.applied_index += 1;
@@ -89,7 +93,11 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(result))
     }
 
-    fn read(&self, query: Query, _consistency: ReadConsistency) -> BoxFuture<Result<Response, BackendError>> {
+    fn read(
+        &self,
+        query: Query,
+        _consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
         let mut state = self.lock();
         Self::expire_due(&mut state, self.now());
         let result = state.store.read(&query).map_err(BackendError::Kv);
@@ -137,6 +145,7 @@ impl Backend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use concord_raft::ReadConsistency;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn block<T>(future: BoxFuture<T>) -> T {
@@ -150,8 +159,9 @@ mod tests {
         let backend =
             MemoryBackend::with_clock(KvLimits::default(), Arc::new(move || clock.load(Ordering::SeqCst)));
         let t = Time(1_000 * 1_000_000);
-        block(backend.write(Command::put_with_ttl(t, "k", "v", 500))).unwrap();
-        let get = || block(backend.read(Query::get("k"), ReadConsistency::Stale)).unwrap();
+        let stale = RequestConsistency::strong(ReadConsistency::Stale);
+        block(backend.write(Command::put_with_ttl(t, "k", "v", 500), stale)).unwrap();
+        let get = || block(backend.read(Query::get("k"), stale)).unwrap();
         assert!(matches!(get(), Response::Get(Some(_))));
         now.store(1_499, Ordering::SeqCst);
         assert!(matches!(get(), Response::Get(Some(_))));

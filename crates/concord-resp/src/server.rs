@@ -46,10 +46,26 @@
 //! * `max_clients`: a connection beyond it gets `-ERR max number of clients reached` and is closed.
 //! * `idle_timeout`: a connection that sends nothing for that long, with no reply pending, is closed.
 //! * `max_request_bytes`: a single request larger than this is refused (protocol error).
+//!
+//! # Consistency per connection
+//! Each connection carries a [`RequestConsistency`], passed with every backend call, and changed
+//! with `CONSISTENCY` (grammar in [`crate::command`]). What a client may set depends on the
+//! backend's [`ConsistencyModel`]:
+//!
+//! | model                | a new connection        | accepts                                              | `CONSISTENCY` shows |
+//! |----------------------|-------------------------|------------------------------------------------------|---------------------|
+//! | `Strong` (Raft)      | `default_consistency`   | `linearizable`, `lease`, `stale`, `DEFAULT`          | `linearizable`      |
+//! | `Eventual {n, r, w}` | the backend's R and W   | `ONE`, `QUORUM`, `ALL`, `R k`, `W k` (1 ≤ k ≤ N), `DEFAULT` | `r=2 w=2 n=3` |
+//!
+//! A setting of the other family gets an error that says which mode the node runs, so the
+//! backend never sees R or W overrides on Raft, nor values outside `1..=n`. `CLIENT INFO` shows
+//! the same text with commas for spaces (`consistency=r=2,w=2,n=3`).
 
-use crate::backend::{Backend, BoxFuture};
+use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};
 use crate::codec::{encode, DecodeLimits, RequestDecoder};
-use crate::command::{self, consistency_name, ClientInfoAttribute, ClientRequest, ReplyError, Request};
+use crate::command::{
+    self, consistency_name, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError, Request,
+};
 use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
@@ -86,7 +102,9 @@ pub struct RespConfig {
     pub max_pipeline: usize,
     /// `KEYS` refuses to return more keys than this (use `SCAN`).
     pub keys_max: usize,
-    /// Read consistency of a new connection (changed per connection with `CONSISTENCY`).
+    /// Read consistency of a new connection on a Raft (strong) backend, and what
+    /// `CONSISTENCY DEFAULT` returns to; changed per connection with `CONSISTENCY`. (An eventual
+    /// backend's defaults are its own R and W: see [`Backend::model`].)
     pub default_consistency: ReadConsistency,
     /// How long [`serve`] waits for connections to finish after `shutdown`.
     pub shutdown_grace: Duration,
@@ -352,7 +370,7 @@ struct Client {
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
     lib_version: Option<Bytes>,
-    consistency: ReadConsistency,
+    consistency: RequestConsistency,
     /// Backend tasks of the current run (see "Ordering" in the module docs).
     in_flight: Vec<JoinHandle<()>>,
     run: Option<Access>,
@@ -381,7 +399,7 @@ impl Client {
             name: None,
             lib_name: None,
             lib_version: None,
-            consistency: shared.config.default_consistency,
+            consistency: RequestConsistency::strong(shared.config.default_consistency),
             in_flight: Vec::new(),
             run: None,
             multi: None,
@@ -639,10 +657,17 @@ impl Client {
             Request::Select(0) => Frame::ok(),
             Request::Select(_) => Frame::error("ERR DB index is out of range (Concord has one database: 0)"),
             Request::Client(client) => self.client_command(client),
-            Request::Consistency(None) => Frame::bulk(consistency_name(self.consistency)),
-            Request::Consistency(Some(level)) => {
-                self.consistency = level;
-                Frame::ok()
+            Request::Consistency(None) => Frame::bulk(self.consistency_text()),
+            Request::Consistency(Some(setting)) => {
+                let model = self.shared.backend.model();
+                let default_read = self.shared.config.default_consistency;
+                match apply_consistency(setting, self.consistency, model, default_read) {
+                    Ok(consistency) => {
+                        self.consistency = consistency;
+                        Frame::ok()
+                    }
+                    Err(message) => Frame::error(message),
+                }
             }
             Request::Info(sections) => {
                 let text = introspect::info(&self.info_sections(), &sections);
@@ -693,10 +718,15 @@ impl Client {
                     self.protocol.version(),
                     text(&self.lib_name),
                     text(&self.lib_version),
-                    consistency_name(self.consistency),
+                    self.consistency_text().replace(' ', ","),
                 ))
             }
         }
+    }
+
+    /// What `CONSISTENCY` shows for this connection.
+    fn consistency_text(&self) -> String {
+        describe_consistency(self.consistency, self.shared.backend.model())
     }
 
     fn info_sections(&self) -> Vec<(String, Vec<(String, String)>)> {
@@ -751,6 +781,61 @@ impl Client {
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
+    }
+}
+
+/// `CONSISTENCY` without arguments: the Raft read level, or the effective `r=… w=… n=…` (the
+/// connection's overrides, else the backend's defaults).
+fn describe_consistency(current: RequestConsistency, model: ConsistencyModel) -> String {
+    match model {
+        ConsistencyModel::Strong => consistency_name(current.read).to_string(),
+        ConsistencyModel::Eventual { n, r, w } => {
+            format!("r={} w={} n={n}", current.r.unwrap_or(r), current.w.unwrap_or(w))
+        }
+    }
+}
+
+/// The connection's consistency after `setting`, or the error (without the `-`) if `setting` does
+/// not fit the backend's model (see "Consistency per connection" in the module docs).
+fn apply_consistency(
+    setting: ConsistencySetting,
+    current: RequestConsistency,
+    model: ConsistencyModel,
+    default_read: ReadConsistency,
+) -> Result<RequestConsistency, String> {
+    match (model, setting) {
+        (ConsistencyModel::Strong, ConsistencySetting::Read(read)) => Ok(RequestConsistency::strong(read)),
+        (ConsistencyModel::Strong, ConsistencySetting::Default) => {
+            Ok(RequestConsistency::strong(default_read))
+        }
+        (ConsistencyModel::Strong, ConsistencySetting::Level(_) | ConsistencySetting::Quorums { .. }) => {
+            Err("ERR quorum settings (ONE, QUORUM, ALL, R, W) apply to the eventual mode (concord up --mode \
+             eventual); this node runs Raft: use linearizable, lease, stale or DEFAULT"
+                .into())
+        }
+        (ConsistencyModel::Eventual { .. }, ConsistencySetting::Read(read)) => Err(format!(
+            "ERR this node runs the eventual mode: reads are quorum reads, not {} Raft reads; use ONE, \
+             QUORUM, ALL, R <r>, W <w> or DEFAULT",
+            consistency_name(read)
+        )),
+        (ConsistencyModel::Eventual { .. }, ConsistencySetting::Default) => {
+            Ok(RequestConsistency { r: None, w: None, ..current })
+        }
+        (ConsistencyModel::Eventual { n, .. }, ConsistencySetting::Level(level)) => {
+            let k = level.replicas(n);
+            Ok(RequestConsistency { r: Some(k), w: Some(k), ..current })
+        }
+        (ConsistencyModel::Eventual { n, .. }, ConsistencySetting::Quorums { r, w }) => {
+            let check = |name: &str, k: Option<usize>| match k {
+                Some(k) if !(1..=n).contains(&k) => Err(format!(
+                    "ERR {name} must be between 1 and {n} (N, the replicas of each key on this cluster)"
+                )),
+                _ => Ok(()),
+            };
+            check("R", r)?;
+            check("W", w)?;
+            Ok(RequestConsistency { r: r.or(current.r), w: w.or(current.w), ..current })
+        }
     }
 }
 

@@ -16,8 +16,7 @@
 use crate::config::NodeConfig;
 use crate::handle::{ClientError, NodeHandle};
 use concord_kv::{Command, KvLimits, Query, Response};
-use concord_raft::ReadConsistency;
-use concord_resp::{Backend, BackendError, BoxFuture, RespConfig};
+use concord_resp::{Backend, BackendError, BoxFuture, RequestConsistency, RespConfig};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
@@ -59,7 +58,13 @@ fn kind_of(command: &Command) -> &'static str {
 }
 
 impl Backend for NodeBackend {
-    fn write(&self, command: Command) -> BoxFuture<Result<Response, BackendError>> {
+    // The Raft backend's model is the default, `Strong`: the RESP server never lets a client set R
+    // or W here, so `consistency` only carries the read level.
+    fn write(
+        &self,
+        command: Command,
+        _consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
         let kind = kind_of(&command);
         let start = Instant::now();
         // `write` submits now (ordering); the future only waits.
@@ -72,11 +77,15 @@ impl Backend for NodeBackend {
         })
     }
 
-    fn read(&self, query: Query, consistency: ReadConsistency) -> BoxFuture<Result<Response, BackendError>> {
+    fn read(
+        &self,
+        query: Query,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
         let handle = self.handle.clone();
         Box::pin(async move {
             let start = Instant::now();
-            let r = handle.read(query, consistency).await;
+            let r = handle.read(query, consistency.read).await;
             handle.metrics().request("resp_read", ClientError::label_of(&r), start.elapsed());
             r.map_err(|e| backend_error(&handle, e))
         })
