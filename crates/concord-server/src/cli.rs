@@ -661,6 +661,11 @@ pub struct MemberTarget {
     /// with nodes started with --allow-admin.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// Talk HTTPS and trust this CA certificate: for nodes started with TLS (`concord up --tls`
+    /// writes it to DATA/tls/ca.pem). Every member is then called over HTTPS. The nodes ask
+    /// HTTP clients for no certificate, so none is needed here.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl MemberTarget {
@@ -686,16 +691,36 @@ impl MemberTarget {
         let auth = secret.map(|s| format!("Bearer {s}"));
         let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| ("authorization", a)).into_iter().collect();
         let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(body)? };
-        let answer =
-            crate::testkit::http_with_headers(addr, method, path, &headers, &body, Duration::from_secs(15))
+        let timeout = Duration::from_secs(15);
+        let answer = match &self.tls_ca {
+            Some(ca) => {
+                let tls = crate::tls::client_config(ca).map_err(|e| anyhow!(e))?;
+                crate::testkit::https_with_headers(addr, tls, method, path, &headers, &body, timeout)
+                    .await
+                    .map_err(|e| anyhow!("{e} (called over HTTPS because of --tls-ca)"))?
+            }
+            None => crate::testkit::http_with_headers(addr, method, path, &headers, &body, timeout)
                 .await
-                .map_err(|e| anyhow!(e))?;
+                .map_err(|e| anyhow!(plain_http_hint(&format!("{method} {path} on {addr}"), e)))?,
+        };
         let json = answer.json().map_err(|e| anyhow!(e))?;
         if answer.status != 200 {
             bail!("{method} {path} on {addr}: {} {}", answer.status, json["error"].as_str().unwrap_or(""));
         }
         Ok(json)
     }
+}
+
+/// A failed plain-HTTP call, with a hint when it looks like the node speaks HTTPS: a TLS node
+/// drops a plaintext request without an HTTP answer (there is nothing to read, or only a TLS alert).
+fn plain_http_hint(call: &str, e: String) -> String {
+    if e.starts_with("connect ") || e.ends_with("timed out") {
+        return e; // nobody listening, or nobody answering: not a TLS question
+    }
+    format!(
+        "{call}: {e}; if the node serves HTTPS (started with --tls-cert, or by `concord up --tls`), pass --tls-ca \
+         with the cluster's CA certificate (e.g. DATA/tls/ca.pem)"
+    )
 }
 
 /// Add node `id` at the given addresses to the cluster reachable at `target`.
@@ -739,27 +764,30 @@ pub async fn member_add(
     }
 }
 
+/// Run one `concord member` command; its answer (what the command prints).
+pub async fn member_command(command: &MemberCommand) -> anyhow::Result<serde_json::Value> {
+    Ok(match command {
+        MemberCommand::List(t) => t.call(t.http, "GET", "/v1/cluster", &serde_json::Value::Null).await?,
+        MemberCommand::Add { target, id, peer_addr, node_http_addr, node_redis_addr, learner_only } => {
+            let peer = PeerConfig {
+                id: *id,
+                addr: *peer_addr,
+                http_addr: *node_http_addr,
+                redis_addr: *node_redis_addr,
+            };
+            member_add(target, peer, *learner_only).await?
+        }
+        MemberCommand::Remove { target, id } => {
+            let body = serde_json::json!({ "op": "remove", "id": id });
+            target.call(target.http, "POST", "/v1/members", &body).await?
+        }
+    })
+}
+
 /// `concord member`.
 pub fn member(args: &MemberArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let answer = match &args.command {
-            MemberCommand::List(t) => t.call(t.http, "GET", "/v1/cluster", &serde_json::Value::Null).await?,
-            MemberCommand::Add { target, id, peer_addr, node_http_addr, node_redis_addr, learner_only } => {
-                let peer = PeerConfig {
-                    id: *id,
-                    addr: *peer_addr,
-                    http_addr: *node_http_addr,
-                    redis_addr: *node_redis_addr,
-                };
-                member_add(target, peer, *learner_only).await?
-            }
-            MemberCommand::Remove { target, id } => {
-                let body = serde_json::json!({ "op": "remove", "id": id });
-                target.call(target.http, "POST", "/v1/members", &body).await?
-            }
-        };
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-        Ok(())
-    })
+    let answer = runtime.block_on(member_command(&args.command))?;
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
 }

@@ -363,7 +363,7 @@ async fn a_fourth_node_joins_through_the_admin_api() {
 
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "test-secret\n").unwrap();
-    let target = MemberTarget { http: c.http[(l + 1) % 3], secret_file: Some(secret) };
+    let target = MemberTarget { http: c.http[(l + 1) % 3], secret_file: Some(secret), tls_ca: None };
     let peer = PeerConfig { id: 4, addr: addrs[0], http_addr: Some(addrs[1]), redis_addr: None };
     let answer = member_add(&target, peer, false).await.unwrap();
     assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");

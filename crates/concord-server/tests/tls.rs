@@ -4,7 +4,9 @@
 //!   HTTPS and RESP-over-TLS (a raw rustls client, and `redis-cli --tls --cacert` when installed);
 //! * a peer whose certificate comes from another CA is refused (logged, counted) and the cluster
 //!   keeps serving; plaintext on the TLS ports (HTTP, RESP, peer) is refused cleanly;
-//! * bad TLS files stop the node at startup with a message that names the file and the problem.
+//! * bad TLS files stop the node at startup with a message that names the file and the problem;
+//! * `concord member list|add --tls-ca` manages a TLS cluster over HTTPS (and says what is missing
+//!   when called without it).
 
 use concord_core::NodeId;
 use concord_server::certgen::{node_files, Ca};
@@ -78,7 +80,12 @@ struct Cluster {
 }
 
 async fn start(dir: &Path, n: usize) -> Cluster {
-    let tls_dir = write_certs(dir, n as u32);
+    start_certified(dir, n, n as u32).await
+}
+
+/// [`start`] with certificates for nodes `1..=certs` (more than `n` for nodes that join later).
+async fn start_certified(dir: &Path, n: usize, certs: u32) -> Cluster {
+    let tls_dir = write_certs(dir, certs);
     let (peer, http, redis) = (free_addrs(n), free_addrs(n), free_addrs(n));
     let mut nodes = Vec::new();
     for i in 0..n {
@@ -351,4 +358,118 @@ async fn bad_tls_files_stop_the_node_at_startup_with_a_clear_message() {
     // Plain HTTP to it gets no answer.
     assert!(http(addr, "GET", "/healthz", b"", T).await.is_err());
     node.shutdown().await.unwrap();
+}
+
+/// Run `concord member ARGS…` in this process (parsed by the real clap definitions); its answer.
+async fn concord_member(args: &[String]) -> anyhow::Result<serde_json::Value> {
+    use clap::Parser;
+    #[derive(clap::Parser)]
+    struct Member {
+        #[command(subcommand)]
+        command: concord_server::cli::MemberCommand,
+    }
+    let argv = std::iter::once("member".to_string()).chain(args.iter().cloned());
+    let parsed = Member::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    concord_server::cli::member_command(&parsed.command).await
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concord_member_manages_a_tls_cluster_with_tls_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_certified(dir.path(), 3, 4).await;
+    let l = leader(&c).await;
+    let ca = c.ca.display().to_string();
+    let follower = c.http[(l + 1) % 3].to_string();
+    let a = https(&c, l, "PUT", "/v1/kv/before-join", b"1").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+
+    // list over HTTPS.
+    let view = concord_member(&strings(&["list", "--http", &follower, "--tls-ca", &ca])).await.unwrap();
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(3), "{view}");
+    assert_eq!(view["leader"], serde_json::json!(l + 1), "{view}");
+
+    // Without --tls-ca the answer says what to do; with another CA the handshake is refused.
+    let err = concord_member(&strings(&["list", "--http", &follower])).await.unwrap_err().to_string();
+    assert!(err.contains("pass --tls-ca"), "{err}");
+    let other = dir.path().join("other-ca.pem");
+    std::fs::write(&other, Ca::new("other CA").unwrap().cert_pem()).unwrap();
+    let other = other.display().to_string();
+    let err = concord_member(&strings(&["list", "--http", &follower, "--tls-ca", &other]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("TLS handshake") && err.contains("not signed by"), "{err}");
+
+    // add: node 4 (TLS, join mode) becomes a voter; every member was told its address over HTTPS.
+    let addrs = free_addrs(2);
+    let mut config = NodeConfig::new(4, dir.path().join("node4"));
+    config.peer_addr = addrs[0];
+    config.http_addr = Some(addrs[1]);
+    config.cluster_id = "tls-cluster".into();
+    config.cluster_secret = Some("tls-secret".into());
+    config.join = true;
+    config.peers = (0..3)
+        .map(|j| PeerConfig {
+            id: j as u32 + 1,
+            addr: c.peer[j],
+            http_addr: Some(c.http[j]),
+            redis_addr: None,
+        })
+        .collect();
+    config.tls = Some(node_files(&dir.path().join("tls"), 4));
+    let n4 = Node::start(config).await.unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "tls-secret\n").unwrap();
+    let (secret, peer4, http4) = (secret.display().to_string(), addrs[0].to_string(), addrs[1].to_string());
+    let answer = concord_member(&strings(&[
+        "add",
+        "--http",
+        &follower,
+        "--secret-file",
+        &secret,
+        "--tls-ca",
+        &ca,
+        "--id",
+        "4",
+        "--peer-addr",
+        &peer4,
+        "--node-http-addr",
+        &http4,
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
+    let view = concord_member(&strings(&["list", "--http", &http4, "--tls-ca", &ca])).await.unwrap();
+    assert_eq!(view["members"].as_array().map(Vec::len), Some(4), "{view}");
+
+    // Node 4 caught up over the mutual-TLS peer links and serves over HTTPS.
+    let tls = client_config(&c.ca).unwrap();
+    let deadline = Instant::now() + T;
+    loop {
+        let a = https_with_headers(
+            addrs[1],
+            tls.clone(),
+            "GET",
+            "/v1/kv/before-join?consistency=stale",
+            &[],
+            b"",
+            T,
+        )
+        .await
+        .unwrap();
+        if a.status == 200 {
+            assert_eq!(a.text(), "1");
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 never caught up: {}", a.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    n4.shutdown().await.unwrap();
+    for n in c.nodes {
+        n.shutdown().await.unwrap();
+    }
 }
