@@ -27,6 +27,7 @@
 use crate::config::{PeerConfig, ReadMode};
 use crate::driver::{Clock, Input, ReplyTo, Status};
 use crate::metrics::Metrics;
+use crate::peer_file::PeerFile;
 use crate::transport::Transport;
 use crate::wire::Frame;
 use crate::{KvRequest, KvResponse};
@@ -98,6 +99,7 @@ struct Inner {
     timeout: Duration,
     read_default: ReadMode,
     peers: RwLock<BTreeMap<u32, PeerConfig>>,
+    peer_file: PeerFile,
     limits: concord_kv::KvLimits,
     metrics: Arc<Metrics>,
 }
@@ -118,6 +120,8 @@ pub struct HandleParts {
     pub timeout: Duration,
     pub read_default: ReadMode,
     pub peers: Vec<PeerConfig>,
+    /// Where the peers learned at run time are kept (see [`crate::peer_file`]).
+    pub peer_file: PeerFile,
     pub limits: concord_kv::KvLimits,
     pub metrics: Arc<Metrics>,
 }
@@ -140,6 +144,7 @@ impl NodeHandle {
                 timeout: p.timeout,
                 read_default: p.read_default,
                 peers: RwLock::new(p.peers.into_iter().map(|p| (p.id, p)).collect()),
+                peer_file: p.peer_file,
                 limits: p.limits,
                 metrics: p.metrics,
             }),
@@ -178,15 +183,21 @@ impl NodeHandle {
     }
 
     /// Learn the addresses of a node about to join (see [`crate::http`]'s admin endpoints): the
-    /// transport connects to it and accepts its connections. Not persisted: a restarted node
-    /// knows only the peers in its configuration.
+    /// transport connects to it and accepts its connections. The address is written to the data
+    /// directory ([`crate::peer_file`]) before this returns, so a restarted node still knows it.
+    /// (A blocking write and sync on the caller's thread: admin calls are rare and the file small.)
     pub fn learn_peer(&self, peer: PeerConfig) -> Result<(), ClientError> {
         let transport = self.inner.transport.as_ref().ok_or_else(|| {
             ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
         })?;
         transport.add_peer(NodeId(peer.id), peer.addr).map_err(ClientError::Rejected)?;
-        self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer);
-        Ok(())
+        self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer.clone());
+        self.inner.peer_file.remember(&peer).map_err(|e| {
+            ClientError::Unavailable(format!(
+                "node {} is known until this node restarts, but its address could not be kept: {e}",
+                peer.id
+            ))
+        })
     }
 
     /// Whether lab fault injection has partitioned this node from its peers ([`crate::lab`]).

@@ -17,6 +17,7 @@
 //! * [`storage`] – the disk behind `Persist`/`Sync` (the `concord-wal` write-ahead log);
 //! * [`transport`] and [`wire`] – peer connections: framing, authentication, bounded queues;
 //! * [`handle`] – the client side: leader routing, forwarding, sessions, deadlines;
+//! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
 //! * [`http`] – the HTTP API; [`metrics`] – Prometheus metrics;
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`lab`] – fault injection for it
 //!   (off unless asked for);
@@ -34,6 +35,7 @@ pub mod http;
 pub mod lab;
 pub mod metrics;
 pub mod node;
+pub mod peer_file;
 pub mod resp;
 pub mod storage;
 pub mod testkit;

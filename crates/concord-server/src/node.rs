@@ -92,7 +92,9 @@ impl Node {
         };
         let raft = RaftNode::boot(me, config.raft_config(), KvStore::new(config.kv.clone()), &durable)
             .map_err(|e| format!("node {me} cannot boot from {}: {e}", config.data_dir.display()))?;
-        let peers = config.other_peers();
+        // Configured peers, plus those learned at run time by an earlier life of this node.
+        let peer_file = crate::peer_file::PeerFile::open(&config.data_dir)?;
+        let peers = peer_file.merge(me.0, &config.other_peers());
 
         let peer_listener = if config.secret()?.is_none() {
             None
@@ -149,6 +151,7 @@ impl Node {
                 .cloned()
                 .chain([PeerConfig { id: me.0, addr: peer_addr, http_addr, redis_addr }])
                 .collect(),
+            peer_file,
             limits: config.kv.clone(),
             metrics: metrics.clone(),
         });

@@ -3,7 +3,9 @@
 //! * a 3-node cluster elects a leader, serves HTTP on every node, forwards followers' writes;
 //! * garbage, a wrong secret and a wrong cluster id on the peer port are refused with clear errors
 //!   while the cluster keeps serving;
-//! * a torn WAL tail is cut off at restart and the node serves everything that was synced.
+//! * a torn WAL tail is cut off at restart and the node serves everything that was synced;
+//! * a node added at run time is still reached by an original member after that member restarts
+//!   with its original `--peer` list (the address was kept in `DATA/peers.json`).
 //!
 //! Killing processes (kill -9) needs separate OS processes: see `crates/concord/tests/server_kill.rs`.
 
@@ -435,6 +437,110 @@ async fn a_lagging_node_catches_up_from_a_snapshot_over_the_network() {
         assert_eq!((a.status, a.text()), (200, format!("{i}")));
     }
     for n in nodes.into_iter().flatten() {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// The `/v1/cluster` document of the node at `addr`.
+async fn cluster_view(addr: SocketAddr) -> serde_json::Value {
+    call(addr, "GET", "/v1/cluster", b"").await.json().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_member_still_reaches_a_node_added_at_run_time() {
+    use concord_server::cli::{member_add, MemberTarget};
+    let dir = tempfile::tempdir().unwrap();
+    let configs = configs(dir.path(), 3);
+    let mut nodes = Vec::new();
+    for c in configs.clone() {
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    let http: Vec<SocketAddr> = configs.iter().map(|c| c.http_addr.unwrap()).collect();
+    let l = agreed_leader(&nodes, T).await;
+
+    // Node 4 joins, and `concord member add` makes it a voter (every member learns its address).
+    let addrs = free_addrs(2);
+    let mut config4 = configs[0].clone();
+    config4.id = 4;
+    config4.data_dir = dir.path().join("node4");
+    config4.peer_addr = addrs[0];
+    config4.http_addr = Some(addrs[1]);
+    config4.redis_addr = None;
+    config4.join = true;
+    let n4 = Node::start(config4).await.unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "test-secret\n").unwrap();
+    let target = MemberTarget { http: http[l], secret_file: Some(secret), tls_ca: None };
+    let peer4 = PeerConfig { id: 4, addr: addrs[0], http_addr: Some(addrs[1]), redis_addr: None };
+    let answer = member_add(&target, peer4, false).await.unwrap();
+    assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
+
+    // Restart a follower `r` on its data directory with its original configuration: peers 1-3.
+    let r = (l + 1) % 3;
+    assert!(dir.path().join(format!("node{}", r + 1)).join("peers.json").exists());
+    nodes.remove(r).shutdown().await.unwrap();
+    assert!(configs[r].peers.iter().all(|p| p.id != 4), "the configuration does not name node 4");
+    nodes.insert(r, Node::start(configs[r].clone()).await.unwrap());
+    let view = cluster_view(http[r]).await;
+    let m4 = view["members"].as_array().unwrap().iter().find(|m| m["id"] == 4).cloned();
+    assert_eq!(
+        m4.as_ref().map(|m| m["peer_addr"].clone()),
+        Some(serde_json::json!(addrs[0].to_string())),
+        "the restarted node knows where node 4 is: {view}"
+    );
+
+    // Make the restarted node the leader: as leader it must replicate to node 4 itself. Only with
+    // node 4's address does its progress for node 4 reach the leader's log.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let http_of = |id: u64| if id == 4 { addrs[1] } else { http[id as usize - 1] };
+    loop {
+        let view = cluster_view(http[r]).await;
+        if view["role"] == "leader" {
+            break;
+        }
+        // Ask whoever leads now to hand over (ignored while an election or transfer is running).
+        if let Some(at) = view["leader"].as_u64().map(http_of) {
+            let body = serde_json::json!({ "op": "transfer_leader", "id": r + 1 });
+            let _ = concord_server::testkit::http_with_headers(
+                at,
+                "POST",
+                "/v1/members",
+                &[("authorization", "Bearer test-secret")],
+                body.to_string().as_bytes(),
+                T,
+            )
+            .await;
+        }
+        assert!(Instant::now() < deadline, "node {} never became the leader: {view}", r + 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let a = call(http[r], "PUT", "/v1/kv/after-restart", b"yes").await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let view = cluster_view(http[r]).await;
+        let m4 = view["members"].as_array().unwrap().iter().find(|m| m["id"] == 4).cloned().unwrap();
+        let commit = view["commit_index"].as_u64().unwrap();
+        if view["role"] == "leader" && m4["match_index"].as_u64().is_some_and(|mi| mi >= commit) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted leader never replicated to node 4: {view}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And node 4 applies it (it learns the commit index with the next heartbeat).
+    let deadline = Instant::now() + T;
+    loop {
+        let a = call(addrs[1], "GET", "/v1/kv/after-restart?consistency=stale", b"").await;
+        if a.status == 200 {
+            assert_eq!(a.text(), "yes");
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 4 never applied the write: {}", a.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    n4.shutdown().await.unwrap();
+    for n in nodes {
         n.shutdown().await.unwrap();
     }
 }
