@@ -214,7 +214,7 @@ impl DynamoNode {
     }
 
     fn check_write_quorum(&mut self, io: &mut Io<'_, Self>, token: u64) {
-        let Some(Pending::Write { client, acked, needed, replied, record, targets, .. }) =
+        let Some(Pending::Write { client, acked, needed, replied, record, targets, object, .. }) =
             self.pending.get_mut(&token)
         else {
             return;
@@ -224,10 +224,15 @@ impl DynamoNode {
             let (client, record) = (*client, record.take());
             let done = targets.iter().all(|t| acked.contains(&t.node));
             let dot = record.as_ref().map(|r| r.dot);
+            // As Riak's `returnvalue`: the counter as this coordinator wrote it, not a quorum read.
+            let counter = match object {
+                Object::Counter(c) => Some(c.value()),
+                Object::Register(_) => None,
+            };
             if let Some(record) = record {
                 self.record_ack(record);
             }
-            self.respond(io, client, DynamoResponse::Written { dot });
+            self.respond(io, client, DynamoResponse::Written { dot, counter });
             if done {
                 self.finish(io, token);
             }

@@ -181,14 +181,11 @@ impl DynamoRequest {
 pub enum DynamoResponse {
     /// A read: the live siblings (several if concurrent writes are unresolved), the context to
     /// write back with, and the value if the key is a counter.
-    Found {
-        values: Vec<Vec<u8>>,
-        context: VersionVector,
-        counter: Option<i64>,
-    },
-    Written {
-        dot: Option<Dot>,
-    },
+    Found { values: Vec<Vec<u8>>, context: VersionVector, counter: Option<i64> },
+    /// A write reached its `w` acknowledgements. `dot`: the version a register write created;
+    /// `counter`: for an increment, the counter's value at the coordinating replica right after it
+    /// (what `INCR` answers – other replicas may not have every increment yet).
+    Written { dot: Option<Dot>, counter: Option<i64> },
     /// Certainly not applied.
     Fail(String),
     /// May or may not have been applied.

@@ -58,6 +58,7 @@
 //! | `Unavailable(why)`                 | `-TRYAGAIN unavailable: why`                            |
 //! | `Timeout`                          | `-TIMEOUT … a write may or may not have taken effect`   |
 //! | `Unknown(why)`                     | `-UNKNOWN outcome unknown: why …`                       |
+//! | `Conflict(why)`                    | `-CONFLICT why` (eventual mode: concurrent values, siblings, that one reply cannot show) |
 //! | `Rejected(why)`                    | `-ERR rejected: why`                                    |
 //! | `Kv(NotAnInteger)`                 | `-ERR value is not an integer or out of range` (Redis's) |
 //! | `Kv(IncrementOverflow)`            | `-ERR increment or decrement would overflow` (Redis's)  |
@@ -150,6 +151,9 @@ pub enum BackendError {
     /// The outcome is unknown (e.g. leadership lost with the proposal in the log).
     #[error("outcome unknown: {0}")]
     Unknown(String),
+    /// The key holds concurrent values (siblings) and the reply can carry only one.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The state machine refused the command (limits, non-integer increment…).
     #[error("{0}")]
     Kv(KvError),
@@ -179,6 +183,7 @@ impl BackendError {
                 format!("UNKNOWN outcome unknown: {why}; a write may or may not have taken effect")
             }
             BackendError::Rejected(why) => format!("ERR rejected: {why}"),
+            BackendError::Conflict(why) => format!("CONFLICT {why}"),
             BackendError::Kv(KvError::NotAnInteger { .. }) => {
                 "ERR value is not an integer or out of range".into()
             }

@@ -11,7 +11,7 @@
 //! concord up --nodes 3 --data ./concord-data     # node i: RESP 6379+i, HTTP 8080+i, peers 7379+i
 //! ```
 
-use crate::config::{NodeConfig, PeerConfig, ReadMode, TlsSettings};
+use crate::config::{Mode, NodeConfig, PeerConfig, ReadMode, TlsSettings};
 use crate::node::Node;
 use anyhow::{anyhow, bail, Context};
 use std::net::{IpAddr, SocketAddr};
@@ -76,6 +76,19 @@ pub struct ServeArgs {
     /// Total time a client request may take (e.g. 5s).
     #[arg(long, value_parser = concord_core::time::parse_duration)]
     pub request_timeout: Option<Duration>,
+    /// How the cluster replicates: strong (Raft) or eventual (Dynamo-style N/R/W quorums). Every
+    /// node of a cluster runs the same mode.
+    #[arg(long, value_name = "MODE", value_parser = Mode::parse)]
+    pub mode: Option<Mode>,
+    /// Eventual mode: replicas per key (N).
+    #[arg(long = "n", value_name = "N")]
+    pub replicas: Option<usize>,
+    /// Eventual mode: replies a read waits for (R); clients may override it per request.
+    #[arg(long = "r", value_name = "R")]
+    pub read_quorum: Option<usize>,
+    /// Eventual mode: acknowledgements a write waits for (W); clients may override it per request.
+    #[arg(long = "w", value_name = "W")]
+    pub write_quorum: Option<usize>,
     /// TLS on every port: this node's certificate (PEM). Needs --tls-key and --tls-ca too.
     #[arg(long, value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
@@ -151,6 +164,19 @@ impl ServeArgs {
         }
         if let Some(t) = self.request_timeout {
             c.request_timeout = t;
+        }
+        if let Some(mode) = self.mode {
+            c.mode = mode;
+        }
+        if self.replicas.is_some() || self.read_quorum.is_some() || self.write_quorum.is_some() {
+            if c.mode != Mode::Eventual {
+                bail!("--n, --r and --w are quorum sizes of the eventual mode: add --mode eventual");
+            }
+            let mut d = c.dynamo_config();
+            d.n = self.replicas.unwrap_or(d.n);
+            d.r = self.read_quorum.unwrap_or(d.r);
+            d.w = self.write_quorum.unwrap_or(d.w);
+            c.dynamo = Some(d);
         }
         if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca.is_some() {
             // Flags override the file's [tls] table one path at a time.
@@ -232,7 +258,7 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// `concord up`: a local cluster of separate processes.
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct UpArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 3)]
@@ -267,6 +293,19 @@ pub struct UpArgs {
     /// (clients trust DATA/tls/ca.pem: `redis-cli --tls --cacert`, `curl --cacert`).
     #[arg(long)]
     pub tls: bool,
+    /// strong (Raft, the default) or eventual (Dynamo-style: any node serves any request, N/R/W
+    /// quorums, siblings, hinted handoff, anti-entropy).
+    #[arg(long, default_value = "strong", value_name = "MODE", value_parser = Mode::parse)]
+    pub mode: Mode,
+    /// Eventual mode: replicas per key (N) [default: 3, at most --nodes].
+    #[arg(long = "n", value_name = "N")]
+    pub replicas: Option<usize>,
+    /// Eventual mode: replies a read waits for (R) [default: 2].
+    #[arg(long = "r", value_name = "R")]
+    pub read_quorum: Option<usize>,
+    /// Eventual mode: acknowledgements a write waits for (W) [default: 2].
+    #[arg(long = "w", value_name = "W")]
+    pub write_quorum: Option<usize>,
 }
 
 /// Read or create the cluster id and secret under `data`.
@@ -345,6 +384,20 @@ pub fn up_node_args(args: &UpArgs, i: u32, cluster_id: &str, secret: &Path) -> a
     if args.no_fsync {
         argv.push("--no-fsync".into());
     }
+    if args.mode != Mode::Strong {
+        argv.push("--mode".into());
+        argv.push(args.mode.name().into());
+        // N defaults to 3, which a smaller cluster cannot hold: then every node holds every key.
+        let n = args.replicas.unwrap_or_else(|| (args.nodes as usize).min(3));
+        for (flag, value) in [("--n", Some(n)), ("--r", args.read_quorum), ("--w", args.write_quorum)] {
+            if let Some(value) = value {
+                argv.push(flag.into());
+                argv.push(value.to_string());
+            }
+        }
+    } else if args.replicas.is_some() || args.read_quorum.is_some() || args.write_quorum.is_some() {
+        bail!("--n, --r and --w are quorum sizes of the eventual mode: add --mode eventual");
+    }
     if args.allow_fault_injection {
         argv.push("--allow-fault-injection".into());
     }
@@ -384,6 +437,15 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
         }
     }
     println!("concord: {}-node cluster {cluster_id} (data in {})", args.nodes, args.data.display());
+    match args.mode {
+        Mode::Strong => println!("mode: strong (Raft: one leader, linearizable reads and writes)"),
+        Mode::Eventual => println!(
+            "mode: eventual (Dynamo-style: any node serves any request; N={} R={} W={}; CONSISTENCY ONE|QUORUM|ALL per connection)",
+            args.replicas.unwrap_or_else(|| (args.nodes as usize).min(3)),
+            args.read_quorum.map_or("2".to_string(), |r| r.to_string()),
+            args.write_quorum.map_or("2".to_string(), |w| w.to_string()),
+        ),
+    }
     for i in 0..args.nodes {
         println!(
             "  node {}: redis {}:{}  http {}://{}:{}  peers {}:{}  log {}",
@@ -408,13 +470,20 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
             args.bind, args.http_port
         );
         println!("      curl --cacert {ca} https://{}:{}/v1/cluster", args.bind, args.http_port);
+    } else if args.mode == Mode::Eventual {
+        println!("try:  redis-cli -p {} SET hello world", args.redis_port);
+        println!("      redis-cli -p {} GET hello          (another node)", u32::from(args.redis_port) + 1);
+        println!("      curl -i http://{}:{}/v1/kv/hello   (the context header)", args.bind, args.http_port);
+        println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     } else {
         println!("try:  redis-cli -p {} SET hello world", args.redis_port);
         println!("      curl -X PUT --data world http://{}:{}/v1/kv/hello", args.bind, args.http_port);
         println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     }
     let scheme = if args.tls { "https" } else { "http" };
-    println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
+    if args.mode == Mode::Strong {
+        println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
+    }
     if args.allow_fault_injection {
         println!("fault injection is ON (lab only): the dashboards can partition, heal and stop nodes");
     }
@@ -581,6 +650,10 @@ mod tests {
             no_fsync: false,
             allow_fault_injection: false,
             tls: false,
+            mode: Mode::Strong,
+            replicas: None,
+            read_quorum: None,
+            write_quorum: None,
         };
         let argv = up_node_args(&args, 1, "c1", Path::new("/tmp/c/cluster.secret")).unwrap();
         let text = argv.join(" ");
@@ -595,6 +668,15 @@ mod tests {
         // The flags parse; the secret file does not exist here, and the error says so.
         let err = serve.args.to_config().unwrap_err().to_string();
         assert!(err.contains("cannot read cluster_secret_file"), "{err}");
+        // --mode eventual passes the mode and quorums on; N defaults to min(3, nodes).
+        let eventual = UpArgs { mode: Mode::Eventual, write_quorum: Some(3), ..args.clone() };
+        let text = up_node_args(&eventual, 0, "c1", Path::new("/s")).unwrap().join(" ");
+        assert!(text.contains("--mode eventual --n 3 --w 3"), "{text}");
+        let two = UpArgs { nodes: 2, ..eventual.clone() };
+        assert!(up_node_args(&two, 0, "c1", Path::new("/s")).unwrap().join(" ").contains("--n 2"));
+        let strong_with_quorum = UpArgs { replicas: Some(2), ..args.clone() };
+        let err = up_node_args(&strong_with_quorum, 0, "c1", Path::new("/s")).unwrap_err().to_string();
+        assert!(err.contains("add --mode eventual"), "{err}");
         // --tls gives each node its own certificate and the shared CA.
         let argv = up_node_args(&UpArgs { tls: true, ..args }, 2, "c1", Path::new("/s")).unwrap().join(" ");
         assert!(

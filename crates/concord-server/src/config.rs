@@ -26,9 +26,24 @@
 //! ```
 //!
 //! Every address defaults to loopback: a node is reachable from other machines only when asked.
+//!
+//! ## Modes
+//! `mode = "strong"` (the default) replicates through Raft; `mode = "eventual"` runs Dynamo-style
+//! leaderless replication (`concord-dynamo`) with N/R/W quorums set in a `[dynamo]` table:
+//!
+//! ```toml
+//! mode = "eventual"
+//! [dynamo]
+//! n = 3          # replicas per key
+//! r = 2          # replies a read waits for (clients may override per request)
+//! w = 2          # acknowledgements a write waits for
+//! ```
+//!
+//! Every node of a cluster must run the same mode and the same `[dynamo]` settings.
 
 use concord_core::time::serde_duration;
 use concord_core::NodeId;
+use concord_dynamo::DynamoConfig;
 use concord_kv::KvLimits;
 use concord_raft::{RaftConfig, ReadConsistency};
 use serde::{Deserialize, Serialize};
@@ -75,6 +90,34 @@ impl PeerConfig {
 
 fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, String> {
     text.trim().parse().map_err(|_| format!("{what}: `{text}` is not an address like 127.0.0.1:7380"))
+}
+
+/// How the cluster replicates: one consistency family or the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Raft: linearizable writes and (by default) reads, one leader.
+    #[default]
+    Strong,
+    /// Dynamo-style: any node coordinates, N/R/W quorums, siblings, hinted handoff, anti-entropy.
+    Eventual,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Result<Mode, String> {
+        match text {
+            "strong" | "raft" => Ok(Mode::Strong),
+            "eventual" | "dynamo" => Ok(Mode::Eventual),
+            other => Err(format!("mode `{other}`: expected strong or eventual")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Strong => "strong",
+            Mode::Eventual => "eventual",
+        }
+    }
 }
 
 /// The default read consistency for clients that do not ask for one.
@@ -177,6 +220,9 @@ pub struct NodeConfig {
     pub id: u32,
     /// Where the write-ahead log lives. Created if missing.
     pub data_dir: PathBuf,
+    /// `strong` (Raft) or `eventual` (Dynamo); every node of a cluster runs the same.
+    #[serde(default)]
+    pub mode: Mode,
     /// The cluster's name; peers with another cluster id are refused at the handshake.
     #[serde(default = "default_cluster_id")]
     pub cluster_id: String,
@@ -228,12 +274,59 @@ pub struct NodeConfig {
     /// Raft timing and limits. `voters` is always this node and its peers.
     #[serde(default)]
     pub raft: Option<RaftConfig>,
+    /// Eventual mode: quorums, anti-entropy, hinted handoff and SWIM settings. Fields a `[dynamo]`
+    /// table leaves out take [`server_dynamo_defaults`], not the simulator's defaults.
+    #[serde(default, deserialize_with = "dynamo_over_server_defaults")]
+    pub dynamo: Option<DynamoConfig>,
     /// The store's limits (must be equal on all nodes).
     #[serde(default)]
     pub kv: KvLimits,
     /// TLS on every port; `None` (the default): plaintext.
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+}
+
+/// The eventual mode's defaults on real machines. The simulator's defaults assume a quiet virtual
+/// LAN; a real disk's `fdatasync` and a loaded scheduler need more slack before a replica is
+/// replaced by a fallback or a member is suspected, and anti-entropy need not run five times a
+/// second.
+pub fn server_dynamo_defaults() -> DynamoConfig {
+    DynamoConfig {
+        request_timeout: Duration::from_secs(2),
+        replica_timeout: Duration::from_millis(300),
+        anti_entropy_interval: Duration::from_secs(1),
+        handoff_interval: Duration::from_secs(1),
+        tombstone_grace: Duration::from_secs(60),
+        swim: concord_dynamo::swim::SwimConfig {
+            period: Duration::from_millis(500),
+            probe_timeout: Duration::from_millis(200),
+            suspicion_timeout: Duration::from_secs(3),
+            ..Default::default()
+        },
+        ..DynamoConfig::default()
+    }
+}
+
+/// Read a `[dynamo]` table over [`server_dynamo_defaults`] (sub-tables such as `[dynamo.swim]`
+/// merge field by field too), so a file that sets only `n`, `r` and `w` keeps the server's timings.
+fn dynamo_over_server_defaults<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<DynamoConfig>, D::Error> {
+    use serde::de::Error;
+    fn merge(base: &mut toml::Table, over: toml::Table) {
+        for (key, value) in over {
+            match (base.get_mut(&key), value) {
+                (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+                (_, value) => {
+                    base.insert(key, value);
+                }
+            }
+        }
+    }
+    let Some(over) = Option::<toml::Table>::deserialize(d)? else { return Ok(None) };
+    let mut base = toml::Table::try_from(server_dynamo_defaults()).map_err(D::Error::custom)?;
+    merge(&mut base, over);
+    base.try_into().map(Some).map_err(D::Error::custom)
 }
 
 fn default_cluster_id() -> String {
@@ -255,6 +348,7 @@ impl NodeConfig {
         NodeConfig {
             id,
             data_dir: data_dir.into(),
+            mode: Mode::default(),
             cluster_id: default_cluster_id(),
             cluster_secret: None,
             cluster_secret_file: None,
@@ -271,6 +365,7 @@ impl NodeConfig {
             join: false,
             wal: WalSettings::default(),
             raft: None,
+            dynamo: None,
             kv: KvLimits::default(),
             tls: None,
         }
@@ -316,6 +411,19 @@ impl NodeConfig {
         voters.sort();
         raft.voters = voters;
         raft
+    }
+
+    /// The eventual mode's settings: the `[dynamo]` table, or [`server_dynamo_defaults`].
+    pub fn dynamo_config(&self) -> DynamoConfig {
+        self.dynamo.clone().unwrap_or_else(server_dynamo_defaults)
+    }
+
+    /// The cluster as this node's configuration lists it: its peers and itself, ordered by id.
+    pub fn cluster(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> = self.other_peers().iter().map(|p| NodeId(p.id)).collect();
+        all.push(self.node_id());
+        all.sort();
+        all
     }
 
     /// The cluster secret, from the setting or the file.
@@ -364,8 +472,37 @@ impl NodeConfig {
         if self.cluster_id.is_empty() || self.cluster_id.len() > 128 {
             return Err("cluster_id must be 1 to 128 bytes".into());
         }
-        let raft = self.raft_config();
-        raft.validate().map_err(|e| format!("raft: {e}"))?;
+        match self.mode {
+            Mode::Strong => {
+                if self.dynamo.is_some() {
+                    return Err(
+                        "the [dynamo] settings apply to mode = \"eventual\"; this node runs Raft".into()
+                    );
+                }
+                let raft = self.raft_config();
+                raft.validate().map_err(|e| format!("raft: {e}"))?;
+            }
+            Mode::Eventual => {
+                if self.raft.is_some() {
+                    return Err(
+                        "the [raft] settings apply to mode = \"strong\"; this node runs the eventual mode"
+                            .into(),
+                    );
+                }
+                if self.join {
+                    return Err("join is for the strong mode: an eventual-mode cluster is the nodes it is started with".into());
+                }
+                let dynamo = self.dynamo_config();
+                dynamo.validate().map_err(|e| format!("dynamo: {e}"))?;
+                let nodes = self.cluster().len();
+                if dynamo.n > nodes {
+                    return Err(format!(
+                        "dynamo: n = {} replicas per key, but the cluster has only {nodes} node(s)",
+                        dynamo.n
+                    ));
+                }
+            }
+        }
         let mut addrs = vec![("peer_addr", self.peer_addr)];
         addrs.extend(self.redis_addr.map(|a| ("redis_addr", a)));
         addrs.extend(self.http_addr.map(|a| ("http_addr", a)));
@@ -415,5 +552,40 @@ mod tests {
         no_secret.cluster_secret = None;
         assert!(no_secret.validate().unwrap_err().contains("cluster_secret"));
         assert!(toml::from_str::<NodeConfig>("id = 1\ndata_dir = \"x\"\nport = 3").is_err());
+    }
+
+    #[test]
+    fn a_dynamo_table_overrides_only_what_it_names() {
+        let text = r#"
+            id = 1
+            data_dir = "/tmp/x"
+            mode = "eventual"
+            cluster_secret = "s3cret"
+            [[peers]]
+            id = 2
+            addr = "127.0.0.1:7381"
+            [dynamo]
+            n = 2
+            w = 1
+            [dynamo.swim]
+            period = "1s"
+        "#;
+        let c: NodeConfig = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+        let d = c.dynamo_config();
+        let defaults = server_dynamo_defaults();
+        assert_eq!((d.n, d.r, d.w), (2, 2, 1));
+        assert_eq!(d.swim.period, Duration::from_secs(1));
+        assert_eq!(d.swim.suspicion_timeout, defaults.swim.suspicion_timeout);
+        assert_eq!(d.request_timeout, defaults.request_timeout);
+        let unknown = text.replace("w = 1", "w = 1\nnope = 1");
+        assert!(toml::from_str::<NodeConfig>(&unknown).unwrap_err().to_string().contains("nope"));
+
+        let mut three = c.clone();
+        three.dynamo.as_mut().unwrap().n = 3;
+        assert!(three.validate().unwrap_err().contains("only 2 node(s)"), "{:?}", three.validate());
+        let mut strong = c.clone();
+        strong.mode = Mode::Strong;
+        assert!(strong.validate().unwrap_err().contains("[dynamo] settings apply"));
     }
 }

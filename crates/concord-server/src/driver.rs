@@ -1,7 +1,9 @@
-//! The driver: one tokio task that owns the Raft node and carries out its effects.
+//! The driver: one tokio task that owns a protocol node and carries out its effects.
 //!
 //! This is the real-world twin of the simulator's event loop (`concord-sim/src/sim.rs`). The node is
-//! the very same `RaftNode<KvStore>` value; only the things around it are real:
+//! the very same value the simulator runs – `RaftNode<KvStore>` in the strong mode, `DynamoNode` in
+//! the eventual mode (the driver is generic over [`Hosted`], see [`crate::hosted`]); only the things
+//! around it are real:
 //!
 //! | the node asks for | simulator | here |
 //! |---|---|---|
@@ -49,16 +51,14 @@
 //! job queue to the WAL thread holds at most one job per batch taken meanwhile, so it is bounded by
 //! the same rule.
 
+pub use crate::hosted::{Hosted, Status};
 use crate::metrics::Metrics;
 use crate::storage::Disk;
 use crate::transport::Transport;
-use crate::wire::Frame;
-use crate::{KvRequest, KvResponse, RaftKv, RaftMessage};
+use crate::RaftKv;
 use concord_core::{ClientId, Effect, Io, NodeId, Process, RequestId, Time};
-use concord_raft::{RaftResponse, Timer};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -108,40 +108,22 @@ impl Default for Clock {
 }
 
 /// Where the answer to a request goes.
-pub enum ReplyTo {
+pub enum ReplyTo<P: Process = RaftKv> {
     /// A client of this node, waiting on a channel.
-    Local(oneshot::Sender<KvResponse>),
-    /// A request another node forwarded; the answer goes back as a [`Frame::ForwardReply`].
+    Local(oneshot::Sender<P::Response>),
+    /// A request another node forwarded; the answer goes back in the frame
+    /// [`Hosted::forward_reply`] makes (Raft: a follower forwards writes to its leader).
     Peer { node: NodeId, id: u64 },
 }
 
 /// What other tasks hand the driver.
-pub enum Input {
-    Message { from: NodeId, msg: RaftMessage },
-    Request { request: KvRequest, reply: ReplyTo },
+pub enum Input<P: Process = RaftKv> {
+    Message { from: NodeId, msg: P::Message },
+    Request { request: P::Request, reply: ReplyTo<P> },
 }
 
-/// The node's state after its last batch, for HTTP, INFO and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Status {
-    pub id: u32,
-    pub role: &'static str,
-    pub term: u64,
-    pub leader: Option<u32>,
-    pub commit_index: u64,
-    pub applied_index: u64,
-    pub last_log_index: u64,
-    pub snapshot_index: u64,
-    pub voters: Vec<u32>,
-    pub learners: Vec<u32>,
-    /// As the leader sees it: the highest log index each follower acknowledged (from the append
-    /// responses this driver delivered). Empty on followers.
-    pub match_index: BTreeMap<u32, u64>,
-    pub wal_syncs: u64,
-}
-
-struct Pending {
-    reply: ReplyTo,
+struct Pending<P: Process> {
+    reply: ReplyTo<P>,
     since: Instant,
 }
 
@@ -170,15 +152,15 @@ enum WalDone {
 }
 
 /// What woke the loop.
-enum Wake {
-    Input(Input),
+enum Wake<P: Process> {
+    Input(Input<P>),
     Wal(Option<WalDone>),
     Timer,
 }
 
 /// The event loop. Build with [`Driver::new`], run with [`Driver::run`].
-pub struct Driver {
-    node: RaftKv,
+pub struct Driver<P: Hosted = RaftKv> {
+    node: P,
     me: NodeId,
     clock: Clock,
     rng: ChaCha20Rng,
@@ -190,29 +172,30 @@ pub struct Driver {
     last_sync_ticket: u64,
     synced_ticket: u64,
     /// Sends and replies waiting for the sync of their ticket, oldest first.
-    held: VecDeque<(u64, Effect<RaftKv>)>,
+    held: VecDeque<(u64, Effect<P>)>,
     transport: Option<Transport>,
-    rx: mpsc::Receiver<Input>,
-    timers: BTreeMap<Timer, Instant>,
-    pending: HashMap<u64, Pending>,
+    rx: mpsc::Receiver<Input<P>>,
+    timers: BTreeMap<P::Timer, Instant>,
+    pending: HashMap<u64, Pending<P>>,
     next_request: u64,
-    status: watch::Sender<Status>,
+    status: watch::Sender<P::Status>,
     metrics: Arc<Metrics>,
-    match_index: BTreeMap<u32, u64>,
+    /// What the driver itself learns about the node (Raft: followers' match indexes).
+    tracker: P::Tracker,
     wal_syncs: u64,
     last_sweep: Instant,
 }
 
-impl Driver {
+impl<P: Hosted> Driver<P> {
     pub fn new(
-        node: RaftKv,
+        node: P,
         clock: Clock,
         disk: Box<dyn Disk>,
         transport: Option<Transport>,
-        rx: mpsc::Receiver<Input>,
-        status: watch::Sender<Status>,
+        rx: mpsc::Receiver<Input<P>>,
+        status: watch::Sender<P::Status>,
         metrics: Arc<Metrics>,
-    ) -> Driver {
+    ) -> Driver<P> {
         let mut seed = [0u8; 32];
         getrandom::getrandom(&mut seed).expect("the OS random source works");
         let mut driver = Driver {
@@ -233,7 +216,7 @@ impl Driver {
             next_request: 0,
             status,
             metrics,
-            match_index: BTreeMap::new(),
+            tracker: P::Tracker::default(),
             wal_syncs: 0,
             last_sweep: Instant::now(),
         };
@@ -330,17 +313,17 @@ impl Driver {
         }
     }
 
-    fn handle(&mut self, input: Input, batch: &mut Batch) {
+    fn handle(&mut self, input: Input<P>, batch: &mut Batch) {
         batch.inputs += 1;
         match input {
             Input::Message { from, msg } => {
-                self.observe(from, &msg);
+                self.node.observe(&mut self.tracker, from, &msg);
                 self.call(batch, |node, io| node.on_message(io, from, msg));
             }
             Input::Request { request, reply } => {
                 if self.pending.len() >= MAX_PENDING_REQUESTS {
                     let reason = format!("node overloaded: {MAX_PENDING_REQUESTS} requests pending");
-                    self.answer(reply, RaftResponse::Rejected { reason });
+                    self.answer(reply, P::refused(reason));
                     return;
                 }
                 self.next_request += 1;
@@ -354,7 +337,7 @@ impl Driver {
 
     fn fire_due_timers(&mut self, batch: &mut Batch) {
         let now = Instant::now();
-        let due: Vec<Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
+        let due: Vec<P::Timer> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| *t).collect();
         for timer in due {
             // An earlier timer's effects may have re-armed or cancelled this one.
             if self.timers.get(&timer).is_some_and(|at| *at <= now) {
@@ -366,7 +349,7 @@ impl Driver {
     }
 
     /// Run one input through the node and sort its effects: timers now, I/O now or held.
-    fn call(&mut self, batch: &mut Batch, f: impl FnOnce(&mut RaftKv, &mut Io<'_, RaftKv>)) {
+    fn call(&mut self, batch: &mut Batch, f: impl FnOnce(&mut P, &mut Io<'_, P>)) {
         let mut effects = Vec::new();
         {
             let mut io = Io::new(self.me, self.clock.now(), false, &mut self.rng, &mut effects);
@@ -420,11 +403,11 @@ impl Driver {
         Ok(())
     }
 
-    fn carry_out(&mut self, effect: Effect<RaftKv>) {
+    fn carry_out(&mut self, effect: Effect<P>) {
         match effect {
             Effect::Send { to, msg } => {
                 if let Some(t) = &self.transport {
-                    t.send(to, Frame::Raft(msg));
+                    t.send(to, P::frame(msg));
                 }
             }
             Effect::Reply { request, response } => {
@@ -436,31 +419,17 @@ impl Driver {
         }
     }
 
-    fn answer(&self, reply: ReplyTo, response: KvResponse) {
+    fn answer(&self, reply: ReplyTo<P>, response: P::Response) {
         match reply {
             ReplyTo::Local(tx) => {
                 let _ = tx.send(response);
             }
             ReplyTo::Peer { node, id } => {
-                if let Some(t) = &self.transport {
-                    t.send(node, Frame::ForwardReply { id, response });
+                if let (Some(t), Some(frame)) = (&self.transport, P::forward_reply(id, response)) {
+                    t.send(node, frame);
                 }
             }
         }
-    }
-
-    /// Learn what the leader's progress tracking learns, from the responses it is handed.
-    fn observe(&mut self, from: NodeId, msg: &RaftMessage) {
-        if !self.node.is_leader() {
-            return;
-        }
-        let matched = match msg {
-            concord_raft::Message::AppendResp(r) if r.success => r.match_index,
-            concord_raft::Message::SnapshotResp(r) if r.installed => r.snapshot_index,
-            _ => return,
-        };
-        let slot = self.match_index.entry(from.0).or_default();
-        *slot = (*slot).max(matched);
     }
 
     /// Forget requests nobody waits for any more (bounded memory).
@@ -473,31 +442,8 @@ impl Driver {
     }
 
     fn publish(&mut self) {
-        let n = &self.node;
-        if !n.is_leader() {
-            self.match_index.clear();
-        }
-        let m = n.current_membership();
-        let status = Status {
-            id: self.me.0,
-            role: n.role_name(),
-            term: n.current_term(),
-            leader: n.leader_id().map(|l| l.0),
-            commit_index: n.commit_index(),
-            applied_index: n.applied_index(),
-            last_log_index: n.last_log_index(),
-            snapshot_index: n.snapshot_index(),
-            voters: m.voters.iter().map(|v| v.0).collect(),
-            learners: m.learners.iter().map(|v| v.0).collect(),
-            match_index: self.match_index.clone(),
-            wal_syncs: self.wal_syncs,
-        };
-        let metrics = &self.metrics;
-        metrics.raft_term.set(status.term as i64);
-        metrics.raft_commit_index.set(status.commit_index as i64);
-        metrics.raft_applied_index.set(status.applied_index as i64);
-        metrics.raft_last_log_index.set(status.last_log_index as i64);
-        metrics.set_role(status.role);
+        let status = self.node.status(&mut self.tracker, self.wal_syncs);
+        P::export(&status, &self.metrics);
         self.status.send_if_modified(|old| {
             if *old == status {
                 false
@@ -509,7 +455,7 @@ impl Driver {
     }
 
     /// The node, for tests.
-    pub fn node(&self) -> &RaftKv {
+    pub fn node(&self) -> &P {
         &self.node
     }
 }
@@ -564,7 +510,9 @@ async fn sleep_until(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::storage::MemoryDisk;
+    use crate::KvResponse;
     use concord_kv::{Command, KvLimits, KvStore, Query};
+    use concord_raft::RaftResponse;
     use concord_raft::{RaftConfig, RaftNode, RaftRequest, ReadConsistency};
 
     /// A one-node cluster elects itself, commits a write after syncing it, and serves the read.

@@ -67,28 +67,36 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
 }
 
 /// An error answer: a status and `{"error": …}` plus optional hints.
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: Value,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, body: json!({ "error": message.into() }) }
     }
 
+    /// A client error, with the leader's addresses as hints when it is "not the leader".
     fn from_client(handle: &NodeHandle, e: ClientError) -> ApiError {
-        let message = e.to_string();
         match e {
             ClientError::NotLeader { leader } => {
                 let leader = leader.or(handle.status().leader);
                 let http = leader.and_then(|l| handle.peer(l)).and_then(|p| p.http_addr);
                 ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
-                    body: json!({ "error": message, "leader": leader, "leader_http": http.map(|a| a.to_string()) }),
+                    body: json!({ "error": e.to_string(), "leader": leader, "leader_http": http.map(|a| a.to_string()) }),
                 }
             }
-            ClientError::Unavailable(_) | ClientError::Rejected(_) => {
+            e => ApiError::from_error(e),
+        }
+    }
+
+    /// A client error as a status and message (the table in the module docs).
+    pub(crate) fn from_error(e: ClientError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ClientError::NotLeader { .. } | ClientError::Unavailable(_) | ClientError::Rejected(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
             }
             ClientError::Timeout => ApiError {
@@ -111,7 +119,7 @@ impl ApiError {
         }
     }
 
-    fn body(rejection: BytesRejection) -> ApiError {
+    pub(crate) fn body(rejection: BytesRejection) -> ApiError {
         ApiError::new(rejection.status(), format!("cannot read the request body: {}", rejection.body_text()))
     }
 }
@@ -127,9 +135,18 @@ async fn timed<T>(
     kind: &'static str,
     f: impl std::future::Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
+    timed_on(handle.metrics(), kind, f).await
+}
+
+/// Run a request, counting it and its latency in `metrics` under `kind`.
+pub(crate) async fn timed_on<T>(
+    metrics: &crate::metrics::Metrics,
+    kind: &'static str,
+    f: impl std::future::Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
     let start = Instant::now();
     let r = f.await;
-    handle.metrics().request(kind, ClientError::label_of(&r), start.elapsed());
+    metrics.request(kind, ClientError::label_of(&r), start.elapsed());
     r
 }
 
@@ -454,8 +471,12 @@ async fn healthz(State(handle): State<NodeHandle>) -> Json<Value> {
 }
 
 async fn metrics(State(handle): State<NodeHandle>) -> Response {
-    let text = handle.metrics().render();
-    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    metrics_text(handle.metrics())
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub(crate) fn metrics_text(metrics: &crate::metrics::Metrics) -> Response {
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
 }
 
 /// What the admin endpoints need.

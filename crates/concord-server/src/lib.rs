@@ -13,7 +13,8 @@
 //!
 //! Modules, in reading order:
 //! * [`driver`] – the event loop around the node: the effect contract of `concord_core::process`
-//!   made real, with group commit;
+//!   made real, with group commit; generic over [`hosted::Hosted`], so it runs Raft (the strong
+//!   mode) and Dynamo (the eventual mode, [`eventual`]) alike;
 //! * [`storage`] – the disk behind `Persist`/`Sync` (the `concord-wal` write-ahead log);
 //! * [`transport`] and [`wire`] – peer connections: framing, authentication, bounded queues;
 //! * [`handle`] – the client side: leader routing, forwarding, sessions, deadlines;
@@ -30,7 +31,9 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
+pub mod eventual;
 pub mod handle;
+pub mod hosted;
 pub mod http;
 pub mod lab;
 pub mod metrics;
@@ -43,7 +46,7 @@ pub mod tls;
 pub mod transport;
 pub mod wire;
 
-pub use config::{NodeConfig, PeerConfig, ReadMode};
+pub use config::{Mode, NodeConfig, PeerConfig, ReadMode};
 pub use handle::{ClientError, NodeHandle};
 pub use node::Node;
 

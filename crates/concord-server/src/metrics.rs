@@ -6,6 +6,7 @@
 //! | `concord_request_seconds` | histogram | kind | client request latency, forwarding and retries included |
 //! | `concord_raft_term` / `_commit_index` / `_applied_index` / `_last_log_index` | gauge | | the node's Raft state after its last batch |
 //! | `concord_raft_role` | gauge | role | 1 for the role the node plays, 0 for the others |
+//! | `concord_dynamo_keys` / `_hints` / `_members_alive` / `_anti_entropy_bytes` | gauge | | eventual mode: keys held, hints waiting for handoff, members SWIM believes alive (this one included), anti-entropy bytes sent |
 //! | `concord_wal_sync_seconds` | histogram | | duration of each group-commit `fdatasync` |
 //! | `concord_wal_batch_inputs` | histogram | | inputs (messages, requests, timers) run through Raft per sync |
 //! | `concord_peer_frames_sent_total` / `_dropped_total` | counter | peer | frames to each peer; dropped when its bounded queue was full or it was unreachable |
@@ -95,6 +96,10 @@ pub struct Metrics {
     pub raft_applied_index: Gauge,
     pub raft_last_log_index: Gauge,
     raft_role: Family<RoleLabels, Gauge>,
+    pub dynamo_keys: Gauge,
+    pub dynamo_hints: Gauge,
+    pub dynamo_members_alive: Gauge,
+    pub dynamo_anti_entropy_bytes: Gauge,
     wal_sync_seconds: Histogram,
     wal_batch_inputs: Histogram,
     peer_frames_sent: Family<PeerLabels, Counter>,
@@ -123,6 +128,10 @@ impl Metrics {
             raft_applied_index: Gauge::default(),
             raft_last_log_index: Gauge::default(),
             raft_role: Family::default(),
+            dynamo_keys: Gauge::default(),
+            dynamo_hints: Gauge::default(),
+            dynamo_members_alive: Gauge::default(),
+            dynamo_anti_entropy_bytes: Gauge::default(),
             wal_sync_seconds: latency_histogram(),
             wal_batch_inputs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             peer_frames_sent: Family::default(),
@@ -140,6 +149,18 @@ impl Metrics {
         registry.register("raft_applied_index", "Raft applied index", m.raft_applied_index.clone());
         registry.register("raft_last_log_index", "Last Raft log index", m.raft_last_log_index.clone());
         registry.register("raft_role", "1 for the node's current Raft role", m.raft_role.clone());
+        registry.register("dynamo_keys", "Eventual mode: keys held as a replica", m.dynamo_keys.clone());
+        registry.register("dynamo_hints", "Eventual mode: hints waiting for handoff", m.dynamo_hints.clone());
+        registry.register(
+            "dynamo_members_alive",
+            "Eventual mode: members believed alive, this node included",
+            m.dynamo_members_alive.clone(),
+        );
+        registry.register(
+            "dynamo_anti_entropy_bytes",
+            "Eventual mode: bytes sent for anti-entropy since start",
+            m.dynamo_anti_entropy_bytes.clone(),
+        );
         registry.register(
             "wal_sync_seconds",
             "Duration of WAL group-commit syncs",

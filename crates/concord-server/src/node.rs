@@ -12,16 +12,22 @@
 //! [`Node::shutdown`] stops accepting, lets the driver finish its current batch (whose sync then
 //! completes before its replies go out), and waits for it.
 
-use crate::config::{NodeConfig, PeerConfig};
+use crate::config::{Mode, NodeConfig, PeerConfig};
 use crate::driver::{Clock, Driver, Status, INPUT_QUEUE};
+use crate::eventual::{EventualHandle, EventualParts};
 use crate::handle::{HandleParts, NodeHandle};
+use crate::hosted::EventualStatus;
 use crate::metrics::Metrics;
 use crate::storage::Disk;
 use crate::transport::{self, Identity, Inbound, Transport};
 use crate::wire::Frame;
+use crate::RaftKv;
 use concord_core::{Durable, NodeId};
+use concord_dynamo::DynamoNode;
 use concord_kv::KvStore;
 use concord_raft::RaftNode;
+use concord_resp::Backend;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -30,7 +36,7 @@ use tokio::task::JoinHandle;
 
 /// A running node.
 pub struct Node {
-    handle: NodeHandle,
+    front: Front,
     shutdown: watch::Sender<bool>,
     driver: JoinHandle<Result<(), String>>,
     pub peer_addr: SocketAddr,
@@ -49,8 +55,32 @@ pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpList
     })
 }
 
-/// Routes frames from authenticated peers: Raft messages and forwarded requests to the driver,
-/// forward replies to the waiting client.
+/// The protocol a node booted, before its driver starts.
+enum Protocol {
+    Strong(RaftKv),
+    Eventual(DynamoNode),
+}
+
+/// The client side of the running protocol.
+enum Front {
+    Strong(NodeHandle),
+    Eventual(EventualHandle),
+}
+
+/// A frame of the other mode: a misconfigured cluster. Said once per peer in the log, then dropped.
+fn wrong_mode(from: NodeId, frame: &Frame, mine: &str) {
+    static WARNED: std::sync::Mutex<BTreeSet<u32>> = std::sync::Mutex::new(BTreeSet::new());
+    if WARNED.lock().map(|mut w| w.insert(from.0)).unwrap_or(false) {
+        let theirs = if matches!(frame, Frame::Dynamo(_)) { "eventual" } else { "strong" };
+        tracing::error!(
+            "peer {from} runs the {theirs} mode and this node the {mine} mode: its messages are dropped \
+             (every node of a cluster must run the same --mode)"
+        );
+    }
+}
+
+/// Routes frames from authenticated peers (strong mode): Raft messages and forwarded requests to
+/// the driver, forward replies to the waiting client.
 struct Router {
     handle: NodeHandle,
 }
@@ -64,8 +94,59 @@ impl Inbound for Router {
             Frame::Raft(msg) => self.handle.deliver_message(from, msg),
             Frame::Forward { id, request } => self.handle.submit_forwarded(from, id, request),
             Frame::ForwardReply { id, response } => self.handle.complete_forward(id, response),
+            frame @ Frame::Dynamo(_) => wrong_mode(from, &frame, "strong"),
         }
     }
+}
+
+/// Routes frames from authenticated peers (eventual mode): Dynamo messages to the driver.
+struct EventualRouter {
+    handle: EventualHandle,
+}
+
+impl Inbound for EventualRouter {
+    fn deliver(&self, from: NodeId, frame: Frame) {
+        match frame {
+            Frame::Dynamo(msg) => self.handle.deliver_message(from, msg),
+            frame => wrong_mode(from, &frame, "eventual"),
+        }
+    }
+}
+
+/// Serve the HTTP API on `listener` until shutdown, over TLS when `tls` is given.
+fn serve_http(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<&Arc<crate::tls::NodeTls>>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    // Connect info: the lab endpoints tell loopback clients apart.
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    match tls {
+        None => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                    tracing::error!("HTTP server failed: {e}");
+                }
+            });
+        }
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            let listener = crate::tls::TlsListener::new(listener, tls.client_acceptor.clone(), "HTTPS")
+                .map_err(|e| format!("HTTPS listener: {e}"))?
+                // (axum provides connect info for any listener wrapped by `tap_io`.)
+                .tap_io(|_| {});
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+                    tracing::error!("HTTPS server failed: {e}");
+                }
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Node {
@@ -90,8 +171,18 @@ impl Node {
             Some(settings) => Some(Arc::new(crate::tls::NodeTls::load(settings)?)),
             None => None,
         };
-        let raft = RaftNode::boot(me, config.raft_config(), KvStore::new(config.kv.clone()), &durable)
-            .map_err(|e| format!("node {me} cannot boot from {}: {e}", config.data_dir.display()))?;
+        let cannot_boot =
+            |e: String| format!("node {me} cannot boot from {}: {e}", config.data_dir.display());
+        let protocol = match config.mode {
+            Mode::Strong => Protocol::Strong(
+                RaftNode::boot(me, config.raft_config(), KvStore::new(config.kv.clone()), &durable)
+                    .map_err(|e| cannot_boot(e.to_string()))?,
+            ),
+            Mode::Eventual => Protocol::Eventual(
+                DynamoNode::boot(me, &config.cluster(), config.dynamo_config(), &durable)
+                    .map_err(cannot_boot)?,
+            ),
+        };
         // Configured peers, plus those learned at run time by an earlier life of this node.
         let peer_file = crate::peer_file::PeerFile::open(&config.data_dir)?;
         let peers = peer_file.merge(me.0, &config.other_peers());
@@ -119,8 +210,6 @@ impl Node {
         let metrics = Arc::new(Metrics::new());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let clock = Clock::new();
-        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-        let (status_tx, status_rx) = watch::channel(Status::default());
 
         let secret = config.secret()?;
         let mut identity = Identity::new(
@@ -137,100 +226,130 @@ impl Node {
         let transport = secret
             .is_some()
             .then(|| Transport::start(identity.clone(), metrics.clone(), shutdown_rx.clone()));
-        let handle = NodeHandle::new(HandleParts {
-            me,
-            tx,
-            status: status_rx,
-            transport: transport.clone(),
-            clock,
-            timeout: config.request_timeout,
-            read_default: config.read_consistency,
-            // The handle knows every member's addresses, this node's own (as bound) included.
-            peers: peers
-                .iter()
-                .cloned()
-                .chain([PeerConfig { id: me.0, addr: peer_addr, http_addr, redis_addr }])
-                .collect(),
-            peer_file,
-            limits: config.kv.clone(),
-            metrics: metrics.clone(),
-        });
-        let driver = Driver::new(raft, clock, disk, transport, rx, status_tx, metrics.clone());
-        let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
+        // Every member's addresses, this node's own (as bound) included.
+        let members: Vec<PeerConfig> = peers
+            .iter()
+            .cloned()
+            .chain([PeerConfig { id: me.0, addr: peer_addr, http_addr, redis_addr }])
+            .collect();
+
+        // The protocol's half: its driver, the client side, and what its peers and clients reach.
+        let (front, inbound, app, backend, driver): (
+            Front,
+            Arc<dyn Inbound>,
+            axum::Router,
+            Arc<dyn Backend>,
+            _,
+        ) = match protocol {
+            Protocol::Strong(raft) => {
+                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+                let (status_tx, status_rx) = watch::channel(Status::default());
+                let handle = NodeHandle::new(HandleParts {
+                    me,
+                    tx,
+                    status: status_rx,
+                    transport: transport.clone(),
+                    clock,
+                    timeout: config.request_timeout,
+                    read_default: config.read_consistency,
+                    peers: members,
+                    peer_file,
+                    limits: config.kv.clone(),
+                    metrics: metrics.clone(),
+                });
+                let driver = Driver::new(raft, clock, disk, transport, rx, status_tx, metrics.clone());
+                let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
+                let peer_http = crate::dashboard::PeerHttp::new(&config)?;
+                let dashboard = crate::dashboard::Dashboard::start(
+                    handle.clone(),
+                    peer_http.clone(),
+                    config.allow_fault_injection,
+                    shutdown_rx.clone(),
+                );
+                let lab = crate::lab::Lab::new(
+                    handle.clone(),
+                    peer_http,
+                    config.allow_fault_injection,
+                    secret,
+                    shutdown.clone(),
+                );
+                let app = crate::http::router(handle.clone(), &config)
+                    .merge(crate::dashboard::routes(dashboard))
+                    .merge(crate::lab::routes(lab));
+                let inbound = Arc::new(Router { handle: handle.clone() });
+                let backend = Arc::new(crate::resp::NodeBackend::new(handle.clone()));
+                (Front::Strong(handle), inbound, app, backend, driver)
+            }
+            Protocol::Eventual(node) => {
+                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+                let (status_tx, status_rx) = watch::channel(EventualStatus::default());
+                let handle = EventualHandle::new(EventualParts {
+                    me,
+                    tx,
+                    status: status_rx,
+                    clock,
+                    timeout: config.request_timeout,
+                    config: config.dynamo_config(),
+                    limits: config.kv.clone(),
+                    metrics: metrics.clone(),
+                    peers: members,
+                });
+                let driver = Driver::new(node, clock, disk, transport, rx, status_tx, metrics.clone());
+                let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
+                let app = crate::eventual::http::router(handle.clone());
+                let inbound = Arc::new(EventualRouter { handle: handle.clone() });
+                let backend = Arc::new(crate::eventual::resp::EventualBackend::new(handle.clone()));
+                (Front::Eventual(handle), inbound, app, backend, driver)
+            }
+        };
+
         if let Some(listener) = peer_listener {
-            let router: Arc<dyn Inbound> = Arc::new(Router { handle: handle.clone() });
             tokio::spawn(transport::accept_loop(
                 listener,
                 identity,
-                router,
+                inbound,
                 metrics.clone(),
                 shutdown_rx.clone(),
             ));
         }
         if let Some(listener) = http_listener {
-            let peer_http = crate::dashboard::PeerHttp::new(&config)?;
-            let dashboard = crate::dashboard::Dashboard::start(
-                handle.clone(),
-                peer_http.clone(),
-                config.allow_fault_injection,
-                shutdown_rx.clone(),
-            );
-            let lab = crate::lab::Lab::new(
-                handle.clone(),
-                peer_http,
-                config.allow_fault_injection,
-                secret,
-                shutdown.clone(),
-            );
-            let app = crate::http::router(handle.clone(), &config)
-                .merge(crate::dashboard::routes(dashboard))
-                .merge(crate::lab::routes(lab));
-            // Connect info: the lab endpoints tell loopback clients apart.
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            let mut stop = shutdown_rx.clone();
-            let stopped = async move {
-                let _ = stop.changed().await;
-            };
-            match &tls {
-                None => {
-                    tokio::spawn(async move {
-                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                            tracing::error!("HTTP server failed: {e}");
-                        }
-                    });
-                }
-                Some(tls) => {
-                    use axum::serve::ListenerExt;
-                    let listener =
-                        crate::tls::TlsListener::new(listener, tls.client_acceptor.clone(), "HTTPS")
-                            .map_err(|e| format!("HTTPS listener: {e}"))?
-                            // (axum provides connect info for any listener wrapped by `tap_io`.)
-                            .tap_io(|_| {});
-                    tokio::spawn(async move {
-                        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                            tracing::error!("HTTPS server failed: {e}");
-                        }
-                    });
-                }
-            }
+            serve_http(listener, app, tls.as_ref(), shutdown_rx.clone())?;
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
-            crate::resp::spawn(listener, handle.clone(), &config, tls, shutdown_rx.clone());
+            crate::resp::spawn(listener, backend, &config, tls, shutdown_rx.clone());
         }
         tracing::info!(
-            "node {me} started: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",
+            "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",
+            config.mode.name(),
             if tls.is_some() { "S" } else { "" },
             http_addr.map_or("-".into(), |a| a.to_string()),
             redis_addr.map_or("-".into(), |a| a.to_string()),
             if tls.is_some() { " (TLS on every port)" } else { "" },
             config.data_dir.display()
         );
-        Ok(Node { handle, shutdown, driver, peer_addr, http_addr, redis_addr })
+        Ok(Node { front, shutdown, driver, peer_addr, http_addr, redis_addr })
     }
 
+    /// The client side of a strong-mode node.
+    ///
+    /// # Panics
+    /// If the node runs the eventual mode (use [`Node::eventual`]).
     pub fn handle(&self) -> NodeHandle {
-        self.handle.clone()
+        match &self.front {
+            Front::Strong(handle) => handle.clone(),
+            Front::Eventual(_) => {
+                panic!("node {} runs the eventual mode: use Node::eventual", self.peer_addr)
+            }
+        }
+    }
+
+    /// The client side of an eventual-mode node (`None` in the strong mode).
+    pub fn eventual(&self) -> Option<EventualHandle> {
+        match &self.front {
+            Front::Eventual(handle) => Some(handle.clone()),
+            Front::Strong(_) => None,
+        }
     }
 
     /// Wait until the driver stops on its own (a disk failure); returns why.

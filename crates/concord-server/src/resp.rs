@@ -117,10 +117,11 @@ impl Backend for NodeBackend {
     }
 }
 
-/// Serve RESP clients on `listener` until shutdown, over TLS when `tls` is given.
+/// Serve RESP clients on `listener` until shutdown, over TLS when `tls` is given: the strong mode's
+/// [`NodeBackend`] or the eventual mode's [`crate::eventual::resp::EventualBackend`].
 pub fn spawn(
     listener: TcpListener,
-    handle: NodeHandle,
+    backend: Arc<dyn Backend>,
     config: &NodeConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
@@ -128,7 +129,6 @@ pub fn spawn(
     let mut rc = RespConfig::for_kv_limits(&config.kv);
     rc.requirepass = config.requirepass.clone();
     rc.default_consistency = config.read_consistency.consistency();
-    let backend: Arc<dyn Backend> = Arc::new(NodeBackend::new(handle));
     let stopped = async move {
         let _ = shutdown.changed().await;
     };

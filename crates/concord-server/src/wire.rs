@@ -11,8 +11,10 @@
 //! refused with a message that says what probably happened. The handshake uses a much smaller limit
 //! than data frames, so garbage is rejected before the peer is even authenticated.
 //!
-//! Three kinds of data frame flow after the handshake (see [`crate::transport`]):
-//! * [`Frame::Raft`] – a Raft message;
+//! Four kinds of data frame flow after the handshake (see [`crate::transport`]):
+//! * [`Frame::Raft`] – a Raft message (strong mode);
+//! * [`Frame::Dynamo`] – a Dynamo message (eventual mode; a node of the other mode drops it and
+//!   says so in its log);
 //! * [`Frame::Forward`] – a client request a follower forwards to the leader;
 //! * [`Frame::ForwardReply`] – the leader's answer, sent back over the leader's own connection.
 
@@ -37,6 +39,7 @@ pub enum Frame {
     Raft(RaftMessage),
     Forward { id: u64, request: KvRequest },
     ForwardReply { id: u64, response: KvResponse },
+    Dynamo(concord_dynamo::DynamoMessage),
 }
 
 /// The handshake (see [`crate::transport`] for the exchange).

@@ -53,6 +53,10 @@ impl Cluster {
             no_fsync: false,
             allow_fault_injection: false,
             tls: false,
+            mode: concord_server::Mode::Strong,
+            replicas: None,
+            read_quorum: None,
+            write_quorum: None,
         };
         let (cluster_id, secret) = cluster_identity(dir).unwrap();
         let http =

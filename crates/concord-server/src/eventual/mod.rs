@@ -1,0 +1,309 @@
+//! The eventual mode: `concord-dynamo`'s leaderless replication behind the same front doors.
+//!
+//! `concord up --mode eventual` (or `mode = "eventual"` in a node's TOML) runs a [`DynamoNode`] –
+//! the very value the simulator and `concord lab eventual` run – in the same generic
+//! [`crate::driver`] as Raft: same WAL and group commit, same authenticated peer transport, same
+//! RESP and HTTP listeners. What differs is what a client request becomes:
+//!
+//! ```text
+//!   RESP ─┐                         ┌─ GET k      → DynamoRequest::Get { r }      (quorum read, read repair)
+//!         ├─> EventualHandle ─Input─┤  SET/DEL k  → Put / Delete { context, w }    (forwarded to a home replica)
+//!   HTTP ─┘   (deadline,            └─ INCR k     → Increment { w }               (a PN-counter)
+//!              error mapping)
+//! ```
+//!
+//! Any node serves any request: there is no leader to find. Each request may override the
+//! cluster's R and W: Redis clients with `CONSISTENCY ONE|QUORUM|ALL|R r W w` on the connection
+//! ([`resp`]), HTTP clients with `?r=` and `?w=` ([`http`]).
+//!
+//! ## What the eventual mode does not do (the strong mode does)
+//! Conditional writes (`SET NX|XX`, `GETSET`, `WATCH`/`MULTI` compares, CAS), TTLs (`EX`, `EXPIRE`),
+//! range scans (`KEYS`, `SCAN`, `DBSIZE`) and atomic multi-key writes: a Dynamo store has no single
+//! order of writes to compare against, and keys live on different replicas. They are refused with
+//! a message that says so; `MSET` and multi-key `DEL` run key by key (not atomically).
+//!
+//! ## Siblings
+//! Concurrent writes to one key (during a partition, or from two coordinators) are both kept, as
+//! siblings (dotted version vectors, `concord_dynamo::version`). A plain `GET` over RESP cannot
+//! show two values, so it answers `-CONFLICT` naming the count; HTTP `GET /v1/kv/{key}` answers
+//! `300 Multiple Choices` with every sibling and the context, and a `PUT` with that context
+//! replaces them all (as Riak does). A `SET` without context supersedes what the coordinating
+//! replica holds.
+
+pub mod http;
+pub mod resp;
+
+use crate::config::PeerConfig;
+use crate::driver::{Clock, Input, ReplyTo};
+use crate::handle::ClientError;
+use crate::hosted::EventualStatus;
+use crate::metrics::Metrics;
+use concord_core::{NodeId, Time};
+use concord_dynamo::version::VersionVector;
+use concord_dynamo::{DynamoConfig, DynamoNode, DynamoRequest, DynamoResponse};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// The client side of an eventual-mode node: hands requests to its driver and waits for the answer.
+#[derive(Clone)]
+pub struct EventualHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    me: NodeId,
+    tx: mpsc::Sender<Input<DynamoNode>>,
+    status: watch::Receiver<EventualStatus>,
+    clock: Clock,
+    /// A safety net above the node's own `request_timeout` (which answers every request).
+    timeout: Duration,
+    config: DynamoConfig,
+    limits: concord_kv::KvLimits,
+    metrics: Arc<Metrics>,
+    peers: Vec<PeerConfig>,
+}
+
+/// What [`EventualHandle::new`] needs.
+pub struct EventualParts {
+    pub me: NodeId,
+    pub tx: mpsc::Sender<Input<DynamoNode>>,
+    pub status: watch::Receiver<EventualStatus>,
+    pub clock: Clock,
+    pub timeout: Duration,
+    pub config: DynamoConfig,
+    pub limits: concord_kv::KvLimits,
+    pub metrics: Arc<Metrics>,
+    /// Every member's addresses, this node's own included.
+    pub peers: Vec<PeerConfig>,
+}
+
+/// A read's answer: the live siblings, the context to write back with, the counter if it is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    pub values: Vec<Vec<u8>>,
+    pub context: VersionVector,
+    pub counter: Option<i64>,
+}
+
+impl EventualHandle {
+    pub fn new(parts: EventualParts) -> EventualHandle {
+        let EventualParts { me, tx, status, clock, timeout, config, limits, metrics, peers } = parts;
+        EventualHandle {
+            inner: Arc::new(Inner { me, tx, status, clock, timeout, config, limits, metrics, peers }),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.me
+    }
+
+    pub fn now(&self) -> Time {
+        self.inner.clock.now()
+    }
+
+    pub fn status(&self) -> EventualStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    pub fn config(&self) -> &DynamoConfig {
+        &self.inner.config
+    }
+
+    pub fn limits(&self) -> &concord_kv::KvLimits {
+        &self.inner.limits
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn peers(&self) -> &[PeerConfig] {
+        &self.inner.peers
+    }
+
+    /// A message from a peer: queued for the driver, or dropped (and counted) when the queue is
+    /// full – the protocol tolerates loss, and a peer must never block on a slow node.
+    pub fn deliver_message(&self, from: NodeId, msg: concord_dynamo::DynamoMessage) {
+        if self.inner.tx.try_send(Input::Message { from, msg }).is_err() {
+            self.inner.metrics.inbound_dropped.inc();
+        }
+    }
+
+    /// Check a quorum override against N (the node would clamp it silently; a client deserves to
+    /// hear that `r = 5` with three replicas is not what it thinks).
+    pub fn check_quorum(&self, what: &str, k: Option<usize>) -> Result<Option<usize>, ClientError> {
+        let n = self.inner.config.n;
+        match k {
+            Some(k) if k == 0 || k > n => {
+                Err(ClientError::Rejected(format!("{what} = {k} is out of range: 1 to n = {n}")))
+            }
+            k => Ok(k),
+        }
+    }
+
+    /// Submit a request now (so requests submitted in order reach the node in order) and return a
+    /// future that waits for its answer.
+    pub fn submit(
+        &self,
+        request: DynamoRequest,
+    ) -> impl std::future::Future<Output = Result<DynamoResponse, ClientError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = match self.inner.tx.try_send(Input::Request { request, reply: ReplyTo::Local(tx) }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(ClientError::Rejected("node overloaded: its input queue is full; retry shortly".into()))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(ClientError::Unavailable("the node is shutting down".into()))
+            }
+        };
+        let timeout = self.inner.timeout;
+        async move {
+            sent?;
+            match tokio::time::timeout(timeout, rx).await {
+                Err(_) => Err(ClientError::Timeout),
+                Ok(Err(_)) => Err(ClientError::Unavailable("the node stopped before answering".into())),
+                Ok(Ok(answer)) => interpret(answer),
+            }
+        }
+    }
+
+    /// Read `key` with `r` replies (default: the cluster's R).
+    pub async fn get(&self, key: String, r: Option<usize>) -> Result<Found, ClientError> {
+        let r = self.check_quorum("r", r)?;
+        match self.submit(DynamoRequest::Get { key, r }).await? {
+            DynamoResponse::Found { values, context, counter } => Ok(Found { values, context, counter }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Write a register value; `context` names the versions it replaces (`None`: whatever the
+    /// coordinating replica holds).
+    pub fn put(
+        &self,
+        key: String,
+        value: Vec<u8>,
+        context: Option<VersionVector>,
+        w: Option<usize>,
+    ) -> impl std::future::Future<Output = Result<(), ClientError>> + Send + 'static {
+        let checked = self.check_value(&key, value.len()).and_then(|()| self.check_quorum("w", w));
+        let submitted = checked.map(|w| self.submit(DynamoRequest::Put { key, value, context, w }));
+        async move { written(submitted?.await?).map(|_| ()) }
+    }
+
+    /// Delete (a tombstone replacing the versions in `context`).
+    pub fn delete(
+        &self,
+        key: String,
+        context: Option<VersionVector>,
+        w: Option<usize>,
+    ) -> impl std::future::Future<Output = Result<(), ClientError>> + Send + 'static {
+        let submitted =
+            self.check_quorum("w", w).map(|w| self.submit(DynamoRequest::Delete { key, context, w }));
+        async move { written(submitted?.await?).map(|_| ()) }
+    }
+
+    /// Add `delta` to the PN-counter at `key`; answers the counter as the coordinator holds it.
+    pub fn increment(
+        &self,
+        key: String,
+        delta: i64,
+        w: Option<usize>,
+    ) -> impl std::future::Future<Output = Result<i64, ClientError>> + Send + 'static {
+        let submitted = self
+            .check_quorum("w", w)
+            .map(|w| self.submit(DynamoRequest::Increment { key: key.clone(), delta, w }));
+        async move {
+            match written(submitted?.await?)? {
+                Some(value) => Ok(value),
+                None => Err(ClientError::Unknown(format!(
+                    "the increment of {key:?} was acknowledged without a value"
+                ))),
+            }
+        }
+    }
+
+    fn check_value(&self, key: &str, value_bytes: usize) -> Result<(), ClientError> {
+        let limits = &self.inner.limits;
+        if key.is_empty() {
+            return Err(ClientError::Kv(concord_kv::KvError::EmptyKey));
+        }
+        if key.len() > limits.max_key_bytes {
+            let e = concord_kv::KvError::KeyTooLarge {
+                key_bytes: key.len(),
+                max_key_bytes: limits.max_key_bytes,
+            };
+            return Err(ClientError::Kv(e));
+        }
+        if value_bytes > limits.max_value_bytes {
+            let e =
+                concord_kv::KvError::ValueTooLarge { value_bytes, max_value_bytes: limits.max_value_bytes };
+            return Err(ClientError::Kv(e));
+        }
+        Ok(())
+    }
+}
+
+/// The node's failures as client errors. `Fail` means the write certainly did not happen;
+/// a type clash (`INCR` on a register) is the client's mistake, not the cluster's.
+fn interpret(answer: DynamoResponse) -> Result<DynamoResponse, ClientError> {
+    match answer {
+        DynamoResponse::Fail(why) if why.contains(" holds a ") => Err(ClientError::Rejected(why)),
+        DynamoResponse::Fail(why) => Err(ClientError::Unavailable(why)),
+        DynamoResponse::Unknown(why) => Err(ClientError::Unknown(why)),
+        ok => Ok(ok),
+    }
+}
+
+/// A write's answer: the counter value for increments.
+fn written(answer: DynamoResponse) -> Result<Option<i64>, ClientError> {
+    match answer {
+        DynamoResponse::Written { counter, .. } => Ok(counter),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(answer: DynamoResponse) -> ClientError {
+    ClientError::Unknown(format!("unexpected answer from the node: {answer:?}"))
+}
+
+/// A version vector as text, for clients to hand back: `1:5,2:3` (node:counter, by node); the
+/// empty context is the empty string. Readable on purpose: students can watch contexts grow.
+pub fn format_context(context: &VersionVector) -> String {
+    context.0.iter().map(|(node, counter)| format!("{}:{counter}", node.0)).collect::<Vec<_>>().join(",")
+}
+
+/// Parse [`format_context`]'s text.
+pub fn parse_context(text: &str) -> Result<VersionVector, String> {
+    let mut vv = VersionVector::default();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let parsed = part
+            .split_once(':')
+            .and_then(|(n, c)| Some((n.trim().parse::<u32>().ok()?, c.trim().parse::<u64>().ok()?)));
+        let Some((node, counter)) = parsed else {
+            return Err(format!(
+                "context {text:?}: `{part}` is not node:counter (a context looks like 1:5,2:3)"
+            ));
+        };
+        if vv.0.insert(NodeId(node), counter).is_some() {
+            return Err(format!("context {text:?} names node {node} twice"));
+        }
+    }
+    Ok(vv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_round_trip_as_text() {
+        let vv = parse_context("1:5,3:2").unwrap();
+        assert_eq!(vv.0.get(&NodeId(3)), Some(&2));
+        assert_eq!(format_context(&vv), "1:5,3:2");
+        assert_eq!(format_context(&parse_context("").unwrap()), "");
+        assert!(parse_context("1:x").unwrap_err().contains("not node:counter"));
+        assert!(parse_context("1:2,1:3").unwrap_err().contains("twice"));
+    }
+}

@@ -1,0 +1,264 @@
+//! The RESP front door of an eventual-mode node: `concord-resp` on top of an [`EventualHandle`].
+//!
+//! `concord-resp` speaks in `concord_kv` commands and queries (it was built for the strong mode);
+//! this backend translates the ones a Dynamo store can serve and refuses the rest with a reason:
+//!
+//! | Redis | KV command | here |
+//! |---|---|---|
+//! | `GET k` | `Query::Get` | quorum read with the connection's R; a counter reads as its decimal value; siblings → `-CONFLICT` |
+//! | `SET k v` | `Write::Put` | a write with the connection's W, without context (supersedes the coordinator's versions) |
+//! | `DEL k` | `Write::Delete` | a read (R), then a tombstone with the context it read – so `DEL` can count, and deletes exactly what it saw |
+//! | `INCR k`, `INCRBY k n` … | `Write::Increment` | a PN-counter increment; answers the coordinator's value |
+//! | `MSET`, `DEL k1 k2` | `Write::Txn` of plain puts/deletes | key by key, in order – **not atomic** |
+//! | `SET … EX`, `SET NX/XX`, `GETSET`, `EXPIRE`, `KEYS`, `SCAN`, `DBSIZE`, `MULTI` with compares | TTLs, `Cas`, `Txn` compares, `Query::Range` | `-ERR unsupported operation: … needs the strong mode` |
+//!
+//! `CONSISTENCY ONE|QUORUM|ALL|R r W w` sets the R and W this connection's requests carry
+//! (`concord_resp::RequestConsistency`); `INFO` has a `# Dynamo` section.
+
+use super::{EventualHandle, Found};
+use crate::handle::ClientError;
+use concord_dynamo::{DynamoRequest, DynamoResponse};
+use concord_kv::{Command, KeyValue, KvError, KvLimits, Query, Response, TxnOp, Write};
+use concord_resp::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
+use std::time::Instant;
+
+/// A [`Backend`] over an eventual-mode node.
+pub struct EventualBackend {
+    handle: EventualHandle,
+}
+
+impl EventualBackend {
+    pub fn new(handle: EventualHandle) -> EventualBackend {
+        EventualBackend { handle }
+    }
+}
+
+fn backend_error(e: ClientError) -> BackendError {
+    match e {
+        ClientError::NotLeader { .. } => {
+            BackendError::Unavailable("there is no leader in the eventual mode".into())
+        }
+        ClientError::Unavailable(why) => BackendError::Unavailable(why),
+        ClientError::Timeout => BackendError::Timeout,
+        ClientError::Rejected(why) => BackendError::Rejected(why),
+        ClientError::Unknown(why) => BackendError::Unknown(why),
+        ClientError::Kv(e) => BackendError::Kv(e),
+    }
+}
+
+fn unsupported(what: &str) -> BackendError {
+    BackendError::Kv(KvError::Unsupported(format!(
+        "{what} needs the strong mode (a Dynamo store has no single order of writes to compare against); \
+         this node runs the eventual mode"
+    )))
+}
+
+/// Keys are text in the Dynamo store (they are hashed onto the ring and named in hints).
+fn text_key(key: &[u8]) -> Result<String, BackendError> {
+    String::from_utf8(key.to_vec()).map_err(|_| {
+        BackendError::Kv(KvError::Unsupported("keys must be UTF-8 text in the eventual mode".into()))
+    })
+}
+
+/// A read's answer as the single value Redis expects.
+fn one_value(key: &str, found: Found) -> Result<Option<Vec<u8>>, BackendError> {
+    if let Some(counter) = found.counter {
+        return Ok(Some(counter.to_string().into_bytes()));
+    }
+    match found.values.len() {
+        0 => Ok(None),
+        1 => Ok(found.values.into_iter().next()),
+        n => Err(BackendError::Conflict(format!(
+            "{key:?} has {n} concurrent values (siblings); read them with HTTP GET /v1/kv/{key}, or SET the key to resolve them"
+        ))),
+    }
+}
+
+/// The `result` label of a request's metrics (as `ClientError::label_of` for the strong mode).
+fn label<T>(r: &Result<T, BackendError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(BackendError::Timeout) => "timeout",
+        Err(BackendError::Unknown(_)) => "unknown",
+        Err(BackendError::Rejected(_)) => "rejected",
+        Err(BackendError::Kv(_)) | Err(BackendError::Conflict(_)) => "invalid",
+        Err(BackendError::Unavailable(_)) | Err(BackendError::NotLeader { .. }) => "unavailable",
+    }
+}
+
+/// A key-value as `concord-resp` expects it. Dynamo has no revisions: they are 0.
+fn key_value(key: &[u8], value: Vec<u8>) -> KeyValue {
+    KeyValue { key: key.to_vec(), value, create_revision: 0, mod_revision: 0, version: 0, expires_at: None }
+}
+
+/// Start one write now – submitted to the node before this returns, so that writes pipelined on a
+/// connection reach the node in order – and return the future of its answer.
+///
+/// A `DEL` submits its read now and its tombstone when the read answers, with the context the read
+/// returned: a `SET` pipelined after the `DEL` may then reach the node first, but the tombstone
+/// replaces only the versions the read saw, so the later value survives (as in Redis).
+fn begin(
+    handle: &EventualHandle,
+    write: Write,
+    consistency: RequestConsistency,
+) -> BoxFuture<Result<Response, BackendError>> {
+    let (r, w) = (consistency.r, consistency.w);
+    match write {
+        Write::Put(put) if put.ttl_ms.is_some() => fail(unsupported("a TTL (SET … EX/PX, EXPIRE)")),
+        Write::Put(put) => {
+            let submitted = text_key(&put.key).map(|key| handle.put(key, put.value, None, w));
+            Box::pin(async move {
+                submitted?.await.map_err(backend_error)?;
+                Ok(Response::Put { revision: 0 })
+            })
+        }
+        Write::Increment { key, delta } => {
+            let submitted = text_key(&key).map(|key| handle.increment(key, delta, w));
+            Box::pin(async move {
+                let value = submitted?.await.map_err(backend_error)?;
+                Ok(Response::Increment { value, revision: 0 })
+            })
+        }
+        Write::Delete { key } => {
+            let key = match text_key(&key) {
+                Ok(key) => key,
+                Err(e) => return fail(e),
+            };
+            let read = handle
+                .check_quorum("r", r)
+                .map(|r| handle.submit(DynamoRequest::Get { key: key.clone(), r }));
+            let handle = handle.clone();
+            Box::pin(async move {
+                let context = match read.map_err(backend_error)?.await.map_err(backend_error)? {
+                    DynamoResponse::Found { values, counter: None, .. } if values.is_empty() => {
+                        return Ok(Response::Delete { revision: 0, deleted: 0 })
+                    }
+                    DynamoResponse::Found { context, .. } => context,
+                    other => {
+                        return Err(BackendError::Unknown(format!("unexpected answer to a read: {other:?}")))
+                    }
+                };
+                handle.delete(key, Some(context), w).await.map_err(backend_error)?;
+                Ok(Response::Delete { revision: 0, deleted: 1 })
+            })
+        }
+        // MSET and multi-key DEL: every key started now, in order; answered together. Not atomic.
+        Write::Txn(txn) => {
+            if !txn.compares.is_empty() || !txn.failure.is_empty() {
+                return fail(unsupported("a transaction with conditions (WATCH, SET NX/XX, GETSET)"));
+            }
+            let mut started = Vec::with_capacity(txn.success.len());
+            for op in txn.success {
+                let write = match op {
+                    TxnOp::Put(put) => Write::Put(put),
+                    TxnOp::Delete { key } => Write::Delete { key },
+                    TxnOp::Get { .. } | TxnOp::Range(_) | TxnOp::DeleteRange(_) => return fail(unsupported(
+                        "a write that also reads (GETSET, SET … GET, MULTI with reads) or deletes a range",
+                    )),
+                };
+                started.push(begin(handle, write, consistency));
+            }
+            Box::pin(async move {
+                let mut responses = Vec::with_capacity(started.len());
+                for answer in started {
+                    responses.push(answer.await?);
+                }
+                Ok(Response::Txn { succeeded: true, revision: 0, responses })
+            })
+        }
+        Write::Cas(_) => fail(unsupported("a conditional write (SET NX/XX, GETSET, compare-and-set)")),
+        Write::DeleteRange(_) => fail(unsupported("deleting a range of keys")),
+        Write::Expire { .. } => fail(unsupported("expiry")),
+    }
+}
+
+fn fail(e: BackendError) -> BoxFuture<Result<Response, BackendError>> {
+    Box::pin(async move { Err(e) })
+}
+
+fn kind_of(write: &Write) -> &'static str {
+    match write {
+        Write::Put(_) => "resp_put",
+        Write::Delete { .. } | Write::DeleteRange(_) => "resp_delete",
+        Write::Increment { .. } => "resp_incr",
+        Write::Txn(_) => "resp_txn",
+        Write::Cas(_) | Write::Expire { .. } => "resp_cas",
+    }
+}
+
+impl Backend for EventualBackend {
+    fn write(
+        &self,
+        command: Command,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
+        let handle = self.handle.clone();
+        let start = Instant::now();
+        let kind = kind_of(&command.write);
+        let answer = begin(&handle, command.write, consistency);
+        Box::pin(async move {
+            let r = answer.await;
+            handle.metrics().request(kind, label(&r), start.elapsed());
+            r
+        })
+    }
+
+    fn read(
+        &self,
+        query: Query,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let r = match query {
+                Query::Get { key } => match text_key(&key) {
+                    Ok(text) => match handle.get(text.clone(), consistency.r).await {
+                        Ok(found) => {
+                            one_value(&text, found).map(|v| Response::Get(v.map(|v| key_value(&key, v))))
+                        }
+                        Err(e) => Err(backend_error(e)),
+                    },
+                    Err(e) => Err(e),
+                },
+                Query::Range(_) => Err(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
+                Query::Unsupported { reason } => Err(BackendError::Kv(KvError::Unsupported(reason))),
+            };
+            handle.metrics().request("resp_read", label(&r), start.elapsed());
+            r
+        })
+    }
+
+    fn model(&self) -> ConsistencyModel {
+        let c = self.handle.config();
+        ConsistencyModel::Eventual { n: c.n, r: c.r, w: c.w }
+    }
+
+    fn info(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let s = self.handle.status();
+        let members = s.members.iter().map(|m| format!("{}={}", m.id, m.state)).collect::<Vec<_>>().join(",");
+        let dynamo = vec![
+            ("mode".to_string(), "eventual".to_string()),
+            ("dynamo_node_id".to_string(), s.id.to_string()),
+            ("dynamo_n".to_string(), s.n.to_string()),
+            ("dynamo_r".to_string(), s.r.to_string()),
+            ("dynamo_w".to_string(), s.w.to_string()),
+            ("dynamo_members".to_string(), members),
+            ("dynamo_keys".to_string(), s.keys.to_string()),
+            ("dynamo_hints".to_string(), s.hints.to_string()),
+            ("dynamo_writes_acknowledged".to_string(), s.writes_acknowledged.to_string()),
+            ("dynamo_anti_entropy_exchanges".to_string(), s.anti_entropy_exchanges.to_string()),
+            ("dynamo_anti_entropy_bytes_sent".to_string(), s.anti_entropy_bytes_sent.to_string()),
+            ("wal_syncs".to_string(), s.wal_syncs.to_string()),
+        ];
+        vec![("Dynamo".to_string(), dynamo)]
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.handle.now().as_nanos() / 1_000_000
+    }
+
+    fn limits(&self) -> KvLimits {
+        self.handle.limits().clone()
+    }
+}

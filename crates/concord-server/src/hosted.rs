@@ -1,0 +1,236 @@
+//! What the driver needs to know about a protocol beyond [`Process`]: how its messages travel,
+//! what it publishes after every batch, and how it is measured.
+//!
+//! The [`crate::driver`] loop is generic: it runs any sans-IO [`Process`] against a real clock,
+//! disk and network. The two consistency modes plug in here:
+//!
+//! | | strong mode ([`RaftKv`]) | eventual mode ([`DynamoNode`]) |
+//! |---|---|---|
+//! | peer frame | [`Frame::Raft`] | [`Frame::Dynamo`] |
+//! | forwarded client requests | a follower forwards to its leader ([`Frame::ForwardReply`]) | inside the protocol (`DynamoMessage::Forward`) |
+//! | status | [`Status`]: role, term, indexes, followers' match index | [`EventualStatus`]: SWIM members, keys, hints, anti-entropy |
+//! | metrics | `concord_raft_*` gauges | `concord_dynamo_*` gauges |
+
+use crate::metrics::Metrics;
+use crate::wire::Frame;
+use crate::RaftKv;
+use concord_core::{NodeId, Process};
+use concord_dynamo::{DynamoMessage, DynamoNode, DynamoResponse};
+use concord_raft::RaftResponse;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A protocol node the driver can host.
+pub trait Hosted: Process + Send {
+    /// What the node publishes after every batch (HTTP, INFO, dashboards read it from a `watch`).
+    type Status: Clone + Default + PartialEq + Send + Sync + 'static;
+    /// The driver's own notes about the node, kept between batches.
+    type Tracker: Default + Send;
+
+    fn id(&self) -> NodeId;
+
+    /// A message to a peer, as a wire frame.
+    fn frame(msg: Self::Message) -> Frame;
+
+    /// The answer to a request the driver refuses before the node sees it (overload).
+    fn refused(reason: String) -> Self::Response;
+
+    /// The answer to a request a peer forwarded, as a frame back to it (`None`: the protocol never
+    /// has requests forwarded by the driver).
+    fn forward_reply(id: u64, response: Self::Response) -> Option<Frame>;
+
+    /// A message is about to be delivered: note what the status should show.
+    fn observe(&self, _tracker: &mut Self::Tracker, _from: NodeId, _msg: &Self::Message) {}
+
+    /// The status after a batch.
+    fn status(&self, tracker: &mut Self::Tracker, wal_syncs: u64) -> Self::Status;
+
+    /// Set the protocol's gauges.
+    fn export(status: &Self::Status, metrics: &Metrics);
+}
+
+/// A Raft node's state after its last batch, for HTTP, INFO and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Status {
+    pub id: u32,
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<u32>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub snapshot_index: u64,
+    pub voters: Vec<u32>,
+    pub learners: Vec<u32>,
+    /// As the leader sees it: the highest log index each follower acknowledged (from the append
+    /// responses this driver delivered). Empty on followers.
+    pub match_index: BTreeMap<u32, u64>,
+    pub wal_syncs: u64,
+}
+
+impl Hosted for RaftKv {
+    type Status = Status;
+    /// The highest index each follower acknowledged, as seen by this node while it leads.
+    type Tracker = BTreeMap<u32, u64>;
+
+    fn id(&self) -> NodeId {
+        RaftKv::id(self)
+    }
+
+    fn frame(msg: Self::Message) -> Frame {
+        Frame::Raft(msg)
+    }
+
+    fn refused(reason: String) -> Self::Response {
+        RaftResponse::Rejected { reason }
+    }
+
+    fn forward_reply(id: u64, response: Self::Response) -> Option<Frame> {
+        Some(Frame::ForwardReply { id, response })
+    }
+
+    /// Learn what the leader's progress tracking learns, from the responses it is handed.
+    fn observe(&self, match_index: &mut Self::Tracker, from: NodeId, msg: &Self::Message) {
+        if !self.is_leader() {
+            return;
+        }
+        let matched = match msg {
+            concord_raft::Message::AppendResp(r) if r.success => r.match_index,
+            concord_raft::Message::SnapshotResp(r) if r.installed => r.snapshot_index,
+            _ => return,
+        };
+        let slot = match_index.entry(from.0).or_default();
+        *slot = (*slot).max(matched);
+    }
+
+    fn status(&self, match_index: &mut Self::Tracker, wal_syncs: u64) -> Status {
+        if !self.is_leader() {
+            match_index.clear();
+        }
+        let m = self.current_membership();
+        Status {
+            id: self.id().0,
+            role: self.role_name(),
+            term: self.current_term(),
+            leader: self.leader_id().map(|l| l.0),
+            commit_index: self.commit_index(),
+            applied_index: self.applied_index(),
+            last_log_index: self.last_log_index(),
+            snapshot_index: self.snapshot_index(),
+            voters: m.voters.iter().map(|v| v.0).collect(),
+            learners: m.learners.iter().map(|v| v.0).collect(),
+            match_index: match_index.clone(),
+            wal_syncs,
+        }
+    }
+
+    fn export(status: &Status, metrics: &Metrics) {
+        metrics.raft_term.set(status.term as i64);
+        metrics.raft_commit_index.set(status.commit_index as i64);
+        metrics.raft_applied_index.set(status.applied_index as i64);
+        metrics.raft_last_log_index.set(status.last_log_index as i64);
+        metrics.set_role(status.role);
+    }
+}
+
+/// How one member looks to an eventual-mode node (its SWIM view).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MemberView {
+    pub id: u32,
+    /// `alive`, `suspect`, `dead` or `left`.
+    pub state: &'static str,
+    pub incarnation: u64,
+}
+
+/// A Dynamo node's state after its last batch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EventualStatus {
+    pub id: u32,
+    /// Every member but this node, as SWIM sees it.
+    pub members: Vec<MemberView>,
+    /// The ring (members that have not left, this node included).
+    pub ring: Vec<u32>,
+    pub n: usize,
+    pub r: usize,
+    pub w: usize,
+    /// Keys this node holds as a replica (tombstones included).
+    pub keys: usize,
+    /// Objects held for members believed down, waiting for hinted handoff.
+    pub hints: usize,
+    /// Writes acknowledged with this node as coordinator since it started.
+    pub writes_acknowledged: u64,
+    pub anti_entropy_exchanges: u64,
+    pub anti_entropy_in_sync: u64,
+    pub anti_entropy_objects_sent: u64,
+    pub anti_entropy_bytes_sent: u64,
+    pub anti_entropy_full_sync_bytes: u64,
+    pub tombstones_purged: u64,
+    pub wal_syncs: u64,
+}
+
+impl Hosted for DynamoNode {
+    type Status = EventualStatus;
+    type Tracker = ();
+
+    fn id(&self) -> NodeId {
+        DynamoNode::id(self)
+    }
+
+    fn frame(msg: DynamoMessage) -> Frame {
+        Frame::Dynamo(msg)
+    }
+
+    fn refused(reason: String) -> DynamoResponse {
+        DynamoResponse::Fail(reason)
+    }
+
+    fn forward_reply(_id: u64, _response: DynamoResponse) -> Option<Frame> {
+        None // a Dynamo node forwards writes itself, with `DynamoMessage::Forward`
+    }
+
+    fn status(&self, _: &mut (), wal_syncs: u64) -> EventualStatus {
+        use concord_dynamo::swim::MemberState;
+        let config = self.config();
+        let ae = self.anti_entropy_stats();
+        EventualStatus {
+            id: self.id().0,
+            members: self
+                .swim()
+                .members()
+                .iter()
+                .map(|(id, m)| MemberView {
+                    id: id.0,
+                    state: match m.state {
+                        MemberState::Alive => "alive",
+                        MemberState::Suspect => "suspect",
+                        MemberState::Dead => "dead",
+                        MemberState::Left => "left",
+                    },
+                    incarnation: m.incarnation,
+                })
+                .collect(),
+            ring: self.swim().ring_members().iter().map(|n| n.0).collect(),
+            n: config.n,
+            r: config.r,
+            w: config.w,
+            keys: self.store().len(),
+            hints: self.hints().len(),
+            writes_acknowledged: self.acks_total(),
+            anti_entropy_exchanges: ae.exchanges,
+            anti_entropy_in_sync: ae.in_sync,
+            anti_entropy_objects_sent: ae.objects_sent,
+            anti_entropy_bytes_sent: ae.bytes_sent,
+            anti_entropy_full_sync_bytes: ae.full_sync_bytes,
+            tombstones_purged: self.purged(),
+            wal_syncs,
+        }
+    }
+
+    fn export(status: &EventualStatus, metrics: &Metrics) {
+        metrics.dynamo_keys.set(status.keys as i64);
+        metrics.dynamo_hints.set(status.hints as i64);
+        metrics.dynamo_anti_entropy_bytes.set(status.anti_entropy_bytes_sent as i64);
+        let alive = status.members.iter().filter(|m| m.state == "alive").count() + 1;
+        metrics.dynamo_members_alive.set(alive as i64);
+    }
+}
