@@ -170,3 +170,50 @@ pub async fn agreed_leader(nodes: &[crate::Node], within: Duration) -> usize {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A minimal RESP client for tests: one connection, one command at a time, replies as text –
+/// `OK` for `+OK`, `-ERR …` (with the dash) for errors, the digits of an integer, `(nil)` for a null,
+/// the bytes of a bulk string (lossy UTF-8). Enough to test a front door without external tools;
+/// real clients (redis-cli, redis-py) are tested elsewhere.
+pub struct Resp {
+    stream: tokio::io::BufReader<TcpStream>,
+}
+
+impl Resp {
+    pub async fn connect(addr: SocketAddr) -> Result<Resp, String> {
+        let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        Ok(Resp { stream: tokio::io::BufReader::new(s) })
+    }
+
+    /// Send one command (as a RESP array of bulk strings) and read its reply, within 10 s.
+    pub async fn call(&mut self, args: &[&str]) -> Result<String, String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        let exchange = async {
+            self.stream.get_mut().write_all(out.as_bytes()).await.map_err(|e| e.to_string())?;
+            let mut line = String::new();
+            self.stream.read_line(&mut line).await.map_err(|e| e.to_string())?;
+            let line = line.trim_end();
+            let (kind, rest) = line.split_at(line.len().min(1));
+            match kind {
+                "+" | ":" => Ok(rest.to_string()),
+                "-" => Ok(line.to_string()),
+                "$" if rest == "-1" => Ok("(nil)".to_string()),
+                "$" => {
+                    let n: usize = rest.parse().map_err(|_| format!("bad bulk length {rest:?}"))?;
+                    let mut bytes = vec![0; n + 2];
+                    self.stream.read_exact(&mut bytes).await.map_err(|e| e.to_string())?;
+                    bytes.truncate(n);
+                    Ok(String::from_utf8_lossy(&bytes).into_owned())
+                }
+                _ => Err(format!("unexpected reply line {line:?}")),
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| format!("{args:?}: no reply within 10 s"))?
+    }
+}

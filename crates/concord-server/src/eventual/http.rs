@@ -67,6 +67,11 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }
 
+/// `?r=` / `?w=` checked against N: a bad request (400), not a busy cluster.
+fn quorum(handle: &EventualHandle, what: &str, k: Option<usize>) -> Result<Option<usize>, ApiError> {
+    handle.check_quorum(what, k).map_err(|e| bad_request(e.to_string()))
+}
+
 /// The context of a write: the query parameter, else the header, else none (a blind write).
 fn write_context(params: &WriteParams, headers: &HeaderMap) -> Result<Option<VersionVector>, ApiError> {
     let header = headers.get(CONTEXT_HEADER).map(|h| {
@@ -94,9 +99,9 @@ async fn get_key(
     Path(key): Path<String>,
     Query(params): Query<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let found = timed_on(handle.metrics(), "get", handle.get(key.clone(), params.r))
-        .await
-        .map_err(ApiError::from_error)?;
+    let r = quorum(&handle, "r", params.r)?;
+    let found =
+        timed_on(handle.metrics(), "get", handle.get(key.clone(), r)).await.map_err(ApiError::from_error)?;
     let context = format_context(&found.context);
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&context) {
@@ -131,7 +136,8 @@ async fn put_key(
 ) -> Result<Json<Value>, ApiError> {
     let value = body.map_err(ApiError::body)?;
     let context = write_context(&params, &headers)?;
-    timed_on(handle.metrics(), "put", handle.put(key, value.to_vec(), context, params.w))
+    let w = quorum(&handle, "w", params.w)?;
+    timed_on(handle.metrics(), "put", handle.put(key, value.to_vec(), context, w))
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({ "written": true })))
@@ -144,7 +150,8 @@ async fn delete_key(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let context = write_context(&params, &headers)?;
-    timed_on(handle.metrics(), "delete", handle.delete(key, context, params.w))
+    let w = quorum(&handle, "w", params.w)?;
+    timed_on(handle.metrics(), "delete", handle.delete(key, context, w))
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({ "deleted": true })))
@@ -156,7 +163,8 @@ async fn increment(
     Query(params): Query<IncrParams>,
 ) -> Result<Json<Value>, ApiError> {
     let by = params.by.unwrap_or(1);
-    let value = timed_on(handle.metrics(), "incr", handle.increment(key, by, params.w))
+    let w = quorum(&handle, "w", params.w)?;
+    let value = timed_on(handle.metrics(), "incr", handle.increment(key, by, w))
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({ "value": value })))

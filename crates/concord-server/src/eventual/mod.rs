@@ -136,7 +136,7 @@ impl EventualHandle {
         let n = self.inner.config.n;
         match k {
             Some(k) if k == 0 || k > n => {
-                Err(ClientError::Rejected(format!("{what} = {k} is out of range: 1 to n = {n}")))
+                Err(ClientError::Rejected(format!("{what} = {k} is out of range: it must be 1 to N = {n}")))
             }
             k => Ok(k),
         }
