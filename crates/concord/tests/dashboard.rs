@@ -15,14 +15,14 @@
 //! why and pass – unless `CI=true`, where a missing browser is a failure.
 
 mod browser;
+mod local_cluster;
 
 use browser::{browser_available, repo_root};
-use concord_server::cli::{cluster_identity, spawn_node, UpArgs};
 use concord_server::testkit::{free_port_run, http, http_with_headers, HttpAnswer};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CONCORD: &str = env!("CARGO_BIN_EXE_concord");
@@ -42,100 +42,39 @@ fn call(addr: SocketAddr, method: &str, path: &str) -> Result<HttpAnswer, String
     block_on(http(addr, method, path, b"", Duration::from_secs(3)))
 }
 
-#[derive(clap::Parser)]
-struct UpCommand {
-    #[command(flatten)]
-    args: UpArgs,
+use local_cluster::LocalCluster as Cluster;
+
+/// Start a cluster the way these tests want it: no fsync (speed), lab endpoints when asked.
+fn start(dir: &Path, nodes: u32, fault_injection: bool) -> Cluster {
+    let flags: &[&str] =
+        if fault_injection { &["--no-fsync", "--allow-fault-injection"] } else { &["--no-fsync"] };
+    Cluster::start(dir, nodes, flags)
 }
 
-/// Nodes of a local cluster as separate processes (the `concord up` layout), killed when dropped.
-struct Cluster {
-    args: UpArgs,
-    cluster_id: String,
-    secret: PathBuf,
-    children: Vec<Child>,
-    http: Vec<SocketAddr>,
+/// Start node `id` again (it stopped itself through the lab endpoint).
+fn restart(cluster: &mut Cluster, id: u32) {
+    let i = id as usize - 1;
+    let status = cluster.children[i].take().expect("started").wait().unwrap();
+    assert!(status.success(), "node {id} stopped cleanly: {status}");
+    cluster.restart(i);
 }
 
-impl Cluster {
-    fn start(dir: &Path, nodes: u32, fault_injection: bool) -> Cluster {
-        let base = free_port_run(3 * nodes as u16);
-        // Parsed like the command line, so that options added to `concord up` later keep their defaults.
-        let mut argv: Vec<String> = vec!["up".into(), "--nodes".into(), nodes.to_string(), "--data".into()];
-        argv.push(dir.display().to_string());
-        for (flag, port) in [
-            ("--redis-port", base),
-            ("--http-port", base + nodes as u16),
-            ("--peer-port", base + 2 * nodes as u16),
-        ] {
-            argv.extend([flag.to_string(), port.to_string()]);
-        }
-        argv.push("--no-fsync".into());
-        if fault_injection {
-            argv.push("--allow-fault-injection".into());
-        }
-        let args = <UpCommand as clap::Parser>::try_parse_from(argv).unwrap().args;
-        let (cluster_id, secret) = cluster_identity(dir).unwrap();
-        let http =
-            (0..nodes).map(|i| SocketAddr::from(([127, 0, 0, 1], args.http_port + i as u16))).collect();
-        let mut c = Cluster { args, cluster_id, secret, children: Vec::new(), http };
-        for i in 0..nodes {
-            let child = c.spawn(i);
-            c.children.push(child);
-        }
-        c
-    }
-
-    fn spawn(&self, i: u32) -> Child {
-        spawn_node(&self.args, i, Path::new(CONCORD), &self.cluster_id, &self.secret).unwrap().0
-    }
-
-    /// Start node `id` again (it stopped itself through the lab endpoint).
-    fn restart(&mut self, id: u32) {
-        let i = id as usize - 1;
-        let status = self.children[i].wait().unwrap();
-        assert!(status.success(), "node {id} stopped cleanly: {status}");
-        self.children[i] = self.spawn(id - 1);
-    }
-
-    /// The index of a node that is not the leader, once every node agrees on one.
-    fn follower(&self) -> usize {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let leaders: Vec<Option<u64>> = self
-                .http
-                .iter()
-                .map(|a| call(*a, "GET", "/v1/cluster").ok().and_then(|r| r.json().ok()?["leader"].as_u64()))
-                .collect();
-            if let Some(Some(l)) = leaders.first() {
-                if leaders.iter().all(|x| *x == Some(*l)) {
-                    return (0..self.http.len()).find(|i| *i as u64 + 1 != *l).unwrap_or(0);
-                }
+/// The index of a node that is not the leader, once every node agrees on one.
+fn follower(cluster: &Cluster) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let leaders: Vec<Option<u64>> = cluster
+            .http
+            .iter()
+            .map(|a| call(*a, "GET", "/v1/cluster").ok().and_then(|r| r.json().ok()?["leader"].as_u64()))
+            .collect();
+        if let Some(Some(l)) = leaders.first() {
+            if leaders.iter().all(|x| *x == Some(*l)) {
+                return (0..cluster.http.len()).find(|i| *i as u64 + 1 != *l).unwrap_or(0);
             }
-            assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}\n{}", self.logs());
-            std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.args.nodes)
-            .map(|i| {
-                let text =
-                    std::fs::read_to_string(self.args.data.join(format!("node{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                format!("--- node{i}.log ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        assert!(Instant::now() < deadline, "no agreed leader: {leaders:?}\n{}", cluster.logs(15));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -159,7 +98,7 @@ fn drive(scenario: &str, url: &str, cluster: &mut Cluster) -> serde_json::Value 
         lines.push(line.clone());
         let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
         if let Some(id) = message["restart"].as_u64() {
-            cluster.restart(id as u32);
+            restart(cluster, id as u32);
         } else if message.get("result").is_some() {
             result = Some(message["result"].clone());
         }
@@ -170,7 +109,7 @@ fn drive(scenario: &str, url: &str, cluster: &mut Cluster) -> serde_json::Value 
         out.status.success(),
         "dashboard_e2e.py {scenario} failed:\n{stderr}\n{}\n{}",
         lines.join("\n"),
-        cluster.logs()
+        cluster.logs(15)
     );
     result.unwrap_or_else(|| panic!("no result line from dashboard_e2e.py: {lines:?}"))
 }
@@ -181,8 +120,8 @@ fn the_dashboard_follows_a_cluster_through_faults() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(dir.path(), 3, true);
-    let follower = cluster.follower();
+    let mut cluster = start(dir.path(), 3, true);
+    let follower = follower(&cluster);
     let url = format!("http://{}/", cluster.http[follower]);
     let result = drive("lab", &url, &mut cluster);
     println!("lab: {result}");
@@ -196,9 +135,9 @@ fn the_dashboard_follows_a_cluster_through_faults() {
 #[test]
 fn fault_injection_is_off_without_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(dir.path(), 1, false);
+    let mut cluster = start(dir.path(), 1, false);
     let addr = cluster.http[0];
-    cluster.follower(); // waits for the node to answer and lead
+    follower(&cluster); // waits for the node to answer and lead
     let secret = std::fs::read_to_string(&cluster.secret).unwrap();
     let bearer = format!("Bearer {}", secret.trim());
     for path in ["/v1/lab/partition", "/v1/lab/heal", "/v1/lab/stop", "/v1/lab/nodes/1/stop"] {

@@ -14,154 +14,80 @@
 //!
 //! Needs `redis-cli` (Debian's redis-tools; `.ci/run` installs it – under `CI` a missing one fails).
 
-use concord_server::cli::{cluster_identity, spawn_node, UpArgs};
-use concord_server::testkit::{free_port_run, http};
-use concord_server::Mode;
+use concord_server::testkit::http;
 use serde_json::Value;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-struct Cluster {
-    args: UpArgs,
-    cluster_id: String,
-    secret: PathBuf,
-    children: Vec<Option<Child>>,
+mod local_cluster;
+use local_cluster::LocalCluster;
+
+/// `nodes` processes, as `concord up --mode eventual --n N` starts them.
+fn start(dir: &Path, nodes: u32, n: usize) -> LocalCluster {
+    LocalCluster::start(dir, nodes, &["--mode", "eventual", "--n", &n.to_string()])
 }
 
-impl Cluster {
-    fn start(dir: &Path, nodes: u32, n: usize) -> Cluster {
-        let base = free_port_run(3 * nodes as u16);
-        let args = UpArgs {
-            nodes,
-            data: dir.to_path_buf(),
-            redis_port: base,
-            http_port: base + nodes as u16,
-            peer_port: base + 2 * nodes as u16,
-            bind: "127.0.0.1".parse().unwrap(),
-            log: "info".into(),
-            no_fsync: false,
-            allow_fault_injection: false,
-            tls: false,
-            mode: Mode::Eventual,
-            replicas: Some(n),
-            read_quorum: None,
-            write_quorum: None,
-        };
-        let (cluster_id, secret) = cluster_identity(dir).unwrap();
-        let mut c = Cluster { args, cluster_id, secret, children: Vec::new() };
-        for i in 0..nodes {
-            let child = c.spawn(i);
-            c.children.push(Some(child));
-        }
-        c
-    }
+/// `GET /v1/cluster` of node `i` (`None` while it does not answer).
+async fn view(c: &LocalCluster, i: usize) -> Option<Value> {
+    let answer = http(c.http[i], "GET", "/v1/cluster", b"", Duration::from_secs(2)).await.ok()?;
+    answer.json().ok()
+}
 
-    fn spawn(&self, i: u32) -> Child {
-        spawn_node(&self.args, i, Path::new(env!("CARGO_BIN_EXE_concord")), &self.cluster_id, &self.secret)
-            .unwrap()
-            .0
-    }
-
-    fn kill9(&mut self, i: usize) {
-        let mut child = self.children[i].take().expect("running");
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-    }
-
-    fn restart(&mut self, i: usize) {
-        assert!(self.children[i].is_none());
-        self.children[i] = Some(self.spawn(i as u32));
-    }
-
-    fn redis_port(&self, i: usize) -> u16 {
-        self.args.redis_port + i as u16
-    }
-
-    fn http_addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.args.http_port + i as u16))
-    }
-
-    fn logs(&self) -> String {
-        (1..=self.args.nodes)
-            .map(|i| {
-                let text =
-                    std::fs::read_to_string(self.args.data.join(format!("node{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(20).collect();
-                format!("--- node{i}.log ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// `GET /v1/cluster` of node `i` (`None` while it does not answer).
-    async fn view(&self, i: usize) -> Option<Value> {
-        let answer = http(self.http_addr(i), "GET", "/v1/cluster", b"", Duration::from_secs(2)).await.ok()?;
-        answer.json().ok()
-    }
-
-    /// Wait until `done` holds for the views of every running node.
-    async fn wait_for(&self, what: &str, within: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut views = Vec::new();
-            for i in 0..self.children.len() {
-                if self.children[i].is_some() {
-                    if let Some(v) = self.view(i).await {
-                        views.push(v);
-                    }
+/// Wait until `done` holds for the views of every running node.
+async fn wait_for(
+    c: &LocalCluster,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut views = Vec::new();
+        for i in 0..c.children.len() {
+            if c.children[i].is_some() {
+                if let Some(v) = view(c, i).await {
+                    views.push(v);
                 }
             }
-            let running = self.children.iter().filter(|c| c.is_some()).count();
-            if views.len() == running && done(&views) {
-                return views;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {within:?}; views: {views:#?}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-
-    /// Wait until every running node's failure detector (SWIM) has noticed that node `id` is down.
-    /// Until then a write may be forwarded to it as the key's home replica and answer "unknown"
-    /// after the request timeout – what a Dynamo client retries; these tests want acknowledgements.
-    async fn noticed_down(&self, id: u32) {
-        self.wait_for(&format!("node {id} is suspected"), Duration::from_secs(20), |views| {
-            views.iter().all(|v| {
-                v["members"].as_array().unwrap().iter().any(|m| {
-                    m["id"] == id
-                        && (m["state_as_seen_here"] == "suspect" || m["state_as_seen_here"] == "dead")
-                })
-            })
-        })
-        .await;
-    }
-
-    /// Every member alive in the eyes of every running node.
-    async fn all_alive(&self) {
-        let nodes = self.args.nodes as usize;
-        self.wait_for("every node sees every other alive", Duration::from_secs(30), |views| {
-            views.iter().all(|v| {
-                let alive =
-                    v["members"].as_array().unwrap().iter().filter(|m| m["state_as_seen_here"] == "alive");
-                alive.count() == nodes
-            })
-        })
-        .await;
+        let running = c.children.iter().filter(|c| c.is_some()).count();
+        if views.len() == running && done(&views) {
+            return views;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}; views: {views:#?}\n{}",
+            c.logs(20)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// Wait until every running node's failure detector (SWIM) has noticed that node `id` is down.
+/// Until then a write may be forwarded to it as the key's home replica and answer "unknown"
+/// after the request timeout – what a Dynamo client retries; these tests want acknowledgements.
+async fn noticed_down(c: &LocalCluster, id: u32) {
+    wait_for(c, &format!("node {id} is suspected"), Duration::from_secs(20), |views| {
+        views.iter().all(|v| {
+            v["members"].as_array().unwrap().iter().any(|m| {
+                m["id"] == id && (m["state_as_seen_here"] == "suspect" || m["state_as_seen_here"] == "dead")
+            })
+        })
+    })
+    .await;
+}
+
+/// Every member alive in the eyes of every running node.
+async fn all_alive(c: &LocalCluster) {
+    let nodes = c.args.nodes as usize;
+    wait_for(c, "every node sees every other alive", Duration::from_secs(30), |views| {
+        views.iter().all(|v| {
+            let alive =
+                v["members"].as_array().unwrap().iter().filter(|m| m["state_as_seen_here"] == "alive");
+            alive.count() == nodes
+        })
+    })
+    .await;
 }
 
 /// Run `redis-cli -p PORT` with `commands` on its standard input (one connection, pipelined);
@@ -218,8 +144,8 @@ fn sum(views: &[Value], field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_catches_up_by_anti_entropy() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Cluster::start(dir.path(), 3, 3);
-    c.all_alive().await;
+    let mut c = start(dir.path(), 3, 3);
+    all_alive(&c).await;
 
     // Written on node 1, read on node 2.
     let before = keys("a", 100);
@@ -229,15 +155,14 @@ async fn a_killed_node_catches_up_by_anti_entropy() {
 
     // Node 3 dies; W = 2 still holds with nodes 1 and 2.
     c.kill9(2);
-    c.noticed_down(3).await;
+    noticed_down(&c, 3).await;
     let during = keys("b", 200);
     set_all(c.redis_port(1), &during).unwrap();
     let total = (before.len() + during.len()) as u64;
-    let views = c
-        .wait_for("every live node holds every key", Duration::from_secs(20), |v| {
-            v.iter().all(|v| v["keys"].as_u64() == Some(total))
-        })
-        .await;
+    let views = wait_for(&c, "every live node holds every key", Duration::from_secs(20), |v| {
+        v.iter().all(|v| v["keys"].as_u64() == Some(total))
+    })
+    .await;
     assert_eq!(sum(&views, "hints"), 0, "with N = 3 on three nodes there is no fallback to hold hints");
     let objects_sent = |views: &[Value]| -> u64 {
         views.iter().map(|v| v["anti_entropy"]["objects_sent"].as_u64().unwrap()).sum()
@@ -250,11 +175,10 @@ async fn a_killed_node_catches_up_by_anti_entropy() {
 
     // Node 3 restarts from its WAL: it has `before`, and anti-entropy brings `during`.
     c.restart(2);
-    let views = c
-        .wait_for("node 3 catches up", Duration::from_secs(60), |views| {
-            views.iter().all(|v| v["keys"].as_u64() == Some(total))
-        })
-        .await;
+    let views = wait_for(&c, "node 3 catches up", Duration::from_secs(60), |views| {
+        views.iter().all(|v| v["keys"].as_u64() == Some(total))
+    })
+    .await;
     let by_anti_entropy = objects_sent(&views[..2]) - sent_before;
     assert!(
         by_anti_entropy >= during.len() as u64,
@@ -272,22 +196,23 @@ async fn a_killed_node_catches_up_by_anti_entropy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hinted_handoff_delivers_what_fallbacks_held() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Cluster::start(dir.path(), 4, 3);
-    c.all_alive().await;
+    let mut c = start(dir.path(), 4, 3);
+    all_alive(&c).await;
 
     c.kill9(3);
-    c.noticed_down(4).await;
+    noticed_down(&c, 4).await;
     let written = keys("h", 300);
     let Some(()) = set_all(c.redis_port(0), &written) else { return };
     // Keys whose preference list names node 4 were taken by a fallback, with a hint.
     let views =
-        c.wait_for("fallbacks hold hints for node 4", Duration::from_secs(20), |v| sum(v, "hints") > 0).await;
+        wait_for(&c, "fallbacks hold hints for node 4", Duration::from_secs(20), |v| sum(v, "hints") > 0)
+            .await;
     let hints = sum(&views, "hints");
     assert!(hints < written.len() as u64, "only node 4's share is hinted: {hints}");
 
     c.restart(3);
     let n = written.len() as u64;
-    c.wait_for("hints are handed off and every key is on N replicas", Duration::from_secs(60), |v| {
+    wait_for(&c, "hints are handed off and every key is on N replicas", Duration::from_secs(60), |v| {
         v.len() == 4 && sum(v, "hints") == 0 && sum(v, "keys") == 3 * n
     })
     .await;

@@ -15,11 +15,8 @@
 use concord_check::{linearizability, Model, Verdict};
 use concord_core::history::{EventType, History, Op, OpFn, Value};
 use concord_core::Time;
-use concord_server::cli::{cluster_identity, spawn_node, UpArgs};
-use concord_server::testkit::{free_port_run, http, HttpAnswer};
+use concord_server::testkit::{http, HttpAnswer};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -31,106 +28,28 @@ const SHARED_KEYS: u64 = 16;
 /// A client gives up on one HTTP call after this long (the node's own request timeout is 5 s).
 const CALL_TIMEOUT: Duration = Duration::from_secs(7);
 
-struct Cluster {
-    args: UpArgs,
-    cluster_id: String,
-    secret: PathBuf,
-    children: Vec<Option<Child>>,
-    http: Vec<SocketAddr>,
-}
+mod local_cluster;
+use local_cluster::LocalCluster as Cluster;
 
-impl Cluster {
-    fn new(dir: &Path) -> Cluster {
-        let base = free_port_run(3 * NODES as u16);
-        let args = UpArgs {
-            nodes: NODES,
-            data: dir.to_path_buf(),
-            redis_port: base,
-            http_port: base + NODES as u16,
-            peer_port: base + 2 * NODES as u16,
-            bind: "127.0.0.1".parse().unwrap(),
-            log: "info".into(),
-            no_fsync: false,
-            allow_fault_injection: false,
-            tls: false,
-            mode: concord_server::Mode::Strong,
-            replicas: None,
-            read_quorum: None,
-            write_quorum: None,
-        };
-        let (cluster_id, secret) = cluster_identity(dir).unwrap();
-        let http =
-            (0..NODES).map(|i| SocketAddr::from(([127, 0, 0, 1], args.http_port + i as u16))).collect();
-        let mut c = Cluster { args, cluster_id, secret, children: Vec::new(), http };
-        for i in 0..NODES {
-            let child = c.spawn(i);
-            c.children.push(Some(child));
-        }
-        c
-    }
-
-    fn spawn(&self, i: u32) -> Child {
-        spawn_node(&self.args, i, Path::new(env!("CARGO_BIN_EXE_concord")), &self.cluster_id, &self.secret)
-            .unwrap()
-            .0
-    }
-
-    fn kill9(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
-    }
-
-    fn restart(&mut self, i: usize) {
-        assert!(self.children[i].is_none());
-        self.children[i] = Some(self.spawn(i as u32));
-    }
-
-    fn logs(&self) -> String {
-        (1..=NODES)
-            .map(|i| {
-                let text =
-                    std::fs::read_to_string(self.args.data.join(format!("node{i}.log"))).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(30).collect();
-                format!(
-                    "--- node{i}.log (last lines) ---\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The index of the node every running node agrees leads.
-    async fn leader(&self, timeout: Duration) -> usize {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let mut seen = Vec::new();
-            for (i, addr) in self.http.iter().enumerate() {
-                if self.children[i].is_none() {
-                    continue;
-                }
-                let view = http(*addr, "GET", "/v1/cluster", b"", Duration::from_secs(1)).await;
-                seen.push(view.ok().and_then(|a| a.json().ok()).and_then(|v| v["leader"].as_u64()));
+/// The index of the node every running node agrees leads.
+async fn leader(cluster: &Cluster, timeout: Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut seen = Vec::new();
+        for (i, addr) in cluster.http.iter().enumerate() {
+            if cluster.children[i].is_none() {
+                continue;
             }
-            if let Some(Some(l)) = seen.first() {
-                if seen.iter().all(|x| *x == Some(*l)) {
-                    return *l as usize - 1;
-                }
+            let view = http(*addr, "GET", "/v1/cluster", b"", Duration::from_secs(1)).await;
+            seen.push(view.ok().and_then(|a| a.json().ok()).and_then(|v| v["leader"].as_u64()));
+        }
+        if let Some(Some(l)) = seen.first() {
+            if seen.iter().all(|x| *x == Some(*l)) {
+                return *l as usize - 1;
             }
-            assert!(Instant::now() < deadline, "no agreed leader: {seen:?}\n{}", self.logs());
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}\n{}", cluster.logs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -230,7 +149,7 @@ async fn client(c: u64, http_addrs: Vec<SocketAddr>, rec: Arc<Recorder>, stop: A
 async fn caught_up(cluster: &Cluster, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let l = cluster.leader(timeout).await;
+        let l = leader(cluster, timeout).await;
         let view = |i: usize| http(cluster.http[i], "GET", "/v1/cluster", b"", Duration::from_secs(1));
         let commit = view(l).await.ok().and_then(|a| a.json().ok()).and_then(|v| v["commit_index"].as_u64());
         let mut behind = Vec::new();
@@ -244,7 +163,7 @@ async fn caught_up(cluster: &Cluster, timeout: Duration) {
         if behind.is_empty() {
             return;
         }
-        assert!(Instant::now() < deadline, "nodes not caught up: {behind:?}\n{}", cluster.logs());
+        assert!(Instant::now() < deadline, "nodes not caught up: {behind:?}\n{}", cluster.logs(30));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -261,8 +180,8 @@ fn run_clients(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::new(dir.path());
-    let first_leader = cluster.leader(Duration::from_secs(20)).await;
+    let mut cluster = Cluster::start(dir.path(), NODES, &[]);
+    let first_leader = leader(&cluster, Duration::from_secs(20)).await;
 
     let rec = Arc::new(Recorder {
         start: Instant::now(),
@@ -278,7 +197,7 @@ async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     let acked_before_kill = rec.acked.lock().unwrap().len();
     cluster.kill9(first_leader);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let new_leader = cluster.leader(Duration::from_secs(20)).await;
+    let new_leader = leader(&cluster, Duration::from_secs(20)).await;
     assert_ne!(new_leader, first_leader);
     let acked_after_failover = rec.acked.lock().unwrap().len();
     cluster.restart(first_leader);
@@ -292,7 +211,7 @@ async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     for i in 0..NODES as usize {
         cluster.restart(i);
     }
-    cluster.leader(Duration::from_secs(20)).await;
+    leader(&cluster, Duration::from_secs(20)).await;
     let acked_before_restart_phase = rec.acked.lock().unwrap().len();
     tokio::time::sleep(Duration::from_millis(2000)).await;
     stop.store(true, Ordering::SeqCst);
@@ -323,7 +242,7 @@ async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
             missing.len(),
             acked.len(),
             &missing[..missing.len().min(5)],
-            cluster.logs()
+            cluster.logs(30)
         );
     }
 

@@ -1,0 +1,108 @@
+//! What the process-level tests share (`server_kill.rs`, `eventual_cluster.rs`, `dashboard.rs`): a
+//! local cluster of `concord serve` processes of this very binary, laid out exactly as `concord up`
+//! lays them out (same flags, same `spawn_node`), on a run of free loopback ports; killed when
+//! dropped.
+#![allow(dead_code)] // each test file uses its own part of it
+
+use concord_server::cli::{cluster_identity, spawn_node, UpArgs};
+use concord_server::testkit::free_port_run;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+#[derive(clap::Parser)]
+struct UpCommand {
+    #[command(flatten)]
+    args: UpArgs,
+}
+
+pub struct LocalCluster {
+    pub args: UpArgs,
+    pub cluster_id: String,
+    /// The cluster secret's file.
+    pub secret: PathBuf,
+    /// Node `i + 1`'s process; `None` while it is down.
+    pub children: Vec<Option<Child>>,
+    /// Node `i + 1`'s HTTP address.
+    pub http: Vec<SocketAddr>,
+}
+
+impl LocalCluster {
+    /// Start `nodes` nodes with data under `dir`. `flags` are further `concord up` flags
+    /// (`--mode eventual`, `--no-fsync`, …): the arguments are parsed as the command line is, so
+    /// options added to `concord up` later keep their defaults here.
+    pub fn start(dir: &Path, nodes: u32, flags: &[&str]) -> LocalCluster {
+        let base = free_port_run(3 * nodes as u16);
+        let mut argv: Vec<String> = vec!["up".into(), "--nodes".into(), nodes.to_string()];
+        argv.extend(["--data".to_string(), dir.display().to_string()]);
+        for (flag, port) in [
+            ("--redis-port", base),
+            ("--http-port", base + nodes as u16),
+            ("--peer-port", base + 2 * nodes as u16),
+        ] {
+            argv.extend([flag.to_string(), port.to_string()]);
+        }
+        argv.extend(flags.iter().map(|f| f.to_string()));
+        let args = <UpCommand as clap::Parser>::try_parse_from(argv).unwrap().args;
+        let (cluster_id, secret) = cluster_identity(dir).unwrap();
+        let http =
+            (0..nodes).map(|i| SocketAddr::from(([127, 0, 0, 1], args.http_port + i as u16))).collect();
+        let mut c = LocalCluster { args, cluster_id, secret, children: Vec::new(), http };
+        for i in 0..nodes {
+            let child = c.spawn(i);
+            c.children.push(Some(child));
+        }
+        c
+    }
+
+    /// Start node `i + 1` (0-based `i`), as `concord up` does.
+    pub fn spawn(&self, i: u32) -> Child {
+        spawn_node(&self.args, i, Path::new(env!("CARGO_BIN_EXE_concord")), &self.cluster_id, &self.secret)
+            .unwrap()
+            .0
+    }
+
+    /// SIGKILL node `i + 1` and reap it.
+    pub fn kill9(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Start node `i + 1` again on its data directory (it must be down).
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.children[i].is_none(), "node {} is still running", i + 1);
+        self.children[i] = Some(self.spawn(i as u32));
+    }
+
+    pub fn running(&self, i: usize) -> bool {
+        self.children[i].is_some()
+    }
+
+    pub fn redis_port(&self, i: usize) -> u16 {
+        self.args.redis_port + i as u16
+    }
+
+    /// The last `lines` lines of every node's log, for assertion messages.
+    pub fn logs(&self, lines: usize) -> String {
+        (1..=self.args.nodes)
+            .map(|i| {
+                let text =
+                    std::fs::read_to_string(self.args.data.join(format!("node{i}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+                format!("--- node{i}.log ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
