@@ -80,15 +80,8 @@ pub struct ServeArgs {
     /// node of a cluster runs the same mode.
     #[arg(long, value_name = "MODE", value_parser = Mode::parse)]
     pub mode: Option<Mode>,
-    /// Eventual mode: replicas per key (N).
-    #[arg(long = "n", value_name = "N")]
-    pub replicas: Option<usize>,
-    /// Eventual mode: replies a read waits for (R); clients may override it per request.
-    #[arg(long = "r", value_name = "R")]
-    pub read_quorum: Option<usize>,
-    /// Eventual mode: acknowledgements a write waits for (W); clients may override it per request.
-    #[arg(long = "w", value_name = "W")]
-    pub write_quorum: Option<usize>,
+    #[command(flatten)]
+    pub quorums: QuorumArgs,
     /// TLS on every port: this node's certificate (PEM). Needs --tls-key and --tls-ca too.
     #[arg(long, value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
@@ -168,14 +161,12 @@ impl ServeArgs {
         if let Some(mode) = self.mode {
             c.mode = mode;
         }
-        if self.replicas.is_some() || self.read_quorum.is_some() || self.write_quorum.is_some() {
-            if c.mode != Mode::Eventual {
-                bail!("--n, --r and --w are quorum sizes of the eventual mode: add --mode eventual");
-            }
+        if self.quorums.any() {
+            self.quorums.only_for(c.mode)?;
             let mut d = c.dynamo_config();
-            d.n = self.replicas.unwrap_or(d.n);
-            d.r = self.read_quorum.unwrap_or(d.r);
-            d.w = self.write_quorum.unwrap_or(d.w);
+            d.n = self.quorums.replicas.unwrap_or(d.n);
+            d.r = self.quorums.read_quorum.unwrap_or(d.r);
+            d.w = self.quorums.write_quorum.unwrap_or(d.w);
             c.dynamo = Some(d);
         }
         if self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca.is_some() {
@@ -297,15 +288,37 @@ pub struct UpArgs {
     /// quorums, siblings, hinted handoff, anti-entropy).
     #[arg(long, default_value = "strong", value_name = "MODE", value_parser = Mode::parse)]
     pub mode: Mode,
-    /// Eventual mode: replicas per key (N) [default: 3, at most --nodes].
+    #[command(flatten)]
+    pub quorums: QuorumArgs,
+}
+
+/// The eventual mode's quorum sizes, for `concord serve` and `concord up` alike.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct QuorumArgs {
+    /// Eventual mode: replicas per key (N) [default: 3; `up`: at most --nodes].
     #[arg(long = "n", value_name = "N")]
     pub replicas: Option<usize>,
-    /// Eventual mode: replies a read waits for (R) [default: 2].
+    /// Eventual mode: replies a read waits for (R) [default: 2]; clients may override it.
     #[arg(long = "r", value_name = "R")]
     pub read_quorum: Option<usize>,
-    /// Eventual mode: acknowledgements a write waits for (W) [default: 2].
+    /// Eventual mode: acknowledgements a write waits for (W) [default: 2]; clients may override it.
     #[arg(long = "w", value_name = "W")]
     pub write_quorum: Option<usize>,
+}
+
+impl QuorumArgs {
+    /// Whether any quorum flag was given.
+    pub fn any(&self) -> bool {
+        self.replicas.is_some() || self.read_quorum.is_some() || self.write_quorum.is_some()
+    }
+
+    /// Quorum flags mean nothing to Raft: say so rather than ignore them.
+    fn only_for(&self, mode: Mode) -> anyhow::Result<()> {
+        if self.any() && mode != Mode::Eventual {
+            bail!("--n, --r and --w are quorum sizes of the eventual mode: add --mode eventual");
+        }
+        Ok(())
+    }
 }
 
 /// Read or create the cluster id and secret under `data`.
@@ -388,16 +401,16 @@ pub fn up_node_args(args: &UpArgs, i: u32, cluster_id: &str, secret: &Path) -> a
         argv.push("--mode".into());
         argv.push(args.mode.name().into());
         // N defaults to 3, which a smaller cluster cannot hold: then every node holds every key.
-        let n = args.replicas.unwrap_or_else(|| (args.nodes as usize).min(3));
-        for (flag, value) in [("--n", Some(n)), ("--r", args.read_quorum), ("--w", args.write_quorum)] {
+        let q = &args.quorums;
+        let n = q.replicas.unwrap_or_else(|| (args.nodes as usize).min(3));
+        for (flag, value) in [("--n", Some(n)), ("--r", q.read_quorum), ("--w", q.write_quorum)] {
             if let Some(value) = value {
                 argv.push(flag.into());
                 argv.push(value.to_string());
             }
         }
-    } else if args.replicas.is_some() || args.read_quorum.is_some() || args.write_quorum.is_some() {
-        bail!("--n, --r and --w are quorum sizes of the eventual mode: add --mode eventual");
     }
+    args.quorums.only_for(args.mode)?;
     if args.allow_fault_injection {
         argv.push("--allow-fault-injection".into());
     }
@@ -441,9 +454,9 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
         Mode::Strong => println!("mode: strong (Raft: one leader, linearizable reads and writes)"),
         Mode::Eventual => println!(
             "mode: eventual (Dynamo-style: any node serves any request; N={} R={} W={}; CONSISTENCY ONE|QUORUM|ALL per connection)",
-            args.replicas.unwrap_or_else(|| (args.nodes as usize).min(3)),
-            args.read_quorum.map_or("2".to_string(), |r| r.to_string()),
-            args.write_quorum.map_or("2".to_string(), |w| w.to_string()),
+            args.quorums.replicas.unwrap_or_else(|| (args.nodes as usize).min(3)),
+            args.quorums.read_quorum.map_or("2".to_string(), |r| r.to_string()),
+            args.quorums.write_quorum.map_or("2".to_string(), |w| w.to_string()),
         ),
     }
     for i in 0..args.nodes {
@@ -651,9 +664,7 @@ mod tests {
             allow_fault_injection: false,
             tls: false,
             mode: Mode::Strong,
-            replicas: None,
-            read_quorum: None,
-            write_quorum: None,
+            quorums: QuorumArgs::default(),
         };
         let argv = up_node_args(&args, 1, "c1", Path::new("/tmp/c/cluster.secret")).unwrap();
         let text = argv.join(" ");
@@ -669,12 +680,17 @@ mod tests {
         let err = serve.args.to_config().unwrap_err().to_string();
         assert!(err.contains("cannot read cluster_secret_file"), "{err}");
         // --mode eventual passes the mode and quorums on; N defaults to min(3, nodes).
-        let eventual = UpArgs { mode: Mode::Eventual, write_quorum: Some(3), ..args.clone() };
+        let eventual = UpArgs {
+            mode: Mode::Eventual,
+            quorums: QuorumArgs { write_quorum: Some(3), ..Default::default() },
+            ..args.clone()
+        };
         let text = up_node_args(&eventual, 0, "c1", Path::new("/s")).unwrap().join(" ");
         assert!(text.contains("--mode eventual --n 3 --w 3"), "{text}");
         let two = UpArgs { nodes: 2, ..eventual.clone() };
         assert!(up_node_args(&two, 0, "c1", Path::new("/s")).unwrap().join(" ").contains("--n 2"));
-        let strong_with_quorum = UpArgs { replicas: Some(2), ..args.clone() };
+        let strong_with_quorum =
+            UpArgs { quorums: QuorumArgs { replicas: Some(2), ..Default::default() }, ..args.clone() };
         let err = up_node_args(&strong_with_quorum, 0, "c1", Path::new("/s")).unwrap_err().to_string();
         assert!(err.contains("add --mode eventual"), "{err}");
         // --tls gives each node its own certificate and the shared CA.

@@ -217,3 +217,34 @@ impl Resp {
             .map_err(|_| format!("{args:?}: no reply within 10 s"))?
     }
 }
+
+/// The secret of the clusters [`loopback_configs`] describes.
+pub const TEST_SECRET: &str = "test-secret";
+
+/// Configurations of an `n`-node cluster in one process: node `i + 1` keeps its WAL in
+/// `dir/node<i + 1>`, listens for peers, HTTP and RESP on free loopback ports, and knows every
+/// member's addresses. Cluster id `test-cluster`, secret [`TEST_SECRET`]; tests adjust the rest
+/// (mode, TLS, …) before starting the nodes.
+pub fn loopback_configs(dir: &std::path::Path, n: usize) -> Vec<crate::NodeConfig> {
+    let (peer, http, redis) = (free_addrs(n), free_addrs(n), free_addrs(n));
+    let members: Vec<crate::PeerConfig> = (0..n)
+        .map(|j| crate::PeerConfig {
+            id: j as u32 + 1,
+            addr: peer[j],
+            http_addr: Some(http[j]),
+            redis_addr: Some(redis[j]),
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let mut c = crate::NodeConfig::new(i as u32 + 1, dir.join(format!("node{}", i + 1)));
+            c.peer_addr = peer[i];
+            c.http_addr = Some(http[i]);
+            c.redis_addr = Some(redis[i]);
+            c.cluster_id = "test-cluster".into();
+            c.cluster_secret = Some(TEST_SECRET.into());
+            c.peers = members.clone();
+            c
+        })
+        .collect()
+}

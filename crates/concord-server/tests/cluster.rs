@@ -10,7 +10,7 @@
 //! Killing processes (kill -9) needs separate OS processes: see `crates/concord/tests/server_kill.rs`.
 
 use concord_core::NodeId;
-use concord_server::testkit::{agreed_leader, free_addrs, http, HttpAnswer};
+use concord_server::testkit::{agreed_leader, free_addrs, http, loopback_configs, HttpAnswer};
 use concord_server::transport::{dial, Identity};
 use concord_server::{Node, NodeConfig, PeerConfig};
 use std::net::SocketAddr;
@@ -28,28 +28,7 @@ struct Cluster {
 }
 
 fn configs(dir: &Path, n: usize) -> Vec<NodeConfig> {
-    let peer = free_addrs(n);
-    let http = free_addrs(n);
-    let redis = free_addrs(n);
-    (0..n)
-        .map(|i| {
-            let mut c = NodeConfig::new(i as u32 + 1, dir.join(format!("node{}", i + 1)));
-            c.peer_addr = peer[i];
-            c.http_addr = Some(http[i]);
-            c.redis_addr = Some(redis[i]);
-            c.cluster_id = "test-cluster".into();
-            c.cluster_secret = Some("test-secret".into());
-            c.peers = (0..n)
-                .map(|j| PeerConfig {
-                    id: j as u32 + 1,
-                    addr: peer[j],
-                    http_addr: Some(http[j]),
-                    redis_addr: None,
-                })
-                .collect();
-            c
-        })
-        .collect()
+    loopback_configs(dir, n)
 }
 
 async fn start(dir: &Path, n: usize) -> Cluster {

@@ -10,8 +10,8 @@
 //! Killing processes and catching up (hinted handoff, anti-entropy) is tested on real processes in
 //! `crates/concord/tests/eventual_cluster.rs`.
 
-use concord_server::testkit::{free_addrs, http, HttpAnswer, Resp};
-use concord_server::{Mode, Node, NodeConfig, PeerConfig};
+use concord_server::testkit::{http, loopback_configs, HttpAnswer, Resp};
+use concord_server::{Mode, Node};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,23 +25,12 @@ struct Cluster {
 }
 
 async fn start(dir: &Path, n: usize) -> Cluster {
-    let (peer, http, redis) = (free_addrs(n), free_addrs(n), free_addrs(n));
+    let configs = loopback_configs(dir, n);
+    let http = configs.iter().map(|c| c.http_addr.unwrap()).collect();
+    let redis = configs.iter().map(|c| c.redis_addr.unwrap()).collect();
     let mut nodes = Vec::new();
-    for i in 0..n {
-        let mut c = NodeConfig::new(i as u32 + 1, dir.join(format!("node{}", i + 1)));
+    for mut c in configs {
         c.mode = Mode::Eventual;
-        c.peer_addr = peer[i];
-        c.http_addr = Some(http[i]);
-        c.redis_addr = Some(redis[i]);
-        c.cluster_secret = Some("test-secret".into());
-        c.peers = (0..n)
-            .map(|j| PeerConfig {
-                id: j as u32 + 1,
-                addr: peer[j],
-                http_addr: Some(http[j]),
-                redis_addr: Some(redis[j]),
-            })
-            .collect();
         nodes.push(Some(Node::start(c).await.unwrap()));
     }
     let c = Cluster { nodes, http, redis };

@@ -11,7 +11,9 @@
 use concord_core::NodeId;
 use concord_server::certgen::{node_files, Ca};
 use concord_server::config::TlsSettings;
-use concord_server::testkit::{agreed_leader, free_addrs, http, https_with_headers, HttpAnswer};
+use concord_server::testkit::{
+    agreed_leader, free_addrs, http, https_with_headers, loopback_configs, HttpAnswer,
+};
 use concord_server::tls::{client_config, NodeTls};
 use concord_server::transport::{dial, Identity};
 use concord_server::{Node, NodeConfig, PeerConfig};
@@ -86,23 +88,12 @@ async fn start(dir: &Path, n: usize) -> Cluster {
 /// [`start`] with certificates for nodes `1..=certs` (more than `n` for nodes that join later).
 async fn start_certified(dir: &Path, n: usize, certs: u32) -> Cluster {
     let tls_dir = write_certs(dir, certs);
-    let (peer, http, redis) = (free_addrs(n), free_addrs(n), free_addrs(n));
+    let configs = loopback_configs(dir, n);
+    let http = configs.iter().map(|c| c.http_addr.unwrap()).collect();
+    let peer = configs.iter().map(|c| c.peer_addr).collect();
+    let redis = configs.iter().map(|c| c.redis_addr.unwrap()).collect();
     let mut nodes = Vec::new();
-    for i in 0..n {
-        let mut c = NodeConfig::new(i as u32 + 1, dir.join(format!("node{}", i + 1)));
-        c.peer_addr = peer[i];
-        c.http_addr = Some(http[i]);
-        c.redis_addr = Some(redis[i]);
-        c.cluster_id = "tls-cluster".into();
-        c.cluster_secret = Some("tls-secret".into());
-        c.peers = (0..n)
-            .map(|j| PeerConfig {
-                id: j as u32 + 1,
-                addr: peer[j],
-                http_addr: Some(http[j]),
-                redis_addr: Some(redis[j]),
-            })
-            .collect();
+    for (i, mut c) in configs.into_iter().enumerate() {
         c.tls = Some(node_files(&tls_dir, i as u32 + 1));
         nodes.push(Node::start(c).await.unwrap());
     }
@@ -223,7 +214,7 @@ async fn a_tls_cluster_serves_https_and_resp_and_refuses_strangers() {
     let leader_id = NodeId(l as u32 + 1);
     let me = NodeId(f1 as u32 + 1);
     let plain_peer =
-        Identity::new(me, "tls-cluster".into(), b"tls-secret".to_vec(), [(leader_id, target)].into());
+        Identity::new(me, "test-cluster".into(), b"test-secret".to_vec(), [(leader_id, target)].into());
     let err = dial(&plain_peer, leader_id, target).await.unwrap_err();
     assert!(err.contains("one side uses TLS"), "{err}");
     let deadline = Instant::now() + T;
@@ -250,7 +241,7 @@ async fn a_tls_cluster_serves_https_and_resp_and_refuses_strangers() {
     // …so build its TLS by hand, trusting the cluster's CA, to knock on the door anyway.
     let rogue_tls = rogue_tls(&rogue.cert_pem, &rogue.key_pem, &cluster_ca);
     let rogue_peer =
-        Identity::new(me, "tls-cluster".into(), b"tls-secret".to_vec(), [(leader_id, target)].into())
+        Identity::new(me, "test-cluster".into(), b"test-secret".to_vec(), [(leader_id, target)].into())
             .with_tls(Arc::new(rogue_tls));
     let err = dial(&rogue_peer, leader_id, target).await.unwrap_err();
     assert!(err.contains("does not accept our certificate"), "{err}");
@@ -409,8 +400,8 @@ async fn concord_member_manages_a_tls_cluster_with_tls_ca() {
     let mut config = NodeConfig::new(4, dir.path().join("node4"));
     config.peer_addr = addrs[0];
     config.http_addr = Some(addrs[1]);
-    config.cluster_id = "tls-cluster".into();
-    config.cluster_secret = Some("tls-secret".into());
+    config.cluster_id = "test-cluster".into();
+    config.cluster_secret = Some("test-secret".into());
     config.join = true;
     config.peers = (0..3)
         .map(|j| PeerConfig {
@@ -423,7 +414,7 @@ async fn concord_member_manages_a_tls_cluster_with_tls_ca() {
     config.tls = Some(node_files(&dir.path().join("tls"), 4));
     let n4 = Node::start(config).await.unwrap();
     let secret = dir.path().join("secret");
-    std::fs::write(&secret, "tls-secret\n").unwrap();
+    std::fs::write(&secret, "test-secret\n").unwrap();
     let (secret, peer4, http4) = (secret.display().to_string(), addrs[0].to_string(), addrs[1].to_string());
     let answer = concord_member(&strings(&[
         "add",
