@@ -312,6 +312,13 @@ impl QuorumArgs {
         self.replicas.is_some() || self.read_quorum.is_some() || self.write_quorum.is_some()
     }
 
+    /// N, R and W for a local cluster of `nodes`: the flags, else N = 3 and R = W = 2 – but never
+    /// more than the cluster holds, so `concord up --mode eventual --nodes 1` works.
+    pub fn for_cluster(&self, nodes: u32) -> (usize, usize, usize) {
+        let n = self.replicas.unwrap_or_else(|| (nodes as usize).min(3));
+        (n, self.read_quorum.unwrap_or(n.min(2)), self.write_quorum.unwrap_or(n.min(2)))
+    }
+
     /// Quorum flags mean nothing to Raft: say so rather than ignore them.
     fn only_for(&self, mode: Mode) -> anyhow::Result<()> {
         if self.any() && mode != Mode::Eventual {
@@ -401,13 +408,10 @@ pub fn up_node_args(args: &UpArgs, i: u32, cluster_id: &str, secret: &Path) -> a
         argv.push("--mode".into());
         argv.push(args.mode.name().into());
         // N defaults to 3, which a smaller cluster cannot hold: then every node holds every key.
-        let q = &args.quorums;
-        let n = q.replicas.unwrap_or_else(|| (args.nodes as usize).min(3));
-        for (flag, value) in [("--n", Some(n)), ("--r", q.read_quorum), ("--w", q.write_quorum)] {
-            if let Some(value) = value {
-                argv.push(flag.into());
-                argv.push(value.to_string());
-            }
+        let (n, r, w) = args.quorums.for_cluster(args.nodes);
+        for (flag, value) in [("--n", n), ("--r", r), ("--w", w)] {
+            argv.push(flag.into());
+            argv.push(value.to_string());
         }
     }
     args.quorums.only_for(args.mode)?;
@@ -452,12 +456,13 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
     println!("concord: {}-node cluster {cluster_id} (data in {})", args.nodes, args.data.display());
     match args.mode {
         Mode::Strong => println!("mode: strong (Raft: one leader, linearizable reads and writes)"),
-        Mode::Eventual => println!(
-            "mode: eventual (Dynamo-style: any node serves any request; N={} R={} W={}; CONSISTENCY ONE|QUORUM|ALL per connection)",
-            args.quorums.replicas.unwrap_or_else(|| (args.nodes as usize).min(3)),
-            args.quorums.read_quorum.map_or("2".to_string(), |r| r.to_string()),
-            args.quorums.write_quorum.map_or("2".to_string(), |w| w.to_string()),
-        ),
+        Mode::Eventual => {
+            let (n, r, w) = args.quorums.for_cluster(args.nodes);
+            println!(
+                "mode: eventual (Dynamo-style: any node serves any request; N={n} R={r} W={w}; \
+                 CONSISTENCY ONE|QUORUM|ALL per connection)"
+            )
+        }
     }
     for i in 0..args.nodes {
         println!(
@@ -485,7 +490,8 @@ pub fn up(args: &UpArgs) -> anyhow::Result<()> {
         println!("      curl --cacert {ca} https://{}:{}/v1/cluster", args.bind, args.http_port);
     } else if args.mode == Mode::Eventual {
         println!("try:  redis-cli -p {} SET hello world", args.redis_port);
-        println!("      redis-cli -p {} GET hello          (another node)", u32::from(args.redis_port) + 1);
+        let other = u32::from(args.redis_port) + u32::from(args.nodes > 1);
+        println!("      redis-cli -p {other} GET hello          (another node)");
         println!("      curl -i http://{}:{}/v1/kv/hello   (the context header)", args.bind, args.http_port);
         println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     } else {
@@ -686,7 +692,7 @@ mod tests {
             ..args.clone()
         };
         let text = up_node_args(&eventual, 0, "c1", Path::new("/s")).unwrap().join(" ");
-        assert!(text.contains("--mode eventual --n 3 --w 3"), "{text}");
+        assert!(text.contains("--mode eventual --n 3 --r 2 --w 3"), "{text}");
         let two = UpArgs { nodes: 2, ..eventual.clone() };
         assert!(up_node_args(&two, 0, "c1", Path::new("/s")).unwrap().join(" ").contains("--n 2"));
         let strong_with_quorum =
