@@ -65,11 +65,12 @@ up() {
   for i in 0 1 2; do
     ok=""
     for _ in $(seq 1 300); do
+      kill -0 "$UP_PID" 2>/dev/null || { echo "concord up ($name) exited:" >&2; cat "$WORK/$name-up.log" >&2; exit 1; }
       [ "$(redis-cli -p $((REDIS0 + i)) SET __bench_ready 1 2>/dev/null)" = OK ] && { ok=1; break; }
       sleep 0.1
     done
     [ -n "$ok" ] || { echo "node $((i + 1)) of $name did not accept a write within 30 s; its log:" >&2
-                      tail -20 "$WORK/$name/node$((i + 1)).log" >&2; exit 1; }
+                      tail -20 "$WORK/$name/node$((i + 1)).log" >&2 || true; exit 1; }
   done
 }
 down() { kill -INT "$UP_PID"; wait "$UP_PID" || true; UP_PID=""; }
