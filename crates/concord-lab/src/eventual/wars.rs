@@ -8,11 +8,15 @@
 //! reached it: `W_i <= commit + t + R_i`. Everything else – anti-entropy, read repair, failures – is
 //! left out, as in the paper. [`consistency`] runs this model by Monte Carlo.
 //!
-//! The distributions are the paper's fits to production latencies (Table 3 in the VLDB version:
-//! LinkedIn's Voldemort on SSDs and on spinning disks, Yammer's Riak), each a mixture of a Pareto
-//! and an exponential, in milliseconds; and synthetic exponentials with a slower `W` (the paper
-//! varies the `W : A=R=S` mean ratio). See `docs/labs/eventual.md` for how sure we are of each
-//! number.
+//! The distributions are the paper's fits to production latencies (its table "Distribution fits for
+//! production latency distributions", Table 3: LinkedIn's Voldemort on SSDs and on spinning disks,
+//! Yammer's Riak), each a mixture of a Pareto and an exponential, in milliseconds; and synthetic
+//! exponentials with a slower `W` (the paper varies the `W : A=R=S` mean ratio). Every weight, x_m,
+//! α and λ below was checked against the authors' LaTeX source of that table
+//! (github.com/pbailis/pbs-vldb-historical-paper-material, `writeup/ernst.tex`, label
+//! `table:fits`) and their simulator (`nrw_solver/src/Simulator.java`). The one disagreement
+//! between those two – YMMR's write α, 3.35 in the table, 3.5 in the simulator – is explained at
+//! [`YMMR`] and in `docs/labs/eventual.md`.
 
 use rand::Rng;
 use serde::Serialize;
@@ -95,6 +99,9 @@ pub struct LatencyModel {
     pub ars: Mixture,
 }
 
+/// PBS Table 3, LNKD-SSD `W = A = R = S`: 91.22 % Pareto (x_m = .235, α = 10), 8.78 % exponential
+/// (λ = 1.66). The Pareto part is the 91.22 %: the table says so, and the authors' simulator draws
+/// the exponential with probability .0878.
 const LNKD_ARS: Mixture =
     Mixture { pareto_weight: 0.9122, pareto_xm: 0.235, pareto_alpha: 10.0, exp_lambda: 1.66 };
 
@@ -105,14 +112,21 @@ pub const LNKD_SSD: LatencyModel = LatencyModel {
     w: LNKD_ARS,
     ars: LNKD_ARS,
 };
-/// LinkedIn's Voldemort on spinning disks: slow, heavy-tailed writes.
+/// LinkedIn's Voldemort on spinning disks: slow, heavy-tailed writes. PBS Table 3, LNKD-DISK `W`:
+/// 38 % Pareto (x_m = 1.05, α = 1.51), 62 % exponential (λ = .183); `A = R = S` as LNKD-SSD.
 pub const LNKD_DISK: LatencyModel = LatencyModel {
     name: "LNKD-DISK",
     what: "LinkedIn Voldemort, disks (PBS Table 3)",
     w: Mixture { pareto_weight: 0.38, pareto_xm: 1.05, pareto_alpha: 1.51, exp_lambda: 0.183 },
     ars: LNKD_ARS,
 };
-/// Yammer's Riak.
+/// Yammer's Riak. PBS Table 3, YMMR `W`: 93.9 % Pareto (x_m = 3, α = 3.35), 6.1 % exponential
+/// (λ = .0028); `A = R = S`: 98.2 % Pareto (x_m = 1.5, α = 3.8), 1.8 % exponential (λ = .0217).
+///
+/// We keep the table's α = 3.35, but the authors' simulator draws the write Pareto with α = 3.5,
+/// and the paper's YMMR numbers come from that: P(consistent) at t = 0, N=3 R=W=1 is 89.3 % in the
+/// paper, 89.3 % here with α = 3.5 and 88.7 % with α = 3.35 (10⁶ trials; from t ≈ 10 ms on the two
+/// differ by less than 0.1 point, because the exponential tail decides the rest).
 pub const YMMR: LatencyModel = LatencyModel {
     name: "YMMR",
     what: "Yammer Riak (PBS Table 3)",
@@ -224,6 +238,28 @@ mod tests {
             partial[0] < 0.9 && partial.windows(2).all(|w| w[0] <= w[1]) && partial[3] > 0.999,
             "{partial:?}"
         );
+    }
+
+    /// The paper's own t-visibility numbers for N=3, R=W=1 (VLDB 2012 §5, "Observed t-visibility"):
+    /// at t = 0 LNKD-SSD 97.5 %, LNKD-DISK 43.9 %, YMMR 89.3 %; at t = 10 ms LNKD-DISK 92.5 %,
+    /// YMMR 93.9 %. Our model with the Table 3 parameters must land within a point of each (YMMR at
+    /// t = 0 sits 0.6 below, see [`YMMR`]). Reading a mixture's weights the wrong way round moves
+    /// these by several points.
+    #[test]
+    fn the_paper_parameters_reproduce_the_papers_t_visibility() {
+        let q = Quorum::new(3, 1, 1);
+        let cases: [(&LatencyModel, f64, f64); 5] = [
+            (&LNKD_SSD, 0.0, 0.975),
+            (&LNKD_DISK, 0.0, 0.439),
+            (&LNKD_DISK, 10.0, 0.925),
+            (&YMMR, 0.0, 0.893),
+            (&YMMR, 10.0, 0.939),
+        ];
+        for (model, t, paper) in cases {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let p = consistency(model, q, &[t], 100_000, &mut rng)[0];
+            assert!((p - paper).abs() < 0.01, "{} at t = {t} ms: {p:.4}, the paper says {paper}", model.name);
+        }
     }
 
     #[test]
