@@ -8,8 +8,9 @@
 //! `Send` effect to the other node, round by round, until no message is left.
 //!
 //! It reports the crate's own byte accounting ([`DynamoNode::anti_entropy_stats`]: 12 bytes per
-//! hash, key + JSON object per repaired object) against what a full sync of the ranges would have
-//! sent, the JSON-encoded size of the messages actually exchanged as a cross-check, the keys
+//! hash, key + binary (postcard) object per repaired object) against what a full sync of the ranges
+//! would have sent, the postcard-encoded size of the messages actually exchanged (the server's peer
+//! wire encoding) as a cross-check, the keys
 //! repaired (asserted equal to the divergence), rounds, messages and wall time. It then asserts
 //! that both replicas hold identical stores.
 //!
@@ -180,7 +181,7 @@ fn build_stores(p: &Params, fraction: f64) -> Divergence {
 struct Exchange {
     rounds: u64,
     messages: BTreeMap<&'static str, u64>,
-    json_bytes: u64,
+    wire_bytes: u64,
     /// Objects a replica persisted because the merge changed its copy (absorb writes only then).
     repaired: BTreeMap<u32, u64>,
 }
@@ -210,7 +211,7 @@ fn run_exchange(a: &mut DynamoNode, b: &mut DynamoNode) -> Exchange {
                 Effect::Send { to, msg } => {
                     use concord_core::Message;
                     *out.messages.entry(msg.kind()).or_default() += 1;
-                    out.json_bytes += serde_json::to_vec(&msg).expect("messages serialise").len() as u64;
+                    out.wire_bytes += postcard::to_allocvec(&msg).expect("messages serialise").len() as u64;
                     next.push_back((from, to, msg));
                 }
                 Effect::Persist(StorageOp::Put { key, .. }) if key.starts_with(store::DATA_PREFIX) => {
@@ -289,11 +290,11 @@ fn main() {
         assert_eq!(a.store(), b.store(), "replicas differ after the exchange");
         assert_eq!(a.store().len(), p.keys, "a key is missing on both replicas");
         assert_eq!(repaired as usize, d.divergent, "keys repaired != divergent keys");
-        // A full sync in the same JSON encoding as the messages: every (key, object) of both sides.
-        let full_json: u64 = [&a, &b]
+        // A full sync in the same encoding as the messages: every (key, object) of both sides.
+        let full_wire: u64 = [&a, &b]
             .iter()
             .flat_map(|n| n.store().iter())
-            .map(|(k, o)| serde_json::to_vec(&(k, o)).expect("objects serialise").len() as u64)
+            .map(|(k, o)| postcard::to_allocvec(&(k, o)).expect("objects serialise").len() as u64)
             .sum();
 
         println!("\n## divergence {:.1} % ({} keys)", fraction * 100.0, d.divergent);
@@ -314,12 +315,12 @@ fn main() {
             full as f64 / merkle as f64
         );
         println!(
-            "  JSON-encoded messages: {} B ({}) vs full sync as JSON {} B ({}), ratio {:.4}",
-            ex.json_bytes,
-            mib(ex.json_bytes),
-            full_json,
-            mib(full_json),
-            ex.json_bytes as f64 / full_json as f64
+            "  postcard-encoded messages: {} B ({}) vs full sync as postcard {} B ({}), ratio {:.4}",
+            ex.wire_bytes,
+            mib(ex.wire_bytes),
+            full_wire,
+            mib(full_wire),
+            ex.wire_bytes as f64 / full_wire as f64
         );
         println!(
             "  objects sent: {} (A {}, B {}); keys repaired: {} (A {}, B {}) = divergence {} ✓",

@@ -329,7 +329,11 @@ pub struct DynamoNode {
 }
 
 impl DynamoNode {
-    /// Build a node from its disk. Fails on a corrupt metadata record (dots could be reused).
+    /// Build a node from its disk. Fails on a torn or corrupt metadata record (dots could be
+    /// reused), and on an object or hint record that is intact (its checksum holds) but cannot be
+    /// read – another format version or a bug; skipping it would drop data this replica may have
+    /// acknowledged. Torn object and hint records (a write cut off by a crash) are skipped: they were
+    /// never synced, or other replicas hold them (see [`store`]).
     pub fn boot(
         me: NodeId,
         cluster: &[NodeId],
@@ -338,20 +342,26 @@ impl DynamoNode {
     ) -> Result<DynamoNode, String> {
         config.validate()?;
         let meta = match durable.get(store::META_KEY) {
-            Some(bytes) => store::decode::<Meta>(bytes).ok_or("the metadata record is corrupt")?,
+            Some(bytes) => store::decode::<Meta>(bytes)
+                .map_err(|e| format!("The metadata record {:?} cannot be read: {e}.", store::META_KEY))?,
             None => Meta::default(),
+        };
+        // `Ok(None)`: torn, skip it.
+        let read_object = |disk_key: &str, bytes: &[u8]| match store::decode::<Object>(bytes) {
+            Ok(object) => Ok(Some(object)),
+            Err(store::DecodeError::Torn) => Ok(None),
+            Err(e) => Err(format!("The record {disk_key:?} cannot be read: {e}.")),
         };
         let mut store = BTreeMap::new();
         for (disk_key, bytes) in durable.scan_prefix(store::DATA_PREFIX) {
-            if let Some(object) = store::decode::<Object>(bytes) {
+            if let Some(object) = read_object(disk_key, bytes)? {
                 store.insert(disk_key[store::DATA_PREFIX.len()..].to_string(), object);
             }
         }
         let mut hints = BTreeMap::new();
         for (disk_key, bytes) in durable.scan_prefix(store::HINT_PREFIX) {
-            if let (Some((owner, key)), Some(object)) =
-                (store::parse_hint_key(disk_key), store::decode::<Object>(bytes))
-            {
+            let Some((owner, key)) = store::parse_hint_key(disk_key) else { continue };
+            if let Some(object) = read_object(disk_key, bytes)? {
                 hints.insert((owner, key.to_string()), object);
             }
         }
@@ -694,5 +704,39 @@ impl Service for DynamoNode {
             DynamoResponse::Fail(e) => Completion::Fail(e.clone()),
             DynamoResponse::Unknown(e) => Completion::Unknown(e.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::StorageOp;
+
+    fn boot(durable: &Durable) -> Result<DynamoNode, String> {
+        DynamoNode::boot(NodeId(1), &[NodeId(1), NodeId(2), NodeId(3)], DynamoConfig::default(), durable)
+    }
+
+    fn put(durable: &mut Durable, key: String, value: Vec<u8>) {
+        durable.apply(&StorageOp::Put { key, value });
+    }
+
+    #[test]
+    fn boot_skips_torn_object_records_and_refuses_unreadable_ones() {
+        let mut durable = Durable::new();
+        let object = Object::Counter(Default::default());
+        put(&mut durable, store::data_key("kept"), store::encode(&object));
+        let mut torn = store::encode(&object);
+        torn.pop();
+        put(&mut durable, store::data_key("torn"), torn);
+        let node = boot(&durable).expect("a torn record is skipped");
+        assert_eq!(node.store().keys().collect::<Vec<_>>(), ["kept"]);
+
+        // An intact record in a format this build does not read (here: a JSON record with its
+        // checksum, as written before the binary format) must not be dropped silently.
+        let mut json = serde_json::to_vec(&object).unwrap();
+        json.extend_from_slice(&crate::ring::hash64(&json).to_le_bytes());
+        put(&mut durable, store::hint_key(NodeId(2), "old"), json);
+        let err = boot(&durable).err().expect("an unreadable record fails the boot");
+        assert!(err.contains("dynamo/hint/0000000002/old") && err.contains("format version"), "{err}");
     }
 }
