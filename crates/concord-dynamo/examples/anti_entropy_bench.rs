@@ -19,8 +19,9 @@
 //!     [--keys 1000000] [--divergence 0.001,0.01,0.1] [--depth 16] [--vnodes 8] [--value-bytes 32]
 //! ```
 //!
-//! Trees are rebuilt from the store on every message (see `anti_entropy.rs`), so the wall time
-//! here is dominated by tree rebuilds, not by the exchange itself.
+//! Each node builds a range's tree once per exchange and caches it (see `anti_entropy.rs`); the
+//! wall time is dominated by those builds (a scan of the whole store per range) and by the scans
+//! that pick a range's objects for the `ae-objects` messages.
 
 use concord_core::{Durable, Effect, Io, NodeId, Process, StorageOp, Time};
 use concord_dynamo::anti_entropy::AntiEntropyStats;

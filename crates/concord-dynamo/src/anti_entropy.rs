@@ -21,8 +21,14 @@
 //! The cost is counted: bytes of hashes and objects actually sent, against the bytes a naive full
 //! sync of the range would have sent. `inspect()` and the `anti-entropy` trace event show both.
 //!
-//! Trees are rebuilt from the store at each exchange (cheap for the simulator's few keys; a large
-//! store would keep them incrementally updated per range).
+//! Building a range's tree scans the whole store (keys are ordered by name, not by range) and
+//! digests every object of the range, so each node caches its trees per range ([`RangeSummary`],
+//! with the range's full-sync size): an exchange of 17 levels then builds a tree once, not once per
+//! message. The cache is plain memoisation – a cached tree is exactly what a rebuild would give –
+//! kept so by dropping a range's entry whenever a key of it changes in the store (all writes go
+//! through `DynamoNode::store_changed`) and every entry when the ring changes. Debug builds check
+//! each cached tree against a rebuild. Under a steady write load the trees of written ranges are
+//! rebuilt at their next exchange; updating a tree in place per write would avoid even that.
 
 use crate::ring::{hash64, mix64};
 
@@ -83,6 +89,14 @@ pub fn leaf_of(depth: u32, key: &str) -> usize {
     (mix64(hash64(key.as_bytes()) ^ 0x5851_f42d_4c95_7f2d) >> (64 - depth)) as usize
 }
 
+/// What anti-entropy caches per range: its Merkle tree and what a full sync of it would send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RangeSummary {
+    tree: MerkleTree,
+    /// Keys and binary objects of the range (see [`Object::size`]).
+    bytes: u64,
+}
+
 /// Bytes of one `(node, hash)` pair on the wire.
 pub const HASH_ENTRY_BYTES: u64 = 12;
 
@@ -111,15 +125,31 @@ impl DynamoNode {
         self.store.iter().filter(move |(k, _)| self.ring.range_of(k) == range)
     }
 
-    fn tree(&self, range: u32) -> MerkleTree {
-        MerkleTree::build(
+    fn build_summary(&self, range: u32) -> RangeSummary {
+        let mut bytes = 0;
+        let tree = MerkleTree::build(
             self.config.merkle_depth,
-            self.range_entries(range).map(|(k, o)| (k.as_str(), o.digest())),
-        )
+            self.range_entries(range).map(|(k, o)| {
+                bytes += k.len() as u64 + o.size();
+                (k.as_str(), o.digest())
+            }),
+        );
+        RangeSummary { tree, bytes }
     }
 
-    fn range_bytes(&self, range: u32) -> u64 {
-        self.range_entries(range).map(|(k, o)| k.len() as u64 + o.size()).sum()
+    /// Make sure `ae_cache` holds the summary of `range`; read it as `self.ae_cache[&range]`.
+    fn cache_summary(&mut self, range: u32) {
+        match self.ae_cache.get(&range) {
+            Some(cached) => debug_assert_eq!(
+                *cached,
+                self.build_summary(range),
+                "the cached tree of range {range} is stale: a change to the store missed store_changed"
+            ),
+            None => {
+                let summary = self.build_summary(range);
+                self.ae_cache.insert(range, summary);
+            }
+        }
     }
 
     /// Start exchanges with one peer (round-robin over the nodes I share ranges with): one root
@@ -149,10 +179,12 @@ impl DynamoNode {
             .filter(|&r| self.ring.walk(r).iter().take(n).any(|&p| p == peer))
             .collect();
         for range in shared {
-            let root = self.tree(range).root();
+            self.cache_summary(range);
+            let summary = &self.ae_cache[&range];
+            let root = summary.tree.root();
             self.ae.exchanges += 1;
             self.ae.bytes_sent += HASH_ENTRY_BYTES;
-            self.ae.full_sync_bytes += self.range_bytes(range);
+            self.ae.full_sync_bytes += summary.bytes;
             io.send(peer, DynamoMessage::AeCompare { range, nodes: vec![(0, root)] });
         }
     }
@@ -165,10 +197,11 @@ impl DynamoNode {
         range: u32,
         nodes: Vec<(u32, u64)>,
     ) {
-        let tree = self.tree(range);
+        self.cache_summary(range);
+        let RangeSummary { tree, bytes } = &self.ae_cache[&range];
         if nodes.iter().any(|(i, _)| *i == 0) {
             // The start of an exchange: a full sync would have had me send my whole range.
-            self.ae.full_sync_bytes += self.range_bytes(range);
+            self.ae.full_sync_bytes += bytes;
         }
         let mut deeper = Vec::new();
         let mut leaves = Vec::new();
@@ -190,17 +223,25 @@ impl DynamoNode {
             io.send(from, DynamoMessage::AeCompare { range, nodes: deeper });
         }
         if !leaves.is_empty() {
-            let items = self.leaf_items(&tree, range, &leaves);
+            let items = self.leaf_items(range, &leaves);
             io.send(from, DynamoMessage::AeObjects { range, leaves, items, reply: true });
         }
     }
 
-    fn leaf_items(&mut self, tree: &MerkleTree, range: u32, leaves: &[u32]) -> Vec<(String, Object)> {
-        let wanted: Vec<usize> = leaves.iter().map(|&l| tree.leaf_index(l)).collect();
+    /// My objects in the given leaves (tree node numbers) of `range`.
+    fn leaf_items(&mut self, range: u32, leaves: &[u32]) -> Vec<(String, Object)> {
         let depth = self.config.merkle_depth;
+        let first_leaf = (1usize << depth) - 1;
+        // A bitmap, not a list: at high divergence thousands of leaves are wanted at once.
+        let mut wanted = vec![false; 1 << depth];
+        for &node in leaves {
+            if let Some(slot) = (node as usize).checked_sub(first_leaf).and_then(|i| wanted.get_mut(i)) {
+                *slot = true;
+            }
+        }
         let items: Vec<(String, Object)> = self
             .range_entries(range)
-            .filter(|(k, _)| wanted.contains(&leaf_of(depth, k)))
+            .filter(|(k, _)| wanted[leaf_of(depth, k)])
             .map(|(k, o)| (k.clone(), o.clone()))
             .collect();
         self.ae.objects_sent += items.len() as u64;
@@ -228,8 +269,7 @@ impl DynamoNode {
             io.sync();
         }
         if reply {
-            let tree = self.tree(range);
-            let items = self.leaf_items(&tree, range, &leaves);
+            let items = self.leaf_items(range, &leaves);
             io.send(from, DynamoMessage::AeObjects { range, leaves, items, reply: false });
         }
         if io.tracing() {
@@ -298,7 +338,7 @@ impl DynamoNode {
     pub(crate) fn purge(&mut self, io: &mut Io<'_, Self>, key: &str, digest: u64) {
         if self.store.get(key).is_some_and(|o| o.is_tombstone() && o.digest() == digest) {
             self.store.remove(key);
-            self.changes += 1;
+            self.store_changed(key);
             self.purged += 1;
             io.persist(StorageOp::Delete { key: store::data_key(key) });
             io.sync();

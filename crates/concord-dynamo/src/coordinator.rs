@@ -190,7 +190,7 @@ impl DynamoNode {
             _ => unreachable!(),
         };
         self.store.insert(key.clone(), object.clone());
-        self.changes += 1;
+        self.store_changed(&key);
         io.put(store::data_key(&key), store::encode(&object));
         // Durable here before it is acknowledged or sent anywhere.
         io.sync();

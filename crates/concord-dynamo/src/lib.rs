@@ -326,6 +326,9 @@ pub struct DynamoNode {
     /// Bumped whenever `store` or `hints` change (observers rescan only changed nodes).
     changes: u64,
     purged: u64,
+    /// Anti-entropy's per-range trees, kept between messages (see [`anti_entropy`]): a range's entry
+    /// is dropped whenever a key of it changes in `store`, all of them when the ring changes.
+    ae_cache: BTreeMap<u32, anti_entropy::RangeSummary>,
 }
 
 impl DynamoNode {
@@ -386,6 +389,7 @@ impl DynamoNode {
             acks_total: 0,
             changes: 0,
             purged: 0,
+            ae_cache: BTreeMap::new(),
             config,
         })
     }
@@ -482,10 +486,15 @@ impl DynamoNode {
         let Some(merged) = merged else { return false };
         io.put(disk_key, store::encode(&merged));
         match hint {
-            Some(owner) if owner != self.me => self.hints.insert((owner, key.to_string()), merged),
-            _ => self.store.insert(key.to_string(), merged),
+            Some(owner) if owner != self.me => {
+                self.hints.insert((owner, key.to_string()), merged);
+                self.changes += 1;
+            }
+            _ => {
+                self.store.insert(key.to_string(), merged);
+                self.store_changed(key);
+            }
         };
-        self.changes += 1;
         true
     }
 
@@ -503,9 +512,18 @@ impl DynamoNode {
         out
     }
 
+    /// Every change to `store` goes through here: observers and anti-entropy's cached tree of the
+    /// key's range must learn of it.
+    fn store_changed(&mut self, key: &str) {
+        self.changes += 1;
+        self.ae_cache.remove(&self.ring.range_of(key));
+    }
+
     fn ring_changed(&mut self) {
         self.ring = Ring::new(&self.swim.ring_members(), self.config.vnodes);
         self.my_ranges = self.ring.ranges_of(self.me, self.config.n);
+        // Ranges are renumbered and reshaped: no cached tree describes a range of the new ring.
+        self.ae_cache.clear();
     }
 
     fn send_swim(&mut self, io: &mut Io<'_, Self>, out: Vec<(NodeId, SwimMessage)>) {
