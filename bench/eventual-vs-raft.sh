@@ -31,7 +31,7 @@ RUN_TIMEOUT=${RUN_TIMEOUT:-120}
 WORK=$(mktemp -d /tmp/concord-bench.XXXXXX)
 UP_PID=""
 cleanup() {
-  [ -n "$UP_PID" ] && kill -INT "$UP_PID" 2>/dev/null
+  if [ -n "$UP_PID" ]; then kill -INT "$UP_PID" 2>/dev/null || true; fi
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
