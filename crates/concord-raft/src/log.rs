@@ -12,7 +12,8 @@
 //! AppendEntries consistency check (§5.3) still works for the first entry after it.
 //!
 //! Each entry keeps its encoded size (for `max_bytes_per_append`) and a hash of its encoding (for the
-//! invariant checker, which compares entries across nodes).
+//! invariant checker, which compares entries across nodes). The encoding is the record payload that
+//! `storage.rs` stores (format byte and postcard), so the size counted is the size written.
 
 use crate::membership::Membership;
 use crate::message::Session;
@@ -139,12 +140,13 @@ impl<C: Clone + Serialize + DeserializeOwned> RaftLog<C> {
             .collect()
     }
 
-    /// Append one entry at `last_index() + 1`; returns its encoding (what gets persisted).
+    /// Append one entry at `last_index() + 1`; returns its encoding (the record payload that gets
+    /// persisted: `storage::seal` adds the checksum).
     pub fn append(&mut self, entry: Entry<C>) -> Vec<u8> {
         assert_eq!(entry.index, self.last_index() + 1, "log entries are contiguous");
         // Terms never decrease along a correct log; not asserted here because the
         // `skip_log_matching_check` mutation breaks it on purpose (the invariant checker reports it).
-        let encoded = serde_json::to_vec(&entry).expect("entries serialise");
+        let encoded = crate::storage::payload(&entry);
         self.slots.push(Slot { bytes: encoded.len(), hash: fnv64(&encoded), entry });
         encoded
     }

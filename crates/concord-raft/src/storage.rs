@@ -11,7 +11,21 @@
 //! | `raft/snapshot/00000000000000000040/meta` | `{index, term, membership, data_crc, data_bytes}` |
 //!
 //! ## Records
-//! Every value is `crc32 (4 bytes, little endian) ‖ JSON`. A record whose checksum fails is either
+//!
+//! ```text
+//!   +--------------------------+----------------+------------------------------+
+//!   | crc32 (4 bytes, LE)      | format (1 byte)| postcard(value)              |
+//!   +--------------------------+----------------+------------------------------+
+//!                               \______________ checksummed _________________/
+//! ```
+//! The value is binary ([postcard]: varint integers, bytes as bytes), because every SET writes a
+//! log entry: JSON spelled a key and value of *n* bytes as up to 4*n* characters of decimal numbers
+//! and commas, to be encoded, checksummed, written and synced. The format byte
+//! ([`RECORD_FORMAT`]) says how the rest is encoded, so a record this code cannot read – one written
+//! as JSON by an older Concord (its first byte is `{`, 123), or garbage that happens to pass the
+//! checksum – is reported as "of an unknown format version N" or "undecodable", never mis-read.
+//!
+//! A record whose checksum fails is either
 //! **torn** (the last write before a crash, never synced, so never acknowledged – safe to drop) or
 //! **corrupt** (it was synced and later damaged – recovery must refuse to guess). Recovery tells them
 //! apart by position, since only the newest write can be torn:
@@ -21,6 +35,11 @@
 //!   tail, truncated); a bad record followed by valid ones is corruption;
 //! * snapshots: written under a new key, synced, and only then are the old snapshot and the
 //!   compacted log deleted; an incomplete newest snapshot is ignored in favour of the previous one.
+//!
+//! A record whose checksum *holds* but which does not decode was not torn (a torn write is a prefix,
+//! and fails its checksum): it is always an error, wherever it is – an unknown format version
+//! ([`RecoveryError::UnknownFormat`], e.g. a data directory of an older Concord) or a bug
+//! ([`RecoveryError::Corrupt`]). Dropping it as a torn tail would silently lose a synced write.
 //!
 //! Every write is followed by a `Sync` before the node sends anything that depends on it (see
 //! `RaftNode::send` in `node.rs`).
@@ -75,9 +94,57 @@ pub fn seal(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Frame a value as JSON with a checksum.
+/// The format byte that starts every record's payload: 1 = postcard. (Records of the JSON era had
+/// no format byte; their payload starts with `{`, which reads as the unknown version 123.)
+pub const RECORD_FORMAT: u8 = 1;
+
+/// A record's payload (what the checksum covers): the format byte, then the postcard encoding.
+/// Its length is what the log counts against `max_bytes_per_append`.
+pub fn payload<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_extend(value, vec![RECORD_FORMAT]).expect("raft records serialise")
+}
+
+/// Frame a value: checksum, format byte, postcard.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    seal(&serde_json::to_vec(value).expect("raft records serialise"))
+    seal(&payload(value))
+}
+
+/// Why a record could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordError {
+    /// The checksum fails (or the record is shorter than one): a torn write or damage.
+    Checksum(String),
+    /// The checksum holds, but the payload starts with a format byte this code does not know.
+    UnknownFormat(u8),
+    /// The checksum holds and the format is known, but the payload does not decode as expected.
+    Undecodable(String),
+}
+
+impl RecordError {
+    /// Whether a torn write (a prefix of a record, cut by a crash) can explain this error. Only a
+    /// failed checksum can: a record that passes its checksum was written whole.
+    pub fn may_be_torn(&self) -> bool {
+        matches!(self, RecordError::Checksum(_))
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Checksum(why) => f.write_str(why),
+            RecordError::UnknownFormat(b'{') => write!(
+                f,
+                "record of an unknown format version {} (it starts with `{{`: a JSON record, as written \
+                 by Concord before version {RECORD_FORMAT} of the record format; this build cannot read it)",
+                b'{'
+            ),
+            RecordError::UnknownFormat(version) => write!(
+                f,
+                "record of an unknown format version {version} (this build reads version {RECORD_FORMAT})"
+            ),
+            RecordError::Undecodable(why) => write!(f, "checksum ok but undecodable: {why}"),
+        }
+    }
 }
 
 /// Check a framed record; returns the payload.
@@ -94,10 +161,23 @@ pub fn unseal(record: &[u8]) -> Result<&[u8], String> {
     Ok(payload)
 }
 
-/// Check and parse a record.
-pub fn decode<T: DeserializeOwned>(record: &[u8]) -> Result<T, String> {
-    let payload = unseal(record)?;
-    serde_json::from_slice(payload).map_err(|e| format!("checksum ok but undecodable: {e}"))
+/// Check and parse a record: the checksum, the format byte, then the whole rest as one value
+/// (trailing bytes are an error too – a record is exactly one value).
+pub fn decode<T: DeserializeOwned>(record: &[u8]) -> Result<T, RecordError> {
+    let payload = unseal(record).map_err(RecordError::Checksum)?;
+    match payload.split_first() {
+        None => Err(RecordError::Undecodable("the record is empty (no format byte)".into())),
+        Some((&RECORD_FORMAT, body)) => {
+            let (value, rest) =
+                postcard::take_from_bytes(body).map_err(|e| RecordError::Undecodable(e.to_string()))?;
+            if rest.is_empty() {
+                Ok(value)
+            } else {
+                Err(RecordError::Undecodable(format!("{} bytes follow the value", rest.len())))
+            }
+        }
+        Some((&version, _)) => Err(RecordError::UnknownFormat(version)),
+    }
 }
 
 /// Term and vote: what a node must never forget (Figure 2).
@@ -129,6 +209,10 @@ pub struct SnapshotRecord {
 pub enum RecoveryError {
     /// A record that must have been synced fails its checksum or does not parse.
     Corrupt { key: String, reason: String },
+    /// A whole record (its checksum holds) in a format this build does not read: `version` is its
+    /// first payload byte (123, `{`, for the JSON records of older Concord versions). Not damage,
+    /// but not something to guess at either.
+    UnknownFormat { key: String, version: u8 },
     /// The records are individually fine but do not fit together (e.g. a gap between the snapshot
     /// and the log).
     Inconsistent(String),
@@ -142,6 +226,9 @@ impl fmt::Display for RecoveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecoveryError::Corrupt { key, reason } => write!(f, "corrupt record `{key}`: {reason}"),
+            RecoveryError::UnknownFormat { key, version } => {
+                write!(f, "`{key}`: {}", RecordError::UnknownFormat(*version))
+            }
             RecoveryError::Inconsistent(why) => write!(f, "inconsistent raft state on disk: {why}"),
             RecoveryError::StateMachine(why) => write!(f, "state machine cannot restore snapshot: {why}"),
             RecoveryError::Config(why) => write!(f, "invalid raft config: {why}"),
@@ -168,6 +255,14 @@ fn corrupt(key: &str, reason: String) -> RecoveryError {
     RecoveryError::Corrupt { key: key.to_string(), reason }
 }
 
+/// The recovery error for a record that could not be read and is not a droppable torn write.
+fn unreadable(key: &str, error: RecordError) -> RecoveryError {
+    match error {
+        RecordError::UnknownFormat(version) => RecoveryError::UnknownFormat { key: key.to_string(), version },
+        other => corrupt(key, other.to_string()),
+    }
+}
+
 fn parse_index(key: &str, prefix: &str) -> Option<u64> {
     key.strip_prefix(prefix)?.get(..20)?.parse().ok()
 }
@@ -191,6 +286,8 @@ pub fn recover<C: DeserializeOwned>(durable: &Durable) -> Result<Recovered<C>, R
                         hard_state = hs;
                     }
                 }
+                // A whole record we cannot read might be the newer slot: never fall back past it.
+                Err(e) if !e.may_be_torn() => return Err(unreadable(key, e)),
                 Err(e) => errors.push((key, e)),
             }
         }
@@ -200,8 +297,8 @@ pub fn recover<C: DeserializeOwned>(durable: &Durable) -> Result<Recovered<C>, R
         (1, 0) => cleanup.extend(errors.iter().map(|(key, _)| StorageOp::Delete { key: key.to_string() })),
         // Two slots and neither valid: at most one write can be torn, so the other was damaged.
         (2, 0) => {
-            let (key, reason) = errors.remove(0);
-            return Err(corrupt(key, format!("no valid hard-state slot: {reason}")));
+            let (key, error) = errors.remove(0);
+            return Err(corrupt(key, format!("no valid hard-state slot: {error}")));
         }
         _ => {}
     }
@@ -214,8 +311,15 @@ pub fn recover<C: DeserializeOwned>(durable: &Durable) -> Result<Recovered<C>, R
     for (rank, &index) in snapshot_indexes.iter().rev().enumerate() {
         let meta_key = snapshot_meta_key(index);
         let data_key = snapshot_data_key(index);
+        // A whole meta record that does not decode is an error even for the newest snapshot (it was
+        // written completely, so it is not an interrupted snapshot to skip), unless a newer snapshot
+        // already supersedes it.
+        let meta = match durable.get(&meta_key).map(decode::<SnapshotRecord>) {
+            Some(Err(e)) if snapshot.is_none() && !e.may_be_torn() => return Err(unreadable(&meta_key, e)),
+            meta => meta,
+        };
         let loaded = (|| -> Result<(SnapshotRecord, Vec<u8>), String> {
-            let meta: SnapshotRecord = decode(durable.get(&meta_key).ok_or("meta record missing")?)?;
+            let meta = meta.ok_or("meta record missing")?.map_err(|e| e.to_string())?;
             let data = durable.get(&data_key).ok_or("data record missing")?;
             if meta.meta.index != index {
                 return Err(format!("meta says index {}, key says {index}", meta.meta.index));
@@ -280,13 +384,13 @@ pub fn recover<C: DeserializeOwned>(durable: &Durable) -> Result<Recovered<C>, R
             Ok(entry) => {
                 return Err(corrupt(key, format!("record holds index {}", entry.index)));
             }
-            Err(reason) => {
-                // Torn only if it is the last record on disk.
-                if pos + 1 == records.len() {
+            Err(error) => {
+                // Torn only if it is the last record on disk, and only if its checksum failed.
+                if pos + 1 == records.len() && error.may_be_torn() {
                     tail_from = Some(pos);
                     break;
                 }
-                return Err(corrupt(key, reason));
+                return Err(unreadable(key, error));
             }
         }
     }
@@ -370,5 +474,112 @@ mod tests {
         bad[0] ^= 1;
         put(&mut d, HARD_STATE_KEYS[1].into(), bad);
         assert!(matches!(recover::<u64>(&d), Err(RecoveryError::Corrupt { .. })));
+    }
+
+    /// A record sealed as the JSON era did: checksum, then JSON, no format byte.
+    fn json_record<T: Serialize>(value: &T) -> Vec<u8> {
+        seal(&serde_json::to_vec(value).unwrap())
+    }
+
+    #[test]
+    fn records_round_trip_with_a_format_byte() {
+        let e = Entry {
+            term: 7,
+            index: 300,
+            payload: Payload::Command {
+                session: Some(crate::message::Session { client: concord_core::ClientId(9), seq: 2 }),
+                command: -5,
+            },
+        };
+        let record = encode(&e);
+        assert_eq!(record[4], RECORD_FORMAT);
+        assert_eq!(decode::<Entry<i64>>(&record), Ok(e));
+        let hs = HardState { version: 3, term: 4, voted_for: Some(NodeId(2)) };
+        assert_eq!(decode::<HardState>(&encode(&hs)), Ok(hs));
+        // Binary: an entry carrying 100 bytes costs a little over 100 bytes (JSON: about 370).
+        let big = Entry {
+            term: 1,
+            index: 1,
+            payload: Payload::Command { session: None, command: vec![200u8; 100] },
+        };
+        assert!(encode(&big).len() < 115, "{} bytes", encode(&big).len());
+        assert!(json_record(&big).len() > 300);
+    }
+
+    #[test]
+    fn a_json_record_is_of_an_unknown_format_not_misread() {
+        let err = decode::<Entry<u64>>(&json_record(&entry(2, 1))).unwrap_err();
+        assert_eq!(err, RecordError::UnknownFormat(b'{'));
+        assert!(!err.may_be_torn());
+        let text = err.to_string();
+        assert!(text.contains("unknown format version 123") && text.contains("JSON"), "{text}");
+        let err = decode::<HardState>(&seal(&[9, 1, 2, 3])).unwrap_err();
+        assert_eq!(err.to_string(), "record of an unknown format version 9 (this build reads version 1)");
+    }
+
+    #[test]
+    fn garbage_that_passes_the_checksum_is_undecodable() {
+        // Format 1, then bytes that are not an entry (an invalid payload variant).
+        let err = decode::<Entry<u64>>(&seal(&[RECORD_FORMAT, 1, 1, 0xee])).unwrap_err();
+        assert!(matches!(err, RecordError::Undecodable(_)) && !err.may_be_torn(), "{err}");
+        assert!(err.to_string().starts_with("checksum ok but undecodable"), "{err}");
+        // A whole value with bytes after it.
+        let mut payload = payload(&entry(2, 1));
+        payload.push(0);
+        let err = decode::<Entry<u64>>(&seal(&payload)).unwrap_err();
+        assert_eq!(err, RecordError::Undecodable("1 bytes follow the value".into()));
+        // An empty payload whose checksum (0) holds.
+        assert!(matches!(decode::<HardState>(&[0, 0, 0, 0]), Err(RecordError::Undecodable(_))));
+        // A cut record fails its checksum: that, and only that, may be a torn write.
+        let record = encode(&entry(2, 1));
+        let err = decode::<Entry<u64>>(&record[..record.len() - 1]).unwrap_err();
+        assert!(err.may_be_torn(), "{err}");
+    }
+
+    #[test]
+    fn an_old_format_tail_record_is_an_error_not_a_torn_write() {
+        // The last log record is whole but JSON: truncating it would drop a synced entry.
+        let mut d = disk(3);
+        put(&mut d, log_key(4), json_record(&entry(2, 4)));
+        let err = recover::<u64>(&d).unwrap_err();
+        assert_eq!(err, RecoveryError::UnknownFormat { key: log_key(4), version: b'{' });
+        assert!(err.to_string().contains("unknown format version 123"), "{err}");
+        // Valid checksum and format, undecodable body, at the tail: corrupt, not torn.
+        let mut d = disk(3);
+        put(&mut d, log_key(4), seal(&[RECORD_FORMAT, 0xff]));
+        assert!(
+            matches!(recover::<u64>(&d), Err(RecoveryError::Corrupt { ref key, .. }) if key == &log_key(4))
+        );
+    }
+
+    #[test]
+    fn an_old_format_hard_state_is_an_error_even_beside_a_valid_slot() {
+        // The JSON slot may be the newer one: falling back to the other would forget a vote.
+        let mut d = disk(1);
+        let newer = HardState { version: 2, term: 3, voted_for: None };
+        put(&mut d, newer.key().into(), json_record(&newer));
+        let err = recover::<u64>(&d).unwrap_err();
+        assert_eq!(err, RecoveryError::UnknownFormat { key: newer.key().into(), version: b'{' });
+        // The only slot, in JSON: not a torn first write to delete.
+        let mut d = Durable::new();
+        let hs = HardState { version: 1, term: 1, voted_for: None };
+        put(&mut d, hs.key().into(), json_record(&hs));
+        assert!(matches!(recover::<u64>(&d), Err(RecoveryError::UnknownFormat { .. })));
+    }
+
+    #[test]
+    fn an_old_format_snapshot_meta_is_an_error_not_an_interrupted_snapshot() {
+        let mut d = disk(0);
+        let record = SnapshotRecord {
+            meta: SnapshotMeta { index: 5, term: 2, membership: Default::default() },
+            data_crc: crc32(b"data"),
+            data_bytes: 4,
+        };
+        put(&mut d, snapshot_data_key(5), b"data".to_vec());
+        put(&mut d, snapshot_meta_key(5), encode(&record));
+        assert_eq!(recover::<u64>(&d).unwrap().snapshot.unwrap().0, record);
+        put(&mut d, snapshot_meta_key(5), json_record(&record));
+        let err = recover::<u64>(&d).unwrap_err();
+        assert_eq!(err, RecoveryError::UnknownFormat { key: snapshot_meta_key(5), version: b'{' });
     }
 }
