@@ -103,10 +103,12 @@
 //! * [`error`] – [`KvError`];
 //! * [`limits`] – [`KvLimits`] and [`validate`];
 //! * [`store`] – [`KvStore`] and the [`StateMachine`](concord_core::StateMachine) implementation;
+//! * [`engine`] – [`Engine`], where a store keeps its bytes, and [`MemEngine`], the in-memory one;
 //! * [`snapshot`] – the snapshot format;
 //! * [`workload`] – the [`KvStateMachine`](concord_core::KvStateMachine) mapping from workload ops.
 
 pub mod command;
+pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod response;
@@ -118,9 +120,10 @@ pub use command::{
     Cas, Command, Compare, CompareOp, CompareTarget, ExpireKey, KeyRange, Put, Query, RangeRequest, Txn,
     TxnOp, Write,
 };
+pub use engine::{Engine, MemEngine};
 pub use error::KvError;
 pub use limits::{command_bytes, validate, validate_query, KvLimits};
 pub use response::{KeyValue, KvResult, RangePage, Response};
 pub use snapshot::SnapshotError;
-pub use store::KvStore;
+pub use store::{Entry, KvStore};
 pub use workload::REGISTER_KEY;

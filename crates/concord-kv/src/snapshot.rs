@@ -16,8 +16,9 @@
 //!   before decoding; after decoding, the metadata invariants are checked as well.
 //! * The derived deadline index and the configured limits are not stored.
 
+use crate::engine::Engine;
 use crate::store::{check_entries, Entry};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// The format version this build writes (the first byte of every snapshot).
@@ -44,23 +45,35 @@ pub enum SnapshotError {
     Invariant(String),
 }
 
-#[derive(Serialize)]
-struct BodyRef<'a> {
-    revision: u64,
-    entries: &'a BTreeMap<Vec<u8>, Entry>,
-}
-
-/// Same serde shape as [`BodyRef`], owned.
+/// Same serde shape as the encoding [`encode_engine`] writes, owned.
 #[derive(Deserialize)]
 struct Body {
     revision: u64,
     entries: BTreeMap<Vec<u8>, Entry>,
 }
 
+#[cfg(test)]
 pub(crate) fn encode(revision: u64, entries: &BTreeMap<Vec<u8>, Entry>) -> Vec<u8> {
+    let mut engine = crate::engine::MemEngine::default();
+    crate::engine::Engine::replace_all(&mut engine, revision, entries.clone());
+    encode_engine(&engine)
+}
+
+/// Encode the engine's state, one entry at a time in key order. The bytes are exactly postcard's
+/// encoding of `(revision, BTreeMap<key, entry>)` – a varint length, then each key and entry – so
+/// [`decode`] reads them as one map, whichever engine wrote them.
+pub(crate) fn encode_engine(engine: &impl Engine) -> Vec<u8> {
     let mut bytes = vec![FORMAT_VERSION];
-    bytes = postcard::to_extend(&BodyRef { revision, entries }, bytes)
-        .expect("postcard serialises the store: every sequence has a known length");
+    bytes = postcard::to_extend(&(engine.revision(), engine.len()), bytes).expect("integers serialise");
+    let mut count = 0u64;
+    engine.scan(&[], None, &mut |key, entry| {
+        let pair = (key, entry);
+        let taken = std::mem::take(&mut bytes);
+        bytes = postcard::to_extend(&pair, taken).expect("entries serialise");
+        count += 1;
+        true
+    });
+    assert_eq!(count, engine.len(), "the engine's key count disagrees with its contents");
     let crc = crc32(&bytes);
     bytes.extend_from_slice(&crc.to_le_bytes());
     bytes

@@ -1,18 +1,19 @@
 //! [`KvStore`]: the state every replica holds, and how a command changes it.
 //!
-//! The state is three things:
-//! * `revision` – the store's logical clock, bumped once per command that wrote at least one key;
-//! * `entries` – an ordered map from key to value and metadata (so range scans come out in order);
-//! * `deadlines` – an index of `(expires_at, key)` for keys with a TTL, ordered by deadline, so that
-//!   housekeeping finds the overdue keys without scanning everything. It is derived from `entries`
-//!   and rebuilt on restore, never stored in a snapshot.
+//! The state is three things, kept by an [`Engine`] (in memory, or in an embedded database on disk):
+//! * the **revision** – the store's logical clock, bumped once per command that wrote at least one key;
+//! * the **entries** – an ordered map from key to value and metadata (so range scans come out in order);
+//! * the **deadline index** – `(expires_at, key)` for keys with a TTL, ordered by deadline, so that
+//!   housekeeping finds the overdue keys without scanning everything. It is derived from the
+//!   entries, maintained by the engine, and never stored in a snapshot.
 //!
 //! Applying a command is a pure function of (state, command): no clock (time arrives inside the
-//! command), no randomness, no hash-map iteration order.
+//! command), no randomness, no hash-map iteration order – whichever engine holds the bytes.
 
 use crate::command::{
     Cas, Command, CompareOp, CompareTarget, ExpireKey, KeyRange, Query, RangeRequest, Txn, TxnOp, Write,
 };
+use crate::engine::{Engine, MemEngine};
 use crate::error::{excerpt, KvError};
 use crate::limits::{check_value, validate, validate_query, KvLimits};
 use crate::response::{KeyValue, KvResult, RangePage, Response};
@@ -20,13 +21,12 @@ use crate::snapshot;
 use concord_core::{StateMachine, Time};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// One key's value and metadata, as stored (and as written into snapshots).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Entry {
+pub struct Entry {
     pub value: Vec<u8>,
     pub create_revision: u64,
     pub mod_revision: u64,
@@ -34,65 +34,86 @@ pub(crate) struct Entry {
     pub expires_at: Option<Time>,
 }
 
-/// The replicated key-value state machine. See the crate docs for the semantics.
-#[derive(Clone, Debug, Default)]
-pub struct KvStore {
+/// The replicated key-value state machine over an [`Engine`] (in memory by default). See the crate
+/// docs for the semantics.
+#[derive(Clone, Debug)]
+pub struct KvStore<E: Engine = MemEngine> {
     limits: KvLimits,
-    revision: u64,
-    entries: BTreeMap<Vec<u8>, Entry>,
-    /// `(expires_at, key)` for every entry with a deadline: derived from `entries`.
-    deadlines: BTreeSet<(Time, Vec<u8>)>,
+    engine: E,
 }
 
-/// Two stores are equal when their replicated state is: revision and entries. (`deadlines` is
-/// derived from the entries; `limits` is configuration.)
+/// Two stores are equal when their replicated state is: revision and entries. (`limits` is
+/// configuration.)
 impl PartialEq for KvStore {
     fn eq(&self, other: &Self) -> bool {
-        self.revision == other.revision && self.entries == other.entries
+        self.engine == other.engine
     }
 }
 
 impl Eq for KvStore {}
 
+impl Default for KvStore {
+    fn default() -> KvStore {
+        KvStore::new(KvLimits::default())
+    }
+}
+
 impl KvStore {
-    /// An empty store (revision 0) enforcing `limits`. Every replica of a group must use the same
-    /// limits (see [`crate::limits`]).
+    /// An empty in-memory store (revision 0) enforcing `limits`. Every replica of a group must use
+    /// the same limits (see [`crate::limits`]).
     pub fn new(limits: KvLimits) -> KvStore {
-        KvStore { limits, ..KvStore::default() }
+        KvStore { limits, engine: MemEngine::default() }
+    }
+
+    /// Every key and value in key order (for checkers and dashboards; clients use bounded ranges).
+    pub fn iter(&self) -> impl Iterator<Item = KeyValue> + '_ {
+        crate::engine::collect_entries(&self.engine).into_iter().map(|(key, entry)| key_value(&key, &entry))
+    }
+}
+
+impl<E: Engine> KvStore<E> {
+    /// A store over `engine`, which may already hold state (a store reopened from disk).
+    pub fn with_engine(limits: KvLimits, engine: E) -> KvStore<E> {
+        KvStore { limits, engine }
     }
 
     pub fn limits(&self) -> &KvLimits {
         &self.limits
     }
 
+    pub fn engine(&self) -> &E {
+        &self.engine
+    }
+
+    pub fn engine_mut(&mut self) -> &mut E {
+        &mut self.engine
+    }
+
     /// The revision of the last write (0: never written).
     pub fn revision(&self) -> u64 {
-        self.revision
+        self.engine.revision()
     }
 
     /// Number of keys present (including overdue ones not yet expired).
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    pub fn len(&self) -> u64 {
+        self.engine.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.engine.is_empty()
     }
 
     /// The key's value and metadata, from applied state: a key whose deadline passed is still
     /// returned until an `Expire` for it is applied (see the crate docs for why).
     pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
-        self.entries.get(key).map(|entry| key_value(key, entry))
-    }
-
-    /// Every key and value in key order (for checkers and dashboards; clients use bounded ranges).
-    pub fn iter(&self) -> impl Iterator<Item = KeyValue> + '_ {
-        self.entries.iter().map(|(key, entry)| key_value(key, entry))
+        self.engine.get(key).map(|entry| key_value(key, &entry))
     }
 
     /// Keys with a TTL, in deadline order: `(expires_at, key)`.
-    pub fn deadlines(&self) -> impl Iterator<Item = (Time, &[u8])> + '_ {
-        self.deadlines.iter().map(|(at, key)| (*at, key.as_slice()))
+    pub fn deadlines(&self) -> Vec<(Time, Vec<u8>)> {
+        let mut out = Vec::new();
+        self.engine.scan_deadlines(&mut |at, key| out.push((at, key.to_vec())));
+        out
     }
 
     /// Apply `command`: validate it, then run it. An error changes nothing.
@@ -101,7 +122,7 @@ impl KvStore {
         // Every key this command writes gets `rev` as its mod revision; `self.revision` only moves
         // to `rev` if something was written, so read-only or no-op commands leave it alone.
         // 2^64 writes will not happen in practice, but a (crafted) snapshot can claim it.
-        let rev = self.revision.checked_add(1).ok_or(KvError::RevisionsExhausted)?;
+        let rev = self.revision().checked_add(1).ok_or(KvError::RevisionsExhausted)?;
         let now = command.now;
         let (wrote, response) = match &command.write {
             Write::Put(put) => {
@@ -125,9 +146,9 @@ impl KvStore {
             }
         };
         if wrote {
-            self.revision = rev;
+            self.engine.set_revision(rev);
         }
-        Ok(with_revision(response, self.revision))
+        Ok(with_revision(response, self.revision()))
     }
 
     /// Answer a read-only query.
@@ -145,12 +166,11 @@ impl KvStore {
     /// at most `max_expire_keys` of them. Empty if nothing is overdue.
     pub fn expiry_due(&self, now: Time) -> Option<Command> {
         let keys: Vec<ExpireKey> = self
-            .deadlines
-            .iter()
-            .take_while(|(at, _)| *at <= now)
-            .take(self.limits.max_expire_keys)
+            .engine
+            .overdue(now, self.limits.max_expire_keys)
+            .into_iter()
             .filter_map(|(_, key)| {
-                self.entries.get(key).map(|e| ExpireKey { key: key.clone(), mod_revision: e.mod_revision })
+                self.engine.get(&key).map(|e| ExpireKey { key, mod_revision: e.mod_revision })
             })
             .collect();
         (!keys.is_empty()).then(|| Command::new(now, Write::Expire { keys }))
@@ -165,7 +185,7 @@ impl KvStore {
     }
 
     fn increment(&mut self, key: &[u8], delta: i64, rev: u64) -> Result<(bool, Response), KvError> {
-        let (current, expires_at) = match self.entries.get(key) {
+        let (current, expires_at) = match self.engine.get(key) {
             None => (0, None),
             Some(entry) => {
                 (parse_i64(&entry.value).ok_or_else(|| not_an_integer(key, &entry.value))?, entry.expires_at)
@@ -221,7 +241,7 @@ impl KvStore {
     fn expire(&mut self, keys: &[ExpireKey], now: Time) -> u64 {
         let mut expired = 0;
         for target in keys {
-            let due = self.entries.get(target.key.as_slice()).is_some_and(|e| {
+            let due = self.engine.get(&target.key).is_some_and(|e| {
                 e.mod_revision == target.mod_revision && e.expires_at.is_some_and(|at| at <= now)
             });
             if due && self.remove(&target.key) {
@@ -233,7 +253,8 @@ impl KvStore {
 
     /// Does `key`'s field named by `target` relate to `target`'s value as `op` says?
     fn holds(&self, key: &[u8], op: CompareOp, target: &CompareTarget) -> bool {
-        let entry = self.entries.get(key);
+        let entry = self.engine.get(key);
+        let entry = entry.as_ref();
         // An absent key: value None, version and revisions 0 (etcd's convention).
         let ordering = match target {
             CompareTarget::Value(expected) => entry.map(|e| e.value.as_slice()).cmp(&expected.as_deref()),
@@ -251,58 +272,35 @@ impl KvStore {
 
     /// Write `value` at revision `rev`, replacing the key's deadline with `expires_at`.
     fn put_at(&mut self, key: &[u8], value: Vec<u8>, expires_at: Option<Time>, rev: u64) {
-        match self.entries.get_mut(key) {
-            Some(entry) => {
-                if let Some(old) = entry.expires_at {
-                    self.deadlines.remove(&(old, key.to_vec()));
-                }
-                entry.value = value;
-                entry.mod_revision = rev;
-                entry.version = entry.version.saturating_add(1);
-                entry.expires_at = expires_at;
-            }
-            None => {
-                let entry = Entry { value, create_revision: rev, mod_revision: rev, version: 1, expires_at };
-                self.entries.insert(key.to_vec(), entry);
-            }
-        }
-        if let Some(at) = expires_at {
-            self.deadlines.insert((at, key.to_vec()));
-        }
+        let entry = match self.engine.get(key) {
+            Some(old) => Entry {
+                value,
+                create_revision: old.create_revision,
+                mod_revision: rev,
+                version: old.version.saturating_add(1),
+                expires_at,
+            },
+            None => Entry { value, create_revision: rev, mod_revision: rev, version: 1, expires_at },
+        };
+        self.engine.put(key, entry);
     }
 
     /// Remove `key`; whether it existed.
     fn remove(&mut self, key: &[u8]) -> bool {
-        match self.entries.remove(key) {
-            Some(entry) => {
-                if let Some(at) = entry.expires_at {
-                    self.deadlines.remove(&(at, key.to_vec()));
-                }
-                true
-            }
-            None => false,
-        }
+        self.engine.remove(key).is_some()
     }
 
     /// Remove every key in `range`; how many there were.
     fn remove_range(&mut self, range: &KeyRange) -> u64 {
-        let keys: Vec<Vec<u8>> = self.keys_in(range).map(|(key, _)| key.clone()).collect();
+        let mut keys = Vec::new();
+        self.engine.scan(&range.start, range.end.as_deref(), &mut |key, _| {
+            keys.push(key.to_vec());
+            true
+        });
         for key in &keys {
             self.remove(key);
         }
         keys.len() as u64
-    }
-
-    fn keys_in<'a>(&'a self, range: &'a KeyRange) -> impl Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a {
-        let start = Bound::Included(range.start.as_slice());
-        let end = match &range.end {
-            // BTreeMap::range panics on start > end; validate refuses such ranges, and this keeps
-            // even an unvalidated one from panicking (it is simply empty).
-            Some(end) if range.start > *end => Bound::Excluded(range.start.as_slice()),
-            Some(end) => Bound::Excluded(end.as_slice()),
-            None => Bound::Unbounded,
-        };
-        self.entries.range::<[u8], _>((start, end))
     }
 
     /// One page of `request`: at most `limit` keys and, past the first key, at most
@@ -310,34 +308,40 @@ impl KvStore {
     fn page(&self, request: &RangeRequest) -> RangePage {
         let mut page = RangePage::default();
         let mut bytes = 0usize;
-        for (key, entry) in self.keys_in(&request.range) {
+        let range = &request.range;
+        self.engine.scan(&range.start, range.end.as_deref(), &mut |key, entry| {
             let size = key.len() + entry.value.len();
             let full = page.kvs.len() >= request.limit
                 || (!page.kvs.is_empty() && bytes.saturating_add(size) > self.limits.max_range_bytes);
             if full {
-                page.next_key = Some(key.clone());
-                break;
+                page.next_key = Some(key.to_vec());
+                return false;
             }
             bytes += size;
             page.kvs.push(key_value(key, entry));
-        }
+            true
+        });
         page
     }
 
     /// Check the invariants that tie the state together; used by tests and after `restore`.
+    /// Holds every entry in memory: for tests and small stores.
     pub fn check_invariants(&self) -> Result<(), String> {
-        check_entries(self.revision, &self.entries)?;
-        let expected: BTreeSet<(Time, Vec<u8>)> =
-            self.entries.iter().filter_map(|(k, e)| e.expires_at.map(|at| (at, k.clone()))).collect();
-        if expected != self.deadlines {
+        let entries = crate::engine::collect_entries(&self.engine);
+        check_entries(self.revision(), &entries)?;
+        let expected: Vec<(Time, Vec<u8>)> = {
+            let mut d: Vec<_> =
+                entries.iter().filter_map(|(k, e)| e.expires_at.map(|at| (at, k.clone()))).collect();
+            d.sort();
+            d
+        };
+        if expected != self.deadlines() {
             return Err("the deadline index does not match the entries' deadlines".into());
         }
+        if entries.len() as u64 != self.engine.len() {
+            return Err(format!("the engine counts {} keys but holds {}", self.engine.len(), entries.len()));
+        }
         Ok(())
-    }
-
-    fn from_parts(limits: KvLimits, revision: u64, entries: BTreeMap<Vec<u8>, Entry>) -> KvStore {
-        let deadlines = entries.iter().filter_map(|(k, e)| e.expires_at.map(|at| (at, k.clone()))).collect();
-        KvStore { limits, revision, entries, deadlines }
     }
 }
 
@@ -364,7 +368,7 @@ pub(crate) fn check_entries(revision: u64, entries: &BTreeMap<Vec<u8>, Entry>) -
     Ok(())
 }
 
-impl StateMachine for KvStore {
+impl<E: Engine + 'static> StateMachine for KvStore<E> {
     type Command = Command;
     type Query = Query;
     type Output = KvResult;
@@ -380,13 +384,13 @@ impl StateMachine for KvStore {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        snapshot::encode(self.revision, &self.entries)
+        snapshot::encode_engine(&self.engine)
     }
 
     /// Decodes into a fresh state and swaps it in only if it is sound: on error `self` is unchanged.
     fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         let (revision, entries) = snapshot::decode(bytes).map_err(|e| e.to_string())?;
-        *self = KvStore::from_parts(self.limits.clone(), revision, entries);
+        self.engine.replace_all(revision, entries);
         Ok(())
     }
 
@@ -444,7 +448,8 @@ mod tests {
 
     #[test]
     fn a_store_out_of_revisions_refuses_commands_instead_of_wrapping() {
-        let mut store = KvStore::from_parts(KvLimits::default(), u64::MAX, BTreeMap::new());
+        let mut store = KvStore::default();
+        store.engine_mut().set_revision(u64::MAX);
         let out = store.execute(&Command::put(Time(0), "k", "v"));
         assert_eq!(out, Err(KvError::RevisionsExhausted));
         assert_eq!(
