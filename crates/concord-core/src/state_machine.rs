@@ -29,11 +29,37 @@ pub trait StateMachine: 'static {
     /// Answer a query from the current state (never changes state).
     fn query(&self, query: &Self::Query) -> Self::Output;
 
-    /// Serialise the whole state (for snapshots and log compaction).
+    /// Serialise the whole state (for snapshots and log compaction). A [durable](Self::is_durable)
+    /// machine serialises the state of its last [checkpoint](Self::checkpoint) instead.
     fn snapshot(&self) -> Vec<u8>;
 
     /// Replace the whole state with a snapshot taken by [`StateMachine::snapshot`].
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+
+    /// Whether the machine keeps its state on disk itself (in an embedded storage engine) rather
+    /// than in memory. Raft then never serialises it to compact its log: at a snapshot point it
+    /// [checkpoints](Self::checkpoint) the machine, and after a restart it resumes from the
+    /// machine's last checkpoint instead of restoring a snapshot – so the state may be larger than
+    /// memory. Default: in memory.
+    ///
+    /// A durable machine's applies between checkpoints are volatile: after a crash it reopens in
+    /// exactly the state of its last checkpoint, and Raft replays its log from there.
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    /// Durable machines: make everything applied so far durable, atomically with `sidecar` (the
+    /// consensus layer's own state at this point: for Raft, the snapshot's index, term,
+    /// membership and session table). Until the next checkpoint, [`StateMachine::snapshot`]
+    /// exports exactly this state. An error means the disk failed: the node must stop.
+    fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), String> {
+        Err("this state machine lives in memory and has no checkpoints".into())
+    }
+
+    /// Durable machines: the sidecar of the last checkpoint (`None`: never checkpointed).
+    fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
+        None
+    }
 
     /// Commands the leader should propose now, given its clock – e.g. deleting keys whose TTL has
     /// passed, so that expiry goes through the log and every replica agrees on it.

@@ -22,7 +22,9 @@ use crate::message::{AdminRequest, Message, RaftRequest, RaftResponse, ReadConsi
 use crate::read::PendingRead;
 use crate::replication::LeaderState;
 use crate::session::{SessionCheck, Sessions};
-use crate::snapshot::{IncomingSnapshot, SnapshotData, StoredSnapshot};
+use crate::snapshot::{
+    resume_from_checkpoint, CheckpointRecord, IncomingSnapshot, SnapshotData, StoredSnapshot,
+};
 use crate::storage::{self, HardState, RecoveryError};
 use concord_core::{Io, NodeId, Process, RequestId, StateMachine, StorageOp};
 use serde::{Deserialize, Serialize};
@@ -111,17 +113,20 @@ impl<S: StateMachine> RaftNode<S> {
         config.validate().map_err(RecoveryError::Config)?;
         let recovered = storage::recover::<S::Command>(durable)?;
         let initial = Membership::new(config.voters.iter().copied());
-        let (mut log, mut configs, sessions, snapshot) = match recovered.snapshot {
+        let mut cleanup = recovered.cleanup;
+        let (mut log, mut configs, mut sessions, mut snapshot) = match recovered.snapshot {
             Some((record, data)) => {
                 let decoded =
                     SnapshotData::<S::Output>::decode(&data).map_err(RecoveryError::StateMachine)?;
-                state_machine.restore(&decoded.machine).map_err(RecoveryError::StateMachine)?;
+                if !state_machine.is_durable() {
+                    state_machine.restore(&decoded.machine).map_err(RecoveryError::StateMachine)?;
+                }
                 let meta = record.meta;
                 (
                     RaftLog::new(meta.index, meta.term),
                     ConfigHistory::new(meta.index, meta.membership.clone()),
                     decoded.sessions,
-                    Some(StoredSnapshot { meta, data }),
+                    Some(StoredSnapshot::new(meta, data)),
                 )
             }
             None => (RaftLog::new(0, 0), ConfigHistory::new(0, initial), Sessions::default(), None),
@@ -131,6 +136,41 @@ impl<S: StateMachine> RaftNode<S> {
                 configs.push(entry.index, m.clone());
             }
             log.append(entry);
+        }
+        if state_machine.is_durable() {
+            // The machine reopened in its last checkpoint, which is at or past Raft's snapshot: it
+            // is the snapshot now (see `resume_from_checkpoint`).
+            let checkpoint = match state_machine.checkpoint_sidecar() {
+                Some(bytes) => {
+                    Some(CheckpointRecord::<S::Output>::decode(&bytes).map_err(RecoveryError::StateMachine)?)
+                }
+                None => None,
+            };
+            let raft_index = log.snapshot_index();
+            match checkpoint {
+                None if raft_index > 0 => {
+                    return Err(RecoveryError::StateMachine(format!(
+                        "the Raft log is compacted up to index {raft_index}, but the state machine has no \
+                         checkpoint: its storage is missing or belongs to another node"
+                    )))
+                }
+                None => {}
+                Some(c) if c.meta.index < raft_index => {
+                    return Err(RecoveryError::StateMachine(format!(
+                        "the state machine's checkpoint is at index {}, older than Raft's snapshot at {raft_index}: \
+                         the entries between were compacted away (was its storage replaced by an older copy?)",
+                        c.meta.index
+                    )))
+                }
+                Some(c) => {
+                    let data = SnapshotData { sessions: c.sessions.clone(), machine: Vec::new() }.encode();
+                    if c.meta.index > raft_index {
+                        cleanup.extend(resume_from_checkpoint(&mut log, &mut configs, &c.meta, &data, raft_index));
+                    }
+                    sessions = c.sessions;
+                    snapshot = Some(StoredSnapshot::new(c.meta, data));
+                }
+            }
         }
         let hs = recovered.hard_state;
         let base = log.snapshot_index();
@@ -155,7 +195,7 @@ impl<S: StateMachine> RaftNode<S> {
             reads: Vec::new(),
             incoming_snapshot: None,
             pending_transfer: None,
-            startup_cleanup: recovered.cleanup,
+            startup_cleanup: cleanup,
         })
     }
 

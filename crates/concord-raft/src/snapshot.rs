@@ -12,6 +12,15 @@
 //! * **Installing one**: if the follower's log already holds the snapshot's last entry (same index
 //!   and term) it keeps the entries after it; otherwise it discards its log (Figure 13 steps 6–7).
 //!   The snapshot is durable before the old log is deleted and before it is acknowledged.
+//!
+//! ## Durable state machines
+//! A machine that keeps its state on disk itself ([`StateMachine::is_durable`], the real database's
+//! redb store) is never serialised to compact the log. At a snapshot point Raft *checkpoints* it
+//! instead – the machine commits its state durably, together with a [`CheckpointRecord`] (the
+//! snapshot's index, term, membership and session table) – and only then writes its own snapshot
+//! record, whose data holds the session table and no machine bytes. After a restart the machine's
+//! checkpoint is the snapshot (see `RaftNode::boot`). The machine's bytes are produced only to send
+//! a follower a snapshot, from the checkpoint, on first need.
 
 use crate::membership::ConfigHistory;
 use crate::message::{Message, SnapshotChunk, SnapshotMeta, SnapshotResponse};
@@ -65,11 +74,60 @@ impl<O: Serialize + serde::de::DeserializeOwned> SnapshotData<O> {
     }
 }
 
-/// The latest snapshot, kept in memory to send to followers.
+/// What Raft stores inside a durable machine's checkpoint, atomically with the machine's state: the
+/// snapshot this checkpoint is, and the session table at that point.
+///
+/// ```text
+///   +----------------------+------------------------------------------+
+///   | "concord-ckpt" 0x01  | postcard(CheckpointRecord { meta, sessions }) |
+///   +----------------------+------------------------------------------+
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CheckpointRecord<O> {
+    pub meta: SnapshotMeta,
+    pub sessions: Sessions<O>,
+}
+
+const CHECKPOINT_MAGIC: &[u8] = b"concord-ckpt\x01";
+
+impl<O: Serialize + serde::de::DeserializeOwned> CheckpointRecord<O> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        postcard::to_extend(self, CHECKPOINT_MAGIC.to_vec()).expect("checkpoint records serialise")
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let body = bytes.strip_prefix(CHECKPOINT_MAGIC).ok_or_else(|| {
+            format!(
+                "the state machine's checkpoint record ({} bytes) lacks the Raft checkpoint header",
+                bytes.len()
+            )
+        })?;
+        postcard::from_bytes(body)
+            .map_err(|e| format!("the state machine's checkpoint record does not decode: {e}"))
+    }
+}
+
+/// The latest snapshot.
 #[derive(Clone, Debug)]
 pub(crate) struct StoredSnapshot {
     pub meta: SnapshotMeta,
+    /// The encoded [`SnapshotData`] stored under the snapshot's data key. For a durable machine its
+    /// `machine` part is empty: the machine holds its state itself.
     pub data: Vec<u8>,
+    /// For a durable machine, the bytes sent to followers (the session table and the machine's
+    /// state at the checkpoint), built on first need. For an in-memory machine they are `data`.
+    pub transfer: Option<Vec<u8>>,
+}
+
+impl StoredSnapshot {
+    pub(crate) fn new(meta: SnapshotMeta, data: Vec<u8>) -> StoredSnapshot {
+        StoredSnapshot { meta, data, transfer: None }
+    }
+
+    /// The bytes a follower is sent.
+    fn transfer_bytes(&self) -> &[u8] {
+        self.transfer.as_deref().unwrap_or(&self.data)
+    }
 }
 
 /// A snapshot being received, chunk by chunk.
@@ -77,6 +135,38 @@ pub(crate) struct StoredSnapshot {
 pub(crate) struct IncomingSnapshot {
     pub meta: SnapshotMeta,
     pub data: Vec<u8>,
+}
+
+/// Boot with a durable machine whose checkpoint (`meta`) is past Raft's snapshot at `raft_index`: a
+/// crash came between the machine's checkpoint and Raft's record of it. Make the checkpoint the
+/// snapshot – in memory now, and on disk through the returned writes, emitted at start – exactly as
+/// taking (or installing) it would have: keep the log after it if the log holds its last entry,
+/// else drop the log (an install that replaced a conflicting log).
+pub(crate) fn resume_from_checkpoint<C: Clone + Serialize + serde::de::DeserializeOwned>(
+    log: &mut crate::log::RaftLog<C>,
+    configs: &mut ConfigHistory,
+    meta: &SnapshotMeta,
+    data: &[u8],
+    raft_index: u64,
+) -> Vec<StorageOp> {
+    let mut ops = Vec::new();
+    if log.term_at(meta.index) == Some(meta.term) {
+        log.compact_to(meta.index, meta.term);
+        configs.compact_to(meta.index);
+    } else {
+        log.reset_to(meta.index, meta.term);
+        *configs = ConfigHistory::new(meta.index, meta.membership.clone());
+        ops.push(storage::delete_log_range(meta.index + 1, u64::MAX));
+    }
+    let record =
+        SnapshotRecord { meta: meta.clone(), data_crc: storage::crc32(data), data_bytes: data.len() as u64 };
+    ops.push(StorageOp::Put { key: storage::snapshot_data_key(meta.index), value: data.to_vec() });
+    ops.push(StorageOp::Put { key: storage::snapshot_meta_key(meta.index), value: storage::encode(&record) });
+    ops.push(storage::delete_log_range(0, meta.index + 1));
+    if raft_index > 0 {
+        ops.push(storage::delete_snapshot(raft_index));
+    }
+    ops
 }
 
 impl<S: StateMachine> RaftNode<S> {
@@ -89,13 +179,49 @@ impl<S: StateMachine> RaftNode<S> {
         let index = self.applied_index;
         let term = self.log.term_at(index).expect("applied entries are held");
         let meta = SnapshotMeta { index, term, membership: self.configs.at(index).clone() };
-        let data = SnapshotData { sessions: self.sessions.clone(), machine: self.sm.snapshot() };
-        let data = data.encode();
+        let machine = if self.sm.is_durable() {
+            self.checkpoint_machine(&meta);
+            Vec::new()
+        } else {
+            self.sm.snapshot()
+        };
+        let data = SnapshotData { sessions: self.sessions.clone(), machine }.encode();
         self.write_snapshot(io, meta.clone(), data.clone(), false);
         self.log.compact_to(index, term);
         self.configs.compact_to(index);
         io.event("snapshot-taken", json!({ "index": index, "term": term, "bytes": data.len() }));
-        self.snapshot = Some(StoredSnapshot { meta, data });
+        self.snapshot = Some(StoredSnapshot::new(meta, data));
+    }
+
+    /// Durable machine: commit its state at `meta.index` with the session table. It must be durable
+    /// before Raft's own snapshot record, which lets the log below it go.
+    fn checkpoint_machine(&mut self, meta: &SnapshotMeta) {
+        let record = CheckpointRecord { meta: meta.clone(), sessions: self.sessions.clone() };
+        if let Err(why) = self.sm.checkpoint(record.encode()) {
+            // Like a failed WAL sync: what is on disk is unknown, so the only safe state is the one a
+            // restart reads back. Nothing that depends on this checkpoint was written or sent.
+            panic!(
+                "the state machine failed to checkpoint at index {}: {why}; stopping the node",
+                meta.index
+            );
+        }
+    }
+
+    /// Durable machine: build the bytes followers are sent, from the machine's checkpoint (which is
+    /// the current snapshot: both move together).
+    fn prepare_transfer(&mut self) {
+        if !self.sm.is_durable() {
+            return;
+        }
+        let Some(snapshot) = &self.snapshot else { return };
+        if snapshot.transfer.is_some() {
+            return;
+        }
+        let sessions = SnapshotData::<S::Output>::decode(&snapshot.data)
+            .expect("this node wrote its snapshot record and decoded it at boot")
+            .sessions;
+        let bytes = SnapshotData { sessions, machine: self.sm.snapshot() }.encode();
+        self.snapshot.as_mut().expect("checked above").transfer = Some(bytes);
     }
 
     /// Write a snapshot durably, then delete what it replaces. With `discard_log`, the log records
@@ -131,6 +257,7 @@ impl<S: StateMachine> RaftNode<S> {
     /// Leader: send the chunk `peer` expects next.
     pub(crate) fn send_snapshot_chunk(&mut self, io: &mut Io<'_, Self>, peer: NodeId) {
         let (term, round) = (self.term, self.current_round());
+        self.prepare_transfer();
         let Some(snapshot) = &self.snapshot else { return };
         let Role::Leader(ls) = &mut self.role else { return };
         let Some(pr) = ls.progress.get_mut(&peer) else { return };
@@ -140,14 +267,15 @@ impl<S: StateMachine> RaftNode<S> {
             *index = snapshot.meta.index;
             *next_offset = 0;
         }
-        let total = snapshot.data.len() as u64;
+        let bytes = snapshot.transfer_bytes();
+        let total = bytes.len() as u64;
         let start = (*next_offset).min(total);
         let end = (start + self.config.snapshot_chunk_bytes as u64).min(total);
         let chunk = SnapshotChunk {
             term,
             meta: snapshot.meta.clone(),
             offset: start,
-            data: snapshot.data[start as usize..end as usize].to_vec(),
+            data: bytes[start as usize..end as usize].to_vec(),
             total_bytes: total,
             done: end == total,
             round,
@@ -258,6 +386,14 @@ impl<S: StateMachine> RaftNode<S> {
         let decoded = SnapshotData::<S::Output>::decode(&data)?;
         self.sm.restore(&decoded.machine)?;
         self.sessions = decoded.sessions;
+        // A durable machine holds the state now: checkpoint it, and keep only the sessions in Raft's
+        // own record.
+        let data = if self.sm.is_durable() {
+            self.checkpoint_machine(&meta);
+            SnapshotData { sessions: self.sessions.clone(), machine: Vec::new() }.encode()
+        } else {
+            data
+        };
         let keep_suffix = self.log.term_at(meta.index) == Some(meta.term);
         self.write_snapshot(io, meta.clone(), data.clone(), !keep_suffix);
         if keep_suffix {
@@ -270,7 +406,7 @@ impl<S: StateMachine> RaftNode<S> {
         self.commit_index = meta.index;
         self.applied_index = meta.index;
         io.event("snapshot-installed", json!({ "index": meta.index, "term": meta.term }));
-        self.snapshot = Some(StoredSnapshot { meta, data });
+        self.snapshot = Some(StoredSnapshot::new(meta, data));
         Ok(())
     }
 }

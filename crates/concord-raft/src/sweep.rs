@@ -37,6 +37,17 @@ enum Pending {
 
 /// Run one seed; `Err` describes the first failed check.
 pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<SeedReport, String> {
+    run(base, seed, duration, false)
+}
+
+/// Run one seed with *durable* state machines: each node's list checkpoints at snapshot points and
+/// a crash takes it back to its last checkpoint (as the real database's redb store does), so
+/// recovery resumes from the machine's checkpoint instead of restoring a snapshot.
+pub fn run_seed_durable(base: &RaftConfig, seed: u64, duration: Duration) -> Result<SeedReport, String> {
+    run(base, seed, duration, true)
+}
+
+fn run(base: &RaftConfig, seed: u64, duration: Duration, durable: bool) -> Result<SeedReport, String> {
     let mut rng = SplitMix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
     let n = if rng.chance(400) { 3 } else { 5 };
     let mut config = base.clone();
@@ -50,7 +61,8 @@ pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<Seed
     config.pre_vote = rng.chance(500);
     config.check_quorum = rng.chance(700);
     config.lease_reads = rng.chance(500);
-    let mut c = Cluster::lists(n, config, seed);
+    let mut c =
+        if durable { Cluster::durable_lists(n, config, seed) } else { Cluster::lists(n, config, seed) };
     c.loss_per_mille = rng.below(80);
     c.duplicate_per_mille = rng.below(40);
     c.latency = (Duration::from_millis(1), Duration::from_millis(2 + rng.below(25)));

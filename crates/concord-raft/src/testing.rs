@@ -62,9 +62,25 @@ impl SplitMix64 {
 }
 
 /// An append-only list of integers: commands append, the query reads the whole list.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// In memory by default. [`ListMachine::durable`] makes it a *durable* machine (as the real
+/// database's redb store is): it checkpoints into a [`ListDisk`] that outlives crashes, loses the
+/// applies after its last checkpoint in a crash, and reopens in that checkpoint.
+#[derive(Clone, Debug, Default)]
 pub struct ListMachine {
     pub items: Vec<i64>,
+    pub disk: Option<ListDisk>,
+}
+
+/// A durable [`ListMachine`]'s disk: its last checkpoint, `(items, sidecar)`.
+pub type ListDisk = std::sync::Arc<std::sync::Mutex<Option<(Vec<i64>, Vec<u8>)>>>;
+
+impl ListMachine {
+    /// A durable list, reopened in the last checkpoint on `disk` (empty if none).
+    pub fn durable(disk: ListDisk) -> ListMachine {
+        let items = disk.lock().expect("disk").as_ref().map(|(items, _)| items.clone()).unwrap_or_default();
+        ListMachine { items, disk: Some(disk) }
+    }
 }
 
 /// What [`ListMachine`] answers.
@@ -90,11 +106,30 @@ impl StateMachine for ListMachine {
         ListOutput::Items(self.items.clone())
     }
     fn snapshot(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.items).expect("serialises")
+        match &self.disk {
+            // A durable machine exports its checkpoint.
+            Some(disk) => {
+                let checkpoint = disk.lock().expect("disk");
+                let items = checkpoint.as_ref().map(|(items, _)| items.as_slice()).unwrap_or_default();
+                serde_json::to_vec(items).expect("serialises")
+            }
+            None => serde_json::to_vec(&self.items).expect("serialises"),
+        }
     }
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
         self.items = serde_json::from_slice(snapshot).map_err(|e| e.to_string())?;
         Ok(())
+    }
+    fn is_durable(&self) -> bool {
+        self.disk.is_some()
+    }
+    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), String> {
+        let disk = self.disk.as_ref().ok_or("an in-memory list has no checkpoints")?;
+        *disk.lock().expect("disk") = Some((self.items.clone(), sidecar));
+        Ok(())
+    }
+    fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
+        self.disk.as_ref()?.lock().expect("disk").as_ref().map(|(_, sidecar)| sidecar.clone())
     }
 }
 
@@ -162,7 +197,7 @@ pub struct TraceEvent {
 /// A deterministic in-process Raft cluster.
 pub struct Cluster<S: StateMachine> {
     pub config: RaftConfig,
-    make: Box<dyn Fn() -> S>,
+    make: Box<dyn Fn(NodeId) -> S>,
     pub hosts: BTreeMap<NodeId, Host<S>>,
     /// True time.
     pub now: Time,
@@ -214,7 +249,18 @@ pub struct Cluster<S: StateMachine> {
 
 impl<S: StateMachine> Cluster<S> {
     /// `n` nodes with ids `1..=n`, all voters, booted and started.
-    pub fn new(n: u32, mut config: RaftConfig, seed: u64, make: impl Fn() -> S + 'static) -> Self {
+    pub fn new(n: u32, config: RaftConfig, seed: u64, make: impl Fn() -> S + 'static) -> Self {
+        Cluster::with_machines(n, config, seed, move |_| make())
+    }
+
+    /// Like [`Cluster::new`], with each node's state machine made for its id (a durable machine
+    /// reopens its own disk).
+    pub fn with_machines(
+        n: u32,
+        mut config: RaftConfig,
+        seed: u64,
+        make: impl Fn(NodeId) -> S + 'static,
+    ) -> Self {
         config.voters = (1..=n).map(NodeId).collect();
         let mut cluster = Cluster {
             config,
@@ -541,7 +587,7 @@ impl<S: StateMachine> Cluster<S> {
 
     pub fn try_restart(&mut self, id: NodeId) -> Result<(), crate::RecoveryError> {
         let host = self.hosts.get_mut(&id).expect("host");
-        let node = RaftNode::boot(id, self.config.clone(), (self.make)(), &host.durable)?;
+        let node = RaftNode::boot(id, self.config.clone(), (self.make)(id), &host.durable)?;
         host.node = Some(node);
         host.timers.clear();
         self.with_node(id, |n, io| n.on_start(io));
@@ -648,6 +694,14 @@ impl Cluster<ListMachine> {
     /// A cluster of [`ListMachine`]s.
     pub fn lists(n: u32, config: RaftConfig, seed: u64) -> Self {
         Cluster::new(n, config, seed, ListMachine::default)
+    }
+
+    /// A cluster of durable [`ListMachine`]s, each with a disk of its own that outlives crashes.
+    pub fn durable_lists(n: u32, config: RaftConfig, seed: u64) -> Self {
+        let disks: std::sync::Mutex<BTreeMap<NodeId, ListDisk>> = Default::default();
+        Cluster::with_machines(n, config, seed, move |id| {
+            ListMachine::durable(disks.lock().expect("disks").entry(id).or_default().clone())
+        })
     }
 
     /// The list as applied on `id`.

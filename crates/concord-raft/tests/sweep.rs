@@ -106,3 +106,34 @@ fn every_mutation_is_caught_within_1000_seeds() {
         }
     }
 }
+
+/// The same faults with durable state machines (as the real database's redb store): applies after
+/// the last checkpoint are lost in a crash, recovery resumes from the machine's checkpoint, and a
+/// lagging follower is sent the checkpoint's state. Every check of the sweep still holds.
+#[test]
+fn correct_raft_with_durable_machines_survives_random_faults() {
+    let config = RaftConfig::default();
+    let (mut acked, mut crashes) = (0, 0);
+    for seed in 0..200 {
+        match concord_raft::sweep::run_seed_durable(&config, seed, RUN) {
+            Ok(r) => {
+                acked += r.writes_acked;
+                crashes += r.crashes;
+            }
+            Err(e) => panic!("durable seed {seed}: {e}"),
+        }
+    }
+    assert!(acked > 1500 && crashes > 100, "the sweep does real work ({acked} writes, {crashes} crashes)");
+}
+
+/// `cargo test -p concord-raft --release -- --ignored durable_1000`: the long durable sweep.
+#[test]
+#[ignore]
+fn correct_raft_with_durable_machines_survives_1000_seeds() {
+    let config = RaftConfig::default();
+    for seed in 0..1000 {
+        if let Err(e) = concord_raft::sweep::run_seed_durable(&config, seed, RUN) {
+            panic!("durable seed {seed}: {e}");
+        }
+    }
+}
