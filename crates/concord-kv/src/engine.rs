@@ -21,16 +21,10 @@ use concord_core::Time;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-/// Storage for a key-value store's entries, revision and deadline index.
-pub trait Engine {
+/// Reading an engine's state (also the read-only view of a durable engine's last checkpoint).
+pub trait EngineRead {
     /// The entry stored under `key`.
     fn get(&self, key: &[u8]) -> Option<Entry>;
-
-    /// Store `entry` under `key`, replacing any previous one (and its deadline in the index).
-    fn put(&mut self, key: &[u8], entry: Entry);
-
-    /// Remove `key` (and its deadline); the entry it held.
-    fn remove(&mut self, key: &[u8]) -> Option<Entry>;
 
     /// Visit the entries with keys in `[start, end)` (`end` `None`: to the last key) in key order,
     /// until `visit` returns `false`.
@@ -51,11 +45,41 @@ pub trait Engine {
 
     /// The store's revision.
     fn revision(&self) -> u64;
+}
+
+/// Storage for a key-value store's entries, revision and deadline index.
+pub trait Engine: EngineRead {
+    /// Store `entry` under `key`, replacing any previous one (and its deadline in the index).
+    fn put(&mut self, key: &[u8], entry: Entry);
+
+    /// Remove `key` (and its deadline); the entry it held.
+    fn remove(&mut self, key: &[u8]) -> Option<Entry>;
 
     fn set_revision(&mut self, revision: u64);
 
     /// Replace everything with `revision` and `entries` (restoring a snapshot).
     fn replace_all(&mut self, revision: u64, entries: BTreeMap<Vec<u8>, Entry>);
+
+    /// Whether the engine keeps the state on disk, checkpointed (see
+    /// [`StateMachine::is_durable`](concord_core::StateMachine::is_durable)).
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    /// Durable engines: commit the state durably, with the consensus layer's `sidecar`.
+    fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), String> {
+        Err("this engine keeps its state in memory and has no checkpoints".into())
+    }
+
+    /// Durable engines: the sidecar of the last checkpoint.
+    fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Durable engines: the state as of the last checkpoint, read-only (what a snapshot exports).
+    fn at_checkpoint(&self) -> Option<Box<dyn EngineRead + '_>> {
+        None
+    }
 }
 
 /// The in-memory engine: an ordered map and an ordered set.
@@ -67,29 +91,9 @@ pub struct MemEngine {
     deadlines: BTreeSet<(Time, Vec<u8>)>,
 }
 
-impl Engine for MemEngine {
+impl EngineRead for MemEngine {
     fn get(&self, key: &[u8]) -> Option<Entry> {
         self.entries.get(key).cloned()
-    }
-
-    fn put(&mut self, key: &[u8], entry: Entry) {
-        if let Some(at) = entry.expires_at {
-            self.deadlines.insert((at, key.to_vec()));
-        }
-        if let Some(old) = self.entries.insert(key.to_vec(), entry) {
-            let replaced = old.expires_at.filter(|at| Some(*at) != self.entries[key].expires_at);
-            if let Some(at) = replaced {
-                self.deadlines.remove(&(at, key.to_vec()));
-            }
-        }
-    }
-
-    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.entries.remove(key)?;
-        if let Some(at) = entry.expires_at {
-            self.deadlines.remove(&(at, key.to_vec()));
-        }
-        Some(entry)
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
@@ -123,6 +127,28 @@ impl Engine for MemEngine {
     fn revision(&self) -> u64 {
         self.revision
     }
+}
+
+impl Engine for MemEngine {
+    fn put(&mut self, key: &[u8], entry: Entry) {
+        if let Some(at) = entry.expires_at {
+            self.deadlines.insert((at, key.to_vec()));
+        }
+        if let Some(old) = self.entries.insert(key.to_vec(), entry) {
+            let replaced = old.expires_at.filter(|at| Some(*at) != self.entries[key].expires_at);
+            if let Some(at) = replaced {
+                self.deadlines.remove(&(at, key.to_vec()));
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        if let Some(at) = entry.expires_at {
+            self.deadlines.remove(&(at, key.to_vec()));
+        }
+        Some(entry)
+    }
 
     fn set_revision(&mut self, revision: u64) {
         self.revision = revision;
@@ -136,7 +162,7 @@ impl Engine for MemEngine {
 }
 
 /// Every `(key, entry)` of `engine` in key order. For checks and small stores: it holds them all.
-pub fn collect_entries(engine: &impl Engine) -> BTreeMap<Vec<u8>, Entry> {
+pub fn collect_entries(engine: &(impl EngineRead + ?Sized)) -> BTreeMap<Vec<u8>, Entry> {
     let mut out = BTreeMap::new();
     engine.scan(&[], None, &mut |key, entry| {
         out.insert(key.to_vec(), entry.clone());

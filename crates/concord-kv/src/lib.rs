@@ -120,7 +120,7 @@ pub use command::{
     Cas, Command, Compare, CompareOp, CompareTarget, ExpireKey, KeyRange, Put, Query, RangeRequest, Txn,
     TxnOp, Write,
 };
-pub use engine::{Engine, MemEngine};
+pub use engine::{Engine, EngineRead, MemEngine};
 pub use error::KvError;
 pub use limits::{command_bytes, validate, validate_query, KvLimits};
 pub use response::{KeyValue, KvResult, RangePage, Response};

@@ -16,7 +16,7 @@
 //!   before decoding; after decoding, the metadata invariants are checked as well.
 //! * The derived deadline index and the configured limits are not stored.
 
-use crate::engine::Engine;
+use crate::engine::EngineRead;
 use crate::store::{check_entries, Entry};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -62,7 +62,7 @@ pub(crate) fn encode(revision: u64, entries: &BTreeMap<Vec<u8>, Entry>) -> Vec<u
 /// Encode the engine's state, one entry at a time in key order. The bytes are exactly postcard's
 /// encoding of `(revision, BTreeMap<key, entry>)` – a varint length, then each key and entry – so
 /// [`decode`] reads them as one map, whichever engine wrote them.
-pub(crate) fn encode_engine(engine: &impl Engine) -> Vec<u8> {
+pub(crate) fn encode_engine(engine: &(impl EngineRead + ?Sized)) -> Vec<u8> {
     let mut bytes = vec![FORMAT_VERSION];
     bytes = postcard::to_extend(&(engine.revision(), engine.len()), bytes).expect("integers serialise");
     let mut count = 0u64;

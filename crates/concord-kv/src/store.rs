@@ -383,8 +383,12 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
         self.read(query)
     }
 
+    /// A durable engine exports its last checkpoint (see [`StateMachine::is_durable`]).
     fn snapshot(&self) -> Vec<u8> {
-        snapshot::encode_engine(&self.engine)
+        match self.engine.at_checkpoint() {
+            Some(checkpoint) => snapshot::encode_engine(&*checkpoint),
+            None => snapshot::encode_engine(&self.engine),
+        }
     }
 
     /// Decodes into a fresh state and swaps it in only if it is sound: on error `self` is unchanged.
@@ -392,6 +396,18 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
         let (revision, entries) = snapshot::decode(bytes).map_err(|e| e.to_string())?;
         self.engine.replace_all(revision, entries);
         Ok(())
+    }
+
+    fn is_durable(&self) -> bool {
+        self.engine.is_durable()
+    }
+
+    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), String> {
+        self.engine.checkpoint(sidecar)
+    }
+
+    fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
+        self.engine.checkpoint_sidecar()
     }
 
     fn housekeeping(&self, now: Time) -> Vec<Command> {

@@ -169,6 +169,21 @@ impl Default for WalSettings {
     }
 }
 
+/// The key-value state's database (the strong mode).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateSettings {
+    /// redb's page cache, in MiB: what of the state is kept in memory. The state itself may be
+    /// larger than memory.
+    pub cache_mb: usize,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings { cache_mb: 64 }
+    }
+}
+
 /// TLS for every port (see [`crate::tls`]): peers use mutual TLS, RESP and HTTP clients verify the
 /// node with the CA. All three files are PEM.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,6 +286,9 @@ pub struct NodeConfig {
     pub join: bool,
     #[serde(default)]
     pub wal: WalSettings,
+    /// The strong mode's key-value state on disk (`DATA/state.redb`, see [`crate::redb_engine`]).
+    #[serde(default)]
+    pub state: StateSettings,
     /// Raft timing and limits. `voters` is always this node and its peers.
     #[serde(default)]
     pub raft: Option<RaftConfig>,
@@ -364,6 +382,7 @@ impl NodeConfig {
             allow_fault_injection: false,
             join: false,
             wal: WalSettings::default(),
+            state: StateSettings::default(),
             raft: None,
             dynamo: None,
             kv: KvLimits::default(),

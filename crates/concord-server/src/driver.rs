@@ -515,12 +515,17 @@ mod tests {
     use concord_raft::RaftResponse;
     use concord_raft::{RaftConfig, RaftNode, RaftRequest, ReadConsistency};
 
+    /// An empty store in a redb file under `dir`, as a node has.
+    fn redb_store(dir: &std::path::Path) -> KvStore<crate::redb_engine::RedbEngine> {
+        KvStore::with_engine(KvLimits::default(), crate::redb_engine::RedbEngine::open(dir, 1 << 20).unwrap())
+    }
+
     /// A one-node cluster elects itself, commits a write after syncing it, and serves the read.
     #[tokio::test]
     async fn a_single_node_commits_and_reads() {
         let raft = RaftConfig::with_voters([1]);
-        let node =
-            RaftNode::boot(NodeId(1), raft, KvStore::new(KvLimits::default()), &Default::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let node = RaftNode::boot(NodeId(1), raft, redb_store(dir.path()), &Default::default()).unwrap();
         let (tx, rx) = mpsc::channel(16);
         let (status_tx, mut status) = watch::channel(Status::default());
         let metrics = Arc::new(Metrics::new());
@@ -592,9 +597,8 @@ mod tests {
     impl Gated {
         async fn start() -> Gated {
             let raft = RaftConfig::with_voters([1]);
-            let node =
-                RaftNode::boot(NodeId(1), raft, KvStore::new(KvLimits::default()), &Default::default())
-                    .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let node = RaftNode::boot(NodeId(1), raft, redb_store(dir.path()), &Default::default()).unwrap();
             let (permit, permits) = std::sync::mpsc::sync_channel(0);
             let (appended, waiting) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
             let disk = GatedDisk { permits, appended: appended.clone(), waiting: waiting.clone() };

@@ -16,6 +16,7 @@
 //!   made real, with group commit; generic over [`hosted::Hosted`], so it runs Raft (the strong
 //!   mode) and Dynamo (the eventual mode, [`eventual`]) alike;
 //! * [`storage`] – the disk behind `Persist`/`Sync` (the `concord-wal` write-ahead log);
+//! * [`redb_engine`] – the key-value state on disk (redb), checkpointed at Raft snapshots;
 //! * [`transport`] and [`wire`] – peer connections: framing, authentication, bounded queues;
 //! * [`handle`] – the client side: leader routing, forwarding, sessions, deadlines;
 //! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
@@ -39,6 +40,7 @@ pub mod lab;
 pub mod metrics;
 pub mod node;
 pub mod peer_file;
+pub mod redb_engine;
 pub mod resp;
 pub mod storage;
 pub mod testkit;
@@ -50,8 +52,8 @@ pub use config::{Mode, NodeConfig, PeerConfig, ReadMode};
 pub use handle::{ClientError, NodeHandle};
 pub use node::Node;
 
-/// Raft replicating the key-value store: the node every driver runs.
-pub type RaftKv = concord_raft::RaftNode<concord_kv::KvStore>;
+/// Raft replicating the key-value store, whose state lives on disk in redb: the strong mode's node.
+pub type RaftKv = concord_raft::RaftNode<concord_kv::KvStore<redb_engine::RedbEngine>>;
 /// A client request to the node.
 pub type KvRequest = concord_raft::RaftRequest<concord_kv::Command, concord_kv::Query>;
 /// The node's answer.

@@ -18,6 +18,7 @@ use crate::eventual::{EventualHandle, EventualParts};
 use crate::handle::{HandleParts, NodeHandle};
 use crate::hosted::EventualStatus;
 use crate::metrics::Metrics;
+use crate::redb_engine::RedbEngine;
 use crate::storage::Disk;
 use crate::transport::{self, Identity, Inbound, Transport};
 use crate::wire::Frame;
@@ -56,6 +57,8 @@ pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpList
 }
 
 /// The protocol a node booted, before its driver starts.
+// Lives only between boot and handing the node to its driver: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Protocol {
     Strong(RaftKv),
     Eventual(DynamoNode),
@@ -174,10 +177,14 @@ impl Node {
         let cannot_boot =
             |e: String| format!("node {me} cannot boot from {}: {e}", config.data_dir.display());
         let protocol = match config.mode {
-            Mode::Strong => Protocol::Strong(
-                RaftNode::boot(me, config.raft_config(), KvStore::new(config.kv.clone()), &durable)
-                    .map_err(|e| cannot_boot(e.to_string()))?,
-            ),
+            Mode::Strong => {
+                let engine = RedbEngine::open(&config.data_dir, config.state.cache_mb << 20)?;
+                let store = KvStore::with_engine(config.kv.clone(), engine);
+                Protocol::Strong(
+                    RaftNode::boot(me, config.raft_config(), store, &durable)
+                        .map_err(|e| cannot_boot(e.to_string()))?,
+                )
+            }
             Mode::Eventual => Protocol::Eventual(
                 DynamoNode::boot(me, &config.cluster(), config.dynamo_config(), &durable)
                     .map_err(cannot_boot)?,

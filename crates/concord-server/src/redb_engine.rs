@@ -1,0 +1,559 @@
+//! [`RedbEngine`]: the strong mode's key-value state on disk, in a [redb] database
+//! (`DATA/state.redb`), so a node's data may be larger than its memory.
+//!
+//! ## Why redb
+//! The state machine needs ordered keys (range scans, the deadline index), a consistent read-only
+//! view while applies go on (to send a lagging follower a snapshot), and durable commits it can
+//! place itself. redb is a copy-on-write B-tree in one file, in pure Rust, with MVCC read
+//! transactions and a per-commit choice of durability. An LSM engine such as fjall writes faster
+//! for large write-heavy data, but brings its own journal: a second write-ahead log beside Raft's,
+//! fsynced on its own schedule. With redb the Raft WAL stays the only journal on the write path.
+//!
+//! ## Checkpoints, not commits
+//! Raft's log is the journal: every committed command can be re-applied from it. So the engine
+//! applies commands into **one open write transaction** and commits it only at a **checkpoint** –
+//! when Raft takes a snapshot (every `snapshot_threshold_entries` entries) – with an fsync, together
+//! with Raft's checkpoint record (the snapshot's index, term, membership and session table) in the
+//! same transaction. Between checkpoints nothing is committed: after a crash *or* a clean exit the
+//! database reopens exactly at its last checkpoint, and Raft replays its log from there. The
+//! alternative, committing every apply without fsync (`Durability::None`), is no cheaper and
+//! weaker: redb makes pending non-durable commits durable when the database closes, so a clean exit
+//! would leave the state past the checkpoint its session table belongs to.
+//!
+//! Raft writes its own snapshot record (and only then drops the log below it) after the checkpoint
+//! is durable; a crash between the two is resolved at boot (`concord_raft`'s `snapshot.rs`).
+//!
+//! ## Tables
+//! | table | key | value |
+//! |---|---|---|
+//! | `entries` | the key | postcard([`Entry`]): value, revisions, version, deadline |
+//! | `deadlines` | deadline (8 bytes, big-endian nanoseconds) + key | – |
+//! | `meta` | `format`, `revision`, `checkpoint` | format version 1; the store's revision; Raft's record |
+//!
+//! ## Failure
+//! An I/O error mid-apply cannot be answered to the client as the command's result (the other
+//! replicas applied it: the states would diverge), so the node stops, as it does when a WAL sync
+//! fails. On restart it reopens at its last checkpoint.
+
+use concord_core::Time;
+use concord_kv::{Engine, EngineRead, Entry};
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
+const DEADLINES: TableDefinition<&[u8], ()> = TableDefinition::new("deadlines");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The layout version in `meta/format`.
+const FORMAT: u8 = 1;
+
+/// The file's name in the data directory.
+pub const FILE_NAME: &str = "state.redb";
+
+/// The key-value state in a redb file. See the module docs.
+pub struct RedbEngine {
+    path: PathBuf,
+    db: Database,
+    /// The applies since the last checkpoint. Always `Some` between calls.
+    txn: Option<WriteTransaction>,
+    revision: u64,
+    checkpoint: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedbEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbEngine").field("path", &self.path).field("revision", &self.revision).finish()
+    }
+}
+
+impl RedbEngine {
+    /// Open (or create) the state in `dir`, at its last checkpoint. `cache_bytes` bounds redb's
+    /// page cache: the data itself may be far larger.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<RedbEngine, String> {
+        let path = dir.join(FILE_NAME);
+        let failed = |what: &str, e: &dyn Display| {
+            format!("cannot {what} the state machine's database {}: {e}", path.display())
+        };
+        let db =
+            Database::builder().set_cache_size(cache_bytes).create(&path).map_err(|e| failed("open", &e))?;
+        // Create the tables and stamp the format once, durably, so every later open finds them.
+        let txn = db.begin_write().map_err(|e| failed("write to", &e))?;
+        let (revision, checkpoint) = {
+            let mut meta = txn.open_table(META).map_err(|e| failed("read", &e))?;
+            txn.open_table(ENTRIES).map_err(|e| failed("read", &e))?;
+            txn.open_table(DEADLINES).map_err(|e| failed("read", &e))?;
+            let format = meta.get("format").map_err(|e| failed("read", &e))?.map(|v| v.value().to_vec());
+            match format {
+                None => {
+                    meta.insert("format", [FORMAT].as_slice()).map_err(|e| failed("write to", &e))?;
+                }
+                Some(v) if v == [FORMAT] => {}
+                Some(v) => {
+                    return Err(format!(
+                        "the state machine's database {} has layout version {v:?}; this build reads version {FORMAT}",
+                        path.display()
+                    ))
+                }
+            }
+            let revision = match meta.get("revision").map_err(|e| failed("read", &e))? {
+                Some(v) => u64::from_le_bytes(
+                    v.value().try_into().map_err(|_| failed("read", &"a revision that is not 8 bytes"))?,
+                ),
+                None => 0,
+            };
+            let checkpoint =
+                meta.get("checkpoint").map_err(|e| failed("read", &e))?.map(|v| v.value().to_vec());
+            (revision, checkpoint)
+        };
+        txn.commit().map_err(|e| failed("commit to", &e))?;
+        let txn = db.begin_write().map_err(|e| failed("write to", &e))?;
+        Ok(RedbEngine { path, db, txn: Some(txn), revision, checkpoint })
+    }
+
+    fn txn(&self) -> &WriteTransaction {
+        self.txn.as_ref().expect("a write transaction is open between calls")
+    }
+
+    /// The database failed under an apply: stop the node (see the module docs).
+    fn fatal(&self, what: &str, e: impl Display) -> ! {
+        panic!(
+            "the state machine's database {} failed to {what}: {e}; the node stops (on restart it resumes \
+             from its last checkpoint and replays the Raft log)",
+            self.path.display()
+        )
+    }
+
+    fn try_checkpoint(&mut self, sidecar: &[u8]) -> Result<(), String> {
+        let mut txn = self.txn.take().expect("open");
+        {
+            let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
+            meta.insert("revision", self.revision.to_le_bytes().as_slice()).map_err(|e| e.to_string())?;
+            meta.insert("checkpoint", sidecar).map_err(|e| e.to_string())?;
+        }
+        txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
+        txn.commit().map_err(|e| e.to_string())?;
+        self.txn = Some(self.db.begin_write().map_err(|e| e.to_string())?);
+        Ok(())
+    }
+}
+
+/// The deadline index's key: big-endian time first, so the index is in deadline order.
+fn deadline_key(at: Time, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + key.len());
+    out.extend_from_slice(&at.0.to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Entry, String> {
+    postcard::from_bytes(bytes).map_err(|e| format!("an entry does not decode: {e}"))
+}
+
+/// The reads, written once over any redb table handle (the write transaction's or a read-only
+/// transaction's). Errors are returned as text; the caller decides they are fatal.
+mod read {
+    use super::*;
+
+    type Entries<'a> = &'a dyn ReadableTableDyn;
+    /// Called with each raw key and value; `Ok(false)` stops.
+    pub type RawVisitor<'a> = &'a mut dyn FnMut(&[u8], &[u8]) -> Result<bool, String>;
+
+    /// `ReadableTable` has generic methods, so it is not object-safe: this is the part we need.
+    pub trait ReadableTableDyn {
+        fn get_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String>;
+        fn visit(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, visit: RawVisitor<'_>) -> Result<(), String>;
+    }
+
+    impl<T: ReadableTable<&'static [u8], &'static [u8]>> ReadableTableDyn for T {
+        fn get_bytes(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.get(key).map_err(|e| e.to_string())?.map(|v| v.value().to_vec()))
+        }
+        fn visit(&self, start: Bound<&[u8]>, end: Bound<&[u8]>, visit: RawVisitor<'_>) -> Result<(), String> {
+            for item in self.range::<&[u8]>((start, end)).map_err(|e| e.to_string())? {
+                let (k, v) = item.map_err(|e| e.to_string())?;
+                if !visit(k.value(), v.value())? {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    pub fn get(entries: Entries<'_>, key: &[u8]) -> Result<Option<Entry>, String> {
+        entries.get_bytes(key)?.map(|v| decode_entry(&v)).transpose()
+    }
+
+    pub fn scan(
+        entries: Entries<'_>,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &Entry) -> bool,
+    ) -> Result<(), String> {
+        let end = match end {
+            Some(end) if start > end => return Ok(()),
+            Some(end) => Bound::Excluded(end),
+            None => Bound::Unbounded,
+        };
+        entries.visit(Bound::Included(start), end, &mut |k, v| Ok(visit(k, &decode_entry(v)?)))
+    }
+
+    /// The deadline index, as `(deadline, key)`, in order, until `visit` says stop.
+    pub fn deadlines<T: ReadableTable<&'static [u8], ()>>(
+        table: &T,
+        visit: &mut dyn FnMut(Time, &[u8]) -> bool,
+    ) -> Result<(), String> {
+        for item in table.iter().map_err(|e| e.to_string())? {
+            let (k, _) = item.map_err(|e| e.to_string())?;
+            let k = k.value();
+            let at = k.get(..8).ok_or("a deadline index key shorter than 8 bytes")?;
+            let at = Time(u64::from_be_bytes(at.try_into().expect("8 bytes")));
+            if !visit(at, &k[8..]) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn overdue<T: ReadableTable<&'static [u8], ()>>(
+        table: &T,
+        now: Time,
+        max: usize,
+    ) -> Result<Vec<(Time, Vec<u8>)>, String> {
+        let mut out = Vec::new();
+        deadlines(table, &mut |at, key| {
+            if at > now || out.len() >= max {
+                return false;
+            }
+            out.push((at, key.to_vec()));
+            true
+        })?;
+        Ok(out)
+    }
+}
+
+impl EngineRead for RedbEngine {
+    fn get(&self, key: &[u8]) -> Option<Entry> {
+        let table = self.txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
+    }
+
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+        let table = self.txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        read::scan(&table, start, end, visit).unwrap_or_else(|e| self.fatal("scan its entries", e))
+    }
+
+    fn overdue(&self, now: Time, max: usize) -> Vec<(Time, Vec<u8>)> {
+        let table = self.txn().open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
+        read::overdue(&table, now, max).unwrap_or_else(|e| self.fatal("read its deadlines", e))
+    }
+
+    fn scan_deadlines(&self, visit: &mut dyn FnMut(Time, &[u8])) {
+        let table = self.txn().open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
+        read::deadlines(&table, &mut |at, key| {
+            visit(at, key);
+            true
+        })
+        .unwrap_or_else(|e| self.fatal("read its deadlines", e))
+    }
+
+    fn len(&self) -> u64 {
+        let table = self.txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        table.len().unwrap_or_else(|e| self.fatal("count its entries", e))
+    }
+
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+}
+
+impl Engine for RedbEngine {
+    fn put(&mut self, key: &[u8], entry: Entry) {
+        let bytes = postcard::to_allocvec(&entry).expect("entries serialise");
+        let txn = self.txn();
+        let old = {
+            let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+            let old =
+                entries.insert(key, bytes.as_slice()).unwrap_or_else(|e| self.fatal("write an entry", e));
+            old.map(|v| decode_entry(v.value()))
+                .transpose()
+                .unwrap_or_else(|e| self.fatal("read an entry", e))
+        };
+        let mut deadlines = txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
+        if let Some(at) = old.and_then(|o| o.expires_at).filter(|at| Some(*at) != entry.expires_at) {
+            deadlines
+                .remove(deadline_key(at, key).as_slice())
+                .unwrap_or_else(|e| self.fatal("update its deadlines", e));
+        }
+        if let Some(at) = entry.expires_at {
+            deadlines
+                .insert(deadline_key(at, key).as_slice(), ())
+                .unwrap_or_else(|e| self.fatal("update its deadlines", e));
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let txn = self.txn();
+        let old = {
+            let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+            let old = entries.remove(key).unwrap_or_else(|e| self.fatal("remove an entry", e));
+            old.map(|v| decode_entry(v.value()))
+                .transpose()
+                .unwrap_or_else(|e| self.fatal("read an entry", e))
+        }?;
+        if let Some(at) = old.expires_at {
+            let mut deadlines =
+                txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
+            deadlines
+                .remove(deadline_key(at, key).as_slice())
+                .unwrap_or_else(|e| self.fatal("update its deadlines", e));
+        }
+        Some(old)
+    }
+
+    fn set_revision(&mut self, revision: u64) {
+        self.revision = revision;
+    }
+
+    /// Drop the applies since the checkpoint and write the new state into a fresh transaction: it
+    /// becomes durable at the checkpoint Raft takes right after installing a snapshot.
+    fn replace_all(&mut self, revision: u64, entries: BTreeMap<Vec<u8>, Entry>) {
+        if let Err(e) = self.txn.take().expect("open").abort() {
+            self.fatal("drop its uncommitted applies", e)
+        }
+        let txn = self.db.begin_write().unwrap_or_else(|e| self.fatal("start a transaction", e));
+        for result in [txn.delete_table(ENTRIES), txn.delete_table(DEADLINES)] {
+            result.unwrap_or_else(|e| self.fatal("clear its tables", e));
+        }
+        self.txn = Some(txn);
+        self.revision = revision;
+        for (key, entry) in entries {
+            self.put(&key, entry);
+        }
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), String> {
+        self.try_checkpoint(&sidecar)
+            .map_err(|e| format!("checkpoint of {} failed: {e}", self.path.display()))?;
+        self.checkpoint = Some(sidecar);
+        Ok(())
+    }
+
+    fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
+        self.checkpoint.clone()
+    }
+
+    fn at_checkpoint(&self) -> Option<Box<dyn EngineRead + '_>> {
+        let txn = self.db.begin_read().unwrap_or_else(|e| self.fatal("open a read transaction", e));
+        let revision = {
+            let meta = txn.open_table(META).unwrap_or_else(|e| self.fatal("open its metadata", e));
+            let value = meta.get("revision").unwrap_or_else(|e| self.fatal("read its revision", e));
+            value.map_or(0, |v| {
+                u64::from_le_bytes(
+                    v.value().try_into().unwrap_or_else(|_| self.fatal("read its revision", "not 8 bytes")),
+                )
+            })
+        };
+        Some(Box::new(CheckpointView { engine: self, txn, revision }))
+    }
+}
+
+/// The state at the last checkpoint: a read transaction sees the last commit, and the engine
+/// commits only at checkpoints.
+struct CheckpointView<'a> {
+    engine: &'a RedbEngine,
+    txn: ReadTransaction,
+    revision: u64,
+}
+
+impl EngineRead for CheckpointView<'_> {
+    fn get(&self, key: &[u8]) -> Option<Entry> {
+        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.engine.fatal("open its entries", e));
+        read::get(&table, key).unwrap_or_else(|e| self.engine.fatal("read an entry", e))
+    }
+
+    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.engine.fatal("open its entries", e));
+        read::scan(&table, start, end, visit).unwrap_or_else(|e| self.engine.fatal("scan its entries", e))
+    }
+
+    fn overdue(&self, now: Time, max: usize) -> Vec<(Time, Vec<u8>)> {
+        let table =
+            self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.engine.fatal("open its deadlines", e));
+        read::overdue(&table, now, max).unwrap_or_else(|e| self.engine.fatal("read its deadlines", e))
+    }
+
+    fn scan_deadlines(&self, visit: &mut dyn FnMut(Time, &[u8])) {
+        let table =
+            self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.engine.fatal("open its deadlines", e));
+        read::deadlines(&table, &mut |at, key| {
+            visit(at, key);
+            true
+        })
+        .unwrap_or_else(|e| self.engine.fatal("read its deadlines", e))
+    }
+
+    fn len(&self) -> u64 {
+        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.engine.fatal("open its entries", e));
+        table.len().unwrap_or_else(|e| self.engine.fatal("count its entries", e))
+    }
+
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::StateMachine;
+    use concord_kv::{Command, CompareTarget, KeyRange, KvLimits, KvStore, Query, RangeRequest};
+
+    fn open(dir: &Path, cache_bytes: usize) -> KvStore<RedbEngine> {
+        KvStore::with_engine(KvLimits::default(), RedbEngine::open(dir, cache_bytes).unwrap())
+    }
+
+    /// A seeded mix of every kind of write, with TTLs and housekeeping.
+    fn commands(seed: u64, n: usize) -> Vec<Command> {
+        let mut x = seed;
+        let mut next = move |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        (0..n)
+            .map(|i| {
+                let now = Time(i as u64 * 1_000_000);
+                let key = format!("k{}", next(40));
+                match next(7) {
+                    0 | 1 => Command::put(now, key, format!("v{i}")),
+                    2 => Command::put_with_ttl(now, key, "t", 1 + next(30)),
+                    3 => Command::delete(now, key),
+                    4 => Command::increment(now, format!("n{}", next(5)), next(9) as i64 - 4),
+                    5 => Command::cas(now, key, CompareTarget::Version(next(3)), "c"),
+                    _ => Command::delete_range(
+                        now,
+                        KeyRange::new(format!("k{}", next(20)), format!("k{}", next(40))),
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    /// Apply to both stores, with the leader's housekeeping in between: every answer equal.
+    fn apply_both(mem: &mut KvStore, disk: &mut KvStore<RedbEngine>, commands: &[Command]) {
+        for (i, command) in commands.iter().enumerate() {
+            assert_eq!(mem.apply(0, command), disk.apply(0, command), "command {i}: {command:?}");
+            let (a, b) = (mem.housekeeping(command.now), disk.housekeeping(command.now));
+            assert_eq!(a, b, "housekeeping after command {i}");
+            for expire in &a {
+                assert_eq!(mem.apply(0, expire), disk.apply(0, expire));
+            }
+        }
+    }
+
+    #[test]
+    fn the_redb_store_answers_exactly_as_the_in_memory_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mem = KvStore::default();
+        let mut disk = open(dir.path(), 1 << 20);
+        apply_both(&mut mem, &mut disk, &commands(1, 3000));
+        assert_eq!(mem.len(), disk.len());
+        assert_eq!(mem.deadlines(), disk.deadlines());
+        let range = Query::Range(RangeRequest::new(KeyRange::new("k1", "k3"), 7));
+        assert_eq!(mem.query(&range), disk.query(&range));
+        disk.check_invariants().unwrap();
+        // After a checkpoint, the exported snapshot is byte-identical to the in-memory store's.
+        disk.checkpoint(b"sidecar".to_vec()).unwrap();
+        assert_eq!(mem.snapshot(), disk.snapshot());
+    }
+
+    #[test]
+    fn a_reopened_store_is_at_its_last_checkpoint_and_exports_only_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut mem = KvStore::default();
+        let all = commands(2, 600);
+        let (before, after) = all.split_at(400);
+        {
+            let mut disk = open(dir.path(), 1 << 20);
+            assert_eq!(disk.checkpoint_sidecar(), None);
+            apply_both(&mut mem, &mut disk, before);
+            disk.checkpoint(b"at 400".to_vec()).unwrap();
+            let at_checkpoint = mem.snapshot();
+            let mut scratch = mem.clone();
+            apply_both(&mut scratch, &mut disk, after);
+            // Past the checkpoint, a snapshot is still the checkpoint's state.
+            assert_eq!(disk.snapshot(), at_checkpoint);
+            // Dropped without a checkpoint (a crash, or a clean exit): the applies after it are gone.
+        }
+        let mut disk = open(dir.path(), 1 << 20);
+        assert_eq!(disk.checkpoint_sidecar(), Some(b"at 400".to_vec()));
+        assert_eq!(disk.revision(), mem.revision());
+        apply_both(&mut mem, &mut disk, after);
+        disk.checkpoint(b"at 600".to_vec()).unwrap();
+        assert_eq!(disk.snapshot(), mem.snapshot());
+    }
+
+    #[test]
+    fn restoring_a_snapshot_replaces_everything_and_becomes_durable_at_the_next_checkpoint() {
+        let (dir, source) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut mem = KvStore::default();
+        let mut other = open(source.path(), 1 << 20);
+        apply_both(&mut mem, &mut other, &commands(3, 500));
+        let mut disk = open(dir.path(), 1 << 20);
+        apply_both(&mut KvStore::default(), &mut disk, &commands(4, 200));
+        disk.restore(&mem.snapshot()).unwrap();
+        disk.checkpoint(b"installed".to_vec()).unwrap();
+        drop(disk);
+        let disk = open(dir.path(), 1 << 20);
+        assert_eq!(disk.snapshot(), mem.snapshot());
+        disk.check_invariants().unwrap();
+    }
+
+    /// 40 MiB of values through a 1 MiB page cache: the state is not held in memory, and it all
+    /// comes back after a reopen.
+    #[test]
+    fn a_state_far_larger_than_the_cache_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let value = vec![b'x'; 4096];
+        let keys = 10_000u64;
+        {
+            let mut disk = open(dir.path(), 1 << 20);
+            for i in 0..keys {
+                disk.apply(i + 1, &Command::put(Time::ZERO, format!("key{i:06}"), value.clone())).unwrap();
+                if i % 2_500 == 2_499 {
+                    disk.checkpoint(i.to_le_bytes().to_vec()).unwrap();
+                }
+            }
+        }
+        let size = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().len();
+        assert!(size > 40 << 20, "the file holds the data ({size} bytes)");
+        let disk = open(dir.path(), 1 << 20);
+        assert_eq!(disk.len(), keys);
+        for i in (0..keys).step_by(97) {
+            assert_eq!(disk.get(format!("key{i:06}").as_bytes()).unwrap().value, value);
+        }
+    }
+
+    #[test]
+    fn a_database_of_an_unknown_layout_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RedbEngine::open(dir.path(), 1 << 20).unwrap());
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META).unwrap().insert("format", [9u8].as_slice()).unwrap();
+            txn.commit().unwrap();
+        }
+        let err = RedbEngine::open(dir.path(), 1 << 20).unwrap_err();
+        assert!(err.contains("layout version [9]") && err.contains(FILE_NAME), "{err}");
+    }
+}
