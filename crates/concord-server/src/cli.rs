@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// Total time a client request may take (e.g. 5s).
     #[arg(long, value_parser = concord_core::time::parse_duration)]
     pub request_timeout: Option<Duration>,
+    /// Strong mode: take a Raft snapshot – checkpoint the state's database and compact the log –
+    /// every this many applied entries (default 20 000; etcd's `--snapshot-count`).
+    #[arg(long, value_name = "ENTRIES")]
+    pub snapshot_count: Option<u64>,
     /// How the cluster replicates: strong (Raft) or eventual (Dynamo-style N/R/W quorums). Every
     /// node of a cluster runs the same mode.
     #[arg(long, value_name = "MODE", value_parser = Mode::parse)]
@@ -160,6 +164,11 @@ impl ServeArgs {
         }
         if let Some(mode) = self.mode {
             c.mode = mode;
+        }
+        if let Some(n) = self.snapshot_count {
+            let mut raft = c.raft_config();
+            raft.snapshot_threshold_entries = n;
+            c.raft = Some(raft);
         }
         if self.quorums.any() {
             self.quorums.only_for(c.mode)?;
@@ -288,6 +297,9 @@ pub struct UpArgs {
     /// quorums, siblings, hinted handoff, anti-entropy).
     #[arg(long, default_value = "strong", value_name = "MODE", value_parser = Mode::parse)]
     pub mode: Mode,
+    /// Strong mode: a Raft snapshot (checkpoint and log compaction) every this many entries.
+    #[arg(long, value_name = "ENTRIES")]
+    pub snapshot_count: Option<u64>,
     #[command(flatten)]
     pub quorums: QuorumArgs,
 }
@@ -403,6 +415,9 @@ pub fn up_node_args(args: &UpArgs, i: u32, cluster_id: &str, secret: &Path) -> a
     }
     if args.no_fsync {
         argv.push("--no-fsync".into());
+    }
+    if let Some(n) = args.snapshot_count {
+        argv.extend(["--snapshot-count".into(), n.to_string()]);
     }
     if args.mode != Mode::Strong {
         argv.push("--mode".into());

@@ -417,7 +417,8 @@ impl NodeConfig {
             election_timeout_max: Duration::from_millis(600),
             heartbeat_interval: Duration::from_millis(75),
             clock_drift_bound: Duration::from_millis(30),
-            // Snapshots are serialised whole (see the report on snapshot encoding): take them rarely.
+            // A snapshot checkpoints the state's database (one fsync of its dirty pages) and lets
+            // the log go: every 20 000 entries bounds the WAL's memory and a restart's replay.
             snapshot_threshold_entries: 20_000,
             ..RaftConfig::default()
         });

@@ -8,6 +8,10 @@
 //!    the killed node restarts from its WAL and catches up;
 //! 2. the whole cluster gets SIGKILL at once and restarts from disk.
 //!
+//! Nodes snapshot every 100 entries (`--snapshot-count 100`), so the run crosses many checkpoints of
+//! the state's redb database: restarts resume from a checkpoint and replay the log after it, and a
+//! node that was down while the leader compacted its log is sent the checkpoint's state.
+//!
 //! Afterwards, **every acknowledged write is counted on every node** (each client also writes keys
 //! of its own that are never overwritten, so "present with this value" is exact), and the complete
 //! history must be linearizable under the key-value model (`concord_check`).
@@ -180,7 +184,7 @@ fn run_clients(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(dir.path(), NODES, &[]);
+    let mut cluster = Cluster::start(dir.path(), NODES, &["--snapshot-count", "100"]);
     let first_leader = leader(&cluster, Duration::from_secs(20)).await;
 
     let rec = Arc::new(Recorder {
@@ -225,6 +229,11 @@ async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
 
     // Every acknowledged write, on every node (the restarted ones included), counted.
     caught_up(&cluster, Duration::from_secs(20)).await;
+    for addr in &cluster.http {
+        let view = http(*addr, "GET", "/v1/cluster", b"", CALL_TIMEOUT).await.unwrap().json().unwrap();
+        let snapshot = view["snapshot_index"].as_u64().unwrap_or(0);
+        assert!(snapshot >= 100, "{addr} took snapshots (checkpoints) during the run: {view}");
+    }
     for (i, addr) in cluster.http.iter().enumerate() {
         let mut missing = Vec::new();
         for (key, value) in &acked {
