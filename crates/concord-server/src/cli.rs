@@ -659,6 +659,19 @@ mod tests {
         };
         let c = args.to_config().unwrap();
         assert_eq!(c.other_peers().len(), 1);
+        assert_eq!(c.raft_config().snapshot_threshold_entries, 20_000);
+        let every_500 = ServeArgs {
+            id: Some(1),
+            data: Some("/tmp/d1".into()),
+            peers: vec!["2=127.0.0.1:7381".into()],
+            cluster_secret: Some("s".into()),
+            snapshot_count: Some(500),
+            ..ServeArgs::default()
+        }
+        .to_config()
+        .unwrap();
+        assert_eq!(every_500.raft_config().snapshot_threshold_entries, 500);
+        assert_eq!(every_500.raft_config().voters, c.raft_config().voters);
         let err = ServeArgs { id: Some(1), ..ServeArgs::default() }.to_config().unwrap_err();
         assert!(err.to_string().contains("--data"), "{err}");
         let half_tls = ServeArgs { tls_cert: Some("/c.pem".into()), tls_key: Some("/k.pem".into()), ..args };
@@ -685,6 +698,7 @@ mod tests {
             allow_fault_injection: false,
             tls: false,
             mode: Mode::Strong,
+            snapshot_count: Some(500),
             quorums: QuorumArgs::default(),
         };
         let argv = up_node_args(&args, 1, "c1", Path::new("/tmp/c/cluster.secret")).unwrap();
@@ -693,6 +707,7 @@ mod tests {
         assert!(text.contains("--redis-addr 127.0.0.1:6380"), "{text}");
         assert!(text.contains("--peer 1=127.0.0.1:7379,http=127.0.0.1:8080,redis=127.0.0.1:6379"), "{text}");
         assert!(!text.contains("--peer 2="), "{text}");
+        assert!(text.contains("--snapshot-count 500"), "{text}");
         let serve = <ServeArgsParser as clap::Parser>::try_parse_from(
             std::iter::once("serve".to_string()).chain(argv.into_iter().skip(1)),
         )
