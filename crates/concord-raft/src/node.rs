@@ -22,9 +22,7 @@ use crate::message::{AdminRequest, Message, RaftRequest, RaftResponse, ReadConsi
 use crate::read::PendingRead;
 use crate::replication::LeaderState;
 use crate::session::{SessionCheck, Sessions};
-use crate::snapshot::{
-    resume_from_checkpoint, CheckpointRecord, IncomingSnapshot, SnapshotData, StoredSnapshot,
-};
+use crate::snapshot::{DurableBoot, IncomingSnapshot, SnapshotData, StoredSnapshot};
 use crate::storage::{self, HardState, RecoveryError};
 use concord_core::{Io, NodeId, Process, RequestId, StateMachine, StorageOp};
 use serde::{Deserialize, Serialize};
@@ -114,11 +112,16 @@ impl<S: StateMachine> RaftNode<S> {
         let recovered = storage::recover::<S::Command>(durable)?;
         let initial = Membership::new(config.voters.iter().copied());
         let mut cleanup = recovered.cleanup;
+        // A durable machine holds its own state: Raft's snapshot record only bounds the log (and
+        // carries the machine's bytes only if written before the machine was durable).
+        let mut wal_machine = Vec::new();
         let (mut log, mut configs, mut sessions, mut snapshot) = match recovered.snapshot {
             Some((record, data)) => {
                 let decoded =
                     SnapshotData::<S::Output>::decode(&data).map_err(RecoveryError::StateMachine)?;
-                if !state_machine.is_durable() {
+                if state_machine.is_durable() {
+                    wal_machine = decoded.machine;
+                } else {
                     state_machine.restore(&decoded.machine).map_err(RecoveryError::StateMachine)?;
                 }
                 let meta = record.meta;
@@ -138,39 +141,14 @@ impl<S: StateMachine> RaftNode<S> {
             log.append(entry);
         }
         if state_machine.is_durable() {
-            // The machine reopened in its last checkpoint, which is at or past Raft's snapshot: it
-            // is the snapshot now (see `resume_from_checkpoint`).
-            let checkpoint = match state_machine.checkpoint_sidecar() {
-                Some(bytes) => {
-                    Some(CheckpointRecord::<S::Output>::decode(&bytes).map_err(RecoveryError::StateMachine)?)
-                }
-                None => None,
+            let booting = DurableBoot {
+                log: &mut log,
+                configs: &mut configs,
+                sessions: &mut sessions,
+                snapshot: &mut snapshot,
+                cleanup: &mut cleanup,
             };
-            let raft_index = log.snapshot_index();
-            match checkpoint {
-                None if raft_index > 0 => {
-                    return Err(RecoveryError::StateMachine(format!(
-                        "the Raft log is compacted up to index {raft_index}, but the state machine has no \
-                         checkpoint: its storage is missing or belongs to another node"
-                    )))
-                }
-                None => {}
-                Some(c) if c.meta.index < raft_index => {
-                    return Err(RecoveryError::StateMachine(format!(
-                        "the state machine's checkpoint is at index {}, older than Raft's snapshot at {raft_index}: \
-                         the entries between were compacted away (was its storage replaced by an older copy?)",
-                        c.meta.index
-                    )))
-                }
-                Some(c) => {
-                    let data = SnapshotData { sessions: c.sessions.clone(), machine: Vec::new() }.encode();
-                    if c.meta.index > raft_index {
-                        cleanup.extend(resume_from_checkpoint(&mut log, &mut configs, &c.meta, &data, raft_index));
-                    }
-                    sessions = c.sessions;
-                    snapshot = Some(StoredSnapshot::new(c.meta, data));
-                }
-            }
+            booting.reconcile(&mut state_machine, wal_machine)?;
         }
         let hs = recovered.hard_state;
         let base = log.snapshot_index();

@@ -27,7 +27,7 @@ use crate::message::{Message, SnapshotChunk, SnapshotMeta, SnapshotResponse};
 use crate::node::{RaftNode, Role};
 use crate::replication::ProgressState;
 use crate::session::Sessions;
-use crate::storage::{self, SnapshotRecord};
+use crate::storage::{self, RecoveryError, SnapshotRecord};
 use concord_core::{Io, NodeId, StateMachine, StorageOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -137,12 +137,93 @@ pub(crate) struct IncomingSnapshot {
     pub data: Vec<u8>,
 }
 
+/// What `RaftNode::boot` recovered from Raft's own disk, to reconcile with a durable machine.
+pub(crate) struct DurableBoot<'a, C, O> {
+    pub log: &'a mut crate::log::RaftLog<C>,
+    pub configs: &'a mut ConfigHistory,
+    pub sessions: &'a mut Sessions<O>,
+    pub snapshot: &'a mut Option<StoredSnapshot>,
+    /// Writes to emit at start.
+    pub cleanup: &'a mut Vec<StorageOp>,
+}
+
+impl<C, O> DurableBoot<'_, C, O>
+where
+    C: Clone + Serialize + serde::de::DeserializeOwned,
+    O: Clone + Serialize + serde::de::DeserializeOwned,
+{
+    /// The machine reopened in its last checkpoint, which is at or past Raft's snapshot: make it the
+    /// snapshot. `wal_machine` is the machine part of Raft's snapshot record (empty unless the
+    /// record predates the durable machine).
+    pub(crate) fn reconcile<S>(self, machine: &mut S, wal_machine: Vec<u8>) -> Result<(), RecoveryError>
+    where
+        S: StateMachine<Command = C, Output = O>,
+    {
+        let checkpoint = match machine.checkpoint_sidecar() {
+            Some(bytes) => Some(CheckpointRecord::<O>::decode(&bytes).map_err(RecoveryError::StateMachine)?),
+            None => None,
+        };
+        let raft_index = self.log.snapshot_index();
+        match checkpoint {
+            None if raft_index > 0 && !wal_machine.is_empty() => self.upgrade(machine, &wal_machine),
+            None if raft_index > 0 => Err(RecoveryError::StateMachine(format!(
+                "the Raft log is compacted up to index {raft_index}, but the state machine has no \
+                 checkpoint: its storage is missing or belongs to another node"
+            ))),
+            None => Ok(()),
+            Some(c) if c.meta.index < raft_index => Err(RecoveryError::StateMachine(format!(
+                "the state machine's checkpoint is at index {}, older than Raft's snapshot at {raft_index}: \
+                 the entries between were compacted away (was its storage replaced by an older copy?)",
+                c.meta.index
+            ))),
+            Some(c) => {
+                let data = SnapshotData { sessions: c.sessions.clone(), machine: Vec::new() }.encode();
+                if c.meta.index > raft_index {
+                    let ops = resume_from_checkpoint(self.log, self.configs, &c.meta, &data, raft_index);
+                    self.cleanup.extend(ops);
+                }
+                *self.sessions = c.sessions;
+                *self.snapshot = Some(StoredSnapshot::new(c.meta, data));
+                Ok(())
+            }
+        }
+    }
+
+    /// A data directory from before the machine was durable: Raft's snapshot holds the machine's
+    /// bytes and the machine is empty. Load them into the machine and checkpoint it there, then
+    /// rewrite Raft's record without them – as if the snapshot had been taken by this build.
+    fn upgrade<S>(self, machine: &mut S, wal_machine: &[u8]) -> Result<(), RecoveryError>
+    where
+        S: StateMachine<Command = C, Output = O>,
+    {
+        let stored = self.snapshot.as_mut().expect("a compacted log has a snapshot");
+        machine.restore(wal_machine).map_err(RecoveryError::StateMachine)?;
+        let record = CheckpointRecord { meta: stored.meta.clone(), sessions: self.sessions.clone() };
+        machine.checkpoint(record.encode()).map_err(RecoveryError::StateMachine)?;
+        let data = SnapshotData { sessions: self.sessions.clone(), machine: Vec::new() }.encode();
+        let meta = stored.meta.clone();
+        let record = SnapshotRecord {
+            meta: meta.clone(),
+            data_crc: storage::crc32(&data),
+            data_bytes: data.len() as u64,
+        };
+        self.cleanup
+            .push(StorageOp::Put { key: storage::snapshot_data_key(meta.index), value: data.clone() });
+        self.cleanup.push(StorageOp::Put {
+            key: storage::snapshot_meta_key(meta.index),
+            value: storage::encode(&record),
+        });
+        *stored = StoredSnapshot::new(meta, data);
+        Ok(())
+    }
+}
+
 /// Boot with a durable machine whose checkpoint (`meta`) is past Raft's snapshot at `raft_index`: a
 /// crash came between the machine's checkpoint and Raft's record of it. Make the checkpoint the
 /// snapshot – in memory now, and on disk through the returned writes, emitted at start – exactly as
 /// taking (or installing) it would have: keep the log after it if the log holds its last entry,
 /// else drop the log (an install that replaced a conflicting log).
-pub(crate) fn resume_from_checkpoint<C: Clone + Serialize + serde::de::DeserializeOwned>(
+fn resume_from_checkpoint<C: Clone + Serialize + serde::de::DeserializeOwned>(
     log: &mut crate::log::RaftLog<C>,
     configs: &mut ConfigHistory,
     meta: &SnapshotMeta,

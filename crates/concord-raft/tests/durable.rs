@@ -74,3 +74,38 @@ fn a_machine_that_lost_its_checkpoint_refuses_to_boot_instead_of_serving_an_empt
     let err = c.try_restart(NodeId(1)).unwrap_err().to_string();
     assert!(err.contains("the state machine has no checkpoint"), "{err}");
 }
+
+/// A data directory written before the machine was durable: Raft's snapshot record holds the
+/// machine's bytes, and the machine's own storage is empty. The node loads the bytes into the
+/// machine, checkpoints it, rewrites its record without them, and carries on.
+#[test]
+fn a_snapshot_taken_before_the_machine_was_durable_is_moved_into_it_at_boot() {
+    let config = RaftConfig { snapshot_threshold_entries: 10, ..RaftConfig::default() };
+    let mut old = Cluster::lists(1, config.clone(), 7);
+    old.await_leader().unwrap();
+    for v in 1..=15 {
+        propose(&mut old, None, v);
+    }
+    old.run_for(Duration::from_millis(50));
+    let snapshot_index = old.node(NodeId(1)).unwrap().snapshot_index();
+    assert!(snapshot_index >= 10);
+    let old_disk = old.hosts[&NodeId(1)].durable.clone();
+
+    let mut new = Cluster::durable_lists(1, config, 7);
+    new.replace_disk(NodeId(1), old_disk);
+    let node = new.node(NodeId(1)).unwrap();
+    assert_eq!(node.snapshot_index(), snapshot_index);
+    assert!(
+        concord_core::StateMachine::checkpoint_sidecar(node.state_machine()).is_some(),
+        "checkpointed at boot"
+    );
+    new.await_leader().unwrap();
+    new.run_for(Duration::from_millis(50));
+    assert_eq!(new.items(NodeId(1)), (1..=15).collect::<Vec<i64>>());
+    // Raft's record no longer carries the machine's bytes, and a restart boots from the checkpoint.
+    new.crash(NodeId(1));
+    new.restart(NodeId(1));
+    new.await_leader().unwrap();
+    new.run_for(Duration::from_millis(50));
+    assert_eq!(new.items(NodeId(1)), (1..=15).collect::<Vec<i64>>());
+}
