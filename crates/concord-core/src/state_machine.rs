@@ -13,6 +13,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
 
+const NOT_DURABLE: &str = "this state machine lives in memory: it has no checkpoints to export or import";
+
 /// A deterministic state machine fed by a replicated log.
 pub trait StateMachine: 'static {
     /// A state-changing command, replicated through the log.
@@ -59,6 +61,31 @@ pub trait StateMachine: 'static {
     /// Durable machines: the sidecar of the last checkpoint (`None`: never checkpointed).
     fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
         None
+    }
+
+    /// Durable machines: prepare the *export* of the last checkpoint – its state and sidecar, what
+    /// a lagging follower is sent – and say how many bytes it has; `None` while it is still being
+    /// prepared (ask again later). A new checkpoint starts a new export. The export is read in
+    /// pieces, so the state never has to fit in memory.
+    fn export_len(&mut self) -> Result<Option<u64>, String> {
+        Err(NOT_DURABLE.into())
+    }
+
+    /// Durable machines: at most `max` bytes of the export, from `offset`.
+    fn export_read(&mut self, _offset: u64, _max: usize) -> Result<Vec<u8>, String> {
+        Err(NOT_DURABLE.into())
+    }
+
+    /// Durable machines: the next piece of an export received from another replica (`offset` 0
+    /// starts a new one; pieces arrive in order).
+    fn import_chunk(&mut self, _offset: u64, _bytes: &[u8]) -> Result<(), String> {
+        Err(NOT_DURABLE.into())
+    }
+
+    /// Durable machines: replace the state with the received export and make it the checkpoint,
+    /// with the export's sidecar, durably. On error (a corrupt export) the state is unchanged.
+    fn import_finish(&mut self) -> Result<(), String> {
+        Err(NOT_DURABLE.into())
     }
 
     /// Commands the leader should propose now, given its clock – e.g. deleting keys whose TTL has

@@ -68,7 +68,7 @@ pub trait Engine: EngineRead {
 
     /// Durable engines: commit the state durably, with the consensus layer's `sidecar`.
     fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), String> {
-        Err("this engine keeps its state in memory and has no checkpoints".into())
+        Err(IN_MEMORY.into())
     }
 
     /// Durable engines: the sidecar of the last checkpoint.
@@ -80,7 +80,29 @@ pub trait Engine: EngineRead {
     fn at_checkpoint(&self) -> Option<Box<dyn EngineRead + '_>> {
         None
     }
+
+    /// Durable engines: see [`StateMachine::export_len`](concord_core::StateMachine::export_len).
+    fn export_len(&mut self) -> Result<Option<u64>, String> {
+        Err(IN_MEMORY.into())
+    }
+
+    /// Durable engines: see [`StateMachine::export_read`](concord_core::StateMachine::export_read).
+    fn export_read(&mut self, _offset: u64, _max: usize) -> Result<Vec<u8>, String> {
+        Err(IN_MEMORY.into())
+    }
+
+    /// Durable engines: see [`StateMachine::import_chunk`](concord_core::StateMachine::import_chunk).
+    fn import_chunk(&mut self, _offset: u64, _bytes: &[u8]) -> Result<(), String> {
+        Err(IN_MEMORY.into())
+    }
+
+    /// Durable engines: see [`StateMachine::import_finish`](concord_core::StateMachine::import_finish).
+    fn import_finish(&mut self) -> Result<(), String> {
+        Err(IN_MEMORY.into())
+    }
 }
+
+const IN_MEMORY: &str = "this engine keeps its state in memory: it has no checkpoints to export or import";
 
 /// The in-memory engine: an ordered map and an ordered set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

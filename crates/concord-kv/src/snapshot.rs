@@ -17,9 +17,10 @@
 //! * The derived deadline index and the configured limits are not stored.
 
 use crate::engine::EngineRead;
-use crate::store::{check_entries, Entry};
+use crate::store::{check_entries, check_entry, Entry};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 
 /// The format version this build writes (the first byte of every snapshot).
 pub const FORMAT_VERSION: u8 = 1;
@@ -63,20 +64,156 @@ pub(crate) fn encode(revision: u64, entries: &BTreeMap<Vec<u8>, Entry>) -> Vec<u
 /// encoding of `(revision, BTreeMap<key, entry>)` – a varint length, then each key and entry – so
 /// [`decode`] reads them as one map, whichever engine wrote them.
 pub(crate) fn encode_engine(engine: &(impl EngineRead + ?Sized)) -> Vec<u8> {
-    let mut bytes = vec![FORMAT_VERSION];
-    bytes = postcard::to_extend(&(engine.revision(), engine.len()), bytes).expect("integers serialise");
-    let mut count = 0u64;
-    engine.scan(&[], None, &mut |key, entry| {
-        let pair = (key, entry);
-        let taken = std::mem::take(&mut bytes);
-        bytes = postcard::to_extend(&pair, taken).expect("entries serialise");
-        count += 1;
-        true
-    });
-    assert_eq!(count, engine.len(), "the engine's key count disagrees with its contents");
-    let crc = crc32(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
+    let mut bytes = Vec::new();
+    write_engine(engine, &mut bytes).expect("writing to memory does not fail");
     bytes
+}
+
+/// Write the engine's state in the snapshot format to `out`, one entry at a time (memory: one
+/// entry), byte for byte what [`encode_engine`] returns. Returns how many bytes were written.
+pub fn write_engine(engine: &(impl EngineRead + ?Sized), out: &mut dyn Write) -> std::io::Result<u64> {
+    let mut out = Checksummed { inner: out, crc: Crc32::new(), bytes: 0 };
+    out.write_all(&[FORMAT_VERSION])?;
+    out.write_all(&postcard::to_allocvec(&(engine.revision(), engine.len())).expect("integers serialise"))?;
+    let (mut count, mut failed) = (0u64, None);
+    engine.scan(&[], None, &mut |key, entry| {
+        let pair = postcard::to_allocvec(&(key, entry)).expect("entries serialise");
+        match out.write_all(&pair) {
+            Ok(()) => {
+                count += 1;
+                true
+            }
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    assert_eq!(count, engine.len(), "the engine's key count disagrees with its contents");
+    let crc = out.crc.finish();
+    out.write_all(&crc.to_le_bytes())?;
+    Ok(out.bytes)
+}
+
+/// Read snapshot bytes from `input` one entry at a time, handing each to `visit` in key order,
+/// without holding more than one entry (and a read buffer) in memory. Checks each entry's
+/// metadata, that keys ascend, and the checksum at the end – so `visit` may see entries of a
+/// snapshot that then turns out corrupt: read it once to validate, then again to load. Returns the
+/// revision and the number of entries.
+pub fn read_entries(
+    input: &mut dyn Read,
+    visit: &mut dyn FnMut(Vec<u8>, Entry) -> Result<(), String>,
+) -> Result<(u64, u64), SnapshotError> {
+    let mut reader = StreamReader { input, buf: Vec::new(), pos: 0, eof: false, crc: Crc32::new() };
+    let version: u8 = reader.take()?;
+    if version != FORMAT_VERSION {
+        return Err(SnapshotError::Version { found: version });
+    }
+    let (revision, count): (u64, u64) = reader.take()?;
+    let mut previous: Option<Vec<u8>> = None;
+    for _ in 0..count {
+        let (key, entry): (Vec<u8>, Entry) = reader.take()?;
+        check_entry(revision, &key, &entry).map_err(SnapshotError::Invariant)?;
+        if previous.as_ref().is_some_and(|p| *p >= key) {
+            return Err(SnapshotError::Invariant(format!(
+                "key {} is out of order",
+                crate::error::excerpt(&key)
+            )));
+        }
+        previous = Some(key.clone());
+        visit(key, entry).map_err(SnapshotError::Invariant)?;
+    }
+    let computed = reader.crc.finish();
+    let rest = reader.rest()?;
+    if rest.len() < CRC_BYTES {
+        return Err(SnapshotError::TooShort(rest.len()));
+    }
+    if rest.len() > CRC_BYTES {
+        return Err(SnapshotError::Trailing(rest.len() - CRC_BYTES));
+    }
+    let stored = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    if stored != computed {
+        return Err(SnapshotError::Checksum { stored, computed });
+    }
+    Ok((revision, count))
+}
+
+/// A writer that checksums and counts what passes through it.
+struct Checksummed<'a> {
+    inner: &'a mut dyn Write,
+    crc: Crc32,
+    bytes: u64,
+}
+
+impl Checksummed<'_> {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.write_all(bytes)?;
+        self.crc.update(bytes);
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// Postcard values taken one by one from a byte stream, through a buffer that grows only to the
+/// largest single value.
+struct StreamReader<'a> {
+    input: &'a mut dyn Read,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+    /// Over every byte taken so far.
+    crc: Crc32,
+}
+
+impl StreamReader<'_> {
+    const READ: usize = 64 * 1024;
+
+    fn take<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, SnapshotError> {
+        loop {
+            match postcard::take_from_bytes::<T>(&self.buf[self.pos..]) {
+                Ok((value, rest)) => {
+                    let used = self.buf.len() - self.pos - rest.len();
+                    self.crc.update(&self.buf[self.pos..self.pos + used]);
+                    self.pos += used;
+                    return Ok(value);
+                }
+                Err(postcard::Error::DeserializeUnexpectedEnd) if !self.eof => self.fill()?,
+                Err(e) => return Err(SnapshotError::Decode(e.to_string())),
+            }
+        }
+    }
+
+    /// Read more input, dropping what was already taken.
+    fn fill(&mut self) -> Result<(), SnapshotError> {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+        let start = self.buf.len();
+        self.buf.resize(start + Self::READ, 0);
+        let n = loop {
+            match self.input.read(&mut self.buf[start..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(SnapshotError::Decode(format!("reading the snapshot failed: {e}"))),
+            }
+        };
+        self.buf.truncate(start + n);
+        self.eof = n == 0;
+        Ok(())
+    }
+
+    /// Everything not taken yet, to the end of the input.
+    fn rest(&mut self) -> Result<Vec<u8>, SnapshotError> {
+        while !self.eof {
+            self.fill()?;
+            if self.buf.len() - self.pos > CRC_BYTES {
+                break;
+            }
+        }
+        Ok(self.buf[self.pos..].to_vec())
+    }
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, BTreeMap<Vec<u8>, Entry>), SnapshotError> {
@@ -105,11 +242,35 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, BTreeMap<Vec<u8>, Entry>), Sn
 /// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) – the checksum of zip, gzip and PNG.
 /// Table-driven; the table is built at compile time.
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc = CRC_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    let mut crc = Crc32::new();
+    crc.update(bytes);
+    crc.finish()
+}
+
+/// [`crc32`] over bytes that arrive in pieces.
+#[derive(Clone, Copy, Debug)]
+pub struct Crc32(u32);
+
+impl Crc32 {
+    pub fn new() -> Crc32 {
+        Crc32(!0)
     }
-    !crc
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = CRC_TABLE[((self.0 ^ u32::from(b)) & 0xff) as usize] ^ (self.0 >> 8);
+        }
+    }
+
+    pub fn finish(self) -> u32 {
+        !self.0
+    }
+}
+
+impl Default for Crc32 {
+    fn default() -> Self {
+        Crc32::new()
+    }
 }
 
 const CRC_TABLE: [u32; 256] = {
@@ -151,6 +312,70 @@ mod tests {
         entries.insert(b"a".to_vec(), e(b"1", 1, 3, 2, None));
         entries.insert(b"b".to_vec(), e(b"xyz", 2, 2, 1, Some(5_000_000)));
         entries
+    }
+
+    /// A reader that hands out one byte per call: the stream reader must refill mid-value.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((b, rest)), Some(slot)) => {
+                    *slot = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    fn stream(bytes: &[u8]) -> Result<(u64, BTreeMap<Vec<u8>, Entry>), SnapshotError> {
+        let mut out = BTreeMap::new();
+        let (revision, count) = read_entries(&mut Trickle(bytes), &mut |k, e| {
+            out.insert(k, e);
+            Ok(())
+        })?;
+        assert_eq!(count as usize, out.len());
+        Ok((revision, out))
+    }
+
+    #[test]
+    fn streamed_writes_and_reads_match_the_in_memory_format() {
+        let bytes = encode(3, &sample());
+        let mut engine = crate::engine::MemEngine::default();
+        crate::engine::Engine::replace_all(&mut engine, 3, sample());
+        let mut written = Vec::new();
+        assert_eq!(write_engine(&engine, &mut written).unwrap(), bytes.len() as u64);
+        assert_eq!(written, bytes);
+        assert_eq!(stream(&bytes).unwrap(), (3, sample()));
+        assert_eq!(stream(&encode(0, &BTreeMap::new())).unwrap(), (0, BTreeMap::new()));
+    }
+
+    #[test]
+    fn streamed_reads_refuse_every_truncation_bit_flip_and_trailing_byte() {
+        let bytes = encode(3, &sample());
+        for len in 0..bytes.len() {
+            assert!(stream(&bytes[..len]).is_err(), "truncation to {len} bytes accepted");
+        }
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(stream(&bad).is_err(), "flip of bit {bit} in byte {i} went unnoticed");
+            }
+        }
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(stream(&trailing).is_err());
+        // Keys out of order are refused even with a valid checksum.
+        let mut covered = bytes[..bytes.len() - CRC_BYTES].to_vec();
+        let (a, b) = (
+            covered.iter().position(|&c| c == b'a').unwrap(),
+            covered.iter().position(|&c| c == b'b').unwrap(),
+        );
+        covered.swap(a, b);
+        assert!(matches!(stream(&seal(&covered)), Err(SnapshotError::Invariant(_))));
     }
 
     #[test]

@@ -348,24 +348,27 @@ impl<E: Engine> KvStore<E> {
 /// Invariants of stored entries: each key was created at a revision in `1..=mod_revision`, last
 /// written at a revision `<= revision`, and written at least once.
 pub(crate) fn check_entries(revision: u64, entries: &BTreeMap<Vec<u8>, Entry>) -> Result<(), String> {
-    for (key, e) in entries {
-        let ok = !key.is_empty()
-            && e.version >= 1
-            && 1 <= e.create_revision
-            && e.create_revision <= e.mod_revision
-            && e.mod_revision <= revision;
-        if !ok {
-            return Err(format!(
-                "key {} has impossible metadata: create revision {}, mod revision {}, version {} \
-                 (store revision {revision})",
-                excerpt(key),
-                e.create_revision,
-                e.mod_revision,
-                e.version
-            ));
-        }
+    entries.iter().try_for_each(|(key, e)| check_entry(revision, key, e))
+}
+
+/// One stored entry's invariants (see [`check_entries`]).
+pub(crate) fn check_entry(revision: u64, key: &[u8], e: &Entry) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && e.version >= 1
+        && 1 <= e.create_revision
+        && e.create_revision <= e.mod_revision
+        && e.mod_revision <= revision;
+    if ok {
+        return Ok(());
     }
-    Ok(())
+    Err(format!(
+        "key {} has impossible metadata: create revision {}, mod revision {}, version {} \
+         (store revision {revision})",
+        excerpt(key),
+        e.create_revision,
+        e.mod_revision,
+        e.version
+    ))
 }
 
 impl<E: Engine + 'static> StateMachine for KvStore<E> {
@@ -408,6 +411,22 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
 
     fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
         self.engine.checkpoint_sidecar()
+    }
+
+    fn export_len(&mut self) -> Result<Option<u64>, String> {
+        self.engine.export_len()
+    }
+
+    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, String> {
+        self.engine.export_read(offset, max)
+    }
+
+    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+        self.engine.import_chunk(offset, bytes)
+    }
+
+    fn import_finish(&mut self) -> Result<(), String> {
+        self.engine.import_finish()
     }
 
     fn housekeeping(&self, now: Time) -> Vec<Command> {

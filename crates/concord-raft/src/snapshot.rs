@@ -111,22 +111,15 @@ impl<O: Serialize + serde::de::DeserializeOwned> CheckpointRecord<O> {
 #[derive(Clone, Debug)]
 pub(crate) struct StoredSnapshot {
     pub meta: SnapshotMeta,
-    /// The encoded [`SnapshotData`] stored under the snapshot's data key. For a durable machine its
-    /// `machine` part is empty: the machine holds its state itself.
+    /// The encoded [`SnapshotData`] stored under the snapshot's data key, and sent to followers.
+    /// For a durable machine its `machine` part is empty: the machine holds its state itself, and
+    /// followers are sent the machine's export instead.
     pub data: Vec<u8>,
-    /// For a durable machine, the bytes sent to followers (the session table and the machine's
-    /// state at the checkpoint), built on first need. For an in-memory machine they are `data`.
-    pub transfer: Option<Vec<u8>>,
 }
 
 impl StoredSnapshot {
     pub(crate) fn new(meta: SnapshotMeta, data: Vec<u8>) -> StoredSnapshot {
-        StoredSnapshot { meta, data, transfer: None }
-    }
-
-    /// The bytes a follower is sent.
-    fn transfer_bytes(&self) -> &[u8] {
-        self.transfer.as_deref().unwrap_or(&self.data)
+        StoredSnapshot { meta, data }
     }
 }
 
@@ -134,7 +127,9 @@ impl StoredSnapshot {
 #[derive(Clone, Debug)]
 pub(crate) struct IncomingSnapshot {
     pub meta: SnapshotMeta,
+    /// The bytes so far – for an in-memory machine; a durable machine imports them as they come.
     pub data: Vec<u8>,
+    pub received: u64,
 }
 
 /// What `RaftNode::boot` recovered from Raft's own disk, to reconcile with a durable machine.
@@ -288,23 +283,6 @@ impl<S: StateMachine> RaftNode<S> {
         }
     }
 
-    /// Durable machine: build the bytes followers are sent, from the machine's checkpoint (which is
-    /// the current snapshot: both move together).
-    fn prepare_transfer(&mut self) {
-        if !self.sm.is_durable() {
-            return;
-        }
-        let Some(snapshot) = &self.snapshot else { return };
-        if snapshot.transfer.is_some() {
-            return;
-        }
-        let sessions = SnapshotData::<S::Output>::decode(&snapshot.data)
-            .expect("this node wrote its snapshot record and decoded it at boot")
-            .sessions;
-        let bytes = SnapshotData { sessions, machine: self.sm.snapshot() }.encode();
-        self.snapshot.as_mut().expect("checked above").transfer = Some(bytes);
-    }
-
     /// Write a snapshot durably, then delete what it replaces. With `discard_log`, the log records
     /// above it are stale and are deleted first (they are not committed, see `install_snapshot`).
     fn write_snapshot(
@@ -338,30 +316,49 @@ impl<S: StateMachine> RaftNode<S> {
     /// Leader: send the chunk `peer` expects next.
     pub(crate) fn send_snapshot_chunk(&mut self, io: &mut Io<'_, Self>, peer: NodeId) {
         let (term, round) = (self.term, self.current_round());
-        self.prepare_transfer();
         let Some(snapshot) = &self.snapshot else { return };
+        let meta = snapshot.meta.clone();
         let Role::Leader(ls) = &mut self.role else { return };
         let Some(pr) = ls.progress.get_mut(&peer) else { return };
         let ProgressState::Snapshot { index, next_offset, .. } = &mut pr.state else { return };
-        if *index != snapshot.meta.index {
+        if *index != meta.index {
             // A newer snapshot replaced the one being sent: start over with it.
-            *index = snapshot.meta.index;
+            *index = meta.index;
             *next_offset = 0;
         }
-        let bytes = snapshot.transfer_bytes();
-        let total = bytes.len() as u64;
-        let start = (*next_offset).min(total);
-        let end = (start + self.config.snapshot_chunk_bytes as u64).min(total);
-        let chunk = SnapshotChunk {
-            term,
-            meta: snapshot.meta.clone(),
-            offset: start,
-            data: bytes[start as usize..end as usize].to_vec(),
-            total_bytes: total,
-            done: end == total,
-            round,
+        let next_offset = *next_offset;
+        let Some((offset, data, total_bytes)) = self.snapshot_bytes(next_offset) else {
+            // A durable machine is still writing its export: the next heartbeat tick asks again.
+            return;
         };
+        let done = offset + data.len() as u64 == total_bytes;
+        let chunk = SnapshotChunk { term, meta, offset, data, total_bytes, done, round };
         self.send(io, peer, Message::Snapshot(chunk));
+    }
+
+    /// The piece of the current snapshot's transfer bytes from `offset` (at most a chunk), its
+    /// offset and the total: from memory, or from a durable machine's export (`None` while the
+    /// machine prepares it).
+    fn snapshot_bytes(&mut self, offset: u64) -> Option<(u64, Vec<u8>, u64)> {
+        let chunk = self.config.snapshot_chunk_bytes as u64;
+        if !self.sm.is_durable() {
+            let bytes = &self.snapshot.as_ref()?.data;
+            let total = bytes.len() as u64;
+            let start = offset.min(total);
+            let end = (start + chunk).min(total);
+            return Some((start, bytes[start as usize..end as usize].to_vec(), total));
+        }
+        // A read error of the export file is a disk failure, like a failed WAL sync: stop.
+        let fatal =
+            |why: String| -> ! { panic!("the state machine's export failed: {why}; stopping the node") };
+        let total = self.sm.export_len().unwrap_or_else(|e| fatal(e))?;
+        let start = offset.min(total);
+        let len = (total - start).min(chunk) as usize;
+        let data = self.sm.export_read(start, len).unwrap_or_else(|e| fatal(e));
+        if data.len() != len {
+            fatal(format!("asked for {len} bytes at offset {start} of {total}, got {}", data.len()));
+        }
+        Some((start, data, total))
     }
 
     /// Leader: a follower answered a chunk.
@@ -425,20 +422,34 @@ impl<S: StateMachine> RaftNode<S> {
             return self.send(io, from, msg);
         }
         if chunk.offset == 0 {
-            self.incoming_snapshot = Some(IncomingSnapshot { meta: chunk.meta.clone(), data: Vec::new() });
+            let meta = chunk.meta.clone();
+            self.incoming_snapshot = Some(IncomingSnapshot { meta, data: Vec::new(), received: 0 });
         }
         let expected = match &self.incoming_snapshot {
-            Some(inc) if inc.meta == chunk.meta => inc.data.len() as u64,
+            Some(inc) if inc.meta == chunk.meta => inc.received,
             _ => 0,
         };
         if chunk.offset != expected || chunk.offset + chunk.data.len() as u64 > chunk.total_bytes {
             let msg = reply(self, expected, false);
             return self.send(io, from, msg);
         }
+        if self.sm.is_durable() {
+            if let Err(why) = self.sm.import_chunk(chunk.offset, &chunk.data) {
+                // The machine could not spool it (a disk error): start over later.
+                io.event("snapshot-rejected", json!({ "reason": why }));
+                self.incoming_snapshot = None;
+                let msg = reply(self, 0, false);
+                return self.send(io, from, msg);
+            }
+        }
+        let durable = self.sm.is_durable();
         let inc = self.incoming_snapshot.as_mut().expect("set above when offset is 0, else matched");
-        inc.data.extend_from_slice(&chunk.data);
+        if !durable {
+            inc.data.extend_from_slice(&chunk.data);
+        }
+        inc.received += chunk.data.len() as u64;
         if !chunk.done {
-            let received = inc.data.len() as u64;
+            let received = inc.received;
             let msg = reply(self, received, false);
             return self.send(io, from, msg);
         }
@@ -464,15 +475,30 @@ impl<S: StateMachine> RaftNode<S> {
         data: Vec<u8>,
     ) -> Result<(), String> {
         assert!(meta.index > self.commit_index);
-        let decoded = SnapshotData::<S::Output>::decode(&data)?;
-        self.sm.restore(&decoded.machine)?;
-        self.sessions = decoded.sessions;
-        // A durable machine holds the state now: checkpoint it, and keep only the sessions in Raft's
-        // own record.
         let data = if self.sm.is_durable() {
-            self.checkpoint_machine(&meta);
+            // The machine received its export piece by piece; installing it checkpoints it with the
+            // sender's record (this snapshot's meta and session table). Raft's own record keeps
+            // only the sessions.
+            self.sm.import_finish()?;
+            let sidecar = self
+                .sm
+                .checkpoint_sidecar()
+                .ok_or("the machine imported a snapshot without a checkpoint record")?;
+            let record = CheckpointRecord::<S::Output>::decode(&sidecar)?;
+            if record.meta != meta {
+                // The machine now holds another snapshot than the one announced: nothing can be
+                // trusted about its state.
+                panic!(
+                    "installed a snapshot export of index {} announced as index {}",
+                    record.meta.index, meta.index
+                );
+            }
+            self.sessions = record.sessions;
             SnapshotData { sessions: self.sessions.clone(), machine: Vec::new() }.encode()
         } else {
+            let decoded = SnapshotData::<S::Output>::decode(&data)?;
+            self.sm.restore(&decoded.machine)?;
+            self.sessions = decoded.sessions;
             data
         };
         let keep_suffix = self.log.term_at(meta.index) == Some(meta.term);

@@ -70,6 +70,8 @@ impl SplitMix64 {
 pub struct ListMachine {
     pub items: Vec<i64>,
     pub disk: Option<ListDisk>,
+    /// A durable list: an export being received.
+    pub incoming: Vec<u8>,
 }
 
 /// A durable [`ListMachine`]'s disk: its last checkpoint, `(items, sidecar)`.
@@ -79,7 +81,7 @@ impl ListMachine {
     /// A durable list, reopened in the last checkpoint on `disk` (empty if none).
     pub fn durable(disk: ListDisk) -> ListMachine {
         let items = disk.lock().expect("disk").as_ref().map(|(items, _)| items.clone()).unwrap_or_default();
-        ListMachine { items, disk: Some(disk) }
+        ListMachine { items, disk: Some(disk), incoming: Vec::new() }
     }
 }
 
@@ -130,6 +132,42 @@ impl StateMachine for ListMachine {
     }
     fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
         self.disk.as_ref()?.lock().expect("disk").as_ref().map(|(_, sidecar)| sidecar.clone())
+    }
+    /// The export: the checkpoint's items and sidecar, as JSON.
+    fn export_len(&mut self) -> Result<Option<u64>, String> {
+        Ok(Some(self.export()?.len() as u64))
+    }
+    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, String> {
+        let bytes = self.export()?;
+        let start = (offset as usize).min(bytes.len());
+        Ok(bytes[start..(start + max).min(bytes.len())].to_vec())
+    }
+    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+        if offset == 0 {
+            self.incoming.clear();
+        }
+        if offset != self.incoming.len() as u64 {
+            return Err(format!("import out of order: offset {offset}, have {}", self.incoming.len()));
+        }
+        self.incoming.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn import_finish(&mut self) -> Result<(), String> {
+        let disk = self.disk.as_ref().ok_or("an in-memory list has no checkpoints")?;
+        let (items, sidecar): (Vec<i64>, Vec<u8>) =
+            serde_json::from_slice(&std::mem::take(&mut self.incoming)).map_err(|e| e.to_string())?;
+        *disk.lock().expect("disk") = Some((items.clone(), sidecar));
+        self.items = items;
+        Ok(())
+    }
+}
+
+impl ListMachine {
+    fn export(&self) -> Result<Vec<u8>, String> {
+        let disk = self.disk.as_ref().ok_or("an in-memory list has no checkpoints")?;
+        let checkpoint = disk.lock().expect("disk");
+        let (items, sidecar) = checkpoint.as_ref().ok_or("no checkpoint to export")?;
+        Ok(serde_json::to_vec(&(items, sidecar)).expect("serialises"))
     }
 }
 
