@@ -363,6 +363,10 @@ impl<P: Hosted> Driver<P> {
                 Effect::CancelTimer { timer } => {
                     self.timers.remove(&timer);
                 }
+                // Snapshots are rare and change what is on disk: an operator wants to see them.
+                Effect::Event(e) if e.name.starts_with("snapshot-") => {
+                    tracing::info!(event = e.name, detail = %e.detail)
+                }
                 Effect::Event(e) => tracing::trace!(event = e.name, detail = %e.detail),
                 Effect::Persist(op) => batch.ops.push(op),
                 Effect::Sync => {

@@ -43,8 +43,12 @@ use redb::{
 };
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
 const DEADLINES: TableDefinition<&[u8], ()> = TableDefinition::new("deadlines");
@@ -64,6 +68,12 @@ pub struct RedbEngine {
     txn: Option<WriteTransaction>,
     revision: u64,
     checkpoint: Option<Vec<u8>>,
+    /// The export of the last checkpoint, for a lagging follower.
+    export: Option<Export>,
+    /// How many exports were started (each gets its own file).
+    exports: u64,
+    /// An export being received.
+    import: Option<Import>,
 }
 
 impl std::fmt::Debug for RedbEngine {
@@ -113,7 +123,17 @@ impl RedbEngine {
         };
         txn.commit().map_err(|e| failed("commit to", &e))?;
         let txn = db.begin_write().map_err(|e| failed("write to", &e))?;
-        Ok(RedbEngine { path, db, txn: Some(txn), revision, checkpoint })
+        remove_transfer_files(dir);
+        Ok(RedbEngine {
+            path,
+            db,
+            txn: Some(txn),
+            revision,
+            checkpoint,
+            export: None,
+            exports: 0,
+            import: None,
+        })
     }
 
     fn txn(&self) -> &WriteTransaction {
@@ -122,11 +142,7 @@ impl RedbEngine {
 
     /// The database failed under an apply: stop the node (see the module docs).
     fn fatal(&self, what: &str, e: impl Display) -> ! {
-        panic!(
-            "the state machine's database {} failed to {what}: {e}; the node stops (on restart it resumes \
-             from its last checkpoint and replays the Raft log)",
-            self.path.display()
-        )
+        fatal(&self.path, what, e)
     }
 
     fn try_checkpoint(&mut self, sidecar: &[u8]) -> Result<(), String> {
@@ -141,6 +157,27 @@ impl RedbEngine {
         self.txn = Some(self.db.begin_write().map_err(|e| e.to_string())?);
         Ok(())
     }
+}
+
+/// Exports and imports left by an earlier life of the node: never reused.
+fn remove_transfer_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(EXPORT_PREFIX) || name == IMPORT_FILE {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The database at `path` failed: stop the node (see the module docs).
+fn fatal(path: &Path, what: &str, e: impl Display) -> ! {
+    panic!(
+        "the state machine's database {} failed to {what}: {e}; the node stops (on restart it resumes \
+         from its last checkpoint and replays the Raft log)",
+        path.display()
+    )
 }
 
 /// The deadline index's key: big-endian time first, so the index is in deadline order.
@@ -323,6 +360,7 @@ impl Engine for RedbEngine {
     /// Drop the applies since the checkpoint and write the new state into a fresh transaction: it
     /// becomes durable at the checkpoint Raft takes right after installing a snapshot.
     fn replace_all(&mut self, revision: u64, entries: BTreeMap<Vec<u8>, Entry>) {
+        self.export = None;
         if let Err(e) = self.txn.take().expect("open").abort() {
             self.fatal("drop its uncommitted applies", e)
         }
@@ -342,6 +380,8 @@ impl Engine for RedbEngine {
     }
 
     fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), String> {
+        // An export in progress is of the checkpoint this one replaces.
+        self.export = None;
         self.try_checkpoint(&sidecar)
             .map_err(|e| format!("checkpoint of {} failed: {e}", self.path.display()))?;
         self.checkpoint = Some(sidecar);
@@ -353,6 +393,109 @@ impl Engine for RedbEngine {
     }
 
     fn at_checkpoint(&self) -> Option<Box<dyn EngineRead + '_>> {
+        Some(Box::new(self.checkpoint_view()))
+    }
+
+    fn export_len(&mut self) -> Result<Option<u64>, String> {
+        if let Some(Export::Writing { handle, .. }) = &self.export {
+            if !handle.is_finished() {
+                return Ok(None);
+            }
+        }
+        match self.export.take() {
+            None => {
+                let sidecar = self.checkpoint.clone().ok_or("there is no checkpoint to export")?;
+                self.exports += 1;
+                let path = self.path.with_file_name(format!("{EXPORT_PREFIX}{}", self.exports));
+                let view = self.checkpoint_view();
+                let cancelled = Arc::new(AtomicBool::new(false));
+                let (to, stop) = (path.clone(), cancelled.clone());
+                let handle = std::thread::Builder::new()
+                    .name("state-export".into())
+                    .spawn(move || write_export(&to, &sidecar, &view, &stop))
+                    .map_err(|e| format!("cannot start the export thread: {e}"))?;
+                let file = ExportFile { path, written: false, cancelled };
+                self.export = Some(Export::Writing { handle, file });
+                Ok(None)
+            }
+            Some(Export::Writing { handle, mut file }) => {
+                let written =
+                    handle.join().map_err(|_| "the export thread panicked".to_string()).and_then(|r| r);
+                // The thread is done: the file is ours to remove now.
+                file.written = true;
+                let path = file.path.clone();
+                let len = written.map_err(|e| format!("writing {} failed: {e}", path.display()))?;
+                let reader = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                self.export = Some(Export::Ready { reader, file, len });
+                Ok(Some(len))
+            }
+            Some(Export::Ready { reader, file, len }) => {
+                self.export = Some(Export::Ready { reader, file, len });
+                Ok(Some(len))
+            }
+        }
+    }
+
+    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, String> {
+        let Some(Export::Ready { reader, file, len }) = &mut self.export else {
+            return Err("no export is ready".into());
+        };
+        let n = (*len - offset.min(*len)).min(max as u64) as usize;
+        let mut out = vec![0; n];
+        reader
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| reader.read_exact(&mut out))
+            .map_err(|e| format!("reading {} failed: {e}", file.path.display()))?;
+        Ok(out)
+    }
+
+    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+        if offset == 0 {
+            let path = self.path.with_file_name(IMPORT_FILE);
+            let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            self.import = Some(Import { file: BufWriter::new(file), path, received: 0 });
+        }
+        let import = self.import.as_mut().ok_or("an import must start at offset 0")?;
+        if offset != import.received {
+            return Err(format!("import piece at offset {offset}, expected {}", import.received));
+        }
+        import.file.write_all(bytes).map_err(|e| format!("writing {} failed: {e}", import.path.display()))?;
+        import.received += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Read the received export twice: once to check all of it (nothing changes if it is
+    /// corrupt), then again into a fresh transaction that replaces the state and is committed as
+    /// the checkpoint. Past the check a failure is a disk failure, and stops the node: the applies
+    /// since the last checkpoint are gone by then.
+    fn import_finish(&mut self) -> Result<(), String> {
+        let Import { file, path, .. } = self.import.take().ok_or("no export was received")?;
+        file.into_inner().map_err(|e| format!("writing {} failed: {e}", path.display()))?;
+        read_export(&path, &mut |_, _| Ok(()))?;
+        self.export = None;
+        if let Err(e) = self.txn.take().expect("open").abort() {
+            self.fatal("drop its uncommitted applies", e)
+        }
+        let txn = self.db.begin_write().unwrap_or_else(|e| self.fatal("start a transaction", e));
+        for result in [txn.delete_table(ENTRIES), txn.delete_table(DEADLINES)] {
+            result.unwrap_or_else(|e| self.fatal("clear its tables", e));
+        }
+        self.txn = Some(txn);
+        let (sidecar, revision) = read_export(&path, &mut |key, entry| {
+            self.put(&key, entry);
+            Ok(())
+        })
+        .unwrap_or_else(|e| self.fatal("read back the export it had checked", e));
+        self.revision = revision;
+        self.checkpoint(sidecar).unwrap_or_else(|e| self.fatal("checkpoint the installed export", e));
+        let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
+}
+
+impl RedbEngine {
+    /// The state as of the last checkpoint: a read transaction sees the last commit.
+    fn checkpoint_view(&self) -> CheckpointView {
         let txn = self.db.begin_read().unwrap_or_else(|e| self.fatal("open a read transaction", e));
         let revision = {
             let meta = txn.open_table(META).unwrap_or_else(|e| self.fatal("open its metadata", e));
@@ -363,48 +506,144 @@ impl Engine for RedbEngine {
                 )
             })
         };
-        Some(Box::new(CheckpointView { engine: self, txn, revision }))
+        CheckpointView { path: self.path.clone(), txn, revision }
     }
+}
+
+/// The export file: what a lagging follower is sent, read in pieces.
+///
+/// ```text
+///   +-------------------------+------------------+----------+---------------------------------+
+///   | "concord-export" 0x01   | sidecar length   | sidecar  | the state, in concord-kv's      |
+///   |                         | (u64, LE)        | (Raft's) | snapshot format (checksummed)   |
+///   +-------------------------+------------------+----------+---------------------------------+
+/// ```
+const EXPORT_MAGIC: &[u8] = b"concord-export\x01";
+const EXPORT_PREFIX: &str = "export-";
+const IMPORT_FILE: &str = "import";
+/// A sidecar is Raft's snapshot meta and session table: far below this.
+const MAX_SIDECAR: u64 = 1 << 30;
+
+/// An export of the last checkpoint: being written by a thread, or written.
+enum Export {
+    Writing { handle: std::thread::JoinHandle<Result<u64, String>>, file: ExportFile },
+    Ready { reader: File, file: ExportFile, len: u64 },
+}
+
+/// An export's file, removed when the export is dropped (a new checkpoint replaced it). If its
+/// thread is still writing, the thread removes it when done.
+struct ExportFile {
+    path: PathBuf,
+    written: bool,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Drop for ExportFile {
+    fn drop(&mut self) {
+        if self.written {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            self.cancelled.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// An export being received from the leader.
+struct Import {
+    file: BufWriter<File>,
+    path: PathBuf,
+    received: u64,
+}
+
+/// Write `view` and `sidecar` to `path` as an export; its length. Runs on its own thread.
+fn write_export(
+    path: &Path,
+    sidecar: &[u8],
+    view: &CheckpointView,
+    cancelled: &AtomicBool,
+) -> Result<u64, String> {
+    let result = (|| -> std::io::Result<u64> {
+        let mut out = BufWriter::new(File::create(path)?);
+        out.write_all(EXPORT_MAGIC)?;
+        out.write_all(&(sidecar.len() as u64).to_le_bytes())?;
+        out.write_all(sidecar)?;
+        let state = concord_kv::snapshot::write_engine(view, &mut out)?;
+        out.flush()?;
+        Ok(EXPORT_MAGIC.len() as u64 + 8 + sidecar.len() as u64 + state)
+    })();
+    if cancelled.load(Ordering::SeqCst) {
+        let _ = std::fs::remove_file(path);
+    }
+    result.map_err(|e| e.to_string())
+}
+
+/// Read an export file: its sidecar and revision, each entry handed to `visit`. Checks everything
+/// (header, checksum, entry invariants, key order).
+fn read_export(
+    path: &Path,
+    visit: &mut dyn FnMut(Vec<u8>, Entry) -> Result<(), String>,
+) -> Result<(Vec<u8>, u64), String> {
+    let bad = |why: String| format!("the received snapshot {} is unusable: {why}", path.display());
+    let mut input = BufReader::new(File::open(path).map_err(|e| bad(e.to_string()))?);
+    let mut magic = vec![0; EXPORT_MAGIC.len()];
+    let mut len = [0; 8];
+    input.read_exact(&mut magic).and_then(|_| input.read_exact(&mut len)).map_err(|e| bad(e.to_string()))?;
+    if magic != EXPORT_MAGIC {
+        return Err(bad("it does not start with the export header".into()));
+    }
+    let len = u64::from_le_bytes(len);
+    if len > MAX_SIDECAR {
+        return Err(bad(format!("it claims a {len}-byte checkpoint record")));
+    }
+    let mut sidecar = vec![0; len as usize];
+    input.read_exact(&mut sidecar).map_err(|e| bad(e.to_string()))?;
+    let (revision, _) =
+        concord_kv::snapshot::read_entries(&mut input, visit).map_err(|e| bad(e.to_string()))?;
+    Ok((sidecar, revision))
 }
 
 /// The state at the last checkpoint: a read transaction sees the last commit, and the engine
 /// commits only at checkpoints.
-struct CheckpointView<'a> {
-    engine: &'a RedbEngine,
+struct CheckpointView {
+    path: PathBuf,
     txn: ReadTransaction,
     revision: u64,
 }
 
-impl EngineRead for CheckpointView<'_> {
+impl CheckpointView {
+    fn fatal(&self, what: &str, e: impl Display) -> ! {
+        fatal(&self.path, what, e)
+    }
+}
+
+impl EngineRead for CheckpointView {
     fn get(&self, key: &[u8]) -> Option<Entry> {
-        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.engine.fatal("open its entries", e));
-        read::get(&table, key).unwrap_or_else(|e| self.engine.fatal("read an entry", e))
+        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
     }
 
     fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
-        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.engine.fatal("open its entries", e));
-        read::scan(&table, start, end, visit).unwrap_or_else(|e| self.engine.fatal("scan its entries", e))
+        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        read::scan(&table, start, end, visit).unwrap_or_else(|e| self.fatal("scan its entries", e))
     }
 
     fn overdue(&self, now: Time, max: usize) -> Vec<(Time, Vec<u8>)> {
-        let table =
-            self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.engine.fatal("open its deadlines", e));
-        read::overdue(&table, now, max).unwrap_or_else(|e| self.engine.fatal("read its deadlines", e))
+        let table = self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
+        read::overdue(&table, now, max).unwrap_or_else(|e| self.fatal("read its deadlines", e))
     }
 
     fn scan_deadlines(&self, visit: &mut dyn FnMut(Time, &[u8])) {
-        let table =
-            self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.engine.fatal("open its deadlines", e));
+        let table = self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
         read::deadlines(&table, &mut |at, key| {
             visit(at, key);
             true
         })
-        .unwrap_or_else(|e| self.engine.fatal("read its deadlines", e))
+        .unwrap_or_else(|e| self.fatal("read its deadlines", e))
     }
 
     fn len(&self) -> u64 {
-        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.engine.fatal("open its entries", e));
-        table.len().unwrap_or_else(|e| self.engine.fatal("count its entries", e))
+        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        table.len().unwrap_or_else(|e| self.fatal("count its entries", e))
     }
 
     fn revision(&self) -> u64 {
@@ -555,5 +794,117 @@ mod tests {
         }
         let err = RedbEngine::open(dir.path(), 1 << 20).unwrap_err();
         assert!(err.contains("layout version [9]") && err.contains(FILE_NAME), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod transfer_tests {
+    use super::*;
+    use concord_core::StateMachine;
+    use concord_kv::{Command, KvLimits, KvStore};
+
+    fn store(dir: &Path) -> KvStore<RedbEngine> {
+        KvStore::with_engine(KvLimits::default(), RedbEngine::open(dir, 1 << 20).unwrap())
+    }
+
+    /// Ask until the export thread is done.
+    fn export_len(s: &mut KvStore<RedbEngine>) -> u64 {
+        loop {
+            if let Some(len) = s.export_len().unwrap() {
+                return len;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Send `from`'s export to `to` in `piece`-byte chunks.
+    fn transfer(from: &mut KvStore<RedbEngine>, to: &mut KvStore<RedbEngine>, piece: usize) -> u64 {
+        let len = export_len(from);
+        let mut offset = 0;
+        while offset < len {
+            let bytes = from.export_read(offset, piece).unwrap();
+            assert!(!bytes.is_empty());
+            to.import_chunk(offset, &bytes).unwrap();
+            offset += bytes.len() as u64;
+        }
+        len
+    }
+
+    fn filled(dir: &Path, keys: u64, sidecar: &[u8]) -> KvStore<RedbEngine> {
+        let mut s = store(dir);
+        for i in 0..keys {
+            let command = Command::put_with_ttl(Time::ZERO, format!("k{i:05}"), vec![b'v'; 300], 60_000 + i);
+            s.apply(i + 1, &command).unwrap();
+        }
+        s.checkpoint(sidecar.to_vec()).unwrap();
+        s
+    }
+
+    #[test]
+    fn an_export_streams_into_another_store_which_becomes_that_checkpoint() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = filled(a.path(), 3_000, b"record at 3000");
+        // Applies after the checkpoint are not in the export.
+        leader.apply(9_999, &Command::put(Time::ZERO, "later", "x")).unwrap();
+        let mut follower = filled(b.path(), 10, b"old");
+        follower.apply(11, &Command::put(Time::ZERO, "uncommitted", "y")).unwrap();
+        let len = transfer(&mut leader, &mut follower, 7_777);
+        assert!(len > 3_000 * 300, "{len} bytes");
+        follower.import_finish().unwrap();
+        assert_eq!(follower.checkpoint_sidecar(), Some(b"record at 3000".to_vec()));
+        assert_eq!(follower.snapshot(), leader.snapshot(), "the follower holds the leader's checkpoint");
+        assert_eq!(follower.get(b"later"), None);
+        assert_eq!(follower.get(b"uncommitted"), None);
+        assert_eq!(follower.deadlines().len(), 3_000);
+        follower.check_invariants().unwrap();
+        // Durable: a reopened follower is at the installed checkpoint; the transfer files are gone.
+        drop(follower);
+        let names: Vec<String> = std::fs::read_dir(b.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        assert_eq!(names, vec![FILE_NAME.to_string()]);
+        let reopened = store(b.path());
+        assert_eq!(reopened.snapshot(), leader.snapshot());
+    }
+
+    #[test]
+    fn a_corrupt_or_incomplete_export_changes_nothing() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = filled(a.path(), 200, b"leader");
+        let mut follower = filled(b.path(), 5, b"follower");
+        follower.apply(6, &Command::put(Time::ZERO, "applied", "since the checkpoint")).unwrap();
+        let before = (follower.get(b"applied"), follower.len(), follower.checkpoint_sidecar());
+        let len = export_len(&mut leader);
+        // Everything but the last byte.
+        let bytes = leader.export_read(0, len as usize - 1).unwrap();
+        follower.import_chunk(0, &bytes).unwrap();
+        let err = follower.import_finish().unwrap_err();
+        assert!(err.contains("unusable"), "{err}");
+        // One flipped byte in the middle.
+        let mut bytes = leader.export_read(0, len as usize).unwrap();
+        bytes[len as usize / 2] ^= 0x20;
+        follower.import_chunk(0, &bytes).unwrap();
+        assert!(follower.import_finish().is_err());
+        // Out of order.
+        follower.import_chunk(0, &bytes[..10]).unwrap();
+        assert!(follower.import_chunk(20, &bytes[20..30]).is_err());
+        assert_eq!((follower.get(b"applied"), follower.len(), follower.checkpoint_sidecar()), before);
+    }
+
+    #[test]
+    fn a_new_checkpoint_starts_a_new_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = filled(dir.path(), 50, b"first");
+        let first = export_len(&mut s);
+        s.apply(51, &Command::put(Time::ZERO, "more", vec![b'm'; 1000])).unwrap();
+        s.checkpoint(b"second".to_vec()).unwrap();
+        let second = export_len(&mut s);
+        assert!(second > first + 1000, "{first} then {second}");
+        let exports = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with(EXPORT_PREFIX))
+            .count();
+        assert_eq!(exports, 1, "the first export's file was removed");
     }
 }
