@@ -257,6 +257,70 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// `concord join`: `concord serve --join` and `concord member add` in one step.
+#[derive(clap::Args, Debug)]
+pub struct JoinArgs {
+    /// The new node, as for `concord serve` (`--id`, `--data`, `--peer-addr`, `--http-addr`, one
+    /// `--peer` per member, the cluster secret); `--join` is implied.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// HTTP address of any member of the running cluster: it is asked to add this node.
+    #[arg(long, value_name = "ADDR")]
+    pub via: SocketAddr,
+    /// Stay a learner (receives the log, does not vote).
+    #[arg(long)]
+    pub learner_only: bool,
+}
+
+/// Start `config` as a node joining the cluster that `via` (a member's HTTP address) belongs to,
+/// and have the cluster add it – every member learns its addresses, the leader adds it as a
+/// learner and promotes it once it has caught up. The running node, and the cluster's answer.
+pub async fn join_cluster(
+    mut config: NodeConfig,
+    via: SocketAddr,
+    learner_only: bool,
+) -> anyhow::Result<(Node, serde_json::Value)> {
+    config.join = true;
+    let target = MemberTarget {
+        http: via,
+        secret_file: None,
+        secret: config.secret().map_err(|e| anyhow!(e))?.map(|s| String::from_utf8_lossy(&s).into_owned()),
+        tls_ca: config.tls.as_ref().map(|t| t.ca.clone()),
+    };
+    let peer = PeerConfig {
+        id: config.id,
+        addr: config.peer_addr,
+        http_addr: config.http_addr,
+        redis_addr: config.redis_addr,
+    };
+    let node = Node::start(config).await.map_err(|e| anyhow!(e))?;
+    match member_add(&target, peer, learner_only).await {
+        Ok(answer) => Ok((node, answer)),
+        Err(e) => {
+            let _ = node.shutdown().await;
+            Err(e.context(format!("the cluster at {via} did not add this node")))
+        }
+    }
+}
+
+/// `concord join`.
+pub fn join(args: &JoinArgs) -> anyhow::Result<()> {
+    let config = args.serve.to_config()?;
+    init_logging(&config.log);
+    let runtime = serve_runtime().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let (mut node, answer) = join_cluster(config, args.via, args.learner_only).await?;
+        tracing::info!("joined: {answer}");
+        tokio::select! {
+            _ = termination() => {
+                tracing::info!("shutting down (signal)");
+                node.shutdown().await.map_err(|e| anyhow!(e))
+            }
+            r = node.wait() => r.map_err(|e| anyhow!(e)),
+        }
+    })
+}
+
 /// `concord up`: a local cluster of separate processes.
 #[derive(clap::Args, Debug, Clone)]
 pub struct UpArgs {
@@ -795,6 +859,9 @@ pub struct MemberTarget {
     /// with nodes started with --allow-admin.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// The secret itself (for `concord join`, which has it from the node's own configuration).
+    #[arg(skip)]
+    pub secret: Option<String>,
     /// Talk HTTPS and trust this CA certificate: for nodes started with TLS (`concord up --tls`
     /// writes it to DATA/tls/ca.pem). Every member is then called over HTTPS. The nodes ask
     /// HTTP clients for no certificate, so none is needed here.
@@ -804,6 +871,9 @@ pub struct MemberTarget {
 
 impl MemberTarget {
     fn secret(&self) -> anyhow::Result<Option<String>> {
+        if self.secret.is_some() {
+            return Ok(self.secret.clone());
+        }
         match &self.secret_file {
             None => Ok(None),
             Some(p) => {

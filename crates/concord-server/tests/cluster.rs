@@ -344,7 +344,8 @@ async fn a_fourth_node_joins_through_the_admin_api() {
 
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "test-secret\n").unwrap();
-    let target = MemberTarget { http: c.http[(l + 1) % 3], secret_file: Some(secret), tls_ca: None };
+    let target =
+        MemberTarget { http: c.http[(l + 1) % 3], secret_file: Some(secret), secret: None, tls_ca: None };
     let peer = PeerConfig { id: 4, addr: addrs[0], http_addr: Some(addrs[1]), redis_addr: None };
     let answer = member_add(&target, peer, false).await.unwrap();
     assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
@@ -364,6 +365,53 @@ async fn a_fourth_node_joins_through_the_admin_api() {
     let a = call(c.http[l], "GET", "/v1/kv/from-node-4", b"").await;
     assert_eq!((a.status, a.text().as_str()), (200, "4"));
     n4.shutdown().await.unwrap();
+    for n in c.nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+/// `concord join`: the new node starts and the cluster adds it, in one step, with the secret from
+/// the node's own configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concord_join_starts_a_node_and_has_the_cluster_add_it() {
+    use concord_server::cli::join_cluster;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let l = leader(&c).await;
+    assert_eq!(call(c.http[l], "PUT", "/v1/kv/before-join", b"1").await.status, 200);
+    let addrs = free_addrs(2);
+    let mut config = configs(dir.path(), 3).remove(0);
+    config.id = 4;
+    config.data_dir = dir.path().join("node4");
+    config.peer_addr = addrs[0];
+    config.http_addr = Some(addrs[1]);
+    config.redis_addr = None;
+    config.peers = (0..3)
+        .map(|i| PeerConfig {
+            id: i as u32 + 1,
+            addr: c.peer[i],
+            http_addr: Some(c.http[i]),
+            redis_addr: None,
+        })
+        .collect();
+    let (n4, answer) = join_cluster(config.clone(), c.http[(l + 2) % 3], false).await.unwrap();
+    assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
+    let deadline = Instant::now() + T;
+    while call(addrs[1], "GET", "/v1/kv/before-join?consistency=stale", b"").await.status != 200 {
+        assert!(Instant::now() < deadline, "node 4 never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    n4.shutdown().await.unwrap();
+    // A wrong secret: the cluster refuses, the node is stopped, the error says where it failed.
+    let mut wrong = config;
+    wrong.id = 5;
+    wrong.data_dir = dir.path().join("node5");
+    let addrs = free_addrs(2);
+    wrong.peer_addr = addrs[0];
+    wrong.http_addr = Some(addrs[1]);
+    wrong.cluster_secret = Some("not-the-secret".into());
+    let err = join_cluster(wrong, c.http[l], false).await.err().expect("refused").to_string();
+    assert!(err.contains("did not add this node"), "{err}");
     for n in c.nodes {
         n.shutdown().await.unwrap();
     }
@@ -449,7 +497,7 @@ async fn a_restarted_member_still_reaches_a_node_added_at_run_time() {
     let n4 = Node::start(config4).await.unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "test-secret\n").unwrap();
-    let target = MemberTarget { http: http[l], secret_file: Some(secret), tls_ca: None };
+    let target = MemberTarget { http: http[l], secret_file: Some(secret), secret: None, tls_ca: None };
     let peer4 = PeerConfig { id: 4, addr: addrs[0], http_addr: Some(addrs[1]), redis_addr: None };
     let answer = member_add(&target, peer4, false).await.unwrap();
     assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");

@@ -66,6 +66,14 @@ enum Command {
     ///       --peer 1=127.0.0.1:7379 --peer 2=127.0.0.1:7380 --peer 3=127.0.0.1:7381 --cluster-secret-file S
     ///   concord member add --http 127.0.0.1:8080 --secret-file S --id 4 --peer-addr 127.0.0.1:7383
     Member(cmd::member::MemberArgs),
+    /// Start a node that joins a running cluster, and have the cluster add it (`serve --join` and
+    /// `member add` in one step).
+    ///
+    /// Example:
+    ///   concord join --via 127.0.0.1:8080 --id 4 --data ./d4 --peer-addr 127.0.0.1:7383 \
+    ///       --http-addr 127.0.0.1:8083 --redis-addr 127.0.0.1:6383 --cluster-secret-file S \
+    ///       --peer 1=127.0.0.1:7379 --peer 2=127.0.0.1:7380 --peer 3=127.0.0.1:7381
+    Join(Box<cmd::member::JoinArgs>),
 }
 
 fn main() -> ExitCode {
@@ -78,6 +86,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Member(args) => cmd::member::run(args),
+        Command::Join(args) => cmd::member::join(args),
     };
     match result {
         Ok(code) => code,
