@@ -360,15 +360,7 @@ impl Engine for RedbEngine {
     /// Drop the applies since the checkpoint and write the new state into a fresh transaction: it
     /// becomes durable at the checkpoint Raft takes right after installing a snapshot.
     fn replace_all(&mut self, revision: u64, entries: BTreeMap<Vec<u8>, Entry>) {
-        self.export = None;
-        if let Err(e) = self.txn.take().expect("open").abort() {
-            self.fatal("drop its uncommitted applies", e)
-        }
-        let txn = self.db.begin_write().unwrap_or_else(|e| self.fatal("start a transaction", e));
-        for result in [txn.delete_table(ENTRIES), txn.delete_table(DEADLINES)] {
-            result.unwrap_or_else(|e| self.fatal("clear its tables", e));
-        }
-        self.txn = Some(txn);
+        self.start_empty();
         self.revision = revision;
         for (key, entry) in entries {
             self.put(&key, entry);
@@ -472,15 +464,7 @@ impl Engine for RedbEngine {
         let Import { file, path, .. } = self.import.take().ok_or("no export was received")?;
         file.into_inner().map_err(|e| format!("writing {} failed: {e}", path.display()))?;
         read_export(&path, &mut |_, _| Ok(()))?;
-        self.export = None;
-        if let Err(e) = self.txn.take().expect("open").abort() {
-            self.fatal("drop its uncommitted applies", e)
-        }
-        let txn = self.db.begin_write().unwrap_or_else(|e| self.fatal("start a transaction", e));
-        for result in [txn.delete_table(ENTRIES), txn.delete_table(DEADLINES)] {
-            result.unwrap_or_else(|e| self.fatal("clear its tables", e));
-        }
-        self.txn = Some(txn);
+        self.start_empty();
         let (sidecar, revision) = read_export(&path, &mut |key, entry| {
             self.put(&key, entry);
             Ok(())
@@ -494,6 +478,20 @@ impl Engine for RedbEngine {
 }
 
 impl RedbEngine {
+    /// Drop the applies since the checkpoint (and any export) and start a transaction on empty
+    /// tables, to be filled with a whole new state.
+    fn start_empty(&mut self) {
+        self.export = None;
+        if let Err(e) = self.txn.take().expect("open").abort() {
+            self.fatal("drop its uncommitted applies", e)
+        }
+        let txn = self.db.begin_write().unwrap_or_else(|e| self.fatal("start a transaction", e));
+        for result in [txn.delete_table(ENTRIES), txn.delete_table(DEADLINES)] {
+            result.unwrap_or_else(|e| self.fatal("clear its tables", e));
+        }
+        self.txn = Some(txn);
+    }
+
     /// The state as of the last checkpoint: a read transaction sees the last commit.
     fn checkpoint_view(&self) -> CheckpointView {
         let txn = self.db.begin_read().unwrap_or_else(|e| self.fatal("open a read transaction", e));

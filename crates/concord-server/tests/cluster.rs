@@ -310,6 +310,27 @@ async fn resp_on_a_three_node_cluster() {
     }
 }
 
+/// A node `id` outside the cluster `c` (its own ports and data directory) that knows the members:
+/// its configuration, and its peer and HTTP addresses.
+fn newcomer(dir: &Path, c: &Cluster, id: u32) -> (NodeConfig, Vec<SocketAddr>) {
+    let addrs = free_addrs(2);
+    let mut config = configs(dir, 3).remove(0);
+    config.id = id;
+    config.data_dir = dir.join(format!("node{id}"));
+    config.peer_addr = addrs[0];
+    config.http_addr = Some(addrs[1]);
+    config.redis_addr = None;
+    config.peers = (0..3)
+        .map(|i| PeerConfig {
+            id: i as u32 + 1,
+            addr: c.peer[i],
+            http_addr: Some(c.http[i]),
+            redis_addr: None,
+        })
+        .collect();
+    (config, addrs)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fourth_node_joins_through_the_admin_api() {
     use concord_server::cli::{member_add, MemberTarget};
@@ -323,22 +344,8 @@ async fn a_fourth_node_joins_through_the_admin_api() {
     assert_eq!(a.status, 403, "{}", a.text());
 
     // Node 4 starts in join mode, knowing the three members.
-    let addrs = free_addrs(2);
-    let mut config = configs(dir.path(), 3).remove(0);
-    config.id = 4;
-    config.data_dir = dir.path().join("node4");
-    config.peer_addr = addrs[0];
-    config.http_addr = Some(addrs[1]);
-    config.redis_addr = None;
+    let (mut config, addrs) = newcomer(dir.path(), &c, 4);
     config.join = true;
-    config.peers = (0..3)
-        .map(|i| PeerConfig {
-            id: i as u32 + 1,
-            addr: c.peer[i],
-            http_addr: Some(c.http[i]),
-            redis_addr: None,
-        })
-        .collect();
     let n4 = Node::start(config).await.unwrap();
     assert_eq!(n4.handle().status().voters, vec![1, 2, 3], "a joining node is not a voter yet");
 
@@ -379,21 +386,7 @@ async fn concord_join_starts_a_node_and_has_the_cluster_add_it() {
     let c = start(dir.path(), 3).await;
     let l = leader(&c).await;
     assert_eq!(call(c.http[l], "PUT", "/v1/kv/before-join", b"1").await.status, 200);
-    let addrs = free_addrs(2);
-    let mut config = configs(dir.path(), 3).remove(0);
-    config.id = 4;
-    config.data_dir = dir.path().join("node4");
-    config.peer_addr = addrs[0];
-    config.http_addr = Some(addrs[1]);
-    config.redis_addr = None;
-    config.peers = (0..3)
-        .map(|i| PeerConfig {
-            id: i as u32 + 1,
-            addr: c.peer[i],
-            http_addr: Some(c.http[i]),
-            redis_addr: None,
-        })
-        .collect();
+    let (config, addrs) = newcomer(dir.path(), &c, 4);
     let (n4, answer) = join_cluster(config.clone(), c.http[(l + 2) % 3], false).await.unwrap();
     assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
     let deadline = Instant::now() + T;
@@ -403,12 +396,7 @@ async fn concord_join_starts_a_node_and_has_the_cluster_add_it() {
     }
     n4.shutdown().await.unwrap();
     // A wrong secret: the cluster refuses, the node is stopped, the error says where it failed.
-    let mut wrong = config;
-    wrong.id = 5;
-    wrong.data_dir = dir.path().join("node5");
-    let addrs = free_addrs(2);
-    wrong.peer_addr = addrs[0];
-    wrong.http_addr = Some(addrs[1]);
+    let (mut wrong, _) = newcomer(dir.path(), &c, 5);
     wrong.cluster_secret = Some("not-the-secret".into());
     let err = join_cluster(wrong, c.http[l], false).await.err().expect("refused").to_string();
     assert!(err.contains("did not add this node"), "{err}");
