@@ -19,8 +19,10 @@
 //! instead – the machine commits its state durably, together with a [`CheckpointRecord`] (the
 //! snapshot's index, term, membership and session table) – and only then writes its own snapshot
 //! record, whose data holds the session table and no machine bytes. After a restart the machine's
-//! checkpoint is the snapshot (see `RaftNode::boot`). The machine's bytes are produced only to send
-//! a follower a snapshot, from the checkpoint, on first need.
+//! checkpoint is the snapshot (see `RaftNode::boot`). A lagging follower is sent the machine's
+//! *export* of its checkpoint (state plus that record), read piece by piece as chunks go out; the
+//! follower's machine imports the pieces as they arrive and, at the last one, installs them as its
+//! own checkpoint. Neither side holds the whole state in memory.
 
 use crate::membership::ConfigHistory;
 use crate::message::{Message, SnapshotChunk, SnapshotMeta, SnapshotResponse};

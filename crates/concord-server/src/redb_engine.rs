@@ -23,6 +23,15 @@
 //! Raft writes its own snapshot record (and only then drops the log below it) after the checkpoint
 //! is durable; a crash between the two is resolved at boot (`concord_raft`'s `snapshot.rs`).
 //!
+//! ## Sending a snapshot
+//! A lagging follower is sent an **export** of the last checkpoint: a thread writes a read
+//! transaction of it (MVCC: applies go on meanwhile) to `DATA/export-N` – header, Raft's record,
+//! the state in `concord-kv`'s snapshot format – and Raft reads it in chunks; until the file is
+//! written Raft sends nothing and asks again at the next heartbeat. The follower appends the chunks
+//! to `DATA/import`, then reads that twice: once to check all of it (a corrupt or short transfer
+//! changes nothing), once into a fresh transaction that replaces the state and is committed as the
+//! checkpoint. Memory holds one entry and a read buffer at a time, on both sides.
+//!
 //! ## Tables
 //! | table | key | value |
 //! |---|---|---|
