@@ -571,8 +571,10 @@ impl<S: StateMachine> RaftNode<S> {
     pub fn last_log_index(&self) -> u64 {
         self.log.last_index()
     }
+    /// The last index the latest snapshot covers. The log may still hold entries below it (a
+    /// catch-up tail, see `snapshot_catchup_entries`).
     pub fn snapshot_index(&self) -> u64 {
-        self.log.snapshot_index()
+        self.snapshot.as_ref().map_or(self.log.snapshot_index(), |s| s.meta.index)
     }
     /// The term of the entry at `index` (known for held entries and the snapshot boundary).
     pub fn log_term_at(&self, index: u64) -> Option<u64> {
@@ -652,7 +654,7 @@ impl<S: StateMachine> Process for RaftNode<S> {
             "applied_index": self.applied_index,
             "last_log_index": self.log.last_index(),
             "last_log_term": self.log.last_term(),
-            "snapshot_index": self.log.snapshot_index(),
+            "snapshot_index": self.snapshot_index(),
             "config": {
                 "voters": m.voters.iter().map(|n| n.0).collect::<Vec<_>>(),
                 "learners": m.learners.iter().map(|n| n.0).collect::<Vec<_>>(),

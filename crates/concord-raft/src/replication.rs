@@ -210,8 +210,8 @@ impl<S: StateMachine> RaftNode<S> {
             return false;
         }
         if pr.next_index <= self.log.snapshot_index() {
-            // The entries it needs are compacted (§7).
-            let index = self.log.snapshot_index();
+            // The entries it needs are compacted (§7): send the snapshot (at or past the log's start).
+            let index = self.snapshot.as_ref().map_or(0, |s| s.meta.index);
             pr.state = ProgressState::Snapshot { index, next_offset: 0, idle_ticks: 0 };
             pr.inflight.clear();
             io.event("snapshot-send", json!({ "to": peer.0, "index": index }));

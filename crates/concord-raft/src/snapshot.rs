@@ -251,7 +251,14 @@ impl<S: StateMachine> RaftNode<S> {
     /// Take a snapshot at `applied_index` if enough entries accumulated.
     pub(crate) fn maybe_snapshot(&mut self, io: &mut Io<'_, Self>) {
         let threshold = self.config.snapshot_threshold_entries;
-        if threshold == 0 || self.applied_index - self.log.snapshot_index() < threshold {
+        let pending = self.applied_index - self.snapshot_index();
+        if threshold == 0 || pending < threshold {
+            return;
+        }
+        if self.config.defer_snapshots_while_sending
+            && self.sending_snapshot()
+            && pending < threshold.saturating_mul(4)
+        {
             return;
         }
         let index = self.applied_index;
@@ -264,11 +271,20 @@ impl<S: StateMachine> RaftNode<S> {
             self.sm.snapshot()
         };
         let data = SnapshotData { sessions: self.sessions.clone(), machine }.encode();
-        self.write_snapshot(io, meta.clone(), data.clone(), false);
-        self.log.compact_to(index, term);
-        self.configs.compact_to(index);
+        // The log keeps a catch-up tail below the snapshot (never less than it already holds).
+        let keep = index.saturating_sub(self.config.snapshot_catchup_entries).max(self.log.snapshot_index());
+        let keep_term = self.log.term_at(keep).expect("the log holds everything from its start");
+        self.write_snapshot(io, meta.clone(), data.clone(), false, keep);
+        self.log.compact_to(keep, keep_term);
+        self.configs.compact_to(keep);
         io.event("snapshot-taken", json!({ "index": index, "term": term, "bytes": data.len() }));
         self.snapshot = Some(StoredSnapshot::new(meta, data));
+    }
+
+    /// Leader: is some follower being sent a snapshot?
+    fn sending_snapshot(&self) -> bool {
+        let Role::Leader(ls) = &self.role else { return false };
+        ls.progress.values().any(|pr| matches!(pr.state, ProgressState::Snapshot { .. }))
     }
 
     /// Durable machine: commit its state at `meta.index` with the session table. It must be durable
@@ -285,14 +301,16 @@ impl<S: StateMachine> RaftNode<S> {
         }
     }
 
-    /// Write a snapshot durably, then delete what it replaces. With `discard_log`, the log records
-    /// above it are stale and are deleted first (they are not committed, see `install_snapshot`).
+    /// Write a snapshot durably, then delete what it replaces: the previous snapshot, and the log
+    /// up to `keep` (at most the snapshot's index). With `discard_log`, the log records above it are
+    /// stale and are deleted first (they are not committed, see `install_snapshot`).
     fn write_snapshot(
         &mut self,
         io: &mut Io<'_, Self>,
         meta: SnapshotMeta,
         data: Vec<u8>,
         discard_log: bool,
+        keep: u64,
     ) {
         let index = meta.index;
         if discard_log {
@@ -306,7 +324,7 @@ impl<S: StateMachine> RaftNode<S> {
         );
         self.flush(io);
         // Only now may the replaced state go.
-        self.persist(io, storage::delete_log_range(0, index + 1));
+        self.persist(io, storage::delete_log_range(0, keep.min(index) + 1));
         if let Some(old) = &self.snapshot {
             if old.meta.index != index {
                 let op = storage::delete_snapshot(old.meta.index);
@@ -504,7 +522,7 @@ impl<S: StateMachine> RaftNode<S> {
             data
         };
         let keep_suffix = self.log.term_at(meta.index) == Some(meta.term);
-        self.write_snapshot(io, meta.clone(), data.clone(), !keep_suffix);
+        self.write_snapshot(io, meta.clone(), data.clone(), !keep_suffix, meta.index);
         if keep_suffix {
             self.log.compact_to(meta.index, meta.term);
             self.configs.compact_to(meta.index);

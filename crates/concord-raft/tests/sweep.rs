@@ -137,3 +137,22 @@ fn correct_raft_with_durable_machines_survives_1000_seeds() {
         }
     }
 }
+
+/// The real server's snapshot settings: a catch-up tail kept below each snapshot, and no new
+/// snapshot while one is being sent. Both the in-memory and the durable machines.
+#[test]
+fn correct_raft_with_a_catch_up_tail_and_deferred_snapshots_survives_random_faults() {
+    let config = RaftConfig {
+        snapshot_catchup_entries: 10,
+        defer_snapshots_while_sending: true,
+        ..RaftConfig::default()
+    };
+    for seed in 0..200 {
+        if let Err(e) = run_seed(&config, seed, RUN) {
+            panic!("seed {seed}: {e}");
+        }
+        if let Err(e) = concord_raft::sweep::run_seed_durable(&config, seed, RUN) {
+            panic!("durable seed {seed}: {e}");
+        }
+    }
+}

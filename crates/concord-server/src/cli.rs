@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// every this many applied entries (default 20 000; etcd's `--snapshot-count`).
     #[arg(long, value_name = "ENTRIES")]
     pub snapshot_count: Option<u64>,
+    /// Strong mode: the state database's page cache in MiB (default 64): how much of the state is
+    /// kept in memory; the state itself may be far larger.
+    #[arg(long, value_name = "MIB")]
+    pub state_cache_mb: Option<usize>,
     /// How the cluster replicates: strong (Raft) or eventual (Dynamo-style N/R/W quorums). Every
     /// node of a cluster runs the same mode.
     #[arg(long, value_name = "MODE", value_parser = Mode::parse)]
@@ -168,7 +172,12 @@ impl ServeArgs {
         if let Some(n) = self.snapshot_count {
             let mut raft = c.raft_config();
             raft.snapshot_threshold_entries = n;
+            // The catch-up tail scales with it (5 000 of the default 20 000).
+            raft.snapshot_catchup_entries = n / 4;
             c.raft = Some(raft);
+        }
+        if let Some(mb) = self.state_cache_mb {
+            c.state.cache_mb = mb;
         }
         if self.quorums.any() {
             self.quorums.only_for(c.mode)?;
@@ -364,6 +373,9 @@ pub struct UpArgs {
     /// Strong mode: a Raft snapshot (checkpoint and log compaction) every this many entries.
     #[arg(long, value_name = "ENTRIES")]
     pub snapshot_count: Option<u64>,
+    /// Strong mode: each node's state-database page cache in MiB (default 64).
+    #[arg(long, value_name = "MIB")]
+    pub state_cache_mb: Option<usize>,
     #[command(flatten)]
     pub quorums: QuorumArgs,
 }
@@ -482,6 +494,9 @@ pub fn up_node_args(args: &UpArgs, i: u32, cluster_id: &str, secret: &Path) -> a
     }
     if let Some(n) = args.snapshot_count {
         argv.extend(["--snapshot-count".into(), n.to_string()]);
+    }
+    if let Some(mb) = args.state_cache_mb {
+        argv.extend(["--state-cache-mb".into(), mb.to_string()]);
     }
     if args.mode != Mode::Strong {
         argv.push("--mode".into());
@@ -763,6 +778,7 @@ mod tests {
             tls: false,
             mode: Mode::Strong,
             snapshot_count: Some(500),
+            state_cache_mb: Some(8),
             quorums: QuorumArgs::default(),
         };
         let argv = up_node_args(&args, 1, "c1", Path::new("/tmp/c/cluster.secret")).unwrap();
@@ -771,7 +787,7 @@ mod tests {
         assert!(text.contains("--redis-addr 127.0.0.1:6380"), "{text}");
         assert!(text.contains("--peer 1=127.0.0.1:7379,http=127.0.0.1:8080,redis=127.0.0.1:6379"), "{text}");
         assert!(!text.contains("--peer 2="), "{text}");
-        assert!(text.contains("--snapshot-count 500"), "{text}");
+        assert!(text.contains("--snapshot-count 500 --state-cache-mb 8"), "{text}");
         let serve = <ServeArgsParser as clap::Parser>::try_parse_from(
             std::iter::once("serve".to_string()).chain(argv.into_iter().skip(1)),
         )

@@ -420,6 +420,13 @@ impl NodeConfig {
             // A snapshot checkpoints the state's database (one fsync of its dirty pages) and lets
             // the log go: every 20 000 entries bounds the WAL's memory and a restart's replay.
             snapshot_threshold_entries: 20_000,
+            // A state of gigabytes takes seconds to send: large chunks (frames may be 64 MiB), and
+            // no compaction while one is in flight.
+            snapshot_chunk_bytes: 1 << 20,
+            defer_snapshots_while_sending: true,
+            // A follower a little behind when the leader compacts catches up from the log, not by
+            // snapshot (etcd keeps 5 000 entries).
+            snapshot_catchup_entries: 5_000,
             ..RaftConfig::default()
         });
         // The initial voters are always this node and its configured peers – only the peers for a
