@@ -72,7 +72,7 @@ pub(crate) fn encode_engine(engine: &(impl EngineRead + ?Sized)) -> Vec<u8> {
 /// Write the engine's state in the snapshot format to `out`, one entry at a time (memory: one
 /// entry), byte for byte what [`encode_engine`] returns. Returns how many bytes were written.
 pub fn write_engine(engine: &(impl EngineRead + ?Sized), out: &mut dyn Write) -> std::io::Result<u64> {
-    let mut out = Checksummed { inner: out, crc: Crc32::new(), bytes: 0 };
+    let mut out = Checksummed { inner: out, crc: crc32fast::Hasher::new(), bytes: 0 };
     out.write_all(&[FORMAT_VERSION])?;
     out.write_all(&postcard::to_allocvec(&(engine.revision(), engine.len())).expect("integers serialise"))?;
     let (mut count, mut failed) = (0u64, None);
@@ -93,7 +93,7 @@ pub fn write_engine(engine: &(impl EngineRead + ?Sized), out: &mut dyn Write) ->
         return Err(e);
     }
     assert_eq!(count, engine.len(), "the engine's key count disagrees with its contents");
-    let crc = out.crc.finish();
+    let crc = std::mem::take(&mut out.crc).finalize();
     out.write_all(&crc.to_le_bytes())?;
     Ok(out.bytes)
 }
@@ -107,7 +107,8 @@ pub fn read_entries(
     input: &mut dyn Read,
     visit: &mut dyn FnMut(Vec<u8>, Entry) -> Result<(), String>,
 ) -> Result<(u64, u64), SnapshotError> {
-    let mut reader = StreamReader { input, buf: Vec::new(), pos: 0, eof: false, crc: Crc32::new() };
+    let mut reader =
+        StreamReader { input, buf: Vec::new(), pos: 0, eof: false, crc: crc32fast::Hasher::new() };
     let version: u8 = reader.take()?;
     if version != FORMAT_VERSION {
         return Err(SnapshotError::Version { found: version });
@@ -126,7 +127,7 @@ pub fn read_entries(
         previous = Some(key.clone());
         visit(key, entry).map_err(SnapshotError::Invariant)?;
     }
-    let computed = reader.crc.finish();
+    let computed = std::mem::take(&mut reader.crc).finalize();
     let rest = reader.rest()?;
     if rest.len() < CRC_BYTES {
         return Err(SnapshotError::TooShort(rest.len()));
@@ -144,7 +145,7 @@ pub fn read_entries(
 /// A writer that checksums and counts what passes through it.
 struct Checksummed<'a> {
     inner: &'a mut dyn Write,
-    crc: Crc32,
+    crc: crc32fast::Hasher,
     bytes: u64,
 }
 
@@ -165,7 +166,7 @@ struct StreamReader<'a> {
     pos: usize,
     eof: bool,
     /// Over every byte taken so far.
-    crc: Crc32,
+    crc: crc32fast::Hasher,
 }
 
 impl StreamReader<'_> {
@@ -239,55 +240,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<(u64, BTreeMap<Vec<u8>, Entry>), Sn
     Ok((body.revision, body.entries))
 }
 
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) – the checksum of zip, gzip and PNG.
-/// Table-driven; the table is built at compile time.
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320) – the checksum of zip, gzip and PNG, as
+/// the WAL and Raft's records compute it (`crc32fast`, hardware-accelerated where it can be).
 pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = Crc32::new();
-    crc.update(bytes);
-    crc.finish()
+    crc32fast::hash(bytes)
 }
-
-/// [`crc32`] over bytes that arrive in pieces.
-#[derive(Clone, Copy, Debug)]
-pub struct Crc32(u32);
-
-impl Crc32 {
-    pub fn new() -> Crc32 {
-        Crc32(!0)
-    }
-
-    pub fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = CRC_TABLE[((self.0 ^ u32::from(b)) & 0xff) as usize] ^ (self.0 >> 8);
-        }
-    }
-
-    pub fn finish(self) -> u32 {
-        !self.0
-    }
-}
-
-impl Default for Crc32 {
-    fn default() -> Self {
-        Crc32::new()
-    }
-}
-
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut bit = 0;
-        while bit < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            bit += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
 
 #[cfg(test)]
 mod tests {
