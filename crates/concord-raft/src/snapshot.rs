@@ -29,7 +29,7 @@ use crate::message::{Message, SnapshotChunk, SnapshotMeta, SnapshotResponse};
 use crate::node::{RaftNode, Role};
 use crate::replication::ProgressState;
 use crate::session::Sessions;
-use crate::storage::{self, RecoveryError, SnapshotRecord};
+use crate::storage::{self, RecoveryError};
 use concord_core::{Io, NodeId, StateMachine, StorageOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -54,6 +54,12 @@ pub(crate) struct SnapshotData<O> {
 const SNAPSHOT_MAGIC: &[u8] = b"concord-snap\x01";
 
 impl<O: Serialize + serde::de::DeserializeOwned> SnapshotData<O> {
+    /// The data of a snapshot whose machine keeps its own state (a durable machine): the session
+    /// table only.
+    pub(crate) fn sessions_only(sessions: Sessions<O>) -> Vec<u8> {
+        SnapshotData { sessions, machine: Vec::new() }.encode()
+    }
+
     /// The bytes stored under the snapshot's data key and sent in chunks.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let out = SNAPSHOT_MAGIC.to_vec();
@@ -174,7 +180,7 @@ where
                 c.meta.index
             ))),
             Some(c) => {
-                let data = SnapshotData { sessions: c.sessions.clone(), machine: Vec::new() }.encode();
+                let data = SnapshotData::sessions_only(c.sessions.clone());
                 if c.meta.index > raft_index {
                     let ops = resume_from_checkpoint(self.log, self.configs, &c.meta, &data, raft_index);
                     self.cleanup.extend(ops);
@@ -197,20 +203,9 @@ where
         machine.restore(wal_machine).map_err(RecoveryError::StateMachine)?;
         let record = CheckpointRecord { meta: stored.meta.clone(), sessions: self.sessions.clone() };
         machine.checkpoint(record.encode()).map_err(RecoveryError::StateMachine)?;
-        let data = SnapshotData { sessions: self.sessions.clone(), machine: Vec::new() }.encode();
-        let meta = stored.meta.clone();
-        let record = SnapshotRecord {
-            meta: meta.clone(),
-            data_crc: storage::crc32(&data),
-            data_bytes: data.len() as u64,
-        };
-        self.cleanup
-            .push(StorageOp::Put { key: storage::snapshot_data_key(meta.index), value: data.clone() });
-        self.cleanup.push(StorageOp::Put {
-            key: storage::snapshot_meta_key(meta.index),
-            value: storage::encode(&record),
-        });
-        *stored = StoredSnapshot::new(meta, data);
+        let data = SnapshotData::sessions_only(self.sessions.clone());
+        self.cleanup.extend(storage::put_snapshot(&stored.meta, data.clone()));
+        stored.data = data;
         Ok(())
     }
 }
@@ -236,10 +231,7 @@ fn resume_from_checkpoint<C: Clone + Serialize + serde::de::DeserializeOwned>(
         *configs = ConfigHistory::new(meta.index, meta.membership.clone());
         ops.push(storage::delete_log_range(meta.index + 1, u64::MAX));
     }
-    let record =
-        SnapshotRecord { meta: meta.clone(), data_crc: storage::crc32(data), data_bytes: data.len() as u64 };
-    ops.push(StorageOp::Put { key: storage::snapshot_data_key(meta.index), value: data.to_vec() });
-    ops.push(StorageOp::Put { key: storage::snapshot_meta_key(meta.index), value: storage::encode(&record) });
+    ops.extend(storage::put_snapshot(meta, data.to_vec()));
     ops.push(storage::delete_log_range(0, meta.index + 1));
     if raft_index > 0 {
         ops.push(storage::delete_snapshot(raft_index));
@@ -264,13 +256,12 @@ impl<S: StateMachine> RaftNode<S> {
         let index = self.applied_index;
         let term = self.log.term_at(index).expect("applied entries are held");
         let meta = SnapshotMeta { index, term, membership: self.configs.at(index).clone() };
-        let machine = if self.sm.is_durable() {
+        let data = if self.sm.is_durable() {
             self.checkpoint_machine(&meta);
-            Vec::new()
+            SnapshotData::sessions_only(self.sessions.clone())
         } else {
-            self.sm.snapshot()
+            SnapshotData { sessions: self.sessions.clone(), machine: self.sm.snapshot() }.encode()
         };
-        let data = SnapshotData { sessions: self.sessions.clone(), machine }.encode();
         // The log keeps a catch-up tail below the snapshot (never less than it already holds).
         let keep = index.saturating_sub(self.config.snapshot_catchup_entries).max(self.log.snapshot_index());
         let keep_term = self.log.term_at(keep).expect("the log holds everything from its start");
@@ -316,12 +307,9 @@ impl<S: StateMachine> RaftNode<S> {
         if discard_log {
             self.persist(io, storage::delete_log_range(index + 1, u64::MAX));
         }
-        let record = SnapshotRecord { meta, data_crc: storage::crc32(&data), data_bytes: data.len() as u64 };
-        self.persist(io, StorageOp::Put { key: storage::snapshot_data_key(index), value: data });
-        self.persist(
-            io,
-            StorageOp::Put { key: storage::snapshot_meta_key(index), value: storage::encode(&record) },
-        );
+        for op in storage::put_snapshot(&meta, data) {
+            self.persist(io, op);
+        }
         self.flush(io);
         // Only now may the replaced state go.
         self.persist(io, storage::delete_log_range(0, keep.min(index) + 1));
@@ -453,7 +441,9 @@ impl<S: StateMachine> RaftNode<S> {
             let msg = reply(self, expected, false);
             return self.send(io, from, msg);
         }
-        if self.sm.is_durable() {
+        // A durable machine keeps the pieces itself; an in-memory one's are collected here.
+        let durable = self.sm.is_durable();
+        if durable {
             if let Err(why) = self.sm.import_chunk(chunk.offset, &chunk.data) {
                 // The machine could not spool it (a disk error): start over later.
                 io.event("snapshot-rejected", json!({ "reason": why }));
@@ -462,7 +452,6 @@ impl<S: StateMachine> RaftNode<S> {
                 return self.send(io, from, msg);
             }
         }
-        let durable = self.sm.is_durable();
         let inc = self.incoming_snapshot.as_mut().expect("set above when offset is 0, else matched");
         if !durable {
             inc.data.extend_from_slice(&chunk.data);
@@ -514,7 +503,7 @@ impl<S: StateMachine> RaftNode<S> {
                 );
             }
             self.sessions = record.sessions;
-            SnapshotData { sessions: self.sessions.clone(), machine: Vec::new() }.encode()
+            SnapshotData::sessions_only(self.sessions.clone())
         } else {
             let decoded = SnapshotData::<S::Output>::decode(&data)?;
             self.sm.restore(&decoded.machine)?;

@@ -73,6 +73,15 @@ pub fn delete_log_range(from: u64, to: u64) -> StorageOp {
     StorageOp::DeleteRange { start: log_key(from), end: log_key(to) }
 }
 
+/// Write a snapshot: its data, then its meta record (which carries the data's checksum).
+pub fn put_snapshot(meta: &SnapshotMeta, data: Vec<u8>) -> [StorageOp; 2] {
+    let record = SnapshotRecord { meta: meta.clone(), data_crc: crc32(&data), data_bytes: data.len() as u64 };
+    [
+        StorageOp::Put { key: snapshot_data_key(meta.index), value: data },
+        StorageOp::Put { key: snapshot_meta_key(meta.index), value: encode(&record) },
+    ]
+}
+
 /// Delete the snapshot whose last index is `index`.
 pub fn delete_snapshot(index: u64) -> StorageOp {
     StorageOp::DeleteRange {
