@@ -120,12 +120,7 @@ impl RedbEngine {
                     ))
                 }
             }
-            let revision = match meta.get("revision").map_err(|e| failed("read", &e))? {
-                Some(v) => u64::from_le_bytes(
-                    v.value().try_into().map_err(|_| failed("read", &"a revision that is not 8 bytes"))?,
-                ),
-                None => 0,
-            };
+            let revision = stored_revision(&meta).map_err(|e| failed("read", &e))?;
             let checkpoint =
                 meta.get("checkpoint").map_err(|e| failed("read", &e))?.map(|v| v.value().to_vec());
             (revision, checkpoint)
@@ -145,7 +140,7 @@ impl RedbEngine {
         })
     }
 
-    fn txn(&self) -> &WriteTransaction {
+    fn read_txn(&self) -> &WriteTransaction {
         self.txn.as_ref().expect("a write transaction is open between calls")
     }
 
@@ -187,6 +182,16 @@ fn fatal(path: &Path, what: &str, e: impl Display) -> ! {
          from its last checkpoint and replays the Raft log)",
         path.display()
     )
+}
+
+/// The revision stored at the last checkpoint (0 before the first).
+fn stored_revision(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u64, String> {
+    match meta.get("revision").map_err(|e| e.to_string())? {
+        Some(v) => {
+            Ok(u64::from_le_bytes(v.value().try_into().map_err(|_| "a revision that is not 8 bytes")?))
+        }
+        None => Ok(0),
+    }
 }
 
 /// The deadline index's key: big-endian time first, so the index is in deadline order.
@@ -283,45 +288,64 @@ mod read {
     }
 }
 
-impl EngineRead for RedbEngine {
-    fn get(&self, key: &[u8]) -> Option<Entry> {
-        let table = self.txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-        read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
-    }
+/// `EngineRead` over a redb transaction, written once for the engine (its open write transaction)
+/// and for [`CheckpointView`] (a read transaction): their `open_table`s are methods of different
+/// types, so a generic impl cannot reach both. Each type has `read_txn`, `fatal` and `revision`.
+macro_rules! engine_read_over_redb {
+    ($type:ty) => {
+        impl EngineRead for $type {
+            fn get(&self, key: &[u8]) -> Option<Entry> {
+                let table =
+                    self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+                read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
+            }
 
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
-        let table = self.txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-        read::scan(&table, start, end, visit).unwrap_or_else(|e| self.fatal("scan its entries", e))
-    }
+            fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+                let table =
+                    self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+                read::scan(&table, start, end, visit).unwrap_or_else(|e| self.fatal("scan its entries", e))
+            }
 
-    fn overdue(&self, now: Time, max: usize) -> Vec<(Time, Vec<u8>)> {
-        let table = self.txn().open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
-        read::overdue(&table, now, max).unwrap_or_else(|e| self.fatal("read its deadlines", e))
-    }
+            fn overdue(&self, now: Time, max: usize) -> Vec<(Time, Vec<u8>)> {
+                let table = self
+                    .read_txn()
+                    .open_table(DEADLINES)
+                    .unwrap_or_else(|e| self.fatal("open its deadlines", e));
+                read::overdue(&table, now, max).unwrap_or_else(|e| self.fatal("read its deadlines", e))
+            }
 
-    fn scan_deadlines(&self, visit: &mut dyn FnMut(Time, &[u8])) {
-        let table = self.txn().open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
-        read::deadlines(&table, &mut |at, key| {
-            visit(at, key);
-            true
-        })
-        .unwrap_or_else(|e| self.fatal("read its deadlines", e))
-    }
+            fn scan_deadlines(&self, visit: &mut dyn FnMut(Time, &[u8])) {
+                let table = self
+                    .read_txn()
+                    .open_table(DEADLINES)
+                    .unwrap_or_else(|e| self.fatal("open its deadlines", e));
+                read::deadlines(&table, &mut |at, key| {
+                    visit(at, key);
+                    true
+                })
+                .unwrap_or_else(|e| self.fatal("read its deadlines", e))
+            }
 
-    fn len(&self) -> u64 {
-        let table = self.txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-        table.len().unwrap_or_else(|e| self.fatal("count its entries", e))
-    }
+            fn len(&self) -> u64 {
+                let table =
+                    self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+                table.len().unwrap_or_else(|e| self.fatal("count its entries", e))
+            }
 
-    fn revision(&self) -> u64 {
-        self.revision
-    }
+            fn revision(&self) -> u64 {
+                self.revision
+            }
+        }
+    };
 }
+
+engine_read_over_redb!(RedbEngine);
+engine_read_over_redb!(CheckpointView);
 
 impl Engine for RedbEngine {
     fn put(&mut self, key: &[u8], entry: Entry) {
         let bytes = postcard::to_allocvec(&entry).expect("entries serialise");
-        let txn = self.txn();
+        let txn = self.read_txn();
         let old = {
             let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
             let old =
@@ -344,7 +368,7 @@ impl Engine for RedbEngine {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let txn = self.txn();
+        let txn = self.read_txn();
         let old = {
             let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
             let old = entries.remove(key).unwrap_or_else(|e| self.fatal("remove an entry", e));
@@ -506,12 +530,7 @@ impl RedbEngine {
         let txn = self.db.begin_read().unwrap_or_else(|e| self.fatal("open a read transaction", e));
         let revision = {
             let meta = txn.open_table(META).unwrap_or_else(|e| self.fatal("open its metadata", e));
-            let value = meta.get("revision").unwrap_or_else(|e| self.fatal("read its revision", e));
-            value.map_or(0, |v| {
-                u64::from_le_bytes(
-                    v.value().try_into().unwrap_or_else(|_| self.fatal("read its revision", "not 8 bytes")),
-                )
-            })
+            stored_revision(&meta).unwrap_or_else(|e| self.fatal("read its revision", e))
         };
         CheckpointView { path: self.path.clone(), txn, revision }
     }
@@ -618,43 +637,12 @@ struct CheckpointView {
 }
 
 impl CheckpointView {
+    fn read_txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
     fn fatal(&self, what: &str, e: impl Display) -> ! {
         fatal(&self.path, what, e)
-    }
-}
-
-impl EngineRead for CheckpointView {
-    fn get(&self, key: &[u8]) -> Option<Entry> {
-        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-        read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
-    }
-
-    fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
-        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-        read::scan(&table, start, end, visit).unwrap_or_else(|e| self.fatal("scan its entries", e))
-    }
-
-    fn overdue(&self, now: Time, max: usize) -> Vec<(Time, Vec<u8>)> {
-        let table = self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
-        read::overdue(&table, now, max).unwrap_or_else(|e| self.fatal("read its deadlines", e))
-    }
-
-    fn scan_deadlines(&self, visit: &mut dyn FnMut(Time, &[u8])) {
-        let table = self.txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
-        read::deadlines(&table, &mut |at, key| {
-            visit(at, key);
-            true
-        })
-        .unwrap_or_else(|e| self.fatal("read its deadlines", e))
-    }
-
-    fn len(&self) -> u64 {
-        let table = self.txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-        table.len().unwrap_or_else(|e| self.fatal("count its entries", e))
-    }
-
-    fn revision(&self) -> u64 {
-        self.revision
     }
 }
 
