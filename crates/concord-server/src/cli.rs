@@ -251,19 +251,20 @@ pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let config = args.to_config()?;
     init_logging(&config.log);
     let runtime = serve_runtime().context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let mut node = Node::start(config).await.map_err(|e| anyhow!(e))?;
-        tokio::select! {
-            _ = termination() => {
-                tracing::info!("shutting down (signal)");
-                node.shutdown().await.map_err(|e| anyhow!(e))
-            }
-            r = node.wait() => match r {
-                Ok(()) => Ok(()),
-                Err(e) => Err(anyhow!(e)),
-            },
+    runtime
+        .block_on(async move { run_until_stopped(Node::start(config).await.map_err(|e| anyhow!(e))?).await })
+}
+
+/// Run a started node until SIGINT/SIGTERM (then shut it down cleanly) or until it stops by
+/// itself (a disk failure: its error).
+async fn run_until_stopped(mut node: Node) -> anyhow::Result<()> {
+    tokio::select! {
+        _ = termination() => {
+            tracing::info!("shutting down (signal)");
+            node.shutdown().await.map_err(|e| anyhow!(e))
         }
-    })
+        r = node.wait() => r.map_err(|e| anyhow!(e)),
+    }
 }
 
 /// `concord join`: `concord serve --join` and `concord member add` in one step.
@@ -318,15 +319,9 @@ pub fn join(args: &JoinArgs) -> anyhow::Result<()> {
     init_logging(&config.log);
     let runtime = serve_runtime().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let (mut node, answer) = join_cluster(config, args.via, args.learner_only).await?;
+        let (node, answer) = join_cluster(config, args.via, args.learner_only).await?;
         tracing::info!("joined: {answer}");
-        tokio::select! {
-            _ = termination() => {
-                tracing::info!("shutting down (signal)");
-                node.shutdown().await.map_err(|e| anyhow!(e))
-            }
-            r = node.wait() => r.map_err(|e| anyhow!(e)),
-        }
+        run_until_stopped(node).await
     })
 }
 
