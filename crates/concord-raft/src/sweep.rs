@@ -28,6 +28,8 @@ pub struct SeedReport {
     pub terms: u64,
     /// How often a deliberate bug changed the node's behaviour (`mutation-fired` events).
     pub mutation_fired: u64,
+    /// Snapshot transfers started (`snapshot-send` events).
+    pub snapshots_sent: u64,
 }
 
 enum Pending {
@@ -259,6 +261,7 @@ fn run(base: &RaftConfig, seed: u64, duration: Duration, durable: bool) -> Resul
     }
     report.writes_acked = acked.len();
     report.mutation_fired = c.event_counts.get("mutation-fired").copied().unwrap_or(0);
+    report.snapshots_sent = c.event_counts.get("snapshot-send").copied().unwrap_or(0);
     report.terms = c.node(leader).map_or(0, |n| n.current_term());
     Ok(report)
 }

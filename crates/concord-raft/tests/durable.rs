@@ -90,6 +90,8 @@ fn a_snapshot_taken_before_the_machine_was_durable_is_moved_into_it_at_boot() {
     let snapshot_index = old.node(NodeId(1)).unwrap().snapshot_index();
     assert!(snapshot_index >= 10);
     let old_disk = old.hosts[&NodeId(1)].durable.clone();
+    let data_key = concord_raft::storage::snapshot_data_key(snapshot_index);
+    let old_record = old_disk.get(&data_key).expect("a snapshot record").len();
 
     let mut new = Cluster::durable_lists(1, config, 7);
     new.replace_disk(NodeId(1), old_disk);
@@ -103,6 +105,11 @@ fn a_snapshot_taken_before_the_machine_was_durable_is_moved_into_it_at_boot() {
     new.run_for(Duration::from_millis(50));
     assert_eq!(new.items(NodeId(1)), (1..=15).collect::<Vec<i64>>());
     // Raft's record no longer carries the machine's bytes, and a restart boots from the checkpoint.
+    let new_record = new.hosts[&NodeId(1)].durable.get(&data_key).expect("the record rewritten").len();
+    assert!(
+        new_record < old_record,
+        "the record still holds the machine ({new_record} of {old_record} bytes)"
+    );
     new.crash(NodeId(1));
     new.restart(NodeId(1));
     new.await_leader().unwrap();
