@@ -55,7 +55,7 @@ pub trait StateMachine: 'static {
     /// membership and session table). Until the next checkpoint, [`StateMachine::snapshot`]
     /// exports exactly this state. An error means the disk failed: the node must stop.
     fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), String> {
-        Err("this state machine lives in memory and has no checkpoints".into())
+        Err(NOT_DURABLE.into())
     }
 
     /// Durable machines: the sidecar of the last checkpoint (`None`: never checkpointed).
