@@ -23,8 +23,12 @@
 //!
 //! A replica persists the merged object and **syncs before it acknowledges** (a coordinator before it
 //! counts itself or forwards the object). The sans-IO pipeline makes "sync, then send" a matter of
-//! effect order. The per-node dot counter is durable too (reserved in blocks), so no dot is ever
-//! reused after a crash.
+//! effect order – also for the reply: a coordinator *decides* to acknowledge as soon as it counts
+//! `w` copies, its own unsynced one among them, but the reply leaves only after that sync. The
+//! per-node dot counter is durable too, reserved in blocks: a block's reservation is synced with
+//! the first write that uses it, before that write's object or reply leaves the node. So a crash
+//! can make a restarted node issue a dot again only if every version that used it died unsynced
+//! in the crash, unseen by anyone – which the simulator's ledger checks.
 //!
 //! ## Tombstones and their garbage collection
 //!

@@ -6,6 +6,13 @@
 //! random prefix of them reach the disk with the next one torn ([`CrashMode::Torn`]) – the two
 //! things a real disk without a completed `fsync` may do. A protocol that acknowledges before it
 //! syncs therefore loses acknowledged data here exactly as it would on a real machine.
+//!
+//! A disk may also *lie* (`[disk] lying_fsync = true`): its sync returns as soon as the writes sit
+//! in a volatile cache, and they reach stable storage only with the next sync – a consumer drive
+//! without power-loss protection, or a write cache nobody switched off. A crash then loses the
+//! writes of the last completed sync too. No protocol can keep a promise its disk breaks: this
+//! fault exists to show what a single durable copy (Dynamo's W=1, a one-node Raft) is worth, and
+//! to prove that the "no acknowledged write lost" checks can fail.
 
 use crate::scenario::CrashMode;
 use concord_core::{Durable, StorageOp};
@@ -17,6 +24,9 @@ pub struct SimDisk {
     /// Writes not yet synced, with their sequence numbers.
     pending: Vec<(u64, StorageOp)>,
     next_seq: u64,
+    /// A lying disk's cache: the last completed sync's writes, durable only at the next one.
+    lies: bool,
+    cached_upto: u64,
     pub stats: DiskStats,
 }
 
@@ -30,6 +40,11 @@ pub struct DiskStats {
 }
 
 impl SimDisk {
+    /// A disk whose syncs return before the writes are stable (see the module doc).
+    pub fn lying() -> SimDisk {
+        SimDisk { lies: true, ..SimDisk::default() }
+    }
+
     /// What the node would find on its disk if it booted now.
     pub fn durable(&self) -> &Durable {
         &self.durable
@@ -48,8 +63,10 @@ impl SimDisk {
         self.next_seq
     }
 
-    /// A sync that began at `upto` completed: writes before it are durable.
+    /// A sync that began at `upto` completed: writes before it are durable (on a lying disk, the
+    /// writes of the sync before it).
     pub fn complete_sync(&mut self, upto: u64) {
+        let upto = if self.lies { std::mem::replace(&mut self.cached_upto, upto) } else { upto };
         let done = self.pending.partition_point(|(seq, _)| *seq < upto);
         for (_, op) in self.pending.drain(..done) {
             self.durable.apply_owned(op);
@@ -109,6 +126,22 @@ mod tests {
         assert_eq!(disk.durable().get("a"), Some(&b"1"[..]));
         assert_eq!(disk.durable().get("b"), None);
         assert_eq!(disk.stats.writes_lost, 1);
+    }
+
+    #[test]
+    fn a_lying_disk_loses_the_last_completed_sync_at_a_crash() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut disk = SimDisk::lying();
+        disk.write(put("a", b"1"));
+        let first = disk.begin_sync();
+        disk.complete_sync(first);
+        assert_eq!(disk.durable().get("a"), None, "still in the cache");
+        disk.write(put("b", b"2"));
+        let second = disk.begin_sync();
+        disk.complete_sync(second);
+        disk.crash(CrashMode::Lose, &mut rng);
+        assert_eq!(disk.durable().get("a"), Some(&b"1"[..]), "flushed by the second sync");
+        assert_eq!(disk.durable().get("b"), None, "its sync returned, but it was only cached");
     }
 
     #[test]

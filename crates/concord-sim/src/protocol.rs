@@ -49,9 +49,15 @@ pub trait SimProtocol: Service {
 
 /// An invariant checked after every step of a run. It may keep its own memory across steps (e.g.
 /// "at most one leader per term, ever" needs to remember past leaders).
-pub trait Invariant<P> {
+pub trait Invariant<P: Service> {
     /// `nodes` lists every node; crashed ones are `None`. Return a description of a violation.
     fn check(&mut self, now: Time, nodes: &[(NodeId, Option<&P>)]) -> Result<(), String>;
+
+    /// A reply left `node` for its client. It is called when the reply effect is carried out –
+    /// after every sync the node asked for before it – not when the node decided to reply: a
+    /// node may decide, then crash before its disk confirms, and that client was never told
+    /// anything. What a client may rely on starts here.
+    fn on_reply(&mut self, _node: NodeId, _response: &P::Response) {}
 }
 
 /// Differences between replicas: one line per key on which two replicas disagree.

@@ -223,11 +223,18 @@ pub struct DiskConfig {
     pub sync_latency: Latency,
     /// What a crash does to writes that were not yet synced.
     pub on_crash: CrashMode,
+    /// A fault: syncs return before the writes are stable, which they become only at the next
+    /// sync; a crash loses the last completed sync's writes too (see `disk.rs`).
+    pub lying_fsync: bool,
 }
 
 impl Default for DiskConfig {
     fn default() -> Self {
-        DiskConfig { sync_latency: Latency::Constant { value: Duration::ZERO }, on_crash: CrashMode::Lose }
+        DiskConfig {
+            sync_latency: Latency::Constant { value: Duration::ZERO },
+            on_crash: CrashMode::Lose,
+            lying_fsync: false,
+        }
     }
 }
 

@@ -219,7 +219,7 @@ impl<P: SimProtocol> Simulation<P> {
                     incarnation: 0,
                     paused: false,
                     held: Vec::new(),
-                    disk: SimDisk::default(),
+                    disk: if scenario.disk.lying_fsync { SimDisk::lying() } else { SimDisk::default() },
                     clock: Clock::new(offset, drift),
                     timers: BTreeMap::new(),
                     syncing: false,
@@ -611,6 +611,9 @@ impl<P: SimProtocol> Simulation<P> {
                 }
             }
             Effect::Reply { request, response } => {
+                if let Some(invariant) = self.invariant.as_mut() {
+                    invariant.on_reply(node, &response);
+                }
                 let latency = client_latency(&self.scenario.network, &mut self.rng_net);
                 self.schedule(self.now + latency, Event::Reply { node, request, response });
             }

@@ -137,7 +137,8 @@ pub fn run(setup: &Setup, seed: u64) -> anyhow::Result<Counts> {
         counts.lost_updates = lost;
     } else {
         counts.stale_reads = super::stale::stale_reads(history).0;
-        counts.writes_acked = ledger.acked.len();
+        ledger.acknowledge_from(history);
+        counts.writes_acked = ledger.acknowledged();
         counts.lost_updates = ledger.lost(&sim.nodes()).len();
     }
     Ok(counts)
