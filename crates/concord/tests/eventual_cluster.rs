@@ -12,6 +12,11 @@
 //!    restarts, **hinted handoff** delivers them: every hint drains, and the cluster holds each
 //!    key on exactly N replicas again.
 //!
+//! 3. **three nodes, N = R = W = 1** (issue #25) – every key has exactly one replica, and a write
+//!    is acknowledged by it alone. Right after 300 acknowledged writes every node gets SIGKILL – so
+//!    each key's only replica dies – and restarts; every write is read back. The replica synced
+//!    before its acknowledgement left, so a kill -9 cannot take it.
+//!
 //! Needs `redis-cli` (Debian's redis-tools; `.ci/run` installs it – under `CI` a missing one fails).
 
 use concord_server::testkit::http;
@@ -218,4 +223,29 @@ async fn hinted_handoff_delivers_what_fallbacks_held() {
     .await;
     let read = get_all(c.redis_port(3), "ALL", &written).unwrap();
     assert_eq!(read, written.iter().map(|(_, v)| v.clone()).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_w1_write_survives_kill9_of_its_only_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--mode", "eventual", "--n", "1", "--r", "1", "--w", "1"];
+    let mut c = LocalCluster::start(dir.path(), 3, &flags);
+    all_alive(&c).await;
+
+    let written = keys("w", 300);
+    let Some(()) = set_all(c.redis_port(0), &written) else { return };
+    // At once, before anti-entropy or anything else could copy a key anywhere (with N = 1 nothing
+    // would): each key's one replica dies.
+    for i in 0..3 {
+        c.kill9(i);
+    }
+    for i in 0..3 {
+        c.restart(i);
+    }
+    all_alive(&c).await;
+    let read = get_all(c.redis_port(1), "ONE", &written).unwrap();
+    assert_eq!(read.len(), written.len(), "{read:?}");
+    let missing: Vec<&String> =
+        written.iter().zip(&read).filter(|((_, v), got)| v != *got).map(|((k, _), _)| k).collect();
+    assert!(missing.is_empty(), "acknowledged W=1 writes lost to kill -9: {missing:?}\n{}", c.logs(10));
 }
