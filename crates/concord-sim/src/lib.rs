@@ -7,6 +7,7 @@
 //!
 //! Map of the crate:
 //! * [`scenario`] – the TOML scenario format and its validation;
+//! * [`explore`] – scenarios whose seeds draw their configurations from ranges (`[explore]`);
 //! * [`sim`] – the event loop: [`Simulation`], [`RunOptions`], [`RunReport`];
 //! * [`network`], [`latency`], [`disk`], [`clock`] – the models of the world;
 //! * [`workload`] – simulated clients recording Jepsen-style histories;
@@ -19,6 +20,7 @@
 pub mod checks;
 pub mod clock;
 pub mod disk;
+pub mod explore;
 pub mod latency;
 pub mod network;
 pub mod protocol;
@@ -31,6 +33,7 @@ pub mod sweep;
 pub mod trace;
 pub mod workload;
 
+pub use explore::{Drawn, ScenarioFile};
 pub use protocol::{Invariant, ReplicaState, SimProtocol};
 pub use scenario::{Scenario, ScenarioError};
 pub use sim::{RunOptions, RunReport, Simulation};

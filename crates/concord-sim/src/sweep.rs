@@ -5,6 +5,7 @@
 //! returned in seed order, so a sweep's output does not depend on how many threads ran it (a test
 //! checks exactly that, comparing trace hashes).
 
+use crate::explore::{Drawn, ScenarioFile};
 use crate::protocols::LoadedScenario;
 use crate::sim::RunOptions;
 use crate::summary::Summary;
@@ -20,6 +21,8 @@ pub struct SeedResult {
     pub violations: Vec<String>,
     pub trace_hash: Option<u64>,
     pub summary: Summary,
+    /// What the seed drew, when the scenario explores a configuration space.
+    pub drawn: Option<Drawn>,
 }
 
 impl SeedResult {
@@ -46,6 +49,17 @@ pub fn sweep(
     options: &SweepOptions,
     on_result: &(dyn Fn(&SeedResult) + Sync),
 ) -> Vec<SeedResult> {
+    sweep_file(&ScenarioFile::Fixed(scenario.clone()), seeds, options, on_result)
+}
+
+/// [`sweep`] over a scenario file that may explore: each seed runs the configuration it draws. A
+/// seed whose draw fails (ranges that give an invalid scenario) fails with that reason.
+pub fn sweep_file(
+    file: &ScenarioFile,
+    seeds: RangeInclusive<u64>,
+    options: &SweepOptions,
+    on_result: &(dyn Fn(&SeedResult) + Sync),
+) -> Vec<SeedResult> {
     let jobs = match options.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -56,6 +70,34 @@ pub fn sweep(
     }
     let next = AtomicU64::new(first);
     let results = Mutex::new(Vec::new());
+    let run_seed = |seed: u64| -> SeedResult {
+        let (scenario, drawn) = match file.for_seed(seed) {
+            Ok(drawn) => drawn,
+            Err(e) => {
+                let violations = vec![format!("configuration: {e}")];
+                return SeedResult {
+                    seed,
+                    violations,
+                    trace_hash: None,
+                    summary: Summary::default(),
+                    drawn: None,
+                };
+            }
+        };
+        let report = scenario.run(RunOptions {
+            seed,
+            until: options.until,
+            trace: None,
+            hash_trace: options.hash_trace,
+        });
+        SeedResult {
+            seed,
+            violations: report.violations,
+            trace_hash: report.trace_hash,
+            summary: report.summary,
+            drawn,
+        }
+    };
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
@@ -63,18 +105,7 @@ pub fn sweep(
                 if seed > last || seed < first {
                     break;
                 }
-                let report = scenario.run(RunOptions {
-                    seed,
-                    until: options.until,
-                    trace: None,
-                    hash_trace: options.hash_trace,
-                });
-                let result = SeedResult {
-                    seed,
-                    violations: report.violations,
-                    trace_hash: report.trace_hash,
-                    summary: report.summary,
-                };
+                let result = run_seed(seed);
                 on_result(&result);
                 results.lock().expect("no worker panics while holding the lock").push(result);
             });

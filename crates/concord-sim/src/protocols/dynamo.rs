@@ -251,9 +251,7 @@ impl AckLedger {
         life: u64,
         nodes: &[(NodeId, Option<&DynamoNode>)],
     ) -> bool {
-        let holds = |o: &Object| {
-            matches!(o, Object::Register(v) if v.siblings.iter().any(|s| s.dot == dot && s.value == previous.value))
-        };
+        let holds = |o: &Object| matches!(o, Object::Register(v) if v.siblings.iter().any(|s| s.dot == dot && s.value == previous.value));
         let held = nodes.iter().filter_map(|(_, n)| *n).any(|n| {
             n.store().get(&previous.key).is_some_and(holds)
                 || n.hints().iter().any(|((_, k), o)| *k == previous.key && holds(o))

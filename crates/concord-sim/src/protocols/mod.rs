@@ -36,7 +36,15 @@ impl LoadedScenario {
         let name = protocol_name(path, text)?;
         match name.as_str() {
             "gossip" => Ok(LoadedScenario::Gossip(Arc::new(Scenario::parse(path, text)?))),
-            "raft" => Ok(LoadedScenario::Raft(Arc::new(Scenario::parse(path, text)?))),
+            "raft" => {
+                let scenario: Scenario<raft::RaftScenario> = Scenario::parse(path, text)?;
+                // A setting no node could boot with is the scenario's mistake, not a failed run.
+                scenario.protocol().1.raft.validate().map_err(|message| ScenarioError::Invalid {
+                    path: path.to_owned(),
+                    message: format!("[protocol.raft]: {message}"),
+                })?;
+                Ok(LoadedScenario::Raft(Arc::new(scenario)))
+            }
             "dynamo" => {
                 let scenario: Scenario<concord_dynamo::DynamoConfig> = Scenario::parse(path, text)?;
                 let (_, config) = scenario.protocol();

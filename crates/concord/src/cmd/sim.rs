@@ -10,8 +10,8 @@ use clap::Args;
 use concord_core::time::parse_duration;
 use concord_sim::protocols::LoadedScenario;
 use concord_sim::session::{SessionLog, SessionSettings};
-use concord_sim::sweep::{parse_seed_range, sweep, SweepOptions};
-use concord_sim::RunOptions;
+use concord_sim::sweep::{parse_seed_range, sweep_file, SweepOptions};
+use concord_sim::{Drawn, RunOptions, ScenarioFile};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::File;
 use std::io::BufWriter;
@@ -63,6 +63,11 @@ pub struct SimArgs {
     /// Number of workload clients in --interactive mode (default: the scenario's).
     #[arg(long, requires = "interactive")]
     pub clients: Option<u32>,
+    /// For a scenario with an [explore] table: write the configuration this seed draws as a plain
+    /// scenario file (no [explore]; the same seed then gives the same trace), e.g. to keep a
+    /// failing seed as a regression test.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "interactive", "actions"])]
+    pub emit_scenario: Option<PathBuf>,
     /// Replay a session saved from --interactive (its seed and settings come from the file): with
     /// --trace, the trace is the saved one, byte for byte; with --interactive, continue it live.
     #[arg(long, conflicts_with_all = ["seeds", "seed", "until", "keep_nemesis", "clients"])]
@@ -73,7 +78,7 @@ pub struct SimArgs {
 const INTERACTIVE_DURATION: Duration = Duration::from_secs(600);
 
 pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
-    let scenario = LoadedScenario::load(&args.scenario)?;
+    let file = ScenarioFile::load(&args.scenario)?;
     let saved = match &args.actions {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -82,16 +87,30 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    if let Some(seeds) = &args.seeds {
+        return run_sweep(args, &file, seeds.clone());
+    }
+    let seed = saved.as_ref().map_or(args.seed.unwrap_or(1), |log| log.seed);
+    let (scenario, drawn) = file.for_seed(seed)?;
+    if let Some(path) = &args.emit_scenario {
+        let Some(drawn) = &drawn else {
+            anyhow::bail!(
+                "--emit-scenario needs a scenario with an [explore] table; {} has none",
+                args.scenario.display()
+            )
+        };
+        std::fs::write(path, &drawn.text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("seed {seed} drew: {}", drawn.summary());
+        println!("wrote {} (run it with --seed {seed} for the same trace)", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.interactive {
         return run_interactive(args, &scenario, saved);
     }
     if let Some(log) = saved {
-        return run_saved_session(args, &scenario, log);
+        return run_saved_session(args, &scenario, drawn.as_ref(), log);
     }
-    match &args.seeds {
-        Some(seeds) => run_sweep(args, &scenario, seeds.clone()),
-        None => run_one(args, &scenario, args.seed.unwrap_or(1)),
-    }
+    run_one(args, &scenario, drawn.as_ref(), seed)
 }
 
 fn run_interactive(
@@ -122,7 +141,12 @@ fn run_interactive(
 }
 
 /// `--actions session.json` without `--interactive`: rebuild the session and judge it.
-fn run_saved_session(args: &SimArgs, scenario: &LoadedScenario, log: SessionLog) -> anyhow::Result<ExitCode> {
+fn run_saved_session(
+    args: &SimArgs,
+    scenario: &LoadedScenario,
+    drawn: Option<&Drawn>,
+    log: SessionLog,
+) -> anyhow::Result<ExitCode> {
     let trace = open_trace(args)?;
     let seed = log.seed;
     let saved_hash = log.trace_hash.clone().filter(|_| log.saved_at.is_some());
@@ -140,7 +164,7 @@ fn run_saved_session(args: &SimArgs, scenario: &LoadedScenario, log: SessionLog)
             None => {}
         }
     }
-    let code = print_report(args, scenario, seed, report)?;
+    let code = print_report(args, scenario, drawn, seed, report)?;
     Ok(if same { code } else { ExitCode::from(1) })
 }
 
@@ -160,20 +184,36 @@ fn replay_command(args: &SimArgs, seed: u64) -> String {
     command
 }
 
+/// For an exploring scenario: what a failing seed drew, and how to keep it as a plain scenario.
+fn drawn_lines(args: &SimArgs, seed: u64, drawn: Option<&Drawn>) -> String {
+    let Some(drawn) = drawn else { return String::new() };
+    format!(
+        "\n  drawn: {}\n  as a plain scenario: concord sim {} --seed {seed} --emit-scenario seed-{seed}.toml",
+        drawn.summary(),
+        args.scenario.display()
+    )
+}
+
 fn humanize(d: Duration) -> String {
     format!("{}ms", d.as_millis())
 }
 
-fn run_one(args: &SimArgs, scenario: &LoadedScenario, seed: u64) -> anyhow::Result<ExitCode> {
+fn run_one(
+    args: &SimArgs,
+    scenario: &LoadedScenario,
+    drawn: Option<&Drawn>,
+    seed: u64,
+) -> anyhow::Result<ExitCode> {
     let trace = open_trace(args)?;
     let report = scenario.run(RunOptions { seed, until: args.until, trace, hash_trace: false });
-    print_report(args, scenario, seed, report)
+    print_report(args, scenario, drawn, seed, report)
 }
 
 /// Write the history, print the summary and the checks' verdict; exit status 1 when a check failed.
 fn print_report(
     args: &SimArgs,
     scenario: &LoadedScenario,
+    drawn: Option<&Drawn>,
     seed: u64,
     report: concord_sim::RunReport,
 ) -> anyhow::Result<ExitCode> {
@@ -187,6 +227,7 @@ fn print_report(
             "passed": report.passed(),
             "violations": report.violations,
             "trace_hash": report.trace_hash.map(|h| format!("{h:016x}")),
+            "drawn": drawn.map(|d| d.values.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default())).collect::<serde_json::Map<_, _>>()),
             "summary": report.summary,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -195,6 +236,9 @@ fn print_report(
             println!("{}", scenario.description());
         }
         println!("seed {seed}");
+        if let Some(drawn) = drawn {
+            println!("drawn: {}", drawn.summary());
+        }
         println!("{}", report.summary);
         if let Some(path) = &args.trace {
             println!("trace: {} ({} events)", path.display(), report.summary.trace_lines);
@@ -212,6 +256,10 @@ fn print_report(
                 }
                 None => println!("replay: {}", replay_command(args, seed)),
             }
+            if let Some(drawn) = drawn {
+                println!("\nThe configuration seed {seed} drew, as a plain scenario (keep it with --emit-scenario FILE):");
+                println!("{}", drawn.text.trim_end());
+            }
         }
     }
     Ok(if report.passed() { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -219,7 +267,7 @@ fn print_report(
 
 fn run_sweep(
     args: &SimArgs,
-    scenario: &LoadedScenario,
+    file: &ScenarioFile,
     seeds: std::ops::RangeInclusive<u64>,
 ) -> anyhow::Result<ExitCode> {
     let total = seeds.end() - seeds.start() + 1;
@@ -234,14 +282,15 @@ fn run_sweep(
     bar.set_message("0 failed");
     let started = Instant::now();
     let options = SweepOptions { jobs: args.jobs, until: args.until, hash_trace: false };
-    let results = sweep(scenario, seeds.clone(), &options, &|result| {
+    let results = sweep_file(file, seeds.clone(), &options, &|result| {
         if !result.passed() {
             let n = failed.fetch_add(1, Ordering::Relaxed) + 1;
             bar.set_message(format!("{n} failed"));
             bar.println(format!(
-                "seed {} FAILED: {}\n  replay: {}",
+                "seed {} FAILED: {}{}\n  replay: {}",
                 result.seed,
                 result.violations.first().map_or("", String::as_str),
+                drawn_lines(args, result.seed, result.drawn.as_ref()),
                 replay_command(args, result.seed)
             ));
         }
@@ -265,7 +314,12 @@ fn run_sweep(
         virtual_s,
     );
     for r in failures.iter().take(20) {
-        println!("FAIL seed {}: {}", r.seed, r.violations.join("; "));
+        println!(
+            "FAIL seed {}: {}{}",
+            r.seed,
+            r.violations.join("; "),
+            drawn_lines(args, r.seed, r.drawn.as_ref())
+        );
         println!("  replay: {}", replay_command(args, r.seed));
     }
     if failures.len() > 20 {
