@@ -175,6 +175,22 @@ impl Versions {
         self.siblings.iter().map(|s| s.timestamp).max().unwrap_or(0)
     }
 
+    /// What every holder of versions keeps true: siblings sorted by dot with no dot twice, and the
+    /// context covers every sibling (a replica has seen what it holds). Checked by the simulator
+    /// after every step, through [`crate::DynamoNode::check_invariants`].
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(pair) = self.siblings.windows(2).find(|w| w[0].dot >= w[1].dot) {
+            return Err(format!(
+                "siblings out of dot order or repeated: {:?} then {:?}",
+                pair[0].dot, pair[1].dot
+            ));
+        }
+        if let Some(s) = self.siblings.iter().find(|s| !self.context.covers(s.dot)) {
+            return Err(format!("sibling {:?} is not covered by the context {:?}", s.dot, self.context));
+        }
+        Ok(())
+    }
+
     /// Was the write with `dot` kept, or overwritten by a write that saw it? (Not lost.)
     pub fn accounts_for(&self, dot: Dot) -> bool {
         self.context.covers(dot) || self.siblings.iter().any(|s| s.dot == dot)
@@ -260,6 +276,19 @@ mod tests {
         assert!(v.values().is_empty());
     }
 
+    #[test]
+    fn check_refuses_a_sibling_its_context_has_not_seen_and_a_repeated_dot() {
+        let mut v = Versions::default();
+        v.write(Resolution::Dvv, &VersionVector::default(), sib(1, 1, 10));
+        assert!(v.check().is_ok());
+        let mut unseen = v.clone();
+        unseen.siblings.push(sib(2, 5, 20));
+        assert!(unseen.check().unwrap_err().contains("not covered"));
+        let mut repeated = v.clone();
+        repeated.siblings.push(sib(1, 1, 10));
+        assert!(repeated.check().unwrap_err().contains("repeated"));
+    }
+
     fn arb_versions() -> impl Strategy<Value = Versions> {
         // Build replicas by applying random writes with random (possibly stale) contexts, the way
         // real replicas come to be, so that merges are exercised on reachable states.
@@ -293,6 +322,14 @@ mod tests {
             let mut aa = a.clone();
             aa.merge(Resolution::Dvv, &a);
             prop_assert_eq!(aa, a);
+        }
+
+        #[test]
+        fn writes_and_merges_keep_versions_well_formed(a in arb_versions(), b in arb_versions()) {
+            prop_assert!(a.check().is_ok(), "{:?}", a.check());
+            let mut ab = a.clone();
+            ab.merge(Resolution::Dvv, &b);
+            prop_assert!(ab.check().is_ok(), "{:?}", ab.check());
         }
 
         #[test]

@@ -6,7 +6,8 @@
 //! values); a counter's value lies between the sum of its acknowledged increments and that sum
 //! plus the increments whose outcome is unknown.
 //!
-//! **Invariants** (online): a dot names one version only; and, checked every 100 ms of virtual
+//! **Invariants** (online): each node's own ([`DynamoNode::check_invariants`]: well-formed
+//! versions, no dot seen that was not issued); a dot names one version only; and, checked every 100 ms of virtual
 //! time while every node is up, *no acknowledged write is lost*: for each write whose
 //! acknowledgement left a node for its client, some replica still holds it as a sibling or holds
 //! a version whose causal context covers it (it was overwritten by a write that saw it, or
@@ -189,6 +190,8 @@ pub struct AckLedger {
     lives: BTreeMap<NodeId, u64>,
     /// Dots whose acknowledgement left a node for a client.
     pub replied: BTreeSet<Dot>,
+    /// Per live node: its change count when its own invariants were last checked.
+    checked: BTreeMap<NodeId, u64>,
     last_check: Option<Time>,
 }
 
@@ -308,6 +311,19 @@ impl Invariant<DynamoNode> for AckLedger {
     }
 
     fn check(&mut self, now: Time, nodes: &[(NodeId, Option<&DynamoNode>)]) -> Result<(), String> {
+        // A node's own invariants, after every step that changed its objects (they hold between).
+        for (id, node) in nodes {
+            match node {
+                Some(node) if self.checked.get(id) != Some(&node.changes()) => {
+                    node.check_invariants()?;
+                    self.checked.insert(*id, node.changes());
+                }
+                Some(_) => {}
+                None => {
+                    self.checked.remove(id);
+                }
+            }
+        }
         self.collect(nodes)?;
         let due = self.last_check.is_none_or(|t| now.saturating_since(t) >= Duration::from_millis(100));
         if due && nodes.iter().all(|(_, n)| n.is_some()) {
