@@ -508,6 +508,11 @@ impl NodeConfig {
                 }
                 let raft = self.raft_config();
                 raft.validate().map_err(|e| format!("raft: {e}"))?;
+                // The simulator's deliberate bugs (Figure 8 and friends) share RaftConfig, so a
+                // [raft] table could name them: a real node never runs them.
+                if raft.mutations != concord_raft::Mutations::default() {
+                    return Err("raft: `mutations` are deliberate bugs for the simulator's tests; a node refuses to run with them".into());
+                }
             }
             Mode::Eventual => {
                 if self.raft.is_some() {
@@ -579,6 +584,14 @@ mod tests {
         no_secret.cluster_secret = None;
         assert!(no_secret.validate().unwrap_err().contains("cluster_secret"));
         assert!(toml::from_str::<NodeConfig>("id = 1\ndata_dir = \"x\"\nport = 3").is_err());
+    }
+
+    #[test]
+    fn a_node_refuses_the_simulators_deliberate_bugs() {
+        let text = "id = 1\ndata_dir = \"/tmp/x\"\n[raft.mutations]\ncommit_old_term_by_counting = true\n";
+        let c: NodeConfig = toml::from_str(text).unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(err.contains("mutations") && err.contains("refuses"), "{err}");
     }
 
     #[test]
