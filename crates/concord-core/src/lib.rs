@@ -24,6 +24,7 @@
 //! * [`history`] – client operations as a Jepsen-style history (invoke → ok | fail | info), the
 //!   input of every checker, and the [`Service`] adapter that lets a workload talk to a protocol.
 
+pub mod hash;
 pub mod history;
 pub mod id;
 pub mod process;

@@ -35,25 +35,8 @@ use std::time::Instant;
 const A: NodeId = NodeId(1);
 const B: NodeId = NodeId(2);
 
-/// SplitMix64: the driver's deterministic randomness (the protocol only uses it to pick a peer).
-struct SplitMix(u64);
-
-impl rand_core::RngCore for SplitMix {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix64(self.0)
-    }
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        rand_core::impls::fill_bytes_via_next(self, dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
+/// The driver's deterministic randomness (the protocol only uses it to pick a peer).
+use concord_core::hash::SplitMix64 as SplitMix;
 
 struct Params {
     keys: usize,

@@ -16,6 +16,8 @@
 //! Everything here is deterministic: tokens are sorted in a `Vec`, ties broken by node id; no
 //! `HashMap` iteration order is involved anywhere.
 
+use concord_core::hash::fnv1a64;
+pub use concord_core::hash::mix64;
 use concord_core::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -23,17 +25,7 @@ use serde::{Deserialize, Serialize};
 /// `k2`) land far apart on the circle. Stable across platforms and releases: the ring's layout is
 /// part of the on-disk contract (hinted data names its range).
 pub fn hash64(bytes: &[u8]) -> u64 {
-    let h = bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
-    mix64(h)
-}
-
-/// splitmix64's finaliser: a bijection that spreads every input bit over the output.
-pub fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    mix64(fnv1a64(bytes))
 }
 
 /// A token: a position on the circle owned by a node.

@@ -180,9 +180,7 @@ fn disk_key(origin: NodeId, seq: u64) -> String {
 
 fn checksum(bytes: &[u8]) -> u64 {
     // FNV-1a: enough to tell a torn record from a whole one.
-    bytes
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+    concord_core::hash::fnv1a64(bytes)
 }
 
 /// `value (8 bytes LE) | key bytes | checksum of both (8 bytes LE)`.

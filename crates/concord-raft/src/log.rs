@@ -55,16 +55,6 @@ pub struct RaftLog<C> {
     slots: Vec<Slot<C>>,
 }
 
-/// FNV-1a, 64 bits: a stable content hash (std's hasher is not guaranteed stable across releases).
-pub fn fnv64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 impl<C: Clone + Serialize + DeserializeOwned> RaftLog<C> {
     /// An empty log whose compacted prefix ends at `(snapshot_index, snapshot_term)`.
     pub fn new(snapshot_index: u64, snapshot_term: u64) -> Self {
@@ -147,7 +137,7 @@ impl<C: Clone + Serialize + DeserializeOwned> RaftLog<C> {
         // Terms never decrease along a correct log; not asserted here because the
         // `skip_log_matching_check` mutation breaks it on purpose (the invariant checker reports it).
         let encoded = crate::storage::payload(&entry);
-        self.slots.push(Slot { bytes: encoded.len(), hash: fnv64(&encoded), entry });
+        self.slots.push(Slot { bytes: encoded.len(), hash: concord_core::hash::fnv1a64(&encoded), entry });
         encoded
     }
 

@@ -21,28 +21,7 @@
 
 use std::io::Write;
 
-/// FNV-1a, 64-bit: tiny, stable across Rust versions and platforms (unlike `DefaultHasher`).
-#[derive(Clone, Copy, Debug)]
-pub struct Fnv64(u64);
-
-impl Default for Fnv64 {
-    fn default() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv64 {
-    pub fn update(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    pub fn finish(self) -> u64 {
-        self.0
-    }
-}
+pub use concord_core::hash::Fnv64;
 
 /// Where trace lines go: an optional writer, and the running hash.
 pub struct Trace {
@@ -87,22 +66,5 @@ impl Trace {
             Some(out) => out.flush(),
             None => Ok(()),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv_matches_the_reference_vectors() {
-        let hash = |s: &str| {
-            let mut h = Fnv64::default();
-            h.update(s.as_bytes());
-            h.finish()
-        };
-        assert_eq!(hash(""), 0xcbf29ce484222325);
-        assert_eq!(hash("a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(hash("foobar"), 0x85944171f73967e8);
     }
 }
