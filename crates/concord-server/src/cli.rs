@@ -706,11 +706,10 @@ pub fn spawn_node(
 fn terminate(child: &mut Child) {
     #[cfg(unix)]
     {
-        let pid = child.id() as libc::pid_t;
-        // SAFETY: kill(2) with a pid we spawned and have not reaped: no memory is touched.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        // A pid we spawned and have not reaped; if it already exited, there is nothing to stop.
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
     }
     #[cfg(not(unix))]
     {
