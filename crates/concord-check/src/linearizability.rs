@@ -1,4 +1,5 @@
-//! Linearizability: the Wing & Gong / Lowe search, memoised, per key.
+//! Linearizability: the Wing & Gong / Lowe search, memoised, per key, with unknown operations
+//! linearized just in time.
 //!
 //! # What is checked
 //!
@@ -48,28 +49,86 @@
 //! An `info` operation (a timeout) may have taken effect at any instant after its invocation –
 //! possibly long after the client gave up, even after the history ends – or never. The checker gives
 //! it a return entry "at infinity" (after every other entry), so it can be linearized anywhere after
-//! its call; and the search succeeds as soon as every *`ok`* operation is linearized, which is the
-//! same as linearizing the unknown ones that never happened at the very end, where nothing observes
-//! them. Unknown reads change nothing and are dropped before the search.
+//! its call; and the search succeeds as soon as every *required* operation is linearized (the `ok`
+//! ones, and those below), which is the same as linearizing the unknown ones that never happened at
+//! the very end, where nothing observes them. Unknown reads change nothing and are dropped before the
+//! search.
 //!
-//! # Three speed-ups that do not change the answer
+//! # Unknown operations, just in time
 //!
-//! * **Candidate order.** At each configuration, `ok` operations (and unknown ones whose written value
-//!   some `ok` operation observed) are tried before the other unknown ones. The same candidates are
-//!   tried, only in another order, so the verdict is unchanged; but a timed-out write that never took
-//!   effect is no longer placed first and refuted only much later.
+//! Unknown operations are what makes real histories hard: each one with a return at infinity stays a
+//! candidate at every later point of the search, so k of them multiply the configurations by up to
+//! 2^k – a Raft run with 12 clients and 30 timeouts on one key was undecided after a minute. Lowe
+//! (2017) linearizes such operations *just in time*: not where they could go, but only when a later
+//! observation needs them. The model says what the partition's observations imply
+//! ([`Sequential::unknown_fates`]), and the search uses only facts that hold in **every**
+//! linearization, so the set of linearizations – and the verdict – is unchanged:
+//!
+//! * **Irrelevant** ([`UnknownFate::Irrelevant`]): if removing the operation from any linearization
+//!   leaves a linearization, it is dropped before the search. For a register: an unknown write
+//!   whose value no other operation reads or expects (the next operation after it must then be a
+//!   blind write, which does not care). Most timeouts of a real run are of this kind – the write
+//!   never happened, or was overwritten unseen – and they cost nothing now.
+//! * **Required before a point** ([`UnknownFate::Before`]): when every write carries a unique value
+//!   – as in Concord's workloads and Jepsen's – a read names the write it saw. That is Gibbons &
+//!   Korach's (1997) observation, which makes registers with unique writes checkable in polynomial
+//!   time while the general problem is NP-complete. If an `ok` read returned `v`, the only write of
+//!   `v` took effect before that read returned, even if its client timed out. The unknown write then
+//!   gets the read's return as its own: it becomes an ordinary operation with a deadline, no longer a
+//!   candidate forever. The fact propagates along chains of unknown compare-and-sets.
+//!
+//! Both are argued in full on [`RegisterModel::unknown_fates`](crate::model::RegisterModel); the
+//! other models claim nothing (the default). What remains – `ok` operations and the few unknown ones
+//! that some other unknown operation observes – is searched as before. (Gibbons & Korach's check
+//! itself, a polynomial algorithm with no search at all, is not implemented: with the two facts above
+//! the search on such histories already takes milliseconds, and it stays exact for repeated values
+//! too.)
+//!
+//! # Three more speed-ups that do not change the answer
+//!
+//! * **Candidate order.** At each configuration, required operations (and unknown ones whose written
+//!   value some `ok` operation observed) are tried before the other unknown ones. The same candidates
+//!   are tried, only in another order, so the verdict is unchanged; but a timed-out write that never
+//!   took effect is no longer placed first and refuted only much later.
 //! * **Interchangeable unknown operations.** Two unknown operations with the same function and
-//!   argument, both invoked, can swap places in any linearization (neither has a return to respect).
-//!   So the earlier-invoked one is always placed first; without this, k identical timeouts would be
-//!   explored in all 2^k subsets.
+//!   argument, both invoked, neither with a deadline, can swap places in any linearization (neither
+//!   has a return to respect). So the earlier-invoked one is always placed first; without this, k
+//!   identical timeouts would be explored in all 2^k subsets.
 //! * **Anonymous queue elements** (see [`crate::model::QueueModel`]): elements no `ok` dequeue
 //!   returns are stored as "some element", so that states differing only in their order merge.
 //!
-//! # Time limit
+//! # The cache, and its bound
+//!
+//! Each visited (linearized set, state) configuration is kept. States are *interned*: each distinct
+//! state is stored once and the cache key is the bit set plus the state's number, so a key costs the
+//! bit set's words and four bytes whatever the state (a queue, a set) holds. The keys are exact, never
+//! hashes alone: a hash collision taken for "seen" would prune a configuration never explored, and
+//! could turn a linearizable history into "not". The caches of all partitions together are bounded
+//! ([`Options::cache_bytes_max`], an estimate of keys and table slots); when the bound is reached
+//! the verdict is [`Verdict::Unknown`], saying which partition hit it.
+//!
+//! # Partitions in parallel
+//!
+//! Partitions are independent searches, so [`Options::jobs`] threads take them in order (smallest
+//! first). The report must not depend on which thread was faster: a failing partition cancels only
+//! the partitions *after* it in that order, the earlier ones still finish, and the verdict is read
+//! in partition order – so the failure reported is always the first in order, exactly the one the
+//! sequential check reports.
+//!
+//! # Time limit, progress, and hard operations
 //!
 //! The search checks the clock every few thousand steps; when the deadline passes the verdict is
 //! [`Verdict::Unknown`]. A partition that ran out of time never hides a failure found in another
-//! (not linearizable is definite), and never becomes a "linearizable".
+//! (not linearizable is definite), and never becomes a "linearizable". The message names each
+//! undecided partition, how many of its operations the search placed at best, how many
+//! configurations it cached, and the *hard operations*: those concurrent at the deepest point the
+//! search reached – the window of the history to cut out and study. While it runs, a caller can poll
+//! a [`Progress`] (operations placed and configurations cached, per partition); `concord check`
+//! draws it as a progress bar.
+//!
+//! **Not done: witnesses.** A store's revisions (or, in the simulator, the order entries were
+//! applied) propose a linearization that could be verified in linear time, skipping the search when
+//! it holds. The search is now fast enough on the histories of issue 24 that this was left out.
 //!
 //! # When the answer is "no"
 //!
@@ -77,7 +136,8 @@
 //! and checking stops at the first failure), the longest linearizable prefix the search reached, the
 //! model state after it, and the operations that could not be placed next – the one whose return
 //! forced the search back, and the concurrent candidates, each with the reason the model rejected
-//! it. [`crate::html::render`] draws it as per-process timelines.
+//! it. [`crate::html::render`] draws it as per-process timelines. The operations listed are the ones
+//! the search kept: irrelevant unknown operations are left out.
 
 use crate::model::{CounterModel, Model, QueueModel, RegisterModel, Sequential, SetModel, UnknownFate};
 use crate::ops::{prepare, Operation};
@@ -398,6 +458,7 @@ where
     // The verdict, read in partition order whatever order the threads finished in.
     let mut undecided: Vec<String> = Vec::new();
     let mut not_started = 0usize;
+    let (mut out_of_time, mut out_of_memory) = (false, false);
     for (index, (part, result)) in partitions.iter().zip(results).enumerate() {
         let key_name = part.key.unwrap_or("(no key)");
         match result {
@@ -425,23 +486,28 @@ where
             }
             Some(Search::Internal(message)) => return Verdict::Unknown(format!("internal error: {message}")),
             Some(Search::Timeout(hard)) => {
-                undecided.push(describe_hard(key_name, part, &hard, "time ran out"))
+                out_of_time = true;
+                undecided.push(describe_hard(key_name, part, &hard, "time ran out"));
             }
-            Some(Search::OutOfMemory(hard)) => undecided.push(describe_hard(
-                key_name,
-                part,
-                &hard,
-                &format!("the caches reached their bound of {} MiB", options.cache_bytes_max >> 20),
-            )),
+            Some(Search::OutOfMemory(hard)) => {
+                out_of_memory = true;
+                undecided.push(describe_hard(key_name, part, &hard, "the caches reached their bound"));
+            }
         }
     }
     if undecided.is_empty() && not_started == 0 {
         return Verdict::Linearizable;
     }
+    let mut causes = Vec::new();
+    if out_of_time || Instant::now() >= deadline {
+        causes.push(format!("time limit of {} ms", options.timeout.as_millis()));
+    }
+    if out_of_memory || !out_of_time {
+        causes.push(format!("cache bound of {} MiB", options.cache_bytes_max >> 20));
+    }
     let mut message = format!(
-        "time limit of {} ms or cache bound of {} MiB reached: {} of {total} partitions undecided",
-        options.timeout.as_millis(),
-        options.cache_bytes_max >> 20,
+        "{} reached: {} of {total} partitions undecided",
+        causes.join(" and "),
         undecided.len() + not_started
     );
     if not_started > 0 {
@@ -569,7 +635,8 @@ enum Search<S> {
     Stuck(Stuck<S>),
     Timeout(Hard),
     OutOfMemory(Hard),
-    /// A partition earlier in the order failed; this one no longer matters.
+    /// Not searched to the end for a reason that is not this partition's: one earlier in the order
+    /// failed (this one no longer matters), or the time or memory was used up before it began.
     Cancelled,
     Internal(&'static str),
 }
@@ -874,6 +941,10 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
                 return Search::Cancelled;
             }
             let out_of_time = Instant::now() >= limits.deadline;
+            if (out_of_time || total_bytes > limits.cache_bytes_max) && steps == 0 {
+                // The limit was reached before this partition began: it was not searched at all.
+                return Search::Cancelled;
+            }
             if out_of_time || total_bytes > limits.cache_bytes_max {
                 deepest.cached = cache.seen.len();
                 return if out_of_time { Search::Timeout(deepest) } else { Search::OutOfMemory(deepest) };

@@ -10,8 +10,10 @@
 use clap::Args;
 use concord_check::cli::{self, CheckOptions};
 use concord_check::formats::Format;
+use concord_check::linearizability::PartitionStatus;
 use concord_check::Model;
 use concord_core::time::parse_duration;
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,6 +34,13 @@ pub struct CheckArgs {
     /// Give up after this long and answer "unknown" (e.g. 500ms, 30s, 2m).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Keys (partitions) checked at once, one thread each (default: one per core). The verdict
+    /// does not depend on it.
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
+    /// Bound on the memory of the search's caches, in MiB; reaching it answers "unknown" and says so.
+    #[arg(long, default_value_t = 4096)]
+    pub cache_mb: usize,
     /// Also count session-guarantee violations (read-your-writes, monotonic reads/writes,
     /// writes-follow-reads).
     #[arg(long)]
@@ -56,9 +65,41 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         format: args.format,
         html: args.html.clone(),
         timeout: args.timeout,
+        jobs: args.jobs,
+        cache_mb: args.cache_mb,
         sessions: args.sessions,
         staleness: args.staleness,
     };
-    let status = cli::run(&options, &mut std::io::stdout().lock())?;
+    // Progress on stderr (indicatif draws nothing when stderr is not a terminal): operations placed
+    // over all partitions, and the partitions being searched.
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} operations placed {msg}",
+        )
+        .expect("the template is valid"),
+    );
+    let on_progress = |partitions: &[PartitionStatus]| {
+        let total: usize = partitions.iter().map(|p| p.ops).sum();
+        let placed: usize = partitions.iter().map(|p| if p.done { p.ops } else { p.deepest }).sum();
+        let searching: Vec<String> = partitions
+            .iter()
+            .filter(|p| p.searching)
+            .map(|p| {
+                format!(
+                    "{}: {}/{} ({} cached)",
+                    p.key.as_deref().unwrap_or("(no key)"),
+                    p.deepest,
+                    p.ops,
+                    p.cached
+                )
+            })
+            .collect();
+        bar.set_length(total as u64);
+        bar.set_position(placed as u64);
+        bar.set_message(searching.join(", "));
+    };
+    let status = cli::run_with_progress(&options, &mut std::io::stdout().lock(), &on_progress)?;
+    bar.finish_and_clear();
     Ok(ExitCode::from(status))
 }
