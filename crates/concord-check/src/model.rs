@@ -213,7 +213,7 @@ impl Sequential for RegisterModel {
     ///   earlier: `u` is in it, before `x`'s (possibly inherited) return.
     fn unknown_fates(&self, ops: &[&Operation]) -> Vec<UnknownFate> {
         let mut fates = vec![UnknownFate::Free; ops.len()];
-        if ops.iter().any(|op| op.f == OpFn::Append) {
+        if ops.iter().all(|op| op.is_ok()) || ops.iter().any(|op| op.f == OpFn::Append) {
             return fates;
         }
         const NIL: &Value = &Value::Nil;
