@@ -580,7 +580,7 @@ where
 fn describe_hard(key: &str, part: &Part<'_>, hard: &Hard, why: &str) -> String {
     let unknown = part.deadlines.iter().filter(|d| d.is_none()).count();
     let mut text = format!(
-        "key {key}: {why} with {} operations ({unknown} unknown and unobserved); at best {} placed, {} \
+        "key {key}: {why} with {} operations ({unknown} unknown, free to take effect late or never); at best {} placed, {} \
          configurations cached",
         part.ops.len(),
         hard.deepest,
@@ -947,6 +947,17 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
             }
             if out_of_time || total_bytes > limits.cache_bytes_max {
                 deepest.cached = cache.seen.len();
+                if deepest.frontier.is_empty() {
+                    // No dead end met yet: the operations around the current point are the hard ones.
+                    let mut first_return = entries.head();
+                    while first_return != NIL && entries.list[first_return as usize].is_call {
+                        first_return = entries.list[first_return as usize].next;
+                    }
+                    if first_return != NIL {
+                        deepest.deepest = calls.len();
+                        deepest.frontier = frontier(&entries, first_return);
+                    }
+                }
                 return if out_of_time { Search::Timeout(deepest) } else { Search::OutOfMemory(deepest) };
             }
         }

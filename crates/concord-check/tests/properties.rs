@@ -103,7 +103,7 @@ proptest! {
     /// unique (where the deadlines apply) or from a small set (where repeated values defeat them).
     #[test]
     fn agrees_with_brute_force_with_many_unknown_outcomes(
-        actions in prop::collection::vec(info_action(), 0..18),
+        actions in prop::collection::vec(info_action(), 0..24),
         unique in any::<bool>(),
     ) {
         let h = random_info_history(&actions, unique);
