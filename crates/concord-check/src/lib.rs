@@ -39,6 +39,7 @@
 pub mod cli;
 pub mod convergence;
 pub mod formats;
+mod fx;
 pub mod gen;
 pub mod html;
 pub mod linearizability;

@@ -139,12 +139,13 @@
 //! it. [`crate::html::render`] draws it as per-process timelines. The operations listed are the ones
 //! the search kept: irrelevant unknown operations are left out.
 
+use crate::fx::{FxHasher, FxMap, FxSet};
 use crate::model::{CounterModel, Model, QueueModel, RegisterModel, Sequential, SetModel, UnknownFate};
 use crate::ops::{prepare, Operation};
 use concord_core::history::{History, OpFn, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -760,53 +761,6 @@ impl Bits {
         self.0[i / 64] & (1 << (i % 64)) != 0
     }
 }
-
-/// The Fx hash (from rustc): much faster than SipHash for small keys; the cache is never iterated,
-/// so its order cannot leak into output, and its inputs are not adversarial.
-#[derive(Default, Clone, Copy)]
-struct FxHasher {
-    hash: u64,
-}
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])));
-        }
-        for &b in chunks.remainder() {
-            self.add(u64::from(b));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.add(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    fn write_i64(&mut self, i: i64) {
-        self.add(i as u64);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-type FxSet<T> = HashSet<T, BuildHasherDefault<FxHasher>>;
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// How many search steps between two looks at the clock, the cancellation flag, the memory bound
 /// and the progress counters (a look costs ~20 ns; a step ~50 ns). A power of two, so the test is a

@@ -36,9 +36,10 @@
 //! [`crate::linearizability`]). The `kv` model is therefore "a register with delete and append",
 //! checked key by key.
 
+use crate::fx::FxMap;
 use crate::ops::Operation;
 use concord_core::history::{OpFn, Value};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::str::FromStr;
@@ -233,7 +234,7 @@ impl Sequential for RegisterModel {
                 _ => None,
             }
         }
-        let mut observers: HashMap<&Value, usize> = HashMap::new();
+        let mut observers: FxMap<&Value, usize> = FxMap::default();
         for op in ops {
             if let Some(v) = observes(op) {
                 *observers.entry(v).or_default() += 1;
@@ -265,7 +266,7 @@ impl Sequential for RegisterModel {
             }
         }
         // Before: the unique writer of each value, among the operations kept.
-        let mut writer: HashMap<&Value, Option<usize>> = HashMap::new();
+        let mut writer: FxMap<&Value, Option<usize>> = FxMap::default();
         for (i, op) in ops.iter().enumerate() {
             if irrelevant[i] {
                 continue;
