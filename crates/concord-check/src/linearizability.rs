@@ -103,8 +103,9 @@
 //! state is stored once and the cache key is the bit set plus the state's number, so a key costs the
 //! bit set's words and four bytes whatever the state (a queue, a set) holds. The keys are exact, never
 //! hashes alone: a hash collision taken for "seen" would prune a configuration never explored, and
-//! could turn a linearizable history into "not". The caches of all partitions together are bounded
-//! ([`Options::cache_bytes_max`], an estimate of keys and table slots); when the bound is reached
+//! could turn a linearizable history into "not". The caches alive at once (one per partition being
+//! searched) are bounded together ([`Options::cache_bytes_max`], an estimate of keys and table
+//! slots, taken off again when a partition's search ends); when the bound is reached
 //! the verdict is [`Verdict::Unknown`], saying which partition hit it.
 //!
 //! # Partitions in parallel
@@ -303,8 +304,8 @@ pub struct Options<'a> {
     /// Partitions searched at once, each on its own thread (`1`: all on the calling thread). The
     /// verdict and its explanation do not depend on it (see "Partitions in parallel").
     pub jobs: usize,
-    /// A bound on the memory of the caches of visited configurations, all partitions together
-    /// (an estimate: the cache's keys and the hash table's slots). When it is reached the verdict is
+    /// A bound on the memory of the caches of visited configurations, of all the partitions being
+    /// searched at once (an estimate: the cache's keys and the hash table's slots). When it is reached the verdict is
     /// [`Verdict::Unknown`], saying so.
     pub cache_bytes_max: usize,
     /// Filled in while the search runs, for a caller that shows progress (poll it from another
@@ -769,26 +770,41 @@ const STEPS_PER_CLOCK_CHECK: u64 = 4096;
 
 /// The cache of visited configurations: (linearized set, model state). States are interned – each
 /// distinct state is stored once, and the cache holds its number – so a key is the bit set and four
-/// bytes, whatever the state's size.
-struct Cache<S> {
+/// bytes, whatever the state's size. Its estimated size is added to the counter shared by all
+/// partitions as it grows, and taken off again when the cache is dropped, so the bound is on the
+/// caches alive at once.
+struct Cache<'a, S> {
     seen: FxSet<(Bits, u32)>,
     states: FxMap<S, u32>,
-    /// Estimated bytes not yet added to the shared counter.
+    /// Estimated bytes not yet added to `shared`, and added.
     bytes_unreported: usize,
+    bytes_reported: usize,
     bytes_per_entry: usize,
+    shared: &'a AtomicUsize,
 }
 
-impl<S: Clone + Eq + Hash> Cache<S> {
-    fn new(ops: usize) -> Cache<S> {
-        // A key's words on the heap, the key itself, and the hash table's control byte, with the
-        // table at most 7/8 full and doubling (so on average about 1.5 slots per entry).
-        let key = std::mem::size_of::<(Bits, u32)>() + ops.div_ceil(64) * 8;
+impl<'a, S: Clone + Eq + Hash> Cache<'a, S> {
+    fn new(ops: usize, shared: &'a AtomicUsize) -> Cache<'a, S> {
+        // A table slot (the key and a control byte; the table is at most 7/8 full and doubles, so
+        // about 1.5 slots per entry on average), plus the bit set's words on the heap with the
+        // allocator's header.
+        let slot = std::mem::size_of::<(Bits, u32)>() + 1;
+        let words = ops.div_ceil(64) * 8 + 16;
         Cache {
             seen: FxSet::default(),
             states: FxMap::default(),
             bytes_unreported: 0,
-            bytes_per_entry: key * 3 / 2 + 2,
+            bytes_reported: 0,
+            bytes_per_entry: slot * 3 / 2 + words,
+            shared,
         }
+    }
+
+    /// Add the bytes grown since the last call to the shared counter; returns the new total.
+    fn report(&mut self) -> usize {
+        let bytes = std::mem::take(&mut self.bytes_unreported);
+        self.bytes_reported += bytes;
+        self.shared.fetch_add(bytes, Ordering::Relaxed) + bytes
     }
 
     /// Record a configuration; false if it was there already.
@@ -810,6 +826,12 @@ impl<S: Clone + Eq + Hash> Cache<S> {
     }
 }
 
+impl<S> Drop for Cache<'_, S> {
+    fn drop(&mut self) {
+        self.shared.fetch_sub(self.bytes_reported, Ordering::Relaxed);
+    }
+}
+
 /// The WGL/Lowe search over one partition.
 fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<M::State> {
     let ops = &part.ops;
@@ -824,7 +846,7 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
     let mut state = m.init();
     let mut linearized = Bits::new(ops.len());
     let mut required_linearized = 0usize;
-    let mut cache: Cache<M::State> = Cache::new(ops.len());
+    let mut cache: Cache<M::State> = Cache::new(ops.len(), limits.cache_bytes);
     // The linearized calls, in order, with the state before each and the phase they were tried in.
     let mut calls: Vec<(u32, M::State, bool)> = Vec::with_capacity(ops.len());
     let mut best: Option<Stuck<M::State>> = None;
@@ -880,12 +902,16 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
 
     loop {
         if required_linearized == required_total {
+            if let Some(p) = limits.progress {
+                p.linearized.store(calls.len(), Ordering::Relaxed);
+                p.deepest.store(calls.len().max(deepest.deepest), Ordering::Relaxed);
+                p.cached.store(cache.seen.len(), Ordering::Relaxed);
+            }
             return Search::Linearizable;
         }
         // Looks at the clock on the first step too, so an expired deadline is noticed at once.
         if steps & (STEPS_PER_CLOCK_CHECK - 1) == 0 {
-            let bytes = std::mem::take(&mut cache.bytes_unreported);
-            let total_bytes = limits.cache_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            let total_bytes = cache.report();
             if let Some(p) = limits.progress {
                 p.linearized.store(calls.len(), Ordering::Relaxed);
                 p.deepest.store(deepest.deepest, Ordering::Relaxed);
@@ -959,7 +985,13 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
             }
             let Some((call, previous, phase)) = calls.pop() else {
                 return match best {
-                    Some(stuck) => Search::Stuck(stuck),
+                    Some(stuck) => {
+                        if let Some(p) = limits.progress {
+                            p.deepest.store(deepest.deepest, Ordering::Relaxed);
+                            p.cached.store(cache.seen.len(), Ordering::Relaxed);
+                        }
+                        Search::Stuck(stuck)
+                    }
                     None => Search::Internal("failed without a stuck point"),
                 };
             };

@@ -95,3 +95,14 @@ fn an_undecided_verdict_names_the_partition_and_the_hard_operations() {
         "{text}"
     );
 }
+
+/// The cache bound is on the caches alive at once: ten keys whose caches (about 10 MB each) fit the
+/// bound one at a time, but not all together, are decided one after the other.
+#[test]
+fn the_cache_bound_counts_only_the_caches_alive() {
+    let (config, _) = gen::bench_hard(100_000, 6);
+    let h = gen::history(&config);
+    let options = Options { cache_bytes_max: 32 << 20, ..Options::new(Duration::from_secs(60)) };
+    let verdict = check_history_with(&h, Model::Kv, &options);
+    assert!(verdict.is_linearizable(), "{verdict}");
+}
