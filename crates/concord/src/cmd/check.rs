@@ -2,8 +2,10 @@
 //!
 //! Reads Concord's JSON Lines histories, Jepsen/Knossos text logs and EDN op maps (detected by
 //! content, or `--format`), checks linearizability against a model (guessed, or `--model`) within a
-//! time limit, and optionally writes an HTML explanation of a failure and reports session-guarantee
-//! violations and staleness. The logic lives in `concord_check::cli`; this file only maps flags.
+//! time limit (keys on all cores, `--jobs`; a progress bar on a terminal; an undecided verdict names
+//! the keys and operations that were hard), and optionally writes an HTML explanation of a failure
+//! and reports session-guarantee violations and staleness. The logic lives in `concord_check::cli`;
+//! this file only maps flags.
 //!
 //! Exit status: 0 linearizable, 1 not linearizable, 2 unknown (time limit) or bad input.
 
