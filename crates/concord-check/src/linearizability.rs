@@ -627,8 +627,8 @@ struct Stuck<S> {
 struct Hard {
     deepest: usize,
     cached: usize,
-    /// The operations that could go next at the deepest point (the candidates, then the one whose
-    /// return stopped the search there).
+    /// The operations that could go next at the deepest point (the candidates before the return
+    /// that stopped the search there).
     frontier: Vec<usize>,
 }
 
@@ -1008,7 +1008,8 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
     }
 }
 
-/// The candidates before the return entry `ret`, then the operation that return belongs to.
+/// The candidates before the return entry `ret` (its own operation among them: its call comes
+/// first).
 fn frontier(entries: &Entries, ret: u32) -> Vec<usize> {
     let mut ops = Vec::new();
     let mut cursor = entries.head();
@@ -1019,15 +1020,13 @@ fn frontier(entries: &Entries, ret: u32) -> Vec<usize> {
         }
         cursor = e.next;
     }
-    ops.push(entries.list[ret as usize].op as usize);
     ops
 }
 
 /// Record a dead end: the prefix, the state, the returning operation and the candidates before it.
 fn stuck_here<S: Clone>(entries: &Entries, ret: u32, calls: &[(u32, S, bool)], state: &S) -> Stuck<S> {
     let prefix = calls.iter().map(|(call, _, _)| entries.list[*call as usize].op as usize).collect();
-    let mut candidates = frontier(entries, ret);
-    candidates.pop();
+    let candidates = frontier(entries, ret);
     Stuck { prefix, state: state.clone(), blocking: entries.list[ret as usize].op as usize, candidates }
 }
 
