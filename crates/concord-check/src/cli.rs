@@ -46,15 +46,16 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Run the check, writing the report to `out`; returns the exit status.
 pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<u8> {
-    run_with_progress(options, out, &|_| {})
+    run_with_progress(options, out, &|_, _| {})
 }
 
 /// [`run`], calling `on_progress` every [`PROGRESS_INTERVAL`] while the linearizability search runs,
-/// with each partition's status (in the order partitions are checked), and once more at the end.
+/// with each partition's status (in the order partitions are checked) and `false`, and once more
+/// when the search has ended (`true`), before the verdict is written.
 pub fn run_with_progress(
     options: &CheckOptions,
     out: &mut dyn Write,
-    on_progress: &(dyn Fn(&[PartitionStatus]) + Sync),
+    on_progress: &(dyn Fn(&[PartitionStatus], bool) + Sync),
 ) -> io::Result<u8> {
     let path = options.history.display();
     let bytes = match std::fs::read(&options.history) {
@@ -134,11 +135,11 @@ pub fn run_with_progress(
         while !search.is_finished() {
             std::thread::sleep(Duration::from_millis(5));
             if reported.elapsed() >= PROGRESS_INTERVAL {
-                on_progress(&progress.snapshot());
+                on_progress(&progress.snapshot(), false);
                 reported = Instant::now();
             }
         }
-        on_progress(&progress.snapshot());
+        on_progress(&progress.snapshot(), true);
         search.join().unwrap_or_else(|_| Verdict::Unknown("internal error: the search panicked".into()))
     });
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;

@@ -72,36 +72,35 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         sessions: args.sessions,
         staleness: args.staleness,
     };
-    // Progress on stderr (indicatif draws nothing when stderr is not a terminal): operations placed
-    // over all partitions, and the partitions being searched.
+    // Progress on stderr (indicatif draws nothing when stderr is not a terminal): partitions (keys)
+    // decided, and for each one being searched, how far it got and how much it has cached.
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} operations placed {msg}",
-        )
-        .expect("the template is valid"),
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} keys checked {msg}")
+            .expect("the template is valid"),
     );
-    let on_progress = |partitions: &[PartitionStatus]| {
-        let total: usize = partitions.iter().map(|p| p.ops).sum();
-        let placed: usize = partitions.iter().map(|p| if p.done { p.ops } else { p.deepest }).sum();
+    let on_progress = |partitions: &[PartitionStatus], finished: bool| {
+        if finished {
+            bar.finish_and_clear();
+            return;
+        }
         let searching: Vec<String> = partitions
             .iter()
             .filter(|p| p.searching)
             .map(|p| {
                 format!(
-                    "{}: {}/{} ({} cached)",
+                    "{}: {}/{} placed, {} cached",
                     p.key.as_deref().unwrap_or("(no key)"),
-                    p.deepest,
+                    p.deepest.max(p.linearized),
                     p.ops,
                     p.cached
                 )
             })
             .collect();
-        bar.set_length(total as u64);
-        bar.set_position(placed as u64);
-        bar.set_message(searching.join(", "));
+        bar.set_length(partitions.len() as u64);
+        bar.set_position(partitions.iter().filter(|p| p.done).count() as u64);
+        bar.set_message(searching.join("; "));
     };
     let status = cli::run_with_progress(&options, &mut std::io::stdout().lock(), &on_progress)?;
-    bar.finish_and_clear();
     Ok(ExitCode::from(status))
 }
