@@ -305,8 +305,8 @@ pub struct Options<'a> {
     /// verdict and its explanation do not depend on it (see "Partitions in parallel").
     pub jobs: usize,
     /// A bound on the memory of the caches of visited configurations, of all the partitions being
-    /// searched at once (an estimate: the cache's keys and the hash table's slots). When it is reached the verdict is
-    /// [`Verdict::Unknown`], saying so.
+    /// searched at once (an estimate: the cache's keys and the hash table's slots). When it is
+    /// reached the verdict is [`Verdict::Unknown`], saying so.
     pub cache_bytes_max: usize,
     /// Filled in while the search runs, for a caller that shows progress (poll it from another
     /// thread, see [`Progress::snapshot`]).
@@ -582,8 +582,8 @@ where
 fn describe_hard(key: &str, part: &Part<'_>, hard: &Hard, why: &str) -> String {
     let unknown = part.deadlines.iter().filter(|d| d.is_none()).count();
     let mut text = format!(
-        "key {key}: {why} with {} operations ({unknown} unknown, free to take effect late or never); at best {} placed, {} \
-         configurations cached",
+        "key {key}: {why} with {} operations ({unknown} unknown, free to take effect late or never); \
+         at best {} placed, {} configurations cached",
         part.ops.len(),
         hard.deepest,
         hard.cached

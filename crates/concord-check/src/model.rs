@@ -27,11 +27,12 @@
 //! **Cost.** For registers, counters and sets, memoisation keeps the search fast: states repeat, or
 //! (for sets and counters) concurrent updates commute. For registers whose writes carry unique
 //! values, [`Sequential::unknown_fates`] also turns most timed-out operations into either nothing
-//! or ordinary operations with a deadline (see [`RegisterModel`]'s implementation). A **queue** is the hard case, as it is for
-//! Knossos and Porcupine: the order of two concurrent enqueues shows only when the elements are
-//! dequeued, possibly much later, and each wrong guess is explored through all the states in
-//! between. Queue histories of a few dozen operations check in milliseconds; long, highly concurrent
-//! ones may reach the time limit (the verdict is then "unknown", never wrong).
+//! or ordinary operations with a deadline (see [`RegisterModel`]'s implementation). A **queue** is
+//! the hard case, as it is for Knossos and Porcupine: the order of two concurrent enqueues shows
+//! only when the elements are dequeued, possibly much later, and each wrong guess is explored
+//! through all the states in between. Queue histories of a few dozen operations check in
+//! milliseconds; long, highly concurrent ones may reach the time limit (the verdict is then
+//! "unknown", never wrong).
 //!
 //! Every model is *per key*: when operations carry keys, each key is an independent object with its
 //! own state, which is what lets the checker split the history by key (see
