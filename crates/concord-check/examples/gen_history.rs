@@ -4,6 +4,7 @@
 //! `cargo run -p concord-check --example gen_history -- kv > kv.jsonl`
 //! `cargo run -p concord-check --example gen_history -- register > register.jsonl`
 //! `cargo run -p concord-check --example gen_history -- register-fresh > register-fresh.jsonl`
+//! `cargo run -p concord-check --example gen_history -- hard [OPS [INFO_PERCENT]] > hard.jsonl`
 //!
 //! Append `corrupt` to corrupt one read (a value never written), as the benchmark does.
 
@@ -18,8 +19,12 @@ fn main() {
         "kv" => gen::bench_kv(),
         "register" => gen::bench_register(5),
         "register-fresh" => gen::bench_register(0),
+        "hard" => gen::bench_hard(
+            args.get(1).and_then(|n| n.parse().ok()).unwrap_or(6_000),
+            args.get(2).and_then(|n| n.parse().ok()).unwrap_or(6),
+        ),
         other => {
-            eprintln!("unknown history `{other}`: expected kv, register or register-fresh");
+            eprintln!("unknown history `{other}`: expected kv, register, register-fresh or hard");
             std::process::exit(2);
         }
     };

@@ -5,7 +5,7 @@
 //! file, malformed lines, a history that does not fit the model).
 
 use crate::formats::{self, Format};
-use crate::linearizability::{check_operations, Verdict};
+use crate::linearizability::{check_operations_with, Options, PartitionStatus, Progress, Verdict};
 use crate::model::Model;
 use crate::ops::{prepare, Operation};
 use crate::{html, session, staleness};
@@ -24,6 +24,10 @@ pub struct CheckOptions {
     /// Where to write the HTML explanation when the history is not linearizable.
     pub html: Option<PathBuf>,
     pub timeout: Duration,
+    /// Partitions (keys) searched at once; `0`: one per core.
+    pub jobs: usize,
+    /// Bound on the memory of the search's caches, in MiB.
+    pub cache_mb: usize,
     /// Also report session-guarantee violations and staleness (they do not change the exit status).
     pub sessions: bool,
     pub staleness: bool,
@@ -37,8 +41,22 @@ pub const EXIT_UNKNOWN: u8 = 2;
 /// Malformed lines shown before "... and N more".
 const ERRORS_SHOWN_MAX: usize = 50;
 
+/// How often [`run_with_progress`] reports progress.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Run the check, writing the report to `out`; returns the exit status.
 pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<u8> {
+    run_with_progress(options, out, &|_, _| {})
+}
+
+/// [`run`], calling `on_progress` every [`PROGRESS_INTERVAL`] while the linearizability search runs,
+/// with each partition's status (in the order partitions are checked) and `false`, and once more
+/// when the search has ended (`true`), before the verdict is written.
+pub fn run_with_progress(
+    options: &CheckOptions,
+    out: &mut dyn Write,
+    on_progress: &(dyn Fn(&[PartitionStatus], bool) + Sync),
+) -> io::Result<u8> {
     let path = options.history.display();
     let bytes = match std::fs::read(&options.history) {
         Ok(bytes) => bytes,
@@ -99,7 +117,31 @@ pub fn run(options: &CheckOptions, out: &mut dyn Write) -> io::Result<u8> {
     )?;
 
     let started = Instant::now();
-    let verdict = check_operations(&ops, model, options.timeout);
+    let jobs = match options.jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        jobs => jobs,
+    };
+    let progress = Progress::default();
+    let check_options = Options {
+        timeout: options.timeout,
+        jobs,
+        cache_bytes_max: options.cache_mb.saturating_mul(1 << 20),
+        progress: Some(&progress),
+    };
+    let verdict = std::thread::scope(|scope| {
+        let search = scope.spawn(|| check_operations_with(&ops, model, &check_options));
+        // Look often (a quick check should not wait for the interval), report every interval.
+        let mut reported = Instant::now();
+        while !search.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+            if reported.elapsed() >= PROGRESS_INTERVAL {
+                on_progress(&progress.snapshot(), false);
+                reported = Instant::now();
+            }
+        }
+        on_progress(&progress.snapshot(), true);
+        search.join().unwrap_or_else(|_| Verdict::Unknown("internal error: the search panicked".into()))
+    });
     let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     writeln!(out, "{verdict}")?;
     writeln!(out, "checked in {elapsed_ms:.1} ms")?;
@@ -167,6 +209,8 @@ mod tests {
             format: Format::Auto,
             html: None,
             timeout: Duration::from_secs(5),
+            jobs: 2,
+            cache_mb: 1024,
             sessions: true,
             staleness: true,
         }

@@ -94,6 +94,23 @@ pub fn bench_register(values: i64) -> (GenConfig, usize) {
     (config, 321)
 }
 
+/// The benchmark's hard KV history, shaped like the Raft runs that used to end undecided (issue 24,
+/// `labs/raft-hard.toml`): 12 clients over 10 keys, every write a fresh value, 20% CAS, and `info`
+/// outcomes at `info_percent` – far more than the plain KV benchmark, each one a write that took
+/// effect before the timeout, later, or never. Same return as [`bench_kv`].
+pub fn bench_hard(ops: usize, info_percent: u32) -> (GenConfig, usize) {
+    let config = GenConfig {
+        seed: BENCH_SEED,
+        workload: Workload::Register { keys: 10 },
+        clients: 12,
+        ops,
+        values: 0,
+        info_percent,
+        cas_percent: 20,
+    };
+    (config, ops / 3)
+}
+
 /// The shape of a generated history.
 #[derive(Clone, Copy, Debug)]
 pub struct GenConfig {

@@ -5,8 +5,8 @@
 //! by the real-cluster tests, and on histories recorded by other systems (Jepsen/Knossos formats).
 //!
 //! * [`linearizability`] – is there one order of the operations, consistent with real time, that a
-//!   sequential [`Model`] explains? The Wing & Gong / Lowe search with memoisation and per-key
-//!   partitioning. Answers yes, no (with an [`Explanation`], also as an HTML page: [`html::render`]),
+//!   sequential [`Model`] explains? The Wing & Gong / Lowe search with memoisation, per-key
+//!   partitions searched in parallel, and unknown outcomes linearized just in time. Answers yes, no (with an [`Explanation`], also as an HTML page: [`html::render`]),
 //!   or unknown – never a wrong verdict.
 //! * [`convergence`] – after faults heal and the system quiesces, do all replicas hold the same value
 //!   for every key, and was that value ever written?
@@ -39,6 +39,7 @@
 pub mod cli;
 pub mod convergence;
 pub mod formats;
+mod fx;
 pub mod gen;
 pub mod html;
 pub mod linearizability;

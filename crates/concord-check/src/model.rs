@@ -25,17 +25,21 @@
 //! | `queue`    | enqueue, dequeue (`nil`: empty)          | a FIFO sequence  |
 //!
 //! **Cost.** For registers, counters and sets, memoisation keeps the search fast: states repeat, or
-//! (for sets and counters) concurrent updates commute. A **queue** is the hard case, as it is for
-//! Knossos and Porcupine: the order of two concurrent enqueues shows only when the elements are
-//! dequeued, possibly much later, and each wrong guess is explored through all the states in
-//! between. Queue histories of a few dozen operations check in milliseconds; long, highly concurrent
-//! ones may reach the time limit (the verdict is then "unknown", never wrong).
+//! (for sets and counters) concurrent updates commute. For registers whose writes carry unique
+//! values, [`Sequential::unknown_fates`] also turns most timed-out operations into either nothing
+//! or ordinary operations with a deadline (see [`RegisterModel`]'s implementation). A **queue** is
+//! the hard case, as it is for Knossos and Porcupine: the order of two concurrent enqueues shows
+//! only when the elements are dequeued, possibly much later, and each wrong guess is explored
+//! through all the states in between. Queue histories of a few dozen operations check in
+//! milliseconds; long, highly concurrent ones may reach the time limit (the verdict is then
+//! "unknown", never wrong).
 //!
 //! Every model is *per key*: when operations carry keys, each key is an independent object with its
 //! own state, which is what lets the checker split the history by key (see
 //! [`crate::linearizability`]). The `kv` model is therefore "a register with delete and append",
 //! checked key by key.
 
+use crate::fx::FxMap;
 use crate::ops::Operation;
 use concord_core::history::{OpFn, Value};
 use std::collections::{BTreeSet, VecDeque};
@@ -109,6 +113,29 @@ pub trait Sequential {
     fn why_not(&self, state: &Self::State, _op: &Operation) -> String {
         format!("not possible when the state is {}", self.describe(state))
     }
+
+    /// What the search may assume about each unknown-outcome operation of one partition (`ops`, by
+    /// invocation order; the entries for `ok` operations are ignored). The default assumes nothing:
+    /// every unknown operation is [`UnknownFate::Free`]. A model may only return facts that hold in
+    /// *every* linearization, so that the verdict cannot change (see "Unknown operations, just in
+    /// time" in [`crate::linearizability`]).
+    fn unknown_fates(&self, ops: &[&Operation]) -> Vec<UnknownFate> {
+        vec![UnknownFate::Free; ops.len()]
+    }
+}
+
+/// What an unknown-outcome (`info`) operation may do, as far as the model can tell from the whole
+/// partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownFate {
+    /// Anything: it may take effect at any point after its invocation, or never.
+    Free,
+    /// If it is in some linearization, it can be removed from it and what remains is still one: the
+    /// search may leave it out.
+    Irrelevant,
+    /// It is in every linearization, before the return of the operation at this event index (an `ok`
+    /// operation observed what only it could have done). The search treats that return as its own.
+    Before(usize),
 }
 
 /// The register and KV models: one value per key, `nil` when absent.
@@ -168,6 +195,117 @@ impl Sequential for RegisterModel {
 
     fn describe(&self, state: &Value) -> String {
         state.to_string()
+    }
+
+    /// Two facts about unknown writes, compare-and-sets and deletes of a register (without
+    /// `append`, whose effect depends on the state in a way these arguments do not cover):
+    ///
+    /// * **Unobserved means irrelevant.** Let `u` write `v`, and let no other operation of the
+    ///   partition observe `v` – no `ok` read returned it, no compare-and-set (of any outcome)
+    ///   expects it. In a linearization containing `u`, the operation right after `u` runs in state
+    ///   `v`, so it is not a read (it would return `v`) nor a compare-and-set (it would expect `v`):
+    ///   it is a write or a delete, whose effect does not depend on the state. Removing `u` leaves
+    ///   every later state unchanged and the real-time order respected, so the rest is still a
+    ///   linearization; and an unknown operation may be left out. Repeated to a fixed point, since a
+    ///   removed compare-and-set no longer observes its expected value.
+    /// * **A unique value that was seen was written, in time** (the observation behind Gibbons &
+    ///   Korach's polynomial check of registers with unique writes). Let `u` be the only operation of
+    ///   the partition that writes `v`, `v` not `nil` (the initial value, also written by deletes),
+    ///   and let an operation `x` that is in every linearization observe `v` (an `ok` read of `v`, an
+    ///   `ok` compare-and-set expecting it, or such an unknown one already known to be in every
+    ///   linearization). Then in every linearization the state is `v` just before `x`, so `u` comes
+    ///   earlier: `u` is in it, before `x`'s (possibly inherited) return.
+    fn unknown_fates(&self, ops: &[&Operation]) -> Vec<UnknownFate> {
+        let mut fates = vec![UnknownFate::Free; ops.len()];
+        if ops.iter().all(|op| op.is_ok()) || ops.iter().any(|op| op.f == OpFn::Append) {
+            return fates;
+        }
+        const NIL: &Value = &Value::Nil;
+        fn written(op: &Operation) -> Option<&Value> {
+            match op.f {
+                OpFn::Write => Some(&op.input),
+                OpFn::Cas => op.input.as_pair().map(|(_, new)| new),
+                OpFn::Delete => Some(NIL),
+                _ => None,
+            }
+        }
+        // What each operation observes: the value an `ok` read returned, the value a CAS expects.
+        fn observes(op: &Operation) -> Option<&Value> {
+            match op.f {
+                OpFn::Read if op.is_ok() => op.output.as_ref(),
+                OpFn::Cas => op.input.as_pair().map(|(expected, _)| expected),
+                _ => None,
+            }
+        }
+        let mut observers: FxMap<&Value, usize> = FxMap::default();
+        for op in ops {
+            if let Some(v) = observes(op) {
+                *observers.entry(v).or_default() += 1;
+            }
+        }
+        // Irrelevant: a worklist over the unknown writers, until nothing more is removed.
+        let mut irrelevant = vec![false; ops.len()];
+        loop {
+            let mut changed = false;
+            for (i, op) in ops.iter().enumerate() {
+                if op.is_ok() || irrelevant[i] {
+                    continue;
+                }
+                let Some(v) = written(op) else { continue };
+                // An operation observing its own write (`cas [v v]`) counts as an observer: staying
+                // conservative there costs nothing.
+                if observers.get(v).copied().unwrap_or(0) == 0 {
+                    irrelevant[i] = true;
+                    changed = true;
+                    if let Some(expected) = observes(op) {
+                        if let Some(n) = observers.get_mut(expected) {
+                            *n -= 1;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        // Before: the unique writer of each value, among the operations kept.
+        let mut writer: FxMap<&Value, Option<usize>> = FxMap::default();
+        for (i, op) in ops.iter().enumerate() {
+            if irrelevant[i] {
+                continue;
+            }
+            if let Some(v) = written(op) {
+                writer.entry(v).and_modify(|w| *w = None).or_insert(Some(i));
+            }
+        }
+        // `deadline[i]`: the event before which `i` takes effect in every linearization.
+        let mut deadline: Vec<Option<usize>> = ops.iter().map(|op| op.return_index).collect();
+        loop {
+            let mut changed = false;
+            for (x, op) in ops.iter().enumerate() {
+                let (Some(d), false) = (deadline[x], irrelevant[x]) else { continue };
+                let Some(v) = observes(op).filter(|&v| v != NIL) else { continue };
+                let Some(&Some(u)) = writer.get(v) else { continue };
+                if u != x && !ops[u].is_ok() && deadline[u].is_none_or(|old| d < old) {
+                    deadline[u] = Some(d);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        for (i, op) in ops.iter().enumerate() {
+            if op.is_ok() {
+                continue;
+            }
+            fates[i] = match (irrelevant[i], deadline[i]) {
+                (true, _) => UnknownFate::Irrelevant,
+                (false, Some(d)) => UnknownFate::Before(d),
+                (false, None) => UnknownFate::Free,
+            };
+        }
+        fates
     }
 
     fn why_not(&self, state: &Value, op: &Operation) -> String {

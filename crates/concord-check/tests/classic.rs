@@ -268,3 +268,40 @@ fn a_history_that_does_not_fit_the_model_is_unknown() {
     m.ok(0, write(1));
     assert!(matches!(check(&m.0, Model::Register, TIMEOUT), Verdict::Unknown(r) if r.contains("malformed")));
 }
+
+#[test]
+fn chains_of_unknown_compare_and_sets() {
+    // Two timed-out CASes 1 -> 2 -> 3, and a read of 3: both must have taken effect, in order,
+    // before the read returned (each value is written by one operation only).
+    let mut h = H::default();
+    h.invoke(0, write(1)).ok(0, write(1));
+    h.invoke(1, cas(1, 2)).info(1, cas(1, 2));
+    h.invoke(2, cas(2, 3)).info(2, cas(2, 3));
+    h.invoke(3, read(None)).ok(3, read(Some(3)));
+    assert!(verdict(&h).is_linearizable());
+
+    // Twin: the read of 3 returned before the second CAS was invoked.
+    let mut early = H::default();
+    early.invoke(0, write(1)).ok(0, write(1));
+    early.invoke(1, cas(1, 2)).info(1, cas(1, 2));
+    early.invoke(3, read(None)).ok(3, read(Some(3)));
+    early.invoke(2, cas(2, 3)).info(2, cas(2, 3));
+    assert!(verdict(&early).is_not_linearizable());
+
+    // Nobody reads 3: neither CAS need have happened, so reading 1 afterwards is fine...
+    let mut unseen = H::default();
+    unseen.invoke(0, write(1)).ok(0, write(1));
+    unseen.invoke(1, cas(1, 2)).info(1, cas(1, 2));
+    unseen.invoke(2, cas(2, 3)).info(2, cas(2, 3));
+    unseen.invoke(3, read(None)).ok(3, read(Some(1)));
+    assert!(verdict(&unseen).is_linearizable());
+
+    // ... but after a read of 2, the value can no longer be 1.
+    let mut back = H::default();
+    back.invoke(0, write(1)).ok(0, write(1));
+    back.invoke(1, cas(1, 2)).info(1, cas(1, 2));
+    back.invoke(2, cas(2, 3)).info(2, cas(2, 3));
+    back.invoke(3, read(None)).ok(3, read(Some(2)));
+    back.invoke(3, read(None)).ok(3, read(Some(1)));
+    assert!(verdict(&back).is_not_linearizable());
+}

@@ -9,7 +9,7 @@
 //!    search is *exact*, both ways.
 
 use concord_check::gen::{self, GenConfig, Workload};
-use concord_check::linearizability::check;
+use concord_check::linearizability::{check, check_history_with, Options};
 use concord_check::model::{RegisterModel, Sequential};
 use concord_check::ops::{prepare, Operation};
 use concord_check::Model;
@@ -95,6 +95,125 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The pruning of unknown operations (irrelevant ones dropped, observed unique ones given the
+    /// deadline of their first observer) is exact: many unknown outcomes, delete, and values either
+    /// unique (where the deadlines apply) or from a small set (where repeated values defeat them).
+    #[test]
+    fn agrees_with_brute_force_with_many_unknown_outcomes(
+        actions in prop::collection::vec(info_action(), 0..24),
+        unique in any::<bool>(),
+    ) {
+        let h = random_info_history(&actions, unique);
+        let ops = prepare(&h).expect("random_info_history builds well-formed histories");
+        let model = RegisterModel { with_delete_and_append: true };
+        let expected = brute_force_with(&ops, &model);
+        let verdict = check(&h, Model::Kv, TIMEOUT);
+        prop_assert_eq!(verdict.is_linearizable(), expected, "{}\n{:?}", verdict, h.events);
+        prop_assert!(!verdict.is_unknown());
+        // Threads change nothing.
+        let options = Options { jobs: 3, ..Options::new(TIMEOUT) };
+        let parallel = check_history_with(&h, Model::Kv, &options);
+        prop_assert_eq!(parallel.to_string(), verdict.to_string());
+    }
+}
+
+/// One step of a random history with many unknown outcomes: `f` 0 read, 1 write, 2 cas, 3 delete;
+/// `completion` 0..=2 ok, 3 fail, 4..=5 info.
+#[derive(Clone, Debug)]
+struct InfoAction {
+    process: u64,
+    f: u8,
+    value: u8,
+    other: u8,
+    completion: u8,
+    key: bool,
+}
+
+fn info_action() -> impl Strategy<Value = InfoAction> {
+    (0u64..4, 0u8..4, 0u8..8, 0u8..8, 0u8..6, any::<bool>()).prop_map(
+        |(process, f, value, other, completion, key)| InfoAction {
+            process,
+            f,
+            value,
+            other,
+            completion,
+            key,
+        },
+    )
+}
+
+/// A well-formed history over keys `a` and `b`. With `unique`, every write and CAS writes a fresh
+/// value and reads and CASes name values written before (or nil); otherwise values are from 0..3.
+fn random_info_history(actions: &[InfoAction], unique: bool) -> History {
+    let mut h = History::default();
+    let mut open: [Option<Op>; 4] = [None, None, None, None];
+    let mut generation = [0u64; 4];
+    let mut written: Vec<i64> = Vec::new();
+    let pick = |n: u8, written: &[i64]| -> Value {
+        if unique {
+            match written.len() {
+                0 => Value::Nil,
+                len => match usize::from(n) % (len + 1) {
+                    0 => Value::Nil,
+                    i => Value::Int(written[len - i]),
+                },
+            }
+        } else if n % 4 == 3 {
+            Value::Nil
+        } else {
+            Value::Int(i64::from(n % 4))
+        }
+    };
+    for (t, a) in actions.iter().enumerate() {
+        let slot = a.process as usize;
+        let process = a.process + 10 * generation[slot];
+        let time = Time(t as u64);
+        let key = Some(if a.key { "a" } else { "b" }.to_string());
+        match open[slot].take() {
+            None => {
+                let fresh = |written: &mut Vec<i64>| {
+                    if unique {
+                        let v = 100 + written.len() as i64;
+                        written.push(v);
+                        Value::Int(v)
+                    } else {
+                        Value::Int(i64::from(a.other % 3))
+                    }
+                };
+                let op = match a.f {
+                    0 => Op { f: OpFn::Read, key, value: Value::Nil },
+                    1 => Op { f: OpFn::Write, key, value: fresh(&mut written) },
+                    2 => {
+                        let expected = pick(a.value, &written);
+                        Op { f: OpFn::Cas, key, value: Value::pair(expected, fresh(&mut written)) }
+                    }
+                    _ => Op { f: OpFn::Delete, key, value: Value::Nil },
+                };
+                h.push(process, EventType::Invoke, op.clone(), time);
+                open[slot] = Some(op);
+            }
+            Some(mut op) => {
+                let kind = match a.completion {
+                    0..=2 => EventType::Ok,
+                    3 => EventType::Fail,
+                    _ => EventType::Info,
+                };
+                if op.f == OpFn::Read && kind == EventType::Ok {
+                    op.value = pick(a.value, &written);
+                }
+                h.push(process, kind, op, time);
+                if kind == EventType::Info {
+                    generation[slot] += 1;
+                }
+            }
+        }
+    }
+    h
+}
+
 /// One step of a random small register history: a process either invokes (if idle) or completes.
 #[derive(Clone, Debug)]
 struct Action {
@@ -163,9 +282,27 @@ fn random_history(actions: &[Action]) -> History {
 /// Tries every order: an operation may go next once everything that precedes it in real time has
 /// gone; unknown-outcome operations may also never go. Exponential – for tiny histories only.
 fn brute_force(ops: &[Operation]) -> bool {
+    brute_force_with(ops, &RegisterModel { with_delete_and_append: false })
+}
+
+/// [`brute_force`] for any register model, over all keys at once (no partitioning: the brute force
+/// does not rely on locality either).
+fn brute_force_with(ops: &[Operation], model: &RegisterModel) -> bool {
     let ops: Vec<&Operation> = ops.iter().filter(|op| op.is_ok() || !op.is_read_only()).collect();
-    let model = RegisterModel { with_delete_and_append: false };
-    fn go(ops: &[&Operation], done: &mut Vec<bool>, state: &Value, model: &RegisterModel) -> bool {
+    let keys: Vec<Option<String>> = {
+        let mut keys: Vec<Option<String>> = ops.iter().map(|op| op.key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    };
+    let init: Vec<Value> = keys.iter().map(|_| model.init()).collect();
+    fn go(
+        ops: &[&Operation],
+        keys: &[Option<String>],
+        done: &mut Vec<bool>,
+        state: &[Value],
+        model: &RegisterModel,
+    ) -> bool {
         if ops.iter().zip(done.iter()).all(|(op, &d)| d || !op.is_ok()) {
             return true;
         }
@@ -178,9 +315,12 @@ fn brute_force(ops: &[Operation]) -> bool {
             if !ready {
                 continue;
             }
-            if let Some(next) = model.step(state, ops[i]) {
+            let k = keys.iter().position(|k| *k == ops[i].key).unwrap_or(0);
+            if let Some(next) = model.step(&state[k], ops[i]) {
+                let mut next_state = state.to_vec();
+                next_state[k] = next;
                 done[i] = true;
-                let found = go(ops, done, &next, model);
+                let found = go(ops, keys, done, &next_state, model);
                 done[i] = false;
                 if found {
                     return true;
@@ -189,7 +329,7 @@ fn brute_force(ops: &[Operation]) -> bool {
         }
         false
     }
-    go(&ops, &mut vec![false; ops.len()], &model.init(), &model)
+    go(&ops, &keys, &mut vec![false; ops.len()], &init, model)
 }
 
 #[test]

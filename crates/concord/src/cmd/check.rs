@@ -2,16 +2,20 @@
 //!
 //! Reads Concord's JSON Lines histories, Jepsen/Knossos text logs and EDN op maps (detected by
 //! content, or `--format`), checks linearizability against a model (guessed, or `--model`) within a
-//! time limit, and optionally writes an HTML explanation of a failure and reports session-guarantee
-//! violations and staleness. The logic lives in `concord_check::cli`; this file only maps flags.
+//! time limit (keys on all cores, `--jobs`; a progress bar on a terminal; an undecided verdict names
+//! the keys and operations that were hard), and optionally writes an HTML explanation of a failure
+//! and reports session-guarantee violations and staleness. The logic lives in `concord_check::cli`;
+//! this file only maps flags.
 //!
 //! Exit status: 0 linearizable, 1 not linearizable, 2 unknown (time limit) or bad input.
 
 use clap::Args;
 use concord_check::cli::{self, CheckOptions};
 use concord_check::formats::Format;
+use concord_check::linearizability::PartitionStatus;
 use concord_check::Model;
 use concord_core::time::parse_duration;
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,6 +36,13 @@ pub struct CheckArgs {
     /// Give up after this long and answer "unknown" (e.g. 500ms, 30s, 2m).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Keys (partitions) checked at once, one thread each (default: one per core). The verdict
+    /// does not depend on it.
+    #[arg(long, default_value_t = 0)]
+    pub jobs: usize,
+    /// Bound on the memory of the search's caches, in MiB; reaching it answers "unknown" and says so.
+    #[arg(long, default_value_t = 4096)]
+    pub cache_mb: usize,
     /// Also count session-guarantee violations (read-your-writes, monotonic reads/writes,
     /// writes-follow-reads).
     #[arg(long)]
@@ -56,9 +67,40 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         format: args.format,
         html: args.html.clone(),
         timeout: args.timeout,
+        jobs: args.jobs,
+        cache_mb: args.cache_mb,
         sessions: args.sessions,
         staleness: args.staleness,
     };
-    let status = cli::run(&options, &mut std::io::stdout().lock())?;
+    // Progress on stderr (indicatif draws nothing when stderr is not a terminal): partitions (keys)
+    // decided, and for each one being searched, how far it got and how much it has cached.
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} keys checked {msg}")
+            .expect("the template is valid"),
+    );
+    let on_progress = |partitions: &[PartitionStatus], finished: bool| {
+        if finished {
+            bar.finish_and_clear();
+            return;
+        }
+        let searching: Vec<String> = partitions
+            .iter()
+            .filter(|p| p.searching)
+            .map(|p| {
+                format!(
+                    "{}: {}/{} placed, {} cached",
+                    p.key.as_deref().unwrap_or("(no key)"),
+                    p.deepest.max(p.linearized),
+                    p.ops,
+                    p.cached
+                )
+            })
+            .collect();
+        bar.set_length(partitions.len() as u64);
+        bar.set_position(partitions.iter().filter(|p| p.done).count() as u64);
+        bar.set_message(searching.join("; "));
+    };
+    let status = cli::run_with_progress(&options, &mut std::io::stdout().lock(), &on_progress)?;
     Ok(ExitCode::from(status))
 }
