@@ -255,7 +255,10 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(run(&options(PathBuf::from("/nonexistent/history")), &mut out).unwrap(), EXIT_UNKNOWN);
 
-        let mut timeout = options(temp("t.log", "0 :invoke :write 1\n0 :ok :write 1\n"));
+        // The same value written twice: no polynomial shortcut applies, so the search runs and the
+        // zero time limit bites.
+        let mut timeout =
+            options(temp("t.log", "0 :invoke :write 1\n0 :ok :write 1\n1 :invoke :write 1\n1 :ok :write 1\n"));
         timeout.timeout = Duration::ZERO;
         assert_eq!(run(&timeout, &mut Vec::new()).unwrap(), EXIT_UNKNOWN);
     }

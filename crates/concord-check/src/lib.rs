@@ -47,6 +47,8 @@ pub mod model;
 pub mod ops;
 pub mod session;
 pub mod staleness;
+pub mod witness;
+pub mod zones;
 
 pub use linearizability::{Explanation, Verdict};
 pub use model::Model;

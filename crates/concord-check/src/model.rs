@@ -122,6 +122,13 @@ pub trait Sequential {
     fn unknown_fates(&self, ops: &[&Operation]) -> Vec<UnknownFate> {
         vec![UnknownFate::Free; ops.len()]
     }
+
+    /// Whether a partition made only of reads and writes is a read/write register under this model
+    /// (`nil` initially), so that [`crate::zones`] may decide it in polynomial time when its written
+    /// values are unique.
+    fn is_register(&self) -> bool {
+        false
+    }
 }
 
 /// What an unknown-outcome (`info`) operation may do, as far as the model can tell from the whole
@@ -147,6 +154,10 @@ pub struct RegisterModel {
 
 impl Sequential for RegisterModel {
     type State = Value;
+
+    fn is_register(&self) -> bool {
+        true
+    }
 
     fn init(&self) -> Value {
         Value::Nil
@@ -509,6 +520,7 @@ mod tests {
             return_index: None,
             call_time: Time(0),
             return_time: None,
+            witness: None,
         }
     }
 

@@ -63,6 +63,8 @@ pub struct Operation {
     pub call_time: Time,
     /// When the completion was seen (for an `info` completion too); `None` if it never completed.
     pub return_time: Option<Time>,
+    /// Where the system under test says an `ok` operation took effect (see [`crate::witness`]).
+    pub witness: Option<u64>,
 }
 
 impl Operation {
@@ -153,6 +155,7 @@ pub fn prepare(history: &History) -> Result<Vec<Operation>, Vec<HistoryError>> {
                     return_index: None,
                     call_time: event.time,
                     return_time: None,
+                    witness: None,
                 });
             }
             EventType::Ok | EventType::Fail | EventType::Info => {
@@ -199,6 +202,7 @@ pub fn prepare(history: &History) -> Result<Vec<Operation>, Vec<HistoryError>> {
                         op.outcome = Outcome::Ok;
                         op.output = Some(event.op.value.clone());
                         op.return_index = Some(index);
+                        op.witness = event.witness;
                         // Jepsen leaves the invocation's value nil for reads, and some clients
                         // leave it nil for writes and repeat it only in the completion.
                         if op.input == Value::Nil && op.f != OpFn::Read && op.f != OpFn::Dequeue {

@@ -367,3 +367,70 @@ proptest! {
         }
     }
 }
+
+/// Give every `ok` completion a witness: drawn from `seed` (mostly against real time), or its own
+/// position in the history (completion order always respects real time, so then the model alone
+/// decides whether the proposal verifies).
+fn with_witnesses(h: &History, seed: u64, completion_order: bool) -> History {
+    let mut rng = gen::Rng::new(seed);
+    let mut out = h.clone();
+    for (index, e) in out.events.iter_mut().enumerate() {
+        if e.kind == EventType::Ok {
+            e.witness = Some(if completion_order { index as u64 } else { rng.below(16) });
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// A witness is verified, never trusted: whatever positions the system under test claims, the
+    /// verdict is the one the search gives without them – for correct and for corrupted histories.
+    #[test]
+    fn witnesses_never_change_a_verdict(
+        seed in any::<u64>(),
+        keys in 0usize..3,
+        clients in 1usize..5,
+        ops in 1usize..60,
+        info_percent in 0u32..30,
+        corrupt in any::<bool>(),
+        nth in any::<usize>(),
+        witness_seed in any::<u64>(),
+        completion_order in any::<bool>(),
+    ) {
+        let config = GenConfig {
+            seed, workload: Workload::Register { keys }, clients, ops, values: 3, info_percent, cas_percent: 20,
+        };
+        let mut h = gen::history(&config);
+        if corrupt {
+                let _ = gen::corrupt_read_stale(&mut h, nth);
+            let _ = gen::corrupt_read_never_written(&mut h, nth / 2);
+        }
+        let model = if keys == 0 { Model::Register } else { Model::Kv };
+        let plain = check(&h, model, TIMEOUT);
+        let witnessed = check(&with_witnesses(&h, witness_seed, completion_order), model, TIMEOUT);
+        prop_assert_eq!(plain.is_linearizable(), witnessed.is_linearizable(), "{:?}: {} vs {}", config, plain, witnessed);
+        prop_assert_eq!(plain.is_not_linearizable(), witnessed.is_not_linearizable());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The polynomial check of registers with unique written values (Gibbons & Korach's zones)
+    /// agrees with the brute force wherever it answers – on mostly non-linearizable random
+    /// histories of reads and writes, many of them with unknown outcomes.
+    #[test]
+    fn zones_agree_with_brute_force(actions in prop::collection::vec(info_action(), 0..20)) {
+        let reads_and_writes: Vec<InfoAction> =
+            actions.into_iter().map(|a| InfoAction { f: a.f % 2, key: false, ..a }).collect();
+        let h = random_info_history(&reads_and_writes, true);
+        let ops = prepare(&h).expect("random_info_history builds well-formed histories");
+        let refs: Vec<&Operation> = ops.iter().filter(|op| op.is_ok() || !op.is_read_only()).collect();
+        if let Some(verdict) = concord_check::zones::decide(&refs) {
+            let expected = brute_force_with(&ops, &RegisterModel { with_delete_and_append: false });
+            prop_assert_eq!(verdict, expected, "{:?}", h.events);
+        }
+    }
+}

@@ -166,6 +166,12 @@ pub struct Event {
     pub op: Op,
     /// When the client saw it happen (true virtual time in the simulator), in nanoseconds.
     pub time: Time,
+    /// On an `ok` completion: where the system under test says the operation took effect, as a
+    /// position in one total order (e.g. twice the store revision a write created, plus one for a
+    /// read of that revision). A checker may *try* the order these propose and verify it; it never
+    /// trusts it (see `concord_check::witness`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<u64>,
 }
 
 /// A whole history, in the order events happened.
@@ -176,7 +182,19 @@ pub struct History {
 
 impl History {
     pub fn push(&mut self, process: u64, kind: EventType, op: Op, time: Time) {
-        self.events.push(Event { process, kind, op, time });
+        self.events.push(Event { process, kind, op, time, witness: None });
+    }
+
+    /// [`History::push`] with the position the system under test reported (see [`Event::witness`]).
+    pub fn push_witnessed(
+        &mut self,
+        process: u64,
+        kind: EventType,
+        op: Op,
+        time: Time,
+        witness: Option<u64>,
+    ) {
+        self.events.push(Event { process, kind, op, time, witness });
     }
 
     pub fn len(&self) -> usize {
@@ -221,6 +239,12 @@ pub trait Service: Process {
 
     /// What the reply means for `op`.
     fn completion(op: &Op, response: &Self::Response) -> Completion;
+
+    /// For a reply that completes `op` successfully: where the system says `op` took effect in
+    /// one total order of all operations (see [`Event::witness`]), if it can say.
+    fn witness(_op: &Op, _response: &Self::Response) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -111,4 +111,10 @@ pub trait KvStateMachine: StateMachine {
 
     /// What an output means for `op`.
     fn completion(op: &Op, output: &Self::Output) -> Completion;
+
+    /// Where `op` took effect in the machine's order of commands (see
+    /// [`crate::Service::witness`]), if the output says.
+    fn witness(_op: &Op, _output: &Self::Output) -> Option<u64> {
+        None
+    }
 }

@@ -91,6 +91,26 @@ impl KvStateMachine for KvStore {
             (_, other) => Completion::Unknown(format!("response {other:?} does not answer {op}")),
         }
     }
+
+    /// Store revisions order every write: a write that created revision `r` sits at `2r`, and a
+    /// read (or a delete of an absent key) that saw the key as revision `r` left it sits at
+    /// `2r + 1`, after that write and before the next. A read of an absent key does not say when
+    /// it was absent; it is proposed at `1`, before every write – right for a key not yet written,
+    /// and for a deleted one the proposal fails verification and the checker searches (a witness
+    /// is a proposal, never trusted).
+    fn witness(op: &Op, output: &KvResult) -> Option<u64> {
+        let write_at = |revision: u64| Some(2 * revision);
+        match (op.f, output.as_ref().ok()?) {
+            (OpFn::Read, Response::Get(kv)) => Some(kv.as_ref().map_or(1, |kv| 2 * kv.mod_revision + 1)),
+            (OpFn::Write, Response::Put { revision })
+            | (OpFn::Add, Response::Increment { revision, .. })
+            | (OpFn::Cas, Response::Cas { succeeded: true, revision, .. }) => write_at(*revision),
+            (OpFn::Delete, Response::Delete { revision, deleted }) => {
+                Some(2 * revision + u64::from(*deleted == 0))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The bytes stored for a workload value; `None` for values that have no byte form here.

@@ -709,4 +709,11 @@ impl<S: concord_core::KvStateMachine> concord_core::Service for RaftNode<S> {
             }
         }
     }
+
+    fn witness(op: &concord_core::Op, response: &Self::Response) -> Option<u64> {
+        match response {
+            RaftResponse::Output(output) => S::witness(op, output),
+            _ => None,
+        }
+    }
 }

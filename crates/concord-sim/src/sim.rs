@@ -671,8 +671,10 @@ impl<P: SimProtocol> Simulation<P> {
         let Some(pending) = self.workload.pending(&request) else { return }; // timed out already
         let client = pending.client;
         let mut op = pending.op.clone();
+        let mut witness = None;
         let kind = match P::completion(&op, &response) {
             Completion::Ok(value) => {
+                witness = P::witness(&op, &response);
                 if matches!(op.f, OpFn::Read | OpFn::Dequeue) {
                     op.value = value;
                 }
@@ -691,7 +693,7 @@ impl<P: SimProtocol> Simulation<P> {
                 EventType::Info
             }
         };
-        self.complete(request, kind, op);
+        self.complete(request, kind, op, witness);
         if self.workload.mode() == LoopMode::Closed {
             let next = self.now + self.scenario.workload.think;
             self.schedule(next, Event::ClientNext { client });
@@ -701,14 +703,14 @@ impl<P: SimProtocol> Simulation<P> {
     fn client_timeout(&mut self, request: RequestId) {
         let Some(pending) = self.workload.pending(&request) else { return }; // answered in time
         let (client, op) = (pending.client, pending.op.clone());
-        self.complete(request, EventType::Info, op);
+        self.complete(request, EventType::Info, op, None);
         self.workload.retarget_random(client, &mut self.rng_work);
         if self.workload.mode() == LoopMode::Closed {
             self.schedule(self.now, Event::ClientNext { client });
         }
     }
 
-    fn complete(&mut self, request: RequestId, kind: EventType, op: concord_core::Op) {
+    fn complete(&mut self, request: RequestId, kind: EventType, op: concord_core::Op, witness: Option<u64>) {
         match kind {
             EventType::Ok => self.summary.ops.ok += 1,
             EventType::Fail => self.summary.ops.fail += 1,
@@ -719,7 +721,7 @@ impl<P: SimProtocol> Simulation<P> {
             self.summary.ops.ok_after_heal += 1;
         }
         self.record(|t| json!({"t": t, "ev": "complete", "request": request.to_string(), "type": kind, "op": op.to_string()}));
-        self.workload.complete(request, kind, op, self.now, &mut self.history);
+        self.workload.complete(request, kind, op, self.now, witness, &mut self.history);
     }
 
     // ----- nodes: boot, crash, restart, pause ------------------------------------------------
@@ -1053,7 +1055,7 @@ impl<P: SimProtocol> Simulation<P> {
         let open: Vec<(RequestId, concord_core::Op)> =
             self.workload.outstanding().map(|(r, p)| (*r, p.op.clone())).collect();
         for (request, op) in open {
-            self.complete(request, EventType::Info, op);
+            self.complete(request, EventType::Info, op, None);
         }
         let replicas: Vec<(NodeId, ReplicaState)> =
             self.nodes.iter().filter_map(|n| Some((n.id, n.process.as_ref()?.observe()?))).collect();

@@ -150,6 +150,7 @@ impl Workload {
         kind: EventType,
         op: Op,
         now: Time,
+        witness: Option<u64>,
         history: &mut History,
     ) -> Option<u32> {
         let pending = self.pending.remove(&request)?;
@@ -165,7 +166,7 @@ impl Workload {
                 }
             }
         }
-        history.push(pending.process, kind, op, now);
+        history.push_witnessed(pending.process, kind, op, now, witness);
         let client = &mut self.clients[pending.client as usize];
         if kind == EventType::Info && self.config.mode == LoopMode::Closed {
             // The old process may still take effect: continue under a new process number.

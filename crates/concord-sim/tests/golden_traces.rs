@@ -27,7 +27,9 @@ fn golden_file() -> std::path::PathBuf {
 
 fn current() -> String {
     let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs");
-    let mut out = String::from("# scenario seed trace-hash (FNV-1a of the JSON Lines trace); see tests/golden_traces.rs\n");
+    let mut out = String::from(
+        "# scenario seed trace-hash (FNV-1a of the JSON Lines trace); see tests/golden_traces.rs\n",
+    );
     for (name, seeds) in PINNED {
         let file = ScenarioFile::load(&labs.join(name)).unwrap();
         for &seed in *seeds {

@@ -230,6 +230,7 @@ fn jepsen_line(rest: &str, number: usize) -> Result<Option<Event>, String> {
         kind,
         op: Op { f, key, value },
         time: Time((number as u64).saturating_mul(1_000_000)),
+        witness: None,
     }))
 }
 
@@ -313,7 +314,7 @@ fn edn_event(form: &Edn, line: usize) -> Result<Option<Event>, String> {
         Some(other @ Edn::Int(_)) => return Err(format!(":time {other} is negative")),
         _ => Time((line as u64).saturating_mul(1_000_000)),
     };
-    Ok(Some(Event { process, kind, op: Op { f, key, value }, time }))
+    Ok(Some(Event { process, kind, op: Op { f, key, value }, time, witness: None }))
 }
 
 fn event_type(form: &Edn) -> Result<EventType, String> {
