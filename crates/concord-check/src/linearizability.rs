@@ -79,10 +79,18 @@
 //!
 //! Both are argued in full on [`RegisterModel::unknown_fates`](crate::model::RegisterModel); the
 //! other models claim nothing (the default). What remains – `ok` operations and the few unknown ones
-//! that some other unknown operation observes – is searched as before. (Gibbons & Korach's check
-//! itself, a polynomial algorithm with no search at all, is not implemented: with the two facts above
-//! the search on such histories already takes milliseconds, and it stays exact for repeated values
-//! too.)
+//! that some other unknown operation observes – is searched as before.
+//!
+//! # Deciding a key without a search
+//!
+//! Before searching a key, two checks may show it linearizable in O(n log n); neither can make it
+//! "not linearizable", so a violation is always found, and explained, by the search:
+//!
+//! * **A witness** ([`crate::witness`]): the order the system under test says it applied the
+//!   operations in (Concord's KV store reports revisions), verified against real time and the model
+//!   – a proposal, never trusted.
+//! * **Zones** ([`crate::zones`]): for a read/write register whose writes carry unique values,
+//!   Gibbons & Korach's polynomial decision (forward and backward zones of write clusters).
 //!
 //! # Three more speed-ups that do not change the answer
 //!
