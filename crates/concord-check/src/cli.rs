@@ -257,8 +257,10 @@ mod tests {
 
         // The same value written twice: no polynomial shortcut applies, so the search runs and the
         // zero time limit bites.
-        let mut timeout =
-            options(temp("t.log", "0 :invoke :write 1\n0 :ok :write 1\n1 :invoke :write 1\n1 :ok :write 1\n"));
+        let mut timeout = options(temp(
+            "t.log",
+            "0 :invoke :write 1\n0 :ok :write 1\n1 :invoke :write 1\n1 :ok :write 1\n",
+        ));
         timeout.timeout = Duration::ZERO;
         assert_eq!(run(&timeout, &mut Vec::new()).unwrap(), EXIT_UNKNOWN);
     }
