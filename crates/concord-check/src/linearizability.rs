@@ -135,10 +135,6 @@
 //! a [`Progress`] (operations placed and configurations cached, per partition); `concord check`
 //! draws it as a progress bar.
 //!
-//! **Not done: witnesses.** A store's revisions (or, in the simulator, the order entries were
-//! applied) propose a linearization that could be verified in linear time, skipping the search when
-//! it holds. The search is now fast enough on the histories of issue 24 that this was left out.
-//!
 //! # When the answer is "no"
 //!
 //! The [`Explanation`] names the smallest failing partition (partitions are checked smallest first,
