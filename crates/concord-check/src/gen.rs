@@ -14,31 +14,29 @@
 //!
 //! Everything is drawn from one seeded [`Rng`], so a seed names a history exactly.
 
+use concord_core::hash::SplitMix64;
 use concord_core::history::{EventType, History, Op, OpFn, Value};
 use concord_core::time::Time;
+use rand_core::RngCore;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// SplitMix64: tiny, fast, and good enough for choosing interleavings (not for cryptography).
+/// SplitMix64 ([`concord_core::hash::SplitMix64`]): tiny, fast, and good enough for choosing
+/// interleavings (not for cryptography).
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(SplitMix64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
-    /// Uniform in `0..n` (`n > 0`).
+    /// Uniform in `0..n` (`n > 0`), by multiply-shift.
     pub fn below(&mut self, n: u64) -> u64 {
-        // Multiply-shift: unbiased enough for test generation, and branch-free.
-        ((u128::from(self.next_u64()) * u128::from(n.max(1))) >> 64) as u64
+        self.0.below(n)
     }
 
     /// True with probability `percent`/100.
