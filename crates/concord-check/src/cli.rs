@@ -96,6 +96,11 @@ pub fn run_with_progress(
             return Ok(EXIT_UNKNOWN);
         }
     };
+    if parsed.history.is_empty() {
+        // "Linearizable" would be true and useless: an empty file is more likely a mistake.
+        writeln!(out, "error: {path} holds no operations: there is nothing to check")?;
+        return Ok(EXIT_UNKNOWN);
+    }
     let model = match options.model {
         Some(model) => model,
         None => {
@@ -254,6 +259,10 @@ mod tests {
 
         let mut out = Vec::new();
         assert_eq!(run(&options(PathBuf::from("/nonexistent/history")), &mut out).unwrap(), EXIT_UNKNOWN);
+
+        let mut out = Vec::new();
+        assert_eq!(run(&options(temp("empty.log", "")), &mut out).unwrap(), EXIT_UNKNOWN);
+        assert!(String::from_utf8(out).unwrap().contains("nothing to check"));
 
         // The same value written twice: no polynomial shortcut applies, so the search runs and the
         // zero time limit bites.
