@@ -131,6 +131,7 @@ struct OriginLog {
 
 impl OriginLog {
     fn insert(&mut self, seq: u64, key: Arc<str>, value: i64) -> bool {
+        assert!(seq >= 1, "gossip items are numbered from 1");
         if seq <= self.contiguous || self.items.contains_key(&seq) {
             return false;
         }
@@ -138,6 +139,9 @@ impl OriginLog {
         while self.items.contains_key(&(self.contiguous + 1)) {
             self.contiguous += 1;
         }
+        // The prefix is held and maximal: what digests and anti-entropy rely on.
+        debug_assert!(self.contiguous == 0 || self.items.contains_key(&self.contiguous));
+        debug_assert!(!self.items.contains_key(&(self.contiguous + 1)));
         true
     }
 }

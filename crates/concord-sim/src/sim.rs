@@ -267,6 +267,8 @@ impl<P: SimProtocol> Simulation<P> {
     // ----- the queue -------------------------------------------------------------------------
 
     fn schedule(&mut self, at: Time, event: Event<P>) {
+        // Virtual time never runs backwards: an event in the past would be processed out of order.
+        debug_assert!(at >= self.now, "event scheduled at {at}, before now ({})", self.now);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = Some(event);
