@@ -21,6 +21,7 @@ import sys
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 
@@ -241,13 +242,27 @@ def set_speed(driver, speed_log10):
                "s.dispatchEvent(new Event('input')); s.dispatchEvent(new Event('change'))")
 
 
+def click_fresh(driver, by, selector):
+    """Click an element of the live page. The page is redrawn as the live run advances: an element
+    found just before a redraw is stale by the time it is clicked (and such a click does nothing),
+    so find it again and retry."""
+    for attempt in range(10):
+        try:
+            driver.find_element(by, selector).click()
+            return
+        except StaleElementReferenceException:
+            if attempt == 9:
+                raise
+            time.sleep(0.05)
+
+
 def live_act(driver, node, act):
     """Select `node` on the ring and press one of its action buttons."""
-    driver.find_element("id", f"node-{node}").click()
+    click_fresh(driver, "id", f"node-{node}")
     wait_until(lambda: driver.find_elements("css selector", f'#live-actions button[data-act="{act}"]'), 5,
                f"node {node} offers {act}")
     before = len(live_status(driver)["actions"])
-    driver.find_element("css selector", f'#live-actions button[data-act="{act}"]').click()
+    click_fresh(driver, "css selector", f'#live-actions button[data-act="{act}"]')
     wait_until(lambda: len(live_status(driver)["actions"]) > before, 5, f"{act} on node {node} was logged: "
                + driver.find_element("id", "live-error").text)
 
@@ -328,7 +343,7 @@ def live(url, out):
                 dropped = int(title.split()[1])
                 break
         check(dropped is not None, "a message in flight can be selected by clicking its dot")
-        driver.find_element("css selector", '#live-actions button[data-act="drop"]').click()
+        click_fresh(driver, "css selector", '#live-actions button[data-act="drop"]')
         wait_until(lambda: js(driver, f"return viewer.trace.events.some(e => e.ev === 'drop' && e.id === {dropped} && e.why === 'user')"),
                    5, f"message {dropped} was dropped")
         check(js(driver, f"return !viewer.trace.arrivals.has({dropped})"), "the dropped message is no longer in flight")
@@ -340,7 +355,7 @@ def live(url, out):
         wait_until(lambda: live_status(driver)["events_processed"] == before + 1, 5, "Step processes one event")
 
         # Screenshot of the paused run, with a node selected.
-        driver.find_element("id", f"node-{second}").click()
+        click_fresh(driver, "id", f"node-{second}")
         time.sleep(0.3)
         result["dots_in_flight"] = js(driver, "return viewer.dotsShown")
         driver.save_screenshot(os.path.join(out, "viewer-live.png"))
