@@ -182,7 +182,7 @@ pub struct History {
 
 impl History {
     pub fn push(&mut self, process: u64, kind: EventType, op: Op, time: Time) {
-        self.events.push(Event { process, kind, op, time, witness: None });
+        self.push_witnessed(process, kind, op, time, None);
     }
 
     /// [`History::push`] with the position the system under test reported (see [`Event::witness`]).

@@ -7,8 +7,8 @@
 //! plus the increments whose outcome is unknown.
 //!
 //! **Invariants** (online): each node's own ([`DynamoNode::check_invariants`]: well-formed
-//! versions, no dot seen that was not issued); a dot names one version only; and, checked every 100 ms of virtual
-//! time while every node is up, *no acknowledged write is lost*: for each write whose
+//! versions, no dot seen that was not issued); a dot names one version only; and, checked every
+//! 100 ms of virtual time while every node is up, *no acknowledged write is lost*: for each write whose
 //! acknowledgement left a node for its client, some replica still holds it as a sibling or holds
 //! a version whose causal context covers it (it was overwritten by a write that saw it, or
 //! deleted by one). Last-write-wins breaks this, by design, and the invariant says so.
@@ -24,7 +24,7 @@ use crate::protocol::{Invariant, ReplicaState, SimProtocol};
 use concord_core::history::{EventType, History, OpFn, Value};
 use concord_core::{Durable, NodeId, Time};
 use concord_dynamo::store::Object;
-use concord_dynamo::version::Dot;
+use concord_dynamo::version::{Dot, Versions};
 use concord_dynamo::{int_value, DynamoConfig, DynamoNode, DynamoResponse, RECENT_ACKS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -254,12 +254,8 @@ impl AckLedger {
         life: u64,
         nodes: &[(NodeId, Option<&DynamoNode>)],
     ) -> bool {
-        let holds = |o: &Object| matches!(o, Object::Register(v) if v.siblings.iter().any(|s| s.dot == dot && s.value == previous.value));
-        let held = nodes.iter().filter_map(|(_, n)| *n).any(|n| {
-            n.store().get(&previous.key).is_some_and(holds)
-                || n.hints().iter().any(|((_, k), o)| *k == previous.key && holds(o))
-        });
-        previous.life < life && !self.replied.contains(&dot) && !held
+        let holds = |v: &Versions| v.siblings.iter().any(|s| s.dot == dot && s.value == previous.value);
+        previous.life < life && !self.replied.contains(&dot) && !any_copy(nodes, &previous.key, holds)
     }
 
     /// Mark as acknowledged every recorded write whose `ok` completion is in `history`, for
@@ -291,16 +287,18 @@ impl AckLedger {
         self.recorded
             .iter()
             .filter(|(dot, _)| self.replied.contains(dot))
-            .filter(|(dot, Recorded { key, .. })| {
-                !nodes.iter().filter_map(|(_, n)| *n).any(|n| {
-                    let accounts = |o: &Object| matches!(o, Object::Register(v) if v.accounts_for(**dot));
-                    n.store().get(key).is_some_and(accounts)
-                        || n.hints().iter().any(|((_, k), o)| k == key && accounts(o))
-                })
-            })
+            .filter(|(dot, Recorded { key, .. })| !any_copy(nodes, key, |v| v.accounts_for(**dot)))
             .map(|(dot, r)| (*dot, r.key.clone(), r.value.clone()))
             .collect()
     }
+}
+
+/// Whether any live node holds a register copy of `key` – its own or a hint – that `test` accepts.
+fn any_copy(nodes: &[(NodeId, Option<&DynamoNode>)], key: &str, test: impl Fn(&Versions) -> bool) -> bool {
+    let accepts = |o: &Object| matches!(o, Object::Register(v) if test(v));
+    nodes.iter().filter_map(|(_, n)| *n).any(|n| {
+        n.store().get(key).is_some_and(accepts) || n.hints().iter().any(|((_, k), o)| k == key && accepts(o))
+    })
 }
 
 impl Invariant<DynamoNode> for AckLedger {

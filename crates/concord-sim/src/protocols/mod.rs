@@ -30,30 +30,40 @@ pub trait ProtocolVisitor {
 /// Protocol names accepted in `[protocol.NAME]`.
 pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo"];
 
+/// Parse a scenario and check its protocol's own settings with `validate`.
+fn validated<C: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    name: &str,
+    validate: impl Fn(&C) -> Result<(), String>,
+) -> Result<Scenario<C>, ScenarioError> {
+    let scenario: Scenario<C> = Scenario::parse(path, text)?;
+    validate(scenario.protocol().1).map_err(|message| ScenarioError::Invalid {
+        path: path.to_owned(),
+        message: format!("[protocol.{name}]: {message}"),
+    })?;
+    Ok(scenario)
+}
+
 impl LoadedScenario {
     /// Parse a scenario, whatever its protocol.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
         let name = protocol_name(path, text)?;
         match name.as_str() {
             "gossip" => Ok(LoadedScenario::Gossip(Arc::new(Scenario::parse(path, text)?))),
-            "raft" => {
-                let scenario: Scenario<raft::RaftScenario> = Scenario::parse(path, text)?;
-                // A setting no node could boot with is the scenario's mistake, not a failed run.
-                scenario.protocol().1.raft.validate().map_err(|message| ScenarioError::Invalid {
-                    path: path.to_owned(),
-                    message: format!("[protocol.raft]: {message}"),
-                })?;
-                Ok(LoadedScenario::Raft(Arc::new(scenario)))
-            }
-            "dynamo" => {
-                let scenario: Scenario<concord_dynamo::DynamoConfig> = Scenario::parse(path, text)?;
-                let (_, config) = scenario.protocol();
-                config.validate().map_err(|message| ScenarioError::Invalid {
-                    path: path.to_owned(),
-                    message: format!("[protocol.dynamo]: {message}"),
-                })?;
-                Ok(LoadedScenario::Dynamo(Arc::new(scenario)))
-            }
+            // A setting no node could boot with is the scenario's mistake (exit 2), not a failed run.
+            "raft" => Ok(LoadedScenario::Raft(Arc::new(validated(
+                path,
+                text,
+                "raft",
+                |c: &raft::RaftScenario| c.raft.validate(),
+            )?))),
+            "dynamo" => Ok(LoadedScenario::Dynamo(Arc::new(validated(
+                path,
+                text,
+                "dynamo",
+                concord_dynamo::DynamoConfig::validate,
+            )?))),
             other => Err(ScenarioError::Invalid {
                 path: path.to_owned(),
                 message: format!("unknown protocol {other:?}; known protocols: {}", PROTOCOLS.join(", ")),
