@@ -333,15 +333,24 @@ def live(url, out):
         driver.find_element("id", "play").click()
         wait_until(lambda: not live_status(driver)["running"], 5, "Pause stops the simulation")
         dropped = None
-        for dot in driver.find_elements("css selector", "#messages circle.msg[visibility=visible]"):
-            try:
-                dot.click()
-            except Exception:
-                continue  # under a node: try another
-            title = driver.find_element("id", "panel-title").text
-            if title.startswith("Message ") and driver.find_elements("css selector", '#live-actions button[data-act="drop"]'):
-                dropped = int(title.split()[1])
+        # Paused at an arbitrary instant, no dot may be clickable: none in flight, or each one
+        # under a node or redrawn as it is clicked. Then step one event (a send, usually) and look again.
+        for _ in range(40):
+            for dot in driver.find_elements("css selector", "#messages circle.msg[visibility=visible]"):
+                try:
+                    dot.click()
+                except Exception:
+                    continue  # under a node, or stale after a redraw: try another
+                title = driver.find_element("id", "panel-title").text
+                if title.startswith("Message ") and driver.find_elements("css selector", '#live-actions button[data-act="drop"]'):
+                    dropped = int(title.split()[1])
+                    break
+            if dropped is not None:
                 break
+            before = live_status(driver)["events_processed"]
+            click_fresh(driver, "id", "step")
+            wait_until(lambda: live_status(driver)["events_processed"] > before, 5, "Step processes an event")
+            time.sleep(0.1)
         check(dropped is not None, "a message in flight can be selected by clicking its dot")
         click_fresh(driver, "css selector", '#live-actions button[data-act="drop"]')
         wait_until(lambda: js(driver, f"return viewer.trace.events.some(e => e.ev === 'drop' && e.id === {dropped} && e.why === 'user')"),
