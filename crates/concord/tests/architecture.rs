@@ -25,7 +25,8 @@ fn layer(krate: &str) -> Option<Layer> {
     use Layer::*;
     Some(match krate {
         "concord-core" => Foundation,
-        "concord-raft" | "concord-dynamo" | "concord-gossip" | "concord-kv" | "concord-check" => Protocol,
+        "concord-raft" | "concord-dynamo" | "concord-gossip" | "concord-kv" | "concord-check"
+        | "concord-shard" => Protocol,
         "concord-wal" => RealDisk,
         "concord-sim" => VirtualWorld,
         "concord-resp" | "concord-server" => RealWorld,

@@ -1,0 +1,476 @@
+//! The shard map: which shard owns each slot, which nodes replicate each shard, which moves are
+//! under way – and the only ways it may change.
+//!
+//! The map lives in the metadata Raft group ([`crate::machine`]); every change is a [`Change`]
+//! committed there first, so all nodes see the same sequence of maps. Each change that takes
+//! effect increases the **epoch** by exactly one; a change may name the epoch it was planned
+//! against (`if_epoch`) and is refused if the map moved on – a rebalancer that planned on an old
+//! map cannot undo a newer decision. (Redis Cluster bumps epochs without agreement and can lose
+//! writes when two nodes claim a slot; here no epoch exists that the group did not commit.)
+//!
+//! # Invariants ([`ShardMap::check`])
+//! * once bootstrapped, every slot has exactly one owner, and the owner exists;
+//! * every shard has at least one voting replica, and no node twice;
+//! * a move's range is owned, wholly, by its source; moves never overlap; source ≠ target.
+
+use crate::slot::{Slot, SlotRange, SLOTS};
+use concord_core::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A shard: a set of slots replicated by one Raft group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ShardId(pub u32);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shard-{}", self.0)
+    }
+}
+
+/// One shard's replicas. `voters[0]` is where the rebalancer would like the leader.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub voters: Vec<NodeId>,
+    /// Replicas catching up before they vote (a replica move: learner → catch up → promote → remove).
+    pub learners: Vec<NodeId>,
+}
+
+impl Shard {
+    pub fn has(&self, node: NodeId) -> bool {
+        self.voters.contains(&node) || self.learners.contains(&node)
+    }
+}
+
+/// Where a slot range's move stands. The phases only go forward; see the crate docs for the
+/// protocol each one belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Decided; the source still serves the range.
+    Started,
+    /// The source committed a fence at `source_index`: from there on it refuses writes to the range.
+    Fenced { source_index: u64 },
+    /// The target applied a copy of the range as of the fence, at `target_index`.
+    Copied { source_index: u64, target_index: u64 },
+}
+
+/// A slot range on its way from one shard to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Move {
+    pub id: u64,
+    pub range: SlotRange,
+    pub from: ShardId,
+    pub to: ShardId,
+    pub phase: Phase,
+}
+
+/// A change to the map, committed in the metadata group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// The first map: one shard per replica set, the slots split evenly in order. Only on an empty map.
+    Bootstrap { shards: Vec<Vec<NodeId>> },
+    /// A new shard with these voters and no slots.
+    AddShard { voters: Vec<NodeId> },
+    /// `node` joins `shard` as a learner.
+    AddLearner { shard: ShardId, node: NodeId },
+    /// A learner of `shard` becomes a voter.
+    Promote { shard: ShardId, node: NodeId },
+    /// `node` leaves `shard` (a voter or a learner); the last voter cannot leave.
+    RemoveReplica { shard: ShardId, node: NodeId },
+    /// Start moving `range` to shard `to`.
+    StartMove { range: SlotRange, to: ShardId },
+    /// The move's source committed its fence.
+    Fenced { id: u64, source_index: u64 },
+    /// The move's target holds the range as of the fence.
+    Copied { id: u64, target_index: u64 },
+    /// Flip ownership to the target: only after [`Change::Copied`].
+    FinishMove { id: u64 },
+    /// Give up a move before it finished: the source serves the range again.
+    AbortMove { id: u64 },
+    /// Remove a shard that owns no slots and takes part in no move (after its slots moved away).
+    RemoveShard { shard: ShardId },
+}
+
+/// A change with the epoch it was planned against (`None`: whatever the map is now).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub if_epoch: Option<u64>,
+    pub change: Change,
+}
+
+/// Why a change was refused. Nothing in the map changes when one is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MapError {
+    #[error("the shard map is at epoch {current}, the change was planned at epoch {planned}")]
+    StaleEpoch { planned: u64, current: u64 },
+    #[error("the shard map is already bootstrapped")]
+    AlreadyBootstrapped,
+    #[error("the shard map is not bootstrapped yet")]
+    NotBootstrapped,
+    #[error("a shard needs at least one replica")]
+    NoReplicas,
+    #[error("node {0} is named twice")]
+    DuplicateNode(NodeId),
+    #[error("there are more shards than slots")]
+    TooManyShards,
+    #[error("no such shard: {0}")]
+    NoSuchShard(ShardId),
+    #[error("no such move: {0}")]
+    NoSuchMove(u64),
+    #[error("node {node} already replicates {shard}")]
+    AlreadyReplica { shard: ShardId, node: NodeId },
+    #[error("node {node} is not a learner of {shard}")]
+    NotALearner { shard: ShardId, node: NodeId },
+    #[error("node {node} does not replicate {shard}")]
+    NotAReplica { shard: ShardId, node: NodeId },
+    #[error("node {node} is the last voter of {shard}")]
+    LastVoter { shard: ShardId, node: NodeId },
+    #[error("slots {range} are not owned by a single shard")]
+    SplitOwnership { range: SlotRange },
+    #[error("slots {range} already belong to {shard}")]
+    MoveToItself { range: SlotRange, shard: ShardId },
+    #[error("slot {slot} is already moving (move {id})")]
+    AlreadyMoving { slot: Slot, id: u64 },
+    #[error("{shard} still takes part in move {id}")]
+    ShardBusy { shard: ShardId, id: u64 },
+    #[error("{shard} still owns {slots} slots")]
+    ShardNotEmpty { shard: ShardId, slots: usize },
+    #[error("move {id} is {phase}, not {wanted}")]
+    WrongPhase { id: u64, phase: Stage, wanted: Stage },
+}
+
+/// What a committed change did: the new epoch, and the id of what it created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub epoch: u64,
+    pub shard: Option<ShardId>,
+    pub move_id: Option<u64>,
+}
+
+/// The shard map (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardMap {
+    epoch: u64,
+    shards: BTreeMap<ShardId, Shard>,
+    /// Owner of each slot, by slot number; empty until bootstrapped, then [`SLOTS`] long.
+    owners: Vec<ShardId>,
+    moves: BTreeMap<u64, Move>,
+    next_shard: u32,
+    next_move: u64,
+}
+
+impl Default for ShardMap {
+    fn default() -> Self {
+        ShardMap {
+            epoch: 0,
+            shards: BTreeMap::new(),
+            owners: Vec::new(),
+            moves: BTreeMap::new(),
+            next_shard: 1,
+            next_move: 1,
+        }
+    }
+}
+
+/// A [`Phase`] without its indexes, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    Started,
+    Fenced,
+    Copied,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Started => "started",
+            Stage::Fenced => "fenced",
+            Stage::Copied => "copied",
+        })
+    }
+}
+
+impl Phase {
+    pub fn stage(self) -> Stage {
+        match self {
+            Phase::Started => Stage::Started,
+            Phase::Fenced { .. } => Stage::Fenced,
+            Phase::Copied { .. } => Stage::Copied,
+        }
+    }
+}
+
+impl ShardMap {
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn is_bootstrapped(&self) -> bool {
+        !self.owners.is_empty()
+    }
+
+    pub fn shards(&self) -> &BTreeMap<ShardId, Shard> {
+        &self.shards
+    }
+
+    pub fn shard(&self, id: ShardId) -> Option<&Shard> {
+        self.shards.get(&id)
+    }
+
+    pub fn moves(&self) -> impl Iterator<Item = &Move> {
+        self.moves.values()
+    }
+
+    /// The shard that owns `slot` (`None` before bootstrap: Redis's CLUSTERDOWN).
+    pub fn owner(&self, slot: Slot) -> Option<ShardId> {
+        self.owners.get(slot.index()).copied()
+    }
+
+    /// The move `slot` is part of, if any.
+    pub fn moving(&self, slot: Slot) -> Option<&Move> {
+        self.moves.values().find(|m| m.range.contains(slot))
+    }
+
+    /// The map as maximal runs of slots with one owner, in slot order (what `CLUSTER SLOTS` lists).
+    pub fn ranges(&self) -> Vec<(SlotRange, ShardId)> {
+        let mut out: Vec<(SlotRange, ShardId)> = Vec::new();
+        for (n, &owner) in self.owners.iter().enumerate() {
+            let slot = Slot::new(n as i64).expect("owners has SLOTS entries");
+            match out.last_mut() {
+                Some((range, last)) if *last == owner => range.end = slot,
+                _ => out.push((SlotRange::single(slot), owner)),
+            }
+        }
+        out
+    }
+
+    /// How many slots each shard owns (shards without slots included, with 0).
+    pub fn slot_counts(&self) -> BTreeMap<ShardId, usize> {
+        let mut counts: BTreeMap<ShardId, usize> = self.shards.keys().map(|&s| (s, 0)).collect();
+        for owner in &self.owners {
+            *counts.entry(*owner).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Apply a proposal: the map after it, or why it was refused (the map is then unchanged).
+    pub fn apply(&mut self, proposal: &Proposal) -> Result<Applied, MapError> {
+        if let Some(planned) = proposal.if_epoch {
+            if planned != self.epoch {
+                return Err(MapError::StaleEpoch { planned, current: self.epoch });
+            }
+        }
+        // Each arm validates everything before it mutates anything: a refused change leaves the
+        // map as it was (a test applies random changes and compares).
+        let mut applied = Applied { epoch: self.epoch + 1, shard: None, move_id: None };
+        match &proposal.change {
+            Change::Bootstrap { shards } => {
+                if self.is_bootstrapped() || !self.shards.is_empty() {
+                    return Err(MapError::AlreadyBootstrapped);
+                }
+                if shards.is_empty() {
+                    return Err(MapError::NoReplicas);
+                }
+                if shards.len() > SLOTS as usize {
+                    return Err(MapError::TooManyShards);
+                }
+                for voters in shards {
+                    validate_voters(voters)?;
+                }
+                let count = shards.len();
+                for voters in shards {
+                    let id = self.new_shard(voters.clone());
+                    applied.shard.get_or_insert(id);
+                }
+                // Shard k of n owns slots [k·16384/n, (k+1)·16384/n): sizes differ by at most one.
+                let ids: Vec<ShardId> = self.shards.keys().copied().collect();
+                self.owners = (0..SLOTS as usize).map(|slot| ids[slot * count / SLOTS as usize]).collect();
+            }
+            Change::AddShard { voters } => {
+                self.require_bootstrapped()?;
+                validate_voters(voters)?;
+                applied.shard = Some(self.new_shard(voters.clone()));
+            }
+            Change::AddLearner { shard, node } => {
+                let s = self.shard_mut(*shard)?;
+                if s.has(*node) {
+                    return Err(MapError::AlreadyReplica { shard: *shard, node: *node });
+                }
+                s.learners.push(*node);
+            }
+            Change::Promote { shard, node } => {
+                let s = self.shard_mut(*shard)?;
+                let Some(i) = s.learners.iter().position(|n| n == node) else {
+                    return Err(MapError::NotALearner { shard: *shard, node: *node });
+                };
+                s.learners.remove(i);
+                s.voters.push(*node);
+            }
+            Change::RemoveReplica { shard, node } => {
+                let s = self.shard_mut(*shard)?;
+                if let Some(i) = s.learners.iter().position(|n| n == node) {
+                    s.learners.remove(i);
+                } else if let Some(i) = s.voters.iter().position(|n| n == node) {
+                    if s.voters.len() == 1 {
+                        return Err(MapError::LastVoter { shard: *shard, node: *node });
+                    }
+                    s.voters.remove(i);
+                } else {
+                    return Err(MapError::NotAReplica { shard: *shard, node: *node });
+                }
+            }
+            Change::StartMove { range, to } => {
+                self.require_bootstrapped()?;
+                if !self.shards.contains_key(to) {
+                    return Err(MapError::NoSuchShard(*to));
+                }
+                let from = self.owner(range.start).expect("bootstrapped");
+                if range.slots().any(|s| self.owner(s) != Some(from)) {
+                    return Err(MapError::SplitOwnership { range: *range });
+                }
+                if from == *to {
+                    return Err(MapError::MoveToItself { range: *range, shard: from });
+                }
+                if let Some(m) = self.moves.values().find(|m| m.range.overlaps(*range)) {
+                    let slot = range.slots().find(|s| m.range.contains(*s)).expect("overlap");
+                    return Err(MapError::AlreadyMoving { slot, id: m.id });
+                }
+                let id = self.next_move;
+                self.next_move += 1;
+                self.moves.insert(id, Move { id, range: *range, from, to: *to, phase: Phase::Started });
+                applied.move_id = Some(id);
+            }
+            Change::Fenced { id, source_index } => {
+                let m = self.move_mut(*id)?;
+                if m.phase != Phase::Started {
+                    return Err(MapError::WrongPhase {
+                        id: *id,
+                        phase: m.phase.stage(),
+                        wanted: Stage::Started,
+                    });
+                }
+                m.phase = Phase::Fenced { source_index: *source_index };
+            }
+            Change::Copied { id, target_index } => {
+                let m = self.move_mut(*id)?;
+                let Phase::Fenced { source_index } = m.phase else {
+                    return Err(MapError::WrongPhase {
+                        id: *id,
+                        phase: m.phase.stage(),
+                        wanted: Stage::Fenced,
+                    });
+                };
+                m.phase = Phase::Copied { source_index, target_index: *target_index };
+            }
+            Change::FinishMove { id } => {
+                let m = *self.move_mut(*id)?;
+                if !matches!(m.phase, Phase::Copied { .. }) {
+                    return Err(MapError::WrongPhase {
+                        id: *id,
+                        phase: m.phase.stage(),
+                        wanted: Stage::Copied,
+                    });
+                }
+                for slot in m.range.slots() {
+                    self.owners[slot.index()] = m.to;
+                }
+                self.moves.remove(id);
+            }
+            Change::AbortMove { id } => {
+                self.move_mut(*id)?;
+                self.moves.remove(id);
+            }
+            Change::RemoveShard { shard } => {
+                self.shard_mut(*shard)?;
+                let slots = self.owners.iter().filter(|&o| o == shard).count();
+                if slots > 0 {
+                    return Err(MapError::ShardNotEmpty { shard: *shard, slots });
+                }
+                if let Some(m) = self.moves.values().find(|m| m.from == *shard || m.to == *shard) {
+                    return Err(MapError::ShardBusy { shard: *shard, id: m.id });
+                }
+                self.shards.remove(shard);
+                applied.shard = Some(*shard);
+            }
+        }
+        self.epoch = applied.epoch;
+        debug_assert_eq!(self.check(), Ok(()), "a change that passed validation broke the map");
+        Ok(applied)
+    }
+
+    /// The invariants of the module docs; the simulator checks them after every step.
+    pub fn check(&self) -> Result<(), String> {
+        if self.is_bootstrapped() {
+            if self.owners.len() != SLOTS as usize {
+                return Err(format!("{} slot owners, not {SLOTS}", self.owners.len()));
+            }
+            if let Some((n, o)) = self.owners.iter().enumerate().find(|(_, o)| !self.shards.contains_key(o)) {
+                return Err(format!("slot {n} is owned by {o}, which does not exist"));
+            }
+        } else if !self.moves.is_empty() {
+            return Err("moves before bootstrap".into());
+        }
+        for (id, shard) in &self.shards {
+            if shard.voters.is_empty() {
+                return Err(format!("{id} has no voter"));
+            }
+            let mut all: Vec<NodeId> = shard.voters.iter().chain(&shard.learners).copied().collect();
+            all.sort();
+            if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
+                return Err(format!("{id} names node {} twice", w[0]));
+            }
+        }
+        let moves: Vec<&Move> = self.moves.values().collect();
+        for (i, m) in moves.iter().enumerate() {
+            if m.from == m.to {
+                return Err(format!("move {} goes from {} to itself", m.id, m.from));
+            }
+            if !self.shards.contains_key(&m.to) || !self.shards.contains_key(&m.from) {
+                return Err(format!("move {} names a shard that does not exist", m.id));
+            }
+            if let Some(s) = m.range.slots().find(|s| self.owner(*s) != Some(m.from)) {
+                return Err(format!("move {} takes slot {s} from {}, which does not own it", m.id, m.from));
+            }
+            if let Some(o) = moves[i + 1..].iter().find(|o| o.range.overlaps(m.range)) {
+                return Err(format!("moves {} and {} overlap", m.id, o.id));
+            }
+        }
+        Ok(())
+    }
+
+    fn new_shard(&mut self, voters: Vec<NodeId>) -> ShardId {
+        let id = ShardId(self.next_shard);
+        self.next_shard += 1;
+        self.shards.insert(id, Shard { voters, learners: Vec::new() });
+        id
+    }
+
+    fn require_bootstrapped(&self) -> Result<(), MapError> {
+        if self.is_bootstrapped() {
+            Ok(())
+        } else {
+            Err(MapError::NotBootstrapped)
+        }
+    }
+
+    fn shard_mut(&mut self, id: ShardId) -> Result<&mut Shard, MapError> {
+        self.shards.get_mut(&id).ok_or(MapError::NoSuchShard(id))
+    }
+
+    fn move_mut(&mut self, id: u64) -> Result<&mut Move, MapError> {
+        self.moves.get_mut(&id).ok_or(MapError::NoSuchMove(id))
+    }
+}
+
+fn validate_voters(voters: &[NodeId]) -> Result<(), MapError> {
+    if voters.is_empty() {
+        return Err(MapError::NoReplicas);
+    }
+    let mut sorted = voters.to_vec();
+    sorted.sort();
+    match sorted.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(MapError::DuplicateNode(w[0])),
+        None => Ok(()),
+    }
+}

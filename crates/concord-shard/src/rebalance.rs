@@ -1,0 +1,97 @@
+//! The rebalancer: the next change that evens out slots over shards and replicas over nodes.
+//!
+//! It is a pure function of the map and the live nodes, so the simulator, the server and a person
+//! typing `concord shard rebalance` get the same plan. It proposes **one** step at a time, planned
+//! against the map's epoch (`if_epoch`): if anything else changed the map first, the step is
+//! refused and planned again on the new map – two rebalancers can never undo each other.
+//!
+//! Order of concerns (each considered only when the ones before have nothing to do):
+//! 1. **Replication**: a shard with a voter on a node that left, or with fewer voters than the
+//!    replication factor, gets a learner on the least-loaded live node that lacks it; a shard with
+//!    more voters than the factor loses the voter on the most-loaded (or departed) node. Learners
+//!    are promoted by whoever sees them caught up, not here: the planner cannot see Raft progress.
+//! 2. **Replica spread**: when one live node holds two or more replicas more than another, a
+//!    learner is added on the lighter node (step 1 then trims the heavier one).
+//! 3. **Slots**: when no move is under way and shards' slot counts differ by more than one, the
+//!    heaviest shard moves a run of slots to the lightest.
+
+use crate::map::{Change, Proposal, ShardId, ShardMap};
+use crate::slot::SlotRange;
+use concord_core::NodeId;
+use std::collections::BTreeMap;
+
+/// The next step towards balance, or `None` when the map is balanced for these nodes.
+pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<Proposal> {
+    if !map.is_bootstrapped() || live.is_empty() {
+        return None;
+    }
+    let planned = |change| Some(Proposal { if_epoch: Some(map.epoch()), change });
+    let load = replica_load(map, live);
+    let lightest_without = |shard: ShardId| {
+        let s = map.shard(shard).expect("shard exists");
+        live.iter().copied().filter(|n| !s.has(*n)).min_by_key(|n| (load[n], *n))
+    };
+    let factor = replication.clamp(1, live.len());
+
+    // 1. Replication.
+    for (&id, shard) in map.shards() {
+        let live_voters = shard.voters.iter().filter(|n| live.contains(n)).count();
+        if live_voters + shard.learners.len() < factor {
+            if let Some(node) = lightest_without(id) {
+                return planned(Change::AddLearner { shard: id, node });
+            }
+        }
+        if shard.voters.len() > factor || (live_voters >= factor && live_voters < shard.voters.len()) {
+            // Too many voters, or enough live ones and some departed: drop a departed one first,
+            // else the one on the busiest node.
+            let victim = shard
+                .voters
+                .iter()
+                .copied()
+                .max_by_key(|n| (!live.contains(n), load.get(n).copied().unwrap_or(0), *n))
+                .expect("more than one voter");
+            return planned(Change::RemoveReplica { shard: id, node: victim });
+        }
+    }
+
+    // 2. Replica spread.
+    let (&heavy, &most) = load.iter().max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))?;
+    let (&light, &least) = load.iter().min_by_key(|(n, l)| (**l, **n))?;
+    if most >= least + 2 && map.shards().values().all(|s| s.learners.is_empty()) {
+        if let Some((&id, _)) = map.shards().iter().find(|(_, s)| s.voters.contains(&heavy) && !s.has(light))
+        {
+            return planned(Change::AddLearner { shard: id, node: light });
+        }
+    }
+
+    // 3. Slots.
+    if map.moves().next().is_some() {
+        return None;
+    }
+    let counts = map.slot_counts();
+    let (&from, &big) = counts.iter().max_by_key(|(s, c)| (**c, std::cmp::Reverse(**s)))?;
+    let (&to, &small) = counts.iter().min_by_key(|(s, c)| (**c, **s))?;
+    if big <= small + 1 {
+        return None;
+    }
+    let want = (big - small) / 2;
+    // The source's last run of slots, trimmed to `want` from its end (moves keep runs contiguous).
+    let (run, _) = map.ranges().into_iter().rev().find(|(_, owner)| *owner == from)?;
+    let start = if run.len() > want { run.end.get() as usize + 1 - want } else { run.start.index() };
+    let start = crate::slot::Slot::new(start as i64).expect("inside the run");
+    let range = SlotRange::new(start, run.end).expect("start ≤ end");
+    planned(Change::StartMove { range, to })
+}
+
+/// Replicas (voters and learners) per live node.
+fn replica_load(map: &ShardMap, live: &[NodeId]) -> BTreeMap<NodeId, usize> {
+    let mut load: BTreeMap<NodeId, usize> = live.iter().map(|&n| (n, 0)).collect();
+    for shard in map.shards().values() {
+        for n in shard.voters.iter().chain(&shard.learners) {
+            if let Some(l) = load.get_mut(n) {
+                *l += 1;
+            }
+        }
+    }
+    load
+}
