@@ -213,4 +213,14 @@ impl<'a, P: Process> Io<'a, P> {
     pub fn effects(&self) -> &[Effect<P>] {
         self.effects
     }
+
+    /// Run `f` as process `Q`, with this input's node, time and randomness, and return what it
+    /// returned and the effects it emitted – for a process that hosts others (a node running many
+    /// Raft groups gives each its own `Io`, then translates their effects into its own).
+    pub fn nested<Q: Process, R>(&mut self, f: impl FnOnce(&mut Io<'_, Q>) -> R) -> (R, Vec<Effect<Q>>) {
+        let mut effects = Vec::new();
+        let mut inner = Io::new(self.me, self.now, self.tracing, &mut *self.rng, &mut effects);
+        let result = f(&mut inner);
+        (result, effects)
+    }
 }

@@ -8,6 +8,8 @@
 //! * [`map`] – the shard map: slot → shard → replicas, an epoch, moves under way, and the only
 //!   changes allowed, each validated (a refused change leaves the map untouched);
 //! * [`machine`] – the map as a replicated state machine, for the metadata Raft group;
+//! * [`host`] – many Raft groups in one node: one process, one connection per node pair with
+//!   batched messages, one disk with a prefix per group;
 //! * [`rebalance`] – the next step towards even slots, replicas and leaders.
 //!
 //! ## The move protocol
@@ -35,11 +37,13 @@
 //! `-TRYAGAIN` for the moving range only – Redis Cluster's `-ASK` keeps new keys writable during a
 //! migration, at the cost of a migration that can lose writes on failover.
 
+pub mod host;
 pub mod machine;
 pub mod map;
 pub mod rebalance;
 pub mod slot;
 
+pub use host::{Batch, GroupId, GroupRequest, GroupResponse, Host};
 pub use machine::{MapMachine, MapOutput, MapQuery};
 pub use map::{Applied, Change, MapError, Move, Phase, Proposal, Shard, ShardId, ShardMap, Stage};
 pub use rebalance::next_step;
