@@ -10,6 +10,7 @@
 //! * [`machine`] – the map as a replicated state machine, for the metadata Raft group;
 //! * [`host`] – many Raft groups in one node: one process, one connection per node pair with
 //!   batched messages, one disk with a prefix per group;
+//! * [`router`] – where a key's request goes: here, elsewhere (`-MOVED`), later (`-TRYAGAIN`);
 //! * [`rebalance`] – the next step towards even slots, replicas and leaders.
 //!
 //! ## The move protocol
@@ -41,10 +42,12 @@ pub mod host;
 pub mod machine;
 pub mod map;
 pub mod rebalance;
+pub mod router;
 pub mod slot;
 
 pub use host::{Batch, GroupId, GroupRequest, GroupResponse, Host};
 pub use machine::{MapMachine, MapOutput, MapQuery};
 pub use map::{Applied, Change, MapError, Move, Phase, Proposal, Shard, ShardId, ShardMap, Stage};
 pub use rebalance::next_step;
+pub use router::{route, Access, Route};
 pub use slot::{crc16, hash_tag, key_slot, Slot, SlotRange, SLOTS};
