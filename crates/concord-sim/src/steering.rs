@@ -1,4 +1,8 @@
-//! Interactive sessions: a run steered by hand, saved as a log of actions that replays exactly.
+//! Steering: a run steered by hand, saved as a log of actions that replays exactly.
+//!
+//! (Named *steering*, not *session*: in Concord "session" means only Raft's exactly-once client
+//! sessions, and the checker's Terry-style guarantees live in `concord_check::guarantees`. The log's
+//! `format` string stays `concord-session/1` so that logs saved before the rename still load.)
 //!
 //! `concord sim --interactive` lets a person act on a live simulation – crash a node, cut a link,
 //! drop a message, send a request, fork. Each action is logged with *where* it happened:
@@ -8,16 +12,16 @@
 //! ```
 //!
 //! `events` is how many events the simulator had processed and `t` the virtual time (ns). The
-//! simulator is deterministic, so the scenario, the seed and this log are the whole session:
+//! simulator is deterministic, so the scenario, the seed and this log are the whole steered run:
 //! [`replay`] processes events one by one until `events` is reached, moves the clock to `t`, and
 //! performs the action – the same state, the same trace, byte for byte (the trace hash says so).
 //!
 //! A **fork** is an action too: `{"do": "fork", "seed": 7}` keeps everything that happened so far
 //! and draws every later random choice (latencies, losses, election timeouts, the workload) from
-//! seed 7 instead (see [`Simulation::reseed`]). A forked session is therefore reproducible from the
+//! seed 7 instead (see [`Simulation::reseed`]). A forked run is therefore reproducible from the
 //! original seed plus its log, like any other.
 //!
-//! The log file ([`SessionLog`]) also carries what the interactive mode changed in the scenario
+//! The log file ([`SteeringLog`]) also carries what the interactive mode changed in the scenario
 //! (the nemesis switched off, a different number of clients, a longer run), so that
 //! `concord sim SCENARIO --actions session.json --trace run.jsonl` rebuilds the same run.
 
@@ -94,7 +98,7 @@ pub struct LoggedAction {
 
 /// The settings an interactive session changes in its scenario.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionSettings {
+pub struct SteeringSettings {
     /// Keep the scenario's nemesis (scheduled, random and triggered faults) and its `heal_at`.
     /// Off by default in interactive mode: the person is the nemesis. Off also drops the
     /// `progress` check, which judges the time after `heal_at`.
@@ -106,7 +110,7 @@ pub struct SessionSettings {
     pub duration_ns: u64,
 }
 
-impl SessionSettings {
+impl SteeringSettings {
     /// The scenario the session runs: `scenario` with these settings applied.
     pub fn apply<C: Clone>(&self, scenario: &Scenario<C>) -> Scenario<C> {
         let mut s = scenario.clone();
@@ -133,14 +137,14 @@ pub struct Place {
 
 /// A saved session: scenario file, seed, settings and actions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionLog {
-    /// Always [`SessionLog::FORMAT`].
+pub struct SteeringLog {
+    /// Always [`SteeringLog::FORMAT`].
     pub format: String,
     /// The scenario file, as given on the command line (informational).
     pub scenario: String,
     pub seed: u64,
     #[serde(flatten)]
-    pub settings: SessionSettings,
+    pub settings: SteeringSettings,
     pub actions: Vec<LoggedAction>,
     /// Where the session was when it was saved: a replay stops here, so its trace is the saved
     /// trace. Without it, a replay runs on to the end of the run.
@@ -152,11 +156,11 @@ pub struct SessionLog {
     pub trace_hash: Option<String>,
 }
 
-impl SessionLog {
+impl SteeringLog {
     pub const FORMAT: &'static str = "concord-session/1";
 
-    pub fn parse(text: &str) -> Result<SessionLog, String> {
-        let log: SessionLog = serde_json::from_str(text).map_err(|e| format!("not a session log: {e}"))?;
+    pub fn parse(text: &str) -> Result<SteeringLog, String> {
+        let log: SteeringLog = serde_json::from_str(text).map_err(|e| format!("not a session log: {e}"))?;
         if log.format != Self::FORMAT {
             return Err(format!("unknown session format {:?} (expected {:?})", log.format, Self::FORMAT));
         }
