@@ -50,5 +50,6 @@ pub mod staleness;
 pub mod witness;
 pub mod zones;
 
+pub use formats::FormatError;
 pub use linearizability::{Explanation, Verdict};
-pub use model::Model;
+pub use model::{Model, UnknownModel};

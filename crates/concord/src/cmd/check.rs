@@ -52,11 +52,11 @@ pub struct CheckArgs {
     pub staleness: bool,
 }
 
-fn parse_model(text: &str) -> Result<Model, String> {
+fn parse_model(text: &str) -> Result<Model, concord_check::model::UnknownModel> {
     text.parse()
 }
 
-fn parse_format(text: &str) -> Result<Format, String> {
+fn parse_format(text: &str) -> Result<Format, concord_check::formats::FormatError> {
     text.parse()
 }
 
