@@ -228,15 +228,19 @@ impl Versions {
     /// What every holder of versions keeps true: siblings sorted by dot with no dot twice, and the
     /// context covers every sibling (a replica has seen what it holds). Checked by the simulator
     /// after every step, through [`crate::DynamoNode::check_invariants`].
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), crate::InvariantViolation> {
         if let Some(pair) = self.siblings.windows(2).find(|w| w[0].dot >= w[1].dot) {
-            return Err(format!(
+            return Err(crate::InvariantViolation(format!(
                 "siblings out of dot order or repeated: {:?} then {:?}",
                 pair[0].dot, pair[1].dot
-            ));
+            )));
         }
         if let Some(s) = self.siblings.iter().find(|s| !self.context.covers(s.dot)) {
-            return Err(format!("sibling {:?} is not covered by the context {:?}", s.dot, self.context));
+            let context = &self.context;
+            return Err(crate::InvariantViolation(format!(
+                "sibling {:?} is not covered by the context {context:?}",
+                s.dot
+            )));
         }
         Ok(())
     }
@@ -333,10 +337,10 @@ mod tests {
         assert!(v.check().is_ok());
         let mut unseen = v.clone();
         unseen.siblings.push(sib(2, 5, 20));
-        assert!(unseen.check().unwrap_err().contains("not covered"));
+        assert!(unseen.check().unwrap_err().0.contains("not covered"));
         let mut repeated = v.clone();
         repeated.siblings.push(sib(1, 1, 10));
-        assert!(repeated.check().unwrap_err().contains("repeated"));
+        assert!(repeated.check().unwrap_err().0.contains("repeated"));
     }
 
     fn arb_versions() -> impl Strategy<Value = Versions> {

@@ -34,7 +34,7 @@ pub mod trace;
 pub mod workload;
 
 pub use explore::{Drawn, ScenarioFile};
-pub use protocol::{Invariant, ReplicaState, SimProtocol};
+pub use protocol::{Invariant, InvariantViolation, ReplicaState, SimProtocol};
 pub use scenario::{Scenario, ScenarioError};
 pub use sim::{RunOptions, RunReport, Simulation};
 pub use summary::Summary;

@@ -740,7 +740,7 @@ impl<P: SimProtocol> Simulation<P> {
             self.nodes.iter().map(|n| (n.id, n.process.as_ref())).collect();
         if let Err(e) = invariant.check(self.now, &nodes) {
             self.violations.push(format!("invariant violated at {}: {e}", self.now));
-            self.record(|t| json!({"t": t, "ev": "violation", "what": e}));
+            self.record(|t| json!({"t": t, "ev": "violation", "what": e.0}));
             self.stopped = true;
         }
         self.invariant = Some(invariant);

@@ -5,7 +5,7 @@
 use concord_core::{NodeId, Process, Time};
 use concord_sim::protocols::raft::RaftKv;
 use concord_sim::protocols::LoadedScenario;
-use concord_sim::steering::{self, Action, LoggedAction, SteeringSettings};
+use concord_sim::steering::{self, Action, LoggedAction, SteeringError, SteeringSettings};
 use concord_sim::{RunOptions, Scenario, Simulation};
 use std::path::Path;
 use std::sync::Arc;
@@ -151,6 +151,18 @@ fn a_log_from_another_seed_is_refused_with_the_place_it_diverged() {
     let (live, scenario) = steer(false);
     let mut wrong = simulation(&scenario, 6);
     let error = steering::replay(&mut wrong, &live.log).unwrap_err();
+    let SteeringError::Replay { error: inner, .. } = &error else { panic!("names the action: {error}") };
+    assert!(
+        matches!(
+            **inner,
+            SteeringError::NotInFlight(_)
+                | SteeringError::Seek { .. }
+                | SteeringError::Mismatch { .. }
+                | SteeringError::RunEnded { .. }
+        ),
+        "a precise error: {error}"
+    );
+    let error = error.to_string();
     assert!(
         error.contains("does not match") || error.contains("not in flight") || error.contains("ended"),
         "a precise error: {error}"
@@ -162,15 +174,15 @@ fn a_log_from_another_seed_is_refused_with_the_place_it_diverged() {
 fn actions_on_nodes_that_do_not_exist_are_refused() {
     let scenario = raft_faults(&settings(false));
     let mut sim = simulation(&scenario, 1);
-    assert_eq!(
-        steering::perform(&mut sim, &Action::Crash { node: 9 }).unwrap_err(),
-        "no node 9: nodes are 1..=5"
-    );
-    assert!(steering::perform(&mut sim, &Action::Cut { a: 2, b: 2 }).is_err());
-    assert_eq!(
-        steering::perform(&mut sim, &Action::Drop { message: 123_456 }).unwrap_err(),
-        "message 123456 is not in flight"
-    );
+    let error = steering::perform(&mut sim, &Action::Crash { node: 9 }).unwrap_err();
+    assert!(matches!(error, SteeringError::NoSuchNode { node: 9, nodes: 5 }));
+    assert_eq!(error.to_string(), "no node 9: nodes are 1..=5");
+    let error = steering::perform(&mut sim, &Action::Cut { a: 2, b: 2 }).unwrap_err();
+    assert!(matches!(error, SteeringError::SelfLink(2)));
+    assert_eq!(error.to_string(), "a link joins two different nodes (got 2 and 2)");
+    let error = steering::perform(&mut sim, &Action::Drop { message: 123_456 }).unwrap_err();
+    assert!(matches!(error, SteeringError::NotInFlight(123_456)));
+    assert_eq!(error.to_string(), "message 123456 is not in flight");
     assert!(sim.node(NodeId(1)).is_none(), "nothing ran: the nodes boot at the first event");
 }
 
