@@ -8,7 +8,7 @@ use crate::formats::{self, Format};
 use crate::linearizability::{check_operations_with, Options, PartitionStatus, Progress, Verdict};
 use crate::model::Model;
 use crate::ops::{prepare, Operation};
-use crate::{html, session, staleness};
+use crate::{guarantees, html, staleness};
 use concord_core::history::{OpFn, Value};
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ pub struct CheckOptions {
     /// Bound on the memory of the search's caches, in MiB.
     pub cache_mb: usize,
     /// Also report session-guarantee violations and staleness (they do not change the exit status).
-    pub sessions: bool,
+    pub guarantees: bool,
     pub staleness: bool,
 }
 
@@ -151,8 +151,8 @@ pub fn run_with_progress(
     writeln!(out, "{verdict}")?;
     writeln!(out, "checked in {elapsed_ms:.1} ms")?;
 
-    if options.sessions {
-        writeln!(out, "{}", session::check(&parsed.history))?;
+    if options.guarantees {
+        writeln!(out, "{}", guarantees::check(&parsed.history))?;
     }
     if options.staleness {
         let report = staleness::analyze(&parsed.history);
@@ -216,7 +216,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             jobs: 2,
             cache_mb: 1024,
-            sessions: true,
+            guarantees: true,
             staleness: true,
         }
     }

@@ -13,7 +13,7 @@
 //! * [`staleness`] – for eventually consistent systems: how many versions behind each read was
 //!   (k-staleness), how long after a write it became visible (t-visibility), and the PBS curve of the
 //!   probability of a consistent read against time since the write.
-//! * [`session`] – the session guarantees of Terry et al.: read-your-writes, monotonic reads,
+//! * [`guarantees`] – the session guarantees of Terry et al.: read-your-writes, monotonic reads,
 //!   monotonic writes, writes-follow-reads.
 //! * [`formats`] – reading histories: Concord's JSON Lines, Jepsen/Knossos text logs, EDN op maps.
 //! * [`ops`] – the common first step: pairing each invocation with its completion.
@@ -41,14 +41,15 @@ pub mod convergence;
 pub mod formats;
 mod fx;
 pub mod gen;
+pub mod guarantees;
 pub mod html;
 pub mod linearizability;
 pub mod model;
 pub mod ops;
-pub mod session;
 pub mod staleness;
 pub mod witness;
 pub mod zones;
 
+pub use formats::FormatError;
 pub use linearizability::{Explanation, Verdict};
-pub use model::Model;
+pub use model::{Model, UnknownModel};

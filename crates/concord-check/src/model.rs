@@ -83,13 +83,18 @@ impl fmt::Display for Model {
     }
 }
 
+/// A model name that is none of [`Model::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model `{0}`; expected one of register, kv, counter, set, queue")]
+pub struct UnknownModel(pub String);
+
 impl FromStr for Model {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Model, String> {
+    type Err = UnknownModel;
+    fn from_str(s: &str) -> Result<Model, UnknownModel> {
         Model::ALL
             .into_iter()
             .find(|m| m.name() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| format!("unknown model `{s}`; expected one of register, kv, counter, set, queue"))
+            .ok_or_else(|| UnknownModel(s.to_string()))
     }
 }
 

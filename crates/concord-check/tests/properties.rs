@@ -347,7 +347,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
 
     /// A linearizable store gives every session guarantee; with fresh values every read is
-    /// attributed. (The unit tests in `session` show each guarantee failing.)
+    /// attributed. (The unit tests in `guarantees` show each guarantee failing.)
     #[test]
     fn linearizable_histories_keep_every_session_guarantee(
         seed in any::<u64>(), keys in 1usize..5, clients in 1usize..6, ops in 1usize..200, info_percent in 0u32..10,
@@ -356,7 +356,7 @@ proptest! {
             seed, workload: Workload::Register { keys }, clients, ops, values: 0, info_percent, cas_percent: 20,
         };
         let h = gen::history(&config);
-        let report = concord_check::session::check(&h);
+        let report = concord_check::guarantees::check(&h);
         prop_assert!(report.is_ok(), "{config:?}: {report}");
         // And the stale-read corruption is seen by the linearizability checker, and - when the
         // stale reader had read or written something newer itself - by the session checker.

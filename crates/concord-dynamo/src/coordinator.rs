@@ -152,6 +152,7 @@ impl DynamoNode {
             _ => unreachable!("only writes are coordinated here"),
         };
         let w = w.clamp(1, self.config.n);
+        debug_assert!((1..=self.config.n).contains(&w), "a write quorum is 1 ≤ w ≤ n");
         let local = self.store.get(&key).cloned();
         let (object, record) = match req {
             DynamoRequest::Increment { delta, .. } => {
@@ -204,6 +205,8 @@ impl DynamoNode {
             io.send(t.node, msg);
         }
         let used = targets.iter().map(|t| t.node).chain([self.me]).collect();
+        debug_assert!(targets.len() <= self.config.n, "at most n targets, one per home replica");
+        debug_assert!(!self.pending.contains_key(&token), "tokens are never reused within a life");
         self.pending.insert(
             token,
             Pending::Write { client, key, object, record, needed: w, targets, acked, used, replied: false },
@@ -219,7 +222,10 @@ impl DynamoNode {
         else {
             return;
         };
+        // The coordinator's own durable copy counts, from the start to the end of the request.
+        debug_assert!(acked.contains(&self.me), "the coordinator's own copy is acknowledged");
         if !*replied && acked.len() >= *needed {
+            // The client is answered here and only here, once: `replied` guards it.
             *replied = true;
             let (client, record) = (*client, record.take());
             let done = targets.iter().all(|t| acked.contains(&t.node));
@@ -239,8 +245,14 @@ impl DynamoNode {
         }
     }
 
+    /// Forget a request whose every replica has answered. Precondition: its client was answered
+    /// already (a request never ends silently; only the deadline ends an unanswered one).
     fn finish(&mut self, io: &mut Io<'_, Self>, token: u64) {
-        self.pending.remove(&token);
+        let done = self.pending.remove(&token);
+        debug_assert!(
+            matches!(done, Some(Pending::Write { replied: true, .. } | Pending::Read { replied: true, .. })),
+            "a request finishes only after its client was answered: {done:?}"
+        );
         io.cancel_timer(DynamoTimer::Request(token));
         io.cancel_timer(DynamoTimer::Retry(token));
     }
@@ -249,6 +261,8 @@ impl DynamoNode {
         let Some(Pending::Write { acked, targets, replied, .. }) = self.pending.get_mut(&token) else {
             return;
         };
+        // Not asserted: `from` ∈ `used`. Tokens restart at 1 when a node reboots, so an ack sent
+        // to an earlier life of this node can carry the token of a request of this life.
         acked.insert(from);
         let all = targets.iter().all(|t| acked.contains(&t.node));
         let replied = *replied;
@@ -302,7 +316,9 @@ impl DynamoNode {
     fn coordinate_read(&mut self, io: &mut Io<'_, Self>, client: Client, key: String, r: Option<usize>) {
         let targets = self.targets(&key);
         let needed = r.unwrap_or(self.config.r).clamp(1, targets.len().max(1));
+        debug_assert!(needed >= 1 && (targets.is_empty() || needed <= targets.len()), "1 ≤ r ≤ targets");
         let token = self.token();
+        debug_assert!(!self.pending.contains_key(&token), "tokens are never reused within a life");
         let mut replies = Vec::new();
         for t in &targets {
             if t.node == self.me {
@@ -342,6 +358,7 @@ impl DynamoNode {
         let mut answer = None;
         let mut repairs = Vec::new();
         if !*replied && replies.len() >= *needed {
+            // The client is answered here and only here, once: `replied` guards it.
             *replied = true;
             let mut m: Option<Object> = None;
             for (_, o) in replies.iter() {
@@ -351,6 +368,18 @@ impl DynamoNode {
                     _ => {}
                 }
             }
+            // Postcondition (DVV): the answer covers every register reply it was built from – a read
+            // never hides a version one of its replicas returned. (LWW keeps the winner's context.)
+            debug_assert!(
+                resolution != crate::version::Resolution::Dvv
+                    || replies.iter().all(|(_, o)| match (o, &m) {
+                        (Some(Object::Register(v)), Some(Object::Register(acc))) => {
+                            acc.context.descends_from(&v.context)
+                        }
+                        _ => true,
+                    }),
+                "a read's merged answer covers every reply"
+            );
             *merged = m;
             answer = Some((*client, merged.clone()));
             if read_repair {

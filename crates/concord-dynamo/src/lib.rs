@@ -49,10 +49,13 @@
 pub mod anti_entropy;
 pub mod coordinator;
 pub mod crdt;
+pub mod error;
 pub mod ring;
 pub mod store;
 pub mod swim;
 pub mod version;
+
+pub use crate::error::{ConfigError, InvariantViolation};
 
 use crate::anti_entropy::AntiEntropyStats;
 use crate::coordinator::Pending;
@@ -125,15 +128,15 @@ impl Default for DynamoConfig {
 
 impl DynamoConfig {
     /// Reject settings that cannot work, with a precise message.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.n == 0 {
-            return Err("n must be at least 1".into());
+            return Err(ConfigError::NoReplicas);
         }
         if !(1..=self.n).contains(&self.r) || !(1..=self.n).contains(&self.w) {
-            return Err(format!("r ({}) and w ({}) must be between 1 and n ({})", self.r, self.w, self.n));
+            return Err(ConfigError::Quorum { r: self.r, w: self.w, n: self.n });
         }
         if self.merkle_depth > 16 {
-            return Err(format!("merkle_depth {} is too large (at most 16)", self.merkle_depth));
+            return Err(ConfigError::MerkleTooDeep(self.merkle_depth));
         }
         Ok(())
     }
@@ -347,7 +350,9 @@ impl DynamoNode {
         config: DynamoConfig,
         durable: &Durable,
     ) -> Result<DynamoNode, String> {
-        config.validate()?;
+        // Still a `String` (unlike `validate` and `check_invariants`): its production caller,
+        // concord-server's node start, formats it; typing it is a one-line change there.
+        config.validate().map_err(|e| e.to_string())?;
         let meta = match durable.get(store::META_KEY) {
             Some(bytes) => store::decode::<Meta>(bytes)
                 .map_err(|e| format!("The metadata record {:?} cannot be read: {e}.", store::META_KEY))?,
@@ -458,7 +463,8 @@ impl DynamoNode {
     /// - dots: every dot of mine that any context has seen was issued in this life or an earlier
     ///   one (`< next_dot`), and `next_dot` never runs past the durable reservation by more than
     ///   the block being used – the reservation is what keeps dots unique across crashes.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        let broken = |message: String| Err(InvariantViolation(message));
         let objects = self
             .store
             .iter()
@@ -466,13 +472,13 @@ impl DynamoNode {
             .chain(self.hints.iter().map(|((owner, k), o)| (k.as_str(), Some(*owner), o)));
         for (key, owner, object) in objects {
             if owner == Some(self.me) {
-                return Err(format!("{} holds a hint for itself for {key:?}", self.me));
+                return broken(format!("{} holds a hint for itself for {key:?}", self.me));
             }
             let Object::Register(versions) = object else { continue };
-            versions.check().map_err(|e| format!("{}: key {key:?}: {e}", self.me))?;
+            versions.check().map_err(|e| InvariantViolation(format!("{}: key {key:?}: {e}", self.me)))?;
             if let Some(&seen) = versions.context.0.get(&self.me) {
                 if seen >= self.next_dot {
-                    return Err(format!(
+                    return broken(format!(
                         "{}: key {key:?} has seen my dot {seen}, but I have issued only up to {}",
                         self.me,
                         self.next_dot - 1
@@ -481,7 +487,7 @@ impl DynamoNode {
             }
         }
         if self.next_dot > self.meta.dots_reserved + 1 {
-            return Err(format!(
+            return broken(format!(
                 "{}: next dot {} is past the reservation {}",
                 self.me, self.next_dot, self.meta.dots_reserved
             ));
@@ -781,6 +787,15 @@ mod tests {
     }
 
     #[test]
+    fn impossible_configs_are_refused_with_a_variant_and_the_old_message() {
+        let config = DynamoConfig { n: 3, r: 4, ..DynamoConfig::default() };
+        let error = config.validate().unwrap_err();
+        assert_eq!(error, ConfigError::Quorum { r: 4, w: config.w, n: 3 });
+        assert_eq!(error.to_string(), format!("r (4) and w ({}) must be between 1 and n (3)", config.w));
+        assert_eq!(DynamoConfig { n: 0, ..DynamoConfig::default() }.validate(), Err(ConfigError::NoReplicas));
+    }
+
+    #[test]
     fn the_invariants_notice_a_dot_seen_above_the_reservation() {
         // A disk that kept an object but lost the reservation its dot came from: the node would
         // issue that dot again. The invariant check names it.
@@ -795,7 +810,7 @@ mod tests {
         put(&mut durable, store::data_key("k"), store::encode(&Object::Register(versions)));
         let node = boot(&durable).unwrap();
         let err = node.check_invariants().unwrap_err();
-        assert!(err.contains("has seen my dot 500"), "{err}");
+        assert!(err.0.contains("has seen my dot 500"), "{err}");
         assert!(boot(&Durable::new()).unwrap().check_invariants().is_ok());
     }
 

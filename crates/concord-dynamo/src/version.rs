@@ -80,6 +80,9 @@ impl VersionVector {
         for (&node, &counter) in &other.0 {
             self.add(Dot { node, counter });
         }
+        // Postcondition (the result covers the input it absorbed; covering the old `self` holds
+        // because `add` only ever raises an entry).
+        debug_assert!(self.descends_from(other), "a join covers what it joined");
     }
 
     /// `self` ≤ `other` pointwise.
@@ -110,11 +113,15 @@ impl Versions {
     pub fn write(&mut self, resolution: Resolution, seen: &VersionVector, new: Sibling) {
         match resolution {
             Resolution::Dvv => {
+                let dot = new.dot;
                 self.siblings.retain(|s| !seen.covers(s.dot));
                 self.context.join(seen);
                 self.context.add(new.dot);
                 self.siblings.push(new);
                 self.siblings.sort();
+                // Postconditions: the new version is held, and the context has seen it and `seen`.
+                debug_assert!(self.siblings.iter().any(|s| s.dot == dot));
+                debug_assert!(self.context.covers(dot) && self.context.descends_from(seen));
             }
             Resolution::Lww => {
                 let mut context = seen.clone();
@@ -125,7 +132,50 @@ impl Versions {
     }
 
     /// Merge another replica's versions into these. Commutative, associative and idempotent.
+    ///
+    /// Checked in debug builds (the simulator's): with DVV the result covers both inputs – its
+    /// context descends from both contexts, and every input sibling is either kept or overwritten
+    /// by a write that saw it ([`Versions::accounts_for`]); with LWW one winner remains, the
+    /// greater of the two; and [`Versions::check`] holds after the merge when it held for both
+    /// inputs.
     pub fn merge(&mut self, resolution: Resolution, other: &Versions) {
+        #[cfg(debug_assertions)]
+        let before = self.clone();
+        self.merge_unchecked(resolution, other);
+        #[cfg(debug_assertions)]
+        self.debug_check_merge(resolution, &before, other);
+    }
+
+    #[cfg(debug_assertions)]
+    fn debug_check_merge(&self, resolution: Resolution, before: &Versions, other: &Versions) {
+        match resolution {
+            Resolution::Dvv => {
+                debug_assert!(
+                    self.context.descends_from(&before.context) && self.context.descends_from(&other.context),
+                    "a merged context covers both inputs' contexts"
+                );
+                if let Some(s) =
+                    before.siblings.iter().chain(&other.siblings).find(|s| !self.accounts_for(s.dot))
+                {
+                    panic!("merge lost sibling {:?}: neither kept nor seen by the merged context", s.dot);
+                }
+            }
+            Resolution::Lww => {
+                debug_assert!(self.siblings.len() <= 1, "LWW keeps one version");
+                if before.siblings.len() <= 1 && other.siblings.len() <= 1 {
+                    let key = |v: &Versions| v.siblings.first().map(|s| (s.timestamp, s.dot));
+                    debug_assert_eq!(key(self), key(before).max(key(other)), "LWW keeps the greater version");
+                }
+            }
+        }
+        if before.check().is_ok() && other.check().is_ok() {
+            if let Err(e) = self.check() {
+                panic!("merging well-formed versions broke them: {e}");
+            }
+        }
+    }
+
+    fn merge_unchecked(&mut self, resolution: Resolution, other: &Versions) {
         match resolution {
             Resolution::Dvv => {
                 // A sibling survives unless the other side has seen its dot and no longer holds it
@@ -178,15 +228,19 @@ impl Versions {
     /// What every holder of versions keeps true: siblings sorted by dot with no dot twice, and the
     /// context covers every sibling (a replica has seen what it holds). Checked by the simulator
     /// after every step, through [`crate::DynamoNode::check_invariants`].
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), crate::InvariantViolation> {
         if let Some(pair) = self.siblings.windows(2).find(|w| w[0].dot >= w[1].dot) {
-            return Err(format!(
+            return Err(crate::InvariantViolation(format!(
                 "siblings out of dot order or repeated: {:?} then {:?}",
                 pair[0].dot, pair[1].dot
-            ));
+            )));
         }
         if let Some(s) = self.siblings.iter().find(|s| !self.context.covers(s.dot)) {
-            return Err(format!("sibling {:?} is not covered by the context {:?}", s.dot, self.context));
+            let context = &self.context;
+            return Err(crate::InvariantViolation(format!(
+                "sibling {:?} is not covered by the context {context:?}",
+                s.dot
+            )));
         }
         Ok(())
     }
@@ -283,10 +337,10 @@ mod tests {
         assert!(v.check().is_ok());
         let mut unseen = v.clone();
         unseen.siblings.push(sib(2, 5, 20));
-        assert!(unseen.check().unwrap_err().contains("not covered"));
+        assert!(unseen.check().unwrap_err().0.contains("not covered"));
         let mut repeated = v.clone();
         repeated.siblings.push(sib(1, 1, 10));
-        assert!(repeated.check().unwrap_err().contains("repeated"));
+        assert!(repeated.check().unwrap_err().0.contains("repeated"));
     }
 
     fn arb_versions() -> impl Strategy<Value = Versions> {

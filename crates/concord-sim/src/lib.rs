@@ -14,7 +14,7 @@
 //! * [`protocol`] – what a protocol must offer the simulator ([`SimProtocol`], [`Invariant`]);
 //! * [`protocols`] – the adapters for Concord's protocols, and running a scenario by name;
 //! * [`sweep`] – many seeds on all cores;
-//! * [`session`] – runs steered by hand (`concord sim --interactive`), saved as a log that replays;
+//! * [`steering`] – runs steered by hand (`concord sim --interactive`), saved as a log that replays;
 //! * [`trace`], [`summary`] – what a run leaves behind.
 
 pub mod checks;
@@ -26,15 +26,15 @@ pub mod network;
 pub mod protocol;
 pub mod protocols;
 pub mod scenario;
-pub mod session;
 pub mod sim;
+pub mod steering;
 pub mod summary;
 pub mod sweep;
 pub mod trace;
 pub mod workload;
 
 pub use explore::{Drawn, ScenarioFile};
-pub use protocol::{Invariant, ReplicaState, SimProtocol};
+pub use protocol::{Invariant, InvariantViolation, ReplicaState, SimProtocol};
 pub use scenario::{Scenario, ScenarioError};
 pub use sim::{RunOptions, RunReport, Simulation};
 pub use summary::Summary;

@@ -47,11 +47,24 @@ pub trait SimProtocol: Service {
     }
 }
 
+/// A broken invariant, found after the step that broke it: a bug in the protocol (or a deliberate
+/// one a mutation switched on). The message says what broke, where and when; the simulator reports
+/// it as `invariant violated at <time>: <message>` and stops the run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvariantViolation(pub String);
+
+impl From<String> for InvariantViolation {
+    fn from(message: String) -> Self {
+        InvariantViolation(message)
+    }
+}
+
 /// An invariant checked after every step of a run. It may keep its own memory across steps (e.g.
 /// "at most one leader per term, ever" needs to remember past leaders).
 pub trait Invariant<P: Service> {
     /// `nodes` lists every node; crashed ones are `None`. Return a description of a violation.
-    fn check(&mut self, now: Time, nodes: &[(NodeId, Option<&P>)]) -> Result<(), String>;
+    fn check(&mut self, now: Time, nodes: &[(NodeId, Option<&P>)]) -> Result<(), InvariantViolation>;
 
     /// A reply left `node` for its client. It is called when the reply effect is carried out –
     /// after every sync the node asked for before it – not when the node decided to reply: a

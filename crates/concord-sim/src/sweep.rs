@@ -116,11 +116,18 @@ pub fn sweep_file(
     results
 }
 
+/// A `--seeds` argument that is not a range of seeds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SeedRangeError {
+    #[error("`{0}` is not a seed number (write e.g. 1..1000)")]
+    NotANumber(String),
+    #[error("empty seed range {0}: the first seed is after the last")]
+    Empty(String),
+}
+
 /// Parse `A..B` or `A..=B` (both ends included) or a single seed `A`.
-pub fn parse_seed_range(text: &str) -> Result<RangeInclusive<u64>, String> {
-    let number = |s: &str| {
-        s.trim().parse::<u64>().map_err(|_| format!("`{s}` is not a seed number (write e.g. 1..1000)"))
-    };
+pub fn parse_seed_range(text: &str) -> Result<RangeInclusive<u64>, SeedRangeError> {
+    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| SeedRangeError::NotANumber(s.to_string()));
     let (a, b) = match text.split_once("..") {
         Some((a, b)) => (number(a)?, number(b.strip_prefix('=').unwrap_or(b))?),
         None => {
@@ -129,7 +136,7 @@ pub fn parse_seed_range(text: &str) -> Result<RangeInclusive<u64>, String> {
         }
     };
     if a > b {
-        return Err(format!("empty seed range {text}: the first seed is after the last"));
+        return Err(SeedRangeError::Empty(text.to_string()));
     }
     Ok(a..=b)
 }
@@ -143,7 +150,8 @@ mod tests {
         assert_eq!(parse_seed_range("1..10000").unwrap(), 1..=10000);
         assert_eq!(parse_seed_range("5..=7").unwrap(), 5..=7);
         assert_eq!(parse_seed_range("42").unwrap(), 42..=42);
-        assert!(parse_seed_range("9..3").unwrap_err().contains("empty"));
-        assert!(parse_seed_range("x..3").unwrap_err().contains("not a seed"));
+        assert_eq!(parse_seed_range("9..3").unwrap_err(), SeedRangeError::Empty("9..3".into()));
+        assert_eq!(parse_seed_range("x..3").unwrap_err(), SeedRangeError::NotANumber("x".into()));
+        assert!(parse_seed_range("x..3").unwrap_err().to_string().contains("not a seed"));
     }
 }

@@ -62,15 +62,31 @@ pub enum Format {
     Edn,
 }
 
+/// A history format name or an EDN form this reader does not understand. The messages are the
+/// ones users saw before this was a type; callers match on the variants.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    #[error("unknown format `{0}`; expected auto, jsonl, jepsen or edn")]
+    UnknownFormat(String),
+    /// The operation's function is not a keyword, symbol or string (the form, printed).
+    #[error("function {0} is not a keyword")]
+    FunctionNotKeyword(String),
+    #[error("function :{0} is not supported (read, write, cas, delete, append, add, enqueue, dequeue)")]
+    UnsupportedFunction(String),
+    /// A value of a kind histories do not hold (the form, printed).
+    #[error("value {0} is not supported (nil, integers, strings, keywords, lists)")]
+    UnsupportedValue(String),
+}
+
 impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Format, String> {
+    type Err = FormatError;
+    fn from_str(s: &str) -> Result<Format, FormatError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(Format::Auto),
             "jsonl" | "json" | "jsonlines" | "json-lines" => Ok(Format::JsonLines),
             "jepsen" | "log" | "jepsen-log" | "knossos" => Ok(Format::JepsenLog),
             "edn" => Ok(Format::Edn),
-            _ => Err(format!("unknown format `{s}`; expected auto, jsonl, jepsen or edn")),
+            _ => Err(FormatError::UnknownFormat(s.to_string())),
         }
     }
 }
@@ -207,7 +223,7 @@ fn jepsen_line(rest: &str, number: usize) -> Result<Option<Event>, String> {
         other => return Err(format!("expected `process :type :f value`; `{other}` is not a process number")),
     };
     let kind = event_type(&next("type")?)?;
-    let f = op_fn(&next("function")?)?;
+    let f = op_fn(&next("function")?).map_err(|e| e.to_string())?;
     // The value may be missing (`:invoke :read`): nil.
     let value = match reader.read() {
         Ok(Some(form)) => form,
@@ -221,9 +237,9 @@ fn jepsen_line(rest: &str, number: usize) -> Result<Option<Event>, String> {
                 Some(Edn::Keyword(k)) => k,
                 _ => unreachable_key(),
             };
-            (Some(key), to_value(&items.next().unwrap_or(Edn::Nil))?)
+            (Some(key), to_value(&items.next().unwrap_or(Edn::Nil)).map_err(|e| e.to_string())?)
         }
-        other => (None, to_value(&other)?),
+        other => (None, to_value(&other).map_err(|e| e.to_string())?),
     };
     Ok(Some(Event {
         process,
@@ -301,8 +317,8 @@ fn edn_event(form: &Edn, line: usize) -> Result<Option<Event>, String> {
         None => return Err("missing :process".to_string()),
     };
     let kind = event_type(form.get("type").ok_or("missing :type")?)?;
-    let f = op_fn(form.get("f").ok_or("missing :f")?)?;
-    let value = to_value(form.get("value").unwrap_or(&Edn::Nil))?;
+    let f = op_fn(form.get("f").ok_or("missing :f")?).map_err(|e| e.to_string())?;
+    let value = to_value(form.get("value").unwrap_or(&Edn::Nil)).map_err(|e| e.to_string())?;
     let key = match form.get("key") {
         None | Some(Edn::Nil) => None,
         Some(Edn::Str(s)) | Some(Edn::Keyword(s)) | Some(Edn::Symbol(s)) => Some(s.clone()),
@@ -332,10 +348,10 @@ fn event_type(form: &Edn) -> Result<EventType, String> {
 }
 
 /// Map a Jepsen function name to an [`OpFn`].
-pub fn op_fn(form: &Edn) -> Result<OpFn, String> {
+pub fn op_fn(form: &Edn) -> Result<OpFn, FormatError> {
     let name = match form {
         Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k) => k.as_str(),
-        other => return Err(format!("function {other} is not a keyword")),
+        other => return Err(FormatError::FunctionNotKeyword(other.to_string())),
     };
     match name {
         "read" | "get" | "r" => Ok(OpFn::Read),
@@ -346,14 +362,12 @@ pub fn op_fn(form: &Edn) -> Result<OpFn, String> {
         "add" | "incr" | "increment" => Ok(OpFn::Add),
         "enqueue" => Ok(OpFn::Enqueue),
         "dequeue" => Ok(OpFn::Dequeue),
-        other => Err(format!(
-            "function :{other} is not supported (read, write, cas, delete, append, add, enqueue, dequeue)"
-        )),
+        other => Err(FormatError::UnsupportedFunction(other.to_string())),
     }
 }
 
 /// Convert an EDN form to a history [`Value`].
-pub fn to_value(form: &Edn) -> Result<Value, String> {
+pub fn to_value(form: &Edn) -> Result<Value, FormatError> {
     Ok(match form {
         Edn::Nil => Value::Nil,
         Edn::Int(i) => Value::Int(*i),
@@ -369,7 +383,7 @@ pub fn to_value(form: &Edn) -> Result<Value, String> {
         }
         Edn::Tagged(_, inner) => to_value(inner)?,
         Edn::Bool(_) | Edn::Float(_) | Edn::Map(_) => {
-            return Err(format!("value {form} is not supported (nil, integers, strings, keywords, lists)"))
+            return Err(FormatError::UnsupportedValue(form.to_string()))
         }
     })
 }
@@ -377,6 +391,19 @@ pub fn to_value(form: &Edn) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn format_errors_are_variants_with_the_messages_users_know() {
+        let error = "xml".parse::<Format>().unwrap_err();
+        assert_eq!(error, FormatError::UnknownFormat("xml".into()));
+        assert_eq!(error.to_string(), "unknown format `xml`; expected auto, jsonl, jepsen or edn");
+        assert_eq!(op_fn(&Edn::Keyword("frob".into())), Err(FormatError::UnsupportedFunction("frob".into())));
+        assert!(matches!(op_fn(&Edn::Int(1)), Err(FormatError::FunctionNotKeyword(_))));
+        assert!(matches!(to_value(&Edn::Bool(true)), Err(FormatError::UnsupportedValue(_))));
+        let model = "graph".parse::<crate::Model>().unwrap_err();
+        assert_eq!(model, crate::UnknownModel("graph".into()));
+        assert!(model.to_string().starts_with("unknown model `graph`"));
+    }
 
     #[test]
     fn reads_knossos_logs() {

@@ -7,7 +7,7 @@
 //! * **stale reads** – [`super::stale`]: a read that missed a write acknowledged before it started
 //!   and newer, in real time, than everything it returned (for counters: a read below the sum of
 //!   increments acknowledged before it started);
-//! * **read-your-writes / monotonic-read violations** – `concord_check::session` (a session is a
+//! * **read-your-writes / monotonic-read violations** – `concord_check::guarantees` (a session is a
 //!   client process);
 //! * **reads with siblings** – a read that returned several concurrent values (DVV keeps both
 //!   writes; the application must merge them);
@@ -119,9 +119,9 @@ pub fn run(setup: &Setup, seed: u64) -> anyhow::Result<Counts> {
     }
     let history = sim.history();
     let mut counts = Counts::default();
-    let session = concord_check::session::check(history);
-    counts.read_your_writes = session.count(concord_check::session::Guarantee::ReadYourWrites);
-    counts.monotonic_reads = session.count(concord_check::session::Guarantee::MonotonicReads);
+    let guarantees = concord_check::guarantees::check(history);
+    counts.read_your_writes = guarantees.count(concord_check::guarantees::Guarantee::ReadYourWrites);
+    counts.monotonic_reads = guarantees.count(concord_check::guarantees::Guarantee::MonotonicReads);
     for e in &history.events {
         if e.kind == EventType::Ok && e.op.f == OpFn::Read {
             counts.reads += 1;

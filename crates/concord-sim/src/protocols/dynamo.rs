@@ -20,7 +20,7 @@
 //! until issue #25) reported such writes as lost acknowledged writes – at W=1, where the
 //! coordinator's copy is the only one, in 155 of 200 seeds of a crash-only scenario.
 
-use crate::protocol::{Invariant, ReplicaState, SimProtocol};
+use crate::protocol::{Invariant, InvariantViolation, ReplicaState, SimProtocol};
 use concord_core::history::{EventType, History, OpFn, Value};
 use concord_core::{Durable, NodeId, Time};
 use concord_dynamo::store::Object;
@@ -308,12 +308,16 @@ impl Invariant<DynamoNode> for AckLedger {
         }
     }
 
-    fn check(&mut self, now: Time, nodes: &[(NodeId, Option<&DynamoNode>)]) -> Result<(), String> {
+    fn check(
+        &mut self,
+        now: Time,
+        nodes: &[(NodeId, Option<&DynamoNode>)],
+    ) -> Result<(), InvariantViolation> {
         // A node's own invariants, after every step that changed its objects (they hold between).
         for (id, node) in nodes {
             match node {
                 Some(node) if self.checked.get(id) != Some(&node.changes()) => {
-                    node.check_invariants()?;
+                    node.check_invariants().map_err(|e| InvariantViolation(e.to_string()))?;
                     self.checked.insert(*id, node.changes());
                 }
                 Some(_) => {}
@@ -329,10 +333,10 @@ impl Invariant<DynamoNode> for AckLedger {
             let lost = self.lost(nodes);
             if let Some((dot, key, value)) = lost.first() {
                 let shown = value.as_deref().map_or(Value::Nil, int_value);
-                return Err(format!(
+                return Err(InvariantViolation(format!(
                     "{} acknowledged write(s) lost, e.g. {key} = {shown} ({dot:?}): no replica holds it or a version that saw it",
                     lost.len()
-                ));
+                )));
             }
         }
         Ok(())

@@ -30,12 +30,13 @@ pub trait ProtocolVisitor {
 /// Protocol names accepted in `[protocol.NAME]`.
 pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo"];
 
-/// Parse a scenario and check its protocol's own settings with `validate`.
-fn validated<C: serde::de::DeserializeOwned>(
+/// Parse a scenario and check its protocol's own settings with `validate` (whatever its error
+/// type: each protocol crate has its own; the scenario error carries its message).
+fn validated<C: serde::de::DeserializeOwned, E: std::fmt::Display>(
     path: &Path,
     text: &str,
     name: &str,
-    validate: impl Fn(&C) -> Result<(), String>,
+    validate: impl Fn(&C) -> Result<(), E>,
 ) -> Result<Scenario<C>, ScenarioError> {
     let scenario: Scenario<C> = Scenario::parse(path, text)?;
     validate(scenario.protocol().1).map_err(|message| ScenarioError::Invalid {

@@ -15,7 +15,7 @@
 //! state-machine safety over the whole cluster, remembering every leader and every committed
 //! entry it has seen since the run began.
 
-use crate::protocol::{Invariant, ReplicaState, SimProtocol};
+use crate::protocol::{Invariant, InvariantViolation, ReplicaState, SimProtocol};
 use concord_core::{Access, ClientId, Durable, KvStateMachine, NodeId, Op, Time, Value};
 use concord_kv::{KvLimits, KvStore};
 use concord_raft::message::Session;
@@ -76,8 +76,9 @@ impl<'de> Deserialize<'de> for RaftScenario {
 struct RaftInvariants(SafetyMonitor);
 
 impl Invariant<RaftKv> for RaftInvariants {
-    fn check(&mut self, _now: Time, nodes: &[(NodeId, Option<&RaftKv>)]) -> Result<(), String> {
-        self.0.check(nodes)
+    fn check(&mut self, _now: Time, nodes: &[(NodeId, Option<&RaftKv>)]) -> Result<(), InvariantViolation> {
+        // `to_string`: concord-raft's own error type may change; the message is what is reported.
+        self.0.check(nodes).map_err(|e| InvariantViolation(e.to_string()))
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A person at the viewer plays the nemesis: they advance time, step one event, drop a message
 //! that is on its way, cut one link, send a client request, or fork the run with new randomness.
-//! Everything here keeps the simulator deterministic: the outcome of a session depends only on
+//! Everything here keeps the simulator deterministic: the outcome of a steered run depends only on
 //! the scenario, the seed and *where* each action happened – the number of events processed
 //! before it, and its virtual time – never on how often or how fast the driver called in.
 //!
@@ -12,7 +12,7 @@
 //! (a replay) would number later events differently. These two only look at the next event and
 //! take it when it is due, so any way of cutting time into slices gives the same run.
 //!
-//! See [`crate::session`] for the log of actions that replays a session.
+//! See [`crate::steering`] for the log of actions that replays a steered run.
 
 use super::{Event, RunReport, Simulation};
 use crate::SimProtocol;
@@ -178,7 +178,7 @@ impl<P: SimProtocol> Simulation<P> {
     }
 
     /// Run on to the end of the run and judge it, like [`Simulation::run`] does for a run
-    /// started from scratch (a replayed session continues with this). `started`: when the run
+    /// started from scratch (a replayed steered run continues with this). `started`: when the run
     /// began on this machine, for the summary's wall time.
     pub fn run_to_end(mut self, started: Instant) -> RunReport {
         while self.step() {}
@@ -187,7 +187,7 @@ impl<P: SimProtocol> Simulation<P> {
     }
 
     /// End the run here and judge it. Client operations still open are closed as unknown in the
-    /// history, but not in the trace: the trace ends exactly here, as a live session showed it.
+    /// history, but not in the trace: the trace ends exactly here, as the live run showed it.
     pub fn stop_here(mut self, started: Instant) -> RunReport {
         let mut trace = self.trace.take();
         let flushed = trace.as_mut().map(|t| (t.finish(), t.lines, t.hash()));

@@ -44,19 +44,19 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 4096)]
     pub cache_mb: usize,
     /// Also count session-guarantee violations (read-your-writes, monotonic reads/writes,
-    /// writes-follow-reads).
-    #[arg(long)]
-    pub sessions: bool,
+    /// writes-follow-reads). `--sessions` is the old name, still accepted.
+    #[arg(long, alias = "sessions")]
+    pub guarantees: bool,
     /// Also report staleness (versions behind per read).
     #[arg(long)]
     pub staleness: bool,
 }
 
-fn parse_model(text: &str) -> Result<Model, String> {
+fn parse_model(text: &str) -> Result<Model, concord_check::model::UnknownModel> {
     text.parse()
 }
 
-fn parse_format(text: &str) -> Result<Format, String> {
+fn parse_format(text: &str) -> Result<Format, concord_check::formats::FormatError> {
     text.parse()
 }
 
@@ -69,7 +69,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         timeout: args.timeout,
         jobs: args.jobs,
         cache_mb: args.cache_mb,
-        sessions: args.sessions,
+        guarantees: args.guarantees,
         staleness: args.staleness,
     };
     // Progress on stderr (indicatif draws nothing when stderr is not a terminal): partitions (keys)

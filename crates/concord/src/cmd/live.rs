@@ -20,7 +20,7 @@
 //!
 //! The session is deterministic: the scenario, the seed and the action log are the whole run, and
 //! `concord sim SCENARIO --actions session.json --trace run.jsonl` rebuilds its trace byte for byte
-//! (see [`concord_sim::session`]). **Fork** rebuilds the run from that log – checking that the
+//! (see [`concord_sim::steering`]). **Fork** rebuilds the run from that log – checking that the
 //! rebuilt run has the live run's trace hash – then reseeds every random stream, so what follows is
 //! a new run that is itself reproducible from the seed and the log.
 //!
@@ -34,7 +34,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use concord_sim::protocols::{LoadedScenario, ProtocolVisitor};
-use concord_sim::session::{self, Action, LoggedAction, Place, SessionLog, SessionSettings};
+use concord_sim::steering::{self, Action, LoggedAction, Place, SteeringLog, SteeringSettings};
 use concord_sim::{RunOptions, Scenario, SimProtocol, Simulation};
 use serde::Deserialize;
 use serde_json::json;
@@ -67,9 +67,9 @@ pub struct LiveArgs {
     /// The scenario file, as given (recorded in the session log).
     pub scenario_path: String,
     pub seed: u64,
-    pub settings: SessionSettings,
+    pub settings: SteeringSettings,
     /// A saved session to continue from (`--actions`).
-    pub resume: Option<SessionLog>,
+    pub resume: Option<SteeringLog>,
     pub port: u16,
     pub open: bool,
 }
@@ -107,7 +107,7 @@ struct Board {
     /// The session's status as JSON (see [`Live::status`]).
     status: serde_json::Value,
     /// The session log as of the last update.
-    session: Option<SessionLog>,
+    session: Option<SteeringLog>,
 }
 
 /// A command from the page and where to send the answer.
@@ -225,9 +225,9 @@ impl<P: SimProtocol> Live<P> {
         let (mut sim, trace) = Self::new_simulation(&scenario, args.seed);
         let mut actions = Vec::new();
         if let Some(log) = &args.resume {
-            session::replay(&mut sim, &log.actions)?;
+            steering::replay(&mut sim, &log.actions).map_err(|e| e.to_string())?;
             if let Some(place) = log.saved_at {
-                session::seek(&mut sim, place).map_err(|e| format!("the end of the saved session: {e}"))?;
+                steering::seek(&mut sim, place).map_err(|e| format!("the end of the saved session: {e}"))?;
             }
             actions = log.actions.clone();
         }
@@ -350,7 +350,7 @@ impl<P: SimProtocol> Live<P> {
             return Err("the run has stopped; fork is not possible either: the trace ends here".into());
         }
         let place = self.place();
-        session::perform(&mut self.sim, &action)?;
+        steering::perform(&mut self.sim, &action).map_err(|e| e.to_string())?;
         self.actions.push(LoggedAction { events: place.events, t: place.t, action });
         Ok(json!({"logged": self.actions.len(), "events": place.events, "t": place.t}))
     }
@@ -361,8 +361,8 @@ impl<P: SimProtocol> Live<P> {
         let seed = seed.unwrap_or_else(|| fork_seed(self.args.seed, place, self.forks));
         let started = Instant::now();
         let (mut rebuilt, trace) = Self::new_simulation(&self.scenario, self.args.seed);
-        session::replay(&mut rebuilt, &self.actions)?;
-        session::seek(&mut rebuilt, place)?;
+        steering::replay(&mut rebuilt, &self.actions).map_err(|e| e.to_string())?;
+        steering::seek(&mut rebuilt, place).map_err(|e| e.to_string())?;
         let (live_hash, rebuilt_hash) = (self.sim.trace_hash(), rebuilt.trace_hash());
         if live_hash != rebuilt_hash {
             return Err(format!(
@@ -388,9 +388,9 @@ impl<P: SimProtocol> Live<P> {
     }
 
     /// The session as a log that replays to the current place.
-    fn session_log(&self) -> SessionLog {
-        SessionLog {
-            format: SessionLog::FORMAT.into(),
+    fn session_log(&self) -> SteeringLog {
+        SteeringLog {
+            format: SteeringLog::FORMAT.into(),
             scenario: self.args.scenario_path.clone(),
             seed: self.args.seed,
             settings: self.args.settings.clone(),
@@ -585,7 +585,7 @@ async fn download_session(State(app): State<AppState>) -> Response {
 /// `concord sim SCENARIO --actions session.json`: rebuild a saved session (to the place it was
 /// saved at, or to the end of the run) and judge it.
 pub struct Replay {
-    pub log: SessionLog,
+    pub log: SteeringLog,
     pub trace: Option<Box<dyn Write + Send>>,
     pub hash_trace: bool,
 }
@@ -604,10 +604,10 @@ impl ProtocolVisitor for Replay {
         let started = Instant::now();
         let mut sim = Simulation::<P>::new(scenario, options);
         sim.start();
-        session::replay(&mut sim, &self.log.actions)?;
+        steering::replay(&mut sim, &self.log.actions).map_err(|e| e.to_string())?;
         Ok(match self.log.saved_at {
             Some(place) => {
-                session::seek(&mut sim, place)
+                steering::seek(&mut sim, place)
                     .map_err(|e| format!("the place the session was saved at: {e}"))?;
                 sim.stop_here(started)
             }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use concord_core::time::parse_duration;
 use concord_sim::protocols::LoadedScenario;
-use concord_sim::session::{SessionLog, SessionSettings};
+use concord_sim::steering::{SteeringLog, SteeringSettings};
 use concord_sim::sweep::{parse_seed_range, sweep_file, SweepOptions};
 use concord_sim::{Drawn, RunOptions, ScenarioFile};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -83,7 +83,7 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read session {}", path.display()))?;
-            Some(SessionLog::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
+            Some(SteeringLog::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?)
         }
         None => None,
     };
@@ -116,13 +116,13 @@ pub fn run(args: &SimArgs) -> anyhow::Result<ExitCode> {
 fn run_interactive(
     args: &SimArgs,
     scenario: &LoadedScenario,
-    saved: Option<SessionLog>,
+    saved: Option<SteeringLog>,
 ) -> anyhow::Result<ExitCode> {
     let (seed, settings) = match &saved {
         Some(log) => (log.seed, log.settings.clone()),
         None => (
             args.seed.unwrap_or(1),
-            SessionSettings {
+            SteeringSettings {
                 nemesis: args.keep_nemesis,
                 clients: args.clients,
                 duration_ns: args.until.unwrap_or(INTERACTIVE_DURATION).as_nanos() as u64,
@@ -145,7 +145,7 @@ fn run_saved_session(
     args: &SimArgs,
     scenario: &LoadedScenario,
     drawn: Option<&Drawn>,
-    log: SessionLog,
+    log: SteeringLog,
 ) -> anyhow::Result<ExitCode> {
     let trace = open_trace(args)?;
     let seed = log.seed;

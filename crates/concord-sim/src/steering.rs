@@ -1,4 +1,8 @@
-//! Interactive sessions: a run steered by hand, saved as a log of actions that replays exactly.
+//! Steering: a run steered by hand, saved as a log of actions that replays exactly.
+//!
+//! (Named *steering*, not *session*: in Concord "session" means only Raft's exactly-once client
+//! sessions, and the checker's Terry-style guarantees live in `concord_check::guarantees`. The log's
+//! `format` string stays `concord-session/1` so that logs saved before the rename still load.)
 //!
 //! `concord sim --interactive` lets a person act on a live simulation – crash a node, cut a link,
 //! drop a message, send a request, fork. Each action is logged with *where* it happened:
@@ -8,16 +12,16 @@
 //! ```
 //!
 //! `events` is how many events the simulator had processed and `t` the virtual time (ns). The
-//! simulator is deterministic, so the scenario, the seed and this log are the whole session:
+//! simulator is deterministic, so the scenario, the seed and this log are the whole steered run:
 //! [`replay`] processes events one by one until `events` is reached, moves the clock to `t`, and
 //! performs the action – the same state, the same trace, byte for byte (the trace hash says so).
 //!
 //! A **fork** is an action too: `{"do": "fork", "seed": 7}` keeps everything that happened so far
 //! and draws every later random choice (latencies, losses, election timeouts, the workload) from
-//! seed 7 instead (see [`Simulation::reseed`]). A forked session is therefore reproducible from the
+//! seed 7 instead (see [`Simulation::reseed`]). A forked run is therefore reproducible from the
 //! original seed plus its log, like any other.
 //!
-//! The log file ([`SessionLog`]) also carries what the interactive mode changed in the scenario
+//! The log file ([`SteeringLog`]) also carries what the interactive mode changed in the scenario
 //! (the nemesis switched off, a different number of clients, a longer run), so that
 //! `concord sim SCENARIO --actions session.json --trace run.jsonl` rebuilds the same run.
 
@@ -94,7 +98,7 @@ pub struct LoggedAction {
 
 /// The settings an interactive session changes in its scenario.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionSettings {
+pub struct SteeringSettings {
     /// Keep the scenario's nemesis (scheduled, random and triggered faults) and its `heal_at`.
     /// Off by default in interactive mode: the person is the nemesis. Off also drops the
     /// `progress` check, which judges the time after `heal_at`.
@@ -106,7 +110,7 @@ pub struct SessionSettings {
     pub duration_ns: u64,
 }
 
-impl SessionSettings {
+impl SteeringSettings {
     /// The scenario the session runs: `scenario` with these settings applied.
     pub fn apply<C: Clone>(&self, scenario: &Scenario<C>) -> Scenario<C> {
         let mut s = scenario.clone();
@@ -124,6 +128,37 @@ impl SessionSettings {
     }
 }
 
+/// Why a steering log could not be read, an action was refused, or a replay went astray. The
+/// messages are the ones users saw before the type existed; match on the variants, not the text.
+#[derive(Debug, thiserror::Error)]
+pub enum SteeringError {
+    #[error("not a session log: {0}")]
+    NotALog(serde_json::Error),
+    #[error("unknown session format {found:?} (expected {expected:?})")]
+    UnknownFormat { found: String, expected: &'static str },
+    #[error("no node {node}: nodes are 1..={nodes}")]
+    NoSuchNode { node: u32, nodes: u32 },
+    #[error("a link joins two different nodes (got {0} and {0})")]
+    SelfLink(u32),
+    #[error("message {0} is not in flight")]
+    NotInFlight(u64),
+    /// The run ended before the place a log names.
+    #[error("the run ended after {processed} events, before event {wanted}")]
+    RunEnded { processed: u64, wanted: u64 },
+    /// The replay passed the place's event count at another time (another scenario or seed).
+    #[error(
+        "the run does not match the log: expected {} events at t={} ns, the replay is at {} events, t={} ns (another scenario or seed?)",
+        expected.events, expected.t, actual.events, actual.t
+    )]
+    Mismatch { expected: Place, actual: Place },
+    /// Reaching the place of `action` failed.
+    #[error("{action:?}: {error}")]
+    Seek { action: Action, error: Box<SteeringError> },
+    /// Action number `number` (from 1) of `of` failed.
+    #[error("action {number} of {of}: {error}")]
+    Replay { number: usize, of: usize, error: Box<SteeringError> },
+}
+
 /// A place in a run: after `events` events, at virtual time `t` (ns).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
@@ -133,14 +168,14 @@ pub struct Place {
 
 /// A saved session: scenario file, seed, settings and actions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SessionLog {
-    /// Always [`SessionLog::FORMAT`].
+pub struct SteeringLog {
+    /// Always [`SteeringLog::FORMAT`].
     pub format: String,
     /// The scenario file, as given on the command line (informational).
     pub scenario: String,
     pub seed: u64,
     #[serde(flatten)]
-    pub settings: SessionSettings,
+    pub settings: SteeringSettings,
     pub actions: Vec<LoggedAction>,
     /// Where the session was when it was saved: a replay stops here, so its trace is the saved
     /// trace. Without it, a replay runs on to the end of the run.
@@ -152,25 +187,25 @@ pub struct SessionLog {
     pub trace_hash: Option<String>,
 }
 
-impl SessionLog {
+impl SteeringLog {
     pub const FORMAT: &'static str = "concord-session/1";
 
-    pub fn parse(text: &str) -> Result<SessionLog, String> {
-        let log: SessionLog = serde_json::from_str(text).map_err(|e| format!("not a session log: {e}"))?;
+    pub fn parse(text: &str) -> Result<SteeringLog, SteeringError> {
+        let log: SteeringLog = serde_json::from_str(text).map_err(SteeringError::NotALog)?;
         if log.format != Self::FORMAT {
-            return Err(format!("unknown session format {:?} (expected {:?})", log.format, Self::FORMAT));
+            return Err(SteeringError::UnknownFormat { found: log.format, expected: Self::FORMAT });
         }
         Ok(log)
     }
 }
 
 /// Check that an action names nodes that exist (the simulator indexes nodes directly).
-pub fn validate(action: &Action, nodes: u32) -> Result<(), String> {
-    let check = |id: u32| {
-        if (1..=nodes).contains(&id) {
+pub fn validate(action: &Action, nodes: u32) -> Result<(), SteeringError> {
+    let check = |node: u32| {
+        if (1..=nodes).contains(&node) {
             Ok(())
         } else {
-            Err(format!("no node {id}: nodes are 1..={nodes}"))
+            Err(SteeringError::NoSuchNode { node, nodes })
         }
     };
     match action {
@@ -185,7 +220,7 @@ pub fn validate(action: &Action, nodes: u32) -> Result<(), String> {
             check(*a)?;
             check(*b)?;
             if a == b {
-                return Err(format!("a link joins two different nodes (got {a} and {b})"));
+                return Err(SteeringError::SelfLink(*a));
             }
             Ok(())
         }
@@ -195,7 +230,7 @@ pub fn validate(action: &Action, nodes: u32) -> Result<(), String> {
 
 /// Perform `action` now. Errors (an unknown node, a message no longer in flight) leave the run
 /// untouched, so a refused action is not logged.
-pub fn perform<P: SimProtocol>(sim: &mut Simulation<P>, action: &Action) -> Result<(), String> {
+pub fn perform<P: SimProtocol>(sim: &mut Simulation<P>, action: &Action) -> Result<(), SteeringError> {
     validate(action, sim.node_count())?;
     match action {
         Action::Crash { node } => sim.crash(NodeId(*node)),
@@ -208,7 +243,7 @@ pub fn perform<P: SimProtocol>(sim: &mut Simulation<P>, action: &Action) -> Resu
         Action::Heal => sim.heal(),
         Action::Drop { message } => {
             if sim.drop_message(*message) == 0 {
-                return Err(format!("message {message} is not in flight"));
+                return Err(SteeringError::NotInFlight(*message));
             }
         }
         Action::Write { node, key, value } => {
@@ -223,14 +258,10 @@ pub fn perform<P: SimProtocol>(sim: &mut Simulation<P>, action: &Action) -> Resu
 /// Bring a simulation forward to `place`: process events one by one until `place.events` have
 /// been, then move the clock to `place.t`. Fails if the run does not pass through that place
 /// (another scenario or seed, or a place already behind).
-pub fn seek<P: SimProtocol>(sim: &mut Simulation<P>, place: Place) -> Result<(), String> {
+pub fn seek<P: SimProtocol>(sim: &mut Simulation<P>, place: Place) -> Result<(), SteeringError> {
     while sim.events_processed() < place.events {
         if !sim.step_one() {
-            return Err(format!(
-                "the run ended after {} events, before event {}",
-                sim.events_processed(),
-                place.events
-            ));
+            return Err(SteeringError::RunEnded { processed: sim.events_processed(), wanted: place.events });
         }
     }
     let at = Time(place.t);
@@ -238,29 +269,34 @@ pub fn seek<P: SimProtocol>(sim: &mut Simulation<P>, place: Place) -> Result<(),
         sim.advance_to(at);
     }
     if sim.events_processed() != place.events || sim.now() != at {
-        return Err(format!(
-            "the run does not match the log: expected {} events at t={} ns, the replay is at {} events, t={} ns (another scenario or seed?)",
-            place.events,
-            place.t,
-            sim.events_processed(),
-            sim.now().0
-        ));
+        let actual = Place { events: sim.events_processed(), t: sim.now().0 };
+        return Err(SteeringError::Mismatch { expected: place, actual });
     }
     Ok(())
 }
 
 /// Bring a fresh, started simulation to the place of `logged` and perform it.
-pub fn replay_one<P: SimProtocol>(sim: &mut Simulation<P>, logged: &LoggedAction) -> Result<(), String> {
+pub fn replay_one<P: SimProtocol>(
+    sim: &mut Simulation<P>,
+    logged: &LoggedAction,
+) -> Result<(), SteeringError> {
     seek(sim, Place { events: logged.events, t: logged.t })
-        .map_err(|e| format!("{:?}: {e}", logged.action))?;
+        .map_err(|e| SteeringError::Seek { action: logged.action.clone(), error: Box::new(e) })?;
     perform(sim, &logged.action)
 }
 
 /// Replay every action of `actions` on a fresh simulation (call [`Simulation::start`] first).
 /// The caller then runs it on to its end (or wherever it likes).
-pub fn replay<P: SimProtocol>(sim: &mut Simulation<P>, actions: &[LoggedAction]) -> Result<(), String> {
+pub fn replay<P: SimProtocol>(
+    sim: &mut Simulation<P>,
+    actions: &[LoggedAction],
+) -> Result<(), SteeringError> {
     for (i, logged) in actions.iter().enumerate() {
-        replay_one(sim, logged).map_err(|e| format!("action {} of {}: {e}", i + 1, actions.len()))?;
+        replay_one(sim, logged).map_err(|e| SteeringError::Replay {
+            number: i + 1,
+            of: actions.len(),
+            error: Box::new(e),
+        })?;
     }
     Ok(())
 }

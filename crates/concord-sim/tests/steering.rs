@@ -1,11 +1,11 @@
-//! Interactive sessions replay exactly: a run steered by hand – in many small slices of time, as a
+//! Steered runs replay exactly: a run steered by hand – in many small slices of time, as a
 //! live driver does, with crashes, cuts, a dropped message, client requests and a fork – and the
 //! replay of its action log on a fresh simulation give the same trace hash.
 
 use concord_core::{NodeId, Process, Time};
 use concord_sim::protocols::raft::RaftKv;
 use concord_sim::protocols::LoadedScenario;
-use concord_sim::session::{self, Action, LoggedAction, SessionSettings};
+use concord_sim::steering::{self, Action, LoggedAction, SteeringError, SteeringSettings};
 use concord_sim::{RunOptions, Scenario, Simulation};
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 type RaftScenario = Scenario<concord_sim::protocols::raft::RaftScenario>;
 
-fn raft_faults(settings: &SessionSettings) -> Arc<RaftScenario> {
+fn raft_faults(settings: &SteeringSettings) -> Arc<RaftScenario> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/raft-faults.toml");
     let LoadedScenario::Raft(scenario) = LoadedScenario::load(&path).unwrap() else {
         panic!("raft-faults.toml is a Raft scenario")
@@ -21,8 +21,8 @@ fn raft_faults(settings: &SessionSettings) -> Arc<RaftScenario> {
     Arc::new(settings.apply(&scenario))
 }
 
-fn settings(nemesis: bool) -> SessionSettings {
-    SessionSettings { nemesis, clients: Some(2), duration_ns: 10_000_000_000 }
+fn settings(nemesis: bool) -> SteeringSettings {
+    SteeringSettings { nemesis, clients: Some(2), duration_ns: 10_000_000_000 }
 }
 
 fn simulation(scenario: &Arc<RaftScenario>, seed: u64) -> Simulation<RaftKv> {
@@ -46,7 +46,7 @@ struct Driver {
 impl Driver {
     fn act(&mut self, action: Action) {
         let logged = LoggedAction { events: self.sim.events_processed(), t: self.sim.now().0, action };
-        session::perform(&mut self.sim, &logged.action).unwrap();
+        steering::perform(&mut self.sim, &logged.action).unwrap();
         self.log.push(logged);
     }
 
@@ -103,23 +103,23 @@ fn a_session_replays_to_the_same_trace_hash() {
         let live_hash = live.sim.trace_hash().unwrap();
 
         let mut replayed = simulation(&scenario, 5);
-        session::replay(&mut replayed, &live.log).unwrap();
+        steering::replay(&mut replayed, &live.log).unwrap();
         replayed.advance_to(end);
         assert_eq!(replayed.events_processed(), live.sim.events_processed());
         assert_eq!(replayed.trace_hash().unwrap(), live_hash, "nemesis {nemesis}: the replay differs");
 
         // The log survives a round trip through its file format.
-        let log = session::SessionLog {
-            format: session::SessionLog::FORMAT.into(),
+        let log = steering::SteeringLog {
+            format: steering::SteeringLog::FORMAT.into(),
             scenario: "labs/raft-faults.toml".into(),
             seed: 5,
             settings: settings(nemesis),
             actions: live.log.clone(),
-            saved_at: Some(session::Place { events: live.sim.events_processed(), t: end.0 }),
+            saved_at: Some(steering::Place { events: live.sim.events_processed(), t: end.0 }),
             trace_hash: Some(format!("{live_hash:016x}")),
         };
         let text = serde_json::to_string_pretty(&log).unwrap();
-        assert_eq!(session::SessionLog::parse(&text).unwrap(), log);
+        assert_eq!(steering::SteeringLog::parse(&text).unwrap(), log);
         assert!(text.contains(r#""do": "heal-link""#), "actions are tagged by name: {text}");
     }
 }
@@ -133,13 +133,13 @@ fn the_fork_changes_what_follows_and_nothing_before() {
     other[fork].action = Action::Fork { seed: 100 };
     let mut a = simulation(&scenario, 5);
     let mut b = simulation(&scenario, 5);
-    session::replay(&mut a, &live.log[..fork]).unwrap();
-    session::replay(&mut b, &other[..fork]).unwrap();
+    steering::replay(&mut a, &live.log[..fork]).unwrap();
+    steering::replay(&mut b, &other[..fork]).unwrap();
     assert_eq!(a.trace_hash(), b.trace_hash());
     // Past the fork the runs diverge, so the rest of the original log no longer fits the other
     // seed's run: it either fails to replay or ends with another trace.
-    session::replay_one(&mut a, &live.log[fork]).unwrap();
-    session::replay_one(&mut b, &other[fork]).unwrap();
+    steering::replay_one(&mut a, &live.log[fork]).unwrap();
+    steering::replay_one(&mut b, &other[fork]).unwrap();
     let end = Time::from_duration(Duration::from_millis(1500));
     a.advance_to(end);
     b.advance_to(end);
@@ -150,7 +150,19 @@ fn the_fork_changes_what_follows_and_nothing_before() {
 fn a_log_from_another_seed_is_refused_with_the_place_it_diverged() {
     let (live, scenario) = steer(false);
     let mut wrong = simulation(&scenario, 6);
-    let error = session::replay(&mut wrong, &live.log).unwrap_err();
+    let error = steering::replay(&mut wrong, &live.log).unwrap_err();
+    let SteeringError::Replay { error: inner, .. } = &error else { panic!("names the action: {error}") };
+    assert!(
+        matches!(
+            **inner,
+            SteeringError::NotInFlight(_)
+                | SteeringError::Seek { .. }
+                | SteeringError::Mismatch { .. }
+                | SteeringError::RunEnded { .. }
+        ),
+        "a precise error: {error}"
+    );
+    let error = error.to_string();
     assert!(
         error.contains("does not match") || error.contains("not in flight") || error.contains("ended"),
         "a precise error: {error}"
@@ -162,15 +174,15 @@ fn a_log_from_another_seed_is_refused_with_the_place_it_diverged() {
 fn actions_on_nodes_that_do_not_exist_are_refused() {
     let scenario = raft_faults(&settings(false));
     let mut sim = simulation(&scenario, 1);
-    assert_eq!(
-        session::perform(&mut sim, &Action::Crash { node: 9 }).unwrap_err(),
-        "no node 9: nodes are 1..=5"
-    );
-    assert!(session::perform(&mut sim, &Action::Cut { a: 2, b: 2 }).is_err());
-    assert_eq!(
-        session::perform(&mut sim, &Action::Drop { message: 123_456 }).unwrap_err(),
-        "message 123456 is not in flight"
-    );
+    let error = steering::perform(&mut sim, &Action::Crash { node: 9 }).unwrap_err();
+    assert!(matches!(error, SteeringError::NoSuchNode { node: 9, nodes: 5 }));
+    assert_eq!(error.to_string(), "no node 9: nodes are 1..=5");
+    let error = steering::perform(&mut sim, &Action::Cut { a: 2, b: 2 }).unwrap_err();
+    assert!(matches!(error, SteeringError::SelfLink(2)));
+    assert_eq!(error.to_string(), "a link joins two different nodes (got 2 and 2)");
+    let error = steering::perform(&mut sim, &Action::Drop { message: 123_456 }).unwrap_err();
+    assert!(matches!(error, SteeringError::NotInFlight(123_456)));
+    assert_eq!(error.to_string(), "message 123456 is not in flight");
     assert!(sim.node(NodeId(1)).is_none(), "nothing ran: the nodes boot at the first event");
 }
 
