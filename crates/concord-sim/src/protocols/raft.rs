@@ -77,7 +77,7 @@ struct RaftInvariants(SafetyMonitor);
 
 impl Invariant<RaftKv> for RaftInvariants {
     fn check(&mut self, _now: Time, nodes: &[(NodeId, Option<&RaftKv>)]) -> Result<(), String> {
-        self.0.check(nodes)
+        self.0.check(nodes).map_err(|v| v.to_string())
     }
 }
 
