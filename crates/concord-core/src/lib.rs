@@ -35,6 +35,6 @@ pub mod time;
 pub use history::{Completion, Op, OpFn, Service, Value};
 pub use id::{ClientId, NodeId, RequestId};
 pub use process::{Effect, Io, Message, Process, ProtocolEvent};
-pub use state_machine::{Access, KvStateMachine, StateMachine};
+pub use state_machine::{Access, KvStateMachine, StateMachine, StateMachineError};
 pub use storage::{Durable, StorageOp};
 pub use time::Time;

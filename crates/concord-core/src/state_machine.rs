@@ -13,7 +13,36 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
 
-const NOT_DURABLE: &str = "this state machine lives in memory: it has no checkpoints to export or import";
+/// Why a state machine could not restore, checkpoint, export or import its state.
+///
+/// `From<String>` and `From<&str>` make an implementation's own messages [`StateMachineError::Failed`],
+/// so `?` works over helpers that still speak strings; the variants a caller may act on are
+/// [`StateMachineError::NotDurable`] (asked for a durable machine's operation) and
+/// [`StateMachineError::Corrupt`] (bytes that do not decode: the state is unchanged).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StateMachineError {
+    /// A durable machine's operation asked of one that lives in memory.
+    #[error("this state machine lives in memory: it has no checkpoints to export or import")]
+    NotDurable,
+    /// A snapshot or export that does not decode; the state is unchanged.
+    #[error("{0}")]
+    Corrupt(String),
+    /// Anything else, typically the machine's disk failing (the node must stop).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for StateMachineError {
+    fn from(message: String) -> Self {
+        StateMachineError::Failed(message)
+    }
+}
+
+impl From<&str> for StateMachineError {
+    fn from(message: &str) -> Self {
+        StateMachineError::Failed(message.to_string())
+    }
+}
 
 /// A deterministic state machine fed by a replicated log.
 pub trait StateMachine: 'static {
@@ -36,7 +65,7 @@ pub trait StateMachine: 'static {
     fn snapshot(&self) -> Vec<u8>;
 
     /// Replace the whole state with a snapshot taken by [`StateMachine::snapshot`].
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError>;
 
     /// Whether the machine keeps its state on disk itself (in an embedded storage engine) rather
     /// than in memory. Raft then never serialises it to compact its log: at a snapshot point it
@@ -54,8 +83,8 @@ pub trait StateMachine: 'static {
     /// consensus layer's own state at this point: for Raft, the snapshot's index, term,
     /// membership and session table). Until the next checkpoint, [`StateMachine::snapshot`]
     /// exports exactly this state. An error means the disk failed: the node must stop.
-    fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), String> {
-        Err(NOT_DURABLE.into())
+    fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable machines: the sidecar of the last checkpoint (`None`: never checkpointed).
@@ -67,25 +96,25 @@ pub trait StateMachine: 'static {
     /// a lagging follower is sent – and say how many bytes it has; `None` while it is still being
     /// prepared (ask again later). A new checkpoint starts a new export. The export is read in
     /// pieces, so the state never has to fit in memory.
-    fn export_len(&mut self) -> Result<Option<u64>, String> {
-        Err(NOT_DURABLE.into())
+    fn export_len(&mut self) -> Result<Option<u64>, StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable machines: at most `max` bytes of the export, from `offset`.
-    fn export_read(&mut self, _offset: u64, _max: usize) -> Result<Vec<u8>, String> {
-        Err(NOT_DURABLE.into())
+    fn export_read(&mut self, _offset: u64, _max: usize) -> Result<Vec<u8>, StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable machines: the next piece of an export received from another replica (`offset` 0
     /// starts a new one; pieces arrive in order).
-    fn import_chunk(&mut self, _offset: u64, _bytes: &[u8]) -> Result<(), String> {
-        Err(NOT_DURABLE.into())
+    fn import_chunk(&mut self, _offset: u64, _bytes: &[u8]) -> Result<(), StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable machines: replace the state with the received export and make it the checkpoint,
     /// with the export's sidecar, durably. On error (a corrupt export) the state is unchanged.
-    fn import_finish(&mut self) -> Result<(), String> {
-        Err(NOT_DURABLE.into())
+    fn import_finish(&mut self) -> Result<(), StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Commands the leader should propose now, given its clock – e.g. deleting keys whose TTL has

@@ -55,9 +55,19 @@ impl fmt::Display for Time {
 }
 
 /// Parse a human duration such as `"150ms"`, `"2s"`, `"1m 30s"` or `"250us"`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, ParseDurationError> {
     humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"150ms\", \"2s\" or \"1m\""))
+        .map_err(|e| ParseDurationError { text: text.to_string(), reason: e.to_string() })
+}
+
+/// A text that [`parse_duration`] cannot read as a duration.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not a duration ({reason}); write e.g. \"150ms\", \"2s\" or \"1m\"")]
+pub struct ParseDurationError {
+    /// The text as given.
+    pub text: String,
+    /// What the duration parser said.
+    pub reason: String,
 }
 
 /// Serde helpers for durations written as strings (`"150ms"`) in scenario files.
@@ -104,7 +114,9 @@ mod tests {
         assert_eq!(parse_duration("150ms").unwrap(), Duration::from_millis(150));
         assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(parse_duration(" 1m 30s ").unwrap(), Duration::from_secs(90));
-        assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
+        let err = parse_duration("fast").unwrap_err();
+        assert_eq!(err.text, "fast");
+        assert!(err.to_string().contains("not a duration"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! the states would diverge), so it stops the node instead, as a failed WAL sync does.
 
 use crate::store::Entry;
-use concord_core::Time;
+use concord_core::{StateMachineError, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
@@ -67,8 +67,8 @@ pub trait Engine: EngineRead {
     }
 
     /// Durable engines: commit the state durably, with the consensus layer's `sidecar`.
-    fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), String> {
-        Err(IN_MEMORY.into())
+    fn checkpoint(&mut self, _sidecar: Vec<u8>) -> Result<(), StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable engines: the sidecar of the last checkpoint.
@@ -82,27 +82,25 @@ pub trait Engine: EngineRead {
     }
 
     /// Durable engines: see [`StateMachine::export_len`](concord_core::StateMachine::export_len).
-    fn export_len(&mut self) -> Result<Option<u64>, String> {
-        Err(IN_MEMORY.into())
+    fn export_len(&mut self) -> Result<Option<u64>, StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable engines: see [`StateMachine::export_read`](concord_core::StateMachine::export_read).
-    fn export_read(&mut self, _offset: u64, _max: usize) -> Result<Vec<u8>, String> {
-        Err(IN_MEMORY.into())
+    fn export_read(&mut self, _offset: u64, _max: usize) -> Result<Vec<u8>, StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable engines: see [`StateMachine::import_chunk`](concord_core::StateMachine::import_chunk).
-    fn import_chunk(&mut self, _offset: u64, _bytes: &[u8]) -> Result<(), String> {
-        Err(IN_MEMORY.into())
+    fn import_chunk(&mut self, _offset: u64, _bytes: &[u8]) -> Result<(), StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 
     /// Durable engines: see [`StateMachine::import_finish`](concord_core::StateMachine::import_finish).
-    fn import_finish(&mut self) -> Result<(), String> {
-        Err(IN_MEMORY.into())
+    fn import_finish(&mut self) -> Result<(), StateMachineError> {
+        Err(StateMachineError::NotDurable)
     }
 }
-
-const IN_MEMORY: &str = "this engine keeps its state in memory: it has no checkpoints to export or import";
 
 /// The in-memory engine: an ordered map and an ordered set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

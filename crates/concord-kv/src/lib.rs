@@ -122,8 +122,8 @@ pub use command::{
 };
 pub use engine::{Engine, EngineRead, MemEngine};
 pub use error::KvError;
-pub use limits::{command_bytes, validate, validate_query, KvLimits};
+pub use limits::{command_bytes, validate, validate_query, KvLimits, ZeroLimit};
 pub use response::{KeyValue, KvResult, RangePage, Response};
 pub use snapshot::SnapshotError;
-pub use store::{Entry, KvStore};
+pub use store::{Entry, KvStore, StoreInvariantViolation};
 pub use workload::REGISTER_KEY;

@@ -61,7 +61,7 @@ impl KvLimits {
     /// Whether this configuration is usable: every bound at least 1 (a zero `max_range_limit` would
     /// refuse every scan, a zero `max_expire_keys` would silently stop expiry). A server checks this
     /// when it loads its configuration.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ZeroLimit> {
         let fields = [
             ("max_key_bytes", self.max_key_bytes),
             ("max_value_bytes", self.max_value_bytes),
@@ -72,10 +72,18 @@ impl KvLimits {
             ("max_command_bytes", self.max_command_bytes),
         ];
         match fields.iter().find(|(_, bound)| *bound == 0) {
-            Some((name, _)) => Err(format!("kv limit {name} is 0; every limit must be at least 1")),
+            Some((name, _)) => Err(ZeroLimit { field: name }),
             None => Ok(()),
         }
     }
+}
+
+/// A [`KvLimits`] field set to 0 (see [`KvLimits::check`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("kv limit {field} is 0; every limit must be at least 1")]
+pub struct ZeroLimit {
+    /// The field's name, as written in the configuration.
+    pub field: &'static str,
 }
 
 /// Check `command` against `limits`. `Ok(())` means the command is well formed; it may still fail
@@ -303,7 +311,11 @@ mod tests {
     fn configurations_with_a_zero_bound_are_refused() {
         assert_eq!(KvLimits::default().check(), Ok(()));
         let zero = KvLimits { max_expire_keys: 0, ..KvLimits::default() };
-        assert_eq!(zero.check(), Err("kv limit max_expire_keys is 0; every limit must be at least 1".into()));
+        assert_eq!(zero.check(), Err(ZeroLimit { field: "max_expire_keys" }));
+        assert_eq!(
+            zero.check().unwrap_err().to_string(),
+            "kv limit max_expire_keys is 0; every limit must be at least 1"
+        );
     }
 
     #[test]

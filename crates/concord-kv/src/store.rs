@@ -18,7 +18,7 @@ use crate::error::{excerpt, KvError};
 use crate::limits::{check_value, validate, validate_query, KvLimits};
 use crate::response::{KeyValue, KvResult, RangePage, Response};
 use crate::snapshot;
-use concord_core::{StateMachine, Time};
+use concord_core::{StateMachine, StateMachineError, Time};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -326,9 +326,9 @@ impl<E: Engine> KvStore<E> {
 
     /// Check the invariants that tie the state together; used by tests and after `restore`.
     /// Holds every entry in memory: for tests and small stores.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub fn check_invariants(&self) -> Result<(), StoreInvariantViolation> {
         let entries = crate::engine::collect_entries(&self.engine);
-        check_entries(self.revision(), &entries)?;
+        check_entries(self.revision(), &entries).map_err(StoreInvariantViolation::Entry)?;
         let expected: Vec<(Time, Vec<u8>)> = {
             let mut d: Vec<_> =
                 entries.iter().filter_map(|(k, e)| e.expires_at.map(|at| (at, k.clone()))).collect();
@@ -336,13 +336,30 @@ impl<E: Engine> KvStore<E> {
             d
         };
         if expected != self.deadlines() {
-            return Err("the deadline index does not match the entries' deadlines".into());
+            return Err(StoreInvariantViolation::DeadlineIndex);
         }
         if entries.len() as u64 != self.engine.len() {
-            return Err(format!("the engine counts {} keys but holds {}", self.engine.len(), entries.len()));
+            return Err(StoreInvariantViolation::KeyCount {
+                counted: self.engine.len(),
+                held: entries.len(),
+            });
         }
         Ok(())
     }
+}
+
+/// A broken invariant of a [`KvStore`], as [`KvStore::check_invariants`] reports it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreInvariantViolation {
+    /// An entry with impossible metadata (the message names the key and its revisions).
+    #[error("{0}")]
+    Entry(String),
+    /// The TTL deadline index disagrees with the entries' deadlines.
+    #[error("the deadline index does not match the entries' deadlines")]
+    DeadlineIndex,
+    /// The engine's key count disagrees with the keys it holds.
+    #[error("the engine counts {counted} keys but holds {held}")]
+    KeyCount { counted: u64, held: usize },
 }
 
 /// Invariants of stored entries: each key was created at a revision in `1..=mod_revision`, last
@@ -395,8 +412,9 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
     }
 
     /// Decodes into a fresh state and swaps it in only if it is sound: on error `self` is unchanged.
-    fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let (revision, entries) = snapshot::decode(bytes).map_err(|e| e.to_string())?;
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), StateMachineError> {
+        let (revision, entries) =
+            snapshot::decode(bytes).map_err(|e| StateMachineError::Corrupt(e.to_string()))?;
         self.engine.replace_all(revision, entries);
         Ok(())
     }
@@ -405,7 +423,7 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
         self.engine.is_durable()
     }
 
-    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), StateMachineError> {
         self.engine.checkpoint(sidecar)
     }
 
@@ -413,19 +431,19 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
         self.engine.checkpoint_sidecar()
     }
 
-    fn export_len(&mut self) -> Result<Option<u64>, String> {
+    fn export_len(&mut self) -> Result<Option<u64>, StateMachineError> {
         self.engine.export_len()
     }
 
-    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, String> {
+    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, StateMachineError> {
         self.engine.export_read(offset, max)
     }
 
-    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StateMachineError> {
         self.engine.import_chunk(offset, bytes)
     }
 
-    fn import_finish(&mut self) -> Result<(), String> {
+    fn import_finish(&mut self) -> Result<(), StateMachineError> {
         self.engine.import_finish()
     }
 

@@ -156,7 +156,7 @@ proptest! {
             }
             let out = follower.apply(i as u64 + 1, command);
             prop_assert_eq!(&out, leader_out, "command {} {:?}", i, command);
-            follower.check_invariants().map_err(TestCaseError::fail)?;
+            follower.check_invariants().map_err(|e| TestCaseError::fail(e.to_string()))?;
         }
         prop_assert_eq!(&follower, &leader);
         prop_assert_eq!(follower.snapshot(), leader.snapshot());
@@ -179,7 +179,7 @@ proptest! {
         for (i, (command, out)) in log.iter().enumerate() {
             prop_assert_eq!(&restored.apply(i as u64, command), out);
         }
-        restored.check_invariants().map_err(TestCaseError::fail)?;
+        restored.check_invariants().map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(restored.snapshot(), leader.snapshot());
         prop_assert_eq!(restored.housekeeping(Time(u64::MAX)), leader.housekeeping(Time(u64::MAX)));
     }

@@ -67,7 +67,10 @@ pub struct RaftConfig {
     pub max_bytes_per_append: usize,
     /// Proposals a leader accepts before it has committed them (back-pressure for clients).
     pub max_uncommitted_entries: u64,
-    /// Deliberate bugs, for showing that the simulator catches them. All off by default.
+    /// Deliberate bugs, for showing that the simulator catches them. All off by default. Only
+    /// with the `mutations` cargo feature (see [`Mutations`]); read it through
+    /// [`RaftConfig::mutations`].
+    #[cfg(feature = "mutations")]
     pub mutations: Mutations,
 }
 
@@ -90,6 +93,7 @@ impl Default for RaftConfig {
             max_entries_per_append: 64,
             max_bytes_per_append: 256 * 1024,
             max_uncommitted_entries: 10_000,
+            #[cfg(feature = "mutations")]
             mutations: Mutations::default(),
         }
     }
@@ -101,35 +105,80 @@ impl RaftConfig {
         RaftConfig { voters: voters.into_iter().map(NodeId).collect(), ..RaftConfig::default() }
     }
 
+    /// The deliberate bugs switched on. Without the `mutations` feature this is always
+    /// [`Mutations::NONE`], a constant: every `MUTATION(<flag>)` branch reads a constant `false` and
+    /// is compiled out.
+    #[inline(always)]
+    pub fn mutations(&self) -> &Mutations {
+        #[cfg(feature = "mutations")]
+        {
+            &self.mutations
+        }
+        #[cfg(not(feature = "mutations"))]
+        {
+            &Mutations::NONE
+        }
+    }
+
     /// Check the relations between settings that the protocol relies on.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.election_timeout_min.is_zero() || self.election_timeout_max <= self.election_timeout_min {
-            return Err("need 0 < election_timeout_min < election_timeout_max".into());
+            return Err(ConfigError::ElectionTimeouts);
         }
         if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.election_timeout_min {
-            return Err("need 0 < heartbeat_interval < election_timeout_min".into());
+            return Err(ConfigError::HeartbeatInterval);
         }
         if self.clock_drift_bound >= self.election_timeout_min {
-            return Err(
-                "clock_drift_bound must be below election_timeout_min (the lease would be empty)".into()
-            );
+            return Err(ConfigError::ClockDriftBound);
         }
         if self.max_inflight_appends == 0
             || self.max_entries_per_append == 0
             || self.snapshot_chunk_bytes == 0
         {
-            return Err(
-                "max_inflight_appends, max_entries_per_append and snapshot_chunk_bytes must be > 0".into()
-            );
+            return Err(ConfigError::ZeroLimit);
         }
         Ok(())
     }
 }
 
+/// Why [`RaftConfig::validate`] refused a configuration: a relation between settings that the
+/// protocol relies on does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("need 0 < election_timeout_min < election_timeout_max")]
+    ElectionTimeouts,
+    #[error("need 0 < heartbeat_interval < election_timeout_min")]
+    HeartbeatInterval,
+    #[error("clock_drift_bound must be below election_timeout_min (the lease would be empty)")]
+    ClockDriftBound,
+    #[error("max_inflight_appends, max_entries_per_append and snapshot_chunk_bytes must be > 0")]
+    ZeroLimit,
+}
+
+/// [`Mutations::enable`] was given a name that is not one of [`Mutations::NAMES`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mutation `{name}`; known: {:?}", Mutations::NAMES)]
+pub struct UnknownMutation {
+    pub name: String,
+}
+
+impl RaftConfig {}
+
 /// Deliberate bugs. Each flag changes exactly one spot in the code, marked `MUTATION(<flag>)`, so
 /// that a seed sweep can show it is caught. Whenever a flag actually changes what the node does, it
 /// emits a `mutation-fired` event (so a sweep can tell "never triggered" from "triggered but not
 /// caught").
+///
+/// ## Behind the `mutations` cargo feature
+/// Only the simulator (`concord-sim`), the test harness (`concord-raft-harness`) and tests enable
+/// it. Without it, [`RaftConfig`] has no `mutations` field (a `[raft]` table naming one fails to
+/// parse as an unknown field) and [`RaftConfig::mutations`] is the constant [`Mutations::NONE`], so
+/// the bugs are not compiled into the node.
+///
+/// Cargo unifies features across a build: the `concord` binary links the simulator, so in *that*
+/// build the feature is on for the server too. A node therefore must not rely on the feature being
+/// off: `concord-server`'s config refuses a `[raft]` table that names `mutations` by looking at the
+/// raw TOML table itself, whether or not the feature is on.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mutations {
@@ -146,6 +195,15 @@ pub struct Mutations {
 }
 
 impl Mutations {
+    /// Every flag off: what a node without the `mutations` feature always runs.
+    pub const NONE: Mutations = Mutations {
+        vote_without_term_check: false,
+        commit_old_term_by_counting: false,
+        skip_vote_sync: false,
+        read_from_deposed_leader: false,
+        skip_log_matching_check: false,
+    };
+
     /// The names of the flags, as written in scenario files.
     pub const NAMES: [&'static str; 5] = [
         "vote_without_term_check",
@@ -156,14 +214,14 @@ impl Mutations {
     ];
 
     /// Turn one flag on by name.
-    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+    pub fn enable(&mut self, name: &str) -> Result<(), UnknownMutation> {
         match name {
             "vote_without_term_check" => self.vote_without_term_check = true,
             "commit_old_term_by_counting" => self.commit_old_term_by_counting = true,
             "skip_vote_sync" => self.skip_vote_sync = true,
             "read_from_deposed_leader" => self.read_from_deposed_leader = true,
             "skip_log_matching_check" => self.skip_log_matching_check = true,
-            other => return Err(format!("unknown mutation `{other}`; known: {:?}", Self::NAMES)),
+            other => return Err(UnknownMutation { name: other.to_string() }),
         }
         Ok(())
     }
@@ -184,10 +242,36 @@ mod tests {
     }
 
     #[test]
+    fn broken_relations_are_named_by_variant() {
+        let c = RaftConfig { heartbeat_interval: Duration::from_millis(200), ..RaftConfig::default() };
+        assert_eq!(c.validate(), Err(ConfigError::HeartbeatInterval));
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "need 0 < heartbeat_interval < election_timeout_min"
+        );
+        let err = Mutations::default().enable("nope").unwrap_err();
+        assert_eq!(err.name, "nope");
+        assert!(err.to_string().starts_with("unknown mutation `nope`; known: ["), "{err}");
+    }
+
+    #[test]
     fn unknown_fields_and_bad_durations_are_rejected() {
         assert!(serde_json::from_str::<RaftConfig>(r#"{"heartbeat":"1s"}"#).is_err());
         assert!(serde_json::from_str::<RaftConfig>(r#"{"heartbeat_interval":"soon"}"#).is_err());
+    }
+
+    #[cfg(feature = "mutations")]
+    #[test]
+    fn with_the_feature_mutations_are_read_from_the_config() {
         let c: RaftConfig = serde_json::from_str(r#"{"mutations":{"skip_vote_sync":true}}"#).unwrap();
-        assert!(c.mutations.skip_vote_sync && !c.mutations.vote_without_term_check);
+        assert!(c.mutations().skip_vote_sync && !c.mutations().vote_without_term_check);
+    }
+
+    #[cfg(not(feature = "mutations"))]
+    #[test]
+    fn without_the_feature_a_config_cannot_name_mutations() {
+        let err = serde_json::from_str::<RaftConfig>(r#"{"mutations":{"skip_vote_sync":true}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `mutations`"), "{err}");
+        assert_eq!(RaftConfig::default().mutations(), &Mutations::NONE);
     }
 }

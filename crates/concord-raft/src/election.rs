@@ -192,7 +192,7 @@ impl<S: StateMachine> RaftNode<S> {
         // §5.1: a candidate from an older term gets no vote.
         // MUTATION(vote_without_term_check): skip this check, and vote as if we were in its term.
         let old_term_vote = req.term < self.term;
-        if old_term_vote && !self.config.mutations.vote_without_term_check {
+        if old_term_vote && !self.config.mutations().vote_without_term_check {
             return self.send(io, from, Message::VoteResp(VoteResponse { term: self.term, granted: false }));
         }
         if old_term_vote {
@@ -211,7 +211,7 @@ impl<S: StateMachine> RaftNode<S> {
             io.event("vote", json!({ "for": from.0, "term": req.term, "granted": granted }));
         }
         // MUTATION(skip_vote_sync): the response leaves before the vote is durable.
-        if granted && self.config.mutations.skip_vote_sync {
+        if granted && self.config.mutations().skip_vote_sync {
             if self.needs_sync {
                 io.event("mutation-fired", json!({ "mutation": "skip_vote_sync", "term": self.term }));
             }

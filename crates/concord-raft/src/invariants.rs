@@ -65,8 +65,11 @@ pub struct SafetyMonitor {
 }
 
 impl SafetyMonitor {
-    /// Check the cluster; the first violation found is returned as a message.
-    pub fn check<S: StateMachine>(&mut self, nodes: &[(NodeId, Option<&RaftNode<S>>)]) -> Result<(), String> {
+    /// Check the cluster; the first violation found is returned.
+    pub fn check<S: StateMachine>(
+        &mut self,
+        nodes: &[(NodeId, Option<&RaftNode<S>>)],
+    ) -> Result<(), InvariantViolation> {
         for &(id, node) in nodes {
             let Some(n) = node else {
                 self.views.remove(&id); // a restarted node is checked from scratch
@@ -84,13 +87,11 @@ impl SafetyMonitor {
         Ok(())
     }
 
-    fn check_node<S: StateMachine>(&mut self, id: NodeId, n: &RaftNode<S>) -> Result<(), String> {
+    fn check_node<S: StateMachine>(&mut self, id: NodeId, n: &RaftNode<S>) -> Result<(), InvariantViolation> {
         let (snap, applied, commit, last) =
             (n.snapshot_index(), n.applied_index(), n.commit_index(), n.last_log_index());
         if !(snap <= applied && applied <= commit && commit <= last) {
-            return Err(format!(
-                "{id}: need snapshot {snap} ≤ applied {applied} ≤ commit {commit} ≤ last {last}"
-            ));
+            return Err(InvariantViolation::IndexOrder { node: id, snapshot: snap, applied, commit, last });
         }
         let leading = n.is_leader().then(|| n.current_term());
 
@@ -144,30 +145,32 @@ impl SafetyMonitor {
         n: &RaftNode<S>,
         from: u64,
         last: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), InvariantViolation> {
         let snap = n.snapshot_index();
         let mut prev = n.log_term_at(from - 1).unwrap_or(0);
         for i in from..=last {
-            let term = n.log_term_at(i).ok_or_else(|| format!("{id}: hole in the log at {i}"))?;
-            let hash = n.log_hash_at(i).ok_or_else(|| format!("{id}: hole in the log at {i}"))?;
+            let hole = || InvariantViolation::Hole { node: id, index: i };
+            let term = n.log_term_at(i).ok_or_else(hole)?;
+            let hash = n.log_hash_at(i).ok_or_else(hole)?;
             if term < prev {
-                return Err(format!("{id}: log term decreases at index {i} ({term} after {prev})"));
+                return Err(InvariantViolation::TermDecreases { node: id, index: i, term, prev });
             }
             prev = term;
             let prev_term = if i > snap { n.log_term_at(i - 1) } else { None };
             match self.entries.get(&(i, term)) {
                 Some(&(h, p)) => {
                     if h != hash {
-                        return Err(format!(
-                            "log matching: {id} holds a different entry at {i} (term {term}) than another log held"
-                        ));
+                        return Err(InvariantViolation::LogMatchingEntry { node: id, index: i, term });
                     }
                     if let (Some(a), Some(b)) = (p, prev_term) {
                         if a != b {
-                            return Err(format!(
-                                "log matching: {id} agrees with another log at {i} (term {term}) but not at {} ({b} vs {a})",
-                                i - 1
-                            ));
+                            return Err(InvariantViolation::LogMatchingPrevious {
+                                node: id,
+                                index: i,
+                                term,
+                                ours: b,
+                                theirs: a,
+                            });
                         }
                     }
                 }
@@ -180,11 +183,11 @@ impl SafetyMonitor {
     }
 
     /// Election Safety.
-    fn check_election(&mut self, id: NodeId, leading: Option<u64>) -> Result<(), String> {
+    fn check_election(&mut self, id: NodeId, leading: Option<u64>) -> Result<(), InvariantViolation> {
         let Some(term) = leading else { return Ok(()) };
         match self.elections.leaders.get(&term) {
             Some(&other) if other != id => {
-                Err(format!("election safety: {other} and {id} both led term {term}"))
+                Err(InvariantViolation::ElectionSafety { term, first: other, second: id })
             }
             _ => {
                 self.elections.leaders.insert(term, id);
@@ -199,7 +202,7 @@ impl SafetyMonitor {
         id: NodeId,
         n: &RaftNode<S>,
         checked: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), InvariantViolation> {
         let from = checked.min(n.commit_index()).max(n.snapshot_index());
         for i in from + 1..=n.commit_index() {
             let term = n.log_term_at(i).expect("committed entries above the snapshot are held");
@@ -207,9 +210,12 @@ impl SafetyMonitor {
             match self.commits.committed.get_mut(&i) {
                 Some((t, h, seen_in)) => {
                     if *t != term || *h != hash {
-                        return Err(format!(
-                            "state machine safety: {id} committed (term {term}) at {i}, but term {t} was committed there before"
-                        ));
+                        return Err(InvariantViolation::StateMachineSafety {
+                            node: id,
+                            index: i,
+                            term,
+                            before: *t,
+                        });
                     }
                     if n.current_term() < *seen_in {
                         *seen_in = n.current_term();
@@ -226,7 +232,11 @@ impl SafetyMonitor {
     }
 
     /// Leader Completeness, over every committed entry the leader's log still covers.
-    fn check_leader_completeness<S: StateMachine>(&self, id: NodeId, n: &RaftNode<S>) -> Result<(), String> {
+    fn check_leader_completeness<S: StateMachine>(
+        &self,
+        id: NodeId,
+        n: &RaftNode<S>,
+    ) -> Result<(), InvariantViolation> {
         let indexes = self.commits.committed.range(n.snapshot_index() + 1..).map(|(&i, _)| i);
         self.check_leader_holds(id, n, indexes)
     }
@@ -237,7 +247,7 @@ impl SafetyMonitor {
         id: NodeId,
         n: &RaftNode<S>,
         indexes: impl Iterator<Item = u64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), InvariantViolation> {
         let term = n.current_term();
         for i in indexes {
             let Some(&(t, h, seen_in)) = self.commits.committed.get(&i) else { continue };
@@ -245,11 +255,48 @@ impl SafetyMonitor {
                 continue;
             }
             if n.log_term_at(i) != Some(t) || n.log_hash_at(i) != Some(h) {
-                return Err(format!(
-                    "leader completeness: leader {id} of term {term} lacks entry {i} (term {t}) committed by term {seen_in}"
-                ));
+                return Err(InvariantViolation::LeaderCompleteness {
+                    leader: id,
+                    term,
+                    index: i,
+                    entry_term: t,
+                    committed_by: seen_in,
+                });
             }
         }
         Ok(())
     }
+}
+
+/// A broken safety property (Figure 3), as [`SafetyMonitor::check`] reports it. Each variant says
+/// which property and where; `Display` gives the one-line message the simulator prints.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InvariantViolation {
+    /// A node's indexes out of order: snapshot ≤ applied ≤ commit ≤ last must hold.
+    #[error("{node}: need snapshot {snapshot} ≤ applied {applied} ≤ commit {commit} ≤ last {last}")]
+    IndexOrder { node: NodeId, snapshot: u64, applied: u64, commit: u64, last: u64 },
+    /// A node's log lacks an entry below its last index.
+    #[error("{node}: hole in the log at {index}")]
+    Hole { node: NodeId, index: u64 },
+    /// Terms in a node's log decrease.
+    #[error("{node}: log term decreases at index {index} ({term} after {prev})")]
+    TermDecreases { node: NodeId, index: u64, term: u64, prev: u64 },
+    /// Log Matching: two logs hold different entries at one index and term.
+    #[error("log matching: {node} holds a different entry at {index} (term {term}) than another log held")]
+    LogMatchingEntry { node: NodeId, index: u64, term: u64 },
+    /// Log Matching: two logs agree at an index and term but not on the entry before it.
+    #[error(
+        "log matching: {node} agrees with another log at {index} (term {term}) but not at {} ({ours} vs {theirs})",
+        index - 1
+    )]
+    LogMatchingPrevious { node: NodeId, index: u64, term: u64, ours: u64, theirs: u64 },
+    /// Election Safety: two leaders in one term.
+    #[error("election safety: {first} and {second} both led term {term}")]
+    ElectionSafety { term: u64, first: NodeId, second: NodeId },
+    /// State Machine Safety: two different entries committed at one index.
+    #[error("state machine safety: {node} committed (term {term}) at {index}, but term {before} was committed there before")]
+    StateMachineSafety { node: NodeId, index: u64, term: u64, before: u64 },
+    /// Leader Completeness: a leader lacks an entry committed before its term.
+    #[error("leader completeness: leader {leader} of term {term} lacks entry {index} (term {entry_term}) committed by term {committed_by}")]
+    LeaderCompleteness { leader: NodeId, term: u64, index: u64, entry_term: u64, committed_by: u64 },
 }

@@ -23,8 +23,6 @@
 //! | `read.rs` | ReadIndex, leader lease, stale reads | diss. §6.4 |
 //! | [`session`] | client sessions: exactly-once commands | diss. §6.3 |
 //! | [`invariants`] | Figure 3's safety properties, checked over a cluster | Figure 3 |
-//! | [`testing`] | a deterministic in-process cluster for tests (drop, delay, partition, crash, torn writes, slow syncs, clock rates) | – |
-//! | [`sweep`] | random fault sweeps over that cluster, with read and durability checks | – |
 //!
 //! ## Reading order for a newcomer
 //! 1. `node.rs` – [`RaftNode::boot`] and `step`: every message first meets the term rules (§5.1),
@@ -36,10 +34,18 @@
 //!    every message and reply goes through `RaftNode::send`/`reply`, which sync pending writes first.
 //! 4. The rest as needed.
 //!
+//! ## Where the tests are
+//! This crate holds the protocol and its unit tests only; nothing test-only ships in a server
+//! build. The fine-grained deterministic cluster and the message-level tests named after the
+//! paper are in the test-only crate `concord-raft-harness` (as raft-rs keeps `harness/`); the
+//! scenario-level course tests and the seed sweeps run in the simulator (`concord-sim/tests/`).
+//!
 //! ## Deliberate bugs
 //! [`Mutations`] holds five flags, each changing one spot marked `MUTATION(<flag>)` in the code and
-//! emitting a `mutation-fired` event whenever it changes behaviour. `tests/paper.rs` and
-//! `tests/sweep.rs` show each being caught.
+//! emitting a `mutation-fired` event whenever it changes behaviour. They exist only with the
+//! `mutations` cargo feature, which the simulator and the harness enable and a production build
+//! does not. `concord-sim/tests/raft_mutations.rs` shows each being caught by a seed sweep, and the
+//! harness's `tests/paper.rs` catches Figure 8's deterministically.
 //!
 //! ## Guarantees and their assumptions
 //! * Safety (Figure 3) holds under any message loss, duplication, reordering, delay, crash and
@@ -59,13 +65,11 @@ mod replication;
 pub mod session;
 mod snapshot;
 pub mod storage;
-pub mod sweep;
-pub mod testing;
 
-pub use config::{Mutations, RaftConfig};
-pub use invariants::{CommitRecord, ElectionRecord, SafetyMonitor};
+pub use config::{ConfigError, Mutations, RaftConfig, UnknownMutation};
+pub use invariants::{CommitRecord, ElectionRecord, InvariantViolation, SafetyMonitor};
 pub use log::{Entry, Payload};
-pub use membership::Membership;
+pub use membership::{Membership, MembershipError};
 pub use message::{AdminRequest, Message, RaftRequest, RaftResponse, ReadConsistency, Session, SnapshotMeta};
 pub use node::{RaftNode, Timer};
-pub use storage::RecoveryError;
+pub use storage::{ChecksumError, RecoveryError};

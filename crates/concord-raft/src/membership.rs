@@ -70,27 +70,27 @@ impl Membership {
     }
 
     /// The membership after `change`, or why it is not allowed.
-    pub fn apply_change(&self, change: &MembershipChange) -> Result<Membership, String> {
+    pub fn apply_change(&self, change: &MembershipChange) -> Result<Membership, MembershipError> {
         let mut next = self.clone();
         match *change {
             MembershipChange::AddLearner(id) => {
                 if self.is_member(id) {
-                    return Err(format!("{id} is already a member"));
+                    return Err(MembershipError::AlreadyMember(id));
                 }
                 next.learners.insert(id);
             }
             MembershipChange::Promote(id) => {
                 if !next.learners.remove(&id) {
-                    return Err(format!("{id} is not a learner"));
+                    return Err(MembershipError::NotALearner(id));
                 }
                 next.voters.insert(id);
             }
             MembershipChange::Remove(id) => {
                 if !next.voters.remove(&id) && !next.learners.remove(&id) {
-                    return Err(format!("{id} is not a member"));
+                    return Err(MembershipError::NotAMember(id));
                 }
                 if next.voters.is_empty() {
-                    return Err("cannot remove the last voter".into());
+                    return Err(MembershipError::LastVoter);
                 }
             }
         }
@@ -100,6 +100,19 @@ impl Membership {
         );
         Ok(next)
     }
+}
+
+/// Why a membership change is not allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    #[error("{0} is already a member")]
+    AlreadyMember(NodeId),
+    #[error("{0} is not a learner")]
+    NotALearner(NodeId),
+    #[error("{0} is not a member")]
+    NotAMember(NodeId),
+    #[error("cannot remove the last voter")]
+    LastVoter,
 }
 
 /// A single-server membership change.
@@ -214,7 +227,7 @@ mod tests {
         assert!(m2.apply_change(&MembershipChange::AddLearner(NodeId(2))).is_err());
         let m3 = m2.apply_change(&MembershipChange::Promote(NodeId(2))).unwrap();
         assert_eq!(m3.voters.len(), 2);
-        assert!(m.apply_change(&MembershipChange::Remove(NodeId(1))).is_err());
+        assert_eq!(m.apply_change(&MembershipChange::Remove(NodeId(1))), Err(MembershipError::LastVoter));
     }
 
     #[test]

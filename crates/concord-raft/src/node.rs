@@ -23,7 +23,7 @@ use crate::read::PendingRead;
 use crate::replication::LeaderState;
 use crate::session::{SessionCheck, Sessions};
 use crate::snapshot::{DurableBoot, IncomingSnapshot, SnapshotData, StoredSnapshot};
-use crate::storage::{self, HardState, RecoveryError};
+use crate::storage::{self, corrupt_machine, HardState, RecoveryError};
 use concord_core::{Io, NodeId, Process, RequestId, StateMachine, StorageOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -117,8 +117,7 @@ impl<S: StateMachine> RaftNode<S> {
         let mut wal_machine = Vec::new();
         let (mut log, mut configs, mut sessions, mut snapshot) = match recovered.snapshot {
             Some((record, data)) => {
-                let decoded =
-                    SnapshotData::<S::Output>::decode(&data).map_err(RecoveryError::StateMachine)?;
+                let decoded = SnapshotData::<S::Output>::decode(&data).map_err(corrupt_machine)?;
                 if state_machine.is_durable() {
                     wal_machine = decoded.machine;
                 } else {
@@ -465,7 +464,7 @@ impl<S: StateMachine> RaftNode<S> {
             Ok(next) => {
                 self.append_as_leader(io, Payload::Config(next), Some(request));
             }
-            Err(reason) => self.reply(io, request, RaftResponse::Rejected { reason }),
+            Err(reason) => self.reply(io, request, RaftResponse::Rejected { reason: reason.to_string() }),
         }
     }
 

@@ -54,7 +54,7 @@ impl<S: StateMachine> RaftNode<S> {
         let read_index = self.commit_index.max(ls.term_start_index);
         let lease = consistency == ReadConsistency::Lease && self.lease_valid(io.now());
         // MUTATION(read_from_deposed_leader): serve without confirming leadership (no round, no lease).
-        let round = if lease || self.config.mutations.read_from_deposed_leader {
+        let round = if lease || self.config.mutations().read_from_deposed_leader {
             if !lease {
                 io.event("mutation-fired", serde_json::json!({ "mutation": "read_from_deposed_leader" }));
             }

@@ -361,7 +361,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let current_term = self.log.term_at(n) == Some(self.term);
         // MUTATION(commit_old_term_by_counting): commit whatever a majority stores (Figure 8 bug).
-        if current_term || self.config.mutations.commit_old_term_by_counting {
+        if current_term || self.config.mutations().commit_old_term_by_counting {
             if !current_term {
                 io.event("mutation-fired", json!({ "mutation": "commit_old_term_by_counting", "index": n }));
             }
@@ -487,7 +487,7 @@ impl<S: StateMachine> RaftNode<S> {
         // The consistency check (§5.3, Log Matching).
         // MUTATION(skip_log_matching_check): accept whatever follows, whatever precedes it.
         if our_term != prev_log_term {
-            if !self.config.mutations.skip_log_matching_check {
+            if !self.config.mutations().skip_log_matching_check {
                 let first = self.log.first_index_of_term_at(prev_log_index);
                 let msg = reject(self, Some(our_term), first);
                 return self.send(io, from, msg);

@@ -29,7 +29,7 @@ use crate::message::{Message, SnapshotChunk, SnapshotMeta, SnapshotResponse};
 use crate::node::{RaftNode, Role};
 use crate::replication::ProgressState;
 use crate::session::Sessions;
-use crate::storage::{self, RecoveryError};
+use crate::storage::{self, corrupt_machine, RecoveryError};
 use concord_core::{Io, NodeId, StateMachine, StorageOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -163,22 +163,28 @@ where
         S: StateMachine<Command = C, Output = O>,
     {
         let checkpoint = match machine.checkpoint_sidecar() {
-            Some(bytes) => Some(CheckpointRecord::<O>::decode(&bytes).map_err(RecoveryError::StateMachine)?),
+            Some(bytes) => Some(CheckpointRecord::<O>::decode(&bytes).map_err(corrupt_machine)?),
             None => None,
         };
         let raft_index = self.log.snapshot_index();
         match checkpoint {
             None if raft_index > 0 && !wal_machine.is_empty() => self.upgrade(machine, &wal_machine),
-            None if raft_index > 0 => Err(RecoveryError::StateMachine(format!(
-                "the Raft log is compacted up to index {raft_index}, but the state machine has no \
+            None if raft_index > 0 => Err(RecoveryError::StateMachine(
+                format!(
+                    "the Raft log is compacted up to index {raft_index}, but the state machine has no \
                  checkpoint: its storage is missing or belongs to another node"
-            ))),
+                )
+                .into(),
+            )),
             None => Ok(()),
-            Some(c) if c.meta.index < raft_index => Err(RecoveryError::StateMachine(format!(
+            Some(c) if c.meta.index < raft_index => Err(RecoveryError::StateMachine(
+                format!(
                 "the state machine's checkpoint is at index {}, older than Raft's snapshot at {raft_index}: \
                  the entries between were compacted away (was its storage replaced by an older copy?)",
                 c.meta.index
-            ))),
+            )
+                .into(),
+            )),
             Some(c) => {
                 let data = SnapshotData::sessions_only(c.sessions.clone());
                 if c.meta.index > raft_index {
@@ -359,10 +365,10 @@ impl<S: StateMachine> RaftNode<S> {
         // A read error of the export file is a disk failure, like a failed WAL sync: stop.
         let fatal =
             |why: String| -> ! { panic!("the state machine's export failed: {why}; stopping the node") };
-        let total = self.sm.export_len().unwrap_or_else(|e| fatal(e))?;
+        let total = self.sm.export_len().unwrap_or_else(|e| fatal(e.to_string()))?;
         let start = offset.min(total);
         let len = (total - start).min(chunk) as usize;
-        let data = self.sm.export_read(start, len).unwrap_or_else(|e| fatal(e));
+        let data = self.sm.export_read(start, len).unwrap_or_else(|e| fatal(e.to_string()));
         if data.len() != len {
             fatal(format!("asked for {len} bytes at offset {start} of {total}, got {}", data.len()));
         }
@@ -446,7 +452,7 @@ impl<S: StateMachine> RaftNode<S> {
         if durable {
             if let Err(why) = self.sm.import_chunk(chunk.offset, &chunk.data) {
                 // The machine could not spool it (a disk error): start over later.
-                io.event("snapshot-rejected", json!({ "reason": why }));
+                io.event("snapshot-rejected", json!({ "reason": why.to_string() }));
                 self.incoming_snapshot = None;
                 let msg = reply(self, 0, false);
                 return self.send(io, from, msg);
@@ -488,7 +494,7 @@ impl<S: StateMachine> RaftNode<S> {
             // The machine received its export piece by piece; installing it checkpoints it with the
             // sender's record (this snapshot's meta and session table). Raft's own record keeps
             // only the sessions.
-            self.sm.import_finish()?;
+            self.sm.import_finish().map_err(|e| e.to_string())?;
             let sidecar = self
                 .sm
                 .checkpoint_sidecar()
@@ -506,7 +512,7 @@ impl<S: StateMachine> RaftNode<S> {
             SnapshotData::sessions_only(self.sessions.clone())
         } else {
             let decoded = SnapshotData::<S::Output>::decode(&data)?;
-            self.sm.restore(&decoded.machine)?;
+            self.sm.restore(&decoded.machine).map_err(|e| e.to_string())?;
             self.sessions = decoded.sessions;
             data
         };

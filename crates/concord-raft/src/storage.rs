@@ -122,7 +122,7 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordError {
     /// The checksum fails (or the record is shorter than one): a torn write or damage.
-    Checksum(String),
+    Checksum(ChecksumError),
     /// The checksum holds, but the payload starts with a format byte this code does not know.
     UnknownFormat(u8),
     /// The checksum holds and the format is known, but the payload does not decode as expected.
@@ -140,7 +140,7 @@ impl RecordError {
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecordError::Checksum(why) => f.write_str(why),
+            RecordError::Checksum(why) => write!(f, "{why}"),
             RecordError::UnknownFormat(b'{') => write!(
                 f,
                 "record of an unknown format version {} (it starts with `{{`: a JSON record, as written \
@@ -156,16 +156,25 @@ impl fmt::Display for RecordError {
     }
 }
 
+/// Why a framed record fails its checksum: a torn write or damage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChecksumError {
+    #[error("record of {0} bytes is shorter than its checksum")]
+    TooShort(usize),
+    #[error("checksum mismatch (stored {stored:08x}, computed {computed:08x})")]
+    Mismatch { stored: u32, computed: u32 },
+}
+
 /// Check a framed record; returns the payload.
-pub fn unseal(record: &[u8]) -> Result<&[u8], String> {
+pub fn unseal(record: &[u8]) -> Result<&[u8], ChecksumError> {
     if record.len() < 4 {
-        return Err(format!("record of {} bytes is shorter than its checksum", record.len()));
+        return Err(ChecksumError::TooShort(record.len()));
     }
     let (sum, payload) = record.split_at(4);
     let want = u32::from_le_bytes([sum[0], sum[1], sum[2], sum[3]]);
     let got = crc32(payload);
     if want != got {
-        return Err(format!("checksum mismatch (stored {want:08x}, computed {got:08x})"));
+        return Err(ChecksumError::Mismatch { stored: want, computed: got });
     }
     Ok(payload)
 }
@@ -226,9 +235,9 @@ pub enum RecoveryError {
     /// and the log).
     Inconsistent(String),
     /// The state machine refused the snapshot.
-    StateMachine(String),
+    StateMachine(concord_core::StateMachineError),
     /// The configuration is invalid.
-    Config(String),
+    Config(crate::config::ConfigError),
 }
 
 impl fmt::Display for RecoveryError {
@@ -258,6 +267,11 @@ pub struct Recovered<C> {
     /// Deletes that tidy up what recovery discarded (a torn tail, superseded snapshots, log records
     /// already covered by the snapshot). Emitted at start; harmless if lost.
     pub cleanup: Vec<StorageOp>,
+}
+
+/// A snapshot's machine data or checkpoint record that does not decode.
+pub(crate) fn corrupt_machine(reason: String) -> RecoveryError {
+    RecoveryError::StateMachine(concord_core::StateMachineError::Corrupt(reason))
 }
 
 fn corrupt(key: &str, reason: String) -> RecoveryError {

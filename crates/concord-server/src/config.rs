@@ -289,8 +289,9 @@ pub struct NodeConfig {
     /// The strong mode's key-value state on disk (`DATA/state.redb`, see [`crate::redb_engine`]).
     #[serde(default)]
     pub state: StateSettings,
-    /// Raft timing and limits. `voters` is always this node and its peers.
-    #[serde(default)]
+    /// Raft timing and limits. `voters` is always this node and its peers. A table naming
+    /// `mutations` is refused (see [`raft_without_mutations`]).
+    #[serde(default, deserialize_with = "raft_without_mutations")]
     pub raft: Option<RaftConfig>,
     /// Eventual mode: quorums, anti-entropy, hinted handoff and SWIM settings. Fields a `[dynamo]`
     /// table leaves out take [`server_dynamo_defaults`], not the simulator's defaults.
@@ -345,6 +346,23 @@ fn dynamo_over_server_defaults<'de, D: serde::Deserializer<'de>>(
     let mut base = toml::Table::try_from(server_dynamo_defaults()).map_err(D::Error::custom)?;
     merge(&mut base, over);
     base.try_into().map(Some).map_err(D::Error::custom)
+}
+
+/// The error for a `[raft]` table that names the simulator's deliberate bugs.
+const MUTATIONS_REFUSED: &str =
+    "raft: `mutations` are deliberate bugs for the simulator's tests; a node refuses to run with them";
+
+/// Read a `[raft]` table, refusing one that names `mutations`. The check is on the raw TOML table,
+/// not on `RaftConfig`: whether `RaftConfig` has a `mutations` field depends on concord-raft's
+/// `mutations` feature, which Cargo's feature unification turns on in any build that also links
+/// the simulator (the `concord` binary does). A node refuses the key in every build.
+fn raft_without_mutations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RaftConfig>, D::Error> {
+    use serde::de::Error;
+    let Some(table) = Option::<toml::Table>::deserialize(d)? else { return Ok(None) };
+    if table.contains_key("mutations") {
+        return Err(D::Error::custom(MUTATIONS_REFUSED));
+    }
+    table.try_into().map(Some).map_err(D::Error::custom)
 }
 
 fn default_cluster_id() -> String {
@@ -508,10 +526,11 @@ impl NodeConfig {
                 }
                 let raft = self.raft_config();
                 raft.validate().map_err(|e| format!("raft: {e}"))?;
-                // The simulator's deliberate bugs (Figure 8 and friends) share RaftConfig, so a
-                // [raft] table could name them: a real node never runs them.
-                if raft.mutations != concord_raft::Mutations::default() {
-                    return Err("raft: `mutations` are deliberate bugs for the simulator's tests; a node refuses to run with them".into());
+                // The simulator's deliberate bugs (Figure 8 and friends) share RaftConfig: a file
+                // cannot name them (`raft_without_mutations`), and a config built in code that
+                // switched them on (only possible with the `mutations` feature) is refused here.
+                if raft.mutations() != &concord_raft::Mutations::NONE {
+                    return Err(MUTATIONS_REFUSED.into());
                 }
             }
             Mode::Eventual => {
@@ -588,10 +607,13 @@ mod tests {
 
     #[test]
     fn a_node_refuses_the_simulators_deliberate_bugs() {
+        // Refused whether or not concord-raft's `mutations` feature is on in this build.
         let text = "id = 1\ndata_dir = \"/tmp/x\"\n[raft.mutations]\ncommit_old_term_by_counting = true\n";
-        let c: NodeConfig = toml::from_str(text).unwrap();
-        let err = c.validate().unwrap_err();
+        let err = toml::from_str::<NodeConfig>(text).unwrap_err().to_string();
         assert!(err.contains("mutations") && err.contains("refuses"), "{err}");
+        let text = "id = 1\ndata_dir = \"/tmp/x\"\n[raft]\nmutations = {}\n";
+        let err = toml::from_str::<NodeConfig>(text).unwrap_err().to_string();
+        assert!(err.contains("refuses"), "{err}");
     }
 
     #[test]

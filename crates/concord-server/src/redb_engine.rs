@@ -44,7 +44,7 @@
 //! replicas applied it: the states would diverge), so the node stops, as it does when a WAL sync
 //! fails. On restart it reopens at its last checkpoint.
 
-use concord_core::Time;
+use concord_core::{StateMachineError, Time};
 use concord_kv::{Engine, EngineRead, Entry};
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -404,7 +404,7 @@ impl Engine for RedbEngine {
         true
     }
 
-    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), StateMachineError> {
         // An export in progress is of the checkpoint this one replaces.
         self.export = None;
         self.try_checkpoint(&sidecar)
@@ -421,7 +421,7 @@ impl Engine for RedbEngine {
         Some(Box::new(self.checkpoint_view()))
     }
 
-    fn export_len(&mut self) -> Result<Option<u64>, String> {
+    fn export_len(&mut self) -> Result<Option<u64>, StateMachineError> {
         if let Some(Export::Writing { handle, .. }) = &self.export {
             if !handle.is_finished() {
                 return Ok(None);
@@ -461,7 +461,7 @@ impl Engine for RedbEngine {
         }
     }
 
-    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, String> {
+    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, StateMachineError> {
         let Some(Export::Ready { reader, file, len }) = &mut self.export else {
             return Err("no export is ready".into());
         };
@@ -474,7 +474,7 @@ impl Engine for RedbEngine {
         Ok(out)
     }
 
-    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), StateMachineError> {
         if offset == 0 {
             let path = self.path.with_file_name(IMPORT_FILE);
             let file = File::create(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
@@ -482,7 +482,7 @@ impl Engine for RedbEngine {
         }
         let import = self.import.as_mut().ok_or("an import must start at offset 0")?;
         if offset != import.received {
-            return Err(format!("import piece at offset {offset}, expected {}", import.received));
+            return Err(format!("import piece at offset {offset}, expected {}", import.received).into());
         }
         import.file.write_all(bytes).map_err(|e| format!("writing {} failed: {e}", import.path.display()))?;
         import.received += bytes.len() as u64;
@@ -493,7 +493,7 @@ impl Engine for RedbEngine {
     /// corrupt), then again into a fresh transaction that replaces the state and is committed as
     /// the checkpoint. Past the check a failure is a disk failure, and stops the node: the applies
     /// since the last checkpoint are gone by then.
-    fn import_finish(&mut self) -> Result<(), String> {
+    fn import_finish(&mut self) -> Result<(), StateMachineError> {
         let Import { file, path, .. } = self.import.take().ok_or("no export was received")?;
         file.into_inner().map_err(|e| format!("writing {} failed: {e}", path.display()))?;
         read_export(&path, &mut |_, _| Ok(()))?;
@@ -874,7 +874,7 @@ mod transfer_tests {
         // Everything but the last byte.
         let bytes = leader.export_read(0, len as usize - 1).unwrap();
         follower.import_chunk(0, &bytes).unwrap();
-        let err = follower.import_finish().unwrap_err();
+        let err = follower.import_finish().unwrap_err().to_string();
         assert!(err.contains("unusable"), "{err}");
         // One flipped byte in the middle.
         let mut bytes = leader.export_read(0, len as usize).unwrap();

@@ -36,7 +36,7 @@
 //! frequent crashes and crash triggers on `elected` and `commit` (a dozen tunings, 5 and 3 nodes)
 //! never caught it in 1 000 seeds. *Isolating* leaders does – on 3 nodes, the moment one is
 //! elected (its entries stay, durable, on it alone) and at some of its commits (its next append is
-//! dropped in flight, as the scripted Figure 8 test of `concord-raft`, `tests/paper.rs`, drops it):
+//! dropped in flight, as the scripted Figure 8 test of `concord-raft-harness`, `tests/paper.rs`, drops it):
 //! about 2 % of seeds then break leader completeness. Each trigger alone, crashes instead of
 //! isolation, 5 nodes or batched appends catch nothing in 200 seeds.
 //! `skip_vote_sync` needs a crash inside a vote's sync window: its scenario aims one there with a
@@ -312,6 +312,42 @@ fn search_every_mutation() {
         }
     }
     assert!(missed.is_empty(), "not caught within {SEARCH_LIMIT} seeds: {missed:?}");
+}
+
+// ----- the real server's snapshot settings ---------------------------------------------------------
+
+/// The fault scenario with small snapshots (a threshold of 30 entries), so lagging and restarted
+/// followers are sent snapshots often; `server` adds the real server's settings: a catch-up tail of
+/// 10 entries kept below each snapshot, and no new snapshot while one is being sent.
+fn snapshot_heavy(server: bool) -> Arc<Scenario<RaftScenario>> {
+    parse(&variant(|t| {
+        set(t, "protocol.raft.snapshot_threshold_entries", 30.into());
+        set(t, "protocol.raft.snapshot_chunk_bytes", 128.into());
+        if server {
+            set(t, "protocol.raft.snapshot_catchup_entries", 10.into());
+            set(t, "protocol.raft.defer_snapshots_while_sending", true.into());
+        }
+    }))
+}
+
+/// The real server's snapshot settings keep Raft correct under the fault scenario (every check,
+/// liveness included), and the tail does its job: followers a little behind catch up from the log,
+/// so fewer snapshots are sent than with the same seeds without it.
+#[test]
+fn the_servers_snapshot_settings_survive_the_fault_scenario_and_send_fewer_snapshots() {
+    let seeds = 1..9;
+    let (plain, server) = (snapshot_heavy(false), snapshot_heavy(true));
+    if let Some((seed, v)) = first_failure(&server, seeds.clone(), any_violation) {
+        panic!("the server's snapshot settings fail at seed {seed}: {v:?}");
+    }
+    let sent = |scenario: &Arc<Scenario<RaftScenario>>| -> u64 {
+        let reports = seeds.clone().map(|seed| run(scenario, seed));
+        reports.map(|r| r.summary.protocol_events.get("snapshot-send").copied().unwrap_or(0)).sum()
+    };
+    let (with_tail, without) = (sent(&server), sent(&plain));
+    println!("snapshots sent over seeds {seeds:?}: {with_tail} with the tail, {without} without");
+    assert!(without > 0, "the scenario sends no snapshots: it does not exercise the settings");
+    assert!(with_tail * 2 < without, "{with_tail} snapshots sent with the tail, {without} without");
 }
 
 // ----- leases and the clock-drift bound ------------------------------------------------------------

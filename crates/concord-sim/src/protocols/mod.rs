@@ -57,7 +57,7 @@ impl LoadedScenario {
                 path,
                 text,
                 "raft",
-                |c: &raft::RaftScenario| c.raft.validate(),
+                |c: &raft::RaftScenario| c.raft.validate().map_err(|e| e.to_string()),
             )?))),
             "dynamo" => Ok(LoadedScenario::Dynamo(Arc::new(validated(
                 path,

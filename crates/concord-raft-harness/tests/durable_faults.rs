@@ -1,35 +1,38 @@
-//! A randomised fault sweep over the test harness: one seed = one run with message loss,
-//! duplication, variable latency, crashes (losing or tearing unsynced writes), restarts, partitions
-//! and clients writing and reading. It checks
+//! Random faults over *durable* state machines, the one sweep the simulator cannot run: its Raft
+//! nodes hold the in-memory KV store, while the real server's state machine is durable (redb) –
+//! checkpointed at snapshot points, losing the applies after its last checkpoint in a crash,
+//! recovering from its checkpoint instead of from Raft's snapshot, and sent to a lagging follower
+//! from that checkpoint. Every other sweep (the correct configuration over random faults, each
+//! deliberate bug caught, the server's snapshot settings) runs in the simulator
+//! (`concord-sim/tests/raft_mutations.rs`).
 //!
-//! * Figure 3's invariants after every event (`invariants.rs`);
-//! * reads: a read answered `Output` contains every write acknowledged before the read was sent
-//!   (a necessary condition of linearizability for an append-only list), and is a prefix of the
-//!   final list;
-//! * durability and liveness: after healing everything, a leader emerges, a final write commits,
-//!   every node converges to one list that holds every acknowledged write exactly once.
-//!
-//! This is a small stand-in for the simulator's sweeps, good enough to show that each deliberate bug
-//! in [`crate::Mutations`] is caught within a few hundred seeds (see `tests/sweep.rs`).
+//! One seed = one run over [`Cluster::durable_lists`] with message loss, duplication, variable
+//! latency, crashes that lose or tear unsynced writes (the simulator's disk model), restarts,
+//! partitions, leaders crashed the moment they commit or win, and clients writing and reading.
+//! It checks Figure 3's invariants after every event; that a read contains every write
+//! acknowledged before it was sent and is a prefix of the final list; and, after healing, that a
+//! leader emerges, a final write commits and every node converges to one list holding every
+//! acknowledged write exactly once.
 
-use crate::message::{RaftRequest, RaftResponse, ReadConsistency, Session};
-use crate::testing::{Cluster, ListMachine, ListOutput, SplitMix64};
-use crate::RaftConfig;
 use concord_core::{ClientId, NodeId, RequestId, Time};
+use concord_raft::{RaftConfig, RaftRequest, RaftResponse, ReadConsistency, Session};
+use concord_raft_harness::{Cluster, ListOutput, SplitMix64};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+const RUN: Duration = Duration::from_secs(6);
+
 /// What one seed did.
 #[derive(Clone, Debug, Default)]
-pub struct SeedReport {
-    pub writes_acked: usize,
-    pub reads_served: usize,
-    pub crashes: usize,
-    pub terms: u64,
-    /// How often a deliberate bug changed the node's behaviour (`mutation-fired` events).
-    pub mutation_fired: u64,
+struct SeedReport {
+    writes_acked: usize,
+    reads_served: usize,
+    crashes: usize,
+    terms: u64,
+    /// How often a deliberate bug changed a node's behaviour (`mutation-fired` events): never here.
+    mutation_fired: u64,
     /// Snapshot transfers started (`snapshot-send` events).
-    pub snapshots_sent: u64,
+    snapshots_sent: u64,
 }
 
 enum Pending {
@@ -37,19 +40,61 @@ enum Pending {
     Read(Time),
 }
 
+/// The default configuration: every check holds over 200 seeds, and the sweep does real work.
+#[test]
+fn correct_raft_with_durable_machines_survives_random_faults() {
+    let config = RaftConfig::default();
+    let (mut acked, mut crashes, mut reads) = (0, 0, 0);
+    for seed in 0..200 {
+        match run_seed(&config, seed) {
+            Ok(r) => {
+                acked += r.writes_acked;
+                crashes += r.crashes;
+                reads += r.reads_served;
+                assert_eq!(r.mutation_fired, 0);
+                assert!(r.terms >= 1);
+            }
+            Err(e) => panic!("durable seed {seed}: {e}"),
+        }
+    }
+    assert!(
+        acked > 1500 && crashes > 100 && reads > 500,
+        "the sweep does real work ({acked} writes, {crashes} crashes, {reads} reads)"
+    );
+}
+
+/// The real server's snapshot settings – a catch-up tail kept below each snapshot, no new snapshot
+/// while one is being sent – over the machine the server really runs: a durable one.
+#[test]
+fn the_servers_snapshot_settings_with_durable_machines_survive_random_faults() {
+    let server_like = RaftConfig {
+        snapshot_catchup_entries: 10,
+        defer_snapshots_while_sending: true,
+        ..RaftConfig::default()
+    };
+    let mut sent = 0;
+    for seed in 0..200 {
+        let report = run_seed(&server_like, seed).unwrap_or_else(|e| panic!("durable seed {seed}: {e}"));
+        sent += report.snapshots_sent;
+    }
+    assert!(sent > 0, "no snapshot was ever sent: the settings were not exercised");
+}
+
+/// `cargo test -p concord-raft-harness --release --test durable_faults -- --ignored`: 1 000 seeds.
+#[test]
+#[ignore]
+fn correct_raft_with_durable_machines_survives_1000_seeds() {
+    let config = RaftConfig::default();
+    for seed in 0..1000 {
+        if let Err(e) = run_seed(&config, seed) {
+            panic!("durable seed {seed}: {e}");
+        }
+    }
+}
+
 /// Run one seed; `Err` describes the first failed check.
-pub fn run_seed(base: &RaftConfig, seed: u64, duration: Duration) -> Result<SeedReport, String> {
-    run(base, seed, duration, false)
-}
-
-/// Run one seed with *durable* state machines: each node's list checkpoints at snapshot points and
-/// a crash takes it back to its last checkpoint (as the real database's redb store does), so
-/// recovery resumes from the machine's checkpoint instead of restoring a snapshot.
-pub fn run_seed_durable(base: &RaftConfig, seed: u64, duration: Duration) -> Result<SeedReport, String> {
-    run(base, seed, duration, true)
-}
-
-fn run(base: &RaftConfig, seed: u64, duration: Duration, durable: bool) -> Result<SeedReport, String> {
+fn run_seed(base: &RaftConfig, seed: u64) -> Result<SeedReport, String> {
+    let duration = RUN;
     let mut rng = SplitMix64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
     let n = if rng.chance(400) { 3 } else { 5 };
     let mut config = base.clone();
@@ -63,8 +108,7 @@ fn run(base: &RaftConfig, seed: u64, duration: Duration, durable: bool) -> Resul
     config.pre_vote = rng.chance(500);
     config.check_quorum = rng.chance(700);
     config.lease_reads = rng.chance(500);
-    let mut c =
-        if durable { Cluster::durable_lists(n, config, seed) } else { Cluster::lists(n, config, seed) };
+    let mut c = Cluster::durable_lists(n, config, seed);
     c.loss_per_mille = rng.below(80);
     c.duplicate_per_mille = rng.below(40);
     c.latency = (Duration::from_millis(1), Duration::from_millis(2 + rng.below(25)));
@@ -89,7 +133,7 @@ fn run(base: &RaftConfig, seed: u64, duration: Duration, durable: bool) -> Resul
     let ids = c.ids();
     let end = c.now + duration;
 
-    let boot_error = |e: crate::RecoveryError| format!("recovery failed: {e}");
+    let boot_error = |e: concord_raft::RecoveryError| format!("recovery failed: {e}");
     while c.now < end {
         c.run_for(Duration::from_millis(1 + rng.below(40)));
         if let Some(v) = &c.violation {
@@ -265,16 +309,3 @@ fn run(base: &RaftConfig, seed: u64, duration: Duration, durable: bool) -> Resul
     report.terms = c.node(leader).map_or(0, |n| n.current_term());
     Ok(report)
 }
-
-/// Run seeds `from..from + count`; returns the first failing seed and its error.
-pub fn first_failure(
-    config: &RaftConfig,
-    from: u64,
-    count: u64,
-    duration: Duration,
-) -> Option<(u64, String)> {
-    (from..from + count).find_map(|seed| run_seed(config, seed, duration).err().map(|e| (seed, e)))
-}
-
-/// A cluster of lists, for callers that want the same harness.
-pub type ListCluster = Cluster<ListMachine>;

@@ -1,152 +1,30 @@
-//! A small deterministic cluster for tests: N [`RaftNode`]s, a message queue we control, timers,
-//! crashes that keep only synced writes (optionally a torn one), per-node clock rates, partitions.
+//! [`Cluster`]: a small deterministic Raft cluster – N [`RaftNode`]s, a message queue the test
+//! controls, timers, per-node clock rates, partitions, and crashes that keep only synced writes.
 //!
-//! This is *not* the simulator (`concord-sim`); it exists so this crate can test itself without
-//! depending on it. Everything is driven by one seeded generator: same seed, same run.
+//! It is *finer* than the simulator: a test reaches into a node between two messages, replaces a
+//! disk with a scripted log ([`disk_with_log`], Figure 8), flips a bit in a record, or crashes a
+//! leader the instant it commits. Everything is driven by one seeded generator: same seed, same run.
 //!
-//! Also here: [`ListMachine`], a tiny append-only-list state machine (also a `KvStateMachine`), and
-//! [`SplitMix64`], a small seeded generator.
+//! ## The disk is the simulator's
+//! Each host's disk is `concord_sim::disk::SimDisk`, the model the simulator uses: writes stay
+//! pending until a sync completes, and a crash loses them (or, with [`Cluster::tear_on_crash`],
+//! keeps a random prefix and tears the next write at a random byte). The harness only decides
+//! *when* a sync completes (`sync_latency`); what a crash does to the disk is decided in one place.
 
-use crate::invariants::SafetyMonitor;
-use crate::message::{Message, RaftRequest, RaftResponse, ReadConsistency, Session};
-use crate::{RaftConfig, RaftNode, Timer};
 use concord_core::{
-    Access, ClientId, Completion, Durable, Effect, Io, KvStateMachine, NodeId, Op, OpFn, Process, RequestId,
-    StateMachine, StorageOp, Time, Value,
+    ClientId, Durable, Effect, Io, NodeId, Process, RequestId, StateMachine, StorageOp, Time,
 };
+use concord_raft::invariants::SafetyMonitor;
+use concord_raft::message::{Message, RaftRequest, RaftResponse, ReadConsistency, Session};
+use concord_raft::{RaftConfig, RaftNode, Timer};
+use concord_sim::disk::SimDisk;
+use concord_sim::scenario::CrashMode;
 use rand_core::RngCore;
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-pub use concord_core::hash::SplitMix64;
-
-/// An append-only list of integers: commands append, the query reads the whole list.
-///
-/// In memory by default. [`ListMachine::durable`] makes it a *durable* machine (as the real
-/// database's redb store is): it checkpoints into a [`ListDisk`] that outlives crashes, loses the
-/// applies after its last checkpoint in a crash, and reopens in that checkpoint.
-#[derive(Clone, Debug, Default)]
-pub struct ListMachine {
-    pub items: Vec<i64>,
-    pub disk: Option<ListDisk>,
-    /// A durable list: an export being received.
-    pub incoming: Vec<u8>,
-}
-
-/// A durable [`ListMachine`]'s disk: its last checkpoint, `(items, sidecar)`.
-pub type ListDisk = std::sync::Arc<std::sync::Mutex<Option<(Vec<i64>, Vec<u8>)>>>;
-
-impl ListMachine {
-    /// A durable list, reopened in the last checkpoint on `disk` (empty if none).
-    pub fn durable(disk: ListDisk) -> ListMachine {
-        let items = disk.lock().expect("disk").as_ref().map(|(items, _)| items.clone()).unwrap_or_default();
-        ListMachine { items, disk: Some(disk), incoming: Vec::new() }
-    }
-}
-
-/// What [`ListMachine`] answers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ListOutput {
-    /// The command appended its element; the list now has `len` items.
-    Appended {
-        len: usize,
-    },
-    Items(Vec<i64>),
-}
-
-impl StateMachine for ListMachine {
-    type Command = i64;
-    type Query = ();
-    type Output = ListOutput;
-
-    fn apply(&mut self, _index: u64, command: &i64) -> ListOutput {
-        self.items.push(*command);
-        ListOutput::Appended { len: self.items.len() }
-    }
-    fn query(&self, _query: &()) -> ListOutput {
-        ListOutput::Items(self.items.clone())
-    }
-    fn snapshot(&self) -> Vec<u8> {
-        match &self.disk {
-            // A durable machine exports its checkpoint.
-            Some(disk) => {
-                let checkpoint = disk.lock().expect("disk");
-                let items = checkpoint.as_ref().map(|(items, _)| items.as_slice()).unwrap_or_default();
-                serde_json::to_vec(items).expect("serialises")
-            }
-            None => serde_json::to_vec(&self.items).expect("serialises"),
-        }
-    }
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
-        self.items = serde_json::from_slice(snapshot).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-    fn is_durable(&self) -> bool {
-        self.disk.is_some()
-    }
-    fn checkpoint(&mut self, sidecar: Vec<u8>) -> Result<(), String> {
-        let disk = self.disk.as_ref().ok_or("an in-memory list has no checkpoints")?;
-        *disk.lock().expect("disk") = Some((self.items.clone(), sidecar));
-        Ok(())
-    }
-    fn checkpoint_sidecar(&self) -> Option<Vec<u8>> {
-        self.disk.as_ref()?.lock().expect("disk").as_ref().map(|(_, sidecar)| sidecar.clone())
-    }
-    /// The export: the checkpoint's items and sidecar, as JSON.
-    fn export_len(&mut self) -> Result<Option<u64>, String> {
-        Ok(Some(self.export()?.len() as u64))
-    }
-    fn export_read(&mut self, offset: u64, max: usize) -> Result<Vec<u8>, String> {
-        let bytes = self.export()?;
-        let start = (offset as usize).min(bytes.len());
-        Ok(bytes[start..(start + max).min(bytes.len())].to_vec())
-    }
-    fn import_chunk(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
-        if offset == 0 {
-            self.incoming.clear();
-        }
-        if offset != self.incoming.len() as u64 {
-            return Err(format!("import out of order: offset {offset}, have {}", self.incoming.len()));
-        }
-        self.incoming.extend_from_slice(bytes);
-        Ok(())
-    }
-    fn import_finish(&mut self) -> Result<(), String> {
-        let disk = self.disk.as_ref().ok_or("an in-memory list has no checkpoints")?;
-        let (items, sidecar): (Vec<i64>, Vec<u8>) =
-            serde_json::from_slice(&std::mem::take(&mut self.incoming)).map_err(|e| e.to_string())?;
-        *disk.lock().expect("disk") = Some((items.clone(), sidecar));
-        self.items = items;
-        Ok(())
-    }
-}
-
-impl ListMachine {
-    fn export(&self) -> Result<Vec<u8>, String> {
-        let disk = self.disk.as_ref().ok_or("an in-memory list has no checkpoints")?;
-        let checkpoint = disk.lock().expect("disk");
-        let (items, sidecar) = checkpoint.as_ref().ok_or("no checkpoint to export")?;
-        Ok(serde_json::to_vec(&(items, sidecar)).expect("serialises"))
-    }
-}
-
-impl KvStateMachine for ListMachine {
-    fn access(op: &Op, _now: Time) -> Access<i64, ()> {
-        match op.f {
-            OpFn::Read => Access::Read(()),
-            _ => Access::Write(op.value.as_int().unwrap_or(0)),
-        }
-    }
-    fn completion(op: &Op, output: &ListOutput) -> Completion {
-        match output {
-            ListOutput::Appended { .. } => Completion::Ok(op.value.clone()),
-            ListOutput::Items(items) => {
-                Completion::Ok(Value::List(items.iter().map(|&i| Value::Int(i)).collect()))
-            }
-        }
-    }
-}
+use crate::list::{ListDisk, ListMachine};
+use concord_core::hash::SplitMix64;
 
 type Node<S> = RaftNode<S>;
 
@@ -156,16 +34,15 @@ type InFlight<C> = (NodeId, NodeId, Message<C>);
 /// One machine in the test cluster: a node (if running), its disk, its timers and clock.
 pub struct Host<S: StateMachine> {
     pub node: Option<Node<S>>,
-    /// What survived every sync.
-    pub durable: Durable,
-    /// Written but not yet synced: lost (or torn) in a crash.
-    pub unsynced: Vec<StorageOp>,
+    /// The simulator's disk model: what survived every sync, and the writes still pending (lost
+    /// or torn in a crash).
+    pub disk: SimDisk,
     /// Timer deadlines in true time.
     timers: BTreeMap<Timer, Time>,
     /// Effects waiting for a sync in progress to finish (the driver carries effects out in order).
     backlog: VecDeque<Effect<Node<S>>>,
-    /// A sync in progress covers this many of the oldest unsynced writes.
-    syncing: Option<usize>,
+    /// A sync in progress covers the writes before this disk sequence number.
+    syncing: Option<u64>,
     /// The local clock runs at `clock_rate` × true time (1.0: perfect) since `clock_base`
     /// (true time, local time then), so a rate change never makes it jump.
     pub clock_rate: f64,
@@ -302,8 +179,7 @@ impl<S: StateMachine> Cluster<S> {
             id,
             Host {
                 node: None,
-                durable: Durable::new(),
-                unsynced: Vec::new(),
+                disk: SimDisk::default(),
                 timers: BTreeMap::new(),
                 backlog: VecDeque::new(),
                 syncing: None,
@@ -357,7 +233,7 @@ impl<S: StateMachine> Cluster<S> {
     }
 
     /// Check the safety invariants now.
-    pub fn check(&mut self) -> Result<(), String> {
+    pub fn check(&mut self) -> Result<(), concord_raft::InvariantViolation> {
         let nodes: Vec<(NodeId, Option<&Node<S>>)> =
             self.hosts.iter().map(|(&id, h)| (id, h.node.as_ref())).collect();
         self.safety.check(&nodes)
@@ -386,19 +262,18 @@ impl<S: StateMachine> Cluster<S> {
                 Effect::CancelTimer { timer } => {
                     self.hosts.get_mut(&id).expect("host").timers.remove(&timer);
                 }
-                Effect::Persist(op) => self.hosts.get_mut(&id).expect("host").unsynced.push(op),
+                Effect::Persist(op) => self.hosts.get_mut(&id).expect("host").disk.write(op),
                 Effect::Sync => {
                     let (lo, hi) =
                         (self.sync_latency.0.as_nanos() as u64, self.sync_latency.1.as_nanos() as u64);
                     if hi == 0 {
-                        let host = self.hosts.get_mut(&id).expect("host");
-                        for op in host.unsynced.drain(..) {
-                            host.durable.apply(&op);
-                        }
+                        let disk = &mut self.hosts.get_mut(&id).expect("host").disk;
+                        let upto = disk.begin_sync();
+                        disk.complete_sync(upto);
                     } else {
                         let took = lo + self.rng.below(hi.saturating_sub(lo) + 1);
                         let host = self.hosts.get_mut(&id).expect("host");
-                        host.syncing = Some(host.unsynced.len());
+                        host.syncing = Some(host.disk.begin_sync());
                         self.seq += 1;
                         self.sync_done.insert((self.now + Duration::from_nanos(took), self.seq), id);
                     }
@@ -464,10 +339,8 @@ impl<S: StateMachine> Cluster<S> {
         if let Some((&key, &id)) = self.sync_done.iter().next().filter(|(k, _)| k.0 <= at) {
             self.sync_done.remove(&key);
             let host = self.hosts.get_mut(&id).expect("host");
-            if let Some(covered) = host.syncing.take() {
-                for op in host.unsynced.drain(..covered) {
-                    host.durable.apply(&op);
-                }
+            if let Some(upto) = host.syncing.take() {
+                host.disk.complete_sync(upto);
             }
             self.drain_backlog(id);
             return true;
@@ -546,34 +419,16 @@ impl<S: StateMachine> Cluster<S> {
     }
 
     /// Crash a node: its volatile state and unsynced writes are gone (with `tear_on_crash`, a random
-    /// prefix of them survives and the next one is torn in half).
+    /// prefix of them survives and the next one is torn at a random byte: `SimDisk::crash`).
     pub fn crash(&mut self, id: NodeId) {
-        let keep = {
-            let host = self.hosts.get(&id).expect("host");
-            if self.tear_on_crash {
-                self.rng.below(host.unsynced.len() as u64 + 1) as usize
-            } else {
-                0
-            }
-        };
-        let tear = self.tear_on_crash;
+        let mode = if self.tear_on_crash { CrashMode::Torn } else { CrashMode::Lose };
+        self.sync_done.retain(|_, n| *n != id);
         let host = self.hosts.get_mut(&id).expect("host");
         host.node = None;
         host.timers.clear();
         host.backlog.clear();
         host.syncing = None;
-        self.sync_done.retain(|_, n| *n != id);
-        let host = self.hosts.get_mut(&id).expect("host");
-        let unsynced = std::mem::take(&mut host.unsynced);
-        for op in unsynced.iter().take(keep) {
-            host.durable.apply(op);
-        }
-        if tear {
-            if let Some(StorageOp::Put { key, value }) = unsynced.get(keep) {
-                let torn = value[..value.len() / 2].to_vec();
-                host.durable.apply(&StorageOp::Put { key: key.clone(), value: torn });
-            }
-        }
+        host.disk.crash(mode, &mut self.rng);
     }
 
     /// Boot a node from its disk and start it. Panics if recovery fails (use [`Cluster::try_restart`]).
@@ -583,9 +438,9 @@ impl<S: StateMachine> Cluster<S> {
         }
     }
 
-    pub fn try_restart(&mut self, id: NodeId) -> Result<(), crate::RecoveryError> {
+    pub fn try_restart(&mut self, id: NodeId) -> Result<(), concord_raft::RecoveryError> {
         let host = self.hosts.get_mut(&id).expect("host");
-        let node = RaftNode::boot(id, self.config.clone(), (self.make)(id), &host.durable)?;
+        let node = RaftNode::boot(id, self.config.clone(), (self.make)(id), host.disk.durable())?;
         host.node = Some(node);
         host.timers.clear();
         self.with_node(id, |n, io| n.on_start(io));
@@ -711,8 +566,8 @@ impl Cluster<ListMachine> {
 /// A disk holding term `term`, vote `voted_for` and a log whose entry `i` has term `log_terms[i-1]`
 /// and command `i` (to script situations such as Figure 8).
 pub fn disk_with_log(term: u64, voted_for: Option<NodeId>, log_terms: &[u64]) -> Durable {
-    use crate::log::{Entry, Payload};
-    use crate::storage::{encode, log_key, HardState};
+    use concord_raft::log::{Entry, Payload};
+    use concord_raft::storage::{encode, log_key, HardState};
     let mut d = Durable::new();
     let hs = HardState { version: 1, term, voted_for };
     d.apply(&StorageOp::Put { key: hs.key().to_string(), value: encode(&hs) });
@@ -729,7 +584,33 @@ impl<S: StateMachine> Cluster<S> {
     /// Crash a node, replace its disk, and boot it again.
     pub fn replace_disk(&mut self, id: NodeId, durable: Durable) {
         self.crash(id);
-        self.hosts.get_mut(&id).expect("host").durable = durable;
+        self.hosts.get_mut(&id).expect("host").disk = synced_disk(&durable);
         self.restart(id);
     }
+
+    /// What `id` would find on its disk if it booted now.
+    pub fn durable(&self, id: NodeId) -> &Durable {
+        self.hosts[&id].disk.durable()
+    }
+
+    /// Write `op` straight to `id`'s stable storage (to script a torn or corrupt record).
+    pub fn write_durable(&mut self, id: NodeId, op: StorageOp) {
+        let disk = &mut self.hosts.get_mut(&id).expect("host").disk;
+        let pending_before = disk.is_synced();
+        assert!(pending_before, "write_durable on a disk with pending writes: crash the node first");
+        disk.write(op);
+        let upto = disk.begin_sync();
+        disk.complete_sync(upto);
+    }
+}
+
+/// A simulator disk holding exactly `durable`, nothing pending.
+fn synced_disk(durable: &Durable) -> SimDisk {
+    let mut disk = SimDisk::default();
+    for (key, value) in durable.scan_prefix("") {
+        disk.write(StorageOp::Put { key: key.to_string(), value: value.to_vec() });
+    }
+    let upto = disk.begin_sync();
+    disk.complete_sync(upto);
+    disk
 }

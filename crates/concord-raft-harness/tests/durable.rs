@@ -1,12 +1,12 @@
 //! Raft over a *durable* state machine (one that keeps its own state on disk and is checkpointed,
-//! not serialised, at snapshot points – the real database's redb store). The sweeps in
-//! `tests/sweep.rs` run such machines under random faults; these tests aim at the one window the
-//! design has to get right: a crash after the machine's checkpoint is durable and before Raft's own
+//! not serialised, at snapshot points – the real database's redb store). `tests/durable_faults.rs`
+//! runs such machines under random faults; these tests aim at the one window the design has to get
+//! right: a crash after the machine's checkpoint is durable and before Raft's own
 //! snapshot record is.
 
 use concord_core::{ClientId, NodeId};
-use concord_raft::testing::{Cluster, ListMachine, ListOutput};
 use concord_raft::{RaftConfig, RaftRequest, RaftResponse, Session};
+use concord_raft_harness::{Cluster, ListMachine, ListOutput};
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(5);
@@ -89,7 +89,7 @@ fn a_snapshot_taken_before_the_machine_was_durable_is_moved_into_it_at_boot() {
     old.run_for(Duration::from_millis(50));
     let snapshot_index = old.node(NodeId(1)).unwrap().snapshot_index();
     assert!(snapshot_index >= 10);
-    let old_disk = old.hosts[&NodeId(1)].durable.clone();
+    let old_disk = old.durable(NodeId(1)).clone();
     let data_key = concord_raft::storage::snapshot_data_key(snapshot_index);
     let old_record = old_disk.get(&data_key).expect("a snapshot record").len();
 
@@ -105,7 +105,7 @@ fn a_snapshot_taken_before_the_machine_was_durable_is_moved_into_it_at_boot() {
     new.run_for(Duration::from_millis(50));
     assert_eq!(new.items(NodeId(1)), (1..=15).collect::<Vec<i64>>());
     // Raft's record no longer carries the machine's bytes, and a restart boots from the checkpoint.
-    let new_record = new.hosts[&NodeId(1)].durable.get(&data_key).expect("the record rewritten").len();
+    let new_record = new.durable(NodeId(1)).get(&data_key).expect("the record rewritten").len();
     assert!(
         new_record < old_record,
         "the record still holds the machine ({new_record} of {old_record} bytes)"
