@@ -275,8 +275,8 @@ pub struct NodeConfig {
     /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
     #[serde(default)]
     pub allow_admin: bool,
-    /// Lab clusters only: the fault-injection endpoints (`POST /v1/lab/partition`, `/heal`, `/stop`,
-    /// see [`crate::lab`]) and the dashboard's buttons for them. Off by default (the endpoints then
+    /// Lab clusters only: the fault-injection endpoints (`POST /v1/faults/partition`, `/heal`, `/stop`,
+    /// see [`crate::fault_injection`]) and the dashboard's buttons for them. Off by default (the endpoints then
     /// answer 403); when on, a request still needs the cluster secret or a loopback client.
     #[serde(default)]
     pub allow_fault_injection: bool,

@@ -13,22 +13,21 @@
 //! completes before its replies go out), and waits for it.
 
 use crate::config::{Mode, NodeConfig, PeerConfig};
-use crate::driver::{Clock, Driver, Status, INPUT_QUEUE};
-use crate::eventual::{EventualHandle, EventualParts};
-use crate::handle::{HandleParts, NodeHandle};
-use crate::hosted::EventualStatus;
+use crate::driver::{Clock, Driver, Input, INPUT_QUEUE};
+use crate::eventual::EventualHandle;
+use crate::hosted::Hosted;
 use crate::metrics::Metrics;
+use crate::peer_file::PeerFile;
 use crate::redb_engine::RedbEngine;
 use crate::storage::Disk;
+use crate::strong::NodeHandle;
 use crate::transport::{self, Identity, Inbound, Transport};
-use crate::wire::Frame;
 use crate::RaftKv;
 use concord_core::{Durable, NodeId};
 use concord_dynamo::DynamoNode;
 use concord_kv::KvStore;
 use concord_raft::RaftNode;
 use concord_resp::Backend;
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -65,55 +64,102 @@ enum Protocol {
 }
 
 /// The client side of the running protocol.
-enum Front {
+pub enum Front {
     Strong(NodeHandle),
     Eventual(EventualHandle),
 }
 
-/// A frame of the other mode: a misconfigured cluster. Said once per peer in the log, then dropped.
-fn wrong_mode(from: NodeId, frame: &Frame, mine: &str) {
-    static WARNED: std::sync::Mutex<BTreeSet<u32>> = std::sync::Mutex::new(BTreeSet::new());
-    if WARNED.lock().map(|mut w| w.insert(from.0)).unwrap_or(false) {
-        let theirs = if matches!(frame, Frame::Dynamo(_)) { "eventual" } else { "strong" };
-        tracing::error!(
-            "peer {from} runs the {theirs} mode and this node the {mine} mode: its messages are dropped \
-             (every node of a cluster must run the same --mode)"
-        );
-    }
+/// What a consistency mode plugs into [`Node::start_with_disk`]: the process the driver hosts, the
+/// client handle in front of it, and the front doors (peer inbox, HTTP routes, RESP backend).
+/// Everything else – disk, listeners, transport, TLS, the driver itself – is the same for every
+/// mode, and is done once, in [`Node::start_with_disk`]. The strong mode's impl is in
+/// [`crate::strong`], the eventual mode's in [`crate::eventual`].
+pub trait Served: Hosted + Sized + 'static {
+    /// The client side (cheap to clone).
+    type Handle: Clone + Send + Sync + 'static;
+
+    /// The client side, over the driver's input queue and status.
+    fn handle(parts: ModeParts<'_, Self>) -> Self::Handle;
+
+    /// Where peers' frames, HTTP requests and RESP commands go.
+    fn front_doors(handle: &Self::Handle, parts: &DoorParts<'_>) -> Result<FrontDoors, String>;
+
+    /// The handle as [`Node::handle`] and [`Node::eventual`] hand it out.
+    fn front(handle: Self::Handle) -> Front;
 }
 
-/// Routes frames from authenticated peers (strong mode): Raft messages and forwarded requests to
-/// the driver, forward replies to the waiting client.
-struct Router {
-    handle: NodeHandle,
+/// What a mode's client handle is built from.
+pub struct ModeParts<'a, P: Hosted> {
+    pub me: NodeId,
+    pub config: &'a NodeConfig,
+    pub tx: mpsc::Sender<Input<P>>,
+    pub status: watch::Receiver<P::Status>,
+    pub transport: Option<Transport>,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+    /// Every member's addresses, this node's own (as bound) included.
+    pub members: Vec<PeerConfig>,
+    pub peer_file: PeerFile,
 }
 
-impl Inbound for Router {
-    fn deliver(&self, from: NodeId, frame: Frame) {
-        if self.handle.isolated() {
-            return; // lab fault injection: a partition drops inbound frames too (see `crate::lab`)
-        }
-        match frame {
-            Frame::Raft(msg) => self.handle.deliver_message(from, msg),
-            Frame::Forward { id, request } => self.handle.submit_forwarded(from, id, request),
-            Frame::ForwardReply { id, response } => self.handle.complete_forward(id, response),
-            frame @ Frame::Dynamo(_) => wrong_mode(from, &frame, "strong"),
-        }
-    }
+/// What a mode's front doors may need beyond its handle.
+pub struct DoorParts<'a> {
+    pub config: &'a NodeConfig,
+    pub secret: Option<Vec<u8>>,
+    /// The node's shutdown switch (what SIGTERM flips) and its receiver.
+    pub shutdown: &'a watch::Sender<bool>,
+    pub shutdown_rx: &'a watch::Receiver<bool>,
 }
 
-/// Routes frames from authenticated peers (eventual mode): Dynamo messages to the driver.
-struct EventualRouter {
-    handle: EventualHandle,
+/// A mode's front doors.
+pub struct FrontDoors {
+    /// Frames from authenticated peers.
+    pub inbox: Arc<dyn Inbound>,
+    /// The HTTP API.
+    pub http: axum::Router,
+    /// The RESP backend.
+    pub resp: Arc<dyn Backend>,
 }
 
-impl Inbound for EventualRouter {
-    fn deliver(&self, from: NodeId, frame: Frame) {
-        match frame {
-            Frame::Dynamo(msg) => self.handle.deliver_message(from, msg),
-            frame => wrong_mode(from, &frame, "eventual"),
-        }
-    }
+/// The shared half of starting a node, once the protocol has booted.
+struct Launch<'a> {
+    config: &'a NodeConfig,
+    disk: Box<dyn Disk>,
+    transport: Option<Transport>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    members: Vec<PeerConfig>,
+    peer_file: PeerFile,
+    secret: Option<Vec<u8>>,
+    shutdown: &'a watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+}
+
+type Launched = (Front, FrontDoors, JoinHandle<Result<(), String>>);
+
+/// Start `node`'s driver, its client handle and its front doors: one path for every mode.
+fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, String> {
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let (status_tx, status_rx) = watch::channel(P::Status::default());
+    let me = node.id();
+    let handle = P::handle(ModeParts {
+        me,
+        config: l.config,
+        tx,
+        status: status_rx,
+        transport: l.transport.clone(),
+        clock: l.clock,
+        metrics: l.metrics.clone(),
+        members: l.members,
+        peer_file: l.peer_file,
+    });
+    let driver = Driver::new(node, l.clock, l.disk, l.transport, rx, status_tx, l.metrics);
+    let driver = tokio::spawn(driver.run(l.shutdown_rx.clone()));
+    let doors = P::front_doors(
+        &handle,
+        &DoorParts { config: l.config, secret: l.secret, shutdown: l.shutdown, shutdown_rx: &l.shutdown_rx },
+    )?;
+    Ok((P::front(handle), doors, driver))
 }
 
 /// Serve the HTTP API on `listener` until shutdown, over TLS when `tls` is given.
@@ -123,7 +169,7 @@ fn serve_http(
     tls: Option<&Arc<crate::tls::NodeTls>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
-    // Connect info: the lab endpoints tell loopback clients apart.
+    // Connect info: the faults endpoints tell loopback clients apart.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = stop.changed().await;
@@ -241,74 +287,23 @@ impl Node {
             .collect();
 
         // The protocol's half: its driver, the client side, and what its peers and clients reach.
-        let (front, inbound, app, backend, driver): (
-            Front,
-            Arc<dyn Inbound>,
-            axum::Router,
-            Arc<dyn Backend>,
-            _,
-        ) = match protocol {
-            Protocol::Strong(raft) => {
-                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-                let (status_tx, status_rx) = watch::channel(Status::default());
-                let handle = NodeHandle::new(HandleParts {
-                    me,
-                    tx,
-                    status: status_rx,
-                    transport: transport.clone(),
-                    clock,
-                    timeout: config.request_timeout,
-                    read_default: config.read_consistency,
-                    peers: members,
-                    peer_file,
-                    limits: config.kv.clone(),
-                    metrics: metrics.clone(),
-                });
-                let driver = Driver::new(raft, clock, disk, transport, rx, status_tx, metrics.clone());
-                let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
-                let peer_http = crate::dashboard::PeerHttp::new(&config)?;
-                let dashboard = crate::dashboard::Dashboard::start(
-                    handle.clone(),
-                    peer_http.clone(),
-                    config.allow_fault_injection,
-                    shutdown_rx.clone(),
-                );
-                let lab = crate::lab::Lab::new(
-                    handle.clone(),
-                    peer_http,
-                    config.allow_fault_injection,
-                    secret,
-                    shutdown.clone(),
-                );
-                let app = crate::http::router(handle.clone(), &config)
-                    .merge(crate::dashboard::routes(dashboard))
-                    .merge(crate::lab::routes(lab));
-                let inbound = Arc::new(Router { handle: handle.clone() });
-                let backend = Arc::new(crate::resp::NodeBackend::new(handle.clone()));
-                (Front::Strong(handle), inbound, app, backend, driver)
-            }
-            Protocol::Eventual(node) => {
-                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-                let (status_tx, status_rx) = watch::channel(EventualStatus::default());
-                let handle = EventualHandle::new(EventualParts {
-                    me,
-                    tx,
-                    status: status_rx,
-                    clock,
-                    timeout: config.request_timeout,
-                    config: config.dynamo_config(),
-                    limits: config.kv.clone(),
-                    metrics: metrics.clone(),
-                    peers: members,
-                });
-                let driver = Driver::new(node, clock, disk, transport, rx, status_tx, metrics.clone());
-                let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
-                let app = crate::eventual::http::router(handle.clone());
-                let inbound = Arc::new(EventualRouter { handle: handle.clone() });
-                let backend = Arc::new(crate::eventual::resp::EventualBackend::new(handle.clone()));
-                (Front::Eventual(handle), inbound, app, backend, driver)
-            }
+        let launch_parts = Launch {
+            config: &config,
+            disk,
+            transport,
+            clock,
+            metrics: metrics.clone(),
+            members,
+            peer_file,
+            secret,
+            shutdown: &shutdown,
+            shutdown_rx: shutdown_rx.clone(),
         };
+        let (front, doors, driver) = match protocol {
+            Protocol::Strong(raft) => launch(raft, launch_parts)?,
+            Protocol::Eventual(node) => launch(node, launch_parts)?,
+        };
+        let FrontDoors { inbox: inbound, http: app, resp: backend } = doors;
 
         if let Some(listener) = peer_listener {
             tokio::spawn(transport::accept_loop(
@@ -324,7 +319,7 @@ impl Node {
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
-            crate::resp::spawn(listener, backend, &config, tls, shutdown_rx.clone());
+            crate::front::resp::spawn(listener, backend, &config, tls, shutdown_rx.clone());
         }
         tracing::info!(
             "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",

@@ -3,7 +3,7 @@
 //! Raft keeps the *membership* (which ids vote, which learn) in its log and snapshots, so it
 //! survives a restart by itself. It does not keep *addresses*: a node learns where its peers are
 //! from its `--peer` flags (or `[[peers]]` table) and, for a node added later, from
-//! `POST /v1/members/addresses` ([`crate::handle::NodeHandle::learn_peer`], which `concord member
+//! `POST /v1/members/addresses` ([`crate::strong::NodeHandle::learn_peer`], which `concord member
 //! add` calls on every member). Without this file a restarted node would know node 4 is a voter
 //! but not where to find it: it could neither replicate to it nor count its votes.
 //!

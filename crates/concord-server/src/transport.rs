@@ -120,7 +120,7 @@ pub struct Transport {
     queues: Arc<RwLock<BTreeMap<NodeId, mpsc::Sender<Frame>>>>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
-    /// Lab fault injection ([`crate::lab`]): while set, every frame to or from a peer is dropped –
+    /// Fault injection ([`crate::fault_injection`]): while set, every frame to or from a peer is dropped –
     /// a network partition around this node. Connections stay open, as they would behind a
     /// firewall that silently drops packets.
     isolated: Arc<AtomicBool>,
@@ -175,7 +175,7 @@ impl Transport {
         Ok(())
     }
 
-    /// Partition this node from every peer (lab fault injection), or heal it. Outbound frames are
+    /// Partition this node from every peer (fault injection), or heal it. Outbound frames are
     /// dropped here; inbound ones by the node's router, which asks [`Transport::is_isolated`].
     pub fn set_isolated(&self, isolated: bool) {
         self.isolated.store(isolated, Ordering::SeqCst);

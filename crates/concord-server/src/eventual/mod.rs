@@ -35,9 +35,12 @@ pub mod resp;
 
 use crate::config::PeerConfig;
 use crate::driver::{Clock, Input, ReplyTo};
-use crate::handle::ClientError;
+use crate::front::ClientError;
 use crate::hosted::EventualStatus;
 use crate::metrics::Metrics;
+use crate::node::{DoorParts, Front, FrontDoors, ModeParts, Served};
+use crate::transport::Inbound;
+use crate::wire::{wrong_mode, Frame};
 use concord_core::{NodeId, Time};
 use concord_dynamo::version::VersionVector;
 use concord_dynamo::{DynamoConfig, DynamoNode, DynamoRequest, DynamoResponse};
@@ -291,6 +294,51 @@ pub fn parse_context(text: &str) -> Result<VersionVector, String> {
         }
     }
     Ok(vv)
+}
+
+/// Routes frames from authenticated peers to an eventual-mode node: Dynamo messages to the driver.
+pub struct EventualInbox {
+    handle: EventualHandle,
+}
+
+impl Inbound for EventualInbox {
+    fn deliver(&self, from: NodeId, frame: Frame) {
+        match frame {
+            Frame::Dynamo(msg) => self.handle.deliver_message(from, msg),
+            frame => wrong_mode(from, &frame, "eventual"),
+        }
+    }
+}
+
+impl Served for DynamoNode {
+    type Handle = EventualHandle;
+
+    fn handle(parts: ModeParts<'_, Self>) -> EventualHandle {
+        let config = parts.config;
+        EventualHandle::new(EventualParts {
+            me: parts.me,
+            tx: parts.tx,
+            status: parts.status,
+            clock: parts.clock,
+            timeout: config.request_timeout,
+            config: config.dynamo_config(),
+            limits: config.kv.clone(),
+            metrics: parts.metrics,
+            peers: parts.members,
+        })
+    }
+
+    fn front_doors(handle: &EventualHandle, _: &DoorParts<'_>) -> Result<FrontDoors, String> {
+        Ok(FrontDoors {
+            inbox: Arc::new(EventualInbox { handle: handle.clone() }),
+            http: http::router(handle.clone()),
+            resp: Arc::new(resp::EventualBackend::new(handle.clone())),
+        })
+    }
+
+    fn front(handle: EventualHandle) -> Front {
+        Front::Eventual(handle)
+    }
 }
 
 #[cfg(test)]
