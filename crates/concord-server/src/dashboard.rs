@@ -75,7 +75,7 @@ pub struct PeerHttp {
 }
 
 impl PeerHttp {
-    pub fn new(config: &crate::NodeConfig) -> Result<PeerHttp, String> {
+    pub fn new(config: &crate::NodeConfig) -> Result<PeerHttp, crate::Error> {
         let tls = config.tls.as_ref().map(|t| crate::tls::client_config(&t.ca)).transpose()?;
         Ok(PeerHttp { tls })
     }
@@ -292,7 +292,7 @@ async fn events(State(d): State<Arc<Dashboard>>) -> Response {
             "too many dashboards are open on node {} (at most {MAX_SUBSCRIBERS}); close one or use another node",
             d.handle.id()
         );
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": message }))).into_response();
+        return crate::front::http::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
     };
     // Two events of slack: a slow page makes the producer wait rather than queue without bound.
     let (tx, rx) = mpsc::channel::<Event>(2);

@@ -28,6 +28,7 @@
 //!   heal and stop nodes from it (off unless asked for);
 //! * [`tls`] – optional TLS on every port (mutual for peers); [`certgen`] – a throwaway CA;
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
+//! * [`error`] – [`Error`], what a node that cannot start or run reports (typed, matchable);
 //! * [`cli`] – the `concord serve` and `concord up` commands.
 
 pub mod certgen;
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
+pub mod error;
 pub mod eventual;
 pub mod fault_injection;
 pub mod front;
@@ -51,6 +53,7 @@ pub mod transport;
 pub mod wire;
 
 pub use config::{Mode, NodeConfig, PeerConfig, ReadMode};
+pub use error::Error;
 pub use front::ClientError;
 pub use node::Node;
 pub use strong::NodeHandle;

@@ -22,7 +22,7 @@ use crate::redb_engine::RedbEngine;
 use crate::storage::Disk;
 use crate::strong::NodeHandle;
 use crate::transport::{self, Identity, Inbound, Transport};
-use crate::RaftKv;
+use crate::{Error, RaftKv};
 use concord_core::{Durable, NodeId};
 use concord_dynamo::DynamoNode;
 use concord_kv::KvStore;
@@ -38,20 +38,19 @@ use tokio::task::JoinHandle;
 pub struct Node {
     front: Front,
     shutdown: watch::Sender<bool>,
-    driver: JoinHandle<Result<(), String>>,
+    driver: JoinHandle<Result<(), Error>>,
     pub peer_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     pub redis_addr: Option<SocketAddr>,
 }
 
 /// Bind `addr`, turning "address in use" into a sentence that names the likely culprit.
-pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => format!("{addr} ({what}) is already in use ({culprit})"),
-        std::io::ErrorKind::AddrNotAvailable => {
-            format!("{addr} ({what}) is not an address of this machine: {e}")
-        }
-        _ => format!("cannot listen on {addr} ({what}): {e}"),
+pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpListener, Error> {
+    let what = what.to_string();
+    TcpListener::bind(addr).await.map_err(|source| match source.kind() {
+        std::io::ErrorKind::AddrInUse => Error::AddrInUse { addr, what, culprit: culprit.to_string() },
+        std::io::ErrorKind::AddrNotAvailable => Error::AddrNotAvailable { addr, what, source },
+        _ => Error::Listen { addr, what, source },
     })
 }
 
@@ -82,7 +81,7 @@ pub trait Served: Hosted + Sized + 'static {
     fn handle(parts: ModeParts<'_, Self>) -> Self::Handle;
 
     /// Where peers' frames, HTTP requests and RESP commands go.
-    fn front_doors(handle: &Self::Handle, parts: &DoorParts<'_>) -> Result<FrontDoors, String>;
+    fn front_doors(handle: &Self::Handle, parts: &DoorParts<'_>) -> Result<FrontDoors, Error>;
 
     /// The handle as [`Node::handle`] and [`Node::eventual`] hand it out.
     fn front(handle: Self::Handle) -> Front;
@@ -135,10 +134,10 @@ struct Launch<'a> {
     shutdown_rx: watch::Receiver<bool>,
 }
 
-type Launched = (Front, FrontDoors, JoinHandle<Result<(), String>>);
+type Launched = (Front, FrontDoors, JoinHandle<Result<(), Error>>);
 
 /// Start `node`'s driver, its client handle and its front doors: one path for every mode.
-fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, String> {
+fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, Error> {
     let (tx, rx) = mpsc::channel(INPUT_QUEUE);
     let (status_tx, status_rx) = watch::channel(P::Status::default());
     let me = node.id();
@@ -168,7 +167,7 @@ fn serve_http(
     app: axum::Router,
     tls: Option<&Arc<crate::tls::NodeTls>>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     // Connect info: the faults endpoints tell loopback clients apart.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
@@ -185,7 +184,7 @@ fn serve_http(
         Some(tls) => {
             use axum::serve::ListenerExt;
             let listener = crate::tls::TlsListener::new(listener, tls.client_acceptor.clone(), "HTTPS")
-                .map_err(|e| format!("HTTPS listener: {e}"))?
+                .map_err(|e| Error::Tls(format!("HTTPS listener: {e}")))?
                 // (axum provides connect info for any listener wrapped by `tap_io`.)
                 .tap_io(|_| {});
             tokio::spawn(async move {
@@ -200,10 +199,11 @@ fn serve_http(
 
 impl Node {
     /// Start a node on its WAL in `config.data_dir`.
-    pub async fn start(config: NodeConfig) -> Result<Node, String> {
+    pub async fn start(config: NodeConfig) -> Result<Node, Error> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Storage(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+        })?;
         let (disk, durable) = crate::storage::open_wal(&config.data_dir, &config.wal)?;
         Self::start_with_disk(config, disk, durable).await
     }
@@ -213,15 +213,14 @@ impl Node {
         config: NodeConfig,
         disk: Box<dyn Disk>,
         durable: Durable,
-    ) -> Result<Node, String> {
+    ) -> Result<Node, Error> {
         config.validate()?;
         let me = config.node_id();
         let tls = match &config.tls {
             Some(settings) => Some(Arc::new(crate::tls::NodeTls::load(settings)?)),
             None => None,
         };
-        let cannot_boot =
-            |e: String| format!("node {me} cannot boot from {}: {e}", config.data_dir.display());
+        let cannot_boot = |reason: String| Error::Boot { node: me, dir: config.data_dir.clone(), reason };
         let protocol = match config.mode {
             Mode::Strong => {
                 let engine = RedbEngine::open(&config.data_dir, config.state.cache_mb << 20)?;
@@ -355,8 +354,8 @@ impl Node {
     }
 
     /// Wait until the driver stops on its own (a disk failure); returns why.
-    pub async fn wait(&mut self) -> Result<(), String> {
-        (&mut self.driver).await.map_err(|e| format!("the driver task failed: {e}"))?
+    pub async fn wait(&mut self) -> Result<(), Error> {
+        (&mut self.driver).await.map_err(|e| Error::Driver(format!("the driver task failed: {e}")))?
     }
 
     /// Whether the driver has stopped.
@@ -365,8 +364,8 @@ impl Node {
     }
 
     /// Stop accepting, finish the batch in progress (its sync completes), and wait for the driver.
-    pub async fn shutdown(self) -> Result<(), String> {
+    pub async fn shutdown(self) -> Result<(), Error> {
         let _ = self.shutdown.send(true);
-        self.driver.await.map_err(|e| format!("the driver task failed: {e}"))?
+        self.driver.await.map_err(|e| Error::Driver(format!("the driver task failed: {e}")))?
     }
 }

@@ -81,7 +81,7 @@ fn write_context(params: &WriteParams, headers: &HeaderMap) -> Result<Option<Ver
         (None, Some(h)) => Some(h?),
         (None, None) => None,
     };
-    text.map(|t| parse_context(&t).map_err(ApiError::bad_request)).transpose()
+    text.map(|t| parse_context(&t).map_err(|e| ApiError::bad_request(e.0))).transpose()
 }
 
 fn sibling_json(value: &[u8]) -> Value {

@@ -277,20 +277,25 @@ pub fn format_context(context: &VersionVector) -> String {
     context.0.iter().map(|(node, counter)| format!("{}:{counter}", node.0)).collect::<Vec<_>>().join(",")
 }
 
+/// A context a client sent that is not [`format_context`]'s text (the message says why).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadContext(pub String);
+
 /// Parse [`format_context`]'s text.
-pub fn parse_context(text: &str) -> Result<VersionVector, String> {
+pub fn parse_context(text: &str) -> Result<VersionVector, BadContext> {
     let mut vv = VersionVector::default();
     for part in text.split(',').filter(|p| !p.is_empty()) {
         let parsed = part
             .split_once(':')
             .and_then(|(n, c)| Some((n.trim().parse::<u32>().ok()?, c.trim().parse::<u64>().ok()?)));
         let Some((node, counter)) = parsed else {
-            return Err(format!(
+            return Err(BadContext(format!(
                 "context {text:?}: `{part}` is not node:counter (a context looks like 1:5,2:3)"
-            ));
+            )));
         };
         if vv.0.insert(NodeId(node), counter).is_some() {
-            return Err(format!("context {text:?} names node {node} twice"));
+            return Err(BadContext(format!("context {text:?} names node {node} twice")));
         }
     }
     Ok(vv)
@@ -328,7 +333,7 @@ impl Served for DynamoNode {
         })
     }
 
-    fn front_doors(handle: &EventualHandle, _: &DoorParts<'_>) -> Result<FrontDoors, String> {
+    fn front_doors(handle: &EventualHandle, _: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
         Ok(FrontDoors {
             inbox: Arc::new(EventualInbox { handle: handle.clone() }),
             http: http::router(handle.clone()),
@@ -351,7 +356,7 @@ mod tests {
         assert_eq!(vv.0.get(&NodeId(3)), Some(&2));
         assert_eq!(format_context(&vv), "1:5,3:2");
         assert_eq!(format_context(&parse_context("").unwrap()), "");
-        assert!(parse_context("1:x").unwrap_err().contains("not node:counter"));
-        assert!(parse_context("1:2,1:3").unwrap_err().contains("twice"));
+        assert!(parse_context("1:x").unwrap_err().0.contains("not node:counter"));
+        assert!(parse_context("1:2,1:3").unwrap_err().0.contains("twice"));
     }
 }

@@ -154,7 +154,7 @@ impl NodeHandle {
         let transport = self.inner.transport.as_ref().ok_or_else(|| {
             ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
         })?;
-        transport.add_peer(NodeId(peer.id), peer.addr).map_err(ClientError::Rejected)?;
+        transport.add_peer(NodeId(peer.id), peer.addr).map_err(|e| ClientError::Rejected(e.to_string()))?;
         self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer.clone());
         self.inner.peer_file.remember(&peer).map_err(|e| {
             ClientError::Unavailable(format!(
@@ -164,7 +164,7 @@ impl NodeHandle {
         })
     }
 
-    /// Whether lab fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
+    /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
     pub fn isolated(&self) -> bool {
         self.inner.transport.as_ref().is_some_and(Transport::is_isolated)
     }

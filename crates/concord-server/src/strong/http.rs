@@ -12,7 +12,7 @@
 //! | `POST /v1/members` (admin) | `{"op": "add_learner"\|"promote"\|"remove"\|"transfer_leader", "id"}` | the change, through the leader: `{"index", "voters", "learners"}` |
 //! | `GET /healthz` | – | 200 `{"status": "ok", …}` while the node runs |
 //! | `GET /`, `GET /dashboard`, `GET /v1/overview`, `GET /v1/events`, `GET /v1/stats` | – | the live dashboard and its data ([`crate::dashboard`]) |
-//! | `GET /v1/faults`, `POST /v1/faults/partition\|heal\|stop`, `POST /v1/faults/nodes/{id}/{action}` | – | lab fault injection, off unless `--allow-fault-injection` ([`crate::fault_injection`]) |
+//! | `GET /v1/faults`, `POST /v1/faults/partition\|heal\|stop`, `POST /v1/faults/nodes/{id}/{action}` | – | fault injection, off unless `--allow-fault-injection` ([`crate::fault_injection`]) |
 //! | `GET /metrics` | – | Prometheus text |
 //!
 //! Keys in paths and values in JSON are UTF-8 text; `PUT` and `GET` bodies are raw bytes.

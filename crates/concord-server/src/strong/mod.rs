@@ -67,7 +67,7 @@ impl Served for RaftKv {
         })
     }
 
-    fn front_doors(handle: &NodeHandle, parts: &DoorParts<'_>) -> Result<FrontDoors, String> {
+    fn front_doors(handle: &NodeHandle, parts: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
         let config = parts.config;
         let peer_http = crate::dashboard::PeerHttp::new(config)?;
         let dashboard = crate::dashboard::Dashboard::start(
