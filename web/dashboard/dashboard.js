@@ -193,7 +193,7 @@ function renderConnection(why) {
 function render(snap) {
   renderConnection();
   $("served-by").textContent = `served by node ${snap.served_by}`;
-  $("lab-flag").hidden = !snap.fault_injection;
+  $("fault-flag").hidden = !snap.fault_injection;
   renderSummary(snap);
   renderMembers(snap);
   renderHistory(snap);
@@ -248,8 +248,8 @@ function countLeaderChanges() {
 }
 
 function renderMembers(snap) {
-  const lab = !!snap.fault_injection;
-  for (const th of document.querySelectorAll(".lab-col")) th.hidden = !lab;
+  const faults = !!snap.fault_injection;
+  for (const th of document.querySelectorAll(".fault-col")) th.hidden = !faults;
   const leaderStatus = dash.leader !== null ? statusOf(snap, dash.leader) : null;
   const body = $("members-body");
   // Keep a Stop button that waits for its confirmation across re-renders.
@@ -295,8 +295,8 @@ function renderMembers(snap) {
     else state.append(el("span", { class: "state" }, "unknown"), el("span", { class: "why" }, m.error || ""));
     tr.append(state);
 
-    if (lab) {
-      const cell = el("td", { class: "lab-col" });
+    if (faults) {
+      const cell = el("td", { class: "fault-col" });
       const isolated = !!(s && s.isolated);
       cell.append(
         el("button", { "data-action": isolated ? "heal" : "partition", "data-node": m.id, disabled: !s, title: isolated ? "let its peer traffic through again" : "drop all peer traffic to and from this node" }, isolated ? "Heal" : "Partition"),
@@ -487,16 +487,16 @@ function renderRateChart() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lab controls (shown only when the serving node has fault injection on). Every request goes to
+// Fault-injection controls (shown only when the serving node has fault injection on). Every request goes to
 // the serving node, which acts itself or forwards to the member with the cluster secret.
 
 async function labAction(id, action) {
-  const out = $("lab-result");
+  const out = $("fault-result");
   out.hidden = false;
   out.className = "small";
   out.textContent = `${action} node ${id}…`;
   try {
-    const r = await fetch(`/v1/lab/nodes/${id}/${action}`, { method: "POST" });
+    const r = await fetch(`/v1/faults/nodes/${id}/${action}`, { method: "POST" });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
     const what = { partition: "partitioned (its peer traffic is dropped)", heal: "healed", stop: "is stopping" }[action];

@@ -5,7 +5,7 @@
 //! Concord honestly (no persistence settings of Redis's apply: `save` is empty, `appendonly` is
 //! `no` – Concord's durability is its Raft log, described in `INFO`'s `# Raft` section).
 
-use crate::command::{CommandRequest, CommandSpec, COMMANDS};
+use crate::command::{lookup, CommandRequest, CommandSpec, COMMANDS};
 use crate::frame::Frame;
 use crate::glob;
 use bytes::Bytes;
@@ -264,10 +264,6 @@ fn add_flag(arg: &mut Vec<(&'static str, Frame)>, flag: &str) {
     }
 }
 
-fn find(name: &[u8]) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
-}
-
 pub fn command(request: &CommandRequest) -> Frame {
     match request {
         CommandRequest::All => Frame::Array(COMMANDS.iter().map(command_info).collect()),
@@ -277,13 +273,13 @@ pub fn command(request: &CommandRequest) -> Frame {
             Frame::Array(COMMANDS.iter().map(command_info).collect())
         }
         CommandRequest::Info(names) => {
-            Frame::Array(names.iter().map(|n| find(n).map_or(Frame::Null, command_info)).collect())
+            Frame::Array(names.iter().map(|n| lookup(n).map_or(Frame::Null, command_info)).collect())
         }
         CommandRequest::Docs(names) => {
             let specs: Vec<&CommandSpec> = if names.is_empty() {
                 COMMANDS.iter().collect()
             } else {
-                names.iter().filter_map(|n| find(n)).collect()
+                names.iter().filter_map(|n| lookup(n)).collect()
             };
             Frame::Map(specs.into_iter().map(|s| (Frame::bulk(s.name), command_docs(s))).collect())
         }

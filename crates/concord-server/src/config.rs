@@ -41,6 +41,7 @@
 //!
 //! Every node of a cluster must run the same mode and the same `[dynamo]` settings.
 
+use crate::Error;
 use concord_core::time::serde_duration;
 use concord_core::NodeId;
 use concord_dynamo::DynamoConfig;
@@ -68,24 +69,28 @@ pub struct PeerConfig {
 
 impl PeerConfig {
     /// Parse the command-line form `ID=PEER_ADDR[,http=ADDR][,redis=ADDR]`.
-    pub fn parse(text: &str) -> Result<PeerConfig, String> {
-        let usage = "write a peer as ID=PEER_ADDR[,http=ADDR][,redis=ADDR], e.g. 2=127.0.0.1:7381,http=127.0.0.1:8082";
-        let (id, rest) =
-            text.split_once('=').ok_or_else(|| format!("peer `{text}`: missing `=`; {usage}"))?;
-        let id: u32 =
-            id.trim().parse().map_err(|_| format!("peer `{text}`: `{id}` is not a node id; {usage}"))?;
-        let mut parts = rest.split(',');
-        let addr = parse_addr(parts.next().unwrap_or(""), &format!("peer {id}"))?;
-        let mut peer = PeerConfig { id, addr, http_addr: None, redis_addr: None };
-        for part in parts {
-            match part.split_once('=') {
-                Some(("http", a)) => peer.http_addr = Some(parse_addr(a, &format!("peer {id} http"))?),
-                Some(("redis", a)) => peer.redis_addr = Some(parse_addr(a, &format!("peer {id} redis"))?),
-                _ => return Err(format!("peer `{text}`: unknown part `{part}`; {usage}")),
-            }
-        }
-        Ok(peer)
+    pub fn parse(text: &str) -> Result<PeerConfig, Error> {
+        parse_peer(text).map_err(Error::Config)
     }
+}
+
+fn parse_peer(text: &str) -> Result<PeerConfig, String> {
+    let usage =
+        "write a peer as ID=PEER_ADDR[,http=ADDR][,redis=ADDR], e.g. 2=127.0.0.1:7381,http=127.0.0.1:8082";
+    let (id, rest) = text.split_once('=').ok_or_else(|| format!("peer `{text}`: missing `=`; {usage}"))?;
+    let id: u32 =
+        id.trim().parse().map_err(|_| format!("peer `{text}`: `{id}` is not a node id; {usage}"))?;
+    let mut parts = rest.split(',');
+    let addr = parse_addr(parts.next().unwrap_or(""), &format!("peer {id}"))?;
+    let mut peer = PeerConfig { id, addr, http_addr: None, redis_addr: None };
+    for part in parts {
+        match part.split_once('=') {
+            Some(("http", a)) => peer.http_addr = Some(parse_addr(a, &format!("peer {id} http"))?),
+            Some(("redis", a)) => peer.redis_addr = Some(parse_addr(a, &format!("peer {id} redis"))?),
+            _ => return Err(format!("peer `{text}`: unknown part `{part}`; {usage}")),
+        }
+    }
+    Ok(peer)
 }
 
 fn parse_addr(text: &str, what: &str) -> Result<SocketAddr, String> {
@@ -104,11 +109,11 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn parse(text: &str) -> Result<Mode, String> {
+    pub fn parse(text: &str) -> Result<Mode, Error> {
         match text {
             "strong" | "raft" => Ok(Mode::Strong),
             "eventual" | "dynamo" => Ok(Mode::Eventual),
-            other => Err(format!("mode `{other}`: expected strong or eventual")),
+            other => Err(Error::Config(format!("mode `{other}`: expected strong or eventual"))),
         }
     }
 
@@ -135,12 +140,14 @@ pub enum ReadMode {
 }
 
 impl ReadMode {
-    pub fn parse(text: &str) -> Result<ReadMode, String> {
+    pub fn parse(text: &str) -> Result<ReadMode, Error> {
         match text {
             "linearizable" => Ok(ReadMode::Linearizable),
             "lease" => Ok(ReadMode::Lease),
             "stale" => Ok(ReadMode::Stale),
-            other => Err(format!("read consistency `{other}`: expected linearizable, lease or stale")),
+            other => Err(Error::Config(format!(
+                "read consistency `{other}`: expected linearizable, lease or stale"
+            ))),
         }
     }
 
@@ -204,7 +211,7 @@ impl TlsSettings {
         cert: Option<PathBuf>,
         key: Option<PathBuf>,
         ca: Option<PathBuf>,
-    ) -> Result<Option<TlsSettings>, String> {
+    ) -> Result<Option<TlsSettings>, Error> {
         match (cert, key, ca) {
             (None, None, None) => Ok(None),
             (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsSettings { cert, key, ca })),
@@ -217,11 +224,11 @@ impl TlsSettings {
                 .into_iter()
                 .filter_map(|(flag, missing)| missing.then_some(flag))
                 .collect();
-                Err(format!(
+                Err(Error::Config(format!(
                     "TLS needs --tls-cert, --tls-key and --tls-ca together; missing {} (the CA is what peers' \
                      certificates are checked against)",
                     missing.join(" and ")
-                ))
+                )))
             }
         }
     }
@@ -275,8 +282,8 @@ pub struct NodeConfig {
     /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
     #[serde(default)]
     pub allow_admin: bool,
-    /// Lab clusters only: the fault-injection endpoints (`POST /v1/lab/partition`, `/heal`, `/stop`,
-    /// see [`crate::lab`]) and the dashboard's buttons for them. Off by default (the endpoints then
+    /// Lab clusters only: the fault-injection endpoints (`POST /v1/faults/partition`, `/heal`, `/stop`,
+    /// see [`crate::fault_injection`]) and the dashboard's buttons for them. Off by default (the endpoints then
     /// answer 403); when on, a request still needs the cluster secret or a loopback client.
     #[serde(default)]
     pub allow_fault_injection: bool,
@@ -409,10 +416,10 @@ impl NodeConfig {
     }
 
     /// Read a TOML file.
-    pub fn from_file(path: &Path) -> Result<NodeConfig, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn from_file(path: &Path) -> Result<NodeConfig, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -472,7 +479,11 @@ impl NodeConfig {
     }
 
     /// The cluster secret, from the setting or the file.
-    pub fn secret(&self) -> Result<Option<Vec<u8>>, String> {
+    pub fn secret(&self) -> Result<Option<Vec<u8>>, Error> {
+        self.secret_or_why().map_err(Error::Config)
+    }
+
+    fn secret_or_why(&self) -> Result<Option<Vec<u8>>, String> {
         match (&self.cluster_secret, &self.cluster_secret_file) {
             (Some(_), Some(_)) => Err("set cluster_secret or cluster_secret_file, not both".into()),
             (Some(s), None) => Ok(Some(s.as_bytes().to_vec())),
@@ -490,7 +501,11 @@ impl NodeConfig {
     }
 
     /// Check everything that can be checked before opening files and sockets.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Error> {
+        self.validate_or_why().map_err(Error::Config)
+    }
+
+    fn validate_or_why(&self) -> Result<(), String> {
         // Client-session ids are `node << 20 | slot` in 32 bits (see `handle.rs`): ids below 4096.
         if self.id == 0 || self.id >= 4096 {
             return Err(format!("id {} is out of range: node ids are 1 to 4095", self.id));
@@ -507,13 +522,13 @@ impl NodeConfig {
                 return Err(format!("peer {} has this node's own peer address {}", p.id, p.addr));
             }
         }
-        if !peers.is_empty() && self.secret()?.is_none() {
+        if !peers.is_empty() && self.secret_or_why()?.is_none() {
             return Err(
                 "a cluster with peers needs cluster_secret or cluster_secret_file (peers authenticate each other with it)"
                     .into(),
             );
         }
-        self.secret()?;
+        self.secret_or_why()?;
         if self.cluster_id.is_empty() || self.cluster_id.len() > 128 {
             return Err("cluster_id must be 1 to 128 bytes".into());
         }
@@ -581,9 +596,13 @@ mod tests {
         let p = PeerConfig::parse("2=127.0.0.1:7381,http=127.0.0.1:8082").unwrap();
         assert_eq!(p.id, 2);
         assert_eq!(p.http_addr, Some("127.0.0.1:8082".parse().unwrap()));
-        assert!(PeerConfig::parse("2").unwrap_err().contains("missing `=`"));
-        assert!(PeerConfig::parse("x=1.2.3.4:5").unwrap_err().contains("not a node id"));
-        assert!(PeerConfig::parse("2=nowhere").unwrap_err().contains("not an address"));
+        let config_error = |text: &str| match PeerConfig::parse(text) {
+            Err(Error::Config(message)) => message,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert!(config_error("2").contains("missing `=`"));
+        assert!(config_error("x=1.2.3.4:5").contains("not a node id"));
+        assert!(config_error("2=nowhere").contains("not an address"));
     }
 
     #[test]
@@ -601,7 +620,7 @@ mod tests {
         assert_eq!(c.raft_config().voters, vec![NodeId(1), NodeId(2)]);
         let mut no_secret = c.clone();
         no_secret.cluster_secret = None;
-        assert!(no_secret.validate().unwrap_err().contains("cluster_secret"));
+        assert!(matches!(no_secret.validate(), Err(Error::Config(m)) if m.contains("cluster_secret")));
         assert!(toml::from_str::<NodeConfig>("id = 1\ndata_dir = \"x\"\nport = 3").is_err());
     }
 
@@ -645,9 +664,13 @@ mod tests {
 
         let mut three = c.clone();
         three.dynamo.as_mut().unwrap().n = 3;
-        assert!(three.validate().unwrap_err().contains("only 2 node(s)"), "{:?}", three.validate());
+        assert!(
+            three.validate().unwrap_err().to_string().contains("only 2 node(s)"),
+            "{:?}",
+            three.validate()
+        );
         let mut strong = c.clone();
         strong.mode = Mode::Strong;
-        assert!(strong.validate().unwrap_err().contains("[dynamo] settings apply"));
+        assert!(matches!(strong.validate(), Err(Error::Config(m)) if m.contains("[dynamo] settings apply")));
     }
 }

@@ -32,8 +32,8 @@
 //! says "no sharding yet" instead of drawing a shard map. Latency percentiles are read from the
 //! histogram's buckets (powers of two from 100 µs), so they are upper bounds, not exact values.
 
-use crate::handle::NodeHandle;
 use crate::metrics::{latency_bucket_bounds_s, RequestTotals};
+use crate::strong::handle::NodeHandle;
 use crate::testkit::{http_with_headers, https_with_headers, HttpAnswer};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -66,7 +66,7 @@ pub const MAX_SUBSCRIBERS: usize = 16;
 /// Leader changes remembered by one node.
 pub const LEADER_HISTORY_MAX: usize = 128;
 
-/// How a node calls its peers' HTTP APIs (the dashboard's `/v1/cluster` fetches, forwarded lab
+/// How a node calls its peers' HTTP APIs (the dashboard's `/v1/cluster` fetches, forwarded faults
 /// requests): plain HTTP, or HTTPS trusting the cluster's CA when the node runs with TLS (then every
 /// node's HTTP port is HTTPS).
 #[derive(Clone)]
@@ -75,7 +75,7 @@ pub struct PeerHttp {
 }
 
 impl PeerHttp {
-    pub fn new(config: &crate::NodeConfig) -> Result<PeerHttp, String> {
+    pub fn new(config: &crate::NodeConfig) -> Result<PeerHttp, crate::Error> {
         let tls = config.tls.as_ref().map(|t| crate::tls::client_config(&t.ca)).transpose()?;
         Ok(PeerHttp { tls })
     }
@@ -152,7 +152,7 @@ impl Dashboard {
             });
             if id == me {
                 m["reachable"] = json!(true);
-                m["status"] = crate::http::cluster_json(&self.handle);
+                m["status"] = crate::strong::http::cluster_json(&self.handle);
                 return m;
             }
             let Some(addr) = http_addr else {
@@ -231,7 +231,7 @@ impl Dashboard {
             } else if let Some(me) =
                 members.iter_mut().find(|m| m["id"].as_u64() == Some(u64::from(self.handle.id().0)))
             {
-                me["status"] = crate::http::cluster_json(&self.handle);
+                me["status"] = crate::strong::http::cluster_json(&self.handle);
             }
             let event = match Event::default().event("snapshot").json_data(self.snapshot(&members, &window)) {
                 Ok(e) => e,
@@ -292,7 +292,7 @@ async fn events(State(d): State<Arc<Dashboard>>) -> Response {
             "too many dashboards are open on node {} (at most {MAX_SUBSCRIBERS}); close one or use another node",
             d.handle.id()
         );
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": message }))).into_response();
+        return crate::front::http::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message).into_response();
     };
     // Two events of slack: a slow page makes the producer wait rather than queue without bound.
     let (tx, rx) = mpsc::channel::<Event>(2);

@@ -227,7 +227,7 @@ impl<P: Hosted> Driver<P> {
 
     /// Run until `shutdown` fires or every input sender is gone. Returns an error (a complete
     /// sentence) when the disk fails: the node must stop.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), String> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), crate::Error> {
         let disk = self.disk.take().expect("run is called once");
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -235,7 +235,9 @@ impl<P: Hosted> Driver<P> {
         let wal_thread = std::thread::Builder::new()
             .name(format!("concord-wal-{}", me.0))
             .spawn(move || wal_thread(me, disk, jobs_rx, done_tx))
-            .map_err(|e| format!("node {me} stops: cannot start the WAL thread: {e}"))?;
+            .map_err(|e| {
+                crate::Error::Driver(format!("node {me} stops: cannot start the WAL thread: {e}"))
+            })?;
         self.wal_jobs = Some(jobs_tx);
         self.wal_done = Some(done_rx);
         let result = self.run_loop(&mut shutdown).await;
@@ -244,7 +246,7 @@ impl<P: Hosted> Driver<P> {
         self.wal_jobs = None;
         let _ = tokio::task::spawn_blocking(move || wal_thread.join()).await;
         tracing::info!("driver of {} stopped", self.me);
-        result
+        result.map_err(crate::Error::Driver)
     }
 
     async fn run_loop(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), String> {

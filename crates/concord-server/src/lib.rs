@@ -18,13 +18,17 @@
 //! * [`storage`] – the disk behind `Persist`/`Sync` (the `concord-wal` write-ahead log);
 //! * [`redb_engine`] – the key-value state on disk (redb), checkpointed at Raft snapshots;
 //! * [`transport`] and [`wire`] – peer connections: framing, authentication, bounded queues;
-//! * [`handle`] – the client side: leader routing, forwarding, sessions, deadlines;
+//! * [`strong`] – the strong mode's client side ([`NodeHandle`]: leader routing, forwarding,
+//!   sessions, deadlines), its HTTP API and RESP backend; [`eventual`] – the eventual mode's, in the
+//!   same shape; [`front`] – what the two modes' front doors share (errors, HTTP and RESP plumbing);
+//! * [`node::Served`] – what a mode plugs into [`Node::start`] (one start path for both modes);
 //! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
-//! * [`http`] – the HTTP API; [`metrics`] – Prometheus metrics;
-//! * [`dashboard`] – the live cluster dashboard every node serves; [`lab`] – fault injection for it
-//!   (off unless asked for);
+//! * [`metrics`] – Prometheus metrics;
+//! * [`dashboard`] – the live cluster dashboard every node serves; [`fault_injection`] – partition,
+//!   heal and stop nodes from it (off unless asked for);
 //! * [`tls`] – optional TLS on every port (mutual for peers); [`certgen`] – a throwaway CA;
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
+//! * [`error`] – [`Error`], what a node that cannot start or run reports (typed, matchable);
 //! * [`cli`] – the `concord serve` and `concord up` commands.
 
 pub mod certgen;
@@ -32,25 +36,27 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
+pub mod error;
 pub mod eventual;
-pub mod handle;
+pub mod fault_injection;
+pub mod front;
 pub mod hosted;
-pub mod http;
-pub mod lab;
 pub mod metrics;
 pub mod node;
 pub mod peer_file;
 pub mod redb_engine;
-pub mod resp;
 pub mod storage;
+pub mod strong;
 pub mod testkit;
 pub mod tls;
 pub mod transport;
 pub mod wire;
 
 pub use config::{Mode, NodeConfig, PeerConfig, ReadMode};
-pub use handle::{ClientError, NodeHandle};
+pub use error::Error;
+pub use front::ClientError;
 pub use node::Node;
+pub use strong::NodeHandle;
 
 /// Raft replicating the key-value store, whose state lives on disk in redb: the strong mode's node.
 pub type RaftKv = concord_raft::RaftNode<concord_kv::KvStore<redb_engine::RedbEngine>>;

@@ -13,22 +13,21 @@
 //! completes before its replies go out), and waits for it.
 
 use crate::config::{Mode, NodeConfig, PeerConfig};
-use crate::driver::{Clock, Driver, Status, INPUT_QUEUE};
-use crate::eventual::{EventualHandle, EventualParts};
-use crate::handle::{HandleParts, NodeHandle};
-use crate::hosted::EventualStatus;
+use crate::driver::{Clock, Driver, Input, INPUT_QUEUE};
+use crate::eventual::EventualHandle;
+use crate::hosted::Hosted;
 use crate::metrics::Metrics;
+use crate::peer_file::PeerFile;
 use crate::redb_engine::RedbEngine;
 use crate::storage::Disk;
+use crate::strong::NodeHandle;
 use crate::transport::{self, Identity, Inbound, Transport};
-use crate::wire::Frame;
-use crate::RaftKv;
+use crate::{Error, RaftKv};
 use concord_core::{Durable, NodeId};
 use concord_dynamo::DynamoNode;
 use concord_kv::KvStore;
 use concord_raft::RaftNode;
 use concord_resp::Backend;
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -39,20 +38,19 @@ use tokio::task::JoinHandle;
 pub struct Node {
     front: Front,
     shutdown: watch::Sender<bool>,
-    driver: JoinHandle<Result<(), String>>,
+    driver: JoinHandle<Result<(), Error>>,
     pub peer_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     pub redis_addr: Option<SocketAddr>,
 }
 
 /// Bind `addr`, turning "address in use" into a sentence that names the likely culprit.
-pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpListener, String> {
-    TcpListener::bind(addr).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => format!("{addr} ({what}) is already in use ({culprit})"),
-        std::io::ErrorKind::AddrNotAvailable => {
-            format!("{addr} ({what}) is not an address of this machine: {e}")
-        }
-        _ => format!("cannot listen on {addr} ({what}): {e}"),
+pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpListener, Error> {
+    let what = what.to_string();
+    TcpListener::bind(addr).await.map_err(|source| match source.kind() {
+        std::io::ErrorKind::AddrInUse => Error::AddrInUse { addr, what, culprit: culprit.to_string() },
+        std::io::ErrorKind::AddrNotAvailable => Error::AddrNotAvailable { addr, what, source },
+        _ => Error::Listen { addr, what, source },
     })
 }
 
@@ -65,55 +63,102 @@ enum Protocol {
 }
 
 /// The client side of the running protocol.
-enum Front {
+pub enum Front {
     Strong(NodeHandle),
     Eventual(EventualHandle),
 }
 
-/// A frame of the other mode: a misconfigured cluster. Said once per peer in the log, then dropped.
-fn wrong_mode(from: NodeId, frame: &Frame, mine: &str) {
-    static WARNED: std::sync::Mutex<BTreeSet<u32>> = std::sync::Mutex::new(BTreeSet::new());
-    if WARNED.lock().map(|mut w| w.insert(from.0)).unwrap_or(false) {
-        let theirs = if matches!(frame, Frame::Dynamo(_)) { "eventual" } else { "strong" };
-        tracing::error!(
-            "peer {from} runs the {theirs} mode and this node the {mine} mode: its messages are dropped \
-             (every node of a cluster must run the same --mode)"
-        );
-    }
+/// What a consistency mode plugs into [`Node::start_with_disk`]: the process the driver hosts, the
+/// client handle in front of it, and the front doors (peer inbox, HTTP routes, RESP backend).
+/// Everything else – disk, listeners, transport, TLS, the driver itself – is the same for every
+/// mode, and is done once, in [`Node::start_with_disk`]. The strong mode's impl is in
+/// [`crate::strong`], the eventual mode's in [`crate::eventual`].
+pub trait Served: Hosted + Sized + 'static {
+    /// The client side (cheap to clone).
+    type Handle: Clone + Send + Sync + 'static;
+
+    /// The client side, over the driver's input queue and status.
+    fn handle(parts: ModeParts<'_, Self>) -> Self::Handle;
+
+    /// Where peers' frames, HTTP requests and RESP commands go.
+    fn front_doors(handle: &Self::Handle, parts: &DoorParts<'_>) -> Result<FrontDoors, Error>;
+
+    /// The handle as [`Node::handle`] and [`Node::eventual`] hand it out.
+    fn front(handle: Self::Handle) -> Front;
 }
 
-/// Routes frames from authenticated peers (strong mode): Raft messages and forwarded requests to
-/// the driver, forward replies to the waiting client.
-struct Router {
-    handle: NodeHandle,
+/// What a mode's client handle is built from.
+pub struct ModeParts<'a, P: Hosted> {
+    pub me: NodeId,
+    pub config: &'a NodeConfig,
+    pub tx: mpsc::Sender<Input<P>>,
+    pub status: watch::Receiver<P::Status>,
+    pub transport: Option<Transport>,
+    pub clock: Clock,
+    pub metrics: Arc<Metrics>,
+    /// Every member's addresses, this node's own (as bound) included.
+    pub members: Vec<PeerConfig>,
+    pub peer_file: PeerFile,
 }
 
-impl Inbound for Router {
-    fn deliver(&self, from: NodeId, frame: Frame) {
-        if self.handle.isolated() {
-            return; // lab fault injection: a partition drops inbound frames too (see `crate::lab`)
-        }
-        match frame {
-            Frame::Raft(msg) => self.handle.deliver_message(from, msg),
-            Frame::Forward { id, request } => self.handle.submit_forwarded(from, id, request),
-            Frame::ForwardReply { id, response } => self.handle.complete_forward(id, response),
-            frame @ Frame::Dynamo(_) => wrong_mode(from, &frame, "strong"),
-        }
-    }
+/// What a mode's front doors may need beyond its handle.
+pub struct DoorParts<'a> {
+    pub config: &'a NodeConfig,
+    pub secret: Option<Vec<u8>>,
+    /// The node's shutdown switch (what SIGTERM flips) and its receiver.
+    pub shutdown: &'a watch::Sender<bool>,
+    pub shutdown_rx: &'a watch::Receiver<bool>,
 }
 
-/// Routes frames from authenticated peers (eventual mode): Dynamo messages to the driver.
-struct EventualRouter {
-    handle: EventualHandle,
+/// A mode's front doors.
+pub struct FrontDoors {
+    /// Frames from authenticated peers.
+    pub inbox: Arc<dyn Inbound>,
+    /// The HTTP API.
+    pub http: axum::Router,
+    /// The RESP backend.
+    pub resp: Arc<dyn Backend>,
 }
 
-impl Inbound for EventualRouter {
-    fn deliver(&self, from: NodeId, frame: Frame) {
-        match frame {
-            Frame::Dynamo(msg) => self.handle.deliver_message(from, msg),
-            frame => wrong_mode(from, &frame, "eventual"),
-        }
-    }
+/// The shared half of starting a node, once the protocol has booted.
+struct Launch<'a> {
+    config: &'a NodeConfig,
+    disk: Box<dyn Disk>,
+    transport: Option<Transport>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    members: Vec<PeerConfig>,
+    peer_file: PeerFile,
+    secret: Option<Vec<u8>>,
+    shutdown: &'a watch::Sender<bool>,
+    shutdown_rx: watch::Receiver<bool>,
+}
+
+type Launched = (Front, FrontDoors, JoinHandle<Result<(), Error>>);
+
+/// Start `node`'s driver, its client handle and its front doors: one path for every mode.
+fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, Error> {
+    let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+    let (status_tx, status_rx) = watch::channel(P::Status::default());
+    let me = node.id();
+    let handle = P::handle(ModeParts {
+        me,
+        config: l.config,
+        tx,
+        status: status_rx,
+        transport: l.transport.clone(),
+        clock: l.clock,
+        metrics: l.metrics.clone(),
+        members: l.members,
+        peer_file: l.peer_file,
+    });
+    let driver = Driver::new(node, l.clock, l.disk, l.transport, rx, status_tx, l.metrics);
+    let driver = tokio::spawn(driver.run(l.shutdown_rx.clone()));
+    let doors = P::front_doors(
+        &handle,
+        &DoorParts { config: l.config, secret: l.secret, shutdown: l.shutdown, shutdown_rx: &l.shutdown_rx },
+    )?;
+    Ok((P::front(handle), doors, driver))
 }
 
 /// Serve the HTTP API on `listener` until shutdown, over TLS when `tls` is given.
@@ -122,8 +167,8 @@ fn serve_http(
     app: axum::Router,
     tls: Option<&Arc<crate::tls::NodeTls>>,
     mut stop: watch::Receiver<bool>,
-) -> Result<(), String> {
-    // Connect info: the lab endpoints tell loopback clients apart.
+) -> Result<(), Error> {
+    // Connect info: the faults endpoints tell loopback clients apart.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = stop.changed().await;
@@ -139,7 +184,7 @@ fn serve_http(
         Some(tls) => {
             use axum::serve::ListenerExt;
             let listener = crate::tls::TlsListener::new(listener, tls.client_acceptor.clone(), "HTTPS")
-                .map_err(|e| format!("HTTPS listener: {e}"))?
+                .map_err(|e| Error::Tls(format!("HTTPS listener: {e}")))?
                 // (axum provides connect info for any listener wrapped by `tap_io`.)
                 .tap_io(|_| {});
             tokio::spawn(async move {
@@ -154,10 +199,11 @@ fn serve_http(
 
 impl Node {
     /// Start a node on its WAL in `config.data_dir`.
-    pub async fn start(config: NodeConfig) -> Result<Node, String> {
+    pub async fn start(config: NodeConfig) -> Result<Node, Error> {
         config.validate()?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| format!("cannot create data directory {}: {e}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Storage(format!("cannot create data directory {}: {e}", config.data_dir.display()))
+        })?;
         let (disk, durable) = crate::storage::open_wal(&config.data_dir, &config.wal)?;
         Self::start_with_disk(config, disk, durable).await
     }
@@ -167,15 +213,14 @@ impl Node {
         config: NodeConfig,
         disk: Box<dyn Disk>,
         durable: Durable,
-    ) -> Result<Node, String> {
+    ) -> Result<Node, Error> {
         config.validate()?;
         let me = config.node_id();
         let tls = match &config.tls {
             Some(settings) => Some(Arc::new(crate::tls::NodeTls::load(settings)?)),
             None => None,
         };
-        let cannot_boot =
-            |e: String| format!("node {me} cannot boot from {}: {e}", config.data_dir.display());
+        let cannot_boot = |reason: String| Error::Boot { node: me, dir: config.data_dir.clone(), reason };
         let protocol = match config.mode {
             Mode::Strong => {
                 let engine = RedbEngine::open(&config.data_dir, config.state.cache_mb << 20)?;
@@ -241,74 +286,23 @@ impl Node {
             .collect();
 
         // The protocol's half: its driver, the client side, and what its peers and clients reach.
-        let (front, inbound, app, backend, driver): (
-            Front,
-            Arc<dyn Inbound>,
-            axum::Router,
-            Arc<dyn Backend>,
-            _,
-        ) = match protocol {
-            Protocol::Strong(raft) => {
-                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-                let (status_tx, status_rx) = watch::channel(Status::default());
-                let handle = NodeHandle::new(HandleParts {
-                    me,
-                    tx,
-                    status: status_rx,
-                    transport: transport.clone(),
-                    clock,
-                    timeout: config.request_timeout,
-                    read_default: config.read_consistency,
-                    peers: members,
-                    peer_file,
-                    limits: config.kv.clone(),
-                    metrics: metrics.clone(),
-                });
-                let driver = Driver::new(raft, clock, disk, transport, rx, status_tx, metrics.clone());
-                let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
-                let peer_http = crate::dashboard::PeerHttp::new(&config)?;
-                let dashboard = crate::dashboard::Dashboard::start(
-                    handle.clone(),
-                    peer_http.clone(),
-                    config.allow_fault_injection,
-                    shutdown_rx.clone(),
-                );
-                let lab = crate::lab::Lab::new(
-                    handle.clone(),
-                    peer_http,
-                    config.allow_fault_injection,
-                    secret,
-                    shutdown.clone(),
-                );
-                let app = crate::http::router(handle.clone(), &config)
-                    .merge(crate::dashboard::routes(dashboard))
-                    .merge(crate::lab::routes(lab));
-                let inbound = Arc::new(Router { handle: handle.clone() });
-                let backend = Arc::new(crate::resp::NodeBackend::new(handle.clone()));
-                (Front::Strong(handle), inbound, app, backend, driver)
-            }
-            Protocol::Eventual(node) => {
-                let (tx, rx) = mpsc::channel(INPUT_QUEUE);
-                let (status_tx, status_rx) = watch::channel(EventualStatus::default());
-                let handle = EventualHandle::new(EventualParts {
-                    me,
-                    tx,
-                    status: status_rx,
-                    clock,
-                    timeout: config.request_timeout,
-                    config: config.dynamo_config(),
-                    limits: config.kv.clone(),
-                    metrics: metrics.clone(),
-                    peers: members,
-                });
-                let driver = Driver::new(node, clock, disk, transport, rx, status_tx, metrics.clone());
-                let driver = tokio::spawn(driver.run(shutdown_rx.clone()));
-                let app = crate::eventual::http::router(handle.clone());
-                let inbound = Arc::new(EventualRouter { handle: handle.clone() });
-                let backend = Arc::new(crate::eventual::resp::EventualBackend::new(handle.clone()));
-                (Front::Eventual(handle), inbound, app, backend, driver)
-            }
+        let launch_parts = Launch {
+            config: &config,
+            disk,
+            transport,
+            clock,
+            metrics: metrics.clone(),
+            members,
+            peer_file,
+            secret,
+            shutdown: &shutdown,
+            shutdown_rx: shutdown_rx.clone(),
         };
+        let (front, doors, driver) = match protocol {
+            Protocol::Strong(raft) => launch(raft, launch_parts)?,
+            Protocol::Eventual(node) => launch(node, launch_parts)?,
+        };
+        let FrontDoors { inbox: inbound, http: app, resp: backend } = doors;
 
         if let Some(listener) = peer_listener {
             tokio::spawn(transport::accept_loop(
@@ -324,7 +318,7 @@ impl Node {
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
-            crate::resp::spawn(listener, backend, &config, tls, shutdown_rx.clone());
+            crate::front::resp::spawn(listener, backend, &config, tls, shutdown_rx.clone());
         }
         tracing::info!(
             "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",
@@ -360,8 +354,8 @@ impl Node {
     }
 
     /// Wait until the driver stops on its own (a disk failure); returns why.
-    pub async fn wait(&mut self) -> Result<(), String> {
-        (&mut self.driver).await.map_err(|e| format!("the driver task failed: {e}"))?
+    pub async fn wait(&mut self) -> Result<(), Error> {
+        (&mut self.driver).await.map_err(|e| Error::Driver(format!("the driver task failed: {e}")))?
     }
 
     /// Whether the driver has stopped.
@@ -370,8 +364,8 @@ impl Node {
     }
 
     /// Stop accepting, finish the batch in progress (its sync completes), and wait for the driver.
-    pub async fn shutdown(self) -> Result<(), String> {
+    pub async fn shutdown(self) -> Result<(), Error> {
         let _ = self.shutdown.send(true);
-        self.driver.await.map_err(|e| format!("the driver task failed: {e}"))?
+        self.driver.await.map_err(|e| Error::Driver(format!("the driver task failed: {e}")))?
     }
 }

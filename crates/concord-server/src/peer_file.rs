@@ -3,7 +3,7 @@
 //! Raft keeps the *membership* (which ids vote, which learn) in its log and snapshots, so it
 //! survives a restart by itself. It does not keep *addresses*: a node learns where its peers are
 //! from its `--peer` flags (or `[[peers]]` table) and, for a node added later, from
-//! `POST /v1/members/addresses` ([`crate::handle::NodeHandle::learn_peer`], which `concord member
+//! `POST /v1/members/addresses` ([`crate::strong::NodeHandle::learn_peer`], which `concord member
 //! add` calls on every member). Without this file a restarted node would know node 4 is a voter
 //! but not where to find it: it could neither replicate to it nor count its votes.
 //!
@@ -31,6 +31,7 @@
 //! answers only after that, so a successful `concord member add` is durable on every member told.
 
 use crate::config::PeerConfig;
+use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -57,21 +58,21 @@ pub struct PeerFile {
 
 impl PeerFile {
     /// Read `data_dir/peers.json`; a missing file means nothing was learned yet.
-    pub fn open(data_dir: &Path) -> Result<PeerFile, String> {
+    pub fn open(data_dir: &Path) -> Result<PeerFile, Error> {
         let path = data_dir.join(FILE_NAME);
         let learned = match std::fs::read(&path) {
             Ok(bytes) => {
                 let on_disk: OnDisk = serde_json::from_slice(&bytes).map_err(|e| {
-                    format!(
+                    Error::Storage(format!(
                         "{} (peer addresses learned at run time) is not valid: {e}; fix it, or delete it \
                          (with the node stopped) to forget those peers",
                         path.display()
-                    )
+                    ))
                 })?;
                 on_disk.learned.into_iter().map(|p| (p.id, p)).collect()
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => return Err(Error::Storage(format!("cannot read {}: {e}", path.display()))),
         };
         Ok(PeerFile { path, learned: Mutex::new(learned) })
     }
@@ -114,14 +115,15 @@ impl PeerFile {
 
     /// Remember a learned peer: the file is rewritten (and synced) before this returns, unless
     /// it already holds exactly this entry.
-    pub fn remember(&self, peer: &PeerConfig) -> Result<(), String> {
+    pub fn remember(&self, peer: &PeerConfig) -> Result<(), Error> {
         let mut learned = self.learned.lock().expect("peer file lock");
         if learned.get(&peer.id) == Some(peer) {
             return Ok(());
         }
         let mut next = learned.clone();
         next.insert(peer.id, peer.clone());
-        write_atomically(&self.path, &OnDisk { learned: next.values().cloned().collect() })?;
+        write_atomically(&self.path, &OnDisk { learned: next.values().cloned().collect() })
+            .map_err(Error::Storage)?;
         *learned = next;
         Ok(())
     }
@@ -175,7 +177,9 @@ mod tests {
     fn a_damaged_file_stops_the_node_with_its_name() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE_NAME), "{ half").unwrap();
-        let err = PeerFile::open(dir.path()).err().unwrap();
+        let Some(Error::Storage(err)) = PeerFile::open(dir.path()).err() else {
+            panic!("not a storage error")
+        };
         assert!(err.contains("peers.json") && err.contains("is not valid"), "{err}");
     }
 }

@@ -94,7 +94,11 @@ impl std::fmt::Debug for RedbEngine {
 impl RedbEngine {
     /// Open (or create) the state in `dir`, at its last checkpoint. `cache_bytes` bounds redb's
     /// page cache: the data itself may be far larger.
-    pub fn open(dir: &Path, cache_bytes: usize) -> Result<RedbEngine, String> {
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<RedbEngine, crate::Error> {
+        RedbEngine::open_or_why(dir, cache_bytes).map_err(crate::Error::Storage)
+    }
+
+    fn open_or_why(dir: &Path, cache_bytes: usize) -> Result<RedbEngine, String> {
         let path = dir.join(FILE_NAME);
         let failed = |what: &str, e: &dyn Display| {
             format!("cannot {what} the state machine's database {}: {e}", path.display())
@@ -787,7 +791,9 @@ mod tests {
             txn.open_table(META).unwrap().insert("format", [9u8].as_slice()).unwrap();
             txn.commit().unwrap();
         }
-        let err = RedbEngine::open(dir.path(), 1 << 20).unwrap_err();
+        let Err(crate::Error::Storage(err)) = RedbEngine::open(dir.path(), 1 << 20) else {
+            panic!("a storage error")
+        };
         assert!(err.contains("layout version [9]") && err.contains(FILE_NAME), "{err}");
     }
 }

@@ -18,6 +18,7 @@
 //! stops with the error; nothing that depended on the failed sync was sent.
 
 use crate::config::WalSettings;
+use crate::Error;
 use concord_core::{Durable, StorageOp};
 use std::path::Path;
 use std::time::Duration;
@@ -41,12 +42,13 @@ impl Disk for concord_wal::Wal {
 }
 
 /// Open the write-ahead log in `dir`: the disk, and the durable state to boot Raft from.
-pub fn open_wal(dir: &Path, settings: &WalSettings) -> Result<(Box<dyn Disk>, Durable), String> {
+pub fn open_wal(dir: &Path, settings: &WalSettings) -> Result<(Box<dyn Disk>, Durable), Error> {
     let opts = concord_wal::WalOptions {
         sync: if settings.fsync { concord_wal::SyncMode::Fsync } else { concord_wal::SyncMode::None },
         ..concord_wal::WalOptions::default()
     };
-    let (wal, durable, recovery) = concord_wal::Wal::open(dir, opts).map_err(|e| e.to_string())?;
+    let (wal, durable, recovery) =
+        concord_wal::Wal::open(dir, opts).map_err(|e| Error::Storage(e.to_string()))?;
     tracing::info!(
         "opened the WAL in {}: {} keys recovered ({} records in {} segments replayed, checkpoint: {}) in {:?}",
         dir.display(),

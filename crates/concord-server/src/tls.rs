@@ -23,6 +23,7 @@
 //! client on a TLS port, a certificate from another CA).
 
 use crate::config::TlsSettings;
+use crate::Error;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -63,69 +64,74 @@ pub struct NodeTls {
 
 impl NodeTls {
     /// Read and check the three PEM files.
-    pub fn load(settings: &TlsSettings) -> Result<NodeTls, String> {
-        let cert = read(&settings.cert, "certificate (--tls-cert)")?;
-        let key = read(&settings.key, "key (--tls-key)")?;
-        let ca = read(&settings.ca, "CA certificate (--tls-ca)")?;
+    pub fn load(settings: &TlsSettings) -> Result<NodeTls, Error> {
+        let cert = read(&settings.cert, "certificate (--tls-cert)").map_err(Error::Tls)?;
+        let key = read(&settings.key, "key (--tls-key)").map_err(Error::Tls)?;
+        let ca = read(&settings.ca, "CA certificate (--tls-ca)").map_err(Error::Tls)?;
         NodeTls::from_pem(&cert, &key, &ca, settings)
     }
 
     /// Build from PEM text; `names` says which files the texts came from (for error messages).
-    pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8], names: &TlsSettings) -> Result<NodeTls, String> {
-        let (cert_path, key_path, ca_path) = (names.cert.display(), names.key.display(), names.ca.display());
-        let chain = certificates(cert, &format!("TLS certificate {cert_path} (--tls-cert)"))?;
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
-            format!(
-                "TLS key {key_path} (--tls-key) holds no usable private key ({e}); expected a PEM block \
-                 such as BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY"
-            )
-        })?;
-        let roots = Arc::new(root_store(ca, &format!("{ca_path} (--tls-ca)"))?);
-
-        let client_verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
-            .build()
-            .map_err(|e| format!("CA certificate {ca_path}: {e}"))?;
-        // Our own certificate must be one the other nodes accept: signed by the CA, usable for
-        // client authentication. Checked here, so a wrong file fails now, not at every handshake.
-        client_verifier.verify_client_cert(&chain[0], &chain[1..], UnixTime::now()).map_err(|e| {
-            format!(
-                "TLS certificate {cert_path} is not accepted by the CA {ca_path}: {e} (is it signed by this CA, \
-                 valid now, and usable for client authentication?)"
-            )
-        })?;
-        let single_cert_error = |e: rustls::Error| match e {
-            rustls::Error::InconsistentKeys(_) => {
-                format!("TLS key {key_path} does not belong to the certificate {cert_path} (the key and certificate do not match)")
-            }
-            e => format!("cannot use TLS key {key_path} with certificate {cert_path}: {e}"),
-        };
-        let peer_server = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_client_cert_verifier(client_verifier)
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(single_cert_error)?;
-        let client_server = ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_no_client_auth()
-            .with_single_cert(chain.clone(), key.clone_key())
-            .map_err(single_cert_error)?;
-        let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
-            .build()
-            .map_err(|e| format!("CA certificate {ca_path}: {e}"))?;
-        let peer_client = ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_webpki_verifier(server_verifier)
-            .with_client_auth_cert(chain, key)
-            .map_err(single_cert_error)?;
-        Ok(NodeTls {
-            peer_acceptor: TlsAcceptor::from(Arc::new(peer_server)),
-            peer_connector: TlsConnector::from(Arc::new(peer_client)),
-            client_acceptor: TlsAcceptor::from(Arc::new(client_server)),
-        })
+    pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8], names: &TlsSettings) -> Result<NodeTls, Error> {
+        node_tls(cert, key, ca, names).map_err(Error::Tls)
     }
+}
+
+/// [`NodeTls::from_pem`], with the error as the sentence it becomes.
+fn node_tls(cert: &[u8], key: &[u8], ca: &[u8], names: &TlsSettings) -> Result<NodeTls, String> {
+    let (cert_path, key_path, ca_path) = (names.cert.display(), names.key.display(), names.ca.display());
+    let chain = certificates(cert, &format!("TLS certificate {cert_path} (--tls-cert)"))?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
+        format!(
+            "TLS key {key_path} (--tls-key) holds no usable private key ({e}); expected a PEM block \
+                 such as BEGIN PRIVATE KEY, BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY"
+        )
+    })?;
+    let roots = Arc::new(root_store(ca, &format!("{ca_path} (--tls-ca)"))?);
+
+    let client_verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+        .build()
+        .map_err(|e| format!("CA certificate {ca_path}: {e}"))?;
+    // Our own certificate must be one the other nodes accept: signed by the CA, usable for
+    // client authentication. Checked here, so a wrong file fails now, not at every handshake.
+    client_verifier.verify_client_cert(&chain[0], &chain[1..], UnixTime::now()).map_err(|e| {
+        format!(
+            "TLS certificate {cert_path} is not accepted by the CA {ca_path}: {e} (is it signed by this CA, \
+                 valid now, and usable for client authentication?)"
+        )
+    })?;
+    let single_cert_error = |e: rustls::Error| match e {
+        rustls::Error::InconsistentKeys(_) => {
+            format!("TLS key {key_path} does not belong to the certificate {cert_path} (the key and certificate do not match)")
+        }
+        e => format!("cannot use TLS key {key_path} with certificate {cert_path}: {e}"),
+    };
+    let peer_server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(single_cert_error)?;
+    let client_server = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(single_cert_error)?;
+    let server_verifier = WebPkiServerVerifier::builder_with_provider(roots, provider())
+        .build()
+        .map_err(|e| format!("CA certificate {ca_path}: {e}"))?;
+    let peer_client = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_webpki_verifier(server_verifier)
+        .with_client_auth_cert(chain, key)
+        .map_err(single_cert_error)?;
+    Ok(NodeTls {
+        peer_acceptor: TlsAcceptor::from(Arc::new(peer_server)),
+        peer_connector: TlsConnector::from(Arc::new(peer_client)),
+        client_acceptor: TlsAcceptor::from(Arc::new(client_server)),
+    })
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
@@ -154,7 +160,11 @@ fn root_store(pem: &[u8], what: &str) -> Result<RootCertStore, String> {
 
 /// A client configuration that trusts `ca_pem` (the CA file) and shows no certificate: what a
 /// RESP or HTTP client of a TLS node uses (tests, `concord member --tls-ca`).
-pub fn client_config(ca_path: &Path) -> Result<Arc<ClientConfig>, String> {
+pub fn client_config(ca_path: &Path) -> Result<Arc<ClientConfig>, Error> {
+    client_config_or_why(ca_path).map_err(Error::Tls)
+}
+
+fn client_config_or_why(ca_path: &Path) -> Result<Arc<ClientConfig>, String> {
     let ca = read(ca_path, "CA certificate")?;
     let roots = root_store(&ca, &ca_path.display().to_string())?;
     let config = ClientConfig::builder_with_provider(provider())

@@ -49,6 +49,7 @@ use crate::tls::{self, NodeTls};
 use crate::wire::{
     self, Frame, Handshake, WireError, MAX_FRAME_BYTES, MAX_HANDSHAKE_FRAME_BYTES, WIRE_VERSION,
 };
+use crate::Error;
 use concord_core::NodeId;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -120,7 +121,7 @@ pub struct Transport {
     queues: Arc<RwLock<BTreeMap<NodeId, mpsc::Sender<Frame>>>>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
-    /// Lab fault injection ([`crate::lab`]): while set, every frame to or from a peer is dropped –
+    /// Fault injection ([`crate::fault_injection`]): while set, every frame to or from a peer is dropped –
     /// a network partition around this node. Connections stay open, as they would behind a
     /// firewall that silently drops packets.
     isolated: Arc<AtomicBool>,
@@ -156,15 +157,15 @@ impl Transport {
 
     /// Learn a new peer's address (before a leader adds it to the cluster): accept its
     /// connections and open one to it. Changing a known peer's address is refused.
-    pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) -> Result<(), String> {
+    pub fn add_peer(&self, peer: NodeId, addr: SocketAddr) -> Result<(), Error> {
         if peer == self.identity.me {
-            return Err(format!("{peer} is this node"));
+            return Err(Error::Peer(format!("{peer} is this node")));
         }
         {
             let mut peers = self.identity.peers.write().expect("peers lock");
             match peers.get(&peer) {
                 Some(a) if *a == addr => return Ok(()),
-                Some(a) => return Err(format!("{peer} is already known at {a}")),
+                Some(a) => return Err(Error::Peer(format!("{peer} is already known at {a}"))),
                 None => {
                     peers.insert(peer, addr);
                 }
@@ -175,7 +176,7 @@ impl Transport {
         Ok(())
     }
 
-    /// Partition this node from every peer (lab fault injection), or heal it. Outbound frames are
+    /// Partition this node from every peer (fault injection), or heal it. Outbound frames are
     /// dropped here; inbound ones by the node's router, which asks [`Transport::is_isolated`].
     pub fn set_isolated(&self, isolated: bool) {
         self.isolated.store(isolated, Ordering::SeqCst);
@@ -263,7 +264,11 @@ fn describe_wire(e: WireError) -> String {
 
 /// Dial `peer` (through TLS when configured) and authenticate. Errors are complete sentences for
 /// the log.
-pub async fn dial(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<PeerStream, String> {
+pub async fn dial(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<PeerStream, Error> {
+    dial_or_why(id, peer, addr).await.map_err(Error::Peer)
+}
+
+async fn dial_or_why(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<PeerStream, String> {
     let fut = async {
         let tcp =
             TcpStream::connect(addr).await.map_err(|e| format!("cannot connect to {peer} at {addr}: {e}"))?;
@@ -468,7 +473,7 @@ async fn outbound(
     let mut last_error: Option<String> = None;
     loop {
         let connected = tokio::select! {
-            r = dial(&id, peer, addr) => r,
+            r = dial_or_why(&id, peer, addr) => r,
             _ = shutdown.changed() => return,
         };
         match connected {
@@ -562,7 +567,7 @@ mod tests {
             let (mut s, remote) = listener.accept().await.unwrap();
             accept_handshake(&acceptor, &mut s, remote).await
         });
-        let dialed = dial(&dialer, NodeId(2), addr).await.map(|_| ());
+        let dialed = dial(&dialer, NodeId(2), addr).await.map(|_| ()).map_err(String::from);
         (dialed, accept.await.unwrap())
     }
 

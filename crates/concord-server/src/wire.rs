@@ -118,6 +118,20 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
     postcard::from_bytes(buf).map_err(WireError::Decode)
 }
 
+/// A frame of the other mode: a misconfigured cluster. Said once per peer in the log (`mine` names
+/// this node's mode); the caller drops the frame.
+pub(crate) fn wrong_mode(from: NodeId, frame: &Frame, mine: &str) {
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<u32>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    if WARNED.lock().map(|mut w| w.insert(from.0)).unwrap_or(false) {
+        let theirs = if matches!(frame, Frame::Dynamo(_)) { "eventual" } else { "strong" };
+        tracing::error!(
+            "peer {from} runs the {theirs} mode and this node the {mine} mode: its messages are dropped \
+             (every node of a cluster must run the same --mode)"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@
 use concord_core::NodeId;
 use concord_server::testkit::{agreed_leader, free_addrs, http, loopback_configs, HttpAnswer};
 use concord_server::transport::{dial, Identity};
-use concord_server::{Node, NodeConfig, PeerConfig};
+use concord_server::{Error, Node, NodeConfig, PeerConfig};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -156,11 +156,15 @@ async fn bad_peer_input_is_refused_and_the_cluster_keeps_serving() {
     let me = NodeId(((l + 1) % 3) as u32 + 1);
     let peers = [(NodeId(l as u32 + 1), target)].into_iter().collect();
     let wrong_secret = Identity::new(me, "test-cluster".into(), b"guess".to_vec(), peers);
-    let err = dial(&wrong_secret, NodeId(l as u32 + 1), target).await.unwrap_err();
+    let Err(Error::Peer(err)) = dial(&wrong_secret, NodeId(l as u32 + 1), target).await else {
+        panic!("a peer error")
+    };
     assert!(err.contains("wrong cluster secret"), "{err}");
     let peers = [(NodeId(l as u32 + 1), target)].into_iter().collect();
     let other_cluster = Identity::new(me, "other".into(), b"test-secret".to_vec(), peers);
-    let err = dial(&other_cluster, NodeId(l as u32 + 1), target).await.unwrap_err();
+    let Err(Error::Peer(err)) = dial(&other_cluster, NodeId(l as u32 + 1), target).await else {
+        panic!("a peer error")
+    };
     assert!(err.contains("cluster id mismatch"), "{err}");
 
     // Still serving (through any node).
@@ -219,20 +223,23 @@ async fn startup_errors_are_clear() {
     let mut config = NodeConfig::new(1, dir.path().join("n"));
     config.http_addr = Some(taken.local_addr().unwrap());
     let err = Node::start(config.clone()).await.err().unwrap();
-    assert!(err.contains("is already in use"), "{err}");
+    assert!(matches!(err, Error::AddrInUse { .. }), "{err}");
+    assert!(err.to_string().contains("is already in use"), "{err}");
 
     // A data directory that is a file.
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let mut bad = NodeConfig::new(1, &file);
     bad.http_addr = None;
-    let err = Node::start(bad).await.err().unwrap();
+    let Some(Error::Storage(err)) = Node::start(bad).await.err() else { panic!("a storage error") };
     assert!(err.contains(&file.display().to_string()), "{err}");
 
     // Peers but no secret.
     let mut no_secret = NodeConfig::new(1, dir.path().join("m"));
     no_secret.peers = vec![PeerConfig::parse("2=127.0.0.1:1").unwrap()];
-    let err = Node::start(no_secret).await.err().unwrap();
+    let Some(Error::Config(err)) = Node::start(no_secret).await.err() else {
+        panic!("a configuration error")
+    };
     assert!(err.contains("cluster_secret"), "{err}");
 }
 

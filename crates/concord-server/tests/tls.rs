@@ -16,7 +16,7 @@ use concord_server::testkit::{
 };
 use concord_server::tls::{client_config, NodeTls};
 use concord_server::transport::{dial, Identity};
-use concord_server::{Node, NodeConfig, PeerConfig};
+use concord_server::{Error, Node, NodeConfig, PeerConfig};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -215,7 +215,7 @@ async fn a_tls_cluster_serves_https_and_resp_and_refuses_strangers() {
     let me = NodeId(f1 as u32 + 1);
     let plain_peer =
         Identity::new(me, "test-cluster".into(), b"test-secret".to_vec(), [(leader_id, target)].into());
-    let err = dial(&plain_peer, leader_id, target).await.unwrap_err();
+    let Err(Error::Peer(err)) = dial(&plain_peer, leader_id, target).await else { panic!("a peer error") };
     assert!(err.contains("one side uses TLS"), "{err}");
     let deadline = Instant::now() + T;
     while !(logs_contain("RESP connection from") && logs_contain("does not speak TLS")) {
@@ -236,14 +236,14 @@ async fn a_tls_cluster_serves_https_and_resp_and_refuses_strangers() {
     let names =
         TlsSettings { cert: rogue_dir.join("cert.pem"), key: rogue_dir.join("key.pem"), ca: c.ca.clone() };
     // (Its own files do not pass the startup check – the node would refuse to start with them…)
-    let err = NodeTls::load(&names).err().unwrap();
+    let Some(Error::Tls(err)) = NodeTls::load(&names).err() else { panic!("a TLS error") };
     assert!(err.contains("is not accepted by the CA"), "{err}");
     // …so build its TLS by hand, trusting the cluster's CA, to knock on the door anyway.
     let rogue_tls = rogue_tls(&rogue.cert_pem, &rogue.key_pem, &cluster_ca);
     let rogue_peer =
         Identity::new(me, "test-cluster".into(), b"test-secret".to_vec(), [(leader_id, target)].into())
             .with_tls(Arc::new(rogue_tls));
-    let err = dial(&rogue_peer, leader_id, target).await.unwrap_err();
+    let Err(Error::Peer(err)) = dial(&rogue_peer, leader_id, target).await else { panic!("a peer error") };
     assert!(err.contains("does not accept our certificate"), "{err}");
     let deadline = Instant::now() + T;
     while !(logs_contain("peer connection from") && logs_contain("not signed by this node's CA")) {
@@ -302,7 +302,12 @@ async fn bad_tls_files_stop_the_node_at_startup_with_a_clear_message() {
         let mut c = NodeConfig::new(1, dir.path().join("node1"));
         c.http_addr = Some(free_addrs(1)[0]);
         c.tls = Some(files);
-        async move { Node::start(c).await.err().expect("the node refuses to start") }
+        async move {
+            match Node::start(c).await.err().expect("the node refuses to start") {
+                Error::Tls(message) => message,
+                other => panic!("not a TLS error: {other}"),
+            }
+        }
     };
     let good = node_files(&tls, 1);
 
@@ -334,7 +339,11 @@ async fn bad_tls_files_stop_the_node_at_startup_with_a_clear_message() {
     assert!(err.contains("is not accepted by the CA"), "{err}");
 
     // The flags: all three or none.
-    let err = TlsSettings::from_flags(Some(good.cert.clone()), Some(good.key.clone()), None).unwrap_err();
+    let Err(Error::Config(err)) =
+        TlsSettings::from_flags(Some(good.cert.clone()), Some(good.key.clone()), None)
+    else {
+        panic!("a configuration error")
+    };
     assert!(err.contains("missing --tls-ca"), "{err}");
 
     // And the good files do start (single node, HTTPS answers).

@@ -6,10 +6,10 @@
 //!   process from the page and sees another elected with the old one unreachable, then stops the
 //!   node serving the page – the page says so – and, once this test restarts that node, reconnects
 //!   by itself. Screenshots go to `target/test-output/dashboard/` (or `$CONCORD_DASHBOARD_SCREENSHOTS`).
-//! * `fault_injection_is_off_without_the_flag`: every lab endpoint answers 403 with a sentence that
-//!   names the flag, and the page shows no lab buttons.
+//! * `fault_injection_is_off_without_the_flag`: every fault-injection endpoint answers 403 with a sentence that
+//!   names the flag, and the page shows no fault-injection buttons.
 //! * `concord_up_keeps_running_when_the_lab_stops_a_node`: `concord up --allow-fault-injection`
-//!   reports a node stopped from the lab with the command that restarts it.
+//!   reports a node stopped through fault injection with the command that restarts it.
 //!
 //! Browser tests need `chromium`, `chromedriver` and Python's `selenium`; without them they print
 //! why and pass – unless `CI=true`, where a missing browser is a failure.
@@ -44,14 +44,14 @@ fn call(addr: SocketAddr, method: &str, path: &str) -> Result<HttpAnswer, String
 
 use local_cluster::LocalCluster as Cluster;
 
-/// Start a cluster the way these tests want it: no fsync (speed), lab endpoints when asked.
+/// Start a cluster the way these tests want it: no fsync (speed), fault-injection endpoints when asked.
 fn start(dir: &Path, nodes: u32, fault_injection: bool) -> Cluster {
     let flags: &[&str] =
         if fault_injection { &["--no-fsync", "--allow-fault-injection"] } else { &["--no-fsync"] };
     Cluster::start(dir, nodes, flags)
 }
 
-/// Start node `id` again (it stopped itself through the lab endpoint).
+/// Start node `id` again (it stopped itself through the fault-injection endpoint).
 fn restart(cluster: &mut Cluster, id: u32) {
     let i = id as usize - 1;
     let status = cluster.children[i].take().expect("started").wait().unwrap();
@@ -123,8 +123,8 @@ fn the_dashboard_follows_a_cluster_through_faults() {
     let mut cluster = start(dir.path(), 3, true);
     let follower = follower(&cluster);
     let url = format!("http://{}/", cluster.http[follower]);
-    let result = drive("lab", &url, &mut cluster);
-    println!("lab: {result}");
+    let result = drive("faults", &url, &mut cluster);
+    println!("faults: {result}");
     assert_ne!(result["first_leader"], result["after_partition"]);
     assert_ne!(result["stopped"], result["second_leader"]);
     for shot in ["dashboard.png", "dashboard-phone.png", "dashboard-disconnected.png"] {
@@ -140,7 +140,7 @@ fn fault_injection_is_off_without_the_flag() {
     follower(&cluster); // waits for the node to answer and lead
     let secret = std::fs::read_to_string(&cluster.secret).unwrap();
     let bearer = format!("Bearer {}", secret.trim());
-    for path in ["/v1/lab/partition", "/v1/lab/heal", "/v1/lab/stop", "/v1/lab/nodes/1/stop"] {
+    for path in ["/v1/faults/partition", "/v1/faults/heal", "/v1/faults/stop", "/v1/faults/nodes/1/stop"] {
         // Refused from loopback, and even with the cluster secret: the flag is what is missing.
         let plain = call(addr, "POST", path).unwrap();
         let with_secret = block_on(http_with_headers(
@@ -158,16 +158,16 @@ fn fault_injection_is_off_without_the_flag() {
             assert!(error.contains("--allow-fault-injection"), "POST {path}: {error}");
         }
     }
-    let lab = call(addr, "GET", "/v1/lab").unwrap().json().unwrap();
-    assert_eq!(lab["fault_injection"], false);
-    assert_eq!(lab["isolated"], false);
+    let faults = call(addr, "GET", "/v1/faults").unwrap().json().unwrap();
+    assert_eq!(faults["fault_injection"], false);
+    assert_eq!(faults["isolated"], false);
     // The node is still there, and the page's data says there is nothing to show buttons for.
     let overview = call(addr, "GET", "/v1/overview").unwrap().json().unwrap();
     assert_eq!(overview["fault_injection"], false);
     assert_eq!(overview["members"][0]["status"]["role"], "leader");
 
     if browser_available("fault_injection_is_off_without_the_flag") {
-        let result = drive("nolab", &format!("http://{addr}/dashboard"), &mut cluster);
+        let result = drive("nofaults", &format!("http://{addr}/dashboard"), &mut cluster);
         assert_eq!(result["leader"], 1);
     }
 }
@@ -193,7 +193,7 @@ fn concord_up_keeps_running_when_the_lab_stops_a_node() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Stop node 2 through node 1 (the forwarding path); node 1 keeps running.
-    let stop = call(http[0], "POST", "/v1/lab/nodes/2/stop").unwrap();
+    let stop = call(http[0], "POST", "/v1/faults/nodes/2/stop").unwrap();
     assert_eq!(stop.status, 200, "{}", stop.text());
     let deadline = Instant::now() + Duration::from_secs(10);
     while call(http[1], "GET", "/healthz").is_ok() {
@@ -204,7 +204,7 @@ fn concord_up_keeps_running_when_the_lab_stops_a_node() {
     assert!(up.try_wait().unwrap().is_none(), "concord up is still running");
     assert!(call(http[0], "GET", "/healthz").is_ok(), "node 1 is still serving");
     // Stopping the last node ends `up` cleanly.
-    assert_eq!(call(http[0], "POST", "/v1/lab/stop").unwrap().status, 200);
+    assert_eq!(call(http[0], "POST", "/v1/faults/stop").unwrap().status, 200);
     let status = up.wait().unwrap();
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut stdout).unwrap();

@@ -3,13 +3,13 @@
 usage: dashboard_e2e.py SCENARIO URL OUT_DIR
 
 SCENARIO:
-  lab    a 3-node cluster started with --allow-fault-injection; URL is a follower's dashboard.
+  faults    a 3-node cluster started with --allow-fault-injection; URL is a follower's dashboard.
          See the leader; partition it from the page and see another elected (the old one shown
          partitioned); heal it; stop the leader from the page and see another elected (the old one
          unreachable); screenshots dashboard.png (1280x800) and dashboard-phone.png (390x844);
          then stop the node serving the page: the page says so; print {"restart": ID} so the
          test restarts it, and see the page reconnect by itself.
-  nolab  a node without the flag: the page works and shows no lab buttons.
+  nofaults  a node without the flag: the page works and shows no fault-injection buttons.
 
 Prints JSON lines: requests to the test ({"restart": id}) and, last, the result. Exits non-zero
 with a message when an assertion fails. Reuses viewer_e2e.py's browser helpers.
@@ -65,9 +65,9 @@ def lab_click(driver, action, node):
         # Stop asks for a second click.
         wait_until(lambda: text(driver, selector) == "Confirm stop", 3, "Stop asks for confirmation")
         click(driver, selector)
-    wait_until(lambda: "failed" not in (text(driver, "#lab-result") or "")
-               and (text(driver, "#lab-result") or "").endswith("."), 10,
-               f"{action} node {node} answered: " + str(text(driver, "#lab-result")))
+    wait_until(lambda: "failed" not in (text(driver, "#fault-result") or "")
+               and (text(driver, "#fault-result") or "").endswith("."), 10,
+               f"{action} node {node} answered: " + str(text(driver, "#fault-result")))
 
 
 def shown_leader(driver):
@@ -97,14 +97,14 @@ def start_writes(driver):
         catch (e) {} await new Promise(r => setTimeout(r, 40)); } })()""")
 
 
-def lab(url, out):
+def faults(url, out):
     result = {}
     driver = browser(1280, 800)
     try:
         load(driver, url)
         s = state(driver)
         check(s["fault_injection"] is True, f"the node reports fault injection on: {s}")
-        check(not driver.find_element("id", "lab-flag").get_attribute("hidden"), "the lab badge is shown")
+        check(not driver.find_element("id", "fault-flag").get_attribute("hidden"), "the fault-injection badge is shown")
         check(text(driver, "#shards-section").find("No sharding yet") >= 0, "the page says there is no sharding")
         wait_until(lambda: state(driver)["leader"] is not None, ELECTION_S, "a leader is shown")
         first = state(driver)["leader"]
@@ -191,17 +191,17 @@ def lab(url, out):
         driver.quit()
 
 
-def nolab(url, out):
+def nofaults(url, out):
     driver = browser(1280, 800)
     try:
         load(driver, url)
         s = state(driver)
         check(s["fault_injection"] is False, f"the node reports fault injection off: {s}")
         wait_until(lambda: state(driver)["leader"] is not None, ELECTION_S, "a leader is shown")
-        check(js(driver, "return document.querySelectorAll('button[data-action]').length") == 0, "no lab buttons")
-        check(not driver.find_element("id", "lab-flag").is_displayed(), "no lab badge")
-        check(not driver.find_element("css selector", "th.lab-col").is_displayed(), "no lab column")
-        driver.save_screenshot(os.path.join(out, "dashboard-nolab.png"))
+        check(js(driver, "return document.querySelectorAll('button[data-action]').length") == 0, "no fault-injection buttons")
+        check(not driver.find_element("id", "fault-flag").is_displayed(), "no fault-injection badge")
+        check(not driver.find_element("css selector", "th.fault-col").is_displayed(), "no fault-injection column")
+        driver.save_screenshot(os.path.join(out, "dashboard-nofaults.png"))
         return {"leader": state(driver)["leader"]}
     finally:
         driver.quit()
@@ -210,7 +210,7 @@ def nolab(url, out):
 def main():
     scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
-    result = {"lab": lab, "nolab": nolab}[scenario](url, out)
+    result = {"faults": faults, "nofaults": nofaults}[scenario](url, out)
     print(json.dumps({"result": result}), flush=True)
 
 

@@ -12,10 +12,11 @@
 //!
 //! A sibling is a JSON string when it is UTF-8, else `{"hex": "…"}`. A context is text like
 //! `1:5,2:3` (see [`super::format_context`]). `r` and `w` must be 1 to N. Errors are
-//! `{"error": …}` with the strong mode's statuses (see [`crate::http`]).
+//! `{"error": …}` with the strong mode's statuses (see [`crate::front::http`]).
 
 use super::{format_context, parse_context, EventualHandle};
-use crate::http::{metrics_text, timed_on, ApiError};
+use crate::front::http::{body_limit, metrics_text, ApiError};
+use crate::front::timed;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -32,7 +33,7 @@ pub const CONTEXT_HEADER: &str = "x-concord-context";
 
 /// The API's routes, bound to a node.
 pub fn router(handle: EventualHandle) -> Router {
-    let body_limit = handle.limits().max_value_bytes + 64 * 1024;
+    let body_limit = body_limit(handle.limits().max_value_bytes);
     Router::new()
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/v1/kv/{key}/incr", post(increment))
@@ -63,20 +64,16 @@ struct IncrParams {
     by: Option<i64>,
 }
 
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, message)
-}
-
 /// `?r=` / `?w=` checked against N: a bad request (400), not a busy cluster.
 fn quorum(handle: &EventualHandle, what: &str, k: Option<usize>) -> Result<Option<usize>, ApiError> {
-    handle.check_quorum(what, k).map_err(|e| bad_request(e.to_string()))
+    handle.check_quorum(what, k).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// The context of a write: the query parameter, else the header, else none (a blind write).
 fn write_context(params: &WriteParams, headers: &HeaderMap) -> Result<Option<VersionVector>, ApiError> {
     let header = headers.get(CONTEXT_HEADER).map(|h| {
         h.to_str()
-            .map_err(|_| bad_request(format!("the {CONTEXT_HEADER} header is not text")))
+            .map_err(|_| ApiError::bad_request(format!("the {CONTEXT_HEADER} header is not text")))
             .map(str::to_string)
     });
     let text = match (&params.context, header) {
@@ -84,7 +81,7 @@ fn write_context(params: &WriteParams, headers: &HeaderMap) -> Result<Option<Ver
         (None, Some(h)) => Some(h?),
         (None, None) => None,
     };
-    text.map(|t| parse_context(&t).map_err(bad_request)).transpose()
+    text.map(|t| parse_context(&t).map_err(|e| ApiError::bad_request(e.0))).transpose()
 }
 
 fn sibling_json(value: &[u8]) -> Value {
@@ -101,7 +98,7 @@ async fn get_key(
 ) -> Result<Response, ApiError> {
     let r = quorum(&handle, "r", params.r)?;
     let found =
-        timed_on(handle.metrics(), "get", handle.get(key.clone(), r)).await.map_err(ApiError::from_error)?;
+        timed(handle.metrics(), "get", handle.get(key.clone(), r)).await.map_err(ApiError::from_error)?;
     let context = format_context(&found.context);
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&context) {
@@ -137,7 +134,7 @@ async fn put_key(
     let value = body.map_err(ApiError::body)?;
     let context = write_context(&params, &headers)?;
     let w = quorum(&handle, "w", params.w)?;
-    timed_on(handle.metrics(), "put", handle.put(key, value.to_vec(), context, w))
+    timed(handle.metrics(), "put", handle.put(key, value.to_vec(), context, w))
         .await
         .map_err(ApiError::from_error)?;
     Ok(Json(json!({ "written": true })))
@@ -151,9 +148,7 @@ async fn delete_key(
 ) -> Result<Json<Value>, ApiError> {
     let context = write_context(&params, &headers)?;
     let w = quorum(&handle, "w", params.w)?;
-    timed_on(handle.metrics(), "delete", handle.delete(key, context, w))
-        .await
-        .map_err(ApiError::from_error)?;
+    timed(handle.metrics(), "delete", handle.delete(key, context, w)).await.map_err(ApiError::from_error)?;
     Ok(Json(json!({ "deleted": true })))
 }
 
@@ -164,9 +159,8 @@ async fn increment(
 ) -> Result<Json<Value>, ApiError> {
     let by = params.by.unwrap_or(1);
     let w = quorum(&handle, "w", params.w)?;
-    let value = timed_on(handle.metrics(), "incr", handle.increment(key, by, w))
-        .await
-        .map_err(ApiError::from_error)?;
+    let value =
+        timed(handle.metrics(), "incr", handle.increment(key, by, w)).await.map_err(ApiError::from_error)?;
     Ok(Json(json!({ "value": value })))
 }
 

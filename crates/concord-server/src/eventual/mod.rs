@@ -35,9 +35,12 @@ pub mod resp;
 
 use crate::config::PeerConfig;
 use crate::driver::{Clock, Input, ReplyTo};
-use crate::handle::ClientError;
+use crate::front::ClientError;
 use crate::hosted::EventualStatus;
 use crate::metrics::Metrics;
+use crate::node::{DoorParts, Front, FrontDoors, ModeParts, Served};
+use crate::transport::Inbound;
+use crate::wire::{wrong_mode, Frame};
 use concord_core::{NodeId, Time};
 use concord_dynamo::version::VersionVector;
 use concord_dynamo::{DynamoConfig, DynamoNode, DynamoRequest, DynamoResponse};
@@ -274,23 +277,73 @@ pub fn format_context(context: &VersionVector) -> String {
     context.0.iter().map(|(node, counter)| format!("{}:{counter}", node.0)).collect::<Vec<_>>().join(",")
 }
 
+/// A context a client sent that is not [`format_context`]'s text (the message says why).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadContext(pub String);
+
 /// Parse [`format_context`]'s text.
-pub fn parse_context(text: &str) -> Result<VersionVector, String> {
+pub fn parse_context(text: &str) -> Result<VersionVector, BadContext> {
     let mut vv = VersionVector::default();
     for part in text.split(',').filter(|p| !p.is_empty()) {
         let parsed = part
             .split_once(':')
             .and_then(|(n, c)| Some((n.trim().parse::<u32>().ok()?, c.trim().parse::<u64>().ok()?)));
         let Some((node, counter)) = parsed else {
-            return Err(format!(
+            return Err(BadContext(format!(
                 "context {text:?}: `{part}` is not node:counter (a context looks like 1:5,2:3)"
-            ));
+            )));
         };
         if vv.0.insert(NodeId(node), counter).is_some() {
-            return Err(format!("context {text:?} names node {node} twice"));
+            return Err(BadContext(format!("context {text:?} names node {node} twice")));
         }
     }
     Ok(vv)
+}
+
+/// Routes frames from authenticated peers to an eventual-mode node: Dynamo messages to the driver.
+pub struct EventualInbox {
+    handle: EventualHandle,
+}
+
+impl Inbound for EventualInbox {
+    fn deliver(&self, from: NodeId, frame: Frame) {
+        match frame {
+            Frame::Dynamo(msg) => self.handle.deliver_message(from, msg),
+            frame => wrong_mode(from, &frame, "eventual"),
+        }
+    }
+}
+
+impl Served for DynamoNode {
+    type Handle = EventualHandle;
+
+    fn handle(parts: ModeParts<'_, Self>) -> EventualHandle {
+        let config = parts.config;
+        EventualHandle::new(EventualParts {
+            me: parts.me,
+            tx: parts.tx,
+            status: parts.status,
+            clock: parts.clock,
+            timeout: config.request_timeout,
+            config: config.dynamo_config(),
+            limits: config.kv.clone(),
+            metrics: parts.metrics,
+            peers: parts.members,
+        })
+    }
+
+    fn front_doors(handle: &EventualHandle, _: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
+        Ok(FrontDoors {
+            inbox: Arc::new(EventualInbox { handle: handle.clone() }),
+            http: http::router(handle.clone()),
+            resp: Arc::new(resp::EventualBackend::new(handle.clone())),
+        })
+    }
+
+    fn front(handle: EventualHandle) -> Front {
+        Front::Eventual(handle)
+    }
 }
 
 #[cfg(test)]
@@ -303,7 +356,7 @@ mod tests {
         assert_eq!(vv.0.get(&NodeId(3)), Some(&2));
         assert_eq!(format_context(&vv), "1:5,3:2");
         assert_eq!(format_context(&parse_context("").unwrap()), "");
-        assert!(parse_context("1:x").unwrap_err().contains("not node:counter"));
-        assert!(parse_context("1:2,1:3").unwrap_err().contains("twice"));
+        assert!(parse_context("1:x").unwrap_err().0.contains("not node:counter"));
+        assert!(parse_context("1:2,1:3").unwrap_err().0.contains("twice"));
     }
 }

@@ -16,7 +16,7 @@
 //! (`concord_resp::RequestConsistency`); `INFO` has a `# Dynamo` section.
 
 use super::{EventualHandle, Found};
-use crate::handle::ClientError;
+use crate::front::{self, ClientError};
 use concord_dynamo::{DynamoRequest, DynamoResponse};
 use concord_kv::{Command, KeyValue, KvError, KvLimits, Query, Response, TxnOp, Write};
 use concord_resp::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
@@ -34,16 +34,9 @@ impl EventualBackend {
 }
 
 fn backend_error(e: ClientError) -> BackendError {
-    match e {
-        ClientError::NotLeader { .. } => {
-            BackendError::Unavailable("there is no leader in the eventual mode".into())
-        }
-        ClientError::Unavailable(why) => BackendError::Unavailable(why),
-        ClientError::Timeout => BackendError::Timeout,
-        ClientError::Rejected(why) => BackendError::Rejected(why),
-        ClientError::Unknown(why) => BackendError::Unknown(why),
-        ClientError::Kv(e) => BackendError::Kv(e),
-    }
+    front::resp::backend_error(e, |_| {
+        BackendError::Unavailable("there is no leader in the eventual mode".into())
+    })
 }
 
 fn unsupported(what: &str) -> BackendError {
@@ -176,16 +169,6 @@ fn fail(e: BackendError) -> BoxFuture<Result<Response, BackendError>> {
     Box::pin(async move { Err(e) })
 }
 
-fn kind_of(write: &Write) -> &'static str {
-    match write {
-        Write::Put(_) => "resp_put",
-        Write::Delete { .. } | Write::DeleteRange(_) => "resp_delete",
-        Write::Increment { .. } => "resp_incr",
-        Write::Txn(_) => "resp_txn",
-        Write::Cas(_) | Write::Expire { .. } => "resp_cas",
-    }
-}
-
 impl Backend for EventualBackend {
     fn write(
         &self,
@@ -194,7 +177,7 @@ impl Backend for EventualBackend {
     ) -> BoxFuture<Result<Response, BackendError>> {
         let handle = self.handle.clone();
         let start = Instant::now();
-        let kind = kind_of(&command.write);
+        let kind = front::resp::kind_of(&command.write);
         let answer = begin(&handle, command.write, consistency);
         Box::pin(async move {
             let r = answer.await;
@@ -255,7 +238,7 @@ impl Backend for EventualBackend {
     }
 
     fn now_ms(&self) -> u64 {
-        self.handle.now().as_nanos() / 1_000_000
+        front::resp::millis(self.handle.now())
     }
 
     fn limits(&self) -> KvLimits {

@@ -12,7 +12,7 @@
 //! | `POST /v1/members` (admin) | `{"op": "add_learner"\|"promote"\|"remove"\|"transfer_leader", "id"}` | the change, through the leader: `{"index", "voters", "learners"}` |
 //! | `GET /healthz` | – | 200 `{"status": "ok", …}` while the node runs |
 //! | `GET /`, `GET /dashboard`, `GET /v1/overview`, `GET /v1/events`, `GET /v1/stats` | – | the live dashboard and its data ([`crate::dashboard`]) |
-//! | `GET /v1/lab`, `POST /v1/lab/partition\|heal\|stop`, `POST /v1/lab/nodes/{id}/{action}` | – | lab fault injection, off unless `--allow-fault-injection` ([`crate::lab`]) |
+//! | `GET /v1/faults`, `POST /v1/faults/partition\|heal\|stop`, `POST /v1/faults/nodes/{id}/{action}` | – | fault injection, off unless `--allow-fault-injection` ([`crate::fault_injection`]) |
 //! | `GET /metrics` | – | Prometheus text |
 //!
 //! Keys in paths and values in JSON are UTF-8 text; `PUT` and `GET` bodies are raw bytes.
@@ -25,8 +25,10 @@
 //!
 //! Writes on a follower are forwarded to the leader by the [`NodeHandle`], so any node can be used.
 
+use super::handle::NodeHandle;
 use crate::config::{NodeConfig, ReadMode};
-use crate::handle::{ClientError, NodeHandle};
+use crate::front::http::{bearer, body_limit, constant_time_eq, metrics_text, ApiError};
+use crate::front::{self, ClientError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -34,9 +36,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use concord_kv::{
-    Cas, Command, Compare, CompareOp, CompareTarget, KeyValue, KvError, Put, Txn, TxnOp, Write,
-};
+use concord_kv::{Cas, Command, Compare, CompareOp, CompareTarget, KeyValue, Put, Txn, TxnOp, Write};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -53,7 +53,7 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
         .route("/v1/members", post(change_membership))
         .with_state(std::sync::Arc::new(admin));
     // The largest request body: a value at the store's limit, plus JSON overhead for CAS/txn.
-    let body_limit = config.kv.max_command_bytes.max(config.kv.max_value_bytes) + 64 * 1024;
+    let body_limit = body_limit(config.kv.max_command_bytes.max(config.kv.max_value_bytes));
     Router::new()
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/v1/kv/{key}/cas", post(cas_key))
@@ -66,67 +66,17 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
         .merge(admin_routes)
 }
 
-/// An error answer: a status and `{"error": …}` plus optional hints.
-pub(crate) struct ApiError {
-    status: StatusCode,
-    body: Value,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, body: json!({ "error": message.into() }) }
-    }
-
-    /// A client error, with the leader's addresses as hints when it is "not the leader".
-    fn from_client(handle: &NodeHandle, e: ClientError) -> ApiError {
-        match e {
-            ClientError::NotLeader { leader } => {
-                let leader = leader.or(handle.status().leader);
-                let http = leader.and_then(|l| handle.peer(l)).and_then(|p| p.http_addr);
-                ApiError {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    body: json!({ "error": e.to_string(), "leader": leader, "leader_http": http.map(|a| a.to_string()) }),
-                }
-            }
-            e => ApiError::from_error(e),
+/// A client error, with the leader's addresses as hints when it is "not the leader".
+fn from_client(handle: &NodeHandle, e: ClientError) -> ApiError {
+    match e {
+        ClientError::NotLeader { leader } => {
+            let leader = leader.or(handle.status().leader);
+            let http = leader.and_then(|l| handle.peer(l)).and_then(|p| p.http_addr);
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                .with("leader", leader)
+                .with("leader_http", http.map(|a| a.to_string()))
         }
-    }
-
-    /// A client error as a status and message (the table in the module docs).
-    pub(crate) fn from_error(e: ClientError) -> ApiError {
-        let message = e.to_string();
-        match e {
-            ClientError::NotLeader { .. } | ClientError::Unavailable(_) | ClientError::Rejected(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
-            }
-            ClientError::Timeout => ApiError {
-                status: StatusCode::GATEWAY_TIMEOUT,
-                body: json!({ "error": message, "outcome": "unknown" }),
-            },
-            ClientError::Unknown(_) => ApiError {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                body: json!({ "error": message, "outcome": "unknown" }),
-            },
-            ClientError::Kv(kv) => {
-                let status = match kv {
-                    KvError::KeyTooLarge { .. }
-                    | KvError::ValueTooLarge { .. }
-                    | KvError::CommandTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                    _ => StatusCode::BAD_REQUEST,
-                };
-                ApiError::new(status, message)
-            }
-        }
-    }
-
-    pub(crate) fn body(rejection: BytesRejection) -> ApiError {
-        ApiError::new(rejection.status(), format!("cannot read the request body: {}", rejection.body_text()))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        e => ApiError::from_error(e),
     }
 }
 
@@ -135,19 +85,7 @@ async fn timed<T>(
     kind: &'static str,
     f: impl std::future::Future<Output = Result<T, ClientError>>,
 ) -> Result<T, ClientError> {
-    timed_on(handle.metrics(), kind, f).await
-}
-
-/// Run a request, counting it and its latency in `metrics` under `kind`.
-pub(crate) async fn timed_on<T>(
-    metrics: &crate::metrics::Metrics,
-    kind: &'static str,
-    f: impl std::future::Future<Output = Result<T, ClientError>>,
-) -> Result<T, ClientError> {
-    let start = Instant::now();
-    let r = f.await;
-    metrics.request(kind, ClientError::label_of(&r), start.elapsed());
-    r
+    front::timed(handle.metrics(), kind, f).await
 }
 
 #[derive(Deserialize)]
@@ -167,7 +105,7 @@ async fn get_key(
     };
     let query = concord_kv::Query::get(key.as_bytes());
     let r = timed(&handle, "get", handle.read(query, consistency)).await;
-    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+    match r.map_err(|e| from_client(&handle, e))? {
         concord_kv::Response::Get(Some(kv)) => {
             let mut headers = HeaderMap::new();
             for (name, n) in [
@@ -205,7 +143,7 @@ async fn put_key(
     put.ttl_ms = params.ttl_ms;
     let command = Command::new(handle.now(), Write::Put(put));
     let r = timed(&handle, "put", handle.write(command)).await;
-    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+    match r.map_err(|e| from_client(&handle, e))? {
         concord_kv::Response::Put { revision } => Ok(Json(json!({ "revision": revision }))),
         other => {
             Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
@@ -219,7 +157,7 @@ async fn delete_key(
 ) -> Result<Json<Value>, ApiError> {
     let command = Command::delete(handle.now(), key.as_bytes());
     let r = timed(&handle, "delete", handle.write(command)).await;
-    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+    match r.map_err(|e| from_client(&handle, e))? {
         concord_kv::Response::Delete { revision, deleted } => {
             Ok(Json(json!({ "deleted": deleted, "revision": revision })))
         }
@@ -296,7 +234,7 @@ async fn cas_key(
     };
     let command = Command::new(handle.now(), Write::Cas(cas));
     let r = timed(&handle, "cas", handle.write(command)).await;
-    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+    match r.map_err(|e| from_client(&handle, e))? {
         concord_kv::Response::Cas { succeeded, revision, current } => Ok(Json(json!({
             "succeeded": succeeded,
             "revision": revision,
@@ -401,7 +339,7 @@ async fn txn(
     };
     let command = Command::txn(handle.now(), txn);
     let r = timed(&handle, "txn", handle.write(command)).await;
-    match r.map_err(|e| ApiError::from_client(&handle, e))? {
+    match r.map_err(|e| from_client(&handle, e))? {
         concord_kv::Response::Txn { succeeded, revision, responses } => Ok(Json(json!({
             "succeeded": succeeded,
             "revision": revision,
@@ -474,11 +412,6 @@ async fn metrics(State(handle): State<NodeHandle>) -> Response {
     metrics_text(handle.metrics())
 }
 
-/// `GET /metrics`: the Prometheus text format.
-pub(crate) fn metrics_text(metrics: &crate::metrics::Metrics) -> Response {
-    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
-}
-
 /// What the admin endpoints need.
 struct AdminState {
     handle: NodeHandle,
@@ -491,12 +424,7 @@ impl AdminState {
         if self.allow_admin {
             return Ok(());
         }
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::as_bytes);
-        match (&self.secret, given) {
+        match (&self.secret, bearer(headers)) {
             (Some(secret), Some(given)) if constant_time_eq(secret, given) => Ok(()),
             (_, Some(_)) => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong cluster secret")),
             _ => Err(ApiError::new(
@@ -505,10 +433,6 @@ impl AdminState {
             )),
         }
     }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn learn_peer(
@@ -521,7 +445,7 @@ async fn learn_peer(
     if peer.id == 0 || peer.id >= 4096 {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "node ids are 1 to 4095"));
     }
-    admin.handle.learn_peer(peer.clone()).map_err(|e| ApiError::from_client(&admin.handle, e))?;
+    admin.handle.learn_peer(peer.clone()).map_err(|e| from_client(&admin.handle, e))?;
     Ok(Json(json!({ "learned": peer.id, "addr": peer.addr.to_string() })))
 }
 
@@ -562,7 +486,7 @@ async fn change_membership(
     let start = Instant::now();
     let r = admin.handle.admin(request).await;
     admin.handle.metrics().request("admin", ClientError::label_of(&r), start.elapsed());
-    match r.map_err(|e| ApiError::from_client(&admin.handle, e))? {
+    match r.map_err(|e| from_client(&admin.handle, e))? {
         concord_raft::RaftResponse::MembershipChanged { index, membership } => Ok(Json(json!({
             "index": index,
             "voters": membership.voters.iter().map(|v| v.0).collect::<Vec<_>>(),

@@ -26,13 +26,14 @@
 
 use crate::config::{PeerConfig, ReadMode};
 use crate::driver::{Clock, Input, ReplyTo, Status};
+pub use crate::front::ClientError;
 use crate::metrics::Metrics;
 use crate::peer_file::PeerFile;
 use crate::transport::Transport;
 use crate::wire::Frame;
 use crate::{KvRequest, KvResponse};
 use concord_core::{ClientId, NodeId, Time};
-use concord_kv::{Command, KvError, Query, Response};
+use concord_kv::{Command, Query, Response};
 use concord_raft::{RaftRequest, RaftResponse, ReadConsistency, Session};
 use futures::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
@@ -47,43 +48,6 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
 /// Session slots per node (ids `node << 20 | slot`).
 const MAX_SESSION_SLOTS: u32 = 1 << 20;
-
-/// Why a request did not succeed. Mirrors `concord_resp::BackendError`.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum ClientError {
-    /// No leader could be reached (only for requests that are not forwarded).
-    #[error("not the leader{}", leader.map(|l| format!("; the leader is node {l}")).unwrap_or_default())]
-    NotLeader { leader: Option<u32> },
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// The deadline passed without an answer; a write may or may not have taken effect.
-    #[error("timed out; the outcome is unknown")]
-    Timeout,
-    /// Refused before taking effect (back-pressure, a transfer in progress, …).
-    #[error("rejected: {0}")]
-    Rejected(String),
-    /// Raft could not tell whether the write took effect.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
-    /// The store refused the command or query (it certainly did not take effect).
-    #[error("{0}")]
-    Kv(KvError),
-}
-
-impl ClientError {
-    /// The `result` label of a request's metrics: `"ok"` for a success, else the kind of failure.
-    pub fn label_of<T>(result: &Result<T, ClientError>) -> &'static str {
-        match result {
-            Ok(_) => "ok",
-            Err(ClientError::NotLeader { .. }) => "not_leader",
-            Err(ClientError::Unavailable(_)) => "unavailable",
-            Err(ClientError::Timeout) => "timeout",
-            Err(ClientError::Rejected(_)) => "rejected",
-            Err(ClientError::Unknown(_)) => "unknown",
-            Err(ClientError::Kv(_)) => "invalid",
-        }
-    }
-}
 
 struct Inner {
     me: NodeId,
@@ -182,7 +146,7 @@ impl NodeHandle {
         self.inner.peers.read().expect("peers lock").values().cloned().collect()
     }
 
-    /// Learn the addresses of a node about to join (see [`crate::http`]'s admin endpoints): the
+    /// Learn the addresses of a node about to join (see [`crate::strong::http`]'s admin endpoints): the
     /// transport connects to it and accepts its connections. The address is written to the data
     /// directory ([`crate::peer_file`]) before this returns, so a restarted node still knows it.
     /// (A blocking write and sync on the caller's thread: admin calls are rare and the file small.)
@@ -190,7 +154,7 @@ impl NodeHandle {
         let transport = self.inner.transport.as_ref().ok_or_else(|| {
             ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
         })?;
-        transport.add_peer(NodeId(peer.id), peer.addr).map_err(ClientError::Rejected)?;
+        transport.add_peer(NodeId(peer.id), peer.addr).map_err(|e| ClientError::Rejected(e.to_string()))?;
         self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer.clone());
         self.inner.peer_file.remember(&peer).map_err(|e| {
             ClientError::Unavailable(format!(
@@ -200,12 +164,12 @@ impl NodeHandle {
         })
     }
 
-    /// Whether lab fault injection has partitioned this node from its peers ([`crate::lab`]).
+    /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
     pub fn isolated(&self) -> bool {
         self.inner.transport.as_ref().is_some_and(Transport::is_isolated)
     }
 
-    /// Partition this node from every peer, or heal it ([`crate::lab`]; the endpoint checks that
+    /// Partition this node from every peer, or heal it ([`crate::fault_injection`]; the endpoint checks that
     /// fault injection is allowed).
     pub fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
         let transport = self.inner.transport.as_ref().ok_or_else(|| {

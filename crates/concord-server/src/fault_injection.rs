@@ -1,4 +1,4 @@
-//! Lab fault injection: partition a node, heal it, stop it – from the dashboard or with curl.
+//! Fault injection: partition a node, heal it, stop it – from the dashboard or with curl.
 //!
 //! **Off by default.** Only a node started with `--allow-fault-injection` (`concord serve` or
 //! `concord up`) acts on these requests; any other node answers 403 with a sentence saying so, and
@@ -8,11 +8,11 @@
 //!
 //! | method and path | what it does |
 //! |---|---|
-//! | `GET /v1/lab` | `{"node", "fault_injection", "isolated"}` (always answers: read-only) |
-//! | `POST /v1/lab/partition` | drop every peer frame to and from this node ([`crate::transport::Transport::set_isolated`]) |
-//! | `POST /v1/lab/heal` | stop dropping them |
-//! | `POST /v1/lab/stop` | shut this node down as SIGTERM would (the sync in progress completes, then the process exits 0) |
-//! | `POST /v1/lab/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with the cluster secret (so the page only talks to the node that served it) |
+//! | `GET /v1/faults` | `{"node", "fault_injection", "isolated"}` (always answers: read-only) |
+//! | `POST /v1/faults/partition` | drop every peer frame to and from this node ([`crate::transport::Transport::set_isolated`]) |
+//! | `POST /v1/faults/heal` | stop dropping them |
+//! | `POST /v1/faults/stop` | shut this node down as SIGTERM would (the sync in progress completes, then the process exits 0) |
+//! | `POST /v1/faults/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with the cluster secret (so the page only talks to the node that served it) |
 //!
 //! **What the faults are.** A *partition* cuts Raft traffic only: the node's HTTP API and
 //! dashboard keep answering, so the page can show the partitioned node's view (its term rising
@@ -23,7 +23,8 @@
 //! process cannot be asked to start itself again.
 
 use crate::dashboard::PeerHttp;
-use crate::handle::NodeHandle;
+use crate::front::http::{bearer, constant_time_eq, ApiError};
+use crate::strong::NodeHandle;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -35,14 +36,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// A forwarded lab request may take this long.
+/// A forwarded fault-injection request may take this long.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 /// `stop` answers first, then stops after this delay (so the answer leaves before the listener
 /// closes).
 const STOP_DELAY: Duration = Duration::from_millis(100);
 
-/// What the lab endpoints need.
-pub struct Lab {
+/// What the fault-injection endpoints need.
+pub struct FaultInjection {
     handle: NodeHandle,
     peer_http: PeerHttp,
     enabled: bool,
@@ -51,25 +52,20 @@ pub struct Lab {
     stop: watch::Sender<bool>,
 }
 
-impl Lab {
+impl FaultInjection {
     pub fn new(
         handle: NodeHandle,
         peer_http: PeerHttp,
         enabled: bool,
         secret: Option<Vec<u8>>,
         stop: watch::Sender<bool>,
-    ) -> Arc<Lab> {
-        Arc::new(Lab { handle, peer_http, enabled, secret, stop })
+    ) -> Arc<FaultInjection> {
+        Arc::new(FaultInjection { handle, peer_http, enabled, secret, stop })
     }
 
     /// `Err`: the 403 message.
     fn authorize(&self, remote: SocketAddr, headers: &HeaderMap) -> Result<(), String> {
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::as_bytes);
-        authorize(self.enabled, self.handle.id().0, self.secret.as_deref(), remote, bearer)
+        authorize(self.enabled, self.handle.id().0, self.secret.as_deref(), remote, bearer(headers))
     }
 
     /// Apply `action` to this node.
@@ -91,13 +87,13 @@ impl Lab {
             other => {
                 return refuse(
                     StatusCode::NOT_FOUND,
-                    format!("no lab action {other:?}: expected partition, heal or stop"),
+                    format!("no fault-injection action {other:?}: expected partition, heal or stop"),
                 )
             }
         };
         match result {
             Ok(body) => {
-                tracing::warn!("lab fault injection: {action} (asked by {remote})");
+                tracing::warn!("fault injection: {action} (asked by {remote})");
                 Json(body).into_response()
             }
             Err(e) => refuse(StatusCode::CONFLICT, e.to_string()),
@@ -113,7 +109,7 @@ impl Lab {
             return refuse(StatusCode::CONFLICT, "this node has no cluster secret to forward with".into());
         };
         let bearer = format!("Bearer {}", String::from_utf8_lossy(secret));
-        let path = format!("/v1/lab/{action}");
+        let path = format!("/v1/faults/{action}");
         let headers = [("authorization", bearer.as_str())];
         match self.peer_http.call(addr, "POST", &path, &headers, FORWARD_TIMEOUT).await {
             Ok(answer) => {
@@ -126,7 +122,7 @@ impl Lab {
     }
 }
 
-/// Whether a lab request may act: fault injection must be on, and the client must present the
+/// Whether a fault-injection request may act: fault injection must be on, and the client must present the
 /// cluster secret or connect from loopback. `Err` is the 403 message.
 fn authorize(
     enabled: bool,
@@ -137,11 +133,11 @@ fn authorize(
 ) -> Result<(), String> {
     if !enabled {
         return Err(format!(
-            "fault injection is off on node {node}: start it with --allow-fault-injection (lab clusters only)"
+            "fault injection is off on node {node}: start it with --allow-fault-injection (test clusters only)"
         ));
     }
     match (secret, bearer) {
-        (Some(secret), Some(given)) if crate::http::constant_time_eq(secret, given) => Ok(()),
+        (Some(secret), Some(given)) if constant_time_eq(secret, given) => Ok(()),
         (_, Some(_)) => Err("wrong cluster secret".to_string()),
         (_, None) if remote.ip().is_loopback() => Ok(()),
         (_, None) => Err(format!(
@@ -152,52 +148,52 @@ fn authorize(
 }
 
 fn refuse(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    ApiError::new(status, message).into_response()
 }
 
-/// The lab routes. The server must be run with connect info (`into_make_service_with_connect_info`)
+/// The fault-injection routes. The server must be run with connect info (`into_make_service_with_connect_info`)
 /// so that loopback clients can be told apart.
-pub fn routes(lab: Arc<Lab>) -> Router {
+pub fn routes(faults: Arc<FaultInjection>) -> Router {
     Router::new()
-        .route("/v1/lab", get(state))
-        .route("/v1/lab/{action}", post(local))
-        .route("/v1/lab/nodes/{id}/{action}", post(member))
-        .with_state(lab)
+        .route("/v1/faults", get(state))
+        .route("/v1/faults/{action}", post(local))
+        .route("/v1/faults/nodes/{id}/{action}", post(member))
+        .with_state(faults)
 }
 
-async fn state(State(lab): State<Arc<Lab>>) -> Json<Value> {
+async fn state(State(faults): State<Arc<FaultInjection>>) -> Json<Value> {
     Json(json!({
-        "node": lab.handle.id().0,
-        "fault_injection": lab.enabled,
-        "isolated": lab.handle.isolated(),
+        "node": faults.handle.id().0,
+        "fault_injection": faults.enabled,
+        "isolated": faults.handle.isolated(),
     }))
 }
 
 async fn local(
-    State(lab): State<Arc<Lab>>,
+    State(faults): State<Arc<FaultInjection>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path(action): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(message) = lab.authorize(remote, &headers) {
+    if let Err(message) = faults.authorize(remote, &headers) {
         return refuse(StatusCode::FORBIDDEN, message);
     }
-    lab.act(&action, remote)
+    faults.act(&action, remote)
 }
 
 async fn member(
-    State(lab): State<Arc<Lab>>,
+    State(faults): State<Arc<FaultInjection>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path((id, action)): Path<(u32, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(message) = lab.authorize(remote, &headers) {
+    if let Err(message) = faults.authorize(remote, &headers) {
         return refuse(StatusCode::FORBIDDEN, message);
     }
-    if id == lab.handle.id().0 {
-        lab.act(&action, remote)
+    if id == faults.handle.id().0 {
+        faults.act(&action, remote)
     } else {
-        lab.forward(id, &action).await
+        faults.forward(id, &action).await
     }
 }
 

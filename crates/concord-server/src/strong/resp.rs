@@ -13,14 +13,11 @@
 //!
 //! Errors keep their meaning: a timeout or an unknown outcome is never reported as `OK`.
 
-use crate::config::NodeConfig;
-use crate::handle::{ClientError, NodeHandle};
+use super::handle::NodeHandle;
+use crate::front::{self, ClientError};
 use concord_kv::{Command, KvLimits, Query, Response};
-use concord_resp::{Backend, BackendError, BoxFuture, RequestConsistency, RespConfig};
-use std::sync::Arc;
+use concord_resp::{Backend, BackendError, BoxFuture, RequestConsistency};
 use std::time::Instant;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// A [`Backend`] over a running node.
 pub struct NodeBackend {
@@ -34,27 +31,9 @@ impl NodeBackend {
 }
 
 fn backend_error(handle: &NodeHandle, e: ClientError) -> BackendError {
-    match e {
-        ClientError::NotLeader { leader } => BackendError::NotLeader {
-            leader: leader.and_then(|l| handle.peer(l)).and_then(|p| p.redis_addr).map(|a| a.to_string()),
-        },
-        ClientError::Unavailable(why) => BackendError::Unavailable(why),
-        ClientError::Timeout => BackendError::Timeout,
-        ClientError::Rejected(why) => BackendError::Rejected(why),
-        ClientError::Unknown(why) => BackendError::Unknown(why),
-        ClientError::Kv(e) => BackendError::Kv(e),
-    }
-}
-
-fn kind_of(command: &Command) -> &'static str {
-    match command.write {
-        concord_kv::Write::Put(_) => "resp_put",
-        concord_kv::Write::Delete { .. } | concord_kv::Write::DeleteRange(_) => "resp_delete",
-        concord_kv::Write::Cas(_) => "resp_cas",
-        concord_kv::Write::Increment { .. } => "resp_incr",
-        concord_kv::Write::Txn(_) => "resp_txn",
-        concord_kv::Write::Expire { .. } => "resp_expire",
-    }
+    front::resp::backend_error(e, |leader| BackendError::NotLeader {
+        leader: leader.and_then(|l| handle.peer(l)).and_then(|p| p.redis_addr).map(|a| a.to_string()),
+    })
 }
 
 impl Backend for NodeBackend {
@@ -65,7 +44,7 @@ impl Backend for NodeBackend {
         command: Command,
         _consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
-        let kind = kind_of(&command);
+        let kind = front::resp::kind_of(&command.write);
         let start = Instant::now();
         // `write` submits now (ordering); the future only waits.
         let pending = self.handle.write(command);
@@ -109,34 +88,10 @@ impl Backend for NodeBackend {
     }
 
     fn now_ms(&self) -> u64 {
-        self.handle.now().as_nanos() / 1_000_000
+        front::resp::millis(self.handle.now())
     }
 
     fn limits(&self) -> KvLimits {
         self.handle.limits().clone()
     }
-}
-
-/// Serve RESP clients on `listener` until shutdown, over TLS when `tls` is given: the strong mode's
-/// [`NodeBackend`] or the eventual mode's [`crate::eventual::resp::EventualBackend`].
-pub fn spawn(
-    listener: TcpListener,
-    backend: Arc<dyn Backend>,
-    config: &NodeConfig,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut rc = RespConfig::for_kv_limits(&config.kv);
-    rc.requirepass = config.requirepass.clone();
-    rc.default_consistency = config.read_consistency.consistency();
-    let stopped = async move {
-        let _ = shutdown.changed().await;
-    };
-    match tls {
-        None => tokio::spawn(concord_resp::serve(listener, backend, rc, stopped)),
-        Some(acceptor) => {
-            let acceptor = crate::tls::RespTls { acceptor };
-            tokio::spawn(concord_resp::serve_with_acceptor(listener, acceptor, backend, rc, stopped))
-        }
-    };
 }

@@ -1,0 +1,104 @@
+//! The HTTP plumbing both modes' APIs (and the dashboard and fault-injection endpoints) share.
+//!
+//! * [`ApiError`] – every error answer is `{"error": "…"}` (plus hints) with a status that says
+//!   what to do: 400 bad input, 403 forbidden, 404 no such key, 413 too large, 503 refused or no
+//!   leader (retry), 504 timed out and 500 outcome unknown (a write may or may not have happened);
+//! * [`body_limit`] – the largest request body a node takes;
+//! * [`bearer`] and [`constant_time_eq`] – the cluster secret as `Authorization: Bearer <secret>`,
+//!   compared in constant time (admin and fault-injection endpoints);
+//! * [`metrics_text`] – `GET /metrics` in the Prometheus text format.
+
+use super::ClientError;
+use crate::metrics::Metrics;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use concord_kv::KvError;
+use serde_json::{json, Value};
+
+/// An error answer: a status and `{"error": …}` plus optional hints.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, body: json!({ "error": message.into() }) }
+    }
+
+    /// 400: the request itself is wrong.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// The same answer with one more field beside `error` (a hint such as `leader`).
+    pub fn with(mut self, field: &str, value: impl Into<Value>) -> ApiError {
+        if let Value::Object(map) = &mut self.body {
+            map.insert(field.to_string(), value.into());
+        }
+        self
+    }
+
+    /// A client error as a status and message (the table in the module docs).
+    pub fn from_error(e: ClientError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            ClientError::NotLeader { .. } | ClientError::Unavailable(_) | ClientError::Rejected(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            }
+            ClientError::Timeout => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, message).with("outcome", "unknown")
+            }
+            ClientError::Unknown(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).with("outcome", "unknown")
+            }
+            ClientError::Kv(kv) => {
+                let status = match kv {
+                    KvError::KeyTooLarge { .. }
+                    | KvError::ValueTooLarge { .. }
+                    | KvError::CommandTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, message)
+            }
+        }
+    }
+
+    /// A body axum could not read (too large, cut short).
+    pub fn body(rejection: BytesRejection) -> ApiError {
+        ApiError::new(rejection.status(), format!("cannot read the request body: {}", rejection.body_text()))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+/// The largest request body: a value (or command) of `max_bytes`, plus room for JSON overhead.
+pub fn body_limit(max_bytes: usize) -> usize {
+    max_bytes + 64 * 1024
+}
+
+/// The secret a request presents as `Authorization: Bearer <secret>`, if any.
+pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::as_bytes)
+}
+
+/// Whether `a == b`, in a time that does not depend on where they differ (for secrets).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub fn metrics_text(metrics: &Metrics) -> Response {
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
+}

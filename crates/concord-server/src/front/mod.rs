@@ -1,0 +1,67 @@
+//! What the two consistency modes' front doors share: the client-facing error, the metrics hook,
+//! and (in [`http`] and [`resp`]) the HTTP and RESP plumbing.
+//!
+//! The strong mode ([`crate::strong`]) and the eventual mode ([`crate::eventual`]) each have an
+//! HTTP API and a RESP backend of their own, because what a request *means* differs (a Raft
+//! command with revisions, or a Dynamo write with a context and siblings). How a request is
+//! *carried* does not: the same [`ClientError`], the same `{"error": …}` answers and statuses, the
+//! same body limit, bearer-secret check and `/metrics` page, the same RESP listener and error
+//! mapping. That part lives here, once, so the two front doors cannot drift apart.
+
+pub mod http;
+pub mod resp;
+
+use crate::metrics::Metrics;
+use concord_kv::KvError;
+use std::future::Future;
+use std::time::Instant;
+
+/// Why a request did not succeed. Mirrors `concord_resp::BackendError`.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// No leader could be reached (only for requests that are not forwarded).
+    #[error("not the leader{}", leader.map(|l| format!("; the leader is node {l}")).unwrap_or_default())]
+    NotLeader { leader: Option<u32> },
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The deadline passed without an answer; a write may or may not have taken effect.
+    #[error("timed out; the outcome is unknown")]
+    Timeout,
+    /// Refused before taking effect (back-pressure, a transfer in progress, …).
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Raft could not tell whether the write took effect.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The store refused the command or query (it certainly did not take effect).
+    #[error("{0}")]
+    Kv(KvError),
+}
+
+impl ClientError {
+    /// The `result` label of a request's metrics: `"ok"` for a success, else the kind of failure.
+    pub fn label_of<T>(result: &Result<T, ClientError>) -> &'static str {
+        match result {
+            Ok(_) => "ok",
+            Err(ClientError::NotLeader { .. }) => "not_leader",
+            Err(ClientError::Unavailable(_)) => "unavailable",
+            Err(ClientError::Timeout) => "timeout",
+            Err(ClientError::Rejected(_)) => "rejected",
+            Err(ClientError::Unknown(_)) => "unknown",
+            Err(ClientError::Kv(_)) => "invalid",
+        }
+    }
+}
+
+/// Run a request, counting it and its latency in `metrics` under `kind` (the metrics hook of every
+/// front door).
+pub async fn timed<T>(
+    metrics: &Metrics,
+    kind: &'static str,
+    f: impl Future<Output = Result<T, ClientError>>,
+) -> Result<T, ClientError> {
+    let start = Instant::now();
+    let r = f.await;
+    metrics.request(kind, ClientError::label_of(&r), start.elapsed());
+    r
+}
