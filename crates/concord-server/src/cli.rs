@@ -909,11 +909,11 @@ impl MemberTarget {
         let answer = match &self.tls_ca {
             Some(ca) => {
                 let tls = crate::tls::client_config(ca).map_err(|e| anyhow!(e))?;
-                crate::testkit::https_with_headers(addr, tls, method, path, &headers, &body, timeout)
+                crate::client::https_with_headers(addr, tls, method, path, &headers, &body, timeout)
                     .await
                     .map_err(|e| anyhow!("{e} (called over HTTPS because of --tls-ca)"))?
             }
-            None => crate::testkit::http_with_headers(addr, method, path, &headers, &body, timeout)
+            None => crate::client::http_with_headers(addr, method, path, &headers, &body, timeout)
                 .await
                 .map_err(|e| anyhow!(plain_http_hint(&format!("{method} {path} on {addr}"), e)))?,
         };

@@ -24,11 +24,14 @@
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`lab`] – fault injection for it
 //!   (off unless asked for);
 //! * [`tls`] – optional TLS on every port (mutual for peers); [`certgen`] – a throwaway CA;
+//! * [`client`] – the HTTP client of the node's API (hyper), for `concord member`, the dashboard
+//!   and the tests; [`testkit`] – test helpers (free ports, in-process clusters, a RESP client);
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
 //! * [`cli`] – the `concord serve` and `concord up` commands.
 
 pub mod certgen;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
