@@ -27,11 +27,13 @@
 //! * [`client`] – the HTTP client of the node's API (hyper), for `concord member`, the dashboard
 //!   and the tests; [`testkit`] – test helpers (free ports, in-process clusters, a RESP client);
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
-//! * [`cli`] – the `concord serve` and `concord up` commands.
+//! * the commands' logic, without their argument parsing (that is the `concord` binary's):
+//!   [`serve`] – run one node (`concord serve`); [`cluster`] – the supervisor of a local cluster of
+//!   processes (`concord up`); [`membership`] – `concord member` and `concord join`.
 
 pub mod certgen;
-pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
@@ -40,11 +42,13 @@ pub mod handle;
 pub mod hosted;
 pub mod http;
 pub mod lab;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peer_file;
 pub mod redb_engine;
 pub mod resp;
+pub mod serve;
 pub mod storage;
 pub mod testkit;
 pub mod tls;
