@@ -101,7 +101,7 @@ pub fn local_cluster(dir: &Path, cluster_id: &str, nodes: u32, bind: IpAddr) -> 
         let files = node_files(dir, id);
         std::fs::write(&files.cert, issued.cert_pem)
             .with_context(|| format!("cannot write {}", files.cert.display()))?;
-        crate::cli::write_private(&files.key, &issued.key_pem)?;
+        crate::cluster::write_private(&files.key, &issued.key_pem)?;
     }
     let ca_path = dir.join("ca.pem");
     std::fs::write(&ca_path, ca.cert_pem()).with_context(|| format!("cannot write {}", ca_path.display()))?;

@@ -32,9 +32,9 @@
 //! says "no sharding yet" instead of drawing a shard map. Latency percentiles are read from the
 //! histogram's buckets (powers of two from 100 µs), so they are upper bounds, not exact values.
 
+use crate::client::{http_with_headers, https_with_headers, HttpAnswer};
 use crate::metrics::{latency_bucket_bounds_s, RequestTotals};
 use crate::strong::handle::NodeHandle;
-use crate::testkit::{http_with_headers, https_with_headers, HttpAnswer};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};

@@ -27,12 +27,17 @@
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`fault_injection`] – partition,
 //!   heal and stop nodes from it (off unless asked for);
 //! * [`tls`] – optional TLS on every port (mutual for peers); [`certgen`] – a throwaway CA;
+//! * [`client`] – the HTTP client of the node's API (hyper), for `concord member`, the dashboard
+//!   and the tests; [`testkit`] – test helpers (free ports, in-process clusters, a RESP client);
 //! * [`config`] – [`NodeConfig`]; [`node`] – [`Node::start`] wires it all together;
 //! * [`error`] – [`Error`], what a node that cannot start or run reports (typed, matchable);
-//! * [`cli`] – the `concord serve` and `concord up` commands.
+//! * the commands' logic, without their argument parsing (that is the `concord` binary's):
+//!   [`serve`] – run one node (`concord serve`); [`cluster`] – the supervisor of a local cluster of
+//!   processes (`concord up`); [`membership`] – `concord member` and `concord join`.
 
 pub mod certgen;
-pub mod cli;
+pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod driver;
@@ -41,10 +46,12 @@ pub mod eventual;
 pub mod fault_injection;
 pub mod front;
 pub mod hosted;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peer_file;
 pub mod redb_engine;
+pub mod serve;
 pub mod storage;
 pub mod strong;
 pub mod testkit;

@@ -1,136 +1,15 @@
-//! Small tools for tests and load generators that talk to real nodes: a minimal HTTP/1.1 client
-//! (plain, or over TLS), free loopback ports, and waiting for in-process nodes to agree on a leader.
+//! Small tools for tests and load generators that talk to real nodes: free loopback ports,
+//! in-process cluster configurations, waiting for in-process nodes to agree on a leader, and a
+//! minimal RESP client.
 //!
-//! The client is deliberately tiny (one request per connection, `Connection: close`, bodies with
-//! `Content-Length`) – enough for the API's own answers, with a hard deadline on every call so a
-//! killed node shows up as an error, never a hung test.
+//! HTTP calls go through the production client, [`crate::client`] (hyper), re-exported here so
+//! tests speak to the API exactly as `concord member` and the dashboard do.
 
+pub use crate::client::{http, http_with_headers, https_with_headers, HttpAnswer};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// An HTTP answer: status and body.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpAnswer {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl HttpAnswer {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn json(&self) -> Result<serde_json::Value, String> {
-        serde_json::from_slice(&self.body).map_err(|e| format!("answer is not JSON ({e}): {}", self.text()))
-    }
-}
-
-/// One HTTP request with a deadline. Errors (refused, reset, timed out) are strings.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    body: &[u8],
-    timeout: Duration,
-) -> Result<HttpAnswer, String> {
-    http_with_headers(addr, method, path, &[], body, timeout).await
-}
-
-/// [`http`] with extra request headers.
-pub async fn http_with_headers(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<HttpAnswer, String> {
-    let fut = async {
-        let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        exchange(s, addr, method, path, headers, body).await
-    };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{method} {path} on {addr}: timed out"))?
-}
-
-/// [`http_with_headers`] over TLS (a node started with `--tls-*`): `tls` trusts the cluster's CA
-/// (see [`crate::tls::client_config`]), and the node's certificate must name `addr`'s IP.
-pub async fn https_with_headers(
-    addr: SocketAddr,
-    tls: Arc<rustls::ClientConfig>,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<HttpAnswer, String> {
-    let fut = async {
-        let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let s = tokio_rustls::TlsConnector::from(tls)
-            .connect(crate::tls::server_name(addr), s)
-            .await
-            .map_err(|e| format!("TLS handshake with {addr}: {}", crate::tls::describe(&e)))?;
-        exchange(s, addr, method, path, headers, body).await
-    };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{method} {path} on {addr}: timed out"))?
-}
-
-/// One request and its whole answer on a fresh connection.
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Result<HttpAnswer, String> {
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut req = head.into_bytes();
-    req.extend_from_slice(body);
-    s.write_all(&req).await.map_err(|e| format!("write {addr}: {e}"))?;
-    s.flush().await.map_err(|e| format!("write {addr}: {e}"))?;
-    let mut raw = Vec::new();
-    let read = s.read_to_end(&mut raw).await;
-    // A TLS server that closes without close_notify ends with an "unexpected EOF" after the whole
-    // answer: keep what was read when it parses.
-    if let Err(e) = read {
-        if raw.is_empty() || e.kind() != std::io::ErrorKind::UnexpectedEof {
-            return Err(format!("read {addr}: {e}"));
-        }
-    }
-    parse(&raw)
-}
-
-fn parse(raw: &[u8]) -> Result<HttpAnswer, String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("incomplete HTTP answer ({} bytes)", raw.len()))?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "HTTP head is not UTF-8".to_string())?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let mut body = raw[split + 4..].to_vec();
-    let length = head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse::<usize>().ok())?
-    });
-    if let Some(n) = length {
-        if body.len() < n {
-            return Err(format!("truncated HTTP body: {} of {n} bytes", body.len()));
-        }
-        body.truncate(n);
-    }
-    Ok(HttpAnswer { status, body })
-}
 
 /// `n` loopback addresses that were free a moment ago (bound, then released).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {

@@ -340,7 +340,7 @@ fn newcomer(dir: &Path, c: &Cluster, id: u32) -> (NodeConfig, Vec<SocketAddr>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fourth_node_joins_through_the_admin_api() {
-    use concord_server::cli::{member_add, MemberTarget};
+    use concord_server::membership::{member_add, MemberTarget};
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path(), 3).await;
     let l = leader(&c).await;
@@ -388,7 +388,7 @@ async fn a_fourth_node_joins_through_the_admin_api() {
 /// the node's own configuration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concord_join_starts_a_node_and_has_the_cluster_add_it() {
-    use concord_server::cli::join_cluster;
+    use concord_server::membership::join_cluster;
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path(), 3).await;
     let l = leader(&c).await;
@@ -470,7 +470,7 @@ async fn cluster_view(addr: SocketAddr) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_member_still_reaches_a_node_added_at_run_time() {
-    use concord_server::cli::{member_add, MemberTarget};
+    use concord_server::membership::{member_add, MemberTarget};
     let dir = tempfile::tempdir().unwrap();
     let configs = configs(dir.path(), 3);
     let mut nodes = Vec::new();

@@ -11,6 +11,7 @@
 use concord_core::NodeId;
 use concord_server::certgen::{node_files, Ca};
 use concord_server::config::TlsSettings;
+use concord_server::membership::{member_command, MemberCommand, MemberTarget};
 use concord_server::testkit::{
     agreed_leader, free_addrs, http, https_with_headers, loopback_configs, HttpAnswer,
 };
@@ -360,21 +361,20 @@ async fn bad_tls_files_stop_the_node_at_startup_with_a_clear_message() {
     node.shutdown().await.unwrap();
 }
 
-/// Run `concord member ARGS…` in this process (parsed by the real clap definitions); its answer.
-async fn concord_member(args: &[String]) -> anyhow::Result<serde_json::Value> {
-    use clap::Parser;
-    #[derive(clap::Parser)]
-    struct Member {
-        #[command(subcommand)]
-        command: concord_server::cli::MemberCommand,
+/// What `concord member … --http HTTP [--tls-ca CA] [--secret-file S]` targets (the flags are
+/// parsed by the `concord` binary; this runs the library call behind them).
+fn member_target(http: &str, tls_ca: Option<&str>, secret_file: Option<&str>) -> MemberTarget {
+    MemberTarget {
+        http: http.parse().unwrap(),
+        secret_file: secret_file.map(Into::into),
+        secret: None,
+        tls_ca: tls_ca.map(Into::into),
     }
-    let argv = std::iter::once("member".to_string()).chain(args.iter().cloned());
-    let parsed = Member::try_parse_from(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
-    concord_server::cli::member_command(&parsed.command).await
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
-    args.iter().map(|a| a.to_string()).collect()
+/// `concord member list` against `target`; its answer.
+async fn member_list(target: MemberTarget) -> anyhow::Result<serde_json::Value> {
+    member_command(&MemberCommand::List(target)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,20 +388,17 @@ async fn concord_member_manages_a_tls_cluster_with_tls_ca() {
     assert_eq!(a.status, 200, "{}", a.text());
 
     // list over HTTPS.
-    let view = concord_member(&strings(&["list", "--http", &follower, "--tls-ca", &ca])).await.unwrap();
+    let view = member_list(member_target(&follower, Some(&ca), None)).await.unwrap();
     assert_eq!(view["members"].as_array().map(Vec::len), Some(3), "{view}");
     assert_eq!(view["leader"], serde_json::json!(l + 1), "{view}");
 
     // Without --tls-ca the answer says what to do; with another CA the handshake is refused.
-    let err = concord_member(&strings(&["list", "--http", &follower])).await.unwrap_err().to_string();
+    let err = member_list(member_target(&follower, None, None)).await.unwrap_err().to_string();
     assert!(err.contains("pass --tls-ca"), "{err}");
     let other = dir.path().join("other-ca.pem");
     std::fs::write(&other, Ca::new("other CA").unwrap().cert_pem()).unwrap();
     let other = other.display().to_string();
-    let err = concord_member(&strings(&["list", "--http", &follower, "--tls-ca", &other]))
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = member_list(member_target(&follower, Some(&other), None)).await.unwrap_err().to_string();
     assert!(err.contains("TLS handshake") && err.contains("not signed by"), "{err}");
 
     // add: node 4 (TLS, join mode) becomes a voter; every member was told its address over HTTPS.
@@ -424,26 +421,15 @@ async fn concord_member_manages_a_tls_cluster_with_tls_ca() {
     let n4 = Node::start(config).await.unwrap();
     let secret = dir.path().join("secret");
     std::fs::write(&secret, "test-secret\n").unwrap();
-    let (secret, peer4, http4) = (secret.display().to_string(), addrs[0].to_string(), addrs[1].to_string());
-    let answer = concord_member(&strings(&[
-        "add",
-        "--http",
-        &follower,
-        "--secret-file",
-        &secret,
-        "--tls-ca",
-        &ca,
-        "--id",
-        "4",
-        "--peer-addr",
-        &peer4,
-        "--node-http-addr",
-        &http4,
-    ]))
-    .await
-    .unwrap();
+    let (secret, http4) = (secret.display().to_string(), addrs[1].to_string());
+    let add = MemberCommand::Add {
+        target: member_target(&follower, Some(&ca), Some(&secret)),
+        peer: PeerConfig { id: 4, addr: addrs[0], http_addr: Some(addrs[1]), redis_addr: None },
+        learner_only: false,
+    };
+    let answer = member_command(&add).await.unwrap();
     assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
-    let view = concord_member(&strings(&["list", "--http", &http4, "--tls-ca", &ca])).await.unwrap();
+    let view = member_list(member_target(&http4, Some(&ca), None)).await.unwrap();
     assert_eq!(view["members"].as_array().map(Vec::len), Some(4), "{view}");
 
     // Node 4 caught up over the mutual-TLS peer links and serves over HTTPS.

@@ -46,9 +46,10 @@ use local_cluster::LocalCluster as Cluster;
 
 /// Start a cluster the way these tests want it: no fsync (speed), fault-injection endpoints when asked.
 fn start(dir: &Path, nodes: u32, fault_injection: bool) -> Cluster {
-    let flags: &[&str] =
-        if fault_injection { &["--no-fsync", "--allow-fault-injection"] } else { &["--no-fsync"] };
-    Cluster::start(dir, nodes, flags)
+    Cluster::start(dir, nodes, |o| {
+        o.no_fsync = true;
+        o.allow_fault_injection = fault_injection;
+    })
 }
 
 /// Start node `id` again (it stopped itself through the fault-injection endpoint).

@@ -19,7 +19,9 @@
 //!
 //! Needs `redis-cli` (Debian's redis-tools; `.ci/run` installs it – under `CI` a missing one fails).
 
+use concord_server::cluster::Quorums;
 use concord_server::testkit::http;
+use concord_server::Mode;
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -29,7 +31,10 @@ use local_cluster::LocalCluster;
 
 /// `nodes` processes, as `concord up --mode eventual --n N` starts them.
 fn start(dir: &Path, nodes: u32, n: usize) -> LocalCluster {
-    LocalCluster::start(dir, nodes, &["--mode", "eventual", "--n", &n.to_string()])
+    LocalCluster::start(dir, nodes, |o| {
+        o.mode = Mode::Eventual;
+        o.quorums.replicas = Some(n);
+    })
 }
 
 /// `GET /v1/cluster` of node `i` (`None` while it does not answer).
@@ -228,8 +233,10 @@ async fn hinted_handoff_delivers_what_fallbacks_held() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_w1_write_survives_kill9_of_its_only_replica() {
     let dir = tempfile::tempdir().unwrap();
-    let flags = ["--mode", "eventual", "--n", "1", "--r", "1", "--w", "1"];
-    let mut c = LocalCluster::start(dir.path(), 3, &flags);
+    let mut c = LocalCluster::start(dir.path(), 3, |o| {
+        o.mode = Mode::Eventual;
+        o.quorums = Quorums { replicas: Some(1), read_quorum: Some(1), write_quorum: Some(1) };
+    });
     all_alive(&c).await;
 
     let written = keys("w", 300);

@@ -184,7 +184,7 @@ fn run_clients(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = Cluster::start(dir.path(), NODES, &["--snapshot-count", "100"]);
+    let mut cluster = Cluster::start(dir.path(), NODES, |o| o.snapshot_count = Some(100));
     let first_leader = leader(&cluster, Duration::from_secs(20)).await;
 
     let rec = Arc::new(Recorder {

@@ -1,11 +1,106 @@
-//! `concord up`: a local cluster of `concord serve` processes. The logic lives in
-//! `concord_server::cli`.
+//! `concord up`: a local cluster of `concord serve` processes. Here the flags are parsed into
+//! `concord_server::cluster::UpOptions`; the supervisor is `concord_server::cluster::up`.
 
+use super::serve::QuorumArgs;
+use concord_server::cluster::UpOptions;
+use concord_server::config::Mode;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub use concord_server::cli::UpArgs;
-
 pub fn run(args: &UpArgs) -> anyhow::Result<ExitCode> {
-    concord_server::cli::up(args)?;
+    concord_server::cluster::up(&args.to_options())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `concord up`: a local cluster of separate processes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: u32,
+    /// Data directory: node i keeps its WAL in DATA/node<i>; the cluster id and secret are kept in
+    /// DATA/cluster.id and DATA/cluster.secret (generated on first run, reused after).
+    #[arg(long, default_value = "./concord-data")]
+    pub data: PathBuf,
+    /// RESP port of the first node; node i (0-based) listens on this + i.
+    #[arg(long, default_value_t = 6379)]
+    pub redis_port: u16,
+    /// HTTP port of the first node.
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    /// Raft peer port of the first node.
+    #[arg(long, default_value_t = 7379)]
+    pub peer_port: u16,
+    /// The address every port binds to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Log filter passed to every node.
+    #[arg(long, default_value = "info")]
+    pub log: String,
+    /// Do not fdatasync (benchmarks only).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Lab clusters only: every node gets `--allow-fault-injection` (the dashboard's partition,
+    /// heal and stop buttons), and a node that stops cleanly does not stop the others.
+    #[arg(long)]
+    pub allow_fault_injection: bool,
+    /// TLS on every port, with a throwaway CA and node certificates generated under DATA/tls
+    /// (clients trust DATA/tls/ca.pem: `redis-cli --tls --cacert`, `curl --cacert`).
+    #[arg(long)]
+    pub tls: bool,
+    /// strong (Raft, the default) or eventual (Dynamo-style: any node serves any request, N/R/W
+    /// quorums, siblings, hinted handoff, anti-entropy).
+    #[arg(long, default_value = "strong", value_name = "MODE", value_parser = Mode::parse)]
+    pub mode: Mode,
+    /// Strong mode: a Raft snapshot (checkpoint and log compaction) every this many entries.
+    #[arg(long, value_name = "ENTRIES")]
+    pub snapshot_count: Option<u64>,
+    /// Strong mode: each node's state-database page cache in MiB (default 64).
+    #[arg(long, value_name = "MIB")]
+    pub state_cache_mb: Option<usize>,
+    #[command(flatten)]
+    pub quorums: QuorumArgs,
+}
+
+impl UpArgs {
+    /// The cluster these flags describe.
+    pub fn to_options(&self) -> UpOptions {
+        UpOptions {
+            nodes: self.nodes,
+            data: self.data.clone(),
+            redis_port: self.redis_port,
+            http_port: self.http_port,
+            peer_port: self.peer_port,
+            bind: self.bind,
+            log: self.log.clone(),
+            no_fsync: self.no_fsync,
+            allow_fault_injection: self.allow_fault_injection,
+            tls: self.tls,
+            mode: self.mode,
+            snapshot_count: self.snapshot_count,
+            state_cache_mb: self.state_cache_mb,
+            quorums: self.quorums.to_options(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct UpCommand {
+        #[command(flatten)]
+        args: UpArgs,
+    }
+
+    /// The library's defaults are the command's: a test cluster built from `UpOptions::default()`
+    /// is what `concord up` with no flags starts.
+    #[test]
+    fn up_defaults_are_the_librarys() {
+        let parsed = UpCommand::try_parse_from(["up"]).unwrap().args.to_options();
+        assert_eq!(format!("{parsed:?}"), format!("{:?}", UpOptions::default()));
+    }
 }

@@ -4,20 +4,14 @@
 //! dropped.
 #![allow(dead_code)] // each test file uses its own part of it
 
-use concord_server::cli::{cluster_identity, spawn_node, UpArgs};
+use concord_server::cluster::{cluster_identity, spawn_node, UpOptions};
 use concord_server::testkit::free_port_run;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
-#[derive(clap::Parser)]
-struct UpCommand {
-    #[command(flatten)]
-    args: UpArgs,
-}
-
 pub struct LocalCluster {
-    pub args: UpArgs,
+    pub args: UpOptions,
     pub cluster_id: String,
     /// The cluster secret's file.
     pub secret: PathBuf,
@@ -28,22 +22,20 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Start `nodes` nodes with data under `dir`. `flags` are further `concord up` flags
-    /// (`--mode eventual`, `--no-fsync`, …): the arguments are parsed as the command line is, so
-    /// options added to `concord up` later keep their defaults here.
-    pub fn start(dir: &Path, nodes: u32, flags: &[&str]) -> LocalCluster {
+    /// Start `nodes` nodes with data under `dir`. `configure` sets further `concord up` options
+    /// (the eventual mode, no fsync, …) on top of the command's defaults ([`UpOptions::default`],
+    /// which a unit test of the binary keeps equal to `concord up`'s flag defaults).
+    pub fn start(dir: &Path, nodes: u32, configure: impl FnOnce(&mut UpOptions)) -> LocalCluster {
         let base = free_port_run(3 * nodes as u16);
-        let mut argv: Vec<String> = vec!["up".into(), "--nodes".into(), nodes.to_string()];
-        argv.extend(["--data".to_string(), dir.display().to_string()]);
-        for (flag, port) in [
-            ("--redis-port", base),
-            ("--http-port", base + nodes as u16),
-            ("--peer-port", base + 2 * nodes as u16),
-        ] {
-            argv.extend([flag.to_string(), port.to_string()]);
-        }
-        argv.extend(flags.iter().map(|f| f.to_string()));
-        let args = <UpCommand as clap::Parser>::try_parse_from(argv).unwrap().args;
+        let mut args = UpOptions {
+            nodes,
+            data: dir.to_path_buf(),
+            redis_port: base,
+            http_port: base + nodes as u16,
+            peer_port: base + 2 * nodes as u16,
+            ..UpOptions::default()
+        };
+        configure(&mut args);
         let (cluster_id, secret) = cluster_identity(dir).unwrap();
         let http =
             (0..nodes).map(|i| SocketAddr::from(([127, 0, 0, 1], args.http_port + i as u16))).collect();

@@ -1,50 +1,19 @@
-//! `concord sim SCENARIO --interactive`: run a simulation live and steer it from the browser.
-//!
-//! ```text
-//!   browser (web/viewer, live mode)            this process
-//!   ───────────────────────────────            ───────────────────────────────────────────────
-//!   GET  /api/live?from=N   ──────────────▶    HTTP task: reads the board (trace lines N.., status)
-//!   POST /api/live/command  ──────────────▶    HTTP task ──channel──▶ simulation thread
-//!        {"cmd":"act","action":{"do":"crash","node":3}}      (owns the Simulation; runs it at
-//!                                              ◀── reply ──            `speed` × wall time, performs
-//!                                                                      commands, logs actions, and
-//!                                                                      posts new trace lines and its
-//!                                                                      status to the board)
-//! ```
-//!
-//! One thread owns the [`Simulation`]: it advances virtual time by `speed` × the wall time that
-//! passed (at most [`TICK_BUDGET`] of work per tick, so commands are served promptly even when the
-//! simulator cannot keep up), performs the commands the page sends, and records every action the
-//! person takes with its place in the run (events processed, virtual time). The page reuses the
-//! replay viewer: it polls for new trace lines and feeds them to the same rendering code.
-//!
-//! The session is deterministic: the scenario, the seed and the action log are the whole run, and
-//! `concord sim SCENARIO --actions session.json --trace run.jsonl` rebuilds its trace byte for byte
-//! (see [`concord_sim::steering`]). **Fork** rebuilds the run from that log – checking that the
-//! rebuilt run has the live run's trace hash – then reseeds every random stream, so what follows is
-//! a new run that is itself reproducible from the seed and the log.
-//!
-//! Security: the server listens on 127.0.0.1 only; anyone on this machine can steer the run.
+//! The simulation thread of `concord sim --interactive`: it owns the
+//! [`Simulation`], advances virtual time by `speed` × the wall time that passed (within a work
+//! budget per tick, so commands are served promptly even when the simulator cannot keep up),
+//! performs the page's [`Command`]s, logs every action with its place in the run, and posts new
+//! trace lines and its status to the [`Board`]. It knows nothing of HTTP: requests arrive on a
+//! channel, answers leave on each request's oneshot.
 
-use crate::cmd::view;
-use anyhow::Context;
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use concord_sim::protocols::{LoadedScenario, ProtocolVisitor};
-use concord_sim::steering::{self, Action, LoggedAction, Place, SteeringLog, SteeringSettings};
+use super::{Board, Command, LiveArgs, Request};
+use concord_sim::protocols::ProtocolVisitor;
+use concord_sim::steering::{self, Action, LoggedAction, Place, SteeringLog};
 use concord_sim::{RunOptions, Scenario, SimProtocol, Simulation};
-use serde::Deserialize;
 use serde_json::json;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::process::ExitCode;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// How often a running simulation advances (and posts what happened).
 const TICK: Duration = Duration::from_millis(15);
@@ -62,94 +31,12 @@ const SPEED_MAX: f64 = 1e3;
 /// The speed a session starts at: 3 % of real time, so 3 ms messages can be seen flying.
 const SPEED_DEFAULT: f64 = 0.03;
 
-/// What `concord sim --interactive` was asked to do.
-pub struct LiveArgs {
-    /// The scenario file, as given (recorded in the session log).
-    pub scenario_path: String,
-    pub seed: u64,
-    pub settings: SteeringSettings,
-    /// A saved session to continue from (`--actions`).
-    pub resume: Option<SteeringLog>,
-    pub port: u16,
-    pub open: bool,
-}
-
-pub fn run(loaded: &LoadedScenario, args: LiveArgs) -> anyhow::Result<ExitCode> {
-    let board = Arc::new(Mutex::new(Board::default()));
-    let (commands, inbox) = mpsc::channel::<Request>();
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
-    let port = args.port;
-    let open = args.open;
-    let simulation_thread = loaded.visit(Spawn { args, board: Arc::clone(&board), inbox, ready: ready_tx });
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => anyhow::bail!("{e}"),
-        Err(_) => anyhow::bail!("the simulation thread stopped before it was ready"),
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("cannot start the async runtime")?;
-    let served = runtime.block_on(serve(port, open, board, commands));
-    drop(simulation_thread); // detached: the process ends with the server
-    served?;
-    Ok(ExitCode::SUCCESS)
-}
-
-// ----- what the simulation thread shows the HTTP side ---------------------------------------------
-
-/// Shared between the simulation thread (writer) and the HTTP handlers (readers).
-#[derive(Default)]
-struct Board {
-    /// Every trace line so far (JSON objects, without the newline).
-    lines: Vec<String>,
-    /// The session's status as JSON (see [`Live::status`]).
-    status: serde_json::Value,
-    /// The session log as of the last update.
-    session: Option<SteeringLog>,
-}
-
-/// A command from the page and where to send the answer.
-struct Request {
-    command: Command,
-    reply: oneshot::Sender<Result<serde_json::Value, String>>,
-}
-
-/// What the page can ask for (`POST /api/live/command`).
-#[derive(Debug, Deserialize)]
-#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
-enum Command {
-    /// Run at `speed` (virtual seconds per wall second; default: the current speed).
-    Run {
-        #[serde(default)]
-        speed: Option<f64>,
-    },
-    Pause,
-    Speed {
-        speed: f64,
-    },
-    /// Pause and process exactly one event.
-    Step,
-    /// Do something to the run (logged).
-    Act {
-        action: Action,
-    },
-    /// Keep what happened, draw what follows from another seed (logged as a `fork` action).
-    Fork {
-        #[serde(default)]
-        seed: Option<u64>,
-    },
-}
-
-// ----- the simulation thread -------------------------------------------------------------------
-
 /// Starts the simulation thread for the scenario's protocol.
-struct Spawn {
-    args: LiveArgs,
-    board: Arc<Mutex<Board>>,
-    inbox: mpsc::Receiver<Request>,
-    ready: mpsc::Sender<Result<(), String>>,
+pub(super) struct Spawn {
+    pub(super) args: LiveArgs,
+    pub(super) board: Arc<Mutex<Board>>,
+    pub(super) inbox: mpsc::Receiver<Request>,
+    pub(super) ready: mpsc::Sender<Result<(), String>>,
 }
 
 impl ProtocolVisitor for Spawn {
@@ -225,7 +112,7 @@ impl<P: SimProtocol> Live<P> {
         let (mut sim, trace) = Self::new_simulation(&scenario, args.seed);
         let mut actions = Vec::new();
         if let Some(log) = &args.resume {
-            steering::replay(&mut sim, &log.actions).map_err(|e| e.to_string())?;
+            steering::replay(&mut sim, &log.actions)?;
             if let Some(place) = log.saved_at {
                 steering::seek(&mut sim, place).map_err(|e| format!("the end of the saved session: {e}"))?;
             }
@@ -350,7 +237,7 @@ impl<P: SimProtocol> Live<P> {
             return Err("the run has stopped; fork is not possible either: the trace ends here".into());
         }
         let place = self.place();
-        steering::perform(&mut self.sim, &action).map_err(|e| e.to_string())?;
+        steering::perform(&mut self.sim, &action)?;
         self.actions.push(LoggedAction { events: place.events, t: place.t, action });
         Ok(json!({"logged": self.actions.len(), "events": place.events, "t": place.t}))
     }
@@ -361,8 +248,8 @@ impl<P: SimProtocol> Live<P> {
         let seed = seed.unwrap_or_else(|| fork_seed(self.args.seed, place, self.forks));
         let started = Instant::now();
         let (mut rebuilt, trace) = Self::new_simulation(&self.scenario, self.args.seed);
-        steering::replay(&mut rebuilt, &self.actions).map_err(|e| e.to_string())?;
-        steering::seek(&mut rebuilt, place).map_err(|e| e.to_string())?;
+        steering::replay(&mut rebuilt, &self.actions)?;
+        steering::seek(&mut rebuilt, place)?;
         let (live_hash, rebuilt_hash) = (self.sim.trace_hash(), rebuilt.trace_hash());
         if live_hash != rebuilt_hash {
             return Err(format!(
@@ -460,158 +347,4 @@ fn fork_seed(seed: u64, place: Place, forks: u32) -> u64 {
         h.update(&part.to_le_bytes());
     }
     h.finish() >> 1
-}
-
-// ----- the HTTP side ----------------------------------------------------------------------------
-
-#[derive(Clone)]
-struct AppState {
-    board: Arc<Mutex<Board>>,
-    commands: mpsc::Sender<Request>,
-}
-
-async fn serve(
-    port: u16,
-    open: bool,
-    board: Arc<Mutex<Board>>,
-    commands: mpsc::Sender<Request>,
-) -> anyhow::Result<()> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address} (is another session running? try --port 0)"))?;
-    let url = format!("http://{}/", listener.local_addr()?);
-    println!("concord sim: interactive on {url}");
-    std::io::stdout().flush()?;
-    if open {
-        view::open_browser(&url);
-    }
-    // The same page as `concord view`, told to take its events from the live session.
-    let live_page = view::INDEX_HTML.replacen("<body>", "<body data-live=\"1\">", 1);
-    let app = Router::new()
-        .route("/", get(move || async move { view::asset("text/html; charset=utf-8", live_page.clone()) }))
-        .route("/viewer.css", get(|| async { view::asset("text/css; charset=utf-8", view::VIEWER_CSS) }))
-        .route("/viewer.js", get(|| async { view::asset("text/javascript; charset=utf-8", view::VIEWER_JS) }))
-        .route("/favicon.svg", get(|| async { view::asset("image/svg+xml", view::FAVICON_SVG) }))
-        .route("/api/live", get(live_state))
-        .route("/api/live/command", post(command))
-        .route("/api/live/trace.jsonl", get(download_trace))
-        .route("/api/live/session.json", get(download_session))
-        .with_state(AppState { board, commands });
-    axum::serve(listener, app).await.context("the HTTP server failed")
-}
-
-#[derive(Deserialize)]
-struct From {
-    #[serde(default)]
-    from: usize,
-}
-
-/// `{"from": N, "events": [trace lines N..], "status": {...}}`.
-async fn live_state(State(app): State<AppState>, Query(q): Query<From>) -> Response {
-    let board = app.board.lock().expect("board");
-    let from = q.from.min(board.lines.len());
-    let new = &board.lines[from..];
-    let mut body = String::with_capacity(64 + new.iter().map(|l| l.len() + 1).sum::<usize>());
-    body.push_str(&format!("{{\"from\":{from},\"events\":["));
-    for (i, line) in new.iter().enumerate() {
-        if i > 0 {
-            body.push(',');
-        }
-        body.push_str(line);
-    }
-    body.push_str("],\"status\":");
-    body.push_str(&board.status.to_string());
-    body.push('}');
-    view::asset("application/json", body)
-}
-
-async fn command(State(app): State<AppState>, body: String) -> Response {
-    let command: Command = match serde_json::from_str(&body) {
-        Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad command {body:?}: {e}")),
-    };
-    let (reply, answer) = oneshot::channel();
-    if app.commands.send(Request { command, reply }).is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the simulation thread has stopped".into());
-    }
-    match answer.await {
-        Ok(Ok(value)) => (StatusCode::OK, axum::Json(json!({"ok": true, "result": value}))).into_response(),
-        Ok(Err(message)) => error(StatusCode::CONFLICT, message),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the simulation thread has stopped".into()),
-    }
-}
-
-fn error(status: StatusCode, message: String) -> Response {
-    (status, axum::Json(json!({"ok": false, "error": message}))).into_response()
-}
-
-fn attachment(content_type: &'static str, filename: String, body: String) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{filename}\"")),
-            (header::CACHE_CONTROL, "no-store".to_string()),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// The trace so far, as `concord sim --trace` writes it (pause first for a trace that matches the
-/// session log taken at the same moment).
-async fn download_trace(State(app): State<AppState>) -> Response {
-    let board = app.board.lock().expect("board");
-    let seed = board.session.as_ref().map_or(0, |s| s.seed);
-    let mut body = String::with_capacity(board.lines.iter().map(|l| l.len() + 1).sum());
-    for line in &board.lines {
-        body.push_str(line);
-        body.push('\n');
-    }
-    attachment("application/x-ndjson", format!("concord-live-seed{seed}.jsonl"), body)
-}
-
-/// The session log: seed, settings, actions and the place it was saved at.
-async fn download_session(State(app): State<AppState>) -> Response {
-    let board = app.board.lock().expect("board");
-    let Some(session) = &board.session else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "the session has not started".into());
-    };
-    let body = serde_json::to_string_pretty(session).expect("session logs serialise");
-    attachment("application/json", format!("concord-session-seed{}.json", session.seed), body)
-}
-
-/// `concord sim SCENARIO --actions session.json`: rebuild a saved session (to the place it was
-/// saved at, or to the end of the run) and judge it.
-pub struct Replay {
-    pub log: SteeringLog,
-    pub trace: Option<Box<dyn Write + Send>>,
-    pub hash_trace: bool,
-}
-
-impl ProtocolVisitor for Replay {
-    type Output = Result<concord_sim::RunReport, String>;
-
-    fn visit<P: SimProtocol>(self, scenario: &Arc<Scenario<P::Config>>) -> Self::Output {
-        let scenario = Arc::new(self.log.settings.apply(scenario));
-        let options = RunOptions {
-            seed: self.log.seed,
-            trace: self.trace,
-            hash_trace: self.hash_trace,
-            ..Default::default()
-        };
-        let started = Instant::now();
-        let mut sim = Simulation::<P>::new(scenario, options);
-        sim.start();
-        steering::replay(&mut sim, &self.log.actions).map_err(|e| e.to_string())?;
-        Ok(match self.log.saved_at {
-            Some(place) => {
-                steering::seek(&mut sim, place)
-                    .map_err(|e| format!("the place the session was saved at: {e}"))?;
-                sim.stop_here(started)
-            }
-            None => sim.run_to_end(started),
-        })
-    }
 }
