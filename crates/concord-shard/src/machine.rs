@@ -7,7 +7,7 @@
 
 use crate::map::{Applied, MapError, Proposal, ShardId, ShardMap};
 use crate::slot::Slot;
-use concord_core::StateMachine;
+use concord_core::{StateMachine, StateMachineError};
 use serde::{Deserialize, Serialize};
 
 /// What a reader asks of the map.
@@ -60,10 +60,11 @@ impl StateMachine for MapMachine {
         serde_json::to_vec(&self.map).expect("a shard map serialises")
     }
 
-    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), StateMachineError> {
+        let corrupt = |e: String| StateMachineError::Corrupt(e);
         let map: ShardMap =
-            serde_json::from_slice(snapshot).map_err(|e| format!("shard map snapshot: {e}"))?;
-        map.check().map_err(|e| format!("shard map snapshot breaks an invariant: {e}"))?;
+            serde_json::from_slice(snapshot).map_err(|e| corrupt(format!("shard map snapshot: {e}")))?;
+        map.check().map_err(|e| corrupt(format!("shard map snapshot breaks an invariant: {e}")))?;
         self.map = map;
         Ok(())
     }

@@ -112,7 +112,7 @@ impl<P: SimProtocol> Live<P> {
         let (mut sim, trace) = Self::new_simulation(&scenario, args.seed);
         let mut actions = Vec::new();
         if let Some(log) = &args.resume {
-            steering::replay(&mut sim, &log.actions)?;
+            steering::replay(&mut sim, &log.actions).map_err(|e| e.to_string())?;
             if let Some(place) = log.saved_at {
                 steering::seek(&mut sim, place).map_err(|e| format!("the end of the saved session: {e}"))?;
             }
@@ -237,7 +237,7 @@ impl<P: SimProtocol> Live<P> {
             return Err("the run has stopped; fork is not possible either: the trace ends here".into());
         }
         let place = self.place();
-        steering::perform(&mut self.sim, &action)?;
+        steering::perform(&mut self.sim, &action).map_err(|e| e.to_string())?;
         self.actions.push(LoggedAction { events: place.events, t: place.t, action });
         Ok(json!({"logged": self.actions.len(), "events": place.events, "t": place.t}))
     }
@@ -248,8 +248,8 @@ impl<P: SimProtocol> Live<P> {
         let seed = seed.unwrap_or_else(|| fork_seed(self.args.seed, place, self.forks));
         let started = Instant::now();
         let (mut rebuilt, trace) = Self::new_simulation(&self.scenario, self.args.seed);
-        steering::replay(&mut rebuilt, &self.actions)?;
-        steering::seek(&mut rebuilt, place)?;
+        steering::replay(&mut rebuilt, &self.actions).map_err(|e| e.to_string())?;
+        steering::seek(&mut rebuilt, place).map_err(|e| e.to_string())?;
         let (live_hash, rebuilt_hash) = (self.sim.trace_hash(), rebuilt.trace_hash());
         if live_hash != rebuilt_hash {
             return Err(format!(

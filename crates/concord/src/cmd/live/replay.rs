@@ -31,7 +31,7 @@ impl ProtocolVisitor for Replay {
         let started = Instant::now();
         let mut sim = Simulation::<P>::new(scenario, options);
         sim.start();
-        steering::replay(&mut sim, &self.log.actions)?;
+        steering::replay(&mut sim, &self.log.actions).map_err(|e| e.to_string())?;
         Ok(match self.log.saved_at {
             Some(place) => {
                 steering::seek(&mut sim, place)
