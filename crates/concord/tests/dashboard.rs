@@ -8,7 +8,7 @@
 //!   by itself. Screenshots go to `target/test-output/dashboard/` (or `$CONCORD_DASHBOARD_SCREENSHOTS`).
 //! * `fault_injection_is_off_without_the_flag`: every fault-injection endpoint answers 403 with a sentence that
 //!   names the flag, and the page shows no fault-injection buttons.
-//! * `concord_up_keeps_running_when_the_lab_stops_a_node`: `concord up --allow-fault-injection`
+//! * `concord_up_keeps_running_when_fault_injection_stops_a_node`: `concord up --allow-fault-injection`
 //!   reports a node stopped through fault injection with the command that restarts it.
 //!
 //! Browser tests need `chromium`, `chromedriver` and Python's `selenium`; without them they print
@@ -174,7 +174,7 @@ fn fault_injection_is_off_without_the_flag() {
 }
 
 #[test]
-fn concord_up_keeps_running_when_the_lab_stops_a_node() {
+fn concord_up_keeps_running_when_fault_injection_stops_a_node() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_port_run(6);
     let mut up = Command::new(CONCORD)
