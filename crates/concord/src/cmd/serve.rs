@@ -61,7 +61,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_admin: bool,
     /// Lab clusters only: let the dashboard (or curl, from this machine or with the cluster secret)
-    /// partition, heal and stop this node through `POST /v1/lab/...`.
+    /// partition, heal and stop this node through `POST /v1/faults/...`.
     #[arg(long)]
     pub allow_fault_injection: bool,
     /// Join an existing cluster (its nodes are the --peer list) instead of forming a new one;
