@@ -292,7 +292,7 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
     }
     if args.allow_fault_injection {
-        println!("fault injection is ON (lab only): the dashboards can partition, heal and stop nodes");
+        println!("fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes");
     }
     println!("Ctrl-C stops the cluster.");
 
@@ -311,7 +311,7 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         for (index, (id, child, log)) in children.iter_mut().enumerate() {
             match child.try_wait() {
                 Ok(Some(status)) if args.allow_fault_injection && status.success() => {
-                    // A lab stop (or a SIGTERM to this node alone): the others keep running.
+                    // A stop by fault injection (or a SIGTERM to this node alone): the others keep running.
                     // (These arguments were built once already, to start the node: no error here.)
                     let argv = up_node_args(args, *id - 1, &cluster_id, &secret).unwrap_or_default();
                     println!(
