@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The long sweeps the default test suite (and .ci/run) leaves out: the 2 000-seed explorations of
 # every protocol, the 2 000-seed fault sweeps of the shipped labs, and the #[ignore]d tests (the
-# 1 000-seed Raft harness sweeps and the mutation searches). Each step prints its wall time.
+# 1 000-seed durable-machine sweep of the Raft harness and the mutation searches). Each step
+# prints its wall time.
 #
 #   bash bench/long-sweeps.sh            # everything (roughly 30-60 min on 2 cores; see README.md)
 #   bash bench/long-sweeps.sh explore    # only the labs/*-explore.toml sweeps (about 5-10 min)
@@ -30,5 +31,5 @@ done
 for lab in raft-faults dynamo gossip; do
     step "$concord" sim "labs/$lab.toml" --seeds 1..2000
 done
-step cargo test --release -q -p concord-raft --test sweep -- --ignored
+step cargo test --release -q -p concord-raft-harness --test durable_faults -- --ignored
 step cargo test --release -q -p concord-sim --test raft_mutations --test dynamo -- --ignored

@@ -36,8 +36,8 @@
 //! frequent crashes and crash triggers on `elected` and `commit` (a dozen tunings, 5 and 3 nodes)
 //! never caught it in 1 000 seeds. *Isolating* leaders does – on 3 nodes, the moment one is
 //! elected (its entries stay, durable, on it alone) and at some of its commits (its next append is
-//! dropped in flight, as the scripted Figure 8 test of `concord-raft-harness`, `tests/paper.rs`, drops it):
-//! about 2 % of seeds then break leader completeness. Each trigger alone, crashes instead of
+//! dropped in flight, as the scripted Figure 8 test of `concord-raft-harness`, `tests/paper.rs`,
+//! drops it): about 2 % of seeds then break leader completeness. Each trigger alone, crashes instead of
 //! isolation, 5 nodes or batched appends catch nothing in 200 seeds.
 //! `skip_vote_sync` needs a crash inside a vote's sync window: its scenario aims one there with a
 //! `[[nemesis.trigger]]` (crash right after a granted vote), which random faults alone hit too
