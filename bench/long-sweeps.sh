@@ -5,7 +5,7 @@
 # prints its wall time.
 #
 #   bash bench/long-sweeps.sh            # everything (roughly 30-60 min on 2 cores; see README.md)
-#   bash bench/long-sweeps.sh explore    # only the labs/*-explore.toml sweeps (about 5-10 min)
+#   bash bench/long-sweeps.sh explore    # only the scenarios/*-explore.toml sweeps (about 5-10 min)
 #
 # The replay viewer's load-time benchmark is also #[ignore]d; it needs Chromium and is run on its
 # own: cargo test --release -p concord --test viewer -- --ignored.
@@ -24,12 +24,12 @@ cargo build --release -q -p concord
 concord=target/release/concord
 
 for p in raft dynamo gossip; do
-    step "$concord" sim "labs/$p-explore.toml" --seeds 1..2000
+    step "$concord" sim "scenarios/$p-explore.toml" --seeds 1..2000
 done
 [ "$what" = explore ] && exit 0
 
 for lab in raft-faults dynamo gossip; do
-    step "$concord" sim "labs/$lab.toml" --seeds 1..2000
+    step "$concord" sim "scenarios/$lab.toml" --seeds 1..2000
 done
 step cargo test --release -q -p concord-raft-harness --test durable_faults -- --ignored
 step cargo test --release -q -p concord-sim --test raft_mutations --test dynamo -- --ignored

@@ -13,7 +13,7 @@
 //! * `..._not_linearizable` – the same histories with one read corrupted: the checker must explore
 //!   until it has proved no order exists.
 //! * `kv_hard_12_clients_12000_ops_6pct_info` – the shape of the Raft runs that used to end
-//!   undecided (issue 24, `labs/raft-hard.toml`): 12 clients, 10 keys, fresh values, 6 % unknown
+//!   undecided (issue 24, `scenarios/raft-hard.toml`): 12 clients, 10 keys, fresh values, 6 % unknown
 //!   outcomes (see `gen::bench_hard`); target: decided, well under 5 s. Before the just-in-time
 //!   handling of unknown operations it was undecided at 60 s.
 //! * `raft_hard_seed33_k1` – one key of a real raft-hard run (`tests/data/`), undecided at 60 s

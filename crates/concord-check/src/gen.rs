@@ -93,7 +93,7 @@ pub fn bench_register(values: i64) -> (GenConfig, usize) {
 }
 
 /// The benchmark's hard KV history, shaped like the Raft runs that used to end undecided (issue 24,
-/// `labs/raft-hard.toml`): 12 clients over 10 keys, every write a fresh value, 20% CAS, and `info`
+/// `scenarios/raft-hard.toml`): 12 clients over 10 keys, every write a fresh value, 20% CAS, and `info`
 /// outcomes at `info_percent` – far more than the plain KV benchmark, each one a write that took
 /// effect before the timeout, later, or never. Same return as [`bench_kv`].
 pub fn bench_hard(ops: usize, info_percent: u32) -> (GenConfig, usize) {

@@ -1,5 +1,5 @@
 //! Regression tests for the history shapes that used to end undecided (issue 24): Raft runs under
-//! `labs/raft-hard.toml` – 12 clients, many timeouts (`info`), every write a fresh value – which the
+//! `scenarios/raft-hard.toml` – 12 clients, many timeouts (`info`), every write a fresh value – which the
 //! search before the just-in-time handling of unknown operations could not decide in 60 s.
 //!
 //! Each test gives the checker a time limit far above what it needs now (milliseconds) but below
@@ -37,7 +37,7 @@ fn generated_hard_histories_are_decided_both_ways() {
     }
 }
 
-/// Key `k1` of `concord sim labs/raft-hard.toml --seed 33 --history h.jsonl` (1 230 events, 30
+/// Key `k1` of `concord sim scenarios/raft-hard.toml --seed 33 --history h.jsonl` (1 230 events, 30
 /// `info`), as a Jepsen log on one register: undecided after 60 s before, decided in milliseconds
 /// now.
 #[test]

@@ -84,6 +84,6 @@ fn quick_lab_runs_end_to_end_with_sane_numbers() {
     }
     assert!(dir.join("latency/lnkd-ssd-ars.csv").exists());
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
-    assert!(html.contains("concord sim labs/eventual-propagation.toml --seed 1"));
+    assert!(html.contains("concord sim scenarios/eventual-propagation.toml --seed 1"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 fn scenario() -> LoadedScenario {
-    LoadedScenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/gossip.toml")).unwrap()
+    LoadedScenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/gossip.toml")).unwrap()
 }
 
 /// A `Write` into shared memory, so a test can read the trace back.
@@ -96,7 +96,7 @@ fn trace_lines_are_json_with_time_and_event() {
 
 #[test]
 fn dynamo_the_same_seed_gives_the_same_trace_hash() {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/dynamo.toml");
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/dynamo.toml");
     let scenario = LoadedScenario::load(&lab).unwrap();
     let hash =
         |seed| scenario.run(RunOptions { seed, hash_trace: true, ..Default::default() }).trace_hash.unwrap();

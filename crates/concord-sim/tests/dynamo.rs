@@ -4,7 +4,7 @@
 //!
 //! The 2 000-seed sweep is a documented command, not part of the default suite:
 //! `cargo test --release -p concord-sim --test dynamo -- --ignored` (or, with the CLI,
-//! `concord sim labs/dynamo.toml --seeds 1..2000`).
+//! `concord sim scenarios/dynamo.toml --seeds 1..2000`).
 
 use concord_core::NodeId;
 use concord_dynamo::DynamoNode;
@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn lab() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/dynamo.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/dynamo.toml")
 }
 
 fn lab_text() -> String {
-    std::fs::read_to_string(lab()).expect("labs/dynamo.toml is shipped")
+    std::fs::read_to_string(lab()).expect("scenarios/dynamo.toml is shipped")
 }
 
 fn failures(scenario: &LoadedScenario, seeds: std::ops::RangeInclusive<u64>) -> (usize, Vec<String>) {
@@ -46,7 +46,7 @@ fn the_lab_scenario_has_the_faults_the_issue_asks_for() {
         "\"convergence\"",
         "\"invariants\"",
     ] {
-        assert!(text.contains(needle), "labs/dynamo.toml lost {needle}");
+        assert!(text.contains(needle), "scenarios/dynamo.toml lost {needle}");
     }
 }
 

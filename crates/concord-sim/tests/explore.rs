@@ -1,7 +1,7 @@
-//! Exploring configurations (issue #25): each seed of `labs/*-explore.toml` draws its own cluster
+//! Exploring configurations (issue #25): each seed of `scenarios/*-explore.toml` draws its own cluster
 //! size, quorums, timeouts, network, disk, workload and faults, and a few hundred seeds of each
 //! pass here. The 2 000-seed sweeps are a documented command (README.md, BENCHMARKS.md):
-//! `cargo run --release -- sim labs/raft-explore.toml --seeds 1..2000` (and dynamo, gossip).
+//! `cargo run --release -- sim scenarios/raft-explore.toml --seeds 1..2000` (and dynamo, gossip).
 //!
 //! Also here: a drawn configuration written as a plain scenario replays the exploring run byte for
 //! byte; the exploration finds a broken protocol; and every scenario kept in `tests/regressions/`

@@ -307,7 +307,7 @@ fn skew_shifts_a_clock_and_drift_stretches_timers() {
     assert_eq!(s.node(NodeId(2)).unwrap().timer_fired_at.len(), 1);
 }
 
-/// Regression (seeds 2698 and 6648 of labs/raft-faults.toml): the simulator used to hold back only
+/// Regression (seeds 2698 and 6648 of scenarios/raft-faults.toml): the simulator used to hold back only
 /// the rest of the *same* step behind a sync, so a later step's writes could reach the disk before
 /// an earlier step's post-sync writes, and a torn crash left Raft's log compacted past its newest
 /// snapshot. A node's I/O is one ordered pipeline.

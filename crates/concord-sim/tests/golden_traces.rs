@@ -10,7 +10,7 @@
 use concord_sim::{RunOptions, ScenarioFile};
 use std::path::Path;
 
-/// Scenario files (under `labs/`) and the seeds whose traces are pinned.
+/// Scenario files (under `scenarios/`) and the seeds whose traces are pinned.
 const PINNED: &[(&str, &[u64])] = &[
     ("gossip.toml", &[1, 2]),
     ("raft-faults.toml", &[1, 2]),
@@ -35,7 +35,7 @@ fn current() -> String {
         for &seed in *seeds {
             let (scenario, _) = file.for_seed(seed).unwrap();
             let report = scenario.run(RunOptions { seed, hash_trace: true, ..Default::default() });
-            out.push_str(&format!("labs/{name} {seed} {:016x}\n", report.trace_hash.unwrap()));
+            out.push_str(&format!("scenarios/{name} {seed} {:016x}\n", report.trace_hash.unwrap()));
         }
     }
     out

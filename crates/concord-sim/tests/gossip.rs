@@ -7,11 +7,11 @@ use concord_sim::RunOptions;
 use std::path::{Path, PathBuf};
 
 fn lab() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/gossip.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/gossip.toml")
 }
 
 fn lab_text() -> String {
-    std::fs::read_to_string(lab()).expect("labs/gossip.toml is shipped")
+    std::fs::read_to_string(lab()).expect("scenarios/gossip.toml is shipped")
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Mutation checks: each deliberate bug of [`concord_raft::Mutations`] is caught by a seed sweep of
-//! the Raft fault scenario (`labs/raft-faults.toml`, or a variant tuned to reach the bug's window
+//! the Raft fault scenario (`scenarios/raft-faults.toml`, or a variant tuned to reach the bug's window
 //! more often) within 1 000 seeds – caught meaning a violation: an online invariant (election
 //! safety, log matching, leader completeness, state-machine safety) or a non-linearizable history.
 //!
@@ -54,16 +54,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use toml::{Table, Value};
 
-const RAFT_FAULTS: &str = include_str!("../../../labs/raft-faults.toml");
+const RAFT_FAULTS: &str = include_str!("../../../scenarios/raft-faults.toml");
 
 /// The seeds a search may use: "caught within 1 000 seeds" means a seed in `1..=1000`.
 const SEARCH_LIMIT: u64 = 1000;
 
 // ----- scenarios ---------------------------------------------------------------------------------
 
-/// `labs/raft-faults.toml`, shortened (6 s, heal at 4.5 s) so a sweep is cheaper; `edit` tunes it.
+/// `scenarios/raft-faults.toml`, shortened (6 s, heal at 4.5 s) so a sweep is cheaper; `edit` tunes it.
 fn variant(edit: impl FnOnce(&mut Table)) -> Table {
-    let mut t: Table = toml::from_str(RAFT_FAULTS).expect("labs/raft-faults.toml parses");
+    let mut t: Table = toml::from_str(RAFT_FAULTS).expect("scenarios/raft-faults.toml parses");
     set(&mut t, "run.duration", "6s".into());
     set(&mut t, "run.heal_at", "4500ms".into());
     edit(&mut t);

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use std::path::Path;
 
 fn error(text: &str) -> String {
-    match LoadedScenario::parse(Path::new("labs/bad.toml"), text) {
+    match LoadedScenario::parse(Path::new("scenarios/bad.toml"), text) {
         Ok(_) => panic!("accepted:\n{text}"),
         Err(e) => e.to_string(),
     }
@@ -21,7 +21,7 @@ fn a_valid_minimal_scenario_loads() {
 #[test]
 fn unknown_keys_are_named_with_their_line() {
     let e = error("[run]\nnodes = 3\nnodez = 4\n[protocol.gossip]\n");
-    assert!(e.starts_with("labs/bad.toml: TOML parse error at line 3"), "{e}");
+    assert!(e.starts_with("scenarios/bad.toml: TOML parse error at line 3"), "{e}");
     assert!(e.contains("unknown field `nodez`"), "{e}");
 }
 
@@ -89,7 +89,7 @@ proptest! {
     /// Mutations of a real scenario never panic either.
     #[test]
     fn mutated_scenarios_never_panic(cut in 0usize..2000, insert in "[\\[\\]=\"a-z0-9., \\n-]{0,12}") {
-        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/gossip.toml")).unwrap();
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/gossip.toml")).unwrap();
         let cut = text.char_indices().map(|(i, _)| i).nth(cut % text.chars().count()).unwrap_or(0);
         let mutated = format!("{}{}{}", &text[..cut], insert, &text[cut..]);
         let _ = LoadedScenario::parse(Path::new("fuzz.toml"), &mutated);

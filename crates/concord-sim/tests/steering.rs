@@ -14,7 +14,7 @@ use std::time::Duration;
 type RaftScenario = Scenario<concord_sim::protocols::raft::RaftScenario>;
 
 fn raft_faults(settings: &SteeringSettings) -> Arc<RaftScenario> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/raft-faults.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/raft-faults.toml");
     let LoadedScenario::Raft(scenario) = LoadedScenario::load(&path).unwrap() else {
         panic!("raft-faults.toml is a Raft scenario")
     };
@@ -111,7 +111,7 @@ fn a_session_replays_to_the_same_trace_hash() {
         // The log survives a round trip through its file format.
         let log = steering::SteeringLog {
             format: steering::SteeringLog::FORMAT.into(),
-            scenario: "labs/raft-faults.toml".into(),
+            scenario: "scenarios/raft-faults.toml".into(),
             seed: 5,
             settings: settings(nemesis),
             actions: live.log.clone(),

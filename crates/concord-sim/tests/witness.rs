@@ -13,7 +13,7 @@ use std::path::Path;
 
 #[test]
 fn raft_histories_carry_witnesses_that_verify() {
-    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs/raft-faults.toml");
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/raft-faults.toml");
     let scenario = LoadedScenario::load(&lab).unwrap();
     let (mut keys, mut verified) = (0, 0);
     for seed in 1..=3 {

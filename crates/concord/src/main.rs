@@ -23,9 +23,9 @@ enum Command {
     /// Run a simulation scenario (one seed, or a sweep over many seeds on all cores).
     ///
     /// Examples:
-    ///   concord sim labs/gossip.toml                      # seed 1, print a summary
-    ///   concord sim labs/gossip.toml --seed 7 --trace run.jsonl
-    ///   concord sim labs/gossip.toml --seeds 1..1000      # sweep; failing seeds print a replay command
+    ///   concord sim scenarios/gossip.toml                      # seed 1, print a summary
+    ///   concord sim scenarios/gossip.toml --seed 7 --trace run.jsonl
+    ///   concord sim scenarios/gossip.toml --seeds 1..1000      # sweep; failing seeds print a replay command
     Sim(cmd::sim::SimArgs),
     /// Check a history for linearizability (and, on request, session guarantees and staleness).
     ///
@@ -33,7 +33,7 @@ enum Command {
     /// 0 linearizable, 1 not, 2 unknown (time ran out) or bad input.
     ///
     /// Examples:
-    ///   concord sim labs/raft-faults.toml --history h.jsonl && concord check h.jsonl --model kv
+    ///   concord sim scenarios/raft-faults.toml --history h.jsonl && concord check h.jsonl --model kv
     ///   concord check jepsen.log --model register --html why.html
     Check(cmd::check::CheckArgs),
     /// Run a lab: an experiment in the simulator that writes a report with plots.
@@ -44,7 +44,7 @@ enum Command {
     /// Replay a simulation trace in the browser (a local web page: ring, messages, logs, history).
     ///
     /// Examples:
-    ///   concord sim labs/raft-faults.toml --seed 3 --trace run.jsonl --history h.jsonl
+    ///   concord sim scenarios/raft-faults.toml --seed 3 --trace run.jsonl --history h.jsonl
     ///   concord view run.jsonl --history h.jsonl --open   # http://127.0.0.1:8090/
     View(cmd::view::ViewArgs),
     /// Run one Concord node: Raft over TCP, a WAL on disk, HTTP and RESP for clients.

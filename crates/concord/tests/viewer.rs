@@ -161,7 +161,7 @@ fn the_page_replays_a_raft_run() {
         return;
     }
     let dir = temp_dir("replay");
-    let (trace, _) = simulate(&dir, "labs/raft-faults.toml", 3, Some("3s"));
+    let (trace, _) = simulate(&dir, "scenarios/raft-faults.toml", 3, Some("3s"));
     let viewer = Viewer::start(&trace, None);
     let result = drive("replay", &viewer.url);
     println!("replay: {result}");
@@ -177,7 +177,7 @@ fn offending_operations_are_highlighted_and_clicking_one_jumps_to_it() {
         return;
     }
     let dir = temp_dir("offending");
-    let (trace, history) = simulate(&dir, "labs/raft-faults.toml", 3, Some("3s"));
+    let (trace, history) = simulate(&dir, "scenarios/raft-faults.toml", 3, Some("3s"));
     // Corrupt one read of a written key so the history cannot be linearizable: the value 987654321
     // was never written.
     let text = std::fs::read_to_string(&history).unwrap();
@@ -220,7 +220,7 @@ fn the_page_steers_a_live_simulation_and_the_session_replays_exactly() {
     if !browser_available("the_page_steers_a_live_simulation_and_the_session_replays_exactly") {
         return;
     }
-    let live = LiveSession::start("labs/raft-faults.toml", &["--seed", "4", "--clients", "1"]);
+    let live = LiveSession::start("scenarios/raft-faults.toml", &["--seed", "4", "--clients", "1"]);
     let result = drive("live", &live.url);
     println!("live: {result}");
     assert_ne!(result["first_leader"], result["second_leader"]);
@@ -241,7 +241,7 @@ fn the_page_steers_a_live_simulation_and_the_session_replays_exactly() {
     let replayed = dir.join("replayed.jsonl");
     let out = Command::new(CONCORD)
         .arg("sim")
-        .arg(repo_root().join("labs/raft-faults.toml"))
+        .arg(repo_root().join("scenarios/raft-faults.toml"))
         .arg("--actions")
         .arg(dir.join("session.json"))
         .arg("--trace")
@@ -270,7 +270,7 @@ fn load_time_of_a_100k_event_trace() {
         return;
     }
     let dir = temp_dir("load");
-    let (trace, _) = simulate(&dir, "labs/raft-faults.toml", 3, None);
+    let (trace, _) = simulate(&dir, "scenarios/raft-faults.toml", 3, None);
     let viewer = Viewer::start(&trace, None);
     let result = drive("load", &viewer.url);
     println!("load time: {result}");

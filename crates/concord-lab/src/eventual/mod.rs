@@ -3,7 +3,7 @@
 //! Four experiments on Concord's Dynamo (`concord-dynamo`) in the simulator, one report:
 //!
 //! 1. [`propagation`] – which version every replica of a key holds over time, through a partition
-//!    and its healing (`labs/eventual-propagation.toml`);
+//!    and its healing (`scenarios/eventual-propagation.toml`);
 //! 2. [`pbs`] – Probabilistically Bounded Staleness (Bailis et al., VLDB 2012): the probability
 //!    that a read returns the latest acknowledged write, against the time since it was
 //!    acknowledged, for N=3 and R, W ∈ {1, 2}, under the paper's production latency fits – by the

@@ -1,6 +1,6 @@
 //! Part 1 – propagation: which version of a key every replica holds, moment by moment.
 //!
-//! The scenario `labs/eventual-propagation.toml` is stepped event by event; after every event that
+//! The scenario `scenarios/eventual-propagation.toml` is stepped event by event; after every event that
 //! changed a node's data (its `changes()` counter moved), the node's copy of each watched key – as a
 //! home replica, and as hints held for others – is compared with what it held before. Each run of an
 //! unchanged copy becomes a span of the timeline. From the spans follow the moment every replica
@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 /// The scenario, compiled in so the lab runs from any directory; its path is what the replay
 /// command names.
-pub const SCENARIO_PATH: &str = "labs/eventual-propagation.toml";
-const SCENARIO: &str = include_str!("../../../../labs/eventual-propagation.toml");
+pub const SCENARIO_PATH: &str = "scenarios/eventual-propagation.toml";
+const SCENARIO: &str = include_str!("../../../../scenarios/eventual-propagation.toml");
 
 /// What one node held for a key during `[from_ms, to_ms)`.
 #[derive(Clone, Debug, Serialize)]

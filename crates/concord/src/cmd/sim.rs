@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 pub struct SimArgs {
-    /// The scenario file (TOML), e.g. labs/gossip.toml.
+    /// The scenario file (TOML), e.g. scenarios/gossip.toml.
     pub scenario: PathBuf,
     /// Run this one seed.
     #[arg(long, conflicts_with = "seeds")]
