@@ -13,7 +13,7 @@ use concord_sim::{RunOptions, ScenarioFile};
 use std::path::{Path, PathBuf};
 
 fn lab(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios").join(name)
 }
 
 /// Sweep `seeds` of `file`; the failures, one line each with what the seed drew.

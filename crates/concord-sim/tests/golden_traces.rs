@@ -26,12 +26,12 @@ fn golden_file() -> std::path::PathBuf {
 }
 
 fn current() -> String {
-    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../labs");
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
     let mut out = String::from(
         "# scenario seed trace-hash (FNV-1a of the JSON Lines trace); see tests/golden_traces.rs\n",
     );
     for (name, seeds) in PINNED {
-        let file = ScenarioFile::load(&labs.join(name)).unwrap();
+        let file = ScenarioFile::load(&scenarios.join(name)).unwrap();
         for &seed in *seeds {
             let (scenario, _) = file.for_seed(seed).unwrap();
             let report = scenario.run(RunOptions { seed, hash_trace: true, ..Default::default() });
