@@ -258,11 +258,12 @@ impl DynamoNode {
     }
 
     pub(crate) fn on_replicate_ack(&mut self, io: &mut Io<'_, Self>, from: NodeId, token: u64) {
-        let Some(Pending::Write { acked, targets, replied, .. }) = self.pending.get_mut(&token) else {
+        let Some(Pending::Write { acked, targets, replied, used, .. }) = self.pending.get_mut(&token) else {
             return;
         };
-        // Not asserted: `from` ∈ `used`. Tokens restart at 1 when a node reboots, so an ack sent
-        // to an earlier life of this node can carry the token of a request of this life.
+        // Tokens are unique across this node's lives (`first_token`): an ack carrying this
+        // request's token comes from a node this request was sent to.
+        debug_assert!(used.contains(&from), "ack for token {token} from {from}, which was never sent it");
         acked.insert(from);
         let all = targets.iter().all(|t| acked.contains(&t.node));
         let replied = *replied;

@@ -338,6 +338,18 @@ pub struct DynamoNode {
     ae_cache: BTreeMap<u32, anti_entropy::RangeSummary>,
 }
 
+/// Low bits of a request token that count requests; the high bits are the node's incarnation.
+const TOKEN_BITS: u32 = 40;
+
+/// The first request token of a life. Replies name the token of their request; tokens that
+/// restarted at 1 after a reboot let an acknowledgement sent to the node's *previous* life count
+/// towards a request of this one – from a replica that may not hold this write (found in review,
+/// issue #15). The incarnation is durable before the node sends anything, so every life has its
+/// own block of 2^40 tokens, and token 0 (read repair) is never issued.
+fn first_token(incarnation: u64) -> u64 {
+    (incarnation << TOKEN_BITS) | 1
+}
+
 impl DynamoNode {
     /// Build a node from its disk. Fails on a torn or corrupt metadata record (dots could be
     /// reused), and on an object or hint record that is intact (its checksum holds) but cannot be
@@ -391,7 +403,7 @@ impl DynamoNode {
             meta: Meta { incarnation, dots_reserved: meta.dots_reserved },
             next_dot: meta.dots_reserved + 1,
             pending: BTreeMap::new(),
-            next_token: 1,
+            next_token: first_token(incarnation),
             ae: AntiEntropyStats::default(),
             gc_votes: BTreeMap::new(),
             recent_acks: VecDeque::new(),
@@ -498,6 +510,7 @@ impl DynamoNode {
     fn token(&mut self) -> u64 {
         let t = self.next_token;
         self.next_token += 1;
+        debug_assert_eq!(t >> TOKEN_BITS, self.meta.incarnation, "a life's tokens stay in its block");
         t
     }
 
@@ -832,5 +845,26 @@ mod tests {
         put(&mut durable, store::hint_key(NodeId(2), "old"), json);
         let err = boot(&durable).err().expect("an unreadable record fails the boot");
         assert!(err.contains("dynamo/hint/0000000002/old") && err.contains("format version"), "{err}");
+    }
+
+    #[test]
+    fn request_tokens_are_never_reused_across_reboots() {
+        // Regression (found in review, issue #15): tokens restarted at 1 after a reboot, so an
+        // acknowledgement addressed to the node's previous life could count towards a write of
+        // this one. Each life now draws from its own block, keyed by the durable incarnation.
+        let mut durable = Durable::new();
+        let mut tokens = Vec::new();
+        for _life in 0..3 {
+            let mut node = boot(&durable).unwrap();
+            // on_start makes the new incarnation durable before anything is sent.
+            durable.apply(&StorageOp::Put { key: store::META_KEY.into(), value: store::encode(&node.meta) });
+            tokens.push(node.token());
+            tokens.push(node.token());
+        }
+        let mut unique = tokens.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), tokens.len(), "a token was issued twice: {tokens:?}");
+        assert!(tokens.iter().all(|&t| t != 0), "token 0 means read repair");
     }
 }

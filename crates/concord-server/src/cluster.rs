@@ -292,7 +292,9 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
     }
     if args.allow_fault_injection {
-        println!("fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes");
+        println!(
+            "fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes"
+        );
     }
     println!("Ctrl-C stops the cluster.");
 
