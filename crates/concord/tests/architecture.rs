@@ -151,3 +151,17 @@ fn the_server_build_has_no_deliberate_bugs() {
     assert!(tree.contains("concord-raft"), "cargo tree printed no concord-raft: {tree}");
     assert!(!tree.contains("\"mutations\""), "concord-server's build enables Raft's mutations:\n{tree}");
 }
+
+#[test]
+fn only_the_binary_parses_arguments() {
+    // One rule for every command: clap in `crates/concord/src/cmd/`, logic in libraries that take
+    // option structs (docs/architecture.md, "Why the binary holds the CLI").
+    let ws = workspace();
+    let parsing: Vec<&String> = ws
+        .deps
+        .iter()
+        .filter(|(name, deps)| *name != "concord" && deps.iter().any(|d| d == "clap"))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(parsing.is_empty(), "libraries that depend on clap: {parsing:?}");
+}
