@@ -39,7 +39,6 @@
 pub mod cli;
 pub mod convergence;
 pub mod formats;
-mod fx;
 pub mod gen;
 pub mod guarantees;
 pub mod html;

@@ -144,13 +144,13 @@
 //! it. [`crate::html::render`] draws it as per-process timelines. The operations listed are the ones
 //! the search kept: irrelevant unknown operations are left out.
 
-use crate::fx::{FxHasher, FxMap, FxSet};
+use rustc_hash::{FxBuildHasher, FxHashMap as FxMap, FxHashSet as FxSet};
 use crate::model::{CounterModel, Model, QueueModel, RegisterModel, Sequential, SetModel, UnknownFate};
 use crate::ops::{prepare, Operation};
 use concord_core::history::{History, OpFn, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hash};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -876,7 +876,7 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
     // natural place.
     let mut trying_unknown = false;
     let eager: Vec<bool> = {
-        let mut observed: HashSet<&Value, BuildHasherDefault<FxHasher>> = HashSet::default();
+        let mut observed: HashSet<&Value, FxBuildHasher> = HashSet::default();
         for op in ops.iter().filter(|op| op.is_ok()) {
             // A successful CAS observed its expected value just as a read would have.
             if let (OpFn::Cas, Some((expected, _))) = (op.f, op.input.as_pair()) {
@@ -905,7 +905,7 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
     // previous twin is linearized. Without this, k interchangeable timeouts would be explored in 2^k
     // subsets.
     let previous_twin: Vec<Option<usize>> = {
-        let mut last: HashMap<(OpFn, &Value), usize, BuildHasherDefault<FxHasher>> = HashMap::default();
+        let mut last: HashMap<(OpFn, &Value), usize, FxBuildHasher> = HashMap::default();
         ops.iter()
             .zip(&required)
             .enumerate()

@@ -39,7 +39,7 @@
 //! [`crate::linearizability`]). The `kv` model is therefore "a register with delete and append",
 //! checked key by key.
 
-use crate::fx::FxMap;
+use rustc_hash::FxHashMap as FxMap;
 use crate::ops::Operation;
 use concord_core::history::{OpFn, Value};
 use std::collections::{BTreeSet, VecDeque};
