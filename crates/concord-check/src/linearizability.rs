@@ -144,10 +144,10 @@
 //! it. [`crate::html::render`] draws it as per-process timelines. The operations listed are the ones
 //! the search kept: irrelevant unknown operations are left out.
 
-use rustc_hash::{FxBuildHasher, FxHashMap as FxMap, FxHashSet as FxSet};
 use crate::model::{CounterModel, Model, QueueModel, RegisterModel, Sequential, SetModel, UnknownFate};
 use crate::ops::{prepare, Operation};
 use concord_core::history::{History, OpFn, Value};
+use rustc_hash::{FxBuildHasher, FxHashMap as FxMap, FxHashSet as FxSet};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::Hash;

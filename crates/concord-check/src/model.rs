@@ -39,9 +39,9 @@
 //! [`crate::linearizability`]). The `kv` model is therefore "a register with delete and append",
 //! checked key by key.
 
-use rustc_hash::FxHashMap as FxMap;
 use crate::ops::Operation;
 use concord_core::history::{OpFn, Value};
+use rustc_hash::FxHashMap as FxMap;
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
