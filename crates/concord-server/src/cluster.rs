@@ -6,6 +6,16 @@
 //! where everything listens, and watches the children until Ctrl-C: then every node gets SIGTERM
 //! and a few seconds to finish its sync. The process-level tests start their clusters through the
 //! same [`spawn_node`], so they run exactly what `concord up` runs.
+//!
+//! **The cluster outlives its nodes.** A node that exits – `kill -9`, a crash, a clean stop – is
+//! reported on the console, and the others keep serving: that is the failover a person came to
+//! watch. The node comes back with `concord restart N` (which talks to this supervisor through the
+//! socket `DATA/up.sock`, see [`control`]), from the dashboard's Restart button (with
+//! `--allow-fault-injection`), or by itself with `--restart on-failure` (after 1 s, 2 s, 4 s, …
+//! up to 30 s; a node that ran a minute starts again from 1 s). Each running node's pid is in
+//! `DATA/node<i>.pid`. Only two things end `up` besides Ctrl-C: a node that fails during the first
+//! seconds (a port in use, a locked data directory – nothing to fail over to yet), and every node
+//! having stopped cleanly. Re-running `up` on the same data directory resumes the same cluster.
 
 use crate::config::Mode;
 use anyhow::{anyhow, bail, Context};
@@ -47,6 +57,18 @@ pub struct UpOptions {
     pub state_cache_mb: Option<usize>,
     /// The eventual mode's quorum sizes.
     pub quorums: Quorums,
+    /// What to do when a node exits on its own.
+    pub restart: RestartPolicy,
+}
+
+/// What `concord up` does when a node exits on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Report it and keep the others running; `concord restart N` brings it back.
+    #[default]
+    Never,
+    /// Start it again after a back-off, unless it stopped cleanly (exit status 0).
+    OnFailure,
 }
 
 impl Default for UpOptions {
@@ -66,6 +88,7 @@ impl Default for UpOptions {
             snapshot_count: None,
             state_cache_mb: None,
             quorums: Quorums::default(),
+            restart: RestartPolicy::Never,
         }
     }
 }
@@ -216,7 +239,8 @@ pub fn up_node_args(
 }
 
 /// `concord up`: start the cluster `args` describes, print where it listens, and supervise it
-/// until SIGINT/SIGTERM or until a node fails; then stop every node cleanly.
+/// until SIGINT/SIGTERM (or a node failing to start, or every node stopped cleanly); then stop
+/// every node cleanly. Nodes that die meanwhile are reported and can be restarted (module docs).
 pub fn up(args: &UpOptions) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 9 {
         bail!("--nodes must be 1 to 9 (got {})", args.nodes);
@@ -228,14 +252,27 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("finding the concord executable")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let mut children: Vec<(u32, Child, PathBuf)> = Vec::new();
+    let mut members: Vec<Member> = Vec::new();
     for i in 0..args.nodes {
         match spawn_node(args, i, &exe, &cluster_id, &secret) {
-            Ok(child) => children.push((i + 1, child.0, child.1)),
+            Ok((child, log)) => {
+                let _ = std::fs::write(pid_file(&args.data, i + 1), format!("{}\n", child.id()));
+                members.push(Member {
+                    id: i + 1,
+                    child: Some(child),
+                    log,
+                    since: Instant::now(),
+                    failures: 0,
+                    retry_at: None,
+                    stopped_cleanly: false,
+                });
+            }
             Err(e) => {
-                for (_, child, _) in &mut children {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                for member in &mut members {
+                    if let Some(child) = member.child.as_mut() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
                 }
                 return Err(e);
             }
@@ -296,7 +333,11 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             "fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes"
         );
     }
-    println!("Ctrl-C stops the cluster.");
+
+    if args.restart == RestartPolicy::OnFailure {
+        println!("a node that fails is started again (--restart on-failure)");
+    }
+    println!("Ctrl-C stops the cluster; `concord restart N --data {}` restarts node N.", args.data.display());
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
@@ -306,73 +347,339 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
         });
     }
+    let mut supervisor = Supervisor { args, exe, cluster_id, secret, members, started: Instant::now() };
+    let control = control::Listener::bind(&args.data);
+    if let Err(e) = &control {
+        eprintln!("concord: no control socket ({e}); `concord restart` will not reach this cluster");
+    }
     let mut failed = None;
     // From here on every exit path goes through the shutdown below: no orphaned nodes.
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        let mut stopped = Vec::new();
-        for (index, (id, child, log)) in children.iter_mut().enumerate() {
-            match child.try_wait() {
-                Ok(Some(status)) if args.allow_fault_injection && status.success() => {
-                    // A stop by fault injection (or a SIGTERM to this node alone): the others keep running.
-                    // (These arguments were built once already, to start the node: no error here.)
-                    let argv = up_node_args(args, *id - 1, &cluster_id, &secret).unwrap_or_default();
-                    println!(
-                        "concord: node {id} stopped; the others keep running. Restart it with:\n  {} {}",
-                        exe.display(),
-                        argv.join(" ")
-                    );
-                    stopped.push(index);
-                }
-                Ok(Some(status)) => {
-                    // Show why: the last lines of its log (a port in use, a locked data directory…).
-                    let text = std::fs::read_to_string(&log).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(3).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    failed = Some(format!(
-                        "node {id} exited ({status}); the end of {}:\n{}",
-                        log.display(),
-                        tail.join("\n")
-                    ));
-                }
-                Ok(None) => {}
-                Err(e) => failed = Some(format!("cannot watch node {id}: {e}")),
-            }
+        if let Err(why) = supervisor.watch() {
+            failed = Some(why);
+            break;
         }
-        for index in stopped.into_iter().rev() {
-            children.remove(index);
+        if let Ok(control) = &control {
+            control.serve_pending(|command| supervisor.command(command));
         }
-        if failed.is_some() || children.is_empty() {
+        if supervisor.all_stopped_cleanly() {
             break;
         }
         runtime.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
     }
-    // Ask every node to stop (SIGTERM: each finishes its sync and exits), then wait.
-    for (_, child, _) in &mut children {
-        terminate(child);
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for (id, child, _) in &mut children {
-        loop {
-            if let Some(status) = child.try_wait().unwrap_or(None) {
-                if !status.success() && failed.is_none() {
-                    eprintln!("node {id} exited with {status}");
-                }
-                break;
-            }
-            if Instant::now() > deadline {
-                eprintln!("node {id} did not stop within 10s; killing it");
-                let _ = child.kill();
-                let _ = child.wait();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    supervisor.stop_all(failed.is_some());
+    drop(control);
     match failed {
         Some(why) => bail!(why),
         None => {
             println!("concord: cluster stopped");
             Ok(())
+        }
+    }
+}
+
+/// How long after `up` starts a node that exits with an error code counts as a failure to start
+/// (fatal).
+const STARTUP_GRACE: Duration = Duration::from_secs(3);
+/// Back-off of `--restart on-failure`: 1 s, doubling, at most this.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A node that ran this long before failing starts again from the shortest back-off.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+/// One node of the cluster, running or not.
+struct Member {
+    id: u32,
+    child: Option<Child>,
+    log: PathBuf,
+    /// When the current (or last) process started.
+    since: Instant,
+    /// Failures in a row (for the back-off), and when to start again (`--restart on-failure`).
+    failures: u32,
+    retry_at: Option<Instant>,
+    /// The last exit was clean (status 0).
+    stopped_cleanly: bool,
+}
+
+struct Supervisor<'a> {
+    args: &'a UpOptions,
+    exe: PathBuf,
+    cluster_id: String,
+    secret: PathBuf,
+    members: Vec<Member>,
+    started: Instant,
+}
+
+impl Supervisor<'_> {
+    /// Look at every child: report the ones that exited, start the ones due for a restart. An
+    /// error is a failure to start (during the first seconds), which ends `up`.
+    fn watch(&mut self) -> Result<(), String> {
+        for index in 0..self.members.len() {
+            let member = &mut self.members[index];
+            let Some(child) = member.child.as_mut() else {
+                if member.retry_at.is_some_and(|at| Instant::now() >= at) {
+                    member.retry_at = None;
+                    let id = member.id;
+                    match self.start(id) {
+                        Ok(pid) => println!("concord: node {id} started again (pid {pid})"),
+                        Err(e) => println!("concord: node {id} could not be started again: {e:#}"),
+                    }
+                }
+                continue;
+            };
+            let status = match child.try_wait() {
+                Ok(Some(status)) => status,
+                Ok(None) => continue,
+                Err(e) => return Err(format!("cannot watch node {}: {e}", member.id)),
+            };
+            member.child = None;
+            let _ = std::fs::remove_file(pid_file(&self.args.data, member.id));
+            let id = member.id;
+            let tail = log_tail(&member.log, 3);
+            // A node that exits with an error code in the first seconds did not start (a port
+            // in use, a locked directory): nothing to fail over to, so `up` reports it and ends.
+            // One killed by a signal was running: that is the drill, not a failure to start.
+            if self.started.elapsed() < STARTUP_GRACE && !status.success() && status.code().is_some() {
+                return Err(format!(
+                    "node {id} exited ({status}); the end of {}:\n{tail}",
+                    member.log.display()
+                ));
+            }
+            let ran = member.since.elapsed();
+            member.stopped_cleanly = status.success();
+            let restart_by_hand = format!(
+                "  concord restart {id} --data {}\n  (or by hand: {} {})",
+                self.args.data.display(),
+                self.exe.display(),
+                up_node_args(self.args, id - 1, &self.cluster_id, &self.secret).unwrap_or_default().join(" ")
+            );
+            if status.success() {
+                println!("concord: node {id} stopped; the others keep running. Restart it with:\n{restart_by_hand}");
+                continue;
+            }
+            println!(
+                "concord: node {id} exited ({status}) after {:.1}s; the others keep running. The end of {}:\n{tail}",
+                ran.as_secs_f64(),
+                member.log.display()
+            );
+            if self.args.restart == RestartPolicy::OnFailure {
+                member.failures = if ran >= STABLE_RUN { 1 } else { member.failures + 1 };
+                let backoff = Duration::from_secs(1 << (member.failures - 1).min(5)).min(MAX_BACKOFF);
+                member.retry_at = Some(Instant::now() + backoff);
+                println!(
+                    "concord: starting node {id} again in {}s (--restart on-failure)",
+                    backoff.as_secs()
+                );
+            } else {
+                println!("Restart it with:\n{restart_by_hand}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Start node `id` (1-based) and record its pid.
+    fn start(&mut self, id: u32) -> anyhow::Result<u32> {
+        let (child, log) = spawn_node(self.args, id - 1, &self.exe, &self.cluster_id, &self.secret)?;
+        let pid = child.id();
+        std::fs::write(pid_file(&self.args.data, id), format!("{pid}\n"))
+            .with_context(|| format!("cannot write node {id}'s pid file"))?;
+        let member = &mut self.members[id as usize - 1];
+        member.child = Some(child);
+        member.log = log;
+        member.since = Instant::now();
+        member.stopped_cleanly = false;
+        Ok(pid)
+    }
+
+    /// Whether every node stopped cleanly (and none is due to start): then `up` has nothing left.
+    fn all_stopped_cleanly(&self) -> bool {
+        self.members.iter().all(|m| m.child.is_none() && m.retry_at.is_none() && m.stopped_cleanly)
+    }
+
+    /// A command from `concord restart` (see [`control`]); the answer's first word is `ok` or `error`.
+    fn command(&mut self, command: &str) -> String {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        match words.as_slice() {
+            ["restart", id] => {
+                let Some(id) =
+                    id.parse::<u32>().ok().filter(|id| (1..=self.members.len() as u32).contains(id))
+                else {
+                    return format!("error: no node {id} in this {}-node cluster", self.members.len());
+                };
+                if let Some(child) = self.members[id as usize - 1].child.as_mut() {
+                    terminate(child);
+                    if !wait_for_exit(child, Duration::from_secs(10)) {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    println!("concord: node {id} stopped for a restart");
+                }
+                self.members[id as usize - 1].retry_at = None;
+                match self.start(id) {
+                    Ok(pid) => {
+                        println!("concord: node {id} restarted (pid {pid})");
+                        format!("ok: node {id} restarted (pid {pid})")
+                    }
+                    Err(e) => format!("error: node {id} could not be started: {e:#}"),
+                }
+            }
+            ["status"] => {
+                let lines: Vec<String> = self
+                    .members
+                    .iter()
+                    .map(|m| match &m.child {
+                        Some(child) => format!("node {}: running (pid {})", m.id, child.id()),
+                        None => format!("node {}: down", m.id),
+                    })
+                    .collect();
+                format!("ok: {}", lines.join("; "))
+            }
+            _ => format!("error: unknown command {command:?} (restart N, status)"),
+        }
+    }
+
+    /// Ask every running node to stop (SIGTERM: each finishes its sync and exits), then wait.
+    fn stop_all(&mut self, failed: bool) {
+        for member in &mut self.members {
+            if let Some(child) = member.child.as_mut() {
+                terminate(child);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for member in &mut self.members {
+            let Some(child) = member.child.as_mut() else { continue };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if wait_for_exit(child, left) {
+                if let Ok(Some(status)) = child.try_wait() {
+                    if !status.success() && !failed {
+                        eprintln!("node {} exited with {status}", member.id);
+                    }
+                }
+            } else {
+                eprintln!("node {} did not stop within 10s; killing it", member.id);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            let _ = std::fs::remove_file(pid_file(&self.args.data, member.id));
+        }
+    }
+}
+
+/// Wait up to `limit` for `child` to exit; whether it did.
+fn wait_for_exit(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap_or(None).is_some() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The last `lines` lines of a node's log (why it exited: a port in use, a panic, a signal…).
+fn log_tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Where `up` keeps node `id`'s pid while it runs.
+pub fn pid_file(data: &Path, id: u32) -> PathBuf {
+    data.join(format!("node{id}.pid"))
+}
+
+/// `concord restart` and the supervisor: one line asked, one line answered, over the Unix socket
+/// `DATA/up.sock`. The socket is created with the data directory's permissions, so only who may
+/// read the cluster's secret (kept beside it) may restart its nodes.
+pub mod control {
+    use anyhow::{bail, Context};
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    pub fn socket_path(data: &Path) -> PathBuf {
+        data.join("up.sock")
+    }
+
+    /// Send `command` to the `concord up` supervising `data`, and return its answer.
+    #[cfg(unix)]
+    pub fn request(data: &Path, command: &str) -> anyhow::Result<String> {
+        let path = socket_path(data);
+        let mut stream = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
+            format!(
+                "no `concord up` is supervising {} (cannot connect to {})",
+                data.display(),
+                path.display()
+            )
+        })?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        writeln!(stream, "{command}")?;
+        let mut answer = String::new();
+        BufReader::new(stream).read_line(&mut answer).context("reading the supervisor's answer")?;
+        let answer = answer.trim_end().to_string();
+        match answer.strip_prefix("ok: ") {
+            Some(ok) => Ok(ok.to_string()),
+            None => bail!("{}", answer.strip_prefix("error: ").unwrap_or(&answer)),
+        }
+    }
+
+    #[cfg(not(unix))]
+    pub fn request(_data: &Path, _command: &str) -> anyhow::Result<String> {
+        bail!("`concord restart` needs Unix sockets")
+    }
+
+    /// The supervisor's end: polled from its loop, never blocking it for long.
+    pub struct Listener {
+        #[cfg(unix)]
+        listener: std::os::unix::net::UnixListener,
+        path: PathBuf,
+    }
+
+    impl Listener {
+        /// Listen on `DATA/up.sock`. A socket left by a `concord up` that was killed is replaced; one
+        /// that answers belongs to a running `up`, which is an error.
+        #[cfg(unix)]
+        pub fn bind(data: &Path) -> anyhow::Result<Listener> {
+            let path = socket_path(data);
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                bail!("another `concord up` is supervising {}", data.display());
+            }
+            let _ = std::fs::remove_file(&path);
+            let listener = std::os::unix::net::UnixListener::bind(&path)
+                .with_context(|| format!("cannot listen on {}", path.display()))?;
+            listener.set_nonblocking(true)?;
+            Ok(Listener { listener, path })
+        }
+
+        #[cfg(not(unix))]
+        pub fn bind(_data: &Path) -> anyhow::Result<Listener> {
+            bail!("control sockets need Unix")
+        }
+
+        /// Answer the commands waiting, one per connection.
+        pub fn serve_pending(&self, mut handle: impl FnMut(&str) -> String) {
+            #[cfg(unix)]
+            while let Ok((stream, _)) = self.listener.accept() {
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut line = String::new();
+                let mut reader = BufReader::new(&stream);
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let answer = handle(line.trim());
+                let _ = writeln!(&stream, "{answer}");
+            }
+            #[cfg(not(unix))]
+            let _ = &mut handle;
+        }
+    }
+
+    impl Drop for Listener {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.path);
         }
     }
 }

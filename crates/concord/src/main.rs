@@ -55,9 +55,17 @@ enum Command {
     Serve(Box<cmd::serve::ServeArgs>),
     /// Run a local cluster: N `concord serve` processes (node i: RESP 6379+i, HTTP 8080+i).
     ///
-    /// Example:
+    /// Examples:
     ///   concord up --nodes 3 --data ./concord-data    # Ctrl-C stops every node cleanly
+    ///   concord up --restart on-failure               # a node that dies is started again
     Up(cmd::up::UpArgs),
+    /// Restart node N of a cluster that `concord up` runs (a running node is stopped cleanly first).
+    ///
+    /// Examples:
+    ///   kill -9 $(cat concord-data/node3.pid)         # the others elect a leader and keep serving
+    ///   concord restart 3                             # node 3 comes back from its WAL and catches up
+    ///   concord restart --status                      # which nodes run, with their pids
+    Restart(cmd::restart::RestartArgs),
     /// List, add or remove members of a running cluster (through its HTTP API).
     ///
     /// Examples:
@@ -85,6 +93,7 @@ fn main() -> ExitCode {
         Command::View(args) => cmd::view::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::Restart(args) => cmd::restart::run(args),
         Command::Member(args) => cmd::member::run(args),
         Command::Join(args) => cmd::member::join(args),
     };

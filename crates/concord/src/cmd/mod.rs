@@ -4,6 +4,7 @@ pub mod check;
 pub mod lab;
 pub mod live;
 pub mod member;
+pub mod restart;
 pub mod serve;
 pub mod sim;
 pub mod up;

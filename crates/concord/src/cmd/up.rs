@@ -2,7 +2,7 @@
 //! `concord_server::cluster::UpOptions`; the supervisor is `concord_server::cluster::up`.
 
 use super::serve::QuorumArgs;
-use concord_server::cluster::UpOptions;
+use concord_server::cluster::{RestartPolicy, UpOptions};
 use concord_server::config::Mode;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -41,8 +41,8 @@ pub struct UpArgs {
     /// Do not fdatasync (benchmarks only).
     #[arg(long)]
     pub no_fsync: bool,
-    /// Lab clusters only: every node gets `--allow-fault-injection` (the dashboard's partition,
-    /// heal and stop buttons), and a node that stops cleanly does not stop the others.
+    /// Test clusters only: every node gets `--allow-fault-injection` (the dashboard's partition,
+    /// heal, stop and restart buttons).
     #[arg(long)]
     pub allow_fault_injection: bool,
     /// TLS on every port, with a throwaway CA and node certificates generated under DATA/tls
@@ -61,6 +61,19 @@ pub struct UpArgs {
     pub state_cache_mb: Option<usize>,
     #[command(flatten)]
     pub quorums: QuorumArgs,
+    /// What to do when a node exits on its own: `never` (report it; the others keep serving;
+    /// `concord restart N` brings it back) or `on-failure` (start it again after 1 s, 2 s, 4 s, …
+    /// up to 30 s; a clean stop is not a failure).
+    #[arg(long, default_value = "never", value_name = "POLICY", value_parser = parse_restart)]
+    pub restart: RestartPolicy,
+}
+
+fn parse_restart(text: &str) -> Result<RestartPolicy, String> {
+    match text {
+        "never" | "no" => Ok(RestartPolicy::Never),
+        "on-failure" => Ok(RestartPolicy::OnFailure),
+        other => Err(format!("unknown restart policy {other:?}: never or on-failure")),
+    }
 }
 
 impl UpArgs {
@@ -81,6 +94,7 @@ impl UpArgs {
             snapshot_count: self.snapshot_count,
             state_cache_mb: self.state_cache_mb,
             quorums: self.quorums.to_options(),
+            restart: self.restart,
         }
     }
 }

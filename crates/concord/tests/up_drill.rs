@@ -1,0 +1,140 @@
+//! README's drill, run through `concord up` itself (issue #20): the tests that spawn nodes directly
+//! passed while `concord up` stopped the whole cluster when one node died.
+//!
+//! `concord up` starts three nodes; the leader's process gets `kill -9` (its pid from
+//! `DATA/node<i>.pid`, as README shows); the supervisor reports it and keeps the others running;
+//! they elect a new leader and keep taking writes; `concord restart N` brings the node back, it
+//! catches up, and every acknowledged write is there; Ctrl-C (SIGINT) ends it all cleanly.
+
+use concord_server::testkit::{free_port_run, http, HttpAnswer};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONCORD: &str = env!("CARGO_BIN_EXE_concord");
+
+fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<HttpAnswer, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(http(addr, method, path, body, Duration::from_secs(3)))
+}
+
+/// The leader every answering node agrees on (1-based), waiting for one other than `not`.
+fn leader(http: &[SocketAddr], up: &mut Child, not: Option<u64>, timeout: Duration) -> u64 {
+    let deadline = Instant::now() + timeout;
+    loop {
+        assert!(up.try_wait().unwrap().is_none(), "concord up exited");
+        let seen: Vec<Option<u64>> = http
+            .iter()
+            .filter_map(|a| call(*a, "GET", "/v1/cluster", b"").ok())
+            .map(|answer| answer.json().ok().and_then(|v| v["leader"].as_u64()))
+            .collect();
+        if let Some(Some(l)) = seen.first() {
+            if seen.iter().all(|x| *x == Some(*l)) && Some(*l) != not {
+                return *l;
+            }
+        }
+        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// PUT `key`, retried on other nodes until one acknowledges (a node may be down or electing).
+fn put(http: &[SocketAddr], key: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        for addr in http {
+            if let Ok(answer) = call(*addr, "PUT", &format!("/v1/kv/{key}"), value.as_bytes()) {
+                if answer.status == 200 {
+                    return;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no node acknowledged PUT {key}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn concord(data: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(CONCORD).args(args).arg("--data").arg(data).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn kill_9_of_the_leader_under_concord_up_then_concord_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let base = free_port_run(9);
+    let mut up = Command::new(CONCORD)
+        .args(["up", "--nodes", "3", "--data"])
+        .arg(data)
+        .args(["--redis-port", &base.to_string()])
+        .args(["--http-port", &(base + 3).to_string()])
+        .args(["--peer-port", &(base + 6).to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http: Vec<SocketAddr> = (0..3).map(|i| SocketAddr::from(([127, 0, 0, 1], base + 3 + i))).collect();
+    let old = leader(&http, &mut up, None, Duration::from_secs(30));
+    for i in 0..20 {
+        put(&http, &format!("before-{i}"), &format!("v{i}"));
+    }
+
+    // kill -9 the leader, by the pid `concord up` keeps for it.
+    let pid_file = data.join(format!("node{old}.pid"));
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let survivors: Vec<SocketAddr> =
+        http.iter().enumerate().filter(|(i, _)| *i as u64 + 1 != old).map(|(_, a)| *a).collect();
+    // The survivors notice, and elect a new leader among themselves.
+    leader(&survivors, &mut up, Some(old), Duration::from_secs(30));
+    for i in 0..20 {
+        put(&survivors, &format!("after-{i}"), &format!("w{i}"));
+    }
+    assert!(up.try_wait().unwrap().is_none(), "concord up outlives its killed node");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_file.exists() {
+        assert!(Instant::now() < deadline, "the dead node's pid file stays");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (ok, status) = concord(data, &["restart", "--status"]);
+    assert!(ok && status.contains(&format!("node {old}: down")), "{status}");
+
+    // concord restart brings it back; it catches up with every write, old and new.
+    let (ok, text) = concord(data, &["restart", &old.to_string()]);
+    assert!(ok, "concord restart {old}: {text}");
+    assert!(text.contains(&format!("node {old} restarted (pid")), "{text}");
+    let back = http[old as usize - 1];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for key in (0..20).map(|i| format!("before-{i}")).chain((0..20).map(|i| format!("after-{i}"))) {
+        let want = if key.starts_with("before") { "v" } else { "w" };
+        loop {
+            let got = call(back, "GET", &format!("/v1/kv/{key}?consistency=stale"), b"");
+            if got.as_ref().is_ok_and(|a| a.status == 200 && a.text().starts_with(want)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {old} did not catch up on {key}: {got:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let (ok, status) = concord(data, &["restart", "--status"]);
+    assert!(ok && !status.contains("down"), "{status}");
+    let (ok, text) = concord(data, &["restart", "9"]);
+    assert!(!ok && text.contains("no node 9 in this 3-node cluster"), "{text}");
+
+    // Ctrl-C ends `up` and every node cleanly.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    let status = up.wait().unwrap();
+    let mut stdout = String::new();
+    up.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert!(status.success(), "concord up: {status}\n{stdout}");
+    assert!(stdout.contains(&format!("node {old} exited (signal: 9 (SIGKILL))")), "{stdout}");
+    assert!(stdout.contains("the others keep running"), "{stdout}");
+    assert!(stdout.contains(&format!("concord restart {old} --data")), "{stdout}");
+    assert!(stdout.contains("concord: cluster stopped"), "{stdout}");
+    assert!(!data.join("up.sock").exists() && !data.join("node1.pid").exists(), "up cleans up after itself");
+}
