@@ -302,6 +302,10 @@ function renderMembers(snap) {
         el("button", { "data-action": isolated ? "heal" : "partition", "data-node": m.id, disabled: !s, title: isolated ? "let its peer traffic through again" : "drop all peer traffic to and from this node" }, isolated ? "Heal" : "Partition"),
         el("button", { "data-action": "stop", "data-node": m.id, disabled: !s, title: "shut this node's process down (click twice)", class: String(m.id) === confirmingId ? "confirm" : null }, String(m.id) === confirmingId ? "Confirm stop" : "Stop"),
       );
+      // A node that is down can only be started by `concord up`'s supervisor (the serving node asks it).
+      if (snap.restart && !s) {
+        cell.append(el("button", { "data-action": "restart", "data-node": m.id, title: "ask concord up to start this node again" }, "Restart"));
+      }
       tr.append(cell);
     }
     body.append(tr);
@@ -499,7 +503,7 @@ async function labAction(id, action) {
     const r = await fetch(`/v1/faults/nodes/${id}/${action}`, { method: "POST" });
     const body = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
-    const what = { partition: "partitioned (its peer traffic is dropped)", heal: "healed", stop: "is stopping" }[action];
+    const what = { partition: "partitioned (its peer traffic is dropped)", heal: "healed", stop: "is stopping", restart: "is starting again" }[action];
     out.textContent = `${clock(Date.now())}: node ${id} ${what}.`;
   } catch (e) {
     out.className = "small error";

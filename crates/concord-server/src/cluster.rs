@@ -227,6 +227,8 @@ pub fn up_node_args(
     args.quorums.only_for(args.mode)?;
     if args.allow_fault_injection {
         argv.push("--allow-fault-injection".into());
+        argv.push("--supervisor".into());
+        argv.push(control::socket_path(&args.data).display().to_string());
     }
     if args.tls {
         let files = crate::certgen::node_files(&args.data.join("tls"), i + 1);
@@ -604,16 +606,19 @@ pub mod control {
     }
 
     /// Send `command` to the `concord up` supervising `data`, and return its answer.
-    #[cfg(unix)]
     pub fn request(data: &Path, command: &str) -> anyhow::Result<String> {
         let path = socket_path(data);
-        let mut stream = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
-            format!(
-                "no `concord up` is supervising {} (cannot connect to {})",
-                data.display(),
-                path.display()
-            )
-        })?;
+        if !path.exists() {
+            bail!("no `concord up` is supervising {} (there is no {})", data.display(), path.display());
+        }
+        request_at(&path, command)
+    }
+
+    /// Send `command` to the supervisor listening on `socket`, and return its answer.
+    #[cfg(unix)]
+    pub fn request_at(socket: &Path, command: &str) -> anyhow::Result<String> {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket)
+            .with_context(|| format!("no `concord up` answers on {}", socket.display()))?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         writeln!(stream, "{command}")?;
         let mut answer = String::new();
@@ -626,7 +631,7 @@ pub mod control {
     }
 
     #[cfg(not(unix))]
-    pub fn request(_data: &Path, _command: &str) -> anyhow::Result<String> {
+    pub fn request_at(_socket: &Path, _command: &str) -> anyhow::Result<String> {
         bail!("`concord restart` needs Unix sockets")
     }
 

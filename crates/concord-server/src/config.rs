@@ -287,6 +287,10 @@ pub struct NodeConfig {
     /// answer 403); when on, a request still needs the cluster secret or a loopback client.
     #[serde(default)]
     pub allow_fault_injection: bool,
+    /// The control socket of the `concord up` that supervises this node (`up` sets it). With fault
+    /// injection on, the dashboard's Restart button asks it to start a member again.
+    #[serde(default)]
+    pub supervisor: Option<PathBuf>,
     /// This node joins an existing cluster: it is not one of the initial voters, and waits until a
     /// leader adds it (`concord member add`).
     #[serde(default)]
@@ -405,6 +409,7 @@ impl NodeConfig {
             request_timeout: default_request_timeout(),
             allow_admin: false,
             allow_fault_injection: false,
+            supervisor: None,
             join: false,
             wal: WalSettings::default(),
             state: StateSettings::default(),

@@ -109,6 +109,8 @@ pub struct Dashboard {
     handle: NodeHandle,
     peer_http: PeerHttp,
     fault_injection: bool,
+    /// A supervisor can start stopped members again (the Restart button).
+    restart: bool,
     history: Arc<LeaderHistory>,
     subscribers: Arc<Semaphore>,
     shutdown: watch::Receiver<bool>,
@@ -120,6 +122,7 @@ impl Dashboard {
         handle: NodeHandle,
         peer_http: PeerHttp,
         fault_injection: bool,
+        restart: bool,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Dashboard> {
         let history = Arc::new(LeaderHistory::default());
@@ -128,6 +131,7 @@ impl Dashboard {
             handle,
             peer_http,
             fault_injection,
+            restart,
             history,
             subscribers: Arc::new(Semaphore::new(MAX_SUBSCRIBERS)),
             shutdown,
@@ -193,6 +197,7 @@ impl Dashboard {
             "scheme": self.peer_http.scheme(),
             "at_ms": unix_ms(),
             "fault_injection": self.fault_injection,
+            "restart": self.restart,
             "members": members,
             "leader_history": self.history.entries(),
             "requests": window.rates(),

@@ -13,14 +13,16 @@
 //! | `POST /v1/faults/heal` | stop dropping them |
 //! | `POST /v1/faults/stop` | shut this node down as SIGTERM would (the sync in progress completes, then the process exits 0) |
 //! | `POST /v1/faults/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with the cluster secret (so the page only talks to the node that served it) |
+//! | `POST /v1/faults/nodes/{id}/restart` | under `concord up`: ask the supervisor (its control socket, `--supervisor`) to start member `id` again – stopped, killed or running |
 //!
 //! **What the faults are.** A *partition* cuts Raft traffic only: the node's HTTP API and
 //! dashboard keep answering, so the page can show the partitioned node's view (its term rising
 //! while it cannot win, or its stale leader). Client requests to it that need the leader time out,
 //! as they would behind a real partition. *Stop* is final for the process: under `concord serve`
-//! it exits; under `concord up --allow-fault-injection` the supervisor keeps the other nodes running
-//! and prints the command that restarts the stopped one. There is no "restart" button: a stopped
-//! process cannot be asked to start itself again.
+//! it exits; under `concord up --allow-fault-injection` the supervisor keeps the other nodes running.
+//! *Restart* cannot be asked of the stopped process itself, so the node that serves the page asks
+//! the supervisor, which started every node and can start this one again (`concord restart N` does
+//! the same from a terminal).
 
 use crate::dashboard::PeerHttp;
 use crate::front::http::{bearer, constant_time_eq, ApiError};
@@ -50,6 +52,8 @@ pub struct FaultInjection {
     secret: Option<Vec<u8>>,
     /// The node's shutdown switch (what SIGTERM flips).
     stop: watch::Sender<bool>,
+    /// The control socket of the `concord up` that supervises the cluster, if any.
+    supervisor: Option<std::path::PathBuf>,
 }
 
 impl FaultInjection {
@@ -59,8 +63,30 @@ impl FaultInjection {
         enabled: bool,
         secret: Option<Vec<u8>>,
         stop: watch::Sender<bool>,
+        supervisor: Option<std::path::PathBuf>,
     ) -> Arc<FaultInjection> {
-        Arc::new(FaultInjection { handle, peer_http, enabled, secret, stop })
+        Arc::new(FaultInjection { handle, peer_http, enabled, secret, stop, supervisor })
+    }
+
+    /// Ask the supervisor to start member `id` again (it stops it first if it runs).
+    async fn restart(&self, id: u32, remote: SocketAddr) -> Response {
+        let Some(socket) = self.supervisor.clone() else {
+            let why = format!(
+                "no supervisor to restart node {id}: only a cluster started by `concord up` can restart its nodes"
+            );
+            return refuse(StatusCode::CONFLICT, why);
+        };
+        let command = format!("restart {id}");
+        let asked =
+            tokio::task::spawn_blocking(move || crate::cluster::control::request_at(&socket, &command)).await;
+        match asked {
+            Ok(Ok(answer)) => {
+                tracing::warn!("fault injection: restart node {id} (asked by {remote}): {answer}");
+                Json(json!({ "node": id, "restarted": true, "supervisor": answer })).into_response()
+            }
+            Ok(Err(e)) => refuse(StatusCode::BAD_GATEWAY, format!("{e:#}")),
+            Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, format!("restart node {id}: {e}")),
+        }
     }
 
     /// `Err`: the 403 message.
@@ -87,7 +113,7 @@ impl FaultInjection {
             other => {
                 return refuse(
                     StatusCode::NOT_FOUND,
-                    format!("no fault-injection action {other:?}: expected partition, heal or stop"),
+                    format!("no fault-injection action {other:?}: expected partition, heal, stop or restart"),
                 )
             }
         };
@@ -178,6 +204,9 @@ async fn local(
     if let Err(message) = faults.authorize(remote, &headers) {
         return refuse(StatusCode::FORBIDDEN, message);
     }
+    if action == "restart" {
+        return faults.restart(faults.handle.id().0, remote).await;
+    }
     faults.act(&action, remote)
 }
 
@@ -190,7 +219,10 @@ async fn member(
     if let Err(message) = faults.authorize(remote, &headers) {
         return refuse(StatusCode::FORBIDDEN, message);
     }
-    if id == faults.handle.id().0 {
+    if action == "restart" {
+        // The member may be down: the supervisor, not the member, starts it.
+        faults.restart(id, remote).await
+    } else if id == faults.handle.id().0 {
         faults.act(&action, remote)
     } else {
         faults.forward(id, &action).await

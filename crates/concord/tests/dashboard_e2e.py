@@ -10,6 +10,9 @@ SCENARIO:
          then stop the node serving the page: the page says so; print {"restart": ID} so the
          test restarts it, and see the page reconnect by itself.
   nofaults  a node without the flag: the page works and shows no fault-injection buttons.
+  restart   `concord up --allow-fault-injection` with node 3 killed (kill -9); URL is node 1's
+         dashboard. Node 3 is shown unreachable with a Restart button; clicking it has `up` start
+         the node again, and the page shows it up; screenshot dashboard-restart.png.
 
 Prints JSON lines: requests to the test ({"restart": id}) and, last, the result. Exits non-zero
 with a message when an assertion fails. Reuses viewer_e2e.py's browser helpers.
@@ -207,10 +210,28 @@ def nofaults(url, out):
         driver.quit()
 
 
+def restart(url, out):
+    driver = browser(1280, 800)
+    try:
+        load(driver, url)
+        check(js(driver, "return window.dashboard.snapshot.restart") is True, "the page knows `up` can restart nodes")
+        wait_until(lambda: "unreachable" in row_state(driver, 3), ELECTION_S, "node 3 is shown unreachable")
+        check(js(driver, """return document.querySelectorAll('#members-body button[data-action="restart"]').length""") == 1,
+              "only the node that is down has a Restart button")
+        lab_click(driver, "restart", 3)
+        wait_until(lambda: row_state(driver, 3).startswith("up"), 30, "node 3 is shown up again")
+        check(js(driver, """return document.querySelectorAll('#members-body button[data-action="restart"]').length""") == 0,
+              "no Restart button once every node is up")
+        driver.save_screenshot(os.path.join(out, "dashboard-restart.png"))
+        return {"restarted": 3}
+    finally:
+        driver.quit()
+
+
 def main():
     scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
-    result = {"faults": faults, "nofaults": nofaults}[scenario](url, out)
+    result = {"faults": faults, "nofaults": nofaults, "restart": restart}[scenario](url, out)
     print(json.dumps({"result": result}), flush=True)
 
 

@@ -6,6 +6,9 @@
 //! they elect a new leader and keep taking writes; `concord restart N` brings the node back, it
 //! catches up, and every acknowledged write is there; Ctrl-C (SIGINT) ends it all cleanly.
 
+mod browser;
+
+use browser::browser_available;
 use concord_server::testkit::{free_port_run, http, HttpAnswer};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -66,18 +69,7 @@ fn concord(data: &Path, args: &[&str]) -> (bool, String) {
 fn kill_9_of_the_leader_under_concord_up_then_concord_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    let base = free_port_run(9);
-    let mut up = Command::new(CONCORD)
-        .args(["up", "--nodes", "3", "--data"])
-        .arg(data)
-        .args(["--redis-port", &base.to_string()])
-        .args(["--http-port", &(base + 3).to_string()])
-        .args(["--peer-port", &(base + 6).to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let http: Vec<SocketAddr> = (0..3).map(|i| SocketAddr::from(([127, 0, 0, 1], base + 3 + i))).collect();
+    let (mut up, http) = start_up(data, &[]);
     let old = leader(&http, &mut up, None, Duration::from_secs(30));
     for i in 0..20 {
         put(&http, &format!("before-{i}"), &format!("v{i}"));
@@ -85,8 +77,7 @@ fn kill_9_of_the_leader_under_concord_up_then_concord_restart() {
 
     // kill -9 the leader, by the pid `concord up` keeps for it.
     let pid_file = data.join(format!("node{old}.pid"));
-    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    kill9(data, old);
     let survivors: Vec<SocketAddr> =
         http.iter().enumerate().filter(|(i, _)| *i as u64 + 1 != old).map(|(_, a)| *a).collect();
     // The survivors notice, and elect a new leader among themselves.
@@ -137,4 +128,71 @@ fn kill_9_of_the_leader_under_concord_up_then_concord_restart() {
     assert!(stdout.contains(&format!("concord restart {old} --data")), "{stdout}");
     assert!(stdout.contains("concord: cluster stopped"), "{stdout}");
     assert!(!data.join("up.sock").exists() && !data.join("node1.pid").exists(), "up cleans up after itself");
+}
+
+fn start_up(data: &Path, extra: &[&str]) -> (Child, Vec<SocketAddr>) {
+    let base = free_port_run(9);
+    let up = Command::new(CONCORD)
+        .args(["up", "--nodes", "3", "--data"])
+        .arg(data)
+        .args(["--redis-port", &base.to_string()])
+        .args(["--http-port", &(base + 3).to_string()])
+        .args(["--peer-port", &(base + 6).to_string()])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (up, (0..3).map(|i| SocketAddr::from(([127, 0, 0, 1], base + 3 + i))).collect())
+}
+
+fn kill9(data: &Path, node: u64) {
+    let pid: i32 =
+        std::fs::read_to_string(data.join(format!("node{node}.pid"))).unwrap().trim().parse().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+}
+
+#[test]
+fn the_dashboards_restart_button_has_concord_up_start_a_killed_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (mut up, http) = start_up(data, &["--allow-fault-injection"]);
+    leader(&http, &mut up, None, Duration::from_secs(30));
+    kill9(data, 3);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while call(http[2], "GET", "/healthz", b"").is_ok() {
+        assert!(Instant::now() < deadline, "node 3 did not die");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let overview = call(http[0], "GET", "/v1/overview", b"").unwrap().json().unwrap();
+    assert_eq!(overview["restart"], true, "the dashboard offers Restart under concord up: {overview}");
+    if browser_available("the_dashboards_restart_button_has_concord_up_start_a_killed_node") {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .arg("restart")
+            .arg(format!("http://{}/dashboard", http[0]))
+            .arg(browser::repo_root().join("target/test-output/dashboard"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dashboard_e2e.py restart failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    } else {
+        // Without a browser, the request the button sends.
+        let answer = call(http[0], "POST", "/v1/faults/nodes/3/restart", b"").unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while call(http[2], "GET", "/healthz", b"").is_err() {
+        assert!(Instant::now() < deadline, "node 3 did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    let status = up.wait().unwrap();
+    assert!(status.success(), "concord up: {status}");
 }

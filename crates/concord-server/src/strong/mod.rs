@@ -74,6 +74,7 @@ impl Served for RaftKv {
             handle.clone(),
             peer_http.clone(),
             config.allow_fault_injection,
+            config.allow_fault_injection && config.supervisor.is_some(),
             parts.shutdown_rx.clone(),
         );
         let faults = crate::fault_injection::FaultInjection::new(
@@ -82,6 +83,7 @@ impl Served for RaftKv {
             config.allow_fault_injection,
             parts.secret.clone(),
             parts.shutdown.clone(),
+            config.supervisor.clone(),
         );
         Ok(FrontDoors {
             inbox: Arc::new(StrongInbox { handle: handle.clone() }),

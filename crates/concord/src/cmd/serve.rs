@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// partition, heal and stop this node through `POST /v1/faults/...`.
     #[arg(long)]
     pub allow_fault_injection: bool,
+    /// Set by `concord up`: its control socket, through which the dashboard's Restart button (with
+    /// --allow-fault-injection) starts a stopped member again.
+    #[arg(long, hide = true, value_name = "SOCKET")]
+    pub supervisor: Option<std::path::PathBuf>,
     /// Join an existing cluster (its nodes are the --peer list) instead of forming a new one;
     /// then run `concord member add` against the cluster.
     #[arg(long)]
@@ -154,6 +158,9 @@ impl ServeArgs {
         }
         if self.allow_fault_injection {
             c.allow_fault_injection = true;
+        }
+        if let Some(socket) = &self.supervisor {
+            c.supervisor = Some(socket.clone());
         }
         if self.join {
             c.join = true;
