@@ -22,6 +22,7 @@
 //!   sessions, deadlines), its HTTP API and RESP backend; [`eventual`] – the eventual mode's, in the
 //!   same shape; [`front`] – what the two modes' front doors share (errors, HTTP and RESP plumbing);
 //! * [`node::Served`] – what a mode plugs into [`Node::start`] (one start path for both modes);
+//! * [`identity`] – a data directory belongs to one cluster, node and mode, and says so;
 //! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
 //! * [`metrics`] – Prometheus metrics;
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`fault_injection`] – partition,
@@ -46,6 +47,7 @@ pub mod eventual;
 pub mod fault_injection;
 pub mod front;
 pub mod hosted;
+pub mod identity;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -205,6 +205,12 @@ impl Node {
             Error::Storage(format!("cannot create data directory {}: {e}", config.data_dir.display()))
         })?;
         let (disk, durable) = crate::storage::open_wal(&config.data_dir, &config.wal)?;
+        let identity = crate::identity::Identity {
+            cluster_id: config.cluster_id.clone(),
+            node: config.node_id().0,
+            mode: config.mode.name().to_string(),
+        };
+        crate::identity::check_or_claim(&config.data_dir, &identity, &durable)?;
         Self::start_with_disk(config, disk, durable).await
     }
 

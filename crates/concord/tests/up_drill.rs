@@ -196,3 +196,55 @@ fn the_dashboards_restart_button_has_concord_up_start_a_killed_node() {
     let status = up.wait().unwrap();
     assert!(status.success(), "concord up: {status}");
 }
+
+fn sigint_and_wait(up: &mut Child) -> (bool, String) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    finished(up)
+}
+
+/// Wait for `up` to end; whether it succeeded, and what it printed.
+fn finished(up: &mut Child) -> (bool, String) {
+    let status = up.wait().unwrap();
+    let mut text = String::new();
+    up.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+    up.stderr.take().unwrap().read_to_string(&mut text).unwrap();
+    (status.success(), text)
+}
+
+#[test]
+fn a_data_directory_resumes_its_cluster_and_refuses_another_cluster_or_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("cluster");
+    // Re-running `concord up` on the same directory resumes the same cluster.
+    let (mut up, http) = start_up(&data, &[]);
+    leader(&http, &mut up, None, Duration::from_secs(30));
+    put(&http, "resumed", "yes");
+    assert!(sigint_and_wait(&mut up).0);
+    let (mut up, http) = start_up(&data, &[]);
+    leader(&http, &mut up, None, Duration::from_secs(30));
+    let got = call(http[1], "GET", "/v1/kv/resumed", b"").unwrap();
+    assert_eq!((got.status, got.text()), (200, "yes".to_string()));
+    assert!(sigint_and_wait(&mut up).0);
+    let cluster_id = std::fs::read_to_string(data.join("cluster.id")).unwrap().trim().to_string();
+
+    // The same directory in the other mode: refused, saying whose it is.
+    let (mut up, _) = start_up(&data, &["--mode", "eventual"]);
+    let (ok, text) = finished(&mut up);
+    assert!(!ok, "concord up --mode eventual on a strong cluster's directory must fail:\n{text}");
+    assert!(text.contains("a node of the strong mode (its write-ahead log says so)"), "{text}");
+
+    // A node directory copied into another cluster: refused, naming the cluster it belongs to.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let copied =
+        Command::new("cp").arg("-r").arg(data.join("node1")).arg(other.join("node1")).status().unwrap();
+    assert!(copied.success());
+    let (mut up, _) = start_up(&other, &[]);
+    let (ok, text) = finished(&mut up);
+    assert!(!ok, "a copied node directory must not join another cluster:\n{text}");
+    assert!(
+        text.contains(&format!("belongs to node 1 of cluster {cluster_id} in the strong mode")),
+        "{text}"
+    );
+}

@@ -1,0 +1,135 @@
+//! A data directory belongs to one cluster, one node and one mode.
+//!
+//! Without this, a directory made by the eventual mode and started without `--mode eventual` came
+//! up empty and took writes, and a node directory copied from another cluster joined a new cluster,
+//! became its leader and replicated the old cluster's data to it. Now:
+//!
+//! * the first start writes `DATA/identity.json` – `{"cluster_id", "node", "mode"}` – and syncs it
+//!   before the node does anything else; every later start compares, and refuses a mismatch with a
+//!   message that names both sides and the way out;
+//! * the mode is also read from the write-ahead log itself (Raft's keys or Dynamo's), so a
+//!   directory made before identity files existed is recognised too – and then adopted.
+//!
+//! etcd does the same with the cluster id in its WAL's metadata record.
+
+use crate::config::Mode;
+use crate::error::Error;
+use concord_core::Durable;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What a data directory belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub cluster_id: String,
+    pub node: u32,
+    pub mode: String,
+}
+
+const FILE: &str = "identity.json";
+
+/// The mode the write-ahead log's records were written by, if it holds any.
+pub fn mode_in_log(durable: &Durable) -> Option<Mode> {
+    if durable.scan_prefix("raft/").next().is_some() {
+        Some(Mode::Strong)
+    } else if durable.scan_prefix("dynamo/").next().is_some() {
+        Some(Mode::Eventual)
+    } else {
+        None
+    }
+}
+
+/// Check that `dir` (whose log is `durable`) belongs to `want`, and claim it if it belongs to no one.
+pub fn check_or_claim(dir: &Path, want: &Identity, durable: &Durable) -> Result<(), Error> {
+    let refuse = |have: &str| {
+        Error::Config(format!(
+            "data directory {} belongs to {have}; this node is configured as node {} of cluster {} in the {} mode. \
+             Refusing to start: use another --data, or start it with the settings it was made with",
+            dir.display(),
+            want.node,
+            want.cluster_id,
+            want.mode
+        ))
+    };
+    if let Some(mode) = mode_in_log(durable) {
+        if mode.name() != want.mode {
+            return Err(refuse(&format!("a node of the {} mode (its write-ahead log says so)", mode.name())));
+        }
+    }
+    let path = dir.join(FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let have: Identity = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Storage(format!(
+                    "{} is damaged ({e}); it says which cluster the directory belongs to",
+                    path.display()
+                ))
+            })?;
+            if &have != want {
+                return Err(refuse(&format!(
+                    "node {} of cluster {} in the {} mode",
+                    have.node, have.cluster_id, have.mode
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => claim(dir, want),
+        Err(e) => Err(Error::Storage(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Write the identity file durably (a temporary file, synced, renamed, the directory synced).
+fn claim(dir: &Path, identity: &Identity) -> Result<(), Error> {
+    use std::io::Write;
+    let storage =
+        |what: &str, e: std::io::Error| Error::Storage(format!("{what} {}: {e}", dir.join(FILE).display()));
+    let temporary = dir.join(format!("{FILE}.new"));
+    let mut file = std::fs::File::create(&temporary).map_err(|e| storage("cannot write", e))?;
+    let text = serde_json::to_vec_pretty(identity).expect("an identity serialises");
+    file.write_all(&text).and_then(|()| file.sync_all()).map_err(|e| storage("cannot write", e))?;
+    std::fs::rename(&temporary, dir.join(FILE)).map_err(|e| storage("cannot write", e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| storage("cannot sync the directory of", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::StorageOp;
+
+    fn identity(cluster: &str, node: u32, mode: &str) -> Identity {
+        Identity { cluster_id: cluster.into(), node, mode: mode.into() }
+    }
+
+    #[test]
+    fn a_directory_is_claimed_once_and_refused_to_anyone_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = Durable::new();
+        let me = identity("concord-a", 1, "strong");
+        check_or_claim(dir.path(), &me, &empty).unwrap();
+        check_or_claim(dir.path(), &me, &empty).unwrap();
+        for (other, says) in [
+            (identity("concord-b", 1, "strong"), "cluster concord-b"),
+            (identity("concord-a", 2, "strong"), "node 2 of cluster concord-a"),
+            (identity("concord-a", 1, "eventual"), "eventual mode"),
+        ] {
+            let err = check_or_claim(dir.path(), &other, &empty).unwrap_err().to_string();
+            assert!(err.contains("belongs to node 1 of cluster concord-a in the strong mode"), "{err}");
+            assert!(err.contains(says) && err.contains("Refusing to start"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_log_tells_the_mode_of_a_directory_made_before_identity_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut eventual = Durable::new();
+        eventual.apply(&StorageOp::Put { key: "dynamo/meta".into(), value: vec![1] });
+        let err = check_or_claim(dir.path(), &identity("c", 1, "strong"), &eventual).unwrap_err().to_string();
+        assert!(err.contains("a node of the eventual mode (its write-ahead log says so)"), "{err}");
+        assert!(!dir.path().join(FILE).exists(), "a refused directory is not claimed");
+        check_or_claim(dir.path(), &identity("c", 1, "eventual"), &eventual).unwrap();
+        assert!(dir.path().join(FILE).exists(), "an old directory of the right mode is adopted");
+    }
+}
