@@ -18,14 +18,20 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-/// An HTTP answer: status and body.
+/// An HTTP answer: status, headers (names in lower case) and body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpAnswer {
     pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl HttpAnswer {
+    /// The first value of header `name` (lower case), if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -128,6 +134,11 @@ where
     }));
     let answer = sender.send_request(request).await.map_err(|e| format!("read {addr}: {e}"))?;
     let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.to_string())))
+        .collect();
     let body = answer.into_body().collect().await.map_err(|e| format!("read {addr}: {e}"))?.to_bytes();
-    Ok(HttpAnswer { status, body: body.to_vec() })
+    Ok(HttpAnswer { status, headers, body: body.to_vec() })
 }

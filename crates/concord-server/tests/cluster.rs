@@ -119,7 +119,15 @@ async fn three_nodes_elect_serve_and_forward() {
         assert!(Instant::now() < deadline, "the leader never reported follower progress: {view}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = call(c.http[l], "GET", "/metrics", b"").await.text();
+    let answer = call(c.http[l], "GET", "/metrics", b"").await;
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "OpenMetrics text under its own content type (issue #20)"
+    );
+    let metrics = answer.text();
+    assert!(metrics.ends_with("# EOF\n"), "an OpenMetrics exposition ends with # EOF");
+    assert!(metrics.contains("# TYPE concord_requests counter"), "counters keep their type:\n{metrics}");
     for needle in [
         "concord_wal_sync_seconds",
         "concord_requests_total{kind=\"put\",result=\"ok\"}",

@@ -84,8 +84,26 @@ enum Command {
     Join(Box<cmd::member::JoinArgs>),
 }
 
+/// Commands that print results end quietly when their reader goes away (`concord sim … | head`),
+/// as `cat` does: the default action of SIGPIPE. Rust ignores SIGPIPE, so `println!` would panic
+/// with "Broken pipe" instead. The long-running commands (`serve`, `up`, `join`) keep ignoring it:
+/// a closed log pipe must not kill a node, nor `up` and leave its nodes orphaned.
+fn end_quietly_on_a_closed_pipe(command: &Command) {
+    if matches!(command, Command::Serve(_) | Command::Up(_) | Command::Join(_)) {
+        return;
+    }
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at start, before any thread exists; no
+    // handler runs Rust code.
+    unsafe {
+        use nix::sys::signal::{signal, SigHandler, Signal};
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    end_quietly_on_a_closed_pipe(&cli.command);
     let result = match &cli.command {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Check(args) => cmd::check::run(args),

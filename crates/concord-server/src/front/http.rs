@@ -98,7 +98,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `GET /metrics`: the Prometheus text format.
+/// `GET /metrics`: OpenMetrics text (what `prometheus_client` writes: `# TYPE … counter`, `# EOF`),
+/// under OpenMetrics' own content type – served as Prometheus' older `text/plain` format, a
+/// scraper parses it with the wrong parser and loses the counters' types.
 pub fn metrics_text(metrics: &Metrics) -> Response {
-    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
+        .into_response()
 }
