@@ -113,6 +113,12 @@ fn kill_9_of_the_leader_under_concord_up_then_concord_restart() {
     }
     let (ok, status) = concord(data, &["restart", "--status"]);
     assert!(ok && !status.contains("down"), "{status}");
+    // `concord member list` reads as a table: a row per member, every one of them known.
+    let list =
+        Command::new(CONCORD).args(["member", "list", "--http", &http[0].to_string()]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.lines().nth(1).is_some_and(|l| l.starts_with("ID  ROLE")), "{list}");
+    assert_eq!(list.lines().filter(|l| l.contains("127.0.0.1:")).count(), 3, "{list}");
     let (ok, text) = concord(data, &["restart", "9"]);
     assert!(!ok && text.contains("no node 9 in this 3-node cluster"), "{text}");
 

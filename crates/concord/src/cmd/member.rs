@@ -10,8 +10,57 @@ use std::process::ExitCode;
 
 pub fn run(args: &MemberArgs) -> anyhow::Result<ExitCode> {
     let answer = membership::member(&args.command.to_command())?;
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    match &args.command {
+        MemberCommand::List { json: false, .. } if answer["members"].is_array() => {
+            print!("{}", members_table(&answer))
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&answer)?),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `GET /v1/cluster` as a person reads it: who answered, the leader and term, then one row per
+/// member with its role, addresses and (asked of the leader) replication progress.
+pub fn members_table(cluster: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "node {} answered: {}, term {}, leader {}, commit {}, applied {}\n",
+        text(&cluster["node"]),
+        text(&cluster["role"]),
+        text(&cluster["term"]),
+        text(&cluster["leader"]),
+        text(&cluster["commit_index"]),
+        text(&cluster["applied_index"]),
+    );
+    let mut rows =
+        vec![["ID", "ROLE", "VOTER", "PEER", "HTTP", "REDIS", "MATCH", "LAG"].map(String::from).to_vec()];
+    for m in cluster["members"].as_array().into_iter().flatten() {
+        rows.push(vec![
+            text(&m["id"]),
+            text(&m["role_as_seen_here"]),
+            if m["voter"] == true { "yes" } else { "no" }.to_string(),
+            text(&m["peer_addr"]),
+            text(&m["http_addr"]),
+            text(&m["redis_addr"]),
+            text(&m["match_index"]),
+            text(&m["lag"]),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    if cluster["role"] != "leader" {
+        out.push_str("(replication progress is known to the leader: ask it for MATCH and LAG)\n");
+    }
+    out
 }
 
 /// `concord join`: start a node and have the cluster add it.
@@ -44,8 +93,15 @@ pub struct MemberArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum MemberCommand {
-    /// Show members, roles, term, leader and replication progress.
-    List(MemberTarget),
+    /// Show members, roles, term, leader and replication progress (a table; --json for the API's
+    /// answer).
+    List {
+        #[command(flatten)]
+        target: MemberTarget,
+        /// Print `GET /v1/cluster`'s JSON as it is.
+        #[arg(long)]
+        json: bool,
+    },
     /// Add a node (started with `concord serve --join`): every member learns its address, the
     /// leader adds it as a learner, and promotes it to voter once it has caught up.
     Add {
@@ -95,7 +151,7 @@ impl MemberCommand {
     /// The library's form of this command.
     pub fn to_command(&self) -> membership::MemberCommand {
         match self {
-            MemberCommand::List(target) => membership::MemberCommand::List(target.to_target()),
+            MemberCommand::List { target, .. } => membership::MemberCommand::List(target.to_target()),
             MemberCommand::Add { target, id, peer_addr, node_http_addr, node_redis_addr, learner_only } => {
                 membership::MemberCommand::Add {
                     target: target.to_target(),
@@ -124,5 +180,35 @@ impl MemberTarget {
             secret: None,
             tls_ca: self.tls_ca.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::members_table;
+
+    #[test]
+    fn member_list_is_a_table() {
+        let cluster = serde_json::json!({
+            "node": 1, "role": "leader", "term": 3, "leader": 1, "commit_index": 42, "applied_index": 42,
+            "members": [
+                {"id": 1, "voter": true, "role_as_seen_here": "leader", "peer_addr": "127.0.0.1:7379",
+                 "http_addr": "127.0.0.1:8080", "redis_addr": "127.0.0.1:6379"},
+                {"id": 2, "voter": true, "role_as_seen_here": "follower", "peer_addr": "127.0.0.1:7380",
+                 "http_addr": "127.0.0.1:8081", "redis_addr": null, "match_index": 40, "lag": 2},
+            ],
+        });
+        let table = members_table(&cluster);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "node 1 answered: leader, term 3, leader 1, commit 42, applied 42");
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["ID", "ROLE", "VOTER", "PEER", "HTTP", "REDIS", "MATCH", "LAG"]
+        );
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["2", "follower", "yes", "127.0.0.1:7380", "127.0.0.1:8081", "-", "40", "2"]
+        );
+        assert_eq!(lines[1].find("ROLE"), lines[2].find("leader"), "columns line up");
     }
 }
