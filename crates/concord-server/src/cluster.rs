@@ -524,6 +524,23 @@ impl Supervisor<'_> {
                     Err(e) => format!("error: node {id} could not be started: {e:#}"),
                 }
             }
+            ["nodes"] => {
+                // For `concord restart --all`: where each node's HTTP API is, and whether it runs.
+                let nodes: Vec<serde_json::Value> = self
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let http = u32::from(self.args.http_port) + m.id - 1;
+                        serde_json::json!({
+                            "id": m.id,
+                            "running": m.child.is_some(),
+                            "http": SocketAddr::new(self.args.bind, http as u16).to_string(),
+                            "tls": self.args.tls,
+                        })
+                    })
+                    .collect();
+                format!("ok: {}", serde_json::Value::Array(nodes))
+            }
             ["status"] => {
                 let lines: Vec<String> = self
                     .members
@@ -535,7 +552,7 @@ impl Supervisor<'_> {
                     .collect();
                 format!("ok: {}", lines.join("; "))
             }
-            _ => format!("error: unknown command {command:?} (restart N, status)"),
+            _ => format!("error: unknown command {command:?} (restart N, status, nodes)"),
         }
     }
 
@@ -564,6 +581,62 @@ impl Supervisor<'_> {
             let _ = std::fs::remove_file(pid_file(&self.args.data, member.id));
         }
     }
+}
+
+/// How long a restarted node may take to answer and catch up before a rolling restart gives up.
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(60);
+
+/// `concord restart --all`: restart the nodes of the cluster `concord up` supervises in `data` one
+/// at a time. Each node is stopped cleanly (SIGTERM: its sync completes), started again, and the
+/// next one waits until it answers, knows a leader and has applied everything the cluster had
+/// committed before it went down – so at most one node is ever missing and a quorum keeps
+/// serving. Reports each step through `progress`.
+pub fn rolling_restart(data: &Path, mut progress: impl FnMut(&str)) -> anyhow::Result<()> {
+    let nodes: Vec<serde_json::Value> =
+        serde_json::from_str(&control::request(data, "nodes")?).context("the supervisor's list of nodes")?;
+    if nodes.iter().any(|n| n["tls"] == true) {
+        bail!("a rolling restart of a TLS cluster is not supported yet: restart the nodes one by one with `concord restart N`");
+    }
+    let http = |n: &serde_json::Value| -> anyhow::Result<SocketAddr> {
+        n["http"].as_str().and_then(|a| a.parse().ok()).ok_or_else(|| anyhow!("no HTTP address for {n}"))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cluster_of = |addr: SocketAddr| -> Option<serde_json::Value> {
+        let answer = runtime
+            .block_on(crate::client::http(addr, "GET", "/v1/cluster", b"", Duration::from_secs(2)))
+            .ok()?;
+        (answer.status == 200).then(|| answer.json().ok()).flatten()
+    };
+    for node in &nodes {
+        let id = node["id"].as_u64().ok_or_else(|| anyhow!("no id in {node}"))?;
+        // Where the cluster is now: the highest commit index any other node reports.
+        let mut committed = 0;
+        for other in nodes.iter().filter(|o| o["id"] != node["id"]) {
+            if let Some(view) = cluster_of(http(other)?) {
+                committed = committed.max(view["commit_index"].as_u64().unwrap_or(0));
+            }
+        }
+        progress(&format!("node {id}: restarting (the cluster has committed {committed})"));
+        control::request(data, &format!("restart {id}"))?;
+        let deadline = Instant::now() + CATCH_UP_LIMIT;
+        loop {
+            let view = cluster_of(http(node)?);
+            let applied = view.as_ref().and_then(|v| v["applied_index"].as_u64()).unwrap_or(0);
+            let leader = view.as_ref().and_then(|v| v["leader"].as_u64());
+            if let (Some(leader), true) = (leader, applied >= committed) {
+                progress(&format!("node {id}: back, leader {leader}, applied {applied}"));
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "node {id} did not catch up within {}s (applied {applied} of {committed}); the rest were not restarted",
+                    CATCH_UP_LIMIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
 }
 
 /// Wait up to `limit` for `child` to exit; whether it did.

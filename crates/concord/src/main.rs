@@ -65,6 +65,7 @@ enum Command {
     ///   kill -9 $(cat concord-data/node3.pid)         # the others elect a leader and keep serving
     ///   concord restart 3                             # node 3 comes back from its WAL and catches up
     ///   concord restart --status                      # which nodes run, with their pids
+    ///   concord restart --all                         # a rolling restart, one node at a time
     Restart(cmd::restart::RestartArgs),
     /// List, add or remove members of a running cluster (through its HTTP API).
     ///

@@ -254,3 +254,71 @@ fn a_data_directory_resumes_its_cluster_and_refuses_another_cluster_or_mode() {
         "{text}"
     );
 }
+
+#[test]
+fn a_rolling_restart_under_load_loses_no_acknowledged_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (mut up, http) = start_up(data, &[]);
+    leader(&http, &mut up, None, Duration::from_secs(30));
+    let running = Arc::new(AtomicBool::new(true));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let gave_up = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let (running, acked, gave_up, http) =
+                (running.clone(), acked.clone(), gave_up.clone(), http.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while running.load(Ordering::SeqCst) {
+                    let key = format!("w{w}-{n}");
+                    // A client's retries: every node in turn, for up to 15 s.
+                    let deadline = Instant::now() + Duration::from_secs(15);
+                    let mut attempt = 0;
+                    loop {
+                        let addr = http[(w + attempt) % http.len()];
+                        match call(addr, "PUT", &format!("/v1/kv/{key}"), key.as_bytes()) {
+                            Ok(answer) if answer.status == 200 => {
+                                acked.lock().unwrap().push(key.clone());
+                                break;
+                            }
+                            _ if Instant::now() > deadline => {
+                                gave_up.lock().unwrap().push(key.clone());
+                                break;
+                            }
+                            _ => std::thread::sleep(Duration::from_millis(50)),
+                        }
+                        attempt += 1;
+                    }
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, text) = concord(data, &["restart", "--all"]);
+    assert!(ok, "concord restart --all: {text}");
+    for id in 1..=3 {
+        assert!(text.contains(&format!("node {id}: back, leader")), "{text}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    running.store(false, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        gave_up.lock().unwrap().is_empty(),
+        "writes that failed beyond retries: {:?}",
+        gave_up.lock().unwrap()
+    );
+    assert!(acked.len() > 30, "the clients kept writing: {} writes", acked.len());
+    // Every acknowledged write is there, read linearizably.
+    for key in &acked {
+        let got = call(http[0], "GET", &format!("/v1/kv/{key}"), b"").unwrap();
+        assert_eq!((got.status, got.text()), (200, key.clone()), "acknowledged write {key}");
+    }
+    assert!(sigint_and_wait(&mut up).0);
+}

@@ -9,8 +9,12 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug, Clone)]
 pub struct RestartArgs {
     /// The node to restart (1-based, as `concord up` numbers them).
-    #[arg(required_unless_present = "status")]
+    #[arg(required_unless_present_any = ["status", "all"])]
     pub node: Option<u32>,
+    /// Restart every node, one at a time: the next only once the last is back and caught up (a
+    /// rolling restart: the cluster keeps a quorum throughout).
+    #[arg(long, conflicts_with_all = ["node", "status"])]
+    pub all: bool,
     /// The data directory `concord up` was started with.
     #[arg(long, default_value = "./concord-data")]
     pub data: PathBuf,
@@ -20,6 +24,11 @@ pub struct RestartArgs {
 }
 
 pub fn run(args: &RestartArgs) -> anyhow::Result<ExitCode> {
+    if args.all {
+        concord_server::cluster::rolling_restart(&args.data, |step| println!("{step}"))?;
+        println!("every node restarted");
+        return Ok(ExitCode::SUCCESS);
+    }
     let command = match args.node {
         Some(node) => format!("restart {node}"),
         None => "status".to_string(),
