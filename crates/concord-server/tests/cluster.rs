@@ -574,3 +574,44 @@ async fn a_restarted_member_still_reaches_a_node_added_at_run_time() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_listed_by_prefix_and_range_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let l = leader(&c).await;
+    let f = (l + 1) % 3;
+    for (key, value) in [("a:1", &b"one"[..]), ("a:2", b"two"), ("ab", b"x"), ("b:1", &[0xff, 0x00][..])] {
+        assert_eq!(call(c.http[l], "PUT", &format!("/v1/kv/{key}"), value).await.status, 200);
+    }
+    let keys = |a: &HttpAnswer| -> Vec<String> {
+        let v = a.json().unwrap();
+        v["kvs"].as_array().unwrap().iter().map(|kv| kv["key"].as_str().unwrap().to_string()).collect()
+    };
+    // A prefix, from a follower (the linearizable read goes through the leader).
+    let a = call(c.http[f], "GET", "/v1/kv?prefix=a:", b"").await;
+    assert_eq!(keys(&a), ["a:1", "a:2"], "{}", a.text());
+    assert_eq!(a.json().unwrap()["kvs"][0]["value"], "one");
+    assert_eq!(a.json().unwrap()["next"], serde_json::Value::Null);
+    // A range [start, end), and everything from a key on; a value that is not UTF-8 is base64.
+    let a = call(c.http[l], "GET", "/v1/kv?start=a:2&end=b:1", b"").await;
+    assert_eq!(keys(&a), ["a:2", "ab"], "{}", a.text());
+    let a = call(c.http[l], "GET", "/v1/kv?start=ab", b"").await;
+    assert_eq!(keys(&a), ["ab", "b:1"], "{}", a.text());
+    assert_eq!(a.json().unwrap()["kvs"][1]["value_base64"], "/wA=");
+    // Pages: `next` is where the following page starts.
+    let a = call(c.http[l], "GET", "/v1/kv?limit=3", b"").await;
+    assert_eq!(keys(&a), ["a:1", "a:2", "ab"]);
+    assert_eq!(a.json().unwrap()["next"], "b:1");
+    // Bad input: a clear 400 in the API's JSON.
+    for bad in ["/v1/kv?limit=0", "/v1/kv?limit=20000", "/v1/kv?prefix=a&start=b", "/v1/kv?colour=red"] {
+        let a = call(c.http[l], "GET", bad, b"").await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.text());
+    }
+    let a = call(c.http[l], "GET", "/v1/kv?limit=0", b"").await;
+    assert!(
+        a.json().unwrap()["error"].as_str().unwrap().contains("limit must be 1 to 10000"),
+        "{}",
+        a.text()
+    );
+}

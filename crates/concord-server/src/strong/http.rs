@@ -3,6 +3,7 @@
 //! | method and path | body | answer |
 //! |---|---|---|
 //! | `GET /v1/kv/{key}?consistency=linearizable\|lease\|stale` | – | 200 the raw value (headers `x-concord-mod-revision`, `-create-revision`, `-version`), 404 if absent |
+//! | `GET /v1/kv?prefix=P` or `?start=A&end=B` (`end` exclusive, absent: to the last key), `&limit=N` (default 1 000, at most 10 000), `&consistency=…` | – | 200 `{"kvs": [{"key", "value" (UTF-8) or "value_base64", "create_revision", "mod_revision", "version"}], "next": key or null}`: keys in order, one consistent read; `next` starts the following page |
 //! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` |
 //! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
 //! | `POST /v1/kv/{key}/cas` | `{"expect": {"value": "a"} \| {"absent": true} \| {"version": n} \| {"mod_revision": n} \| {"create_revision": n}, "value": "b", "ttl_ms": n?}` | 200 `{"succeeded": bool, "revision": n, "current": kv?}` |
@@ -55,6 +56,7 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
     // The largest request body: a value at the store's limit, plus JSON overhead for CAS/txn.
     let body_limit = body_limit(config.kv.max_command_bytes.max(config.kv.max_value_bytes));
     Router::new()
+        .route("/v1/kv", get(list_keys))
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/v1/kv/{key}/cas", post(cas_key))
         .route("/v1/txn", post(txn))
@@ -119,6 +121,78 @@ async fn get_key(
         }
         concord_kv::Response::Get(None) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, format!("key {key:?} not found")))
+        }
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+/// The largest page `GET /v1/kv` answers, and the default.
+const MAX_LIST: usize = 10_000;
+const DEFAULT_LIST: usize = 1_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListParams {
+    prefix: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    limit: Option<usize>,
+    consistency: Option<String>,
+}
+
+/// `GET /v1/kv`: the keys of a prefix or a range, in order, a page at a time.
+async fn list_keys(
+    State(handle): State<NodeHandle>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let range = match (&params.prefix, &params.start, &params.end) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(bad("give either prefix, or start (and end), not both".into()))
+        }
+        (Some(prefix), None, None) => concord_kv::KeyRange::prefix(prefix.as_bytes()),
+        (None, start, Some(end)) => {
+            concord_kv::KeyRange::new(start.as_deref().unwrap_or("").as_bytes(), end.as_bytes())
+        }
+        (None, start, None) => concord_kv::KeyRange::from(start.as_deref().unwrap_or("").as_bytes()),
+    };
+    let limit = params.limit.unwrap_or(DEFAULT_LIST);
+    if limit == 0 || limit > MAX_LIST {
+        return Err(bad(format!("limit must be 1 to {MAX_LIST} (got {limit})")));
+    }
+    let consistency = match params.consistency.as_deref() {
+        None => handle.default_read(),
+        Some(c) => ReadMode::parse(c).map_err(|e| bad(e.to_string()))?.consistency(),
+    };
+    let query = concord_kv::Query::Range(concord_kv::RangeRequest::new(range, limit));
+    let r = timed(&handle, "range", handle.read(query, consistency)).await;
+    match r.map_err(|e| from_client(&handle, e))? {
+        concord_kv::Response::Range(page) => {
+            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+            let kvs: Vec<Value> = page
+                .kvs
+                .iter()
+                .map(|kv| {
+                    let mut entry = json!({
+                        "key": text(&kv.key),
+                        "create_revision": kv.create_revision,
+                        "mod_revision": kv.mod_revision,
+                        "version": kv.version,
+                    });
+                    match std::str::from_utf8(&kv.value) {
+                        Ok(value) => entry["value"] = json!(value),
+                        Err(_) => {
+                            use base64::Engine;
+                            entry["value_base64"] =
+                                json!(base64::engine::general_purpose::STANDARD.encode(&kv.value))
+                        }
+                    }
+                    entry
+                })
+                .collect();
+            Ok(Json(json!({ "kvs": kvs, "next": page.next_key.as_deref().map(text) })))
         }
         other => {
             Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
