@@ -168,6 +168,7 @@ fn serve_http(
     tls: Option<&Arc<crate::tls::NodeTls>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
+    let app = crate::front::http::with_json_errors(app);
     // Connect info: the faults endpoints tell loopback clients apart.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {

@@ -181,3 +181,26 @@ async fn per_connection_quorums_decide_what_a_down_replica_costs() {
     assert_eq!(quorum.call(&["SET", "k", "two"]).await.unwrap(), "OK");
     assert_eq!(quorum.call(&["GET", "k"]).await.unwrap(), "two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_http_error_says_why_in_json() {
+    // Issue #20: CAS and /v1/txn answered a bare 404 in the eventual mode, `?ttl_ms=` a text/plain
+    // deserialisation message; every error is now the documented {"error": …}.
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let cases: [(&str, &str, u16, &str); 6] = [
+        ("POST", "/v1/kv/k/cas", 501, "needs the strong mode"),
+        ("POST", "/v1/txn", 501, "needs the strong mode"),
+        ("GET", "/v1/kv?prefix=a", 501, "needs the strong mode"),
+        ("PUT", "/v1/kv/k?ttl_ms=5", 400, "ttl_ms"),
+        ("GET", "/v1/no/such/thing", 404, "no route GET /v1/no/such/thing"),
+        ("PATCH", "/v1/kv/k", 405, "does not take that method"),
+    ];
+    for (method, path, status, says) in cases {
+        let a = http(c.http[0], method, path, b"x", T).await.unwrap();
+        assert_eq!(a.status, status, "{method} {path}: {}", a.text());
+        assert_eq!(a.header("content-type"), Some("application/json"), "{method} {path}");
+        let error = a.json().unwrap()["error"].as_str().unwrap_or_default().to_string();
+        assert!(error.contains(says), "{method} {path}: {error}");
+    }
+}

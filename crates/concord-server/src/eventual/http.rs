@@ -37,6 +37,9 @@ pub fn router(handle: EventualHandle) -> Router {
     Router::new()
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/v1/kv/{key}/incr", post(increment))
+        .route("/v1/kv/{key}/cas", post(strong_only))
+        .route("/v1/txn", post(strong_only))
+        .route("/v1/kv", get(strong_only))
         .route("/v1/cluster", get(cluster))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -218,4 +221,17 @@ async fn healthz(State(handle): State<EventualHandle>) -> Json<Value> {
 
 async fn metrics(State(handle): State<EventualHandle>) -> Response {
     metrics_text(handle.metrics())
+}
+
+/// Compare-and-set, transactions and key listings need one order of writes (Raft's log); the
+/// eventual mode has none, so it says so instead of answering a bare 404.
+async fn strong_only(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!(
+            "{} needs the strong mode: CAS, transactions and key listings compare against one order of writes, \
+             which the eventual mode (Dynamo-style, concurrent writes become siblings) does not have",
+            uri.path()
+        ),
+    )
 }

@@ -105,3 +105,39 @@ pub fn metrics_text(metrics: &Metrics) -> Response {
     ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
         .into_response()
 }
+
+/// Every error either front door answers is the documented `{"error": "…"}`, whatever produced it:
+/// an unknown route (404, naming it), a method the route does not take (405, `Allow` kept), or a
+/// rejection axum writes as plain text (a query string that does not parse, a bad header…).
+pub fn with_json_errors(app: axum::Router) -> axum::Router {
+    app.fallback(no_such_route).layer(axum::middleware::map_response(json_errors))
+}
+
+async fn no_such_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no route {method} {}: docs/http.md lists them", uri.path()))
+}
+
+/// Rewrite an error response that is not JSON into `{"error": its text}`.
+async fn json_errors(response: Response) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let status = response.status();
+    let is_json =
+        response.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024).await.unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_string();
+    if message.is_empty() {
+        message = match status {
+            StatusCode::METHOD_NOT_ALLOWED => {
+                "this route does not take that method (see the Allow header)".into()
+            }
+            other => other.canonical_reason().unwrap_or("error").to_lowercase(),
+        };
+    }
+    parts.headers.remove(CONTENT_LENGTH);
+    parts.headers.remove(CONTENT_TYPE);
+    (parts, Json(json!({ "error": message }))).into_response()
+}
