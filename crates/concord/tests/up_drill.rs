@@ -322,3 +322,31 @@ fn a_rolling_restart_under_load_loses_no_acknowledged_write() {
     }
     assert!(sigint_and_wait(&mut up).0);
 }
+
+#[test]
+fn restart_on_failure_brings_a_killed_node_back_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let (mut up, http) = start_up(data, &["--restart", "on-failure"]);
+    leader(&http, &mut up, None, Duration::from_secs(30));
+    let pid_file = data.join("node2.pid");
+    let before = std::fs::read_to_string(&pid_file).unwrap();
+    kill9(data, 2);
+    // Back after the first back-off (1 s), under a new pid, serving.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if !now.is_empty()
+            && now != before
+            && call(http[1], "GET", "/healthz", b"").is_ok_and(|a| a.status == 200)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 2 was not started again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, text) = sigint_and_wait(&mut up);
+    assert!(ok, "{text}");
+    assert!(text.contains("starting node 2 again in 1s (--restart on-failure)"), "{text}");
+    assert!(text.contains("node 2 started again (pid"), "{text}");
+}

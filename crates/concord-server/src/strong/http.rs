@@ -14,10 +14,12 @@
 //! | `GET /healthz` | – | 200 `{"status": "ok", …}` while the node runs |
 //! | `GET /`, `GET /dashboard`, `GET /v1/overview`, `GET /v1/events`, `GET /v1/stats` | – | the live dashboard and its data ([`crate::dashboard`]) |
 //! | `GET /v1/faults`, `POST /v1/faults/partition\|heal\|stop`, `POST /v1/faults/nodes/{id}/{action}` | – | fault injection, off unless `--allow-fault-injection` ([`crate::fault_injection`]) |
-//! | `GET /metrics` | – | Prometheus text |
+//! | `GET /metrics` | – | OpenMetrics text |
 //!
 //! Keys in paths and values in JSON are UTF-8 text; `PUT` and `GET` bodies are raw bytes.
-//! Errors are `{"error": "…"}` with a status that says what to do: 400 bad input, 404 no such key,
+//! `docs/http.md` is the reference for users. Errors are `{"error": "…"}` (every one: unknown routes
+//! and axum's own rejections too, see [`crate::front::http::with_json_errors`]) with a status that
+//! says what to do: 400 bad input, 404 no such key,
 //! 413 too large, 503 no leader or refused (retry; `leader` and `leader_http` hint where to),
 //! 504 timed out and 500 outcome unknown (a write may or may not have happened).
 //!
