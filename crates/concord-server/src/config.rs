@@ -376,7 +376,8 @@ fn raft_without_mutations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Opti
     table.try_into().map(Some).map_err(D::Error::custom)
 }
 
-fn default_cluster_id() -> String {
+/// The cluster id a node has when none is configured (`concord join` then learns the real one).
+pub fn default_cluster_id() -> String {
     "concord".into()
 }
 fn default_peer_addr() -> SocketAddr {

@@ -23,6 +23,36 @@ pub async fn join_cluster(
     learner_only: bool,
 ) -> anyhow::Result<(Node, serde_json::Value)> {
     config.join = true;
+    // Learn what the cluster requires before anything changes: its id, and the secret its peers
+    // authenticate each other with. A node that would fail the handshake must not be added.
+    if config.secret().map_err(|e| anyhow!(e))?.is_none() {
+        bail!(
+            "a joining node needs the cluster secret (--cluster-secret-file; `concord up` keeps it in \
+             DATA/cluster.secret): the members authenticate every peer with it"
+        );
+    }
+    let probe = MemberTarget {
+        http: via,
+        secret_file: None,
+        secret: None,
+        tls_ca: config.tls.as_ref().map(|t| t.ca.clone()),
+    };
+    let view = probe
+        .call(via, "GET", "/v1/cluster", &serde_json::Value::Null)
+        .await
+        .with_context(|| format!("asking the cluster at {via} who it is"))?;
+    match view["cluster_id"].as_str() {
+        Some(id) if id == config.cluster_id => {}
+        Some(id) if config.cluster_id == crate::config::default_cluster_id() => {
+            tracing::info!("joining cluster {id} (learned through {via})");
+            config.cluster_id = id.to_string();
+        }
+        Some(id) => bail!(
+            "this node is configured for cluster {} but the cluster at {via} is {id}: nothing was changed",
+            config.cluster_id
+        ),
+        None => bail!("the node at {via} did not say which cluster it belongs to (an eventual-mode node, or an older version?)"),
+    }
     let target = MemberTarget {
         http: via,
         secret_file: None,

@@ -401,7 +401,25 @@ async fn concord_join_starts_a_node_and_has_the_cluster_add_it() {
     let c = start(dir.path(), 3).await;
     let l = leader(&c).await;
     assert_eq!(call(c.http[l], "PUT", "/v1/kv/before-join", b"1").await.status, 200);
-    let (config, addrs) = newcomer(dir.path(), &c, 4);
+    // Refused before the cluster changes (issue #20): another cluster's id, or no secret at all.
+    let (mut other, _) = newcomer(dir.path(), &c, 6);
+    other.cluster_id = "someone-else".into();
+    let err = join_cluster(other, c.http[l], false).await.err().expect("refused").to_string();
+    assert!(
+        err.contains("configured for cluster someone-else but the cluster at")
+            && err.contains("is test-cluster"),
+        "{err}"
+    );
+    let (mut anonymous, _) = newcomer(dir.path(), &c, 7);
+    anonymous.cluster_secret = None;
+    anonymous.cluster_secret_file = None;
+    let err = join_cluster(anonymous, c.http[l], false).await.err().expect("refused").to_string();
+    assert!(err.contains("needs the cluster secret"), "{err}");
+    let view = call(c.http[l], "GET", "/v1/cluster", b"").await.json().unwrap();
+    assert_eq!(view["members"].as_array().unwrap().len(), 3, "nothing changed: {view}");
+    // Without --cluster-id, the newcomer learns the cluster's through --via (as its help example).
+    let (mut config, addrs) = newcomer(dir.path(), &c, 4);
+    config.cluster_id = concord_server::config::default_cluster_id();
     let (n4, answer) = join_cluster(config.clone(), c.http[(l + 2) % 3], false).await.unwrap();
     assert_eq!(answer["voters"], serde_json::json!([1, 2, 3, 4]), "{answer}");
     let deadline = Instant::now() + T;

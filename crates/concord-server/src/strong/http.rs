@@ -62,7 +62,15 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/v1/kv/{key}/cas", post(cas_key))
         .route("/v1/txn", post(txn))
-        .route("/v1/cluster", get(cluster))
+        .route("/v1/cluster", {
+            // The cluster's id too, so that `concord join` can learn it before the cluster changes.
+            let cluster_id = config.cluster_id.clone();
+            get(move |State(handle): State<NodeHandle>| async move {
+                let mut view = cluster_json(&handle);
+                view["cluster_id"] = json!(cluster_id);
+                Json(view)
+            })
+        })
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -425,10 +433,6 @@ async fn txn(
             Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
         }
     }
-}
-
-async fn cluster(State(handle): State<NodeHandle>) -> Json<Value> {
-    Json(cluster_json(&handle))
 }
 
 /// The document `GET /v1/cluster` answers (the dashboard also sends it for this node).
