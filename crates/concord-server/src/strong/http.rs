@@ -3,7 +3,7 @@
 //! | method and path | body | answer |
 //! |---|---|---|
 //! | `GET /v1/kv/{key}?consistency=linearizable\|lease\|stale` | – | 200 the raw value (headers `x-concord-mod-revision`, `-create-revision`, `-version`), 404 if absent |
-//! | `GET /v1/kv?prefix=P` or `?start=A&end=B` (`end` exclusive, absent: to the last key), `&limit=N` (default 1 000, at most 10 000), `&consistency=…` | – | 200 `{"kvs": [{"key", "value" (UTF-8) or "value_base64", "create_revision", "mod_revision", "version"}], "next": key or null}`: keys in order, one consistent read; `next` starts the following page |
+//! | `GET /v1/kv?prefix=P` or `?start=A&end=B` (`end` exclusive, absent: to the last key), `&limit=N` (default 100; at most the store's `max_range_limit`, 1 000 by default), `&consistency=…` | – | 200 `{"kvs": [{"key", "value" (UTF-8) or "value_base64", "create_revision", "mod_revision", "version"}], "next": key or null}`: keys in order, one consistent read; `next` starts the following page |
 //! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` |
 //! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
 //! | `POST /v1/kv/{key}/cas` | `{"expect": {"value": "a"} \| {"absent": true} \| {"version": n} \| {"mod_revision": n} \| {"create_revision": n}, "value": "b", "ttl_ms": n?}` | 200 `{"succeeded": bool, "revision": n, "current": kv?}` |
@@ -138,9 +138,9 @@ async fn get_key(
     }
 }
 
-/// The largest page `GET /v1/kv` answers, and the default.
-const MAX_LIST: usize = 10_000;
-const DEFAULT_LIST: usize = 1_000;
+/// The page `GET /v1/kv` answers without a `limit`. A larger one is the store's to refuse
+/// (`max_range_limit`, 1 000 by default), and a page also ends early at `max_range_bytes`.
+const DEFAULT_LIST: usize = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,8 +169,8 @@ async fn list_keys(
         (None, start, None) => concord_kv::KeyRange::from(start.as_deref().unwrap_or("").as_bytes()),
     };
     let limit = params.limit.unwrap_or(DEFAULT_LIST);
-    if limit == 0 || limit > MAX_LIST {
-        return Err(bad(format!("limit must be 1 to {MAX_LIST} (got {limit})")));
+    if limit == 0 {
+        return Err(bad("limit must be at least 1".into()));
     }
     let consistency = match params.consistency.as_deref() {
         None => handle.default_read(),
