@@ -34,7 +34,8 @@
 //! * [`error`] – [`Error`], what a node that cannot start or run reports (typed, matchable);
 //! * the commands' logic, without their argument parsing (that is the `concord` binary's):
 //!   [`serve`] – run one node (`concord serve`); [`cluster`] – the supervisor of a local cluster of
-//!   processes (`concord up`); [`membership`] – `concord member` and `concord join`.
+//!   processes (`concord up`); [`membership`] – `concord member` and `concord join`; [`tour`] –
+//!   `concord tour`, the guided first run.
 
 pub mod certgen;
 pub mod client;
@@ -58,6 +59,7 @@ pub mod storage;
 pub mod strong;
 pub mod testkit;
 pub mod tls;
+pub mod tour;
 pub mod transport;
 pub mod wire;
 

@@ -20,6 +20,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A guided first run: a three-node cluster of real processes, writes, `kill -9` of the leader,
+    /// the failover, the node restarted and caught up – every number measured in this run.
+    ///
+    /// Examples:
+    ///   concord tour                                  # then open http://127.0.0.1:8080/
+    ///   concord tour --keep                           # leave the cluster running afterwards
+    Tour(cmd::tour::TourArgs),
     /// Run a simulation scenario (one seed, or a sweep over many seeds on all cores).
     ///
     /// Examples:
@@ -90,7 +97,7 @@ enum Command {
 /// with "Broken pipe" instead. The long-running commands (`serve`, `up`, `join`) keep ignoring it:
 /// a closed log pipe must not kill a node, nor `up` and leave its nodes orphaned.
 fn end_quietly_on_a_closed_pipe(command: &Command) {
-    if matches!(command, Command::Serve(_) | Command::Up(_) | Command::Join(_)) {
+    if matches!(command, Command::Serve(_) | Command::Up(_) | Command::Join(_) | Command::Tour(_)) {
         return;
     }
     #[cfg(unix)]
@@ -106,6 +113,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     end_quietly_on_a_closed_pipe(&cli.command);
     let result = match &cli.command {
+        Command::Tour(args) => cmd::tour::run(args),
         Command::Sim(args) => cmd::sim::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Lab(args) => cmd::lab::run(args),

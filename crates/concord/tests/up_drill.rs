@@ -350,3 +350,32 @@ fn restart_on_failure_brings_a_killed_node_back_by_itself() {
     assert!(text.contains("starting node 2 again in 1s (--restart on-failure)"), "{text}");
     assert!(text.contains("node 2 started again (pid"), "{text}");
 }
+
+#[test]
+fn the_tour_runs_from_start_to_end() {
+    // README's first command (on free ports here): every step it announces happens, measured.
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_port_run(9);
+    let out = Command::new(CONCORD)
+        .args(["tour", "--writes", "20", "--data"])
+        .arg(dir.path())
+        .args(["--redis-port", &base.to_string()])
+        .args(["--http-port", &(base + 3).to_string()])
+        .args(["--peer-port", &(base + 6).to_string()])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    for step in [
+        "1. `concord up`",
+        "2. 20 writes through node",
+        "3. kill -9",
+        "elected node",
+        "5. `concord restart",
+        "6. all 40 acknowledged writes are on node",
+        "cluster stopped",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in:\n{text}");
+    }
+    assert!(!dir.path().join("up.sock").exists(), "the tour's cluster is stopped");
+}

@@ -7,5 +7,6 @@ pub mod member;
 pub mod restart;
 pub mod serve;
 pub mod sim;
+pub mod tour;
 pub mod up;
 pub mod view;
