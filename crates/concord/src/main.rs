@@ -26,6 +26,7 @@ enum Command {
     /// Examples:
     ///   concord tour                                  # then open http://127.0.0.1:8080/
     ///   concord tour --keep                           # leave the cluster running afterwards
+    #[command(verbatim_doc_comment)]
     Tour(cmd::tour::TourArgs),
     /// Run a simulation scenario (one seed, or a sweep over many seeds on all cores).
     ///
@@ -33,6 +34,7 @@ enum Command {
     ///   concord sim scenarios/gossip.toml                      # seed 1, print a summary
     ///   concord sim scenarios/gossip.toml --seed 7 --trace run.jsonl
     ///   concord sim scenarios/gossip.toml --seeds 1..1000      # sweep; failing seeds print a replay command
+    #[command(verbatim_doc_comment)]
     Sim(cmd::sim::SimArgs),
     /// Check a history for linearizability (and, on request, session guarantees and staleness).
     ///
@@ -42,29 +44,34 @@ enum Command {
     /// Examples:
     ///   concord sim scenarios/raft-faults.toml --history h.jsonl && concord check h.jsonl --model kv
     ///   concord check jepsen.log --model register --html why.html
+    #[command(verbatim_doc_comment)]
     Check(cmd::check::CheckArgs),
     /// Run a lab: an experiment in the simulator that writes a report with plots.
     ///
     /// Example:
     ///   concord lab raft-elections --trials 1000       # the Raft paper's Figure 16
+    #[command(verbatim_doc_comment)]
     Lab(cmd::lab::LabArgs),
     /// Replay a simulation trace in the browser (a local web page: ring, messages, logs, history).
     ///
     /// Examples:
     ///   concord sim scenarios/raft-faults.toml --seed 3 --trace run.jsonl --history h.jsonl
     ///   concord view run.jsonl --history h.jsonl --open   # http://127.0.0.1:8090/
+    #[command(verbatim_doc_comment)]
     View(cmd::view::ViewArgs),
     /// Run one Concord node: Raft over TCP, a WAL on disk, HTTP and RESP for clients.
     ///
     /// Examples:
     ///   concord serve --config node1.toml
     ///   concord serve --id 1 --data ./d1 --http-addr 127.0.0.1:8080 --redis-addr 127.0.0.1:6379
+    #[command(verbatim_doc_comment)]
     Serve(Box<cmd::serve::ServeArgs>),
     /// Run a local cluster: N `concord serve` processes (node i: RESP 6379+i, HTTP 8080+i).
     ///
     /// Examples:
     ///   concord up --nodes 3 --data ./concord-data    # Ctrl-C stops every node cleanly
     ///   concord up --restart on-failure               # a node that dies is started again
+    #[command(verbatim_doc_comment)]
     Up(cmd::up::UpArgs),
     /// Restart node N of a cluster that `concord up` runs (a running node is stopped cleanly first).
     ///
@@ -73,6 +80,7 @@ enum Command {
     ///   concord restart 3                             # node 3 comes back from its WAL and catches up
     ///   concord restart --status                      # which nodes run, with their pids
     ///   concord restart --all                         # a rolling restart, one node at a time
+    #[command(verbatim_doc_comment)]
     Restart(cmd::restart::RestartArgs),
     /// List, add or remove members of a running cluster (through its HTTP API).
     ///
@@ -81,6 +89,7 @@ enum Command {
     ///   concord serve --join --id 4 --data ./d4 --peer-addr 127.0.0.1:7383 --http-addr 127.0.0.1:8083 \
     ///       --peer 1=127.0.0.1:7379 --peer 2=127.0.0.1:7380 --peer 3=127.0.0.1:7381 --cluster-secret-file S
     ///   concord member add --http 127.0.0.1:8080 --secret-file S --id 4 --peer-addr 127.0.0.1:7383
+    #[command(verbatim_doc_comment)]
     Member(cmd::member::MemberArgs),
     /// Start a node that joins a running cluster, and have the cluster add it (`serve --join` and
     /// `member add` in one step).
@@ -89,6 +98,7 @@ enum Command {
     ///   concord join --via 127.0.0.1:8080 --id 4 --data ./d4 --peer-addr 127.0.0.1:7383 \
     ///       --http-addr 127.0.0.1:8083 --redis-addr 127.0.0.1:6383 --cluster-secret-file S \
     ///       --peer 1=127.0.0.1:7379 --peer 2=127.0.0.1:7380 --peer 3=127.0.0.1:7381
+    #[command(verbatim_doc_comment)]
     Join(Box<cmd::member::JoinArgs>),
 }
 
@@ -129,6 +139,50 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it is for (issue #20): `--help` is the
+    /// first documentation a person reads.
+    #[test]
+    fn every_option_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "concord", &mut missing);
+        assert!(missing.is_empty(), "options without help text: {missing:#?}");
+    }
+
+    /// The examples in `--help` print one per line, as written (issue #20: they ran together).
+    #[test]
+    fn help_examples_print_one_per_line() {
+        let mut cli = Cli::command();
+        for sub in ["tour", "sim", "check", "restart", "up"] {
+            let help = cli.find_subcommand_mut(sub).unwrap().render_long_help().to_string();
+            let examples: Vec<&str> =
+                help.lines().filter(|l| l.trim_start().starts_with("concord ")).collect();
+            assert!(
+                examples.len() >= 2,
+                "concord {sub} --help shows its examples on lines of their own:\n{help}"
+            );
         }
     }
 }

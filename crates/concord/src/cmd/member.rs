@@ -113,8 +113,10 @@ pub enum MemberCommand {
         /// The new node's peer (Raft) address.
         #[arg(long)]
         peer_addr: SocketAddr,
+        /// The new node's HTTP address, so that members can forward to it and dashboards show it.
         #[arg(long)]
         node_http_addr: Option<SocketAddr>,
+        /// The new node's RESP address, so that `CLUSTER`-style answers and dashboards show it.
         #[arg(long)]
         node_redis_addr: Option<SocketAddr>,
         /// Stop after adding it as a learner (no vote).
@@ -125,6 +127,7 @@ pub enum MemberCommand {
     Remove {
         #[command(flatten)]
         target: MemberTarget,
+        /// The member to remove.
         #[arg(long)]
         id: u32,
     },

@@ -38,11 +38,15 @@ pub struct ServeArgs {
     /// A peer: ID=PEER_ADDR[,http=ADDR][,redis=ADDR]. Repeat for each peer.
     #[arg(long = "peer", value_name = "SPEC")]
     pub peers: Vec<String>,
+    /// The cluster's id: every member must have the same (peers with another are refused). A data
+    /// directory remembers it; `concord join` learns it from the cluster when not given.
     #[arg(long)]
     pub cluster_id: Option<String>,
     /// The cluster secret (prefer --cluster-secret-file: command lines are visible in `ps`).
     #[arg(long)]
     pub cluster_secret: Option<String>,
+    /// A file holding the cluster secret (what `concord up` writes to DATA/cluster.secret): the
+    /// members authenticate each other with it, and admin requests carry it.
     #[arg(long)]
     pub cluster_secret_file: Option<PathBuf>,
     /// Password RESP clients must AUTH with.
