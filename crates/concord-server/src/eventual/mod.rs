@@ -175,7 +175,7 @@ impl EventualHandle {
     /// Read `key` with `r` replies (default: the cluster's R).
     pub async fn get(&self, key: String, r: Option<usize>) -> Result<Found, ClientError> {
         let r = self.check_quorum("r", r)?;
-        match self.submit(DynamoRequest::Get { key, r }).await? {
+        match self.submit(DynamoRequest::Get { key, r }).await.map_err(ClientError::of_read)? {
             DynamoResponse::Found { values, context, counter } => Ok(Found { values, context, counter }),
             other => Err(unexpected(other)),
         }

@@ -137,6 +137,12 @@ fn begin(
         }
         // MSET and multi-key DEL: every key started now, in order; answered together. Not atomic.
         Write::Txn(txn) => {
+            // EXPIRE arrives as a guarded re-put with a TTL: the TTL is what this mode lacks.
+            let sets_a_ttl =
+                |ops: &[TxnOp]| ops.iter().any(|op| matches!(op, TxnOp::Put(put) if put.ttl_ms.is_some()));
+            if sets_a_ttl(&txn.success) || sets_a_ttl(&txn.failure) {
+                return fail(unsupported("a TTL (SET … EX/PX, EXPIRE)"));
+            }
             if !txn.compares.is_empty() || !txn.failure.is_empty() {
                 return fail(unsupported("a transaction with conditions (WATCH, SET NX/XX, GETSET)"));
             }
@@ -159,6 +165,7 @@ fn begin(
                 Ok(Response::Txn { succeeded: true, revision: 0, responses })
             })
         }
+        Write::Cas(cas) if cas.ttl_ms.is_some() => fail(unsupported("a TTL (SET … EX/PX, EXPIRE)")),
         Write::Cas(_) => fail(unsupported("a conditional write (SET NX/XX, GETSET, compare-and-set)")),
         Write::DeleteRange(_) => fail(unsupported("deleting a range of keys")),
         Write::Expire { .. } => fail(unsupported("expiry")),

@@ -52,6 +52,7 @@ impl ApiError {
             ClientError::Timeout => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, message).with("outcome", "unknown")
             }
+            ClientError::ReadTimeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
             ClientError::Unknown(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).with("outcome", "unknown")
             }

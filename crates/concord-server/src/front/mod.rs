@@ -27,6 +27,9 @@ pub enum ClientError {
     /// The deadline passed without an answer; a write may or may not have taken effect.
     #[error("timed out; the outcome is unknown")]
     Timeout,
+    /// A read's deadline passed: nothing was changed, so retrying is safe (unlike [`Self::Timeout`]).
+    #[error("the read timed out (it changed nothing: retry)")]
+    ReadTimeout,
     /// Refused before taking effect (back-pressure, a transfer in progress, …).
     #[error("rejected: {0}")]
     Rejected(String),
@@ -39,13 +42,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// The same error, for a read: a timeout then changed nothing, and says so.
+    pub fn of_read(self) -> ClientError {
+        match self {
+            ClientError::Timeout => ClientError::ReadTimeout,
+            other => other,
+        }
+    }
+
     /// The `result` label of a request's metrics: `"ok"` for a success, else the kind of failure.
     pub fn label_of<T>(result: &Result<T, ClientError>) -> &'static str {
         match result {
             Ok(_) => "ok",
             Err(ClientError::NotLeader { .. }) => "not_leader",
             Err(ClientError::Unavailable(_)) => "unavailable",
-            Err(ClientError::Timeout) => "timeout",
+            Err(ClientError::Timeout | ClientError::ReadTimeout) => "timeout",
             Err(ClientError::Rejected(_)) => "rejected",
             Err(ClientError::Unknown(_)) => "unknown",
             Err(ClientError::Kv(_)) => "invalid",
@@ -64,4 +75,22 @@ pub async fn timed<T>(
     let r = f.await;
     metrics.request(kind, ClientError::label_of(&r), start.elapsed());
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientError;
+
+    #[test]
+    fn a_read_that_times_out_says_it_changed_nothing() {
+        // Issue #20: a read's timeout said "the outcome is unknown", as a write's does.
+        assert_eq!(
+            ClientError::Timeout.of_read().to_string(),
+            "the read timed out (it changed nothing: retry)"
+        );
+        assert_eq!(ClientError::Timeout.to_string(), "timed out; the outcome is unknown");
+        use axum::response::IntoResponse;
+        let read = crate::front::http::ApiError::from_error(ClientError::ReadTimeout).into_response();
+        assert_eq!(read.status(), axum::http::StatusCode::GATEWAY_TIMEOUT);
+    }
 }

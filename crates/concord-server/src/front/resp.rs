@@ -22,7 +22,7 @@ pub fn backend_error(e: ClientError, not_leader: impl FnOnce(Option<u32>) -> Bac
     match e {
         ClientError::NotLeader { leader } => not_leader(leader),
         ClientError::Unavailable(why) => BackendError::Unavailable(why),
-        ClientError::Timeout => BackendError::Timeout,
+        ClientError::Timeout | ClientError::ReadTimeout => BackendError::Timeout,
         ClientError::Rejected(why) => BackendError::Rejected(why),
         ClientError::Unknown(why) => BackendError::Unknown(why),
         ClientError::Kv(e) => BackendError::Kv(e),

@@ -243,11 +243,11 @@ impl NodeHandle {
             let deadline = Instant::now() + self.inner.timeout;
             let attempt = self.begin(self.inner.me, request);
             return match self.complete(attempt, deadline).await {
-                Some(r) => Self::interpret(r),
-                None => Err(ClientError::Timeout),
+                Some(r) => Self::interpret(r).map_err(ClientError::of_read),
+                None => Err(ClientError::ReadTimeout),
             };
         }
-        self.route(request, false, None).await
+        self.route(request, false, None).await.map_err(ClientError::of_read)
     }
 
     /// A request another node forwarded to us: hand it to our driver, answer over the transport.
