@@ -188,8 +188,9 @@ async fn every_http_error_says_why_in_json() {
     // deserialisation message; every error is now the documented {"error": …}.
     let dir = tempfile::tempdir().unwrap();
     let c = start(dir.path(), 3).await;
-    let cases: [(&str, &str, u16, &str); 6] = [
+    let cases: [(&str, &str, u16, &str); 7] = [
         ("POST", "/v1/kv/k/cas", 501, "needs the strong mode"),
+        ("POST", "/v1/members", 501, "needs the strong mode"),
         ("POST", "/v1/txn", 501, "needs the strong mode"),
         ("GET", "/v1/kv?prefix=a", 501, "needs the strong mode"),
         ("PUT", "/v1/kv/k?ttl_ms=5", 400, "ttl_ms"),

@@ -40,6 +40,8 @@ pub fn router(handle: EventualHandle) -> Router {
         .route("/v1/kv/{key}/cas", post(strong_only))
         .route("/v1/txn", post(strong_only))
         .route("/v1/kv", get(strong_only))
+        .route("/v1/members", post(strong_only))
+        .route("/v1/members/addresses", post(strong_only))
         .route("/v1/cluster", get(cluster))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -223,14 +225,16 @@ async fn metrics(State(handle): State<EventualHandle>) -> Response {
     metrics_text(handle.metrics())
 }
 
-/// Compare-and-set, transactions and key listings need one order of writes (Raft's log); the
-/// eventual mode has none, so it says so instead of answering a bare 404.
+/// Compare-and-set, transactions, key listings and Raft's membership changes need one order of
+/// writes (Raft's log); the eventual mode has none (its members come and go through SWIM), so it
+/// says so instead of answering a bare 404.
 async fn strong_only(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         format!(
-            "{} needs the strong mode: CAS, transactions and key listings compare against one order of writes, \
-             which the eventual mode (Dynamo-style, concurrent writes become siblings) does not have",
+            "{} needs the strong mode: CAS, transactions, key listings and membership changes rely on one \
+             order of writes, which the eventual mode (Dynamo-style, concurrent writes become siblings; \
+             members found by SWIM) does not have",
             uri.path()
         ),
     )
