@@ -62,11 +62,7 @@ pub async fn http_with_headers(
     body: &[u8],
     timeout: Duration,
 ) -> Result<HttpAnswer, String> {
-    let fut = async {
-        let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        exchange(s, addr, method, path, headers, body).await
-    };
-    tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{method} {path} on {addr}: timed out"))?
+    call(addr, None, method, path, headers, body, timeout).await
 }
 
 /// [`http_with_headers`] over TLS (a node started with `--tls-*`): `tls` trusts the cluster's CA
@@ -80,13 +76,31 @@ pub async fn https_with_headers(
     body: &[u8],
     timeout: Duration,
 ) -> Result<HttpAnswer, String> {
+    call(addr, Some(tls), method, path, headers, body, timeout).await
+}
+
+/// One request on a fresh connection (TLS when `tls` is given), within `timeout` in all.
+async fn call(
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<HttpAnswer, String> {
     let fut = async {
         let s = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let s = tokio_rustls::TlsConnector::from(tls)
-            .connect(crate::tls::server_name(addr), s)
-            .await
-            .map_err(|e| format!("TLS handshake with {addr}: {}", crate::tls::describe(&e)))?;
-        exchange(s, addr, method, path, headers, body).await
+        match tls {
+            None => exchange(s, addr, method, path, headers, body).await,
+            Some(tls) => {
+                let s = tokio_rustls::TlsConnector::from(tls)
+                    .connect(crate::tls::server_name(addr), s)
+                    .await
+                    .map_err(|e| format!("TLS handshake with {addr}: {}", crate::tls::describe(&e)))?;
+                exchange(s, addr, method, path, headers, body).await
+            }
+        }
     };
     tokio::time::timeout(timeout, fut).await.map_err(|_| format!("{method} {path} on {addr}: timed out"))?
 }
