@@ -47,7 +47,9 @@ pub mod slot;
 
 pub use host::{Batch, GroupId, GroupRequest, GroupResponse, Host};
 pub use machine::{MapMachine, MapOutput, MapQuery};
-pub use map::{Applied, Change, MapError, Move, Phase, Proposal, Shard, ShardId, ShardMap, Stage};
+pub use map::{
+    Applied, Change, MapError, MapViolation, Move, Phase, Proposal, Shard, ShardId, ShardMap, Stage,
+};
 pub use rebalance::next_step;
 pub use router::{route, Access, Route};
 pub use slot::{crc16, hash_tag, key_slot, Slot, SlotRange, SLOTS};

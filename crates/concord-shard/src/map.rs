@@ -140,6 +140,11 @@ pub enum MapError {
     WrongPhase { id: u64, phase: Stage, wanted: Stage },
 }
 
+/// A broken invariant of the shard map (a bug: validated changes never cause one).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("shard map invariant broken: {0}")]
+pub struct MapViolation(pub String);
+
 /// What a committed change did: the new epoch, and the id of what it created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
@@ -400,7 +405,11 @@ impl ShardMap {
     }
 
     /// The invariants of the module docs; the simulator checks them after every step.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), MapViolation> {
+        self.check_text().map_err(MapViolation)
+    }
+
+    fn check_text(&self) -> Result<(), String> {
         if self.is_bootstrapped() {
             if self.owners.len() != SLOTS as usize {
                 return Err(format!("{} slot owners, not {SLOTS}", self.owners.len()));
