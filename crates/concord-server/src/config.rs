@@ -241,6 +241,7 @@ pub struct NodeConfig {
     /// This node's id (1, 2, 3, …), unique in the cluster.
     pub id: u32,
     /// Where the write-ahead log lives. Created if missing.
+    #[serde(alias = "data")]
     pub data_dir: PathBuf,
     /// `strong` (Raft) or `eventual` (Dynamo); every node of a cluster runs the same.
     #[serde(default)]

@@ -275,6 +275,68 @@ mod tests {
         assert!(no_secret.to_config().unwrap_err().to_string().contains("cluster_secret"));
     }
 
+    /// docs/node.toml names its keys after the flags: the file and the flags make the same node.
+    #[test]
+    fn the_example_file_and_the_flags_make_the_same_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        std::fs::create_dir_all(dir.path().join("tls")).unwrap();
+        for file in ["cluster.secret", "tls/node1.pem", "tls/node1.key", "tls/ca.pem"] {
+            std::fs::write(dir.path().join(file), "s").unwrap();
+        }
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/node.toml");
+        let text = std::fs::read_to_string(example).unwrap().replace("./concord-data", &root);
+        let file = dir.path().join("node.toml");
+        std::fs::write(&file, text).unwrap();
+        let parse = |argv: Vec<String>| {
+            ServeArgsParser::try_parse_from(std::iter::once("serve".to_string()).chain(argv))
+                .unwrap()
+                .args
+                .to_config()
+        };
+        let from_file = parse(vec!["--config".into(), file.display().to_string()]).unwrap();
+        let flags = [
+            "--id",
+            "1",
+            "--data",
+            &format!("{root}/node1"),
+            "--mode",
+            "strong",
+            "--cluster-id",
+            "concord-2f9a",
+            "--cluster-secret-file",
+            &format!("{root}/cluster.secret"),
+            "--peer-addr",
+            "127.0.0.1:7379",
+            "--redis-addr",
+            "127.0.0.1:6379",
+            "--http-addr",
+            "127.0.0.1:8080",
+            "--requirepass",
+            "s3cret",
+            "--read-consistency",
+            "linearizable",
+            "--request-timeout",
+            "2s",
+            "--log",
+            "info",
+            "--peer",
+            "2=127.0.0.1:7380,http=127.0.0.1:8081,redis=127.0.0.1:6380",
+            "--peer",
+            "3=127.0.0.1:7381,http=127.0.0.1:8082",
+            "--state-cache-mb",
+            "64",
+            "--tls-cert",
+            &format!("{root}/tls/node1.pem"),
+            "--tls-key",
+            &format!("{root}/tls/node1.key"),
+            "--tls-ca",
+            &format!("{root}/tls/ca.pem"),
+        ];
+        let from_flags = parse(flags.iter().map(|s| s.to_string()).collect()).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{from_flags:?}"));
+    }
+
     /// The arguments `concord up` gives each node parse as `concord serve` flags.
     #[test]
     fn up_node_args_are_serve_flags() {
