@@ -262,6 +262,9 @@ pub enum Query {
     Unsupported {
         reason: String,
     },
+    /// Every key, in one read – one point in the log, so a consistent copy (backups). Not bounded by
+    /// the range limits: the API offers it to admins only, and the answer is held in memory.
+    Export,
 }
 
 impl Query {

@@ -175,6 +175,7 @@ pub fn validate_query(query: &Query, limits: &KvLimits) -> Result<(), KvError> {
     match query {
         Query::Get { key } => check_key(key, limits),
         Query::Range(request) => check_range_request(request, limits),
+        Query::Export => Ok(()),
         Query::Unsupported { reason } => Err(KvError::Unsupported(reason.clone())),
     }
 }

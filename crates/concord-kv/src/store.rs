@@ -157,6 +157,7 @@ impl<E: Engine> KvStore<E> {
         match query {
             Query::Get { key } => Ok(Response::Get(self.get(key))),
             Query::Range(request) => Ok(Response::Range(self.page(request))),
+            Query::Export => Ok(Response::Range(self.export())),
             // validate_query refuses it already; kept explicit so the match needs no wildcard.
             Query::Unsupported { reason } => Err(KvError::Unsupported(reason.clone())),
         }
@@ -305,6 +306,16 @@ impl<E: Engine> KvStore<E> {
 
     /// One page of `request`: at most `limit` keys and, past the first key, at most
     /// `max_range_bytes` of keys and values.
+    /// Every key and value (see [`Query::Export`]).
+    fn export(&self) -> RangePage {
+        let mut page = RangePage::default();
+        self.engine.scan(&[], None, &mut |key, entry| {
+            page.kvs.push(key_value(key, entry));
+            true
+        });
+        page
+    }
+
     fn page(&self, request: &RangeRequest) -> RangePage {
         let mut page = RangePage::default();
         let mut bytes = 0usize;

@@ -22,6 +22,7 @@
 //!   sessions, deadlines), its HTTP API and RESP backend; [`eventual`] – the eventual mode's, in the
 //!   same shape; [`front`] – what the two modes' front doors share (errors, HTTP and RESP plumbing);
 //! * [`node::Served`] – what a mode plugs into [`Node::start`] (one start path for both modes);
+//! * [`backup`] – a consistent, checksummed copy of the keys, and its restore;
 //! * [`identity`] – a data directory belongs to one cluster, node and mode, and says so;
 //! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
 //! * [`metrics`] – Prometheus metrics;
@@ -37,6 +38,7 @@
 //!   processes (`concord up`); [`membership`] – `concord member` and `concord join`; [`tour`] –
 //!   `concord tour`, the guided first run.
 
+pub mod backup;
 pub mod certgen;
 pub mod client;
 pub mod cluster;

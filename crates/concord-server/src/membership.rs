@@ -142,27 +142,48 @@ impl MemberTarget {
         path: &str,
         body: &serde_json::Value,
     ) -> anyhow::Result<serde_json::Value> {
+        let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(body)? };
+        let answer = self.raw(addr, method, path, &body).await?;
+        serde_json::from_slice(&answer)
+            .map_err(|e| anyhow!("{method} {path} on {addr}: answer is not JSON: {e}"))
+    }
+
+    /// `GET path`: the answer's body (after a 200; otherwise the API's error, as an error).
+    pub(crate) async fn get_raw(&self, addr: SocketAddr, path: &str) -> anyhow::Result<Vec<u8>> {
+        self.raw(addr, "GET", path, &[]).await
+    }
+
+    /// `PUT path` with a raw body.
+    pub(crate) async fn put_raw(&self, addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.raw(addr, "PUT", path, body).await
+    }
+
+    /// One call with the secret (if any), over HTTPS with `--tls-ca`; the body of a 200.
+    async fn raw(&self, addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> anyhow::Result<Vec<u8>> {
         let secret = self.secret()?;
         let auth = secret.map(|s| format!("Bearer {s}"));
         let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| ("authorization", a)).into_iter().collect();
-        let body = if body.is_null() { Vec::new() } else { serde_json::to_vec(body)? };
         let timeout = Duration::from_secs(15);
         let answer = match &self.tls_ca {
             Some(ca) => {
                 let tls = crate::tls::client_config(ca).map_err(|e| anyhow!(e))?;
-                crate::client::https_with_headers(addr, tls, method, path, &headers, &body, timeout)
+                crate::client::https_with_headers(addr, tls, method, path, &headers, body, timeout)
                     .await
                     .map_err(|e| anyhow!("{e} (called over HTTPS because of --tls-ca)"))?
             }
-            None => crate::client::http_with_headers(addr, method, path, &headers, &body, timeout)
+            None => crate::client::http_with_headers(addr, method, path, &headers, body, timeout)
                 .await
                 .map_err(|e| anyhow!(plain_http_hint(&format!("{method} {path} on {addr}"), e)))?,
         };
-        let json = answer.json().map_err(|e| anyhow!(e))?;
         if answer.status != 200 {
-            bail!("{method} {path} on {addr}: {} {}", answer.status, json["error"].as_str().unwrap_or(""));
+            let error = answer
+                .json()
+                .ok()
+                .and_then(|j| j["error"].as_str().map(String::from))
+                .unwrap_or_else(|| answer.text());
+            bail!("{method} {path} on {addr}: {} {error}", answer.status);
         }
-        Ok(json)
+        Ok(answer.body)
     }
 }
 

@@ -98,6 +98,20 @@ enum Command {
     ///   concord join --via 127.0.0.1:8080 --id 4 --data ./d4 --peer-addr 127.0.0.1:7383 \
     ///       --http-addr 127.0.0.1:8083 --redis-addr 127.0.0.1:6383 --cluster-secret-file S \
     ///       --peer 1=127.0.0.1:7379 --peer 2=127.0.0.1:7380 --peer 3=127.0.0.1:7381
+    /// A consistent, checksummed backup of every key of a running cluster (one linearizable read).
+    ///
+    /// Examples:
+    ///   concord backup --to backup.jsonl --secret-file concord-data/cluster.secret
+    ///   concord backup --to backup.jsonl --http 127.0.0.1:8081 --secret-file S
+    #[command(verbatim_doc_comment)]
+    Backup(cmd::backup::BackupArgs),
+    /// Write a backup's keys into a new, empty cluster (start one with `concord up --data NEW`).
+    ///
+    /// Examples:
+    ///   concord up --data ./restored &                # a new cluster
+    ///   concord restore backup.jsonl --secret-file restored/cluster.secret
+    #[command(verbatim_doc_comment)]
+    Restore(cmd::backup::RestoreArgs),
     #[command(verbatim_doc_comment)]
     Join(Box<cmd::member::JoinArgs>),
 }
@@ -133,6 +147,8 @@ fn main() -> ExitCode {
         Command::Restart(args) => cmd::restart::run(args),
         Command::Member(args) => cmd::member::run(args),
         Command::Join(args) => cmd::member::join(args),
+        Command::Backup(args) => cmd::backup::backup(args),
+        Command::Restore(args) => cmd::backup::restore(args),
     };
     match result {
         Ok(code) => code,

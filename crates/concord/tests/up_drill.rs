@@ -379,3 +379,81 @@ fn the_tour_runs_from_start_to_end() {
     }
     assert!(!dir.path().join("up.sock").exists(), "the tour's cluster is stopped");
 }
+
+#[test]
+fn a_backup_of_a_cluster_under_writes_restores_into_a_new_cluster_key_for_key() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (a_data, b_data) = (dir.path().join("a"), dir.path().join("b"));
+    let (mut a, a_http) = start_up(&a_data, &[]);
+    leader(&a_http, &mut a, None, Duration::from_secs(30));
+    for i in 0..200 {
+        put(&a_http, &format!("k-{i}"), &format!("v{i}"));
+    }
+    assert_eq!(call(a_http[0], "PUT", "/v1/kv/binary", &[0xff, 0x00, 0x7f]).unwrap().status, 200);
+    // One client keeps writing live-0, live-1, … while the backup is taken.
+    let running = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (running, http) = (running.clone(), a_http.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while running.load(Ordering::SeqCst) {
+                put(&http, &format!("live-{n}"), &n.to_string());
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let file = dir.path().join("backup.jsonl");
+    let secret = a_data.join("cluster.secret");
+    let out = Command::new(CONCORD)
+        .args(["backup", "--to"])
+        .arg(&file)
+        .args(["--http", &a_http[1].to_string(), "--secret-file"])
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "concord backup: {}", String::from_utf8_lossy(&out.stderr));
+    running.store(false, Ordering::SeqCst);
+    let written = writer.join().unwrap();
+    let backup = concord_server::backup::decode(&std::fs::read(&file).unwrap()).unwrap();
+    // Consistent: one point in the log, so the live writes in it are exactly a prefix of the writer's.
+    let live: std::collections::BTreeSet<u64> =
+        backup.entries.iter().filter_map(|(k, _)| k.strip_prefix("live-")?.parse().ok()).collect();
+    let prefix = live.len() as u64;
+    assert!(live.iter().copied().eq(0..prefix) && prefix <= written, "live writes in the backup: {live:?}");
+    assert_eq!(backup.entries.iter().filter(|(k, _)| k.starts_with("k-")).count(), 200);
+    assert!(sigint_and_wait(&mut a).0);
+
+    // A new cluster gets every key back, byte for byte.
+    let (mut b, b_http) = start_up(&b_data, &[]);
+    leader(&b_http, &mut b, None, Duration::from_secs(30));
+    let restore = |file: &Path| {
+        Command::new(CONCORD)
+            .arg("restore")
+            .arg(file)
+            .args(["--http", &b_http[0].to_string(), "--secret-file"])
+            .arg(b_data.join("cluster.secret"))
+            .output()
+            .unwrap()
+    };
+    let out = restore(&file);
+    assert!(out.status.success(), "concord restore: {}", String::from_utf8_lossy(&out.stderr));
+    for (key, value) in &backup.entries {
+        let got = call(b_http[2], "GET", &format!("/v1/kv/{key}"), b"").unwrap();
+        assert_eq!((got.status, &got.body), (200, value), "{key}");
+    }
+    // Not into a cluster that holds keys; not from a damaged file.
+    let again = restore(&file);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already holds keys"));
+    let damaged = dir.path().join("damaged.jsonl");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let i = bytes.iter().position(|&c| c == b'v').unwrap();
+    bytes[i] = b'w';
+    std::fs::write(&damaged, bytes).unwrap();
+    let refused = restore(&damaged);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("the checksum does not match"), "{refused:?}");
+    assert!(sigint_and_wait(&mut b).0);
+}

@@ -211,7 +211,7 @@ impl Backend for EventualBackend {
                     },
                     Err(e) => Err(e),
                 },
-                Query::Range(_) => Err(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
+                Query::Range(_) | Query::Export => Err(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
                 Query::Unsupported { reason } => Err(BackendError::Kv(KvError::Unsupported(reason))),
             };
             handle.metrics().request("resp_read", label(&r), start.elapsed());

@@ -10,6 +10,7 @@
 //! | `POST /v1/txn` | `{"compares": [{"key", "op": "equal\|not_equal\|greater\|less", "target": <expect>}], "success": [op], "failure": [op]}`, op = `{"get": {"key"}}`, `{"put": {"key", "value", "ttl_ms"?}}`, `{"delete": {"key"}}` | 200 `{"succeeded", "revision", "responses": [...]}` |
 //! | `GET /v1/cluster` | – | members, roles, term, leader, commit/applied index, per-follower match index and lag (leader's view) |
 //! | `POST /v1/members/addresses` (admin) | `{"id", "addr", "http_addr"?, "redis_addr"?}` | this node learns a joining node's addresses |
+//! | `GET /v1/backup` (admin) | – | every key in one linearizable read, as a checksummed backup (JSON lines, see [`crate::backup`]) |
 //! | `POST /v1/members` (admin) | `{"op": "add_learner"\|"promote"\|"remove"\|"transfer_leader", "id"}` | the change, through the leader: `{"index", "voters", "learners"}` |
 //! | `GET /healthz` | – | 200 `{"status": "ok", …}` while the node runs |
 //! | `GET /`, `GET /dashboard`, `GET /v1/overview`, `GET /v1/events`, `GET /v1/stats` | – | the live dashboard and its data ([`crate::dashboard`]) |
@@ -50,10 +51,12 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
         handle: handle.clone(),
         allow_admin: config.allow_admin,
         secret: config.secret().ok().flatten(),
+        cluster_id: config.cluster_id.clone(),
     };
     let admin_routes = Router::new()
         .route("/v1/members/addresses", post(learn_peer))
         .route("/v1/members", post(change_membership))
+        .route("/v1/backup", get(backup))
         .with_state(std::sync::Arc::new(admin));
     // The largest request body: a value at the store's limit, plus JSON overhead for CAS/txn.
     let body_limit = body_limit(config.kv.max_command_bytes.max(config.kv.max_value_bytes));
@@ -497,6 +500,28 @@ struct AdminState {
     handle: NodeHandle,
     allow_admin: bool,
     secret: Option<Vec<u8>>,
+    cluster_id: String,
+}
+
+/// `GET /v1/backup` (admin): every key, in one linearizable read, as a checksummed backup
+/// ([`crate::backup`]).
+async fn backup(
+    State(admin): State<std::sync::Arc<AdminState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    admin.authorize(&headers)?;
+    let handle = &admin.handle;
+    let consistency = concord_raft::ReadConsistency::Linearizable;
+    let r = timed(handle, "backup", handle.read(concord_kv::Query::Export, consistency)).await;
+    match r.map_err(|e| from_client(handle, e))? {
+        concord_kv::Response::Range(page) => {
+            let body = crate::backup::encode(&admin.cluster_id, &page.kvs);
+            Ok(([("content-type", "application/x-ndjson")], body).into_response())
+        }
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
 }
 
 impl AdminState {

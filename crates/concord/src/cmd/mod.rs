@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backup;
 pub mod check;
 pub mod lab;
 pub mod live;
