@@ -327,9 +327,7 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     }
     let scheme = if args.tls { "https" } else { "http" };
-    if args.mode == Mode::Strong {
-        println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
-    }
+    println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
     if args.allow_fault_injection {
         println!(
             "fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes"

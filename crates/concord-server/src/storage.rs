@@ -49,8 +49,12 @@ pub fn open_wal(dir: &Path, settings: &WalSettings) -> Result<(Box<dyn Disk>, Du
     };
     let (wal, durable, recovery) =
         concord_wal::Wal::open(dir, opts).map_err(|e| Error::Storage(e.to_string()))?;
+    // Say what the numbers count: the WAL holds the protocol's durable records (Raft's log
+    // entries, its vote and term, snapshot records; Dynamo's objects), not the database's keys,
+    // which live in the state database – "N keys recovered" read as the latter.
     tracing::info!(
-        "opened the WAL in {}: {} keys recovered ({} records in {} segments replayed, checkpoint: {}) in {:?}",
+        "opened the WAL in {}: {} durable protocol records recovered (log entries, vote, snapshot records – \
+         not the database's keys) by replaying {} WAL records in {} segments (checkpoint: {}) in {:?}",
         dir.display(),
         recovery.keys,
         recovery.records_replayed,

@@ -10,6 +10,9 @@ SCENARIO:
          then stop the node serving the page: the page says so; print {"restart": ID} so the
          test restarts it, and see the page reconnect by itself.
   nofaults  a node without the flag: the page works and shows no fault-injection buttons.
+  eventual  `concord up --mode eventual`; URL is node 1's dashboard: every member alive in its SWIM
+         view, N/R/W shown, and a write from the page counted in its keys; screenshot
+         dashboard-eventual.png.
   restart   `concord up --allow-fault-injection` with node 3 killed (kill -9); URL is node 1's
          dashboard. Node 3 is shown unreachable with a Restart button; clicking it has `up` start
          the node again, and the page shows it up; screenshot dashboard-restart.png.
@@ -44,8 +47,9 @@ def state(driver):
 
 
 def text(driver, selector):
-    els = driver.find_elements("css selector", selector)
-    return els[0].text if els else None
+    """The rendered text of what the selector finds, read in one script: the table is redrawn twice a
+    second, so an element found first and read after may be stale by then."""
+    return js(driver, f"const e = document.querySelector({json.dumps(selector)}); return e ? e.innerText : null")
 
 
 def click(driver, selector):
@@ -228,10 +232,27 @@ def restart(url, out):
         driver.quit()
 
 
+def eventual(url, out):
+    driver = browser(1280, 800)
+    try:
+        driver.get(url)
+        wait_until(lambda: js(driver, "return !!(window.eventualDashboard && window.eventualDashboard.ready)"), 20,
+                   "the eventual dashboard did not load /v1/cluster")
+        states = lambda: js(driver, "return [...document.querySelectorAll('#members tr td:nth-child(2)')].map(td => td.textContent)")
+        wait_until(lambda: states() == ["alive", "alive", "alive"], 20, f"every member alive: {states()}")
+        check(text(driver, "#quorums") == "3 / 2 / 2", "N/R/W are shown: " + str(text(driver, "#quorums")))
+        js(driver, "fetch('/v1/kv/from-the-page', {method: 'PUT', body: 'hello'})")
+        wait_until(lambda: int(text(driver, "#acked") or 0) >= 1, 10, "the page's write is counted")
+        driver.save_screenshot(os.path.join(out, "dashboard-eventual.png"))
+        return {"members": len(states())}
+    finally:
+        driver.quit()
+
+
 def main():
     scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
-    result = {"faults": faults, "nofaults": nofaults, "restart": restart}[scenario](url, out)
+    result = {"faults": faults, "nofaults": nofaults, "restart": restart, "eventual": eventual}[scenario](url, out)
     print(json.dumps({"result": result}), flush=True)
 
 

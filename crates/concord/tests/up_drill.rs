@@ -457,3 +457,38 @@ fn a_backup_of_a_cluster_under_writes_restores_into_a_new_cluster_key_for_key() 
     assert!(String::from_utf8_lossy(&refused.stderr).contains("the checksum does not match"), "{refused:?}");
     assert!(sigint_and_wait(&mut b).0);
 }
+
+#[test]
+fn an_eventual_cluster_serves_a_dashboard_on_every_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut up, http) = start_up(dir.path(), &["--mode", "eventual"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for addr in &http {
+        loop {
+            let page = call(*addr, "GET", "/dashboard", b"");
+            if page.as_ref().is_ok_and(|p| p.status == 200 && p.text().contains("eventual mode")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no dashboard on {addr}: {page:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    if browser_available("an_eventual_cluster_serves_a_dashboard_on_every_node") {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
+        let out = Command::new("python3")
+            .arg(script)
+            .arg("eventual")
+            .arg(format!("http://{}/dashboard", http[0]))
+            .arg(browser::repo_root().join("target/test-output/dashboard"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "dashboard_e2e.py eventual failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let (ok, text) = sigint_and_wait(&mut up);
+    assert!(ok && text.contains("dashboard: http://127.0.0.1:"), "{text}");
+}

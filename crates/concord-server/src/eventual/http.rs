@@ -9,6 +9,7 @@
 //! | `POST /v1/kv/{key}/incr?by=D&w=N` | – | 200 `{"value": v}`: add `D` (default 1) to a PN-counter; `v` is the coordinator's value |
 //! | `GET /v1/cluster` | – | mode, N/R/W, SWIM's view of every member, keys, hints, anti-entropy statistics |
 //! | `GET /healthz`, `GET /metrics` | – | as in the strong mode |
+//! | `GET /`, `GET /dashboard` | – | the eventual mode's dashboard (`web/dashboard/eventual.html`): this node's SWIM view, N/R/W, keys, hints, anti-entropy |
 //!
 //! A sibling is a JSON string when it is UTF-8, else `{"hex": "…"}`. A context is text like
 //! `1:5,2:3` (see [`super::format_context`]). `r` and `w` must be 1 to N. Errors are
@@ -43,6 +44,8 @@ pub fn router(handle: EventualHandle) -> Router {
         .route("/v1/members", post(strong_only))
         .route("/v1/members/addresses", post(strong_only))
         .route("/v1/cluster", get(cluster))
+        .route("/", get(dashboard))
+        .route("/dashboard", get(dashboard))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(body_limit))
@@ -238,4 +241,10 @@ async fn strong_only(uri: axum::http::Uri) -> ApiError {
             uri.path()
         ),
     )
+}
+
+/// The eventual mode's dashboard: one page (no build step) that polls `GET /v1/cluster` and shows
+/// this node's view – N/R/W, its keys, hints and anti-entropy, and its SWIM view of the members.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../../../../web/dashboard/eventual.html"))
 }
