@@ -136,6 +136,24 @@ fn kill_9_of_the_leader_under_concord_up_then_concord_restart() {
     assert!(!data.join("up.sock").exists() && !data.join("node1.pid").exists(), "up cleans up after itself");
 }
 
+/// Run a scenario of `tests/dashboard_e2e.py` in headless Chromium against node `addr`'s dashboard.
+fn dashboard_scenario(scenario: &str, addr: SocketAddr) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(scenario)
+        .arg(format!("http://{addr}/dashboard"))
+        .arg(browser::repo_root().join("target/test-output/dashboard"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dashboard_e2e.py {scenario} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 fn start_up(data: &Path, extra: &[&str]) -> (Child, Vec<SocketAddr>) {
     let base = free_port_run(9);
     let up = Command::new(CONCORD)
@@ -173,20 +191,7 @@ fn the_dashboards_restart_button_has_concord_up_start_a_killed_node() {
     let overview = call(http[0], "GET", "/v1/overview", b"").unwrap().json().unwrap();
     assert_eq!(overview["restart"], true, "the dashboard offers Restart under concord up: {overview}");
     if browser_available("the_dashboards_restart_button_has_concord_up_start_a_killed_node") {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
-        let out = Command::new("python3")
-            .arg(script)
-            .arg("restart")
-            .arg(format!("http://{}/dashboard", http[0]))
-            .arg(browser::repo_root().join("target/test-output/dashboard"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "dashboard_e2e.py restart failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
+        dashboard_scenario("restart", http[0]);
     } else {
         // Without a browser, the request the button sends.
         let answer = call(http[0], "POST", "/v1/faults/nodes/3/restart", b"").unwrap();
@@ -474,20 +479,7 @@ fn an_eventual_cluster_serves_a_dashboard_on_every_node() {
         }
     }
     if browser_available("an_eventual_cluster_serves_a_dashboard_on_every_node") {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
-        let out = Command::new("python3")
-            .arg(script)
-            .arg("eventual")
-            .arg(format!("http://{}/dashboard", http[0]))
-            .arg(browser::repo_root().join("target/test-output/dashboard"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "dashboard_e2e.py eventual failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
+        dashboard_scenario("eventual", http[0]);
     }
     let (ok, text) = sigint_and_wait(&mut up);
     assert!(ok && text.contains("dashboard: http://127.0.0.1:"), "{text}");
