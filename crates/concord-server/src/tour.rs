@@ -83,12 +83,14 @@ fn http_of(options: &TourOptions, node: u32) -> SocketAddr {
     SocketAddr::new(LOOPBACK, options.http_port + node as u16 - 1)
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(f)
+thread_local! {
+    /// One runtime for every call the tour makes (hundreds of them), not one per call.
+    static RUNTIME: tokio::runtime::Runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
 }
 
 fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<crate::client::HttpAnswer> {
-    block_on(crate::client::http(addr, method, path, body, Duration::from_secs(3))).ok()
+    RUNTIME.with(|rt| rt.block_on(crate::client::http(addr, method, path, body, Duration::from_secs(3)))).ok()
 }
 
 /// The leader the given nodes agree on, and its term; waits up to `limit` for one not in `not`.

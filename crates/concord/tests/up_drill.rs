@@ -18,9 +18,47 @@ use std::time::{Duration, Instant};
 
 const CONCORD: &str = env!("CARGO_BIN_EXE_concord");
 
+thread_local! {
+    static RUNTIME: tokio::runtime::Runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+}
+
 fn call(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Result<HttpAnswer, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(http(addr, method, path, body, Duration::from_secs(3)))
+    RUNTIME.with(|rt| rt.block_on(http(addr, method, path, body, Duration::from_secs(3))))
+}
+
+/// A running `concord up`. Dropped while it still runs – a test that failed half-way – it gets
+/// Ctrl-C (and stops its nodes), so a failed test leaves no cluster holding ports behind.
+struct Up(Child);
+
+impl std::ops::Deref for Up {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Up {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            );
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while self.0.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// The leader every answering node agrees on (1-based), waiting for one other than `not`.
@@ -154,7 +192,7 @@ fn dashboard_scenario(scenario: &str, addr: SocketAddr) {
     );
 }
 
-fn start_up(data: &Path, extra: &[&str]) -> (Child, Vec<SocketAddr>) {
+fn start_up(data: &Path, extra: &[&str]) -> (Up, Vec<SocketAddr>) {
     let base = free_port_run(9);
     let up = Command::new(CONCORD)
         .args(["up", "--nodes", "3", "--data"])
@@ -167,7 +205,7 @@ fn start_up(data: &Path, extra: &[&str]) -> (Child, Vec<SocketAddr>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    (up, (0..3).map(|i| SocketAddr::from(([127, 0, 0, 1], base + 3 + i))).collect())
+    (Up(up), (0..3).map(|i| SocketAddr::from(([127, 0, 0, 1], base + 3 + i))).collect())
 }
 
 fn kill9(data: &Path, node: u64) {
