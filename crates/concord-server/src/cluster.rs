@@ -162,6 +162,13 @@ pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where node `i` (0-based) of an `up` cluster listens in the port family starting at `base`.
+pub fn node_addr(args: &UpOptions, base: u16, i: u32) -> anyhow::Result<SocketAddr> {
+    let p = u32::from(base) + i;
+    let p = u16::try_from(p).map_err(|_| anyhow!("port {base}+{i} is above 65535"))?;
+    Ok(SocketAddr::new(args.bind, p))
+}
+
 /// The `serve` arguments of node `i` (0-based) of an `up` cluster.
 pub fn up_node_args(
     args: &UpOptions,
@@ -169,11 +176,7 @@ pub fn up_node_args(
     cluster_id: &str,
     secret: &Path,
 ) -> anyhow::Result<Vec<String>> {
-    let port = |base: u16, j: u32| -> anyhow::Result<SocketAddr> {
-        let p = u32::from(base) + j;
-        let p = u16::try_from(p).map_err(|_| anyhow!("port {base}+{j} is above 65535"))?;
-        Ok(SocketAddr::new(args.bind, p))
-    };
+    let port = |base: u16, j: u32| node_addr(args, base, j);
     let mut argv = vec![
         "serve".to_string(),
         "--id".into(),
@@ -528,11 +531,11 @@ impl Supervisor<'_> {
                     .members
                     .iter()
                     .map(|m| {
-                        let http = u32::from(self.args.http_port) + m.id - 1;
+                        let http = node_addr(self.args, self.args.http_port, m.id - 1);
                         serde_json::json!({
                             "id": m.id,
                             "running": m.child.is_some(),
-                            "http": SocketAddr::new(self.args.bind, http as u16).to_string(),
+                            "http": http.map(|a| a.to_string()).ok(),
                             "tls": self.args.tls,
                         })
                     })
