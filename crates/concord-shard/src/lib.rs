@@ -8,6 +8,7 @@
 //! * [`map`] – the shard map: slot → shard → replicas, an epoch, moves under way, and the only
 //!   changes allowed, each validated (a refused change leaves the map untouched);
 //! * [`machine`] – the map as a replicated state machine, for the metadata Raft group;
+//! * [`kv`] – a shard's state machine: the key-value store, serving only the slots it holds;
 //! * [`host`] – many Raft groups in one node: one process, one connection per node pair with
 //!   batched messages, one disk with a prefix per group;
 //! * [`router`] – where a key's request goes: here, elsewhere (`-MOVED`), later (`-TRYAGAIN`);
@@ -27,8 +28,13 @@
 //!    the fence, from any replica of A that applied `f`) and commits it into its own log at index
 //!    `c`; B does not serve the range yet. The metadata group commits `Copied{c}`.
 //! 4. **Flip** (metadata group): `FinishMove` – B owns the range at the new epoch. Clients that ask
-//!    A are answered `-MOVED <slot> B`; B serves the range from its state at `c` on.
-//! 5. **Clean up** (A's group): A deletes the range's keys; it never serves them again.
+//!    A are answered `-MOVED <slot> B`. B's group then commits `Activate` and serves the range
+//!    from its state at `c` on (until then B answers `-TRYAGAIN`).
+//! 5. **Clean up** (A's group): A commits `Release`, deletes the range's keys and never serves them
+//!    again.
+//!
+//! The group side of each step – which slots a group serves, checked when a command is applied –
+//! is [`kv::ShardKv`]; its module docs give the slot states each step moves between.
 //!
 //! Why this is safe: between the fence and the flip nobody accepts a write to the range (A refuses
 //! after `f`, B before the flip), so the state B copied at `f` is the range's last state; after the
@@ -39,6 +45,7 @@
 //! migration, at the cost of a migration that can lose writes on failover.
 
 pub mod host;
+pub mod kv;
 pub mod machine;
 pub mod map;
 pub mod rebalance;
@@ -46,6 +53,9 @@ pub mod router;
 pub mod slot;
 
 pub use host::{Batch, GroupId, GroupRequest, GroupResponse, Host};
+pub use kv::{
+    ShardBug, ShardCommand, ShardError, ShardKv, ShardQuery, ShardResponse, ShardResult, SlotState, SlotTable,
+};
 pub use machine::{MapMachine, MapOutput, MapQuery};
 pub use map::{
     Applied, Change, MapError, MapViolation, Move, Phase, Proposal, Shard, ShardId, ShardMap, Stage,

@@ -1,0 +1,746 @@
+//! A shard's state machine: the key-value store, serving only the slots its group holds.
+//!
+//! Every shard's Raft group runs a [`ShardKv`]: the ordinary [`KvStore`] plus a **slot table** –
+//! which slots this group serves, and which are moving in or out. The table changes only through
+//! commands in the group's own log, so every replica of the group agrees, at every log index, on
+//! what the group serves. That is where the move protocol's safety lives: a client command is
+//! checked against the table *when it is applied*, not when a front door routed it, so a write
+//! routed on a stale map is refused rather than applied to a slot that has moved on.
+//!
+//! # Slot states and the steps that change them
+//! A slot is absent (not here), [`SlotState::Serving`], [`SlotState::Outgoing`] (frozen for a
+//! move out) or [`SlotState::Incoming`] (holding copied data, not yet serving):
+//!
+//! | step ([`ShardCommand`]) | group | slots before | slots after |
+//! |---|---|---|---|
+//! | `Adopt` (bootstrap) | owner | absent | serving |
+//! | `Fence` (2. in the crate docs) | source | serving | outgoing(m) |
+//! | `Install` (3., in chunks) | target | absent or incoming(m) | incoming(m), data written |
+//! | `Activate` (after the flip) | target | incoming(m) | serving |
+//! | `Release` (5., clean up) | source | outgoing(m) | absent, data deleted |
+//! | `Abort` | either | outgoing(m) / incoming(m) | serving / absent, data deleted |
+//!
+//! Client commands and reads are served only on serving slots: an outgoing slot is frozen from the
+//! fence on (the state the target copies is its final state), an incoming one serves nothing until
+//! the map's flip is committed and the target activates it. So at no log index do two groups both
+//! serve a slot, and the data of a slot moves in exactly one state: the one at the fence.
+//!
+//! Every step names its move, and a step of a move this group already finished is a no-op: the
+//! mover may retry a step whose answer it lost, and a late retry never undoes a later step.
+//!
+//! # What a sharded store does not do
+//! Key *ranges* (range reads, `DeleteRange`) span slots, which hash keys apart; they are refused
+//! with a clear error (Redis Cluster has no range reads either; `SCAN` runs per node). Revisions
+//! are per shard: a moved key gets the target's revision for the move, keeping its version and TTL.
+
+use crate::slot::{key_slot, Slot, SlotRange};
+use concord_core::{StateMachine, StateMachineError, Time};
+use concord_kv::{
+    Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits, KvStore, Query, Response,
+    TxnOp, Write,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// What this group does with a slot (absent: the slot is not here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SlotState {
+    Serving,
+    /// Frozen for move `m` out of this group: nothing is served.
+    Outgoing(u64),
+    /// Moving in with move `m`: data arrives, nothing is served until activated.
+    Incoming(u64),
+}
+
+impl fmt::Display for SlotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SlotState::Serving => f.write_str("serving"),
+            SlotState::Outgoing(m) => write!(f, "moving out (move {m})"),
+            SlotState::Incoming(m) => write!(f, "moving in (move {m})"),
+        }
+    }
+}
+
+/// The slots a group holds: disjoint ranges in slot order, adjacent runs of one state merged – a
+/// few entries for a group however many slots it owns (so idle groups stay small).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotTable {
+    runs: Vec<(SlotRange, SlotState)>,
+}
+
+impl SlotTable {
+    pub fn get(&self, slot: Slot) -> Option<SlotState> {
+        let i = self.runs.partition_point(|(range, _)| range.end < slot);
+        self.runs.get(i).filter(|(range, _)| range.contains(slot)).map(|&(_, state)| state)
+    }
+
+    /// The runs of the table, in slot order.
+    pub fn runs(&self) -> &[(SlotRange, SlotState)] {
+        &self.runs
+    }
+
+    /// Whether the runs are in order, disjoint and merged (a table read from a snapshot must be).
+    pub fn is_sound(&self) -> bool {
+        self.runs.windows(2).all(|w| {
+            let ((a, sa), (b, sb)) = (w[0], w[1]);
+            a.end < b.start && !(sa == sb && a.end.get() + 1 == b.start.get())
+        })
+    }
+
+    /// Whether every slot of `range` satisfies `ok` (absent slots are passed as `None`).
+    fn all(&self, range: SlotRange, ok: impl Fn(Option<SlotState>) -> bool) -> bool {
+        // Per slot, so absent gaps are seen; at most 16 384 lookups for a whole-space step.
+        range.slots().all(|slot| ok(self.get(slot)))
+    }
+
+    /// Give every slot of `range` the state `to` (`None`: remove it).
+    fn set(&mut self, range: SlotRange, to: Option<SlotState>) {
+        let mut runs = Vec::with_capacity(self.runs.len() + 2);
+        for &(run, state) in &self.runs {
+            if !run.overlaps(range) {
+                runs.push((run, state));
+                continue;
+            }
+            // Keep the parts of `run` outside `range`.
+            if run.start < range.start {
+                let end = Slot::new(range.start.get() as i64 - 1).expect("above a slot");
+                runs.push((SlotRange { start: run.start, end }, state));
+            }
+            if run.end > range.end {
+                let start = Slot::new(range.end.get() as i64 + 1).expect("below a slot");
+                runs.push((SlotRange { start, end: run.end }, state));
+            }
+        }
+        if let Some(state) = to {
+            runs.push((range, state));
+        }
+        runs.sort_by_key(|(range, _)| range.start);
+        // Merge touching runs of one state.
+        let mut merged: Vec<(SlotRange, SlotState)> = Vec::with_capacity(runs.len());
+        for (range, state) in runs {
+            match merged.last_mut() {
+                Some((last, s)) if *s == state && last.end.get() + 1 == range.start.get() => {
+                    last.end = range.end
+                }
+                _ => merged.push((range, state)),
+            }
+        }
+        self.runs = merged;
+    }
+}
+
+/// A command in a shard group's log: a client's, or a step of the move protocol.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardCommand {
+    /// A client command, served only if every key it touches is in a serving slot.
+    Kv(Command),
+    /// Bootstrap: start serving `ranges` (slots no group served before).
+    Adopt { ranges: Vec<SlotRange> },
+    /// Source: freeze `range` for move `id`.
+    Fence { id: u64, range: SlotRange },
+    /// Target: write a chunk of `range`'s data as of the source's fence.
+    Install { id: u64, range: SlotRange, entries: Vec<KeyValue> },
+    /// Target: serve `range` (the map's flip to this shard is committed).
+    Activate { id: u64, range: SlotRange },
+    /// Source: forget `range` and delete its keys (the target serves it now).
+    Release { id: u64, range: SlotRange },
+    /// Either side: the move was aborted – the source serves `range` again, the target drops it.
+    Abort { id: u64, range: SlotRange },
+}
+
+/// A read of a shard group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardQuery {
+    /// A client read, served only on a serving slot.
+    Kv(Query),
+    /// One page of the frozen `range` for move `id` (the copy step): keys after `after`, at most
+    /// `limit` of them, in key order.
+    Export { id: u64, range: SlotRange, after: Option<Vec<u8>>, limit: usize },
+    /// The slot table.
+    Slots,
+}
+
+/// A shard group's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardResponse {
+    Kv(Response),
+    /// A move step took effect at log index `index` (or had already: `index` is then this entry's).
+    Step {
+        index: u64,
+    },
+    /// A page of an export; `next` is the `after` of the next page, `None` at the end.
+    Export {
+        entries: Vec<KeyValue>,
+        next: Option<Vec<u8>>,
+    },
+    Slots(SlotTable),
+}
+
+/// Why a shard group refused a command or a read. Nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum ShardError {
+    #[error(transparent)]
+    Kv(#[from] KvError),
+    /// The key's slot is not served here: absent (ask the map: `-MOVED`) or moving (`-TRYAGAIN`).
+    #[error("slot {slot} is {}", state.map_or("not served by this shard".to_string(), |s| s.to_string()))]
+    NotServing { slot: Slot, state: Option<SlotState> },
+    #[error("{0} is not supported in a sharded cluster: keys of a range hash to different slots")]
+    RangeUnsupported(String),
+    /// A move step found slots in a state it does not start from (a bug in the mover, or a stale
+    /// step of another move).
+    #[error("move {id}: slots {range} are not all {expected}")]
+    WrongState { id: u64, range: SlotRange, expected: String },
+    #[error("move {id}: key {key:?} of the copy is outside slots {range}")]
+    KeyOutsideRange { id: u64, range: SlotRange, key: String },
+}
+
+pub type ShardResult = Result<ShardResponse, ShardError>;
+
+/// A deliberate bug in the move protocol, for showing that the checkers catch it (never on outside
+/// tests and the simulator's mutation runs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardBug {
+    #[default]
+    None,
+    /// The source keeps serving writes to a slot after its fence: the writes are lost in the move.
+    WritesAfterFence,
+}
+
+/// A shard's replicated state (see the module docs).
+#[derive(Clone, Debug, Default)]
+pub struct ShardKv {
+    kv: KvStore,
+    slots: SlotTable,
+    /// Moves whose last step here was applied: later steps of them are no-ops.
+    finished: BTreeSet<u64>,
+    bug: ShardBug,
+}
+
+impl ShardKv {
+    pub fn new(limits: KvLimits) -> ShardKv {
+        ShardKv { kv: KvStore::new(limits), ..ShardKv::default() }
+    }
+
+    /// The same store with a deliberate bug (see [`ShardBug`]).
+    pub fn with_bug(mut self, bug: ShardBug) -> ShardKv {
+        self.bug = bug;
+        self
+    }
+
+    pub fn store(&self) -> &KvStore {
+        &self.kv
+    }
+
+    pub fn slots(&self) -> &SlotTable {
+        &self.slots
+    }
+
+    /// Apply one command at log index `index`: an error changes nothing.
+    pub fn execute(&mut self, index: u64, command: &ShardCommand) -> ShardResult {
+        let step = |index| Ok(ShardResponse::Step { index });
+        match command {
+            ShardCommand::Kv(command) => self.client_write(command),
+            ShardCommand::Adopt { ranges } => {
+                for &range in ranges {
+                    if !self.slots.all(range, |s| s.is_none() || s == Some(SlotState::Serving)) {
+                        return Err(ShardError::WrongState { id: 0, range, expected: "absent".into() });
+                    }
+                }
+                for &range in ranges {
+                    self.slots.set(range, Some(SlotState::Serving));
+                }
+                step(index)
+            }
+            ShardCommand::Fence { id, range } => {
+                if self.finished.contains(id) {
+                    return step(index);
+                }
+                let (id, range) = (*id, *range);
+                let ok = |s| s == Some(SlotState::Serving) || s == Some(SlotState::Outgoing(id));
+                self.require(id, range, "served here", ok)?;
+                self.slots.set(range, Some(SlotState::Outgoing(id)));
+                step(index)
+            }
+            ShardCommand::Install { id, range, entries } => {
+                if self.finished.contains(id) {
+                    return step(index);
+                }
+                let (id, range) = (*id, *range);
+                self.require(id, range, "absent or moving in", |s| {
+                    s.is_none() || s == Some(SlotState::Incoming(id))
+                })?;
+                if let Some(outside) = entries.iter().find(|kv| !range.contains(key_slot(&kv.key))) {
+                    let key = String::from_utf8_lossy(&outside.key).into_owned();
+                    return Err(ShardError::KeyOutsideRange { id, range, key });
+                }
+                self.slots.set(range, Some(SlotState::Incoming(id)));
+                self.install(entries)?;
+                step(index)
+            }
+            ShardCommand::Activate { id, range } => {
+                if self.finished.contains(id) {
+                    return step(index);
+                }
+                self.require(*id, *range, "moving in", |s| s == Some(SlotState::Incoming(*id)))?;
+                self.slots.set(*range, Some(SlotState::Serving));
+                self.finished.insert(*id);
+                step(index)
+            }
+            ShardCommand::Release { id, range } => {
+                if self.finished.contains(id) {
+                    return step(index);
+                }
+                self.require(*id, *range, "moving out", |s| s == Some(SlotState::Outgoing(*id)))?;
+                self.delete_slots(*range);
+                self.slots.set(*range, None);
+                self.finished.insert(*id);
+                step(index)
+            }
+            ShardCommand::Abort { id, range } => {
+                if self.finished.contains(id) {
+                    return step(index);
+                }
+                let (id, range) = (*id, *range);
+                // The source thaws its slots; the target drops what it copied. Slots the move
+                // never reached here (an abort before the fence or the first chunk) are left alone.
+                let mine = |s| s == Some(SlotState::Outgoing(id)) || s == Some(SlotState::Incoming(id));
+                let other = |s: Option<SlotState>| !mine(s);
+                for slot in range.slots() {
+                    match self.slots.get(slot) {
+                        Some(SlotState::Outgoing(m)) if m == id => {
+                            self.slots.set(SlotRange::single(slot), Some(SlotState::Serving))
+                        }
+                        Some(SlotState::Incoming(m)) if m == id => {
+                            self.delete_slots(SlotRange::single(slot));
+                            self.slots.set(SlotRange::single(slot), None);
+                        }
+                        _ => {}
+                    }
+                }
+                debug_assert!(self.slots.all(range, other));
+                self.finished.insert(id);
+                step(index)
+            }
+        }
+    }
+
+    /// Answer a read from applied state.
+    pub fn read(&self, query: &ShardQuery) -> ShardResult {
+        match query {
+            ShardQuery::Kv(query) => {
+                match query {
+                    Query::Get { key } => self.serving(key)?,
+                    Query::Range(_) => return Err(ShardError::RangeUnsupported("a range read".into())),
+                    Query::Export => {
+                        return Err(ShardError::RangeUnsupported("an export of every key".into()))
+                    }
+                    Query::Unsupported { .. } => {}
+                }
+                Ok(ShardResponse::Kv(self.kv.read(query)?))
+            }
+            ShardQuery::Export { id, range, after, limit } => {
+                let (id, range) = (*id, *range);
+                self.require(id, range, "moving out", |s| s == Some(SlotState::Outgoing(id)))?;
+                let mut entries = Vec::new();
+                let mut next = None;
+                let start = after.as_ref().map(|k| successor(k)).unwrap_or_default();
+                self.kv.engine().scan(&start, None, &mut |key, entry| {
+                    if !range.contains(key_slot(key)) {
+                        return true;
+                    }
+                    if entries.len() == (*limit).max(1) {
+                        next = entries.last().map(|kv: &KeyValue| kv.key.clone());
+                        return false;
+                    }
+                    entries.push(key_value(key, entry));
+                    true
+                });
+                Ok(ShardResponse::Export { entries, next })
+            }
+            ShardQuery::Slots => Ok(ShardResponse::Slots(self.slots.clone())),
+        }
+    }
+
+    /// The `Expire` a leader should propose now, for keys of serving slots only (an outgoing
+    /// slot is frozen; its keys expire at the target).
+    pub fn expiry_due(&self, now: Time) -> Option<ShardCommand> {
+        let mut command = self.kv.expiry_due(now)?;
+        if let Write::Expire { keys } = &mut command.write {
+            keys.retain(|k| self.slots.get(key_slot(&k.key)) == Some(SlotState::Serving));
+            if keys.is_empty() {
+                return None;
+            }
+        }
+        Some(ShardCommand::Kv(command))
+    }
+
+    fn require(
+        &self,
+        id: u64,
+        range: SlotRange,
+        expected: &'static str,
+        ok: impl Fn(Option<SlotState>) -> bool,
+    ) -> Result<(), ShardError> {
+        match self.slots.all(range, ok) {
+            true => Ok(()),
+            false => Err(ShardError::WrongState { id, range, expected: expected.into() }),
+        }
+    }
+
+    fn serving(&self, key: &[u8]) -> Result<(), ShardError> {
+        let slot = key_slot(key);
+        match self.slots.get(slot) {
+            Some(SlotState::Serving) => Ok(()),
+            Some(SlotState::Outgoing(_)) if self.bug == ShardBug::WritesAfterFence => Ok(()),
+            state => Err(ShardError::NotServing { slot, state }),
+        }
+    }
+
+    fn client_write(&mut self, command: &Command) -> ShardResult {
+        let mut checked = command.clone();
+        match &mut checked.write {
+            Write::Put(put) => self.serving(&put.key)?,
+            Write::Delete { key } | Write::Increment { key, .. } => self.serving(key)?,
+            Write::Cas(cas) => self.serving(&cas.key)?,
+            Write::DeleteRange(_) => return Err(ShardError::RangeUnsupported("DeleteRange".into())),
+            Write::Txn(txn) => {
+                for compare in &txn.compares {
+                    self.serving(&compare.key)?;
+                }
+                for op in txn.success.iter().chain(&txn.failure) {
+                    match op {
+                        TxnOp::Get { key } | TxnOp::Delete { key } => self.serving(key)?,
+                        TxnOp::Put(put) => self.serving(&put.key)?,
+                        TxnOp::Range(_) => return Err(ShardError::RangeUnsupported("a range read".into())),
+                        TxnOp::DeleteRange(_) => {
+                            return Err(ShardError::RangeUnsupported("DeleteRange".into()))
+                        }
+                    }
+                }
+            }
+            // A leader proposed this expiry before a fence froze some of its keys: expire the rest.
+            Write::Expire { keys } => {
+                keys.retain(|k: &ExpireKey| self.serving(&k.key).is_ok());
+            }
+        }
+        Ok(ShardResponse::Kv(self.kv.execute(&checked)?))
+    }
+
+    /// Write copied entries at one new revision, keeping each key's version and TTL.
+    fn install(&mut self, entries: &[KeyValue]) -> Result<(), ShardError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let rev = self.kv.revision().checked_add(1).ok_or(KvError::RevisionsExhausted)?;
+        let engine = self.kv.engine_mut();
+        for kv in entries {
+            let entry = Entry {
+                value: kv.value.clone(),
+                create_revision: rev,
+                mod_revision: rev,
+                version: kv.version,
+                expires_at: kv.expires_at,
+            };
+            engine.put(&kv.key, entry);
+        }
+        engine.set_revision(rev);
+        Ok(())
+    }
+
+    fn delete_slots(&mut self, range: SlotRange) {
+        let mut doomed = Vec::new();
+        self.kv.engine().scan(&[], None, &mut |key, _| {
+            if range.contains(key_slot(key)) {
+                doomed.push(key.to_vec());
+            }
+            true
+        });
+        let engine = self.kv.engine_mut();
+        for key in doomed {
+            engine.remove(&key);
+        }
+    }
+}
+
+/// The smallest key after `key`.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
+fn key_value(key: &[u8], entry: &Entry) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        value: entry.value.clone(),
+        create_revision: entry.create_revision,
+        mod_revision: entry.mod_revision,
+        version: entry.version,
+        expires_at: entry.expires_at,
+    }
+}
+
+/// A snapshot: the slot table and finished moves as JSON (small), then the store's own snapshot.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    slots: SlotTable,
+    finished: BTreeSet<u64>,
+}
+
+impl StateMachine for ShardKv {
+    type Command = ShardCommand;
+    type Query = ShardQuery;
+    type Output = ShardResult;
+
+    fn apply(&mut self, index: u64, command: &ShardCommand) -> ShardResult {
+        self.execute(index, command)
+    }
+
+    fn query(&self, query: &ShardQuery) -> ShardResult {
+        self.read(query)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let header = Header { slots: self.slots.clone(), finished: self.finished.clone() };
+        let header = serde_json::to_vec(&header).expect("a slot table serialises");
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&self.kv.snapshot());
+        out
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), StateMachineError> {
+        let corrupt = |e: String| StateMachineError::Corrupt(format!("shard snapshot: {e}"));
+        let len = bytes.get(..8).ok_or_else(|| corrupt("shorter than its header length".into()))?;
+        let len = u64::from_le_bytes(len.try_into().expect("8 bytes")) as usize;
+        let rest = &bytes[8..];
+        let header = rest.get(..len).ok_or_else(|| corrupt(format!("header of {len} bytes is cut short")))?;
+        let header: Header = serde_json::from_slice(header).map_err(|e| corrupt(e.to_string()))?;
+        if !header.slots.is_sound() {
+            return Err(corrupt("its slot table has overlapping or unordered runs".into()));
+        }
+        // Restore into a copy first: on error `self` is unchanged.
+        let mut kv = self.kv.clone();
+        kv.restore(&rest[len..])?;
+        self.kv = kv;
+        self.slots = header.slots;
+        self.finished = header.finished;
+        Ok(())
+    }
+
+    fn housekeeping(&self, now: Time) -> Vec<ShardCommand> {
+        self.expiry_due(now).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn range(start: u16, end: u16) -> SlotRange {
+        SlotRange::new(Slot::new(start as i64).unwrap(), Slot::new(end as i64).unwrap()).unwrap()
+    }
+
+    fn put(key: &str, value: &str) -> ShardCommand {
+        ShardCommand::Kv(Command::put(Time(0), key, value))
+    }
+
+    fn get(kv: &ShardKv, key: &str) -> Result<Option<Vec<u8>>, ShardError> {
+        match kv.read(&ShardQuery::Kv(Query::get(key)))? {
+            ShardResponse::Kv(Response::Get(found)) => Ok(found.map(|kv| kv.value)),
+            other => panic!("a get answered {other:?}"),
+        }
+    }
+
+    /// A key whose slot lies in `range` (keys are found by trying, as a client would).
+    fn key_in(range: SlotRange, n: usize) -> String {
+        (0..).map(|i| format!("k{i}")).filter(|k| range.contains(key_slot(k.as_bytes()))).nth(n).unwrap()
+    }
+
+    proptest! {
+        /// The run-length table answers like a plain array of 16 384 states, and stays sound.
+        #[test]
+        fn slot_table_matches_an_array(ops in proptest::collection::vec((0u16..400, 0u16..400, 0u8..4), 1..40)) {
+            let mut table = SlotTable::default();
+            let mut array = vec![None; 400];
+            for (a, b, s) in ops {
+                let (a, b) = (a.min(b), a.max(b));
+                let state = match s { 0 => None, 1 => Some(SlotState::Serving), 2 => Some(SlotState::Outgoing(7)), _ => Some(SlotState::Incoming(7)) };
+                table.set(range(a, b), state);
+                for slot in a..=b { array[slot as usize] = state; }
+                prop_assert!(table.is_sound(), "{table:?}");
+            }
+            for (slot, want) in array.iter().enumerate() {
+                prop_assert_eq!(table.get(Slot::new(slot as i64).unwrap()), *want);
+            }
+        }
+    }
+
+    #[test]
+    fn only_serving_slots_take_writes_and_reads() {
+        let mut kv = ShardKv::default();
+        let here = range(0, 99);
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![here] }).unwrap();
+        let (inside, outside) = (key_in(here, 0), key_in(range(100, 16383), 0));
+        kv.execute(2, &put(&inside, "v")).unwrap();
+        let refused = kv.execute(3, &put(&outside, "v")).unwrap_err();
+        assert!(matches!(refused, ShardError::NotServing { state: None, .. }), "{refused}");
+        assert_eq!(get(&kv, &inside).unwrap(), Some(b"v".to_vec()));
+        assert!(get(&kv, &outside).is_err());
+        // A transaction touching one foreign key is refused whole.
+        let txn = concord_kv::Txn {
+            success: vec![
+                TxnOp::Put(concord_kv::Put::new(inside.clone(), "w")),
+                TxnOp::Delete { key: outside.into() },
+            ],
+            ..Default::default()
+        };
+        assert!(kv.execute(4, &ShardCommand::Kv(Command::txn(Time(0), txn))).is_err());
+        assert_eq!(get(&kv, &inside).unwrap(), Some(b"v".to_vec()));
+        let range_read = Query::Range(concord_kv::RangeRequest::new(concord_kv::KeyRange::prefix(""), 10));
+        assert!(matches!(kv.read(&ShardQuery::Kv(range_read)), Err(ShardError::RangeUnsupported(_))));
+    }
+
+    /// The whole protocol on two groups' machines: fence, copy in pages, activate, release.
+    #[test]
+    fn a_move_hands_over_the_frozen_state_and_nothing_else() {
+        let (mut a, mut b) = (ShardKv::default(), ShardKv::default());
+        let moving = range(0, 8191);
+        a.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 16383)] }).unwrap();
+        b.execute(1, &ShardCommand::Adopt { ranges: vec![] }).unwrap();
+        let keys: Vec<String> = (0..25).map(|n| key_in(moving, n)).collect();
+        let stay = key_in(range(8192, 16383), 0);
+        for (i, k) in keys.iter().enumerate() {
+            a.execute(2 + i as u64, &put(k, &format!("v{i}"))).unwrap();
+        }
+        a.execute(40, &put(&stay, "stays")).unwrap();
+
+        let fence = ShardCommand::Fence { id: 9, range: moving };
+        assert_eq!(a.execute(41, &fence).unwrap(), ShardResponse::Step { index: 41 });
+        // Frozen: writes and reads of the range are refused at the source, others go on.
+        let refused = a.execute(42, &put(&keys[0], "late")).unwrap_err();
+        assert!(matches!(refused, ShardError::NotServing { state: Some(SlotState::Outgoing(9)), .. }));
+        assert!(get(&a, &keys[1]).is_err());
+        a.execute(43, &put(&stay, "still served")).unwrap();
+
+        // Copy in pages of 10.
+        let mut after = None;
+        let mut index = 2;
+        loop {
+            let page = a
+                .read(&ShardQuery::Export { id: 9, range: moving, after: after.clone(), limit: 10 })
+                .unwrap();
+            let ShardResponse::Export { entries, next } = page else { panic!() };
+            assert!(entries.len() <= 10);
+            b.execute(index, &ShardCommand::Install { id: 9, range: moving, entries }).unwrap();
+            index += 1;
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        // Incoming: nothing served before the activation.
+        assert!(matches!(
+            get(&b, &keys[0]),
+            Err(ShardError::NotServing { state: Some(SlotState::Incoming(9)), .. })
+        ));
+        b.execute(index, &ShardCommand::Activate { id: 9, range: moving }).unwrap();
+        a.execute(44, &ShardCommand::Release { id: 9, range: moving }).unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(get(&b, k).unwrap(), Some(format!("v{i}").into_bytes()), "{k} moved");
+            assert!(matches!(get(&a, k), Err(ShardError::NotServing { state: None, .. })));
+        }
+        assert_eq!(a.store().len(), 1, "the source kept only the slot that stays");
+        assert_eq!(b.store().len(), keys.len() as u64);
+
+        // Late retries of finished steps change nothing.
+        let before = (a.snapshot(), b.snapshot());
+        a.execute(45, &fence).unwrap();
+        b.execute(index + 1, &ShardCommand::Install { id: 9, range: moving, entries: vec![] }).unwrap();
+        b.execute(index + 2, &ShardCommand::Abort { id: 9, range: moving }).unwrap();
+        assert_eq!((a.snapshot(), b.snapshot()), before);
+        assert_eq!(b.execute(index + 3, &put(&keys[0], "new")).map(|_| ()), Ok(()));
+    }
+
+    #[test]
+    fn an_abort_thaws_the_source_and_empties_the_target() {
+        let (mut a, mut b) = (ShardKv::default(), ShardKv::default());
+        let moving = range(0, 99);
+        let key = key_in(moving, 0);
+        a.execute(1, &ShardCommand::Adopt { ranges: vec![moving] }).unwrap();
+        a.execute(2, &put(&key, "v")).unwrap();
+        a.execute(3, &ShardCommand::Fence { id: 4, range: moving }).unwrap();
+        let ShardResponse::Export { entries, .. } =
+            a.read(&ShardQuery::Export { id: 4, range: moving, after: None, limit: 100 }).unwrap()
+        else {
+            panic!()
+        };
+        b.execute(1, &ShardCommand::Install { id: 4, range: moving, entries }).unwrap();
+        a.execute(4, &ShardCommand::Abort { id: 4, range: moving }).unwrap();
+        b.execute(2, &ShardCommand::Abort { id: 4, range: moving }).unwrap();
+        assert_eq!(get(&a, &key).unwrap(), Some(b"v".to_vec()));
+        assert!(b.store().is_empty() && b.slots().runs().is_empty());
+        // The aborted move cannot be resumed by a late step.
+        b.execute(3, &ShardCommand::Activate { id: 4, range: moving }).unwrap();
+        assert!(get(&b, &key).is_err());
+    }
+
+    #[test]
+    fn steps_from_the_wrong_state_are_refused_and_change_nothing() {
+        let mut kv = ShardKv::default();
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 99)] }).unwrap();
+        let before = kv.snapshot();
+        // Fencing slots this group does not fully serve, activating or releasing what is not moving,
+        // installing keys outside the range, adopting slots twice under another state.
+        for bad in [
+            ShardCommand::Fence { id: 1, range: range(50, 150) },
+            ShardCommand::Activate { id: 1, range: range(0, 10) },
+            ShardCommand::Release { id: 1, range: range(0, 10) },
+            ShardCommand::Install { id: 1, range: range(0, 10), entries: vec![] },
+            ShardCommand::Install {
+                id: 2,
+                range: range(200, 300),
+                entries: vec![KeyValue {
+                    key: key_in(range(0, 99), 0).into_bytes(),
+                    value: vec![],
+                    create_revision: 1,
+                    mod_revision: 1,
+                    version: 1,
+                    expires_at: None,
+                }],
+            },
+        ] {
+            assert!(kv.execute(2, &bad).is_err(), "{bad:?} was accepted");
+            assert_eq!(kv.snapshot(), before, "{bad:?} changed the state");
+        }
+    }
+
+    #[test]
+    fn the_deliberate_bug_serves_writes_after_the_fence() {
+        let mut kv = ShardKv::default().with_bug(ShardBug::WritesAfterFence);
+        let key = key_in(range(0, 99), 0);
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 99)] }).unwrap();
+        kv.execute(2, &ShardCommand::Fence { id: 1, range: range(0, 99) }).unwrap();
+        assert!(kv.execute(3, &put(&key, "lost in the move")).is_ok());
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_bad_ones_are_refused() {
+        let mut kv = ShardKv::default();
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 99), range(200, 299)] }).unwrap();
+        kv.execute(2, &put(&key_in(range(0, 99), 3), "v")).unwrap();
+        kv.execute(3, &ShardCommand::Fence { id: 5, range: range(200, 250) }).unwrap();
+        let mut copy = ShardKv::default();
+        copy.restore(&kv.snapshot()).unwrap();
+        assert_eq!(copy.snapshot(), kv.snapshot());
+        assert_eq!(copy.slots(), kv.slots());
+        let before = copy.snapshot();
+        for bad in [&kv.snapshot()[..5], &kv.snapshot()[..20], b"\x02\0\0\0\0\0\0\0{}".as_slice()] {
+            assert!(copy.restore(bad).is_err());
+            assert_eq!(copy.snapshot(), before);
+        }
+    }
+}
