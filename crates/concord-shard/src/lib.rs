@@ -11,6 +11,7 @@
 //! * [`kv`] – a shard's state machine: the key-value store, serving only the slots it holds;
 //! * [`host`] – many Raft groups in one node: one process, one connection per node pair with
 //!   batched messages, one disk with a prefix per group;
+//! * [`mover`] – the tasks that carry a move through the source's, the target's and the map's logs;
 //! * [`router`] – where a key's request goes: here, elsewhere (`-MOVED`), later (`-TRYAGAIN`);
 //! * [`rebalance`] – the next step towards even slots, replicas and leaders.
 //!
@@ -48,6 +49,7 @@ pub mod host;
 pub mod kv;
 pub mod machine;
 pub mod map;
+pub mod mover;
 pub mod rebalance;
 pub mod router;
 pub mod slot;
@@ -58,8 +60,10 @@ pub use kv::{
 };
 pub use machine::{MapMachine, MapOutput, MapQuery};
 pub use map::{
-    Applied, Change, MapError, MapViolation, Move, Phase, Proposal, Shard, ShardId, ShardMap, Stage,
+    Applied, Change, Ending, MapError, MapViolation, Move, Outcome, Phase, Proposal, Shard, ShardId,
+    ShardMap, Stage,
 };
+pub use mover::{MoverBug, Task};
 pub use rebalance::next_step;
-pub use router::{route, Access, Route};
+pub use router::{route, Route};
 pub use slot::{crc16, hash_tag, key_slot, Slot, SlotRange, SLOTS};

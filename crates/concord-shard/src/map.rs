@@ -55,6 +55,22 @@ pub enum Phase {
     Copied { source_index: u64, target_index: u64 },
 }
 
+/// How a move ended in the map, before its groups took their last steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Flipped: the target activates the range, the source releases it.
+    Finished,
+    /// Given up: the source serves the range again, the target drops what it copied.
+    Aborted,
+}
+
+/// A move that ended in the map and waits for its groups' last steps ([`Change::Settled`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ending {
+    pub moved: Move,
+    pub outcome: Outcome,
+}
+
 /// A slot range on its way from one shard to another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Move {
@@ -88,6 +104,9 @@ pub enum Change {
     FinishMove { id: u64 },
     /// Give up a move before it finished: the source serves the range again.
     AbortMove { id: u64 },
+    /// Both groups took a finished or aborted move's last step (the target activated or dropped
+    /// the range, the source released or thawed it): the map forgets the move.
+    Settled { id: u64 },
     /// Remove a shard that owns no slots and takes part in no move (after its slots moved away).
     RemoveShard { shard: ShardId },
 }
@@ -161,6 +180,9 @@ pub struct ShardMap {
     /// Owner of each slot, by slot number; empty until bootstrapped, then [`SLOTS`] long.
     owners: Vec<ShardId>,
     moves: BTreeMap<u64, Move>,
+    /// Moves that ended here but not yet in their groups (see [`Ending`]).
+    #[serde(default)]
+    endings: BTreeMap<u64, Ending>,
     next_shard: u32,
     next_move: u64,
 }
@@ -172,6 +194,7 @@ impl Default for ShardMap {
             shards: BTreeMap::new(),
             owners: Vec::new(),
             moves: BTreeMap::new(),
+            endings: BTreeMap::new(),
             next_shard: 1,
             next_move: 1,
         }
@@ -230,6 +253,11 @@ impl ShardMap {
     /// The shard that owns `slot` (`None` before bootstrap: Redis's CLUSTERDOWN).
     pub fn owner(&self, slot: Slot) -> Option<ShardId> {
         self.owners.get(slot.index()).copied()
+    }
+
+    /// Moves that ended in the map and wait for their groups' last steps.
+    pub fn endings(&self) -> impl Iterator<Item = &Ending> {
+        self.endings.values()
     }
 
     /// The move `slot` is part of, if any.
@@ -381,10 +409,17 @@ impl ShardMap {
                     self.owners[slot.index()] = m.to;
                 }
                 self.moves.remove(id);
+                self.endings.insert(*id, Ending { moved: m, outcome: Outcome::Finished });
             }
             Change::AbortMove { id } => {
-                self.move_mut(*id)?;
+                let m = *self.move_mut(*id)?;
                 self.moves.remove(id);
+                self.endings.insert(*id, Ending { moved: m, outcome: Outcome::Aborted });
+            }
+            Change::Settled { id } => {
+                if self.endings.remove(id).is_none() {
+                    return Err(MapError::NoSuchMove(*id));
+                }
             }
             Change::RemoveShard { shard } => {
                 self.shard_mut(*shard)?;
@@ -392,7 +427,9 @@ impl ShardMap {
                 if slots > 0 {
                     return Err(MapError::ShardNotEmpty { shard: *shard, slots });
                 }
-                if let Some(m) = self.moves.values().find(|m| m.from == *shard || m.to == *shard) {
+                let ended = self.endings.values().map(|e| &e.moved);
+                if let Some(m) = self.moves.values().chain(ended).find(|m| m.from == *shard || m.to == *shard)
+                {
                     return Err(MapError::ShardBusy { shard: *shard, id: m.id });
                 }
                 self.shards.remove(shard);

@@ -9,13 +9,6 @@ use crate::map::{Phase, ShardId, ShardMap};
 use crate::slot::{key_slot, Slot};
 use concord_core::NodeId;
 
-/// Whether a request writes; a fenced slot still serves reads (from the source, until the flip).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
-}
-
 /// The router's decision for one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -24,7 +17,7 @@ pub enum Route {
     /// Another set of nodes owns it: forward, or answer `-MOVED <slot> <node>` (the preferred
     /// replica first: where the rebalancer wants the shard's leader).
     Remote { shard: ShardId, slot: Slot, replicas: Vec<NodeId> },
-    /// The slot is between its move's fence and its flip: writes wait (`-TRYAGAIN`).
+    /// The slot is between its move's fence and its flip: reads and writes wait (`-TRYAGAIN`).
     TryAgain { slot: Slot, move_id: u64 },
     /// The keys of one request live in different slots (`-CROSSSLOT`).
     CrossSlot,
@@ -33,18 +26,19 @@ pub enum Route {
 }
 
 /// Route a request touching `keys` (all in one slot, as Redis Cluster requires) arriving at `me`.
-pub fn route(map: &ShardMap, me: NodeId, keys: &[&[u8]], access: Access) -> Route {
+pub fn route(map: &ShardMap, me: NodeId, keys: &[&[u8]]) -> Route {
     let Some((first, rest)) = keys.split_first() else { return Route::ClusterDown };
     let slot = key_slot(first);
     if rest.iter().any(|k| key_slot(k) != slot) {
         return Route::CrossSlot;
     }
     let Some(shard) = map.owner(slot) else { return Route::ClusterDown };
-    if access == Access::Write {
-        if let Some(m) = map.moving(slot) {
-            if matches!(m.phase, Phase::Fenced { .. } | Phase::Copied { .. }) {
-                return Route::TryAgain { slot, move_id: m.id };
-            }
+    // Reads wait too: between the fence and the target's activation the source's copy is the
+    // range's last state only until the flip, and the source cannot tell when that is (it is in
+    // the metadata group's log, not in its own) – so it refuses both (see `kv`).
+    if let Some(m) = map.moving(slot) {
+        if matches!(m.phase, Phase::Fenced { .. } | Phase::Copied { .. }) {
+            return Route::TryAgain { slot, move_id: m.id };
         }
     }
     let replicas = map.shard(shard).expect("an owner exists (map invariant)");
@@ -77,26 +71,23 @@ mod tests {
         let map = two_shards();
         // "foo" is slot 12182: the second half, shard 2 on nodes 3 and 4.
         let foo: &[u8] = b"foo";
+        assert_eq!(route(&map, NodeId(3), &[foo]), Route::Local { shard: ShardId(2), slot: key_slot(foo) });
         assert_eq!(
-            route(&map, NodeId(3), &[foo], Access::Write),
-            Route::Local { shard: ShardId(2), slot: key_slot(foo) }
-        );
-        assert_eq!(
-            route(&map, NodeId(1), &[foo], Access::Read),
+            route(&map, NodeId(1), &[foo]),
             Route::Remote { shard: ShardId(2), slot: key_slot(foo), replicas: vec![NodeId(3), NodeId(4)] }
         );
         // A hash tag keeps keys together: one slot, one route.
         assert_eq!(
-            route(&map, NodeId(1), &[b"foo", b"{foo}bar"], Access::Read),
+            route(&map, NodeId(1), &[b"foo", b"{foo}bar"]),
             Route::Remote { shard: ShardId(2), slot: key_slot(foo), replicas: vec![NodeId(3), NodeId(4)] }
         );
-        assert_eq!(route(&map, NodeId(1), &[b"foo", b"bar"], Access::Write), Route::CrossSlot);
-        assert_eq!(route(&map, NodeId(1), &[], Access::Write), Route::ClusterDown);
-        assert_eq!(route(&ShardMap::default(), NodeId(1), &[foo], Access::Write), Route::ClusterDown);
+        assert_eq!(route(&map, NodeId(1), &[b"foo", b"bar"]), Route::CrossSlot);
+        assert_eq!(route(&map, NodeId(1), &[]), Route::ClusterDown);
+        assert_eq!(route(&ShardMap::default(), NodeId(1), &[foo]), Route::ClusterDown);
     }
 
     #[test]
-    fn a_fenced_slot_refuses_writes_until_the_flip_and_serves_reads() {
+    fn a_fenced_slot_waits_until_the_flip() {
         let mut map = two_shards();
         let slot = key_slot(b"bar"); // 5061: shard 1
         let id = map
@@ -106,17 +97,16 @@ mod tests {
             .unwrap();
         let bar: &[u8] = b"bar";
         assert_eq!(
-            route(&map, NodeId(1), &[bar], Access::Write),
+            route(&map, NodeId(1), &[bar]),
             Route::Local { shard: ShardId(1), slot },
             "started: the source serves"
         );
         map.apply(&now(Change::Fenced { id, source_index: 3 })).unwrap();
-        assert_eq!(route(&map, NodeId(1), &[bar], Access::Write), Route::TryAgain { slot, move_id: id });
-        assert_eq!(route(&map, NodeId(1), &[bar], Access::Read), Route::Local { shard: ShardId(1), slot });
+        assert_eq!(route(&map, NodeId(1), &[bar]), Route::TryAgain { slot, move_id: id });
         map.apply(&now(Change::Copied { id, target_index: 4 })).unwrap();
         map.apply(&now(Change::FinishMove { id })).unwrap();
         assert_eq!(
-            route(&map, NodeId(1), &[bar], Access::Write),
+            route(&map, NodeId(1), &[bar]),
             Route::Remote { shard: ShardId(2), slot, replicas: vec![NodeId(3), NodeId(4)] },
             "after the flip: MOVED to the target"
         );

@@ -140,6 +140,7 @@ fn arb_change() -> impl Strategy<Value = Change> {
         (1u64..6, 0u64..100).prop_map(|(id, target_index)| Change::Copied { id, target_index }),
         (1u64..6).prop_map(|id| Change::FinishMove { id }),
         (1u64..6).prop_map(|id| Change::AbortMove { id }),
+        (1u64..6).prop_map(|id| Change::Settled { id }),
         shard.prop_map(|shard| Change::RemoveShard { shard }),
     ]
 }
