@@ -34,7 +34,7 @@
 //! are per shard: a moved key gets the target's revision for the move, keeping its version and TTL.
 
 use crate::slot::{key_slot, Slot, SlotRange};
-use concord_core::{StateMachine, StateMachineError, Time};
+use concord_core::{Access, Completion, KvStateMachine, Op, StateMachine, StateMachineError, Time};
 use concord_kv::{
     Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits, KvStore, Query, Response,
     TxnOp, Write,
@@ -215,6 +215,8 @@ pub struct ShardKv {
     slots: SlotTable,
     /// Moves whose last step here was applied: later steps of them are no-ops.
     finished: BTreeSet<u64>,
+    /// Whether the group took its bootstrap slots (`Adopt` runs once in a group's life).
+    adopted: bool,
     bug: ShardBug,
 }
 
@@ -237,12 +239,22 @@ impl ShardKv {
         &self.slots
     }
 
+    /// Whether the group took its bootstrap slots yet.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
     /// Apply one command at log index `index`: an error changes nothing.
     pub fn execute(&mut self, index: u64, command: &ShardCommand) -> ShardResult {
         let step = |index| Ok(ShardResponse::Step { index });
         match command {
             ShardCommand::Kv(command) => self.client_write(command),
             ShardCommand::Adopt { ranges } => {
+                // Once in a group's life: a leader that proposes it again after a crash changes
+                // nothing (the slots may have moved on since).
+                if self.adopted {
+                    return step(index);
+                }
                 for &range in ranges {
                     if !self.slots.all(range, |s| s.is_none() || s == Some(SlotState::Serving)) {
                         return Err(ShardError::WrongState { id: 0, range, expected: "absent".into() });
@@ -251,6 +263,7 @@ impl ShardKv {
                 for &range in ranges {
                     self.slots.set(range, Some(SlotState::Serving));
                 }
+                self.adopted = true;
                 step(index)
             }
             ShardCommand::Fence { id, range } => {
@@ -487,6 +500,7 @@ fn key_value(key: &[u8], entry: &Entry) -> KeyValue {
 struct Header {
     slots: SlotTable,
     finished: BTreeSet<u64>,
+    adopted: bool,
 }
 
 impl StateMachine for ShardKv {
@@ -503,7 +517,8 @@ impl StateMachine for ShardKv {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let header = Header { slots: self.slots.clone(), finished: self.finished.clone() };
+        let header =
+            Header { slots: self.slots.clone(), finished: self.finished.clone(), adopted: self.adopted };
         let header = serde_json::to_vec(&header).expect("a slot table serialises");
         let mut out = (header.len() as u64).to_le_bytes().to_vec();
         out.extend_from_slice(&header);
@@ -527,11 +542,33 @@ impl StateMachine for ShardKv {
         self.kv = kv;
         self.slots = header.slots;
         self.finished = header.finished;
+        self.adopted = header.adopted;
         Ok(())
     }
 
     fn housekeeping(&self, now: Time) -> Vec<ShardCommand> {
         self.expiry_due(now).into_iter().collect()
+    }
+}
+
+/// Workload operations on a shard: the store's own, wrapped. No witness: revisions are per shard
+/// (and a moved key takes the target's), so they do not order operations across the cluster.
+impl KvStateMachine for ShardKv {
+    fn access(op: &Op, now: Time) -> Access<ShardCommand, ShardQuery> {
+        match KvStore::access(op, now) {
+            Access::Write(command) => Access::Write(ShardCommand::Kv(command)),
+            Access::Read(query) => Access::Read(ShardQuery::Kv(query)),
+        }
+    }
+
+    fn completion(op: &Op, output: &ShardResult) -> Completion {
+        match output {
+            Ok(ShardResponse::Kv(response)) => KvStore::completion(op, &Ok(response.clone())),
+            Err(ShardError::Kv(e)) => KvStore::completion(op, &Err(e.clone())),
+            // Refused when applied: it certainly did not take effect.
+            Err(e) => Completion::Fail(e.to_string()),
+            Ok(other) => Completion::Fail(format!("unexpected answer to {op}: {other:?}")),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! * [`host`] – many Raft groups in one node: one process, one connection per node pair with
 //!   batched messages, one disk with a prefix per group;
 //! * [`mover`] – the tasks that carry a move through the source's, the target's and the map's logs;
+//! * [`node`] – a sharded node: the metadata group, its shard groups, routing, forwarding, the mover;
 //! * [`router`] – where a key's request goes: here, elsewhere (`-MOVED`), later (`-TRYAGAIN`);
 //! * [`rebalance`] – the next step towards even slots, replicas and leaders.
 //!
@@ -50,6 +51,7 @@ pub mod kv;
 pub mod machine;
 pub mod map;
 pub mod mover;
+pub mod node;
 pub mod rebalance;
 pub mod router;
 pub mod slot;
@@ -64,6 +66,7 @@ pub use map::{
     ShardMap, Stage,
 };
 pub use mover::{MoverBug, Task};
+pub use node::{ShardedConfig, ShardedNode};
 pub use rebalance::next_step;
 pub use router::{route, Route};
 pub use slot::{crc16, hash_tag, key_slot, Slot, SlotRange, SLOTS};

@@ -6,6 +6,7 @@
 pub mod dynamo;
 pub mod gossip;
 pub mod raft;
+pub mod sharded;
 
 use crate::scenario::{protocol_name, Scenario, ScenarioError};
 use crate::sim::{RunOptions, RunReport, Simulation};
@@ -19,6 +20,7 @@ pub enum LoadedScenario {
     Gossip(Arc<Scenario<<concord_gossip::GossipNode as SimProtocol>::Config>>),
     Raft(Arc<Scenario<raft::RaftScenario>>),
     Dynamo(Arc<Scenario<concord_dynamo::DynamoConfig>>),
+    Sharded(Arc<Scenario<sharded::ShardedScenario>>),
 }
 
 /// Code generic over the protocol, for [`LoadedScenario::visit`] (a closure cannot be generic).
@@ -28,7 +30,7 @@ pub trait ProtocolVisitor {
 }
 
 /// Protocol names accepted in `[protocol.NAME]`.
-pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo"];
+pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo", "sharded"];
 
 /// Parse a scenario and check its protocol's own settings with `validate` (whatever its error
 /// type: each protocol crate has its own; the scenario error carries its message).
@@ -65,6 +67,12 @@ impl LoadedScenario {
                 "dynamo",
                 concord_dynamo::DynamoConfig::validate,
             )?))),
+            "sharded" => Ok(LoadedScenario::Sharded(Arc::new(validated(
+                path,
+                text,
+                "sharded",
+                sharded::ShardedScenario::validate,
+            )?))),
             other => Err(ScenarioError::Invalid {
                 path: path.to_owned(),
                 message: format!("unknown protocol {other:?}; known protocols: {}", PROTOCOLS.join(", ")),
@@ -89,6 +97,9 @@ impl LoadedScenario {
             LoadedScenario::Dynamo(s) => {
                 Simulation::<concord_dynamo::DynamoNode>::new(Arc::clone(s), options).run()
             }
+            LoadedScenario::Sharded(s) => {
+                Simulation::<concord_shard::ShardedNode>::new(Arc::clone(s), options).run()
+            }
         }
     }
 
@@ -99,6 +110,7 @@ impl LoadedScenario {
             LoadedScenario::Gossip(s) => visitor.visit::<concord_gossip::GossipNode>(s),
             LoadedScenario::Raft(s) => visitor.visit::<raft::RaftKv>(s),
             LoadedScenario::Dynamo(s) => visitor.visit::<concord_dynamo::DynamoNode>(s),
+            LoadedScenario::Sharded(s) => visitor.visit::<concord_shard::ShardedNode>(s),
         }
     }
 
@@ -107,6 +119,7 @@ impl LoadedScenario {
             LoadedScenario::Gossip(s) => &s.description,
             LoadedScenario::Raft(s) => &s.description,
             LoadedScenario::Dynamo(s) => &s.description,
+            LoadedScenario::Sharded(s) => &s.description,
         }
     }
 }
