@@ -63,7 +63,7 @@ pub fn raise_open_files_limit() -> OpenFilesLimit {
         } else {
             before
         };
-        let (before, soft, hard) = (before as u64, soft as u64, hard as u64);
+        // rlim_t is u64 on Linux and macOS.
         tracing::info!("open-files limit: soft {soft} (was {before}), hard {hard}");
         OpenFilesLimit { before, soft, hard }
     }
