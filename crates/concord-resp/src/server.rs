@@ -993,6 +993,8 @@ impl Client {
             ("timeout", c.idle_timeout.map_or(0, |t| t.as_secs()).to_string()),
             ("proto-max-bulk-len", c.decode_limits.max_bulk_bytes.to_string()),
             ("client-query-buffer-limit", c.max_request_bytes.to_string()),
+            // Redis's form: class, hard limit, soft limit, soft seconds (only normal clients here).
+            ("client-output-buffer-limit", format!("normal {} 0 0", c.max_output_bytes.unwrap_or(0))),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]

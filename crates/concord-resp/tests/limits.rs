@@ -234,6 +234,9 @@ async fn an_mget_reply_past_the_output_limit_is_refused_with_an_error() {
     let two = [Bytes::from("MGET"), key(0), key(1)];
     let reply = call(&mut conn, &two, |r| r.len() >= 2 * 400 * 1024).await;
     assert!(reply.starts_with(b"*2\r\n$409600\r\n"), "{:?}", &reply[..20]);
+    let config_get = [Bytes::from("CONFIG"), Bytes::from("GET"), Bytes::from("client-output-buffer-limit")];
+    let reply = call(&mut conn, &config_get, |r| r.ends_with(b"0 0\r\n")).await;
+    assert!(reply.ends_with(b"normal 1048576 0 0\r\n"), "{}", String::from_utf8_lossy(&reply));
     let three = [Bytes::from("MGET"), key(0), key(1), key(2)];
     let reply = call(&mut conn, &three, line_complete).await;
     assert_eq!(
