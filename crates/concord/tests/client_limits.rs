@@ -119,6 +119,10 @@ fn idle_http_connections_under_a_low_descriptor_limit_do_not_stop_the_node() {
     let dir = tempfile::tempdir().unwrap();
     // The idle timeout is long enough that the idle connections are still open while the WAL rolls.
     let (mut node, http, redis) = start_node(dir.path(), Some(OPEN_FILES), &["--http-idle-timeout", "120s"]);
+    // The doors' caps were lowered to fit the 200 descriptors, and the node said so.
+    let log = std::fs::read_to_string(&node.log).unwrap();
+    assert!(log.contains(&format!("open-files limit: soft {OPEN_FILES}")), "{log}");
+    assert!(log.contains("maxclients 10000 lowered to") && log.contains("ulimit -n"), "{log}");
     let mut writer = TcpStream::connect(redis).unwrap();
     writer.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     assert_eq!(resp(&mut writer, &[b"PING"]), "+PONG\r\n");
