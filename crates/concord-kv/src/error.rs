@@ -31,6 +31,9 @@ pub enum KvError {
     #[error("range limit is {limit} keys; the limit is {max_range_limit}")]
     RangeLimitTooLarge { limit: usize, max_range_limit: usize },
 
+    #[error("one read asks for {keys} keys; the limit is {max_keys} (max_range_limit)")]
+    TooManyKeys { keys: usize, max_keys: usize },
+
     /// `start > end`: almost certainly swapped arguments, so we say so instead of answering "empty".
     #[error("range start {start} is after its end {end}")]
     InvalidRange { start: String, end: String },

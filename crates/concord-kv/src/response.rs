@@ -37,6 +37,9 @@ pub struct RangePage {
 pub enum Response {
     Get(Option<KeyValue>),
     Range(RangePage),
+    /// The answer to [`crate::Query::GetMany`]: one entry per key asked, in order – possibly for
+    /// only a prefix of them (see there).
+    Values(Vec<Option<KeyValue>>),
     Put {
         revision: u64,
     },

@@ -157,6 +157,7 @@ impl<E: Engine> KvStore<E> {
         match query {
             Query::Get { key } => Ok(Response::Get(self.get(key))),
             Query::Range(request) => Ok(Response::Range(self.page(request))),
+            Query::GetMany { keys } => Ok(Response::Values(self.get_many(keys))),
             Query::Export => Ok(Response::Range(self.export())),
             // validate_query refuses it already; kept explicit so the match needs no wildcard.
             Query::Unsupported { reason } => Err(KvError::Unsupported(reason.clone())),
@@ -314,6 +315,23 @@ impl<E: Engine> KvStore<E> {
             true
         });
         page
+    }
+
+    /// The values of a prefix of `keys` (see [`Query::GetMany`]): stops before the key whose value
+    /// would take the answer past `max_range_bytes`, but always answers the first.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Vec<Option<KeyValue>> {
+        let mut values = Vec::with_capacity(keys.len());
+        let mut bytes = 0usize;
+        for key in keys {
+            let kv = self.get(key);
+            let size = key.len() + kv.as_ref().map_or(0, |kv| kv.value.len());
+            if !values.is_empty() && bytes.saturating_add(size) > self.limits.max_range_bytes {
+                break;
+            }
+            bytes += size;
+            values.push(kv);
+        }
+        values
     }
 
     fn page(&self, request: &RangeRequest) -> RangePage {
@@ -502,7 +520,7 @@ fn with_revision(response: Response, revision: u64) -> Response {
             responses: responses.into_iter().map(|r| with_revision(r, revision)).collect(),
         },
         Response::Expire { expired, .. } => Response::Expire { revision, expired },
-        read @ (Response::Get(_) | Response::Range(_)) => read,
+        read @ (Response::Get(_) | Response::Range(_) | Response::Values(_)) => read,
     }
 }
 

@@ -11,7 +11,7 @@
 //! | `DEL k…`                      | `Write::Delete` (one key) or a `Txn` of deletes – atomic          |
 //! | `MSET k v …`                  | a `Txn` of puts – atomic                                          |
 //! | `INCR`/`DECR`/`INCRBY`/`DECRBY` | `Write::Increment` (keeps the key's TTL, like Redis)            |
-//! | `MGET`, `EXISTS`              | one `Query::Get` per key, issued concurrently (see below)         |
+//! | `MGET`, `EXISTS`              | `Query::GetMany` pages, one after the other (see below)           |
 //! | `EXPIRE`…, `PERSIST`          | read the key, then `Write::Cas` on its `ModRevision` re-putting the value with the new TTL (retried if it changed) |
 //! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
 //! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
@@ -29,10 +29,20 @@
 //! carries the connection's [`RequestConsistency`] (its `CONSISTENCY` setting): the Raft read
 //! level on a strong backend, the R and W overrides on an eventual one.
 //!
+//! # Many keys in one command: bounded work
+//! `MGET` and `EXISTS` ask the backend for their keys in pages: one `Query::GetMany` of at most
+//! `max_range_limit` keys at a time, the next sent when the previous answered (a page may answer
+//! fewer keys, once it holds `max_range_bytes`; the rest is asked again). So one command keeps at
+//! most one read in flight and one page of values in memory beside its reply, however many keys
+//! it names; the first error ends it, and nothing else of it is left running. `MGET`'s reply is
+//! refused with an error, before it is built, once its values pass the connection's output-buffer
+//! limit ([`ExecContext::max_reply_bytes`]). (Issue #23: one `MGET` of a million keys spawned a
+//! million reads and took a node from 187 MB to 1.8 GB.)
+//!
 //! # What is not atomic
-//! `MGET` and `EXISTS` with several keys read each key separately (each read has the connection's
-//! consistency): they are not a snapshot across keys. A snapshot would need a read-only
-//! transaction through the Raft log for every `MGET`.
+//! `MGET` and `EXISTS` over more than one page are not a snapshot across pages: each page is read
+//! at one point in the log, with the connection's consistency. A snapshot of any size would need a
+//! read-only transaction through the Raft log.
 //!
 //! # MULTI / EXEC
 //! A Redis transaction becomes **one** KV transaction (`Txn` without compares), so it is atomic
@@ -106,6 +116,9 @@ pub struct ExecContext {
     pub consistency: RequestConsistency,
     /// Most keys `KEYS` returns before refusing.
     pub keys_max: usize,
+    /// Most bytes of values an `MGET` reply may hold (the connection's output-buffer limit;
+    /// `usize::MAX`: none).
+    pub max_reply_bytes: usize,
 }
 
 type Reply = Result<Frame, Frame>;
@@ -416,13 +429,13 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
             Ok(Frame::bulk_or_null(get(&ctx, &key, ctx.consistency).await?.map(|kv| kv.value)))
         }
         Request::MGet(keys) => {
-            let values = get_many(&ctx, &keys).await?;
+            let values = get_many(&ctx, &keys, true).await?;
             Ok(Frame::Array(
                 values.into_iter().map(|kv| Frame::bulk_or_null(kv.map(|kv| kv.value))).collect(),
             ))
         }
         Request::Exists(keys) => {
-            let values = get_many(&ctx, &keys).await?;
+            let values = get_many(&ctx, &keys, false).await?;
             Ok(Frame::Integer(values.iter().filter(|kv| kv.is_some()).count() as i64))
         }
         Request::Ttl { key, millis } => {
@@ -450,20 +463,39 @@ async fn get(
     }
 }
 
-/// One read per key, all in flight at once (each on its own task, so a backend whose futures only
-/// progress when polled still overlaps them).
-async fn get_many(ctx: &ExecContext, keys: &[Bytes]) -> Result<Vec<Option<KeyValue>>, Frame> {
-    let reads: Vec<_> = keys
-        .iter()
-        .map(|k| tokio::spawn(ctx.backend.read(Query::get(k.to_vec()), ctx.consistency)))
-        .collect();
-    let mut values = Vec::with_capacity(reads.len());
-    for read in reads {
-        match read.await {
-            Ok(Ok(Response::Get(kv))) => values.push(kv),
-            Ok(Ok(other)) => return Err(unexpected(&other)),
-            Ok(Err(e)) => return Err(backend_error(e)),
-            Err(join) => return Err(Frame::error(format!("ERR internal error: read task failed: {join}"))),
+/// The values of `keys`, read a page at a time (see "Many keys in one command" in the module
+/// docs). With `keep_values` false (EXISTS) only presence is kept: the values are dropped page by
+/// page, and no reply limit applies.
+async fn get_many(
+    ctx: &ExecContext,
+    keys: &[Bytes],
+    keep_values: bool,
+) -> Result<Vec<Option<KeyValue>>, Frame> {
+    let per_page = ctx.backend.limits().max_range_limit.max(1);
+    let mut values = Vec::with_capacity(keys.len());
+    let mut reply_bytes = 0usize;
+    while values.len() < keys.len() {
+        let asked = &keys[values.len()..keys.len().min(values.len() + per_page)];
+        let query = Query::GetMany { keys: asked.iter().map(|k| k.to_vec()).collect() };
+        let page = match ctx.backend.read(query, ctx.consistency).await.map_err(backend_error)? {
+            // Always at least one key, never more than asked: anything else would loop or lie.
+            Response::Values(page) if !page.is_empty() && page.len() <= asked.len() => page,
+            other => return Err(unexpected(&other)),
+        };
+        for mut kv in page {
+            if keep_values {
+                reply_bytes = reply_bytes.saturating_add(kv.as_ref().map_or(0, |kv| kv.value.len()));
+                if reply_bytes > ctx.max_reply_bytes {
+                    return Err(Frame::error(format!(
+                        "ERR the reply would hold more than {} bytes of values (the client output buffer \
+                         limit, client-output-buffer-limit); ask for fewer keys",
+                        ctx.max_reply_bytes
+                    )));
+                }
+            } else if let Some(kv) = &mut kv {
+                kv.value = Vec::new();
+            }
+            values.push(kv);
         }
     }
     Ok(values)

@@ -79,6 +79,24 @@ pub enum Frame {
 }
 
 impl Frame {
+    /// About how many bytes this frame takes on the wire: its strings plus a few bytes of framing
+    /// per element. What a connection's output-buffer limit counts.
+    pub fn size_estimate(&self) -> usize {
+        const FRAMING: usize = 16;
+        FRAMING
+            + match self {
+                Frame::Simple(text) | Frame::Error(text) | Frame::BigNumber(text) => text.len(),
+                Frame::Bulk(bytes) | Frame::BulkError(bytes) | Frame::Verbatim { text: bytes, .. } => {
+                    bytes.len()
+                }
+                Frame::Integer(_) | Frame::Null | Frame::Boolean(_) | Frame::Double(_) => 0,
+                Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
+                    items.iter().map(Frame::size_estimate).sum()
+                }
+                Frame::Map(pairs) => pairs.iter().map(|(k, v)| k.size_estimate() + v.size_estimate()).sum(),
+            }
+    }
+
     /// `+OK`.
     pub fn ok() -> Frame {
         Frame::Simple("OK".into())

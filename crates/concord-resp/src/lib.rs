@@ -62,4 +62,6 @@ pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecode
 pub use command::{parse, ConsistencySetting, Request};
 pub use frame::{Frame, Protocol};
 pub use memory::MemoryBackend;
-pub use server::{serve, serve_with_acceptor, Acceptor, PlainTcp, RespConfig};
+pub use server::{
+    serve, serve_with_acceptor, Acceptor, Disconnect, NoEvents, PlainTcp, RespConfig, ServerEvents,
+};

@@ -43,9 +43,23 @@
 //!   stream cannot be resynchronised). Other connections are unaffected.
 //! * `requirepass`: until `AUTH` (or `HELLO … AUTH`) succeeds, every other command gets
 //!   `-NOAUTH Authentication required.`, and requests are limited to 10 arguments of 16 KiB.
-//! * `max_clients`: a connection beyond it gets `-ERR max number of clients reached` and is closed.
-//! * `idle_timeout`: a connection that sends nothing for that long, with no reply pending, is closed.
-//! * `max_request_bytes`: a single request larger than this is refused (protocol error).
+//! * `max_clients` (Redis's `maxclients`): a connection beyond it gets
+//!   `-ERR max number of clients reached` and is closed. At most [`MAX_REFUSING`] such refusals are
+//!   in progress at once; beyond that a connection is closed without a word, so a flood of
+//!   connections cannot hold descriptors in refusals either.
+//! * `idle_timeout` (Redis's `timeout`): a connection that sends nothing for that long, with no
+//!   reply pending, is closed.
+//! * `max_request_bytes` (Redis's `client-query-buffer-limit`): a single request larger than this
+//!   is refused (protocol error) and the connection closed.
+//! * `max_output_bytes` (Redis's `client-output-buffer-limit` for normal clients, hard limit): when
+//!   the replies computed for a connection but not yet written to it pass this, the connection is
+//!   closed – a client that pipelines requests without reading the replies cannot make the server
+//!   hold unbounded memory. An `MGET` whose own reply would pass it gets an error instead.
+//! * A failed `accept` (`EMFILE`, `ENFILE`: out of descriptors) is reported, and the server
+//!   waits – 10 ms, doubling up to 1 s – and accepts again; it never stops for it.
+//!
+//! Every refusal, closed connection and failed accept is reported to [`RespConfig::events`]
+//! ([`ServerEvents`]): the node counts them in its metrics and logs them.
 //!
 //! # Consistency per connection
 //! Each connection carries a [`RequestConsistency`], passed with every backend call, and changed
@@ -83,6 +97,57 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 
+/// Refusals (`-ERR max number of clients reached`) in progress at once; see the module docs.
+pub const MAX_REFUSING: usize = 32;
+
+/// Why the server closed a client's connection (see the limits in the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disconnect {
+    /// Nothing received for `idle_timeout`.
+    IdleTimeout,
+    /// A request larger than `max_request_bytes`.
+    QueryBuffer,
+    /// More than `max_output_bytes` of replies waiting for the client to read them.
+    OutputBuffer,
+}
+
+impl Disconnect {
+    /// The reason as a metrics label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Disconnect::IdleTimeout => "idle_timeout",
+            Disconnect::QueryBuffer => "query_buffer",
+            Disconnect::OutputBuffer => "output_buffer",
+        }
+    }
+}
+
+/// What the server reports about its connections, so that the program around it can count and log
+/// them. Every method does nothing by default. Called from connection tasks: keep them quick.
+pub trait ServerEvents: Send + Sync + 'static {
+    /// A connection was accepted and given a slot (`connected_clients` + 1).
+    fn opened(&self) {}
+    /// A connection that had a slot ended, for whatever reason.
+    fn closed(&self) {}
+    /// A connection was refused: `max_clients` were connected.
+    fn refused_max_clients(&self, _peer: SocketAddr) {}
+    /// `accept` failed with `error` (not a client that gave up); the server backs off `retry_in`.
+    fn accept_failed(&self, _error: &std::io::Error, _retry_in: Duration) {}
+    /// The server closed the connection of `peer` for `reason`.
+    fn disconnected(&self, _peer: SocketAddr, _reason: Disconnect) {}
+}
+
+/// [`ServerEvents`] that reports nothing (the default).
+pub struct NoEvents;
+
+impl ServerEvents for NoEvents {}
+
+impl std::fmt::Debug for dyn ServerEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerEvents")
+    }
+}
+
 /// Front-door settings. [`RespConfig::for_kv_limits`] sizes the protocol limits from the KV ones.
 #[derive(Clone, Debug)]
 pub struct RespConfig {
@@ -96,6 +161,11 @@ pub struct RespConfig {
     pub decode_limits: DecodeLimits,
     /// Largest single request, in bytes (Redis's `client-query-buffer-limit`, default 1 GiB).
     pub max_request_bytes: usize,
+    /// Most bytes of replies computed for a connection and not yet written to it before it is
+    /// closed (Redis's `client-output-buffer-limit normal`, whose default is no limit: `None`).
+    pub max_output_bytes: Option<usize>,
+    /// Where refusals, disconnections and failed accepts are reported.
+    pub events: Arc<dyn ServerEvents>,
     /// Most replies queued per connection before the server stops reading from it. Bounds what
     /// a client that sends without reading can make the server hold: at most this many replies
     /// (each up to a range page or a value).
@@ -118,6 +188,8 @@ impl Default for RespConfig {
             idle_timeout: None,
             decode_limits: DecodeLimits::default(),
             max_request_bytes: 1024 * 1024 * 1024,
+            max_output_bytes: None,
+            events: Arc::new(NoEvents),
             max_pipeline: 128,
             keys_max: 10_000,
             default_consistency: ReadConsistency::Linearizable,
@@ -206,6 +278,8 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let acceptor = Arc::new(acceptor);
     let port = listener.local_addr().map_or(0, |a| a.port());
     let slots = Arc::new(Semaphore::new(config.max_clients));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let mut backoff = ACCEPT_BACKOFF_MIN;
     let grace = config.shutdown_grace;
     let shared = Arc::new(Shared {
         backend,
@@ -226,8 +300,20 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, addr)) => {
+                    backoff = ACCEPT_BACKOFF_MIN;
                     while connections.try_join_next().is_some() {}
-                    let slot = slots.clone().try_acquire_owned().ok();
+                    let slot = match slots.clone().try_acquire_owned() {
+                        Ok(slot) => Slot::Client(slot),
+                        Err(_) => {
+                            shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                            shared.config.events.refused_max_clients(addr);
+                            match refusing.clone().try_acquire_owned() {
+                                Ok(refusal) => Slot::Refuse(refusal),
+                                // Too many refusals at once: close without a word.
+                                Err(_) => continue,
+                            }
+                        }
+                    };
                     connections.spawn(connection(
                         acceptor.clone(),
                         socket,
@@ -237,8 +323,14 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
                         stop_rx.clone(),
                     ));
                 }
-                // E.g. out of file descriptors: wait a little instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                // A client that gave up before we accepted it: nothing to wait for.
+                Err(e) if is_connection_error(&e) => {}
+                // E.g. out of file descriptors: report, wait, and accept again – never give up.
+                Err(e) => {
+                    shared.config.events.accept_failed(&e, backoff);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
             },
         }
     }
@@ -248,12 +340,68 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     connections.abort_all();
 }
 
+/// The first wait after a failed `accept`, and the longest.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// An `accept` error that concerns one connection only (the client left before it was accepted).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}
+
+/// What an accepted connection may do: be served (it holds one of `max_clients` slots), or be told
+/// the server is full (it holds one of [`MAX_REFUSING`] refusal slots).
+enum Slot {
+    Client(OwnedSemaphorePermit),
+    Refuse(OwnedSemaphorePermit),
+}
+
 /// Decrements the connected-clients gauge however the connection task ends.
 struct ClientGauge(Arc<Shared>);
 
 impl Drop for ClientGauge {
     fn drop(&mut self) {
         self.0.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        self.0.config.events.closed();
+    }
+}
+
+/// Bytes of replies computed for one connection and not yet written to it (see `max_output_bytes`).
+struct OutputBuffer {
+    bytes: AtomicUsize,
+    limit: usize,
+    exceeded: tokio::sync::Notify,
+    over: std::sync::atomic::AtomicBool,
+}
+
+impl OutputBuffer {
+    fn new(limit: Option<usize>) -> OutputBuffer {
+        OutputBuffer {
+            bytes: AtomicUsize::new(0),
+            limit: limit.unwrap_or(usize::MAX),
+            exceeded: tokio::sync::Notify::new(),
+            over: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A reply of `n` bytes is ready; past the limit, the connection is to be closed.
+    fn add(&self, n: usize) {
+        let total = self.bytes.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if total > self.limit && !self.over.swap(true, Ordering::Relaxed) {
+            self.exceeded.notify_one();
+        }
+    }
+
+    /// A reply of `n` bytes was written.
+    fn sub(&self, n: usize) {
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    async fn wait_exceeded(&self) {
+        if !self.over.load(Ordering::Relaxed) {
+            self.exceeded.notified().await;
+        }
     }
 }
 
@@ -262,7 +410,7 @@ async fn connection<A: Acceptor>(
     socket: TcpStream,
     addr: SocketAddr,
     shared: Arc<Shared>,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Slot,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
@@ -274,20 +422,36 @@ async fn connection<A: Acceptor>(
     let Ok((mut reader, mut writer)) = accepted else {
         return;
     };
-    let Some(_slot) = slot else {
-        shared.rejected_connections.fetch_add(1, Ordering::Relaxed);
-        let _ = writer.write_all(b"-ERR max number of clients reached\r\n").await;
-        let _ = writer.shutdown().await;
-        drain(&mut reader).await;
-        return;
+    let _slot = match slot {
+        Slot::Client(slot) => slot,
+        Slot::Refuse(_refusal) => {
+            let refuse = async {
+                let _ = writer.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = writer.shutdown().await;
+                drain(&mut reader).await;
+            };
+            // A client that does not read cannot keep the refusal slot.
+            let _ = tokio::time::timeout(Duration::from_secs(1), refuse).await;
+            return;
+        }
     };
     shared.connected_clients.fetch_add(1, Ordering::Relaxed);
     shared.total_connections.fetch_add(1, Ordering::Relaxed);
+    shared.config.events.opened();
     let _gauge = ClientGauge(shared.clone());
+    let output = Arc::new(OutputBuffer::new(shared.config.max_output_bytes));
     let (replies_tx, replies_rx) = mpsc::channel(shared.config.max_pipeline.max(1));
-    let writer = tokio::spawn(write_replies(writer, replies_rx));
-    let mut client = Client::new(addr, shared);
-    client.read_requests(&mut reader, replies_tx, stop).await;
+    let writer = tokio::spawn(write_replies(writer, replies_rx, output.clone()));
+    let mut client = Client::new(addr, shared.clone(), output);
+    let ended = client.read_requests(&mut reader, replies_tx, stop).await;
+    if let Some(reason) = ended {
+        shared.config.events.disconnected(addr, reason);
+    }
+    if ended == Some(Disconnect::OutputBuffer) {
+        // The client is not reading: its replies are dropped with the connection.
+        writer.abort();
+        return;
+    }
     let _ = writer.await;
     drain(&mut reader).await;
 }
@@ -309,17 +473,28 @@ async fn drain(reader: &mut (impl AsyncRead + Unpin)) {
 /// A reply the writer will send: ready now, or computed by a backend task.
 enum Pending {
     Ready(Frame, Protocol),
-    Waiting(oneshot::Receiver<Frame>, Protocol),
+    /// A backend reply, and its size as counted in the connection's [`OutputBuffer`].
+    Waiting(oneshot::Receiver<(Frame, usize)>, Protocol),
 }
 
-async fn write_replies(mut socket: impl AsyncWrite + Unpin, mut replies: mpsc::Receiver<Pending>) {
+async fn write_replies(
+    mut socket: impl AsyncWrite + Unpin,
+    mut replies: mpsc::Receiver<Pending>,
+    output: Arc<OutputBuffer>,
+) {
     let mut out = BytesMut::with_capacity(16 * 1024);
+    // Bytes counted in `output` that sit in `out`: released once written.
+    let mut counted = 0;
     while let Some(pending) = replies.recv().await {
         let (frame, protocol) = match pending {
             Pending::Ready(frame, protocol) => (frame, protocol),
             Pending::Waiting(mut answer, protocol) => {
+                let counted_frame = |(frame, size): (Frame, usize), counted: &mut usize| {
+                    *counted += size;
+                    frame
+                };
                 let frame = match answer.try_recv() {
-                    Ok(frame) => frame,
+                    Ok(reply) => counted_frame(reply, &mut counted),
                     Err(oneshot::error::TryRecvError::Empty) => {
                         // Send what is ready before waiting for a slow answer.
                         if !out.is_empty() {
@@ -327,8 +502,12 @@ async fn write_replies(mut socket: impl AsyncWrite + Unpin, mut replies: mpsc::R
                                 return;
                             }
                             out.clear();
+                            output.sub(std::mem::take(&mut counted));
                         }
-                        answer.await.unwrap_or_else(|_| internal_error())
+                        match answer.await {
+                            Ok(reply) => counted_frame(reply, &mut counted),
+                            Err(_) => internal_error(),
+                        }
                     }
                     Err(oneshot::error::TryRecvError::Closed) => internal_error(),
                 };
@@ -336,11 +515,13 @@ async fn write_replies(mut socket: impl AsyncWrite + Unpin, mut replies: mpsc::R
             }
         };
         encode(&frame, protocol, &mut out);
+        drop(frame);
         if replies.is_empty() || out.len() >= 64 * 1024 {
             if send(&mut socket, &out).await.is_err() {
                 return;
             }
             out.clear();
+            output.sub(std::mem::take(&mut counted));
         }
     }
     if !out.is_empty() {
@@ -376,6 +557,8 @@ struct Client {
     run: Option<Access>,
     /// Commands queued since MULTI.
     multi: Option<Multi>,
+    /// Replies computed and not yet written (`max_output_bytes`).
+    output: Arc<OutputBuffer>,
 }
 
 /// A transaction being queued.
@@ -387,7 +570,7 @@ struct Multi {
 }
 
 impl Client {
-    fn new(addr: SocketAddr, shared: Arc<Shared>) -> Client {
+    fn new(addr: SocketAddr, shared: Arc<Shared>, output: Arc<OutputBuffer>) -> Client {
         let authenticated = shared.config.requirepass.is_none();
         let limits = shared.config.decode_limits;
         Client {
@@ -403,44 +586,53 @@ impl Client {
             in_flight: Vec::new(),
             run: None,
             multi: None,
+            output,
             shared,
         }
     }
 
+    /// Read, start and queue requests until the client leaves, the server stops, or a limit is
+    /// passed (returned: the connection is closed for it).
     async fn read_requests(
         &mut self,
         reader: &mut (impl AsyncRead + Unpin),
         replies: mpsc::Sender<Pending>,
         mut stop: watch::Receiver<bool>,
-    ) {
+    ) -> Option<Disconnect> {
         let mut buf = BytesMut::with_capacity(16 * 1024);
+        let output = self.output.clone();
         loop {
             loop {
                 match self.decoder.decode(&mut buf) {
                     Ok(Some(args)) => {
                         let (pending, close) = self.dispatch(args).await;
-                        if replies.send(pending).await.is_err() || close {
-                            return;
+                        // A full queue waits for the writer – unless the client stopped reading.
+                        tokio::select! {
+                            sent = replies.send(pending) => if sent.is_err() || close {
+                                return None;
+                            },
+                            _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
                         }
                     }
                     Ok(None) => break,
                     Err(e) => {
                         let _ =
                             replies.send(Pending::Ready(Frame::Error(e.to_string()), self.protocol)).await;
-                        return;
+                        return None;
                     }
                 }
             }
             if buf.len() > self.shared.config.max_request_bytes {
                 let message = format!(
-                    "ERR Protocol error: request is larger than {} bytes (max_request_bytes)",
+                    "ERR Protocol error: request is larger than {} bytes (max_request_bytes, \
+                     client-query-buffer-limit)",
                     self.shared.config.max_request_bytes
                 );
                 let _ = replies.send(Pending::Ready(Frame::Error(message), self.protocol)).await;
-                return;
+                return Some(Disconnect::QueryBuffer);
             }
             if *stop.borrow() {
-                return;
+                return None;
             }
             if buf.capacity() - buf.len() < 4096 {
                 buf.reserve(16 * 1024);
@@ -456,13 +648,15 @@ impl Client {
                 }
             };
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.changed() => return None,
+                _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
                 read = read => match read {
                     Some(Ok(n)) if n > 0 => {}
                     None if replies.capacity() < replies.max_capacity()
                         || self.in_flight.iter().any(|task| !task.is_finished()) => {}
-                    // Idle timeout, end of stream, or a socket error.
-                    _ => return,
+                    None => return Some(Disconnect::IdleTimeout),
+                    // End of stream, or a socket error.
+                    _ => return None,
                 },
             }
         }
@@ -510,6 +704,19 @@ impl Client {
             }
             (Request::Quit, _) => (Pending::Ready(Frame::ok(), self.protocol), true),
             (request, true) => {
+                let queued = self.multi.as_ref().map_or(0, |m| m.queued.len());
+                if queued >= self.shared.backend.limits().max_txn_ops {
+                    // Each queued command is at least one operation of the transaction: the rest
+                    // could never run, and the queue must not grow without bound.
+                    self.multi.get_or_insert_with(Multi::default).doomed = true;
+                    let max = self.shared.backend.limits().max_txn_ops;
+                    return ready(
+                        Frame::error(format!(
+                            "ERR a transaction holds at most {max} operations (max_txn_ops); EXEC will refuse it"
+                        )),
+                        self.protocol,
+                    );
+                }
                 if exec::queueable(&request) {
                     self.multi.get_or_insert_with(Multi::default).queued.push(request);
                     ready(Frame::simple("QUEUED"), self.protocol)
@@ -555,6 +762,7 @@ impl Client {
             backend: self.shared.backend.clone(),
             consistency: self.consistency,
             keys_max: self.shared.config.keys_max,
+            max_reply_bytes: self.shared.config.max_output_bytes.unwrap_or(usize::MAX),
         }
     }
 
@@ -572,8 +780,15 @@ impl Client {
         }
         let answer = begin();
         let (reply_tx, reply_rx) = oneshot::channel();
+        let output = self.output.clone();
         self.in_flight.push(tokio::spawn(async move {
-            let _ = reply_tx.send(answer.await);
+            let frame = answer.await;
+            // Counted once computed, released once written (see `max_output_bytes`).
+            let size = frame.size_estimate();
+            output.add(size);
+            if let Err((_, size)) = reply_tx.send((frame, size)) {
+                output.sub(size);
+            }
         }));
         (Pending::Waiting(reply_rx, self.protocol), false)
     }
@@ -778,6 +993,8 @@ impl Client {
             ("timeout", c.idle_timeout.map_or(0, |t| t.as_secs()).to_string()),
             ("proto-max-bulk-len", c.decode_limits.max_bulk_bytes.to_string()),
             ("client-query-buffer-limit", c.max_request_bytes.to_string()),
+            // Redis's form: class, hard limit, soft limit, soft seconds (only normal clients here).
+            ("client-output-buffer-limit", format!("normal {} 0 0", c.max_output_bytes.unwrap_or(0))),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]

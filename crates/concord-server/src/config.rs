@@ -270,6 +270,30 @@ pub struct NodeConfig {
     /// A password RESP clients must `AUTH` with.
     #[serde(default)]
     pub requirepass: Option<String>,
+    /// Most RESP connections at once (Redis's `maxclients`). Lowered at start, with a warning, to
+    /// what the open-files limit leaves (see [`crate::front::budget`]).
+    #[serde(default = "default_maxclients")]
+    pub maxclients: usize,
+    /// Close a RESP connection that sent nothing for this many seconds (Redis's `timeout`; 0, the
+    /// default as in Redis: never).
+    #[serde(default)]
+    pub timeout: u64,
+    /// Largest single RESP request, in bytes (Redis's `client-query-buffer-limit`); a larger one
+    /// closes the connection. Default: four times `kv.max_command_bytes`, at least 16 MiB.
+    #[serde(default)]
+    pub client_query_buffer_limit: Option<usize>,
+    /// Most bytes of replies a RESP connection may leave unread before it is closed, and the
+    /// largest `MGET` reply (Redis's `client-output-buffer-limit normal`, hard limit; 0: none).
+    #[serde(default = "default_client_output_buffer_limit")]
+    pub client_output_buffer_limit: usize,
+    /// Most HTTP connections at once. Lowered at start, with a warning, to what the open-files
+    /// limit leaves (see [`crate::front::budget`]).
+    #[serde(default = "default_http_max_connections")]
+    pub http_max_connections: usize,
+    /// An HTTP connection must send a complete request head within this long of opening or of its
+    /// previous response, or it is closed (slow headers, idle keep-alive). `0s`: never.
+    #[serde(default = "default_http_idle_timeout", with = "serde_duration")]
+    pub http_idle_timeout: Duration,
     /// Log filter (`info`, `debug`, `concord_server=debug,info`).
     #[serde(default = "default_log")]
     pub log: String,
@@ -390,6 +414,18 @@ fn default_log() -> String {
 fn default_request_timeout() -> Duration {
     Duration::from_secs(5)
 }
+fn default_maxclients() -> usize {
+    10_000
+}
+fn default_client_output_buffer_limit() -> usize {
+    64 * 1024 * 1024
+}
+fn default_http_max_connections() -> usize {
+    1024
+}
+fn default_http_idle_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 
 impl NodeConfig {
     /// A single-node configuration with every default (tests and `concord serve` without a file).
@@ -406,6 +442,12 @@ impl NodeConfig {
             http_addr: None,
             peers: Vec::new(),
             requirepass: None,
+            maxclients: default_maxclients(),
+            timeout: 0,
+            client_query_buffer_limit: None,
+            client_output_buffer_limit: default_client_output_buffer_limit(),
+            http_max_connections: default_http_max_connections(),
+            http_idle_timeout: default_http_idle_timeout(),
             log: default_log(),
             read_consistency: ReadMode::default(),
             request_timeout: default_request_timeout(),
@@ -483,6 +525,27 @@ impl NodeConfig {
         all.push(self.node_id());
         all.sort();
         all
+    }
+
+    /// The RESP front door's settings: the store's limits, and the client limits above.
+    /// `max_clients` is the configured `maxclients`; the node lowers it to its descriptor budget.
+    pub fn resp_config(&self) -> concord_resp::RespConfig {
+        let mut rc = concord_resp::RespConfig::for_kv_limits(&self.kv);
+        rc.requirepass = self.requirepass.clone();
+        rc.default_consistency = self.read_consistency.consistency();
+        rc.max_clients = self.maxclients;
+        rc.idle_timeout = (self.timeout > 0).then(|| Duration::from_secs(self.timeout));
+        if let Some(bytes) = self.client_query_buffer_limit {
+            rc.max_request_bytes = bytes;
+        }
+        rc.max_output_bytes =
+            (self.client_output_buffer_limit > 0).then_some(self.client_output_buffer_limit);
+        rc
+    }
+
+    /// The HTTP door's idle timeout (`None`: off).
+    pub fn http_idle(&self) -> Option<Duration> {
+        (!self.http_idle_timeout.is_zero()).then_some(self.http_idle_timeout)
     }
 
     /// The cluster secret, from the setting or the file.
@@ -589,6 +652,12 @@ impl NodeConfig {
         }
         if self.request_timeout < Duration::from_millis(10) {
             return Err("request_timeout must be at least 10ms".into());
+        }
+        if self.maxclients == 0 || self.http_max_connections == 0 {
+            return Err("maxclients and http_max_connections must be at least 1".into());
+        }
+        if self.client_query_buffer_limit.is_some_and(|b| b < 1024) {
+            return Err("client_query_buffer_limit must be at least 1024 bytes".into());
         }
         Ok(())
     }

@@ -12,6 +12,11 @@
 //! | `concord_peer_frames_sent_total` / `_dropped_total` | counter | peer | frames to each peer; dropped when its bounded queue was full or it was unreachable |
 //! | `concord_peer_handshake_failures_total` | counter | | refused or failed peer handshakes, both directions |
 //! | `concord_inbound_dropped_total` | counter | | inputs dropped because the node's input queue was full |
+//! | `concord_client_connections` / `_max` | gauge | door | open client connections of each front door (`http`, `resp`), and its cap (see `crate::front::budget`) |
+//! | `concord_rejected_connections_total` | counter | door, reason | connections refused at accept: `max_connections` (`http`, `resp`: the door is at its cap), `max_handshakes` (`peer`: too many unauthenticated connections) |
+//! | `concord_accept_errors_total` | counter | door | `accept` failures other than a client giving up (`EMFILE`, `ENFILE`…): logged, backed off, retried |
+//! | `concord_client_disconnects_total` | counter | door, reason | connections the node closed: `idle_timeout`, `query_buffer`, `output_buffer` |
+//! | `concord_open_files_limit` | gauge | | the soft open-files limit after the node raised it |
 //!
 //! The same request counts and latencies are also kept as plain numbers ([`RequestTotals`]) for the
 //! dashboard's `GET /v1/stats` and live request rates (see [`crate::dashboard`]): prometheus-client
@@ -44,6 +49,17 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
     pub peer: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DoorLabels {
+    pub door: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DoorReasonLabels {
+    pub door: &'static str,
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -106,6 +122,12 @@ pub struct Metrics {
     peer_frames_dropped: Family<PeerLabels, Counter>,
     pub peer_handshake_failures: Counter,
     pub inbound_dropped: Counter,
+    client_connections: Family<DoorLabels, Gauge>,
+    client_connections_max: Family<DoorLabels, Gauge>,
+    rejected_connections: Family<DoorReasonLabels, Counter>,
+    accept_errors: Family<DoorLabels, Counter>,
+    client_disconnects: Family<DoorReasonLabels, Counter>,
+    pub open_files_limit: Gauge,
     /// The dashboard's copy of the request counts (a few kinds: bounded).
     request_totals: Mutex<BTreeMap<&'static str, RequestTotals>>,
     bucket_bounds_s: Vec<f64>,
@@ -138,6 +160,12 @@ impl Metrics {
             peer_frames_dropped: Family::default(),
             peer_handshake_failures: Counter::default(),
             inbound_dropped: Counter::default(),
+            client_connections: Family::default(),
+            client_connections_max: Family::default(),
+            rejected_connections: Family::default(),
+            accept_errors: Family::default(),
+            client_disconnects: Family::default(),
+            open_files_limit: Gauge::default(),
             request_totals: Mutex::default(),
             bucket_bounds_s: latency_bucket_bounds_s(),
             registry: Registry::default(),
@@ -183,7 +211,68 @@ impl Metrics {
             "Inputs dropped because the node's input queue was full",
             m.inbound_dropped.clone(),
         );
+        registry.register(
+            "client_connections",
+            "Open client connections per door",
+            m.client_connections.clone(),
+        );
+        registry.register(
+            "client_connections_max",
+            "Connection cap of each door (within the open-files budget)",
+            m.client_connections_max.clone(),
+        );
+        registry.register(
+            "rejected_connections",
+            "Client connections refused at accept, by door and reason",
+            m.rejected_connections.clone(),
+        );
+        registry.register(
+            "accept_errors",
+            "accept() failures (e.g. out of file descriptors), by door",
+            m.accept_errors.clone(),
+        );
+        registry.register(
+            "client_disconnects",
+            "Client connections closed by the node, by door and reason",
+            m.client_disconnects.clone(),
+        );
+        registry.register(
+            "open_files_limit",
+            "Soft open-files limit of the process",
+            m.open_files_limit.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// A client connection of `door` opened (`+1`) or closed (`-1`).
+    pub fn client_connection(&self, door: &'static str, delta: i64) {
+        self.client_connections.get_or_create(&DoorLabels { door }).inc_by(delta);
+    }
+
+    /// The connection cap of `door`.
+    pub fn set_client_connections_max(&self, door: &'static str, max: usize) {
+        self.client_connections_max.get_or_create(&DoorLabels { door }).set(max as i64);
+    }
+
+    /// A connection to `door` refused at accept, for `reason` (`max_connections`).
+    pub fn rejected_connection(&self, door: &'static str, reason: &'static str) {
+        self.rejected_connections.get_or_create(&DoorReasonLabels { door, reason }).inc();
+    }
+
+    /// Connections to `door` refused so far for `reason` (tests).
+    pub fn rejected_connections(&self, door: &'static str, reason: &'static str) -> u64 {
+        self.rejected_connections.get_or_create(&DoorReasonLabels { door, reason }).get()
+    }
+
+    /// An `accept` on `door` failed (not a client that gave up: the node's own limits).
+    pub fn accept_error(&self, door: &'static str) {
+        self.accept_errors.get_or_create(&DoorLabels { door }).inc();
+    }
+
+    /// The node closed a client connection of `door` for `reason` (`idle_timeout`, `query_buffer`,
+    /// `output_buffer`).
+    pub fn client_disconnect(&self, door: &'static str, reason: &'static str) {
+        self.client_disconnects.get_or_create(&DoorReasonLabels { door, reason }).inc();
     }
 
     pub fn request(&self, kind: &'static str, result: &'static str, took: Duration) {

@@ -5,8 +5,10 @@
 //! 2. open the WAL – which locks the data directory, so a second node on the same directory stops
 //!    here – and boot Raft from the durable state it recovered;
 //! 3. load the TLS files, if any (`crate::tls`: every PEM problem is reported here);
-//! 4. bind every listener (peer, HTTP, RESP) – a port in use is reported with its address and a
-//!    guess at the culprit – before anything is spawned;
+//! 4. raise the open-files limit and share it out ([`crate::front::budget`]: a reserve for the WAL,
+//!    the state database and the peers, a capped share per client door), then bind every listener
+//!    (peer, HTTP, RESP) – a port in use is reported with its address and a guess at the culprit –
+//!    before anything is spawned;
 //! 5. spawn the driver, the transport and the servers.
 //!
 //! [`Node::shutdown`] stops accepting, lets the driver finish its current batch (whose sync then
@@ -161,41 +163,19 @@ fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, Error> {
     Ok((P::front(handle), doors, driver))
 }
 
-/// Serve the HTTP API on `listener` until shutdown, over TLS when `tls` is given.
+/// Serve the HTTP API on `listener` until shutdown, over TLS when `tls` is given, with the HTTP
+/// door's cap and idle timeout (see [`crate::front::listen`]).
 fn serve_http(
     listener: TcpListener,
     app: axum::Router,
     tls: Option<&Arc<crate::tls::NodeTls>>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(), Error> {
+    limits: crate::front::listen::HttpLimits,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
     let app = crate::front::http::with_json_errors(app);
-    // Connect info: the faults endpoints tell loopback clients apart.
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let stopped = async move {
-        let _ = stop.changed().await;
-    };
-    match tls {
-        None => {
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                    tracing::error!("HTTP server failed: {e}");
-                }
-            });
-        }
-        Some(tls) => {
-            use axum::serve::ListenerExt;
-            let listener = crate::tls::TlsListener::new(listener, tls.client_acceptor.clone(), "HTTPS")
-                .map_err(|e| Error::Tls(format!("HTTPS listener: {e}")))?
-                // (axum provides connect info for any listener wrapped by `tap_io`.)
-                .tap_io(|_| {});
-            tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                    tracing::error!("HTTPS server failed: {e}");
-                }
-            });
-        }
-    }
-    Ok(())
+    let tls = tls.map(|t| t.client_acceptor.clone());
+    tokio::spawn(crate::front::listen::serve_http(listener, app, tls, limits, metrics, stop));
 }
 
 impl Node {
@@ -246,6 +226,19 @@ impl Node {
         let peer_file = crate::peer_file::PeerFile::open(&config.data_dir)?;
         let peers = peer_file.merge(me.0, &config.other_peers());
 
+        // Client connections must never take the descriptors the WAL and the peers need.
+        let open_files = crate::front::budget::raise_open_files_limit();
+        let budget = crate::front::budget::FdBudget::new(open_files.soft, peers.len());
+        let (caps, lowered) = budget
+            .caps(
+                config.http_addr.map(|_| config.http_max_connections),
+                config.redis_addr.map(|_| config.maxclients),
+            )
+            .map_err(Error::Config)?;
+        for warning in lowered {
+            tracing::warn!("{warning}");
+        }
+
         let peer_listener = if config.secret()?.is_none() {
             None
         } else {
@@ -267,6 +260,7 @@ impl Node {
         );
 
         let metrics = Arc::new(Metrics::new());
+        metrics.open_files_limit.set(i64::try_from(open_files.soft).unwrap_or(i64::MAX));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let clock = Clock::new();
 
@@ -321,11 +315,16 @@ impl Node {
             ));
         }
         if let Some(listener) = http_listener {
-            serve_http(listener, app, tls.as_ref(), shutdown_rx.clone())?;
+            let limits = crate::front::listen::HttpLimits {
+                max_connections: caps.http,
+                idle_timeout: config.http_idle(),
+            };
+            serve_http(listener, app, tls.as_ref(), limits, metrics.clone(), shutdown_rx.clone());
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
-            crate::front::resp::spawn(listener, backend, &config, tls, shutdown_rx.clone());
+            let door = Arc::new(crate::front::listen::Door::new("resp", metrics.clone(), caps.resp));
+            crate::front::resp::spawn(listener, backend, &config, tls, door, shutdown_rx.clone());
         }
         tracing::info!(
             "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",

@@ -36,15 +36,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{ReadHalf, WriteHalf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How long a client or peer may take to finish a TLS handshake.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// TLS handshakes in progress at once on one HTTP port; further connections wait to be accepted.
-const MAX_PENDING_HANDSHAKES: usize = 256;
 
 /// The crypto provider, named explicitly: no process-wide default has to be installed, and no other
 /// crate's choice of provider can change ours.
@@ -226,7 +223,7 @@ impl concord_resp::Acceptor for RespTls {
 }
 
 /// The server side of a handshake, bounded in time; failures are logged with the remote address.
-async fn handshake(
+pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     socket: TcpStream,
     remote: SocketAddr,
@@ -244,75 +241,5 @@ async fn handshake(
             );
             Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))
         }
-    }
-}
-
-/// HTTPS for axum: a listener whose connections have completed the TLS handshake.
-///
-/// `axum::serve` accepts one connection at a time from its listener, so handshakes are not done in
-/// [`accept`](axum::serve::Listener::accept) (one stalled client would block everyone). A task
-/// accepts TCP connections and runs each handshake on its own task (at most
-/// `MAX_PENDING_HANDSHAKES` at once, each bounded by [`TLS_HANDSHAKE_TIMEOUT`]); finished sessions
-/// queue for axum. The task stops when axum drops the listener.
-pub struct TlsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor, what: &'static str) -> io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(accept_handshakes(listener, acceptor, tx, what));
-        Ok(TlsListener { local, ready })
-    }
-}
-
-async fn accept_handshakes(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-    what: &'static str,
-) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    loop {
-        let (socket, remote) = tokio::select! {
-            _ = ready.closed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // E.g. out of file descriptors: wait a little instead of spinning.
-                    tracing::warn!("{what} accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = pending.clone().acquire_owned().await else { return };
-        let (acceptor, ready) = (acceptor.clone(), ready.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            let _ = socket.set_nodelay(true);
-            if let Ok(stream) = handshake(&acceptor, socket, remote, what).await {
-                let _ = ready.send((stream, remote)).await;
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accepting task ended (it only does when this listener is dropped).
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
     }
 }

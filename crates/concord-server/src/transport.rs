@@ -66,6 +66,10 @@ use tokio::sync::{mpsc, watch};
 pub const PEER_QUEUE_FRAMES: usize = 1024;
 /// How long a handshake may take.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Peer-port connections still in their handshake at once; more are closed at accept (and counted
+/// in `concord_rejected_connections_total{door="peer"}`), so that unauthenticated connections
+/// cannot take the descriptors the node keeps for itself (see `crate::front::budget`).
+pub const MAX_PENDING_PEER_CONNECTIONS: usize = 32;
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// Frames written per `write` call at most (batching), in bytes.
@@ -390,6 +394,7 @@ pub async fn accept_loop(
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let pending = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_PEER_CONNECTIONS));
     loop {
         let (tcp, remote) = tokio::select! {
             r = listener.accept() => match r {
@@ -401,6 +406,10 @@ pub async fn accept_loop(
                 }
             },
             _ = shutdown.changed() => return,
+        };
+        let Ok(handshaking) = pending.clone().try_acquire_owned() else {
+            metrics.rejected_connection("peer", "max_handshakes");
+            continue;
         };
         tcp.set_nodelay(true).ok();
         let (id, inbound, metrics, mut shutdown) =
@@ -437,6 +446,7 @@ pub async fn accept_loop(
                     return;
                 }
             };
+            drop(handshaking);
             tracing::debug!("{from} connected from {remote}");
             let mut buf = Vec::new();
             loop {

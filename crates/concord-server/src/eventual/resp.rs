@@ -176,6 +176,47 @@ fn fail(e: BackendError) -> BoxFuture<Result<Response, BackendError>> {
     Box::pin(async move { Err(e) })
 }
 
+/// Quorum reads one `Query::GetMany` keeps in flight at once (`MGET`, `EXISTS`).
+const GET_MANY_IN_FLIGHT: usize = 32;
+
+/// `Query::GetMany` as the strong mode's store answers it – a prefix of `keys` up to
+/// `max_range_bytes`, at most `max_range_limit` keys – from quorum reads, at most
+/// [`GET_MANY_IN_FLIGHT`] at once. The first error, or the byte bound, drops the reads still in
+/// flight.
+async fn get_many(
+    handle: &EventualHandle,
+    keys: Vec<Vec<u8>>,
+    r: Option<usize>,
+) -> Result<Vec<Option<KeyValue>>, BackendError> {
+    use futures::{StreamExt, TryStreamExt};
+    let limits = handle.limits();
+    concord_kv::validate_query(&Query::GetMany { keys: keys.clone() }, limits).map_err(BackendError::Kv)?;
+    let mut reads =
+        futures::stream::iter(keys).map(|key| get_one(handle, key, r)).buffered(GET_MANY_IN_FLIGHT);
+    let mut values = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(kv) = reads.try_next().await? {
+        let size = kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len());
+        if !values.is_empty() && bytes.saturating_add(size) > limits.max_range_bytes {
+            break;
+        }
+        bytes += size;
+        values.push(kv);
+    }
+    Ok(values)
+}
+
+/// One key's quorum read, as `Query::Get` answers it.
+async fn get_one(
+    handle: &EventualHandle,
+    key: Vec<u8>,
+    r: Option<usize>,
+) -> Result<Option<KeyValue>, BackendError> {
+    let text = text_key(&key)?;
+    let found = handle.get(text.clone(), r).await.map_err(backend_error)?;
+    one_value(&text, found).map(|v| v.map(|v| key_value(&key, v)))
+}
+
 impl Backend for EventualBackend {
     fn write(
         &self,
@@ -202,15 +243,8 @@ impl Backend for EventualBackend {
         Box::pin(async move {
             let start = Instant::now();
             let r = match query {
-                Query::Get { key } => match text_key(&key) {
-                    Ok(text) => match handle.get(text.clone(), consistency.r).await {
-                        Ok(found) => {
-                            one_value(&text, found).map(|v| Response::Get(v.map(|v| key_value(&key, v))))
-                        }
-                        Err(e) => Err(backend_error(e)),
-                    },
-                    Err(e) => Err(e),
-                },
+                Query::Get { key } => get_one(&handle, key, consistency.r).await.map(Response::Get),
+                Query::GetMany { keys } => get_many(&handle, keys, consistency.r).await.map(Response::Values),
                 Query::Range(_) | Query::Export => Err(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
                 Query::Unsupported { reason } => Err(BackendError::Kv(KvError::Unsupported(reason))),
             };

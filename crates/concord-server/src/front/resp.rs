@@ -7,6 +7,7 @@
 //! in each; how the connection is served – `requirepass`, the default consistency, TLS, the limits
 //! of the store – is the same, and is here.
 
+use super::listen::Door;
 use super::ClientError;
 use crate::config::NodeConfig;
 use concord_core::Time;
@@ -47,17 +48,20 @@ pub fn millis(now: Time) -> u64 {
 }
 
 /// Serve RESP clients on `listener` until shutdown, over TLS when `tls` is given: the strong mode's
-/// backend or the eventual mode's.
+/// backend or the eventual mode's. At most `max_clients` connections (the configured `maxclients`
+/// lowered to the descriptor budget); refusals, disconnections and accept errors are counted and
+/// logged through `door`.
 pub fn spawn(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
     config: &NodeConfig,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    door: Arc<Door>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut rc = RespConfig::for_kv_limits(&config.kv);
-    rc.requirepass = config.requirepass.clone();
-    rc.default_consistency = config.read_consistency.consistency();
+    let mut rc: RespConfig = config.resp_config();
+    rc.max_clients = door.max_connections;
+    rc.events = door;
     let stopped = async move {
         let _ = shutdown.changed().await;
     };

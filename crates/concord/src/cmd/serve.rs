@@ -52,6 +52,28 @@ pub struct ServeArgs {
     /// Password RESP clients must AUTH with.
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// Most RESP connections at once [default: 10000, lowered to what the open-files limit
+    /// leaves]; one more gets `-ERR max number of clients reached` (Redis's maxclients).
+    #[arg(long, value_name = "N")]
+    pub maxclients: Option<usize>,
+    /// Close RESP connections idle this many seconds; 0 (the default): never (Redis's timeout).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Largest RESP request in bytes; a larger one closes the connection (Redis's
+    /// client-query-buffer-limit) [default: 4 × the largest command, at least 16 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub client_query_buffer_limit: Option<usize>,
+    /// Most bytes of replies a RESP client may leave unread before it is disconnected, and the
+    /// largest MGET reply; 0: no limit (Redis's client-output-buffer-limit normal) [default: 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub client_output_buffer_limit: Option<usize>,
+    /// Most HTTP connections at once [default: 1024, lowered to what the open-files limit leaves].
+    #[arg(long, value_name = "N")]
+    pub http_max_connections: Option<usize>,
+    /// Close an HTTP connection that sends no complete request head within this long of opening
+    /// or of its last response (slow headers, idle keep-alive); 0s: never [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = concord_core::time::parse_duration)]
+    pub http_idle_timeout: Option<Duration>,
     /// Log filter: error, warn, info, debug, trace, or a tracing filter.
     #[arg(long)]
     pub log: Option<String>,
@@ -147,6 +169,24 @@ impl ServeArgs {
         }
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass.clone();
+        }
+        if let Some(n) = self.maxclients {
+            c.maxclients = n;
+        }
+        if let Some(seconds) = self.timeout {
+            c.timeout = seconds;
+        }
+        if self.client_query_buffer_limit.is_some() {
+            c.client_query_buffer_limit = self.client_query_buffer_limit;
+        }
+        if let Some(bytes) = self.client_output_buffer_limit {
+            c.client_output_buffer_limit = bytes;
+        }
+        if let Some(n) = self.http_max_connections {
+            c.http_max_connections = n;
+        }
+        if let Some(t) = self.http_idle_timeout {
+            c.http_idle_timeout = t;
         }
         if let Some(l) = &self.log {
             c.log = l.clone();
@@ -314,6 +354,18 @@ mod tests {
             "127.0.0.1:8080",
             "--requirepass",
             "s3cret",
+            "--maxclients",
+            "10000",
+            "--timeout",
+            "0",
+            "--client-query-buffer-limit",
+            "16777216",
+            "--client-output-buffer-limit",
+            "67108864",
+            "--http-max-connections",
+            "1024",
+            "--http-idle-timeout",
+            "30s",
             "--read-consistency",
             "linearizable",
             "--request-timeout",
