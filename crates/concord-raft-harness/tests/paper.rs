@@ -425,6 +425,49 @@ fn exactly_once_survives_snapshots() {
 
 // ----- Recovery -----
 
+/// Raft assumes stable storage; a follower that loses the end of its log (a truncated segment) or
+/// all of it (a wiped disk) rejects every append at the `match_index` it acknowledged. Before the
+/// fix the leader's back-off was floored at `match_index + 1`, so it probed that one index forever:
+/// the follower stayed at commit index 0 (45 s in the issue; here it never caught up). The leader
+/// must see the regression, reset that follower's progress once, and bring it back.
+#[test]
+fn s5_3_the_leader_resets_the_progress_of_a_follower_whose_log_went_backwards() {
+    for keep in [0u64, 5] {
+        let mut c = Cluster::lists(3, cfg(), 31);
+        for i in 0..20 {
+            appended(c.propose(i));
+        }
+        let leader = c.leader().unwrap();
+        let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+        assert!(converge(&mut c, leader));
+        assert!(c.node(leader).unwrap().follower_progress()[&follower].0 >= 20);
+        // Keep the hard state and the first `keep` entries (0: a wiped disk).
+        let mut disk = if keep == 0 { concord_core::Durable::new() } else { c.durable(follower).clone() };
+        disk.apply(&concord_core::StorageOp::DeleteRange {
+            start: concord_raft::storage::log_key(keep + 1),
+            end: concord_raft::storage::log_key(u64::MAX),
+        });
+        c.replace_disk(follower, disk);
+        assert_eq!(c.node(follower).unwrap().last_log_index(), keep);
+        appended(c.propose(99));
+        let commit = c.node(leader).unwrap().commit_index();
+        let caught_up = c.run_until(Duration::from_secs(3), |c| {
+            c.node(follower).is_some_and(|n| n.commit_index() >= commit)
+        });
+        let node = c.node(leader).unwrap();
+        assert!(
+            caught_up,
+            "keep {keep}: the follower is stuck at commit {} of {commit}; the leader sees {:?}",
+            c.node(follower).unwrap().commit_index(),
+            node.follower_progress()
+        );
+        assert_eq!(node.follower_log_regressions(), 1, "keep {keep}: seen and counted once");
+        assert!(converge(&mut c, leader));
+        assert_eq!(c.items(follower), c.items(leader));
+        c.assert_safe();
+    }
+}
+
 #[test]
 fn recovery_truncates_a_torn_tail_and_refuses_a_corrupt_record() {
     let mut c = Cluster::lists(3, cfg(), 22);

@@ -94,6 +94,9 @@ pub struct RaftNode<S: StateMachine> {
     pub(crate) pending_transfer: Option<(RequestId, NodeId)>,
     /// Deletes from recovery, emitted at start.
     pub(crate) startup_cleanup: Vec<StorageOp>,
+    /// Times this node, as leader, found a follower without entries it had acknowledged (its log
+    /// went backwards: a wiped or truncated disk). See `replication.rs`.
+    pub(crate) follower_log_regressions: u64,
 }
 
 impl<S: StateMachine> RaftNode<S> {
@@ -173,6 +176,7 @@ impl<S: StateMachine> RaftNode<S> {
             incoming_snapshot: None,
             pending_transfer: None,
             startup_cleanup: cleanup,
+            follower_log_regressions: 0,
         })
     }
 
@@ -596,6 +600,20 @@ impl<S: StateMachine> RaftNode<S> {
     }
     pub fn config(&self) -> &RaftConfig {
         &self.config
+    }
+    /// As leader: each follower's `(match_index, next_index)`. Empty on other roles.
+    pub fn follower_progress(&self) -> BTreeMap<NodeId, (u64, u64)> {
+        match &self.role {
+            Role::Leader(ls) => {
+                ls.progress.iter().map(|(&id, p)| (id, (p.match_index, p.next_index))).collect()
+            }
+            _ => BTreeMap::new(),
+        }
+    }
+    /// How often, since boot, this node as leader found a follower whose log went backwards (it
+    /// no longer held entries it had acknowledged) and reset that follower's progress.
+    pub fn follower_log_regressions(&self) -> u64 {
+        self.follower_log_regressions
     }
 }
 

@@ -21,6 +21,22 @@
 //! leader's current term. Counting replicas of an older term's entry is not enough: Figure 8 shows
 //! such an entry overwritten after being stored on a majority. Older entries commit indirectly.
 //!
+//! ## A follower whose log went backwards
+//! `match_index` only grows while a follower keeps what it acknowledged – Raft assumes stable
+//! storage. A follower whose disk was wiped or truncated breaks that: it rejects every append at
+//! `prev_log_index = match_index`, and the back-off above, floored at `match_index + 1`, would
+//! probe the same index forever (a wiped node sat at commit index 0 for 45 s, issue #23). A
+//! rejection of exactly `match_index` – the entry it said it held – is therefore proof of
+//! regression, if the rejected request was sent after the acknowledgement arrived: causality then
+//! orders the follower's answer after the append it acknowledged. Requests carry the leader's
+//! heartbeat round, so "sent after" is "of a later round than the one the acknowledgement arrived
+//! in". (A request sent *before* can overtake the acknowledged one in the network and be rejected
+//! first: the simulator found exactly that false alarm.) The leader forgets the match (`match_index = 0`), probes from where the follower
+//! says its log ends, counts it (`follower_log_regressions`, in the server's status and metrics)
+//! and emits one `follower-log-regressed` event. Lowering a `match_index` never un-commits anything
+//! (the commit index only grows). Whether such a node may still *vote* is a
+//! separate question: see `docs/operations.md`, "Repair".
+//!
 //! ## Follower side
 //! The consistency check: accept entries after `prev_log_index` only if our entry there has
 //! `prev_log_term` (Log Matching, §5.3); delete a conflicting suffix, never a committed entry;
@@ -55,6 +71,10 @@ pub(crate) struct Progress {
     pub match_index: u64,
     /// Next index to send.
     pub next_index: u64,
+    /// The leader's heartbeat round when the acknowledgement that last raised `match_index`
+    /// arrived: requests of later rounds were sent after it, so the follower answers them with
+    /// that entry in its log (unless it lost it).
+    pub match_round: u64,
     pub state: ProgressState,
     /// Probe: an append is outstanding (wait for the answer or the next tick).
     pub probe_sent: bool,
@@ -73,6 +93,7 @@ impl Progress {
         Progress {
             match_index: 0,
             next_index,
+            match_round: 0,
             state: ProgressState::Probe,
             probe_sent: false,
             inflight: VecDeque::new(),
@@ -378,12 +399,14 @@ impl<S: StateMachine> RaftNode<S> {
         resp: AppendResponse,
     ) {
         let Role::Leader(ls) = &mut self.role else { return };
+        let round_now = ls.round;
         let Some(pr) = ls.progress.get_mut(&from) else { return };
         pr.recent_active = true;
         pr.acked_round = pr.acked_round.max(resp.round);
         if resp.success {
             if resp.match_index > pr.match_index {
                 pr.match_index = resp.match_index;
+                pr.match_round = round_now;
             }
             pr.next_index = pr.next_index.max(pr.match_index + 1);
             let matched = pr.match_index;
@@ -411,6 +434,25 @@ impl<S: StateMachine> RaftNode<S> {
                     if let Some(last_of_term) = self.log.last_index_of_term(term, resp.rejected_prev_index) {
                         next = last_of_term + 1;
                     }
+                }
+                // It does not hold the entry it acknowledged: its log went backwards. Only a request
+                // sent after the acknowledgement arrived counts (a later round): an earlier one may
+                // have overtaken the acknowledged request and been answered before it.
+                if pr.match_index > 0
+                    && resp.rejected_prev_index == pr.match_index
+                    && resp.round > pr.match_round
+                {
+                    io.event(
+                        "follower-log-regressed",
+                        json!({
+                            "to": from.0,
+                            "match_index": pr.match_index,
+                            "follower_log_ends_before": resp.conflict_index,
+                        }),
+                    );
+                    self.follower_log_regressions += 1;
+                    pr.match_index = 0;
+                    pr.match_at_last_tick = 0;
                 }
                 pr.become_probe();
                 pr.next_index = next.min(resp.rejected_prev_index).max(pr.match_index + 1);

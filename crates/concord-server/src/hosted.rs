@@ -62,16 +62,20 @@ pub struct Status {
     pub snapshot_index: u64,
     pub voters: Vec<u32>,
     pub learners: Vec<u32>,
-    /// As the leader sees it: the highest log index each follower acknowledged (from the append
-    /// responses this driver delivered). Empty on followers.
+    /// As the leader sees it: the highest log index each follower is known to hold (the leader's
+    /// own progress tracking, so it drops to 0 when a follower's log went backwards). Empty on
+    /// followers.
     pub match_index: BTreeMap<u32, u64>,
+    /// How often this node, while leading, found a follower that no longer held entries it had
+    /// acknowledged (a wiped or truncated disk) and reset its progress. Since start.
+    pub follower_log_regressions: u64,
     pub wal_syncs: u64,
 }
 
 impl Hosted for RaftKv {
     type Status = Status;
-    /// The highest index each follower acknowledged, as seen by this node while it leads.
-    type Tracker = BTreeMap<u32, u64>;
+    /// Nothing: the node reports its followers' progress itself.
+    type Tracker = ();
 
     fn id(&self) -> NodeId {
         RaftKv::id(self)
@@ -89,24 +93,7 @@ impl Hosted for RaftKv {
         Some(Frame::ForwardReply { id, response })
     }
 
-    /// Learn what the leader's progress tracking learns, from the responses it is handed.
-    fn observe(&self, match_index: &mut Self::Tracker, from: NodeId, msg: &Self::Message) {
-        if !self.is_leader() {
-            return;
-        }
-        let matched = match msg {
-            concord_raft::Message::AppendResp(r) if r.success => r.match_index,
-            concord_raft::Message::SnapshotResp(r) if r.installed => r.snapshot_index,
-            _ => return,
-        };
-        let slot = match_index.entry(from.0).or_default();
-        *slot = (*slot).max(matched);
-    }
-
-    fn status(&self, match_index: &mut Self::Tracker, wal_syncs: u64) -> Status {
-        if !self.is_leader() {
-            match_index.clear();
-        }
+    fn status(&self, _: &mut (), wal_syncs: u64) -> Status {
         let m = self.current_membership();
         Status {
             id: self.id().0,
@@ -119,7 +106,12 @@ impl Hosted for RaftKv {
             snapshot_index: self.snapshot_index(),
             voters: m.voters.iter().map(|v| v.0).collect(),
             learners: m.learners.iter().map(|v| v.0).collect(),
-            match_index: match_index.clone(),
+            match_index: self
+                .follower_progress()
+                .into_iter()
+                .map(|(id, (matched, _))| (id.0, matched))
+                .collect(),
+            follower_log_regressions: self.follower_log_regressions(),
             wal_syncs,
         }
     }
@@ -129,6 +121,7 @@ impl Hosted for RaftKv {
         metrics.raft_commit_index.set(status.commit_index as i64);
         metrics.raft_applied_index.set(status.applied_index as i64);
         metrics.raft_last_log_index.set(status.last_log_index as i64);
+        metrics.raft_follower_log_regressions.set(status.follower_log_regressions as i64);
         metrics.set_role(status.role);
     }
 }

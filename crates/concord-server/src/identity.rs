@@ -11,6 +11,14 @@
 //!   directory made before identity files existed is recognised too – and then adopted.
 //!
 //! etcd does the same with the cluster id in its WAL's metadata record.
+//!
+//! ## A directory that lost its log
+//! The identity file is claimed only after the write-ahead log was opened (which creates `wal/`
+//! and syncs the directory). So an identity file without `wal/` means the log was deleted: the
+//! node forgot its term, its vote and the entries it acknowledged, and must not rejoin under its
+//! old id (it could vote twice in one term). [`check_log_not_lost`] refuses to start it and says
+//! what to do instead. (A segment truncated or deleted inside `wal/` is the WAL's own check; a
+//! directory wiped *whole*, identity file included, cannot be seen from the directory at all.)
 
 use crate::config::Mode;
 use crate::error::Error;
@@ -37,6 +45,27 @@ pub fn mode_in_log(durable: &Durable) -> Option<Mode> {
     } else {
         None
     }
+}
+
+/// Refuse a data directory whose write-ahead log was deleted (see the module docs). Call before
+/// opening the WAL, which would create an empty one.
+pub fn check_log_not_lost(dir: &Path) -> Result<(), Error> {
+    let path = dir.join(FILE);
+    if !path.exists() || dir.join(concord_wal::layout::WAL_SUBDIR).exists() {
+        return Ok(());
+    }
+    let whose = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Identity>(&bytes).ok())
+        .map_or_else(String::new, |i| format!(" (node {} of cluster {})", i.node, i.cluster_id));
+    Err(Error::Storage(format!(
+        "data directory {} has its identity file{whose} but no write-ahead log ({} is gone): this node \
+         lost its durable state – its term, its vote and the entries it acknowledged. Refusing to \
+         start under the same id; {}",
+        dir.display(),
+        dir.join(concord_wal::layout::WAL_SUBDIR).display(),
+        concord_wal::error::REPAIR_ADVICE
+    )))
 }
 
 /// Check that `dir` (whose log is `durable`) belongs to `want`, and claim it if it belongs to no one.
@@ -119,6 +148,19 @@ mod tests {
             assert!(err.contains("belongs to node 1 of cluster concord-a in the strong mode"), "{err}");
             assert!(err.contains(says) && err.contains("Refusing to start"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_directory_whose_log_was_deleted_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        check_log_not_lost(dir.path()).expect("a new directory is fine");
+        std::fs::create_dir(dir.path().join("wal")).unwrap();
+        check_or_claim(dir.path(), &identity("c", 3, "strong"), &Durable::new()).unwrap();
+        check_log_not_lost(dir.path()).expect("identity and log: fine");
+        std::fs::remove_dir(dir.path().join("wal")).unwrap();
+        let err = check_log_not_lost(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("node 3 of cluster c") && err.contains("lost its durable state"), "{err}");
+        assert!(err.contains("concord member remove"), "{err}");
     }
 
     #[test]

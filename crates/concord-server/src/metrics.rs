@@ -111,6 +111,7 @@ pub struct Metrics {
     pub raft_commit_index: Gauge,
     pub raft_applied_index: Gauge,
     pub raft_last_log_index: Gauge,
+    pub raft_follower_log_regressions: Gauge,
     raft_role: Family<RoleLabels, Gauge>,
     pub dynamo_keys: Gauge,
     pub dynamo_hints: Gauge,
@@ -149,6 +150,7 @@ impl Metrics {
             raft_commit_index: Gauge::default(),
             raft_applied_index: Gauge::default(),
             raft_last_log_index: Gauge::default(),
+            raft_follower_log_regressions: Gauge::default(),
             raft_role: Family::default(),
             dynamo_keys: Gauge::default(),
             dynamo_hints: Gauge::default(),
@@ -176,6 +178,11 @@ impl Metrics {
         registry.register("raft_commit_index", "Raft commit index", m.raft_commit_index.clone());
         registry.register("raft_applied_index", "Raft applied index", m.raft_applied_index.clone());
         registry.register("raft_last_log_index", "Last Raft log index", m.raft_last_log_index.clone());
+        registry.register(
+            "raft_follower_log_regressions",
+            "Times this node, as leader, found a follower whose log went backwards (wiped or truncated) and reset its progress",
+            m.raft_follower_log_regressions.clone(),
+        );
         registry.register("raft_role", "1 for the node's current Raft role", m.raft_role.clone());
         registry.register("dynamo_keys", "Eventual mode: keys held as a replica", m.dynamo_keys.clone());
         registry.register("dynamo_hints", "Eventual mode: hints waiting for handoff", m.dynamo_hints.clone());

@@ -185,6 +185,7 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             Error::Storage(format!("cannot create data directory {}: {e}", config.data_dir.display()))
         })?;
+        crate::identity::check_log_not_lost(&config.data_dir)?;
         let (disk, durable) = crate::storage::open_wal(&config.data_dir, &config.wal)?;
         let identity = crate::identity::Identity {
             cluster_id: config.cluster_id.clone(),

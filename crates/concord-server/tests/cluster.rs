@@ -207,7 +207,12 @@ async fn a_torn_wal_tail_is_cut_off_and_the_node_serves_what_was_synced() {
 
     // A crash in the middle of a write: half a record at the end of the last segment.
     let wal = dir.path().join("node1").join("wal");
-    let mut segments: Vec<_> = std::fs::read_dir(&wal).unwrap().map(|e| e.unwrap().path()).collect();
+    // (wal/ also holds the synced-length WATERMARK: only segments count here.)
+    let mut segments: Vec<_> = std::fs::read_dir(&wal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     segments.sort();
     let last = segments.last().expect("a segment");
     let mut f = std::fs::OpenOptions::new().append(true).open(last).unwrap();

@@ -13,6 +13,14 @@
 //! writes of the last completed sync too. No protocol can keep a promise its disk breaks: this
 //! fault exists to show what a single durable copy (Dynamo's W=1, a one-node Raft) is worth, and
 //! to prove that the "no acknowledged write lost" checks can fail.
+//!
+//! And a disk may lose what *was* synced ([`SimDisk::lose_synced`], the nemesis's `truncate-log`
+//! and `wipe` faults): an operator truncating a segment, deleting files or wiping the directory.
+//! The disk keeps a journal of its synced writes, so a truncation is exactly "the state after an
+//! earlier sync", and remembers that it happened ([`SimDisk::lost_synced`]) – what the real node
+//! learns from its WAL's synced-length watermark and its identity check (issue #23). A node whose
+//! disk lost synced writes does not boot (`sim.rs`), unless the deliberate bug
+//! `[disk] boot_after_lost_synced` lets it come back with a shorter memory and vote again.
 
 use crate::scenario::CrashMode;
 use concord_core::{Durable, StorageOp};
@@ -27,6 +35,10 @@ pub struct SimDisk {
     /// A lying disk's cache: the last completed sync's writes, durable only at the next one.
     lies: bool,
     cached_upto: u64,
+    /// Every write that became durable, in order: a synced-log truncation replays a prefix.
+    journal: Vec<StorageOp>,
+    /// Synced writes were lost since this disk was created.
+    lost_synced: bool,
     pub stats: DiskStats,
 }
 
@@ -37,6 +49,8 @@ pub struct DiskStats {
     pub syncs: u64,
     /// Writes lost or torn by crashes.
     pub writes_lost: u64,
+    /// Synced writes lost by `truncate-log` and `wipe` faults.
+    pub synced_writes_lost: u64,
 }
 
 impl SimDisk {
@@ -69,8 +83,35 @@ impl SimDisk {
         let upto = if self.lies { std::mem::replace(&mut self.cached_upto, upto) } else { upto };
         let done = self.pending.partition_point(|(seq, _)| *seq < upto);
         for (_, op) in self.pending.drain(..done) {
-            self.durable.apply_owned(op);
+            self.durable.apply(&op);
+            self.journal.push(op);
         }
+    }
+
+    /// Lose synced writes (the node is down: call after [`SimDisk::crash`]). `wipe`: all of them;
+    /// otherwise a random suffix of at least one write (the state falls back to what it was after
+    /// an earlier write). Returns how many were lost.
+    pub fn lose_synced<R: Rng + ?Sized>(&mut self, wipe: bool, rng: &mut R) -> u64 {
+        debug_assert!(self.pending.is_empty(), "crash the node first");
+        if self.journal.is_empty() {
+            return 0;
+        }
+        let keep = if wipe { 0 } else { rng.gen_range(0..self.journal.len()) };
+        let lost = (self.journal.len() - keep) as u64;
+        self.journal.truncate(keep);
+        let mut durable = Durable::new();
+        for op in &self.journal {
+            durable.apply(op);
+        }
+        self.durable = durable;
+        self.lost_synced = true;
+        self.stats.synced_writes_lost += lost;
+        lost
+    }
+
+    /// Whether synced writes were ever lost: what the node's own checks would find at boot.
+    pub fn lost_synced(&self) -> bool {
+        self.lost_synced
     }
 
     /// Whether every write so far is durable.
@@ -89,13 +130,16 @@ impl SimDisk {
                 self.stats.writes_lost += lost as u64;
                 let mut ops = pending.into_iter().map(|(_, op)| op);
                 for op in ops.by_ref().take(survivors) {
-                    self.durable.apply_owned(op);
+                    self.durable.apply(&op);
+                    self.journal.push(op);
                 }
                 // The next write was in flight: it reached the disk cut at a random byte.
                 if let Some(StorageOp::Put { key, mut value }) = ops.next() {
                     if !value.is_empty() {
                         value.truncate(rng.gen_range(0..value.len()));
-                        self.durable.apply_owned(StorageOp::Put { key, value });
+                        let torn = StorageOp::Put { key, value };
+                        self.durable.apply(&torn);
+                        self.journal.push(torn);
                     }
                 }
             }

@@ -226,6 +226,10 @@ pub struct DiskConfig {
     /// A fault: syncs return before the writes are stable, which they become only at the next
     /// sync; a crash loses the last completed sync's writes too (see `disk.rs`).
     pub lying_fsync: bool,
+    /// A deliberate bug, what nodes did before issue #23: boot a node whose disk lost synced
+    /// writes (`truncate-log`, `wipe`) as if nothing happened – it forgot entries it acknowledged
+    /// and votes it gave, and votes again. Off: such a node does not boot.
+    pub boot_after_lost_synced: bool,
 }
 
 impl Default for DiskConfig {
@@ -234,6 +238,7 @@ impl Default for DiskConfig {
             sync_latency: Latency::Constant { value: Duration::ZERO },
             on_crash: CrashMode::Lose,
             lying_fsync: false,
+            boot_after_lost_synced: false,
         }
     }
 }
@@ -463,6 +468,19 @@ pub enum ScheduledFault {
         at: Duration,
         node: Target,
     },
+    /// Crash a node and cut a random suffix of its *synced* writes (a truncated WAL segment). It
+    /// stays down: its boot is refused (see `disk.rs`), unless `[disk] boot_after_lost_synced`.
+    TruncateLog {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        node: Target,
+    },
+    /// Crash a node and lose its whole disk (a wiped data directory). Refused like `truncate-log`.
+    Wipe {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        node: Target,
+    },
     /// Freeze a node (a long GC pause, SIGSTOP): it keeps its state but handles nothing.
     Pause {
         #[serde(with = "serde_duration")]
@@ -522,6 +540,8 @@ impl ScheduledFault {
         match self {
             ScheduledFault::Crash { at, .. }
             | ScheduledFault::Restart { at, .. }
+            | ScheduledFault::TruncateLog { at, .. }
+            | ScheduledFault::Wipe { at, .. }
             | ScheduledFault::Pause { at, .. }
             | ScheduledFault::Resume { at, .. }
             | ScheduledFault::Partition { at, .. }
@@ -587,6 +607,11 @@ pub enum RandomFaultKind {
     Pause,
     /// Jump a clock forward and make it drift.
     Skew,
+    /// Crash a node and cut a random suffix of its synced writes; try to restart it after the
+    /// fault's duration (refused, unless `[disk] boot_after_lost_synced`).
+    TruncateLog,
+    /// Crash a node and lose its whole disk; restart as for `truncate-log`.
+    Wipe,
 }
 
 /// A scenario file failed to load.
@@ -662,6 +687,8 @@ impl<C: de::DeserializeOwned> Scenario<C> {
             match fault {
                 ScheduledFault::Crash { node, .. }
                 | ScheduledFault::Restart { node, .. }
+                | ScheduledFault::TruncateLog { node, .. }
+                | ScheduledFault::Wipe { node, .. }
                 | ScheduledFault::Pause { node, .. }
                 | ScheduledFault::Resume { node, .. }
                 | ScheduledFault::Isolate { node, .. }

@@ -712,6 +712,14 @@ impl<P: SimProtocol> Simulation<P> {
         if slot.process.is_some() {
             return;
         }
+        if slot.disk.lost_synced() && !self.scenario.disk.boot_after_lost_synced {
+            // The node's own checks see the loss (the WAL's watermark, the identity check) and it
+            // refuses to start: it may have forgotten entries it acknowledged and votes it gave.
+            // The operator's way back – remove it, add a new member – is not modelled: it stays down.
+            self.summary.boots_refused += 1;
+            self.record(|t| json!({"t": t, "ev": "boot-refused", "node": id.0, "why": "synced writes lost"}));
+            return;
+        }
         let (_, config) = self.scenario.protocol();
         match P::boot(id, &self.cluster, config, slot.disk.durable()) {
             Ok(process) => {

@@ -30,6 +30,7 @@ pub struct DiskTotals {
     pub bytes_written: u64,
     pub syncs: u64,
     pub writes_lost: u64,
+    pub synced_writes_lost: u64,
 }
 
 impl DiskTotals {
@@ -38,6 +39,7 @@ impl DiskTotals {
         self.bytes_written += s.bytes_written;
         self.syncs += s.syncs;
         self.writes_lost += s.writes_lost;
+        self.synced_writes_lost += s.synced_writes_lost;
     }
 }
 
@@ -78,6 +80,8 @@ pub struct Summary {
     pub ops: OpStats,
     pub crashes: u64,
     pub restarts: u64,
+    /// Boots refused because the node's disk lost synced writes (`truncate-log`, `wipe`).
+    pub boots_refused: u64,
     pub pauses: u64,
     pub partitions: u64,
     pub disk: DiskTotals,

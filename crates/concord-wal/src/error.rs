@@ -2,6 +2,15 @@
 
 use std::path::PathBuf;
 
+/// What an operator does when a node's synced data is damaged or gone. Wiping the directory and
+/// restarting under the same id is NOT it: a node that forgot its term and vote may vote twice in
+/// one term and help elect a leader that misses committed entries.
+pub const REPAIR_ADVICE: &str = "restore this node's data directory from a backup, or rebuild the \
+     node from its peers under a new id: `concord member remove --id <this node>` on a running \
+     member, then `concord join` with a fresh data directory and a new --id (docs/operations.md, \
+     \"Repair\"). Do not wipe the directory and restart it under the same id: a node that forgot its \
+     vote may vote twice in one term";
+
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
     #[error("data directory {path} exists but is not a directory; point the node at a directory")]
@@ -34,21 +43,31 @@ pub enum WalError {
     /// end of the log, so it cannot be a torn write from a crash.
     #[error(
         "corrupt WAL data in {path} at byte offset {offset}: {reason}. {why_not_torn} The node \
-         refuses to start from partial state: restore this node's data directory from a backup or \
-         wipe it and let it catch up from its peers"
+         refuses to start from partial state: {advice}",
+        advice = REPAIR_ADVICE
     )]
     Corrupt { path: PathBuf, offset: u64, reason: String, why_not_torn: String },
 
+    /// A segment is shorter than what the watermark says was synced: synced records were lost.
+    #[error(
+        "WAL segment {path} is {length} bytes long, but {synced} bytes of it were synced: synced \
+         records were lost (the file was truncated), this is not a torn tail. {why_not_torn} The \
+         node refuses to start from partial state: {advice}",
+        advice = REPAIR_ADVICE
+    )]
+    Truncated { path: PathBuf, length: u64, synced: u64, why_not_torn: String },
+
     #[error(
         "checkpoint {path} is damaged ({reason}) and {fallback}; the node refuses to start from \
-         partial state: restore this node's data directory from a backup or wipe it and let it catch \
-         up from its peers"
+         partial state: {advice}",
+        advice = REPAIR_ADVICE
     )]
     CorruptCheckpoint { path: PathBuf, reason: String, fallback: String },
 
     #[error(
-        "WAL segment {missing} is missing ({context}); the log must be contiguous. Restore the file \
-         or wipe the data directory and let the node catch up from its peers"
+        "WAL segment {missing} is missing ({context}); the log must be contiguous. Restore the file, \
+         or {advice}",
+        advice = REPAIR_ADVICE
     )]
     MissingSegment { missing: PathBuf, context: String },
 

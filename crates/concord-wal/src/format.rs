@@ -30,12 +30,26 @@
 //! ```
 //!
 //! A checkpoint holds the whole durable state after every record of segments `1..=seq`.
+//!
+//! ## Watermark file `wal/WATERMARK`
+//!
+//! ```text
+//! magic "CNCDMARK" (8) | version u32 | count u32
+//! entry × count:      seq u64 | synced_len u64 | sealed u8      (in seq order)
+//! crc u32 of everything before it; any bytes after the crc are ignored
+//! ```
+//!
+//! `synced_len` bytes of segment `seq` (header included) were synced before this file was
+//! written. `sealed` = 1: the segment is closed and `synced_len` is its final length. The file is
+//! overwritten in place after every sync; a shorter new content may leave old bytes after its crc,
+//! which is why they are ignored. What it is for: [`crate::recovery`].
 
 use concord_core::{Durable, StorageOp};
 use std::io::Write;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"CNCDWAL\0";
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"CNCDCKPT";
+pub const WATERMARK_MAGIC: [u8; 8] = *b"CNCDMARK";
 /// The one format version this build reads and writes (segments and checkpoints).
 pub const FORMAT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_BYTES: u64 = 24;
@@ -375,6 +389,66 @@ pub fn decode_checkpoint(bytes: &[u8], expected_seq: u64) -> Result<Durable, Che
     Ok(state)
 }
 
+/// How much of one segment is known to be durable (one entry of the watermark file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncedSegment {
+    pub seq: u64,
+    /// Bytes from the start of the file (header included) that were synced.
+    pub synced_len: u64,
+    /// The segment was closed: `synced_len` is its final length and nothing follows.
+    pub sealed: bool,
+}
+
+const WATERMARK_ENTRY_BYTES: usize = 17;
+
+/// The watermark file's bytes for `segments`.
+pub fn encode_watermark(segments: &[SyncedSegment]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + segments.len() * WATERMARK_ENTRY_BYTES + 4);
+    out.extend_from_slice(&WATERMARK_MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
+    for s in segments {
+        out.extend_from_slice(&s.seq.to_le_bytes());
+        out.extend_from_slice(&s.synced_len.to_le_bytes());
+        out.push(u8::from(s.sealed));
+    }
+    let sum = crc(&out);
+    out.extend_from_slice(&sum.to_le_bytes());
+    out
+}
+
+/// Decode a watermark file; the error says what is wrong with it.
+pub fn decode_watermark(bytes: &[u8]) -> Result<Vec<SyncedSegment>, String> {
+    if bytes.len() < 16 + 4 {
+        return Err(format!("only {} bytes, shorter than an empty watermark", bytes.len()));
+    }
+    if bytes[..8] != WATERMARK_MAGIC {
+        return Err("wrong magic bytes".into());
+    }
+    let version = u32_at(bytes, 8);
+    if version != FORMAT_VERSION {
+        return Err(format!("unknown format version {version}"));
+    }
+    let count = u32_at(bytes, 12) as usize;
+    let body_len = count
+        .checked_mul(WATERMARK_ENTRY_BYTES)
+        .and_then(|n| n.checked_add(16))
+        .filter(|&n| n + 4 <= bytes.len())
+        .ok_or_else(|| format!("{count} entries do not fit in {} bytes", bytes.len()))?;
+    let (stored, computed) = (u32_at(bytes, body_len), crc(&bytes[..body_len]));
+    if stored != computed {
+        return Err(format!("checksum mismatch (stored {stored:08x}, computed {computed:08x})"));
+    }
+    let entries: Vec<SyncedSegment> = bytes[16..body_len]
+        .chunks_exact(WATERMARK_ENTRY_BYTES)
+        .map(|e| SyncedSegment { seq: u64_at(e, 0), synced_len: u64_at(e, 8), sealed: e[16] != 0 })
+        .collect();
+    if entries.windows(2).any(|w| w[0].seq >= w[1].seq) {
+        return Err("segments out of order".into());
+    }
+    Ok(entries)
+}
+
 fn u32_at(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
@@ -433,6 +507,29 @@ mod tests {
         let mut flipped = h;
         flipped[14] ^= 1;
         assert_eq!(check_segment_header(&flipped, 7), Err(HeaderProblem::BadChecksum));
+    }
+
+    #[test]
+    fn watermarks_round_trip_ignore_trailing_bytes_and_detect_damage() {
+        let marks = vec![
+            SyncedSegment { seq: 7, synced_len: 4096, sealed: true },
+            SyncedSegment { seq: 8, synced_len: 100, sealed: false },
+        ];
+        let bytes = encode_watermark(&marks);
+        assert_eq!(decode_watermark(&bytes), Ok(marks.clone()));
+        // A longer previous content left behind the crc.
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[0xEE; 40]);
+        assert_eq!(decode_watermark(&longer), Ok(marks));
+        for at in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x02;
+            assert!(decode_watermark(&bad).is_err(), "flip at {at}");
+        }
+        for cut in 0..bytes.len() {
+            assert!(decode_watermark(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        assert_eq!(decode_watermark(&encode_watermark(&[])), Ok(vec![]));
     }
 
     #[test]

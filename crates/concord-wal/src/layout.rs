@@ -5,6 +5,7 @@
 //! <dir>/checkpoint-00000000000000000007.bin    state after segments 1..=7
 //! <dir>/wal/00000000000000000008.log           segments after the checkpoint, contiguous
 //! <dir>/wal/00000000000000000009.log           (the last one is being appended to)
+//! <dir>/wal/WATERMARK                          how many bytes of each live segment were synced
 //! ```
 //!
 //! Numbers are zero-padded to 20 digits so that names sort like their numbers.
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "LOCK";
 pub const WAL_SUBDIR: &str = "wal";
+/// Inside [`WAL_SUBDIR`]: the synced length of every live segment (see [`crate::recovery`]).
+pub const WATERMARK_FILE: &str = "WATERMARK";
 const CHECKPOINT_PREFIX: &str = "checkpoint-";
 const CHECKPOINT_SUFFIX: &str = ".bin";
 const SEGMENT_SUFFIX: &str = ".log";

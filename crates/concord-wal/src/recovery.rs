@@ -4,7 +4,27 @@
 //! A record that fails its checksum (or is cut short) is either **torn** – the process or machine
 //! died while it was being written, so it was never synced and never acknowledged: safe to drop – or
 //! **corrupt** – it was synced and later damaged: dropping it would silently lose acknowledged
-//! writes. Recovery tells them apart by position, since only the newest writes can be torn:
+//! writes. For a Raft node that is worse than lost data: it forgets entries it promised the leader
+//! it held, and a quorum counted on that promise. Recovery tells the two apart with two witnesses.
+//!
+//! **The watermark** (`wal/WATERMARK`, format in [`crate::format`]) says how many bytes of every
+//! live segment were synced:
+//!
+//! * when a segment is closed (rolled), it is synced, then the watermark records its final length as
+//!   **sealed** and is itself fsynced, and only then is the next segment created. A sealed segment
+//!   that is shorter or longer than its recorded length, or has any bad record, is corruption,
+//!   wherever it is cut – even exactly at a record boundary, which no checksum can see;
+//! * after every sync the watermark is rewritten in place with the synced length of the current
+//!   segment – **without an fsync of its own**. It is written only after the segment's
+//!   `fdatasync` returned, so whatever version of it survives a crash or a power loss claims no more
+//!   than was durable; a power loss may leave it behind (stale), never ahead. The steady-state write
+//!   path therefore costs one small `pwrite` per sync and no extra fsync; rolling a segment costs one
+//!   extra fsync (of a file of a few dozen bytes) per segment;
+//! * a live segment ending below its watermark, a bad record below it, or a segment the watermark
+//!   lists that is gone, is corruption: synced records were lost (the file was truncated, a sector
+//!   was zeroed, a file was deleted).
+//!
+//! **Position** decides above the watermark, where writes may really be unsynced:
 //!
 //! * a bad record in a segment that is **not the last** is corruption: a segment is synced in full
 //!   before its successor is created;
@@ -16,14 +36,22 @@
 //!   checkpoint plus the segments after it still describe the whole state; otherwise it is an error;
 //! * the segments after the checkpoint must be contiguous: a missing one is an error.
 //!
+//! A missing watermark (a data directory written before it existed) or a damaged one (a power loss
+//! in the middle of its rewrite) leaves only the position rules; recovery says so
+//! ([`Recovery::watermark`]) and writes a fresh one. Deleting the whole data directory is not
+//! something a WAL can see at all: that is the node's identity check (issue #23, finding 6).
+//!
 //! A wrong magic number or an unknown format version is always an error: that file was not written
 //! by this build of Concord.
 
 use crate::error::WalError;
-use crate::format::{self, CheckpointProblem, HeaderProblem, RecordRead, SEGMENT_HEADER_BYTES};
+use crate::format::{
+    self, CheckpointProblem, HeaderProblem, RecordRead, SyncedSegment, SEGMENT_HEADER_BYTES,
+};
 use crate::layout;
 use crate::wal::{fsync_dir, SyncMode};
 use concord_core::Durable;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
@@ -48,9 +76,23 @@ pub struct Recovery {
     /// Left-overs of an interrupted checkpoint that were deleted: segments a checkpoint already
     /// covers, superseded checkpoints, temporary files.
     pub stale_files_removed: Vec<PathBuf>,
+    /// What the synced-length watermark allowed recovery to check.
+    pub watermark: WatermarkCheck,
     /// Keys in the recovered state.
     pub keys: usize,
     pub duration: Duration,
+}
+
+/// Whether the synced lengths of the segments could be checked (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WatermarkCheck {
+    /// Every live segment the watermark lists was at least as long as its synced length.
+    Checked { segments: usize },
+    /// No watermark file: only the position rules applied.
+    #[default]
+    Missing,
+    /// The watermark file was damaged (`reason`): only the position rules applied.
+    Damaged { reason: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +150,13 @@ impl fmt::Display for Recovery {
         if !self.damaged_checkpoints.is_empty() {
             write!(f, "; {} damaged checkpoints set aside", self.damaged_checkpoints.len())?;
         }
+        match &self.watermark {
+            WatermarkCheck::Checked { .. } => {}
+            WatermarkCheck::Missing => write!(f, "; no synced-length watermark to check against")?,
+            WatermarkCheck::Damaged { reason } => {
+                write!(f, "; the synced-length watermark was damaged ({reason})")?
+            }
+        }
         Ok(())
     }
 }
@@ -121,6 +170,8 @@ pub(crate) struct Found {
     pub last_segment: Option<(u64, u64)>,
     /// File bytes of all live segments.
     pub segments_bytes: u64,
+    /// Every live segment but the last, with its length: all of them sealed.
+    pub sealed: Vec<SyncedSegment>,
     /// Record bytes replayed: what counts towards the next checkpoint.
     pub record_bytes: u64,
     pub report: Recovery,
@@ -225,20 +276,44 @@ pub(crate) fn recover(dir: &Path, wal_dir: &Path, sync: SyncMode) -> Result<Foun
         return Err(WalError::MissingSegment { missing: missing_path, context });
     }
 
-    // 3. Replay.
+    // 3. Every segment the watermark says was synced must still be there.
+    let marks = read_watermark(wal_dir, &mut report)?;
+    if let Some(mark) =
+        marks.values().rev().find(|m| m.seq > base_seq && live.last().is_none_or(|&l| m.seq > l))
+    {
+        let expected = live.last().map_or(base_seq + 1, |l| l + 1);
+        return Err(WalError::MissingSegment {
+            missing: layout::segment_path(wal_dir, expected),
+            context: format!(
+                "{} records segment {} as synced ({} bytes), but the log ends with {:?}: synced \
+                 segments were deleted",
+                wal_dir.join(layout::WATERMARK_FILE).display(),
+                mark.seq,
+                mark.synced_len,
+                live
+            ),
+        });
+    }
+
+    // 4. Replay.
     let mut segments_bytes = 0;
     let mut last_segment = None;
+    let mut sealed = Vec::new();
     for (i, &seq) in live.iter().enumerate() {
         let is_last = i + 1 == live.len();
         let path = layout::segment_path(wal_dir, seq);
         let bytes = read_file(&path)?;
-        let len = replay_segment(&path, seq, &bytes, is_last, sync, &mut state, &mut report)?;
+        let mark = marks.get(&seq).copied();
+        let len = replay_segment(&path, seq, &bytes, is_last, mark, sync, &mut state, &mut report)?;
         report.segments_replayed.push(seq);
         segments_bytes += len;
+        if let Some((seq, len)) = last_segment {
+            sealed.push(SyncedSegment { seq, synced_len: len, sealed: true });
+        }
         last_segment = Some((seq, len));
     }
 
-    // 4. Tidy up what an interrupted checkpoint left behind, and set damaged checkpoints aside.
+    // 5. Tidy up what an interrupted checkpoint left behind, and set damaged checkpoints aside.
     let mut dirs_changed = !report.stale_files_removed.is_empty();
     for seq in segments.iter().copied().filter(|&s| s <= base_seq) {
         remove(layout::segment_path(wal_dir, seq), &mut report)?;
@@ -269,9 +344,59 @@ pub(crate) fn recover(dir: &Path, wal_dir: &Path, sync: SyncMode) -> Result<Foun
         first_segment: live.first().copied(),
         last_segment,
         segments_bytes,
+        sealed,
         record_bytes: report.bytes_replayed,
         report,
     })
+}
+
+/// The watermark's entries by segment; a missing or damaged file gives none (and says so in the
+/// report).
+fn read_watermark(wal_dir: &Path, report: &mut Recovery) -> Result<BTreeMap<u64, SyncedSegment>, WalError> {
+    let path = wal_dir.join(layout::WATERMARK_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            report.watermark = WatermarkCheck::Missing;
+            return Ok(BTreeMap::new());
+        }
+        Err(e) => return Err(WalError::io("read", &path, e)),
+    };
+    match format::decode_watermark(&bytes) {
+        Ok(marks) => {
+            report.watermark = WatermarkCheck::Checked { segments: marks.len() };
+            Ok(marks.into_iter().map(|m| (m.seq, m)).collect())
+        }
+        Err(reason) => {
+            tracing::warn!(
+                watermark = %path.display(),
+                %reason,
+                "the WAL's synced-length watermark is damaged; recovering by the position rules alone"
+            );
+            report.watermark = WatermarkCheck::Damaged { reason };
+            Ok(BTreeMap::new())
+        }
+    }
+}
+
+/// Why a problem at `offset` of a segment cannot be a torn write, if the watermark says so.
+fn below_watermark(mark: Option<SyncedSegment>, offset: u64) -> Option<String> {
+    let mark = mark?;
+    if mark.sealed {
+        Some(format!(
+            "The watermark records this segment as sealed at {} bytes: it was synced in full before \
+             the next one was started, so this cannot be a torn write.",
+            mark.synced_len
+        ))
+    } else if offset < mark.synced_len {
+        Some(format!(
+            "The watermark records the first {} bytes of this segment as synced, so this is damage \
+             to synced data, not a torn write.",
+            mark.synced_len
+        ))
+    } else {
+        None
+    }
 }
 
 fn remove(path: PathBuf, report: &mut Recovery) -> Result<(), WalError> {
@@ -286,11 +411,13 @@ fn remove(path: PathBuf, report: &mut Recovery) -> Result<(), WalError> {
 
 /// Apply every record of one segment to `state`; returns the segment's length after recovery (a
 /// torn tail of the last segment is truncated).
+#[allow(clippy::too_many_arguments)] // each is one fact about the segment; a struct would only rename them
 fn replay_segment(
     path: &Path,
     seq: u64,
     bytes: &[u8],
     is_last: bool,
+    mark: Option<SyncedSegment>,
     sync: SyncMode,
     state: &mut Durable,
     report: &mut Recovery,
@@ -301,7 +428,16 @@ fn replay_segment(
              started, so this cannot be a torn write."
         )
     };
-    match format::check_segment_header(bytes, seq) {
+    let header_check = format::check_segment_header(bytes, seq);
+    if let (Err(HeaderProblem::Short), Some(why_not_torn)) = (&header_check, below_watermark(mark, 0)) {
+        return Err(WalError::Truncated {
+            path: path.to_path_buf(),
+            length: bytes.len() as u64,
+            synced: mark.map_or(0, |m| m.synced_len),
+            why_not_torn,
+        });
+    }
+    match header_check {
         Ok(()) => {}
         Err(HeaderProblem::Short) if is_last => {
             // The segment was being created when the process died: start it again.
@@ -361,6 +497,15 @@ fn replay_segment(
             }
             RecordRead::Incomplete { reason } | RecordRead::Bad { reason } => reason,
         };
+        // A file cut below what was synced says so plainly, whatever else is true.
+        if let Some(mark) = mark.filter(|m| end < m.synced_len) {
+            return Err(WalError::Truncated {
+                path: path.to_path_buf(),
+                length: end,
+                synced: mark.synced_len,
+                why_not_torn: below_watermark(Some(mark), offset).unwrap_or_default(),
+            });
+        }
         if !is_last {
             return Err(WalError::Corrupt {
                 path: path.to_path_buf(),
@@ -375,6 +520,9 @@ fn replay_segment(
             );
             return Err(WalError::Corrupt { path: path.to_path_buf(), offset, reason, why_not_torn });
         }
+        if let Some(why_not_torn) = below_watermark(mark, offset) {
+            return Err(WalError::Corrupt { path: path.to_path_buf(), offset, reason, why_not_torn });
+        }
         // Nothing valid after it: the unsynced end of the log, cut by a crash.
         let dropped = end - offset;
         warn_torn(path, offset, dropped, &reason);
@@ -382,6 +530,26 @@ fn replay_segment(
         report.torn_tail =
             Some(TornTail { segment: path.to_path_buf(), offset, bytes_dropped: dropped, reason });
         return Ok(offset);
+    }
+    // Every record is whole: the file may still have been cut at a record boundary, or grown.
+    if let Some(mark) = mark {
+        if end < mark.synced_len {
+            let why_not_torn = below_watermark(Some(mark), end).unwrap_or_default();
+            return Err(WalError::Truncated {
+                path: path.to_path_buf(),
+                length: end,
+                synced: mark.synced_len,
+                why_not_torn,
+            });
+        }
+        if mark.sealed && end > mark.synced_len {
+            return Err(WalError::Corrupt {
+                path: path.to_path_buf(),
+                offset: mark.synced_len,
+                reason: format!("{} bytes follow the end of the sealed segment", end - mark.synced_len),
+                why_not_torn: "Nothing is written to a segment after it is sealed.".into(),
+            });
+        }
     }
     Ok(end)
 }

@@ -1,12 +1,15 @@
 //! The write path: append batches, sync them, roll segments, write checkpoints.
 
 use crate::error::WalError;
-use crate::format::{self, MAX_RECORD_PAYLOAD_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use crate::format::{
+    self, SyncedSegment, MAX_RECORD_PAYLOAD_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+};
 use crate::layout;
 use crate::recovery::{self, Recovery};
 use concord_core::{Durable, StorageOp};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -72,6 +75,9 @@ pub struct WalStats {
     pub bytes_appended: u64,
     /// Syncs that had something to make durable, and the time they took in total.
     pub syncs: u64,
+    /// `fsync`/`fdatasync` calls this `Wal` made since open (files and directories, the ones at
+    /// open included). In steady state one per sync; rolling a segment and checkpoints add a few.
+    pub fsyncs: u64,
     pub sync_time_total: Duration,
     pub last_sync_time: Option<Duration>,
     /// Checkpoints written since open, and the newest one on disk (`None` before the first).
@@ -116,6 +122,12 @@ pub struct Wal {
     first_segment: u64,
     /// Bytes in the live segments before the current one.
     closed_segments_bytes: u64,
+    /// The live segments before the current one, with their final lengths (for the watermark).
+    sealed: Vec<SyncedSegment>,
+    /// `wal/WATERMARK`, rewritten in place after every sync (see [`crate::recovery`]).
+    watermark: File,
+    /// Bytes of the watermark's current content.
+    watermark_len: u64,
     checkpoint_seq: Option<u64>,
     stats: WalStats,
     /// Set when a write or sync failed: after a failed fsync the page cache cannot be trusted, so
@@ -163,10 +175,25 @@ impl Wal {
                 (create_segment(&wal_dir, seq)?, seq, 0, true)
             }
         };
-        if dirs_dirty && opts.sync == SyncMode::Fsync {
+        let watermark_path = wal_dir.join(layout::WATERMARK_FILE);
+        let watermark_existed = watermark_path.exists();
+        let watermark = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&watermark_path)
+            .map_err(|e| WalError::io("open", &watermark_path, e))?;
+        if opts.sync == SyncMode::Fsync {
+            // What recovery replayed may still sit in the page cache only (the process died, the
+            // machine did not): make it durable before the watermark claims it.
             segment.file.sync_data().map_err(|e| WalError::io("fdatasync", &segment.path, e))?;
-            fsync_dir(&wal_dir)?;
-            dirs_dirty = false;
+            stats.fsyncs += 1;
+            if dirs_dirty || !watermark_existed {
+                fsync_dir(&wal_dir)?;
+                stats.fsyncs += 1;
+                dirs_dirty = false;
+            }
         }
         stats.bytes_since_checkpoint = found.record_bytes;
         let state = found.state.clone();
@@ -182,10 +209,16 @@ impl Wal {
             dirs_dirty,
             first_segment,
             closed_segments_bytes,
+            sealed: found.sealed,
+            watermark,
+            watermark_len: 0,
             checkpoint_seq: found.checkpoint_seq,
             stats,
             poisoned: None,
         };
+        let mut wal = wal;
+        let current = wal.current_mark();
+        wal.write_watermark(Some(current), true)?;
         Ok((wal, state, found.report))
     }
 
@@ -319,12 +352,16 @@ impl Wal {
                 let error = WalError::io("fdatasync", &self.segment.path, e);
                 return Err(self.poison(error));
             }
+            self.stats.fsyncs += 1;
             if self.dirs_dirty {
                 self.fsync_dirs()?;
             }
         }
         self.dirs_dirty = false;
         self.unsynced_written = 0;
+        // Only now, after the fdatasync returned: the watermark never claims more than is durable.
+        let current = self.current_mark();
+        self.write_watermark(Some(current), false)?;
         let took = start.elapsed();
         self.stats.syncs += 1;
         self.stats.sync_time_total += took;
@@ -332,7 +369,41 @@ impl Wal {
         Ok(())
     }
 
+    /// The current segment as the watermark records it after a sync: everything written.
+    fn current_mark(&self) -> SyncedSegment {
+        SyncedSegment { seq: self.segment.seq, synced_len: self.segment.written, sealed: false }
+    }
+
+    /// Rewrite the watermark in place: the sealed segments, then `current`. `fsync` it only when
+    /// asked (a seal, or open): after an ordinary sync a stale watermark is still a true one.
+    fn write_watermark(&mut self, current: Option<SyncedSegment>, fsync: bool) -> Result<(), WalError> {
+        let marks: Vec<SyncedSegment> = self.sealed.iter().copied().chain(current).collect();
+        let bytes = format::encode_watermark(&marks);
+        let path = || self.wal_dir.join(layout::WATERMARK_FILE);
+        if let Err(e) = self.watermark.write_all_at(&bytes, 0) {
+            let error = WalError::io("write", path(), e);
+            return Err(self.poison(error));
+        }
+        if (bytes.len() as u64) < self.watermark_len {
+            // Not needed for correctness (recovery ignores bytes after the checksum): tidiness.
+            if let Err(e) = self.watermark.set_len(bytes.len() as u64) {
+                let error = WalError::io("truncate", path(), e);
+                return Err(self.poison(error));
+            }
+        }
+        self.watermark_len = bytes.len() as u64;
+        if fsync && self.opts.sync == SyncMode::Fsync {
+            if let Err(e) = self.watermark.sync_data() {
+                let error = WalError::io("fdatasync", path(), e);
+                return Err(self.poison(error));
+            }
+            self.stats.fsyncs += 1;
+        }
+        Ok(())
+    }
+
     fn fsync_dirs(&mut self) -> Result<(), WalError> {
+        self.stats.fsyncs += 2;
         match fsync_dir(&self.wal_dir).and_then(|()| fsync_dir(&self.dir)) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.poison(e)),
@@ -348,12 +419,22 @@ impl Wal {
                 let error = WalError::io("fdatasync", &self.segment.path, e);
                 return Err(self.poison(error));
             }
+            self.stats.fsyncs += 1;
             if self.dirs_dirty {
                 // The closed segment's own creation must be durable before its successor exists.
                 self.fsync_dirs()?;
+                self.dirs_dirty = false;
             }
         }
         self.unsynced_written = 0;
+        // Seal it: its final length is durable in the watermark before the next segment exists, so
+        // recovery can tell a cut anywhere in it – even at a record boundary – from a torn write.
+        self.sealed.push(SyncedSegment {
+            seq: self.segment.seq,
+            synced_len: self.segment.written,
+            sealed: true,
+        });
+        self.write_watermark(None, true)?;
         let next = match create_segment(&self.wal_dir, self.segment.seq + 1) {
             Ok(next) => next,
             Err(e) => return Err(self.poison(e)),
@@ -384,6 +465,7 @@ impl Wal {
             let file = out.into_inner().map_err(|e| WalError::io("write", &tmp, e.into_error()))?;
             if fsync {
                 file.sync_all().map_err(|e| WalError::io("fsync", &tmp, e))?;
+                self.stats.fsyncs += 2; // the file, then its directory below
             }
             std::fs::rename(&tmp, &path).map_err(|e| WalError::io("rename into place", &tmp, e))?;
             if fsync {
@@ -411,6 +493,7 @@ impl Wal {
             }
         }
         self.first_segment = covered + 1;
+        self.sealed.retain(|s| s.seq > covered);
         self.closed_segments_bytes = 0;
         self.dirs_dirty = true;
         // Persist the deletions and the new segment's header now rather than at the next sync, so

@@ -89,9 +89,20 @@ fn unsynced_writes_may_be_lost_but_synced_ones_never_are() {
 
 /// Five synced records; returns the file offsets where each one starts, and the end.
 fn five_records(dir: &std::path::Path, opts: WalOptions) -> (Vec<u64>, Vec<StorageOp>) {
+    let (offsets, ops, _) = five_records_and_watermark(dir, opts);
+    (offsets, ops)
+}
+
+/// [`five_records`], and the watermark as it was after the fourth: what a power loss that cut
+/// the fifth record, never synced, would have left.
+fn five_records_and_watermark(
+    dir: &std::path::Path,
+    opts: WalOptions,
+) -> (Vec<u64>, Vec<StorageOp>, Vec<u8>) {
     let (mut wal, _, _) = Wal::open(dir, opts).unwrap();
     let mut offsets = vec![wal.stats().wal_bytes];
     let mut ops = Vec::new();
+    let mut after_four = Vec::new();
     for i in 0..5u8 {
         let batch =
             [put(format!("raft/log/{i:020}"), vec![i; 20 + usize::from(i)]), put("raft/vote", vec![i])];
@@ -99,14 +110,21 @@ fn five_records(dir: &std::path::Path, opts: WalOptions) -> (Vec<u64>, Vec<Stora
         wal.sync().unwrap();
         offsets.push(wal.stats().wal_bytes);
         ops.extend(batch);
+        if i == 3 {
+            after_four = std::fs::read(watermark_file(dir)).unwrap();
+        }
     }
-    (offsets, ops)
+    (offsets, ops, after_four)
+}
+
+fn watermark_file(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join(layout::WAL_SUBDIR).join(layout::WATERMARK_FILE)
 }
 
 #[test]
 fn a_torn_tail_is_cut_at_every_byte_of_the_last_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let (offsets, ops) = five_records(tmp.path(), no_checkpoints());
+    let (offsets, ops, watermark) = five_records_and_watermark(tmp.path(), no_checkpoints());
     let (last_start, end) = (offsets[4], offsets[5]);
     let before_last = apply_all(Durable::new(), &ops[..8]);
     let full = std::fs::read(segment_file(tmp.path(), 1)).unwrap();
@@ -118,6 +136,7 @@ fn a_torn_tail_is_cut_at_every_byte_of_the_last_record() {
         copy_dir(tmp.path(), copy.path());
         let segment = segment_file(copy.path(), 1);
         std::fs::write(&segment, &full[..cut as usize]).unwrap();
+        std::fs::write(watermark_file(copy.path()), &watermark).unwrap();
         let (mut wal, durable, recovery) = Wal::open(copy.path(), fast.clone()).unwrap();
         assert_eq!(durable, before_last, "cut at {cut}");
         match recovery.torn_tail {
@@ -146,6 +165,7 @@ fn a_torn_tail_is_cut_at_every_byte_of_the_last_record() {
         let mut bad = full.clone();
         bad[at as usize] ^= 0x40;
         std::fs::write(segment_file(copy.path(), 1), &bad).unwrap();
+        std::fs::write(watermark_file(copy.path()), &watermark).unwrap();
         let (_, durable, recovery) = Wal::open(copy.path(), fast.clone()).unwrap();
         assert_eq!(durable, before_last, "flip at {at}");
         assert_eq!(recovery.torn_tail.map(|t| t.offset), Some(last_start));
@@ -232,7 +252,10 @@ fn segments_roll_and_replay_in_order() {
     let stats = wal.stats();
     assert!(stats.segments > 5, "{stats:?}");
     assert_eq!(stats.segments, stats.current_segment);
-    let files = std::fs::read_dir(tmp.path().join(layout::WAL_SUBDIR)).unwrap().count() as u64;
+    let files = std::fs::read_dir(tmp.path().join(layout::WAL_SUBDIR))
+        .unwrap()
+        .filter(|e| layout::parse_segment_name(e.as_ref().unwrap().file_name().to_str().unwrap()).is_some())
+        .count() as u64;
     assert_eq!(files, stats.segments);
     for seq in 1..stats.current_segment {
         let len = std::fs::metadata(segment_file(tmp.path(), seq)).unwrap().len();
@@ -302,6 +325,8 @@ fn leftovers_of_an_interrupted_checkpoint_are_tidied_up() {
     for seq in 3..=last {
         std::fs::remove_file(segment_file(partial.path(), seq)).unwrap();
     }
+    // (The watermark would rightly call that a loss of synced segments.)
+    std::fs::remove_file(partial.path().join(layout::WAL_SUBDIR).join(layout::WATERMARK_FILE)).unwrap();
     let (_, state_after_2, _) = Wal::open(partial.path(), opts.clone()).unwrap();
     let checkpoint = layout::checkpoint_path(tmp.path(), 2);
     std::fs::write(&checkpoint, concord_wal::format::encode_checkpoint(2, &state_after_2)).unwrap();
@@ -535,5 +560,6 @@ fn a_segment_cut_inside_its_header_is_a_torn_tail_too() {
     drop(wal);
     std::fs::write(&next, &concord_wal::format::segment_header(last + 1)[..10]).unwrap();
     let err = Wal::open(tmp.path(), no_checkpoints()).err().unwrap();
-    assert!(matches!(err, WalError::Corrupt { ref path, offset: 0, .. } if *path == next), "{err}");
+    // The watermark sealed it: the precise error says synced bytes were lost.
+    assert!(matches!(err, WalError::Truncated { ref path, length: 10, .. } if *path == next), "{err}");
 }

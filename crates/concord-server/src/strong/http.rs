@@ -477,6 +477,7 @@ pub fn cluster_json(handle: &NodeHandle) -> Value {
         "term": s.term,
         "leader": s.leader,
         "commit_index": s.commit_index,
+        "follower_log_regressions": s.follower_log_regressions,
         "applied_index": s.applied_index,
         "last_log_index": s.last_log_index,
         "snapshot_index": s.snapshot_index,

@@ -82,6 +82,7 @@ impl Backend for NodeBackend {
             ("raft_last_log_index".to_string(), s.last_log_index.to_string()),
             ("raft_snapshot_index".to_string(), s.snapshot_index.to_string()),
             ("raft_voters".to_string(), s.voters.iter().map(u32::to_string).collect::<Vec<_>>().join(",")),
+            ("raft_follower_log_regressions".to_string(), s.follower_log_regressions.to_string()),
             ("wal_syncs".to_string(), s.wal_syncs.to_string()),
         ];
         vec![("Raft".to_string(), raft)]

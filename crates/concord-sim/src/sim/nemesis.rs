@@ -90,6 +90,23 @@ impl<P: SimProtocol> Simulation<P> {
         self.record(|t| json!({"t": t, "ev": "crash", "node": id.0}));
     }
 
+    /// Crash a node and lose synced writes from its disk: a suffix (`truncate-log`) or all of
+    /// them (`wipe`). Its next boot is refused (see `boot`).
+    pub fn lose_synced(&mut self, id: NodeId, wipe: bool) {
+        self.crash(id);
+        let lost = self.nodes[id.0 as usize - 1].disk.lose_synced(wipe, &mut self.rng_nemesis);
+        let ev = if wipe { "wipe" } else { "truncate-log" };
+        self.record(|t| json!({"t": t, "ev": ev, "node": id.0, "synced_writes_lost": lost}));
+    }
+
+    fn truncate_log(&mut self, id: NodeId) {
+        self.lose_synced(id, false);
+    }
+
+    fn wipe(&mut self, id: NodeId) {
+        self.lose_synced(id, true);
+    }
+
     /// Restart a crashed node from its durable state.
     pub fn restart(&mut self, id: NodeId) {
         if self.nodes[id.0 as usize - 1].process.is_some() {
@@ -175,6 +192,8 @@ impl<P: SimProtocol> Simulation<P> {
         let aimed: Option<(Target, NodeAction<P>)> = match fault {
             ScheduledFault::Crash { node, .. } => Some((*node, Self::crash)),
             ScheduledFault::Restart { node, .. } => Some((*node, Self::restart)),
+            ScheduledFault::TruncateLog { node, .. } => Some((*node, Self::truncate_log)),
+            ScheduledFault::Wipe { node, .. } => Some((*node, Self::wipe)),
             ScheduledFault::Pause { node, .. } => Some((*node, Self::pause)),
             ScheduledFault::Resume { node, .. } => Some((*node, Self::resume)),
             ScheduledFault::Isolate { node, .. } => Some((*node, Self::isolate)),
@@ -223,6 +242,14 @@ impl<P: SimProtocol> Simulation<P> {
                     return;
                 }
                 self.crash(id);
+                Undo::Restart(id)
+            }
+            RandomFaultKind::TruncateLog | RandomFaultKind::Wipe => {
+                let id = random_node(&mut self.rng_nemesis);
+                if !self.may_crash(id) {
+                    return;
+                }
+                self.lose_synced(id, kind == RandomFaultKind::Wipe);
                 Undo::Restart(id)
             }
             RandomFaultKind::Partition | RandomFaultKind::OneWay => {
