@@ -31,6 +31,7 @@ const HELP: &str =
 
 /// The command line. (Parsed by hand: this is a developer's tool, and the workspace keeps clap to
 /// the `concord` binary – crates/concord/tests/architecture.rs.)
+#[derive(Debug)]
 struct Args {
     all: bool,
     target: Vec<String>,
