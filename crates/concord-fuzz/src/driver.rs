@@ -303,11 +303,13 @@ pub fn fuzz(target: &Target, options: &Options, progress: &mut dyn FnMut(&Progre
     let mut queue: Vec<Vec<u8>> = (target.seeds)();
     queue.extend(regression_inputs(target.name).into_iter().map(|(_, bytes)| bytes));
     queue.reverse();
-    let out_of_budget = |runs: u64| {
+    // The seeds and regressions always run, however short the time budget (a target's first input
+    // may be slow: the http target starts a node).
+    let out_of_budget = |runs: u64, seeding: bool| {
         options.budget.runs.is_some_and(|max| runs >= max)
-            || options.budget.time.is_some_and(|max| start.elapsed() >= max)
+            || (!seeding && options.budget.time.is_some_and(|max| start.elapsed() >= max))
     };
-    while !out_of_budget(runs) {
+    while !out_of_budget(runs, !queue.is_empty()) {
         let mut input = match queue.pop() {
             Some(input) => input,
             None if corpus.is_empty() => Vec::new(),
