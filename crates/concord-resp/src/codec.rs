@@ -676,7 +676,8 @@ pub fn encode(frame: &Frame, protocol: Protocol, out: &mut BytesMut) {
         Frame::BigNumber(n) if resp3 => line(out, b'(', n.as_bytes()),
         Frame::BigNumber(n) => bulk(out, b'$', n.as_bytes()),
         Frame::BulkError(bytes) if resp3 => bulk(out, b'!', bytes),
-        Frame::BulkError(bytes) => line(out, b'-', bytes),
+        // A simple error is text (the decoder refuses one that is not UTF-8): as in `downgrade`.
+        Frame::BulkError(bytes) => line(out, b'-', String::from_utf8_lossy(bytes).as_bytes()),
         Frame::Verbatim { format, text } if resp3 => {
             header(out, b'=', text.len() + 4);
             out.put_slice(format);
@@ -754,6 +755,17 @@ mod tests {
 
     fn args(words: &[&str]) -> Vec<Bytes> {
         words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    #[test]
+    fn a_binary_bulk_error_sent_to_a_resp2_client_is_a_readable_simple_error() {
+        // Found by the fuzzer (crates/concord-fuzz/regressions/resp/resp2-bulk-error-not-utf8.bin):
+        // the raw bytes went into a `-` line, which no decoder that expects text can read.
+        let frame = Frame::BulkError(Bytes::from_static(b"ERR \x89"));
+        let bytes = encode_to_vec(&frame, Protocol::Resp2);
+        assert_eq!(bytes, "-ERR \u{fffd}\r\n".as_bytes());
+        let decoded = decode_frame(&mut BytesMut::from(&bytes[..]), &DecodeLimits::default()).unwrap();
+        assert_eq!(decoded, Some(frame.downgrade()));
     }
 
     #[test]

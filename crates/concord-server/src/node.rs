@@ -41,6 +41,8 @@ pub struct Node {
     front: Front,
     shutdown: watch::Sender<bool>,
     driver: JoinHandle<Result<(), Error>>,
+    /// The HTTP API as it is served (see [`Node::http_router`]).
+    http: axum::Router,
     pub peer_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     pub redis_addr: Option<SocketAddr>,
@@ -163,6 +165,11 @@ fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, Error> {
     Ok((P::front(handle), doors, driver))
 }
 
+/// A mode's routes as the HTTP port serves them: every layer every route shares is added here.
+fn http_service(app: axum::Router) -> axum::Router {
+    crate::front::http::with_json_errors(app)
+}
+
 /// Serve the HTTP API on `listener` until shutdown, over TLS when `tls` is given, with the HTTP
 /// door's cap and idle timeout (see [`crate::front::listen`]).
 fn serve_http(
@@ -173,7 +180,6 @@ fn serve_http(
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) {
-    let app = crate::front::http::with_json_errors(app);
     let tls = tls.map(|t| t.client_acceptor.clone());
     tokio::spawn(crate::front::listen::serve_http(listener, app, tls, limits, metrics, stop));
 }
@@ -315,12 +321,13 @@ impl Node {
                 shutdown_rx.clone(),
             ));
         }
+        let http = http_service(app);
         if let Some(listener) = http_listener {
             let limits = crate::front::listen::HttpLimits {
                 max_connections: caps.http,
                 idle_timeout: config.http_idle(),
             };
-            serve_http(listener, app, tls.as_ref(), limits, metrics.clone(), shutdown_rx.clone());
+            serve_http(listener, http.clone(), tls.as_ref(), limits, metrics.clone(), shutdown_rx.clone());
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
@@ -336,7 +343,15 @@ impl Node {
             if tls.is_some() { " (TLS on every port)" } else { "" },
             config.data_dir.display()
         );
-        Ok(Node { front, shutdown, driver, peer_addr, http_addr, redis_addr })
+        Ok(Node { front, shutdown, driver, http, peer_addr, http_addr, redis_addr })
+    }
+
+    /// The HTTP API exactly as the HTTP port serves it, to call in-process (`tower::ServiceExt::
+    /// oneshot`): the fuzzer drives it this way. It is there even when the node has no HTTP port.
+    /// Requests made this way carry no connection info: give them a
+    /// `axum::extract::ConnectInfo<SocketAddr>` extension where a route needs the client's address.
+    pub fn http_router(&self) -> axum::Router {
+        self.http.clone()
     }
 
     /// The client side of a strong-mode node.

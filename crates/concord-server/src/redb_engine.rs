@@ -625,8 +625,13 @@ fn read_export(
     if len > MAX_SIDECAR {
         return Err(bad(format!("it claims a {len}-byte checkpoint record")));
     }
-    let mut sidecar = vec![0; len as usize];
-    input.read_exact(&mut sidecar).map_err(|e| bad(e.to_string()))?;
+    // Read what is there, up to the length the header claims: memory follows the bytes received,
+    // not the claim (a 27-byte file claiming a 1 GiB sidecar allocated 1 GiB; found by the fuzzer).
+    let mut sidecar = Vec::new();
+    (&mut input).take(len).read_to_end(&mut sidecar).map_err(|e| bad(e.to_string()))?;
+    if sidecar.len() as u64 != len {
+        return Err(bad(format!("it ends inside its {len}-byte checkpoint record")));
+    }
     let (revision, _) =
         concord_kv::snapshot::read_entries(&mut input, visit).map_err(|e| bad(e.to_string()))?;
     Ok((sidecar, revision))
@@ -839,6 +844,21 @@ mod transfer_tests {
         }
         s.checkpoint(sidecar.to_vec()).unwrap();
         s
+    }
+
+    #[test]
+    fn an_import_that_claims_more_sidecar_than_it_holds_is_refused() {
+        // A 27-byte export claiming a 200 MiB checkpoint record: refused as cut short, and (the fuzz
+        // target `snapshot` checks it, regressions/snapshot/redb-import-claims-huge-sidecar.bin)
+        // without allocating what it claims.
+        let dir = tempfile::tempdir().unwrap();
+        let mut to = store(dir.path());
+        let mut export = EXPORT_MAGIC.to_vec();
+        export.extend_from_slice(&(200u64 << 20).to_le_bytes());
+        export.extend_from_slice(b"abc");
+        to.import_chunk(0, &export).unwrap();
+        let err = to.import_finish().unwrap_err().to_string();
+        assert!(err.contains("ends inside its 209715200-byte checkpoint record"), "{err}");
     }
 
     #[test]

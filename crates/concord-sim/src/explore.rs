@@ -328,7 +328,12 @@ fn parse_choice(path: &str, t: &Table) -> Result<Option<Choice>, String> {
             let (a, b) = pair(&t[kind])?;
             let number = |v: &Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
             let (Some(a), Some(b)) = (number(&a), number(&b)) else { return Err(err("two numbers")) };
-            if a.is_nan() || b.is_nan() || a > b {
+            // Finite, and a finite width: the generator cannot draw from `[-inf, inf]` or
+            // `[-1e308, 1e308]` (it panicked; found by the scenario fuzz target).
+            if !(a.is_finite() && b.is_finite() && (b - a).is_finite()) {
+                return Err(err("two finite numbers less than 1e308 apart"));
+            }
+            if a > b {
                 return Err(err("[low, high] with low <= high"));
             }
             Choice::Float(a, b)
@@ -377,20 +382,43 @@ impl Choice {
             Choice::Duration(a, b) => {
                 // Whole milliseconds where the range spans them, so the drawn file reads well.
                 let step = if *b >= Duration::from_millis(10) { 1000 } else { 1 };
-                let (lo, hi) = (a.as_micros() as u64, b.as_micros() as u64);
+                // Saturating: `as u64` wrapped a duration past 2^64 µs (\"9223372036854775808s\") to
+                // a high end below the low one, and the draw panicked (found by the scenario fuzz target).
+                let micros = |d: &Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+                let (lo, hi) = (micros(a), micros(b));
                 let us = (rng.gen_range(lo.div_ceil(step)..=(hi / step).max(lo.div_ceil(step))) * step)
                     .clamp(lo, hi);
                 Value::String(format_micros(us))
             }
-            Choice::SubsetOf(items, min) => loop {
-                let subset: Vec<Value> = items.iter().filter(|_| rng.gen_bool(0.5)).cloned().collect();
-                if subset.len() >= *min {
-                    break Value::Array(subset);
+            Choice::SubsetOf(items, min) => {
+                // Each item in or out with even odds, until the subset is large enough. A `min` near
+                // the number of items is rarely met that way (all 40 of 40 items: 2^40 tries – a
+                // hang, found by the scenario fuzz target), so after a bounded number of tries the
+                // last subset is completed, in order, up to `min`.
+                let mut subset = Vec::new();
+                for _ in 0..SUBSET_TRIES {
+                    subset = items.iter().map(|item| (rng.gen_bool(0.5), item)).collect();
+                    if subset.iter().filter(|(taken, _)| *taken).count() >= *min {
+                        break;
+                    }
                 }
-            },
+                let mut missing = min.saturating_sub(subset.iter().filter(|(taken, _)| *taken).count());
+                for (taken, _) in subset.iter_mut() {
+                    if missing > 0 && !*taken {
+                        *taken = true;
+                        missing -= 1;
+                    }
+                }
+                Value::Array(
+                    subset.into_iter().filter(|(taken, _)| *taken).map(|(_, item)| item.clone()).collect(),
+                )
+            }
         }
     }
 }
+
+/// Draws of a `subset_of` before the last one is completed up to its `min` (see [`Choice::draw`]).
+const SUBSET_TRIES: usize = 64;
 
 /// `1500us` as `1500us`, `2000us` as `2ms`: exact, and as short as exactness allows.
 fn format_micros(us: u64) -> String {
@@ -580,6 +608,49 @@ n = 3
             "[explore]\nrequire = [\"run.nope > 1\"]\n[explore.draw]\nrun.nodes = { int = [1, 2] }\n"
         )
         .contains("is not set"));
+    }
+
+    #[test]
+    fn wide_ranges_are_drawn_or_refused_never_a_panic() {
+        // Found by the scenario fuzz target: a duration range past 2^64 µs wrapped and the draw
+        // panicked (`min > max`); a float range of infinite width panicked too.
+        let file =
+            explorer("[explore.draw]\nrun.heal_at = { duration = [\"3s\", \"9223372036854775808s\"] }\n");
+        // The old code panicked inside the draw; now the draw is made (a heal_at of some 200 000
+        // years) and the scenario's own validation refuses it.
+        let e = file.err().expect("a heal_at past the run is refused").to_string();
+        assert!(e.contains("not a valid scenario (run.heal_at ="), "{e}");
+        let err = |explore: &str| match explorer(explore) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {explore}"),
+        };
+        for range in ["[-inf, inf]", "[-1.7e308, 1.7e308]", "[0, inf]"] {
+            let e = err(&format!("[explore.draw]\nnetwork.loss = {{ float = {range} }}\n"));
+            assert!(e.contains("two finite numbers"), "{range}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_subset_as_large_as_its_items_is_drawn_promptly() {
+        // Found by the scenario fuzz target: `min` = the number of items was met with odds 2^-n per
+        // try, so 40 of 40 items never finished drawing.
+        let items: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
+        let explore =
+            format!("[explore.draw]\nrun.checks = {{ subset_of = [{}], min = 40 }}\n", items.join(", "));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(explorer(&explore).map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let outcome = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the draw finishes");
+        // Forty integers are not valid checks: the draw finished, and validation refused it.
+        assert!(outcome.unwrap_err().contains("not a valid scenario"));
+        // Small subsets draw as before: the rejection loop is unchanged while it succeeds.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let choice = Choice::SubsetOf(vec![Value::Integer(1), Value::Integer(2), Value::Integer(3)], 2);
+        for _ in 0..100 {
+            let Value::Array(drawn) = choice.draw(&mut rng) else { panic!("an array") };
+            assert!(drawn.len() >= 2);
+        }
     }
 
     #[test]

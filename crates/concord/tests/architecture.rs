@@ -32,7 +32,7 @@ fn layer(krate: &str) -> Option<Layer> {
         "concord-wal" => RealDisk,
         "concord-sim" => VirtualWorld,
         "concord-resp" | "concord-server" => RealWorld,
-        "concord-raft-harness" => TestsOnly,
+        "concord-raft-harness" | "concord-fuzz" => TestsOnly,
         "concord-lab" | "concord" => Application,
         _ => return None,
     })
