@@ -345,6 +345,11 @@ impl ShardKv {
             ShardQuery::Kv(query) => {
                 match query {
                     Query::Get { key } => self.serving(key)?,
+                    Query::GetMany { keys } => {
+                        for key in keys {
+                            self.serving(key)?;
+                        }
+                    }
                     Query::Range(_) => return Err(ShardError::RangeUnsupported("a range read".into())),
                     Query::Export => {
                         return Err(ShardError::RangeUnsupported("an export of every key".into()))

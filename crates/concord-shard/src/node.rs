@@ -761,6 +761,7 @@ fn request_key(request: &ShardRequest) -> Option<Vec<u8>> {
             Write::DeleteRange(_) | Write::Expire { .. } => None,
         },
         RaftRequest::Read { query: ShardQuery::Kv(Query::Get { key }), .. } => Some(key.clone()),
+        RaftRequest::Read { query: ShardQuery::Kv(Query::GetMany { keys }), .. } => keys.first().cloned(),
         _ => None,
     }
 }
