@@ -42,6 +42,9 @@ pub struct Node {
     pub peer_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     pub redis_addr: Option<SocketAddr>,
+    /// The dashboard's token (`None` without an HTTP port): `GET /?token=…` opens the dashboard
+    /// with the right to use its buttons (see [`crate::auth`]).
+    pub dashboard_token: Option<String>,
 }
 
 /// Bind `addr`, turning "address in use" into a sentence that names the likely culprit.
@@ -165,11 +168,14 @@ fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, Error> {
 fn serve_http(
     listener: TcpListener,
     app: axum::Router,
+    gate: Arc<crate::auth::Gate>,
     tls: Option<&Arc<crate::tls::NodeTls>>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let app = crate::front::http::with_json_errors(app);
-    // Connect info: the faults endpoints tell loopback clients apart.
+    // Every request – every route of both modes, unknown ones too – passes the one gate.
+    let app = crate::front::http::with_json_errors(app)
+        .layer(axum::middleware::from_fn_with_state(gate, crate::auth::guard));
+    // Connect info: the faults endpoints log who asked.
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let stopped = async move {
         let _ = stop.changed().await;
@@ -271,6 +277,9 @@ impl Node {
         let clock = Clock::new();
 
         let secret = config.secret()?;
+        let secret_for_gate = secret.clone();
+        // One set of users for both doors.
+        let acl = Arc::new(crate::auth::acl_of(&config)?);
         let mut identity = Identity::new(
             me,
             config.cluster_id.clone(),
@@ -320,12 +329,20 @@ impl Node {
                 shutdown_rx.clone(),
             ));
         }
-        if let Some(listener) = http_listener {
-            serve_http(listener, app, tls.as_ref(), shutdown_rx.clone())?;
+        let mut dashboard_token = None;
+        if let (Some(listener), Some(addr)) = (http_listener, http_addr) {
+            let gate = Arc::new(crate::auth::Gate::new(&config, acl.clone(), secret_for_gate, addr)?);
+            dashboard_token = Some(gate.token().to_string());
+            if config.dashboard_token_file.is_none() {
+                // Like Jupyter: the person who started the node opens this URL (and gets a cookie).
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                tracing::info!("dashboard: {scheme}://{addr}/?token={}", gate.token());
+            }
+            serve_http(listener, app, gate, tls.as_ref(), shutdown_rx.clone())?;
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
-            crate::front::resp::spawn(listener, backend, &config, tls, shutdown_rx.clone());
+            crate::front::resp::spawn(listener, backend, &config, acl, tls, shutdown_rx.clone());
         }
         tracing::info!(
             "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",
@@ -336,7 +353,7 @@ impl Node {
             if tls.is_some() { " (TLS on every port)" } else { "" },
             config.data_dir.display()
         );
-        Ok(Node { front, shutdown, driver, peer_addr, http_addr, redis_addr })
+        Ok(Node { front, shutdown, driver, peer_addr, http_addr, redis_addr, dashboard_token })
     }
 
     /// The client side of a strong-mode node.

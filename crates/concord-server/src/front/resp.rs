@@ -52,11 +52,14 @@ pub fn spawn(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
     config: &NodeConfig,
+    acl: Arc<concord_resp::Acl>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut rc = RespConfig::for_kv_limits(&config.kv);
     rc.requirepass = config.requirepass.clone();
+    // The node's users, shared with its HTTP door (`crate::auth`).
+    rc.acl = Some(acl);
     rc.default_consistency = config.read_consistency.consistency();
     let stopped = async move {
         let _ = shutdown.changed().await;

@@ -49,9 +49,18 @@ pub struct ServeArgs {
     /// members authenticate each other with it, and admin requests carry it.
     #[arg(long)]
     pub cluster_secret_file: Option<PathBuf>,
-    /// Password RESP clients must AUTH with.
+    /// The default user's password: RESP clients must AUTH with it, HTTP clients send it as
+    /// `Authorization: Bearer <password>`. Users with roles go in the file's [[users]].
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// A name HTTP clients reach this node by (besides its addresses and localhost); other Host
+    /// headers are refused (DNS rebinding). Repeat for each.
+    #[arg(long = "http-host", value_name = "NAME")]
+    pub http_hosts: Vec<String>,
+    /// Set by `concord up`: the file holding the dashboard's token (without it the node makes one
+    /// and logs the dashboard's URL with it).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub dashboard_token_file: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing filter.
     #[arg(long)]
     pub log: Option<String>,
@@ -61,10 +70,10 @@ pub struct ServeArgs {
     /// Do not fdatasync the WAL (survives kill -9, not power loss). For benchmarks.
     #[arg(long)]
     pub no_fsync: bool,
-    /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
+    /// Allow membership changes and backups through the HTTP admin endpoints without a credential.
     #[arg(long)]
     pub allow_admin: bool,
-    /// Lab clusters only: let the dashboard (or curl, from this machine or with the cluster secret)
+    /// Lab clusters only: let the dashboard (opened with its token) or curl (with a credential)
     /// partition, heal and stop this node through `POST /v1/faults/...`.
     #[arg(long)]
     pub allow_fault_injection: bool,
@@ -147,6 +156,10 @@ impl ServeArgs {
         }
         if self.requirepass.is_some() {
             c.requirepass = self.requirepass.clone();
+        }
+        c.http_hosts.extend(self.http_hosts.iter().cloned());
+        if self.dashboard_token_file.is_some() {
+            c.dashboard_token_file = self.dashboard_token_file.clone();
         }
         if let Some(l) = &self.log {
             c.log = l.clone();
@@ -314,6 +327,8 @@ mod tests {
             "127.0.0.1:8080",
             "--requirepass",
             "s3cret",
+            "--http-host",
+            "db.example.com",
             "--read-consistency",
             "linearizable",
             "--request-timeout",
