@@ -90,7 +90,17 @@ function connect() {
     }
     onSnapshot(snap);
   });
-  source.onerror = () => lost("the event stream broke");
+  source.onerror = () => {
+    // EventSource does not say why it failed: ask once, so that a node that wants a credential
+    // (requirepass, or a token from an earlier run) is told apart from a node that is down.
+    fetch("/v1/overview").then(async (r) => {
+      if (r.status === 401 || r.status === 403) {
+        const body = await r.json().catch(() => ({}));
+        if (!dash.connected) renderConnection(`not allowed: ${body.error || r.status}. Open the dashboard with the URL (and its token) that the node or concord up printed`);
+      }
+    }).catch(() => {});
+    lost("the event stream broke");
+  };
 }
 
 function lost(why) {
@@ -492,7 +502,9 @@ function renderRateChart() {
 
 // ---------------------------------------------------------------------------------------------
 // Fault-injection controls (shown only when the serving node has fault injection on). Every request goes to
-// the serving node, which acts itself or forwards to the member with the cluster secret.
+// the serving node, which acts itself or forwards to the member with a proof of the cluster secret. The
+// right to use them is the HttpOnly cookie the node set when the page was opened with its ?token=
+// (the browser sends it with these same-origin requests; scripts cannot read it).
 
 async function labAction(id, action) {
   const out = $("fault-result");

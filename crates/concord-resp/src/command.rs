@@ -60,6 +60,8 @@ pub enum Request {
     },
     Select(i64),
     Quit,
+    /// `ACL SETUSER|DELUSER|WHOAMI|LIST|USERS` (see [`crate::acl`]).
+    Acl(AclRequest),
     Client(ClientRequest),
     /// Concord extension: `CONSISTENCY [setting]` – set (or, without one, show) the consistency
     /// of this connection's requests (see the module docs).
@@ -99,6 +101,16 @@ pub enum Request {
     Multi,
     Exec,
     Discard,
+}
+
+/// An `ACL` subcommand.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AclRequest {
+    SetUser { name: Bytes, rules: Vec<Bytes> },
+    DelUser(Vec<Bytes>),
+    WhoAmI,
+    List,
+    Users,
 }
 
 /// What `CONSISTENCY` asks to set. Only the grammar is checked here; the server checks it against
@@ -325,6 +337,7 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "select" => Request::Select(integer(&rest[0])?),
         "quit" => Request::Quit,
         "client" => Request::Client(parse_client(&rest)?),
+        "acl" => Request::Acl(parse_acl(&rest)?),
         "consistency" => Request::Consistency(parse_consistency(&rest)?),
         "info" => Request::Info(rest),
         "command" => Request::Command(parse_command(&rest)?),
@@ -518,6 +531,39 @@ fn parse_hello(rest: &[Bytes]) -> Result<Request, ReplyError> {
         }
     }
     Ok(Request::Hello { protocol: Some(protocol), auth, setname })
+}
+
+fn parse_acl(rest: &[Bytes]) -> Result<AclRequest, ReplyError> {
+    let sub = &rest[0];
+    let exactly = |name: &str, n: usize| {
+        if rest.len() == n {
+            Ok(())
+        } else {
+            Err(ReplyError::wrong_arity(&format!("acl|{name}")))
+        }
+    };
+    if is(sub, "SETUSER") {
+        if rest.len() < 2 {
+            return Err(ReplyError::wrong_arity("acl|setuser"));
+        }
+        Ok(AclRequest::SetUser { name: rest[1].clone(), rules: rest[2..].to_vec() })
+    } else if is(sub, "DELUSER") {
+        if rest.len() < 2 {
+            return Err(ReplyError::wrong_arity("acl|deluser"));
+        }
+        Ok(AclRequest::DelUser(rest[1..].to_vec()))
+    } else if is(sub, "WHOAMI") {
+        exactly("whoami", 1)?;
+        Ok(AclRequest::WhoAmI)
+    } else if is(sub, "LIST") {
+        exactly("list", 1)?;
+        Ok(AclRequest::List)
+    } else if is(sub, "USERS") {
+        exactly("users", 1)?;
+        Ok(AclRequest::Users)
+    } else {
+        Err(ReplyError::unknown_subcommand("acl", sub))
+    }
 }
 
 fn parse_client(rest: &[Bytes]) -> Result<ClientRequest, ReplyError> {
@@ -798,6 +844,7 @@ mod tests {
             // Arguments that every command accepts in these positions.
             let filler: &[&str] = match spec.name {
                 "client" => &["id"],
+                "acl" => &["whoami"],
                 "command" => &[],
                 "config" => &["get", "save"],
                 "setex" | "psetex" => &["k", "10", "v"],

@@ -26,13 +26,15 @@
 //! * [`exec`] – data commands as `concord_kv` commands and queries (the mapping table is there);
 //! * [`glob`] and [`cursor`] – `KEYS`/`SCAN` patterns, and stateless `SCAN` cursors;
 //! * [`introspect`] – `INFO`, `COMMAND`, `CONFIG GET`;
+//! * [`acl`] – users, passwords and roles: the credential check both of a node's doors use;
 //! * [`server`] – the tokio server: connections, pipelining, authentication, limits, shutdown;
 //!   [`serve_with_acceptor`] runs it over any stream an [`Acceptor`] makes of a socket (TLS);
 //! * [`backend`] – the [`Backend`] trait and how its errors look to Redis clients;
 //! * [`memory`] – [`MemoryBackend`], a single-process backend.
 //!
 //! ## Commands
-//! `PING`, `ECHO`, `HELLO [2|3] [AUTH user pass] [SETNAME name]`, `AUTH`, `SELECT 0`, `QUIT`,
+//! `PING`, `ECHO`, `HELLO [2|3] [AUTH user pass] [SETNAME name]`, `AUTH [user] pass`,
+//! `ACL SETUSER|DELUSER|WHOAMI|LIST|USERS` (roles, see [`acl`]), `SELECT 0`, `QUIT`,
 //! `CLIENT SETNAME|GETNAME|ID|SETINFO|INFO`, `INFO [section]`, `COMMAND [COUNT|INFO|DOCS|LIST]`,
 //! `CONFIG GET`, `DBSIZE`; `GET`, `SET` (NX, XX, GET, EX, PX, EXAT, PXAT, KEEPTTL), `SETNX`,
 //! `SETEX`, `PSETEX`, `GETSET`, `DEL`, `EXISTS`, `INCR`, `DECR`, `INCRBY`, `DECRBY`, `MGET`, `MSET`,
@@ -46,6 +48,7 @@
 //! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH`, no pub/sub
 //! and no scripting. Those get `-ERR unknown command`.
 
+pub mod acl;
 pub mod backend;
 pub mod codec;
 pub mod command;
@@ -57,6 +60,7 @@ pub mod introspect;
 pub mod memory;
 pub mod server;
 
+pub use acl::Acl;
 pub use backend::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
 pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecoder};
 pub use command::{parse, ConsistencySetting, Request};

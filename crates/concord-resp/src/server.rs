@@ -41,8 +41,12 @@
 //! # Errors and limits, as Redis does them
 //! * A malformed request gets `-ERR Protocol error: …` and the connection is closed (the byte
 //!   stream cannot be resynchronised). Other connections are unaffected.
-//! * `requirepass`: until `AUTH` (or `HELLO … AUTH`) succeeds, every other command gets
-//!   `-NOAUTH Authentication required.`, and requests are limited to 10 arguments of 16 KiB.
+//! * `requirepass` and users ([`crate::acl`]): until `AUTH [user] pass` (or `HELLO … AUTH`)
+//!   succeeds, every other command gets `-NOAUTH Authentication required.`, and requests are
+//!   limited to 10 arguments of 16 KiB. Each command is then checked against the user's role *as
+//!   it is now*: a command the role does not cover gets Redis's
+//!   `-NOPERM User alice has no permissions to run the 'set' command` (also inside MULTI, where it
+//!   dooms the transaction as any refused command does).
 //! * `max_clients` (Redis's `maxclients`): a connection beyond it gets
 //!   `-ERR max number of clients reached` and is closed. At most [`MAX_REFUSING`] such refusals are
 //!   in progress at once; beyond that a connection is closed without a word, so a flood of
@@ -75,10 +79,12 @@
 //! backend never sees R or W overrides on Raft, nor values outside `1..=n`. `CLIENT INFO` shows
 //! the same text with commas for spaces (`consistency=r=2,w=2,n=3`).
 
+use crate::acl::{Acl, Denied, Need, DEFAULT_USER};
 use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};
 use crate::codec::{encode, DecodeLimits, RequestDecoder};
 use crate::command::{
-    self, consistency_name, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError, Request,
+    self, consistency_name, AclRequest, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError,
+    Request,
 };
 use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
@@ -152,7 +158,11 @@ impl std::fmt::Debug for dyn ServerEvents {
 #[derive(Clone, Debug)]
 pub struct RespConfig {
     /// Password clients must give with `AUTH` before anything else (`None`: no authentication).
+    /// It is the `default` user's password when `acl` is `None`.
     pub requirepass: Option<String>,
+    /// The node's users ([`crate::acl`]), shared with its other front doors; `None`: only the
+    /// `default` user, with `requirepass`.
+    pub acl: Option<Arc<Acl>>,
     /// Most simultaneous connections (Redis default: 10 000).
     pub max_clients: usize,
     /// Close connections idle this long (`None`: never, as Redis's default `timeout 0`).
@@ -184,6 +194,7 @@ impl Default for RespConfig {
     fn default() -> Self {
         RespConfig {
             requirepass: None,
+            acl: None,
             max_clients: 10_000,
             idle_timeout: None,
             decode_limits: DecodeLimits::default(),
@@ -247,6 +258,7 @@ impl Acceptor for PlainTcp {
 /// State shared by all connections.
 struct Shared {
     backend: Arc<dyn Backend>,
+    acl: Arc<Acl>,
     config: RespConfig,
     port: u16,
     started: Instant,
@@ -281,8 +293,10 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let grace = config.shutdown_grace;
+    let acl = config.acl.clone().unwrap_or_else(|| Arc::new(Acl::new(config.requirepass.as_deref())));
     let shared = Arc::new(Shared {
         backend,
+        acl,
         config,
         port,
         started: Instant::now(),
@@ -547,7 +561,8 @@ struct Client {
     shared: Arc<Shared>,
     decoder: RequestDecoder,
     protocol: Protocol,
-    authenticated: bool,
+    /// The user this connection acts as (`None`: not authenticated yet).
+    user: Option<String>,
     name: Option<Bytes>,
     lib_name: Option<Bytes>,
     lib_version: Option<Bytes>,
@@ -571,14 +586,16 @@ struct Multi {
 
 impl Client {
     fn new(addr: SocketAddr, shared: Arc<Shared>, output: Arc<OutputBuffer>) -> Client {
-        let authenticated = shared.config.requirepass.is_none();
+        // Without a password on `default`, a connection starts as `default`, as on Redis.
+        let user = (!shared.acl.auth_required()).then(|| DEFAULT_USER.to_string());
+        let authenticated = user.is_some();
         let limits = shared.config.decode_limits;
         Client {
             id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
             addr,
             decoder: RequestDecoder::new(if authenticated { limits } else { limits.unauthenticated() }),
             protocol: Protocol::Resp2,
-            authenticated,
+            user,
             name: None,
             lib_name: None,
             lib_version: None,
@@ -751,10 +768,21 @@ impl Client {
         let Some(spec) = command::lookup(&args[0]) else {
             return Err(ReplyError::unknown_command(&args).into_frame());
         };
-        if !self.authenticated && !["auth", "hello", "quit"].contains(&spec.name) {
+        let Some(user) = &self.user else {
+            if ["auth", "hello", "quit"].contains(&spec.name) {
+                return Ok((spec.name, command::parse(args).map_err(ReplyError::into_frame)?));
+            }
             return Err(Frame::error("NOAUTH Authentication required."));
+        };
+        let request = command::parse(args).map_err(ReplyError::into_frame)?;
+        match self.shared.acl.check(user, need_of(&request)) {
+            Ok(()) => Ok((spec.name, request)),
+            Err(Denied::NoPerm { user, .. }) => Err(Frame::error(format!(
+                "NOPERM User {user} has no permissions to run the '{}' command",
+                spec.name
+            ))),
+            Err(gone @ Denied::Gone(_)) => Err(Frame::error(format!("NOAUTH {gone}: AUTH again"))),
         }
-        Ok((spec.name, command::parse(args).map_err(ReplyError::into_frame)?))
     }
 
     fn exec_context(&self) -> ExecContext {
@@ -793,22 +821,36 @@ impl Client {
         (Pending::Waiting(reply_rx, self.protocol), false)
     }
 
-    fn check_password(&self, user: Option<&[u8]>, password: &[u8]) -> Result<(), Frame> {
-        let wrong = || Frame::error("WRONGPASS invalid username-password pair or user is disabled.");
-        if user.is_some_and(|u| u != b"default") {
-            return Err(wrong());
-        }
-        match &self.shared.config.requirepass {
-            // Without a password the default user accepts any (Redis's `nopass`).
-            None => Ok(()),
-            Some(expected) if constant_time_eq(expected.as_bytes(), password) => Ok(()),
-            Some(_) => Err(wrong()),
+    /// The user `AUTH [user] pass` names, if the password is right (`default` without a user).
+    fn check_password(&self, user: Option<&[u8]>, password: &[u8]) -> Result<String, Frame> {
+        let user = String::from_utf8_lossy(user.unwrap_or(DEFAULT_USER.as_bytes())).into_owned();
+        match self.shared.acl.authenticate(&user, password) {
+            Ok(()) => Ok(user),
+            Err(why) => Err(Frame::error(format!("WRONGPASS {why}"))),
         }
     }
 
-    fn authenticate(&mut self) {
-        self.authenticated = true;
+    fn authenticate(&mut self, user: String) {
+        self.user = Some(user);
         self.decoder.set_limits(self.shared.config.decode_limits);
+    }
+
+    /// `ACL …` (the caller checked the role: every subcommand but WHOAMI needs admin).
+    fn acl_command(&mut self, request: AclRequest) -> Frame {
+        let acl = &self.shared.acl;
+        match request {
+            AclRequest::WhoAmI => Frame::bulk(self.user.clone().unwrap_or_default()),
+            AclRequest::Users => Frame::Array(acl.names().into_iter().map(Frame::bulk).collect()),
+            AclRequest::List => Frame::Array(acl.list().into_iter().map(Frame::bulk).collect()),
+            AclRequest::SetUser { name, rules } => match acl.set_user(&name, &rules) {
+                Ok(()) => Frame::ok(),
+                Err(e) => Frame::error(e),
+            },
+            AclRequest::DelUser(names) => match acl.delete_users(&names) {
+                Ok(n) => Frame::Integer(n as i64),
+                Err(e) => Frame::error(e),
+            },
+        }
     }
 
     /// Commands the connection answers itself; `true` to close after the reply.
@@ -818,15 +860,15 @@ impl Client {
             Request::Ping(Some(message)) | Request::Echo(message) => Frame::Bulk(message),
             Request::Quit => return (Frame::ok(), true),
             Request::Auth { user, password } => {
-                if user.is_none() && self.shared.config.requirepass.is_none() {
+                if user.is_none() && self.shared.acl.is_nopass(DEFAULT_USER) {
                     Frame::error(
                         "ERR AUTH <password> called without any password configured for the default user. \
                          Are you sure your configuration is correct?",
                     )
                 } else {
                     match self.check_password(user.as_deref(), &password) {
-                        Ok(()) => {
-                            self.authenticate();
+                        Ok(user) => {
+                            self.authenticate(user);
                             Frame::ok()
                         }
                         Err(e) => e,
@@ -836,11 +878,11 @@ impl Client {
             Request::Hello { protocol, auth, setname } => {
                 if let Some((user, password)) = &auth {
                     match self.check_password(Some(user), password) {
-                        Ok(()) => self.authenticate(),
+                        Ok(user) => self.authenticate(user),
                         Err(e) => return (e, false),
                     }
                 }
-                if !self.authenticated {
+                if self.user.is_none() {
                     return (
                         Frame::error(
                             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
@@ -872,6 +914,7 @@ impl Client {
             Request::Select(0) => Frame::ok(),
             Request::Select(_) => Frame::error("ERR DB index is out of range (Concord has one database: 0)"),
             Request::Client(client) => self.client_command(client),
+            Request::Acl(acl) => self.acl_command(acl),
             Request::Consistency(None) => Frame::bulk(self.consistency_text()),
             Request::Consistency(Some(setting)) => {
                 let model = self.shared.backend.model();
@@ -1065,7 +1108,16 @@ fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
     }
 }
 
-/// Compare secrets without an early exit that would leak how many leading bytes matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// What a request needs of the user's role ([`crate::acl`]): its keys' access, or admin for the
+/// ACL commands that read or change users.
+fn need_of(request: &Request) -> Need {
+    match request {
+        Request::Acl(AclRequest::WhoAmI) => Need::Nothing,
+        Request::Acl(_) => Need::Admin,
+        request => match request.access() {
+            Access::Connection => Need::Nothing,
+            Access::Read => Need::Read,
+            Access::Write | Access::ReadModifyWrite => Need::Write,
+        },
+    }
 }

@@ -8,6 +8,10 @@
 //! (administration, a dashboard refresh), and a fresh connection per call means a killed node shows
 //! up as an error at once, never as a stale pooled socket. Every call has a hard deadline, so a
 //! node that stops answering is an error, never a hung command or test.
+//!
+//! A `POST` with a body is sent as `Content-Type: application/json` unless the caller says
+//! otherwise: every POST body of the API is JSON, and the node refuses other types
+//! ([`crate::auth`]).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -127,14 +131,18 @@ async fn exchange<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, addr.to_string())
-        .header(hyper::header::CONTENT_LENGTH, body.len())
-        .header(hyper::header::CONNECTION, "close");
+    let given = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    let mut request = hyper::Request::builder().method(method).uri(path);
+    if !given("host") {
+        request = request.header(hyper::header::HOST, addr.to_string());
+    }
+    let mut request =
+        request.header(hyper::header::CONTENT_LENGTH, body.len()).header(hyper::header::CONNECTION, "close");
     for (name, value) in headers {
         request = request.header(*name, *value);
+    }
+    if method == "POST" && !body.is_empty() && !given("content-type") {
+        request = request.header(hyper::header::CONTENT_TYPE, "application/json");
     }
     let request = request
         .body(Full::new(Bytes::copy_from_slice(body)))

@@ -143,9 +143,32 @@ pub fn cluster_identity(data: &Path) -> anyhow::Result<(String, PathBuf)> {
             .with_context(|| format!("cannot write {}", id_path.display()))?;
         write_private(&secret_path, &format!("{}\n", random_hex(32)))?;
     }
+    if !dashboard_token_path(data).exists() {
+        new_dashboard_token(data)?;
+    }
     let id =
         std::fs::read_to_string(&id_path).with_context(|| format!("cannot read {}", id_path.display()))?;
     Ok((id.trim().to_string(), secret_path))
+}
+
+/// Where an `up` cluster keeps its dashboard token (every node reads it at start).
+pub fn dashboard_token_path(data: &Path) -> PathBuf {
+    data.join("dashboard.token")
+}
+
+/// Write a fresh dashboard token for the cluster under `data` (each `concord up` makes its own, as
+/// Jupyter does: a URL printed by an earlier run stops working); the token.
+pub fn new_dashboard_token(data: &Path) -> anyhow::Result<String> {
+    let token = crate::auth::random_hex(16);
+    write_private(&dashboard_token_path(data), &format!("{token}\n"))?;
+    Ok(token)
+}
+
+/// The dashboard token of the cluster under `data` (for the tests and `concord tour`).
+pub fn dashboard_token(data: &Path) -> anyhow::Result<String> {
+    let path = dashboard_token_path(data);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text.trim().to_string())
 }
 
 pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -193,6 +216,8 @@ pub fn up_node_args(
         cluster_id.into(),
         "--cluster-secret-file".into(),
         secret.display().to_string(),
+        "--dashboard-token-file".into(),
+        dashboard_token_path(&args.data).display().to_string(),
         "--log".into(),
         args.log.clone(),
     ];
@@ -251,6 +276,7 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         bail!("--nodes must be 1 to 9 (got {})", args.nodes);
     }
     let (cluster_id, secret) = cluster_identity(&args.data)?;
+    let token = new_dashboard_token(&args.data)?;
     if args.tls {
         crate::certgen::local_cluster(&args.data.join("tls"), &cluster_id, args.nodes, args.bind)
             .context("generating the cluster's TLS certificates")?;
@@ -330,7 +356,13 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     }
     let scheme = if args.tls { "https" } else { "http" };
-    println!("dashboard: {scheme}://{}:{}/ (every node serves one)", args.bind, args.http_port);
+    println!(
+        "dashboard: {scheme}://{}:{}/?token={token} (every node serves one; the token, new with each `up`, \
+         lets the page use the lab buttons and is in {})",
+        args.bind,
+        args.http_port,
+        dashboard_token_path(&args.data).display()
+    );
     if args.allow_fault_injection {
         println!(
             "fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes"

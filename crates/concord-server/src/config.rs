@@ -234,6 +234,44 @@ impl TlsSettings {
     }
 }
 
+/// A user of both front doors (`[[users]]` in node.toml):
+///
+/// ```toml
+/// [[users]]
+/// name = "reporting"
+/// sha256 = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"   # or: password = "…"
+/// role = "read-only"                 # read-only, read-write or admin
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// The password in clear (prefer `sha256`: the file then holds no password).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The SHA-256 digest of the password, 64 hex digits (`echo -n pw | sha256sum`).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// `read-only`, `read-write` or `admin`.
+    pub role: String,
+}
+
+impl UserConfig {
+    /// The password's digest and the role; `Err` says which setting is wrong.
+    pub fn resolve(&self) -> Result<([u8; 32], concord_resp::acl::Role), String> {
+        let digest = match (&self.password, &self.sha256) {
+            (Some(p), None) => concord_resp::acl::digest(p.as_bytes()),
+            (None, Some(h)) => {
+                concord_resp::acl::parse_digest(h).map_err(|e| format!("user {}: {e}", self.name))?
+            }
+            _ => return Err(format!("user {}: give exactly one of password and sha256", self.name)),
+        };
+        let role =
+            concord_resp::acl::Role::parse(&self.role).map_err(|e| format!("user {}: {e}", self.name))?;
+        Ok((digest, role))
+    }
+}
+
 /// Everything one node needs to run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,7 +305,8 @@ pub struct NodeConfig {
     /// The other members (an entry for this node's own id is allowed and ignored).
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
-    /// A password RESP clients must `AUTH` with.
+    /// The `default` user's password: RESP clients must `AUTH` with it, HTTP clients send it as
+    /// `Authorization: Bearer <password>` (or Basic, user `default`). See [`crate::auth`].
     #[serde(default)]
     pub requirepass: Option<String>,
     /// Most RESP connections at once (Redis's `maxclients`). Lowered at start, with a warning, to
@@ -294,6 +333,18 @@ pub struct NodeConfig {
     /// previous response, or it is closed (slow headers, idle keep-alive). `0s`: never.
     #[serde(default = "default_http_idle_timeout", with = "serde_duration")]
     pub http_idle_timeout: Duration,
+    /// Users with roles, for both front doors (`[[users]]` tables; see [`UserConfig`]). They live
+    /// on this node only, as Redis's do: give every node the same list.
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    /// Names (DNS names or addresses) HTTP clients reach this node by, besides its own addresses
+    /// and `localhost`: a request with another `Host` is refused (DNS rebinding).
+    #[serde(default)]
+    pub http_hosts: Vec<String>,
+    /// A file holding the dashboard's token (first line), which `concord up` writes; without it
+    /// the node makes a random one at start and logs the dashboard's URL with it.
+    #[serde(default)]
+    pub dashboard_token_file: Option<PathBuf>,
     /// Log filter (`info`, `debug`, `concord_server=debug,info`).
     #[serde(default = "default_log")]
     pub log: String,
@@ -304,12 +355,13 @@ pub struct NodeConfig {
     /// told "timeout" (the outcome of a write is then unknown).
     #[serde(default = "default_request_timeout", with = "serde_duration")]
     pub request_timeout: Duration,
-    /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
+    /// Allow membership changes and backups through the HTTP admin endpoints without a credential.
     #[serde(default)]
     pub allow_admin: bool,
     /// Lab clusters only: the fault-injection endpoints (`POST /v1/faults/partition`, `/heal`, `/stop`,
     /// see [`crate::fault_injection`]) and the dashboard's buttons for them. Off by default (the endpoints then
-    /// answer 403); when on, a request still needs the cluster secret or a loopback client.
+    /// answer 403); when on, a request still needs a credential (the dashboard token, a cluster
+    /// proof or an admin user), from loopback too.
     #[serde(default)]
     pub allow_fault_injection: bool,
     /// The control socket of the `concord up` that supervises this node (`up` sets it). With fault
@@ -448,6 +500,9 @@ impl NodeConfig {
             client_output_buffer_limit: default_client_output_buffer_limit(),
             http_max_connections: default_http_max_connections(),
             http_idle_timeout: default_http_idle_timeout(),
+            users: Vec::new(),
+            http_hosts: Vec::new(),
+            dashboard_token_file: None,
             log: default_log(),
             read_consistency: ReadMode::default(),
             request_timeout: default_request_timeout(),
@@ -599,6 +654,15 @@ impl NodeConfig {
             );
         }
         self.secret_or_why()?;
+        for (i, user) in self.users.iter().enumerate() {
+            user.resolve()?;
+            if user.name == concord_resp::acl::DEFAULT_USER {
+                return Err("users: `default` is the requirepass user; set requirepass instead".into());
+            }
+            if self.users[..i].iter().any(|u| u.name == user.name) {
+                return Err(format!("users: {} is listed twice", user.name));
+            }
+        }
         if self.cluster_id.is_empty() || self.cluster_id.len() > 128 {
             return Err("cluster_id must be 1 to 128 bytes".into());
         }

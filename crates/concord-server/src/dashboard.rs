@@ -68,16 +68,24 @@ pub const LEADER_HISTORY_MAX: usize = 128;
 
 /// How a node calls its peers' HTTP APIs (the dashboard's `/v1/cluster` fetches, forwarded faults
 /// requests): plain HTTP, or HTTPS trusting the cluster's CA when the node runs with TLS (then every
-/// node's HTTP port is HTTPS).
+/// node's HTTP port is HTTPS). Every call carries a proof of the cluster secret
+/// ([`crate::auth::proof`]) – never the secret itself – so peers that require authentication
+/// answer it.
 #[derive(Clone)]
 pub struct PeerHttp {
     tls: Option<Arc<rustls::ClientConfig>>,
+    secret: Option<Arc<Vec<u8>>>,
 }
 
 impl PeerHttp {
     pub fn new(config: &crate::NodeConfig) -> Result<PeerHttp, crate::Error> {
         let tls = config.tls.as_ref().map(|t| crate::tls::client_config(&t.ca)).transpose()?;
-        Ok(PeerHttp { tls })
+        Ok(PeerHttp { tls, secret: config.secret()?.map(Arc::new) })
+    }
+
+    /// Whether calls carry a proof (the node has a cluster secret).
+    pub fn signs(&self) -> bool {
+        self.secret.is_some()
     }
 
     /// `http` or `https`: what the page's links to other members' dashboards use.
@@ -97,6 +105,10 @@ impl PeerHttp {
         headers: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<HttpAnswer, String> {
+        let proof = self.secret.as_ref().map(|s| crate::auth::proof(s, method, path, b""));
+        let mut headers = headers.to_vec();
+        headers.extend(proof.as_deref().map(|p| ("authorization", p)));
+        let headers = &headers[..];
         match &self.tls {
             None => http_with_headers(addr, method, path, headers, b"", timeout).await,
             Some(tls) => https_with_headers(addr, tls.clone(), method, path, headers, b"", timeout).await,

@@ -2,9 +2,11 @@
 //!
 //! **Off by default.** Only a node started with `--allow-fault-injection` (`concord serve` or
 //! `concord up`) acts on these requests; any other node answers 403 with a sentence saying so, and
-//! its dashboard hides the buttons. Even when on, a request must carry the cluster secret
-//! (`Authorization: Bearer <secret>`) or come from a loopback address – the dashboard in a browser
-//! on the same machine, or curl there.
+//! its dashboard hides the buttons. Even when on, a request must carry a credential – the
+//! dashboard's token (its cookie, given to whoever opens the URL the node or `concord up`
+//! printed), a cluster proof, or an admin user's password – checked by [`crate::auth::guard`]
+//! before these handlers run. A loopback address is no credential: any web page a user opens
+//! can send requests to loopback.
 //!
 //! | method and path | what it does |
 //! |---|---|
@@ -12,7 +14,7 @@
 //! | `POST /v1/faults/partition` | drop every peer frame to and from this node ([`crate::transport::Transport::set_isolated`]) |
 //! | `POST /v1/faults/heal` | stop dropping them |
 //! | `POST /v1/faults/stop` | shut this node down as SIGTERM would (the sync in progress completes, then the process exits 0) |
-//! | `POST /v1/faults/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with the cluster secret (so the page only talks to the node that served it) |
+//! | `POST /v1/faults/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with a proof of the cluster secret (so the page only talks to the node that served it) |
 //! | `POST /v1/faults/nodes/{id}/restart` | under `concord up`: ask the supervisor (its control socket, `--supervisor`) to start member `id` again – stopped, killed or running |
 //!
 //! **What the faults are.** A *partition* cuts Raft traffic only: the node's HTTP API and
@@ -25,10 +27,10 @@
 //! the same from a terminal).
 
 use crate::dashboard::PeerHttp;
-use crate::front::http::{bearer, constant_time_eq, ApiError};
+use crate::front::http::ApiError;
 use crate::strong::NodeHandle;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -49,7 +51,6 @@ pub struct FaultInjection {
     handle: NodeHandle,
     peer_http: PeerHttp,
     enabled: bool,
-    secret: Option<Vec<u8>>,
     /// The node's shutdown switch (what SIGTERM flips).
     stop: watch::Sender<bool>,
     /// The control socket of the `concord up` that supervises the cluster, if any.
@@ -61,11 +62,10 @@ impl FaultInjection {
         handle: NodeHandle,
         peer_http: PeerHttp,
         enabled: bool,
-        secret: Option<Vec<u8>>,
         stop: watch::Sender<bool>,
         supervisor: Option<std::path::PathBuf>,
     ) -> Arc<FaultInjection> {
-        Arc::new(FaultInjection { handle, peer_http, enabled, secret, stop, supervisor })
+        Arc::new(FaultInjection { handle, peer_http, enabled, stop, supervisor })
     }
 
     /// Ask the supervisor to start member `id` again (it stops it first if it runs).
@@ -89,9 +89,9 @@ impl FaultInjection {
         }
     }
 
-    /// `Err`: the 403 message.
-    fn authorize(&self, remote: SocketAddr, headers: &HeaderMap) -> Result<(), String> {
-        authorize(self.enabled, self.handle.id().0, self.secret.as_deref(), remote, bearer(headers))
+    /// `Err`: the 403 message (the credential was checked by [`crate::auth::guard`]).
+    fn authorize(&self) -> Result<(), String> {
+        authorize(self.enabled, self.handle.id().0)
     }
 
     /// Apply `action` to this node.
@@ -126,18 +126,16 @@ impl FaultInjection {
         }
     }
 
-    /// Forward `action` to member `id` with the cluster secret.
+    /// Forward `action` to member `id`, with a proof of the cluster secret (added by [`PeerHttp`]).
     async fn forward(&self, id: u32, action: &str) -> Response {
         let Some(addr) = self.handle.peer(id).and_then(|p| p.http_addr) else {
             return refuse(StatusCode::NOT_FOUND, format!("node {id} has no known HTTP address here"));
         };
-        let Some(secret) = &self.secret else {
+        if !self.peer_http.signs() {
             return refuse(StatusCode::CONFLICT, "this node has no cluster secret to forward with".into());
-        };
-        let bearer = format!("Bearer {}", String::from_utf8_lossy(secret));
+        }
         let path = format!("/v1/faults/{action}");
-        let headers = [("authorization", bearer.as_str())];
-        match self.peer_http.call(addr, "POST", &path, &headers, FORWARD_TIMEOUT).await {
+        match self.peer_http.call(addr, "POST", &path, &[], FORWARD_TIMEOUT).await {
             Ok(answer) => {
                 let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY);
                 let body = answer.json().unwrap_or_else(|e| json!({ "error": e }));
@@ -148,37 +146,22 @@ impl FaultInjection {
     }
 }
 
-/// Whether a fault-injection request may act: fault injection must be on, and the client must present the
-/// cluster secret or connect from loopback. `Err` is the 403 message.
-fn authorize(
-    enabled: bool,
-    node: u32,
-    secret: Option<&[u8]>,
-    remote: SocketAddr,
-    bearer: Option<&[u8]>,
-) -> Result<(), String> {
+/// Whether a fault-injection request may act: fault injection must be on. `Err` is the 403 message.
+fn authorize(enabled: bool, node: u32) -> Result<(), String> {
     if !enabled {
         return Err(format!(
             "fault injection is off on node {node}: start it with --allow-fault-injection (test clusters only)"
         ));
     }
-    match (secret, bearer) {
-        (Some(secret), Some(given)) if constant_time_eq(secret, given) => Ok(()),
-        (_, Some(_)) => Err("wrong cluster secret".to_string()),
-        (_, None) if remote.ip().is_loopback() => Ok(()),
-        (_, None) => Err(format!(
-            "fault injection needs the cluster secret (Authorization: Bearer <secret>) or a client on this machine; {} is not loopback",
-            remote.ip()
-        )),
-    }
+    Ok(())
 }
 
 fn refuse(status: StatusCode, message: String) -> Response {
     ApiError::new(status, message).into_response()
 }
 
-/// The fault-injection routes. The server must be run with connect info (`into_make_service_with_connect_info`)
-/// so that loopback clients can be told apart.
+/// The fault-injection routes. The server must be run with connect info (`into_make_service_with_connect_info`):
+/// the log says who asked.
 pub fn routes(faults: Arc<FaultInjection>) -> Router {
     Router::new()
         .route("/v1/faults", get(state))
@@ -199,9 +182,8 @@ async fn local(
     State(faults): State<Arc<FaultInjection>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path(action): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(message) = faults.authorize(remote, &headers) {
+    if let Err(message) = faults.authorize() {
         return refuse(StatusCode::FORBIDDEN, message);
     }
     if action == "restart" {
@@ -214,9 +196,8 @@ async fn member(
     State(faults): State<Arc<FaultInjection>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     Path((id, action)): Path<(u32, String)>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(message) = faults.authorize(remote, &headers) {
+    if let Err(message) = faults.authorize() {
         return refuse(StatusCode::FORBIDDEN, message);
     }
     if action == "restart" {
@@ -232,24 +213,13 @@ async fn member(
 #[cfg(test)]
 mod tests {
     use super::authorize;
-    use std::net::SocketAddr;
 
     #[test]
-    fn lab_requests_need_the_flag_and_then_the_secret_or_loopback() {
-        let local: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        let secret = Some(&b"s3cret"[..]);
-        // Off: refused whoever asks, even with the secret, and the message says how to turn it on.
-        let off = authorize(false, 2, secret, local, Some(b"s3cret")).unwrap_err();
+    fn lab_requests_need_the_flag() {
+        // Off: refused whoever asks, and the message says how to turn it on. (Who may ask when it
+        // is on is `crate::auth`'s: a credential, never a loopback address.)
+        let off = authorize(false, 2).unwrap_err();
         assert!(off.contains("--allow-fault-injection") && off.contains("node 2"), "{off}");
-        // On: loopback without a secret, or anyone with the right one.
-        assert_eq!(authorize(true, 2, secret, local, None), Ok(()));
-        assert_eq!(authorize(true, 2, secret, remote, Some(b"s3cret")), Ok(()));
-        // A remote client without the secret, or anyone with a wrong one, is refused.
-        assert!(authorize(true, 2, secret, remote, None).unwrap_err().contains("not loopback"));
-        assert!(authorize(true, 2, secret, local, Some(b"guess"))
-            .unwrap_err()
-            .contains("wrong cluster secret"));
-        assert!(authorize(true, 2, None, remote, Some(b"x")).unwrap_err().contains("wrong cluster secret"));
+        assert_eq!(authorize(true, 2), Ok(()));
     }
 }

@@ -28,6 +28,8 @@
 //! * [`metrics`] – Prometheus metrics;
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`fault_injection`] – partition,
 //!   heal and stop nodes from it (off unless asked for);
+//! * [`auth`] – who may use the HTTP API: users and roles (shared with RESP), cluster proofs, the
+//!   dashboard token, Host/Origin/content-type checks – one middleware for every route;
 //! * [`tls`] – optional TLS on every port (mutual for peers); [`certgen`] – a throwaway CA;
 //! * [`client`] – the HTTP client of the node's API (hyper), for `concord member`, the dashboard
 //!   and the tests; [`testkit`] – test helpers (free ports, in-process clusters, a RESP client);
@@ -38,6 +40,7 @@
 //!   processes (`concord up`); [`membership`] – `concord member` and `concord join`; [`tour`] –
 //!   `concord tour`, the guided first run.
 
+pub mod auth;
 pub mod backup;
 pub mod certgen;
 pub mod client;

@@ -110,8 +110,9 @@ pub enum MemberCommand {
 pub struct MemberTarget {
     /// HTTP address of any member.
     pub http: SocketAddr,
-    /// The cluster secret file (sent as `Authorization: Bearer …`); not needed for `list`, nor
-    /// with nodes started with `--allow-admin`.
+    /// The cluster secret file: each call carries a proof of it (`Authorization: Concord-HMAC …`,
+    /// see [`crate::auth`]), never the secret itself; not needed for `list`, nor with nodes
+    /// started with `--allow-admin`.
     pub secret_file: Option<PathBuf>,
     /// The secret itself (for `concord join`, which has it from the node's own configuration).
     pub secret: Option<String>,
@@ -158,10 +159,10 @@ impl MemberTarget {
         self.raw(addr, "PUT", path, body).await
     }
 
-    /// One call with the secret (if any), over HTTPS with `--tls-ca`; the body of a 200.
+    /// One call with a proof of the secret (if any), over HTTPS with `--tls-ca`; the body of a 200.
     async fn raw(&self, addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> anyhow::Result<Vec<u8>> {
         let secret = self.secret()?;
-        let auth = secret.map(|s| format!("Bearer {s}"));
+        let auth = secret.map(|s| crate::auth::proof(s.as_bytes(), method, path, body));
         let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| ("authorization", a)).into_iter().collect();
         let timeout = Duration::from_secs(15);
         let answer = match &self.tls_ca {

@@ -46,6 +46,9 @@ pub struct Node {
     pub peer_addr: SocketAddr,
     pub http_addr: Option<SocketAddr>,
     pub redis_addr: Option<SocketAddr>,
+    /// The dashboard's token (`None` without an HTTP port): `GET /?token=…` opens the dashboard
+    /// with the right to use its buttons (see [`crate::auth`]).
+    pub dashboard_token: Option<String>,
 }
 
 /// Bind `addr`, turning "address in use" into a sentence that names the likely culprit.
@@ -175,11 +178,14 @@ fn http_service(app: axum::Router) -> axum::Router {
 fn serve_http(
     listener: TcpListener,
     app: axum::Router,
+    gate: Arc<crate::auth::Gate>,
     tls: Option<&Arc<crate::tls::NodeTls>>,
     limits: crate::front::listen::HttpLimits,
     metrics: Arc<Metrics>,
     stop: watch::Receiver<bool>,
 ) {
+    // Every request – every route of both modes, unknown ones too – passes the one gate.
+    let app = app.layer(axum::middleware::from_fn_with_state(gate, crate::auth::guard));
     let tls = tls.map(|t| t.client_acceptor.clone());
     tokio::spawn(crate::front::listen::serve_http(listener, app, tls, limits, metrics, stop));
 }
@@ -272,6 +278,9 @@ impl Node {
         let clock = Clock::new();
 
         let secret = config.secret()?;
+        let secret_for_gate = secret.clone();
+        // One set of users for both doors.
+        let acl = Arc::new(crate::auth::acl_of(&config)?);
         let mut identity = Identity::new(
             me,
             config.cluster_id.clone(),
@@ -322,17 +331,25 @@ impl Node {
             ));
         }
         let http = http_service(app);
-        if let Some(listener) = http_listener {
+        let mut dashboard_token = None;
+        if let (Some(listener), Some(addr)) = (http_listener, http_addr) {
+            let gate = Arc::new(crate::auth::Gate::new(&config, acl.clone(), secret_for_gate, addr)?);
+            dashboard_token = Some(gate.token().to_string());
+            if config.dashboard_token_file.is_none() {
+                // Like Jupyter: the person who started the node opens this URL (and gets a cookie).
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                tracing::info!("dashboard: {scheme}://{addr}/?token={}", gate.token());
+            }
             let limits = crate::front::listen::HttpLimits {
                 max_connections: caps.http,
                 idle_timeout: config.http_idle(),
             };
-            serve_http(listener, http.clone(), tls.as_ref(), limits, metrics.clone(), shutdown_rx.clone());
+            serve_http(listener, http.clone(), gate, tls.as_ref(), limits, metrics.clone(), shutdown_rx.clone());
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
             let door = Arc::new(crate::front::listen::Door::new("resp", metrics.clone(), caps.resp));
-            crate::front::resp::spawn(listener, backend, &config, tls, door, shutdown_rx.clone());
+            crate::front::resp::spawn(listener, backend, &config, acl, tls, door, shutdown_rx.clone());
         }
         tracing::info!(
             "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",
@@ -343,7 +360,7 @@ impl Node {
             if tls.is_some() { " (TLS on every port)" } else { "" },
             config.data_dir.display()
         );
-        Ok(Node { front, shutdown, driver, http, peer_addr, http_addr, redis_addr })
+        Ok(Node { front, shutdown, driver, http, peer_addr, http_addr, redis_addr, dashboard_token })
     }
 
     /// The HTTP API exactly as the HTTP port serves it, to call in-process (`tower::ServiceExt::

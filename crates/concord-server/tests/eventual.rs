@@ -10,7 +10,7 @@
 //! Killing processes and catching up (hinted handoff, anti-entropy) is tested on real processes in
 //! `crates/concord/tests/eventual_cluster.rs`.
 
-use concord_server::testkit::{http, loopback_configs, HttpAnswer, Resp};
+use concord_server::testkit::{http, http_with_headers, loopback_configs, HttpAnswer, Resp, TEST_SECRET};
 use concord_server::{Mode, Node};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -198,7 +198,10 @@ async fn every_http_error_says_why_in_json() {
         ("PATCH", "/v1/kv/k", 405, "does not take that method"),
     ];
     for (method, path, status, says) in cases {
-        let a = http(c.http[0], method, path, b"x", T).await.unwrap();
+        // With a credential, so that the admin route's answer is about the mode (issue #23).
+        let proof = concord_server::auth::proof(TEST_SECRET.as_bytes(), method, path, b"x");
+        let headers = [("authorization", proof.as_str())];
+        let a = http_with_headers(c.http[0], method, path, &headers, b"x", T).await.unwrap();
         assert_eq!(a.status, status, "{method} {path}: {}", a.text());
         assert_eq!(a.header("content-type"), Some("application/json"), "{method} {path}");
         let error = a.json().unwrap()["error"].as_str().unwrap_or_default().to_string();

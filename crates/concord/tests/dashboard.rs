@@ -9,7 +9,8 @@
 //! * `fault_injection_is_off_without_the_flag`: every fault-injection endpoint answers 403 with a sentence that
 //!   names the flag, and the page shows no fault-injection buttons.
 //! * `concord_up_keeps_running_when_fault_injection_stops_a_node`: `concord up --allow-fault-injection`
-//!   reports a node stopped through fault injection with the command that restarts it.
+//!   reports a node stopped through fault injection with the command that restarts it; a request
+//!   without a credential – from loopback – is refused (issue #23: any web page could send it).
 //!
 //! Browser tests need `chromium`, `chromedriver` and Python's `selenium`; without them they print
 //! why and pass – unless `CI=true`, where a missing browser is a failure.
@@ -40,6 +41,20 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
 
 fn call(addr: SocketAddr, method: &str, path: &str) -> Result<HttpAnswer, String> {
     block_on(http(addr, method, path, b"", Duration::from_secs(3)))
+}
+
+/// `call` with the dashboard's token (what the page's cookie carries).
+fn call_as_dashboard(addr: SocketAddr, data: &Path, method: &str, path: &str) -> Result<HttpAnswer, String> {
+    let token = concord_server::cluster::dashboard_token(data).unwrap();
+    let bearer = format!("Bearer {token}");
+    block_on(http_with_headers(
+        addr,
+        method,
+        path,
+        &[("authorization", &bearer)],
+        b"",
+        Duration::from_secs(3),
+    ))
 }
 
 use local_cluster::LocalCluster as Cluster;
@@ -123,7 +138,8 @@ fn the_dashboard_follows_a_cluster_through_faults() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = start(dir.path(), 3, true);
     let follower = follower(&cluster);
-    let url = format!("http://{}/", cluster.http[follower]);
+    let token = concord_server::cluster::dashboard_token(dir.path()).unwrap();
+    let url = format!("http://{}/?token={token}", cluster.http[follower]);
     let result = drive("faults", &url, &mut cluster);
     println!("faults: {result}");
     assert_ne!(result["first_leader"], result["after_partition"]);
@@ -140,24 +156,23 @@ fn fault_injection_is_off_without_the_flag() {
     let addr = cluster.http[0];
     follower(&cluster); // waits for the node to answer and lead
     let secret = std::fs::read_to_string(&cluster.secret).unwrap();
-    let bearer = format!("Bearer {}", secret.trim());
+    let proof_for = |path: &str| concord_server::auth::proof(secret.trim().as_bytes(), "POST", path, b"");
     for path in ["/v1/faults/partition", "/v1/faults/heal", "/v1/faults/stop", "/v1/faults/nodes/1/stop"] {
-        // Refused from loopback, and even with the cluster secret: the flag is what is missing.
+        // Refused from loopback without a credential (401), and with one: the flag is what is missing.
         let plain = call(addr, "POST", path).unwrap();
-        let with_secret = block_on(http_with_headers(
+        assert_eq!(plain.status, 401, "POST {path}: {}", plain.text());
+        let with_proof = block_on(http_with_headers(
             addr,
             "POST",
             path,
-            &[("authorization", &bearer)],
+            &[("authorization", &proof_for(path))],
             b"",
             Duration::from_secs(3),
         ))
         .unwrap();
-        for answer in [plain, with_secret] {
-            assert_eq!(answer.status, 403, "POST {path}: {}", answer.text());
-            let error = answer.json().unwrap()["error"].as_str().unwrap().to_string();
-            assert!(error.contains("--allow-fault-injection"), "POST {path}: {error}");
-        }
+        assert_eq!(with_proof.status, 403, "POST {path}: {}", with_proof.text());
+        let error = with_proof.json().unwrap()["error"].as_str().unwrap().to_string();
+        assert!(error.contains("--allow-fault-injection"), "POST {path}: {error}");
     }
     let faults = call(addr, "GET", "/v1/faults").unwrap().json().unwrap();
     assert_eq!(faults["fault_injection"], false);
@@ -168,7 +183,8 @@ fn fault_injection_is_off_without_the_flag() {
     assert_eq!(overview["members"][0]["status"]["role"], "leader");
 
     if browser_available("fault_injection_is_off_without_the_flag") {
-        let result = drive("nofaults", &format!("http://{addr}/dashboard"), &mut cluster);
+        let token = concord_server::cluster::dashboard_token(dir.path()).unwrap();
+        let result = drive("nofaults", &format!("http://{addr}/dashboard?token={token}"), &mut cluster);
         assert_eq!(result["leader"], 1);
     }
 }
@@ -193,8 +209,15 @@ fn concord_up_keeps_running_when_fault_injection_stops_a_node() {
         assert!(Instant::now() < deadline, "the nodes of concord up did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Stop node 2 through node 1 (the forwarding path); node 1 keeps running.
-    let stop = call(http[0], "POST", "/v1/faults/nodes/2/stop").unwrap();
+    // Issue #23: loopback is no credential (any page in a browser here can send this request).
+    for path in ["/v1/faults/nodes/2/stop", "/v1/faults/stop", "/v1/faults/partition"] {
+        let refused = call(http[0], "POST", path).unwrap();
+        assert_eq!(refused.status, 401, "POST {path} without a credential: {}", refused.text());
+        assert!(refused.text().contains("need a credential"), "{}", refused.text());
+    }
+    assert_eq!(call(http[0], "GET", "/v1/faults").unwrap().json().unwrap()["isolated"], false);
+    // Stop node 2 through node 1 (the forwarding path, with a proof); node 1 keeps running.
+    let stop = call_as_dashboard(http[0], dir.path(), "POST", "/v1/faults/nodes/2/stop").unwrap();
     assert_eq!(stop.status, 200, "{}", stop.text());
     let deadline = Instant::now() + Duration::from_secs(10);
     while call(http[1], "GET", "/healthz").is_ok() {
@@ -205,7 +228,7 @@ fn concord_up_keeps_running_when_fault_injection_stops_a_node() {
     assert!(up.try_wait().unwrap().is_none(), "concord up is still running");
     assert!(call(http[0], "GET", "/healthz").is_ok(), "node 1 is still serving");
     // Stopping the last node ends `up` cleanly.
-    assert_eq!(call(http[0], "POST", "/v1/faults/stop").unwrap().status, 200);
+    assert_eq!(call_as_dashboard(http[0], dir.path(), "POST", "/v1/faults/stop").unwrap().status, 200);
     let status = up.wait().unwrap();
     let mut stdout = String::new();
     std::io::Read::read_to_string(&mut up.stdout.take().unwrap(), &mut stdout).unwrap();
@@ -213,4 +236,9 @@ fn concord_up_keeps_running_when_fault_injection_stops_a_node() {
     assert!(stdout.contains("node 2 stopped; the others keep running. Restart it with:"), "{stdout}");
     assert!(stdout.contains("--id 2 "), "the restart command is node 2's: {stdout}");
     assert!(stdout.contains("dashboard: http://127.0.0.1:"), "{stdout}");
+    let token = concord_server::cluster::dashboard_token(dir.path()).unwrap();
+    assert!(
+        stdout.contains(&format!("/?token={token} ")),
+        "up prints the dashboard's URL with its token: {stdout}"
+    );
 }

@@ -174,13 +174,15 @@ fn kill_9_of_the_leader_under_concord_up_then_concord_restart() {
     assert!(!data.join("up.sock").exists() && !data.join("node1.pid").exists(), "up cleans up after itself");
 }
 
-/// Run a scenario of `tests/dashboard_e2e.py` in headless Chromium against node `addr`'s dashboard.
-fn dashboard_scenario(scenario: &str, addr: SocketAddr) {
+/// Run a scenario of `tests/dashboard_e2e.py` in headless Chromium against node `addr`'s dashboard,
+/// opened as a person would: with the token `concord up` printed (and wrote under `data`).
+fn dashboard_scenario(scenario: &str, addr: SocketAddr, data: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
+    let token = concord_server::cluster::dashboard_token(data).unwrap();
     let out = Command::new("python3")
         .arg(script)
         .arg(scenario)
-        .arg(format!("http://{addr}/dashboard"))
+        .arg(format!("http://{addr}/dashboard?token={token}"))
         .arg(browser::repo_root().join("target/test-output/dashboard"))
         .output()
         .unwrap();
@@ -229,10 +231,23 @@ fn the_dashboards_restart_button_has_concord_up_start_a_killed_node() {
     let overview = call(http[0], "GET", "/v1/overview", b"").unwrap().json().unwrap();
     assert_eq!(overview["restart"], true, "the dashboard offers Restart under concord up: {overview}");
     if browser_available("the_dashboards_restart_button_has_concord_up_start_a_killed_node") {
-        dashboard_scenario("restart", http[0]);
+        dashboard_scenario("restart", http[0], data);
     } else {
-        // Without a browser, the request the button sends.
-        let answer = call(http[0], "POST", "/v1/faults/nodes/3/restart", b"").unwrap();
+        // Without a browser, the request the button sends (with the token its cookie holds).
+        let token = concord_server::cluster::dashboard_token(data).unwrap();
+        let bearer = format!("Bearer {token}");
+        let answer = RUNTIME
+            .with(|rt| {
+                rt.block_on(concord_server::testkit::http_with_headers(
+                    http[0],
+                    "POST",
+                    "/v1/faults/nodes/3/restart",
+                    &[("authorization", &bearer)],
+                    b"",
+                    Duration::from_secs(3),
+                ))
+            })
+            .unwrap();
         assert_eq!(answer.status, 200, "{}", answer.text());
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -517,7 +532,7 @@ fn an_eventual_cluster_serves_a_dashboard_on_every_node() {
         }
     }
     if browser_available("an_eventual_cluster_serves_a_dashboard_on_every_node") {
-        dashboard_scenario("eventual", http[0]);
+        dashboard_scenario("eventual", http[0], dir.path());
     }
     let (ok, text) = sigint_and_wait(&mut up);
     assert!(ok && text.contains("dashboard: http://127.0.0.1:"), "{text}");

@@ -57,6 +57,15 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
     spec("auth", -2, CONN, NO_KEYS, "connection", "1.0.0", "Authenticates the connection."),
     spec(
+        "acl",
+        -2,
+        &["sentinel"],
+        NO_KEYS,
+        "server",
+        "6.0.0",
+        "A container for access list commands (SETUSER, DELUSER, WHOAMI, LIST, USERS); users have roles.",
+    ),
+    spec(
         "select",
         2,
         CONN,

@@ -4,14 +4,12 @@
 //!   what to do: 400 bad input, 403 forbidden, 404 no such key, 413 too large, 503 refused or no
 //!   leader (retry), 504 timed out and 500 outcome unknown (a write may or may not have happened);
 //! * [`body_limit`] – the largest request body a node takes;
-//! * [`bearer`] and [`constant_time_eq`] – the cluster secret as `Authorization: Bearer <secret>`,
-//!   compared in constant time (admin and fault-injection endpoints);
 //! * [`metrics_text`] – `GET /metrics` in the Prometheus text format.
 
 use super::ClientError;
 use crate::metrics::Metrics;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use concord_kv::KvError;
@@ -27,6 +25,11 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, body: json!({ "error": message.into() }) }
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// 400: the request itself is wrong.
@@ -83,20 +86,6 @@ impl IntoResponse for ApiError {
 /// The largest request body: a value (or command) of `max_bytes`, plus room for JSON overhead.
 pub fn body_limit(max_bytes: usize) -> usize {
     max_bytes + 64 * 1024
-}
-
-/// The secret a request presents as `Authorization: Bearer <secret>`, if any.
-pub fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::as_bytes)
-}
-
-/// Whether `a == b`, in a time that does not depend on where they differ (for secrets).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `GET /metrics`: OpenMetrics text (what `prometheus_client` writes: `# TYPE … counter`, `# EOF`),

@@ -5,10 +5,10 @@
 //! HTTP API and a RESP backend of their own, because what a request *means* differs (a Raft
 //! command with revisions, or a Dynamo write with a context and siblings). How a request is
 //! *carried* does not: the same [`ClientError`], the same `{"error": …}` answers and statuses, the
-//! same body limit, bearer-secret check and `/metrics` page, the same RESP listener and error
-//! mapping. That part lives here, once, so the two front doors cannot drift apart. So do the limits
-//! that keep clients from exhausting the node: the descriptor budget ([`budget`]) and the accept
-//! loops with their caps and timeouts ([`listen`]).
+//! same body limit and `/metrics` page (who may call what is [`crate::auth`]'s, for both), the
+//! same RESP listener and error mapping. That part lives here, once, so the two front doors cannot
+//! drift apart. So do the limits that keep clients from exhausting the node: the descriptor budget
+//! ([`budget`]) and the accept loops with their caps and timeouts ([`listen`]).
 
 pub mod budget;
 pub mod http;

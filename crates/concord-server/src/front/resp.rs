@@ -55,6 +55,7 @@ pub fn spawn(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
     config: &NodeConfig,
+    acl: Arc<concord_resp::Acl>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     door: Arc<Door>,
     mut shutdown: watch::Receiver<bool>,
@@ -62,6 +63,8 @@ pub fn spawn(
     let mut rc: RespConfig = config.resp_config();
     rc.max_clients = door.max_connections;
     rc.events = door;
+    // The node's users, shared with its HTTP door (`crate::auth`).
+    rc.acl = Some(acl);
     let stopped = async move {
         let _ = shutdown.changed().await;
     };

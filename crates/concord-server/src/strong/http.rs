@@ -24,14 +24,16 @@
 //! 413 too large, 503 no leader or refused (retry; `leader` and `leader_http` hint where to),
 //! 504 timed out and 500 outcome unknown (a write may or may not have happened).
 //!
-//! Admin endpoints answer 403 unless the node runs with `allow_admin`, or the request carries the
-//! cluster secret as `Authorization: Bearer <secret>` (compared in constant time).
+//! Who may call what is decided before a handler runs, for every route at once, by
+//! [`crate::auth::guard`]: admin endpoints need an admin credential (a cluster proof, an admin
+//! user, the dashboard token) unless the node runs with `allow_admin`; data endpoints need what the
+//! client's role allows when the node requires authentication.
 //!
 //! Writes on a follower are forwarded to the leader by the [`NodeHandle`], so any node can be used.
 
 use super::handle::NodeHandle;
 use crate::config::{NodeConfig, ReadMode};
-use crate::front::http::{bearer, body_limit, constant_time_eq, metrics_text, ApiError};
+use crate::front::http::{body_limit, metrics_text, ApiError};
 use crate::front::{self, ClientError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -47,12 +49,7 @@ use std::time::Instant;
 
 /// The API's routes, bound to a node.
 pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
-    let admin = AdminState {
-        handle: handle.clone(),
-        allow_admin: config.allow_admin,
-        secret: config.secret().ok().flatten(),
-        cluster_id: config.cluster_id.clone(),
-    };
+    let admin = AdminState { handle: handle.clone(), cluster_id: config.cluster_id.clone() };
     let admin_routes = Router::new()
         .route("/v1/members/addresses", post(learn_peer))
         .route("/v1/members", post(change_membership))
@@ -496,21 +493,15 @@ async fn metrics(State(handle): State<NodeHandle>) -> Response {
     metrics_text(handle.metrics())
 }
 
-/// What the admin endpoints need.
+/// What the admin endpoints need (their credential is checked by [`crate::auth::guard`]).
 struct AdminState {
     handle: NodeHandle,
-    allow_admin: bool,
-    secret: Option<Vec<u8>>,
     cluster_id: String,
 }
 
 /// `GET /v1/backup` (admin): every key, in one linearizable read, as a checksummed backup
 /// ([`crate::backup`]).
-async fn backup(
-    State(admin): State<std::sync::Arc<AdminState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    admin.authorize(&headers)?;
+async fn backup(State(admin): State<std::sync::Arc<AdminState>>) -> Result<Response, ApiError> {
     let handle = &admin.handle;
     let consistency = concord_raft::ReadConsistency::Linearizable;
     let r = timed(handle, "backup", handle.read(concord_kv::Query::Export, consistency)).await;
@@ -525,28 +516,10 @@ async fn backup(
     }
 }
 
-impl AdminState {
-    fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if self.allow_admin {
-            return Ok(());
-        }
-        match (&self.secret, bearer(headers)) {
-            (Some(secret), Some(given)) if constant_time_eq(secret, given) => Ok(()),
-            (_, Some(_)) => Err(ApiError::new(StatusCode::FORBIDDEN, "wrong cluster secret")),
-            _ => Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "membership changes need the cluster secret (Authorization: Bearer <secret>) or a node started with --allow-admin",
-            )),
-        }
-    }
-}
-
 async fn learn_peer(
     State(admin): State<std::sync::Arc<AdminState>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    admin.authorize(&headers)?;
     let peer: crate::config::PeerConfig = json_body(body)?;
     if peer.id == 0 || peer.id >= 4096 {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "node ids are 1 to 4095"));
@@ -564,11 +537,9 @@ struct MembershipBody {
 
 async fn change_membership(
     State(admin): State<std::sync::Arc<AdminState>>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     use concord_raft::AdminRequest;
-    admin.authorize(&headers)?;
     let body: MembershipBody = json_body(body)?;
     let node = concord_core::NodeId(body.id);
     let request = match body.op.as_str() {

@@ -81,7 +81,6 @@ impl Served for RaftKv {
             handle.clone(),
             peer_http,
             config.allow_fault_injection,
-            parts.secret.clone(),
             parts.shutdown.clone(),
             config.supervisor.clone(),
         );

@@ -139,7 +139,7 @@ pub struct MemberTarget {
     /// HTTP address of any member.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
-    /// The cluster secret file (sent as `Authorization: Bearer …`); not needed for `list`, nor
+    /// The cluster secret file (each call carries a proof of it, not the secret); not needed for `list`, nor
     /// with nodes started with --allow-admin.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,

@@ -49,7 +49,8 @@ pub struct ServeArgs {
     /// members authenticate each other with it, and admin requests carry it.
     #[arg(long)]
     pub cluster_secret_file: Option<PathBuf>,
-    /// Password RESP clients must AUTH with.
+    /// The default user's password: RESP clients must AUTH with it, HTTP clients send it as
+    /// `Authorization: Bearer <password>`. Users with roles go in the file's [[users]].
     #[arg(long)]
     pub requirepass: Option<String>,
     /// Most RESP connections at once [default: 10000, lowered to what the open-files limit
@@ -74,6 +75,14 @@ pub struct ServeArgs {
     /// or of its last response (slow headers, idle keep-alive); 0s: never [default: 30s].
     #[arg(long, value_name = "DURATION", value_parser = concord_core::time::parse_duration)]
     pub http_idle_timeout: Option<Duration>,
+    /// A name HTTP clients reach this node by (besides its addresses and localhost); other Host
+    /// headers are refused (DNS rebinding). Repeat for each.
+    #[arg(long = "http-host", value_name = "NAME")]
+    pub http_hosts: Vec<String>,
+    /// Set by `concord up`: the file holding the dashboard's token (without it the node makes one
+    /// and logs the dashboard's URL with it).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub dashboard_token_file: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing filter.
     #[arg(long)]
     pub log: Option<String>,
@@ -83,10 +92,10 @@ pub struct ServeArgs {
     /// Do not fdatasync the WAL (survives kill -9, not power loss). For benchmarks.
     #[arg(long)]
     pub no_fsync: bool,
-    /// Allow membership changes through the HTTP admin endpoints without the cluster secret.
+    /// Allow membership changes and backups through the HTTP admin endpoints without a credential.
     #[arg(long)]
     pub allow_admin: bool,
-    /// Lab clusters only: let the dashboard (or curl, from this machine or with the cluster secret)
+    /// Lab clusters only: let the dashboard (opened with its token) or curl (with a credential)
     /// partition, heal and stop this node through `POST /v1/faults/...`.
     #[arg(long)]
     pub allow_fault_injection: bool,
@@ -187,6 +196,10 @@ impl ServeArgs {
         }
         if let Some(t) = self.http_idle_timeout {
             c.http_idle_timeout = t;
+        }
+        c.http_hosts.extend(self.http_hosts.iter().cloned());
+        if self.dashboard_token_file.is_some() {
+            c.dashboard_token_file = self.dashboard_token_file.clone();
         }
         if let Some(l) = &self.log {
             c.log = l.clone();
@@ -366,6 +379,8 @@ mod tests {
             "1024",
             "--http-idle-timeout",
             "30s",
+            "--http-host",
+            "db.example.com",
             "--read-consistency",
             "linearizable",
             "--request-timeout",
