@@ -135,6 +135,7 @@ fn run(input: &[u8]) -> String {
         LoadedScenario::Gossip(_) => "gossip",
         LoadedScenario::Raft(_) => "raft",
         LoadedScenario::Dynamo(_) => "dynamo",
+        LoadedScenario::Sharded(_) => "sharded",
     };
     format!("ran {protocol}")
 }
