@@ -344,7 +344,15 @@ impl Node {
                 max_connections: caps.http,
                 idle_timeout: config.http_idle(),
             };
-            serve_http(listener, http.clone(), gate, tls.as_ref(), limits, metrics.clone(), shutdown_rx.clone());
+            serve_http(
+                listener,
+                http.clone(),
+                gate,
+                tls.as_ref(),
+                limits,
+                metrics.clone(),
+                shutdown_rx.clone(),
+            );
         }
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
