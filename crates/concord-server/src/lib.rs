@@ -25,7 +25,7 @@
 //! * [`backup`] – a consistent, checksummed copy of the keys, and its restore;
 //! * [`identity`] – a data directory belongs to one cluster, node and mode, and says so;
 //! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
-//! * [`metrics`] – Prometheus metrics;
+//! * [`metrics`] – Prometheus metrics; [`log_limit`] – rate-limited warnings for what strangers can trigger;
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`fault_injection`] – partition,
 //!   heal and stop nodes from it (off unless asked for);
 //! * [`tls`] – optional TLS on every port (mutual for peers); [`certgen`] – a throwaway CA;
@@ -51,6 +51,7 @@ pub mod fault_injection;
 pub mod front;
 pub mod hosted;
 pub mod identity;
+pub mod log_limit;
 pub mod membership;
 pub mod metrics;
 pub mod node;

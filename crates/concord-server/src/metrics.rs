@@ -11,6 +11,7 @@
 //! | `concord_wal_batch_inputs` | histogram | | inputs (messages, requests, timers) run through Raft per sync |
 //! | `concord_peer_frames_sent_total` / `_dropped_total` | counter | peer | frames to each peer; dropped when its bounded queue was full or it was unreachable |
 //! | `concord_peer_handshake_failures_total` | counter | | refused or failed peer handshakes, both directions |
+//! | `concord_peer_handshake_rejected_total` | counter | reason | inbound peer connections this node refused, by reason (`malformed`, `closed`, `timeout`, `tls`, `version`, `cluster_id`, `node_id`, `unknown_peer`, `secret`) |
 //! | `concord_inbound_dropped_total` | counter | | inputs dropped because the node's input queue was full |
 //!
 //! The same request counts and latencies are also kept as plain numbers ([`RequestTotals`]) for the
@@ -44,6 +45,11 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
     pub peer: u32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,6 +111,7 @@ pub struct Metrics {
     peer_frames_sent: Family<PeerLabels, Counter>,
     peer_frames_dropped: Family<PeerLabels, Counter>,
     pub peer_handshake_failures: Counter,
+    peer_handshake_rejected: Family<ReasonLabels, Counter>,
     pub inbound_dropped: Counter,
     /// The dashboard's copy of the request counts (a few kinds: bounded).
     request_totals: Mutex<BTreeMap<&'static str, RequestTotals>>,
@@ -137,6 +144,7 @@ impl Metrics {
             peer_frames_sent: Family::default(),
             peer_frames_dropped: Family::default(),
             peer_handshake_failures: Counter::default(),
+            peer_handshake_rejected: Family::default(),
             inbound_dropped: Counter::default(),
             request_totals: Mutex::default(),
             bucket_bounds_s: latency_bucket_bounds_s(),
@@ -177,6 +185,11 @@ impl Metrics {
             "peer_handshake_failures",
             "Refused or failed peer handshakes",
             m.peer_handshake_failures.clone(),
+        );
+        registry.register(
+            "peer_handshake_rejected",
+            "Inbound peer connections refused, by reason",
+            m.peer_handshake_rejected.clone(),
         );
         registry.register(
             "inbound_dropped",
@@ -222,6 +235,17 @@ impl Metrics {
 
     pub fn frames_dropped(&self, peer: u32, n: u64) {
         self.peer_frames_dropped.get_or_create(&PeerLabels { peer }).inc_by(n);
+    }
+
+    /// An inbound peer connection was refused (`reason`: one of
+    /// [`crate::transport::REJECTION_REASONS`], a bounded label set).
+    pub fn handshake_rejected(&self, reason: &'static str) {
+        self.peer_handshake_rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Inbound peer connections refused for `reason` so far (tests).
+    pub fn handshake_rejections(&self, reason: &'static str) -> u64 {
+        self.peer_handshake_rejected.get_or_create(&ReasonLabels { reason }).get()
     }
 
     /// Dropped frames to `peer` so far (tests, `/v1/cluster`).
