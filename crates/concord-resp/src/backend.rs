@@ -157,6 +157,9 @@ pub enum BackendError {
     /// The state machine refused the command (limits, non-integer increment…).
     #[error("{0}")]
     Kv(KvError),
+    /// The node's data disk is full: writes are refused (before taking effect), reads served.
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 impl From<KvError> for BackendError {
@@ -184,6 +187,8 @@ impl BackendError {
             }
             BackendError::Rejected(why) => format!("ERR rejected: {why}"),
             BackendError::Conflict(why) => format!("CONFLICT {why}"),
+            // Redis says MISCONF when it cannot persist and refuses writes: the same situation.
+            BackendError::NoSpace(why) => format!("MISCONF {why}"),
             BackendError::Kv(KvError::NotAnInteger { .. }) => {
                 "ERR value is not an integer or out of range".into()
             }

@@ -22,6 +22,7 @@
 //!   sessions, deadlines), its HTTP API and RESP backend; [`eventual`] – the eventual mode's, in the
 //!   same shape; [`front`] – what the two modes' front doors share (errors, HTTP and RESP plumbing);
 //! * [`node::Served`] – what a mode plugs into [`Node::start`] (one start path for both modes);
+//! * [`disk_space`] – a full disk refuses writes and keeps serving reads;
 //! * [`backup`] – a consistent, checksummed copy of the keys, and its restore;
 //! * [`identity`] – a data directory belongs to one cluster, node and mode, and says so;
 //! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
@@ -44,6 +45,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod dashboard;
+pub mod disk_space;
 pub mod driver;
 pub mod error;
 pub mod eventual;

@@ -12,6 +12,8 @@
 //! | `concord_peer_frames_sent_total` / `_dropped_total` | counter | peer | frames to each peer; dropped when its bounded queue was full or it was unreachable |
 //! | `concord_peer_handshake_failures_total` | counter | | refused or failed peer handshakes, both directions |
 //! | `concord_peer_handshake_rejected_total` | counter | reason | inbound peer connections this node refused, by reason (`malformed`, `closed`, `timeout`, `tls`, `version`, `cluster_id`, `node_id`, `unknown_peer`, `secret`) |
+//! | `concord_disk_free_bytes` | gauge | | space left on the data disk at the last check (see [`crate::disk_space`]) |
+//! | `concord_disk_writes_refused` | gauge | | 1 while writes are refused because the data disk is (nearly) full |
 //! | `concord_inbound_dropped_total` | counter | | inputs dropped because the node's input queue was full |
 //!
 //! The same request counts and latencies are also kept as plain numbers ([`RequestTotals`]) for the
@@ -113,6 +115,8 @@ pub struct Metrics {
     pub peer_handshake_failures: Counter,
     peer_handshake_rejected: Family<ReasonLabels, Counter>,
     pub inbound_dropped: Counter,
+    pub disk_free_bytes: Gauge,
+    pub disk_writes_refused: Gauge,
     /// The dashboard's copy of the request counts (a few kinds: bounded).
     request_totals: Mutex<BTreeMap<&'static str, RequestTotals>>,
     bucket_bounds_s: Vec<f64>,
@@ -146,6 +150,8 @@ impl Metrics {
             peer_handshake_failures: Counter::default(),
             peer_handshake_rejected: Family::default(),
             inbound_dropped: Counter::default(),
+            disk_free_bytes: Gauge::default(),
+            disk_writes_refused: Gauge::default(),
             request_totals: Mutex::default(),
             bucket_bounds_s: latency_bucket_bounds_s(),
             registry: Registry::default(),
@@ -195,6 +201,12 @@ impl Metrics {
             "inbound_dropped",
             "Inputs dropped because the node's input queue was full",
             m.inbound_dropped.clone(),
+        );
+        registry.register("disk_free_bytes", "Space left on the data disk", m.disk_free_bytes.clone());
+        registry.register(
+            "disk_writes_refused",
+            "1 while writes are refused because the data disk is (nearly) full",
+            m.disk_writes_refused.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -53,6 +53,7 @@ impl ApiError {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, message).with("outcome", "unknown")
             }
             ClientError::ReadTimeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
+            ClientError::NoSpace(_) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, message),
             ClientError::Unknown(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).with("outcome", "unknown")
             }
