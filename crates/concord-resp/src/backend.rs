@@ -62,6 +62,7 @@
 //! | `Rejected(why)`                    | `-ERR rejected: why`                                    |
 //! | `Kv(NotAnInteger)`                 | `-ERR value is not an integer or out of range` (Redis's) |
 //! | `Kv(IncrementOverflow)`            | `-ERR increment or decrement would overflow` (Redis's)  |
+//! | `NoSpace(why)`                      | `-MISCONF why` (the data disk is full: writes refused, reads served; Redis's word for "cannot persist") |
 //! | `Kv(other)`                        | `-ERR ` and the KV error's message, e.g. `value is 2000000 bytes; the limit is 1048576` |
 
 use crate::frame::Frame;

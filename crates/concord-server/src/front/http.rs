@@ -2,7 +2,8 @@
 //!
 //! * [`ApiError`] – every error answer is `{"error": "…"}` (plus hints) with a status that says
 //!   what to do: 400 bad input, 403 forbidden, 404 no such key, 413 too large, 503 refused or no
-//!   leader (retry), 504 timed out and 500 outcome unknown (a write may or may not have happened);
+//!   leader (retry), 504 timed out, 507 the data disk is full (writes refused, reads served) and
+//!   500 outcome unknown (a write may or may not have happened);
 //! * [`body_limit`] – the largest request body a node takes;
 //! * [`bearer`] and [`constant_time_eq`] – the cluster secret as `Authorization: Bearer <secret>`,
 //!   compared in constant time (admin and fault-injection endpoints);
