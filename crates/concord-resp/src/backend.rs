@@ -62,6 +62,7 @@
 //! | `Rejected(why)`                    | `-ERR rejected: why`                                    |
 //! | `Kv(NotAnInteger)`                 | `-ERR value is not an integer or out of range` (Redis's) |
 //! | `Kv(IncrementOverflow)`            | `-ERR increment or decrement would overflow` (Redis's)  |
+//! | `NoSpace(why)`                      | `-MISCONF why` (the data disk is full: writes refused, reads served; Redis's word for "cannot persist") |
 //! | `Kv(other)`                        | `-ERR ` and the KV error's message, e.g. `value is 2000000 bytes; the limit is 1048576` |
 
 use crate::frame::Frame;
@@ -157,6 +158,9 @@ pub enum BackendError {
     /// The state machine refused the command (limits, non-integer increment…).
     #[error("{0}")]
     Kv(KvError),
+    /// The node's data disk is full: writes are refused (before taking effect), reads served.
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 impl From<KvError> for BackendError {
@@ -184,6 +188,8 @@ impl BackendError {
             }
             BackendError::Rejected(why) => format!("ERR rejected: {why}"),
             BackendError::Conflict(why) => format!("CONFLICT {why}"),
+            // Redis says MISCONF when it cannot persist and refuses writes: the same situation.
+            BackendError::NoSpace(why) => format!("MISCONF {why}"),
             BackendError::Kv(KvError::NotAnInteger { .. }) => {
                 "ERR value is not an integer or out of range".into()
             }

@@ -168,11 +168,15 @@ pub struct WalSettings {
     /// writes survive a power loss). `false` only flushes to the OS page cache: writes survive a
     /// process crash (kill -9) but not a machine crash – for benchmarks that want to see the cost.
     pub fsync: bool,
+    /// Free space, in MiB, the data disk keeps in reserve: below it the node refuses new writes
+    /// (HTTP 507, RESP `-MISCONF`) and keeps serving reads, until space is freed (see
+    /// [`crate::disk_space`]). 0 turns the check off; the WAL then still survives a full disk.
+    pub reserve_mb: u64,
 }
 
 impl Default for WalSettings {
     fn default() -> Self {
-        WalSettings { fsync: true }
+        WalSettings { fsync: true, reserve_mb: crate::disk_space::DEFAULT_RESERVE_MB }
     }
 }
 

@@ -51,9 +51,10 @@
 //! job queue to the WAL thread holds at most one job per batch taken meanwhile, so it is bounded by
 //! the same rule.
 
+use crate::disk_space::DiskSpace;
 pub use crate::hosted::{Hosted, Status};
 use crate::metrics::Metrics;
-use crate::storage::Disk;
+use crate::storage::{Disk, DiskError};
 use crate::transport::Transport;
 use crate::RaftKv;
 use concord_core::{ClientId, Effect, Io, NodeId, Process, RequestId, Time};
@@ -68,6 +69,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub const MAX_BATCH_INPUTS: usize = 1024;
 /// Batches (WAL records) one `fdatasync` covers, at most.
 const MAX_JOBS_PER_SYNC: usize = 4096;
+/// A sync that found the disk full is retried after this long, doubling up to the maximum.
+const NO_SPACE_RETRY_MIN: Duration = Duration::from_millis(100);
+const NO_SPACE_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Sends and replies waiting for a sync, at most; beyond it the loop waits for the disk before
 /// taking more inputs.
 pub const MAX_HELD_EFFECTS: usize = 65_536;
@@ -184,6 +188,8 @@ pub struct Driver<P: Hosted = RaftKv> {
     tracker: P::Tracker,
     wal_syncs: u64,
     last_sweep: Instant,
+    /// Where the WAL thread says the disk is full, and the front doors read it.
+    disk_space: Arc<DiskSpace>,
 }
 
 impl<P: Hosted> Driver<P> {
@@ -219,10 +225,17 @@ impl<P: Hosted> Driver<P> {
             tracker: P::Tracker::default(),
             wal_syncs: 0,
             last_sweep: Instant::now(),
+            disk_space: Arc::new(DiskSpace::unlimited()),
         };
         // The booted state is visible before the loop runs (no reader ever sees an empty status).
         driver.publish();
         driver
+    }
+
+    /// Report a full disk to `space` (and refuse writes while it says so).
+    pub fn with_disk_space(mut self, space: Arc<DiskSpace>) -> Driver<P> {
+        self.disk_space = space;
+        self
     }
 
     /// Run until `shutdown` fires or every input sender is gone. Returns an error (a complete
@@ -231,10 +244,10 @@ impl<P: Hosted> Driver<P> {
         let disk = self.disk.take().expect("run is called once");
         let (jobs_tx, jobs_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let me = self.me;
+        let (me, space) = (self.me, self.disk_space.clone());
         let wal_thread = std::thread::Builder::new()
             .name(format!("concord-wal-{}", me.0))
-            .spawn(move || wal_thread(me, disk, jobs_rx, done_tx))
+            .spawn(move || wal_thread(me, disk, jobs_rx, done_tx, space))
             .map_err(|e| {
                 crate::Error::Driver(format!("node {me} stops: cannot start the WAL thread: {e}"))
             })?;
@@ -323,6 +336,14 @@ impl<P: Hosted> Driver<P> {
                 self.call(batch, |node, io| node.on_message(io, from, msg));
             }
             Input::Request { request, reply } => {
+                // A write forwarded by a peer to this node, whose disk is full (the front doors
+                // refuse their own clients' writes before they get here).
+                if P::is_write(&request) {
+                    if let Some(reason) = self.disk_space.refusal() {
+                        self.answer(reply, P::refused(reason));
+                        return;
+                    }
+                }
                 if self.pending.len() >= MAX_PENDING_REQUESTS {
                     let reason = format!("node overloaded: {MAX_PENDING_REQUESTS} requests pending");
                     self.answer(reply, P::refused(reason));
@@ -469,17 +490,44 @@ impl<P: Hosted> Driver<P> {
 /// The WAL thread: owns the disk, appends every job queued, syncs once for all of them, reports.
 ///
 /// `fdatasync` blocks for as long as the disk takes, so it runs here and never on the async
-/// threads; the driver keeps stepping the node meanwhile. The thread stops when the driver closes
-/// the queue, or after reporting a failure (a failed WAL refuses further use anyway).
+/// threads; the driver keeps stepping the node meanwhile. A sync that finds the disk full is
+/// retried with back-off (taking in the jobs that queue up meanwhile) until it succeeds; nothing
+/// that waits for it is released before, and `space` tells the front doors to refuse writes. The
+/// thread stops when the driver closes the queue, or after reporting a failure (a failed WAL
+/// refuses further use anyway).
 fn wal_thread(
     me: NodeId,
     mut disk: Box<dyn Disk>,
     jobs: std::sync::mpsc::Receiver<WalJob>,
     done: mpsc::UnboundedSender<WalDone>,
+    space: Arc<DiskSpace>,
 ) {
-    while let Ok(first) = jobs.recv() {
-        let (mut ticket, mut inputs) = (None, 0);
-        let (mut next, mut taken) = (Some(first), 0);
+    use std::sync::mpsc::RecvTimeoutError;
+    // A sync the full disk refused: its ticket and inputs, owed until a sync succeeds.
+    let mut owed: Option<(u64, usize)> = None;
+    let mut retry_after = NO_SPACE_RETRY_MIN;
+    loop {
+        let first = match owed {
+            None => match jobs.recv() {
+                Ok(job) => Some(job),
+                Err(_) => return,
+            },
+            Some(_) => match jobs.recv_timeout(retry_after) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = done.send(WalDone::Failed(format!(
+                        "node {me} stops with writes that could not be synced: the data disk is full"
+                    )));
+                    return;
+                }
+            },
+        };
+        let (mut ticket, mut inputs) = match owed.take() {
+            Some((t, n)) => (Some(t), n),
+            None => (None, 0),
+        };
+        let (mut next, mut taken) = (first, 0);
         // Bounded, so a steady stream of jobs cannot postpone the sync forever.
         while let Some(job) =
             next.take().or_else(|| (taken < MAX_JOBS_PER_SYNC).then(|| jobs.try_recv().ok()).flatten())
@@ -495,9 +543,19 @@ fn wal_thread(
         let Some(ticket) = ticket else { continue };
         match disk.sync() {
             Ok(took) => {
+                space.set_wal_full(false);
+                retry_after = NO_SPACE_RETRY_MIN;
                 let _ = done.send(WalDone::Synced { ticket, took, inputs });
             }
-            Err(e) => {
+            Err(DiskError::NoSpace(why)) => {
+                if retry_after == NO_SPACE_RETRY_MIN {
+                    tracing::error!("node {me}: {why}; retrying the sync until space is freed");
+                }
+                space.set_wal_full(true);
+                owed = Some((ticket, inputs));
+                retry_after = (retry_after * 2).min(NO_SPACE_RETRY_MAX);
+            }
+            Err(DiskError::Failed(e)) => {
                 let _ = done.send(WalDone::Failed(format!("node {me} stops: WAL sync failed: {e}")));
                 return;
             }
@@ -565,6 +623,89 @@ mod tests {
         assert!(status.borrow().wal_syncs > 0);
     }
 
+    /// A disk that reports "no space" on every sync while `full` is set.
+    struct FillableDisk {
+        inner: MemoryDisk,
+        full: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Disk for FillableDisk {
+        fn append(&mut self, ops: &[concord_core::StorageOp]) -> Result<(), DiskError> {
+            self.inner.append(ops)
+        }
+        fn sync(&mut self) -> Result<Duration, DiskError> {
+            if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(DiskError::NoSpace("no space left on device (test)".into()));
+            }
+            self.inner.sync()
+        }
+    }
+
+    /// A sync that finds the disk full does not stop the node: the write waits (unacknowledged),
+    /// new writes are refused with the disk's reason, and once space is back the sync is retried
+    /// and the waiting write is acknowledged.
+    #[tokio::test]
+    async fn a_full_disk_holds_the_write_refuses_new_ones_and_resumes() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let raft = RaftConfig::with_voters([1]);
+        let dir = tempfile::tempdir().unwrap();
+        let node = RaftNode::boot(NodeId(1), raft, redb_store(dir.path()), &Default::default()).unwrap();
+        let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let disk = FillableDisk { inner: MemoryDisk::default(), full: full.clone() };
+        let space = Arc::new(DiskSpace::unlimited());
+        let (tx, rx) = mpsc::channel(16);
+        let (status_tx, mut status) = watch::channel(Status::default());
+        let driver =
+            Driver::new(node, Clock::new(), Box::new(disk), None, rx, status_tx, Arc::new(Metrics::new()))
+                .with_disk_space(space.clone());
+        let (_stop_tx, stop) = watch::channel(false);
+        let driver = tokio::spawn(driver.run(stop));
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            status.wait_for(|s| s.role == "leader" && s.commit_index >= 1),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let propose = |key: &str| {
+            let (reply, answer) = oneshot::channel();
+            let command = Command::put(Clock::new().now(), key, "v");
+            (
+                Input::Request {
+                    request: RaftRequest::Propose { session: None, command },
+                    reply: ReplyTo::Local(reply),
+                },
+                answer,
+            )
+        };
+
+        full.store(true, SeqCst);
+        let (input, mut first) = propose("a");
+        tx.send(input).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while space.refusal().is_none() {
+            assert!(Instant::now() < deadline, "the full disk was not reported");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(first.try_recv().is_err(), "a write was acknowledged before it was synced");
+        assert!(!driver.is_finished(), "the node stopped on a full disk");
+        let (input, second) = propose("b");
+        tx.send(input).await.unwrap();
+        match second.await.unwrap() {
+            RaftResponse::Rejected { reason } => assert!(reason.contains("no space left"), "{reason}"),
+            other => panic!("a write on a full disk was not refused: {other:?}"),
+        }
+
+        full.store(false, SeqCst);
+        let answer = tokio::time::timeout(Duration::from_secs(5), first).await.unwrap().unwrap();
+        assert!(matches!(answer, RaftResponse::Output(Ok(concord_kv::Response::Put { .. }))), "{answer:?}");
+        assert_eq!(space.refusal(), None, "writes are accepted again");
+        let (input, third) = propose("c");
+        tx.send(input).await.unwrap();
+        assert!(matches!(third.await.unwrap(), RaftResponse::Output(Ok(concord_kv::Response::Put { .. }))));
+    }
+
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
     /// A disk whose syncs wait for a permit from the test.
@@ -576,11 +717,11 @@ mod tests {
     }
 
     impl Disk for GatedDisk {
-        fn append(&mut self, ops: &[concord_core::StorageOp]) -> Result<(), String> {
+        fn append(&mut self, ops: &[concord_core::StorageOp]) -> Result<(), DiskError> {
             self.appended.fetch_add(ops.len(), SeqCst);
             Ok(())
         }
-        fn sync(&mut self) -> Result<Duration, String> {
+        fn sync(&mut self) -> Result<Duration, DiskError> {
             self.waiting.fetch_add(1, SeqCst);
             let permit = self.permits.recv();
             self.waiting.fetch_sub(1, SeqCst);

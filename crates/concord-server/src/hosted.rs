@@ -32,8 +32,11 @@ pub trait Hosted: Process + Send {
     /// A message to a peer, as a wire frame.
     fn frame(msg: Self::Message) -> Frame;
 
-    /// The answer to a request the driver refuses before the node sees it (overload).
+    /// The answer to a request the driver refuses before the node sees it (overload, a full disk).
     fn refused(reason: String) -> Self::Response;
+
+    /// Whether `request` writes (refused while the data disk is full; reads go on).
+    fn is_write(request: &Self::Request) -> bool;
 
     /// The answer to a request a peer forwarded, as a frame back to it (`None`: the protocol never
     /// has requests forwarded by the driver).
@@ -87,6 +90,12 @@ impl Hosted for RaftKv {
 
     fn refused(reason: String) -> Self::Response {
         RaftResponse::Rejected { reason }
+    }
+
+    /// Proposals. Membership changes (admin requests) stay possible: removing the full node may
+    /// be the way out.
+    fn is_write(request: &Self::Request) -> bool {
+        matches!(request, concord_raft::RaftRequest::Propose { .. })
     }
 
     fn forward_reply(id: u64, response: Self::Response) -> Option<Frame> {
@@ -175,6 +184,11 @@ impl Hosted for DynamoNode {
 
     fn refused(reason: String) -> DynamoResponse {
         DynamoResponse::Fail(reason)
+    }
+
+    fn is_write(request: &concord_dynamo::DynamoRequest) -> bool {
+        use concord_dynamo::DynamoRequest::{Delete, Increment, Put};
+        matches!(request, Put { .. } | Delete { .. } | Increment { .. })
     }
 
     fn forward_reply(_id: u64, _response: DynamoResponse) -> Option<Frame> {

@@ -22,10 +22,11 @@
 //!   sessions, deadlines), its HTTP API and RESP backend; [`eventual`] – the eventual mode's, in the
 //!   same shape; [`front`] – what the two modes' front doors share (errors, HTTP and RESP plumbing);
 //! * [`node::Served`] – what a mode plugs into [`Node::start`] (one start path for both modes);
+//! * [`disk_space`] – a full disk refuses writes and keeps serving reads;
 //! * [`backup`] – a consistent, checksummed copy of the keys, and its restore;
 //! * [`identity`] – a data directory belongs to one cluster, node and mode, and says so;
 //! * [`peer_file`] – peer addresses learned at run time, kept in the data directory for restarts;
-//! * [`metrics`] – Prometheus metrics;
+//! * [`metrics`] – Prometheus metrics; [`log_limit`] – rate-limited warnings for what strangers can trigger;
 //! * [`dashboard`] – the live cluster dashboard every node serves; [`fault_injection`] – partition,
 //!   heal and stop nodes from it (off unless asked for);
 //! * [`auth`] – who may use the HTTP API: users and roles (shared with RESP), cluster proofs, the
@@ -47,6 +48,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod dashboard;
+pub mod disk_space;
 pub mod driver;
 pub mod error;
 pub mod eventual;
@@ -54,6 +56,7 @@ pub mod fault_injection;
 pub mod front;
 pub mod hosted;
 pub mod identity;
+pub mod log_limit;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -11,6 +11,9 @@
 //! | `concord_wal_batch_inputs` | histogram | | inputs (messages, requests, timers) run through Raft per sync |
 //! | `concord_peer_frames_sent_total` / `_dropped_total` | counter | peer | frames to each peer; dropped when its bounded queue was full or it was unreachable |
 //! | `concord_peer_handshake_failures_total` | counter | | refused or failed peer handshakes, both directions |
+//! | `concord_peer_handshake_rejected_total` | counter | reason | inbound peer connections this node refused, by reason (`malformed`, `closed`, `timeout`, `tls`, `version`, `cluster_id`, `node_id`, `unknown_peer`, `secret`) |
+//! | `concord_disk_free_bytes` | gauge | | space left on the data disk at the last check (see [`crate::disk_space`]) |
+//! | `concord_disk_writes_refused` | gauge | | 1 while writes are refused because the data disk is (nearly) full |
 //! | `concord_inbound_dropped_total` | counter | | inputs dropped because the node's input queue was full |
 //! | `concord_client_connections` / `_max` | gauge | door | open client connections of each front door (`http`, `resp`), and its cap (see `crate::front::budget`) |
 //! | `concord_rejected_connections_total` | counter | door, reason | connections refused at accept: `max_connections` (`http`, `resp`: the door is at its cap), `max_handshakes` (`peer`: too many unauthenticated connections) |
@@ -59,6 +62,11 @@ pub struct DoorLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DoorReasonLabels {
     pub door: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
@@ -122,6 +130,7 @@ pub struct Metrics {
     peer_frames_sent: Family<PeerLabels, Counter>,
     peer_frames_dropped: Family<PeerLabels, Counter>,
     pub peer_handshake_failures: Counter,
+    peer_handshake_rejected: Family<ReasonLabels, Counter>,
     pub inbound_dropped: Counter,
     client_connections: Family<DoorLabels, Gauge>,
     client_connections_max: Family<DoorLabels, Gauge>,
@@ -129,6 +138,8 @@ pub struct Metrics {
     accept_errors: Family<DoorLabels, Counter>,
     client_disconnects: Family<DoorReasonLabels, Counter>,
     pub open_files_limit: Gauge,
+    pub disk_free_bytes: Gauge,
+    pub disk_writes_refused: Gauge,
     /// The dashboard's copy of the request counts (a few kinds: bounded).
     request_totals: Mutex<BTreeMap<&'static str, RequestTotals>>,
     bucket_bounds_s: Vec<f64>,
@@ -161,6 +172,7 @@ impl Metrics {
             peer_frames_sent: Family::default(),
             peer_frames_dropped: Family::default(),
             peer_handshake_failures: Counter::default(),
+            peer_handshake_rejected: Family::default(),
             inbound_dropped: Counter::default(),
             client_connections: Family::default(),
             client_connections_max: Family::default(),
@@ -168,6 +180,8 @@ impl Metrics {
             accept_errors: Family::default(),
             client_disconnects: Family::default(),
             open_files_limit: Gauge::default(),
+            disk_free_bytes: Gauge::default(),
+            disk_writes_refused: Gauge::default(),
             request_totals: Mutex::default(),
             bucket_bounds_s: latency_bucket_bounds_s(),
             registry: Registry::default(),
@@ -214,6 +228,11 @@ impl Metrics {
             m.peer_handshake_failures.clone(),
         );
         registry.register(
+            "peer_handshake_rejected",
+            "Inbound peer connections refused, by reason",
+            m.peer_handshake_rejected.clone(),
+        );
+        registry.register(
             "inbound_dropped",
             "Inputs dropped because the node's input queue was full",
             m.inbound_dropped.clone(),
@@ -247,6 +266,12 @@ impl Metrics {
             "open_files_limit",
             "Soft open-files limit of the process",
             m.open_files_limit.clone(),
+        );
+        registry.register("disk_free_bytes", "Space left on the data disk", m.disk_free_bytes.clone());
+        registry.register(
+            "disk_writes_refused",
+            "1 while writes are refused because the data disk is (nearly) full",
+            m.disk_writes_refused.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -318,6 +343,17 @@ impl Metrics {
 
     pub fn frames_dropped(&self, peer: u32, n: u64) {
         self.peer_frames_dropped.get_or_create(&PeerLabels { peer }).inc_by(n);
+    }
+
+    /// An inbound peer connection was refused (`reason`: one of
+    /// [`crate::transport::REJECTION_REASONS`], a bounded label set).
+    pub fn handshake_rejected(&self, reason: &'static str) {
+        self.peer_handshake_rejected.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Inbound peer connections refused for `reason` so far (tests).
+    pub fn handshake_rejections(&self, reason: &'static str) -> u64 {
+        self.peer_handshake_rejected.get_or_create(&ReasonLabels { reason }).get()
     }
 
     /// Dropped frames to `peer` so far (tests, `/v1/cluster`).

@@ -15,6 +15,7 @@
 //! completes before its replies go out), and waits for it.
 
 use crate::config::{Mode, NodeConfig, PeerConfig};
+use crate::disk_space::DiskSpace;
 use crate::driver::{Clock, Driver, Input, INPUT_QUEUE};
 use crate::eventual::EventualHandle;
 use crate::hosted::Hosted;
@@ -106,6 +107,8 @@ pub struct ModeParts<'a, P: Hosted> {
     /// Every member's addresses, this node's own (as bound) included.
     pub members: Vec<PeerConfig>,
     pub peer_file: PeerFile,
+    /// Whether the data disk is full (the handle refuses writes while it is).
+    pub disk_space: Arc<DiskSpace>,
 }
 
 /// What a mode's front doors may need beyond its handle.
@@ -136,6 +139,7 @@ struct Launch<'a> {
     metrics: Arc<Metrics>,
     members: Vec<PeerConfig>,
     peer_file: PeerFile,
+    disk_space: Arc<DiskSpace>,
     secret: Option<Vec<u8>>,
     shutdown: &'a watch::Sender<bool>,
     shutdown_rx: watch::Receiver<bool>,
@@ -158,8 +162,10 @@ fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, Error> {
         metrics: l.metrics.clone(),
         members: l.members,
         peer_file: l.peer_file,
+        disk_space: l.disk_space.clone(),
     });
-    let driver = Driver::new(node, l.clock, l.disk, l.transport, rx, status_tx, l.metrics);
+    let driver = Driver::new(node, l.clock, l.disk, l.transport, rx, status_tx, l.metrics)
+        .with_disk_space(l.disk_space);
     let driver = tokio::spawn(driver.run(l.shutdown_rx.clone()));
     let doors = P::front_doors(
         &handle,
@@ -303,6 +309,15 @@ impl Node {
             .collect();
 
         // The protocol's half: its driver, the client side, and what its peers and clients reach.
+        // The data disk's free space: measured now (a node started on a full disk refuses writes
+        // from its first request) and then every second.
+        let disk_space = Arc::new(DiskSpace::new(&config.data_dir, config.wal.reserve_mb << 20));
+        if config.data_dir.is_dir() {
+            if let Err(e) = disk_space.check() {
+                tracing::warn!("cannot measure the free space of {}: {e}", config.data_dir.display());
+            }
+            tokio::spawn(disk_space.clone().watch(metrics.clone(), shutdown_rx.clone()));
+        }
         let launch_parts = Launch {
             config: &config,
             disk,
@@ -311,6 +326,7 @@ impl Node {
             metrics: metrics.clone(),
             members,
             peer_file,
+            disk_space,
             secret,
             shutdown: &shutdown,
             shutdown_rx: shutdown_rx.clone(),

@@ -13,9 +13,13 @@
 //! next group forms while the current sync is in progress.
 //!
 //! ## Failure
-//! A failed append or sync is fatal for the node: after a failed `fdatasync` the kernel may have
-//! dropped the dirty pages, so the only trustworthy state is what a restart reads back. The driver
-//! stops with the error; nothing that depended on the failed sync was sent.
+//! A full disk is not a failure: the WAL cuts a short write back off and keeps the records in
+//! memory ([`DiskError::NoSpace`]); the driver's WAL thread retries the sync with back-off, holds
+//! everything that depends on it meanwhile, and marks the disk full so that the front doors refuse
+//! new writes (see [`crate::disk_space`]). Any other failed append or sync is fatal for the node:
+//! after a failed `fdatasync` the kernel may have dropped the dirty pages, so the only trustworthy
+//! state is what a restart reads back. The driver stops with the error; nothing that depended on
+//! the failed sync was sent.
 
 use crate::config::WalSettings;
 use crate::Error;
@@ -23,21 +27,49 @@ use concord_core::{Durable, StorageOp};
 use std::path::Path;
 use std::time::Duration;
 
+/// Why a disk did not take a write.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DiskError {
+    /// The disk is full; nothing was lost and the same call may be retried later.
+    #[error("{0}")]
+    NoSpace(String),
+    /// Anything else: the node must stop.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for DiskError {
+    fn from(why: String) -> DiskError {
+        DiskError::Failed(why)
+    }
+}
+
+impl From<concord_wal::WalError> for DiskError {
+    fn from(e: concord_wal::WalError) -> DiskError {
+        if e.is_no_space() {
+            DiskError::NoSpace(e.to_string())
+        } else {
+            DiskError::Failed(e.to_string())
+        }
+    }
+}
+
 /// A disk for Raft's durable state.
 pub trait Disk: Send + 'static {
     /// Buffer a batch of writes; they are durable only after the next successful [`Disk::sync`].
-    fn append(&mut self, ops: &[StorageOp]) -> Result<(), String>;
-    /// Make every appended write durable. Returns how long it took.
-    fn sync(&mut self) -> Result<Duration, String>;
+    fn append(&mut self, ops: &[StorageOp]) -> Result<(), DiskError>;
+    /// Make every appended write durable. Returns how long it took. After
+    /// [`DiskError::NoSpace`], every earlier append is still pending and the sync may be retried.
+    fn sync(&mut self) -> Result<Duration, DiskError>;
 }
 
 impl Disk for concord_wal::Wal {
-    fn append(&mut self, ops: &[StorageOp]) -> Result<(), String> {
-        concord_wal::Wal::append(self, ops).map_err(|e| e.to_string())
+    fn append(&mut self, ops: &[StorageOp]) -> Result<(), DiskError> {
+        Ok(concord_wal::Wal::append(self, ops)?)
     }
 
-    fn sync(&mut self) -> Result<Duration, String> {
-        concord_wal::Wal::sync(self).map_err(|e| e.to_string())
+    fn sync(&mut self) -> Result<Duration, DiskError> {
+        Ok(concord_wal::Wal::sync(self)?)
     }
 }
 
@@ -78,12 +110,12 @@ pub struct MemoryDisk {
 }
 
 impl Disk for MemoryDisk {
-    fn append(&mut self, ops: &[StorageOp]) -> Result<(), String> {
+    fn append(&mut self, ops: &[StorageOp]) -> Result<(), DiskError> {
         self.pending.extend_from_slice(ops);
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<Duration, String> {
+    fn sync(&mut self) -> Result<Duration, DiskError> {
         for op in self.pending.drain(..) {
             self.synced.apply_owned(op);
         }

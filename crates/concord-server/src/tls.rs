@@ -23,6 +23,7 @@
 //! client on a TLS port, a certificate from another CA).
 
 use crate::config::TlsSettings;
+use crate::log_limit::LogLimiter;
 use crate::Error;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -201,6 +202,24 @@ pub fn describe(e: &io::Error) -> String {
     format!("{e}{hint}")
 }
 
+/// The kind of a handshake error, as a short label (the log limiter's key: each kind is logged at
+/// least once, whatever other kinds of failure the same address causes).
+pub fn failure_kind(e: &io::Error) -> &'static str {
+    use rustls::{AlertDescription, CertificateError, Error, InvalidMessage};
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+        Some(Error::InvalidMessage(InvalidMessage::InvalidContentType))
+        | Some(Error::InvalidMessage(InvalidMessage::UnknownProtocolVersion)) => "tls_plaintext",
+        Some(Error::InvalidCertificate(CertificateError::UnknownIssuer)) => "tls_unknown_ca",
+        Some(Error::NoCertificatesPresented) => "tls_no_certificate",
+        Some(Error::AlertReceived(AlertDescription::UnknownCA | AlertDescription::BadCertificate)) => {
+            "tls_our_certificate_refused"
+        }
+        Some(Error::InvalidCertificate(_)) => "tls_bad_certificate",
+        Some(_) => "tls_other",
+        None => "tls_io",
+    }
+}
+
 /// RESP over TLS: the [`concord_resp::Acceptor`] that runs the server handshake.
 pub struct RespTls {
     pub acceptor: TlsAcceptor,
@@ -222,23 +241,31 @@ impl concord_resp::Acceptor for RespTls {
     }
 }
 
-/// The server side of a handshake, bounded in time; failures are logged with the remote address.
+/// Failed TLS handshakes and accepts on the front doors: anyone can cause them, so their warnings
+/// are rate-limited per source address and port kind ([`crate::log_limit`]).
+static REFUSALS: std::sync::LazyLock<LogLimiter> = std::sync::LazyLock::new(LogLimiter::default);
+
+/// The server side of a handshake, bounded in time; failures are logged with the remote address
+/// (rate-limited).
 pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     socket: TcpStream,
     remote: SocketAddr,
-    what: &str,
+    what: &'static str,
 ) -> io::Result<TlsStream<TcpStream>> {
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => {
-            tracing::warn!("{what} connection from {remote} refused: TLS handshake failed: {}", describe(&e));
+            let message =
+                format!("{what} connection from {remote} refused: TLS handshake failed: {}", describe(&e));
+            REFUSALS.warn(remote.ip(), what, failure_kind(&e), message);
             Err(e)
         }
         Err(_) => {
-            tracing::warn!(
+            let message = format!(
                 "{what} connection from {remote} refused: no TLS handshake within {TLS_HANDSHAKE_TIMEOUT:?}"
             );
+            REFUSALS.warn(remote.ip(), what, "tls_timeout", message);
             Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))
         }
     }

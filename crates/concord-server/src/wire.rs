@@ -30,8 +30,15 @@ pub const MAX_HANDSHAKE_FRAME_BYTES: u32 = 4 * 1024;
 /// always sent whole, so this must exceed the largest command the store accepts.
 pub const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
 
-/// The protocol version spoken in the handshake; bumped on incompatible changes.
-pub const WIRE_VERSION: u32 = 1;
+/// The protocol version spoken in the handshake; bumped on incompatible changes. Version 2: the
+/// dialer proves first and refusals are generic (version 1 nodes refuse version 2 `Hello`s and vice
+/// versa, each with a clear refusal: the layout of `Hello` and `Reject` is the same in both).
+pub const WIRE_VERSION: u32 = 2;
+
+/// The one refusal an acceptor sends before the dialer has proved it knows the secret, whatever the
+/// reason (see [`crate::transport`]): the same bytes for a wrong cluster id, an unknown node id, a
+/// wrong secret, a wrong version or garbage, so that a stranger learns nothing from it.
+pub const REFUSAL: &str = "refused";
 
 /// A data frame between authenticated peers.
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,13 +49,19 @@ pub enum Frame {
     Dynamo(concord_dynamo::DynamoMessage),
 }
 
-/// The handshake (see [`crate::transport`] for the exchange).
-#[derive(Debug, Serialize, Deserialize)]
+/// The handshake (see [`crate::transport`] for the exchange). The variants' order and `Hello`'s
+/// and `Reject`'s fields must not change: they are how two versions recognise each other.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub enum Handshake {
+    /// Dialer → acceptor: who the dialer claims to be and whom it wants, and its nonce.
     Hello { version: u32, cluster_id: String, from: NodeId, to: NodeId, nonce: [u8; 32] },
-    Challenge { nonce: [u8; 32], proof: [u8; 32] },
+    /// Acceptor → dialer: the acceptor's nonce. Nothing else – no proof, no ids.
+    Challenge { nonce: [u8; 32] },
+    /// Dialer → acceptor: the dialer's proof over the ids and both nonces.
     Auth { proof: [u8; 32] },
-    Welcome,
+    /// Acceptor → dialer, only after the dialer's proof verified: the acceptor's proof.
+    Welcome { proof: [u8; 32] },
+    /// Either way: the handshake is over. An acceptor only ever sends [`REFUSAL`] as the reason.
     Reject { reason: String },
 }
 
@@ -139,11 +152,11 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversized_lengths_are_refused() {
         let mut bytes = Vec::new();
-        encode_into(&Handshake::Welcome, &mut bytes);
+        encode_into(&Handshake::Welcome { proof: [7; 32] }, &mut bytes);
         encode_into(&Handshake::Reject { reason: "no".into() }, &mut bytes);
         let mut r = &bytes[..];
         let mut buf = Vec::new();
-        assert!(matches!(read_frame(&mut r, &mut buf, 100).await.unwrap(), Handshake::Welcome));
+        assert!(matches!(read_frame(&mut r, &mut buf, 100).await.unwrap(), Handshake::Welcome { .. }));
         assert!(matches!(read_frame(&mut r, &mut buf, 100).await.unwrap(), Handshake::Reject { .. }));
         assert!(matches!(read_frame::<_, Handshake>(&mut r, &mut buf, 100).await, Err(WireError::Closed)));
 

@@ -80,10 +80,32 @@ pub enum WalError {
          what is really on disk"
     )]
     Poisoned { reason: String },
+
+    /// The disk is full (`ENOSPC`, or a quota). Nothing is lost and nothing is poisoned: the
+    /// failed write was cut back off the file, every record appended since the last sync is still
+    /// held in memory, and the next [`crate::Wal::sync`] tries again.
+    #[error(
+        "no space left to {action} {path} ({source}); the WAL keeps the unsynced writes in memory          and retries: free disk space"
+    )]
+    NoSpace { action: &'static str, path: PathBuf, source: std::io::Error },
 }
 
 impl WalError {
+    /// An I/O error; [`WalError::NoSpace`] when the disk or a quota is full.
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> WalError {
+        if is_no_space(&source) {
+            return WalError::NoSpace { action, path: path.into(), source };
+        }
         WalError::Io { action, path: path.into(), source }
     }
+
+    /// The disk was full: retry once space is back (see [`WalError::NoSpace`]).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, WalError::NoSpace { .. })
+    }
+}
+
+/// `ENOSPC` or `EDQUOT`.
+pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
 }

@@ -1,4 +1,15 @@
 //! The write path: append batches, sync them, roll segments, write checkpoints.
+//!
+//! ## A full disk
+//! A write that fails with `ENOSPC` (or a quota) is not fatal and leaves no damage: the part of
+//! the buffer the kernel did take is cut back off the segment (`set_len` to the last record
+//! boundary written), the records stay buffered in memory, and [`Wal::sync`] returns
+//! [`WalError::NoSpace`] – try it again later. Nothing of what failed was acknowledged, so if the
+//! process dies before space returns, recovery sees the log as it was at the last good write (at
+//! worst, if it died between the short write and the cut, a torn tail of never-synced bytes).
+//! A roll or a checkpoint that finds the disk full is postponed the same way. A failed `fdatasync`
+//! is different and still poisons the log, whatever its error code: the kernel may have dropped
+//! the dirty pages, so only a restart knows what is on disk.
 
 use crate::error::WalError;
 use crate::format::{
@@ -133,7 +144,16 @@ pub struct Wal {
     /// Set when a write or sync failed: after a failed fsync the page cache cannot be trusted, so
     /// the only safe way on is a restart that reads what is really on disk.
     poisoned: Option<String>,
+    /// A checkpoint found the disk full: do not try again before this instant.
+    checkpoint_retry_at: Option<Instant>,
+    /// Tests: while set, every segment write stores at most this many bytes, then fails with
+    /// `ENOSPC` – a disk that fills up mid-write.
+    #[cfg(test)]
+    fail_writes_after: Option<usize>,
 }
+
+/// How long a checkpoint that found the disk full waits before the next try.
+const CHECKPOINT_RETRY_AFTER_NO_SPACE: Duration = Duration::from_secs(10);
 
 impl Wal {
     /// Open (or create) the data directory, take an exclusive lock on it (a second process on the
@@ -215,6 +235,9 @@ impl Wal {
             checkpoint_seq: found.checkpoint_seq,
             stats,
             poisoned: None,
+            checkpoint_retry_at: None,
+            #[cfg(test)]
+            fail_writes_after: None,
         };
         let mut wal = wal;
         let current = wal.current_mark();
@@ -237,7 +260,13 @@ impl Wal {
         let record_bytes = RECORD_HEADER_BYTES + payload;
         let segment_len = self.segment.written + self.buffer.len() as u64;
         if segment_len > SEGMENT_HEADER_BYTES && segment_len + record_bytes > self.opts.segment_bytes {
-            self.roll()?;
+            match self.roll() {
+                Ok(()) => {}
+                // A full disk: the record goes on the current segment, which may then exceed
+                // `segment_bytes`; the next sync reports the full disk.
+                Err(e) if e.is_no_space() => {}
+                Err(e) => return Err(e),
+            }
         }
         format::encode_record(ops, &mut self.buffer);
         for op in ops {
@@ -248,7 +277,11 @@ impl Wal {
         self.stats.bytes_appended += record_bytes;
         self.stats.bytes_since_checkpoint += record_bytes;
         if self.buffer.len() >= WRITE_BUFFER_FLUSH_BYTES {
-            self.write_buffer()?;
+            match self.write_buffer() {
+                Ok(()) => {}
+                Err(e) if e.is_no_space() => {} // kept in memory; the sync reports it
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -263,8 +296,19 @@ impl Wal {
         let start = Instant::now();
         self.check_poisoned()?;
         self.sync_segment()?;
-        if self.stats.bytes_since_checkpoint >= self.opts.checkpoint_bytes {
-            self.write_checkpoint()?;
+        let retry_due = self.checkpoint_retry_at.is_none_or(|at| Instant::now() >= at);
+        if self.stats.bytes_since_checkpoint >= self.opts.checkpoint_bytes && retry_due {
+            match self.write_checkpoint() {
+                Ok(()) => self.checkpoint_retry_at = None,
+                // The appends are durable; only the compaction waits for space.
+                Err(e) if e.is_no_space() => {
+                    tracing::warn!(
+                        "checkpoint postponed by {CHECKPOINT_RETRY_AFTER_NO_SPACE:?}: {e}; the log keeps growing until it can be written"
+                    );
+                    self.checkpoint_retry_at = Some(Instant::now() + CHECKPOINT_RETRY_AFTER_NO_SPACE);
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(start.elapsed())
     }
@@ -316,10 +360,26 @@ impl Wal {
         }
     }
 
-    /// Record a failure that leaves the on-disk state unknown, and return it.
+    /// Record a failure that leaves the on-disk state unknown, and return it. (A poisoned log is
+    /// never reported as [`WalError::NoSpace`], which would invite a retry.)
     fn poison(&mut self, error: WalError) -> WalError {
+        let error = match error {
+            WalError::NoSpace { action, path, source } => WalError::Io { action, path, source },
+            other => other,
+        };
         self.poisoned = Some(error.to_string());
         error
+    }
+
+    /// Write the whole buffer to the segment file.
+    fn write_segment_file(&mut self) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(keep) = self.fail_writes_after {
+            let keep = keep.min(self.buffer.len());
+            self.segment.file.write_all(&self.buffer[..keep])?;
+            return Err(std::io::Error::from(ErrorKind::StorageFull));
+        }
+        self.segment.file.write_all(&self.buffer)
     }
 
     /// Hand the buffered records to the OS (no durability).
@@ -327,8 +387,18 @@ impl Wal {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.segment.file.write_all(&self.buffer) {
+        if let Err(e) = self.write_segment_file() {
             let error = WalError::io("write", &self.segment.path, e);
+            if error.is_no_space() {
+                // The kernel may have taken part of the buffer: cut the file back to the last
+                // record boundary, so it never holds half a record that reads as damage later.
+                // The buffer is kept for the next try.
+                if let Err(e) = self.segment.file.set_len(self.segment.written) {
+                    let cut = WalError::io("cut a short write off", &self.segment.path, e);
+                    return Err(self.poison(cut));
+                }
+                return Err(error);
+            }
             return Err(self.poison(error));
         }
         self.segment.written += self.buffer.len() as u64;
@@ -437,6 +507,8 @@ impl Wal {
         self.write_watermark(None, true)?;
         let next = match create_segment(&self.wal_dir, self.segment.seq + 1) {
             Ok(next) => next,
+            // Nothing changed: the current segment stays the one appended to.
+            Err(e) if e.is_no_space() => return Err(e),
             Err(e) => return Err(self.poison(e)),
         };
         self.closed_segments_bytes += self.segment.written;
@@ -475,6 +547,11 @@ impl Wal {
         })();
         let bytes = match written {
             Ok(bytes) => bytes,
+            Err(e) if e.is_no_space() => {
+                // The segments are intact and synced; only the compaction failed.
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
             Err(e) => return Err(self.poison(e)),
         };
 
@@ -520,7 +597,11 @@ fn create_segment(wal_dir: &Path, seq: u64) -> Result<ActiveSegment, WalError> {
         .create_new(true)
         .open(&path)
         .map_err(|e| WalError::io("create", &path, e))?;
-    file.write_all(&format::segment_header(seq)).map_err(|e| WalError::io("write", &path, e))?;
+    if let Err(e) = file.write_all(&format::segment_header(seq)) {
+        // Leave no headerless file behind (the next try creates it anew).
+        let _ = std::fs::remove_file(&path);
+        return Err(WalError::io("write", &path, e));
+    }
     Ok(ActiveSegment { seq, path, file, written: SEGMENT_HEADER_BYTES })
 }
 
@@ -567,4 +648,84 @@ fn lock_dir(dir: &Path) -> Result<File, WalError> {
         .and_then(|_| file.write_all(note.as_bytes()))
         .map_err(|e| dir_error("write the lock file", &path, e))?;
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &str) -> StorageOp {
+        StorageOp::Put { key: key.into(), value: value.as_bytes().to_vec() }
+    }
+
+    fn segment_len(wal: &Wal) -> u64 {
+        std::fs::metadata(&wal.segment.path).unwrap().len()
+    }
+
+    /// A disk that fills up mid-write: the sync fails with `NoSpace` and leaves the file as it was,
+    /// the log is not poisoned, and once space is back the same sync succeeds with every write.
+    #[test]
+    fn a_full_disk_fails_the_sync_without_damage_and_the_retry_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        wal.append(&[put("a", "1")]).unwrap();
+        wal.sync().unwrap();
+        let good = segment_len(&wal);
+
+        wal.fail_writes_after = Some(5); // half a record header reaches the file, then ENOSPC
+        wal.append(&[put("b", "2")]).unwrap();
+        let err = wal.sync().unwrap_err();
+        assert!(err.is_no_space(), "{err}");
+        assert!(err.to_string().contains("free disk space"), "{err}");
+        assert_eq!(segment_len(&wal), good, "the short write was cut back off");
+        assert!(wal.sync().unwrap_err().is_no_space(), "still full: still refused, not poisoned");
+        wal.append(&[put("c", "3")]).unwrap();
+
+        wal.fail_writes_after = None; // space is back
+        wal.sync().unwrap();
+        drop(wal);
+        let (_, state, recovery) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        assert_eq!(recovery.torn_tail, None);
+        for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            assert_eq!(state.get(k), Some(v.as_bytes()), "{k}");
+        }
+    }
+
+    /// A node that dies while its disk is full loses only what was never acknowledged, and its log
+    /// reads back clean.
+    #[test]
+    fn a_crash_while_the_disk_is_full_recovers_what_was_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        wal.append(&[put("a", "1")]).unwrap();
+        wal.sync().unwrap();
+        wal.fail_writes_after = Some(7);
+        wal.append(&[put("b", "2")]).unwrap();
+        assert!(wal.sync().unwrap_err().is_no_space());
+        drop(wal);
+        let (_, state, recovery) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        assert_eq!(recovery.torn_tail, None, "no half record was left behind");
+        assert_eq!(state.get("a"), Some(&b"1"[..]));
+        assert_eq!(state.get("b"), None);
+    }
+
+    /// Appends beyond the write buffer and segment rolls keep going on a full disk (in memory),
+    /// so the caller sees one kind of failure – the sync's – and can retry it.
+    #[test]
+    fn appends_never_fail_for_a_full_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = WalOptions { segment_bytes: 4096, ..WalOptions::default() };
+        let (mut wal, _, _) = Wal::open(dir.path(), opts.clone()).unwrap();
+        wal.fail_writes_after = Some(0);
+        let big = "x".repeat(300_000);
+        for i in 0..8 {
+            wal.append(&[put(&format!("k{i}"), &big)]).unwrap();
+        }
+        assert!(wal.sync().unwrap_err().is_no_space());
+        wal.fail_writes_after = None;
+        wal.sync().unwrap();
+        drop(wal);
+        let (_, state, _) = Wal::open(dir.path(), opts).unwrap();
+        assert_eq!(state.len(), 8);
+    }
 }

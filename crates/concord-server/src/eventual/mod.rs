@@ -65,6 +65,7 @@ struct Inner {
     limits: concord_kv::KvLimits,
     metrics: Arc<Metrics>,
     peers: Vec<PeerConfig>,
+    disk_space: Arc<crate::disk_space::DiskSpace>,
 }
 
 /// What [`EventualHandle::new`] needs.
@@ -79,6 +80,8 @@ pub struct EventualParts {
     pub metrics: Arc<Metrics>,
     /// Every member's addresses, this node's own included.
     pub peers: Vec<PeerConfig>,
+    /// Whether the data disk is full (writes are then refused here).
+    pub disk_space: Arc<crate::disk_space::DiskSpace>,
 }
 
 /// A read's answer: the live siblings, the context to write back with, the counter if it is one.
@@ -91,9 +94,21 @@ pub struct Found {
 
 impl EventualHandle {
     pub fn new(parts: EventualParts) -> EventualHandle {
-        let EventualParts { me, tx, status, clock, timeout, config, limits, metrics, peers } = parts;
+        let EventualParts { me, tx, status, clock, timeout, config, limits, metrics, peers, disk_space } =
+            parts;
         EventualHandle {
-            inner: Arc::new(Inner { me, tx, status, clock, timeout, config, limits, metrics, peers }),
+            inner: Arc::new(Inner {
+                me,
+                tx,
+                status,
+                clock,
+                timeout,
+                config,
+                limits,
+                metrics,
+                peers,
+                disk_space,
+            }),
         }
     }
 
@@ -152,14 +167,14 @@ impl EventualHandle {
         request: DynamoRequest,
     ) -> impl std::future::Future<Output = Result<DynamoResponse, ClientError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let sent = match self.inner.tx.try_send(Input::Request { request, reply: ReplyTo::Local(tx) }) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                Err(ClientError::Rejected("node overloaded: its input queue is full; retry shortly".into()))
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                Err(ClientError::Unavailable("the node is shutting down".into()))
-            }
+        let refusal = self
+            .inner
+            .disk_space
+            .refusal()
+            .filter(|_| <DynamoNode as crate::hosted::Hosted>::is_write(&request));
+        let sent = match refusal {
+            Some(why) => Err(ClientError::NoSpace(why)),
+            None => self.send(request, tx),
         };
         let timeout = self.inner.timeout;
         async move {
@@ -168,6 +183,18 @@ impl EventualHandle {
                 Err(_) => Err(ClientError::Timeout),
                 Ok(Err(_)) => Err(ClientError::Unavailable("the node stopped before answering".into())),
                 Ok(Ok(answer)) => interpret(answer),
+            }
+        }
+    }
+
+    fn send(&self, request: DynamoRequest, tx: oneshot::Sender<DynamoResponse>) -> Result<(), ClientError> {
+        match self.inner.tx.try_send(Input::Request { request, reply: ReplyTo::Local(tx) }) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(ClientError::Rejected("node overloaded: its input queue is full; retry shortly".into()))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(ClientError::Unavailable("the node is shutting down".into()))
             }
         }
     }
@@ -330,6 +357,7 @@ impl Served for DynamoNode {
             limits: config.kv.clone(),
             metrics: parts.metrics,
             peers: parts.members,
+            disk_space: parts.disk_space,
         })
     }
 

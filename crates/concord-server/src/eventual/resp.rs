@@ -74,6 +74,7 @@ fn label<T>(r: &Result<T, BackendError>) -> &'static str {
         Err(BackendError::Timeout) => "timeout",
         Err(BackendError::Unknown(_)) => "unknown",
         Err(BackendError::Rejected(_)) => "rejected",
+        Err(BackendError::NoSpace(_)) => "no_space",
         Err(BackendError::Kv(_)) | Err(BackendError::Conflict(_)) => "invalid",
         Err(BackendError::Unavailable(_)) | Err(BackendError::NotLeader { .. }) => "unavailable",
     }

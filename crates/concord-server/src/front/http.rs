@@ -2,7 +2,8 @@
 //!
 //! * [`ApiError`] – every error answer is `{"error": "…"}` (plus hints) with a status that says
 //!   what to do: 400 bad input, 403 forbidden, 404 no such key, 413 too large, 503 refused or no
-//!   leader (retry), 504 timed out and 500 outcome unknown (a write may or may not have happened);
+//!   leader (retry), 504 timed out, 507 the data disk is full (writes refused, reads served) and
+//!   500 outcome unknown (a write may or may not have happened);
 //! * [`body_limit`] – the largest request body a node takes;
 //! * [`metrics_text`] – `GET /metrics` in the Prometheus text format.
 
@@ -56,6 +57,7 @@ impl ApiError {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, message).with("outcome", "unknown")
             }
             ClientError::ReadTimeout => ApiError::new(StatusCode::GATEWAY_TIMEOUT, message),
+            ClientError::NoSpace(_) => ApiError::new(StatusCode::INSUFFICIENT_STORAGE, message),
             ClientError::Unknown(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).with("outcome", "unknown")
             }

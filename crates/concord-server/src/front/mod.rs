@@ -43,6 +43,10 @@ pub enum ClientError {
     /// The store refused the command or query (it certainly did not take effect).
     #[error("{0}")]
     Kv(KvError),
+    /// The data disk is full: the write was refused before it took effect; reads still work
+    /// (see [`crate::disk_space`]).
+    #[error("{0}")]
+    NoSpace(String),
 }
 
 impl ClientError {
@@ -64,6 +68,7 @@ impl ClientError {
             Err(ClientError::Rejected(_)) => "rejected",
             Err(ClientError::Unknown(_)) => "unknown",
             Err(ClientError::Kv(_)) => "invalid",
+            Err(ClientError::NoSpace(_)) => "no_space",
         }
     }
 }

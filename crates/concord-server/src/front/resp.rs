@@ -27,6 +27,7 @@ pub fn backend_error(e: ClientError, not_leader: impl FnOnce(Option<u32>) -> Bac
         ClientError::Rejected(why) => BackendError::Rejected(why),
         ClientError::Unknown(why) => BackendError::Unknown(why),
         ClientError::Kv(e) => BackendError::Kv(e),
+        ClientError::NoSpace(why) => BackendError::NoSpace(why),
     }
 }
 

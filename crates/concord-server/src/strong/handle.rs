@@ -66,6 +66,7 @@ struct Inner {
     peer_file: PeerFile,
     limits: concord_kv::KvLimits,
     metrics: Arc<Metrics>,
+    disk_space: Arc<crate::disk_space::DiskSpace>,
 }
 
 /// A cheap, cloneable handle to a running node.
@@ -88,6 +89,8 @@ pub struct HandleParts {
     pub peer_file: PeerFile,
     pub limits: concord_kv::KvLimits,
     pub metrics: Arc<Metrics>,
+    /// Whether the data disk is full (writes are then refused here, before they are proposed).
+    pub disk_space: Arc<crate::disk_space::DiskSpace>,
 }
 
 impl NodeHandle {
@@ -111,6 +114,7 @@ impl NodeHandle {
                 peer_file: p.peer_file,
                 limits: p.limits,
                 metrics: p.metrics,
+                disk_space: p.disk_space,
             }),
         }
     }
@@ -220,6 +224,9 @@ impl NodeHandle {
     /// proposed in that order while the leader is stable. (After a leader change, a retried write
     /// can land after a later one; each is still applied at most once.)
     pub fn write(&self, command: Command) -> BoxFuture<'static, Result<Response, ClientError>> {
+        if let Some(why) = self.inner.disk_space.refusal() {
+            return Box::pin(std::future::ready(Err(ClientError::NoSpace(why))));
+        }
         let session = match self.take_session() {
             Ok(s) => s,
             Err(e) => return Box::pin(std::future::ready(Err(e))),

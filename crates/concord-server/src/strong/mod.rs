@@ -64,6 +64,7 @@ impl Served for RaftKv {
             peer_file: parts.peer_file,
             limits: config.kv.clone(),
             metrics: parts.metrics,
+            disk_space: parts.disk_space,
         })
     }
 

@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Do not fdatasync the WAL (survives kill -9, not power loss). For benchmarks.
     #[arg(long)]
     pub no_fsync: bool,
+    /// Free space (MiB) the data disk keeps in reserve: below it, writes are refused (HTTP 507,
+    /// RESP -MISCONF) and reads still served, until space is freed. Default 64; 0 turns it off.
+    #[arg(long, value_name = "MIB")]
+    pub disk_reserve_mb: Option<u64>,
     /// Allow membership changes and backups through the HTTP admin endpoints without a credential.
     #[arg(long)]
     pub allow_admin: bool,
@@ -209,6 +213,9 @@ impl ServeArgs {
         }
         if self.no_fsync {
             c.wal.fsync = false;
+        }
+        if let Some(mb) = self.disk_reserve_mb {
+            c.wal.reserve_mb = mb;
         }
         if self.allow_admin {
             c.allow_admin = true;
@@ -393,6 +400,8 @@ mod tests {
             "3=127.0.0.1:7381,http=127.0.0.1:8082",
             "--state-cache-mb",
             "64",
+            "--disk-reserve-mb",
+            "32",
             "--tls-cert",
             &format!("{root}/tls/node1.pem"),
             "--tls-key",
