@@ -125,5 +125,5 @@ pub use error::KvError;
 pub use limits::{command_bytes, validate, validate_query, KvLimits, ZeroLimit};
 pub use response::{KeyValue, KvResult, RangePage, Response};
 pub use snapshot::SnapshotError;
-pub use store::{Entry, KvStore, StoreInvariantViolation};
+pub use store::{key_value, Entry, KvStore, StoreInvariantViolation};
 pub use workload::REGISTER_KEY;

@@ -481,7 +481,8 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
     }
 }
 
-fn key_value(key: &[u8], entry: &Entry) -> KeyValue {
+/// `key`'s entry as clients see it (a copy; what reads and exports return).
+pub fn key_value(key: &[u8], entry: &Entry) -> KeyValue {
     KeyValue {
         key: key.to_vec(),
         value: entry.value.clone(),

@@ -105,7 +105,11 @@ pub const TEST_SECRET: &str = "test-secret";
 /// member's addresses. Cluster id `test-cluster`, secret [`TEST_SECRET`]; tests adjust the rest
 /// (mode, TLS, …) before starting the nodes.
 pub fn loopback_configs(dir: &std::path::Path, n: usize) -> Vec<crate::NodeConfig> {
-    let (peer, http, redis) = (free_addrs(n), free_addrs(n), free_addrs(n));
+    // One call for all three kinds: ports held at once are distinct, while three separate calls
+    // could each get a port another had just released (a node refused to start with
+    // `redis_addr and peer_addr are both …`).
+    let all = free_addrs(3 * n);
+    let (peer, http, redis) = (&all[..n], &all[n..2 * n], &all[2 * n..]);
     let members: Vec<crate::PeerConfig> = (0..n)
         .map(|j| crate::PeerConfig {
             id: j as u32 + 1,

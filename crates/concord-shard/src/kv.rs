@@ -36,8 +36,8 @@
 use crate::slot::{key_slot, Slot, SlotRange};
 use concord_core::{Access, Completion, KvStateMachine, Op, StateMachine, StateMachineError, Time};
 use concord_kv::{
-    Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits, KvStore, Query, Response,
-    TxnOp, Write,
+    key_value, Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits, KvStore, Query,
+    Response, TxnOp, Write,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -487,17 +487,6 @@ fn successor(key: &[u8]) -> Vec<u8> {
     let mut next = key.to_vec();
     next.push(0);
     next
-}
-
-fn key_value(key: &[u8], entry: &Entry) -> KeyValue {
-    KeyValue {
-        key: key.to_vec(),
-        value: entry.value.clone(),
-        create_revision: entry.create_revision,
-        mod_revision: entry.mod_revision,
-        version: entry.version,
-        expires_at: entry.expires_at,
-    }
 }
 
 /// A snapshot: the slot table and finished moves as JSON (small), then the store's own snapshot.

@@ -118,15 +118,18 @@ fn lift<Q: Process>(
     }
 }
 
-macro_rules! on_group {
-    ($self:expr, $io:expr, |$raft:ident, $inner:ident| $call:expr) => {
-        match $self {
-            Group::Meta($raft) => {
+/// Hand one input to the group's Raft node when the input is for its kind of group (`$kind::Meta`
+/// for the metadata group, `$kind::Data` for a shard's); otherwise run `$other`.
+macro_rules! dispatch {
+    ($self:expr, $io:expr, $input:expr, $kind:ident, |$raft:ident, $inner:ident, $x:ident| $call:expr, $other:expr) => {
+        match ($self, $input) {
+            (Group::Meta($raft), $kind::Meta($x)) => {
                 lift($io, |$inner| $call, GroupMessage::Meta, GroupTimer::Meta, GroupResp::Meta)
             }
-            Group::Data($raft) => {
+            (Group::Data($raft), $kind::Data($x)) => {
                 lift($io, |$inner| $call, GroupMessage::Data, GroupTimer::Data, GroupResp::Data)
             }
+            _ => $other,
         }
     };
 }
@@ -138,69 +141,34 @@ impl Process for Group {
     type Response = GroupResp;
 
     fn on_start(&mut self, io: &mut Io<'_, Self>) {
-        on_group!(self, io, |raft, inner| raft.on_start(inner))
+        match self {
+            Group::Meta(raft) => {
+                lift(io, |inner| raft.on_start(inner), GroupMessage::Meta, GroupTimer::Meta, GroupResp::Meta)
+            }
+            Group::Data(raft) => {
+                lift(io, |inner| raft.on_start(inner), GroupMessage::Data, GroupTimer::Data, GroupResp::Data)
+            }
+        }
     }
 
     fn on_message(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: GroupMessage) {
         // A message of the other kind of group cannot be for this one: dropped.
-        match (self, msg) {
-            (Group::Meta(raft), GroupMessage::Meta(m)) => lift(
-                io,
-                |inner| raft.on_message(inner, from, m),
-                GroupMessage::Meta,
-                GroupTimer::Meta,
-                GroupResp::Meta,
-            ),
-            (Group::Data(raft), GroupMessage::Data(m)) => lift(
-                io,
-                |inner| raft.on_message(inner, from, m),
-                GroupMessage::Data,
-                GroupTimer::Data,
-                GroupResp::Data,
-            ),
-            _ => {}
-        }
+        dispatch!(self, io, msg, GroupMessage, |raft, inner, m| raft.on_message(inner, from, m), {})
     }
 
     fn on_timer(&mut self, io: &mut Io<'_, Self>, timer: GroupTimer) {
-        match (self, timer) {
-            (Group::Meta(raft), GroupTimer::Meta(t)) => lift(
-                io,
-                |inner| raft.on_timer(inner, t),
-                GroupMessage::Meta,
-                GroupTimer::Meta,
-                GroupResp::Meta,
-            ),
-            (Group::Data(raft), GroupTimer::Data(t)) => lift(
-                io,
-                |inner| raft.on_timer(inner, t),
-                GroupMessage::Data,
-                GroupTimer::Data,
-                GroupResp::Data,
-            ),
-            _ => {}
-        }
+        dispatch!(self, io, timer, GroupTimer, |raft, inner, t| raft.on_timer(inner, t), {})
     }
 
     fn on_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: GroupReq) {
-        match (self, req) {
-            (Group::Meta(raft), GroupReq::Meta(r)) => lift(
-                io,
-                |inner| raft.on_request(inner, request, r),
-                GroupMessage::Meta,
-                GroupTimer::Meta,
-                GroupResp::Meta,
-            ),
-            (Group::Data(raft), GroupReq::Data(r)) => lift(
-                io,
-                |inner| raft.on_request(inner, request, r),
-                GroupMessage::Data,
-                GroupTimer::Data,
-                GroupResp::Data,
-            ),
-            (Group::Meta(_), _) => io.reply(request, GroupResp::Meta(not_here())),
-            (Group::Data(_), _) => io.reply(request, GroupResp::Data(not_here())),
-        }
+        // A request for the other kind of group is answered in the kind it asked for.
+        let mismatch = match &req {
+            GroupReq::Meta(_) => GroupResp::Meta(not_here()),
+            GroupReq::Data(_) => GroupResp::Data(not_here()),
+        };
+        dispatch!(self, io, req, GroupReq, |raft, inner, r| raft.on_request(inner, request, r), {
+            io.reply(request, mismatch)
+        })
     }
 
     fn role(&self) -> Option<&'static str> {
