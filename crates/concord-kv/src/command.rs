@@ -257,14 +257,6 @@ pub enum Query {
         key: Vec<u8>,
     },
     Range(RangeRequest),
-    /// Several keys at one point in the log (Redis's `MGET`, `EXISTS`): the values of a prefix of
-    /// `keys`, in order, as [`crate::Response::Values`]. At most `max_range_limit` keys per query;
-    /// the answer stops early once it holds `max_range_bytes` of keys and values (it always holds
-    /// at least one key), and the caller asks again for the rest – the same bounds as a range page,
-    /// so one query costs the node no more than one page.
-    GetMany {
-        keys: Vec<Vec<u8>>,
-    },
     /// A workload operation that cannot be expressed (see [`crate::workload`]); answered with
     /// [`crate::KvError::Unsupported`], so the client records a definite failure.
     Unsupported {
@@ -273,6 +265,15 @@ pub enum Query {
     /// Every key, in one read – one point in the log, so a consistent copy (backups). Not bounded by
     /// the range limits: the API offers it to admins only, and the answer is held in memory.
     Export,
+    // New variants go last: queries cross the peer wire between nodes of different versions.
+    /// Several keys at one point in the log (Redis's `MGET`, `EXISTS`): the values of a prefix of
+    /// `keys`, in order, as [`crate::Response::Values`]. At most `max_range_limit` keys per query;
+    /// the answer stops early once it holds `max_range_bytes` of keys and values (it always holds
+    /// at least one key), and the caller asks again for the rest – the same bounds as a range page,
+    /// so one query costs the node no more than one page.
+    GetMany {
+        keys: Vec<Vec<u8>>,
+    },
 }
 
 impl Query {

@@ -31,9 +31,6 @@ pub enum KvError {
     #[error("range limit is {limit} keys; the limit is {max_range_limit}")]
     RangeLimitTooLarge { limit: usize, max_range_limit: usize },
 
-    #[error("one read asks for {keys} keys; the limit is {max_keys} (max_range_limit)")]
-    TooManyKeys { keys: usize, max_keys: usize },
-
     /// `start > end`: almost certainly swapped arguments, so we say so instead of answering "empty".
     #[error("range start {start} is after its end {end}")]
     InvalidRange { start: String, end: String },
@@ -56,6 +53,10 @@ pub enum KvError {
     /// A workload operation this store cannot express (e.g. `append`, or `write nil`).
     #[error("unsupported operation: {0}")]
     Unsupported(String),
+
+    // New variants go last: Raft's session table stores outputs by variant index (postcard).
+    #[error("one read asks for {keys} keys; the limit is {max_keys} (max_range_limit)")]
+    TooManyKeys { keys: usize, max_keys: usize },
 }
 
 /// At most this many bytes of a key or value are quoted in an error message.

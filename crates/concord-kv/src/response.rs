@@ -37,9 +37,6 @@ pub struct RangePage {
 pub enum Response {
     Get(Option<KeyValue>),
     Range(RangePage),
-    /// The answer to [`crate::Query::GetMany`]: one entry per key asked, in order – possibly for
-    /// only a prefix of them (see there).
-    Values(Vec<Option<KeyValue>>),
     Put {
         revision: u64,
     },
@@ -72,4 +69,29 @@ pub enum Response {
         revision: u64,
         expired: u64,
     },
+    // New variants go last: snapshots and session tables store variant indices (postcard).
+    /// The answer to [`crate::Query::GetMany`]: one entry per key asked, in order – possibly for
+    /// only a prefix of them (see there).
+    Values(Vec<Option<KeyValue>>),
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use crate::KvError;
+
+    /// Raft's snapshots and session tables hold outputs encoded by postcard, which writes an enum
+    /// variant as its index: a variant inserted in the middle renumbers the ones after it, and a
+    /// snapshot written before reads back as different answers. (Found when a new `Values` variant
+    /// placed after `Range` changed every pinned simulator trace.) These indexes are pinned.
+    #[test]
+    fn existing_variants_keep_their_wire_index() {
+        let index = |bytes: Vec<u8>| bytes[0];
+        let put = postcard::to_allocvec(&Response::Put { revision: 1 }).unwrap();
+        let expire = postcard::to_allocvec(&Response::Expire { revision: 1, expired: 0 }).unwrap();
+        assert_eq!((index(put), index(expire)), (2, 7));
+        let unsupported = postcard::to_allocvec(&KvError::Unsupported("x".into())).unwrap();
+        let exhausted = postcard::to_allocvec(&KvError::RevisionsExhausted).unwrap();
+        assert_eq!((index(unsupported), index(exhausted)), (13, 12));
+    }
 }

@@ -11,11 +11,24 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// `n` loopback addresses that were free a moment ago (bound, then released).
+/// `n` loopback addresses that were free a moment ago (bound, then released), none of them handed
+/// out before in this process: tests of one binary run in parallel, and the OS readily gives a
+/// just-released port to the next `bind(…:0)` – two tests then raced for one port (`AddrInUse`).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> =
-        (0..n).map(|_| TcpListener::bind("127.0.0.1:0").expect("binding a loopback port")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("bound")).collect()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut held = Vec::new(); // bound until all `n` are chosen, so they differ from each other
+    let mut out = Vec::new();
+    while out.len() < n {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
+        let addr = listener.local_addr().expect("bound");
+        if given.insert(addr.port()) {
+            out.push(addr);
+        }
+        held.push(listener);
+    }
+    out
 }
 
 /// A base port such that `base..base + n` are all free now.
