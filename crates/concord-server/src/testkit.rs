@@ -31,12 +31,21 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
     out
 }
 
-/// A base port such that `base..base + n` are all free now.
+/// A base port such that `base..base + n` are all free now, below the OS's ephemeral range: a
+/// node restarted after `kill -9` binds its ports again, and a port in the ephemeral range may by
+/// then be the local end of some outgoing connection (a CI run lost a restart to exactly that:
+/// "RESP port is already in use").
 pub fn free_port_run(n: u16) -> u16 {
+    // Linux's default range starts at 32768; read the real one where there is one.
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(n).max(10_000 + 1_000));
     let mut seed = [0u8; 2];
     for _ in 0..200 {
         getrandom::getrandom(&mut seed).expect("the OS random source works");
-        let base = 20_000 + u16::from_le_bytes(seed) % 30_000;
+        let base = low + u16::from_le_bytes(seed) % (high - low);
         let free = (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if free {
             return base;
