@@ -11,24 +11,45 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// `n` loopback addresses that were free a moment ago (bound, then released), none of them handed
-/// out before in this process: tests of one binary run in parallel, and the OS readily gives a
-/// just-released port to the next `bind(…:0)` – two tests then raced for one port (`AddrInUse`).
+/// `n` loopback addresses that were free a moment ago, none of them handed out before in this
+/// process, all below the OS's ephemeral range. Tests of one binary run in parallel, and a port
+/// from `bind(…:0)` is an ephemeral one: the OS gives it again to the next `bind(…:0)`, or to an
+/// outgoing connection – a node that started first dials its peers and may take the port meant
+/// for the next node (`AddrInUse`, seen in CI more than once).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
     static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let (low, high) = below_ephemeral(1);
     let mut held = Vec::new(); // bound until all `n` are chosen, so they differ from each other
     let mut out = Vec::new();
-    while out.len() < n {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding a loopback port");
-        let addr = listener.local_addr().expect("bound");
-        if given.insert(addr.port()) {
-            out.push(addr);
+    let mut seed = [0u8; 2];
+    for _ in 0..100_000 {
+        if out.len() == n {
+            return out;
         }
-        held.push(listener);
+        getrandom::getrandom(&mut seed).expect("the OS random source works");
+        let port = low + u16::from_le_bytes(seed) % (high - low);
+        if given.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            given.insert(port);
+            out.push(listener.local_addr().expect("bound"));
+            held.push(listener);
+        }
     }
-    out
+    panic!("no {n} free loopback ports found below the ephemeral range");
+}
+
+/// Ports `[low, high)` for tests: from 10 000 up to the start of the OS's ephemeral range, less
+/// `run` (Linux's default range starts at 32 768; the real one is read where there is one).
+fn below_ephemeral(run: u16) -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    (10_000, ephemeral_low.saturating_sub(run).max(11_000))
 }
 
 /// A base port such that `base..base + n` are all free now, below the OS's ephemeral range: a
@@ -36,12 +57,7 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
 /// then be the local end of some outgoing connection (a CI run lost a restart to exactly that:
 /// "RESP port is already in use").
 pub fn free_port_run(n: u16) -> u16 {
-    // Linux's default range starts at 32768; read the real one where there is one.
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|text| text.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    let (low, high) = (10_000u16, ephemeral_low.saturating_sub(n).max(10_000 + 1_000));
+    let (low, high) = below_ephemeral(n);
     let mut seed = [0u8; 2];
     for _ in 0..200 {
         getrandom::getrandom(&mut seed).expect("the OS random source works");
