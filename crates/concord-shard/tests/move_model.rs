@@ -11,6 +11,7 @@
 //! The two deliberate bugs – the source serving a write after its fence, and the map flipped
 //! before the target holds the data – must each be caught.
 
+use concord_core::hash::SplitMix64;
 use concord_core::NodeId;
 use concord_core::Time;
 use concord_kv::{Command, Query, Response};
@@ -21,23 +22,6 @@ use concord_shard::{
 };
 use std::collections::BTreeMap;
 
-/// A small deterministic generator (splitmix64): the model needs no more, and a seed replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[derive(Default, Debug)]
 struct Stats {
     writes_acked: u64,
@@ -47,7 +31,7 @@ struct Stats {
 }
 
 struct Model {
-    rng: Rng,
+    rng: SplitMix64,
     map: ShardMap,
     /// Each group's machine and the index of its next log entry.
     groups: BTreeMap<ShardId, (ShardKv, u64)>,
@@ -83,7 +67,7 @@ impl Model {
         keys.extend((0..4).map(|n| format!("{{key3}}.{n}")));
         let acked = keys.iter().map(|k| (k.clone(), None)).collect();
         Model {
-            rng: Rng(seed),
+            rng: SplitMix64(seed),
             cached: map.clone(),
             map,
             groups,
