@@ -64,6 +64,9 @@
 //! | `Kv(IncrementOverflow)`            | `-ERR increment or decrement would overflow` (Redis's)  |
 //! | `NoSpace(why)`                      | `-MISCONF why` (the data disk is full: writes refused, reads served; Redis's word for "cannot persist") |
 //! | `Kv(other)`                        | `-ERR ` and the KV error's message, e.g. `value is 2000000 bytes; the limit is 1048576` |
+//! | `Moved { slot, addr }`             | `-MOVED slot addr` (sharded: Redis Cluster's redirect; cluster clients follow it) |
+//! | `Moving { slot }`                  | `-TRYAGAIN slot … is being moved between shards; retry shortly` |
+//! | `ClusterDown(why)`                 | `-CLUSTERDOWN why`                                       |
 
 use crate::frame::Frame;
 use concord_kv::{Command, KvError, KvLimits, Query, Response};
@@ -132,6 +135,12 @@ pub trait Backend: Send + Sync + 'static {
     fn limits(&self) -> KvLimits {
         KvLimits::default()
     }
+
+    /// Redis Cluster's view of this backend when it is sharded; `None` (the default): not a
+    /// cluster, and `CLUSTER` commands are answered as by a redis-server without `cluster-enabled`.
+    fn topology(&self) -> Option<crate::cluster::Topology> {
+        None
+    }
 }
 
 /// Why a backend could not serve a request.
@@ -161,6 +170,15 @@ pub enum BackendError {
     /// The node's data disk is full: writes are refused (before taking effect), reads served.
     #[error("{0}")]
     NoSpace(String),
+    /// Sharded: the key's slot is served by another node (`-MOVED <slot> <addr>`).
+    #[error("slot {slot} is served at {addr}")]
+    Moved { slot: u16, addr: String },
+    /// Sharded: the key's slot is being moved between shards; retry shortly (`-TRYAGAIN`).
+    #[error("slot {slot} is being moved")]
+    Moving { slot: u16 },
+    /// Sharded: the key's slot has no serving shard now (`-CLUSTERDOWN`).
+    #[error("cluster down: {0}")]
+    ClusterDown(String),
 }
 
 impl From<KvError> for BackendError {
@@ -197,6 +215,12 @@ impl BackendError {
                 "ERR increment or decrement would overflow".into()
             }
             BackendError::Kv(e) => format!("ERR {e}"),
+            // Redis Cluster's own wording, which cluster-aware clients parse.
+            BackendError::Moved { slot, addr } => format!("MOVED {slot} {addr}"),
+            BackendError::Moving { slot } => {
+                format!("TRYAGAIN slot {slot} is being moved between shards; retry shortly")
+            }
+            BackendError::ClusterDown(why) => format!("CLUSTERDOWN {why}"),
         })
     }
 }

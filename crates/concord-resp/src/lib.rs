@@ -30,6 +30,7 @@
 //! * [`server`] – the tokio server: connections, pipelining, authentication, limits, shutdown;
 //!   [`serve_with_acceptor`] runs it over any stream an [`Acceptor`] makes of a socket (TLS);
 //! * [`backend`] – the [`Backend`] trait and how its errors look to Redis clients;
+//! * [`cluster`] – Redis Cluster's view of a sharded backend ([`Topology`]);
 //! * [`memory`] – [`MemoryBackend`], a single-process backend.
 //!
 //! ## Commands
@@ -50,6 +51,7 @@
 
 pub mod acl;
 pub mod backend;
+pub mod cluster;
 pub mod codec;
 pub mod command;
 pub mod cursor;
@@ -62,6 +64,7 @@ pub mod server;
 
 pub use acl::Acl;
 pub use backend::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
+pub use cluster::{Topology, TopologyNode, TopologyShard};
 pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecoder};
 pub use command::{parse, ConsistencySetting, Request};
 pub use frame::{Frame, Protocol};

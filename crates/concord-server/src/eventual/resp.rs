@@ -77,6 +77,10 @@ fn label<T>(r: &Result<T, BackendError>) -> &'static str {
         Err(BackendError::NoSpace(_)) => "no_space",
         Err(BackendError::Kv(_)) | Err(BackendError::Conflict(_)) => "invalid",
         Err(BackendError::Unavailable(_)) | Err(BackendError::NotLeader { .. }) => "unavailable",
+        // Not produced by the eventual mode, which is not sharded.
+        Err(BackendError::Moved { .. })
+        | Err(BackendError::Moving { .. })
+        | Err(BackendError::ClusterDown(_)) => "unavailable",
     }
 }
 
