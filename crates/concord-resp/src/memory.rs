@@ -17,8 +17,10 @@
 //! CPU-only `execute` that never awaits.
 
 use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
+use crate::cluster::Topology;
 use concord_core::Time;
 use concord_kv::{Command, KvLimits, KvStore, Query, Response};
+use concord_shard::slot::key_slot;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,6 +31,10 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub struct MemoryBackend {
     state: Mutex<State>,
     clock: Clock,
+    /// What it reports as its Redis Cluster view (`None`: not a cluster). It serves every key
+    /// whatever the topology says (it never answers `-MOVED`): a topology of one node owning
+    /// every slot is the honest one.
+    topology: Option<Topology>,
 }
 
 struct State {
@@ -45,7 +51,17 @@ impl MemoryBackend {
 
     /// An empty store with `limits`, on `clock` (tests move time by hand).
     pub fn with_clock(limits: KvLimits, clock: Clock) -> MemoryBackend {
-        MemoryBackend { state: Mutex::new(State { store: KvStore::new(limits), applied_index: 0 }), clock }
+        MemoryBackend {
+            state: Mutex::new(State { store: KvStore::new(limits), applied_index: 0 }),
+            clock,
+            topology: None,
+        }
+    }
+
+    /// The same backend, reporting `topology` as its Redis Cluster view: the front door then
+    /// answers `CLUSTER …` from it and refuses cross-slot requests (see [`crate::cluster`]).
+    pub fn with_topology(self, topology: Topology) -> MemoryBackend {
+        MemoryBackend { topology: Some(topology), ..self }
     }
 
     /// A copy of the store (for tests and dashboards).
@@ -139,6 +155,44 @@ impl Backend for MemoryBackend {
 
     fn limits(&self) -> KvLimits {
         self.lock().store.limits().clone()
+    }
+
+    fn topology(&self) -> Option<Topology> {
+        self.topology.clone()
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.topology.is_some()
+    }
+
+    /// Counted from the store itself (one pass, no copies kept).
+    fn count_keys_in_slot(
+        self: Arc<Self>,
+        slot: u16,
+        _consistency: RequestConsistency,
+    ) -> BoxFuture<Result<u64, BackendError>> {
+        let mut state = self.lock();
+        Self::expire_due(&mut state, self.now());
+        let count = state.store.iter().filter(|kv| key_slot(&kv.key).get() == slot).count() as u64;
+        Box::pin(std::future::ready(Ok(count)))
+    }
+
+    fn keys_in_slot(
+        self: Arc<Self>,
+        slot: u16,
+        count: usize,
+        _consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Vec<Vec<u8>>, BackendError>> {
+        let mut state = self.lock();
+        Self::expire_due(&mut state, self.now());
+        let keys = state
+            .store
+            .iter()
+            .filter(|kv| key_slot(&kv.key).get() == slot)
+            .take(count)
+            .map(|kv| kv.key)
+            .collect();
+        Box::pin(std::future::ready(Ok(keys)))
     }
 }
 
