@@ -10,6 +10,7 @@
 //! INCRBY k 1.5       → ERR value is not an integer or out of range
 //! SET k v EX 0       → ERR invalid expire time in 'set' command
 //! CLIENT FOO         → ERR unknown subcommand 'FOO'. Try CLIENT HELP.
+//! CLUSTER KEYSLOT    → ERR wrong number of arguments for 'cluster|keyslot' command
 //! ```
 //!
 //! Command names are case-insensitive. Every supported command has an entry in [`COMMANDS`] (its

@@ -78,6 +78,17 @@
 //! A setting of the other family gets an error that says which mode the node runs, so the
 //! backend never sees R or W overrides on Raft, nor values outside `1..=n`. `CLIENT INFO` shows
 //! the same text with commas for spaces (`consistency=r=2,w=2,n=3`).
+//!
+//! # Redis Cluster
+//! When the backend is sharded ([`Backend::topology`] is `Some`), the connection speaks Redis
+//! Cluster's protocol ([`crate::cluster`]): `HELLO` and `INFO` say `mode`/`redis_mode` `cluster`
+//! and `cluster_enabled:1`; a request whose keys hash to different slots is refused with
+//! `-CROSSSLOT` before it reaches the backend (inside `MULTI` it dooms the transaction; a
+//! transaction whose commands together span slots is refused at `EXEC` and discarded, as
+//! redis-server does); the backend answers `-MOVED`, `-TRYAGAIN` and `-CLUSTERDOWN` for keys it
+//! does not serve. `READONLY` makes the connection's reads stale reads
+//! ([`ReadConsistency::Stale`]: a replica may serve them, Redis Cluster's meaning of `READONLY`)
+//! until `READWRITE`, which restores the connection's own `CONSISTENCY`; writes are unaffected.
 
 use crate::acl::{Acl, Denied, Need, DEFAULT_USER};
 use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};

@@ -254,7 +254,7 @@ impl Pair {
         };
         if resp3 {
             let (ours, theirs) = pair.both(&["HELLO", "3"]);
-            assert!(theirs.starts_with(b"%7\r\n") && ours.starts_with(b"%7\r\n"));
+            assert!(theirs.starts_with("%7\r\n") && ours.starts_with("%7\r\n"), "{ours} {theirs}");
         }
         pair
     }
