@@ -13,6 +13,11 @@
 //! = writes applied). Useful for tests, and for trying Redis clients against Concord's command
 //! mapping (`cargo run -p concord-resp --example resp_memory`).
 //!
+//! [`MemoryBackend::with_topology`] makes it report a Redis Cluster topology (normally one node
+//! owning all 16 384 slots), so that the front door speaks Redis Cluster's protocol over it:
+//! `CLUSTER …`, `-CROSSSLOT`, `READONLY`, and `redis-cli -c`. It still serves every key itself;
+//! `CLUSTER COUNTKEYSINSLOT` and `GETKEYSINSLOT` are answered from its store.
+//!
 //! A `std::sync::Mutex` (not an async one) is right here: the critical section is a short,
 //! CPU-only `execute` that never awaits.
 

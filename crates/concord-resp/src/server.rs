@@ -710,8 +710,11 @@ impl Client {
         };
         let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
         // Redis Cluster: one command's keys must share a slot (checked before queueing in MULTI).
-        if request.keys().len() > 1 && self.shared.backend.is_cluster() && cluster::cross_slot(request.keys())
-        {
+        let cross_slot = {
+            let keys = request.keys();
+            keys.len() > 1 && self.shared.backend.is_cluster() && cluster::cross_slot(keys)
+        };
+        if cross_slot {
             if let Some(multi) = &mut self.multi {
                 multi.doomed = true;
             }
