@@ -585,3 +585,48 @@ fn redis_cli_follows_the_cluster() {
     assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
     assert!(check.contains("1 keys | 16384 slots | 0 slaves."), "{check}");
 }
+
+/// A cluster-aware client library, unmodified: redis-py's `RedisCluster` discovers the slots
+/// (`CLUSTER SLOTS`), learns key positions (`COMMAND`), and routes by slot, in RESP2 and RESP3.
+const REDIS_PY_CLUSTER: &str = r#"
+import sys
+from redis.cluster import RedisCluster
+port = int(sys.argv[1])
+for protocol in (2, 3):
+    rc = RedisCluster(host="127.0.0.1", port=port, protocol=protocol)
+    assert len(rc.get_nodes()) == 1, rc.get_nodes()
+    assert rc.set("foo", "bar")
+    assert rc.get("foo") == b"bar"
+    assert rc.keyslot("foo") == 12182
+    assert rc.cluster_keyslot("foo") == 12182
+    assert rc.mset({"{u}a": "1", "{u}b": "2"})
+    assert rc.mget("{u}a", "{u}b") == [b"1", b"2"]
+    # The client splits a cross-slot MGET by slot itself.
+    assert rc.mget_nonatomic("foo", "{u}a") == [b"bar", b"1"]
+    assert rc.cluster_countkeysinslot(12182) == 1
+    keys = rc.cluster_get_keys_in_slot(12182, 10)
+    assert keys in ([b"foo"], ["foo"]), keys  # redis-py decodes these itself
+    assert rc.delete("foo") == 1
+    assert rc.delete("{u}a", "{u}b") == 2
+    pipe = rc.pipeline()
+    pipe.set("{p}1", "a")
+    pipe.get("{p}1")
+    assert pipe.execute() == [True, b"a"], "pipeline"
+    info = rc.cluster_info()
+    assert info["cluster_state"] == "ok", info
+    rc.close()
+print("ok")
+"#;
+
+#[test]
+fn redis_py_cluster_client_routes_itself() {
+    if !have_program("python3", &["-c", "import redis.cluster"], "pip install redis") {
+        return;
+    }
+    let server = concord(Some(one_node("f".repeat(40), 16_379)));
+    let output =
+        Command::new("python3").args(["-c", REDIS_PY_CLUSTER, &server.port().to_string()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "python3 failed: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok", "{stderr}");
+}
