@@ -1,7 +1,7 @@
 //! Redis Cluster's protocol on a sharded Concord: the shape a backend reports ([`Topology`]),
 //! and everything the front door answers from it – `CLUSTER SLOTS`, `CLUSTER SHARDS`,
 //! `CLUSTER NODES`, `CLUSTER INFO`, `CLUSTER MYID`, `CLUSTER KEYSLOT`, `CLUSTER COUNTKEYSINSLOT`,
-//! `CLUSTER GETKEYSINSLOT`, `CLUSTER HELP` – and `-CROSSSLOT`, byte for byte as redis-server 7
+//! `CLUSTER GETKEYSINSLOT`, `CLUSTER REPLICAS` (`SLAVES`), `CLUSTER HELP` – and `-CROSSSLOT`, byte for byte as redis-server 7
 //! answers them, so that cluster-aware clients (`redis-cli -c`, redis-py's `RedisCluster`, …)
 //! route themselves.
 //!
@@ -137,6 +137,7 @@ pub fn answer(request: &ClusterRequest, topology: Option<&Topology>) -> Frame {
         ClusterRequest::MyId => Frame::bulk(topology.myself.clone()),
         ClusterRequest::KeySlot(key) => Frame::Integer(key_slot(key).get() as i64),
         ClusterRequest::Help => help(),
+        ClusterRequest::Replicas(id) => replicas(topology, id),
         ClusterRequest::Unsupported(name) => Frame::error(format!(
             "ERR CLUSTER {} is not supported by Concord: the shard map is changed through its metadata \
              group (concord shard move, concord shard rebalance), never by one node",
@@ -276,39 +277,55 @@ fn range_text(first: u16, last: u16) -> String {
 /// `CLUSTER NODES`: one line per node (see "One node, many shards" in the module docs):
 /// `<id> <ip>:<port>@<cport> <flags> <primary|-> <ping-sent> <pong-recv> <config-epoch> <link> <slots…>`.
 pub fn nodes(topology: &Topology) -> String {
-    let mut text = String::new();
-    for n in &topology.nodes {
-        let (leads, follows) = roles(topology, &n.id);
-        let myself = n.id == topology.myself;
-        let (role, primary, epoch, mut slots) = match (leads.is_empty(), follows.first()) {
-            (true, Some(shard)) => {
-                ("slave", shard.primary.clone().unwrap_or_else(|| "-".into()), shard.config_epoch, vec![])
-            }
-            _ => {
-                let mut ranges: Vec<(u16, u16)> =
-                    leads.iter().flat_map(|s| s.slots.iter().copied()).collect();
-                ranges.sort();
-                let epoch = leads.iter().map(|s| s.config_epoch).max().unwrap_or(0);
-                (
-                    "master",
-                    "-".to_string(),
-                    epoch,
-                    ranges.into_iter().map(|(a, b)| range_text(a, b)).collect(),
-                )
-            }
-        };
-        let flags = if myself { format!("myself,{role}") } else { role.to_string() };
-        let link = if myself || n.connected { "connected" } else { "disconnected" };
-        let mut line =
-            format!("{} {}:{}@{} {flags} {primary} 0 0 {epoch} {link}", n.id, n.host, n.port, n.cluster_port);
-        for range in slots.drain(..) {
-            line.push(' ');
-            line.push_str(&range);
-        }
-        line.push('\n');
-        text.push_str(&line);
+    topology.nodes.iter().map(|n| node_line(topology, n).0 + "\n").collect()
+}
+
+/// `CLUSTER REPLICAS node-id`: the `CLUSTER NODES` lines (without their newline) of the nodes
+/// shown as replicas of `id`, or Redis's errors for a node it does not know or that is not a
+/// primary.
+pub fn replicas(topology: &Topology, id: &[u8]) -> Frame {
+    let Some(primary) = topology.nodes.iter().find(|n| n.id.as_bytes() == id) else {
+        return Frame::error(format!("ERR Unknown node {}", String::from_utf8_lossy(id)));
+    };
+    if node_line(topology, primary).1.is_some() {
+        return Frame::error("ERR The specified node is not a master");
     }
-    text
+    Frame::Array(
+        topology
+            .nodes
+            .iter()
+            .map(|n| node_line(topology, n))
+            .filter(|(_, of)| of.as_deref() == Some(primary.id.as_str()))
+            .map(|(line, _)| Frame::bulk(line))
+            .collect(),
+    )
+}
+
+/// One node's `CLUSTER NODES` line (no newline), and the primary it is shown as a replica of.
+fn node_line(topology: &Topology, n: &TopologyNode) -> (String, Option<String>) {
+    let (leads, follows) = roles(topology, &n.id);
+    let (role, primary, epoch, slots) = match (leads.is_empty(), follows.first()) {
+        // A primary with no known leader still gets "-": there is no one to point at.
+        (true, Some(shard)) => {
+            ("slave", shard.primary.clone().unwrap_or_else(|| "-".into()), shard.config_epoch, vec![])
+        }
+        _ => {
+            let mut ranges: Vec<(u16, u16)> = leads.iter().flat_map(|s| s.slots.iter().copied()).collect();
+            ranges.sort();
+            let epoch = leads.iter().map(|s| s.config_epoch).max().unwrap_or(0);
+            ("master", "-".to_string(), epoch, ranges)
+        }
+    };
+    let myself = n.id == topology.myself;
+    let flags = if myself { format!("myself,{role}") } else { role.to_string() };
+    let link = if myself || n.connected { "connected" } else { "disconnected" };
+    let mut line =
+        format!("{} {}:{}@{} {flags} {primary} 0 0 {epoch} {link}", n.id, n.host, n.port, n.cluster_port);
+    for (first, last) in slots {
+        line.push(' ');
+        line.push_str(&range_text(first, last));
+    }
+    (line, (role == "slave").then_some(primary))
 }
 
 /// `CLUSTER INFO`: Redis 7's fields, `\r\n` after each.
@@ -367,6 +384,8 @@ pub fn help() -> Frame {
         "NODES",
         "    Return cluster configuration seen by node. Output format:",
         "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+        "REPLICAS <node-id>",
+        "    Return <node-id> replicas.",
         "SLOTS",
         "    Return information about slots range mappings. Each range is made of:",
         "    start, end, master and replicas IP addresses, ports and ids",
@@ -448,6 +467,23 @@ mod tests {
         ];
         let expected: String = expected.iter().map(|line| format!("{line}\n")).collect();
         assert_eq!(nodes(&nine_nodes()), expected);
+    }
+
+    #[test]
+    fn replicas_are_the_nodes_lines_of_a_primarys_replicas() {
+        let topology = nine_nodes();
+        let line = |n: usize, of: usize, link: &str| {
+            Frame::bulk(format!("{} 10.0.0.{n}:6379@16379 slave {} 0 0 3 {link}", id(n), id(of)))
+        };
+        assert_eq!(
+            replicas(&topology, id(3).as_bytes()),
+            Frame::Array(vec![line(6, 3, "connected"), line(9, 3, "disconnected")])
+        );
+        assert_eq!(
+            replicas(&topology, id(6).as_bytes()),
+            Frame::error("ERR The specified node is not a master")
+        );
+        assert_eq!(replicas(&topology, b"nope"), Frame::error("ERR Unknown node nope"));
     }
 
     #[test]

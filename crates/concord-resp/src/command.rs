@@ -123,6 +123,8 @@ pub enum ClusterRequest {
     MyId,
     Help,
     KeySlot(Bytes),
+    /// `CLUSTER REPLICAS node-id` (and its old name, `SLAVES`).
+    Replicas(Bytes),
     CountKeysInSlot(Bytes),
     GetKeysInSlot {
         slot: Bytes,
@@ -701,6 +703,7 @@ fn parse_cluster(rest: &[Bytes]) -> Result<ClusterRequest, ReplyError> {
             "myid" => ClusterRequest::MyId,
             "help" => ClusterRequest::Help,
             "keyslot" => ClusterRequest::KeySlot(arg(1)),
+            "replicas" | "slaves" => ClusterRequest::Replicas(arg(1)),
             "countkeysinslot" => ClusterRequest::CountKeysInSlot(arg(1)),
             "getkeysinslot" => ClusterRequest::GetKeysInSlot { slot: arg(1), count: arg(2) },
             other => unreachable!("cluster|{other} is in the table but has no parser"),

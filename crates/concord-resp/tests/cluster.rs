@@ -311,6 +311,9 @@ fn cluster_subcommands_answer_as_redis_server() {
             pair.same(&["CLUSTER", sub]);
             pair.same(&["cluster", &sub.to_lowercase()]);
         }
+        let id = redis_id(&redis);
+        pair.same(&["CLUSTER", "REPLICAS", &id]);
+        pair.same(&["CLUSTER", "SLAVES", &id]);
         for key in TRICKY_KEYS {
             pair.same(&["CLUSTER", "KEYSLOT", key]);
         }
@@ -353,6 +356,9 @@ fn cluster_subcommands_answer_as_redis_server() {
             &["CLUSTER", "GETKEYSINSLOT", "abc", "-1"],
             &["CLUSTER", "GETKEYSINSLOT", "0", "abc"],
             &["CLUSTER", "GETKEYSINSLOT", "1.5", "1"],
+            &["CLUSTER", "REPLICAS"],
+            &["CLUSTER", "REPLICAS", "nosuchnode"],
+            &["CLUSTER", "SLAVES", "nosuchnode"],
             // Redis's own subcommands Concord does not offer: Redis's arity checks first.
             &["CLUSTER", "ADDSLOTS"],
             &["CLUSTER", "SETSLOT", "1"],

@@ -1,8 +1,10 @@
 //! The command table: every command Concord understands, one [`CommandSpec`] a row.
 //!
 //! A row holds what Redis publishes about a command – its arity (exact if positive, a minimum if
-//! negative, the name included), key positions, flags, group, the version that introduced it and
-//! a summary. The parser ([`super::parse`]) checks arity against it, and `COMMAND`, `COMMAND INFO`
+//! negative, the name included), key positions and Redis 7 key spec, flags, ACL categories, tips,
+//! group, the version that introduced it, a summary, and a container's subcommands. Flags,
+//! categories, tips and key specs are copied from redis-server 7's `COMMAND INFO` (and
+//! `tests/cluster.rs` checks them against a running one): cluster clients route by them. The parser ([`super::parse`]) checks arity against it, and `COMMAND`, `COMMAND INFO`
 //! and `COMMAND DOCS` ([`crate::introspect`]) answer from it. It is data, so it lives apart from
 //! the parsing code in [`super`], which it would otherwise fill.
 
@@ -494,6 +496,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         sub("cluster|nodes", 2, STALE, SLOW).tips(NONDETERMINISTIC),
         sub("cluster|slots", 2, STALE, SLOW).tips(NONDETERMINISTIC),
         sub("cluster|shards", 2, STALE, SLOW).tips(NONDETERMINISTIC),
+        sub("cluster|replicas", 3, &["admin", "stale"], SLOW_ADMIN).tips(NONDETERMINISTIC),
+        sub("cluster|slaves", 3, &["admin", "stale"], SLOW_ADMIN).tips(NONDETERMINISTIC),
         sub("cluster|help", 2, LS, SLOW),
     ]),
     spec(
@@ -542,13 +546,11 @@ pub const CLUSTER_UNSUPPORTED: &[(&str, i64)] = &[
     ("forget", 3),
     ("links", 2),
     ("meet", -4),
-    ("replicas", 3),
     ("replicate", 3),
     ("reset", -2),
     ("saveconfig", 2),
     ("set-config-epoch", 3),
     ("setslot", -4),
-    ("slaves", 3),
 ];
 
 /// The table row for `name` (case-insensitive).
