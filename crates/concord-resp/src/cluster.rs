@@ -52,6 +52,7 @@
 //! | `CLUSTER COUNTKEYSINSLOT x`              | `-ERR value is not an integer or out of range`             |
 //! | `CLUSTER COUNTKEYSINSLOT 16384`          | `-ERR Invalid slot`                                        |
 //! | `CLUSTER GETKEYSINSLOT 16384 1` / `0 -1` | `-ERR Invalid slot or number of keys`                      |
+//! | `CLUSTER REPLICAS x` (no such node / a replica) | `-ERR Unknown node x` / `-ERR The specified node is not a master` |
 //! | `CLUSTER ADDSLOTS …` (Redis's, not Concord's) | `-ERR CLUSTER ADDSLOTS is not supported by Concord: …` |
 //! | `MGET a b` (different slots)             | `-CROSSSLOT Keys in request don't hash to the same slot`   |
 //!

@@ -43,7 +43,8 @@
 //! `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (NX, XX, GT, LT), `TTL`, `PTTL`, `PERSIST`,
 //! `KEYS` (bounded), `SCAN` (MATCH, COUNT, TYPE); `MULTI`/`EXEC`/`DISCARD` for transactions of
 //! plain KV operations (one atomic KV transaction; see [`exec`]); Redis Cluster's
-//! `CLUSTER SLOTS|SHARDS|NODES|INFO|MYID|KEYSLOT|COUNTKEYSINSLOT|GETKEYSINSLOT|HELP`, `ASKING`,
+//! `CLUSTER SLOTS|SHARDS|NODES|INFO|MYID|KEYSLOT|COUNTKEYSINSLOT|GETKEYSINSLOT|REPLICAS|HELP`,
+//! `ASKING`,
 //! `READONLY` and `READWRITE` (see [`cluster`]), and `COMMAND GETKEYS`; and Concord's own
 //! `CONSISTENCY`, which sets this connection's consistency: `linearizable|lease|stale` reads on a
 //! Raft node, `ONE|QUORUM|ALL` or `R <r> W <w>` quorums on a node in the eventual mode (see
