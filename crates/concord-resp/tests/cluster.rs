@@ -636,3 +636,96 @@ fn redis_py_cluster_client_routes_itself() {
     assert!(output.status.success(), "python3 failed: {stderr}");
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok", "{stderr}");
 }
+
+/// Two Concord nodes splitting the slots (each `MemoryBackend` leads one shard and follows the
+/// other's), as two Redis Cluster primaries would.
+fn two_nodes() -> (TestServer, TestServer) {
+    let (a, b) = (concord(None), concord(None));
+    let topology = |myself: &str| Topology {
+        myself: myself.repeat(40),
+        current_epoch: 2,
+        state_ok: true,
+        nodes: [("a", &a), ("b", &b)]
+            .map(|(id, server)| TopologyNode {
+                id: id.repeat(40),
+                host: "127.0.0.1".into(),
+                port: server.port(),
+                cluster_port: 16_379,
+                connected: true,
+            })
+            .to_vec(),
+        shards: vec![
+            TopologyShard {
+                id: "1".repeat(40),
+                slots: vec![(0, 8191)],
+                primary: Some("a".repeat(40)),
+                replicas: vec!["b".repeat(40)],
+                config_epoch: 1,
+                moving_out: vec![],
+            },
+            TopologyShard {
+                id: "2".repeat(40),
+                slots: vec![(8192, 16383)],
+                primary: Some("b".repeat(40)),
+                replicas: vec!["a".repeat(40)],
+                config_epoch: 2,
+                moving_out: vec![],
+            },
+        ],
+    };
+    a.backend.set_topology(Some(topology("a")));
+    b.backend.set_topology(Some(topology("b")));
+    (a, b)
+}
+
+#[test]
+fn clients_follow_moved_between_two_nodes() {
+    let (a, b) = two_nodes();
+    // foo is in slot 12182, served by b: a redirects, in Redis Cluster's words.
+    let mut conn = a.connect();
+    let moved = format!("-MOVED 12182 127.0.0.1:{}\r\n", b.port());
+    assert_eq!(String::from_utf8(call(&mut conn, &["SET", "foo", "bar"])).unwrap(), moved);
+    assert_eq!(String::from_utf8(call(&mut conn, &["GET", "foo"])).unwrap(), moved);
+    assert_eq!(call(&mut conn, &["SET", "bar", "x"]), b"+OK\r\n", "bar is in slot 5061, a's");
+    if !have_program("redis-cli", &["--version"], INSTALL) {
+        return;
+    }
+    let cli = |server: &TestServer, args: &[&str]| {
+        let output =
+            Command::new("redis-cli").arg("-p").arg(server.port().to_string()).args(args).output().unwrap();
+        assert!(output.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(cli(&a, &["-c", "set", "foo", "bar"]).trim(), "OK");
+    assert_eq!(cli(&a, &["-c", "get", "foo"]).trim(), "bar");
+    assert!(b.backend.snapshot().get(b"foo").is_some() && a.backend.snapshot().get(b"foo").is_none());
+    // Both nodes' CLUSTER NODES agree, and cover every slot.
+    let check = cli(&a, &["--cluster", "check", &format!("127.0.0.1:{}", a.port())]);
+    assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    if !have_program("python3", &["-c", "import redis.cluster"], "pip install redis") {
+        return;
+    }
+    // redis-py learns the split from CLUSTER SLOTS and sends each key to its node.
+    let script = r#"
+import sys
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="127.0.0.1", port=int(sys.argv[1]))
+assert len(rc.get_nodes()) == 2, rc.get_nodes()
+for i in range(50):
+    assert rc.set(f"key{i}", str(i))
+assert rc.mget_nonatomic([f"key{i}" for i in range(50)]) == [str(i).encode() for i in range(50)]
+print("ok")
+"#;
+    let output = Command::new("python3").args(["-c", script, &a.port().to_string()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok", "{stderr}");
+    // Each node holds exactly the keys of its slots.
+    let (on_a, on_b) = (a.backend.snapshot(), b.backend.snapshot());
+    for i in 0..50 {
+        let key = format!("key{i}");
+        let on_b_expected = concord_shard::slot::key_slot(key.as_bytes()).get() >= 8192;
+        assert_eq!(on_b.get(key.as_bytes()).is_some(), on_b_expected, "{key}");
+        assert_eq!(on_a.get(key.as_bytes()).is_some(), !on_b_expected, "{key}");
+    }
+}
