@@ -45,6 +45,19 @@
 //!   nanoseconds since the Unix epoch), and computes TTLs against it. The leader's housekeeping
 //!   must use the same clock for expiry to agree with what `TTL` reports.
 //!
+//! # Sharded backends (Redis Cluster)
+//! A sharded backend reports its [`crate::cluster::Topology`] ([`Backend::topology`]); the front
+//! door then answers `CLUSTER …` from it and refuses requests whose keys span slots
+//! (`-CROSSSLOT`) before they reach the backend, so every request a sharded backend sees names
+//! keys of one slot. The backend routes by that slot: it serves the keys of shards this node
+//! leads (and, for stale reads – a connection's `READONLY` – of shards it replicates), and answers
+//! [`BackendError::Moved`] for a slot led elsewhere, [`BackendError::Moving`] for a slot being
+//! moved (Concord's moves answer `-TRYAGAIN`, never `-ASK`: see [`crate::cluster`]) and
+//! [`BackendError::ClusterDown`] for a slot no shard serves. It should override
+//! [`Backend::is_cluster`] cheaply, and [`Backend::count_keys_in_slot`] /
+//! [`Backend::keys_in_slot`] to ask the group of the slot's shard rather than scan everything.
+//! [`crate::MemoryBackend::with_topology`] is a small, complete example.
+//!
 //! # How errors look to Redis clients
 //! Redis has no notion of "not the leader" outside Redis Cluster, and the cluster redirect
 //! (`-MOVED slot host:port`) would send non-cluster clients into confusion (redis-py raises an
