@@ -951,6 +951,10 @@ impl Client {
                 ])
             }
             Request::Select(0) => Frame::ok(),
+            // A Redis Cluster has only database 0 too, and says so in its own words.
+            Request::Select(_) if self.shared.backend.is_cluster() => {
+                Frame::error("ERR SELECT is not allowed in cluster mode")
+            }
             Request::Select(_) => Frame::error("ERR DB index is out of range (Concord has one database: 0)"),
             Request::Client(client) => self.client_command(client),
             Request::Acl(acl) => self.acl_command(acl),

@@ -426,6 +426,9 @@ fn crossslot_readonly_asking_and_info_answer_as_redis_server() {
             &["READWRITE", "x"],
             &["ASKING", "x"],
             &["INFO", "cluster"],
+            &["SELECT", "0"],
+            &["SELECT", "1"],
+            &["SELECT", "x"],
         ] {
             pair.same(request);
         }
