@@ -60,7 +60,6 @@
 //! answers `EXECABORT`); commands that each stay in one slot but together span several are
 //! queued, and `EXEC` answers `-CROSSSLOT` and discards the transaction – both as redis-server.
 
-use crate::backend::BackendError;
 use crate::command::{ClusterRequest, ReplyError};
 use crate::exec::ExecContext;
 use crate::frame::Frame;
@@ -168,7 +167,7 @@ pub async fn slot_keys(request: ClusterRequest, ctx: ExecContext) -> Frame {
             ClusterRequest::CountKeysInSlot(slot) => {
                 let slot = slot_argument(&slot, "ERR Invalid slot")?;
                 let count = ctx.backend.count_keys_in_slot(slot, ctx.consistency).await;
-                Ok(Frame::Integer(count.map_err(|e| BackendError::to_reply(&e))? as i64))
+                Ok(Frame::Integer(count.map_err(|e| e.to_reply())? as i64))
             }
             ClusterRequest::GetKeysInSlot { slot, count } => {
                 let invalid = "ERR Invalid slot or number of keys";
@@ -188,7 +187,7 @@ pub async fn slot_keys(request: ClusterRequest, ctx: ExecContext) -> Frame {
     answer.unwrap_or_else(|e| e)
 }
 
-/// The shard that `node` leads, and the ones it follows, in topology order.
+/// The shards that `node` leads, and the ones it follows, in topology order.
 fn roles<'a>(topology: &'a Topology, node: &str) -> (Vec<&'a TopologyShard>, Vec<&'a TopologyShard>) {
     let leads = topology.shards.iter().filter(|s| s.primary.as_deref() == Some(node)).collect();
     let follows = topology.shards.iter().filter(|s| s.replicas.iter().any(|r| r == node)).collect();
