@@ -15,6 +15,7 @@ mod common;
 use common::{have_program, resp, Conn, TestServer};
 use concord_kv::KvLimits;
 use concord_resp::{RespConfig, Topology, TopologyNode, TopologyShard};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -706,6 +707,17 @@ fn clients_follow_moved_between_two_nodes() {
     let check = cli(&a, &["--cluster", "check", &format!("127.0.0.1:{}", a.port())]);
     assert!(check.contains("[OK] All nodes agree about slots configuration."), "{check}");
     assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    // redis-benchmark's cluster mode discovers both nodes (CLUSTER NODES) and sends each key to
+    // its node.
+    let output = Command::new("redis-benchmark")
+        .args(["--cluster", "-p", &a.port().to_string(), "-t", "set,get", "-n", "2000", "-r", "1000", "-q"])
+        .output()
+        .unwrap();
+    let report =
+        String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && report.contains("SET:") && report.contains("GET:"), "{report}");
+    assert!(!report.contains("MOVED") && !report.to_lowercase().contains("error"), "{report}");
+    assert!(!a.backend.snapshot().is_empty() && !b.backend.snapshot().is_empty(), "{report}");
     if !have_program("python3", &["-c", "import redis.cluster"], "pip install redis") {
         return;
     }
