@@ -15,7 +15,6 @@ mod common;
 use common::{have_program, resp, Conn, TestServer};
 use concord_kv::KvLimits;
 use concord_resp::{RespConfig, Topology, TopologyNode, TopologyShard};
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
