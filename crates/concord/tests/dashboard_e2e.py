@@ -68,6 +68,8 @@ def lab_click(driver, action, node):
     wait_until(lambda: js(driver, f"const b = document.querySelector('{selector}'); return !!b && !b.disabled"),
                10, f"no enabled {action} button for node {node}")
     click(driver, selector)
+    # Said on failure: which node's page sent the click.
+    sys.stderr.write(f"clicked {action} on node {node} from {driver.current_url} (node {state(driver)['served_by']})\n")
     if action == "stop":
         # Stop asks for a second click.
         wait_until(lambda: text(driver, selector) == "Confirm stop", 3, "Stop asks for confirmation")
