@@ -140,6 +140,8 @@ def faults(url, out):
         leader = state(driver)["leader"]
         leave_leader(driver, leader)
         start_writes(driver)
+        # Another node than the first page's when that one led: the page reached by its "open" link.
+        result["stop_clicked_on"] = state(driver)["served_by"]
         lab_click(driver, "stop", leader)
         wait_until(lambda: state(driver)["leader"] not in (None, leader)
                    and state(driver)["members"].get(str(leader)) == "unreachable", ELECTION_S,
