@@ -164,7 +164,11 @@ impl PeerBook {
 
     /// The membership as this node sees it now. Ids that left it are forgotten, so they may come
     /// back under a new incarnation.
-    pub fn set_membership(&self, voters: &BTreeSet<NodeId>, learners: &BTreeSet<NodeId>) -> Result<(), Error> {
+    pub fn set_membership(
+        &self,
+        voters: &BTreeSet<NodeId>,
+        learners: &BTreeSet<NodeId>,
+    ) -> Result<(), Error> {
         let mut state = self.lock();
         let members: BTreeSet<NodeId> = voters.union(learners).copied().collect();
         let gone: Vec<NodeId> = state.members.difference(&members).copied().collect();
@@ -240,7 +244,8 @@ impl PeerBook {
         let Some(path) = &self.path else { return Ok(()) };
         use std::io::Write;
         let storage = |e: std::io::Error| Error::Storage(format!("cannot write {}: {e}", path.display()));
-        let text: BTreeMap<String, String> = known.iter().map(|(id, i)| (id.to_string(), i.to_hex())).collect();
+        let text: BTreeMap<String, String> =
+            known.iter().map(|(id, i)| (id.to_string(), i.to_hex())).collect();
         let bytes = serde_json::to_vec_pretty(&text).expect("a map of strings serialises");
         let temporary = path.with_extension("json.new");
         let mut file = std::fs::File::create(&temporary).map_err(storage)?;
@@ -294,7 +299,9 @@ impl Inbound for VoteGate {
         use std::sync::atomic::Ordering;
         let election = matches!(
             &frame,
-            Frame::Raft(Message::PreVote(_) | Message::Vote(_) | Message::PreVoteResp(_) | Message::VoteResp(_))
+            Frame::Raft(
+                Message::PreVote(_) | Message::Vote(_) | Message::PreVoteResp(_) | Message::VoteResp(_)
+            )
         );
         if election {
             if !self.book.may_vote() {
@@ -309,7 +316,9 @@ impl Inbound for VoteGate {
                 return;
             }
             if self.warned.swap(false, Ordering::SeqCst) {
-                tracing::info!("a majority of the voters accepted this node's incarnation: it takes part in elections");
+                tracing::info!(
+                    "a majority of the voters accepted this node's incarnation: it takes part in elections"
+                );
             }
         }
         self.inner.deliver(from, frame);

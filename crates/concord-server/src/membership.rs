@@ -205,7 +205,10 @@ pub async fn rebuild_node(
             }
         }
     };
-    say(format!("node {id} is a voter again: voters {}, learners {}", promoted["voters"], promoted["learners"]));
+    say(format!(
+        "node {id} is a voter again: voters {}, learners {}",
+        promoted["voters"], promoted["learners"]
+    ));
     Ok((node, promoted))
 }
 
@@ -216,7 +219,10 @@ pub fn rebuild(config: NodeConfig, via: SocketAddr) -> anyhow::Result<()> {
     let runtime = serve_runtime().context("starting the async runtime")?;
     runtime.block_on(async move {
         let (node, _) = rebuild_node(config, via, &mut |line| println!("{line}")).await?;
-        println!("node {} runs on its rebuilt data directory (stop it with Ctrl-C; restart it the usual way)", node.peer_addr);
+        println!(
+            "node {} runs on its rebuilt data directory (stop it with Ctrl-C; restart it the usual way)",
+            node.peer_addr
+        );
         run_until_stopped(node).await
     })
 }
@@ -244,7 +250,9 @@ fn move_aside(dir: &std::path::Path) -> anyhow::Result<Option<PathBuf>> {
     let empty = match std::fs::read_dir(dir) {
         Ok(mut entries) => entries.next().is_none(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => bail!("cannot read {}: {e}; nothing was moved, run the command again once fixed", dir.display()),
+        Err(e) => {
+            bail!("cannot read {}: {e}; nothing was moved, run the command again once fixed", dir.display())
+        }
     };
     if empty {
         return Ok(None);

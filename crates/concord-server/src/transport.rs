@@ -285,7 +285,14 @@ fn proof(id: &Identity, label: &[u8], dialer: NodeId, acceptor: NodeId, c: &Cove
 }
 
 /// Constant-time comparison of a received proof.
-fn proof_ok(id: &Identity, label: &[u8], dialer: NodeId, acceptor: NodeId, c: &Covered<'_>, got: &[u8; 32]) -> bool {
+fn proof_ok(
+    id: &Identity,
+    label: &[u8],
+    dialer: NodeId,
+    acceptor: NodeId,
+    c: &Covered<'_>,
+    got: &[u8; 32],
+) -> bool {
     proof_mac(id, label, dialer, acceptor, c).verify_slice(got).is_ok()
 }
 
@@ -828,7 +835,10 @@ mod tests {
         )
         .await;
         let d = d.unwrap_err();
-        assert!(d.contains("refusing the connection to n2") && d.contains("n2's data directory was wiped"), "{d}");
+        assert!(
+            d.contains("refusing the connection to n2") && d.contains("n2's data directory was wiped"),
+            "{d}"
+        );
         assert!(acc.is_ok(), "the acceptor saw a valid dialer");
         assert_eq!(dialer_book.known(NodeId(2)), Some(Incarnation([2; 16])));
     }
@@ -840,9 +850,11 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let (b1, b2) = (book(1, &[]), book(2, &[]));
         for _ in 0..2 {
-            let (d, acc) =
-                handshake(with(identity(1, "c", "s", (2, a)), 1, &b1), with(identity(2, "c", "s", (1, a)), 2, &b2))
-                    .await;
+            let (d, acc) = handshake(
+                with(identity(1, "c", "s", (2, a)), 1, &b1),
+                with(identity(2, "c", "s", (1, a)), 2, &b2),
+            )
+            .await;
             assert_eq!(d, Ok(()));
             assert_eq!(acc, Ok(NodeId(1)));
         }
@@ -857,7 +869,13 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let id = identity(1, "c", "s", (2, a));
         let (nd, na) = ([1; 32], [2; 32]);
-        let good = proof(&id, b"dial", NodeId(1), NodeId(2), &Covered { nd: &nd, na: &na, incarnations: &[[1; 16]] });
+        let good = proof(
+            &id,
+            b"dial",
+            NodeId(1),
+            NodeId(2),
+            &Covered { nd: &nd, na: &na, incarnations: &[[1; 16]] },
+        );
         let other = Covered { nd: &nd, na: &na, incarnations: &[[9; 16]] };
         assert!(!proof_ok(&id, b"dial", NodeId(1), NodeId(2), &other, &good));
     }

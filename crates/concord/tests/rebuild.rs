@@ -39,7 +39,11 @@ async fn leader_among(cluster: &Cluster, among: &[usize], within: Duration) -> u
                 return *l as usize - 1;
             }
         }
-        assert!(Instant::now() < deadline, "no agreed leader among {among:?}: {seen:?}\n{}", cluster.logs(30));
+        assert!(
+            Instant::now() < deadline,
+            "no agreed leader among {among:?}: {seen:?}\n{}",
+            cluster.logs(30)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -59,7 +63,11 @@ async fn write_keys(cluster: &Cluster, via: &[usize], prefix: &str, count: usize
                 other => {
                     // Only refusals (503) and timeouts are expected; retrying a write of the same
                     // value is harmless either way.
-                    assert!(Instant::now() < deadline, "write {key} not acknowledged: {other:?}\n{}", cluster.logs(30));
+                    assert!(
+                        Instant::now() < deadline,
+                        "write {key} not acknowledged: {other:?}\n{}",
+                        cluster.logs(30)
+                    );
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -81,9 +89,16 @@ async fn assert_all_readable(cluster: &Cluster, i: usize, acked: &[(String, Stri
                     assert_eq!(&a.text(), value, "node {} serves {key}", i + 1);
                     break;
                 }
-                Ok(a) if a.status == 404 => panic!("node {} lost acknowledged {key}\n{}", i + 1, cluster.logs(40)),
+                Ok(a) if a.status == 404 => {
+                    panic!("node {} lost acknowledged {key}\n{}", i + 1, cluster.logs(40))
+                }
                 other => {
-                    assert!(Instant::now() < deadline, "read {key} on node {}: {other:?}\n{}", i + 1, cluster.logs(30));
+                    assert!(
+                        Instant::now() < deadline,
+                        "read {key} on node {}: {other:?}\n{}",
+                        i + 1,
+                        cluster.logs(30)
+                    );
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
@@ -113,7 +128,9 @@ async fn incarnation_refusals(cluster: &Cluster, i: usize) -> u64 {
     let Ok(a) = http(cluster.http[i], "GET", "/metrics", b"", Duration::from_secs(2)).await else { return 0 };
     a.text()
         .lines()
-        .find(|l| l.starts_with("concord_peer_handshake_rejected_total") && l.contains("reason=\"incarnation\""))
+        .find(|l| {
+            l.starts_with("concord_peer_handshake_rejected_total") && l.contains("reason=\"incarnation\"")
+        })
         .and_then(|l| l.split_whitespace().last())
         .and_then(|n| n.parse::<f64>().ok())
         .map_or(0, |n| n as u64)
