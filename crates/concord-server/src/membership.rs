@@ -448,3 +448,43 @@ pub fn member(command: &MemberCommand) -> anyhow::Result<serde_json::Value> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(member_command(command))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_directory_is_moved_aside_never_deleted() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("node3");
+        assert_eq!(move_aside(&dir).unwrap(), None, "absent: nothing to move");
+        std::fs::create_dir(&dir).unwrap();
+        assert_eq!(move_aside(&dir).unwrap(), None, "empty: nothing to move");
+        std::fs::write(dir.join("identity.json"), b"{}").unwrap();
+        let first = move_aside(&dir).unwrap().expect("moved");
+        assert!(!dir.exists());
+        assert!(first.file_name().unwrap().to_string_lossy().starts_with("node3.broken-"), "{first:?}");
+        assert_eq!(std::fs::read(first.join("identity.json")).unwrap(), b"{}");
+        // A second run within the same second keeps both.
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("x"), b"y").unwrap();
+        let second = move_aside(&dir).unwrap().expect("moved");
+        assert_ne!(first, second);
+        assert!(first.exists() && second.join("x").exists());
+    }
+
+    #[test]
+    fn a_running_node_is_seen_by_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(locked_by(dir.path()).unwrap(), None, "no lock file: not running");
+        let path = dir.path().join(concord_wal::layout::LOCK_FILE);
+        std::fs::write(&path, b"pid 42\n").unwrap();
+        assert_eq!(locked_by(dir.path()).unwrap(), None, "a lock file nobody holds: not running");
+        let held = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        held.lock().unwrap();
+        let holder = locked_by(dir.path()).unwrap().expect("held");
+        assert!(holder.contains("pid 42"), "{holder}");
+        drop(held);
+        assert_eq!(locked_by(dir.path()).unwrap(), None);
+    }
+}

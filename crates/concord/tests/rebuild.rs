@@ -198,10 +198,22 @@ async fn a_wiped_node_is_refused_until_rebuilt_and_no_acknowledged_write_is_lost
     let leader = leader_among(&cluster, &[0, 1], Duration::from_secs(30)).await;
     assert_all_readable(&cluster, leader, &acked).await;
 
-    // Phase F: `concord member rebuild`, on node 3's machine, with node 3 stopped and its flags.
-    cluster.kill9(2);
+    // Phase F: `concord member rebuild`, on node 3's machine, with its flags. While node 3 still
+    // runs, it is refused, and nothing changes.
     let mut argv = up_node_args(&cluster.args, 2, &cluster.cluster_id, &cluster.secret).unwrap();
     assert_eq!(argv.remove(0), "serve");
+    let refused = Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["member", "rebuild", "--via", &cluster.http[0].to_string()])
+        .args(&argv)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && said.contains("node 3 is still running"), "{said}");
+    assert!(said.contains("stop it first, then run the command again"), "{said}");
+    let v = view(&cluster, leader).await.unwrap();
+    assert!(v["members"].as_array().unwrap().iter().any(|m| m["id"] == 3), "node 3 was not removed: {v}");
+    cluster.kill9(2);
     let out = std::fs::File::create(data.join("rebuild.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_concord"))
         .args(["member", "rebuild", "--via", &cluster.http[0].to_string()])
