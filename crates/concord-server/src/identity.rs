@@ -4,9 +4,12 @@
 //! up empty and took writes, and a node directory copied from another cluster joined a new cluster,
 //! became its leader and replicated the old cluster's data to it. Now:
 //!
-//! * the first start writes `DATA/identity.json` – `{"cluster_id", "node", "mode"}` – and syncs it
-//!   before the node does anything else; every later start compares, and refuses a mismatch with a
-//!   message that names both sides and the way out;
+//! * the first start writes `DATA/identity.json` – `{"cluster_id", "node", "mode", "incarnation"}`
+//!   – and syncs it before the node does anything else; every later start compares, and refuses a
+//!   mismatch with a message that names both sides and the way out;
+//! * the incarnation is 128 random bits made with the file: a directory made again – wiped whole
+//!   and restarted under the same id – gets a new one, and its peers, which remember the old one,
+//!   refuse it ([`crate::incarnation`]). A file from before incarnations gets one at its next start;
 //! * the mode is also read from the write-ahead log itself (Raft's keys or Dynamo's), so a
 //!   directory made before identity files existed is recognised too – and then adopted.
 //!
@@ -18,10 +21,12 @@
 //! node forgot its term, its vote and the entries it acknowledged, and must not rejoin under its
 //! old id (it could vote twice in one term). [`check_log_not_lost`] refuses to start it and says
 //! what to do instead. (A segment truncated or deleted inside `wal/` is the WAL's own check; a
-//! directory wiped *whole*, identity file included, cannot be seen from the directory at all.)
+//! directory wiped *whole*, identity file included, cannot be seen from the directory at all: its
+//! peers see it, by its new incarnation.)
 
 use crate::config::Mode;
 use crate::error::Error;
+use crate::incarnation::Incarnation;
 use concord_core::Durable;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -32,6 +37,17 @@ pub struct Identity {
     pub cluster_id: String,
     pub node: u32,
     pub mode: String,
+    /// This directory's life (32 hex digits); absent in files from before incarnations, and in
+    /// what a node is configured as (the directory makes it, the configuration cannot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
+}
+
+impl Identity {
+    /// Whether `self` and `other` name the same cluster, node and mode (the incarnation aside).
+    fn same_owner(&self, other: &Identity) -> bool {
+        (&self.cluster_id, self.node, &self.mode) == (&other.cluster_id, other.node, &other.mode)
+    }
 }
 
 const FILE: &str = "identity.json";
@@ -69,7 +85,8 @@ pub fn check_log_not_lost(dir: &Path) -> Result<(), Error> {
 }
 
 /// Check that `dir` (whose log is `durable`) belongs to `want`, and claim it if it belongs to no one.
-pub fn check_or_claim(dir: &Path, want: &Identity, durable: &Durable) -> Result<(), Error> {
+/// The directory's incarnation (made now for a new directory, or for a file from before them).
+pub fn check_or_claim(dir: &Path, want: &Identity, durable: &Durable) -> Result<Incarnation, Error> {
     let refuse = |have: &str| {
         Error::Config(format!(
             "data directory {} belongs to {have}; this node is configured as node {} of cluster {} in the {} mode. \
@@ -94,33 +111,45 @@ pub fn check_or_claim(dir: &Path, want: &Identity, durable: &Durable) -> Result<
                     path.display()
                 ))
             })?;
-            if &have != want {
+            if !have.same_owner(want) {
                 return Err(refuse(&format!(
                     "node {} of cluster {} in the {} mode",
                     have.node, have.cluster_id, have.mode
                 )));
             }
-            Ok(())
+            match have.incarnation.as_deref() {
+                Some(text) => Incarnation::from_hex(text).ok_or_else(|| {
+                    Error::Storage(format!(
+                        "{} is damaged: its incarnation {text:?} is not 32 hex digits",
+                        path.display()
+                    ))
+                }),
+                // A file from before incarnations: this directory's life starts being counted now.
+                None => claim(dir, &have),
+            }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => claim(dir, want),
         Err(e) => Err(Error::Storage(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
-/// Write the identity file durably (a temporary file, synced, renamed, the directory synced).
-fn claim(dir: &Path, identity: &Identity) -> Result<(), Error> {
+/// Write the identity file durably (a temporary file, synced, renamed, the directory synced), with
+/// a new incarnation; return it.
+fn claim(dir: &Path, identity: &Identity) -> Result<Incarnation, Error> {
+    let incarnation = Incarnation::random();
+    let identity = Identity { incarnation: Some(incarnation.to_hex()), ..identity.clone() };
     use std::io::Write;
     let storage =
         |what: &str, e: std::io::Error| Error::Storage(format!("{what} {}: {e}", dir.join(FILE).display()));
     let temporary = dir.join(format!("{FILE}.new"));
     let mut file = std::fs::File::create(&temporary).map_err(|e| storage("cannot write", e))?;
-    let text = serde_json::to_vec_pretty(identity).expect("an identity serialises");
+    let text = serde_json::to_vec_pretty(&identity).expect("an identity serialises");
     file.write_all(&text).and_then(|()| file.sync_all()).map_err(|e| storage("cannot write", e))?;
     std::fs::rename(&temporary, dir.join(FILE)).map_err(|e| storage("cannot write", e))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| storage("cannot sync the directory of", e))?;
-    Ok(())
+    Ok(incarnation)
 }
 
 #[cfg(test)]
@@ -129,7 +158,22 @@ mod tests {
     use concord_core::StorageOp;
 
     fn identity(cluster: &str, node: u32, mode: &str) -> Identity {
-        Identity { cluster_id: cluster.into(), node, mode: mode.into() }
+        Identity { cluster_id: cluster.into(), node, mode: mode.into(), incarnation: None }
+    }
+
+    #[test]
+    fn a_directory_keeps_its_incarnation_and_a_directory_made_again_gets_a_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = identity("c", 3, "strong");
+        let first = check_or_claim(dir.path(), &me, &Durable::new()).unwrap();
+        assert_eq!(check_or_claim(dir.path(), &me, &Durable::new()).unwrap(), first, "kept across starts");
+        std::fs::remove_file(dir.path().join(FILE)).unwrap();
+        let again = check_or_claim(dir.path(), &me, &Durable::new()).unwrap();
+        assert_ne!(again, first, "a directory made again is another incarnation");
+        // A file from before incarnations is given one, once.
+        std::fs::write(dir.path().join(FILE), br#"{"cluster_id":"c","node":3,"mode":"strong"}"#).unwrap();
+        let adopted = check_or_claim(dir.path(), &me, &Durable::new()).unwrap();
+        assert_eq!(check_or_claim(dir.path(), &me, &Durable::new()).unwrap(), adopted);
     }
 
     #[test]
@@ -160,7 +204,7 @@ mod tests {
         std::fs::remove_dir(dir.path().join("wal")).unwrap();
         let err = check_log_not_lost(dir.path()).unwrap_err().to_string();
         assert!(err.contains("node 3 of cluster c") && err.contains("lost its durable state"), "{err}");
-        assert!(err.contains("concord member remove"), "{err}");
+        assert!(err.contains("concord member rebuild"), "{err}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub mod fault_injection;
 pub mod front;
 pub mod hosted;
 pub mod identity;
+pub mod incarnation;
 pub mod log_limit;
 pub mod membership;
 pub mod metrics;

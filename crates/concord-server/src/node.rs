@@ -19,6 +19,7 @@ use crate::disk_space::DiskSpace;
 use crate::driver::{Clock, Driver, Input, INPUT_QUEUE};
 use crate::eventual::EventualHandle;
 use crate::hosted::Hosted;
+use crate::incarnation::{Incarnation, PeerBook, VoteGate};
 use crate::metrics::Metrics;
 use crate::peer_file::PeerFile;
 use crate::redb_engine::RedbEngine;
@@ -196,6 +197,36 @@ fn serve_http(
     tokio::spawn(crate::front::listen::serve_http(listener, app, tls, limits, metrics, stop));
 }
 
+/// Keep the peer book's view of the membership current: it refuses changed incarnations of voters
+/// only, and forgets the ids that left (see [`crate::incarnation`]).
+async fn follow_membership(
+    mut status: watch::Receiver<crate::hosted::Status>,
+    book: Arc<PeerBook>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use std::collections::BTreeSet;
+    let mut last: Option<(Vec<u32>, Vec<u32>)> = None;
+    loop {
+        tokio::select! {
+            changed = status.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        let now = {
+            let s = status.borrow_and_update();
+            (s.voters.clone(), s.learners.clone())
+        };
+        // A default status (before the driver's first batch) has no voters; Raft always has one.
+        if now.0.is_empty() || last.as_ref() == Some(&now) {
+            continue;
+        }
+        let ids = |list: &[u32]| list.iter().map(|&i| NodeId(i)).collect::<BTreeSet<_>>();
+        if let Err(e) = book.set_membership(&ids(&now.0), &ids(&now.1)) {
+            tracing::error!("{e}");
+        }
+        last = Some(now);
+    }
+}
+
 impl Node {
     /// Start a node on its WAL in `config.data_dir`.
     pub async fn start(config: NodeConfig) -> Result<Node, Error> {
@@ -209,16 +240,29 @@ impl Node {
             cluster_id: config.cluster_id.clone(),
             node: config.node_id().0,
             mode: config.mode.name().to_string(),
+            incarnation: None,
         };
-        crate::identity::check_or_claim(&config.data_dir, &identity, &durable)?;
-        Self::start_with_disk(config, disk, durable).await
+        let incarnation = crate::identity::check_or_claim(&config.data_dir, &identity, &durable)?;
+        Self::start_inner(config, disk, durable, Some(incarnation)).await
     }
 
-    /// Start a node on a given disk (the WAL, or an in-memory disk in tests).
+    /// Start a node on a given disk (the WAL, or an in-memory disk in tests). Without an identity
+    /// file, the node is a new incarnation each time, and remembers its peers' only in memory.
     pub async fn start_with_disk(
         config: NodeConfig,
         disk: Box<dyn Disk>,
         durable: Durable,
+    ) -> Result<Node, Error> {
+        Self::start_inner(config, disk, durable, None).await
+    }
+
+    /// Start a node; `incarnation` is its data directory's (see [`crate::incarnation`]), whose
+    /// peer book then lives in that directory.
+    async fn start_inner(
+        config: NodeConfig,
+        disk: Box<dyn Disk>,
+        durable: Durable,
+        incarnation: Option<Incarnation>,
     ) -> Result<Node, Error> {
         config.validate()?;
         let me = config.node_id();
@@ -241,6 +285,18 @@ impl Node {
                     .map_err(cannot_boot)?,
             ),
         };
+        // The incarnations seen for each peer; only the strong mode refuses a changed one (Raft has
+        // votes to protect). The book knows the membership before any peer connects.
+        let enforce = config.mode == Mode::Strong;
+        let book = Arc::new(match incarnation {
+            Some(_) => PeerBook::open(&config.data_dir, me, enforce)?,
+            None => PeerBook::in_memory(me, enforce),
+        });
+        if let Protocol::Strong(raft) = &protocol {
+            let m = raft.current_membership();
+            book.set_membership(&m.voters, &m.learners)?;
+        }
+        let incarnation = incarnation.unwrap_or_else(Incarnation::random);
         // Configured peers, plus those learned at run time by an earlier life of this node.
         let peer_file = crate::peer_file::PeerFile::open(&config.data_dir)?;
         let peers = peer_file.merge(me.0, &config.other_peers());
@@ -296,7 +352,7 @@ impl Node {
         if let Some(tls) = &tls {
             identity = identity.with_tls(tls.clone());
         }
-        let identity = Arc::new(identity);
+        let identity = Arc::new(identity.with_incarnation(incarnation, book.clone()));
         // With a secret, a node can take part in a cluster (even a one-node one that grows later).
         let transport = secret
             .is_some()
@@ -336,6 +392,11 @@ impl Node {
             Protocol::Eventual(node) => launch(node, launch_parts)?,
         };
         let FrontDoors { inbox: inbound, http: app, resp: backend } = doors;
+        // No vote in or out until a majority of the voters accepted this node's incarnation.
+        let inbound: Arc<dyn Inbound> = Arc::new(VoteGate::new(inbound, book.clone()));
+        if let Front::Strong(handle) = &front {
+            tokio::spawn(follow_membership(handle.watch_status(), book, shutdown_rx.clone()));
+        }
 
         if let Some(listener) = peer_listener {
             tokio::spawn(transport::accept_loop(

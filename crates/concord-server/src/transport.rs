@@ -18,7 +18,7 @@
 //! them to [`Inbound`]. Answers (Raft responses, forwarded-request replies) travel back over this
 //! node's own outbound connection to the sender.
 //!
-//! **Handshake** (wire version 2; mutual HMAC-SHA256 challenge-response over the shared cluster
+//! **Handshake** (wire version 3; mutual HMAC-SHA256 challenge-response over the shared cluster
 //! secret, which never crosses the wire). The dialer proves first, and the acceptor reveals nothing
 //! – not its cluster id, not which node ids exist, not a proof – before that proof verifies:
 //!
@@ -26,13 +26,21 @@
 //!   dialer                                              acceptor
 //!   Hello { version, cluster_id, from, to, nonce_d } ──>  a wrong version or garbage: Reject("refused")
 //!                                <── Challenge { nonce_a }   (always the same shape: a fresh nonce, nothing else)
-//!   Auth { proof_d = HMAC(secret, "dial" | ids | nonce_d | nonce_a) } ──>
+//!   Auth { inc_d, proof_d = HMAC(secret, "dial" | ids | nonce_d | nonce_a | inc_d) } ──>
 //!                                                       checks, in its own terms, the cluster id, that it is
 //!                                                       `to`, that `from` is a configured peer, and proof_d;
-//!                                                       any failure: Reject("refused")
-//!           <── Welcome { proof_a = HMAC(secret, "accept" | ids | nonce_d | nonce_a) }
-//!   checks proof_a (the acceptor knows the secret too)
+//!                                                       any failure: Reject("refused");
+//!                                                       then inc_d against the incarnation it knows for `from`:
+//!           <── Stale { HMAC(secret, "stale" | ids | nonces | inc_d) }   if another one, for a voter
+//!           <── Welcome { inc_a, proof_a = HMAC(secret, "accept" | ids | nonces | inc_d | inc_a) }
+//!   checks proof_a (the acceptor knows the secret too), then inc_a against the incarnation it knows
+//!   for `to`
 //! ```
+//!
+//! `inc_d` and `inc_a` are the two data directories' incarnations ([`crate::incarnation`]): a peer
+//! that presents another one than this node recorded for a voter id – a data directory wiped whole
+//! and restarted under its old id – is refused on either side of the handshake, so it can neither
+//! vote, nor ask for votes, nor append.
 //!
 //! `ids` are the acceptor's cluster id, the dialer's and the acceptor's node ids, so a proof for
 //! another cluster, another pair of nodes or another version (the MAC's label names it) does not
@@ -55,6 +63,7 @@
 //! peer traffic is authenticated but **not encrypted**: run peers on a trusted network (the default
 //! listen address is loopback).
 
+use crate::incarnation::{CheckError, Incarnation, PeerBook};
 use crate::log_limit::LogLimiter;
 use crate::metrics::Metrics;
 use crate::tls::{self, NodeTls};
@@ -97,6 +106,11 @@ pub struct Identity {
     pub peers: RwLock<BTreeMap<NodeId, SocketAddr>>,
     /// Mutual TLS around every peer connection, when configured.
     pub tls: Option<Arc<NodeTls>>,
+    /// This node's data directory's incarnation, presented in every handshake.
+    pub incarnation: Incarnation,
+    /// The incarnations this node has seen for its peers (`None`: every one is accepted – tests
+    /// and in-memory nodes).
+    pub book: Option<Arc<PeerBook>>,
 }
 
 /// A peer connection: plain TCP, or a TLS session over it.
@@ -111,7 +125,30 @@ impl Identity {
         secret: Vec<u8>,
         peers: BTreeMap<NodeId, SocketAddr>,
     ) -> Identity {
-        Identity { me, cluster_id, secret, peers: RwLock::new(peers), tls: None }
+        Identity {
+            me,
+            cluster_id,
+            secret,
+            peers: RwLock::new(peers),
+            tls: None,
+            incarnation: Incarnation::random(),
+            book: None,
+        }
+    }
+
+    /// Present `incarnation` and check peers' against `book` (see [`crate::incarnation`]).
+    pub fn with_incarnation(mut self, incarnation: Incarnation, book: Arc<PeerBook>) -> Identity {
+        self.incarnation = incarnation;
+        self.book = Some(book);
+        self
+    }
+
+    /// Check a peer's incarnation against the book (accepted when there is none).
+    fn check_incarnation(&self, peer: NodeId, presented: [u8; 16]) -> Result<(), CheckError> {
+        match &self.book {
+            Some(book) => book.check(peer, Incarnation(presented)),
+            None => Ok(()),
+        }
     }
 
     /// Wrap every peer connection in mutual TLS.
@@ -220,35 +257,31 @@ impl Transport {
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn proof_mac(
-    id: &Identity,
-    label: &[u8],
-    dialer: NodeId,
-    acceptor: NodeId,
-    nd: &[u8; 32],
-    na: &[u8; 32],
-) -> HmacSha256 {
+/// What a proof covers beyond the ids: both nonces, and the incarnations said so far.
+struct Covered<'a> {
+    nd: &'a [u8; 32],
+    na: &'a [u8; 32],
+    incarnations: &'a [[u8; 16]],
+}
+
+fn proof_mac(id: &Identity, label: &[u8], dialer: NodeId, acceptor: NodeId, c: &Covered<'_>) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(&id.secret).expect("HMAC takes keys of any length");
-    mac.update(b"concord-peer-v2/");
+    mac.update(b"concord-peer-v3/");
     mac.update(label);
     mac.update(&(id.cluster_id.len() as u32).to_be_bytes());
     mac.update(id.cluster_id.as_bytes());
     mac.update(&dialer.0.to_be_bytes());
     mac.update(&acceptor.0.to_be_bytes());
-    mac.update(nd);
-    mac.update(na);
+    mac.update(c.nd);
+    mac.update(c.na);
+    for incarnation in c.incarnations {
+        mac.update(incarnation);
+    }
     mac
 }
 
-fn proof(
-    id: &Identity,
-    label: &[u8],
-    dialer: NodeId,
-    acceptor: NodeId,
-    nd: &[u8; 32],
-    na: &[u8; 32],
-) -> [u8; 32] {
-    proof_mac(id, label, dialer, acceptor, nd, na).finalize().into_bytes().into()
+fn proof(id: &Identity, label: &[u8], dialer: NodeId, acceptor: NodeId, c: &Covered<'_>) -> [u8; 32] {
+    proof_mac(id, label, dialer, acceptor, c).finalize().into_bytes().into()
 }
 
 /// Constant-time comparison of a received proof.
@@ -257,11 +290,10 @@ fn proof_ok(
     label: &[u8],
     dialer: NodeId,
     acceptor: NodeId,
-    nd: &[u8; 32],
-    na: &[u8; 32],
+    c: &Covered<'_>,
     got: &[u8; 32],
 ) -> bool {
-    proof_mac(id, label, dialer, acceptor, nd, na).verify_slice(got).is_ok()
+    proof_mac(id, label, dialer, acceptor, c).verify_slice(got).is_ok()
 }
 
 fn nonce() -> [u8; 32] {
@@ -326,18 +358,48 @@ async fn dial_or_why(id: &Identity, peer: NodeId, addr: SocketAddr) -> Result<Pe
             Handshake::Reject { reason } => return Err(format!("{peer} at {addr} refused us: {reason}")),
             other => return Err(format!("{peer} at {addr} broke the handshake: sent {other:?}")),
         };
-        let ours = proof(id, b"dial", id.me, peer, &nd, &na);
-        wire::write_frame(&mut stream, &Handshake::Auth { proof: ours }).await.map_err(io_err)?;
+        let inc_d = id.incarnation.0;
+        let dial_covers = Covered { nd: &nd, na: &na, incarnations: &[inc_d] };
+        let ours = proof(id, b"dial", id.me, peer, &dial_covers);
+        wire::write_frame(&mut stream, &Handshake::Auth { proof: ours, incarnation: inc_d })
+            .await
+            .map_err(io_err)?;
         match wire::read_frame(&mut stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await.map_err(read_err)? {
-            Handshake::Welcome { proof: theirs }
-                if proof_ok(id, b"accept", id.me, peer, &nd, &na, &theirs) =>
+            Handshake::Welcome { proof: theirs, incarnation: inc_a }
+                if proof_ok(
+                    id,
+                    b"accept",
+                    id.me,
+                    peer,
+                    &Covered { nd: &nd, na: &na, incarnations: &[inc_d, inc_a] },
+                    &theirs,
+                ) =>
             {
+                match id.check_incarnation(peer, inc_a) {
+                    Ok(()) => {}
+                    Err(CheckError::Stale(stale)) => {
+                        return Err(format!("refusing the connection to {peer} at {addr}: {stale}"))
+                    }
+                    Err(CheckError::Storage(e)) => {
+                        return Err(format!("cannot record {peer}'s incarnation, so not connecting to it: {e}"))
+                    }
+                }
+                if let Some(book) = &id.book {
+                    book.accepted_us(peer);
+                }
                 Ok(stream)
             }
             Handshake::Welcome { .. } => Err(format!(
                 "{peer} at {addr} failed authentication: wrong cluster secret (its proof does not match ours)"
             )),
-            Handshake::Reject { .. } => Err(refused()),
+            Handshake::Stale { proof: theirs } if proof_ok(id, b"stale", id.me, peer, &dial_covers, &theirs) => {
+                Err(format!(
+                    "{peer} at {addr} refused us: it knows this node's id ({me}) under another incarnation than this                      data directory's ({inc}). This data directory is not the one node {me} had – wiped or                      replaced – so this node forgot its term, its vote and the entries it acknowledged, and its                      peers refuse it (it takes no part in elections or replication). Rebuild it from its peers:                      stop this node, then run `concord member rebuild --via <HTTP address of another member>`                      with the same flags as this node (docs/operations.md, \"Repair\")",
+                    me = id.me,
+                    inc = id.incarnation,
+                ))
+            }
+            Handshake::Reject { .. } | Handshake::Stale { .. } => Err(refused()),
             other => Err(format!("{peer} at {addr} broke the handshake: sent {other:?}")),
         }
     };
@@ -362,8 +424,19 @@ impl std::fmt::Display for Rejection {
 }
 
 /// Every `reason` a [`Rejection`] can carry (a bounded label set for the metric).
-pub const REJECTION_REASONS: [&str; 9] =
-    ["malformed", "closed", "timeout", "tls", "version", "cluster_id", "node_id", "unknown_peer", "secret"];
+pub const REJECTION_REASONS: [&str; 11] = [
+    "malformed",
+    "closed",
+    "timeout",
+    "tls",
+    "version",
+    "cluster_id",
+    "node_id",
+    "unknown_peer",
+    "secret",
+    "incarnation",
+    "storage",
+];
 
 /// Run the acceptor's side of the handshake (on a TLS session already, when configured). Returns
 /// the authenticated peer. Every refusal sent is [`REFUSAL`]; see the module docs.
@@ -410,8 +483,8 @@ pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         wire::write_frame(stream, &Handshake::Challenge { nonce: na })
             .await
             .map_err(|e| reject("closed", format!("handshake failed: {e}")))?;
-        let theirs = match wire::read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await {
-            Ok(Handshake::Auth { proof }) => proof,
+        let (theirs, inc_d) = match wire::read_frame(stream, &mut buf, MAX_HANDSHAKE_FRAME_BYTES).await {
+            Ok(Handshake::Auth { proof, incarnation }) => (proof, incarnation),
             Ok(other) => {
                 let _ = wire::write_frame(stream, &refuse).await;
                 return Err(reject("malformed", format!("expected Auth, got {other:?}")));
@@ -423,7 +496,8 @@ pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
         };
         // The proof is checked against this node's own cluster id and id, so a dialer that claims
         // another cluster fails here too; the claims only say, in this node's log, what is wrong.
-        let proof_verified = proof_ok(id, b"dial", from, id.me, &nd, &na, &theirs);
+        let dial_covers = Covered { nd: &nd, na: &na, incarnations: &[inc_d] };
+        let proof_verified = proof_ok(id, b"dial", from, id.me, &dial_covers, &theirs);
         let refusal = if cluster_id != id.cluster_id {
             Some(reject(
                 "cluster_id",
@@ -448,8 +522,24 @@ pub async fn accept_handshake<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = wire::write_frame(stream, &refuse).await;
             return Err(refusal);
         }
-        let ours = proof(id, b"accept", from, id.me, &nd, &na);
-        wire::write_frame(stream, &Handshake::Welcome { proof: ours })
+        // Authenticated: now (and only now) its incarnation may be recorded or refused. A refused
+        // dialer holds the secret, so it is told why, with a proof that it is this node telling.
+        match id.check_incarnation(from, inc_d) {
+            Ok(()) => {}
+            Err(CheckError::Stale(stale)) => {
+                let ours = proof(id, b"stale", from, id.me, &dial_covers);
+                let _ = wire::write_frame(stream, &Handshake::Stale { proof: ours }).await;
+                return Err(reject("incarnation", stale.to_string()));
+            }
+            Err(CheckError::Storage(e)) => {
+                let _ = wire::write_frame(stream, &refuse).await;
+                return Err(reject("storage", format!("cannot record {from}'s incarnation: {e}")));
+            }
+        }
+        let inc_a = id.incarnation.0;
+        let ours =
+            proof(id, b"accept", from, id.me, &Covered { nd: &nd, na: &na, incarnations: &[inc_d, inc_a] });
+        wire::write_frame(stream, &Handshake::Welcome { proof: ours, incarnation: inc_a })
             .await
             .map_err(|e| reject("closed", format!("handshake with {from} failed: {e}")))?;
         Ok(from)
@@ -625,7 +715,11 @@ async fn outbound(
                 }
             }
             Err(e) => {
-                if e.contains("refused us") || e.contains("authentication") || e.contains("TLS") {
+                if e.contains("refused us")
+                    || e.contains("authentication")
+                    || e.contains("TLS")
+                    || e.contains("incarnation")
+                {
                     metrics.peer_handshake_failures.inc();
                 }
                 // Log each new kind of failure once at warn; repeats of the same go to debug, so a
@@ -694,6 +788,98 @@ mod tests {
         assert_eq!(acc, Ok(NodeId(1)));
     }
 
+    /// A book in which nodes 1 and 2 are voters and `known` are the incarnations seen so far.
+    fn book(me: u32, known: &[(u32, u8)]) -> Arc<PeerBook> {
+        let book = PeerBook::in_memory(NodeId(me), true);
+        book.set_membership(&[NodeId(1), NodeId(2)].into(), &Default::default()).unwrap();
+        for &(peer, inc) in known {
+            book.check(NodeId(peer), Incarnation([inc; 16])).unwrap();
+        }
+        Arc::new(book)
+    }
+
+    fn with(id: Identity, incarnation: u8, book: &Arc<PeerBook>) -> Identity {
+        id.with_incarnation(Incarnation([incarnation; 16]), book.clone())
+    }
+
+    /// A wiped node 1 (incarnation 9) dials node 2, which knows node 1 as incarnation 1: refused,
+    /// with a reason only a holder of the secret could send, and node 2 keeps its record.
+    #[tokio::test]
+    async fn a_voter_under_another_incarnation_is_refused_by_the_acceptor() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (dialer_book, acceptor_book) = (book(1, &[]), book(2, &[(1, 1)]));
+        let (d, acc) = handshake(
+            with(identity(1, "c", "s", (2, a)), 9, &dialer_book),
+            with(identity(2, "c", "s", (1, a)), 2, &acceptor_book),
+        )
+        .await;
+        let d = d.unwrap_err();
+        assert!(d.contains("under another incarnation") && d.contains("concord member rebuild"), "{d}");
+        let acc = acc.unwrap_err();
+        assert_eq!(acc.reason, "incarnation");
+        assert!(acc.detail.contains(&Incarnation([9; 16]).to_hex()), "{acc}");
+        assert!(acc.detail.contains("concord member rebuild") && acc.detail.contains("--id 1"), "{acc}");
+        assert_eq!(acceptor_book.known(NodeId(1)), Some(Incarnation([1; 16])), "the record stays");
+        assert!(!dialer_book.may_vote(), "the refused node was not accepted: it may not vote");
+    }
+
+    /// Node 1 dials a wiped node 2 (incarnation 9) that it knows as incarnation 2: the dialer
+    /// refuses the connection after the acceptor's Welcome.
+    #[tokio::test]
+    async fn a_voter_under_another_incarnation_is_refused_by_the_dialer() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let dialer_book = book(1, &[(2, 2)]);
+        let (d, acc) = handshake(
+            with(identity(1, "c", "s", (2, a)), 1, &dialer_book),
+            with(identity(2, "c", "s", (1, a)), 9, &book(2, &[])),
+        )
+        .await;
+        let d = d.unwrap_err();
+        assert!(
+            d.contains("refusing the connection to n2") && d.contains("n2's data directory was wiped"),
+            "{d}"
+        );
+        assert!(acc.is_ok(), "the acceptor saw a valid dialer");
+        assert_eq!(dialer_book.known(NodeId(2)), Some(Incarnation([2; 16])));
+    }
+
+    /// First contact records both sides' incarnations and counts for the vote rule; the same
+    /// incarnations are accepted again.
+    #[tokio::test]
+    async fn first_contact_is_trusted_and_recorded_on_both_sides() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let (b1, b2) = (book(1, &[]), book(2, &[]));
+        for _ in 0..2 {
+            let (d, acc) = handshake(
+                with(identity(1, "c", "s", (2, a)), 1, &b1),
+                with(identity(2, "c", "s", (1, a)), 2, &b2),
+            )
+            .await;
+            assert_eq!(d, Ok(()));
+            assert_eq!(acc, Ok(NodeId(1)));
+        }
+        assert_eq!(b1.known(NodeId(2)), Some(Incarnation([2; 16])));
+        assert_eq!(b2.known(NodeId(1)), Some(Incarnation([1; 16])));
+        assert!(b1.may_vote(), "node 2 accepted node 1: with itself, a majority of two voters");
+    }
+
+    /// A forged incarnation (a proof made for another one) does not verify.
+    #[tokio::test]
+    async fn the_incarnation_is_covered_by_the_proof() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let id = identity(1, "c", "s", (2, a));
+        let (nd, na) = ([1; 32], [2; 32]);
+        let good = proof(
+            &id,
+            b"dial",
+            NodeId(1),
+            NodeId(2),
+            &Covered { nd: &nd, na: &na, incarnations: &[[1; 16]] },
+        );
+        let other = Covered { nd: &nd, na: &na, incarnations: &[[9; 16]] };
+        assert!(!proof_ok(&id, b"dial", NodeId(1), NodeId(2), &other, &good));
+    }
+
     /// The dialer learns only that it was refused; the acceptor's log says why.
     #[tokio::test]
     async fn misconfigured_dialers_are_refused_and_only_the_acceptor_knows_why() {
@@ -753,7 +939,9 @@ mod tests {
         if let Handshake::Challenge { .. } = first {
             // The challenge is a nonce and nothing else: 4 bytes of length, 1 of variant, 32 of nonce.
             assert_eq!(got.len(), 4 + 1 + 32, "the challenge carries no proof and no ids");
-            wire::write_frame(&mut s, &Handshake::Auth { proof: [0x42; 32] }).await.unwrap();
+            wire::write_frame(&mut s, &Handshake::Auth { proof: [0x42; 32], incarnation: [0; 16] })
+                .await
+                .unwrap();
         }
         // Garbage the acceptor did not read makes its close a reset, after the refusal.
         match s.read_to_end(&mut got).await {
@@ -786,9 +974,12 @@ mod tests {
         wire::encode_into(&Handshake::Reject { reason: REFUSAL.into() }, &mut refusal);
 
         // Refused at once: garbage, an oversized frame, a frame that does not decode, an old version.
-        for forged in
-            [b"GET / HTTP/1.1\r\n\r\n".to_vec(), vec![0, 0, 0, 3, 0xff, 0xff, 0xff], hello(1, cluster, 1, 2)]
-        {
+        for forged in [
+            b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+            vec![0, 0, 0, 3, 0xff, 0xff, 0xff],
+            hello(1, cluster, 1, 2),
+            hello(WIRE_VERSION - 1, cluster, 1, 2),
+        ] {
             assert_eq!(forge(acceptor(), forged).await, refusal);
         }
         // Challenged, then refused after the (made-up) proof: a wrong cluster id, a wrong target,
@@ -796,10 +987,10 @@ mod tests {
         // Challenge shape and the same refusal: a stranger cannot tell a right guess of the
         // cluster id or of a node id from a wrong one, and never sees a proof to test secrets on.
         for forged in [
-            hello(2, "guess", 1, 2),
-            hello(2, cluster, 1, 9),
-            hello(2, cluster, 9, 2),
-            hello(2, cluster, 1, 2),
+            hello(WIRE_VERSION, "guess", 1, 2),
+            hello(WIRE_VERSION, cluster, 1, 9),
+            hello(WIRE_VERSION, cluster, 9, 2),
+            hello(WIRE_VERSION, cluster, 1, 2),
         ] {
             let got = forge(acceptor(), forged).await;
             assert_eq!(&got[37..], &refusal[..], "after the challenge: the refusal and nothing else");

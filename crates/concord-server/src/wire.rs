@@ -33,7 +33,10 @@ pub const MAX_FRAME_BYTES: u32 = 64 * 1024 * 1024;
 /// The protocol version spoken in the handshake; bumped on incompatible changes. Version 2: the
 /// dialer proves first and refusals are generic (version 1 nodes refuse version 2 `Hello`s and vice
 /// versa, each with a clear refusal: the layout of `Hello` and `Reject` is the same in both).
-pub const WIRE_VERSION: u32 = 2;
+/// Version 3: `Auth` and `Welcome` carry each side's incarnation, inside what the proofs cover, and
+/// an acceptor may answer a verified dialer it knows under another incarnation with `Stale`
+/// ([`crate::incarnation`]). Versions 2 and 3 refuse each other at `Hello`, before those differ.
+pub const WIRE_VERSION: u32 = 3;
 
 /// The one refusal an acceptor sends before the dialer has proved it knows the secret, whatever the
 /// reason (see [`crate::transport`]): the same bytes for a wrong cluster id, an unknown node id, a
@@ -50,19 +53,26 @@ pub enum Frame {
 }
 
 /// The handshake (see [`crate::transport`] for the exchange). The variants' order and `Hello`'s
-/// and `Reject`'s fields must not change: they are how two versions recognise each other.
+/// and `Reject`'s fields must not change: they are how two versions recognise each other. New
+/// variants go at the end.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub enum Handshake {
     /// Dialer → acceptor: who the dialer claims to be and whom it wants, and its nonce.
     Hello { version: u32, cluster_id: String, from: NodeId, to: NodeId, nonce: [u8; 32] },
     /// Acceptor → dialer: the acceptor's nonce. Nothing else – no proof, no ids.
     Challenge { nonce: [u8; 32] },
-    /// Dialer → acceptor: the dialer's proof over the ids and both nonces.
-    Auth { proof: [u8; 32] },
-    /// Acceptor → dialer, only after the dialer's proof verified: the acceptor's proof.
-    Welcome { proof: [u8; 32] },
+    /// Dialer → acceptor: the dialer's incarnation, and its proof over the ids, both nonces and
+    /// that incarnation.
+    Auth { proof: [u8; 32], incarnation: [u8; 16] },
+    /// Acceptor → dialer, only after the dialer's proof verified and its incarnation was accepted:
+    /// the acceptor's incarnation, and its proof over everything the dialer's covered and that.
+    Welcome { proof: [u8; 32], incarnation: [u8; 16] },
     /// Either way: the handshake is over. An acceptor only ever sends [`REFUSAL`] as the reason.
     Reject { reason: String },
+    /// Acceptor → dialer, only after the dialer's proof verified: "I know your id under another
+    /// incarnation" (a wiped data directory, see [`crate::incarnation`]), with the acceptor's proof
+    /// of it, so that the refused node can say so in its log. The handshake is over.
+    Stale { proof: [u8; 32] },
 }
 
 /// Why a frame could not be read.
@@ -157,7 +167,7 @@ mod tests {
     #[tokio::test]
     async fn frames_round_trip_and_oversized_lengths_are_refused() {
         let mut bytes = Vec::new();
-        encode_into(&Handshake::Welcome { proof: [7; 32] }, &mut bytes);
+        encode_into(&Handshake::Welcome { proof: [7; 32], incarnation: [1; 16] }, &mut bytes);
         encode_into(&Handshake::Reject { reason: "no".into() }, &mut bytes);
         let mut r = &bytes[..];
         let mut buf = Vec::new();

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 /// restarting under the same id is NOT it: a node that forgot its term and vote may vote twice in
 /// one term and help elect a leader that misses committed entries.
 pub const REPAIR_ADVICE: &str = "restore this node's data directory from a backup, or rebuild the \
-     node from its peers under a new id: `concord member remove --id <this node>` on a running \
-     member, then `concord join` with a fresh data directory and a new --id (docs/operations.md, \
+     node from its peers: stop it, then run `concord member rebuild --via <HTTP address of another \
+     member>` with the flags this node is served with (it runs `concord member remove` for this \
+     node, moves the data directory aside and adds the node back fresh; docs/operations.md, \
      \"Repair\"). Do not wipe the directory and restart it under the same id: a node that forgot its \
-     vote may vote twice in one term";
+     vote may vote twice in one term (its peers refuse it)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {

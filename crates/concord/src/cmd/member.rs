@@ -9,7 +9,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn run(args: &MemberArgs) -> anyhow::Result<ExitCode> {
-    let answer = membership::member(&args.command.to_command())?;
+    let Some(command) = args.command.to_command() else {
+        // `rebuild` starts a node and runs it, like `concord join`: not one call.
+        if let MemberCommand::Rebuild(rebuild) = &args.command {
+            membership::rebuild(rebuild.serve.to_config()?, rebuild.via)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let answer = membership::member(&command)?;
     match &args.command {
         MemberCommand::List { json: false, .. } if answer["members"].is_array() => {
             print!("{}", members_table(&answer))
@@ -131,6 +138,24 @@ pub enum MemberCommand {
         #[arg(long)]
         id: u32,
     },
+    /// Rebuild a node that lost its data (a wiped, lost or corrupt data directory; its peers refuse
+    /// it as "another incarnation") from its peers, under its old id: remove it through the leader,
+    /// move its data directory aside to DIR.broken-<unix time>, start it fresh as a learner that
+    /// catches up, promote it once caught up – then keep running it. Run on the node's machine, with
+    /// the node stopped and the flags it is served with; running it again resumes.
+    Rebuild(Box<RebuildArgs>),
+}
+
+/// `concord member rebuild`: the node's own flags, and a member to rebuild it from.
+#[derive(clap::Args, Debug)]
+pub struct RebuildArgs {
+    /// The node to rebuild, as for `concord serve` (`--id`, `--data`, `--peer-addr`, `--http-addr`,
+    /// one `--peer` per member, the cluster secret).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// HTTP address of another member of the cluster: the removal and the re-add go through it.
+    #[arg(long, value_name = "ADDR")]
+    pub via: SocketAddr,
 }
 
 /// Which node to talk to, and how to prove the right to.
@@ -151,9 +176,10 @@ pub struct MemberTarget {
 }
 
 impl MemberCommand {
-    /// The library's form of this command.
-    pub fn to_command(&self) -> membership::MemberCommand {
-        match self {
+    /// The library's form of this command (`None` for `rebuild`, which is
+    /// `membership::rebuild`, a node run rather than a call).
+    pub fn to_command(&self) -> Option<membership::MemberCommand> {
+        Some(match self {
             MemberCommand::List { target, .. } => membership::MemberCommand::List(target.to_target()),
             MemberCommand::Add { target, id, peer_addr, node_http_addr, node_redis_addr, learner_only } => {
                 membership::MemberCommand::Add {
@@ -170,7 +196,8 @@ impl MemberCommand {
             MemberCommand::Remove { target, id } => {
                 membership::MemberCommand::Remove { target: target.to_target(), id: *id }
             }
-        }
+            MemberCommand::Rebuild(_) => return None,
+        })
     }
 }
 
