@@ -32,6 +32,11 @@ pub struct Identity {
     pub cluster_id: String,
     pub node: u32,
     pub mode: String,
+    /// Sharded mode: the layout the node was started with. Placement (which node replicates which
+    /// shard) is computed from it at every start, so a restart with another layout would boot
+    /// groups over the wrong state: refused like another mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::config::ShardSettings>,
 }
 
 const FILE: &str = "identity.json";
@@ -42,6 +47,9 @@ pub fn mode_in_log(durable: &Durable) -> Option<Mode> {
         Some(Mode::Strong)
     } else if durable.scan_prefix("dynamo/").next().is_some() {
         Some(Mode::Eventual)
+    } else if durable.scan_prefix("g/").next().is_some() {
+        // Every group of a sharded node keeps its state under `g/<group>/` (`concord_shard::host`).
+        Some(Mode::Sharded)
     } else {
         None
     }
@@ -95,8 +103,11 @@ pub fn check_or_claim(dir: &Path, want: &Identity, durable: &Durable) -> Result<
                 ))
             })?;
             if &have != want {
+                let layout = have.shard.map_or(String::new(), |s| {
+                    format!(" with {} shards of {} replicas", s.shards, s.replicas)
+                });
                 return Err(refuse(&format!(
-                    "node {} of cluster {} in the {} mode",
+                    "node {} of cluster {} in the {} mode{layout}",
                     have.node, have.cluster_id, have.mode
                 )));
             }
@@ -129,7 +140,7 @@ mod tests {
     use concord_core::StorageOp;
 
     fn identity(cluster: &str, node: u32, mode: &str) -> Identity {
-        Identity { cluster_id: cluster.into(), node, mode: mode.into() }
+        Identity { cluster_id: cluster.into(), node, mode: mode.into(), shard: None }
     }
 
     #[test]
