@@ -133,8 +133,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "S")]
     pub shards: Option<u32>,
     /// Sharded mode: replicas per shard (default 3, at most the number of nodes).
-    #[arg(long, value_name = "R")]
-    pub replicas: Option<usize>,
+    #[arg(long = "replicas", id = "shard_replicas", value_name = "R")]
+    pub shard_replicas: Option<usize>,
     /// TLS on every port: this node's certificate (PEM). Needs --tls-key and --tls-ca too.
     #[arg(long, value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
@@ -242,7 +242,7 @@ impl ServeArgs {
         if let Some(mode) = self.mode {
             c.mode = mode;
         }
-        if self.shards.is_some() || self.replicas.is_some() {
+        if self.shards.is_some() || self.shard_replicas.is_some() {
             if self.mode.is_none() && self.shards.is_some() {
                 c.mode = Mode::Sharded;
             }
@@ -256,7 +256,7 @@ impl ServeArgs {
             let Some(shards) = self.shards.or(file.map(|f| f.shards)) else {
                 bail!("--replicas needs --shards (or a [shard] table with shards)");
             };
-            let replicas = self.replicas.or(file.map(|f| f.replicas)).unwrap_or(3);
+            let replicas = self.shard_replicas.or(file.map(|f| f.replicas)).unwrap_or(3);
             c.shard = Some(concord_server::config::ShardSettings { shards, replicas });
         }
         if let Some(n) = self.snapshot_count {

@@ -66,8 +66,8 @@ pub struct UpArgs {
     #[arg(long, value_name = "S")]
     pub shards: Option<u32>,
     /// Sharded mode: replicas per shard [default: 3, at most --nodes].
-    #[arg(long, value_name = "R")]
-    pub replicas: Option<usize>,
+    #[arg(long = "replicas", id = "shard_replicas", value_name = "R")]
+    pub shard_replicas: Option<usize>,
     /// What to do when a node exits on its own: `never` (report it; the others keep serving;
     /// `concord restart N` brings it back) or `on-failure` (start it again after 1 s, 2 s, 4 s, …
     /// up to 30 s; a clean stop is not a failure).
@@ -103,7 +103,7 @@ impl UpArgs {
             state_cache_mb: self.state_cache_mb,
             quorums: self.quorums.to_options(),
             shards: self.shards,
-            shard_replicas: self.replicas,
+            shard_replicas: self.shard_replicas,
             restart: self.restart,
         }
     }
