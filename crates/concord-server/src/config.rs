@@ -833,6 +833,36 @@ mod tests {
         assert!(config_error("2=nowhere").contains("not an address"));
     }
 
+    /// The sharded mode needs its layout, other modes refuse one, and the layout's numbers are
+    /// checked; replicas are capped at the cluster's size.
+    #[test]
+    fn the_sharded_layout_is_validated() {
+        // `mode` (a top-level key, or empty) and a `[shard]` table's body (or none).
+        let config = |mode: &str, shard: Option<&str>| {
+            let table = shard.map_or(String::new(), |body| format!("[shard]\n{body}\n"));
+            let text = format!(
+                "id = 1\ndata_dir = \"/tmp/x\"\ncluster_secret = \"s3cret\"\n{mode}\n{table}[[peers]]\nid = 2\naddr = \"127.0.0.1:7381\"\n"
+            );
+            toml::from_str::<NodeConfig>(&text).unwrap()
+        };
+        let refusal = |c: NodeConfig| c.validate().unwrap_err().to_string();
+        let sharded = config("mode = \"sharded\"", Some("shards = 4"));
+        sharded.validate().unwrap();
+        let layout = sharded.sharded_config().unwrap();
+        assert_eq!(
+            (layout.shards, layout.replicas, layout.nodes.len()),
+            (4, 2, 2),
+            "replicas capped at 2 nodes"
+        );
+        assert!(refusal(config("mode = \"sharded\"", None)).contains("needs its layout"));
+        assert!(refusal(config("", Some("shards = 4"))).contains("apply to mode = \"sharded\""));
+        assert!(refusal(config("mode = \"sharded\"", Some("shards = 0"))).contains("out of range"));
+        assert!(
+            refusal(config("mode = \"sharded\"", Some("shards = 2\nreplicas = 0"))).contains("at least 1")
+        );
+        assert_eq!(Mode::parse("sharded").unwrap(), Mode::Sharded);
+    }
+
     #[test]
     fn toml_round_trip_and_validation() {
         let text = r#"

@@ -323,8 +323,10 @@ async fn slots_move_under_load_and_a_kill_9_without_losing_a_write() {
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["from"], from, "{answer}");
         if attempt == 0 {
-            // The same slots again while the move runs: a conflict, the map unchanged.
-            let (status, again) = post_move(&c, map_leader, json!({ "slots": range, "to": to })).await;
+            // The same slots again while the move runs, asked of another node (which hands it to
+            // the metadata leader): a conflict, the map unchanged.
+            let other = (map_leader + 1) % NODES as usize;
+            let (status, again) = post_move(&c, other, json!({ "slots": range, "to": to })).await;
             assert_eq!(status, 409, "{again}");
             assert!(again["error"].as_str().unwrap().contains("already moving"), "{again}");
         }
