@@ -614,3 +614,113 @@ impl Served for ShardServer {
         Front::Sharded(handle)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use concord_shard::map::{Move, Phase};
+
+    /// A handle whose node publishes `status`, with members 1..=3 on loopback (RESP ports 6001..).
+    pub(crate) fn handle_with(me: u32, status: ShardedStatus) -> ShardedHandle {
+        let (tx, _rx) = mpsc::channel(1);
+        let (_status_tx, status_rx) = watch::channel(status);
+        let peers = (1..=3)
+            .map(|id| PeerConfig {
+                id,
+                addr: ([127, 0, 0, 1], 7000 + id as u16).into(),
+                http_addr: None,
+                redis_addr: Some(([127, 0, 0, 1], 6000 + id as u16).into()),
+            })
+            .collect();
+        ShardedHandle {
+            inner: Arc::new(Inner {
+                me: NodeId(me),
+                tx,
+                status: status_rx,
+                clock: Clock::new(),
+                timeout: Duration::from_secs(1),
+                read_default: ReadConsistency::Linearizable,
+                limits: concord_kv::KvLimits::default(),
+                metrics: Arc::new(Metrics::new()),
+                peers,
+                disk_space: Arc::new(crate::disk_space::DiskSpace::unlimited()),
+                cluster_id: "c1".into(),
+            }),
+        }
+    }
+
+    /// Two shards: slots 0-8191 on nodes 1, 2 (led by 1), 8192-16383 on nodes 2, 3 (led by 3);
+    /// slots 100-199 moving from shard 1 to shard 2 in `phase`.
+    pub(crate) fn two_shards(phase: Phase) -> ShardedStatus {
+        let slot = |n: i64| Slot::new(n).unwrap();
+        let shard =
+            |voters: &[u32]| Shard { voters: voters.iter().map(|&v| NodeId(v)).collect(), learners: vec![] };
+        let map = MapView {
+            epoch: 5,
+            bootstrapped: true,
+            ranges: vec![
+                (SlotRange::new(slot(0), slot(8191)).unwrap(), ShardId(1)),
+                (SlotRange::new(slot(8192), slot(16383)).unwrap(), ShardId(2)),
+            ],
+            shards: [(ShardId(1), shard(&[1, 2])), (ShardId(2), shard(&[2, 3]))].into(),
+            moves: vec![Move {
+                id: 7,
+                range: SlotRange::new(slot(100), slot(199)).unwrap(),
+                from: ShardId(1),
+                to: ShardId(2),
+                phase,
+            }],
+            settling: 0,
+        };
+        ShardedStatus {
+            id: 1,
+            role: "node",
+            map: Arc::new(map),
+            leaders: [(0, 2), (1, 1), (2, 3)].into(),
+            ..ShardedStatus::default()
+        }
+    }
+
+    /// A key of a shard led here is served; of a shard led elsewhere, redirected to that leader's
+    /// RESP door; a slot between fence and flip waits; no map: the cluster is down.
+    #[test]
+    fn redis_clients_are_sent_where_the_key_is_served() {
+        let handle = handle_with(1, two_shards(Phase::Fenced { source_index: 9 }));
+        // "foo" is slot 12182 (shard 2, led by node 3); "bar" 5061 (shard 1, led here).
+        assert_eq!(
+            handle.redirect(b"foo"),
+            Some(KeyError::Moved { slot: 12182, node: 3, addr: "127.0.0.1:6003".into() })
+        );
+        assert_eq!(handle.redirect(b"bar"), None);
+        let moving = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| (100..200).contains(&concord_shard::key_slot(k.as_bytes()).get()))
+            .unwrap();
+        let slot = concord_shard::key_slot(moving.as_bytes()).get();
+        assert_eq!(handle.redirect(moving.as_bytes()), Some(KeyError::Moving { slot }));
+        // A move only started: the source still serves.
+        let started = handle_with(1, two_shards(Phase::Started));
+        assert_eq!(started.redirect(moving.as_bytes()), None);
+        let empty = handle_with(1, ShardedStatus::default());
+        assert!(matches!(empty.redirect(b"foo"), Some(KeyError::ClusterDown(_))));
+    }
+
+    #[test]
+    fn answers_that_certainly_did_nothing_are_tried_again() {
+        let moving = RaftResponse::Output(Err(ShardError::NotServing {
+            slot: Slot::new(5).unwrap(),
+            state: Some(concord_shard::SlotState::Outgoing(3)),
+        }));
+        assert!(matches!(verdict(moving, false), Verdict::Retry(KeyError::Moving { slot: 5 })));
+        assert!(matches!(verdict(RaftResponse::NotLeader { hint: None }, false), Verdict::Retry(_)));
+        let tryagain = RaftResponse::Rejected { reason: "TRYAGAIN slot 42 is moving (move 1)".into() };
+        assert!(matches!(verdict(tryagain, false), Verdict::Retry(KeyError::Moving { slot: 42 })));
+        // A write whose outcome is unknown is never sent again; a read is.
+        let unknown = || RaftResponse::Unknown { reason: "no answer".into() };
+        assert!(matches!(
+            verdict(unknown(), false),
+            Verdict::Failed(KeyError::Client(ClientError::Unknown(_)))
+        ));
+        assert!(matches!(verdict(unknown(), true), Verdict::Retry(_)));
+    }
+}

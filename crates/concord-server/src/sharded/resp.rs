@@ -227,3 +227,34 @@ mod tests {
         assert_ne!(a, hex_id("c2", "node/1"));
     }
 }
+
+#[cfg(test)]
+mod topology_tests {
+    use super::*;
+    use crate::sharded::tests::{handle_with, two_shards};
+    use concord_shard::map::Phase;
+
+    /// Redis Cluster's view: every member with its RESP address, each shard's slots, primary (the
+    /// leader this node knows), replicas and the ranges moving out.
+    #[test]
+    fn the_topology_is_the_map_with_its_leaders() {
+        let t = topology(&handle_with(1, two_shards(Phase::Fenced { source_index: 9 })));
+        let node = |n: u32| hex_id("c1", &format!("node/{n}"));
+        assert_eq!(t.myself, node(1));
+        assert_eq!(t.current_epoch, 5);
+        assert!(t.state_ok);
+        assert_eq!(t.nodes.len(), 3);
+        assert_eq!((t.nodes[2].id.clone(), t.nodes[2].port, t.nodes[2].cluster_port), (node(3), 6003, 7003));
+        assert_eq!(t.shards[0].slots, vec![(0, 8191)]);
+        assert_eq!(t.shards[0].primary, Some(node(1)));
+        assert_eq!(t.shards[0].replicas, vec![node(2)]);
+        assert_eq!(t.shards[0].moving_out, vec![(100, 199)]);
+        assert_eq!(t.shards[1].primary, Some(node(3)));
+        assert_eq!(t.shards[1].replicas, vec![node(2)]);
+        assert_ne!(t.shards[0].id, t.shards[1].id);
+        // A shard owning slots without a known leader: the cluster is not ok.
+        let mut status = two_shards(Phase::Started);
+        status.leaders.remove(&2);
+        assert!(!topology(&handle_with(1, status)).state_ok);
+    }
+}
