@@ -408,13 +408,17 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     }
     let scheme = if args.tls { "https" } else { "http" };
-    println!(
-        "dashboard: {scheme}://{}:{}/?token={token} (every node serves one; the token, new with each `up`, \
-         lets the page use the lab buttons and is in {})",
-        args.bind,
-        args.http_port,
-        dashboard_token_path(&args.data).display()
-    );
+    if args.mode == Mode::Sharded {
+        println!("dashboard: none in the sharded mode yet; GET /v1/cluster and /v1/status show the map and the groups");
+    } else {
+        println!(
+            "dashboard: {scheme}://{}:{}/?token={token} (every node serves one; the token, new with each `up`, \
+             lets the page use the lab buttons and is in {})",
+            args.bind,
+            args.http_port,
+            dashboard_token_path(&args.data).display()
+        );
+    }
     if args.allow_fault_injection {
         println!(
             "fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes"
