@@ -45,6 +45,19 @@
 //!   nanoseconds since the Unix epoch), and computes TTLs against it. The leader's housekeeping
 //!   must use the same clock for expiry to agree with what `TTL` reports.
 //!
+//! # Sharded backends (Redis Cluster)
+//! A sharded backend reports its [`crate::cluster::Topology`] ([`Backend::topology`]); the front
+//! door then answers `CLUSTER …` from it and refuses requests whose keys span slots
+//! (`-CROSSSLOT`) before they reach the backend, so every request a sharded backend sees names
+//! keys of one slot. The backend routes by that slot: it serves the keys of shards this node
+//! leads (and, for stale reads – a connection's `READONLY` – of shards it replicates), and answers
+//! [`BackendError::Moved`] for a slot led elsewhere, [`BackendError::Moving`] for a slot being
+//! moved (Concord's moves answer `-TRYAGAIN`, never `-ASK`: see [`crate::cluster`]) and
+//! [`BackendError::ClusterDown`] for a slot no shard serves. It should override
+//! [`Backend::is_cluster`] cheaply, and [`Backend::count_keys_in_slot`] /
+//! [`Backend::keys_in_slot`] to ask the group of the slot's shard rather than scan everything.
+//! [`crate::MemoryBackend::with_topology`] is a small, complete example.
+//!
 //! # How errors look to Redis clients
 //! Redis has no notion of "not the leader" outside Redis Cluster, and the cluster redirect
 //! (`-MOVED slot host:port`) would send non-cluster clients into confusion (redis-py raises an
@@ -69,8 +82,9 @@
 //! | `ClusterDown(why)`                 | `-CLUSTERDOWN why`                                       |
 
 use crate::frame::Frame;
-use concord_kv::{Command, KvError, KvLimits, Query, Response};
+use concord_kv::{Command, KeyRange, KvError, KvLimits, Query, RangeRequest, Response};
 use concord_raft::ReadConsistency;
+use concord_shard::slot::key_slot;
 
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
 
@@ -141,6 +155,83 @@ pub trait Backend: Send + Sync + 'static {
     fn topology(&self) -> Option<crate::cluster::Topology> {
         None
     }
+
+    /// Whether this backend is sharded (a cluster). Asked on every multi-key command (for
+    /// `-CROSSSLOT`), so the default – `topology().is_some()` – is worth overriding with a cheap
+    /// answer when building the topology costs something.
+    fn is_cluster(&self) -> bool {
+        self.topology().is_some()
+    }
+
+    /// `CLUSTER COUNTKEYSINSLOT`: how many keys of `slot` this node holds.
+    ///
+    /// The default counts by scanning every key ([`Query::Range`] pages, at `consistency`) and
+    /// hashing each – correct for any backend whose range reads see all the keys this node holds,
+    /// but O(keys). A sharded server should override it: ask the group of the shard that owns
+    /// `slot` (if this node hosts a replica of it; 0 otherwise, as Redis answers for a slot it does
+    /// not serve) and have the group's store count the slot – e.g. a scan of that group's store
+    /// filtered by `concord_shard::slot::key_slot`, or a per-slot key index.
+    fn count_keys_in_slot(
+        self: std::sync::Arc<Self>,
+        slot: u16,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<u64, BackendError>> {
+        Box::pin(async move {
+            let mut count = 0;
+            scan_slot(&*self, slot, usize::MAX, consistency, |_| count += 1).await?;
+            Ok(count)
+        })
+    }
+
+    /// `CLUSTER GETKEYSINSLOT`: at most `count` keys of `slot` this node holds, in key order
+    /// (Redis lists them in its own, unspecified order). The default scans, as
+    /// [`Backend::count_keys_in_slot`] does, and stops once it has `count`; a sharded server should
+    /// override both the same way.
+    fn keys_in_slot(
+        self: std::sync::Arc<Self>,
+        slot: u16,
+        count: usize,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Vec<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            let mut keys = Vec::new();
+            scan_slot(&*self, slot, count, consistency, |key| keys.push(key)).await?;
+            Ok(keys)
+        })
+    }
+}
+
+/// Every key of `slot` (at most `max`), in key order, through [`Query::Range`] pages of
+/// `max_range_limit` keys: what the default [`Backend::count_keys_in_slot`] and
+/// [`Backend::keys_in_slot`] do.
+async fn scan_slot<B: Backend + ?Sized>(
+    backend: &B,
+    slot: u16,
+    max: usize,
+    consistency: RequestConsistency,
+    mut found: impl FnMut(Vec<u8>),
+) -> Result<(), BackendError> {
+    let limit = backend.limits().max_range_limit.max(1);
+    let mut taken = 0;
+    let mut next = Some(Vec::new());
+    while let Some(start) = next.take() {
+        if taken >= max {
+            break;
+        }
+        let query = Query::Range(RangeRequest::new(KeyRange::from(start), limit));
+        let page = match backend.read(query, consistency).await? {
+            Response::Range(page) => page,
+            other => return Err(BackendError::Unavailable(format!("a range read answered {other:?}"))),
+        };
+        for kv in page.kvs {
+            if taken < max && key_slot(&kv.key).get() == slot {
+                taken += 1;
+                found(kv.key);
+            }
+        }
+        next = page.next_key;
+    }
+    Ok(())
 }
 
 /// Why a backend could not serve a request.
@@ -250,6 +341,25 @@ mod tests {
                 max_value_bytes: 1_048_576
             })),
             "ERR value is 2000000 bytes; the limit is 1048576"
+        );
+    }
+
+    #[test]
+    fn cluster_errors_are_redis_clusters() {
+        let reply = |e: BackendError| match e.to_reply() {
+            Frame::Error(text) => text,
+            other => panic!("{other:?}"),
+        };
+        // Cluster clients parse these: `MOVED <slot> <host:port>`, and TRYAGAIN's code word.
+        assert_eq!(
+            reply(BackendError::Moved { slot: 3999, addr: "127.0.0.1:6381".into() }),
+            "MOVED 3999 127.0.0.1:6381"
+        );
+        let moving = reply(BackendError::Moving { slot: 12182 });
+        assert!(moving.starts_with("TRYAGAIN ") && moving.contains("12182"), "{moving}");
+        assert_eq!(
+            reply(BackendError::ClusterDown("Hash slot not served".into())),
+            "CLUSTERDOWN Hash slot not served"
         );
     }
 }

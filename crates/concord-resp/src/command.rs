@@ -10,6 +10,7 @@
 //! INCRBY k 1.5       → ERR value is not an integer or out of range
 //! SET k v EX 0       → ERR invalid expire time in 'set' command
 //! CLIENT FOO         → ERR unknown subcommand 'FOO'. Try CLIENT HELP.
+//! CLUSTER KEYSLOT    → ERR wrong number of arguments for 'cluster|keyslot' command
 //! ```
 //!
 //! Command names are case-insensitive. Every supported command has an entry in [`COMMANDS`] (its
@@ -41,7 +42,7 @@ use bytes::Bytes;
 use concord_raft::ReadConsistency;
 
 mod table;
-pub use table::{lookup, CommandSpec, COMMANDS};
+pub use table::{lookup, CommandSpec, KeySpec, CLUSTER_UNSUPPORTED, COMMANDS};
 
 /// One client request.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +102,54 @@ pub enum Request {
     Multi,
     Exec,
     Discard,
+    // Redis Cluster (see [`crate::cluster`]).
+    Cluster(ClusterRequest),
+    /// `ASKING`: accepted, changes nothing (Concord answers moves with `-TRYAGAIN`, not `-ASK`).
+    Asking,
+    /// `READONLY`: this connection's reads become stale reads, which a replica may serve.
+    ReadOnly,
+    /// `READWRITE`: back to the connection's own consistency.
+    ReadWrite,
+}
+
+/// A `CLUSTER` subcommand. Arguments that need checking are kept as given: on a node without
+/// cluster support Redis refuses the command before looking at them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterRequest {
+    Slots,
+    Shards,
+    Nodes,
+    Info,
+    MyId,
+    Help,
+    KeySlot(Bytes),
+    /// `CLUSTER REPLICAS node-id` (and its old name, `SLAVES`).
+    Replicas(Bytes),
+    CountKeysInSlot(Bytes),
+    GetKeysInSlot {
+        slot: Bytes,
+        count: Bytes,
+    },
+    /// A subcommand of Redis's that Concord does not offer (ADDSLOTS, MEET, FAILOVER…): the shard
+    /// map changes only through Concord's metadata group.
+    Unsupported(&'static str),
+}
+
+impl Request {
+    /// The keys this request names, in order (what `-CROSSSLOT` and `COMMAND GETKEYS` are about).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Request::Get(key) | Request::Persist(key) => vec![key],
+            Request::Set(set) => vec![&set.key],
+            Request::GetSet { key, .. } | Request::IncrBy { key, .. } | Request::Ttl { key, .. } => vec![key],
+            Request::Expire(expire) => vec![&expire.key],
+            Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) => {
+                keys.iter().map(|k| k.as_ref()).collect()
+            }
+            Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
+            _ => vec![],
+        }
+    }
 }
 
 /// An `ACL` subcommand.
@@ -260,6 +309,8 @@ pub enum CommandRequest {
     /// `COMMAND DOCS [name …]` (redis-cli 7 asks for it at startup for its hints).
     Docs(Vec<Bytes>),
     List,
+    /// `COMMAND GETKEYS command arg …`: the keys of a full command, found by its key spec.
+    GetKeys(Vec<Bytes>),
 }
 
 /// An error reply: the text after `-`, starting with its code.
@@ -384,6 +435,10 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "multi" => Request::Multi,
         "exec" => Request::Exec,
         "discard" => Request::Discard,
+        "cluster" => Request::Cluster(parse_cluster(&rest)?),
+        "asking" => Request::Asking,
+        "readonly" => Request::ReadOnly,
+        "readwrite" => Request::ReadWrite,
         other => unreachable!("command {other} is in the table but has no parser"),
     })
 }
@@ -618,8 +673,46 @@ fn parse_command(rest: &[Bytes]) -> Result<CommandRequest, ReplyError> {
         Ok(CommandRequest::Docs(rest[1..].to_vec()))
     } else if is(sub, "LIST") {
         Ok(CommandRequest::List)
+    } else if is(sub, "GETKEYS") {
+        if rest.len() < 3 {
+            return Err(ReplyError::wrong_arity("command|getkeys"));
+        }
+        Ok(CommandRequest::GetKeys(rest[1..].to_vec()))
     } else {
         Err(ReplyError::unknown_subcommand("command", sub))
+    }
+}
+
+/// `CLUSTER sub …`: the subcommand's arity as Redis checks it (also for Redis's subcommands that
+/// Concord does not offer), then its arguments as given (see [`ClusterRequest`]).
+fn parse_cluster(rest: &[Bytes]) -> Result<ClusterRequest, ReplyError> {
+    let sub = &rest[0];
+    let n = rest.len() as i64 + 1;
+    let arity_ok = |arity: i64| (arity > 0 && n == arity) || (arity < 0 && n >= -arity);
+    let cluster = lookup(b"cluster").expect("cluster is in the command table");
+    if let Some(spec) = cluster.subcommand(sub) {
+        if !arity_ok(spec.arity) {
+            return Err(ReplyError::wrong_arity(spec.name));
+        }
+        let arg = |i: usize| rest[i].clone();
+        return Ok(match &spec.name["cluster|".len()..] {
+            "slots" => ClusterRequest::Slots,
+            "shards" => ClusterRequest::Shards,
+            "nodes" => ClusterRequest::Nodes,
+            "info" => ClusterRequest::Info,
+            "myid" => ClusterRequest::MyId,
+            "help" => ClusterRequest::Help,
+            "keyslot" => ClusterRequest::KeySlot(arg(1)),
+            "replicas" | "slaves" => ClusterRequest::Replicas(arg(1)),
+            "countkeysinslot" => ClusterRequest::CountKeysInSlot(arg(1)),
+            "getkeysinslot" => ClusterRequest::GetKeysInSlot { slot: arg(1), count: arg(2) },
+            other => unreachable!("cluster|{other} is in the table but has no parser"),
+        });
+    }
+    match CLUSTER_UNSUPPORTED.iter().find(|(name, _)| sub.eq_ignore_ascii_case(name.as_bytes())) {
+        Some((name, arity)) if !arity_ok(*arity) => Err(ReplyError::wrong_arity(&format!("cluster|{name}"))),
+        Some((name, _)) => Ok(ClusterRequest::Unsupported(name)),
+        None => Err(ReplyError::unknown_subcommand("cluster", sub)),
     }
 }
 
@@ -845,6 +938,7 @@ mod tests {
             let filler: &[&str] = match spec.name {
                 "client" => &["id"],
                 "acl" => &["whoami"],
+                "cluster" => &["myid"],
                 "command" => &[],
                 "config" => &["get", "save"],
                 "setex" | "psetex" => &["k", "10", "v"],

@@ -15,6 +15,7 @@
 //! | `EXPIRE`…, `PERSIST`          | read the key, then `Write::Cas` on its `ModRevision` re-putting the value with the new TTL (retried if it changed) |
 //! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
 //! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
+//! | `CLUSTER COUNTKEYSINSLOT`, `GETKEYSINSLOT` | `Backend::count_keys_in_slot`, `Backend::keys_in_slot` (see `cluster`) |
 //!
 //! # Read-modify-write
 //! KV writes cannot say "keep the deadline" or "change only the deadline", so `SET … KEEPTTL`,
@@ -57,7 +58,9 @@
 //! leader's expiry command is applied; until then `GET` still returns it and `TTL` reports 0.
 
 use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
-use crate::command::{Condition, ExpireRequest, ExpireWhen, Request, ScanRequest, SetExpiry, SetRequest};
+use crate::command::{
+    ClusterRequest, Condition, ExpireRequest, ExpireWhen, Request, ScanRequest, SetExpiry, SetRequest,
+};
 use crate::frame::Frame;
 use crate::{cursor, glob};
 use bytes::Bytes;
@@ -95,7 +98,10 @@ impl Request {
             | Request::Ttl { .. }
             | Request::Keys(_)
             | Request::Scan(_)
-            | Request::DbSize => Access::Read,
+            | Request::DbSize
+            | Request::Cluster(ClusterRequest::CountKeysInSlot(_) | ClusterRequest::GetKeysInSlot { .. }) => {
+                Access::Read
+            }
             Request::Set(set) if set.expiry == SetExpiry::Keep => Access::ReadModifyWrite,
             Request::Set(_)
             | Request::GetSet { .. }
@@ -448,6 +454,7 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
         Request::Keys(pattern) => keys(&ctx, &pattern).await,
         Request::Scan(scan) => scan_page(&ctx, scan).await,
         Request::DbSize => dbsize(&ctx).await,
+        Request::Cluster(cluster) => Ok(crate::cluster::slot_keys(cluster, ctx).await),
         other => Err(Frame::error(format!("ERR internal error: {other:?} is not a data command"))),
     }
 }

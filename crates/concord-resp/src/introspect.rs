@@ -5,7 +5,7 @@
 //! Concord honestly (no persistence settings of Redis's apply: `save` is empty, `appendonly` is
 //! `no` – Concord's durability is its Raft log, described in `INFO`'s `# Raft` section).
 
-use crate::command::{lookup, CommandRequest, CommandSpec, COMMANDS};
+use crate::command::{lookup, CommandRequest, CommandSpec, KeySpec, COMMANDS};
 use crate::frame::Frame;
 use crate::glob;
 use bytes::Bytes;
@@ -37,22 +37,84 @@ pub fn info(sections: &[(String, Vec<(String, String)>)], wanted: &[Bytes]) -> S
     text
 }
 
-/// One command's `COMMAND INFO` entry (Redis 7 shape: name, arity, flags, first key, last key,
-/// step, ACL categories, tips, key specifications, subcommands).
+/// One command's `COMMAND INFO` entry, as Redis 7 shapes it: name, arity, flags, first key, last
+/// key, step, ACL categories, tips, key specifications, subcommands (each an entry of its own).
+/// Sets are RESP3 sets (arrays in RESP2); an empty subcommand list is an empty set, as Redis sends.
 fn command_info(spec: &CommandSpec) -> Frame {
     let (first, last, step) = spec.keys;
+    let simple_set = |words: &[&str]| Frame::Set(words.iter().map(|w| Frame::simple(*w)).collect());
+    let subcommands = if spec.subcommands.is_empty() {
+        Frame::Set(vec![])
+    } else {
+        Frame::Array(spec.subcommands.iter().map(command_info).collect())
+    };
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity),
-        Frame::Set(spec.flags.iter().map(|f| Frame::simple(*f)).collect()),
+        simple_set(spec.flags),
         Frame::Integer(first),
         Frame::Integer(last),
         Frame::Integer(step),
-        Frame::Set(vec![Frame::simple(format!("@{}", spec.group))]),
-        Frame::Set(vec![]),
-        Frame::Array(vec![]),
-        Frame::Array(vec![]),
+        simple_set(spec.acl),
+        Frame::Set(spec.tips.iter().map(|t| Frame::bulk(*t)).collect()),
+        Frame::Set(spec.key_spec.iter().map(key_spec).collect()),
+        subcommands,
     ])
+}
+
+/// A key specification: Redis 7's `begin_search` / `find_keys` maps.
+fn key_spec(spec: &KeySpec) -> Frame {
+    let mut fields = Vec::new();
+    if let Some(notes) = spec.notes {
+        fields.push(("notes", Frame::bulk(notes)));
+    }
+    fields.push(("flags", Frame::Set(spec.flags.iter().map(|f| Frame::simple(*f)).collect())));
+    fields.push((
+        "begin_search",
+        Frame::map_of([
+            ("type", Frame::bulk("index")),
+            ("spec", Frame::map_of([("index", Frame::Integer(1))])),
+        ]),
+    ));
+    fields.push((
+        "find_keys",
+        Frame::map_of([
+            ("type", Frame::bulk("range")),
+            (
+                "spec",
+                Frame::map_of([
+                    ("lastkey", Frame::Integer(spec.last_key)),
+                    ("keystep", Frame::Integer(spec.key_step)),
+                    ("limit", Frame::Integer(0)),
+                ]),
+            ),
+        ]),
+    ));
+    Frame::map_of(fields)
+}
+
+/// `COMMAND GETKEYS command arg …`: the keys its key spec finds, or Redis's errors.
+fn get_keys(args: &[Bytes]) -> Frame {
+    let invalid = || Frame::error("ERR Invalid command specified");
+    let Some(mut spec) = lookup(&args[0]) else { return invalid() };
+    if !spec.subcommands.is_empty() && args.len() > 1 {
+        match spec.subcommand(&args[1]) {
+            Some(sub) => spec = sub,
+            None => return invalid(),
+        }
+    }
+    let n = args.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Frame::error("ERR Invalid number of arguments specified for command");
+    }
+    let Some(keys) = spec.key_spec else { return Frame::error("ERR The command has no key arguments") };
+    let last = if keys.last_key < 0 { n + keys.last_key } else { 1 + keys.last_key };
+    Frame::Array(
+        (1..=last.min(n - 1))
+            .step_by(keys.key_step.max(1) as usize)
+            .map(|i| Frame::Bulk(args[i as usize].clone()))
+            .collect(),
+    )
 }
 
 /// One command's `COMMAND DOCS` entry: what redis-cli shows in `HELP` and in its hints.
@@ -100,7 +162,7 @@ fn syntax(command: &str) -> Option<&'static str> {
         "pexpireat" => "key unix-time-milliseconds [NX|XX|GT|LT]",
         "keys" => "pattern",
         "scan" => "cursor [MATCH pattern] [COUNT count] [TYPE type]",
-        "quit" | "dbsize" | "multi" | "exec" | "discard" => "",
+        "quit" | "dbsize" | "multi" | "exec" | "discard" | "asking" | "readonly" | "readwrite" => "",
         _ => return None,
     })
 }
@@ -283,6 +345,7 @@ pub fn command(request: &CommandRequest) -> Frame {
             };
             Frame::Map(specs.into_iter().map(|s| (Frame::bulk(s.name), command_docs(s))).collect())
         }
+        CommandRequest::GetKeys(args) => get_keys(args),
     }
 }
 

@@ -30,7 +30,8 @@
 //! * [`server`] – the tokio server: connections, pipelining, authentication, limits, shutdown;
 //!   [`serve_with_acceptor`] runs it over any stream an [`Acceptor`] makes of a socket (TLS);
 //! * [`backend`] – the [`Backend`] trait and how its errors look to Redis clients;
-//! * [`cluster`] – Redis Cluster's view of a sharded backend ([`Topology`]);
+//! * [`cluster`] – Redis Cluster's protocol: the view of a sharded backend ([`Topology`]), the
+//!   `CLUSTER` replies rendered from it, and `-CROSSSLOT`;
 //! * [`memory`] – [`MemoryBackend`], a single-process backend.
 //!
 //! ## Commands
@@ -41,13 +42,39 @@
 //! `SETEX`, `PSETEX`, `GETSET`, `DEL`, `EXISTS`, `INCR`, `DECR`, `INCRBY`, `DECRBY`, `MGET`, `MSET`,
 //! `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (NX, XX, GT, LT), `TTL`, `PTTL`, `PERSIST`,
 //! `KEYS` (bounded), `SCAN` (MATCH, COUNT, TYPE); `MULTI`/`EXEC`/`DISCARD` for transactions of
-//! plain KV operations (one atomic KV transaction; see [`exec`]); and Concord's own
+//! plain KV operations (one atomic KV transaction; see [`exec`]); Redis Cluster's
+//! `CLUSTER SLOTS|SHARDS|NODES|INFO|MYID|KEYSLOT|COUNTKEYSINSLOT|GETKEYSINSLOT|REPLICAS|HELP`,
+//! `ASKING`,
+//! `READONLY` and `READWRITE` (see [`cluster`]), and `COMMAND GETKEYS`; and Concord's own
 //! `CONSISTENCY`, which sets this connection's consistency: `linearizable|lease|stale` reads on a
 //! Raft node, `ONE|QUORUM|ALL` or `R <r> W <w>` quorums on a node in the eventual mode (see
 //! [`backend`] and [`command`]).
 //!
 //! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH`, no pub/sub
 //! and no scripting. Those get `-ERR unknown command`.
+//!
+//! `COMMAND INFO` reports each command as Redis 7 does – flags, ACL categories, tips, key
+//! positions and key specs, byte for byte (`tests/cluster.rs` compares them with redis-server's) –
+//! so cluster clients find the keys of Concord's commands as they find Redis's.
+//!
+//! ## Errors
+//! Redis's own wording throughout; where Redis has no such situation, a Redis error code that
+//! clients already handle, with a reason:
+//!
+//! | situation                                  | reply                                                       | where |
+//! |--------------------------------------------|-------------------------------------------------------------|-------|
+//! | unknown command, wrong arity, bad option   | `-ERR unknown command …`, `-ERR wrong number of arguments for 'get' command`, `-ERR syntax error` | [`command`] |
+//! | no `AUTH` yet; a role that does not allow it | `-NOAUTH Authentication required.`; `-NOPERM User … has no permissions to run the 'set' command` | [`server`], [`acl`] |
+//! | protocol error, limits                     | `-ERR Protocol error: …` (connection closed), `-ERR max number of clients reached` | [`server`] |
+//! | not the leader, no quorum, timeout, …      | `-READONLY …`, `-TRYAGAIN …`, `-TIMEOUT …`, `-UNKNOWN …`, `-MISCONF …` | [`backend`] |
+//! | sharded: the key's slot is elsewhere       | `-MOVED <slot> <host:port>`                                 | [`backend`] |
+//! | sharded: the key's slot is being moved     | `-TRYAGAIN …` (never `-ASK`: see [`cluster`])               | [`backend`] |
+//! | sharded: the key's slot has no shard now   | `-CLUSTERDOWN …`                                            | [`backend`] |
+//! | sharded: a request's keys span slots       | `-CROSSSLOT Keys in request don't hash to the same slot`    | [`cluster`] |
+//! | `CLUSTER`, `ASKING`, `READONLY`, `READWRITE` on a backend that is not sharded | `-ERR This instance has cluster support disabled` | [`cluster`] |
+//! | `CLUSTER COUNTKEYSINSLOT 16384`, `CLUSTER GETKEYSINSLOT 0 -1` | `-ERR Invalid slot`, `-ERR Invalid slot or number of keys` | [`cluster`] |
+//! | `CLUSTER ADDSLOTS …` and Redis's other map-changing subcommands | `-ERR CLUSTER ADDSLOTS is not supported by Concord: …` (the shard map changes through its metadata group) | [`cluster`] |
+//! | `COMMAND GETKEYS` of no command, bad arity, no keys | `-ERR Invalid command specified`, `-ERR Invalid number of arguments specified for command`, `-ERR The command has no key arguments` | [`introspect`] |
 
 pub mod acl;
 pub mod backend;

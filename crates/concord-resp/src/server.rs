@@ -78,9 +78,21 @@
 //! A setting of the other family gets an error that says which mode the node runs, so the
 //! backend never sees R or W overrides on Raft, nor values outside `1..=n`. `CLIENT INFO` shows
 //! the same text with commas for spaces (`consistency=r=2,w=2,n=3`).
+//!
+//! # Redis Cluster
+//! When the backend is sharded ([`Backend::topology`] is `Some`), the connection speaks Redis
+//! Cluster's protocol ([`crate::cluster`]): `HELLO` and `INFO` say `mode`/`redis_mode` `cluster`
+//! and `cluster_enabled:1`; a request whose keys hash to different slots is refused with
+//! `-CROSSSLOT` before it reaches the backend (inside `MULTI` it dooms the transaction; a
+//! transaction whose commands together span slots is refused at `EXEC` and discarded, as
+//! redis-server does); the backend answers `-MOVED`, `-TRYAGAIN` and `-CLUSTERDOWN` for keys it
+//! does not serve. `READONLY` makes the connection's reads stale reads
+//! ([`ReadConsistency::Stale`]: a replica may serve them, Redis Cluster's meaning of `READONLY`)
+//! until `READWRITE`, which restores the connection's own `CONSISTENCY`; writes are unaffected.
 
 use crate::acl::{Acl, Denied, Need, DEFAULT_USER};
 use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};
+use crate::cluster;
 use crate::codec::{encode, DecodeLimits, RequestDecoder};
 use crate::command::{
     self, consistency_name, AclRequest, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError,
@@ -567,6 +579,9 @@ struct Client {
     lib_name: Option<Bytes>,
     lib_version: Option<Bytes>,
     consistency: RequestConsistency,
+    /// `READONLY` is on: reads go to the backend as stale reads (see "Redis Cluster" in the
+    /// module docs) until `READWRITE`.
+    readonly: bool,
     /// Backend tasks of the current run (see "Ordering" in the module docs).
     in_flight: Vec<JoinHandle<()>>,
     run: Option<Access>,
@@ -600,6 +615,7 @@ impl Client {
             lib_name: None,
             lib_version: None,
             consistency: RequestConsistency::strong(shared.config.default_consistency),
+            readonly: false,
             in_flight: Vec::new(),
             run: None,
             multi: None,
@@ -693,6 +709,17 @@ impl Client {
             }
         };
         let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
+        // Redis Cluster: one command's keys must share a slot (checked before queueing in MULTI).
+        let cross_slot = {
+            let keys = request.keys();
+            keys.len() > 1 && self.shared.backend.is_cluster() && cluster::cross_slot(keys)
+        };
+        if cross_slot {
+            if let Some(multi) = &mut self.multi {
+                multi.doomed = true;
+            }
+            return ready(Frame::error(cluster::CROSSSLOT), self.protocol);
+        }
         match (request, self.multi.is_some()) {
             (Request::Multi, false) => {
                 self.multi = Some(Multi::default());
@@ -714,6 +741,11 @@ impl Client {
                     )
                 } else if multi.queued.is_empty() {
                     ready(Frame::Array(vec![]), self.protocol)
+                } else if self.shared.backend.is_cluster()
+                    && cluster::cross_slot(multi.queued.iter().flat_map(|r| r.keys()))
+                {
+                    // As redis-server: the transaction is discarded, and EXEC says why.
+                    ready(Frame::error(cluster::CROSSSLOT), self.protocol)
                 } else {
                     let ctx = self.exec_context();
                     self.start(Access::Write, move || exec::start_transaction(multi.queued, ctx)).await
@@ -786,9 +818,16 @@ impl Client {
     }
 
     fn exec_context(&self) -> ExecContext {
+        // READONLY: reads at stale consistency, which a replica may serve (Redis Cluster's
+        // meaning of it); writes are unaffected.
+        let consistency = if self.readonly {
+            RequestConsistency { read: ReadConsistency::Stale, ..self.consistency }
+        } else {
+            self.consistency
+        };
         ExecContext {
             backend: self.shared.backend.clone(),
-            consistency: self.consistency,
+            consistency,
             keys_max: self.shared.config.keys_max,
             max_reply_bytes: self.shared.config.max_output_bytes.unwrap_or(usize::MAX),
         }
@@ -906,12 +945,16 @@ impl Client {
                     ("version", Frame::bulk(REDIS_VERSION)),
                     ("proto", Frame::Integer(self.protocol.version())),
                     ("id", Frame::Integer(self.id as i64)),
-                    ("mode", Frame::bulk("standalone")),
+                    ("mode", Frame::bulk(self.redis_mode())),
                     ("role", Frame::bulk("master")),
                     ("modules", Frame::Array(vec![])),
                 ])
             }
             Request::Select(0) => Frame::ok(),
+            // A Redis Cluster has only database 0 too, and says so in its own words.
+            Request::Select(_) if self.shared.backend.is_cluster() => {
+                Frame::error("ERR SELECT is not allowed in cluster mode")
+            }
             Request::Select(_) => Frame::error("ERR DB index is out of range (Concord has one database: 0)"),
             Request::Client(client) => self.client_command(client),
             Request::Acl(acl) => self.acl_command(acl),
@@ -932,6 +975,20 @@ impl Client {
                 Frame::Verbatim { format: *b"txt", text: text.into() }
             }
             Request::Command(query) => introspect::command(&query),
+            Request::Cluster(query) => cluster::answer(&query, self.shared.backend.topology().as_ref()),
+            Request::Asking | Request::ReadOnly | Request::ReadWrite if !self.shared.backend.is_cluster() => {
+                Frame::error(cluster::CLUSTER_DISABLED)
+            }
+            // Moves answer -TRYAGAIN, never -ASK, so there is nothing for ASKING to change.
+            Request::Asking => Frame::ok(),
+            Request::ReadOnly => {
+                self.readonly = true;
+                Frame::ok()
+            }
+            Request::ReadWrite => {
+                self.readonly = false;
+                Frame::ok()
+            }
             Request::ConfigGet(patterns) => introspect::config_get(&self.config_parameters(), &patterns),
             other => Frame::error(format!("ERR internal error: {other:?} is not a connection command")),
         };
@@ -997,7 +1054,7 @@ impl Client {
                 pairs(vec![
                     ("redis_version", REDIS_VERSION.to_string()),
                     ("concord_version", env!("CARGO_PKG_VERSION").to_string()),
-                    ("redis_mode", "standalone".to_string()),
+                    ("redis_mode", self.redis_mode().to_string()),
                     ("process_id", std::process::id().to_string()),
                     ("tcp_port", s.port.to_string()),
                     ("uptime_in_seconds", uptime.to_string()),
@@ -1019,9 +1076,22 @@ impl Client {
                     ("rejected_connections", s.rejected_connections.load(Ordering::Relaxed).to_string()),
                 ]),
             ),
+            (
+                "Cluster".to_string(),
+                pairs(vec![("cluster_enabled", if s.backend.is_cluster() { "1" } else { "0" }.to_string())]),
+            ),
         ];
         sections.extend(s.backend.info());
         sections
+    }
+
+    /// What `HELLO` and `INFO` call this server: `cluster` when the backend is sharded.
+    fn redis_mode(&self) -> &'static str {
+        if self.shared.backend.is_cluster() {
+            "cluster"
+        } else {
+            "standalone"
+        }
     }
 
     /// What `CONFIG GET` reports. No Redis persistence applies (`save` empty, `appendonly no`):

@@ -13,7 +13,7 @@ use concord_kv::{Command, KvLimits, Query, Response};
 use concord_raft::ReadConsistency;
 use concord_resp::{
     decode_frame, serve, Backend, BackendError, BoxFuture, ConsistencyModel, DecodeLimits, Frame,
-    MemoryBackend, RequestConsistency, RespConfig,
+    MemoryBackend, RequestConsistency, RespConfig, Topology,
 };
 use std::io::Read;
 use std::net::SocketAddr;
@@ -34,6 +34,8 @@ struct Recording {
     store: MemoryBackend,
     model: ConsistencyModel,
     calls: Mutex<Vec<Call>>,
+    /// Sharded (Redis Cluster) when `Some`.
+    topology: Option<Topology>,
 }
 
 impl Recording {
@@ -73,6 +75,10 @@ impl Backend for Recording {
     fn now_ms(&self) -> u64 {
         self.store.now_ms()
     }
+
+    fn topology(&self) -> Option<Topology> {
+        self.topology.clone()
+    }
 }
 
 /// A server over a [`Recording`] backend, on its own runtime (dropped with the test).
@@ -84,12 +90,21 @@ struct Server {
 
 impl Server {
     fn start(model: ConsistencyModel, config: RespConfig) -> Server {
+        Server::start_with_topology(model, config, None)
+    }
+
+    fn start_with_topology(
+        model: ConsistencyModel,
+        config: RespConfig,
+        topology: Option<Topology>,
+    ) -> Server {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let backend = Arc::new(Recording {
             store: MemoryBackend::new(KvLimits::default()),
             model,
             calls: Mutex::new(Vec::new()),
+            topology,
         });
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -288,4 +303,34 @@ fn raft_connections_choose_a_read_level_and_refuse_quorums() {
     assert_eq!(text(call(&mut conn, &["CONSISTENCY"])), "lease");
     assert_eq!(call(&mut conn, &["CONSISTENCY", "LINEARIZABLE"]), Frame::ok());
     assert_eq!(set_then_get(&server, &mut conn).1, strong(ReadConsistency::Linearizable));
+}
+
+#[test]
+fn readonly_makes_a_cluster_connections_reads_stale_until_readwrite() {
+    let config = RespConfig { default_consistency: ReadConsistency::Lease, ..RespConfig::default() };
+    let strong = |read| Call::Read(RequestConsistency::strong(read));
+    // Not sharded: READONLY is refused as redis-server refuses it, and changes nothing.
+    let server = Server::start(ConsistencyModel::Strong, config.clone());
+    let mut conn = server.connect();
+    assert_eq!(error(call(&mut conn, &["READONLY"])), "ERR This instance has cluster support disabled");
+    assert_eq!(set_then_get(&server, &mut conn).1, strong(ReadConsistency::Lease));
+
+    let server = Server::start_with_topology(ConsistencyModel::Strong, config, Some(Topology::default()));
+    let mut conn = server.connect();
+    assert_eq!(set_then_get(&server, &mut conn).1, strong(ReadConsistency::Lease));
+    assert_eq!(call(&mut conn, &["READONLY"]), Frame::ok());
+    // Reads – GET, MGET, and the read half of a read-modify-write – go out as stale reads, which a
+    // replica may serve; the connection's own setting is kept for READWRITE.
+    assert_eq!(set_then_get(&server, &mut conn).1, strong(ReadConsistency::Stale));
+    // (The keys share a slot: `{k}` is the hash tag.)
+    call(&mut conn, &["MGET", "k", "{k}other"]);
+    assert_eq!(server.backend.take(), vec![strong(ReadConsistency::Stale)]);
+    assert_eq!(call(&mut conn, &["EXPIRE", "k", "100"]), Frame::Integer(1));
+    assert_eq!(server.backend.take()[0], strong(ReadConsistency::Stale));
+    assert_eq!(text(call(&mut conn, &["CONSISTENCY"])), "lease");
+    assert_eq!(call(&mut conn, &["READWRITE"]), Frame::ok());
+    assert_eq!(set_then_get(&server, &mut conn).1, strong(ReadConsistency::Lease));
+    // Another connection was never READONLY.
+    let mut other = server.connect();
+    assert_eq!(set_then_get(&server, &mut other).1, strong(ReadConsistency::Lease));
 }

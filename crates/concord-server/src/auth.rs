@@ -34,11 +34,17 @@
 //! 3. **Content type** – a `POST` with a body must say `application/json` (every POST body of the
 //!    API is JSON); a form a foreign page submits as `text/plain` is refused with 415.
 //! 4. **Credential** – a wrong one is refused with 401 whatever the route; none is anonymous.
+//!    The dashboard's cookie is named after the node's port, but browsers send every port's
+//!    cookies to each port of a host: any `concord_dashboard_*` cookie carrying this node's token
+//!    counts (a member opened from another member's page, when they share the token).
 //! 5. **Route** – [`classify`]: public (health, the dashboard page), data (reads or writes of keys,
 //!    the cluster's state), admin (membership, backup) or lab (fault injection). Data routes take
 //!    an anonymous client as `default` when `default` has no password (401 otherwise); admin and
 //!    lab routes always need a credential (admin routes also open to all with `allow_admin`), even
 //!    from loopback. A role that does not cover the route: 403.
+//!
+//! A 401 challenges with `Basic` (a browser's login prompt), except a page's script, which gets
+//! `Bearer`: the prompt would hold its request instead of letting it read the error ([`challenge`]).
 
 use crate::config::NodeConfig;
 use crate::front::http::ApiError;
@@ -62,6 +68,8 @@ pub const PROOF_WINDOW: Duration = Duration::from_secs(60);
 pub const REPLAY_CACHE_MAX: usize = 100_000;
 
 const PROOF_SCHEME: &str = "Concord-HMAC";
+/// The dashboard cookie's name, before the node's HTTP port.
+const COOKIE_PREFIX: &str = "concord_dashboard_";
 
 /// The users of a node, from its configuration: `default` with `requirepass`, then `[[users]]`.
 pub fn acl_of(config: &NodeConfig) -> Result<Acl, crate::Error> {
@@ -137,7 +145,8 @@ pub struct Gate {
     ips: Vec<IpAddr>,
     any_ip: bool,
     /// The dashboard's cookie: named after the port, since browsers share cookies between the
-    /// ports of one host and each node has its own token.
+    /// ports of one host and nodes may have tokens of their own (one name would make each
+    /// node's cookie overwrite the others').
     cookie: String,
     tls: bool,
     body_limit: usize,
@@ -186,7 +195,7 @@ impl Gate {
             names,
             any_ip: http_addr.ip().is_unspecified(),
             ips,
-            cookie: format!("concord_dashboard_{}", http_addr.port()),
+            cookie: format!("{COOKIE_PREFIX}{}", http_addr.port()),
             tls: config.tls.is_some(),
             body_limit: crate::front::http::body_limit(
                 config.kv.max_command_bytes.max(config.kv.max_value_bytes),
@@ -270,15 +279,22 @@ impl Gate {
                 ))),
             };
         }
-        if let Some(token) = cookie(headers, &self.cookie) {
-            return if constant_time_eq(self.token.as_bytes(), token.as_bytes()) {
-                Ok(Principal::Dashboard)
-            } else {
-                Err(unauthorized(
-                    "the dashboard's token is from an earlier run of this node: open the URL it printed"
-                        .into(),
-                ))
-            };
+        // Browsers send the cookies of every port of a host to each of its ports: a member's
+        // dashboard opened through another member's page (its "open" link carries no token) gets
+        // that member's cookie. The token is the credential, not the port in the cookie's name:
+        // members sharing a token (`concord up`) take each other's; one with its own ignores the
+        // others'. Only a wrong token under this node's own name is an error (a stale cookie).
+        let mut stale = false;
+        for (name, value) in cookies(headers).filter(|(name, _)| name.starts_with(COOKIE_PREFIX)) {
+            if constant_time_eq(self.token.as_bytes(), value.as_bytes()) {
+                return Ok(Principal::Dashboard);
+            }
+            stale |= name == self.cookie;
+        }
+        if stale {
+            return Err(unauthorized(
+                "the dashboard's token is from an earlier run of this node: open the URL it printed".into(),
+            ));
         }
         Ok(Principal::Anonymous)
     }
@@ -378,6 +394,7 @@ impl Gate {
 
 /// The middleware every HTTP request of a node passes through (see the module docs).
 pub async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let challenge = challenge(request.headers());
     match admit(&gate, request).await {
         Ok(Admitted::Request(request)) => next.run(request).await,
         Ok(Admitted::Answer(response)) => response,
@@ -385,13 +402,25 @@ pub async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
             let status = e.status();
             let mut response = e.into_response();
             if status == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"concord\", charset=\"UTF-8\""),
-                );
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
             }
             response
         }
+    }
+}
+
+/// What a 401 answers in `WWW-Authenticate`. `Basic` makes a browser ask for a user name and a
+/// password – what a person who opens an admin URL wants, but not what a page's script wants: the
+/// browser holds the script's `fetch` (or `EventSource`) until someone answers a prompt, which a
+/// headless browser never shows, so the page waits for ever instead of reading the 401's error.
+/// A browser marks its scripts' requests with `Sec-Fetch-Mode` (anything but `navigate`); they are
+/// challenged with `Bearer`, which no browser prompts for.
+fn challenge(headers: &HeaderMap) -> HeaderValue {
+    let from_script = headers.get("sec-fetch-mode").is_some_and(|mode| mode.as_bytes() != b"navigate");
+    if from_script {
+        HeaderValue::from_static("Bearer realm=\"concord\"")
+    } else {
+        HeaderValue::from_static("Basic realm=\"concord\", charset=\"UTF-8\"")
     }
 }
 
@@ -542,16 +571,14 @@ fn same_origin(origin: &str, host: &str) -> bool {
     authority.trim_end_matches('/').eq_ignore_ascii_case(host.trim())
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// Every `name=value` pair of the request's `Cookie` headers.
+fn cookies(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then(|| v.to_string())
-        })
+        .filter_map(|pair| pair.trim().split_once('='))
 }
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {

@@ -135,7 +135,7 @@ pub async fn restore(target: &MemberTarget, from: &Path) -> anyhow::Result<usize
     }
     for (key, value) in &backup.entries {
         target
-            .put_raw(target.http, &format!("/v1/kv/{key}"), value)
+            .put_raw(target.http, &format!("/v1/kv/{}", crate::client::path_segment(key)), value)
             .await
             .with_context(|| format!("writing {key}"))?;
     }

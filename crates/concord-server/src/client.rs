@@ -45,6 +45,20 @@ impl HttpAnswer {
     }
 }
 
+/// `key` as one URL path segment (`/v1/kv/{segment}`): every byte but RFC 3986's unreserved ones
+/// percent-encoded, so a key holding `/`, `?`, `#`, `%` or a space reaches the server whole.
+pub fn path_segment(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for &b in key.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// One HTTP request with a deadline. Errors (refused, reset, timed out) are strings: a refused
 /// connection reads `connect ADDR: …`, a deadline `METHOD PATH on ADDR: timed out`.
 pub async fn http(
@@ -163,4 +177,14 @@ where
         .collect();
     let body = answer.into_body().collect().await.map_err(|e| format!("read {addr}: {e}"))?.to_bytes();
     Ok(HttpAnswer { status, headers, body: body.to_vec() })
+}
+
+#[cfg(test)]
+mod path_tests {
+    #[test]
+    fn a_key_with_reserved_characters_is_one_path_segment() {
+        assert_eq!(super::path_segment("plain-key_1.~"), "plain-key_1.~");
+        assert_eq!(super::path_segment("a/b?c=1&d#e f%"), "a%2Fb%3Fc%3D1%26d%23e%20f%25");
+        assert_eq!(super::path_segment("é"), "%C3%A9");
+    }
 }

@@ -150,8 +150,13 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
         }
         return Err(WireError::TooLarge { len, limit });
     }
-    buf.resize(len as usize, 0);
-    r.read_exact(buf).await?;
+    // Grow the buffer with the bytes that arrive, not to the claimed length up front: a peer that
+    // claims `limit` bytes and sends none must not make this node allocate them.
+    buf.clear();
+    let got = (&mut *r).take(u64::from(len)).read_to_end(buf).await?;
+    if got < len as usize {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+    }
     postcard::from_bytes(buf).map_err(WireError::Decode)
 }
 
@@ -222,5 +227,18 @@ mod tests {
         let mut junk = &[0u8, 0, 0, 3, 0xff, 0xff, 0xff][..];
         let err = read_frame::<_, Handshake>(&mut junk, &mut buf, 100).await.unwrap_err();
         assert!(matches!(err, WireError::Decode(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_claimed_length_is_not_allocated_before_its_bytes_arrive() {
+        // 64 MiB claimed, three bytes sent, then the peer hangs up.
+        let limit = 64 << 20;
+        let mut short = Vec::from((limit as u32).to_be_bytes());
+        short.extend_from_slice(b"abc");
+        let mut r = &short[..];
+        let mut buf = Vec::new();
+        let err = read_frame::<_, Handshake>(&mut r, &mut buf, limit).await.unwrap_err();
+        assert!(matches!(&err, WireError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof), "{err}");
+        assert!(buf.capacity() < 1 << 20, "allocated {} bytes for 3 received", buf.capacity());
     }
 }

@@ -237,3 +237,80 @@ async fn admin_requests_carry_a_proof_that_cannot_be_replayed() {
     assert!(backup.is_ok(), "{backup:?}");
     node.shutdown().await.unwrap();
 }
+
+/// The request sequence of the dashboard's browser test that failed half the time: the page was
+/// opened on one member with its token (a cookie named after that member's port), the person
+/// followed the page's "open" link to another member's dashboard – no token in that link – and
+/// clicked Stop there. The browser sends every port's cookies to every port of a host, so the
+/// second member received the first one's cookie, looked only for its own and took the click for
+/// an anonymous one: 401, and the stop never reached the member to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_members_dashboard_opened_from_anothers_page_can_use_its_buttons() {
+    let dir = tempfile::tempdir().unwrap();
+    // As `concord up` and the CLI's test clusters do: one token for every member.
+    let token_file = dir.path().join("dashboard.token");
+    std::fs::write(&token_file, "0123456789abcdef0123456789abcdef\n").unwrap();
+    let mut nodes = Vec::new();
+    for mut config in loopback_configs(dir.path(), 3) {
+        config.allow_fault_injection = true;
+        config.dashboard_token_file = Some(token_file.clone());
+        nodes.push(Node::start(config).await.unwrap());
+    }
+    agreed_leader(&nodes, T).await;
+    let http: Vec<SocketAddr> = nodes.iter().map(|n| n.http_addr.unwrap()).collect();
+    let token = nodes[0].dashboard_token.clone().unwrap();
+
+    // Node 1's URL with the token: the cookie, named after node 1's port.
+    let exchange = call(http[0], "GET", &format!("/?token={token}"), &[], b"").await;
+    assert_eq!(exchange.status, 303, "{}", exchange.text());
+    let set_cookie = exchange.header("set-cookie").unwrap();
+    let pair = set_cookie.split(';').next().unwrap().to_string();
+    assert!(pair.starts_with(&format!("concord_dashboard_{}=", http[0].port())), "{pair}");
+
+    // The link to node 2's dashboard: the browser brings node 1's cookie along (same host).
+    let page = call(http[1], "GET", "/dashboard", &[("cookie", &pair)], b"").await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    // Node 2's page clicks Stop on node 3: a same-origin fetch with that cookie.
+    let origin = format!("http://{}", http[1]);
+    let browser = [("cookie", pair.as_str()), ("origin", origin.as_str())];
+    let stop = call(http[1], "POST", "/v1/faults/nodes/3/stop", &browser, b"").await;
+    assert_eq!(stop.status, 200, "the stop click on node 2's page: {}", stop.text());
+    assert_eq!(stop.json().unwrap()["stopping"], true, "{}", stop.text());
+    // It reached node 3 (forwarded with a proof), which stops.
+    let node3 = nodes.pop().unwrap();
+    let deadline = std::time::Instant::now() + T;
+    while !node3.is_stopped() {
+        assert!(std::time::Instant::now() < deadline, "node 3 did not stop");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A cookie only counts for the token it carries: another token under another port's name is
+    // no credential (anonymous: 401), and a stale token under this node's own name is told apart.
+    // The page's refused click gets its 401 without a Basic challenge: with one, the browser held
+    // the page's fetch for a login prompt that a headless browser never shows – the click hung
+    // instead of showing the refusal.
+    let foreign = format!("concord_dashboard_{}=ffffffffffffffffffffffffffffffff", http[0].port());
+    let page = [("cookie", foreign.as_str()), ("origin", origin.as_str()), ("sec-fetch-mode", "cors")];
+    let r = call(http[1], "POST", "/v1/faults/nodes/2/partition", &page, b"").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("need a credential"), "{}", r.text());
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"concord\""),
+        "no login prompt for a script"
+    );
+    let stale = format!("concord_dashboard_{}=ffffffffffffffffffffffffffffffff", http[1].port());
+    let r = call(http[1], "POST", "/v1/faults/nodes/2/partition", &[("cookie", &stale)], b"").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.text().contains("earlier run"), "{}", r.text());
+    // curl, or a person opening the URL, is still offered Basic.
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(challenge.starts_with("Basic "), "{challenge}");
+    let navigate = [("sec-fetch-mode", "navigate")];
+    let r = call(http[1], "GET", "/v1/backup", &navigate, b"").await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert!(r.header("www-authenticate").unwrap_or_default().starts_with("Basic "), "{:?}", r.headers);
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}

@@ -6,6 +6,12 @@
 //!   process from the page and sees another elected with the old one unreachable, then stops the
 //!   node serving the page – the page says so – and, once this test restarts that node, reconnects
 //!   by itself. Screenshots go to `target/test-output/dashboard/` (or `$CONCORD_DASHBOARD_SCREENSHOTS`).
+//!   It follows the page's own "open" link to another member's dashboard when the node it is on is
+//!   the one to stop: that page's buttons work with the cookie of the first (a bug until the
+//!   cookie's token, not its port, counted – and the 401's Basic challenge held the click's fetch
+//!   for a login prompt, so the click hung; see `a_members_dashboard_opened_from_anothers_page_…`
+//!   in concord-server's tests/auth.rs). To see what the browser did with its requests, set
+//!   `CONCORD_NETLOG=/tmp/netlog`: Chromium writes its net log to `/tmp/netlog-<width>.json`.
 //! * `fault_injection_is_off_without_the_flag`: every fault-injection endpoint answers 403 with a sentence that
 //!   names the flag, and the page shows no fault-injection buttons.
 //! * `concord_up_keeps_running_when_fault_injection_stops_a_node`: `concord up --allow-fault-injection`
@@ -131,7 +137,6 @@ fn drive(scenario: &str, url: &str, cluster: &mut Cluster) -> serde_json::Value 
 }
 
 #[test]
-#[ignore = "quarantined: since the credential changes of #23, the page's 'stop node 1' request sometimes never reaches node 1 (seen in 2 of ~4 runs); run with --ignored; see the stop note"]
 fn the_dashboard_follows_a_cluster_through_faults() {
     if !browser_available("the_dashboard_follows_a_cluster_through_faults") {
         return;

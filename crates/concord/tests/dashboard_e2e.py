@@ -68,6 +68,8 @@ def lab_click(driver, action, node):
     wait_until(lambda: js(driver, f"const b = document.querySelector('{selector}'); return !!b && !b.disabled"),
                10, f"no enabled {action} button for node {node}")
     click(driver, selector)
+    # Said on failure: which node's page sent the click.
+    sys.stderr.write(f"clicked {action} on node {node} from {driver.current_url} (node {state(driver)['served_by']})\n")
     if action == "stop":
         # Stop asks for a second click.
         wait_until(lambda: text(driver, selector) == "Confirm stop", 3, "Stop asks for confirmation")
@@ -138,6 +140,8 @@ def faults(url, out):
         leader = state(driver)["leader"]
         leave_leader(driver, leader)
         start_writes(driver)
+        # Another node than the first page's when that one led: the page reached by its "open" link.
+        result["stop_clicked_on"] = state(driver)["served_by"]
         lab_click(driver, "stop", leader)
         wait_until(lambda: state(driver)["leader"] not in (None, leader)
                    and state(driver)["members"].get(str(leader)) == "unreachable", ELECTION_S,

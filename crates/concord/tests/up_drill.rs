@@ -450,6 +450,9 @@ fn a_backup_of_a_cluster_under_writes_restores_into_a_new_cluster_key_for_key() 
         put(&a_http, &format!("k-{i}"), &format!("v{i}"));
     }
     assert_eq!(call(a_http[0], "PUT", "/v1/kv/binary", &[0xff, 0x00, 0x7f]).unwrap().status, 200);
+    // A key that is not a plain path segment: restore must encode it (it once wrote "odd" instead).
+    let odd = concord_server::client::path_segment("odd/key? #%");
+    assert_eq!(call(a_http[0], "PUT", &format!("/v1/kv/{odd}"), b"odd").unwrap().status, 200);
     // One client keeps writing live-0, live-1, … while the backup is taken.
     let running = Arc::new(AtomicBool::new(true));
     let writer = {
@@ -500,7 +503,8 @@ fn a_backup_of_a_cluster_under_writes_restores_into_a_new_cluster_key_for_key() 
     let out = restore(&file);
     assert!(out.status.success(), "concord restore: {}", String::from_utf8_lossy(&out.stderr));
     for (key, value) in &backup.entries {
-        let got = call(b_http[2], "GET", &format!("/v1/kv/{key}"), b"").unwrap();
+        let path = format!("/v1/kv/{}", concord_server::client::path_segment(key));
+        let got = call(b_http[2], "GET", &path, b"").unwrap();
         assert_eq!((got.status, &got.body), (200, value), "{key}");
     }
     // Not into a cluster that holds keys; not from a damaged file.

@@ -41,6 +41,11 @@ def browser(width, height):
     for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--hide-scrollbars", f"--window-size={width},{height}"]:
         options.add_argument(arg)
+    if os.environ.get("CONCORD_NETLOG"):
+        # Chromium's own log of every request, connection and auth challenge (what the page's
+        # console does not say: a request held by the browser, for instance).
+        options.add_argument(f"--log-net-log={os.environ['CONCORD_NETLOG']}-{width}.json")
+        options.add_argument("--net-log-capture-mode=IncludeSensitive")
     options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     service = Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
     driver = webdriver.Chrome(service=service, options=options)

@@ -1,8 +1,10 @@
 //! The command table: every command Concord understands, one [`CommandSpec`] a row.
 //!
 //! A row holds what Redis publishes about a command – its arity (exact if positive, a minimum if
-//! negative, the name included), key positions, flags, group, the version that introduced it and
-//! a summary. The parser ([`super::parse`]) checks arity against it, and `COMMAND`, `COMMAND INFO`
+//! negative, the name included), key positions and Redis 7 key spec, flags, ACL categories, tips,
+//! group, the version that introduced it, a summary, and a container's subcommands. Flags,
+//! categories, tips and key specs are copied from redis-server 7's `COMMAND INFO` (and
+//! `tests/cluster.rs` checks them against a running one): cluster clients route by them. The parser ([`super::parse`]) checks arity against it, and `COMMAND`, `COMMAND INFO`
 //! and `COMMAND DOCS` ([`crate::introspect`]) answer from it. It is data, so it lives apart from
 //! the parsing code in [`super`], which it would otherwise fill.
 
@@ -19,6 +21,65 @@ pub struct CommandSpec {
     pub group: &'static str,
     pub since: &'static str,
     pub summary: &'static str,
+    /// ACL categories as Redis 7 reports them (`@read`, `@string`, `@fast`, …).
+    pub acl: &'static [&'static str],
+    /// Command tips (`request_policy:multi_shard`, `nondeterministic_output`, …): how a cluster
+    /// client should fan the command out and merge replies.
+    pub tips: &'static [&'static str],
+    /// The key specification (Redis 7), if the command takes keys. Every Concord command with keys
+    /// finds them the same way: a range starting at argument 1.
+    pub key_spec: Option<KeySpec>,
+    /// A container's subcommands (`client|setname`, …): the ones Concord supports.
+    pub subcommands: &'static [CommandSpec],
+}
+
+/// A Redis 7 key specification of the form every Concord command with keys has:
+/// `begin_search` at index 1, `find_keys` a range (`lastkey`, `keystep`, `limit 0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySpec {
+    /// Redis's note on the spec, if it has one.
+    pub notes: Option<&'static str>,
+    /// Access flags: `RO`, `RW`, `OW`, `RM`, then `access`, `update`, `insert`, `delete`, ….
+    pub flags: &'static [&'static str],
+    /// The last key relative to the first (0: only the first; -1: up to the last argument).
+    pub last_key: i64,
+    /// Distance between keys (2 for `MSET key value …`).
+    pub key_step: i64,
+}
+
+impl CommandSpec {
+    const fn acl(self, acl: &'static [&'static str]) -> CommandSpec {
+        CommandSpec { acl, ..self }
+    }
+
+    const fn tips(self, tips: &'static [&'static str]) -> CommandSpec {
+        CommandSpec { tips, ..self }
+    }
+
+    const fn key_spec(self, flags: &'static [&'static str]) -> CommandSpec {
+        let (_, last, step) = self.keys;
+        // The legacy (first, last, step) triple and the spec say the same thing: last is
+        // relative to the first key in a spec (0 = one key), absolute in the triple.
+        let last_key = if last < 0 { last } else { last - 1 };
+        CommandSpec { key_spec: Some(KeySpec { notes: None, flags, last_key, key_step: step }), ..self }
+    }
+
+    const fn notes(self, notes: &'static str) -> CommandSpec {
+        match self.key_spec {
+            Some(spec) => CommandSpec { key_spec: Some(KeySpec { notes: Some(notes), ..spec }), ..self },
+            None => self,
+        }
+    }
+
+    const fn subcommands(self, subcommands: &'static [CommandSpec]) -> CommandSpec {
+        CommandSpec { subcommands, ..self }
+    }
+
+    /// The subcommand row `container|name` (case-insensitive), if Concord supports it.
+    pub fn subcommand(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        let prefix = self.name.len() + 1;
+        self.subcommands.iter().find(|sub| sub.name.as_bytes()[prefix..].eq_ignore_ascii_case(name))
+    }
 }
 
 const fn spec(
@@ -30,107 +91,185 @@ const fn spec(
     since: &'static str,
     summary: &'static str,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, keys, group, since, summary }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        keys,
+        group,
+        since,
+        summary,
+        acl: &[],
+        tips: &[],
+        key_spec: None,
+        subcommands: &[],
+    }
+}
+
+/// A subcommand row (`client|setname`): Redis documents no summary per subcommand here.
+const fn sub(
+    name: &'static str,
+    arity: i64,
+    flags: &'static [&'static str],
+    acl: &'static [&'static str],
+) -> CommandSpec {
+    spec(name, arity, flags, NO_KEYS, "", "", "").acl(acl)
 }
 
 const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
 const ONE_KEY: (i64, i64, i64) = (1, 1, 1);
 const ALL_KEYS: (i64, i64, i64) = (1, -1, 1);
+// Flags, as Redis 7 reports them.
 const R: &[&str] = &["readonly", "fast"];
 const W: &[&str] = &["write", "denyoom"];
+const WDF: &[&str] = &["write", "denyoom", "fast"];
 const WF: &[&str] = &["write", "fast"];
-const CONN: &[&str] = &["noscript", "loading", "stale", "fast"];
+const LSF: &[&str] = &["loading", "stale", "fast"];
+const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"];
+const NLS: &[&str] = &["noscript", "loading", "stale"];
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+const LS: &[&str] = &["loading", "stale"];
+const STALE: &[&str] = &["stale"];
+// ACL categories.
+const FAST_CONN: &[&str] = &["@fast", "@connection"];
+const SLOW: &[&str] = &["@slow"];
+const SLOW_CONN: &[&str] = &["@slow", "@connection"];
+const SLOW_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+const READ_STRING_FAST: &[&str] = &["@read", "@string", "@fast"];
+const WRITE_STRING_FAST: &[&str] = &["@write", "@string", "@fast"];
+const WRITE_STRING_SLOW: &[&str] = &["@write", "@string", "@slow"];
+const KEYSPACE_WRITE_FAST: &[&str] = &["@keyspace", "@write", "@fast"];
+const KEYSPACE_READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
+// Tips.
+const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
+const NONDETERMINISTIC_ORDER: &[&str] = &["nondeterministic_output_order"];
+// Key-spec flags.
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
+const RW_UPDATE: &[&str] = &["RW", "update"];
+const OW_UPDATE: &[&str] = &["OW", "update"];
 
 /// Every command Concord understands (top-level commands; subcommands are listed under their
-/// container in `COMMAND` replies).
+/// container in `COMMAND` replies). Flags, ACL categories, tips and key specs are Redis 7's, so
+/// that cluster clients route Concord's commands as they route Redis's.
 pub const COMMANDS: &[CommandSpec] = &[
-    spec("ping", -1, CONN, NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response."),
-    spec("echo", 2, CONN, NO_KEYS, "connection", "1.0.0", "Returns the given string."),
+    spec("ping", -1, &["fast"], NO_KEYS, "connection", "1.0.0", "Returns the server's liveliness response.")
+        .acl(FAST_CONN)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    spec("echo", 2, LSF, NO_KEYS, "connection", "1.0.0", "Returns the given string.").acl(FAST_CONN),
     spec(
         "hello",
         -1,
-        CONN,
+        NO_AUTH,
         NO_KEYS,
         "connection",
         "6.0.0",
         "Handshakes with the server: protocol version, authentication, client name.",
-    ),
-    spec("auth", -2, CONN, NO_KEYS, "connection", "1.0.0", "Authenticates the connection."),
+    )
+    .acl(FAST_CONN),
+    spec("auth", -2, NO_AUTH, NO_KEYS, "connection", "1.0.0", "Authenticates the connection.").acl(FAST_CONN),
     spec(
         "acl",
         -2,
-        &["sentinel"],
+        &[],
         NO_KEYS,
         "server",
         "6.0.0",
         "A container for access list commands (SETUSER, DELUSER, WHOAMI, LIST, USERS); users have roles.",
-    ),
+    )
+    .acl(SLOW)
+    .subcommands(&[
+        sub("acl|setuser", -3, ADMIN, SLOW_ADMIN),
+        sub("acl|deluser", -3, ADMIN, SLOW_ADMIN),
+        sub("acl|whoami", 2, NLS, SLOW),
+        sub("acl|list", 2, ADMIN, SLOW_ADMIN),
+        sub("acl|users", 2, ADMIN, SLOW_ADMIN),
+    ]),
     spec(
         "select",
         2,
-        CONN,
+        LSF,
         NO_KEYS,
         "connection",
         "1.0.0",
         "Changes the selected database (Concord has only database 0).",
-    ),
-    spec("quit", -1, CONN, NO_KEYS, "connection", "1.0.0", "Closes the connection."),
+    )
+    .acl(FAST_CONN),
+    spec("quit", -1, NO_AUTH, NO_KEYS, "connection", "1.0.0", "Closes the connection.").acl(FAST_CONN),
     spec(
         "client",
         -2,
-        &["sentinel"],
+        &[],
         NO_KEYS,
         "connection",
         "2.4.0",
         "A container for client connection commands (SETNAME, GETNAME, ID, SETINFO, INFO).",
-    ),
+    )
+    .acl(SLOW)
+    .subcommands(&[
+        sub("client|setname", 3, NLS, SLOW_CONN),
+        sub("client|getname", 2, NLS, SLOW_CONN),
+        sub("client|id", 2, NLS, SLOW_CONN),
+        sub("client|setinfo", 4, NLS, SLOW_CONN),
+        sub("client|info", 2, NLS, SLOW_CONN).tips(NONDETERMINISTIC),
+    ]),
     spec(
         "consistency",
         -1,
-        CONN,
+        LSF,
         NO_KEYS,
         "connection",
         "concord",
         "Concord: sets (or shows) this connection's consistency: linearizable, lease or stale reads (Raft), \
          or R and W quorums (eventual mode).",
-    ),
+    )
+    .acl(FAST_CONN),
     spec(
         "info",
         -1,
-        &["loading", "stale"],
+        LS,
         NO_KEYS,
         "server",
         "1.0.0",
         "Returns information and statistics about the server, including its Raft state.",
-    ),
-    spec(
-        "command",
-        -1,
-        &["loading", "stale"],
-        NO_KEYS,
-        "server",
-        "2.8.13",
-        "Returns detailed information about all commands.",
-    ),
+    )
+    .acl(&["@slow", "@dangerous"])
+    .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+    spec("command", -1, LS, NO_KEYS, "server", "2.8.13", "Returns detailed information about all commands.")
+        .acl(SLOW_CONN)
+        .tips(NONDETERMINISTIC_ORDER)
+        .subcommands(&[
+            sub("command|count", 2, LS, SLOW_CONN),
+            sub("command|list", -2, LS, SLOW_CONN).tips(NONDETERMINISTIC_ORDER),
+            sub("command|getkeys", -4, LS, SLOW_CONN),
+            sub("command|info", -2, LS, SLOW_CONN).tips(NONDETERMINISTIC_ORDER),
+            sub("command|docs", -2, LS, SLOW_CONN).tips(NONDETERMINISTIC_ORDER),
+        ]),
     spec(
         "config",
         -2,
-        &["admin", "noscript", "loading", "stale"],
+        &[],
         NO_KEYS,
         "server",
         "2.0.0",
         "A container for server configuration commands (GET only).",
-    ),
+    )
+    .acl(SLOW)
+    .subcommands(&[sub("config|get", -3, ADMIN, SLOW_ADMIN)]),
     spec(
         "dbsize",
         1,
-        &["readonly"],
+        R,
         NO_KEYS,
         "server",
         "1.0.0",
         "Returns the number of keys in the database (counts by scanning).",
-    ),
-    spec("get", 2, R, ONE_KEY, "string", "1.0.0", "Returns the string value of a key."),
+    )
+    .acl(KEYSPACE_READ_FAST)
+    .tips(&["request_policy:all_shards", "response_policy:agg_sum"]),
+    spec("get", 2, R, ONE_KEY, "string", "1.0.0", "Returns the string value of a key.")
+        .acl(READ_STRING_FAST)
+        .key_spec(RO_ACCESS),
     spec(
         "set",
         -3,
@@ -139,17 +278,24 @@ pub const COMMANDS: &[CommandSpec] = &[
         "string",
         "1.0.0",
         "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
-    ),
+    )
+    .acl(WRITE_STRING_SLOW)
+    .key_spec(&["RW", "access", "update", "variable_flags"])
+    .notes("RW and ACCESS due to the optional `GET` argument"),
     spec(
         "setnx",
         3,
-        &["write", "denyoom", "fast"],
+        WDF,
         ONE_KEY,
         "string",
         "1.0.0",
         "Set the string value of a key only when the key doesn't exist.",
-    ),
-    spec("setex", 4, W, ONE_KEY, "string", "2.0.0", "Sets the string value and expiration time of a key."),
+    )
+    .acl(WRITE_STRING_FAST)
+    .key_spec(&["OW", "insert"]),
+    spec("setex", 4, W, ONE_KEY, "string", "2.0.0", "Sets the string value and expiration time of a key.")
+        .acl(WRITE_STRING_SLOW)
+        .key_spec(OW_UPDATE),
     spec(
         "psetex",
         4,
@@ -158,16 +304,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         "string",
         "2.6.0",
         "Sets both string value and expiration time in milliseconds of a key.",
-    ),
+    )
+    .acl(WRITE_STRING_SLOW)
+    .key_spec(OW_UPDATE),
     spec(
         "getset",
         3,
-        &["write", "denyoom", "fast"],
+        WDF,
         ONE_KEY,
         "string",
         "1.0.0",
         "Returns the previous string value of a key after setting it to a new value.",
-    ),
+    )
+    .acl(WRITE_STRING_FAST)
+    .key_spec(RW_ACCESS_UPDATE),
     spec(
         "del",
         -2,
@@ -176,44 +326,34 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "1.0.0",
         "Deletes one or more keys (atomically: one transaction).",
-    ),
-    spec("exists", -2, R, ALL_KEYS, "generic", "1.0.0", "Determines whether one or more keys exist."),
-    spec(
-        "incr",
-        2,
-        &["write", "denyoom", "fast"],
-        ONE_KEY,
-        "string",
-        "1.0.0",
-        "Increments the integer value of a key by one.",
-    ),
-    spec(
-        "decr",
-        2,
-        &["write", "denyoom", "fast"],
-        ONE_KEY,
-        "string",
-        "1.0.0",
-        "Decrements the integer value of a key by one.",
-    ),
-    spec(
-        "incrby",
-        3,
-        &["write", "denyoom", "fast"],
-        ONE_KEY,
-        "string",
-        "1.0.0",
-        "Increments the integer value of a key by a number.",
-    ),
+    )
+    .acl(&["@keyspace", "@write", "@slow"])
+    .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .key_spec(&["RM", "delete"]),
+    spec("exists", -2, R, ALL_KEYS, "generic", "1.0.0", "Determines whether one or more keys exist.")
+        .acl(KEYSPACE_READ_FAST)
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_spec(&["RO"]),
+    spec("incr", 2, WDF, ONE_KEY, "string", "1.0.0", "Increments the integer value of a key by one.")
+        .acl(WRITE_STRING_FAST)
+        .key_spec(RW_ACCESS_UPDATE),
+    spec("decr", 2, WDF, ONE_KEY, "string", "1.0.0", "Decrements the integer value of a key by one.")
+        .acl(WRITE_STRING_FAST)
+        .key_spec(RW_ACCESS_UPDATE),
+    spec("incrby", 3, WDF, ONE_KEY, "string", "1.0.0", "Increments the integer value of a key by a number.")
+        .acl(WRITE_STRING_FAST)
+        .key_spec(RW_ACCESS_UPDATE),
     spec(
         "decrby",
         3,
-        &["write", "denyoom", "fast"],
+        WDF,
         ONE_KEY,
         "string",
         "1.0.0",
         "Decrements a number from the integer value of a key.",
-    ),
+    )
+    .acl(WRITE_STRING_FAST)
+    .key_spec(RW_ACCESS_UPDATE),
     spec(
         "mget",
         -2,
@@ -222,7 +362,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         "string",
         "1.0.0",
         "Atomically returns the string values of one or more keys.",
-    ),
+    )
+    .acl(READ_STRING_FAST)
+    .tips(&["request_policy:multi_shard"])
+    .key_spec(RO_ACCESS),
     spec(
         "mset",
         -3,
@@ -231,8 +374,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         "string",
         "1.0.1",
         "Atomically creates or modifies the string values of one or more keys.",
-    ),
-    spec("expire", -3, WF, ONE_KEY, "generic", "1.0.0", "Sets the expiration time of a key in seconds."),
+    )
+    .acl(WRITE_STRING_SLOW)
+    .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+    .key_spec(OW_UPDATE),
+    spec("expire", -3, WF, ONE_KEY, "generic", "1.0.0", "Sets the expiration time of a key in seconds.")
+        .acl(KEYSPACE_WRITE_FAST)
+        .key_spec(RW_UPDATE),
     spec(
         "pexpire",
         -3,
@@ -241,7 +389,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "2.6.0",
         "Sets the expiration time of a key in milliseconds.",
-    ),
+    )
+    .acl(KEYSPACE_WRITE_FAST)
+    .key_spec(RW_UPDATE),
     spec(
         "expireat",
         -3,
@@ -250,7 +400,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "1.2.0",
         "Sets the expiration time of a key to a Unix timestamp.",
-    ),
+    )
+    .acl(KEYSPACE_WRITE_FAST)
+    .key_spec(RW_UPDATE),
     spec(
         "pexpireat",
         -3,
@@ -259,10 +411,20 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "2.6.0",
         "Sets the expiration time of a key to a Unix milliseconds timestamp.",
-    ),
-    spec("ttl", 2, R, ONE_KEY, "generic", "1.0.0", "Returns the expiration time in seconds of a key."),
-    spec("pttl", 2, R, ONE_KEY, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
-    spec("persist", 2, WF, ONE_KEY, "generic", "2.2.0", "Removes the expiration time of a key."),
+    )
+    .acl(KEYSPACE_WRITE_FAST)
+    .key_spec(RW_UPDATE),
+    spec("ttl", 2, R, ONE_KEY, "generic", "1.0.0", "Returns the expiration time in seconds of a key.")
+        .acl(KEYSPACE_READ_FAST)
+        .tips(NONDETERMINISTIC)
+        .key_spec(RO_ACCESS),
+    spec("pttl", 2, R, ONE_KEY, "generic", "2.6.0", "Returns the expiration time in milliseconds of a key.")
+        .acl(KEYSPACE_READ_FAST)
+        .tips(NONDETERMINISTIC)
+        .key_spec(RO_ACCESS),
+    spec("persist", 2, WF, ONE_KEY, "generic", "2.2.0", "Removes the expiration time of a key.")
+        .acl(KEYSPACE_WRITE_FAST)
+        .key_spec(RW_UPDATE),
     spec(
         "keys",
         2,
@@ -271,7 +433,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "1.0.0",
         "Returns all key names that match a pattern (bounded: refused above the configured count).",
-    ),
+    )
+    .acl(&["@keyspace", "@read", "@slow", "@dangerous"])
+    .tips(&["request_policy:all_shards", "nondeterministic_output_order"]),
     spec(
         "scan",
         -2,
@@ -280,26 +444,113 @@ pub const COMMANDS: &[CommandSpec] = &[
         "generic",
         "2.8.0",
         "Iterates over the key names in the database (the cursor encodes the next key).",
-    ),
+    )
+    .acl(&["@keyspace", "@read", "@slow"])
+    .tips(&["nondeterministic_output", "request_policy:special"]),
     spec(
         "multi",
         1,
-        CONN,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
         NO_KEYS,
         "transactions",
         "1.2.0",
         "Starts a transaction (Concord: one atomic KV transaction).",
-    ),
+    )
+    .acl(&["@fast", "@transaction"]),
     spec(
         "exec",
         1,
-        &["noscript", "loading", "stale"],
+        &["noscript", "loading", "stale", "skip_slowlog"],
         NO_KEYS,
         "transactions",
         "1.2.0",
         "Executes all commands in a transaction.",
-    ),
-    spec("discard", 1, CONN, NO_KEYS, "transactions", "2.0.0", "Discards a transaction."),
+    )
+    .acl(&["@slow", "@transaction"]),
+    spec(
+        "discard",
+        1,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        NO_KEYS,
+        "transactions",
+        "2.0.0",
+        "Discards a transaction.",
+    )
+    .acl(&["@fast", "@transaction"]),
+    spec(
+        "cluster",
+        -2,
+        &[],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "A container for Redis Cluster commands (the sharded cluster's view: SLOTS, SHARDS, NODES, INFO, …).",
+    )
+    .acl(SLOW)
+    .subcommands(&[
+        sub("cluster|countkeysinslot", 3, STALE, SLOW),
+        sub("cluster|getkeysinslot", 4, STALE, SLOW).tips(NONDETERMINISTIC),
+        sub("cluster|info", 2, STALE, SLOW).tips(NONDETERMINISTIC),
+        sub("cluster|keyslot", 3, STALE, SLOW),
+        sub("cluster|myid", 2, STALE, SLOW),
+        sub("cluster|nodes", 2, STALE, SLOW).tips(NONDETERMINISTIC),
+        sub("cluster|slots", 2, STALE, SLOW).tips(NONDETERMINISTIC),
+        sub("cluster|shards", 2, STALE, SLOW).tips(NONDETERMINISTIC),
+        sub("cluster|replicas", 3, &["admin", "stale"], SLOW_ADMIN).tips(NONDETERMINISTIC),
+        sub("cluster|slaves", 3, &["admin", "stale"], SLOW_ADMIN).tips(NONDETERMINISTIC),
+        sub("cluster|help", 2, LS, SLOW),
+    ]),
+    spec(
+        "asking",
+        1,
+        &["fast"],
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Signals that a cluster client is following an -ASK redirect (Concord answers -TRYAGAIN instead).",
+    )
+    .acl(FAST_CONN),
+    spec(
+        "readonly",
+        1,
+        LSF,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Lets this connection's reads be served at stale consistency, by a replica too.",
+    )
+    .acl(FAST_CONN),
+    spec(
+        "readwrite",
+        1,
+        LSF,
+        NO_KEYS,
+        "cluster",
+        "3.0.0",
+        "Ends READONLY: reads are served at this connection's consistency again.",
+    )
+    .acl(FAST_CONN),
+];
+
+/// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as
+/// Redis does): they change the slot map node by node, which Concord's metadata group does.
+pub const CLUSTER_UNSUPPORTED: &[(&str, i64)] = &[
+    ("addslots", -3),
+    ("addslotsrange", -4),
+    ("bumpepoch", 2),
+    ("count-failure-reports", 3),
+    ("delslots", -3),
+    ("delslotsrange", -4),
+    ("failover", -2),
+    ("flushslots", 2),
+    ("forget", 3),
+    ("links", 2),
+    ("meet", -4),
+    ("replicate", 3),
+    ("reset", -2),
+    ("saveconfig", 2),
+    ("set-config-epoch", 3),
+    ("setslot", -4),
 ];
 
 /// The table row for `name` (case-insensitive).

@@ -27,14 +27,24 @@ impl TestServer {
     }
 
     pub fn start_with(limits: KvLimits, config: RespConfig) -> TestServer {
+        TestServer::start_custom(limits, config, |_, backend| backend)
+    }
+
+    /// A server whose backend `customize` may change once the listening address is known (e.g.
+    /// to give it a cluster topology naming that address).
+    pub fn start_custom(
+        limits: KvLimits,
+        config: RespConfig,
+        customize: impl FnOnce(SocketAddr, MemoryBackend) -> MemoryBackend,
+    ) -> TestServer {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let clock_ms = Arc::new(AtomicU64::new(1_700_000_000_000));
         let clock = clock_ms.clone();
-        let backend =
-            Arc::new(MemoryBackend::with_clock(limits, Arc::new(move || clock.load(Ordering::SeqCst))));
+        let backend = MemoryBackend::with_clock(limits, Arc::new(move || clock.load(Ordering::SeqCst)));
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
+        let backend = Arc::new(customize(addr, backend));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (done_tx, done) = std::sync::mpsc::channel();
         let served = backend.clone();
