@@ -144,6 +144,11 @@ impl Backend for ShardedBackend {
     fn topology(&self) -> Option<Topology> {
         Some(topology(&self.handle))
     }
+
+    /// Always a cluster; answered without building the topology (asked on every multi-key command).
+    fn is_cluster(&self) -> bool {
+        true
+    }
 }
 
 /// Redis Cluster's view of the cluster as this node knows it.
