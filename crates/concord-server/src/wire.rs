@@ -232,8 +232,8 @@ mod tests {
     #[tokio::test]
     async fn a_claimed_length_is_not_allocated_before_its_bytes_arrive() {
         // 64 MiB claimed, three bytes sent, then the peer hangs up.
-        let limit = 64 << 20;
-        let mut short = Vec::from((limit as u32).to_be_bytes());
+        let limit: u32 = 64 << 20;
+        let mut short = Vec::from(limit.to_be_bytes());
         short.extend_from_slice(b"abc");
         let mut r = &short[..];
         let mut buf = Vec::new();
