@@ -57,6 +57,10 @@ pub struct UpOptions {
     pub state_cache_mb: Option<usize>,
     /// The eventual mode's quorum sizes.
     pub quorums: Quorums,
+    /// Sharded mode: how many shards (`--shards`; giving it selects the sharded mode).
+    pub shards: Option<u32>,
+    /// Sharded mode: replicas per shard (`--replicas`; default 3, at most the number of nodes).
+    pub shard_replicas: Option<usize>,
     /// What to do when a node exits on its own.
     pub restart: RestartPolicy,
 }
@@ -88,7 +92,33 @@ impl Default for UpOptions {
             snapshot_count: None,
             state_cache_mb: None,
             quorums: Quorums::default(),
+            shards: None,
+            shard_replicas: None,
             restart: RestartPolicy::Never,
+        }
+    }
+}
+
+impl UpOptions {
+    /// The sharded layout these options ask for: `(shards, replicas per shard)` with the replicas
+    /// capped at the number of nodes, `None` outside the sharded mode – or why the flags disagree.
+    pub fn sharding(&self) -> anyhow::Result<Option<(u32, usize)>> {
+        match (self.mode, self.shards) {
+            (Mode::Sharded, Some(shards)) => {
+                let replicas = self.shard_replicas.unwrap_or(3);
+                if replicas == 0 {
+                    bail!("--replicas must be at least 1");
+                }
+                Ok(Some((shards, replicas.min(self.nodes as usize))))
+            }
+            (Mode::Sharded, None) => bail!("the sharded mode needs --shards S (how many shards)"),
+            (_, Some(_)) => {
+                bail!("--shards is for the sharded mode (the {} mode was asked for)", self.mode.name())
+            }
+            (_, None) if self.shard_replicas.is_some() => {
+                bail!("--replicas is the sharded mode's replicas per shard: add --shards S")
+            }
+            (_, None) => Ok(None),
         }
     }
 }
@@ -242,7 +272,10 @@ pub fn up_node_args(
     if let Some(mb) = args.state_cache_mb {
         argv.extend(["--state-cache-mb".into(), mb.to_string()]);
     }
-    if args.mode != Mode::Strong {
+    if let Some((shards, replicas)) = args.sharding()? {
+        argv.extend(["--mode".into(), "sharded".into()]);
+        argv.extend(["--shards".into(), shards.to_string(), "--replicas".into(), replicas.to_string()]);
+    } else if args.mode != Mode::Strong {
         argv.push("--mode".into());
         argv.push(args.mode.name().into());
         // N defaults to 3, which a smaller cluster cannot hold: then every node holds every key.
@@ -275,6 +308,7 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
     if args.nodes == 0 || args.nodes > 9 {
         bail!("--nodes must be 1 to 9 (got {})", args.nodes);
     }
+    let sharding = args.sharding()?;
     let (cluster_id, secret) = cluster_identity(&args.data)?;
     let token = new_dashboard_token(&args.data)?;
     if args.tls {
@@ -319,6 +353,13 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
                  CONSISTENCY ONE|QUORUM|ALL per connection)"
             )
         }
+        Mode::Sharded => {
+            let (shards, replicas) = sharding.unwrap_or_default();
+            println!(
+                "mode: sharded ({shards} shards of {replicas} replicas, each its own Raft group; 16 384 slots; \
+                 any node serves any key over HTTP, RESP answers -MOVED like Redis Cluster: redis-cli -c)"
+            )
+        }
     }
     for i in 0..args.nodes {
         println!(
@@ -344,6 +385,17 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             args.bind, args.http_port
         );
         println!("      curl --cacert {ca} https://{}:{}/v1/cluster", args.bind, args.http_port);
+    } else if args.mode == Mode::Sharded {
+        println!("try:  redis-cli -c -p {} SET hello world", args.redis_port);
+        println!("      curl -X PUT --data world http://{}:{}/v1/kv/hello", args.bind, args.http_port);
+        println!(
+            "      curl http://{}:{}/v1/cluster              (the shard map)",
+            args.bind, args.http_port
+        );
+        println!(
+            "      concord shard list --data {}       (concord shard move 0-99 --to 2)",
+            args.data.display()
+        );
     } else if args.mode == Mode::Eventual {
         println!("try:  redis-cli -p {} SET hello world", args.redis_port);
         let other = u32::from(args.redis_port) + u32::from(args.nodes > 1);
@@ -356,13 +408,17 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         println!("      curl http://{}:{}/v1/cluster", args.bind, args.http_port);
     }
     let scheme = if args.tls { "https" } else { "http" };
-    println!(
-        "dashboard: {scheme}://{}:{}/?token={token} (every node serves one; the token, new with each `up`, \
-         lets the page use the lab buttons and is in {})",
-        args.bind,
-        args.http_port,
-        dashboard_token_path(&args.data).display()
-    );
+    if args.mode == Mode::Sharded {
+        println!("dashboard: none in the sharded mode yet; GET /v1/cluster and /v1/status show the map and the groups");
+    } else {
+        println!(
+            "dashboard: {scheme}://{}:{}/?token={token} (every node serves one; the token, new with each `up`, \
+             lets the page use the lab buttons and is in {})",
+            args.bind,
+            args.http_port,
+            dashboard_token_path(&args.data).display()
+        );
+    }
     if args.allow_fault_injection {
         println!(
             "fault injection is ON (test clusters only): the dashboards can partition, heal and stop nodes"
@@ -869,6 +925,15 @@ mod tests {
             UpOptions { quorums: Quorums { replicas: Some(2), ..Default::default() }, ..args.clone() };
         let err = up_node_args(&strong_with_quorum, 0, "c1", Path::new("/s")).unwrap_err().to_string();
         assert!(err.contains("add --mode eventual"), "{err}");
+        // --shards selects the sharded mode; replicas default to 3, capped at the nodes.
+        let sharded = UpOptions { mode: Mode::Sharded, shards: Some(8), nodes: 2, ..args.clone() };
+        let text = up_node_args(&sharded, 0, "c1", Path::new("/s")).unwrap().join(" ");
+        assert!(text.contains("--mode sharded --shards 8 --replicas 2"), "{text}");
+        let no_shards = UpOptions { mode: Mode::Sharded, ..args.clone() };
+        let err = up_node_args(&no_shards, 0, "c1", Path::new("/s")).unwrap_err().to_string();
+        assert!(err.contains("needs --shards"), "{err}");
+        let replicas_alone = UpOptions { shard_replicas: Some(2), ..args.clone() };
+        assert!(up_node_args(&replicas_alone, 0, "c1", Path::new("/s")).is_err());
         // --tls gives each node its own certificate and the shared CA.
         let argv =
             up_node_args(&UpOptions { tls: true, ..args }, 2, "c1", Path::new("/s")).unwrap().join(" ");

@@ -106,6 +106,9 @@ pub enum Mode {
     Strong,
     /// Dynamo-style: any node coordinates, N/R/W quorums, siblings, hinted handoff, anti-entropy.
     Eventual,
+    /// Raft, sharded: 16 384 hash slots in shards, each shard its own Raft group, a metadata group
+    /// holding the shard map (see [`crate::sharded`]).
+    Sharded,
 }
 
 impl Mode {
@@ -113,7 +116,8 @@ impl Mode {
         match text {
             "strong" | "raft" => Ok(Mode::Strong),
             "eventual" | "dynamo" => Ok(Mode::Eventual),
-            other => Err(Error::Config(format!("mode `{other}`: expected strong or eventual"))),
+            "sharded" => Ok(Mode::Sharded),
+            other => Err(Error::Config(format!("mode `{other}`: expected strong, eventual or sharded"))),
         }
     }
 
@@ -121,6 +125,7 @@ impl Mode {
         match self {
             Mode::Strong => "strong",
             Mode::Eventual => "eventual",
+            Mode::Sharded => "sharded",
         }
     }
 }
@@ -179,6 +184,26 @@ impl Default for WalSettings {
         WalSettings { fsync: true, reserve_mb: crate::disk_space::DEFAULT_RESERVE_MB }
     }
 }
+
+/// The sharded mode's layout: `[shard]` in a node's TOML, `--shards`/`--replicas` on the command
+/// line. Shard `k` is replicated by `replicas` consecutive nodes from the `k`-th (in id order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardSettings {
+    /// How many shards (Raft groups) the 16 384 slots are split into at bootstrap.
+    pub shards: u32,
+    /// Replicas per shard (default 3, at most the number of nodes).
+    #[serde(default = "default_shard_replicas")]
+    pub replicas: usize,
+}
+
+fn default_shard_replicas() -> usize {
+    3
+}
+
+/// The most shards a cluster is started with: every shard is a Raft group on `replicas` nodes, and
+/// a slot range needs at least one slot.
+pub const MAX_SHARDS: u32 = 1024;
 
 /// The key-value state's database (the strong mode).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,6 +414,10 @@ pub struct NodeConfig {
     /// table leaves out take [`server_dynamo_defaults`], not the simulator's defaults.
     #[serde(default, deserialize_with = "dynamo_over_server_defaults")]
     pub dynamo: Option<DynamoConfig>,
+    /// Sharded mode: how many shards and replicas per shard (a `[shard]` table; every node of a
+    /// cluster must have the same).
+    #[serde(default)]
+    pub shard: Option<ShardSettings>,
     /// The store's limits (must be equal on all nodes).
     #[serde(default)]
     pub kv: KvLimits,
@@ -518,6 +547,7 @@ impl NodeConfig {
             state: StateSettings::default(),
             raft: None,
             dynamo: None,
+            shard: None,
             kv: KvLimits::default(),
             tls: None,
         }
@@ -576,6 +606,23 @@ impl NodeConfig {
     /// The eventual mode's settings: the `[dynamo]` table, or [`server_dynamo_defaults`].
     pub fn dynamo_config(&self) -> DynamoConfig {
         self.dynamo.clone().unwrap_or_else(server_dynamo_defaults)
+    }
+
+    /// The sharded mode's layout (`None` outside that mode): the `[shard]` table, replicas capped
+    /// at the number of nodes, Raft timing from [`NodeConfig::raft_config`].
+    pub fn sharded_config(&self) -> Option<concord_shard::ShardedConfig> {
+        let settings = self.shard?;
+        let nodes = self.cluster();
+        Some(concord_shard::ShardedConfig {
+            replicas: settings.replicas.min(nodes.len()),
+            nodes,
+            shards: settings.shards,
+            raft: self.raft_config(),
+            kv: self.kv.clone(),
+            churn: None,
+            shard_bug: concord_shard::ShardBug::None,
+            mover_bug: concord_shard::MoverBug::None,
+        })
     }
 
     /// The cluster as this node's configuration lists it: its peers and itself, ordered by id.
@@ -671,6 +718,12 @@ impl NodeConfig {
             return Err("cluster_id must be 1 to 128 bytes".into());
         }
         match self.mode {
+            Mode::Strong | Mode::Eventual if self.shard.is_some() => {
+                return Err(format!(
+                    "the [shard] settings apply to mode = \"sharded\"; this node runs the {} mode",
+                    self.mode.name()
+                ));
+            }
             Mode::Strong => {
                 if self.dynamo.is_some() {
                     return Err(
@@ -682,6 +735,37 @@ impl NodeConfig {
                 // The simulator's deliberate bugs (Figure 8 and friends) share RaftConfig: a file
                 // cannot name them (`raft_without_mutations`), and a config built in code that
                 // switched them on (only possible with the `mutations` feature) is refused here.
+                if raft.mutations() != &concord_raft::Mutations::NONE {
+                    return Err(MUTATIONS_REFUSED.into());
+                }
+            }
+            Mode::Sharded => {
+                if self.dynamo.is_some() {
+                    return Err(
+                        "the [dynamo] settings apply to mode = \"eventual\"; this node runs sharded Raft"
+                            .into(),
+                    );
+                }
+                if self.join {
+                    return Err("join is not supported in the sharded mode yet: a sharded cluster is the nodes it is started with".into());
+                }
+                let Some(shard) = self.shard else {
+                    return Err(
+                        "the sharded mode needs its layout: a [shard] table with `shards` (or --shards)"
+                            .into(),
+                    );
+                };
+                if shard.shards == 0 || shard.shards > MAX_SHARDS {
+                    return Err(format!(
+                        "shard.shards = {} is out of range: 1 to {MAX_SHARDS}",
+                        shard.shards
+                    ));
+                }
+                if shard.replicas == 0 {
+                    return Err("shard.replicas must be at least 1".into());
+                }
+                let raft = self.raft_config();
+                raft.validate().map_err(|e| format!("raft: {e}"))?;
                 if raft.mutations() != &concord_raft::Mutations::NONE {
                     return Err(MUTATIONS_REFUSED.into());
                 }
@@ -747,6 +831,36 @@ mod tests {
         assert!(config_error("2").contains("missing `=`"));
         assert!(config_error("x=1.2.3.4:5").contains("not a node id"));
         assert!(config_error("2=nowhere").contains("not an address"));
+    }
+
+    /// The sharded mode needs its layout, other modes refuse one, and the layout's numbers are
+    /// checked; replicas are capped at the cluster's size.
+    #[test]
+    fn the_sharded_layout_is_validated() {
+        // `mode` (a top-level key, or empty) and a `[shard]` table's body (or none).
+        let config = |mode: &str, shard: Option<&str>| {
+            let table = shard.map_or(String::new(), |body| format!("[shard]\n{body}\n"));
+            let text = format!(
+                "id = 1\ndata_dir = \"/tmp/x\"\ncluster_secret = \"s3cret\"\n{mode}\n{table}[[peers]]\nid = 2\naddr = \"127.0.0.1:7381\"\n"
+            );
+            toml::from_str::<NodeConfig>(&text).unwrap()
+        };
+        let refusal = |c: NodeConfig| c.validate().unwrap_err().to_string();
+        let sharded = config("mode = \"sharded\"", Some("shards = 4"));
+        sharded.validate().unwrap();
+        let layout = sharded.sharded_config().unwrap();
+        assert_eq!(
+            (layout.shards, layout.replicas, layout.nodes.len()),
+            (4, 2, 2),
+            "replicas capped at 2 nodes"
+        );
+        assert!(refusal(config("mode = \"sharded\"", None)).contains("needs its layout"));
+        assert!(refusal(config("", Some("shards = 4"))).contains("apply to mode = \"sharded\""));
+        assert!(refusal(config("mode = \"sharded\"", Some("shards = 0"))).contains("out of range"));
+        assert!(
+            refusal(config("mode = \"sharded\"", Some("shards = 2\nreplicas = 0"))).contains("at least 1")
+        );
+        assert_eq!(Mode::parse("sharded").unwrap(), Mode::Sharded);
     }
 
     #[test]

@@ -41,12 +41,19 @@ pub struct Identity {
     /// what a node is configured as (the directory makes it, the configuration cannot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incarnation: Option<String>,
+    /// Sharded mode: the layout the node was started with. Placement (which node replicates which
+    /// shard) is computed from it at every start, so a restart with another layout would boot
+    /// groups over the wrong state: refused like another mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::config::ShardSettings>,
 }
 
 impl Identity {
-    /// Whether `self` and `other` name the same cluster, node and mode (the incarnation aside).
+    /// Whether `self` and `other` name the same cluster, node, mode and shard layout (the incarnation
+    /// aside).
     fn same_owner(&self, other: &Identity) -> bool {
-        (&self.cluster_id, self.node, &self.mode) == (&other.cluster_id, other.node, &other.mode)
+        (&self.cluster_id, self.node, &self.mode, &self.shard)
+            == (&other.cluster_id, other.node, &other.mode, &other.shard)
     }
 }
 
@@ -58,6 +65,9 @@ pub fn mode_in_log(durable: &Durable) -> Option<Mode> {
         Some(Mode::Strong)
     } else if durable.scan_prefix("dynamo/").next().is_some() {
         Some(Mode::Eventual)
+    } else if durable.scan_prefix("g/").next().is_some() {
+        // Every group of a sharded node keeps its state under `g/<group>/` (`concord_shard::host`).
+        Some(Mode::Sharded)
     } else {
         None
     }
@@ -112,8 +122,11 @@ pub fn check_or_claim(dir: &Path, want: &Identity, durable: &Durable) -> Result<
                 ))
             })?;
             if !have.same_owner(want) {
+                let layout = have.shard.map_or(String::new(), |s| {
+                    format!(" with {} shards of {} replicas", s.shards, s.replicas)
+                });
                 return Err(refuse(&format!(
-                    "node {} of cluster {} in the {} mode",
+                    "node {} of cluster {} in the {} mode{layout}",
                     have.node, have.cluster_id, have.mode
                 )));
             }
@@ -158,7 +171,7 @@ mod tests {
     use concord_core::StorageOp;
 
     fn identity(cluster: &str, node: u32, mode: &str) -> Identity {
-        Identity { cluster_id: cluster.into(), node, mode: mode.into(), incarnation: None }
+        Identity { cluster_id: cluster.into(), node, mode: mode.into(), incarnation: None, shard: None }
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! * [`transport`] and [`wire`] – peer connections: framing, authentication, bounded queues;
 //! * [`strong`] – the strong mode's client side ([`NodeHandle`]: leader routing, forwarding,
 //!   sessions, deadlines), its HTTP API and RESP backend; [`eventual`] – the eventual mode's, in the
-//!   same shape; [`front`] – what the two modes' front doors share (errors, HTTP and RESP plumbing);
+//!   same shape; [`sharded`] – the sharded mode's (many Raft groups, a shard map, Redis Cluster's
+//!   redirects); [`front`] – what the modes' front doors share (errors, HTTP and RESP plumbing);
 //! * [`node::Served`] – what a mode plugs into [`Node::start`] (one start path for both modes);
 //! * [`disk_space`] – a full disk refuses writes and keeps serving reads;
 //! * [`backup`] – a consistent, checksummed copy of the keys, and its restore;
@@ -64,6 +65,7 @@ pub mod node;
 pub mod peer_file;
 pub mod redb_engine;
 pub mod serve;
+pub mod sharded;
 pub mod storage;
 pub mod strong;
 pub mod testkit;

@@ -324,7 +324,9 @@ impl MemberTarget {
         }
     }
 
-    async fn call(
+    /// One JSON call to the node at `addr` (with a proof of the secret, if any): the answer of a
+    /// 200, otherwise the API's error as an error.
+    pub async fn call(
         &self,
         addr: SocketAddr,
         method: &str,

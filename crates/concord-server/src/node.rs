@@ -23,6 +23,7 @@ use crate::incarnation::{Incarnation, PeerBook, VoteGate};
 use crate::metrics::Metrics;
 use crate::peer_file::PeerFile;
 use crate::redb_engine::RedbEngine;
+use crate::sharded::{ShardServer, ShardedHandle};
 use crate::storage::Disk;
 use crate::strong::NodeHandle;
 use crate::transport::{self, Identity, Inbound, Transport};
@@ -69,12 +70,14 @@ pub async fn bind(addr: SocketAddr, what: &str, culprit: &str) -> Result<TcpList
 enum Protocol {
     Strong(RaftKv),
     Eventual(DynamoNode),
+    Sharded(ShardServer),
 }
 
 /// The client side of the running protocol.
 pub enum Front {
     Strong(NodeHandle),
     Eventual(EventualHandle),
+    Sharded(ShardedHandle),
 }
 
 /// What a consistency mode plugs into [`Node::start_with_disk`]: the process the driver hosts, the
@@ -241,6 +244,7 @@ impl Node {
             node: config.node_id().0,
             mode: config.mode.name().to_string(),
             incarnation: None,
+            shard: config.shard.filter(|_| config.mode == Mode::Sharded),
         };
         let incarnation = crate::identity::check_or_claim(&config.data_dir, &identity, &durable)?;
         Self::start_inner(config, disk, durable, Some(incarnation)).await
@@ -284,6 +288,14 @@ impl Node {
                 DynamoNode::boot(me, &config.cluster(), config.dynamo_config(), &durable)
                     .map_err(cannot_boot)?,
             ),
+            Mode::Sharded => {
+                let layout =
+                    config.sharded_config().ok_or_else(|| cannot_boot("no [shard] layout".into()))?;
+                // Every group's state is rebuilt from its part of the WAL (see `crate::sharded`).
+                Protocol::Sharded(ShardServer::new(
+                    concord_shard::ShardedNode::boot(me, layout, &durable).map_err(cannot_boot)?,
+                ))
+            }
         };
         // The incarnations seen for each peer; only the strong mode refuses a changed one (Raft has
         // votes to protect). The book knows the membership before any peer connects.
@@ -390,6 +402,7 @@ impl Node {
         let (front, doors, driver) = match protocol {
             Protocol::Strong(raft) => launch(raft, launch_parts)?,
             Protocol::Eventual(node) => launch(node, launch_parts)?,
+            Protocol::Sharded(node) => launch(node, launch_parts)?,
         };
         let FrontDoors { inbox: inbound, http: app, resp: backend } = doors;
         // No vote in or out until a majority of the voters accepted this node's incarnation.
@@ -466,6 +479,17 @@ impl Node {
             Front::Eventual(_) => {
                 panic!("node {} runs the eventual mode: use Node::eventual", self.peer_addr)
             }
+            Front::Sharded(_) => {
+                panic!("node {} runs the sharded mode: use Node::sharded", self.peer_addr)
+            }
+        }
+    }
+
+    /// The client side of a sharded node (`None` in the other modes).
+    pub fn sharded(&self) -> Option<ShardedHandle> {
+        match &self.front {
+            Front::Sharded(handle) => Some(handle.clone()),
+            _ => None,
         }
     }
 
@@ -473,7 +497,7 @@ impl Node {
     pub fn eventual(&self) -> Option<EventualHandle> {
         match &self.front {
             Front::Eventual(handle) => Some(handle.clone()),
-            Front::Strong(_) => None,
+            Front::Strong(_) | Front::Sharded(_) => None,
         }
     }
 

@@ -16,7 +16,12 @@
 //! * [`Frame::Dynamo`] – a Dynamo message (eventual mode; a node of the other mode drops it and
 //!   says so in its log);
 //! * [`Frame::Forward`] – a client request a follower forwards to the leader;
-//! * [`Frame::ForwardReply`] – the leader's answer, sent back over the leader's own connection.
+//! * [`Frame::ForwardReply`] – the leader's answer, sent back over the leader's own connection;
+//! * [`Frame::Sharded`] – a sharded node's message (its groups' Raft messages, batched per node
+//!   pair, and requests forwarded between nodes: `concord_shard::node::NodeMessage`).
+//!
+//! postcard writes an enum's variant *index*: a new variant goes at the end, never in between, or
+//! a node of the previous version reads every later frame as the wrong kind (a test pins them).
 
 use crate::{KvRequest, KvResponse, RaftMessage};
 use concord_core::NodeId;
@@ -47,9 +52,28 @@ pub const REFUSAL: &str = "refused";
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Frame {
     Raft(RaftMessage),
-    Forward { id: u64, request: KvRequest },
-    ForwardReply { id: u64, response: KvResponse },
+    Forward {
+        id: u64,
+        request: KvRequest,
+    },
+    ForwardReply {
+        id: u64,
+        response: KvResponse,
+    },
     Dynamo(concord_dynamo::DynamoMessage),
+    /// Appended last: older variants keep their postcard index.
+    Sharded(concord_shard::node::NodeMessage),
+}
+
+impl Frame {
+    /// The mode whose node sends this frame.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Frame::Raft(_) | Frame::Forward { .. } | Frame::ForwardReply { .. } => "strong",
+            Frame::Dynamo(_) => "eventual",
+            Frame::Sharded(_) => "sharded",
+        }
+    }
 }
 
 /// The handshake (see [`crate::transport`] for the exchange). The variants' order and `Hello`'s
@@ -152,7 +176,7 @@ pub(crate) fn wrong_mode(from: NodeId, frame: &Frame, mine: &str) {
     static WARNED: std::sync::Mutex<std::collections::BTreeSet<u32>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     if WARNED.lock().map(|mut w| w.insert(from.0)).unwrap_or(false) {
-        let theirs = if matches!(frame, Frame::Dynamo(_)) { "eventual" } else { "strong" };
+        let theirs = frame.mode();
         tracing::error!(
             "peer {from} runs the {theirs} mode and this node the {mine} mode: its messages are dropped \
              (every node of a cluster must run the same --mode)"
@@ -163,6 +187,30 @@ pub(crate) fn wrong_mode(from: NodeId, frame: &Frame, mine: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// postcard encodes a variant as its index: the frames of every earlier version keep theirs
+    /// (a node that is one version behind reads them), and the sharded frame is the newest.
+    #[test]
+    fn frame_variants_keep_their_wire_index() {
+        let index = |frame: &Frame| postcard::to_allocvec(frame).unwrap()[0];
+        let dynamo = concord_dynamo::DynamoMessage::Swim(concord_dynamo::swim::SwimMessage::Ping {
+            seq: 1,
+            updates: Vec::new(),
+        });
+        let sharded = Frame::Sharded(concord_shard::node::NodeMessage::Groups(concord_shard::Batch {
+            messages: Vec::new(),
+        }));
+        let request = concord_raft::RaftRequest::Read {
+            consistency: concord_raft::ReadConsistency::Stale,
+            query: concord_kv::Query::get("k"),
+        };
+        let response = concord_raft::RaftResponse::NotLeader { hint: None };
+        assert_eq!(index(&Frame::Forward { id: 1, request }), 1);
+        assert_eq!(index(&Frame::ForwardReply { id: 1, response }), 2);
+        assert_eq!(index(&Frame::Dynamo(dynamo)), 3);
+        assert_eq!(index(&sharded), 4);
+        assert_eq!(sharded.mode(), "sharded");
+    }
 
     #[tokio::test]
     async fn frames_round_trip_and_oversized_lengths_are_refused() {
@@ -194,8 +242,8 @@ mod tests {
     #[tokio::test]
     async fn a_claimed_length_is_not_allocated_before_its_bytes_arrive() {
         // 64 MiB claimed, three bytes sent, then the peer hangs up.
-        let limit = 64 << 20;
-        let mut short = Vec::from((limit as u32).to_be_bytes());
+        let limit: u32 = 64 << 20;
+        let mut short = Vec::from(limit.to_be_bytes());
         short.extend_from_slice(b"abc");
         let mut r = &short[..];
         let mut buf = Vec::new();

@@ -820,3 +820,32 @@ impl concord_core::Service for ShardedNode {
         <RaftNode<ShardKv> as concord_core::Service>::completion(op, response)
     }
 }
+
+// ----- what a server shows about a node (read-only accessors) -------------------------------
+
+impl ShardedNode {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.me
+    }
+
+    /// The cluster's layout this node was booted with.
+    pub fn config(&self) -> &ShardedConfig {
+        &self.config
+    }
+
+    /// The node this node believes leads `group`: the group's own view when it runs here, else
+    /// the last leader hint an answer brought back (`None`: unknown – requests are forwarded to a
+    /// replica, which answers with a hint).
+    pub fn known_leader(&self, group: GroupId) -> Option<NodeId> {
+        match self.host.group(group) {
+            Some(g) => g.leader(),
+            None => self.leaders.get(&group).copied(),
+        }
+    }
+
+    /// Requests this node made and still waits for (its clients', forwards', the mover's).
+    pub fn pending_requests(&self) -> usize {
+        self.pending.len()
+    }
+}

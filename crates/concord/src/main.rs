@@ -91,6 +91,14 @@ enum Command {
     ///   concord member add --http 127.0.0.1:8080 --secret-file S --id 4 --peer-addr 127.0.0.1:7383
     #[command(verbatim_doc_comment)]
     Member(cmd::member::MemberArgs),
+    /// Show a sharded cluster's shard map, or move a slot range to another shard (through its HTTP
+    /// API; moves need the cluster secret).
+    ///
+    /// Examples:
+    ///   concord shard list --http 127.0.0.1:8080
+    ///   concord shard move 0-99 --to 2 --secret-file concord-data/cluster.secret
+    #[command(verbatim_doc_comment)]
+    Shard(cmd::shard::ShardArgs),
     /// Start a node that joins a running cluster, and have the cluster add it (`serve --join` and
     /// `member add` in one step).
     ///
@@ -146,6 +154,7 @@ fn main() -> ExitCode {
         Command::Up(args) => cmd::up::run(args),
         Command::Restart(args) => cmd::restart::run(args),
         Command::Member(args) => cmd::member::run(args),
+        Command::Shard(args) => cmd::shard::run(args),
         Command::Join(args) => cmd::member::join(args),
         Command::Backup(args) => cmd::backup::backup(args),
         Command::Restore(args) => cmd::backup::restore(args),

@@ -42,7 +42,7 @@ impl Inbound for StrongInbox {
             Frame::Raft(msg) => self.handle.deliver_message(from, msg),
             Frame::Forward { id, request } => self.handle.submit_forwarded(from, id, request),
             Frame::ForwardReply { id, response } => self.handle.complete_forward(id, response),
-            frame @ Frame::Dynamo(_) => wrong_mode(from, &frame, "strong"),
+            frame @ (Frame::Dynamo(_) | Frame::Sharded(_)) => wrong_mode(from, &frame, "strong"),
         }
     }
 }

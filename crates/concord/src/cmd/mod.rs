@@ -7,6 +7,7 @@ pub mod live;
 pub mod member;
 pub mod restart;
 pub mod serve;
+pub mod shard;
 pub mod sim;
 pub mod tour;
 pub mod up;

@@ -1,7 +1,7 @@
 //! `concord serve`: run one node. Here the flags are parsed and laid over the node's TOML file
 //! into a [`NodeConfig`]; running it is `concord_server::serve::run`.
 
-use anyhow::anyhow;
+use anyhow::{anyhow, bail};
 use concord_server::cluster::Quorums;
 use concord_server::config::{Mode, NodeConfig, PeerConfig, ReadMode, TlsSettings};
 use std::net::SocketAddr;
@@ -128,6 +128,13 @@ pub struct ServeArgs {
     pub mode: Option<Mode>,
     #[command(flatten)]
     pub quorums: QuorumArgs,
+    /// Sharded mode: how many shards the 16 384 slots are split into (implies --mode sharded).
+    /// Every node of the cluster must be given the same --shards and --replicas.
+    #[arg(long, value_name = "S")]
+    pub shards: Option<u32>,
+    /// Sharded mode: replicas per shard (default 3, at most the number of nodes).
+    #[arg(long = "replicas", id = "shard_replicas", value_name = "R")]
+    pub shard_replicas: Option<usize>,
     /// TLS on every port: this node's certificate (PEM). Needs --tls-key and --tls-ca too.
     #[arg(long, value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
@@ -234,6 +241,23 @@ impl ServeArgs {
         }
         if let Some(mode) = self.mode {
             c.mode = mode;
+        }
+        if self.shards.is_some() || self.shard_replicas.is_some() {
+            if self.mode.is_none() && self.shards.is_some() {
+                c.mode = Mode::Sharded;
+            }
+            if c.mode != Mode::Sharded {
+                bail!(
+                    "--shards and --replicas are the sharded mode's layout (this node runs the {} mode)",
+                    c.mode.name()
+                );
+            }
+            let file = c.shard;
+            let Some(shards) = self.shards.or(file.map(|f| f.shards)) else {
+                bail!("--replicas needs --shards (or a [shard] table with shards)");
+            };
+            let replicas = self.shard_replicas.or(file.map(|f| f.replicas)).unwrap_or(3);
+            c.shard = Some(concord_server::config::ShardSettings { shards, replicas });
         }
         if let Some(n) = self.snapshot_count {
             let mut raft = c.raft_config();

@@ -49,8 +49,8 @@ pub struct UpArgs {
     /// (clients trust DATA/tls/ca.pem: `redis-cli --tls --cacert`, `curl --cacert`).
     #[arg(long)]
     pub tls: bool,
-    /// strong (Raft, the default) or eventual (Dynamo-style: any node serves any request, N/R/W
-    /// quorums, siblings, hinted handoff, anti-entropy).
+    /// strong (Raft, the default), eventual (Dynamo-style: any node serves any request, N/R/W
+    /// quorums, siblings, hinted handoff, anti-entropy) or sharded (many Raft groups; --shards).
     #[arg(long, default_value = "strong", value_name = "MODE", value_parser = Mode::parse)]
     pub mode: Mode,
     /// Strong mode: a Raft snapshot (checkpoint and log compaction) every this many entries.
@@ -61,6 +61,13 @@ pub struct UpArgs {
     pub state_cache_mb: Option<usize>,
     #[command(flatten)]
     pub quorums: QuorumArgs,
+    /// Sharded mode: split the 16 384 slots into this many shards, each its own Raft group
+    /// (implies --mode sharded).
+    #[arg(long, value_name = "S")]
+    pub shards: Option<u32>,
+    /// Sharded mode: replicas per shard [default: 3, at most --nodes].
+    #[arg(long = "replicas", id = "shard_replicas", value_name = "R")]
+    pub shard_replicas: Option<usize>,
     /// What to do when a node exits on its own: `never` (report it; the others keep serving;
     /// `concord restart N` brings it back) or `on-failure` (start it again after 1 s, 2 s, 4 s, …
     /// up to 30 s; a clean stop is not a failure).
@@ -90,10 +97,13 @@ impl UpArgs {
             no_fsync: self.no_fsync,
             allow_fault_injection: self.allow_fault_injection,
             tls: self.tls,
-            mode: self.mode,
+            // --shards alone asks for the sharded mode.
+            mode: if self.shards.is_some() && self.mode == Mode::Strong { Mode::Sharded } else { self.mode },
             snapshot_count: self.snapshot_count,
             state_cache_mb: self.state_cache_mb,
             quorums: self.quorums.to_options(),
+            shards: self.shards,
+            shard_replicas: self.shard_replicas,
             restart: self.restart,
         }
     }

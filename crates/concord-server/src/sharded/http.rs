@@ -1,0 +1,391 @@
+//! The HTTP API of a sharded node (axum). Key requests look as in the strong mode; any node serves
+//! any key (the node forwards inside the cluster).
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `GET /v1/kv/{key}?consistency=linearizable\|lease\|stale` | – | 200 the raw value (headers `x-concord-mod-revision`, `-create-revision`, `-version`, `-slot`, `-shard`), 404 if absent |
+//! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` (revisions are per shard) |
+//! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
+//! | `GET /v1/cluster` | – | the shard map: epoch, slot ranges → shard, each shard's replicas and leader as this node knows it, moves in progress, members |
+//! | `GET /v1/status` | – | this node: the groups it replicates (role, term, indexes, keys, slot table) |
+//! | `POST /v1/cluster/moves` (admin) | `{"slots": "0-99", "to": 3}` | 200 `{"move", "epoch", "slots", "from", "to"}` once the move is committed in the map; 400 bad input (a slot out of range, an unknown shard, a range owned by two shards or already the target's), 409 a slot already moving; the map is then unchanged |
+//! | `GET /healthz`, `GET /metrics` | – | as in the strong mode |
+//!
+//! A slot that is being moved answers 503 (`moving`: retry shortly) after the node's own retries
+//! ran out; a shard without a leader 503 too. Range reads, CAS, transactions and membership changes
+//! answer 501 with the reason (see [`super`]).
+
+use super::{KeyError, ShardedHandle};
+use crate::config::{NodeConfig, ReadMode};
+use crate::front::http::{body_limit, metrics_text, ApiError};
+use crate::front::ClientError;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use concord_kv::{Command, Put, Write};
+use concord_shard::machine::MapOutput;
+use concord_shard::map::{Change, MapError, Phase, Proposal, ShardId};
+use concord_shard::{key_slot, Slot, SlotRange, SLOTS};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The API's routes, bound to a node.
+pub fn router(handle: ShardedHandle, config: &NodeConfig) -> Router {
+    let limit = body_limit(config.kv.max_command_bytes.max(config.kv.max_value_bytes));
+    Router::new()
+        .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
+        .route("/v1/kv", get(unsupported))
+        .route("/v1/kv/{key}/cas", post(unsupported))
+        .route("/v1/txn", post(unsupported))
+        .route("/v1/members", post(unsupported))
+        .route("/v1/members/addresses", post(unsupported))
+        .route("/v1/backup", get(unsupported))
+        .route("/v1/cluster", get(cluster))
+        .route("/v1/cluster/moves", post(start_move))
+        .route("/v1/status", get(status))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(handle)
+}
+
+/// A key request's failure as an answer.
+fn key_error(e: KeyError) -> ApiError {
+    match e {
+        KeyError::Client(e) => ApiError::from_error(e),
+        e @ KeyError::Moving { slot } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with("moving", slot)
+        }
+        e @ KeyError::ClusterDown(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        // HTTP requests are served through forwarding; a redirect is a RESP answer only.
+        e @ KeyError::Moved { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Where a key lives: its slot and the shard owning it, as headers.
+fn placement_headers(handle: &ShardedHandle, key: &[u8], headers: &mut HeaderMap) {
+    let slot = key_slot(key);
+    headers.insert("x-concord-slot", HeaderValue::from(slot.get()));
+    if let Some(shard) = handle.status().map.owner(slot) {
+        headers.insert("x-concord-shard", HeaderValue::from(shard.0));
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetParams {
+    consistency: Option<String>,
+}
+
+async fn get_key(
+    State(handle): State<ShardedHandle>,
+    Path(key): Path<String>,
+    Query(params): Query<GetParams>,
+) -> Result<Response, ApiError> {
+    let consistency = match params.consistency.as_deref() {
+        None => handle.default_read(),
+        Some(c) => ReadMode::parse(c).map_err(|e| ApiError::bad_request(e.to_string()))?.consistency(),
+    };
+    let query = concord_kv::Query::get(key.as_bytes());
+    let start = std::time::Instant::now();
+    let r = handle.read(query, consistency).await;
+    handle.metrics().request("get", if r.is_ok() { "ok" } else { "failed" }, start.elapsed());
+    let mut headers = HeaderMap::new();
+    placement_headers(&handle, key.as_bytes(), &mut headers);
+    match r.map_err(key_error)? {
+        concord_kv::Response::Get(Some(kv)) => {
+            for (name, n) in [
+                ("x-concord-mod-revision", kv.mod_revision),
+                ("x-concord-create-revision", kv.create_revision),
+                ("x-concord-version", kv.version),
+            ] {
+                headers.insert(name, HeaderValue::from(n));
+            }
+            Ok((StatusCode::OK, headers, kv.value).into_response())
+        }
+        concord_kv::Response::Get(None) => {
+            let body = json!({ "error": format!("key {key:?} not found") });
+            Ok((StatusCode::NOT_FOUND, headers, Json(body)).into_response())
+        }
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutParams {
+    ttl_ms: Option<u64>,
+}
+
+async fn put_key(
+    State(handle): State<ShardedHandle>,
+    Path(key): Path<String>,
+    Query(params): Query<PutParams>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let value = body.map_err(ApiError::body)?;
+    if params.ttl_ms == Some(0) {
+        return Err(ApiError::bad_request("ttl_ms must be at least 1"));
+    }
+    let put = Put { key: key.into_bytes(), value: value.to_vec(), ttl_ms: params.ttl_ms };
+    let command = Command { now: handle.now(), write: Write::Put(put) };
+    match run(&handle, "put", command).await? {
+        concord_kv::Response::Put { revision, .. } => Ok(Json(json!({ "revision": revision }))),
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+async fn delete_key(
+    State(handle): State<ShardedHandle>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command { now: handle.now(), write: Write::Delete { key: key.into_bytes() } };
+    match run(&handle, "delete", command).await? {
+        concord_kv::Response::Delete { deleted, revision } => {
+            Ok(Json(json!({ "deleted": deleted, "revision": revision })))
+        }
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+async fn run(
+    handle: &ShardedHandle,
+    kind: &'static str,
+    command: Command,
+) -> Result<concord_kv::Response, ApiError> {
+    let start = std::time::Instant::now();
+    let r = handle.write(command).await;
+    let label = match &r {
+        Ok(_) => "ok",
+        Err(KeyError::Client(e)) => ClientError::label_of::<()>(&Err(e.clone())),
+        Err(_) => "unavailable",
+    };
+    handle.metrics().request(kind, label, start.elapsed());
+    r.map_err(key_error)
+}
+
+// ----- the shard map -------------------------------------------------------------------------
+
+async fn cluster(State(handle): State<ShardedHandle>) -> Json<Value> {
+    Json(cluster_json(&handle))
+}
+
+/// The document `GET /v1/cluster` answers in the sharded mode: the map this node applied, and the
+/// leaders it knows.
+pub fn cluster_json(handle: &ShardedHandle) -> Value {
+    let s = handle.status();
+    let map = &s.map;
+    let ranges: Vec<Value> = map
+        .ranges
+        .iter()
+        .map(|(range, shard)| {
+            json!({ "slots": range.to_string(), "start": range.start.get(), "end": range.end.get(), "shard": shard.0 })
+        })
+        .collect();
+    let shards: Vec<Value> = map
+        .shards
+        .iter()
+        .map(|(id, shard)| {
+            let slots: usize = map.ranges.iter().filter(|(_, owner)| owner == id).map(|(r, _)| r.len()).sum();
+            json!({
+                "shard": id.0,
+                "replicas": shard.voters.iter().map(|v| v.0).collect::<Vec<_>>(),
+                "learners": shard.learners.iter().map(|v| v.0).collect::<Vec<_>>(),
+                "leader": s.leaders.get(&id.0),
+                "slots": slots,
+            })
+        })
+        .collect();
+    let moves: Vec<Value> = map
+        .moves
+        .iter()
+        .map(|m| {
+            let phase = match m.phase {
+                Phase::Started => "started",
+                Phase::Fenced { .. } => "fenced",
+                Phase::Copied { .. } => "copied",
+            };
+            json!({ "move": m.id, "slots": m.range.to_string(), "from": m.from.0, "to": m.to.0, "phase": phase })
+        })
+        .collect();
+    let members: Vec<Value> = handle
+        .peers()
+        .iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "peer_addr": p.addr.to_string(),
+                "http_addr": p.http_addr.map(|a| a.to_string()),
+                "redis_addr": p.redis_addr.map(|a| a.to_string()),
+            })
+        })
+        .collect();
+    json!({
+        "mode": "sharded",
+        "cluster_id": handle.cluster_id(),
+        "node": s.id,
+        "epoch": map.epoch,
+        "bootstrapped": map.bootstrapped,
+        "map_leader": s.leaders.get(&0),
+        "slots": SLOTS,
+        "ranges": ranges,
+        "shards": shards,
+        "moves": moves,
+        "moves_settling": map.settling,
+        "members": members,
+    })
+}
+
+async fn status(State(handle): State<ShardedHandle>) -> Json<Value> {
+    let s = handle.status();
+    let groups: Vec<Value> = s
+        .groups
+        .iter()
+        .map(|g| {
+            json!({
+                "group": g.group,
+                "kind": if g.group == 0 { "metadata" } else { "shard" },
+                "role": g.role,
+                "term": g.term,
+                "leader": g.leader,
+                "commit_index": g.commit_index,
+                "applied_index": g.applied_index,
+                "last_log_index": g.last_log_index,
+                "snapshot_index": g.snapshot_index,
+                "voters": g.voters,
+                "keys": g.keys,
+                "slots": g.slots.iter().map(|(r, state)| json!({ "slots": r.to_string(), "state": state })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({
+        "mode": "sharded",
+        "node": s.id,
+        "role": s.role,
+        "epoch": s.map.epoch,
+        "groups": groups,
+        "pending_requests": s.pending,
+        "pending_map_changes": s.admin_pending,
+        "wal_syncs": s.wal_syncs,
+    }))
+}
+
+/// `POST /v1/cluster/moves`: what to move where.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveBody {
+    /// `"5"` or `"0-99"` (inclusive).
+    slots: String,
+    to: u32,
+}
+
+/// Parse `"5"` or `"0-99"`: a slot range, or why not.
+pub fn parse_slots(text: &str) -> Result<SlotRange, String> {
+    let slot = |t: &str| -> Result<Slot, String> {
+        let n: i64 = t.trim().parse().map_err(|_| format!("slots {text:?}: `{t}` is not a slot number"))?;
+        Slot::new(n).ok_or_else(|| format!("slot {n} is out of range: slots are 0 to {}", SLOTS - 1))
+    };
+    let (start, end) = match text.split_once('-') {
+        Some((a, b)) => (slot(a)?, slot(b)?),
+        None => {
+            let s = slot(text)?;
+            (s, s)
+        }
+    };
+    SlotRange::new(start, end).ok_or_else(|| format!("slots {text:?}: the range ends before it starts"))
+}
+
+async fn start_move(
+    State(handle): State<ShardedHandle>,
+    body: Result<Json<MoveBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::bad_request(format!("{}: expected {{\"slots\": \"0-99\", \"to\": 3}}", e.body_text()))
+    })?;
+    let range = parse_slots(&body.slots).map_err(ApiError::bad_request)?;
+    let to = ShardId(body.to);
+    let view = handle.status().map;
+    if !view.bootstrapped {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the shard map is not bootstrapped yet; retry shortly",
+        ));
+    }
+    let from = view.owner(range.start);
+    let proposal = Proposal { if_epoch: None, change: Change::StartMove { range, to } };
+    let output = handle.change_map(proposal).await.map_err(ApiError::from_error)?;
+    match output {
+        MapOutput::Applied(Ok(applied)) => Ok(Json(json!({
+            "move": applied.move_id,
+            "epoch": applied.epoch,
+            "slots": range.to_string(),
+            "from": from.map(|s| s.0),
+            "to": to.0,
+        }))),
+        MapOutput::Applied(Err(e)) => {
+            let status = match e {
+                MapError::AlreadyMoving { .. } | MapError::ShardBusy { .. } | MapError::StaleEpoch { .. } => {
+                    StatusCode::CONFLICT
+                }
+                MapError::NotBootstrapped => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Err(ApiError::new(status, format!("move refused, the map is unchanged: {e}")))
+        }
+        other => {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
+        }
+    }
+}
+
+async fn healthz(State(handle): State<ShardedHandle>) -> Json<Value> {
+    let s = handle.status();
+    Json(json!({ "status": "ok", "node": s.id, "mode": "sharded", "epoch": s.map.epoch }))
+}
+
+async fn metrics(State(handle): State<ShardedHandle>) -> Response {
+    metrics_text(handle.metrics())
+}
+
+/// Range reads, CAS, transactions, backups and membership changes are not served in the sharded
+/// mode yet: say so instead of answering a bare 404.
+async fn unsupported(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!(
+            "{} is not supported in the sharded mode yet: keys hash to 16 384 slots across shards, so \
+             ranges, multi-key transactions, backups and membership changes need work across shards \
+             (use /v1/kv/{{key}}; see docs/sharding.md)",
+            uri.path()
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_slots;
+
+    #[test]
+    fn slot_ranges_parse_with_precise_errors() {
+        assert_eq!(parse_slots("0-99").unwrap().to_string(), "0-99");
+        assert_eq!(parse_slots("7").unwrap().len(), 1);
+        assert!(
+            parse_slots("16384").unwrap_err().contains("out of range"),
+            "{}",
+            parse_slots("16384").unwrap_err()
+        );
+        assert!(parse_slots("9-3").unwrap_err().contains("ends before it starts"));
+        assert!(parse_slots("a-3").unwrap_err().contains("not a slot number"));
+        assert!(parse_slots("-1").is_err());
+    }
+}

@@ -1,0 +1,726 @@
+//! The sharded mode: the key space cut into shards, each its own Raft group, on real machines.
+//!
+//! `concord serve --mode sharded --shards S --replicas R` (or `concord up --nodes N --shards S`)
+//! runs a [`concord_shard::ShardedNode`] – the very value the simulator runs under
+//! `[protocol.sharded]` – in the generic [`crate::driver`], wrapped in [`process::ShardServer`]
+//! so that an operator's map changes reach the metadata group. The same WAL, group commit,
+//! authenticated peer transport and listeners serve it as the other two modes:
+//!
+//! ```text
+//!   HTTP /v1/kv/{key} ─┐                                   ┌─ route by slot (the map applied here)
+//!                      ├─> ShardedHandle ─Input─> Driver ──┤   led here   → the shard's RaftNode
+//!   RESP (led here) ───┘   (deadline, retry   ShardServer  │   led elsewhere → Forward (one hop)
+//!   RESP (led elsewhere) ── -MOVED slot host:port          └─ map changes → the metadata leader
+//! ```
+//!
+//! * [`ShardedHandle`] – the client side: submits key requests and retries the answers that say
+//!   "certainly not done, try again" (no leader yet, a slot between fence and flip, a request routed
+//!   on a map that moved on) until the request deadline;
+//! * [`http`] – `/v1/kv/{key}`, `GET /v1/cluster` (the shard map), `GET /v1/status`,
+//!   `POST /v1/cluster/moves` (admin);
+//! * [`resp`] – the RESP backend: keys of shards led here are served, others answered `-MOVED`
+//!   (Redis Cluster's redirect), a moving slot `-TRYAGAIN`, no map or no leader `-CLUSTERDOWN`;
+//!   [`concord_resp::Backend::topology`] gives `CLUSTER SLOTS` and friends their answer.
+//!
+//! ## Placement
+//! Shard `k` of `S` is replicated by `R` consecutive nodes from the `k`-th, in node-id order
+//! (`ShardedConfig::placement`); every node runs the metadata group. Every node computes the same
+//! placement from the same `--shards`/`--replicas` and peer list, so the layout is recorded in
+//! the data directory's identity ([`crate::identity`]) and a restart with another is refused.
+//! Replicas do not move between nodes yet (slot ranges do).
+//!
+//! ## Durability: in-memory shards rebuilt from the WAL
+//! Each group's Raft state – term, vote, log entries, snapshots – goes through the node's one WAL
+//! under the group's prefix `g/<group>/` (`concord_shard::host`), with the driver's group commit:
+//! one `fdatasync` per batch covers every group's writes, and no reply or message that depends on
+//! a write leaves before it (so an acknowledged write survives `kill -9`). A shard's key-value
+//! state (`ShardKv`) lives **in memory** and is rebuilt at start from its last Raft snapshot plus
+//! the log after it – the simulator's choice, kept on purpose:
+//!
+//! * one fsync per batch for all groups, instead of a WAL fsync plus a state-database checkpoint
+//!   per group (the strong mode's redb state pays one checkpoint per snapshot, which for hundreds
+//!   of groups means hundreds of files and checkpoints);
+//! * the price is recovery time and memory: a restart replays each group's snapshot and log tail
+//!   (bounded by `snapshot_threshold_entries`, 20 000 by default), and the state must fit in RAM.
+//!   A snapshot is the whole shard's state written into the WAL, so snapshots of large shards cost
+//!   WAL bandwidth; a durable per-shard engine is the way out when shards grow to gigabytes.
+//!
+//! ## What the sharded mode does not do (yet)
+//! Range reads (`GET /v1/kv?prefix=`, `KEYS`, `SCAN`, `DBSIZE`), `DeleteRange`, CAS and transactions
+//! over HTTP, membership changes (`concord join`) and replica moves: a request of these kinds is
+//! refused with a reason. Keys of one slot (`{hash tags}`) may be combined in one RESP command.
+
+pub mod http;
+pub mod process;
+pub mod resp;
+
+pub use process::{ServerRequest, ServerResponse, ShardServer};
+
+use crate::config::PeerConfig;
+use crate::driver::{Clock, Input, ReplyTo};
+use crate::front::ClientError;
+use crate::hosted::Hosted;
+use crate::metrics::Metrics;
+use crate::node::{DoorParts, Front, FrontDoors, ModeParts, Served};
+use crate::transport::Inbound;
+use crate::wire::{wrong_mode, Frame};
+use concord_core::{NodeId, Time};
+use concord_kv::{Command, Query, TxnOp, Write};
+use concord_raft::{RaftRequest, RaftResponse, ReadConsistency};
+use concord_shard::kv::{ShardError, ShardQuery, ShardResponse, ShardResult};
+use concord_shard::machine::MapOutput;
+use concord_shard::map::{Move, Phase, Proposal, Shard, ShardId};
+use concord_shard::node::{NodeMessage, ShardRequest, META};
+use concord_shard::{GroupId, ShardCommand, Slot, SlotRange};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+// ----- the status the driver publishes -------------------------------------------------------
+
+/// The shard map as this node applied it, in the form the front doors read (rebuilt only when
+/// the epoch changes: every map change bumps it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MapView {
+    pub epoch: u64,
+    pub bootstrapped: bool,
+    /// Maximal runs of slots with one owner, in slot order.
+    pub ranges: Vec<(SlotRange, ShardId)>,
+    pub shards: BTreeMap<ShardId, Shard>,
+    /// Moves under way.
+    pub moves: Vec<Move>,
+    /// Moves that ended in the map and wait for their groups' last steps.
+    pub settling: usize,
+}
+
+impl MapView {
+    fn of(map: &concord_shard::ShardMap) -> MapView {
+        MapView {
+            epoch: map.epoch(),
+            bootstrapped: map.is_bootstrapped(),
+            ranges: map.ranges(),
+            shards: map.shards().clone(),
+            moves: map.moves().copied().collect(),
+            settling: map.endings().count(),
+        }
+    }
+
+    /// The shard owning `slot` (`None` before bootstrap).
+    pub fn owner(&self, slot: Slot) -> Option<ShardId> {
+        let i = self.ranges.partition_point(|(range, _)| range.end < slot);
+        self.ranges.get(i).filter(|(range, _)| range.contains(slot)).map(|&(_, shard)| shard)
+    }
+
+    /// The move `slot` takes part in, if any.
+    pub fn moving(&self, slot: Slot) -> Option<&Move> {
+        self.moves.iter().find(|m| m.range.contains(slot))
+    }
+}
+
+/// One Raft group this node replicates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupView {
+    /// 0: the metadata group; k: shard k.
+    pub group: u32,
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<u32>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_log_index: u64,
+    pub snapshot_index: u64,
+    pub voters: Vec<u32>,
+    /// Shards only: keys held, and the slot table (`serving`, `moving out (move m)`, …).
+    pub keys: Option<u64>,
+    pub slots: Vec<(SlotRange, String)>,
+}
+
+/// A sharded node's state after its last batch, for HTTP, RESP and metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ShardedStatus {
+    pub id: u32,
+    /// `map leader` (this node leads the metadata group) or `node`.
+    pub role: &'static str,
+    pub map: Arc<MapView>,
+    /// Every group's leader as this node knows it (its own view of groups it replicates, the last
+    /// hint for others), by group (0: the metadata group).
+    pub leaders: BTreeMap<u32, u32>,
+    /// The groups this node replicates.
+    pub groups: Vec<GroupView>,
+    /// Requests the node made and waits for (clients', forwards', the mover's).
+    pub pending: usize,
+    pub admin_pending: usize,
+    pub wal_syncs: u64,
+}
+
+/// The driver's notes between batches: the map view of the last epoch seen.
+#[derive(Default)]
+pub struct MapCache(Option<Arc<MapView>>);
+
+impl Hosted for ShardServer {
+    type Status = ShardedStatus;
+    type Tracker = MapCache;
+
+    fn id(&self) -> NodeId {
+        self.node().id()
+    }
+
+    fn frame(msg: NodeMessage) -> Frame {
+        Frame::Sharded(msg)
+    }
+
+    fn refused(reason: String) -> ServerResponse {
+        // Also the answer to a refused map change: the handle reads `Rejected` in either variant.
+        ServerResponse::Kv(RaftResponse::Rejected { reason })
+    }
+
+    /// Key writes; map changes stay possible on a full disk (moving slots away may be the way out).
+    fn is_write(request: &ServerRequest) -> bool {
+        matches!(request, ServerRequest::Kv(RaftRequest::Propose { .. }))
+    }
+
+    fn forward_reply(_id: u64, _response: ServerResponse) -> Option<Frame> {
+        None // the sharded node forwards inside its protocol (`NodeMessage::Forward`)
+    }
+
+    fn status(&self, cache: &mut MapCache, wal_syncs: u64) -> ShardedStatus {
+        let node = self.node();
+        let map = node.map();
+        let view = match &cache.0 {
+            Some(view) if view.epoch == map.epoch() && view.bootstrapped == map.is_bootstrapped() => {
+                view.clone()
+            }
+            _ => {
+                let view = Arc::new(MapView::of(map));
+                cache.0 = Some(view.clone());
+                view
+            }
+        };
+        let mut leaders = BTreeMap::new();
+        let groups = std::iter::once(META).chain(view.shards.keys().map(|s| GroupId(s.0)));
+        for group in groups {
+            if let Some(leader) = node.known_leader(group) {
+                leaders.insert(group.0, leader.0);
+            }
+        }
+        let mut hosted = Vec::new();
+        let meta = node.metadata();
+        hosted.push(group_view(0, meta, None, Vec::new()));
+        for (shard, raft) in node.shards() {
+            let machine = raft.state_machine();
+            let slots =
+                machine.slots().runs().iter().map(|(range, state)| (*range, state.to_string())).collect();
+            hosted.push(group_view(shard.0, raft, Some(machine.store().len()), slots));
+        }
+        ShardedStatus {
+            id: node.id().0,
+            role: if meta.is_leader() { "map leader" } else { "node" },
+            map: view,
+            leaders,
+            groups: hosted,
+            pending: node.pending_requests(),
+            admin_pending: self.admin_pending(),
+            wal_syncs,
+        }
+    }
+
+    fn export(status: &ShardedStatus, metrics: &Metrics) {
+        if let Some(meta) = status.groups.first() {
+            metrics.raft_term.set(meta.term as i64);
+            metrics.raft_commit_index.set(meta.commit_index as i64);
+            metrics.raft_applied_index.set(meta.applied_index as i64);
+            metrics.raft_last_log_index.set(meta.last_log_index as i64);
+        }
+        metrics.set_role(if status.role == "map leader" { "leader" } else { "follower" });
+    }
+}
+
+fn group_view<M: concord_core::StateMachine>(
+    group: u32,
+    raft: &concord_raft::RaftNode<M>,
+    keys: Option<u64>,
+    slots: Vec<(SlotRange, String)>,
+) -> GroupView {
+    GroupView {
+        group,
+        role: raft.role_name(),
+        term: raft.current_term(),
+        leader: raft.leader_id().map(|l| l.0),
+        commit_index: raft.commit_index(),
+        applied_index: raft.applied_index(),
+        last_log_index: raft.last_log_index(),
+        snapshot_index: raft.snapshot_index(),
+        voters: raft.current_membership().voters.iter().map(|v| v.0).collect(),
+        keys,
+        slots,
+    }
+}
+
+// ----- the client side -----------------------------------------------------------------------
+
+/// Why a key request failed, beyond [`ClientError`]: what Redis Cluster has words for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KeyError {
+    Client(ClientError),
+    /// The key's slot is between its move's fence and its flip (certainly not applied): retry.
+    Moving {
+        slot: u16,
+    },
+    /// The key's shard has no leader now, or the cluster has no shard map yet (not applied).
+    ClusterDown(String),
+    /// The key's shard is led by `node`, whose RESP door is `addr` (Redis Cluster's `-MOVED`).
+    Moved {
+        slot: u16,
+        node: u32,
+        addr: String,
+    },
+}
+
+impl From<ClientError> for KeyError {
+    fn from(e: ClientError) -> KeyError {
+        KeyError::Client(e)
+    }
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Client(e) => e.fmt(f),
+            KeyError::Moving { slot } => {
+                write!(f, "slot {slot} is being moved between shards; nothing was done, retry shortly")
+            }
+            KeyError::ClusterDown(why) => write!(f, "cluster down: {why}; nothing was done, retry shortly"),
+            KeyError::Moved { slot, node, addr } => {
+                write!(f, "slot {slot} is served by node {node} at {addr}")
+            }
+        }
+    }
+}
+
+/// How one answer to a key request reads.
+enum Verdict {
+    Done(concord_kv::Response),
+    Failed(KeyError),
+    /// Certainly not applied; worth another try until the deadline, else this error.
+    Retry(KeyError),
+}
+
+/// The client side of a sharded node (cheap to clone).
+#[derive(Clone)]
+pub struct ShardedHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    me: NodeId,
+    tx: mpsc::Sender<Input<ShardServer>>,
+    status: watch::Receiver<ShardedStatus>,
+    clock: Clock,
+    timeout: Duration,
+    read_default: ReadConsistency,
+    limits: concord_kv::KvLimits,
+    metrics: Arc<Metrics>,
+    peers: Vec<PeerConfig>,
+    disk_space: Arc<crate::disk_space::DiskSpace>,
+    cluster_id: String,
+}
+
+/// The first wait between two tries of a key request, doubled up to [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(10);
+const RETRY_MAX: Duration = Duration::from_millis(200);
+
+impl ShardedHandle {
+    pub fn id(&self) -> NodeId {
+        self.inner.me
+    }
+
+    pub fn now(&self) -> Time {
+        self.inner.clock.now()
+    }
+
+    pub fn status(&self) -> ShardedStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    pub fn limits(&self) -> &concord_kv::KvLimits {
+        &self.inner.limits
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn default_read(&self) -> ReadConsistency {
+        self.inner.read_default
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.inner.cluster_id
+    }
+
+    /// Every member's addresses, this node's own included, by id.
+    pub fn peers(&self) -> &[PeerConfig] {
+        &self.inner.peers
+    }
+
+    pub fn peer(&self, id: u32) -> Option<&PeerConfig> {
+        self.inner.peers.iter().find(|p| p.id == id)
+    }
+
+    /// A message from a peer: queued for the driver, or dropped (and counted) when the queue is
+    /// full – Raft tolerates loss, and a peer must never block on a slow node.
+    pub fn deliver_message(&self, from: NodeId, msg: NodeMessage) {
+        if self.inner.tx.try_send(Input::Message { from, msg }).is_err() {
+            self.inner.metrics.inbound_dropped.inc();
+        }
+    }
+
+    /// Hand `request` to the driver now (requests handed over in order reach the node in order)
+    /// and return a future for its answer, waiting at most until `deadline`.
+    fn submit(
+        &self,
+        request: ServerRequest,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<ServerResponse, ClientError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let refusal = self.inner.disk_space.refusal().filter(|_| ShardServer::is_write(&request));
+        let sent = match refusal {
+            Some(why) => Err(ClientError::NoSpace(why)),
+            None => match self.inner.tx.try_send(Input::Request { request, reply: ReplyTo::Local(tx) }) {
+                Ok(()) => Ok(()),
+                Err(mpsc::error::TrySendError::Full(_)) => Err(ClientError::Rejected(
+                    "node overloaded: its input queue is full; retry shortly".into(),
+                )),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Err(ClientError::Unavailable("the node is shutting down".into()))
+                }
+            },
+        };
+        async move {
+            sent?;
+            match tokio::time::timeout_at(deadline.into(), rx).await {
+                Err(_) => Err(ClientError::Timeout),
+                Ok(Err(_)) => Err(ClientError::Unavailable("the node stopped before answering".into())),
+                Ok(Ok(answer)) => Ok(answer),
+            }
+        }
+    }
+
+    /// Serve a key request: submitted now (so pipelined writes keep their order), tried again
+    /// while the answers say it certainly did not take effect, until the request deadline.
+    pub fn key_request(
+        &self,
+        request: ShardRequest,
+    ) -> impl std::future::Future<Output = Result<concord_kv::Response, KeyError>> + Send + 'static {
+        let deadline = Instant::now() + self.inner.timeout;
+        let is_read = matches!(request, RaftRequest::Read { .. });
+        let first = self.submit(ServerRequest::Kv(request.clone()), deadline);
+        let handle = self.clone();
+        async move {
+            let mut answer = first.await;
+            let mut wait = RETRY_MIN;
+            loop {
+                let verdict = match answer {
+                    Ok(ServerResponse::Kv(response)) => verdict(response, is_read),
+                    Ok(ServerResponse::Map(_)) => Verdict::Failed(KeyError::Client(ClientError::Unknown(
+                        "a map answer to a key request".into(),
+                    ))),
+                    Err(ClientError::Timeout) if is_read => Verdict::Failed(ClientError::ReadTimeout.into()),
+                    Err(e) => Verdict::Failed(e.into()),
+                };
+                match verdict {
+                    Verdict::Done(response) => return Ok(response),
+                    Verdict::Failed(e) => return Err(e),
+                    Verdict::Retry(e) if Instant::now() + wait >= deadline => return Err(e),
+                    Verdict::Retry(_) => {}
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY_MAX);
+                answer = handle.submit(ServerRequest::Kv(request.clone()), deadline).await;
+            }
+        }
+    }
+
+    /// Read `query` (one key, or keys of one slot) at `consistency`.
+    pub fn read(
+        &self,
+        query: Query,
+        consistency: ReadConsistency,
+    ) -> impl std::future::Future<Output = Result<concord_kv::Response, KeyError>> + Send + 'static {
+        self.key_request(RaftRequest::Read { consistency, query: ShardQuery::Kv(query) })
+    }
+
+    /// Apply a write command (submitted now; see [`ShardedHandle::key_request`]).
+    pub fn write(
+        &self,
+        command: Command,
+    ) -> impl std::future::Future<Output = Result<concord_kv::Response, KeyError>> + Send + 'static {
+        self.key_request(RaftRequest::Propose { session: None, command: ShardCommand::Kv(command) })
+    }
+
+    /// Commit a change of the shard map through the metadata group's leader.
+    pub async fn change_map(&self, proposal: Proposal) -> Result<MapOutput, ClientError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        match self.submit(ServerRequest::Map(proposal), deadline).await? {
+            ServerResponse::Map(RaftResponse::Output(output)) => Ok(output),
+            ServerResponse::Map(RaftResponse::NotLeader { .. }) => {
+                Err(ClientError::Unavailable("the metadata group has no leader now".into()))
+            }
+            ServerResponse::Map(RaftResponse::Unknown { reason }) => Err(ClientError::Unknown(reason)),
+            ServerResponse::Map(RaftResponse::Rejected { reason })
+            | ServerResponse::Kv(RaftResponse::Rejected { reason }) => Err(ClientError::Rejected(reason)),
+            other => Err(ClientError::Unknown(format!("unexpected answer to a map change: {other:?}"))),
+        }
+    }
+
+    /// Where a RESP client should send a request for `key`: `None` to serve it here (this node
+    /// leads the key's shard, or nobody is known to: the node then forwards), else the redirect.
+    pub fn redirect(&self, key: &[u8]) -> Option<KeyError> {
+        let status = self.inner.status.borrow();
+        let slot = concord_shard::key_slot(key);
+        if !status.map.bootstrapped {
+            return Some(KeyError::ClusterDown("the shard map is not bootstrapped yet".into()));
+        }
+        let shard = status.map.owner(slot)?;
+        if let Some(m) = status.map.moving(slot) {
+            if matches!(m.phase, Phase::Fenced { .. } | Phase::Copied { .. }) {
+                return Some(KeyError::Moving { slot: slot.get() });
+            }
+        }
+        match status.leaders.get(&shard.0) {
+            Some(&leader) if leader != self.inner.me.0 => {
+                let addr = self.peer(leader).and_then(|p| p.redis_addr)?;
+                Some(KeyError::Moved { slot: slot.get(), node: leader, addr: addr.to_string() })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Read one answer of the sharded node to a key request.
+fn verdict(response: RaftResponse<ShardResult>, is_read: bool) -> Verdict {
+    match response {
+        RaftResponse::Output(Ok(ShardResponse::Kv(response))) => Verdict::Done(response),
+        RaftResponse::Output(Ok(other)) => {
+            Verdict::Failed(ClientError::Unknown(format!("unexpected answer {other:?}")).into())
+        }
+        RaftResponse::Output(Err(ShardError::Kv(e))) => Verdict::Failed(ClientError::Kv(e).into()),
+        // Refused when applied (routed on a map that moved on, or frozen by a move): not done.
+        RaftResponse::Output(Err(ShardError::NotServing { slot, state })) => match state {
+            Some(_) => Verdict::Retry(KeyError::Moving { slot: slot.get() }),
+            None => Verdict::Retry(KeyError::ClusterDown(format!(
+                "slot {slot} changed shards while the request was on its way"
+            ))),
+        },
+        RaftResponse::Output(Err(e)) => Verdict::Failed(ClientError::Rejected(e.to_string()).into()),
+        RaftResponse::NotLeader { .. } => {
+            Verdict::Retry(KeyError::ClusterDown("the key's shard has no leader now".into()))
+        }
+        RaftResponse::Rejected { reason } => {
+            if let Some(rest) = reason.strip_prefix("TRYAGAIN slot ") {
+                let slot = rest.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or_default();
+                Verdict::Retry(KeyError::Moving { slot })
+            } else if let Some(why) = reason.strip_prefix("CLUSTERDOWN ") {
+                Verdict::Retry(KeyError::ClusterDown(why.to_string()))
+            } else {
+                Verdict::Failed(ClientError::Rejected(reason).into())
+            }
+        }
+        // A read changes nothing: trying it again is safe. A write may have been applied.
+        RaftResponse::Unknown { reason } if is_read => {
+            Verdict::Retry(KeyError::Client(ClientError::Unavailable(reason)))
+        }
+        RaftResponse::Unknown { reason } => Verdict::Failed(ClientError::Unknown(reason).into()),
+        other => Verdict::Failed(ClientError::Unknown(format!("unexpected answer {other:?}")).into()),
+    }
+}
+
+/// The key a command routes by: its first (a multi-key command's keys share a slot).
+pub fn command_key(write: &Write) -> Option<&[u8]> {
+    match write {
+        Write::Put(put) => Some(&put.key),
+        Write::Delete { key } | Write::Increment { key, .. } => Some(key),
+        Write::Cas(cas) => Some(&cas.key),
+        Write::Txn(txn) => txn.compares.first().map(|c| c.key.as_slice()).or_else(|| {
+            txn.success.iter().chain(&txn.failure).find_map(|op| match op {
+                TxnOp::Get { key } | TxnOp::Delete { key } => Some(key.as_slice()),
+                TxnOp::Put(put) => Some(put.key.as_slice()),
+                TxnOp::Range(_) | TxnOp::DeleteRange(_) => None,
+            })
+        }),
+        Write::DeleteRange(_) | Write::Expire { .. } => None,
+    }
+}
+
+/// The key a query routes by.
+pub fn query_key(query: &Query) -> Option<&[u8]> {
+    match query {
+        Query::Get { key } => Some(key),
+        Query::GetMany { keys } => keys.first().map(Vec::as_slice),
+        _ => None,
+    }
+}
+
+// ----- peers and the mode's plumbing ---------------------------------------------------------
+
+/// Routes frames from authenticated peers to a sharded node.
+pub struct ShardedInbox {
+    handle: ShardedHandle,
+}
+
+impl Inbound for ShardedInbox {
+    fn deliver(&self, from: NodeId, frame: Frame) {
+        match frame {
+            Frame::Sharded(msg) => self.handle.deliver_message(from, msg),
+            frame => wrong_mode(from, &frame, "sharded"),
+        }
+    }
+}
+
+impl Served for ShardServer {
+    type Handle = ShardedHandle;
+
+    fn handle(parts: ModeParts<'_, Self>) -> ShardedHandle {
+        let config = parts.config;
+        let mut peers = parts.members;
+        peers.sort_by_key(|p| p.id);
+        ShardedHandle {
+            inner: Arc::new(Inner {
+                me: parts.me,
+                tx: parts.tx,
+                status: parts.status,
+                clock: parts.clock,
+                timeout: config.request_timeout,
+                read_default: config.read_consistency.consistency(),
+                limits: config.kv.clone(),
+                metrics: parts.metrics,
+                peers,
+                disk_space: parts.disk_space,
+                cluster_id: config.cluster_id.clone(),
+            }),
+        }
+    }
+
+    fn front_doors(handle: &ShardedHandle, parts: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
+        Ok(FrontDoors {
+            inbox: Arc::new(ShardedInbox { handle: handle.clone() }),
+            http: http::router(handle.clone(), parts.config),
+            resp: Arc::new(resp::ShardedBackend::new(handle.clone())),
+        })
+    }
+
+    fn front(handle: ShardedHandle) -> Front {
+        Front::Sharded(handle)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use concord_shard::map::{Move, Phase};
+
+    /// A handle whose node publishes `status`, with members 1..=3 on loopback (RESP ports 6001..).
+    pub(crate) fn handle_with(me: u32, status: ShardedStatus) -> ShardedHandle {
+        let (tx, _rx) = mpsc::channel(1);
+        let (_status_tx, status_rx) = watch::channel(status);
+        let peers = (1..=3)
+            .map(|id| PeerConfig {
+                id,
+                addr: ([127, 0, 0, 1], 7000 + id as u16).into(),
+                http_addr: None,
+                redis_addr: Some(([127, 0, 0, 1], 6000 + id as u16).into()),
+            })
+            .collect();
+        ShardedHandle {
+            inner: Arc::new(Inner {
+                me: NodeId(me),
+                tx,
+                status: status_rx,
+                clock: Clock::new(),
+                timeout: Duration::from_secs(1),
+                read_default: ReadConsistency::Linearizable,
+                limits: concord_kv::KvLimits::default(),
+                metrics: Arc::new(Metrics::new()),
+                peers,
+                disk_space: Arc::new(crate::disk_space::DiskSpace::unlimited()),
+                cluster_id: "c1".into(),
+            }),
+        }
+    }
+
+    /// Two shards: slots 0-8191 on nodes 1, 2 (led by 1), 8192-16383 on nodes 2, 3 (led by 3);
+    /// slots 100-199 moving from shard 1 to shard 2 in `phase`.
+    pub(crate) fn two_shards(phase: Phase) -> ShardedStatus {
+        let slot = |n: i64| Slot::new(n).unwrap();
+        let shard =
+            |voters: &[u32]| Shard { voters: voters.iter().map(|&v| NodeId(v)).collect(), learners: vec![] };
+        let map = MapView {
+            epoch: 5,
+            bootstrapped: true,
+            ranges: vec![
+                (SlotRange::new(slot(0), slot(8191)).unwrap(), ShardId(1)),
+                (SlotRange::new(slot(8192), slot(16383)).unwrap(), ShardId(2)),
+            ],
+            shards: [(ShardId(1), shard(&[1, 2])), (ShardId(2), shard(&[2, 3]))].into(),
+            moves: vec![Move {
+                id: 7,
+                range: SlotRange::new(slot(100), slot(199)).unwrap(),
+                from: ShardId(1),
+                to: ShardId(2),
+                phase,
+            }],
+            settling: 0,
+        };
+        ShardedStatus {
+            id: 1,
+            role: "node",
+            map: Arc::new(map),
+            leaders: [(0, 2), (1, 1), (2, 3)].into(),
+            ..ShardedStatus::default()
+        }
+    }
+
+    /// A key of a shard led here is served; of a shard led elsewhere, redirected to that leader's
+    /// RESP door; a slot between fence and flip waits; no map: the cluster is down.
+    #[test]
+    fn redis_clients_are_sent_where_the_key_is_served() {
+        let handle = handle_with(1, two_shards(Phase::Fenced { source_index: 9 }));
+        // "foo" is slot 12182 (shard 2, led by node 3); "bar" 5061 (shard 1, led here).
+        assert_eq!(
+            handle.redirect(b"foo"),
+            Some(KeyError::Moved { slot: 12182, node: 3, addr: "127.0.0.1:6003".into() })
+        );
+        assert_eq!(handle.redirect(b"bar"), None);
+        let moving = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| (100..200).contains(&concord_shard::key_slot(k.as_bytes()).get()))
+            .unwrap();
+        let slot = concord_shard::key_slot(moving.as_bytes()).get();
+        assert_eq!(handle.redirect(moving.as_bytes()), Some(KeyError::Moving { slot }));
+        // A move only started: the source still serves.
+        let started = handle_with(1, two_shards(Phase::Started));
+        assert_eq!(started.redirect(moving.as_bytes()), None);
+        let empty = handle_with(1, ShardedStatus::default());
+        assert!(matches!(empty.redirect(b"foo"), Some(KeyError::ClusterDown(_))));
+    }
+
+    #[test]
+    fn answers_that_certainly_did_nothing_are_tried_again() {
+        let moving = RaftResponse::Output(Err(ShardError::NotServing {
+            slot: Slot::new(5).unwrap(),
+            state: Some(concord_shard::SlotState::Outgoing(3)),
+        }));
+        assert!(matches!(verdict(moving, false), Verdict::Retry(KeyError::Moving { slot: 5 })));
+        assert!(matches!(verdict(RaftResponse::NotLeader { hint: None }, false), Verdict::Retry(_)));
+        let tryagain = RaftResponse::Rejected { reason: "TRYAGAIN slot 42 is moving (move 1)".into() };
+        assert!(matches!(verdict(tryagain, false), Verdict::Retry(KeyError::Moving { slot: 42 })));
+        // A write whose outcome is unknown is never sent again; a read is.
+        let unknown = || RaftResponse::Unknown { reason: "no answer".into() };
+        assert!(matches!(
+            verdict(unknown(), false),
+            Verdict::Failed(KeyError::Client(ClientError::Unknown(_)))
+        ));
+        assert!(matches!(verdict(unknown(), true), Verdict::Retry(_)));
+    }
+}

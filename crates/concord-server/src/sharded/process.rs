@@ -1,0 +1,243 @@
+//! The process the sharded mode's driver hosts: a [`ShardedNode`] plus the operator's map changes.
+//!
+//! [`ShardedNode`] serves key requests (routing, forwarding, the mover). An operator also changes
+//! the shard map by hand (`POST /v1/cluster/moves`); that change must be committed by the metadata
+//! group's leader, wherever it runs. [`ShardServer`] adds exactly that and nothing else: a
+//! [`ServerRequest::Map`] proposal travels as the very [`NodeMessage::Forward`] a peer would send
+//! for the metadata group – to the metadata leader this node knows (itself included: the message
+//! is then handed to its own node) – and the [`NodeMessage::Forwarded`] answer comes back to it.
+//! Its forwards carry ids from [`ADMIN_IDS`] up, which the node's own (counted from 0) never reach,
+//! so the answers are told apart without touching the node.
+//!
+//! An answer `NotLeader` (the proposal certainly did not take effect) is retried at the hinted
+//! leader every [`ADMIN_RETRY`]; no answer within [`ADMIN_TIMEOUT`] is answered `Unknown` (the
+//! change may have been committed – `GET /v1/cluster` shows).
+//!
+//! Sans-IO like the node it wraps: time from [`Io::now`], no sockets or files.
+
+use concord_core::{Effect, Io, NodeId, Process, ProtocolEvent, RequestId, Time};
+use concord_raft::{RaftRequest, RaftResponse};
+use concord_shard::host::GroupResponse;
+use concord_shard::kv::ShardResult;
+use concord_shard::machine::MapOutput;
+use concord_shard::map::Proposal;
+use concord_shard::node::{GroupReq, GroupResp, NodeMessage, NodeTimer, ShardRequest, META};
+use concord_shard::ShardedNode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The first id of this process's own forwards (the node counts its own from 0).
+pub const ADMIN_IDS: u64 = 1 << 62;
+/// How soon a map change refused by a non-leader is sent again.
+pub const ADMIN_RETRY: Duration = Duration::from_millis(50);
+/// How long a map change may go unanswered before it is answered `Unknown`.
+pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A client request: a key's (served by the node), or a change of the shard map (the operator's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerRequest {
+    Kv(ShardRequest),
+    Map(Proposal),
+}
+
+/// The answer to a [`ServerRequest`], in the same variant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerResponse {
+    Kv(RaftResponse<ShardResult>),
+    Map(RaftResponse<MapOutput>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServerTimer {
+    Node(NodeTimer),
+    /// Map changes to send again or to give up.
+    Admin,
+}
+
+/// A map change waiting for the metadata leader's answer.
+struct AdminWait {
+    request: RequestId,
+    proposal: Proposal,
+    deadline: Time,
+    /// When to send it again (after a `NotLeader`, or while no leader is known); `None`: in flight.
+    retry_at: Option<Time>,
+    /// The leader the last `NotLeader` named.
+    hint: Option<NodeId>,
+}
+
+/// A sharded node as the server runs it (see the module docs).
+pub struct ShardServer {
+    node: ShardedNode,
+    admin: BTreeMap<u64, AdminWait>,
+    next_admin: u64,
+    /// Answers to this process's forwards that the node produced while handling an input.
+    answers: Vec<(u64, GroupResponse<GroupResp>)>,
+}
+
+impl ShardServer {
+    pub fn new(node: ShardedNode) -> ShardServer {
+        ShardServer { node, admin: BTreeMap::new(), next_admin: ADMIN_IDS, answers: Vec::new() }
+    }
+
+    pub fn node(&self) -> &ShardedNode {
+        &self.node
+    }
+
+    /// Map changes waiting for an answer.
+    pub fn admin_pending(&self) -> usize {
+        self.admin.len()
+    }
+
+    /// Run one input of the node and re-emit its effects as this process's.
+    fn with_node(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        f: impl FnOnce(&mut ShardedNode, &mut Io<'_, ShardedNode>),
+    ) {
+        let me = io.me();
+        let ((), effects) = io.nested(|inner| f(&mut self.node, inner));
+        for effect in effects {
+            match effect {
+                // The answer to one of this process's forwards, served here.
+                Effect::Send { to, msg: NodeMessage::Forwarded { id, response } }
+                    if to == me && id >= ADMIN_IDS =>
+                {
+                    self.answers.push((id, response))
+                }
+                Effect::Send { to, msg } => io.send(to, msg),
+                Effect::SetTimer { timer, after } => io.set_timer(ServerTimer::Node(timer), after),
+                Effect::CancelTimer { timer } => io.cancel_timer(ServerTimer::Node(timer)),
+                Effect::Persist(op) => io.persist(op),
+                Effect::Sync => io.sync(),
+                Effect::Reply { request, response } => io.reply(request, ServerResponse::Kv(response)),
+                Effect::Event(ProtocolEvent { name, detail }) => io.event(name, detail),
+            }
+        }
+        for (id, response) in std::mem::take(&mut self.answers) {
+            self.admin_answered(io, id, response);
+        }
+    }
+
+    /// Send map change `id` to the metadata leader (this node's view, else the last hint).
+    fn send_admin(&mut self, io: &mut Io<'_, Self>, id: u64) {
+        let Some(wait) = self.admin.get_mut(&id) else { return };
+        let leader = self.node.known_leader(META).or(wait.hint);
+        let Some(leader) = leader else {
+            wait.retry_at = Some(io.now() + ADMIN_RETRY);
+            io.set_timer(ServerTimer::Admin, ADMIN_RETRY);
+            return;
+        };
+        wait.retry_at = None;
+        let request = GroupReq::Meta(RaftRequest::Propose { session: None, command: wait.proposal.clone() });
+        let msg = NodeMessage::Forward { id, group: META, request };
+        if leader == io.me() {
+            let me = io.me();
+            self.with_node(io, |node, inner| node.on_message(inner, me, msg));
+        } else {
+            io.send(leader, msg);
+        }
+    }
+
+    fn admin_answered(&mut self, io: &mut Io<'_, Self>, id: u64, response: GroupResponse<GroupResp>) {
+        let Some(wait) = self.admin.get_mut(&id) else { return };
+        let answer = match response {
+            GroupResponse::Answer { response: GroupResp::Meta(RaftResponse::NotLeader { hint }), .. } => {
+                // Certainly not proposed: try again where the hint points.
+                wait.hint = hint.filter(|&h| h != io.me()).or(wait.hint);
+                wait.retry_at = Some(io.now() + ADMIN_RETRY);
+                io.set_timer(ServerTimer::Admin, ADMIN_RETRY);
+                return;
+            }
+            GroupResponse::Answer { response: GroupResp::Meta(answer), .. } => answer,
+            GroupResponse::Answer { response: GroupResp::Data(_), .. } => {
+                RaftResponse::Rejected { reason: "a shard group answered a map change".into() }
+            }
+            GroupResponse::NoSuchGroup(group) => {
+                RaftResponse::Rejected { reason: format!("{group} does not run on the node asked") }
+            }
+        };
+        let wait = self.admin.remove(&id).expect("looked up above");
+        io.reply(wait.request, ServerResponse::Map(answer));
+    }
+
+    /// Give up map changes past their deadline; send again those whose retry is due.
+    fn admin_tick(&mut self, io: &mut Io<'_, Self>) {
+        let now = io.now();
+        let expired: Vec<u64> =
+            self.admin.iter().filter(|(_, w)| w.deadline <= now).map(|(&id, _)| id).collect();
+        for id in expired {
+            let wait = self.admin.remove(&id).expect("listed");
+            let reason = format!(
+                "the metadata group's leader did not answer in {ADMIN_TIMEOUT:?}; the change may or may not \
+                 have been committed (GET /v1/cluster shows the map)"
+            );
+            io.reply(wait.request, ServerResponse::Map(RaftResponse::Unknown { reason }));
+        }
+        let due: Vec<u64> = self
+            .admin
+            .iter()
+            .filter(|(_, w)| w.retry_at.is_some_and(|at| at <= now))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in due {
+            self.send_admin(io, id);
+        }
+        if !self.admin.is_empty() {
+            io.set_timer(ServerTimer::Admin, ADMIN_RETRY);
+        }
+    }
+}
+
+impl Process for ShardServer {
+    type Message = NodeMessage;
+    type Timer = ServerTimer;
+    type Request = ServerRequest;
+    type Response = ServerResponse;
+
+    fn on_start(&mut self, io: &mut Io<'_, Self>) {
+        // A restart forgets the changes in flight: their askers time out.
+        self.admin.clear();
+        self.with_node(io, |node, inner| node.on_start(inner));
+    }
+
+    fn on_message(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: NodeMessage) {
+        match msg {
+            NodeMessage::Forwarded { id, response } if id >= ADMIN_IDS => {
+                self.admin_answered(io, id, response)
+            }
+            msg => self.with_node(io, |node, inner| node.on_message(inner, from, msg)),
+        }
+    }
+
+    fn on_timer(&mut self, io: &mut Io<'_, Self>, timer: ServerTimer) {
+        match timer {
+            ServerTimer::Node(t) => self.with_node(io, |node, inner| node.on_timer(inner, t)),
+            ServerTimer::Admin => self.admin_tick(io),
+        }
+    }
+
+    fn on_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: ServerRequest) {
+        match req {
+            ServerRequest::Kv(req) => self.with_node(io, |node, inner| node.on_request(inner, request, req)),
+            ServerRequest::Map(proposal) => {
+                let id = self.next_admin;
+                self.next_admin += 1;
+                let deadline = io.now() + ADMIN_TIMEOUT;
+                self.admin.insert(id, AdminWait { request, proposal, deadline, retry_at: None, hint: None });
+                io.set_timer(ServerTimer::Admin, ADMIN_RETRY);
+                self.send_admin(io, id);
+            }
+        }
+    }
+
+    fn role(&self) -> Option<&'static str> {
+        self.node.role()
+    }
+
+    fn inspect(&self) -> serde_json::Value {
+        let mut view = self.node.inspect();
+        view["admin_pending"] = self.admin.len().into();
+        view
+    }
+}

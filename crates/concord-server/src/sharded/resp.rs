@@ -1,0 +1,265 @@
+//! The RESP backend of a sharded node: Redis Cluster's routing on top of [`ShardedHandle`].
+//!
+//! A cluster-aware client (`redis-cli -c`, redis-py's `RedisCluster`) computes a key's slot itself
+//! and sends the command to the node it believes serves it. This backend answers as a Redis
+//! Cluster node does:
+//!
+//! | the key's slot | answer |
+//! |---|---|
+//! | owned by a shard this node leads | served |
+//! | owned by a shard led by node `n` | `-MOVED <slot> <n's RESP host:port>` |
+//! | owned by a shard whose leader this node does not know | served (the node forwards it one hop) |
+//! | between its move's fence and flip | `-TRYAGAIN` |
+//! | no shard map yet, or the shard lost its leader | `-CLUSTERDOWN` |
+//!
+//! The decision reads the status the driver published after its last batch; the node checks the
+//! slot again when it applies the command (`concord_shard::kv`), so a decision made on a map that
+//! has just moved on is refused there and tried again, never applied to the wrong shard.
+//! Multi-key commands route by their first key (the RESP layer refuses keys of different slots).
+//!
+//! [`ShardedBackend::topology`] is what `CLUSTER SLOTS`, `CLUSTER SHARDS` and `CLUSTER NODES`
+//! show: node and shard ids are 40 hex characters derived from the cluster id and the number, so
+//! every node names every node alike, across restarts.
+
+use super::{command_key, query_key, KeyError, ShardedHandle};
+use crate::front::{self, ClientError};
+use concord_kv::{Command, KvLimits, Query, Response};
+use concord_resp::cluster::{Topology, TopologyNode, TopologyShard};
+use concord_resp::{Backend, BackendError, BoxFuture, RequestConsistency};
+use concord_shard::map::ShardId;
+use sha2::{Digest, Sha256};
+use std::time::Instant;
+
+/// A [`Backend`] over a running sharded node.
+pub struct ShardedBackend {
+    handle: ShardedHandle,
+}
+
+impl ShardedBackend {
+    pub fn new(handle: ShardedHandle) -> ShardedBackend {
+        ShardedBackend { handle }
+    }
+}
+
+/// A 40-hex id for `what` in cluster `cluster_id` (`node/3`, `shard/2`): stable and the same on
+/// every node.
+pub fn hex_id(cluster_id: &str, what: &str) -> String {
+    let digest = Sha256::digest(format!("concord-cluster/{cluster_id}/{what}").as_bytes());
+    digest[..20].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn backend_error(e: KeyError) -> BackendError {
+    match e {
+        KeyError::Client(e) => front::resp::backend_error(e, |_| {
+            BackendError::ClusterDown("the key's shard has no leader now".into())
+        }),
+        KeyError::Moving { slot } => BackendError::Moving { slot },
+        KeyError::ClusterDown(why) => BackendError::ClusterDown(why),
+        KeyError::Moved { slot, addr, .. } => BackendError::Moved { slot, addr },
+    }
+}
+
+fn refused(e: KeyError) -> BoxFuture<Result<Response, BackendError>> {
+    let e = backend_error(e);
+    Box::pin(async move { Err(e) })
+}
+
+impl Backend for ShardedBackend {
+    fn write(
+        &self,
+        command: Command,
+        _consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
+        if let Some(redirect) = command_key(&command.write).and_then(|key| self.handle.redirect(key)) {
+            return refused(redirect);
+        }
+        let kind = front::resp::kind_of(&command.write);
+        let start = Instant::now();
+        // `write` submits now (ordering); the future only waits.
+        let pending = self.handle.write(command);
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let r = pending.await;
+            let label = match &r {
+                Ok(_) => "ok",
+                Err(KeyError::Client(e)) => ClientError::label_of::<()>(&Err(e.clone())),
+                Err(_) => "unavailable",
+            };
+            handle.metrics().request(kind, label, start.elapsed());
+            r.map_err(backend_error)
+        })
+    }
+
+    fn read(
+        &self,
+        query: Query,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
+        if let Some(redirect) = query_key(&query).and_then(|key| self.handle.redirect(key)) {
+            return refused(redirect);
+        }
+        let pending = self.handle.read(query, consistency.read);
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let r = pending.await;
+            handle.metrics().request("resp_read", if r.is_ok() { "ok" } else { "failed" }, start.elapsed());
+            r.map_err(backend_error)
+        })
+    }
+
+    fn info(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let s = self.handle.status();
+        let led: Vec<String> = s
+            .groups
+            .iter()
+            .filter(|g| g.group != 0 && g.leader == Some(s.id))
+            .map(|g| g.group.to_string())
+            .collect();
+        let hosted: Vec<String> =
+            s.groups.iter().filter(|g| g.group != 0).map(|g| g.group.to_string()).collect();
+        let section = vec![
+            ("mode".to_string(), "sharded".to_string()),
+            ("cluster_enabled".to_string(), "1".to_string()),
+            ("shard_node_id".to_string(), s.id.to_string()),
+            ("shard_map_epoch".to_string(), s.map.epoch.to_string()),
+            ("shard_count".to_string(), s.map.shards.len().to_string()),
+            ("shard_moves_in_progress".to_string(), s.map.moves.len().to_string()),
+            ("shards_replicated_here".to_string(), hosted.join(",")),
+            ("shards_led_here".to_string(), led.join(",")),
+            ("shard_map_role".to_string(), s.role.to_string()),
+            ("wal_syncs".to_string(), s.wal_syncs.to_string()),
+        ];
+        vec![("Cluster".to_string(), section)]
+    }
+
+    fn now_ms(&self) -> u64 {
+        front::resp::millis(self.handle.now())
+    }
+
+    fn limits(&self) -> KvLimits {
+        self.handle.limits().clone()
+    }
+
+    fn topology(&self) -> Option<Topology> {
+        Some(topology(&self.handle))
+    }
+
+    /// Always a cluster; answered without building the topology (asked on every multi-key command).
+    fn is_cluster(&self) -> bool {
+        true
+    }
+}
+
+/// Redis Cluster's view of the cluster as this node knows it.
+pub fn topology(handle: &ShardedHandle) -> Topology {
+    let s = handle.status();
+    let cluster = handle.cluster_id();
+    let node_id = |n: u32| hex_id(cluster, &format!("node/{n}"));
+    let nodes = handle
+        .peers()
+        .iter()
+        .map(|p| {
+            let client = p.redis_addr;
+            TopologyNode {
+                id: node_id(p.id),
+                host: client.map_or_else(|| p.addr.ip().to_string(), |a| a.ip().to_string()),
+                port: client.map_or(0, |a| a.port()),
+                cluster_port: p.addr.port(),
+                // Not tracked per peer yet: a node reports the members of its configuration.
+                connected: true,
+            }
+        })
+        .collect();
+    let mut state_ok = s.map.bootstrapped;
+    let shards = s
+        .map
+        .shards
+        .iter()
+        .map(|(&shard, replicas)| {
+            let slots: Vec<(u16, u16)> = s
+                .map
+                .ranges
+                .iter()
+                .filter(|(_, owner)| *owner == shard)
+                .map(|(range, _)| (range.start.get(), range.end.get()))
+                .collect();
+            let leader =
+                s.leaders.get(&shard.0).copied().filter(|l| replicas.voters.iter().any(|v| v.0 == *l));
+            if leader.is_none() && !slots.is_empty() {
+                state_ok = false;
+            }
+            let moving_out = s
+                .map
+                .moves
+                .iter()
+                .filter(|m| m.from == shard)
+                .map(|m| (m.range.start.get(), m.range.end.get()))
+                .collect();
+            TopologyShard {
+                id: shard_id(cluster, shard),
+                slots,
+                primary: leader.map(node_id),
+                replicas: replicas
+                    .voters
+                    .iter()
+                    .filter(|v| Some(v.0) != leader)
+                    .map(|v| node_id(v.0))
+                    .collect(),
+                config_epoch: s.map.epoch,
+                moving_out,
+            }
+        })
+        .collect();
+    Topology { myself: node_id(s.id), current_epoch: s.map.epoch, state_ok, nodes, shards }
+}
+
+fn shard_id(cluster: &str, shard: ShardId) -> String {
+    hex_id(cluster, &format!("shard/{}", shard.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_id;
+
+    #[test]
+    fn ids_are_40_hex_and_stable_per_cluster_and_number() {
+        let a = hex_id("c1", "node/1");
+        assert_eq!(a.len(), 40);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(a, hex_id("c1", "node/1"));
+        assert_ne!(a, hex_id("c1", "node/2"));
+        assert_ne!(a, hex_id("c2", "node/1"));
+    }
+}
+
+#[cfg(test)]
+mod topology_tests {
+    use super::*;
+    use crate::sharded::tests::{handle_with, two_shards};
+    use concord_shard::map::Phase;
+
+    /// Redis Cluster's view: every member with its RESP address, each shard's slots, primary (the
+    /// leader this node knows), replicas and the ranges moving out.
+    #[test]
+    fn the_topology_is_the_map_with_its_leaders() {
+        let t = topology(&handle_with(1, two_shards(Phase::Fenced { source_index: 9 })));
+        let node = |n: u32| hex_id("c1", &format!("node/{n}"));
+        assert_eq!(t.myself, node(1));
+        assert_eq!(t.current_epoch, 5);
+        assert!(t.state_ok);
+        assert_eq!(t.nodes.len(), 3);
+        assert_eq!((t.nodes[2].id.clone(), t.nodes[2].port, t.nodes[2].cluster_port), (node(3), 6003, 7003));
+        assert_eq!(t.shards[0].slots, vec![(0, 8191)]);
+        assert_eq!(t.shards[0].primary, Some(node(1)));
+        assert_eq!(t.shards[0].replicas, vec![node(2)]);
+        assert_eq!(t.shards[0].moving_out, vec![(100, 199)]);
+        assert_eq!(t.shards[1].primary, Some(node(3)));
+        assert_eq!(t.shards[1].replicas, vec![node(2)]);
+        assert_ne!(t.shards[0].id, t.shards[1].id);
+        // A shard owning slots without a known leader: the cluster is not ok.
+        let mut status = two_shards(Phase::Started);
+        status.leaders.remove(&2);
+        assert!(!topology(&handle_with(1, status)).state_ok);
+    }
+}
