@@ -53,6 +53,7 @@ pub mod map;
 pub mod mover;
 pub mod node;
 pub mod rebalance;
+pub mod replicas;
 pub mod router;
 pub mod slot;
 
@@ -68,5 +69,6 @@ pub use map::{
 pub use mover::{MoverBug, Task};
 pub use node::{ShardedConfig, ShardedNode};
 pub use rebalance::next_step;
+pub use replicas::{GroupStatus, ReplicaBug, ReplicaTask};
 pub use router::{route, Route};
 pub use slot::{crc16, hash_tag, key_slot, Slot, SlotRange, SLOTS};
