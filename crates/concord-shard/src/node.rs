@@ -69,6 +69,9 @@ const INTERNAL: ClientId = ClientId(u32::MAX);
 /// leader placement), not only the groups with a replica move under way.
 const STATUS_ROUND_TICKS: u64 = 20;
 
+/// How long a node remembers a forward it received (duplicates arrive within a network delay).
+const FORWARD_MEMORY: Duration = Duration::from_secs(10);
+
 /// Written at a node's first start: from then on it boots the groups on its disk, not the formula.
 const BOOTED_KEY: &str = "node/booted";
 
@@ -409,6 +412,8 @@ pub struct ShardedNode {
     host: Host<Group>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
+    /// Forwards received lately, by sender and id, to drop the network's duplicates.
+    forwards_seen: BTreeMap<(NodeId, u64), Time>,
     /// The node last known to lead each group (from answers and hosted replicas).
     leaders: BTreeMap<GroupId, NodeId>,
     /// Moves with a mover task in flight (metadata leader only).
@@ -464,6 +469,7 @@ impl ShardedNode {
             host: Host::with_groups(groups),
             pending: BTreeMap::new(),
             next_id: 0,
+            forwards_seen: BTreeMap::new(),
             leaders: BTreeMap::new(),
             moving: BTreeSet::new(),
             answers: Vec::new(),
@@ -1091,6 +1097,9 @@ impl Process for ShardedNode {
         // A restart forgets every request in flight: their askers time out.
         self.pending.clear();
         self.moving.clear();
+        // Request ids of this incarnation start at a random point, so that a forward sent after a
+        // restart is not taken for a duplicate of one sent before it (see `forwards_seen`).
+        self.next_id = io.random_below(0, 1 << 40) << 20;
         if !self.booted {
             io.persist(StorageOp::Put { key: BOOTED_KEY.into(), value: b"1".to_vec() });
             io.sync();
@@ -1107,6 +1116,14 @@ impl Process for ShardedNode {
                 self.with_host(io, |host, inner| host.on_message(inner, from, batch))
             }
             NodeMessage::Forward { id, group, request } => {
+                // The network may deliver a forward twice: a first copy answered `NotLeader` (so
+                // its client hears "certainly not done") must not let a second copy be served
+                // once this node leads. Each forward is handled once.
+                let now = io.now();
+                self.forwards_seen.retain(|_, at| now.0.saturating_sub(at.0) < FORWARD_MEMORY.as_nanos() as u64);
+                if self.forwards_seen.insert((from, id), now).is_some() {
+                    return;
+                }
                 // Served here or answered NotLeader: never forwarded again (one hop).
                 let origin = Origin::Remote { from, id };
                 match self.host.group(group) {
