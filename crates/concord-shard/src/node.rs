@@ -452,7 +452,9 @@ impl ShardedNode {
         let mut ids: BTreeSet<GroupId> = crate::host::groups_on_disk(durable).into_iter().collect();
         ids.extend(created.keys().copied());
         if !booted {
-            ids.extend((1..=config.shards).filter(|&k| config.placement(ShardId(k)).contains(&me)).map(GroupId));
+            ids.extend(
+                (1..=config.shards).filter(|&k| config.placement(ShardId(k)).contains(&me)).map(GroupId),
+            );
         }
         ids.remove(&META);
         for group in ids {
@@ -670,7 +672,10 @@ impl ShardedNode {
                     }
                     (
                         ReplicaTask::Group { request, .. },
-                        GroupResponse::Answer { response: GroupResp::Data(RaftResponse::MembershipChanged { .. }), .. },
+                        GroupResponse::Answer {
+                            response: GroupResp::Data(RaftResponse::MembershipChanged { .. }),
+                            ..
+                        },
                     ) => match request {
                         AdminRequest::AddLearner(_) => "group-learner-added",
                         AdminRequest::Promote(_) => "group-learner-promoted",
@@ -680,7 +685,8 @@ impl ShardedNode {
                     (
                         ReplicaTask::Group { .. },
                         GroupResponse::Answer {
-                            response: GroupResp::Data(RaftResponse::LeadershipTransferred { .. }), ..
+                            response: GroupResp::Data(RaftResponse::LeadershipTransferred { .. }),
+                            ..
                         },
                     ) => "group-leader-moved",
                     _ => return,
@@ -740,8 +746,10 @@ impl ShardedNode {
                 .collect();
             for id in orphans {
                 let pending = self.pending.remove(&id).expect("listed");
-                let response =
-                    GroupResponse::Answer { group, response: unknown(group, "the group left this node".into()) };
+                let response = GroupResponse::Answer {
+                    group,
+                    response: unknown(group, "the group left this node".into()),
+                };
                 self.answered(io, pending, response);
             }
             io.event("group-dropped", serde_json::json!({ "group": group.0, "epoch": epoch }));
@@ -787,7 +795,7 @@ impl ShardedNode {
         if !self.map_is_current() {
             return;
         }
-        let round = self.ticks % STATUS_ROUND_TICKS == 0;
+        let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
         let shards: Vec<ShardId> = self
             .map()
             .shards()
@@ -796,9 +804,10 @@ impl ShardedNode {
             .map(|(&id, _)| id)
             .collect();
         for shard in shards {
-            let busy = self.pending.values().any(|p| {
-                matches!(&p.origin, Origin::Status(s) | Origin::Replica(s, _) if *s == shard)
-            });
+            let busy = self
+                .pending
+                .values()
+                .any(|p| matches!(&p.origin, Origin::Status(s) | Origin::Replica(s, _) if *s == shard));
             if !busy {
                 self.submit(io, GroupId(shard.0), GroupReq::Status, Origin::Status(shard));
             }
@@ -811,10 +820,12 @@ impl ShardedNode {
         if !self.map_is_current() {
             return;
         }
-        let idle = |pending: &BTreeMap<u64, Pending>, f: fn(&Origin) -> bool| !pending.values().any(|p| f(&p.origin));
+        let idle = |pending: &BTreeMap<u64, Pending>, f: fn(&Origin) -> bool| {
+            !pending.values().any(|p| f(&p.origin))
+        };
         if let Some(every) = self.config.rebalance {
             let period = (every.as_millis() / MOVER_TICK.as_millis()).max(1) as u64;
-            if self.ticks % period == 0 && idle(&self.pending, |o| matches!(o, Origin::Rebalance(_))) {
+            if self.ticks.is_multiple_of(period) && idle(&self.pending, |o| matches!(o, Origin::Rebalance(_))) {
                 let map = self.map();
                 let live = map.nodes();
                 if let Some(proposal) = crate::rebalance::next_step(map, &live, self.config.replicas) {
@@ -838,7 +849,8 @@ impl ShardedNode {
     /// replication factor are) is decommissioned – a coin decides when both are possible.
     fn random_node_change(&mut self, io: &mut Io<'_, Self>) -> Option<Change> {
         let members = self.map().nodes();
-        let outside: Vec<NodeId> = self.config.nodes.iter().copied().filter(|n| !members.contains(n)).collect();
+        let outside: Vec<NodeId> =
+            self.config.nodes.iter().copied().filter(|n| !members.contains(n)).collect();
         let can_leave = members.len() > self.config.replicas;
         let join = match (outside.is_empty(), can_leave) {
             (true, false) => return None,
@@ -1120,7 +1132,8 @@ impl Process for ShardedNode {
                 // its client hears "certainly not done") must not let a second copy be served
                 // once this node leads. Each forward is handled once.
                 let now = io.now();
-                self.forwards_seen.retain(|_, at| now.0.saturating_sub(at.0) < FORWARD_MEMORY.as_nanos() as u64);
+                self.forwards_seen
+                    .retain(|_, at| now.0.saturating_sub(at.0) < FORWARD_MEMORY.as_nanos() as u64);
                 if self.forwards_seen.insert((from, id), now).is_some() {
                     return;
                 }

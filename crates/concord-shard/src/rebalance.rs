@@ -89,7 +89,8 @@ pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<
     let (&heavy, &most) = leading.iter().max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))?;
     let (&light, &least) = leading.iter().min_by_key(|(n, l)| (**l, **n))?;
     if most >= least + 2 {
-        let shard = map.shards().iter().find(|(_, s)| s.voters.first() == Some(&heavy) && s.voters.contains(&light));
+        let shard =
+            map.shards().iter().find(|(_, s)| s.voters.first() == Some(&heavy) && s.voters.contains(&light));
         if let Some((&id, _)) = shard {
             return planned(Change::PreferLeader { shard: id, node: light });
         }

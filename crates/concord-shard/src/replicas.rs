@@ -81,7 +81,13 @@ pub enum ReplicaBug {
 /// Removals come first (a leaving replica, or a member the map does not know – e.g. a learner
 /// added by a request delivered twice), then learners: join, promote, record the promotion.
 /// With nothing to do, a leader not on `voters[0]` hands leadership there when `transfer` allows.
-pub fn next(map: &ShardMap, shard: ShardId, status: &GroupStatus, bug: ReplicaBug, transfer: bool) -> Option<ReplicaTask> {
+pub fn next(
+    map: &ShardMap,
+    shard: ShardId,
+    status: &GroupStatus,
+    bug: ReplicaBug,
+    transfer: bool,
+) -> Option<ReplicaTask> {
     let s = map.shard(shard)?;
     if !status.committed {
         return None;
@@ -89,7 +95,8 @@ pub fn next(map: &ShardMap, shard: ShardId, status: &GroupStatus, bug: ReplicaBu
     let members = &status.membership;
     let group = |request| Some(ReplicaTask::Group { shard, request });
     let record = |change| Some(ReplicaTask::Map(Proposal { if_epoch: Some(map.epoch()), change }));
-    for &node in &s.leaving {
+    // The first leaving replica, then the first learner: one replica move at a time.
+    if let Some(&node) = s.leaving.first() {
         if members.is_member(node) {
             return group(AdminRequest::Remove(node));
         }
@@ -100,7 +107,7 @@ pub fn next(map: &ShardMap, shard: ShardId, status: &GroupStatus, bug: ReplicaBu
         // Never a map voter: removing it keeps the map's voters within the group's.
         return group(AdminRequest::Remove(node));
     }
-    for &node in &s.learners {
+    if let Some(&node) = s.learners.first() {
         if members.is_voter(node) {
             return record(Change::Promote { shard, node });
         }

@@ -103,7 +103,10 @@ fn the_deliberate_bug_records_a_promotion_the_group_never_made() {
     let mut map = map();
     map.apply(&now(Change::AddLearner { shard: S, node: NodeId(4) })).unwrap();
     let st = status(1, &[1, 2, 3], &[4], true);
-    assert_eq!(replicas::next(&map, S, &st, ReplicaBug::None, false), group(AdminRequest::Promote(NodeId(4))));
+    assert_eq!(
+        replicas::next(&map, S, &st, ReplicaBug::None, false),
+        group(AdminRequest::Promote(NodeId(4)))
+    );
     assert_eq!(
         change(replicas::next(&map, S, &st, ReplicaBug::PromoteBeforeCatchUp, false)),
         Change::Promote { shard: S, node: NodeId(4) }
@@ -138,6 +141,10 @@ fn nodes_join_and_are_decommissioned_and_the_rebalancer_moves_replicas_off_one_a
             assert!(shard.voters.len() >= 3, "step {step}: {shard:?} below the replication factor");
         }
     }
-    assert!(map.drained(NodeId(1)), "node 1 was decommissioned but still holds {:?}", map.hosted_by(NodeId(1)));
+    assert!(
+        map.drained(NodeId(1)),
+        "node 1 was decommissioned but still holds {:?}",
+        map.hosted_by(NodeId(1))
+    );
     assert!(!map.hosted_by(NodeId(5)).is_empty(), "the new node got nothing");
 }

@@ -31,8 +31,8 @@
 use crate::protocol::{Invariant, InvariantViolation, SimProtocol};
 use concord_core::{Durable, NodeId, Time};
 use concord_kv::KvLimits;
-use concord_raft::{RaftConfig, SafetyMonitor};
 use concord_raft::{Membership, Payload};
+use concord_raft::{RaftConfig, SafetyMonitor};
 use concord_shard::{MoverBug, ReplicaBug, ShardBug, ShardId, ShardMap, ShardedConfig, ShardedNode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -218,7 +218,11 @@ impl ShardedInvariants {
     }
 
     /// No node keeps a group its own map no longer gives it for longer than [`CLEANUP_GRACE`].
-    fn check_cleanup(&mut self, now: Time, nodes: &[(NodeId, Option<&ShardedNode>)]) -> Result<(), InvariantViolation> {
+    fn check_cleanup(
+        &mut self,
+        now: Time,
+        nodes: &[(NodeId, Option<&ShardedNode>)],
+    ) -> Result<(), InvariantViolation> {
         let mut stale = BTreeMap::new();
         for (id, node) in nodes.iter().filter_map(|&(id, n)| Some((id, n?))) {
             let map = node.map();
@@ -297,6 +301,10 @@ impl SimProtocol for ShardedNode {
     }
 
     fn invariants(config: &ShardedScenario) -> Option<Box<dyn Invariant<Self>>> {
-        Some(Box::new(ShardedInvariants { factor: config.replicas, spares: config.spares, ..Default::default() }))
+        Some(Box::new(ShardedInvariants {
+            factor: config.replicas,
+            spares: config.spares,
+            ..Default::default()
+        }))
     }
 }
