@@ -86,7 +86,9 @@ fn sweep() {
                         return failed;
                     }
                     let report = scenario.run(RunOptions { seed, ..Default::default() });
-                    if !report.passed() {
+                    if report.passed() {
+                        eprintln!("seed {seed} ok");
+                    } else {
                         eprintln!("seed {seed} FAILED: {}", report.violations.join(" | "));
                         failed.push(seed);
                     }
