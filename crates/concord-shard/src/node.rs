@@ -1048,7 +1048,8 @@ fn not_leader(request: &GroupReq, hint: Option<NodeId>) -> GroupResp {
     match request {
         GroupReq::Meta(_) => GroupResp::Meta(RaftResponse::NotLeader { hint }),
         GroupReq::Data(_) => GroupResp::Data(RaftResponse::NotLeader { hint }),
-        GroupReq::Status => GroupResp::Status(None),
+        // A status asked of a follower: its hint lets the asker find the leader next time.
+        GroupReq::Status => GroupResp::Data(RaftResponse::NotLeader { hint }),
     }
 }
 
