@@ -27,6 +27,12 @@
 //! step every `rebalance`; random slot moves every `churn` (a nemesis of its own); random node
 //! joins and decommissions every `node_churn`.
 //!
+//! **Joining and leaving.** The map's node list – where replicas may be placed – grows with
+//! `Change::AddNode` and shrinks with `Change::RemoveNode` (decommission: the rebalancer then moves
+//! every replica off the node; `ShardMap::drained` says when it holds none). The *metadata* group's
+//! membership does not change: every node of `ShardedConfig::nodes` votes in it from the start, and
+//! a spare is a node that is there but holds no shard replica until it joins the placement.
+//!
 //! **Forwarding.** Any node answers any key: a request for a group led elsewhere is sent to the
 //! node believed to lead it (its leader hint, else the shard's first replica) as a [`NodeMessage::
 //! Forward`], served there, and the answer comes back. One hop only: a forward that lands on a
