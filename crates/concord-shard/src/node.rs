@@ -831,7 +831,8 @@ impl ShardedNode {
         };
         if let Some(every) = self.config.rebalance {
             let period = (every.as_millis() / MOVER_TICK.as_millis()).max(1) as u64;
-            if self.ticks.is_multiple_of(period) && idle(&self.pending, |o| matches!(o, Origin::Rebalance(_))) {
+            if self.ticks.is_multiple_of(period) && idle(&self.pending, |o| matches!(o, Origin::Rebalance(_)))
+            {
                 let map = self.map();
                 let live = map.nodes();
                 if let Some(proposal) = crate::rebalance::next_step(map, &live, self.config.replicas) {
