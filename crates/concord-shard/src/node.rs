@@ -348,11 +348,14 @@ impl ShardedConfig {
         if !created {
             return placement;
         }
-        let others: Vec<NodeId> = placement.into_iter().filter(|&n| n != me).collect();
-        if others.is_empty() {
-            self.nodes.iter().copied().filter(|&n| n != me).take(1).collect()
-        } else {
-            others
+        let others: Vec<NodeId> = placement.iter().copied().filter(|&n| n != me).collect();
+        if !others.is_empty() {
+            return others;
+        }
+        // A one-replica placement on `me` itself: any other node, else (a one-node cluster) `me`.
+        match self.nodes.iter().copied().find(|&n| n != me) {
+            Some(other) => vec![other],
+            None => placement,
         }
     }
 }
