@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The long sweeps the default test suite (and .ci/run) leaves out: the 2 000-seed explorations of
-# every protocol, the 2 000-seed fault sweeps of the shipped labs, and the #[ignore]d tests (the
-# 1 000-seed durable-machine sweep of the Raft harness and the mutation searches). Each step
-# prints its wall time.
+# every protocol, the 2 000-seed fault sweeps of the shipped labs (and of scenarios/sharding.toml),
+# and the #[ignore]d tests (the 1 000-seed durable-machine sweep of the Raft harness and the
+# mutation searches). Each step prints its wall time.
 #
 #   bash bench/long-sweeps.sh            # everything (roughly 30-60 min on 2 cores; see README.md)
 #   bash bench/long-sweeps.sh explore    # only the scenarios/*-explore.toml sweeps (about 5-10 min)
@@ -33,3 +33,6 @@ for lab in raft-faults dynamo gossip; do
 done
 step cargo test --release -q -p concord-raft-harness --test durable_faults -- --ignored
 step cargo test --release -q -p concord-sim --test raft_mutations --test dynamo -- --ignored
+# The sharded cluster with slot moves, replica moves, joins, decommissions and the rebalancer under
+# the nemesis (scenarios/sharding.toml), 2 000 seeds on every core: about 2-3 s of CPU a seed.
+SHARDING_SEEDS=1..2000 step cargo test --release -q -p concord-sim --test sharded -- --ignored sweep

@@ -14,6 +14,8 @@
 //! * [`mover`] – the tasks that carry a move through the source's, the target's and the map's logs;
 //! * [`node`] – a sharded node: the metadata group, its shard groups, routing, forwarding, the mover;
 //! * [`router`] – where a key's request goes: here, elsewhere (`-MOVED`), later (`-TRYAGAIN`);
+//! * [`replicas`] – replica moves between nodes: learner → catch up → promote → remove, each step
+//!   committed in the map first, the group's Raft membership following one change at a time;
 //! * [`rebalance`] – the next step towards even slots, replicas and leaders.
 //!
 //! ## The move protocol
@@ -35,6 +37,9 @@
 //! 5. **Clean up** (A's group): A commits `Release`, deletes the range's keys and never serves them
 //!    again.
 //!
+//! (Moving a *replica* between nodes is a different protocol, in [`replicas`]: the data does not
+//! change shards, only the set of nodes replicating a shard changes, through the group's own Raft.)
+//!
 //! The group side of each step – which slots a group serves, checked when a command is applied –
 //! is [`kv::ShardKv`]; its module docs give the slot states each step moves between.
 //!
@@ -53,6 +58,7 @@ pub mod map;
 pub mod mover;
 pub mod node;
 pub mod rebalance;
+pub mod replicas;
 pub mod router;
 pub mod slot;
 
@@ -68,5 +74,6 @@ pub use map::{
 pub use mover::{MoverBug, Task};
 pub use node::{ShardedConfig, ShardedNode};
 pub use rebalance::next_step;
+pub use replicas::{GroupStatus, ReplicaBug, ReplicaTask};
 pub use router::{route, Route};
 pub use slot::{crc16, hash_tag, key_slot, Slot, SlotRange, SLOTS};

@@ -10,7 +10,8 @@
 //!
 //! # Invariants ([`ShardMap::check`])
 //! * once bootstrapped, every slot has exactly one owner, and the owner exists;
-//! * every shard has at least one voting replica, and no node twice;
+//! * every shard has at least one voting replica, and no node twice (voters, learners and
+//!   leaving replicas together);
 //! * a move's range is owned, wholly, by its source; moves never overlap; source ≠ target.
 
 use crate::slot::{Slot, SlotRange, SLOTS};
@@ -35,11 +36,21 @@ pub struct Shard {
     pub voters: Vec<NodeId>,
     /// Replicas catching up before they vote (a replica move: learner → catch up → promote → remove).
     pub learners: Vec<NodeId>,
+    /// Replicas the map removed whose removal from the group's own Raft membership is not
+    /// confirmed yet ([`Change::ReplicaGone`] forgets them). Their nodes keep the group until then.
+    #[serde(default)]
+    pub leaving: Vec<NodeId>,
 }
 
 impl Shard {
+    /// Whether `node` is a voter or a learner of the shard (not a leaving replica).
     pub fn has(&self, node: NodeId) -> bool {
         self.voters.contains(&node) || self.learners.contains(&node)
+    }
+
+    /// Whether `node` must keep running the shard's group: a voter, a learner or leaving.
+    pub fn hosts(&self, node: NodeId) -> bool {
+        self.has(node) || self.leaving.contains(&node)
     }
 }
 
@@ -88,12 +99,23 @@ pub enum Change {
     Bootstrap { shards: Vec<Vec<NodeId>> },
     /// A new shard with these voters and no slots.
     AddShard { voters: Vec<NodeId> },
-    /// `node` joins `shard` as a learner.
+    /// `node` joins `shard` as a learner (it creates the group empty and catches up).
     AddLearner { shard: ShardId, node: NodeId },
-    /// A learner of `shard` becomes a voter.
+    /// A learner of `shard` becomes a voter: recorded once the group's own Raft promoted it (which
+    /// it does only for a caught-up learner).
     Promote { shard: ShardId, node: NodeId },
-    /// `node` leaves `shard` (a voter or a learner); the last voter cannot leave.
+    /// `node` leaves `shard` (a voter or a learner); the last voter cannot leave. The replica
+    /// becomes *leaving* until the group's Raft removed it too ([`Change::ReplicaGone`]).
     RemoveReplica { shard: ShardId, node: NodeId },
+    /// The group's Raft no longer counts `node`, a leaving replica: the map forgets it, and the
+    /// node drops the group and its durable state.
+    ReplicaGone { shard: ShardId, node: NodeId },
+    /// Ask for `shard`'s leader on `node`, a voter (it becomes `voters[0]`).
+    PreferLeader { shard: ShardId, node: NodeId },
+    /// `node` joins the cluster's placement: the rebalancer may put replicas on it.
+    AddNode { node: NodeId },
+    /// Decommission `node`: no new replica goes there, and the rebalancer moves its replicas off.
+    RemoveNode { node: NodeId },
     /// Start moving `range` to shard `to`.
     StartMove { range: SlotRange, to: ShardId },
     /// The move's source committed its fence.
@@ -143,6 +165,16 @@ pub enum MapError {
     NotALearner { shard: ShardId, node: NodeId },
     #[error("node {node} does not replicate {shard}")]
     NotAReplica { shard: ShardId, node: NodeId },
+    #[error("node {node} is not leaving {shard}")]
+    NotLeaving { shard: ShardId, node: NodeId },
+    #[error("node {node} is not a voter of {shard}")]
+    NotAVoter { shard: ShardId, node: NodeId },
+    #[error("node {node} is still leaving {shard}")]
+    StillLeaving { shard: ShardId, node: NodeId },
+    #[error("node {0} is already in the placement")]
+    AlreadyNode(NodeId),
+    #[error("node {0} is not in the placement")]
+    NoSuchNode(NodeId),
     #[error("node {node} is the last voter of {shard}")]
     LastVoter { shard: ShardId, node: NodeId },
     #[error("slots {range} are not owned by a single shard")]
@@ -185,6 +217,10 @@ pub struct ShardMap {
     endings: BTreeMap<u64, Ending>,
     next_shard: u32,
     next_move: u64,
+    /// The nodes replicas may be placed on (the bootstrap's, then [`Change::AddNode`] and
+    /// [`Change::RemoveNode`]); replicas on other nodes are moved off by the rebalancer.
+    #[serde(default)]
+    nodes: std::collections::BTreeSet<NodeId>,
 }
 
 impl Default for ShardMap {
@@ -197,6 +233,7 @@ impl Default for ShardMap {
             endings: BTreeMap::new(),
             next_shard: 1,
             next_move: 1,
+            nodes: Default::default(),
         }
     }
 }
@@ -244,6 +281,21 @@ impl ShardMap {
 
     pub fn shard(&self, id: ShardId) -> Option<&Shard> {
         self.shards.get(&id)
+    }
+
+    /// The nodes replicas may be placed on, in id order.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.nodes.iter().copied().collect()
+    }
+
+    /// The shards whose group `node` must run (it is a voter, a learner or leaving).
+    pub fn hosted_by(&self, node: NodeId) -> Vec<ShardId> {
+        self.shards.iter().filter(|(_, s)| s.hosts(node)).map(|(&id, _)| id).collect()
+    }
+
+    /// Whether `node` was decommissioned (or never placed) and holds no replica any more.
+    pub fn drained(&self, node: NodeId) -> bool {
+        !self.nodes.contains(&node) && self.hosted_by(node).is_empty()
     }
 
     pub fn moves(&self) -> impl Iterator<Item = &Move> {
@@ -315,6 +367,7 @@ impl ShardMap {
                 for voters in shards {
                     let id = self.new_shard(voters.clone());
                     applied.shard.get_or_insert(id);
+                    self.nodes.extend(voters.iter().copied());
                 }
                 // Shard k of n owns slots [k·16384/n, (k+1)·16384/n): sizes differ by at most one.
                 let ids: Vec<ShardId> = self.shards.keys().copied().collect();
@@ -329,6 +382,9 @@ impl ShardMap {
                 let s = self.shard_mut(*shard)?;
                 if s.has(*node) {
                     return Err(MapError::AlreadyReplica { shard: *shard, node: *node });
+                }
+                if s.leaving.contains(node) {
+                    return Err(MapError::StillLeaving { shard: *shard, node: *node });
                 }
                 s.learners.push(*node);
             }
@@ -351,6 +407,33 @@ impl ShardMap {
                     s.voters.remove(i);
                 } else {
                     return Err(MapError::NotAReplica { shard: *shard, node: *node });
+                }
+                s.leaving.push(*node);
+            }
+            Change::ReplicaGone { shard, node } => {
+                let s = self.shard_mut(*shard)?;
+                let Some(i) = s.leaving.iter().position(|n| n == node) else {
+                    return Err(MapError::NotLeaving { shard: *shard, node: *node });
+                };
+                s.leaving.remove(i);
+            }
+            Change::PreferLeader { shard, node } => {
+                let s = self.shard_mut(*shard)?;
+                let Some(i) = s.voters.iter().position(|n| n == node) else {
+                    return Err(MapError::NotAVoter { shard: *shard, node: *node });
+                };
+                let preferred = s.voters.remove(i);
+                s.voters.insert(0, preferred);
+            }
+            Change::AddNode { node } => {
+                self.require_bootstrapped()?;
+                if !self.nodes.insert(*node) {
+                    return Err(MapError::AlreadyNode(*node));
+                }
+            }
+            Change::RemoveNode { node } => {
+                if !self.nodes.remove(node) {
+                    return Err(MapError::NoSuchNode(*node));
                 }
             }
             Change::StartMove { range, to } => {
@@ -461,7 +544,8 @@ impl ShardMap {
             if shard.voters.is_empty() {
                 return Err(format!("{id} has no voter"));
             }
-            let mut all: Vec<NodeId> = shard.voters.iter().chain(&shard.learners).copied().collect();
+            let mut all: Vec<NodeId> =
+                shard.voters.iter().chain(&shard.learners).chain(&shard.leaving).copied().collect();
             all.sort();
             if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
                 return Err(format!("{id} names node {} twice", w[0]));
@@ -488,7 +572,7 @@ impl ShardMap {
     fn new_shard(&mut self, voters: Vec<NodeId>) -> ShardId {
         let id = ShardId(self.next_shard);
         self.next_shard += 1;
-        self.shards.insert(id, Shard { voters, learners: Vec::new() });
+        self.shards.insert(id, Shard { voters, learners: Vec::new(), leaving: Vec::new() });
         id
     }
 

@@ -12,11 +12,26 @@
 //!   adopt tick (shard leaders): take the bootstrap slots once
 //! ```
 //!
-//! **Placement.** Every node replicates the metadata group. Shard `k` of `S` (1-based) is
-//! replicated by `replicas` consecutive nodes starting at node `k`, in the order of the cluster
-//! list – the same placement the map's `Bootstrap` records, computed by every node alike, so each
-//! node knows its groups at boot without waiting for the map. (Moving replicas between nodes is
-//! not done yet: slot ranges move, replica sets stay.)
+//! **Placement.** Every node replicates the metadata group. The *first* map places shard `k` of
+//! `S` (1-based) on `replicas` consecutive nodes starting at node `k`, in the order of the cluster
+//! list less its `spares` (the last nodes, which start with no replica) – the same formula on
+//! every node, so on its very first boot a node starts its groups without waiting for the map.
+//! From then on the **applied map decides**: every mover tick a node creates, empty, each group
+//! the map says it runs (it then catches up from the group's leader by snapshot and log), and
+//! drops – with its durable state – each group the map no longer gives it, once its map is at
+//! least as new as the epoch it created the group at (an older map, e.g. one recovered from a
+//! snapshot after a restart, may predate the group). A restart boots the groups found on disk.
+//! Replica moves themselves are in [`crate::replicas`].
+//!
+//! **Drivers** (metadata leader only, each optional): the rebalancer ([`crate::rebalance`]) one
+//! step every `rebalance`; random slot moves every `churn` (a nemesis of its own); random node
+//! joins and decommissions every `node_churn`.
+//!
+//! **Joining and leaving.** The map's node list – where replicas may be placed – grows with
+//! `Change::AddNode` and shrinks with `Change::RemoveNode` (decommission: the rebalancer then moves
+//! every replica off the node; `ShardMap::drained` says when it holds none). The *metadata* group's
+//! membership does not change: every node of `ShardedConfig::nodes` votes in it from the start, and
+//! a spare is a node that is there but holds no shard replica until it joins the placement.
 //!
 //! **Forwarding.** Any node answers any key: a request for a group led elsewhere is sent to the
 //! node believed to lead it (its leader hint, else the shard's first replica) as a [`NodeMessage::
@@ -29,12 +44,16 @@ use crate::kv::{ShardBug, ShardCommand, ShardKv, ShardQuery, ShardResult};
 use crate::machine::{MapMachine, MapOutput, MapQuery};
 use crate::map::{Change, Proposal, ShardId, ShardMap};
 use crate::mover::{self, MoverBug, Task};
+use crate::replicas::{self, GroupStatus, ReplicaBug, ReplicaTask};
 use crate::router::{route, Route};
 use crate::slot::{Slot, SlotRange};
-use concord_core::{ClientId, Durable, Effect, Io, NodeId, Process, ProtocolEvent, RequestId, Time};
+use concord_core::{
+    ClientId, Durable, Effect, Io, NodeId, Process, ProtocolEvent, RequestId, StorageOp, Time,
+};
 use concord_kv::{KvLimits, Query, TxnOp, Write};
 use concord_raft::{
-    Message as RaftMessage, RaftConfig, RaftNode, RaftRequest, RaftResponse, Timer as RaftTimer,
+    AdminRequest, Message as RaftMessage, Payload, RaftConfig, RaftNode, RaftRequest, RaftResponse,
+    Timer as RaftTimer,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +70,21 @@ pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The client id of requests a node makes itself (the mover's, adopts, forwards it serves).
 const INTERNAL: ClientId = ClientId(u32::MAX);
+
+/// Every this many mover ticks the metadata leader asks every group for its status (strays,
+/// leader placement), not only the groups with a replica move under way.
+const STATUS_ROUND_TICKS: u64 = 20;
+
+/// How long a node remembers a forward it received (duplicates arrive within a network delay).
+const FORWARD_MEMORY: Duration = Duration::from_secs(10);
+
+/// Written at a node's first start: from then on it boots the groups on its disk, not the formula.
+const BOOTED_KEY: &str = "node/booted";
+
+/// The map epoch at which this node created a group (absent: a group of the first map).
+fn created_key(group: GroupId) -> String {
+    format!("node/created/{:010}", group.0)
+}
 
 // ----- the groups a node hosts ----------------------------------------------------------------
 
@@ -88,12 +122,16 @@ pub enum GroupTimer {
 pub enum GroupReq {
     Meta(RaftRequest<Proposal, MapQuery>),
     Data(ShardRequest),
+    /// The group's leader's view of its membership (answered by the node, not by Raft).
+    Status,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum GroupResp {
     Meta(RaftResponse<MapOutput>),
     Data(RaftResponse<ShardResult>),
+    /// `None`: the node asked does not lead the group.
+    Status(Option<GroupStatus>),
 }
 
 /// Run one input of an inner Raft node and re-emit its effects as the group's.
@@ -165,6 +203,7 @@ impl Process for Group {
         let mismatch = match &req {
             GroupReq::Meta(_) => GroupResp::Meta(not_here()),
             GroupReq::Data(_) => GroupResp::Data(not_here()),
+            GroupReq::Status => GroupResp::Status(None),
         };
         dispatch!(self, io, req, GroupReq, |raft, inner, r| raft.on_request(inner, request, r), {
             io.reply(request, mismatch)
@@ -204,6 +243,20 @@ impl Group {
             Group::Data(raft) => raft.is_leader(),
         }
     }
+
+    /// The leader's view of a shard group's membership (`None` on a follower or the metadata group).
+    fn status(&self) -> Option<GroupStatus> {
+        let Group::Data(raft) = self else { return None };
+        if !raft.is_leader() {
+            return None;
+        }
+        let uncommitted = raft.entries(raft.commit_index() + 1, raft.last_log_index());
+        Some(GroupStatus {
+            leader: raft.id(),
+            membership: raft.current_membership().clone(),
+            committed: !uncommitted.iter().any(|e| matches!(e.payload, Payload::Config(_))),
+        })
+    }
 }
 
 // ----- the node ------------------------------------------------------------------------------
@@ -224,13 +277,50 @@ pub struct ShardedConfig {
     pub churn: Option<Duration>,
     pub shard_bug: ShardBug,
     pub mover_bug: MoverBug,
+    /// The last `spares` nodes of `nodes` get no replica in the first map (nor a place in it: they
+    /// join with `Change::AddNode`, e.g. by `node_churn`). Default 0.
+    pub spares: usize,
+    /// The metadata leader takes one rebalancer step this often (`None`, the default: never).
+    pub rebalance: Option<Duration>,
+    /// The metadata leader adds a random node to the placement, or decommissions one, this often
+    /// (`None`, the default: never) – joins and departures for the rebalancer to absorb.
+    pub node_churn: Option<Duration>,
+    pub replica_bug: ReplicaBug,
+}
+
+impl Default for ShardedConfig {
+    /// One node, one shard of one replica, nothing moving: set at least `nodes`.
+    fn default() -> Self {
+        ShardedConfig {
+            nodes: vec![NodeId(1)],
+            shards: 1,
+            replicas: 1,
+            raft: RaftConfig::default(),
+            kv: KvLimits::default(),
+            churn: None,
+            shard_bug: ShardBug::None,
+            mover_bug: MoverBug::None,
+            spares: 0,
+            rebalance: None,
+            node_churn: None,
+            replica_bug: ReplicaBug::None,
+        }
+    }
 }
 
 impl ShardedConfig {
-    /// The replicas of shard `k` (1-based): `replicas` consecutive nodes from the `k`-th.
+    /// The nodes the first map places replicas on: `nodes` less the spares (at least one).
+    fn placed(&self) -> &[NodeId] {
+        let n = self.nodes.len().saturating_sub(self.spares).max(1).min(self.nodes.len());
+        &self.nodes[..n]
+    }
+
+    /// The replicas of shard `k` (1-based) in the first map: `replicas` consecutive nodes from
+    /// the `k`-th, among the nodes that are not spares.
     pub fn placement(&self, shard: ShardId) -> Vec<NodeId> {
-        let n = self.nodes.len();
-        (0..self.replicas.min(n)).map(|i| self.nodes[(shard.0 as usize - 1 + i) % n]).collect()
+        let nodes = self.placed();
+        let n = nodes.len();
+        (0..self.replicas.min(n)).map(|i| nodes[(shard.0 as usize - 1 + i) % n]).collect()
     }
 
     /// The first map: every shard with its placement, slots split evenly in order.
@@ -247,6 +337,26 @@ impl ShardedConfig {
 
     fn group_config(&self, voters: Vec<NodeId>) -> RaftConfig {
         RaftConfig { voters, ..self.raft.clone() }
+    }
+
+    /// The membership a shard group starts from on `me`, before its log says otherwise. A group of
+    /// the first map starts from the first map's placement, as all its first replicas do. A group
+    /// created later – `me` joins it as a learner – starts from the placement *without* `me`: an
+    /// empty replica that believed itself a voter could campaign or vote before it caught up.
+    fn initial_voters(&self, me: NodeId, shard: ShardId, created: bool) -> Vec<NodeId> {
+        let placement = self.placement(shard);
+        if !created {
+            return placement;
+        }
+        let others: Vec<NodeId> = placement.iter().copied().filter(|&n| n != me).collect();
+        if !others.is_empty() {
+            return others;
+        }
+        // A one-replica placement on `me` itself: any other node, else (a one-node cluster) `me`.
+        match self.nodes.iter().copied().find(|&n| n != me) {
+            Some(other) => vec![other],
+            None => placement,
+        }
     }
 }
 
@@ -287,6 +397,13 @@ enum Origin {
     Bootstrap,
     Adopt(ShardId),
     Churn,
+    /// The group's status, asked for the replica mover.
+    Status(ShardId),
+    /// A replica-move step for the shard (a group request or a map change).
+    Replica(ShardId, ReplicaTask),
+    /// A rebalancer step, or a node joining or leaving (`node_churn`).
+    Rebalance(Change),
+    NodeChurn(Change),
 }
 
 #[derive(Clone, Debug)]
@@ -304,16 +421,25 @@ pub struct ShardedNode {
     host: Host<Group>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
+    /// Forwards received lately, by sender and id, to drop the network's duplicates.
+    forwards_seen: BTreeMap<(NodeId, u64), Time>,
     /// The node last known to lead each group (from answers and hosted replicas).
     leaders: BTreeMap<GroupId, NodeId>,
     /// Moves with a mover task in flight (metadata leader only).
     moving: BTreeSet<u64>,
     /// Internal requests whose answers arrived while handling an input, handled at its end.
     answers: Vec<(RequestId, GroupResponse<GroupResp>)>,
+    /// The map epoch at which this node created each group it created (see the module docs).
+    created: BTreeMap<GroupId, u64>,
+    /// Whether the node's disk was already used (see [`BOOTED_KEY`]).
+    booted: bool,
+    /// Mover ticks since this process started (paces the status rounds and the rebalancer).
+    ticks: u64,
 }
 
 impl ShardedNode {
-    /// Node `me` with every group placement gives it, each recovered from its part of `durable`.
+    /// Node `me`: on its first boot with every group the first map's placement gives it; after
+    /// that with every group found on its disk, each recovered from its part of `durable`.
     pub fn boot(me: NodeId, config: ShardedConfig, durable: &Durable) -> Result<ShardedNode, String> {
         let mut groups = Vec::new();
         let meta = crate::host::group_durable(durable, META);
@@ -321,16 +447,31 @@ impl ShardedNode {
             RaftNode::boot(me, config.group_config(config.nodes.clone()), MapMachine::default(), &meta)
                 .map_err(|e| format!("metadata group: {e}"))?;
         groups.push((META, Group::Meta(meta_raft)));
-        for k in 1..=config.shards {
-            let voters = config.placement(ShardId(k));
-            if !voters.contains(&me) {
-                continue;
-            }
-            let group = GroupId(k);
+        let booted = durable.get(BOOTED_KEY).is_some();
+        let mut created = BTreeMap::new();
+        for (key, value) in durable.scan_prefix("node/created/") {
+            let group = key["node/created/".len()..].parse().map(GroupId);
+            let epoch = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+            match (group, epoch) {
+                (Ok(group), Some(epoch)) => created.insert(group, epoch),
+                // A torn marker: the group was being created when the node crashed.
+                _ => continue,
+            };
+        }
+        let mut ids: BTreeSet<GroupId> = crate::host::groups_on_disk(durable).into_iter().collect();
+        ids.extend(created.keys().copied());
+        if !booted {
+            ids.extend(
+                (1..=config.shards).filter(|&k| config.placement(ShardId(k)).contains(&me)).map(GroupId),
+            );
+        }
+        ids.remove(&META);
+        for group in ids {
             let disk = crate::host::group_durable(durable, group);
+            let voters = config.initial_voters(me, ShardId(group.0), created.contains_key(&group));
             let machine = ShardKv::new(config.kv.clone()).with_bug(config.shard_bug);
             let raft = RaftNode::boot(me, config.group_config(voters), machine, &disk)
-                .map_err(|e| format!("shard {k}: {e}"))?;
+                .map_err(|e| format!("shard {}: {e}", group.0))?;
             groups.push((group, Group::Data(raft)));
         }
         Ok(ShardedNode {
@@ -339,10 +480,21 @@ impl ShardedNode {
             host: Host::with_groups(groups),
             pending: BTreeMap::new(),
             next_id: 0,
+            forwards_seen: BTreeMap::new(),
             leaders: BTreeMap::new(),
             moving: BTreeSet::new(),
             answers: Vec::new(),
+            created,
+            booted,
+            ticks: 0,
         })
+    }
+
+    /// The map epoch at which this node created its replica of `shard` (0: a replica of the first
+    /// map; `None`: the node does not run the shard's group).
+    pub fn created_at(&self, shard: ShardId) -> Option<u64> {
+        self.host.group(GroupId(shard.0))?;
+        Some(self.created.get(&GroupId(shard.0)).copied().unwrap_or(0))
     }
 
     /// The shard map this node applied (its metadata replica's; possibly behind the leader's).
@@ -412,7 +564,11 @@ impl ShardedNode {
         let id = self.next_id;
         self.next_id += 1;
         let here = self.host.group(group);
-        if here.is_some_and(Group::is_leader) {
+        if let (GroupReq::Status, Some(status)) = (&request, here.and_then(Group::status)) {
+            let response = GroupResponse::Answer { group, response: GroupResp::Status(Some(status)) };
+            return self.answered(io, Pending { origin, group, deadline: None }, response);
+        }
+        if here.is_some_and(Group::is_leader) && !matches!(request, GroupReq::Status) {
             self.pending.insert(id, Pending { origin, group, deadline: None });
             let rid = RequestId { client: INTERNAL, seq: id };
             self.with_host(io, |host, inner| host.on_request(inner, rid, GroupRequest { group, request }));
@@ -501,8 +657,222 @@ impl ShardedNode {
                     io.event("move-started", serde_json::json!({ "move": id, "epoch": applied.epoch }));
                 }
             }
+            Origin::Status(shard) => {
+                let GroupResponse::Answer { response: GroupResp::Status(Some(status)), .. } = response else {
+                    return; // not the leader, or no answer: the next tick asks again
+                };
+                if !self.map_is_current() {
+                    return;
+                }
+                let transfer = self.config.rebalance.is_some();
+                let bug = self.config.replica_bug;
+                if let Some(task) = replicas::next(self.map(), shard, &status, bug, transfer) {
+                    self.run_replica_task(io, shard, task);
+                }
+            }
+            Origin::Replica(shard, task) => {
+                let name = match (&task, &response) {
+                    (ReplicaTask::Map(proposal), _) if map_applied(&response).is_some() => {
+                        match proposal.change {
+                            Change::Promote { .. } => "replica-promoted",
+                            Change::ReplicaGone { .. } => "replica-gone",
+                            _ => "map-changed",
+                        }
+                    }
+                    (
+                        ReplicaTask::Group { request, .. },
+                        GroupResponse::Answer {
+                            response: GroupResp::Data(RaftResponse::MembershipChanged { .. }),
+                            ..
+                        },
+                    ) => match request {
+                        AdminRequest::AddLearner(_) => "group-learner-added",
+                        AdminRequest::Promote(_) => "group-learner-promoted",
+                        AdminRequest::Remove(_) => "group-replica-removed",
+                        AdminRequest::TransferLeadership(_) => "group-leader-moved",
+                    },
+                    (
+                        ReplicaTask::Group { .. },
+                        GroupResponse::Answer {
+                            response: GroupResp::Data(RaftResponse::LeadershipTransferred { .. }),
+                            ..
+                        },
+                    ) => "group-leader-moved",
+                    _ => return,
+                };
+                io.event(name, serde_json::json!({ "shard": shard.0, "epoch": self.map().epoch() }));
+            }
+            Origin::Rebalance(change) | Origin::NodeChurn(change) => {
+                if let Some(applied) = map_applied(&response) {
+                    let name = match change {
+                        Change::AddLearner { .. } => "replica-added",
+                        Change::RemoveReplica { .. } => "replica-removed",
+                        Change::StartMove { .. } => "move-started",
+                        Change::PreferLeader { .. } => "leader-preferred",
+                        Change::AddNode { .. } => "node-joined",
+                        Change::RemoveNode { .. } => "node-decommissioned",
+                        _ => "map-changed",
+                    };
+                    io.event(name, serde_json::json!({ "epoch": applied.epoch, "change": change }));
+                }
+            }
             Origin::Bootstrap | Origin::Adopt(_) => {}
         }
+    }
+
+    // ----- placement: the groups this node runs follow its applied map -----------------------
+
+    /// Create the groups the map gives this node and it does not run; drop those it no longer
+    /// gives it (see the module docs for why the epoch of creation matters).
+    fn place(&mut self, io: &mut Io<'_, Self>) {
+        let map = self.map();
+        if !map.is_bootstrapped() {
+            return;
+        }
+        let epoch = map.epoch();
+        let wanted: BTreeSet<GroupId> = map.hosted_by(self.me).into_iter().map(|s| GroupId(s.0)).collect();
+        let running: BTreeSet<GroupId> = self.shards().map(|(s, _)| GroupId(s.0)).collect();
+        let drop: Vec<GroupId> = running
+            .iter()
+            .filter(|g| !wanted.contains(g) && epoch >= self.created.get(g).copied().unwrap_or(0))
+            .copied()
+            .collect();
+        let create: Vec<GroupId> = wanted.difference(&running).copied().collect();
+        for group in drop {
+            self.with_host(io, |host, inner| {
+                host.remove_group(inner, group);
+            });
+            if self.created.remove(&group).is_some() {
+                io.persist(StorageOp::Delete { key: created_key(group) });
+                io.sync();
+            }
+            // Requests the dropped group would have answered: nobody will now.
+            let orphans: Vec<u64> = self
+                .pending
+                .iter()
+                .filter(|(_, p)| p.group == group && p.deadline.is_none())
+                .map(|(&id, _)| id)
+                .collect();
+            for id in orphans {
+                let pending = self.pending.remove(&id).expect("listed");
+                let response = GroupResponse::Answer {
+                    group,
+                    response: unknown(group, "the group left this node".into()),
+                };
+                self.answered(io, pending, response);
+            }
+            io.event("group-dropped", serde_json::json!({ "group": group.0, "epoch": epoch }));
+        }
+        for group in create {
+            io.persist(StorageOp::Put { key: created_key(group), value: epoch.to_string().into_bytes() });
+            io.sync();
+            self.created.insert(group, epoch);
+            let voters = self.config.initial_voters(self.me, ShardId(group.0), true);
+            let machine = ShardKv::new(self.config.kv.clone()).with_bug(self.config.shard_bug);
+            let raft = RaftNode::boot(self.me, self.config.group_config(voters), machine, &Durable::new())
+                .expect("an empty disk and a valid configuration boot");
+            self.with_host(io, |host, inner| host.add_group(inner, group, Group::Data(raft)));
+            io.event("group-created", serde_json::json!({ "group": group.0, "epoch": epoch }));
+        }
+    }
+
+    /// Whether this node's map is the newest committed one: it leads the metadata group, has
+    /// committed an entry of its term (so it knows every committed change) and applied them all.
+    /// Replica steps compare the map with a group's membership, so they need an up-to-date map.
+    fn map_is_current(&self) -> bool {
+        let meta = self.metadata();
+        meta.is_leader()
+            && meta.applied_index() == meta.commit_index()
+            && meta.log_term_at(meta.commit_index()) == Some(meta.current_term())
+    }
+
+    fn run_replica_task(&mut self, io: &mut Io<'_, Self>, shard: ShardId, task: ReplicaTask) {
+        let request = match &task {
+            ReplicaTask::Group { request, .. } => GroupReq::Data(RaftRequest::Admin(*request)),
+            ReplicaTask::Map(proposal) => propose_meta(proposal.clone()),
+        };
+        let group = match task {
+            ReplicaTask::Group { .. } => GroupId(shard.0),
+            ReplicaTask::Map(_) => META,
+        };
+        self.submit(io, group, request, Origin::Replica(shard, task));
+    }
+
+    /// Metadata leader: ask the groups with a replica move under way (all groups, every status
+    /// round) for their status; the answers lead to the next steps ([`replicas::next`]).
+    fn lead_replicas(&mut self, io: &mut Io<'_, Self>) {
+        if !self.map_is_current() {
+            return;
+        }
+        let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
+        let shards: Vec<ShardId> = self
+            .map()
+            .shards()
+            .iter()
+            .filter(|(_, s)| round || !s.learners.is_empty() || !s.leaving.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        for shard in shards {
+            let busy = self
+                .pending
+                .values()
+                .any(|p| matches!(&p.origin, Origin::Status(s) | Origin::Replica(s, _) if *s == shard));
+            if !busy {
+                self.submit(io, GroupId(shard.0), GroupReq::Status, Origin::Status(shard));
+            }
+        }
+    }
+
+    /// Metadata leader: one rebalancer step every `rebalance`, one node joining or leaving every
+    /// `node_churn` (on average), each only when the previous one was answered.
+    fn drive(&mut self, io: &mut Io<'_, Self>) {
+        if !self.map_is_current() {
+            return;
+        }
+        let idle = |pending: &BTreeMap<u64, Pending>, f: fn(&Origin) -> bool| {
+            !pending.values().any(|p| f(&p.origin))
+        };
+        if let Some(every) = self.config.rebalance {
+            let period = (every.as_millis() / MOVER_TICK.as_millis()).max(1) as u64;
+            if self.ticks.is_multiple_of(period) && idle(&self.pending, |o| matches!(o, Origin::Rebalance(_)))
+            {
+                let map = self.map();
+                let live = map.nodes();
+                if let Some(proposal) = crate::rebalance::next_step(map, &live, self.config.replicas) {
+                    let change = proposal.change.clone();
+                    self.submit(io, META, propose_meta(proposal), Origin::Rebalance(change));
+                }
+            }
+        }
+        if let Some(every) = self.config.node_churn {
+            let due = io.random_below(0, every.as_millis().max(1) as u64) < MOVER_TICK.as_millis() as u64;
+            if due && idle(&self.pending, |o| matches!(o, Origin::NodeChurn(_))) {
+                if let Some(change) = self.random_node_change(io) {
+                    let proposal = Proposal { if_epoch: Some(self.map().epoch()), change: change.clone() };
+                    self.submit(io, META, propose_meta(proposal), Origin::NodeChurn(change));
+                }
+            }
+        }
+    }
+
+    /// A node of the cluster outside the placement joins it, or one in it (while more than the
+    /// replication factor are) is decommissioned – a coin decides when both are possible.
+    fn random_node_change(&mut self, io: &mut Io<'_, Self>) -> Option<Change> {
+        let members = self.map().nodes();
+        let outside: Vec<NodeId> =
+            self.config.nodes.iter().copied().filter(|n| !members.contains(n)).collect();
+        let can_leave = members.len() > self.config.replicas;
+        let join = match (outside.is_empty(), can_leave) {
+            (true, false) => return None,
+            (false, false) => true,
+            (true, true) => false,
+            (false, true) => io.random_below(0, 2) == 0,
+        };
+        Some(if join {
+            Change::AddNode { node: outside[io.random_below(0, outside.len() as u64) as usize] }
+        } else {
+            Change::RemoveNode { node: members[io.random_below(0, members.len() as u64) as usize] }
+        })
     }
 
     // ----- the mover and the adopt check ----------------------------------------------------
@@ -537,11 +907,15 @@ impl ShardedNode {
             let request = propose_data(ShardCommand::Adopt { ranges });
             self.submit(io, GroupId(shard.0), request, Origin::Adopt(shard));
         }
+        self.place(io);
         if self.metadata().is_leader() {
             self.lead_moves(io);
+            self.lead_replicas(io);
+            self.drive(io);
         } else {
             self.moving.clear();
         }
+        self.ticks += 1;
     }
 
     /// Metadata leader: bootstrap the map, then keep one task in flight per move.
@@ -684,6 +1058,8 @@ fn not_leader(request: &GroupReq, hint: Option<NodeId>) -> GroupResp {
     match request {
         GroupReq::Meta(_) => GroupResp::Meta(RaftResponse::NotLeader { hint }),
         GroupReq::Data(_) => GroupResp::Data(RaftResponse::NotLeader { hint }),
+        // A status asked of a follower: its hint lets the asker find the leader next time.
+        GroupReq::Status => GroupResp::Data(RaftResponse::NotLeader { hint }),
     }
 }
 
@@ -703,7 +1079,7 @@ fn client_answer(response: GroupResponse<GroupResp>) -> RaftResponse<ShardResult
             RaftResponse::NotLeader { .. } => RaftResponse::NotLeader { hint: None },
             other => other,
         },
-        GroupResponse::Answer { response: GroupResp::Meta(_), .. } => {
+        GroupResponse::Answer { response: GroupResp::Meta(_) | GroupResp::Status(_), .. } => {
             RaftResponse::Rejected { reason: "a metadata answer to a client request".into() }
         }
         GroupResponse::NoSuchGroup(group) => {
@@ -744,6 +1120,14 @@ impl Process for ShardedNode {
         // A restart forgets every request in flight: their askers time out.
         self.pending.clear();
         self.moving.clear();
+        // Request ids of this incarnation start at a random point, so that a forward sent after a
+        // restart is not taken for a duplicate of one sent before it (see `forwards_seen`).
+        self.next_id = io.random_below(0, 1 << 40) << 20;
+        if !self.booted {
+            io.persist(StorageOp::Put { key: BOOTED_KEY.into(), value: b"1".to_vec() });
+            io.sync();
+            self.booted = true;
+        }
         self.with_host(io, |host, inner| host.on_start(inner));
         self.settle(io);
         io.set_timer(NodeTimer::Mover, MOVER_TICK);
@@ -755,6 +1139,15 @@ impl Process for ShardedNode {
                 self.with_host(io, |host, inner| host.on_message(inner, from, batch))
             }
             NodeMessage::Forward { id, group, request } => {
+                // The network may deliver a forward twice: a first copy answered `NotLeader` (so
+                // its client hears "certainly not done") must not let a second copy be served
+                // once this node leads. Each forward is handled once.
+                let now = io.now();
+                self.forwards_seen
+                    .retain(|_, at| now.0.saturating_sub(at.0) < FORWARD_MEMORY.as_nanos() as u64);
+                if self.forwards_seen.insert((from, id), now).is_some() {
+                    return;
+                }
                 // Served here or answered NotLeader: never forwarded again (one hop).
                 let origin = Origin::Remote { from, id };
                 match self.host.group(group) {

@@ -9,11 +9,19 @@
 //! 1. **Replication**: a shard with a voter on a node that left, or with fewer voters than the
 //!    replication factor, gets a learner on the least-loaded live node that lacks it; a shard with
 //!    more voters than the factor loses the voter on the most-loaded (or departed) node. Learners
-//!    are promoted by whoever sees them caught up, not here: the planner cannot see Raft progress.
+//!    are promoted by whoever sees them caught up, not here: the planner cannot see Raft progress
+//!    (the mover promotes them once the group's own Raft did, see [`crate::replicas`]).
 //! 2. **Replica spread**: when one live node holds two or more replicas more than another, a
 //!    learner is added on the lighter node (step 1 then trims the heavier one).
 //! 3. **Slots**: when no move is under way and shards' slot counts differ by more than one, the
 //!    heaviest shard moves a run of slots to the lightest.
+//! 4. **Leaders**: when one live node is the preferred leader (`voters[0]`) of two or more shards
+//!    more than another, a shard led from the heavy node prefers a voter on the light one; the
+//!    mover then transfers the group's leadership there.
+//!
+//! **One replica change at a time.** While any shard has a learner or a leaving replica, the only
+//! replica step planned is the trim that completes that move (step 1): a cluster never has two
+//! replica moves in flight, so at most one group is ever between configurations.
 
 use crate::map::{Change, Proposal, ShardId, ShardMap};
 use crate::slot::SlotRange;
@@ -33,10 +41,12 @@ pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<
     };
     let factor = replication.clamp(1, live.len());
 
+    let in_flux = map.shards().values().any(|s| !s.learners.is_empty() || !s.leaving.is_empty());
+
     // 1. Replication.
     for (&id, shard) in map.shards() {
         let live_voters = shard.voters.iter().filter(|n| live.contains(n)).count();
-        if live_voters + shard.learners.len() < factor {
+        if live_voters + shard.learners.len() < factor && !in_flux {
             if let Some(node) = lightest_without(id) {
                 return planned(Change::AddLearner { shard: id, node });
             }
@@ -57,7 +67,7 @@ pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<
     // 2. Replica spread.
     let (&heavy, &most) = load.iter().max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))?;
     let (&light, &least) = load.iter().min_by_key(|(n, l)| (**l, **n))?;
-    if most >= least + 2 && map.shards().values().all(|s| s.learners.is_empty()) {
+    if most >= least + 2 && !in_flux {
         if let Some((&id, _)) = map.shards().iter().find(|(_, s)| s.voters.contains(&heavy) && !s.has(light))
         {
             return planned(Change::AddLearner { shard: id, node: light });
@@ -65,6 +75,31 @@ pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<
     }
 
     // 3. Slots.
+    if let Some(step) = slot_step(map) {
+        return planned(step);
+    }
+
+    // 4. Leaders.
+    let mut leading: BTreeMap<NodeId, usize> = live.iter().map(|&n| (n, 0)).collect();
+    for shard in map.shards().values() {
+        if let Some(l) = shard.voters.first().and_then(|n| leading.get_mut(n)) {
+            *l += 1;
+        }
+    }
+    let (&heavy, &most) = leading.iter().max_by_key(|(n, l)| (**l, std::cmp::Reverse(**n)))?;
+    let (&light, &least) = leading.iter().min_by_key(|(n, l)| (**l, **n))?;
+    if most >= least + 2 {
+        let shard =
+            map.shards().iter().find(|(_, s)| s.voters.first() == Some(&heavy) && s.voters.contains(&light));
+        if let Some((&id, _)) = shard {
+            return planned(Change::PreferLeader { shard: id, node: light });
+        }
+    }
+    None
+}
+
+/// A move from the heaviest shard to the lightest, when no move is under way.
+fn slot_step(map: &ShardMap) -> Option<Change> {
     if map.moves().next().is_some() {
         return None;
     }
@@ -80,7 +115,7 @@ pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<
     let start = if run.len() > want { run.end.get() as usize + 1 - want } else { run.start.index() };
     let start = crate::slot::Slot::new(start as i64).expect("inside the run");
     let range = SlotRange::new(start, run.end).expect("start ≤ end");
-    planned(Change::StartMove { range, to })
+    Some(Change::StartMove { range, to })
 }
 
 /// Replicas (voters and learners) per live node.

@@ -135,6 +135,10 @@ fn arb_change() -> impl Strategy<Value = Change> {
         (shard.clone(), node.clone()).prop_map(|(shard, node)| Change::AddLearner { shard, node }),
         (shard.clone(), node.clone()).prop_map(|(shard, node)| Change::Promote { shard, node }),
         (shard.clone(), node.clone()).prop_map(|(shard, node)| Change::RemoveReplica { shard, node }),
+        (shard.clone(), node.clone()).prop_map(|(shard, node)| Change::ReplicaGone { shard, node }),
+        (shard.clone(), node.clone()).prop_map(|(shard, node)| Change::PreferLeader { shard, node }),
+        node.clone().prop_map(|node| Change::AddNode { node }),
+        node.clone().prop_map(|node| Change::RemoveNode { node }),
         (slot_range, shard.clone()).prop_map(|(range, to)| Change::StartMove { range, to }),
         (1u64..6, 0u64..100).prop_map(|(id, source_index)| Change::Fenced { id, source_index }),
         (1u64..6, 0u64..100).prop_map(|(id, target_index)| Change::Copied { id, target_index }),
@@ -185,6 +189,9 @@ fn rebalance_to_the_end(map: &mut ShardMap, live: &[NodeId], replication: usize)
             Change::AddLearner { shard, node } => {
                 map.apply(&now(Change::Promote { shard, node })).unwrap();
             }
+            Change::RemoveReplica { shard, node } => {
+                map.apply(&now(Change::ReplicaGone { shard, node })).unwrap();
+            }
             _ => {}
         }
         assert_eq!(map.check(), Ok(()));
@@ -200,6 +207,7 @@ fn assert_balanced(map: &ShardMap, live: &[NodeId], replication: usize) {
     for shard in map.shards().values() {
         assert_eq!(shard.voters.len(), replication.min(live.len()), "{shard:?}");
         assert!(shard.learners.is_empty());
+        assert!(shard.leaving.is_empty());
         for v in &shard.voters {
             assert!(live.contains(v), "a departed node {v} still replicates {shard:?}");
             *load.entry(*v).or_insert(0) += 1;
@@ -213,7 +221,14 @@ fn assert_balanced(map: &ShardMap, live: &[NodeId], replication: usize) {
 fn the_rebalancer_fills_a_new_shard_and_a_new_node() {
     let mut map = bootstrapped(3);
     let mut live = n(&[1, 2, 3]);
-    assert_eq!(next_step(&map, &live, 3), None, "a fresh map is balanced");
+    // A fresh map has its slots and replicas even; only its preferred leaders (every shard's
+    // first voter is node 1 here) are spread.
+    for _ in 0..2 {
+        let step = next_step(&map, &live, 3).expect("leaders to spread");
+        assert!(matches!(step.change, Change::PreferLeader { .. }), "{step:?}");
+        map.apply(&step).unwrap();
+    }
+    assert_eq!(next_step(&map, &live, 3), None, "the fresh map is balanced");
     // A fourth node joins, and a fourth shard is created on it alone.
     live.push(NodeId(4));
     map.apply(&now(Change::AddShard { voters: n(&[4]) })).unwrap();
