@@ -622,6 +622,10 @@ impl NodeConfig {
             churn: None,
             shard_bug: concord_shard::ShardBug::None,
             mover_bug: concord_shard::MoverBug::None,
+            // The rebalancer runs in the simulator; on a real cluster moves are asked for by hand
+            // (`concord shard move`) until `concord shard rebalance` drives it.
+            rebalance: None,
+            ..concord_shard::ShardedConfig::default()
         })
     }
 

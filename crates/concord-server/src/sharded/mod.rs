@@ -653,8 +653,11 @@ pub(crate) mod tests {
     /// slots 100-199 moving from shard 1 to shard 2 in `phase`.
     pub(crate) fn two_shards(phase: Phase) -> ShardedStatus {
         let slot = |n: i64| Slot::new(n).unwrap();
-        let shard =
-            |voters: &[u32]| Shard { voters: voters.iter().map(|&v| NodeId(v)).collect(), learners: vec![] };
+        let shard = |voters: &[u32]| Shard {
+            voters: voters.iter().map(|&v| NodeId(v)).collect(),
+            learners: vec![],
+            leaving: vec![],
+        };
         let map = MapView {
             epoch: 5,
             bootstrapped: true,

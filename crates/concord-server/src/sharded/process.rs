@@ -150,7 +150,7 @@ impl ShardServer {
                 return;
             }
             GroupResponse::Answer { response: GroupResp::Meta(answer), .. } => answer,
-            GroupResponse::Answer { response: GroupResp::Data(_), .. } => {
+            GroupResponse::Answer { response: GroupResp::Data(_) | GroupResp::Status(_), .. } => {
                 RaftResponse::Rejected { reason: "a shard group answered a map change".into() }
             }
             GroupResponse::NoSuchGroup(group) => {
