@@ -16,6 +16,19 @@ use axum::Json;
 use concord_kv::KvError;
 use serde_json::{json, Value};
 
+/// `GET /v1/kv/{key}`'s answer for a key that exists: the value as the body, its revisions as
+/// `x-concord-*` headers (added to `headers`). Both modes that keep revisions answer this way.
+pub fn found_key(kv: concord_kv::KeyValue, mut headers: axum::http::HeaderMap) -> Response {
+    for (name, n) in [
+        ("x-concord-mod-revision", kv.mod_revision),
+        ("x-concord-create-revision", kv.create_revision),
+        ("x-concord-version", kv.version),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from(n));
+    }
+    (StatusCode::OK, headers, kv.value).into_response()
+}
+
 /// An error answer: a status and `{"error": …}` plus optional hints.
 #[derive(Debug)]
 pub struct ApiError {
@@ -26,6 +39,11 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, body: json!({ "error": message.into() }) }
+    }
+
+    /// The store answered a request with a response of another kind: a bug, said as one (500).
+    pub fn unexpected(answer: &impl std::fmt::Debug) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {answer:?}"))
     }
 
     /// The status this error answers with.

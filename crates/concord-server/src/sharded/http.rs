@@ -97,23 +97,12 @@ async fn get_key(
     let mut headers = HeaderMap::new();
     placement_headers(&handle, key.as_bytes(), &mut headers);
     match r.map_err(key_error)? {
-        concord_kv::Response::Get(Some(kv)) => {
-            for (name, n) in [
-                ("x-concord-mod-revision", kv.mod_revision),
-                ("x-concord-create-revision", kv.create_revision),
-                ("x-concord-version", kv.version),
-            ] {
-                headers.insert(name, HeaderValue::from(n));
-            }
-            Ok((StatusCode::OK, headers, kv.value).into_response())
-        }
+        concord_kv::Response::Get(Some(kv)) => Ok(crate::front::http::found_key(kv, headers)),
         concord_kv::Response::Get(None) => {
             let body = json!({ "error": format!("key {key:?} not found") });
             Ok((StatusCode::NOT_FOUND, headers, Json(body)).into_response())
         }
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -137,9 +126,7 @@ async fn put_key(
     let command = Command { now: handle.now(), write: Write::Put(put) };
     match run(&handle, "put", command).await? {
         concord_kv::Response::Put { revision, .. } => Ok(Json(json!({ "revision": revision }))),
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -152,9 +139,7 @@ async fn delete_key(
         concord_kv::Response::Delete { deleted, revision } => {
             Ok(Json(json!({ "deleted": deleted, "revision": revision })))
         }
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -342,9 +327,7 @@ async fn start_move(
             };
             Err(ApiError::new(status, format!("move refused, the map is unchanged: {e}")))
         }
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 

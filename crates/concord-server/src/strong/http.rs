@@ -38,7 +38,7 @@ use crate::front::{self, ClientError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -118,23 +118,11 @@ async fn get_key(
     let query = concord_kv::Query::get(key.as_bytes());
     let r = timed(&handle, "get", handle.read(query, consistency)).await;
     match r.map_err(|e| from_client(&handle, e))? {
-        concord_kv::Response::Get(Some(kv)) => {
-            let mut headers = HeaderMap::new();
-            for (name, n) in [
-                ("x-concord-mod-revision", kv.mod_revision),
-                ("x-concord-create-revision", kv.create_revision),
-                ("x-concord-version", kv.version),
-            ] {
-                headers.insert(name, HeaderValue::from(n));
-            }
-            Ok((StatusCode::OK, headers, kv.value).into_response())
-        }
+        concord_kv::Response::Get(Some(kv)) => Ok(crate::front::http::found_key(kv, HeaderMap::new())),
         concord_kv::Response::Get(None) => {
             Err(ApiError::new(StatusCode::NOT_FOUND, format!("key {key:?} not found")))
         }
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -204,9 +192,7 @@ async fn list_keys(
                 .collect();
             Ok(Json(json!({ "kvs": kvs, "next": page.next_key.as_deref().map(text) })))
         }
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -229,9 +215,7 @@ async fn put_key(
     let r = timed(&handle, "put", handle.write(command)).await;
     match r.map_err(|e| from_client(&handle, e))? {
         concord_kv::Response::Put { revision } => Ok(Json(json!({ "revision": revision }))),
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -245,9 +229,7 @@ async fn delete_key(
         concord_kv::Response::Delete { revision, deleted } => {
             Ok(Json(json!({ "deleted": deleted, "revision": revision })))
         }
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -324,9 +306,7 @@ async fn cas_key(
             "revision": revision,
             "current": current.as_ref().map(kv_json),
         }))),
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -429,9 +409,7 @@ async fn txn(
             "revision": revision,
             "responses": responses.iter().map(response_json).collect::<Vec<_>>(),
         }))),
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -510,9 +488,7 @@ async fn backup(State(admin): State<std::sync::Arc<AdminState>>) -> Result<Respo
             let body = crate::backup::encode(&admin.cluster_id, &page.kvs);
             Ok(([("content-type", "application/x-ndjson")], body).into_response())
         }
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
 
@@ -570,8 +546,6 @@ async fn change_membership(
             "learners": membership.learners.iter().map(|v| v.0).collect::<Vec<_>>(),
         }))),
         concord_raft::RaftResponse::LeadershipTransferred { to } => Ok(Json(json!({ "leader": to.0 }))),
-        other => {
-            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("unexpected answer {other:?}")))
-        }
+        other => Err(ApiError::unexpected(&other)),
     }
 }
