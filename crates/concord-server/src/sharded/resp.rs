@@ -120,7 +120,6 @@ impl Backend for ShardedBackend {
             s.groups.iter().filter(|g| g.group != 0).map(|g| g.group.to_string()).collect();
         let section = vec![
             ("mode".to_string(), "sharded".to_string()),
-            ("cluster_enabled".to_string(), "1".to_string()),
             ("shard_node_id".to_string(), s.id.to_string()),
             ("shard_map_epoch".to_string(), s.map.epoch.to_string()),
             ("shard_count".to_string(), s.map.shards.len().to_string()),
@@ -130,7 +129,8 @@ impl Backend for ShardedBackend {
             ("shard_map_role".to_string(), s.role.to_string()),
             ("wal_syncs".to_string(), s.wal_syncs.to_string()),
         ];
-        vec![("Cluster".to_string(), section)]
+        // Not "Cluster": the front door writes that section itself (`cluster_enabled`, as Redis).
+        vec![("Sharding".to_string(), section)]
     }
 
     fn now_ms(&self) -> u64 {
