@@ -283,6 +283,11 @@ async fn slots_move_under_load_and_a_kill_9_without_losing_a_write() {
     }
     let first_resp = SocketAddr::from(([127, 0, 0, 1], c.redis_port(0)));
     let cluster_client = ClusterClient { conn: None, first: first_resp };
+    // INFO: one "# Cluster" section (the front door's, with cluster_enabled:1, as Redis writes it)
+    // and the node's own "# Sharding" section.
+    let info = Resp::connect(first_resp).await.unwrap().call(&["INFO"]).await.unwrap();
+    assert_eq!(info.matches("# Cluster").count(), 1, "{info}");
+    assert!(info.contains("cluster_enabled:1") && info.contains("# Sharding"), "{info}");
     clients.push(tokio::spawn(client(HTTP_CLIENTS, Door::Resp(cluster_client), rec.clone(), stop.clone())));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let acked_before_move = rec.acked.lock().unwrap().len();
