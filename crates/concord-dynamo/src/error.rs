@@ -13,6 +13,8 @@ pub enum ConfigError {
     Quorum { r: usize, w: usize, n: usize },
     #[error("merkle_depth {0} is too large (at most 16)")]
     MerkleTooDeep(u32),
+    #[error("vnodes {0} is too large (at most {max} tokens per node)", max = crate::MAX_VNODES)]
+    TooManyVnodes(u32),
 }
 
 /// A broken invariant of a node's state ([`crate::DynamoNode::check_invariants`],

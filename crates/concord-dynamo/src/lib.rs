@@ -126,6 +126,11 @@ impl Default for DynamoConfig {
     }
 }
 
+/// The most tokens a node may place on the ring: every member's tokens are held in memory and
+/// walked on each lookup, so a few thousand is plenty (Cassandra's default was 256) and 2^31
+/// would ask for tens of gigabytes.
+pub const MAX_VNODES: u32 = 4096;
+
 impl DynamoConfig {
     /// Reject settings that cannot work, with a precise message.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -137,6 +142,9 @@ impl DynamoConfig {
         }
         if self.merkle_depth > 16 {
             return Err(ConfigError::MerkleTooDeep(self.merkle_depth));
+        }
+        if self.vnodes > MAX_VNODES {
+            return Err(ConfigError::TooManyVnodes(self.vnodes));
         }
         Ok(())
     }

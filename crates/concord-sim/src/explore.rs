@@ -386,7 +386,10 @@ impl Choice {
                 // a high end below the low one, and the draw panicked (found by the scenario fuzz target).
                 let micros = |d: &Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
                 let (lo, hi) = (micros(a), micros(b));
-                let us = (rng.gen_range(lo.div_ceil(step)..=(hi / step).max(lo.div_ceil(step))) * step)
+                // Saturating too: a low end within a step of 2^64 µs rounds up past it.
+                let us = rng
+                    .gen_range(lo.div_ceil(step)..=(hi / step).max(lo.div_ceil(step)))
+                    .saturating_mul(step)
                     .clamp(lo, hi);
                 Value::String(format_micros(us))
             }

@@ -272,6 +272,12 @@ impl Default for ClockConfig {
     }
 }
 
+/// The most simulated clients a scenario may ask for.
+pub const MAX_CLIENTS: u32 = 10_000;
+
+/// The most distinct keys a workload may draw from.
+pub const MAX_KEYS: u32 = 1_000_000;
+
 /// The simulated clients.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -740,6 +746,14 @@ impl<C: de::DeserializeOwned> Scenario<C> {
         }
         if w.clients > 0 && w.keys == 0 {
             return Err("[workload] keys must be at least 1".into());
+        }
+        // Each client and each key holds state for the whole run: an unbounded count is an
+        // unbounded allocation (4 294 967 296 clients, found by the scenario fuzz target).
+        if w.clients > MAX_CLIENTS {
+            return Err(format!("[workload] clients is {}; at most {MAX_CLIENTS}", w.clients));
+        }
+        if w.keys > MAX_KEYS {
+            return Err(format!("[workload] keys is {}; at most {MAX_KEYS}", w.keys));
         }
         if w.mode == LoopMode::Open && !(w.rate_per_s > 0.0 && w.rate_per_s.is_finite()) {
             return Err("[workload] rate_per_s must be a positive number for mode = \"open\"".into());
