@@ -392,9 +392,12 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             "      curl http://{}:{}/v1/cluster              (the shard map)",
             args.bind, args.http_port
         );
+        println!("      concord shard list --http {}:{}", args.bind, args.http_port);
         println!(
-            "      concord shard list --data {}       (concord shard move 0-99 --to 2)",
-            args.data.display()
+            "      concord shard move 0-99 --to 2 --http {}:{} --secret-file {}",
+            args.bind,
+            args.http_port,
+            args.data.join("cluster.secret").display()
         );
     } else if args.mode == Mode::Eventual {
         println!("try:  redis-cli -p {} SET hello world", args.redis_port);

@@ -16,6 +16,13 @@ use axum::Json;
 use concord_kv::KvError;
 use serde_json::{json, Value};
 
+/// `PUT /v1/kv/{key}`'s query: `?ttl_ms=N` (both modes that keep revisions take it).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutParams {
+    pub ttl_ms: Option<u64>,
+}
+
 /// `GET /v1/kv/{key}`'s answer for a key that exists: the value as the body, its revisions as
 /// `x-concord-*` headers (added to `headers`). Both modes that keep revisions answer this way.
 pub fn found_key(kv: concord_kv::KeyValue, mut headers: axum::http::HeaderMap) -> Response {

@@ -106,16 +106,10 @@ async fn get_key(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutParams {
-    ttl_ms: Option<u64>,
-}
-
 async fn put_key(
     State(handle): State<ShardedHandle>,
     Path(key): Path<String>,
-    Query(params): Query<PutParams>,
+    Query(params): Query<crate::front::http::PutParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let value = body.map_err(ApiError::body)?;

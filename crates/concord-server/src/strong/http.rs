@@ -196,16 +196,10 @@ async fn list_keys(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutParams {
-    ttl_ms: Option<u64>,
-}
-
 async fn put_key(
     State(handle): State<NodeHandle>,
     Path(key): Path<String>,
-    Query(params): Query<PutParams>,
+    Query(params): Query<crate::front::http::PutParams>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let value = body.map_err(ApiError::body)?;

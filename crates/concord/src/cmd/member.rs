@@ -57,13 +57,7 @@ pub fn members_table(cluster: &serde_json::Value) -> String {
             text(&m["lag"]),
         ]);
     }
-    let widths: Vec<usize> =
-        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    for row in rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&super::aligned(&rows));
     if cluster["role"] != "leader" {
         out.push_str("(replication progress is known to the leader: ask it for MATCH and LAG)\n");
     }

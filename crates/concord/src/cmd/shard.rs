@@ -100,13 +100,7 @@ pub fn map_table(map: &serde_json::Value) -> String {
             text(&shard["leader"]),
         ]);
     }
-    let widths: Vec<usize> =
-        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
-    for row in rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&super::aligned(&rows));
     for m in map["moves"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "move {}: slots {} from shard {} to shard {} ({})\n",
