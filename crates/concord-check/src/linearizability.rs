@@ -83,14 +83,19 @@
 //!
 //! # Deciding a key without a search
 //!
-//! Before searching a key, two checks may show it linearizable in O(n log n); neither can make it
-//! "not linearizable", so a violation is always found, and explained, by the search:
+//! Before searching a key, two checks may show it linearizable in O(n log n), and one may show it
+//! is not:
 //!
 //! * **A witness** ([`crate::witness`]): the order the system under test says it applied the
 //!   operations in (Concord's KV store reports revisions), verified against real time and the model
 //!   – a proposal, never trusted.
 //! * **Zones** ([`crate::zones`]): for a read/write register whose writes carry unique values,
 //!   Gibbons & Korach's polynomial decision (forward and backward zones of write clusters).
+//! * **An impossible operation** ([`Sequential::impossible`]): an `ok` read of a value that no
+//!   operation of the key writes (a "garbage read", in Elle's words) fits no order at all. It is
+//!   refuted at once, and the explanation says so instead of showing a prefix; a search would
+//!   first explore every order of what came before it, which in a long concurrent history can take
+//!   longer than any time limit. Every other violation is found, and explained, by the search.
 //!
 //! # Three more speed-ups that do not change the answer
 //!
@@ -210,6 +215,9 @@ pub struct Explanation {
     /// The operations that could not be placed next (the candidates at that point, `blocking`
     /// included), each with the model's reason.
     pub unplaceable: Vec<(usize, String)>,
+    /// Set when `blocking` can take effect in *no* order, as the model showed without a search
+    /// ([`Sequential::impossible`]): why. The prefix is then empty (none was searched for).
+    pub impossible: Option<String>,
 }
 
 impl fmt::Display for Explanation {
@@ -227,6 +235,13 @@ impl fmt::Display for Explanation {
             self.partitions_checked,
             self.partitions_total
         )?;
+        if let Some(why) = &self.impossible {
+            return writeln!(
+                f,
+                "{} returned, but can take effect in no order: {why}",
+                describe_op(&self.ops[self.blocking])
+            );
+        }
         writeln!(f, "longest linearizable prefix ({} operations):", self.longest_prefix.len())?;
         // Long prefixes are summarised: the last few operations are what the reader needs.
         const SHOWN_MAX: usize = 12;
@@ -473,9 +488,11 @@ where
             Some(Search::Stuck(stuck)) => {
                 let ops = &part.ops;
                 let blocking = stuck.blocking;
-                let mut unplaceable: Vec<(usize, String)> =
-                    stuck.candidates.iter().map(|&c| (c, reason(m, &stuck.state, ops[c]))).collect();
-                if !stuck.candidates.contains(&blocking) {
+                let mut unplaceable: Vec<(usize, String)> = match &stuck.impossible {
+                    Some(why) => vec![(blocking, why.clone())],
+                    None => stuck.candidates.iter().map(|&c| (c, reason(m, &stuck.state, ops[c]))).collect(),
+                };
+                if !unplaceable.iter().any(|&(op, _)| op == blocking) {
                     unplaceable.insert(0, (blocking, reason(m, &stuck.state, ops[blocking])));
                 }
                 return Verdict::NotLinearizable(Explanation {
@@ -488,6 +505,7 @@ where
                     state_after_prefix: m.describe(&stuck.state),
                     blocking,
                     unplaceable,
+                    impossible: stuck.impossible,
                 });
             }
             Some(Search::Internal(message)) => return Verdict::Unknown(format!("internal error: {message}")),
@@ -625,6 +643,8 @@ struct Stuck<S> {
     state: S,
     blocking: usize,
     candidates: Vec<usize>,
+    /// `blocking` fits no order at all ([`Sequential::impossible`]), and why.
+    impossible: Option<String>,
 }
 
 /// Where an abandoned search had got to.
@@ -850,6 +870,18 @@ fn search<M: Sequential>(m: &M, part: &Part<'_>, limits: &Limits<'_>) -> Search<
     if crate::witness::verifies(m, ops) {
         return Search::Linearizable;
     }
+    // An operation no order can place (a read of a value nobody wrote): refuted without a search,
+    // which would first explore every order of what came before it.
+    if let Some((blocking, why)) = m.impossible(ops) {
+        let (state, candidates) = (m.init(), vec![blocking]);
+        return Search::Stuck(Stuck {
+            prefix: Vec::new(),
+            state,
+            blocking,
+            candidates,
+            impossible: Some(why),
+        });
+    }
     // A register whose writes carry unique values: decided in polynomial time when linearizable
     // (a violation is left to the search, which explains it).
     if m.is_register() && crate::zones::decide(ops) == Some(true) {
@@ -1040,7 +1072,13 @@ fn frontier(entries: &Entries, ret: u32) -> Vec<usize> {
 fn stuck_here<S: Clone>(entries: &Entries, ret: u32, calls: &[(u32, S, bool)], state: &S) -> Stuck<S> {
     let prefix = calls.iter().map(|(call, _, _)| entries.list[*call as usize].op as usize).collect();
     let candidates = frontier(entries, ret);
-    Stuck { prefix, state: state.clone(), blocking: entries.list[ret as usize].op as usize, candidates }
+    Stuck {
+        prefix,
+        state: state.clone(),
+        blocking: entries.list[ret as usize].op as usize,
+        candidates,
+        impossible: None,
+    }
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@
 
 use crate::ops::Operation;
 use concord_core::history::{OpFn, Value};
-use rustc_hash::FxHashMap as FxMap;
+use rustc_hash::{FxHashMap as FxMap, FxHashSet as FxSet};
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
@@ -126,6 +126,17 @@ pub trait Sequential {
     /// time" in [`crate::linearizability`]).
     fn unknown_fates(&self, ops: &[&Operation]) -> Vec<UnknownFate> {
         vec![UnknownFate::Free; ops.len()]
+    }
+
+    /// An operation of one partition (`ops`, by invocation order) that no order of the operations
+    /// can place, found without searching, and why: its index into `ops`. A model may only return
+    /// an operation that is `ok` (it must be placed) and that fails in *every* state reachable by
+    /// any subset and order of the partition's operations. The default finds none. Such a history
+    /// is refuted at once instead of by exploring every order before the operation's return –
+    /// which, for a read returning garbage late in a long concurrent history, can take longer than
+    /// any time limit (Elle calls these "garbage reads").
+    fn impossible(&self, _ops: &[&Operation]) -> Option<(usize, String)> {
+        None
     }
 
     /// Whether a partition made only of reads and writes is a read/write register under this model
@@ -322,6 +333,34 @@ impl Sequential for RegisterModel {
             };
         }
         fates
+    }
+
+    /// An `ok` read returning, or an `ok` compare-and-set expecting, a value that is neither the
+    /// initial `nil` nor written by any operation of the key (whatever its outcome): every state
+    /// a register can reach is one of those values. Not with `append`, which builds new values.
+    fn impossible(&self, ops: &[&Operation]) -> Option<(usize, String)> {
+        if ops.iter().any(|op| op.f == OpFn::Append) {
+            return None;
+        }
+        let mut possible: FxSet<&Value> = FxSet::default();
+        possible.insert(&Value::Nil);
+        for op in ops {
+            match op.f {
+                OpFn::Write => possible.insert(&op.input),
+                OpFn::Cas => op.input.as_pair().is_some_and(|(_, new)| possible.insert(new)),
+                _ => false,
+            };
+        }
+        ops.iter().enumerate().filter(|(_, op)| op.is_ok()).find_map(|(i, op)| {
+            let (what, value) = match op.f {
+                OpFn::Read => ("read", op.output.as_ref()?),
+                OpFn::Cas => ("expects", op.input.as_pair()?.0),
+                _ => return None,
+            };
+            (!possible.contains(value)).then(|| {
+                (i, format!("{what} {value}, a value no operation of this key writes (nor the initial nil)"))
+            })
+        })
     }
 
     fn why_not(&self, state: &Value, op: &Operation) -> String {
