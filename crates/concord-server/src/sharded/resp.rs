@@ -166,8 +166,8 @@ pub fn topology(handle: &ShardedHandle) -> Topology {
                 host: client.map_or_else(|| p.addr.ip().to_string(), |a| a.ip().to_string()),
                 port: client.map_or(0, |a| a.port()),
                 cluster_port: p.addr.port(),
-                // Not tracked per peer yet: a node reports the members of its configuration.
-                connected: true,
+                // This node's own connection to the member (the transport's view).
+                connected: handle.connected(p.id),
             }
         })
         .collect();
