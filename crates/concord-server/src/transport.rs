@@ -244,10 +244,10 @@ impl Transport {
         self.isolated.load(Ordering::SeqCst)
     }
 
-    /// Whether this node's connection to `peer` is up: dialled and authenticated, its last write
-    /// went through, and the node is not isolated by fault injection. A peer that died is seen
-    /// at the next failed write (Raft's heartbeats write every few hundred milliseconds), a peer
-    /// that never answered at once. What `CLUSTER NODES` calls `connected`.
+    /// Whether this node's connection to `peer` is up: dialled and authenticated, not closed by
+    /// the peer, its last write went through, and the node is not isolated by fault injection. A
+    /// peer that died is seen when the connection ends (its kernel closes it), or at the next
+    /// failed write; a peer that cannot be dialled at once. What `CLUSTER NODES` calls `connected`.
     pub fn is_connected(&self, peer: NodeId) -> bool {
         !self.is_isolated() && self.up.read().expect("up lock").contains(&peer)
     }
@@ -719,10 +719,24 @@ async fn outbound(
                 backoff = BACKOFF_MIN;
                 link.set(true);
                 let mut buf = Vec::new();
+                // The acceptor never writes on this connection after the handshake: a read that
+                // ends is the peer gone (its process died, or it closed the connection). Watching
+                // for it tells `is_connected` at once, also when there is nothing to send.
+                let mut closed = [0u8; 1];
                 loop {
                     let first = tokio::select! {
                         f = rx.recv() => match f { Some(f) => f, None => return },
                         _ = shutdown.changed() => { let _ = stream.shutdown().await; return }
+                        read = tokio::io::AsyncReadExt::read(&mut stream, &mut closed) => match read {
+                            Ok(n) if n > 0 => continue, // not sent by this version's peers: ignored
+                            gone => {
+                                let why = gone.map_or_else(|e| e.to_string(), |_| "closed by the peer".into());
+                                link.set(false);
+                                tracing::info!("connection to {peer} at {addr} lost: {why}");
+                                last_error = Some(why);
+                                break;
+                            }
+                        }
                     };
                     buf.clear();
                     let mut frames = 1u64;

@@ -15,6 +15,11 @@
 //!    log: `--snapshot-count 100` makes the run cross snapshots) and the move completes;
 //! 5. afterwards every acknowledged write is read back through every node, and the whole history
 //!    is linearizable under the key-value model (`concord_check`).
+//!
+//! `every_node_names_every_shards_leader_and_sees_a_dead_peer_disconnected` (4 shards of 2
+//! replicas on 3 nodes): every node's map – and `concord shard list` – names the leader of every
+//! shard, also of those it does not replicate (leader probes); a node killed with `kill -9` is
+//! shown `disconnected` in the others' `CLUSTER NODES` and `connected: false` in `/v1/cluster`.
 
 use concord_check::{linearizability, Model};
 use concord_core::history::{EventType, History, Op, OpFn, Value};
