@@ -412,7 +412,13 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
     }
     let scheme = if args.tls { "https" } else { "http" };
     if args.mode == Mode::Sharded {
-        println!("dashboard: none in the sharded mode yet; GET /v1/cluster and /v1/status show the map and the groups");
+        println!(
+            "dashboard: {scheme}://{}:{}/?token={token} (every node serves one: the slots by shard, each shard's \
+             replicas and leader, moves in progress; the token, new with each `up`, is in {})",
+            args.bind,
+            args.http_port,
+            dashboard_token_path(&args.data).display()
+        );
     } else {
         println!(
             "dashboard: {scheme}://{}:{}/?token={token} (every node serves one; the token, new with each `up`, \

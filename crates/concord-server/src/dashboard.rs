@@ -28,8 +28,9 @@
 //! turn dashboards into load); one more is refused with 503. The leader history keeps the last
 //! [`LEADER_HISTORY_MAX`] changes. The page keeps its own bounded history (see `dashboard.js`).
 //!
-//! **Not here.** Sharding: Concord runs one Raft group holding the whole key space, so the page
-//! says "no sharding yet" instead of drawing a shard map. Latency percentiles are read from the
+//! **Not here.** Sharding: the strong mode runs one Raft group holding the whole key space, so the
+//! page says "no sharding in this mode"; the sharded mode serves its own page
+//! (`web/dashboard/sharded.html`, see `crate::sharded::http`). Latency percentiles are read from the
 //! histogram's buckets (powers of two from 100 µs), so they are upper bounds, not exact values.
 
 use crate::client::{http_with_headers, https_with_headers, HttpAnswer};

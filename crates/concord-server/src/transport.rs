@@ -74,7 +74,7 @@ use crate::Error;
 use concord_core::NodeId;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -178,6 +178,9 @@ pub struct Transport {
     /// a network partition around this node. Connections stay open, as they would behind a
     /// firewall that silently drops packets.
     isolated: Arc<AtomicBool>,
+    /// Peers whose outbound connection is up now: dialled, handshake done, and no write failed
+    /// since ([`Transport::is_connected`]).
+    up: Arc<RwLock<BTreeSet<NodeId>>>,
 }
 
 impl Transport {
@@ -193,6 +196,7 @@ impl Transport {
             metrics,
             shutdown,
             isolated: Arc::default(),
+            up: Arc::default(),
         };
         let peers = identity.peers.read().expect("peers lock").clone();
         for (peer, addr) in peers {
@@ -205,7 +209,8 @@ impl Transport {
         let (tx, rx) = mpsc::channel(PEER_QUEUE_FRAMES);
         self.queues.write().expect("queues lock").insert(peer, tx);
         let (id, metrics, shutdown) = (self.identity.clone(), self.metrics.clone(), self.shutdown.clone());
-        tokio::spawn(outbound(id, peer, addr, rx, metrics, shutdown));
+        let up = Link { peer, up: self.up.clone() };
+        tokio::spawn(outbound(id, peer, addr, rx, metrics, shutdown, up));
     }
 
     /// Learn a new peer's address (before a leader adds it to the cluster): accept its
@@ -237,6 +242,14 @@ impl Transport {
 
     pub fn is_isolated(&self) -> bool {
         self.isolated.load(Ordering::SeqCst)
+    }
+
+    /// Whether this node's connection to `peer` is up: dialled and authenticated, not closed by
+    /// the peer, its last write went through, and the node is not isolated by fault injection. A
+    /// peer that died is seen when the connection ends (its kernel closes it), or at the next
+    /// failed write; a peer that cannot be dialled at once. What `CLUSTER NODES` calls `connected`.
+    pub fn is_connected(&self, peer: NodeId) -> bool {
+        !self.is_isolated() && self.up.read().expect("up lock").contains(&peer)
     }
 
     /// Queue `frame` for `to`. Returns false (and counts a drop) if the queue is full or `to` is
@@ -658,6 +671,29 @@ pub async fn accept_loop_with(
     }
 }
 
+/// One peer's entry in [`Transport`]'s set of connections that are up.
+struct Link {
+    peer: NodeId,
+    up: Arc<RwLock<BTreeSet<NodeId>>>,
+}
+
+impl Link {
+    fn set(&self, up: bool) {
+        let mut set = self.up.write().expect("up lock");
+        if up {
+            set.insert(self.peer);
+        } else {
+            set.remove(&self.peer);
+        }
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.set(false);
+    }
+}
+
 /// One peer's outbound connection: dial, write queued frames, reconnect with back-off.
 async fn outbound(
     id: Arc<Identity>,
@@ -666,6 +702,7 @@ async fn outbound(
     mut rx: mpsc::Receiver<Frame>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
+    link: Link,
 ) {
     let mut backoff = BACKOFF_MIN;
     let mut last_error: Option<String> = None;
@@ -680,11 +717,26 @@ async fn outbound(
                     tracing::info!("connected to {peer} at {addr}");
                 }
                 backoff = BACKOFF_MIN;
+                link.set(true);
                 let mut buf = Vec::new();
+                // The acceptor never writes on this connection after the handshake: a read that
+                // ends is the peer gone (its process died, or it closed the connection). Watching
+                // for it tells `is_connected` at once, also when there is nothing to send.
+                let mut closed = [0u8; 1];
                 loop {
                     let first = tokio::select! {
                         f = rx.recv() => match f { Some(f) => f, None => return },
                         _ = shutdown.changed() => { let _ = stream.shutdown().await; return }
+                        read = tokio::io::AsyncReadExt::read(&mut stream, &mut closed) => match read {
+                            Ok(n) if n > 0 => continue, // not sent by this version's peers: ignored
+                            gone => {
+                                let why = gone.map_or_else(|e| e.to_string(), |_| "closed by the peer".into());
+                                link.set(false);
+                                tracing::info!("connection to {peer} at {addr} lost: {why}");
+                                last_error = Some(why);
+                                break;
+                            }
+                        }
                     };
                     buf.clear();
                     let mut frames = 1u64;
@@ -705,6 +757,7 @@ async fn outbound(
                     };
                     if let Err(e) = written.await {
                         metrics.frames_dropped(peer.0, frames);
+                        link.set(false);
                         tracing::info!("connection to {peer} at {addr} lost: {e}");
                         last_error = Some(e.to_string());
                         break;
@@ -715,6 +768,7 @@ async fn outbound(
                 }
             }
             Err(e) => {
+                link.set(false);
                 if e.contains("refused us")
                     || e.contains("authentication")
                     || e.contains("TLS")

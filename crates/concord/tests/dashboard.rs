@@ -103,6 +103,16 @@ fn follower(cluster: &Cluster) -> usize {
 /// Run a scenario of `dashboard_e2e.py`, acting on its requests (`{"restart": id}`) as they come;
 /// returns its result.
 fn drive(scenario: &str, url: &str, cluster: &mut Cluster) -> serde_json::Value {
+    drive_with(scenario, url, cluster, |_, _| panic!("an unexpected request from dashboard_e2e.py"))
+}
+
+/// [`drive`], with `other` acting on the requests it does not know (`{"restart": id}` it does).
+fn drive_with(
+    scenario: &str,
+    url: &str,
+    cluster: &mut Cluster,
+    mut other: impl FnMut(&mut Cluster, &serde_json::Value),
+) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard_e2e.py");
     let mut child = Command::new("python3")
         .arg(script)
@@ -123,6 +133,8 @@ fn drive(scenario: &str, url: &str, cluster: &mut Cluster) -> serde_json::Value 
             restart(cluster, id as u32);
         } else if message.get("result").is_some() {
             result = Some(message["result"].clone());
+        } else {
+            other(cluster, &message);
         }
     }
     let out = child.wait_with_output().unwrap();
@@ -248,3 +260,121 @@ fn concord_up_keeps_running_when_fault_injection_stops_a_node() {
         "up prints the dashboard's URL with its token: {stdout}"
     );
 }
+
+/// Keys in one slot (`{tag}` hash tags), written in pipelined batches through the RESP door of the
+/// slot's shard leader (`addr`).
+fn load_slot(addr: SocketAddr, tag: &str, keys: usize, value_bytes: usize) {
+    use std::io::Write;
+    let stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let value = "v".repeat(value_bytes);
+    for batch in (0..keys).collect::<Vec<_>>().chunks(500) {
+        let mut out = Vec::new();
+        for i in batch {
+            let key = format!("{{{tag}}}{i}");
+            write!(out, "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${}\r\n{value}\r\n", key.len(), value.len())
+                .unwrap();
+        }
+        writer.write_all(&out).unwrap();
+        for _ in batch {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            assert_eq!(line, "+OK\r\n", "SET through {addr}");
+        }
+    }
+}
+
+/// The sharded mode's dashboard in a real browser: 3 nodes, 4 shards of 2 replicas (so the page's
+/// node lacks some shard). The page shows every shard with its leader – also those its node does
+/// not replicate – the slot strip, the epoch, and, once this test starts a move of a slot holding
+/// thousands of keys (so that the copy lasts), the move highlighted in the strip and listed with
+/// its phase; afterwards the strip shows the slot in its new shard. Screenshot `dashboard-sharded.png`.
+#[test]
+fn the_sharded_dashboard_shows_every_shard_its_leader_and_a_move() {
+    if !browser_available("the_sharded_dashboard_shows_every_shard_its_leader_and_a_move") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(dir.path(), 3, |o| {
+        o.mode = concord_server::Mode::Sharded;
+        o.shards = Some(4);
+        o.shard_replicas = Some(2);
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let map = loop {
+        let map = call(cluster.http[0], "GET", "/v1/cluster").ok().and_then(|a| a.json().ok());
+        if let Some(map) = map.filter(|m| {
+            m["bootstrapped"] == true
+                && m["shards"].as_array().is_some_and(|s| s.iter().all(|s| s["leader"].is_u64()))
+        }) {
+            break map;
+        }
+        assert!(Instant::now() < deadline, "no shard map with leaders:\n{}", cluster.logs(20));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let shards = map["shards"].as_array().unwrap().clone();
+    let replicas = |s: &serde_json::Value| -> Vec<u64> {
+        s["replicas"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()).collect()
+    };
+    // The page is served by a node that does not replicate some shard.
+    let page_node = (1..=3u64).find(|n| shards.iter().any(|s| !replicas(s).contains(n))).unwrap();
+
+    let tag = "dash";
+    let slot = concord_shard::key_slot(format!("{{{tag}}}").as_bytes()).get();
+    let owner = map["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r["start"].as_u64().unwrap() <= u64::from(slot) && u64::from(slot) <= r["end"].as_u64().unwrap()
+        })
+        .unwrap()["shard"]
+        .as_u64()
+        .unwrap();
+    let leader = shards.iter().find(|s| s["shard"] == owner).unwrap()["leader"].as_u64().unwrap();
+    load_slot(
+        SocketAddr::from(([127, 0, 0, 1], cluster.redis_port(leader as usize - 1))),
+        tag,
+        KEYS_TO_MOVE,
+        1000,
+    );
+    let to = shards.iter().map(|s| s["shard"].as_u64().unwrap()).find(|&s| s != owner).unwrap();
+
+    let token = concord_server::cluster::dashboard_token(dir.path()).unwrap();
+    let url = format!("http://{}/?token={token}", cluster.http[page_node as usize - 1]);
+    let result = drive_with("sharded", &url, &mut cluster, |c, message| {
+        assert_eq!(message["move"], true, "{message}");
+        let body = serde_json::json!({ "slots": slot.to_string(), "to": to }).to_string();
+        let bearer = format!("Bearer {token}");
+        let headers = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+        let answer = block_on(http_with_headers(
+            c.http[0],
+            "POST",
+            "/v1/cluster/moves",
+            &headers,
+            body.as_bytes(),
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.text());
+    });
+    println!("sharded: {result}");
+    assert_eq!(result["node"], page_node);
+    assert_eq!(result["shards"], 4, "every shard is a row: {result}");
+    assert_eq!(result["leaders_shown"], 4, "every shard's leader is shown: {result}");
+    assert!(result["leaders_not_replicated_here"].as_u64().unwrap() >= 1, "{result}");
+    let seen = &result["move"];
+    assert_eq!(seen["slots"], slot.to_string(), "{result}");
+    assert_eq!(seen["from"], owner.to_string(), "{result}");
+    assert_eq!(seen["to"], to.to_string(), "{result}");
+    assert!(["started", "fenced", "copied"].contains(&seen["phase"].as_str().unwrap()), "{result}");
+    assert_eq!(seen["highlighted"], true, "the strip marks the moving slots: {result}");
+    assert_eq!(result["owner_after"], to, "the strip shows the slot in its new shard: {result}");
+    assert!(screenshot_dir().join("dashboard-sharded.png").exists());
+}
+
+/// Keys in the slot the sharded dashboard test moves: enough that copying them takes a few polls
+/// of the page (the copy goes in pages of 256 keys, each a Raft entry fsynced on two replicas).
+const KEYS_TO_MOVE: usize = 20_000;

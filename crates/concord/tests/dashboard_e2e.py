@@ -16,6 +16,12 @@ SCENARIO:
   restart   `concord up --allow-fault-injection` with node 3 killed (kill -9); URL is node 1's
          dashboard. Node 3 is shown unreachable with a Restart button; clicking it has `up` start
          the node again, and the page shows it up; screenshot dashboard-restart.png.
+  sharded   `concord up --shards 4 --replicas 2` on 3 nodes; URL is the dashboard of a node that
+         does not replicate every shard. Every shard is a row with its leader (also those the node
+         does not replicate) and its replicas per node, the slot strip is drawn by shard; then it
+         prints {"move": true} so the test starts a slot move, sees the move listed with its phase
+         and highlighted in the strip (screenshot dashboard-sharded.png), and waits for it to end
+         with the slot drawn in its new shard.
 
 Prints JSON lines: requests to the test ({"restart": id}) and, last, the result. Exits non-zero
 with a message when an assertion fails. Reuses viewer_e2e.py's browser helpers.
@@ -114,7 +120,7 @@ def faults(url, out):
         s = state(driver)
         check(s["fault_injection"] is True, f"the node reports fault injection on: {s}")
         check(not driver.find_element("id", "fault-flag").get_attribute("hidden"), "the fault-injection badge is shown")
-        check(text(driver, "#shards-section").find("No sharding yet") >= 0, "the page says there is no sharding")
+        check(text(driver, "#shards-section").find("No sharding in this mode") >= 0, "the page says there is no sharding")
         wait_until(lambda: state(driver)["leader"] is not None, ELECTION_S, "a leader is shown")
         first = state(driver)["leader"]
         wait_until(lambda: shown_leader(driver) == f"node {first}", 5, "the leader card names the leader")
@@ -253,10 +259,63 @@ def eventual(url, out):
         driver.quit()
 
 
+def sharded(url, out):
+    driver = browser(1280, 900)
+    try:
+        driver.get(url)
+        wait_until(lambda: js(driver, "return !!(window.shardDashboard && window.shardDashboard.ready)"), 20,
+                   "the sharded dashboard did not load /v1/cluster: " + str(js(driver, "return window.shardDashboard && window.shardDashboard.error")))
+        rows = lambda: js(driver, """return [...document.querySelectorAll('#grid tbody tr')].map(tr => ({
+            shard: Number(tr.dataset.shard), leader: tr.dataset.leader,
+            roles: Object.fromEntries([...tr.querySelectorAll('td[data-node]')].map(td => [td.dataset.node, td.dataset.role])),
+            text: tr.innerText}))""")
+        view = lambda: js(driver, "return window.shardDashboard.view")
+        wait_until(lambda: len(rows()) == len(view()["shards"]) and all(r["leader"] for r in rows()), 20,
+                   f"every shard is shown with a leader: {rows()}")
+        me = view()["node"]
+        not_here = 0
+        for r in rows():
+            leader = r["leader"]
+            check(r["roles"].get(leader) == "leader", f"shard {r['shard']}: its leader n{leader} is marked in its node's column: {r}")
+            check(f"n{leader}" in r["text"], f"shard {r['shard']}: the leader is written out: {r}")
+            replicas = [n for n, role in r["roles"].items() if role in ("leader", "replica")]
+            check(len(replicas) == 2, f"shard {r['shard']}: two replicas shown: {r}")
+            if str(me) not in replicas:
+                not_here += 1
+        check(not_here >= 1, f"node {me} lacks a shard, and still shows its leader: {rows()}")
+        check(text(driver, "#epoch") == str(view()["epoch"]), "the map epoch is shown")
+        ranges = js(driver, "return document.querySelectorAll('#strip rect.range').length")
+        check(ranges == len(view()["ranges"]) and ranges >= 4, f"the strip draws every range: {ranges}")
+        check(js(driver, "return document.querySelectorAll('#strip rect.move').length") == 0, "no move yet")
+
+        print(json.dumps({"move": True}), flush=True)
+        moving = lambda: js(driver, """const tr = document.querySelector('#moves tr.move'); if (!tr) return null;
+            const m = tr.dataset.move;
+            return {move: m, slots: tr.dataset.slots, from: tr.dataset.from, to: tr.dataset.to, phase: tr.dataset.phase,
+                    highlighted: !!document.querySelector(`#strip rect.move[data-move="${m}"]`),
+                    label: (document.querySelector(`#strip text[data-move="${m}"]`) || {}).textContent || null,
+                    count: document.getElementById('move-count').textContent}""")
+        wait_until(lambda: moving() is not None, 20, "the move is shown while in progress")
+        seen = moving()
+        check(seen["count"] == "1", f"one move in progress: {seen}")
+        driver.save_screenshot(os.path.join(out, "dashboard-sharded.png"))
+        slot = int(seen["slots"].split("-")[0])
+        wait_until(lambda: moving() is None, 60, "the move ends")
+        owner = lambda: js(driver, f"""const r = [...document.querySelectorAll('#strip rect.range')]
+            .find(r => {{ const [a, b] = r.dataset.slots.split('-').map(Number); return a <= {slot} && {slot} <= (b ?? a); }});
+            return r ? Number(r.dataset.shard) : null""")
+        wait_until(lambda: owner() == int(seen["to"]), 10, f"slot {slot} is drawn in shard {seen['to']}: {owner()}")
+        return {"node": me, "shards": len(rows()), "leaders_shown": sum(1 for r in rows() if r["leader"]),
+                "leaders_not_replicated_here": not_here, "move": seen, "owner_after": owner()}
+    finally:
+        driver.quit()
+
+
 def main():
     scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
-    result = {"faults": faults, "nofaults": nofaults, "restart": restart, "eventual": eventual}[scenario](url, out)
+    result = {"faults": faults, "nofaults": nofaults, "restart": restart, "eventual": eventual,
+              "sharded": sharded}[scenario](url, out)
     print(json.dumps({"result": result}), flush=True)
 
 

@@ -15,6 +15,11 @@
 //!    log: `--snapshot-count 100` makes the run cross snapshots) and the move completes;
 //! 5. afterwards every acknowledged write is read back through every node, and the whole history
 //!    is linearizable under the key-value model (`concord_check`).
+//!
+//! `every_node_names_every_shards_leader_and_sees_a_dead_peer_disconnected` (4 shards of 2
+//! replicas on 3 nodes): every node's map – and `concord shard list` – names the leader of every
+//! shard, also of those it does not replicate (leader probes); a node killed with `kill -9` is
+//! shown `disconnected` in the others' `CLUSTER NODES` and `connected: false` in `/v1/cluster`.
 
 use concord_check::{linearizability, Model};
 use concord_core::history::{EventType, History, Op, OpFn, Value};
@@ -409,4 +414,85 @@ async fn slots_move_under_load_and_a_kill_9_without_losing_a_write() {
         rec.moved_followed.load(Ordering::SeqCst),
         rec.retried.load(Ordering::SeqCst)
     );
+}
+
+/// `concord shard list` (and `GET /v1/cluster`, which the list and the dashboard read) names the
+/// leader of **every** shard on every node, also of shards the node asked does not replicate (it
+/// learns them from its leader probes; before, it showed `-`). And the RESP topology's `connected`
+/// is the peer connection's state: a killed node shows `disconnected` in `CLUSTER NODES`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_names_every_shards_leader_and_sees_a_dead_peer_disconnected() {
+    let dir = tempfile::tempdir().unwrap();
+    // 4 shards of 2 replicas on 3 nodes: every node lacks a shard or two.
+    let mut c = LocalCluster::start(dir.path(), NODES, |o| {
+        o.mode = Mode::Sharded;
+        o.shards = Some(SHARDS);
+        o.shard_replicas = Some(2);
+        o.no_fsync = true;
+    });
+    let views = wait_for(&c, "every node knows every shard's leader", Duration::from_secs(30), ready).await;
+    let mut not_hosted = Vec::new();
+    for v in &views {
+        let node = v["node"].as_u64().unwrap();
+        for s in v["shards"].as_array().unwrap() {
+            let replicas: Vec<u64> =
+                s["replicas"].as_array().unwrap().iter().map(|r| r.as_u64().unwrap()).collect();
+            assert_eq!(replicas.len(), 2, "{s}");
+            let leader = s["leader"].as_u64().unwrap();
+            assert!(replicas.contains(&leader), "node {node}: the leader of {s} is one of its replicas");
+            if !replicas.contains(&node) {
+                not_hosted.push((node, s["shard"].as_u64().unwrap()));
+            }
+        }
+    }
+    assert!(!not_hosted.is_empty(), "the layout leaves some shard off some node: {views:#?}");
+
+    // The list, as a person reads it, from a node that does not replicate some shard.
+    let (node, shard) = not_hosted[0];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["shard", "list", "--http", &c.http[node as usize - 1].to_string()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("SHARD"))
+        .skip(1)
+        .take(SHARDS as usize)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), SHARDS as usize, "{table}");
+    for row in &rows {
+        let leader = row.last().unwrap();
+        assert!(
+            leader.parse::<u32>().is_ok(),
+            "node {node}: every shard's LEADER is a node id, not {leader:?}:\n{table}"
+        );
+    }
+    assert!(rows.iter().any(|r| r[0] == shard.to_string()), "shard {shard} is listed:\n{table}");
+
+    // Kill node 3: node 1 sees its connection to it go down (RESP topology and /v1/cluster alike).
+    let resp1 = SocketAddr::from(([127, 0, 0, 1], c.redis_port(0)));
+    let before = Resp::connect(resp1).await.unwrap().call(&["CLUSTER", "NODES"]).await.unwrap();
+    assert!(!before.contains("disconnected"), "every node is up:\n{before}");
+    c.kill9(2);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let nodes = Resp::connect(resp1).await.unwrap().call(&["CLUSTER", "NODES"]).await.unwrap();
+        let port3 = format!(":{}@", c.redis_port(2));
+        let line3 =
+            nodes.lines().find(|l| l.contains(&port3)).unwrap_or_else(|| panic!("node 3 listed:\n{nodes}"));
+        let v = view(&c, 0).await.unwrap();
+        let member3 = v["members"].as_array().unwrap().iter().find(|m| m["id"] == 3).cloned().unwrap();
+        if line3.contains("disconnected") && member3["connected"] == false {
+            assert!(
+                nodes.lines().filter(|l| !l.contains(&port3)).all(|l| l.contains(" connected")),
+                "only node 3 is disconnected:\n{nodes}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 1 still shows node 3 connected:\n{nodes}\n{member3}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

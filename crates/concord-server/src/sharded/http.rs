@@ -6,10 +6,11 @@
 //! | `GET /v1/kv/{key}?consistency=linearizable\|lease\|stale` | – | 200 the raw value (headers `x-concord-mod-revision`, `-create-revision`, `-version`, `-slot`, `-shard`), 404 if absent |
 //! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` (revisions are per shard) |
 //! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
-//! | `GET /v1/cluster` | – | the shard map: epoch, slot ranges → shard, each shard's replicas and leader as this node knows it, moves in progress, members |
+//! | `GET /v1/cluster` | – | the shard map: epoch, slot ranges → shard, each shard's replicas and leader as this node knows it (of a shard not replicated here: what the last leader probe heard), moves in progress, members (with `connected`: whether this node's peer connection to it is up) |
 //! | `GET /v1/status` | – | this node: the groups it replicates (role, term, indexes, keys, slot table) |
 //! | `POST /v1/cluster/moves` (admin) | `{"slots": "0-99", "to": 3}` | 200 `{"move", "epoch", "slots", "from", "to"}` once the move is committed in the map; 400 bad input (a slot out of range, an unknown shard, a range owned by two shards or already the target's), 409 a slot already moving; the map is then unchanged |
 //! | `GET /healthz`, `GET /metrics` | – | as in the strong mode |
+//! | `GET /`, `GET /dashboard` | – | the sharded mode's dashboard (`web/dashboard/sharded.html`): the slot strip coloured by shard, shards × nodes with replicas and leaders, the map epoch, moves in progress; it polls `GET /v1/cluster` |
 //!
 //! A slot that is being moved answers 503 (`moving`: retry shortly) after the node's own retries
 //! ran out; a shard without a leader 503 too. Range reads, CAS, transactions and membership changes
@@ -49,6 +50,8 @@ pub fn router(handle: ShardedHandle, config: &NodeConfig) -> Router {
         .route("/v1/status", get(status))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/", get(dashboard))
+        .route("/dashboard", get(dashboard))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(handle)
 }
@@ -206,6 +209,7 @@ pub fn cluster_json(handle: &ShardedHandle) -> Value {
                 "peer_addr": p.addr.to_string(),
                 "http_addr": p.http_addr.map(|a| a.to_string()),
                 "redis_addr": p.redis_addr.map(|a| a.to_string()),
+                "connected": handle.connected(p.id),
             })
         })
         .collect();
@@ -323,6 +327,12 @@ async fn start_move(
         }
         other => Err(ApiError::unexpected(&other)),
     }
+}
+
+/// The sharded mode's dashboard: one page (no build step) that polls `GET /v1/cluster` and draws
+/// the map – the slot strip by shard, shards × nodes with leaders, the epoch, moves in progress.
+async fn dashboard() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../../../../web/dashboard/sharded.html"))
 }
 
 async fn healthz(State(handle): State<ShardedHandle>) -> Json<Value> {

@@ -143,8 +143,9 @@ pub struct ShardedStatus {
     /// `map leader` (this node leads the metadata group) or `node`.
     pub role: &'static str,
     pub map: Arc<MapView>,
-    /// Every group's leader as this node knows it (its own view of groups it replicates, the last
-    /// hint for others), by group (0: the metadata group).
+    /// Every group's leader as this node knows it (its own view of groups it replicates; for
+    /// others what the last leader probe heard, else the last forwarding hint – see
+    /// [`process`]), by group (0: the metadata group).
     pub leaders: BTreeMap<u32, u32>,
     /// The groups this node replicates.
     pub groups: Vec<GroupView>,
@@ -200,7 +201,7 @@ impl Hosted for ShardServer {
         let mut leaders = BTreeMap::new();
         let groups = std::iter::once(META).chain(view.shards.keys().map(|s| GroupId(s.0)));
         for group in groups {
-            if let Some(leader) = node.known_leader(group) {
+            if let Some(leader) = self.known_leader(group) {
                 leaders.insert(group.0, leader.0);
             }
         }
@@ -324,6 +325,8 @@ struct Inner {
     peers: Vec<PeerConfig>,
     disk_space: Arc<crate::disk_space::DiskSpace>,
     cluster_id: String,
+    /// The peer transport (`None`: a one-node cluster, or a test's handle).
+    transport: Option<crate::transport::Transport>,
 }
 
 /// The first wait between two tries of a key request, doubled up to [`RETRY_MAX`].
@@ -366,6 +369,12 @@ impl ShardedHandle {
 
     pub fn peer(&self, id: u32) -> Option<&PeerConfig> {
         self.inner.peers.iter().find(|p| p.id == id)
+    }
+
+    /// Whether this node's connection to member `id` is up (itself: always; without a transport
+    /// – a test's handle – every member counts as connected).
+    pub fn connected(&self, id: u32) -> bool {
+        id == self.inner.me.0 || self.inner.transport.as_ref().is_none_or(|t| t.is_connected(NodeId(id)))
     }
 
     /// A message from a peer: queued for the driver, or dropped (and counted) when the queue is
@@ -598,6 +607,7 @@ impl Served for ShardServer {
                 peers,
                 disk_space: parts.disk_space,
                 cluster_id: config.cluster_id.clone(),
+                transport: parts.transport,
             }),
         }
     }
@@ -645,6 +655,7 @@ pub(crate) mod tests {
                 peers,
                 disk_space: Arc::new(crate::disk_space::DiskSpace::unlimited()),
                 cluster_id: "c1".into(),
+                transport: None,
             }),
         }
     }

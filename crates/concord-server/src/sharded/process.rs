@@ -13,6 +13,17 @@
 //! leader every [`ADMIN_RETRY`]; no answer within [`ADMIN_TIMEOUT`] is answered `Unknown` (the
 //! change may have been committed – `GET /v1/cluster` shows).
 //!
+//! **Leaders of the shards not replicated here.** A node knows the leader of each group it
+//! replicates (Raft tells it), but of another shard only the last hint a forward brought back – so
+//! `GET /v1/cluster`, `concord shard list` and the dashboard showed no leader for it. Every
+//! [`LEADER_PROBE`] this process asks, for each shard of the map it does not replicate, one replica
+//! for the group's status – the node's own `GroupReq::Status`, as the metadata leader asks it –
+//! again as a [`NodeMessage::Forward`] with an id from [`PROBE_IDS`] up. The leader answers with
+//! its status, a follower `NotLeader` with its own hint; either names the leader
+//! ([`ShardServer::known_leader`]). A probe unanswered by the next round forgets that leader and
+//! asks the next replica. Cost: at most one small message per shard not replicated here per
+//! round – bounded by the number of shards.
+//!
 //! Sans-IO like the node it wraps: time from [`Io::now`], no sockets or files.
 
 use concord_core::{Effect, Io, NodeId, Process, ProtocolEvent, RequestId, Time};
@@ -22,13 +33,17 @@ use concord_shard::kv::ShardResult;
 use concord_shard::machine::MapOutput;
 use concord_shard::map::Proposal;
 use concord_shard::node::{GroupReq, GroupResp, NodeMessage, NodeTimer, ShardRequest, META};
-use concord_shard::ShardedNode;
+use concord_shard::{GroupId, ShardedNode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The first id of this process's own forwards (the node counts its own from 0).
 pub const ADMIN_IDS: u64 = 1 << 62;
+/// The first id of leader probes (above every map change's id: those count up from [`ADMIN_IDS`]).
+pub const PROBE_IDS: u64 = ADMIN_IDS + (1 << 61);
+/// How often the leaders of the shards not replicated here are asked for (see the module docs).
+pub const LEADER_PROBE: Duration = Duration::from_secs(1);
 /// How soon a map change refused by a non-leader is sent again.
 pub const ADMIN_RETRY: Duration = Duration::from_millis(50);
 /// How long a map change may go unanswered before it is answered `Unknown`.
@@ -53,6 +68,8 @@ pub enum ServerTimer {
     Node(NodeTimer),
     /// Map changes to send again or to give up.
     Admin,
+    /// Ask the shards not replicated here who leads them.
+    Probe,
 }
 
 /// A map change waiting for the metadata leader's answer.
@@ -66,6 +83,13 @@ struct AdminWait {
     hint: Option<NodeId>,
 }
 
+/// A leader probe in flight: the group, and the node asked.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    group: GroupId,
+    asked: NodeId,
+}
+
 /// A sharded node as the server runs it (see the module docs).
 pub struct ShardServer {
     node: ShardedNode,
@@ -73,11 +97,96 @@ pub struct ShardServer {
     next_admin: u64,
     /// Answers to this process's forwards that the node produced while handling an input.
     answers: Vec<(u64, GroupResponse<GroupResp>)>,
+    /// Leaders of groups not replicated here, as the last probes heard them.
+    probed: BTreeMap<GroupId, NodeId>,
+    /// Probes sent in the last round and not answered yet (at most one per shard).
+    probes: BTreeMap<u64, Probe>,
+    next_probe: u64,
+    /// Rounds since start: which replica of a group with no known leader to ask next.
+    probe_round: u64,
 }
 
 impl ShardServer {
     pub fn new(node: ShardedNode) -> ShardServer {
-        ShardServer { node, admin: BTreeMap::new(), next_admin: ADMIN_IDS, answers: Vec::new() }
+        ShardServer {
+            node,
+            admin: BTreeMap::new(),
+            next_admin: ADMIN_IDS,
+            answers: Vec::new(),
+            probed: BTreeMap::new(),
+            probes: BTreeMap::new(),
+            next_probe: PROBE_IDS,
+            probe_round: 0,
+        }
+    }
+
+    /// The node this node believes leads `group`: Raft's view for a group replicated here; for
+    /// another, what the last probe heard, else the node's last forwarding hint.
+    pub fn known_leader(&self, group: GroupId) -> Option<NodeId> {
+        if self.node.host().group(group).is_some() {
+            return self.node.known_leader(group);
+        }
+        self.probed.get(&group).copied().or_else(|| self.node.known_leader(group))
+    }
+
+    /// One probe round: forget the leaders whose probe went unanswered, then ask each shard of the
+    /// map not replicated here (one replica each: the leader last heard of, else the next in turn).
+    fn probe_tick(&mut self, io: &mut Io<'_, Self>) {
+        for (_, probe) in std::mem::take(&mut self.probes) {
+            if self.probed.get(&probe.group) == Some(&probe.asked) {
+                self.probed.remove(&probe.group);
+            }
+        }
+        let me = io.me();
+        let round = self.probe_round;
+        self.probe_round += 1;
+        let mut asks = Vec::new();
+        for (shard, replicas) in self.node.map().shards() {
+            let group = GroupId(shard.0);
+            if self.node.host().group(group).is_some() {
+                self.probed.remove(&group);
+                continue;
+            }
+            let others: Vec<NodeId> = replicas.voters.iter().copied().filter(|&n| n != me).collect();
+            let target = self
+                .probed
+                .get(&group)
+                .copied()
+                .filter(|l| others.contains(l))
+                .or_else(|| others.get((round % others.len().max(1) as u64) as usize).copied());
+            if let Some(asked) = target {
+                asks.push(Probe { group, asked });
+            }
+        }
+        // Groups that left the map: nothing to show.
+        let shards = self.node.map().shards();
+        self.probed.retain(|g, _| shards.contains_key(&concord_shard::map::ShardId(g.0)));
+        for probe in asks {
+            let id = self.next_probe;
+            self.next_probe += 1;
+            self.probes.insert(id, probe);
+            io.send(probe.asked, NodeMessage::Forward { id, group: probe.group, request: GroupReq::Status });
+        }
+        io.set_timer(ServerTimer::Probe, LEADER_PROBE);
+    }
+
+    /// A probe's answer: the leader's status, or a follower's hint.
+    fn probe_answered(&mut self, id: u64, response: GroupResponse<GroupResp>) {
+        let Some(probe) = self.probes.remove(&id) else { return };
+        let leader = match response {
+            GroupResponse::Answer { response: GroupResp::Status(Some(status)), .. } => Some(status.leader),
+            GroupResponse::Answer { response: GroupResp::Data(RaftResponse::NotLeader { hint }), .. } => hint,
+            // A replica that no longer has the group, or another answer: ask another next round.
+            _ => None,
+        };
+        match leader {
+            Some(leader) => {
+                self.probed.insert(probe.group, leader);
+            }
+            None => {
+                self.probed.remove(&probe.group);
+            }
+        }
     }
 
     pub fn node(&self) -> &ShardedNode {
@@ -115,7 +224,11 @@ impl ShardServer {
             }
         }
         for (id, response) in std::mem::take(&mut self.answers) {
-            self.admin_answered(io, id, response);
+            if id >= PROBE_IDS {
+                self.probe_answered(id, response);
+            } else {
+                self.admin_answered(io, id, response);
+            }
         }
     }
 
@@ -198,11 +311,14 @@ impl Process for ShardServer {
     fn on_start(&mut self, io: &mut Io<'_, Self>) {
         // A restart forgets the changes in flight: their askers time out.
         self.admin.clear();
+        self.probes.clear();
         self.with_node(io, |node, inner| node.on_start(inner));
+        io.set_timer(ServerTimer::Probe, LEADER_PROBE);
     }
 
     fn on_message(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: NodeMessage) {
         match msg {
+            NodeMessage::Forwarded { id, response } if id >= PROBE_IDS => self.probe_answered(id, response),
             NodeMessage::Forwarded { id, response } if id >= ADMIN_IDS => {
                 self.admin_answered(io, id, response)
             }
@@ -214,6 +330,7 @@ impl Process for ShardServer {
         match timer {
             ServerTimer::Node(t) => self.with_node(io, |node, inner| node.on_timer(inner, t)),
             ServerTimer::Admin => self.admin_tick(io),
+            ServerTimer::Probe => self.probe_tick(io),
         }
     }
 

@@ -12,6 +12,9 @@
 //! | between its move's fence and flip | `-TRYAGAIN` |
 //! | no shard map yet, or the shard lost its leader | `-CLUSTERDOWN` |
 //!
+//! A node knows the leaders of the shards it does not replicate from its leader probes
+//! ([`super::process`]), so the third row is rare: just after a start or a leader change.
+//!
 //! The decision reads the status the driver published after its last batch; the node checks the
 //! slot again when it applies the command (`concord_shard::kv`), so a decision made on a map that
 //! has just moved on is refused there and tried again, never applied to the wrong shard.
@@ -19,7 +22,8 @@
 //!
 //! [`ShardedBackend::topology`] is what `CLUSTER SLOTS`, `CLUSTER SHARDS` and `CLUSTER NODES`
 //! show: node and shard ids are 40 hex characters derived from the cluster id and the number, so
-//! every node names every node alike, across restarts.
+//! every node names every node alike, across restarts. A member is `connected` while this node's
+//! peer connection to it is up ([`crate::transport::Transport::is_connected`]).
 
 use super::{command_key, query_key, KeyError, ShardedHandle};
 use crate::front::{self, ClientError};
@@ -166,8 +170,8 @@ pub fn topology(handle: &ShardedHandle) -> Topology {
                 host: client.map_or_else(|| p.addr.ip().to_string(), |a| a.ip().to_string()),
                 port: client.map_or(0, |a| a.port()),
                 cluster_port: p.addr.port(),
-                // Not tracked per peer yet: a node reports the members of its configuration.
-                connected: true,
+                // This node's own connection to the member (the transport's view).
+                connected: handle.connected(p.id),
             }
         })
         .collect();
