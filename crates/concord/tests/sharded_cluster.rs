@@ -539,7 +539,8 @@ fn ids(v: &Json) -> Vec<u64> {
 ///    replica move asked while it runs is refused (409);
 /// 3. `concord join` adds node 4: it replicates the metadata group and enters the placement;
 /// 4. `concord shard rebalance` switches the rebalancer on and waits until the map is balanced:
-///    the 8 replicas end 2 per node, so node 4 serves replicas it did not have;
+///    the 8 replicas end 2 per node, so node 4 serves replicas it did not have; node 4 then gets
+///    `kill -9` and is restarted with `concord serve` and the same flags;
 /// 5. every acknowledged write is read back through all 4 nodes, and the history is linearizable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load() {
@@ -642,15 +643,18 @@ async fn replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load(
             at(c.args.redis_port)
         ));
     }
-    let log = std::fs::File::create(dir.path().join("node4.log")).unwrap();
-    let node4 = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(&argv)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    c.children.push(Some(node4));
+    let start4 = |argv: &[String]| {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("node4.log")).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(argv)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    c.children.push(Some(start4(&argv)));
     c.http.push(http4);
     c.args.nodes = NODES + 1; // its log in `c.logs`
     wait_for(&c, "node 4 is in every node's placement", Duration::from_secs(60), |v| {
@@ -689,6 +693,18 @@ async fn replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load(
     })
     .await;
     eprintln!("rebalanced: {out}");
+
+    // A joined node restarts as any node does: `concord serve` with the same flags (no --via);
+    // its groups and the metadata group's membership come back from its WAL.
+    c.kill9(3);
+    let serve: Vec<String> = ["serve".to_string()].into_iter().chain(argv[3..].iter().cloned()).collect();
+    c.children[3] = Some(start4(&serve));
+    wait_until("node 4 is back with a leader for each of its groups", || async {
+        let status = http(http4, "GET", "/v1/status", b"", CALL_TIMEOUT).await.ok()?.json().ok()?;
+        let groups = status["groups"].as_array()?.clone();
+        (groups.len() == 1 + mine.len() && groups.iter().all(|g| g["leader"].is_u64())).then_some(())
+    })
+    .await;
 
     // Node 4 serves keys too (forwarding to each key's leader), then the load stops.
     let a = http(http4, "PUT", "/v1/kv/joined", b"4", CALL_TIMEOUT).await.unwrap();
