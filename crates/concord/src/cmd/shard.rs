@@ -282,5 +282,26 @@ mod tests {
         assert!(table.contains("shard map epoch 4, map leader 2"), "{table}");
         assert!(table.contains("2      8292   0-99,8192-16383  2,3       -"), "{table}");
         assert!(table.contains("move 3: slots 100-199 from shard 1 to shard 2 (fenced)"), "{table}");
+        assert!(!table.contains("rebalancer"), "a map without the rebalancer's state: {table}");
+    }
+
+    /// A replica move shows its learner (`+`) and leaving replica (`-`); the rebalancer its state.
+    #[test]
+    fn replica_moves_and_the_rebalancer_show_in_the_table() {
+        let map = serde_json::json!({
+            "mode": "sharded", "node": 1, "epoch": 9, "map_leader": 1,
+            "ranges": [{"slots": "0-16383", "shard": 1}],
+            "shards": [{"shard": 1, "slots": 16384, "replicas": [2, 3], "learners": [4], "leaving": [1], "leader": 2}],
+            "moves": [],
+            "rebalance": {"on": true, "balanced": false, "next": "remove shard 1's replica on node 3"},
+        });
+        let table = map_table(&map);
+        assert!(table.contains("2,3,4+,1-"), "{table}");
+        assert!(table.contains("rebalancer on: next step: remove shard 1's replica on node 3"), "{table}");
+        let balanced = serde_json::json!({
+            "mode": "sharded", "node": 1, "epoch": 9, "map_leader": 1, "ranges": [], "shards": [], "moves": [],
+            "rebalance": {"on": false, "balanced": true, "next": null},
+        });
+        assert!(map_table(&balanced).contains("rebalancer off: balanced"), "{}", map_table(&balanced));
     }
 }
