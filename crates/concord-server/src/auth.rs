@@ -125,8 +125,13 @@ pub fn classify(method: &Method, path: &str) -> Door {
         "/healthz" | "/" | "/dashboard" | "/dashboard/" | "/favicon.ico" if read => Door::Public,
         p if read && p.starts_with("/dashboard/") => Door::Public,
         "/v1/members" | "/v1/members/addresses" | "/v1/backup" => Door::Admin,
-        // Sharded mode: moving slots between shards changes the shard map (admin); reading it is data.
-        "/v1/cluster/moves" if !read => Door::Admin,
+        // Sharded mode: moving slots or replicas and switching the rebalancer change the shard map
+        // (admin); reading it is data.
+        "/v1/cluster/moves" | "/v1/cluster/replicas" | "/v1/cluster/rebalance" | "/v1/cluster/nodes"
+            if !read =>
+        {
+            Door::Admin
+        }
         p if p.starts_with("/v1/faults/") && !read => Door::Lab,
         _ if read => Door::Data(Need::Read),
         _ => Door::Data(Need::Write),
@@ -615,6 +620,9 @@ mod tests {
         assert_eq!(classify(&Method::POST, "/v1/members"), Door::Admin);
         assert_eq!(classify(&Method::GET, "/v1/backup"), Door::Admin);
         assert_eq!(classify(&Method::POST, "/v1/cluster/moves"), Door::Admin);
+        assert_eq!(classify(&Method::POST, "/v1/cluster/replicas"), Door::Admin);
+        assert_eq!(classify(&Method::POST, "/v1/cluster/rebalance"), Door::Admin);
+        assert_eq!(classify(&Method::POST, "/v1/cluster/nodes"), Door::Admin);
         assert_eq!(classify(&Method::POST, "/v1/faults/nodes/2/stop"), Door::Lab);
         assert_eq!(classify(&Method::GET, "/v1/faults"), Door::Data(Need::Read));
     }

@@ -610,9 +610,18 @@ impl NodeConfig {
 
     /// The sharded mode's layout (`None` outside that mode): the `[shard]` table, replicas capped
     /// at the number of nodes, Raft timing from [`NodeConfig::raft_config`].
+    ///
+    /// A joining node (`join`) is given the cluster *as it stands* – its peers, not itself – as
+    /// the nodes: its metadata replica starts as a non-voter (the members add it, then promote
+    /// it), it starts no group of the first map (whose placement it then computes as the members
+    /// do), and replicas reach it only once the map places them there.
     pub fn sharded_config(&self) -> Option<concord_shard::ShardedConfig> {
         let settings = self.shard?;
-        let nodes = self.cluster();
+        let nodes = if self.join {
+            self.other_peers().iter().map(|p| NodeId(p.id)).collect()
+        } else {
+            self.cluster()
+        };
         Some(concord_shard::ShardedConfig {
             replicas: settings.replicas.min(nodes.len()),
             nodes,
@@ -622,8 +631,8 @@ impl NodeConfig {
             churn: None,
             shard_bug: concord_shard::ShardBug::None,
             mover_bug: concord_shard::MoverBug::None,
-            // The rebalancer runs in the simulator; on a real cluster moves are asked for by hand
-            // (`concord shard move`) until `concord shard rebalance` drives it.
+            // No pace of its own: the rebalancer runs while the map has it on (`concord shard
+            // rebalance`, a change committed in the metadata group like any other).
             rebalance: None,
             ..concord_shard::ShardedConfig::default()
         })
@@ -750,8 +759,8 @@ impl NodeConfig {
                             .into(),
                     );
                 }
-                if self.join {
-                    return Err("join is not supported in the sharded mode yet: a sharded cluster is the nodes it is started with".into());
+                if self.join && self.other_peers().is_empty() {
+                    return Err("a joining node needs the cluster's members as --peer".into());
                 }
                 let Some(shard) = self.shard else {
                     return Err(

@@ -5,7 +5,10 @@
 //! Everything here is a client of the nodes' admin endpoints (`GET /v1/cluster`,
 //! `POST /v1/members/addresses`, `POST /v1/members`), called through [`crate::client`] over HTTP or
 //! HTTPS. Adding a node tells every member its addresses first, then asks the leader to add it as
-//! a learner and to promote it once it has caught up.
+//! a learner and to promote it once it has caught up. In the sharded mode the membership is the
+//! metadata group's (every node replicates the shard map), and the node then enters the map's
+//! placement (`POST /v1/cluster/nodes`): shard replicas reach it through the rebalancer or
+//! `concord shard move-replica`, each move committed in the map first.
 
 use crate::config::{NodeConfig, PeerConfig};
 use crate::node::Node;
@@ -54,6 +57,27 @@ pub async fn join_cluster(
         ),
         None => bail!("the node at {via} did not say which cluster it belongs to (an eventual-mode node, or an older version?)"),
     }
+    let sharded = config.mode == crate::config::Mode::Sharded;
+    if sharded != (view["mode"] == "sharded") {
+        bail!(
+            "this node is configured for the {} mode but the cluster at {via} runs the {} mode: nothing was changed",
+            config.mode.name(),
+            view["mode"].as_str().unwrap_or("strong")
+        );
+    }
+    if let (true, Some(mine)) = (sharded, config.shard) {
+        let theirs = &view["layout"];
+        if theirs["shards"].as_u64() != Some(u64::from(mine.shards))
+            || theirs["replicas"].as_u64() != Some(mine.replicas as u64)
+        {
+            bail!(
+                "this node is configured with {} shards of {} replicas but the cluster at {via} was started with \
+                 {theirs}: give the joining node the cluster's --shards and --replicas; nothing was changed",
+                mine.shards,
+                mine.replicas
+            );
+        }
+    }
     let target = MemberTarget {
         http: via,
         secret_file: None,
@@ -67,13 +91,47 @@ pub async fn join_cluster(
         redis_addr: config.redis_addr,
     };
     let node = Node::start(config).await.map_err(|e| anyhow!(e))?;
-    match member_add(&target, peer, learner_only).await {
+    let id = peer.id;
+    let added = match member_add(&target, peer, learner_only || sharded).await {
+        // A sharded node replicates the metadata group – promoted to a voter of it once caught
+        // up – and then enters the map's placement, where the rebalancer can fill it.
+        Ok(added) if sharded => join_placement(&target, id, learner_only)
+            .await
+            .map(|placed| serde_json::json!({ "metadata": added, "placement": placed })),
+        other => other,
+    };
+    match added {
         Ok(answer) => Ok((node, answer)),
         Err(e) => {
             let _ = node.shutdown().await;
             Err(e.context(format!("the cluster at {via} did not add this node")))
         }
     }
+}
+
+/// The sharded mode's half of a join, once node `id` is a learner of the metadata group: promote
+/// it when caught up (unless `learner_only`), then commit `AddNode` in the map – replicas may be
+/// placed on it from then on (by the rebalancer, when on, or `concord shard move-replica`).
+async fn join_placement(
+    target: &MemberTarget,
+    id: u32,
+    learner_only: bool,
+) -> anyhow::Result<serde_json::Value> {
+    if !learner_only {
+        let promote = serde_json::json!({ "op": "promote", "id": id });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match target.call(target.http, "POST", "/v1/members", &promote).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline && e.to_string().contains("not caught up") => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let body = serde_json::json!({ "node": id });
+    target.call(target.http, "POST", "/v1/cluster/nodes", &body).await
 }
 
 /// `concord join`: start `config` as a joining node, have the cluster at `via` add it (as a

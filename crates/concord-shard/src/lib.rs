@@ -68,8 +68,8 @@ pub use kv::{
 };
 pub use machine::{MapMachine, MapOutput, MapQuery};
 pub use map::{
-    Applied, Change, Ending, MapError, MapViolation, Move, Outcome, Phase, Proposal, Shard, ShardId,
-    ShardMap, Stage,
+    Applied, Change, Ending, MapError, MapViolation, Move, Outcome, Phase, Proposal, Replacement, Shard,
+    ShardId, ShardMap, Stage,
 };
 pub use mover::{MoverBug, Task};
 pub use node::{ShardedConfig, ShardedNode};

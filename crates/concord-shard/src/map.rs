@@ -12,7 +12,8 @@
 //! * once bootstrapped, every slot has exactly one owner, and the owner exists;
 //! * every shard has at least one voting replica, and no node twice (voters, learners and
 //!   leaving replicas together);
-//! * a move's range is owned, wholly, by its source; moves never overlap; source ≠ target.
+//! * a move's range is owned, wholly, by its source; moves never overlap; source ≠ target;
+//! * a replacement ([`Change::MoveReplica`]) names a learner of its shard and a voter of it.
 
 use crate::slot::{Slot, SlotRange, SLOTS};
 use concord_core::NodeId;
@@ -116,6 +117,15 @@ pub enum Change {
     AddNode { node: NodeId },
     /// Decommission `node`: no new replica goes there, and the rebalancer moves its replicas off.
     RemoveNode { node: NodeId },
+    /// Move `shard`'s replica on voter `from` to `to` (an operator's by-hand replica move): `to`
+    /// joins as a learner, and the [`Change::Promote`] that makes it a voter also makes `from`
+    /// leaving – one change, so the shard keeps its number of voters. Refused while any shard has
+    /// a replica move under way (a learner or a leaving replica): one group between
+    /// configurations at a time, as the rebalancer keeps it.
+    MoveReplica { shard: ShardId, from: NodeId, to: NodeId },
+    /// Turn the rebalancer on or off: while on, the metadata leader takes a [`crate::rebalance`]
+    /// step every so often (and moves each group's leadership to its preferred voter).
+    Rebalance { on: bool },
     /// Start moving `range` to shard `to`.
     StartMove { range: SlotRange, to: ShardId },
     /// The move's source committed its fence.
@@ -175,6 +185,8 @@ pub enum MapError {
     AlreadyNode(NodeId),
     #[error("node {0} is not in the placement")]
     NoSuchNode(NodeId),
+    #[error("a replica move is already under way in {shard}; wait for it to finish")]
+    ReplicaMoveBusy { shard: ShardId },
     #[error("node {node} is the last voter of {shard}")]
     LastVoter { shard: ShardId, node: NodeId },
     #[error("slots {range} are not owned by a single shard")]
@@ -221,6 +233,19 @@ pub struct ShardMap {
     /// [`Change::RemoveNode`]); replicas on other nodes are moved off by the rebalancer.
     #[serde(default)]
     nodes: std::collections::BTreeSet<NodeId>,
+    /// By-hand replica moves under way: the learner that replaces a voter once promoted.
+    #[serde(default)]
+    replacing: BTreeMap<ShardId, Replacement>,
+    /// Whether the rebalancer runs ([`Change::Rebalance`]).
+    #[serde(default)]
+    rebalance: bool,
+}
+
+/// A by-hand replica move ([`Change::MoveReplica`]): `learner` replaces `voter` once promoted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replacement {
+    pub learner: NodeId,
+    pub voter: NodeId,
 }
 
 impl Default for ShardMap {
@@ -234,6 +259,8 @@ impl Default for ShardMap {
             next_shard: 1,
             next_move: 1,
             nodes: Default::default(),
+            replacing: BTreeMap::new(),
+            rebalance: false,
         }
     }
 }
@@ -300,6 +327,21 @@ impl ShardMap {
 
     pub fn moves(&self) -> impl Iterator<Item = &Move> {
         self.moves.values()
+    }
+
+    /// Whether the rebalancer is on ([`Change::Rebalance`]).
+    pub fn rebalancing(&self) -> bool {
+        self.rebalance
+    }
+
+    /// The by-hand replica move under way in `shard`, if any ([`Change::MoveReplica`]).
+    pub fn replacing(&self, shard: ShardId) -> Option<Replacement> {
+        self.replacing.get(&shard).copied()
+    }
+
+    /// The first shard with a replica move under way (a learner or a leaving replica).
+    pub fn replica_move(&self) -> Option<ShardId> {
+        self.shards.iter().find(|(_, s)| !s.learners.is_empty() || !s.leaving.is_empty()).map(|(&id, _)| id)
     }
 
     /// The shard that owns `slot` (`None` before bootstrap: Redis's CLUSTERDOWN).
@@ -395,6 +437,15 @@ impl ShardMap {
                 };
                 s.learners.remove(i);
                 s.voters.push(*node);
+                // A by-hand move: the voter it replaces leaves in the same change.
+                if let Some(r) = self.replacing.get(shard).copied().filter(|r| r.learner == *node) {
+                    self.replacing.remove(shard);
+                    let s = self.shards.get_mut(shard).expect("looked up above");
+                    if let Some(i) = s.voters.iter().position(|n| *n == r.voter) {
+                        s.voters.remove(i);
+                        s.leaving.push(r.voter);
+                    }
+                }
             }
             Change::RemoveReplica { shard, node } => {
                 let s = self.shard_mut(*shard)?;
@@ -409,6 +460,11 @@ impl ShardMap {
                     return Err(MapError::NotAReplica { shard: *shard, node: *node });
                 }
                 s.leaving.push(*node);
+                // Either side of a by-hand move leaving ends the move: a learner promoted later is
+                // an extra voter (the rebalancer trims it), no voter leaves on its account.
+                if self.replacing.get(shard).is_some_and(|r| r.learner == *node || r.voter == *node) {
+                    self.replacing.remove(shard);
+                }
             }
             Change::ReplicaGone { shard, node } => {
                 let s = self.shard_mut(*shard)?;
@@ -436,6 +492,27 @@ impl ShardMap {
                     return Err(MapError::NoSuchNode(*node));
                 }
             }
+            Change::MoveReplica { shard, from, to } => {
+                let s = self.shards.get(shard).ok_or(MapError::NoSuchShard(*shard))?;
+                if !s.voters.contains(from) {
+                    return Err(MapError::NotAVoter { shard: *shard, node: *from });
+                }
+                if s.has(*to) {
+                    return Err(MapError::AlreadyReplica { shard: *shard, node: *to });
+                }
+                if s.leaving.contains(to) {
+                    return Err(MapError::StillLeaving { shard: *shard, node: *to });
+                }
+                if !self.nodes.contains(to) {
+                    return Err(MapError::NoSuchNode(*to));
+                }
+                if let Some(busy) = self.replica_move() {
+                    return Err(MapError::ReplicaMoveBusy { shard: busy });
+                }
+                self.shard_mut(*shard)?.learners.push(*to);
+                self.replacing.insert(*shard, Replacement { learner: *to, voter: *from });
+            }
+            Change::Rebalance { on } => self.rebalance = *on,
             Change::StartMove { range, to } => {
                 self.require_bootstrapped()?;
                 if !self.shards.contains_key(to) {
@@ -516,6 +593,7 @@ impl ShardMap {
                     return Err(MapError::ShardBusy { shard: *shard, id: m.id });
                 }
                 self.shards.remove(shard);
+                self.replacing.remove(shard);
                 applied.shard = Some(*shard);
             }
         }
@@ -549,6 +627,17 @@ impl ShardMap {
             all.sort();
             if let Some(w) = all.windows(2).find(|w| w[0] == w[1]) {
                 return Err(format!("{id} names node {} twice", w[0]));
+            }
+        }
+        for (id, r) in &self.replacing {
+            let Some(shard) = self.shards.get(id) else {
+                return Err(format!("a replica move in {id}, which does not exist"));
+            };
+            if !shard.learners.contains(&r.learner) || !shard.voters.contains(&r.voter) {
+                return Err(format!(
+                    "{id}'s replica move from node {} to node {} names no such voter or learner",
+                    r.voter, r.learner
+                ));
             }
         }
         let moves: Vec<&Move> = self.moves.values().collect();

@@ -24,8 +24,10 @@
 //! Replica moves themselves are in [`crate::replicas`].
 //!
 //! **Drivers** (metadata leader only, each optional): the rebalancer ([`crate::rebalance`]) one
-//! step every `rebalance`; random slot moves every `churn` (a nemesis of its own); random node
-//! joins and decommissions every `node_churn`.
+//! step every `rebalance`, or every [`REBALANCE_EVERY`] while the map has it on (an operator's
+//! `Change::Rebalance`, committed like any change); random slot moves every `churn` (a nemesis of
+//! its own); random node joins and decommissions every `node_churn`. While the rebalancer runs,
+//! the mover also hands each group's leadership to its preferred voter (`voters[0]`).
 //!
 //! **Joining and leaving.** The map's node list – where replicas may be placed – grows with
 //! `Change::AddNode` and shrinks with `Change::RemoveNode` (decommission: the rebalancer then moves
@@ -64,6 +66,10 @@ pub const META: GroupId = GroupId(0);
 
 /// How often the mover and the adopt check run.
 pub const MOVER_TICK: Duration = Duration::from_millis(50);
+
+/// How often the metadata leader takes a rebalancer step while the map has it on
+/// ([`Change::Rebalance`]) and the configuration sets no pace of its own.
+pub const REBALANCE_EVERY: Duration = Duration::from_millis(250);
 
 /// How long a forwarded request (or a mover task) may go unanswered before it is given up.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -664,7 +670,7 @@ impl ShardedNode {
                 if !self.map_is_current() {
                     return;
                 }
-                let transfer = self.config.rebalance.is_some();
+                let transfer = self.rebalance_every().is_some();
                 let bug = self.config.replica_bug;
                 if let Some(task) = replicas::next(self.map(), shard, &status, bug, transfer) {
                     self.run_replica_task(io, shard, task);
@@ -832,7 +838,7 @@ impl ShardedNode {
         let idle = |pending: &BTreeMap<u64, Pending>, f: fn(&Origin) -> bool| {
             !pending.values().any(|p| f(&p.origin))
         };
-        if let Some(every) = self.config.rebalance {
+        if let Some(every) = self.rebalance_every() {
             let period = (every.as_millis() / MOVER_TICK.as_millis()).max(1) as u64;
             if self.ticks.is_multiple_of(period) && idle(&self.pending, |o| matches!(o, Origin::Rebalance(_)))
             {
@@ -853,6 +859,12 @@ impl ShardedNode {
                 }
             }
         }
+    }
+
+    /// How often the rebalancer steps: the configuration's pace (the simulator's: always on), else
+    /// [`REBALANCE_EVERY`] while the map has it on (an operator's `concord shard rebalance`).
+    fn rebalance_every(&self) -> Option<Duration> {
+        self.config.rebalance.or(self.map().rebalancing().then_some(REBALANCE_EVERY))
     }
 
     /// A node of the cluster outside the placement joins it, or one in it (while more than the

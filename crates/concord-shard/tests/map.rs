@@ -139,6 +139,12 @@ fn arb_change() -> impl Strategy<Value = Change> {
         (shard.clone(), node.clone()).prop_map(|(shard, node)| Change::PreferLeader { shard, node }),
         node.clone().prop_map(|node| Change::AddNode { node }),
         node.clone().prop_map(|node| Change::RemoveNode { node }),
+        (shard.clone(), node.clone(), node.clone()).prop_map(|(shard, from, to)| Change::MoveReplica {
+            shard,
+            from,
+            to
+        }),
+        any::<bool>().prop_map(|on| Change::Rebalance { on }),
         (slot_range, shard.clone()).prop_map(|(range, to)| Change::StartMove { range, to }),
         (1u64..6, 0u64..100).prop_map(|(id, source_index)| Change::Fenced { id, source_index }),
         (1u64..6, 0u64..100).prop_map(|(id, target_index)| Change::Copied { id, target_index }),

@@ -148,3 +148,91 @@ fn nodes_join_and_are_decommissioned_and_the_rebalancer_moves_replicas_off_one_a
     );
     assert!(!map.hosted_by(NodeId(5)).is_empty(), "the new node got nothing");
 }
+
+/// `concord shard move-replica`: the learner on the new node replaces the old voter in the very
+/// change that records its promotion, so the map never counts fewer voters than before; the group
+/// then removes the old voter and the map forgets it. Refused, the map unchanged: an unknown
+/// shard or node, a `from` that is no voter, a `to` already there, a second move while one runs.
+#[test]
+fn a_replica_moved_by_hand_swaps_voters_at_promotion_and_one_move_runs_at_a_time() {
+    let mut map = map();
+    let refusals = [
+        (
+            Change::MoveReplica { shard: ShardId(9), from: NodeId(1), to: NodeId(4) },
+            MapError::NoSuchShard(ShardId(9)),
+        ),
+        (
+            Change::MoveReplica { shard: S, from: NodeId(4), to: NodeId(4) },
+            MapError::NotAVoter { shard: S, node: NodeId(4) },
+        ),
+        (
+            Change::MoveReplica { shard: S, from: NodeId(1), to: NodeId(2) },
+            MapError::AlreadyReplica { shard: S, node: NodeId(2) },
+        ),
+        (Change::MoveReplica { shard: S, from: NodeId(1), to: NodeId(7) }, MapError::NoSuchNode(NodeId(7))),
+    ];
+    for (change, error) in refusals {
+        let before = map.clone();
+        assert_eq!(map.apply(&now(change.clone())), Err(error), "{change:?}");
+        assert_eq!(map, before, "a refused {change:?} changed the map");
+    }
+    let next = |map: &ShardMap, st: &GroupStatus| replicas::next(map, S, st, ReplicaBug::None, false);
+    map.apply(&now(Change::MoveReplica { shard: S, from: NodeId(1), to: NodeId(4) })).unwrap();
+    assert_eq!(map.shard(S).unwrap().learners, n(&[4]));
+    // One replica move at a time, in any shard.
+    let before = map.clone();
+    assert_eq!(
+        map.apply(&now(Change::MoveReplica { shard: ShardId(2), from: NodeId(2), to: NodeId(1) })),
+        Err(MapError::ReplicaMoveBusy { shard: S })
+    );
+    assert_eq!(map, before);
+    // The mover walks it: learner, promotion in the group, then the map's swap.
+    assert_eq!(next(&map, &status(1, &[1, 2, 3], &[], true)), group(AdminRequest::AddLearner(NodeId(4))));
+    assert_eq!(next(&map, &status(1, &[1, 2, 3], &[4], true)), group(AdminRequest::Promote(NodeId(4))));
+    let promote = change(next(&map, &status(1, &[1, 2, 3, 4], &[], true)));
+    map.apply(&now(promote)).unwrap();
+    let shard = map.shard(S).unwrap();
+    assert_eq!((shard.voters.clone(), shard.leaving.clone()), (n(&[2, 3, 4]), n(&[1])));
+    assert_eq!(map.replacing(S), None);
+    // Node 1 leaves the group (node 1 led it: it steps down once the removal commits), then the map.
+    assert_eq!(next(&map, &status(1, &[1, 2, 3, 4], &[], true)), group(AdminRequest::Remove(NodeId(1))));
+    let gone = change(next(&map, &status(2, &[2, 3, 4], &[], true)));
+    assert_eq!(gone, Change::ReplicaGone { shard: S, node: NodeId(1) });
+    map.apply(&now(gone)).unwrap();
+    assert_eq!(map.hosted_by(NodeId(1)), Vec::<ShardId>::new());
+    assert_eq!(map.replica_move(), None);
+    assert_eq!(map.check(), Ok(()));
+}
+
+/// Removing either side of a by-hand move ends it: a later promotion swaps nobody out.
+#[test]
+fn a_by_hand_move_whose_learner_is_removed_leaves_the_voters_alone() {
+    let mut map = map();
+    map.apply(&now(Change::MoveReplica { shard: S, from: NodeId(1), to: NodeId(4) })).unwrap();
+    map.apply(&now(Change::RemoveReplica { shard: S, node: NodeId(4) })).unwrap();
+    assert_eq!(map.replacing(S), None);
+    map.apply(&now(Change::ReplicaGone { shard: S, node: NodeId(4) })).unwrap();
+    map.apply(&now(Change::AddLearner { shard: S, node: NodeId(4) })).unwrap();
+    map.apply(&now(Change::Promote { shard: S, node: NodeId(4) })).unwrap();
+    assert_eq!(map.shard(S).unwrap().voters, n(&[1, 2, 3, 4]));
+    assert!(map.shard(S).unwrap().leaving.is_empty());
+}
+
+/// The rebalancer's switch is a map change like any other: committed, and it bumps the epoch.
+#[test]
+fn the_rebalancer_is_switched_on_and_off_in_the_map() {
+    let mut map = map();
+    assert!(!map.rebalancing());
+    let applied = map.apply(&now(Change::Rebalance { on: true })).unwrap();
+    assert!(map.rebalancing());
+    assert_eq!(applied.epoch, 2);
+    map.apply(&now(Change::Rebalance { on: false })).unwrap();
+    assert!(!map.rebalancing());
+    // A map from before the switch existed reads as off.
+    let json = serde_json::to_value(&map).unwrap();
+    let mut old = json.as_object().unwrap().clone();
+    old.remove("rebalance");
+    old.remove("replacing");
+    let back: ShardMap = serde_json::from_value(serde_json::Value::Object(old)).unwrap();
+    assert!(!back.rebalancing());
+}

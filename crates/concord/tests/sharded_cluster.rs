@@ -20,6 +20,11 @@
 //! replicas on 3 nodes): every node's map – and `concord shard list` – names the leader of every
 //! shard, also of those it does not replicate (leader probes); a node killed with `kill -9` is
 //! shown `disconnected` in the others' `CLUSTER NODES` and `connected: false` in `/v1/cluster`.
+//!
+//! A second test, `replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load`, drives
+//! the commands docs/sharding.md gives – `concord shard move-replica`, `concord join`, `concord
+//! shard rebalance` – against 3 nodes of 4 shards × 2 replicas under the same clients, then checks
+//! the same two things.
 
 use concord_check::{linearizability, Model};
 use concord_core::history::{EventType, History, Op, OpFn, Value};
@@ -69,6 +74,46 @@ async fn wait_for(c: &LocalCluster, what: &str, within: Duration, done: impl Fn(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Wait until `done` holds for the views of all running nodes together; the views.
+async fn wait_for_views(
+    c: &LocalCluster,
+    what: &str,
+    within: Duration,
+    done: impl Fn(&[Json]) -> bool,
+) -> Vec<Json> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut views = Vec::new();
+        for i in (0..c.children.len()).filter(|&i| c.running(i)) {
+            if let Some(v) = view(c, i).await {
+                views.push(v);
+            }
+        }
+        let running = (0..c.children.len()).filter(|&i| c.running(i)).count();
+        if views.len() == running && done(&views) {
+            return views;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}; views: {views:#?}\n{}",
+            c.logs(25)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// With fewer replicas than nodes, a node knows the leaders of the groups it runs (and those its
+/// forwards taught it): every node has the map and knows the map's leader, and every shard's
+/// leader is known to some node.
+fn ready_somewhere(views: &[Json]) -> bool {
+    views.iter().all(|v| v["bootstrapped"] == true && v["map_leader"].is_u64())
+        && (1..=u64::from(SHARDS)).all(|k| {
+            views.iter().any(|v| {
+                v["shards"].as_array().unwrap().iter().any(|s| s["shard"] == k && s["leader"].is_u64())
+            })
+        })
 }
 
 /// Every shard has a leader known to the node, and the map is bootstrapped.
@@ -244,13 +289,18 @@ async fn client(c: u64, mut door: Door, rec: Arc<Recorder>, stop: Arc<AtomicBool
 
 /// `POST /v1/cluster/moves` on node `i` with the cluster's proof (as `concord shard move`).
 async fn post_move(c: &LocalCluster, i: usize, body: Json) -> (u16, Json) {
+    post_admin(c, i, "/v1/cluster/moves", body).await
+}
+
+/// An admin `POST path` on node `i` with the cluster's proof (as the `concord shard` commands).
+async fn post_admin(c: &LocalCluster, i: usize, path: &str, body: Json) -> (u16, Json) {
     let secret = std::fs::read_to_string(&c.secret).unwrap();
     let bytes = serde_json::to_vec(&body).unwrap();
-    let auth = concord_server::auth::proof(secret.trim().as_bytes(), "POST", "/v1/cluster/moves", &bytes);
+    let auth = concord_server::auth::proof(secret.trim().as_bytes(), "POST", path, &bytes);
     let answer = concord_server::client::http_with_headers(
         c.http[i],
         "POST",
-        "/v1/cluster/moves",
+        path,
         &[("authorization", &auth)],
         &bytes,
         CALL_TIMEOUT,
@@ -258,6 +308,74 @@ async fn post_move(c: &LocalCluster, i: usize, body: Json) -> (u16, Json) {
     .await
     .unwrap();
     (answer.status, answer.json().unwrap_or(Json::Null))
+}
+
+/// The clients of both tests: `HTTP_CLIENTS` over HTTP going round nodes 1-3, one Redis Cluster
+/// client over RESP from node 1; they run until `stop`.
+fn start_clients(c: &LocalCluster) -> (Arc<Recorder>, Arc<AtomicBool>, Vec<tokio::task::JoinHandle<()>>) {
+    let rec = Arc::new(Recorder {
+        start: Instant::now(),
+        history: Mutex::new(History::default()),
+        acked: Mutex::new(Vec::new()),
+        next_process: AtomicU64::new(0),
+        moved_followed: AtomicU64::new(0),
+        retried: AtomicU64::new(0),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    let http_addrs: Vec<SocketAddr> = c.http[..NODES as usize].to_vec();
+    for k in 0..HTTP_CLIENTS {
+        clients.push(tokio::spawn(client(k, Door::Http(http_addrs.clone()), rec.clone(), stop.clone())));
+    }
+    let first_resp = SocketAddr::from(([127, 0, 0, 1], c.redis_port(0)));
+    let cluster_client = ClusterClient { conn: None, first: first_resp };
+    clients.push(tokio::spawn(client(HTTP_CLIENTS, Door::Resp(cluster_client), rec.clone(), stop.clone())));
+    (rec, stop, clients)
+}
+
+/// Every acknowledged write is read back through every running node, and the history is
+/// linearizable under the key-value model.
+async fn check_writes_and_history(c: &LocalCluster, rec: &Recorder) {
+    let acked = rec.acked.lock().unwrap().clone();
+    // Every acknowledged write, through every node.
+    for (i, addr) in c.http.iter().enumerate().filter(|(i, _)| c.running(*i)) {
+        let mut missing = Vec::new();
+        for (key, value) in &acked {
+            let a = http(*addr, "GET", &format!("/v1/kv/{key}"), b"", CALL_TIMEOUT).await.unwrap();
+            if a.status != 200 || a.text() != value.to_string() {
+                missing.push((key.clone(), a.status, a.text()));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "node {}: {} of {} acknowledged writes missing, e.g. {:?}\n{}",
+            i + 1,
+            missing.len(),
+            acked.len(),
+            &missing[..missing.len().min(5)],
+            c.logs(30)
+        );
+    }
+    let history = rec.history.lock().unwrap().clone();
+    let verdict = linearizability::check(&history, Model::Kv, Duration::from_secs(30));
+    if !verdict.is_linearizable() {
+        let path = std::env::temp_dir().join("concord-sharded-history.jsonl");
+        std::fs::write(&path, history.to_jsonl()).unwrap();
+        panic!(
+            "history of {} events is not linearizable ({verdict}); saved to {}",
+            history.len(),
+            path.display()
+        );
+    }
+    eprintln!(
+        "{} history events, {} acknowledged unique writes present through all {} nodes, {} -MOVED \
+         followed, {} TRYAGAIN/CLUSTERDOWN retried; linearizable",
+        history.len(),
+        acked.len(),
+        c.http.len(),
+        rec.moved_followed.load(Ordering::SeqCst),
+        rec.retried.load(Ordering::SeqCst)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,27 +391,13 @@ async fn slots_move_under_load_and_a_kill_9_without_losing_a_write() {
             .await;
     assert_eq!(views[0]["ranges"].as_array().unwrap().len(), SHARDS as usize, "{:#}", views[0]);
 
-    let rec = Arc::new(Recorder {
-        start: Instant::now(),
-        history: Mutex::new(History::default()),
-        acked: Mutex::new(Vec::new()),
-        next_process: AtomicU64::new(0),
-        moved_followed: AtomicU64::new(0),
-        retried: AtomicU64::new(0),
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for k in 0..HTTP_CLIENTS {
-        clients.push(tokio::spawn(client(k, Door::Http(c.http.clone()), rec.clone(), stop.clone())));
-    }
-    let first_resp = SocketAddr::from(([127, 0, 0, 1], c.redis_port(0)));
-    let cluster_client = ClusterClient { conn: None, first: first_resp };
+    let (rec, stop, clients) = start_clients(&c);
     // INFO: one "# Cluster" section (the front door's, with cluster_enabled:1, as Redis writes it)
     // and the node's own "# Sharding" section.
+    let first_resp = SocketAddr::from(([127, 0, 0, 1], c.redis_port(0)));
     let info = Resp::connect(first_resp).await.unwrap().call(&["INFO"]).await.unwrap();
     assert_eq!(info.matches("# Cluster").count(), 1, "{info}");
     assert!(info.contains("cluster_enabled:1") && info.contains("# Sharding"), "{info}");
-    clients.push(tokio::spawn(client(HTTP_CLIENTS, Door::Resp(cluster_client), rec.clone(), stop.clone())));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let acked_before_move = rec.acked.lock().unwrap().len();
 
@@ -376,44 +480,247 @@ async fn slots_move_under_load_and_a_kill_9_without_losing_a_write() {
         "the RESP client was never redirected with -MOVED"
     );
 
-    // Every acknowledged write, through every node.
-    for (i, addr) in c.http.iter().enumerate() {
-        let mut missing = Vec::new();
-        for (key, value) in &acked {
-            let a = http(*addr, "GET", &format!("/v1/kv/{key}"), b"", CALL_TIMEOUT).await.unwrap();
-            if a.status != 200 || a.text() != value.to_string() {
-                missing.push((key.clone(), a.status, a.text()));
-            }
+    check_writes_and_history(&c, &rec).await;
+}
+
+/// `GET /v1/status` of the node at `addr`.
+async fn node_status(addr: SocketAddr) -> Json {
+    http(addr, "GET", "/v1/status", b"", CALL_TIMEOUT).await.unwrap().json().unwrap()
+}
+
+/// Poll `f` until it gives a value (at most 10 s).
+async fn wait_until<T, F: std::future::Future<Output = Option<T>>>(what: &str, f: impl Fn() -> F) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(t) = f().await {
+            return t;
         }
-        assert!(
-            missing.is_empty(),
-            "node {}: {} of {} acknowledged writes missing, e.g. {:?}\n{}",
-            i + 1,
-            missing.len(),
-            acked.len(),
-            &missing[..missing.len().min(5)],
-            c.logs(30)
-        );
+        assert!(Instant::now() < deadline, "{what}: not within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let history = rec.history.lock().unwrap().clone();
-    let verdict = linearizability::check(&history, Model::Kv, Duration::from_secs(30));
-    if !verdict.is_linearizable() {
-        let path = std::env::temp_dir().join("concord-sharded-history.jsonl");
-        std::fs::write(&path, history.to_jsonl()).unwrap();
-        panic!(
-            "history of {} events is not linearizable ({verdict}); saved to {}",
-            history.len(),
-            path.display()
-        );
+}
+
+/// Run `concord ARGS…` (this very binary) to its end: its exit status and output.
+async fn concord(args: Vec<String>) -> (bool, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_concord")).args(&args).output().unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    })
+    .await
+    .unwrap()
+}
+
+/// The flags every `concord shard` admin command of this test takes: node 1, the cluster secret.
+fn admin_flags(c: &LocalCluster) -> Vec<String> {
+    vec!["--http".into(), c.http[0].to_string(), "--secret-file".into(), c.secret.display().to_string()]
+}
+
+/// Replicas (voters and learners) per node in a `GET /v1/cluster` view.
+fn replica_counts(v: &Json) -> std::collections::BTreeMap<u64, usize> {
+    let mut counts: std::collections::BTreeMap<u64, usize> =
+        v["nodes"].as_array().unwrap().iter().map(|n| (n.as_u64().unwrap(), 0)).collect();
+    for shard in v["shards"].as_array().unwrap() {
+        for n in shard["replicas"].as_array().unwrap().iter().chain(shard["learners"].as_array().unwrap()) {
+            *counts.entry(n.as_u64().unwrap()).or_default() += 1;
+        }
     }
-    eprintln!(
-        "{} history events, {} acknowledged unique writes present through all {NODES} nodes, {} -MOVED \
-         followed, {} TRYAGAIN/CLUSTERDOWN retried; linearizable",
-        history.len(),
-        acked.len(),
-        rec.moved_followed.load(Ordering::SeqCst),
-        rec.retried.load(Ordering::SeqCst)
-    );
+    counts
+}
+
+fn shard_of(v: &Json, shard: u64) -> Json {
+    v["shards"].as_array().unwrap().iter().find(|s| s["shard"] == shard).unwrap().clone()
+}
+
+fn ids(v: &Json) -> Vec<u64> {
+    v.as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect()
+}
+
+/// 3 nodes, 4 shards × 2 replicas, clients writing throughout:
+/// 1. bad replica moves are refused with the reason and change nothing;
+/// 2. `concord shard move-replica` moves shard 1's replica to the node without one (learner →
+///    caught up → promoted, the old voter leaving in the same map change → removed) – and a second
+///    replica move asked while it runs is refused (409);
+/// 3. `concord join` adds node 4: it replicates the metadata group and enters the placement;
+/// 4. `concord shard rebalance` switches the rebalancer on and waits until the map is balanced:
+///    the 8 replicas end 2 per node, so node 4 serves replicas it did not have; node 4 then gets
+///    `kill -9` and is restarted with `concord serve` and the same flags;
+/// 5. every acknowledged write is read back through all 4 nodes, and the history is linearizable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = LocalCluster::start(dir.path(), NODES, |o| {
+        o.mode = Mode::Sharded;
+        o.shards = Some(SHARDS);
+        o.shard_replicas = Some(2);
+        o.snapshot_count = Some(100);
+    });
+    let views = wait_for_views(
+        &c,
+        "the shard map is bootstrapped with a leader per shard",
+        Duration::from_secs(30),
+        ready_somewhere,
+    )
+    .await;
+    let first = views[0].clone();
+    assert_eq!(first["rebalance"]["on"], false, "{first:#}");
+    let (rec, stop, clients) = start_clients(&c);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // 1. Refused, the map unchanged.
+    let voters = ids(&shard_of(&first, 1)["replicas"]);
+    let (from, to) = (voters[0], (1..=u64::from(NODES)).find(|n| !voters.contains(n)).unwrap());
+    let epoch = view(&c, 0).await.unwrap()["epoch"].clone();
+    for (body, status, reason) in [
+        (json!({ "shard": 9, "from": from, "to": to }), 400, "no such shard: shard-9"),
+        (json!({ "shard": 1, "from": from, "to": 7 }), 400, "node n7 is not in the placement"),
+        (
+            json!({ "shard": 1, "from": to, "to": from }),
+            400,
+            &format!("node n{to} is not a voter of shard-1"),
+        ),
+        (json!({ "shard": 1, "from": from, "to": voters[1] }), 400, "already replicates shard-1"),
+    ] {
+        let (got, answer) = post_admin(&c, 1, "/v1/cluster/replicas", body.clone()).await;
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(reason), "{body}: {answer}");
+    }
+    assert_eq!(view(&c, 0).await.unwrap()["epoch"], epoch, "a refused replica move changed the map");
+
+    // 2. Move shard 1's replica from `from` to `to`; another move while it runs is refused.
+    let mut args: Vec<String> = vec!["shard".into(), "move-replica".into(), "1".into()];
+    args.extend(["--from".into(), from.to_string(), "--to".into(), to.to_string(), "--no-wait".into()]);
+    args.extend(admin_flags(&c));
+    let (ok, out) = concord(args).await;
+    assert!(ok, "concord shard move-replica: {out}");
+    let other = json!({ "shard": 2, "from": ids(&shard_of(&first, 2)["replicas"])[0], "to": from });
+    let (status, answer) = post_admin(&c, 2, "/v1/cluster/replicas", other).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("already under way"), "{answer}");
+    let views = wait_for(&c, "shard 1's replica moved", Duration::from_secs(60), |v| {
+        let s = shard_of(v, 1);
+        let replicas = ids(&s["replicas"]);
+        v["bootstrapped"] == true
+            && replicas.contains(&to)
+            && !replicas.contains(&from)
+            && ids(&s["learners"]).is_empty()
+            && ids(&s["leaving"]).is_empty()
+    })
+    .await;
+    let runs =
+        |status: &Json, group: u64| status["groups"].as_array().unwrap().iter().any(|g| g["group"] == group);
+    wait_until(&format!("node {from} drops shard 1's group"), || async {
+        let status = node_status(c.http[from as usize - 1]).await;
+        (!runs(&status, 1)).then_some(())
+    })
+    .await;
+    eprintln!("after the replica move: {:?}", replica_counts(&views[0]));
+
+    // 3. Node 4 joins, as `concord join` is given in docs/sharding.md.
+    let ports = concord_server::testkit::free_port_run(3);
+    let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let (redis4, http4, peer4) = (local(ports), local(ports + 1), local(ports + 2));
+    let mut argv: Vec<String> = vec!["join".into(), "--via".into(), c.http[0].to_string()];
+    for (flag, value) in [
+        ("--id", "4".to_string()),
+        ("--data", dir.path().join("node4").display().to_string()),
+        ("--peer-addr", peer4.to_string()),
+        ("--redis-addr", redis4.to_string()),
+        ("--http-addr", http4.to_string()),
+        ("--cluster-id", c.cluster_id.clone()),
+        ("--cluster-secret-file", c.secret.display().to_string()),
+        ("--mode", "sharded".into()),
+        ("--shards", SHARDS.to_string()),
+        ("--replicas", "2".into()),
+        ("--snapshot-count", "100".into()),
+    ] {
+        argv.extend([flag.to_string(), value]);
+    }
+    for j in 0..NODES as u16 {
+        let at = |base: u16| local(base + j);
+        argv.push("--peer".into());
+        argv.push(format!(
+            "{}={},http={},redis={}",
+            j + 1,
+            at(c.args.peer_port),
+            at(c.args.http_port),
+            at(c.args.redis_port)
+        ));
+    }
+    let start4 = |argv: &[String]| {
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("node4.log")).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args(argv)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    c.children.push(Some(start4(&argv)));
+    c.http.push(http4);
+    c.args.nodes = NODES + 1; // its log in `c.logs`
+    wait_for(&c, "node 4 is in every node's placement", Duration::from_secs(60), |v| {
+        v["bootstrapped"] == true
+            && ids(&v["nodes"]).contains(&4)
+            && v["members"].as_array().unwrap().iter().any(|m| m["id"] == 4)
+    })
+    .await;
+    let status = node_status(http4).await;
+    assert_eq!(status["groups"].as_array().unwrap().len(), 1, "node 4 holds only the map so far: {status:#}");
+    let meta = &status["groups"][0];
+    assert_eq!(meta["applied_index"], meta["commit_index"], "node 4 applied the map: {status:#}");
+
+    // 4. The rebalancer fills it.
+    let mut args: Vec<String> = vec!["shard".into(), "rebalance".into(), "--timeout".into(), "120".into()];
+    args.extend(admin_flags(&c));
+    let (ok, out) = concord(args).await;
+    assert!(ok, "concord shard rebalance: {out}\n{}", c.logs(20));
+    assert!(out.contains("balanced at map epoch"), "{out}");
+    let views = wait_for(&c, "every node agrees the map is balanced", Duration::from_secs(30), |v| {
+        v["rebalance"]["balanced"] == true && v["rebalance"]["on"] == true
+    })
+    .await;
+    let counts = replica_counts(&views[0]);
+    assert_eq!(counts.values().copied().collect::<Vec<_>>(), vec![2, 2, 2, 2], "{counts:?}: {:#}", views[0]);
+    let mine: Vec<u64> = views[0]["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| ids(&s["replicas"]).contains(&4))
+        .map(|s| s["shard"].as_u64().unwrap())
+        .collect();
+    wait_until("node 4 runs the groups of its 2 replicas", || async {
+        let status = node_status(http4).await;
+        mine.iter().all(|&k| runs(&status, k)).then_some(())
+    })
+    .await;
+    eprintln!("rebalanced: {out}");
+
+    // A joined node restarts as any node does: `concord serve` with the same flags (no --via);
+    // its groups and the metadata group's membership come back from its WAL.
+    c.kill9(3);
+    let serve: Vec<String> = ["serve".to_string()].into_iter().chain(argv[3..].iter().cloned()).collect();
+    c.children[3] = Some(start4(&serve));
+    wait_until("node 4 is back with a leader for each of its groups", || async {
+        let status = http(http4, "GET", "/v1/status", b"", CALL_TIMEOUT).await.ok()?.json().ok()?;
+        let groups = status["groups"].as_array()?.clone();
+        (groups.len() == 1 + mine.len() && groups.iter().all(|g| g["leader"].is_u64())).then_some(())
+    })
+    .await;
+
+    // Node 4 serves keys too (forwarding to each key's leader), then the load stops.
+    let a = http(http4, "PUT", "/v1/kv/joined", b"4", CALL_TIMEOUT).await.unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(rec.acked.lock().unwrap().len() > 20, "the clients wrote throughout");
+    check_writes_and_history(&c, &rec).await;
 }
 
 /// `concord shard list` (and `GET /v1/cluster`, which the list and the dashboard read) names the

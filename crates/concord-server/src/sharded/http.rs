@@ -9,12 +9,17 @@
 //! | `GET /v1/cluster` | – | the shard map: epoch, slot ranges → shard, each shard's replicas and leader as this node knows it (of a shard not replicated here: what the last leader probe heard), moves in progress, members (with `connected`: whether this node's peer connection to it is up) |
 //! | `GET /v1/status` | – | this node: the groups it replicates (role, term, indexes, keys, slot table) |
 //! | `POST /v1/cluster/moves` (admin) | `{"slots": "0-99", "to": 3}` | 200 `{"move", "epoch", "slots", "from", "to"}` once the move is committed in the map; 400 bad input (a slot out of range, an unknown shard, a range owned by two shards or already the target's), 409 a slot already moving; the map is then unchanged |
+//! | `POST /v1/cluster/replicas` (admin) | `{"shard": 2, "from": 1, "to": 4}` | 200 `{"shard", "from", "to", "epoch"}` once the replica move is committed in the map (the mover then adds `to` as a learner, promotes it once caught up – which makes `from` leave in the same map change – and removes `from` from the group); 400 an unknown shard or node, `from` not a voter, `to` already a replica; 409 a replica move already under way; the map is then unchanged |
+//! | `POST /v1/cluster/rebalance` (admin) | `{"on": true}` (the default) or `{"on": false}` | 200 `{"rebalance", "epoch"}` once the switch is committed in the map; while on, the metadata leader evens out replicas, slots and leaders one step at a time (`GET /v1/cluster`'s `rebalance` shows the next step and whether the map is balanced) |
+//! | `POST /v1/members/addresses` (admin) | `{"id", "addr", "http_addr"?, "redis_addr"?}` | this node learns a joining node's addresses (kept in `DATA/peers.json`) |
+//! | `POST /v1/members` (admin) | `{"op": "add_learner" \| "promote", "id": 4}` | the metadata group's membership: a joining node is added as a learner, then promoted once caught up (400 `not caught up` until then); 200 `{"index", "voters", "learners"}` |
+//! | `POST /v1/cluster/nodes` (admin) | `{"node": 4}` | 200 `{"node", "epoch"}` once the node is in the map's placement (replicas may go there: the rebalancer, when on, fills it); 409 already there; 400 a node whose address this node does not know |
 //! | `GET /healthz`, `GET /metrics` | – | as in the strong mode |
 //! | `GET /`, `GET /dashboard` | – | the sharded mode's dashboard (`web/dashboard/sharded.html`): the slot strip coloured by shard, shards × nodes with replicas and leaders, the map epoch, moves in progress; it polls `GET /v1/cluster` |
 //!
 //! A slot that is being moved answers 503 (`moving`: retry shortly) after the node's own retries
-//! ran out; a shard without a leader 503 too. Range reads, CAS, transactions and membership changes
-//! answer 501 with the reason (see [`super`]).
+//! ran out; a shard without a leader 503 too. Range reads, CAS, transactions and backups answer 501
+//! with the reason (see [`super`]).
 
 use super::{KeyError, ShardedHandle};
 use crate::config::{NodeConfig, ReadMode};
@@ -27,6 +32,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use concord_core::NodeId;
 use concord_kv::{Command, Put, Write};
 use concord_shard::machine::MapOutput;
 use concord_shard::map::{Change, MapError, Phase, Proposal, ShardId};
@@ -42,11 +48,14 @@ pub fn router(handle: ShardedHandle, config: &NodeConfig) -> Router {
         .route("/v1/kv", get(unsupported))
         .route("/v1/kv/{key}/cas", post(unsupported))
         .route("/v1/txn", post(unsupported))
-        .route("/v1/members", post(unsupported))
-        .route("/v1/members/addresses", post(unsupported))
+        .route("/v1/members", post(change_members))
+        .route("/v1/members/addresses", post(learn_peer))
+        .route("/v1/cluster/nodes", post(add_node))
         .route("/v1/backup", get(unsupported))
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/moves", post(start_move))
+        .route("/v1/cluster/replicas", post(move_replica))
+        .route("/v1/cluster/rebalance", post(rebalance))
         .route("/v1/status", get(status))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -183,6 +192,7 @@ pub fn cluster_json(handle: &ShardedHandle) -> Value {
                 "shard": id.0,
                 "replicas": shard.voters.iter().map(|v| v.0).collect::<Vec<_>>(),
                 "learners": shard.learners.iter().map(|v| v.0).collect::<Vec<_>>(),
+                "leaving": shard.leaving.iter().map(|v| v.0).collect::<Vec<_>>(),
                 "leader": s.leaders.get(&id.0),
                 "slots": slots,
             })
@@ -225,7 +235,14 @@ pub fn cluster_json(handle: &ShardedHandle) -> Value {
         "shards": shards,
         "moves": moves,
         "moves_settling": map.settling,
+        "nodes": map.nodes.iter().map(|n| n.0).collect::<Vec<_>>(),
+        "rebalance": {
+            "on": map.rebalancing,
+            "balanced": map.balanced(),
+            "next": map.next_step.as_ref().map(describe),
+        },
         "members": members,
+        "layout": handle.layout().map(|l| json!({ "shards": l.shards, "replicas": l.replicas })),
     })
 }
 
@@ -315,16 +332,191 @@ async fn start_move(
             "from": from.map(|s| s.0),
             "to": to.0,
         }))),
-        MapOutput::Applied(Err(e)) => {
-            let status = match e {
-                MapError::AlreadyMoving { .. } | MapError::ShardBusy { .. } | MapError::StaleEpoch { .. } => {
-                    StatusCode::CONFLICT
-                }
-                MapError::NotBootstrapped => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            Err(ApiError::new(status, format!("move refused, the map is unchanged: {e}")))
+        MapOutput::Applied(Err(e)) => Err(refused("move", e)),
+        other => Err(ApiError::unexpected(&other)),
+    }
+}
+
+async fn learn_peer(
+    State(handle): State<ShardedHandle>,
+    body: Result<Json<crate::config::PeerConfig>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(peer) = body.map_err(|e| {
+        ApiError::bad_request(format!("{}: expected {{\"id\": 4, \"addr\": \"host:port\"}}", e.body_text()))
+    })?;
+    if peer.id == 0 || peer.id >= 4096 {
+        return Err(ApiError::bad_request("node ids are 1 to 4095"));
+    }
+    handle.learn_peer(peer.clone()).map_err(ApiError::from_error)?;
+    Ok(Json(json!({ "learned": peer.id, "addr": peer.addr.to_string() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    op: String,
+    id: u32,
+}
+
+/// `POST /v1/members`: the metadata group's membership – how a joining node gets the map.
+async fn change_members(
+    State(handle): State<ShardedHandle>,
+    body: Result<Json<MembershipBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use concord_raft::{AdminRequest, RaftResponse};
+    let Json(body) = body.map_err(|e| {
+        ApiError::bad_request(format!("{}: expected {{\"op\": \"add_learner\", \"id\": 4}}", e.body_text()))
+    })?;
+    let node = NodeId(body.id);
+    let request = match body.op.as_str() {
+        "add_learner" => AdminRequest::AddLearner(node),
+        "promote" => AdminRequest::Promote(node),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "op {other:?}: the sharded mode takes add_learner and promote (a node joining); removing \
+                 a node is not supported yet"
+            )))
         }
+    };
+    if handle.peer(body.id).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "node {} has no known address here; POST /v1/members/addresses first",
+            body.id
+        )));
+    }
+    match handle.change_members(request).await.map_err(ApiError::from_error)? {
+        RaftResponse::MembershipChanged { index, membership } => Ok(Json(json!({
+            "index": index,
+            "voters": membership.voters.iter().map(|v| v.0).collect::<Vec<_>>(),
+            "learners": membership.learners.iter().map(|v| v.0).collect::<Vec<_>>(),
+        }))),
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected answer to a membership change: {other:?}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeBody {
+    node: u32,
+}
+
+/// `POST /v1/cluster/nodes`: a node enters the map's placement (`Change::AddNode`).
+async fn add_node(
+    State(handle): State<ShardedHandle>,
+    body: Result<Json<NodeBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request(format!("{}: expected {{\"node\": 4}}", e.body_text())))?;
+    if handle.peer(body.node).is_none() {
+        return Err(ApiError::bad_request(format!(
+            "node {} has no known address here: add it with `concord join` (POST /v1/members/addresses first)",
+            body.node
+        )));
+    }
+    match change_map(&handle, Change::AddNode { node: NodeId(body.node) }).await? {
+        Ok(applied) => Ok(Json(json!({ "node": body.node, "epoch": applied.epoch }))),
+        Err(e @ MapError::AlreadyNode(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(e) => Err(refused("adding the node", e)),
+    }
+}
+
+/// A rebalancer step as a person reads it.
+pub fn describe(change: &Change) -> String {
+    match change {
+        Change::AddLearner { shard, node } => {
+            format!("add a replica of shard {} on node {}", shard.0, node.0)
+        }
+        Change::RemoveReplica { shard, node } => {
+            format!("remove shard {}'s replica on node {}", shard.0, node.0)
+        }
+        Change::StartMove { range, to } => format!("move slots {range} to shard {}", to.0),
+        Change::PreferLeader { shard, node } => format!("lead shard {} from node {}", shard.0, node.0),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A refused map change as an answer: 409 for a conflict with what is under way, 400 otherwise.
+fn refused(what: &str, e: MapError) -> ApiError {
+    let status = match e {
+        MapError::AlreadyMoving { .. }
+        | MapError::ShardBusy { .. }
+        | MapError::StaleEpoch { .. }
+        | MapError::ReplicaMoveBusy { .. }
+        | MapError::StillLeaving { .. } => StatusCode::CONFLICT,
+        MapError::NotBootstrapped => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, format!("{what} refused, the map is unchanged: {e}"))
+}
+
+/// `POST /v1/cluster/replicas`: which shard's replica moves from which node to which.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplicaBody {
+    shard: u32,
+    from: u32,
+    to: u32,
+}
+
+async fn move_replica(
+    State(handle): State<ShardedHandle>,
+    body: Result<Json<ReplicaBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError::bad_request(format!("{}: expected {{\"shard\": 2, \"from\": 1, \"to\": 4}}", e.body_text()))
+    })?;
+    let (shard, from, to) = (ShardId(body.shard), NodeId(body.from), NodeId(body.to));
+    let change = Change::MoveReplica { shard, from, to };
+    match change_map(&handle, change).await? {
+        Ok(applied) => Ok(Json(json!({
+            "shard": shard.0,
+            "from": from.0,
+            "to": to.0,
+            "epoch": applied.epoch,
+        }))),
+        Err(e) => Err(refused("replica move", e)),
+    }
+}
+
+/// `POST /v1/cluster/rebalance`: the rebalancer's switch (on unless said otherwise).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RebalanceBody {
+    on: Option<bool>,
+}
+
+async fn rebalance(State(handle): State<ShardedHandle>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let body: RebalanceBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RebalanceBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("{e}: expected {{\"on\": true}} or {{\"on\": false}}"))
+        })?
+    };
+    let on = body.on.unwrap_or(true);
+    match change_map(&handle, Change::Rebalance { on }).await? {
+        Ok(applied) => Ok(Json(json!({ "rebalance": on, "epoch": applied.epoch }))),
+        Err(e) => Err(refused("rebalance", e)),
+    }
+}
+
+/// Commit `change` through the metadata leader: what the map said, or why it was not asked.
+async fn change_map(
+    handle: &ShardedHandle,
+    change: Change,
+) -> Result<Result<concord_shard::Applied, MapError>, ApiError> {
+    if !handle.status().map.bootstrapped {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the shard map is not bootstrapped yet; retry shortly",
+        ));
+    }
+    let proposal = Proposal { if_epoch: None, change };
+    match handle.change_map(proposal).await.map_err(ApiError::from_error)? {
+        MapOutput::Applied(result) => Ok(result),
         other => Err(ApiError::unexpected(&other)),
     }
 }
@@ -344,14 +536,14 @@ async fn metrics(State(handle): State<ShardedHandle>) -> Response {
     metrics_text(handle.metrics())
 }
 
-/// Range reads, CAS, transactions, backups and membership changes are not served in the sharded
-/// mode yet: say so instead of answering a bare 404.
+/// Range reads, CAS, transactions and backups are not served in the sharded mode yet: say so
+/// instead of answering a bare 404.
 async fn unsupported(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         format!(
             "{} is not supported in the sharded mode yet: keys hash to 16 384 slots across shards, so \
-             ranges, multi-key transactions, backups and membership changes need work across shards \
+             ranges, multi-key transactions and backups need work across shards \
              (use /v1/kv/{{key}}; see docs/sharding.md)",
             uri.path()
         ),

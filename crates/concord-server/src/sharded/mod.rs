@@ -16,8 +16,9 @@
 //! * [`ShardedHandle`] – the client side: submits key requests and retries the answers that say
 //!   "certainly not done, try again" (no leader yet, a slot between fence and flip, a request routed
 //!   on a map that moved on) until the request deadline;
-//! * [`http`] – `/v1/kv/{key}`, `GET /v1/cluster` (the shard map), `GET /v1/status`,
-//!   `POST /v1/cluster/moves` (admin);
+//! * [`http`] – `/v1/kv/{key}`, `GET /v1/cluster` (the shard map), `GET /v1/status`, and the
+//!   admin map changes `POST /v1/cluster/moves` (slots), `/v1/cluster/replicas` (a replica to
+//!   another node) and `/v1/cluster/rebalance` (the rebalancer's switch);
 //! * [`resp`] – the RESP backend: keys of shards led here are served, others answered `-MOVED`
 //!   (Redis Cluster's redirect), a moving slot `-TRYAGAIN`, no map or no leader `-CLUSTERDOWN`;
 //!   [`concord_resp::Backend::topology`] gives `CLUSTER SLOTS` and friends their answer.
@@ -27,7 +28,10 @@
 //! (`ShardedConfig::placement`); every node runs the metadata group. Every node computes the same
 //! placement from the same `--shards`/`--replicas` and peer list, so the layout is recorded in
 //! the data directory's identity ([`crate::identity`]) and a restart with another is refused.
-//! Replicas do not move between nodes yet (slot ranges do).
+//! That formula is only the *first* map's: from then on the applied map decides which groups a
+//! node runs (`concord_shard::node`), and replicas move between nodes by hand
+//! (`concord shard move-replica`) or by the rebalancer (`concord shard rebalance`), each step
+//! committed in the metadata group first (`concord_shard::replicas`).
 //!
 //! ## Durability: in-memory shards rebuilt from the WAL
 //! Each group's Raft state – term, vote, log entries, snapshots – goes through the node's one WAL
@@ -46,9 +50,20 @@
 //!   WAL bandwidth; a durable per-shard engine is the way out when shards grow to gigabytes.
 //!
 //! ## What the sharded mode does not do (yet)
-//! Range reads (`GET /v1/kv?prefix=`, `KEYS`, `SCAN`, `DBSIZE`), `DeleteRange`, CAS and transactions
-//! over HTTP, membership changes (`concord join`) and replica moves: a request of these kinds is
-//! refused with a reason. Keys of one slot (`{hash tags}`) may be combined in one RESP command.
+//! Range reads (`GET /v1/kv?prefix=`, `KEYS`, `SCAN`, `DBSIZE`), `DeleteRange`, CAS and
+//! transactions over HTTP, and backups: a request of these kinds is refused with a reason. Nodes
+//! join (`concord join`: the metadata group adds the node as a learner and promotes it, then the
+//! map's placement takes it, see [`crate::membership`]) but do not leave: removing a node from the
+//! metadata group and decommissioning it (`Change::RemoveNode`, which the simulator drives) have
+//! no command yet. Keys of one slot (`{hash tags}`) may be combined in one RESP command.
+//!
+//! ## Joining
+//! A joining node is given the cluster's peers and layout; its [`concord_shard::ShardedConfig`]
+//! lists the cluster *without* it ([`crate::config::NodeConfig::sharded_config`]), so its metadata
+//! replica starts as a non-voter and it starts no group of the first map. The transport learns
+//! peers at run time (`POST /v1/members/addresses` on every member, as in the strong mode, kept in
+//! `DATA/peers.json`), so nothing else changes for the members; [`ShardedHandle::learn_peer`] also
+//! adds the node to the addresses `-MOVED` and `GET /v1/cluster` give.
 
 pub mod http;
 pub mod process;
@@ -69,7 +84,7 @@ use concord_kv::{Command, Query, TxnOp, Write};
 use concord_raft::{RaftRequest, RaftResponse, ReadConsistency};
 use concord_shard::kv::{ShardError, ShardQuery, ShardResponse, ShardResult};
 use concord_shard::machine::MapOutput;
-use concord_shard::map::{Move, Phase, Proposal, Shard, ShardId};
+use concord_shard::map::{Change, Move, Phase, Proposal, Shard, ShardId};
 use concord_shard::node::{NodeMessage, ShardRequest, META};
 use concord_shard::{GroupId, ShardCommand, Slot, SlotRange};
 use std::collections::BTreeMap;
@@ -92,10 +107,17 @@ pub struct MapView {
     pub moves: Vec<Move>,
     /// Moves that ended in the map and wait for their groups' last steps.
     pub settling: usize,
+    /// The nodes replicas may be placed on.
+    pub nodes: Vec<NodeId>,
+    /// Whether the rebalancer is on (`concord shard rebalance`).
+    pub rebalancing: bool,
+    /// The rebalancer's next step on this map (`None`: nothing to even out).
+    pub next_step: Option<Change>,
 }
 
 impl MapView {
-    fn of(map: &concord_shard::ShardMap) -> MapView {
+    /// The view of `map`, with the rebalancer's plan for `replicas` replicas per shard.
+    fn of(map: &concord_shard::ShardMap, replicas: usize) -> MapView {
         MapView {
             epoch: map.epoch(),
             bootstrapped: map.is_bootstrapped(),
@@ -103,7 +125,20 @@ impl MapView {
             shards: map.shards().clone(),
             moves: map.moves().copied().collect(),
             settling: map.endings().count(),
+            nodes: map.nodes(),
+            rebalancing: map.rebalancing(),
+            next_step: concord_shard::next_step(map, &map.nodes(), replicas).map(|p| p.change),
         }
+    }
+
+    /// Whether nothing is left to even out or under way: no rebalancer step, no slot move, no
+    /// replica move (learner or leaving replica).
+    pub fn balanced(&self) -> bool {
+        self.bootstrapped
+            && self.next_step.is_none()
+            && self.moves.is_empty()
+            && self.settling == 0
+            && self.shards.values().all(|s| s.learners.is_empty() && s.leaving.is_empty())
     }
 
     /// The shard owning `slot` (`None` before bootstrap).
@@ -193,7 +228,7 @@ impl Hosted for ShardServer {
                 view.clone()
             }
             _ => {
-                let view = Arc::new(MapView::of(map));
+                let view = Arc::new(MapView::of(map, node.config().replicas));
                 cache.0 = Some(view.clone());
                 view
             }
@@ -322,7 +357,15 @@ struct Inner {
     read_default: ReadConsistency,
     limits: concord_kv::KvLimits,
     metrics: Arc<Metrics>,
-    peers: Vec<PeerConfig>,
+    /// Every member's addresses by id, this node's own included; grows when a node joins
+    /// ([`ShardedHandle::learn_peer`]).
+    peers: std::sync::RwLock<BTreeMap<u32, PeerConfig>>,
+    /// The peer transport (`None` without a cluster secret): it learns joining nodes' addresses.
+    transport: Option<crate::transport::Transport>,
+    /// Where learned addresses are kept across restarts ([`crate::peer_file`]).
+    peer_file: Option<crate::peer_file::PeerFile>,
+    /// The layout the node was started with (`--shards`, `--replicas`): a joining node must match it.
+    layout: Option<crate::config::ShardSettings>,
     disk_space: Arc<crate::disk_space::DiskSpace>,
     cluster_id: String,
     /// The peer transport (`None`: a one-node cluster, or a test's handle).
@@ -363,12 +406,57 @@ impl ShardedHandle {
     }
 
     /// Every member's addresses, this node's own included, by id.
-    pub fn peers(&self) -> &[PeerConfig] {
-        &self.inner.peers
+    pub fn peers(&self) -> Vec<PeerConfig> {
+        self.inner.peers.read().expect("peers lock").values().cloned().collect()
     }
 
-    pub fn peer(&self, id: u32) -> Option<&PeerConfig> {
-        self.inner.peers.iter().find(|p| p.id == id)
+    pub fn peer(&self, id: u32) -> Option<PeerConfig> {
+        self.inner.peers.read().expect("peers lock").get(&id).cloned()
+    }
+
+    /// The layout this node was started with.
+    pub fn layout(&self) -> Option<crate::config::ShardSettings> {
+        self.inner.layout
+    }
+
+    /// Learn the addresses of a node about to join (`POST /v1/members/addresses`, which `concord
+    /// join` calls on every member): the transport connects to it and accepts its connections,
+    /// and the address is kept in the data directory before this returns (as in the strong mode,
+    /// [`crate::strong::NodeHandle::learn_peer`]).
+    pub fn learn_peer(&self, peer: PeerConfig) -> Result<(), ClientError> {
+        let transport = self.inner.transport.as_ref().ok_or_else(|| {
+            ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
+        })?;
+        transport.add_peer(NodeId(peer.id), peer.addr).map_err(|e| ClientError::Rejected(e.to_string()))?;
+        self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer.clone());
+        let Some(file) = &self.inner.peer_file else { return Ok(()) };
+        file.remember(&peer).map_err(|e| {
+            ClientError::Unavailable(format!(
+                "node {} is known until this node restarts, but its address could not be kept: {e}",
+                peer.id
+            ))
+        })
+    }
+
+    /// Change the metadata group's membership (a joining node: add it as a learner, then promote
+    /// it once caught up), through the metadata group's leader.
+    pub async fn change_members(
+        &self,
+        request: concord_raft::AdminRequest,
+    ) -> Result<RaftResponse<MapOutput>, ClientError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        match self.submit(ServerRequest::Members(request), deadline).await? {
+            ServerResponse::Map(RaftResponse::NotLeader { .. }) => {
+                Err(ClientError::Unavailable("the metadata group has no leader now".into()))
+            }
+            ServerResponse::Map(RaftResponse::Unknown { reason }) => Err(ClientError::Unknown(reason)),
+            ServerResponse::Map(RaftResponse::Rejected { reason })
+            | ServerResponse::Kv(RaftResponse::Rejected { reason }) => Err(ClientError::Rejected(reason)),
+            ServerResponse::Map(answer) => Ok(answer),
+            other => {
+                Err(ClientError::Unknown(format!("unexpected answer to a membership change: {other:?}")))
+            }
+        }
     }
 
     /// Whether this node's connection to member `id` is up (itself: always; without a transport
@@ -592,8 +680,7 @@ impl Served for ShardServer {
 
     fn handle(parts: ModeParts<'_, Self>) -> ShardedHandle {
         let config = parts.config;
-        let mut peers = parts.members;
-        peers.sort_by_key(|p| p.id);
+        let peers = parts.members.into_iter().map(|p| (p.id, p)).collect();
         ShardedHandle {
             inner: Arc::new(Inner {
                 me: parts.me,
@@ -604,7 +691,10 @@ impl Served for ShardServer {
                 read_default: config.read_consistency.consistency(),
                 limits: config.kv.clone(),
                 metrics: parts.metrics,
-                peers,
+                peers: std::sync::RwLock::new(peers),
+                transport: parts.transport,
+                peer_file: Some(parts.peer_file),
+                layout: config.shard,
                 disk_space: parts.disk_space,
                 cluster_id: config.cluster_id.clone(),
                 transport: parts.transport,
@@ -635,11 +725,10 @@ pub(crate) mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let (_status_tx, status_rx) = watch::channel(status);
         let peers = (1..=3)
-            .map(|id| PeerConfig {
-                id,
-                addr: ([127, 0, 0, 1], 7000 + id as u16).into(),
-                http_addr: None,
-                redis_addr: Some(([127, 0, 0, 1], 6000 + id as u16).into()),
+            .map(|id| {
+                let addr = ([127, 0, 0, 1], 7000 + id as u16).into();
+                let redis_addr = Some(([127, 0, 0, 1], 6000 + id as u16).into());
+                (id, PeerConfig { id, addr, http_addr: None, redis_addr })
             })
             .collect();
         ShardedHandle {
@@ -652,7 +741,10 @@ pub(crate) mod tests {
                 read_default: ReadConsistency::Linearizable,
                 limits: concord_kv::KvLimits::default(),
                 metrics: Arc::new(Metrics::new()),
-                peers,
+                peers: std::sync::RwLock::new(peers),
+                transport: None,
+                peer_file: None,
+                layout: None,
                 disk_space: Arc::new(crate::disk_space::DiskSpace::unlimited()),
                 cluster_id: "c1".into(),
                 transport: None,
@@ -685,6 +777,7 @@ pub(crate) mod tests {
                 phase,
             }],
             settling: 0,
+            ..MapView::default()
         };
         ShardedStatus {
             id: 1,

@@ -1,13 +1,15 @@
 //! The process the sharded mode's driver hosts: a [`ShardedNode`] plus the operator's map changes.
 //!
 //! [`ShardedNode`] serves key requests (routing, forwarding, the mover). An operator also changes
-//! the shard map by hand (`POST /v1/cluster/moves`); that change must be committed by the metadata
+//! the shard map by hand (`POST /v1/cluster/moves`, `/replicas`, `/rebalance`); that change must be committed by the metadata
 //! group's leader, wherever it runs. [`ShardServer`] adds exactly that and nothing else: a
 //! [`ServerRequest::Map`] proposal travels as the very [`NodeMessage::Forward`] a peer would send
 //! for the metadata group – to the metadata leader this node knows (itself included: the message
 //! is then handed to its own node) – and the [`NodeMessage::Forwarded`] answer comes back to it.
 //! Its forwards carry ids from [`ADMIN_IDS`] up, which the node's own (counted from 0) never reach,
-//! so the answers are told apart without touching the node.
+//! so the answers are told apart without touching the node. A change of the metadata group's own
+//! membership ([`ServerRequest::Members`]: a node joining) travels the same way, as a Raft admin
+//! request instead of a proposal.
 //!
 //! An answer `NotLeader` (the proposal certainly did not take effect) is retried at the hinted
 //! leader every [`ADMIN_RETRY`]; no answer within [`ADMIN_TIMEOUT`] is answered `Unknown` (the
@@ -27,10 +29,10 @@
 //! Sans-IO like the node it wraps: time from [`Io::now`], no sockets or files.
 
 use concord_core::{Effect, Io, NodeId, Process, ProtocolEvent, RequestId, Time};
-use concord_raft::{RaftRequest, RaftResponse};
+use concord_raft::{AdminRequest, RaftRequest, RaftResponse};
 use concord_shard::host::GroupResponse;
 use concord_shard::kv::ShardResult;
-use concord_shard::machine::MapOutput;
+use concord_shard::machine::{MapOutput, MapQuery};
 use concord_shard::map::Proposal;
 use concord_shard::node::{GroupReq, GroupResp, NodeMessage, NodeTimer, ShardRequest, META};
 use concord_shard::{GroupId, ShardedNode};
@@ -54,6 +56,8 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum ServerRequest {
     Kv(ShardRequest),
     Map(Proposal),
+    /// A change of the metadata group's membership (a node joining), answered in `Map`.
+    Members(AdminRequest),
 }
 
 /// The answer to a [`ServerRequest`], in the same variant.
@@ -75,7 +79,8 @@ pub enum ServerTimer {
 /// A map change waiting for the metadata leader's answer.
 struct AdminWait {
     request: RequestId,
-    proposal: Proposal,
+    /// What the metadata leader is asked: a map proposal or a membership change.
+    ask: RaftRequest<Proposal, MapQuery>,
     deadline: Time,
     /// When to send it again (after a `NotLeader`, or while no leader is known); `None`: in flight.
     retry_at: Option<Time>,
@@ -242,7 +247,7 @@ impl ShardServer {
             return;
         };
         wait.retry_at = None;
-        let request = GroupReq::Meta(RaftRequest::Propose { session: None, command: wait.proposal.clone() });
+        let request = GroupReq::Meta(wait.ask.clone());
         let msg = NodeMessage::Forward { id, group: META, request };
         if leader == io.me() {
             let me = io.me();
@@ -337,11 +342,16 @@ impl Process for ShardServer {
     fn on_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: ServerRequest) {
         match req {
             ServerRequest::Kv(req) => self.with_node(io, |node, inner| node.on_request(inner, request, req)),
-            ServerRequest::Map(proposal) => {
+            ServerRequest::Map(_) | ServerRequest::Members(_) => {
+                let ask = match req {
+                    ServerRequest::Map(proposal) => RaftRequest::Propose { session: None, command: proposal },
+                    ServerRequest::Members(change) => RaftRequest::Admin(change),
+                    ServerRequest::Kv(_) => unreachable!("matched above"),
+                };
                 let id = self.next_admin;
                 self.next_admin += 1;
                 let deadline = io.now() + ADMIN_TIMEOUT;
-                self.admin.insert(id, AdminWait { request, proposal, deadline, retry_at: None, hint: None });
+                self.admin.insert(id, AdminWait { request, ask, deadline, retry_at: None, hint: None });
                 io.set_timer(ServerTimer::Admin, ADMIN_RETRY);
                 self.send_admin(io, id);
             }

@@ -1,6 +1,7 @@
-//! `concord shard`: a sharded cluster's map, and moving slot ranges by hand. Here the flags are
-//! parsed and the answers printed; the calls are the nodes' HTTP API (`GET /v1/cluster`,
-//! `POST /v1/cluster/moves`), made the way `concord member` makes its own.
+//! `concord shard`: a sharded cluster's map, moving slot ranges and replicas by hand, and the
+//! rebalancer's switch. Here the flags are parsed and the answers printed; the calls are the
+//! nodes' HTTP API (`GET /v1/cluster`, `POST /v1/cluster/moves`, `POST /v1/cluster/replicas`,
+//! `POST /v1/cluster/rebalance`), made the way `concord member` makes its own.
 
 use super::member::MemberTarget;
 use std::process::ExitCode;
@@ -27,8 +28,109 @@ pub fn run(args: &ShardArgs) -> anyhow::Result<ExitCode> {
                 answer["move"], slots, answer["from"], answer["to"], answer["epoch"]
             );
         }
+        ShardCommand::MoveReplica { target, shard, from, to, wait } => {
+            let target = target.to_target();
+            let body = serde_json::json!({ "shard": shard, "from": from, "to": to });
+            let answer = runtime.block_on(target.call(target.http, "POST", "/v1/cluster/replicas", &body))?;
+            println!(
+                "replica move started: shard {shard} from node {from} to node {to} (map epoch {})",
+                answer["epoch"]
+            );
+            if let Some(within) = wait.within() {
+                let done = |map: &serde_json::Value| {
+                    let Some(s) =
+                        map["shards"].as_array().into_iter().flatten().find(|s| s["shard"] == *shard)
+                    else {
+                        return false;
+                    };
+                    let has = |key: &str, node: u32| {
+                        s[key].as_array().into_iter().flatten().any(|n| n.as_u64() == Some(u64::from(node)))
+                    };
+                    has("replicas", *to) && !has("replicas", *from) && !has("leaving", *from)
+                };
+                let map = runtime.block_on(wait_for(&target, within, "the replica move", done))?;
+                println!("shard {shard}'s replica moved from node {from} to node {to}");
+                print!("{}", map_table(&map));
+            }
+        }
+        ShardCommand::Rebalance { target, off, wait } => {
+            let target = target.to_target();
+            let body = serde_json::json!({ "on": !off });
+            let answer =
+                runtime.block_on(target.call(target.http, "POST", "/v1/cluster/rebalance", &body))?;
+            if *off {
+                println!(
+                    "rebalancer off (map epoch {}): replicas, slots and leaders stay where they are",
+                    answer["epoch"]
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "rebalancer on (map epoch {}): the metadata leader evens out replicas, slots and leaders one step at a time",
+                answer["epoch"]
+            );
+            if let Some(within) = wait.within() {
+                let map = runtime.block_on(wait_for(&target, within, "balance", |map| {
+                    map["rebalance"]["balanced"] == true
+                }))?;
+                println!(
+                    "balanced at map epoch {} (the rebalancer stays on; `--off` stops it)",
+                    map["epoch"]
+                );
+                print!("{}", map_table(&map));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Poll `GET /v1/cluster` until `done` holds, printing the rebalancer's next step as it changes;
+/// the map that satisfied it, or an error after `within`.
+async fn wait_for(
+    target: &concord_server::membership::MemberTarget,
+    within: std::time::Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = std::time::Instant::now() + within;
+    let mut said = serde_json::Value::Null;
+    loop {
+        // A node busy with the change may miss one poll: only the deadline ends the wait.
+        let map = target.call(target.http, "GET", "/v1/cluster", &serde_json::Value::Null).await;
+        if let Ok(map) = map {
+            if done(&map) {
+                return Ok(map);
+            }
+            let next = &map["rebalance"]["next"];
+            if !next.is_null() && *next != said {
+                println!("  epoch {}: next step: {}", map["epoch"], next.as_str().unwrap_or_default());
+                said = next.clone();
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "waiting for {what}: not reached in {within:?} (nothing is undone; `concord shard list` shows where it stands)"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// How long a command waits for what it started to finish.
+#[derive(clap::Args, Debug)]
+pub struct Wait {
+    /// Return once the change is committed in the map, without waiting for it to be carried out.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up waiting after this many seconds (the change goes on regardless).
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+impl Wait {
+    fn within(&self) -> Option<std::time::Duration> {
+        (!self.no_wait).then(|| std::time::Duration::from_secs(self.timeout))
+    }
 }
 
 /// `concord shard`: the shard map of a sharded cluster.
@@ -58,6 +160,35 @@ pub enum ShardCommand {
         /// The shard that receives them.
         #[arg(long)]
         to: u32,
+    },
+    /// Move one of a shard's replicas to another node: the new node joins the shard's group as a
+    /// learner, catches up, is promoted – and the old one leaves in that same map change – then
+    /// the old node drops the group. Waits until it is done (unless --no-wait).
+    MoveReplica {
+        #[command(flatten)]
+        target: MemberTarget,
+        /// The shard whose replica moves.
+        shard: u32,
+        /// The node that gives up its replica (a voter of the shard).
+        #[arg(long)]
+        from: u32,
+        /// The node that receives it (in the placement, not yet a replica of the shard).
+        #[arg(long)]
+        to: u32,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Turn the rebalancer on (or --off): the metadata leader evens out replicas over nodes,
+    /// slots over shards and leaders over nodes, one committed step at a time, until balanced and
+    /// whenever nodes join or leave. Waits until the map is balanced (unless --no-wait).
+    Rebalance {
+        #[command(flatten)]
+        target: MemberTarget,
+        /// Turn the rebalancer off.
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        wait: Wait,
     },
 }
 
@@ -91,7 +222,17 @@ pub fn map_table(map: &serde_json::Value) -> String {
             .filter(|r| &r["shard"] == id)
             .map(|r| text(&r["slots"]))
             .collect();
-        let replicas: Vec<String> = shard["replicas"].as_array().into_iter().flatten().map(text).collect();
+        let list = |key: &str, mark: &str| {
+            shard[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| format!("{}{mark}", text(n)))
+                .collect::<Vec<_>>()
+        };
+        // Voters, then learners (`+`, catching up) and leaving replicas (`-`).
+        let replicas: Vec<String> =
+            [list("replicas", ""), list("learners", "+"), list("leaving", "-")].concat();
         rows.push(vec![
             text(id),
             text(&shard["slots"]),
@@ -101,6 +242,16 @@ pub fn map_table(map: &serde_json::Value) -> String {
         ]);
     }
     out.push_str(&super::aligned(&rows));
+    let rebalance = &map["rebalance"];
+    if rebalance.is_object() {
+        let state = if rebalance["on"] == true { "on" } else { "off" };
+        let plan = match rebalance["next"].as_str() {
+            _ if rebalance["balanced"] == true => "balanced".to_string(),
+            Some(next) => format!("next step: {next}"),
+            None => "a move is under way".to_string(),
+        };
+        out.push_str(&format!("rebalancer {state}: {plan}\n"));
+    }
     for m in map["moves"].as_array().into_iter().flatten() {
         out.push_str(&format!(
             "move {}: slots {} from shard {} to shard {} ({})\n",
@@ -131,5 +282,26 @@ mod tests {
         assert!(table.contains("shard map epoch 4, map leader 2"), "{table}");
         assert!(table.contains("2      8292   0-99,8192-16383  2,3       -"), "{table}");
         assert!(table.contains("move 3: slots 100-199 from shard 1 to shard 2 (fenced)"), "{table}");
+        assert!(!table.contains("rebalancer"), "a map without the rebalancer's state: {table}");
+    }
+
+    /// A replica move shows its learner (`+`) and leaving replica (`-`); the rebalancer its state.
+    #[test]
+    fn replica_moves_and_the_rebalancer_show_in_the_table() {
+        let map = serde_json::json!({
+            "mode": "sharded", "node": 1, "epoch": 9, "map_leader": 1,
+            "ranges": [{"slots": "0-16383", "shard": 1}],
+            "shards": [{"shard": 1, "slots": 16384, "replicas": [2, 3], "learners": [4], "leaving": [1], "leader": 2}],
+            "moves": [],
+            "rebalance": {"on": true, "balanced": false, "next": "remove shard 1's replica on node 3"},
+        });
+        let table = map_table(&map);
+        assert!(table.contains("2,3,4+,1-"), "{table}");
+        assert!(table.contains("rebalancer on: next step: remove shard 1's replica on node 3"), "{table}");
+        let balanced = serde_json::json!({
+            "mode": "sharded", "node": 1, "epoch": 9, "map_leader": 1, "ranges": [], "shards": [], "moves": [],
+            "rebalance": {"on": false, "balanced": true, "next": null},
+        });
+        assert!(map_table(&balanced).contains("rebalancer off: balanced"), "{}", map_table(&balanced));
     }
 }
