@@ -156,7 +156,7 @@ pub enum ShardQuery {
     /// A client read, served only on a serving slot.
     Kv(Query),
     /// One page of the frozen `range` for move `id` (the copy step): keys after `after`, at most
-    /// `limit` of them, in key order.
+    /// `limit` of them and half the command-size limit in bytes (at least one key), in key order.
     Export { id: u64, range: SlotRange, after: Option<Vec<u8>>, limit: usize },
     /// The slot table.
     Slots,
@@ -363,16 +363,24 @@ impl ShardKv {
                 self.require(id, range, "moving out", |s| s == Some(SlotState::Outgoing(id)))?;
                 let mut entries = Vec::new();
                 let mut next = None;
+                // A page becomes one `Install` command in the target's log, so it stays within
+                // half the command-size limit however large the values are (always one entry,
+                // which alone fits: a value is bounded by that limit too).
+                let budget = self.kv.limits().max_command_bytes / 2;
+                let mut bytes = 0usize;
                 let start = after.as_ref().map(|k| successor(k)).unwrap_or_default();
                 self.kv.engine().scan(&start, None, &mut |key, entry| {
                     if !range.contains(key_slot(key)) {
                         return true;
                     }
-                    if entries.len() == (*limit).max(1) {
+                    let kv = key_value(key, entry);
+                    let size = kv.key.len() + kv.value.len();
+                    if entries.len() == (*limit).max(1) || (!entries.is_empty() && bytes + size > budget) {
                         next = entries.last().map(|kv: &KeyValue| kv.key.clone());
                         return false;
                     }
-                    entries.push(key_value(key, entry));
+                    bytes += size;
+                    entries.push(kv);
                     true
                 });
                 Ok(ShardResponse::Export { entries, next })
@@ -694,6 +702,40 @@ mod tests {
         b.execute(index + 2, &ShardCommand::Abort { id: 9, range: moving }).unwrap();
         assert_eq!((a.snapshot(), b.snapshot()), before);
         assert_eq!(b.execute(index + 3, &put(&keys[0], "new")).map(|_| ()), Ok(()));
+    }
+
+    /// A page of large values stays within half the command-size limit, so that its `Install`
+    /// can be proposed at all: 256 values near the value limit would be a 256 MiB command.
+    #[test]
+    fn an_export_page_of_large_values_fits_one_command() {
+        let limits = KvLimits::default();
+        let mut a = ShardKv::new(limits.clone());
+        let moving = range(0, 8191);
+        a.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 16383)] }).unwrap();
+        let big = "x".repeat(limits.max_value_bytes - 64);
+        let keys: Vec<String> = (0..7).map(|n| key_in(moving, n)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            a.execute(2 + i as u64, &put(k, &big)).unwrap();
+        }
+        a.execute(20, &ShardCommand::Fence { id: 3, range: moving }).unwrap();
+        let (mut after, mut copied) = (None, 0);
+        loop {
+            let query = ShardQuery::Export {
+                id: 3,
+                range: moving,
+                after: after.clone(),
+                limit: crate::mover::COPY_PAGE,
+            };
+            let ShardResponse::Export { entries, next } = a.read(&query).unwrap() else { panic!() };
+            let bytes: usize = entries.iter().map(|kv| kv.key.len() + kv.value.len()).sum();
+            assert!(!entries.is_empty() && bytes <= limits.max_command_bytes / 2, "{bytes} bytes");
+            copied += entries.len();
+            match next {
+                Some(key) => after = Some(key),
+                None => break,
+            }
+        }
+        assert_eq!(copied, keys.len(), "every key copied once, in pages of at most one command");
     }
 
     #[test]

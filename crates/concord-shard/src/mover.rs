@@ -24,9 +24,10 @@
 use crate::kv::{ShardCommand, ShardError, ShardQuery, ShardResponse};
 use crate::map::{Change, Move, Outcome, Phase, Proposal, ShardId, ShardMap};
 
-/// Keys per copied page: one `Install` entry in the target's log. Small enough to stay far below
-/// the store's command-size limit for ordinary values, large enough that 100 000 keys take a few
-/// hundred entries.
+/// Keys per copied page at most: one `Install` entry in the target's log, large enough that
+/// 100 000 keys take a few hundred entries. A page also stays within half the store's command-size
+/// limit (`ShardQuery::Export`): 256 values near the 1 MiB value limit would be a 256 MiB entry,
+/// beyond any peer frame, and the move would retry it forever.
 pub const COPY_PAGE: usize = 256;
 
 /// One step of one move, for the driver to carry out and answer with [`follow`].
@@ -109,9 +110,11 @@ pub fn follow(
             Some(m),
             _,
         ) => {
-            // The last page is the first short one (an empty page ends an empty range).
+            // The copy ends with the first empty page: a page may be short because its values
+            // are large (pages stay within half the command-size limit), so only an empty one
+            // says that nothing is left after the cursor.
             let cursor = entries.last().map(|kv| kv.key.clone());
-            if entries.len() < COPY_PAGE || bug == MoverBug::FlipBeforeCopy {
+            if entries.is_empty() || bug == MoverBug::FlipBeforeCopy {
                 Some(map_change(Change::Copied { id, target_index: *index }))
             } else {
                 Some(export(m, cursor))
