@@ -360,7 +360,8 @@ struct Inner {
     /// Every member's addresses by id, this node's own included; grows when a node joins
     /// ([`ShardedHandle::learn_peer`]).
     peers: std::sync::RwLock<BTreeMap<u32, PeerConfig>>,
-    /// The peer transport (`None` without a cluster secret): it learns joining nodes' addresses.
+    /// The peer transport (`None` without a cluster secret, or a test's handle): it learns joining
+    /// nodes' addresses, and says which peers are connected.
     transport: Option<crate::transport::Transport>,
     /// Where learned addresses are kept across restarts ([`crate::peer_file`]).
     peer_file: Option<crate::peer_file::PeerFile>,
@@ -368,8 +369,6 @@ struct Inner {
     layout: Option<crate::config::ShardSettings>,
     disk_space: Arc<crate::disk_space::DiskSpace>,
     cluster_id: String,
-    /// The peer transport (`None`: a one-node cluster, or a test's handle).
-    transport: Option<crate::transport::Transport>,
 }
 
 /// The first wait between two tries of a key request, doubled up to [`RETRY_MAX`].
@@ -697,7 +696,6 @@ impl Served for ShardServer {
                 layout: config.shard,
                 disk_space: parts.disk_space,
                 cluster_id: config.cluster_id.clone(),
-                transport: parts.transport,
             }),
         }
     }
