@@ -20,7 +20,7 @@ use concord_raft::{RaftRequest, RaftResponse};
 use concord_shard::host::GroupResponse;
 use concord_shard::kv::ShardResult;
 use concord_shard::machine::MapOutput;
-use concord_shard::map::Proposal;
+use concord_shard::map::{Proposal, ShardId};
 use concord_shard::node::{GroupReq, GroupResp, NodeMessage, NodeTimer, ShardRequest, META};
 use concord_shard::ShardedNode;
 use serde::{Deserialize, Serialize};
@@ -34,11 +34,13 @@ pub const ADMIN_RETRY: Duration = Duration::from_millis(50);
 /// How long a map change may go unanswered before it is answered `Unknown`.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A client request: a key's (served by the node), or a change of the shard map (the operator's).
+/// A client request: a key's (served by the node), a change of the shard map (the operator's), or
+/// a read of one named shard (a page of a range read gathered over shards; answered as `Kv`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ServerRequest {
     Kv(ShardRequest),
     Map(Proposal),
+    Shard { shard: ShardId, request: ShardRequest },
 }
 
 /// The answer to a [`ServerRequest`], in the same variant.
@@ -220,6 +222,9 @@ impl Process for ShardServer {
     fn on_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: ServerRequest) {
         match req {
             ServerRequest::Kv(req) => self.with_node(io, |node, inner| node.on_request(inner, request, req)),
+            ServerRequest::Shard { shard, request: req } => {
+                self.with_node(io, |node, inner| node.shard_request(inner, request, shard, req))
+            }
             ServerRequest::Map(proposal) => {
                 let id = self.next_admin;
                 self.next_admin += 1;
