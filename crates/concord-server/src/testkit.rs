@@ -90,10 +90,33 @@ pub async fn agreed_leader(nodes: &[crate::Node], within: Duration) -> usize {
 
 /// A minimal RESP client for tests: one connection, one command at a time, replies as text –
 /// `OK` for `+OK`, `-ERR …` (with the dash) for errors, the digits of an integer, `(nil)` for a null,
-/// the bytes of a bulk string (lossy UTF-8). Enough to test a front door without external tools;
-/// real clients (redis-cli, redis-py) are tested elsewhere.
+/// the bytes of a bulk string (lossy UTF-8) – or, with [`Resp::request`], arrays of them. Enough to
+/// test a front door without external tools; real clients (redis-cli, redis-py) are tested elsewhere.
 pub struct Resp {
     stream: tokio::io::BufReader<TcpStream>,
+}
+
+/// A reply [`Resp::request`] read: a scalar as [`Resp::call`] shows it, or an array.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Text(String),
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The texts of a flat array (`KEYS`, `CLUSTER GETKEYSINSLOT`); an error names what came.
+    pub fn texts(&self) -> Result<Vec<String>, String> {
+        match self {
+            Reply::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Reply::Text(text) => Ok(text.clone()),
+                    nested => Err(format!("a nested array {nested:?}")),
+                })
+                .collect(),
+            Reply::Text(text) => Err(format!("not an array: {text}")),
+        }
+    }
 }
 
 impl Resp {
@@ -102,36 +125,61 @@ impl Resp {
         Ok(Resp { stream: tokio::io::BufReader::new(s) })
     }
 
-    /// Send one command (as a RESP array of bulk strings) and read its reply, within 10 s.
+    /// Send one command (as a RESP array of bulk strings) and read its scalar reply, within 10 s.
     pub async fn call(&mut self, args: &[&str]) -> Result<String, String> {
-        use tokio::io::AsyncBufReadExt;
+        match self.request(args).await? {
+            Reply::Text(text) => Ok(text),
+            array => Err(format!("{args:?}: an array reply {array:?} (use Resp::request)")),
+        }
+    }
+
+    /// Send one command and read its reply, arrays included, within 10 s.
+    pub async fn request(&mut self, args: &[&str]) -> Result<Reply, String> {
         let mut out = format!("*{}\r\n", args.len());
         for a in args {
             out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
         }
         let exchange = async {
             self.stream.get_mut().write_all(out.as_bytes()).await.map_err(|e| e.to_string())?;
+            self.reply().await
+        };
+        tokio::time::timeout(Duration::from_secs(10), exchange)
+            .await
+            .map_err(|_| format!("{args:?}: no reply within 10 s"))?
+    }
+
+    /// Read one reply (boxed: an array's items are replies).
+    fn reply(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, String>> + Send + '_>> {
+        use tokio::io::AsyncBufReadExt;
+        Box::pin(async move {
             let mut line = String::new();
             self.stream.read_line(&mut line).await.map_err(|e| e.to_string())?;
             let line = line.trim_end();
             let (kind, rest) = line.split_at(line.len().min(1));
             match kind {
-                "+" | ":" => Ok(rest.to_string()),
-                "-" => Ok(line.to_string()),
-                "$" if rest == "-1" => Ok("(nil)".to_string()),
+                "+" | ":" => Ok(Reply::Text(rest.to_string())),
+                "-" => Ok(Reply::Text(line.to_string())),
+                "$" | "*" if rest == "-1" => Ok(Reply::Text("(nil)".to_string())),
                 "$" => {
                     let n: usize = rest.parse().map_err(|_| format!("bad bulk length {rest:?}"))?;
                     let mut bytes = vec![0; n + 2];
                     self.stream.read_exact(&mut bytes).await.map_err(|e| e.to_string())?;
                     bytes.truncate(n);
-                    Ok(String::from_utf8_lossy(&bytes).into_owned())
+                    Ok(Reply::Text(String::from_utf8_lossy(&bytes).into_owned()))
+                }
+                "*" => {
+                    let n: usize = rest.parse().map_err(|_| format!("bad array length {rest:?}"))?;
+                    let mut items = Vec::with_capacity(n.min(1024));
+                    for _ in 0..n {
+                        items.push(self.reply().await?);
+                    }
+                    Ok(Reply::Array(items))
                 }
                 _ => Err(format!("unexpected reply line {line:?}")),
             }
-        };
-        tokio::time::timeout(Duration::from_secs(10), exchange)
-            .await
-            .map_err(|_| format!("{args:?}: no reply within 10 s"))?
+        })
     }
 }
 

@@ -28,16 +28,25 @@
 //! Every step names its move, and a step of a move this group already finished is a no-op: the
 //! mover may retry a step whose answer it lost, and a late retry never undoes a later step.
 //!
-//! # What a sharded store does not do
-//! Key *ranges* (range reads, `DeleteRange`) span slots, which hash keys apart; they are refused
-//! with a clear error (Redis Cluster has no range reads either; `SCAN` runs per node). Revisions
-//! are per shard: a moved key gets the target's revision for the move, keeping its version and TTL.
+//! # Range reads: per group, gathered by the caller
+//! Key *ranges* span slots, which hash keys apart, so no one group holds a range: a client's
+//! range read routed by key (`ShardQuery::Kv(Query::Range)`) and `DeleteRange` are refused with a
+//! clear error. A range read is instead asked of each group by name ([`ShardQuery::Range`],
+//! [`ShardQuery::Count`]): the group answers for the keys of the slots it **serves** at the read's
+//! point in its log – never a frozen outgoing slot nor an incoming one, whose keys another group
+//! may serve or be about to – and says which slots those were. A caller that gathers the pages of
+//! every group checks that the served slots cover the key space exactly once: then each slot was
+//! read where it was served, no key is missed or seen twice, even while slots move (a gather that
+//! straddles a move's hand-off sees a gap or an overlap, and is read again).
+//!
+//! Revisions are per shard: a moved key gets the target's revision for the move, keeping its
+//! version and TTL.
 
 use crate::slot::{key_slot, Slot, SlotRange};
 use concord_core::{Access, Completion, KvStateMachine, Op, StateMachine, StateMachineError, Time};
 use concord_kv::{
-    key_value, Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits, KvStore, Query,
-    Response, TxnOp, Write,
+    key_value, validate_query, Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits,
+    KvStore, Query, RangePage, RangeRequest, Response, TxnOp, Write,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -160,6 +169,15 @@ pub enum ShardQuery {
     Export { id: u64, range: SlotRange, after: Option<Vec<u8>>, limit: usize },
     /// The slot table.
     Slots,
+    // New variants go last: queries cross the peer wire between nodes of different versions.
+    /// A client's range read of this group: one page of `request` (key order, at most
+    /// `request.limit` keys and `max_range_bytes`), of the keys whose slot this group **serves**
+    /// and lies in `slots` (`None`: any slot). Keys of slots moving in or out are left out, and the
+    /// answer says which slots were served, so that a read gathered from several groups can check
+    /// that it saw every slot exactly once (see [`ShardResponse::Range`]).
+    Range { slots: Option<SlotRange>, request: RangeRequest },
+    /// How many keys of slots in `slots` (`None`: all) this group serves, and which slots those were.
+    Count { slots: Option<SlotRange> },
 }
 
 /// A shard group's answer.
@@ -176,6 +194,18 @@ pub enum ShardResponse {
         next: Option<Vec<u8>>,
     },
     Slots(SlotTable),
+    /// A page of a [`ShardQuery::Range`]: `page.next_key` starts the next page (`None`: the range
+    /// is exhausted here). `served`: the slots of the query this group served at the read's point
+    /// in its log, as ordered disjoint runs.
+    Range {
+        page: RangePage,
+        served: Vec<SlotRange>,
+    },
+    /// The answer to a [`ShardQuery::Count`].
+    Count {
+        keys: u64,
+        served: Vec<SlotRange>,
+    },
 }
 
 /// Why a shard group refused a command or a read. Nothing changed.
@@ -386,7 +416,76 @@ impl ShardKv {
                 Ok(ShardResponse::Export { entries, next })
             }
             ShardQuery::Slots => Ok(ShardResponse::Slots(self.slots.clone())),
+            ShardQuery::Range { slots, request } => {
+                validate_query(&Query::Range(request.clone()), self.kv.limits())?;
+                let served = self.served(*slots);
+                let page = self.page(&served, request);
+                Ok(ShardResponse::Range { page, served })
+            }
+            ShardQuery::Count { slots } => {
+                let served = self.served(*slots);
+                let all =
+                    slots.is_none() && served.iter().map(|r| r.len()).sum::<usize>() == self.table_len();
+                let keys = if all {
+                    // Every slot this group holds is served (no move under way): every key counts.
+                    self.kv.len()
+                } else {
+                    let mut keys = 0;
+                    self.kv.engine().scan(&[], None, &mut |key, _| {
+                        keys += u64::from(in_runs(&served, key_slot(key)));
+                        true
+                    });
+                    keys
+                };
+                Ok(ShardResponse::Count { keys, served })
+            }
         }
+    }
+
+    /// The slots of `within` (`None`: all) this group serves, as ordered disjoint runs.
+    fn served(&self, within: Option<SlotRange>) -> Vec<SlotRange> {
+        let within = within.unwrap_or_else(SlotRange::everything);
+        self.slots
+            .runs
+            .iter()
+            .filter(|(run, state)| *state == SlotState::Serving && run.overlaps(within))
+            .map(|(run, _)| SlotRange { start: run.start.max(within.start), end: run.end.min(within.end) })
+            .collect()
+    }
+
+    /// How many slots the table holds, in any state.
+    fn table_len(&self) -> usize {
+        self.slots.runs.iter().map(|(run, _)| run.len()).sum()
+    }
+
+    /// One page of `request` over the keys of `served` slots: as [`KvStore`]'s own pages (at most
+    /// `limit` keys, ending early past `max_range_bytes` but holding at least one key), skipping the
+    /// keys of other slots. Costs a scan of the group's keys in the range, whichever slots they
+    /// hash to: there is no per-slot index (`GETKEYSINSLOT` on a large shard is O(its keys)).
+    fn page(&self, served: &[SlotRange], request: &RangeRequest) -> RangePage {
+        let mut page = RangePage::default();
+        if served.is_empty() {
+            return page;
+        }
+        let max_bytes = self.kv.limits().max_range_bytes;
+        let mut bytes = 0usize;
+        let range = &request.range;
+        self.kv.engine().scan(&range.start, range.end.as_deref(), &mut |key, entry| {
+            if !in_runs(served, key_slot(key)) {
+                return true;
+            }
+            let size = key.len() + entry.value.len();
+            let full = page.kvs.len() >= request.limit
+                || (!page.kvs.is_empty() && bytes.saturating_add(size) > max_bytes);
+            if full {
+                page.next_key = Some(key.to_vec());
+                return false;
+            }
+            bytes += size;
+            page.kvs.push(key_value(key, entry));
+            true
+        });
+        page
     }
 
     /// The `Expire` a leader should propose now, for keys of serving slots only (an outgoing
@@ -488,6 +587,12 @@ impl ShardKv {
             engine.remove(&key);
         }
     }
+}
+
+/// Whether `slot` lies in one of `runs` (ordered, disjoint).
+fn in_runs(runs: &[SlotRange], slot: Slot) -> bool {
+    let i = runs.partition_point(|run| run.end < slot);
+    runs.get(i).is_some_and(|run| run.contains(slot))
 }
 
 /// The smallest key after `key`.
@@ -789,6 +894,81 @@ mod tests {
             assert!(kv.execute(2, &bad).is_err(), "{bad:?} was accepted");
             assert_eq!(kv.snapshot(), before, "{bad:?} changed the state");
         }
+    }
+
+    fn range_page(
+        kv: &ShardKv,
+        slots: Option<SlotRange>,
+        start: &str,
+        limit: usize,
+    ) -> (Vec<String>, Option<String>, Vec<SlotRange>) {
+        let request = concord_kv::RangeRequest::new(concord_kv::KeyRange::from(start.as_bytes()), limit);
+        match kv.read(&ShardQuery::Range { slots, request }).unwrap() {
+            ShardResponse::Range { page, served } => (
+                page.kvs.iter().map(|kv| String::from_utf8(kv.key.clone()).unwrap()).collect(),
+                page.next_key.map(|k| String::from_utf8(k).unwrap()),
+                served,
+            ),
+            other => panic!("a range read answered {other:?}"),
+        }
+    }
+
+    fn count(kv: &ShardKv, slots: Option<SlotRange>) -> (u64, Vec<SlotRange>) {
+        match kv.read(&ShardQuery::Count { slots }).unwrap() {
+            ShardResponse::Count { keys, served } => (keys, served),
+            other => panic!("a count answered {other:?}"),
+        }
+    }
+
+    /// A group's range read answers for the keys of the slots it serves – in key order, a page at a
+    /// time – and says which slots those were; a frozen (outgoing) slot is left out and not
+    /// reported served, so a gatherer sees the gap instead of a key that may be served elsewhere.
+    #[test]
+    fn range_reads_serve_the_served_slots_and_say_which() {
+        let mut kv = ShardKv::default();
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 999)] }).unwrap();
+        let mut keys: Vec<String> = (0..30).map(|n| key_in(range(0, 999), n)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            kv.execute(2 + i as u64, &put(k, "v")).unwrap();
+        }
+        keys.sort();
+        // Pages of 7 from the start: every key once, in order.
+        let mut seen = Vec::new();
+        let mut start = String::new();
+        loop {
+            let (page, next, served) = range_page(&kv, None, &start, 7);
+            assert!(page.len() <= 7);
+            assert_eq!(served, vec![range(0, 999)]);
+            seen.extend(page);
+            match next {
+                Some(next) => start = next,
+                None => break,
+            }
+        }
+        assert_eq!(seen, keys);
+        assert_eq!(count(&kv, None), (30, vec![range(0, 999)]));
+        // One slot: only its keys, and only it reported.
+        let slot = key_slot(keys[3].as_bytes());
+        let (page, next, served) = range_page(&kv, Some(SlotRange::single(slot)), "", 100);
+        let want: Vec<String> = keys.iter().filter(|k| key_slot(k.as_bytes()) == slot).cloned().collect();
+        assert_eq!((page, next, served), (want.clone(), None, vec![SlotRange::single(slot)]));
+        assert_eq!(count(&kv, Some(SlotRange::single(slot))).0, want.len() as u64);
+        // A slot range outside the group's: nothing served.
+        assert_eq!(range_page(&kv, Some(range(5000, 6000)), "", 100), (vec![], None, vec![]));
+
+        // Fence slots 0-499: their keys leave the answer, and the served runs say so.
+        kv.execute(40, &ShardCommand::Fence { id: 3, range: range(0, 499) }).unwrap();
+        let (page, _, served) = range_page(&kv, None, "", 1000);
+        let staying: Vec<String> =
+            keys.iter().filter(|k| range(500, 999).contains(key_slot(k.as_bytes()))).cloned().collect();
+        assert_eq!((page, served.clone()), (staying.clone(), vec![range(500, 999)]));
+        assert_eq!(count(&kv, None), (staying.len() as u64, served));
+        // A limit past the store's is refused, as the store refuses it.
+        let request = concord_kv::RangeRequest::new(concord_kv::KeyRange::from(Vec::new()), 1_000_000);
+        assert!(matches!(
+            kv.read(&ShardQuery::Range { slots: None, request }),
+            Err(ShardError::Kv(KvError::RangeLimitTooLarge { .. }))
+        ));
     }
 
     #[test]

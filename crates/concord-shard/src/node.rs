@@ -40,6 +40,14 @@
 //! Forward`], served there, and the answer comes back. One hop only: a forward that lands on a
 //! follower is answered `NotLeader` with a hint, which the forwarding node remembers for next time.
 //! A forward that gets no answer in [`FORWARD_TIMEOUT`] is answered `Unknown` (it may have run).
+//! A read at stale consistency is the exception to "the leader serves": any replica answers it
+//! from what it has applied (Redis Cluster's `READONLY` replica reads), so a node that replicates
+//! the group serves it itself, and a forwarded one is served by the follower it lands on.
+//!
+//! **Reads of a shard rather than a key.** [`ShardedNode::shard_request`] sends a request to a
+//! named shard's group – a page of its keys ([`ShardQuery::Range`]) or their count
+//! ([`ShardQuery::Count`]), through the group's Raft read path like any read – for a caller that
+//! gathers a range read over several shards (the server's `KEYS`, `SCAN`, `GET /v1/kv?prefix=`).
 
 use crate::host::{Batch, GroupId, GroupRequest, GroupResponse, Host, Tick};
 use crate::kv::{ShardBug, ShardCommand, ShardKv, ShardQuery, ShardResult};
@@ -55,7 +63,7 @@ use concord_core::{
 use concord_kv::{KvLimits, Query, TxnOp, Write};
 use concord_raft::{
     AdminRequest, Message as RaftMessage, Payload, RaftConfig, RaftNode, RaftRequest, RaftResponse,
-    Timer as RaftTimer,
+    ReadConsistency, Timer as RaftTimer,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -574,7 +582,13 @@ impl ShardedNode {
             let response = GroupResponse::Answer { group, response: GroupResp::Status(Some(status)) };
             return self.answered(io, Pending { origin, group, deadline: None }, response);
         }
-        if here.is_some_and(Group::is_leader) && !matches!(request, GroupReq::Status) {
+        // The leader serves; a stale read is served by any replica (Redis Cluster's `READONLY`).
+        let serve_here = match &request {
+            GroupReq::Status => false,
+            GroupReq::Data(RaftRequest::Read { consistency: ReadConsistency::Stale, .. }) => here.is_some(),
+            _ => here.is_some_and(Group::is_leader),
+        };
+        if serve_here {
             self.pending.insert(id, Pending { origin, group, deadline: None });
             let rid = RequestId { client: INTERNAL, seq: id };
             self.with_host(io, |host, inner| host.on_request(inner, rid, GroupRequest { group, request }));
@@ -967,7 +981,7 @@ impl ShardedNode {
             }
             Task::Read { shard, query, .. } => {
                 let request = GroupReq::Data(RaftRequest::Read {
-                    consistency: concord_raft::ReadConsistency::Linearizable,
+                    consistency: ReadConsistency::Linearizable,
                     query: query.clone(),
                 });
                 self.submit(io, GroupId(shard.0), request, Origin::Mover(task));
@@ -998,6 +1012,30 @@ impl ShardedNode {
     }
 
     // ----- client requests ------------------------------------------------------------------
+
+    /// A client request for one named shard's group rather than for a key's – a range read
+    /// ([`ShardQuery::Range`], [`ShardQuery::Count`]) gathered over several shards by its caller.
+    /// Served or forwarded as a key's request is (a stale read by any replica here); a shard the
+    /// applied map does not know is refused.
+    pub fn shard_request(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        request: RequestId,
+        shard: ShardId,
+        req: ShardRequest,
+    ) {
+        if self.map().shard(shard).is_none() {
+            let reason = format!(
+                "CLUSTERDOWN shard {} is not in the shard map (epoch {})",
+                shard.0,
+                self.map().epoch()
+            );
+            io.reply(request, RaftResponse::Rejected { reason });
+        } else {
+            self.submit(io, GroupId(shard.0), GroupReq::Data(req), Origin::Client(request));
+        }
+        self.settle(io);
+    }
 
     fn client_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: ShardRequest) {
         let Some(key) = request_key(&req) else {
@@ -1042,6 +1080,11 @@ fn map_applied(response: &GroupResponse<GroupResp>) -> Option<crate::map::Applie
         } => Some(*a),
         _ => None,
     }
+}
+
+/// Whether `request` is a shard read at stale consistency (which any replica may serve).
+fn is_stale_read(request: &GroupReq) -> bool {
+    matches!(request, GroupReq::Data(RaftRequest::Read { consistency: ReadConsistency::Stale, .. }))
 }
 
 fn propose_meta(proposal: Proposal) -> GroupReq {
@@ -1163,7 +1206,9 @@ impl Process for ShardedNode {
                 // Served here or answered NotLeader: never forwarded again (one hop).
                 let origin = Origin::Remote { from, id };
                 match self.host.group(group) {
-                    Some(g) if g.is_leader() => self.submit(io, group, request, origin),
+                    Some(g) if g.is_leader() || is_stale_read(&request) => {
+                        self.submit(io, group, request, origin)
+                    }
                     Some(g) => {
                         let hint = g.leader();
                         let response = GroupResponse::Answer { group, response: not_leader(&request, hint) };

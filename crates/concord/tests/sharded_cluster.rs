@@ -13,8 +13,10 @@
 //! 4. in the middle of the move, the node leading the metadata group – where the mover runs – gets
 //!    `kill -9`; it restarts from its WAL (each shard's state rebuilt from its Raft snapshot and
 //!    log: `--snapshot-count 100` makes the run cross snapshots) and the move completes;
-//! 5. afterwards every acknowledged write is read back through every node, and the whole history
-//!    is linearizable under the key-value model (`concord_check`).
+//! 5. afterwards every acknowledged write is read back through every node – key by key, by a
+//!    prefix read (`GET /v1/kv?prefix=`, every shard gathered) on every node, and by `KEYS` fanned
+//!    out over the nodes (each key on exactly one) – and the whole history is linearizable under
+//!    the key-value model (`concord_check`).
 //!
 //! `every_node_names_every_shards_leader_and_sees_a_dead_peer_disconnected` (4 shards of 2
 //! replicas on 3 nodes): every node's map – and `concord shard list` – names the leader of every
@@ -287,6 +289,25 @@ async fn client(c: u64, mut door: Door, rec: Arc<Recorder>, stop: Arc<AtomicBool
     }
 }
 
+/// Every (key, value) of `GET /v1/kv?prefix=` on `addr`, walked a page of 100 at a time.
+async fn list_prefix(addr: SocketAddr, prefix: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let end = format!("{}{}", &prefix[..prefix.len() - 1], (prefix.as_bytes()[prefix.len() - 1] + 1) as char);
+    let mut path = format!("/v1/kv?prefix={prefix}&limit=100");
+    loop {
+        let a = http(addr, "GET", &path, b"", CALL_TIMEOUT).await.unwrap();
+        assert_eq!(a.status, 200, "{path}: {}", a.text());
+        let page = a.json().unwrap();
+        for kv in page["kvs"].as_array().unwrap() {
+            out.push((kv["key"].as_str().unwrap().to_string(), kv["value"].as_str().unwrap().to_string()));
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/v1/kv?start={next}&end={end}&limit=100"),
+            None => return out,
+        }
+    }
+}
+
 /// `POST /v1/cluster/moves` on node `i` with the cluster's proof (as `concord shard move`).
 async fn post_move(c: &LocalCluster, i: usize, body: Json) -> (u16, Json) {
     post_admin(c, i, "/v1/cluster/moves", body).await
@@ -356,6 +377,49 @@ async fn check_writes_and_history(c: &LocalCluster, rec: &Recorder) {
             c.logs(30)
         );
     }
+    // Range reads: a prefix read on every node lists every acknowledged key once, in order; KEYS
+    // fanned out over the nodes (per node, as in Redis Cluster: the shards it leads) finds each of
+    // them on exactly one node – once leadership has settled (the rebalancer may still be handing
+    // leaders over), so it is tried again for a while.
+    let running: Vec<usize> = (0..c.http.len()).filter(|&i| c.running(i)).collect();
+    for &i in &running {
+        let listed = list_prefix(c.http[i], "own-").await;
+        assert!(
+            listed.windows(2).all(|w| w[0].0 < w[1].0),
+            "node {}: not in key order, or a key twice",
+            i + 1
+        );
+        let listed: std::collections::BTreeMap<String, String> = listed.into_iter().collect();
+        for (key, value) in &acked {
+            assert_eq!(listed.get(key), Some(&value.to_string()), "node {}: {key} in the prefix read", i + 1);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut per_node = Vec::new();
+        for &i in &running {
+            let addr = SocketAddr::from(([127, 0, 0, 1], c.redis_port(i)));
+            let keys =
+                Resp::connect(addr).await.unwrap().request(&["KEYS", "own-*"]).await.unwrap().texts().unwrap();
+            per_node.push(keys);
+        }
+        let wrong: Vec<(&String, usize)> = acked
+            .iter()
+            .map(|(key, _)| (key, per_node.iter().filter(|keys| keys.contains(key)).count()))
+            .filter(|&(_, on)| on != 1)
+            .collect();
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "KEYS over the nodes: {} keys not on exactly one node, e.g. {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     let history = rec.history.lock().unwrap().clone();
     let verdict = linearizability::check(&history, Model::Kv, Duration::from_secs(30));
     if !verdict.is_linearizable() {

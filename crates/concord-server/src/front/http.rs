@@ -23,6 +23,70 @@ pub struct PutParams {
     pub ttl_ms: Option<u64>,
 }
 
+/// The page `GET /v1/kv` answers without a `limit`. A larger one is the store's to refuse
+/// (`max_range_limit`, 1 000 by default), and a page also ends early at `max_range_bytes`.
+pub const DEFAULT_LIST: usize = 100;
+
+/// `GET /v1/kv`'s query: `prefix=P`, or `start=A[&end=B]`; `limit=N`; `consistency=…` (the strong
+/// and the sharded mode take the same).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub prefix: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub limit: Option<usize>,
+    pub consistency: Option<String>,
+}
+
+impl ListParams {
+    /// The range read asked for, or why it is not one (400).
+    pub fn range_request(&self) -> Result<concord_kv::RangeRequest, ApiError> {
+        let range = match (&self.prefix, &self.start, &self.end) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ApiError::bad_request("give either prefix, or start (and end), not both"))
+            }
+            (Some(prefix), None, None) => concord_kv::KeyRange::prefix(prefix.as_bytes()),
+            (None, start, Some(end)) => {
+                concord_kv::KeyRange::new(start.as_deref().unwrap_or("").as_bytes(), end.as_bytes())
+            }
+            (None, start, None) => concord_kv::KeyRange::from(start.as_deref().unwrap_or("").as_bytes()),
+        };
+        let limit = self.limit.unwrap_or(DEFAULT_LIST);
+        if limit == 0 {
+            return Err(ApiError::bad_request("limit must be at least 1"));
+        }
+        Ok(concord_kv::RangeRequest::new(range, limit))
+    }
+}
+
+/// `GET /v1/kv`'s answer: `{"kvs": [{"key", "value" (UTF-8) or "value_base64", "create_revision",
+/// "mod_revision", "version"}], "next": key or null}`.
+pub fn page_json(page: &concord_kv::RangePage) -> Value {
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    let kvs: Vec<Value> = page
+        .kvs
+        .iter()
+        .map(|kv| {
+            let mut entry = json!({
+                "key": text(&kv.key),
+                "create_revision": kv.create_revision,
+                "mod_revision": kv.mod_revision,
+                "version": kv.version,
+            });
+            match std::str::from_utf8(&kv.value) {
+                Ok(value) => entry["value"] = json!(value),
+                Err(_) => {
+                    use base64::Engine;
+                    entry["value_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&kv.value))
+                }
+            }
+            entry
+        })
+        .collect();
+    json!({ "kvs": kvs, "next": page.next_key.as_deref().map(text) })
+}
+
 /// `GET /v1/kv/{key}`'s answer for a key that exists: the value as the body, its revisions as
 /// `x-concord-*` headers (added to `headers`). Both modes that keep revisions answer this way.
 pub fn found_key(kv: concord_kv::KeyValue, mut headers: axum::http::HeaderMap) -> Response {

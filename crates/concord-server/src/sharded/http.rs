@@ -6,6 +6,7 @@
 //! | `GET /v1/kv/{key}?consistency=linearizable\|lease\|stale` | – | 200 the raw value (headers `x-concord-mod-revision`, `-create-revision`, `-version`, `-slot`, `-shard`), 404 if absent |
 //! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` (revisions are per shard) |
 //! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
+//! | `GET /v1/kv?prefix=P` or `?start=A&end=B`, `&limit=N` (default 100, at most `max_range_limit`), `&consistency=…` | – | 200 `{"kvs": [{"key", "value" or "value_base64", "create_revision", "mod_revision", "version"}], "next": key or null}`, as in the strong mode: the keys of **every** shard, in key order, a page at a time (each shard read through its Raft read path, then merged: [`super::scan`]); 503 `moving` if slots kept moving until the deadline |
 //! | `GET /v1/cluster` | – | the shard map: epoch, slot ranges → shard, each shard's replicas and leader as this node knows it (of a shard not replicated here: what the last leader probe heard), moves in progress, members (with `connected`: whether this node's peer connection to it is up) |
 //! | `GET /v1/status` | – | this node: the groups it replicates (role, term, indexes, keys, slot table) |
 //! | `POST /v1/cluster/moves` (admin) | `{"slots": "0-99", "to": 3}` | 200 `{"move", "epoch", "slots", "from", "to"}` once the move is committed in the map; 400 bad input (a slot out of range, an unknown shard, a range owned by two shards or already the target's), 409 a slot already moving; the map is then unchanged |
@@ -18,12 +19,13 @@
 //! | `GET /`, `GET /dashboard` | – | the sharded mode's dashboard (`web/dashboard/sharded.html`): the slot strip coloured by shard, shards × nodes with replicas and leaders, the map epoch, moves in progress; it polls `GET /v1/cluster` |
 //!
 //! A slot that is being moved answers 503 (`moving`: retry shortly) after the node's own retries
-//! ran out; a shard without a leader 503 too. Range reads, CAS, transactions and backups answer 501
-//! with the reason (see [`super`]).
+//! ran out; a shard without a leader 503 too. CAS, transactions and backups answer 501 with the
+//! reason (see [`super`]).
 
+use super::scan::Scope;
 use super::{KeyError, ShardedHandle};
 use crate::config::{NodeConfig, ReadMode};
-use crate::front::http::{body_limit, metrics_text, ApiError};
+use crate::front::http::{body_limit, metrics_text, page_json, ApiError, ListParams};
 use crate::front::ClientError;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -45,7 +47,7 @@ pub fn router(handle: ShardedHandle, config: &NodeConfig) -> Router {
     let limit = body_limit(config.kv.max_command_bytes.max(config.kv.max_value_bytes));
     Router::new()
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
-        .route("/v1/kv", get(unsupported))
+        .route("/v1/kv", get(list_keys))
         .route("/v1/kv/{key}/cas", post(unsupported))
         .route("/v1/txn", post(unsupported))
         .route("/v1/members", post(change_members))
@@ -116,6 +118,23 @@ async fn get_key(
         }
         other => Err(ApiError::unexpected(&other)),
     }
+}
+
+/// `GET /v1/kv?prefix=P` (or `start`, `end`), `&limit=N`: a page of the keys of every shard, in
+/// key order, gathered as [`super::scan`] says (no key missed or seen twice while slots move).
+async fn list_keys(
+    State(handle): State<ShardedHandle>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let request = params.range_request()?;
+    let consistency = match params.consistency.as_deref() {
+        None => handle.default_read(),
+        Some(c) => ReadMode::parse(c).map_err(|e| ApiError::bad_request(e.to_string()))?.consistency(),
+    };
+    let start = std::time::Instant::now();
+    let r = handle.scan(Scope::Cluster, request, consistency).await;
+    handle.metrics().request("range", if r.is_ok() { "ok" } else { "failed" }, start.elapsed());
+    Ok(Json(page_json(&r.map_err(key_error)?)))
 }
 
 async fn put_key(
@@ -536,14 +555,14 @@ async fn metrics(State(handle): State<ShardedHandle>) -> Response {
     metrics_text(handle.metrics())
 }
 
-/// Range reads, CAS, transactions and backups are not served in the sharded mode yet: say so
-/// instead of answering a bare 404.
+/// CAS, transactions and backups are not served in the sharded mode yet: say so instead of
+/// answering a bare 404.
 async fn unsupported(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_IMPLEMENTED,
         format!(
             "{} is not supported in the sharded mode yet: keys hash to 16 384 slots across shards, so \
-             ranges, multi-key transactions and backups need work across shards \
+             multi-key transactions and backups need work across shards \
              (use /v1/kv/{{key}}; see docs/sharding.md)",
             uri.path()
         ),

@@ -16,12 +16,17 @@
 //! * [`ShardedHandle`] – the client side: submits key requests and retries the answers that say
 //!   "certainly not done, try again" (no leader yet, a slot between fence and flip, a request routed
 //!   on a map that moved on) until the request deadline;
-//! * [`http`] – `/v1/kv/{key}`, `GET /v1/cluster` (the shard map), `GET /v1/status`, and the
-//!   admin map changes `POST /v1/cluster/moves` (slots), `/v1/cluster/replicas` (a replica to
-//!   another node) and `/v1/cluster/rebalance` (the rebalancer's switch);
+//! * [`http`] – `/v1/kv/{key}`, `GET /v1/kv?prefix=` (every shard's keys), `GET /v1/cluster`
+//!   (the shard map), `GET /v1/status`, and the admin map changes `POST /v1/cluster/moves`
+//!   (slots), `/v1/cluster/replicas` (a replica to another node) and `/v1/cluster/rebalance`
+//!   (the rebalancer's switch);
 //! * [`resp`] – the RESP backend: keys of shards led here are served, others answered `-MOVED`
 //!   (Redis Cluster's redirect), a moving slot `-TRYAGAIN`, no map or no leader `-CLUSTERDOWN`;
-//!   [`concord_resp::Backend::topology`] gives `CLUSTER SLOTS` and friends their answer.
+//!   a `READONLY` connection's reads of shards replicated here are served here (stale);
+//!   [`concord_resp::Backend::topology`] gives `CLUSTER SLOTS` and friends their answer;
+//! * [`scan`] – range reads across shards: one page from each shard's group, the slots they
+//!   served checked, merged in key order (`GET /v1/kv?prefix=`, and per node `KEYS`, `SCAN`,
+//!   `DBSIZE`, `CLUSTER COUNTKEYSINSLOT`/`GETKEYSINSLOT`).
 //!
 //! ## Placement
 //! Shard `k` of `S` is replicated by `R` consecutive nodes from the `k`-th, in node-id order
@@ -49,9 +54,21 @@
 //!   A snapshot is the whole shard's state written into the WAL, so snapshots of large shards cost
 //!   WAL bandwidth; a durable per-shard engine is the way out when shards grow to gigabytes.
 //!
+//! ## Range reads
+//! `GET /v1/kv?prefix=` on any node reads every shard (each through its Raft read path, forwarded
+//! to its leader like a key's request) and merges the pages in key order; the slots the shards
+//! served must cover the key space exactly once, or the page is read again – so no key is missed
+//! or listed twice while slots move ([`scan`]). Each shard is read linearizably; the page as a
+//! whole is not one snapshot of the cluster (shards are read at slightly different moments).
+//! Over RESP the range commands are **per node**, as in Redis Cluster: `KEYS`, `SCAN`, `DBSIZE`,
+//! `CLUSTER COUNTKEYSINSLOT` and `GETKEYSINSLOT` answer for the shards this node leads (and, on a
+//! `READONLY` connection, those it replicates) – `redis-cli --cluster` and cluster clients fan them
+//! out to every primary. A slot between a move's fence and its activation is served by no shard:
+//! the per-node commands leave it out, the cluster-wide read waits for it.
+//!
 //! ## What the sharded mode does not do (yet)
-//! Range reads (`GET /v1/kv?prefix=`, `KEYS`, `SCAN`, `DBSIZE`), `DeleteRange`, CAS and
-//! transactions over HTTP, and backups: a request of these kinds is refused with a reason. Nodes
+//! `DeleteRange`, CAS and transactions over HTTP, and backups (a snapshot across shards): a
+//! request of these kinds is refused with a reason. Nodes
 //! join (`concord join`: the metadata group adds the node as a learner and promotes it, then the
 //! map's placement takes it, see [`crate::membership`]) but do not leave: removing a node from the
 //! metadata group and decommissioning it (`Change::RemoveNode`, which the simulator drives) have
@@ -68,6 +85,7 @@
 pub mod http;
 pub mod process;
 pub mod resp;
+pub mod scan;
 
 pub use process::{ServerRequest, ServerResponse, ShardServer};
 
@@ -336,7 +354,7 @@ impl std::fmt::Display for KeyError {
 
 /// How one answer to a key request reads.
 enum Verdict {
-    Done(concord_kv::Response),
+    Done(ShardResponse),
     Failed(KeyError),
     /// Certainly not applied; worth another try until the deadline, else this error.
     Retry(KeyError),
@@ -510,8 +528,28 @@ impl ShardedHandle {
         request: ShardRequest,
     ) -> impl std::future::Future<Output = Result<concord_kv::Response, KeyError>> + Send + 'static {
         let deadline = Instant::now() + self.inner.timeout;
-        let is_read = matches!(request, RaftRequest::Read { .. });
-        let first = self.submit(ServerRequest::Kv(request.clone()), deadline);
+        let answer = self.request_until(ServerRequest::Kv(request), deadline);
+        async move {
+            match answer.await? {
+                ShardResponse::Kv(response) => Ok(response),
+                other => Err(ClientError::Unknown(format!("unexpected answer {other:?}")).into()),
+            }
+        }
+    }
+
+    /// Serve `request` (a key's, or one shard's): submitted now, tried again while the answers say
+    /// it certainly did not take effect, until `deadline`.
+    fn request_until(
+        &self,
+        request: ServerRequest,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<ShardResponse, KeyError>> + Send + 'static {
+        let is_read = matches!(
+            request,
+            ServerRequest::Kv(RaftRequest::Read { .. })
+                | ServerRequest::Shard { request: RaftRequest::Read { .. }, .. }
+        );
+        let first = self.submit(request.clone(), deadline);
         let handle = self.clone();
         async move {
             let mut answer = first.await;
@@ -533,9 +571,26 @@ impl ShardedHandle {
                 }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RETRY_MAX);
-                answer = handle.submit(ServerRequest::Kv(request.clone()), deadline).await;
+                answer = handle.submit(request.clone(), deadline).await;
             }
         }
+    }
+
+    /// Read `query` of shard `shard`'s group at `consistency` (see [`ShardedHandle::request_until`]).
+    pub fn shard_read(
+        &self,
+        shard: ShardId,
+        query: ShardQuery,
+        consistency: ReadConsistency,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<ShardResponse, KeyError>> + Send + 'static {
+        let request = RaftRequest::Read { consistency, query };
+        self.request_until(ServerRequest::Shard { shard, request }, deadline)
+    }
+
+    /// When a request made now must be answered (the node's request timeout).
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.timeout
     }
 
     /// Read `query` (one key, or keys of one slot) at `consistency`.
@@ -571,8 +626,10 @@ impl ShardedHandle {
     }
 
     /// Where a RESP client should send a request for `key`: `None` to serve it here (this node
-    /// leads the key's shard, or nobody is known to: the node then forwards), else the redirect.
-    pub fn redirect(&self, key: &[u8]) -> Option<KeyError> {
+    /// leads the key's shard, or nobody is known to: the node then forwards; or, for a read at
+    /// stale consistency – `stale_read`, a `READONLY` connection's –, this node replicates the
+    /// shard), else the redirect. Writes and other reads go to the leader, as in Redis Cluster.
+    pub fn redirect(&self, key: &[u8], stale_read: bool) -> Option<KeyError> {
         let status = self.inner.status.borrow();
         let slot = concord_shard::key_slot(key);
         if !status.map.bootstrapped {
@@ -584,6 +641,9 @@ impl ShardedHandle {
                 return Some(KeyError::Moving { slot: slot.get() });
             }
         }
+        if stale_read && status.groups.iter().any(|g| g.group == shard.0) {
+            return None;
+        }
         match status.leaders.get(&shard.0) {
             Some(&leader) if leader != self.inner.me.0 => {
                 let addr = self.peer(leader).and_then(|p| p.redis_addr)?;
@@ -594,13 +654,23 @@ impl ShardedHandle {
     }
 }
 
+/// The shards whose keys a node serves to a RESP connection – what Redis Cluster's per-node
+/// commands (`KEYS`, `SCAN`, `DBSIZE`, `CLUSTER COUNTKEYSINSLOT`) answer for: those it leads, and,
+/// for reads at stale consistency (`READONLY`), those it replicates. Exactly the shards whose keys
+/// a `GET` on the connection is served for rather than redirected.
+pub fn served_here(status: &ShardedStatus, stale_read: bool) -> Vec<ShardId> {
+    status
+        .groups
+        .iter()
+        .filter(|g| g.group != META.0 && (stale_read || g.leader == Some(status.id)))
+        .map(|g| ShardId(g.group))
+        .collect()
+}
+
 /// Read one answer of the sharded node to a key request.
 fn verdict(response: RaftResponse<ShardResult>, is_read: bool) -> Verdict {
     match response {
-        RaftResponse::Output(Ok(ShardResponse::Kv(response))) => Verdict::Done(response),
-        RaftResponse::Output(Ok(other)) => {
-            Verdict::Failed(ClientError::Unknown(format!("unexpected answer {other:?}")).into())
-        }
+        RaftResponse::Output(Ok(response)) => Verdict::Done(response),
         RaftResponse::Output(Err(ShardError::Kv(e))) => Verdict::Failed(ClientError::Kv(e).into()),
         // Refused when applied (routed on a map that moved on, or frozen by a move): not done.
         RaftResponse::Output(Err(ShardError::NotServing { slot, state })) => match state {
@@ -793,21 +863,59 @@ pub(crate) mod tests {
         let handle = handle_with(1, two_shards(Phase::Fenced { source_index: 9 }));
         // "foo" is slot 12182 (shard 2, led by node 3); "bar" 5061 (shard 1, led here).
         assert_eq!(
-            handle.redirect(b"foo"),
+            handle.redirect(b"foo", false),
             Some(KeyError::Moved { slot: 12182, node: 3, addr: "127.0.0.1:6003".into() })
         );
-        assert_eq!(handle.redirect(b"bar"), None);
+        assert_eq!(handle.redirect(b"bar", false), None);
         let moving = (0..)
             .map(|i| format!("k{i}"))
             .find(|k| (100..200).contains(&concord_shard::key_slot(k.as_bytes()).get()))
             .unwrap();
         let slot = concord_shard::key_slot(moving.as_bytes()).get();
-        assert_eq!(handle.redirect(moving.as_bytes()), Some(KeyError::Moving { slot }));
+        assert_eq!(handle.redirect(moving.as_bytes(), false), Some(KeyError::Moving { slot }));
         // A move only started: the source still serves.
         let started = handle_with(1, two_shards(Phase::Started));
-        assert_eq!(started.redirect(moving.as_bytes()), None);
+        assert_eq!(started.redirect(moving.as_bytes(), false), None);
         let empty = handle_with(1, ShardedStatus::default());
-        assert!(matches!(empty.redirect(b"foo"), Some(KeyError::ClusterDown(_))));
+        assert!(matches!(empty.redirect(b"foo", false), Some(KeyError::ClusterDown(_))));
+    }
+
+    /// A stale read (`READONLY`) of a shard replicated here is served here; of a shard not
+    /// replicated here it is redirected to the leader as any request is; the per-node commands
+    /// answer for the shards led here, and at stale consistency for those replicated here too.
+    #[test]
+    fn stale_reads_are_served_by_a_replica() {
+        let mut status = two_shards(Phase::Started);
+        status.id = 2; // node 2 replicates both shards, leads neither
+        status.groups = [1, 2].iter().map(|&g| group(g, if g == 1 { 1 } else { 3 })).collect();
+        let handle = handle_with(2, status.clone());
+        assert!(matches!(handle.redirect(b"foo", false), Some(KeyError::Moved { node: 3, .. })));
+        assert_eq!(handle.redirect(b"foo", true), None);
+        assert_eq!(handle.redirect(b"bar", true), None);
+        assert_eq!(served_here(&status, false), vec![]);
+        assert_eq!(served_here(&status, true), vec![ShardId(1), ShardId(2)]);
+        // Node 1 replicates shard 1 only (and leads it): shard 2's keys are redirected even stale.
+        let mut status = two_shards(Phase::Started);
+        status.groups = vec![group(1, 1)];
+        let handle = handle_with(1, status.clone());
+        assert!(matches!(handle.redirect(b"foo", true), Some(KeyError::Moved { node: 3, .. })));
+        assert_eq!(served_here(&status, false), vec![ShardId(1)]);
+    }
+
+    fn group(group: u32, leader: u32) -> GroupView {
+        GroupView {
+            group,
+            role: "follower",
+            term: 1,
+            leader: Some(leader),
+            commit_index: 0,
+            applied_index: 0,
+            last_log_index: 0,
+            snapshot_index: 0,
+            voters: vec![],
+            keys: Some(0),
+            slots: vec![],
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ use concord_raft::{AdminRequest, RaftRequest, RaftResponse};
 use concord_shard::host::GroupResponse;
 use concord_shard::kv::ShardResult;
 use concord_shard::machine::{MapOutput, MapQuery};
-use concord_shard::map::Proposal;
+use concord_shard::map::{Proposal, ShardId};
 use concord_shard::node::{GroupReq, GroupResp, NodeMessage, NodeTimer, ShardRequest, META};
 use concord_shard::{GroupId, ShardedNode};
 use serde::{Deserialize, Serialize};
@@ -51,13 +51,15 @@ pub const ADMIN_RETRY: Duration = Duration::from_millis(50);
 /// How long a map change may go unanswered before it is answered `Unknown`.
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A client request: a key's (served by the node), or a change of the shard map (the operator's).
+/// A client request: a key's (served by the node), a change of the shard map (the operator's), or
+/// a read of one named shard (a page of a range read gathered over shards; answered as `Kv`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ServerRequest {
     Kv(ShardRequest),
     Map(Proposal),
     /// A change of the metadata group's membership (a node joining), answered in `Map`.
     Members(AdminRequest),
+    Shard { shard: ShardId, request: ShardRequest },
 }
 
 /// The answer to a [`ServerRequest`], in the same variant.
@@ -342,11 +344,14 @@ impl Process for ShardServer {
     fn on_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: ServerRequest) {
         match req {
             ServerRequest::Kv(req) => self.with_node(io, |node, inner| node.on_request(inner, request, req)),
+            ServerRequest::Shard { shard, request: req } => {
+                self.with_node(io, |node, inner| node.shard_request(inner, request, shard, req))
+            }
             ServerRequest::Map(_) | ServerRequest::Members(_) => {
                 let ask = match req {
                     ServerRequest::Map(proposal) => RaftRequest::Propose { session: None, command: proposal },
                     ServerRequest::Members(change) => RaftRequest::Admin(change),
-                    ServerRequest::Kv(_) => unreachable!("matched above"),
+                    ServerRequest::Kv(_) | ServerRequest::Shard { .. } => unreachable!("matched above"),
                 };
                 let id = self.next_admin;
                 self.next_admin += 1;

@@ -7,6 +7,7 @@
 //! | the key's slot | answer |
 //! |---|---|
 //! | owned by a shard this node leads | served |
+//! | owned by a shard led by node `n`, replicated here, on a `READONLY` connection (a read) | served here, stale (a follower read) |
 //! | owned by a shard led by node `n` | `-MOVED <slot> <n's RESP host:port>` |
 //! | owned by a shard whose leader this node does not know | served (the node forwards it one hop) |
 //! | between its move's fence and flip | `-TRYAGAIN` |
@@ -20,18 +21,34 @@
 //! has just moved on is refused there and tried again, never applied to the wrong shard.
 //! Multi-key commands route by their first key (the RESP layer refuses keys of different slots).
 //!
+//! `READONLY` (the RESP layer then passes reads at [`ReadConsistency::Stale`]) lets a connection
+//! read the keys of shards this node only replicates, as Redis Cluster's replicas serve a
+//! `READONLY` client: the shard's local replica answers from what it has applied, no `-MOVED`.
+//! Writes are redirected to the leader all the same; `READWRITE` restores the redirects.
+//!
+//! `KEYS`, `SCAN`, `DBSIZE`, `CLUSTER COUNTKEYSINSLOT` and `CLUSTER GETKEYSINSLOT` answer, as on a
+//! Redis Cluster node, for this node's keys: those of the shards it serves the connection – leads,
+//! or replicates on a `READONLY` connection ([`super::served_here`]) – each shard read through its
+//! Raft read path ([`super::scan`]). The RESP layer turns the first three into range-read pages
+//! ([`concord_resp::Backend::read`] with `Query::Range`), which this backend gathers over those
+//! shards; the `CLUSTER` two ask the slot's shard alone.
+//!
 //! [`ShardedBackend::topology`] is what `CLUSTER SLOTS`, `CLUSTER SHARDS` and `CLUSTER NODES`
 //! show: node and shard ids are 40 hex characters derived from the cluster id and the number, so
 //! every node names every node alike, across restarts. A member is `connected` while this node's
 //! peer connection to it is up ([`crate::transport::Transport::is_connected`]).
 
+use super::scan::Scope;
 use super::{command_key, query_key, KeyError, ShardedHandle};
 use crate::front::{self, ClientError};
 use concord_kv::{Command, KvLimits, Query, Response};
+use concord_raft::ReadConsistency;
 use concord_resp::cluster::{Topology, TopologyNode, TopologyShard};
 use concord_resp::{Backend, BackendError, BoxFuture, RequestConsistency};
 use concord_shard::map::ShardId;
+use concord_shard::Slot;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A [`Backend`] over a running sharded node.
@@ -74,7 +91,8 @@ impl Backend for ShardedBackend {
         command: Command,
         _consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
-        if let Some(redirect) = command_key(&command.write).and_then(|key| self.handle.redirect(key)) {
+        // Writes go to the leader, READONLY or not.
+        if let Some(redirect) = command_key(&command.write).and_then(|key| self.handle.redirect(key, false)) {
             return refused(redirect);
         }
         let kind = front::resp::kind_of(&command.write);
@@ -99,13 +117,26 @@ impl Backend for ShardedBackend {
         query: Query,
         consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
-        if let Some(redirect) = query_key(&query).and_then(|key| self.handle.redirect(key)) {
+        let stale = consistency.read == ReadConsistency::Stale;
+        if let Some(redirect) = query_key(&query).and_then(|key| self.handle.redirect(key, stale)) {
             return refused(redirect);
         }
-        let pending = self.handle.read(query, consistency.read);
         let handle = self.handle.clone();
+        let start = Instant::now();
+        // `KEYS`, `SCAN` and `DBSIZE` pages: the keys of the shards this node serves (see `scan`).
+        if let Query::Range(request) = query {
+            return Box::pin(async move {
+                let r = handle.scan(Scope::Node, request, consistency.read).await.map(Response::Range);
+                handle.metrics().request(
+                    "resp_range",
+                    if r.is_ok() { "ok" } else { "failed" },
+                    start.elapsed(),
+                );
+                r.map_err(backend_error)
+            });
+        }
+        let pending = self.handle.read(query, consistency.read);
         Box::pin(async move {
-            let start = Instant::now();
             let r = pending.await;
             handle.metrics().request("resp_read", if r.is_ok() { "ok" } else { "failed" }, start.elapsed());
             r.map_err(backend_error)
@@ -152,6 +183,32 @@ impl Backend for ShardedBackend {
     /// Always a cluster; answered without building the topology (asked on every multi-key command).
     fn is_cluster(&self) -> bool {
         true
+    }
+
+    /// Asked of the slot's shard's group – if this node serves it to the connection (leads it, or
+    /// replicates it and the connection is `READONLY`) – through its Raft read path; 0 otherwise.
+    fn count_keys_in_slot(
+        self: Arc<Self>,
+        slot: u16,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<u64, BackendError>> {
+        Box::pin(async move {
+            let slot = Slot::new(slot.into()).ok_or_else(|| BackendError::Rejected("Invalid slot".into()))?;
+            self.handle.count_slot(slot, consistency.read).await.map_err(backend_error)
+        })
+    }
+
+    /// As [`ShardedBackend::count_keys_in_slot`], the keys themselves, in key order.
+    fn keys_in_slot(
+        self: Arc<Self>,
+        slot: u16,
+        count: usize,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Vec<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            let slot = Slot::new(slot.into()).ok_or_else(|| BackendError::Rejected("Invalid slot".into()))?;
+            self.handle.keys_in_slot(slot, count, consistency.read).await.map_err(backend_error)
+        })
     }
 }
 

@@ -33,7 +33,7 @@
 
 use super::handle::NodeHandle;
 use crate::config::{NodeConfig, ReadMode};
-use crate::front::http::{body_limit, metrics_text, ApiError};
+use crate::front::http::{body_limit, metrics_text, page_json, ApiError, ListParams};
 use crate::front::{self, ClientError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -126,72 +126,20 @@ async fn get_key(
     }
 }
 
-/// The page `GET /v1/kv` answers without a `limit`. A larger one is the store's to refuse
-/// (`max_range_limit`, 1 000 by default), and a page also ends early at `max_range_bytes`.
-const DEFAULT_LIST: usize = 100;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListParams {
-    prefix: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    limit: Option<usize>,
-    consistency: Option<String>,
-}
-
 /// `GET /v1/kv`: the keys of a prefix or a range, in order, a page at a time.
 async fn list_keys(
     State(handle): State<NodeHandle>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
-    let range = match (&params.prefix, &params.start, &params.end) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(bad("give either prefix, or start (and end), not both".into()))
-        }
-        (Some(prefix), None, None) => concord_kv::KeyRange::prefix(prefix.as_bytes()),
-        (None, start, Some(end)) => {
-            concord_kv::KeyRange::new(start.as_deref().unwrap_or("").as_bytes(), end.as_bytes())
-        }
-        (None, start, None) => concord_kv::KeyRange::from(start.as_deref().unwrap_or("").as_bytes()),
-    };
-    let limit = params.limit.unwrap_or(DEFAULT_LIST);
-    if limit == 0 {
-        return Err(bad("limit must be at least 1".into()));
-    }
+    let request = params.range_request()?;
     let consistency = match params.consistency.as_deref() {
         None => handle.default_read(),
-        Some(c) => ReadMode::parse(c).map_err(|e| bad(e.to_string()))?.consistency(),
+        Some(c) => ReadMode::parse(c).map_err(|e| ApiError::bad_request(e.to_string()))?.consistency(),
     };
-    let query = concord_kv::Query::Range(concord_kv::RangeRequest::new(range, limit));
+    let query = concord_kv::Query::Range(request);
     let r = timed(&handle, "range", handle.read(query, consistency)).await;
     match r.map_err(|e| from_client(&handle, e))? {
-        concord_kv::Response::Range(page) => {
-            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-            let kvs: Vec<Value> = page
-                .kvs
-                .iter()
-                .map(|kv| {
-                    let mut entry = json!({
-                        "key": text(&kv.key),
-                        "create_revision": kv.create_revision,
-                        "mod_revision": kv.mod_revision,
-                        "version": kv.version,
-                    });
-                    match std::str::from_utf8(&kv.value) {
-                        Ok(value) => entry["value"] = json!(value),
-                        Err(_) => {
-                            use base64::Engine;
-                            entry["value_base64"] =
-                                json!(base64::engine::general_purpose::STANDARD.encode(&kv.value))
-                        }
-                    }
-                    entry
-                })
-                .collect();
-            Ok(Json(json!({ "kvs": kvs, "next": page.next_key.as_deref().map(text) })))
-        }
+        concord_kv::Response::Range(page) => Ok(Json(page_json(&page))),
         other => Err(ApiError::unexpected(&other)),
     }
 }

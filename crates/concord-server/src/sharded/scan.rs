@@ -1,0 +1,352 @@
+//! Range reads across shards: ask each shard's group for a page, check the slots, merge.
+//!
+//! Keys hash to slots and slots to shards, so the keys of a range – a prefix, `[start, end)`, or
+//! every key – are spread over every shard. A range read is therefore a **scatter-gather**: one
+//! [`ShardQuery::Range`] per shard, each through that group's own Raft read path (ReadIndex for a
+//! linearizable read, its lease, or – stale – any replica's applied state), sent at once and
+//! forwarded inside the cluster like a key's request; the pages are then merged in key order.
+//!
+//! Two scopes:
+//!
+//! | scope | shards asked | used by |
+//! |---|---|---|
+//! | [`Scope::Cluster`] | every shard of the map | `GET /v1/kv?prefix=…` on any node |
+//! | [`Scope::Node`] | the shards this node serves to the connection ([`super::served_here`]) | RESP `KEYS`, `SCAN`, `DBSIZE`: per node, as in Redis Cluster, where `redis-cli --cluster` and cluster clients fan them out to every primary |
+//!
+//! # No key missed or seen twice, while slots move
+//! Each group answers for the slots it *serves* at its read's point in its log, and says which
+//! ([`ShardResponse::Range`]'s `served`). A cluster read checks that the served slots of all its
+//! pages cover the 16 384 slots **exactly once** ([`covers_once`]). If they do, every slot was read
+//! at a group that served it when it was read – so each key is reported once, with its value as
+//! of that read – and a key present throughout the request is never missed. If they do not – a
+//! slot between a move's fence and its activation is served by no group; a gather whose reads
+//! straddle a move's hand-off may see a slot at both groups, or at neither – the whole page is read
+//! again (10 ms, doubling to 200 ms) until the request deadline, then answered "moving" (503).
+//!
+//! Each page is linearizable *per shard*; a page gathered from several shards is not one snapshot
+//! of the cluster (as in TiKV or CockroachDB without a distributed timestamp: shards are read at
+//! different moments). A node-scope read makes no coverage check – a Redis Cluster node answers
+//! for what it holds now; slots moving through it are served by no node for that moment.
+//!
+//! # Paging
+//! Every shard returns at most `limit` keys (and at most `max_range_bytes`) from the page's start.
+//! The keys before the smallest `next_key` of any shard that stopped early are complete: the page
+//! is the first `limit` of them ([`merge`]), and its `next_key` the first key it leaves out. The
+//! next page starts there, so a cursor walks every key once even if shards change in between.
+
+use super::{served_here, KeyError, ShardedHandle};
+use crate::front::ClientError;
+use concord_kv::{KeyRange, KeyValue, RangePage, RangeRequest};
+use concord_raft::ReadConsistency;
+use concord_shard::kv::{ShardQuery, ShardResponse};
+use concord_shard::map::ShardId;
+use concord_shard::{Slot, SlotRange, SLOTS};
+use std::time::Instant;
+
+/// Which shards a range read asks (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every shard of the map; the served slots must cover the key space exactly once.
+    Cluster,
+    /// The shards this node serves to a RESP connection at this consistency.
+    Node,
+}
+
+impl ShardedHandle {
+    /// One page of `request` over `scope`'s shards, read at `consistency`, merged in key order.
+    pub async fn scan(
+        &self,
+        scope: Scope,
+        request: RangeRequest,
+        consistency: ReadConsistency,
+    ) -> Result<RangePage, KeyError> {
+        let deadline = self.deadline();
+        let max_bytes = self.limits().max_range_bytes;
+        let mut wait = super::RETRY_MIN;
+        loop {
+            let status = self.status();
+            if !status.map.bootstrapped {
+                return Err(KeyError::ClusterDown("the shard map is not bootstrapped yet".into()));
+            }
+            let shards: Vec<ShardId> = match scope {
+                Scope::Cluster => status.map.shards.keys().copied().collect(),
+                Scope::Node => served_here(&status, consistency == ReadConsistency::Stale),
+            };
+            let query = ShardQuery::Range { slots: None, request: request.clone() };
+            let pages = self.gather(&shards, query, consistency, deadline).await?;
+            if scope == Scope::Cluster {
+                if let Err(slot) = covers_once(pages.iter().map(|(_, served)| served.as_slice())) {
+                    if Instant::now() + wait >= deadline {
+                        return Err(KeyError::Moving { slot: slot.get() });
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(super::RETRY_MAX);
+                    continue;
+                }
+            }
+            return Ok(merge(pages.into_iter().map(|(page, _)| page).collect(), request.limit, max_bytes));
+        }
+    }
+
+    /// How many keys of `slot` this node serves to the connection (0 if it serves no shard owning
+    /// it: Redis's answer for a slot a node does not hold).
+    pub async fn count_slot(&self, slot: Slot, consistency: ReadConsistency) -> Result<u64, KeyError> {
+        let Some(shard) = self.slot_shard(slot, consistency)? else { return Ok(0) };
+        let query = ShardQuery::Count { slots: Some(SlotRange::single(slot)) };
+        let deadline = self.deadline();
+        let mut wait = super::RETRY_MIN;
+        loop {
+            match self.shard_read(shard, query.clone(), consistency, deadline).await? {
+                ShardResponse::Count { keys, served } if !served.is_empty() => return Ok(keys),
+                ShardResponse::Count { .. } => {}
+                other => return Err(unexpected(&other)),
+            }
+            wait = not_served_yet(slot, wait, deadline).await?;
+        }
+    }
+
+    /// At most `count` keys of `slot` this node serves to the connection, in key order.
+    pub async fn keys_in_slot(
+        &self,
+        slot: Slot,
+        count: usize,
+        consistency: ReadConsistency,
+    ) -> Result<Vec<Vec<u8>>, KeyError> {
+        let Some(shard) = self.slot_shard(slot, consistency)? else { return Ok(Vec::new()) };
+        let limit = self.limits().max_range_limit.max(1);
+        let deadline = self.deadline();
+        let mut wait = super::RETRY_MIN;
+        let mut keys = Vec::new();
+        let mut start = Some(Vec::new());
+        while let Some(from) = start.take() {
+            if keys.len() >= count {
+                break;
+            }
+            let request = RangeRequest::new(KeyRange::from(from), limit.min(count - keys.len()));
+            let query = ShardQuery::Range { slots: Some(SlotRange::single(slot)), request };
+            match self.shard_read(shard, query, consistency, deadline).await? {
+                ShardResponse::Range { page, served } if !served.is_empty() => {
+                    keys.extend(page.kvs.into_iter().map(|kv| kv.key));
+                    start = page.next_key;
+                }
+                ShardResponse::Range { .. } => {
+                    // The slot is moving: start over once it is served again.
+                    wait = not_served_yet(slot, wait, deadline).await?;
+                    keys.clear();
+                    start = Some(Vec::new());
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+        keys.truncate(count);
+        Ok(keys)
+    }
+
+    /// The shard owning `slot` if this node serves it to the connection (see [`served_here`]).
+    fn slot_shard(&self, slot: Slot, consistency: ReadConsistency) -> Result<Option<ShardId>, KeyError> {
+        let status = self.status();
+        if !status.map.bootstrapped {
+            return Err(KeyError::ClusterDown("the shard map is not bootstrapped yet".into()));
+        }
+        let served = served_here(&status, consistency == ReadConsistency::Stale);
+        Ok(status.map.owner(slot).filter(|shard| served.contains(shard)))
+    }
+
+    /// Ask every one of `shards` for the range read `query` at once; their pages in the same
+    /// order, each with the slots it served. The first error is the answer.
+    async fn gather(
+        &self,
+        shards: &[ShardId],
+        query: ShardQuery,
+        consistency: ReadConsistency,
+        deadline: Instant,
+    ) -> Result<Vec<(RangePage, Vec<SlotRange>)>, KeyError> {
+        // Spawned, so that one shard's retries do not hold up the others'.
+        let tasks: Vec<_> = shards
+            .iter()
+            .map(|&shard| tokio::spawn(self.shard_read(shard, query.clone(), consistency, deadline)))
+            .collect();
+        let mut answers = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let answer = task
+                .await
+                .map_err(|e| KeyError::Client(ClientError::Unknown(format!("a shard read failed: {e}"))))?;
+            match answer? {
+                ShardResponse::Range { page, served } => answers.push((page, served)),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(answers)
+    }
+}
+
+fn unexpected(answer: &ShardResponse) -> KeyError {
+    KeyError::Client(ClientError::Unknown(format!("unexpected answer {answer:?}")))
+}
+
+/// Wait `wait` before asking again for `slot`, which its shard does not serve now (it is moving);
+/// the next wait, or `Moving` once the deadline would pass.
+async fn not_served_yet(
+    slot: Slot,
+    wait: std::time::Duration,
+    deadline: Instant,
+) -> Result<std::time::Duration, KeyError> {
+    if Instant::now() + wait >= deadline {
+        return Err(KeyError::Moving { slot: slot.get() });
+    }
+    tokio::time::sleep(wait).await;
+    Ok((wait * 2).min(super::RETRY_MAX))
+}
+
+/// Whether the `served` slot runs of all pages together cover every slot exactly once; else the
+/// first slot served by none of them or by two.
+pub fn covers_once<'a>(served: impl IntoIterator<Item = &'a [SlotRange]>) -> Result<(), Slot> {
+    let mut runs: Vec<SlotRange> = served.into_iter().flatten().copied().collect();
+    runs.sort();
+    let mut next = 0u32; // the first slot not covered yet
+    for run in runs {
+        let (start, end) = (u32::from(run.start.get()), u32::from(run.end.get()));
+        match start.cmp(&next) {
+            // A gap before this run, or an overlap with the one before.
+            std::cmp::Ordering::Greater => return Err(slot(next)),
+            std::cmp::Ordering::Less => return Err(slot(start)),
+            std::cmp::Ordering::Equal => next = end + 1,
+        }
+    }
+    match next == u32::from(SLOTS) {
+        true => Ok(()),
+        false => Err(slot(next)),
+    }
+}
+
+fn slot(n: u32) -> Slot {
+    Slot::new(i64::from(n)).expect("below SLOTS")
+}
+
+/// Merge shards' pages of one range read into one page of at most `limit` keys and about
+/// `max_bytes` (at least one key), in key order (see "Paging" in the module docs). A key found in
+/// two pages (a node-scope read straddling a move) is kept once.
+pub fn merge(pages: Vec<RangePage>, limit: usize, max_bytes: usize) -> RangePage {
+    // Keys from the smallest point where some shard stopped early on are not known to be complete.
+    let bound: Option<Vec<u8>> = pages.iter().filter_map(|p| p.next_key.clone()).min();
+    let mut kvs: Vec<KeyValue> = pages
+        .into_iter()
+        .flat_map(|p| p.kvs)
+        .filter(|kv| bound.as_ref().is_none_or(|b| kv.key < *b))
+        .collect();
+    kvs.sort_by(|a, b| a.key.cmp(&b.key));
+    kvs.dedup_by(|b, a| a.key == b.key);
+    let mut bytes = 0usize;
+    let mut taken = 0;
+    for kv in &kvs {
+        let size = kv.key.len() + kv.value.len();
+        if taken >= limit || (taken > 0 && bytes.saturating_add(size) > max_bytes) {
+            break;
+        }
+        bytes += size;
+        taken += 1;
+    }
+    let next_key = match kvs.get(taken) {
+        Some(first_left) => Some(first_left.key.clone()),
+        None => bound,
+    };
+    kvs.truncate(taken);
+    RangePage { kvs, next_key }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(a: u16, b: u16) -> SlotRange {
+        SlotRange::new(Slot::new(a.into()).unwrap(), Slot::new(b.into()).unwrap()).unwrap()
+    }
+
+    fn page(keys: &[&str], next: Option<&str>) -> RangePage {
+        RangePage {
+            kvs: keys
+                .iter()
+                .map(|k| KeyValue {
+                    key: k.as_bytes().to_vec(),
+                    value: b"v".to_vec(),
+                    create_revision: 1,
+                    mod_revision: 1,
+                    version: 1,
+                    expires_at: None,
+                })
+                .collect(),
+            next_key: next.map(|n| n.as_bytes().to_vec()),
+        }
+    }
+
+    fn keys(page: &RangePage) -> (Vec<String>, Option<String>) {
+        (
+            page.kvs.iter().map(|kv| String::from_utf8(kv.key.clone()).unwrap()).collect(),
+            page.next_key.as_ref().map(|k| String::from_utf8(k.clone()).unwrap()),
+        )
+    }
+
+    #[test]
+    fn slots_must_be_covered_exactly_once() {
+        assert_eq!(covers_once([&[range(0, 16383)][..]]), Ok(()));
+        assert_eq!(covers_once([&[range(8192, 16383)][..], &[range(0, 8191)][..]]), Ok(()));
+        // A moving slot served by nobody; the same slot served by two shards; the ends missing.
+        let gap = [&[range(0, 99), range(101, 8191)][..], &[range(8192, 16383)][..]];
+        assert_eq!(covers_once(gap), Err(Slot::new(100).unwrap()));
+        let twice = [&[range(0, 8200)][..], &[range(8192, 16383)][..]];
+        assert_eq!(covers_once(twice), Err(Slot::new(8192).unwrap()));
+        assert_eq!(covers_once([&[range(1, 16383)][..]]), Err(Slot::new(0).unwrap()));
+        assert_eq!(covers_once([&[range(0, 16382)][..]]), Err(Slot::new(16383).unwrap()));
+        assert_eq!(covers_once(Vec::<&[SlotRange]>::new()), Err(Slot::new(0).unwrap()));
+    }
+
+    #[test]
+    fn pages_merge_in_key_order_up_to_the_limit() {
+        // Both complete: the first `limit` of all, and the next starts at the first left out.
+        let merged = merge(vec![page(&["a", "d", "e"], None), page(&["b", "c"], None)], 4, usize::MAX);
+        assert_eq!(keys(&merged), (vec!["a".into(), "b".into(), "c".into(), "d".into()], Some("e".into())));
+        let merged = merge(vec![page(&["a", "d"], None), page(&["b"], None)], 4, usize::MAX);
+        assert_eq!(keys(&merged), (vec!["a".into(), "b".into(), "d".into()], None));
+        // A shard that stopped at "c" (its limit): keys from "c" on are not complete anywhere.
+        let merged = merge(vec![page(&["a", "b"], Some("c")), page(&["bb", "d", "e"], None)], 2, usize::MAX);
+        assert_eq!(keys(&merged), (vec!["a".into(), "b".into()], Some("bb".into())));
+        let merged = merge(vec![page(&["a", "b"], Some("c")), page(&["bb", "d"], None)], 5, usize::MAX);
+        assert_eq!(keys(&merged), (vec!["a".into(), "b".into(), "bb".into()], Some("c".into())));
+        // Bytes: at least one key, then no more past the bound.
+        let merged = merge(vec![page(&["a", "b", "c"], None)], 10, 1);
+        assert_eq!(keys(&merged), (vec!["a".into()], Some("b".into())));
+        // A key seen twice is kept once; nothing at all is an empty last page.
+        let merged = merge(vec![page(&["a", "b"], None), page(&["b"], None)], 10, usize::MAX);
+        assert_eq!(keys(&merged), (vec!["a".into(), "b".into()], None));
+        assert_eq!(keys(&merge(vec![], 10, usize::MAX)), (vec![], None));
+    }
+
+    /// Paging through merged pages of shards that each hold part of the keys visits every key
+    /// once, in order, whatever the page size.
+    #[test]
+    fn a_cursor_walks_every_key_once() {
+        let shards: Vec<Vec<String>> =
+            (0..3).map(|s| (0..20).map(|i| format!("k{:03}", i * 3 + s)).collect()).collect();
+        let read = |shard: &[String], start: &str, limit: usize| {
+            let rest: Vec<&str> = shard.iter().map(String::as_str).filter(|k| *k >= start).collect();
+            page(&rest[..rest.len().min(limit)], rest.get(limit).copied())
+        };
+        for limit in [1, 2, 5, 7, 100] {
+            let mut seen = Vec::new();
+            let mut start = String::new();
+            loop {
+                let pages = shards.iter().map(|s| read(s, &start, limit)).collect();
+                let (page, next) = keys(&merge(pages, limit, usize::MAX));
+                assert!(page.len() <= limit && !page.is_empty());
+                seen.extend(page);
+                match next {
+                    Some(next) => start = next,
+                    None => break,
+                }
+            }
+            let mut all: Vec<String> = shards.concat();
+            all.sort();
+            assert_eq!(seen, all, "limit {limit}");
+        }
+    }
+}
