@@ -399,8 +399,14 @@ async fn check_writes_and_history(c: &LocalCluster, rec: &Recorder) {
         let mut per_node = Vec::new();
         for &i in &running {
             let addr = SocketAddr::from(([127, 0, 0, 1], c.redis_port(i)));
-            let keys =
-                Resp::connect(addr).await.unwrap().request(&["KEYS", "own-*"]).await.unwrap().texts().unwrap();
+            let keys = Resp::connect(addr)
+                .await
+                .unwrap()
+                .request(&["KEYS", "own-*"])
+                .await
+                .unwrap()
+                .texts()
+                .unwrap();
             per_node.push(keys);
         }
         let wrong: Vec<(&String, usize)> = acked

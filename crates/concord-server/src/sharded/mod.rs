@@ -815,7 +815,6 @@ pub(crate) mod tests {
                 layout: None,
                 disk_space: Arc::new(crate::disk_space::DiskSpace::unlimited()),
                 cluster_id: "c1".into(),
-                transport: None,
             }),
         }
     }

@@ -59,7 +59,10 @@ pub enum ServerRequest {
     Map(Proposal),
     /// A change of the metadata group's membership (a node joining), answered in `Map`.
     Members(AdminRequest),
-    Shard { shard: ShardId, request: ShardRequest },
+    Shard {
+        shard: ShardId,
+        request: ShardRequest,
+    },
 }
 
 /// The answer to a [`ServerRequest`], in the same variant.
