@@ -123,7 +123,7 @@ pub use command::{
 pub use engine::{Engine, EngineRead, MemEngine};
 pub use error::KvError;
 pub use limits::{command_bytes, validate, validate_query, KvLimits, ZeroLimit};
-pub use response::{KeyValue, KvResult, RangePage, Response};
+pub use response::{KeyValue, KvResult, PageBudget, RangePage, Response};
 pub use snapshot::SnapshotError;
 pub use store::{key_value, Entry, KvStore, StoreInvariantViolation};
 pub use workload::REGISTER_KEY;

@@ -95,3 +95,31 @@ mod wire_tests {
         assert_eq!((index(unsupported), index(exhausted)), (13, 12));
     }
 }
+
+/// The room left in a page of keys being filled: at most `limit` keys and `max_bytes` of keys and
+/// values – but always the first key, which alone is bounded by the value limit, so that a page
+/// never comes back empty while keys remain.
+#[derive(Clone, Copy, Debug)]
+pub struct PageBudget {
+    limit: usize,
+    max_bytes: usize,
+    keys: usize,
+    bytes: usize,
+}
+
+impl PageBudget {
+    pub fn new(limit: usize, max_bytes: usize) -> PageBudget {
+        PageBudget { limit, max_bytes, keys: 0, bytes: 0 }
+    }
+
+    /// Whether one more key of `size` bytes (key and value) fits; if so it is counted.
+    pub fn take(&mut self, size: usize) -> bool {
+        let full =
+            self.keys >= self.limit || (self.keys > 0 && self.bytes.saturating_add(size) > self.max_bytes);
+        if !full {
+            self.keys += 1;
+            self.bytes += size;
+        }
+        !full
+    }
+}

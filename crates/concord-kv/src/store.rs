@@ -16,7 +16,7 @@ use crate::command::{
 use crate::engine::{Engine, MemEngine};
 use crate::error::{excerpt, KvError};
 use crate::limits::{check_value, validate, validate_query, KvLimits};
-use crate::response::{KeyValue, KvResult, RangePage, Response};
+use crate::response::{KeyValue, KvResult, PageBudget, RangePage, Response};
 use crate::snapshot;
 use concord_core::{StateMachine, StateMachineError, Time};
 use serde::{Deserialize, Serialize};
@@ -336,17 +336,13 @@ impl<E: Engine> KvStore<E> {
 
     fn page(&self, request: &RangeRequest) -> RangePage {
         let mut page = RangePage::default();
-        let mut bytes = 0usize;
+        let mut budget = PageBudget::new(request.limit, self.limits.max_range_bytes);
         let range = &request.range;
         self.engine.scan(&range.start, range.end.as_deref(), &mut |key, entry| {
-            let size = key.len() + entry.value.len();
-            let full = page.kvs.len() >= request.limit
-                || (!page.kvs.is_empty() && bytes.saturating_add(size) > self.limits.max_range_bytes);
-            if full {
+            if !budget.take(key.len() + entry.value.len()) {
                 page.next_key = Some(key.to_vec());
                 return false;
             }
-            bytes += size;
             page.kvs.push(key_value(key, entry));
             true
         });

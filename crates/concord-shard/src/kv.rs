@@ -46,7 +46,7 @@ use crate::slot::{key_slot, Slot, SlotRange};
 use concord_core::{Access, Completion, KvStateMachine, Op, StateMachine, StateMachineError, Time};
 use concord_kv::{
     key_value, validate_query, Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits,
-    KvStore, Query, RangePage, RangeRequest, Response, TxnOp, Write,
+    KvStore, PageBudget, Query, RangePage, RangeRequest, Response, TxnOp, Write,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -396,21 +396,17 @@ impl ShardKv {
                 // A page becomes one `Install` command in the target's log, so it stays within
                 // half the command-size limit however large the values are (always one entry,
                 // which alone fits: a value is bounded by that limit too).
-                let budget = self.kv.limits().max_command_bytes / 2;
-                let mut bytes = 0usize;
+                let mut budget = PageBudget::new((*limit).max(1), self.kv.limits().max_command_bytes / 2);
                 let start = after.as_ref().map(|k| successor(k)).unwrap_or_default();
                 self.kv.engine().scan(&start, None, &mut |key, entry| {
                     if !range.contains(key_slot(key)) {
                         return true;
                     }
-                    let kv = key_value(key, entry);
-                    let size = kv.key.len() + kv.value.len();
-                    if entries.len() == (*limit).max(1) || (!entries.is_empty() && bytes + size > budget) {
+                    if !budget.take(key.len() + entry.value.len()) {
                         next = entries.last().map(|kv: &KeyValue| kv.key.clone());
                         return false;
                     }
-                    bytes += size;
-                    entries.push(kv);
+                    entries.push(key_value(key, entry));
                     true
                 });
                 Ok(ShardResponse::Export { entries, next })
@@ -467,21 +463,16 @@ impl ShardKv {
         if served.is_empty() {
             return page;
         }
-        let max_bytes = self.kv.limits().max_range_bytes;
-        let mut bytes = 0usize;
+        let mut budget = PageBudget::new(request.limit, self.kv.limits().max_range_bytes);
         let range = &request.range;
         self.kv.engine().scan(&range.start, range.end.as_deref(), &mut |key, entry| {
             if !in_runs(served, key_slot(key)) {
                 return true;
             }
-            let size = key.len() + entry.value.len();
-            let full = page.kvs.len() >= request.limit
-                || (!page.kvs.is_empty() && bytes.saturating_add(size) > max_bytes);
-            if full {
+            if !budget.take(key.len() + entry.value.len()) {
                 page.next_key = Some(key.to_vec());
                 return false;
             }
-            bytes += size;
             page.kvs.push(key_value(key, entry));
             true
         });

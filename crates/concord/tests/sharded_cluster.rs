@@ -57,25 +57,7 @@ async fn view(c: &LocalCluster, i: usize) -> Option<Json> {
 
 /// Wait until `done` holds for the map of every running node; their views.
 async fn wait_for(c: &LocalCluster, what: &str, within: Duration, done: impl Fn(&Json) -> bool) -> Vec<Json> {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut views = Vec::new();
-        for i in (0..c.children.len()).filter(|&i| c.running(i)) {
-            if let Some(v) = view(c, i).await {
-                views.push(v);
-            }
-        }
-        let running = (0..c.children.len()).filter(|&i| c.running(i)).count();
-        if views.len() == running && views.iter().all(&done) {
-            return views;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {within:?}; views: {views:#?}\n{}",
-            c.logs(25)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_views(c, what, within, |views| views.iter().all(&done)).await
 }
 
 /// Wait until `done` holds for the views of all running nodes together; the views.
