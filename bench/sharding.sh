@@ -294,7 +294,7 @@ EOF
   echo "  during (rounds of $((n / 4)) SETs back to back while the move ran):"
   sed 's/^/    /' "$rounds"
   echo "  after: $(redis-benchmark --cluster -p $RP -t set -n $n -c "$CLIENTS" -r 100000 --csv 2>/dev/null | csv_set) req/s"
-  echo "  keys in slot $slot at its new leader: $(redis-cli -c -p $RP CLUSTER COUNTKEYSINSLOT "$slot")"
+  keys_per_shard
   stop_concord
 }
 

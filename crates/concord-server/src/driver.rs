@@ -602,6 +602,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::storage::MemoryDisk;
+    use crate::wire::Frame;
     use crate::KvResponse;
     use concord_kv::{Command, KvLimits, KvStore, Query};
     use concord_raft::RaftResponse;
@@ -722,8 +723,12 @@ mod tests {
     }
 
     /// Start a one-node cluster pausing `pause` between status publications; write one key.
-    /// Returns the status channel once the write is acknowledged.
-    async fn paused_node_writes(pause: Duration, dir: &std::path::Path) -> watch::Receiver<Status> {
+    /// Returns the status channel once the write is acknowledged (and the input queue, which keeps
+    /// the driver running).
+    async fn paused_node_writes(
+        pause: Duration,
+        dir: &std::path::Path,
+    ) -> (watch::Receiver<Status>, mpsc::Sender<Input<Paused>>) {
         let raft = RaftConfig::with_voters([1]);
         let raft = RaftNode::boot(NodeId(1), raft, redb_store(dir), &Default::default()).unwrap();
         let (tx, rx) = mpsc::channel(16);
@@ -749,7 +754,7 @@ mod tests {
             let request = RaftRequest::Propose { session: None, command };
             tx.send(Input::Request { request, reply: ReplyTo::Local(reply) }).await.unwrap();
             match tokio::time::timeout(Duration::from_secs(5), answer).await.unwrap().unwrap() {
-                RaftResponse::Output(Ok(_)) => return status,
+                RaftResponse::Output(Ok(_)) => return (status, tx),
                 // Not elected yet.
                 RaftResponse::NotLeader { .. } => tokio::time::sleep(Duration::from_millis(20)).await,
                 other => panic!("unexpected {other:?}"),
@@ -765,12 +770,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A pause longer than the test: the status stays the one published at start, although
         // the node has been elected and committed a write since.
-        let status = paused_node_writes(Duration::from_secs(3600), dir.path()).await;
+        let (status, _inputs) = paused_node_writes(Duration::from_secs(3600), dir.path()).await;
         assert_eq!(status.borrow().commit_index, 0, "{:?}", *status.borrow());
         assert_ne!(status.borrow().role, "leader");
         // A short pause: the status shows the write without any further input.
         let dir = tempfile::tempdir().unwrap();
-        let mut status = paused_node_writes(Duration::from_millis(300), dir.path()).await;
+        let (mut status, _inputs) = paused_node_writes(Duration::from_millis(300), dir.path()).await;
         tokio::time::timeout(
             Duration::from_secs(5),
             status.wait_for(|s| s.role == "leader" && s.commit_index >= 2),

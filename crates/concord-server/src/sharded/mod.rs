@@ -736,7 +736,8 @@ pub(crate) mod tests {
         assert_eq!(status_pause(1), None);
         assert_eq!(status_pause(STATUS_EVERY_BATCH_UP_TO), None);
         assert_eq!(status_pause(1_000), Some(Duration::from_millis(20)));
-        assert_eq!(status_pause(10_001), Some(STATUS_PAUSE_MAX));
+        assert_eq!(status_pause(10_000), Some(Duration::from_millis(200)));
+        assert_eq!(status_pause(20_000), Some(STATUS_PAUSE_MAX));
         // What the driver asks the node: its groups, the metadata group included.
         let config = concord_shard::ShardedConfig { shards: 100, ..Default::default() };
         let node = concord_shard::ShardedNode::boot(NodeId(1), config, &Default::default()).unwrap();
