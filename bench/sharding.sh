@@ -71,7 +71,7 @@ HZ=$(getconf CLK_TCK)
 
 RP=$BASE; HP=$((BASE + 100)); PP=$((BASE + 200))
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), $(redis-server --version | awk '{print $1, $2, $3}')"
-echo "concord: $(git rev-parse --short HEAD 2>/dev/null) ($PROFILE)"
+echo "concord: $CONCORD (built $(date -u -r "$CONCORD" '+%F %T UTC')); source at $(git rev-parse --short HEAD 2>/dev/null)"
 
 # ----- a Concord cluster ------------------------------------------------------------------------
 
@@ -243,7 +243,7 @@ part_throughput() {
 # ----- part 3: a move under load ----------------------------------------------------------------
 
 # The percentile line of a redis-benchmark --csv run: "rps,avg,p50,p95,p99,max" of its SET test.
-csv_set() { grep '^"SET"' | tr -d '"' | awk -F, '{print $2", avg "$3" ms, p50 "$5" ms, p99 "$7" ms, max "$8" ms"}'; }
+csv_set() { tr '\r' '\n' | grep '^"SET"' | tr -d '"' | awk -F, '{print $2" req/s, avg "$3" ms, p50 "$5" ms, p99 "$7" ms, max "$8" ms"}'; }
 
 part_move() {
   echo
@@ -272,9 +272,10 @@ for i in range($MOVE_KEYS):
     k = b'{mv}:%d' % i; v = b'value-%d' % i
     out.write(b'*3\r\n\$3\r\nSET\r\n\$%d\r\n%s\r\n\$%d\r\n%s\r\n' % (len(k), k, len(v), v))
 " | redis-cli -p $((RP + leader - 1)) --pipe | tail -1 | sed 's/^/  /'
-  echo "  loaded in $(echo "$(date +%s.%N) - $t0" | bc) s; CLUSTER COUNTKEYSINSLOT: $(redis-cli -p $((RP + leader - 1)) CLUSTER COUNTKEYSINSLOT "$slot")"
+  echo "  loaded in $(echo "$(date +%s.%N) - $t0" | bc) s"
+  keys_per_shard
   local n=$((REQUESTS / 2))
-  echo "  before: $(redis-benchmark --cluster -p $RP -t set -n $n -c "$CLIENTS" -r 100000 --csv 2>/dev/null | csv_set) req/s"
+  echo "  before: $(redis-benchmark --cluster -p $RP -t set -n $n -c "$CLIENTS" -r 100000 --csv 2>/dev/null | csv_set)"
   # During: benchmark rounds back to back while the move runs; the move timed from the command.
   local rounds=$WORK/rounds; : >"$rounds"
   ( while [ ! -f "$WORK/move-done" ]; do
@@ -305,7 +306,7 @@ EOF
   fi
   echo "  during (rounds of $((n / 4)) SETs back to back while the move ran):"
   sed 's/^/    /' "$rounds"
-  echo "  after: $(redis-benchmark --cluster -p $RP -t set -n $n -c "$CLIENTS" -r 100000 --csv 2>/dev/null | csv_set) req/s"
+  echo "  after: $(redis-benchmark --cluster -p $RP -t set -n $n -c "$CLIENTS" -r 100000 --csv 2>/dev/null | csv_set)"
   keys_per_shard
   stop_concord
 }
