@@ -149,11 +149,14 @@ idle_run() { # shards -> prints a row, sets RSS_<i>
   local rss=() t0=() t1=()
   for p in "${pids[@]}"; do rss+=("$(rss_kib "$p")"); t0+=("$(cpu_ticks "$p")"); done
   sleep "$IDLE_SECONDS"
-  local total=0
-  for k in 0 1 2; do t1+=("$(cpu_ticks "${pids[$k]}")"); total=$((total + t1[k] - t0[k])); done
+  local total=0 each=()
+  for k in 0 1 2; do
+    t1+=("$(cpu_ticks "${pids[$k]}")"); total=$((total + t1[k] - t0[k]))
+    each+=("$(echo "scale=1; 100 * (${t1[$k]} - ${t0[$k]}) / $HZ / $IDLE_SECONDS" | bc)")
+  done
   local cpu; cpu=$(echo "scale=2; 100 * $total / $HZ / $IDLE_SECONDS" | bc)
-  printf "  %6d shards: ready in %7.1f s; RSS per process %s KiB; CPU idle over %ss: %s %% of one core (3 processes)\n" \
-    "$shards" "$READY_SECS" "${rss[*]}" "$IDLE_SECONDS" "$cpu"
+  printf "  %6d shards: ready in %7.1f s; RSS per process %s KiB; CPU idle over %ss: %s %% of one core (3 processes: %s)\n" \
+    "$shards" "$READY_SECS" "${rss[*]}" "$IDLE_SECONDS" "$cpu" "${each[*]}"
   IDLE_RSS=("${rss[@]}")
   stop_concord
 }
