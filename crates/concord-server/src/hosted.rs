@@ -23,7 +23,8 @@ use std::time::Duration;
 
 /// A protocol node the driver can host.
 pub trait Hosted: Process + Send {
-    /// What the node publishes after every batch (HTTP, INFO, dashboards read it from a `watch`).
+    /// What the node publishes after every batch, or after a pause ([`Hosted::status_interval`])
+    /// (HTTP, INFO, dashboards read it from a `watch`).
     type Status: Clone + Default + PartialEq + Send + Sync + 'static;
     /// The driver's own notes about the node, kept between batches.
     type Tracker: Default + Send;
