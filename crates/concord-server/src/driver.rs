@@ -188,6 +188,10 @@ pub struct Driver<P: Hosted = RaftKv> {
     tracker: P::Tracker,
     wal_syncs: u64,
     last_sweep: Instant,
+    /// When the status was last published, and whether a batch since then left it owed (see
+    /// [`Hosted::status_interval`]).
+    last_publish: Instant,
+    publish_owed: bool,
     /// Where the WAL thread says the disk is full, and the front doors read it.
     disk_space: Arc<DiskSpace>,
 }
@@ -225,6 +229,8 @@ impl<P: Hosted> Driver<P> {
             tracker: P::Tracker::default(),
             wal_syncs: 0,
             last_sweep: Instant::now(),
+            last_publish: Instant::now(),
+            publish_owed: false,
             disk_space: Arc::new(DiskSpace::unlimited()),
         };
         // The booted state is visible before the loop runs (no reader ever sees an empty status).
@@ -269,6 +275,12 @@ impl<P: Hosted> Driver<P> {
         self.publish();
         loop {
             let deadline = self.timers.values().min().copied();
+            // An owed status is published when its pause ends, even if nothing else happens.
+            let owed = self.publish_owed.then(|| self.next_publish()).flatten();
+            let deadline = match (deadline, owed) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let take_inputs = self.held.len() < MAX_HELD_EFFECTS;
             let wal_done = self.wal_done.as_mut().expect("set by run");
             let wake = tokio::select! {
@@ -295,7 +307,7 @@ impl<P: Hosted> Driver<P> {
             }
             self.fire_due_timers(&mut batch);
             self.finish(batch)?;
-            self.publish();
+            self.maybe_publish();
             if self.last_sweep.elapsed() > Duration::from_secs(1) {
                 self.sweep();
             }
@@ -468,7 +480,23 @@ impl<P: Hosted> Driver<P> {
         });
     }
 
+    /// When the next status may be published (`None`: after every batch).
+    fn next_publish(&self) -> Option<Instant> {
+        self.node.status_interval().map(|every| self.last_publish + every)
+    }
+
+    /// Publish the status after a batch, unless the node asked for a pause that has not ended:
+    /// then it is owed (the loop wakes for it).
+    fn maybe_publish(&mut self) {
+        match self.next_publish() {
+            Some(at) if Instant::now() < at => self.publish_owed = true,
+            _ => self.publish(),
+        }
+    }
+
     fn publish(&mut self) {
+        self.last_publish = Instant::now();
+        self.publish_owed = false;
         let status = self.node.status(&mut self.tracker, self.wal_syncs);
         P::export(&status, &self.metrics);
         self.status.send_if_modified(|old| {
@@ -574,6 +602,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::storage::MemoryDisk;
+    use crate::wire::Frame;
     use crate::KvResponse;
     use concord_kv::{Command, KvLimits, KvStore, Query};
     use concord_raft::RaftResponse;
@@ -621,6 +650,139 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(status.borrow().wal_syncs > 0);
+    }
+
+    /// A one-node Raft cluster that asks the driver for a pause between two status publications.
+    struct Paused {
+        raft: RaftKv,
+        pause: Duration,
+    }
+
+    /// Run one input of the wrapped node and re-emit its effects as the wrapper's.
+    fn relay(io: &mut Io<'_, Paused>, raft: &mut RaftKv, f: impl FnOnce(&mut RaftKv, &mut Io<'_, RaftKv>)) {
+        let ((), effects) = io.nested(|inner| f(raft, inner));
+        for effect in effects {
+            match effect {
+                Effect::Send { to, msg } => io.send(to, msg),
+                Effect::SetTimer { timer, after } => io.set_timer(timer, after),
+                Effect::CancelTimer { timer } => io.cancel_timer(timer),
+                Effect::Persist(op) => io.persist(op),
+                Effect::Sync => io.sync(),
+                Effect::Reply { request, response } => io.reply(request, response),
+                Effect::Event(e) => io.event(e.name, e.detail),
+            }
+        }
+    }
+
+    impl Process for Paused {
+        type Message = <RaftKv as Process>::Message;
+        type Timer = <RaftKv as Process>::Timer;
+        type Request = <RaftKv as Process>::Request;
+        type Response = <RaftKv as Process>::Response;
+        fn on_start(&mut self, io: &mut Io<'_, Self>) {
+            relay(io, &mut self.raft, |raft, inner| raft.on_start(inner))
+        }
+        fn on_message(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: Self::Message) {
+            relay(io, &mut self.raft, |raft, inner| raft.on_message(inner, from, msg))
+        }
+        fn on_timer(&mut self, io: &mut Io<'_, Self>, timer: Self::Timer) {
+            relay(io, &mut self.raft, |raft, inner| raft.on_timer(inner, timer))
+        }
+        fn on_request(&mut self, io: &mut Io<'_, Self>, request: RequestId, req: Self::Request) {
+            relay(io, &mut self.raft, |raft, inner| raft.on_request(inner, request, req))
+        }
+    }
+
+    impl Hosted for Paused {
+        type Status = Status;
+        type Tracker = ();
+        fn id(&self) -> NodeId {
+            self.raft.id()
+        }
+        fn frame(msg: Self::Message) -> Frame {
+            RaftKv::frame(msg)
+        }
+        fn refused(reason: String) -> Self::Response {
+            RaftKv::refused(reason)
+        }
+        fn is_write(request: &Self::Request) -> bool {
+            RaftKv::is_write(request)
+        }
+        fn forward_reply(id: u64, response: Self::Response) -> Option<Frame> {
+            RaftKv::forward_reply(id, response)
+        }
+        fn status(&self, tracker: &mut (), wal_syncs: u64) -> Status {
+            <RaftKv as Hosted>::status(&self.raft, tracker, wal_syncs)
+        }
+        fn status_interval(&self) -> Option<Duration> {
+            Some(self.pause)
+        }
+        fn export(status: &Status, metrics: &Metrics) {
+            RaftKv::export(status, metrics)
+        }
+    }
+
+    /// Start a one-node cluster pausing `pause` between status publications; write one key.
+    /// Returns the status channel once the write is acknowledged (and the input queue, which keeps
+    /// the driver running).
+    async fn paused_node_writes(
+        pause: Duration,
+        dir: &std::path::Path,
+    ) -> (watch::Receiver<Status>, mpsc::Sender<Input<Paused>>) {
+        let raft = RaftConfig::with_voters([1]);
+        let raft = RaftNode::boot(NodeId(1), raft, redb_store(dir), &Default::default()).unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let (status_tx, status) = watch::channel(Status::default());
+        let disk = Box::new(MemoryDisk::default());
+        let driver = Driver::new(
+            Paused { raft, pause },
+            Clock::new(),
+            disk,
+            None,
+            rx,
+            status_tx,
+            Arc::new(Metrics::new()),
+        );
+        let (stop_tx, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            let _keep = stop_tx; // the driver runs until the test ends
+            let _ = driver.run(stop).await;
+        });
+        loop {
+            let (reply, answer) = oneshot::channel();
+            let command = Command::put(Clock::new().now(), "k", "v");
+            let request = RaftRequest::Propose { session: None, command };
+            tx.send(Input::Request { request, reply: ReplyTo::Local(reply) }).await.unwrap();
+            match tokio::time::timeout(Duration::from_secs(5), answer).await.unwrap().unwrap() {
+                RaftResponse::Output(Ok(_)) => return (status, tx),
+                // Not elected yet.
+                RaftResponse::NotLeader { .. } => tokio::time::sleep(Duration::from_millis(20)).await,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// A node that asks for a pause between status publications is described once at start and
+    /// then not again until the pause ends, however many batches it runs meanwhile; after it, the
+    /// status owed is published.
+    #[tokio::test]
+    async fn a_status_pause_is_honoured_and_the_status_owed_is_published_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pause longer than the test: the status stays the one published at start, although
+        // the node has been elected and committed a write since.
+        let (status, _inputs) = paused_node_writes(Duration::from_secs(3600), dir.path()).await;
+        assert_eq!(status.borrow().commit_index, 0, "{:?}", *status.borrow());
+        assert_ne!(status.borrow().role, "leader");
+        // A short pause: the status shows the write without any further input.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut status, _inputs) = paused_node_writes(Duration::from_millis(300), dir.path()).await;
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            status.wait_for(|s| s.role == "leader" && s.commit_index >= 2),
+        )
+        .await
+        .unwrap()
+        .unwrap();
     }
 
     /// A disk that reports "no space" on every sync while `full` is set.

@@ -19,10 +19,12 @@ use concord_dynamo::{DynamoMessage, DynamoNode, DynamoResponse};
 use concord_raft::RaftResponse;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// A protocol node the driver can host.
 pub trait Hosted: Process + Send {
-    /// What the node publishes after every batch (HTTP, INFO, dashboards read it from a `watch`).
+    /// What the node publishes after every batch, or after a pause ([`Hosted::status_interval`])
+    /// (HTTP, INFO, dashboards read it from a `watch`).
     type Status: Clone + Default + PartialEq + Send + Sync + 'static;
     /// The driver's own notes about the node, kept between batches.
     type Tracker: Default + Send;
@@ -47,6 +49,15 @@ pub trait Hosted: Process + Send {
 
     /// The status after a batch.
     fn status(&self, tracker: &mut Self::Tracker, wal_syncs: u64) -> Self::Status;
+
+    /// At most how often the driver builds and publishes [`Hosted::status`]: `None` (the default)
+    /// after every batch. A node whose status costs time in proportion to its size (a sharded
+    /// node with thousands of groups) asks for a pause between two, so that an idle node does not
+    /// spend its time describing itself; a batch within the pause leaves the status owed, and the
+    /// driver publishes it when the pause ends.
+    fn status_interval(&self) -> Option<Duration> {
+        None
+    }
 
     /// Set the protocol's gauges.
     fn export(status: &Self::Status, metrics: &Metrics);
