@@ -37,7 +37,9 @@
 //! removed, re-added *and* promoted, and catches up all three at once, still holds the old record
 //! for a voter and refuses the new node: `concord member rebuild` run again (it removes and
 //! re-adds the id) clears it. The eventual mode has no votes: it records incarnations but never
-//! refuses one.
+//! refuses one. The sharded mode is guarded like the strong mode: its voters are the metadata
+//! group's (every node that may hold a replica), and [`VoteGate`] drops the election messages
+//! inside a sharded frame's batch – any group's – while the node may not vote.
 
 use crate::error::Error;
 use crate::transport::Inbound;
@@ -293,35 +295,57 @@ impl VoteGate {
     }
 }
 
-impl Inbound for VoteGate {
-    fn deliver(&self, from: NodeId, frame: Frame) {
-        use concord_raft::Message;
+/// Whether a Raft message is part of an election (any group's, any command type).
+fn is_election<C>(message: &concord_raft::Message<C>) -> bool {
+    use concord_raft::Message;
+    matches!(message, Message::PreVote(_) | Message::Vote(_) | Message::PreVoteResp(_) | Message::VoteResp(_))
+}
+
+impl VoteGate {
+    /// Whether this node may take part in elections now; says so in the log when that changes.
+    fn may_vote(&self) -> bool {
         use std::sync::atomic::Ordering;
-        let election = matches!(
-            &frame,
-            Frame::Raft(
-                Message::PreVote(_) | Message::Vote(_) | Message::PreVoteResp(_) | Message::VoteResp(_)
-            )
-        );
-        if election {
-            if !self.book.may_vote() {
-                if !self.warned.swap(true, Ordering::SeqCst) {
-                    let (have, need) = self.book.vote_standing();
-                    tracing::warn!(
-                        "not taking part in elections yet: {have} of the {need} voters needed have accepted this \
-                         node's incarnation (a data directory its peers do not know, if this lasts: see the \
-                         peers' logs, and docs/operations.md, \"Repair\")"
-                    );
-                }
-                return;
-            }
-            if self.warned.swap(false, Ordering::SeqCst) {
-                tracing::info!(
-                    "a majority of the voters accepted this node's incarnation: it takes part in elections"
+        if !self.book.may_vote() {
+            if !self.warned.swap(true, Ordering::SeqCst) {
+                let (have, need) = self.book.vote_standing();
+                tracing::warn!(
+                    "not taking part in elections yet: {have} of the {need} voters needed have accepted this \
+                     node's incarnation (a data directory its peers do not know, if this lasts: see the \
+                     peers' logs, and docs/operations.md, \"Repair\")"
                 );
             }
+            return false;
         }
-        self.inner.deliver(from, frame);
+        if self.warned.swap(false, Ordering::SeqCst) {
+            tracing::info!(
+                "a majority of the voters accepted this node's incarnation: it takes part in elections"
+            );
+        }
+        true
+    }
+}
+
+impl Inbound for VoteGate {
+    fn deliver(&self, from: NodeId, frame: Frame) {
+        use concord_shard::node::{GroupMessage, NodeMessage};
+        match frame {
+            Frame::Raft(ref message) if is_election(message) && !self.may_vote() => {}
+            // The sharded mode: one frame carries many groups' messages; the elections among
+            // them are dropped, every group's appends and snapshots still pass.
+            Frame::Sharded(NodeMessage::Groups(mut batch)) => {
+                let election = |(_, m): &(concord_shard::GroupId, GroupMessage)| match m {
+                    GroupMessage::Meta(m) => is_election(m),
+                    GroupMessage::Data(m) => is_election(m),
+                };
+                if batch.messages.iter().any(election) && !self.may_vote() {
+                    batch.messages.retain(|m| !election(m));
+                }
+                if !batch.messages.is_empty() {
+                    self.inner.deliver(from, Frame::Sharded(NodeMessage::Groups(batch)));
+                }
+            }
+            frame => self.inner.deliver(from, frame),
+        }
     }
 }
 
@@ -402,6 +426,58 @@ mod tests {
         std::fs::write(dir.path().join(FILE), b"{\"3\": \"nonsense\"}").unwrap();
         let err = PeerBook::open(dir.path(), NodeId(1), true).unwrap_err().to_string();
         assert!(err.contains("is damaged") && err.contains("Move it aside"), "{err}");
+    }
+
+    /// The sharded mode's frames carry many groups' messages: the gate drops the elections among
+    /// them (the metadata group's and every shard's) and passes the rest, until the node may vote.
+    #[test]
+    fn the_gate_drops_elections_inside_a_sharded_batch_until_the_node_may_vote() {
+        use concord_raft::message::{Heartbeat, VoteRequest};
+        use concord_raft::Message;
+        use concord_shard::node::{GroupMessage, NodeMessage};
+        use concord_shard::{Batch, GroupId};
+        // Frames are compared by their debug form (a frame is not `PartialEq`).
+        #[derive(Default)]
+        struct Seen(Mutex<Vec<String>>);
+        impl Inbound for Seen {
+            fn deliver(&self, _: NodeId, frame: Frame) {
+                self.0.lock().unwrap().push(format!("{frame:?}"));
+            }
+        }
+        let vote = VoteRequest { term: 2, last_log_index: 0, last_log_term: 0, transfer: false };
+        let beat = Heartbeat { term: 2, leader_commit: 0, round: 1 };
+        let batch = |messages: Vec<(u32, GroupMessage)>| {
+            Frame::Sharded(NodeMessage::Groups(Batch {
+                messages: messages.into_iter().map(|(g, m)| (GroupId(g), m)).collect(),
+            }))
+        };
+        let debug = |frame: Frame| format!("{frame:?}");
+        let mixed = || {
+            batch(vec![
+                (0, GroupMessage::Meta(Message::PreVote(vote.clone()))),
+                (1, GroupMessage::Data(Message::Heartbeat(beat.clone()))),
+                (2, GroupMessage::Data(Message::Vote(vote.clone()))),
+            ])
+        };
+        let book = Arc::new(PeerBook::in_memory(NodeId(3), true));
+        book.set_membership(&ids(&[1, 2, 3]), &ids(&[])).unwrap();
+        let seen = Arc::new(Seen::default());
+        let gate = VoteGate::new(seen.clone(), book.clone());
+        gate.deliver(NodeId(1), mixed());
+        gate.deliver(NodeId(1), batch(vec![(2, GroupMessage::Data(Message::Vote(vote.clone())))]));
+        let expected = batch(vec![(1, GroupMessage::Data(Message::Heartbeat(beat.clone())))]);
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            vec![debug(expected)],
+            "only the heartbeat passes; an all-election batch vanishes"
+        );
+        book.accepted_us(NodeId(1));
+        gate.deliver(NodeId(1), mixed());
+        assert_eq!(
+            seen.0.lock().unwrap().last(),
+            Some(&debug(mixed())),
+            "once a majority accepted it, everything passes"
+        );
     }
 
     #[test]

@@ -200,24 +200,27 @@ fn serve_http(
     tokio::spawn(crate::front::listen::serve_http(listener, app, tls, limits, metrics, stop));
 }
 
+/// Voters and learners, as node ids.
+type Members = (Vec<u32>, Vec<u32>);
+
 /// Keep the peer book's view of the membership current: it refuses changed incarnations of voters
-/// only, and forgets the ids that left (see [`crate::incarnation`]).
-async fn follow_membership(
-    mut status: watch::Receiver<crate::hosted::Status>,
+/// only, and forgets the ids that left (see [`crate::incarnation`]). `members` reads the voters
+/// and learners off a status: the group's (strong mode) or the metadata group's (sharded mode,
+/// whose voters are every node that may hold a replica).
+async fn follow_membership<S: Send + Sync + 'static>(
+    mut status: watch::Receiver<S>,
+    members: fn(&S) -> Option<Members>,
     book: Arc<PeerBook>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     use std::collections::BTreeSet;
-    let mut last: Option<(Vec<u32>, Vec<u32>)> = None;
+    let mut last: Option<Members> = None;
     loop {
         tokio::select! {
             changed = status.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
         }
-        let now = {
-            let s = status.borrow_and_update();
-            (s.voters.clone(), s.learners.clone())
-        };
+        let Some(now) = members(&status.borrow_and_update()) else { continue };
         // A default status (before the driver's first batch) has no voters; Raft always has one.
         if now.0.is_empty() || last.as_ref() == Some(&now) {
             continue;
@@ -299,13 +302,17 @@ impl Node {
         };
         // The incarnations seen for each peer; only the strong mode refuses a changed one (Raft has
         // votes to protect). The book knows the membership before any peer connects.
-        let enforce = config.mode == Mode::Strong;
+        let enforce = config.mode != Mode::Eventual;
         let book = Arc::new(match incarnation {
             Some(_) => PeerBook::open(&config.data_dir, me, enforce)?,
             None => PeerBook::in_memory(me, enforce),
         });
-        if let Protocol::Strong(raft) = &protocol {
-            let m = raft.current_membership();
+        let membership = match &protocol {
+            Protocol::Strong(raft) => Some(raft.current_membership().clone()),
+            Protocol::Sharded(server) => Some(server.node().metadata().current_membership().clone()),
+            Protocol::Eventual(_) => None,
+        };
+        if let Some(m) = membership {
             book.set_membership(&m.voters, &m.learners)?;
         }
         let incarnation = incarnation.unwrap_or_else(Incarnation::random);
@@ -407,8 +414,19 @@ impl Node {
         let FrontDoors { inbox: inbound, http: app, resp: backend } = doors;
         // No vote in or out until a majority of the voters accepted this node's incarnation.
         let inbound: Arc<dyn Inbound> = Arc::new(VoteGate::new(inbound, book.clone()));
-        if let Front::Strong(handle) = &front {
-            tokio::spawn(follow_membership(handle.watch_status(), book, shutdown_rx.clone()));
+        match &front {
+            Front::Strong(handle) => {
+                let members = |s: &crate::hosted::Status| Some((s.voters.clone(), s.learners.clone()));
+                tokio::spawn(follow_membership(handle.watch_status(), members, book, shutdown_rx.clone()));
+            }
+            Front::Sharded(handle) => {
+                let members = |s: &crate::sharded::ShardedStatus| {
+                    let meta = s.groups.iter().find(|g| g.group == 0)?;
+                    Some((meta.voters.clone(), meta.learners.clone()))
+                };
+                tokio::spawn(follow_membership(handle.watch_status(), members, book, shutdown_rx.clone()));
+            }
+            Front::Eventual(_) => {}
         }
 
         if let Some(listener) = peer_listener {

@@ -282,6 +282,7 @@ async fn status(State(handle): State<ShardedHandle>) -> Json<Value> {
                 "last_log_index": g.last_log_index,
                 "snapshot_index": g.snapshot_index,
                 "voters": g.voters,
+                "learners": g.learners,
                 "keys": g.keys,
                 "slots": g.slots.iter().map(|(r, state)| json!({ "slots": r.to_string(), "state": state })).collect::<Vec<_>>(),
             })

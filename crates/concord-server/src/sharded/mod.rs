@@ -184,6 +184,7 @@ pub struct GroupView {
     pub last_log_index: u64,
     pub snapshot_index: u64,
     pub voters: Vec<u32>,
+    pub learners: Vec<u32>,
     /// Shards only: keys held, and the slot table (`serving`, `moving out (move m)`, …).
     pub keys: Option<u64>,
     pub slots: Vec<(SlotRange, String)>,
@@ -328,6 +329,7 @@ fn group_view<M: concord_core::StateMachine>(
         last_log_index: raft.last_log_index(),
         snapshot_index: raft.snapshot_index(),
         voters: raft.current_membership().voters.iter().map(|v| v.0).collect(),
+        learners: raft.current_membership().learners.iter().map(|v| v.0).collect(),
         keys,
         slots,
     }
@@ -426,6 +428,11 @@ impl ShardedHandle {
 
     pub fn status(&self) -> ShardedStatus {
         self.inner.status.borrow().clone()
+    }
+
+    /// The status as it changes (see [`ShardedStatus`]).
+    pub fn watch_status(&self) -> watch::Receiver<ShardedStatus> {
+        self.inner.status.clone()
     }
 
     pub fn limits(&self) -> &concord_kv::KvLimits {
@@ -934,6 +941,7 @@ pub(crate) mod tests {
             last_log_index: 0,
             snapshot_index: 0,
             voters: vec![],
+            learners: vec![],
             keys: Some(0),
             slots: vec![],
         }
