@@ -146,6 +146,34 @@ fn write_atomically(path: &Path, value: &OnDisk) -> Result<(), String> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail("sync the directory of", e))
 }
 
+/// Learn the addresses of a node about to join (`POST /v1/members/addresses`, which `concord join`
+/// calls on every member), for both the strong and the sharded mode: the transport connects to it
+/// and accepts its connections, `peers` (the addresses redirects and views give) gets it, and it is
+/// written to `file` before this returns, so a restarted node still knows it. (A blocking write and
+/// sync on the caller's thread: admin calls are rare and the file small.)
+pub fn learn_peer(
+    transport: Option<&crate::transport::Transport>,
+    peers: &std::sync::RwLock<BTreeMap<u32, PeerConfig>>,
+    file: Option<&PeerFile>,
+    peer: PeerConfig,
+) -> Result<(), crate::front::ClientError> {
+    use crate::front::ClientError;
+    let transport = transport.ok_or_else(|| {
+        ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
+    })?;
+    transport
+        .add_peer(concord_core::NodeId(peer.id), peer.addr)
+        .map_err(|e| ClientError::Rejected(e.to_string()))?;
+    peers.write().expect("peers lock").entry(peer.id).or_insert(peer.clone());
+    let Some(file) = file else { return Ok(()) };
+    file.remember(&peer).map_err(|e| {
+        ClientError::Unavailable(format!(
+            "node {} is known until this node restarts, but its address could not be kept: {e}",
+            peer.id
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -465,23 +465,10 @@ impl ShardedHandle {
         self.inner.layout
     }
 
-    /// Learn the addresses of a node about to join (`POST /v1/members/addresses`, which `concord
-    /// join` calls on every member): the transport connects to it and accepts its connections,
-    /// and the address is kept in the data directory before this returns (as in the strong mode,
-    /// [`crate::strong::NodeHandle::learn_peer`]).
+    /// Learn the addresses of a node about to join ([`crate::peer_file::learn_peer`]).
     pub fn learn_peer(&self, peer: PeerConfig) -> Result<(), ClientError> {
-        let transport = self.inner.transport.as_ref().ok_or_else(|| {
-            ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
-        })?;
-        transport.add_peer(NodeId(peer.id), peer.addr).map_err(|e| ClientError::Rejected(e.to_string()))?;
-        self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer.clone());
-        let Some(file) = &self.inner.peer_file else { return Ok(()) };
-        file.remember(&peer).map_err(|e| {
-            ClientError::Unavailable(format!(
-                "node {} is known until this node restarts, but its address could not be kept: {e}",
-                peer.id
-            ))
-        })
+        let inner = &self.inner;
+        crate::peer_file::learn_peer(inner.transport.as_ref(), &inner.peers, inner.peer_file.as_ref(), peer)
     }
 
     /// Change the metadata group's membership (a joining node: add it as a learner, then promote

@@ -150,22 +150,10 @@ impl NodeHandle {
         self.inner.peers.read().expect("peers lock").values().cloned().collect()
     }
 
-    /// Learn the addresses of a node about to join (see [`crate::strong::http`]'s admin endpoints): the
-    /// transport connects to it and accepts its connections. The address is written to the data
-    /// directory ([`crate::peer_file`]) before this returns, so a restarted node still knows it.
-    /// (A blocking write and sync on the caller's thread: admin calls are rare and the file small.)
+    /// Learn the addresses of a node about to join ([`crate::peer_file::learn_peer`]).
     pub fn learn_peer(&self, peer: PeerConfig) -> Result<(), ClientError> {
-        let transport = self.inner.transport.as_ref().ok_or_else(|| {
-            ClientError::Rejected("this node runs without a cluster secret, so it cannot take peers".into())
-        })?;
-        transport.add_peer(NodeId(peer.id), peer.addr).map_err(|e| ClientError::Rejected(e.to_string()))?;
-        self.inner.peers.write().expect("peers lock").entry(peer.id).or_insert(peer.clone());
-        self.inner.peer_file.remember(&peer).map_err(|e| {
-            ClientError::Unavailable(format!(
-                "node {} is known until this node restarts, but its address could not be kept: {e}",
-                peer.id
-            ))
-        })
+        let inner = &self.inner;
+        crate::peer_file::learn_peer(inner.transport.as_ref(), &inner.peers, Some(&inner.peer_file), peer)
     }
 
     /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
