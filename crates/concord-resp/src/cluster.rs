@@ -21,8 +21,15 @@
 //! shows a projection: a node that leads at least one shard is a `master` holding the slots of
 //! every shard it leads; a node that leads none is a `slave` of the leader of the first shard
 //! (in topology order) it follows; a node in no shard is a `master` without slots.
-//! `CLUSTER SLOTS` and `CLUSTER SHARDS` need no projection: they list each shard's own primary
-//! and replicas, which is what clients route with.
+//! `CLUSTER SLOTS` and `CLUSTER SHARDS` follow the same projection: each shard's primary is its
+//! leader, and its replicas are listed only if they lead no shard themselves. Clients give each
+//! node *one* role, whatever the number of shards it is listed in – redis-py's `RedisCluster`
+//! takes the role of a node's last mention in `CLUSTER SLOTS` – so a node that leads one shard and
+//! follows another, listed as both, became a "replica" there, and `keys(target_nodes=PRIMARIES)`
+//! missed the keys of every shard it leads. The price: when every node leads some shard (the
+//! rebalancer spreads leaders, so that is the usual case), no replica is listed, and `READONLY`
+//! clients read from the primaries. Every replica of every shard is in `GET /v1/cluster` and
+//! `concord shard list`.
 //!
 //! # What Redis reports that Concord does not know
 //! Fields that describe Redis's gossip bus are reported as a quiet Redis would: ping-sent and
@@ -198,8 +205,15 @@ fn node<'a>(topology: &'a Topology, id: &str) -> Option<&'a TopologyNode> {
     topology.nodes.iter().find(|n| n.id == id)
 }
 
+/// The replicas of `shard` that clients are shown: those that lead no shard (see "One node, many
+/// shards" in the module docs).
+fn shown_replicas<'a>(topology: &'a Topology, shard: &'a TopologyShard) -> impl Iterator<Item = &'a String> {
+    shard.replicas.iter().filter(|id| !topology.shards.iter().any(|s| s.primary.as_ref() == Some(*id)))
+}
+
 /// `CLUSTER SLOTS`: one entry per slot range, ascending: `[start, end, primary, replicas…]`, each
-/// node as `[ip, port, id, {}]` (the empty map: no hostname metadata).
+/// node as `[ip, port, id, {}]` (the empty map: no hostname metadata); replicas that lead a shard
+/// of their own are left out (see the module docs).
 pub fn slots(topology: &Topology) -> Frame {
     let describe = |n: &TopologyNode| {
         Frame::Array(vec![
@@ -216,9 +230,7 @@ pub fn slots(topology: &Topology) -> Frame {
             let mut entry =
                 vec![Frame::Integer(first as i64), Frame::Integer(last as i64), describe(primary)];
             entry.extend(
-                shard
-                    .replicas
-                    .iter()
+                shown_replicas(topology, shard)
                     .filter_map(|id| node(topology, id))
                     .filter(|n| n.connected)
                     .map(describe),
@@ -231,7 +243,8 @@ pub fn slots(topology: &Topology) -> Frame {
 }
 
 /// `CLUSTER SHARDS`: per shard, `{slots: [start, end, …], nodes: [{id, port, ip, endpoint, role,
-/// replication-offset, health}, …]}`, its primary first.
+/// replication-offset, health}, …]}`, its primary first; replicas that lead a shard of their own
+/// are left out (see the module docs).
 pub fn shards(topology: &Topology) -> Frame {
     let member = |id: &str, role: &str| {
         let n = node(topology, id)
@@ -258,7 +271,7 @@ pub fn shards(topology: &Topology) -> Frame {
                     .flat_map(|&(first, last)| [Frame::Integer(first as i64), Frame::Integer(last as i64)])
                     .collect();
                 let mut nodes: Vec<Frame> = shard.primary.iter().map(|id| member(id, "master")).collect();
-                nodes.extend(shard.replicas.iter().map(|id| member(id, "replica")));
+                nodes.extend(shown_replicas(topology, shard).map(|id| member(id, "replica")));
                 Frame::map_of([("slots", Frame::Array(slots)), ("nodes", Frame::Array(nodes))])
             })
             .collect(),
@@ -604,16 +617,45 @@ mod tests {
                 id(1)
             )
         );
-        // SLOTS needs no projection: every range, ascending, with its own shard's members.
+        // SLOTS: every range, ascending, with its shard's primary; of its replicas only node 3,
+        // which leads nothing – nodes 1 and 2 are never listed as replicas, so a client gives them
+        // the one role they have in NODES.
         let Frame::Array(entries) = slots(&topology) else { panic!() };
-        let firsts: Vec<Frame> = entries
-            .iter()
-            .map(|e| match e {
-                Frame::Array(items) => items[0].clone(),
-                _ => panic!(),
-            })
-            .collect();
-        assert_eq!(firsts, [0, 1, 2, 5461, 10923].map(Frame::Integer));
+        let members = |entry: &Frame| -> (Frame, Vec<Frame>) {
+            let Frame::Array(items) = entry else { panic!() };
+            let ids = items[2..]
+                .iter()
+                .map(|n| match n {
+                    Frame::Array(fields) => fields[2].clone(),
+                    _ => panic!(),
+                })
+                .collect();
+            (items[0].clone(), ids)
+        };
+        let listed: Vec<(Frame, Vec<Frame>)> = entries.iter().map(members).collect();
+        let ids = |ns: &[usize]| ns.iter().map(|&n| Frame::bulk(id(n))).collect::<Vec<_>>();
+        assert_eq!(
+            listed,
+            vec![
+                (Frame::Integer(0), ids(&[1, 3])),
+                (Frame::Integer(1), ids(&[2, 3])),
+                (Frame::Integer(2), ids(&[1, 3])),
+                (Frame::Integer(5461), ids(&[2, 3])),
+                (Frame::Integer(10923), ids(&[1, 3])),
+            ]
+        );
+        // SHARDS: the same members, with the same roles.
+        let text = resp2(&shards(&topology));
+        assert_eq!(text.matches("$6\r\nmaster\r\n").count(), 3, "{text}");
+        assert_eq!(text.matches("$7\r\nreplica\r\n").count(), 3, "{text}");
+        assert_eq!(
+            text.matches(&format!(
+                "$40\r\n{}\r\n$4\r\nport\r\n:6379\r\n$2\r\nip\r\n$8\r\n10.0.0.3\r\n",
+                id(3)
+            ))
+            .count(),
+            3
+        );
         assert!(info(&topology).contains("cluster_my_epoch:5\r\n"));
     }
 

@@ -722,13 +722,19 @@ fn clients_follow_moved_between_two_nodes() {
     }
     // redis-py learns the split from CLUSTER SLOTS and sends each key to its node.
     let script = r#"
-import sys
+import re, sys
 from redis.cluster import RedisCluster
 rc = RedisCluster(host="127.0.0.1", port=int(sys.argv[1]))
 assert len(rc.get_nodes()) == 2, rc.get_nodes()
+# Each node leads one shard and follows the other: both are primaries to the client (a node listed
+# as a replica of the other's shard used to become a "replica", and its keys were not listed).
+assert all(n.server_type == "primary" for n in rc.get_nodes()), [(n.name, n.server_type) for n in rc.get_nodes()]
 for i in range(50):
     assert rc.set(f"key{i}", str(i))
 assert rc.mget_nonatomic([f"key{i}" for i in range(50)]) == [str(i).encode() for i in range(50)]
+# KEYS on every primary: all 50 (redis-benchmark's keys from above are there too).
+keys = {k for k in rc.keys(target_nodes=RedisCluster.PRIMARIES) if re.fullmatch(rb"key[0-9]+", k)}
+assert keys == {f"key{i}".encode() for i in range(50)}, sorted(keys)
 print("ok")
 "#;
     let output = Command::new("python3").args(["-c", script, &a.port().to_string()]).output().unwrap();
