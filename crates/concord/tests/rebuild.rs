@@ -248,3 +248,67 @@ async fn a_wiped_node_is_refused_until_rebuilt_and_no_acknowledged_write_is_lost
     let more = write_keys(&cluster, &[2], "c", 3).await;
     assert_all_readable(&cluster, 0, &more).await;
 }
+
+/// The groups nodes `among` (0-based) run that they say they lead: `(node, group)` pairs.
+async fn sharded_leaders(cluster: &Cluster, among: &[usize]) -> Vec<(usize, u64)> {
+    let mut leading = Vec::new();
+    for &i in among {
+        let Ok(a) = http(cluster.http[i], "GET", "/v1/status", b"", Duration::from_secs(2)).await else {
+            continue;
+        };
+        let Ok(status) = a.json() else { continue };
+        for g in status["groups"].as_array().into_iter().flatten() {
+            if g["role"] == "leader" {
+                leading.push((i + 1, g["group"].as_u64().unwrap_or(u64::MAX)));
+            }
+        }
+    }
+    leading
+}
+
+/// The same danger in the sharded mode, where it is many times over: every group – the metadata
+/// group and each shard's – has a replica on the wiped node, and any of them could elect a leader
+/// that misses acknowledged writes. The sharded node's incarnation guard (the peer book follows
+/// the metadata group; `VoteGate` drops election messages inside a sharded batch) must keep all of
+/// them leaderless until the node that has the writes is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_sharded_node_lets_no_group_elect_a_leader_without_acknowledged_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let mut cluster = Cluster::start(data, 3, |o| {
+        o.mode = concord_server::Mode::Sharded;
+        o.shards = Some(2);
+    });
+    // Phase A: writes every node gets (any node serves any key, forwarding to its shard's leader).
+    let mut acked = write_keys(&cluster, &[0, 1, 2], "a", 10).await;
+
+    // Phase B: node 2 is down; nodes 1 and 3 acknowledge writes, to both shards, that node 2 misses.
+    cluster.kill9(1);
+    acked.extend(write_keys(&cluster, &[0, 2], "b", 10).await);
+
+    // Phase C: node 3 is wiped whole; node 1 goes down; node 2 (stale) and node 3 (wiped, same id)
+    // come back together – a majority of every group's replicas, were node 3's vote counted.
+    cluster.kill9(2);
+    cluster.kill9(0);
+    std::fs::remove_dir_all(data.join("node3")).unwrap();
+    cluster.restart(1);
+    cluster.restart(2);
+    wait_for_log(&cluster, data, "node2.log", &["n3 presented incarnation"], Duration::from_secs(20)).await;
+
+    // Phase D: no group elects a leader on nodes 2 and 3, for many election timeouts.
+    let watch_until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < watch_until {
+        let leading = sharded_leaders(&cluster, &[1, 2]).await;
+        assert!(
+            leading.is_empty(),
+            "groups elected a leader with a wiped node's vote (node, group): {leading:?}\n{}",
+            cluster.logs(40)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Phase E: node 1 is back; every acknowledged write is served, through any node.
+    cluster.restart(0);
+    assert_all_readable(&cluster, 0, &acked).await;
+    assert_all_readable(&cluster, 1, &acked).await;
+}
