@@ -1072,6 +1072,44 @@ pub(crate) mod tests {
         assert_eq!(server.status_interval(), Some(STATUS_PAUSE_PER_GROUP * 101));
     }
 
+    /// A transaction's keys – compares and both branches – must share a shard; keys of two
+    /// shards are named slot by slot with their shards. Keys of two slots of one shard are fine.
+    #[test]
+    fn a_transaction_across_shards_is_refused_with_its_slots_and_shards() {
+        let map = two_shards(Phase::Started).map;
+        // "bar" is slot 5061 (shard 1), "foo" 12182 (shard 2), "{foo}x" 12182 too.
+        let txn = |keys: [&str; 3]| concord_kv::Txn {
+            compares: vec![concord_kv::Compare::new(
+                keys[0].as_bytes().to_vec(),
+                concord_kv::CompareOp::Equal,
+                concord_kv::CompareTarget::Version(0),
+            )],
+            success: vec![TxnOp::Put(concord_kv::Put::new(keys[1], "v"))],
+            failure: vec![TxnOp::Delete { key: keys[2].into() }],
+        };
+        let keys = |t: concord_kv::Txn| -> Vec<Vec<u8>> {
+            command_keys(&Write::Txn(t)).into_iter().map(<[u8]>::to_vec).collect()
+        };
+        assert_eq!(keys(txn(["a", "b", "c"])), [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(one_shard(&map, &keys(txn(["foo", "{foo}x", "foo"]))), Ok(()));
+        let other_slot_same_shard = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| {
+                let slot = concord_shard::key_slot(k.as_bytes());
+                slot.get() != 12182 && map.owner(slot) == Some(ShardId(2))
+            })
+            .unwrap();
+        assert_eq!(one_shard(&map, &keys(txn(["foo", &other_slot_same_shard, "foo"]))), Ok(()));
+        let refused = one_shard(&map, &keys(txn(["foo", "{foo}x", "bar"]))).unwrap_err();
+        assert_eq!(refused, KeyError::CrossShard { slots: vec![(5061, 1), (12182, 2)] });
+        let text = refused.to_string();
+        assert!(
+            text.starts_with("CROSSSLOT") && text.contains("slot 5061 on shard 1, slot 12182 on shard 2"),
+            "{text}"
+        );
+        assert!(matches!(one_shard(&MapView::default(), &[b"a".to_vec()]), Err(KeyError::ClusterDown(_))));
+    }
+
     #[test]
     fn answers_that_certainly_did_nothing_are_tried_again() {
         let moving = RaftResponse::Output(Err(ShardError::NotServing {

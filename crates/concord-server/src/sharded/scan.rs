@@ -395,6 +395,28 @@ mod tests {
         )
     }
 
+    /// A range delete asks again for exactly the slots no shard served, of their owners and of
+    /// both ends of a move of theirs.
+    #[test]
+    fn a_range_delete_asks_again_for_the_unserved_slots_only() {
+        let all = [SlotRange::everything()];
+        assert_eq!(subtract(&all, &[range(0, 16383)]), vec![]);
+        assert_eq!(subtract(&all, &[range(200, 16383), range(0, 99)]), vec![range(100, 199)]);
+        // Served twice (a shard before a move's fence, another after its activation): once is enough.
+        assert_eq!(subtract(&all, &[range(0, 8200), range(8192, 16383)]), vec![]);
+        assert_eq!(subtract(&[range(100, 199)], &[range(150, 150)]), vec![range(100, 149), range(151, 199)]);
+        assert_eq!(subtract(&all, &[]), all.to_vec());
+
+        // Two shards, slots 100-199 moving from shard 1 to shard 2.
+        let status = super::super::tests::two_shards(concord_shard::map::Phase::Fenced { source_index: 1 });
+        let map = &status.map;
+        let both: BTreeSet<ShardId> = [ShardId(1), ShardId(2)].into();
+        assert_eq!(shards_for(map, &all), both);
+        assert_eq!(shards_for(map, &[range(150, 160)]), both, "the move's source and target");
+        assert_eq!(shards_for(map, &[range(0, 99)]), [ShardId(1)].into());
+        assert_eq!(shards_for(map, &[range(9000, 9001)]), [ShardId(2)].into());
+    }
+
     #[test]
     fn slots_must_be_covered_exactly_once() {
         assert_eq!(covers_once([&[range(0, 16383)][..]]), Ok(()));
