@@ -130,14 +130,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// `concord backup`: fetch a backup from the cluster at `target` and write it to `to`, checked.
-/// Returns how many keys it holds.
-pub async fn take(target: &MemberTarget, to: &Path) -> anyhow::Result<usize> {
+/// Returns how many keys it holds, and how they were read (its header's `read`).
+pub async fn take(target: &MemberTarget, to: &Path) -> anyhow::Result<(usize, String)> {
     let bytes = target.get_raw(target.http, "/v1/backup").await?;
     let backup = decode(&bytes).context("the backup the cluster sent")?;
     let temporary = to.with_extension("partial");
     std::fs::write(&temporary, &bytes).with_context(|| format!("cannot write {}", temporary.display()))?;
     std::fs::rename(&temporary, to).with_context(|| format!("cannot write {}", to.display()))?;
-    Ok(backup.entries.len())
+    let read = backup.header["read"].as_str().unwrap_or(ONE_READ).to_string();
+    Ok((backup.entries.len(), read))
 }
 
 /// `concord restore`: write every key of the backup `from` into the empty cluster at `target`.

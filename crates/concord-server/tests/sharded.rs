@@ -541,7 +541,7 @@ async fn a_backup_of_a_sharded_cluster_restores_into_a_new_one() {
     assert_eq!(http(c.http[0], "GET", "/v1/backup", b"", T).await.unwrap().status, 401);
     let file = dir.path().join("backup.jsonl");
     let taken = backup::take(&target(c.http[1]), &file).await.unwrap();
-    assert_eq!(taken, keys.len());
+    assert_eq!(taken, (keys.len(), backup::PER_SHARD_PAGE.to_string()));
     let decoded = backup::decode(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(decoded.header["read"], backup::PER_SHARD_PAGE);
     let mut want: Vec<(String, Vec<u8>)> =
