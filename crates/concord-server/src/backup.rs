@@ -1,11 +1,17 @@
-//! Backups: a consistent, checksummed copy of a strong-mode cluster's keys, and its restore.
+//! Backups: a checksummed copy of a cluster's keys, and its restore.
 //!
-//! **Taking one.** `GET /v1/backup` (an admin route: the cluster secret, or `--allow-admin`) reads
-//! every key in **one** linearizable read ([`concord_kv::Query::Export`]) – one point in the log,
-//! so the copy is consistent even while clients write – and answers it as JSON lines:
+//! **Taking one.** `GET /v1/backup` (an admin route: the cluster secret, or `--allow-admin`)
+//! answers every key as JSON lines. In the strong mode it reads them in **one** linearizable read
+//! ([`concord_kv::Query::Export`]) – one point in the log, so the copy is consistent even while
+//! clients write. In the sharded mode it walks the keys of every shard page by page, as
+//! `GET /v1/kv` does (`crate::sharded::scan`): each page of each shard is read linearizably, but
+//! shards and pages are read at different moments, so the copy is **not one snapshot** of the
+//! cluster – a write made during the backup may be in it or not, and writes to keys of two shards
+//! may be seen one without the other. Take it while writes are stopped for a point-in-time copy.
+//! The header's `read` says which:
 //!
 //! ```text
-//! {"format": "concord-backup/1", "cluster_id": "concord-1a2b", "keys": 2, "max_mod_revision": 17}
+//! {"format": "concord-backup/1", "cluster_id": "concord-1a2b", "keys": 2, "max_mod_revision": 17, "read": "one linearizable read"}
 //! {"key": "a", "value": "hello"}
 //! {"key": "b", "value_base64": "/wA="}
 //! {"sha256": "<hex of every byte above, newlines included>"}
@@ -16,7 +22,9 @@
 //!
 //! **Restoring.** `concord restore FILE` checks the checksum and the format, refuses a cluster that
 //! already holds keys (a restore must not merge into live data), and writes every key through the
-//! API: start a new cluster first (`concord up --data NEW`).
+//! API (`PUT /v1/kv/{key}`, the key percent-encoded): start a new cluster first (`concord up
+//! --data NEW`). Either mode's backup restores into either mode's cluster. Revisions are not
+//! carried over (`max_mod_revision` only records the source's; a sharded cluster's are per shard).
 //!
 //! Limits, said plainly: the read is held in memory while it is sent (fine for the data sizes this
 //! project runs; streaming the state database's checkpoint would lift that), and TTLs are not
@@ -33,11 +41,23 @@ use std::path::Path;
 /// The first line's `format`.
 pub const FORMAT: &str = "concord-backup/1";
 
+/// The header's `read` of a strong-mode backup: every key at one point of the log.
+pub const ONE_READ: &str = "one linearizable read";
+/// The header's `read` of a sharded cluster's backup: each page of each shard read linearizably,
+/// shards and pages at different moments (see the module docs).
+pub const PER_SHARD_PAGE: &str = "linearizable per shard and page, not one snapshot across shards";
+
 /// The backup document for `kvs`, read at one point of `cluster_id`'s log.
 pub fn encode(cluster_id: &str, kvs: &[KeyValue]) -> Vec<u8> {
+    encode_read(cluster_id, kvs, ONE_READ)
+}
+
+/// The backup document for `kvs` of `cluster_id`, read as `read` says ([`ONE_READ`] or
+/// [`PER_SHARD_PAGE`]).
+pub fn encode_read(cluster_id: &str, kvs: &[KeyValue], read: &str) -> Vec<u8> {
     let max_mod_revision = kvs.iter().map(|kv| kv.mod_revision).max().unwrap_or(0);
     let mut out = Vec::new();
-    let header = json!({ "format": FORMAT, "cluster_id": cluster_id, "keys": kvs.len(), "max_mod_revision": max_mod_revision });
+    let header = json!({ "format": FORMAT, "cluster_id": cluster_id, "keys": kvs.len(), "max_mod_revision": max_mod_revision, "read": read });
     out.extend(header.to_string().as_bytes());
     out.push(b'\n');
     for kv in kvs {
@@ -110,14 +130,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// `concord backup`: fetch a backup from the cluster at `target` and write it to `to`, checked.
-/// Returns how many keys it holds.
-pub async fn take(target: &MemberTarget, to: &Path) -> anyhow::Result<usize> {
+/// Returns how many keys it holds, and how they were read (its header's `read`).
+pub async fn take(target: &MemberTarget, to: &Path) -> anyhow::Result<(usize, String)> {
     let bytes = target.get_raw(target.http, "/v1/backup").await?;
     let backup = decode(&bytes).context("the backup the cluster sent")?;
     let temporary = to.with_extension("partial");
     std::fs::write(&temporary, &bytes).with_context(|| format!("cannot write {}", temporary.display()))?;
     std::fs::rename(&temporary, to).with_context(|| format!("cannot write {}", to.display()))?;
-    Ok(backup.entries.len())
+    let read = backup.header["read"].as_str().unwrap_or(ONE_READ).to_string();
+    Ok((backup.entries.len(), read))
 }
 
 /// `concord restore`: write every key of the backup `from` into the empty cluster at `target`.

@@ -639,4 +639,16 @@ async fn keys_are_listed_by_prefix_and_range_a_page_at_a_time() {
     }
     let a = call(c.http[l], "GET", "/v1/kv?limit=20000", b"").await;
     assert!(a.json().unwrap()["error"].as_str().unwrap().contains("the limit is 1000"), "{}", a.text());
+
+    // Range deletes, from a follower (forwarded to the leader): the keys of the range, counted;
+    // a request naming no range deletes nothing.
+    for bad in ["/v1/kv", "/v1/kv?limit=3", "/v1/kv?prefix=a&end=b", "/v1/kv?start=b&end=a"] {
+        let a = call(c.http[f], "DELETE", bad, b"").await;
+        assert_eq!(a.status, 400, "DELETE {bad}: {}", a.text());
+    }
+    let a = call(c.http[f], "DELETE", "/v1/kv?prefix=a:", b"").await;
+    assert_eq!((a.status, &a.json().unwrap()["deleted"]), (200, &serde_json::json!(2)), "{}", a.text());
+    let a = call(c.http[f], "DELETE", "/v1/kv?start=ab&end=b:1", b"").await;
+    assert_eq!(a.json().unwrap()["deleted"], 1, "{}", a.text());
+    assert_eq!(keys(&call(c.http[l], "GET", "/v1/kv", b"").await), ["b:1"]);
 }

@@ -1,4 +1,4 @@
-//! The sharded mode's range reads and follower reads on real nodes in one process (loopback
+//! The sharded mode's HTTP and RESP doors on real nodes in one process (loopback
 //! sockets, real WALs): 3 nodes, 3 shards of 2 replicas – so every node leads some shards,
 //! replicates others and holds no replica of one.
 //!
@@ -11,6 +11,9 @@
 //! * `READONLY`: a node reads a key of a shard it replicates but does not lead (no `-MOVED`), still
 //!   redirects writes, and `READWRITE` restores the redirect.
 //!
+//! * CAS and transactions in the keys' shard (`CROSSSLOT` across shards), range deletes over every
+//!   shard (during a slot move too), and a backup restored into a new cluster.
+//!
 //! The same on real processes with redis-cli and redis-py: `crates/concord/tests/sharded_cluster.rs`.
 
 use concord_server::config::ShardSettings;
@@ -19,7 +22,7 @@ use concord_server::testkit::{http, loopback_configs, Reply, Resp};
 use concord_server::{Mode, Node};
 use concord_shard::map::{Change, Proposal, ShardId};
 use concord_shard::{key_slot, Slot, SlotRange};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -320,6 +323,243 @@ async fn prefix_reads_see_every_key_once_while_slots_move() {
     assert!(outcomes.get(&200).copied().unwrap_or(0) >= 2, "{outcomes:?}");
     assert_eq!(list(c.http[2], "m:", 9).await, keys);
     for node in c.nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let a = http(addr, method, path, body.as_bytes(), T).await.unwrap();
+    (a.status, a.json().unwrap_or(Value::Null))
+}
+
+async fn post_json(addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
+    let a = concord_server::client::http_with_headers(
+        addr,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+        T,
+    )
+    .await
+    .unwrap();
+    (a.status, a.json().unwrap_or(Value::Null))
+}
+
+async fn value_of(addr: SocketAddr, key: &str) -> Option<String> {
+    let path = format!("/v1/kv/{}", concord_server::client::path_segment(key));
+    let a = http(addr, "GET", &path, b"", T).await.unwrap();
+    match a.status {
+        200 => Some(a.text()),
+        404 => None,
+        s => panic!("GET {key}: {s} {}", a.text()),
+    }
+}
+
+/// The first key `{prefix}N` whose shard `pick` accepts.
+fn key_where(c: &Cluster, prefix: &str, pick: impl Fn(ShardId, Slot) -> bool) -> String {
+    let map = c.handle(0).status().map;
+    (0..)
+        .map(|i| format!("{prefix}{i}"))
+        .find(|k| {
+            let slot = key_slot(k.as_bytes());
+            pick(map.owner(slot).unwrap(), slot)
+        })
+        .unwrap()
+}
+
+/// CAS on keys of every shard through every node, and transactions: one shard's commit atomically
+/// (one hash tag, or keys of two slots that happen to share a shard), keys of two shards refused
+/// with `CROSSSLOT` naming the slots and shards, and nothing written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cas_and_transactions_run_in_the_keys_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    for shard in 1..=SHARDS {
+        let key = key_where(&c, "cas-", |s, _| s == ShardId(shard));
+        for node in 0..3 {
+            let path = format!("/v1/kv/{key}/cas");
+            let expect =
+                if node == 0 { json!({"absent": true}) } else { json!({"value": format!("v{node}")}) };
+            let (status, body) =
+                post_json(c.http[node], &path, json!({"expect": expect, "value": format!("v{}", node + 1)}))
+                    .await;
+            assert_eq!(
+                (status, &body["succeeded"]),
+                (200, &json!(true)),
+                "{key} via node {}: {body}",
+                node + 1
+            );
+            assert_eq!(body["current"]["value"], format!("v{}", node + 1));
+            // The same expectation again fails, and says what the key holds.
+            let (status, body) =
+                post_json(c.http[node], &path, json!({"expect": expect, "value": "never"})).await;
+            assert_eq!((status, &body["succeeded"]), (200, &json!(false)), "{body}");
+            assert_eq!(body["current"]["value"], format!("v{}", node + 1), "{body}");
+            assert_eq!(body["current"]["version"], node + 1, "{body}");
+        }
+        assert_eq!(value_of(c.http[2], &key).await.as_deref(), Some("v3"));
+    }
+    let (status, body) =
+        post_json(c.http[0], "/v1/kv/x/cas", json!({"expect": {"absent": false}, "value": "v"})).await;
+    assert_eq!(status, 400, "{body}");
+
+    // One hash tag: one slot, one shard, one atomic transaction.
+    let txn = |a: &str, b: &str| {
+        json!({
+            "compares": [{"key": a, "op": "equal", "target": {"absent": true}}],
+            "success": [{"put": {"key": a, "value": "1"}}, {"put": {"key": b, "value": "2"}}],
+            "failure": [{"get": {"key": a}}],
+        })
+    };
+    let (status, body) = post_json(c.http[1], "/v1/txn", txn("{acct}:a", "{acct}:b")).await;
+    assert_eq!((status, &body["succeeded"]), (200, &json!(true)), "{body}");
+    assert_eq!(value_of(c.http[2], "{acct}:b").await.as_deref(), Some("2"));
+    let (status, body) = post_json(c.http[2], "/v1/txn", txn("{acct}:a", "{acct}:b")).await;
+    assert_eq!((status, &body["succeeded"]), (200, &json!(false)), "{body}");
+    assert_eq!(body["responses"][0]["get"]["value"], "1", "{body}");
+
+    // Two slots of one shard: served together too.
+    let a = key_where(&c, "same-", |s, _| s == ShardId(2));
+    let slot_a = key_slot(a.as_bytes());
+    let b = key_where(&c, "same-", |s, slot| s == ShardId(2) && slot != slot_a);
+    let (status, body) = post_json(c.http[0], "/v1/txn", txn(&a, &b)).await;
+    assert_eq!((status, &body["succeeded"]), (200, &json!(true)), "{body}");
+    assert_eq!(value_of(c.http[0], &b).await.as_deref(), Some("2"));
+
+    // Keys of two shards: refused, with the slots and shards named; nothing written.
+    let x = key_where(&c, "cross-", |s, _| s == ShardId(1));
+    let y = key_where(&c, "cross-", |s, _| s == ShardId(3));
+    let (status, body) = post_json(c.http[1], "/v1/txn", txn(&x, &y)).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(message.starts_with("CROSSSLOT") && message.contains("2 shards"), "{message}");
+    assert!(message.contains(&format!("slot {} on shard 1", key_slot(x.as_bytes()).get())), "{message}");
+    assert_eq!(body["shards"], json!([1, 3]), "{body}");
+    assert_eq!(body["slots"][key_slot(y.as_bytes()).get().to_string()], 3, "{body}");
+    assert_eq!((value_of(c.http[0], &x).await, value_of(c.http[0], &y).await), (None, None));
+    // A key of another shard in the failure branch only counts too; a transaction of no key is refused.
+    let only_failure =
+        json!({"success": [{"put": {"key": x, "value": "1"}}], "failure": [{"delete": {"key": y}}]});
+    assert_eq!(post_json(c.http[0], "/v1/txn", only_failure).await.0, 400);
+    assert_eq!(post_json(c.http[0], "/v1/txn", json!({})).await.0, 400);
+    for node in c.nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// `DELETE /v1/kv?prefix=` deletes the range's keys in every shard and counts them all, leaves the
+/// others, refuses a request naming no range – and, while a slot range holding many of its keys
+/// moves between shards, still deletes every key (a slot is deleted where it is served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_deletes_reach_every_shard_and_count_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path()).await;
+    let keys: Vec<String> = (0..90).map(|i| format!("d:{i:03}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        put(c.http[i % 3], key).await;
+    }
+    put(c.http[0], "e:stays").await;
+    put(c.http[0], "d").await; // before the prefix's first key: outside [d:, d;)
+    let shards: BTreeSet<ShardId> =
+        keys.iter().map(|k| c.handle(0).status().map.owner(key_slot(k.as_bytes())).unwrap()).collect();
+    assert_eq!(shards.len(), SHARDS as usize);
+
+    assert_eq!(call(c.http[1], "DELETE", "/v1/kv", "").await.0, 400, "no range: nothing deleted by accident");
+    assert_eq!(call(c.http[1], "DELETE", "/v1/kv?prefix=d:&limit=3", "").await.0, 400);
+    let (status, body) = call(c.http[1], "DELETE", "/v1/kv?start=d:050&end=d:060", "").await;
+    assert_eq!((status, body["deleted"].as_u64()), (200, Some(10)), "{body}");
+    let (status, body) = call(c.http[2], "DELETE", "/v1/kv?prefix=d:", "").await;
+    assert_eq!((status, body["deleted"].as_u64()), (200, Some(80)), "{body}");
+    assert!(list(c.http[0], "d:", 100).await.is_empty());
+    let (status, body) = call(c.http[0], "DELETE", "/v1/kv?prefix=d:", "").await;
+    assert_eq!((status, body["deleted"].as_u64()), (200, Some(0)), "{body}");
+    assert_eq!(value_of(c.http[0], "e:stays").await.as_deref(), Some("v-e:stays"));
+    assert_eq!(value_of(c.http[0], "d").await.as_deref(), Some("v-d"));
+
+    // During a move of half of shard 1's slots to shard 2.
+    let keys: Vec<String> = (0..200).map(|i| format!("m:{i:03}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        put(c.http[i % 3], key).await;
+    }
+    let map = c.handle(0).status().map;
+    let (run, _) = map.ranges.iter().find(|(_, owner)| *owner == ShardId(1)).copied().unwrap();
+    let end = Slot::new(i64::from(run.start.get() + (run.len() as u16) / 2)).unwrap();
+    let moving = SlotRange::new(run.start, end).unwrap();
+    assert!(keys.iter().filter(|k| moving.contains(key_slot(k.as_bytes()))).count() > 10);
+    let proposal = Proposal { if_epoch: None, change: Change::StartMove { range: moving, to: ShardId(2) } };
+    c.handle(1).change_map(proposal).await.unwrap();
+    let mut deleted = 0;
+    let mut tries = 0;
+    loop {
+        let (status, body) = call(c.http[tries % 3], "DELETE", "/v1/kv?prefix=m:", "").await;
+        deleted += body["deleted"].as_u64().unwrap_or_else(|| panic!("{status} {body}"));
+        tries += 1;
+        match status {
+            200 => break,
+            503 => assert!(tries < 10, "{body}"),
+            _ => panic!("{status} {body}"),
+        }
+    }
+    assert_eq!(deleted, 200, "every key deleted once, counted once ({tries} requests)");
+    assert!(list(c.http[1], "m:", 100).await.is_empty());
+    // After the move, the moved slots' keys are deleted at their new shard.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !c.handle(0).status().map.moves.is_empty() {
+        assert!(Instant::now() < deadline, "the move did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(list(c.http[2], "m:", 100).await.is_empty());
+    for node in c.nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// `concord backup` of a sharded cluster (`backup::take`, what the command runs) holds every key of
+/// every shard – keys with `?`, `/`, `#`, `%`, spaces and hash tags included – and `concord
+/// restore` writes them into a fresh sharded cluster key for key; a second restore is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_sharded_cluster_restores_into_a_new_one() {
+    use concord_server::backup;
+    use concord_server::membership::MemberTarget;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(&dir.path().join("a")).await;
+    let mut keys: Vec<String> = (0..150).map(|i| format!("b:{i:03}")).collect();
+    keys.extend(["odd/key? #%", "{tag}a?b", "{tag}c#d", "100%", "a/b/c", "sp ace"].map(String::from));
+    for (i, key) in keys.iter().enumerate() {
+        let path = format!("/v1/kv/{}", concord_server::client::path_segment(key));
+        let a = http(c.http[i % 3], "PUT", &path, format!("v-{key}").as_bytes(), T).await.unwrap();
+        assert_eq!(a.status, 200, "PUT {key}: {}", a.text());
+    }
+    let target = |addr| MemberTarget {
+        http: addr,
+        secret_file: None,
+        secret: Some(concord_server::testkit::TEST_SECRET.into()),
+        tls_ca: None,
+    };
+    // Without a credential the route is closed, as in the strong mode.
+    assert_eq!(http(c.http[0], "GET", "/v1/backup", b"", T).await.unwrap().status, 401);
+    let file = dir.path().join("backup.jsonl");
+    let taken = backup::take(&target(c.http[1]), &file).await.unwrap();
+    assert_eq!(taken, (keys.len(), backup::PER_SHARD_PAGE.to_string()));
+    let decoded = backup::decode(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(decoded.header["read"], backup::PER_SHARD_PAGE);
+    let mut want: Vec<(String, Vec<u8>)> =
+        keys.iter().map(|k| (k.clone(), format!("v-{k}").into_bytes())).collect();
+    want.sort();
+    assert_eq!(decoded.entries, want, "every key once, in key order, with its value");
+    for node in c.nodes {
+        node.shutdown().await.unwrap();
+    }
+
+    let fresh = start(&dir.path().join("b")).await;
+    assert_eq!(backup::restore(&target(fresh.http[2]), &file).await.unwrap(), keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(value_of(fresh.http[i % 3], key).await, Some(format!("v-{key}")), "{key}");
+    }
+    let again = backup::restore(&target(fresh.http[0]), &file).await.unwrap_err();
+    assert!(again.to_string().contains("already holds keys"), "{again:#}");
+    for node in fresh.nodes {
         node.shutdown().await.unwrap();
     }
 }

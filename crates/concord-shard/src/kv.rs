@@ -28,10 +28,10 @@
 //! Every step names its move, and a step of a move this group already finished is a no-op: the
 //! mover may retry a step whose answer it lost, and a late retry never undoes a later step.
 //!
-//! # Range reads: per group, gathered by the caller
+//! # Range reads and deletes: per group, gathered by the caller
 //! Key *ranges* span slots, which hash keys apart, so no one group holds a range: a client's
-//! range read routed by key (`ShardQuery::Kv(Query::Range)`) and `DeleteRange` are refused with a
-//! clear error. A range read is instead asked of each group by name ([`ShardQuery::Range`],
+//! range read routed by key (`ShardQuery::Kv(Query::Range)`) and a `Write::DeleteRange` are
+//! refused with a clear error. A range read is instead asked of each group by name ([`ShardQuery::Range`],
 //! [`ShardQuery::Count`]): the group answers for the keys of the slots it **serves** at the read's
 //! point in its log – never a frozen outgoing slot nor an incoming one, whose keys another group
 //! may serve or be about to – and says which slots those were. A caller that gathers the pages of
@@ -39,14 +39,21 @@
 //! read where it was served, no key is missed or seen twice, even while slots move (a gather that
 //! straddles a move's hand-off sees a gap or an overlap, and is read again).
 //!
+//! A range delete is asked of each group the same way ([`ShardCommand::DeleteRange`]): a group
+//! deletes the keys of the range in the slots it serves when the command is applied – all of
+//! them, at one revision – and says which slots those were. A slot moving in or out is not
+//! touched at all (never half-deleted: a frozen slot's state is the one its target copies); the
+//! caller asks again, for the slots nobody served, until every slot was served by some group. A
+//! key of the range present throughout the request is then deleted wherever its slot went.
+//!
 //! Revisions are per shard: a moved key gets the target's revision for the move, keeping its
 //! version and TTL.
 
 use crate::slot::{key_slot, Slot, SlotRange};
 use concord_core::{Access, Completion, KvStateMachine, Op, StateMachine, StateMachineError, Time};
 use concord_kv::{
-    key_value, validate_query, Command, Engine, EngineRead, Entry, ExpireKey, KeyValue, KvError, KvLimits,
-    KvStore, PageBudget, Query, RangePage, RangeRequest, Response, TxnOp, Write,
+    key_value, validate, validate_query, Command, Engine, EngineRead, Entry, ExpireKey, KeyRange, KeyValue,
+    KvError, KvLimits, KvStore, PageBudget, Query, RangePage, RangeRequest, Response, TxnOp, Write,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -157,6 +164,13 @@ pub enum ShardCommand {
     Release { id: u64, range: SlotRange },
     /// Either side: the move was aborted – the source serves `range` again, the target drops it.
     Abort { id: u64, range: SlotRange },
+    // New variants go last: commands are in logs and snapshots, and cross the peer wire.
+    /// A client's range delete, asked of each group by name: delete the keys of `range` whose slot
+    /// lies in `slots` **and** is served here at this point of the log. Slots moving in or out
+    /// are left whole (a frozen slot's state is what its target copies; an incoming one is not
+    /// this group's yet); the answer says which slots were served ([`ShardResponse::Deleted`]), so
+    /// that a caller deleting over every group can ask again for the slots nobody served.
+    DeleteRange { range: KeyRange, slots: Vec<SlotRange> },
 }
 
 /// A read of a shard group.
@@ -204,6 +218,13 @@ pub enum ShardResponse {
     /// The answer to a [`ShardQuery::Count`].
     Count {
         keys: u64,
+        served: Vec<SlotRange>,
+    },
+    /// The answer to a [`ShardCommand::DeleteRange`]: how many keys it deleted, the group's
+    /// revision after it, and the slots of the command this group served (ordered disjoint runs).
+    Deleted {
+        deleted: u64,
+        revision: u64,
         served: Vec<SlotRange>,
     },
 }
@@ -366,7 +387,32 @@ impl ShardKv {
                 self.finished.insert(id);
                 step(index)
             }
+            ShardCommand::DeleteRange { range, slots } => self.delete_range(range, slots),
         }
+    }
+
+    /// A client's range delete ([`ShardCommand::DeleteRange`]): the keys of `range` in the served
+    /// slots of `slots`, deleted at one new revision (none if nothing was deleted).
+    fn delete_range(&mut self, range: &KeyRange, slots: &[SlotRange]) -> ShardResult {
+        validate(&Command::delete_range(Time(0), range.clone()), self.kv.limits())?;
+        let served = merged(slots.iter().flat_map(|&within| self.served(Some(within))).collect());
+        let mut doomed = Vec::new();
+        self.kv.engine().scan(&range.start, range.end.as_deref(), &mut |key, _| {
+            if in_runs(&served, key_slot(key)) {
+                doomed.push(key.to_vec());
+            }
+            true
+        });
+        if !doomed.is_empty() {
+            let rev = self.kv.revision().checked_add(1).ok_or(KvError::RevisionsExhausted)?;
+            let engine = self.kv.engine_mut();
+            for key in &doomed {
+                engine.remove(key);
+            }
+            engine.set_revision(rev);
+        }
+        let (deleted, revision) = (doomed.len() as u64, self.kv.revision());
+        Ok(ShardResponse::Deleted { deleted, revision, served })
     }
 
     /// Answer a read from applied state.
@@ -520,7 +566,10 @@ impl ShardKv {
             Write::Put(put) => self.serving(&put.key)?,
             Write::Delete { key } | Write::Increment { key, .. } => self.serving(key)?,
             Write::Cas(cas) => self.serving(&cas.key)?,
+            // Not by key: a range delete is asked of each group (`ShardCommand::DeleteRange`).
             Write::DeleteRange(_) => return Err(ShardError::RangeUnsupported("DeleteRange".into())),
+            // Every key a transaction compares, reads or writes – either branch – must be served
+            // here: a transaction routed by its first key on a stale map is refused whole.
             Write::Txn(txn) => {
                 for compare in &txn.compares {
                     self.serving(&compare.key)?;
@@ -584,6 +633,21 @@ impl ShardKv {
 fn in_runs(runs: &[SlotRange], slot: Slot) -> bool {
     let i = runs.partition_point(|run| run.end < slot);
     runs.get(i).is_some_and(|run| run.contains(slot))
+}
+
+/// `runs` sorted, with overlapping or touching runs joined.
+fn merged(mut runs: Vec<SlotRange>) -> Vec<SlotRange> {
+    runs.sort();
+    let mut out: Vec<SlotRange> = Vec::with_capacity(runs.len());
+    for run in runs {
+        match out.last_mut() {
+            Some(last) if u32::from(run.start.get()) <= u32::from(last.end.get()) + 1 => {
+                last.end = last.end.max(run.end)
+            }
+            _ => out.push(run),
+        }
+    }
+    out
 }
 
 /// The smallest key after `key`.
@@ -960,6 +1024,124 @@ mod tests {
             kv.read(&ShardQuery::Range { slots: None, request }),
             Err(ShardError::Kv(KvError::RangeLimitTooLarge { .. }))
         ));
+    }
+
+    fn delete_range(
+        kv: &mut ShardKv,
+        index: u64,
+        prefix: &str,
+        slots: Vec<SlotRange>,
+    ) -> (u64, u64, Vec<SlotRange>) {
+        let command = ShardCommand::DeleteRange { range: concord_kv::KeyRange::prefix(prefix), slots };
+        match kv.execute(index, &command).unwrap() {
+            ShardResponse::Deleted { deleted, revision, served } => (deleted, revision, served),
+            other => panic!("a range delete answered {other:?}"),
+        }
+    }
+
+    /// A range delete takes the keys of the range in the slots it is asked for *and* serves, at
+    /// one revision, and says which slots it served; a slot moving out (frozen) or in is left
+    /// whole, keys outside the range too.
+    #[test]
+    fn range_deletes_take_the_served_slots_whole_and_say_which() {
+        let mut kv = ShardKv::default();
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 999)] }).unwrap();
+        let keys: Vec<String> = (0..40).map(|n| key_in(range(0, 999), n)).collect();
+        for (i, k) in keys.iter().enumerate() {
+            kv.execute(2 + i as u64, &put(k, "v")).unwrap();
+        }
+        let other = (0..)
+            .map(|i| format!("x{i}"))
+            .find(|k| range(500, 999).contains(key_slot(k.as_bytes())))
+            .unwrap();
+        kv.execute(50, &put(&other, "stays")).unwrap();
+        kv.execute(51, &ShardCommand::Fence { id: 3, range: range(0, 499) }).unwrap();
+        let frozen = keys.iter().filter(|k| range(0, 499).contains(key_slot(k.as_bytes()))).count() as u64;
+        assert!(frozen > 0 && frozen < 40, "{frozen} keys in the fenced slots");
+        let revision = kv.store().revision();
+
+        // Asked for slots 600-16383 only: the keys of 600-999.
+        let in_600s = keys.iter().filter(|k| range(600, 999).contains(key_slot(k.as_bytes()))).count() as u64;
+        let (deleted, rev, served) = delete_range(&mut kv, 52, "k", vec![range(600, 16383)]);
+        assert_eq!((deleted, rev, served), (in_600s, revision + 1, vec![range(600, 999)]));
+        // Asked for everything: the rest of the served slots; the frozen ones are not touched.
+        let (deleted, rev, served) = delete_range(&mut kv, 53, "k", vec![SlotRange::everything()]);
+        assert_eq!((deleted, rev, served), (40 - frozen - in_600s, revision + 2, vec![range(500, 999)]));
+        assert_eq!(kv.store().len(), frozen + 1, "the frozen keys and the key outside the range stay");
+        assert_eq!(kv.store().get(other.as_bytes()).unwrap().value, b"stays");
+        // Nothing left to delete: no new revision.
+        assert_eq!(
+            delete_range(&mut kv, 54, "k", vec![SlotRange::everything()]),
+            (0, revision + 2, vec![range(500, 999)])
+        );
+        // A group serving nothing of the asked slots says so.
+        assert_eq!(delete_range(&mut kv, 55, "k", vec![range(0, 499)]), (0, revision + 2, vec![]));
+        // Overlapping asks are served once.
+        assert_eq!(
+            delete_range(&mut kv, 56, "", vec![range(700, 800), range(500, 750)]).2,
+            vec![range(500, 800)]
+        );
+
+        // Incoming slots are not served either: a copy being installed is not deleted from.
+        let mut target = ShardKv::default();
+        target.execute(1, &ShardCommand::Adopt { ranges: vec![range(1000, 1999)] }).unwrap();
+        let ShardResponse::Export { entries, .. } =
+            kv.read(&ShardQuery::Export { id: 3, range: range(0, 499), after: None, limit: 100 }).unwrap()
+        else {
+            panic!()
+        };
+        target.execute(2, &ShardCommand::Install { id: 3, range: range(0, 499), entries }).unwrap();
+        let (deleted, _, served) = delete_range(&mut target, 3, "", vec![SlotRange::everything()]);
+        assert_eq!((deleted, served), (0, vec![range(1000, 1999)]));
+        assert_eq!(target.store().len(), frozen);
+        // A range the store refuses (a key bound past the key limit) is refused, nothing deleted.
+        let long = "k".repeat(KvLimits::default().max_key_bytes + 1);
+        let command = ShardCommand::DeleteRange { range: concord_kv::KeyRange::prefix(long), slots: vec![] };
+        assert!(matches!(target.execute(4, &command), Err(ShardError::Kv(_))));
+    }
+
+    /// Every key of a transaction – compared, read or written, in either branch – is checked
+    /// against the slot table when applied: one key of another shard refuses the whole.
+    #[test]
+    fn a_transaction_is_refused_whole_for_any_key_not_served() {
+        let mut kv = ShardKv::default();
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 99)] }).unwrap();
+        let (here, there) = (key_in(range(0, 99), 0), key_in(range(100, 16383), 0));
+        kv.execute(2, &put(&here, "v")).unwrap();
+        let compare = |key: &str| {
+            concord_kv::Compare::new(
+                key.as_bytes().to_vec(),
+                concord_kv::CompareOp::Equal,
+                concord_kv::CompareTarget::Version(0),
+            )
+        };
+        let write_here = TxnOp::Put(concord_kv::Put::new(here.clone(), "w"));
+        let txns = [
+            concord_kv::Txn {
+                compares: vec![compare(&there)],
+                success: vec![write_here.clone()],
+                failure: vec![],
+            },
+            concord_kv::Txn {
+                compares: vec![],
+                success: vec![write_here.clone()],
+                failure: vec![TxnOp::Get { key: there.clone().into() }],
+            },
+            concord_kv::Txn {
+                compares: vec![compare(&here)],
+                success: vec![],
+                failure: vec![write_here.clone(), TxnOp::Delete { key: there.clone().into() }],
+            },
+        ];
+        for txn in txns {
+            let refused = kv.execute(3, &ShardCommand::Kv(Command::txn(Time(0), txn.clone()))).unwrap_err();
+            assert!(matches!(refused, ShardError::NotServing { state: None, .. }), "{txn:?}: {refused}");
+            assert_eq!(get(&kv, &here).unwrap(), Some(b"v".to_vec()));
+        }
+        let fine =
+            concord_kv::Txn { compares: vec![compare(&here)], success: vec![], failure: vec![write_here] };
+        assert!(kv.execute(4, &ShardCommand::Kv(Command::txn(Time(0), fine))).is_ok());
+        assert_eq!(get(&kv, &here).unwrap(), Some(b"w".to_vec()));
     }
 
     #[test]

@@ -106,7 +106,8 @@ enum Command {
     ///   concord join --via 127.0.0.1:8080 --id 4 --data ./d4 --peer-addr 127.0.0.1:7383 \
     ///       --http-addr 127.0.0.1:8083 --redis-addr 127.0.0.1:6383 --cluster-secret-file S \
     ///       --peer 1=127.0.0.1:7379 --peer 2=127.0.0.1:7380 --peer 3=127.0.0.1:7381
-    /// A consistent, checksummed backup of every key of a running cluster (one linearizable read).
+    /// A checksummed backup of every key of a running cluster: in the strong mode one
+    /// linearizable read; in the sharded mode every shard page by page (not one snapshot).
     ///
     /// Examples:
     ///   concord backup --to backup.jsonl --secret-file concord-data/cluster.secret

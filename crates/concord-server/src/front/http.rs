@@ -60,6 +60,38 @@ impl ListParams {
     }
 }
 
+/// `DELETE /v1/kv`'s query: `prefix=P`, or `start=A[&end=B]` – one of them at least, so that a
+/// bare `DELETE /v1/kv` deletes nothing by accident (every key: `?prefix=`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteRangeParams {
+    pub prefix: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+impl DeleteRangeParams {
+    /// The keys to delete, or why the query names none (400).
+    pub fn key_range(&self) -> Result<concord_kv::KeyRange, ApiError> {
+        Ok(match (&self.prefix, &self.start, &self.end) {
+            (None, None, None) => {
+                return Err(ApiError::bad_request(
+                    "DELETE /v1/kv needs prefix=P, or start=A (and end=B): which keys to delete \
+                     (every key: ?prefix=)",
+                ))
+            }
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ApiError::bad_request("give either prefix, or start (and end), not both"))
+            }
+            (Some(prefix), None, None) => concord_kv::KeyRange::prefix(prefix.as_bytes()),
+            (None, start, Some(end)) => {
+                concord_kv::KeyRange::new(start.as_deref().unwrap_or("").as_bytes(), end.as_bytes())
+            }
+            (None, Some(start), None) => concord_kv::KeyRange::from(start.as_bytes()),
+        })
+    }
+}
+
 /// `GET /v1/kv`'s answer: `{"kvs": [{"key", "value" (UTF-8) or "value_base64", "create_revision",
 /// "mod_revision", "version"}], "next": key or null}`.
 pub fn page_json(page: &concord_kv::RangePage) -> Value {

@@ -11,6 +11,7 @@
 //! ([`budget`]) and the accept loops with their caps and timeouts ([`listen`]).
 
 pub mod budget;
+pub mod cas_txn;
 pub mod http;
 pub mod listen;
 pub mod resp;

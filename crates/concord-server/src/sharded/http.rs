@@ -6,6 +6,10 @@
 //! | `GET /v1/kv/{key}?consistency=linearizable\|lease\|stale` | – | 200 the raw value (headers `x-concord-mod-revision`, `-create-revision`, `-version`, `-slot`, `-shard`), 404 if absent |
 //! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` (revisions are per shard) |
 //! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
+//! | `POST /v1/kv/{key}/cas` | as in the strong mode ([`crate::front::cas_txn`]) | 200 `{"succeeded", "revision", "current"}`: one command in the key's shard |
+//! | `POST /v1/txn` | as in the strong mode | 200 `{"succeeded", "revision", "responses"}`, atomically in the one shard holding every key; 400 `CROSSSLOT …` with `shards` and `slots` (slot → shard) if the keys live in several shards (give them one `{hash tag}`) |
+//! | `DELETE /v1/kv?prefix=P` or `?start=A&end=B` | – | 200 `{"deleted": n}`: the range's keys in every shard, each shard's at one point of its log (not one atomic step of the cluster; [`super::scan`]); 503 `moving` (with `deleted` so far) if a slot kept moving until the deadline |
+//! | `GET /v1/backup` (admin) | – | every key of every shard, page by page, as a checksummed backup ([`crate::backup`]; not one snapshot across shards) |
 //! | `GET /v1/kv?prefix=P` or `?start=A&end=B`, `&limit=N` (default 100, at most `max_range_limit`), `&consistency=…` | – | 200 `{"kvs": [{"key", "value" or "value_base64", "create_revision", "mod_revision", "version"}], "next": key or null}`, as in the strong mode: the keys of **every** shard, in key order, a page at a time (each shard read through its Raft read path, then merged: [`super::scan`]); 503 `moving` if slots kept moving until the deadline |
 //! | `GET /v1/cluster` | – | the shard map: epoch, slot ranges → shard, each shard's replicas and leader as this node knows it (of a shard not replicated here: what the last leader probe heard), moves in progress, members (with `connected`: whether this node's peer connection to it is up) |
 //! | `GET /v1/status` | – | this node: the groups it replicates (role, term, indexes, keys, slot table) |
@@ -19,13 +23,13 @@
 //! | `GET /`, `GET /dashboard` | – | the sharded mode's dashboard (`web/dashboard/sharded.html`): the slot strip coloured by shard, shards × nodes with replicas and leaders, the map epoch, moves in progress; it polls `GET /v1/cluster` |
 //!
 //! A slot that is being moved answers 503 (`moving`: retry shortly) after the node's own retries
-//! ran out; a shard without a leader 503 too. CAS, transactions and backups answer 501 with the
-//! reason (see [`super`]).
+//! ran out; a shard without a leader 503 too.
 
 use super::scan::Scope;
 use super::{KeyError, ShardedHandle};
 use crate::config::{NodeConfig, ReadMode};
-use crate::front::http::{body_limit, metrics_text, page_json, ApiError, ListParams};
+use crate::front::cas_txn;
+use crate::front::http::{body_limit, metrics_text, page_json, ApiError, DeleteRangeParams, ListParams};
 use crate::front::ClientError;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -47,13 +51,13 @@ pub fn router(handle: ShardedHandle, config: &NodeConfig) -> Router {
     let limit = body_limit(config.kv.max_command_bytes.max(config.kv.max_value_bytes));
     Router::new()
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
-        .route("/v1/kv", get(list_keys))
-        .route("/v1/kv/{key}/cas", post(unsupported))
-        .route("/v1/txn", post(unsupported))
+        .route("/v1/kv", get(list_keys).delete(delete_range))
+        .route("/v1/kv/{key}/cas", post(cas_key))
+        .route("/v1/txn", post(txn))
         .route("/v1/members", post(change_members))
         .route("/v1/members/addresses", post(learn_peer))
         .route("/v1/cluster/nodes", post(add_node))
-        .route("/v1/backup", get(unsupported))
+        .route("/v1/backup", get(backup))
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/moves", post(start_move))
         .route("/v1/cluster/replicas", post(move_replica))
@@ -77,6 +81,13 @@ fn key_error(e: KeyError) -> ApiError {
         e @ KeyError::ClusterDown(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         // HTTP requests are served through forwarding; a redirect is a RESP answer only.
         e @ KeyError::Moved { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        KeyError::CrossShard { slots } => {
+            let shards: std::collections::BTreeSet<u32> = slots.iter().map(|&(_, shard)| shard).collect();
+            let by_slot: serde_json::Map<String, Value> =
+                slots.iter().map(|(slot, shard)| (slot.to_string(), json!(shard))).collect();
+            let message = KeyError::CrossShard { slots }.to_string();
+            ApiError::bad_request(message).with("shards", json!(shards)).with("slots", by_slot)
+        }
     }
 }
 
@@ -168,6 +179,66 @@ async fn delete_key(
     }
 }
 
+/// `POST /v1/kv/{key}/cas`: as in the strong mode ([`crate::front::cas_txn`]), in the key's
+/// shard – one Raft command there, so linearizable.
+async fn cas_key(
+    State(handle): State<ShardedHandle>,
+    Path(key): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command { now: handle.now(), write: Write::Cas(cas_txn::cas(key, body)?) };
+    Ok(Json(cas_txn::cas_answer(run(&handle, "cas", command).await?)?))
+}
+
+/// `POST /v1/txn`: as in the strong mode, atomically in the one shard holding every key of it;
+/// 400 `CROSSSLOT` naming the slots and shards if its keys live in several.
+async fn txn(
+    State(handle): State<ShardedHandle>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::txn(handle.now(), cas_txn::txn(body)?);
+    if super::command_keys(&command.write).is_empty() {
+        return Err(ApiError::bad_request(
+            "a transaction names no key: in the sharded mode it runs in the shard of its keys",
+        ));
+    }
+    let start = std::time::Instant::now();
+    let r = handle.transaction(command).await;
+    handle.metrics().request("txn", label(&r), start.elapsed());
+    Ok(Json(cas_txn::txn_answer(r.map_err(key_error)?)?))
+}
+
+/// `DELETE /v1/kv?prefix=P` (or `start`, `end`): the range's keys in every shard, each shard's at
+/// one point of its log ([`super::scan`]'s "Range deletes"); 200 `{"deleted": n}`, the sum.
+async fn delete_range(
+    State(handle): State<ShardedHandle>,
+    Query(params): Query<DeleteRangeParams>,
+) -> Result<Json<Value>, ApiError> {
+    let range = params.key_range()?;
+    // Refused here, not by every shard's log: a range the store refuses (a bound too long, start
+    // after end).
+    concord_kv::validate(&Command::delete_range(handle.now(), range.clone()), handle.limits())
+        .map_err(|e| ApiError::from_error(ClientError::Kv(e)))?;
+    let start = std::time::Instant::now();
+    let r = handle.delete_range(range).await;
+    let result = r.as_ref().map_err(|(e, _)| e.clone());
+    handle.metrics().request("delete_range", label(&result), start.elapsed());
+    match r {
+        Ok(deleted) => Ok(Json(json!({ "deleted": deleted }))),
+        Err((e, deleted)) => Err(key_error(e).with("deleted", deleted)),
+    }
+}
+
+/// `GET /v1/backup` (admin): every key of every shard, page by page ([`crate::backup`]).
+async fn backup(State(handle): State<ShardedHandle>) -> Result<Response, ApiError> {
+    let start = std::time::Instant::now();
+    let r = handle.every_key().await;
+    handle.metrics().request("backup", label(&r), start.elapsed());
+    let kvs = r.map_err(key_error)?;
+    let body = crate::backup::encode_read(handle.cluster_id(), &kvs, crate::backup::PER_SHARD_PAGE);
+    Ok(([("content-type", "application/x-ndjson")], body).into_response())
+}
+
 async fn run(
     handle: &ShardedHandle,
     kind: &'static str,
@@ -175,13 +246,18 @@ async fn run(
 ) -> Result<concord_kv::Response, ApiError> {
     let start = std::time::Instant::now();
     let r = handle.write(command).await;
-    let label = match &r {
+    handle.metrics().request(kind, label(&r), start.elapsed());
+    r.map_err(key_error)
+}
+
+/// A request's `result` label in the metrics.
+fn label<T>(r: &Result<T, KeyError>) -> &'static str {
+    match r {
         Ok(_) => "ok",
         Err(KeyError::Client(e)) => ClientError::label_of::<()>(&Err(e.clone())),
+        Err(KeyError::CrossShard { .. }) => "refused",
         Err(_) => "unavailable",
-    };
-    handle.metrics().request(kind, label, start.elapsed());
-    r.map_err(key_error)
+    }
 }
 
 // ----- the shard map -------------------------------------------------------------------------
@@ -554,20 +630,6 @@ async fn healthz(State(handle): State<ShardedHandle>) -> Json<Value> {
 
 async fn metrics(State(handle): State<ShardedHandle>) -> Response {
     metrics_text(handle.metrics())
-}
-
-/// CAS, transactions and backups are not served in the sharded mode yet: say so instead of
-/// answering a bare 404.
-async fn unsupported(uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!(
-            "{} is not supported in the sharded mode yet: keys hash to 16 384 slots across shards, so \
-             multi-key transactions and backups need work across shards \
-             (use /v1/kv/{{key}}; see docs/sharding.md)",
-            uri.path()
-        ),
-    )
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@
 //! * [`ShardedHandle`] – the client side: submits key requests and retries the answers that say
 //!   "certainly not done, try again" (no leader yet, a slot between fence and flip, a request routed
 //!   on a map that moved on) until the request deadline;
-//! * [`http`] – `/v1/kv/{key}`, `GET /v1/kv?prefix=` (every shard's keys), `GET /v1/cluster`
+//! * [`http`] – `/v1/kv/{key}` (and `/cas`), `POST /v1/txn`, `GET` and `DELETE /v1/kv?prefix=`
+//!   (every shard's keys), `GET /v1/backup`, `GET /v1/cluster`
 //!   (the shard map), `GET /v1/status`, and the admin map changes `POST /v1/cluster/moves`
 //!   (slots), `/v1/cluster/replicas` (a replica to another node) and `/v1/cluster/rebalance`
 //!   (the rebalancer's switch);
@@ -66,9 +67,17 @@
 //! out to every primary. A slot between a move's fence and its activation is served by no shard:
 //! the per-node commands leave it out, the cluster-wide read waits for it.
 //!
+//! ## CAS, transactions, range deletes, backups
+//! A CAS is one command in its key's shard. A transaction runs atomically in the one shard holding
+//! all its keys ([`ShardedHandle::transaction`]); keys of several shards are refused before it is
+//! tried ([`KeyError::CrossShard`], HTTP 400 `CROSSSLOT`), and the shard checks every key against
+//! its slot table when it applies it. `DELETE /v1/kv?prefix=` is proposed to every shard and asked
+//! again for the slots no shard served (moving), and a backup walks every shard's keys page by
+//! page ([`scan`]): neither is one atomic step of the cluster.
+//!
 //! ## What the sharded mode does not do (yet)
-//! `DeleteRange`, CAS and transactions over HTTP, and backups (a snapshot across shards): a
-//! request of these kinds is refused with a reason. Nodes
+//! Transactions across shards (an atomic commit over several groups) and reads, deletes or
+//! backups that are one snapshot across shards. Nodes
 //! join (`concord join`: the metadata group adds the node as a learner and promotes it, then the
 //! map's placement takes it, see [`crate::membership`]) but do not leave: removing a node from the
 //! metadata group and decommissioning it (`Change::RemoveNode`, which the simulator drives) have
@@ -105,7 +114,7 @@ use concord_shard::machine::MapOutput;
 use concord_shard::map::{Change, Move, Phase, Proposal, Shard, ShardId};
 use concord_shard::node::{NodeMessage, ShardRequest, META};
 use concord_shard::{GroupId, ShardCommand, Slot, SlotRange};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -250,7 +259,11 @@ impl Hosted for ShardServer {
 
     /// Key writes; map changes stay possible on a full disk (moving slots away may be the way out).
     fn is_write(request: &ServerRequest) -> bool {
-        matches!(request, ServerRequest::Kv(RaftRequest::Propose { .. }))
+        matches!(
+            request,
+            ServerRequest::Kv(RaftRequest::Propose { .. })
+                | ServerRequest::Shard { request: RaftRequest::Propose { .. }, .. }
+        )
     }
 
     fn forward_reply(_id: u64, _response: ServerResponse) -> Option<Frame> {
@@ -353,6 +366,11 @@ pub enum KeyError {
         node: u32,
         addr: String,
     },
+    /// The keys of one transaction live in more than one shard: each slot with its shard, in slot
+    /// order. Nothing was done; the request cannot succeed as it is (Redis Cluster's `-CROSSSLOT`).
+    CrossShard {
+        slots: Vec<(u16, u32)>,
+    },
 }
 
 impl From<ClientError> for KeyError {
@@ -371,6 +389,25 @@ impl std::fmt::Display for KeyError {
             KeyError::ClusterDown(why) => write!(f, "cluster down: {why}; nothing was done, retry shortly"),
             KeyError::Moved { slot, node, addr } => {
                 write!(f, "slot {slot} is served by node {node} at {addr}")
+            }
+            KeyError::CrossShard { slots } => {
+                let shards: BTreeSet<u32> = slots.iter().map(|&(_, shard)| shard).collect();
+                let shown: Vec<String> = slots
+                    .iter()
+                    .take(8)
+                    .map(|(slot, shard)| format!("slot {slot} on shard {shard}"))
+                    .collect();
+                let more = slots.len().saturating_sub(shown.len());
+                write!(
+                    f,
+                    "CROSSSLOT the transaction's keys live in {} shards ({}{}): a transaction runs in one \
+                     shard's Raft group, and cross-shard transactions are not supported; give its keys one \
+                     {{hash tag}} (as in {{user:1}}:name, {{user:1}}:email) so that they share a slot; \
+                     nothing was done",
+                    shards.len(),
+                    shown.join(", "),
+                    if more > 0 { format!(" and {more} more slots") } else { String::new() },
+                )
             }
         }
     }
@@ -560,15 +597,28 @@ impl ShardedHandle {
         request: ServerRequest,
         deadline: Instant,
     ) -> impl std::future::Future<Output = Result<ShardResponse, KeyError>> + Send + 'static {
+        self.request_checked(request, deadline, |_| Ok(()))
+    }
+
+    /// [`ShardedHandle::request_until`], with `check` asked of the map before every try: its error
+    /// is the answer (a transaction whose keys the map has put in two shards is not tried again).
+    fn request_checked(
+        &self,
+        request: ServerRequest,
+        deadline: Instant,
+        check: impl Fn(&ShardedStatus) -> Result<(), KeyError> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<ShardResponse, KeyError>> + Send + 'static {
         let is_read = matches!(
             request,
             ServerRequest::Kv(RaftRequest::Read { .. })
                 | ServerRequest::Shard { request: RaftRequest::Read { .. }, .. }
         );
-        let first = self.submit(request.clone(), deadline);
+        let checked = check(&self.inner.status.borrow());
+        let first = checked.is_ok().then(|| self.submit(request.clone(), deadline));
         let handle = self.clone();
         async move {
-            let mut answer = first.await;
+            checked?;
+            let mut answer = first.expect("submitted when checked").await;
             let mut wait = RETRY_MIN;
             loop {
                 let verdict = match answer {
@@ -587,6 +637,7 @@ impl ShardedHandle {
                 }
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(RETRY_MAX);
+                check(&handle.inner.status.borrow())?;
                 answer = handle.submit(request.clone(), deadline).await;
             }
         }
@@ -602,6 +653,40 @@ impl ShardedHandle {
     ) -> impl std::future::Future<Output = Result<ShardResponse, KeyError>> + Send + 'static {
         let request = RaftRequest::Read { consistency, query };
         self.request_until(ServerRequest::Shard { shard, request }, deadline)
+    }
+
+    /// Propose `command` to shard `shard`'s group by name (a range delete, asked of every shard),
+    /// tried again as [`ShardedHandle::request_until`] says.
+    pub fn shard_write(
+        &self,
+        shard: ShardId,
+        command: ShardCommand,
+        deadline: Instant,
+    ) -> impl std::future::Future<Output = Result<ShardResponse, KeyError>> + Send + 'static {
+        let request = RaftRequest::Propose { session: None, command };
+        self.request_until(ServerRequest::Shard { shard, request }, deadline)
+    }
+
+    /// Apply a transaction in the one shard holding all its keys, atomically there; refused with
+    /// [`KeyError::CrossShard`] – before any try, and before each retry, on the map as it is then –
+    /// if its keys live in several shards. The shard checks every key against its slot table
+    /// when it applies the transaction, so one routed on a map that has moved on is refused
+    /// whole and tried again.
+    pub fn transaction(
+        &self,
+        command: Command,
+    ) -> impl std::future::Future<Output = Result<concord_kv::Response, KeyError>> + Send + 'static {
+        let keys: Vec<Vec<u8>> = command_keys(&command.write).into_iter().map(<[u8]>::to_vec).collect();
+        let deadline = Instant::now() + self.inner.timeout;
+        let request =
+            ServerRequest::Kv(RaftRequest::Propose { session: None, command: ShardCommand::Kv(command) });
+        let answer = self.request_checked(request, deadline, move |status| one_shard(&status.map, &keys));
+        async move {
+            match answer.await? {
+                ShardResponse::Kv(response) => Ok(response),
+                other => Err(ClientError::Unknown(format!("unexpected answer {other:?}")).into()),
+            }
+        }
     }
 
     /// When a request made now must be answered (the node's request timeout).
@@ -732,6 +817,44 @@ pub fn command_key(write: &Write) -> Option<&[u8]> {
             })
         }),
         Write::DeleteRange(_) | Write::Expire { .. } => None,
+    }
+}
+
+/// Every key a command names (a transaction's compares and both branches), in order; a range
+/// has none.
+pub fn command_keys(write: &Write) -> Vec<&[u8]> {
+    fn op_key(op: &TxnOp) -> Option<&[u8]> {
+        match op {
+            TxnOp::Get { key } | TxnOp::Delete { key } => Some(key),
+            TxnOp::Put(put) => Some(&put.key),
+            TxnOp::Range(_) | TxnOp::DeleteRange(_) => None,
+        }
+    }
+    match write {
+        Write::Txn(txn) => txn
+            .compares
+            .iter()
+            .map(|c| c.key.as_slice())
+            .chain(txn.success.iter().chain(&txn.failure).filter_map(op_key))
+            .collect(),
+        other => command_key(other).into_iter().collect(),
+    }
+}
+
+/// Whether `keys` all live in one shard of `map`; else every slot they name with its shard.
+pub fn one_shard(map: &MapView, keys: &[Vec<u8>]) -> Result<(), KeyError> {
+    if !map.bootstrapped {
+        return Err(KeyError::ClusterDown("the shard map is not bootstrapped yet".into()));
+    }
+    let slots: BTreeMap<u16, u32> = keys
+        .iter()
+        .map(|key| concord_shard::key_slot(key))
+        .filter_map(|slot| map.owner(slot).map(|shard| (slot.get(), shard.0)))
+        .collect();
+    let shards: BTreeSet<u32> = slots.values().copied().collect();
+    match shards.len() {
+        0 | 1 => Ok(()),
+        _ => Err(KeyError::CrossShard { slots: slots.into_iter().collect() }),
     }
 }
 
@@ -947,6 +1070,44 @@ pub(crate) mod tests {
         let node = concord_shard::ShardedNode::boot(NodeId(1), config, &Default::default()).unwrap();
         let server = ShardServer::new(node);
         assert_eq!(server.status_interval(), Some(STATUS_PAUSE_PER_GROUP * 101));
+    }
+
+    /// A transaction's keys – compares and both branches – must share a shard; keys of two
+    /// shards are named slot by slot with their shards. Keys of two slots of one shard are fine.
+    #[test]
+    fn a_transaction_across_shards_is_refused_with_its_slots_and_shards() {
+        let map = two_shards(Phase::Started).map;
+        // "bar" is slot 5061 (shard 1), "foo" 12182 (shard 2), "{foo}x" 12182 too.
+        let txn = |keys: [&str; 3]| concord_kv::Txn {
+            compares: vec![concord_kv::Compare::new(
+                keys[0].as_bytes().to_vec(),
+                concord_kv::CompareOp::Equal,
+                concord_kv::CompareTarget::Version(0),
+            )],
+            success: vec![TxnOp::Put(concord_kv::Put::new(keys[1], "v"))],
+            failure: vec![TxnOp::Delete { key: keys[2].into() }],
+        };
+        let keys = |t: concord_kv::Txn| -> Vec<Vec<u8>> {
+            command_keys(&Write::Txn(t)).into_iter().map(<[u8]>::to_vec).collect()
+        };
+        assert_eq!(keys(txn(["a", "b", "c"])), [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(one_shard(&map, &keys(txn(["foo", "{foo}x", "foo"]))), Ok(()));
+        let other_slot_same_shard = (0..)
+            .map(|i| format!("k{i}"))
+            .find(|k| {
+                let slot = concord_shard::key_slot(k.as_bytes());
+                slot.get() != 12182 && map.owner(slot) == Some(ShardId(2))
+            })
+            .unwrap();
+        assert_eq!(one_shard(&map, &keys(txn(["foo", &other_slot_same_shard, "foo"]))), Ok(()));
+        let refused = one_shard(&map, &keys(txn(["foo", "{foo}x", "bar"]))).unwrap_err();
+        assert_eq!(refused, KeyError::CrossShard { slots: vec![(5061, 1), (12182, 2)] });
+        let text = refused.to_string();
+        assert!(
+            text.starts_with("CROSSSLOT") && text.contains("slot 5061 on shard 1, slot 12182 on shard 2"),
+            "{text}"
+        );
+        assert!(matches!(one_shard(&MapView::default(), &[b"a".to_vec()]), Err(KeyError::ClusterDown(_))));
     }
 
     #[test]

@@ -77,6 +77,8 @@ fn backend_error(e: KeyError) -> BackendError {
         KeyError::Moving { slot } => BackendError::Moving { slot },
         KeyError::ClusterDown(why) => BackendError::ClusterDown(why),
         KeyError::Moved { slot, addr, .. } => BackendError::Moved { slot, addr },
+        // RESP refuses keys of two slots itself (`-CROSSSLOT`) before a request gets here.
+        e @ KeyError::CrossShard { .. } => BackendError::Rejected(e.to_string()),
     }
 }
 

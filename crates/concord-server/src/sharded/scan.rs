@@ -1,4 +1,4 @@
-//! Range reads across shards: ask each shard's group for a page, check the slots, merge.
+//! Range reads and deletes across shards: ask each shard's group, check the slots it served, merge.
 //!
 //! Keys hash to slots and slots to shards, so the keys of a range – a prefix, `[start, end)`, or
 //! every key – are spread over every shard. A range read is therefore a **scatter-gather**: one
@@ -28,6 +28,19 @@
 //! different moments). A node-scope read makes no coverage check – a Redis Cluster node answers
 //! for what it holds now; slots moving through it are served by no node for that moment.
 //!
+//! # Range deletes
+//! `DELETE /v1/kv?prefix=` is a scatter too: one [`ShardCommand::DeleteRange`] proposed to each
+//! shard's group, which deletes the range's keys in the slots it serves **when the command is
+//! applied** – all of them, at one revision of that shard – and says which slots those were. A
+//! slot moving in or out of a group is not touched there (a frozen slot is never half-deleted: its
+//! state at the fence is what the target copies). The slots no group served are asked again –
+//! of their owners and of both ends of their moves – 10 ms later, doubling to 200 ms, until every
+//! slot was served once or the deadline passes (503 `moving`, with the keys deleted so far:
+//! deleting again is safe). So a key of the range present throughout the request is deleted
+//! wherever its slot went; the answer is the sum of the shards' counts. As with reads, it is not
+//! one atomic step of the cluster: each shard deletes at its own moment, and a key written
+//! during the request may survive it.
+//!
 //! # Paging
 //! Every shard returns at most `limit` keys (and at most `max_range_bytes`) from the page's start.
 //! The keys before the smallest `next_key` of any shard that stopped early are complete: the page
@@ -40,7 +53,8 @@ use concord_kv::{KeyRange, KeyValue, RangePage, RangeRequest};
 use concord_raft::ReadConsistency;
 use concord_shard::kv::{ShardQuery, ShardResponse};
 use concord_shard::map::ShardId;
-use concord_shard::{Slot, SlotRange, SLOTS};
+use concord_shard::{ShardCommand, Slot, SlotRange, SLOTS};
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 /// Which shards a range read asks (see the module docs).
@@ -85,6 +99,72 @@ impl ShardedHandle {
                 }
             }
             return Ok(merge(pages.into_iter().map(|(page, _)| page).collect(), request.limit, max_bytes));
+        }
+    }
+
+    /// Every key of every shard, walked a page at a time (at most `max_range_limit` keys each) at
+    /// linearizable consistency – what a sharded cluster's backup holds. Each page is checked as
+    /// [`ShardedHandle::scan`] says; the walk as a whole is not one snapshot (see the module docs).
+    pub async fn every_key(&self) -> Result<Vec<KeyValue>, KeyError> {
+        let limit = self.limits().max_range_limit.max(1);
+        let mut kvs = Vec::new();
+        let mut start = Vec::new();
+        loop {
+            let request = RangeRequest::new(KeyRange::from(start), limit);
+            let page = self.scan(Scope::Cluster, request, ReadConsistency::Linearizable).await?;
+            kvs.extend(page.kvs);
+            match page.next_key {
+                Some(next) => start = next,
+                None => return Ok(kvs),
+            }
+        }
+    }
+
+    /// Delete every key of `range` in every shard (see "Range deletes" in the module docs): the
+    /// keys deleted, or why not with how many were deleted before it went wrong.
+    pub async fn delete_range(&self, range: KeyRange) -> Result<u64, (KeyError, u64)> {
+        let deadline = self.deadline();
+        let mut wait = super::RETRY_MIN;
+        let mut missing = vec![SlotRange::everything()];
+        let mut deleted = 0u64;
+        loop {
+            let status = self.status();
+            if !status.map.bootstrapped {
+                return Err((KeyError::ClusterDown("the shard map is not bootstrapped yet".into()), deleted));
+            }
+            let command = ShardCommand::DeleteRange { range: range.clone(), slots: missing.clone() };
+            // Spawned, so that one shard's retries do not hold up the others'.
+            let tasks: Vec<_> = shards_for(&status.map, &missing)
+                .into_iter()
+                .map(|shard| tokio::spawn(self.shard_write(shard, command.clone(), deadline)))
+                .collect();
+            let mut served = Vec::new();
+            let mut failed = None;
+            for task in tasks {
+                let answer = task.await.unwrap_or_else(|e| {
+                    Err(KeyError::Client(ClientError::Unknown(format!("a shard's range delete failed: {e}"))))
+                });
+                match answer {
+                    Ok(ShardResponse::Deleted { deleted: n, served: runs, .. }) => {
+                        deleted += n;
+                        served.extend(runs);
+                    }
+                    Ok(other) => failed = failed.or(Some(unexpected(&other))),
+                    Err(e) => failed = failed.or(Some(e)),
+                }
+            }
+            if let Some(e) = failed {
+                return Err((e, deleted));
+            }
+            missing = subtract(&missing, &served);
+            let Some(first) = missing.first() else { return Ok(deleted) };
+            // Slots no group served: moving (between a fence and an activation) or moved since the
+            // map was read. Ask again for those only.
+            if Instant::now() + wait >= deadline {
+                return Err((KeyError::Moving { slot: first.start.get() }, deleted));
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(super::RETRY_MAX);
         }
     }
 
@@ -198,6 +278,35 @@ async fn not_served_yet(
     Ok((wait * 2).min(super::RETRY_MAX))
 }
 
+/// The shards a range delete of the slots `missing` is asked of: their owners in `map`, and both
+/// ends of any move of theirs under way (whichever serves a slot when the delete gets there).
+pub fn shards_for(map: &super::MapView, missing: &[SlotRange]) -> BTreeSet<ShardId> {
+    let touches = |range: SlotRange| missing.iter().any(|m| m.overlaps(range));
+    let owners = map.ranges.iter().filter(|(range, _)| touches(*range)).map(|&(_, shard)| shard);
+    let moving = map.moves.iter().filter(|m| touches(m.range)).flat_map(|m| [m.from, m.to]);
+    owners.chain(moving).filter(|shard| map.shards.contains_key(shard)).collect()
+}
+
+/// The slots of `runs` that none of `served` covers, as ordered disjoint runs.
+pub fn subtract(runs: &[SlotRange], served: &[SlotRange]) -> Vec<SlotRange> {
+    let mut left = vec![false; usize::from(SLOTS)];
+    for run in runs {
+        left[usize::from(run.start.get())..=usize::from(run.end.get())].fill(true);
+    }
+    for run in served {
+        left[usize::from(run.start.get())..=usize::from(run.end.get())].fill(false);
+    }
+    let mut out: Vec<SlotRange> = Vec::new();
+    for (n, _) in left.iter().enumerate().filter(|(_, &l)| l) {
+        let s = slot(n as u32);
+        match out.last_mut() {
+            Some(last) if usize::from(last.end.get()) + 1 == n => last.end = s,
+            _ => out.push(SlotRange::single(s)),
+        }
+    }
+    out
+}
+
 /// Whether the `served` slot runs of all pages together cover every slot exactly once; else the
 /// first slot served by none of them or by two.
 pub fn covers_once<'a>(served: impl IntoIterator<Item = &'a [SlotRange]>) -> Result<(), Slot> {
@@ -284,6 +393,28 @@ mod tests {
             page.kvs.iter().map(|kv| String::from_utf8(kv.key.clone()).unwrap()).collect(),
             page.next_key.as_ref().map(|k| String::from_utf8(k.clone()).unwrap()),
         )
+    }
+
+    /// A range delete asks again for exactly the slots no shard served, of their owners and of
+    /// both ends of a move of theirs.
+    #[test]
+    fn a_range_delete_asks_again_for_the_unserved_slots_only() {
+        let all = [SlotRange::everything()];
+        assert_eq!(subtract(&all, &[range(0, 16383)]), vec![]);
+        assert_eq!(subtract(&all, &[range(200, 16383), range(0, 99)]), vec![range(100, 199)]);
+        // Served twice (a shard before a move's fence, another after its activation): once is enough.
+        assert_eq!(subtract(&all, &[range(0, 8200), range(8192, 16383)]), vec![]);
+        assert_eq!(subtract(&[range(100, 199)], &[range(150, 150)]), vec![range(100, 149), range(151, 199)]);
+        assert_eq!(subtract(&all, &[]), all.to_vec());
+
+        // Two shards, slots 100-199 moving from shard 1 to shard 2.
+        let status = super::super::tests::two_shards(concord_shard::map::Phase::Fenced { source_index: 1 });
+        let map = &status.map;
+        let both: BTreeSet<ShardId> = [ShardId(1), ShardId(2)].into();
+        assert_eq!(shards_for(map, &all), both);
+        assert_eq!(shards_for(map, &[range(150, 160)]), both, "the move's source and target");
+        assert_eq!(shards_for(map, &[range(0, 99)]), [ShardId(1)].into());
+        assert_eq!(shards_for(map, &[range(9000, 9001)]), [ShardId(2)].into());
     }
 
     #[test]

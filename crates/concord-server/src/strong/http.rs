@@ -6,7 +6,8 @@
 //! | `GET /v1/kv?prefix=P` or `?start=A&end=B` (`end` exclusive, absent: to the last key), `&limit=N` (default 100; at most the store's `max_range_limit`, 1 000 by default), `&consistency=…` | – | 200 `{"kvs": [{"key", "value" (UTF-8) or "value_base64", "create_revision", "mod_revision", "version"}], "next": key or null}`: keys in order, one consistent read; `next` starts the following page |
 //! | `PUT /v1/kv/{key}?ttl_ms=N` | the value (raw bytes) | 200 `{"revision": n}` |
 //! | `DELETE /v1/kv/{key}` | – | 200 `{"deleted": n, "revision": n}` |
-//! | `POST /v1/kv/{key}/cas` | `{"expect": {"value": "a"} \| {"absent": true} \| {"version": n} \| {"mod_revision": n} \| {"create_revision": n}, "value": "b", "ttl_ms": n?}` | 200 `{"succeeded": bool, "revision": n, "current": kv?}` |
+//! | `DELETE /v1/kv?prefix=P` or `?start=A&end=B` (`end` exclusive, absent: to the last key) | – | 200 `{"deleted": n, "revision": n}`: every key of the range, in one command |
+//! | `POST /v1/kv/{key}/cas` | `{"expect": {"value": "a"} \| {"absent": true} \| {"version": n} \| {"mod_revision": n} \| {"create_revision": n}, "value": "b", "ttl_ms": n?}` | 200 `{"succeeded": bool, "revision": n, "current": kv?}` (the JSON: [`crate::front::cas_txn`]) |
 //! | `POST /v1/txn` | `{"compares": [{"key", "op": "equal\|not_equal\|greater\|less", "target": <expect>}], "success": [op], "failure": [op]}`, op = `{"get": {"key"}}`, `{"put": {"key", "value", "ttl_ms"?}}`, `{"delete": {"key"}}` | 200 `{"succeeded", "revision", "responses": [...]}` |
 //! | `GET /v1/cluster` | – | members, roles, term, leader, commit/applied index, per-follower match index and lag (leader's view) |
 //! | `POST /v1/members/addresses` (admin) | `{"id", "addr", "http_addr"?, "redis_addr"?}` | this node learns a joining node's addresses |
@@ -33,7 +34,8 @@
 
 use super::handle::NodeHandle;
 use crate::config::{NodeConfig, ReadMode};
-use crate::front::http::{body_limit, metrics_text, page_json, ApiError, ListParams};
+use crate::front::cas_txn::{self, json_body};
+use crate::front::http::{body_limit, metrics_text, page_json, ApiError, DeleteRangeParams, ListParams};
 use crate::front::{self, ClientError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -42,7 +44,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use concord_kv::{Cas, Command, Compare, CompareOp, CompareTarget, KeyValue, Put, Txn, TxnOp, Write};
+use concord_kv::{Command, Put, Write};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -58,7 +60,7 @@ pub fn router(handle: NodeHandle, config: &NodeConfig) -> Router {
     // The largest request body: a value at the store's limit, plus JSON overhead for CAS/txn.
     let body_limit = body_limit(config.kv.max_command_bytes.max(config.kv.max_value_bytes));
     Router::new()
-        .route("/v1/kv", get(list_keys))
+        .route("/v1/kv", get(list_keys).delete(delete_range))
         .route("/v1/kv/{key}", get(get_key).put(put_key).delete(delete_key))
         .route("/v1/kv/{key}/cas", post(cas_key))
         .route("/v1/txn", post(txn))
@@ -175,182 +177,37 @@ async fn delete_key(
     }
 }
 
-/// What a CAS or a compare tests, in JSON.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum Expect {
-    Value(String),
-    Absent(bool),
-    Version(u64),
-    ModRevision(u64),
-    CreateRevision(u64),
-}
-
-impl Expect {
-    fn target(self) -> Result<CompareTarget, ApiError> {
-        Ok(match self {
-            Expect::Value(v) => CompareTarget::Value(Some(v.into_bytes())),
-            Expect::Absent(true) => CompareTarget::Version(0),
-            Expect::Absent(false) => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "\"absent\": false means nothing; omit it",
-                ))
-            }
-            Expect::Version(n) => CompareTarget::Version(n),
-            Expect::ModRevision(n) => CompareTarget::ModRevision(n),
-            Expect::CreateRevision(n) => CompareTarget::CreateRevision(n),
-        })
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CasBody {
-    expect: Expect,
-    value: String,
-    ttl_ms: Option<u64>,
-}
-
-fn json_body<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let bytes = body.map_err(ApiError::body)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
-}
-
-fn kv_json(kv: &KeyValue) -> Value {
-    json!({
-        "key": String::from_utf8_lossy(&kv.key),
-        "value": String::from_utf8_lossy(&kv.value),
-        "create_revision": kv.create_revision,
-        "mod_revision": kv.mod_revision,
-        "version": kv.version,
-    })
-}
-
 async fn cas_key(
     State(handle): State<NodeHandle>,
     Path(key): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body: CasBody = json_body(body)?;
-    let cas = Cas {
-        key: key.into_bytes(),
-        expect: body.expect.target()?,
-        value: body.value.into_bytes(),
-        ttl_ms: body.ttl_ms,
-    };
-    let command = Command::new(handle.now(), Write::Cas(cas));
+    let command = Command::new(handle.now(), Write::Cas(cas_txn::cas(key, body)?));
     let r = timed(&handle, "cas", handle.write(command)).await;
-    match r.map_err(|e| from_client(&handle, e))? {
-        concord_kv::Response::Cas { succeeded, revision, current } => Ok(Json(json!({
-            "succeeded": succeeded,
-            "revision": revision,
-            "current": current.as_ref().map(kv_json),
-        }))),
-        other => Err(ApiError::unexpected(&other)),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CompareJson {
-    key: String,
-    op: CompareOpJson,
-    target: Expect,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum CompareOpJson {
-    Equal,
-    NotEqual,
-    Greater,
-    Less,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyJson {
-    key: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PutJson {
-    key: String,
-    value: String,
-    ttl_ms: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-enum TxnOpJson {
-    Get(KeyJson),
-    Put(PutJson),
-    Delete(KeyJson),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TxnJson {
-    #[serde(default)]
-    compares: Vec<CompareJson>,
-    #[serde(default)]
-    success: Vec<TxnOpJson>,
-    #[serde(default)]
-    failure: Vec<TxnOpJson>,
-}
-
-fn txn_op(op: TxnOpJson) -> TxnOp {
-    match op {
-        TxnOpJson::Get(k) => TxnOp::Get { key: k.key.into_bytes() },
-        TxnOpJson::Put(p) => {
-            TxnOp::Put(Put { key: p.key.into_bytes(), value: p.value.into_bytes(), ttl_ms: p.ttl_ms })
-        }
-        TxnOpJson::Delete(k) => TxnOp::Delete { key: k.key.into_bytes() },
-    }
-}
-
-fn response_json(r: &concord_kv::Response) -> Value {
-    use concord_kv::Response as R;
-    match r {
-        R::Get(kv) => json!({ "get": kv.as_ref().map(kv_json) }),
-        R::Put { revision } => json!({ "put": { "revision": revision } }),
-        R::Delete { revision, deleted } => json!({ "delete": { "revision": revision, "deleted": deleted } }),
-        R::Range(page) => json!({ "range": page.kvs.iter().map(kv_json).collect::<Vec<_>>() }),
-        other => json!({ "other": format!("{other:?}") }),
-    }
+    Ok(Json(cas_txn::cas_answer(r.map_err(|e| from_client(&handle, e))?)?))
 }
 
 async fn txn(
     State(handle): State<NodeHandle>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body: TxnJson = json_body(body)?;
-    let mut compares = Vec::new();
-    for c in body.compares {
-        let op = match c.op {
-            CompareOpJson::Equal => CompareOp::Equal,
-            CompareOpJson::NotEqual => CompareOp::NotEqual,
-            CompareOpJson::Greater => CompareOp::Greater,
-            CompareOpJson::Less => CompareOp::Less,
-        };
-        compares.push(Compare::new(c.key.into_bytes(), op, c.target.target()?));
-    }
-    let txn = Txn {
-        compares,
-        success: body.success.into_iter().map(txn_op).collect(),
-        failure: body.failure.into_iter().map(txn_op).collect(),
-    };
-    let command = Command::txn(handle.now(), txn);
+    let command = Command::txn(handle.now(), cas_txn::txn(body)?);
     let r = timed(&handle, "txn", handle.write(command)).await;
+    Ok(Json(cas_txn::txn_answer(r.map_err(|e| from_client(&handle, e))?)?))
+}
+
+/// `DELETE /v1/kv?prefix=P` (or `start`, `end`): every key of the range, in one command – one
+/// point of the log.
+async fn delete_range(
+    State(handle): State<NodeHandle>,
+    Query(params): Query<DeleteRangeParams>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::delete_range(handle.now(), params.key_range()?);
+    let r = timed(&handle, "delete_range", handle.write(command)).await;
     match r.map_err(|e| from_client(&handle, e))? {
-        concord_kv::Response::Txn { succeeded, revision, responses } => Ok(Json(json!({
-            "succeeded": succeeded,
-            "revision": revision,
-            "responses": responses.iter().map(response_json).collect::<Vec<_>>(),
-        }))),
+        concord_kv::Response::Delete { revision, deleted } => {
+            Ok(Json(json!({ "deleted": deleted, "revision": revision })))
+        }
         other => Err(ApiError::unexpected(&other)),
     }
 }

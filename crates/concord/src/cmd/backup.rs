@@ -28,8 +28,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn backup(args: &BackupArgs) -> anyhow::Result<ExitCode> {
-    let keys = runtime()?.block_on(concord_server::backup::take(&args.target.to_target(), &args.to))?;
-    println!("backed up {keys} keys to {} (one consistent read, checksummed)", args.to.display());
+    let (keys, read) =
+        runtime()?.block_on(concord_server::backup::take(&args.target.to_target(), &args.to))?;
+    println!("backed up {keys} keys to {} ({read}, checksummed)", args.to.display());
     Ok(ExitCode::SUCCESS)
 }
 
