@@ -645,6 +645,9 @@ impl ShardedNode {
                 None => {}
             }
         }
+        if let GroupResponse::NoSuchGroup(group) = &response {
+            self.leaders.remove(group);
+        }
         match pending.origin {
             Origin::Client(request) => io.reply(request, client_answer(response)),
             Origin::Remote { from, id } => io.send(from, NodeMessage::Forwarded { id, response }),
@@ -1137,9 +1140,10 @@ fn client_answer(response: GroupResponse<GroupResp>) -> RaftResponse<ShardResult
         GroupResponse::Answer { response: GroupResp::Meta(_) | GroupResp::Status(_), .. } => {
             RaftResponse::Rejected { reason: "a metadata answer to a client request".into() }
         }
-        GroupResponse::NoSuchGroup(group) => {
-            RaftResponse::Rejected { reason: format!("{group} does not run on the node asked") }
-        }
+        // The forward reached a node that no longer runs the group (a replica moved away after
+        // this node learned where the leader was): nothing was done there, so the client may try
+        // again – `answered` has forgotten that leader.
+        GroupResponse::NoSuchGroup(_) => RaftResponse::NotLeader { hint: None },
     }
 }
 
@@ -1297,5 +1301,19 @@ impl ShardedNode {
     /// Requests this node made and still waits for (its clients', forwards', the mover's).
     pub fn pending_requests(&self) -> usize {
         self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forward_to_a_node_without_the_group_is_retried_not_refused() {
+        // After a replica move, a leader hint may name a node that no longer runs the group. Its
+        // answer means "nothing was done here": the client must hear NotLeader (retry), not a
+        // refusal (the process test saw reads of acknowledged writes refused this way).
+        let answer = client_answer(GroupResponse::NoSuchGroup(GroupId(2)));
+        assert!(matches!(answer, RaftResponse::NotLeader { hint: None }), "{answer:?}");
     }
 }
