@@ -814,10 +814,20 @@ impl ShardedNode {
             io.event("group-dropped", serde_json::json!({ "group": group.0, "epoch": epoch }));
         }
         for group in create {
-            io.persist(StorageOp::Put { key: created_key(group), value: epoch.to_string().into_bytes() });
-            io.sync();
-            self.created.insert(group, epoch);
-            let voters = self.config.initial_voters(self.me, ShardId(group.0), true);
+            // A replica of the first map that the map counts as a voter, not running here: its
+            // node crashed in its first boot before the group wrote anything (so nothing is on
+            // disk, and nothing was ever acknowledged or voted). It boots as on that first boot –
+            // a voter of the first map's placement – or its own view would leave itself out of a
+            // group whose other replicas count it (seen with seed 298 of the sharding sweep).
+            let shard = ShardId(group.0);
+            let first_map_voter = self.config.placement(shard).contains(&self.me)
+                && self.map().shard(shard).is_some_and(|s| s.voters.contains(&self.me));
+            if !first_map_voter {
+                io.persist(StorageOp::Put { key: created_key(group), value: epoch.to_string().into_bytes() });
+                io.sync();
+                self.created.insert(group, epoch);
+            }
+            let voters = self.config.initial_voters(self.me, shard, !first_map_voter);
             let machine = ShardKv::new(self.config.kv.clone()).with_bug(self.config.shard_bug);
             let raft = RaftNode::boot(self.me, self.config.group_config(voters), machine, &Durable::new())
                 .expect("an empty disk and a valid configuration boot");
