@@ -127,7 +127,11 @@ pub fn classify(method: &Method, path: &str) -> Door {
         "/v1/members" | "/v1/members/addresses" | "/v1/backup" => Door::Admin,
         // Sharded mode: moving slots or replicas and switching the rebalancer change the shard map
         // (admin); reading it is data.
-        "/v1/cluster/moves" | "/v1/cluster/replicas" | "/v1/cluster/rebalance" | "/v1/cluster/nodes"
+        "/v1/cluster/moves"
+        | "/v1/cluster/replicas"
+        | "/v1/cluster/rebalance"
+        | "/v1/cluster/nodes"
+        | "/v1/cluster/decommission"
             if !read =>
         {
             Door::Admin
@@ -623,6 +627,7 @@ mod tests {
         assert_eq!(classify(&Method::POST, "/v1/cluster/replicas"), Door::Admin);
         assert_eq!(classify(&Method::POST, "/v1/cluster/rebalance"), Door::Admin);
         assert_eq!(classify(&Method::POST, "/v1/cluster/nodes"), Door::Admin);
+        assert_eq!(classify(&Method::POST, "/v1/cluster/decommission"), Door::Admin);
         assert_eq!(classify(&Method::POST, "/v1/faults/nodes/2/stop"), Door::Lab);
         assert_eq!(classify(&Method::GET, "/v1/faults"), Door::Data(Need::Read));
     }

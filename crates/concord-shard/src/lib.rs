@@ -73,7 +73,7 @@ pub use map::{
 };
 pub use mover::{MoverBug, Task};
 pub use node::{ShardedConfig, ShardedNode};
-pub use rebalance::next_step;
+pub use rebalance::{drain_step, next_step};
 pub use replicas::{GroupStatus, ReplicaBug, ReplicaTask};
 pub use router::{route, Route};
 pub use slot::{crc16, hash_tag, key_slot, Slot, SlotRange, SLOTS};

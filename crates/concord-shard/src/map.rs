@@ -201,6 +201,9 @@ pub enum MapError {
     ShardNotEmpty { shard: ShardId, slots: usize },
     #[error("move {id} is {phase}, not {wanted}")]
     WrongPhase { id: u64, phase: Stage, wanted: Stage },
+    /// [`Change::RemoveNode`] of a node already decommissioned whose replicas are still moving off.
+    #[error("node {0} is already leaving: its replicas are being moved off")]
+    AlreadyLeaving(NodeId),
 }
 
 /// A broken invariant of the shard map (a bug: validated changes never cause one).
@@ -323,6 +326,21 @@ impl ShardMap {
     /// Whether `node` was decommissioned (or never placed) and holds no replica any more.
     pub fn drained(&self, node: NodeId) -> bool {
         !self.nodes.contains(&node) && self.hosted_by(node).is_empty()
+    }
+
+    /// Nodes outside the placement that still host a replica (voter, learner or leaving): the
+    /// ones being decommissioned, in id order.
+    pub fn leaving_nodes(&self) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = self
+            .shards
+            .values()
+            .flat_map(|s| s.voters.iter().chain(&s.learners).chain(&s.leaving))
+            .copied()
+            .filter(|n| !self.nodes.contains(n))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     pub fn moves(&self) -> impl Iterator<Item = &Move> {
@@ -488,9 +506,13 @@ impl ShardMap {
                 }
             }
             Change::RemoveNode { node } => {
-                if !self.nodes.remove(node) {
+                if !self.nodes.contains(node) {
+                    if !self.hosted_by(*node).is_empty() {
+                        return Err(MapError::AlreadyLeaving(*node));
+                    }
                     return Err(MapError::NoSuchNode(*node));
                 }
+                self.nodes.remove(node);
             }
             Change::MoveReplica { shard, from, to } => {
                 let s = self.shards.get(shard).ok_or(MapError::NoSuchShard(*shard))?;

@@ -30,10 +30,16 @@
 //! the mover also hands each group's leadership to its preferred voter (`voters[0]`).
 //!
 //! **Joining and leaving.** The map's node list – where replicas may be placed – grows with
-//! `Change::AddNode` and shrinks with `Change::RemoveNode` (decommission: the rebalancer then moves
-//! every replica off the node; `ShardMap::drained` says when it holds none). The *metadata* group's
-//! membership does not change: every node of `ShardedConfig::nodes` votes in it from the start, and
-//! a spare is a node that is there but holds no shard replica until it joins the placement.
+//! `Change::AddNode` and shrinks with `Change::RemoveNode` (decommission: the metadata leader then
+//! moves every replica off the node – with the rebalancer's steps if it is on, else with its
+//! drain steps alone, [`crate::rebalance::drain_step`]; `ShardMap::drained` says when it holds
+//! none). Here every node of `ShardedConfig::nodes` votes in the metadata group from the start,
+//! and a spare is a node that is there but holds no shard replica until it joins the placement;
+//! the server changes the metadata group's membership too (a node joining is added, a drained one
+//! removed: `concord shard decommission`), as Raft admin requests to the group.
+//!
+//! **A learner that never catches up** (its node is down) is given up after `learner_patience`
+//! ([`crate::replicas::abandon`]), so one dead node cannot hold up every later replica move.
 //!
 //! **Forwarding.** Any node answers any key: a request for a group led elsewhere is sent to the
 //! node believed to lead it (its leader hint, else the shard's first replica) as a [`NodeMessage::
@@ -78,6 +84,11 @@ pub const MOVER_TICK: Duration = Duration::from_millis(50);
 /// How often the metadata leader takes a rebalancer step while the map has it on
 /// ([`Change::Rebalance`]) and the configuration sets no pace of its own.
 pub const REBALANCE_EVERY: Duration = Duration::from_millis(250);
+
+/// How long a learner may stay unpromoted before the metadata leader gives it up (the default of
+/// `ShardedConfig::learner_patience`; see [`crate::replicas`]). A learner catches up by snapshot
+/// and log in seconds; one still a learner after this is on a node that is down or cut off.
+pub const LEARNER_PATIENCE: Duration = Duration::from_secs(30);
 
 /// How long a forwarded request (or a mover task) may go unanswered before it is given up.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -300,6 +311,9 @@ pub struct ShardedConfig {
     /// (`None`, the default: never) – joins and departures for the rebalancer to absorb.
     pub node_churn: Option<Duration>,
     pub replica_bug: ReplicaBug,
+    /// A learner not promoted this long after the metadata leader first saw it is given up
+    /// ([`crate::replicas::abandon`]). Default [`LEARNER_PATIENCE`].
+    pub learner_patience: Duration,
 }
 
 impl Default for ShardedConfig {
@@ -318,6 +332,7 @@ impl Default for ShardedConfig {
             rebalance: None,
             node_churn: None,
             replica_bug: ReplicaBug::None,
+            learner_patience: LEARNER_PATIENCE,
         }
     }
 }
@@ -449,6 +464,9 @@ pub struct ShardedNode {
     booted: bool,
     /// Mover ticks since this process started (paces the status rounds and the rebalancer).
     ticks: u64,
+    /// Metadata leader only: when it first saw each learner of the map, by shard (to give up a
+    /// learner not promoted within `learner_patience`).
+    learners_seen: BTreeMap<(ShardId, NodeId), Time>,
 }
 
 impl ShardedNode {
@@ -501,6 +519,7 @@ impl ShardedNode {
             created,
             booted,
             ticks: 0,
+            learners_seen: BTreeMap::new(),
         })
     }
 
@@ -689,7 +708,17 @@ impl ShardedNode {
                 }
                 let transfer = self.rebalance_every().is_some();
                 let bug = self.config.replica_bug;
-                if let Some(task) = replicas::next(self.map(), shard, &status, bug, transfer) {
+                let now = io.now();
+                let patience = self.config.learner_patience.as_nanos() as u64;
+                let overdue = self.map().shard(shard).and_then(|s| s.learners.first().copied()).filter(|l| {
+                    self.learners_seen
+                        .get(&(shard, *l))
+                        .is_some_and(|t| now.0.saturating_sub(t.0) >= patience)
+                });
+                let abandoned = overdue.and_then(|l| replicas::abandon(self.map(), shard, &status, l));
+                if let Some(task) =
+                    abandoned.or_else(|| replicas::next(self.map(), shard, &status, bug, transfer))
+                {
                     self.run_replica_task(io, shard, task);
                 }
             }
@@ -698,6 +727,7 @@ impl ShardedNode {
                     (ReplicaTask::Map(proposal), _) if map_applied(&response).is_some() => {
                         match proposal.change {
                             Change::Promote { .. } => "replica-promoted",
+                            Change::RemoveReplica { .. } => "learner-abandoned",
                             Change::ReplicaGone { .. } => "replica-gone",
                             _ => "map-changed",
                         }
@@ -787,10 +817,20 @@ impl ShardedNode {
             io.event("group-dropped", serde_json::json!({ "group": group.0, "epoch": epoch }));
         }
         for group in create {
-            io.persist(StorageOp::Put { key: created_key(group), value: epoch.to_string().into_bytes() });
-            io.sync();
-            self.created.insert(group, epoch);
-            let voters = self.config.initial_voters(self.me, ShardId(group.0), true);
+            // A replica of the first map that the map counts as a voter, not running here: its
+            // node crashed in its first boot before the group wrote anything (so nothing is on
+            // disk, and nothing was ever acknowledged or voted). It boots as on that first boot –
+            // a voter of the first map's placement – or its own view would leave itself out of a
+            // group whose other replicas count it (seen with seed 298 of the sharding sweep).
+            let shard = ShardId(group.0);
+            let first_map_voter = self.config.placement(shard).contains(&self.me)
+                && self.map().shard(shard).is_some_and(|s| s.voters.contains(&self.me));
+            if !first_map_voter {
+                io.persist(StorageOp::Put { key: created_key(group), value: epoch.to_string().into_bytes() });
+                io.sync();
+                self.created.insert(group, epoch);
+            }
+            let voters = self.config.initial_voters(self.me, shard, !first_map_voter);
             let machine = ShardKv::new(self.config.kv.clone()).with_bug(self.config.shard_bug);
             let raft = RaftNode::boot(self.me, self.config.group_config(voters), machine, &Durable::new())
                 .expect("an empty disk and a valid configuration boot");
@@ -828,6 +868,18 @@ impl ShardedNode {
             return;
         }
         let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
+        // The clock of each learner's patience starts when this leader first sees it.
+        let now = io.now();
+        let learners: BTreeSet<(ShardId, NodeId)> = self
+            .map()
+            .shards()
+            .iter()
+            .flat_map(|(&id, s)| s.learners.iter().map(move |&n| (id, n)))
+            .collect();
+        self.learners_seen.retain(|k, _| learners.contains(k));
+        for k in learners {
+            self.learners_seen.entry(k).or_insert(now);
+        }
         let shards: Vec<ShardId> = self
             .map()
             .shards()
@@ -855,13 +907,18 @@ impl ShardedNode {
         let idle = |pending: &BTreeMap<u64, Pending>, f: fn(&Origin) -> bool| {
             !pending.values().any(|p| f(&p.origin))
         };
-        if let Some(every) = self.rebalance_every() {
+        // With the rebalancer off, a node being decommissioned is still drained (only that).
+        let rebalancing = self.rebalance_every().is_some();
+        let draining = !self.map().leaving_nodes().is_empty();
+        if let Some(every) = self.rebalance_every().or(draining.then_some(REBALANCE_EVERY)) {
             let period = (every.as_millis() / MOVER_TICK.as_millis()).max(1) as u64;
             if self.ticks.is_multiple_of(period) && idle(&self.pending, |o| matches!(o, Origin::Rebalance(_)))
             {
                 let map = self.map();
                 let live = map.nodes();
-                if let Some(proposal) = crate::rebalance::next_step(map, &live, self.config.replicas) {
+                let step =
+                    if rebalancing { crate::rebalance::next_step } else { crate::rebalance::drain_step };
+                if let Some(proposal) = step(map, &live, self.config.replicas) {
                     let change = proposal.change.clone();
                     self.submit(io, META, propose_meta(proposal), Origin::Rebalance(change));
                 }
@@ -943,6 +1000,7 @@ impl ShardedNode {
             self.drive(io);
         } else {
             self.moving.clear();
+            self.learners_seen.clear();
         }
         self.ticks += 1;
     }

@@ -6,8 +6,8 @@
 //! refused and planned again on the new map – two rebalancers can never undo each other.
 //!
 //! Order of concerns (each considered only when the ones before have nothing to do):
-//! 1. **Replication**: a shard with a voter on a node that left, or with fewer voters than the
-//!    replication factor, gets a learner on the least-loaded live node that lacks it; a shard with
+//! 1. **Replication**: a learner on a node that left is removed; a shard with a voter on a node
+//!    that left, or with fewer voters than the replication factor, gets a learner on the least-loaded live node that lacks it; a shard with
 //!    more voters than the factor loses the voter on the most-loaded (or departed) node. Learners
 //!    are promoted by whoever sees them caught up, not here: the planner cannot see Raft progress
 //!    (the mover promotes them once the group's own Raft did, see [`crate::replicas`]).
@@ -18,6 +18,9 @@
 //! 4. **Leaders**: when one live node is the preferred leader (`voters[0]`) of two or more shards
 //!    more than another, a shard led from the heavy node prefers a voter on the light one; the
 //!    mover then transfers the group's leadership there.
+//!
+//! [`drain_step`] is concern 1 alone, for the shards with a replica on a decommissioned node: what
+//! the metadata leader runs while a node drains and the rebalancer is off.
 //!
 //! **One replica change at a time.** While any shard has a learner or a leaving replica, the only
 //! replica step planned is the trim that completes that move (step 1): a cluster never has two
@@ -30,6 +33,19 @@ use std::collections::BTreeMap;
 
 /// The next step towards balance, or `None` when the map is balanced for these nodes.
 pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<Proposal> {
+    plan(map, live, replication, false)
+}
+
+/// The next step of a **drain** only: concern 1 (replication) for the shards that still have a
+/// replica on a node outside `live` – a decommissioned node – and nothing else (no spreading, no
+/// slot moves, no leader preferences). The metadata leader takes these steps while a node is being
+/// decommissioned and the rebalancer is off, so `concord shard decommission` empties the node
+/// without switching on the whole rebalancer behind the operator's back.
+pub fn drain_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<Proposal> {
+    plan(map, live, replication, true)
+}
+
+fn plan(map: &ShardMap, live: &[NodeId], replication: usize, drain_only: bool) -> Option<Proposal> {
     if !map.is_bootstrapped() || live.is_empty() {
         return None;
     }
@@ -45,6 +61,14 @@ pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<
 
     // 1. Replication.
     for (&id, shard) in map.shards() {
+        let departed = |n: &NodeId| !live.contains(n);
+        if drain_only && !shard.voters.iter().chain(&shard.learners).any(departed) {
+            continue;
+        }
+        // A learner on a node that left is given up at once: no new replica goes there.
+        if let Some(&node) = shard.learners.iter().find(|n| departed(n)) {
+            return planned(Change::RemoveReplica { shard: id, node });
+        }
         let live_voters = shard.voters.iter().filter(|n| live.contains(n)).count();
         if live_voters + shard.learners.len() < factor && !in_flux {
             if let Some(node) = lightest_without(id) {
@@ -62,6 +86,10 @@ pub fn next_step(map: &ShardMap, live: &[NodeId], replication: usize) -> Option<
                 .expect("more than one voter");
             return planned(Change::RemoveReplica { shard: id, node: victim });
         }
+    }
+
+    if drain_only {
+        return None;
     }
 
     // 2. Replica spread.

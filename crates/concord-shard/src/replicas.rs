@@ -24,6 +24,16 @@
 //!    `ReplicaGone{shard, old}`. Only now – the map no longer names it at an epoch at least the one
 //!    it created the group at – does the old node drop the group and delete its durable state.
 //!
+//! **Giving up a learner.** A learner whose node stays down never catches up, so the group never
+//! promotes it – and while it is in the map no other replica move may start (one at a time), which
+//! would block a decommission or the rebalancer for good. The metadata leader therefore gives up a
+//! learner that was not promoted within the node's *learner patience* (`ShardedConfig::
+//! learner_patience`, timed by the leader from when it first saw the learner; a new leader starts
+//! the clock again): [`abandon`] commits `RemoveReplica` for it, and steps 5–6 remove it from the
+//! group and the map like any leaving replica. It is safe for the same reason removing any
+//! non-voter is: the learner counts for no quorum, and if the group promoted it meanwhile, it is a
+//! group voter the map does not count, removed one single-server change at a time.
+//!
 //! Nothing is remembered between steps but the map and the group's membership: the mover asks the
 //! group's leader for its membership ([`GroupStatus`]) and [`next`] says what to do, so a mover
 //! that crashes or loses leadership just asks again. A membership that is not committed yet is
@@ -124,4 +134,17 @@ pub fn next(
         return group(AdminRequest::TransferLeadership(preferred));
     }
     None
+}
+
+/// Give up `learner` of `shard`, which was not promoted in time (see the module docs): the map
+/// change that makes it leaving, or `None` when there is nothing to give up – it is no longer a
+/// learner in the map, the group's membership is not committed, or the group already promoted it
+/// (then [`next`] records the promotion instead).
+pub fn abandon(map: &ShardMap, shard: ShardId, status: &GroupStatus, learner: NodeId) -> Option<ReplicaTask> {
+    let s = map.shard(shard)?;
+    if !status.committed || !s.learners.contains(&learner) || status.membership.is_voter(learner) {
+        return None;
+    }
+    let change = Change::RemoveReplica { shard, node: learner };
+    Some(ReplicaTask::Map(Proposal { if_epoch: Some(map.epoch()), change }))
 }

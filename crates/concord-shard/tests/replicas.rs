@@ -4,7 +4,7 @@
 use concord_core::NodeId;
 use concord_raft::{AdminRequest, Membership};
 use concord_shard::replicas::{self, GroupStatus, ReplicaBug, ReplicaTask};
-use concord_shard::{next_step, Change, MapError, Proposal, ShardId, ShardMap};
+use concord_shard::{drain_step, next_step, Change, MapError, Proposal, ShardId, ShardMap};
 
 fn n(ids: &[u32]) -> Vec<NodeId> {
     ids.iter().map(|&i| NodeId(i)).collect()
@@ -235,4 +235,71 @@ fn the_rebalancer_is_switched_on_and_off_in_the_map() {
     old.remove("replacing");
     let back: ShardMap = serde_json::from_value(serde_json::Value::Object(old)).unwrap();
     assert!(!back.rebalancing());
+}
+
+/// A learner whose node stays down is never promoted; the mover gives it up after its patience
+/// ([`replicas::abandon`]): the map makes it leaving, the group removes it, the map forgets it –
+/// and the next replica move may start. Nothing is given up that the group already promoted, nor
+/// while the group's membership is uncommitted.
+#[test]
+fn a_learner_that_never_catches_up_is_given_up_and_the_next_move_may_start() {
+    let mut map = map();
+    map.apply(&now(Change::MoveReplica { shard: S, from: NodeId(1), to: NodeId(4) })).unwrap();
+    let waiting = status(1, &[1, 2, 3], &[4], true);
+    assert_eq!(replicas::abandon(&map, S, &status(1, &[1, 2, 3], &[4], false), NodeId(4)), None);
+    assert_eq!(replicas::abandon(&map, S, &status(1, &[1, 2, 3, 4], &[], true), NodeId(4)), None);
+    assert_eq!(replicas::abandon(&map, S, &waiting, NodeId(2)), None, "node 2 is no learner");
+    let give_up = change(replicas::abandon(&map, S, &waiting, NodeId(4)));
+    assert_eq!(give_up, Change::RemoveReplica { shard: S, node: NodeId(4) });
+    map.apply(&now(give_up)).unwrap();
+    assert_eq!(map.replacing(S), None, "the by-hand move is over; node 1 stays a voter");
+    assert_eq!(map.shard(S).unwrap().voters, n(&[1, 2, 3]));
+    let next = |map: &ShardMap, st: &GroupStatus| replicas::next(map, S, st, ReplicaBug::None, false);
+    assert_eq!(next(&map, &waiting), group(AdminRequest::Remove(NodeId(4))));
+    let gone = change(next(&map, &status(1, &[1, 2, 3], &[], true)));
+    map.apply(&now(gone)).unwrap();
+    assert_eq!(map.replica_move(), None);
+    map.apply(&now(Change::MoveReplica { shard: ShardId(2), from: NodeId(2), to: NodeId(1) })).unwrap();
+}
+
+/// Decommissioning with the rebalancer off: the drain steps move only the departed node's replicas
+/// (a learner on it is given up at once) and stop there – no spreading, slots or leaders. A second
+/// `RemoveNode` says the node is already leaving; once drained, that it is not in the placement.
+#[test]
+fn a_decommissioned_node_is_drained_by_drain_steps_alone() {
+    let mut map = map();
+    map.apply(&now(Change::AddNode { node: NodeId(5) })).unwrap();
+    // Unbalanced (node 5 has nothing), but nobody leaves: nothing to drain.
+    assert!(next_step(&map, &map.nodes(), 3).is_some());
+    assert_eq!(drain_step(&map, &map.nodes(), 3), None);
+    map.apply(&now(Change::AddLearner { shard: S, node: NodeId(4) })).unwrap();
+    map.apply(&now(Change::RemoveNode { node: NodeId(4) })).unwrap();
+    assert_eq!(map.leaving_nodes(), n(&[4]));
+    assert_eq!(
+        map.apply(&now(Change::RemoveNode { node: NodeId(4) })),
+        Err(MapError::AlreadyLeaving(NodeId(4)))
+    );
+    let live = map.nodes();
+    let first = drain_step(&map, &live, 3).unwrap();
+    assert_eq!(first.change, Change::RemoveReplica { shard: S, node: NodeId(4) }, "the learner goes first");
+    for step in 0..50 {
+        let Some(proposal) = drain_step(&map, &live, 3) else { break };
+        map.apply(&proposal).unwrap_or_else(|e| panic!("step {step}: {e}"));
+        match proposal.change {
+            Change::AddLearner { shard, node } => {
+                assert_ne!(node, NodeId(4));
+                map.apply(&now(Change::Promote { shard, node })).unwrap();
+            }
+            Change::RemoveReplica { shard, node } => {
+                map.apply(&now(Change::ReplicaGone { shard, node })).unwrap();
+            }
+            other => panic!("step {step}: a drain step is a replica step, not {other:?}"),
+        }
+        for shard in map.shards().values() {
+            assert!(shard.voters.len() >= 3, "step {step}: {shard:?} below the replication factor");
+        }
+    }
+    assert!(map.drained(NodeId(4)), "node 4 still holds {:?}", map.hosted_by(NodeId(4)));
+    assert!(map.leaving_nodes().is_empty());
+    assert_eq!(map.apply(&now(Change::RemoveNode { node: NodeId(4) })), Err(MapError::NoSuchNode(NodeId(4))));
 }

@@ -97,6 +97,7 @@ enum Command {
     /// Examples:
     ///   concord shard list --http 127.0.0.1:8080
     ///   concord shard move 0-99 --to 2 --secret-file concord-data/cluster.secret
+    ///   concord shard decommission 3 --http 127.0.0.1:8080 --secret-file concord-data/cluster.secret
     #[command(verbatim_doc_comment)]
     Shard(cmd::shard::ShardArgs),
     /// Start a node that joins a running cluster, and have the cluster add it (`serve --join` and

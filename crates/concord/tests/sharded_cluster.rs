@@ -26,7 +26,9 @@
 //! A second test, `replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load`, drives
 //! the commands docs/sharding.md gives – `concord shard move-replica`, `concord join`, `concord
 //! shard rebalance` – against 3 nodes of 4 shards × 2 replicas under the same clients, then checks
-//! the same two things.
+//! the same two things. A third, `a_replica_move_survives_kill_9_and_a_node_is_decommissioned_under_load`,
+//! kills the target and then the source of replica moves mid-move, and decommissions a node with
+//! `concord shard decommission`.
 
 use concord_check::{linearizability, Model};
 use concord_core::history::{EventType, History, Op, OpFn, Value};
@@ -764,6 +766,178 @@ async fn replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load(
     let a = http(http4, "PUT", "/v1/kv/joined", b"4", CALL_TIMEOUT).await.unwrap();
     assert_eq!(a.status, 200, "{}", a.text());
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(rec.acked.lock().unwrap().len() > 20, "the clients wrote throughout");
+    check_writes_and_history(&c, &rec).await;
+}
+
+/// 3 nodes, 4 shards × 2 replicas, clients writing throughout (issue #13):
+/// 1. **kill -9 in the middle of a replica move**, twice: a replica move of one shard whose
+///    *target* (the learner catching up) is killed, then one of another shard whose *source* (a
+///    voter) is killed; each is restarted with the same command and the move completes;
+/// 2. **decommission under load** of the node leading the metadata group: `concord shard
+///    decommission N` asked of another node, exactly as a user runs it – first with `--no-wait`
+///    (the map takes N out of the placement; `concord shard list` shows it leaving while its
+///    replicas move off), then again, waiting: the rebalancer stays off, the drain steps move every
+///    replica off N, the metadata group's leadership moves off it and N leaves the group;
+///    afterwards it holds no replica, is no voter of the metadata group, and is killed;
+/// 3. every acknowledged write is read back through the remaining nodes, and the history is
+///    linearizable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_move_survives_kill_9_and_a_node_is_decommissioned_under_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = LocalCluster::start(dir.path(), NODES, |o| {
+        o.mode = Mode::Sharded;
+        o.shards = Some(SHARDS);
+        o.shard_replicas = Some(2);
+        o.snapshot_count = Some(100);
+    });
+    wait_for_views(
+        &c,
+        "the shard map is bootstrapped with a leader per shard",
+        Duration::from_secs(30),
+        ready_somewhere,
+    )
+    .await;
+    let (rec, stop, clients) = start_clients(&c);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // 1. A replica move, kill -9 of its target (shard 1) and of its source (shard 2).
+    let mut landed = Vec::new();
+    for (shard, kill_target) in [(1u64, true), (2, false)] {
+        let v = view(&c, 0).await.unwrap();
+        let voters = ids(&shard_of(&v, shard)["replicas"]);
+        let (from, to) = (voters[0], (1..=u64::from(NODES)).find(|n| !voters.contains(n)).unwrap());
+        let victim = if kill_target { to } else { from };
+        // Asked of a node that stays up.
+        let asked = (0..NODES as usize).find(|&i| i as u64 + 1 != victim).unwrap();
+        let (status, answer) =
+            post_admin(&c, asked, "/v1/cluster/replicas", json!({ "shard": shard, "from": from, "to": to }))
+                .await;
+        assert_eq!(status, 200, "{answer}");
+        // The asked node's map once it applied the move (the answer comes from the map's leader).
+        let epoch = answer["epoch"].as_u64().unwrap();
+        let before = wait_until("the asked node applied the replica move", || async {
+            view(&c, asked).await.filter(|v| v["epoch"].as_u64() >= Some(epoch))
+        })
+        .await;
+        let s = shard_of(&before, shard);
+        let under_way = !ids(&s["learners"]).is_empty() || !ids(&s["leaving"]).is_empty();
+        c.kill9(victim as usize - 1);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        c.restart(victim as usize - 1);
+        wait_for(
+            &c,
+            &format!("shard {shard}'s replica moved from node {from} to node {to}"),
+            Duration::from_secs(60),
+            |v| {
+                let s = shard_of(v, shard);
+                let replicas = ids(&s["replicas"]);
+                v["bootstrapped"] == true
+                    && replicas.contains(&to)
+                    && !replicas.contains(&from)
+                    && ids(&s["learners"]).is_empty()
+                    && ids(&s["leaving"]).is_empty()
+            },
+        )
+        .await;
+        eprintln!(
+            "shard {shard}: node {victim} killed {} the move",
+            if under_way { "during" } else { "after" }
+        );
+        if under_way {
+            landed.push(shard);
+        }
+    }
+    assert!(!landed.is_empty(), "no kill -9 landed in the middle of a replica move");
+
+    // 2. Decommission the node leading the metadata group (so its leadership is handed over
+    //    too), as a user would, asking another node: `--no-wait` starts it; the list shows it
+    //    leaving; then the same command waits until it is done.
+    let leader = view(&c, 0).await.unwrap()["map_leader"].as_u64().unwrap();
+    let asked = (1..=u64::from(NODES)).find(|&n| n != leader).unwrap();
+    let other = (1..=u64::from(NODES)).find(|&n| n != leader && n != asked).unwrap();
+    let (gone, ask) = (leader as usize - 1, asked as usize - 1);
+    let flags: Vec<String> = vec![
+        "--http".into(),
+        c.http[ask].to_string(),
+        "--secret-file".into(),
+        c.secret.display().to_string(),
+    ];
+    let decommission = |wait: bool| {
+        let mut args: Vec<String> = vec!["shard".into(), "decommission".into(), leader.to_string()];
+        args.extend(if wait { vec!["--timeout".into(), "120".into()] } else { vec!["--no-wait".into()] });
+        args.extend(flags.clone());
+        concord(args)
+    };
+    // Refused, the map unchanged: an unknown node, and the node asked itself.
+    let epoch = view(&c, ask).await.unwrap()["epoch"].clone();
+    let (status, answer) = post_admin(&c, ask, "/v1/cluster/decommission", json!({ "node": 9 })).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("unknown node 9"), "{answer}");
+    let (status, answer) = post_admin(&c, ask, "/v1/cluster/decommission", json!({ "node": asked })).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("ask another node"), "{answer}");
+    assert_eq!(view(&c, ask).await.unwrap()["epoch"], epoch, "a refused decommission changed the map");
+
+    let (ok, out) = decommission(false).await;
+    assert!(ok && out.contains("draining:"), "concord shard decommission {leader} --no-wait: {out}");
+    let v = wait_until(&format!("node {leader} left the placement in node {asked}'s map"), || async {
+        view(&c, ask).await.filter(|v| v["bootstrapped"] == true && !ids(&v["nodes"]).contains(&leader))
+    })
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+        .args(["shard", "list", "--http", &c.http[ask].to_string()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    if !ids(&v["leaving_nodes"]).is_empty() {
+        assert!(
+            table.contains(&format!("leaving (decommissioned, replicas moving off) {leader}")),
+            "{table}"
+        );
+    }
+    // With 2 nodes left for 2 replicas per shard, the third may not go too.
+    let (status, answer) = post_admin(&c, ask, "/v1/cluster/decommission", json!({ "node": other })).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("for 2 replicas per shard"), "{answer}");
+    // The same command again, waiting: progress, then done.
+    let (ok, out) = decommission(true).await;
+    assert!(ok, "concord shard decommission {leader}: {out}\n{}", c.logs(20));
+    assert!(out.contains(&format!("node {leader} is decommissioned: it may be stopped")), "{out}");
+    eprintln!("decommission of node {leader} (the metadata leader), asked of node {asked}:\n{table}{out}");
+    let mut rest = vec![asked, other];
+    rest.sort();
+    let views = wait_for(
+        &c,
+        &format!("every map has node {leader} drained and out of the metadata group"),
+        Duration::from_secs(30),
+        |v| {
+            !ids(&v["nodes"]).contains(&leader)
+                && ids(&v["leaving_nodes"]).is_empty()
+                && v["shards"].as_array().unwrap().iter().all(|s| {
+                    !ids(&s["replicas"]).contains(&leader)
+                        && !ids(&s["learners"]).contains(&leader)
+                        && !ids(&s["leaving"]).contains(&leader)
+                })
+                && (v["node"] == leader
+                    || (ids(&v["metadata"]["voters"]) == rest && v["map_leader"] != leader))
+        },
+    )
+    .await;
+    assert_eq!(views[0]["rebalance"]["on"], false, "the drain did not switch the rebalancer on");
+    // Running it again reports that it is done.
+    let (ok, again) = decommission(true).await;
+    assert!(ok && again.contains("is decommissioned"), "{again}");
+
+    // The node may be stopped: the cluster keeps serving every key.
+    c.kill9(gone);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let a = http(c.http[ask], "PUT", "/v1/kv/after-decommission", b"1", CALL_TIMEOUT).await.unwrap();
+    assert_eq!(a.status, 200, "{}", a.text());
     stop.store(true, Ordering::SeqCst);
     for client in clients {
         client.await.unwrap();

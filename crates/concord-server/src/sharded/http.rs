@@ -19,6 +19,7 @@
 //! | `POST /v1/members/addresses` (admin) | `{"id", "addr", "http_addr"?, "redis_addr"?}` | this node learns a joining node's addresses (kept in `DATA/peers.json`) |
 //! | `POST /v1/members` (admin) | `{"op": "add_learner" \| "promote", "id": 4}` | the metadata group's membership: a joining node is added as a learner, then promoted once caught up (400 `not caught up` until then); 200 `{"index", "voters", "learners"}` |
 //! | `POST /v1/cluster/nodes` (admin) | `{"node": 4}` | 200 `{"node", "epoch"}` once the node is in the map's placement (replicas may go there: the rebalancer, when on, fills it); 409 already there; 400 a node whose address this node does not know |
+//! | `POST /v1/cluster/decommission` (admin) | `{"node": 3}` | one step of a node's decommission, and where it stands: 200 `{"node", "state", "epoch", "shards", "metadata_voters", "note"}` with `state` `draining` (the first call commits `Change::RemoveNode`; the metadata leader then moves the node's replicas off, with the rebalancer if it is on, else with drain steps alone), then – once the map says it holds no replica – the call moves the metadata group's leadership off it if it has it and removes it from the group's membership: `removed` (it may be stopped). Calling again reports progress (it is how `concord shard decommission` waits). 400: an unknown node, the node asked itself (ask another), fewer nodes left than replicas per shard, the metadata group's last voter; 409: the metadata group's remaining voters would not have a reachable majority |
 //! | `GET /healthz`, `GET /metrics` | – | as in the strong mode |
 //! | `GET /`, `GET /dashboard` | – | the sharded mode's dashboard (`web/dashboard/sharded.html`): the slot strip coloured by shard, shards × nodes with replicas and leaders, the map epoch, moves in progress; it polls `GET /v1/cluster` |
 //!
@@ -57,6 +58,7 @@ pub fn router(handle: ShardedHandle, config: &NodeConfig) -> Router {
         .route("/v1/members", post(change_members))
         .route("/v1/members/addresses", post(learn_peer))
         .route("/v1/cluster/nodes", post(add_node))
+        .route("/v1/cluster/decommission", post(decommission))
         .route("/v1/backup", get(backup))
         .route("/v1/cluster", get(cluster))
         .route("/v1/cluster/moves", post(start_move))
@@ -331,6 +333,11 @@ pub fn cluster_json(handle: &ShardedHandle) -> Value {
         "moves": moves,
         "moves_settling": map.settling,
         "nodes": map.nodes.iter().map(|n| n.0).collect::<Vec<_>>(),
+        "leaving_nodes": leaving_nodes(map),
+        "metadata": {
+            "voters": s.groups.first().map(|g| g.voters.clone()).unwrap_or_default(),
+            "learners": s.groups.first().map(|g| g.learners.clone()).unwrap_or_default(),
+        },
         "rebalance": {
             "on": map.rebalancing,
             "balanced": map.balanced(),
@@ -517,6 +524,179 @@ async fn add_node(
         Err(e @ MapError::AlreadyNode(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
         Err(e) => Err(refused("adding the node", e)),
     }
+}
+
+/// Nodes outside the placement that still host a replica: being decommissioned.
+fn leaving_nodes(map: &super::MapView) -> Vec<u32> {
+    let mut out: Vec<u32> = map
+        .shards
+        .values()
+        .flat_map(|s| s.voters.iter().chain(&s.learners).chain(&s.leaving))
+        .filter(|n| !map.nodes.contains(n))
+        .map(|n| n.0)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// How long a decommission call waits for the metadata group's leadership to leave the node.
+const LEADER_HANDOVER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `POST /v1/cluster/decommission`: one step of taking `node` out of the cluster, and where it
+/// stands (see the module docs' table). Each call looks at this node's map and metadata group and
+/// does what is next: commit `RemoveNode` (the metadata leader drains the node from then on),
+/// report the drain, or – drained – hand the metadata group's leadership over and remove the node
+/// from the group. Safe to call again at any point.
+async fn decommission(
+    State(handle): State<ShardedHandle>,
+    body: Result<Json<NodeBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    use concord_raft::{AdminRequest, RaftResponse};
+    let Json(body) =
+        body.map_err(|e| ApiError::bad_request(format!("{}: expected {{\"node\": 3}}", e.body_text())))?;
+    let node = NodeId(body.node);
+    if node == handle.id() {
+        return Err(ApiError::bad_request(format!(
+            "node {} is the node asked: ask another node (the node's own view of the cluster stops when it \
+             leaves the metadata group)",
+            body.node
+        )));
+    }
+    let s = handle.status();
+    if !s.map.bootstrapped {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the shard map is not bootstrapped yet; retry shortly",
+        ));
+    }
+    let (voters, learners) =
+        s.groups.first().map(|g| (g.voters.clone(), g.learners.clone())).unwrap_or_default();
+    let in_placement = s.map.nodes.contains(&node);
+    let hosted = |map: &super::MapView| -> Vec<u32> {
+        map.shards.iter().filter(|(_, sh)| sh.hosts(node)).map(|(id, _)| id.0).collect()
+    };
+    let member = voters.contains(&body.node) || learners.contains(&body.node);
+    let progress = |state: &str, epoch: u64, shards: Vec<u32>, voters: &[u32], note: String| {
+        Json(json!({
+            "node": body.node,
+            "state": state,
+            "epoch": epoch,
+            "shards": shards,
+            "metadata_voters": voters,
+            "note": note,
+        }))
+    };
+    if !in_placement && hosted(&s.map).is_empty() && !member {
+        if handle.peer(body.node).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "unknown node {}: not in the placement, the metadata group or the peer list",
+                body.node
+            )));
+        }
+        let note = format!(
+            "node {} holds no replica and is not in the metadata group: it may be stopped",
+            body.node
+        );
+        return Ok(progress("removed", s.map.epoch, vec![], &voters, note));
+    }
+    if in_placement {
+        let replicas = handle.layout().map_or(1, |l| l.replicas).max(1);
+        let left = s.map.nodes.len() - 1;
+        if left < replicas {
+            return Err(ApiError::bad_request(format!(
+                "decommissioning node {} would leave {left} node(s) in the placement for {replicas} replicas \
+                 per shard; add a node first (concord join)",
+                body.node
+            )));
+        }
+        metadata_keeps_a_majority(&handle, &voters, node)?;
+        let epoch = match change_map(&handle, Change::RemoveNode { node }).await? {
+            Ok(applied) => applied.epoch,
+            // Another call got there first: report the drain.
+            Err(MapError::AlreadyLeaving(_)) => s.map.epoch,
+            Err(e) => return Err(refused("decommission", e)),
+        };
+        let note = format!(
+            "node {} left the placement; its replicas are being moved off{}",
+            body.node,
+            if s.map.rebalancing { " by the rebalancer" } else { " (drain steps; the rebalancer stays off)" }
+        );
+        return Ok(progress("draining", epoch, hosted(&s.map), &voters, note));
+    }
+    let shards = hosted(&s.map);
+    if !shards.is_empty() {
+        let note = format!(
+            "node {} already left the placement; {} replica(s) still to move off",
+            body.node,
+            shards.len()
+        );
+        return Ok(progress("draining", s.map.epoch, shards, &voters, note));
+    }
+    // Drained: out of the metadata group, its leadership first.
+    metadata_keeps_a_majority(&handle, &voters, node)?;
+    if s.leaders.get(&0) == Some(&body.node) {
+        let heir = voters.iter().copied().find(|&v| v != body.node && handle.connected(v));
+        let Some(heir) = heir else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no other reachable metadata voter to lead the group",
+            ));
+        };
+        handle
+            .change_members(AdminRequest::TransferLeadership(NodeId(heir)))
+            .await
+            .map_err(ApiError::from_error)?;
+        let deadline = std::time::Instant::now() + LEADER_HANDOVER;
+        while handle.status().leaders.get(&0) == Some(&body.node) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if handle.status().leaders.get(&0).is_none_or(|&l| l == body.node) {
+            let note = format!(
+                "node {} still leads the metadata group or no leader is known yet: try again",
+                body.node
+            );
+            return Ok(progress("draining", s.map.epoch, vec![], &voters, note));
+        }
+    }
+    match handle.change_members(AdminRequest::Remove(node)).await.map_err(ApiError::from_error)? {
+        RaftResponse::MembershipChanged { membership, .. } => {
+            let voters: Vec<u32> = membership.voters.iter().map(|v| v.0).collect();
+            let note =
+                format!("node {} holds no replica and left the metadata group: it may be stopped", body.node);
+            Ok(progress("removed", s.map.epoch, vec![], &voters, note))
+        }
+        RaftResponse::Rejected { reason } => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason)),
+        other => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unexpected answer to a membership change: {other:?}"),
+        )),
+    }
+}
+
+/// Refuse to take `node` out of the metadata group when it is the group's last voter, or when the
+/// voters left would not have a majority reachable from this node (the group could then commit
+/// nothing: no map change, no failover of the map's leader).
+fn metadata_keeps_a_majority(handle: &ShardedHandle, voters: &[u32], node: NodeId) -> Result<(), ApiError> {
+    if !voters.contains(&node.0) {
+        return Ok(()); // a learner or a non-member: no vote is lost
+    }
+    let rest: Vec<u32> = voters.iter().copied().filter(|&v| v != node.0).collect();
+    if rest.is_empty() {
+        return Err(ApiError::bad_request(format!("node {} is the metadata group's last voter", node.0)));
+    }
+    let up: Vec<u32> = rest.iter().copied().filter(|&v| handle.connected(v)).collect();
+    if up.len() * 2 <= rest.len() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "removing node {} would leave the metadata group's voters {rest:?} with only {up:?} reachable \
+                 – below a majority; bring the others back first",
+                node.0
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A rebalancer step as a person reads it.

@@ -19,8 +19,8 @@
 //! * [`http`] – `/v1/kv/{key}` (and `/cas`), `POST /v1/txn`, `GET` and `DELETE /v1/kv?prefix=`
 //!   (every shard's keys), `GET /v1/backup`, `GET /v1/cluster`
 //!   (the shard map), `GET /v1/status`, and the admin map changes `POST /v1/cluster/moves`
-//!   (slots), `/v1/cluster/replicas` (a replica to another node) and `/v1/cluster/rebalance`
-//!   (the rebalancer's switch);
+//!   (slots), `/v1/cluster/replicas` (a replica to another node), `/v1/cluster/rebalance`
+//!   (the rebalancer's switch) and `/v1/cluster/decommission` (a node leaving);
 //! * [`resp`] – the RESP backend: keys of shards led here are served, others answered `-MOVED`
 //!   (Redis Cluster's redirect), a moving slot `-TRYAGAIN`, no map or no leader `-CLUSTERDOWN`;
 //!   a `READONLY` connection's reads of shards replicated here are served here (stale);
@@ -77,13 +77,16 @@
 //!
 //! ## What the sharded mode does not do (yet)
 //! Transactions across shards (an atomic commit over several groups) and reads, deletes or
-//! backups that are one snapshot across shards. Nodes
-//! join (`concord join`: the metadata group adds the node as a learner and promotes it, then the
-//! map's placement takes it, see [`crate::membership`]) but do not leave: removing a node from the
-//! metadata group and decommissioning it (`Change::RemoveNode`, which the simulator drives) have
-//! no command yet. Keys of one slot (`{hash tags}`) may be combined in one RESP command.
+//! backups that are one snapshot across shards. Keys of one slot (`{hash tags}`) may be combined
+//! in one RESP command.
 //!
-//! ## Joining
+//! ## Joining and leaving
+//! Nodes join with `concord join` (the metadata group adds the node as a learner and promotes it,
+//! then the map's placement takes it, see [`crate::membership`]) and leave with `concord shard
+//! decommission` (`POST /v1/cluster/decommission`, [`http`]): the map takes the node out of the
+//! placement, the metadata leader drains its replicas, and once it holds none the node is removed
+//! from the metadata group's membership (its leadership handed over first).
+//!
 //! A joining node is given the cluster's peers and layout; its [`concord_shard::ShardedConfig`]
 //! lists the cluster *without* it ([`crate::config::NodeConfig::sharded_config`]), so its metadata
 //! replica starts as a non-voter and it starts no group of the first map. The transport learns

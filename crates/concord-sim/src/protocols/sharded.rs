@@ -8,6 +8,7 @@
 //! spares = 1                 # the last nodes start with no replica (default 0)
 //! rebalance = "200ms"        # the map leader takes one rebalancer step this often (default: never)
 //! node_churn = "2s"          # a node joins or is decommissioned this often (default: never)
+//! learner_patience = "2s"    # a learner not promoted this long is given up (default 30s)
 //! churn = "400ms"            # the map leader starts a random slot move this often (default: never)
 //! bug = "writes-after-fence" # a deliberate bug: "writes-after-fence", "flip-before-copy" or
 //!                            # "promote-before-catch-up"
@@ -68,6 +69,9 @@ pub struct ShardedScenario {
     pub node_churn: Option<Duration>,
     #[serde(default)]
     pub bug: Option<MoveBug>,
+    /// A learner not promoted this long is given up (default `concord_shard::node::LEARNER_PATIENCE`).
+    #[serde(default, with = "concord_core::time::serde_duration::option")]
+    pub learner_patience: Option<Duration>,
     #[serde(default)]
     pub kv: KvLimits,
     #[serde(default)]
@@ -117,6 +121,7 @@ impl ShardedScenario {
                 Some(MoveBug::PromoteBeforeCatchUp) => ReplicaBug::PromoteBeforeCatchUp,
                 _ => ReplicaBug::None,
             },
+            learner_patience: self.learner_patience.unwrap_or(concord_shard::node::LEARNER_PATIENCE),
         }
     }
 }

@@ -1,7 +1,8 @@
-//! `concord shard`: a sharded cluster's map, moving slot ranges and replicas by hand, and the
-//! rebalancer's switch. Here the flags are parsed and the answers printed; the calls are the
-//! nodes' HTTP API (`GET /v1/cluster`, `POST /v1/cluster/moves`, `POST /v1/cluster/replicas`,
-//! `POST /v1/cluster/rebalance`), made the way `concord member` makes its own.
+//! `concord shard`: a sharded cluster's map, moving slot ranges and replicas by hand, the
+//! rebalancer's switch and decommissioning a node. Here the flags are parsed and the answers
+//! printed; the calls are the nodes' HTTP API (`GET /v1/cluster`, `POST /v1/cluster/moves`,
+//! `POST /v1/cluster/replicas`, `POST /v1/cluster/rebalance`, `POST /v1/cluster/decommission`),
+//! made the way `concord member` makes its own.
 
 use super::member::MemberTarget;
 use std::process::ExitCode;
@@ -80,8 +81,75 @@ pub fn run(args: &ShardArgs) -> anyhow::Result<ExitCode> {
                 print!("{}", map_table(&map));
             }
         }
+        ShardCommand::Decommission { target, node, wait } => {
+            let target = target.to_target();
+            runtime.block_on(decommission(&target, *node, wait.within()))?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `concord shard decommission`: call `POST /v1/cluster/decommission` until it answers `removed`
+/// (each call does the next step and says where the drain stands), printing progress as it
+/// changes. A refusal (4xx) ends it at once; a passing failure (no leader, a node restarting) is
+/// tried again until `within` runs out.
+async fn decommission(
+    target: &concord_server::membership::MemberTarget,
+    node: u32,
+    within: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "node": node });
+    let deadline = std::time::Instant::now() + within.unwrap_or_default();
+    let mut said = String::new();
+    loop {
+        match target.call(target.http, "POST", "/v1/cluster/decommission", &body).await {
+            Ok(answer) => {
+                let line = format!(
+                    "{}: {} (map epoch {}, replicas left on shards {}, metadata voters {})",
+                    answer["state"].as_str().unwrap_or("?"),
+                    answer["note"].as_str().unwrap_or_default(),
+                    answer["epoch"],
+                    answer["shards"],
+                    answer["metadata_voters"],
+                );
+                if line != said {
+                    println!("{line}");
+                    said = line;
+                }
+                if answer["state"] == "removed" {
+                    println!("node {node} is decommissioned: it may be stopped");
+                    return Ok(());
+                }
+                if within.is_none() {
+                    println!("the drain goes on; run the same command again to follow it");
+                    return Ok(());
+                }
+            }
+            Err(e) if http_status(&e).is_some_and(|s| (400..500).contains(&s)) => return Err(e),
+            Err(e) => {
+                let line = format!("  not now, trying again: {e}");
+                if line != said {
+                    println!("{line}");
+                    said = line;
+                }
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "decommissioning node {node}: not done in {within:?} (nothing is undone; run the command again \
+                 to go on, `concord shard list` shows where it stands)"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The HTTP status of a failed call (`METHOD PATH on ADDR: STATUS error`), if it got an answer.
+fn http_status(e: &anyhow::Error) -> Option<u16> {
+    let text = e.to_string();
+    let (_, rest) = text.split_once(" on ")?;
+    let (_, rest) = rest.split_once(": ")?;
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// Poll `GET /v1/cluster` until `done` holds, printing the rebalancer's next step as it changes;
@@ -190,6 +258,20 @@ pub enum ShardCommand {
         #[command(flatten)]
         wait: Wait,
     },
+    /// Decommission a node: it leaves the placement, its replicas (and the leadership of their
+    /// groups) move to the other nodes while clients keep writing – with the rebalancer's steps if
+    /// it is on, else with drain steps only – and, once it holds none, it leaves the metadata
+    /// group (handing over the group's leadership first). Then it may be stopped. Ask any other
+    /// node. Waits until it is done, showing progress (unless --no-wait); running it again
+    /// reports where it stands.
+    Decommission {
+        #[command(flatten)]
+        target: MemberTarget,
+        /// The node to take out.
+        node: u32,
+        #[command(flatten)]
+        wait: Wait,
+    },
 }
 
 /// `GET /v1/cluster` of a sharded node as a person reads it.
@@ -242,6 +324,27 @@ pub fn map_table(map: &serde_json::Value) -> String {
         ]);
     }
     out.push_str(&super::aligned(&rows));
+    let list = |v: &serde_json::Value| {
+        let ids: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
+        if ids.is_empty() {
+            "-".to_string()
+        } else {
+            ids.join(",")
+        }
+    };
+    if map["nodes"].is_array() {
+        out.push_str(&format!("nodes {}", list(&map["nodes"])));
+        if map["leaving_nodes"].as_array().is_some_and(|l| !l.is_empty()) {
+            out.push_str(&format!(
+                ", leaving (decommissioned, replicas moving off) {}",
+                list(&map["leaving_nodes"])
+            ));
+        }
+        if map["metadata"]["voters"].is_array() {
+            out.push_str(&format!("; metadata voters {}", list(&map["metadata"]["voters"])));
+        }
+        out.push('\n');
+    }
     let rebalance = &map["rebalance"];
     if rebalance.is_object() {
         let state = if rebalance["on"] == true { "on" } else { "off" };
@@ -268,6 +371,13 @@ pub fn map_table(map: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::map_table;
+
+    #[test]
+    fn a_failed_call_names_its_http_status() {
+        let e = anyhow::anyhow!("POST /v1/cluster/decommission on 127.0.0.1:8080: 400 unknown node 9");
+        assert_eq!(super::http_status(&e), Some(400));
+        assert_eq!(super::http_status(&anyhow::anyhow!("connect 127.0.0.1:8080: refused")), None);
+    }
 
     #[test]
     fn the_shard_map_is_a_table() {
@@ -297,6 +407,17 @@ mod tests {
         });
         let table = map_table(&map);
         assert!(table.contains("2,3,4+,1-"), "{table}");
+        let mut leaving = map.clone();
+        leaving["nodes"] = serde_json::json!([2, 3, 4]);
+        leaving["leaving_nodes"] = serde_json::json!([1]);
+        leaving["metadata"] = serde_json::json!({ "voters": [1, 2, 3, 4], "learners": [] });
+        let table = map_table(&leaving);
+        assert!(
+            table.contains(
+                "nodes 2,3,4, leaving (decommissioned, replicas moving off) 1; metadata voters 1,2,3,4"
+            ),
+            "{table}"
+        );
         assert!(table.contains("rebalancer on: next step: remove shard 1's replica on node 3"), "{table}");
         let balanced = serde_json::json!({
             "mode": "sharded", "node": 1, "epoch": 9, "map_leader": 1, "ranges": [], "shards": [], "moves": [],
