@@ -100,7 +100,7 @@ use concord_raft::{
     ReadConsistency, Timer as RaftTimer,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// The metadata group's id; shard `k`'s group is `GroupId(k)`.
@@ -154,7 +154,8 @@ pub fn first_election_after(
 }
 
 /// Every this many mover ticks the metadata leader asks every group for its status (strays,
-/// leader placement), not only the groups with a replica move under way.
+/// leader placement), not only the groups with a replica move under way – a share of the groups
+/// (by shard id) each tick.
 const STATUS_ROUND_TICKS: u64 = 20;
 
 /// How long a node remembers a forward it received (duplicates arrive within a network delay).
@@ -565,6 +566,10 @@ pub struct ShardedNode {
     next_id: u64,
     /// Forwards received lately, by sender and id, to drop the network's duplicates.
     forwards_seen: BTreeMap<(NodeId, u64), Time>,
+    /// The same forwards in the order they arrived, to forget the old ones from the front – a
+    /// sweep of every remembered forward per forward was quadratic: the metadata leader's status
+    /// round forwards thousands a second.
+    forwards_arrived: VecDeque<(Time, (NodeId, u64))>,
     /// The node last known to lead each group (from answers and hosted replicas).
     leaders: BTreeMap<GroupId, NodeId>,
     /// Moves with a mover task in flight (metadata leader only).
@@ -623,6 +628,7 @@ impl ShardedNode {
             pending: BTreeMap::new(),
             next_id: 0,
             forwards_seen: BTreeMap::new(),
+            forwards_arrived: VecDeque::new(),
             leaders: BTreeMap::new(),
             moving: BTreeSet::new(),
             answers: Vec::new(),
@@ -973,12 +979,18 @@ impl ShardedNode {
         if !self.map_is_current() {
             return;
         }
-        let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
+        // Every shard once a round, a share of them each tick (all at once was a burst of
+        // thousands of forwards every second with thousands of shards).
+        let phase = self.ticks % STATUS_ROUND_TICKS;
         let shards: Vec<ShardId> = self
             .map()
             .shards()
             .iter()
-            .filter(|(_, s)| round || !s.learners.is_empty() || !s.leaving.is_empty())
+            .filter(|(id, s)| {
+                u64::from(id.0) % STATUS_ROUND_TICKS == phase
+                    || !s.learners.is_empty()
+                    || !s.leaving.is_empty()
+            })
             .map(|(&id, _)| id)
             .collect();
         // The shards with a status or replica step in flight, gathered once: asking each shard
@@ -1363,8 +1375,16 @@ impl Process for ShardedNode {
                 // its client hears "certainly not done") must not let a second copy be served
                 // once this node leads. Each forward is handled once.
                 let now = io.now();
-                self.forwards_seen
-                    .retain(|_, at| now.0.saturating_sub(at.0) < FORWARD_MEMORY.as_nanos() as u64);
+                while let Some(&(at, key)) = self.forwards_arrived.front() {
+                    if now.saturating_since(at) < FORWARD_MEMORY {
+                        break;
+                    }
+                    self.forwards_arrived.pop_front();
+                    if self.forwards_seen.get(&key) == Some(&at) {
+                        self.forwards_seen.remove(&key);
+                    }
+                }
+                self.forwards_arrived.push_back((now, (from, id)));
                 if self.forwards_seen.insert((from, id), now).is_some() {
                     return;
                 }

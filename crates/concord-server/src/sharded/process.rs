@@ -355,3 +355,163 @@ impl Process for ShardServer {
         view
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_core::hash::SplitMix64;
+    use concord_core::Durable;
+    use concord_raft::RaftConfig;
+    use concord_shard::ShardedConfig;
+
+    /// Sharded servers on a perfect network (1 ms a message), one input at a time in time order;
+    /// messages to or from a node in `down` are lost, and its timers do not fire.
+    struct Cluster {
+        servers: BTreeMap<NodeId, ShardServer>,
+        queue: BTreeMap<(Time, u64), (NodeId, NodeId, NodeMessage)>,
+        timers: BTreeMap<(NodeId, ServerTimer), Time>,
+        seq: u64,
+        rng: SplitMix64,
+        down: BTreeSet<NodeId>,
+        /// `WhoLeads` sent, by sender.
+        probes: BTreeMap<NodeId, u64>,
+    }
+
+    impl Cluster {
+        /// 5 nodes, 10 shards of 3 replicas: every node lacks 4 shards.
+        fn start() -> Cluster {
+            let config = ShardedConfig {
+                nodes: (1..=5).map(NodeId).collect(),
+                shards: 10,
+                replicas: 3,
+                raft: RaftConfig {
+                    election_timeout_min: Duration::from_millis(300),
+                    election_timeout_max: Duration::from_millis(600),
+                    heartbeat_interval: Duration::from_millis(75),
+                    clock_drift_bound: Duration::from_millis(30),
+                    ..RaftConfig::default()
+                },
+                ..ShardedConfig::default()
+            };
+            let mut c = Cluster {
+                servers: BTreeMap::new(),
+                queue: BTreeMap::new(),
+                timers: BTreeMap::new(),
+                seq: 0,
+                rng: SplitMix64(3),
+                down: BTreeSet::new(),
+                probes: BTreeMap::new(),
+            };
+            for &id in &config.nodes {
+                let node = ShardedNode::boot(id, config.clone(), &Durable::new()).expect("boot");
+                c.servers.insert(id, ShardServer::new(node));
+            }
+            for id in config.nodes {
+                c.step(id, Time::ZERO, |s, io| s.on_start(io));
+            }
+            c
+        }
+
+        fn step(
+            &mut self,
+            id: NodeId,
+            now: Time,
+            f: impl FnOnce(&mut ShardServer, &mut Io<'_, ShardServer>),
+        ) {
+            let mut effects = Vec::new();
+            let server = self.servers.get_mut(&id).expect("server");
+            let mut io = Io::new(id, now, false, &mut self.rng, &mut effects);
+            f(server, &mut io);
+            for effect in effects {
+                match effect {
+                    Effect::Send { to, msg } => {
+                        if matches!(msg, NodeMessage::WhoLeads { .. }) {
+                            *self.probes.entry(id).or_default() += 1;
+                        }
+                        self.seq += 1;
+                        self.queue.insert((now + Duration::from_millis(1), self.seq), (to, id, msg));
+                    }
+                    Effect::SetTimer { timer, after } => {
+                        self.timers.insert((id, timer), now + after);
+                    }
+                    Effect::CancelTimer { timer } => {
+                        self.timers.remove(&(id, timer));
+                    }
+                    Effect::Persist(_) | Effect::Sync | Effect::Reply { .. } | Effect::Event(_) => {}
+                }
+            }
+        }
+
+        fn run_until(&mut self, until: Time) {
+            loop {
+                let message = self.queue.keys().next().map(|k| k.0);
+                let timer = self.timers.iter().map(|(&k, &t)| (t, k)).min();
+                match (message, timer) {
+                    (m, Some((t, key))) if t <= until && m.is_none_or(|m| t < m) => {
+                        self.timers.remove(&key);
+                        if !self.down.contains(&key.0) {
+                            self.step(key.0, t, |s, io| s.on_timer(io, key.1));
+                        }
+                    }
+                    (Some(m), _) if m <= until => {
+                        let key = *self.queue.keys().next().expect("a message");
+                        let (to, from, msg) = self.queue.remove(&key).expect("queued");
+                        if !self.down.contains(&to) && !self.down.contains(&from) {
+                            self.step(to, m, |s, io| s.on_message(io, from, msg));
+                        }
+                    }
+                    _ => return,
+                }
+            }
+        }
+
+        /// The node that leads `shard` by its own account.
+        fn leader(&self, shard: u32) -> Option<NodeId> {
+            let led = |s: &ShardServer| s.node().shards().any(|(id, r)| id.0 == shard && r.is_leader());
+            self.servers.iter().find(|(id, s)| !self.down.contains(id) && led(s)).map(|(&id, _)| id)
+        }
+    }
+
+    #[test]
+    fn every_node_learns_every_shards_leader_with_one_probe_per_peer() {
+        let mut c = Cluster::start();
+        let t = |s| Time::ZERO + Duration::from_secs(s);
+        c.run_until(t(4));
+        for (&id, server) in &c.servers {
+            for shard in 1..=10 {
+                let leader = c.leader(shard).expect("every shard elected");
+                assert_eq!(server.known_leader(GroupId(shard)), Some(leader), "node {id}, shard {shard}");
+            }
+        }
+        // One probe per peer per round, whatever the shards: 4 peers, 4 rounds.
+        for (id, sent) in &c.probes {
+            assert!(*sent <= 4 * 4, "node {id} sent {sent} probes in 4 rounds");
+        }
+    }
+
+    #[test]
+    fn a_silent_peer_is_forgotten_as_a_leader() {
+        let mut c = Cluster::start();
+        let t = |s| Time::ZERO + Duration::from_secs(s);
+        c.run_until(t(4));
+        // Node 1 leads some shards node 3 does not replicate; node 3 knows it from node 1's answers.
+        let node3 = &c.servers[&NodeId(3)];
+        let learned: Vec<u32> = (1..=10)
+            .filter(|&k| node3.node().host().group(GroupId(k)).is_none() && c.leader(k) == Some(NodeId(1)))
+            .collect();
+        assert!(!learned.is_empty(), "node 1 leads a shard node 3 lacks");
+        for &k in &learned {
+            assert_eq!(node3.probed.get(&GroupId(k)).map(|c| c.leader), Some(NodeId(1)));
+        }
+        // Node 1 goes silent: after two rounds node 3's probes no longer name it, and they name
+        // the new leaders once elected.
+        c.down.insert(NodeId(1));
+        c.run_until(t(10));
+        let node3 = &c.servers[&NodeId(3)];
+        for &k in &learned {
+            assert_ne!(node3.probed.get(&GroupId(k)).map(|c| c.leader), Some(NodeId(1)), "shard {k}");
+            let leader = c.leader(k).expect("the other replica took over");
+            assert_eq!(node3.known_leader(GroupId(k)), Some(leader), "shard {k}");
+        }
+    }
+}
