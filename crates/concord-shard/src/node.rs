@@ -154,8 +154,7 @@ pub fn first_election_after(
 }
 
 /// Every this many mover ticks the metadata leader asks every group for its status (strays,
-/// leader placement), not only the groups with a replica move under way – a share of the groups
-/// (by shard id) each tick.
+/// leader placement), not only the groups with a replica move under way.
 const STATUS_ROUND_TICKS: u64 = 20;
 
 /// How long a node remembers a forward it received (duplicates arrive within a network delay).
@@ -979,18 +978,12 @@ impl ShardedNode {
         if !self.map_is_current() {
             return;
         }
-        // Every shard once a round, a share of them each tick (all at once was a burst of
-        // thousands of forwards every second with thousands of shards).
-        let phase = self.ticks % STATUS_ROUND_TICKS;
+        let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
         let shards: Vec<ShardId> = self
             .map()
             .shards()
             .iter()
-            .filter(|(id, s)| {
-                u64::from(id.0) % STATUS_ROUND_TICKS == phase
-                    || !s.learners.is_empty()
-                    || !s.leaving.is_empty()
-            })
+            .filter(|(_, s)| round || !s.learners.is_empty() || !s.leaving.is_empty())
             .map(|(&id, _)| id)
             .collect();
         // The shards with a status or replica step in flight, gathered once: asking each shard
