@@ -232,6 +232,21 @@ impl<S: StateMachine> Cluster<S> {
         }
     }
 
+    /// Wake a quiesced node as a liveness-watching driver would (`RaftNode::wake`).
+    pub fn wake(&mut self, id: NodeId, leader_heard_at: Option<Time>) {
+        self.with_node(id, |n, io| n.wake(io, leader_heard_at));
+    }
+
+    /// Hand `to` a message as if `from` had sent it (delivered at once).
+    pub fn deliver(&mut self, from: NodeId, to: NodeId, msg: Message<S::Command>) {
+        self.with_node(to, |n, io| n.on_message(io, from, msg));
+    }
+
+    /// The timers armed on `id` now.
+    pub fn timers(&self, id: NodeId) -> Vec<Timer> {
+        self.hosts.get(&id).map_or_else(Vec::new, |h| h.timers.keys().copied().collect())
+    }
+
     /// Check the safety invariants now.
     pub fn check(&mut self) -> Result<(), concord_raft::InvariantViolation> {
         let nodes: Vec<(NodeId, Option<&Node<S>>)> =

@@ -67,6 +67,13 @@ pub struct RaftConfig {
     pub max_bytes_per_append: usize,
     /// Proposals a leader accepts before it has committed them (back-pressure for clients).
     pub max_uncommitted_entries: u64,
+    /// Quiescence (`quiesce.rs`): an idle leader whose followers are all caught up stops
+    /// heartbeating, and they stop their election timers, until a message or a request wakes the
+    /// group. Off by default. **Needs a driver that watches node liveness** (the multi-Raft host of
+    /// `concord-shard`): a quiesced follower cannot notice on its own that its leader died.
+    /// Not written when off, so configurations (and traces) from before it read the same.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub quiesce: bool,
     /// Deliberate bugs, for showing that the simulator catches them. All off by default. Only
     /// with the `mutations` cargo feature (see [`Mutations`]); read it through
     /// [`RaftConfig::mutations`].
@@ -93,6 +100,7 @@ impl Default for RaftConfig {
             max_entries_per_append: 64,
             max_bytes_per_append: 256 * 1024,
             max_uncommitted_entries: 10_000,
+            quiesce: false,
             #[cfg(feature = "mutations")]
             mutations: Mutations::default(),
         }

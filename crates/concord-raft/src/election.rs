@@ -42,12 +42,15 @@ impl<S: StateMachine> RaftNode<S> {
     /// Whether a leader was heard (or the node booted) within `election_timeout_min`; a leader
     /// counts itself.
     pub(crate) fn heard_from_leader_recently(&self, now: Time) -> bool {
+        // A quiesced follower still follows its leader: refusing a vote is always safe, and the
+        // message that asked wakes it (`quiesce.rs`).
         self.is_leader()
+            || self.quiesced
             || self.leader_contact.is_some_and(|t| now.saturating_since(t) < self.config.election_timeout_min)
     }
 
     pub(crate) fn on_election_timeout(&mut self, io: &mut Io<'_, Self>) {
-        if self.is_leader() {
+        if self.is_leader() || self.quiesced {
             return;
         }
         // Learners and removed servers never campaign (§4.2.1).

@@ -60,6 +60,7 @@ pub mod log;
 pub mod membership;
 pub mod message;
 mod node;
+mod quiesce;
 mod read;
 mod replication;
 pub mod session;
@@ -70,6 +71,8 @@ pub use config::{ConfigError, Mutations, RaftConfig, UnknownMutation};
 pub use invariants::{CommitRecord, ElectionRecord, InvariantViolation, SafetyMonitor};
 pub use log::{Entry, Payload};
 pub use membership::{Membership, MembershipError};
-pub use message::{AdminRequest, Message, RaftRequest, RaftResponse, ReadConsistency, Session, SnapshotMeta};
+pub use message::{
+    AdminRequest, Message, QuiesceNotice, RaftRequest, RaftResponse, ReadConsistency, Session, SnapshotMeta,
+};
 pub use node::{RaftNode, Timer};
 pub use storage::{ChecksumError, RecoveryError};

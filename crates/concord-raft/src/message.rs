@@ -8,6 +8,8 @@
 //! | `heartbeat` / `heartbeat-resp` | §5.2 | keep followers quiet, carry the commit index, confirm leadership for reads (§6.4) |
 //! | `snapshot` / `snapshot-resp` | §7, Figure 13 InstallSnapshot | send a snapshot in chunks |
 //! | `timeout-now` | dissertation §3.10 | leadership transfer: "start an election now" |
+//! | `quiesce` | CockroachDB's quiescence | an idle leader asks its caught-up followers to stop their election timers (`quiesce.rs`) |
+//! | `wake` | – | a quiesced follower woken by something else asks its leader to heartbeat again (`quiesce.rs`) |
 //!
 //! Every message carries the sender's term; [`Message::term`] gives it to the one place that applies
 //! the term rules (`node.rs`, `step`).
@@ -30,7 +32,16 @@ pub enum Message<C> {
     HeartbeatResp(HeartbeatResponse),
     Snapshot(SnapshotChunk),
     SnapshotResp(SnapshotResponse),
-    TimeoutNow { term: u64 },
+    TimeoutNow {
+        term: u64,
+    },
+    /// Quiescence (`quiesce.rs`); sent only when `RaftConfig::quiesce` is on. Last in the enum:
+    /// postcard encodes variants by index, so earlier variants keep theirs.
+    Quiesce(QuiesceNotice),
+    /// A woken quiesced follower asks its leader to resume heartbeats (`quiesce.rs`).
+    Wake {
+        term: u64,
+    },
 }
 
 impl<C> Message<C> {
@@ -46,6 +57,8 @@ impl<C> Message<C> {
             Message::Snapshot(m) => m.term,
             Message::SnapshotResp(m) => m.term,
             Message::TimeoutNow { term } => *term,
+            Message::Quiesce(m) => m.term,
+            Message::Wake { term } => *term,
         }
     }
 
@@ -53,7 +66,11 @@ impl<C> Message<C> {
     pub fn is_from_leader(&self) -> bool {
         matches!(
             self,
-            Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_) | Message::TimeoutNow { .. }
+            Message::Append(_)
+                | Message::Heartbeat(_)
+                | Message::Snapshot(_)
+                | Message::TimeoutNow { .. }
+                | Message::Quiesce(_)
         )
     }
 }
@@ -75,6 +92,8 @@ where
             Message::Snapshot(_) => "snapshot",
             Message::SnapshotResp(_) => "snapshot-resp",
             Message::TimeoutNow { .. } => "timeout-now",
+            Message::Quiesce(_) => "quiesce",
+            Message::Wake { .. } => "wake",
         }
     }
 }
@@ -140,6 +159,20 @@ pub struct HeartbeatResponse {
     pub round: u64,
     /// The follower's last log index (a hint that it needs entries).
     pub last_log_index: u64,
+}
+
+/// "Everything is replicated and committed; stop your election timer" (`quiesce.rs`). Sent in
+/// place of a heartbeat, as heartbeat round `round`, and answered with a [`HeartbeatResponse`]. A
+/// follower agrees only if its log ends exactly where the leader's does (`last_log_index`,
+/// `last_log_term`: by Log Matching the two logs are then identical), and then commits
+/// `leader_commit` (which equals `last_log_index`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuiesceNotice {
+    pub term: u64,
+    pub leader_commit: u64,
+    pub last_log_index: u64,
+    pub last_log_term: u64,
+    pub round: u64,
 }
 
 /// What a snapshot covers.

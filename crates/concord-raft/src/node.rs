@@ -97,6 +97,8 @@ pub struct RaftNode<S: StateMachine> {
     /// Times this node, as leader, found a follower without entries it had acknowledged (its log
     /// went backwards: a wiped or truncated disk). See `replication.rs`.
     pub(crate) follower_log_regressions: u64,
+    /// Quiesced (`quiesce.rs`): as leader, no heartbeats; as follower, no election timer.
+    pub(crate) quiesced: bool,
 }
 
 impl<S: StateMachine> RaftNode<S> {
@@ -177,6 +179,7 @@ impl<S: StateMachine> RaftNode<S> {
             pending_transfer: None,
             startup_cleanup: cleanup,
             follower_log_regressions: 0,
+            quiesced: false,
         })
     }
 
@@ -253,6 +256,8 @@ impl<S: StateMachine> RaftNode<S> {
     pub(crate) fn set_role(&mut self, io: &mut Io<'_, Self>, role: Role) {
         let before = self.role_name();
         self.role = role;
+        // A new role starts awake (its timers are armed by whoever changed it).
+        self.quiesced = false;
         let after = self.role_name();
         if before != after {
             io.event("role", json!({ "from": before, "to": after, "term": self.term }));
@@ -261,9 +266,23 @@ impl<S: StateMachine> RaftNode<S> {
 
     // ----- the term rules and dispatch -----
 
-    /// Handle one message: the rules every role shares (§5.1, Figure 2 "All Servers"), then the
-    /// role's own step function.
+    /// Handle one message; a message that arrives while quiesced wakes the node once it is handled
+    /// (`quiesce.rs`).
     pub(crate) fn step(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: Message<S::Command>) {
+        if !self.quiesced {
+            return self.step_awake(io, from, msg);
+        }
+        let from_leader = msg.is_from_leader() && msg.term() == self.term && self.leader_id == Some(from);
+        let notice = from_leader && matches!(msg, Message::Quiesce(_));
+        self.step_awake(io, from, msg);
+        if !notice {
+            self.wake_after_message(io, from_leader);
+        }
+    }
+
+    /// The rules every role shares (§5.1, Figure 2 "All Servers"), then the role's own step
+    /// function.
+    fn step_awake(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: Message<S::Command>) {
         let term = msg.term();
         if term > self.term {
             match &msg {
@@ -326,6 +345,11 @@ impl<S: StateMachine> RaftNode<S> {
                 installed: false,
                 round: c.round,
             }),
+            Message::Quiesce(n) => Message::HeartbeatResp(HeartbeatResponse {
+                term,
+                round: n.round,
+                last_log_index: self.log.last_index(),
+            }),
             _ => return,
         };
         self.send(io, from, reply);
@@ -339,7 +363,8 @@ impl<S: StateMachine> RaftNode<S> {
             Message::Vote(r) => self.handle_vote_request(io, from, r, false),
             Message::PreVote(r) => self.handle_vote_request(io, from, r, true),
             Message::TimeoutNow { .. } => self.handle_timeout_now(io, from),
-            // Responses to a role we no longer have.
+            Message::Quiesce(n) => self.handle_quiesce(io, from, n),
+            // Responses to a role we no longer have; `Wake` is for leaders.
             _ => {}
         }
     }
@@ -347,7 +372,7 @@ impl<S: StateMachine> RaftNode<S> {
     fn step_candidate(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: Message<S::Command>) {
         match msg {
             // A leader exists in our term: it won (§5.2).
-            m @ (Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_)) => {
+            m @ (Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_) | Message::Quiesce(_)) => {
                 self.become_follower(io, self.term, Some(from));
                 self.step_follower(io, from, m);
             }
@@ -370,7 +395,7 @@ impl<S: StateMachine> RaftNode<S> {
             Message::SnapshotResp(r) => self.handle_snapshot_response(io, from, r),
             Message::Vote(r) => self.handle_vote_request(io, from, r, false),
             Message::PreVote(r) => self.handle_vote_request(io, from, r, true),
-            m @ (Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_)) => {
+            m @ (Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_) | Message::Quiesce(_)) => {
                 // Two leaders in one term: Election Safety is broken (only a mutation can do this).
                 let kind = concord_core::Message::kind(&m);
                 io.event("second-leader-in-term", json!({ "from": from.0, "term": self.term, "kind": kind }));
@@ -387,6 +412,12 @@ impl<S: StateMachine> RaftNode<S> {
         request: RequestId,
         req: RaftRequest<S::Command, S::Query>,
     ) {
+        // A quiesced leader wakes for anything but a stale read (a follower answers without
+        // Raft traffic, so it stays quiet: `quiesce.rs`).
+        let stale = matches!(req, RaftRequest::Read { consistency: ReadConsistency::Stale, .. });
+        if self.quiesced && self.is_leader() && !stale {
+            self.wake(io, None);
+        }
         match req {
             RaftRequest::Propose { session, command } => self.propose(io, request, session, command),
             RaftRequest::Read { consistency, query } => self.handle_read(io, request, consistency, query),
@@ -661,7 +692,7 @@ impl<S: StateMachine> Process for RaftNode<S> {
 
     fn inspect(&self) -> serde_json::Value {
         let m = self.membership();
-        json!({
+        let mut view = json!({
             "id": self.id.0,
             "role": self.role_name(),
             "term": self.term,
@@ -676,7 +707,12 @@ impl<S: StateMachine> Process for RaftNode<S> {
                 "voters": m.voters.iter().map(|n| n.0).collect::<Vec<_>>(),
                 "learners": m.learners.iter().map(|n| n.0).collect::<Vec<_>>(),
             },
-        })
+        });
+        // Only with quiescence on: the view of a node without it stays as it was.
+        if self.config.quiesce {
+            view["quiesced"] = self.quiesced.into();
+        }
+        view
     }
 }
 
@@ -693,6 +729,9 @@ impl<S: StateMachine> RaftNode<S> {
         if let Role::Leader(ls) = &self.role {
             debug_assert_eq!(self.leader_id, Some(self.id));
             debug_assert!(ls.term_start_index <= self.log.last_index());
+        }
+        if self.quiesced && self.is_leader() {
+            debug_assert!(self.proposals.is_empty() && self.reads.is_empty(), "a quiet leader has no work");
         }
     }
 }

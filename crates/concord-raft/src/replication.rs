@@ -136,6 +136,8 @@ pub(crate) struct LeaderState {
     pub lease_disabled: bool,
     /// Housekeeping commands are proposed only once the previous batch committed.
     pub housekeeping_until: u64,
+    /// An attempt to quiesce under way (`quiesce.rs`): the notice's round and who agreed.
+    pub quiesce: Option<crate::quiesce::QuiesceAttempt>,
 }
 
 impl LeaderState {
@@ -148,6 +150,7 @@ impl LeaderState {
             transfer: None,
             lease_disabled: false,
             housekeeping_until: 0,
+            quiesce: None,
         }
     }
 
@@ -176,6 +179,7 @@ impl<S: StateMachine> RaftNode<S> {
         request: Option<concord_core::RequestId>,
     ) -> u64 {
         assert!(self.is_leader(), "only leaders append new entries");
+        debug_assert!(!self.quiesced, "a quiet leader wakes before it appends");
         let index = self.log.last_index() + 1;
         let is_config = matches!(payload, Payload::Config(_));
         self.append_to_log(io, Entry { term: self.term, index, payload });
@@ -290,7 +294,10 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     pub(crate) fn on_heartbeat_tick(&mut self, io: &mut Io<'_, Self>) {
-        if !self.is_leader() {
+        if !self.is_leader() || self.quiesced {
+            return;
+        }
+        if self.config.quiesce && self.quiesce_tick(io) {
             return;
         }
         io.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
@@ -345,7 +352,7 @@ impl<S: StateMachine> RaftNode<S> {
     /// last election timeout. Without it a leader cut off from the majority would keep serving
     /// (stale reads with leases, proposals that can never commit).
     pub(crate) fn on_check_quorum_tick(&mut self, io: &mut Io<'_, Self>) {
-        if !self.is_leader() {
+        if !self.is_leader() || self.quiesced {
             return;
         }
         io.set_timer(Timer::CheckQuorum, self.config.election_timeout_min);
@@ -474,6 +481,7 @@ impl<S: StateMachine> RaftNode<S> {
         from: NodeId,
         resp: HeartbeatResponse,
     ) {
+        self.note_quiesce_ack(from, &resp);
         let Role::Leader(ls) = &mut self.role else { return };
         let Some(pr) = ls.progress.get_mut(&from) else { return };
         pr.recent_active = true;

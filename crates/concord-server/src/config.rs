@@ -626,7 +626,9 @@ impl NodeConfig {
             replicas: settings.replicas.min(nodes.len()),
             nodes,
             shards: settings.shards,
-            raft: self.raft_config(),
+            // Idle groups quiesce: with thousands of groups, their heartbeats were most of an idle
+            // node's CPU (BENCHMARKS.md, "Sharding"). The node's host watches node liveness.
+            raft: RaftConfig { quiesce: true, ..self.raft_config() },
             kv: self.kv.clone(),
             churn: None,
             shard_bug: concord_shard::ShardBug::None,

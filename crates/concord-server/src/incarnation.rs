@@ -339,10 +339,13 @@ impl Inbound for VoteGate {
                 };
                 if batch.messages.iter().any(election) && !self.may_vote() {
                     batch.messages.retain(|m| !election(m));
+                    if batch.messages.is_empty() {
+                        return; // nothing left to deliver
+                    }
                 }
-                if !batch.messages.is_empty() {
-                    self.inner.deliver(from, Frame::Sharded(NodeMessage::Groups(batch)));
-                }
+                // An empty batch that arrived empty is a liveness beat (quiescence: the host
+                // counts every batch as proof its sender is up) and is delivered as it is.
+                self.inner.deliver(from, Frame::Sharded(NodeMessage::Groups(batch)));
             }
             frame => self.inner.deliver(from, frame),
         }

@@ -34,6 +34,26 @@
 //! input for all groups (group commit across groups), and one recovery pass at boot; the price is
 //! that a group's log cannot be moved by copying files – moves go through Raft snapshots anyway.
 //!
+//! **Node liveness, for quiescence.** With quiescence on (`RaftConfig::quiesce`, see
+//! `concord-raft/src/quiesce.rs`) an idle group goes silent: its leader stops heartbeating and its
+//! followers stop their election timers. A quiesced follower then cannot notice by itself that its
+//! leader died, so the host watches *nodes* instead of groups ([`Host::with_liveness`]):
+//! * every `beat` interval it sends each peer node – a node it shares a group with – an empty
+//!   [`Batch`] (a *beat*), unless some batch already went there since the last beat: one tiny
+//!   frame per node pair per interval, whatever the number of groups;
+//! * every batch received, beat or not, is proof that its sender is up;
+//! * a quiesced follower whose leader's node has not been heard for `silence` (an election
+//!   timeout) is woken ([`Quiescent::wake`] without a time): it then campaigns normally, with
+//!   pre-vote, when its election timer fires;
+//! * before a message reaches a quiesced follower from a node other than its leader's (a pre-vote,
+//!   say), the host wakes it with the time it last heard the leader's node, which the follower
+//!   counts as leader contact – so a stray campaign does not unseat a leader whose node is alive.
+//!
+//! A partition heals by itself: a follower cut off from its leader's node wakes and pre-votes in
+//! vain (the other followers still hear the leader's node and refuse, and ask the leader to
+//! heartbeat again); once the cut heals, the leader's heartbeats reach it. Beats are sent only by a
+//! host with liveness on; a host without it still counts batches and ignores empty ones.
+//!
 //! What the host does not decide: which groups this node should run. Whoever reads the shard map
 //! (the server's or the simulator's node) calls [`Host::add_group`] and [`Host::remove_group`].
 
@@ -64,6 +84,7 @@ pub struct Batch<M> {
 impl<M: Message> Message for Batch<M> {
     fn kind(&self) -> &'static str {
         match self.messages.as_slice() {
+            [] => "beat",
             [(_, only)] => only.kind(),
             _ => "batch",
         }
@@ -95,9 +116,78 @@ pub struct Tick;
 /// The default granularity of group timers.
 pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
 
+/// What the host asks of a group so that it may quiesce (see "Node liveness" in the module
+/// docs). The defaults suit a group that never quiesces.
+pub trait Quiescent: Process {
+    /// If this group is a quiesced follower: the node of the leader it waits for.
+    fn quiesced_leader(&self) -> Option<NodeId> {
+        None
+    }
+
+    /// Whether the group is quiesced (leader or follower).
+    fn is_quiesced(&self) -> bool {
+        false
+    }
+
+    /// Wake the group. `leader_heard_at`: when the host last heard its leader's node (`None`: that
+    /// node went silent).
+    fn wake(&mut self, _io: &mut Io<'_, Self>, _leader_heard_at: Option<Time>) {}
+
+    /// The other nodes of the group (its other voters and learners): the nodes to beat.
+    fn peers(&self) -> Vec<NodeId> {
+        Vec::new()
+    }
+}
+
+impl<S: concord_core::StateMachine> Quiescent for concord_raft::RaftNode<S> {
+    fn quiesced_leader(&self) -> Option<NodeId> {
+        concord_raft::RaftNode::quiesced_leader(self)
+    }
+
+    fn is_quiesced(&self) -> bool {
+        concord_raft::RaftNode::is_quiesced(self)
+    }
+
+    fn wake(&mut self, io: &mut Io<'_, Self>, leader_heard_at: Option<Time>) {
+        concord_raft::RaftNode::wake(self, io, leader_heard_at)
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        let m = self.current_membership();
+        m.voters.iter().chain(m.learners.iter()).copied().filter(|&n| n != self.id()).collect()
+    }
+}
+
+/// How often the host recomputes its peers from its groups' memberships (they change rarely; a
+/// new peer is heard from, or sent to, long before it matters).
+const PEERS_EVERY: Duration = Duration::from_secs(1);
+
+/// Node liveness (see the module docs).
+#[derive(Debug)]
+struct Liveness {
+    beat: Duration,
+    silence: Duration,
+    /// When each node was last heard from (any batch), and last sent a batch.
+    heard: BTreeMap<NodeId, Time>,
+    sent: BTreeMap<NodeId, Time>,
+    /// The nodes this node shares a group with, as of `peers_at`.
+    peers: BTreeSet<NodeId>,
+    peers_at: Option<Time>,
+    next_beat: Option<Time>,
+    /// When the host started: a node never heard from counts as heard then.
+    started: Time,
+}
+
+impl Liveness {
+    fn heard_at(&self, node: NodeId) -> Time {
+        self.heard.get(&node).copied().unwrap_or(self.started).max(self.started)
+    }
+}
+
 /// The groups one node runs (see the module docs).
 pub struct Host<P: Process> {
     groups: BTreeMap<GroupId, P>,
+    liveness: Option<Liveness>,
     /// Group timers armed: their (rounded) deadlines, by timer and by time.
     deadlines: BTreeMap<(GroupId, P::Timer), Time>,
     due: BTreeSet<(Time, GroupId, P::Timer)>,
@@ -106,7 +196,7 @@ pub struct Host<P: Process> {
     tick: Duration,
 }
 
-impl<P: Process> Default for Host<P> {
+impl<P: Quiescent> Default for Host<P> {
     fn default() -> Self {
         Host::with_tick(DEFAULT_TICK)
     }
@@ -135,7 +225,7 @@ pub fn groups_on_disk(durable: &Durable) -> Vec<GroupId> {
     ids.map(GroupId).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
-impl<P: Process> Host<P> {
+impl<P: Quiescent> Host<P> {
     pub fn new() -> Self {
         Host::default()
     }
@@ -145,6 +235,7 @@ impl<P: Process> Host<P> {
         assert!(!tick.is_zero(), "a host's tick must be positive");
         Host {
             groups: BTreeMap::new(),
+            liveness: None,
             deadlines: BTreeMap::new(),
             due: BTreeSet::new(),
             tick_at: None,
@@ -156,6 +247,35 @@ impl<P: Process> Host<P> {
     /// them: `on_start` starts them all.
     pub fn with_groups(groups: impl IntoIterator<Item = (GroupId, P)>) -> Self {
         Host { groups: groups.into_iter().collect(), ..Host::default() }
+    }
+
+    /// Watch node liveness so that groups may quiesce (see the module docs): beat every peer every
+    /// `beat`, wake a quiesced follower whose leader's node was silent for `silence`.
+    pub fn with_liveness(mut self, beat: Duration, silence: Duration) -> Self {
+        assert!(!beat.is_zero() && silence > beat, "liveness needs 0 < beat < silence");
+        self.liveness = Some(Liveness {
+            beat,
+            silence,
+            heard: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            peers: BTreeSet::new(),
+            peers_at: None,
+            next_beat: None,
+            started: Time::ZERO,
+        });
+        self
+    }
+
+    /// How many groups are quiesced here: `(leaders, followers)`.
+    pub fn quiesced(&self) -> (usize, usize) {
+        let followers = self.groups.values().filter(|p| p.quiesced_leader().is_some()).count();
+        let quiet = self.groups.values().filter(|p| p.is_quiesced()).count();
+        (quiet.saturating_sub(followers), followers)
+    }
+
+    /// When this host last heard from `node` (liveness on, and heard since it started).
+    pub fn last_heard(&self, node: NodeId) -> Option<Time> {
+        self.liveness.as_ref()?.heard.get(&node).copied()
     }
 
     pub fn groups(&self) -> impl Iterator<Item = (GroupId, &P)> {
@@ -212,19 +332,79 @@ impl<P: Process> Host<P> {
 
     /// `now + after`, rounded up to a multiple of the tick.
     fn deadline(&self, now: Time, after: Duration) -> Time {
-        let at = (now + after).0;
-        let tick = self.tick.as_nanos() as u64;
-        Time(at.div_ceil(tick).saturating_mul(tick))
+        self_deadline(self.tick, now, after)
     }
 
     /// Emit the translated effects and arm the host's tick for the earliest group deadline.
     fn finish(&mut self, io: &mut Io<'_, Self>, out: Vec<Effect<Self>>) {
+        if let Some(l) = &mut self.liveness {
+            for effect in &out {
+                if let Effect::Send { to, .. } = effect {
+                    l.sent.insert(*to, io.now());
+                }
+            }
+        }
         emit(io, out);
         self.rearm(io);
     }
 
+    /// Run `group`'s wake-up and collect its effects.
+    fn wake(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        group: GroupId,
+        heard: Option<Time>,
+        out: &mut Vec<Effect<Self>>,
+    ) {
+        let Some(process) = self.groups.get_mut(&group) else { return };
+        let (_, effects) = io.nested(|inner| process.wake(inner, heard));
+        self.translate(io.now(), group, effects, out);
+    }
+
+    /// The beat (see the module docs): beat the peers not sent to lately, wake the quiesced
+    /// followers of silent leaders, schedule the next beat.
+    fn beat(&mut self, io: &mut Io<'_, Self>, out: &mut Vec<Effect<Self>>) {
+        let now = io.now();
+        let Some(l) = &mut self.liveness else { return };
+        if l.next_beat.is_some_and(|at| at > now) {
+            return;
+        }
+        l.next_beat = Some(self_deadline(self.tick, now, l.beat));
+        if l.peers_at.is_none_or(|at| now.saturating_since(at) >= PEERS_EVERY) {
+            l.peers = self.groups.values().flat_map(|p| p.peers()).collect();
+            l.peers_at = Some(now);
+        }
+        // `sent` is updated at `finish`, by every send of this input, beats included.
+        for &peer in &l.peers {
+            if l.sent.get(&peer).is_none_or(|&at| now.saturating_since(at) >= l.beat) {
+                out.push(Effect::Send { to: peer, msg: Batch { messages: Vec::new() } });
+            }
+        }
+        let silent: BTreeSet<NodeId> =
+            l.peers.iter().copied().filter(|&n| now.saturating_since(l.heard_at(n)) >= l.silence).collect();
+        if silent.is_empty() {
+            return;
+        }
+        let orphans: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, p)| p.quiesced_leader().is_some_and(|leader| silent.contains(&leader)))
+            .map(|(&g, _)| g)
+            .collect();
+        for group in orphans {
+            if io.tracing() {
+                io.event("leader-node-silent", serde_json::json!({ "group": group.0 }));
+            }
+            self.wake(io, group, None, out);
+        }
+    }
+
     fn rearm(&mut self, io: &mut Io<'_, Self>) {
-        let earliest = self.due.first().map(|&(at, _, _)| at);
+        let beat = self.liveness.as_ref().and_then(|l| l.next_beat);
+        let earliest = match (self.due.first().map(|&(at, _, _)| at), beat) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if earliest == self.tick_at {
             return;
         }
@@ -278,9 +458,16 @@ impl<P: Process> Host<P> {
     }
 }
 
+/// `now + after`, rounded up to a multiple of `tick`.
+fn self_deadline(tick: Duration, now: Time, after: Duration) -> Time {
+    let at = (now + after).0;
+    let tick = tick.as_nanos() as u64;
+    Time(at.div_ceil(tick).saturating_mul(tick))
+}
+
 /// Hand translated effects to the driver, merging the sends to each destination between two syncs
 /// into one batch, at the place of the first of them. Nothing moves across a `Sync`.
-fn emit<P: Process>(io: &mut Io<'_, Host<P>>, effects: Vec<Effect<Host<P>>>) {
+fn emit<P: Quiescent>(io: &mut Io<'_, Host<P>>, effects: Vec<Effect<Host<P>>>) {
     let mut segment: Vec<Effect<Host<P>>> = Vec::new();
     let mut batch_at: BTreeMap<NodeId, usize> = BTreeMap::new();
     let flush = |io: &mut Io<'_, Host<P>>, segment: &mut Vec<Effect<Host<P>>>| {
@@ -323,7 +510,7 @@ fn push<P: Process>(io: &mut Io<'_, P>, effect: Effect<P>) {
     }
 }
 
-impl<P: Process> Process for Host<P> {
+impl<P: Quiescent> Process for Host<P> {
     type Message = Batch<P::Message>;
     type Timer = Tick;
     type Request = GroupRequest<P::Request>;
@@ -334,6 +521,12 @@ impl<P: Process> Process for Host<P> {
         self.deadlines.clear();
         self.due.clear();
         self.tick_at = None;
+        let (now, tick) = (io.now(), self.tick);
+        if let Some(l) = &mut self.liveness {
+            l.started = now;
+            l.next_beat = Some(self_deadline(tick, now, l.beat));
+            l.peers_at = None;
+        }
         let mut out = Vec::new();
         let ids: Vec<GroupId> = self.groups.keys().copied().collect();
         for group in ids {
@@ -346,7 +539,19 @@ impl<P: Process> Process for Host<P> {
 
     fn on_message(&mut self, io: &mut Io<'_, Self>, from: NodeId, batch: Self::Message) {
         let mut out = Vec::new();
+        if let Some(l) = &mut self.liveness {
+            l.heard.insert(from, io.now());
+        }
         for (group, msg) in batch.messages {
+            // A quiesced follower hearing from another node than its leader's: wake it first,
+            // counting the last word from its leader's node as leader contact (module docs).
+            let leader = self.groups.get(&group).and_then(Quiescent::quiesced_leader);
+            if let (Some(leader), Some(l)) = (leader, &self.liveness) {
+                if leader != from {
+                    let heard = l.heard.get(&leader).copied();
+                    self.wake(io, group, heard, &mut out);
+                }
+            }
             // A group not (or no longer) here: drop the message. Its sender retries, and a group
             // that is being added here will hear from its leader again once it runs.
             let Some(process) = self.groups.get_mut(&group) else { continue };
@@ -369,6 +574,7 @@ impl<P: Process> Process for Host<P> {
             let (_, effects) = io.nested(|inner| process.on_timer(inner, timer));
             self.translate(io.now(), group, effects, &mut out);
         }
+        self.beat(io, &mut out);
         self.finish(io, out);
     }
 
@@ -391,6 +597,11 @@ impl<P: Process> Process for Host<P> {
     fn inspect(&self) -> serde_json::Value {
         let groups: serde_json::Map<String, serde_json::Value> =
             self.groups.iter().map(|(g, p)| (g.0.to_string(), p.inspect())).collect();
-        serde_json::json!({ "groups": groups, "timers": self.deadlines.len() })
+        let (leaders, followers) = self.quiesced();
+        serde_json::json!({
+            "groups": groups,
+            "timers": self.deadlines.len(),
+            "quiesced": { "leaders": leaders, "followers": followers },
+        })
     }
 }

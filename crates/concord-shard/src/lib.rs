@@ -62,7 +62,7 @@ pub mod replicas;
 pub mod router;
 pub mod slot;
 
-pub use host::{Batch, GroupId, GroupRequest, GroupResponse, Host};
+pub use host::{Batch, GroupId, GroupRequest, GroupResponse, Host, Quiescent};
 pub use kv::{
     ShardBug, ShardCommand, ShardError, ShardKv, ShardQuery, ShardResponse, ShardResult, SlotState, SlotTable,
 };

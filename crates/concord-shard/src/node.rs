@@ -49,7 +49,7 @@
 //! ([`ShardQuery::Count`]), through the group's Raft read path like any read – for a caller that
 //! gathers a range read over several shards (the server's `KEYS`, `SCAN`, `GET /v1/kv?prefix=`).
 
-use crate::host::{Batch, GroupId, GroupRequest, GroupResponse, Host, Tick};
+use crate::host::{Batch, GroupId, GroupRequest, GroupResponse, Host, Quiescent, Tick};
 use crate::kv::{ShardBug, ShardCommand, ShardKv, ShardQuery, ShardResult};
 use crate::machine::{MapMachine, MapOutput, MapQuery};
 use crate::map::{Change, Proposal, ShardId, ShardMap};
@@ -235,6 +235,48 @@ impl Process for Group {
         match self {
             Group::Meta(raft) => raft.inspect(),
             Group::Data(raft) => raft.inspect(),
+        }
+    }
+}
+
+impl Quiescent for Group {
+    fn quiesced_leader(&self) -> Option<NodeId> {
+        match self {
+            Group::Meta(raft) => raft.quiesced_leader(),
+            Group::Data(raft) => raft.quiesced_leader(),
+        }
+    }
+
+    fn is_quiesced(&self) -> bool {
+        match self {
+            Group::Meta(raft) => raft.is_quiesced(),
+            Group::Data(raft) => raft.is_quiesced(),
+        }
+    }
+
+    fn wake(&mut self, io: &mut Io<'_, Self>, heard: Option<Time>) {
+        match self {
+            Group::Meta(raft) => lift(
+                io,
+                |inner| raft.wake(inner, heard),
+                GroupMessage::Meta,
+                GroupTimer::Meta,
+                GroupResp::Meta,
+            ),
+            Group::Data(raft) => lift(
+                io,
+                |inner| raft.wake(inner, heard),
+                GroupMessage::Data,
+                GroupTimer::Data,
+                GroupResp::Data,
+            ),
+        }
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        match self {
+            Group::Meta(raft) => Quiescent::peers(raft),
+            Group::Data(raft) => Quiescent::peers(raft),
         }
     }
 }
@@ -488,10 +530,16 @@ impl ShardedNode {
                 .map_err(|e| format!("shard {}: {e}", group.0))?;
             groups.push((group, Group::Data(raft)));
         }
+        let mut host = Host::with_groups(groups);
+        if config.raft.quiesce {
+            // Quiet groups need node liveness: beat every heartbeat interval, presume a node down
+            // after an election timeout of silence (`host.rs`, "Node liveness").
+            host = host.with_liveness(config.raft.heartbeat_interval, config.raft.election_timeout_min);
+        }
         Ok(ShardedNode {
             me,
             config,
-            host: Host::with_groups(groups),
+            host,
             pending: BTreeMap::new(),
             next_id: 0,
             forwards_seen: BTreeMap::new(),
@@ -1251,11 +1299,13 @@ impl Process for ShardedNode {
 
     fn inspect(&self) -> serde_json::Value {
         let map = self.map();
+        let (leaders, followers) = self.host.quiesced();
         serde_json::json!({
             "epoch": map.epoch(),
             "moves": map.moves().count(),
             "groups": self.host.inspect(),
             "pending": self.pending.len(),
+            "quiesced": { "leaders": leaders, "followers": followers, "groups": self.host.len() },
         })
     }
 }

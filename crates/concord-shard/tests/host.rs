@@ -6,10 +6,10 @@ use concord_core::hash::SplitMix64;
 use concord_core::{ClientId, Durable, Effect, Io, Message, NodeId, Process, RequestId, StorageOp, Time};
 use concord_kv::{Command, KvStore};
 use concord_raft::{RaftConfig, RaftNode, RaftRequest, RaftResponse};
-use concord_shard::host::{group_durable, groups_on_disk, key_prefix, Tick};
+use concord_shard::host::{group_durable, groups_on_disk, key_prefix, Quiescent, Tick};
 use concord_shard::{Batch, GroupId, GroupRequest, GroupResponse, Host};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// A toy group: on start it writes a key, syncs and arms a timer; a request makes it send to
@@ -50,6 +50,8 @@ impl Process for Toy {
         io.reply(request, n * 10);
     }
 }
+
+impl Quiescent for Toy {}
 
 fn run<P: Process>(host: &mut P, f: impl FnOnce(&mut P, &mut Io<'_, P>)) -> Vec<Effect<P>> {
     let mut rng = SplitMix64(1);
@@ -156,6 +158,10 @@ struct Cluster {
     messages: u64,
     replies: VecDeque<GroupResponse<RaftResponse<concord_kv::KvResult>>>,
     rng: SplitMix64,
+    /// Nodes whose frames are dropped both ways (crashed, or cut off by a partition).
+    cut: BTreeSet<NodeId>,
+    /// Crashed nodes also stop their timers.
+    crashed: BTreeSet<NodeId>,
 }
 
 /// A frame on its way: from whom, and the batch.
@@ -163,6 +169,10 @@ type Input = (NodeId, Batch<concord_raft::Message<Command>>);
 
 impl Cluster {
     fn new(nodes: u32, groups: u32) -> Cluster {
+        Cluster::with_config(nodes, groups, RaftConfig::default())
+    }
+
+    fn with_config(nodes: u32, groups: u32, raft: RaftConfig) -> Cluster {
         let voters: Vec<NodeId> = (1..=nodes).map(NodeId).collect();
         let mut c = Cluster {
             hosts: BTreeMap::new(),
@@ -174,14 +184,20 @@ impl Cluster {
             messages: 0,
             replies: VecDeque::new(),
             rng: SplitMix64(42),
+            cut: BTreeSet::new(),
+            crashed: BTreeSet::new(),
         };
         for &id in &voters {
             let groups = (1..=groups).map(|g| {
-                let config = RaftConfig { voters: voters.clone(), ..RaftConfig::default() };
+                let config = RaftConfig { voters: voters.clone(), ..raft.clone() };
                 let node = RaftNode::boot(id, config, KvStore::default(), &Durable::new()).expect("boot");
                 (GroupId(g), node)
             });
-            c.hosts.insert(id, Host::with_groups(groups));
+            let mut host = Host::with_groups(groups);
+            if raft.quiesce {
+                host = host.with_liveness(raft.heartbeat_interval, raft.election_timeout_min);
+            }
+            c.hosts.insert(id, host);
             c.disks.insert(id, Durable::new());
         }
         for id in voters {
@@ -233,11 +249,15 @@ impl Cluster {
             if is_timer {
                 let (_, node) = next_timer.expect("timer");
                 self.timers.remove(&node);
-                self.step(node, now, |h, io| h.on_timer(io, Tick));
+                if !self.crashed.contains(&node) {
+                    self.step(node, now, |h, io| h.on_timer(io, Tick));
+                }
             } else {
                 let key = *self.queue.keys().next().expect("message");
                 let (to, (from, batch)) = self.queue.remove(&key).expect("queued");
-                self.step(to, now, |h, io| h.on_message(io, from, batch));
+                if !self.cut.contains(&to) && !self.cut.contains(&from) {
+                    self.step(to, now, |h, io| h.on_message(io, from, batch));
+                }
             }
         }
     }
@@ -245,6 +265,7 @@ impl Cluster {
     fn leader_of(&self, group: GroupId) -> Vec<NodeId> {
         self.hosts
             .iter()
+            .filter(|(id, _)| !self.crashed.contains(id))
             .filter(|(_, h)| h.group(group).is_some_and(|n| n.role() == Some("leader")))
             .map(|(&id, _)| id)
             .collect()
@@ -293,4 +314,93 @@ fn fifty_raft_groups_on_three_nodes_elect_commit_and_share_frames() {
     // frame: 50 ms heartbeats fall into five phases, and each node leads a third of the groups.)
     let per_frame = cluster.messages as f64 / cluster.frames as f64;
     assert!(per_frame > 2.5, "{} messages in {} frames", cluster.messages, cluster.frames);
+}
+
+fn quiet_cluster(groups: u32) -> Cluster {
+    let raft = RaftConfig { quiesce: true, ..RaftConfig::default() };
+    let mut cluster = Cluster::with_config(3, groups, raft);
+    cluster.run_until(at(3));
+    for g in 1..=groups {
+        assert_eq!(cluster.leader_of(GroupId(g)).len(), 1, "group {g} has one leader");
+    }
+    cluster
+}
+
+fn at(secs: u64) -> Time {
+    Time::ZERO + Duration::from_secs(secs)
+}
+
+/// Quiesced groups on the running nodes: every running replica quiesced, as leader or follower.
+fn all_quiet(cluster: &Cluster, groups: u32) -> bool {
+    cluster.hosts.iter().filter(|(id, _)| !cluster.crashed.contains(id)).all(|(_, h)| {
+        let (leaders, followers) = h.quiesced();
+        leaders + followers == groups as usize && h.deadlines().next().is_none()
+    })
+}
+
+#[test]
+fn quiet_groups_exchange_only_one_beat_per_node_pair() {
+    let groups = 30;
+    let mut cluster = quiet_cluster(groups);
+    assert!(all_quiet(&cluster, groups), "an idle cluster's groups all quiesce");
+    let (frames, messages) = (cluster.frames, cluster.messages);
+    cluster.run_until(at(5));
+    // Two idle seconds: no group message at all, and beats only – 6 directed node pairs, one beat
+    // each per 50 ms heartbeat interval (rounded to the 10 ms tick), so at most 6 × 40 frames.
+    assert_eq!(cluster.messages, messages, "a quiet group sends nothing");
+    let beats = cluster.frames - frames;
+    assert!((200..=260).contains(&beats), "{beats} beats in 2 s");
+}
+
+#[test]
+fn quiet_groups_whose_leader_node_goes_silent_elect_new_leaders() {
+    let groups = 30;
+    let mut cluster = quiet_cluster(groups);
+    assert!(all_quiet(&cluster, groups));
+    let led_by_1: Vec<GroupId> =
+        (1..=groups).map(GroupId).filter(|&g| cluster.leader_of(g) == [NodeId(1)]).collect();
+    assert!(!led_by_1.is_empty());
+    cluster.crashed.insert(NodeId(1));
+    cluster.cut.insert(NodeId(1));
+    // An election timeout of silence (150 ms) wakes the followers; pre-vote, vote, done well
+    // within a second.
+    cluster.run_until(at(4));
+    for &g in &led_by_1 {
+        let leaders = cluster.leader_of(g);
+        assert_eq!(leaders.len(), 1, "{g}: leaders {leaders:?} among the survivors");
+    }
+    // The survivors' groups quiesce again (their new leaders see node 1 as a lagging follower, so
+    // groups with node 1 as member stay awake: caught-up followers are required).
+    let others: Vec<GroupId> = (1..=groups).map(GroupId).filter(|g| !led_by_1.contains(g)).collect();
+    for g in others {
+        assert_eq!(cluster.leader_of(g).len(), 1, "{g} kept its leader");
+    }
+}
+
+#[test]
+fn a_partitioned_follower_node_rejoins_without_unseating_live_leaders() {
+    let groups = 30;
+    let mut cluster = quiet_cluster(groups);
+    assert!(all_quiet(&cluster, groups));
+    let leaders_before: Vec<Vec<NodeId>> = (1..=groups).map(|g| cluster.leader_of(GroupId(g))).collect();
+    let term = |c: &Cluster, g: u32, n: u32| {
+        c.hosts[&NodeId(n)].group(GroupId(g)).map(|p| p.current_term()).expect("hosted")
+    };
+    let terms_before: Vec<u64> = (1..=groups).map(|g| term(&cluster, g, 1)).collect();
+    // Node 3 is cut off for two seconds: its followers wake and pre-vote in vain; the groups it led
+    // elect new leaders on nodes 1 and 2.
+    cluster.cut.insert(NodeId(3));
+    cluster.run_until(at(5));
+    cluster.cut.clear();
+    cluster.run_until(at(8));
+    for g in 1..=groups {
+        let leaders = cluster.leader_of(GroupId(g));
+        assert_eq!(leaders.len(), 1, "group {g}: leaders {leaders:?}");
+        let before = &leaders_before[g as usize - 1];
+        if before != &[NodeId(3)] {
+            assert_eq!(&leaders, before, "group {g}: a live leader was unseated");
+            assert_eq!(term(&cluster, g, 1), terms_before[g as usize - 1], "group {g}: no new term");
+        }
+    }
+    assert!(all_quiet(&cluster, groups), "healed, every group quiesces again");
 }

@@ -160,3 +160,81 @@ fn the_same_seed_gives_the_same_trace() {
     assert_eq!(hash(3), hash(3));
     assert_ne!(hash(3), hash(4));
 }
+
+/// Quiescence in a whole sharded cluster: 3 nodes, 20 shards of 3 replicas, no faults. Once the
+/// load stops, (nearly) every group goes quiet; then the node leading the most groups crashes, and
+/// every group it led – quiet, so no heartbeat stops to tell anyone – has a new leader within a
+/// second: an election timeout of node silence wakes the followers, then pre-vote and vote.
+#[test]
+fn idle_groups_quiesce_and_a_dead_leader_node_is_replaced_within_a_second() {
+    use concord_core::{NodeId, Process, Time};
+    use concord_shard::{GroupId, ShardedNode};
+    let text = r#"
+[run]
+nodes = 3
+duration = "30s"
+checks = ["invariants", "linearizability"]
+
+[network]
+latency = { dist = "lognormal", median = "2ms", sigma = 0.6 }
+
+[workload]
+clients = 3
+keys = 30
+stop = "3s"
+
+[protocol.sharded]
+shards = 20
+replicas = 3
+raft = { election_timeout_min = "150ms", election_timeout_max = "300ms", heartbeat_interval = "50ms", quiesce = true }
+"#;
+    let scenario =
+        concord_sim::scenario::Scenario::parse(Path::new("quiet.toml"), text).expect("a valid scenario");
+    let mut sim = concord_sim::sim::Simulation::<ShardedNode>::new(
+        std::sync::Arc::new(scenario),
+        RunOptions { seed: 1, ..Default::default() },
+    );
+    let secs = |s: f64| Time((s * 1e9) as u64);
+    sim.start();
+    sim.run_until(secs(8.0));
+    let (mut quiet, mut total) = (0, 0);
+    for (_, node) in sim.nodes() {
+        let host = node.expect("no faults").host();
+        let (leaders, followers) = host.quiesced();
+        quiet += leaders + followers;
+        total += host.len();
+    }
+    assert_eq!(total, 63, "21 groups (20 shards and the map) × 3 replicas");
+    assert!(
+        quiet * 10 >= total * 9,
+        "only {quiet} of {total} group replicas quiesced after the load stopped"
+    );
+
+    let leaders = |sim: &concord_sim::sim::Simulation<ShardedNode>, group: GroupId| -> Vec<NodeId> {
+        sim.nodes()
+            .into_iter()
+            .filter_map(|(id, n)| {
+                n.filter(|n| n.host().group(group).and_then(|g| g.role()) == Some("leader")).map(|_| id)
+            })
+            .collect()
+    };
+    let groups: Vec<GroupId> = (0..=20).map(GroupId).collect();
+    let led_by = |sim: &concord_sim::sim::Simulation<ShardedNode>, node: u32| {
+        groups.iter().copied().filter(|&g| leaders(sim, g) == [NodeId(node)]).collect::<Vec<_>>()
+    };
+    let victim = (1..=3).max_by_key(|&n| led_by(&sim, n).len()).unwrap();
+    let orphaned = led_by(&sim, victim);
+    assert!(!orphaned.is_empty());
+    sim.crash(NodeId(victim));
+    let crashed_at = sim.now();
+    let replaced = |sim: &concord_sim::sim::Simulation<ShardedNode>| {
+        orphaned.iter().all(|&g| leaders(sim, g).len() == 1)
+    };
+    while !replaced(&sim) && sim.now() < crashed_at + std::time::Duration::from_secs(3) {
+        let next = sim.now() + std::time::Duration::from_millis(10);
+        sim.run_until(next);
+    }
+    let took = sim.now().saturating_since(crashed_at);
+    assert!(replaced(&sim), "groups led by node {victim} had no new leader 3 s after it crashed");
+    assert!(took < std::time::Duration::from_secs(1), "new leaders took {took:?}");
+}

@@ -360,6 +360,7 @@ async fn status(State(handle): State<ShardedHandle>) -> Json<Value> {
                 "voters": g.voters,
                 "learners": g.learners,
                 "keys": g.keys,
+                "quiesced": g.quiesced,
                 "slots": g.slots.iter().map(|(r, state)| json!({ "slots": r.to_string(), "state": state })).collect::<Vec<_>>(),
             })
         })
@@ -370,6 +371,11 @@ async fn status(State(handle): State<ShardedHandle>) -> Json<Value> {
         "role": s.role,
         "epoch": s.map.epoch,
         "groups": groups,
+        // Idle groups that stopped heartbeating (quiescence): as leader, as follower.
+        "quiesced": {
+            "leaders": s.groups.iter().filter(|g| g.quiesced && g.role == "leader").count(),
+            "followers": s.groups.iter().filter(|g| g.quiesced && g.role != "leader").count(),
+        },
         "pending_requests": s.pending,
         "pending_map_changes": s.admin_pending,
         "wal_syncs": s.wal_syncs,

@@ -197,6 +197,8 @@ pub struct GroupView {
     /// Shards only: keys held, and the slot table (`serving`, `moving out (move m)`, …).
     pub keys: Option<u64>,
     pub slots: Vec<(SlotRange, String)>,
+    /// Quiesced: an idle group that stopped heartbeating (`concord-raft/src/quiesce.rs`).
+    pub quiesced: bool,
 }
 
 /// A sharded node's state after its last batch, for HTTP, RESP and metrics.
@@ -345,6 +347,7 @@ fn group_view<M: concord_core::StateMachine>(
         learners: raft.current_membership().learners.iter().map(|v| v.0).collect(),
         keys,
         slots,
+        quiesced: raft.is_quiesced(),
     }
 }
 
@@ -1054,6 +1057,7 @@ pub(crate) mod tests {
             learners: vec![],
             keys: Some(0),
             slots: vec![],
+            quiesced: false,
         }
     }
 
