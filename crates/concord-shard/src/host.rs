@@ -324,6 +324,28 @@ impl<P: Quiescent> Host<P> {
         self.deadlines.iter().map(|(&(g, t), &at)| (g, t, at))
     }
 
+    /// Move armed group timers: each `(group, timer, at)` fires at `at` (rounded up to the tick)
+    /// instead of when its group asked; a timer not armed is left alone. The caller answers for
+    /// `at` being acceptable to the group – the sharded node uses it to spread the first elections
+    /// of thousands of groups over time, never earlier than Raft's shortest election timeout
+    /// (`ShardedNode`'s "Starting many groups").
+    pub fn reschedule(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        timers: impl IntoIterator<Item = (GroupId, P::Timer, Time)>,
+    ) {
+        for (group, timer, at) in timers {
+            if !self.deadlines.contains_key(&(group, timer)) {
+                continue;
+            }
+            self.cancel(group, timer);
+            let at = self.deadline(at, Duration::ZERO);
+            self.deadlines.insert((group, timer), at);
+            self.due.insert((at, group, timer));
+        }
+        self.rearm(io);
+    }
+
     fn cancel(&mut self, group: GroupId, timer: P::Timer) {
         if let Some(at) = self.deadlines.remove(&(group, timer)) {
             self.due.remove(&(at, group, timer));

@@ -44,6 +44,40 @@
 //! from what it has applied (Redis Cluster's `READONLY` replica reads), so a node that replicates
 //! the group serves it itself, and a forwarded one is served by the follower it lands on.
 //!
+//! **Starting many groups.** A node may start with thousands of shard groups, all without a
+//! leader. Were their first election timeouts all drawn from the same window, every group would
+//! campaign at once: thousands of pre-votes and votes per node in one go, inputs that take longer
+//! than the timeouts, answers that arrive after their candidates timed out again – an election
+//! storm that, with 10 000 groups on three processes, never settled (BENCHMARKS.md, "Sharding").
+//! So at every start the node reschedules each shard group's first election timeout
+//! ([`Host::reschedule`], [`first_election_after`]), deterministically by shard id:
+//! - every shard group waits the metadata group's `election_timeout_max` more, so that the
+//!   metadata group – which must commit the map before any slot is served – elects in a quiet
+//!   cluster;
+//! - the shard's *preferred* replica (its first voter: the placement's first node) campaigns
+//!   first and alone, at a time set by the shard's share of a window of [`STAGGER_PER_GROUP`] ×
+//!   the groups a node holds – so the groups campaign spread out, a few at a time, in the same
+//!   order on every node, and in a fault-free start each elects in one round without split votes;
+//! - the other replicas keep Raft's random timeout, plus that wait, that share, and one more
+//!   `election_timeout_max`: if the preferred replica is down they campaign a timeout after it
+//!   would have, as Raft would.
+//!
+//! No first timeout is shorter than Raft's `election_timeout_min`: with leases, a restarted node
+//! must not campaign (nor vote for itself) within that time of its start, as it may have
+//! acknowledged a leader just before it crashed. Beyond that a timer's timing is only a matter of
+//! liveness to Raft; after the first timeout every election timer is Raft's own random one.
+//!
+//! **Raft timing of many groups.** Every leader heartbeats its followers, so a node's idle cost
+//! grows with its groups: ~13 % of a core for three nodes of 1 000 groups, and more than a core
+//! at 10 000 – more than a loaded machine gives, and then heartbeats arrive late, followers
+//! campaign, leaders lose their quorum, and elections never settle. Shard groups therefore run at
+//! the configured timing up to [`GROUPS_AT_BASE_TIMING`] groups a node, and beyond it at a timing
+//! stretched in proportion (heartbeat interval and election timeouts alike, so a node's heartbeat
+//! traffic stays that of 1 000 groups): 10 000 groups on three nodes heartbeat every 750 ms and
+//! detect a dead leader in 3–6 s instead of 0.3–0.6 s ([`ShardedConfig::shard_raft`]). The
+//! metadata group keeps the configured timing. Quiescing idle groups would remove the cost
+//! instead of stretching it (docs/sharding.md, "Not done yet").
+//!
 //! **Reads of a shard rather than a key.** [`ShardedNode::shard_request`] sends a request to a
 //! named shard's group – a page of its keys ([`ShardQuery::Range`]) or their count
 //! ([`ShardQuery::Count`]), through the group's Raft read path like any read – for a caller that
@@ -66,7 +100,7 @@ use concord_raft::{
     ReadConsistency, Timer as RaftTimer,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// The metadata group's id; shard `k`'s group is `GroupId(k)`.
@@ -84,6 +118,40 @@ pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The client id of requests a node makes itself (the mover's, adopts, forwards it serves).
 const INTERNAL: ClientId = ClientId(u32::MAX);
+
+/// The spread of first elections per shard group a node holds (see "Starting many groups" in the
+/// module docs): about the work one group's election costs its nodes (pre-votes, votes, the first
+/// append and the adopt proposal, a few synced inputs on each replica), so that a node's groups
+/// elect about as fast as it can handle them. 10 000 groups spread over 2 s.
+pub const STAGGER_PER_GROUP: Duration = Duration::from_micros(200);
+
+/// Up to this many shard groups a node, shard groups run at the configured Raft timing; beyond
+/// it, at a timing stretched in proportion (see "Raft timing of many groups" in the module docs).
+pub const GROUPS_AT_BASE_TIMING: u64 = 1_000;
+
+/// When, after the node's start, the first election timeout of `shard`'s replica fires (see
+/// "Starting many groups" in the module docs). `preferred`: the replica is the shard's first
+/// voter; `raft_timeout`: the random timeout the group's Raft armed at its start (kept by the
+/// other replicas). The same on every node, by shard id; never below the shard groups'
+/// `election_timeout_min`.
+pub fn first_election_after(
+    config: &ShardedConfig,
+    shard: ShardId,
+    preferred: bool,
+    raft_timeout: Duration,
+) -> Duration {
+    let raft = config.shard_raft();
+    let quiet = config.raft.election_timeout_max; // the metadata group elects first
+    let shards = u128::from(config.shards.max(1));
+    let window = STAGGER_PER_GROUP.as_nanos() * u128::from(config.groups_per_node());
+    let rank = u128::from(shard.0.saturating_sub(1)) % shards;
+    let share = Duration::from_nanos((window * rank / shards) as u64);
+    if preferred {
+        raft.election_timeout_min + quiet + share
+    } else {
+        raft_timeout.max(raft.election_timeout_min) + quiet + share + raft.election_timeout_max
+    }
+}
 
 /// Every this many mover ticks the metadata leader asks every group for its status (strays,
 /// leader placement), not only the groups with a replica move under way.
@@ -386,13 +454,53 @@ impl ShardedConfig {
 
     /// The slots shard `k` owns in the first map.
     pub fn bootstrap_ranges(&self, shard: ShardId) -> Vec<SlotRange> {
-        let mut map = ShardMap::default();
-        map.apply(&Proposal { if_epoch: None, change: self.bootstrap() }).expect("a valid placement");
-        map.ranges().into_iter().filter(|(_, owner)| *owner == shard).map(|(range, _)| range).collect()
+        self.bootstrap_ranges_of(&BTreeSet::from([shard])).remove(&shard).unwrap_or_default()
     }
 
+    /// The slots each of `shards` owns in the first map – the first map built once for all of them
+    /// (it is built from every shard's placement, so building it per shard is quadratic).
+    pub fn bootstrap_ranges_of(&self, shards: &BTreeSet<ShardId>) -> BTreeMap<ShardId, Vec<SlotRange>> {
+        let mut map = ShardMap::default();
+        map.apply(&Proposal { if_epoch: None, change: self.bootstrap() }).expect("a valid placement");
+        let mut out: BTreeMap<ShardId, Vec<SlotRange>> = BTreeMap::new();
+        for (range, owner) in map.ranges() {
+            if shards.contains(&owner) {
+                out.entry(owner).or_default().push(range);
+            }
+        }
+        out
+    }
+
+    /// A shard group's Raft configuration (the metadata group's is `raft` with every node a voter).
     fn group_config(&self, voters: Vec<NodeId>) -> RaftConfig {
-        RaftConfig { voters, ..self.raft.clone() }
+        RaftConfig { voters, ..self.shard_raft() }
+    }
+
+    /// The shard groups a node holds in the first map (about: the placement spreads them evenly).
+    pub fn groups_per_node(&self) -> u64 {
+        let placed = self.placed().len().max(1) as u64;
+        (u64::from(self.shards) * self.replicas.max(1) as u64).div_ceil(placed)
+    }
+
+    /// The Raft configuration of shard groups: `raft`, its heartbeat interval and election
+    /// timeouts stretched by [`Self::groups_per_node`] / [`GROUPS_AT_BASE_TIMING`] when a node
+    /// holds more groups than that (see "Raft timing of many groups" in the module docs).
+    pub fn shard_raft(&self) -> RaftConfig {
+        let groups = self.groups_per_node();
+        if groups <= GROUPS_AT_BASE_TIMING {
+            return self.raft.clone();
+        }
+        let stretch = |d: Duration| {
+            Duration::from_nanos(
+                (d.as_nanos() * u128::from(groups) / u128::from(GROUPS_AT_BASE_TIMING)) as u64,
+            )
+        };
+        RaftConfig {
+            election_timeout_min: stretch(self.raft.election_timeout_min),
+            election_timeout_max: stretch(self.raft.election_timeout_max),
+            heartbeat_interval: stretch(self.raft.heartbeat_interval),
+            ..self.raft.clone()
+        }
     }
 
     /// The membership a shard group starts from on `me`, before its log says otherwise. A group of
@@ -420,8 +528,26 @@ impl ShardedConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum NodeMessage {
     Groups(Batch<GroupMessage>),
-    Forward { id: u64, group: GroupId, request: GroupReq },
-    Forwarded { id: u64, response: GroupResponse<GroupResp> },
+    Forward {
+        id: u64,
+        group: GroupId,
+        request: GroupReq,
+    },
+    Forwarded {
+        id: u64,
+        response: GroupResponse<GroupResp>,
+    },
+    /// "Which groups do you lead?" – one question per node pair instead of one per group, for a
+    /// node that wants the leaders of shards it does not replicate (the server's leader probes).
+    WhoLeads {
+        id: u64,
+    },
+    /// The answer to [`NodeMessage::WhoLeads`]: every shard group the sender leads, with its term
+    /// ([`ShardedNode::leading`]).
+    Leading {
+        id: u64,
+        groups: Vec<(GroupId, u64)>,
+    },
 }
 
 impl concord_core::Message for NodeMessage {
@@ -430,6 +556,8 @@ impl concord_core::Message for NodeMessage {
             NodeMessage::Groups(batch) => batch.kind(),
             NodeMessage::Forward { .. } => "forward",
             NodeMessage::Forwarded { .. } => "forwarded",
+            NodeMessage::WhoLeads { .. } => "who-leads",
+            NodeMessage::Leading { .. } => "leading",
         }
     }
 }
@@ -479,6 +607,10 @@ pub struct ShardedNode {
     next_id: u64,
     /// Forwards received lately, by sender and id, to drop the network's duplicates.
     forwards_seen: BTreeMap<(NodeId, u64), Time>,
+    /// The same forwards in the order they arrived, to forget the old ones from the front – a
+    /// sweep of every remembered forward per forward was quadratic: the metadata leader's status
+    /// round forwards thousands a second.
+    forwards_arrived: VecDeque<(Time, (NodeId, u64))>,
     /// The node last known to lead each group (from answers and hosted replicas).
     leaders: BTreeMap<GroupId, NodeId>,
     /// Moves with a mover task in flight (metadata leader only).
@@ -499,9 +631,9 @@ impl ShardedNode {
     pub fn boot(me: NodeId, config: ShardedConfig, durable: &Durable) -> Result<ShardedNode, String> {
         let mut groups = Vec::new();
         let meta = crate::host::group_durable(durable, META);
-        let meta_raft =
-            RaftNode::boot(me, config.group_config(config.nodes.clone()), MapMachine::default(), &meta)
-                .map_err(|e| format!("metadata group: {e}"))?;
+        let meta_config = RaftConfig { voters: config.nodes.clone(), ..config.raft.clone() };
+        let meta_raft = RaftNode::boot(me, meta_config, MapMachine::default(), &meta)
+            .map_err(|e| format!("metadata group: {e}"))?;
         groups.push((META, Group::Meta(meta_raft)));
         let booted = durable.get(BOOTED_KEY).is_some();
         let mut created = BTreeMap::new();
@@ -543,6 +675,7 @@ impl ShardedNode {
             pending: BTreeMap::new(),
             next_id: 0,
             forwards_seen: BTreeMap::new(),
+            forwards_arrived: VecDeque::new(),
             leaders: BTreeMap::new(),
             moving: BTreeSet::new(),
             answers: Vec::new(),
@@ -607,6 +740,27 @@ impl ShardedNode {
                 Effect::Event(ProtocolEvent { name, detail }) => io.event(name, detail),
             }
         }
+    }
+
+    /// Reschedule each shard group's first election timeout (see "Starting many groups" in the
+    /// module docs). The preferred replica is the shard's first voter in the map this node
+    /// recovered, else in the first map's placement.
+    fn stagger_first_elections(&mut self, io: &mut Io<'_, Self>) {
+        let now = io.now();
+        let election = GroupTimer::Data(RaftTimer::Election);
+        let armed: BTreeMap<GroupId, Time> =
+            self.host.deadlines().filter(|(_, t, _)| *t == election).map(|(g, _, at)| (g, at)).collect();
+        let timers: Vec<(GroupId, GroupTimer, Time)> = armed
+            .into_iter()
+            .filter(|(group, _)| *group != META)
+            .map(|(group, at)| {
+                let shard = ShardId(group.0);
+                let preferred = self.replicas(group).first() == Some(&self.me);
+                let after = first_election_after(&self.config, shard, preferred, at.saturating_since(now));
+                (group, election, now + after)
+            })
+            .collect();
+        self.with_host(io, |host, inner| host.reschedule(inner, timers));
     }
 
     /// Handle the answers queued while running the host, and any they lead to.
@@ -880,12 +1034,18 @@ impl ShardedNode {
             .filter(|(_, s)| round || !s.learners.is_empty() || !s.leaving.is_empty())
             .map(|(&id, _)| id)
             .collect();
+        // The shards with a status or replica step in flight, gathered once: asking each shard
+        // whether one of all pending requests is its own was quadratic in the shards.
+        let busy: BTreeSet<ShardId> = self
+            .pending
+            .values()
+            .filter_map(|p| match &p.origin {
+                Origin::Status(s) | Origin::Replica(s, _) => Some(*s),
+                _ => None,
+            })
+            .collect();
         for shard in shards {
-            let busy = self
-                .pending
-                .values()
-                .any(|p| matches!(&p.origin, Origin::Status(s) | Origin::Replica(s, _) if *s == shard));
-            if !busy {
+            if !busy.contains(&shard) {
                 self.submit(io, GroupId(shard.0), GroupReq::Status, Origin::Status(shard));
             }
         }
@@ -973,11 +1133,20 @@ impl ShardedNode {
             .filter(|(_, raft)| raft.is_leader() && !raft.state_machine().adopted())
             .map(|(shard, _)| shard)
             .collect();
+        // Gathered once (not per shard: quadratic in the shards at a start with thousands).
+        let adopting: BTreeSet<ShardId> = self
+            .pending
+            .values()
+            .filter_map(|p| match p.origin {
+                Origin::Adopt(s) => Some(s),
+                _ => None,
+            })
+            .collect();
+        let adopt: BTreeSet<ShardId> = adopt.into_iter().filter(|s| !adopting.contains(s)).collect();
+        let mut ranges_of =
+            if adopt.is_empty() { BTreeMap::new() } else { self.config.bootstrap_ranges_of(&adopt) };
         for shard in adopt {
-            if self.pending.values().any(|p| matches!(p.origin, Origin::Adopt(s) if s == shard)) {
-                continue;
-            }
-            let ranges = self.config.bootstrap_ranges(shard);
+            let ranges = ranges_of.remove(&shard).unwrap_or_default();
             let request = propose_data(ShardCommand::Adopt { ranges });
             self.submit(io, GroupId(shard.0), request, Origin::Adopt(shard));
         }
@@ -1232,6 +1401,7 @@ impl Process for ShardedNode {
             self.booted = true;
         }
         self.with_host(io, |host, inner| host.on_start(inner));
+        self.stagger_first_elections(io);
         self.settle(io);
         io.set_timer(NodeTimer::Mover, MOVER_TICK);
     }
@@ -1246,8 +1416,16 @@ impl Process for ShardedNode {
                 // its client hears "certainly not done") must not let a second copy be served
                 // once this node leads. Each forward is handled once.
                 let now = io.now();
-                self.forwards_seen
-                    .retain(|_, at| now.0.saturating_sub(at.0) < FORWARD_MEMORY.as_nanos() as u64);
+                while let Some(&(at, key)) = self.forwards_arrived.front() {
+                    if now.saturating_since(at) < FORWARD_MEMORY {
+                        break;
+                    }
+                    self.forwards_arrived.pop_front();
+                    if self.forwards_seen.get(&key) == Some(&at) {
+                        self.forwards_seen.remove(&key);
+                    }
+                }
+                self.forwards_arrived.push_back((now, (from, id)));
                 if self.forwards_seen.insert((from, id), now).is_some() {
                     return;
                 }
@@ -1271,6 +1449,18 @@ impl Process for ShardedNode {
             NodeMessage::Forwarded { id, response } => {
                 if let Some(pending) = self.pending.remove(&id) {
                     self.answered(io, pending, response);
+                }
+            }
+            NodeMessage::WhoLeads { id } => {
+                io.send(from, NodeMessage::Leading { id, groups: self.leading() })
+            }
+            // Leaders of groups not replicated here, where forwards go next (a group replicated
+            // here knows its own leader).
+            NodeMessage::Leading { groups, .. } => {
+                for (group, _) in groups {
+                    if self.host.group(group).is_none() {
+                        self.leaders.insert(group, from);
+                    }
                 }
             }
         }
@@ -1342,6 +1532,14 @@ impl ShardedNode {
             Some(g) => g.leader(),
             None => self.leaders.get(&group).copied(),
         }
+    }
+
+    /// Every shard group this node leads, with its term (the answer to [`NodeMessage::WhoLeads`]).
+    pub fn leading(&self) -> Vec<(GroupId, u64)> {
+        self.shards()
+            .filter(|(_, raft)| raft.is_leader())
+            .map(|(shard, raft)| (GroupId(shard.0), raft.current_term()))
+            .collect()
     }
 
     /// Requests this node made and still waits for (its clients', forwards', the mover's).

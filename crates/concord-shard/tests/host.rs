@@ -144,6 +144,31 @@ fn a_removed_group_loses_its_timers_and_its_keys_and_nothing_else() {
     assert!(key_prefix(GroupId(1)) < key_prefix(GroupId(10)));
 }
 
+#[test]
+fn rescheduled_timers_move_and_the_host_tick_follows_the_earliest() {
+    let mut host = Host::with_groups([(GroupId(1), Toy), (GroupId(2), Toy)]);
+    run(&mut host, |h, io| h.on_start(io));
+    // Both toys armed timer 7 for 5 ms, rounded up to the 10 ms tick.
+    let at = |host: &Host<Toy>, g: u32| host.deadlines().find(|(id, _, _)| *id == GroupId(g)).map(|d| d.2);
+    assert_eq!(at(&host, 1), Some(Time::ZERO + Duration::from_millis(10)));
+    let ms = |n| Time::ZERO + Duration::from_millis(n);
+    let effects = run(&mut host, |h, io| {
+        h.reschedule(io, [(GroupId(1), 7, ms(105)), (GroupId(2), 7, ms(40)), (GroupId(2), 8, ms(1))])
+    });
+    assert_eq!(at(&host, 1), Some(ms(110)), "105 ms, rounded up to the tick");
+    assert_eq!(at(&host, 2), Some(ms(40)));
+    assert_eq!(host.deadlines().count(), 2, "timer 8 was not armed: nothing happens to it");
+    // The host's own tick moves to the earliest deadline left.
+    let ticks: Vec<Duration> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetTimer { timer: Tick, after } => Some(*after),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ticks, [Duration::from_millis(40)]);
+}
+
 type Shard = RaftNode<KvStore>;
 
 /// A tiny deterministic driver for hosts: 1 ms links, timers by virtual time, disks that keep
