@@ -16,7 +16,8 @@
 //! `S` (1-based) on `replicas` consecutive nodes starting at node `k`, in the order of the cluster
 //! list less its `spares` (the last nodes, which start with no replica) – the same formula on
 //! every node, so on its very first boot a node starts its groups without waiting for the map.
-//! From then on the **applied map decides**: every mover tick a node creates, empty, each group
+//! From then on the **applied map decides**: at every new epoch of its map (and on a full pass
+//! every [`FULL_PASS_TICKS`] mover ticks, a safety net) a node creates, empty, each group
 //! the map says it runs (it then catches up from the group's leader by snapshot and log), and
 //! drops – with its durable state – each group the map no longer gives it, once its map is at
 //! least as new as the epoch it created the group at (an older map, e.g. one recovered from a
@@ -75,8 +76,11 @@
 //! stretched in proportion (heartbeat interval and election timeouts alike, so a node's heartbeat
 //! traffic stays that of 1 000 groups): 10 000 groups on three nodes heartbeat every 750 ms and
 //! detect a dead leader in 3–6 s instead of 0.3–0.6 s ([`ShardedConfig::shard_raft`]). The
-//! metadata group keeps the configured timing. Quiescing idle groups would remove the cost
-//! instead of stretching it (docs/sharding.md, "Not done yet").
+//! metadata group keeps the configured timing. Quiescence (`concord-raft/src/quiesce.rs`) now
+//! removes the cost of *idle* groups, but the stretch stays: at a start all groups are awake and
+//! electing until they quiesce, and under load awake groups heartbeat again – both are when
+//! 10 000 groups at the configured timing drowned a node. Whether 10 000 quiescing groups start
+//! and settle at the configured timing was not measured (BENCHMARKS.md, "Sharding").
 //!
 //! **Reads of a shard rather than a key.** [`ShardedNode::shard_request`] sends a request to a
 //! named shard's group – a page of its keys ([`ShardQuery::Range`]) or their count
@@ -152,6 +156,13 @@ pub fn first_election_after(
         raft_timeout.max(raft.election_timeout_min) + quiet + share + raft.election_timeout_max
     }
 }
+
+/// Every this many mover ticks (5 s) the mover tick walks every group here even if the map did
+/// not change: placement and the adopt check, which otherwise run only on a new map epoch or
+/// while a shard here has not taken its bootstrap slots. A safety net – what they act on changes
+/// with the map – that keeps an idle node's tick from visiting its thousands of groups 20 times
+/// a second.
+const FULL_PASS_TICKS: u64 = 100;
 
 /// Every this many mover ticks the metadata leader asks every group for its status (strays,
 /// leader placement), not only the groups with a replica move under way.
@@ -623,6 +634,16 @@ pub struct ShardedNode {
     booted: bool,
     /// Mover ticks since this process started (paces the status rounds and the rebalancer).
     ticks: u64,
+    /// What the mover tick last saw, so that it works in proportion to what changed (see
+    /// [`FULL_PASS_TICKS`]): the epoch of the map it last placed groups by, whether a shard here
+    /// may still have to take its bootstrap slots, and the shards with a replica move under way
+    /// in the map of that epoch.
+    placed: Option<u64>,
+    adopt_pending: bool,
+    replica_moves: Option<(u64, Vec<ShardId>)>,
+    /// Changes of [`ShardedNode::leaders`] for groups not replicated here (forwarding hints):
+    /// with [`Host::steps`] and the map's epoch, what a view of the node's leaders depends on.
+    hint_changes: u64,
 }
 
 impl ShardedNode {
@@ -682,6 +703,10 @@ impl ShardedNode {
             created,
             booted,
             ticks: 0,
+            placed: None,
+            adopt_pending: true,
+            replica_moves: None,
+            hint_changes: 0,
         })
     }
 
@@ -834,7 +859,9 @@ impl ShardedNode {
             };
             match hint {
                 Some(leader) => {
-                    self.leaders.insert(*group, leader);
+                    if self.leaders.insert(*group, leader) != Some(leader) {
+                        self.hint_changes += 1;
+                    }
                 }
                 None if matches!(
                     response,
@@ -842,7 +869,9 @@ impl ShardedNode {
                         | GroupResp::Data(RaftResponse::NotLeader { .. })
                 ) =>
                 {
-                    self.leaders.remove(group);
+                    if self.leaders.remove(group).is_some() {
+                        self.hint_changes += 1;
+                    }
                 }
                 None => {}
             }
@@ -996,6 +1025,7 @@ impl ShardedNode {
             self.with_host(io, |host, inner| host.add_group(inner, group, Group::Data(raft)));
             io.event("group-created", serde_json::json!({ "group": group.0, "epoch": epoch }));
         }
+        self.placed = Some(epoch);
     }
 
     /// Whether this node's map is the newest committed one: it leads the metadata group, has
@@ -1027,13 +1057,24 @@ impl ShardedNode {
             return;
         }
         let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
-        let shards: Vec<ShardId> = self
-            .map()
-            .shards()
-            .iter()
-            .filter(|(_, s)| round || !s.learners.is_empty() || !s.leaving.is_empty())
-            .map(|(&id, _)| id)
-            .collect();
+        let epoch = self.map().epoch();
+        let shards: Vec<ShardId> = if round {
+            self.map().shards().keys().copied().collect()
+        } else {
+            // The shards with a replica move under way change only with the map: listed once an
+            // epoch, not by walking every shard every tick.
+            if self.replica_moves.as_ref().is_none_or(|(at, _)| *at != epoch) {
+                let moving = self
+                    .map()
+                    .shards()
+                    .iter()
+                    .filter(|(_, s)| !s.learners.is_empty() || !s.leaving.is_empty())
+                    .map(|(&id, _)| id)
+                    .collect();
+                self.replica_moves = Some((epoch, moving));
+            }
+            self.replica_moves.as_ref().expect("just set").1.clone()
+        };
         // The shards with a status or replica step in flight, gathered once: asking each shard
         // whether one of all pending requests is its own was quadratic in the shards.
         let busy: BTreeSet<ShardId> = self
@@ -1127,12 +1168,28 @@ impl ShardedNode {
                 GroupResponse::Answer { group: pending.group, response: unknown(pending.group, reason) };
             self.answered(io, pending, response);
         }
+        // Placement and the adopt check walk every group here: they run when the map changed
+        // (a new epoch), while a shard here has not taken its bootstrap slots, and on every full
+        // pass; an idle node's tick does not visit its groups.
+        let full_pass = self.ticks.is_multiple_of(FULL_PASS_TICKS);
+        let map_changed = self.map().is_bootstrapped() && self.placed != Some(self.map().epoch());
+        if full_pass || map_changed {
+            self.adopt_pending = true;
+        }
         // Shard leaders take their bootstrap slots, once.
-        let adopt: Vec<ShardId> = self
-            .shards()
-            .filter(|(_, raft)| raft.is_leader() && !raft.state_machine().adopted())
-            .map(|(shard, _)| shard)
-            .collect();
+        let mut adopt = Vec::new();
+        if self.adopt_pending {
+            let mut unadopted = false;
+            for (shard, raft) in self.shards() {
+                if !raft.state_machine().adopted() {
+                    unadopted = true;
+                    if raft.is_leader() {
+                        adopt.push(shard);
+                    }
+                }
+            }
+            self.adopt_pending = unadopted;
+        }
         // Gathered once (not per shard: quadratic in the shards at a start with thousands).
         let adopting: BTreeSet<ShardId> = self
             .pending
@@ -1150,7 +1207,9 @@ impl ShardedNode {
             let request = propose_data(ShardCommand::Adopt { ranges });
             self.submit(io, GroupId(shard.0), request, Origin::Adopt(shard));
         }
-        self.place(io);
+        if full_pass || map_changed {
+            self.place(io);
+        }
         if self.metadata().is_leader() {
             self.lead_moves(io);
             self.lead_replicas(io);
@@ -1458,8 +1517,8 @@ impl Process for ShardedNode {
             // here knows its own leader).
             NodeMessage::Leading { groups, .. } => {
                 for (group, _) in groups {
-                    if self.host.group(group).is_none() {
-                        self.leaders.insert(group, from);
+                    if self.host.group(group).is_none() && self.leaders.insert(group, from) != Some(from) {
+                        self.hint_changes += 1;
                     }
                 }
             }
@@ -1532,6 +1591,12 @@ impl ShardedNode {
             Some(g) => g.leader(),
             None => self.leaders.get(&group).copied(),
         }
+    }
+
+    /// How often a forwarding hint of [`ShardedNode::known_leader`] changed (with
+    /// [`Host::steps`] and the map's epoch: unchanged, `known_leader` answers as before).
+    pub fn hint_changes(&self) -> u64 {
+        self.hint_changes
     }
 
     /// Every shard group this node leads, with its term (the answer to [`NodeMessage::WhoLeads`]).
