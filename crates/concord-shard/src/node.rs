@@ -168,6 +168,16 @@ const FULL_PASS_TICKS: u64 = 100;
 /// leader placement), not only the groups with a replica move under way.
 const STATUS_ROUND_TICKS: u64 = 20;
 
+/// A quiet cluster's status rounds are this many times further apart (30 s instead of 1 s): one
+/// round asks every group, a forward for each group led elsewhere – at 10 000 shards thousands
+/// of messages a second for nothing. Quiet: the map did not change and no round led to a replica
+/// step for [`QUIET_AFTER_TICKS`], and the rebalancer is off (with it on, rounds hand leadership
+/// to preferred voters, so they keep their pace). What a round finds outside a replica move under
+/// way (shards with learners or leaving replicas are asked every tick regardless) follows a map
+/// change: a stray left by an interrupted step.
+const QUIET_ROUND_FACTOR: u64 = 30;
+const QUIET_AFTER_TICKS: u64 = 10 * STATUS_ROUND_TICKS;
+
 /// How long a node remembers a forward it received (duplicates arrive within a network delay).
 const FORWARD_MEMORY: Duration = Duration::from_secs(10);
 
@@ -641,6 +651,10 @@ pub struct ShardedNode {
     placed: Option<u64>,
     adopt_pending: bool,
     replica_moves: Option<(u64, Vec<ShardId>)>,
+    /// The tick of the last sign of activity (a map change, a replica step a round led to, the
+    /// node gaining metadata leadership) and the epoch it last saw: paces the status rounds.
+    active_at: u64,
+    active_epoch: u64,
     /// Changes of [`ShardedNode::leaders`] for groups not replicated here (forwarding hints):
     /// with [`Host::steps`] and the map's epoch, what a view of the node's leaders depends on.
     hint_changes: u64,
@@ -706,6 +720,8 @@ impl ShardedNode {
             placed: None,
             adopt_pending: true,
             replica_moves: None,
+            active_at: 0,
+            active_epoch: 0,
             hint_changes: 0,
         })
     }
@@ -918,6 +934,7 @@ impl ShardedNode {
                 let transfer = self.rebalance_every().is_some();
                 let bug = self.config.replica_bug;
                 if let Some(task) = replicas::next(self.map(), shard, &status, bug, transfer) {
+                    self.active_at = self.ticks;
                     self.run_replica_task(io, shard, task);
                 }
             }
@@ -1056,8 +1073,14 @@ impl ShardedNode {
         if !self.map_is_current() {
             return;
         }
-        let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
         let epoch = self.map().epoch();
+        if epoch != self.active_epoch {
+            (self.active_at, self.active_epoch) = (self.ticks, epoch);
+        }
+        let quiet =
+            self.rebalance_every().is_none() && self.ticks.saturating_sub(self.active_at) > QUIET_AFTER_TICKS;
+        let every = if quiet { STATUS_ROUND_TICKS * QUIET_ROUND_FACTOR } else { STATUS_ROUND_TICKS };
+        let round = self.ticks.is_multiple_of(every);
         let shards: Vec<ShardId> = if round {
             self.map().shards().keys().copied().collect()
         } else {
@@ -1216,6 +1239,8 @@ impl ShardedNode {
             self.drive(io);
         } else {
             self.moving.clear();
+            // Leading the metadata group later starts with rounds at the busy pace.
+            self.active_at = self.ticks;
         }
         self.ticks += 1;
     }
