@@ -873,23 +873,20 @@ impl ShardedNode {
                 | GroupResp::Data(RaftResponse::NotLeader { hint }) => *hint,
                 _ => None,
             };
-            match hint {
-                Some(leader) => {
-                    if self.leaders.insert(*group, leader) != Some(leader) {
-                        self.hint_changes += 1;
-                    }
-                }
+            let changed = match hint {
+                Some(leader) => self.leaders.insert(*group, leader) != Some(leader),
                 None if matches!(
                     response,
                     GroupResp::Meta(RaftResponse::NotLeader { .. })
                         | GroupResp::Data(RaftResponse::NotLeader { .. })
                 ) =>
                 {
-                    if self.leaders.remove(group).is_some() {
-                        self.hint_changes += 1;
-                    }
+                    self.leaders.remove(group).is_some()
                 }
-                None => {}
+                None => false,
+            };
+            if changed {
+                self.hint_changes += 1;
             }
         }
         match pending.origin {

@@ -243,7 +243,10 @@ pub fn status_pause(groups: usize) -> Option<Duration> {
 /// when it moved, so that an idle node (quiet groups: no group steps) describes its thousands of
 /// groups once, not at every pause.
 #[derive(Default)]
-pub struct MapCache(Option<Arc<MapView>>, Option<([u64; 4], Arc<BTreeMap<u32, u32>>, Arc<Vec<GroupView>>)>);
+pub struct MapCache(Option<Arc<MapView>>, Option<GroupsView>);
+
+/// The groups' and leaders' views, with the stamp they were built at.
+type GroupsView = ([u64; 4], Arc<BTreeMap<u32, u32>>, Arc<Vec<GroupView>>);
 
 impl Hosted for ShardServer {
     type Status = ShardedStatus;
