@@ -16,7 +16,8 @@
 //! `S` (1-based) on `replicas` consecutive nodes starting at node `k`, in the order of the cluster
 //! list less its `spares` (the last nodes, which start with no replica) – the same formula on
 //! every node, so on its very first boot a node starts its groups without waiting for the map.
-//! From then on the **applied map decides**: every mover tick a node creates, empty, each group
+//! From then on the **applied map decides**: at every new epoch of its map (and on a full pass
+//! every [`FULL_PASS_TICKS`] mover ticks, a safety net) a node creates, empty, each group
 //! the map says it runs (it then catches up from the group's leader by snapshot and log), and
 //! drops – with its durable state – each group the map no longer gives it, once its map is at
 //! least as new as the epoch it created the group at (an older map, e.g. one recovered from a
@@ -81,8 +82,11 @@
 //! stretched in proportion (heartbeat interval and election timeouts alike, so a node's heartbeat
 //! traffic stays that of 1 000 groups): 10 000 groups on three nodes heartbeat every 750 ms and
 //! detect a dead leader in 3–6 s instead of 0.3–0.6 s ([`ShardedConfig::shard_raft`]). The
-//! metadata group keeps the configured timing. Quiescing idle groups would remove the cost
-//! instead of stretching it (docs/sharding.md, "Not done yet").
+//! metadata group keeps the configured timing. Quiescence (`concord-raft/src/quiesce.rs`) now
+//! removes the cost of *idle* groups, but the stretch stays: at a start all groups are awake and
+//! electing until they quiesce, and under load awake groups heartbeat again – both are when
+//! 10 000 groups at the configured timing drowned a node. Whether 10 000 quiescing groups start
+//! and settle at the configured timing was not measured (BENCHMARKS.md, "Sharding").
 //!
 //! **Reads of a shard rather than a key.** [`ShardedNode::shard_request`] sends a request to a
 //! named shard's group – a page of its keys ([`ShardQuery::Range`]) or their count
@@ -164,9 +168,26 @@ pub fn first_election_after(
     }
 }
 
+/// Every this many mover ticks (5 s) the mover tick walks every group here even if the map did
+/// not change: placement and the adopt check, which otherwise run only on a new map epoch or
+/// while a shard here has not taken its bootstrap slots. A safety net – what they act on changes
+/// with the map – that keeps an idle node's tick from visiting its thousands of groups 20 times
+/// a second.
+const FULL_PASS_TICKS: u64 = 100;
+
 /// Every this many mover ticks the metadata leader asks every group for its status (strays,
 /// leader placement), not only the groups with a replica move under way.
 const STATUS_ROUND_TICKS: u64 = 20;
+
+/// A quiet cluster's status rounds are this many times further apart (30 s instead of 1 s): one
+/// round asks every group, a forward for each group led elsewhere – at 10 000 shards thousands
+/// of messages a second for nothing. Quiet: the map did not change and no round led to a replica
+/// step for [`QUIET_AFTER_TICKS`], and the rebalancer is off (with it on, rounds hand leadership
+/// to preferred voters, so they keep their pace). What a round finds outside a replica move under
+/// way (shards with learners or leaving replicas are asked every tick regardless) follows a map
+/// change: a stray left by an interrupted step.
+const QUIET_ROUND_FACTOR: u64 = 30;
+const QUIET_AFTER_TICKS: u64 = 10 * STATUS_ROUND_TICKS;
 
 /// How long a node remembers a forward it received (duplicates arrive within a network delay).
 const FORWARD_MEMORY: Duration = Duration::from_secs(10);
@@ -641,6 +662,20 @@ pub struct ShardedNode {
     /// Metadata leader only: when it first saw each learner of the map, by shard (to give up a
     /// learner not promoted within `learner_patience`).
     learners_seen: BTreeMap<(ShardId, NodeId), Time>,
+    /// What the mover tick last saw, so that it works in proportion to what changed (see
+    /// [`FULL_PASS_TICKS`]): the epoch of the map it last placed groups by, whether a shard here
+    /// may still have to take its bootstrap slots, and the shards with a replica move under way
+    /// in the map of that epoch.
+    placed: Option<u64>,
+    adopt_pending: bool,
+    replica_moves: Option<(u64, Vec<ShardId>)>,
+    /// The tick of the last sign of activity (a map change, a replica step a round led to, the
+    /// node gaining metadata leadership) and the epoch it last saw: paces the status rounds.
+    active_at: u64,
+    active_epoch: u64,
+    /// Changes of [`ShardedNode::leaders`] for groups not replicated here (forwarding hints):
+    /// with [`Host::steps`] and the map's epoch, what a view of the node's leaders depends on.
+    hint_changes: u64,
 }
 
 impl ShardedNode {
@@ -701,6 +736,12 @@ impl ShardedNode {
             booted,
             ticks: 0,
             learners_seen: BTreeMap::new(),
+            placed: None,
+            adopt_pending: true,
+            replica_moves: None,
+            active_at: 0,
+            active_epoch: 0,
+            hint_changes: 0,
         })
     }
 
@@ -851,23 +892,26 @@ impl ShardedNode {
                 | GroupResp::Data(RaftResponse::NotLeader { hint }) => *hint,
                 _ => None,
             };
-            match hint {
-                Some(leader) => {
-                    self.leaders.insert(*group, leader);
-                }
+            let changed = match hint {
+                Some(leader) => self.leaders.insert(*group, leader) != Some(leader),
                 None if matches!(
                     response,
                     GroupResp::Meta(RaftResponse::NotLeader { .. })
                         | GroupResp::Data(RaftResponse::NotLeader { .. })
                 ) =>
                 {
-                    self.leaders.remove(group);
+                    self.leaders.remove(group).is_some()
                 }
-                None => {}
+                None => false,
+            };
+            if changed {
+                self.hint_changes += 1;
             }
         }
         if let GroupResponse::NoSuchGroup(group) = &response {
-            self.leaders.remove(group);
+            if self.leaders.remove(group).is_some() {
+                self.hint_changes += 1;
+            }
         }
         match pending.origin {
             Origin::Client(request) => io.reply(request, client_answer(response)),
@@ -921,6 +965,7 @@ impl ShardedNode {
                 if let Some(task) =
                     abandoned.or_else(|| replicas::next(self.map(), shard, &status, bug, transfer))
                 {
+                    self.active_at = self.ticks;
                     self.run_replica_task(io, shard, task);
                 }
             }
@@ -1039,6 +1084,7 @@ impl ShardedNode {
             self.with_host(io, |host, inner| host.add_group(inner, group, Group::Data(raft)));
             io.event("group-created", serde_json::json!({ "group": group.0, "epoch": epoch }));
         }
+        self.placed = Some(epoch);
     }
 
     /// Whether this node's map is the newest committed one: it leads the metadata group, has
@@ -1069,26 +1115,43 @@ impl ShardedNode {
         if !self.map_is_current() {
             return;
         }
-        let round = self.ticks.is_multiple_of(STATUS_ROUND_TICKS);
-        // The clock of each learner's patience starts when this leader first sees it.
-        let now = io.now();
-        let learners: BTreeSet<(ShardId, NodeId)> = self
-            .map()
-            .shards()
-            .iter()
-            .flat_map(|(&id, s)| s.learners.iter().map(move |&n| (id, n)))
-            .collect();
-        self.learners_seen.retain(|k, _| learners.contains(k));
-        for k in learners {
-            self.learners_seen.entry(k).or_insert(now);
+        let epoch = self.map().epoch();
+        if epoch != self.active_epoch {
+            (self.active_at, self.active_epoch) = (self.ticks, epoch);
         }
-        let shards: Vec<ShardId> = self
-            .map()
-            .shards()
-            .iter()
-            .filter(|(_, s)| round || !s.learners.is_empty() || !s.leaving.is_empty())
-            .map(|(&id, _)| id)
-            .collect();
+        let quiet =
+            self.rebalance_every().is_none() && self.ticks.saturating_sub(self.active_at) > QUIET_AFTER_TICKS;
+        let every = if quiet { STATUS_ROUND_TICKS * QUIET_ROUND_FACTOR } else { STATUS_ROUND_TICKS };
+        let round = self.ticks.is_multiple_of(every);
+        // Learners and leaving replicas change only with the map: list the shards with a replica
+        // move under way, and start each new learner's patience clock (from when this leader
+        // first sees it), once an epoch – not by walking every shard every tick.
+        if self.replica_moves.as_ref().is_none_or(|(at, _)| *at != epoch) {
+            let now = io.now();
+            let learners: BTreeSet<(ShardId, NodeId)> = self
+                .map()
+                .shards()
+                .iter()
+                .flat_map(|(&id, s)| s.learners.iter().map(move |&n| (id, n)))
+                .collect();
+            self.learners_seen.retain(|k, _| learners.contains(k));
+            for k in learners {
+                self.learners_seen.entry(k).or_insert(now);
+            }
+            let moving = self
+                .map()
+                .shards()
+                .iter()
+                .filter(|(_, s)| !s.learners.is_empty() || !s.leaving.is_empty())
+                .map(|(&id, _)| id)
+                .collect();
+            self.replica_moves = Some((epoch, moving));
+        }
+        let shards: Vec<ShardId> = if round {
+            self.map().shards().keys().copied().collect()
+        } else {
+            self.replica_moves.as_ref().expect("just set").1.clone()
+        };
         // The shards with a status or replica step in flight, gathered once: asking each shard
         // whether one of all pending requests is its own was quadratic in the shards.
         let busy: BTreeSet<ShardId> = self
@@ -1187,12 +1250,28 @@ impl ShardedNode {
                 GroupResponse::Answer { group: pending.group, response: unknown(pending.group, reason) };
             self.answered(io, pending, response);
         }
+        // Placement and the adopt check walk every group here: they run when the map changed
+        // (a new epoch), while a shard here has not taken its bootstrap slots, and on every full
+        // pass; an idle node's tick does not visit its groups.
+        let full_pass = self.ticks.is_multiple_of(FULL_PASS_TICKS);
+        let map_changed = self.map().is_bootstrapped() && self.placed != Some(self.map().epoch());
+        if full_pass || map_changed {
+            self.adopt_pending = true;
+        }
         // Shard leaders take their bootstrap slots, once.
-        let adopt: Vec<ShardId> = self
-            .shards()
-            .filter(|(_, raft)| raft.is_leader() && !raft.state_machine().adopted())
-            .map(|(shard, _)| shard)
-            .collect();
+        let mut adopt = Vec::new();
+        if self.adopt_pending {
+            let mut unadopted = false;
+            for (shard, raft) in self.shards() {
+                if !raft.state_machine().adopted() {
+                    unadopted = true;
+                    if raft.is_leader() {
+                        adopt.push(shard);
+                    }
+                }
+            }
+            self.adopt_pending = unadopted;
+        }
         // Gathered once (not per shard: quadratic in the shards at a start with thousands).
         let adopting: BTreeSet<ShardId> = self
             .pending
@@ -1210,7 +1289,9 @@ impl ShardedNode {
             let request = propose_data(ShardCommand::Adopt { ranges });
             self.submit(io, GroupId(shard.0), request, Origin::Adopt(shard));
         }
-        self.place(io);
+        if full_pass || map_changed {
+            self.place(io);
+        }
         if self.metadata().is_leader() {
             self.lead_moves(io);
             self.lead_replicas(io);
@@ -1218,6 +1299,10 @@ impl ShardedNode {
         } else {
             self.moving.clear();
             self.learners_seen.clear();
+            // Leading the metadata group again lists its learners afresh (their patience starts
+            // then) and starts with rounds at the busy pace.
+            self.replica_moves = None;
+            self.active_at = self.ticks;
         }
         self.ticks += 1;
     }
@@ -1520,8 +1605,8 @@ impl Process for ShardedNode {
             // here knows its own leader).
             NodeMessage::Leading { groups, .. } => {
                 for (group, _) in groups {
-                    if self.host.group(group).is_none() {
-                        self.leaders.insert(group, from);
+                    if self.host.group(group).is_none() && self.leaders.insert(group, from) != Some(from) {
+                        self.hint_changes += 1;
                     }
                 }
             }
@@ -1594,6 +1679,12 @@ impl ShardedNode {
             Some(g) => g.leader(),
             None => self.leaders.get(&group).copied(),
         }
+    }
+
+    /// How often a forwarding hint of [`ShardedNode::known_leader`] changed (with
+    /// [`Host::steps`] and the map's epoch: unchanged, `known_leader` answers as before).
+    pub fn hint_changes(&self) -> u64 {
+        self.hint_changes
     }
 
     /// Every shard group this node leads, with its term (the answer to [`NodeMessage::WhoLeads`]).

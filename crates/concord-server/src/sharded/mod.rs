@@ -214,9 +214,9 @@ pub struct ShardedStatus {
     /// Every group's leader as this node knows it (its own view of groups it replicates; for
     /// others what the last leader probe heard, else the last forwarding hint – see
     /// [`process`]), by group (0: the metadata group).
-    pub leaders: BTreeMap<u32, u32>,
-    /// The groups this node replicates.
-    pub groups: Vec<GroupView>,
+    pub leaders: Arc<BTreeMap<u32, u32>>,
+    /// The groups this node replicates (shared with the previous status while none changed).
+    pub groups: Arc<Vec<GroupView>>,
     /// Requests the node made and waits for (clients', forwards', the mover's).
     pub pending: usize,
     pub admin_pending: usize,
@@ -241,9 +241,15 @@ pub fn status_pause(groups: usize) -> Option<Duration> {
         .then(|| (STATUS_PAUSE_PER_GROUP * groups as u32).min(STATUS_PAUSE_MAX))
 }
 
-/// The driver's notes between batches: the map view of the last epoch seen.
+/// The driver's notes between batches: the map view of the last epoch seen, and the views of the
+/// groups and leaders with the [`ShardServer::leaders_stamp`] they were built at – rebuilt only
+/// when it moved, so that an idle node (quiet groups: no group steps) describes its thousands of
+/// groups once, not at every pause.
 #[derive(Default)]
-pub struct MapCache(Option<Arc<MapView>>);
+pub struct MapCache(Option<Arc<MapView>>, Option<GroupsView>);
+
+/// The groups' and leaders' views, with the stamp they were built at.
+type GroupsView = ([u64; 4], Arc<BTreeMap<u32, u32>>, Arc<Vec<GroupView>>);
 
 impl Hosted for ShardServer {
     type Status = ShardedStatus;
@@ -288,22 +294,35 @@ impl Hosted for ShardServer {
                 view
             }
         };
-        let mut leaders = BTreeMap::new();
-        let groups = std::iter::once(META).chain(view.shards.keys().map(|s| GroupId(s.0)));
-        for group in groups {
-            if let Some(leader) = self.known_leader(group) {
-                leaders.insert(group.0, leader.0);
+        let stamp = self.leaders_stamp();
+        let (leaders, hosted) = match &cache.1 {
+            Some((at, leaders, hosted)) if *at == stamp => (leaders.clone(), hosted.clone()),
+            _ => {
+                let mut leaders = BTreeMap::new();
+                let groups = std::iter::once(META).chain(view.shards.keys().map(|s| GroupId(s.0)));
+                for group in groups {
+                    if let Some(leader) = self.known_leader(group) {
+                        leaders.insert(group.0, leader.0);
+                    }
+                }
+                let mut hosted = Vec::new();
+                hosted.push(group_view(0, node.metadata(), None, Vec::new()));
+                for (shard, raft) in node.shards() {
+                    let machine = raft.state_machine();
+                    let slots = machine
+                        .slots()
+                        .runs()
+                        .iter()
+                        .map(|(range, state)| (*range, state.to_string()))
+                        .collect();
+                    hosted.push(group_view(shard.0, raft, Some(machine.store().len()), slots));
+                }
+                let (leaders, hosted) = (Arc::new(leaders), Arc::new(hosted));
+                cache.1 = Some((stamp, leaders.clone(), hosted.clone()));
+                (leaders, hosted)
             }
-        }
-        let mut hosted = Vec::new();
+        };
         let meta = node.metadata();
-        hosted.push(group_view(0, meta, None, Vec::new()));
-        for (shard, raft) in node.shards() {
-            let machine = raft.state_machine();
-            let slots =
-                machine.slots().runs().iter().map(|(range, state)| (*range, state.to_string())).collect();
-            hosted.push(group_view(shard.0, raft, Some(machine.store().len()), slots));
-        }
         ShardedStatus {
             id: node.id().0,
             role: if meta.is_leader() { "map leader" } else { "node" },
@@ -995,7 +1014,7 @@ pub(crate) mod tests {
             id: 1,
             role: "node",
             map: Arc::new(map),
-            leaders: [(0, 2), (1, 1), (2, 3)].into(),
+            leaders: Arc::new([(0, 2), (1, 1), (2, 3)].into()),
             ..ShardedStatus::default()
         }
     }
@@ -1031,7 +1050,8 @@ pub(crate) mod tests {
     fn stale_reads_are_served_by_a_replica() {
         let mut status = two_shards(Phase::Started);
         status.id = 2; // node 2 replicates both shards, leads neither
-        status.groups = [1, 2].iter().map(|&g| group(g, if g == 1 { 1 } else { 3 })).collect();
+        status.groups =
+            [1, 2].iter().map(|&g| group(g, if g == 1 { 1 } else { 3 })).collect::<Vec<_>>().into();
         let handle = handle_with(2, status.clone());
         assert!(matches!(handle.redirect(b"foo", false), Some(KeyError::Moved { node: 3, .. })));
         assert_eq!(handle.redirect(b"foo", true), None);
@@ -1040,7 +1060,7 @@ pub(crate) mod tests {
         assert_eq!(served_here(&status, true), vec![ShardId(1), ShardId(2)]);
         // Node 1 replicates shard 1 only (and leads it): shard 2's keys are redirected even stale.
         let mut status = two_shards(Phase::Started);
-        status.groups = vec![group(1, 1)];
+        status.groups = Arc::new(vec![group(1, 1)]);
         let handle = handle_with(1, status.clone());
         assert!(matches!(handle.redirect(b"foo", true), Some(KeyError::Moved { node: 3, .. })));
         assert_eq!(served_here(&status, false), vec![ShardId(1)]);

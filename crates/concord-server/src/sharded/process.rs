@@ -114,6 +114,8 @@ pub struct ShardServer {
     /// Probes sent in the last round and not answered yet, by id: the peer asked (one per peer).
     probes: BTreeMap<u64, NodeId>,
     next_probe: u64,
+    /// How often a leader in `probed` changed (the status view is rebuilt when it does).
+    probe_changes: u64,
 }
 
 impl ShardServer {
@@ -126,11 +128,31 @@ impl ShardServer {
             probed: BTreeMap::new(),
             probes: BTreeMap::new(),
             next_probe: PROBE_IDS,
+            probe_changes: 0,
         }
     }
 
     /// The node this node believes leads `group`: Raft's view for a group replicated here; for
     /// another, what the last probes heard, else the node's last forwarding hint.
+    /// Moves whenever [`ShardServer::known_leader`] may answer differently for some group, and
+    /// more often: with the node's group steps, forwarding hints, map epoch and the probes'
+    /// changes. The status view of the groups is rebuilt only when it moved.
+    pub fn leaders_stamp(&self) -> [u64; 4] {
+        let node = &self.node;
+        [node.host().steps(), node.hint_changes(), node.map().epoch(), self.probe_changes]
+    }
+
+    /// Count a change of `probed`'s leaders since `before` (its leaders then).
+    fn note_probed(&mut self, before: Vec<(GroupId, NodeId)>) {
+        if !self.probed.iter().map(|(g, c)| (*g, c.leader)).eq(before) {
+            self.probe_changes += 1;
+        }
+    }
+
+    fn probed_leaders(&self) -> Vec<(GroupId, NodeId)> {
+        self.probed.iter().map(|(g, c)| (*g, c.leader)).collect()
+    }
+
     pub fn known_leader(&self, group: GroupId) -> Option<NodeId> {
         if self.node.host().group(group).is_some() {
             return self.node.known_leader(group);
@@ -141,6 +163,7 @@ impl ShardServer {
     /// One probe round: forget what the peers that did not answer the last round claimed, then ask
     /// every peer that replicates a shard not replicated here which groups it leads.
     fn probe_tick(&mut self, io: &mut Io<'_, Self>) {
+        let before = self.probed_leaders();
         let silent: BTreeSet<NodeId> = std::mem::take(&mut self.probes).into_values().collect();
         self.probed.retain(|_, claim| !silent.contains(&claim.leader));
         let me = io.me();
@@ -153,6 +176,7 @@ impl ShardServer {
         }
         // Groups that left the map, or that are replicated here now: their own view is shown.
         self.probed.retain(|g, _| shards.contains_key(&ShardId(g.0)) && self.node.host().group(*g).is_none());
+        self.note_probed(before);
         for peer in peers {
             let id = self.next_probe;
             self.next_probe += 1;
@@ -167,6 +191,7 @@ impl ShardServer {
         if self.probes.get(&id) == Some(&from) {
             self.probes.remove(&id);
         }
+        let before = self.probed_leaders();
         self.probed.retain(|_, claim| claim.leader != from);
         for (group, term) in groups {
             if self.node.host().group(group).is_some() {
@@ -180,6 +205,7 @@ impl ShardServer {
                 }
             }
         }
+        self.note_probed(before);
     }
 
     pub fn node(&self) -> &ShardedNode {

@@ -322,7 +322,7 @@ mod topology_tests {
         assert_ne!(t.shards[0].id, t.shards[1].id);
         // A shard owning slots without a known leader: the cluster is not ok.
         let mut status = two_shards(Phase::Started);
-        status.leaders.remove(&2);
+        std::sync::Arc::make_mut(&mut status.leaders).remove(&2);
         assert!(!topology(&handle_with(1, status)).state_ok);
     }
 }
