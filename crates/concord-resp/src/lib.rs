@@ -87,12 +87,16 @@ pub mod frame;
 pub mod glob;
 pub mod introspect;
 pub mod memory;
+pub mod monitor;
 pub mod server;
 
 pub use acl::Acl;
-pub use backend::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
+pub use backend::{
+    Backend, BackendError, BoxFuture, ConsistencyModel, KeyspaceInfo, ReplicaInfo, ReplicationInfo,
+    ReplicationRole, RequestConsistency,
+};
 pub use cluster::{Topology, TopologyNode, TopologyShard};
-pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecoder};
+pub use codec::{decode_frame, encode, DecodeError, DecodeLimits, ProtocolError, RequestDecoder};
 pub use command::{parse, ConsistencySetting, Request};
 pub use frame::{Frame, Protocol};
 pub use memory::MemoryBackend;
