@@ -17,11 +17,12 @@
 //! A bulk string longer than [`DecodeLimits::max_arg_bytes`] (the largest key or value the store
 //! accepts) but within [`DecodeLimits::max_bulk_bytes`] (the hard cap, Redis's
 //! `proto-max-bulk-len`) is well-formed: its header says exactly how many bytes to pass over. The
-//! decoder reads and **discards** that request's bytes as they arrive – never buffering them – and
-//! then returns [`DecodeError::TooLarge`], whose text is the KV store's own
-//! (`ERR value is 2000000 bytes; the limit is 1048576`, what the HTTP door says too). The stream
-//! is in step again, so the server answers the error and reads the next request. Only a length
-//! beyond the hard cap, or one that is not a length, stays a protocol error.
+//! decoder returns [`DecodeError::TooLarge`] as soon as it reads that header – its text is the KV
+//! store's own (`ERR value is 2000000 bytes; the limit is 1048576`, what the HTTP door says too) –
+//! and then reads and **discards** the rest of that request as it arrives, never buffering it,
+//! before it looks for the next request. The stream stays in step, so the server answers the
+//! error and goes on. Only a length beyond the hard cap, or one that is not a length, stays a
+//! protocol error (also when it turns up later in a request being passed over).
 //!
 //! # Bounded memory
 //! Every length is checked against [`DecodeLimits`] **as soon as its header is read**, before any
@@ -229,9 +230,7 @@ impl RequestDecoder {
                 if !pass_over(skip, buf, &self.limits)? {
                     return Ok(None);
                 }
-                let (bytes, limit) = (skip.bytes, self.limits.max_arg_bytes);
                 self.skip = None;
-                return Err(DecodeError::TooLarge { bytes, limit });
             }
             if buf.is_empty() || buf.len() < self.need {
                 return Ok(None);
@@ -262,8 +261,12 @@ impl RequestDecoder {
                     return Ok(Some(args.into_iter().map(Bytes::from).collect()));
                 }
                 Scanned::Oversized { consumed, skip } => {
+                    // Refused from its header: the reply need not wait for the payload, which
+                    // the next calls pass over before the next request.
                     buf.advance(consumed);
+                    let (bytes, limit) = (skip.bytes, self.limits.max_arg_bytes);
                     self.skip = Some(skip);
+                    return Err(DecodeError::TooLarge { bytes, limit });
                 }
             }
         }
@@ -961,7 +964,7 @@ mod tests {
     /// `*3 SET k <big>`, then `PING`: the big value split over `pieces`-byte reads.
     fn oversized_then_ping(limits: DecodeLimits, big: usize, piece: usize) -> (Vec<String>, usize) {
         let mut input = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${big}\r\n").into_bytes();
-        input.extend(std::iter::repeat(b'v').take(big));
+        input.extend(std::iter::repeat_n(b'v', big));
         input.extend_from_slice(
             b"\r\n*2\r\n$4\r\nECHO\r\n$20\r\n01234567890123456789\r\n*1\r\n$4\r\nPING\r\n",
         );
@@ -1008,12 +1011,16 @@ mod tests {
         let hard = DecodeLimits { max_arg_bytes: 16, max_bulk_bytes: 1000, ..DecodeLimits::default() };
         let (seen, _) = oversized_then_ping(hard, 5000, 64);
         assert_eq!(seen, ["ERR Protocol error: invalid bulk length"]);
-        // A malformed header later in a skipped request is a protocol error too.
+        // Refused from the header; a malformed header later in the request passed over is a
+        // protocol error then.
         let mut decoder = RequestDecoder::new(limits);
         let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$20\r\n01234567890123456789\r\n$x\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap_err(), DecodeError::TooLarge { bytes: 20, limit: 16 });
+        assert!(decoder.skipping());
         assert_eq!(decoder.decode(&mut buf).unwrap_err().protocol_detail(), Some("invalid bulk length"));
         let mut decoder = RequestDecoder::new(limits);
         let mut buf = BytesMut::from(&b"*1\r\n$20\r\n01234567890123456789xx"[..]);
+        assert!(decoder.decode(&mut buf).unwrap_err().protocol_detail().is_none());
         assert!(decoder.decode(&mut buf).unwrap_err().protocol_detail().is_some());
     }
 

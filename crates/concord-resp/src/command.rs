@@ -878,7 +878,7 @@ fn parse_config(rest: &[Bytes]) -> Result<Request, ReplyError> {
         }
         Ok(Request::ConfigGet(rest[1..].to_vec()))
     } else if is(sub, "SET") {
-        if rest.len() < 3 || rest.len() % 2 == 0 {
+        if rest.len() < 3 || rest.len().is_multiple_of(2) {
             return Err(ReplyError::wrong_arity("config|set"));
         }
         Ok(Request::ConfigSet(rest[1..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect()))
@@ -1108,6 +1108,7 @@ mod tests {
                 "client" => &["id"],
                 "acl" => &["whoami"],
                 "cluster" => &["myid"],
+                "slowlog" => &["len"],
                 "command" => &[],
                 "config" => &["get", "save"],
                 "setex" | "psetex" => &["k", "10", "v"],
