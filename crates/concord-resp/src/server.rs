@@ -41,6 +41,12 @@
 //! # Errors and limits, as Redis does them
 //! * A malformed request gets `-ERR Protocol error: …` and the connection is closed (the byte
 //!   stream cannot be resynchronised). Other connections are unaffected.
+//! * An argument longer than the largest key or value the store takes (but within the hard
+//!   protocol cap, `DecodeLimits::max_bulk_bytes`) gets the KV store's reason at once,
+//!   `-ERR value is 2000000 bytes; the limit is 1048576`; its bytes are passed over unbuffered and
+//!   the connection goes on (see [`crate::codec`]). Inside MULTI it dooms the transaction.
+//! * `CLIENT KILL` closes the connections it selects: each reader wakes and stops (see
+//!   [`crate::monitor`]).
 //! * `requirepass` and users ([`crate::acl`]): until `AUTH [user] pass` (or `HELLO … AUTH`)
 //!   succeeds, every other command gets `-NOAUTH Authentication required.`, and requests are
 //!   limited to 10 arguments of 16 KiB. Each command is then checked against the user's role *as
