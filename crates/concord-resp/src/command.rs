@@ -110,6 +110,8 @@ pub enum Request {
     ReadOnly,
     /// `READWRITE`: back to the connection's own consistency.
     ReadWrite,
+    /// Pub/Sub: `(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`, `(S)PUBLISH`, `PUBSUB` (see [`crate::pubsub`]).
+    PubSub(crate::pubsub::PubSubRequest),
 }
 
 /// A `CLUSTER` subcommand. Arguments that need checking are kept as given: on a node without
@@ -147,6 +149,7 @@ impl Request {
                 keys.iter().map(|k| k.as_ref()).collect()
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
+            Request::PubSub(request) => request.keys(),
             _ => vec![],
         }
     }
@@ -439,6 +442,8 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "asking" => Request::Asking,
         "readonly" => Request::ReadOnly,
         "readwrite" => Request::ReadWrite,
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe"
+        | "publish" | "spublish" | "pubsub" => Request::PubSub(crate::pubsub::parse(spec.name, rest)?),
         other => unreachable!("command {other} is in the table but has no parser"),
     })
 }
@@ -945,6 +950,7 @@ mod tests {
                 "expire" | "pexpire" | "expireat" | "pexpireat" => &["k", "10"],
                 "incrby" | "decrby" | "select" => &["k", "1"],
                 "scan" => &["0"],
+                "pubsub" => &["numpat"],
                 _ => &["k", "v", "w"],
             };
             args.extend(

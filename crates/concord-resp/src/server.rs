@@ -101,6 +101,7 @@ use crate::command::{
 use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
+use crate::pubsub::{Hub, Mailbox, PubSubRequest};
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
@@ -127,6 +128,9 @@ pub enum Disconnect {
     QueryBuffer,
     /// More than `max_output_bytes` of replies waiting for the client to read them.
     OutputBuffer,
+    /// More than `max_pubsub_output_bytes` of Pub/Sub messages waiting for the subscriber to read
+    /// them (Redis's `client-output-buffer-limit pubsub`).
+    PubSubOutputBuffer,
 }
 
 impl Disconnect {
@@ -136,6 +140,7 @@ impl Disconnect {
             Disconnect::IdleTimeout => "idle_timeout",
             Disconnect::QueryBuffer => "query_buffer",
             Disconnect::OutputBuffer => "output_buffer",
+            Disconnect::PubSubOutputBuffer => "pubsub_output_buffer",
         }
     }
 }
@@ -200,6 +205,12 @@ pub struct RespConfig {
     pub default_consistency: ReadConsistency,
     /// How long [`serve`] waits for connections to finish after `shutdown`.
     pub shutdown_grace: Duration,
+    /// The node's Pub/Sub hub ([`crate::pubsub`]), shared by every connection – and, through its
+    /// relay, with the other nodes. `None`: [`serve`] makes one of its own, for this server only.
+    pub pubsub: Option<Arc<Hub>>,
+    /// Most bytes of Pub/Sub messages queued for one subscriber and not yet written before its
+    /// connection is closed (Redis's `client-output-buffer-limit pubsub` hard limit, 32 MiB).
+    pub max_pubsub_output_bytes: usize,
 }
 
 impl Default for RespConfig {
@@ -217,6 +228,8 @@ impl Default for RespConfig {
             keys_max: 10_000,
             default_consistency: ReadConsistency::Linearizable,
             shutdown_grace: Duration::from_secs(5),
+            pubsub: None,
+            max_pubsub_output_bytes: crate::pubsub::DEFAULT_MAX_PUBSUB_OUTPUT_BYTES,
         }
     }
 }
@@ -271,6 +284,7 @@ impl Acceptor for PlainTcp {
 struct Shared {
     backend: Arc<dyn Backend>,
     acl: Arc<Acl>,
+    pubsub: Arc<Hub>,
     config: RespConfig,
     port: u16,
     started: Instant,
@@ -306,9 +320,11 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let grace = config.shutdown_grace;
     let acl = config.acl.clone().unwrap_or_else(|| Arc::new(Acl::new(config.requirepass.as_deref())));
+    let pubsub = config.pubsub.clone().unwrap_or_else(|| Arc::new(Hub::new(None)));
     let shared = Arc::new(Shared {
         backend,
         acl,
+        pubsub,
         config,
         port,
         started: Instant::now(),
@@ -467,13 +483,16 @@ async fn connection<A: Acceptor>(
     let _gauge = ClientGauge(shared.clone());
     let output = Arc::new(OutputBuffer::new(shared.config.max_output_bytes));
     let (replies_tx, replies_rx) = mpsc::channel(shared.config.max_pipeline.max(1));
-    let writer = tokio::spawn(write_replies(writer, replies_rx, output.clone()));
-    let mut client = Client::new(addr, shared.clone(), output);
+    // Pub/Sub messages arrive beside the replies, bounded in bytes (see `crate::pubsub`).
+    let (mailbox, pushes) = Mailbox::new(shared.config.max_pubsub_output_bytes);
+    let writer = tokio::spawn(write_replies(writer, replies_rx, pushes, mailbox.clone(), output.clone()));
+    let mut client = Client::new(addr, shared.clone(), output, mailbox);
     let ended = client.read_requests(&mut reader, replies_tx, stop).await;
+    drop(client); // leaves its channels now: nothing more is published to a closing connection
     if let Some(reason) = ended {
         shared.config.events.disconnected(addr, reason);
     }
-    if ended == Some(Disconnect::OutputBuffer) {
+    if matches!(ended, Some(Disconnect::OutputBuffer | Disconnect::PubSubOutputBuffer)) {
         // The client is not reading: its replies are dropped with the connection.
         writer.abort();
         return;
@@ -501,57 +520,132 @@ enum Pending {
     Ready(Frame, Protocol),
     /// A backend reply, and its size as counted in the connection's [`OutputBuffer`].
     Waiting(oneshot::Receiver<(Frame, usize)>, Protocol),
+    /// Pub/Sub confirmations, one frame per channel. `after_pushes`: messages already queued for
+    /// the connection go first (an UNSUBSCRIBE's confirmation follows the channel's last message);
+    /// a SUBSCRIBE's does not wait for them, so it precedes the channel's first message.
+    PubSub {
+        frames: Vec<Frame>,
+        protocol: Protocol,
+        after_pushes: bool,
+    },
 }
+
+/// Replies and pushes encoded and not yet written, and their sizes as counted in the connection's
+/// [`OutputBuffer`] and [`Mailbox`]: released once written.
+struct Batch {
+    bytes: BytesMut,
+    replies: usize,
+    pushes: usize,
+}
+
+impl Batch {
+    async fn flush(
+        &mut self,
+        socket: &mut (impl AsyncWrite + Unpin),
+        output: &OutputBuffer,
+        mailbox: &Mailbox,
+    ) -> std::io::Result<()> {
+        if !self.bytes.is_empty() {
+            send(socket, &self.bytes).await?;
+            self.bytes.clear();
+        }
+        output.sub(std::mem::take(&mut self.replies));
+        mailbox.written(std::mem::take(&mut self.pushes));
+        Ok(())
+    }
+
+    /// Encode up to `max` pushes already queued (a bound, so a flood of messages cannot hold up a
+    /// reply for ever).
+    fn take_pushes(&mut self, pushes: &mut mpsc::UnboundedReceiver<Frame>, protocol: Protocol, max: usize) {
+        for _ in 0..max {
+            let Ok(push) = pushes.try_recv() else { return };
+            self.pushes += push.size_estimate();
+            encode(&push, protocol, &mut self.bytes);
+        }
+    }
+}
+
+/// Pushes written ahead of one reply at most (see [`Batch::take_pushes`]).
+const PUSHES_BEFORE_REPLY_MAX: usize = 1024;
 
 async fn write_replies(
     mut socket: impl AsyncWrite + Unpin,
     mut replies: mpsc::Receiver<Pending>,
+    mut pushes: mpsc::UnboundedReceiver<Frame>,
+    mailbox: Arc<Mailbox>,
     output: Arc<OutputBuffer>,
 ) {
-    let mut out = BytesMut::with_capacity(16 * 1024);
-    // Bytes counted in `output` that sit in `out`: released once written.
-    let mut counted = 0;
-    while let Some(pending) = replies.recv().await {
-        let (frame, protocol) = match pending {
-            Pending::Ready(frame, protocol) => (frame, protocol),
-            Pending::Waiting(mut answer, protocol) => {
-                let counted_frame = |(frame, size): (Frame, usize), counted: &mut usize| {
-                    *counted += size;
-                    frame
-                };
+    let mut batch = Batch { bytes: BytesMut::with_capacity(16 * 1024), replies: 0, pushes: 0 };
+    // Pushes are encoded in the protocol of the latest reply (`HELLO` changes it).
+    let mut protocol = Protocol::Resp2;
+    loop {
+        let pending = tokio::select! {
+            biased;
+            pending = replies.recv() => match pending {
+                Some(pending) => pending,
+                None => break,
+            },
+            Some(push) = pushes.recv() => {
+                batch.pushes += push.size_estimate();
+                encode(&push, protocol, &mut batch.bytes);
+                if (pushes.is_empty() || batch.bytes.len() >= 64 * 1024)
+                    && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        // Messages that arrived before this reply was read go out before it, as on Redis – but
+        // not before a SUBSCRIBE's confirmation (see `Pending::PubSub`).
+        if !matches!(pending, Pending::PubSub { after_pushes: false, .. }) {
+            batch.take_pushes(&mut pushes, protocol, PUSHES_BEFORE_REPLY_MAX);
+        }
+        let frames = match pending {
+            Pending::Ready(frame, p) => {
+                protocol = p;
+                vec![frame]
+            }
+            Pending::PubSub { frames, protocol: p, .. } => {
+                protocol = p;
+                frames
+            }
+            Pending::Waiting(mut answer, p) => {
+                protocol = p;
                 let frame = match answer.try_recv() {
-                    Ok(reply) => counted_frame(reply, &mut counted),
+                    Ok((frame, size)) => {
+                        batch.replies += size;
+                        frame
+                    }
                     Err(oneshot::error::TryRecvError::Empty) => {
                         // Send what is ready before waiting for a slow answer.
-                        if !out.is_empty() {
-                            if send(&mut socket, &out).await.is_err() {
-                                return;
-                            }
-                            out.clear();
-                            output.sub(std::mem::take(&mut counted));
+                        if batch.flush(&mut socket, &output, &mailbox).await.is_err() {
+                            return;
                         }
                         match answer.await {
-                            Ok(reply) => counted_frame(reply, &mut counted),
+                            Ok((frame, size)) => {
+                                batch.replies += size;
+                                frame
+                            }
                             Err(_) => internal_error(),
                         }
                     }
                     Err(oneshot::error::TryRecvError::Closed) => internal_error(),
                 };
-                (frame, protocol)
+                vec![frame]
             }
         };
-        encode(&frame, protocol, &mut out);
-        drop(frame);
-        if replies.is_empty() || out.len() >= 64 * 1024 {
-            if send(&mut socket, &out).await.is_err() {
-                return;
-            }
-            out.clear();
-            output.sub(std::mem::take(&mut counted));
+        for frame in frames {
+            encode(&frame, protocol, &mut batch.bytes);
+        }
+        if (replies.is_empty() || batch.bytes.len() >= 64 * 1024)
+            && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+        {
+            return;
         }
     }
-    if !out.is_empty() {
-        let _ = socket.write_all(&out).await;
+    if !batch.bytes.is_empty() {
+        let _ = socket.write_all(&batch.bytes).await;
     }
     let _ = socket.shutdown().await;
 }
@@ -589,6 +683,19 @@ struct Client {
     multi: Option<Multi>,
     /// Replies computed and not yet written (`max_output_bytes`).
     output: Arc<OutputBuffer>,
+    /// Where this connection's Pub/Sub messages go ([`crate::pubsub`]).
+    mailbox: Arc<Mailbox>,
+    /// Channels, patterns and shard channels subscribed to: in RESP2, more than 0 is Redis's
+    /// subscribe mode (only the Pub/Sub commands, `PING` and `QUIT` are allowed).
+    subscribed: usize,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.subscribed > 0 {
+            self.shared.pubsub.remove(self.id);
+        }
+    }
 }
 
 /// A transaction being queued.
@@ -600,7 +707,12 @@ struct Multi {
 }
 
 impl Client {
-    fn new(addr: SocketAddr, shared: Arc<Shared>, output: Arc<OutputBuffer>) -> Client {
+    fn new(
+        addr: SocketAddr,
+        shared: Arc<Shared>,
+        output: Arc<OutputBuffer>,
+        mailbox: Arc<Mailbox>,
+    ) -> Client {
         // Without a password on `default`, a connection starts as `default`, as on Redis.
         let user = (!shared.acl.auth_required()).then(|| DEFAULT_USER.to_string());
         let authenticated = user.is_some();
@@ -620,6 +732,8 @@ impl Client {
             run: None,
             multi: None,
             output,
+            mailbox,
+            subscribed: 0,
             shared,
         }
     }
@@ -634,6 +748,7 @@ impl Client {
     ) -> Option<Disconnect> {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let output = self.output.clone();
+        let mailbox = self.mailbox.clone();
         loop {
             loop {
                 match self.decoder.decode(&mut buf) {
@@ -645,6 +760,7 @@ impl Client {
                                 return None;
                             },
                             _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                            _ = mailbox.wait_exceeded() => return Some(Disconnect::PubSubOutputBuffer),
                         }
                     }
                     Ok(None) => break,
@@ -683,6 +799,7 @@ impl Client {
             tokio::select! {
                 _ = stop.changed() => return None,
                 _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                _ = mailbox.wait_exceeded() => return Some(Disconnect::PubSubOutputBuffer),
                 read = read => match read {
                     Some(Ok(n)) if n > 0 => {}
                     None if replies.capacity() < replies.max_capacity()
@@ -709,6 +826,27 @@ impl Client {
             }
         };
         let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
+        // Redis's subscribe mode (RESP2 only: RESP3 tells pushes from replies by their type).
+        if self.subscribed > 0 && self.protocol == Protocol::Resp2 {
+            match &request {
+                Request::PubSub(r) if r.allowed_when_subscribed() => {}
+                Request::Quit => {}
+                Request::Ping(message) => {
+                    let message = message.clone().unwrap_or_default();
+                    return ready(
+                        Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(message)]),
+                        self.protocol,
+                    );
+                }
+                _ => return ready(
+                    Frame::error(format!(
+                        "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+                             RESET are allowed in this context"
+                    )),
+                    self.protocol,
+                ),
+            }
+        }
         // Redis Cluster: one command's keys must share a slot (checked before queueing in MULTI).
         let cross_slot = {
             let keys = request.keys();
@@ -781,6 +919,7 @@ impl Client {
                     )
                 }
             }
+            (Request::PubSub(request), false) => (self.pubsub(request), false),
             (request, false) => match request.access() {
                 Access::Connection => {
                     let (frame, close) = self.connection_command(request);
@@ -792,6 +931,28 @@ impl Client {
                     self.start(access, move || exec::start(request, ctx)).await
                 }
             },
+        }
+    }
+
+    /// A Pub/Sub command (see [`crate::pubsub`]): answered at once, on this node's hub.
+    fn pubsub(&mut self, request: PubSubRequest) -> Pending {
+        let hub = &self.shared.pubsub;
+        let protocol = self.protocol;
+        match request {
+            PubSubRequest::Subscribe(space, names) => {
+                let frames = hub.subscribe(self.id, &self.mailbox, space, &names);
+                self.subscribed = hub.subscribed(self.id);
+                Pending::PubSub { frames, protocol, after_pushes: false }
+            }
+            PubSubRequest::Unsubscribe(space, names) => {
+                let frames = hub.unsubscribe(self.id, space, &names);
+                self.subscribed = hub.subscribed(self.id);
+                Pending::PubSub { frames, protocol, after_pushes: true }
+            }
+            PubSubRequest::Publish(publication) => {
+                Pending::Ready(Frame::Integer(hub.publish(&publication) as i64), protocol)
+            }
+            introspection => Pending::Ready(hub.introspect(&introspection), protocol),
         }
     }
 
@@ -1107,7 +1268,14 @@ impl Client {
             ("proto-max-bulk-len", c.decode_limits.max_bulk_bytes.to_string()),
             ("client-query-buffer-limit", c.max_request_bytes.to_string()),
             // Redis's form: class, hard limit, soft limit, soft seconds (only normal clients here).
-            ("client-output-buffer-limit", format!("normal {} 0 0", c.max_output_bytes.unwrap_or(0))),
+            (
+                "client-output-buffer-limit",
+                format!(
+                    "normal {} 0 0 pubsub {} 0 0",
+                    c.max_output_bytes.unwrap_or(0),
+                    c.max_pubsub_output_bytes
+                ),
+            ),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
@@ -1182,6 +1350,9 @@ fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
 /// ACL commands that read or change users.
 fn need_of(request: &Request) -> Need {
     match request {
+        // Publishing is writing to the cluster; listening and counting listeners, reading.
+        Request::PubSub(PubSubRequest::Publish(_)) => Need::Write,
+        Request::PubSub(_) => Need::Read,
         Request::Acl(AclRequest::WhoAmI) => Need::Nothing,
         Request::Acl(_) => Need::Admin,
         request => match request.access() {
