@@ -59,9 +59,12 @@ pub fn spawn(
     acl: Arc<concord_resp::Acl>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     door: Arc<Door>,
+    pubsub: Arc<concord_resp::pubsub::Hub>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut rc: RespConfig = config.resp_config();
+    // The node's Pub/Sub hub, which its peers' publications reach too (`super::pubsub`).
+    rc.pubsub = Some(pubsub);
     rc.max_clients = door.max_connections;
     rc.events = door;
     // The node's users, shared with its HTTP door (`crate::auth`).
