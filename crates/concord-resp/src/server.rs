@@ -838,13 +838,15 @@ impl Client {
                         self.protocol,
                     );
                 }
-                _ => return ready(
-                    Frame::error(format!(
+                _ => {
+                    return ready(
+                        Frame::error(format!(
                         "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
                              RESET are allowed in this context"
                     )),
-                    self.protocol,
-                ),
+                        self.protocol,
+                    )
+                }
             }
         }
         // Redis Cluster: one command's keys must share a slot (checked before queueing in MULTI).
