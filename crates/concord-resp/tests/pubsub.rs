@@ -112,7 +112,7 @@ fn a_closed_subscriber_is_forgotten() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         publisher.send(b"PUBSUB NUMSUB a\r\n");
-        let (got, _) = publisher.read_for(16, Duration::from_secs(5));
+        let (got, _) = publisher.read_for(b"*2\r\n$1\r\na\r\n:0\r\n".len(), Duration::from_secs(5));
         if got == b"*2\r\n$1\r\na\r\n:0\r\n" {
             break;
         }
