@@ -27,6 +27,15 @@
 //! * The **writer** takes pending replies in request order, waits for each, encodes it for the
 //!   connection's protocol, and writes them in batches (one `write` per burst, not per reply).
 //!
+//! # Pub/Sub
+//! A connection also has a [`Mailbox`] ([`crate::pubsub`]): the node's hub puts the messages of
+//! its subscriptions there, from any connection or any node, and the writer interleaves them with
+//! the replies – in RESP3 as `>` push frames, in RESP2 as arrays, once the connection is in
+//! Redis's subscribe mode (only Pub/Sub commands, `PING` and `QUIT` then). Messages queued before
+//! a reply is written go out before it; a `SUBSCRIBE`'s confirmation goes out before the
+//! channel's first message, an `UNSUBSCRIBE`'s after its last. The mailbox is bounded in bytes
+//! (`max_pubsub_output_bytes`): a subscriber that falls further behind is disconnected.
+//!
 //! # Ordering
 //! Replies always come back in request order. Backend calls may overlap, within limits that keep a
 //! pipeline meaning what it would mean on Redis:

@@ -477,16 +477,8 @@ impl Node {
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
             let door = Arc::new(crate::front::listen::Door::new("resp", metrics.clone(), caps.resp));
-            crate::front::resp::spawn(
-                listener,
-                backend,
-                &config,
-                acl,
-                tls,
-                door,
-                pubsub,
-                shutdown_rx.clone(),
-            );
+            let shared = crate::front::resp::NodeShared { acl, pubsub };
+            crate::front::resp::spawn(listener, backend, &config, shared, tls, door, shutdown_rx.clone());
         }
         tracing::info!(
             "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",

@@ -48,6 +48,14 @@ pub fn millis(now: Time) -> u64 {
     now.as_nanos() / 1_000_000
 }
 
+/// What a node's RESP connections share with the rest of the node.
+pub struct NodeShared {
+    /// The node's users, shared with its HTTP door (`crate::auth`).
+    pub acl: Arc<concord_resp::Acl>,
+    /// The node's Pub/Sub hub, which its peers' publications reach too (`super::pubsub`).
+    pub pubsub: Arc<concord_resp::pubsub::Hub>,
+}
+
 /// Serve RESP clients on `listener` until shutdown, over TLS when `tls` is given: the strong mode's
 /// backend or the eventual mode's. At most `max_clients` connections (the configured `maxclients`
 /// lowered to the descriptor budget); refusals, disconnections and accept errors are counted and
@@ -56,19 +64,16 @@ pub fn spawn(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
     config: &NodeConfig,
-    acl: Arc<concord_resp::Acl>,
+    shared: NodeShared,
     tls: Option<tokio_rustls::TlsAcceptor>,
     door: Arc<Door>,
-    pubsub: Arc<concord_resp::pubsub::Hub>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut rc: RespConfig = config.resp_config();
-    // The node's Pub/Sub hub, which its peers' publications reach too (`super::pubsub`).
-    rc.pubsub = Some(pubsub);
     rc.max_clients = door.max_connections;
     rc.events = door;
-    // The node's users, shared with its HTTP door (`crate::auth`).
-    rc.acl = Some(acl);
+    rc.acl = Some(shared.acl);
+    rc.pubsub = Some(shared.pubsub);
     let stopped = async move {
         let _ = shutdown.changed().await;
     };
