@@ -373,6 +373,9 @@ pub struct Mailbox {
     limit: usize,
     over: AtomicBool,
     exceeded: Notify,
+    /// SUBSCRIBEs whose confirmation is not written yet: while any is, the connection's writer
+    /// holds messages back, so that a channel's first message cannot overtake its confirmation.
+    held: AtomicUsize,
 }
 
 impl Mailbox {
@@ -386,6 +389,7 @@ impl Mailbox {
             limit,
             over: AtomicBool::new(false),
             exceeded: Notify::new(),
+            held: AtomicUsize::new(0),
         };
         (Arc::new(mailbox), rx)
     }
@@ -410,6 +414,21 @@ impl Mailbox {
             return false;
         }
         true
+    }
+
+    /// A SUBSCRIBE is about to register: hold messages back until [`Mailbox::release`].
+    pub fn hold(&self) {
+        self.held.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// That SUBSCRIBE's confirmation was written.
+    pub fn release(&self) {
+        self.held.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether messages are held back now.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::SeqCst) > 0
     }
 
     /// `n` bytes of pushes were written to the client.

@@ -529,13 +529,14 @@ enum Pending {
     Ready(Frame, Protocol),
     /// A backend reply, and its size as counted in the connection's [`OutputBuffer`].
     Waiting(oneshot::Receiver<(Frame, usize)>, Protocol),
-    /// Pub/Sub confirmations, one frame per channel. `after_pushes`: messages already queued for
-    /// the connection go first (an UNSUBSCRIBE's confirmation follows the channel's last message);
-    /// a SUBSCRIBE's does not wait for them, so it precedes the channel's first message.
+    /// Pub/Sub confirmations, one frame per channel. `subscribe`: a SUBSCRIBE's, which held the
+    /// connection's messages back ([`Mailbox::hold`]) and releases them once written, so that it
+    /// precedes the channel's first message. (An UNSUBSCRIBE's follows the channel's last message
+    /// as any reply follows the messages queued before it.)
     PubSub {
         frames: Vec<Frame>,
         protocol: Protocol,
-        after_pushes: bool,
+        subscribe: bool,
     },
 }
 
@@ -563,19 +564,19 @@ impl Batch {
         Ok(())
     }
 
-    /// Encode up to `max` pushes already queued (a bound, so a flood of messages cannot hold up a
-    /// reply for ever).
-    fn take_pushes(&mut self, pushes: &mut mpsc::UnboundedReceiver<Frame>, protocol: Protocol, max: usize) {
-        for _ in 0..max {
-            let Ok(push) = pushes.try_recv() else { return };
-            self.pushes += push.size_estimate();
-            encode(&push, protocol, &mut self.bytes);
+    fn push(&mut self, push: &Frame, protocol: Protocol) {
+        self.pushes += push.size_estimate();
+        encode(push, protocol, &mut self.bytes);
+    }
+
+    /// Encode the pushes already queued. Bounded: pushes stay counted in the mailbox until
+    /// written, so at most `max_pubsub_output_bytes` of them.
+    fn take_pushes(&mut self, pushes: &mut mpsc::UnboundedReceiver<Frame>, protocol: Protocol) {
+        while let Ok(push) = pushes.try_recv() {
+            self.push(&push, protocol);
         }
     }
 }
-
-/// Pushes written ahead of one reply at most (see [`Batch::take_pushes`]).
-const PUSHES_BEFORE_REPLY_MAX: usize = 1024;
 
 async fn write_replies(
     mut socket: impl AsyncWrite + Unpin,
@@ -587,6 +588,8 @@ async fn write_replies(
     let mut batch = Batch { bytes: BytesMut::with_capacity(16 * 1024), replies: 0, pushes: 0 };
     // Pushes are encoded in the protocol of the latest reply (`HELLO` changes it).
     let mut protocol = Protocol::Resp2;
+    // Pushes received while a SUBSCRIBE's confirmation is pending (see `Pending::PubSub`).
+    let mut held_back: Vec<Frame> = Vec::new();
     loop {
         let pending = tokio::select! {
             biased;
@@ -595,8 +598,11 @@ async fn write_replies(
                 None => break,
             },
             Some(push) = pushes.recv() => {
-                batch.pushes += push.size_estimate();
-                encode(&push, protocol, &mut batch.bytes);
+                if mailbox.is_held() {
+                    held_back.push(push);
+                    continue;
+                }
+                batch.push(&push, protocol);
                 if (pushes.is_empty() || batch.bytes.len() >= 64 * 1024)
                     && batch.flush(&mut socket, &output, &mailbox).await.is_err()
                 {
@@ -605,11 +611,12 @@ async fn write_replies(
                 continue;
             }
         };
-        // Messages that arrived before this reply was read go out before it, as on Redis – but
-        // not before a SUBSCRIBE's confirmation (see `Pending::PubSub`).
-        if !matches!(pending, Pending::PubSub { after_pushes: false, .. }) {
-            batch.take_pushes(&mut pushes, protocol, PUSHES_BEFORE_REPLY_MAX);
+        // Messages that arrived before this reply was read go out before it, as on Redis – unless
+        // held back for a SUBSCRIBE's confirmation (see `Pending::PubSub`).
+        if !mailbox.is_held() {
+            batch.take_pushes(&mut pushes, protocol);
         }
+        let subscribe = matches!(pending, Pending::PubSub { subscribe: true, .. });
         let frames = match pending {
             Pending::Ready(frame, p) => {
                 protocol = p;
@@ -646,6 +653,15 @@ async fn write_replies(
         };
         for frame in frames {
             encode(&frame, protocol, &mut batch.bytes);
+        }
+        if subscribe {
+            mailbox.release();
+            if !mailbox.is_held() {
+                for push in held_back.drain(..) {
+                    batch.push(&push, protocol);
+                }
+                batch.take_pushes(&mut pushes, protocol);
+            }
         }
         if (replies.is_empty() || batch.bytes.len() >= 64 * 1024)
             && batch.flush(&mut socket, &output, &mailbox).await.is_err()
@@ -951,14 +967,16 @@ impl Client {
         let protocol = self.protocol;
         match request {
             PubSubRequest::Subscribe(space, names) => {
+                // Before registering: no message of these channels may overtake the confirmation.
+                self.mailbox.hold();
                 let frames = hub.subscribe(self.id, &self.mailbox, space, &names);
                 self.subscribed = hub.subscribed(self.id);
-                Pending::PubSub { frames, protocol, after_pushes: false }
+                Pending::PubSub { frames, protocol, subscribe: true }
             }
             PubSubRequest::Unsubscribe(space, names) => {
                 let frames = hub.unsubscribe(self.id, space, &names);
                 self.subscribed = hub.subscribed(self.id);
-                Pending::PubSub { frames, protocol, after_pushes: true }
+                Pending::PubSub { frames, protocol, subscribe: false }
             }
             PubSubRequest::Publish(publication) => {
                 Pending::Ready(Frame::Integer(hub.publish(&publication) as i64), protocol)

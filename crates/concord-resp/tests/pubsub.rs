@@ -204,3 +204,31 @@ fn redis_py_pubsub_in_resp2_and_resp3() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("ok"), "{stdout} {stderr}");
 }
+
+#[test]
+fn a_subscribe_confirmation_precedes_the_channels_first_message() {
+    let server = TestServer::start(RespConfig::default());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A publisher that never pauses: its messages race every SUBSCRIBE below.
+    let publisher = {
+        let (addr, stop) = (server.addr, stop.clone());
+        std::thread::spawn(move || {
+            let mut conn = Conn::new(addr);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                conn.send(b"PUBLISH hot x\r\n");
+                let _ = conn.read_for(4, Duration::from_secs(5));
+            }
+        })
+    };
+    for _ in 0..50 {
+        let mut sub = server.connect();
+        let confirmation = "*3\r\n$9\r\nsubscribe\r\n$3\r\nhot\r\n:1\r\n";
+        sub.send(b"SUBSCRIBE hot\r\n");
+        // Messages may follow in the same read; the confirmation must come first.
+        let (got, _) = sub.read_for(confirmation.len(), Duration::from_secs(5));
+        let got = String::from_utf8_lossy(&got);
+        assert!(got.starts_with(confirmation), "{got:?}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    publisher.join().unwrap();
+}
