@@ -119,6 +119,8 @@ pub enum Request {
     /// A command the state machine's interpreter runs (hashes, lists, sets, sorted sets, `TYPE`,
     /// `EXPIRE`…; see `concord_kv::redis`): its whole argument vector, name first, arity checked.
     Redis(Vec<Bytes>),
+    /// Pub/Sub: `(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`, `(S)PUBLISH`, `PUBSUB` (see [`crate::pubsub`]).
+    PubSub(crate::pubsub::PubSubRequest),
 }
 
 /// A `CLUSTER` subcommand. Arguments that need checking are kept as given: on a node without
@@ -159,6 +161,7 @@ impl Request {
                 Some(spec) => table_keys(spec.keys, args),
                 None => vec![],
             },
+            Request::PubSub(request) => request.keys(),
             _ => vec![],
         }
     }
@@ -461,6 +464,8 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "asking" => Request::Asking,
         "readonly" => Request::ReadOnly,
         "readwrite" => Request::ReadWrite,
+        "subscribe" | "psubscribe" | "ssubscribe" | "unsubscribe" | "punsubscribe" | "sunsubscribe"
+        | "publish" | "spublish" | "pubsub" => Request::PubSub(crate::pubsub::parse(spec.name, rest)?),
         other => unreachable!("command {other} is in the table but has no parser"),
     })
 }
@@ -1039,6 +1044,7 @@ mod tests {
                 "expire" | "pexpire" | "expireat" | "pexpireat" => &["k", "10"],
                 "incrby" | "decrby" | "select" => &["k", "1"],
                 "scan" => &["0"],
+                "pubsub" => &["numpat"],
                 _ => &["k", "v", "w"],
             };
             args.extend(

@@ -368,6 +368,14 @@ fn syntax(command: &str) -> Option<&'static str> {
         "scan" => "cursor [MATCH pattern] [COUNT count] [TYPE type]",
         "quit" | "dbsize" | "multi" | "exec" | "discard" | "asking" | "readonly" | "readwrite" | "role"
         | "time" => "",
+        "subscribe" => "channel ...",
+        "ssubscribe" => "shardchannel ...",
+        "psubscribe" => "pattern ...",
+        "unsubscribe" => "[channel ...]",
+        "sunsubscribe" => "[shardchannel ...]",
+        "punsubscribe" => "[pattern ...]",
+        "publish" => "channel message",
+        "spublish" => "shardchannel message",
         _ => return None,
     })
 }

@@ -34,6 +34,8 @@
 //! * [`backend`] – the [`Backend`] trait and how its errors look to Redis clients;
 //! * [`cluster`] – Redis Cluster's protocol: the view of a sharded backend ([`Topology`]), the
 //!   `CLUSTER` replies rendered from it, and `-CROSSSLOT`;
+//! * [`pubsub`] – Pub/Sub: the per-node registry of subscriptions (sans-IO), the [`pubsub::Hub`]
+//!   every connection of a node shares, and the [`pubsub::Relay`] to the other nodes;
 //! * [`memory`] – [`MemoryBackend`], a single-process backend.
 //!
 //! ## Commands
@@ -53,8 +55,12 @@
 //! Raft node, `ONE|QUORUM|ALL` or `R <r> W <w>` quorums on a node in the eventual mode (see
 //! [`backend`] and [`command`]).
 //!
-//! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH`, no pub/sub
-//! and no scripting. Those get `-ERR unknown command`.
+//! Pub/Sub: `SUBSCRIBE`, `PSUBSCRIBE`, `SSUBSCRIBE`, their `UNSUBSCRIBE`s, `PUBLISH`, `SPUBLISH`
+//! and `PUBSUB CHANNELS|NUMSUB|NUMPAT|SHARDCHANNELS|SHARDNUMSUB|HELP`, across every node of a
+//! cluster, delivered at most once (see [`pubsub`]).
+//!
+//! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH` and no
+//! scripting. Those get `-ERR unknown command`.
 //!
 //! `COMMAND INFO` reports each command as Redis 7 does – flags, ACL categories, tips, key
 //! positions and key specs, byte for byte (`tests/cluster.rs` compares them with redis-server's) –
@@ -93,6 +99,7 @@ pub mod glob;
 pub mod introspect;
 pub mod memory;
 pub mod monitor;
+pub mod pubsub;
 pub mod server;
 
 pub use acl::Acl;

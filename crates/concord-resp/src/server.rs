@@ -27,6 +27,15 @@
 //! * The **writer** takes pending replies in request order, waits for each, encodes it for the
 //!   connection's protocol, and writes them in batches (one `write` per burst, not per reply).
 //!
+//! # Pub/Sub
+//! A connection also has a [`Mailbox`] ([`crate::pubsub`]): the node's hub puts the messages of
+//! its subscriptions there, from any connection or any node, and the writer interleaves them with
+//! the replies – in RESP3 as `>` push frames, in RESP2 as arrays, once the connection is in
+//! Redis's subscribe mode (only Pub/Sub commands, `PING` and `QUIT` then). Messages queued before
+//! a reply is written go out before it; a `SUBSCRIBE`'s confirmation goes out before the
+//! channel's first message, an `UNSUBSCRIBE`'s after its last. The mailbox is bounded in bytes
+//! (`max_pubsub_output_bytes`): a subscriber that falls further behind is disconnected.
+//!
 //! # Ordering
 //! Replies always come back in request order. Backend calls may overlap, within limits that keep a
 //! pipeline meaning what it would mean on Redis:
@@ -108,6 +117,7 @@ use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
 use crate::monitor::{ClientHandle, ClientSnapshot, Lookups, Monitor};
+use crate::pubsub::{Hub, Mailbox, PubSubRequest};
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
@@ -134,6 +144,9 @@ pub enum Disconnect {
     QueryBuffer,
     /// More than `max_output_bytes` of replies waiting for the client to read them.
     OutputBuffer,
+    /// More than `max_pubsub_output_bytes` of Pub/Sub messages waiting for the subscriber to read
+    /// them (Redis's `client-output-buffer-limit pubsub`).
+    PubSubOutputBuffer,
 }
 
 impl Disconnect {
@@ -143,6 +156,7 @@ impl Disconnect {
             Disconnect::IdleTimeout => "idle_timeout",
             Disconnect::QueryBuffer => "query_buffer",
             Disconnect::OutputBuffer => "output_buffer",
+            Disconnect::PubSubOutputBuffer => "pubsub_output_buffer",
         }
     }
 }
@@ -211,6 +225,12 @@ pub struct RespConfig {
     /// `appendonly` and `appendfsync` from the node's WAL settings. They replace this crate's own
     /// answers of the same name (see [`crate::introspect`]).
     pub parameters: Vec<(String, String)>,
+    /// The node's Pub/Sub hub ([`crate::pubsub`]), shared by every connection – and, through its
+    /// relay, with the other nodes. `None`: [`serve`] makes one of its own, for this server only.
+    pub pubsub: Option<Arc<Hub>>,
+    /// Most bytes of Pub/Sub messages queued for one subscriber and not yet written before its
+    /// connection is closed (Redis's `client-output-buffer-limit pubsub` hard limit, 32 MiB).
+    pub max_pubsub_output_bytes: usize,
 }
 
 impl Default for RespConfig {
@@ -229,6 +249,8 @@ impl Default for RespConfig {
             default_consistency: ReadConsistency::Linearizable,
             shutdown_grace: Duration::from_secs(5),
             parameters: Vec::new(),
+            pubsub: None,
+            max_pubsub_output_bytes: crate::pubsub::DEFAULT_MAX_PUBSUB_OUTPUT_BYTES,
         }
     }
 }
@@ -290,6 +312,7 @@ impl Acceptor for PlainTcp {
 struct Shared {
     backend: Arc<dyn Backend>,
     acl: Arc<Acl>,
+    pubsub: Arc<Hub>,
     config: RespConfig,
     port: u16,
     started: Instant,
@@ -330,9 +353,11 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let grace = config.shutdown_grace;
     let acl = config.acl.clone().unwrap_or_else(|| Arc::new(Acl::new(config.requirepass.as_deref())));
+    let pubsub = config.pubsub.clone().unwrap_or_else(|| Arc::new(Hub::new(None)));
     let shared = Arc::new(Shared {
         backend,
         acl,
+        pubsub,
         config,
         port,
         started: Instant::now(),
@@ -515,15 +540,25 @@ async fn connection<A: Acceptor>(
     let _gauge = ClientGauge(shared.clone());
     let output = Arc::new(OutputBuffer::new(shared.config.max_output_bytes));
     let (replies_tx, replies_rx) = mpsc::channel(shared.config.max_pipeline.max(1));
-    let writer = tokio::spawn(write_replies(writer, replies_rx, output.clone(), shared.clone()));
-    let mut client = Client::new(addr, laddr, shared.clone(), output);
+    // Pub/Sub messages arrive beside the replies, bounded in bytes (see `crate::pubsub`).
+    let (mailbox, pushes) = Mailbox::new(shared.config.max_pubsub_output_bytes);
+    let writer = tokio::spawn(write_replies(
+        writer,
+        replies_rx,
+        pushes,
+        mailbox.clone(),
+        output.clone(),
+        shared.clone(),
+    ));
+    let mut client = Client::new(addr, laddr, shared.clone(), output, mailbox);
     shared.monitor.register(client.handle.clone());
     let _registered = Registered(shared.clone(), client.id);
     let ended = client.read_requests(&mut reader, replies_tx, stop).await;
+    drop(client); // leaves its channels now: nothing more is published to a closing connection
     if let Some(reason) = ended {
         shared.config.events.disconnected(addr, reason);
     }
-    if ended == Some(Disconnect::OutputBuffer) {
+    if matches!(ended, Some(Disconnect::OutputBuffer | Disconnect::PubSubOutputBuffer)) {
         // The client is not reading: its replies are dropped with the connection.
         writer.abort();
         return;
@@ -551,61 +586,153 @@ enum Pending {
     Ready(Frame, Protocol),
     /// A backend reply, and its size as counted in the connection's [`OutputBuffer`].
     Waiting(oneshot::Receiver<(Frame, usize)>, Protocol),
+    /// Pub/Sub confirmations, one frame per channel. `subscribe`: a SUBSCRIBE's, which held the
+    /// connection's messages back ([`Mailbox::hold`]) and releases them once written, so that it
+    /// precedes the channel's first message. (An UNSUBSCRIBE's follows the channel's last message
+    /// as any reply follows the messages queued before it.)
+    PubSub {
+        frames: Vec<Frame>,
+        protocol: Protocol,
+        subscribe: bool,
+    },
+}
+
+/// Replies and pushes encoded and not yet written, and their sizes as counted in the connection's
+/// [`OutputBuffer`] and [`Mailbox`]: released once written.
+struct Batch {
+    bytes: BytesMut,
+    replies: usize,
+    pushes: usize,
+    /// Where written bytes are counted (`INFO stats`: `total_net_output_bytes`).
+    shared: Arc<Shared>,
+}
+
+impl Batch {
+    async fn flush(
+        &mut self,
+        socket: &mut (impl AsyncWrite + Unpin),
+        output: &OutputBuffer,
+        mailbox: &Mailbox,
+    ) -> std::io::Result<()> {
+        if !self.bytes.is_empty() {
+            send(socket, &self.bytes).await?;
+            self.shared.monitor.net_output_bytes.fetch_add(self.bytes.len() as u64, Ordering::Relaxed);
+            self.bytes.clear();
+        }
+        output.sub(std::mem::take(&mut self.replies));
+        mailbox.written(std::mem::take(&mut self.pushes));
+        Ok(())
+    }
+
+    fn push(&mut self, push: &Frame, protocol: Protocol) {
+        self.pushes += push.size_estimate();
+        encode(push, protocol, &mut self.bytes);
+    }
+
+    /// Encode the pushes already queued. Bounded: pushes stay counted in the mailbox until
+    /// written, so at most `max_pubsub_output_bytes` of them.
+    fn take_pushes(&mut self, pushes: &mut mpsc::UnboundedReceiver<Frame>, protocol: Protocol) {
+        while let Ok(push) = pushes.try_recv() {
+            self.push(&push, protocol);
+        }
+    }
 }
 
 async fn write_replies(
     mut socket: impl AsyncWrite + Unpin,
     mut replies: mpsc::Receiver<Pending>,
+    mut pushes: mpsc::UnboundedReceiver<Frame>,
+    mailbox: Arc<Mailbox>,
     output: Arc<OutputBuffer>,
     shared: Arc<Shared>,
 ) {
-    let written = |n: usize| shared.monitor.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
-    let mut out = BytesMut::with_capacity(16 * 1024);
-    // Bytes counted in `output` that sit in `out`: released once written.
-    let mut counted = 0;
-    while let Some(pending) = replies.recv().await {
-        let (frame, protocol) = match pending {
-            Pending::Ready(frame, protocol) => (frame, protocol),
-            Pending::Waiting(mut answer, protocol) => {
-                let counted_frame = |(frame, size): (Frame, usize), counted: &mut usize| {
-                    *counted += size;
-                    frame
-                };
+    let mut batch =
+        Batch { bytes: BytesMut::with_capacity(16 * 1024), replies: 0, pushes: 0, shared: shared.clone() };
+    // Pushes are encoded in the protocol of the latest reply (`HELLO` changes it).
+    let mut protocol = Protocol::Resp2;
+    // Pushes received while a SUBSCRIBE's confirmation is pending (see `Pending::PubSub`).
+    let mut held_back: Vec<Frame> = Vec::new();
+    loop {
+        let pending = tokio::select! {
+            biased;
+            pending = replies.recv() => match pending {
+                Some(pending) => pending,
+                None => break,
+            },
+            Some(push) = pushes.recv() => {
+                if mailbox.is_held() {
+                    held_back.push(push);
+                    continue;
+                }
+                batch.push(&push, protocol);
+                if (pushes.is_empty() || batch.bytes.len() >= 64 * 1024)
+                    && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        // Messages that arrived before this reply was read go out before it, as on Redis – unless
+        // held back for a SUBSCRIBE's confirmation (see `Pending::PubSub`).
+        if !mailbox.is_held() {
+            batch.take_pushes(&mut pushes, protocol);
+        }
+        let subscribe = matches!(pending, Pending::PubSub { subscribe: true, .. });
+        let frames = match pending {
+            Pending::Ready(frame, p) => {
+                protocol = p;
+                vec![frame]
+            }
+            Pending::PubSub { frames, protocol: p, .. } => {
+                protocol = p;
+                frames
+            }
+            Pending::Waiting(mut answer, p) => {
+                protocol = p;
                 let frame = match answer.try_recv() {
-                    Ok(reply) => counted_frame(reply, &mut counted),
+                    Ok((frame, size)) => {
+                        batch.replies += size;
+                        frame
+                    }
                     Err(oneshot::error::TryRecvError::Empty) => {
                         // Send what is ready before waiting for a slow answer.
-                        if !out.is_empty() {
-                            if send(&mut socket, &out).await.is_err() {
-                                return;
-                            }
-                            written(out.len());
-                            out.clear();
-                            output.sub(std::mem::take(&mut counted));
+                        if batch.flush(&mut socket, &output, &mailbox).await.is_err() {
+                            return;
                         }
                         match answer.await {
-                            Ok(reply) => counted_frame(reply, &mut counted),
+                            Ok((frame, size)) => {
+                                batch.replies += size;
+                                frame
+                            }
                             Err(_) => internal_error(),
                         }
                     }
                     Err(oneshot::error::TryRecvError::Closed) => internal_error(),
                 };
-                (frame, protocol)
+                vec![frame]
             }
         };
-        encode(&frame, protocol, &mut out);
-        drop(frame);
-        if replies.is_empty() || out.len() >= 64 * 1024 {
-            if send(&mut socket, &out).await.is_err() {
-                return;
+        for frame in frames {
+            encode(&frame, protocol, &mut batch.bytes);
+        }
+        if subscribe {
+            mailbox.release();
+            if !mailbox.is_held() {
+                for push in held_back.drain(..) {
+                    batch.push(&push, protocol);
+                }
+                batch.take_pushes(&mut pushes, protocol);
             }
-            written(out.len());
-            out.clear();
-            output.sub(std::mem::take(&mut counted));
+        }
+        if (replies.is_empty() || batch.bytes.len() >= 64 * 1024)
+            && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+        {
+            return;
         }
     }
-    if !out.is_empty() && socket.write_all(&out).await.is_ok() {
-        written(out.len());
+    if !batch.bytes.is_empty() && socket.write_all(&batch.bytes).await.is_ok() {
+        shared.monitor.net_output_bytes.fetch_add(batch.bytes.len() as u64, Ordering::Relaxed);
     }
     let _ = socket.shutdown().await;
 }
@@ -650,6 +777,19 @@ struct Client {
     /// The request being dispatched: when it started, and what the slow log and the keyspace
     /// counters need of it (taken by `start` for a backend request).
     timing: Option<Timing>,
+    /// Where this connection's Pub/Sub messages go ([`crate::pubsub`]).
+    mailbox: Arc<Mailbox>,
+    /// Channels, patterns and shard channels subscribed to: in RESP2, more than 0 is Redis's
+    /// subscribe mode (only the Pub/Sub commands, `PING` and `QUIT` are allowed).
+    subscribed: usize,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.subscribed > 0 {
+            self.shared.pubsub.remove(self.id);
+        }
+    }
 }
 
 /// What is measured of one request (see [`crate::monitor`]).
@@ -674,6 +814,7 @@ impl Client {
         laddr: Option<SocketAddr>,
         shared: Arc<Shared>,
         output: Arc<OutputBuffer>,
+        mailbox: Arc<Mailbox>,
     ) -> Client {
         // Without a password on `default`, a connection starts as `default`, as on Redis.
         let user = (!shared.acl.auth_required()).then(|| DEFAULT_USER.to_string());
@@ -713,6 +854,8 @@ impl Client {
             run: None,
             multi: None,
             output,
+            mailbox,
+            subscribed: 0,
             shared,
         }
     }
@@ -728,6 +871,7 @@ impl Client {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let output = self.output.clone();
         let handle = self.handle.clone();
+        let mailbox = self.mailbox.clone();
         loop {
             loop {
                 if handle.is_killed() {
@@ -743,6 +887,7 @@ impl Client {
                                 return None;
                             },
                             _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                            _ = mailbox.wait_exceeded() => return Some(Disconnect::PubSubOutputBuffer),
                         }
                     }
                     Ok(None) => break,
@@ -797,6 +942,7 @@ impl Client {
                 _ = stop.changed() => return None,
                 _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
                 _ = handle.killed() => return None,
+                _ = mailbox.wait_exceeded() => return Some(Disconnect::PubSubOutputBuffer),
                 read = read => match read {
                     Some(Ok(n)) if n > 0 => {
                         self.shared.monitor.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
@@ -841,6 +987,29 @@ impl Client {
             }
         };
         let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
+        // Redis's subscribe mode (RESP2 only: RESP3 tells pushes from replies by their type).
+        if self.subscribed > 0 && self.protocol == Protocol::Resp2 {
+            match &request {
+                Request::PubSub(r) if r.allowed_when_subscribed() => {}
+                Request::Quit => {}
+                Request::Ping(message) => {
+                    let message = message.clone().unwrap_or_default();
+                    return ready(
+                        Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(message)]),
+                        self.protocol,
+                    );
+                }
+                _ => {
+                    return ready(
+                        Frame::error(format!(
+                        "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+                             RESET are allowed in this context"
+                    )),
+                        self.protocol,
+                    )
+                }
+            }
+        }
         // Redis Cluster: one command's keys must share a slot (checked before queueing in MULTI).
         let cross_slot = {
             let keys = request.keys();
@@ -913,6 +1082,7 @@ impl Client {
                     )
                 }
             }
+            (Request::PubSub(request), false) => (self.pubsub(request), false),
             (request, false) => match request.access() {
                 Access::Connection => {
                     let (frame, close) = self.connection_command(request);
@@ -927,6 +1097,30 @@ impl Client {
                     self.start(access, move || exec::start(request, ctx)).await
                 }
             },
+        }
+    }
+
+    /// A Pub/Sub command (see [`crate::pubsub`]): answered at once, on this node's hub.
+    fn pubsub(&mut self, request: PubSubRequest) -> Pending {
+        let hub = &self.shared.pubsub;
+        let protocol = self.protocol;
+        match request {
+            PubSubRequest::Subscribe(space, names) => {
+                // Before registering: no message of these channels may overtake the confirmation.
+                self.mailbox.hold();
+                let frames = hub.subscribe(self.id, &self.mailbox, space, &names);
+                self.subscribed = hub.subscribed(self.id);
+                Pending::PubSub { frames, protocol, subscribe: true }
+            }
+            PubSubRequest::Unsubscribe(space, names) => {
+                let frames = hub.unsubscribe(self.id, space, &names);
+                self.subscribed = hub.subscribed(self.id);
+                Pending::PubSub { frames, protocol, subscribe: false }
+            }
+            PubSubRequest::Publish(publication) => {
+                Pending::Ready(Frame::Integer(hub.publish(&publication) as i64), protocol)
+            }
+            introspection => Pending::Ready(hub.introspect(&introspection), protocol),
         }
     }
 
@@ -1406,7 +1600,14 @@ impl Client {
             ),
             ("client-query-buffer-limit", c.max_request_bytes.to_string()),
             // Redis's form: class, hard limit, soft limit, soft seconds (only normal clients here).
-            ("client-output-buffer-limit", format!("normal {} 0 0", c.max_output_bytes.unwrap_or(0))),
+            (
+                "client-output-buffer-limit",
+                format!(
+                    "normal {} 0 0 pubsub {} 0 0",
+                    c.max_output_bytes.unwrap_or(0),
+                    c.max_pubsub_output_bytes
+                ),
+            ),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
@@ -1504,6 +1705,9 @@ fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
 /// ACL commands that read or change users.
 fn need_of(request: &Request) -> Need {
     match request {
+        // Publishing is writing to the cluster; listening and counting listeners, reading.
+        Request::PubSub(PubSubRequest::Publish(_)) => Need::Write,
+        Request::PubSub(_) => Need::Read,
         Request::Acl(AclRequest::WhoAmI) => Need::Nothing,
         Request::Acl(_) => Need::Admin,
         // Seeing or closing other clients, and changing settings and counters.

@@ -131,10 +131,14 @@ const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 const LS: &[&str] = &["loading", "stale"];
 const ADMIN_LS: &[&str] = &["admin", "loading", "stale"];
 const STALE: &[&str] = &["stale"];
+const PUBSUB_SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const PUBSUB_FAST: &[&str] = &["pubsub", "loading", "stale", "fast"];
+const PUBSUB_LS: &[&str] = &["pubsub", "loading", "stale"];
 // ACL categories.
 const FAST_CONN: &[&str] = &["@fast", "@connection"];
 const SLOW: &[&str] = &["@slow"];
 const SLOW_CONN: &[&str] = &["@slow", "@connection"];
+const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
 const SLOW_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
 const ADMIN_CONN: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
 const READ_STRING_FAST: &[&str] = &["@read", "@string", "@fast"];
@@ -151,6 +155,7 @@ const RO_ACCESS: &[&str] = &["RO", "access"];
 const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
 const RW_UPDATE: &[&str] = &["RW", "update"];
 const OW_UPDATE: &[&str] = &["OW", "update"];
+const NOT_KEY: &[&str] = &["not_key"];
 
 /// Every command Concord understands (top-level commands; subcommands are listed under their
 /// container in `COMMAND` replies). Flags, ACL categories, tips and key specs are Redis 7's, so
@@ -671,6 +676,100 @@ pub const COMMANDS: &[CommandSpec] = &[
         .acl(&["@read", "@hash", "@slow"])
         .tips(&["nondeterministic_output_order"])
         .key_spec(&["RO", "access"]),
+    // Pub/Sub (see `crate::pubsub`): delivered on every node of the cluster, at most once.
+    spec(
+        "subscribe",
+        -2,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "psubscribe",
+        -2,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels that match one or more patterns.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "unsubscribe",
+        -1,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages posted to channels.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "punsubscribe",
+        -1,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages published to channels that match one or more patterns.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "publish",
+        3,
+        PUBSUB_FAST,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Posts a message to a channel, on every node of the cluster; replies with this node's receivers.",
+    )
+    .acl(&["@pubsub", "@fast"]),
+    spec("pubsub", -2, &[], NO_KEYS, "pubsub", "2.8.0", "A container for Pub/Sub commands.")
+        .acl(SLOW)
+        .subcommands(&[
+            sub("pubsub|channels", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|numsub", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|numpat", 2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|shardchannels", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|shardnumsub", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|help", 2, LS, SLOW),
+        ]),
+    spec(
+        "ssubscribe",
+        -2,
+        PUBSUB_SUB,
+        ALL_KEYS,
+        "pubsub",
+        "7.0.0",
+        "Listens for messages published to shard channels.",
+    )
+    .acl(PUBSUB_SLOW)
+    .key_spec(NOT_KEY),
+    spec(
+        "sunsubscribe",
+        -1,
+        PUBSUB_SUB,
+        ALL_KEYS,
+        "pubsub",
+        "7.0.0",
+        "Stops listening to messages posted to shard channels.",
+    )
+    .acl(PUBSUB_SLOW)
+    .key_spec(NOT_KEY),
+    spec(
+        "spublish",
+        3,
+        PUBSUB_FAST,
+        ONE_KEY,
+        "pubsub",
+        "7.0.0",
+        "Posts a message to a shard channel, on every node of the cluster.",
+    )
+    .acl(&["@pubsub", "@fast"])
+    .key_spec(NOT_KEY),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as
