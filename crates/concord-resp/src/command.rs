@@ -207,6 +207,8 @@ pub struct SetRequest {
     pub expiry: SetExpiry,
     /// SETNX replies 1/0 instead of OK/nil.
     pub reply_integer: bool,
+    /// The command's name for error messages (`set`, `setex`, …).
+    pub command: &'static str,
 }
 
 /// NX (only if absent) or XX (only if present).
@@ -223,7 +225,8 @@ pub enum SetExpiry {
     Clear,
     /// KEEPTTL: keep the key's current deadline.
     Keep,
-    /// EX/PX: expire this many ms from now (> 0).
+    /// EX/PX: expire this many ms from now (> 0; a deadline past `i64::MAX` ms is refused when
+    /// the command runs, as Redis refuses it: see `exec`).
     AfterMs(u64),
     /// EXAT/PXAT: expire at this Unix time in ms (> 0; may be in the past: the key is deleted).
     AtUnixMs(u64),
@@ -399,12 +402,13 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "setnx" => Request::Set(SetRequest {
             condition: Some(Condition::IfAbsent),
             reply_integer: true,
+            command: "setnx",
             ..plain_set(arg(0), arg(1))
         }),
         "setex" | "psetex" => {
             let amount = integer(&rest[1])?;
             let expiry = relative_expiry(amount, spec.name == "setex", spec.name)?;
-            Request::Set(SetRequest { expiry, ..plain_set(arg(0), arg(2)) })
+            Request::Set(SetRequest { expiry, command: spec.name, ..plain_set(arg(0), arg(2)) })
         }
         "getset" => Request::GetSet { key: arg(0), value: arg(1) },
         "del" => Request::Del(rest),
@@ -453,7 +457,15 @@ fn is(arg: &[u8], word: &str) -> bool {
 }
 
 fn plain_set(key: Bytes, value: Bytes) -> SetRequest {
-    SetRequest { key, value, condition: None, get: false, expiry: SetExpiry::Clear, reply_integer: false }
+    SetRequest {
+        key,
+        value,
+        condition: None,
+        get: false,
+        expiry: SetExpiry::Clear,
+        reply_integer: false,
+        command: "set",
+    }
 }
 
 /// `amount` seconds (or ms) from now: must be positive and fit in ms.
@@ -468,6 +480,9 @@ fn relative_expiry(amount: i64, seconds: bool, command: &str) -> Result<SetExpir
 fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, ReplyError> {
     let mut set = plain_set(key, value);
     let mut expiry_given = false;
+    // EX/PX/EXAT/PXAT and its argument: Redis checks every option's syntax first and the number
+    // after, so "SET k v EX abc FOO" is a syntax error, not "not an integer".
+    let mut timed: Option<(&Bytes, &Bytes)> = None;
     let mut i = 0;
     while i < options.len() {
         let option = &options[i];
@@ -482,18 +497,7 @@ fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, 
             set.expiry = SetExpiry::Keep;
             expiry_given = true;
         } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w)) && !expiry_given && has_value {
-            // Redis checks the number before the sign: "EX abc" is not an integer, "EX 0" invalid.
-            let amount = integer(&options[i + 1])?;
-            let seconds = is(option, "EX") || is(option, "EXAT");
-            set.expiry = if is(option, "EX") || is(option, "PX") {
-                relative_expiry(amount, seconds, "set")?
-            } else {
-                let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
-                match ms {
-                    Some(ms) if ms > 0 => SetExpiry::AtUnixMs(ms as u64),
-                    _ => return Err(ReplyError::invalid_expire("set")),
-                }
-            };
+            timed = Some((option, &options[i + 1]));
             expiry_given = true;
             i += 1;
         } else {
@@ -501,15 +505,25 @@ fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, 
         }
         i += 1;
     }
+    if let Some((option, amount)) = timed {
+        // Redis checks the number before the sign: "EX abc" is not an integer, "EX 0" invalid.
+        let amount = integer(amount)?;
+        let seconds = is(option, "EX") || is(option, "EXAT");
+        set.expiry = if is(option, "EX") || is(option, "PX") {
+            relative_expiry(amount, seconds, "set")?
+        } else {
+            let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
+            match ms {
+                Some(ms) if ms > 0 => SetExpiry::AtUnixMs(ms as u64),
+                _ => return Err(ReplyError::invalid_expire("set")),
+            }
+        };
+    }
     Ok(set)
 }
 
 fn parse_expire(command: &'static str, rest: &[Bytes]) -> Result<ExpireRequest, ReplyError> {
-    let amount = integer(&rest[1])?;
-    let seconds = command == "expire" || command == "expireat";
-    let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
-    let ms = ms.ok_or_else(|| ReplyError::invalid_expire(command))?;
-    let when = if command.ends_with("at") { ExpireWhen::AtUnixMs(ms) } else { ExpireWhen::AfterMs(ms) };
+    // Redis reads the options before the number: "EXPIRE k abc FOO" is an unsupported option.
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for option in &rest[2..] {
         if is(option, "NX") {
@@ -530,6 +544,11 @@ fn parse_expire(command: &'static str, rest: &[Bytes]) -> Result<ExpireRequest, 
     if gt && lt {
         return Err(ReplyError("ERR GT and LT options at the same time are not compatible".into()));
     }
+    let amount = integer(&rest[1])?;
+    let seconds = command == "expire" || command == "expireat";
+    let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
+    let ms = ms.ok_or_else(|| ReplyError::invalid_expire(command))?;
+    let when = if command.ends_with("at") { ExpireWhen::AtUnixMs(ms) } else { ExpireWhen::AfterMs(ms) };
     let conditions = ExpireConditions { nx, xx, gt, lt };
     Ok(ExpireRequest { key: rest[0].clone(), when, conditions, command })
 }
@@ -859,6 +878,21 @@ mod tests {
         assert_eq!(set.expiry, SetExpiry::Keep);
         let Ok(Request::Set(set)) = parse_words("setnx k v") else { panic!() };
         assert!(set.reply_integer && set.condition == Some(Condition::IfAbsent));
+    }
+
+    /// Redis checks all options' syntax before it reads any number (found by `concord difftest`).
+    #[test]
+    fn option_errors_come_before_number_errors_as_in_redis() {
+        assert_eq!(error("SET k v EX abc FOO"), "ERR syntax error");
+        assert_eq!(error("SET k v PX 0 NX XX"), "ERR syntax error");
+        assert_eq!(error("SET k v EX abc"), "ERR value is not an integer or out of range");
+        assert_eq!(error("EXPIRE k abc FOO"), "ERR Unsupported option FOO");
+        assert_eq!(error("PEXPIREAT k 9223372036854775807 x"), "ERR Unsupported option x");
+        assert_eq!(
+            error("EXPIRE k abc NX GT"),
+            "ERR NX and XX, GT or LT options at the same time are not compatible"
+        );
+        assert_eq!(error("EXPIRE k 9223372036854775807"), "ERR invalid expire time in 'expire' command");
     }
 
     #[test]
