@@ -510,8 +510,19 @@ fn deadline(now: Time, ttl_ms: Option<u64>) -> Option<Time> {
     ttl_ms.map(|ttl| now + Duration::from_millis(ttl))
 }
 
-/// A value as a decimal `i64` (what increment accepts; Rust's grammar: optional sign, digits).
+/// A value as a decimal `i64` (what increment accepts): Redis's grammar, so that `INCR` refuses
+/// what redis-server refuses – an optional `-`, then `0` or digits without a leading zero; no
+/// `+`, no `-0`, no spaces (Rust's own parser takes `+1` and `007`; `concord difftest` found it).
 pub(crate) fn parse_i64(value: &[u8]) -> Option<i64> {
+    let digits = value.strip_prefix(b"-").unwrap_or(value);
+    let canonical = match digits {
+        [b'0'] => digits.len() == value.len(),
+        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    if !canonical {
+        return None;
+    }
     std::str::from_utf8(value).ok()?.parse().ok()
 }
 
@@ -554,5 +565,23 @@ mod tests {
         );
         assert!(store.is_empty());
         assert_eq!(store.read(&Query::get("k")), Ok(Response::Get(None)));
+    }
+
+    /// Increment reads a stored integer as redis-server does (`INCR` on "+1" or "01" is refused
+    /// there; found by `concord difftest`).
+    #[test]
+    fn increment_reads_integers_in_redis_grammar() {
+        for good in ["0", "-1", "42", "9223372036854775807", "-9223372036854775808"] {
+            assert_eq!(parse_i64(good.as_bytes()), good.parse().ok(), "{good}");
+        }
+        for bad in ["", "-", "+1", "01", "-0", "-01", " 1", "1 ", "1.5", "9223372036854775808", "abc"] {
+            assert_eq!(parse_i64(bad.as_bytes()), None, "{bad:?}");
+        }
+        let mut store = KvStore::default();
+        store.execute(&Command::put(Time(0), "k", "+1")).unwrap();
+        assert!(matches!(
+            store.execute(&Command::increment(Time(0), "k", 1)),
+            Err(KvError::NotAnInteger { .. })
+        ));
     }
 }

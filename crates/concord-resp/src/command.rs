@@ -234,6 +234,8 @@ pub struct SetRequest {
     pub expiry: SetExpiry,
     /// SETNX replies 1/0 instead of OK/nil.
     pub reply_integer: bool,
+    /// The command's name for error messages (`set`, `setex`, …).
+    pub command: &'static str,
 }
 
 /// NX (only if absent) or XX (only if present).
@@ -250,7 +252,8 @@ pub enum SetExpiry {
     Clear,
     /// KEEPTTL: keep the key's current deadline.
     Keep,
-    /// EX/PX: expire this many ms from now (> 0).
+    /// EX/PX: expire this many ms from now (> 0; a deadline past `i64::MAX` ms is refused when
+    /// the command runs, as Redis refuses it: see `exec`).
     AfterMs(u64),
     /// EXAT/PXAT: expire at this Unix time in ms (> 0; may be in the past: the key is deleted).
     AtUnixMs(u64),
@@ -426,12 +429,13 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "setnx" => Request::Set(SetRequest {
             condition: Some(Condition::IfAbsent),
             reply_integer: true,
+            command: "setnx",
             ..plain_set(arg(0), arg(1))
         }),
         "setex" | "psetex" => {
             let amount = integer(&rest[1])?;
             let expiry = relative_expiry(amount, spec.name == "setex", spec.name)?;
-            Request::Set(SetRequest { expiry, ..plain_set(arg(0), arg(2)) })
+            Request::Set(SetRequest { expiry, command: spec.name, ..plain_set(arg(0), arg(2)) })
         }
         "getset" => Request::GetSet { key: arg(0), value: arg(1) },
         "del" => Request::Del(rest),
@@ -480,7 +484,15 @@ fn is(arg: &[u8], word: &str) -> bool {
 }
 
 fn plain_set(key: Bytes, value: Bytes) -> SetRequest {
-    SetRequest { key, value, condition: None, get: false, expiry: SetExpiry::Clear, reply_integer: false }
+    SetRequest {
+        key,
+        value,
+        condition: None,
+        get: false,
+        expiry: SetExpiry::Clear,
+        reply_integer: false,
+        command: "set",
+    }
 }
 
 /// `amount` seconds (or ms) from now: must be positive and fit in ms.
@@ -495,6 +507,9 @@ fn relative_expiry(amount: i64, seconds: bool, command: &str) -> Result<SetExpir
 fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, ReplyError> {
     let mut set = plain_set(key, value);
     let mut expiry_given = false;
+    // EX/PX/EXAT/PXAT and its argument: Redis checks every option's syntax first and the number
+    // after, so "SET k v EX abc FOO" is a syntax error, not "not an integer".
+    let mut timed: Option<(&Bytes, &Bytes)> = None;
     let mut i = 0;
     while i < options.len() {
         let option = &options[i];
@@ -509,24 +524,27 @@ fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, 
             set.expiry = SetExpiry::Keep;
             expiry_given = true;
         } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w)) && !expiry_given && has_value {
-            // Redis checks the number before the sign: "EX abc" is not an integer, "EX 0" invalid.
-            let amount = integer(&options[i + 1])?;
-            let seconds = is(option, "EX") || is(option, "EXAT");
-            set.expiry = if is(option, "EX") || is(option, "PX") {
-                relative_expiry(amount, seconds, "set")?
-            } else {
-                let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
-                match ms {
-                    Some(ms) if ms > 0 => SetExpiry::AtUnixMs(ms as u64),
-                    _ => return Err(ReplyError::invalid_expire("set")),
-                }
-            };
+            timed = Some((option, &options[i + 1]));
             expiry_given = true;
             i += 1;
         } else {
             return Err(ReplyError::syntax());
         }
         i += 1;
+    }
+    if let Some((option, amount)) = timed {
+        // Redis checks the number before the sign: "EX abc" is not an integer, "EX 0" invalid.
+        let amount = integer(amount)?;
+        let seconds = is(option, "EX") || is(option, "EXAT");
+        set.expiry = if is(option, "EX") || is(option, "PX") {
+            relative_expiry(amount, seconds, "set")?
+        } else {
+            let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
+            match ms {
+                Some(ms) if ms > 0 => SetExpiry::AtUnixMs(ms as u64),
+                _ => return Err(ReplyError::invalid_expire("set")),
+            }
+        };
     }
     Ok(set)
 }
@@ -973,6 +991,15 @@ mod tests {
         assert_eq!(set.expiry, SetExpiry::Keep);
         let Ok(Request::Set(set)) = parse_words("setnx k v") else { panic!() };
         assert!(set.reply_integer && set.condition == Some(Condition::IfAbsent));
+    }
+
+    /// SET checks all options' syntax before it reads the number, as Redis does (found by
+    /// `concord difftest`).
+    #[test]
+    fn set_option_errors_come_before_number_errors_as_in_redis() {
+        assert_eq!(error("SET k v EX abc FOO"), "ERR syntax error");
+        assert_eq!(error("SET k v PX 0 NX XX"), "ERR syntax error");
+        assert_eq!(error("SET k v EX abc"), "ERR value is not an integer or out of range");
     }
 
     #[test]

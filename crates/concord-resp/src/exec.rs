@@ -145,11 +145,27 @@ fn deadline_ms(kv: &KeyValue) -> Option<u64> {
     kv.expires_at.map(|t| t.0 / 1_000_000)
 }
 
+/// Redis refuses a relative expiry whose deadline (now + amount) passes `i64::MAX` ms – before it
+/// looks at the key, so also for a key that does not exist (found by `concord difftest`).
+fn deadline_overflow(request: &Request, now_ms: u64) -> Option<Frame> {
+    let Request::Set(SetRequest { expiry: SetExpiry::AfterMs(ms), command, .. }) = request else {
+        return None;
+    };
+    let ms = *ms as i64;
+    (now_ms as i64)
+        .checked_add(ms)
+        .is_none()
+        .then(|| Frame::error(format!("ERR invalid expire time in '{command}' command")))
+}
+
 /// Start executing a data request. **Writes are sent to the backend before this returns**, so
 /// calling `start` for a pipeline of writes submits them in order; the returned future only waits
 /// for the answers. Reads and read-modify-write commands start when the future is first polled.
 pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
     let now_ms = ctx.backend.now_ms();
+    if let Some(error) = deadline_overflow(&request, now_ms) {
+        return Box::pin(async move { error });
+    }
     let command = |write: Write| Command::new(now_time(now_ms), write);
     match request {
         Request::Set(set) if set.expiry != SetExpiry::Keep => {

@@ -195,6 +195,30 @@ fn ttls_follow_the_backend_clock() {
     conn.expect(&resp(&["EXISTS", "p"]), b":0\r\n");
 }
 
+/// A relative expiry whose deadline would pass i64::MAX ms is refused, as redis-server refuses
+/// it, also when the key does not exist; and a stored integer is read in Redis's grammar (both
+/// found by `concord difftest`).
+#[test]
+fn expiry_overflow_and_integer_grammar_match_redis() {
+    let server = TestServer::start(RespConfig::default());
+    let mut conn = server.connect();
+    let max = "9223372036854775807";
+    conn.expect(&resp(&["PEXPIRE", "missing", max]), b"-ERR invalid expire time in 'pexpire' command\r\n");
+    conn.expect(&resp(&["PSETEX", "k", max, "v"]), b"-ERR invalid expire time in 'psetex' command\r\n");
+    conn.expect(
+        &resp(&["SETEX", "k", "9223372036854775", "v"]),
+        b"-ERR invalid expire time in 'setex' command\r\n",
+    );
+    conn.expect(&resp(&["SET", "k", "v", "PX", max]), b"-ERR invalid expire time in 'set' command\r\n");
+    conn.expect(&resp(&["EXISTS", "k"]), b":0\r\n");
+    // An absolute deadline that large is a valid (far) future.
+    conn.expect(&resp(&["SET", "k", "v", "PXAT", max]), b"+OK\r\n");
+    conn.expect(&resp(&["SET", "n", "+1"]), b"+OK\r\n");
+    conn.expect(&resp(&["INCR", "n"]), b"-ERR value is not an integer or out of range\r\n");
+    conn.expect(&resp(&["SET", "n", "01"]), b"+OK\r\n");
+    conn.expect(&resp(&["DECRBY", "n", "1"]), b"-ERR value is not an integer or out of range\r\n");
+}
+
 #[test]
 fn scan_follows_long_keys_with_big_cursors() {
     let server = TestServer::start(RespConfig { keys_max: 40, ..RespConfig::default() });

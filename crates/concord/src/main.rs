@@ -124,6 +124,15 @@ enum Command {
     Restore(cmd::backup::RestoreArgs),
     #[command(verbatim_doc_comment)]
     Join(Box<cmd::member::JoinArgs>),
+    /// Differential test against redis-server: random command sequences sent to both, replies
+    /// compared byte for byte (RESP2 and RESP3); starts both servers itself.
+    ///
+    /// Examples:
+    ///   concord difftest                              # seeds 1..3, 300 steps each
+    ///   concord difftest --seeds 1..200 --ops 5000    # a long run
+    ///   concord difftest --seed 7 --ops 143 --resp 3  # replay a mismatch (the command it printed)
+    #[command(verbatim_doc_comment)]
+    Difftest(cmd::difftest::DifftestArgs),
 }
 
 /// Commands that print results end quietly when their reader goes away (`concord sim … | head`),
@@ -160,6 +169,7 @@ fn main() -> ExitCode {
         Command::Join(args) => cmd::member::join(args),
         Command::Backup(args) => cmd::backup::backup(args),
         Command::Restore(args) => cmd::backup::restore(args),
+        Command::Difftest(args) => cmd::difftest::run(args),
     };
     match result {
         Ok(code) => code,

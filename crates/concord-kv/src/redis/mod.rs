@@ -461,11 +461,10 @@ fn unknown(call: &RedisCall) -> Reply {
 pub(crate) mod args {
     use super::Reply;
 
-    /// A decimal `i64`, or Redis's error.
+    /// A decimal `i64` in Redis's grammar (no `+`, no leading zero: the store's increment reads
+    /// values the same way), or Redis's error.
     pub fn int(arg: &[u8]) -> Result<i64, Reply> {
-        std::str::from_utf8(arg)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
+        crate::store::parse_i64(arg)
             .ok_or_else(|| Reply::error("ERR value is not an integer or out of range"))
     }
 

@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod check;
+pub mod difftest;
 pub mod lab;
 pub mod live;
 pub mod member;
