@@ -26,10 +26,8 @@ fn kind(view: &View, args: &[Vec<u8>]) -> Outcome {
 /// deadline was set (or the key deleted, for a deadline already past), 0 if the key is absent or
 /// a condition did not hold.
 fn expire(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
-    let (key, amount, options) = (&args[0], int(&args[1])?, &args[2..]);
-    let invalid = || Reply::error(format!("ERR invalid expire time in '{name}' command"));
-    let ms = if name == "expire" || name == "expireat" { amount.checked_mul(1000) } else { Some(amount) };
-    let ms = ms.ok_or_else(invalid)?;
+    let (key, options) = (&args[0], &args[2..]);
+    // Redis checks the options before the number: `EXPIRE k abc FOO` is about FOO.
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for option in options {
         match () {
@@ -51,10 +49,14 @@ fn expire(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
     if gt && lt {
         return Err(Reply::error("ERR GT and LT options at the same time are not compatible"));
     }
+    let amount = int(&args[1])?;
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{name}' command"));
+    let ms = if name == "expire" || name == "expireat" { amount.checked_mul(1000) } else { Some(amount) };
+    let ms = ms.ok_or_else(invalid)?;
     // The deadline in ms since the epoch; the command's `now` is the proposer's clock.
     let now_ms = (tx.now.0 / 1_000_000) as i64;
     let at_ms = if name.ends_with("at") { Some(ms) } else { ms.checked_add(now_ms) };
-    let at_ms = at_ms.filter(|at| at.checked_mul(1_000_000).is_some()).ok_or_else(invalid)?;
+    let at_ms = at_ms.ok_or_else(invalid)?;
     let Some(entry) = tx.view().entry(key) else { return Ok(Reply::Int(0)) };
     let current_ms = entry.expires_at.map(|t| (t.0 / 1_000_000) as i64);
     let allowed = match current_ms {
@@ -68,7 +70,8 @@ fn expire(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
     if at_ms <= now_ms {
         tx.remove(key);
     } else {
-        tx.set_deadline(key, Some(Time(at_ms as u64 * 1_000_000)));
+        // Past year 2554 the nanosecond clock saturates: "practically never".
+        tx.set_deadline(key, Some(Time((at_ms as u64).saturating_mul(1_000_000))));
     }
     Ok(Reply::Int(1))
 }
