@@ -207,7 +207,7 @@ async fn every_http_error_says_why_in_json() {
         let error = a.json().unwrap()["error"].as_str().unwrap_or_default().to_string();
         assert!(error.contains(says), "{method} {path}: {error}");
     }
-    // EXPIRE names the TTL as what the eventual mode lacks (it reached the node as a CAS).
+    // EXPIRE names the TTL as what the eventual mode lacks.
     let mut r = Resp::connect(c.redis[0]).await.unwrap();
     assert_eq!(r.call(&["SET", "k", "v"]).await.unwrap(), "OK");
     let reply = r.call(&["EXPIRE", "k", "10"]).await.unwrap();

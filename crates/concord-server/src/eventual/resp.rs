@@ -303,6 +303,10 @@ impl Backend for EventualBackend {
 /// The commands of a Redis request, for the refusal: hashes, lists, sets, sorted sets and
 /// `EXPIRE` are not (yet) offered by the eventual mode.
 fn redis_names(exec: &concord_kv::RedisExec) -> String {
+    let ttl = ["expire", "pexpire", "expireat", "pexpireat", "persist"];
+    if exec.calls.iter().any(|call| ttl.contains(&call.name().as_str())) {
+        return "a TTL (SET … EX/PX, EXPIRE)".into();
+    }
     let names: Vec<String> = exec.calls.iter().map(|call| call.name().to_uppercase()).collect();
     names.join(", ")
 }
