@@ -470,6 +470,10 @@ async fn connection<A: Acceptor>(
     let writer = tokio::spawn(write_replies(writer, replies_rx, output.clone()));
     let mut client = Client::new(addr, shared.clone(), output);
     let ended = client.read_requests(&mut reader, replies_tx, stop).await;
+    // Nobody waits for a blocked pop's reply any more (its writer gets an error for it).
+    for task in client.blocking.drain(..) {
+        task.abort();
+    }
     if let Some(reason) = ended {
         shared.config.events.disconnected(addr, reason);
     }
@@ -584,6 +588,9 @@ struct Client {
     readonly: bool,
     /// Backend tasks of the current run (see "Ordering" in the module docs).
     in_flight: Vec<JoinHandle<()>>,
+    /// Tasks of blocking pops (`crate::blocking`) that may wait forever: aborted when the client
+    /// leaves, so a closed connection stops polling for it.
+    blocking: Vec<tokio::task::AbortHandle>,
     run: Option<Access>,
     /// Commands queued since MULTI.
     multi: Option<Multi>,
@@ -617,6 +624,7 @@ impl Client {
             consistency: RequestConsistency::strong(shared.config.default_consistency),
             readonly: false,
             in_flight: Vec::new(),
+            blocking: Vec::new(),
             run: None,
             multi: None,
             output,
@@ -788,8 +796,15 @@ impl Client {
                 }
                 access => {
                     let ctx = self.exec_context();
+                    let blocking =
+                        matches!(&request, Request::Redis(args) if crate::blocking::is_blocking(&args[0]));
                     // `start` hands writes to the backend now, in request order.
-                    self.start(access, move || exec::start(request, ctx)).await
+                    let started = self.start(access, move || exec::start(request, ctx)).await;
+                    if blocking {
+                        self.blocking.retain(|task| !task.is_finished());
+                        self.blocking.extend(self.in_flight.last().map(JoinHandle::abort_handle));
+                    }
+                    started
                 }
             },
         }

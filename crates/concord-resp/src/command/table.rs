@@ -625,6 +625,130 @@ pub const COMMANDS: &[CommandSpec] = &[
         .acl(&["@read", "@hash", "@slow"])
         .tips(&["nondeterministic_output_order"])
         .key_spec(&["RO", "access"]),
+    spec("lpush", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", "Prepend one or multiple elements to a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("rpush", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", "Append one or multiple elements to a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("lpushx", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "2.2.0", "Prepend an element to a list, only if the list exists")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("rpushx", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "2.2.0", "Append an element to a list, only if the list exists")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("lpop", -2, &["write", "fast"], (1, 1, 1), "list", "1.0.0", "Remove and get the first elements in a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("rpop", -2, &["write", "fast"], (1, 1, 1), "list", "1.0.0", "Remove and get the last elements in a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("llen", 2, &["readonly", "fast"], (1, 1, 1), "list", "1.0.0", "Get the length of a list")
+        .acl(&["@read", "@list", "@fast"])
+        .key_spec(&["RO"]),
+    spec("lrange", 4, &["readonly"], (1, 1, 1), "list", "1.0.0", "Get a range of elements from a list")
+        .acl(&["@read", "@list", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("lindex", 3, &["readonly"], (1, 1, 1), "list", "1.0.0", "Get an element from a list by its index")
+        .acl(&["@read", "@list", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("lset", 4, &["write", "denyoom"], (1, 1, 1), "list", "1.0.0", "Set the value of an element in a list by its index")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "update"]),
+    spec("ltrim", 4, &["write"], (1, 1, 1), "list", "1.0.0", "Trim a list to the specified range")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("lrem", 4, &["write"], (1, 1, 1), "list", "1.0.0", "Remove elements from a list")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("linsert", 5, &["write", "denyoom"], (1, 1, 1), "list", "2.2.0", "Insert an element before or after another element in a list")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "insert"]),
+    spec("lpos", -3, &["readonly"], (1, 1, 1), "list", "6.0.6", "Return the index of matching elements on a list")
+        .acl(&["@read", "@list", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zadd", -4, &["write", "denyoom", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "update"]),
+    spec("zrem", -3, &["write", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Remove one or more members from a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "delete"]),
+    spec("zscore", 3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Get the score associated with the given member in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zmscore", -3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "6.2.0", "Get the score associated with the given members in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zincrby", 4, &["write", "denyoom", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Increment the score of a member in a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "access", "update"]),
+    spec("zcard", 2, &["readonly", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Get the number of members in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO"]),
+    spec("zcount", 4, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", "Count the members in a sorted set with scores within the given values")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zrange", -4, &["readonly"], (1, 1, 1), "sorted-set", "1.2.0", "Return a range of members in a sorted set")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrangebyscore", -4, &["readonly"], (1, 1, 1), "sorted-set", "1.0.5", "Return a range of members in a sorted set, by score")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrange", -4, &["readonly"], (1, 1, 1), "sorted-set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrangebyscore", -4, &["readonly"], (1, 1, 1), "sorted-set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrangebylex", -4, &["readonly"], (1, 1, 1), "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrangebylex", -4, &["readonly"], (1, 1, 1), "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zlexcount", 4, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zrank", 3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", "Determine the index of a member in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrank", 3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zpopmin", -2, &["write", "fast"], (1, 1, 1), "sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("zpopmax", -2, &["write", "fast"], (1, 1, 1), "sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("zremrangebyrank", 4, &["write"], (1, 1, 1), "sorted-set", "2.0.0", "Remove all members in a sorted set within the given indexes")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("zremrangebyscore", 4, &["write"], (1, 1, 1), "sorted-set", "1.2.0", "Remove all members in a sorted set within the given scores")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("zremrangebylex", 4, &["write"], (1, 1, 1), "sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("zrandmember", -2, &["readonly"], (1, 1, 1), "sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .tips(&["nondeterministic_output"])
+        .key_spec(&["RO", "access"]),
+    spec("zscan", -3, &["readonly"], (1, 1, 1), "sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .tips(&["nondeterministic_output"])
+        .key_spec(&["RO", "access"]),    spec("blpop", -3, &["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", "Remove and get the first element in a list, or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("brpop", -3, &["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", "Remove and get the last element in a list, or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("bzpopmin", -3, &["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available")
+        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("bzpopmax", -3, &["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
+        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as
