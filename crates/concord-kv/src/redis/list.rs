@@ -317,7 +317,7 @@ fn linsert(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 fn lpos(view: &View, args: &[Vec<u8>]) -> Outcome {
     let (key, target, options) = (&args[0], &args[1], &args[2..]);
     let (mut rank, mut matches, mut maxlen) = (1i64, None, 0i64);
-    if options.len() % 2 != 0 {
+    if !options.len().is_multiple_of(2) {
         return Err(Reply::error("ERR syntax error"));
     }
     for pair in options.chunks(2) {
@@ -421,10 +421,10 @@ fn lmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 }
 
 /// `numkeys key [key …] <where> [COUNT count]` (`LMPOP`, `ZMPOP`): the keys, where, and the count.
-pub fn parse_mpop<'a, T>(
-    args: &'a [Vec<u8>],
+pub fn parse_mpop<T>(
+    args: &[Vec<u8>],
     parse_where: fn(&[u8]) -> Result<T, Reply>,
-) -> Result<(&'a [Vec<u8>], T, u64), Reply> {
+) -> Result<(&[Vec<u8>], T, u64), Reply> {
     let numkeys = int(&args[0]).map_err(|_| Reply::error("ERR numkeys should be greater than 0"))?;
     if numkeys <= 0 {
         return Err(Reply::error("ERR numkeys should be greater than 0"));

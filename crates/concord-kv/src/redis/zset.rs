@@ -80,6 +80,9 @@ fn index_key(score: f64, member: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A member and its score.
+type Scored = (Vec<u8>, f64);
+
 fn decode_score(value: &[u8]) -> f64 {
     f64::from_bits(u64::from_be_bytes(value.try_into().expect("member records hold 8 bytes")))
 }
@@ -133,7 +136,7 @@ fn remove_one(tx: &mut Tx, key: &[u8], member: &[u8], score: f64) {
 }
 
 /// Every (member, score) in score order, or the first `limit` of them.
-fn by_score_order(view: &View, key: &[u8], limit: usize) -> Vec<(Vec<u8>, f64)> {
+fn by_score_order(view: &View, key: &[u8], limit: usize) -> Vec<Scored> {
     let mut out = Vec::new();
     if limit == 0 {
         return out;
@@ -163,13 +166,13 @@ fn zadd(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
         at += 1;
     }
     let pairs = &args[at..];
-    if pairs.is_empty() || pairs.len() % 2 != 0 {
+    if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
         return Err(Reply::error("ERR syntax error"));
     }
     if nx && xx {
         return Err(Reply::error("ERR XX and NX options at the same time are not compatible"));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if ((gt || lt) && nx) || (gt && lt) {
         return Err(Reply::error("ERR GT, LT, and/or NX options at the same time are not compatible"));
     }
     if incr && pairs.len() > 2 {
@@ -476,7 +479,7 @@ impl Query {
     }
 
     /// The matching (member, score)s, in the query's order, after `LIMIT`.
-    fn run(&self, view: &View, key: &[u8], header: &Header) -> Vec<(Vec<u8>, f64)> {
+    fn run(&self, view: &View, key: &[u8], header: &Header) -> Vec<Scored> {
         let len = header.len as i64;
         if self.by == By::Rank {
             let (start, stop) = self.ranks;
@@ -527,7 +530,7 @@ impl Query {
 }
 
 /// Members, with their scores if asked: `[member, score, …]`.
-fn members_reply(found: Vec<(Vec<u8>, f64)>, with_scores: bool) -> Reply {
+fn members_reply(found: Vec<Scored>, with_scores: bool) -> Reply {
     let mut out = Vec::with_capacity(found.len() * if with_scores { 2 } else { 1 });
     for (member, score) in found {
         out.push(Reply::Bulk(member));
@@ -599,12 +602,7 @@ fn zremrange(tx: &mut Tx, args: &[Vec<u8>], by: By) -> Outcome {
 }
 
 /// Pop up to `count` members with the lowest (or highest) scores; `None` if `key` is absent.
-pub fn pop_many(
-    tx: &mut Tx,
-    key: &[u8],
-    max: bool,
-    count: u64,
-) -> Result<Option<Vec<(Vec<u8>, f64)>>, Reply> {
+pub fn pop_many(tx: &mut Tx, key: &[u8], max: bool, count: u64) -> Result<Option<Vec<Scored>>, Reply> {
     let Some(mut header) = zset(&tx.view(), key)? else { return Ok(None) };
     let count = count.min(header.len) as usize;
     let popped = if max {
@@ -707,7 +705,7 @@ fn zrandmember(view: &View, args: &[Vec<u8>]) -> Outcome {
     let Some(count) = count else {
         return Ok(Reply::Bulk(all[rng.below(all.len())].0.clone()));
     };
-    let picked: Vec<(Vec<u8>, f64)> = if count < 0 {
+    let picked: Vec<Scored> = if count < 0 {
         // Negative: that many draws, repeats allowed.
         (0..count.unsigned_abs()).map(|_| all[rng.below(all.len())].clone()).collect()
     } else {
@@ -749,7 +747,7 @@ fn zscan(view: &View, args: &[Vec<u8>]) -> Outcome {
     let mut found = Vec::new();
     if zset(view, key)?.is_some() {
         view.members(key, &[], &mut |member, value| {
-            if pattern.as_deref().map_or(true, |p| glob(p, member)) {
+            if pattern.as_deref().is_none_or(|p| glob(p, member)) {
                 found.push((member.to_vec(), decode_score(value)));
             }
             true
