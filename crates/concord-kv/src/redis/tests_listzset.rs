@@ -216,6 +216,9 @@ fn zadd_follows_redis_flags() {
     assert_eq!(run(&mut s, "ZADD z abc a"), err("ERR value is not a valid float"));
     assert_eq!(run(&mut s, "ZADD z nan a"), err("ERR value is not a valid float"));
     assert_eq!(run(&mut s, "ZADD z 1e400 a"), err("ERR value is not a valid float"));
+    assert_eq!(run(&mut s, "ZADD z 0x10 hex"), i(1), "strtod reads hexadecimal");
+    assert_eq!(run(&mut s, "ZSCORE z hex"), d(16.0));
+    assert_eq!(run(&mut s, "ZREM z hex"), i(1));
     assert_eq!(run(&mut s, "ZADD z 1 ok nan bad"), err("ERR value is not a valid float"));
     assert_eq!(run(&mut s, "ZSCORE z ok"), Reply::Nil, "a bad score fails the whole command");
     assert_eq!(run(&mut s, "ZRANGE z 0 -1 WITHSCORES"), scored("c 0 b 2 d 4 e 5 f 6 a 50"));

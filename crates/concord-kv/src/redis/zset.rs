@@ -93,7 +93,7 @@ pub fn float(arg: &[u8]) -> Option<f64> {
     if text.is_empty() || text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
         return None;
     }
-    let value = text.parse::<f64>().ok().filter(|v| !v.is_nan())?;
+    let value = parse_f64(text)?;
     // strtod's ERANGE: Redis refuses a finite literal too large for a double (`1e400`).
     (value.is_finite() || text.to_ascii_lowercase().contains("inf")).then_some(value)
 }
@@ -104,7 +104,20 @@ fn range_float(arg: &[u8]) -> Option<f64> {
     if arg.is_empty() {
         return Some(0.0);
     }
-    let text = std::str::from_utf8(arg).ok()?;
+    parse_f64(std::str::from_utf8(arg).ok()?)
+}
+
+/// Decimal as Rust reads it, or C's hexadecimal integers (`0x10`, which strtod accepts); never NaN.
+fn parse_f64(text: &str) -> Option<f64> {
+    let (negative, digits) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        let magnitude = u128::from_str_radix(hex, 16).ok()? as f64;
+        return Some(if negative { -magnitude } else { magnitude });
+    }
     text.parse::<f64>().ok().filter(|v| !v.is_nan())
 }
 
