@@ -85,3 +85,19 @@ fn a_blocked_client_that_hangs_up_pops_nothing() {
     drop(pusher);
     assert!(server.shutdown(Duration::from_secs(5)), "no connection is left waiting");
 }
+
+#[test]
+fn blmove_waits_then_moves_one_element() {
+    let server = TestServer::start(RespConfig::default());
+    let mut blocked = server.connect();
+    let mut pusher = server.connect();
+    blocked.send(&resp(&["BLMOVE", "src", "dst", "RIGHT", "LEFT", "5"]));
+    std::thread::sleep(Duration::from_millis(100));
+    pusher.expect(&resp(&["RPUSH", "src", "a", "b"]), b":2\r\n");
+    let (got, _) = blocked.read_for(7, Duration::from_secs(5));
+    assert_eq!(String::from_utf8_lossy(&got), "$1\r\nb\r\n");
+    pusher.expect(&resp(&["LRANGE", "dst", "0", "-1"]), b"*1\r\n$1\r\nb\r\n");
+    pusher.expect(&resp(&["RPOPLPUSH", "src", "dst"]), b"$1\r\na\r\n");
+    pusher.expect(&resp(&["LMOVE", "dst", "dst", "LEFT", "RIGHT"]), b"$1\r\na\r\n");
+    pusher.expect(&resp(&["LRANGE", "dst", "0", "-1"]), b"*2\r\n$1\r\nb\r\n$1\r\na\r\n");
+}

@@ -12,8 +12,9 @@
 //! case); `LSET` overwrites in place, and `LTRIM` removes only the elements it
 //! drops.
 //!
-//! `LMPOP`'s and `LMOVE`'s key arguments are not in the front door's command table yet (their
-//! key specifications have shapes it does not model); the interpreter runs them all the same.
+//! `LMPOP` and `BLMPOP` are not in the front door's command table yet (their keys follow a
+//! `numkeys` argument, a key specification the table does not model); the interpreter runs them
+//! all the same (and a `MULTI` could).
 
 use super::args::{int, is, wrong_arity};
 use super::{read, write, Header, Kind, Outcome, Reply, Spec, Tx, View};

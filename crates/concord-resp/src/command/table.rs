@@ -29,14 +29,20 @@ pub struct CommandSpec {
     /// The key specification (Redis 7), if the command takes keys. Every Concord command with keys
     /// finds them the same way: a range starting at argument 1.
     pub key_spec: Option<KeySpec>,
+    /// A second key specification, for commands whose keys have different roles (`LMOVE`'s
+    /// source and destination): a single key at [`KeySpec::begin_index`].
+    pub second_key_spec: Option<KeySpec>,
     /// A container's subcommands (`client|setname`, …): the ones Concord supports.
     pub subcommands: &'static [CommandSpec],
 }
 
 /// A Redis 7 key specification of the form every Concord command with keys has:
-/// `begin_search` at index 1, `find_keys` a range (`lastkey`, `keystep`, `limit 0`).
+/// `begin_search` an index (1, or 2 for a second spec), `find_keys` a range (`lastkey`,
+/// `keystep`, `limit 0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
+    /// Where the keys begin (`begin_search`'s index).
+    pub begin_index: i64,
     /// Redis's note on the spec, if it has one.
     pub notes: Option<&'static str>,
     /// Access flags: `RO`, `RW`, `OW`, `RM`, then `access`, `update`, `insert`, `delete`, ….
@@ -61,7 +67,21 @@ impl CommandSpec {
         // The legacy (first, last, step) triple and the spec say the same thing: last is
         // relative to the first key in a spec (0 = one key), absolute in the triple.
         let last_key = if last < 0 { last } else { last - 1 };
-        CommandSpec { key_spec: Some(KeySpec { notes: None, flags, last_key, key_step: step }), ..self }
+        CommandSpec {
+            key_spec: Some(KeySpec { begin_index: 1, notes: None, flags, last_key, key_step: step }),
+            ..self
+        }
+    }
+
+    /// A second spec: one key at argument `index` (`LMOVE source destination …`: 2).
+    const fn second_key_spec(self, index: i64, flags: &'static [&'static str]) -> CommandSpec {
+        let spec = KeySpec { begin_index: index, notes: None, flags, last_key: 0, key_step: 1 };
+        // The first spec then covers only the first key (the triple still spans both).
+        let first = match self.key_spec {
+            Some(first) => Some(KeySpec { last_key: 0, ..first }),
+            None => None,
+        };
+        CommandSpec { key_spec: first, second_key_spec: Some(spec), ..self }
     }
 
     const fn notes(self, notes: &'static str) -> CommandSpec {
@@ -102,6 +122,7 @@ const fn spec(
         acl: &[],
         tips: &[],
         key_spec: None,
+        second_key_spec: None,
         subcommands: &[],
     }
 }
@@ -664,6 +685,19 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("linsert", 5, &["write", "denyoom"], (1, 1, 1), "list", "2.2.0", "Insert an element before or after another element in a list")
         .acl(&["@write", "@list", "@slow"])
         .key_spec(&["RW", "insert"]),
+    // Two key specs (source, destination): written by hand from redis-server's COMMAND INFO.
+    spec("lmove", 5, &["write", "denyoom"], (1, 2, 1), "list", "6.2.0", "Pop an element from a list, push it to another list and return it")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "access", "delete"])
+        .second_key_spec(2, &["RW", "insert"]),
+    spec("rpoplpush", 3, &["write", "denyoom"], (1, 2, 1), "list", "1.2.0", "Remove the last element in a list, prepend it to another list and return it")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "access", "delete"])
+        .second_key_spec(2, &["RW", "insert"]),
+    spec("blmove", 6, &["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_spec(&["RW", "access", "delete"])
+        .second_key_spec(2, &["RW", "insert"]),
     spec("lpos", -3, &["readonly"], (1, 1, 1), "list", "6.0.6", "Return the index of matching elements on a list")
         .acl(&["@read", "@list", "@slow"])
         .key_spec(&["RO", "access"]),
