@@ -147,7 +147,7 @@ impl Request {
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
             Request::Redis(args) => match lookup(&args[0]) {
-                Some(spec) => table_keys(spec.keys, args),
+                Some(spec) => spec.keys_of(args),
                 None => vec![],
             },
             _ => vec![],

@@ -13,7 +13,7 @@
 //! | `INCR`/`DECR`/`INCRBY`/`DECRBY` | `Write::Increment` (keeps the key's TTL, like Redis)            |
 //! | `MGET`, `EXISTS`              | `Query::GetMany` pages, one after the other (see below)           |
 //! | `EXPIRE`…, `PERSIST`, `TYPE`, hashes … | `Write::Redis` / `Query::Redis`: the state machine's interpreter (`concord_kv::redis`) runs the command itself, atomically |
-//! | `BLPOP`, `BRPOP`, `BLMOVE`, `BZPOPMIN`, `BZPOPMAX` | `Write::Redis` of the pop, retried while the keys' lengths (`Query::Redis`) are polled until data or the timeout (`crate::blocking`) |
+//! | `BLPOP`, `BRPOP`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX` | `Write::Redis` of the pop, retried while the keys' lengths (`Query::Redis`) are polled until data or the timeout (`crate::blocking`) |
 //! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
 //! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
 //! | `CLUSTER COUNTKEYSINSLOT`, `GETKEYSINSLOT` | `Backend::count_keys_in_slot`, `Backend::keys_in_slot` (see `cluster`) |

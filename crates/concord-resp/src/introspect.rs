@@ -76,6 +76,23 @@ fn key_spec(spec: &KeySpec) -> Frame {
             ("spec", Frame::map_of([("index", Frame::Integer(spec.begin_index))])),
         ]),
     ));
+    if spec.keynum {
+        fields.push((
+            "find_keys",
+            Frame::map_of([
+                ("type", Frame::bulk("keynum")),
+                (
+                    "spec",
+                    Frame::map_of([
+                        ("keynumidx", Frame::Integer(0)),
+                        ("firstkey", Frame::Integer(1)),
+                        ("keystep", Frame::Integer(1)),
+                    ]),
+                ),
+            ]),
+        ));
+        return Frame::map_of(fields);
+    }
     fields.push((
         "find_keys",
         Frame::map_of([
@@ -108,13 +125,10 @@ fn get_keys(args: &[Bytes]) -> Frame {
         return Frame::error("ERR Invalid number of arguments specified for command");
     }
     let Some(keys) = spec.key_spec else { return Frame::error("ERR The command has no key arguments") };
-    if spec.second_key_spec.is_some() {
-        // Keys in two roles (`LMOVE`): the legacy (first, last, step) triple covers both.
+    if spec.second_key_spec.is_some() || keys.keynum {
+        // Keys in two roles (`LMOVE`) or counted (`LMPOP`): the specs say where they are.
         return Frame::Array(
-            crate::command::table_keys(spec.keys, args)
-                .into_iter()
-                .map(|k| Frame::Bulk(Bytes::copy_from_slice(k)))
-                .collect(),
+            spec.keys_of(args).into_iter().map(|k| Frame::Bulk(Bytes::copy_from_slice(k))).collect(),
         );
     }
     let last = if keys.last_key < 0 { n + keys.last_key } else { 1 + keys.last_key };

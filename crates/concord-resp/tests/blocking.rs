@@ -101,3 +101,18 @@ fn blmove_waits_then_moves_one_element() {
     pusher.expect(&resp(&["LMOVE", "dst", "dst", "LEFT", "RIGHT"]), b"$1\r\na\r\n");
     pusher.expect(&resp(&["LRANGE", "dst", "0", "-1"]), b"*2\r\n$1\r\nb\r\n$1\r\na\r\n");
 }
+
+#[test]
+fn blmpop_waits_on_counted_keys() {
+    let server = TestServer::start(RespConfig::default());
+    let mut blocked = server.connect();
+    let mut pusher = server.connect();
+    blocked.send(&resp(&["BLMPOP", "5", "2", "a", "b", "LEFT", "COUNT", "2"]));
+    std::thread::sleep(Duration::from_millis(100));
+    pusher.expect(&resp(&["RPUSH", "b", "x", "y", "z"]), b":3\r\n");
+    let reply = b"*2\r\n$1\r\nb\r\n*2\r\n$1\r\nx\r\n$1\r\ny\r\n";
+    let (got, _) = blocked.read_for(reply.len(), Duration::from_secs(5));
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(reply));
+    pusher.expect(&resp(&["LMPOP", "2", "a", "b", "RIGHT"]), b"*2\r\n$1\r\nb\r\n*1\r\n$1\r\nz\r\n");
+    pusher.expect(&resp(&["LMPOP", "1", "b", "RIGHT"]), b"$-1\r\n");
+}

@@ -549,6 +549,8 @@ fn command_info_and_getkeys_match_redis_server_for_every_command() {
             &["COMMAND", "GETKEYS", "LMOVE", "a", "b", "LEFT", "RIGHT"],
             &["COMMAND", "GETKEYS", "RPOPLPUSH", "a", "b"],
             &["COMMAND", "GETKEYS", "BLPOP", "a", "b", "0"],
+            &["COMMAND", "GETKEYS", "LMPOP", "2", "a", "b", "LEFT"],
+            &["COMMAND", "GETKEYS", "BLMPOP", "0", "1", "a", "RIGHT", "COUNT", "2"],
             &["COMMAND", "GETKEYS", "EXPIRE", "a", "10"],
             &["COMMAND", "GETKEYS", "PEXPIRE", "a", "10", "NX"],
             &["COMMAND", "GETKEYS", "EXPIREAT", "a", "10"],

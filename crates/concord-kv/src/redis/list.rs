@@ -12,9 +12,6 @@
 //! case); `LSET` overwrites in place, and `LTRIM` removes only the elements it
 //! drops.
 //!
-//! `LMPOP` and `BLMPOP` are not in the front door's command table yet (their keys follow a
-//! `numkeys` argument, a key specification the table does not model); the interpreter runs them
-//! all the same (and a `MULTI` could).
 
 use super::args::{int, is, wrong_arity};
 use super::{read, write, Header, Kind, Outcome, Reply, Spec, Tx, View};

@@ -8,6 +8,8 @@
 //! and `COMMAND DOCS` ([`crate::introspect`]) answer from it. It is data, so it lives apart from
 //! the parsing code in [`super`], which it would otherwise fill.
 
+use bytes::Bytes;
+
 /// One row of the command table.
 #[derive(Clone, Copy, Debug)]
 pub struct CommandSpec {
@@ -43,6 +45,9 @@ pub struct CommandSpec {
 pub struct KeySpec {
     /// Where the keys begin (`begin_search`'s index).
     pub begin_index: i64,
+    /// `find_keys` is Redis's `keynum` (`LMPOP numkeys key …`): the argument at `begin_index`
+    /// counts the keys that follow it (`last_key` and `key_step` then do not apply).
+    pub keynum: bool,
     /// Redis's note on the spec, if it has one.
     pub notes: Option<&'static str>,
     /// Access flags: `RO`, `RW`, `OW`, `RM`, then `access`, `update`, `insert`, `delete`, ….
@@ -68,20 +73,63 @@ impl CommandSpec {
         // relative to the first key in a spec (0 = one key), absolute in the triple.
         let last_key = if last < 0 { last } else { last - 1 };
         CommandSpec {
-            key_spec: Some(KeySpec { begin_index: 1, notes: None, flags, last_key, key_step: step }),
+            key_spec: Some(KeySpec {
+                begin_index: 1,
+                keynum: false,
+                notes: None,
+                flags,
+                last_key,
+                key_step: step,
+            }),
             ..self
         }
     }
 
     /// A second spec: one key at argument `index` (`LMOVE source destination …`: 2).
     const fn second_key_spec(self, index: i64, flags: &'static [&'static str]) -> CommandSpec {
-        let spec = KeySpec { begin_index: index, notes: None, flags, last_key: 0, key_step: 1 };
+        let spec =
+            KeySpec { begin_index: index, keynum: false, notes: None, flags, last_key: 0, key_step: 1 };
         // The first spec then covers only the first key (the triple still spans both).
         let first = match self.key_spec {
             Some(first) => Some(KeySpec { last_key: 0, ..first }),
             None => None,
         };
         CommandSpec { key_spec: first, second_key_spec: Some(spec), ..self }
+    }
+
+    /// A `keynum` spec: the key count at argument `index`, the keys after it. As the only spec
+    /// (`LMPOP`: 1, `BLMPOP`: 2), or after a first one (`ZUNIONSTORE destination numkeys …`).
+    const fn keynum_spec(self, index: i64, flags: &'static [&'static str]) -> CommandSpec {
+        let spec = KeySpec { begin_index: index, keynum: true, notes: None, flags, last_key: 0, key_step: 1 };
+        match self.key_spec {
+            None => CommandSpec { key_spec: Some(spec), ..self },
+            Some(first) => CommandSpec {
+                key_spec: Some(KeySpec { last_key: 0, ..first }),
+                second_key_spec: Some(spec),
+                ..self
+            },
+        }
+    }
+
+    /// The keys in `args` (a whole request, name first) by the key specs – what routing and
+    /// `COMMAND GETKEYS` use. Commands without a `keynum` spec follow the legacy triple.
+    pub fn keys_of<'a>(&self, args: &'a [Bytes]) -> Vec<&'a [u8]> {
+        let keynum = self.key_spec.iter().chain(&self.second_key_spec).any(|s| s.keynum);
+        if !keynum {
+            return super::table_keys(self.keys, args);
+        }
+        let mut out = Vec::new();
+        for spec in self.key_spec.iter().chain(&self.second_key_spec) {
+            let at = spec.begin_index as usize;
+            if !spec.keynum {
+                out.extend(args.get(at).map(|k| k.as_ref()));
+                continue;
+            }
+            let n =
+                args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
+            out.extend(args.iter().skip(at + 1).take(n).map(|k| k.as_ref()));
+        }
+        out
     }
 
     const fn notes(self, notes: &'static str) -> CommandSpec {
@@ -698,6 +746,13 @@ pub const COMMANDS: &[CommandSpec] = &[
         .acl(&["@write", "@list", "@slow", "@blocking"])
         .key_spec(&["RW", "access", "delete"])
         .second_key_spec(2, &["RW", "insert"]),
+    // Keys counted by an argument (`numkeys`): a `keynum` key spec, by hand.
+    spec("lmpop", -4, &["write", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list")
+        .acl(&["@write", "@list", "@slow"])
+        .keynum_spec(1, &["RW", "access", "delete"]),
+    spec("blmpop", -5, &["write", "blocking", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list, or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .keynum_spec(2, &["RW", "access", "delete"]),
     spec("lpos", -3, &["readonly"], (1, 1, 1), "list", "6.0.6", "Return the index of matching elements on a list")
         .acl(&["@read", "@list", "@slow"])
         .key_spec(&["RO", "access"]),
