@@ -550,6 +550,7 @@ fn command_info_and_getkeys_match_redis_server_for_every_command() {
             &["COMMAND", "GETKEYS", "RPOPLPUSH", "a", "b"],
             &["COMMAND", "GETKEYS", "BLPOP", "a", "b", "0"],
             &["COMMAND", "GETKEYS", "LMPOP", "2", "a", "b", "LEFT"],
+            &["COMMAND", "GETKEYS", "ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"],
             &["COMMAND", "GETKEYS", "BLMPOP", "0", "1", "a", "RIGHT", "COUNT", "2"],
             &["COMMAND", "GETKEYS", "EXPIRE", "a", "10"],
             &["COMMAND", "GETKEYS", "PEXPIRE", "a", "10", "NX"],

@@ -342,3 +342,29 @@ fn zrandmember_is_deterministic_and_zscan_returns_one_page() {
     assert_eq!(run(&mut s, "ZSCAN s 0 MATCH t*"), Reply::Array(vec![b("0"), scored("three 3 two 2")]));
     assert_eq!(run(&mut s, "ZSCAN nokey 0"), Reply::Array(vec![b("0"), bulks("")]));
 }
+
+#[test]
+fn zunionstore_and_zinterstore_weigh_and_aggregate() {
+    let mut s = KvStore::default();
+    run(&mut s, "ZADD a 1 x 2 y 3 z");
+    run(&mut s, "ZADD b 10 y 20 z 30 w");
+    assert_eq!(run(&mut s, "ZUNIONSTORE out 2 a b"), i(4));
+    assert_eq!(run(&mut s, "ZRANGE out 0 -1 WITHSCORES"), scored("x 1 y 12 z 23 w 30"));
+    assert_eq!(run(&mut s, "ZINTERSTORE out 2 a b WEIGHTS 2 1 AGGREGATE MAX"), i(2));
+    assert_eq!(run(&mut s, "ZRANGE out 0 -1 WITHSCORES"), scored("y 10 z 20"));
+    assert_eq!(run(&mut s, "ZUNIONSTORE out 2 a nokey AGGREGATE MIN WEIGHTS 0 1"), i(3));
+    assert_eq!(run(&mut s, "ZRANGE out 0 -1 WITHSCORES"), scored("x 0 y 0 z 0"));
+    // The destination may be an input; an empty result deletes it.
+    assert_eq!(run(&mut s, "ZINTERSTORE a 2 a nokey"), i(0));
+    assert_eq!(run(&mut s, "TYPE a"), Reply::Status("none".into()));
+    assert_eq!(
+        run(&mut s, "ZUNIONSTORE out 0 a"),
+        err("ERR at least 1 input key is needed for 'zunionstore' command")
+    );
+    assert_eq!(run(&mut s, "ZUNIONSTORE out 3 a b"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "ZUNIONSTORE out 1 b WEIGHTS x"), err("ERR weight value is not a float"));
+    assert_eq!(run(&mut s, "ZUNIONSTORE out 1 b AGGREGATE AVG"), err("ERR syntax error"));
+    s.execute(&Command::put(NOW, "str", "v")).unwrap();
+    assert_eq!(run(&mut s, "ZUNIONSTORE out 2 b str"), Reply::wrong_type());
+    assert_eq!(run(&mut s, "ZCARD out"), i(3), "a refused store leaves the destination alone");
+}

@@ -26,7 +26,8 @@
 //! `ZRANDMEMBER` must give every replica the same answer, so its "randomness" is a PRNG seeded
 //! from the key, its revision and the count: deterministic for a given state, different after
 //! each change. `ZSCAN` returns the whole set in one page with cursor 0 (as redis-server does for
-//! small, listpack-encoded sets). `ZUNIONSTORE`/`ZINTERSTORE` are not implemented yet.
+//! small, listpack-encoded sets). `ZUNIONSTORE`/`ZINTERSTORE` read every input (sets count as
+//! sorted sets with score 1) and write the destination in one step.
 
 use super::args::{int, is};
 use super::{read, write, Header, Kind, Outcome, Reply, Spec, Tx, View};
@@ -40,6 +41,8 @@ pub const COMMANDS: &[Spec] = &[
     // Run once, without waiting: the front door waits between attempts (see `list`).
     write("bzpopmin", |tx, args| bzpop(tx, args, false)),
     write("bzpopmax", |tx, args| bzpop(tx, args, true)),
+    write("zunionstore", |tx, args| zstore(tx, args, "zunionstore")),
+    write("zinterstore", |tx, args| zstore(tx, args, "zinterstore")),
     write("zremrangebyrank", |tx, args| zremrange(tx, args, By::Rank)),
     write("zremrangebyscore", |tx, args| zremrange(tx, args, By::Score)),
     write("zremrangebylex", |tx, args| zremrange(tx, args, By::Lex)),
@@ -666,6 +669,106 @@ fn bzpop(tx: &mut Tx, args: &[Vec<u8>], max: bool) -> Outcome {
         }
     }
     Ok(Reply::NilArray)
+}
+
+/// `ZUNIONSTORE|ZINTERSTORE destination numkeys key [key …] [WEIGHTS w …] [AGGREGATE SUM|MIN|MAX]`:
+/// the destination's new size.
+fn zstore(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
+    let destination = &args[0];
+    let numkeys = int(&args[1])?;
+    if numkeys < 1 {
+        return Err(Reply::error(format!("ERR at least 1 input key is needed for '{name}' command")));
+    }
+    let numkeys = numkeys as usize;
+    let Some(keys) = args.get(2..2 + numkeys) else { return Err(Reply::error("ERR syntax error")) };
+    let mut weights = vec![1.0; numkeys];
+    let mut aggregate = "sum";
+    let mut at = 2 + numkeys;
+    while let Some(arg) = args.get(at) {
+        let left = args.len() - at - 1;
+        match () {
+            _ if is(arg, "WEIGHTS") && left >= numkeys => {
+                for (i, w) in args[at + 1..=at + numkeys].iter().enumerate() {
+                    weights[i] = float(w).ok_or_else(|| Reply::error("ERR weight value is not a float"))?;
+                }
+                at += numkeys;
+            }
+            _ if is(arg, "AGGREGATE") && left >= 1 => {
+                let how = &args[at + 1];
+                aggregate = match () {
+                    _ if is(how, "SUM") => "sum",
+                    _ if is(how, "MIN") => "min",
+                    _ if is(how, "MAX") => "max",
+                    _ => return Err(Reply::error("ERR syntax error")),
+                };
+                at += 1;
+            }
+            _ => return Err(Reply::error("ERR syntax error")),
+        }
+        at += 1;
+    }
+    // Every input, read before the destination (maybe one of them) is replaced.
+    let mut inputs: Vec<std::collections::BTreeMap<Vec<u8>, f64>> = Vec::with_capacity(numkeys);
+    for key in keys {
+        let view = tx.view();
+        let mut members = std::collections::BTreeMap::new();
+        match view.kind(key) {
+            None => {}
+            Some(Kind::ZSet) => view.members(key, &[], &mut |m, v| {
+                members.insert(m.to_vec(), decode_score(v));
+                true
+            }),
+            Some(Kind::Set) => view.members(key, &[], &mut |m, _| {
+                members.insert(m.to_vec(), 1.0);
+                true
+            }),
+            Some(_) => return Err(Reply::wrong_type()),
+        }
+        inputs.push(members);
+    }
+    // Redis turns NaN (0 × inf, inf + -inf) into 0.
+    let finite = |x: f64| if x.is_nan() { 0.0 } else { x };
+    let combine = |a: f64, b: f64| match aggregate {
+        "min" => a.min(b),
+        "max" => a.max(b),
+        _ => finite(a + b),
+    };
+    let mut result: std::collections::BTreeMap<Vec<u8>, f64> = std::collections::BTreeMap::new();
+    if name == "zunionstore" {
+        for (members, weight) in inputs.iter().zip(&weights) {
+            for (member, score) in members {
+                let score = finite(score * weight);
+                result.entry(member.clone()).and_modify(|s| *s = combine(*s, score)).or_insert(score);
+            }
+        }
+    } else {
+        for (member, score) in &inputs[0] {
+            let mut total = finite(score * weights[0]);
+            let mut everywhere = true;
+            for (members, weight) in inputs.iter().zip(&weights).skip(1) {
+                match members.get(member) {
+                    Some(score) => total = combine(total, finite(score * weight)),
+                    None => {
+                        everywhere = false;
+                        break;
+                    }
+                }
+            }
+            if everywhere {
+                result.insert(member.clone(), total);
+            }
+        }
+    }
+    tx.remove(destination);
+    let mut header = Header::new(Kind::ZSet);
+    for (member, score) in &result {
+        set_score(tx, destination, member, None, *score);
+        header.len += 1;
+    }
+    if header.len > 0 {
+        tx.save(destination, header);
+    }
+    Ok(Reply::Int(result.len() as i64))
 }
 
 /// A small deterministic PRNG (SplitMix64): every replica draws the same numbers from one seed.

@@ -753,6 +753,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("blmpop", -5, &["write", "blocking", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list, or block until one is available")
         .acl(&["@write", "@list", "@slow", "@blocking"])
         .keynum_spec(2, &["RW", "access", "delete"]),
+    spec("zunionstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["OW", "update"])
+        .keynum_spec(2, &["RO", "access"]),
+    spec("zinterstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["OW", "update"])
+        .keynum_spec(2, &["RO", "access"]),
     spec("lpos", -3, &["readonly"], (1, 1, 1), "list", "6.0.6", "Return the index of matching elements on a list")
         .acl(&["@read", "@list", "@slow"])
         .key_spec(&["RO", "access"]),
