@@ -869,7 +869,8 @@ mod tests {
                 "expire" | "pexpire" | "expireat" | "pexpireat" => &["k", "10"],
                 "incrby" | "decrby" | "select" => &["k", "1"],
                 "scan" => &["0"],
-                _ => &["k", "v", "w"],
+                // (Interpreter commands check their own arguments: only the count matters here.)
+                _ => &["k", "v", "w", "x", "y"],
             };
             args.extend(
                 filler
