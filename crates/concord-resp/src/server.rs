@@ -27,6 +27,15 @@
 //! * The **writer** takes pending replies in request order, waits for each, encodes it for the
 //!   connection's protocol, and writes them in batches (one `write` per burst, not per reply).
 //!
+//! # Pub/Sub
+//! A connection also has a [`Mailbox`] ([`crate::pubsub`]): the node's hub puts the messages of
+//! its subscriptions there, from any connection or any node, and the writer interleaves them with
+//! the replies – in RESP3 as `>` push frames, in RESP2 as arrays, once the connection is in
+//! Redis's subscribe mode (only Pub/Sub commands, `PING` and `QUIT` then). Messages queued before
+//! a reply is written go out before it; a `SUBSCRIBE`'s confirmation goes out before the
+//! channel's first message, an `UNSUBSCRIBE`'s after its last. The mailbox is bounded in bytes
+//! (`max_pubsub_output_bytes`): a subscriber that falls further behind is disconnected.
+//!
 //! # Ordering
 //! Replies always come back in request order. Backend calls may overlap, within limits that keep a
 //! pipeline meaning what it would mean on Redis:
@@ -41,6 +50,12 @@
 //! # Errors and limits, as Redis does them
 //! * A malformed request gets `-ERR Protocol error: …` and the connection is closed (the byte
 //!   stream cannot be resynchronised). Other connections are unaffected.
+//! * An argument longer than the largest key or value the store takes (but within the hard
+//!   protocol cap, `DecodeLimits::max_bulk_bytes`) gets the KV store's reason at once,
+//!   `-ERR value is 2000000 bytes; the limit is 1048576`; its bytes are passed over unbuffered and
+//!   the connection goes on (see [`crate::codec`]). Inside MULTI it dooms the transaction.
+//! * `CLIENT KILL` closes the connections it selects: each reader wakes and stops (see
+//!   [`crate::monitor`]).
 //! * `requirepass` and users ([`crate::acl`]): until `AUTH [user] pass` (or `HELLO … AUTH`)
 //!   succeeds, every other command gets `-NOAUTH Authentication required.`, and requests are
 //!   limited to 10 arguments of 16 KiB. Each command is then checked against the user's role *as
@@ -93,14 +108,16 @@
 use crate::acl::{Acl, Denied, Need, DEFAULT_USER};
 use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};
 use crate::cluster;
-use crate::codec::{encode, DecodeLimits, RequestDecoder};
+use crate::codec::{encode, DecodeError, DecodeLimits, RequestDecoder};
 use crate::command::{
     self, consistency_name, AclRequest, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError,
-    Request,
+    Request, SlowlogRequest,
 };
 use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
+use crate::monitor::{ClientHandle, ClientSnapshot, Lookups, Monitor};
+use crate::pubsub::{Hub, Mailbox, PubSubRequest};
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
@@ -127,6 +144,9 @@ pub enum Disconnect {
     QueryBuffer,
     /// More than `max_output_bytes` of replies waiting for the client to read them.
     OutputBuffer,
+    /// More than `max_pubsub_output_bytes` of Pub/Sub messages waiting for the subscriber to read
+    /// them (Redis's `client-output-buffer-limit pubsub`).
+    PubSubOutputBuffer,
 }
 
 impl Disconnect {
@@ -136,6 +156,7 @@ impl Disconnect {
             Disconnect::IdleTimeout => "idle_timeout",
             Disconnect::QueryBuffer => "query_buffer",
             Disconnect::OutputBuffer => "output_buffer",
+            Disconnect::PubSubOutputBuffer => "pubsub_output_buffer",
         }
     }
 }
@@ -200,6 +221,16 @@ pub struct RespConfig {
     pub default_consistency: ReadConsistency,
     /// How long [`serve`] waits for connections to finish after `shutdown`.
     pub shutdown_grace: Duration,
+    /// `CONFIG GET` values the program around the server knows and this crate does not – e.g.
+    /// `appendonly` and `appendfsync` from the node's WAL settings. They replace this crate's own
+    /// answers of the same name (see [`crate::introspect`]).
+    pub parameters: Vec<(String, String)>,
+    /// The node's Pub/Sub hub ([`crate::pubsub`]), shared by every connection – and, through its
+    /// relay, with the other nodes. `None`: [`serve`] makes one of its own, for this server only.
+    pub pubsub: Option<Arc<Hub>>,
+    /// Most bytes of Pub/Sub messages queued for one subscriber and not yet written before its
+    /// connection is closed (Redis's `client-output-buffer-limit pubsub` hard limit, 32 MiB).
+    pub max_pubsub_output_bytes: usize,
 }
 
 impl Default for RespConfig {
@@ -217,18 +248,28 @@ impl Default for RespConfig {
             keys_max: 10_000,
             default_consistency: ReadConsistency::Linearizable,
             shutdown_grace: Duration::from_secs(5),
+            parameters: Vec::new(),
+            pubsub: None,
+            max_pubsub_output_bytes: crate::pubsub::DEFAULT_MAX_PUBSUB_OUTPUT_BYTES,
         }
     }
 }
 
 impl RespConfig {
-    /// Defaults, with the largest bulk string set to the largest key or value the KV store
-    /// accepts (so an oversized value is refused from its header, before it is buffered) and the
+    /// Defaults, with the largest argument set to the largest key or value the KV store accepts
+    /// (so an oversized value is refused from its header, and passed over unbuffered) and the
     /// largest request to a few times the largest command.
     pub fn for_kv_limits(limits: &KvLimits) -> RespConfig {
-        let max_bulk_bytes = limits.max_value_bytes.max(limits.max_key_bytes);
+        let max_arg_bytes = limits.max_value_bytes.max(limits.max_key_bytes);
+        let defaults = DecodeLimits::default();
         RespConfig {
-            decode_limits: DecodeLimits { max_bulk_bytes, ..DecodeLimits::default() },
+            // A larger argument, up to the hard cap, is passed over and refused with the KV
+            // store's reason; the connection goes on (see `crate::codec`).
+            decode_limits: DecodeLimits {
+                max_arg_bytes,
+                max_bulk_bytes: defaults.max_bulk_bytes.max(max_arg_bytes),
+                ..defaults
+            },
             max_request_bytes: limits.max_command_bytes.saturating_mul(4).max(16 * 1024 * 1024),
             ..RespConfig::default()
         }
@@ -271,6 +312,7 @@ impl Acceptor for PlainTcp {
 struct Shared {
     backend: Arc<dyn Backend>,
     acl: Arc<Acl>,
+    pubsub: Arc<Hub>,
     config: RespConfig,
     port: u16,
     started: Instant,
@@ -279,6 +321,10 @@ struct Shared {
     total_connections: AtomicU64,
     rejected_connections: AtomicU64,
     total_commands: AtomicU64,
+    /// Clients, slow log, counters ([`crate::monitor`]).
+    monitor: Monitor,
+    /// The address the listener is bound to (`CONFIG GET bind`).
+    bind: Option<SocketAddr>,
 }
 
 /// Serve the Redis protocol on `listener` until `shutdown` completes (see the module docs).
@@ -301,14 +347,17 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
 ) {
     let acceptor = Arc::new(acceptor);
     let port = listener.local_addr().map_or(0, |a| a.port());
+    let bind = listener.local_addr().ok();
     let slots = Arc::new(Semaphore::new(config.max_clients));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let grace = config.shutdown_grace;
     let acl = config.acl.clone().unwrap_or_else(|| Arc::new(Acl::new(config.requirepass.as_deref())));
+    let pubsub = config.pubsub.clone().unwrap_or_else(|| Arc::new(Hub::new(None)));
     let shared = Arc::new(Shared {
         backend,
         acl,
+        pubsub,
         config,
         port,
         started: Instant::now(),
@@ -317,7 +366,20 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
         total_connections: AtomicU64::new(0),
         rejected_connections: AtomicU64::new(0),
         total_commands: AtomicU64::new(0),
+        monitor: Monitor::default(),
+        bind,
     });
+    // `instantaneous_ops_per_sec`: sample the commands counter, as redis-server does.
+    let sampler = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::monitor::OPS_SAMPLE_INTERVAL);
+            loop {
+                every.tick().await;
+                shared.monitor.sample_ops(shared.total_commands.load(Ordering::Relaxed));
+            }
+        })
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -364,6 +426,7 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} });
     let _ = drained.await;
     connections.abort_all();
+    sampler.abort();
 }
 
 /// The first wait after a failed `accept`, and the longest.
@@ -390,6 +453,15 @@ impl Drop for ClientGauge {
     fn drop(&mut self) {
         self.0.connected_clients.fetch_sub(1, Ordering::Relaxed);
         self.0.config.events.closed();
+    }
+}
+
+/// Takes a connection out of the client registry however its task ends.
+struct Registered(Arc<Shared>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.monitor.unregister(self.1);
     }
 }
 
@@ -440,6 +512,7 @@ async fn connection<A: Acceptor>(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
+    let laddr = socket.local_addr().ok();
     // A handshake still in progress at shutdown is abandoned (there is no request to finish).
     let accepted = tokio::select! {
         accepted = acceptor.accept(socket, addr) => accepted,
@@ -467,17 +540,29 @@ async fn connection<A: Acceptor>(
     let _gauge = ClientGauge(shared.clone());
     let output = Arc::new(OutputBuffer::new(shared.config.max_output_bytes));
     let (replies_tx, replies_rx) = mpsc::channel(shared.config.max_pipeline.max(1));
-    let writer = tokio::spawn(write_replies(writer, replies_rx, output.clone()));
-    let mut client = Client::new(addr, shared.clone(), output);
+    // Pub/Sub messages arrive beside the replies, bounded in bytes (see `crate::pubsub`).
+    let (mailbox, pushes) = Mailbox::new(shared.config.max_pubsub_output_bytes);
+    let writer = tokio::spawn(write_replies(
+        writer,
+        replies_rx,
+        pushes,
+        mailbox.clone(),
+        output.clone(),
+        shared.clone(),
+    ));
+    let mut client = Client::new(addr, laddr, shared.clone(), output, mailbox);
+    shared.monitor.register(client.handle.clone());
+    let _registered = Registered(shared.clone(), client.id);
     let ended = client.read_requests(&mut reader, replies_tx, stop).await;
     // Nobody waits for a blocked pop's reply any more (its writer gets an error for it).
     for task in client.blocking.drain(..) {
         task.abort();
     }
+    drop(client); // leaves its channels now: nothing more is published to a closing connection
     if let Some(reason) = ended {
         shared.config.events.disconnected(addr, reason);
     }
-    if ended == Some(Disconnect::OutputBuffer) {
+    if matches!(ended, Some(Disconnect::OutputBuffer | Disconnect::PubSubOutputBuffer)) {
         // The client is not reading: its replies are dropped with the connection.
         writer.abort();
         return;
@@ -505,57 +590,153 @@ enum Pending {
     Ready(Frame, Protocol),
     /// A backend reply, and its size as counted in the connection's [`OutputBuffer`].
     Waiting(oneshot::Receiver<(Frame, usize)>, Protocol),
+    /// Pub/Sub confirmations, one frame per channel. `subscribe`: a SUBSCRIBE's, which held the
+    /// connection's messages back ([`Mailbox::hold`]) and releases them once written, so that it
+    /// precedes the channel's first message. (An UNSUBSCRIBE's follows the channel's last message
+    /// as any reply follows the messages queued before it.)
+    PubSub {
+        frames: Vec<Frame>,
+        protocol: Protocol,
+        subscribe: bool,
+    },
+}
+
+/// Replies and pushes encoded and not yet written, and their sizes as counted in the connection's
+/// [`OutputBuffer`] and [`Mailbox`]: released once written.
+struct Batch {
+    bytes: BytesMut,
+    replies: usize,
+    pushes: usize,
+    /// Where written bytes are counted (`INFO stats`: `total_net_output_bytes`).
+    shared: Arc<Shared>,
+}
+
+impl Batch {
+    async fn flush(
+        &mut self,
+        socket: &mut (impl AsyncWrite + Unpin),
+        output: &OutputBuffer,
+        mailbox: &Mailbox,
+    ) -> std::io::Result<()> {
+        if !self.bytes.is_empty() {
+            send(socket, &self.bytes).await?;
+            self.shared.monitor.net_output_bytes.fetch_add(self.bytes.len() as u64, Ordering::Relaxed);
+            self.bytes.clear();
+        }
+        output.sub(std::mem::take(&mut self.replies));
+        mailbox.written(std::mem::take(&mut self.pushes));
+        Ok(())
+    }
+
+    fn push(&mut self, push: &Frame, protocol: Protocol) {
+        self.pushes += push.size_estimate();
+        encode(push, protocol, &mut self.bytes);
+    }
+
+    /// Encode the pushes already queued. Bounded: pushes stay counted in the mailbox until
+    /// written, so at most `max_pubsub_output_bytes` of them.
+    fn take_pushes(&mut self, pushes: &mut mpsc::UnboundedReceiver<Frame>, protocol: Protocol) {
+        while let Ok(push) = pushes.try_recv() {
+            self.push(&push, protocol);
+        }
+    }
 }
 
 async fn write_replies(
     mut socket: impl AsyncWrite + Unpin,
     mut replies: mpsc::Receiver<Pending>,
+    mut pushes: mpsc::UnboundedReceiver<Frame>,
+    mailbox: Arc<Mailbox>,
     output: Arc<OutputBuffer>,
+    shared: Arc<Shared>,
 ) {
-    let mut out = BytesMut::with_capacity(16 * 1024);
-    // Bytes counted in `output` that sit in `out`: released once written.
-    let mut counted = 0;
-    while let Some(pending) = replies.recv().await {
-        let (frame, protocol) = match pending {
-            Pending::Ready(frame, protocol) => (frame, protocol),
-            Pending::Waiting(mut answer, protocol) => {
-                let counted_frame = |(frame, size): (Frame, usize), counted: &mut usize| {
-                    *counted += size;
-                    frame
-                };
+    let mut batch =
+        Batch { bytes: BytesMut::with_capacity(16 * 1024), replies: 0, pushes: 0, shared: shared.clone() };
+    // Pushes are encoded in the protocol of the latest reply (`HELLO` changes it).
+    let mut protocol = Protocol::Resp2;
+    // Pushes received while a SUBSCRIBE's confirmation is pending (see `Pending::PubSub`).
+    let mut held_back: Vec<Frame> = Vec::new();
+    loop {
+        let pending = tokio::select! {
+            biased;
+            pending = replies.recv() => match pending {
+                Some(pending) => pending,
+                None => break,
+            },
+            Some(push) = pushes.recv() => {
+                if mailbox.is_held() {
+                    held_back.push(push);
+                    continue;
+                }
+                batch.push(&push, protocol);
+                if (pushes.is_empty() || batch.bytes.len() >= 64 * 1024)
+                    && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        // Messages that arrived before this reply was read go out before it, as on Redis – unless
+        // held back for a SUBSCRIBE's confirmation (see `Pending::PubSub`).
+        if !mailbox.is_held() {
+            batch.take_pushes(&mut pushes, protocol);
+        }
+        let subscribe = matches!(pending, Pending::PubSub { subscribe: true, .. });
+        let frames = match pending {
+            Pending::Ready(frame, p) => {
+                protocol = p;
+                vec![frame]
+            }
+            Pending::PubSub { frames, protocol: p, .. } => {
+                protocol = p;
+                frames
+            }
+            Pending::Waiting(mut answer, p) => {
+                protocol = p;
                 let frame = match answer.try_recv() {
-                    Ok(reply) => counted_frame(reply, &mut counted),
+                    Ok((frame, size)) => {
+                        batch.replies += size;
+                        frame
+                    }
                     Err(oneshot::error::TryRecvError::Empty) => {
                         // Send what is ready before waiting for a slow answer.
-                        if !out.is_empty() {
-                            if send(&mut socket, &out).await.is_err() {
-                                return;
-                            }
-                            out.clear();
-                            output.sub(std::mem::take(&mut counted));
+                        if batch.flush(&mut socket, &output, &mailbox).await.is_err() {
+                            return;
                         }
                         match answer.await {
-                            Ok(reply) => counted_frame(reply, &mut counted),
+                            Ok((frame, size)) => {
+                                batch.replies += size;
+                                frame
+                            }
                             Err(_) => internal_error(),
                         }
                     }
                     Err(oneshot::error::TryRecvError::Closed) => internal_error(),
                 };
-                (frame, protocol)
+                vec![frame]
             }
         };
-        encode(&frame, protocol, &mut out);
-        drop(frame);
-        if replies.is_empty() || out.len() >= 64 * 1024 {
-            if send(&mut socket, &out).await.is_err() {
-                return;
+        for frame in frames {
+            encode(&frame, protocol, &mut batch.bytes);
+        }
+        if subscribe {
+            mailbox.release();
+            if !mailbox.is_held() {
+                for push in held_back.drain(..) {
+                    batch.push(&push, protocol);
+                }
+                batch.take_pushes(&mut pushes, protocol);
             }
-            out.clear();
-            output.sub(std::mem::take(&mut counted));
+        }
+        if (replies.is_empty() || batch.bytes.len() >= 64 * 1024)
+            && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+        {
+            return;
         }
     }
-    if !out.is_empty() {
-        let _ = socket.write_all(&out).await;
+    if !batch.bytes.is_empty() && socket.write_all(&batch.bytes).await.is_ok() {
+        shared.monitor.net_output_bytes.fetch_add(batch.bytes.len() as u64, Ordering::Relaxed);
     }
     let _ = socket.shutdown().await;
 }
@@ -596,6 +777,34 @@ struct Client {
     multi: Option<Multi>,
     /// Replies computed and not yet written (`max_output_bytes`).
     output: Arc<OutputBuffer>,
+    /// This connection as the others see it (`CLIENT LIST`, `CLIENT KILL`).
+    handle: Arc<ClientHandle>,
+    /// The last command, Redis's way (`client|list`).
+    last_command: String,
+    /// The request being dispatched: when it started, and what the slow log and the keyspace
+    /// counters need of it (taken by `start` for a backend request).
+    timing: Option<Timing>,
+    /// Where this connection's Pub/Sub messages go ([`crate::pubsub`]).
+    mailbox: Arc<Mailbox>,
+    /// Channels, patterns and shard channels subscribed to: in RESP2, more than 0 is Redis's
+    /// subscribe mode (only the Pub/Sub commands, `PING` and `QUIT` are allowed).
+    subscribed: usize,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if self.subscribed > 0 {
+            self.shared.pubsub.remove(self.id);
+        }
+    }
+}
+
+/// What is measured of one request (see [`crate::monitor`]).
+struct Timing {
+    started: Instant,
+    /// Its arguments, if the slow log is on.
+    args: Option<Vec<Bytes>>,
+    lookups: Option<Lookups>,
 }
 
 /// A transaction being queued.
@@ -607,13 +816,38 @@ struct Multi {
 }
 
 impl Client {
-    fn new(addr: SocketAddr, shared: Arc<Shared>, output: Arc<OutputBuffer>) -> Client {
+    fn new(
+        addr: SocketAddr,
+        laddr: Option<SocketAddr>,
+        shared: Arc<Shared>,
+        output: Arc<OutputBuffer>,
+        mailbox: Arc<Mailbox>,
+    ) -> Client {
         // Without a password on `default`, a connection starts as `default`, as on Redis.
         let user = (!shared.acl.auth_required()).then(|| DEFAULT_USER.to_string());
         let authenticated = user.is_some();
         let limits = shared.config.decode_limits;
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let consistency = RequestConsistency::strong(shared.config.default_consistency);
+        let snapshot = ClientSnapshot {
+            name: None,
+            lib_name: None,
+            lib_version: None,
+            user: user.clone(),
+            last_command: "NULL".into(),
+            last_active: Instant::now(),
+            resp: 2,
+            multi: None,
+            readonly: false,
+            consistency,
+            input_buffered: 0,
+            output_pending: 0,
+        };
         Client {
-            id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+            handle: Arc::new(ClientHandle::new(id, addr, laddr, snapshot)),
+            last_command: "NULL".into(),
+            timing: None,
+            id,
             addr,
             decoder: RequestDecoder::new(if authenticated { limits } else { limits.unauthenticated() }),
             protocol: Protocol::Resp2,
@@ -621,13 +855,15 @@ impl Client {
             name: None,
             lib_name: None,
             lib_version: None,
-            consistency: RequestConsistency::strong(shared.config.default_consistency),
+            consistency,
             readonly: false,
             in_flight: Vec::new(),
             blocking: Vec::new(),
             run: None,
             multi: None,
             output,
+            mailbox,
+            subscribed: 0,
             shared,
         }
     }
@@ -642,20 +878,42 @@ impl Client {
     ) -> Option<Disconnect> {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let output = self.output.clone();
+        let handle = self.handle.clone();
+        let mailbox = self.mailbox.clone();
         loop {
             loop {
+                if handle.is_killed() {
+                    return None;
+                }
                 match self.decoder.decode(&mut buf) {
                     Ok(Some(args)) => {
                         let (pending, close) = self.dispatch(args).await;
+                        self.publish(buf.len());
                         // A full queue waits for the writer – unless the client stopped reading.
                         tokio::select! {
                             sent = replies.send(pending) => if sent.is_err() || close {
                                 return None;
                             },
                             _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                            _ = mailbox.wait_exceeded() => return Some(Disconnect::PubSubOutputBuffer),
                         }
                     }
                     Ok(None) => break,
+                    // An oversized argument was passed over: refuse the request, read the next.
+                    Err(e @ DecodeError::TooLarge { .. }) => {
+                        self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
+                        // Inside MULTI it dooms the transaction, as any refused command does.
+                        if let Some(multi) = &mut self.multi {
+                            multi.doomed = true;
+                        }
+                        let pending = Pending::Ready(Frame::Error(e.to_string()), self.protocol);
+                        tokio::select! {
+                            sent = replies.send(pending) => if sent.is_err() {
+                                return None;
+                            },
+                            _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                        }
+                    }
                     Err(e) => {
                         let _ =
                             replies.send(Pending::Ready(Frame::Error(e.to_string()), self.protocol)).await;
@@ -691,8 +949,12 @@ impl Client {
             tokio::select! {
                 _ = stop.changed() => return None,
                 _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                _ = handle.killed() => return None,
+                _ = mailbox.wait_exceeded() => return Some(Disconnect::PubSubOutputBuffer),
                 read = read => match read {
-                    Some(Ok(n)) if n > 0 => {}
+                    Some(Ok(n)) if n > 0 => {
+                        self.shared.monitor.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     None if replies.capacity() < replies.max_capacity()
                         || self.in_flight.iter().any(|task| !task.is_finished()) => {}
                     None => return Some(Disconnect::IdleTimeout),
@@ -706,6 +968,22 @@ impl Client {
     /// Answer or start one request; `true` if the connection should close after its reply.
     async fn dispatch(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
         self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let slow_args = self.shared.monitor.slowlog.enabled().then(|| args.clone());
+        self.last_command = command_name(&args);
+        self.timing = Some(Timing { started, args: slow_args, lookups: None });
+        let (pending, close) = self.dispatch_parsed(args).await;
+        // Answered here (not by a backend task): measured now.
+        if let (Some(timing), Pending::Ready(..)) = (self.timing.take(), &pending) {
+            if let Some(args) = timing.args {
+                self.shared.monitor.slowlog.record(&args, started.elapsed(), self.addr, self.name.as_ref());
+            }
+        }
+        (pending, close)
+    }
+
+    /// [`Client::dispatch`] without the measuring.
+    async fn dispatch_parsed(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
         let (name, request) = match self.check_and_parse(args) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -717,6 +995,29 @@ impl Client {
             }
         };
         let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
+        // Redis's subscribe mode (RESP2 only: RESP3 tells pushes from replies by their type).
+        if self.subscribed > 0 && self.protocol == Protocol::Resp2 {
+            match &request {
+                Request::PubSub(r) if r.allowed_when_subscribed() => {}
+                Request::Quit => {}
+                Request::Ping(message) => {
+                    let message = message.clone().unwrap_or_default();
+                    return ready(
+                        Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(message)]),
+                        self.protocol,
+                    );
+                }
+                _ => {
+                    return ready(
+                        Frame::error(format!(
+                        "ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+                             RESET are allowed in this context"
+                    )),
+                        self.protocol,
+                    )
+                }
+            }
+        }
         // Redis Cluster: one command's keys must share a slot (checked before queueing in MULTI).
         let cross_slot = {
             let keys = request.keys();
@@ -789,12 +1090,16 @@ impl Client {
                     )
                 }
             }
+            (Request::PubSub(request), false) => (self.pubsub(request), false),
             (request, false) => match request.access() {
                 Access::Connection => {
                     let (frame, close) = self.connection_command(request);
                     (Pending::Ready(frame, self.protocol), close)
                 }
                 access => {
+                    if let Some(timing) = &mut self.timing {
+                        timing.lookups = Lookups::of(&request);
+                    }
                     let ctx = self.exec_context();
                     let blocking =
                         matches!(&request, Request::Redis(args) if crate::blocking::is_blocking(&args[0]));
@@ -807,6 +1112,30 @@ impl Client {
                     started
                 }
             },
+        }
+    }
+
+    /// A Pub/Sub command (see [`crate::pubsub`]): answered at once, on this node's hub.
+    fn pubsub(&mut self, request: PubSubRequest) -> Pending {
+        let hub = &self.shared.pubsub;
+        let protocol = self.protocol;
+        match request {
+            PubSubRequest::Subscribe(space, names) => {
+                // Before registering: no message of these channels may overtake the confirmation.
+                self.mailbox.hold();
+                let frames = hub.subscribe(self.id, &self.mailbox, space, &names);
+                self.subscribed = hub.subscribed(self.id);
+                Pending::PubSub { frames, protocol, subscribe: true }
+            }
+            PubSubRequest::Unsubscribe(space, names) => {
+                let frames = hub.unsubscribe(self.id, space, &names);
+                self.subscribed = hub.subscribed(self.id);
+                Pending::PubSub { frames, protocol, subscribe: false }
+            }
+            PubSubRequest::Publish(publication) => {
+                Pending::Ready(Frame::Integer(hub.publish(&publication) as i64), protocol)
+            }
+            introspection => Pending::Ready(hub.introspect(&introspection), protocol),
         }
     }
 
@@ -863,8 +1192,18 @@ impl Client {
         let answer = begin();
         let (reply_tx, reply_rx) = oneshot::channel();
         let output = self.output.clone();
+        let timing = self.timing.take();
+        let (shared, addr, name) = (self.shared.clone(), self.addr, self.name.clone());
         self.in_flight.push(tokio::spawn(async move {
             let frame = answer.await;
+            if let Some(timing) = timing {
+                if let Some(args) = timing.args {
+                    shared.monitor.slowlog.record(&args, timing.started.elapsed(), addr, name.as_ref());
+                }
+                if let Some(lookups) = timing.lookups {
+                    shared.monitor.count_lookups(lookups, &frame);
+                }
+            }
             // Counted once computed, released once written (see `max_output_bytes`).
             let size = frame.size_estimate();
             output.add(size);
@@ -971,6 +1310,30 @@ impl Client {
                 Frame::error("ERR SELECT is not allowed in cluster mode")
             }
             Request::Select(_) => Frame::error("ERR DB index is out of range (Concord has one database: 0)"),
+            Request::Client(ClientRequest::Kill { filter, old_form }) => {
+                let me = self.id;
+                let victims: Vec<_> =
+                    self.shared.monitor.clients().into_iter().filter(|c| c.matches(&filter, me)).collect();
+                if let Some(user) = &filter.user {
+                    if !self.shared.acl.names().iter().any(|n| n.as_bytes() == user.as_ref()) {
+                        return (
+                            Frame::error(format!("ERR No such user '{}'", String::from_utf8_lossy(user))),
+                            false,
+                        );
+                    }
+                }
+                for victim in &victims {
+                    victim.kill();
+                }
+                // Killing itself: the reply goes out, then the connection closes.
+                let close = victims.iter().any(|v| v.id == me);
+                let frame = match (old_form, victims.len()) {
+                    (true, 0) => Frame::error("ERR No such client"),
+                    (true, _) => Frame::ok(),
+                    (false, n) => Frame::Integer(n as i64),
+                };
+                return (frame, close);
+            }
             Request::Client(client) => self.client_command(client),
             Request::Acl(acl) => self.acl_command(acl),
             Request::Consistency(None) => Frame::bulk(self.consistency_text()),
@@ -1005,6 +1368,37 @@ impl Client {
                 Frame::ok()
             }
             Request::ConfigGet(patterns) => introspect::config_get(&self.config_parameters(), &patterns),
+            Request::ConfigSet(pairs) => self.config_set(&pairs),
+            Request::ConfigResetStat => {
+                let s = &self.shared;
+                for counter in [&s.total_connections, &s.rejected_connections, &s.total_commands] {
+                    counter.store(0, Ordering::Relaxed);
+                }
+                s.monitor.reset_stats();
+                Frame::ok()
+            }
+            Request::ConfigHelp => introspect::help("CONFIG", introspect::CONFIG_HELP),
+            Request::Slowlog(request) => {
+                let slowlog = &self.shared.monitor.slowlog;
+                match request {
+                    SlowlogRequest::Get(count) => slowlog.get(count),
+                    SlowlogRequest::Len => Frame::Integer(slowlog.len() as i64),
+                    SlowlogRequest::Reset => {
+                        slowlog.reset();
+                        Frame::ok()
+                    }
+                    SlowlogRequest::Help => introspect::help("SLOWLOG", introspect::SLOWLOG_HELP),
+                }
+            }
+            Request::Role => introspect::role(&self.shared.backend.replication()),
+            Request::Time => {
+                let now =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                Frame::Array(vec![
+                    Frame::bulk(now.as_secs().to_string()),
+                    Frame::bulk(now.subsec_micros().to_string()),
+                ])
+            }
             other => Frame::error(format!("ERR internal error: {other:?} is not a connection command")),
         };
         (frame, false)
@@ -1037,19 +1431,24 @@ impl Client {
                 Frame::ok()
             }
             ClientRequest::Info => {
-                let text = |b: &Option<Bytes>| {
-                    b.as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned()
-                };
-                Frame::bulk(format!(
-                    "id={} addr={} name={} db=0 resp={} lib-name={} lib-ver={} consistency={}\n",
-                    self.id,
-                    self.addr,
-                    text(&self.name),
-                    self.protocol.version(),
-                    text(&self.lib_name),
-                    text(&self.lib_version),
-                    self.consistency_text().replace(' ', ","),
-                ))
+                self.publish(0);
+                Frame::bulk(self.handle.line(&self.consistency_text().replace(' ', ",")))
+            }
+            ClientRequest::List(filter) => {
+                self.publish(0);
+                let model = self.shared.backend.model();
+                let mut text = String::new();
+                for client in self.shared.monitor.clients() {
+                    if client.matches(&filter, self.id) {
+                        let consistency = describe_consistency(client.snapshot().consistency, model);
+                        text.push_str(&client.line(&consistency.replace(' ', ",")));
+                    }
+                }
+                Frame::bulk(text)
+            }
+            ClientRequest::Help => introspect::help("CLIENT", introspect::CLIENT_HELP),
+            ClientRequest::Kill { .. } => {
+                Frame::error("ERR internal error: CLIENT KILL is answered by the connection command")
             }
         }
     }
@@ -1059,10 +1458,14 @@ impl Client {
         describe_consistency(self.consistency, self.shared.backend.model())
     }
 
+    /// INFO's sections, in redis-server's order, then the backend's own (`Raft`, `Dynamo`…).
     fn info_sections(&self) -> Vec<(String, Vec<(String, String)>)> {
         let s = &self.shared;
+        let m = &s.monitor;
         let pairs = |items: Vec<(&str, String)>| items.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let uptime = s.started.elapsed().as_secs();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
         let mut sections = vec![
             (
                 "Server".to_string(),
@@ -1070,8 +1473,13 @@ impl Client {
                     ("redis_version", REDIS_VERSION.to_string()),
                     ("concord_version", env!("CARGO_PKG_VERSION").to_string()),
                     ("redis_mode", self.redis_mode().to_string()),
+                    ("os", format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)),
+                    ("arch_bits", (usize::BITS).to_string()),
+                    ("multiplexing_api", "tokio".to_string()),
                     ("process_id", std::process::id().to_string()),
+                    ("run_id", m.run_id.clone()),
                     ("tcp_port", s.port.to_string()),
+                    ("server_time_usec", now.as_micros().to_string()),
                     ("uptime_in_seconds", uptime.to_string()),
                     ("uptime_in_days", (uptime / 86_400).to_string()),
                 ]),
@@ -1081,23 +1489,99 @@ impl Client {
                 pairs(vec![
                     ("connected_clients", s.connected_clients.load(Ordering::Relaxed).to_string()),
                     ("maxclients", s.config.max_clients.to_string()),
+                    ("blocked_clients", m.blocked_clients.load(Ordering::Relaxed).to_string()),
                 ]),
             ),
+            ("Memory".to_string(), pairs(introspect::memory_fields(crate::monitor::process_memory()))),
             (
                 "Stats".to_string(),
                 pairs(vec![
-                    ("total_connections_received", s.total_connections.load(Ordering::Relaxed).to_string()),
-                    ("total_commands_processed", s.total_commands.load(Ordering::Relaxed).to_string()),
-                    ("rejected_connections", s.rejected_connections.load(Ordering::Relaxed).to_string()),
+                    ("total_connections_received", load(&s.total_connections)),
+                    ("total_commands_processed", load(&s.total_commands)),
+                    ("instantaneous_ops_per_sec", m.ops_per_sec().to_string()),
+                    ("total_net_input_bytes", load(&m.net_input_bytes)),
+                    ("total_net_output_bytes", load(&m.net_output_bytes)),
+                    ("rejected_connections", load(&s.rejected_connections)),
+                    ("keyspace_hits", load(&m.keyspace_hits)),
+                    ("keyspace_misses", load(&m.keyspace_misses)),
                 ]),
             ),
+            ("Replication".to_string(), introspect::replication_fields(&s.backend.replication(), &m.run_id)),
             (
                 "Cluster".to_string(),
                 pairs(vec![("cluster_enabled", if s.backend.is_cluster() { "1" } else { "0" }.to_string())]),
             ),
+            ("Keyspace".to_string(), introspect::keyspace_fields(s.backend.keyspace())),
         ];
         sections.extend(s.backend.info());
         sections
+    }
+
+    /// Publish this connection's state for the others' `CLIENT LIST` (see [`crate::monitor`]).
+    fn publish(&self, input_buffered: usize) {
+        self.handle.publish(ClientSnapshot {
+            name: self.name.clone(),
+            lib_name: self.lib_name.clone(),
+            lib_version: self.lib_version.clone(),
+            user: self.user.clone(),
+            last_command: self.last_command.clone(),
+            last_active: Instant::now(),
+            resp: self.protocol.version(),
+            multi: self.multi.as_ref().map(|m| m.queued.len()),
+            readonly: self.readonly,
+            consistency: self.consistency,
+            input_buffered,
+            output_pending: self.output.bytes.load(Ordering::Relaxed),
+        });
+    }
+
+    /// `CONFIG SET name value …`: all or nothing, as redis-server 7. Only the slow log's settings
+    /// change at runtime; the others are Concord's configuration file's.
+    fn config_set(&self, pairs: &[(Bytes, Bytes)]) -> Frame {
+        let slowlog = &self.shared.monitor.slowlog;
+        let known = self.config_parameters();
+        let mut changes = Vec::new();
+        for (name, value) in pairs {
+            let name_text = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let failed = |why: &str| {
+                Frame::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name_text}') - {why}"
+                ))
+            };
+            let number = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok());
+            match name_text.as_str() {
+                "slowlog-log-slower-than" => match number {
+                    Some(n) => changes.push((true, n)),
+                    None => return failed("argument couldn't be parsed into an integer"),
+                },
+                "slowlog-max-len" => match number {
+                    Some(n) if n >= 0 => changes.push((false, n)),
+                    Some(_) => return failed("argument must be between 0 and 9223372036854775807 inclusive"),
+                    None => return failed("argument couldn't be parsed into an integer"),
+                },
+                other if known.iter().any(|(k, _)| k == other) => {
+                    return failed(
+                        "Concord sets it in its configuration file; at runtime only slowlog-log-slower-than \
+                         and slowlog-max-len change",
+                    )
+                }
+                _ => {
+                    return Frame::error(format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                        String::from_utf8_lossy(name)
+                    ))
+                }
+            }
+        }
+        for (slower_than, n) in changes {
+            if slower_than {
+                slowlog.slower_than_us.store(n, Ordering::Relaxed);
+            } else {
+                slowlog.max_len.store(n as usize, Ordering::Relaxed);
+                slowlog.trim();
+            }
+        }
+        Frame::ok()
     }
 
     /// What `HELLO` and `INFO` call this server: `cluster` when the backend is sharded.
@@ -1111,21 +1595,48 @@ impl Client {
 
     /// What `CONFIG GET` reports. No Redis persistence applies (`save` empty, `appendonly no`):
     /// Concord's durability is its Raft log.
-    fn config_parameters(&self) -> Vec<(&'static str, String)> {
+    fn config_parameters(&self) -> Vec<(String, String)> {
         let c = &self.shared.config;
-        vec![
+        let slowlog = &self.shared.monitor.slowlog;
+        let mut parameters: Vec<(String, String)> = [
             ("save", String::new()),
             ("appendonly", "no".into()),
             ("databases", "1".into()),
+            ("port", self.shared.port.to_string()),
+            ("bind", self.shared.bind.map(|a| a.ip().to_string()).unwrap_or_default()),
+            ("slowlog-log-slower-than", slowlog.slower_than_us.load(Ordering::Relaxed).to_string()),
+            ("slowlog-max-len", slowlog.max_len.load(Ordering::Relaxed).to_string()),
             ("maxclients", c.max_clients.to_string()),
             ("timeout", c.idle_timeout.map_or(0, |t| t.as_secs()).to_string()),
-            ("proto-max-bulk-len", c.decode_limits.max_bulk_bytes.to_string()),
+            // The largest argument taken (a longer one is refused, the connection kept).
+            (
+                "proto-max-bulk-len",
+                c.decode_limits.max_arg_bytes.min(c.decode_limits.max_bulk_bytes).to_string(),
+            ),
             ("client-query-buffer-limit", c.max_request_bytes.to_string()),
             // Redis's form: class, hard limit, soft limit, soft seconds (only normal clients here).
-            ("client-output-buffer-limit", format!("normal {} 0 0", c.max_output_bytes.unwrap_or(0))),
+            (
+                "client-output-buffer-limit",
+                format!(
+                    "normal {} 0 0 pubsub {} 0 0",
+                    c.max_output_bytes.unwrap_or(0),
+                    c.max_pubsub_output_bytes
+                ),
+            ),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // The program's own answers replace these, or are added.
+        for (name, value) in &c.parameters {
+            match parameters.iter_mut().find(|(k, _)| k == name) {
+                Some(slot) => slot.1 = value.clone(),
+                None => parameters.push((name.clone(), value.clone())),
+            }
+        }
+        parameters
     }
 }
 
@@ -1184,6 +1695,18 @@ fn apply_consistency(
     }
 }
 
+/// The command's name as Redis shows it in `CLIENT LIST` (`get`, `client|list`); an unknown
+/// command's as sent, lowercased (Redis says `NULL` before any).
+fn command_name(args: &[Bytes]) -> String {
+    match command::lookup(&args[0]) {
+        Some(spec) => match args.get(1).and_then(|sub| spec.subcommand(sub)) {
+            Some(sub) => sub.name.to_string(),
+            None => spec.name.to_string(),
+        },
+        None => String::from_utf8_lossy(&args[0][..args[0].len().min(64)]).to_lowercase(),
+    }
+}
+
 /// Client names and library names: printable ASCII without spaces, as Redis requires.
 fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
     if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
@@ -1197,8 +1720,16 @@ fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
 /// ACL commands that read or change users.
 fn need_of(request: &Request) -> Need {
     match request {
+        // Publishing is writing to the cluster; listening and counting listeners, reading.
+        Request::PubSub(PubSubRequest::Publish(_)) => Need::Write,
+        Request::PubSub(_) => Need::Read,
         Request::Acl(AclRequest::WhoAmI) => Need::Nothing,
         Request::Acl(_) => Need::Admin,
+        // Seeing or closing other clients, and changing settings and counters.
+        Request::Client(ClientRequest::List(_) | ClientRequest::Kill { .. })
+        | Request::ConfigSet(_)
+        | Request::ConfigResetStat
+        | Request::Slowlog(SlowlogRequest::Reset) => Need::Admin,
         request => match request.access() {
             Access::Connection => Need::Nothing,
             Access::Read => Need::Read,

@@ -236,7 +236,11 @@ async fn an_mget_reply_past_the_output_limit_is_refused_with_an_error() {
     assert!(reply.starts_with(b"*2\r\n$409600\r\n"), "{:?}", &reply[..20]);
     let config_get = [Bytes::from("CONFIG"), Bytes::from("GET"), Bytes::from("client-output-buffer-limit")];
     let reply = call(&mut conn, &config_get, |r| r.ends_with(b"0 0\r\n")).await;
-    assert!(reply.ends_with(b"normal 1048576 0 0\r\n"), "{}", String::from_utf8_lossy(&reply));
+    assert!(
+        reply.ends_with(b"normal 1048576 0 0 pubsub 33554432 0 0\r\n"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     let three = [Bytes::from("MGET"), key(0), key(1), key(2)];
     let reply = call(&mut conn, &three, line_complete).await;
     assert_eq!(

@@ -32,6 +32,7 @@ use concord_core::{Durable, NodeId};
 use concord_dynamo::DynamoNode;
 use concord_kv::KvStore;
 use concord_raft::RaftNode;
+use concord_resp::pubsub::Relay;
 use concord_resp::Backend;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -393,6 +394,7 @@ impl Node {
             }
             tokio::spawn(disk_space.clone().watch(metrics.clone(), shutdown_rx.clone()));
         }
+        let pubsub_transport = transport.clone();
         let launch_parts = Launch {
             config: &config,
             disk,
@@ -414,6 +416,16 @@ impl Node {
         let FrontDoors { inbox: inbound, http: app, resp: backend } = doors;
         // No vote in or out until a majority of the voters accepted this node's incarnation.
         let inbound: Arc<dyn Inbound> = Arc::new(VoteGate::new(inbound, book.clone()));
+        // Pub/Sub travels beside the mode's protocol, the same in every mode (`front::pubsub`).
+        let relay = pubsub_transport
+            .clone()
+            .map(|transport| Arc::new(crate::front::pubsub::PeerRelay { transport }) as Arc<dyn Relay>);
+        let pubsub = Arc::new(concord_resp::pubsub::Hub::new(relay));
+        let inbound: Arc<dyn Inbound> = Arc::new(crate::front::pubsub::PubSubInbox {
+            inner: inbound,
+            hub: pubsub.clone(),
+            transport: pubsub_transport,
+        });
         match &front {
             Front::Strong(handle) => {
                 let members = |s: &crate::hosted::Status| Some((s.voters.clone(), s.learners.clone()));
@@ -465,7 +477,8 @@ impl Node {
         if let Some(listener) = redis_listener {
             let tls = tls.as_ref().map(|t| t.client_acceptor.clone());
             let door = Arc::new(crate::front::listen::Door::new("resp", metrics.clone(), caps.resp));
-            crate::front::resp::spawn(listener, backend, &config, acl, tls, door, shutdown_rx.clone());
+            let shared = crate::front::resp::NodeShared { acl, pubsub };
+            crate::front::resp::spawn(listener, backend, &config, shared, tls, door, shutdown_rx.clone());
         }
         tracing::info!(
             "node {me} started in the {} mode: peers on {peer_addr}, HTTP{} on {}, RESP on {}{}, data in {}",

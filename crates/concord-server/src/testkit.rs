@@ -148,6 +148,23 @@ impl Resp {
             .map_err(|_| format!("{args:?}: no reply within 10 s"))?
     }
 
+    /// Read one reply without sending anything – a Pub/Sub message pushed to a subscriber – if one
+    /// starts arriving within `within` (`None` if none does).
+    pub async fn receive(&mut self, within: Duration) -> Result<Option<Reply>, String> {
+        use tokio::io::AsyncBufReadExt;
+        // `fill_buf` is cancel-safe: a timeout here loses nothing of a reply that arrives later.
+        match tokio::time::timeout(within, self.stream.fill_buf()).await {
+            Err(_) => return Ok(None),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Ok([])) => return Err("the server closed the connection".into()),
+            Ok(Ok(_)) => {}
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.reply())
+            .await
+            .map_err(|_| "a reply started and did not end within 10 s".to_string())?
+            .map(Some)
+    }
+
     /// Read one reply (boxed: an array's items are replies).
     fn reply(
         &mut self,

@@ -252,6 +252,11 @@ impl Transport {
         !self.is_isolated() && self.up.read().expect("up lock").contains(&peer)
     }
 
+    /// Every peer this node sends to (the configured ones and those learned since), in id order.
+    pub fn peer_ids(&self) -> Vec<NodeId> {
+        self.queues.read().expect("queues lock").keys().copied().collect()
+    }
+
     /// Queue `frame` for `to`. Returns false (and counts a drop) if the queue is full or `to` is
     /// not a configured peer.
     pub fn send(&self, to: NodeId, frame: Frame) -> bool {

@@ -18,7 +18,9 @@
 //! * [`Frame::Forward`] – a client request a follower forwards to the leader;
 //! * [`Frame::ForwardReply`] – the leader's answer, sent back over the leader's own connection;
 //! * [`Frame::Sharded`] – a sharded node's message (its groups' Raft messages, batched per node
-//!   pair, and requests forwarded between nodes: `concord_shard::node::NodeMessage`).
+//!   pair, and requests forwarded between nodes: `concord_shard::node::NodeMessage`);
+//! * [`Frame::Publish`] – a Pub/Sub message published on the sending node, in every mode
+//!   ([`crate::front::pubsub`]).
 //!
 //! postcard writes an enum's variant *index*: a new variant goes at the end, never in between, or
 //! a node of the previous version reads every later frame as the wrong kind (a test pins them).
@@ -63,6 +65,17 @@ pub enum Frame {
     Dynamo(concord_dynamo::DynamoMessage),
     /// Appended last: older variants keep their postcard index.
     Sharded(concord_shard::node::NodeMessage),
+    /// A `PUBLISH`/`SPUBLISH` on the sender, for this node's subscribers (any mode). Appended last.
+    Publish(PublishFrame),
+}
+
+/// A published message as it travels between nodes ([`crate::front::pubsub`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishFrame {
+    /// `SPUBLISH` (a shard channel) rather than `PUBLISH`.
+    pub shard: bool,
+    pub channel: Vec<u8>,
+    pub message: Vec<u8>,
 }
 
 impl Frame {
@@ -72,6 +85,7 @@ impl Frame {
             Frame::Raft(_) | Frame::Forward { .. } | Frame::ForwardReply { .. } => "strong",
             Frame::Dynamo(_) => "eventual",
             Frame::Sharded(_) => "sharded",
+            Frame::Publish(_) => "any",
         }
     }
 }
@@ -209,6 +223,8 @@ mod tests {
         assert_eq!(index(&Frame::ForwardReply { id: 1, response }), 2);
         assert_eq!(index(&Frame::Dynamo(dynamo)), 3);
         assert_eq!(index(&sharded), 4);
+        let publish = Frame::Publish(PublishFrame { shard: false, channel: b"c".to_vec(), message: vec![] });
+        assert_eq!(index(&publish), 5);
         assert_eq!(sharded.mode(), "sharded");
     }
 

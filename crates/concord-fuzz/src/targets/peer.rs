@@ -7,7 +7,7 @@
 
 use super::{block_on, label};
 use crate::driver::Target;
-use concord_server::wire::{self, Frame, MAX_FRAME_BYTES};
+use concord_server::wire::{self, Frame, PublishFrame, MAX_FRAME_BYTES};
 use concord_server::RaftMessage;
 
 pub const TARGET: Target = Target {
@@ -26,6 +26,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let frames = [
         Frame::Raft(RaftMessage::TimeoutNow { term: 7 }),
         Frame::Raft(RaftMessage::TimeoutNow { term: u64::MAX }),
+        Frame::Publish(PublishFrame { shard: false, channel: b"news".to_vec(), message: b"hi".to_vec() }),
     ];
     let mut all = Vec::new();
     let mut seeds = Vec::new();

@@ -198,12 +198,18 @@ const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth", "a
 const NLS: &[&str] = &["noscript", "loading", "stale"];
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 const LS: &[&str] = &["loading", "stale"];
+const ADMIN_LS: &[&str] = &["admin", "loading", "stale"];
 const STALE: &[&str] = &["stale"];
+const PUBSUB_SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const PUBSUB_FAST: &[&str] = &["pubsub", "loading", "stale", "fast"];
+const PUBSUB_LS: &[&str] = &["pubsub", "loading", "stale"];
 // ACL categories.
 const FAST_CONN: &[&str] = &["@fast", "@connection"];
 const SLOW: &[&str] = &["@slow"];
 const SLOW_CONN: &[&str] = &["@slow", "@connection"];
+const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
 const SLOW_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+const ADMIN_CONN: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
 const READ_STRING_FAST: &[&str] = &["@read", "@string", "@fast"];
 const WRITE_STRING_FAST: &[&str] = &["@write", "@string", "@fast"];
 const WRITE_STRING_SLOW: &[&str] = &["@write", "@string", "@slow"];
@@ -212,11 +218,13 @@ const KEYSPACE_READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
 // Tips.
 const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
 const NONDETERMINISTIC_ORDER: &[&str] = &["nondeterministic_output_order"];
+const ALL_NODES_ALL_SUCCEEDED: &[&str] = &["request_policy:all_nodes", "response_policy:all_succeeded"];
 // Key-spec flags.
 const RO_ACCESS: &[&str] = &["RO", "access"];
 const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
 const RW_UPDATE: &[&str] = &["RW", "update"];
 const OW_UPDATE: &[&str] = &["OW", "update"];
+const NOT_KEY: &[&str] = &["not_key"];
 
 /// Every command Concord understands (top-level commands; subcommands are listed under their
 /// container in `COMMAND` replies). Flags, ACL categories, tips and key specs are Redis 7's, so
@@ -272,7 +280,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         "connection",
         "2.4.0",
-        "A container for client connection commands (SETNAME, GETNAME, ID, SETINFO, INFO).",
+        "A container for client connection commands (SETNAME, GETNAME, ID, SETINFO, INFO, LIST, KILL, HELP).",
     )
     .acl(SLOW)
     .subcommands(&[
@@ -281,6 +289,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         sub("client|id", 2, NLS, SLOW_CONN),
         sub("client|setinfo", 4, NLS, SLOW_CONN),
         sub("client|info", 2, NLS, SLOW_CONN).tips(NONDETERMINISTIC),
+        sub("client|list", -2, ADMIN, ADMIN_CONN).tips(NONDETERMINISTIC),
+        sub("client|kill", -3, ADMIN, ADMIN_CONN),
+        sub("client|help", 2, LS, SLOW_CONN),
     ]),
     spec(
         "consistency",
@@ -321,10 +332,50 @@ pub const COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         "server",
         "2.0.0",
-        "A container for server configuration commands (GET only).",
+        "A container for server configuration commands (GET, SET of the slowlog settings, RESETSTAT, HELP).",
     )
     .acl(SLOW)
-    .subcommands(&[sub("config|get", -3, ADMIN, SLOW_ADMIN)]),
+    .subcommands(&[
+        sub("config|get", -3, ADMIN, SLOW_ADMIN),
+        sub("config|set", -4, ADMIN, SLOW_ADMIN).tips(ALL_NODES_ALL_SUCCEEDED),
+        sub("config|resetstat", 2, ADMIN, SLOW_ADMIN),
+        sub("config|help", 2, LS, SLOW),
+    ]),
+    spec(
+        "slowlog",
+        -2,
+        &[],
+        NO_KEYS,
+        "server",
+        "2.2.12",
+        "A container for slow log commands (GET, LEN, RESET, HELP): commands that took longer than \
+         slowlog-log-slower-than microseconds, replication included.",
+    )
+    .acl(SLOW)
+    .subcommands(&[
+        sub("slowlog|get", -2, ADMIN_LS, SLOW_ADMIN)
+            .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
+        sub("slowlog|len", 2, ADMIN_LS, SLOW_ADMIN).tips(&[
+            "request_policy:all_nodes",
+            "response_policy:agg_sum",
+            "nondeterministic_output",
+        ]),
+        sub("slowlog|reset", 2, ADMIN_LS, SLOW_ADMIN).tips(ALL_NODES_ALL_SUCCEEDED),
+        sub("slowlog|help", 2, LS, SLOW),
+    ]),
+    spec(
+        "role",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        NO_KEYS,
+        "server",
+        "2.8.12",
+        "Returns the replication role: the Raft leader is a master, its followers are replicas.",
+    )
+    .acl(&["@admin", "@fast", "@dangerous"]),
+    spec("time", 1, LSF, NO_KEYS, "server", "2.6.0", "Returns the server time.")
+        .acl(&["@fast"])
+        .tips(NONDETERMINISTIC),
     spec(
         "dbsize",
         1,
@@ -846,6 +897,100 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("bzpopmax", -3, &["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
         .acl(&["@write", "@sortedset", "@fast", "@blocking"])
         .key_spec(&["RW", "access", "delete"]),
+    // Pub/Sub (see `crate::pubsub`): delivered on every node of the cluster, at most once.
+    spec(
+        "subscribe",
+        -2,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "psubscribe",
+        -2,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Listens for messages published to channels that match one or more patterns.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "unsubscribe",
+        -1,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages posted to channels.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "punsubscribe",
+        -1,
+        PUBSUB_SUB,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Stops listening to messages published to channels that match one or more patterns.",
+    )
+    .acl(PUBSUB_SLOW),
+    spec(
+        "publish",
+        3,
+        PUBSUB_FAST,
+        NO_KEYS,
+        "pubsub",
+        "2.0.0",
+        "Posts a message to a channel, on every node of the cluster; replies with this node's receivers.",
+    )
+    .acl(&["@pubsub", "@fast"]),
+    spec("pubsub", -2, &[], NO_KEYS, "pubsub", "2.8.0", "A container for Pub/Sub commands.")
+        .acl(SLOW)
+        .subcommands(&[
+            sub("pubsub|channels", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|numsub", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|numpat", 2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|shardchannels", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|shardnumsub", -2, PUBSUB_LS, PUBSUB_SLOW),
+            sub("pubsub|help", 2, LS, SLOW),
+        ]),
+    spec(
+        "ssubscribe",
+        -2,
+        PUBSUB_SUB,
+        ALL_KEYS,
+        "pubsub",
+        "7.0.0",
+        "Listens for messages published to shard channels.",
+    )
+    .acl(PUBSUB_SLOW)
+    .key_spec(NOT_KEY),
+    spec(
+        "sunsubscribe",
+        -1,
+        PUBSUB_SUB,
+        ALL_KEYS,
+        "pubsub",
+        "7.0.0",
+        "Stops listening to messages posted to shard channels.",
+    )
+    .acl(PUBSUB_SLOW)
+    .key_spec(NOT_KEY),
+    spec(
+        "spublish",
+        3,
+        PUBSUB_FAST,
+        ONE_KEY,
+        "pubsub",
+        "7.0.0",
+        "Posts a message to a shard channel, on every node of the cluster.",
+    )
+    .acl(&["@pubsub", "@fast"])
+    .key_spec(NOT_KEY),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as

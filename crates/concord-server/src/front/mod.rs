@@ -14,6 +14,7 @@ pub mod budget;
 pub mod cas_txn;
 pub mod http;
 pub mod listen;
+pub mod pubsub;
 pub mod resp;
 
 use crate::metrics::Metrics;

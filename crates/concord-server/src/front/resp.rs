@@ -49,6 +49,14 @@ pub fn millis(now: Time) -> u64 {
     now.as_nanos() / 1_000_000
 }
 
+/// What a node's RESP connections share with the rest of the node.
+pub struct NodeShared {
+    /// The node's users, shared with its HTTP door (`crate::auth`).
+    pub acl: Arc<concord_resp::Acl>,
+    /// The node's Pub/Sub hub, which its peers' publications reach too (`super::pubsub`).
+    pub pubsub: Arc<concord_resp::pubsub::Hub>,
+}
+
 /// Serve RESP clients on `listener` until shutdown, over TLS when `tls` is given: the strong mode's
 /// backend or the eventual mode's. At most `max_clients` connections (the configured `maxclients`
 /// lowered to the descriptor budget); refusals, disconnections and accept errors are counted and
@@ -57,7 +65,7 @@ pub fn spawn(
     listener: TcpListener,
     backend: Arc<dyn Backend>,
     config: &NodeConfig,
-    acl: Arc<concord_resp::Acl>,
+    shared: NodeShared,
     tls: Option<tokio_rustls::TlsAcceptor>,
     door: Arc<Door>,
     mut shutdown: watch::Receiver<bool>,
@@ -65,8 +73,8 @@ pub fn spawn(
     let mut rc: RespConfig = config.resp_config();
     rc.max_clients = door.max_connections;
     rc.events = door;
-    // The node's users, shared with its HTTP door (`crate::auth`).
-    rc.acl = Some(acl);
+    rc.acl = Some(shared.acl);
+    rc.pubsub = Some(shared.pubsub);
     let stopped = async move {
         let _ = shutdown.changed().await;
     };

@@ -43,6 +43,8 @@ impl Inbound for StrongInbox {
             Frame::Forward { id, request } => self.handle.submit_forwarded(from, id, request),
             Frame::ForwardReply { id, response } => self.handle.complete_forward(id, response),
             frame @ (Frame::Dynamo(_) | Frame::Sharded(_)) => wrong_mode(from, &frame, "strong"),
+            // Taken by `crate::front::pubsub::PubSubInbox` before it reaches a mode's inbox.
+            Frame::Publish(_) => {}
         }
     }
 }
