@@ -13,6 +13,7 @@
 //! | `INCR`/`DECR`/`INCRBY`/`DECRBY` | `Write::Increment` (keeps the key's TTL, like Redis)            |
 //! | `MGET`, `EXISTS`              | `Query::GetMany` pages, one after the other (see below)           |
 //! | `EXPIRE`…, `PERSIST`, `TYPE`, hashes … | `Write::Redis` / `Query::Redis`: the state machine's interpreter (`concord_kv::redis`) runs the command itself, atomically |
+//! | `BLPOP`, `BRPOP`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX` | `Write::Redis` of the pop, retried while the keys' lengths (`Query::Redis`) are polled until data or the timeout (`crate::blocking`) |
 //! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
 //! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
 //! | `CLUSTER COUNTKEYSINSLOT`, `GETKEYSINSLOT` | `Backend::count_keys_in_slot`, `Backend::keys_in_slot` (see `cluster`) |
@@ -215,6 +216,10 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
             let success = pairs.iter().map(|(k, v)| TxnOp::Put(Put::new(k.to_vec(), v.to_vec()))).collect();
             let write = Write::Txn(Txn { compares: vec![], success, failure: vec![] });
             reply(ctx.backend.write(command(write), ctx.consistency), |_| Ok(Frame::ok()))
+        }
+        Request::Redis(args) if crate::blocking::is_blocking(&args[0]) => {
+            let keys = Request::Redis(args.clone()).keys().into_iter().map(<[u8]>::to_vec).collect();
+            Box::pin(crate::blocking::run(args, keys, ctx))
         }
         Request::Redis(args) => {
             let call = RedisCall::new(args.iter().map(|a| a.to_vec()).collect());

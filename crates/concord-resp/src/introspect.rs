@@ -261,7 +261,7 @@ fn command_info(spec: &CommandSpec) -> Frame {
         Frame::Integer(step),
         simple_set(spec.acl),
         Frame::Set(spec.tips.iter().map(|t| Frame::bulk(*t)).collect()),
-        Frame::Set(spec.key_spec.iter().map(key_spec).collect()),
+        Frame::Set(spec.key_spec.iter().chain(&spec.second_key_spec).map(key_spec).collect()),
         subcommands,
     ])
 }
@@ -277,9 +277,26 @@ fn key_spec(spec: &KeySpec) -> Frame {
         "begin_search",
         Frame::map_of([
             ("type", Frame::bulk("index")),
-            ("spec", Frame::map_of([("index", Frame::Integer(1))])),
+            ("spec", Frame::map_of([("index", Frame::Integer(spec.begin_index))])),
         ]),
     ));
+    if spec.keynum {
+        fields.push((
+            "find_keys",
+            Frame::map_of([
+                ("type", Frame::bulk("keynum")),
+                (
+                    "spec",
+                    Frame::map_of([
+                        ("keynumidx", Frame::Integer(0)),
+                        ("firstkey", Frame::Integer(1)),
+                        ("keystep", Frame::Integer(1)),
+                    ]),
+                ),
+            ]),
+        ));
+        return Frame::map_of(fields);
+    }
     fields.push((
         "find_keys",
         Frame::map_of([
@@ -312,6 +329,12 @@ fn get_keys(args: &[Bytes]) -> Frame {
         return Frame::error("ERR Invalid number of arguments specified for command");
     }
     let Some(keys) = spec.key_spec else { return Frame::error("ERR The command has no key arguments") };
+    if spec.second_key_spec.is_some() || keys.keynum {
+        // Keys in two roles (`LMOVE`) or counted (`LMPOP`): the specs say where they are.
+        return Frame::Array(
+            spec.keys_of(args).into_iter().map(|k| Frame::Bulk(Bytes::copy_from_slice(k))).collect(),
+        );
+    }
     let last = if keys.last_key < 0 { n + keys.last_key } else { 1 + keys.last_key };
     Frame::Array(
         (1..=last.min(n - 1))

@@ -89,6 +89,7 @@
 
 pub mod acl;
 pub mod backend;
+pub mod blocking;
 pub mod cluster;
 pub mod codec;
 pub mod command;

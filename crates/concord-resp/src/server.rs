@@ -554,6 +554,10 @@ async fn connection<A: Acceptor>(
     shared.monitor.register(client.handle.clone());
     let _registered = Registered(shared.clone(), client.id);
     let ended = client.read_requests(&mut reader, replies_tx, stop).await;
+    // Nobody waits for a blocked pop's reply any more (its writer gets an error for it).
+    for task in client.blocking.drain(..) {
+        task.abort();
+    }
     drop(client); // leaves its channels now: nothing more is published to a closing connection
     if let Some(reason) = ended {
         shared.config.events.disconnected(addr, reason);
@@ -765,6 +769,9 @@ struct Client {
     readonly: bool,
     /// Backend tasks of the current run (see "Ordering" in the module docs).
     in_flight: Vec<JoinHandle<()>>,
+    /// Tasks of blocking pops (`crate::blocking`) that may wait forever: aborted when the client
+    /// leaves, so a closed connection stops polling for it.
+    blocking: Vec<tokio::task::AbortHandle>,
     run: Option<Access>,
     /// Commands queued since MULTI.
     multi: Option<Multi>,
@@ -851,6 +858,7 @@ impl Client {
             consistency,
             readonly: false,
             in_flight: Vec::new(),
+            blocking: Vec::new(),
             run: None,
             multi: None,
             output,
@@ -1093,8 +1101,15 @@ impl Client {
                         timing.lookups = Lookups::of(&request);
                     }
                     let ctx = self.exec_context();
+                    let blocking =
+                        matches!(&request, Request::Redis(args) if crate::blocking::is_blocking(&args[0]));
                     // `start` hands writes to the backend now, in request order.
-                    self.start(access, move || exec::start(request, ctx)).await
+                    let started = self.start(access, move || exec::start(request, ctx)).await;
+                    if blocking {
+                        self.blocking.retain(|task| !task.is_finished());
+                        self.blocking.extend(self.in_flight.last().map(JoinHandle::abort_handle));
+                    }
+                    started
                 }
             },
         }

@@ -39,7 +39,9 @@
 
 pub mod hash;
 pub mod keyspace;
+pub mod list;
 mod reply;
+pub mod zset;
 
 pub use reply::{format_double, Reply};
 
@@ -408,7 +410,7 @@ const fn write(name: &'static str, run: fn(&mut Tx, &[Vec<u8>]) -> Outcome) -> S
 /// Every command the interpreter runs, one family per module. The arity and key positions live in
 /// the front door's command table (`concord-resp`): arguments arrive here already counted.
 pub fn commands() -> impl Iterator<Item = &'static Spec> {
-    hash::COMMANDS.iter().chain(keyspace::COMMANDS)
+    hash::COMMANDS.iter().chain(keyspace::COMMANDS).chain(list::COMMANDS).chain(zset::COMMANDS)
 }
 
 /// The interpreter's command named `name` (lowercase).
@@ -481,3 +483,6 @@ pub(crate) mod args {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod tests_listzset;

@@ -8,6 +8,8 @@
 //! and `COMMAND DOCS` ([`crate::introspect`]) answer from it. It is data, so it lives apart from
 //! the parsing code in [`super`], which it would otherwise fill.
 
+use bytes::Bytes;
+
 /// One row of the command table.
 #[derive(Clone, Copy, Debug)]
 pub struct CommandSpec {
@@ -29,14 +31,23 @@ pub struct CommandSpec {
     /// The key specification (Redis 7), if the command takes keys. Every Concord command with keys
     /// finds them the same way: a range starting at argument 1.
     pub key_spec: Option<KeySpec>,
+    /// A second key specification, for commands whose keys have different roles (`LMOVE`'s
+    /// source and destination): a single key at [`KeySpec::begin_index`].
+    pub second_key_spec: Option<KeySpec>,
     /// A container's subcommands (`client|setname`, …): the ones Concord supports.
     pub subcommands: &'static [CommandSpec],
 }
 
 /// A Redis 7 key specification of the form every Concord command with keys has:
-/// `begin_search` at index 1, `find_keys` a range (`lastkey`, `keystep`, `limit 0`).
+/// `begin_search` an index (1, or 2 for a second spec), `find_keys` a range (`lastkey`,
+/// `keystep`, `limit 0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
+    /// Where the keys begin (`begin_search`'s index).
+    pub begin_index: i64,
+    /// `find_keys` is Redis's `keynum` (`LMPOP numkeys key …`): the argument at `begin_index`
+    /// counts the keys that follow it (`last_key` and `key_step` then do not apply).
+    pub keynum: bool,
     /// Redis's note on the spec, if it has one.
     pub notes: Option<&'static str>,
     /// Access flags: `RO`, `RW`, `OW`, `RM`, then `access`, `update`, `insert`, `delete`, ….
@@ -61,7 +72,64 @@ impl CommandSpec {
         // The legacy (first, last, step) triple and the spec say the same thing: last is
         // relative to the first key in a spec (0 = one key), absolute in the triple.
         let last_key = if last < 0 { last } else { last - 1 };
-        CommandSpec { key_spec: Some(KeySpec { notes: None, flags, last_key, key_step: step }), ..self }
+        CommandSpec {
+            key_spec: Some(KeySpec {
+                begin_index: 1,
+                keynum: false,
+                notes: None,
+                flags,
+                last_key,
+                key_step: step,
+            }),
+            ..self
+        }
+    }
+
+    /// A second spec: one key at argument `index` (`LMOVE source destination …`: 2).
+    const fn second_key_spec(self, index: i64, flags: &'static [&'static str]) -> CommandSpec {
+        let spec =
+            KeySpec { begin_index: index, keynum: false, notes: None, flags, last_key: 0, key_step: 1 };
+        // The first spec then covers only the first key (the triple still spans both).
+        let first = match self.key_spec {
+            Some(first) => Some(KeySpec { last_key: 0, ..first }),
+            None => None,
+        };
+        CommandSpec { key_spec: first, second_key_spec: Some(spec), ..self }
+    }
+
+    /// A `keynum` spec: the key count at argument `index`, the keys after it. As the only spec
+    /// (`LMPOP`: 1, `BLMPOP`: 2), or after a first one (`ZUNIONSTORE destination numkeys …`).
+    const fn keynum_spec(self, index: i64, flags: &'static [&'static str]) -> CommandSpec {
+        let spec = KeySpec { begin_index: index, keynum: true, notes: None, flags, last_key: 0, key_step: 1 };
+        match self.key_spec {
+            None => CommandSpec { key_spec: Some(spec), ..self },
+            Some(first) => CommandSpec {
+                key_spec: Some(KeySpec { last_key: 0, ..first }),
+                second_key_spec: Some(spec),
+                ..self
+            },
+        }
+    }
+
+    /// The keys in `args` (a whole request, name first) by the key specs – what routing and
+    /// `COMMAND GETKEYS` use. Commands without a `keynum` spec follow the legacy triple.
+    pub fn keys_of<'a>(&self, args: &'a [Bytes]) -> Vec<&'a [u8]> {
+        let keynum = self.key_spec.iter().chain(&self.second_key_spec).any(|s| s.keynum);
+        if !keynum {
+            return super::table_keys(self.keys, args);
+        }
+        let mut out = Vec::new();
+        for spec in self.key_spec.iter().chain(&self.second_key_spec) {
+            let at = spec.begin_index as usize;
+            if !spec.keynum {
+                out.extend(args.get(at).map(|k| k.as_ref()));
+                continue;
+            }
+            let n =
+                args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
+            out.extend(args.iter().skip(at + 1).take(n).map(|k| k.as_ref()));
+        }
+        out
     }
 
     const fn notes(self, notes: &'static str) -> CommandSpec {
@@ -102,6 +170,7 @@ const fn spec(
         acl: &[],
         tips: &[],
         key_spec: None,
+        second_key_spec: None,
         subcommands: &[],
     }
 }
@@ -676,6 +745,158 @@ pub const COMMANDS: &[CommandSpec] = &[
         .acl(&["@read", "@hash", "@slow"])
         .tips(&["nondeterministic_output_order"])
         .key_spec(&["RO", "access"]),
+    spec("lpush", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", "Prepend one or multiple elements to a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("rpush", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "1.0.0", "Append one or multiple elements to a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("lpushx", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "2.2.0", "Prepend an element to a list, only if the list exists")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("rpushx", -3, &["write", "denyoom", "fast"], (1, 1, 1), "list", "2.2.0", "Append an element to a list, only if the list exists")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec("lpop", -2, &["write", "fast"], (1, 1, 1), "list", "1.0.0", "Remove and get the first elements in a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("rpop", -2, &["write", "fast"], (1, 1, 1), "list", "1.0.0", "Remove and get the last elements in a list")
+        .acl(&["@write", "@list", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("llen", 2, &["readonly", "fast"], (1, 1, 1), "list", "1.0.0", "Get the length of a list")
+        .acl(&["@read", "@list", "@fast"])
+        .key_spec(&["RO"]),
+    spec("lrange", 4, &["readonly"], (1, 1, 1), "list", "1.0.0", "Get a range of elements from a list")
+        .acl(&["@read", "@list", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("lindex", 3, &["readonly"], (1, 1, 1), "list", "1.0.0", "Get an element from a list by its index")
+        .acl(&["@read", "@list", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("lset", 4, &["write", "denyoom"], (1, 1, 1), "list", "1.0.0", "Set the value of an element in a list by its index")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "update"]),
+    spec("ltrim", 4, &["write"], (1, 1, 1), "list", "1.0.0", "Trim a list to the specified range")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("lrem", 4, &["write"], (1, 1, 1), "list", "1.0.0", "Remove elements from a list")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("linsert", 5, &["write", "denyoom"], (1, 1, 1), "list", "2.2.0", "Insert an element before or after another element in a list")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "insert"]),
+    // Two key specs (source, destination): written by hand from redis-server's COMMAND INFO.
+    spec("lmove", 5, &["write", "denyoom"], (1, 2, 1), "list", "6.2.0", "Pop an element from a list, push it to another list and return it")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "access", "delete"])
+        .second_key_spec(2, &["RW", "insert"]),
+    spec("rpoplpush", 3, &["write", "denyoom"], (1, 2, 1), "list", "1.2.0", "Remove the last element in a list, prepend it to another list and return it")
+        .acl(&["@write", "@list", "@slow"])
+        .key_spec(&["RW", "access", "delete"])
+        .second_key_spec(2, &["RW", "insert"]),
+    spec("blmove", 6, &["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_spec(&["RW", "access", "delete"])
+        .second_key_spec(2, &["RW", "insert"]),
+    // Keys counted by an argument (`numkeys`): a `keynum` key spec, by hand.
+    spec("lmpop", -4, &["write", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list")
+        .acl(&["@write", "@list", "@slow"])
+        .keynum_spec(1, &["RW", "access", "delete"]),
+    spec("blmpop", -5, &["write", "blocking", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list, or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .keynum_spec(2, &["RW", "access", "delete"]),
+    spec("zunionstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["OW", "update"])
+        .keynum_spec(2, &["RO", "access"]),
+    spec("zinterstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["OW", "update"])
+        .keynum_spec(2, &["RO", "access"]),
+    spec("lpos", -3, &["readonly"], (1, 1, 1), "list", "6.0.6", "Return the index of matching elements on a list")
+        .acl(&["@read", "@list", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zadd", -4, &["write", "denyoom", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "update"]),
+    spec("zrem", -3, &["write", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Remove one or more members from a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "delete"]),
+    spec("zscore", 3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Get the score associated with the given member in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zmscore", -3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "6.2.0", "Get the score associated with the given members in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zincrby", 4, &["write", "denyoom", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Increment the score of a member in a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "access", "update"]),
+    spec("zcard", 2, &["readonly", "fast"], (1, 1, 1), "sorted-set", "1.2.0", "Get the number of members in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO"]),
+    spec("zcount", 4, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", "Count the members in a sorted set with scores within the given values")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zrange", -4, &["readonly"], (1, 1, 1), "sorted-set", "1.2.0", "Return a range of members in a sorted set")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrangebyscore", -4, &["readonly"], (1, 1, 1), "sorted-set", "1.0.5", "Return a range of members in a sorted set, by score")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrange", -4, &["readonly"], (1, 1, 1), "sorted-set", "1.2.0", "Return a range of members in a sorted set, by index, with scores ordered from high to low")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrangebyscore", -4, &["readonly"], (1, 1, 1), "sorted-set", "2.2.0", "Return a range of members in a sorted set, by score, with scores ordered from high to low")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrangebylex", -4, &["readonly"], (1, 1, 1), "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrangebylex", -4, &["readonly"], (1, 1, 1), "sorted-set", "2.8.9", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_spec(&["RO", "access"]),
+    spec("zlexcount", 4, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.8.9", "Count the number of members in a sorted set between a given lexicographical range")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zrank", 3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", "Determine the index of a member in a sorted set")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zrevrank", 3, &["readonly", "fast"], (1, 1, 1), "sorted-set", "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low")
+        .acl(&["@read", "@sortedset", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec("zpopmin", -2, &["write", "fast"], (1, 1, 1), "sorted-set", "5.0.0", "Remove and return members with the lowest scores in a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("zpopmax", -2, &["write", "fast"], (1, 1, 1), "sorted-set", "5.0.0", "Remove and return members with the highest scores in a sorted set")
+        .acl(&["@write", "@sortedset", "@fast"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("zremrangebyrank", 4, &["write"], (1, 1, 1), "sorted-set", "2.0.0", "Remove all members in a sorted set within the given indexes")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("zremrangebyscore", 4, &["write"], (1, 1, 1), "sorted-set", "1.2.0", "Remove all members in a sorted set within the given scores")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("zremrangebylex", 4, &["write"], (1, 1, 1), "sorted-set", "2.8.9", "Remove all members in a sorted set between the given lexicographical range")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_spec(&["RW", "delete"]),
+    spec("zrandmember", -2, &["readonly"], (1, 1, 1), "sorted-set", "6.2.0", "Get one or multiple random elements from a sorted set")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .tips(&["nondeterministic_output"])
+        .key_spec(&["RO", "access"]),
+    spec("zscan", -3, &["readonly"], (1, 1, 1), "sorted-set", "2.8.0", "Incrementally iterate sorted sets elements and associated scores")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .tips(&["nondeterministic_output"])
+        .key_spec(&["RO", "access"]),    spec("blpop", -3, &["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", "Remove and get the first element in a list, or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("brpop", -3, &["write", "noscript", "blocking"], (1, -2, 1), "list", "2.0.0", "Remove and get the last element in a list, or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("bzpopmin", -3, &["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted-set", "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available")
+        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
+    spec("bzpopmax", -3, &["write", "noscript", "blocking", "fast"], (1, -2, 1), "sorted-set", "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available")
+        .acl(&["@write", "@sortedset", "@fast", "@blocking"])
+        .key_spec(&["RW", "access", "delete"]),
     // Pub/Sub (see `crate::pubsub`): delivered on every node of the cluster, at most once.
     spec(
         "subscribe",
