@@ -112,6 +112,7 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod response;
+pub mod script;
 pub mod snapshot;
 pub mod store;
 pub mod workload;
