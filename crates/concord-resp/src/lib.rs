@@ -87,6 +87,7 @@ pub mod frame;
 pub mod glob;
 pub mod introspect;
 pub mod memory;
+pub mod scripts;
 pub mod server;
 
 pub use acl::Acl;
