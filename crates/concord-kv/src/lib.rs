@@ -113,7 +113,6 @@ pub mod error;
 pub mod limits;
 pub mod redis;
 pub mod response;
-pub mod script;
 pub mod snapshot;
 pub mod store;
 pub mod workload;

@@ -39,7 +39,10 @@
 
 pub mod hash;
 pub mod keyspace;
+pub mod lua;
 mod reply;
+pub mod script;
+pub mod string;
 
 pub use reply::{format_double, Reply};
 
@@ -408,7 +411,7 @@ const fn write(name: &'static str, run: fn(&mut Tx, &[Vec<u8>]) -> Outcome) -> S
 /// Every command the interpreter runs, one family per module. The arity and key positions live in
 /// the front door's command table (`concord-resp`): arguments arrive here already counted.
 pub fn commands() -> impl Iterator<Item = &'static Spec> {
-    hash::COMMANDS.iter().chain(keyspace::COMMANDS)
+    hash::COMMANDS.iter().chain(keyspace::COMMANDS).chain(script::COMMANDS)
 }
 
 /// The interpreter's command named `name` (lowercase).

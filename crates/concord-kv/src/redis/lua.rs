@@ -1,4 +1,4 @@
-//! # Lua scripts (`EVAL`), run inside the replicated state machine
+//! # The Lua sandbox that runs `EVAL` scripts inside the replicated state machine
 //!
 //! Redis runs a Lua 5.1 script atomically: nothing else runs while it does, and every `redis.call`
 //! it makes sees the effects of the ones before. Concord gets the same atomicity by running the
@@ -88,23 +88,7 @@ use mlua::{
 };
 use sha1::{Digest, Sha1};
 
-/// A Redis reply. **Local copy** until the Redis interpreter (`concord_kv::redis::Reply`) lands;
-/// the shapes are the same, so the merge replaces this definition with a `use`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Reply {
-    Nil,
-    NilArray,
-    Ok,
-    Status(String),
-    Int(i64),
-    Bulk(Vec<u8>),
-    Double(f64),
-    Array(Vec<Reply>),
-    Map(Vec<(Reply, Reply)>),
-    Set(Vec<Reply>),
-    /// The whole Redis error line without the leading `-`, e.g. `ERR unknown command`.
-    Error(String),
-}
+use super::{format_double, Reply};
 
 /// The hook fires every this many VM instructions: the granularity of the budget. Lower would
 /// stop runaway scripts more precisely and slow every script down (each firing is a call into
@@ -302,7 +286,7 @@ fn run_inner(
 
     lua.scope(|scope| {
         // %.17g through Lua's own C formatter: how Redis turns numbers into command arguments,
-        // and doubles into RESP2 strings, down to glibc's "-nan".
+        // down to glibc's "-nan".
         let fmt17: Function = lua
             .load("local f = string.format return function(n) return f('%.17g', n) end")
             .set_name("=concord")
@@ -326,7 +310,7 @@ fn run_inner(
                 };
                 match reply {
                     Reply::Error(e) if raise => Err(raise_error(e)),
-                    reply => reply_to_lua(lua, &reply, resp3.get(), &fmt17),
+                    reply => reply_to_lua(lua, &reply, resp3.get()),
                 }
             })
         };
@@ -554,11 +538,11 @@ fn tagged(lua: &Lua, tag: &str, v: impl mlua::IntoLua) -> mlua::Result<Value> {
 }
 
 /// A command's reply as `redis.call` returns it (see the table in the module docs).
-fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool, fmt17: &Function) -> mlua::Result<Value> {
+fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
     let array = |items: &mut dyn Iterator<Item = &Reply>| -> mlua::Result<Value> {
         let t = lua.create_table()?;
         for (i, item) in items.enumerate() {
-            t.raw_set(i + 1, reply_to_lua(lua, item, resp3, fmt17)?)?;
+            t.raw_set(i + 1, reply_to_lua(lua, item, resp3)?)?;
         }
         Ok(Value::Table(t))
     };
@@ -570,15 +554,12 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool, fmt17: &Function) -> mlua
         Reply::Int(i) => Value::Integer(*i),
         Reply::Bulk(b) => Value::String(lua.create_string(b)?),
         Reply::Double(d) if resp3 => tagged(lua, "double", *d)?,
-        Reply::Double(d) if d.is_infinite() => {
-            Value::String(lua.create_string(if *d > 0.0 { "inf" } else { "-inf" })?)
-        }
-        Reply::Double(d) => Value::String(fmt17.call(*d)?),
+        Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
         Reply::Array(items) => array(&mut items.iter())?,
         Reply::Set(items) if resp3 => {
             let set = lua.create_table()?;
             for item in items {
-                set.raw_set(reply_to_lua(lua, item, resp3, fmt17)?, true)?;
+                set.raw_set(reply_to_lua(lua, item, resp3)?, true)?;
             }
             tagged(lua, "set", set)?
         }
@@ -586,7 +567,7 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool, fmt17: &Function) -> mlua
         Reply::Map(pairs) if resp3 => {
             let map = lua.create_table()?;
             for (k, v) in pairs {
-                map.raw_set(reply_to_lua(lua, k, resp3, fmt17)?, reply_to_lua(lua, v, resp3, fmt17)?)?;
+                map.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, v, resp3)?)?;
             }
             tagged(lua, "map", map)?
         }
