@@ -1,6 +1,6 @@
 //! The node's script cache: what `SCRIPT LOAD`, `SCRIPT EXISTS`, `SCRIPT FLUSH` and `EVALSHA` see.
 //!
-//! A script runs inside the replicated state machine (`concord_kv::script`), so its log entry must
+//! A script runs inside the replicated state machine (`concord_kv::redis::script`), so its log entry must
 //! carry everything a replica needs to run it – **the body, never just the SHA-1**: a replica that
 //! joined later, restarted, or restored a snapshot has no cache of what other nodes loaded. The
 //! cache is therefore a convenience of the front door, per node and not replicated: `EVALSHA sha`
@@ -40,7 +40,7 @@ impl ScriptCache {
 
     /// Adds `body` (if new) and returns its SHA-1.
     pub fn load(&self, body: &[u8]) -> String {
-        let sha = concord_kv::script::sha1hex(body);
+        let sha = concord_kv::redis::lua::sha1hex(body);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if !inner.bodies.contains_key(&sha) {
             inner.bytes += body.len();
@@ -105,7 +105,7 @@ mod tests {
         }
         assert_eq!(cache.len(), ScriptCache::MAX_SCRIPTS);
         assert!(cache.get(first.as_bytes()).is_none(), "the oldest went");
-        assert!(cache.get(concord_kv::script::sha1hex(b"return 1").as_bytes()).is_some());
+        assert!(cache.get(concord_kv::redis::lua::sha1hex(b"return 1").as_bytes()).is_some());
         let big = vec![b' '; ScriptCache::MAX_BYTES / 2 + 1];
         cache.load(&big);
         cache.load(&[&big[..], b"--"].concat());

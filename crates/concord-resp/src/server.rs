@@ -96,11 +96,12 @@ use crate::cluster;
 use crate::codec::{encode, DecodeLimits, RequestDecoder};
 use crate::command::{
     self, consistency_name, AclRequest, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError,
-    Request,
+    Request, ScriptRequest,
 };
 use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
+use crate::scripts::ScriptCache;
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
@@ -279,6 +280,8 @@ struct Shared {
     total_connections: AtomicU64,
     rejected_connections: AtomicU64,
     total_commands: AtomicU64,
+    /// `SCRIPT LOAD`ed and `EVAL`ed scripts, for `EVALSHA` (per node; see [`crate::scripts`]).
+    scripts: ScriptCache,
 }
 
 /// Serve the Redis protocol on `listener` until `shutdown` completes (see the module docs).
@@ -317,6 +320,7 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
         total_connections: AtomicU64::new(0),
         rejected_connections: AtomicU64::new(0),
         total_commands: AtomicU64::new(0),
+        scripts: ScriptCache::default(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -720,6 +724,32 @@ impl Client {
             }
             return ready(Frame::error(cluster::CROSSSLOT), self.protocol);
         }
+        // Scripts: the log entry carries the body, so EVALSHA becomes EVAL here.
+        let request = match request {
+            Request::EvalSha(mut args) => match self.shared.scripts.get(&args[1]) {
+                Some(body) => {
+                    let read_only = args[0].len() == "evalsha_ro".len();
+                    args[0] = Bytes::from_static(if read_only { b"EVAL_RO" } else { b"EVAL" });
+                    args[1] = Bytes::copy_from_slice(&body);
+                    Request::Redis(args)
+                }
+                None => {
+                    if let Some(multi) = &mut self.multi {
+                        multi.doomed = true;
+                    }
+                    return ready(
+                        Frame::error("NOSCRIPT No matching script. Please use EVAL."),
+                        self.protocol,
+                    );
+                }
+            },
+            Request::Redis(args) if name == "eval" || name == "eval_ro" => {
+                // As Redis: a script run with EVAL can then be run with EVALSHA.
+                self.shared.scripts.load(&args[1]);
+                Request::Redis(args)
+            }
+            request => request,
+        };
         match (request, self.multi.is_some()) {
             (Request::Multi, false) => {
                 self.multi = Some(Multi::default());
@@ -898,6 +928,20 @@ impl Client {
             Request::Ping(None) => Frame::simple("PONG"),
             Request::Ping(Some(message)) | Request::Echo(message) => Frame::Bulk(message),
             Request::Quit => return (Frame::ok(), true),
+            Request::Script(sub) => match sub {
+                ScriptRequest::Load(body) => Frame::bulk(self.shared.scripts.load(&body)),
+                ScriptRequest::Exists(shas) => Frame::Array(
+                    shas.iter()
+                        .map(|sha| Frame::Integer(self.shared.scripts.get(sha).is_some() as i64))
+                        .collect(),
+                ),
+                ScriptRequest::Flush => {
+                    self.shared.scripts.flush();
+                    Frame::ok()
+                }
+                // A script runs inside the state machine and stops by its budget: never busy here.
+                ScriptRequest::Kill => Frame::error("NOTBUSY No scripts in execution right now."),
+            },
             Request::Auth { user, password } => {
                 if user.is_none() && self.shared.acl.is_nopass(DEFAULT_USER) {
                     Frame::error(
