@@ -32,7 +32,9 @@
 //! * [`backend`] – the [`Backend`] trait and how its errors look to Redis clients;
 //! * [`cluster`] – Redis Cluster's protocol: the view of a sharded backend ([`Topology`]), the
 //!   `CLUSTER` replies rendered from it, and `-CROSSSLOT`;
-//! * [`memory`] – [`MemoryBackend`], a single-process backend.
+//! * [`memory`] – [`MemoryBackend`], a single-process backend;
+//! * [`scripts`] – the node's script cache behind `SCRIPT LOAD` and `EVALSHA` (scripts themselves run
+//!   in the state machine: `concord_kv::redis::script`).
 //!
 //! ## Commands
 //! `PING`, `ECHO`, `HELLO [2|3] [AUTH user pass] [SETNAME name]`, `AUTH [user] pass`,
@@ -50,8 +52,9 @@
 //! Raft node, `ONE|QUORUM|ALL` or `R <r> W <w>` quorums on a node in the eventual mode (see
 //! [`backend`] and [`command`]).
 //!
-//! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH`, no pub/sub
-//! and no scripting. Those get `-ERR unknown command`.
+//! Lists, sets, sorted sets, streams, `WATCH` and pub/sub are not here yet: they get `-ERR unknown command`.
+//! Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`,
+//! `SCRIPT LOAD|EXISTS|FLUSH|KILL` (see [`scripts`]).
 //!
 //! `COMMAND INFO` reports each command as Redis 7 does – flags, ACL categories, tips, key
 //! positions and key specs, byte for byte (`tests/cluster.rs` compares them with redis-server's) –
