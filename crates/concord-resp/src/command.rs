@@ -121,6 +121,36 @@ pub enum Request {
     Redis(Vec<Bytes>),
     /// Pub/Sub: `(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`, `(S)PUBLISH`, `PUBSUB` (see [`crate::pubsub`]).
     PubSub(crate::pubsub::PubSubRequest),
+    /// `EVALSHA` / `EVALSHA_RO sha numkeys …`: resolved to the body from the node's script cache
+    /// ([`crate::scripts`]) and run as `EVAL` / `EVAL_RO`.
+    EvalSha(Vec<Bytes>),
+    /// `SCRIPT LOAD|EXISTS|FLUSH|KILL`: the node's script cache.
+    Script(ScriptRequest),
+}
+
+/// A `SCRIPT` subcommand.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScriptRequest {
+    Load(Bytes),
+    Exists(Vec<Bytes>),
+    Flush,
+    Kill,
+}
+
+/// The keys of `EVAL`-like arguments (`name script numkeys key … arg …`), if `numkeys` is valid.
+pub fn script_keys(args: &[Bytes]) -> Vec<&[u8]> {
+    let n = std::str::from_utf8(args.get(2).map_or(&[][..], |a| a.as_ref()))
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok());
+    match n {
+        Some(n) if 3 + n <= args.len() => args[3..3 + n].iter().map(|k| k.as_ref()).collect(),
+        _ => vec![],
+    }
+}
+
+/// Whether `name` is `EVAL` or `EVAL_RO` (which the interpreter runs).
+fn is_eval(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"eval") || name.eq_ignore_ascii_case(b"eval_ro")
 }
 
 /// A `CLUSTER` subcommand. Arguments that need checking are kept as given: on a node without
@@ -157,6 +187,8 @@ impl Request {
                 keys.iter().map(|k| k.as_ref()).collect()
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
+            Request::Redis(args) if is_eval(&args[0]) => script_keys(args),
+            Request::EvalSha(args) => script_keys(args),
             Request::Redis(args) => match lookup(&args[0]) {
                 Some(spec) => spec.keys_of(args),
                 None => vec![],
@@ -177,6 +209,41 @@ pub fn table_keys(keys: (i64, i64, i64), args: &[Bytes]) -> Vec<&[u8]> {
     let n = args.len() as i64;
     let last = if last < 0 { n + last } else { last.min(n - 1) };
     (first..=last).step_by(step as usize).filter_map(|i| args.get(i as usize)).map(|k| k.as_ref()).collect()
+}
+
+/// `SCRIPT LOAD body`, `SCRIPT EXISTS sha …`, `SCRIPT FLUSH [ASYNC|SYNC]`, `SCRIPT KILL`.
+fn parse_script(rest: &[Bytes]) -> Result<Request, ReplyError> {
+    let sub = String::from_utf8_lossy(&rest[0]).to_ascii_lowercase();
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(ReplyError::wrong_arity(&format!("script|{sub}"))) };
+    Ok(Request::Script(match sub.as_str() {
+        "load" => {
+            arity(rest.len() == 2)?;
+            ScriptRequest::Load(rest[1].clone())
+        }
+        "exists" => {
+            arity(rest.len() >= 2)?;
+            ScriptRequest::Exists(rest[1..].to_vec())
+        }
+        "flush" => {
+            arity(rest.len() <= 2)?;
+            if let Some(mode) = rest.get(1) {
+                if !mode.eq_ignore_ascii_case(b"async") && !mode.eq_ignore_ascii_case(b"sync") {
+                    return Err(ReplyError("ERR SCRIPT FLUSH only support SYNC|ASYNC option".into()));
+                }
+            }
+            ScriptRequest::Flush
+        }
+        "kill" => {
+            arity(rest.len() == 1)?;
+            ScriptRequest::Kill
+        }
+        _ => {
+            return Err(ReplyError(format!(
+                "ERR unknown subcommand '{}'. Try SCRIPT HELP.",
+                String::from_utf8_lossy(&rest[0])
+            )))
+        }
+    }))
 }
 
 /// An `ACL` subcommand.
@@ -391,6 +458,23 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
     let n = args.len() as i64;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Err(ReplyError::wrong_arity(spec.name));
+    }
+    if matches!(spec.name, "eval" | "eval_ro" | "evalsha" | "evalsha_ro") {
+        // The interpreter checks numkeys again; here it must be valid to find the keys.
+        concord_kv::redis::script::split(&args[1..].iter().map(|a| a.to_vec()).collect::<Vec<_>>()).map_err(
+            |e| match e {
+                concord_kv::Reply::Error(line) => ReplyError(line),
+                _ => ReplyError::syntax(),
+            },
+        )?;
+        return Ok(if spec.name.starts_with("evalsha") {
+            Request::EvalSha(args)
+        } else {
+            Request::Redis(args)
+        });
+    }
+    if spec.name == "script" {
+        return parse_script(&args[1..]);
     }
     if concord_kv::redis::is_write(spec.name).is_some() {
         return Ok(Request::Redis(args));

@@ -107,6 +107,9 @@ impl Request {
             | Request::Del(_)
             | Request::IncrBy { .. }
             | Request::MSet(_) => Access::Write,
+            // EVALSHA runs as EVAL (the server resolves it first); the ACL check needs its access.
+            Request::EvalSha(args) if args[0].len() == "evalsha_ro".len() => Access::Read,
+            Request::EvalSha(_) => Access::Write,
             Request::Redis(args) => {
                 match concord_kv::redis::is_write(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase()) {
                     Some(true) => Access::Write,

@@ -36,7 +36,9 @@
 //!   `CLUSTER` replies rendered from it, and `-CROSSSLOT`;
 //! * [`pubsub`] – Pub/Sub: the per-node registry of subscriptions (sans-IO), the [`pubsub::Hub`]
 //!   every connection of a node shares, and the [`pubsub::Relay`] to the other nodes;
-//! * [`memory`] – [`MemoryBackend`], a single-process backend.
+//! * [`memory`] – [`MemoryBackend`], a single-process backend;
+//! * [`scripts`] – the node's script cache behind `SCRIPT LOAD` and `EVALSHA` (scripts themselves run
+//!   in the state machine: `concord_kv::redis::script`).
 //!
 //! ## Commands
 //! `PING`, `ECHO`, `HELLO [2|3] [AUTH user pass] [SETNAME name]`, `AUTH [user] pass`,
@@ -59,8 +61,9 @@
 //! and `PUBSUB CHANNELS|NUMSUB|NUMPAT|SHARDCHANNELS|SHARDNUMSUB|HELP`, across every node of a
 //! cluster, delivered at most once (see [`pubsub`]).
 //!
-//! Every value is a string: there are no lists, hashes, sets or streams, no `WATCH` and no
-//! scripting. Those get `-ERR unknown command`.
+//! Hashes, lists, sets and sorted sets run in the replicated state machine's interpreter
+//! (`concord_kv::redis`): the front door sends their arguments as they came. Lua scripting: `EVAL`, `EVALSHA`, `EVAL_RO`, `EVALSHA_RO`,
+//! `SCRIPT LOAD|EXISTS|FLUSH|KILL` (see [`scripts`]).
 //!
 //! `COMMAND INFO` reports each command as Redis 7 does – flags, ACL categories, tips, key
 //! positions and key specs, byte for byte (`tests/cluster.rs` compares them with redis-server's) –
@@ -101,6 +104,7 @@ pub mod introspect;
 pub mod memory;
 pub mod monitor;
 pub mod pubsub;
+pub mod scripts;
 pub mod server;
 
 pub use acl::Acl;

@@ -111,13 +111,14 @@ use crate::cluster;
 use crate::codec::{encode, DecodeError, DecodeLimits, RequestDecoder};
 use crate::command::{
     self, consistency_name, AclRequest, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError,
-    Request, SlowlogRequest,
+    Request, ScriptRequest, SlowlogRequest,
 };
 use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
 use crate::monitor::{ClientHandle, ClientSnapshot, Lookups, Monitor};
 use crate::pubsub::{Hub, Mailbox, PubSubRequest};
+use crate::scripts::ScriptCache;
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
@@ -325,6 +326,8 @@ struct Shared {
     monitor: Monitor,
     /// The address the listener is bound to (`CONFIG GET bind`).
     bind: Option<SocketAddr>,
+    /// `SCRIPT LOAD`ed and `EVAL`ed scripts, for `EVALSHA` (per node; see [`crate::scripts`]).
+    scripts: ScriptCache,
 }
 
 /// Serve the Redis protocol on `listener` until `shutdown` completes (see the module docs).
@@ -368,6 +371,7 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
         total_commands: AtomicU64::new(0),
         monitor: Monitor::default(),
         bind,
+        scripts: ScriptCache::default(),
     });
     // `instantaneous_ops_per_sec`: sample the commands counter, as redis-server does.
     let sampler = {
@@ -1029,6 +1033,32 @@ impl Client {
             }
             return ready(Frame::error(cluster::CROSSSLOT), self.protocol);
         }
+        // Scripts: the log entry carries the body, so EVALSHA becomes EVAL here.
+        let request = match request {
+            Request::EvalSha(mut args) => match self.shared.scripts.get(&args[1]) {
+                Some(body) => {
+                    let read_only = args[0].len() == "evalsha_ro".len();
+                    args[0] = Bytes::from_static(if read_only { b"EVAL_RO" } else { b"EVAL" });
+                    args[1] = Bytes::copy_from_slice(&body);
+                    Request::Redis(args)
+                }
+                None => {
+                    if let Some(multi) = &mut self.multi {
+                        multi.doomed = true;
+                    }
+                    return ready(
+                        Frame::error("NOSCRIPT No matching script. Please use EVAL."),
+                        self.protocol,
+                    );
+                }
+            },
+            Request::Redis(args) if name == "eval" || name == "eval_ro" => {
+                // As Redis: a script run with EVAL can then be run with EVALSHA.
+                self.shared.scripts.load(&args[1]);
+                Request::Redis(args)
+            }
+            request => request,
+        };
         match (request, self.multi.is_some()) {
             (Request::Multi, false) => {
                 self.multi = Some(Multi::default());
@@ -1252,6 +1282,20 @@ impl Client {
             Request::Ping(None) => Frame::simple("PONG"),
             Request::Ping(Some(message)) | Request::Echo(message) => Frame::Bulk(message),
             Request::Quit => return (Frame::ok(), true),
+            Request::Script(sub) => match sub {
+                ScriptRequest::Load(body) => Frame::bulk(self.shared.scripts.load(&body)),
+                ScriptRequest::Exists(shas) => Frame::Array(
+                    shas.iter()
+                        .map(|sha| Frame::Integer(self.shared.scripts.get(sha).is_some() as i64))
+                        .collect(),
+                ),
+                ScriptRequest::Flush => {
+                    self.shared.scripts.flush();
+                    Frame::ok()
+                }
+                // A script runs inside the state machine and stops by its budget: never busy here.
+                ScriptRequest::Kill => Frame::error("NOTBUSY No scripts in execution right now."),
+            },
             Request::Auth { user, password } => {
                 if user.is_none() && self.shared.acl.is_nopass(DEFAULT_USER) {
                     Frame::error(

@@ -40,7 +40,10 @@
 pub mod hash;
 pub mod keyspace;
 pub mod list;
+pub mod lua;
 mod reply;
+pub mod script;
+pub mod string;
 pub mod zset;
 
 pub use reply::{format_double, Reply};
@@ -410,7 +413,12 @@ const fn write(name: &'static str, run: fn(&mut Tx, &[Vec<u8>]) -> Outcome) -> S
 /// Every command the interpreter runs, one family per module. The arity and key positions live in
 /// the front door's command table (`concord-resp`): arguments arrive here already counted.
 pub fn commands() -> impl Iterator<Item = &'static Spec> {
-    hash::COMMANDS.iter().chain(keyspace::COMMANDS).chain(list::COMMANDS).chain(zset::COMMANDS)
+    hash::COMMANDS
+        .iter()
+        .chain(keyspace::COMMANDS)
+        .chain(list::COMMANDS)
+        .chain(zset::COMMANDS)
+        .chain(script::COMMANDS)
 }
 
 /// The interpreter's command named `name` (lowercase).

@@ -1,0 +1,166 @@
+//! `EVAL` against a real store, through the log as the front door sends it: redis-py's `Lock`
+//! scripts, atomicity, and replicas computing the same thing.
+
+use super::super::{RedisCall, RedisExec};
+use super::*;
+use crate::{Command, KvStore, Query, Response, Write};
+use concord_core::{StateMachine, Time};
+
+const NOW: Time = Time(1_700_000_000_000 * 1_000_000);
+
+fn argv(words: &[&str]) -> Vec<Vec<u8>> {
+    words.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+fn eval_at(store: &mut KvStore, now: Time, body: &str, keys: &[&str], args: &[&str]) -> Reply {
+    let mut v = argv(&["EVAL", body, &keys.len().to_string()]);
+    v.extend(argv(keys));
+    v.extend(argv(args));
+    let exec = RedisExec { keys: argv(keys), watch: vec![], calls: vec![RedisCall::new(v)] };
+    match store.execute(&Command::new(now, Write::Redis(exec))) {
+        Ok(Response::Redis { replies: Some(mut replies), .. }) => replies.pop().unwrap(),
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
+fn eval(store: &mut KvStore, body: &str, keys: &[&str], args: &[&str]) -> Reply {
+    eval_at(store, NOW, body, keys, args)
+}
+
+fn eval_ro(store: &KvStore, body: &str, keys: &[&str]) -> Reply {
+    let mut v = argv(&["EVAL_RO", body, &keys.len().to_string()]);
+    v.extend(argv(keys));
+    let exec = RedisExec { keys: argv(keys), watch: vec![], calls: vec![RedisCall::new(v)] };
+    match store.read(&Query::Redis(exec)) {
+        Ok(Response::Redis { replies: Some(mut replies), .. }) => replies.pop().unwrap(),
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
+// redis-py 5's Lock scripts, verbatim.
+const RELEASE: &str = "
+        local token = redis.call('get', KEYS[1])
+        if not token or token ~= ARGV[1] then
+            return 0
+        end
+        redis.call('del', KEYS[1])
+        return 1
+    ";
+const EXTEND: &str = "
+        local token = redis.call('get', KEYS[1])
+        if not token or token ~= ARGV[1] then
+            return 0
+        end
+        local expiration = redis.call('pttl', KEYS[1])
+        if not expiration then
+            expiration = 0
+        end
+        if expiration < 0 then
+            return 0
+        end
+
+        local newttl = ARGV[2]
+        if ARGV[3] == \"0\" then
+            newttl = ARGV[2] + expiration
+        end
+        redis.call('pexpire', KEYS[1], newttl)
+        return 1
+    ";
+
+#[test]
+fn redis_py_lock_scripts_release_and_extend() {
+    let mut s = KvStore::default();
+    assert_eq!(
+        eval(&mut s, "return redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', '10000')", &["lock"], &["tok"]),
+        Reply::Ok
+    );
+    assert_eq!(
+        eval(&mut s, "return redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', '10000')", &["lock"], &["x"]),
+        Reply::Nil
+    );
+    assert_eq!(eval(&mut s, EXTEND, &["lock"], &["other", "5000", "0"]), Reply::Int(0));
+    assert_eq!(eval(&mut s, EXTEND, &["lock"], &["tok", "5000", "0"]), Reply::Int(1));
+    assert_eq!(eval(&mut s, "return redis.call('pttl', KEYS[1])", &["lock"], &[]), Reply::Int(15_000));
+    assert_eq!(eval(&mut s, EXTEND, &["lock"], &["tok", "3000", "1"]), Reply::Int(1));
+    assert_eq!(eval(&mut s, "return redis.call('pttl', KEYS[1])", &["lock"], &[]), Reply::Int(3_000));
+    assert_eq!(eval(&mut s, RELEASE, &["lock"], &["other"]), Reply::Int(0));
+    assert_eq!(eval_ro(&s, "return redis.call('get', KEYS[1])", &["lock"]), Reply::bulk("tok"));
+    assert_eq!(eval(&mut s, RELEASE, &["lock"], &["tok"]), Reply::Int(1));
+    assert_eq!(eval_ro(&s, "return redis.call('exists', KEYS[1])", &["lock"]), Reply::Int(0));
+    assert_eq!(eval(&mut s, EXTEND, &["lock"], &["tok", "5000", "0"]), Reply::Int(0));
+}
+
+#[test]
+fn a_script_is_one_revision_and_keeps_its_writes_before_an_error() {
+    let mut s = KvStore::default();
+    let before = s.revision();
+    let body = "redis.call('set', 'a', '1'); redis.call('hset', 'h', 'f', 'v'); redis.call('incr', 'a'); \
+                return redis.call('hget', 'h', 'f')";
+    assert_eq!(eval(&mut s, body, &[], &[]), Reply::bulk("v"));
+    assert_eq!(s.revision(), before + 1, "every write of the script shares one revision");
+    // Redis has no rollback: what ran before the error stays (and is the same on every replica).
+    let reply =
+        eval(&mut s, "redis.call('incr', 'a'); redis.call('incr', 'h'); redis.call('incr', 'a')", &[], &[]);
+    assert!(matches!(&reply, Reply::Error(e) if e.starts_with("WRONGTYPE")), "{reply:?}");
+    assert_eq!(eval_ro(&s, "return redis.call('get', 'a')", &[]), Reply::bulk("3"));
+}
+
+#[test]
+fn read_only_scripts_refuse_writes() {
+    let mut s = KvStore::default();
+    eval(&mut s, "return redis.call('set', 'k', 'v')", &[], &[]);
+    let reply = eval_ro(&s, "return redis.call('del', 'k')", &[]);
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.starts_with("ERR Write commands are not allowed from read-only scripts. script: ")),
+        "{reply:?}"
+    );
+    assert_eq!(eval_ro(&s, "return redis.call('get', 'k')", &[]), Reply::bulk("v"));
+}
+
+#[test]
+fn calls_are_counted_against_redis_arities() {
+    let mut s = KvStore::default();
+    let reply = eval(&mut s, "return redis.call('hset', 'h')", &[], &[]);
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.starts_with("ERR Wrong number of args calling Redis command from script")),
+        "{reply:?}"
+    );
+    let reply = eval(&mut s, "return redis.call('flushall')", &[], &[]);
+    assert!(
+        matches!(&reply, Reply::Error(e) if e.starts_with("ERR Unknown Redis command called from script")),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn numkeys_is_checked_as_redis_does() {
+    assert_eq!(
+        split(&argv(&["return 1", "x"])).unwrap_err(),
+        Reply::error("ERR value is not an integer or out of range")
+    );
+    assert_eq!(
+        split(&argv(&["return 1", "-1"])).unwrap_err(),
+        Reply::error("ERR Number of keys can't be negative")
+    );
+    assert_eq!(
+        split(&argv(&["return 1", "2", "k"])).unwrap_err(),
+        Reply::error("ERR Number of keys can't be greater than number of args")
+    );
+    let all = argv(&["b", "1", "k", "a"]);
+    let (body, keys, args) = split(&all).unwrap();
+    assert_eq!((body, keys, args), (&b"b"[..], &argv(&["k"])[..], &argv(&["a"])[..]));
+}
+
+#[test]
+fn replicas_running_the_same_log_compute_the_same_state() {
+    let body = "local v = tostring(math.random()) .. ' ' .. tostring({}) .. ' ' .. redis.call('incr', 'n') \
+                redis.call('set', KEYS[1], v) return v";
+    let run = || {
+        let mut s = KvStore::default();
+        let replies: Vec<Reply> = (0..3).map(|_| eval(&mut s, body, &["k"], &[])).collect();
+        (replies, s.snapshot())
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.0[0], Reply::bulk("0.17082803611217 table: 0x00000001 1"));
+    assert_eq!(a, b, "same replies and byte-identical snapshots");
+}
