@@ -14,6 +14,7 @@
 //! `start` means "from the first key". Point operations refuse the empty key, so `b""` is
 //! unambiguous as "the very beginning".
 
+use crate::redis::RedisExec;
 use concord_core::Time;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,47 @@ pub enum Write {
     /// Remove keys whose TTL deadline passed – proposed by a leader's
     /// [`housekeeping`](concord_core::StateMachine::housekeeping), never by clients.
     Expire { keys: Vec<ExpireKey> },
+    // New variants go last: commands cross the log and the peer wire by variant index (postcard).
+    /// Redis commands on any kind of value, run by the state machine's interpreter
+    /// ([`crate::redis`]) as one atomic step: one command, or a whole `MULTI … EXEC`.
+    Redis(RedisExec),
+}
+
+impl Write {
+    /// Every key this write names, in order: a transaction's compares then both branches, a Redis
+    /// command's listed keys then its watched ones. Ranges and expiry name none (they are not
+    /// routed by key).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Write::Put(put) => vec![&put.key],
+            Write::Delete { key } | Write::Increment { key, .. } => vec![key],
+            Write::Cas(cas) => vec![&cas.key],
+            Write::Txn(txn) => txn
+                .compares
+                .iter()
+                .map(|c| c.key.as_slice())
+                .chain(txn.success.iter().chain(&txn.failure).filter_map(TxnOp::key))
+                .collect(),
+            Write::Redis(exec) => exec.keys(),
+            Write::DeleteRange(_) | Write::Expire { .. } => vec![],
+        }
+    }
+
+    /// The key a write is routed by (in a sharded cluster, every key of one write shares a slot).
+    pub fn route_key(&self) -> Option<&[u8]> {
+        self.keys().first().copied()
+    }
+}
+
+impl TxnOp {
+    /// The key a point operation names (`None` for ranges).
+    pub fn key(&self) -> Option<&[u8]> {
+        match self {
+            TxnOp::Get { key } | TxnOp::Delete { key } => Some(key),
+            TxnOp::Put(put) => Some(&put.key),
+            TxnOp::Range(_) | TxnOp::DeleteRange(_) => None,
+        }
+    }
 }
 
 /// A put: the key, the new value and an optional time to live.
@@ -274,11 +316,26 @@ pub enum Query {
     GetMany {
         keys: Vec<Vec<u8>>,
     },
+    /// Read-only Redis commands (`HGET`, `TYPE`, …), run by the interpreter ([`crate::redis`])
+    /// against the applied state; answered with [`crate::Response::Redis`]. `keys` says which keys
+    /// they read (shard routing); `watch` must be empty.
+    Redis(RedisExec),
 }
 
 impl Query {
     pub fn get(key: impl Into<Vec<u8>>) -> Query {
         Query::Get { key: key.into() }
+    }
+
+    /// The key a query is routed by: its first (range reads and exports have none: they see the
+    /// store of the node they reach).
+    pub fn route_key(&self) -> Option<&[u8]> {
+        match self {
+            Query::Get { key } => Some(key),
+            Query::GetMany { keys } => keys.first().map(Vec::as_slice),
+            Query::Redis(exec) => exec.keys.first().map(Vec::as_slice),
+            Query::Range(_) | Query::Export | Query::Unsupported { .. } => None,
+        }
     }
 }
 

@@ -57,6 +57,11 @@ pub enum KvError {
     // New variants go last: Raft's session table stores outputs by variant index (postcard).
     #[error("one read asks for {keys} keys; the limit is {max_keys} (max_range_limit)")]
     TooManyKeys { keys: usize, max_keys: usize },
+
+    /// Keys starting with bytes FF FF hold the records of hashes, lists, sets and sorted sets
+    /// (see [`crate::redis`]); clients cannot name them.
+    #[error("key {key} starts with bytes FF FF, which Concord reserves for its own records")]
+    ReservedKey { key: String },
 }
 
 /// At most this many bytes of a key or value are quoted in an error message.

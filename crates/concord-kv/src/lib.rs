@@ -111,6 +111,7 @@ pub mod command;
 pub mod engine;
 pub mod error;
 pub mod limits;
+pub mod redis;
 pub mod response;
 pub mod snapshot;
 pub mod store;
@@ -123,6 +124,7 @@ pub use command::{
 pub use engine::{Engine, EngineRead, MemEngine};
 pub use error::KvError;
 pub use limits::{command_bytes, validate, validate_query, KvLimits, ZeroLimit};
+pub use redis::{RedisCall, RedisExec, Reply};
 pub use response::{KeyValue, KvResult, PageBudget, RangePage, Response};
 pub use snapshot::SnapshotError;
 pub use store::{key_value, Entry, KvStore, StoreInvariantViolation};

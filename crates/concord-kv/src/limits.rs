@@ -131,6 +131,7 @@ pub fn command_bytes(command: &Command) -> usize {
             compares + txn.success.iter().chain(&txn.failure).map(txn_op).sum::<usize>()
         }
         Write::Expire { keys } => keys.iter().map(|k| k.key.len()).sum(),
+        Write::Redis(exec) => exec.calls.iter().flat_map(|call| &call.argv).map(Vec::len).sum(),
     }
 }
 
@@ -171,6 +172,20 @@ fn check_parts(command: &Command, limits: &KvLimits) -> Result<(), KvError> {
             }
             keys.iter().try_for_each(|k| check_key(&k.key, limits))
         }
+        Write::Redis(exec) => {
+            if exec.calls.len() > limits.max_txn_ops {
+                return Err(KvError::TooManyTxnOps {
+                    ops: exec.calls.len(),
+                    max_txn_ops: limits.max_txn_ops,
+                });
+            }
+            exec.keys
+                .iter()
+                .chain(exec.watch.iter().map(|(key, _)| key))
+                .try_for_each(|k| check_key(k, limits))?;
+            // Every argument may become a stored member or value.
+            exec.calls.iter().flat_map(|call| &call.argv).try_for_each(|arg| check_value(arg, limits))
+        }
     }
 }
 
@@ -186,6 +201,10 @@ pub fn validate_query(query: &Query, limits: &KvLimits) -> Result<(), KvError> {
             keys.iter().try_for_each(|key| check_key(key, limits))
         }
         Query::Export => Ok(()),
+        Query::Redis(exec) => {
+            exec.keys.iter().try_for_each(|k| check_key(k, limits))?;
+            exec.calls.iter().flat_map(|call| &call.argv).try_for_each(|arg| check_value(arg, limits))
+        }
         Query::Unsupported { reason } => Err(KvError::Unsupported(reason.clone())),
     }
 }
@@ -208,6 +227,9 @@ fn check_put(put: &Put, limits: &KvLimits) -> Result<(), KvError> {
 pub(crate) fn check_key(key: &[u8], limits: &KvLimits) -> Result<(), KvError> {
     if key.is_empty() {
         return Err(KvError::EmptyKey);
+    }
+    if crate::redis::is_internal(key) {
+        return Err(KvError::ReservedKey { key: crate::error::excerpt(key) });
     }
     check_key_size(key, limits)
 }

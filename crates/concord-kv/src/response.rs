@@ -73,6 +73,13 @@ pub enum Response {
     /// The answer to [`crate::Query::GetMany`]: one entry per key asked, in order – possibly for
     /// only a prefix of them (see there).
     Values(Vec<Option<KeyValue>>),
+    /// The interpreter's answer to [`crate::Write::Redis`] (one reply per call, in order) or
+    /// [`crate::Query::Redis`] (one reply). `replies` is `None` when a watched key had changed and
+    /// nothing ran.
+    Redis {
+        revision: u64,
+        replies: Option<Vec<crate::redis::Reply>>,
+    },
 }
 
 #[cfg(test)]

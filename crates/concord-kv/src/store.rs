@@ -144,6 +144,10 @@ impl<E: Engine> KvStore<E> {
                 let expired = self.expire(keys, now);
                 (expired > 0, Response::Expire { revision: 0, expired })
             }
+            Write::Redis(exec) => {
+                let (wrote, replies) = crate::redis::exec(&mut self.engine, exec, now, rev);
+                (wrote, Response::Redis { revision: 0, replies })
+            }
         };
         if wrote {
             self.engine.set_revision(rev);
@@ -159,6 +163,10 @@ impl<E: Engine> KvStore<E> {
             Query::Range(request) => Ok(Response::Range(self.page(request))),
             Query::GetMany { keys } => Ok(Response::Values(self.get_many(keys))),
             Query::Export => Ok(Response::Range(self.export())),
+            Query::Redis(exec) => {
+                let replies = exec.calls.iter().map(|call| crate::redis::query(&self.engine, call)).collect();
+                Ok(Response::Redis { revision: self.revision(), replies: Some(replies) })
+            }
             // validate_query refuses it already; kept explicit so the match needs no wildcard.
             Query::Unsupported { reason } => Err(KvError::Unsupported(reason.clone())),
         }
@@ -272,30 +280,24 @@ impl<E: Engine> KvStore<E> {
         }
     }
 
-    /// Write `value` at revision `rev`, replacing the key's deadline with `expires_at`.
+    /// Write `value` at revision `rev`, replacing the key's deadline with `expires_at` (and a
+    /// collection stored under the key with its records, as Redis's `SET` does).
     fn put_at(&mut self, key: &[u8], value: Vec<u8>, expires_at: Option<Time>, rev: u64) {
-        let entry = match self.engine.get(key) {
-            Some(old) => Entry {
-                value,
-                create_revision: old.create_revision,
-                mod_revision: rev,
-                version: old.version.saturating_add(1),
-                expires_at,
-            },
-            None => Entry { value, create_revision: rev, mod_revision: rev, version: 1, expires_at },
-        };
-        self.engine.put(key, entry);
+        crate::redis::Tx::new(&mut self.engine, Time(0), rev).put_string(key, value, expires_at);
     }
 
-    /// Remove `key`; whether it existed.
+    /// Remove `key` (a collection with its records); whether it existed.
     fn remove(&mut self, key: &[u8]) -> bool {
-        self.engine.remove(key).is_some()
+        // The revision is unused: removing writes nothing new.
+        crate::redis::Tx::new(&mut self.engine, Time(0), 0).remove(key)
     }
 
-    /// Remove every key in `range`; how many there were.
+    /// Remove every key in `range` (user keys only: collections' records go with their keys); how
+    /// many there were.
     fn remove_range(&mut self, range: &KeyRange) -> u64 {
         let mut keys = Vec::new();
-        self.engine.scan(&range.start, range.end.as_deref(), &mut |key, _| {
+        let end = user_end(range.end.as_deref());
+        self.engine.scan(&range.start, Some(end), &mut |key, _| {
             keys.push(key.to_vec());
             true
         });
@@ -338,7 +340,7 @@ impl<E: Engine> KvStore<E> {
         let mut page = RangePage::default();
         let mut budget = PageBudget::new(request.limit, self.limits.max_range_bytes);
         let range = &request.range;
-        self.engine.scan(&range.start, range.end.as_deref(), &mut |key, entry| {
+        self.engine.scan(&range.start, Some(user_end(range.end.as_deref())), &mut |key, entry| {
             if !budget.take(key.len() + entry.value.len()) {
                 page.next_key = Some(key.to_vec());
                 return false;
@@ -489,6 +491,15 @@ pub fn key_value(key: &[u8], entry: &Entry) -> KeyValue {
     }
 }
 
+/// A user range's end, never past the collections' records (see [`crate::redis`]).
+fn user_end(end: Option<&[u8]>) -> &[u8] {
+    let internal = crate::redis::user_range_end();
+    match end {
+        Some(end) if end < internal => end,
+        _ => internal,
+    }
+}
+
 /// The absolute deadline of a TTL given at `now` (saturating: a huge TTL means "practically never").
 fn deadline(now: Time, ttl_ms: Option<u64>) -> Option<Time> {
     ttl_ms.map(|ttl| now + Duration::from_millis(ttl))
@@ -517,6 +528,7 @@ fn with_revision(response: Response, revision: u64) -> Response {
             responses: responses.into_iter().map(|r| with_revision(r, revision)).collect(),
         },
         Response::Expire { expired, .. } => Response::Expire { revision, expired },
+        Response::Redis { replies, .. } => Response::Redis { revision, replies },
         read @ (Response::Get(_) | Response::Range(_) | Response::Values(_)) => read,
     }
 }

@@ -88,14 +88,11 @@ pub enum Request {
     },
     MGet(Vec<Bytes>),
     MSet(Vec<(Bytes, Bytes)>),
-    /// EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT.
-    Expire(ExpireRequest),
     /// TTL (seconds) and PTTL (milliseconds).
     Ttl {
         key: Bytes,
         millis: bool,
     },
-    Persist(Bytes),
     Keys(Bytes),
     Scan(ScanRequest),
     // Transactions.
@@ -110,6 +107,9 @@ pub enum Request {
     ReadOnly,
     /// `READWRITE`: back to the connection's own consistency.
     ReadWrite,
+    /// A command the state machine's interpreter runs (hashes, lists, sets, sorted sets, `TYPE`,
+    /// `EXPIRE`…; see `concord_kv::redis`): its whole argument vector, name first, arity checked.
+    Redis(Vec<Bytes>),
 }
 
 /// A `CLUSTER` subcommand. Arguments that need checking are kept as given: on a node without
@@ -139,17 +139,32 @@ impl Request {
     /// The keys this request names, in order (what `-CROSSSLOT` and `COMMAND GETKEYS` are about).
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
-            Request::Get(key) | Request::Persist(key) => vec![key],
+            Request::Get(key) => vec![key],
             Request::Set(set) => vec![&set.key],
             Request::GetSet { key, .. } | Request::IncrBy { key, .. } | Request::Ttl { key, .. } => vec![key],
-            Request::Expire(expire) => vec![&expire.key],
             Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) => {
                 keys.iter().map(|k| k.as_ref()).collect()
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
+            Request::Redis(args) => match lookup(&args[0]) {
+                Some(spec) => table_keys(spec.keys, args),
+                None => vec![],
+            },
             _ => vec![],
         }
     }
+}
+
+/// The keys of `args` by the command table's `(first, last, step)` (`last` negative: counted from
+/// the end, `-1` the last argument).
+pub fn table_keys(keys: (i64, i64, i64), args: &[Bytes]) -> Vec<&[u8]> {
+    let (first, last, step) = keys;
+    if first <= 0 || step <= 0 {
+        return vec![];
+    }
+    let n = args.len() as i64;
+    let last = if last < 0 { n + last } else { last.min(n - 1) };
+    (first..=last).step_by(step as usize).filter_map(|i| args.get(i as usize)).map(|k| k.as_ref()).collect()
 }
 
 /// An `ACL` subcommand.
@@ -227,46 +242,6 @@ pub enum SetExpiry {
     AfterMs(u64),
     /// EXAT/PXAT: expire at this Unix time in ms (> 0; may be in the past: the key is deleted).
     AtUnixMs(u64),
-}
-
-/// `EXPIRE key seconds [NX|XX|GT|LT]` and its millisecond and absolute forms.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExpireRequest {
-    pub key: Bytes,
-    pub when: ExpireWhen,
-    pub conditions: ExpireConditions,
-    /// The command's name for error messages (`expire`, `pexpire`, …).
-    pub command: &'static str,
-}
-
-/// The deadline as given: relative or absolute, already in milliseconds (may be ≤ 0: delete).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExpireWhen {
-    AfterMs(i64),
-    AtUnixMs(i64),
-}
-
-/// Redis 7's EXPIRE options (XX combines with GT or LT; NX with none).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExpireConditions {
-    /// NX: only if the key has no TTL.
-    pub nx: bool,
-    /// XX: only if the key has a TTL.
-    pub xx: bool,
-    /// GT: only if the new deadline is later (no TTL counts as infinite, so GT never applies).
-    pub gt: bool,
-    /// LT: only if the new deadline is earlier (no TTL counts as infinite, so LT always applies).
-    pub lt: bool,
-}
-
-impl ExpireConditions {
-    /// Whether a key whose deadline is `current_ms` (`None`: no TTL) may get `new_ms`.
-    pub fn allow(&self, current_ms: Option<u64>, new_ms: u64) -> bool {
-        match current_ms {
-            None => !self.xx && !self.gt,
-            Some(current) => !self.nx && (!self.gt || new_ms > current) && (!self.lt || new_ms < current),
-        }
-    }
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`.
@@ -368,6 +343,9 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Err(ReplyError::wrong_arity(spec.name));
     }
+    if concord_kv::redis::is_write(spec.name).is_some() {
+        return Ok(Request::Redis(args));
+    }
     let mut args = args.into_iter();
     args.next(); // the name
     let rest: Vec<Bytes> = args.collect();
@@ -426,10 +404,8 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
             }
             Request::MSet(rest.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect())
         }
-        "expire" | "pexpire" | "expireat" | "pexpireat" => Request::Expire(parse_expire(spec.name, &rest)?),
         "ttl" => Request::Ttl { key: arg(0), millis: false },
         "pttl" => Request::Ttl { key: arg(0), millis: true },
-        "persist" => Request::Persist(arg(0)),
         "keys" => Request::Keys(arg(0)),
         "scan" => Request::Scan(parse_scan(&rest)?),
         "multi" => Request::Multi,
@@ -502,36 +478,6 @@ fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, 
         i += 1;
     }
     Ok(set)
-}
-
-fn parse_expire(command: &'static str, rest: &[Bytes]) -> Result<ExpireRequest, ReplyError> {
-    let amount = integer(&rest[1])?;
-    let seconds = command == "expire" || command == "expireat";
-    let ms = if seconds { amount.checked_mul(1000) } else { Some(amount) };
-    let ms = ms.ok_or_else(|| ReplyError::invalid_expire(command))?;
-    let when = if command.ends_with("at") { ExpireWhen::AtUnixMs(ms) } else { ExpireWhen::AfterMs(ms) };
-    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
-    for option in &rest[2..] {
-        if is(option, "NX") {
-            nx = true;
-        } else if is(option, "XX") {
-            xx = true;
-        } else if is(option, "GT") {
-            gt = true;
-        } else if is(option, "LT") {
-            lt = true;
-        } else {
-            return Err(ReplyError(format!("ERR Unsupported option {}", String::from_utf8_lossy(option))));
-        }
-    }
-    if nx && (xx || gt || lt) {
-        return Err(ReplyError("ERR NX and XX, GT or LT options at the same time are not compatible".into()));
-    }
-    if gt && lt {
-        return Err(ReplyError("ERR GT and LT options at the same time are not compatible".into()));
-    }
-    let conditions = ExpireConditions { nx, xx, gt, lt };
-    Ok(ExpireRequest { key: rest[0].clone(), when, conditions, command })
 }
 
 fn parse_scan(rest: &[Bytes]) -> Result<ScanRequest, ReplyError> {
@@ -823,13 +769,7 @@ mod tests {
         assert_eq!(error("incrby k 01"), "ERR value is not an integer or out of range");
         assert_eq!(error("decrby k -9223372036854775808"), "ERR decrement would overflow");
         assert_eq!(error("mset a 1 b"), "ERR wrong number of arguments for 'mset' command");
-        assert_eq!(
-            error("expire k 10 nx xx"),
-            "ERR NX and XX, GT or LT options at the same time are not compatible"
-        );
-        assert_eq!(error("expire k 10 gt lt"), "ERR GT and LT options at the same time are not compatible");
-        assert_eq!(error("expire k 10 foo"), "ERR Unsupported option foo");
-        assert_eq!(error("expire k 9223372036854775807"), "ERR invalid expire time in 'expire' command");
+        // EXPIRE's own errors come from the state machine's interpreter (concord_kv::redis tests).
         assert_eq!(error("client setname"), "ERR wrong number of arguments for 'client|setname' command");
         assert_eq!(error("client foo"), "ERR unknown subcommand 'foo'. Try CLIENT HELP.");
         assert_eq!(error("hello 4"), "NOPROTO unsupported protocol version");
@@ -911,22 +851,6 @@ mod tests {
         );
         assert_eq!(error("consistency ONE W 2"), "ERR wrong number of arguments for 'consistency' command");
         assert!(error("consistency two").starts_with("ERR unknown consistency 'two'; expected "));
-    }
-
-    #[test]
-    fn expire_conditions_follow_redis() {
-        let Ok(Request::Expire(e)) = parse_words("pexpire k 100 xx lt") else { panic!() };
-        assert_eq!(e.when, ExpireWhen::AfterMs(100));
-        // XX LT: needs a TTL, and the new one must be earlier.
-        assert!(!e.conditions.allow(None, 100));
-        assert!(e.conditions.allow(Some(200), 100));
-        assert!(!e.conditions.allow(Some(50), 100));
-        let lt = ExpireConditions { lt: true, ..Default::default() };
-        assert!(lt.allow(None, 100), "no TTL counts as infinite");
-        let gt = ExpireConditions { gt: true, ..Default::default() };
-        assert!(!gt.allow(None, 100));
-        let Ok(Request::Expire(e)) = parse_words("expireat k 5") else { panic!() };
-        assert_eq!(e.when, ExpireWhen::AtUnixMs(5000));
     }
 
     #[test]

@@ -12,14 +12,14 @@
 //! | `MSET k v …`                  | a `Txn` of puts – atomic                                          |
 //! | `INCR`/`DECR`/`INCRBY`/`DECRBY` | `Write::Increment` (keeps the key's TTL, like Redis)            |
 //! | `MGET`, `EXISTS`              | `Query::GetMany` pages, one after the other (see below)           |
-//! | `EXPIRE`…, `PERSIST`          | read the key, then `Write::Cas` on its `ModRevision` re-putting the value with the new TTL (retried if it changed) |
+//! | `EXPIRE`…, `PERSIST`, `TYPE`, hashes … | `Write::Redis` / `Query::Redis`: the state machine's interpreter (`concord_kv::redis`) runs the command itself, atomically |
 //! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
 //! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
 //! | `CLUSTER COUNTKEYSINSLOT`, `GETKEYSINSLOT` | `Backend::count_keys_in_slot`, `Backend::keys_in_slot` (see `cluster`) |
 //!
 //! # Read-modify-write
-//! KV writes cannot say "keep the deadline" or "change only the deadline", so `SET … KEEPTTL`,
-//! `EXPIRE` and `PERSIST` read the key, then write it back guarded by its mod revision: if any
+//! KV writes cannot say "keep the deadline", so `SET … KEEPTTL` reads the key, then writes it
+//! back guarded by its mod revision: if any
 //! other write touched the key in between, the guard fails and the command starts over (at most
 //! [`RMW_ATTEMPTS`] times, then `-TRYAGAIN`). The guard makes the outcome linearizable at the
 //! write, whatever consistency the read used. These commands re-write the value, so they bump the
@@ -58,16 +58,14 @@
 //! leader's expiry command is applied; until then `GET` still returns it and `TTL` reports 0.
 
 use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
-use crate::command::{
-    ClusterRequest, Condition, ExpireRequest, ExpireWhen, Request, ScanRequest, SetExpiry, SetRequest,
-};
+use crate::command::{ClusterRequest, Condition, Request, ScanRequest, SetExpiry, SetRequest};
 use crate::frame::Frame;
 use crate::{cursor, glob};
 use bytes::Bytes;
 use concord_core::Time;
 use concord_kv::{
-    Cas, Command, Compare, CompareOp, CompareTarget, KeyRange, KeyValue, Put, Query, RangeRequest, Response,
-    Txn, TxnOp, Write,
+    Command, Compare, CompareOp, CompareTarget, KeyRange, KeyValue, Put, Query, RangeRequest, RedisCall,
+    RedisExec, Response, Txn, TxnOp, Write,
 };
 use concord_raft::ReadConsistency;
 use std::sync::Arc;
@@ -108,7 +106,13 @@ impl Request {
             | Request::Del(_)
             | Request::IncrBy { .. }
             | Request::MSet(_) => Access::Write,
-            Request::Expire(_) | Request::Persist(_) => Access::ReadModifyWrite,
+            Request::Redis(args) => {
+                match concord_kv::redis::is_write(&String::from_utf8_lossy(&args[0]).to_ascii_lowercase()) {
+                    Some(true) => Access::Write,
+                    Some(false) => Access::Read,
+                    None => Access::Connection,
+                }
+            }
             _ => Access::Connection,
         }
     }
@@ -196,7 +200,29 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
             let write = Write::Txn(Txn { compares: vec![], success, failure: vec![] });
             reply(ctx.backend.write(command(write), ctx.consistency), |_| Ok(Frame::ok()))
         }
+        Request::Redis(args) => {
+            let call = RedisCall::new(args.iter().map(|a| a.to_vec()).collect());
+            if concord_kv::redis::is_write(&call.name()) == Some(true) {
+                let keys = Request::Redis(args).keys().into_iter().map(<[u8]>::to_vec).collect();
+                let exec = RedisExec { keys, watch: vec![], calls: vec![call] };
+                reply(ctx.backend.write(command(Write::Redis(exec)), ctx.consistency), single_reply)
+            } else {
+                let keys = Request::Redis(args).keys().into_iter().map(<[u8]>::to_vec).collect();
+                let exec = RedisExec { keys, watch: vec![], calls: vec![call] };
+                reply(ctx.backend.read(Query::Redis(exec), ctx.consistency), single_reply)
+            }
+        }
         other => Box::pin(async move { run(other, ctx).await.unwrap_or_else(|e| e) }),
+    }
+}
+
+/// The one reply of an interpreter command.
+fn single_reply(response: Response) -> Reply {
+    match response {
+        Response::Redis { replies: Some(mut replies), .. } if replies.len() == 1 => {
+            Ok(Frame::from(replies.pop().expect("one reply")))
+        }
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -432,7 +458,11 @@ fn ttl_reply(kv: Option<KeyValue>, now_ms: u64, millis: bool) -> i64 {
 async fn run(request: Request, ctx: ExecContext) -> Reply {
     match request {
         Request::Get(key) => {
-            Ok(Frame::bulk_or_null(get(&ctx, &key, ctx.consistency).await?.map(|kv| kv.value)))
+            let kv = get(&ctx, &key, ctx.consistency).await?;
+            if kv.as_ref().is_some_and(|kv| kv.value.is_empty()) && !is_string(&ctx, &key).await? {
+                return Ok(Frame::from(concord_kv::Reply::wrong_type()));
+            }
+            Ok(Frame::bulk_or_null(kv.map(|kv| kv.value)))
         }
         Request::MGet(keys) => {
             let values = get_many(&ctx, &keys, true).await?;
@@ -449,13 +479,23 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
             Ok(Frame::Integer(ttl_reply(kv, ctx.backend.now_ms(), millis)))
         }
         Request::Set(set) => set_keep_ttl(&ctx, set).await,
-        Request::Expire(expire) => expire_key(&ctx, expire).await,
-        Request::Persist(key) => persist(&ctx, key).await,
         Request::Keys(pattern) => keys(&ctx, &pattern).await,
         Request::Scan(scan) => scan_page(&ctx, scan).await,
         Request::DbSize => dbsize(&ctx).await,
         Request::Cluster(cluster) => Ok(crate::cluster::slot_keys(cluster, ctx).await),
         other => Err(Frame::error(format!("ERR internal error: {other:?} is not a data command"))),
+    }
+}
+
+/// Whether `key` holds a string (asked when a read finds an empty value: a collection's key has
+/// one, see `concord_kv::redis`).
+async fn is_string(ctx: &ExecContext, key: &[u8]) -> Result<bool, Frame> {
+    let exec = RedisExec::read(RedisCall::new(vec![b"type".to_vec(), key.to_vec()]));
+    match ctx.backend.read(Query::Redis(exec), ctx.consistency).await.map_err(backend_error)? {
+        Response::Redis { replies: Some(replies), .. } => Ok(
+            !matches!(replies.first(), Some(concord_kv::Reply::Status(kind)) if kind != "string" && kind != "none"),
+        ),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -561,63 +601,6 @@ async fn set_keep_ttl(ctx: &ExecContext, set: SetRequest) -> Reply {
         if guarded(ctx, txn).await?.0 {
             let old = Frame::bulk_or_null(current.map(|kv| kv.value));
             return Ok(shape.outcome(allowed, old));
-        }
-    }
-    Err(too_much_contention(&key))
-}
-
-async fn expire_key(ctx: &ExecContext, expire: ExpireRequest) -> Reply {
-    let key = expire.key.to_vec();
-    for attempt in 0..RMW_ATTEMPTS {
-        let Some(current) = get(ctx, &key, rmw_consistency(ctx, attempt)).await? else {
-            return Ok(Frame::Integer(0));
-        };
-        let now_ms = ctx.backend.now_ms();
-        let deadline = match expire.when {
-            ExpireWhen::AfterMs(ms) => (now_ms as i64).checked_add(ms),
-            ExpireWhen::AtUnixMs(ms) => Some(ms),
-        }
-        .ok_or_else(|| Frame::error(format!("ERR invalid expire time in '{}' command", expire.command)))?;
-        let deadline = deadline.max(0) as u64;
-        if !expire.conditions.allow(deadline_ms(&current), deadline) {
-            return Ok(Frame::Integer(0));
-        }
-        let guard =
-            Compare::new(key.clone(), CompareOp::Equal, CompareTarget::ModRevision(current.mod_revision));
-        let write = if deadline <= now_ms {
-            // A deadline now or in the past deletes the key, as in Redis.
-            TxnOp::Delete { key: key.clone() }
-        } else {
-            TxnOp::Put(Put::new(key.clone(), current.value.clone()).with_ttl_ms(deadline - now_ms))
-        };
-        let txn = Txn { compares: vec![guard], success: vec![write], failure: vec![] };
-        if guarded(ctx, txn).await?.0 {
-            return Ok(Frame::Integer(1));
-        }
-    }
-    Err(too_much_contention(&key))
-}
-
-async fn persist(ctx: &ExecContext, key: Bytes) -> Reply {
-    let key = key.to_vec();
-    for attempt in 0..RMW_ATTEMPTS {
-        let Some(current) = get(ctx, &key, rmw_consistency(ctx, attempt)).await? else {
-            return Ok(Frame::Integer(0));
-        };
-        if current.expires_at.is_none() {
-            return Ok(Frame::Integer(0));
-        }
-        let cas = Cas {
-            key: key.clone(),
-            expect: CompareTarget::ModRevision(current.mod_revision),
-            value: current.value,
-            ttl_ms: None,
-        };
-        let command = Command::new(now_time(ctx.backend.now_ms()), Write::Cas(cas));
-        match ctx.backend.write(command, ctx.consistency).await.map_err(backend_error)? {
-            Response::Cas { succeeded: true, .. } => return Ok(Frame::Integer(1)),
-            Response::Cas { succeeded: false, .. } => continue,
-            other => return Err(unexpected(&other)),
         }
     }
     Err(too_much_contention(&key))

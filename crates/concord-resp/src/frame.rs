@@ -78,6 +78,26 @@ pub enum Frame {
     Push(Vec<Frame>),
 }
 
+/// The state machine's replies ([`concord_kv::Reply`]) as frames.
+impl From<concord_kv::Reply> for Frame {
+    fn from(reply: concord_kv::Reply) -> Frame {
+        use concord_kv::Reply;
+        match reply {
+            // RESP has no null array in RESP3; RESP2's `*-1` and `$-1` read the same to clients.
+            Reply::Nil | Reply::NilArray => Frame::Null,
+            Reply::Ok => Frame::ok(),
+            Reply::Status(s) => Frame::Simple(s),
+            Reply::Int(n) => Frame::Integer(n),
+            Reply::Bulk(b) => Frame::Bulk(b.into()),
+            Reply::Double(d) => Frame::Double(d),
+            Reply::Array(items) => Frame::Array(items.into_iter().map(Frame::from).collect()),
+            Reply::Map(pairs) => Frame::Map(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
+            Reply::Set(items) => Frame::Set(items.into_iter().map(Frame::from).collect()),
+            Reply::Error(line) => Frame::Error(line),
+        }
+    }
+}
+
 impl Frame {
     /// About how many bytes this frame takes on the wire: its strings plus a few bytes of framing
     /// per element. What a connection's output-buffer limit counts.
@@ -155,18 +175,10 @@ impl Frame {
     }
 }
 
-/// A double as RESP3 writes it: `inf`, `-inf`, `nan`, or the shortest decimal that parses back to
-/// the same value (`1.5`, `1e300`, `-0.0`).
-pub fn format_double(d: f64) -> String {
-    if d.is_nan() {
-        "nan".into()
-    } else if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.into()
-    } else {
-        // Debug, unlike Display, uses an exponent for very large and very small magnitudes.
-        format!("{d:?}")
-    }
-}
+/// A double as redis-server 7.0 writes it (C's `%.17g`; `inf`, `-inf`, `nan`), in RESP3 `,`
+/// lines and RESP2 bulk strings alike: `1.5`, `3`, `0.10000000000000001`, `1e+300`. Seventeen
+/// significant digits always parse back to the same double.
+pub use concord_kv::redis::format_double;
 
 #[cfg(test)]
 mod tests {
@@ -188,10 +200,10 @@ mod tests {
     #[test]
     fn doubles_print_shortest_and_special_values() {
         assert_eq!(format_double(1.5), "1.5");
-        assert_eq!(format_double(1e300), "1e300");
+        assert_eq!(format_double(1e300), "1.0000000000000001e+300");
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
         assert_eq!(format_double(f64::NAN), "nan");
-        assert_eq!(format_double(3.0), "3.0");
+        assert_eq!(format_double(3.0), "3");
     }
 }

@@ -34,7 +34,7 @@
 use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
 use crate::cluster::Topology;
 use concord_core::Time;
-use concord_kv::{Command, KvLimits, KvStore, Query, Response, TxnOp, Write};
+use concord_kv::{Command, KvLimits, KvStore, Query, Response};
 use concord_raft::ReadConsistency;
 use concord_shard::slot::key_slot;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -148,42 +148,13 @@ impl MemoryBackend {
     }
 }
 
-/// The key a write is routed by: its first.
-fn write_key(write: &Write) -> Option<&[u8]> {
-    match write {
-        Write::Put(put) => Some(&put.key),
-        Write::Delete { key } | Write::Increment { key, .. } => Some(key),
-        Write::Cas(cas) => Some(&cas.key),
-        Write::Txn(txn) => txn
-            .compares
-            .iter()
-            .map(|c| c.key.as_slice())
-            .chain(txn.success.iter().chain(&txn.failure).filter_map(|op| match op {
-                TxnOp::Get { key } | TxnOp::Delete { key } => Some(key.as_slice()),
-                TxnOp::Put(put) => Some(put.key.as_slice()),
-                TxnOp::Range(_) | TxnOp::DeleteRange(_) => None,
-            }))
-            .next(),
-        Write::DeleteRange(_) | Write::Expire { .. } => None,
-    }
-}
-
-/// The key a query is routed by: its first (range reads have none: they see this node's store).
-fn query_key(query: &Query) -> Option<&[u8]> {
-    match query {
-        Query::Get { key } => Some(key),
-        Query::GetMany { keys } => keys.first().map(|k| k.as_slice()),
-        _ => None,
-    }
-}
-
 impl Backend for MemoryBackend {
     fn write(
         &self,
         command: Command,
         _consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
-        if let Err(e) = self.route(write_key(&command.write), false) {
+        if let Err(e) = self.route(command.write.route_key(), false) {
             return Box::pin(std::future::ready(Err(e)));
         }
         let mut state = self.lock();
@@ -198,7 +169,7 @@ impl Backend for MemoryBackend {
         query: Query,
         consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
-        if let Err(e) = self.route(query_key(&query), consistency.read == ReadConsistency::Stale) {
+        if let Err(e) = self.route(query.route_key(), consistency.read == ReadConsistency::Stale) {
             return Box::pin(std::future::ready(Err(e)));
         }
         let mut state = self.lock();
@@ -346,9 +317,13 @@ mod tests {
         let t = Time(0);
         let linearizable = RequestConsistency::strong(ReadConsistency::Linearizable);
         let stale = RequestConsistency::strong(ReadConsistency::Stale);
-        let write = |key: &str| {
-            block(backend.write(Command::new(t, Write::Put(concord_kv::Put::new(key, "v"))), linearizable))
-        };
+        let write =
+            |key: &str| {
+                block(backend.write(
+                    Command::new(t, concord_kv::Write::Put(concord_kv::Put::new(key, "v"))),
+                    linearizable,
+                ))
+            };
         let read = |key: &str, c| block(backend.read(Query::get(key), c));
         assert_eq!(write("foo"), Err(BackendError::Moved { slot: 12182, addr: "10.0.0.1:6002".into() }));
         assert_eq!(

@@ -211,7 +211,7 @@ fn eventual_connections_choose_their_r_and_w() {
     let r3w2 = eventual(Some(3), Some(2));
     call(&mut conn, &["MGET", "k", "other"]);
     assert_eq!(server.backend.take(), vec![Call::Read(r3w2)]);
-    assert_eq!(call(&mut conn, &["EXPIRE", "k", "100"]), Frame::Integer(1));
+    assert_eq!(call(&mut conn, &["SET", "k", "v2", "KEEPTTL"]), Frame::ok());
     assert_eq!(server.backend.take(), vec![Call::Read(r3w2), Call::Write(r3w2)]);
     call(&mut conn, &["MULTI"]);
     call(&mut conn, &["SET", "a", "1"]);
@@ -325,7 +325,7 @@ fn readonly_makes_a_cluster_connections_reads_stale_until_readwrite() {
     // (The keys share a slot: `{k}` is the hash tag.)
     call(&mut conn, &["MGET", "k", "{k}other"]);
     assert_eq!(server.backend.take(), vec![strong(ReadConsistency::Stale)]);
-    assert_eq!(call(&mut conn, &["EXPIRE", "k", "100"]), Frame::Integer(1));
+    assert_eq!(call(&mut conn, &["SET", "k", "v2", "KEEPTTL"]), Frame::ok());
     assert_eq!(server.backend.take()[0], strong(ReadConsistency::Stale));
     assert_eq!(text(call(&mut conn, &["CONSISTENCY"])), "lease");
     assert_eq!(call(&mut conn, &["READWRITE"]), Frame::ok());

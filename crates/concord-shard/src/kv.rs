@@ -430,6 +430,11 @@ impl ShardKv {
                     Query::Export => {
                         return Err(ShardError::RangeUnsupported("an export of every key".into()))
                     }
+                    Query::Redis(exec) => {
+                        for key in &exec.keys {
+                            self.serving(key)?;
+                        }
+                    }
                     Query::Unsupported { .. } => {}
                 }
                 Ok(ShardResponse::Kv(self.kv.read(query)?))
@@ -588,6 +593,12 @@ impl ShardKv {
             // A leader proposed this expiry before a fence froze some of its keys: expire the rest.
             Write::Expire { keys } => {
                 keys.retain(|k: &ExpireKey| self.serving(&k.key).is_ok());
+            }
+            // Every key the commands name (and every watched one): the front door lists them.
+            Write::Redis(exec) => {
+                for key in exec.keys.iter().chain(exec.watch.iter().map(|(key, _)| key)) {
+                    self.serving(key)?;
+                }
             }
         }
         Ok(ShardResponse::Kv(self.kv.execute(&checked)?))

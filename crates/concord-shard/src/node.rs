@@ -104,7 +104,7 @@ use crate::slot::{Slot, SlotRange};
 use concord_core::{
     ClientId, Durable, Effect, Io, NodeId, Process, ProtocolEvent, RequestId, StorageOp, Time,
 };
-use concord_kv::{KvLimits, Query, TxnOp, Write};
+use concord_kv::KvLimits;
 use concord_raft::{
     AdminRequest, Message as RaftMessage, Payload, RaftConfig, RaftNode, RaftRequest, RaftResponse,
     ReadConsistency, Timer as RaftTimer,
@@ -1510,21 +1510,10 @@ fn client_answer(response: GroupResponse<GroupResp>) -> RaftResponse<ShardResult
 /// The key a client request routes by (its first; a request's keys must share a slot).
 fn request_key(request: &ShardRequest) -> Option<Vec<u8>> {
     match request {
-        RaftRequest::Propose { command: ShardCommand::Kv(command), .. } => match &command.write {
-            Write::Put(put) => Some(put.key.clone()),
-            Write::Delete { key } | Write::Increment { key, .. } => Some(key.clone()),
-            Write::Cas(cas) => Some(cas.key.clone()),
-            Write::Txn(txn) => txn.compares.first().map(|c| c.key.clone()).or_else(|| {
-                txn.success.iter().chain(&txn.failure).find_map(|op| match op {
-                    TxnOp::Get { key } | TxnOp::Delete { key } => Some(key.clone()),
-                    TxnOp::Put(put) => Some(put.key.clone()),
-                    TxnOp::Range(_) | TxnOp::DeleteRange(_) => None,
-                })
-            }),
-            Write::DeleteRange(_) | Write::Expire { .. } => None,
-        },
-        RaftRequest::Read { query: ShardQuery::Kv(Query::Get { key }), .. } => Some(key.clone()),
-        RaftRequest::Read { query: ShardQuery::Kv(Query::GetMany { keys }), .. } => keys.first().cloned(),
+        RaftRequest::Propose { command: ShardCommand::Kv(command), .. } => {
+            command.write.route_key().map(<[u8]>::to_vec)
+        }
+        RaftRequest::Read { query: ShardQuery::Kv(query), .. } => query.route_key().map(<[u8]>::to_vec),
         _ => None,
     }
 }

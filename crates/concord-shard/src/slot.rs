@@ -132,8 +132,10 @@ pub fn hash_tag(key: &[u8]) -> &[u8] {
     key
 }
 
-/// The slot of `key` (Redis's `keyHashSlot`).
+/// The slot of `key` (Redis's `keyHashSlot`). A record of a hash, list, set or sorted set (see
+/// `concord_kv::redis`) lives in its key's slot, so it moves with the key between shards.
 pub fn key_slot(key: &[u8]) -> Slot {
+    let key = concord_kv::redis::owner_key(key).unwrap_or(key);
     Slot(crc16(hash_tag(key)) & (SLOTS - 1))
 }
 
@@ -156,6 +158,12 @@ mod tests {
         assert_eq!(key_slot(b"bar").get(), 5061);
         assert_eq!(key_slot(b"hello").get(), 866);
         assert_eq!(key_slot(b"").get(), 0);
+    }
+
+    #[test]
+    fn a_collections_records_hash_to_its_keys_slot() {
+        let record = concord_kv::redis::record_prefix(b"somekey");
+        assert_eq!(key_slot(&[record.as_slice(), b"\x01field"].concat()), key_slot(b"somekey"));
     }
 
     #[test]

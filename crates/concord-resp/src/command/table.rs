@@ -530,6 +530,101 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Ends READONLY: reads are served at this connection's consistency again.",
     )
     .acl(FAST_CONN),
+    // Keyspace and data types, run by the state machine's interpreter (`concord_kv::redis`).
+    // Rows generated from redis-server 7 by tools/command-rows.py.
+    spec("type", 2, &["readonly", "fast"], (1, 1, 1), "generic", "1.0.0", "Determine the type stored at key")
+        .acl(&["@keyspace", "@read", "@fast"])
+        .key_spec(&["RO"]),
+    spec(
+        "hset",
+        -4,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "hash",
+        "2.0.0",
+        "Set the string value of a hash field",
+    )
+    .acl(&["@write", "@hash", "@fast"])
+    .key_spec(&["RW", "update"]),
+    spec(
+        "hmset",
+        -4,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "hash",
+        "2.0.0",
+        "Set multiple hash fields to multiple values",
+    )
+    .acl(&["@write", "@hash", "@fast"])
+    .key_spec(&["RW", "update"]),
+    spec(
+        "hsetnx",
+        4,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "hash",
+        "2.0.0",
+        "Set the value of a hash field, only if the field does not exist",
+    )
+    .acl(&["@write", "@hash", "@fast"])
+    .key_spec(&["RW", "insert"]),
+    spec("hdel", -3, &["write", "fast"], (1, 1, 1), "hash", "2.0.0", "Delete one or more hash fields")
+        .acl(&["@write", "@hash", "@fast"])
+        .key_spec(&["RW", "delete"]),
+    spec(
+        "hincrby",
+        4,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "hash",
+        "2.0.0",
+        "Increment the integer value of a hash field by the given number",
+    )
+    .acl(&["@write", "@hash", "@fast"])
+    .key_spec(&["RW", "access", "update"]),
+    spec("hget", 3, &["readonly", "fast"], (1, 1, 1), "hash", "2.0.0", "Get the value of a hash field")
+        .acl(&["@read", "@hash", "@fast"])
+        .key_spec(&["RO", "access"]),
+    spec(
+        "hmget",
+        -3,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "hash",
+        "2.0.0",
+        "Get the values of all the given hash fields",
+    )
+    .acl(&["@read", "@hash", "@fast"])
+    .key_spec(&["RO", "access"]),
+    spec("hlen", 2, &["readonly", "fast"], (1, 1, 1), "hash", "2.0.0", "Get the number of fields in a hash")
+        .acl(&["@read", "@hash", "@fast"])
+        .key_spec(&["RO"]),
+    spec("hexists", 3, &["readonly", "fast"], (1, 1, 1), "hash", "2.0.0", "Determine if a hash field exists")
+        .acl(&["@read", "@hash", "@fast"])
+        .key_spec(&["RO"]),
+    spec(
+        "hstrlen",
+        3,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "hash",
+        "3.2.0",
+        "Get the length of the value of a hash field",
+    )
+    .acl(&["@read", "@hash", "@fast"])
+    .key_spec(&["RO"]),
+    spec("hkeys", 2, &["readonly"], (1, 1, 1), "hash", "2.0.0", "Get all the fields in a hash")
+        .acl(&["@read", "@hash", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("hvals", 2, &["readonly"], (1, 1, 1), "hash", "2.0.0", "Get all the values in a hash")
+        .acl(&["@read", "@hash", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("hgetall", 2, &["readonly"], (1, 1, 1), "hash", "2.0.0", "Get all the fields and values in a hash")
+        .acl(&["@read", "@hash", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as

@@ -103,6 +103,7 @@ fn begin(
     let (r, w) = (consistency.r, consistency.w);
     match write {
         Write::Put(put) if put.ttl_ms.is_some() => fail(unsupported("a TTL (SET … EX/PX, EXPIRE)")),
+        Write::Redis(exec) => fail(unsupported(&redis_names(&exec))),
         Write::Put(put) => {
             let submitted = text_key(&put.key).map(|key| handle.put(key, put.value, None, w));
             Box::pin(async move {
@@ -251,6 +252,7 @@ impl Backend for EventualBackend {
                 Query::Get { key } => get_one(&handle, key, consistency.r).await.map(Response::Get),
                 Query::GetMany { keys } => get_many(&handle, keys, consistency.r).await.map(Response::Values),
                 Query::Range(_) | Query::Export => Err(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
+                Query::Redis(exec) => Err(unsupported(&redis_names(&exec))),
                 Query::Unsupported { reason } => Err(BackendError::Kv(KvError::Unsupported(reason))),
             };
             handle.metrics().request("resp_read", label(&r), start.elapsed());
@@ -290,4 +292,11 @@ impl Backend for EventualBackend {
     fn limits(&self) -> KvLimits {
         self.handle.limits().clone()
     }
+}
+
+/// The commands of a Redis request, for the refusal: hashes, lists, sets, sorted sets and
+/// `EXPIRE` are not (yet) offered by the eventual mode.
+fn redis_names(exec: &concord_kv::RedisExec) -> String {
+    let names: Vec<String> = exec.calls.iter().map(|call| call.name().to_uppercase()).collect();
+    names.join(", ")
 }

@@ -40,6 +40,7 @@ pub fn kind_of(write: &Write) -> &'static str {
         Write::Increment { .. } => "resp_incr",
         Write::Txn(_) => "resp_txn",
         Write::Expire { .. } => "resp_expire",
+        Write::Redis(_) => "resp_redis",
     }
 }
 

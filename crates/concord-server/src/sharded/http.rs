@@ -200,7 +200,7 @@ async fn txn(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let command = Command::txn(handle.now(), cas_txn::txn(body)?);
-    if super::command_keys(&command.write).is_empty() {
+    if command.write.keys().is_empty() {
         return Err(ApiError::bad_request(
             "a transaction names no key: in the sharded mode it runs in the shard of its keys",
         ));

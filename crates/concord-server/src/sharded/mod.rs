@@ -110,7 +110,7 @@ use crate::node::{DoorParts, Front, FrontDoors, ModeParts, Served};
 use crate::transport::Inbound;
 use crate::wire::{wrong_mode, Frame};
 use concord_core::{NodeId, Time};
-use concord_kv::{Command, Query, TxnOp, Write};
+use concord_kv::{Command, Query};
 use concord_raft::{RaftRequest, RaftResponse, ReadConsistency};
 use concord_shard::kv::{ShardError, ShardQuery, ShardResponse, ShardResult};
 use concord_shard::machine::MapOutput;
@@ -701,7 +701,7 @@ impl ShardedHandle {
         &self,
         command: Command,
     ) -> impl std::future::Future<Output = Result<concord_kv::Response, KeyError>> + Send + 'static {
-        let keys: Vec<Vec<u8>> = command_keys(&command.write).into_iter().map(<[u8]>::to_vec).collect();
+        let keys: Vec<Vec<u8>> = command.write.keys().into_iter().map(<[u8]>::to_vec).collect();
         let deadline = Instant::now() + self.inner.timeout;
         let request =
             ServerRequest::Kv(RaftRequest::Propose { session: None, command: ShardCommand::Kv(command) });
@@ -828,44 +828,6 @@ fn verdict(response: RaftResponse<ShardResult>, is_read: bool) -> Verdict {
     }
 }
 
-/// The key a command routes by: its first (a multi-key command's keys share a slot).
-pub fn command_key(write: &Write) -> Option<&[u8]> {
-    match write {
-        Write::Put(put) => Some(&put.key),
-        Write::Delete { key } | Write::Increment { key, .. } => Some(key),
-        Write::Cas(cas) => Some(&cas.key),
-        Write::Txn(txn) => txn.compares.first().map(|c| c.key.as_slice()).or_else(|| {
-            txn.success.iter().chain(&txn.failure).find_map(|op| match op {
-                TxnOp::Get { key } | TxnOp::Delete { key } => Some(key.as_slice()),
-                TxnOp::Put(put) => Some(put.key.as_slice()),
-                TxnOp::Range(_) | TxnOp::DeleteRange(_) => None,
-            })
-        }),
-        Write::DeleteRange(_) | Write::Expire { .. } => None,
-    }
-}
-
-/// Every key a command names (a transaction's compares and both branches), in order; a range
-/// has none.
-pub fn command_keys(write: &Write) -> Vec<&[u8]> {
-    fn op_key(op: &TxnOp) -> Option<&[u8]> {
-        match op {
-            TxnOp::Get { key } | TxnOp::Delete { key } => Some(key),
-            TxnOp::Put(put) => Some(&put.key),
-            TxnOp::Range(_) | TxnOp::DeleteRange(_) => None,
-        }
-    }
-    match write {
-        Write::Txn(txn) => txn
-            .compares
-            .iter()
-            .map(|c| c.key.as_slice())
-            .chain(txn.success.iter().chain(&txn.failure).filter_map(op_key))
-            .collect(),
-        other => command_key(other).into_iter().collect(),
-    }
-}
-
 /// Whether `keys` all live in one shard of `map`; else every slot they name with its shard.
 pub fn one_shard(map: &MapView, keys: &[Vec<u8>]) -> Result<(), KeyError> {
     if !map.bootstrapped {
@@ -880,15 +842,6 @@ pub fn one_shard(map: &MapView, keys: &[Vec<u8>]) -> Result<(), KeyError> {
     match shards.len() {
         0 | 1 => Ok(()),
         _ => Err(KeyError::CrossShard { slots: slots.into_iter().collect() }),
-    }
-}
-
-/// The key a query routes by.
-pub fn query_key(query: &Query) -> Option<&[u8]> {
-    match query {
-        Query::Get { key } => Some(key),
-        Query::GetMany { keys } => keys.first().map(Vec::as_slice),
-        _ => None,
     }
 }
 
@@ -950,6 +903,7 @@ impl Served for ShardServer {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use concord_kv::{TxnOp, Write};
     use concord_shard::map::{Move, Phase};
 
     /// A handle whose node publishes `status`, with members 1..=3 on loopback (RESP ports 6001..).
@@ -1115,7 +1069,7 @@ pub(crate) mod tests {
             failure: vec![TxnOp::Delete { key: keys[2].into() }],
         };
         let keys = |t: concord_kv::Txn| -> Vec<Vec<u8>> {
-            command_keys(&Write::Txn(t)).into_iter().map(<[u8]>::to_vec).collect()
+            Write::Txn(t).keys().into_iter().map(<[u8]>::to_vec).collect()
         };
         assert_eq!(keys(txn(["a", "b", "c"])), [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
         assert_eq!(one_shard(&map, &keys(txn(["foo", "{foo}x", "foo"]))), Ok(()));

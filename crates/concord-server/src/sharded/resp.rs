@@ -39,7 +39,7 @@
 //! peer connection to it is up ([`crate::transport::Transport::is_connected`]).
 
 use super::scan::Scope;
-use super::{command_key, query_key, KeyError, ShardedHandle};
+use super::{KeyError, ShardedHandle};
 use crate::front::{self, ClientError};
 use concord_kv::{Command, KvLimits, Query, Response};
 use concord_raft::ReadConsistency;
@@ -94,7 +94,7 @@ impl Backend for ShardedBackend {
         _consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
         // Writes go to the leader, READONLY or not.
-        if let Some(redirect) = command_key(&command.write).and_then(|key| self.handle.redirect(key, false)) {
+        if let Some(redirect) = command.write.route_key().and_then(|key| self.handle.redirect(key, false)) {
             return refused(redirect);
         }
         let kind = front::resp::kind_of(&command.write);
@@ -120,7 +120,7 @@ impl Backend for ShardedBackend {
         consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
         let stale = consistency.read == ReadConsistency::Stale;
-        if let Some(redirect) = query_key(&query).and_then(|key| self.handle.redirect(key, stale)) {
+        if let Some(redirect) = query.route_key().and_then(|key| self.handle.redirect(key, stale)) {
             return refused(redirect);
         }
         let handle = self.handle.clone();

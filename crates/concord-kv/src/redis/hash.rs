@@ -1,0 +1,158 @@
+//! Hashes (`@hash`): one member record per field, holding the field's value.
+
+use super::args::{int, wrong_arity};
+use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
+
+pub const COMMANDS: &[Spec] = &[
+    write("hset", hset),
+    write("hmset", hmset),
+    write("hsetnx", hsetnx),
+    write("hdel", hdel),
+    write("hincrby", hincrby),
+    read("hget", hget),
+    read("hmget", hmget),
+    read("hlen", hlen),
+    read("hexists", hexists),
+    read("hstrlen", hstrlen),
+    read("hkeys", hkeys),
+    read("hvals", hvals),
+    read("hgetall", hgetall),
+];
+
+/// `HSET key field value [field value …]`: how many fields are new.
+fn hset(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(set_fields(tx, args, "hset")? as i64))
+}
+
+/// `HMSET`: `HSET` answering `OK`.
+fn hmset(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    set_fields(tx, args, "hmset")?;
+    Ok(Reply::Ok)
+}
+
+fn set_fields(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Result<u64, Reply> {
+    let (key, pairs) = args.split_first().expect("arity checked: a key");
+    if pairs.is_empty() || pairs.len() % 2 != 0 {
+        return Err(wrong_arity(name));
+    }
+    let mut header = tx.collection(key, Kind::Hash)?;
+    let mut added = 0;
+    for pair in pairs.chunks(2) {
+        if tx.view().member(key, &pair[0]).is_none() {
+            added += 1;
+        }
+        tx.put_member(key, &pair[0], pair[1].clone());
+    }
+    header.len += added;
+    tx.save(key, header);
+    Ok(added)
+}
+
+fn hsetnx(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let [key, field, value] = args else { unreachable!("arity checked") };
+    let mut header = tx.collection(key, Kind::Hash)?;
+    if tx.view().member(key, field).is_some() {
+        return Ok(Reply::Int(0));
+    }
+    tx.put_member(key, field, value.clone());
+    header.len += 1;
+    tx.save(key, header);
+    Ok(Reply::Int(1))
+}
+
+fn hdel(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let (key, fields) = args.split_first().expect("arity checked: a key");
+    let Some(mut header) = tx.view().collection(key, Kind::Hash)? else { return Ok(Reply::Int(0)) };
+    let mut removed = 0;
+    for field in fields {
+        if tx.remove_member(key, field) {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        header.len -= removed;
+        tx.save(key, header);
+    }
+    Ok(Reply::Int(removed as i64))
+}
+
+fn hincrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let [key, field, delta] = args else { unreachable!("arity checked") };
+    let delta = int(delta)?;
+    let mut header = tx.collection(key, Kind::Hash)?;
+    let current = match tx.view().member(key, field) {
+        None => {
+            header.len += 1;
+            0
+        }
+        Some(value) => std::str::from_utf8(&value)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| Reply::error("ERR hash value is not an integer"))?,
+    };
+    let value = current
+        .checked_add(delta)
+        .ok_or_else(|| Reply::error("ERR increment or decrement would overflow"))?;
+    tx.put_member(key, field, value.to_string().into_bytes());
+    tx.save(key, header);
+    Ok(Reply::Int(value))
+}
+
+/// Whether a hash is stored under `key` (WRONGTYPE if something else is).
+fn exists(view: &View, key: &[u8]) -> Result<bool, Reply> {
+    Ok(view.collection(key, Kind::Hash)?.is_some())
+}
+
+fn hget(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let [key, field] = args else { unreachable!("arity checked") };
+    exists(view, key)?;
+    Ok(Reply::bulk_or_nil(view.member(key, field)))
+}
+
+fn hmget(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let (key, fields) = args.split_first().expect("arity checked: a key");
+    exists(view, key)?;
+    Ok(Reply::Array(fields.iter().map(|f| Reply::bulk_or_nil(view.member(key, f))).collect()))
+}
+
+fn hlen(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(view.collection(&args[0], Kind::Hash)?.map_or(0, |h| h.len as i64)))
+}
+
+fn hexists(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let [key, field] = args else { unreachable!("arity checked") };
+    exists(view, key)?;
+    Ok(Reply::Int(i64::from(view.member(key, field).is_some())))
+}
+
+fn hstrlen(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let [key, field] = args else { unreachable!("arity checked") };
+    exists(view, key)?;
+    Ok(Reply::Int(view.member(key, field).map_or(0, |v| v.len() as i64)))
+}
+
+/// Every (field, value) of the hash, in field order. (Redis's order is its own; clients must not
+/// rely on it, and the differential tests compare these replies as sets.)
+fn fields(view: &View, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Reply> {
+    let mut out = Vec::new();
+    if exists(view, key)? {
+        view.members(key, &[], &mut |field, value| {
+            out.push((field.to_vec(), value.to_vec()));
+            true
+        });
+    }
+    Ok(out)
+}
+
+fn hkeys(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Array(fields(view, &args[0])?.into_iter().map(|(f, _)| Reply::Bulk(f)).collect()))
+}
+
+fn hvals(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Array(fields(view, &args[0])?.into_iter().map(|(_, v)| Reply::Bulk(v)).collect()))
+}
+
+fn hgetall(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let pairs = fields(view, &args[0])?;
+    Ok(Reply::Map(pairs.into_iter().map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v))).collect()))
+}

@@ -1,0 +1,86 @@
+//! Commands on keys whatever they hold (`@keyspace`): `TYPE`, and the TTL changes that must not
+//! rewrite a collection's value.
+//!
+//! `EXPIRE` and its family run here, in one log entry, rather than as the read-then-compare-and-set
+//! the front door once used: the state machine can change a key's deadline without touching its
+//! value, and atomically, so there is nothing to retry.
+
+use super::args::{int, is};
+use super::{read, write, Outcome, Reply, Spec, Tx, View};
+use concord_core::Time;
+
+pub const COMMANDS: &[Spec] = &[
+    read("type", kind),
+    write("expire", |tx, args| expire(tx, args, "expire")),
+    write("pexpire", |tx, args| expire(tx, args, "pexpire")),
+    write("expireat", |tx, args| expire(tx, args, "expireat")),
+    write("pexpireat", |tx, args| expire(tx, args, "pexpireat")),
+    write("persist", persist),
+];
+
+fn kind(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Status(view.kind(&args[0]).map_or("none", |k| k.name()).into()))
+}
+
+/// `EXPIRE key seconds [NX | XX | GT | LT]` and `PEXPIRE`, `EXPIREAT`, `PEXPIREAT`: 1 if the
+/// deadline was set (or the key deleted, for a deadline already past), 0 if the key is absent or
+/// a condition did not hold.
+fn expire(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
+    let (key, amount, options) = (&args[0], int(&args[1])?, &args[2..]);
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{name}' command"));
+    let ms = if name == "expire" || name == "expireat" { amount.checked_mul(1000) } else { Some(amount) };
+    let ms = ms.ok_or_else(invalid)?;
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for option in options {
+        match () {
+            _ if is(option, "NX") => nx = true,
+            _ if is(option, "XX") => xx = true,
+            _ if is(option, "GT") => gt = true,
+            _ if is(option, "LT") => lt = true,
+            _ => {
+                return Err(Reply::error(format!(
+                    "ERR Unsupported option {}",
+                    String::from_utf8_lossy(option)
+                )))
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible"));
+    }
+    if gt && lt {
+        return Err(Reply::error("ERR GT and LT options at the same time are not compatible"));
+    }
+    // The deadline in ms since the epoch; the command's `now` is the proposer's clock.
+    let now_ms = (tx.now.0 / 1_000_000) as i64;
+    let at_ms = if name.ends_with("at") { Some(ms) } else { ms.checked_add(now_ms) };
+    let at_ms = at_ms.filter(|at| at.checked_mul(1_000_000).is_some()).ok_or_else(invalid)?;
+    let Some(entry) = tx.view().entry(key) else { return Ok(Reply::Int(0)) };
+    let current_ms = entry.expires_at.map(|t| (t.0 / 1_000_000) as i64);
+    let allowed = match current_ms {
+        // No TTL counts as infinite: GT never applies, LT always does.
+        None => !xx && !gt,
+        Some(current) => !nx && (!gt || at_ms > current) && (!lt || at_ms < current),
+    };
+    if !allowed {
+        return Ok(Reply::Int(0));
+    }
+    if at_ms <= now_ms {
+        tx.remove(key);
+    } else {
+        tx.set_deadline(key, Some(Time(at_ms as u64 * 1_000_000)));
+    }
+    Ok(Reply::Int(1))
+}
+
+/// `PERSIST key`: 1 if a TTL was removed.
+fn persist(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let key = &args[0];
+    match tx.view().entry(key) {
+        Some(entry) if entry.expires_at.is_some() => {
+            tx.set_deadline(key, None);
+            Ok(Reply::Int(1))
+        }
+        _ => Ok(Reply::Int(0)),
+    }
+}
