@@ -73,6 +73,11 @@ fn why_not(name: &str) -> &'static str {
         "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "SCRIPT" | "FCALL" | "FCALL_RO" | "FUNCTION" => {
             "a script runs atomically against one order of writes, which replicas here do not share"
         }
+        "APPEND" | "SETRANGE" | "GETRANGE" | "SUBSTR" | "STRLEN" | "LCS" | "GETDEL" | "GETEX" | "SETNX"
+        | "MSETNX" | "INCRBYFLOAT" | "RENAME" | "RENAMENX" | "COPY" => {
+            "of strings, this mode keeps whole values and PN-counters (GET, SET, DEL, MGET, MSET, INCR…); \
+             editing, comparing or moving them needs a total order of writes"
+        }
         n if n.starts_with('Z') => "sorted sets need a total order of writes (scores and ranks)",
         n if n.starts_with('X') => "streams need a total order of writes (entry ids)",
         n if n.starts_with('L')
@@ -342,4 +347,27 @@ fn plan(handle: &EventualHandle, call: RedisCall, w: Option<usize>) -> Result<Pl
         _ => unreachable!("the arity table lists every served command"),
     };
     Ok(Plan::Read { key, cmd })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_command_and_the_reason_by_family() {
+        let said = |name: &str| match refusal(name, why_not(name)) {
+            Reply::Error(e) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            said("LPUSH"),
+            "ERR LPUSH is not available in the eventual mode: lists need a total order of writes (positions); \
+             use the strong mode"
+        );
+        assert!(said("BRPOPLPUSH").contains("lists"));
+        assert!(said("ZADD").contains("sorted sets"));
+        assert!(said("HINCRBY").contains("INCRBY (a PN-counter)"));
+        assert!(said("LCS").contains("of strings"), "LCS is a string command, not a list one");
+        assert!(said("SPOP").contains("another replica"));
+    }
 }
