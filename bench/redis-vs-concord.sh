@@ -3,6 +3,8 @@
 #
 #   bench/redis-vs-concord.sh              # 50 000 requests per test, 50 clients
 #   REQUESTS=200000 CLIENTS=100 bench/redis-vs-concord.sh
+#   TESTS=lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100 bench/redis-vs-concord.sh
+#                                          # the data types (redis-benchmark's own tests)
 #
 # fsync off: redis-server without persistence; Concord with --no-fsync (WAL written to the OS, not
 #            synced: survives kill -9, not power loss).
@@ -14,6 +16,7 @@ cd "$(dirname "$0")/.."
 
 REQUESTS=${REQUESTS:-50000}
 CLIENTS=${CLIENTS:-50}
+TESTS=${TESTS:-set,get}
 PORT=${PORT:-26379}
 WORK=$(mktemp -d /tmp/concord-bench.XXXXXX)
 PID=""
@@ -34,12 +37,12 @@ CONCORD=$TARGET_DIR/$OUT/concord
 wait_port() { for _ in $(seq 1 200); do redis-cli -p "$PORT" PING >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
 bench() { # label
   local out
-  out=$(timeout 600 redis-benchmark -p "$PORT" -t set,get -n "$REQUESTS" -c "$CLIENTS" -q 2>&1 | tr '\r' '\n' | grep -E '^(SET|GET): [0-9]')
+  out=$(timeout 600 redis-benchmark -p "$PORT" -t "$TESTS" -n "$REQUESTS" -c "$CLIENTS" -q 2>&1 | tr '\r' '\n' | grep -E '^[A-Z_0-9]+( \(.*\))?: [0-9]')
   echo "$out" | sed "s/^/$1  /"
 }
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 
-echo "redis-benchmark -t set,get -n $REQUESTS -c $CLIENTS, loopback ($(nproc) cores)"
+echo "redis-benchmark -t $TESTS -n $REQUESTS -c $CLIENTS, loopback ($(nproc) cores)"
 redis-server --port "$PORT" --save '' --appendonly no --dir "$WORK" >/dev/null 2>&1 & PID=$!
 wait_port; bench "redis   fsync off"; stop
 redis-server --port "$PORT" --save '' --appendonly yes --appendfsync always --dir "$WORK" >/dev/null 2>&1 & PID=$!

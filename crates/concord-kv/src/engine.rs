@@ -39,6 +39,15 @@ pub trait EngineRead {
     /// How many keys are stored.
     fn len(&self) -> u64;
 
+    /// How many keys have a deadline (a TTL): `INFO keyspace`'s `expires`. The default counts the
+    /// deadline index; engines that know the number cheaply should say so (it is asked after
+    /// every batch the node applies).
+    fn deadlines_len(&self) -> u64 {
+        let mut n = 0;
+        self.scan_deadlines(&mut |_, _| n += 1);
+        n
+    }
+
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -142,6 +151,10 @@ impl EngineRead for MemEngine {
 
     fn len(&self) -> u64 {
         self.entries.len() as u64
+    }
+
+    fn deadlines_len(&self) -> u64 {
+        self.deadlines.len() as u64
     }
 
     fn revision(&self) -> u64 {

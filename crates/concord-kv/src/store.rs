@@ -103,6 +103,11 @@ impl<E: Engine> KvStore<E> {
         self.engine.is_empty()
     }
 
+    /// Number of keys with a TTL (including overdue ones not yet expired).
+    pub fn expiring_len(&self) -> u64 {
+        self.engine.deadlines_len()
+    }
+
     /// The key's value and metadata, from applied state: a key whose deadline passed is still
     /// returned until an `Expire` for it is applied (see the crate docs for why).
     pub fn get(&self, key: &[u8]) -> Option<KeyValue> {

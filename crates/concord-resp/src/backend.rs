@@ -106,6 +106,62 @@ impl RequestConsistency {
     }
 }
 
+/// `db0:keys=…,expires=…` in `INFO keyspace`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyspaceInfo {
+    pub keys: u64,
+    /// Keys with a TTL.
+    pub expires: u64,
+}
+
+/// Redis's replication vocabulary over the backend's own (what `ROLE` and `INFO replication`
+/// say):
+///
+/// | backend                  | role      | replicas / master                    | offsets |
+/// |--------------------------|-----------|--------------------------------------|---------|
+/// | Raft leader              | `master`  | its followers and learners           | the leader's last log index; each replica's match index |
+/// | Raft follower, candidate | `slave`   | the leader's RESP address (if known) | the node's last log index |
+/// | eventual mode            | `master`  | none: every node takes writes, each key on N replicas | 0 |
+/// | standalone (memory)      | `master`  | none                                 | 0 |
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicationInfo {
+    pub role: ReplicationRole,
+    /// Redis's `master_repl_offset`: how far this node's copy of the replicated stream reaches.
+    pub offset: u64,
+    /// The replicas a master knows of (empty on a replica).
+    pub replicas: Vec<ReplicaInfo>,
+    /// What replicates underneath: `raft`, `eventual`, `sharded`, `standalone` (shown in INFO as
+    /// `concord_replication`).
+    pub model: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplicationRole {
+    Master,
+    /// A replica of `master` (host and RESP port; `None` while no leader is known).
+    Replica {
+        master: Option<(String, u16)>,
+    },
+}
+
+/// One replica of a master, as `ROLE` and `INFO replication` list it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaInfo {
+    /// The replica's RESP address (`None` if the master does not know it).
+    pub addr: Option<(String, u16)>,
+    /// How far its copy reaches (Raft: the leader's match index for it).
+    pub offset: u64,
+    /// The backend's name for it (the Raft node id).
+    pub id: String,
+}
+
+impl ReplicationInfo {
+    /// A master with no replicas: a standalone server.
+    pub fn standalone() -> ReplicationInfo {
+        ReplicationInfo { role: ReplicationRole::Master, offset: 0, replicas: vec![], model: "standalone" }
+    }
+}
+
 /// Which consistency family the backend implements; decides what `CONSISTENCY` accepts and shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConsistencyModel {
@@ -143,6 +199,18 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The node's clock in ms since the Unix epoch (TTL deadlines); a method so tests can fake time.
     fn now_ms(&self) -> u64;
+
+    /// `INFO keyspace`: the keys this node holds and how many of them have a TTL, if it knows
+    /// cheaply (`None`, the default: the section lists no database).
+    fn keyspace(&self) -> Option<KeyspaceInfo> {
+        None
+    }
+
+    /// `ROLE` and `INFO replication`, mapped from the backend's replication (see
+    /// [`ReplicationInfo`]). The default: a lone master, as a standalone redis-server.
+    fn replication(&self) -> ReplicationInfo {
+        ReplicationInfo::standalone()
+    }
 
     /// The KV limits the cluster enforces: the server sizes its page requests (`SCAN`, `KEYS`,
     /// `DBSIZE`) and its bulk-string limit from them.

@@ -9,9 +9,20 @@
 //!
 //! [`RequestDecoder::decode`] looks at the bytes received so far and returns `Ok(None)` when a
 //! request is not complete yet, `Ok(Some(args))` for a whole request (consuming its bytes), or a
-//! [`ProtocolError`] with Redis's wording (`ERR Protocol error: invalid bulk length`). After a
-//! protocol error the stream cannot be resynchronised, so the server replies with the error and
-//! closes the connection – as Redis does.
+//! [`DecodeError`]. After a protocol error ([`DecodeError::Protocol`], Redis's wording:
+//! `ERR Protocol error: invalid bulk length`) the stream cannot be resynchronised, so the server
+//! replies with the error and closes the connection – as Redis does.
+//!
+//! # Oversized arguments: refused, and the connection goes on
+//! A bulk string longer than [`DecodeLimits::max_arg_bytes`] (the largest key or value the store
+//! accepts) but within [`DecodeLimits::max_bulk_bytes`] (the hard cap, Redis's
+//! `proto-max-bulk-len`) is well-formed: its header says exactly how many bytes to pass over. The
+//! decoder returns [`DecodeError::TooLarge`] as soon as it reads that header – its text is the KV
+//! store's own (`ERR value is 2000000 bytes; the limit is 1048576`, what the HTTP door says too) –
+//! and then reads and **discards** the rest of that request as it arrives, never buffering it,
+//! before it looks for the next request. The stream stays in step, so the server answers the
+//! error and goes on. Only a length beyond the hard cap, or one that is not a length, stays a
+//! protocol error (also when it turns up later in a request being passed over).
 //!
 //! # Bounded memory
 //! Every length is checked against [`DecodeLimits`] **as soon as its header is read**, before any
@@ -45,9 +56,14 @@ use std::ops::Range;
 /// Upper bounds on what the parser accepts. The defaults are Redis's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// Largest bulk string (Redis `proto-max-bulk-len`, default 512 MiB). The server sets it from
-    /// the KV store's key and value limits.
+    /// Largest bulk string the stream may carry (Redis `proto-max-bulk-len`, default 512 MiB): a
+    /// longer one is a protocol error, and the connection is closed.
     pub max_bulk_bytes: usize,
+    /// Largest argument a request may carry (default: `max_bulk_bytes`, no separate limit). A bulk
+    /// string longer than this but within `max_bulk_bytes` is read and discarded, and its request
+    /// is refused with [`DecodeError::TooLarge`] (see the module docs). The server sets it from the
+    /// KV store's key and value limits.
+    pub max_arg_bytes: usize,
     /// Most elements of one array (the number of arguments of one request).
     pub max_array_len: usize,
     /// Longest inline request line, and longest header line (Redis `PROTO_INLINE_MAX_SIZE`, 64 KiB).
@@ -60,6 +76,7 @@ impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_bulk_bytes: 512 * 1024 * 1024,
+            max_arg_bytes: 512 * 1024 * 1024,
             max_array_len: 1024 * 1024,
             max_inline_bytes: 64 * 1024,
             max_depth: 32,
@@ -91,6 +108,42 @@ fn protocol_error(detail: impl Into<String>) -> ProtocolError {
     ProtocolError { detail: detail.into() }
 }
 
+/// Why [`RequestDecoder::decode`] returned no request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The stream is malformed: reply with it and close the connection.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// A request carried an argument of `bytes` bytes, more than `limit` (`max_arg_bytes`). Its
+    /// bytes were passed over: reply with it and go on reading. Displays as the KV store's error,
+    /// `ERR value is 2000000 bytes; the limit is 1048576`.
+    #[error("ERR {}", concord_kv::KvError::ValueTooLarge { value_bytes: *.bytes, max_value_bytes: *.limit })]
+    TooLarge { bytes: usize, limit: usize },
+}
+
+impl DecodeError {
+    /// The protocol error's detail (`invalid bulk length`), if it is one.
+    pub fn protocol_detail(&self) -> Option<&str> {
+        match self {
+            DecodeError::Protocol(e) => Some(&e.detail),
+            DecodeError::TooLarge { .. } => None,
+        }
+    }
+}
+
+/// A request being passed over because one of its arguments is too large (see the module docs).
+#[derive(Debug)]
+struct Skip {
+    /// Payload bytes of the current bulk string still to discard.
+    data_left: usize,
+    /// The current bulk string's trailing CRLF is still to come (after `data_left`).
+    crlf_left: bool,
+    /// Arguments after the current one still to pass over.
+    args_left: usize,
+    /// The first oversized argument's length (what the error reports).
+    bytes: usize,
+}
+
 /// The outcome of scanning a buffer.
 enum Scan<T> {
     Complete(T),
@@ -106,6 +159,9 @@ enum Scanned {
     Multibulk { consumed: usize, args: Vec<Range<usize>> },
     /// Inline: arguments were unquoted, so they are new bytes.
     Inline { consumed: usize, args: Vec<Vec<u8>> },
+    /// A multibulk request with an argument longer than `max_arg_bytes`: the bytes before its
+    /// payload are `consumed`; the rest of the request is to be passed over ([`Skip`]).
+    Oversized { consumed: usize, skip: Skip },
 }
 
 /// How far the request at the front of the buffer has been scanned, so that the next read resumes
@@ -133,6 +189,8 @@ pub struct RequestDecoder {
     progress: Progress,
     /// Bytes looked at so far, for [`RequestDecoder::bytes_examined`].
     examined: u64,
+    /// The request being passed over, if one is.
+    skip: Option<Skip>,
 }
 
 impl RequestDecoder {
@@ -152,6 +210,12 @@ impl RequestDecoder {
         self.progress = Progress::Fresh;
     }
 
+    /// Whether the decoder is in the middle of passing over an oversized request (its bytes are
+    /// being discarded as they arrive).
+    pub fn skipping(&self) -> bool {
+        self.skip.is_some()
+    }
+
     /// How many bytes the decoder has looked at while searching for line breaks, over its life: the
     /// parser's work, which stays proportional to the bytes received however they are split.
     pub fn bytes_examined(&self) -> u64 {
@@ -159,9 +223,15 @@ impl RequestDecoder {
     }
 
     /// The next whole request in `buf` (its arguments, consumed from `buf`), `Ok(None)` if `buf`
-    /// holds only part of one, or the protocol error it contains.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    /// holds only part of one, or the error it contains (see [`DecodeError`]).
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, DecodeError> {
         loop {
+            if let Some(skip) = &mut self.skip {
+                if !pass_over(skip, buf, &self.limits)? {
+                    return Ok(None);
+                }
+                self.skip = None;
+            }
             if buf.is_empty() || buf.len() < self.need {
                 return Ok(None);
             }
@@ -190,8 +260,67 @@ impl RequestDecoder {
                     buf.advance(consumed);
                     return Ok(Some(args.into_iter().map(Bytes::from).collect()));
                 }
+                Scanned::Oversized { consumed, skip } => {
+                    // Refused from its header: the reply need not wait for the payload, which
+                    // the next calls pass over before the next request.
+                    buf.advance(consumed);
+                    let (bytes, limit) = (skip.bytes, self.limits.max_arg_bytes);
+                    self.skip = Some(skip);
+                    return Err(DecodeError::TooLarge { bytes, limit });
+                }
             }
         }
+    }
+}
+
+/// Discard what `buf` holds of the request `skip` passes over; `true` once all of it is gone.
+/// Headers of the remaining arguments are read as usual (and refused as usual: a malformed one
+/// or one beyond the hard cap is a protocol error); payloads are dropped unread.
+fn pass_over(skip: &mut Skip, buf: &mut BytesMut, limits: &DecodeLimits) -> Result<bool, ProtocolError> {
+    loop {
+        let n = skip.data_left.min(buf.len());
+        buf.advance(n);
+        skip.data_left -= n;
+        if skip.data_left > 0 {
+            return Ok(false);
+        }
+        if skip.crlf_left {
+            if buf.len() < 2 {
+                return Ok(false);
+            }
+            if &buf[..2] != b"\r\n" {
+                return Err(protocol_error("bulk string is not followed by CRLF"));
+            }
+            buf.advance(2);
+            skip.crlf_left = false;
+        }
+        if skip.args_left == 0 {
+            return Ok(true);
+        }
+        let Some(&type_byte) = buf.first() else { return Ok(false) };
+        if type_byte != b'$' {
+            return Err(protocol_error(format!("expected '$', got '{}'", shown_byte(type_byte))));
+        }
+        let mut examined = 0;
+        let (end, data_start) =
+            match line_at(buf, 0, 0, &mut examined).map_err(|()| protocol_error("invalid bulk length"))? {
+                Line::Whole { end, next } => (end, next),
+                Line::Partial { .. } if buf.len() > limits.max_inline_bytes => {
+                    return Err(protocol_error("too big bulk count string"))
+                }
+                Line::Partial { .. } => return Ok(false),
+            };
+        let len = bulk_length(&buf[1..end], limits)?;
+        buf.advance(data_start);
+        *skip = Skip { data_left: len, crlf_left: true, args_left: skip.args_left - 1, bytes: skip.bytes };
+    }
+}
+
+/// A bulk string's declared length, within the hard cap.
+fn bulk_length(header: &[u8], limits: &DecodeLimits) -> Result<usize, ProtocolError> {
+    match parse_int(header) {
+        Some(len) if len >= 0 && len as u64 <= limits.max_bulk_bytes as u64 => Ok(len as usize),
+        _ => Err(protocol_error("invalid bulk length")),
     }
 }
 
@@ -281,11 +410,15 @@ fn scan_multibulk(
                 return Ok(Scan::Incomplete(buf.len() + 1));
             }
         };
-        let len = parse_int(&buf[*pos + 1..end]).ok_or_else(|| protocol_error("invalid bulk length"))?;
-        if len < 0 || len as u64 > limits.max_bulk_bytes as u64 {
-            return Err(protocol_error("invalid bulk length"));
+        let len = bulk_length(&buf[*pos + 1..end], limits)?;
+        if len > limits.max_arg_bytes {
+            // Well-formed but too large: pass the rest of the request over (module docs).
+            let skip =
+                Skip { data_left: len, crlf_left: true, args_left: *count - args.len() - 1, bytes: len };
+            *progress = Progress::Fresh;
+            return Ok(Scan::Complete(Scanned::Oversized { consumed: data_start, skip }));
         }
-        let data_end = data_start + len as usize;
+        let data_end = data_start + len;
         if buf.len() < data_end + 2 {
             // The header is whole: resume at this argument, without searching its header again.
             *scanned = end;
@@ -739,7 +872,7 @@ fn aggregate(out: &mut BytesMut, type_byte: u8, items: &[Frame], protocol: Proto
 mod tests {
     use super::*;
 
-    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+    fn decode_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, DecodeError> {
         let mut decoder = RequestDecoder::default();
         let mut buf = BytesMut::from(input);
         let mut out = Vec::new();
@@ -816,13 +949,79 @@ mod tests {
         let mut decoder = RequestDecoder::new(limits);
         // Only the header has arrived: refused before a single payload byte is buffered.
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$11\r\n"[..]);
-        assert_eq!(decoder.decode(&mut buf).unwrap_err().detail, "invalid bulk length");
+        assert_eq!(decoder.decode(&mut buf).unwrap_err().protocol_detail(), Some("invalid bulk length"));
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nSET\r\n$10\r\n0123456789\r\n"[..]);
         assert_eq!(decoder.decode(&mut buf).unwrap().unwrap().len(), 2);
         // Unauthenticated clients get Redis's tighter bounds.
         let mut anonymous = RequestDecoder::new(DecodeLimits::default().unauthenticated());
         let mut buf = BytesMut::from(&b"*11\r\n"[..]);
-        assert_eq!(anonymous.decode(&mut buf).unwrap_err().detail, "invalid multibulk length");
+        assert_eq!(
+            anonymous.decode(&mut buf).unwrap_err().protocol_detail(),
+            Some("invalid multibulk length")
+        );
+    }
+
+    /// `*3 SET k <big>`, then `PING`: the big value split over `pieces`-byte reads.
+    fn oversized_then_ping(limits: DecodeLimits, big: usize, piece: usize) -> (Vec<String>, usize) {
+        let mut input = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${big}\r\n").into_bytes();
+        input.extend(std::iter::repeat_n(b'v', big));
+        input.extend_from_slice(
+            b"\r\n*2\r\n$4\r\nECHO\r\n$20\r\n01234567890123456789\r\n*1\r\n$4\r\nPING\r\n",
+        );
+        let mut decoder = RequestDecoder::new(limits);
+        let mut buf = BytesMut::new();
+        let mut seen = Vec::new();
+        let mut most_buffered = 0;
+        for chunk in input.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            most_buffered = most_buffered.max(buf.len());
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(args)) => seen.push(String::from_utf8_lossy(&args[0]).into_owned()),
+                    Ok(None) => break,
+                    Err(e @ DecodeError::TooLarge { .. }) => seen.push(e.to_string()),
+                    // The stream is lost: the server closes the connection.
+                    Err(e) => return (vec![e.to_string()], most_buffered),
+                }
+            }
+        }
+        (seen, most_buffered)
+    }
+
+    #[test]
+    fn an_argument_over_the_value_limit_is_passed_over_and_the_stream_goes_on() {
+        let limits = DecodeLimits { max_arg_bytes: 16, ..DecodeLimits::default() };
+        for piece in [1, 3, 7, 64, 100_000] {
+            let (seen, most_buffered) = oversized_then_ping(limits, 5000, piece);
+            assert_eq!(
+                seen,
+                [
+                    "ERR value is 5000 bytes; the limit is 16",
+                    "ERR value is 20 bytes; the limit is 16",
+                    "PING"
+                ],
+                "read {piece} bytes at a time"
+            );
+            // Discarded as it arrives: never buffered whole.
+            if piece < 5000 {
+                assert!(most_buffered < 5000, "{most_buffered} bytes buffered");
+            }
+        }
+        // Beyond the hard cap it stays a protocol error.
+        let hard = DecodeLimits { max_arg_bytes: 16, max_bulk_bytes: 1000, ..DecodeLimits::default() };
+        let (seen, _) = oversized_then_ping(hard, 5000, 64);
+        assert_eq!(seen, ["ERR Protocol error: invalid bulk length"]);
+        // Refused from the header; a malformed header later in the request passed over is a
+        // protocol error then.
+        let mut decoder = RequestDecoder::new(limits);
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$20\r\n01234567890123456789\r\n$x\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap_err(), DecodeError::TooLarge { bytes: 20, limit: 16 });
+        assert!(decoder.skipping());
+        assert_eq!(decoder.decode(&mut buf).unwrap_err().protocol_detail(), Some("invalid bulk length"));
+        let mut decoder = RequestDecoder::new(limits);
+        let mut buf = BytesMut::from(&b"*1\r\n$20\r\n01234567890123456789xx"[..]);
+        assert!(decoder.decode(&mut buf).unwrap_err().protocol_detail().is_none());
+        assert!(decoder.decode(&mut buf).unwrap_err().protocol_detail().is_some());
     }
 
     #[test]

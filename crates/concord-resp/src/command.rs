@@ -71,6 +71,15 @@ pub enum Request {
     Info(Vec<Bytes>),
     Command(CommandRequest),
     ConfigGet(Vec<Bytes>),
+    /// `CONFIG SET name value [name value …]` (only the slowlog settings change at runtime).
+    ConfigSet(Vec<(Bytes, Bytes)>),
+    /// `CONFIG RESETSTAT`: zero INFO's counters.
+    ConfigResetStat,
+    ConfigHelp,
+    Slowlog(SlowlogRequest),
+    /// `ROLE`: the replication role, mapped from Raft (see [`crate::introspect`]).
+    Role,
+    Time,
     DbSize,
     // Keys and strings.
     Get(Bytes),
@@ -266,6 +275,40 @@ pub enum ClientRequest {
         value: Bytes,
     },
     Info,
+    /// `CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id …]`.
+    List(ClientFilter),
+    /// `CLIENT KILL ip:port` (the old form: one client, `+OK` or an error), or
+    /// `CLIENT KILL <filter> <value> …` (the new form: how many were killed).
+    Kill {
+        filter: ClientFilter,
+        old_form: bool,
+    },
+    Help,
+}
+
+/// Which clients `CLIENT LIST` shows and `CLIENT KILL` closes: all the given conditions hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientFilter {
+    pub ids: Vec<u64>,
+    pub addr: Option<Bytes>,
+    pub laddr: Option<Bytes>,
+    pub user: Option<Bytes>,
+    /// `TYPE`: `normal` (every Concord client), `master`, `replica`, `pubsub` (none).
+    pub kind: Option<String>,
+    /// Connections older than this many seconds (`MAXAGE`).
+    pub max_age_secs: Option<u64>,
+    /// Spare the connection that asks (`SKIPME yes`, the default of the new `KILL` form).
+    pub skip_me: bool,
+}
+
+/// A `SLOWLOG` subcommand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SlowlogRequest {
+    /// `GET [count]`: at most `count` newest entries (`None`: all, from `-1`).
+    Get(Option<usize>),
+    Len,
+    Reset,
+    Help,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,6 +414,9 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "info" => Request::Info(rest),
         "command" => Request::Command(parse_command(&rest)?),
         "config" => parse_config(&rest)?,
+        "slowlog" => Request::Slowlog(parse_slowlog(&rest)?),
+        "role" => Request::Role,
+        "time" => Request::Time,
         "dbsize" => Request::DbSize,
         "get" => Request::Get(arg(0)),
         "set" => Request::Set(parse_set(arg(0), arg(1), &rest[2..])?),
@@ -588,6 +634,22 @@ fn parse_client(rest: &[Bytes]) -> Result<ClientRequest, ReplyError> {
     } else if is(sub, "INFO") {
         arity("info", 1)?;
         Ok(ClientRequest::Info)
+    } else if is(sub, "LIST") {
+        Ok(ClientRequest::List(parse_client_filter(&rest[1..], true)?))
+    } else if is(sub, "KILL") {
+        if rest.len() < 2 {
+            return Err(ReplyError::wrong_arity("client|kill"));
+        }
+        if rest.len() == 2 {
+            // The old form: `CLIENT KILL ip:port`.
+            let filter = ClientFilter { addr: Some(rest[1].clone()), ..ClientFilter::default() };
+            return Ok(ClientRequest::Kill { filter, old_form: true });
+        }
+        let filter = parse_client_filter(&rest[1..], false)?;
+        Ok(ClientRequest::Kill { filter, old_form: false })
+    } else if is(sub, "HELP") {
+        arity("help", 1)?;
+        Ok(ClientRequest::Help)
     } else if is(sub, "SETINFO") {
         arity("setinfo", 3)?;
         let attribute = if is(&rest[1], "LIB-NAME") {
@@ -603,6 +665,98 @@ fn parse_client(rest: &[Bytes]) -> Result<ClientRequest, ReplyError> {
         Ok(ClientRequest::SetInfo { attribute, value: rest[2].clone() })
     } else {
         Err(ReplyError::unknown_subcommand("client", sub))
+    }
+}
+
+/// `CLIENT LIST`'s (`list`: `TYPE`, `ID id …`) or `CLIENT KILL`'s filters (`ID`, `ADDR`,
+/// `LADDR`, `USER`, `TYPE`, `SKIPME`, `MAXAGE`, each followed by one value), as redis-server
+/// parses them, with its errors.
+fn parse_client_filter(words: &[Bytes], list: bool) -> Result<ClientFilter, ReplyError> {
+    let mut filter = ClientFilter { skip_me: !list, ..ClientFilter::default() };
+    let mut i = 0;
+    while i < words.len() {
+        let option = &words[i];
+        if list && is(option, "ID") && i + 1 < words.len() {
+            for id in &words[i + 1..] {
+                match integer(id) {
+                    Ok(id) if id > 0 => filter.ids.push(id as u64),
+                    _ => return Err(ReplyError("ERR Invalid client ID".into())),
+                }
+            }
+            return Ok(filter);
+        }
+        let Some(value) = words.get(i + 1) else { return Err(ReplyError::syntax()) };
+        if is(option, "TYPE") {
+            let kind = String::from_utf8_lossy(value).to_ascii_lowercase();
+            let kind = if kind == "slave" { "replica".to_string() } else { kind };
+            if !["normal", "master", "replica", "pubsub"].contains(&kind.as_str()) {
+                return Err(ReplyError(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(value)
+                )));
+            }
+            filter.kind = Some(kind);
+        } else if list {
+            return Err(ReplyError::syntax());
+        } else if is(option, "ID") {
+            match integer(value) {
+                Ok(id) if id > 0 => filter.ids.push(id as u64),
+                _ => return Err(ReplyError("ERR client-id should be greater than 0".into())),
+            }
+        } else if is(option, "ADDR") {
+            filter.addr = Some(value.clone());
+        } else if is(option, "LADDR") {
+            filter.laddr = Some(value.clone());
+        } else if is(option, "USER") {
+            filter.user = Some(value.clone());
+        } else if is(option, "SKIPME") {
+            filter.skip_me = if is(value, "YES") {
+                true
+            } else if is(value, "NO") {
+                false
+            } else {
+                return Err(ReplyError::syntax());
+            };
+        } else if is(option, "MAXAGE") {
+            filter.max_age_secs = Some(integer(value).map_err(|_| ReplyError::syntax())?.max(0) as u64);
+        } else {
+            return Err(ReplyError::syntax());
+        }
+        i += 2;
+    }
+    Ok(filter)
+}
+
+fn parse_slowlog(rest: &[Bytes]) -> Result<SlowlogRequest, ReplyError> {
+    let sub = &rest[0];
+    let exactly = |name: &str, n: usize| {
+        if rest.len() == n {
+            Ok(())
+        } else {
+            Err(ReplyError::wrong_arity(&format!("slowlog|{name}")))
+        }
+    };
+    if is(sub, "GET") {
+        match rest.len() {
+            1 => Ok(SlowlogRequest::Get(Some(10))),
+            2 => match integer(&rest[1]) {
+                Ok(-1) => Ok(SlowlogRequest::Get(None)),
+                Ok(n) if n >= 0 => Ok(SlowlogRequest::Get(Some(n as usize))),
+                _ => Err(ReplyError("ERR count should be greater than or equal to -1".into())),
+            },
+            _ => Err(ReplyError::wrong_arity("slowlog|get")),
+        }
+    } else if is(sub, "LEN") {
+        exactly("len", 1)?;
+        Ok(SlowlogRequest::Len)
+    } else if is(sub, "RESET") {
+        exactly("reset", 1)?;
+        Ok(SlowlogRequest::Reset)
+    } else if is(sub, "HELP") {
+        exactly("help", 1)?;
+        Ok(SlowlogRequest::Help)
+    } else {
+        Err(ReplyError::unknown_subcommand("slowlog", sub))
     }
 }
 
@@ -669,7 +823,22 @@ fn parse_config(rest: &[Bytes]) -> Result<Request, ReplyError> {
             return Err(ReplyError::wrong_arity("config|get"));
         }
         Ok(Request::ConfigGet(rest[1..].to_vec()))
-    } else if ["SET", "REWRITE", "RESETSTAT"].iter().any(|w| is(sub, w)) {
+    } else if is(sub, "SET") {
+        if rest.len() < 3 || rest.len().is_multiple_of(2) {
+            return Err(ReplyError::wrong_arity("config|set"));
+        }
+        Ok(Request::ConfigSet(rest[1..].chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect()))
+    } else if is(sub, "RESETSTAT") {
+        if rest.len() != 1 {
+            return Err(ReplyError::wrong_arity("config|resetstat"));
+        }
+        Ok(Request::ConfigResetStat)
+    } else if is(sub, "HELP") {
+        if rest.len() != 1 {
+            return Err(ReplyError::wrong_arity("config|help"));
+        }
+        Ok(Request::ConfigHelp)
+    } else if is(sub, "REWRITE") {
         Err(ReplyError(format!(
             "ERR CONFIG {} is not supported: Concord is configured in its configuration file",
             String::from_utf8_lossy(sub).to_uppercase()
@@ -863,6 +1032,7 @@ mod tests {
                 "client" => &["id"],
                 "acl" => &["whoami"],
                 "cluster" => &["myid"],
+                "slowlog" => &["len"],
                 "command" => &[],
                 "config" => &["get", "save"],
                 "setex" | "psetex" => &["k", "10", "v"],

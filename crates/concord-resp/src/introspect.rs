@@ -1,18 +1,222 @@
-//! Replies about the server itself: `INFO`, `COMMAND …` and `CONFIG GET`.
+//! Replies about the server itself: `INFO`, `ROLE`, `COMMAND …`, `CONFIG GET`, and the `HELP`
+//! texts.
 //!
 //! Clients call these at startup: `redis-cli` (interactive) asks `COMMAND DOCS` for its hints,
-//! `redis-benchmark` asks `CONFIG GET save` and `CONFIG GET appendonly`. The answers describe
-//! Concord honestly (no persistence settings of Redis's apply: `save` is empty, `appendonly` is
-//! `no` – Concord's durability is its Raft log, described in `INFO`'s `# Raft` section).
+//! `redis-benchmark` asks `CONFIG GET save` and `CONFIG GET appendonly`, redis-py's `info()`
+//! parses `INFO`. The answers describe Concord honestly, in Redis's vocabulary.
+//!
+//! # INFO
+//! Sections in redis-server 7's order, each from a real measurement:
+//!
+//! | section       | fields                                                                      |
+//! |---------------|-----------------------------------------------------------------------------|
+//! | `Server`      | `redis_version` ([`REDIS_VERSION`]), `concord_version`, `redis_mode`, `process_id`, `run_id`, `tcp_port`, `uptime_in_seconds`… |
+//! | `Clients`     | `connected_clients`, `maxclients`, `blocked_clients`                       |
+//! | `Memory`      | `used_memory` (= the process's resident set: Concord does not count its allocations), `used_memory_rss`, `used_memory_peak`, `total_system_memory` (Linux `/proc`), `maxmemory` 0 |
+//! | `Stats`       | `total_connections_received`, `total_commands_processed`, `instantaneous_ops_per_sec`, net bytes, `rejected_connections`, `keyspace_hits`/`misses` (see [`crate::monitor`]) |
+//! | `Replication` | Raft as Redis replication: see [`crate::backend::ReplicationInfo`]           |
+//! | `Cluster`     | `cluster_enabled`                                                          |
+//! | `Keyspace`    | `db0:keys=N,expires=M,avg_ttl=0` when the backend knows its key count and holds keys (`avg_ttl` is not tracked) |
+//! | backend's     | `Raft`, `Dynamo`, `Sharding`: the node's own state                         |
+//!
+//! `INFO`, `INFO default`, `INFO all` and `INFO everything` give every section (Concord has none of
+//! the optional ones – `commandstats`, `latencystats`, `modules`); `INFO keyspace memory` gives
+//! those; names are case-insensitive.
+//!
+//! # CONFIG GET
+//! No persistence setting of Redis's applies as such: `save` is empty; `appendonly` and
+//! `appendfsync` are what the node says of its WAL (the server passes them in
+//! [`crate::RespConfig::parameters`]: `appendonly yes`, `appendfsync always` when every Raft sync
+//! is an fsync, `no` when it is not). `proto-max-bulk-len` is the largest key or value the store
+//! takes; `databases` is 1; `slowlog-*` are the only parameters `CONFIG SET` changes.
 
+use crate::backend::{KeyspaceInfo, ReplicationInfo, ReplicationRole};
 use crate::command::{lookup, CommandRequest, CommandSpec, KeySpec, COMMANDS};
 use crate::frame::Frame;
 use crate::glob;
+use crate::monitor::{human_bytes, ProcessMemory};
 use bytes::Bytes;
 
 /// The Redis version Concord reports in `HELLO` and `INFO`: the protocol and command behaviour it
-/// follows (clients use it to pick features).
+/// follows (clients use it to pick features). 7.0, because that is what Concord's replies are
+/// checked against byte for byte (Debian's redis-server 7.0 in `tests/cluster.rs` and
+/// `tests/introspection.rs`); `CLIENT SETINFO` from 7.2 is accepted too, since clients send it.
 pub const REDIS_VERSION: &str = "7.0.0";
+
+/// `INFO memory`: the process's memory, or only `maxmemory` where it cannot be read.
+pub fn memory_fields(memory: Option<ProcessMemory>) -> Vec<(&'static str, String)> {
+    let mut fields = Vec::new();
+    if let Some(m) = memory {
+        fields.extend([
+            ("used_memory", m.rss.to_string()),
+            ("used_memory_human", human_bytes(m.rss)),
+            ("used_memory_rss", m.rss.to_string()),
+            ("used_memory_rss_human", human_bytes(m.rss)),
+            ("used_memory_peak", m.peak_rss.to_string()),
+            ("used_memory_peak_human", human_bytes(m.peak_rss)),
+            ("total_system_memory", m.system_total.to_string()),
+            ("total_system_memory_human", human_bytes(m.system_total)),
+        ]);
+    }
+    fields.extend([
+        ("maxmemory", "0".to_string()),
+        ("maxmemory_human", "0B".to_string()),
+        ("maxmemory_policy", "noeviction".to_string()),
+        ("mem_allocator", "libc".to_string()),
+    ]);
+    fields
+}
+
+/// `INFO replication`, in redis-server's field names (see [`ReplicationInfo`] for the mapping),
+/// and `concord_replication` saying what is underneath.
+pub fn replication_fields(info: &ReplicationInfo, run_id: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut add = |k: &str, v: String| fields.push((k.to_string(), v));
+    match &info.role {
+        ReplicationRole::Master => {
+            add("role", "master".into());
+            add("connected_slaves", info.replicas.len().to_string());
+            for (i, r) in info.replicas.iter().enumerate() {
+                let (ip, port) = r.addr.clone().unwrap_or_else(|| ("?".into(), 0));
+                add(
+                    &format!("slave{i}"),
+                    format!("ip={ip},port={port},state=online,offset={},id={}", r.offset, r.id),
+                );
+            }
+        }
+        ReplicationRole::Replica { master } => {
+            add("role", "slave".into());
+            let (host, port) = master.clone().unwrap_or_else(|| ("?".into(), 0));
+            add("master_host", host);
+            add("master_port", port.to_string());
+            add("master_link_status", if master.is_some() { "up" } else { "down" }.into());
+            add("slave_repl_offset", info.offset.to_string());
+            add("slave_read_only", "1".into());
+            add("connected_slaves", "0".into());
+        }
+    }
+    add("master_replid", run_id.to_string());
+    add("master_repl_offset", info.offset.to_string());
+    add("concord_replication", info.model.to_string());
+    fields
+}
+
+/// `INFO keyspace`: `db0` when there are keys (redis-server lists no empty database).
+pub fn keyspace_fields(keyspace: Option<KeyspaceInfo>) -> Vec<(String, String)> {
+    match keyspace {
+        Some(k) if k.keys > 0 => {
+            vec![("db0".to_string(), format!("keys={},expires={},avg_ttl=0", k.keys, k.expires))]
+        }
+        _ => vec![],
+    }
+}
+
+/// `ROLE`: `[master, offset, [[ip, port, offset]…]]` or `[slave, host, port, state, offset]`.
+pub fn role(info: &ReplicationInfo) -> Frame {
+    match &info.role {
+        ReplicationRole::Master => Frame::Array(vec![
+            Frame::bulk("master"),
+            Frame::Integer(info.offset as i64),
+            Frame::Array(
+                info.replicas
+                    .iter()
+                    .map(|r| {
+                        let (ip, port) = r.addr.clone().unwrap_or_else(|| ("?".into(), 0));
+                        Frame::Array(vec![
+                            Frame::bulk(ip),
+                            Frame::bulk(port.to_string()),
+                            Frame::bulk(r.offset.to_string()),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ]),
+        ReplicationRole::Replica { master } => {
+            let (host, port) = master.clone().unwrap_or_else(|| ("?".into(), 0));
+            Frame::Array(vec![
+                Frame::bulk("slave"),
+                Frame::bulk(host),
+                Frame::Integer(i64::from(port)),
+                // redis-server's states: `connect` while it has no master to talk to.
+                Frame::bulk(if master.is_some() { "connected" } else { "connect" }),
+                Frame::Integer(info.offset as i64),
+            ])
+        }
+    }
+}
+
+/// A `HELP` reply as redis-server shapes it: a header line, then the entries, then `HELP`.
+pub fn help(command: &str, entries: &[&str]) -> Frame {
+    let mut lines = vec![format!("{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")];
+    lines.extend(entries.iter().map(|l| l.to_string()));
+    lines.push("HELP".into());
+    lines.push("    Prints this help.".into());
+    Frame::Array(lines.into_iter().map(Frame::Simple).collect())
+}
+
+/// `CLIENT HELP`: the subcommands Concord offers, in redis-server's words.
+pub const CLIENT_HELP: &[&str] = &[
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "INFO",
+    "    Return information about the current client connection.",
+    "KILL <ip:port>",
+    "    Kill connection made from <ip:port>.",
+    "KILL <option> <value> [<option> <value> [...]]",
+    "    Kill connections. Options are:",
+    "    * ADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made from the specified address",
+    "    * LADDR (<ip:port>|<unixsocket>:0)",
+    "      Kill connections made to specified local address",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Kill connections by type.",
+    "    * USER <username>",
+    "      Kill connections authenticated by <username>.",
+    "    * SKIPME (YES|NO)",
+    "      Skip killing current connection (default: yes).",
+    "    * ID <client-id>",
+    "      Kill connections by client id.",
+    "    * MAXAGE <maxage>",
+    "      Kill connections older than the specified age.",
+    "LIST [options ...]",
+    "    Return information about client connections. Options:",
+    "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+    "      Return clients of specified type.",
+    "    * ID <client-id> [<client-id> ...]",
+    "      Return clients of specified IDs only.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <option> <value>",
+    "    Set client meta attr. Options are:",
+    "    * LIB-NAME: the client lib name.",
+    "    * LIB-VER: the client lib version.",
+];
+
+/// `SLOWLOG HELP`, as redis-server's.
+pub const SLOWLOG_HELP: &[&str] = &[
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+];
+
+/// `CONFIG HELP`: what Concord's CONFIG does.
+pub const CONFIG_HELP: &[&str] = &[
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value> (slowlog-log-slower-than and slowlog-max-len;",
+    "    Concord's other settings are in its configuration file).",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+];
 
 /// `INFO [section …]`: `# Name` headers and `key:value` lines, sections separated by a blank line.
 /// No argument, `default`, `all` or `everything` give every section; names are case-insensitive.
@@ -162,7 +366,8 @@ fn syntax(command: &str) -> Option<&'static str> {
         "pexpireat" => "key unix-time-milliseconds [NX|XX|GT|LT]",
         "keys" => "pattern",
         "scan" => "cursor [MATCH pattern] [COUNT count] [TYPE type]",
-        "quit" | "dbsize" | "multi" | "exec" | "discard" | "asking" | "readonly" | "readwrite" => "",
+        "quit" | "dbsize" | "multi" | "exec" | "discard" | "asking" | "readonly" | "readwrite" | "role"
+        | "time" => "",
         _ => return None,
     })
 }
@@ -351,13 +556,13 @@ pub fn command(request: &CommandRequest) -> Frame {
 
 /// `CONFIG GET pattern …` over `parameters` (name, value); each parameter at most once, in table
 /// order. Parameter names are lowercase; patterns match case-insensitively, as in Redis.
-pub fn config_get(parameters: &[(&str, String)], patterns: &[Bytes]) -> Frame {
+pub fn config_get(parameters: &[(String, String)], patterns: &[Bytes]) -> Frame {
     let patterns: Vec<Vec<u8>> = patterns.iter().map(|p| p.to_ascii_lowercase()).collect();
     Frame::Map(
         parameters
             .iter()
             .filter(|(name, _)| patterns.iter().any(|p| glob::matches(p, name.as_bytes())))
-            .map(|(name, value)| (Frame::bulk(name.to_string()), Frame::bulk(value.clone())))
+            .map(|(name, value)| (Frame::bulk(name.clone()), Frame::bulk(value.clone())))
             .collect(),
     )
 }
@@ -382,8 +587,8 @@ mod tests {
 
     #[test]
     fn config_get_matches_globs() {
-        let params =
-            [("save", String::new()), ("appendonly", "no".to_string()), ("maxclients", "10".to_string())];
+        let params = [("save", ""), ("appendonly", "no"), ("maxclients", "10")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
         assert_eq!(
             config_get(&params, &[Bytes::from("SAVE")]),
             Frame::Map(vec![(Frame::bulk("save"), Frame::bulk(""))])

@@ -25,7 +25,9 @@
 //!   command table;
 //! * [`exec`] – data commands as `concord_kv` commands and queries (the mapping table is there);
 //! * [`glob`] and [`cursor`] – `KEYS`/`SCAN` patterns, and stateless `SCAN` cursors;
-//! * [`introspect`] – `INFO`, `COMMAND`, `CONFIG GET`;
+//! * [`introspect`] – `INFO`, `ROLE`, `COMMAND`, `CONFIG GET`, `HELP` texts;
+//! * [`monitor`] – what the server knows of itself: the client registry (`CLIENT LIST|KILL`), the
+//!   slow log, counters, the process's memory;
 //! * [`acl`] – users, passwords and roles: the credential check both of a node's doors use;
 //! * [`server`] – the tokio server: connections, pipelining, authentication, limits, shutdown;
 //!   [`serve_with_acceptor`] runs it over any stream an [`Acceptor`] makes of a socket (TLS);
@@ -37,8 +39,9 @@
 //! ## Commands
 //! `PING`, `ECHO`, `HELLO [2|3] [AUTH user pass] [SETNAME name]`, `AUTH [user] pass`,
 //! `ACL SETUSER|DELUSER|WHOAMI|LIST|USERS` (roles, see [`acl`]), `SELECT 0`, `QUIT`,
-//! `CLIENT SETNAME|GETNAME|ID|SETINFO|INFO`, `INFO [section]`, `COMMAND [COUNT|INFO|DOCS|LIST]`,
-//! `CONFIG GET`, `DBSIZE`; `GET`, `SET` (NX, XX, GET, EX, PX, EXAT, PXAT, KEEPTTL), `SETNX`,
+//! `CLIENT SETNAME|GETNAME|ID|SETINFO|INFO|LIST|KILL|HELP`, `INFO [section …]`, `ROLE`, `TIME`,
+//! `SLOWLOG GET|LEN|RESET|HELP`, `COMMAND [COUNT|INFO|DOCS|LIST]`,
+//! `CONFIG GET|SET|RESETSTAT|HELP` (`SET`: the `slowlog-*` parameters), `DBSIZE`; `GET`, `SET` (NX, XX, GET, EX, PX, EXAT, PXAT, KEEPTTL), `SETNX`,
 //! `SETEX`, `PSETEX`, `GETSET`, `DEL`, `EXISTS`, `INCR`, `DECR`, `INCRBY`, `DECRBY`, `MGET`, `MSET`,
 //! `EXPIRE`, `PEXPIRE`, `EXPIREAT`, `PEXPIREAT` (NX, XX, GT, LT), `TTL`, `PTTL`, `PERSIST`,
 //! `KEYS` (bounded), `SCAN` (MATCH, COUNT, TYPE); `MULTI`/`EXEC`/`DISCARD` for transactions of
@@ -66,6 +69,8 @@
 //! | unknown command, wrong arity, bad option   | `-ERR unknown command …`, `-ERR wrong number of arguments for 'get' command`, `-ERR syntax error` | [`command`] |
 //! | no `AUTH` yet; a role that does not allow it | `-NOAUTH Authentication required.`; `-NOPERM User … has no permissions to run the 'set' command` | [`server`], [`acl`] |
 //! | protocol error, limits                     | `-ERR Protocol error: …` (connection closed), `-ERR max number of clients reached` | [`server`] |
+//! | an argument over the key/value limit       | `-ERR value is 2000000 bytes; the limit is 1048576` (the KV store's words, as HTTP; the payload is passed over and the connection kept) | [`codec`] |
+//! | `CONFIG SET` of a parameter set in the file | `-ERR CONFIG SET failed (possibly related to argument 'maxmemory') - Concord sets it in its configuration file; …` | [`server`] |
 //! | not the leader, no quorum, timeout, …      | `-READONLY …`, `-TRYAGAIN …`, `-TIMEOUT …`, `-UNKNOWN …`, `-MISCONF …` | [`backend`] |
 //! | sharded: the key's slot is elsewhere       | `-MOVED <slot> <host:port>`                                 | [`backend`] |
 //! | sharded: the key's slot is being moved     | `-TRYAGAIN …` (never `-ASK`: see [`cluster`])               | [`backend`] |
@@ -87,12 +92,16 @@ pub mod frame;
 pub mod glob;
 pub mod introspect;
 pub mod memory;
+pub mod monitor;
 pub mod server;
 
 pub use acl::Acl;
-pub use backend::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
+pub use backend::{
+    Backend, BackendError, BoxFuture, ConsistencyModel, KeyspaceInfo, ReplicaInfo, ReplicationInfo,
+    ReplicationRole, RequestConsistency,
+};
 pub use cluster::{Topology, TopologyNode, TopologyShard};
-pub use codec::{decode_frame, encode, DecodeLimits, ProtocolError, RequestDecoder};
+pub use codec::{decode_frame, encode, DecodeError, DecodeLimits, ProtocolError, RequestDecoder};
 pub use command::{parse, ConsistencySetting, Request};
 pub use frame::{Frame, Protocol};
 pub use memory::MemoryBackend;

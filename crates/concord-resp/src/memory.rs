@@ -178,6 +178,11 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(result))
     }
 
+    fn keyspace(&self) -> Option<crate::backend::KeyspaceInfo> {
+        let state = self.lock();
+        Some(crate::backend::KeyspaceInfo { keys: state.store.len(), expires: state.store.expiring_len() })
+    }
+
     fn info(&self) -> Vec<(String, Vec<(String, String)>)> {
         let state = self.lock();
         let pairs = |items: &[(&str, String)]| -> Vec<(String, String)> {

@@ -41,6 +41,12 @@
 //! # Errors and limits, as Redis does them
 //! * A malformed request gets `-ERR Protocol error: …` and the connection is closed (the byte
 //!   stream cannot be resynchronised). Other connections are unaffected.
+//! * An argument longer than the largest key or value the store takes (but within the hard
+//!   protocol cap, `DecodeLimits::max_bulk_bytes`) gets the KV store's reason at once,
+//!   `-ERR value is 2000000 bytes; the limit is 1048576`; its bytes are passed over unbuffered and
+//!   the connection goes on (see [`crate::codec`]). Inside MULTI it dooms the transaction.
+//! * `CLIENT KILL` closes the connections it selects: each reader wakes and stops (see
+//!   [`crate::monitor`]).
 //! * `requirepass` and users ([`crate::acl`]): until `AUTH [user] pass` (or `HELLO … AUTH`)
 //!   succeeds, every other command gets `-NOAUTH Authentication required.`, and requests are
 //!   limited to 10 arguments of 16 KiB. Each command is then checked against the user's role *as
@@ -93,14 +99,15 @@
 use crate::acl::{Acl, Denied, Need, DEFAULT_USER};
 use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};
 use crate::cluster;
-use crate::codec::{encode, DecodeLimits, RequestDecoder};
+use crate::codec::{encode, DecodeError, DecodeLimits, RequestDecoder};
 use crate::command::{
     self, consistency_name, AclRequest, ClientInfoAttribute, ClientRequest, ConsistencySetting, ReplyError,
-    Request,
+    Request, SlowlogRequest,
 };
 use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
+use crate::monitor::{ClientHandle, ClientSnapshot, Lookups, Monitor};
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
@@ -200,6 +207,10 @@ pub struct RespConfig {
     pub default_consistency: ReadConsistency,
     /// How long [`serve`] waits for connections to finish after `shutdown`.
     pub shutdown_grace: Duration,
+    /// `CONFIG GET` values the program around the server knows and this crate does not – e.g.
+    /// `appendonly` and `appendfsync` from the node's WAL settings. They replace this crate's own
+    /// answers of the same name (see [`crate::introspect`]).
+    pub parameters: Vec<(String, String)>,
 }
 
 impl Default for RespConfig {
@@ -217,18 +228,26 @@ impl Default for RespConfig {
             keys_max: 10_000,
             default_consistency: ReadConsistency::Linearizable,
             shutdown_grace: Duration::from_secs(5),
+            parameters: Vec::new(),
         }
     }
 }
 
 impl RespConfig {
-    /// Defaults, with the largest bulk string set to the largest key or value the KV store
-    /// accepts (so an oversized value is refused from its header, before it is buffered) and the
+    /// Defaults, with the largest argument set to the largest key or value the KV store accepts
+    /// (so an oversized value is refused from its header, and passed over unbuffered) and the
     /// largest request to a few times the largest command.
     pub fn for_kv_limits(limits: &KvLimits) -> RespConfig {
-        let max_bulk_bytes = limits.max_value_bytes.max(limits.max_key_bytes);
+        let max_arg_bytes = limits.max_value_bytes.max(limits.max_key_bytes);
+        let defaults = DecodeLimits::default();
         RespConfig {
-            decode_limits: DecodeLimits { max_bulk_bytes, ..DecodeLimits::default() },
+            // A larger argument, up to the hard cap, is passed over and refused with the KV
+            // store's reason; the connection goes on (see `crate::codec`).
+            decode_limits: DecodeLimits {
+                max_arg_bytes,
+                max_bulk_bytes: defaults.max_bulk_bytes.max(max_arg_bytes),
+                ..defaults
+            },
             max_request_bytes: limits.max_command_bytes.saturating_mul(4).max(16 * 1024 * 1024),
             ..RespConfig::default()
         }
@@ -279,6 +298,10 @@ struct Shared {
     total_connections: AtomicU64,
     rejected_connections: AtomicU64,
     total_commands: AtomicU64,
+    /// Clients, slow log, counters ([`crate::monitor`]).
+    monitor: Monitor,
+    /// The address the listener is bound to (`CONFIG GET bind`).
+    bind: Option<SocketAddr>,
 }
 
 /// Serve the Redis protocol on `listener` until `shutdown` completes (see the module docs).
@@ -301,6 +324,7 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
 ) {
     let acceptor = Arc::new(acceptor);
     let port = listener.local_addr().map_or(0, |a| a.port());
+    let bind = listener.local_addr().ok();
     let slots = Arc::new(Semaphore::new(config.max_clients));
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut backoff = ACCEPT_BACKOFF_MIN;
@@ -317,7 +341,20 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
         total_connections: AtomicU64::new(0),
         rejected_connections: AtomicU64::new(0),
         total_commands: AtomicU64::new(0),
+        monitor: Monitor::default(),
+        bind,
     });
+    // `instantaneous_ops_per_sec`: sample the commands counter, as redis-server does.
+    let sampler = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::monitor::OPS_SAMPLE_INTERVAL);
+            loop {
+                every.tick().await;
+                shared.monitor.sample_ops(shared.total_commands.load(Ordering::Relaxed));
+            }
+        })
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -364,6 +401,7 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} });
     let _ = drained.await;
     connections.abort_all();
+    sampler.abort();
 }
 
 /// The first wait after a failed `accept`, and the longest.
@@ -390,6 +428,15 @@ impl Drop for ClientGauge {
     fn drop(&mut self) {
         self.0.connected_clients.fetch_sub(1, Ordering::Relaxed);
         self.0.config.events.closed();
+    }
+}
+
+/// Takes a connection out of the client registry however its task ends.
+struct Registered(Arc<Shared>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.monitor.unregister(self.1);
     }
 }
 
@@ -440,6 +487,7 @@ async fn connection<A: Acceptor>(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
+    let laddr = socket.local_addr().ok();
     // A handshake still in progress at shutdown is abandoned (there is no request to finish).
     let accepted = tokio::select! {
         accepted = acceptor.accept(socket, addr) => accepted,
@@ -467,8 +515,10 @@ async fn connection<A: Acceptor>(
     let _gauge = ClientGauge(shared.clone());
     let output = Arc::new(OutputBuffer::new(shared.config.max_output_bytes));
     let (replies_tx, replies_rx) = mpsc::channel(shared.config.max_pipeline.max(1));
-    let writer = tokio::spawn(write_replies(writer, replies_rx, output.clone()));
-    let mut client = Client::new(addr, shared.clone(), output);
+    let writer = tokio::spawn(write_replies(writer, replies_rx, output.clone(), shared.clone()));
+    let mut client = Client::new(addr, laddr, shared.clone(), output);
+    shared.monitor.register(client.handle.clone());
+    let _registered = Registered(shared.clone(), client.id);
     let ended = client.read_requests(&mut reader, replies_tx, stop).await;
     if let Some(reason) = ended {
         shared.config.events.disconnected(addr, reason);
@@ -507,7 +557,9 @@ async fn write_replies(
     mut socket: impl AsyncWrite + Unpin,
     mut replies: mpsc::Receiver<Pending>,
     output: Arc<OutputBuffer>,
+    shared: Arc<Shared>,
 ) {
+    let written = |n: usize| shared.monitor.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
     let mut out = BytesMut::with_capacity(16 * 1024);
     // Bytes counted in `output` that sit in `out`: released once written.
     let mut counted = 0;
@@ -527,6 +579,7 @@ async fn write_replies(
                             if send(&mut socket, &out).await.is_err() {
                                 return;
                             }
+                            written(out.len());
                             out.clear();
                             output.sub(std::mem::take(&mut counted));
                         }
@@ -546,12 +599,13 @@ async fn write_replies(
             if send(&mut socket, &out).await.is_err() {
                 return;
             }
+            written(out.len());
             out.clear();
             output.sub(std::mem::take(&mut counted));
         }
     }
-    if !out.is_empty() {
-        let _ = socket.write_all(&out).await;
+    if !out.is_empty() && socket.write_all(&out).await.is_ok() {
+        written(out.len());
     }
     let _ = socket.shutdown().await;
 }
@@ -589,6 +643,21 @@ struct Client {
     multi: Option<Multi>,
     /// Replies computed and not yet written (`max_output_bytes`).
     output: Arc<OutputBuffer>,
+    /// This connection as the others see it (`CLIENT LIST`, `CLIENT KILL`).
+    handle: Arc<ClientHandle>,
+    /// The last command, Redis's way (`client|list`).
+    last_command: String,
+    /// The request being dispatched: when it started, and what the slow log and the keyspace
+    /// counters need of it (taken by `start` for a backend request).
+    timing: Option<Timing>,
+}
+
+/// What is measured of one request (see [`crate::monitor`]).
+struct Timing {
+    started: Instant,
+    /// Its arguments, if the slow log is on.
+    args: Option<Vec<Bytes>>,
+    lookups: Option<Lookups>,
 }
 
 /// A transaction being queued.
@@ -600,13 +669,37 @@ struct Multi {
 }
 
 impl Client {
-    fn new(addr: SocketAddr, shared: Arc<Shared>, output: Arc<OutputBuffer>) -> Client {
+    fn new(
+        addr: SocketAddr,
+        laddr: Option<SocketAddr>,
+        shared: Arc<Shared>,
+        output: Arc<OutputBuffer>,
+    ) -> Client {
         // Without a password on `default`, a connection starts as `default`, as on Redis.
         let user = (!shared.acl.auth_required()).then(|| DEFAULT_USER.to_string());
         let authenticated = user.is_some();
         let limits = shared.config.decode_limits;
+        let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let consistency = RequestConsistency::strong(shared.config.default_consistency);
+        let snapshot = ClientSnapshot {
+            name: None,
+            lib_name: None,
+            lib_version: None,
+            user: user.clone(),
+            last_command: "NULL".into(),
+            last_active: Instant::now(),
+            resp: 2,
+            multi: None,
+            readonly: false,
+            consistency,
+            input_buffered: 0,
+            output_pending: 0,
+        };
         Client {
-            id: shared.next_client_id.fetch_add(1, Ordering::Relaxed),
+            handle: Arc::new(ClientHandle::new(id, addr, laddr, snapshot)),
+            last_command: "NULL".into(),
+            timing: None,
+            id,
             addr,
             decoder: RequestDecoder::new(if authenticated { limits } else { limits.unauthenticated() }),
             protocol: Protocol::Resp2,
@@ -614,7 +707,7 @@ impl Client {
             name: None,
             lib_name: None,
             lib_version: None,
-            consistency: RequestConsistency::strong(shared.config.default_consistency),
+            consistency,
             readonly: false,
             in_flight: Vec::new(),
             run: None,
@@ -634,11 +727,16 @@ impl Client {
     ) -> Option<Disconnect> {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         let output = self.output.clone();
+        let handle = self.handle.clone();
         loop {
             loop {
+                if handle.is_killed() {
+                    return None;
+                }
                 match self.decoder.decode(&mut buf) {
                     Ok(Some(args)) => {
                         let (pending, close) = self.dispatch(args).await;
+                        self.publish(buf.len());
                         // A full queue waits for the writer – unless the client stopped reading.
                         tokio::select! {
                             sent = replies.send(pending) => if sent.is_err() || close {
@@ -648,6 +746,21 @@ impl Client {
                         }
                     }
                     Ok(None) => break,
+                    // An oversized argument was passed over: refuse the request, read the next.
+                    Err(e @ DecodeError::TooLarge { .. }) => {
+                        self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
+                        // Inside MULTI it dooms the transaction, as any refused command does.
+                        if let Some(multi) = &mut self.multi {
+                            multi.doomed = true;
+                        }
+                        let pending = Pending::Ready(Frame::Error(e.to_string()), self.protocol);
+                        tokio::select! {
+                            sent = replies.send(pending) => if sent.is_err() {
+                                return None;
+                            },
+                            _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                        }
+                    }
                     Err(e) => {
                         let _ =
                             replies.send(Pending::Ready(Frame::Error(e.to_string()), self.protocol)).await;
@@ -683,8 +796,11 @@ impl Client {
             tokio::select! {
                 _ = stop.changed() => return None,
                 _ = output.wait_exceeded() => return Some(Disconnect::OutputBuffer),
+                _ = handle.killed() => return None,
                 read = read => match read {
-                    Some(Ok(n)) if n > 0 => {}
+                    Some(Ok(n)) if n > 0 => {
+                        self.shared.monitor.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     None if replies.capacity() < replies.max_capacity()
                         || self.in_flight.iter().any(|task| !task.is_finished()) => {}
                     None => return Some(Disconnect::IdleTimeout),
@@ -698,6 +814,22 @@ impl Client {
     /// Answer or start one request; `true` if the connection should close after its reply.
     async fn dispatch(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
         self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let slow_args = self.shared.monitor.slowlog.enabled().then(|| args.clone());
+        self.last_command = command_name(&args);
+        self.timing = Some(Timing { started, args: slow_args, lookups: None });
+        let (pending, close) = self.dispatch_parsed(args).await;
+        // Answered here (not by a backend task): measured now.
+        if let (Some(timing), Pending::Ready(..)) = (self.timing.take(), &pending) {
+            if let Some(args) = timing.args {
+                self.shared.monitor.slowlog.record(&args, started.elapsed(), self.addr, self.name.as_ref());
+            }
+        }
+        (pending, close)
+    }
+
+    /// [`Client::dispatch`] without the measuring.
+    async fn dispatch_parsed(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
         let (name, request) = match self.check_and_parse(args) {
             Ok(parsed) => parsed,
             Err(error) => {
@@ -787,6 +919,9 @@ impl Client {
                     (Pending::Ready(frame, self.protocol), close)
                 }
                 access => {
+                    if let Some(timing) = &mut self.timing {
+                        timing.lookups = Lookups::of(&request);
+                    }
                     let ctx = self.exec_context();
                     // `start` hands writes to the backend now, in request order.
                     self.start(access, move || exec::start(request, ctx)).await
@@ -848,8 +983,18 @@ impl Client {
         let answer = begin();
         let (reply_tx, reply_rx) = oneshot::channel();
         let output = self.output.clone();
+        let timing = self.timing.take();
+        let (shared, addr, name) = (self.shared.clone(), self.addr, self.name.clone());
         self.in_flight.push(tokio::spawn(async move {
             let frame = answer.await;
+            if let Some(timing) = timing {
+                if let Some(args) = timing.args {
+                    shared.monitor.slowlog.record(&args, timing.started.elapsed(), addr, name.as_ref());
+                }
+                if let Some(lookups) = timing.lookups {
+                    shared.monitor.count_lookups(lookups, &frame);
+                }
+            }
             // Counted once computed, released once written (see `max_output_bytes`).
             let size = frame.size_estimate();
             output.add(size);
@@ -956,6 +1101,30 @@ impl Client {
                 Frame::error("ERR SELECT is not allowed in cluster mode")
             }
             Request::Select(_) => Frame::error("ERR DB index is out of range (Concord has one database: 0)"),
+            Request::Client(ClientRequest::Kill { filter, old_form }) => {
+                let me = self.id;
+                let victims: Vec<_> =
+                    self.shared.monitor.clients().into_iter().filter(|c| c.matches(&filter, me)).collect();
+                if let Some(user) = &filter.user {
+                    if !self.shared.acl.names().iter().any(|n| n.as_bytes() == user.as_ref()) {
+                        return (
+                            Frame::error(format!("ERR No such user '{}'", String::from_utf8_lossy(user))),
+                            false,
+                        );
+                    }
+                }
+                for victim in &victims {
+                    victim.kill();
+                }
+                // Killing itself: the reply goes out, then the connection closes.
+                let close = victims.iter().any(|v| v.id == me);
+                let frame = match (old_form, victims.len()) {
+                    (true, 0) => Frame::error("ERR No such client"),
+                    (true, _) => Frame::ok(),
+                    (false, n) => Frame::Integer(n as i64),
+                };
+                return (frame, close);
+            }
             Request::Client(client) => self.client_command(client),
             Request::Acl(acl) => self.acl_command(acl),
             Request::Consistency(None) => Frame::bulk(self.consistency_text()),
@@ -990,6 +1159,37 @@ impl Client {
                 Frame::ok()
             }
             Request::ConfigGet(patterns) => introspect::config_get(&self.config_parameters(), &patterns),
+            Request::ConfigSet(pairs) => self.config_set(&pairs),
+            Request::ConfigResetStat => {
+                let s = &self.shared;
+                for counter in [&s.total_connections, &s.rejected_connections, &s.total_commands] {
+                    counter.store(0, Ordering::Relaxed);
+                }
+                s.monitor.reset_stats();
+                Frame::ok()
+            }
+            Request::ConfigHelp => introspect::help("CONFIG", introspect::CONFIG_HELP),
+            Request::Slowlog(request) => {
+                let slowlog = &self.shared.monitor.slowlog;
+                match request {
+                    SlowlogRequest::Get(count) => slowlog.get(count),
+                    SlowlogRequest::Len => Frame::Integer(slowlog.len() as i64),
+                    SlowlogRequest::Reset => {
+                        slowlog.reset();
+                        Frame::ok()
+                    }
+                    SlowlogRequest::Help => introspect::help("SLOWLOG", introspect::SLOWLOG_HELP),
+                }
+            }
+            Request::Role => introspect::role(&self.shared.backend.replication()),
+            Request::Time => {
+                let now =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                Frame::Array(vec![
+                    Frame::bulk(now.as_secs().to_string()),
+                    Frame::bulk(now.subsec_micros().to_string()),
+                ])
+            }
             other => Frame::error(format!("ERR internal error: {other:?} is not a connection command")),
         };
         (frame, false)
@@ -1022,19 +1222,24 @@ impl Client {
                 Frame::ok()
             }
             ClientRequest::Info => {
-                let text = |b: &Option<Bytes>| {
-                    b.as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned()
-                };
-                Frame::bulk(format!(
-                    "id={} addr={} name={} db=0 resp={} lib-name={} lib-ver={} consistency={}\n",
-                    self.id,
-                    self.addr,
-                    text(&self.name),
-                    self.protocol.version(),
-                    text(&self.lib_name),
-                    text(&self.lib_version),
-                    self.consistency_text().replace(' ', ","),
-                ))
+                self.publish(0);
+                Frame::bulk(self.handle.line(&self.consistency_text().replace(' ', ",")))
+            }
+            ClientRequest::List(filter) => {
+                self.publish(0);
+                let model = self.shared.backend.model();
+                let mut text = String::new();
+                for client in self.shared.monitor.clients() {
+                    if client.matches(&filter, self.id) {
+                        let consistency = describe_consistency(client.snapshot().consistency, model);
+                        text.push_str(&client.line(&consistency.replace(' ', ",")));
+                    }
+                }
+                Frame::bulk(text)
+            }
+            ClientRequest::Help => introspect::help("CLIENT", introspect::CLIENT_HELP),
+            ClientRequest::Kill { .. } => {
+                Frame::error("ERR internal error: CLIENT KILL is answered by the connection command")
             }
         }
     }
@@ -1044,10 +1249,14 @@ impl Client {
         describe_consistency(self.consistency, self.shared.backend.model())
     }
 
+    /// INFO's sections, in redis-server's order, then the backend's own (`Raft`, `Dynamo`…).
     fn info_sections(&self) -> Vec<(String, Vec<(String, String)>)> {
         let s = &self.shared;
+        let m = &s.monitor;
         let pairs = |items: Vec<(&str, String)>| items.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let uptime = s.started.elapsed().as_secs();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
         let mut sections = vec![
             (
                 "Server".to_string(),
@@ -1055,8 +1264,13 @@ impl Client {
                     ("redis_version", REDIS_VERSION.to_string()),
                     ("concord_version", env!("CARGO_PKG_VERSION").to_string()),
                     ("redis_mode", self.redis_mode().to_string()),
+                    ("os", format!("{} {}", std::env::consts::OS, std::env::consts::ARCH)),
+                    ("arch_bits", (usize::BITS).to_string()),
+                    ("multiplexing_api", "tokio".to_string()),
                     ("process_id", std::process::id().to_string()),
+                    ("run_id", m.run_id.clone()),
                     ("tcp_port", s.port.to_string()),
+                    ("server_time_usec", now.as_micros().to_string()),
                     ("uptime_in_seconds", uptime.to_string()),
                     ("uptime_in_days", (uptime / 86_400).to_string()),
                 ]),
@@ -1066,23 +1280,99 @@ impl Client {
                 pairs(vec![
                     ("connected_clients", s.connected_clients.load(Ordering::Relaxed).to_string()),
                     ("maxclients", s.config.max_clients.to_string()),
+                    ("blocked_clients", m.blocked_clients.load(Ordering::Relaxed).to_string()),
                 ]),
             ),
+            ("Memory".to_string(), pairs(introspect::memory_fields(crate::monitor::process_memory()))),
             (
                 "Stats".to_string(),
                 pairs(vec![
-                    ("total_connections_received", s.total_connections.load(Ordering::Relaxed).to_string()),
-                    ("total_commands_processed", s.total_commands.load(Ordering::Relaxed).to_string()),
-                    ("rejected_connections", s.rejected_connections.load(Ordering::Relaxed).to_string()),
+                    ("total_connections_received", load(&s.total_connections)),
+                    ("total_commands_processed", load(&s.total_commands)),
+                    ("instantaneous_ops_per_sec", m.ops_per_sec().to_string()),
+                    ("total_net_input_bytes", load(&m.net_input_bytes)),
+                    ("total_net_output_bytes", load(&m.net_output_bytes)),
+                    ("rejected_connections", load(&s.rejected_connections)),
+                    ("keyspace_hits", load(&m.keyspace_hits)),
+                    ("keyspace_misses", load(&m.keyspace_misses)),
                 ]),
             ),
+            ("Replication".to_string(), introspect::replication_fields(&s.backend.replication(), &m.run_id)),
             (
                 "Cluster".to_string(),
                 pairs(vec![("cluster_enabled", if s.backend.is_cluster() { "1" } else { "0" }.to_string())]),
             ),
+            ("Keyspace".to_string(), introspect::keyspace_fields(s.backend.keyspace())),
         ];
         sections.extend(s.backend.info());
         sections
+    }
+
+    /// Publish this connection's state for the others' `CLIENT LIST` (see [`crate::monitor`]).
+    fn publish(&self, input_buffered: usize) {
+        self.handle.publish(ClientSnapshot {
+            name: self.name.clone(),
+            lib_name: self.lib_name.clone(),
+            lib_version: self.lib_version.clone(),
+            user: self.user.clone(),
+            last_command: self.last_command.clone(),
+            last_active: Instant::now(),
+            resp: self.protocol.version(),
+            multi: self.multi.as_ref().map(|m| m.queued.len()),
+            readonly: self.readonly,
+            consistency: self.consistency,
+            input_buffered,
+            output_pending: self.output.bytes.load(Ordering::Relaxed),
+        });
+    }
+
+    /// `CONFIG SET name value …`: all or nothing, as redis-server 7. Only the slow log's settings
+    /// change at runtime; the others are Concord's configuration file's.
+    fn config_set(&self, pairs: &[(Bytes, Bytes)]) -> Frame {
+        let slowlog = &self.shared.monitor.slowlog;
+        let known = self.config_parameters();
+        let mut changes = Vec::new();
+        for (name, value) in pairs {
+            let name_text = String::from_utf8_lossy(name).to_ascii_lowercase();
+            let failed = |why: &str| {
+                Frame::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name_text}') - {why}"
+                ))
+            };
+            let number = std::str::from_utf8(value).ok().and_then(|v| v.parse::<i64>().ok());
+            match name_text.as_str() {
+                "slowlog-log-slower-than" => match number {
+                    Some(n) => changes.push((true, n)),
+                    None => return failed("argument couldn't be parsed into an integer"),
+                },
+                "slowlog-max-len" => match number {
+                    Some(n) if n >= 0 => changes.push((false, n)),
+                    Some(_) => return failed("argument must be between 0 and 9223372036854775807 inclusive"),
+                    None => return failed("argument couldn't be parsed into an integer"),
+                },
+                other if known.iter().any(|(k, _)| k == other) => {
+                    return failed(
+                        "Concord sets it in its configuration file; at runtime only slowlog-log-slower-than \
+                         and slowlog-max-len change",
+                    )
+                }
+                _ => {
+                    return Frame::error(format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                        String::from_utf8_lossy(name)
+                    ))
+                }
+            }
+        }
+        for (slower_than, n) in changes {
+            if slower_than {
+                slowlog.slower_than_us.store(n, Ordering::Relaxed);
+            } else {
+                slowlog.max_len.store(n as usize, Ordering::Relaxed);
+                slowlog.trim();
+            }
+        }
+        Frame::ok()
     }
 
     /// What `HELLO` and `INFO` call this server: `cluster` when the backend is sharded.
@@ -1096,21 +1386,41 @@ impl Client {
 
     /// What `CONFIG GET` reports. No Redis persistence applies (`save` empty, `appendonly no`):
     /// Concord's durability is its Raft log.
-    fn config_parameters(&self) -> Vec<(&'static str, String)> {
+    fn config_parameters(&self) -> Vec<(String, String)> {
         let c = &self.shared.config;
-        vec![
+        let slowlog = &self.shared.monitor.slowlog;
+        let mut parameters: Vec<(String, String)> = [
             ("save", String::new()),
             ("appendonly", "no".into()),
             ("databases", "1".into()),
+            ("port", self.shared.port.to_string()),
+            ("bind", self.shared.bind.map(|a| a.ip().to_string()).unwrap_or_default()),
+            ("slowlog-log-slower-than", slowlog.slower_than_us.load(Ordering::Relaxed).to_string()),
+            ("slowlog-max-len", slowlog.max_len.load(Ordering::Relaxed).to_string()),
             ("maxclients", c.max_clients.to_string()),
             ("timeout", c.idle_timeout.map_or(0, |t| t.as_secs()).to_string()),
-            ("proto-max-bulk-len", c.decode_limits.max_bulk_bytes.to_string()),
+            // The largest argument taken (a longer one is refused, the connection kept).
+            (
+                "proto-max-bulk-len",
+                c.decode_limits.max_arg_bytes.min(c.decode_limits.max_bulk_bytes).to_string(),
+            ),
             ("client-query-buffer-limit", c.max_request_bytes.to_string()),
             // Redis's form: class, hard limit, soft limit, soft seconds (only normal clients here).
             ("client-output-buffer-limit", format!("normal {} 0 0", c.max_output_bytes.unwrap_or(0))),
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        // The program's own answers replace these, or are added.
+        for (name, value) in &c.parameters {
+            match parameters.iter_mut().find(|(k, _)| k == name) {
+                Some(slot) => slot.1 = value.clone(),
+                None => parameters.push((name.clone(), value.clone())),
+            }
+        }
+        parameters
     }
 }
 
@@ -1169,6 +1479,18 @@ fn apply_consistency(
     }
 }
 
+/// The command's name as Redis shows it in `CLIENT LIST` (`get`, `client|list`); an unknown
+/// command's as sent, lowercased (Redis says `NULL` before any).
+fn command_name(args: &[Bytes]) -> String {
+    match command::lookup(&args[0]) {
+        Some(spec) => match args.get(1).and_then(|sub| spec.subcommand(sub)) {
+            Some(sub) => sub.name.to_string(),
+            None => spec.name.to_string(),
+        },
+        None => String::from_utf8_lossy(&args[0][..args[0].len().min(64)]).to_lowercase(),
+    }
+}
+
 /// Client names and library names: printable ASCII without spaces, as Redis requires.
 fn valid_name(name: &[u8], what: &str) -> Result<(), Frame> {
     if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
@@ -1184,6 +1506,11 @@ fn need_of(request: &Request) -> Need {
     match request {
         Request::Acl(AclRequest::WhoAmI) => Need::Nothing,
         Request::Acl(_) => Need::Admin,
+        // Seeing or closing other clients, and changing settings and counters.
+        Request::Client(ClientRequest::List(_) | ClientRequest::Kill { .. })
+        | Request::ConfigSet(_)
+        | Request::ConfigResetStat
+        | Request::Slowlog(SlowlogRequest::Reset) => Need::Admin,
         request => match request.access() {
             Access::Connection => Need::Nothing,
             Access::Read => Need::Read,

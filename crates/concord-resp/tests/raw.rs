@@ -39,13 +39,22 @@ fn malformed_resp_gets_a_protocol_error_and_the_connection_closes() {
 }
 
 #[test]
-fn an_oversized_bulk_is_refused_from_its_header() {
+fn an_oversized_bulk_is_refused_from_its_header_and_passed_over() {
     let limits = KvLimits { max_value_bytes: 1024, max_key_bytes: 64, ..KvLimits::default() };
     let server = TestServer::start_with(limits.clone(), RespConfig::for_kv_limits(&limits));
-    // Only the header is sent: the server answers without waiting for the 2000 bytes.
+    // Only the header is sent: the server answers without waiting for the 2000 bytes, with the
+    // KV store's reason, and keeps the connection: the payload is passed over when it comes.
+    let mut conn = server.connect();
+    conn.expect(
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n",
+        b"-ERR value is 2000 bytes; the limit is 1024\r\n",
+    );
+    conn.send(&[b'v'; 2000]);
+    conn.expect(b"\r\nPING\r\n", b"+PONG\r\n");
+    // Beyond the hard cap (Redis's proto-max-bulk-len) it is a protocol error, and the end.
     refused_and_closed(
         &server,
-        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n",
+        b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$600000000\r\n",
         "-ERR Protocol error: invalid bulk length\r\n",
     );
     // At the limit it is accepted; a key over the KV key limit gets the KV store's message.

@@ -661,6 +661,12 @@ impl NodeConfig {
         }
         rc.max_output_bytes =
             (self.client_output_buffer_limit > 0).then_some(self.client_output_buffer_limit);
+        // Redis's persistence words for the WAL: an append-only log, fsynced on every Raft sync
+        // (`always`) or left to the OS (`no`).
+        rc.parameters = vec![
+            ("appendonly".into(), "yes".into()),
+            ("appendfsync".into(), if self.wal.fsync { "always" } else { "no" }.into()),
+        ];
         rc
     }
 

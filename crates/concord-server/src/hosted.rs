@@ -84,6 +84,9 @@ pub struct Status {
     /// acknowledged (a wiped or truncated disk) and reset its progress. Since start.
     pub follower_log_regressions: u64,
     pub wal_syncs: u64,
+    /// Keys in this node's applied state, and how many of them have a TTL (`INFO keyspace`).
+    pub keys: u64,
+    pub expiring_keys: u64,
 }
 
 impl Hosted for RaftKv {
@@ -133,6 +136,9 @@ impl Hosted for RaftKv {
                 .collect(),
             follower_log_regressions: self.follower_log_regressions(),
             wal_syncs,
+            // Both are kept counts in redb (no scan), so asking after every batch is cheap.
+            keys: self.state_machine().len(),
+            expiring_keys: self.state_machine().expiring_len(),
         }
     }
 

@@ -336,6 +336,15 @@ macro_rules! engine_read_over_redb {
                 table.len().unwrap_or_else(|e| self.fatal("count its entries", e))
             }
 
+            /// redb keeps each table's length: no scan.
+            fn deadlines_len(&self) -> u64 {
+                let table = self
+                    .read_txn()
+                    .open_table(DEADLINES)
+                    .unwrap_or_else(|e| self.fatal("open its deadlines", e));
+                table.len().unwrap_or_else(|e| self.fatal("count its deadlines", e))
+            }
+
             fn revision(&self) -> u64 {
                 self.revision
             }

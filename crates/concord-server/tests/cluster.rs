@@ -306,6 +306,32 @@ async fn resp_on_a_three_node_cluster() {
         "{info}"
     );
 
+    // Raft as Redis replication: the leader is the master, its followers replicas at their match
+    // indexes; a follower is a replica of the leader's RESP address. Statuses follow the log, so
+    // wait for the leader to have heard from both followers.
+    let port = |i: usize| c.redis[i].port().to_string();
+    let role = resp(c.redis[f1], &["ROLE"]).await;
+    let slave = format!("*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:{}\r\n$9\r\nconnected\r\n:", port(l));
+    assert!(role.starts_with(&slave), "{role}");
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let role = resp(c.redis[l], &["ROLE"]).await;
+        let info = resp(c.redis[l], &["INFO", "replication", "keyspace"]).await;
+        let listed =
+            |i: usize| role.contains(&format!("$9\r\n127.0.0.1\r\n${}\r\n{}\r\n", port(i).len(), port(i)));
+        if role.starts_with("*3\r\n$6\r\nmaster\r\n:")
+            && listed(f1)
+            && listed(f2)
+            && info.contains("role:master\r\nconnected_slaves:2\r\n")
+            && info.contains("concord_replication:raft")
+            && info.contains("db0:keys=2,expires=0,avg_ttl=0")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "ROLE {role} INFO {info}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // redis-cli and redis-benchmark, when installed.
     let port = |i: usize| c.redis[i].port().to_string();
     let cli = |i: usize, args: &[&str]| {

@@ -35,28 +35,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(7);
 mod local_cluster;
 use local_cluster::LocalCluster as Cluster;
 
-/// The index of the node every running node agrees leads.
-async fn leader(cluster: &Cluster, timeout: Duration) -> usize {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut seen = Vec::new();
-        for (i, addr) in cluster.http.iter().enumerate() {
-            if cluster.children[i].is_none() {
-                continue;
-            }
-            let view = http(*addr, "GET", "/v1/cluster", b"", Duration::from_secs(1)).await;
-            seen.push(view.ok().and_then(|a| a.json().ok()).and_then(|v| v["leader"].as_u64()));
-        }
-        if let Some(Some(l)) = seen.first() {
-            if seen.iter().all(|x| *x == Some(*l)) {
-                return *l as usize - 1;
-            }
-        }
-        assert!(Instant::now() < deadline, "no agreed leader: {seen:?}\n{}", cluster.logs(30));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// What the clients share: the history, the acknowledged unique writes, the clock.
 struct Recorder {
     start: Instant,
@@ -149,29 +127,6 @@ async fn client(c: u64, http_addrs: Vec<SocketAddr>, rec: Arc<Recorder>, stop: A
     }
 }
 
-/// Wait until every node has applied at least the leader's commit index.
-async fn caught_up(cluster: &Cluster, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let l = leader(cluster, timeout).await;
-        let view = |i: usize| http(cluster.http[i], "GET", "/v1/cluster", b"", Duration::from_secs(1));
-        let commit = view(l).await.ok().and_then(|a| a.json().ok()).and_then(|v| v["commit_index"].as_u64());
-        let mut behind = Vec::new();
-        for i in 0..cluster.http.len() {
-            let applied =
-                view(i).await.ok().and_then(|a| a.json().ok()).and_then(|v| v["applied_index"].as_u64());
-            if applied.zip(commit).is_none_or(|(a, c)| a < c) {
-                behind.push((i + 1, applied, commit));
-            }
-        }
-        if behind.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nodes not caught up: {behind:?}\n{}", cluster.logs(30));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Start the client tasks; they run until `stop`.
 fn run_clients(
     cluster: &Cluster,
@@ -185,7 +140,7 @@ fn run_clients(
 async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(dir.path(), NODES, |o| o.snapshot_count = Some(100));
-    let first_leader = leader(&cluster, Duration::from_secs(20)).await;
+    let first_leader = cluster.leader(Duration::from_secs(20)).await;
 
     let rec = Arc::new(Recorder {
         start: Instant::now(),
@@ -201,7 +156,7 @@ async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     let acked_before_kill = rec.acked.lock().unwrap().len();
     cluster.kill9(first_leader);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let new_leader = leader(&cluster, Duration::from_secs(20)).await;
+    let new_leader = cluster.leader(Duration::from_secs(20)).await;
     assert_ne!(new_leader, first_leader);
     let acked_after_failover = rec.acked.lock().unwrap().len();
     cluster.restart(first_leader);
@@ -215,7 +170,7 @@ async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     for i in 0..NODES as usize {
         cluster.restart(i);
     }
-    leader(&cluster, Duration::from_secs(20)).await;
+    cluster.leader(Duration::from_secs(20)).await;
     let acked_before_restart_phase = rec.acked.lock().unwrap().len();
     tokio::time::sleep(Duration::from_millis(2000)).await;
     stop.store(true, Ordering::SeqCst);
@@ -228,7 +183,7 @@ async fn kill_9_leader_and_whole_cluster_lose_no_acknowledged_write() {
     assert!(acked.len() > acked_before_restart_phase, "clients continued after the whole cluster restarted");
 
     // Every acknowledged write, on every node (the restarted ones included), counted.
-    caught_up(&cluster, Duration::from_secs(20)).await;
+    cluster.caught_up(Duration::from_secs(20)).await;
     for addr in &cluster.http {
         let view = http(*addr, "GET", "/v1/cluster", b"", CALL_TIMEOUT).await.unwrap().json().unwrap();
         let snapshot = view["snapshot_index"].as_u64().unwrap_or(0);

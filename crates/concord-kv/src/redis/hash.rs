@@ -131,9 +131,12 @@ fn hstrlen(view: &View, args: &[Vec<u8>]) -> Outcome {
     Ok(Reply::Int(view.member(key, field).map_or(0, |v| v.len() as i64)))
 }
 
+/// A field and its value.
+type Pair = (Vec<u8>, Vec<u8>);
+
 /// Every (field, value) of the hash, in field order. (Redis's order is its own; clients must not
 /// rely on it, and the differential tests compare these replies as sets.)
-fn fields(view: &View, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Reply> {
+fn fields(view: &View, key: &[u8]) -> Result<Vec<Pair>, Reply> {
     let mut out = Vec::new();
     if exists(view, key)? {
         view.members(key, &[], &mut |field, value| {

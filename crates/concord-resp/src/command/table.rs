@@ -129,12 +129,14 @@ const NO_AUTH: &[&str] = &["noscript", "loading", "stale", "fast", "no_auth", "a
 const NLS: &[&str] = &["noscript", "loading", "stale"];
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 const LS: &[&str] = &["loading", "stale"];
+const ADMIN_LS: &[&str] = &["admin", "loading", "stale"];
 const STALE: &[&str] = &["stale"];
 // ACL categories.
 const FAST_CONN: &[&str] = &["@fast", "@connection"];
 const SLOW: &[&str] = &["@slow"];
 const SLOW_CONN: &[&str] = &["@slow", "@connection"];
 const SLOW_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+const ADMIN_CONN: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
 const READ_STRING_FAST: &[&str] = &["@read", "@string", "@fast"];
 const WRITE_STRING_FAST: &[&str] = &["@write", "@string", "@fast"];
 const WRITE_STRING_SLOW: &[&str] = &["@write", "@string", "@slow"];
@@ -143,6 +145,7 @@ const KEYSPACE_READ_FAST: &[&str] = &["@keyspace", "@read", "@fast"];
 // Tips.
 const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
 const NONDETERMINISTIC_ORDER: &[&str] = &["nondeterministic_output_order"];
+const ALL_NODES_ALL_SUCCEEDED: &[&str] = &["request_policy:all_nodes", "response_policy:all_succeeded"];
 // Key-spec flags.
 const RO_ACCESS: &[&str] = &["RO", "access"];
 const RW_ACCESS_UPDATE: &[&str] = &["RW", "access", "update"];
@@ -203,7 +206,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         "connection",
         "2.4.0",
-        "A container for client connection commands (SETNAME, GETNAME, ID, SETINFO, INFO).",
+        "A container for client connection commands (SETNAME, GETNAME, ID, SETINFO, INFO, LIST, KILL, HELP).",
     )
     .acl(SLOW)
     .subcommands(&[
@@ -212,6 +215,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         sub("client|id", 2, NLS, SLOW_CONN),
         sub("client|setinfo", 4, NLS, SLOW_CONN),
         sub("client|info", 2, NLS, SLOW_CONN).tips(NONDETERMINISTIC),
+        sub("client|list", -2, ADMIN, ADMIN_CONN).tips(NONDETERMINISTIC),
+        sub("client|kill", -3, ADMIN, ADMIN_CONN),
+        sub("client|help", 2, LS, SLOW_CONN),
     ]),
     spec(
         "consistency",
@@ -252,10 +258,50 @@ pub const COMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         "server",
         "2.0.0",
-        "A container for server configuration commands (GET only).",
+        "A container for server configuration commands (GET, SET of the slowlog settings, RESETSTAT, HELP).",
     )
     .acl(SLOW)
-    .subcommands(&[sub("config|get", -3, ADMIN, SLOW_ADMIN)]),
+    .subcommands(&[
+        sub("config|get", -3, ADMIN, SLOW_ADMIN),
+        sub("config|set", -4, ADMIN, SLOW_ADMIN).tips(ALL_NODES_ALL_SUCCEEDED),
+        sub("config|resetstat", 2, ADMIN, SLOW_ADMIN),
+        sub("config|help", 2, LS, SLOW),
+    ]),
+    spec(
+        "slowlog",
+        -2,
+        &[],
+        NO_KEYS,
+        "server",
+        "2.2.12",
+        "A container for slow log commands (GET, LEN, RESET, HELP): commands that took longer than \
+         slowlog-log-slower-than microseconds, replication included.",
+    )
+    .acl(SLOW)
+    .subcommands(&[
+        sub("slowlog|get", -2, ADMIN_LS, SLOW_ADMIN)
+            .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
+        sub("slowlog|len", 2, ADMIN_LS, SLOW_ADMIN).tips(&[
+            "request_policy:all_nodes",
+            "response_policy:agg_sum",
+            "nondeterministic_output",
+        ]),
+        sub("slowlog|reset", 2, ADMIN_LS, SLOW_ADMIN).tips(ALL_NODES_ALL_SUCCEEDED),
+        sub("slowlog|help", 2, LS, SLOW),
+    ]),
+    spec(
+        "role",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        NO_KEYS,
+        "server",
+        "2.8.12",
+        "Returns the replication role: the Raft leader is a master, its followers are replicas.",
+    )
+    .acl(&["@admin", "@fast", "@dangerous"]),
+    spec("time", 1, LSF, NO_KEYS, "server", "2.6.0", "Returns the server time.")
+        .acl(&["@fast"])
+        .tips(NONDETERMINISTIC),
     spec(
         "dbsize",
         1,

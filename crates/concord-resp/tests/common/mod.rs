@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use concord_kv::KvLimits;
 use concord_resp::{serve, MemoryBackend, RespConfig};
 use std::io::{Read, Write};

@@ -321,6 +321,12 @@ impl Backend for EventualBackend {
         front::resp::millis(self.handle.now())
     }
 
+    /// Every node takes writes; each key lives on N of them: no master, no replicas in Redis's
+    /// sense (see `concord_resp::ReplicationInfo`).
+    fn replication(&self) -> concord_resp::ReplicationInfo {
+        concord_resp::ReplicationInfo { model: "eventual", ..concord_resp::ReplicationInfo::standalone() }
+    }
+
     fn limits(&self) -> KvLimits {
         self.handle.limits().clone()
     }

@@ -174,6 +174,12 @@ impl Backend for ShardedBackend {
         front::resp::millis(self.handle.now())
     }
 
+    /// Each shard is a Raft group of its own: the node is a master (Redis Cluster's view, where
+    /// `CLUSTER SHARDS` lists each shard's replicas); `concord_replication` says so.
+    fn replication(&self) -> concord_resp::ReplicationInfo {
+        concord_resp::ReplicationInfo { model: "sharded", ..concord_resp::ReplicationInfo::standalone() }
+    }
+
     fn limits(&self) -> KvLimits {
         self.handle.limits().clone()
     }

@@ -16,7 +16,10 @@
 use super::handle::NodeHandle;
 use crate::front::{self, ClientError};
 use concord_kv::{Command, KvLimits, Query, Response};
-use concord_resp::{Backend, BackendError, BoxFuture, RequestConsistency};
+use concord_resp::{
+    Backend, BackendError, BoxFuture, KeyspaceInfo, ReplicaInfo, ReplicationInfo, ReplicationRole,
+    RequestConsistency,
+};
 use std::time::Instant;
 
 /// A [`Backend`] over a running node.
@@ -90,6 +93,40 @@ impl Backend for NodeBackend {
 
     fn now_ms(&self) -> u64 {
         front::resp::millis(self.handle.now())
+    }
+
+    fn keyspace(&self) -> Option<KeyspaceInfo> {
+        let s = self.handle.status();
+        Some(KeyspaceInfo { keys: s.keys, expires: s.expiring_keys })
+    }
+
+    /// The leader is the master, with its followers and learners as replicas at their match
+    /// indexes; any other node is a replica of the leader it knows (see
+    /// `concord_resp::ReplicationInfo`). Offsets are log indexes.
+    fn replication(&self) -> ReplicationInfo {
+        let s = self.handle.status();
+        let redis_addr =
+            |id: u32| self.handle.peer(id).and_then(|p| p.redis_addr).map(|a| (a.ip().to_string(), a.port()));
+        let role = if s.role == "leader" {
+            ReplicationRole::Master
+        } else {
+            ReplicationRole::Replica { master: s.leader.and_then(redis_addr) }
+        };
+        let replicas = if s.role == "leader" {
+            s.voters
+                .iter()
+                .chain(&s.learners)
+                .filter(|&&id| id != s.id)
+                .map(|&id| ReplicaInfo {
+                    addr: redis_addr(id),
+                    offset: s.match_index.get(&id).copied().unwrap_or(0),
+                    id: id.to_string(),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        ReplicationInfo { role, offset: s.last_log_index, replicas, model: "raft" }
     }
 
     fn limits(&self) -> KvLimits {

@@ -5,10 +5,11 @@
 #![allow(dead_code)] // each test file uses its own part of it
 
 use concord_server::cluster::{cluster_identity, spawn_node, UpOptions};
-use concord_server::testkit::free_port_run;
+use concord_server::testkit::{free_port_run, http};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::time::{Duration, Instant};
 
 pub struct LocalCluster {
     pub args: UpOptions,
@@ -74,6 +75,52 @@ impl LocalCluster {
 
     pub fn redis_port(&self, i: usize) -> u16 {
         self.args.redis_port + i as u16
+    }
+
+    /// The index of the node every running node agrees leads (strong mode).
+    pub async fn leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut seen = Vec::new();
+            for (i, addr) in self.http.iter().enumerate() {
+                if self.children[i].is_none() {
+                    continue;
+                }
+                let view = http(*addr, "GET", "/v1/cluster", b"", Duration::from_secs(1)).await;
+                seen.push(view.ok().and_then(|a| a.json().ok()).and_then(|v| v["leader"].as_u64()));
+            }
+            if let Some(Some(l)) = seen.first() {
+                if seen.iter().all(|x| *x == Some(*l)) {
+                    return *l as usize - 1;
+                }
+            }
+            assert!(Instant::now() < deadline, "no agreed leader: {seen:?}\n{}", self.logs(30));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until every node has applied at least the leader's commit index (strong mode).
+    pub async fn caught_up(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let l = self.leader(timeout).await;
+            let view = |i: usize| http(self.http[i], "GET", "/v1/cluster", b"", Duration::from_secs(1));
+            let commit =
+                view(l).await.ok().and_then(|a| a.json().ok()).and_then(|v| v["commit_index"].as_u64());
+            let mut behind = Vec::new();
+            for i in 0..self.http.len() {
+                let applied =
+                    view(i).await.ok().and_then(|a| a.json().ok()).and_then(|v| v["applied_index"].as_u64());
+                if applied.zip(commit).is_none_or(|(a, c)| a < c) {
+                    behind.push((i + 1, applied, commit));
+                }
+            }
+            if behind.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nodes not caught up: {behind:?}\n{}", self.logs(30));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The last `lines` lines of every node's log, for assertion messages.
