@@ -284,7 +284,10 @@ fn plan(handle: &EventualHandle, call: RedisCall, w: Option<usize>) -> Result<Pl
     let exact = matches!(name.as_str(), "SISMEMBER" | "HGET" | "HEXISTS" | "HSTRLEN")
         || matches!(name.as_str(), "SMEMBERS" | "SCARD" | "HGETALL" | "HKEYS" | "HVALS" | "HLEN" | "TYPE");
     let after_key = args.len().saturating_sub(1);
-    if args.is_empty() || after_key < least || (exact && after_key != least) || (pairs && after_key % 2 != 0)
+    if args.is_empty()
+        || after_key < least
+        || (exact && after_key != least)
+        || (pairs && !after_key.is_multiple_of(2))
     {
         return Err(wrong_arity(&name));
     }
