@@ -19,6 +19,7 @@
 //! nothing), a write with `Unknown` once it was sent to or stored on any replica (it may still
 //! spread), and with `Fail` when no replica could be reached at all (it certainly was not written).
 
+use crate::crdt::{LwwMap, OrSet};
 use crate::store::{self, Object};
 use crate::version::{Sibling, VersionVector, Versions};
 use crate::{AckRecord, DynamoMessage, DynamoNode, DynamoRequest, DynamoResponse, DynamoTimer};
@@ -52,6 +53,8 @@ pub enum Pending {
         key: String,
         object: Object,
         record: Option<AckRecord>,
+        /// For a set or map write: what it changed at this replica (see `DynamoResponse::Updated`).
+        changed: Option<u64>,
         needed: usize,
         targets: Vec<Target>,
         acked: BTreeSet<NodeId>,
@@ -145,36 +148,37 @@ impl DynamoNode {
     /// Coordinate a write as a home replica: new version, local durable copy, replicate to the
     /// other targets, answer after `w` acknowledgements.
     fn coordinate_write(&mut self, io: &mut Io<'_, Self>, client: Client, req: DynamoRequest) {
-        let (key, w) = match &req {
-            DynamoRequest::Put { key, w, .. }
-            | DynamoRequest::Delete { key, w, .. }
-            | DynamoRequest::Increment { key, w, .. } => (key.clone(), w.unwrap_or(self.config.w)),
-            _ => unreachable!("only writes are coordinated here"),
-        };
-        let w = w.clamp(1, self.config.n);
+        let key = req.key().expect("writes have keys").to_string();
+        let w = req.w().unwrap_or(self.config.w).clamp(1, self.config.n);
         debug_assert!((1..=self.config.n).contains(&w), "a write quorum is 1 ≤ w ≤ n");
         let local = self.store.get(&key).cloned();
-        let (object, record) = match req {
+        // A key keeps its kind: a write of another kind is refused (Redis's WRONGTYPE), never
+        // merged over the object, which would drop one kind's acknowledged writes.
+        let wanted = match &req {
+            DynamoRequest::Increment { .. } => "counter",
+            DynamoRequest::Put { .. } | DynamoRequest::Delete { .. } => "register",
+            DynamoRequest::SetAdd { .. } | DynamoRequest::SetRemove { .. } => "set",
+            DynamoRequest::MapSet { .. } | DynamoRequest::MapRemove { .. } => "hash",
+            _ => unreachable!("only writes are coordinated here"),
+        };
+        if let Some(held) = local.as_ref().map(Object::kind).filter(|&held| held != wanted) {
+            let msg = format!("{key:?} holds a {held}, not a {wanted}");
+            return self.respond(io, client, DynamoResponse::Fail(msg));
+        }
+        // `changed`: what a set or map write answers (`DynamoResponse::Updated`).
+        let (object, record, changed) = match req {
             DynamoRequest::Increment { delta, .. } => {
                 let mut counter = match local {
-                    None => crate::crdt::PnCounter::default(),
                     Some(Object::Counter(c)) => c,
-                    Some(Object::Register(_)) => {
-                        let msg = format!("{key:?} holds a register, not a counter");
-                        return self.respond(io, client, DynamoResponse::Fail(msg));
-                    }
+                    _ => crate::crdt::PnCounter::default(),
                 };
                 counter.add(self.me, delta);
-                (Object::Counter(counter), None)
+                (Object::Counter(counter), None, None)
             }
-            DynamoRequest::Put { value: _, .. } | DynamoRequest::Delete { .. } => {
+            DynamoRequest::Put { .. } | DynamoRequest::Delete { .. } => {
                 let mut versions = match local {
-                    None => Versions::default(),
                     Some(Object::Register(v)) => v,
-                    Some(Object::Counter(_)) => {
-                        let msg = format!("{key:?} holds a counter, not a register");
-                        return self.respond(io, client, DynamoResponse::Fail(msg));
-                    }
+                    _ => Versions::default(),
                 };
                 let (value, context) = match req {
                     DynamoRequest::Put { value, context, .. } => (Some(value), context),
@@ -186,7 +190,44 @@ impl DynamoNode {
                 let dot = self.issue_dot(io);
                 let sibling = Sibling { dot, timestamp: io.now().as_nanos(), value: value.clone() };
                 versions.write(self.config.resolution, &seen, sibling);
-                (Object::Register(versions), Some(AckRecord { key: key.clone(), dot, value }))
+                (Object::Register(versions), Some(AckRecord { key: key.clone(), dot, value }), None)
+            }
+            // Sets and maps: the write acts on this home replica's copy (which holds every dot
+            // this node issued for the key) and ships the whole object, as registers do.
+            DynamoRequest::SetAdd { members, .. } => {
+                let mut set = match local {
+                    Some(Object::Set(s)) => s,
+                    _ => OrSet::default(),
+                };
+                let dot = self.issue_dot(io);
+                let changed = set.add_all(dot, members);
+                (Object::Set(set), None, Some(changed as u64))
+            }
+            DynamoRequest::SetRemove { members, .. } => {
+                let mut set = match local {
+                    Some(Object::Set(s)) => s,
+                    _ => OrSet::default(),
+                };
+                let changed = members.iter().filter(|m| set.remove(m)).count();
+                (Object::Set(set), None, Some(changed as u64))
+            }
+            DynamoRequest::MapSet { fields, .. } => {
+                let mut map = match local {
+                    Some(Object::Map(m)) => m,
+                    _ => LwwMap::default(),
+                };
+                let dot = self.issue_dot(io);
+                let now = io.now().as_nanos();
+                let changed = map.set_all(dot, now, fields);
+                (Object::Map(map), None, Some(changed as u64))
+            }
+            DynamoRequest::MapRemove { fields, .. } => {
+                let mut map = match local {
+                    Some(Object::Map(m)) => m,
+                    _ => LwwMap::default(),
+                };
+                let changed = fields.iter().filter(|f| map.remove(f)).count();
+                (Object::Map(map), None, Some(changed as u64))
             }
             _ => unreachable!(),
         };
@@ -209,7 +250,18 @@ impl DynamoNode {
         debug_assert!(!self.pending.contains_key(&token), "tokens are never reused within a life");
         self.pending.insert(
             token,
-            Pending::Write { client, key, object, record, needed: w, targets, acked, used, replied: false },
+            Pending::Write {
+                client,
+                key,
+                object,
+                record,
+                changed,
+                needed: w,
+                targets,
+                acked,
+                used,
+                replied: false,
+            },
         );
         io.set_timer(DynamoTimer::Request(token), self.config.request_timeout);
         io.set_timer(DynamoTimer::Retry(token), self.config.replica_timeout);
@@ -217,7 +269,7 @@ impl DynamoNode {
     }
 
     fn check_write_quorum(&mut self, io: &mut Io<'_, Self>, token: u64) {
-        let Some(Pending::Write { client, acked, needed, replied, record, targets, object, .. }) =
+        let Some(Pending::Write { client, acked, needed, replied, record, changed, targets, object, .. }) =
             self.pending.get_mut(&token)
         else {
             return;
@@ -233,12 +285,17 @@ impl DynamoNode {
             // As Riak's `returnvalue`: the counter as this coordinator wrote it, not a quorum read.
             let counter = match object {
                 Object::Counter(c) => Some(c.value()),
-                Object::Register(_) => None,
+                _ => None,
             };
+            let changed = *changed;
             if let Some(record) = record {
                 self.record_ack(record);
             }
-            self.respond(io, client, DynamoResponse::Written { dot, counter });
+            let response = match changed {
+                Some(changed) => DynamoResponse::Updated { changed },
+                None => DynamoResponse::Written { dot, counter },
+            };
+            self.respond(io, client, response);
             if done {
                 self.finish(io, token);
             }
@@ -429,6 +486,10 @@ impl DynamoNode {
                     context: v.context.clone(),
                     counter: None,
                 },
+                Some(Object::Set(s)) => DynamoResponse::Members(s.elements().cloned().collect()),
+                Some(Object::Map(m)) => {
+                    DynamoResponse::Fields(m.iter().map(|(f, v)| (f.to_vec(), v.to_vec())).collect())
+                }
             };
             self.respond(io, client, response);
         }

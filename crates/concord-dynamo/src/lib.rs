@@ -7,7 +7,7 @@
 //! |-------------------|------------------------------------------------------------------------|
 //! | [`ring`]          | consistent hashing with virtual nodes; preference lists (§4.2, §4.3)     |
 //! | [`version`]       | dotted version vectors, siblings; last-write-wins as an option (§4.4)   |
-//! | [`crdt`]          | G/PN-counters, OR-set, LWW-register, with merge laws tested             |
+//! | [`crdt`]          | G/PN-counters, OR-set, map of LWW registers, with merge laws tested      |
 //! | [`coordinator`]   | N/R/W quorums, sloppy quorum + hinted handoff, read repair, timeouts (§4.5, §4.6) |
 //! | [`anti_entropy`]  | Merkle trees per vnode range; exchange only differing subtrees (§4.7)   |
 //! | [`swim`]          | membership and failure detection, gossip piggybacked (§4.8, via SWIM)  |
@@ -18,6 +18,31 @@
 //! writes are forwarded to a *home replica* of the key (the first one believed up), because the
 //! dot that names a new version must be issued by a node that holds every earlier version it issued
 //! for that key (see [`version`]). Riak coordinates writes at a home vnode for the same reason.
+//!
+//! ## Data types: registers, counters, sets and maps
+//!
+//! A key holds one kind of [`store::Object`], fixed by its first write; a write of another kind is
+//! refused (`"k" holds a set, not a hash`), never merged over it. All four kinds are merged, not
+//! overwritten, by replication, read repair, hinted handoff and anti-entropy alike:
+//!
+//! | kind      | requests                         | concurrent writes                                      |
+//! |-----------|----------------------------------|--------------------------------------------------------|
+//! | register  | `Put`, `Delete`                  | siblings (DVV), or last-write-wins if configured        |
+//! | counter   | `Increment`                      | PN-counter: every increment counts                      |
+//! | set       | `SetAdd`, `SetRemove`            | OR-set: both adds kept; an add beats a remove it was not seen by |
+//! | map       | `MapSet`, `MapRemove`            | fields as an OR-set; a field's concurrent values: the greatest (timestamp, dot) is read |
+//!
+//! Set and map writes are coordinated at a home replica, like register writes: the coordinator
+//! tags the write with one fresh dot from its durable counter, applies it to its own copy and ships
+//! the whole object. A remove removes what *that copy* holds – the adds it has seen – so an add
+//! that has not reached it (in flight, or across a partition) survives the remove: an acknowledged
+//! add is never lost to a concurrent remove, only to a remove that saw it. A map field's value is a
+//! last-writer-wins register whose timestamp is the coordinator's clock at the write, but only
+//! *concurrent* writes are compared by it: a write replaces the values it has seen, so a causally
+//! later write wins whatever the clocks say (see [`crdt::LwwMap`]). Reads answer the whole set or
+//! map ([`DynamoResponse::Members`], [`DynamoResponse::Fields`]); writes answer what changed at the
+//! coordinator ([`DynamoResponse::Updated`]). An emptied set or map stays as an empty object with
+//! its causal context (tombstone GC purges only registers), and keeps its kind.
 //!
 //! ## Durability
 //!
@@ -178,6 +203,31 @@ pub enum DynamoRequest {
     Unsupported {
         what: String,
     },
+    /// Add members to an OR-set object (one new dot tags them all).
+    SetAdd {
+        key: String,
+        members: Vec<Vec<u8>>,
+        w: Option<usize>,
+    },
+    /// Remove members from an OR-set object: the adds the coordinating home replica has seen. An
+    /// add it has not seen yet (concurrent, or across a partition) survives – add wins.
+    SetRemove {
+        key: String,
+        members: Vec<Vec<u8>>,
+        w: Option<usize>,
+    },
+    /// Write fields of a map of LWW registers (one new dot, one timestamp for them all).
+    MapSet {
+        key: String,
+        fields: Vec<(Vec<u8>, Vec<u8>)>,
+        w: Option<usize>,
+    },
+    /// Remove fields of a map: the values of them the coordinating home replica has seen.
+    MapRemove {
+        key: String,
+        fields: Vec<Vec<u8>>,
+        w: Option<usize>,
+    },
 }
 
 impl DynamoRequest {
@@ -186,9 +236,32 @@ impl DynamoRequest {
             DynamoRequest::Get { key, .. }
             | DynamoRequest::Put { key, .. }
             | DynamoRequest::Delete { key, .. }
-            | DynamoRequest::Increment { key, .. } => Some(key),
+            | DynamoRequest::Increment { key, .. }
+            | DynamoRequest::SetAdd { key, .. }
+            | DynamoRequest::SetRemove { key, .. }
+            | DynamoRequest::MapSet { key, .. }
+            | DynamoRequest::MapRemove { key, .. } => Some(key),
             DynamoRequest::Unsupported { .. } => None,
         }
+    }
+
+    /// The write quorum a write asks for (`None`: the cluster's W, or not a write).
+    pub fn w(&self) -> Option<usize> {
+        match self {
+            DynamoRequest::Put { w, .. }
+            | DynamoRequest::Delete { w, .. }
+            | DynamoRequest::Increment { w, .. }
+            | DynamoRequest::SetAdd { w, .. }
+            | DynamoRequest::SetRemove { w, .. }
+            | DynamoRequest::MapSet { w, .. }
+            | DynamoRequest::MapRemove { w, .. } => *w,
+            DynamoRequest::Get { .. } | DynamoRequest::Unsupported { .. } => None,
+        }
+    }
+
+    /// Does it change what is stored?
+    pub fn is_write(&self) -> bool {
+        !matches!(self, DynamoRequest::Get { .. } | DynamoRequest::Unsupported { .. })
     }
 }
 
@@ -205,6 +278,14 @@ pub enum DynamoResponse {
     Fail(String),
     /// May or may not have been applied.
     Unknown(String),
+    /// A read of a set: its members, in byte order.
+    Members(Vec<Vec<u8>>),
+    /// A read of a map: each live field with its value, by field.
+    Fields(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A set or map write reached its `w` acknowledgements. `changed`: the members or fields it
+    /// added (`SetAdd`, `MapSet`) or removed (`SetRemove`, `MapRemove`) at the coordinating
+    /// replica – what `SADD`, `HSET`, `SREM` and `HDEL` answer (other replicas may differ).
+    Updated { changed: u64 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -478,7 +559,8 @@ impl DynamoNode {
 
     /// The node's own invariants, checked by the simulator after every step (as Raft's safety
     /// monitor and the KV store's are):
-    /// - every object's versions are well formed ([`version::Versions::check`]);
+    /// - every object's versions are well formed ([`version::Versions::check`]), and every set's
+    ///   and map's live dots are covered by its context ([`crdt::DotMap::check`]);
     /// - no hint is held for this node itself (its own copies live in `store`);
     /// - dots: every dot of mine that any context has seen was issued in this life or an earlier
     ///   one (`< next_dot`), and `next_dot` never runs past the durable reservation by more than
@@ -494,9 +576,23 @@ impl DynamoNode {
             if owner == Some(self.me) {
                 return broken(format!("{} holds a hint for itself for {key:?}", self.me));
             }
-            let Object::Register(versions) = object else { continue };
-            versions.check().map_err(|e| InvariantViolation(format!("{}: key {key:?}: {e}", self.me)))?;
-            if let Some(&seen) = versions.context.0.get(&self.me) {
+            let in_key = |e: String| InvariantViolation(format!("{}: key {key:?}: {e}", self.me));
+            let context = match object {
+                Object::Register(versions) => {
+                    versions.check().map_err(|e| in_key(e.to_string()))?;
+                    &versions.context
+                }
+                Object::Set(set) => {
+                    set.check().map_err(in_key)?;
+                    set.context()
+                }
+                Object::Map(map) => {
+                    map.check().map_err(in_key)?;
+                    map.context()
+                }
+                Object::Counter(_) => continue,
+            };
+            if let Some(&seen) = context.0.get(&self.me) {
                 if seen >= self.next_dot {
                     return broken(format!(
                         "{}: key {key:?} has seen my dot {seen}, but I have issued only up to {}",
@@ -790,6 +886,14 @@ impl Service for DynamoNode {
             }
             DynamoResponse::Fail(e) => Completion::Fail(e.clone()),
             DynamoResponse::Unknown(e) => Completion::Unknown(e.clone()),
+            // The simulator's workloads do not issue set and map requests (see `request`).
+            DynamoResponse::Members(members) => {
+                Completion::Ok(Value::List(members.iter().map(|m| int_value(m)).collect()))
+            }
+            DynamoResponse::Fields(fields) => Completion::Ok(Value::List(
+                fields.iter().map(|(f, v)| Value::List(vec![int_value(f), int_value(v)])).collect(),
+            )),
+            DynamoResponse::Updated { changed } => Completion::Ok(Value::Int(*changed as i64)),
         }
     }
 }

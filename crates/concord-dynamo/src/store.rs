@@ -1,7 +1,8 @@
 //! # What a replica stores, and how it lies on disk
 //!
-//! Each key holds one [`Object`]: a register (its [`Versions`]) or a PN-counter. Objects are merged,
-//! never overwritten, so a replica can take in any other replica's copy at any time.
+//! Each key holds one [`Object`]: a register (its [`Versions`]), a PN-counter, an OR-set or a map
+//! of LWW registers (see [`crate::crdt`]). Objects are merged, never overwritten, so a replica can
+//! take in any other replica's copy at any time.
 //!
 //! Disk layout (keys of the node's [`concord_core::Durable`]):
 //!
@@ -23,28 +24,57 @@
 //! The simulator's lab therefore uses `on_crash = "lose"`; append-only records with compaction
 //! (as `concord-gossip` does) would lift this.
 
-use crate::crdt::PnCounter;
+use crate::crdt::{LwwMap, OrSet, PnCounter};
 use crate::ring::hash64;
 use crate::version::{Resolution, Versions};
 use concord_core::NodeId;
 use serde::{Deserialize, Serialize};
 
-/// One key's replicated state.
+/// One key's replicated state. New kinds go last: the variant's index is its tag on disk.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Object {
     Register(Versions),
     Counter(PnCounter),
+    /// A set of members (a Redis set).
+    Set(OrSet<Vec<u8>>),
+    /// Fields with last-writer-wins values (a Redis hash).
+    Map(LwwMap),
 }
 
 impl Object {
-    /// Join another replica's copy into this one. Objects of different kinds under one key (a
-    /// client misuse) resolve deterministically: the register wins.
+    /// Join another replica's copy into this one. A coordinator never changes a key's kind, so two
+    /// kinds under one key come only from two kinds written concurrently to a new key on different
+    /// replicas (a client misuse); they resolve deterministically – register, then counter, then
+    /// map, then set – and the losing kind's writes are gone.
     pub fn merge(&mut self, resolution: Resolution, other: &Object) {
+        let other_wins = other.rank() > self.rank();
         match (&mut *self, other) {
             (Object::Register(a), Object::Register(b)) => a.merge(resolution, b),
             (Object::Counter(a), Object::Counter(b)) => a.merge(b),
-            (Object::Counter(_), Object::Register(_)) => *self = other.clone(),
-            (Object::Register(_), Object::Counter(_)) => {}
+            (Object::Set(a), Object::Set(b)) => a.merge(b),
+            (Object::Map(a), Object::Map(b)) => a.merge(b),
+            _ if other_wins => *self = other.clone(),
+            _ => {}
+        }
+    }
+
+    /// Which kind wins a clash of kinds (see [`Object::merge`]).
+    fn rank(&self) -> u8 {
+        match self {
+            Object::Register(_) => 3,
+            Object::Counter(_) => 2,
+            Object::Map(_) => 1,
+            Object::Set(_) => 0,
+        }
+    }
+
+    /// The kind's name, as errors say it (`"k" holds a set, not a hash`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Register(_) => "register",
+            Object::Counter(_) => "counter",
+            Object::Set(_) => "set",
+            Object::Map(_) => "hash",
         }
     }
 

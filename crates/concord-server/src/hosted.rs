@@ -204,8 +204,7 @@ impl Hosted for DynamoNode {
     }
 
     fn is_write(request: &concord_dynamo::DynamoRequest) -> bool {
-        use concord_dynamo::DynamoRequest::{Delete, Increment, Put};
-        matches!(request, Put { .. } | Delete { .. } | Increment { .. })
+        request.is_write()
     }
 
     fn forward_reply(_id: u64, _response: DynamoResponse) -> Option<Frame> {

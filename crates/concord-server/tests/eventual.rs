@@ -5,11 +5,15 @@
 //! * concurrent writes become **siblings**: HTTP answers `300` with both and their context, RESP
 //!   answers `-CONFLICT`; a write that names the context replaces them;
 //! * per-connection quorums matter: with one replica down, `CONSISTENCY ALL` cannot write while
-//!   `CONSISTENCY ONE` can.
+//!   `CONSISTENCY ONE` can;
+//! * sets and hashes are CRDTs: adds acknowledged by one replica each (W = 1) on two nodes at once
+//!   both survive; hashes through RESP and redis-py; the other data types refused with the reason.
 //!
 //! Killing processes and catching up (hinted handoff, anti-entropy) is tested on real processes in
 //! `crates/concord/tests/eventual_cluster.rs`.
 
+use concord_kv::redis::{RedisCall, RedisExec, Reply};
+use concord_kv::Query;
 use concord_server::testkit::{http, http_with_headers, loopback_configs, HttpAnswer, Resp, TEST_SECRET};
 use concord_server::{Mode, Node};
 use std::net::SocketAddr;
@@ -211,5 +215,172 @@ async fn every_http_error_says_why_in_json() {
     let mut r = Resp::connect(c.redis[0]).await.unwrap();
     assert_eq!(r.call(&["SET", "k", "v"]).await.unwrap(), "OK");
     let reply = r.call(&["EXPIRE", "k", "10"]).await.unwrap();
-    assert!(reply.contains("a TTL (SET … EX/PX, EXPIRE) needs the strong mode"), "{reply}");
+    assert!(reply.starts_with("-ERR EXPIRE is not available in the eventual mode: a TTL"), "{reply}");
+    assert!(reply.ends_with("; use the strong mode"), "{reply}");
+}
+
+fn call(argv: &[&str]) -> RedisCall {
+    RedisCall::new(argv.iter().map(|a| a.as_bytes().to_vec()).collect())
+}
+
+fn redis_write(argv: &[&str]) -> concord_kv::Command {
+    let exec = RedisExec { keys: vec![argv[1].as_bytes().to_vec()], watch: vec![], calls: vec![call(argv)] };
+    concord_kv::Command::new(concord_core::Time::ZERO, concord_kv::Write::Redis(exec))
+}
+
+fn replies(answer: Result<concord_kv::Response, concord_resp::BackendError>) -> Vec<Reply> {
+    match answer {
+        Ok(concord_kv::Response::Redis { replies: Some(replies), .. }) => replies,
+        other => panic!("not a Redis answer: {other:?}"),
+    }
+}
+
+fn bulks(items: &[&str]) -> Vec<Reply> {
+    items.iter().map(|i| Reply::Bulk(i.as_bytes().to_vec())).collect()
+}
+
+/// Sets through the backend the RESP front door calls (`Write::Redis`, `Query::Redis`); hashes
+/// through RESP itself, and redis-py.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sets_and_hashes_keep_every_concurrent_add() {
+    use concord_resp::{Backend, RequestConsistency};
+    use concord_server::eventual::resp::EventualBackend;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let backends: Vec<EventualBackend> =
+        c.nodes.iter().map(|n| EventualBackend::new(n.as_ref().unwrap().eventual().unwrap())).collect();
+    let with = |r, w| RequestConsistency {
+        read: concord_raft::ReadConsistency::Linearizable,
+        r: Some(r),
+        w: Some(w),
+    };
+
+    // SADD on two nodes at once, each acknowledged by its own copy alone (W = 1): every node is a
+    // home replica here, so each coordinates its own – two concurrent versions of the set.
+    let (a, b) = tokio::join!(
+        backends[0].write(redis_write(&["SADD", "team", "ann", "amy"]), with(1, 1)),
+        backends[1].write(redis_write(&["sadd", "team", "bob"]), with(1, 1)),
+    );
+    assert_eq!(replies(a), vec![Reply::Int(2)]);
+    assert_eq!(replies(b), vec![Reply::Int(1)]);
+    // Both adds survive the merge: a read of all three replicas answers every member.
+    let smembers = RedisExec::read(call(&["SMEMBERS", "team"]));
+    let answer = replies(backends[2].read(Query::Redis(smembers.clone()), with(3, 1)).await);
+    assert_eq!(answer, vec![Reply::Set(bulks(&["amy", "ann", "bob"]))]);
+    // ... and read repair left every replica with them: each one alone (R = 1) says so.
+    let deadline = Instant::now() + T;
+    for b in &backends {
+        loop {
+            let one = replies(b.read(Query::Redis(smembers.clone()), with(1, 1)).await);
+            if one == answer {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a replica still answers {one:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let srem = backends[0].write(redis_write(&["SREM", "team", "amy", "zed"]), with(2, 2)).await;
+    assert_eq!(replies(srem), vec![Reply::Int(1)]);
+    for (argv, reply) in [
+        (&["SCARD", "team"][..], Reply::Int(2)),
+        (&["SISMEMBER", "team", "bob"][..], Reply::Int(1)),
+        (&["SMISMEMBER", "team", "amy", "ann"][..], Reply::Array(vec![Reply::Int(0), Reply::Int(1)])),
+        (&["TYPE", "team"][..], Reply::Status("set".into())),
+        (&["SCARD", "nobody"][..], Reply::Int(0)),
+        (&["HGET", "team", "f"][..], Reply::wrong_type()),
+    ] {
+        let answer = backends[1].read(Query::Redis(RedisExec::read(call(argv))), with(2, 2)).await;
+        assert_eq!(replies(answer), vec![reply], "{argv:?}");
+    }
+    // What the mode refuses, it refuses with the reason (and a transaction of several commands).
+    let multi = RedisExec {
+        keys: vec![b"team".to_vec()],
+        watch: vec![],
+        calls: vec![call(&["SADD", "team", "x"]), call(&["SADD", "team", "y"])],
+    };
+    let write = concord_kv::Command::new(concord_core::Time::ZERO, concord_kv::Write::Redis(multi));
+    for (command, says) in [
+        (
+            redis_write(&["LPUSH", "l", "x"]),
+            "LPUSH is not available in the eventual mode: lists need a total order",
+        ),
+        (redis_write(&["ZADD", "z", "1", "x"]), "ZADD is not available in the eventual mode: sorted sets"),
+        (
+            redis_write(&["HINCRBY", "h", "f", "1"]),
+            "HINCRBY is not available in the eventual mode: a hash field",
+        ),
+        (redis_write(&["HSET", "team", "f", "v"]), "WRONGTYPE"),
+        (write, "MULTI is not available in the eventual mode"),
+    ] {
+        let answer = replies(backends[0].write(command, with(2, 2)).await);
+        match &answer[..] {
+            [Reply::Error(e)] if e.starts_with("WRONGTYPE") || e.ends_with("; use the strong mode") => {
+                assert!(e.contains(says), "{e}")
+            }
+            other => panic!("{says}: {other:?}"),
+        }
+    }
+
+    // Hashes through RESP: fields written on two nodes at once, both kept.
+    let mut r1 = Resp::connect(c.redis[0]).await.unwrap();
+    let mut r2 = Resp::connect(c.redis[1]).await.unwrap();
+    assert_eq!(r1.call(&["CONSISTENCY", "W", "1"]).await.unwrap(), "OK");
+    assert_eq!(r2.call(&["CONSISTENCY", "W", "1"]).await.unwrap(), "OK");
+    let (a, b) = tokio::join!(
+        r1.call(&["HSET", "user", "name", "ann", "age", "7"]),
+        r2.call(&["HSET", "user", "city", "oslo"])
+    );
+    assert_eq!((a.unwrap(), b.unwrap()), ("2".to_string(), "1".to_string()));
+    let mut all = Resp::connect(c.redis[2]).await.unwrap();
+    assert_eq!(all.call(&["CONSISTENCY", "ALL"]).await.unwrap(), "OK");
+    let fields = all.request(&["HGETALL", "user"]).await.unwrap();
+    assert_eq!(fields.texts().unwrap(), ["age", "7", "city", "oslo", "name", "ann"]);
+    assert_eq!(all.call(&["HDEL", "user", "age"]).await.unwrap(), "1");
+    assert_eq!(all.call(&["HGET", "user", "age"]).await.unwrap(), "(nil)");
+    assert_eq!(all.call(&["HLEN", "user"]).await.unwrap(), "2");
+    assert!(all.call(&["GET", "user"]).await.unwrap().starts_with("-WRONGTYPE"));
+    assert_eq!(all.call(&["DEL", "user"]).await.unwrap(), "1");
+    assert_eq!(all.call(&["HLEN", "user"]).await.unwrap(), "0");
+
+    // redis-py, through its own API.
+    let python = std::process::Command::new("python3").args(["-c", "import redis"]).output();
+    if !python.is_ok_and(|o| o.status.success()) {
+        assert!(std::env::var_os("CI").is_none(), "python3 with redis-py is needed (pip install redis)");
+        eprintln!("SKIPPED: python3 with redis-py is not usable");
+        return;
+    }
+    let script = format!(
+        r#"
+import redis
+a = redis.Redis(host="{host}", port={pa}, socket_timeout=10)
+b = redis.Redis(host="{host}", port={pb}, socket_timeout=10)
+assert a.hset("profile", mapping={{"name": "ann", "lang": "rust"}}) == 2
+assert b.hset("profile", "lang", "ocaml") == 0
+assert a.hgetall("profile") == {{b"name": b"ann", b"lang": b"ocaml"}}, a.hgetall("profile")
+assert b.hmget("profile", ["name", "nope"]) == [b"ann", None]
+assert a.hexists("profile", "name") and not a.hexists("profile", "nope")
+assert sorted(a.hkeys("profile")) == [b"lang", b"name"]
+assert a.type("profile") == b"hash"
+try:
+    a.hincrby("profile", "visits", 1)
+    raise SystemExit("HINCRBY was not refused")
+except redis.ResponseError as e:
+    assert "not available in the eventual mode" in str(e), e
+print("ok")
+"#,
+        host = c.redis[0].ip(),
+        pa = c.redis[0].port(),
+        pb = c.redis[1].port()
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args(["-c", &script]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "redis-py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -76,6 +76,8 @@ fn holding(node: &DynamoNode, key: &str) -> (Vec<String>, bool) {
                 vs
             }
             Object::Counter(c) => vec![format!("counter {}", c.value())],
+            Object::Set(s) => vec![format!("set of {}", s.len())],
+            Object::Map(m) => vec![format!("hash of {}", m.len())],
         }
     };
     if let Some(o) = node.store().get(key) {

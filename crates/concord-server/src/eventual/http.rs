@@ -112,6 +112,31 @@ async fn get_key(
     if let Ok(v) = HeaderValue::from_str(&context) {
         headers.insert(CONTEXT_HEADER, v);
     }
+    // A set or hash (written over RESP) reads as JSON: members, or fields with their values.
+    match &found.collection {
+        Some(super::Collection::Set(members)) => {
+            let members: Vec<Value> = members.iter().map(|m| sibling_json(m)).collect();
+            return Ok((
+                StatusCode::OK,
+                headers,
+                Json(json!({ "key": key, "type": "set", "members": members })),
+            )
+                .into_response());
+        }
+        Some(super::Collection::Hash(fields)) => {
+            let fields: serde_json::Map<String, Value> = fields
+                .iter()
+                .map(|(f, v)| (String::from_utf8_lossy(f).into_owned(), sibling_json(v)))
+                .collect();
+            return Ok((
+                StatusCode::OK,
+                headers,
+                Json(json!({ "key": key, "type": "hash", "fields": fields })),
+            )
+                .into_response());
+        }
+        None => {}
+    }
     if let Some(counter) = found.counter {
         headers.insert("x-concord-counter", HeaderValue::from_static("true"));
         return Ok((StatusCode::OK, headers, counter.to_string()).into_response());

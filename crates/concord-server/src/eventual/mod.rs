@@ -8,9 +8,13 @@
 //! ```text
 //!   RESP ─┐                         ┌─ GET k      → DynamoRequest::Get { r }      (quorum read, read repair)
 //!         ├─> EventualHandle ─Input─┤  SET/DEL k  → Put / Delete { context, w }    (forwarded to a home replica)
-//!   HTTP ─┘   (deadline,            └─ INCR k     → Increment { w }               (a PN-counter)
-//!              error mapping)
+//!   HTTP ─┘   (deadline,            ├─ INCR k     → Increment { w }               (a PN-counter)
+//!              error mapping)       ├─ SADD/SREM  → SetAdd / SetRemove { w }      (an OR-set)
+//!                                   └─ HSET/HDEL  → MapSet / MapRemove { w }      (a map of LWW registers)
 //! ```
+//!
+//! Sets and hashes – the Redis data types a store without an order of writes can keep, as CRDTs –
+//! and the reasons the others are refused are in [`redis`].
 //!
 //! Any node serves any request: there is no leader to find. Each request may override the
 //! cluster's R and W: Redis clients with `CONSISTENCY ONE|QUORUM|ALL|R r W w` on the connection
@@ -31,6 +35,7 @@
 //! replica holds.
 
 pub mod http;
+pub mod redis;
 pub mod resp;
 
 use crate::config::PeerConfig;
@@ -84,12 +89,21 @@ pub struct EventualParts {
     pub disk_space: Arc<crate::disk_space::DiskSpace>,
 }
 
-/// A read's answer: the live siblings, the context to write back with, the counter if it is one.
+/// A read's answer: the live siblings, the context to write back with, the counter if it is one,
+/// the set or hash if it is one ([`redis`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
     pub values: Vec<Vec<u8>>,
     pub context: VersionVector,
     pub counter: Option<i64>,
+    pub collection: Option<Collection>,
+}
+
+/// A set's members or a hash's fields, as a read of the key found them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Collection {
+    Set(Vec<Vec<u8>>),
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 impl EventualHandle {
@@ -203,7 +217,15 @@ impl EventualHandle {
     pub async fn get(&self, key: String, r: Option<usize>) -> Result<Found, ClientError> {
         let r = self.check_quorum("r", r)?;
         match self.submit(DynamoRequest::Get { key, r }).await.map_err(ClientError::of_read)? {
-            DynamoResponse::Found { values, context, counter } => Ok(Found { values, context, counter }),
+            DynamoResponse::Found { values, context, counter } => {
+                Ok(Found { values, context, counter, collection: None })
+            }
+            DynamoResponse::Members(members) => {
+                Ok(Found { collection: Some(Collection::Set(members)), ..empty() })
+            }
+            DynamoResponse::Fields(fields) => {
+                Ok(Found { collection: Some(Collection::Hash(fields)), ..empty() })
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -292,6 +314,10 @@ fn written(answer: DynamoResponse) -> Result<Option<i64>, ClientError> {
         DynamoResponse::Written { counter, .. } => Ok(counter),
         other => Err(unexpected(other)),
     }
+}
+
+fn empty() -> Found {
+    Found { values: Vec::new(), context: VersionVector::default(), counter: None, collection: None }
 }
 
 fn unexpected(answer: DynamoResponse) -> ClientError {

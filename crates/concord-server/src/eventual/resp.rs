@@ -11,6 +11,7 @@
 //! | `INCR k`, `INCRBY k n` … | `Write::Increment` | a PN-counter increment; answers the coordinator's value |
 //! | `MSET`, `DEL k1 k2` | `Write::Txn` of plain puts/deletes | key by key, in order – **not atomic** |
 //! | `SET … EX`, `SET NX/XX`, `GETSET`, `EXPIRE`, `KEYS`, `SCAN`, `DBSIZE`, `MULTI` with compares | TTLs, `Cas`, `Txn` compares, `Query::Range` | `-ERR unsupported operation: … needs the strong mode` |
+//! | `SADD`, `HSET`, `HGETALL`, `TYPE` … (the interpreter's commands) | `Write::Redis`, `Query::Redis` | sets and hashes as CRDTs, the rest refused with the reason: see [`super::redis`] |
 //!
 //! `CONSISTENCY ONE|QUORUM|ALL|R r W w` sets the R and W this connection's requests carry
 //! (`concord_resp::RequestConsistency`); `INFO` has a `# Dynamo` section.
@@ -33,7 +34,7 @@ impl EventualBackend {
     }
 }
 
-fn backend_error(e: ClientError) -> BackendError {
+pub(crate) fn backend_error(e: ClientError) -> BackendError {
     front::resp::backend_error(e, |_| {
         BackendError::Unavailable("there is no leader in the eventual mode".into())
     })
@@ -55,6 +56,11 @@ fn text_key(key: &[u8]) -> Result<String, BackendError> {
 
 /// A read's answer as the single value Redis expects.
 fn one_value(key: &str, found: Found) -> Result<Option<Vec<u8>>, BackendError> {
+    if found.collection.is_some() {
+        // A set or hash reads as the empty value, as a collection's key does in the strong mode:
+        // the front door then asks `TYPE` and answers `GET` with WRONGTYPE.
+        return Ok(Some(Vec::new()));
+    }
     if let Some(counter) = found.counter {
         return Ok(Some(counter.to_string().into_bytes()));
     }
@@ -103,7 +109,10 @@ fn begin(
     let (r, w) = (consistency.r, consistency.w);
     match write {
         Write::Put(put) if put.ttl_ms.is_some() => fail(unsupported("a TTL (SET … EX/PX, EXPIRE)")),
-        Write::Redis(exec) => fail(unsupported(&redis_names(&exec))),
+        Write::Redis(exec) => {
+            let replies = super::redis::exec(handle, exec, consistency);
+            Box::pin(async move { Ok(Response::Redis { revision: 0, replies: Some(replies.await?) }) })
+        }
         Write::Put(put) => {
             let submitted = text_key(&put.key).map(|key| handle.put(key, put.value, None, w));
             Box::pin(async move {
@@ -133,6 +142,27 @@ fn begin(
                         return Ok(Response::Delete { revision: 0, deleted: 0 })
                     }
                     DynamoResponse::Found { context, .. } => context,
+                    // A set or hash: remove what the read saw (an add it did not see survives, as
+                    // for SREM and HDEL).
+                    DynamoResponse::Members(members) if members.is_empty() => {
+                        return Ok(Response::Delete { revision: 0, deleted: 0 })
+                    }
+                    DynamoResponse::Fields(fields) if fields.is_empty() => {
+                        return Ok(Response::Delete { revision: 0, deleted: 0 })
+                    }
+                    DynamoResponse::Members(members) => {
+                        let remove = DynamoRequest::SetRemove { key, members, w };
+                        handle.submit(remove).await.map_err(backend_error)?;
+                        return Ok(Response::Delete { revision: 0, deleted: 1 });
+                    }
+                    DynamoResponse::Fields(fields) => {
+                        let fields = fields.into_iter().map(|(f, _)| f).collect();
+                        handle
+                            .submit(DynamoRequest::MapRemove { key, fields, w })
+                            .await
+                            .map_err(backend_error)?;
+                        return Ok(Response::Delete { revision: 0, deleted: 1 });
+                    }
                     other => {
                         return Err(BackendError::Unknown(format!("unexpected answer to a read: {other:?}")))
                     }
@@ -252,7 +282,9 @@ impl Backend for EventualBackend {
                 Query::Get { key } => get_one(&handle, key, consistency.r).await.map(Response::Get),
                 Query::GetMany { keys } => get_many(&handle, keys, consistency.r).await.map(Response::Values),
                 Query::Range(_) | Query::Export => Err(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
-                Query::Redis(exec) => Err(unsupported(&redis_names(&exec))),
+                Query::Redis(exec) => super::redis::exec(&handle, exec, consistency)
+                    .await
+                    .map(|replies| Response::Redis { revision: 0, replies: Some(replies) }),
                 Query::Unsupported { reason } => Err(BackendError::Kv(KvError::Unsupported(reason))),
             };
             handle.metrics().request("resp_read", label(&r), start.elapsed());
@@ -298,15 +330,4 @@ impl Backend for EventualBackend {
     fn limits(&self) -> KvLimits {
         self.handle.limits().clone()
     }
-}
-
-/// The commands of a Redis request, for the refusal: hashes, lists, sets, sorted sets and
-/// `EXPIRE` are not (yet) offered by the eventual mode.
-fn redis_names(exec: &concord_kv::RedisExec) -> String {
-    let ttl = ["expire", "pexpire", "expireat", "pexpireat", "persist"];
-    if exec.calls.iter().any(|call| ttl.contains(&call.name().as_str())) {
-        return "a TTL (SET … EX/PX, EXPIRE)".into();
-    }
-    let names: Vec<String> = exec.calls.iter().map(|call| call.name().to_uppercase()).collect();
-    names.join(", ")
 }

@@ -61,6 +61,9 @@ impl SimProtocol for DynamoNode {
                 Object::Counter(c) => {
                     Value::List(vec![Value::Str(COUNTER_TAG.into()), Value::Int(c.value())])
                 }
+                // The simulator's workloads write no sets or maps; shown as their members.
+                Object::Set(s) => Value::List(s.elements().map(|m| int_value(m)).collect()),
+                Object::Map(m) => Value::List(m.iter().map(|(f, _)| int_value(f)).collect()),
             };
             state.insert(key.clone(), value);
         }
