@@ -39,7 +39,9 @@
 
 pub mod hash;
 pub mod keyspace;
+mod random;
 mod reply;
+pub mod set;
 
 pub use reply::{format_double, Reply};
 
@@ -269,6 +271,11 @@ impl<'a> Tx<'a> {
         View { engine: &*self.engine }
     }
 
+    /// The revision this command's records get (seeds [`random`]'s generator).
+    pub fn revision(&self) -> u64 {
+        self.rev
+    }
+
     /// Whether anything was written (so the store's revision moves).
     pub fn wrote(&self) -> bool {
         self.wrote
@@ -408,7 +415,7 @@ const fn write(name: &'static str, run: fn(&mut Tx, &[Vec<u8>]) -> Outcome) -> S
 /// Every command the interpreter runs, one family per module. The arity and key positions live in
 /// the front door's command table (`concord-resp`): arguments arrive here already counted.
 pub fn commands() -> impl Iterator<Item = &'static Spec> {
-    hash::COMMANDS.iter().chain(keyspace::COMMANDS)
+    hash::COMMANDS.iter().chain(keyspace::COMMANDS).chain(set::COMMANDS)
 }
 
 /// The interpreter's command named `name` (lowercase).
@@ -482,3 +489,5 @@ pub(crate) mod args {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_set;
