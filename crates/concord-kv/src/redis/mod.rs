@@ -39,6 +39,7 @@
 
 pub mod hash;
 pub mod keyspace;
+mod longdouble;
 mod random;
 mod reply;
 pub mod set;

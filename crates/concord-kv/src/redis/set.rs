@@ -169,15 +169,24 @@ fn srandmember(view: &View, args: &[Vec<u8>]) -> Outcome {
     })
 }
 
-/// A count for `SRANDMEMBER` / `HRANDFIELD`, with Redis's range error and Concord's cap.
-pub(crate) fn random_count(arg: &[u8]) -> Result<i64, Reply> {
+/// A count for `SRANDMEMBER` / `HRANDFIELD`: Redis's range, then Concord's cap.
+fn random_count(arg: &[u8]) -> Result<i64, Reply> {
+    capped(count_arg(arg)?)
+}
+
+/// A random count as Redis reads it: any `long` but `LONG_MIN` (its magnitude must fit).
+pub(crate) fn count_arg(arg: &[u8]) -> Result<i64, Reply> {
     let count = int(arg)?;
     if count == i64::MIN {
         return Err(Reply::error(
             "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         ));
     }
-    // A positive count is bounded by the collection's size; a negative one only by this.
+    Ok(count)
+}
+
+/// Concord's cap on a negative (repeating) count: a positive one is bounded by the collection.
+pub(crate) fn capped(count: i64) -> Result<i64, Reply> {
     if count < -(MAX_RANDOM as i64) {
         return Err(Reply::error(format!(
             "ERR count is too large: Concord returns at most {MAX_RANDOM} random members"
@@ -357,6 +366,9 @@ pub(crate) fn scan_reply(next: Option<Vec<u8>>, items: Vec<Reply>) -> Reply {
     Reply::Array(vec![Reply::bulk(cursor), Reply::Array(items)])
 }
 
+/// (sub-key, value) records of a collection: hash fields and values; set members and `""`.
+pub(crate) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// `SSCAN` / `HSCAN` options.
 pub(crate) struct Scan {
     pattern: Option<Vec<u8>>,
@@ -388,7 +400,7 @@ impl Scan {
     /// Visit up to `count` members of `key` from `from` on; the ones matching the pattern, and the
     /// member to resume at (`None`: the scan is done). `COUNT` bounds the members visited, not
     /// the ones returned – as in Redis, a page can be empty before the scan ends.
-    pub fn page(&self, view: &View, key: &[u8], from: &[u8]) -> (Option<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>) {
+    pub fn page(&self, view: &View, key: &[u8], from: &[u8]) -> (Option<Vec<u8>>, Pairs) {
         let (mut items, mut visited, mut next) = (Vec::new(), 0, None);
         view.members(key, from, &mut |member, value| {
             if visited == self.count {

@@ -308,3 +308,109 @@ fn sscan_pages_through_every_member_once() {
     assert_eq!(pages, 4, "26 members, 7 a page");
     assert_eq!(seen, members, "every member once, in order; MATCH dropped `other`");
 }
+
+// The rest of the hashes: HINCRBYFLOAT, HRANDFIELD, HSCAN.
+
+#[test]
+fn hincrbyfloat_answers_redis_servers_long_double_text() {
+    let mut s = KvStore::default();
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h f 10.5"), bulk("10.5"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h f 3.0e3"), bulk("3010.5"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h f 0.1"), bulk("3010.60000000000000009"));
+    assert_eq!(run(&mut s, "HGET h f"), bulk("3010.60000000000000009"), "stored as the reply's text");
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h g 0.1"), bulk("0.1"));
+    assert_eq!(
+        run(&mut s, "HINCRBYFLOAT h g 0.2"),
+        bulk("0.3"),
+        "long double, not f64's 0.30000000000000004"
+    );
+    assert_eq!(run(&mut s, "HLEN h"), int(2));
+    run(&mut s, "HSET h i 5 s abc");
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h i 1.5"), bulk("6.5"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h i -6.5"), bulk("0"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h s 1"), err("ERR hash value is not a float"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h i abc"), err("ERR value is not a valid float"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h i inf"), err("ERR value is NaN or Infinity"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h big 1e4932"), bulk(&run_text(&mut s, "HGET h big")));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT h big 1e4932"), err("ERR increment would produce NaN or Infinity"));
+    assert_eq!(run(&mut s, "HINCRBYFLOAT nope f x"), err("ERR value is not a valid float"));
+    assert_eq!(
+        run(&mut s, "TYPE nope"),
+        Reply::Status("none".into()),
+        "a failed first increment creates nothing"
+    );
+    s.execute(&Command::put(NOW, "str", "v")).unwrap();
+    assert_eq!(run(&mut s, "HINCRBYFLOAT str f 1"), Reply::wrong_type());
+    s.check_invariants().unwrap();
+}
+
+fn run_text(store: &mut KvStore, line: &str) -> String {
+    match run(store, line) {
+        Reply::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+#[test]
+fn hrandfield_counts_and_values() {
+    let mut s = KvStore::default();
+    assert_eq!(run(&mut s, "HRANDFIELD nope"), Reply::Nil);
+    assert_eq!(run(&mut s, "HRANDFIELD nope 2 WITHVALUES"), Reply::Array(vec![]));
+    run(&mut s, "HSET h a 1 b 2 c 3");
+    let one = run_text(&mut s, "HRANDFIELD h");
+    assert!(["a", "b", "c"].contains(&one.as_str()));
+    let mut all = strings(&run(&mut s, "HRANDFIELD h 10"));
+    all.sort();
+    assert_eq!(all, ["a", "b", "c"]);
+    assert_eq!(run(&mut s, "HRANDFIELD h 0"), Reply::Array(vec![]));
+    // WITHVALUES: field, value, field, value … – each value the field's.
+    let pairs = strings(&run(&mut s, "HRANDFIELD h -7 withvalues"));
+    assert_eq!(pairs.len(), 14);
+    for pair in pairs.chunks(2) {
+        assert_eq!(run_text(&mut s, &format!("HGET h {}", pair[0])), pair[1]);
+    }
+    let two = strings(&run(&mut s, "HRANDFIELD h 2 WITHVALUES"));
+    assert_eq!(two.len(), 4);
+    assert_ne!(two[0], two[2], "a positive count picks distinct fields");
+    assert_eq!(run(&mut s, "HRANDFIELD h 1 foo"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "HRANDFIELD h 1 WITHVALUES x"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "HRANDFIELD h x"), err("ERR value is not an integer or out of range"));
+    assert_eq!(run(&mut s, "HRANDFIELD h -4611686018427387904 WITHVALUES"), err("ERR value is out of range"));
+    assert_eq!(
+        run(&mut s, "HRANDFIELD h -9223372036854775808 foo"),
+        err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"),
+        "the count is checked before the flag, as redis-server does"
+    );
+    s.execute(&Command::put(NOW, "str", "v")).unwrap();
+    assert_eq!(run(&mut s, "HRANDFIELD str 1"), Reply::wrong_type());
+}
+
+#[test]
+fn hscan_pages_fields_with_their_values() {
+    let mut s = KvStore::default();
+    assert_eq!(run(&mut s, "HSCAN nope 0"), Reply::Array(vec![bulk("0"), Reply::Array(vec![])]));
+    run(&mut s, "HSET h a 1 b 2 c 3 ab 4");
+    let Reply::Array(first) = run(&mut s, "HSCAN h 0 COUNT 2") else { panic!() };
+    assert_eq!(first[1], Reply::Array(vec![bulk("a"), bulk("1"), bulk("ab"), bulk("4")]));
+    let cursor = run_text_of(&first[0]);
+    assert_eq!(cursor, crate::cursor::encode(b"b"), "the cursor names the next field");
+    assert_eq!(
+        run(&mut s, &format!("HSCAN h {cursor} COUNT 2")),
+        Reply::Array(vec![bulk("0"), Reply::Array(vec![bulk("b"), bulk("2"), bulk("c"), bulk("3")])])
+    );
+    assert_eq!(
+        run(&mut s, "HSCAN h 0 MATCH a*"),
+        Reply::Array(vec![bulk("0"), Reply::Array(vec![bulk("a"), bulk("1"), bulk("ab"), bulk("4")])])
+    );
+    assert_eq!(run(&mut s, "HSCAN h 12x"), err("ERR invalid cursor"));
+    assert_eq!(run(&mut s, "HSCAN h 0 COUNT 0"), err("ERR syntax error"));
+    s.execute(&Command::put(NOW, "str", "v")).unwrap();
+    assert_eq!(run(&mut s, "HSCAN str 0"), Reply::wrong_type());
+}
+
+fn run_text_of(reply: &Reply) -> String {
+    match reply {
+        Reply::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}

@@ -770,6 +770,127 @@ pub const COMMANDS: &[CommandSpec] = &[
     )
     .acl(&["@pubsub", "@fast"])
     .key_spec(NOT_KEY),
+    // Sets, and the rest of the hashes (tools/command-rows.py). SMOVE, SINTERSTORE, SUNIONSTORE,
+    // SDIFFSTORE (two key specs) and SINTERCARD (a `keynum` key spec) need a table that models
+    // those: the interpreter runs them, the front door does not offer them yet.
+    spec(
+        "sadd",
+        -3,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Add one or more members to a set",
+    )
+    .acl(&["@write", "@set", "@fast"])
+    .key_spec(&["RW", "insert"]),
+    spec("srem", -3, &["write", "fast"], (1, 1, 1), "set", "1.0.0", "Remove one or more members from a set")
+        .acl(&["@write", "@set", "@fast"])
+        .key_spec(&["RW", "delete"]),
+    spec(
+        "spop",
+        -2,
+        &["write", "fast"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Remove and return one or multiple random members from a set",
+    )
+    .acl(&["@write", "@set", "@fast"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RW", "access", "delete"]),
+    spec("smembers", 2, &["readonly"], (1, 1, 1), "set", "1.0.0", "Get all the members in a set")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec(
+        "sismember",
+        3,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Determine if a given value is a member of a set",
+    )
+    .acl(&["@read", "@set", "@fast"])
+    .key_spec(&["RO"]),
+    spec(
+        "smismember",
+        -3,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "set",
+        "6.2.0",
+        "Returns the membership associated with the given elements for a set",
+    )
+    .acl(&["@read", "@set", "@fast"])
+    .key_spec(&["RO", "access"]),
+    spec("scard", 2, &["readonly", "fast"], (1, 1, 1), "set", "1.0.0", "Get the number of members in a set")
+        .acl(&["@read", "@set", "@fast"])
+        .key_spec(&["RO"]),
+    spec(
+        "srandmember",
+        -2,
+        &["readonly"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Get one or multiple random members from a set",
+    )
+    .acl(&["@read", "@set", "@slow"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RO", "access"]),
+    spec("sinter", -2, &["readonly"], (1, -1, 1), "set", "1.0.0", "Intersect multiple sets")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("sunion", -2, &["readonly"], (1, -1, 1), "set", "1.0.0", "Add multiple sets")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("sdiff", -2, &["readonly"], (1, -1, 1), "set", "1.0.0", "Subtract multiple sets")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("sscan", -3, &["readonly"], (1, 1, 1), "set", "2.8.0", "Incrementally iterate Set elements")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output"])
+        .key_spec(&["RO", "access"]),
+    spec(
+        "hincrbyfloat",
+        4,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "hash",
+        "2.6.0",
+        "Increment the float value of a hash field by the given amount",
+    )
+    .acl(&["@write", "@hash", "@fast"])
+    .key_spec(&["RW", "access", "update"]),
+    spec(
+        "hrandfield",
+        -2,
+        &["readonly"],
+        (1, 1, 1),
+        "hash",
+        "6.2.0",
+        "Get one or multiple random fields from a hash",
+    )
+    .acl(&["@read", "@hash", "@slow"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "hscan",
+        -3,
+        &["readonly"],
+        (1, 1, 1),
+        "hash",
+        "2.8.0",
+        "Incrementally iterate hash fields and associated values",
+    )
+    .acl(&["@read", "@hash", "@slow"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RO", "access"]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as
