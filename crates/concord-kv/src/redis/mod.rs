@@ -33,14 +33,28 @@
 //! `FF FF`, so user-visible scans stop before it ([`user_range_end`]). Sharding hashes a record by
 //! its owner's key ([`owner_key`]), so a collection moves with its key.
 //!
+//! # Families
+//! One module per Redis group; each lists its commands in a `COMMANDS` table.
+//!
+//! | module | commands | worth knowing |
+//! |---|---|---|
+//! | [`keyspace`] | `TYPE`, `EXPIRE` and family, `PERSIST` | |
+//! | [`hash`] | `HSET` … `HGETALL`, `HINCRBYFLOAT`, `HRANDFIELD`, `HSCAN` | `HINCRBYFLOAT` adds in emulated C `long double`, for redis-server's exact text |
+//! | [`set`] | `SADD`, `SREM`, `SPOP`, `SMOVE`, `SINTER`/`SUNION`/`SDIFF` (+`STORE`), `SINTERCARD`, `SSCAN`, … | |
+//!
+//! Members, fields and `*SCAN` pages come in byte order (redis-server's order is its hash
+//! table's; the differential tests compare such replies as sets). `*SCAN` cursors name the next
+//! member ([`crate::cursor`]).
+//!
 //! # Determinism
-//! The interpreter reads no clock (time arrives in the command), no randomness, and iterates only
-//! ordered maps: every replica computes the same bytes.
+//! The interpreter reads no clock (time arrives in the command), no randomness but a generator
+//! seeded from the command and the key (`SPOP`, `SRANDMEMBER`, `HRANDFIELD`: see `random.rs`), and
+//! iterates only ordered maps: every replica computes the same bytes.
 
 pub mod hash;
 pub mod keyspace;
-mod longdouble;
-mod random;
+pub mod longdouble;
+pub mod random;
 mod reply;
 pub mod set;
 
