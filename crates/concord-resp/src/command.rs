@@ -157,7 +157,10 @@ impl Request {
                 keys.iter().map(|k| k.as_ref()).collect()
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
+            // The key specs when they say more than the (first, last, step) triple can
+            // (`SINTERCARD numkeys key …`).
             Request::Redis(args) => match lookup(&args[0]) {
+                Some(spec) if spec.flags.contains(&"movablekeys") => spec.spec_keys(args).unwrap_or_default(),
                 Some(spec) => table_keys(spec.keys, args),
                 None => vec![],
             },

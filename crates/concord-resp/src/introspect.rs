@@ -261,7 +261,7 @@ fn command_info(spec: &CommandSpec) -> Frame {
         Frame::Integer(step),
         simple_set(spec.acl),
         Frame::Set(spec.tips.iter().map(|t| Frame::bulk(*t)).collect()),
-        Frame::Set(spec.key_spec.iter().map(key_spec).collect()),
+        Frame::Set(spec.key_specs_iter().map(key_spec).collect()),
         subcommands,
     ])
 }
@@ -277,12 +277,11 @@ fn key_spec(spec: &KeySpec) -> Frame {
         "begin_search",
         Frame::map_of([
             ("type", Frame::bulk("index")),
-            ("spec", Frame::map_of([("index", Frame::Integer(1))])),
+            ("spec", Frame::map_of([("index", Frame::Integer(spec.begin_index))])),
         ]),
     ));
-    fields.push((
-        "find_keys",
-        Frame::map_of([
+    let find_keys = match spec.keynum {
+        None => Frame::map_of([
             ("type", Frame::bulk("range")),
             (
                 "spec",
@@ -293,7 +292,19 @@ fn key_spec(spec: &KeySpec) -> Frame {
                 ]),
             ),
         ]),
-    ));
+        Some((keynum_index, first_key)) => Frame::map_of([
+            ("type", Frame::bulk("keynum")),
+            (
+                "spec",
+                Frame::map_of([
+                    ("keynumidx", Frame::Integer(keynum_index)),
+                    ("firstkey", Frame::Integer(first_key)),
+                    ("keystep", Frame::Integer(spec.key_step)),
+                ]),
+            ),
+        ]),
+    };
+    fields.push(("find_keys", find_keys));
     Frame::map_of(fields)
 }
 
@@ -311,14 +322,15 @@ fn get_keys(args: &[Bytes]) -> Frame {
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Frame::error("ERR Invalid number of arguments specified for command");
     }
-    let Some(keys) = spec.key_spec else { return Frame::error("ERR The command has no key arguments") };
-    let last = if keys.last_key < 0 { n + keys.last_key } else { 1 + keys.last_key };
-    Frame::Array(
-        (1..=last.min(n - 1))
-            .step_by(keys.key_step.max(1) as usize)
-            .map(|i| Frame::Bulk(args[i as usize].clone()))
-            .collect(),
-    )
+    if spec.key_spec.is_none() {
+        return Frame::error("ERR The command has no key arguments");
+    }
+    match spec.spec_keys(args) {
+        Some(keys) => {
+            Frame::Array(keys.into_iter().map(|k| Frame::Bulk(Bytes::copy_from_slice(k))).collect())
+        }
+        None => Frame::error("ERR Invalid arguments specified for command"),
+    }
 }
 
 /// One command's `COMMAND DOCS` entry: what redis-cli shows in `HELP` and in its hints.

@@ -373,6 +373,12 @@ fn command_info_and_getkeys_match_redis_server_for_every_command() {
             &["COMMAND", "GETKEYS", "PTTL", "a"],
             &["COMMAND", "GETKEYS", "PERSIST", "a"],
             &["COMMAND", "GETKEYS", "get", "a"],
+            // Several key specs, and a key count.
+            &["COMMAND", "GETKEYS", "SMOVE", "a", "b", "m"],
+            &["COMMAND", "GETKEYS", "SINTERSTORE", "d", "a", "b"],
+            &["COMMAND", "GETKEYS", "SINTERCARD", "2", "a", "b", "LIMIT", "1"],
+            &["COMMAND", "GETKEYS", "SINTERCARD", "3", "a"],
+            &["COMMAND", "GETKEYS", "SINTERCARD", "x", "a"],
             // Errors.
             &["COMMAND", "GETKEYS", "GET"],
             &["COMMAND", "GETKEYS", "GET", "a", "b"],

@@ -183,7 +183,7 @@ fn hincrbyfloat(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
         }
         Some(value) => Ld::parse(&value).ok_or_else(|| Reply::error("ERR hash value is not a float"))?,
     };
-    let sum = current.add(increment).filter(|sum| sum.is_finite());
+    let sum = current.plus(increment).filter(|sum| sum.is_finite());
     let sum = sum.ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
     let text = sum.to_human().into_bytes();
     tx.put_member(key, field, text.clone());

@@ -132,7 +132,7 @@ impl Ld {
     }
 
     /// `self + other`, rounded once (`inf - inf` has no answer here: `None`, C's NaN).
-    pub fn add(self, other: Ld) -> Option<Ld> {
+    pub fn plus(self, other: Ld) -> Option<Ld> {
         let (a, b) = match (self, other) {
             (Ld::Inf { neg: x }, Ld::Inf { neg: y }) => return (x == y).then_some(self),
             (Ld::Inf { .. }, _) => return Some(self),
@@ -453,7 +453,7 @@ mod tests {
     use super::Ld;
 
     fn incr(value: &str, by: &str) -> String {
-        let sum = Ld::parse(value.as_bytes()).unwrap().add(Ld::parse(by.as_bytes()).unwrap()).unwrap();
+        let sum = Ld::parse(value.as_bytes()).unwrap().plus(Ld::parse(by.as_bytes()).unwrap()).unwrap();
         sum.to_human()
     }
 
@@ -487,7 +487,7 @@ mod tests {
         // Twice that overflows.
         assert!(Ld::parse(once.as_bytes()).is_some(), "what it printed parses back");
         let max = Ld::parse(b"1e4932").unwrap();
-        assert!(!max.add(max).unwrap().is_finite());
+        assert!(!max.plus(max).unwrap().is_finite());
     }
 
     #[test]

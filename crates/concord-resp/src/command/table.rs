@@ -26,25 +26,85 @@ pub struct CommandSpec {
     /// Command tips (`request_policy:multi_shard`, `nondeterministic_output`, …): how a cluster
     /// client should fan the command out and merge replies.
     pub tips: &'static [&'static str],
-    /// The key specification (Redis 7), if the command takes keys. Every Concord command with keys
-    /// finds them the same way: a range starting at argument 1.
+    /// The (first) key specification (Redis 7), if the command takes keys: for most commands a
+    /// range starting at argument 1; others list more in [`Self::more_key_specs`].
     pub key_spec: Option<KeySpec>,
+    /// Key specs after the first (`SMOVE`'s destination, `SINTERSTORE`'s sources).
+    pub more_key_specs: &'static [KeySpec],
     /// A container's subcommands (`client|setname`, …): the ones Concord supports.
     pub subcommands: &'static [CommandSpec],
 }
 
-/// A Redis 7 key specification of the form every Concord command with keys has:
-/// `begin_search` at index 1, `find_keys` a range (`lastkey`, `keystep`, `limit 0`).
+/// A Redis 7 key specification: `begin_search` an index, `find_keys` a range (`lastkey`,
+/// `keystep`, `limit 0`) or a key count (`keynum`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
     /// Redis's note on the spec, if it has one.
     pub notes: Option<&'static str>,
     /// Access flags: `RO`, `RW`, `OW`, `RM`, then `access`, `update`, `insert`, `delete`, ….
     pub flags: &'static [&'static str],
+    /// `begin_search`'s index: where this spec's keys start (1 for most commands).
+    pub begin_index: i64,
     /// The last key relative to the first (0: only the first; -1: up to the last argument).
     pub last_key: i64,
     /// Distance between keys (2 for `MSET key value …`).
     pub key_step: i64,
+    /// `find_keys` of type `keynum` instead of `range` (`SINTERCARD numkeys key …`): the key count
+    /// is the argument at `begin_index + .0`, the keys start at `begin_index + .1`.
+    pub keynum: Option<(i64, i64)>,
+}
+
+impl KeySpec {
+    /// A `range` spec starting at argument `begin_index`.
+    pub const fn range(
+        flags: &'static [&'static str],
+        begin_index: i64,
+        last_key: i64,
+        key_step: i64,
+    ) -> KeySpec {
+        KeySpec { notes: None, flags, begin_index, last_key, key_step, keynum: None }
+    }
+
+    /// A `keynum` spec: the count at `begin_index + keynum_index`, keys from `begin_index + first_key`.
+    pub const fn keynum(
+        flags: &'static [&'static str],
+        begin_index: i64,
+        keynum_index: i64,
+        first_key: i64,
+        key_step: i64,
+    ) -> KeySpec {
+        KeySpec {
+            notes: None,
+            flags,
+            begin_index,
+            last_key: 0,
+            key_step,
+            keynum: Some((keynum_index, first_key)),
+        }
+    }
+
+    /// The positions in `args` (the command name at 0) of this spec's keys; `None` if the
+    /// arguments do not hold them (a key count that is not a number, or too large).
+    pub fn positions(&self, args: &[impl AsRef<[u8]>]) -> Option<Vec<usize>> {
+        let n = args.len() as i64;
+        let step = self.key_step.max(1) as usize;
+        match self.keynum {
+            None => {
+                let last =
+                    if self.last_key < 0 { n + self.last_key } else { self.begin_index + self.last_key };
+                Some((self.begin_index..=last.min(n - 1)).step_by(step).map(|i| i as usize).collect())
+            }
+            Some((keynum_index, first_key)) => {
+                let count = args.get((self.begin_index + keynum_index) as usize)?;
+                let count: i64 = std::str::from_utf8(count.as_ref()).ok()?.parse().ok()?;
+                let first = self.begin_index + first_key;
+                if count <= 0 || first + (count - 1) * step as i64 >= n {
+                    return None;
+                }
+                Some((0..count as usize).map(|k| first as usize + k * step).collect())
+            }
+        }
+    }
 }
 
 impl CommandSpec {
@@ -61,7 +121,32 @@ impl CommandSpec {
         // The legacy (first, last, step) triple and the spec say the same thing: last is
         // relative to the first key in a spec (0 = one key), absolute in the triple.
         let last_key = if last < 0 { last } else { last - 1 };
-        CommandSpec { key_spec: Some(KeySpec { notes: None, flags, last_key, key_step: step }), ..self }
+        CommandSpec { key_spec: Some(KeySpec::range(flags, 1, last_key, step)), ..self }
+    }
+
+    /// Key specs of other shapes than [`Self::key_spec`]'s (several, or `keynum`), as Redis lists
+    /// them.
+    const fn key_specs(self, specs: &'static [KeySpec]) -> CommandSpec {
+        match specs.split_first() {
+            Some((first, more)) => CommandSpec { key_spec: Some(*first), more_key_specs: more, ..self },
+            None => self,
+        }
+    }
+
+    /// Every key spec, in Redis's order.
+    pub fn key_specs_iter(&self) -> impl Iterator<Item = &KeySpec> {
+        self.key_spec.iter().chain(self.more_key_specs)
+    }
+
+    /// The keys of `args` (the command name first) by the key specs, in spec order; `None` if
+    /// the command has no key spec or the arguments do not hold its keys.
+    pub fn spec_keys<'a, A: AsRef<[u8]>>(&self, args: &'a [A]) -> Option<Vec<&'a [u8]>> {
+        self.key_spec?;
+        let mut keys = Vec::new();
+        for spec in self.key_specs_iter() {
+            keys.extend(spec.positions(args)?.into_iter().map(|i| args[i].as_ref()));
+        }
+        Some(keys)
     }
 
     const fn notes(self, notes: &'static str) -> CommandSpec {
@@ -102,6 +187,7 @@ const fn spec(
         acl: &[],
         tips: &[],
         key_spec: None,
+        more_key_specs: &[],
         subcommands: &[],
     }
 }
@@ -770,9 +856,58 @@ pub const COMMANDS: &[CommandSpec] = &[
     )
     .acl(&["@pubsub", "@fast"])
     .key_spec(NOT_KEY),
-    // Sets, and the rest of the hashes (tools/command-rows.py). SMOVE, SINTERSTORE, SUNIONSTORE,
-    // SDIFFSTORE (two key specs) and SINTERCARD (a `keynum` key spec) need a table that models
-    // those: the interpreter runs them, the front door does not offer them yet.
+    // Sets, and the rest of the hashes (tools/command-rows.py; the key specs of SMOVE, the
+    // STOREs and SINTERCARD by hand, from redis-server's COMMAND INFO).
+    spec("smove", 4, &["write", "fast"], (1, 2, 1), "set", "1.0.0", "Move a member from one set to another")
+        .acl(&["@write", "@set", "@fast"])
+        .key_specs(&[
+            KeySpec::range(&["RW", "access", "delete"], 1, 0, 1),
+            KeySpec::range(&["RW", "insert"], 2, 0, 1),
+        ]),
+    spec(
+        "sinterstore",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 1),
+        "set",
+        "1.0.0",
+        "Intersect multiple sets and store the resulting set in a key",
+    )
+    .acl(&["@write", "@set", "@slow"])
+    .key_specs(&[KeySpec::range(&["RW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
+    spec(
+        "sunionstore",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 1),
+        "set",
+        "1.0.0",
+        "Add multiple sets and store the resulting set in a key",
+    )
+    .acl(&["@write", "@set", "@slow"])
+    .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
+    spec(
+        "sdiffstore",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 1),
+        "set",
+        "1.0.0",
+        "Subtract multiple sets and store the resulting set in a key",
+    )
+    .acl(&["@write", "@set", "@slow"])
+    .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
+    spec(
+        "sintercard",
+        -3,
+        &["readonly", "movablekeys"],
+        (0, 0, 0),
+        "set",
+        "7.0.0",
+        "Intersect multiple sets and return the cardinality of the result",
+    )
+    .acl(&["@read", "@set", "@slow"])
+    .key_specs(&[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)]),
     spec(
         "sadd",
         -3,
