@@ -11,9 +11,9 @@
 //!
 //! Accepted input is `strtold`'s as Redis filters it: an optional sign, then decimal digits with an
 //! optional point and `e` exponent, hexadecimal (`0x1.8p3`), or `inf` / `infinity`; no spaces,
-//! no trailing bytes, no NaN, nothing that overflows or underflows to zero. (Subnormal results
-//! keep full precision here, where the x87 would lose some: below 10^-4931, far from anything a
-//! counter holds.)
+//! no trailing bytes, no NaN, nothing that overflows or underflows to zero. Subnormals (below
+//! about 3.4 · 10^-4932) keep the exponent at its minimum and lose significand bits, as the x87
+//! does.
 
 use std::cmp::Ordering;
 
@@ -477,6 +477,9 @@ mod tests {
         assert_eq!(incr("0", "1e30"), "1000000000000000000024696061952");
         assert_eq!(incr("1.5", "-1.5"), "0");
         assert_eq!(incr("-2.25", "1"), "-1.25");
+        assert_eq!(incr("0", "0x1p-3"), "0.125");
+        assert_eq!(incr("0.125", "-0x1.8p1"), "-2.875");
+        assert_eq!(incr("0", "1e-4940"), "0", "a subnormal prints as 0");
     }
 
     #[test]
@@ -500,5 +503,9 @@ mod tests {
         assert_eq!(Ld::parse(b"inf"), Some(Ld::Inf { neg: false }));
         assert_eq!(Ld::parse(b"-Infinity"), Some(Ld::Inf { neg: true }));
         assert!(Ld::parse(b"0e99999").is_some(), "zero never overflows");
+        // Subnormals parse (strtold's ERANGE with a non-zero value, which Redis accepts); below
+        // the smallest one the value underflows to zero and is refused.
+        assert!(Ld::parse(b"1e-4940").is_some());
+        assert_eq!(Ld::parse(b"1e-4960"), None);
     }
 }
