@@ -108,8 +108,10 @@
 //! * [`workload`] – the [`KvStateMachine`](concord_core::KvStateMachine) mapping from workload ops.
 
 pub mod command;
+pub mod cursor;
 pub mod engine;
 pub mod error;
+pub mod glob;
 pub mod limits;
 pub mod redis;
 pub mod response;

@@ -189,8 +189,11 @@ impl Request {
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
             Request::Redis(args) if is_eval(&args[0]) => script_keys(args),
             Request::EvalSha(args) => script_keys(args),
+            // The key specs when they say more than the (first, last, step) triple can
+            // (`SINTERCARD numkeys key …`).
             Request::Redis(args) => match lookup(&args[0]) {
-                Some(spec) => spec.keys_of(args),
+                Some(spec) if spec.flags.contains(&"movablekeys") => spec.spec_keys(args).unwrap_or_default(),
+                Some(spec) => table_keys(spec.keys, args),
                 None => vec![],
             },
             Request::PubSub(request) => request.keys(),

@@ -261,7 +261,7 @@ fn command_info(spec: &CommandSpec) -> Frame {
         Frame::Integer(step),
         simple_set(spec.acl),
         Frame::Set(spec.tips.iter().map(|t| Frame::bulk(*t)).collect()),
-        Frame::Set(spec.key_spec.iter().chain(&spec.second_key_spec).map(key_spec).collect()),
+        Frame::Set(spec.key_specs_iter().map(key_spec).collect()),
         subcommands,
     ])
 }
@@ -280,26 +280,8 @@ fn key_spec(spec: &KeySpec) -> Frame {
             ("spec", Frame::map_of([("index", Frame::Integer(spec.begin_index))])),
         ]),
     ));
-    if spec.keynum {
-        fields.push((
-            "find_keys",
-            Frame::map_of([
-                ("type", Frame::bulk("keynum")),
-                (
-                    "spec",
-                    Frame::map_of([
-                        ("keynumidx", Frame::Integer(0)),
-                        ("firstkey", Frame::Integer(1)),
-                        ("keystep", Frame::Integer(1)),
-                    ]),
-                ),
-            ]),
-        ));
-        return Frame::map_of(fields);
-    }
-    fields.push((
-        "find_keys",
-        Frame::map_of([
+    let find_keys = match spec.keynum {
+        None => Frame::map_of([
             ("type", Frame::bulk("range")),
             (
                 "spec",
@@ -310,7 +292,19 @@ fn key_spec(spec: &KeySpec) -> Frame {
                 ]),
             ),
         ]),
-    ));
+        Some((keynum_index, first_key)) => Frame::map_of([
+            ("type", Frame::bulk("keynum")),
+            (
+                "spec",
+                Frame::map_of([
+                    ("keynumidx", Frame::Integer(keynum_index)),
+                    ("firstkey", Frame::Integer(first_key)),
+                    ("keystep", Frame::Integer(spec.key_step)),
+                ]),
+            ),
+        ]),
+    };
+    fields.push(("find_keys", find_keys));
     Frame::map_of(fields)
 }
 
@@ -328,20 +322,15 @@ fn get_keys(args: &[Bytes]) -> Frame {
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Frame::error("ERR Invalid number of arguments specified for command");
     }
-    let Some(keys) = spec.key_spec else { return Frame::error("ERR The command has no key arguments") };
-    if spec.second_key_spec.is_some() || keys.keynum {
-        // Keys in two roles (`LMOVE`) or counted (`LMPOP`): the specs say where they are.
-        return Frame::Array(
-            spec.keys_of(args).into_iter().map(|k| Frame::Bulk(Bytes::copy_from_slice(k))).collect(),
-        );
+    if spec.key_spec.is_none() {
+        return Frame::error("ERR The command has no key arguments");
     }
-    let last = if keys.last_key < 0 { n + keys.last_key } else { 1 + keys.last_key };
-    Frame::Array(
-        (1..=last.min(n - 1))
-            .step_by(keys.key_step.max(1) as usize)
-            .map(|i| Frame::Bulk(args[i as usize].clone()))
-            .collect(),
-    )
+    match spec.spec_keys(args) {
+        Some(keys) => {
+            Frame::Array(keys.into_iter().map(|k| Frame::Bulk(Bytes::copy_from_slice(k))).collect())
+        }
+        None => Frame::error("ERR Invalid arguments specified for command"),
+    }
 }
 
 /// One command's `COMMAND DOCS` entry: what redis-cli shows in `HELP` and in its hints.

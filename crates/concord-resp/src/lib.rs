@@ -96,10 +96,11 @@ pub mod blocking;
 pub mod cluster;
 pub mod codec;
 pub mod command;
-pub mod cursor;
+// Patterns and cursors live in concord-kv, where the interpreter's SSCAN/HSCAN use them too.
+pub use concord_kv::cursor;
 pub mod exec;
 pub mod frame;
-pub mod glob;
+pub use concord_kv::glob;
 pub mod introspect;
 pub mod memory;
 pub mod monitor;

@@ -379,6 +379,12 @@ fn command_info_and_getkeys_match_redis_server_for_every_command() {
             &["COMMAND", "GETKEYS", "PTTL", "a"],
             &["COMMAND", "GETKEYS", "PERSIST", "a"],
             &["COMMAND", "GETKEYS", "get", "a"],
+            // Several key specs, and a key count.
+            &["COMMAND", "GETKEYS", "SMOVE", "a", "b", "m"],
+            &["COMMAND", "GETKEYS", "SINTERSTORE", "d", "a", "b"],
+            &["COMMAND", "GETKEYS", "SINTERCARD", "2", "a", "b", "LIMIT", "1"],
+            &["COMMAND", "GETKEYS", "SINTERCARD", "3", "a"],
+            &["COMMAND", "GETKEYS", "SINTERCARD", "x", "a"],
             // Errors.
             &["COMMAND", "GETKEYS", "GET"],
             &["COMMAND", "GETKEYS", "GET", "a", "b"],
@@ -572,5 +578,76 @@ print("ok")
         let on_b_expected = concord_shard::slot::key_slot(key.as_bytes()).get() >= 8192;
         assert_eq!(on_b.get(key.as_bytes()).is_some(), on_b_expected, "{key}");
         assert_eq!(on_a.get(key.as_bytes()).is_some(), !on_b_expected, "{key}");
+    }
+}
+
+/// Sets and the later hash commands through the front door, byte for byte against redis-server
+/// where the reply does not depend on member order or randomness (the interpreter answers in
+/// byte order, redis-server in hash-table order): counts, flags, errors, one-member sets, and
+/// HINCRBYFLOAT's long-double text.
+#[test]
+fn sets_and_hashes_answer_as_redis_server() {
+    let Some(redis) = Redis::start(false) else { return };
+    let server = concord(None);
+    for resp3 in [false, true] {
+        let mut pair = Pair::new(&redis, &server, resp3);
+        for request in [
+            &["SADD", "s", "a", "b", "c"][..],
+            &["SADD", "s", "a", "d"],
+            &["SADD", "t", "c", "d", "e"],
+            &["SET", "str", "v"],
+            &["SCARD", "s"],
+            &["SISMEMBER", "s", "a"],
+            &["SMISMEMBER", "s", "a", "z", "d"],
+            &["SINTER", "s", "t", "nope"],
+            &["SINTER", "nope", "str"],
+            &["SDIFF", "t", "s"],
+            &["SINTERCARD", "2", "s", "t"],
+            &["SINTERCARD", "2", "s", "t", "LIMIT", "1"],
+            &["SINTERCARD", "0", "s"],
+            &["SINTERCARD", "3", "s"],
+            &["SINTERSTORE", "d", "s", "t"],
+            &["SCARD", "d"],
+            &["SISMEMBER", "d", "c"],
+            &["SUNIONSTORE", "str2", "s", "t"],
+            &["SDIFFSTORE", "d", "s", "s"],
+            &["TYPE", "d"],
+            &["SMOVE", "s", "t", "a"],
+            &["SMOVE", "s", "t", "zz"],
+            &["SMOVE", "nope", "str", "a"],
+            &["SMOVE", "s", "str", "b"],
+            &["SREM", "s", "b", "c", "d"],
+            &["EXISTS", "s"],
+            &["SPOP", "nope"],
+            &["SPOP", "nope", "2"],
+            &["SPOP", "t", "-1"],
+            &["SPOP", "str"],
+            &["SRANDMEMBER", "nope"],
+            &["SRANDMEMBER", "t", "0"],
+            &["SRANDMEMBER", "t", "-9223372036854775808"],
+            &["SSCAN", "nope", "0"],
+            &["SSCAN", "str", "0"],
+            &["SSCAN", "t", "0", "COUNT", "0"],
+            &["SADD", "one", "x"],
+            &["SPOP", "one"],
+            &["EXISTS", "one"],
+            &["HINCRBYFLOAT", "h", "f", "10.5"],
+            &["HINCRBYFLOAT", "h", "f", "3.0e3"],
+            &["HINCRBYFLOAT", "h", "f", "0.1"],
+            &["HINCRBYFLOAT", "h", "g", "0.1"],
+            &["HINCRBYFLOAT", "h", "g", "0.2"],
+            &["HINCRBYFLOAT", "h", "g", "1e30"],
+            &["HINCRBYFLOAT", "h", "g", "abc"],
+            &["HINCRBYFLOAT", "h", "g", "inf"],
+            &["HINCRBYFLOAT", "str", "g", "1"],
+            &["HRANDFIELD", "nope"],
+            &["HRANDFIELD", "h", "1", "foo"],
+            &["HRANDFIELD", "h", "-4611686018427387904", "WITHVALUES"],
+            &["HSCAN", "h", "0", "MATCH", "f"],
+            &["HSCAN", "str", "0"],
+            &["DEL", "s", "t", "d", "str", "str2", "h"],
+        ] {
+            pair.same(request);
+        }
     }
 }

@@ -1,7 +1,11 @@
 //! Hashes (`@hash`): one member record per field, holding the field's value.
 
-use super::args::{int, wrong_arity};
+use super::args::{int, is, wrong_arity};
+use super::longdouble::Ld;
+use super::random::Rng;
+use super::set::{capped, count_arg, pick, scan_reply, Scan};
 use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
+use crate::cursor;
 
 pub const COMMANDS: &[Spec] = &[
     write("hset", hset),
@@ -17,6 +21,9 @@ pub const COMMANDS: &[Spec] = &[
     read("hkeys", hkeys),
     read("hvals", hvals),
     read("hgetall", hgetall),
+    write("hincrbyfloat", hincrbyfloat),
+    read("hrandfield", hrandfield),
+    read("hscan", hscan),
 ];
 
 /// `HSET key field value [field value …]`: how many fields are new.
@@ -158,4 +165,82 @@ fn hvals(view: &View, args: &[Vec<u8>]) -> Outcome {
 fn hgetall(view: &View, args: &[Vec<u8>]) -> Outcome {
     let pairs = fields(view, &args[0])?;
     Ok(Reply::Map(pairs.into_iter().map(|(f, v)| (Reply::Bulk(f), Reply::Bulk(v))).collect()))
+}
+
+/// `HINCRBYFLOAT key field increment`: the new value, computed and printed in C's `long double`
+/// as redis-server does (see [`super::longdouble`]), and stored as that text.
+fn hincrbyfloat(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let [key, field, increment] = args else { unreachable!("arity checked") };
+    let increment = Ld::parse(increment).ok_or_else(|| Reply::error("ERR value is not a valid float"))?;
+    if !increment.is_finite() {
+        return Err(Reply::error("ERR value is NaN or Infinity"));
+    }
+    let mut header = tx.collection(key, Kind::Hash)?;
+    let current = match tx.view().member(key, field) {
+        None => {
+            header.len += 1;
+            Ld::parse(b"0").expect("zero parses")
+        }
+        Some(value) => Ld::parse(&value).ok_or_else(|| Reply::error("ERR hash value is not a float"))?,
+    };
+    let sum = current.plus(increment).filter(|sum| sum.is_finite());
+    let sum = sum.ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
+    let text = sum.to_human().into_bytes();
+    tx.put_member(key, field, text.clone());
+    tx.save(key, header);
+    Ok(Reply::Bulk(text))
+}
+
+/// `HRANDFIELD key [count [WITHVALUES]]`: random fields (see `SRANDMEMBER` for the counts and
+/// [`super::random`] for the seed). `WITHVALUES` answers a flat `field, value, …` array in both
+/// protocols (redis-server nests the pairs for RESP3 clients).
+fn hrandfield(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let key = &args[0];
+    let (count, with_values) = match &args[1..] {
+        [] => (None, false),
+        [count, flag @ ..] => {
+            // Redis's order: the count's range, then the flag, then WITHVALUES's tighter range.
+            let count = count_arg(count)?;
+            let with_values = match flag {
+                [] => false,
+                [flag] if is(flag, "WITHVALUES") => true,
+                _ => return Err(Reply::error("ERR syntax error")),
+            };
+            // So that twice the count (fields and values) fits a long.
+            if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+                return Err(Reply::error("ERR value is out of range"));
+            }
+            (Some(capped(count)?), with_values)
+        }
+    };
+    let pairs = fields(view, key)?;
+    if pairs.is_empty() {
+        return Ok(if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil });
+    }
+    let picked = pick(&mut Rng::for_read(view, key), &pairs, count);
+    Ok(match count {
+        None => Reply::Bulk(picked[0].0.clone()),
+        Some(_) => Reply::Array(
+            picked
+                .into_iter()
+                .flat_map(|(f, v)| {
+                    let value = with_values.then(|| Reply::Bulk(v.clone()));
+                    std::iter::once(Reply::Bulk(f.clone())).chain(value)
+                })
+                .collect(),
+        ),
+    })
+}
+
+/// `HSCAN key cursor [MATCH pattern] [COUNT count]`: `[next cursor, [field, value, …]]`, paged
+/// as `SSCAN` is (the pattern matches fields).
+fn hscan(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let (key, cursor) = (&args[0], &args[1]);
+    let from = cursor::decode(cursor).ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+    if !exists(view, key)? {
+        return Ok(scan_reply(None, vec![]));
+    }
+    let scan = Scan::parse(&args[2..])?;
+    let (next, pairs) = scan.page(view, key, from.as_deref().unwrap_or_default());
+    Ok(scan_reply(next, pairs.into_iter().flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)]).collect()))
 }

@@ -33,16 +33,33 @@
 //! `FF FF`, so user-visible scans stop before it ([`user_range_end`]). Sharding hashes a record by
 //! its owner's key ([`owner_key`]), so a collection moves with its key.
 //!
+//! # Families
+//! One module per Redis group; each lists its commands in a `COMMANDS` table.
+//!
+//! | module | commands | worth knowing |
+//! |---|---|---|
+//! | [`keyspace`] | `TYPE`, `EXPIRE` and family, `PERSIST` | |
+//! | [`hash`] | `HSET` … `HGETALL`, `HINCRBYFLOAT`, `HRANDFIELD`, `HSCAN` | `HINCRBYFLOAT` adds in emulated C `long double`, for redis-server's exact text |
+//! | [`set`] | `SADD`, `SREM`, `SPOP`, `SMOVE`, `SINTER`/`SUNION`/`SDIFF` (+`STORE`), `SINTERCARD`, `SSCAN`, … | |
+//!
+//! Members, fields and `*SCAN` pages come in byte order (redis-server's order is its hash
+//! table's; the differential tests compare such replies as sets). `*SCAN` cursors name the next
+//! member ([`crate::cursor`]).
+//!
 //! # Determinism
-//! The interpreter reads no clock (time arrives in the command), no randomness, and iterates only
-//! ordered maps: every replica computes the same bytes.
+//! The interpreter reads no clock (time arrives in the command), no randomness but a generator
+//! seeded from the command and the key (`SPOP`, `SRANDMEMBER`, `HRANDFIELD`: see `random.rs`), and
+//! iterates only ordered maps: every replica computes the same bytes.
 
 pub mod hash;
 pub mod keyspace;
 pub mod list;
+pub mod longdouble;
 pub mod lua;
+pub mod random;
 mod reply;
 pub mod script;
+pub mod set;
 pub mod string;
 pub mod zset;
 
@@ -274,6 +291,11 @@ impl<'a> Tx<'a> {
         View { engine: &*self.engine }
     }
 
+    /// The revision this command's records get (seeds [`random`]'s generator).
+    pub fn revision(&self) -> u64 {
+        self.rev
+    }
+
     /// Whether anything was written (so the store's revision moves).
     pub fn wrote(&self) -> bool {
         self.wrote
@@ -416,6 +438,7 @@ pub fn commands() -> impl Iterator<Item = &'static Spec> {
     hash::COMMANDS
         .iter()
         .chain(keyspace::COMMANDS)
+        .chain(set::COMMANDS)
         .chain(list::COMMANDS)
         .chain(zset::COMMANDS)
         .chain(script::COMMANDS)
@@ -494,3 +517,5 @@ mod tests;
 
 #[cfg(test)]
 mod tests_listzset;
+#[cfg(test)]
+mod tests_set;

@@ -8,8 +8,6 @@
 //! and `COMMAND DOCS` ([`crate::introspect`]) answer from it. It is data, so it lives apart from
 //! the parsing code in [`super`], which it would otherwise fill.
 
-use bytes::Bytes;
-
 /// One row of the command table.
 #[derive(Clone, Copy, Debug)]
 pub struct CommandSpec {
@@ -28,34 +26,85 @@ pub struct CommandSpec {
     /// Command tips (`request_policy:multi_shard`, `nondeterministic_output`, …): how a cluster
     /// client should fan the command out and merge replies.
     pub tips: &'static [&'static str],
-    /// The key specification (Redis 7), if the command takes keys. Every Concord command with keys
-    /// finds them the same way: a range starting at argument 1.
+    /// The (first) key specification (Redis 7), if the command takes keys: for most commands a
+    /// range starting at argument 1; others list more in [`Self::more_key_specs`].
     pub key_spec: Option<KeySpec>,
-    /// A second key specification, for commands whose keys have different roles (`LMOVE`'s
-    /// source and destination): a single key at [`KeySpec::begin_index`].
-    pub second_key_spec: Option<KeySpec>,
+    /// Key specs after the first (`SMOVE`'s destination, `SINTERSTORE`'s sources).
+    pub more_key_specs: &'static [KeySpec],
     /// A container's subcommands (`client|setname`, …): the ones Concord supports.
     pub subcommands: &'static [CommandSpec],
 }
 
-/// A Redis 7 key specification of the form every Concord command with keys has:
-/// `begin_search` an index (1, or 2 for a second spec), `find_keys` a range (`lastkey`,
-/// `keystep`, `limit 0`).
+/// A Redis 7 key specification: `begin_search` an index, `find_keys` a range (`lastkey`,
+/// `keystep`, `limit 0`) or a key count (`keynum`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
-    /// Where the keys begin (`begin_search`'s index).
-    pub begin_index: i64,
-    /// `find_keys` is Redis's `keynum` (`LMPOP numkeys key …`): the argument at `begin_index`
-    /// counts the keys that follow it (`last_key` and `key_step` then do not apply).
-    pub keynum: bool,
     /// Redis's note on the spec, if it has one.
     pub notes: Option<&'static str>,
     /// Access flags: `RO`, `RW`, `OW`, `RM`, then `access`, `update`, `insert`, `delete`, ….
     pub flags: &'static [&'static str],
+    /// `begin_search`'s index: where this spec's keys start (1 for most commands).
+    pub begin_index: i64,
     /// The last key relative to the first (0: only the first; -1: up to the last argument).
     pub last_key: i64,
     /// Distance between keys (2 for `MSET key value …`).
     pub key_step: i64,
+    /// `find_keys` of type `keynum` instead of `range` (`SINTERCARD numkeys key …`): the key count
+    /// is the argument at `begin_index + .0`, the keys start at `begin_index + .1`.
+    pub keynum: Option<(i64, i64)>,
+}
+
+impl KeySpec {
+    /// A `range` spec starting at argument `begin_index`.
+    pub const fn range(
+        flags: &'static [&'static str],
+        begin_index: i64,
+        last_key: i64,
+        key_step: i64,
+    ) -> KeySpec {
+        KeySpec { notes: None, flags, begin_index, last_key, key_step, keynum: None }
+    }
+
+    /// A `keynum` spec: the count at `begin_index + keynum_index`, keys from `begin_index + first_key`.
+    pub const fn keynum(
+        flags: &'static [&'static str],
+        begin_index: i64,
+        keynum_index: i64,
+        first_key: i64,
+        key_step: i64,
+    ) -> KeySpec {
+        KeySpec {
+            notes: None,
+            flags,
+            begin_index,
+            last_key: 0,
+            key_step,
+            keynum: Some((keynum_index, first_key)),
+        }
+    }
+
+    /// The positions in `args` (the command name at 0) of this spec's keys; `None` if the
+    /// arguments do not hold them (a key count that is not a number, or too large).
+    pub fn positions(&self, args: &[impl AsRef<[u8]>]) -> Option<Vec<usize>> {
+        let n = args.len() as i64;
+        let step = self.key_step.max(1) as usize;
+        match self.keynum {
+            None => {
+                let last =
+                    if self.last_key < 0 { n + self.last_key } else { self.begin_index + self.last_key };
+                Some((self.begin_index..=last.min(n - 1)).step_by(step).map(|i| i as usize).collect())
+            }
+            Some((keynum_index, first_key)) => {
+                let count = args.get((self.begin_index + keynum_index) as usize)?;
+                let count: i64 = std::str::from_utf8(count.as_ref()).ok()?.parse().ok()?;
+                let first = self.begin_index + first_key;
+                if count <= 0 || first + (count - 1) * step as i64 >= n {
+                    return None;
+                }
+                Some((0..count as usize).map(|k| first as usize + k * step).collect())
+            }
+        }
+    }
 }
 
 impl CommandSpec {
@@ -72,64 +121,32 @@ impl CommandSpec {
         // The legacy (first, last, step) triple and the spec say the same thing: last is
         // relative to the first key in a spec (0 = one key), absolute in the triple.
         let last_key = if last < 0 { last } else { last - 1 };
-        CommandSpec {
-            key_spec: Some(KeySpec {
-                begin_index: 1,
-                keynum: false,
-                notes: None,
-                flags,
-                last_key,
-                key_step: step,
-            }),
-            ..self
+        CommandSpec { key_spec: Some(KeySpec::range(flags, 1, last_key, step)), ..self }
+    }
+
+    /// Key specs of other shapes than [`Self::key_spec`]'s (several, or `keynum`), as Redis lists
+    /// them.
+    const fn key_specs(self, specs: &'static [KeySpec]) -> CommandSpec {
+        match specs.split_first() {
+            Some((first, more)) => CommandSpec { key_spec: Some(*first), more_key_specs: more, ..self },
+            None => self,
         }
     }
 
-    /// A second spec: one key at argument `index` (`LMOVE source destination …`: 2).
-    const fn second_key_spec(self, index: i64, flags: &'static [&'static str]) -> CommandSpec {
-        let spec =
-            KeySpec { begin_index: index, keynum: false, notes: None, flags, last_key: 0, key_step: 1 };
-        // The first spec then covers only the first key (the triple still spans both).
-        let first = match self.key_spec {
-            Some(first) => Some(KeySpec { last_key: 0, ..first }),
-            None => None,
-        };
-        CommandSpec { key_spec: first, second_key_spec: Some(spec), ..self }
+    /// Every key spec, in Redis's order.
+    pub fn key_specs_iter(&self) -> impl Iterator<Item = &KeySpec> {
+        self.key_spec.iter().chain(self.more_key_specs)
     }
 
-    /// A `keynum` spec: the key count at argument `index`, the keys after it. As the only spec
-    /// (`LMPOP`: 1, `BLMPOP`: 2), or after a first one (`ZUNIONSTORE destination numkeys …`).
-    const fn keynum_spec(self, index: i64, flags: &'static [&'static str]) -> CommandSpec {
-        let spec = KeySpec { begin_index: index, keynum: true, notes: None, flags, last_key: 0, key_step: 1 };
-        match self.key_spec {
-            None => CommandSpec { key_spec: Some(spec), ..self },
-            Some(first) => CommandSpec {
-                key_spec: Some(KeySpec { last_key: 0, ..first }),
-                second_key_spec: Some(spec),
-                ..self
-            },
+    /// The keys of `args` (the command name first) by the key specs, in spec order; `None` if
+    /// the command has no key spec or the arguments do not hold its keys.
+    pub fn spec_keys<'a, A: AsRef<[u8]>>(&self, args: &'a [A]) -> Option<Vec<&'a [u8]>> {
+        self.key_spec?;
+        let mut keys = Vec::new();
+        for spec in self.key_specs_iter() {
+            keys.extend(spec.positions(args)?.into_iter().map(|i| args[i].as_ref()));
         }
-    }
-
-    /// The keys in `args` (a whole request, name first) by the key specs – what routing and
-    /// `COMMAND GETKEYS` use. Commands without a `keynum` spec follow the legacy triple.
-    pub fn keys_of<'a>(&self, args: &'a [Bytes]) -> Vec<&'a [u8]> {
-        let keynum = self.key_spec.iter().chain(&self.second_key_spec).any(|s| s.keynum);
-        if !keynum {
-            return super::table_keys(self.keys, args);
-        }
-        let mut out = Vec::new();
-        for spec in self.key_spec.iter().chain(&self.second_key_spec) {
-            let at = spec.begin_index as usize;
-            if !spec.keynum {
-                out.extend(args.get(at).map(|k| k.as_ref()));
-                continue;
-            }
-            let n =
-                args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
-            out.extend(args.iter().skip(at + 1).take(n).map(|k| k.as_ref()));
-        }
-        out
+        Some(keys)
     }
 
     const fn notes(self, notes: &'static str) -> CommandSpec {
@@ -170,7 +187,7 @@ const fn spec(
         acl: &[],
         tips: &[],
         key_spec: None,
-        second_key_spec: None,
+        more_key_specs: &[],
         subcommands: &[],
     }
 }
@@ -787,31 +804,26 @@ pub const COMMANDS: &[CommandSpec] = &[
     // Two key specs (source, destination): written by hand from redis-server's COMMAND INFO.
     spec("lmove", 5, &["write", "denyoom"], (1, 2, 1), "list", "6.2.0", "Pop an element from a list, push it to another list and return it")
         .acl(&["@write", "@list", "@slow"])
-        .key_spec(&["RW", "access", "delete"])
-        .second_key_spec(2, &["RW", "insert"]),
+        .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     spec("rpoplpush", 3, &["write", "denyoom"], (1, 2, 1), "list", "1.2.0", "Remove the last element in a list, prepend it to another list and return it")
         .acl(&["@write", "@list", "@slow"])
-        .key_spec(&["RW", "access", "delete"])
-        .second_key_spec(2, &["RW", "insert"]),
+        .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     spec("blmove", 6, &["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available")
         .acl(&["@write", "@list", "@slow", "@blocking"])
-        .key_spec(&["RW", "access", "delete"])
-        .second_key_spec(2, &["RW", "insert"]),
+        .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     // Keys counted by an argument (`numkeys`): a `keynum` key spec, by hand.
     spec("lmpop", -4, &["write", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list")
         .acl(&["@write", "@list", "@slow"])
-        .keynum_spec(1, &["RW", "access", "delete"]),
+        .key_specs(&[KeySpec::keynum(&["RW", "access", "delete"], 1, 0, 1, 1)]),
     spec("blmpop", -5, &["write", "blocking", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list, or block until one is available")
         .acl(&["@write", "@list", "@slow", "@blocking"])
-        .keynum_spec(2, &["RW", "access", "delete"]),
+        .key_specs(&[KeySpec::keynum(&["RW", "access", "delete"], 2, 0, 1, 1)]),
     spec("zunionstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", "Add multiple sorted sets and store the resulting sorted set in a new key")
         .acl(&["@write", "@sortedset", "@slow"])
-        .key_spec(&["OW", "update"])
-        .keynum_spec(2, &["RO", "access"]),
+        .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)]),
     spec("zinterstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key")
         .acl(&["@write", "@sortedset", "@slow"])
-        .key_spec(&["OW", "update"])
-        .keynum_spec(2, &["RO", "access"]),
+        .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)]),
     spec("lpos", -3, &["readonly"], (1, 1, 1), "list", "6.0.6", "Return the index of matching elements on a list")
         .acl(&["@read", "@list", "@slow"])
         .key_spec(&["RO", "access"]),
@@ -991,6 +1003,176 @@ pub const COMMANDS: &[CommandSpec] = &[
     )
     .acl(&["@pubsub", "@fast"])
     .key_spec(NOT_KEY),
+    // Sets, and the rest of the hashes (tools/command-rows.py; the key specs of SMOVE, the
+    // STOREs and SINTERCARD by hand, from redis-server's COMMAND INFO).
+    spec("smove", 4, &["write", "fast"], (1, 2, 1), "set", "1.0.0", "Move a member from one set to another")
+        .acl(&["@write", "@set", "@fast"])
+        .key_specs(&[
+            KeySpec::range(&["RW", "access", "delete"], 1, 0, 1),
+            KeySpec::range(&["RW", "insert"], 2, 0, 1),
+        ]),
+    spec(
+        "sinterstore",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 1),
+        "set",
+        "1.0.0",
+        "Intersect multiple sets and store the resulting set in a key",
+    )
+    .acl(&["@write", "@set", "@slow"])
+    .key_specs(&[KeySpec::range(&["RW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
+    spec(
+        "sunionstore",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 1),
+        "set",
+        "1.0.0",
+        "Add multiple sets and store the resulting set in a key",
+    )
+    .acl(&["@write", "@set", "@slow"])
+    .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
+    spec(
+        "sdiffstore",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 1),
+        "set",
+        "1.0.0",
+        "Subtract multiple sets and store the resulting set in a key",
+    )
+    .acl(&["@write", "@set", "@slow"])
+    .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, -1, 1)]),
+    spec(
+        "sintercard",
+        -3,
+        &["readonly", "movablekeys"],
+        (0, 0, 0),
+        "set",
+        "7.0.0",
+        "Intersect multiple sets and return the cardinality of the result",
+    )
+    .acl(&["@read", "@set", "@slow"])
+    .key_specs(&[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)]),
+    spec(
+        "sadd",
+        -3,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Add one or more members to a set",
+    )
+    .acl(&["@write", "@set", "@fast"])
+    .key_spec(&["RW", "insert"]),
+    spec("srem", -3, &["write", "fast"], (1, 1, 1), "set", "1.0.0", "Remove one or more members from a set")
+        .acl(&["@write", "@set", "@fast"])
+        .key_spec(&["RW", "delete"]),
+    spec(
+        "spop",
+        -2,
+        &["write", "fast"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Remove and return one or multiple random members from a set",
+    )
+    .acl(&["@write", "@set", "@fast"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RW", "access", "delete"]),
+    spec("smembers", 2, &["readonly"], (1, 1, 1), "set", "1.0.0", "Get all the members in a set")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec(
+        "sismember",
+        3,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Determine if a given value is a member of a set",
+    )
+    .acl(&["@read", "@set", "@fast"])
+    .key_spec(&["RO"]),
+    spec(
+        "smismember",
+        -3,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "set",
+        "6.2.0",
+        "Returns the membership associated with the given elements for a set",
+    )
+    .acl(&["@read", "@set", "@fast"])
+    .key_spec(&["RO", "access"]),
+    spec("scard", 2, &["readonly", "fast"], (1, 1, 1), "set", "1.0.0", "Get the number of members in a set")
+        .acl(&["@read", "@set", "@fast"])
+        .key_spec(&["RO"]),
+    spec(
+        "srandmember",
+        -2,
+        &["readonly"],
+        (1, 1, 1),
+        "set",
+        "1.0.0",
+        "Get one or multiple random members from a set",
+    )
+    .acl(&["@read", "@set", "@slow"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RO", "access"]),
+    spec("sinter", -2, &["readonly"], (1, -1, 1), "set", "1.0.0", "Intersect multiple sets")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("sunion", -2, &["readonly"], (1, -1, 1), "set", "1.0.0", "Add multiple sets")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("sdiff", -2, &["readonly"], (1, -1, 1), "set", "1.0.0", "Subtract multiple sets")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output_order"])
+        .key_spec(&["RO", "access"]),
+    spec("sscan", -3, &["readonly"], (1, 1, 1), "set", "2.8.0", "Incrementally iterate Set elements")
+        .acl(&["@read", "@set", "@slow"])
+        .tips(&["nondeterministic_output"])
+        .key_spec(&["RO", "access"]),
+    spec(
+        "hincrbyfloat",
+        4,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "hash",
+        "2.6.0",
+        "Increment the float value of a hash field by the given amount",
+    )
+    .acl(&["@write", "@hash", "@fast"])
+    .key_spec(&["RW", "access", "update"]),
+    spec(
+        "hrandfield",
+        -2,
+        &["readonly"],
+        (1, 1, 1),
+        "hash",
+        "6.2.0",
+        "Get one or multiple random fields from a hash",
+    )
+    .acl(&["@read", "@hash", "@slow"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "hscan",
+        -3,
+        &["readonly"],
+        (1, 1, 1),
+        "hash",
+        "2.8.0",
+        "Incrementally iterate hash fields and associated values",
+    )
+    .acl(&["@read", "@hash", "@slow"])
+    .tips(&["nondeterministic_output"])
+    .key_spec(&["RO", "access"]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as

@@ -3,6 +3,7 @@
 //! Redis's cursor is an opaque position in its hash table. Concord's keys are ordered, so the
 //! position is simply "the next key": a cursor encodes that key, and the server keeps no
 //! per-iteration state (any node can continue any scan, and an abandoned scan costs nothing).
+//! `SSCAN` and `HSCAN` use the same cursors, over a collection's members (sorted by bytes too).
 //!
 //! Clients insist that a cursor is a decimal number: redis-py converts it with `int()`, redis-cli
 //! with `strtoull`. So the key is written as one big number in decimal: the bytes `0x01 ++ key`
