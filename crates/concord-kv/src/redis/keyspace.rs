@@ -16,7 +16,111 @@ pub const COMMANDS: &[Spec] = &[
     write("expireat", |tx, args| expire(tx, args, "expireat")),
     write("pexpireat", |tx, args| expire(tx, args, "pexpireat")),
     write("persist", persist),
+    write("del", del),
+    write("unlink", del),
+    read("exists", exists),
+    write("rename", |tx, args| rename(tx, args, false)),
+    write("renamenx", |tx, args| rename(tx, args, true)),
+    write("copy", copy),
+    read("expiretime", |view, args| deadline(view, args, false)),
+    read("pexpiretime", |view, args| deadline(view, args, true)),
+    read("ttl", |view, args| ttl(view, args, false)),
+    read("pttl", |view, args| ttl(view, args, true)),
 ];
+
+/// `DEL key …` and `UNLINK` (the same here: a collection's records go in the same step either
+/// way): how many keys existed.
+fn del(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(args.iter().filter(|key| tx.remove(key)).count() as i64))
+}
+
+/// `EXISTS key …`: how many of the keys exist, a key named twice counted twice.
+fn exists(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(args.iter().filter(|key| view.entry(key).is_some()).count() as i64))
+}
+
+/// `RENAME src dst` / `RENAMENX`: the value (a collection: every record, re-keyed – O(members))
+/// and the deadline move to `dst`, replacing what it held.
+fn rename(tx: &mut Tx, args: &[Vec<u8>], nx: bool) -> Outcome {
+    let [src, dst] = args else { unreachable!("arity checked") };
+    if tx.view().entry(src).is_none() {
+        return Err(Reply::error("ERR no such key"));
+    }
+    if src == dst {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    if nx && tx.view().entry(dst).is_some() {
+        return Ok(Reply::Int(0));
+    }
+    tx.copy_key(src, dst);
+    tx.remove(src);
+    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+/// `COPY src dst [DB 0] [REPLACE]`: 1 if copied (value and deadline), 0 if `dst` exists without
+/// `REPLACE` or `src` is absent. Concord has one database: `DB` other than 0 is out of range, as
+/// on a redis-server with `databases 1`.
+fn copy(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let (src, dst) = (&args[0], &args[1]);
+    let mut replace = false;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "REPLACE") {
+            replace = true;
+        } else if is(&args[i], "DB") && i + 1 < args.len() {
+            let db = int(&args[i + 1])?;
+            if db != 0 {
+                return Err(Reply::error("ERR DB index is out of range"));
+            }
+            i += 1;
+        } else {
+            return Err(Reply::error("ERR syntax error"));
+        }
+        i += 1;
+    }
+    if src == dst {
+        return Err(Reply::error("ERR source and destination objects are the same"));
+    }
+    if tx.view().entry(src).is_none() || (!replace && tx.view().entry(dst).is_some()) {
+        return Ok(Reply::Int(0));
+    }
+    tx.copy_key(src, dst);
+    Ok(Reply::Int(1))
+}
+
+/// `EXPIRETIME` / `PEXPIRETIME`: the Unix deadline; -1 without one, -2 if absent.
+fn deadline(view: &View, args: &[Vec<u8>], millis: bool) -> Outcome {
+    Ok(Reply::Int(match view.entry(&args[0]) {
+        None => -2,
+        Some(entry) => match entry.expires_at {
+            None => -1,
+            Some(at) if millis => (at.0 / 1_000_000) as i64,
+            Some(at) => ((at.0 / 1_000_000 + 500) / 1000) as i64,
+        },
+    }))
+}
+
+/// `TTL` / `PTTL`: the time left. Needs the command's time, so it runs only through the log (in a
+/// `MULTI`); outside one the front door answers it from a read and its own clock.
+fn ttl(view: &View, args: &[Vec<u8>], millis: bool) -> Outcome {
+    let now = view.now.ok_or_else(|| {
+        Reply::error("ERR TTL in a read-only query has no clock the replicas agree on; run it in MULTI")
+    })?;
+    Ok(Reply::Int(match view.entry(&args[0]) {
+        None => -2,
+        Some(entry) => match entry.expires_at {
+            None => -1,
+            Some(at) => {
+                let left_ms = (at.0.saturating_sub(now.0) / 1_000_000) as i64;
+                if millis {
+                    left_ms
+                } else {
+                    (left_ms + 500) / 1000
+                }
+            }
+        },
+    }))
+}
 
 fn kind(view: &View, args: &[Vec<u8>]) -> Outcome {
     Ok(Reply::Status(view.kind(&args[0]).map_or("none", |k| k.name()).into()))

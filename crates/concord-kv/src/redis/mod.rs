@@ -40,6 +40,7 @@
 pub mod hash;
 pub mod keyspace;
 mod reply;
+pub mod string;
 
 pub use reply::{format_double, Reply};
 
@@ -190,11 +191,14 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// Read access to the store for the interpreter.
 pub struct View<'a> {
     engine: &'a dyn EngineRead,
+    /// The command's time when it runs through the log (inside a [`RedisExec`]); `None` for a
+    /// query, which has no clock the replicas agree on (`TTL` needs one: see `keyspace`).
+    pub now: Option<Time>,
 }
 
 impl<'a> View<'a> {
     pub fn new(engine: &'a dyn EngineRead) -> View<'a> {
-        View { engine }
+        View { engine, now: None }
     }
 
     /// The key's entry (strings: the value; collections: the metadata).
@@ -258,15 +262,44 @@ pub struct Tx<'a> {
     pub now: Time,
     rev: u64,
     wrote: bool,
+    /// The store's `max_value_bytes`: commands that grow a value (`APPEND`, `SETRANGE`) refuse to
+    /// pass it, since the limits only saw their arguments.
+    pub max_value_bytes: usize,
 }
 
 impl<'a> Tx<'a> {
     pub fn new(engine: &'a mut dyn Engine, now: Time, rev: u64) -> Tx<'a> {
-        Tx { engine, now, rev, wrote: false }
+        Tx { engine, now, rev, wrote: false, max_value_bytes: usize::MAX }
     }
 
     pub fn view(&self) -> View<'_> {
-        View { engine: &*self.engine }
+        View { engine: &*self.engine, now: Some(self.now) }
+    }
+
+    /// Make `dst` a copy of `src` (which exists): its value or collection records, and its
+    /// deadline. Whatever `dst` held is removed first. O(members) for a collection: every record
+    /// is re-keyed under `dst`'s prefix.
+    pub fn copy_key(&mut self, src: &[u8], dst: &[u8]) {
+        let Some(entry) = self.engine.get(src) else { return };
+        let collection = self.view().kind_of(src, &entry) != Kind::String;
+        self.remove(dst);
+        let old = self.engine.get(dst);
+        self.put_entry(dst, entry.value.clone(), entry.expires_at, old.as_ref());
+        if collection {
+            let prefix = record_prefix(src);
+            let end = prefix_end(&prefix);
+            let mut records = Vec::new();
+            self.engine.scan(&prefix, end.as_deref(), &mut |k, e| {
+                records.push((k[prefix.len()..].to_vec(), e.value.clone()));
+                true
+            });
+            let target = record_prefix(dst);
+            for (rest, value) in records {
+                let mut key = target.clone();
+                key.extend_from_slice(&rest);
+                self.put_record(key, value);
+            }
+        }
     }
 
     /// Whether anything was written (so the store's revision moves).
@@ -408,7 +441,7 @@ const fn write(name: &'static str, run: fn(&mut Tx, &[Vec<u8>]) -> Outcome) -> S
 /// Every command the interpreter runs, one family per module. The arity and key positions live in
 /// the front door's command table (`concord-resp`): arguments arrive here already counted.
 pub fn commands() -> impl Iterator<Item = &'static Spec> {
-    hash::COMMANDS.iter().chain(keyspace::COMMANDS)
+    hash::COMMANDS.iter().chain(keyspace::COMMANDS).chain(string::COMMANDS)
 }
 
 /// The interpreter's command named `name` (lowercase).
@@ -435,12 +468,24 @@ pub fn query(engine: &dyn EngineRead, call: &RedisCall) -> Reply {
 /// Run `exec`'s calls in order against `engine` at revision `rev`. Returns whether anything was
 /// written and the replies (`None`: a watched key changed, nothing ran).
 pub fn exec(engine: &mut dyn Engine, exec: &RedisExec, now: Time, rev: u64) -> (bool, Option<Vec<Reply>>) {
+    exec_limited(engine, exec, now, rev, usize::MAX)
+}
+
+/// [`exec`] with the store's `max_value_bytes`, which commands growing a value check.
+pub fn exec_limited(
+    engine: &mut dyn Engine,
+    exec: &RedisExec,
+    now: Time,
+    rev: u64,
+    max_value_bytes: usize,
+) -> (bool, Option<Vec<Reply>>) {
     let watched_changed =
         exec.watch.iter().any(|(key, seen)| engine.get(key).map_or(0, |e| e.mod_revision) != *seen);
     if watched_changed {
         return (false, None);
     }
     let mut tx = Tx::new(engine, now, rev);
+    tx.max_value_bytes = max_value_bytes;
     let replies = exec
         .calls
         .iter()
@@ -482,3 +527,5 @@ pub(crate) mod args {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_string;
