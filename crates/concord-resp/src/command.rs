@@ -74,11 +74,9 @@ pub enum Request {
     DbSize,
     // Keys and strings.
     Get(Bytes),
+    /// A plain `SET` (with at most `EX`/`PX`/`EXAT`/`PXAT`), `SETEX`, `PSETEX`: one KV put. With
+    /// `NX`, `XX`, `GET` or `KEEPTTL` it is a [`Request::Redis`].
     Set(SetRequest),
-    GetSet {
-        key: Bytes,
-        value: Bytes,
-    },
     Del(Vec<Bytes>),
     Exists(Vec<Bytes>),
     /// INCR, DECR, INCRBY and DECRBY.
@@ -99,6 +97,9 @@ pub enum Request {
     Multi,
     Exec,
     Discard,
+    /// `WATCH key …`: remember the keys' mod revisions; EXEC runs only if none changed.
+    Watch(Vec<Bytes>),
+    Unwatch,
     // Redis Cluster (see [`crate::cluster`]).
     Cluster(ClusterRequest),
     /// `ASKING`: accepted, changes nothing (Concord answers moves with `-TRYAGAIN`, not `-ASK`).
@@ -141,8 +142,8 @@ impl Request {
         match self {
             Request::Get(key) => vec![key],
             Request::Set(set) => vec![&set.key],
-            Request::GetSet { key, .. } | Request::IncrBy { key, .. } | Request::Ttl { key, .. } => vec![key],
-            Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) => {
+            Request::IncrBy { key, .. } | Request::Ttl { key, .. } => vec![key],
+            Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) | Request::Watch(keys) => {
                 keys.iter().map(|k| k.as_ref()).collect()
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
@@ -211,24 +212,12 @@ impl QuorumLevel {
     }
 }
 
-/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]` (also SETNX, SETEX, PSETEX).
+/// `SET key value [EX s|PX ms|EXAT s|PXAT ms]` (also SETEX, PSETEX): the SETs that are one put.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SetRequest {
     pub key: Bytes,
     pub value: Bytes,
-    pub condition: Option<Condition>,
-    /// Reply with the old value instead of OK.
-    pub get: bool,
     pub expiry: SetExpiry,
-    /// SETNX replies 1/0 instead of OK/nil.
-    pub reply_integer: bool,
-}
-
-/// NX (only if absent) or XX (only if present).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Condition {
-    IfAbsent,
-    IfPresent,
 }
 
 /// What a SET does with the key's time to live.
@@ -236,8 +225,6 @@ pub enum Condition {
 pub enum SetExpiry {
     /// No option: the key no longer expires (a previous TTL is dropped).
     Clear,
-    /// KEEPTTL: keep the key's current deadline.
-    Keep,
     /// EX/PX: expire this many ms from now (> 0).
     AfterMs(u64),
     /// EXAT/PXAT: expire at this Unix time in ms (> 0; may be in the past: the key is deleted).
@@ -343,7 +330,7 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Err(ReplyError::wrong_arity(spec.name));
     }
-    if concord_kv::redis::is_write(spec.name).is_some() {
+    if concord_kv::redis::is_write(spec.name).is_some() && !fast_path(spec.name, &args) {
         return Ok(Request::Redis(args));
     }
     let mut args = args.into_iter();
@@ -374,17 +361,11 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "dbsize" => Request::DbSize,
         "get" => Request::Get(arg(0)),
         "set" => Request::Set(parse_set(arg(0), arg(1), &rest[2..])?),
-        "setnx" => Request::Set(SetRequest {
-            condition: Some(Condition::IfAbsent),
-            reply_integer: true,
-            ..plain_set(arg(0), arg(1))
-        }),
         "setex" | "psetex" => {
             let amount = integer(&rest[1])?;
             let expiry = relative_expiry(amount, spec.name == "setex", spec.name)?;
             Request::Set(SetRequest { expiry, ..plain_set(arg(0), arg(2)) })
         }
-        "getset" => Request::GetSet { key: arg(0), value: arg(1) },
         "del" => Request::Del(rest),
         "exists" => Request::Exists(rest),
         "incr" => Request::IncrBy { key: arg(0), delta: 1 },
@@ -411,12 +392,42 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "multi" => Request::Multi,
         "exec" => Request::Exec,
         "discard" => Request::Discard,
+        "watch" => Request::Watch(rest),
+        "unwatch" => Request::Unwatch,
         "cluster" => Request::Cluster(parse_cluster(&rest)?),
         "asking" => Request::Asking,
         "readonly" => Request::ReadOnly,
         "readwrite" => Request::ReadWrite,
         other => unreachable!("command {other} is in the table but has no parser"),
     })
+}
+
+/// Whether a command the interpreter also runs keeps its KV path here (outside `MULTI`): those
+/// whose KV operation answers exactly as Redis – `GET` (a `Query::Get`, the hot path; an empty
+/// value is checked for a collection), `SET` without `NX`/`XX`/`GET`/`KEEPTTL` (a put),
+/// `INCR` and friends (`Write::Increment`, which the eventual mode runs as a counter), `MGET`,
+/// `MSET`, `DEL`, `EXISTS`, `TTL`, `PTTL`. Everything else goes to the interpreter.
+fn fast_path(name: &str, args: &[Bytes]) -> bool {
+    match name {
+        "get" | "setex" | "psetex" | "mget" | "mset" | "del" | "exists" | "ttl" | "pttl" | "incr"
+        | "decr" | "incrby" | "decrby" => true,
+        "set" => !args[3..].iter().any(|o| ["NX", "XX", "GET", "KEEPTTL"].iter().any(|w| is(o, w))),
+        _ => false,
+    }
+}
+
+/// Parse a request to queue inside `MULTI`: a command the interpreter runs is only checked for
+/// its arity, as Redis does at queue time – its other errors are its reply inside EXEC's array.
+pub fn parse_queued(args: Vec<Bytes>) -> Result<Request, ReplyError> {
+    let Some(spec) = lookup(&args[0]) else { return Err(ReplyError::unknown_command(&args)) };
+    let n = args.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err(ReplyError::wrong_arity(spec.name));
+    }
+    if concord_kv::redis::is_write(spec.name).is_some() {
+        return Ok(Request::Redis(args));
+    }
+    parse(args)
 }
 
 /// An integer argument, or Redis's "not an integer" error.
@@ -429,7 +440,7 @@ fn is(arg: &[u8], word: &str) -> bool {
 }
 
 fn plain_set(key: Bytes, value: Bytes) -> SetRequest {
-    SetRequest { key, value, condition: None, get: false, expiry: SetExpiry::Clear, reply_integer: false }
+    SetRequest { key, value, expiry: SetExpiry::Clear }
 }
 
 /// `amount` seconds (or ms) from now: must be positive and fit in ms.
@@ -448,16 +459,7 @@ fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, 
     while i < options.len() {
         let option = &options[i];
         let has_value = i + 1 < options.len();
-        if is(option, "NX") && set.condition != Some(Condition::IfPresent) {
-            set.condition = Some(Condition::IfAbsent);
-        } else if is(option, "XX") && set.condition != Some(Condition::IfAbsent) {
-            set.condition = Some(Condition::IfPresent);
-        } else if is(option, "GET") {
-            set.get = true;
-        } else if is(option, "KEEPTTL") && !expiry_given {
-            set.expiry = SetExpiry::Keep;
-            expiry_given = true;
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w)) && !expiry_given && has_value {
+        if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w)) && !expiry_given && has_value {
             // Redis checks the number before the sign: "EX abc" is not an integer, "EX 0" invalid.
             let amount = integer(&options[i + 1])?;
             let seconds = is(option, "EX") || is(option, "EXAT");
@@ -744,8 +746,12 @@ pub fn consistency_name(consistency: ReadConsistency) -> &'static str {
 mod tests {
     use super::*;
 
-    fn parse_words(words: &str) -> Result<Request, String> {
-        parse(words.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()).map_err(|e| e.0)
+    fn words(words: &str) -> Vec<Bytes> {
+        words.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    fn parse_words(line: &str) -> Result<Request, String> {
+        parse(words(line)).map_err(|e| e.0)
     }
 
     fn error(words: &str) -> String {
@@ -789,16 +795,15 @@ mod tests {
 
     #[test]
     fn set_options() {
-        let Ok(Request::Set(set)) = parse_words("SET k v xx get px 1500") else { panic!() };
-        assert_eq!(set.condition, Some(Condition::IfPresent));
-        assert!(set.get);
+        let Ok(Request::Set(set)) = parse_words("SET k v px 1500") else { panic!() };
         assert_eq!(set.expiry, SetExpiry::AfterMs(1500));
-        let Ok(Request::Set(set)) = parse_words("set k v EXAT 10 nx") else { panic!() };
-        assert_eq!((set.condition, set.expiry), (Some(Condition::IfAbsent), SetExpiry::AtUnixMs(10_000)));
-        let Ok(Request::Set(set)) = parse_words("set k v keepttl") else { panic!() };
-        assert_eq!(set.expiry, SetExpiry::Keep);
-        let Ok(Request::Set(set)) = parse_words("setnx k v") else { panic!() };
-        assert!(set.reply_integer && set.condition == Some(Condition::IfAbsent));
+        let Ok(Request::Set(set)) = parse_words("set k v EXAT 10") else { panic!() };
+        assert_eq!(set.expiry, SetExpiry::AtUnixMs(10_000));
+        // Conditions, GET and KEEPTTL run in the state machine's interpreter.
+        for line in ["set k v keepttl", "SET k v xx get px 1500", "setnx k v", "getset k v"] {
+            assert!(matches!(parse_words(line), Ok(Request::Redis(_))), "{line}");
+        }
+        assert!(matches!(parse_queued(words("set k v EX 0")), Ok(Request::Redis(_))));
     }
 
     #[test]

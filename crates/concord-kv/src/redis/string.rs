@@ -12,7 +12,9 @@
 //! removed. The sum is computed exactly in decimal fixed point (17 fractional digits) when both
 //! numbers fit, which is what the 64-bit mantissa of a `long double` yields for the decimal
 //! numbers people type (`10.5` + `0.1` = `10.6`, not `10.59999999999999964`); larger values fall
-//! back to `f64`.
+//! back to `f64`. Where the `long double`'s own rounding shows in those 17 digits, Concord's answer
+//! is the exact one and differs from redis-server's: `10.6` + `5.0e3` is `5010.6` here,
+//! `5010.60000000000000009` there; `1e20` + `3` is `100000000000000000003` here, `1e20` there.
 
 use super::args::{int, is, wrong_arity};
 use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};

@@ -625,6 +625,157 @@ pub const COMMANDS: &[CommandSpec] = &[
         .acl(&["@read", "@hash", "@slow"])
         .tips(&["nondeterministic_output_order"])
         .key_spec(&["RO", "access"]),
+    spec(
+        "getdel",
+        2,
+        &["write", "fast"],
+        (1, 1, 1),
+        "string",
+        "6.2.0",
+        "Get the value of a key and delete the key",
+    )
+    .acl(&["@write", "@string", "@fast"])
+    .key_spec(&["RW", "access", "delete"]),
+    spec(
+        "getex",
+        -2,
+        &["write", "fast"],
+        (1, 1, 1),
+        "string",
+        "6.2.0",
+        "Get the value of a key and optionally set its expiration",
+    )
+    .acl(&["@write", "@string", "@fast"])
+    .key_spec(&["RW", "access", "update"])
+    .notes("RW and UPDATE because it changes the TTL"),
+    spec(
+        "msetnx",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 2),
+        "string",
+        "1.0.1",
+        "Set multiple keys to multiple values, only if none of the keys exist",
+    )
+    .acl(&["@write", "@string", "@slow"])
+    .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
+    .key_spec(&["OW", "insert"]),
+    spec(
+        "incrbyfloat",
+        3,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "string",
+        "2.6.0",
+        "Increment the float value of a key by the given amount",
+    )
+    .acl(&["@write", "@string", "@fast"])
+    .key_spec(&["RW", "access", "update"]),
+    spec("append", 3, &["write", "denyoom", "fast"], (1, 1, 1), "string", "2.0.0", "Append a value to a key")
+        .acl(&["@write", "@string", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec(
+        "strlen",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "string",
+        "2.2.0",
+        "Get the length of the value stored in a key",
+    )
+    .acl(&["@read", "@string", "@fast"])
+    .key_spec(&["RO"]),
+    spec(
+        "getrange",
+        4,
+        &["readonly"],
+        (1, 1, 1),
+        "string",
+        "2.4.0",
+        "Get a substring of the string stored at a key",
+    )
+    .acl(&["@read", "@string", "@slow"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "substr",
+        4,
+        &["readonly"],
+        (1, 1, 1),
+        "string",
+        "1.0.0",
+        "Get a substring of the string stored at a key",
+    )
+    .acl(&["@read", "@string", "@slow"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "setrange",
+        4,
+        &["write", "denyoom"],
+        (1, 1, 1),
+        "string",
+        "2.2.0",
+        "Overwrite part of a string at key starting at the specified offset",
+    )
+    .acl(&["@write", "@string", "@slow"])
+    .key_spec(&["RW", "update"]),
+    spec(
+        "unlink",
+        -2,
+        &["write", "fast"],
+        (1, -1, 1),
+        "generic",
+        "4.0.0",
+        "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.",
+    )
+    .acl(&["@keyspace", "@write", "@fast"])
+    .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .key_spec(&["RM", "delete"]),
+    // rename: 2 key specs – write by hand: [{'flags': ['RW', 'access', 'delete'], 'begin_search': {'type': 'index', 'spec': {'index': 1}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}, {'flags': ['OW', 'update'], 'begin_search': {'type': 'index', 'spec': {'index': 2}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}]
+    // renamenx: 2 key specs – write by hand: [{'flags': ['RW', 'access', 'delete'], 'begin_search': {'type': 'index', 'spec': {'index': 1}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}, {'flags': ['OW', 'insert'], 'begin_search': {'type': 'index', 'spec': {'index': 2}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}]
+    // copy: 2 key specs – write by hand: [{'flags': ['RO', 'access'], 'begin_search': {'type': 'index', 'spec': {'index': 1}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}, {'flags': ['OW', 'update'], 'begin_search': {'type': 'index', 'spec': {'index': 2}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}]
+    spec(
+        "expiretime",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "generic",
+        "7.0.0",
+        "Get the expiration Unix timestamp for a key",
+    )
+    .acl(&["@keyspace", "@read", "@fast"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "pexpiretime",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "generic",
+        "7.0.0",
+        "Get the expiration Unix timestamp for a key in milliseconds",
+    )
+    .acl(&["@keyspace", "@read", "@fast"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "watch",
+        -2,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        (1, -1, 1),
+        "transactions",
+        "2.2.0",
+        "Watch the given keys to determine execution of the MULTI/EXEC block",
+    )
+    .acl(&["@fast", "@transaction"])
+    .key_spec(&["RO"]),
+    spec(
+        "unwatch",
+        1,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        (0, 0, 0),
+        "transactions",
+        "2.2.0",
+        "Forget about all watched keys",
+    )
+    .acl(&["@fast", "@transaction"]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as
