@@ -53,6 +53,8 @@ fn set_options_behave_as_redis() {
     assert_eq!(run(&mut s, "GET nope"), bulk("w"));
     assert_eq!(run(&mut s, "SET k v NX XX"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "SET k v EX 10 PX 10"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "SET k v KEEPTTL EX 1"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "SET k v EX 9223372036854775807"), err("ERR invalid expire time in 'set' command"));
     assert_eq!(run(&mut s, "SET k v EX"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "SET k v EX 0"), err("ERR invalid expire time in 'set' command"));
     assert_eq!(run(&mut s, "SET k v EX x"), err("ERR value is not an integer or out of range"));
