@@ -115,6 +115,10 @@ enum Expiry {
     At(i64),
 }
 
+fn is_expiry(option: &[u8]) -> bool {
+    ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w))
+}
+
 /// An expire amount (`EX`/`PX`/`EXAT`/`PXAT`) as a Unix deadline in ms, or Redis's error.
 fn deadline(tx: &Tx, option: &[u8], amount: &[u8], command: &str) -> Result<i64, Reply> {
     let amount = int(amount)?;
@@ -166,11 +170,8 @@ fn set(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
             get = true;
         } else if is(option, "KEEPTTL") && expiry.is_none() {
             expiry = Some(Expiry::Keep);
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w))
-            && expiry.is_none()
-            && next.is_some()
-        {
-            expiry = Some(Expiry::At(deadline(tx, option, next.expect("checked"), "set")?));
+        } else if let Some(amount) = next.filter(|_| is_expiry(option) && expiry.is_none()) {
+            expiry = Some(Expiry::At(deadline(tx, option, amount, "set")?));
             i += 1;
         } else {
             return Err(Reply::error("ERR syntax error"));
@@ -230,11 +231,8 @@ fn getex(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
         let next = options.get(i + 1);
         if is(option, "PERSIST") && change.is_none() {
             change = Some(None);
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w))
-            && change.is_none()
-            && next.is_some()
-        {
-            change = Some(Some(deadline(tx, option, next.expect("checked"), "getex")?));
+        } else if let Some(amount) = next.filter(|_| is_expiry(option) && change.is_none()) {
+            change = Some(Some(deadline(tx, option, amount, "getex")?));
             i += 1;
         } else {
             return Err(Reply::error("ERR syntax error"));
@@ -259,7 +257,7 @@ fn getex(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 }
 
 fn pairs<'a>(args: &'a [Vec<u8>], name: &str) -> Result<std::slice::Chunks<'a, Vec<u8>>, Reply> {
-    if args.is_empty() || args.len() % 2 != 0 {
+    if args.is_empty() || !args.len().is_multiple_of(2) {
         return Err(wrong_arity(name));
     }
     Ok(args.chunks(2))
@@ -299,7 +297,7 @@ fn incr_by(tx: &mut Tx, key: &[u8], delta: i64) -> Outcome {
         None => 0,
         Some(entry) => std::str::from_utf8(&entry.value)
             .ok()
-            .filter(|s| !s.starts_with('+') && !(s.len() > 1 && s.starts_with('0')) && !s.starts_with("-0"))
+            .filter(|s| !(s.starts_with('+') || s.starts_with("-0") || s.len() > 1 && s.starts_with('0')))
             .and_then(|s| s.parse::<i64>().ok())
             .ok_or_else(|| Reply::error("ERR value is not an integer or out of range"))?,
     };

@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::{Command, KvStore, Query, Response, Write};
-use concord_core::StateMachine;
 
 const NOW: Time = Time(1_000_000_000_000_000_000);
 const NOW_MS: u64 = 1_000_000_000_000;
@@ -54,7 +53,10 @@ fn set_options_behave_as_redis() {
     assert_eq!(run(&mut s, "SET k v NX XX"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "SET k v EX 10 PX 10"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "SET k v KEEPTTL EX 1"), err("ERR syntax error"));
-    assert_eq!(run(&mut s, "SET k v EX 9223372036854775807"), err("ERR invalid expire time in 'set' command"));
+    assert_eq!(
+        run(&mut s, "SET k v EX 9223372036854775807"),
+        err("ERR invalid expire time in 'set' command")
+    );
     assert_eq!(run(&mut s, "SET k v EX"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "SET k v EX 0"), err("ERR invalid expire time in 'set' command"));
     assert_eq!(run(&mut s, "SET k v EX x"), err("ERR value is not an integer or out of range"));
