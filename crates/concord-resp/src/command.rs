@@ -148,7 +148,11 @@ impl Request {
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
             Request::Redis(args) => match lookup(&args[0]) {
-                Some(spec) => table_keys(spec.keys, args),
+                // A container's keys are its subcommand's (`OBJECT ENCODING key`).
+                Some(spec) => match args.get(1).and_then(|sub| spec.subcommand(sub)) {
+                    Some(sub) => table_keys(sub.keys, args),
+                    None => table_keys(spec.keys, args),
+                },
                 None => vec![],
             },
             _ => vec![],
@@ -238,7 +242,7 @@ pub struct ScanRequest {
     pub cursor: Option<Vec<u8>>,
     pub pattern: Option<Bytes>,
     pub count: usize,
-    /// TYPE filter: every Concord value is a `string`, so any other type yields nothing.
+    /// TYPE filter: `string`, `hash`, `list`, `set`, `zset` (anything else yields nothing).
     pub type_filter: Option<Bytes>,
 }
 

@@ -13,7 +13,7 @@
 //! | `MULTI … EXEC`                | **one** `Write::Redis` of every queued command, with the `WATCH`ed mod revisions |
 //! | `WATCH k…`                    | `Query::GetMany` at linearizable consistency: each key's mod revision (0: absent) |
 //! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
-//! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
+//! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix; `SCAN … TYPE t` asks the kind of each key with an empty value (only those can be collections) |
 //! | `CLUSTER COUNTKEYSINSLOT`, `GETKEYSINSLOT` | `Backend::count_keys_in_slot`, `Backend::keys_in_slot` (see `cluster`) |
 //!
 //! Strings with an empty value may be collections (see `concord_kv::redis`): `GET` and `MGET`
@@ -352,11 +352,18 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
 /// Whether `key` holds a string (asked when a read finds an empty value: a collection's key has
 /// one, see `concord_kv::redis`).
 async fn is_string(ctx: &ExecContext, key: &[u8]) -> Result<bool, Frame> {
+    let kind = kind(ctx, key).await?;
+    Ok(kind == "string" || kind == "none")
+}
+
+/// What `TYPE key` answers (`none` if absent).
+async fn kind(ctx: &ExecContext, key: &[u8]) -> Result<String, Frame> {
     let exec = RedisExec::read(RedisCall::new(vec![b"type".to_vec(), key.to_vec()]));
     match ctx.backend.read(Query::Redis(exec), ctx.consistency).await.map_err(backend_error)? {
-        Response::Redis { replies: Some(replies), .. } => Ok(
-            !matches!(replies.first(), Some(concord_kv::Reply::Status(kind)) if kind != "string" && kind != "none"),
-        ),
+        Response::Redis { replies: Some(replies), .. } => match replies.first() {
+            Some(concord_kv::Reply::Status(kind)) => Ok(kind.clone()),
+            other => Err(Frame::error(format!("ERR internal error: TYPE answered {other:?}"))),
+        },
         other => Err(unexpected(&other)),
     }
 }
@@ -463,12 +470,20 @@ async fn scan_page(ctx: &ExecContext, scan: ScanRequest) -> Reply {
     };
     let limit = scan.count.min(ctx.backend.limits().max_range_limit);
     let (kvs, next_key) = page(ctx, range, limit).await?;
-    let strings = scan.type_filter.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
-    let keys = kvs
-        .into_iter()
-        .filter(|kv| strings && scan.pattern.as_ref().is_none_or(|p| glob::matches(p, &kv.key)))
-        .map(|kv| Frame::bulk(kv.key))
-        .collect();
+    let mut keys = Vec::new();
+    for kv in kvs {
+        if scan.pattern.as_ref().is_some_and(|p| !glob::matches(p, &kv.key)) {
+            continue;
+        }
+        if let Some(wanted) = &scan.type_filter {
+            // A non-empty value is a string; an empty one may be a collection: ask its kind.
+            let kind = if kv.value.is_empty() { kind(ctx, &kv.key).await? } else { "string".into() };
+            if !wanted.eq_ignore_ascii_case(kind.as_bytes()) {
+                continue;
+            }
+        }
+        keys.push(Frame::bulk(kv.key));
+    }
     Ok(match next_key {
         None => done(keys),
         Some(next) => Frame::Array(vec![Frame::bulk(cursor::encode(&next)), Frame::Array(keys)]),

@@ -57,7 +57,7 @@ fn command_info(spec: &CommandSpec) -> Frame {
         Frame::Integer(step),
         simple_set(spec.acl),
         Frame::Set(spec.tips.iter().map(|t| Frame::bulk(*t)).collect()),
-        Frame::Set(spec.key_spec.iter().map(key_spec).collect()),
+        Frame::Set(spec.key_specs().map(key_spec).collect()),
         subcommands,
     ])
 }
@@ -73,7 +73,7 @@ fn key_spec(spec: &KeySpec) -> Frame {
         "begin_search",
         Frame::map_of([
             ("type", Frame::bulk("index")),
-            ("spec", Frame::map_of([("index", Frame::Integer(1))])),
+            ("spec", Frame::map_of([("index", Frame::Integer(spec.index))])),
         ]),
     ));
     fields.push((
@@ -107,14 +107,19 @@ fn get_keys(args: &[Bytes]) -> Frame {
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Frame::error("ERR Invalid number of arguments specified for command");
     }
-    let Some(keys) = spec.key_spec else { return Frame::error("ERR The command has no key arguments") };
-    let last = if keys.last_key < 0 { n + keys.last_key } else { 1 + keys.last_key };
-    Frame::Array(
-        (1..=last.min(n - 1))
-            .step_by(keys.key_step.max(1) as usize)
-            .map(|i| Frame::Bulk(args[i as usize].clone()))
-            .collect(),
-    )
+    if spec.key_spec.is_none() {
+        return Frame::error("ERR The command has no key arguments");
+    }
+    let mut found = Vec::new();
+    for keys in spec.key_specs() {
+        let last = if keys.last_key < 0 { n + keys.last_key } else { keys.index + keys.last_key };
+        found.extend(
+            (keys.index..=last.min(n - 1))
+                .step_by(keys.key_step.max(1) as usize)
+                .map(|i| Frame::Bulk(args[i as usize].clone())),
+        );
+    }
+    Frame::Array(found)
 }
 
 /// One command's `COMMAND DOCS` entry: what redis-cli shows in `HELP` and in its hints.

@@ -5,8 +5,8 @@
 //! the front door once used: the state machine can change a key's deadline without touching its
 //! value, and atomically, so there is nothing to retry.
 
-use super::args::{int, is};
-use super::{read, write, Outcome, Reply, Spec, Tx, View};
+use super::args::{int, is, wrong_arity};
+use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
 use concord_core::Time;
 
 pub const COMMANDS: &[Spec] = &[
@@ -26,6 +26,7 @@ pub const COMMANDS: &[Spec] = &[
     read("pexpiretime", |view, args| deadline(view, args, true)),
     read("ttl", |view, args| ttl(view, args, false)),
     read("pttl", |view, args| ttl(view, args, true)),
+    read("object", object),
 ];
 
 /// `DEL key …` and `UNLINK` (the same here: a collection's records go in the same step either
@@ -186,5 +187,99 @@ fn persist(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
             Ok(Reply::Int(1))
         }
         _ => Ok(Reply::Int(0)),
+    }
+}
+
+/// `OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key` and `OBJECT HELP`. Concord stores every value the
+/// same way (a string entry, or one record per member), so the encoding is **reported, not
+/// real**: the name redis-server 7.0 would use for a value of that kind and size with its default
+/// thresholds (`int`/`embstr`/`raw`; hashes and sorted sets `listpack` up to 128 members of at
+/// most 64 bytes, else `hashtable`/`skiplist`; sets `intset` up to 512 integers, else
+/// `hashtable`; lists `quicklist`). `REFCOUNT` is 1 (Redis's shared small integers report
+/// `2147483647`, and so does Concord), `IDLETIME` 0 (access times are not tracked: a replicated
+/// state machine does not write on reads), `FREQ` Redis's error without an LFU policy.
+fn object(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let sub = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    if sub == "help" {
+        if args.len() != 1 {
+            return Err(wrong_arity("object|help"));
+        }
+        return Ok(Reply::Array(OBJECT_HELP.iter().map(|line| Reply::Status((*line).into())).collect()));
+    }
+    if !["encoding", "refcount", "idletime", "freq"].contains(&sub.as_str()) {
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(&args[0])
+        )));
+    }
+    if args.len() != 2 {
+        return Err(wrong_arity(&format!("object|{sub}")));
+    }
+    let key = &args[1];
+    let Some(entry) = view.entry(key) else { return Ok(Reply::Nil) };
+    let kind = view.kind_of(key, &entry);
+    let shared_int =
+        kind == Kind::String && small_int(&entry.value).is_some_and(|n| (0..10_000).contains(&n));
+    Ok(match sub.as_str() {
+        "refcount" => Reply::Int(if shared_int { i64::from(i32::MAX) } else { 1 }),
+        "idletime" => Reply::Int(0),
+        "freq" => return Err(Reply::error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that \
+                 when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        )),
+        _ => Reply::bulk(encoding(view, key, kind, &entry.value)),
+    })
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// A value redis-server would store as an integer (`string2ll`: no sign `+`, no leading zeros).
+fn small_int(value: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(value).ok()?;
+    if s.len() > 20 || s.starts_with('+') || s.starts_with("-0") || (s.len() > 1 && s.starts_with('0')) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The encoding name redis-server 7.0 would report (see [`object`]).
+fn encoding(view: &View, key: &[u8], kind: Kind, value: &[u8]) -> &'static str {
+    let len = view.header(key).map_or(0, |h| h.len);
+    // Whether every member (and, for hashes, value) satisfies `small`; stops at the first miss.
+    let all = |small: &dyn Fn(&[u8], &[u8]) -> bool| {
+        let mut ok = true;
+        view.members(key, &[], &mut |member, value| {
+            ok = small(member, value);
+            ok
+        });
+        ok
+    };
+    match kind {
+        Kind::String if small_int(value).is_some() => "int",
+        Kind::String if value.len() <= 44 => "embstr",
+        Kind::String => "raw",
+        Kind::List => "quicklist",
+        Kind::Hash if len <= 128 && all(&|f, v| f.len() <= 64 && v.len() <= 64) => "listpack",
+        Kind::Hash => "hashtable",
+        Kind::Set if len <= 512 && all(&|m, _| small_int(m).is_some()) => "intset",
+        Kind::Set => "hashtable",
+        Kind::ZSet if len <= 128 && all(&|m, _| m.len() <= 64) => "listpack",
+        Kind::ZSet => "skiplist",
     }
 }

@@ -239,3 +239,32 @@ fn a_transaction_is_one_step_and_watch_stops_it() {
     assert_eq!(exec_lines(&mut s, vec![(b"k".to_vec(), seen)], &["INCR k"]), None);
     assert_eq!(exec_lines(&mut s, vec![(b"absent".to_vec(), 0)], &["GET k"]), Some(vec![bulk("8")]));
 }
+
+#[test]
+fn object_reports_the_encoding_redis_would_use() {
+    let mut s = KvStore::default();
+    run(&mut s, "SET i 123");
+    run(&mut s, "SET e hello");
+    run(&mut s, &format!("SET r {}", "x".repeat(45)));
+    run(&mut s, "HSET h f v");
+    run(&mut s, &format!("HSET big f {}", "v".repeat(65)));
+    assert_eq!(query(&s, "OBJECT ENCODING i"), bulk("int"));
+    assert_eq!(query(&s, "OBJECT ENCODING e"), bulk("embstr"));
+    assert_eq!(query(&s, "OBJECT ENCODING r"), bulk("raw"));
+    assert_eq!(query(&s, "OBJECT ENCODING h"), bulk("listpack"));
+    assert_eq!(query(&s, "OBJECT ENCODING big"), bulk("hashtable"));
+    assert_eq!(query(&s, "OBJECT ENCODING nope"), Reply::Nil);
+    assert_eq!(query(&s, "OBJECT REFCOUNT i"), Reply::Int(2147483647));
+    assert_eq!(query(&s, "OBJECT REFCOUNT e"), Reply::Int(1));
+    assert_eq!(query(&s, "OBJECT IDLETIME e"), Reply::Int(0));
+    assert!(
+        matches!(query(&s, "OBJECT FREQ e"), Reply::Error(e) if e.starts_with("ERR An LFU maxmemory policy"))
+    );
+    assert_eq!(
+        query(&s, "OBJECT ENCODING"),
+        err("ERR wrong number of arguments for 'object|encoding' command")
+    );
+    assert_eq!(query(&s, "OBJECT foo"), err("ERR unknown subcommand 'foo'. Try OBJECT HELP."));
+    let Reply::Array(help) = query(&s, "OBJECT HELP") else { panic!() };
+    assert_eq!(help.len(), 15);
+}

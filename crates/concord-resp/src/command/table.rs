@@ -27,16 +27,21 @@ pub struct CommandSpec {
     /// client should fan the command out and merge replies.
     pub tips: &'static [&'static str],
     /// The key specification (Redis 7), if the command takes keys. Every Concord command with keys
-    /// finds them the same way: a range starting at argument 1.
+    /// finds them the same way: a range starting at a fixed argument (1; `OBJECT ENCODING`: 2).
     pub key_spec: Option<KeySpec>,
+    /// A second key specification: one key at its own index with its own flags (`RENAME src dst`:
+    /// `dst` is written, not read).
+    pub second_key_spec: Option<KeySpec>,
     /// A container's subcommands (`client|setname`, …): the ones Concord supports.
     pub subcommands: &'static [CommandSpec],
 }
 
 /// A Redis 7 key specification of the form every Concord command with keys has:
-/// `begin_search` at index 1, `find_keys` a range (`lastkey`, `keystep`, `limit 0`).
+/// `begin_search` at an index, `find_keys` a range (`lastkey`, `keystep`, `limit 0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeySpec {
+    /// The argument the first key is (`begin_search`'s index).
+    pub index: i64,
     /// Redis's note on the spec, if it has one.
     pub notes: Option<&'static str>,
     /// Access flags: `RO`, `RW`, `OW`, `RM`, then `access`, `update`, `insert`, `delete`, ….
@@ -57,11 +62,31 @@ impl CommandSpec {
     }
 
     const fn key_spec(self, flags: &'static [&'static str]) -> CommandSpec {
-        let (_, last, step) = self.keys;
+        let (first, last, step) = self.keys;
         // The legacy (first, last, step) triple and the spec say the same thing: last is
         // relative to the first key in a spec (0 = one key), absolute in the triple.
-        let last_key = if last < 0 { last } else { last - 1 };
-        CommandSpec { key_spec: Some(KeySpec { notes: None, flags, last_key, key_step: step }), ..self }
+        let last_key = if last < 0 { last } else { last - first };
+        CommandSpec {
+            key_spec: Some(KeySpec { index: first, notes: None, flags, last_key, key_step: step }),
+            ..self
+        }
+    }
+
+    /// The first key spec covers one key at `keys.0`; a second covers the key at `index`.
+    const fn two_key_specs(
+        self,
+        first: &'static [&'static str],
+        index: i64,
+        second: &'static [&'static str],
+    ) -> CommandSpec {
+        let first = KeySpec { index: self.keys.0, notes: None, flags: first, last_key: 0, key_step: 1 };
+        let second = KeySpec { index, notes: None, flags: second, last_key: 0, key_step: 1 };
+        CommandSpec { key_spec: Some(first), second_key_spec: Some(second), ..self }
+    }
+
+    /// Every key spec, in order.
+    pub fn key_specs(&self) -> impl Iterator<Item = &KeySpec> {
+        self.key_spec.iter().chain(self.second_key_spec.iter())
     }
 
     const fn notes(self, notes: &'static str) -> CommandSpec {
@@ -102,6 +127,7 @@ const fn spec(
         acl: &[],
         tips: &[],
         key_spec: None,
+        second_key_spec: None,
         subcommands: &[],
     }
 }
@@ -114,6 +140,14 @@ const fn sub(
     acl: &'static [&'static str],
 ) -> CommandSpec {
     spec(name, arity, flags, NO_KEYS, "", "", "").acl(acl)
+}
+
+/// `OBJECT ENCODING|IDLETIME|FREQ|REFCOUNT key`: the key is argument 2.
+const fn object_sub(name: &'static str) -> CommandSpec {
+    spec(name, 3, &["readonly"], (2, 2, 1), "", "", "")
+        .acl(&["@keyspace", "@read", "@slow"])
+        .tips(NONDETERMINISTIC)
+        .key_spec(&["RO"])
 }
 
 const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
@@ -776,6 +810,32 @@ pub const COMMANDS: &[CommandSpec] = &[
         "Forget about all watched keys",
     )
     .acl(&["@fast", "@transaction"]),
+    spec("object", -2, &[], NO_KEYS, "generic", "2.2.3", "A container for object introspection commands")
+        .acl(SLOW)
+        .subcommands(&[
+            object_sub("object|encoding"),
+            object_sub("object|idletime"),
+            object_sub("object|freq"),
+            sub("object|help", 2, &["loading", "stale"], &["@keyspace", "@slow"]),
+            object_sub("object|refcount"),
+        ]),
+    spec("rename", 3, &["write"], (1, 2, 1), "generic", "1.0.0", "Rename a key")
+        .acl(&["@keyspace", "@write", "@slow"])
+        .two_key_specs(&["RW", "access", "delete"], 2, &["OW", "update"]),
+    spec(
+        "renamenx",
+        3,
+        &["write", "fast"],
+        (1, 2, 1),
+        "generic",
+        "1.0.0",
+        "Rename a key, only if the new key does not exist",
+    )
+    .acl(&["@keyspace", "@write", "@fast"])
+    .two_key_specs(&["RW", "access", "delete"], 2, &["OW", "insert"]),
+    spec("copy", -3, &["write", "denyoom"], (1, 2, 1), "generic", "6.2.0", "Copy a key")
+        .acl(&["@keyspace", "@write", "@slow"])
+        .two_key_specs(&["RO", "access"], 2, &["OW", "update"]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as
