@@ -150,7 +150,8 @@ impl<E: Engine> KvStore<E> {
                 (expired > 0, Response::Expire { revision: 0, expired })
             }
             Write::Redis(exec) => {
-                let (wrote, replies) = crate::redis::exec(&mut self.engine, exec, now, rev);
+                let (wrote, replies) =
+                    crate::redis::exec_limited(&mut self.engine, exec, now, rev, self.limits.max_value_bytes);
                 (wrote, Response::Redis { revision: 0, replies })
             }
         };

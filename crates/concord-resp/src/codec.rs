@@ -801,6 +801,8 @@ pub fn encode(frame: &Frame, protocol: Protocol, out: &mut BytesMut) {
         Frame::Bulk(bytes) => bulk(out, b'$', bytes),
         Frame::Null if resp3 => out.put_slice(b"_\r\n"),
         Frame::Null => out.put_slice(b"$-1\r\n"),
+        Frame::NullArray if resp3 => out.put_slice(b"_\r\n"),
+        Frame::NullArray => out.put_slice(b"*-1\r\n"),
         Frame::Array(items) => aggregate(out, b'*', items, protocol),
         Frame::Boolean(b) if resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
         Frame::Boolean(b) => line(out, b':', if *b { b"1" } else { b"0" }),

@@ -83,11 +83,9 @@ pub enum Request {
     DbSize,
     // Keys and strings.
     Get(Bytes),
+    /// A plain `SET` (with at most `EX`/`PX`/`EXAT`/`PXAT`), `SETEX`, `PSETEX`: one KV put. With
+    /// `NX`, `XX`, `GET` or `KEEPTTL` it is a [`Request::Redis`].
     Set(SetRequest),
-    GetSet {
-        key: Bytes,
-        value: Bytes,
-    },
     Del(Vec<Bytes>),
     Exists(Vec<Bytes>),
     /// INCR, DECR, INCRBY and DECRBY.
@@ -108,6 +106,9 @@ pub enum Request {
     Multi,
     Exec,
     Discard,
+    /// `WATCH key …`: remember the keys' mod revisions; EXEC runs only if none changed.
+    Watch(Vec<Bytes>),
+    Unwatch,
     // Redis Cluster (see [`crate::cluster`]).
     Cluster(ClusterRequest),
     /// `ASKING`: accepted, changes nothing (Concord answers moves with `-TRYAGAIN`, not `-ASK`).
@@ -182,8 +183,8 @@ impl Request {
         match self {
             Request::Get(key) => vec![key],
             Request::Set(set) => vec![&set.key],
-            Request::GetSet { key, .. } | Request::IncrBy { key, .. } | Request::Ttl { key, .. } => vec![key],
-            Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) => {
+            Request::IncrBy { key, .. } | Request::Ttl { key, .. } => vec![key],
+            Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) | Request::Watch(keys) => {
                 keys.iter().map(|k| k.as_ref()).collect()
             }
             Request::MSet(pairs) => pairs.iter().map(|(k, _)| k.as_ref()).collect(),
@@ -193,7 +194,11 @@ impl Request {
             // (`SINTERCARD numkeys key …`).
             Request::Redis(args) => match lookup(&args[0]) {
                 Some(spec) if spec.flags.contains(&"movablekeys") => spec.spec_keys(args).unwrap_or_default(),
-                Some(spec) => table_keys(spec.keys, args),
+                // A container's keys are its subcommand's (`OBJECT ENCODING key`).
+                Some(spec) => match args.get(1).and_then(|sub| spec.subcommand(sub)) {
+                    Some(sub) => table_keys(sub.keys, args),
+                    None => table_keys(spec.keys, args),
+                },
                 None => vec![],
             },
             Request::PubSub(request) => request.keys(),
@@ -293,26 +298,14 @@ impl QuorumLevel {
     }
 }
 
-/// `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]` (also SETNX, SETEX, PSETEX).
+/// `SET key value [EX s|PX ms|EXAT s|PXAT ms]` (also SETEX, PSETEX): the SETs that are one put.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SetRequest {
     pub key: Bytes,
     pub value: Bytes,
-    pub condition: Option<Condition>,
-    /// Reply with the old value instead of OK.
-    pub get: bool,
     pub expiry: SetExpiry,
-    /// SETNX replies 1/0 instead of OK/nil.
-    pub reply_integer: bool,
     /// The command's name for error messages (`set`, `setex`, …).
     pub command: &'static str,
-}
-
-/// NX (only if absent) or XX (only if present).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Condition {
-    IfAbsent,
-    IfPresent,
 }
 
 /// What a SET does with the key's time to live.
@@ -320,10 +313,7 @@ pub enum Condition {
 pub enum SetExpiry {
     /// No option: the key no longer expires (a previous TTL is dropped).
     Clear,
-    /// KEEPTTL: keep the key's current deadline.
-    Keep,
-    /// EX/PX: expire this many ms from now (> 0; a deadline past `i64::MAX` ms is refused when
-    /// the command runs, as Redis refuses it: see `exec`).
+    /// EX/PX: expire this many ms from now (> 0).
     AfterMs(u64),
     /// EXAT/PXAT: expire at this Unix time in ms (> 0; may be in the past: the key is deleted).
     AtUnixMs(u64),
@@ -336,7 +326,7 @@ pub struct ScanRequest {
     pub cursor: Option<Vec<u8>>,
     pub pattern: Option<Bytes>,
     pub count: usize,
-    /// TYPE filter: every Concord value is a `string`, so any other type yields nothing.
+    /// TYPE filter: `string`, `hash`, `list`, `set`, `zset` (anything else yields nothing).
     pub type_filter: Option<Bytes>,
 }
 
@@ -479,7 +469,7 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
     if spec.name == "script" {
         return parse_script(&args[1..]);
     }
-    if concord_kv::redis::is_write(spec.name).is_some() {
+    if concord_kv::redis::is_write(spec.name).is_some() && !fast_path(spec.name, &args) {
         return Ok(Request::Redis(args));
     }
     let mut args = args.into_iter();
@@ -513,18 +503,11 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "dbsize" => Request::DbSize,
         "get" => Request::Get(arg(0)),
         "set" => Request::Set(parse_set(arg(0), arg(1), &rest[2..])?),
-        "setnx" => Request::Set(SetRequest {
-            condition: Some(Condition::IfAbsent),
-            reply_integer: true,
-            command: "setnx",
-            ..plain_set(arg(0), arg(1))
-        }),
         "setex" | "psetex" => {
             let amount = integer(&rest[1])?;
             let expiry = relative_expiry(amount, spec.name == "setex", spec.name)?;
             Request::Set(SetRequest { expiry, command: spec.name, ..plain_set(arg(0), arg(2)) })
         }
-        "getset" => Request::GetSet { key: arg(0), value: arg(1) },
         "del" => Request::Del(rest),
         "exists" => Request::Exists(rest),
         "incr" => Request::IncrBy { key: arg(0), delta: 1 },
@@ -551,6 +534,8 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "multi" => Request::Multi,
         "exec" => Request::Exec,
         "discard" => Request::Discard,
+        "watch" => Request::Watch(rest),
+        "unwatch" => Request::Unwatch,
         "cluster" => Request::Cluster(parse_cluster(&rest)?),
         "asking" => Request::Asking,
         "readonly" => Request::ReadOnly,
@@ -559,6 +544,34 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         | "publish" | "spublish" | "pubsub" => Request::PubSub(crate::pubsub::parse(spec.name, rest)?),
         other => unreachable!("command {other} is in the table but has no parser"),
     })
+}
+
+/// Whether a command the interpreter also runs keeps its KV path here (outside `MULTI`): those
+/// whose KV operation answers exactly as Redis – `GET` (a `Query::Get`, the hot path; an empty
+/// value is checked for a collection), `SET` without `NX`/`XX`/`GET`/`KEEPTTL` (a put),
+/// `INCR` and friends (`Write::Increment`, which the eventual mode runs as a counter), `MGET`,
+/// `MSET`, `DEL`, `EXISTS`, `TTL`, `PTTL`. Everything else goes to the interpreter.
+fn fast_path(name: &str, args: &[Bytes]) -> bool {
+    match name {
+        "get" | "setex" | "psetex" | "mget" | "mset" | "del" | "exists" | "ttl" | "pttl" | "incr"
+        | "decr" | "incrby" | "decrby" => true,
+        "set" => !args[3..].iter().any(|o| ["NX", "XX", "GET", "KEEPTTL"].iter().any(|w| is(o, w))),
+        _ => false,
+    }
+}
+
+/// Parse a request to queue inside `MULTI`: a command the interpreter runs is only checked for
+/// its arity, as Redis does at queue time – its other errors are its reply inside EXEC's array.
+pub fn parse_queued(args: Vec<Bytes>) -> Result<Request, ReplyError> {
+    let Some(spec) = lookup(&args[0]) else { return Err(ReplyError::unknown_command(&args)) };
+    let n = args.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Err(ReplyError::wrong_arity(spec.name));
+    }
+    if concord_kv::redis::is_write(spec.name).is_some() {
+        return Ok(Request::Redis(args));
+    }
+    parse(args)
 }
 
 /// An integer argument, or Redis's "not an integer" error.
@@ -571,15 +584,7 @@ fn is(arg: &[u8], word: &str) -> bool {
 }
 
 fn plain_set(key: Bytes, value: Bytes) -> SetRequest {
-    SetRequest {
-        key,
-        value,
-        condition: None,
-        get: false,
-        expiry: SetExpiry::Clear,
-        reply_integer: false,
-        command: "set",
-    }
+    SetRequest { key, value, expiry: SetExpiry::Clear, command: "set" }
 }
 
 /// `amount` seconds (or ms) from now: must be positive and fit in ms.
@@ -593,26 +598,16 @@ fn relative_expiry(amount: i64, seconds: bool, command: &str) -> Result<SetExpir
 
 fn parse_set(key: Bytes, value: Bytes, options: &[Bytes]) -> Result<SetRequest, ReplyError> {
     let mut set = plain_set(key, value);
-    let mut expiry_given = false;
     // EX/PX/EXAT/PXAT and its argument: Redis checks every option's syntax first and the number
-    // after, so "SET k v EX abc FOO" is a syntax error, not "not an integer".
+    // after, so "SET k v EX abc FOO" is a syntax error, not "not an integer". (Options other than
+    // these four go to the interpreter: see `fast_path`.)
     let mut timed: Option<(&Bytes, &Bytes)> = None;
     let mut i = 0;
     while i < options.len() {
         let option = &options[i];
         let has_value = i + 1 < options.len();
-        if is(option, "NX") && set.condition != Some(Condition::IfPresent) {
-            set.condition = Some(Condition::IfAbsent);
-        } else if is(option, "XX") && set.condition != Some(Condition::IfAbsent) {
-            set.condition = Some(Condition::IfPresent);
-        } else if is(option, "GET") {
-            set.get = true;
-        } else if is(option, "KEEPTTL") && !expiry_given {
-            set.expiry = SetExpiry::Keep;
-            expiry_given = true;
-        } else if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w)) && !expiry_given && has_value {
+        if ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w)) && timed.is_none() && has_value {
             timed = Some((option, &options[i + 1]));
-            expiry_given = true;
             i += 1;
         } else {
             return Err(ReplyError::syntax());
@@ -1023,8 +1018,12 @@ pub fn consistency_name(consistency: ReadConsistency) -> &'static str {
 mod tests {
     use super::*;
 
-    fn parse_words(words: &str) -> Result<Request, String> {
-        parse(words.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()).map_err(|e| e.0)
+    fn words(words: &str) -> Vec<Bytes> {
+        words.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect()
+    }
+
+    fn parse_words(line: &str) -> Result<Request, String> {
+        parse(words(line)).map_err(|e| e.0)
     }
 
     fn error(words: &str) -> String {
@@ -1037,9 +1036,8 @@ mod tests {
         assert_eq!(error("GET a b"), "ERR wrong number of arguments for 'get' command");
         assert_eq!(error("foo a b"), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
         assert_eq!(error("foo"), "ERR unknown command 'foo', with args beginning with: ");
-        assert_eq!(error("set k v nx xx"), "ERR syntax error");
+        // SET with NX/XX/GET/KEEPTTL is parsed by the interpreter (concord_kv::redis::string).
         assert_eq!(error("set k v ex 1 px 1"), "ERR syntax error");
-        assert_eq!(error("set k v keepttl ex 1"), "ERR syntax error");
         assert_eq!(error("set k v ex"), "ERR syntax error");
         assert_eq!(error("set k v ex abc"), "ERR value is not an integer or out of range");
         assert_eq!(error("set k v ex 0"), "ERR invalid expire time in 'set' command");
@@ -1068,16 +1066,15 @@ mod tests {
 
     #[test]
     fn set_options() {
-        let Ok(Request::Set(set)) = parse_words("SET k v xx get px 1500") else { panic!() };
-        assert_eq!(set.condition, Some(Condition::IfPresent));
-        assert!(set.get);
+        let Ok(Request::Set(set)) = parse_words("SET k v px 1500") else { panic!() };
         assert_eq!(set.expiry, SetExpiry::AfterMs(1500));
-        let Ok(Request::Set(set)) = parse_words("set k v EXAT 10 nx") else { panic!() };
-        assert_eq!((set.condition, set.expiry), (Some(Condition::IfAbsent), SetExpiry::AtUnixMs(10_000)));
-        let Ok(Request::Set(set)) = parse_words("set k v keepttl") else { panic!() };
-        assert_eq!(set.expiry, SetExpiry::Keep);
-        let Ok(Request::Set(set)) = parse_words("setnx k v") else { panic!() };
-        assert!(set.reply_integer && set.condition == Some(Condition::IfAbsent));
+        let Ok(Request::Set(set)) = parse_words("set k v EXAT 10") else { panic!() };
+        assert_eq!(set.expiry, SetExpiry::AtUnixMs(10_000));
+        // Conditions, GET and KEEPTTL run in the state machine's interpreter.
+        for line in ["set k v keepttl", "SET k v xx get px 1500", "setnx k v", "getset k v"] {
+            assert!(matches!(parse_words(line), Ok(Request::Redis(_))), "{line}");
+        }
+        assert!(matches!(parse_queued(words("set k v EX 0")), Ok(Request::Redis(_))));
     }
 
     /// SET checks all options' syntax before it reads the number, as Redis does (found by
@@ -1085,7 +1082,7 @@ mod tests {
     #[test]
     fn set_option_errors_come_before_number_errors_as_in_redis() {
         assert_eq!(error("SET k v EX abc FOO"), "ERR syntax error");
-        assert_eq!(error("SET k v PX 0 NX XX"), "ERR syntax error");
+        // With NX/XX/GET/KEEPTTL the interpreter parses SET (concord_kv::redis::string tests).
         assert_eq!(error("SET k v EX abc"), "ERR value is not an integer or out of range");
     }
 

@@ -3,32 +3,25 @@
 //! | Redis                         | concord-kv                                                        |
 //! |-------------------------------|-------------------------------------------------------------------|
 //! | `GET k`                       | `Query::Get`                                                      |
-//! | `SET k v [EX s]`              | `Write::Put` (with `ttl_ms`)                                      |
-//! | `SET k v NX\|XX [GET]`        | `Write::Txn`: compare `Version(0)` (`=` for NX, `>` for XX); success `[Get?, Put]`, failure `[Get?]` |
-//! | `SET k v EXAT <past>`         | as above with `Delete` instead of `Put` (Redis deletes the key)   |
-//! | `SET k v KEEPTTL`             | read the key, then `Txn` guarded by its `ModRevision` (retried if it changed) |
-//! | `GETSET k v`                  | `Txn` `[Get, Put]`                                                |
+//! | `SET k v [EX s]`, `SETEX`, `PSETEX` | `Write::Put` (with `ttl_ms`)                                |
+//! | `SET k v EXAT <past>`         | `Write::Delete` (Redis deletes the key)                           |
 //! | `DEL k…`                      | `Write::Delete` (one key) or a `Txn` of deletes – atomic          |
 //! | `MSET k v …`                  | a `Txn` of puts – atomic                                          |
-//! | `INCR`/`DECR`/`INCRBY`/`DECRBY` | `Write::Increment` (keeps the key's TTL, like Redis)            |
+//! | `INCR`/`DECR`/`INCRBY`/`DECRBY` | `Write::Increment` (keeps the key's TTL, like Redis; on a collection the error is WRONGTYPE, found by asking its kind) |
 //! | `MGET`, `EXISTS`              | `Query::GetMany` pages, one after the other (see below)           |
-//! | `EXPIRE`…, `PERSIST`, `TYPE`, hashes … | `Write::Redis` / `Query::Redis`: the state machine's interpreter (`concord_kv::redis`) runs the command itself, atomically |
+//! | `SET … NX\|XX\|GET\|KEEPTTL`, `SETNX`, `GETSET`, `APPEND`, `EXPIRE`…, `RENAME`, `TYPE`, hashes … | `Write::Redis` / `Query::Redis`: the state machine's interpreter (`concord_kv::redis`) runs the command itself, atomically |
+//! | `MULTI … EXEC`                | **one** `Write::Redis` of every queued command, with the `WATCH`ed mod revisions |
+//! | `WATCH k…`                    | `Query::GetMany` at linearizable consistency: each key's mod revision (0: absent) |
 //! | `BLPOP`, `BRPOP`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX` | `Write::Redis` of the pop, retried while the keys' lengths (`Query::Redis`) are polled until data or the timeout (`crate::blocking`) |
 //! | `TTL`, `PTTL`                 | `Query::Get`: the key's `expires_at` minus the backend's clock    |
-//! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix    |
+//! | `KEYS`, `SCAN`, `DBSIZE`      | `Query::Range` pages, narrowed to the pattern's literal prefix; `SCAN … TYPE t` asks the kind of each key with an empty value (only those can be collections) |
 //! | `CLUSTER COUNTKEYSINSLOT`, `GETKEYSINSLOT` | `Backend::count_keys_in_slot`, `Backend::keys_in_slot` (see `cluster`) |
 //!
-//! # Read-modify-write
-//! KV writes cannot say "keep the deadline", so `SET … KEEPTTL` reads the key, then writes it
-//! back guarded by its mod revision: if any
-//! other write touched the key in between, the guard fails and the command starts over (at most
-//! [`RMW_ATTEMPTS`] times, then `-TRYAGAIN`). The guard makes the outcome linearizable at the
-//! write, whatever consistency the read used. These commands re-write the value, so they bump the
-//! key's version and mod revision.
+//! Strings with an empty value may be collections (see `concord_kv::redis`): `GET` and `MGET`
+//! ask such a key's kind before they answer (WRONGTYPE, and nil in `MGET`, as Redis).
 //!
 //! # Consistency
-//! Every backend call – each read and each write, including both halves of a read-modify-write –
-//! carries the connection's [`RequestConsistency`] (its `CONSISTENCY` setting): the Raft read
+//! Every backend call – each read and each write – carries the connection's [`RequestConsistency`] (its `CONSISTENCY` setting): the Raft read
 //! level on a strong backend, the R and W overrides on an eventual one.
 //!
 //! # Many keys in one command: bounded work
@@ -46,33 +39,36 @@
 //! at one point in the log, with the connection's consistency. A snapshot of any size would need a
 //! read-only transaction through the Raft log.
 //!
-//! # MULTI / EXEC
-//! A Redis transaction becomes **one** KV transaction (`Txn` without compares), so it is atomic
-//! and isolated like Redis's. That works for commands that are plain KV operations: `GET`, `SET`
-//! (with EX/PX/EXAT/PXAT, without NX/XX/GET/KEEPTTL), `GETSET`, `MGET`, `MSET`, `DEL`, `EXISTS`,
-//! `TTL`, `PTTL` ([`queueable`]). Anything else inside `MULTI` (e.g. `INCR`, which KV transactions
-//! cannot express) is refused when queued, and `EXEC` then answers `EXECABORT`, as Redis does for
-//! a command refused at queue time. `WATCH` is not supported.
+//! # MULTI / EXEC / WATCH
+//! A Redis transaction is **one** [`RedisExec`] of all its queued commands: one log entry, one
+//! revision, atomic and isolated like Redis's. Any command the interpreter runs may be queued
+//! (strings, keyspace, hashes and the other families; the fast paths above are for commands
+//! outside `MULTI`); only the arity is checked at queue time, as Redis does – an unknown command
+//! or a wrong arity dooms the transaction (`EXECABORT`), while a runtime error (`WRONGTYPE`, a
+//! syntax error in `SET`'s options) is that command's reply inside EXEC's array. Commands the
+//! interpreter does not run (`KEYS`, `SCAN`, connection commands) are refused inside `MULTI`.
+//!
+//! `WATCH` reads each key's mod revision (0 if absent) at linearizable consistency; the
+//! connection keeps them and EXEC sends them along. The state machine compares them when the
+//! transaction is applied: if any differs – the key was written, deleted or expired – nothing
+//! runs and EXEC answers a null array (`*-1`, RESP3 `_`), which clients report as a watch error.
+//! EXEC, DISCARD and UNWATCH forget the watched keys.
 //!
 //! # Expired-but-present keys
 //! Expiry goes through the log (see `concord_kv`), so a key may outlive its deadline until the
 //! leader's expiry command is applied; until then `GET` still returns it and `TTL` reports 0.
 
 use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
-use crate::command::{ClusterRequest, Condition, Request, ScanRequest, SetExpiry, SetRequest};
+use crate::command::{ClusterRequest, Request, ScanRequest, SetExpiry, SetRequest};
 use crate::frame::Frame;
 use crate::{cursor, glob};
 use bytes::Bytes;
 use concord_core::Time;
 use concord_kv::{
-    Command, Compare, CompareOp, CompareTarget, KeyRange, KeyValue, Put, Query, RangeRequest, RedisCall,
-    RedisExec, Response, Txn, TxnOp, Write,
+    Command, KeyRange, KeyValue, Put, Query, RangeRequest, RedisCall, RedisExec, Response, Txn, TxnOp, Write,
 };
 use concord_raft::ReadConsistency;
 use std::sync::Arc;
-
-/// How often a read-modify-write command retries when the key keeps changing under it.
-pub const RMW_ATTEMPTS: usize = 8;
 
 /// How a request touches the backend – what the connection's pipeline needs to keep replies
 /// consistent with the order of requests (see `server`).
@@ -84,8 +80,6 @@ pub enum Access {
     Read,
     /// One write, sent to the backend as soon as the request is parsed.
     Write,
-    /// Reads then writes (KEEPTTL, EXPIRE, PERSIST): runs alone.
-    ReadModifyWrite,
 }
 
 impl Request {
@@ -98,15 +92,11 @@ impl Request {
             | Request::Keys(_)
             | Request::Scan(_)
             | Request::DbSize
+            | Request::Watch(_)
             | Request::Cluster(ClusterRequest::CountKeysInSlot(_) | ClusterRequest::GetKeysInSlot { .. }) => {
                 Access::Read
             }
-            Request::Set(set) if set.expiry == SetExpiry::Keep => Access::ReadModifyWrite,
-            Request::Set(_)
-            | Request::GetSet { .. }
-            | Request::Del(_)
-            | Request::IncrBy { .. }
-            | Request::MSet(_) => Access::Write,
+            Request::Set(_) | Request::Del(_) | Request::IncrBy { .. } | Request::MSet(_) => Access::Write,
             // EVALSHA runs as EVAL (the server resolves it first); the ACL check needs its access.
             Request::EvalSha(args) if args[0].len() == "evalsha_ro".len() => Access::Read,
             Request::EvalSha(_) => Access::Write,
@@ -172,21 +162,9 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
     }
     let command = |write: Write| Command::new(now_time(now_ms), write);
     match request {
-        Request::Set(set) if set.expiry != SetExpiry::Keep => {
-            let (write, shape) = set_command(&set, now_ms);
-            reply(ctx.backend.write(command(write), ctx.consistency), move |r| shape.reply(r))
-        }
-        Request::GetSet { key, value } => {
-            let txn = Txn {
-                compares: vec![],
-                success: vec![
-                    TxnOp::Get { key: key.to_vec() },
-                    TxnOp::Put(Put::new(key.to_vec(), value.to_vec())),
-                ],
-                failure: vec![],
-            };
-            reply(ctx.backend.write(command(Write::Txn(txn)), ctx.consistency), |r| match r {
-                Response::Txn { responses, .. } => Ok(first_get(&responses)),
+        Request::Set(set) => {
+            reply(ctx.backend.write(command(set_command(&set, now_ms)), ctx.consistency), |r| match r {
+                Response::Put { .. } | Response::Delete { .. } => Ok(Frame::ok()),
                 other => Err(unexpected(&other)),
             })
         }
@@ -208,13 +186,25 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
                 other => Err(unexpected(&other)),
             })
         }
-        Request::IncrBy { key, delta } => reply(
-            ctx.backend.write(command(Write::Increment { key: key.to_vec(), delta }), ctx.consistency),
-            |r| match r {
-                Response::Increment { value, .. } => Ok(Frame::Integer(value)),
-                other => Err(unexpected(&other)),
-            },
-        ),
+        Request::IncrBy { key, delta } => {
+            let answer =
+                ctx.backend.write(command(Write::Increment { key: key.to_vec(), delta }), ctx.consistency);
+            Box::pin(async move {
+                match answer.await {
+                    Ok(Response::Increment { value, .. }) => Frame::Integer(value),
+                    Ok(other) => unexpected(&other),
+                    // An empty value is not an integer – unless it is a collection: WRONGTYPE.
+                    Err(e @ BackendError::Kv(concord_kv::KvError::NotAnInteger { .. })) => {
+                        match is_string(&ctx, &key).await {
+                            Ok(true) => backend_error(e),
+                            Ok(false) => Frame::from(concord_kv::Reply::wrong_type()),
+                            Err(frame) => frame,
+                        }
+                    }
+                    Err(e) => backend_error(e),
+                }
+            })
+        }
         Request::MSet(pairs) => {
             let success = pairs.iter().map(|(k, v)| TxnOp::Put(Put::new(k.to_vec(), v.to_vec()))).collect();
             let write = Write::Txn(Txn { compares: vec![], success, failure: vec![] });
@@ -267,149 +257,32 @@ fn unexpected(response: &Response) -> Frame {
     Frame::error(format!("ERR internal error: unexpected backend response {response:?}"))
 }
 
-fn first_get(responses: &[Response]) -> Frame {
-    match responses.first() {
-        Some(Response::Get(kv)) => Frame::bulk_or_null(kv.as_ref().map(|kv| kv.value.clone())),
-        _ => Frame::Null,
-    }
-}
-
-/// How to turn a SET's response into its reply.
-struct SetShape {
-    get: bool,
-    reply_integer: bool,
-}
-
-impl SetShape {
-    fn reply(&self, response: Response) -> Reply {
-        let (succeeded, old) = match response {
-            Response::Put { .. } | Response::Delete { .. } => (true, Frame::Null),
-            Response::Txn { succeeded, responses, .. } => (succeeded, first_get(&responses)),
-            other => return Err(unexpected(&other)),
-        };
-        Ok(self.outcome(succeeded, old))
-    }
-
-    fn outcome(&self, succeeded: bool, old: Frame) -> Frame {
-        if self.get {
-            old
-        } else if self.reply_integer {
-            Frame::Integer(i64::from(succeeded))
-        } else if succeeded {
-            Frame::ok()
-        } else {
-            Frame::Null
-        }
-    }
-}
-
-/// The KV write for a SET without KEEPTTL.
-fn set_command(set: &SetRequest, now_ms: u64) -> (Write, SetShape) {
-    let key = set.key.to_vec();
-    let shape = SetShape { get: set.get, reply_integer: set.reply_integer };
-    let write_op = match set.expiry {
-        SetExpiry::Clear | SetExpiry::Keep => TxnOp::Put(Put::new(key.clone(), set.value.to_vec())),
-        SetExpiry::AfterMs(ms) => TxnOp::Put(Put::new(key.clone(), set.value.to_vec()).with_ttl_ms(ms)),
-        SetExpiry::AtUnixMs(at) if at > now_ms => {
-            TxnOp::Put(Put::new(key.clone(), set.value.to_vec()).with_ttl_ms(at - now_ms))
-        }
+/// The KV write for a plain SET: a put, or a delete for a deadline already past.
+fn set_command(set: &SetRequest, now_ms: u64) -> Write {
+    let put = Put::new(set.key.to_vec(), set.value.to_vec());
+    match set.expiry {
+        SetExpiry::Clear => Write::Put(put),
+        SetExpiry::AfterMs(ms) => Write::Put(put.with_ttl_ms(ms)),
+        SetExpiry::AtUnixMs(at) if at > now_ms => Write::Put(put.with_ttl_ms(at - now_ms)),
         // A deadline in the past: Redis sets and immediately expires the key, i.e. deletes it.
-        SetExpiry::AtUnixMs(_) => TxnOp::Delete { key: key.clone() },
-    };
-    if set.condition.is_none() && !set.get {
-        let write = match write_op {
-            TxnOp::Put(put) => Write::Put(put),
-            _ => Write::Delete { key },
-        };
-        return (write, shape);
-    }
-    let compares = set
-        .condition
-        .map(|c| {
-            let op = if c == Condition::IfAbsent { CompareOp::Equal } else { CompareOp::Greater };
-            vec![Compare::new(key.clone(), op, CompareTarget::Version(0))]
-        })
-        .unwrap_or_default();
-    let get = || set.get.then(|| TxnOp::Get { key: key.clone() });
-    let success = get().into_iter().chain([write_op]).collect();
-    let failure = get().into_iter().collect();
-    (Write::Txn(Txn { compares, success, failure }), shape)
-}
-
-/// Whether `request` may be queued inside MULTI (see the module docs).
-pub fn queueable(request: &Request) -> bool {
-    match request {
-        Request::Get(_)
-        | Request::MGet(_)
-        | Request::MSet(_)
-        | Request::Del(_)
-        | Request::Exists(_)
-        | Request::GetSet { .. }
-        | Request::Ttl { .. } => true,
-        Request::Set(set) => set.condition.is_none() && !set.get && set.expiry != SetExpiry::Keep,
-        _ => false,
+        SetExpiry::AtUnixMs(_) => Write::Delete { key: set.key.to_vec() },
     }
 }
 
-/// How to read one queued command's reply from its slice of the transaction's responses.
-enum Part {
-    Get,
-    /// SET or MSET: skip this many put responses.
-    Ok(usize),
-    Deleted(usize),
-    Values(usize),
-    Exists(usize),
-    OldValue,
-    Ttl {
-        millis: bool,
-    },
-}
-
-/// EXEC: the queued commands (all [`queueable`]) as one KV transaction, submitted before this
-/// returns (like any write); the reply is the array of their replies.
-pub fn start_transaction(queued: Vec<Request>, ctx: ExecContext) -> BoxFuture<Frame> {
-    let now_ms = ctx.backend.now_ms();
-    let mut ops = Vec::new();
-    let mut parts = Vec::new();
-    let get = |key: &Bytes| TxnOp::Get { key: key.to_vec() };
+/// EXEC: the queued commands (each a [`Request::Redis`]) as one [`RedisExec`] with the watched
+/// keys' mod revisions, submitted before this returns (like any write). The reply is the array of
+/// their replies, or a null array if a watched key changed.
+pub fn start_transaction(
+    queued: Vec<Request>,
+    watch: Vec<(Vec<u8>, u64)>,
+    ctx: ExecContext,
+) -> BoxFuture<Frame> {
+    let mut keys = Vec::new();
+    let mut calls = Vec::with_capacity(queued.len());
     for request in queued {
+        keys.extend(request.keys().into_iter().map(<[u8]>::to_vec));
         match request {
-            Request::Get(key) => {
-                ops.push(get(&key));
-                parts.push(Part::Get);
-            }
-            Request::Ttl { key, millis } => {
-                ops.push(get(&key));
-                parts.push(Part::Ttl { millis });
-            }
-            Request::MGet(keys) => {
-                ops.extend(keys.iter().map(get));
-                parts.push(Part::Values(keys.len()));
-            }
-            Request::Exists(keys) => {
-                ops.extend(keys.iter().map(get));
-                parts.push(Part::Exists(keys.len()));
-            }
-            Request::Set(set) => {
-                ops.push(match set_command(&set, now_ms).0 {
-                    Write::Put(put) => TxnOp::Put(put),
-                    _ => TxnOp::Delete { key: set.key.to_vec() },
-                });
-                parts.push(Part::Ok(1));
-            }
-            Request::MSet(pairs) => {
-                ops.extend(pairs.iter().map(|(k, v)| TxnOp::Put(Put::new(k.to_vec(), v.to_vec()))));
-                parts.push(Part::Ok(pairs.len()));
-            }
-            Request::Del(keys) => {
-                ops.extend(keys.iter().map(|k| TxnOp::Delete { key: k.to_vec() }));
-                parts.push(Part::Deleted(keys.len()));
-            }
-            Request::GetSet { key, value } => {
-                ops.push(get(&key));
-                ops.push(TxnOp::Put(Put::new(key.to_vec(), value.to_vec())));
-                parts.push(Part::OldValue);
-            }
+            Request::Redis(args) => calls.push(RedisCall::new(args.iter().map(|a| a.to_vec()).collect())),
             other => {
                 return Box::pin(std::future::ready(Frame::error(format!(
                     "ERR internal error: {other:?} cannot run inside MULTI"
@@ -417,46 +290,29 @@ pub fn start_transaction(queued: Vec<Request>, ctx: ExecContext) -> BoxFuture<Fr
             }
         }
     }
-    let txn = Txn { compares: vec![], success: ops, failure: vec![] };
-    let command = Command::new(now_time(now_ms), Write::Txn(txn));
-    reply(ctx.backend.write(command, ctx.consistency), move |response| {
-        let Response::Txn { responses, .. } = response else { return Err(unexpected(&response)) };
-        let mut responses = responses.iter();
-        let value = |r: Option<&Response>| match r {
-            Some(Response::Get(kv)) => kv.clone(),
-            _ => None,
-        };
-        let mut replies = Vec::with_capacity(parts.len());
-        for part in parts {
-            replies.push(match part {
-                Part::Get => Frame::bulk_or_null(value(responses.next()).map(|kv| kv.value)),
-                Part::Ok(n) => {
-                    responses.by_ref().take(n).for_each(drop);
-                    Frame::ok()
-                }
-                Part::Deleted(n) => Frame::Integer(
-                    responses
-                        .by_ref()
-                        .take(n)
-                        .map(|r| if let Response::Delete { deleted, .. } = r { *deleted as i64 } else { 0 })
-                        .sum(),
-                ),
-                Part::Values(n) => Frame::Array(
-                    (0..n).map(|_| Frame::bulk_or_null(value(responses.next()).map(|kv| kv.value))).collect(),
-                ),
-                Part::Exists(n) => {
-                    Frame::Integer((0..n).filter(|_| value(responses.next()).is_some()).count() as i64)
-                }
-                Part::OldValue => {
-                    let old = Frame::bulk_or_null(value(responses.next()).map(|kv| kv.value));
-                    responses.next(); // the put
-                    old
-                }
-                Part::Ttl { millis } => Frame::Integer(ttl_reply(value(responses.next()), now_ms, millis)),
-            });
+    keys.sort();
+    keys.dedup();
+    let command =
+        Command::new(now_time(ctx.backend.now_ms()), Write::Redis(RedisExec { keys, watch, calls }));
+    reply(ctx.backend.write(command, ctx.consistency), |response| match response {
+        Response::Redis { replies: Some(replies), .. } => {
+            Ok(Frame::Array(replies.into_iter().map(Frame::from).collect()))
         }
-        Ok(Frame::Array(replies))
+        Response::Redis { replies: None, .. } => Ok(Frame::NullArray),
+        other => Err(unexpected(&other)),
     })
+}
+
+/// WATCH: each key's mod revision (0: absent), read at linearizable consistency so that a write
+/// acknowledged before the WATCH is seen.
+pub async fn watch_revisions(ctx: &ExecContext, keys: &[Bytes]) -> Result<Vec<(Vec<u8>, u64)>, Frame> {
+    let ctx = ExecContext {
+        consistency: RequestConsistency { read: ReadConsistency::Linearizable, ..ctx.consistency },
+        max_reply_bytes: usize::MAX,
+        ..ctx.clone()
+    };
+    let values = get_many(&ctx, keys, false).await?;
+    Ok(keys.iter().zip(values).map(|(key, kv)| (key.to_vec(), kv.map_or(0, |kv| kv.mod_revision))).collect())
 }
 
 /// TTL/PTTL's answer for a key as read at `now_ms`: -2 absent, -1 no TTL, else the time left
@@ -490,9 +346,16 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
         }
         Request::MGet(keys) => {
             let values = get_many(&ctx, &keys, true).await?;
-            Ok(Frame::Array(
-                values.into_iter().map(|kv| Frame::bulk_or_null(kv.map(|kv| kv.value))).collect(),
-            ))
+            let mut replies = Vec::with_capacity(values.len());
+            for (key, kv) in keys.iter().zip(values) {
+                // Redis answers nil for a key that holds a collection.
+                if kv.as_ref().is_some_and(|kv| kv.value.is_empty()) && !is_string(&ctx, key).await? {
+                    replies.push(Frame::Null);
+                    continue;
+                }
+                replies.push(Frame::bulk_or_null(kv.map(|kv| kv.value)));
+            }
+            Ok(Frame::Array(replies))
         }
         Request::Exists(keys) => {
             let values = get_many(&ctx, &keys, false).await?;
@@ -502,7 +365,6 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
             let kv = get(&ctx, &key, ctx.consistency).await?;
             Ok(Frame::Integer(ttl_reply(kv, ctx.backend.now_ms(), millis)))
         }
-        Request::Set(set) => set_keep_ttl(&ctx, set).await,
         Request::Keys(pattern) => keys(&ctx, &pattern).await,
         Request::Scan(scan) => scan_page(&ctx, scan).await,
         Request::DbSize => dbsize(&ctx).await,
@@ -514,11 +376,18 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
 /// Whether `key` holds a string (asked when a read finds an empty value: a collection's key has
 /// one, see `concord_kv::redis`).
 async fn is_string(ctx: &ExecContext, key: &[u8]) -> Result<bool, Frame> {
+    let kind = kind(ctx, key).await?;
+    Ok(kind == "string" || kind == "none")
+}
+
+/// What `TYPE key` answers (`none` if absent).
+async fn kind(ctx: &ExecContext, key: &[u8]) -> Result<String, Frame> {
     let exec = RedisExec::read(RedisCall::new(vec![b"type".to_vec(), key.to_vec()]));
     match ctx.backend.read(Query::Redis(exec), ctx.consistency).await.map_err(backend_error)? {
-        Response::Redis { replies: Some(replies), .. } => Ok(
-            !matches!(replies.first(), Some(concord_kv::Reply::Status(kind)) if kind != "string" && kind != "none"),
-        ),
+        Response::Redis { replies: Some(replies), .. } => match replies.first() {
+            Some(concord_kv::Reply::Status(kind)) => Ok(kind.clone()),
+            other => Err(Frame::error(format!("ERR internal error: TYPE answered {other:?}"))),
+        },
         other => Err(unexpected(&other)),
     }
 }
@@ -570,64 +439,6 @@ async fn get_many(
         }
     }
     Ok(values)
-}
-
-/// The read of a read-modify-write: the connection's consistency first, linearizable on retries
-/// (a stale read would only make the guard fail again). Only the Raft read level changes: an
-/// eventual backend keeps reading with the connection's R.
-fn rmw_consistency(ctx: &ExecContext, attempt: usize) -> RequestConsistency {
-    if attempt == 0 {
-        ctx.consistency
-    } else {
-        RequestConsistency { read: ReadConsistency::Linearizable, ..ctx.consistency }
-    }
-}
-
-fn too_much_contention(key: &[u8]) -> Frame {
-    Frame::error(format!(
-        "TRYAGAIN key {} changed {RMW_ATTEMPTS} times while this command tried to update it",
-        String::from_utf8_lossy(key)
-    ))
-}
-
-/// Write `txn` (guarded by a mod revision); whether its compares held, and its responses.
-async fn guarded(ctx: &ExecContext, txn: Txn) -> Result<(bool, Vec<Response>), Frame> {
-    let command = Command::new(now_time(ctx.backend.now_ms()), Write::Txn(txn));
-    match ctx.backend.write(command, ctx.consistency).await.map_err(backend_error)? {
-        Response::Txn { succeeded, responses, .. } => Ok((succeeded, responses)),
-        other => Err(unexpected(&other)),
-    }
-}
-
-fn remaining_ttl_ms(kv: &KeyValue, now_ms: u64) -> Option<u64> {
-    deadline_ms(kv).map(|deadline| deadline.saturating_sub(now_ms).max(1))
-}
-
-async fn set_keep_ttl(ctx: &ExecContext, set: SetRequest) -> Reply {
-    let key = set.key.to_vec();
-    let shape = SetShape { get: set.get, reply_integer: set.reply_integer };
-    for attempt in 0..RMW_ATTEMPTS {
-        let current = get(ctx, &key, rmw_consistency(ctx, attempt)).await?;
-        let now_ms = ctx.backend.now_ms();
-        let allowed = match set.condition {
-            None => true,
-            Some(Condition::IfAbsent) => current.is_none(),
-            Some(Condition::IfPresent) => current.is_some(),
-        };
-        let mut put = Put::new(key.clone(), set.value.to_vec());
-        put.ttl_ms = current.as_ref().and_then(|kv| remaining_ttl_ms(kv, now_ms));
-        let revision = current.as_ref().map_or(0, |kv| kv.mod_revision);
-        let txn = Txn {
-            compares: vec![Compare::new(key.clone(), CompareOp::Equal, CompareTarget::ModRevision(revision))],
-            success: if allowed { vec![TxnOp::Put(put)] } else { vec![] },
-            failure: vec![],
-        };
-        if guarded(ctx, txn).await?.0 {
-            let old = Frame::bulk_or_null(current.map(|kv| kv.value));
-            return Ok(shape.outcome(allowed, old));
-        }
-    }
-    Err(too_much_contention(&key))
 }
 
 /// One page of `range`, at most `limit` keys.
@@ -683,12 +494,20 @@ async fn scan_page(ctx: &ExecContext, scan: ScanRequest) -> Reply {
     };
     let limit = scan.count.min(ctx.backend.limits().max_range_limit);
     let (kvs, next_key) = page(ctx, range, limit).await?;
-    let strings = scan.type_filter.as_ref().is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
-    let keys = kvs
-        .into_iter()
-        .filter(|kv| strings && scan.pattern.as_ref().is_none_or(|p| glob::matches(p, &kv.key)))
-        .map(|kv| Frame::bulk(kv.key))
-        .collect();
+    let mut keys = Vec::new();
+    for kv in kvs {
+        if scan.pattern.as_ref().is_some_and(|p| !glob::matches(p, &kv.key)) {
+            continue;
+        }
+        if let Some(wanted) = &scan.type_filter {
+            // A non-empty value is a string; an empty one may be a collection: ask its kind.
+            let kind = if kv.value.is_empty() { kind(ctx, &kv.key).await? } else { "string".into() };
+            if !wanted.eq_ignore_ascii_case(kind.as_bytes()) {
+                continue;
+            }
+        }
+        keys.push(Frame::bulk(kv.key));
+    }
     Ok(match next_key {
         None => done(keys),
         Some(next) => Frame::Array(vec![Frame::bulk(cursor::encode(&next)), Frame::Array(keys)]),

@@ -58,6 +58,9 @@ pub enum Frame {
     Bulk(Bytes),
     /// RESP3 `_`; RESP2 `$-1` (also parsed from RESP2's null array `*-1`).
     Null,
+    /// RESP2 `*-1`, RESP3 `_`: a missing array (EXEC whose watched key changed). Only sent; the
+    /// decoder reads `*-1` as [`Frame::Null`].
+    NullArray,
     /// `*n` – an ordered list of frames.
     Array(Vec<Frame>),
     /// RESP3 `#t` / `#f`.
@@ -83,8 +86,8 @@ impl From<concord_kv::Reply> for Frame {
     fn from(reply: concord_kv::Reply) -> Frame {
         use concord_kv::Reply;
         match reply {
-            // RESP has no null array in RESP3; RESP2's `*-1` and `$-1` read the same to clients.
-            Reply::Nil | Reply::NilArray => Frame::Null,
+            Reply::Nil => Frame::Null,
+            Reply::NilArray => Frame::NullArray,
             Reply::Ok => Frame::ok(),
             Reply::Status(s) => Frame::Simple(s),
             Reply::Int(n) => Frame::Integer(n),
@@ -109,7 +112,9 @@ impl Frame {
                 Frame::Bulk(bytes) | Frame::BulkError(bytes) | Frame::Verbatim { text: bytes, .. } => {
                     bytes.len()
                 }
-                Frame::Integer(_) | Frame::Null | Frame::Boolean(_) | Frame::Double(_) => 0,
+                Frame::Integer(_) | Frame::Null | Frame::NullArray | Frame::Boolean(_) | Frame::Double(_) => {
+                    0
+                }
                 Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
                     items.iter().map(Frame::size_estimate).sum()
                 }
@@ -170,7 +175,8 @@ impl Frame {
             | Frame::Error(_)
             | Frame::Integer(_)
             | Frame::Bulk(_)
-            | Frame::Null) => other,
+            | Frame::Null
+            | Frame::NullArray) => other,
         }
     }
 }

@@ -45,7 +45,8 @@
 //!   order;
 //! * switching between reads and writes waits for the previous run to finish, so `SET k 1` then
 //!   `GET k` in one pipeline reads 1, and `GET k` then `SET k 2` does not read 2;
-//! * read-modify-write commands (`EXPIRE`, `PERSIST`, `SET … KEEPTTL`) run alone.
+//! * `EXEC` is a write: it starts once the `WATCH` reads before it have answered, and takes the
+//!   watched revisions then.
 //!
 //! # Errors and limits, as Redis does them
 //! * A malformed request gets `-ERR Protocol error: …` and the connection is closed (the byte
@@ -779,6 +780,8 @@ struct Client {
     run: Option<Access>,
     /// Commands queued since MULTI.
     multi: Option<Multi>,
+    /// Keys WATCHed and their mod revisions, shared with the WATCH reads in flight.
+    watched: Arc<std::sync::Mutex<Watched>>,
     /// Replies computed and not yet written (`max_output_bytes`).
     output: Arc<OutputBuffer>,
     /// This connection as the others see it (`CLIENT LIST`, `CLIENT KILL`).
@@ -809,6 +812,21 @@ struct Timing {
     /// Its arguments, if the slow log is on.
     args: Option<Vec<Bytes>>,
     lookups: Option<Lookups>,
+}
+
+/// What `WATCH` saw. `epoch` moves whenever the list is cleared (EXEC, DISCARD, UNWATCH), so a
+/// WATCH read still in flight then does not add its keys afterwards.
+#[derive(Default)]
+struct Watched {
+    epoch: u64,
+    keys: Vec<(Vec<u8>, u64)>,
+}
+
+impl Watched {
+    fn clear(&mut self) -> Vec<(Vec<u8>, u64)> {
+        self.epoch += 1;
+        std::mem::take(&mut self.keys)
+    }
 }
 
 /// A transaction being queued.
@@ -865,6 +883,7 @@ impl Client {
             blocking: Vec::new(),
             run: None,
             multi: None,
+            watched: Arc::default(),
             output,
             mailbox,
             subscribed: 0,
@@ -988,7 +1007,7 @@ impl Client {
 
     /// [`Client::dispatch`] without the measuring.
     async fn dispatch_parsed(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
-        let (name, request) = match self.check_and_parse(args) {
+        let (name, request) = match self.check_and_parse(args, self.multi.is_some()) {
             Ok(parsed) => parsed,
             Err(error) => {
                 // Inside MULTI, a command refused at queue time dooms the transaction (EXECABORT).
@@ -1069,10 +1088,41 @@ impl Client {
             (Request::Discard, false) => ready(Frame::error("ERR DISCARD without MULTI"), self.protocol),
             (Request::Discard, true) => {
                 self.multi = None;
+                self.watched.lock().expect("watch lock").clear();
+                ready(Frame::ok(), self.protocol)
+            }
+            (Request::Watch(_), true) => {
+                ready(Frame::error("ERR WATCH inside MULTI is not allowed"), self.protocol)
+            }
+            (Request::Watch(keys), false) => {
+                let ctx = self.exec_context();
+                let watched = self.watched.clone();
+                let epoch = watched.lock().expect("watch lock").epoch;
+                self.start(Access::Read, move || {
+                    Box::pin(async move {
+                        match exec::watch_revisions(&ctx, &keys).await {
+                            Ok(seen) => {
+                                let mut watched = watched.lock().expect("watch lock");
+                                if watched.epoch == epoch {
+                                    watched.keys.extend(seen);
+                                }
+                                Frame::ok()
+                            }
+                            Err(frame) => frame,
+                        }
+                    })
+                })
+                .await
+            }
+            (Request::Unwatch, false) => {
+                self.watched.lock().expect("watch lock").clear();
                 ready(Frame::ok(), self.protocol)
             }
             (Request::Exec, true) => {
                 let multi = self.multi.take().unwrap_or_default();
+                if multi.doomed || multi.queued.is_empty() {
+                    self.watched.lock().expect("watch lock").clear();
+                }
                 if multi.doomed {
                     ready(
                         Frame::error("EXECABORT Transaction discarded because of previous errors."),
@@ -1080,14 +1130,26 @@ impl Client {
                     )
                 } else if multi.queued.is_empty() {
                     ready(Frame::Array(vec![]), self.protocol)
-                } else if self.shared.backend.is_cluster()
-                    && cluster::cross_slot(multi.queued.iter().flat_map(|r| r.keys()))
-                {
-                    // As redis-server: the transaction is discarded, and EXEC says why.
-                    ready(Frame::error(cluster::CROSSSLOT), self.protocol)
                 } else {
                     let ctx = self.exec_context();
-                    self.start(Access::Write, move || exec::start_transaction(multi.queued, ctx)).await
+                    let watched = self.watched.clone();
+                    let cluster = self.shared.backend.is_cluster();
+                    // The watched keys are taken when the write starts: after every WATCH read
+                    // before it has answered (a write waits for the reads in flight).
+                    self.start(Access::Write, move || {
+                        let watch = watched.lock().expect("watch lock").clear();
+                        let keys = multi
+                            .queued
+                            .iter()
+                            .flat_map(|r| r.keys())
+                            .chain(watch.iter().map(|(k, _)| &k[..]));
+                        if cluster && cluster::cross_slot(keys) {
+                            // As redis-server: the transaction is discarded, and EXEC says why.
+                            return Box::pin(std::future::ready(Frame::error(cluster::CROSSSLOT)));
+                        }
+                        exec::start_transaction(multi.queued, watch, ctx)
+                    })
+                    .await
                 }
             }
             (Request::Quit, _) => (Pending::Ready(Frame::ok(), self.protocol), true),
@@ -1105,15 +1167,16 @@ impl Client {
                         self.protocol,
                     );
                 }
-                if exec::queueable(&request) {
+                if matches!(request, Request::Redis(_)) {
                     self.multi.get_or_insert_with(Multi::default).queued.push(request);
                     ready(Frame::simple("QUEUED"), self.protocol)
                 } else {
                     self.multi.get_or_insert_with(Multi::default).doomed = true;
                     ready(
                         Frame::error(format!(
-                            "ERR {} is not supported inside MULTI by Concord: a transaction may hold GET, SET \
-                             (without NX, XX, GET, KEEPTTL), GETSET, MGET, MSET, DEL, EXISTS, TTL and PTTL",
+                            "ERR {} is not supported inside MULTI by Concord: a transaction holds data commands \
+                             the state machine runs (strings, keys, hashes, lists, sets, sorted sets), not \
+                             scans or connection commands",
                             name.to_uppercase()
                         )),
                         self.protocol,
@@ -1170,7 +1233,8 @@ impl Client {
     }
 
     /// Unknown command, authentication, then the command's own parsing.
-    fn check_and_parse(&self, args: Vec<Bytes>) -> Result<(&'static str, Request), Frame> {
+    /// `queueing`: inside MULTI, where interpreter commands are only checked for arity.
+    fn check_and_parse(&self, args: Vec<Bytes>, queueing: bool) -> Result<(&'static str, Request), Frame> {
         let Some(spec) = command::lookup(&args[0]) else {
             return Err(ReplyError::unknown_command(&args).into_frame());
         };
@@ -1180,7 +1244,8 @@ impl Client {
             }
             return Err(Frame::error("NOAUTH Authentication required."));
         };
-        let request = command::parse(args).map_err(ReplyError::into_frame)?;
+        let parse = if queueing { command::parse_queued } else { command::parse };
+        let request = parse(args).map_err(ReplyError::into_frame)?;
         match self.shared.acl.check(user, need_of(&request)) {
             Ok(()) => Ok((spec.name, request)),
             Err(Denied::NoPerm { user, .. }) => Err(Frame::error(format!(
@@ -1210,7 +1275,7 @@ impl Client {
     /// Start a backend request of kind `access` once the pipeline allows it (see "Ordering" in the
     /// module docs); its reply arrives through a oneshot.
     async fn start(&mut self, access: Access, begin: impl FnOnce() -> BoxFuture<Frame>) -> (Pending, bool) {
-        if access == Access::ReadModifyWrite || self.run.is_some_and(|run| run != access) {
+        if self.run.is_some_and(|run| run != access) {
             for task in self.in_flight.drain(..) {
                 let _ = task.await;
             }
@@ -1777,7 +1842,7 @@ fn need_of(request: &Request) -> Need {
         request => match request.access() {
             Access::Connection => Need::Nothing,
             Access::Read => Need::Read,
-            Access::Write | Access::ReadModifyWrite => Need::Write,
+            Access::Write => Need::Write,
         },
     }
 }

@@ -114,5 +114,5 @@ fn blmpop_waits_on_counted_keys() {
     let (got, _) = blocked.read_for(reply.len(), Duration::from_secs(5));
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(reply));
     pusher.expect(&resp(&["LMPOP", "2", "a", "b", "RIGHT"]), b"*2\r\n$1\r\nb\r\n*1\r\n$1\r\nz\r\n");
-    pusher.expect(&resp(&["LMPOP", "1", "b", "RIGHT"]), b"$-1\r\n");
+    pusher.expect(&resp(&["LMPOP", "1", "b", "RIGHT"]), b"*-1\r\n");
 }

@@ -185,3 +185,67 @@ fn redis_py_commands_pipelines_and_transactions_in_resp2_and_resp3() {
         eprintln!("{}", stdout.trim());
     }
 }
+
+const PYTHON_WATCH_SCRIPT: &str = r#"
+import sys, threading, redis
+port = int(sys.argv[1])
+resp3 = int(redis.__version__.split(".")[0]) >= 5
+for protocol in (2, 3) if resp3 else (2,):
+    r = redis.Redis(port=port, protocol=protocol) if resp3 else redis.Redis(port=port)
+    k = f"watch{protocol}:"
+    r.set(k + "n", 0)
+    # INCR and friends inside MULTI (redis-py's default pipeline), with a runtime error kept in place.
+    p = r.pipeline()
+    p.incr(k + "n").incrby(k + "n", 10).hset(k + "h", "f", "v").incr(k + "h").incrbyfloat(k + "n", 0.5)
+    results = p.execute(raise_on_error=False)
+    assert results[:3] == [1, 11, 1], results
+    assert isinstance(results[3], redis.ResponseError) and "WRONGTYPE" in str(results[3]), results
+    assert results[4] == 11.5, results
+    # WatchError when another client writes a watched key.
+    with r.pipeline() as p:
+        p.watch(k + "w")
+        r.set(k + "w", "changed")
+        p.multi()
+        p.set(k + "w", "mine")
+        try:
+            p.execute()
+            raise AssertionError("EXEC ran although a watched key changed")
+        except redis.WatchError:
+            pass
+    assert r.get(k + "w") == b"changed"
+    # transaction(): optimistic increments, retried under a concurrent writer, lose nothing.
+    r.set(k + "c", 0)
+    retries = [0]
+    def bump(pipe):
+        current = int(pipe.get(k + "c"))
+        retries[0] += 1
+        pipe.multi()
+        pipe.set(k + "c", current + 1)
+    def writer():
+        w = redis.Redis(port=port)
+        for _ in range(200):
+            w.incr(k + "c")
+    thread = threading.Thread(target=writer)
+    thread.start()
+    for _ in range(50):
+        r.transaction(bump, k + "c")
+    thread.join()
+    assert int(r.get(k + "c")) == 250, r.get(k + "c")
+    assert retries[0] >= 50
+print("ok")
+"#;
+
+#[test]
+fn redis_py_watch_transaction_retries_under_a_concurrent_writer() {
+    if !have_program("python3", &["-c", "import redis"], REDIS_PY) {
+        return;
+    }
+    let server = TestServer::start(RespConfig::default());
+    let output = Command::new("python3")
+        .args(["-c", PYTHON_WATCH_SCRIPT, &server.port().to_string()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "python3 failed: {stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok", "{stderr}");
+}

@@ -378,6 +378,11 @@ fn command_info_and_getkeys_match_redis_server_for_every_command() {
             &["COMMAND", "GETKEYS", "TTL", "a"],
             &["COMMAND", "GETKEYS", "PTTL", "a"],
             &["COMMAND", "GETKEYS", "PERSIST", "a"],
+            &["COMMAND", "GETKEYS", "OBJECT", "ENCODING", "a"],
+            &["COMMAND", "GETKEYS", "RENAME", "a", "b"],
+            &["COMMAND", "GETKEYS", "COPY", "a", "b", "REPLACE"],
+            &["COMMAND", "GETKEYS", "MSETNX", "a", "1", "b", "2"],
+            &["COMMAND", "GETKEYS", "WATCH", "a", "b"],
             &["COMMAND", "GETKEYS", "get", "a"],
             // Several key specs, and a key count.
             &["COMMAND", "GETKEYS", "SMOVE", "a", "b", "m"],

@@ -260,25 +260,97 @@ fn scan_follows_long_keys_with_big_cursors() {
 }
 
 #[test]
-fn transactions_queue_and_refuse_what_they_cannot_run_atomically() {
+fn transactions_run_every_data_command_atomically() {
     let server = TestServer::start(RespConfig::default());
     let mut conn = server.connect();
     conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
     conn.expect(&resp(&["SET", "a", "1"]), b"+QUEUED\r\n");
     conn.expect(&resp(&["GETSET", "a", "2"]), b"+QUEUED\r\n");
-    conn.expect(&resp(&["EXEC"]), b"*2\r\n+OK\r\n$1\r\n1\r\n");
+    conn.expect(&resp(&["INCRBY", "a", "5"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["HSET", "h", "f", "v"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["INCR", "h"]), b"+QUEUED\r\n");
+    // Only the arity is checked when queued: SET's bad option is its reply inside EXEC, as Redis.
+    conn.expect(&resp(&["SET", "a", "1", "EX", "0"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["APPEND", "a", "x"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["GET", "a"]), b"+QUEUED\r\n");
+    conn.expect(
+        &resp(&["EXEC"]),
+        b"*8\r\n+OK\r\n$1\r\n1\r\n:7\r\n:1\r\n-WRONGTYPE Operation against a key holding the wrong kind of value\r\n\
+          -ERR invalid expire time in 'set' command\r\n:2\r\n$2\r\n7x\r\n",
+    );
+    // Outside MULTI: WRONGTYPE on the fast paths too (INCR's KV increment, MGET's nil).
+    conn.expect(
+        &resp(&["INCR", "h"]),
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    conn.expect(&resp(&["MGET", "h", "a"]), b"*2\r\n$-1\r\n$2\r\n7x\r\n");
+    conn.expect(&resp(&["SET", "a", "y", "NX", "GET"]), b"$2\r\n7x\r\n");
+    conn.expect(
+        &resp(&["SET", "h", "y", "GET"]),
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    );
+    // Queue-time errors doom the transaction.
     conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
     conn.expect(&resp(&["SET", "a", "3"]), b"+QUEUED\r\n");
-    conn.send(&resp(&["INCR", "a"]));
+    conn.expect(&resp(&["INCR"]), b"-ERR wrong number of arguments for 'incr' command\r\n");
+    conn.expect(&resp(&["EXEC"]), b"-EXECABORT Transaction discarded because of previous errors.\r\n");
+    conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    conn.send(&resp(&["KEYS", "*"]));
     let (error, _) = conn.read_for(usize::MAX, Duration::from_millis(200));
     assert!(
-        error.starts_with(b"-ERR INCR is not supported inside MULTI"),
+        error.starts_with(b"-ERR KEYS is not supported inside MULTI"),
         "{}",
         String::from_utf8_lossy(&error)
     );
     conn.expect(&resp(&["EXEC"]), b"-EXECABORT Transaction discarded because of previous errors.\r\n");
-    conn.expect(&resp(&["GET", "a"]), b"$1\r\n2\r\n");
+    conn.expect(&resp(&["GET", "a"]), b"$2\r\n7x\r\n");
     conn.expect(&resp(&["EXEC"]), b"-ERR EXEC without MULTI\r\n");
+}
+
+#[test]
+fn watch_fails_exec_when_a_watched_key_changes() {
+    let server = TestServer::start(RespConfig::default());
+    let mut conn = server.connect();
+    let mut other = server.connect();
+    conn.expect(&resp(&["SET", "w", "1"]), b"+OK\r\n");
+    conn.expect(&resp(&["WATCH", "w", "absent"]), b"+OK\r\n");
+    conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    conn.expect(&resp(&["WATCH", "x"]), b"-ERR WATCH inside MULTI is not allowed\r\n");
+    conn.expect(&resp(&["INCR", "w"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["EXEC"]), b"*1\r\n:2\r\n");
+    // Another client writes a watched key between WATCH and EXEC: nothing runs, a null array.
+    conn.expect(&resp(&["WATCH", "w"]), b"+OK\r\n");
+    other.expect(&resp(&["SET", "w", "10"]), b"+OK\r\n");
+    conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    conn.expect(&resp(&["INCR", "w"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["EXEC"]), b"*-1\r\n");
+    conn.expect(&resp(&["GET", "w"]), b"$2\r\n10\r\n");
+    // EXEC forgot the watch: the next transaction runs.
+    other.expect(&resp(&["SET", "w", "20"]), b"+OK\r\n");
+    conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    conn.expect(&resp(&["INCR", "w"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["EXEC"]), b"*1\r\n:21\r\n");
+    // A key created after WATCH (absent: revision 0) fails it too; UNWATCH and DISCARD forget.
+    conn.expect(&resp(&["WATCH", "new"]), b"+OK\r\n");
+    other.expect(&resp(&["SET", "new", "1"]), b"+OK\r\n");
+    conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    conn.expect(&resp(&["GET", "w"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["EXEC"]), b"*-1\r\n");
+    conn.expect(&resp(&["WATCH", "w"]), b"+OK\r\n");
+    conn.expect(&resp(&["UNWATCH"]), b"+OK\r\n");
+    other.expect(&resp(&["DEL", "w"]), b":1\r\n");
+    conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    conn.expect(&resp(&["EXISTS", "w"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["EXEC"]), b"*1\r\n:0\r\n");
+    // RESP3: the null is `_`.
+    conn.send(&resp(&["HELLO", "3"]));
+    let (hello, _) = conn.read_for(usize::MAX, Duration::from_millis(300));
+    assert!(hello.starts_with(b"%"), "{}", String::from_utf8_lossy(&hello));
+    conn.expect(&resp(&["WATCH", "w"]), b"+OK\r\n");
+    other.expect(&resp(&["SET", "w", "1"]), b"+OK\r\n");
+    conn.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    conn.expect(&resp(&["GET", "w"]), b"+QUEUED\r\n");
+    conn.expect(&resp(&["EXEC"]), b"_\r\n");
 }
 
 #[test]

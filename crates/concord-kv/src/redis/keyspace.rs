@@ -5,8 +5,8 @@
 //! the front door once used: the state machine can change a key's deadline without touching its
 //! value, and atomically, so there is nothing to retry.
 
-use super::args::{int, is};
-use super::{read, write, Outcome, Reply, Spec, Tx, View};
+use super::args::{int, is, wrong_arity};
+use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
 use concord_core::Time;
 
 pub const COMMANDS: &[Spec] = &[
@@ -16,7 +16,112 @@ pub const COMMANDS: &[Spec] = &[
     write("expireat", |tx, args| expire(tx, args, "expireat")),
     write("pexpireat", |tx, args| expire(tx, args, "pexpireat")),
     write("persist", persist),
+    write("del", del),
+    write("unlink", del),
+    read("exists", exists),
+    write("rename", |tx, args| rename(tx, args, false)),
+    write("renamenx", |tx, args| rename(tx, args, true)),
+    write("copy", copy),
+    read("expiretime", |view, args| deadline(view, args, false)),
+    read("pexpiretime", |view, args| deadline(view, args, true)),
+    read("ttl", |view, args| ttl(view, args, false)),
+    read("pttl", |view, args| ttl(view, args, true)),
+    read("object", object),
 ];
+
+/// `DEL key …` and `UNLINK` (the same here: a collection's records go in the same step either
+/// way): how many keys existed.
+fn del(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(args.iter().filter(|key| tx.remove(key)).count() as i64))
+}
+
+/// `EXISTS key …`: how many of the keys exist, a key named twice counted twice.
+fn exists(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(args.iter().filter(|key| view.entry(key).is_some()).count() as i64))
+}
+
+/// `RENAME src dst` / `RENAMENX`: the value (a collection: every record, re-keyed – O(members))
+/// and the deadline move to `dst`, replacing what it held.
+fn rename(tx: &mut Tx, args: &[Vec<u8>], nx: bool) -> Outcome {
+    let [src, dst] = args else { unreachable!("arity checked") };
+    if tx.view().entry(src).is_none() {
+        return Err(Reply::error("ERR no such key"));
+    }
+    if src == dst {
+        return Ok(if nx { Reply::Int(0) } else { Reply::Ok });
+    }
+    if nx && tx.view().entry(dst).is_some() {
+        return Ok(Reply::Int(0));
+    }
+    tx.copy_key(src, dst);
+    tx.remove(src);
+    Ok(if nx { Reply::Int(1) } else { Reply::Ok })
+}
+
+/// `COPY src dst [DB 0] [REPLACE]`: 1 if copied (value and deadline), 0 if `dst` exists without
+/// `REPLACE` or `src` is absent. Concord has one database: `DB` other than 0 is out of range, as
+/// on a redis-server with `databases 1`.
+fn copy(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let (src, dst) = (&args[0], &args[1]);
+    let mut replace = false;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "REPLACE") {
+            replace = true;
+        } else if is(&args[i], "DB") && i + 1 < args.len() {
+            let db = int(&args[i + 1])?;
+            if db != 0 {
+                return Err(Reply::error("ERR DB index is out of range"));
+            }
+            i += 1;
+        } else {
+            return Err(Reply::error("ERR syntax error"));
+        }
+        i += 1;
+    }
+    if src == dst {
+        return Err(Reply::error("ERR source and destination objects are the same"));
+    }
+    if tx.view().entry(src).is_none() || (!replace && tx.view().entry(dst).is_some()) {
+        return Ok(Reply::Int(0));
+    }
+    tx.copy_key(src, dst);
+    Ok(Reply::Int(1))
+}
+
+/// `EXPIRETIME` / `PEXPIRETIME`: the Unix deadline; -1 without one, -2 if absent.
+fn deadline(view: &View, args: &[Vec<u8>], millis: bool) -> Outcome {
+    Ok(Reply::Int(match view.entry(&args[0]) {
+        None => -2,
+        Some(entry) => match entry.expires_at {
+            None => -1,
+            Some(at) if millis => (at.0 / 1_000_000) as i64,
+            Some(at) => ((at.0 / 1_000_000 + 500) / 1000) as i64,
+        },
+    }))
+}
+
+/// `TTL` / `PTTL`: the time left. Needs the command's time, so it runs only through the log (in a
+/// `MULTI`); outside one the front door answers it from a read and its own clock.
+fn ttl(view: &View, args: &[Vec<u8>], millis: bool) -> Outcome {
+    let now = view.now.ok_or_else(|| {
+        Reply::error("ERR TTL in a read-only query has no clock the replicas agree on; run it in MULTI")
+    })?;
+    Ok(Reply::Int(match view.entry(&args[0]) {
+        None => -2,
+        Some(entry) => match entry.expires_at {
+            None => -1,
+            Some(at) => {
+                let left_ms = (at.0.saturating_sub(now.0) / 1_000_000) as i64;
+                if millis {
+                    left_ms
+                } else {
+                    (left_ms + 500) / 1000
+                }
+            }
+        },
+    }))
+}
 
 fn kind(view: &View, args: &[Vec<u8>]) -> Outcome {
     Ok(Reply::Status(view.kind(&args[0]).map_or("none", |k| k.name()).into()))
@@ -85,5 +190,99 @@ fn persist(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
             Ok(Reply::Int(1))
         }
         _ => Ok(Reply::Int(0)),
+    }
+}
+
+/// `OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key` and `OBJECT HELP`. Concord stores every value the
+/// same way (a string entry, or one record per member), so the encoding is **reported, not
+/// real**: the name redis-server 7.0 would use for a value of that kind and size with its default
+/// thresholds (`int`/`embstr`/`raw`; hashes and sorted sets `listpack` up to 128 members of at
+/// most 64 bytes, else `hashtable`/`skiplist`; sets `intset` up to 512 integers, else
+/// `hashtable`; lists `quicklist`). `REFCOUNT` is 1 (Redis's shared small integers report
+/// `2147483647`, and so does Concord), `IDLETIME` 0 (access times are not tracked: a replicated
+/// state machine does not write on reads), `FREQ` Redis's error without an LFU policy.
+fn object(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let sub = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    if sub == "help" {
+        if args.len() != 1 {
+            return Err(wrong_arity("object|help"));
+        }
+        return Ok(Reply::Array(OBJECT_HELP.iter().map(|line| Reply::Status((*line).into())).collect()));
+    }
+    if !["encoding", "refcount", "idletime", "freq"].contains(&sub.as_str()) {
+        return Err(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try OBJECT HELP.",
+            String::from_utf8_lossy(&args[0])
+        )));
+    }
+    if args.len() != 2 {
+        return Err(wrong_arity(&format!("object|{sub}")));
+    }
+    let key = &args[1];
+    let Some(entry) = view.entry(key) else { return Ok(Reply::Nil) };
+    let kind = view.kind_of(key, &entry);
+    let shared_int =
+        kind == Kind::String && small_int(&entry.value).is_some_and(|n| (0..10_000).contains(&n));
+    Ok(match sub.as_str() {
+        "refcount" => Reply::Int(if shared_int { i64::from(i32::MAX) } else { 1 }),
+        "idletime" => Reply::Int(0),
+        "freq" => return Err(Reply::error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that \
+                 when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+        )),
+        _ => Reply::bulk(encoding(view, key, kind, &entry.value)),
+    })
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// A value redis-server would store as an integer (`string2ll`: no sign `+`, no leading zeros).
+fn small_int(value: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(value).ok()?;
+    if s.len() > 20 || s.starts_with('+') || s.starts_with("-0") || (s.len() > 1 && s.starts_with('0')) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The encoding name redis-server 7.0 would report (see [`object`]).
+fn encoding(view: &View, key: &[u8], kind: Kind, value: &[u8]) -> &'static str {
+    let len = view.header(key).map_or(0, |h| h.len);
+    // Whether every member (and, for hashes, value) satisfies `small`; stops at the first miss.
+    let all = |small: &dyn Fn(&[u8], &[u8]) -> bool| {
+        let mut ok = true;
+        view.members(key, &[], &mut |member, value| {
+            ok = small(member, value);
+            ok
+        });
+        ok
+    };
+    match kind {
+        Kind::String if small_int(value).is_some() => "int",
+        Kind::String if value.len() <= 44 => "embstr",
+        Kind::String => "raw",
+        Kind::List => "quicklist",
+        Kind::Hash if len <= 128 && all(&|f, v| f.len() <= 64 && v.len() <= 64) => "listpack",
+        Kind::Hash => "hashtable",
+        Kind::Set if len <= 512 && all(&|m, _| small_int(m).is_some()) => "intset",
+        Kind::Set => "hashtable",
+        Kind::ZSet if len <= 128 && all(&|m, _| m.len() <= 64) => "listpack",
+        Kind::ZSet => "skiplist",
     }
 }

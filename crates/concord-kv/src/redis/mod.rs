@@ -212,11 +212,14 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// Read access to the store for the interpreter.
 pub struct View<'a> {
     engine: &'a dyn EngineRead,
+    /// The command's time when it runs through the log (inside a [`RedisExec`]); `None` for a
+    /// query, which has no clock the replicas agree on (`TTL` needs one: see `keyspace`).
+    pub now: Option<Time>,
 }
 
 impl<'a> View<'a> {
     pub fn new(engine: &'a dyn EngineRead) -> View<'a> {
-        View { engine }
+        View { engine, now: None }
     }
 
     /// The key's entry (strings: the value; collections: the metadata).
@@ -280,15 +283,44 @@ pub struct Tx<'a> {
     pub now: Time,
     rev: u64,
     wrote: bool,
+    /// The store's `max_value_bytes`: commands that grow a value (`APPEND`, `SETRANGE`) refuse to
+    /// pass it, since the limits only saw their arguments.
+    pub max_value_bytes: usize,
 }
 
 impl<'a> Tx<'a> {
     pub fn new(engine: &'a mut dyn Engine, now: Time, rev: u64) -> Tx<'a> {
-        Tx { engine, now, rev, wrote: false }
+        Tx { engine, now, rev, wrote: false, max_value_bytes: usize::MAX }
     }
 
     pub fn view(&self) -> View<'_> {
-        View { engine: &*self.engine }
+        View { engine: &*self.engine, now: Some(self.now) }
+    }
+
+    /// Make `dst` a copy of `src` (which exists): its value or collection records, and its
+    /// deadline. Whatever `dst` held is removed first. O(members) for a collection: every record
+    /// is re-keyed under `dst`'s prefix.
+    pub fn copy_key(&mut self, src: &[u8], dst: &[u8]) {
+        let Some(entry) = self.engine.get(src) else { return };
+        let collection = self.view().kind_of(src, &entry) != Kind::String;
+        self.remove(dst);
+        let old = self.engine.get(dst);
+        self.put_entry(dst, entry.value.clone(), entry.expires_at, old.as_ref());
+        if collection {
+            let prefix = record_prefix(src);
+            let end = prefix_end(&prefix);
+            let mut records = Vec::new();
+            self.engine.scan(&prefix, end.as_deref(), &mut |k, e| {
+                records.push((k[prefix.len()..].to_vec(), e.value.clone()));
+                true
+            });
+            let target = record_prefix(dst);
+            for (rest, value) in records {
+                let mut key = target.clone();
+                key.extend_from_slice(&rest);
+                self.put_record(key, value);
+            }
+        }
     }
 
     /// The revision this command's records get (seeds [`random`]'s generator).
@@ -442,6 +474,7 @@ pub fn commands() -> impl Iterator<Item = &'static Spec> {
         .chain(list::COMMANDS)
         .chain(zset::COMMANDS)
         .chain(script::COMMANDS)
+        .chain(string::COMMANDS)
 }
 
 /// The interpreter's command named `name` (lowercase).
@@ -468,12 +501,24 @@ pub fn query(engine: &dyn EngineRead, call: &RedisCall) -> Reply {
 /// Run `exec`'s calls in order against `engine` at revision `rev`. Returns whether anything was
 /// written and the replies (`None`: a watched key changed, nothing ran).
 pub fn exec(engine: &mut dyn Engine, exec: &RedisExec, now: Time, rev: u64) -> (bool, Option<Vec<Reply>>) {
+    exec_limited(engine, exec, now, rev, usize::MAX)
+}
+
+/// [`exec`] with the store's `max_value_bytes`, which commands growing a value check.
+pub fn exec_limited(
+    engine: &mut dyn Engine,
+    exec: &RedisExec,
+    now: Time,
+    rev: u64,
+    max_value_bytes: usize,
+) -> (bool, Option<Vec<Reply>>) {
     let watched_changed =
         exec.watch.iter().any(|(key, seen)| engine.get(key).map_or(0, |e| e.mod_revision) != *seen);
     if watched_changed {
         return (false, None);
     }
     let mut tx = Tx::new(engine, now, rev);
+    tx.max_value_bytes = max_value_bytes;
     let replies = exec
         .calls
         .iter()
@@ -519,3 +564,5 @@ mod tests;
 mod tests_listzset;
 #[cfg(test)]
 mod tests_set;
+#[cfg(test)]
+mod tests_string;

@@ -13,7 +13,7 @@
 
 use super::args::int;
 use super::lua::{self, Budget};
-use super::{read, string, write, Outcome, Reply, Run, Spec, Tx, View};
+use super::{read, write, Outcome, Reply, Run, Spec, Tx, View};
 
 pub const COMMANDS: &[Spec] = &[write("eval", eval), read("eval_ro", eval_ro)];
 
@@ -49,9 +49,9 @@ pub fn split(args: &[Vec<u8>]) -> Result<Parts<'_>, Reply> {
     Ok((body, keys, argv))
 }
 
-/// A command's spec for a script: the interpreter's, else the script-only string commands.
+/// A command's spec for a script: the interpreter's (strings included).
 fn lookup(name: &str) -> Option<&'static Spec> {
-    super::lookup(name).or_else(|| string::lookup(name))
+    super::lookup(name)
 }
 
 /// Arity first (see the module docs), then the command itself.

@@ -1,113 +1,193 @@
-//! String commands **for scripts** (`redis.call('get', …)`): `GET`, `SET` (NX, XX, GET, EX, PX,
-//! EXAT, PXAT, KEEPTTL), `SETNX`, `MGET`, `MSET`, `DEL`, `EXISTS`, `INCR`, `DECR`, `INCRBY`,
-//! `DECRBY`, `TTL`, `PTTL`.
+//! Strings (`@string`) in the interpreter: every string command, so `MULTI … EXEC` and scripts can
+//! run any of them in one log entry.
 //!
-//! Clients' own string commands do not come here: the front door maps them onto the store's puts
-//! and gets (one lookup on the common path). A script's calls cannot leave the state machine, so
-//! they run here, on the same entries, with redis-server's replies and errors. These commands are
-//! deliberately *not* in [`super::commands`] (which would route the front door's `GET` through
-//! the interpreter); [`super::script`] looks them up with [`lookup`].
+//! The front door keeps faster paths outside `MULTI` where a plain KV operation already behaves
+//! exactly as Redis (`GET` as a `Query::Get`, a plain `SET` as a `Write::Put`, `MSET`, `MGET`,
+//! `DEL`, `EXISTS`, `TTL`); everything else – `SET` with `NX`/`XX`/`GET`/`KEEPTTL`, `INCR` and
+//! friends (WRONGTYPE on a collection), `APPEND`… – runs here. A string is a key whose entry holds
+//! the bytes; an entry with an empty value is either the string `""` or a collection, told apart
+//! by its header (see the module docs of `redis`).
+//!
+//! `INCRBYFLOAT` answers as redis-server does with its `long double`: `%.17Lf` with trailing zeros
+//! removed. The sum is computed exactly in decimal fixed point (17 fractional digits) when both
+//! numbers fit, which is what the 64-bit mantissa of a `long double` yields for the decimal
+//! numbers people type (`10.5` + `0.1` = `10.6`, not `10.59999999999999964`); larger values fall
+//! back to `f64`. Where the `long double`'s own rounding shows in those 17 digits, Concord's answer
+//! is the exact one and differs from redis-server's: `10.6` + `5.0e3` is `5010.6` here,
+//! `5010.60000000000000009` there; `1e20` + `3` is `100000000000000000003` here, `1e20` there.
 
-use super::args::{int, is};
+use super::args::{int, is, wrong_arity};
 use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
+use crate::store::Entry;
 use concord_core::Time;
 
 pub const COMMANDS: &[Spec] = &[
     read("get", get),
+    read("mget", mget),
+    read("strlen", strlen),
+    read("getrange", getrange),
+    read("substr", getrange),
     write("set", set),
     write("setnx", setnx),
-    read("mget", mget),
+    write("setex", |tx, args| setex(tx, args, "setex")),
+    write("psetex", |tx, args| setex(tx, args, "psetex")),
+    write("getset", getset),
+    write("getdel", getdel),
+    write("getex", getex),
     write("mset", mset),
-    write("del", del),
-    read("exists", exists),
+    write("msetnx", msetnx),
     write("incr", |tx, args| incr_by(tx, &args[0], 1)),
     write("decr", |tx, args| incr_by(tx, &args[0], -1)),
     write("incrby", |tx, args| incr_by(tx, &args[0], int(&args[1])?)),
-    write("decrby", |tx, args| incr_by(tx, &args[0], int(&args[1])?.checked_neg().ok_or_else(overflow)?)),
-    // Reads, but they need the command's clock, which only a write (a log entry) carries; so an
-    // `EVAL_RO` script cannot ask for TTLs.
-    write("ttl", |tx, args| ttl(tx, args, false)),
-    write("pttl", |tx, args| ttl(tx, args, true)),
+    write("decrby", decrby),
+    write("incrbyfloat", incrbyfloat),
+    write("append", append),
+    write("setrange", setrange),
 ];
 
-/// The string command named `name` (lowercase).
-pub fn lookup(name: &str) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|spec| spec.name == name)
-}
-
-/// The string under `key`: `Ok(None)` if absent, WRONGTYPE if the key holds a collection.
-fn string(view: &View, key: &[u8]) -> Result<Option<Vec<u8>>, Reply> {
+/// The string stored under `key` (`None`: absent), WRONGTYPE for a collection.
+fn string(view: &View, key: &[u8]) -> Result<Option<Entry>, Reply> {
     match view.entry(key) {
-        None => Ok(None),
-        Some(entry) if view.kind_of(key, &entry) == Kind::String => Ok(Some(entry.value)),
-        Some(_) => Err(Reply::wrong_type()),
+        Some(entry) if view.kind_of(key, &entry) != Kind::String => Err(Reply::wrong_type()),
+        entry => Ok(entry),
     }
-}
-
-fn get(view: &View, args: &[Vec<u8>]) -> Outcome {
-    Ok(Reply::bulk_or_nil(string(view, &args[0])?))
-}
-
-fn mget(view: &View, args: &[Vec<u8>]) -> Outcome {
-    // MGET answers nil for a key of another kind rather than failing.
-    Ok(Reply::Array(args.iter().map(|k| Reply::bulk_or_nil(string(view, k).ok().flatten())).collect()))
 }
 
 fn now_ms(tx: &Tx) -> i64 {
     (tx.now.0 / 1_000_000) as i64
 }
 
-/// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`
-fn set(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
-    let (key, value) = (&args[0], &args[1]);
-    let syntax = || Reply::error("ERR syntax error");
-    let (mut nx, mut xx, mut get, mut keepttl) = (false, false, false, false);
-    let mut deadline_ms: Option<i64> = None;
-    let mut options = args[2..].iter();
-    while let Some(option) = options.next() {
-        let unit_ms = match () {
-            _ if is(option, "NX") && !xx => {
-                nx = true;
-                continue;
-            }
-            _ if is(option, "XX") && !nx => {
-                xx = true;
-                continue;
-            }
-            _ if is(option, "GET") => {
-                get = true;
-                continue;
-            }
-            _ if is(option, "KEEPTTL") && deadline_ms.is_none() => {
-                keepttl = true;
-                continue;
-            }
-            _ if is(option, "EX") || is(option, "EXAT") => 1000,
-            _ if is(option, "PX") || is(option, "PXAT") => 1,
-            _ => return Err(syntax()),
-        };
-        if keepttl || deadline_ms.is_some() {
-            return Err(syntax());
-        }
-        let amount = int(options.next().ok_or_else(syntax)?)?;
-        let invalid = || Reply::error("ERR invalid expire time in 'set' command");
-        let ms = amount.checked_mul(unit_ms).filter(|ms| *ms > 0).ok_or_else(invalid)?;
-        let at = if option.len() == 4 { Some(ms) } else { ms.checked_add(now_ms(tx)) };
-        deadline_ms = Some(at.filter(|at| at.checked_mul(1_000_000).is_some()).ok_or_else(invalid)?);
+fn too_large(tx: &Tx) -> Reply {
+    Reply::error(format!(
+        "ERR string exceeds maximum allowed size (proto-max-bulk-len; Concord's max_value_bytes is {})",
+        tx.max_value_bytes
+    ))
+}
+
+fn get(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::bulk_or_nil(string(view, &args[0])?.map(|e| e.value)))
+}
+
+/// `MGET`: nil for an absent key and for one holding a collection, as Redis.
+fn mget(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Array(
+        args.iter()
+            .map(|key| Reply::bulk_or_nil(string(view, key).ok().flatten().map(|e| e.value)))
+            .collect(),
+    ))
+}
+
+fn strlen(view: &View, args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(string(view, &args[0])?.map_or(0, |e| e.value.len() as i64)))
+}
+
+/// `GETRANGE key start end`, with redis-server 7.0's index rules.
+fn getrange(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let (mut start, mut end) = (int(&args[1])?, int(&args[2])?);
+    let value = string(view, &args[0])?.map(|e| e.value).unwrap_or_default();
+    let len = value.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return Ok(Reply::bulk(""));
     }
-    let old_entry = tx.view().entry(key);
-    let old = if get { string(&tx.view(), key)? } else { None };
-    let exists = old_entry.is_some();
-    if (nx && exists) || (xx && !exists) {
-        return Ok(if get { Reply::bulk_or_nil(old) } else { Reply::Nil });
+    if start < 0 {
+        start += len;
     }
-    let expires_at = match deadline_ms {
-        Some(ms) => Some(Time(ms as u64 * 1_000_000)),
-        None if keepttl => old_entry.and_then(|e| e.expires_at),
-        None => None,
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return Ok(Reply::bulk(""));
+    }
+    Ok(Reply::bulk(value[start as usize..=end as usize].to_vec()))
+}
+
+/// What `SET` does with the deadline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Clear,
+    Keep,
+    /// Unix ms.
+    At(i64),
+}
+
+fn is_expiry(option: &[u8]) -> bool {
+    ["EX", "PX", "EXAT", "PXAT"].iter().any(|w| is(option, w))
+}
+
+/// An expire amount (`EX`/`PX`/`EXAT`/`PXAT`) as a Unix deadline in ms, or Redis's error.
+fn deadline(tx: &Tx, option: &[u8], amount: &[u8], command: &str) -> Result<i64, Reply> {
+    let amount = int(amount)?;
+    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
+    if amount <= 0 {
+        return Err(invalid());
+    }
+    let seconds = is(option, "EX") || is(option, "EXAT");
+    let ms = if seconds { amount.checked_mul(1000).ok_or_else(invalid)? } else { amount };
+    let at = if is(option, "EX") || is(option, "PX") {
+        ms.checked_add(now_ms(tx)).ok_or_else(invalid)?
+    } else {
+        ms
     };
-    tx.put_string(key, value.clone(), expires_at);
-    Ok(if get { Reply::bulk_or_nil(old) } else { Reply::Ok })
+    // The store keeps deadlines in ns.
+    at.checked_mul(1_000_000).ok_or_else(invalid)?;
+    Ok(at)
+}
+
+/// Store `value` under `key` with `expiry` (a deadline already past deletes the key, as Redis's
+/// `SET … EXAT <past>` does).
+fn store(tx: &mut Tx, key: &[u8], value: Vec<u8>, expiry: Expiry, old: Option<&Entry>) {
+    let at = match expiry {
+        Expiry::Clear => None,
+        Expiry::Keep => old.and_then(|e| e.expires_at),
+        Expiry::At(ms) if ms <= now_ms(tx) => {
+            tx.remove(key);
+            return;
+        }
+        Expiry::At(ms) => Some(Time(ms as u64 * 1_000_000)),
+    };
+    tx.put_string(key, value, at);
+}
+
+/// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`.
+fn set(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let (key, value, options) = (&args[0], &args[1], &args[2..]);
+    let (mut nx, mut xx, mut get) = (false, false, false);
+    let mut expiry = None;
+    let mut i = 0;
+    while i < options.len() {
+        let option = &options[i];
+        let next = options.get(i + 1);
+        if is(option, "NX") && !xx {
+            nx = true;
+        } else if is(option, "XX") && !nx {
+            xx = true;
+        } else if is(option, "GET") {
+            get = true;
+        } else if is(option, "KEEPTTL") && expiry.is_none() {
+            expiry = Some(Expiry::Keep);
+        } else if let Some(amount) = next.filter(|_| is_expiry(option) && expiry.is_none()) {
+            expiry = Some(Expiry::At(deadline(tx, option, amount, "set")?));
+            i += 1;
+        } else {
+            return Err(Reply::error("ERR syntax error"));
+        }
+        i += 1;
+    }
+    let old = if get { string(&tx.view(), key)? } else { tx.view().entry(key) };
+    let allowed = (!nx || old.is_none()) && (!xx || old.is_some());
+    if allowed {
+        store(tx, key, value.clone(), expiry.unwrap_or(Expiry::Clear), old.as_ref());
+    }
+    Ok(match (get, allowed) {
+        (true, _) => Reply::bulk_or_nil(old.map(|e| e.value)),
+        (false, true) => Reply::Ok,
+        (false, false) => Reply::Nil,
+    })
 }
 
 fn setnx(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
@@ -118,45 +198,263 @@ fn setnx(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     Ok(Reply::Int(1))
 }
 
-fn mset(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
-    if !args.len().is_multiple_of(2) {
-        return Err(Reply::error("ERR wrong number of arguments for 'mset' command"));
+/// `SETEX key seconds value`, `PSETEX key ms value`.
+fn setex(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
+    let option = if name == "setex" { "EX" } else { "PX" };
+    let at = deadline(tx, option.as_bytes(), &args[1], name)?;
+    let old = tx.view().entry(&args[0]);
+    store(tx, &args[0], args[2].clone(), Expiry::At(at), old.as_ref());
+    Ok(Reply::Ok)
+}
+
+fn getset(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let old = string(&tx.view(), &args[0])?;
+    tx.put_string(&args[0], args[1].clone(), None);
+    Ok(Reply::bulk_or_nil(old.map(|e| e.value)))
+}
+
+fn getdel(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let old = string(&tx.view(), &args[0])?;
+    if old.is_some() {
+        tx.remove(&args[0]);
     }
-    for pair in args.chunks(2) {
+    Ok(Reply::bulk_or_nil(old.map(|e| e.value)))
+}
+
+/// `GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]`.
+fn getex(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let (key, options) = (&args[0], &args[1..]);
+    let mut change: Option<Option<i64>> = None; // Some(None): PERSIST
+    let mut i = 0;
+    while i < options.len() {
+        let option = &options[i];
+        let next = options.get(i + 1);
+        if is(option, "PERSIST") && change.is_none() {
+            change = Some(None);
+        } else if let Some(amount) = next.filter(|_| is_expiry(option) && change.is_none()) {
+            change = Some(Some(deadline(tx, option, amount, "getex")?));
+            i += 1;
+        } else {
+            return Err(Reply::error("ERR syntax error"));
+        }
+        i += 1;
+    }
+    let Some(old) = string(&tx.view(), key)? else { return Ok(Reply::Nil) };
+    match change {
+        None => {}
+        Some(None) if old.expires_at.is_some() => {
+            tx.set_deadline(key, None);
+        }
+        Some(None) => {}
+        Some(Some(at)) if at <= now_ms(tx) => {
+            tx.remove(key);
+        }
+        Some(Some(at)) => {
+            tx.set_deadline(key, Some(Time(at as u64 * 1_000_000)));
+        }
+    }
+    Ok(Reply::Bulk(old.value))
+}
+
+fn pairs<'a>(args: &'a [Vec<u8>], name: &str) -> Result<std::slice::Chunks<'a, Vec<u8>>, Reply> {
+    if args.is_empty() || !args.len().is_multiple_of(2) {
+        return Err(wrong_arity(name));
+    }
+    Ok(args.chunks(2))
+}
+
+fn mset(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    for pair in pairs(args, "mset")? {
         tx.put_string(&pair[0], pair[1].clone(), None);
     }
     Ok(Reply::Ok)
 }
 
-fn del(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
-    Ok(Reply::Int(args.iter().filter(|key| tx.remove(key)).count() as i64))
+/// `MSETNX`: all or none – 0 if any key exists, whatever it holds.
+fn msetnx(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let pairs = pairs(args, "msetnx")?;
+    if pairs.clone().any(|pair| tx.view().entry(&pair[0]).is_some()) {
+        return Ok(Reply::Int(0));
+    }
+    for pair in pairs {
+        tx.put_string(&pair[0], pair[1].clone(), None);
+    }
+    Ok(Reply::Int(1))
 }
 
-fn exists(view: &View, args: &[Vec<u8>]) -> Outcome {
-    Ok(Reply::Int(args.iter().filter(|key| view.entry(key).is_some()).count() as i64))
+fn decrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let delta = int(&args[1])?;
+    if delta == i64::MIN {
+        return Err(Reply::error("ERR decrement would overflow"));
+    }
+    incr_by(tx, &args[0], -delta)
 }
 
-fn overflow() -> Reply {
-    Reply::error("ERR increment or decrement would overflow")
-}
-
-/// `INCRBY`: the key keeps its TTL, as in Redis.
-fn incr_by(tx: &mut Tx, key: &[u8], by: i64) -> Outcome {
-    let entry = tx.view().entry(key);
-    let current = match string(&tx.view(), key)? {
+/// `INCRBY` and its family: keeps the key's deadline, as Redis.
+fn incr_by(tx: &mut Tx, key: &[u8], delta: i64) -> Outcome {
+    let old = string(&tx.view(), key)?;
+    let current = match &old {
         None => 0,
-        Some(v) => int(&v)?,
+        Some(entry) => std::str::from_utf8(&entry.value)
+            .ok()
+            .filter(|s| !(s.starts_with('+') || s.starts_with("-0") || s.len() > 1 && s.starts_with('0')))
+            .and_then(|s| s.parse::<i64>().ok())
+            .ok_or_else(|| Reply::error("ERR value is not an integer or out of range"))?,
     };
-    let value = current.checked_add(by).ok_or_else(overflow)?;
-    tx.put_string(key, value.to_string().into_bytes(), entry.and_then(|e| e.expires_at));
+    let value = current
+        .checked_add(delta)
+        .ok_or_else(|| Reply::error("ERR increment or decrement would overflow"))?;
+    store(tx, key, value.to_string().into_bytes(), Expiry::Keep, old.as_ref());
     Ok(Reply::Int(value))
 }
 
-/// `TTL` / `PTTL`: -2 absent, -1 no deadline, else what is left (a deadline passed but not yet
-/// expired through the log counts as 0 left).
-fn ttl(tx: &mut Tx, args: &[Vec<u8>], millis: bool) -> Outcome {
-    let Some(entry) = tx.view().entry(&args[0]) else { return Ok(Reply::Int(-2)) };
-    let Some(deadline) = entry.expires_at else { return Ok(Reply::Int(-1)) };
-    let left_ms = (deadline.0 / 1_000_000).saturating_sub(tx.now.0 / 1_000_000) as i64;
-    Ok(Reply::Int(if millis { left_ms } else { (left_ms + 500) / 1000 }))
+/// `INCRBYFLOAT key increment` (see the module docs for the arithmetic).
+fn incrbyfloat(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let not_float = || Reply::error("ERR value is not a valid float");
+    let increment = Decimal::parse(&args[1]).ok_or_else(not_float)?;
+    let old = string(&tx.view(), &args[0])?;
+    let current = match &old {
+        None => Decimal::Fixed(0),
+        Some(entry) => Decimal::parse(&entry.value).ok_or_else(not_float)?,
+    };
+    let text =
+        current.add(increment).ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
+    store(tx, &args[0], text.clone().into_bytes(), Expiry::Keep, old.as_ref());
+    Ok(Reply::Bulk(text.into_bytes()))
+}
+
+/// Fractional digits of `%.17Lf`.
+const SCALE_DIGITS: u32 = 17;
+const SCALE: i128 = 10i128.pow(SCALE_DIGITS);
+
+/// A number for `INCRBYFLOAT`: exact fixed point when it fits, else a float.
+#[derive(Clone, Copy, Debug)]
+enum Decimal {
+    /// The value times 10^17.
+    Fixed(i128),
+    Float(f64),
+}
+
+impl Decimal {
+    /// What redis-server's `strtold` accepts: optional sign, digits with an optional point, an
+    /// optional exponent (also `inf`; no spaces, no NaN).
+    fn parse(text: &[u8]) -> Option<Decimal> {
+        let s = std::str::from_utf8(text).ok()?;
+        if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+            return None;
+        }
+        let float: f64 = s.parse().ok()?;
+        if float.is_nan() {
+            return None;
+        }
+        Some(Decimal::fixed(s).map_or(Decimal::Float(float), Decimal::Fixed))
+    }
+
+    /// `s` times 10^17 as an integer, if exact enough and in range (rounded half away from zero
+    /// past 17 fractional digits).
+    fn fixed(s: &str) -> Option<i128> {
+        let (negative, s) = match s.as_bytes().first()? {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let (mantissa, exp) = match s.find(['e', 'E']) {
+            Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
+            None => (s, 0),
+        };
+        let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if whole.is_empty() && frac.is_empty()
+            || !(whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()))
+        {
+            return None;
+        }
+        let digits = format!("{whole}{frac}");
+        let digits = digits.trim_start_matches('0');
+        if digits.len() > 36 {
+            return None;
+        }
+        let mut value: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+        // value * 10^(exp - frac.len() + 17)
+        let shift = exp.checked_sub(frac.len() as i32)?.checked_add(SCALE_DIGITS as i32)?;
+        if shift >= 0 {
+            for _ in 0..shift {
+                value = value.checked_mul(10)?;
+            }
+        } else {
+            let divisor = 10i128.checked_pow(shift.unsigned_abs())?;
+            value = (value + divisor / 2) / divisor;
+        }
+        Some(if negative { -value } else { value })
+    }
+
+    fn to_f64(self) -> f64 {
+        match self {
+            Decimal::Fixed(v) => v as f64 / SCALE as f64,
+            Decimal::Float(f) => f,
+        }
+    }
+
+    /// The sum as `%.17Lf` without trailing zeros; `None` if not finite.
+    fn add(self, other: Decimal) -> Option<String> {
+        if let (Decimal::Fixed(a), Decimal::Fixed(b)) = (self, other) {
+            if let Some(sum) = a.checked_add(b) {
+                let (whole, frac) = (sum.abs() / SCALE, sum.abs() % SCALE);
+                let sign = if sum < 0 { "-" } else { "" };
+                let text = format!("{sign}{whole}.{frac:017}");
+                return Some(trim(&text));
+            }
+        }
+        let sum = self.to_f64() + other.to_f64();
+        sum.is_finite().then(|| trim(&format!("{sum:.17}")))
+    }
+}
+
+/// Drop trailing zeros after the point, the point if nothing follows, and a lone `-0`'s sign.
+fn trim(text: &str) -> String {
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+/// `APPEND key value`: the new length; keeps the deadline.
+fn append(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let old = string(&tx.view(), &args[0])?;
+    let mut value = old.as_ref().map(|e| e.value.clone()).unwrap_or_default();
+    if value.len() + args[1].len() > tx.max_value_bytes {
+        return Err(too_large(tx));
+    }
+    value.extend_from_slice(&args[1]);
+    let len = value.len() as i64;
+    store(tx, &args[0], value, Expiry::Keep, old.as_ref());
+    Ok(Reply::Int(len))
+}
+
+/// `SETRANGE key offset value`: zero-padded; the new length; keeps the deadline.
+fn setrange(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let offset = int(&args[1])?;
+    if offset < 0 {
+        return Err(Reply::error("ERR offset is out of range"));
+    }
+    let old = string(&tx.view(), &args[0])?;
+    let patch = &args[2];
+    let mut value = old.as_ref().map(|e| e.value.clone()).unwrap_or_default();
+    if patch.is_empty() {
+        // Nothing to write: Redis creates no key and answers the current length.
+        return Ok(Reply::Int(value.len() as i64));
+    }
+    let end = (offset as u64).saturating_add(patch.len() as u64);
+    if end > tx.max_value_bytes as u64 {
+        return Err(too_large(tx));
+    }
+    let (offset, end) = (offset as usize, end as usize);
+    if value.len() < end {
+        value.resize(end, 0);
+    }
+    value[offset..end].copy_from_slice(patch);
+    let len = value.len() as i64;
+    store(tx, &args[0], value, Expiry::Keep, old.as_ref());
+    Ok(Reply::Int(len))
 }

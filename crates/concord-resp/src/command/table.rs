@@ -117,11 +117,11 @@ impl CommandSpec {
     }
 
     const fn key_spec(self, flags: &'static [&'static str]) -> CommandSpec {
-        let (_, last, step) = self.keys;
+        let (first, last, step) = self.keys;
         // The legacy (first, last, step) triple and the spec say the same thing: last is
         // relative to the first key in a spec (0 = one key), absolute in the triple.
-        let last_key = if last < 0 { last } else { last - 1 };
-        CommandSpec { key_spec: Some(KeySpec::range(flags, 1, last_key, step)), ..self }
+        let last_key = if last < 0 { last } else { last - first };
+        CommandSpec { key_spec: Some(KeySpec::range(flags, first, last_key, step)), ..self }
     }
 
     /// Key specs of other shapes than [`Self::key_spec`]'s (several, or `keynum`), as Redis lists
@@ -200,6 +200,14 @@ const fn sub(
     acl: &'static [&'static str],
 ) -> CommandSpec {
     spec(name, arity, flags, NO_KEYS, "", "", "").acl(acl)
+}
+
+/// `OBJECT ENCODING|IDLETIME|FREQ|REFCOUNT key`: the key is argument 2.
+const fn object_sub(name: &'static str) -> CommandSpec {
+    spec(name, 3, &["readonly"], (2, 2, 1), "", "", "")
+        .acl(&["@keyspace", "@read", "@slow"])
+        .tips(NONDETERMINISTIC)
+        .key_spec(&["RO"])
 }
 
 const NO_KEYS: (i64, i64, i64) = (0, 0, 0);
@@ -1173,6 +1181,183 @@ pub const COMMANDS: &[CommandSpec] = &[
     .acl(&["@read", "@hash", "@slow"])
     .tips(&["nondeterministic_output"])
     .key_spec(&["RO", "access"]),
+    spec(
+        "getdel",
+        2,
+        &["write", "fast"],
+        (1, 1, 1),
+        "string",
+        "6.2.0",
+        "Get the value of a key and delete the key",
+    )
+    .acl(&["@write", "@string", "@fast"])
+    .key_spec(&["RW", "access", "delete"]),
+    spec(
+        "getex",
+        -2,
+        &["write", "fast"],
+        (1, 1, 1),
+        "string",
+        "6.2.0",
+        "Get the value of a key and optionally set its expiration",
+    )
+    .acl(&["@write", "@string", "@fast"])
+    .key_spec(&["RW", "access", "update"])
+    .notes("RW and UPDATE because it changes the TTL"),
+    spec(
+        "msetnx",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 2),
+        "string",
+        "1.0.1",
+        "Set multiple keys to multiple values, only if none of the keys exist",
+    )
+    .acl(&["@write", "@string", "@slow"])
+    .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
+    .key_spec(&["OW", "insert"]),
+    spec(
+        "incrbyfloat",
+        3,
+        &["write", "denyoom", "fast"],
+        (1, 1, 1),
+        "string",
+        "2.6.0",
+        "Increment the float value of a key by the given amount",
+    )
+    .acl(&["@write", "@string", "@fast"])
+    .key_spec(&["RW", "access", "update"]),
+    spec("append", 3, &["write", "denyoom", "fast"], (1, 1, 1), "string", "2.0.0", "Append a value to a key")
+        .acl(&["@write", "@string", "@fast"])
+        .key_spec(&["RW", "insert"]),
+    spec(
+        "strlen",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "string",
+        "2.2.0",
+        "Get the length of the value stored in a key",
+    )
+    .acl(&["@read", "@string", "@fast"])
+    .key_spec(&["RO"]),
+    spec(
+        "getrange",
+        4,
+        &["readonly"],
+        (1, 1, 1),
+        "string",
+        "2.4.0",
+        "Get a substring of the string stored at a key",
+    )
+    .acl(&["@read", "@string", "@slow"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "substr",
+        4,
+        &["readonly"],
+        (1, 1, 1),
+        "string",
+        "1.0.0",
+        "Get a substring of the string stored at a key",
+    )
+    .acl(&["@read", "@string", "@slow"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "setrange",
+        4,
+        &["write", "denyoom"],
+        (1, 1, 1),
+        "string",
+        "2.2.0",
+        "Overwrite part of a string at key starting at the specified offset",
+    )
+    .acl(&["@write", "@string", "@slow"])
+    .key_spec(&["RW", "update"]),
+    spec(
+        "unlink",
+        -2,
+        &["write", "fast"],
+        (1, -1, 1),
+        "generic",
+        "4.0.0",
+        "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.",
+    )
+    .acl(&["@keyspace", "@write", "@fast"])
+    .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .key_spec(&["RM", "delete"]),
+    // rename: 2 key specs – write by hand: [{'flags': ['RW', 'access', 'delete'], 'begin_search': {'type': 'index', 'spec': {'index': 1}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}, {'flags': ['OW', 'update'], 'begin_search': {'type': 'index', 'spec': {'index': 2}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}]
+    // renamenx: 2 key specs – write by hand: [{'flags': ['RW', 'access', 'delete'], 'begin_search': {'type': 'index', 'spec': {'index': 1}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}, {'flags': ['OW', 'insert'], 'begin_search': {'type': 'index', 'spec': {'index': 2}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}]
+    // copy: 2 key specs – write by hand: [{'flags': ['RO', 'access'], 'begin_search': {'type': 'index', 'spec': {'index': 1}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}, {'flags': ['OW', 'update'], 'begin_search': {'type': 'index', 'spec': {'index': 2}}, 'find_keys': {'type': 'range', 'spec': {'lastkey': 0, 'keystep': 1, 'limit': 0}}}]
+    spec(
+        "expiretime",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "generic",
+        "7.0.0",
+        "Get the expiration Unix timestamp for a key",
+    )
+    .acl(&["@keyspace", "@read", "@fast"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "pexpiretime",
+        2,
+        &["readonly", "fast"],
+        (1, 1, 1),
+        "generic",
+        "7.0.0",
+        "Get the expiration Unix timestamp for a key in milliseconds",
+    )
+    .acl(&["@keyspace", "@read", "@fast"])
+    .key_spec(&["RO", "access"]),
+    spec(
+        "watch",
+        -2,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        (1, -1, 1),
+        "transactions",
+        "2.2.0",
+        "Watch the given keys to determine execution of the MULTI/EXEC block",
+    )
+    .acl(&["@fast", "@transaction"])
+    .key_spec(&["RO"]),
+    spec(
+        "unwatch",
+        1,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        (0, 0, 0),
+        "transactions",
+        "2.2.0",
+        "Forget about all watched keys",
+    )
+    .acl(&["@fast", "@transaction"]),
+    spec("object", -2, &[], NO_KEYS, "generic", "2.2.3", "A container for object introspection commands")
+        .acl(SLOW)
+        .subcommands(&[
+            object_sub("object|encoding"),
+            object_sub("object|idletime"),
+            object_sub("object|freq"),
+            sub("object|help", 2, &["loading", "stale"], &["@keyspace", "@slow"]),
+            object_sub("object|refcount"),
+        ]),
+    spec("rename", 3, &["write"], (1, 2, 1), "generic", "1.0.0", "Rename a key")
+        .acl(&["@keyspace", "@write", "@slow"])
+        .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["OW", "update"], 2, 0, 1)]),
+    spec(
+        "renamenx",
+        3,
+        &["write", "fast"],
+        (1, 2, 1),
+        "generic",
+        "1.0.0",
+        "Rename a key, only if the new key does not exist",
+    )
+    .acl(&["@keyspace", "@write", "@fast"])
+    .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["OW", "insert"], 2, 0, 1)]),
+    spec("copy", -3, &["write", "denyoom"], (1, 2, 1), "generic", "6.2.0", "Copy a key")
+        .acl(&["@keyspace", "@write", "@slow"])
+        .key_specs(&[KeySpec::range(&["RO", "access"], 1, 0, 1), KeySpec::range(&["OW", "update"], 2, 0, 1)]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as

@@ -1,0 +1,270 @@
+//! Strings and keyspace commands in the interpreter, and whole transactions (`MULTI … EXEC` as one
+//! [`RedisExec`]) with `WATCH`. Expected replies were checked against redis-server 7.0.
+
+use super::*;
+use crate::{Command, KvStore, Query, Response, Write};
+
+const NOW: Time = Time(1_000_000_000_000_000_000);
+const NOW_MS: u64 = 1_000_000_000_000;
+
+fn argv(line: &str) -> Vec<Vec<u8>> {
+    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+/// Every call through the log (as EXEC does), so TTL has the command's clock.
+fn exec_lines(store: &mut KvStore, watch: Vec<(Vec<u8>, u64)>, lines: &[&str]) -> Option<Vec<Reply>> {
+    let calls: Vec<RedisCall> = lines.iter().map(|l| RedisCall::new(argv(l))).collect();
+    let keys = calls.iter().filter_map(|c| c.argv.get(1).cloned()).collect();
+    let exec = RedisExec { keys, watch, calls };
+    match store.execute(&Command::new(NOW, Write::Redis(exec))) {
+        Ok(Response::Redis { replies, .. }) => replies,
+        other => panic!("{lines:?}: {other:?}"),
+    }
+}
+
+fn run(store: &mut KvStore, line: &str) -> Reply {
+    exec_lines(store, vec![], &[line]).unwrap().pop().unwrap()
+}
+
+fn query(store: &KvStore, line: &str) -> Reply {
+    match store.read(&Query::Redis(RedisExec::read(RedisCall::new(argv(line))))) {
+        Ok(Response::Redis { replies: Some(mut replies), .. }) => replies.pop().unwrap(),
+        other => panic!("{line}: {other:?}"),
+    }
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::bulk(s)
+}
+
+fn err(s: &str) -> Reply {
+    Reply::error(s)
+}
+
+#[test]
+fn set_options_behave_as_redis() {
+    let mut s = KvStore::default();
+    assert_eq!(run(&mut s, "SET k v"), Reply::Ok);
+    assert_eq!(run(&mut s, "SET k w NX"), Reply::Nil);
+    assert_eq!(run(&mut s, "SET k w XX GET"), bulk("v"));
+    assert_eq!(run(&mut s, "SET nope w XX"), Reply::Nil);
+    assert_eq!(run(&mut s, "SET nope w NX GET"), Reply::Nil);
+    assert_eq!(run(&mut s, "GET nope"), bulk("w"));
+    assert_eq!(run(&mut s, "SET k v NX XX"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "SET k v EX 10 PX 10"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "SET k v KEEPTTL EX 1"), err("ERR syntax error"));
+    assert_eq!(
+        run(&mut s, "SET k v EX 9223372036854775807"),
+        err("ERR invalid expire time in 'set' command")
+    );
+    assert_eq!(run(&mut s, "SET k v EX"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "SET k v EX 0"), err("ERR invalid expire time in 'set' command"));
+    assert_eq!(run(&mut s, "SET k v EX x"), err("ERR value is not an integer or out of range"));
+    assert_eq!(run(&mut s, "SET k v EX 100"), Reply::Ok);
+    assert_eq!(run(&mut s, "PTTL k"), Reply::Int(100_000));
+    // KEEPTTL keeps the deadline; a plain SET drops it.
+    assert_eq!(run(&mut s, "SET k v2 KEEPTTL"), Reply::Ok);
+    assert_eq!(run(&mut s, "TTL k"), Reply::Int(100));
+    assert_eq!(run(&mut s, "SET k v3"), Reply::Ok);
+    assert_eq!(run(&mut s, "TTL k"), Reply::Int(-1));
+    // A deadline in the past deletes the key.
+    assert_eq!(run(&mut s, "SET k v PXAT 5"), Reply::Ok);
+    assert_eq!(run(&mut s, "EXISTS k"), Reply::Int(0));
+    let at = NOW_MS + 5000;
+    assert_eq!(run(&mut s, &format!("SET k v PXAT {at}")), Reply::Ok);
+    assert_eq!(run(&mut s, "PEXPIRETIME k"), Reply::Int(at as i64));
+    assert_eq!(run(&mut s, "EXPIRETIME k"), Reply::Int((at / 1000) as i64));
+}
+
+#[test]
+fn string_commands_refuse_collections_with_wrongtype() {
+    let mut s = KvStore::default();
+    run(&mut s, "HSET h f v");
+    let wrong = Reply::wrong_type();
+    for line in [
+        "GET h",
+        "SET h v GET",
+        "GETSET h v",
+        "GETDEL h",
+        "GETEX h",
+        "INCR h",
+        "DECRBY h 2",
+        "INCRBYFLOAT h 1",
+        "APPEND h x",
+        "STRLEN h",
+        "GETRANGE h 0 1",
+        "SETRANGE h 0 x",
+    ] {
+        assert_eq!(run(&mut s, line), wrong, "{line}");
+    }
+    assert_eq!(query(&s, "GET h"), wrong);
+    // MGET answers nil for a collection; the string "" is still a string.
+    run(&mut s, "SET e x");
+    run(&mut s, "SETRANGE e 0 y");
+    assert_eq!(query(&s, "MGET h e nope"), Reply::Array(vec![Reply::Nil, bulk("y"), Reply::Nil]));
+    // SET (no GET) replaces a collection, records and all.
+    assert_eq!(run(&mut s, "SET h plain"), Reply::Ok);
+    assert_eq!(query(&s, "TYPE h"), Reply::Status("string".into()));
+    assert_eq!(query(&s, "HLEN h"), wrong);
+}
+
+#[test]
+fn counters_and_errors() {
+    let mut s = KvStore::default();
+    assert_eq!(run(&mut s, "INCR n"), Reply::Int(1));
+    assert_eq!(run(&mut s, "INCRBY n 41"), Reply::Int(42));
+    assert_eq!(run(&mut s, "DECR n"), Reply::Int(41));
+    assert_eq!(run(&mut s, "DECRBY n 40"), Reply::Int(1));
+    assert_eq!(run(&mut s, "DECRBY n -9223372036854775808"), err("ERR decrement would overflow"));
+    run(&mut s, "SET n 9223372036854775807");
+    assert_eq!(run(&mut s, "INCR n"), err("ERR increment or decrement would overflow"));
+    for bad in ["abc", "01", "+1", " 1", "1.5", ""] {
+        s = KvStore::default();
+        exec_lines(&mut s, vec![], &[]).unwrap();
+        let call = RedisCall::new(vec![b"SET".to_vec(), b"n".to_vec(), bad.as_bytes().to_vec()]);
+        let exec = RedisExec { keys: vec![b"n".to_vec()], watch: vec![], calls: vec![call] };
+        s.execute(&Command::new(NOW, Write::Redis(exec))).unwrap();
+        assert_eq!(run(&mut s, "INCR n"), err("ERR value is not an integer or out of range"), "{bad:?}");
+    }
+    // INCR keeps the deadline.
+    run(&mut s, "SET t 5 EX 100");
+    assert_eq!(run(&mut s, "INCR t"), Reply::Int(6));
+    assert_eq!(run(&mut s, "TTL t"), Reply::Int(100));
+}
+
+#[test]
+fn incrbyfloat_prints_as_redis_long_double() {
+    let mut s = KvStore::default();
+    assert_eq!(run(&mut s, "SET f 10.50"), Reply::Ok);
+    assert_eq!(run(&mut s, "INCRBYFLOAT f 0.1"), bulk("10.6"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT f -5"), bulk("5.6"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT f 5.0e-1"), bulk("6.1"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT g 0.1"), bulk("0.1"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT g 0.2"), bulk("0.3"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT g 1.23456789012345678"), bulk("1.53456789012345678"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT g -1.53456789012345678"), bulk("0"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT z 3"), bulk("3"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT z x"), err("ERR value is not a valid float"));
+    assert_eq!(run(&mut s, "INCRBYFLOAT z inf"), err("ERR increment would produce NaN or Infinity"));
+    run(&mut s, "SET w abc");
+    assert_eq!(run(&mut s, "INCRBYFLOAT w 1"), err("ERR value is not a valid float"));
+}
+
+#[test]
+fn ranges_appends_and_getex() {
+    let mut s = KvStore::default();
+    assert_eq!(run(&mut s, "APPEND a Hello"), Reply::Int(5));
+    assert_eq!(run(&mut s, "APPEND a World"), Reply::Int(10));
+    assert_eq!(run(&mut s, "STRLEN a"), Reply::Int(10));
+    assert_eq!(query(&s, "GETRANGE a 0 4"), bulk("Hello"));
+    assert_eq!(query(&s, "GETRANGE a -5 -1"), bulk("World"));
+    assert_eq!(query(&s, "GETRANGE a 5 100"), bulk("World"));
+    assert_eq!(query(&s, "GETRANGE a -1 -5"), bulk(""));
+    assert_eq!(query(&s, "GETRANGE a 7 3"), bulk(""));
+    assert_eq!(query(&s, "GETRANGE nope 0 -1"), bulk(""));
+    assert_eq!(run(&mut s, "SETRANGE a 5 Redis"), Reply::Int(10));
+    assert_eq!(run(&mut s, "GET a"), bulk("HelloRedis"));
+    assert_eq!(run(&mut s, "SETRANGE p 3 x"), Reply::Int(4));
+    assert_eq!(run(&mut s, "GET p"), Reply::bulk(b"\0\0\0x".to_vec()));
+    assert_eq!(run(&mut s, "SETRANGE q 3 \"\""), Reply::Int(2 + 3));
+    assert_eq!(run(&mut s, "SETRANGE a -1 x"), err("ERR offset is out of range"));
+    // The value limit (1 MiB by default): a clear error, nothing written.
+    let too_far = run(&mut s, "SETRANGE a 1048576 x");
+    assert!(matches!(&too_far, Reply::Error(e) if e.starts_with("ERR string exceeds maximum allowed size")));
+    assert_eq!(run(&mut s, "STRLEN a"), Reply::Int(10));
+    assert_eq!(run(&mut s, "GETEX a EX 50"), bulk("HelloRedis"));
+    assert_eq!(run(&mut s, "TTL a"), Reply::Int(50));
+    assert_eq!(run(&mut s, "GETEX a PERSIST"), bulk("HelloRedis"));
+    assert_eq!(run(&mut s, "TTL a"), Reply::Int(-1));
+    assert_eq!(run(&mut s, "GETEX a EX 0"), err("ERR invalid expire time in 'getex' command"));
+    assert_eq!(run(&mut s, "GETEX a FOO"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "GETDEL a"), bulk("HelloRedis"));
+    assert_eq!(run(&mut s, "GETDEL a"), Reply::Nil);
+    assert_eq!(run(&mut s, "GETSET g 1"), Reply::Nil);
+    assert_eq!(run(&mut s, "GETSET g 2"), bulk("1"));
+    assert_eq!(run(&mut s, "SETNX g 3"), Reply::Int(0));
+    assert_eq!(run(&mut s, "SETEX g 10 4"), Reply::Ok);
+    assert_eq!(run(&mut s, "PSETEX g 0 4"), err("ERR invalid expire time in 'psetex' command"));
+    assert_eq!(run(&mut s, "MSETNX g 1 h 2"), Reply::Int(0));
+    assert_eq!(run(&mut s, "MSETNX h 2 i 3"), Reply::Int(1));
+    assert_eq!(run(&mut s, "MSET h"), err("ERR wrong number of arguments for 'mset' command"));
+}
+
+#[test]
+fn rename_and_copy_move_collections_with_their_deadline() {
+    let mut s = KvStore::default();
+    run(&mut s, "HSET h a 1 b 2");
+    run(&mut s, "EXPIRE h 100");
+    run(&mut s, "SET dst x");
+    assert_eq!(run(&mut s, "RENAME h dst"), Reply::Ok);
+    assert_eq!(query(&s, "HGET dst b"), bulk("2"));
+    assert_eq!(query(&s, "HLEN dst"), Reply::Int(2));
+    assert_eq!(run(&mut s, "TTL dst"), Reply::Int(100));
+    assert_eq!(query(&s, "EXISTS h dst dst"), Reply::Int(2));
+    assert_eq!(query(&s, "HLEN h"), Reply::Int(0));
+    assert_eq!(run(&mut s, "RENAME h x"), err("ERR no such key"));
+    run(&mut s, "SET s v");
+    assert_eq!(run(&mut s, "RENAMENX s dst"), Reply::Int(0));
+    assert_eq!(run(&mut s, "COPY dst c"), Reply::Int(1));
+    assert_eq!(run(&mut s, "COPY dst c"), Reply::Int(0));
+    assert_eq!(run(&mut s, "COPY s c REPLACE"), Reply::Int(1));
+    assert_eq!(run(&mut s, "GET c"), bulk("v"));
+    assert_eq!(query(&s, "HLEN c"), Reply::wrong_type());
+    assert_eq!(query(&s, "HGETALL dst"), Reply::Map(vec![(bulk("a"), bulk("1")), (bulk("b"), bulk("2"))]));
+    assert_eq!(run(&mut s, "COPY s c DB 1"), err("ERR DB index is out of range"));
+    assert_eq!(run(&mut s, "COPY s s"), err("ERR source and destination objects are the same"));
+    assert_eq!(run(&mut s, "DEL dst s nope"), Reply::Int(2));
+    assert_eq!(run(&mut s, "UNLINK c"), Reply::Int(1));
+    assert_eq!(query(&s, "HLEN dst"), Reply::Int(0));
+    assert_eq!(
+        query(&s, "TTL c"),
+        err("ERR TTL in a read-only query has no clock the replicas agree on; run it in MULTI")
+    );
+}
+
+#[test]
+fn a_transaction_is_one_step_and_watch_stops_it() {
+    let mut s = KvStore::default();
+    let replies =
+        exec_lines(&mut s, vec![], &["SET k 1", "INCR k", "HSET k f v", "INCRBY k 5", "GET k"]).unwrap();
+    assert_eq!(
+        replies,
+        vec![Reply::Ok, Reply::Int(2), Reply::wrong_type(), Reply::Int(7), bulk("7")],
+        "runtime errors are per-command replies, the rest runs"
+    );
+    let Ok(Response::Get(Some(entry))) = s.read(&Query::get(b"k")) else { panic!() };
+    // Watching the current mod revision runs; a stale one runs nothing.
+    let seen = entry.mod_revision;
+    assert_eq!(exec_lines(&mut s, vec![(b"k".to_vec(), seen)], &["INCR k"]), Some(vec![Reply::Int(8)]));
+    assert_eq!(exec_lines(&mut s, vec![(b"k".to_vec(), seen)], &["INCR k"]), None);
+    assert_eq!(exec_lines(&mut s, vec![(b"absent".to_vec(), 0)], &["GET k"]), Some(vec![bulk("8")]));
+}
+
+#[test]
+fn object_reports_the_encoding_redis_would_use() {
+    let mut s = KvStore::default();
+    run(&mut s, "SET i 123");
+    run(&mut s, "SET e hello");
+    run(&mut s, &format!("SET r {}", "x".repeat(45)));
+    run(&mut s, "HSET h f v");
+    run(&mut s, &format!("HSET big f {}", "v".repeat(65)));
+    assert_eq!(query(&s, "OBJECT ENCODING i"), bulk("int"));
+    assert_eq!(query(&s, "OBJECT ENCODING e"), bulk("embstr"));
+    assert_eq!(query(&s, "OBJECT ENCODING r"), bulk("raw"));
+    assert_eq!(query(&s, "OBJECT ENCODING h"), bulk("listpack"));
+    assert_eq!(query(&s, "OBJECT ENCODING big"), bulk("hashtable"));
+    assert_eq!(query(&s, "OBJECT ENCODING nope"), Reply::Nil);
+    assert_eq!(query(&s, "OBJECT REFCOUNT i"), Reply::Int(2147483647));
+    assert_eq!(query(&s, "OBJECT REFCOUNT e"), Reply::Int(1));
+    assert_eq!(query(&s, "OBJECT IDLETIME e"), Reply::Int(0));
+    assert!(
+        matches!(query(&s, "OBJECT FREQ e"), Reply::Error(e) if e.starts_with("ERR An LFU maxmemory policy"))
+    );
+    assert_eq!(
+        query(&s, "OBJECT ENCODING"),
+        err("ERR wrong number of arguments for 'object|encoding' command")
+    );
+    assert_eq!(query(&s, "OBJECT foo"), err("ERR unknown subcommand 'foo'. Try OBJECT HELP."));
+    let Reply::Array(help) = query(&s, "OBJECT HELP") else { panic!() };
+    assert_eq!(help.len(), 15);
+}
