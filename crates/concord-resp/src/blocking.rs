@@ -91,7 +91,8 @@ pub async fn run(args: Vec<Bytes>, keys: Vec<Vec<u8>>, ctx: ExecContext) -> Fram
         // Nothing popped: wait until a key has something (or the deadline).
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Frame::Null;
+                // Redis 7.0 answers every blocking timeout with a null array, BLMOVE's included.
+                return Frame::NullArray;
             }
             let nap = deadline
                 .map_or(POLL_INTERVAL, |d| d.saturating_duration_since(Instant::now()).min(POLL_INTERVAL));

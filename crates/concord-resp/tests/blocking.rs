@@ -8,7 +8,8 @@ use common::{resp, TestServer};
 use concord_resp::RespConfig;
 use std::time::{Duration, Instant};
 
-const NULL: &[u8] = b"$-1\r\n";
+/// Redis 7.0's reply to a blocking pop that timed out: a null array.
+const NULL: &[u8] = b"*-1\r\n";
 
 #[test]
 fn a_blocked_pop_times_out_with_nil_after_its_timeout() {

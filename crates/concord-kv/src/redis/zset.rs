@@ -681,6 +681,12 @@ fn zstore(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
     }
     let numkeys = numkeys as usize;
     let Some(keys) = args.get(2..2 + numkeys) else { return Err(Reply::error("ERR syntax error")) };
+    // Redis looks the inputs up (WRONGTYPE) before it reads WEIGHTS and AGGREGATE.
+    for key in keys {
+        if !matches!(tx.view().kind(key), None | Some(Kind::ZSet | Kind::Set)) {
+            return Err(Reply::wrong_type());
+        }
+    }
     let mut weights = vec![1.0; numkeys];
     let mut aggregate = "sum";
     let mut at = 2 + numkeys;
