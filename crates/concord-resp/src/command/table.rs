@@ -1358,6 +1358,51 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("copy", -3, &["write", "denyoom"], (1, 2, 1), "generic", "6.2.0", "Copy a key")
         .acl(&["@keyspace", "@write", "@slow"])
         .key_specs(&[KeySpec::range(&["RO", "access"], 1, 0, 1), KeySpec::range(&["OW", "update"], 2, 0, 1)]),
+    // Scripting (concord_kv::redis::script): keys counted by `numkeys`, as Redis describes them.
+    spec(
+        "eval",
+        -3,
+        &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "Execute a Lua script server side",
+    )
+    .acl(&["@slow", "@scripting"])
+    .key_specs(&[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"), ..KeySpec::keynum(&["RW", "access", "update"], 2, 0, 1, 1) }]),
+    spec(
+        "evalsha",
+        -3,
+        &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        NO_KEYS,
+        "scripting",
+        "2.6.0",
+        "Execute a Lua script server side",
+    )
+    .acl(&["@slow", "@scripting"])
+    .key_specs(&[KeySpec::keynum(&["RW", "access", "update"], 2, 0, 1, 1)]),
+    spec(
+        "eval_ro",
+        -3,
+        &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Execute a read-only Lua script server side",
+    )
+    .acl(&["@slow", "@scripting"])
+    .key_specs(&[KeySpec { notes: Some("We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"), ..KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1) }]),
+    spec(
+        "evalsha_ro",
+        -3,
+        &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
+        NO_KEYS,
+        "scripting",
+        "7.0.0",
+        "Execute a read-only Lua script server side",
+    )
+    .acl(&["@slow", "@scripting"])
+    .key_specs(&[KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)]),
 ];
 
 /// Redis Cluster's subcommands that Concord does not offer, with Redis's arity (checked first, as
@@ -1386,51 +1431,16 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     COMMANDS.iter().chain(SCRIPTING).find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
-/// `@scripting`: parsed and run (see `concord_kv::redis::script` and [`crate::scripts`]), but not
-/// yet listed by `COMMAND`: Redis describes their keys with a `keynum` key spec (the keys follow a
-/// count), which [`KeySpec`] cannot express yet, and `COMMAND INFO` must match redis-server's byte
-/// for byte.
-pub const SCRIPTING: &[CommandSpec] = &[
-    spec(
-        "eval",
-        -3,
-        &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
-        NO_KEYS,
-        "scripting",
-        "2.6.0",
-        "Execute a Lua script server side",
-    )
-    .acl(&["@slow", "@scripting"]),
-    spec(
-        "evalsha",
-        -3,
-        &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
-        NO_KEYS,
-        "scripting",
-        "2.6.0",
-        "Execute a Lua script server side",
-    )
-    .acl(&["@slow", "@scripting"]),
-    spec(
-        "eval_ro",
-        -3,
-        &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
-        NO_KEYS,
-        "scripting",
-        "7.0.0",
-        "Execute a read-only Lua script server side",
-    )
-    .acl(&["@slow", "@scripting"]),
-    spec(
-        "evalsha_ro",
-        -3,
-        &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"],
-        NO_KEYS,
-        "scripting",
-        "7.0.0",
-        "Execute a read-only Lua script server side",
-    )
-    .acl(&["@slow", "@scripting"]),
-    spec("script", -2, &[], NO_KEYS, "scripting", "2.6.0", "A container for Lua scripts management commands")
-        .acl(&["@slow", "@scripting"]),
-];
+/// `SCRIPT`: parsed and answered (see [`crate::scripts`]), not yet listed by `COMMAND`: its
+/// subcommands' rows (tips, flags) are not written yet, and `COMMAND INFO` must match
+/// redis-server's byte for byte. (`EVAL` and its kin are in [`COMMANDS`].)
+pub const SCRIPTING: &[CommandSpec] = &[spec(
+    "script",
+    -2,
+    &[],
+    NO_KEYS,
+    "scripting",
+    "2.6.0",
+    "A container for Lua scripts management commands",
+)
+.acl(&["@slow", "@scripting"])];
