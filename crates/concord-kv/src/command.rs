@@ -267,7 +267,7 @@ impl KeyRange {
 
 /// The smallest key greater than every key starting with `prefix`, or `None` if there is none
 /// (`prefix` empty or all `0xff`).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {

@@ -65,6 +65,7 @@ pub mod zset;
 
 pub use reply::{format_double, Reply};
 
+use crate::command::prefix_end;
 use crate::engine::{Engine, EngineRead};
 use crate::store::Entry;
 use concord_core::Time;
@@ -195,18 +196,6 @@ pub fn is_internal(key: &[u8]) -> bool {
 /// Where user-visible scans end: the first internal key.
 pub fn user_range_end() -> &'static [u8] {
     &INTERNAL_PREFIX
-}
-
-/// The smallest byte string greater than every string starting with `prefix` (`None`: none).
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
 }
 
 /// Read access to the store for the interpreter.

@@ -4,18 +4,19 @@ use super::*;
 use crate::{Command, KeyRange, KvError, KvStore, Query, RangeRequest, Response, Write};
 use concord_core::StateMachine;
 
-const NOW: Time = Time(1_000_000_000_000_000_000);
+/// The clock of every command in these tests (the helpers below are shared by the family test files).
+pub(super) const NOW: Time = Time(1_000_000_000_000_000_000);
 
-fn argv(line: &str) -> Vec<Vec<u8>> {
+pub(super) fn argv(line: &str) -> Vec<Vec<u8>> {
     line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
 }
 
 /// Run one command line as the front door would: writes through the log, reads as queries.
-fn run(store: &mut KvStore, line: &str) -> Reply {
+pub(super) fn run(store: &mut KvStore, line: &str) -> Reply {
     run_at(store, line, NOW)
 }
 
-fn run_at(store: &mut KvStore, line: &str, now: Time) -> Reply {
+pub(super) fn run_at(store: &mut KvStore, line: &str, now: Time) -> Reply {
     let call = RedisCall::new(argv(line));
     let response = if is_write(&call.name()) == Some(true) {
         let keys = call.argv.get(1).cloned().into_iter().collect();

@@ -1,33 +1,9 @@
 //! Lists and sorted sets against a real store. Expected replies were checked against
 //! redis-server 7.0 with redis-cli.
 
+use super::tests::{run, NOW};
 use super::*;
-use crate::{Command, KvStore, Query, Response, Write};
-
-const NOW: Time = Time(1_000_000_000_000_000_000);
-
-fn argv(line: &str) -> Vec<Vec<u8>> {
-    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
-}
-
-fn run(store: &mut KvStore, line: &str) -> Reply {
-    let call = RedisCall::new(argv(line));
-    let response = match is_write(&call.name()) {
-        Some(true) => {
-            let keys = call.argv.get(1).cloned().into_iter().collect();
-            store.execute(&Command::new(
-                NOW,
-                Write::Redis(RedisExec { keys, watch: vec![], calls: vec![call] }),
-            ))
-        }
-        Some(false) => store.read(&Query::Redis(RedisExec::read(call))),
-        None => panic!("{line}: not an interpreter command"),
-    };
-    match response {
-        Ok(Response::Redis { replies: Some(mut replies), .. }) => replies.pop().unwrap(),
-        other => panic!("{line}: {other:?}"),
-    }
-}
+use crate::{Command, KvStore};
 
 fn b(s: &str) -> Reply {
     Reply::bulk(s)

@@ -2,35 +2,9 @@
 //! store. Replies that redis-server gives were checked by hand against redis-server 7.0; member
 //! order here is byte order (redis-server's differs).
 
+use super::tests::{run, run_at, NOW};
 use super::*;
-use crate::{Command, KvStore, Query, Response, Write};
-
-const NOW: Time = Time(1_000_000_000_000_000_000);
-
-fn argv(line: &str) -> Vec<Vec<u8>> {
-    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
-}
-
-/// Run one command line as the front door would: writes through the log (every argument listed
-/// as a key – the store only uses them for limits), reads as queries.
-fn run(store: &mut KvStore, line: &str) -> Reply {
-    run_at(store, line, NOW)
-}
-
-fn run_at(store: &mut KvStore, line: &str, now: Time) -> Reply {
-    let call = RedisCall::new(argv(line));
-    let response = if is_write(&call.name()) == Some(true) {
-        let keys = call.argv[1..].to_vec();
-        let exec = RedisExec { keys, watch: vec![], calls: vec![call] };
-        store.execute(&Command::new(now, Write::Redis(exec)))
-    } else {
-        store.read(&Query::Redis(RedisExec::read(call)))
-    };
-    match response {
-        Ok(Response::Redis { replies: Some(mut replies), .. }) => replies.pop().unwrap(),
-        other => panic!("{line}: {other:?}"),
-    }
-}
+use crate::{Command, KvStore};
 
 fn bulk(s: &str) -> Reply {
     Reply::bulk(s)

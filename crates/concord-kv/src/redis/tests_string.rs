@@ -1,15 +1,11 @@
 //! Strings and keyspace commands in the interpreter, and whole transactions (`MULTI … EXEC` as one
 //! [`RedisExec`]) with `WATCH`. Expected replies were checked against redis-server 7.0.
 
+use super::tests::{argv, NOW};
 use super::*;
 use crate::{Command, KvStore, Query, Response, Write};
 
-const NOW: Time = Time(1_000_000_000_000_000_000);
 const NOW_MS: u64 = 1_000_000_000_000;
-
-fn argv(line: &str) -> Vec<Vec<u8>> {
-    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
-}
 
 /// Every call through the log (as EXEC does), so TTL has the command's clock.
 fn exec_lines(store: &mut KvStore, watch: Vec<(Vec<u8>, u64)>, lines: &[&str]) -> Option<Vec<Reply>> {
