@@ -110,7 +110,7 @@ async fn any_node_serves_any_request() {
     for (args, needle) in [
         (&["SET", "t", "v", "EX", "10"][..], "a TTL"),
         (&["KEYS", "*"][..], "listing keys"),
-        (&["SET", "t", "v", "NX"][..], "needs the strong mode"),
+        (&["SET", "t", "v", "NX"][..], "use the strong mode"),
     ] {
         let reply = r1.call(args).await.unwrap();
         assert!(reply.starts_with("-ERR") && reply.contains(needle), "{args:?}: {reply}");
