@@ -832,6 +832,16 @@ pub fn encode(frame: &Frame, protocol: Protocol, out: &mut BytesMut) {
                 encode(v, protocol, out);
             }
         }
+        Frame::Pairs(pairs) => {
+            header(out, b'*', if resp3 { pairs.len() } else { pairs.len() * 2 });
+            for (a, b) in pairs {
+                if resp3 {
+                    header(out, b'*', 2);
+                }
+                encode(a, protocol, out);
+                encode(b, protocol, out);
+            }
+        }
         Frame::Set(items) => aggregate(out, if resp3 { b'~' } else { b'*' }, items, protocol),
         Frame::Push(items) => aggregate(out, if resp3 { b'>' } else { b'*' }, items, protocol),
     }

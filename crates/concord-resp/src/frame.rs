@@ -77,6 +77,9 @@ pub enum Frame {
     Map(Vec<(Frame, Frame)>),
     /// RESP3 `~n` – an unordered collection (kept in wire order).
     Set(Vec<Frame>),
+    /// Pairs in order: RESP3 an array of two-element arrays, RESP2 one flat array (the shape of
+    /// `ZRANGE … WITHSCORES`). Only sent, like [`Frame::NullArray`].
+    Pairs(Vec<(Frame, Frame)>),
     /// RESP3 `>n` – out-of-band data (pub/sub); never sent by Concord, parsed for completeness.
     Push(Vec<Frame>),
 }
@@ -91,11 +94,15 @@ impl From<concord_kv::Reply> for Frame {
             Reply::Ok => Frame::ok(),
             Reply::Status(s) => Frame::Simple(s),
             Reply::Int(n) => Frame::Integer(n),
+            Reply::Bool(b) => Frame::Boolean(b),
             Reply::Bulk(b) => Frame::Bulk(b.into()),
             Reply::Double(d) => Frame::Double(d),
             Reply::Array(items) => Frame::Array(items.into_iter().map(Frame::from).collect()),
             Reply::Map(pairs) => Frame::Map(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
             Reply::Set(items) => Frame::Set(items.into_iter().map(Frame::from).collect()),
+            Reply::Pairs(pairs) => {
+                Frame::Pairs(pairs.into_iter().map(|(a, b)| (a.into(), b.into())).collect())
+            }
             Reply::Error(line) => Frame::Error(line),
         }
     }
@@ -118,7 +125,9 @@ impl Frame {
                 Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => {
                     items.iter().map(Frame::size_estimate).sum()
                 }
-                Frame::Map(pairs) => pairs.iter().map(|(k, v)| k.size_estimate() + v.size_estimate()).sum(),
+                Frame::Map(pairs) | Frame::Pairs(pairs) => {
+                    pairs.iter().map(|(k, v)| k.size_estimate() + v.size_estimate()).sum()
+                }
             }
     }
 
@@ -157,7 +166,7 @@ impl Frame {
     /// What a RESP2 client receives instead of this frame – Redis's downgrade rules: null becomes
     /// a null bulk string, a boolean an integer 0/1, a double or big number a bulk string of its
     /// text, a verbatim string a bulk string of its text (without the format), a bulk error a
-    /// simple error, a map a flat array `[k1, v1, k2, v2, …]`, a set or push an array.
+    /// simple error, a map or pairs a flat array `[k1, v1, k2, v2, …]`, a set or push an array.
     pub fn downgrade(self) -> Frame {
         match self {
             Frame::Boolean(b) => Frame::Integer(i64::from(b)),
@@ -165,7 +174,7 @@ impl Frame {
             Frame::BigNumber(n) => Frame::Bulk(n.into()),
             Frame::BulkError(e) => Frame::Error(String::from_utf8_lossy(&e).into_owned()),
             Frame::Verbatim { text, .. } => Frame::Bulk(text),
-            Frame::Map(pairs) => {
+            Frame::Map(pairs) | Frame::Pairs(pairs) => {
                 Frame::Array(pairs.into_iter().flat_map(|(k, v)| [k.downgrade(), v.downgrade()]).collect())
             }
             Frame::Set(items) | Frame::Push(items) | Frame::Array(items) => {
@@ -201,6 +210,26 @@ mod tests {
         assert_eq!(Frame::Verbatim { format: *b"txt", text: "hi".into() }.downgrade(), Frame::bulk("hi"));
         assert_eq!(Frame::BulkError("ERR x".into()).downgrade(), Frame::error("ERR x"));
         assert_eq!(Frame::Set(vec![Frame::Integer(1)]).downgrade(), Frame::Array(vec![Frame::Integer(1)]));
+    }
+
+    #[test]
+    fn pairs_nest_in_resp3_and_flatten_in_resp2() {
+        use crate::codec::encode_to_vec;
+        let pairs = Frame::from(concord_kv::Reply::scored([(b"a".to_vec(), 1.0), (b"b".to_vec(), 2.5)]));
+        assert_eq!(
+            encode_to_vec(&pairs, Protocol::Resp2),
+            b"*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$3\r\n2.5\r\n"
+        );
+        assert_eq!(
+            encode_to_vec(&pairs, Protocol::Resp3),
+            b"*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n"
+        );
+        assert_eq!(
+            encode_to_vec(&pairs.clone().downgrade(), Protocol::Resp2),
+            encode_to_vec(&pairs, Protocol::Resp2)
+        );
+        assert_eq!(encode_to_vec(&Frame::from(concord_kv::Reply::Bool(true)), Protocol::Resp2), b":1\r\n");
+        assert_eq!(encode_to_vec(&Frame::from(concord_kv::Reply::Bool(false)), Protocol::Resp3), b"#f\r\n");
     }
 
     #[test]

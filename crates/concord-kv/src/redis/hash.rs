@@ -192,8 +192,8 @@ fn hincrbyfloat(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 }
 
 /// `HRANDFIELD key [count [WITHVALUES]]`: random fields (see `SRANDMEMBER` for the counts and
-/// [`super::random`] for the seed). `WITHVALUES` answers a flat `field, value, …` array in both
-/// protocols (redis-server nests the pairs for RESP3 clients).
+/// [`super::random`] for the seed). `WITHVALUES` answers [`Reply::Pairs`]: flat in RESP2, nested
+/// `[[field, value], …]` in RESP3, as redis-server answers.
 fn hrandfield(view: &View, args: &[Vec<u8>]) -> Outcome {
     let key = &args[0];
     let (count, with_values) = match &args[1..] {
@@ -220,15 +220,10 @@ fn hrandfield(view: &View, args: &[Vec<u8>]) -> Outcome {
     let picked = pick(&mut Rng::for_read(view, key), &pairs, count);
     Ok(match count {
         None => Reply::Bulk(picked[0].0.clone()),
-        Some(_) => Reply::Array(
-            picked
-                .into_iter()
-                .flat_map(|(f, v)| {
-                    let value = with_values.then(|| Reply::Bulk(v.clone()));
-                    std::iter::once(Reply::Bulk(f.clone())).chain(value)
-                })
-                .collect(),
+        Some(_) if with_values => Reply::Pairs(
+            picked.into_iter().map(|(f, v)| (Reply::Bulk(f.clone()), Reply::Bulk(v.clone()))).collect(),
         ),
+        Some(_) => Reply::Array(picked.into_iter().map(|(f, _)| Reply::Bulk(f.clone())).collect()),
     })
 }
 

@@ -62,7 +62,7 @@
 //! |-----------------------------------------|-------------------------------------------------|
 //! | number                                  | integer, truncated toward zero (`3.99` → 3)     |
 //! | string                                  | bulk string                                     |
-//! | `true` / `false` / `nil`                | 1 / null / null                                 |
+//! | `true` / `false` / `nil`                | 1 / null / null; after `redis.setresp(3)`: boolean / boolean / null |
 //! | `{err=s}` / `{ok=s}`                    | error / status (`\r\n` become spaces)           |
 //! | `{double=n}`, `{map=t}`, `{set=t}`      | double, map, set                                |
 //! | other table                             | array of `t[1]`, `t[2]`, … up to the first nil  |
@@ -443,7 +443,7 @@ fn run_inner(
             return Ok(Reply::Nil); // `run` words the kill.
         }
         if ok {
-            return lua_to_reply(&result, 0);
+            return lua_to_reply(&result, 0, resp3.get());
         }
         Ok(match result {
             Value::Table(e) => Reply::Error(error_line(&lua, &e, &sha)?),
@@ -552,6 +552,7 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
         Reply::Ok => tagged(lua, "ok", "OK")?,
         Reply::Status(s) => tagged(lua, "ok", s.as_str())?,
         Reply::Int(i) => Value::Integer(*i),
+        Reply::Bool(b) => Value::Boolean(*b),
         Reply::Bulk(b) => Value::String(lua.create_string(b)?),
         Reply::Double(d) if resp3 => tagged(lua, "double", *d)?,
         Reply::Double(d) => Value::String(lua.create_string(format_double(*d))?),
@@ -572,6 +573,14 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
             tagged(lua, "map", map)?
         }
         Reply::Map(pairs) => array(&mut pairs.iter().flat_map(|(k, v)| [k, v]))?,
+        Reply::Pairs(pairs) if resp3 => {
+            let t = lua.create_table()?;
+            for (i, (a, b)) in pairs.iter().enumerate() {
+                t.raw_set(i + 1, array(&mut [a, b].into_iter())?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Pairs(pairs) => array(&mut pairs.iter().flat_map(|(a, b)| [a, b]))?,
         Reply::Error(e) => tagged(lua, "err", e.as_str())?,
     })
 }
@@ -580,7 +589,7 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
 const MAX_REPLY_DEPTH: usize = 1000;
 
 /// A script's result as the reply Redis sends (see the table in the module docs).
-fn lua_to_reply(v: &Value, depth: usize) -> mlua::Result<Reply> {
+fn lua_to_reply(v: &Value, depth: usize, resp3: bool) -> mlua::Result<Reply> {
     if depth > MAX_REPLY_DEPTH {
         return Ok(Reply::Error("ERR reached lua stack limit".into()));
     }
@@ -588,14 +597,16 @@ fn lua_to_reply(v: &Value, depth: usize) -> mlua::Result<Reply> {
         Value::Integer(i) => Reply::Int(*i),
         Value::Number(n) => Reply::Int(truncate(*n)),
         Value::String(s) => Reply::Bulk(s.as_bytes().to_vec()),
+        // After `redis.setresp(3)` a boolean stays one (`#t`/`#f`; `:1`/`:0` to a RESP2 client).
+        Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
-        Value::Table(t) => table_to_reply(t, depth)?,
+        Value::Table(t) => table_to_reply(t, depth, resp3)?,
         // nil, false, functions, coroutines: null, as in Redis.
         _ => Reply::Nil,
     })
 }
 
-fn table_to_reply(t: &Table, depth: usize) -> mlua::Result<Reply> {
+fn table_to_reply(t: &Table, depth: usize, resp3: bool) -> mlua::Result<Reply> {
     if let Value::String(e) = t.raw_get::<Value>("err")? {
         return Ok(Reply::Error(one_line(&e.to_string_lossy())));
     }
@@ -620,14 +631,14 @@ fn table_to_reply(t: &Table, depth: usize) -> mlua::Result<Reply> {
         let mut pairs = Vec::new();
         for pair in m.pairs::<Value, Value>() {
             let (k, v) = pair?;
-            pairs.push((lua_to_reply(&k, depth + 1)?, lua_to_reply(&v, depth + 1)?));
+            pairs.push((lua_to_reply(&k, depth + 1, resp3)?, lua_to_reply(&v, depth + 1, resp3)?));
         }
         return Ok(Reply::Map(pairs));
     }
     if let Value::Table(s) = t.raw_get::<Value>("set")? {
         let mut members = Vec::new();
         for pair in s.pairs::<Value, Value>() {
-            members.push(lua_to_reply(&pair?.0, depth + 1)?);
+            members.push(lua_to_reply(&pair?.0, depth + 1, resp3)?);
         }
         return Ok(Reply::Set(members));
     }
@@ -635,7 +646,7 @@ fn table_to_reply(t: &Table, depth: usize) -> mlua::Result<Reply> {
     for i in 1.. {
         match t.raw_get::<Value>(i)? {
             Value::Nil => break,
-            v => items.push(lua_to_reply(&v, depth + 1)?),
+            v => items.push(lua_to_reply(&v, depth + 1, resp3)?),
         }
     }
     Ok(Reply::Array(items))

@@ -16,6 +16,8 @@ pub enum Reply {
     /// A status line, e.g. `+hash` for `TYPE`.
     Status(String),
     Int(i64),
+    /// RESP3 `#t`/`#f`, RESP2 `:1`/`:0` (a script's boolean after `redis.setresp(3)`).
+    Bool(bool),
     Bulk(Vec<u8>),
     Double(f64),
     Array(Vec<Reply>),
@@ -23,6 +25,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// Members (`SMEMBERS`).
     Set(Vec<Reply>),
+    /// Pairs in order (`ZRANGE … WITHSCORES`, `HRANDFIELD … WITHVALUES`): RESP3 nests each pair as
+    /// a two-element array, RESP2 flattens them to `[a1, b1, a2, b2, …]`, as redis-server does.
+    Pairs(Vec<(Reply, Reply)>),
     /// The whole error line without the `-`, code first: `WRONGTYPE Operation against …`.
     Error(String),
 }
@@ -35,10 +40,11 @@ impl PartialEq for Reply {
             (Nil, Nil) | (NilArray, NilArray) | (Ok, Ok) => true,
             (Status(a), Status(b)) | (Error(a), Error(b)) => a == b,
             (Int(a), Int(b)) => a == b,
+            (Bool(a), Bool(b)) => a == b,
             (Bulk(a), Bulk(b)) => a == b,
             (Double(a), Double(b)) => a.to_bits() == b.to_bits(),
             (Array(a), Array(b)) | (Set(a), Set(b)) => a == b,
-            (Map(a), Map(b)) => a == b,
+            (Map(a), Map(b)) | (Pairs(a), Pairs(b)) => a == b,
             _ => false,
         }
     }
@@ -67,6 +73,11 @@ impl Reply {
 
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
+    }
+
+    /// `(member, score)` pairs as a [`Reply::Pairs`] of bulk strings and doubles.
+    pub fn scored(pairs: impl IntoIterator<Item = (Vec<u8>, f64)>) -> Reply {
+        Reply::Pairs(pairs.into_iter().map(|(m, s)| (Reply::Bulk(m), Reply::Double(s))).collect())
     }
 }
 

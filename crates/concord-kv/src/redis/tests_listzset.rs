@@ -27,9 +27,16 @@ fn bulks(line: &str) -> Reply {
 }
 
 /// `[member, score, …]` from `"a 1 b 2"`.
+/// `"a 1 b 2"` as pairs of member and score (`WITHSCORES`).
 fn scored(line: &str) -> Reply {
     let words: Vec<&str> = line.split_whitespace().collect();
-    Reply::Array(words.chunks(2).flat_map(|p| [b(p[0]), d(zset::float(p[1].as_bytes()).unwrap())]).collect())
+    Reply::scored(words.chunks(2).map(|p| (p[0].as_bytes().to_vec(), zset::float(p[1].as_bytes()).unwrap())))
+}
+
+/// `"a 1"` as the flat `[member, score]` of a pop without a count.
+fn flat(line: &str) -> Reply {
+    let Reply::Pairs(pairs) = scored(line) else { unreachable!() };
+    Reply::Array(pairs.into_iter().flat_map(|(m, s)| [m, s]).collect())
 }
 
 #[test]
@@ -282,10 +289,10 @@ fn zrange_by_rank_score_and_lex_with_rev_and_limit() {
 fn zpop_zrem_and_the_empty_set_is_deleted() {
     let mut s = KvStore::default();
     run(&mut s, "ZADD z 1 a 2 b 3 c 4 d 5 e");
-    assert_eq!(run(&mut s, "ZPOPMIN z"), scored("a 1"));
-    assert_eq!(run(&mut s, "ZPOPMAX z"), scored("e 5"));
+    assert_eq!(run(&mut s, "ZPOPMIN z"), flat("a 1"));
+    assert_eq!(run(&mut s, "ZPOPMAX z"), flat("e 5"));
     assert_eq!(run(&mut s, "ZPOPMAX z 2"), scored("d 4 c 3"));
-    assert_eq!(run(&mut s, "ZPOPMIN z 0"), bulks(""));
+    assert_eq!(run(&mut s, "ZPOPMIN z 0"), scored(""));
     assert_eq!(run(&mut s, "ZPOPMIN z -1"), err("ERR value is out of range, must be positive"));
     assert_eq!(run(&mut s, "ZPOPMIN nokey"), bulks(""));
     assert_eq!(run(&mut s, "ZREM z a nosuch b"), i(1));
@@ -310,12 +317,16 @@ fn zrandmember_is_deterministic_and_zscan_returns_one_page() {
     assert_ne!(picked[0], picked[1], "a positive count picks distinct members");
     let Reply::Array(all) = run(&mut s, "ZRANDMEMBER s 10") else { panic!() };
     assert_eq!(all.len(), 4);
-    let Reply::Array(repeats) = run(&mut s, "ZRANDMEMBER s -10 WITHSCORES") else { panic!() };
-    assert_eq!(repeats.len(), 20);
+    let Reply::Pairs(repeats) = run(&mut s, "ZRANDMEMBER s -10 WITHSCORES") else { panic!() };
+    assert_eq!(repeats.len(), 10);
     assert_eq!(run(&mut s, "ZRANDMEMBER nokey"), Reply::Nil);
     assert_eq!(run(&mut s, "ZRANDMEMBER nokey 3"), bulks(""));
     assert_eq!(run(&mut s, "ZRANDMEMBER s 1 FOO"), err("ERR syntax error"));
-    assert_eq!(run(&mut s, "ZSCAN s 0 MATCH t*"), Reply::Array(vec![b("0"), scored("three 3 two 2")]));
+    assert_eq!(
+        run(&mut s, "ZSCAN s 0 MATCH t*"),
+        Reply::Array(vec![b("0"), bulks("three 3 two 2")]),
+        "ZSCAN's scores are text in both protocols"
+    );
     assert_eq!(run(&mut s, "ZSCAN nokey 0"), Reply::Array(vec![b("0"), bulks("")]));
 }
 

@@ -22,9 +22,14 @@ fn err(line: &str) -> Reply {
     Reply::error(line)
 }
 
-/// The members of a bulk-string array or set reply, as strings.
+/// The members of a bulk-string array, set or pairs reply (flattened), as strings.
 fn strings(reply: &Reply) -> Vec<String> {
+    let flat: Vec<Reply>;
     match reply {
+        Reply::Pairs(pairs) => {
+            flat = pairs.iter().flat_map(|(a, b)| [a.clone(), b.clone()]).collect();
+            strings(&Reply::Array(flat))
+        }
         Reply::Array(items) | Reply::Set(items) => items
             .iter()
             .map(|item| match item {

@@ -19,9 +19,9 @@
 //!
 //! `-0` is stored as `0` (Redis prints `ZSCORE` of `-0` as `0` too); NaN is never a score.
 //!
-//! Replies with scores are flat arrays `[member, score, …]` – Redis's RESP2 shape. (Over RESP3
-//! redis-server nests them as `[[member, score], …]`; Concord's [`Reply`] has no shape that
-//! flattens only for RESP2, so RESP3 clients get the flat form.)
+//! Replies with scores are [`Reply::Pairs`]: flat arrays `[member, score, …]` in RESP2, nested
+//! `[[member, score], …]` in RESP3, as redis-server answers. `ZPOPMIN` without a count, the
+//! blocking pops and `ZSCAN` stay flat in both.
 //!
 //! `ZRANDMEMBER` must give every replica the same answer, so its "randomness" is a PRNG seeded
 //! from the key, its revision and the count: deterministic for a given state, different after
@@ -30,7 +30,7 @@
 //! sorted sets with score 1) and write the destination in one step.
 
 use super::args::{int, is};
-use super::{read, write, Header, Kind, Outcome, Reply, Spec, Tx, View};
+use super::{format_double, read, write, Header, Kind, Outcome, Reply, Spec, Tx, View};
 
 pub const COMMANDS: &[Spec] = &[
     write("zadd", zadd),
@@ -545,16 +545,21 @@ impl Query {
     }
 }
 
-/// Members, with their scores if asked: `[member, score, …]`.
+/// Members, with their scores if asked: `[[member, score], …]` in RESP3, `[member, score, …]` in
+/// RESP2 (a [`Reply::Pairs`]).
 fn members_reply(found: Vec<Scored>, with_scores: bool) -> Reply {
-    let mut out = Vec::with_capacity(found.len() * if with_scores { 2 } else { 1 });
-    for (member, score) in found {
-        out.push(Reply::Bulk(member));
-        if with_scores {
-            out.push(Reply::Double(score));
-        }
+    if with_scores {
+        Reply::scored(found)
+    } else {
+        Reply::Array(found.into_iter().map(|(member, _)| Reply::Bulk(member)).collect())
     }
-    Reply::Array(out)
+}
+
+/// `[member, score, …]` flat in both protocols, as `ZPOPMIN` without a count answers.
+fn flat_scored(found: Vec<Scored>) -> Reply {
+    Reply::Array(
+        found.into_iter().flat_map(|(member, score)| [Reply::Bulk(member), Reply::Double(score)]).collect(),
+    )
 }
 
 /// `ZRANGE key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]` and the older
@@ -639,18 +644,19 @@ pub fn pop_many(tx: &mut Tx, key: &[u8], max: bool, count: u64) -> Result<Option
     Ok(Some(popped))
 }
 
-/// `ZPOPMIN key [count]`, `ZPOPMAX key [count]`: `[member, score, …]`, empty if the key is absent.
+/// `ZPOPMIN key [count]`, `ZPOPMAX key [count]`: `[member, score]` without a count, pairs with
+/// one (nested in RESP3, as redis-server answers); empty if the key is absent.
 fn zpop(tx: &mut Tx, args: &[Vec<u8>], max: bool) -> Outcome {
     let count = match args {
-        [_] => 1,
+        [_] => None,
         [_, n] => {
             let n = int(n)?;
-            u64::try_from(n).map_err(|_| Reply::error("ERR value is out of range, must be positive"))?
+            Some(u64::try_from(n).map_err(|_| Reply::error("ERR value is out of range, must be positive"))?)
         }
         _ => return Err(Reply::error("ERR syntax error")),
     };
-    let popped = pop_many(tx, &args[0], max, count)?.unwrap_or_default();
-    Ok(members_reply(popped, true))
+    let popped = pop_many(tx, &args[0], max, count.unwrap_or(1))?.unwrap_or_default();
+    Ok(if count.is_some() { members_reply(popped, true) } else { flat_scored(popped) })
 }
 
 /// `BZPOPMIN key [key …] timeout` run once: `[key, member, score]` from the first non-empty
@@ -875,7 +881,9 @@ fn zscan(view: &View, args: &[Vec<u8>]) -> Outcome {
             true
         });
     }
-    Ok(Reply::Array(vec![Reply::bulk("0"), members_reply(found, true)]))
+    // Scores as text in both protocols (redis-server's ZSCAN does not send RESP3 doubles).
+    let page = found.into_iter().flat_map(|(m, score)| [Reply::Bulk(m), Reply::bulk(format_double(score))]);
+    Ok(Reply::Array(vec![Reply::bulk("0"), Reply::Array(page.collect())]))
 }
 
 /// Redis's glob (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a-z]`, `\x`.

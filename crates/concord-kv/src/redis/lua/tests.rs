@@ -217,6 +217,12 @@ fn redis_call_sees_earlier_writes_and_converts_replies() {
     );
     assert_eq!(eval("redis.setresp(3); return redis.call('smembers', 's')"), Reply::Set(vec![bulk("m")]));
     assert_eq!(eval("redis.setresp(3); return redis.call('zscore', 'z', 'm')"), Reply::Double(0.1));
+    // Booleans: 1 and null in RESP2 (redis-server 7.0: `:1`, `$-1`), booleans after setresp(3)
+    // (`#t`, `#f`).
+    assert_eq!(eval("return true"), Reply::Int(1));
+    assert_eq!(eval("return false"), Reply::Nil);
+    assert_eq!(eval("redis.setresp(3); return true"), Reply::Bool(true));
+    assert_eq!(eval("redis.setresp(3); return {false}"), Reply::Array(vec![Reply::Bool(false)]));
 }
 
 #[test]
