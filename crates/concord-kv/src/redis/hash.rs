@@ -69,18 +69,8 @@ fn hsetnx(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 
 fn hdel(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let (key, fields) = args.split_first().expect("arity checked: a key");
-    let Some(mut header) = tx.view().collection(key, Kind::Hash)? else { return Ok(Reply::Int(0)) };
-    let mut removed = 0;
-    for field in fields {
-        if tx.remove_member(key, field) {
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        header.len -= removed;
-        tx.save(key, header);
-    }
-    Ok(Reply::Int(removed as i64))
+    let Some(header) = tx.view().collection(key, Kind::Hash)? else { return Ok(Reply::Int(0)) };
+    Ok(Reply::Int(tx.remove_members(key, header, fields)))
 }
 
 fn hincrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {

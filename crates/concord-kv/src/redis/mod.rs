@@ -412,6 +412,17 @@ impl<'a> Tx<'a> {
         removed
     }
 
+    /// `HDEL` / `SREM`: removes each member `key` holds, then saves the header with the new length
+    /// (`save` deletes an emptied collection); how many were removed.
+    pub fn remove_members(&mut self, key: &[u8], mut header: Header, members: &[Vec<u8>]) -> i64 {
+        let removed = members.iter().filter(|member| self.remove_member(key, member)).count() as u64;
+        if removed > 0 {
+            header.len -= removed;
+            self.save(key, header);
+        }
+        removed as i64
+    }
+
     pub fn put_index(&mut self, key: &[u8], sub: &[u8]) {
         self.put_record(record_key(key, INDEX_TAG, sub), Vec::new());
     }

@@ -90,18 +90,8 @@ fn sadd(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 /// `SREM key member [member …]`: how many were removed; the last one gone deletes the key.
 fn srem(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let (key, members) = args.split_first().expect("arity checked: a key");
-    let Some(mut header) = set(&tx.view(), key)? else { return Ok(Reply::Int(0)) };
-    let mut removed = 0;
-    for member in members {
-        if tx.remove_member(key, member) {
-            removed += 1;
-        }
-    }
-    if removed > 0 {
-        header.len -= removed;
-        tx.save(key, header);
-    }
-    Ok(Reply::Int(removed as i64))
+    let Some(header) = set(&tx.view(), key)? else { return Ok(Reply::Int(0)) };
+    Ok(Reply::Int(tx.remove_members(key, header, members)))
 }
 
 /// `SPOP key [count]`: remove and return random members – one as a bulk string (nil if absent),

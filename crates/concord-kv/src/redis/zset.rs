@@ -23,13 +23,15 @@
 //! `[[member, score], …]` in RESP3, as redis-server answers. `ZPOPMIN` without a count, the
 //! blocking pops and `ZSCAN` stay flat in both.
 //!
-//! `ZRANDMEMBER` must give every replica the same answer, so its "randomness" is a PRNG seeded
-//! from the key, its revision and the count: deterministic for a given state, different after
-//! each change. `ZSCAN` returns the whole set in one page with cursor 0 (as redis-server does for
+//! `ZRANDMEMBER` must give every replica the same answer, so it draws as `SRANDMEMBER` does, from
+//! the generator of [`super::random`] seeded by the key and its revision: deterministic for a
+//! given state, different after each change. `ZSCAN` returns the whole set in one page with cursor 0 (as redis-server does for
 //! small, listpack-encoded sets). `ZUNIONSTORE`/`ZINTERSTORE` read every input (sets count as
 //! sorted sets with score 1) and write the destination in one step.
 
 use super::args::{int, is};
+use super::random::Rng;
+use super::set::pick;
 use super::{format_double, read, write, Header, Kind, Outcome, Reply, Spec, Tx, View};
 
 pub const COMMANDS: &[Spec] = &[
@@ -413,22 +415,20 @@ impl LexRange {
 fn zcount(view: &View, args: &[Vec<u8>]) -> Outcome {
     let [key, min, max] = args else { unreachable!("arity checked") };
     let range = ScoreRange::parse(min, max)?;
-    let mut n = 0;
-    if zset(view, key)?.is_some() {
-        range.scan(view, key, &mut |_, _| {
-            n += 1;
-            true
-        });
-    }
-    Ok(Reply::Int(n))
+    count_in(view, key, |visit| range.scan(view, key, visit))
 }
 
 fn zlexcount(view: &View, args: &[Vec<u8>]) -> Outcome {
     let [key, min, max] = args else { unreachable!("arity checked") };
     let range = LexRange::parse(min, max)?;
+    count_in(view, key, |visit| range.scan(view, key, visit))
+}
+
+/// How many members a range's `scan` visits (0 if the key is absent).
+fn count_in(view: &View, key: &[u8], scan: impl FnOnce(&mut dyn FnMut(&[u8], f64) -> bool)) -> Outcome {
     let mut n = 0;
     if zset(view, key)?.is_some() {
-        range.scan(view, key, &mut |_, _| {
+        scan(&mut |_, _| {
             n += 1;
             true
         });
@@ -783,36 +783,8 @@ fn zstore(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
     Ok(Reply::Int(result.len() as i64))
 }
 
-/// A small deterministic PRNG (SplitMix64): every replica draws the same numbers from one seed.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// FNV-1a over the parts: the seed of a deterministic random choice.
-fn seed(parts: &[&[u8]]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for part in parts {
-        for &byte in *part {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        hash = (hash ^ 0xff).wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
-/// `ZRANDMEMBER key [count [WITHSCORES]]`: seeded by the key, its mod revision and the count.
+/// `ZRANDMEMBER key [count [WITHSCORES]]`: picked as `SRANDMEMBER` picks ([`pick`], seeded by the
+/// key's revision: see [`super::random`]).
 fn zrandmember(view: &View, args: &[Vec<u8>]) -> Outcome {
     let key = &args[0];
     let (count, with_scores) = match &args[1..] {
@@ -827,26 +799,10 @@ fn zrandmember(view: &View, args: &[Vec<u8>]) -> Outcome {
     let Some(_) = zset(view, key)? else {
         return Ok(if count.is_some() { Reply::Array(vec![]) } else { Reply::Nil });
     };
-    let revision = view.entry(key).map_or(0, |e| e.mod_revision);
-    let mut rng = SplitMix(seed(&[key, &revision.to_be_bytes(), &count.unwrap_or(1).to_be_bytes()]));
     let all = by_score_order(view, key, usize::MAX);
-    let Some(count) = count else {
-        return Ok(Reply::Bulk(all[rng.below(all.len())].0.clone()));
-    };
-    let picked: Vec<Scored> = if count < 0 {
-        // Negative: that many draws, repeats allowed.
-        (0..count.unsigned_abs()).map(|_| all[rng.below(all.len())].clone()).collect()
-    } else {
-        // Positive: distinct members (a partial Fisher-Yates shuffle), at most all of them.
-        let mut pool = all;
-        let n = (count as usize).min(pool.len());
-        for i in 0..n {
-            let j = i + rng.below(pool.len() - i);
-            pool.swap(i, j);
-        }
-        pool.truncate(n);
-        pool
-    };
+    let picked = pick(&mut Rng::for_read(view, key), &all, count);
+    let Some(_) = count else { return Ok(Reply::Bulk(picked[0].0.clone())) };
+    let picked: Vec<Scored> = picked.into_iter().cloned().collect();
     Ok(members_reply(picked, with_scores))
 }
 
