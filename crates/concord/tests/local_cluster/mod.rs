@@ -123,6 +123,32 @@ impl LocalCluster {
         }
     }
 
+    /// Run a Python client script (`tests/NAME.py`) as `python3 NAME.py 127.0.0.1 LEADER_PORT
+    /// FOLLOWER_PORT…` (Redis ports) once the nodes agree on a leader; it must print `ok`.
+    pub fn run_python(&self, name: &str) {
+        let leader = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(self.leader(Duration::from_secs(30)));
+        let followers =
+            (0..self.args.nodes as usize).filter(|i| *i != leader).map(|i| self.redis_port(i).to_string());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(name);
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["127.0.0.1".to_string(), self.redis_port(leader).to_string()])
+            .args(followers)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim().starts_with("ok"),
+            "{name} failed:\n{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs(30)
+        );
+    }
+
     /// The last `lines` lines of every node's log, for assertion messages.
     pub fn logs(&self, lines: usize) -> String {
         (1..=self.args.nodes)
@@ -135,6 +161,19 @@ impl LocalCluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Whether python3 with redis-py is here: under `CI` it must be (`.ci/run` installs it); elsewhere
+/// the test prints why it is skipped.
+pub fn redis_py_available() -> bool {
+    let python = std::process::Command::new("python3").args(["-c", "import redis"]).output();
+    if python.is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "python3 with redis-py is needed (pip install redis)");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: python3 with redis-py is not usable");
+    false
 }
 
 impl Drop for LocalCluster {
