@@ -123,6 +123,12 @@ impl<E: Engine> KvStore<E> {
 
     /// Apply `command`: validate it, then run it. An error changes nothing.
     pub fn execute(&mut self, command: &Command) -> KvResult {
+        self.execute_in(command, None)
+    }
+
+    /// [`execute`](Self::execute) in a state machine serving only `slots` (the sharded mode):
+    /// scripts refuse keys of other slots (see [`crate::redis::script`]).
+    pub fn execute_in(&mut self, command: &Command, slots: Option<&dyn crate::redis::Slots>) -> KvResult {
         validate(command, &self.limits)?;
         // Every key this command writes gets `rev` as its mod revision; `self.revision` only moves
         // to `rev` if something was written, so read-only or no-op commands leave it alone.
@@ -150,8 +156,9 @@ impl<E: Engine> KvStore<E> {
                 (expired > 0, Response::Expire { revision: 0, expired })
             }
             Write::Redis(exec) => {
+                let max_value_bytes = self.limits.max_value_bytes;
                 let (wrote, replies) =
-                    crate::redis::exec_limited(&mut self.engine, exec, now, rev, self.limits.max_value_bytes);
+                    crate::redis::exec_in(&mut self.engine, exec, now, rev, max_value_bytes, slots);
                 (wrote, Response::Redis { revision: 0, replies })
             }
         };
@@ -163,6 +170,11 @@ impl<E: Engine> KvStore<E> {
 
     /// Answer a read-only query.
     pub fn read(&self, query: &Query) -> KvResult {
+        self.read_in(query, None)
+    }
+
+    /// [`read`](Self::read) in a state machine serving only `slots` (the sharded mode).
+    pub fn read_in(&self, query: &Query, slots: Option<&dyn crate::redis::Slots>) -> KvResult {
         validate_query(query, &self.limits)?;
         match query {
             Query::Get { key } => Ok(Response::Get(self.get(key))),
@@ -170,7 +182,8 @@ impl<E: Engine> KvStore<E> {
             Query::GetMany { keys } => Ok(Response::Values(self.get_many(keys))),
             Query::Export => Ok(Response::Range(self.export())),
             Query::Redis(exec) => {
-                let replies = exec.calls.iter().map(|call| crate::redis::query(&self.engine, call)).collect();
+                let replies =
+                    exec.calls.iter().map(|call| crate::redis::query_in(&self.engine, call, slots)).collect();
                 Ok(Response::Redis { revision: self.revision(), replies: Some(replies) })
             }
             // validate_query refuses it already; kept explicit so the match needs no wildcard.

@@ -589,7 +589,7 @@ print("ok")
 /// Sets and the later hash commands through the front door, byte for byte against redis-server
 /// where the reply does not depend on member order or randomness (the interpreter answers in
 /// byte order, redis-server in hash-table order): counts, flags, errors, one-member sets, and
-/// HINCRBYFLOAT's long-double text.
+/// HINCRBYFLOAT's and INCRBYFLOAT's long-double text.
 #[test]
 fn sets_and_hashes_answer_as_redis_server() {
     let Some(redis) = Redis::start(false) else { return };
@@ -645,6 +645,20 @@ fn sets_and_hashes_answer_as_redis_server() {
             &["HINCRBYFLOAT", "h", "g", "abc"],
             &["HINCRBYFLOAT", "h", "g", "inf"],
             &["HINCRBYFLOAT", "str", "g", "1"],
+            &["SET", "n", "10.6"],
+            &["INCRBYFLOAT", "n", "5.0e3"],
+            &["INCRBYFLOAT", "n", "-2.0e2"],
+            &["INCRBYFLOAT", "m", "0.1"],
+            &["INCRBYFLOAT", "m", "0.2"],
+            &["INCRBYFLOAT", "m", "1.23456789012345678"],
+            &["SET", "m", "1e17"],
+            &["INCRBYFLOAT", "m", "1"],
+            &["INCRBYFLOAT", "m", "1e30"],
+            &["INCRBYFLOAT", "m", "inf"],
+            &["INCRBYFLOAT", "m", "nan"],
+            &["INCRBYFLOAT", "m", "0x1p3"],
+            &["INCRBYFLOAT", "h", "x"],
+            &["DEL", "n", "m"],
             &["HRANDFIELD", "nope"],
             &["HRANDFIELD", "h", "1", "foo"],
             &["HRANDFIELD", "h", "-4611686018427387904", "WITHVALUES"],

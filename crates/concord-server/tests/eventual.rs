@@ -94,7 +94,7 @@ async fn any_node_serves_any_request() {
     assert_eq!(r3.call(&["DECR", "visits"]).await.unwrap(), "10");
     assert_eq!(r1.call(&["GET", "visits"]).await.unwrap(), "10");
     let reply = r1.call(&["INCR", "greeting"]).await.unwrap();
-    assert!(reply.contains("holds a register, not a counter"), "{reply}");
+    assert!(reply.starts_with("-ERR unsupported operation: INCR of a key SET wrote: "), "{reply}");
 
     // DEL reads first, so it counts; the key is then gone everywhere a quorum looks.
     assert_eq!(r3.call(&["DEL", "greeting", "nobody"]).await.unwrap(), "1");
@@ -339,8 +339,32 @@ async fn sets_and_hashes_keep_every_concurrent_add() {
     assert_eq!(all.call(&["HGET", "user", "age"]).await.unwrap(), "(nil)");
     assert_eq!(all.call(&["HLEN", "user"]).await.unwrap(), "2");
     assert!(all.call(&["GET", "user"]).await.unwrap().starts_with("-WRONGTYPE"));
+    // A key keeps its kind (see `concord_server::eventual::resp`): INCR on a hash is WRONGTYPE as
+    // in Redis; SET replacing it, or INCR of a value SET wrote, is refused with the reason (Redis
+    // would do them).
+    assert_eq!(
+        all.call(&["INCR", "user"]).await.unwrap(),
+        format!("-{}", concord_server::eventual::redis::WRONGTYPE)
+    );
+    let set = all.call(&["SET", "user", "v"]).await.unwrap();
+    assert!(
+        set.starts_with(
+            "-ERR unsupported operation: SET of a key holding a hash: in the eventual mode a key keeps"
+        ),
+        "{set}"
+    );
+    assert_eq!(all.call(&["HLEN", "user"]).await.unwrap(), "2", "the refused SET changed nothing");
+    assert_eq!(all.call(&["INCR", "hits"]).await.unwrap(), "1");
+    let set = all.call(&["SET", "hits", "v"]).await.unwrap();
+    assert!(set.starts_with("-ERR unsupported operation: SET of a key holding a counter (INCR): "), "{set}");
+    assert_eq!(all.call(&["SET", "name", "5"]).await.unwrap(), "OK");
+    let incr = all.call(&["INCR", "name"]).await.unwrap();
+    assert!(incr.starts_with("-ERR unsupported operation: INCR of a key SET wrote: "), "{incr}");
     assert_eq!(all.call(&["DEL", "user"]).await.unwrap(), "1");
     assert_eq!(all.call(&["HLEN", "user"]).await.unwrap(), "0");
+    // The documented difference: an emptied hash stays a hash (its causal context), where Redis
+    // deletes the key.
+    assert_eq!(all.call(&["TYPE", "user"]).await.unwrap(), "hash");
 
     // redis-py, through its own API.
     let python = std::process::Command::new("python3").args(["-c", "import redis"]).output();

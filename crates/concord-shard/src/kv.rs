@@ -437,7 +437,8 @@ impl ShardKv {
                     }
                     Query::Unsupported { .. } => {}
                 }
-                Ok(ShardResponse::Kv(self.kv.read(query)?))
+                let served = Served { slots: &self.slots, bug: self.bug };
+                Ok(ShardResponse::Kv(self.kv.read_in(query, Some(&served))?))
             }
             ShardQuery::Export { id, range, after, limit } => {
                 let (id, range) = (*id, *range);
@@ -559,8 +560,7 @@ impl ShardKv {
     fn serving(&self, key: &[u8]) -> Result<(), ShardError> {
         let slot = key_slot(key);
         match self.slots.get(slot) {
-            Some(SlotState::Serving) => Ok(()),
-            Some(SlotState::Outgoing(_)) if self.bug == ShardBug::WritesAfterFence => Ok(()),
+            Some(state) if serves(state, self.bug) => Ok(()),
             state => Err(ShardError::NotServing { slot, state }),
         }
     }
@@ -601,7 +601,8 @@ impl ShardKv {
                 }
             }
         }
-        Ok(ShardResponse::Kv(self.kv.execute(&checked)?))
+        let served = Served { slots: &self.slots, bug: self.bug };
+        Ok(ShardResponse::Kv(self.kv.execute_in(&checked, Some(&served))?))
     }
 
     /// Write copied entries at one new revision, keeping each key's version and TTL.
@@ -745,6 +746,35 @@ impl KvStateMachine for ShardKv {
     }
 }
 
+/// Whether a slot in `state` takes client commands (a frozen outgoing slot does not, unless the
+/// injected bug lets it).
+fn serves(state: SlotState, bug: ShardBug) -> bool {
+    match state {
+        SlotState::Serving => true,
+        SlotState::Outgoing(_) => bug == ShardBug::WritesAfterFence,
+        SlotState::Incoming(_) => false,
+    }
+}
+
+/// The slot table as the interpreter sees it: a script's `redis.call` may only touch keys of
+/// slots served here (Redis Cluster's "non local key" refusal, see `concord_kv::redis::script`),
+/// decided by the table at the command's point in the log – the same on every replica.
+struct Served<'a> {
+    slots: &'a SlotTable,
+    bug: ShardBug,
+}
+
+impl concord_kv::redis::Slots for Served<'_> {
+    fn slot(&self, key: &[u8]) -> u16 {
+        key_slot(key).get()
+    }
+
+    fn serves(&self, slot: u16) -> bool {
+        let slot = Slot::new(i64::from(slot)).expect("a slot from key_slot");
+        self.slots.get(slot).is_some_and(|state| serves(state, self.bug))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -812,6 +842,57 @@ mod tests {
         assert_eq!(get(&kv, &inside).unwrap(), Some(b"v".to_vec()));
         let range_read = Query::Range(concord_kv::RangeRequest::new(concord_kv::KeyRange::prefix(""), 10));
         assert!(matches!(kv.read(&ShardQuery::Kv(range_read)), Err(ShardError::RangeUnsupported(_))));
+    }
+
+    /// A script may touch undeclared keys of slots served here, never a key of another group's
+    /// slot (Redis Cluster's "non local key"), nor one of a slot frozen for a move: the state
+    /// machine refuses the call itself, so the key is never written where it does not live.
+    #[test]
+    fn scripts_touch_only_keys_of_slots_served_here() {
+        use concord_kv::{RedisCall, RedisExec, Reply};
+        let mut kv = ShardKv::default();
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 99), range(200, 299)] }).unwrap();
+        let (declared, other_here) = (key_in(range(0, 99), 0), key_in(range(200, 299), 0));
+        let elsewhere = key_in(range(100, 199), 0);
+        let eval = |body: String, key: &str| {
+            let argv = ["EVAL", body.as_str(), "1", key].iter().map(|w| w.as_bytes().to_vec()).collect();
+            let exec = RedisExec { keys: vec![key.into()], watch: vec![], calls: vec![RedisCall::new(argv)] };
+            ShardCommand::Kv(Command::new(Time(0), concord_kv::Write::Redis(exec)))
+        };
+        let reply = |kv: &mut ShardKv, index, command| match kv.execute(index, &command) {
+            Ok(ShardResponse::Kv(Response::Redis { replies: Some(mut r), .. })) => r.pop().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let set = |key: &str| format!("return redis.call('set', '{key}', 'v')");
+        assert_eq!(reply(&mut kv, 2, eval(set(&other_here), &declared)), Reply::Ok);
+        let refused = reply(&mut kv, 3, eval(set(&elsewhere), &declared));
+        let Reply::Error(e) = refused else { panic!("{refused:?}") };
+        assert!(
+            e.starts_with("ERR Script attempted to access a non local key in a cluster node script: "),
+            "{e}"
+        );
+        assert!(get(&kv, &elsewhere).is_err());
+        assert!(kv.store().get(elsewhere.as_bytes()).is_none(), "never written");
+        // Frozen for a move out: no longer served, so no longer local.
+        kv.execute(4, &ShardCommand::Fence { id: 9, range: range(200, 299) }).unwrap();
+        let Reply::Error(e) = reply(&mut kv, 5, eval(set(&other_here), &declared)) else { panic!() };
+        assert!(e.contains("non local key"), "{e}");
+        // Read-only scripts, through the read path.
+        let argv = ["EVAL_RO", &format!("return redis.call('get', '{elsewhere}')"), "1", declared.as_str()]
+            .iter()
+            .map(|w| w.as_bytes().to_vec())
+            .collect();
+        let exec = RedisExec {
+            keys: vec![declared.clone().into()],
+            watch: vec![],
+            calls: vec![RedisCall::new(argv)],
+        };
+        match kv.read(&ShardQuery::Kv(Query::Redis(exec))) {
+            Ok(ShardResponse::Kv(Response::Redis { replies: Some(r), .. })) => {
+                assert!(matches!(&r[0], Reply::Error(e) if e.contains("non local key")), "{r:?}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// The whole protocol on two groups' machines: fence, copy in pages, activate, release.

@@ -23,6 +23,10 @@
 //! shard, also of those it does not replicate (leader probes); a node killed with `kill -9` is
 //! shown `disconnected` in the others' `CLUSTER NODES` and `connected: false` in `/v1/cluster`.
 //!
+//! `a_script_touches_only_keys_of_its_shard`: a script routed by its declared key may call
+//! undeclared keys of its own shard, and a key of another shard fails with Redis Cluster's
+//! `ERR Script attempted to access a non local key in a cluster node` – the key is written nowhere.
+//!
 //! A second test, `replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load`, drives
 //! the commands docs/sharding.md gives – `concord shard move-replica`, `concord join`, `concord
 //! shard rebalance` – against 3 nodes of 4 shards × 2 replicas under the same clients, then checks
@@ -1025,4 +1029,78 @@ async fn every_node_names_every_shards_leader_and_sees_a_dead_peer_disconnected(
         assert!(Instant::now() < deadline, "node 1 still shows node 3 connected:\n{nodes}\n{member3}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Send `args` over RESP as a cluster client does: from node 1, following `-MOVED` and retrying
+/// `-TRYAGAIN` / `-CLUSTERDOWN` (a shard just electing a leader).
+async fn cluster_call(c: &LocalCluster, args: &[&str]) -> String {
+    let mut addr = SocketAddr::from(([127, 0, 0, 1], c.redis_port(0)));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = Resp::connect(addr).await.unwrap().call(args).await.unwrap();
+        if let Some(moved) = reply.strip_prefix("-MOVED ") {
+            addr = moved.split(' ').nth(1).unwrap().parse().unwrap();
+        } else if reply.starts_with("-TRYAGAIN") || reply.starts_with("-CLUSTERDOWN") {
+            assert!(Instant::now() < deadline, "{args:?}: {reply}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            return reply;
+        }
+    }
+}
+
+/// A script runs in its declared key's shard, whose state machine holds only that shard's slots:
+/// a `redis.call` on a key of another shard is refused there, as a Redis Cluster node refuses a
+/// non-local key (`concord_kv::redis::script`); undeclared keys of its own shard are allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_touches_only_keys_of_its_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = LocalCluster::start(dir.path(), NODES, |o| {
+        o.mode = Mode::Sharded;
+        o.shards = Some(SHARDS);
+        o.no_fsync = true;
+    });
+    let views = wait_for(&c, "every shard has a leader", Duration::from_secs(30), ready).await;
+    let shard_of_slot = |slot: u64| -> u64 {
+        let ranges = views[0]["ranges"].as_array().unwrap();
+        let r = ranges.iter().find(|r| r["start"].as_u64() <= Some(slot) && Some(slot) <= r["end"].as_u64());
+        r.unwrap()["shard"].as_u64().unwrap()
+    };
+    // Keys and their shards, as CLUSTER KEYSLOT and the map say.
+    let mut by_shard: std::collections::BTreeMap<u64, Vec<String>> = Default::default();
+    let first = SocketAddr::from(([127, 0, 0, 1], c.redis_port(0)));
+    let mut conn = Resp::connect(first).await.unwrap();
+    for i in 0..40 {
+        let key = format!("script-key-{i}");
+        let slot: u64 = conn.call(&["CLUSTER", "KEYSLOT", &key]).await.unwrap().parse().unwrap();
+        by_shard.entry(shard_of_slot(slot)).or_default().push(key);
+    }
+    let home = by_shard.values().find(|keys| keys.len() >= 2).unwrap();
+    let away = by_shard.values().find(|keys| *keys != home).unwrap();
+    let (declared, same_shard, other_shard) = (&home[0], &home[1], &away[0]);
+
+    // An undeclared key of the script's own shard: allowed, as Redis allows its node's keys.
+    let set_both = "redis.call('set', KEYS[1], 'a') return redis.call('set', ARGV[1], 'b')";
+    assert_eq!(cluster_call(&c, &["EVAL", set_both, "1", declared, same_shard]).await, "OK");
+    assert_eq!(cluster_call(&c, &["GET", same_shard]).await, "b");
+
+    // A key of another shard: refused inside the state machine; the write before it is kept (a
+    // script is atomic, not transactional), the refused one is made nowhere.
+    let refused = cluster_call(&c, &["EVAL", set_both, "1", same_shard, other_shard]).await;
+    assert!(
+        refused.starts_with("-ERR Script attempted to access a non local key in a cluster node script: "),
+        "{refused}"
+    );
+    assert_eq!(cluster_call(&c, &["GET", other_shard]).await, "(nil)");
+    let pcall = "return redis.pcall('get', ARGV[1])";
+    assert_eq!(
+        cluster_call(&c, &["EVAL_RO", pcall, "1", declared, other_shard]).await,
+        "-ERR Script attempted to access a non local key in a cluster node"
+    );
+    // A keyless script has no shard to run in: the sharded mode refuses it before it runs (Redis
+    // Cluster would run it on the node asked), so it cannot reach into another shard either.
+    let keyless =
+        cluster_call(&c, &["EVAL", "return redis.call('set', ARGV[1], 'x')", "0", other_shard]).await;
+    assert_eq!(keyless, "-ERR rejected: ERR a sharded cluster routes by key; this request has none");
+    assert_eq!(cluster_call(&c, &["GET", other_shard]).await, "(nil)");
 }

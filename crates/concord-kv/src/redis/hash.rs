@@ -1,7 +1,7 @@
 //! Hashes (`@hash`): one member record per field, holding the field's value.
 
 use super::args::{int, is, wrong_arity};
-use super::longdouble::Ld;
+use super::longdouble::{self, Ld};
 use super::random::Rng;
 use super::set::{capped, count_arg, pick, scan_reply, Scan};
 use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
@@ -169,13 +169,13 @@ fn hincrbyfloat(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let current = match tx.view().member(key, field) {
         None => {
             header.len += 1;
-            Ld::parse(b"0").expect("zero parses")
+            Ld::ZERO
         }
         Some(value) => Ld::parse(&value).ok_or_else(|| Reply::error("ERR hash value is not a float"))?,
     };
-    let sum = current.plus(increment).filter(|sum| sum.is_finite());
-    let sum = sum.ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
-    let text = sum.to_human().into_bytes();
+    let text = longdouble::increment(current, increment)
+        .ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?
+        .into_bytes();
     tx.put_member(key, field, text.clone());
     tx.save(key, header);
     Ok(Reply::Bulk(text))

@@ -1,11 +1,13 @@
-//! `HINCRBYFLOAT`'s arithmetic, exactly as redis-server does it: in C's `long double`.
+//! `INCRBYFLOAT`'s and `HINCRBYFLOAT`'s arithmetic, exactly as redis-server does it: in C's
+//! `long double`.
 //!
 //! On x86-64 Linux, `long double` is the x87 80-bit extended format: a 64-bit significand and a
 //! 15-bit exponent. redis-server parses the stored value and the increment with `strtold`, adds
-//! them in that format and prints the sum with `%.17Lf`, trailing zeros removed. So
-//! `HINCRBYFLOAT h f 0.1` on a field holding `0.2` answers `0.3` (an `f64` sum would print
-//! `0.30000000000000004`), `1e30` answers `1000000000000000000024696061952`, and `1e-20`
-//! answers `0`. Rust has no 80-bit float, so this module computes the same roundings with exact
+//! them in that format and prints the sum with `%.17Lf`, trailing zeros removed ([`increment`],
+//! which both commands use). So `INCRBYFLOAT k 0.1` on a key holding `0.2` answers `0.3` (an
+//! `f64` sum would print `0.30000000000000004`), `1e30` answers
+//! `1000000000000000000024696061952`, `1e-20` answers `0`, and `5.0e3` on `10.6` answers
+//! `5010.60000000000000009` (the 64-bit significand's rounding shows in the 17th digit). Rust has no 80-bit float, so this module computes the same roundings with exact
 //! integers: every finite value is `m · 2^e`, and each step (parse, add, print) rounds the exact
 //! result once, to nearest, ties to even – what the C library does.
 //!
@@ -32,8 +34,16 @@ pub enum Ld {
     Inf { neg: bool },
 }
 
+/// `current + increment` as redis-server stores and answers it (`%.17Lf`, trailing zeros
+/// removed); `None` when the sum is NaN or infinite (Redis: `increment would produce NaN or
+/// Infinity`). The parse errors differ between the two commands, so callers parse.
+pub fn increment(current: Ld, increment: Ld) -> Option<String> {
+    current.plus(increment).filter(|sum| sum.is_finite()).map(Ld::to_human)
+}
+
 impl Ld {
-    const ZERO: Ld = Ld::Finite { neg: false, m: 0, e: 0 };
+    /// Zero, the value of an absent key or field.
+    pub const ZERO: Ld = Ld::Finite { neg: false, m: 0, e: 0 };
 
     /// `strtold` as Redis's `string2ld` accepts it; `None` if Redis would refuse the text.
     pub fn parse(text: &[u8]) -> Option<Ld> {

@@ -198,17 +198,29 @@ pub fn user_range_end() -> &'static [u8] {
     &INTERNAL_PREFIX
 }
 
+/// The sharded mode's view of the key space: which hash slots the state machine running a command
+/// serves. Scripts check their `redis.call`s against it (see [`script`]); without one (the
+/// other modes) every key is local.
+pub trait Slots {
+    /// The key's hash slot (Redis Cluster's CRC16 of the key or its `{hash tag}`).
+    fn slot(&self, key: &[u8]) -> u16;
+    /// Whether this state machine serves `slot` at this point of its log.
+    fn serves(&self, slot: u16) -> bool;
+}
+
 /// Read access to the store for the interpreter.
 pub struct View<'a> {
     engine: &'a dyn EngineRead,
     /// The command's time when it runs through the log (inside a [`RedisExec`]); `None` for a
     /// query, which has no clock the replicas agree on (`TTL` needs one: see `keyspace`).
     pub now: Option<Time>,
+    /// The slots served here, in the sharded mode.
+    pub slots: Option<&'a dyn Slots>,
 }
 
 impl<'a> View<'a> {
     pub fn new(engine: &'a dyn EngineRead) -> View<'a> {
-        View { engine, now: None }
+        View { engine, now: None, slots: None }
     }
 
     /// The key's entry (strings: the value; collections: the metadata).
@@ -275,15 +287,17 @@ pub struct Tx<'a> {
     /// The store's `max_value_bytes`: commands that grow a value (`APPEND`, `SETRANGE`) refuse to
     /// pass it, since the limits only saw their arguments.
     pub max_value_bytes: usize,
+    /// The slots served here, in the sharded mode.
+    pub slots: Option<&'a dyn Slots>,
 }
 
 impl<'a> Tx<'a> {
     pub fn new(engine: &'a mut dyn Engine, now: Time, rev: u64) -> Tx<'a> {
-        Tx { engine, now, rev, wrote: false, max_value_bytes: usize::MAX }
+        Tx { engine, now, rev, wrote: false, max_value_bytes: usize::MAX, slots: None }
     }
 
     pub fn view(&self) -> View<'_> {
-        View { engine: &*self.engine, now: Some(self.now) }
+        View { engine: &*self.engine, now: Some(self.now), slots: self.slots }
     }
 
     /// Make `dst` a copy of `src` (which exists): its value or collection records, and its
@@ -489,8 +503,15 @@ pub fn is_write(name: &str) -> Option<bool> {
 
 /// Run a read-only call against `engine`.
 pub fn query(engine: &dyn EngineRead, call: &RedisCall) -> Reply {
+    query_in(engine, call, None)
+}
+
+/// [`query`] in a state machine serving `slots` (the sharded mode).
+pub fn query_in(engine: &dyn EngineRead, call: &RedisCall, slots: Option<&dyn Slots>) -> Reply {
     match lookup(&call.name()).map(|spec| spec.run) {
-        Some(Run::Read(run)) => run(&View::new(engine), &call.argv[1..]).unwrap_or_else(|e| e),
+        Some(Run::Read(run)) => {
+            run(&View { slots, ..View::new(engine) }, &call.argv[1..]).unwrap_or_else(|e| e)
+        }
         Some(Run::Write(_)) => {
             Reply::error(format!("ERR '{}' writes; it cannot run as a read-only query", call.name()))
         }
@@ -512,6 +533,18 @@ pub fn exec_limited(
     rev: u64,
     max_value_bytes: usize,
 ) -> (bool, Option<Vec<Reply>>) {
+    exec_in(engine, exec, now, rev, max_value_bytes, None)
+}
+
+/// [`exec_limited`] in a state machine serving `slots` (the sharded mode).
+pub fn exec_in(
+    engine: &mut dyn Engine,
+    exec: &RedisExec,
+    now: Time,
+    rev: u64,
+    max_value_bytes: usize,
+    slots: Option<&dyn Slots>,
+) -> (bool, Option<Vec<Reply>>) {
     let watched_changed =
         exec.watch.iter().any(|(key, seen)| engine.get(key).map_or(0, |e| e.mod_revision) != *seen);
     if watched_changed {
@@ -519,6 +552,7 @@ pub fn exec_limited(
     }
     let mut tx = Tx::new(engine, now, rev);
     tx.max_value_bytes = max_value_bytes;
+    tx.slots = slots;
     let replies = exec
         .calls
         .iter()

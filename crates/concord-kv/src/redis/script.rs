@@ -9,11 +9,31 @@
 //!
 //! Scripts reach every interpreter command plus the string commands of [`super::string`]. The
 //! interpreter's commands trust the front door to have counted their arguments; a script's calls
-//! never pass the front door, so they are counted here, against Redis's own arities ([`ARITY`]).
+//! never pass the front door, so they are counted here, against Redis's own arities
+//! ([`COMMAND_TABLE`]).
+//!
+//! ## Scripts in a sharded cluster
+//! The front door routes a script by its declared `KEYS` (one slot, or `-CROSSSLOT`), but nothing
+//! stops its body from calling `redis.call('get', 'other')` on a key it never declared. In the
+//! sharded mode the state machine running the script holds only its shard's slots, so such a
+//! call would read (or write!) a key where it does not live. Redis Cluster refuses it on the node,
+//! and so does the interpreter here, deterministically, when the store tells it which slots it
+//! serves ([`super::Slots`], given by the shard's state machine): a call whose keys hash to
+//! several slots, or to one this shard does not serve, fails with Redis 7.0's
+//! `ERR Script attempted to access a non local key in a cluster node` (raised by `redis.call`,
+//! returned by `redis.pcall`). Undeclared keys of slots the shard serves are allowed, as Redis
+//! 7.0 allows a script without a `#!lua` flags line to touch any key of its node. The key
+//! positions come from the same table as the arities. Outside the sharded mode (no
+//! [`super::Slots`]) nothing is checked: every key is local.
+//!
+//! One difference is structural: a Redis node owns all the slots of all the shards it leads,
+//! while a Concord script runs inside one shard's state machine, so a key of another shard led by
+//! the same node is refused here and allowed by Redis.
 
 use super::args::int;
 use super::lua::{self, Budget};
-use super::{read, write, Outcome, Reply, Run, Spec, Tx, View};
+use super::{read, write, Outcome, Reply, Run, Slots, Spec, Tx, View};
+use Keys::{Counted, Range, Unmodelled};
 
 pub const COMMANDS: &[Spec] = &[write("eval", eval), read("eval_ro", eval_ro)];
 
@@ -59,8 +79,7 @@ fn checked(argv: &[Vec<u8>]) -> Result<(&'static Spec, String), Reply> {
     let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let unknown = || Reply::error(format!("ERR unknown command '{name}'"));
     let spec = lookup(&name).ok_or_else(unknown)?;
-    let arity =
-        ARITY.binary_search_by(|(n, _)| n.cmp(&name.as_str())).map(|i| ARITY[i].1).map_err(|_| unknown())?;
+    let arity = row(&name).map(|&(_, arity, _)| arity).ok_or_else(unknown)?;
     let n = argv.len() as i64;
     let arity = i64::from(arity);
     if (arity > 0 && n != arity) || (arity < 0 && n < -arity) {
@@ -75,6 +94,9 @@ fn call(tx: &mut Tx, argv: Vec<Vec<u8>>) -> Reply {
         Ok((spec, _)) => spec,
         Err(e) => return e,
     };
+    if let Err(e) = local(tx.slots, &argv) {
+        return e;
+    }
     match spec.run {
         Run::Read(run) => run(&tx.view(), &argv[1..]),
         Run::Write(run) => run(tx, &argv[1..]),
@@ -89,186 +111,249 @@ fn call_read_only(view: &View, argv: Vec<Vec<u8>>) -> Reply {
         Err(e) => return e,
     };
     match spec.run {
-        Run::Read(run) => run(view, &argv[1..]).unwrap_or_else(|e| e),
+        Run::Read(run) => local(view.slots, &argv).and_then(|()| run(view, &argv[1..])).unwrap_or_else(|e| e),
         Run::Write(_) => Reply::error("ERR Write commands are not allowed from read-only scripts."),
     }
 }
 
-/// Redis 7's arity of every data command (name included; negative: at least), from redis-server
-/// 7.0's `COMMAND`, sorted by name. Commands the interpreter does not run are never looked up.
-const ARITY: &[(&str, i8)] = &[
-    ("append", 3),
-    ("bitcount", -2),
-    ("bitfield", -2),
-    ("bitfield_ro", -2),
-    ("bitop", -4),
-    ("bitpos", -3),
-    ("blmpop", -5),
-    ("bzmpop", -5),
-    ("copy", -3),
-    ("dbsize", 1),
-    ("decr", 2),
-    ("decrby", 3),
-    ("del", -2),
-    ("dump", 2),
-    ("exists", -2),
-    ("expire", -3),
-    ("expireat", -3),
-    ("expiretime", 2),
-    ("flushall", -1),
-    ("flushdb", -1),
-    ("geoadd", -5),
-    ("geodist", -4),
-    ("geohash", -2),
-    ("geopos", -2),
-    ("georadius", -6),
-    ("georadius_ro", -6),
-    ("georadiusbymember", -5),
-    ("georadiusbymember_ro", -5),
-    ("geosearch", -7),
-    ("geosearchstore", -8),
-    ("get", 2),
-    ("getbit", 3),
-    ("getdel", 2),
-    ("getex", -2),
-    ("getrange", 4),
-    ("getset", 3),
-    ("hdel", -3),
-    ("hexists", 3),
-    ("hget", 3),
-    ("hgetall", 2),
-    ("hincrby", 4),
-    ("hincrbyfloat", 4),
-    ("hkeys", 2),
-    ("hlen", 2),
-    ("hmget", -3),
-    ("hmset", -4),
-    ("hrandfield", -2),
-    ("hscan", -3),
-    ("hset", -4),
-    ("hsetnx", 4),
-    ("hstrlen", 3),
-    ("hvals", 2),
-    ("incr", 2),
-    ("incrby", 3),
-    ("incrbyfloat", 3),
-    ("keys", 2),
-    ("lcs", -3),
-    ("lindex", 3),
-    ("linsert", 5),
-    ("llen", 2),
-    ("lmove", 5),
-    ("lmpop", -4),
-    ("lpop", -2),
-    ("lpos", -3),
-    ("lpush", -3),
-    ("lpushx", -3),
-    ("lrange", 4),
-    ("lrem", 4),
-    ("lset", 4),
-    ("ltrim", 4),
-    ("mget", -2),
-    ("migrate", -6),
-    ("move", 3),
-    ("mset", -3),
-    ("msetnx", -3),
-    ("persist", 2),
-    ("pexpire", -3),
-    ("pexpireat", -3),
-    ("pexpiretime", 2),
-    ("pfadd", -2),
-    ("pfcount", -2),
-    ("pfdebug", 3),
-    ("pfmerge", -2),
-    ("pfselftest", 1),
-    ("psetex", 4),
-    ("pttl", 2),
-    ("randomkey", 1),
-    ("rename", 3),
-    ("renamenx", 3),
-    ("restore", -4),
-    ("restore-asking", -4),
-    ("rpop", -2),
-    ("rpoplpush", 3),
-    ("rpush", -3),
-    ("rpushx", -3),
-    ("sadd", -3),
-    ("scan", -2),
-    ("scard", 2),
-    ("sdiff", -2),
-    ("sdiffstore", -3),
-    ("set", -3),
-    ("setbit", 4),
-    ("setex", 4),
-    ("setnx", 3),
-    ("setrange", 4),
-    ("sinter", -2),
-    ("sintercard", -3),
-    ("sinterstore", -3),
-    ("sismember", 3),
-    ("smembers", 2),
-    ("smismember", -3),
-    ("smove", 4),
-    ("sort", -2),
-    ("sort_ro", -2),
-    ("spop", -2),
-    ("srandmember", -2),
-    ("srem", -3),
-    ("sscan", -3),
-    ("strlen", 2),
-    ("substr", 4),
-    ("sunion", -2),
-    ("sunionstore", -3),
-    ("swapdb", 3),
-    ("touch", -2),
-    ("ttl", 2),
-    ("type", 2),
-    ("unlink", -2),
-    ("xack", -4),
-    ("xadd", -5),
-    ("xautoclaim", -6),
-    ("xclaim", -6),
-    ("xdel", -3),
-    ("xlen", 2),
-    ("xpending", -3),
-    ("xrange", -4),
-    ("xread", -4),
-    ("xreadgroup", -7),
-    ("xrevrange", -4),
-    ("xsetid", -3),
-    ("xtrim", -4),
-    ("zadd", -4),
-    ("zcard", 2),
-    ("zcount", 4),
-    ("zdiff", -3),
-    ("zdiffstore", -4),
-    ("zincrby", 4),
-    ("zinter", -3),
-    ("zintercard", -3),
-    ("zinterstore", -4),
-    ("zlexcount", 4),
-    ("zmpop", -4),
-    ("zmscore", -3),
-    ("zpopmax", -2),
-    ("zpopmin", -2),
-    ("zrandmember", -2),
-    ("zrange", -4),
-    ("zrangebylex", -4),
-    ("zrangebyscore", -4),
-    ("zrangestore", -5),
-    ("zrank", 3),
-    ("zrem", -3),
-    ("zremrangebylex", 4),
-    ("zremrangebyrank", 4),
-    ("zremrangebyscore", 4),
-    ("zrevrange", -4),
-    ("zrevrangebylex", -4),
-    ("zrevrangebyscore", -4),
-    ("zrevrank", 3),
-    ("zscan", -3),
-    ("zscore", 3),
-    ("zunion", -3),
-    ("zunionstore", -4),
+/// Redis Cluster's check of a script's call (see the module docs): its keys must all hash to
+/// one slot, and the shard must serve it. Always passes outside the sharded mode.
+fn local(slots: Option<&dyn Slots>, argv: &[Vec<u8>]) -> Result<(), Reply> {
+    let Some(slots) = slots else { return Ok(()) };
+    let mut keys = call_keys(argv).into_iter().map(|key| slots.slot(key));
+    let Some(first) = keys.next() else { return Ok(()) };
+    if keys.all(|slot| slot == first) && slots.serves(first) {
+        Ok(())
+    } else {
+        Err(Reply::error("ERR Script attempted to access a non local key in a cluster node"))
+    }
+}
+
+/// Where a command's keys are, as Redis 7.0's key specs say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keys {
+    /// Arguments `first..=last` every `step` (`last` negative counts from the end, `-1` the last
+    /// argument); `first` 0: no keys. Redis's legacy `(firstkey, lastkey, step)` triple.
+    Range(i8, i8, i8),
+    /// A key count at argument `at` and the keys after it (`SINTERCARD numkeys key …`), after a
+    /// destination key at argument 1 if `dest` (`ZUNIONSTORE dst numkeys key …`).
+    Counted { at: u8, dest: bool },
+    /// Found by keyword (`STORE`, `STREAMS`): the interpreter runs none of these (a test keeps
+    /// it so), so they are never asked.
+    Unmodelled,
+}
+
+/// The keys of a command (`argv[0]` its name, arity already checked): Redis's
+/// `getKeysFromCommand`. A key count that is not a number gives no keys at all, as in Redis (the
+/// command then fails on its own).
+fn call_keys(argv: &[Vec<u8>]) -> Vec<&[u8]> {
+    let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+    let Some(&(_, _, keys)) = row(&name) else { return vec![] };
+    let n = argv.len() as i64;
+    let positions: Vec<i64> = match keys {
+        Keys::Range(first, _, step) if first <= 0 || step <= 0 => vec![],
+        Keys::Range(first, last, step) => {
+            let last = if last < 0 { n + i64::from(last) } else { i64::from(last).min(n - 1) };
+            (i64::from(first)..=last).step_by(step as usize).collect()
+        }
+        Keys::Counted { at, dest } => {
+            let at = i64::from(at);
+            match argv.get(at as usize).and_then(|c| int(c).ok()).filter(|&c| c >= 0) {
+                // Keys past the end are left out (the command then fails on its arguments).
+                Some(count) => dest
+                    .then_some(1)
+                    .into_iter()
+                    .chain(at + 1..(at + 1).saturating_add(count).min(n))
+                    .collect(),
+                None => vec![],
+            }
+        }
+        Keys::Unmodelled => vec![],
+    };
+    positions.into_iter().filter_map(|i| argv.get(i as usize)).map(Vec::as_slice).collect()
+}
+
+/// The command's row of [`COMMAND_TABLE`].
+fn row(name: &str) -> Option<&'static (&'static str, i8, Keys)> {
+    COMMAND_TABLE.binary_search_by(|(n, _, _)| n.cmp(&name)).ok().map(|i| &COMMAND_TABLE[i])
+}
+
+/// Redis 7's arity and key positions of every data command (name included; negative arity: at
+/// least), from redis-server 7.0's `COMMAND INFO`, sorted by name. Commands the interpreter does not
+/// run are never looked up.
+const COMMAND_TABLE: &[(&str, i8, Keys)] = &[
+    ("append", 3, Range(1, 1, 1)),
+    ("bitcount", -2, Range(1, 1, 1)),
+    ("bitfield", -2, Range(1, 1, 1)),
+    ("bitfield_ro", -2, Range(1, 1, 1)),
+    ("bitop", -4, Range(2, -1, 1)),
+    ("bitpos", -3, Range(1, 1, 1)),
+    ("blmpop", -5, Counted { at: 2, dest: false }),
+    ("bzmpop", -5, Counted { at: 2, dest: false }),
+    ("copy", -3, Range(1, 2, 1)),
+    ("dbsize", 1, Range(0, 0, 0)),
+    ("decr", 2, Range(1, 1, 1)),
+    ("decrby", 3, Range(1, 1, 1)),
+    ("del", -2, Range(1, -1, 1)),
+    ("dump", 2, Range(1, 1, 1)),
+    ("exists", -2, Range(1, -1, 1)),
+    ("expire", -3, Range(1, 1, 1)),
+    ("expireat", -3, Range(1, 1, 1)),
+    ("expiretime", 2, Range(1, 1, 1)),
+    ("flushall", -1, Range(0, 0, 0)),
+    ("flushdb", -1, Range(0, 0, 0)),
+    ("geoadd", -5, Range(1, 1, 1)),
+    ("geodist", -4, Range(1, 1, 1)),
+    ("geohash", -2, Range(1, 1, 1)),
+    ("geopos", -2, Range(1, 1, 1)),
+    ("georadius", -6, Unmodelled),
+    ("georadius_ro", -6, Range(1, 1, 1)),
+    ("georadiusbymember", -5, Unmodelled),
+    ("georadiusbymember_ro", -5, Range(1, 1, 1)),
+    ("geosearch", -7, Range(1, 1, 1)),
+    ("geosearchstore", -8, Range(1, 2, 1)),
+    ("get", 2, Range(1, 1, 1)),
+    ("getbit", 3, Range(1, 1, 1)),
+    ("getdel", 2, Range(1, 1, 1)),
+    ("getex", -2, Range(1, 1, 1)),
+    ("getrange", 4, Range(1, 1, 1)),
+    ("getset", 3, Range(1, 1, 1)),
+    ("hdel", -3, Range(1, 1, 1)),
+    ("hexists", 3, Range(1, 1, 1)),
+    ("hget", 3, Range(1, 1, 1)),
+    ("hgetall", 2, Range(1, 1, 1)),
+    ("hincrby", 4, Range(1, 1, 1)),
+    ("hincrbyfloat", 4, Range(1, 1, 1)),
+    ("hkeys", 2, Range(1, 1, 1)),
+    ("hlen", 2, Range(1, 1, 1)),
+    ("hmget", -3, Range(1, 1, 1)),
+    ("hmset", -4, Range(1, 1, 1)),
+    ("hrandfield", -2, Range(1, 1, 1)),
+    ("hscan", -3, Range(1, 1, 1)),
+    ("hset", -4, Range(1, 1, 1)),
+    ("hsetnx", 4, Range(1, 1, 1)),
+    ("hstrlen", 3, Range(1, 1, 1)),
+    ("hvals", 2, Range(1, 1, 1)),
+    ("incr", 2, Range(1, 1, 1)),
+    ("incrby", 3, Range(1, 1, 1)),
+    ("incrbyfloat", 3, Range(1, 1, 1)),
+    ("keys", 2, Range(0, 0, 0)),
+    ("lcs", -3, Range(1, 2, 1)),
+    ("lindex", 3, Range(1, 1, 1)),
+    ("linsert", 5, Range(1, 1, 1)),
+    ("llen", 2, Range(1, 1, 1)),
+    ("lmove", 5, Range(1, 2, 1)),
+    ("lmpop", -4, Counted { at: 1, dest: false }),
+    ("lpop", -2, Range(1, 1, 1)),
+    ("lpos", -3, Range(1, 1, 1)),
+    ("lpush", -3, Range(1, 1, 1)),
+    ("lpushx", -3, Range(1, 1, 1)),
+    ("lrange", 4, Range(1, 1, 1)),
+    ("lrem", 4, Range(1, 1, 1)),
+    ("lset", 4, Range(1, 1, 1)),
+    ("ltrim", 4, Range(1, 1, 1)),
+    ("mget", -2, Range(1, -1, 1)),
+    ("migrate", -6, Unmodelled),
+    ("move", 3, Range(1, 1, 1)),
+    ("mset", -3, Range(1, -1, 2)),
+    ("msetnx", -3, Range(1, -1, 2)),
+    ("persist", 2, Range(1, 1, 1)),
+    ("pexpire", -3, Range(1, 1, 1)),
+    ("pexpireat", -3, Range(1, 1, 1)),
+    ("pexpiretime", 2, Range(1, 1, 1)),
+    ("pfadd", -2, Range(1, 1, 1)),
+    ("pfcount", -2, Range(1, -1, 1)),
+    ("pfdebug", 3, Range(2, 2, 1)),
+    ("pfmerge", -2, Range(1, -1, 1)),
+    ("pfselftest", 1, Range(0, 0, 0)),
+    ("psetex", 4, Range(1, 1, 1)),
+    ("pttl", 2, Range(1, 1, 1)),
+    ("randomkey", 1, Range(0, 0, 0)),
+    ("rename", 3, Range(1, 2, 1)),
+    ("renamenx", 3, Range(1, 2, 1)),
+    ("restore", -4, Range(1, 1, 1)),
+    ("restore-asking", -4, Range(1, 1, 1)),
+    ("rpop", -2, Range(1, 1, 1)),
+    ("rpoplpush", 3, Range(1, 2, 1)),
+    ("rpush", -3, Range(1, 1, 1)),
+    ("rpushx", -3, Range(1, 1, 1)),
+    ("sadd", -3, Range(1, 1, 1)),
+    ("scan", -2, Range(0, 0, 0)),
+    ("scard", 2, Range(1, 1, 1)),
+    ("sdiff", -2, Range(1, -1, 1)),
+    ("sdiffstore", -3, Range(1, -1, 1)),
+    ("set", -3, Range(1, 1, 1)),
+    ("setbit", 4, Range(1, 1, 1)),
+    ("setex", 4, Range(1, 1, 1)),
+    ("setnx", 3, Range(1, 1, 1)),
+    ("setrange", 4, Range(1, 1, 1)),
+    ("sinter", -2, Range(1, -1, 1)),
+    ("sintercard", -3, Counted { at: 1, dest: false }),
+    ("sinterstore", -3, Range(1, -1, 1)),
+    ("sismember", 3, Range(1, 1, 1)),
+    ("smembers", 2, Range(1, 1, 1)),
+    ("smismember", -3, Range(1, 1, 1)),
+    ("smove", 4, Range(1, 2, 1)),
+    ("sort", -2, Unmodelled),
+    ("sort_ro", -2, Unmodelled),
+    ("spop", -2, Range(1, 1, 1)),
+    ("srandmember", -2, Range(1, 1, 1)),
+    ("srem", -3, Range(1, 1, 1)),
+    ("sscan", -3, Range(1, 1, 1)),
+    ("strlen", 2, Range(1, 1, 1)),
+    ("substr", 4, Range(1, 1, 1)),
+    ("sunion", -2, Range(1, -1, 1)),
+    ("sunionstore", -3, Range(1, -1, 1)),
+    ("swapdb", 3, Range(0, 0, 0)),
+    ("touch", -2, Range(1, -1, 1)),
+    ("ttl", 2, Range(1, 1, 1)),
+    ("type", 2, Range(1, 1, 1)),
+    ("unlink", -2, Range(1, -1, 1)),
+    ("xack", -4, Range(1, 1, 1)),
+    ("xadd", -5, Range(1, 1, 1)),
+    ("xautoclaim", -6, Range(1, 1, 1)),
+    ("xclaim", -6, Range(1, 1, 1)),
+    ("xdel", -3, Range(1, 1, 1)),
+    ("xlen", 2, Range(1, 1, 1)),
+    ("xpending", -3, Range(1, 1, 1)),
+    ("xrange", -4, Range(1, 1, 1)),
+    ("xread", -4, Unmodelled),
+    ("xreadgroup", -7, Unmodelled),
+    ("xrevrange", -4, Range(1, 1, 1)),
+    ("xsetid", -3, Range(1, 1, 1)),
+    ("xtrim", -4, Range(1, 1, 1)),
+    ("zadd", -4, Range(1, 1, 1)),
+    ("zcard", 2, Range(1, 1, 1)),
+    ("zcount", 4, Range(1, 1, 1)),
+    ("zdiff", -3, Counted { at: 1, dest: false }),
+    ("zdiffstore", -4, Counted { at: 2, dest: true }),
+    ("zincrby", 4, Range(1, 1, 1)),
+    ("zinter", -3, Counted { at: 1, dest: false }),
+    ("zintercard", -3, Counted { at: 1, dest: false }),
+    ("zinterstore", -4, Counted { at: 2, dest: true }),
+    ("zlexcount", 4, Range(1, 1, 1)),
+    ("zmpop", -4, Counted { at: 1, dest: false }),
+    ("zmscore", -3, Range(1, 1, 1)),
+    ("zpopmax", -2, Range(1, 1, 1)),
+    ("zpopmin", -2, Range(1, 1, 1)),
+    ("zrandmember", -2, Range(1, 1, 1)),
+    ("zrange", -4, Range(1, 1, 1)),
+    ("zrangebylex", -4, Range(1, 1, 1)),
+    ("zrangebyscore", -4, Range(1, 1, 1)),
+    ("zrangestore", -5, Range(1, 2, 1)),
+    ("zrank", 3, Range(1, 1, 1)),
+    ("zrem", -3, Range(1, 1, 1)),
+    ("zremrangebylex", 4, Range(1, 1, 1)),
+    ("zremrangebyrank", 4, Range(1, 1, 1)),
+    ("zremrangebyscore", 4, Range(1, 1, 1)),
+    ("zrevrange", -4, Range(1, 1, 1)),
+    ("zrevrangebylex", -4, Range(1, 1, 1)),
+    ("zrevrangebyscore", -4, Range(1, 1, 1)),
+    ("zrevrank", 3, Range(1, 1, 1)),
+    ("zscan", -3, Range(1, 1, 1)),
+    ("zscore", 3, Range(1, 1, 1)),
+    ("zunion", -3, Counted { at: 1, dest: false }),
+    ("zunionstore", -4, Counted { at: 2, dest: true }),
 ];
 
 #[cfg(test)]

@@ -17,7 +17,13 @@ pub(super) fn run(store: &mut KvStore, line: &str) -> Reply {
 }
 
 pub(super) fn run_at(store: &mut KvStore, line: &str, now: Time) -> Reply {
-    let call = RedisCall::new(argv(line));
+    run_words(store, &line.split_whitespace().collect::<Vec<_>>(), now)
+}
+
+/// [`run_at`] with the arguments given one by one (empty ones, spaces inside one).
+pub(super) fn run_words(store: &mut KvStore, words: &[&str], now: Time) -> Reply {
+    let line = words.join(" ");
+    let call = RedisCall::new(words.iter().map(|w| w.as_bytes().to_vec()).collect());
     let response = if is_write(&call.name()) == Some(true) {
         let keys = call.argv.get(1).cloned().into_iter().collect();
         let exec = RedisExec { keys, watch: vec![], calls: vec![call] };

@@ -1,7 +1,7 @@
 //! Strings and keyspace commands in the interpreter, and whole transactions (`MULTI … EXEC` as one
 //! [`RedisExec`]) with `WATCH`. Expected replies were checked against redis-server 7.0.
 
-use super::tests::{argv, NOW};
+use super::tests::{argv, run_words, NOW};
 use super::*;
 use crate::{Command, KvStore, Query, Response, Write};
 
@@ -144,6 +144,51 @@ fn incrbyfloat_prints_as_redis_long_double() {
     assert_eq!(run(&mut s, "INCRBYFLOAT z inf"), err("ERR increment would produce NaN or Infinity"));
     run(&mut s, "SET w abc");
     assert_eq!(run(&mut s, "INCRBYFLOAT w 1"), err("ERR value is not a valid float"));
+}
+
+/// INCRBYFLOAT against values redis-server 7.0 answered (x86-64, 80-bit `long double`): the
+/// sums whose last digits an `f64` (or exact decimal) sum gets wrong, and the errors.
+#[test]
+fn incrbyfloat_matches_redis_long_double() {
+    let big = "199999999999999999993371759311691291321120199694831134415594095989843469737676123744200253843777078640893494450108026446304269499187921167194841628860392837535918200039206381557326219209014213335878306791577877829121087126122536729803237260434173178506889763247582601711514636284849020905456510092687857156096";
+    let cases: &[(&str, &str, Result<&str, &str>)] = &[
+        ("10.6", "5.0e3", Ok("5010.60000000000000009")),
+        ("1e20", "3", Ok("100000000000000000000")),
+        ("1e17", "1", Ok("100000000000000001")),
+        ("0.1", "0.2", Ok("0.3")),
+        ("5.0e3", "-2.0e2", Ok("4800")),
+        ("3.0e3", "0", Ok("3000")),
+        ("1.23456789012345678", "0", Ok("1.23456789012345678")),
+        ("1e30", "0", Ok("1000000000000000000024696061952")),
+        ("1", "1e-20", Ok("1")),
+        ("+1", "+1", Ok("2")),
+        ("0x1p3", "0.5", Ok("8.5")),
+        ("-0", "-0", Ok("0")),
+        ("7", "-7.0", Ok("0")),
+        ("1e308", "1e308", Ok(big)),
+        ("1", "infinity", Err("ERR increment would produce NaN or Infinity")),
+        ("1.5", "-inf", Err("ERR increment would produce NaN or Infinity")),
+        ("inf", "1", Err("ERR increment would produce NaN or Infinity")),
+        ("1", " 2", Err("ERR value is not a valid float")),
+        ("1", "2 ", Err("ERR value is not a valid float")),
+        ("1", "nan", Err("ERR value is not a valid float")),
+        ("1", "1e5000", Err("ERR value is not a valid float")),
+        ("", "1", Err("ERR value is not a valid float")),
+    ];
+    for (value, increment, want) in cases {
+        let mut s = KvStore::default();
+        assert_eq!(run_words(&mut s, &["SET", "k", value], NOW), Reply::Ok);
+        let reply = run_words(&mut s, &["INCRBYFLOAT", "k", increment], NOW);
+        let want = match want {
+            Ok(text) => bulk(text),
+            Err(e) => err(e),
+        };
+        assert_eq!(reply, want, "{value:?} + {increment:?}");
+    }
+    // The key's type is checked before the increment is parsed, as in Redis.
+    let mut s = KvStore::default();
+    run(&mut s, "HSET h f 1");
+    assert_eq!(run(&mut s, "INCRBYFLOAT h x"), Reply::wrong_type());
 }
 
 #[test]

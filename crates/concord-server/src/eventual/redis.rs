@@ -15,7 +15,11 @@
 //! Every answer is the coordinator's: `SADD` counts the members new *to the coordinating replica*,
 //! reads merge `R` replicas (the connection's `CONSISTENCY`). Writes carry the connection's `W`.
 //! A key keeps the type of its first write (`WRONGTYPE` otherwise, worded as redis-server words
-//! it) – also after its last member is removed: an emptied set stays an empty set.
+//! it) – also after its last member is removed: an emptied set stays an empty set, where Redis
+//! deletes the key. Forgetting it would drop the OR-set's causal context, and a replica that has
+//! not seen the remove yet would bring the members back on the next repair. For the same reason a
+//! `SET` does not replace a set or hash here (Redis's would): it is refused with the reason (see
+//! `super::resp`), since the adds other replicas accepted concurrently would be lost.
 //!
 //! ## Refused, with the reason
 //! - `HINCRBY`, `HINCRBYFLOAT`: a field is a last-writer-wins register, so two concurrent

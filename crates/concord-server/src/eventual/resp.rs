@@ -40,6 +40,40 @@ pub(crate) fn backend_error(e: ClientError) -> BackendError {
     })
 }
 
+/// A string write (`SET`, `MSET`, `INCR`…) on a key of another kind. The Dynamo store keeps the
+/// kind of a key's first write, even once emptied, and refuses a write of another kind rather
+/// than merge over it (see `concord_dynamo`'s data types): replacing a set with a value would
+/// drop the members other replicas accepted concurrently, which no merge could bring back.
+///
+/// * `INCR` on a set or hash is Redis's `WRONGTYPE`: answered as `NotAnInteger`, which the front
+///   door turns into `WRONGTYPE` once `TYPE` says the key is a collection (as in the strong mode).
+/// * What Redis would do and this mode cannot – `SET` replacing a set, hash or counter, `INCR`
+///   parsing a string a `SET` wrote – is refused with the reason.
+fn kind_clash(command: &str, key: &str, e: ClientError) -> BackendError {
+    let held = match &e {
+        ClientError::Rejected(why) => why.split(" holds a ").nth(1).and_then(|rest| rest.split(',').next()),
+        _ => None,
+    };
+    match (command, held) {
+        ("INCR", Some("set" | "hash")) => {
+            BackendError::Kv(KvError::NotAnInteger { key: key.into(), value: format!("a {}", held.unwrap()) })
+        }
+        ("INCR", Some(_)) => BackendError::Kv(KvError::Unsupported(
+            "INCR of a key SET wrote: in the eventual mode a counter is a PN-counter from its first INCR, and a \
+             value SET wrote cannot become one without losing concurrent writes; DEL it first, or use the \
+             strong mode"
+                .into(),
+        )),
+        (_, Some(held)) => BackendError::Kv(KvError::Unsupported(format!(
+            "{command} of a key holding a {}: in the eventual mode a key keeps the data type of its first write, \
+             even once emptied, since replacing it would drop what other replicas accepted concurrently; use \
+             the strong mode",
+            if held == "counter" { "counter (INCR)" } else { held }
+        ))),
+        (_, None) => backend_error(e),
+    }
+}
+
 fn unsupported(what: &str) -> BackendError {
     BackendError::Kv(KvError::Unsupported(format!(
         "{what} needs the strong mode (a Dynamo store has no single order of writes to compare against); \
@@ -114,16 +148,18 @@ fn begin(
             Box::pin(async move { Ok(Response::Redis { revision: 0, replies: Some(replies.await?) }) })
         }
         Write::Put(put) => {
-            let submitted = text_key(&put.key).map(|key| handle.put(key, put.value, None, w));
+            let submitted = text_key(&put.key).map(|key| (key.clone(), handle.put(key, put.value, None, w)));
             Box::pin(async move {
-                submitted?.await.map_err(backend_error)?;
+                let (key, answer) = submitted?;
+                answer.await.map_err(|e| kind_clash("SET", &key, e))?;
                 Ok(Response::Put { revision: 0 })
             })
         }
         Write::Increment { key, delta } => {
-            let submitted = text_key(&key).map(|key| handle.increment(key, delta, w));
+            let submitted = text_key(&key).map(|key| (key.clone(), handle.increment(key, delta, w)));
             Box::pin(async move {
-                let value = submitted?.await.map_err(backend_error)?;
+                let (key, answer) = submitted?;
+                let value = answer.await.map_err(|e| kind_clash("INCR", &key, e))?;
                 Ok(Response::Increment { value, revision: 0 })
             })
         }

@@ -164,3 +164,120 @@ fn replicas_running_the_same_log_compute_the_same_state() {
     assert_eq!(a.0[0], Reply::bulk("0.17082803611217 table: 0x00000001 1"));
     assert_eq!(a, b, "same replies and byte-identical snapshots");
 }
+
+/// A shard of a toy cluster for the cluster checks: a key's slot is its first byte, and the shard
+/// serves the slots of `b` and `f` (redis-server's node in `local_keys_only_in_a_cluster`
+/// below served two such slots too).
+struct ToyShard;
+
+impl crate::redis::Slots for ToyShard {
+    fn slot(&self, key: &[u8]) -> u16 {
+        key.first().map_or(0, |&b| u16::from(b))
+    }
+    fn serves(&self, slot: u16) -> bool {
+        slot == u16::from(b'b') || slot == u16::from(b'f')
+    }
+}
+
+fn eval_in_shard(store: &mut KvStore, body: &str, keys: &[&str]) -> Reply {
+    let mut v = argv(&["EVAL", body, &keys.len().to_string()]);
+    v.extend(argv(keys));
+    let exec = RedisExec { keys: argv(keys), watch: vec![], calls: vec![RedisCall::new(v)] };
+    match store.execute_in(&Command::new(NOW, Write::Redis(exec)), Some(&ToyShard)) {
+        Ok(Response::Redis { replies: Some(mut replies), .. }) => replies.pop().unwrap(),
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
+fn eval_ro_in_shard(store: &KvStore, body: &str, keys: &[&str]) -> Reply {
+    let mut v = argv(&["EVAL_RO", body, &keys.len().to_string()]);
+    v.extend(argv(keys));
+    let exec = RedisExec { keys: argv(keys), watch: vec![], calls: vec![RedisCall::new(v)] };
+    match store.read_in(&Query::Redis(exec), Some(&ToyShard)) {
+        Ok(Response::Redis { replies: Some(mut replies), .. }) => replies.pop().unwrap(),
+        other => panic!("{body}: {other:?}"),
+    }
+}
+
+/// Redis Cluster 7.0's answers (a three-node redis-server cluster; the node asked served the slots
+/// of `b` and `f`, not `a`'s): a call may touch any key of a slot its node serves, declared or
+/// not, but not a key elsewhere, nor keys of two slots in one call.
+#[test]
+fn local_keys_only_in_a_cluster() {
+    let non_local = "ERR Script attempted to access a non local key in a cluster node";
+    let raised = |body: &str| {
+        Reply::Error(format!("{non_local} script: {}, on @user_script:1.", lua::sha1hex(body.as_bytes())))
+    };
+    let mut s = KvStore::default();
+    assert_eq!(eval_in_shard(&mut s, "return redis.call('set', KEYS[1], 'v')", &["b"]), Reply::Ok);
+    for (body, keys) in [
+        ("return redis.call('get', 'a')", &["b"][..]),
+        ("return redis.call('get', 'a')", &[]),
+        ("return redis.call('mget', 'b', 'f')", &[]),
+        ("return redis.call('mget', 'b', 'a')", &["b"]),
+        ("return redis.call('zunionstore', 'b', 2, 'b', 'a')", &["b"]),
+        ("return redis.call('sintercard', 2, 'f', 'b')", &["b"]),
+        ("return redis.call('lmove', 'b', 'a', 'left', 'left')", &["b"]),
+    ] {
+        assert_eq!(eval_in_shard(&mut s, body, keys), raised(body), "{body}");
+    }
+    // Allowed: undeclared keys of a served slot, the same one or another; keyless calls.
+    assert_eq!(eval_in_shard(&mut s, "return redis.call('get', 'bee')", &["b"]), Reply::Nil);
+    assert_eq!(eval_in_shard(&mut s, "return redis.call('get', 'f')", &["b"]), Reply::Nil);
+    assert_eq!(eval_in_shard(&mut s, "return redis.call('get', 'b')", &[]), Reply::bulk("v"));
+    assert_eq!(
+        eval_in_shard(&mut s, "return redis.call('zunionstore', 'fz', 1, 'f')", &["b"]),
+        Reply::Int(0)
+    );
+    // redis.pcall returns the refusal; the write before it is kept, the refused one never made.
+    let body = "redis.call('set', 'b', 'w') local e = redis.pcall('set', 'a', 'x') return e['err']";
+    assert_eq!(eval_in_shard(&mut s, body, &["b"]), Reply::bulk(non_local));
+    assert_eq!(s.get(b"b").map(|kv| kv.value), Some(b"w".to_vec()));
+    assert_eq!(s.get(b"a"), None);
+    // Read-only scripts: the write check comes first, as in Redis.
+    let body = "return redis.call('get', 'a')";
+    assert_eq!(eval_ro_in_shard(&s, body, &["b"]), raised(body));
+    let body = "return redis.call('set', 'a', 1)";
+    assert_eq!(
+        eval_ro_in_shard(&s, body, &["b"]),
+        Reply::Error(format!(
+            "ERR Write commands are not allowed from read-only scripts. script: {}, on @user_script:1.",
+            lua::sha1hex(body.as_bytes())
+        ))
+    );
+    assert_eq!(eval_ro_in_shard(&s, "return redis.call('get', 'f')", &["b"]), Reply::Nil);
+    // Outside the sharded mode every key is local.
+    assert_eq!(eval(&mut s, "return redis.call('set', 'a', 'x')", &["b"], &[]), Reply::Ok);
+}
+
+/// The key positions scripts check, for each shape of key spec.
+#[test]
+fn call_keys_follow_redis_key_specs() {
+    let keys = |words: &[&str]| -> Vec<String> {
+        call_keys(&argv(words)).into_iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect()
+    };
+    assert_eq!(keys(&["GET", "k"]), ["k"]);
+    assert_eq!(keys(&["mset", "a", "1", "b", "2"]), ["a", "b"]);
+    assert_eq!(keys(&["del", "a", "b", "c"]), ["a", "b", "c"]);
+    assert_eq!(keys(&["smove", "a", "b", "m"]), ["a", "b"]);
+    assert_eq!(keys(&["sintercard", "2", "a", "b", "LIMIT", "1"]), ["a", "b"]);
+    assert_eq!(keys(&["zunionstore", "d", "2", "a", "b", "WEIGHTS", "1", "2"]), ["d", "a", "b"]);
+    assert_eq!(keys(&["blmpop", "0", "2", "a", "b", "LEFT"]), ["a", "b"]);
+    assert_eq!(keys(&["lmpop", "9", "a", "LEFT"]), ["a", "LEFT"]);
+    assert_eq!(keys(&["lmpop", "x", "a", "LEFT"]), Vec::<String>::new());
+    assert_eq!(keys(&["zinterstore", "d", "-1", "a"]), Vec::<String>::new());
+    assert_eq!(keys(&["hset", "h", "f", "v"]), ["h"]);
+    assert_eq!(keys(&["nosuch", "h"]), Vec::<String>::new());
+}
+
+/// Every command the interpreter runs has a row, and no row of a command it runs is left
+/// unmodelled (keyword-found keys such as `SORT … STORE` would need their own shape).
+#[test]
+fn every_interpreter_command_has_modelled_keys() {
+    for spec in crate::redis::commands() {
+        if let Some(&(name, _, keys)) = row(spec.name) {
+            assert_ne!(keys, Unmodelled, "{name}: the script cluster check needs its key positions");
+        }
+    }
+    assert!(COMMAND_TABLE.windows(2).all(|w| w[0].0 < w[1].0), "sorted by name");
+}
