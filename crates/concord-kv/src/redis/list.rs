@@ -486,3 +486,16 @@ fn blmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     timeout(&args[0])?;
     lmpop(tx, &args[1..])
 }
+
+/// Replace whatever `key` holds with a list of `values` (deleting it if there are none), as
+/// `SORT … STORE` does.
+pub(crate) fn store_list(tx: &mut Tx, key: &[u8], values: Vec<Vec<u8>>) {
+    tx.remove(key);
+    let mut header = Header::new(Kind::List);
+    for value in values {
+        push_one(tx, key, &mut header, Side::Right, value);
+    }
+    if header.len > 0 {
+        tx.save(key, header);
+    }
+}
