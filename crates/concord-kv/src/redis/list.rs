@@ -482,7 +482,9 @@ fn blmove(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 }
 
 /// `BLMPOP timeout numkeys key [key …] LEFT|RIGHT [COUNT count]` run once.
+/// Redis reads the timeout after the other arguments, so their errors come first.
 fn blmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    parse_mpop(&args[1..], Side::parse)?;
     timeout(&args[0])?;
     lmpop(tx, &args[1..])
 }

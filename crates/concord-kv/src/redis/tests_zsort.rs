@@ -118,6 +118,10 @@ fn zmpop_nests_pairs_and_bzmpop_runs_once() {
     assert_eq!(run(&mut s, "ZMPOP 1 str MIN"), Reply::wrong_type());
     assert_eq!(run(&mut s, "BZMPOP -1 1 a MIN"), err("ERR timeout is negative"));
     assert_eq!(run(&mut s, "BZMPOP x 1 a MIN"), err("ERR timeout is not a float or out of range"));
+    // The other arguments are read before the timeout.
+    assert_eq!(run(&mut s, "BZMPOP -1 -1 a MIN"), err("ERR numkeys should be greater than 0"));
+    assert_eq!(run(&mut s, "BZMPOP abc 2 a MIN"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "BLMPOP -1 1 a RIGHT COUNT 3 x"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "BZMPOP 0 2 a b MAX COUNT 5"), pop("a", &[("z", 3.0)]));
     assert_eq!(run(&mut s, "BZMPOP 0.1 1 a MAX"), Reply::NilArray);
     assert_eq!(run(&mut s, "EXISTS a"), i(0));

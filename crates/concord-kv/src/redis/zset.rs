@@ -684,10 +684,13 @@ pub fn pop_many(tx: &mut Tx, key: &[u8], max: bool, count: u64) -> Result<Option
 fn zpop(tx: &mut Tx, args: &[Vec<u8>], max: bool) -> Outcome {
     let count = match args {
         [_] => None,
-        [_, n] => {
-            let n = int(n)?;
-            Some(u64::try_from(n).map_err(|_| Reply::error("ERR value is out of range, must be positive"))?)
-        }
+        // Redis's one message for "not a number" and "negative" alike.
+        [_, n] => Some(
+            int(n)
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| Reply::error("ERR value is out of range, must be positive"))?,
+        ),
         _ => return Err(Reply::error("ERR syntax error")),
     };
     let popped = pop_many(tx, &args[0], max, count.unwrap_or(1))?.unwrap_or_default();
@@ -881,11 +884,7 @@ fn zintercard(view: &View, args: &[Vec<u8>]) -> Outcome {
 /// `ZMPOP numkeys key [key …] MIN|MAX [COUNT count]`: `[key, [[member, score], …]]` (nested in
 /// both protocols, as redis-server answers) from the first non-empty sorted set, or a nil array.
 fn zmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
-    let (keys, max, count) = super::list::parse_mpop(args, |arg| match () {
-        _ if is(arg, "MIN") => Ok(false),
-        _ if is(arg, "MAX") => Ok(true),
-        _ => Err(Reply::error("ERR syntax error")),
-    })?;
+    let (keys, max, count) = parse_zmpop(args)?;
     for key in keys {
         if let Some(popped) = pop_many(tx, key, max, count)? {
             let pairs = popped
@@ -897,8 +896,18 @@ fn zmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     Ok(Reply::NilArray)
 }
 
-/// `BZMPOP timeout numkeys key [key …] MIN|MAX [COUNT count]` run once (see `bzpop`).
+fn parse_zmpop(args: &[Vec<u8>]) -> Result<(&[Vec<u8>], bool, u64), Reply> {
+    super::list::parse_mpop(args, |arg| match () {
+        _ if is(arg, "MIN") => Ok(false),
+        _ if is(arg, "MAX") => Ok(true),
+        _ => Err(Reply::error("ERR syntax error")),
+    })
+}
+
+/// `BZMPOP timeout numkeys key [key …] MIN|MAX [COUNT count]` run once (see `bzpop`). Redis reads
+/// the timeout after the other arguments, so their errors come first.
 fn bzmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    parse_zmpop(&args[1..])?;
     super::list::timeout(&args[0])?;
     zmpop(tx, &args[1..])
 }
