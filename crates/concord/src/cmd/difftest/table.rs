@@ -756,6 +756,20 @@ fn mangled(g: &mut Gen, mut op: Op) -> Op {
     op
 }
 
+/// `SORT key [BY pattern] [LIMIT offset count] [GET pattern …] [ASC|DESC] [ALPHA] [STORE dst]`
+/// with a stable order: BY names keys (`k*`, `k*->f1`), ALPHA only without BY.
+fn sort_args(g: &mut Gen, name: &str, store: bool) -> Vec<Vec<u8>> {
+    let by = g.chance(0.4).then(|| argv!["BY", g.pick(&["k*", "k*->f1", "k*->1"])]);
+    let alpha = if by.is_none() { g.maybe(0.4, &["ALPHA"]) } else { None };
+    let limit =
+        g.chance(0.3).then(|| argv!["LIMIT", g.pick(&["0", "1", "-1", "5"]), g.pick(&["0", "2", "-1", "x"])]);
+    let gets: Vec<Vec<u8>> = (0..g.below(3))
+        .flat_map(|_| argv!["GET", g.pick(&["#", "k*", "k*->f1", "k*->1", "nokey"])])
+        .collect();
+    let store = (store && g.chance(0.3)).then(|| argv!["STORE", g.key()]);
+    argv![name, g.key(), by, limit, gets, g.maybe(0.4, &["ASC", "DESC"]), alpha, store]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -800,18 +814,4 @@ mod tests {
         assert_eq!(rules.len(), step.len() - 2);
         assert!(rules.iter().all(|r| *r == Rule::Near(1)));
     }
-}
-
-/// `SORT key [BY pattern] [LIMIT offset count] [GET pattern …] [ASC|DESC] [ALPHA] [STORE dst]`
-/// with a stable order: BY names keys (`k*`, `k*->f1`), ALPHA only without BY.
-fn sort_args(g: &mut Gen, name: &str, store: bool) -> Vec<Vec<u8>> {
-    let by = g.chance(0.4).then(|| argv!["BY", g.pick(&["k*", "k*->f1", "k*->1"])]);
-    let alpha = if by.is_none() { g.maybe(0.4, &["ALPHA"]) } else { None };
-    let limit =
-        g.chance(0.3).then(|| argv!["LIMIT", g.pick(&["0", "1", "-1", "5"]), g.pick(&["0", "2", "-1", "x"])]);
-    let gets: Vec<Vec<u8>> = (0..g.below(3))
-        .flat_map(|_| argv!["GET", g.pick(&["#", "k*", "k*->f1", "k*->1", "nokey"])])
-        .collect();
-    let store = (store && g.chance(0.3)).then(|| argv!["STORE", g.key()]);
-    argv![name, g.key(), by, limit, gets, g.maybe(0.4, &["ASC", "DESC"]), alpha, store]
 }
