@@ -115,6 +115,10 @@ fn zmpop_nests_pairs_and_bzmpop_runs_once() {
     assert_eq!(run(&mut s, "ZMPOP 0 a MIN"), err("ERR numkeys should be greater than 0"));
     assert_eq!(run(&mut s, "ZMPOP 1 a MIDDLE"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "ZMPOP 1 a MIN COUNT 0"), err("ERR count should be greater than 0"));
+    assert_eq!(run(&mut s, "ZMPOP 1 a MIN COUNT -3 x"), err("ERR count should be greater than 0"));
+    assert_eq!(run(&mut s, "ZMPOP 1 a MIN COUNT 1 COUNT 2"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "ZMPOP 1 a MIN COUNT"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "LMPOP 1 a LEFT COUNT 0 x"), err("ERR count should be greater than 0"));
     assert_eq!(run(&mut s, "ZMPOP 1 str MIN"), Reply::wrong_type());
     assert_eq!(run(&mut s, "BZMPOP -1 1 a MIN"), err("ERR timeout is negative"));
     assert_eq!(run(&mut s, "BZMPOP x 1 a MIN"), err("ERR timeout is not a float or out of range"));
