@@ -76,6 +76,17 @@ fn zunion_zinter_zdiff_answer_in_score_order() {
 }
 
 #[test]
+fn an_increment_of_minus_zero_answers_minus_zero_for_a_new_member() {
+    let mut s = KvStore::default();
+    let minus_zero = Reply::Double(-0.0);
+    assert_eq!(run(&mut s, "ZINCRBY q -0 m"), minus_zero);
+    assert_eq!(run(&mut s, "ZSCORE q m"), Reply::Double(0.0));
+    assert_eq!(run(&mut s, "ZINCRBY q -0 m"), Reply::Double(0.0));
+    assert_eq!(run(&mut s, "ZADD q3 INCR -0 m"), minus_zero);
+    assert_eq!(run(&mut s, "ZADD q3 INCR -0 m"), Reply::Double(0.0));
+}
+
+#[test]
 fn zrangestore_stores_every_zrange_form() {
     let mut s = KvStore::default();
     zsets(&mut s);

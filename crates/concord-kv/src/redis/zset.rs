@@ -254,7 +254,8 @@ fn zadd(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
         tx.save(key, header);
     }
     if incr {
-        return Ok(last.map_or(Reply::Nil, |s| Reply::Double(s + 0.0)));
+        // A new member's score is the increment as given (`-0` answers `-0`; it is stored as 0).
+        return Ok(last.map_or(Reply::Nil, Reply::Double));
     }
     Ok(Reply::Int(added + if ch { changed } else { 0 }))
 }
@@ -265,7 +266,8 @@ fn zincrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let delta = score_arg(delta)?;
     let mut header = tx.collection(key, Kind::ZSet)?;
     let current = score_of(&tx.view(), key, member);
-    let new = current.unwrap_or(0.0) + delta;
+    // A new member's score is the increment itself (`-0` answers `-0`, as Redis; stored as 0).
+    let new = current.map_or(delta, |c| c + delta);
     if new.is_nan() {
         return Err(Reply::error("ERR resulting score is not a number (NaN)"));
     }
@@ -274,7 +276,7 @@ fn zincrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     }
     set_score(tx, key, member, current, new);
     tx.save(key, header);
-    Ok(Reply::Double(new + 0.0))
+    Ok(Reply::Double(new))
 }
 
 fn zrem(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
