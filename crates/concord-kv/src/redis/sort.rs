@@ -272,8 +272,10 @@ fn lookup(view: &View, pattern: &[u8], element: &[u8]) -> Option<Vec<u8>> {
 
 /// A value as SORT reads a number (C's `strtod`, which must consume it all): leading spaces,
 /// `inf`, hexadecimal, and `""` as 0 are fine; NaN, trailing bytes and out-of-range values
-/// (`1e400`, `1e-400`: `ERANGE`) are not.
-fn strtod(value: &[u8]) -> Option<f64> {
+/// (`1e400`, `1e-400`: `ERANGE`) are not. C stops at a NUL byte (`"\0x"` is 0).
+pub(crate) fn strtod(value: &[u8]) -> Option<f64> {
+    // C reads the string up to its first NUL byte.
+    let value = value.split(|&b| b == 0).next().unwrap_or_default();
     if value.is_empty() {
         return Some(0.0);
     }

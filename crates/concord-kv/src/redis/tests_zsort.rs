@@ -226,6 +226,10 @@ fn sort_errors_are_redis_words() {
     assert_eq!(run(&mut s, "SORT z"), nan);
     assert_eq!(run(&mut s, "SORT bad"), nan);
     assert_eq!(run(&mut s, "SORT bad ALPHA"), bulks("1 2 x"));
+    // strtod's view of a value: leading spaces and a NUL-terminated prefix are fine.
+    let values = ["", " 2", "1e400", "0x10", "\0x", "nan", "-inf"];
+    let parsed: Vec<Option<f64>> = values.iter().map(|v| sort::strtod(v.as_bytes())).collect();
+    assert_eq!(parsed, [Some(0.0), Some(2.0), None, Some(16.0), Some(0.0), None, Some(f64::NEG_INFINITY)]);
     assert_eq!(run(&mut s, "SORT str"), Reply::wrong_type());
     assert_eq!(run(&mut s, "SORT_RO l STORE x"), err("ERR syntax error"));
     assert_eq!(run(&mut s, "SORT l LIMIT 1"), err("ERR syntax error"));

@@ -632,10 +632,10 @@ pub fn rows() -> Vec<Row> {
             argv!["ZINTERCARD", g.numkeys(1, 3), limit]
         }),
         // SORT's patterns name keys of the key space when the elements are its digits (`k*` →
-        // `k1`); a set's own order (BY nosort) and ALPHA ties under BY are hash order in Redis.
+        // `k1`); a set's own order (BY nosort without STORE) and ALPHA ties under BY are hash
+        // order in Redis, so BY nosort comes only with STORE (which sorts a set).
         row("sort", Exact, |g| sort_args(g, "SORT", true)),
         row("sort_ro", Exact, |g| sort_args(g, "SORT_RO", false)),
-        row("sort", Unordered, |g| argv!["SORT", g.key(), "BY", "nosort", g.maybe(0.3, &["DESC"])]),
         scan("zscan", true, |g| {
             let pattern = g.chance(0.3).then(|| argv!["MATCH", g.pattern()]);
             argv!["ZSCAN", g.key(), "0", pattern]
@@ -759,14 +759,16 @@ fn mangled(g: &mut Gen, mut op: Op) -> Op {
 /// `SORT key [BY pattern] [LIMIT offset count] [GET pattern …] [ASC|DESC] [ALPHA] [STORE dst]`
 /// with a stable order: BY names keys (`k*`, `k*->f1`), ALPHA only without BY.
 fn sort_args(g: &mut Gen, name: &str, store: bool) -> Vec<Vec<u8>> {
-    let by = g.chance(0.4).then(|| argv!["BY", g.pick(&["k*", "k*->f1", "k*->1"])]);
+    let store = (store && g.chance(0.3)).then(|| argv!["STORE", g.key()]);
+    let patterns: &[&str] =
+        if store.is_some() { &["k*", "k*->f1", "k*->1", "nosort"] } else { &["k*", "k*->f1", "k*->1"] };
+    let by = g.chance(0.4).then(|| argv!["BY", g.pick(patterns)]);
     let alpha = if by.is_none() { g.maybe(0.4, &["ALPHA"]) } else { None };
     let limit =
         g.chance(0.3).then(|| argv!["LIMIT", g.pick(&["0", "1", "-1", "5"]), g.pick(&["0", "2", "-1", "x"])]);
     let gets: Vec<Vec<u8>> = (0..g.below(3))
         .flat_map(|_| argv!["GET", g.pick(&["#", "k*", "k*->f1", "k*->1", "nokey"])])
         .collect();
-    let store = (store && g.chance(0.3)).then(|| argv!["STORE", g.key()]);
     argv![name, g.key(), by, limit, gets, g.maybe(0.4, &["ASC", "DESC"]), alpha, store]
 }
 
