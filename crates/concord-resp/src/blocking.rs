@@ -1,4 +1,4 @@
-//! Blocking pops (`BLPOP`, `BRPOP`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`): waiting at the
+//! Blocking pops (`BLPOP`, `BRPOP`, `BLMOVE`, `BLMPOP`, `BZPOPMIN`, `BZPOPMAX`, `BZMPOP`): waiting at the
 //! front door, popping in the log.
 //!
 //! Redis parks a blocked client on the key and hands it the first element pushed. Concord's
@@ -36,7 +36,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(15);
 
 /// Whether `name` (any case) is a blocking pop this module waits for.
 pub fn is_blocking(name: &[u8]) -> bool {
-    ["blpop", "brpop", "blmove", "blmpop", "bzpopmin", "bzpopmax"]
+    ["blpop", "brpop", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop"]
         .iter()
         .any(|b| name.eq_ignore_ascii_case(b.as_bytes()))
 }
@@ -47,8 +47,8 @@ fn watched(args: &[Bytes]) -> (Vec<Vec<u8>>, &'static str) {
     let length = if name.starts_with("bz") { "zcard" } else { "llen" };
     let keys: Vec<Vec<u8>> = match name.as_str() {
         "blmove" => args.get(1).map(|k| k.to_vec()).into_iter().collect(),
-        // BLMPOP timeout numkeys key …
-        "blmpop" => {
+        // BLMPOP|BZMPOP timeout numkeys key …
+        "blmpop" | "bzmpop" => {
             let n = std::str::from_utf8(&args[2]).ok().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);
             args.iter().skip(3).take(n).map(|k| k.to_vec()).collect()
         }
@@ -59,7 +59,7 @@ fn watched(args: &[Bytes]) -> (Vec<Vec<u8>>, &'static str) {
 
 /// The timeout argument's position.
 fn timeout_arg(args: &[Bytes]) -> &[u8] {
-    if args[0].eq_ignore_ascii_case(b"blmpop") {
+    if args[0].eq_ignore_ascii_case(b"blmpop") || args[0].eq_ignore_ascii_case(b"bzmpop") {
         &args[1]
     } else {
         &args[args.len() - 1]

@@ -273,6 +273,12 @@ fn key_spec(spec: &KeySpec) -> Frame {
         fields.push(("notes", Frame::bulk(notes)));
     }
     fields.push(("flags", Frame::Set(spec.flags.iter().map(|f| Frame::simple(*f)).collect())));
+    if spec.unknown {
+        let unknown = || Frame::map_of([("type", Frame::bulk("unknown")), ("spec", Frame::Map(vec![]))]);
+        fields.push(("begin_search", unknown()));
+        fields.push(("find_keys", unknown()));
+        return Frame::map_of(fields);
+    }
     fields.push((
         "begin_search",
         Frame::map_of([

@@ -1052,6 +1052,16 @@ impl Client {
             }
             return ready(Frame::error(cluster::CROSSSLOT), self.protocol);
         }
+        // Redis Cluster refuses SORT's BY patterns and GET: the keys they read are unknown until
+        // the sorted key is read, and could live on any shard (inside MULTI: at queue time).
+        if self.shared.backend.is_cluster() {
+            if let Some(error) = sort_refusal(&request) {
+                if let Some(multi) = &mut self.multi {
+                    multi.doomed = true;
+                }
+                return ready(Frame::error(error), self.protocol);
+            }
+        }
         // Scripts: the log entry carries the body, so EVALSHA becomes EVAL here.
         let request = match request {
             Request::EvalSha(mut args) => match self.shared.scripts.get(&args[1]) {
@@ -1844,5 +1854,20 @@ fn need_of(request: &Request) -> Need {
             Access::Read => Need::Read,
             Access::Write => Need::Write,
         },
+    }
+}
+
+/// Redis Cluster's refusal of a `SORT`/`SORT_RO` request's `BY` pattern or `GET` (or the option
+/// error before it), if `request` is one.
+fn sort_refusal(request: &Request) -> Option<String> {
+    let Request::Redis(args) = request else { return None };
+    let read_only = args[0].eq_ignore_ascii_case(b"sort_ro");
+    if !read_only && !args[0].eq_ignore_ascii_case(b"sort") {
+        return None;
+    }
+    let args: Vec<Vec<u8>> = args[1..].iter().map(|a| a.to_vec()).collect();
+    match concord_kv::redis::sort::parse(&args, read_only, true) {
+        Err(concord_kv::Reply::Error(line)) => Some(line),
+        _ => None,
     }
 }

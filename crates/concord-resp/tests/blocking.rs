@@ -117,3 +117,17 @@ fn blmpop_waits_on_counted_keys() {
     pusher.expect(&resp(&["LMPOP", "2", "a", "b", "RIGHT"]), b"*2\r\n$1\r\nb\r\n*1\r\n$1\r\nz\r\n");
     pusher.expect(&resp(&["LMPOP", "1", "b", "RIGHT"]), b"*-1\r\n");
 }
+
+#[test]
+fn bzmpop_waits_on_counted_keys() {
+    let server = TestServer::start(RespConfig::default());
+    let mut blocked = server.connect();
+    let mut pusher = server.connect();
+    blocked.send(&resp(&["BZMPOP", "5", "2", "a", "b", "MIN", "COUNT", "2"]));
+    std::thread::sleep(Duration::from_millis(100));
+    pusher.expect(&resp(&["ZADD", "b", "1", "x", "2", "y", "3", "z"]), b":3\r\n");
+    let reply = b"*2\r\n$1\r\nb\r\n*2\r\n*2\r\n$1\r\nx\r\n$1\r\n1\r\n*2\r\n$1\r\ny\r\n$1\r\n2\r\n";
+    let (got, _) = blocked.read_for(reply.len(), Duration::from_secs(5));
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(reply));
+    pusher.expect(&resp(&["BZMPOP", "0.05", "1", "a", "MAX"]), b"*-1\r\n");
+}

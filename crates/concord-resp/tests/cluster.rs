@@ -248,6 +248,18 @@ fn crossslot_readonly_asking_and_info_answer_as_redis_server() {
             &["SELECT", "0"],
             &["SELECT", "1"],
             &["SELECT", "x"],
+            // SORT's BY patterns and GET read keys of any slot: Redis Cluster refuses them.
+            &["RPUSH", "{s}l", "2", "1"],
+            &["SORT", "{s}l"],
+            &["SORT", "{s}l", "BY", "w*"],
+            &["SORT", "{s}l", "BY", "w*", "LIMIT", "x"],
+            &["SORT", "{s}l", "BY", "nosort", "DESC"],
+            &["SORT", "{s}l", "GET", "#"],
+            &["SORT_RO", "{s}l", "LIMIT", "0", "1", "GET", "w*"],
+            &["SORT", "{s}l", "foo", "GET", "#"],
+            &["SORT", "{s}l", "STORE", "{s}d"],
+            &["SORT", "{s}l", "STORE", "d"],
+            &["DEL", "{s}l", "{s}d"],
         ] {
             pair.same(request);
         }

@@ -433,18 +433,20 @@ pub fn parse_mpop<T>(
     }
     let keys = &args[1..=numkeys];
     let side = parse_where(&args[numkeys + 1])?;
-    let mut n = 1;
-    match &args[numkeys + 2..] {
-        [] => {}
-        [word, value] if is(word, "COUNT") => {
-            n = int(value)
-                .ok()
-                .filter(|&c| c > 0)
-                .ok_or_else(|| Reply::error("ERR count should be greater than 0"))? as u64;
+    // As Redis: one COUNT, its value checked as soon as it is read (before what follows).
+    let mut n = None;
+    let mut at = numkeys + 2;
+    while let Some(word) = args.get(at) {
+        match args.get(at + 1) {
+            Some(value) if n.is_none() && is(word, "COUNT") => {
+                let count = int(value).ok().filter(|&c| c > 0);
+                n = Some(count.ok_or_else(|| Reply::error("ERR count should be greater than 0"))? as u64);
+                at += 2;
+            }
+            _ => return Err(Reply::error("ERR syntax error")),
         }
-        _ => return Err(Reply::error("ERR syntax error")),
     }
-    Ok((keys, side, n))
+    Ok((keys, side, n.unwrap_or(1)))
 }
 
 /// The seconds a blocking command waits (`0`: forever), with Redis's errors. Checked by the
@@ -482,7 +484,22 @@ fn blmove(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 }
 
 /// `BLMPOP timeout numkeys key [key …] LEFT|RIGHT [COUNT count]` run once.
+/// Redis reads the timeout after the other arguments, so their errors come first.
 fn blmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    parse_mpop(&args[1..], Side::parse)?;
     timeout(&args[0])?;
     lmpop(tx, &args[1..])
+}
+
+/// Replace whatever `key` holds with a list of `values` (deleting it if there are none), as
+/// `SORT … STORE` does.
+pub(crate) fn store_list(tx: &mut Tx, key: &[u8], values: Vec<Vec<u8>>) {
+    tx.remove(key);
+    let mut header = Header::new(Kind::List);
+    for value in values {
+        push_one(tx, key, &mut header, Side::Right, value);
+    }
+    if header.len > 0 {
+        tx.save(key, header);
+    }
 }

@@ -41,6 +41,10 @@
 //! | [`keyspace`] | `TYPE`, `EXPIRE` and family, `PERSIST` | |
 //! | [`hash`] | `HSET` … `HGETALL`, `HINCRBYFLOAT`, `HRANDFIELD`, `HSCAN` | `HINCRBYFLOAT` adds in emulated C `long double`, for redis-server's exact text |
 //! | [`set`] | `SADD`, `SREM`, `SPOP`, `SMOVE`, `SINTER`/`SUNION`/`SDIFF` (+`STORE`), `SINTERCARD`, `SSCAN`, … | |
+//! | [`list`] | `LPUSH` … `LMPOP`, blocking pops (run once; the front door waits) | |
+//! | [`zset`] | `ZADD` … `ZRANGE` (all forms), `ZRANGESTORE`, `ZUNION`/`ZINTER`/`ZDIFF` (+`STORE`), `ZINTERCARD`, `ZMPOP`/`BZMPOP`, `ZSCAN` | a member record and a score-index record per member |
+//! | [`string`] | every string command, `LCS` | `LCS IDX` walks the table as Redis does, for its exact ranges |
+//! | [`sort`] | `SORT`, `SORT_RO` | `BY`/`GET` patterns read keys the front door cannot know in advance (refused in the sharded mode, as Redis Cluster) |
 //!
 //! Members, fields and `*SCAN` pages come in byte order (redis-server's order is its hash
 //! table's; the differential tests compare such replies as sets). `*SCAN` cursors name the next
@@ -60,6 +64,7 @@ pub mod random;
 mod reply;
 pub mod script;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 
@@ -489,6 +494,7 @@ pub fn commands() -> impl Iterator<Item = &'static Spec> {
         .chain(zset::COMMANDS)
         .chain(script::COMMANDS)
         .chain(string::COMMANDS)
+        .chain(sort::COMMANDS)
 }
 
 /// The interpreter's command named `name` (lowercase).
@@ -600,3 +606,5 @@ mod tests_listzset;
 mod tests_set;
 #[cfg(test)]
 mod tests_string;
+#[cfg(test)]
+mod tests_zsort;

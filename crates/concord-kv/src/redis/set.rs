@@ -265,12 +265,16 @@ fn combine(view: &View, keys: &[Vec<u8>], op: Op, limit: usize) -> Result<BTreeS
                 return Ok(out);
             }
             let (smallest, _) = sets.iter().min_by_key(|(_, h)| h.map_or(0, |h| h.len)).expect("a key");
-            view.members(smallest, &[], &mut |member, _| {
-                if sets.iter().all(|(key, _)| key == smallest || view.member(key, member).is_some()) {
-                    out.insert(member.to_vec());
+            // Read the members first: a write transaction's engine cannot look a key up while a
+            // scan is open (redb opens the table once per transaction).
+            for member in all(view, smallest) {
+                if sets.iter().all(|(key, _)| key == smallest || view.member(key, &member).is_some()) {
+                    out.insert(member);
+                    if limit != 0 && out.len() >= limit {
+                        break;
+                    }
                 }
-                limit == 0 || out.len() < limit
-            });
+            }
         }
         Op::Union => {
             for (key, _) in &sets {
@@ -279,12 +283,11 @@ fn combine(view: &View, keys: &[Vec<u8>], op: Op, limit: usize) -> Result<BTreeS
         }
         Op::Diff => {
             let (first, rest) = sets.split_first().expect("a key");
-            view.members(first.0, &[], &mut |member, _| {
-                if rest.iter().all(|(key, _)| view.member(key, member).is_none()) {
-                    out.insert(member.to_vec());
+            for member in all(view, first.0) {
+                if rest.iter().all(|(key, _)| view.member(key, &member).is_none()) {
+                    out.insert(member);
                 }
-                true
-            });
+            }
         }
     }
     Ok(out)

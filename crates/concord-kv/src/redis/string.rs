@@ -24,6 +24,7 @@ pub const COMMANDS: &[Spec] = &[
     read("strlen", strlen),
     read("getrange", getrange),
     read("substr", getrange),
+    read("lcs", lcs),
     write("set", set),
     write("setnx", setnx),
     write("setex", |tx, args| setex(tx, args, "setex")),
@@ -359,4 +360,111 @@ fn setrange(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let len = value.len() as i64;
     store(tx, &args[0], value, Expiry::Keep, old.as_ref());
     Ok(Reply::Int(len))
+}
+
+/// `LCS key1 key2 [LEN] [IDX] [MINMATCHLEN n] [WITHMATCHLEN]`: the longest common subsequence,
+/// its length, or (`IDX`) its matching ranges, walked back from the strings' ends exactly as
+/// redis-server's `lcsCommand` walks its table (so the ranges, and which ones it skips, are its
+/// ones). O(len1 × len2) time and 4 bytes of table per cell, bounded as Redis bounds it by
+/// `proto-max-bulk-len` (512 MB).
+fn lcs(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let value = |key: &[u8]| match string(view, key) {
+        Ok(entry) => Ok(entry.map(|e| e.value).unwrap_or_default()),
+        Err(_) => Err(Reply::error("ERR The specified keys must contain string values")),
+    };
+    let (a, b) = (value(&args[0])?, value(&args[1])?);
+    let (mut get_len, mut get_idx, mut with_match_len, mut min_match_len) = (false, false, false, 0i64);
+    let mut at = 2;
+    while let Some(option) = args.get(at) {
+        match () {
+            _ if is(option, "IDX") => get_idx = true,
+            _ if is(option, "LEN") => get_len = true,
+            _ if is(option, "WITHMATCHLEN") => with_match_len = true,
+            _ if is(option, "MINMATCHLEN") && at + 1 < args.len() => {
+                min_match_len = int(&args[at + 1])?.max(0);
+                at += 1;
+            }
+            _ => return Err(Reply::error("ERR syntax error")),
+        }
+        at += 1;
+    }
+    if get_idx && get_len {
+        return Err(Reply::error("ERR If you want both the length and indexes, please just use IDX."));
+    }
+    let (alen, blen) = (a.len(), b.len());
+    if (alen as u64 + 1) * (blen as u64 + 1) * 4 > 512 * 1024 * 1024 {
+        return Err(Reply::error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
+    }
+    // table[i][j]: the LCS length of a[..i] and b[..j].
+    let width = blen + 1;
+    let mut table = vec![0u32; (alen + 1) * width];
+    for i in 1..=alen {
+        for j in 1..=blen {
+            table[i * width + j] = if a[i - 1] == b[j - 1] {
+                table[(i - 1) * width + j - 1] + 1
+            } else {
+                table[(i - 1) * width + j].max(table[i * width + j - 1])
+            };
+        }
+    }
+    let total = table[alen * width + blen] as usize;
+    if get_len && !get_idx {
+        return Ok(Reply::Int(total as i64));
+    }
+    let mut result = vec![0u8; total];
+    let mut matches = Vec::new();
+    // `a_start == alen` means no range is open.
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0, 0, 0);
+    let (mut i, mut j, mut k) = (alen, blen, total);
+    while i > 0 && j > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[j - 1] {
+            result[k - 1] = a[i - 1];
+            if a_start == alen {
+                (a_start, a_end, b_start, b_end) = (i - 1, i - 1, j - 1, j - 1);
+            } else if a_start == i && b_start == j {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                // Redis closes the open range here and does not open one at this match.
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            k -= 1;
+            i -= 1;
+            j -= 1;
+        } else {
+            if table[(i - 1) * width + j] > table[i * width + j - 1] {
+                i -= 1;
+            } else {
+                j -= 1;
+            }
+            emit = a_start != alen;
+        }
+        if emit {
+            let len = (a_end - a_start + 1) as i64;
+            if min_match_len == 0 || len >= min_match_len {
+                let mut range = vec![
+                    Reply::Array(vec![Reply::Int(a_start as i64), Reply::Int(a_end as i64)]),
+                    Reply::Array(vec![Reply::Int(b_start as i64), Reply::Int(b_end as i64)]),
+                ];
+                if with_match_len {
+                    range.push(Reply::Int(len));
+                }
+                matches.push(Reply::Array(range));
+            }
+            a_start = alen;
+        }
+    }
+    if get_idx {
+        return Ok(Reply::Map(vec![
+            (Reply::bulk("matches"), Reply::Array(matches)),
+            (Reply::bulk("len"), Reply::Int(total as i64)),
+        ]));
+    }
+    Ok(Reply::Bulk(result))
 }

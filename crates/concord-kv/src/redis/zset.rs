@@ -25,9 +25,12 @@
 //!
 //! `ZRANDMEMBER` must give every replica the same answer, so it draws as `SRANDMEMBER` does, from
 //! the generator of [`super::random`] seeded by the key and its revision: deterministic for a
-//! given state, different after each change. `ZSCAN` returns the whole set in one page with cursor 0 (as redis-server does for
-//! small, listpack-encoded sets). `ZUNIONSTORE`/`ZINTERSTORE` read every input (sets count as
-//! sorted sets with score 1) and write the destination in one step.
+//! given state, different after each change. `ZSCAN` returns the whole set in one page with
+//! cursor 0 (as redis-server does for small, listpack-encoded sets). `ZUNIONSTORE`/`ZINTERSTORE`
+//! read every input (sets count as sorted sets with score 1) and write the destination in one
+//! step.
+
+use std::collections::BTreeMap;
 
 use super::args::{int, is};
 use super::random::Rng;
@@ -43,8 +46,12 @@ pub const COMMANDS: &[Spec] = &[
     // Run once, without waiting: the front door waits between attempts (see `list`).
     write("bzpopmin", |tx, args| bzpop(tx, args, false)),
     write("bzpopmax", |tx, args| bzpop(tx, args, true)),
-    write("zunionstore", |tx, args| zstore(tx, args, "zunionstore")),
-    write("zinterstore", |tx, args| zstore(tx, args, "zinterstore")),
+    write("zunionstore", |tx, args| zstore(tx, args, SetOp::Union, "zunionstore")),
+    write("zinterstore", |tx, args| zstore(tx, args, SetOp::Inter, "zinterstore")),
+    write("zdiffstore", |tx, args| zstore(tx, args, SetOp::Diff, "zdiffstore")),
+    write("zrangestore", zrangestore),
+    write("zmpop", zmpop),
+    write("bzmpop", bzmpop),
     write("zremrangebyrank", |tx, args| zremrange(tx, args, By::Rank)),
     write("zremrangebyscore", |tx, args| zremrange(tx, args, By::Score)),
     write("zremrangebylex", |tx, args| zremrange(tx, args, By::Lex)),
@@ -61,6 +68,10 @@ pub const COMMANDS: &[Spec] = &[
     read("zrevrange", |view, args| zrange(view, args, Legacy::Fixed(By::Rank, true))),
     read("zrangebylex", |view, args| zrange(view, args, Legacy::Fixed(By::Lex, false))),
     read("zrevrangebylex", |view, args| zrange(view, args, Legacy::Fixed(By::Lex, true))),
+    read("zunion", |view, args| zcombine(view, args, SetOp::Union, "zunion")),
+    read("zinter", |view, args| zcombine(view, args, SetOp::Inter, "zinter")),
+    read("zdiff", |view, args| zcombine(view, args, SetOp::Diff, "zdiff")),
+    read("zintercard", zintercard),
     read("zrandmember", zrandmember),
     read("zscan", zscan),
 ];
@@ -136,6 +147,11 @@ fn zset(view: &View, key: &[u8]) -> Result<Option<Header>, Reply> {
 
 fn score_of(view: &View, key: &[u8], member: &[u8]) -> Option<f64> {
     view.member(key, member).map(|v| decode_score(&v))
+}
+
+/// Every (member, score) of the sorted set under `key`, in score order (`SORT … BY nosort`).
+pub(crate) fn by_score(view: &View, key: &[u8]) -> Vec<(Vec<u8>, f64)> {
+    by_score_order(view, key, usize::MAX)
 }
 
 /// Give `member` the score `new` (it had `old`), keeping the index in step.
@@ -241,7 +257,8 @@ fn zadd(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
         tx.save(key, header);
     }
     if incr {
-        return Ok(last.map_or(Reply::Nil, |s| Reply::Double(s + 0.0)));
+        // A new member's score is the increment as given (`-0` answers `-0`; it is stored as 0).
+        return Ok(last.map_or(Reply::Nil, Reply::Double));
     }
     Ok(Reply::Int(added + if ch { changed } else { 0 }))
 }
@@ -252,7 +269,8 @@ fn zincrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let delta = score_arg(delta)?;
     let mut header = tx.collection(key, Kind::ZSet)?;
     let current = score_of(&tx.view(), key, member);
-    let new = current.unwrap_or(0.0) + delta;
+    // A new member's score is the increment itself (`-0` answers `-0`, as Redis; stored as 0).
+    let new = current.map_or(delta, |c| c + delta);
     if new.is_nan() {
         return Err(Reply::error("ERR resulting score is not a number (NaN)"));
     }
@@ -261,7 +279,7 @@ fn zincrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     }
     set_score(tx, key, member, current, new);
     tx.save(key, header);
-    Ok(Reply::Double(new + 0.0))
+    Ok(Reply::Double(new))
 }
 
 fn zrem(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
@@ -566,7 +584,28 @@ fn flat_scored(found: Vec<Scored>) -> Reply {
 /// `ZRANGEBYSCORE`, `ZREVRANGE`, … (which fix the range type and direction), as Redis parses them:
 /// options first, then the conflicts, then the bounds, then the key.
 fn zrange(view: &View, args: &[Vec<u8>], legacy: Legacy) -> Outcome {
-    let (key, first, second) = (&args[0], &args[1], &args[2]);
+    let (query, with_scores) = parse_range(args, legacy, false)?;
+    let Some(header) = zset(view, &args[0])? else { return Ok(Reply::Array(vec![])) };
+    Ok(members_reply(query.run(view, &args[0], &header), with_scores))
+}
+
+/// `ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`: `ZRANGE`'s
+/// members, with their scores, stored in `dst`; its new size.
+fn zrangestore(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let (destination, args) = args.split_first().expect("arity checked");
+    let (query, _) = parse_range(args, Legacy::None, true)?;
+    let found = match zset(&tx.view(), &args[0])? {
+        Some(header) => query.run(&tx.view(), &args[0], &header),
+        None => vec![],
+    };
+    store_scored(tx, destination, &found);
+    Ok(Reply::Int(found.len() as i64))
+}
+
+/// Parse `key start stop [options]` for `ZRANGE` (and `ZRANGESTORE`, which has no `WITHSCORES`):
+/// the query and whether to answer scores.
+fn parse_range(args: &[Vec<u8>], legacy: Legacy, store: bool) -> Result<(Query, bool), Reply> {
+    let (first, second) = (&args[1], &args[2]);
     let (mut by, mut rev) = match legacy {
         Legacy::None => (None, None),
         Legacy::Fixed(by, rev) => (Some(by), Some(rev)),
@@ -576,7 +615,7 @@ fn zrange(view: &View, args: &[Vec<u8>], legacy: Legacy) -> Outcome {
     while let Some(arg) = args.get(at) {
         let left = args.len() - at - 1;
         match () {
-            _ if is(arg, "WITHSCORES") => with_scores = true,
+            _ if !store && is(arg, "WITHSCORES") => with_scores = true,
             _ if is(arg, "LIMIT") && left >= 2 => {
                 limit = Some((int(&args[at + 1])?, int(&args[at + 2])?));
                 at += 2;
@@ -602,8 +641,7 @@ fn zrange(view: &View, args: &[Vec<u8>], legacy: Legacy) -> Outcome {
         query.offset = offset;
         query.count = count;
     }
-    let Some(header) = zset(view, key)? else { return Ok(Reply::Array(vec![])) };
-    Ok(members_reply(query.run(view, key, &header), with_scores))
+    Ok((query, with_scores))
 }
 
 /// `ZREMRANGEBYRANK key start stop`, `ZREMRANGEBYSCORE key min max`, `ZREMRANGEBYLEX key min max`.
@@ -649,10 +687,13 @@ pub fn pop_many(tx: &mut Tx, key: &[u8], max: bool, count: u64) -> Result<Option
 fn zpop(tx: &mut Tx, args: &[Vec<u8>], max: bool) -> Outcome {
     let count = match args {
         [_] => None,
-        [_, n] => {
-            let n = int(n)?;
-            Some(u64::try_from(n).map_err(|_| Reply::error("ERR value is out of range, must be positive"))?)
-        }
+        // Redis's one message for "not a number" and "negative" alike.
+        [_, n] => Some(
+            int(n)
+                .ok()
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| Reply::error("ERR value is out of range, must be positive"))?,
+        ),
         _ => return Err(Reply::error("ERR syntax error")),
     };
     let popped = pop_many(tx, &args[0], max, count.unwrap_or(1))?.unwrap_or_default();
@@ -677,35 +718,64 @@ fn bzpop(tx: &mut Tx, args: &[Vec<u8>], max: bool) -> Outcome {
     Ok(Reply::NilArray)
 }
 
-/// `ZUNIONSTORE|ZINTERSTORE destination numkeys key [key …] [WEIGHTS w …] [AGGREGATE SUM|MIN|MAX]`:
-/// the destination's new size.
-fn zstore(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
-    let destination = &args[0];
-    let numkeys = int(&args[1])?;
+/// Which combination of sorted sets (`ZUNION`, `ZINTER`, `ZDIFF` and their `STORE`s, `ZINTERCARD`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+/// What the caller does with the combination, which decides the options Redis accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SetOut {
+    /// `ZUNION`/`ZINTER`/`ZDIFF`: `WITHSCORES` allowed.
+    Reply,
+    /// The `STORE` forms.
+    Store,
+    /// `ZINTERCARD`: only `LIMIT`.
+    Card,
+}
+
+/// A parsed and computed combination: the members in score order (ties by member), whether
+/// `WITHSCORES` was given, and `ZINTERCARD`'s `LIMIT` (0: none).
+struct Combined {
+    members: Vec<Scored>,
+    with_scores: bool,
+    limit: u64,
+}
+
+/// Parse `numkeys key [key …] [WEIGHTS w …] [AGGREGATE SUM|MIN|MAX] [WITHSCORES] [LIMIT n]` (as
+/// `zunionInterDiffGenericCommand` does, in its order: numkeys, the inputs' types, then the
+/// options) and combine the inputs (sets count as sorted sets with score 1).
+fn combine(view: &View, args: &[Vec<u8>], op: SetOp, out: SetOut, name: &str) -> Result<Combined, Reply> {
+    let numkeys = int(&args[0])?;
     if numkeys < 1 {
         return Err(Reply::error(format!("ERR at least 1 input key is needed for '{name}' command")));
     }
     let numkeys = numkeys as usize;
-    let Some(keys) = args.get(2..2 + numkeys) else { return Err(Reply::error("ERR syntax error")) };
-    // Redis looks the inputs up (WRONGTYPE) before it reads WEIGHTS and AGGREGATE.
+    let Some(keys) = args.get(1..1 + numkeys) else { return Err(Reply::error("ERR syntax error")) };
+    // Redis looks the inputs up (WRONGTYPE) before it reads the options.
     for key in keys {
-        if !matches!(tx.view().kind(key), None | Some(Kind::ZSet | Kind::Set)) {
+        if !matches!(view.kind(key), None | Some(Kind::ZSet | Kind::Set)) {
             return Err(Reply::wrong_type());
         }
     }
     let mut weights = vec![1.0; numkeys];
     let mut aggregate = "sum";
-    let mut at = 2 + numkeys;
+    let (mut with_scores, mut limit) = (false, 0u64);
+    let weighted = op != SetOp::Diff && out != SetOut::Card;
+    let mut at = 1 + numkeys;
     while let Some(arg) = args.get(at) {
         let left = args.len() - at - 1;
         match () {
-            _ if is(arg, "WEIGHTS") && left >= numkeys => {
+            _ if weighted && is(arg, "WEIGHTS") && left >= numkeys => {
                 for (i, w) in args[at + 1..=at + numkeys].iter().enumerate() {
                     weights[i] = float(w).ok_or_else(|| Reply::error("ERR weight value is not a float"))?;
                 }
                 at += numkeys;
             }
-            _ if is(arg, "AGGREGATE") && left >= 1 => {
+            _ if weighted && is(arg, "AGGREGATE") && left >= 1 => {
                 let how = &args[at + 1];
                 aggregate = match () {
                     _ if is(how, "SUM") => "sum",
@@ -715,26 +785,26 @@ fn zstore(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
                 };
                 at += 1;
             }
+            _ if out == SetOut::Reply && is(arg, "WITHSCORES") => with_scores = true,
+            _ if out == SetOut::Card && is(arg, "LIMIT") && left >= 1 => {
+                // Redis's one message for "not a number" and "negative" alike.
+                let negative = || Reply::error("ERR LIMIT can't be negative");
+                limit = int(&args[at + 1]).ok().and_then(|n| u64::try_from(n).ok()).ok_or_else(negative)?;
+                at += 1;
+            }
             _ => return Err(Reply::error("ERR syntax error")),
         }
         at += 1;
     }
-    // Every input, read before the destination (maybe one of them) is replaced.
-    let mut inputs: Vec<std::collections::BTreeMap<Vec<u8>, f64>> = Vec::with_capacity(numkeys);
+    let mut inputs: Vec<BTreeMap<Vec<u8>, f64>> = Vec::with_capacity(numkeys);
     for key in keys {
-        let view = tx.view();
-        let mut members = std::collections::BTreeMap::new();
-        match view.kind(key) {
-            None => {}
-            Some(Kind::ZSet) => view.members(key, &[], &mut |m, v| {
-                members.insert(m.to_vec(), decode_score(v));
+        let mut members = BTreeMap::new();
+        let set = view.kind(key) == Some(Kind::Set);
+        if view.kind(key).is_some() {
+            view.members(key, &[], &mut |m, v| {
+                members.insert(m.to_vec(), if set { 1.0 } else { decode_score(v) });
                 true
-            }),
-            Some(Kind::Set) => view.members(key, &[], &mut |m, _| {
-                members.insert(m.to_vec(), 1.0);
-                true
-            }),
-            Some(_) => return Err(Reply::wrong_type()),
+            });
         }
         inputs.push(members);
     }
@@ -745,42 +815,104 @@ fn zstore(tx: &mut Tx, args: &[Vec<u8>], name: &str) -> Outcome {
         "max" => a.max(b),
         _ => finite(a + b),
     };
-    let mut result: std::collections::BTreeMap<Vec<u8>, f64> = std::collections::BTreeMap::new();
-    if name == "zunionstore" {
-        for (members, weight) in inputs.iter().zip(&weights) {
-            for (member, score) in members {
-                let score = finite(score * weight);
-                result.entry(member.clone()).and_modify(|s| *s = combine(*s, score)).or_insert(score);
-            }
-        }
-    } else {
-        for (member, score) in &inputs[0] {
-            let mut total = finite(score * weights[0]);
-            let mut everywhere = true;
-            for (members, weight) in inputs.iter().zip(&weights).skip(1) {
-                match members.get(member) {
-                    Some(score) => total = combine(total, finite(score * weight)),
-                    None => {
-                        everywhere = false;
-                        break;
-                    }
+    let mut result: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
+    match op {
+        SetOp::Union => {
+            for (members, weight) in inputs.iter().zip(&weights) {
+                for (member, score) in members {
+                    let score = finite(score * weight);
+                    result.entry(member.clone()).and_modify(|s| *s = combine(*s, score)).or_insert(score);
                 }
             }
-            if everywhere {
+        }
+        SetOp::Inter => {
+            'members: for (member, score) in &inputs[0] {
+                let mut total = finite(score * weights[0]);
+                for (members, weight) in inputs.iter().zip(&weights).skip(1) {
+                    let Some(score) = members.get(member) else { continue 'members };
+                    total = combine(total, finite(score * weight));
+                }
                 result.insert(member.clone(), total);
             }
         }
+        SetOp::Diff => {
+            for (member, score) in &inputs[0] {
+                if !inputs[1..].iter().any(|other| other.contains_key(member)) {
+                    result.insert(member.clone(), *score);
+                }
+            }
+        }
     }
+    let mut members: Vec<Scored> = result.into_iter().map(|(m, s)| (m, s + 0.0)).collect();
+    // A sorted set's order: by score, ties by member (the map already sorted by member).
+    members.sort_by(|a, b| a.1.total_cmp(&b.1));
+    Ok(Combined { members, with_scores, limit })
+}
+
+/// Replace `destination` with a sorted set of `members` (deleting it if there are none).
+fn store_scored(tx: &mut Tx, destination: &[u8], members: &[Scored]) {
     tx.remove(destination);
     let mut header = Header::new(Kind::ZSet);
-    for (member, score) in &result {
+    for (member, score) in members {
         set_score(tx, destination, member, None, *score);
         header.len += 1;
     }
     if header.len > 0 {
         tx.save(destination, header);
     }
-    Ok(Reply::Int(result.len() as i64))
+}
+
+/// `ZUNIONSTORE|ZINTERSTORE|ZDIFFSTORE destination numkeys key [key …] [WEIGHTS w …]
+/// [AGGREGATE SUM|MIN|MAX]`: the destination's new size. Every input is read before the
+/// destination (maybe one of them) is replaced.
+fn zstore(tx: &mut Tx, args: &[Vec<u8>], op: SetOp, name: &str) -> Outcome {
+    let combined = combine(&tx.view(), &args[1..], op, SetOut::Store, name)?;
+    store_scored(tx, &args[0], &combined.members);
+    Ok(Reply::Int(combined.members.len() as i64))
+}
+
+/// `ZUNION|ZINTER|ZDIFF numkeys key [key …] [WEIGHTS w …] [AGGREGATE …] [WITHSCORES]`.
+fn zcombine(view: &View, args: &[Vec<u8>], op: SetOp, name: &str) -> Outcome {
+    let combined = combine(view, args, op, SetOut::Reply, name)?;
+    Ok(members_reply(combined.members, combined.with_scores))
+}
+
+/// `ZINTERCARD numkeys key [key …] [LIMIT limit]`: the intersection's size, at most `limit`.
+fn zintercard(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let combined = combine(view, args, SetOp::Inter, SetOut::Card, "zintercard")?;
+    let n = combined.members.len() as u64;
+    Ok(Reply::Int(if combined.limit > 0 { n.min(combined.limit) } else { n } as i64))
+}
+
+/// `ZMPOP numkeys key [key …] MIN|MAX [COUNT count]`: `[key, [[member, score], …]]` (nested in
+/// both protocols, as redis-server answers) from the first non-empty sorted set, or a nil array.
+fn zmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let (keys, max, count) = parse_zmpop(args)?;
+    for key in keys {
+        if let Some(popped) = pop_many(tx, key, max, count)? {
+            let pairs = popped
+                .into_iter()
+                .map(|(member, score)| Reply::Array(vec![Reply::Bulk(member), Reply::Double(score)]));
+            return Ok(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(pairs.collect())]));
+        }
+    }
+    Ok(Reply::NilArray)
+}
+
+fn parse_zmpop(args: &[Vec<u8>]) -> Result<(&[Vec<u8>], bool, u64), Reply> {
+    super::list::parse_mpop(args, |arg| match () {
+        _ if is(arg, "MIN") => Ok(false),
+        _ if is(arg, "MAX") => Ok(true),
+        _ => Err(Reply::error("ERR syntax error")),
+    })
+}
+
+/// `BZMPOP timeout numkeys key [key …] MIN|MAX [COUNT count]` run once (see `bzpop`). Redis reads
+/// the timeout after the other arguments, so their errors come first.
+fn bzmpop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    parse_zmpop(&args[1..])?;
+    super::list::timeout(&args[0])?;
+    zmpop(tx, &args[1..])
 }
 
 /// `ZRANDMEMBER key [count [WITHSCORES]]`: picked as `SRANDMEMBER` picks ([`pick`], seeded by the

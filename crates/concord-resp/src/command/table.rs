@@ -52,6 +52,9 @@ pub struct KeySpec {
     /// `find_keys` of type `keynum` instead of `range` (`SINTERCARD numkeys key …`): the key count
     /// is the argument at `begin_index + .0`, the keys start at `begin_index + .1`.
     pub keynum: Option<(i64, i64)>,
+    /// `begin_search` and `find_keys` of type `unknown` (`SORT`'s `BY`/`GET` and `STORE` keys):
+    /// the keys are found by code (`concord_kv::redis::sort::key_positions`), not by the spec.
+    pub unknown: bool,
 }
 
 impl KeySpec {
@@ -62,7 +65,7 @@ impl KeySpec {
         last_key: i64,
         key_step: i64,
     ) -> KeySpec {
-        KeySpec { notes: None, flags, begin_index, last_key, key_step, keynum: None }
+        KeySpec { notes: None, flags, begin_index, last_key, key_step, keynum: None, unknown: false }
     }
 
     /// A `keynum` spec: the count at `begin_index + keynum_index`, keys from `begin_index + first_key`.
@@ -80,12 +83,29 @@ impl KeySpec {
             last_key: 0,
             key_step,
             keynum: Some((keynum_index, first_key)),
+            unknown: false,
+        }
+    }
+
+    /// An `unknown` spec with Redis's note on why.
+    pub const fn unknown(flags: &'static [&'static str], notes: &'static str) -> KeySpec {
+        KeySpec {
+            notes: Some(notes),
+            flags,
+            begin_index: 0,
+            last_key: 0,
+            key_step: 0,
+            keynum: None,
+            unknown: true,
         }
     }
 
     /// The positions in `args` (the command name at 0) of this spec's keys; `None` if the
     /// arguments do not hold them (a key count that is not a number, or too large).
     pub fn positions(&self, args: &[impl AsRef<[u8]>]) -> Option<Vec<usize>> {
+        if self.unknown {
+            return Some(vec![]);
+        }
         let n = args.len() as i64;
         let step = self.key_step.max(1) as usize;
         match self.keynum {
@@ -142,6 +162,10 @@ impl CommandSpec {
     /// the command has no key spec or the arguments do not hold its keys.
     pub fn spec_keys<'a, A: AsRef<[u8]>>(&self, args: &'a [A]) -> Option<Vec<&'a [u8]>> {
         self.key_spec?;
+        if matches!(self.name, "sort" | "sort_ro") {
+            let positions = concord_kv::redis::sort::key_positions(args);
+            return Some(positions.into_iter().filter_map(|i| args.get(i)).map(|a| a.as_ref()).collect());
+        }
         let mut keys = Vec::new();
         for spec in self.key_specs_iter() {
             keys.extend(spec.positions(args)?.into_iter().map(|i| args[i].as_ref()));
@@ -832,6 +856,48 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("zinterstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "2.0.0", "Intersect multiple sorted sets and store the resulting sorted set in a new key")
         .acl(&["@write", "@sortedset", "@slow"])
         .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)]),
+    spec("zdiffstore", -4, &["write", "denyoom", "movablekeys"], (1, 1, 1), "sorted-set", "6.2.0", "Subtract multiple sorted sets and store the resulting sorted set in a new key")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::keynum(&["RO", "access"], 2, 0, 1, 1)]),
+    spec("zunion", -3, &["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "6.2.0", "Add multiple sorted sets")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_specs(&[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)]),
+    spec("zinter", -3, &["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "6.2.0", "Intersect multiple sorted sets")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_specs(&[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)]),
+    spec("zdiff", -3, &["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "6.2.0", "Subtract multiple sorted sets")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_specs(&[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)]),
+    spec("zintercard", -3, &["readonly", "movablekeys"], (0, 0, 0), "sorted-set", "7.0.0", "Intersect multiple sorted sets and return the cardinality of the result")
+        .acl(&["@read", "@sortedset", "@slow"])
+        .key_specs(&[KeySpec::keynum(&["RO", "access"], 1, 0, 1, 1)]),
+    spec("zrangestore", -5, &["write", "denyoom"], (1, 2, 1), "sorted-set", "6.2.0", "Store a range of members from sorted set into another key")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_specs(&[KeySpec::range(&["OW", "update"], 1, 0, 1), KeySpec::range(&["RO", "access"], 2, 0, 1)]),
+    spec("zmpop", -4, &["write", "movablekeys"], (0, 0, 0), "sorted-set", "7.0.0", "Remove and return members with scores in a sorted set")
+        .acl(&["@write", "@sortedset", "@slow"])
+        .key_specs(&[KeySpec::keynum(&["RW", "access", "delete"], 1, 0, 1, 1)]),
+    spec("bzmpop", -5, &["write", "blocking", "movablekeys"], (0, 0, 0), "sorted-set", "7.0.0", "Remove and return members with scores in a sorted set or block until one is available")
+        .acl(&["@write", "@sortedset", "@slow", "@blocking"])
+        .key_specs(&[KeySpec::keynum(&["RW", "access", "delete"], 2, 0, 1, 1)]),
+    spec("lcs", -3, &["readonly"], (1, 2, 1), "string", "7.0.0", "Find longest common substring")
+        .acl(&["@read", "@string", "@slow"])
+        .key_spec(&["RO", "access"]),
+    // SORT's BY/GET keys come from the sorted key's content and STORE may be anywhere: Redis
+    // declares them `unknown` and finds the keys by code (`sortGetKeys`), as `spec_keys` does.
+    spec("sort", -2, &["write", "denyoom", "movablekeys"], (1, 1, 1), "generic", "1.0.0", "Sort the elements in a list, set or sorted set")
+        .acl(&["@write", "@set", "@sortedset", "@list", "@slow", "@dangerous"])
+        .key_specs(&[
+            KeySpec::range(&["RO", "access"], 1, 0, 1),
+            KeySpec::unknown(&["RO", "access"], "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"),
+            KeySpec::unknown(&["OW", "update"], "For the optional STORE keyword. It is marked 'unknown' because the keyword can appear anywhere in the argument array"),
+        ]),
+    spec("sort_ro", -2, &["readonly", "movablekeys"], (1, 1, 1), "generic", "7.0.0", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.")
+        .acl(&["@read", "@set", "@sortedset", "@list", "@slow", "@dangerous"])
+        .key_specs(&[
+            KeySpec::range(&["RO", "access"], 1, 0, 1),
+            KeySpec::unknown(&["RO", "access"], "For the optional BY/GET keyword. It is marked 'unknown' because the key names derive from the content of the key we sort"),
+        ]),
     spec("lpos", -3, &["readonly"], (1, 1, 1), "list", "6.0.6", "Return the index of matching elements on a list")
         .acl(&["@read", "@list", "@slow"])
         .key_spec(&["RO", "access"]),

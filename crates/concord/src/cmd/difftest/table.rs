@@ -427,7 +427,12 @@ pub fn rows() -> Vec<Row> {
             let expiry = g.set_expiry("PERSIST");
             argv!["GETEX", g.key(), expiry]
         }),
-        row("lcs", Exact, |g| argv!["LCS", g.key(), g.key(), g.maybe(0.3, &["LEN"])]),
+        row("lcs", Exact, |g| {
+            let min = g.chance(0.3).then(|| argv!["MINMATCHLEN", g.pick(&["0", "1", "2", "-1", "x"])]);
+            let options =
+                argv![g.maybe(0.3, &["LEN"]), g.maybe(0.4, &["IDX"]), min, g.maybe(0.3, &["WITHMATCHLEN"])];
+            argv!["LCS", g.key(), g.key(), options]
+        }),
         // ---- keyspace ----
         row("del", Exact, |g| argv!["DEL", g.keys(1, 3)]),
         row("unlink", Exact, |g| argv!["UNLINK", g.keys(1, 3)]),
@@ -644,6 +649,11 @@ pub fn rows() -> Vec<Row> {
             let limit = g.chance(0.3).then(|| argv!["LIMIT", g.count()]);
             argv!["ZINTERCARD", g.numkeys(1, 3), limit]
         }),
+        // SORT's patterns name keys of the key space when the elements are its digits (`k*` →
+        // `k1`); a set's own order (BY nosort without STORE) and ALPHA ties under BY are hash
+        // order in Redis, so BY nosort comes only with STORE (which sorts a set).
+        row("sort", Exact, |g| sort_args(g, "SORT", true)),
+        row("sort_ro", Exact, |g| sort_args(g, "SORT_RO", false)),
         scan("zscan", true, |g| {
             let pattern = g.chance(0.3).then(|| argv!["MATCH", g.pattern()]);
             argv!["ZSCAN", g.key(), "0", pattern]
@@ -762,6 +772,22 @@ fn mangled(g: &mut Gen, mut op: Op) -> Op {
         op.argv.push(b"x".to_vec());
     }
     op
+}
+
+/// `SORT key [BY pattern] [LIMIT offset count] [GET pattern …] [ASC|DESC] [ALPHA] [STORE dst]`
+/// with a stable order: BY names keys (`k*`, `k*->f1`), ALPHA only without BY.
+fn sort_args(g: &mut Gen, name: &str, store: bool) -> Vec<Vec<u8>> {
+    let store = (store && g.chance(0.3)).then(|| argv!["STORE", g.key()]);
+    let patterns: &[&str] =
+        if store.is_some() { &["k*", "k*->f1", "k*->1", "nosort"] } else { &["k*", "k*->f1", "k*->1"] };
+    let by = g.chance(0.4).then(|| argv!["BY", g.pick(patterns)]);
+    let alpha = if by.is_none() { g.maybe(0.4, &["ALPHA"]) } else { None };
+    let limit =
+        g.chance(0.3).then(|| argv!["LIMIT", g.pick(&["0", "1", "-1", "5"]), g.pick(&["0", "2", "-1", "x"])]);
+    let gets: Vec<Vec<u8>> = (0..g.below(3))
+        .flat_map(|_| argv!["GET", g.pick(&["#", "k*", "k*->f1", "k*->1", "nokey"])])
+        .collect();
+    argv![name, g.key(), by, limit, gets, g.maybe(0.4, &["ASC", "DESC"]), alpha, store]
 }
 
 #[cfg(test)]
