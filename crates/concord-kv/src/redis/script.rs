@@ -138,8 +138,11 @@ enum Keys {
     /// A key count at argument `at` and the keys after it (`SINTERCARD numkeys key …`), after a
     /// destination key at argument 1 if `dest` (`ZUNIONSTORE dst numkeys key …`).
     Counted { at: u8, dest: bool },
-    /// Found by keyword (`STORE`, `STREAMS`): the interpreter runs none of these (a test keeps
-    /// it so), so they are never asked.
+    /// `SORT key … [STORE destination]`: the key, and the argument after the last `STORE` (the
+    /// keys its `BY`/`GET` patterns name are not counted, as in Redis's key specs).
+    Sort,
+    /// Found by keyword (`STREAMS`): the interpreter runs none of these (a test keeps it so), so
+    /// they are never asked.
     Unmodelled,
 }
 
@@ -167,6 +170,24 @@ fn call_keys(argv: &[Vec<u8>]) -> Vec<&[u8]> {
                     .collect(),
                 None => vec![],
             }
+        }
+        Keys::Sort => {
+            // Redis's `sortGetKeys`: skip the arguments of LIMIT, GET and BY; the last STORE wins.
+            let (mut store, mut i) = (None, 2);
+            while i < argv.len() {
+                let word = argv[i].to_ascii_lowercase();
+                match word.as_slice() {
+                    b"limit" => i += 2,
+                    b"get" | b"by" => i += 1,
+                    b"store" if i + 1 < argv.len() => {
+                        store = Some(i as i64 + 1);
+                        i += 1;
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            std::iter::once(1).chain(store).collect()
         }
         Keys::Unmodelled => vec![],
     };
@@ -294,8 +315,8 @@ const COMMAND_TABLE: &[(&str, i8, Keys)] = &[
     ("smembers", 2, Range(1, 1, 1)),
     ("smismember", -3, Range(1, 1, 1)),
     ("smove", 4, Range(1, 2, 1)),
-    ("sort", -2, Unmodelled),
-    ("sort_ro", -2, Unmodelled),
+    ("sort", -2, Keys::Sort),
+    ("sort_ro", -2, Range(1, 1, 1)),
     ("spop", -2, Range(1, 1, 1)),
     ("srandmember", -2, Range(1, 1, 1)),
     ("srem", -3, Range(1, 1, 1)),

@@ -267,11 +267,16 @@ fn call_keys_follow_redis_key_specs() {
     assert_eq!(keys(&["lmpop", "x", "a", "LEFT"]), Vec::<String>::new());
     assert_eq!(keys(&["zinterstore", "d", "-1", "a"]), Vec::<String>::new());
     assert_eq!(keys(&["hset", "h", "f", "v"]), ["h"]);
+    assert_eq!(keys(&["sort", "l", "BY", "w_*", "store", "dst"]), ["l", "dst"]);
+    assert_eq!(keys(&["sort", "l", "store"]), ["l"]);
+    assert_eq!(keys(&["sort", "l", "LIMIT", "0", "1"]), ["l"]);
+    assert_eq!(keys(&["sort", "l", "GET", "store", "STORE", "a", "STORE", "b"]), ["l", "b"]);
+    assert_eq!(keys(&["sort_ro", "l", "GET", "#"]), ["l"]);
     assert_eq!(keys(&["nosuch", "h"]), Vec::<String>::new());
 }
 
 /// Every command the interpreter runs has a row, and no row of a command it runs is left
-/// unmodelled (keyword-found keys such as `SORT … STORE` would need their own shape).
+/// unmodelled (keyword-found keys such as `XREAD … STREAMS` would need their own shape).
 #[test]
 fn every_interpreter_command_has_modelled_keys() {
     for spec in crate::redis::commands() {
