@@ -125,7 +125,7 @@ fn calls_are_counted_against_redis_arities() {
         matches!(&reply, Reply::Error(e) if e.starts_with("ERR Wrong number of args calling Redis command from script")),
         "{reply:?}"
     );
-    let reply = eval(&mut s, "return redis.call('flushall')", &[], &[]);
+    let reply = eval(&mut s, "return redis.call('sort', 'l')", &[], &[]);
     assert!(
         matches!(&reply, Reply::Error(e) if e.starts_with("ERR Unknown Redis command called from script")),
         "{reply:?}"
@@ -163,4 +163,19 @@ fn replicas_running_the_same_log_compute_the_same_state() {
     let (a, b) = (run(), run());
     assert_eq!(a.0[0], Reply::bulk("0.17082803611217 table: 0x00000001 1"));
     assert_eq!(a, b, "same replies and byte-identical snapshots");
+}
+
+/// Whole-store commands are refused from scripts (a shard's script would reach slots it does not
+/// serve), in every mode alike; keyed ones such as `TOUCH` run.
+#[test]
+fn scripts_cannot_flush_or_pick_a_random_key() {
+    let mut s = KvStore::default();
+    assert_eq!(eval(&mut s, "return redis.call('set', KEYS[1], 'v')", &["k"], &[]), Reply::Ok);
+    for command in ["flushall", "flushdb", "randomkey"] {
+        let reply = eval(&mut s, &format!("return redis.pcall('{command}')"), &[], &[]);
+        let Reply::Error(e) = &reply else { panic!("{command}: {reply:?}") };
+        assert!(e.contains(&format!("{} is not allowed from scripts", command.to_uppercase())), "{e}");
+    }
+    assert_eq!(eval(&mut s, "return redis.call('touch', KEYS[1], 'nope')", &["k"], &[]), Reply::Int(1));
+    assert_eq!(eval_ro(&s, "return redis.call('exists', KEYS[1])", &["k"]), Reply::Int(1));
 }
