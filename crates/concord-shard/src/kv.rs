@@ -229,6 +229,19 @@ pub enum ShardResponse {
     },
 }
 
+/// Refuse a Redis command that spans the whole store (`FLUSHALL`, `RANDOMKEY`): a group holds
+/// only its slots – and, for a moment, frozen ones it no longer serves – so the sharded node runs
+/// those across every group itself (a range delete, counted range reads); one sent here inside a
+/// transaction is refused.
+fn whole_store(exec: &concord_kv::RedisExec) -> Result<(), ShardError> {
+    match exec.calls.iter().map(|call| call.name()).find(|name| concord_kv::redis::spans_store(name)) {
+        Some(name) => {
+            Err(ShardError::RangeUnsupported(format!("{} inside a transaction", name.to_uppercase())))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Why a shard group refused a command or a read. Nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ShardError {
@@ -431,6 +444,7 @@ impl ShardKv {
                         return Err(ShardError::RangeUnsupported("an export of every key".into()))
                     }
                     Query::Redis(exec) => {
+                        whole_store(exec)?;
                         for key in &exec.keys {
                             self.serving(key)?;
                         }
@@ -596,6 +610,7 @@ impl ShardKv {
             }
             // Every key the commands name (and every watched one): the front door lists them.
             Write::Redis(exec) => {
+                whole_store(exec)?;
                 for key in exec.keys.iter().chain(exec.watch.iter().map(|(key, _)| key)) {
                     self.serving(key)?;
                 }
