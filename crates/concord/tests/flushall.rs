@@ -136,12 +136,24 @@ async fn flushall_empties_every_shard_of_a_sharded_cluster() {
     for port in &ports {
         assert_eq!(connect(*port).await.call(&["RANDOMKEY"]).await.unwrap(), "(nil)");
     }
-    // Inside MULTI it would run on one shard: refused, with the reason.
+    // Alone in a MULTI it fans out as ever; with other commands it would run on one shard:
+    // refused, with the reason.
     let mut conn = connect(ports[0]).await;
     assert_eq!(conn.call(&["MULTI"]).await.unwrap(), "OK");
     assert_eq!(conn.call(&["FLUSHALL"]).await.unwrap(), "QUEUED");
+    assert_eq!(conn.request(&["EXEC"]).await.unwrap(), Reply::Array(vec![Reply::Text("OK".into())]));
+    assert_eq!(conn.call(&["MULTI"]).await.unwrap(), "OK");
+    assert_eq!(conn.call(&["RANDOMKEY"]).await.unwrap(), "QUEUED");
+    assert_eq!(conn.call(&["FLUSHALL"]).await.unwrap(), "QUEUED");
     let exec = conn.request(&["EXEC"]).await;
     assert!(format!("{exec:?}").contains("not supported in the sharded mode"), "{exec:?}");
+    // RANDOMKEY alone in a MULTI is refused too (and flushes nothing).
+    assert_eq!(anywhere(&ports, &["SET", "kept", "1"]).await, "OK");
+    assert_eq!(conn.call(&["MULTI"]).await.unwrap(), "OK");
+    assert_eq!(conn.call(&["RANDOMKEY"]).await.unwrap(), "QUEUED");
+    let exec = conn.request(&["EXEC"]).await;
+    assert!(format!("{exec:?}").contains("RANDOMKEY inside MULTI"), "{exec:?}");
+    assert_eq!(anywhere(&ports, &["DEL", "kept"]).await, "1");
 
     // New writes work, and RANDOMKEY finds them.
     let again = fill(&ports, "d:").await;

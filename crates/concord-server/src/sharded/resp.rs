@@ -237,17 +237,18 @@ impl Backend for ShardedBackend {
     }
 }
 
-/// A write that spans the whole store (`FLUSHALL`, `FLUSHDB`: see [`concord_kv::redis::spans_store`]):
-/// `Ok` the flush's arguments if it is alone, `Err` why it cannot run (inside a `MULTI`, or with
-/// `WATCH`: a transaction runs on one shard).
+/// A write that spans the whole store (see [`concord_kv::redis::spans_store`]): `Ok` the
+/// arguments of a `FLUSHALL` or `FLUSHDB` sent alone, `Err` why it cannot run (with other
+/// commands in a `MULTI`, with `WATCH`, or a `RANDOMKEY` in a `MULTI`: a transaction runs on one
+/// shard).
 fn whole_store_write(write: &Write) -> Option<Result<&[Vec<u8>], String>> {
     let Write::Redis(exec) = write else { return None };
     let name = exec.calls.iter().map(|call| call.name()).find(|name| concord_kv::redis::spans_store(name))?;
     Some(match exec.calls.as_slice() {
-        [call] if exec.watch.is_empty() => Ok(&call.argv[1..]),
+        [call] if exec.watch.is_empty() && (name == "flushall" || name == "flushdb") => Ok(&call.argv[1..]),
         _ => Err(format!(
             "{} inside MULTI or after WATCH is not supported in the sharded mode: a transaction runs on \
-             one shard, and {0} empties every shard; send it on its own",
+             one shard, and {0} acts on every shard; send it on its own",
             name.to_uppercase()
         )),
     })
