@@ -125,7 +125,7 @@ pub enum Request {
     /// `EVALSHA` / `EVALSHA_RO sha numkeys …`: resolved to the body from the node's script cache
     /// ([`crate::scripts`]) and run as `EVAL` / `EVAL_RO`.
     EvalSha(Vec<Bytes>),
-    /// `SCRIPT LOAD|EXISTS|FLUSH|KILL`: the node's script cache.
+    /// `SCRIPT LOAD|EXISTS|FLUSH|KILL|HELP`: the node's script cache.
     Script(ScriptRequest),
 }
 
@@ -136,6 +136,7 @@ pub enum ScriptRequest {
     Exists(Vec<Bytes>),
     Flush,
     Kill,
+    Help,
 }
 
 /// The keys of `EVAL`-like arguments (`name script numkeys key … arg …`), if `numkeys` is valid.
@@ -219,7 +220,7 @@ pub fn table_keys(keys: (i64, i64, i64), args: &[Bytes]) -> Vec<&[u8]> {
     (first..=last).step_by(step as usize).filter_map(|i| args.get(i as usize)).map(|k| k.as_ref()).collect()
 }
 
-/// `SCRIPT LOAD body`, `SCRIPT EXISTS sha …`, `SCRIPT FLUSH [ASYNC|SYNC]`, `SCRIPT KILL`.
+/// `SCRIPT LOAD body`, `SCRIPT EXISTS sha …`, `SCRIPT FLUSH [ASYNC|SYNC]`, `SCRIPT KILL`, `SCRIPT HELP`.
 fn parse_script(rest: &[Bytes]) -> Result<Request, ReplyError> {
     let sub = String::from_utf8_lossy(&rest[0]).to_ascii_lowercase();
     let arity = |ok: bool| if ok { Ok(()) } else { Err(ReplyError::wrong_arity(&format!("script|{sub}"))) };
@@ -244,6 +245,10 @@ fn parse_script(rest: &[Bytes]) -> Result<Request, ReplyError> {
         "kill" => {
             arity(rest.len() == 1)?;
             ScriptRequest::Kill
+        }
+        "help" => {
+            arity(rest.len() == 1)?;
+            ScriptRequest::Help
         }
         _ => {
             return Err(ReplyError(format!(

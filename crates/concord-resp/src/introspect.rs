@@ -154,6 +154,22 @@ pub fn help(command: &str, entries: &[&str]) -> Frame {
     Frame::Array(lines.into_iter().map(Frame::Simple).collect())
 }
 
+/// `SCRIPT HELP`: the subcommands Concord offers (not `DEBUG`), in redis-server's words.
+pub const SCRIPT_HELP: &[&str] = &[
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+];
+
 /// `CLIENT HELP`: the subcommands Concord offers, in redis-server's words.
 pub const CLIENT_HELP: &[&str] = &[
     "GETNAME",
@@ -374,7 +390,8 @@ fn syntax(command: &str) -> Option<&'static str> {
         "setnx" | "getset" => "key value",
         "setex" => "key seconds value",
         "psetex" => "key milliseconds value",
-        "del" | "exists" | "mget" => "key ...",
+        "del" | "exists" | "mget" | "touch" => "key ...",
+        "flushall" | "flushdb" => "[ASYNC|SYNC]",
         "incrby" => "key increment",
         "decrby" => "key decrement",
         "mset" => "(key value) ...",
@@ -385,7 +402,7 @@ fn syntax(command: &str) -> Option<&'static str> {
         "keys" => "pattern",
         "scan" => "cursor [MATCH pattern] [COUNT count] [TYPE type]",
         "quit" | "dbsize" | "multi" | "exec" | "discard" | "asking" | "readonly" | "readwrite" | "role"
-        | "time" => "",
+        | "time" | "randomkey" => "",
         "subscribe" => "channel ...",
         "ssubscribe" => "shardchannel ...",
         "psubscribe" => "pattern ...",

@@ -1370,6 +1370,7 @@ impl Client {
                 }
                 // A script runs inside the state machine and stops by its budget: never busy here.
                 ScriptRequest::Kill => Frame::error("NOTBUSY No scripts in execution right now."),
+                ScriptRequest::Help => crate::introspect::help("SCRIPT", crate::introspect::SCRIPT_HELP),
             },
             Request::Auth { user, password } => {
                 if user.is_none() && self.shared.acl.is_nopass(DEFAULT_USER) {

@@ -57,3 +57,63 @@ fn script_errors_are_worded_as_redis_7() {
             .as_bytes(),
     );
 }
+
+/// `SCRIPT` is in the command table: `COMMAND INFO` lists it with its subcommands (compared with
+/// redis-server's rows byte for byte in `cluster.rs`), `SCRIPT HELP` answers in Redis's words, and
+/// subcommand errors name the subcommand.
+#[test]
+fn script_is_listed_by_command_and_answers_help() {
+    let server = TestServer::start(RespConfig::default());
+    let mut c = server.connect();
+    c.send(&resp(&["COMMAND", "INFO", "script"]));
+    let (info, _) = c.read_for(usize::MAX, std::time::Duration::from_millis(300));
+    let info = String::from_utf8_lossy(&info);
+    for sub in ["script|help", "script|exists", "script|flush", "script|load", "script|kill"] {
+        assert!(info.contains(&format!("${}\r\n{sub}\r\n", sub.len())), "{sub} in {info}");
+    }
+    assert!(info.starts_with("*1\r\n*10\r\n$6\r\nscript\r\n:-2\r\n"), "{info}");
+    c.send(&resp(&["SCRIPT", "HELP"]));
+    let (help, _) = c.read_for(usize::MAX, std::time::Duration::from_millis(300));
+    let help = String::from_utf8_lossy(&help);
+    assert!(
+        help.starts_with("*15\r\n+SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"),
+        "{help}"
+    );
+    assert!(help.ends_with("+HELP\r\n+    Prints this help.\r\n"), "{help}");
+    c.expect(
+        &resp(&["SCRIPT", "HELP", "x"]),
+        b"-ERR wrong number of arguments for 'script|help' command\r\n",
+    );
+    c.expect(&resp(&["SCRIPT", "NOPE"]), b"-ERR unknown subcommand 'NOPE'. Try SCRIPT HELP.\r\n");
+}
+
+/// The keyspace commands over the wire: FLUSHALL (and in MULTI), RANDOMKEY, TOUCH.
+#[test]
+fn flushall_randomkey_and_touch_over_the_wire() {
+    let server = TestServer::start(RespConfig::default());
+    let mut c = server.connect();
+    c.expect(&resp(&["RANDOMKEY"]), b"$-1\r\n");
+    c.expect(&resp(&["HSET", "h", "f", "v"]), b":1\r\n");
+    c.expect(&resp(&["RANDOMKEY"]), b"$1\r\nh\r\n");
+    c.expect(&resp(&["SET", "s", "1"]), b"+OK\r\n");
+    c.expect(&resp(&["TOUCH", "h", "s", "nope", "s"]), b":3\r\n");
+    c.expect(&resp(&["TOUCH"]), b"-ERR wrong number of arguments for 'touch' command\r\n");
+    c.expect(&resp(&["RANDOMKEY", "x"]), b"-ERR wrong number of arguments for 'randomkey' command\r\n");
+    c.expect(&resp(&["FLUSHALL", "LAZY"]), b"-ERR syntax error\r\n");
+    c.expect(&resp(&["WATCH", "s"]), b"+OK\r\n");
+    let mut other = server.connect();
+    other.expect(&resp(&["FLUSHALL", "ASYNC"]), b"+OK\r\n");
+    other.expect(&resp(&["DBSIZE"]), b":0\r\n");
+    other.expect(&resp(&["KEYS", "*"]), b"*0\r\n");
+    // The watched key existed and was flushed: EXEC fails.
+    c.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    c.expect(&resp(&["SET", "s", "2"]), b"+QUEUED\r\n");
+    c.expect(&resp(&["EXEC"]), b"*-1\r\n");
+    // FLUSHDB inside MULTI, as Redis allows.
+    c.expect(&resp(&["MULTI"]), b"+OK\r\n");
+    c.expect(&resp(&["SET", "a", "1"]), b"+QUEUED\r\n");
+    c.expect(&resp(&["FLUSHDB"]), b"+QUEUED\r\n");
+    c.expect(&resp(&["SET", "b", "1"]), b"+QUEUED\r\n");
+    c.expect(&resp(&["EXEC"]), b"*3\r\n+OK\r\n+OK\r\n+OK\r\n");
+    c.expect(&resp(&["KEYS", "*"]), b"*1\r\n$1\r\nb\r\n");
+}

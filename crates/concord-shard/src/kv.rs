@@ -229,6 +229,28 @@ pub enum ShardResponse {
     },
 }
 
+/// A client range's end, never past the collections' records (`concord_kv::redis`).
+fn user_end(end: Option<&[u8]>) -> &[u8] {
+    let internal = concord_kv::redis::user_range_end();
+    match end {
+        Some(end) if end < internal => end,
+        _ => internal,
+    }
+}
+
+/// Refuse a Redis command that spans the whole store (`FLUSHALL`, `RANDOMKEY`): a group holds
+/// only its slots – and, for a moment, frozen ones it no longer serves – so the sharded node runs
+/// those across every group itself (a range delete, counted range reads); one sent here inside a
+/// transaction is refused.
+fn whole_store(exec: &concord_kv::RedisExec) -> Result<(), ShardError> {
+    match exec.calls.iter().map(|call| call.name()).find(|name| concord_kv::redis::spans_store(name)) {
+        Some(name) => {
+            Err(ShardError::RangeUnsupported(format!("{} inside a transaction", name.to_uppercase())))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Why a shard group refused a command or a read. Nothing changed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ShardError {
@@ -431,6 +453,7 @@ impl ShardKv {
                         return Err(ShardError::RangeUnsupported("an export of every key".into()))
                     }
                     Query::Redis(exec) => {
+                        whole_store(exec)?;
                         for key in &exec.keys {
                             self.serving(key)?;
                         }
@@ -472,19 +495,12 @@ impl ShardKv {
             }
             ShardQuery::Count { slots } => {
                 let served = self.served(*slots);
-                let all =
-                    slots.is_none() && served.iter().map(|r| r.len()).sum::<usize>() == self.table_len();
-                let keys = if all {
-                    // Every slot this group holds is served (no move under way): every key counts.
-                    self.kv.len()
-                } else {
-                    let mut keys = 0;
-                    self.kv.engine().scan(&[], None, &mut |key, _| {
-                        keys += u64::from(in_runs(&served, key_slot(key)));
-                        true
-                    });
-                    keys
-                };
+                // User keys only: the store's length would count collections' records too.
+                let mut keys = 0;
+                self.kv.engine().scan(&[], Some(user_end(None)), &mut |key, _| {
+                    keys += u64::from(in_runs(&served, key_slot(key)));
+                    true
+                });
                 Ok(ShardResponse::Count { keys, served })
             }
         }
@@ -502,10 +518,6 @@ impl ShardKv {
     }
 
     /// How many slots the table holds, in any state.
-    fn table_len(&self) -> usize {
-        self.slots.runs.iter().map(|(run, _)| run.len()).sum()
-    }
-
     /// One page of `request` over the keys of `served` slots: as [`KvStore`]'s own pages (at most
     /// `limit` keys, ending early past `max_range_bytes` but holding at least one key), skipping the
     /// keys of other slots. Costs a scan of the group's keys in the range, whichever slots they
@@ -517,7 +529,10 @@ impl ShardKv {
         }
         let mut budget = PageBudget::new(request.limit, self.kv.limits().max_range_bytes);
         let range = &request.range;
-        self.kv.engine().scan(&range.start, range.end.as_deref(), &mut |key, entry| {
+        // Clients' pages stop before the collections' records (`KEYS`, `SCAN`, `DBSIZE` must not
+        // list them), as the store's own range reads do.
+        let end = user_end(range.end.as_deref());
+        self.kv.engine().scan(&range.start, Some(end), &mut |key, entry| {
             if !in_runs(served, key_slot(key)) {
                 return true;
             }
@@ -596,6 +611,7 @@ impl ShardKv {
             }
             // Every key the commands name (and every watched one): the front door lists them.
             Write::Redis(exec) => {
+                whole_store(exec)?;
                 for key in exec.keys.iter().chain(exec.watch.iter().map(|(key, _)| key)) {
                     self.serving(key)?;
                 }
@@ -1065,6 +1081,33 @@ mod tests {
             ShardResponse::Count { keys, served } => (keys, served),
             other => panic!("a count answered {other:?}"),
         }
+    }
+
+    /// Range reads and counts list user keys, never a collection's records (`FF FF …`): `KEYS`,
+    /// `DBSIZE` and `RANDOMKEY` on a sharded node are built on them. Whole-store commands are
+    /// refused inside a transaction sent to one group.
+    #[test]
+    fn range_reads_and_counts_skip_collection_records() {
+        let mut kv = ShardKv::default();
+        kv.execute(1, &ShardCommand::Adopt { ranges: vec![range(0, 16383)] }).unwrap();
+        kv.execute(2, &put("s", "v")).unwrap();
+        let redis = |words: &[&str]| {
+            let argv: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+            let exec = concord_kv::RedisExec {
+                keys: argv.get(1).cloned().into_iter().collect(),
+                watch: vec![],
+                calls: vec![concord_kv::RedisCall::new(argv)],
+            };
+            ShardCommand::Kv(Command::new(Time(0), Write::Redis(exec)))
+        };
+        kv.execute(3, &redis(&["HSET", "h", "f", "1", "g", "2"])).unwrap();
+        kv.execute(4, &redis(&["SADD", "set", "m"])).unwrap();
+        let (page, next, _) = range_page(&kv, None, "", 100);
+        assert_eq!((page, next), (vec!["h".to_string(), "s".into(), "set".into()], None));
+        assert_eq!(count(&kv, None).0, 3);
+        let flush = kv.execute(5, &redis(&["FLUSHALL"]));
+        assert!(format!("{flush:?}").contains("FLUSHALL inside a transaction"), "{flush:?}");
+        assert_eq!(count(&kv, None).0, 3, "nothing was flushed");
     }
 
     /// A group's range read answers for the keys of the slots it serves – in key order, a page at a

@@ -1,11 +1,23 @@
 //! Commands on keys whatever they hold (`@keyspace`): `TYPE`, and the TTL changes that must not
-//! rewrite a collection's value.
+//! rewrite a collection's value; `TOUCH`, `RANDOMKEY`, and `FLUSHALL` / `FLUSHDB`.
+//!
+//! `FLUSHALL` is one write of the log that removes every entry of the store, collections' records
+//! included, so every replica empties at one revision; a `WATCH`ed key that existed then has
+//! another mod revision (none), and the watching `EXEC` fails, as in Redis. Concord has one
+//! database, so `FLUSHDB` is the same command; `ASYNC` and `SYNC` are accepted and change nothing
+//! (the removal is done when the command is applied).
+//!
+//! `RANDOMKEY` must answer alike on every replica, so its pick is drawn from a generator seeded
+//! with the store's revision (and, inside a `MULTI`, the command's time: see `random.rs`): the
+//! same until the next write, another after it. It counts the user keys and walks to the chosen
+//! one – O(keys), where Redis's is O(1) – and never answers a collection's internal record.
 //!
 //! `EXPIRE` and its family run here, in one log entry, rather than as the read-then-compare-and-set
 //! the front door once used: the state machine can change a key's deadline without touching its
 //! value, and atomically, so there is nothing to retry.
 
 use super::args::{int, is, wrong_arity};
+use super::random::Rng;
 use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
 use concord_core::Time;
 
@@ -27,7 +39,51 @@ pub const COMMANDS: &[Spec] = &[
     read("ttl", |view, args| ttl(view, args, false)),
     read("pttl", |view, args| ttl(view, args, true)),
     read("object", object),
+    read("touch", exists),
+    read("randomkey", randomkey),
+    write("flushall", flush),
+    write("flushdb", flush),
 ];
+
+/// `FLUSHALL [ASYNC | SYNC]` and `FLUSHDB`: remove every key (see the module docs).
+fn flush(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    flush_args(args)?;
+    tx.flush();
+    Ok(Reply::Ok)
+}
+
+/// `FLUSHALL`'s arguments (after the name): none, or `ASYNC` or `SYNC` (Redis 7.0's grammar); a
+/// sharded node checks them before it fans the flush out.
+pub fn flush_args(args: &[impl AsRef<[u8]>]) -> Result<(), Reply> {
+    match args {
+        [] => Ok(()),
+        [mode] if is(mode.as_ref(), "ASYNC") || is(mode.as_ref(), "SYNC") => Ok(()),
+        _ => Err(Reply::error("ERR syntax error")),
+    }
+}
+
+/// `RANDOMKEY`: one of the user keys, nil if there is none (see the module docs).
+fn randomkey(view: &View, _args: &[Vec<u8>]) -> Outcome {
+    let mut count = 0u64;
+    view.keys(&mut |_| {
+        count += 1;
+        true
+    });
+    if count == 0 {
+        return Ok(Reply::Nil);
+    }
+    let mut left = Rng::for_keyspace(view).below(count);
+    let mut picked = None;
+    view.keys(&mut |key| {
+        if left == 0 {
+            picked = Some(key.to_vec());
+            return false;
+        }
+        left -= 1;
+        true
+    });
+    Ok(Reply::bulk_or_nil(picked))
+}
 
 /// `DEL key …` and `UNLINK` (the same here: a collection's records go in the same step either
 /// way): how many keys existed.

@@ -38,7 +38,7 @@
 //!
 //! | module | commands | worth knowing |
 //! |---|---|---|
-//! | [`keyspace`] | `TYPE`, `EXPIRE` and family, `PERSIST` | |
+//! | [`keyspace`] | `TYPE`, `EXPIRE` and family, `PERSIST`, `DEL`, `RENAME`, `COPY`, `TOUCH`, `RANDOMKEY`, `FLUSHALL`/`FLUSHDB` | `FLUSHALL` empties the whole store in one log entry |
 //! | [`hash`] | `HSET` … `HGETALL`, `HINCRBYFLOAT`, `HRANDFIELD`, `HSCAN` | `HINCRBYFLOAT` adds in emulated C `long double`, for redis-server's exact text |
 //! | [`set`] | `SADD`, `SREM`, `SPOP`, `SMOVE`, `SINTER`/`SUNION`/`SDIFF` (+`STORE`), `SINTERCARD`, `SSCAN`, … | |
 //! | [`list`] | `LPUSH` … `LMPOP`, blocking pops (run once; the front door waits) | |
@@ -261,6 +261,16 @@ impl<'a> View<'a> {
         }
     }
 
+    /// Visit the user keys in key order (never a collection's records) until `visit` returns false.
+    pub fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) {
+        self.engine.scan(&[], Some(user_range_end()), &mut |key, _| visit(key));
+    }
+
+    /// The store's revision: what every replica agrees on at this point of the log.
+    pub fn revision(&self) -> u64 {
+        self.engine.revision()
+    }
+
     pub fn member(&self, key: &[u8], sub: &[u8]) -> Option<Vec<u8>> {
         self.engine.get(&record_key(key, MEMBER_TAG, sub)).map(|e| e.value)
     }
@@ -387,6 +397,23 @@ impl<'a> Tx<'a> {
         true
     }
 
+    /// Remove every entry of the store – user keys and collections' records, stray ones included
+    /// (`FLUSHALL`): how many entries went. One step of the log, so every replica empties at the
+    /// same revision; the doomed keys are gathered first (the engine cannot scan and delete at
+    /// once), so it holds every key in memory for a moment.
+    pub fn flush(&mut self) -> usize {
+        let mut doomed = Vec::new();
+        self.engine.scan(&[], None, &mut |k, _| {
+            doomed.push(k.to_vec());
+            true
+        });
+        for k in &doomed {
+            self.engine.remove(k);
+        }
+        self.wrote |= !doomed.is_empty();
+        doomed.len()
+    }
+
     /// Remove every record of `key`'s collection (not the key's own entry).
     fn remove_records(&mut self, key: &[u8]) {
         let prefix = record_prefix(key);
@@ -505,6 +532,13 @@ pub fn lookup(name: &str) -> Option<&'static Spec> {
 /// Whether the interpreter runs `name` and whether it writes (`None`: not an interpreter command).
 pub fn is_write(name: &str) -> Option<bool> {
     lookup(name).map(|spec| spec.write)
+}
+
+/// Whether the command `name` (lowercase) reads or writes the whole store rather than named keys
+/// (`FLUSHALL`, `FLUSHDB`, `RANDOMKEY`): a sharded or eventual node, where no one store holds
+/// every key, must run it differently or refuse it.
+pub fn spans_store(name: &str) -> bool {
+    matches!(name, "flushall" | "flushdb" | "randomkey")
 }
 
 /// Run a read-only call against `engine`.

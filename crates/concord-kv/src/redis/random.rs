@@ -4,6 +4,7 @@
 //! clock. A command's generator is seeded from what every replica agrees on:
 //! * writes (`SPOP`): the command's time (the proposer's clock, carried in the log entry), the
 //!   revision the command gets, and the key – so each pop is a fresh draw, the same everywhere;
+//! * `RANDOMKEY`: the store's revision (and, in a `MULTI`, the command's time);
 //! * reads (`SRANDMEMBER`, `HRANDFIELD`): the key and its entry's mod revision and version, so a
 //!   read answers the same on every replica and at every retry until the collection changes
 //!   (Redis would draw anew each time; a client asking twice of an unchanged collection here
@@ -39,6 +40,13 @@ impl Rng {
         let entry = view.entry(key);
         let (rev, version) = entry.map_or((0, 0), |e| (e.mod_revision, e.version));
         Rng::from_parts(&[&rev.to_le_bytes(), &version.to_le_bytes(), key])
+    }
+
+    /// The generator of `RANDOMKEY`: the store's revision (a query: the same until the next write)
+    /// and, inside a `MULTI`, the command's time.
+    pub fn for_keyspace(view: &View) -> Rng {
+        let now = view.now.map_or(0, |t| t.0);
+        Rng::from_parts(&[&view.revision().to_le_bytes(), &now.to_le_bytes(), b"randomkey"])
     }
 
     /// SplitMix64's next output.

@@ -79,6 +79,15 @@ fn checked(argv: &[Vec<u8>]) -> Result<(&'static Spec, String), Reply> {
     let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
     let unknown = || Reply::error(format!("ERR unknown command '{name}'"));
     let spec = lookup(&name).ok_or_else(unknown)?;
+    if super::spans_store(&name) {
+        // A shard's group runs scripts over its own store, which holds frozen slots it no longer
+        // serves: a whole-store command there would reach them. Refused in every mode alike.
+        return Err(Reply::error(format!(
+            "ERR {} is not allowed from scripts by Concord: it acts on every key, and a script runs \
+             where its keys live",
+            name.to_uppercase()
+        )));
+    }
     let arity = row(&name).map(|&(_, arity, _)| arity).ok_or_else(unknown)?;
     let n = argv.len() as i64;
     let arity = i64::from(arity);

@@ -309,3 +309,91 @@ fn object_reports_the_encoding_redis_would_use() {
     let Reply::Array(help) = query(&s, "OBJECT HELP") else { panic!() };
     assert_eq!(help.len(), 15);
 }
+
+/// Every user key and every collection record, in key order (what a flush must leave empty).
+fn every_entry(store: &KvStore) -> usize {
+    match store.read(&Query::Export) {
+        Ok(Response::Range(page)) => page.kvs.len(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn flushall_removes_every_key_and_record_in_one_revision() {
+    let mut s = KvStore::default();
+    run(&mut s, "SET a 1");
+    run(&mut s, "HSET h f v g w");
+    run(&mut s, "ZADD z 1 m");
+    run(&mut s, "EXPIRE a 100");
+    assert!(every_entry(&s) > 3, "collections have records beside their keys");
+    let before = s.revision();
+    assert_eq!(run(&mut s, "FLUSHALL"), Reply::Ok);
+    assert_eq!(every_entry(&s), 0, "no key and no record is left");
+    assert_eq!(s.expiring_len(), 0, "no deadline is left");
+    assert_eq!(s.revision(), before + 1);
+    assert_eq!(query(&s, "EXISTS a h z"), Reply::Int(0));
+    // The store works on: a new collection under an old name starts empty.
+    run(&mut s, "HSET h x 1");
+    assert_eq!(query(&s, "HLEN h"), Reply::Int(1));
+    // Redis 7.0: an optional ASYNC or SYNC, anything else is a syntax error.
+    assert_eq!(run(&mut s, "FLUSHDB sync"), Reply::Ok);
+    assert_eq!(every_entry(&s), 0);
+    assert_eq!(run(&mut s, "FLUSHALL ASYNC"), Reply::Ok);
+    let syntax = Reply::error("ERR syntax error");
+    assert_eq!(run(&mut s, "FLUSHALL foo"), syntax);
+    assert_eq!(run(&mut s, "FLUSHDB ASYNC SYNC"), syntax);
+    // An empty store: OK, and nothing written.
+    let rev = s.revision();
+    assert_eq!(run(&mut s, "FLUSHDB"), Reply::Ok);
+    assert_eq!(s.revision(), rev);
+}
+
+#[test]
+fn flushall_fails_the_exec_that_watched_an_existing_key_and_runs_inside_one() {
+    let mut s = KvStore::default();
+    run(&mut s, "SET w 1");
+    let seen = s.get(b"w").unwrap().mod_revision;
+    run(&mut s, "FLUSHALL");
+    assert_eq!(exec_lines(&mut s, vec![(b"w".to_vec(), seen)], &["SET x 1"]), None);
+    // A watched key absent before and after: Redis 7.0 does not touch it, nor does Concord.
+    assert_eq!(exec_lines(&mut s, vec![(b"w".to_vec(), 0)], &["SET x 1"]), Some(vec![Reply::Ok]));
+    // Inside MULTI: the queued commands around it see the store before and after.
+    assert_eq!(
+        exec_lines(&mut s, vec![], &["SET y 1", "FLUSHALL", "EXISTS x y", "SET z 1"]),
+        Some(vec![Reply::Ok, Reply::Ok, Reply::Int(0), Reply::Ok])
+    );
+    assert_eq!(query(&s, "EXISTS x y z"), Reply::Int(1));
+}
+
+#[test]
+fn touch_counts_existing_keys_as_exists_does() {
+    let mut s = KvStore::default();
+    run(&mut s, "SET a 1");
+    run(&mut s, "SADD s m");
+    assert_eq!(query(&s, "TOUCH a a s nope"), Reply::Int(3));
+    assert_eq!(query(&s, "TOUCH nope"), Reply::Int(0));
+}
+
+#[test]
+fn randomkey_picks_user_keys_only_and_varies_with_the_store() {
+    let mut s = KvStore::default();
+    assert_eq!(query(&s, "RANDOMKEY"), Reply::Nil);
+    run(&mut s, "HSET h f v");
+    // The only key is a collection: its records (FF FF …) sort after it and are never picked.
+    assert_eq!(query(&s, "RANDOMKEY"), Reply::bulk("h"));
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..40 {
+        run(&mut s, &format!("SET k{} v", i % 8));
+        let Reply::Bulk(key) = query(&s, "RANDOMKEY") else { panic!("a key exists") };
+        assert!(!is_internal(&key));
+        assert_eq!(query(&s, "RANDOMKEY"), Reply::Bulk(key.clone()), "the same until the next write");
+        seen.insert(key);
+    }
+    assert!(seen.len() > 4, "the pick moves with the revision: {seen:?}");
+    // In a transaction it reads the store as the transaction left it.
+    assert_eq!(exec_lines(&mut s, vec![], &["FLUSHALL", "RANDOMKEY"]), Some(vec![Reply::Ok, Reply::Nil]));
+    assert_eq!(
+        exec_lines(&mut s, vec![], &["SET only 1", "RANDOMKEY"]),
+        Some(vec![Reply::Ok, Reply::bulk("only")])
+    );
+}

@@ -256,6 +256,7 @@ const PUBSUB_LS: &[&str] = &["pubsub", "loading", "stale"];
 const FAST_CONN: &[&str] = &["@fast", "@connection"];
 const SLOW: &[&str] = &["@slow"];
 const SLOW_CONN: &[&str] = &["@slow", "@connection"];
+const SLOW_SCRIPTING: &[&str] = &["@slow", "@scripting"];
 const PUBSUB_SLOW: &[&str] = &["@pubsub", "@slow"];
 const SLOW_ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
 const ADMIN_CONN: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
@@ -1407,6 +1408,39 @@ pub const COMMANDS: &[CommandSpec] = &[
             sub("object|help", 2, &["loading", "stale"], &["@keyspace", "@slow"]),
             object_sub("object|refcount"),
         ]),
+    // The node's script cache (`crate::scripts`); `SCRIPT DEBUG` is not offered.
+    spec("script", -2, &[], NO_KEYS, "scripting", "2.6.0", "A container for Lua scripts management commands")
+        .acl(SLOW)
+        .subcommands(&[
+            sub("script|help", 2, LS, SLOW_SCRIPTING),
+            sub("script|exists", -3, &["noscript"], SLOW_SCRIPTING)
+                .tips(&["request_policy:all_shards", "response_policy:agg_logical_and"]),
+            sub("script|kill", 2, &["noscript", "allow_busy"], SLOW_SCRIPTING)
+                .tips(&["request_policy:all_shards", "response_policy:one_succeeded"]),
+            sub("script|flush", -2, &["noscript"], SLOW_SCRIPTING).tips(ALL_NODES_ALL_SUCCEEDED),
+            sub("script|load", 3, &["noscript", "stale"], SLOW_SCRIPTING).tips(ALL_NODES_ALL_SUCCEEDED),
+        ]),
+    spec("flushall", -1, &["write"], NO_KEYS, "server", "1.0.0", "Remove all keys from all databases")
+        .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    spec("flushdb", -1, &["write"], NO_KEYS, "server", "1.0.0", "Remove all keys from the current database")
+        .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    spec("randomkey", 1, &["readonly"], NO_KEYS, "generic", "1.0.0", "Return a random key from the keyspace")
+        .acl(&["@keyspace", "@read", "@slow"])
+        .tips(&["request_policy:all_shards", "nondeterministic_output"]),
+    spec(
+        "touch",
+        -2,
+        &["readonly", "fast"],
+        ALL_KEYS,
+        "generic",
+        "3.2.1",
+        "Alters the last access time of a key(s). Returns the number of existing keys specified.",
+    )
+    .acl(&["@keyspace", "@read", "@fast"])
+    .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .key_spec(&["RO"]),
     spec("rename", 3, &["write"], (1, 2, 1), "generic", "1.0.0", "Rename a key")
         .acl(&["@keyspace", "@write", "@slow"])
         .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["OW", "update"], 2, 0, 1)]),
@@ -1494,19 +1528,5 @@ pub const CLUSTER_UNSUPPORTED: &[(&str, i64)] = &[
 
 /// The table row for `name` (case-insensitive).
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    COMMANDS.iter().chain(SCRIPTING).find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    COMMANDS.iter().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
-
-/// `SCRIPT`: parsed and answered (see [`crate::scripts`]), not yet listed by `COMMAND`: its
-/// subcommands' rows (tips, flags) are not written yet, and `COMMAND INFO` must match
-/// redis-server's byte for byte. (`EVAL` and its kin are in [`COMMANDS`].)
-pub const SCRIPTING: &[CommandSpec] = &[spec(
-    "script",
-    -2,
-    &[],
-    NO_KEYS,
-    "scripting",
-    "2.6.0",
-    "A container for Lua scripts management commands",
-)
-.acl(&["@slow", "@scripting"])];

@@ -29,6 +29,8 @@
 //!   values that another replica may be changing at the same moment.
 //! - lists, sorted sets, streams, and string commands other than `GET`/`SET`/`DEL`/`INCR`…: they
 //!   need a total order of writes (a position in a list, a rank by score, an offset in a string).
+//! - `FLUSHALL`, `FLUSHDB`, `RANDOMKEY`: they act on every key, and a Dynamo store has no one
+//!   place that holds them all nor one step that deletes them all. `TOUCH`: use `EXISTS`.
 //! - `MULTI`/`EXEC` of several commands, `WATCH`, scripts: atomic or conditional execution needs
 //!   one order of writes. A `MULTI` of one command runs it.
 //!
@@ -82,6 +84,13 @@ fn why_not(name: &str) -> &'static str {
             "of strings, this mode keeps whole values and PN-counters (GET, SET, DEL, MGET, MSET, INCR…); \
              editing, comparing or moving them needs a total order of writes"
         }
+        "FLUSHALL" | "FLUSHDB" => {
+            "deleting every key is not one step in a Dynamo store: each key's replicas would delete it on \
+             their own, and a write or a replica that missed the delete brings keys back (DEL the keys, or \
+             run FLUSHALL in the strong mode, where it is one write of the log)"
+        }
+        "RANDOMKEY" => "it picks among every key, and this mode has no listing of the keys (as KEYS and SCAN)",
+        "TOUCH" => "access times are not kept here; EXISTS counts the same keys",
         n if n.starts_with('Z') => "sorted sets need a total order of writes (scores and ranks)",
         n if n.starts_with('X') => "streams need a total order of writes (entry ids)",
         n if n.starts_with('L')
@@ -376,5 +385,18 @@ mod tests {
         assert!(said("HINCRBY").contains("INCRBY (a PN-counter)"));
         assert!(said("LCS").contains("of strings"), "LCS is a string command, not a list one");
         assert!(said("SPOP").contains("another replica"));
+        for flush in ["FLUSHALL", "FLUSHDB"] {
+            let why = said(flush);
+            assert!(
+                why.starts_with(&format!("ERR {flush} is not available in the eventual mode: deleting")),
+                "{why}"
+            );
+            assert!(
+                why.contains("FLUSHALL in the strong mode") && why.ends_with("use the strong mode"),
+                "{why}"
+            );
+        }
+        assert!(said("RANDOMKEY").contains("no listing of the keys"));
+        assert!(said("TOUCH").contains("EXISTS"));
     }
 }

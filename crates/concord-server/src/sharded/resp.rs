@@ -26,6 +26,12 @@
 //! `READONLY` client: the shard's local replica answers from what it has applied, no `-MOVED`.
 //! Writes are redirected to the leader all the same; `READWRITE` restores the redirects.
 //!
+//! `FLUSHALL` and `FLUSHDB` empty **every shard of the cluster** (Redis Cluster's flush empties one
+//! node, and cluster clients send it to every primary; sent to any Concord node it does the whole
+//! job, and sent to each it is merely repeated): a range delete of every key asked of each group
+//! ([`super::scan`]), `OK` once all applied it. `RANDOMKEY` picks among this node's keys, as
+//! `KEYS` does: each served shard's keys are counted, one is drawn in proportion.
+//!
 //! `KEYS`, `SCAN`, `DBSIZE`, `CLUSTER COUNTKEYSINSLOT` and `CLUSTER GETKEYSINSLOT` answer, as on a
 //! Redis Cluster node, for this node's keys: those of the shards it serves the connection – leads,
 //! or replicates on a `READONLY` connection ([`super::served_here`]) – each shard read through its
@@ -41,7 +47,7 @@
 use super::scan::Scope;
 use super::{KeyError, ShardedHandle};
 use crate::front::{self, ClientError};
-use concord_kv::{Command, KvLimits, Query, Response};
+use concord_kv::{Command, KeyRange, KvLimits, Query, Reply, Response, Write};
 use concord_raft::ReadConsistency;
 use concord_resp::cluster::{Topology, TopologyNode, TopologyShard};
 use concord_resp::{Backend, BackendError, BoxFuture, RequestConsistency};
@@ -93,6 +99,9 @@ impl Backend for ShardedBackend {
         command: Command,
         _consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
+        if let Some(flush) = whole_store_write(&command.write) {
+            return self.flush(flush);
+        }
         // Writes go to the leader, READONLY or not.
         if let Some(redirect) = command.write.route_key().and_then(|key| self.handle.redirect(key, false)) {
             return refused(redirect);
@@ -125,6 +134,14 @@ impl Backend for ShardedBackend {
         }
         let handle = self.handle.clone();
         let start = Instant::now();
+        if let Query::Redis(exec) = &query {
+            if exec.calls.len() == 1 && exec.calls[0].name() == "randomkey" {
+                return Box::pin(async move {
+                    let key = handle.random_key(consistency.read).await.map_err(backend_error)?;
+                    Ok(Response::Redis { revision: 0, replies: Some(vec![Reply::bulk_or_nil(key)]) })
+                });
+            }
+        }
         // `KEYS`, `SCAN` and `DBSIZE` pages: the keys of the shards this node serves (see `scan`).
         if let Query::Range(request) = query {
             return Box::pin(async move {
@@ -216,6 +233,51 @@ impl Backend for ShardedBackend {
         Box::pin(async move {
             let slot = Slot::new(slot.into()).ok_or_else(|| BackendError::Rejected("Invalid slot".into()))?;
             self.handle.keys_in_slot(slot, count, consistency.read).await.map_err(backend_error)
+        })
+    }
+}
+
+/// A write that spans the whole store (see [`concord_kv::redis::spans_store`]): `Ok` the
+/// arguments of a `FLUSHALL` or `FLUSHDB` sent alone, `Err` why it cannot run (with other
+/// commands in a `MULTI`, with `WATCH`, or a `RANDOMKEY` in a `MULTI`: a transaction runs on one
+/// shard).
+fn whole_store_write(write: &Write) -> Option<Result<&[Vec<u8>], String>> {
+    let Write::Redis(exec) = write else { return None };
+    let name = exec.calls.iter().map(|call| call.name()).find(|name| concord_kv::redis::spans_store(name))?;
+    Some(match exec.calls.as_slice() {
+        [call] if exec.watch.is_empty() && (name == "flushall" || name == "flushdb") => Ok(&call.argv[1..]),
+        _ => Err(format!(
+            "{} inside MULTI or after WATCH is not supported in the sharded mode: a transaction runs on \
+             one shard, and {0} acts on every shard; send it on its own",
+            name.to_uppercase()
+        )),
+    })
+}
+
+impl ShardedBackend {
+    /// `FLUSHALL` / `FLUSHDB` on a sharded node: one range delete of every key, fanned out to every
+    /// shard of the cluster as `DELETE /v1/kv?prefix=` is ([`super::scan`]'s "Range deletes"); `OK`
+    /// once every shard applied it. Each shard empties at its own revision: not one atomic step of
+    /// the cluster, and a write sent during the flush (even pipelined behind it on the same
+    /// connection) may land before it on its shard and be deleted.
+    fn flush(&self, flush: Result<&[Vec<u8>], String>) -> BoxFuture<Result<Response, BackendError>> {
+        let answer = |reply: Reply| Ok(Response::Redis { revision: 0, replies: Some(vec![reply]) });
+        let checked = flush.map_err(BackendError::Rejected).map(concord_kv::redis::keyspace::flush_args);
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            if let Err(reply) = checked? {
+                return answer(reply);
+            }
+            let start = Instant::now();
+            let r = handle.delete_range(KeyRange::from(Vec::new())).await;
+            handle.metrics().request("resp_flush", if r.is_ok() { "ok" } else { "failed" }, start.elapsed());
+            match r {
+                Ok(_) => answer(Reply::Ok),
+                Err((e, deleted)) => Err(BackendError::Unknown(format!(
+                    "FLUSHALL did not reach every shard ({deleted} keys deleted so far): {}; run it again",
+                    backend_error(e)
+                ))),
+            }
         })
     }
 }

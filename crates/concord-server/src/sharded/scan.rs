@@ -168,6 +168,68 @@ impl ShardedHandle {
         }
     }
 
+    /// `RANDOMKEY`: a key of the shards this node serves to the connection (`None`: they hold
+    /// none). Each shard's keys are counted (`ShardQuery::Count`), a shard is drawn in proportion
+    /// and a position in it, then that shard's pages are walked to the position – O(keys of the
+    /// shard), as the interpreter's own `RANDOMKEY`.
+    pub async fn random_key(&self, consistency: ReadConsistency) -> Result<Option<Vec<u8>>, KeyError> {
+        let status = self.status();
+        if !status.map.bootstrapped {
+            return Err(KeyError::ClusterDown("the shard map is not bootstrapped yet".into()));
+        }
+        let deadline = self.deadline();
+        let mut counts = Vec::new();
+        for shard in served_here(&status, consistency == ReadConsistency::Stale) {
+            match self.shard_read(shard, ShardQuery::Count { slots: None }, consistency, deadline).await? {
+                ShardResponse::Count { keys, .. } => counts.push((shard, keys)),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        let total: u64 = counts.iter().map(|(_, keys)| keys).sum();
+        if total == 0 {
+            return Ok(None);
+        }
+        let mut pick = random_below(total);
+        let mut chosen = None;
+        for (shard, keys) in counts {
+            if pick < keys {
+                chosen = Some(shard);
+                break;
+            }
+            pick -= keys;
+        }
+        let Some(shard) = chosen else { return Ok(None) };
+        // A group's count includes its collections' records (a range read does not): a position
+        // past its user keys is drawn again among the keys the walk saw.
+        let limit = self.limits().max_range_limit.max(1);
+        for _pass in 0..2 {
+            let (mut start, mut seen) = (Some(Vec::new()), 0u64);
+            while let Some(from) = start.take() {
+                let request = RangeRequest::new(KeyRange::from(from), limit);
+                match self
+                    .shard_read(shard, ShardQuery::Range { slots: None, request }, consistency, deadline)
+                    .await?
+                {
+                    ShardResponse::Range { mut page, .. } => {
+                        let n = page.kvs.len() as u64;
+                        if pick < n {
+                            return Ok(Some(page.kvs.swap_remove(pick as usize).key));
+                        }
+                        pick -= n;
+                        seen += n;
+                        start = page.next_key;
+                    }
+                    other => return Err(unexpected(&other)),
+                }
+            }
+            if seen == 0 {
+                return Ok(None);
+            }
+            pick = random_below(seen);
+        }
+        Ok(None)
+    }
+
     /// How many keys of `slot` this node serves to the connection (0 if it serves no shard owning
     /// it: Redis's answer for a slot a node does not hold).
     pub async fn count_slot(&self, slot: Slot, consistency: ReadConsistency) -> Result<u64, KeyError> {
@@ -258,6 +320,15 @@ impl ShardedHandle {
         }
         Ok(answers)
     }
+}
+
+/// A number in `0..n` (`n > 0`) from the OS's randomness (a front-door pick: no replica has to
+/// agree on it).
+fn random_below(n: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    // Without randomness the first key is as good an answer as any.
+    let _ = getrandom::getrandom(&mut bytes);
+    ((u128::from(u64::from_le_bytes(bytes)) * u128::from(n)) >> 64) as u64
 }
 
 fn unexpected(answer: &ShardResponse) -> KeyError {

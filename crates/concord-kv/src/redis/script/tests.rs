@@ -125,7 +125,7 @@ fn calls_are_counted_against_redis_arities() {
         matches!(&reply, Reply::Error(e) if e.starts_with("ERR Wrong number of args calling Redis command from script")),
         "{reply:?}"
     );
-    let reply = eval(&mut s, "return redis.call('flushall')", &[], &[]);
+    let reply = eval(&mut s, "return redis.call('xadd', 's', '*', 'f', 'v')", &[], &[]);
     assert!(
         matches!(&reply, Reply::Error(e) if e.starts_with("ERR Unknown Redis command called from script")),
         "{reply:?}"
@@ -285,4 +285,19 @@ fn every_interpreter_command_has_modelled_keys() {
         }
     }
     assert!(COMMAND_TABLE.windows(2).all(|w| w[0].0 < w[1].0), "sorted by name");
+}
+
+/// Whole-store commands are refused from scripts (a shard's script would reach slots it does not
+/// serve), in every mode alike; keyed ones such as `TOUCH` run.
+#[test]
+fn scripts_cannot_flush_or_pick_a_random_key() {
+    let mut s = KvStore::default();
+    assert_eq!(eval(&mut s, "return redis.call('set', KEYS[1], 'v')", &["k"], &[]), Reply::Ok);
+    for command in ["flushall", "flushdb", "randomkey"] {
+        let reply = eval(&mut s, &format!("return redis.pcall('{command}')"), &[], &[]);
+        let Reply::Error(e) = &reply else { panic!("{command}: {reply:?}") };
+        assert!(e.contains(&format!("{} is not allowed from scripts", command.to_uppercase())), "{e}");
+    }
+    assert_eq!(eval(&mut s, "return redis.call('touch', KEYS[1], 'nope')", &["k"], &[]), Reply::Int(1));
+    assert_eq!(eval_ro(&s, "return redis.call('exists', KEYS[1])", &["k"]), Reply::Int(1));
 }

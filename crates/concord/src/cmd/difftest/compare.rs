@@ -10,7 +10,8 @@
 //! | [`Rule::UnorderedPairs`] | HGETALL                                | the same, for field/value pairs                 |
 //! | [`Rule::Near`]  | TTL, PTTL, EXPIRETIME, PEXPIRETIME              | the two servers read their clocks moments apart |
 //! | [`Rule::AtMost`] | DBSIZE                                        | redis-server counts a key whose deadline passed (`SET … EXAT <past>`) until its expiry cycle reclaims it, up to ~100 ms later; Concord never counts it |
-//! | [`Rule::Shape`] | RANDOMKEY, SRANDMEMBER, SPOP, HRANDFIELD, …     | the reply is random by definition               |
+//! | [`Rule::ExistingKey`] | RANDOMKEY                                  | random by definition, but it must name a key that exists (the harness asks `EXISTS` of the same server), and be nil exactly when the other's is |
+//! | [`Rule::Shape`] | SRANDMEMBER, SPOP, HRANDFIELD, …     | the reply is random by definition               |
 //! | [`Rule::ScanAll`] | SCAN, HSCAN, SSCAN, ZSCAN                     | cursors are opaque: a whole iteration's set of results is compared |
 //! | [`Rule::Exec`]  | EXEC                                            | each queued command's reply by that command's rule |
 //!
@@ -35,6 +36,9 @@ pub enum Rule {
     /// The same types, aggregates of the same lengths; the contents of scalars are not compared
     /// (errors are).
     Shape,
+    /// A key or nil (`RANDOMKEY`): both nil, or both a key – and the harness has checked, with
+    /// `EXISTS` on the same server, that each side's key exists (see `exchange` in `mod.rs`).
+    ExistingKey,
     /// A cursor iteration: the command is repeated with each returned cursor (at this argument
     /// index) until it is 0; the union of the results is compared as a set, of pairs if `pairs`.
     ScanAll { cursor_at: usize, pairs: bool },
@@ -65,6 +69,7 @@ pub fn agree(rule: &Rule, redis: &Value, concord: &Value) -> bool {
             _ => redis == concord,
         },
         Rule::Shape => same_shape(redis, concord),
+        Rule::ExistingKey => matches!((redis, concord), (Value::Bulk(Some(_)), Value::Bulk(Some(_)))),
         Rule::Exec(rules) => match (redis.elements(), concord.elements()) {
             (Some(a), Some(b))
                 if same_kind(redis, concord) && a.len() == b.len() && a.len() == rules.len() =>
@@ -177,6 +182,10 @@ mod tests {
 
     #[test]
     fn at_most_lets_redis_count_keys_it_has_not_reclaimed_yet() {
+        assert!(agree(&Rule::ExistingKey, &bulk("k1"), &bulk("k2")));
+        assert!(!agree(&Rule::ExistingKey, &bulk("k1"), &Value::Bulk(None)));
+        assert!(!agree(&Rule::ExistingKey, &Value::Bulk(None), &bulk("k1")));
+        assert!(!agree(&Rule::ExistingKey, &bulk("k1"), &Value::Error(b"ERR gone".to_vec())));
         assert!(agree(&Rule::AtMost, &int(5), &int(4)));
         assert!(!agree(&Rule::AtMost, &int(4), &int(5)));
     }

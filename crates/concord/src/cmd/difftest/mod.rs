@@ -377,6 +377,9 @@ fn class_of(value: &Value) -> String {
 /// Send `op` to one server and read its reply; a cursor iteration (SCAN …) is run to its end and
 /// its results returned as one sorted, de-duplicated array.
 fn exchange(client: &mut Client, op: &Op) -> anyhow::Result<Reply> {
+    if op.rule == Rule::ExistingKey {
+        return existing_key(client, op);
+    }
     let Rule::ScanAll { cursor_at, pairs } = op.rule else { return client.call(&op.argv) };
     let mut argv = op.argv.clone();
     let mut found: Vec<Vec<Value>> = Vec::new();
@@ -399,6 +402,20 @@ fn exchange(client: &mut Client, op: &Op) -> anyhow::Result<Reply> {
         argv[cursor_at] = parts.0;
     }
     anyhow::bail!("{} did not return to cursor 0 within {MAX_SCAN_CALLS} calls", show_argv(&op.argv))
+}
+
+/// `RANDOMKEY`: the reply, made an error if the key it names does not exist on the same server
+/// (asked at once with `EXISTS`; nothing else runs on the connection in between).
+fn existing_key(client: &mut Client, op: &Op) -> anyhow::Result<Reply> {
+    let reply = client.call(&op.argv)?;
+    let Value::Bulk(Some(key)) = &reply.value else { return Ok(reply) };
+    let exists = client.call(&[b"EXISTS".to_vec(), key.clone()])?;
+    if exists.raw.as_slice() == b":1\r\n" {
+        return Ok(reply);
+    }
+    let value =
+        Value::Error(format!("the answer {} is not a key that exists", show(&reply.raw)).into_bytes());
+    Ok(Reply { raw: encode_value(&value), value })
 }
 
 /// Delete every key of the test's key space on both servers.

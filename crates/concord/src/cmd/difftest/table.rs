@@ -379,7 +379,7 @@ fn scan(name: &'static str, pairs: bool, gen: fn(&mut Gen) -> Vec<Vec<u8>>) -> R
 
 /// Every command the harness knows how to generate.
 pub fn rows() -> Vec<Row> {
-    use Rule::{AtMost, Exact, Near, Shape, Unordered, UnorderedPairs};
+    use Rule::{AtMost, Exact, ExistingKey, Near, Shape, Unordered, UnorderedPairs};
     let mut rows = vec![
         // ---- connection and server ----
         row("ping", Exact, |g| argv!["PING", g.maybe(0.5, &["hello", "", "PONG"])]),
@@ -442,7 +442,7 @@ pub fn rows() -> Vec<Row> {
         row("rename", Exact, |g| argv!["RENAME", g.key(), g.key()]),
         row("renamenx", Exact, |g| argv!["RENAMENX", g.key(), g.key()]),
         row("copy", Exact, |g| argv!["COPY", g.key(), g.key(), g.maybe(0.4, &["REPLACE"])]),
-        row("randomkey", Shape, |_| argv!["RANDOMKEY"]),
+        row("randomkey", ExistingKey, |_| argv!["RANDOMKEY"]),
         row("keys", Unordered, |g| argv!["KEYS", g.pattern()]),
         scan("scan", false, |g| {
             let pattern = g.chance(0.4).then(|| vec![b"MATCH".to_vec(), g.pattern()]);
