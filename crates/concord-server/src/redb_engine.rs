@@ -292,6 +292,9 @@ mod read {
     }
 }
 
+/// Entries a scan reads before it hands them to its visitor (see `scan` below).
+const SCAN_BATCH: usize = 256;
+
 /// `EngineRead` over a redb transaction, written once for the engine (its open write transaction)
 /// and for [`CheckpointView`] (a read transaction): their `open_table`s are methods of different
 /// types, so a generic impl cannot reach both. Each type has `read_txn`, `fatal` and `revision`.
@@ -304,10 +307,40 @@ macro_rules! engine_read_over_redb {
                 read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
             }
 
+            /// In batches of [`SCAN_BATCH`], the table closed while `visit` runs: `visit` may read
+            /// the engine again (the interpreter's `SDIFFSTORE` looks members up while it scans a
+            /// set), and a write transaction opens a table only once at a time (found by `concord
+            /// difftest`: it stopped the node).
             fn scan(&self, start: &[u8], end: Option<&[u8]>, visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
-                let table =
-                    self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-                read::scan(&table, start, end, visit).unwrap_or_else(|e| self.fatal("scan its entries", e))
+                let mut from = start.to_vec();
+                loop {
+                    let mut batch = Vec::new();
+                    {
+                        let table = self
+                            .read_txn()
+                            .open_table(ENTRIES)
+                            .unwrap_or_else(|e| self.fatal("open its entries", e));
+                        read::scan(&table, &from, end, &mut |key, entry| {
+                            batch.push((key.to_vec(), entry.clone()));
+                            batch.len() < SCAN_BATCH
+                        })
+                        .unwrap_or_else(|e| self.fatal("scan its entries", e));
+                    }
+                    let full = batch.len() == SCAN_BATCH;
+                    for (key, entry) in &batch {
+                        if !visit(key, entry) {
+                            return;
+                        }
+                    }
+                    match batch.pop() {
+                        // The next batch starts just after the last key.
+                        Some((mut last, _)) if full => {
+                            last.push(0);
+                            from = last;
+                        }
+                        _ => return,
+                    }
+                }
             }
 
             fn overdue(&self, now: Time, max: usize) -> Vec<(Time, Vec<u8>)> {
@@ -710,6 +743,37 @@ mod tests {
                 assert_eq!(mem.apply(0, expire), disk.apply(0, expire));
             }
         }
+    }
+
+    /// A command that reads the engine while it scans it, in a write (`SDIFFSTORE`: a member
+    /// lookup in the other sets for each member scanned), over more than one scan batch: the same
+    /// answer as in memory, and the node does not stop (found by `concord difftest`, seed 10).
+    #[test]
+    fn a_write_may_read_while_it_scans() {
+        use concord_kv::{RedisCall, RedisExec, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let mut mem = KvStore::default();
+        let mut disk = open(dir.path(), 1 << 20);
+        let now = Time(1_000_000_000_000_000_000);
+        let call = |line: String| {
+            let argv: Vec<Vec<u8>> = line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect();
+            let keys = argv[1..].to_vec();
+            Command::new(
+                now,
+                Write::Redis(RedisExec { keys, watch: vec![], calls: vec![RedisCall::new(argv)] }),
+            )
+        };
+        let members = |from: usize, to: usize| (from..to).map(|i| format!(" m{i:04}")).collect::<String>();
+        let commands = vec![
+            call(format!("SADD a{}", members(0, 2 * SCAN_BATCH + 10))),
+            call(format!("SADD b{}", members(SCAN_BATCH, 3 * SCAN_BATCH))),
+            call("SDIFFSTORE d a b".into()),
+            call("SINTERSTORE i a b".into()),
+            call("SDIFFSTORE a a b".into()),
+        ];
+        apply_both(&mut mem, &mut disk, &commands);
+        assert_eq!(mem.len(), disk.len());
+        disk.check_invariants().unwrap();
     }
 
     #[test]
