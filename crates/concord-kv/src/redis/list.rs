@@ -173,8 +173,7 @@ pub fn pop_many(tx: &mut Tx, key: &[u8], side: Side, count: u64) -> Result<Optio
 
 /// A positive count argument, with the error `LPOP`, `SPOP`, … give.
 fn count(arg: &[u8]) -> Result<u64, Reply> {
-    let n = int(arg).map_err(|_| Reply::error("ERR value is out of range, must be positive"))?;
-    u64::try_from(n).map_err(|_| Reply::error("ERR value is out of range, must be positive"))
+    super::args::positive(arg)
 }
 
 /// `LPOP key [count]`: without a count one element or nil; with one an array (a nil array for a

@@ -535,6 +535,15 @@ pub(crate) mod args {
             .ok_or_else(|| Reply::error("ERR value is not an integer or out of range"))
     }
 
+    /// A count that must be 0 or more (`LPOP`, `SPOP`, `ZPOPMIN` …: Redis's
+    /// getPositiveLongFromObjectOrReply, whose one error covers a negative and a non-number).
+    pub fn positive(arg: &[u8]) -> Result<u64, Reply> {
+        int(arg)
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| Reply::error("ERR value is out of range, must be positive"))
+    }
+
     /// Redis's error for a wrong argument count.
     pub fn wrong_arity(name: &str) -> Reply {
         Reply::error(format!("ERR wrong number of arguments for '{name}' command"))

@@ -294,6 +294,9 @@ fn zpop_zrem_and_the_empty_set_is_deleted() {
     assert_eq!(run(&mut s, "ZPOPMAX z 2"), scored("d 4 c 3"));
     assert_eq!(run(&mut s, "ZPOPMIN z 0"), scored(""));
     assert_eq!(run(&mut s, "ZPOPMIN z -1"), err("ERR value is out of range, must be positive"));
+    // Not a number: the same error, as redis-server (found by `concord difftest`, seed 3).
+    assert_eq!(run(&mut s, "ZPOPMIN z x"), err("ERR value is out of range, must be positive"));
+    assert_eq!(run(&mut s, "ZPOPMAX z 1.5"), err("ERR value is out of range, must be positive"));
     assert_eq!(run(&mut s, "ZPOPMIN nokey"), bulks(""));
     assert_eq!(run(&mut s, "ZREM z a nosuch b"), i(1));
     assert_eq!(run(&mut s, "ZREM nokey a"), i(0));
