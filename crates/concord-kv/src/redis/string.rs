@@ -8,15 +8,13 @@
 //! the bytes; an entry with an empty value is either the string `""` or a collection, told apart
 //! by its header (see the module docs of `redis`).
 //!
-//! `INCRBYFLOAT` answers as redis-server does with its `long double`: `%.17Lf` with trailing zeros
-//! removed. The sum is computed exactly in decimal fixed point (17 fractional digits) when both
-//! numbers fit, which is what the 64-bit mantissa of a `long double` yields for the decimal
-//! numbers people type (`10.5` + `0.1` = `10.6`, not `10.59999999999999964`); larger values fall
-//! back to `f64`. Where the `long double`'s own rounding shows in those 17 digits, Concord's answer
-//! is the exact one and differs from redis-server's: `10.6` + `5.0e3` is `5010.6` here,
-//! `5010.60000000000000009` there; `1e20` + `3` is `100000000000000000003` here, `1e20` there.
+//! `INCRBYFLOAT` computes and answers as redis-server does with its x87 `long double` (emulated
+//! in [`super::longdouble`], as `HINCRBYFLOAT`): `%.17Lf` with trailing zeros removed, so
+//! `10.6` + `5.0e3` is `5010.60000000000000009` and `1e308` prints its 308 digits as Redis does
+//! (found by `concord difftest`: a decimal fixed-point sum, with `f64` for large values, differed).
 
 use super::args::{int, is, wrong_arity};
+use super::longdouble::Ld;
 use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
 use crate::store::Entry;
 use concord_core::Time;
@@ -310,112 +308,18 @@ fn incr_by(tx: &mut Tx, key: &[u8], delta: i64) -> Outcome {
 /// `INCRBYFLOAT key increment` (see the module docs for the arithmetic).
 fn incrbyfloat(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let not_float = || Reply::error("ERR value is not a valid float");
-    let increment = Decimal::parse(&args[1]).ok_or_else(not_float)?;
+    // Redis's order: the key's type, its value, then the increment (WRONGTYPE first: found by
+    // `concord difftest`).
     let old = string(&tx.view(), &args[0])?;
     let current = match &old {
-        None => Decimal::Fixed(0),
-        Some(entry) => Decimal::parse(&entry.value).ok_or_else(not_float)?,
+        None => Ld::parse(b"0").expect("zero parses"),
+        Some(entry) => Ld::parse(&entry.value).ok_or_else(not_float)?,
     };
-    let text =
-        current.add(increment).ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
+    let increment = Ld::parse(&args[1]).ok_or_else(not_float)?;
+    let sum = current.plus(increment).filter(|sum| sum.is_finite());
+    let text = sum.ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?.to_human();
     store(tx, &args[0], text.clone().into_bytes(), Expiry::Keep, old.as_ref());
     Ok(Reply::Bulk(text.into_bytes()))
-}
-
-/// Fractional digits of `%.17Lf`.
-const SCALE_DIGITS: u32 = 17;
-const SCALE: i128 = 10i128.pow(SCALE_DIGITS);
-
-/// A number for `INCRBYFLOAT`: exact fixed point when it fits, else a float.
-#[derive(Clone, Copy, Debug)]
-enum Decimal {
-    /// The value times 10^17.
-    Fixed(i128),
-    Float(f64),
-}
-
-impl Decimal {
-    /// What redis-server's `strtold` accepts: optional sign, digits with an optional point, an
-    /// optional exponent (also `inf`; no spaces, no NaN).
-    fn parse(text: &[u8]) -> Option<Decimal> {
-        let s = std::str::from_utf8(text).ok()?;
-        if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
-            return None;
-        }
-        let float: f64 = s.parse().ok()?;
-        if float.is_nan() {
-            return None;
-        }
-        Some(Decimal::fixed(s).map_or(Decimal::Float(float), Decimal::Fixed))
-    }
-
-    /// `s` times 10^17 as an integer, if exact enough and in range (rounded half away from zero
-    /// past 17 fractional digits).
-    fn fixed(s: &str) -> Option<i128> {
-        let (negative, s) = match s.as_bytes().first()? {
-            b'-' => (true, &s[1..]),
-            b'+' => (false, &s[1..]),
-            _ => (false, s),
-        };
-        let (mantissa, exp) = match s.find(['e', 'E']) {
-            Some(i) => (&s[..i], s[i + 1..].parse::<i32>().ok()?),
-            None => (s, 0),
-        };
-        let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        if whole.is_empty() && frac.is_empty()
-            || !(whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()))
-        {
-            return None;
-        }
-        let digits = format!("{whole}{frac}");
-        let digits = digits.trim_start_matches('0');
-        if digits.len() > 36 {
-            return None;
-        }
-        let mut value: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
-        // value * 10^(exp - frac.len() + 17)
-        let shift = exp.checked_sub(frac.len() as i32)?.checked_add(SCALE_DIGITS as i32)?;
-        if shift >= 0 {
-            for _ in 0..shift {
-                value = value.checked_mul(10)?;
-            }
-        } else {
-            let divisor = 10i128.checked_pow(shift.unsigned_abs())?;
-            value = (value + divisor / 2) / divisor;
-        }
-        Some(if negative { -value } else { value })
-    }
-
-    fn to_f64(self) -> f64 {
-        match self {
-            Decimal::Fixed(v) => v as f64 / SCALE as f64,
-            Decimal::Float(f) => f,
-        }
-    }
-
-    /// The sum as `%.17Lf` without trailing zeros; `None` if not finite.
-    fn add(self, other: Decimal) -> Option<String> {
-        if let (Decimal::Fixed(a), Decimal::Fixed(b)) = (self, other) {
-            if let Some(sum) = a.checked_add(b) {
-                let (whole, frac) = (sum.abs() / SCALE, sum.abs() % SCALE);
-                let sign = if sum < 0 { "-" } else { "" };
-                let text = format!("{sign}{whole}.{frac:017}");
-                return Some(trim(&text));
-            }
-        }
-        let sum = self.to_f64() + other.to_f64();
-        sum.is_finite().then(|| trim(&format!("{sum:.17}")))
-    }
-}
-
-/// Drop trailing zeros after the point, the point if nothing follows, and a lone `-0`'s sign.
-fn trim(text: &str) -> String {
-    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { text };
-    if text == "-0" {
-        "0".into()
-    } else {
-        text.into()
-    }
 }
 
 /// `APPEND key value`: the new length; keeps the deadline.
