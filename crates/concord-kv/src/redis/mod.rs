@@ -258,6 +258,21 @@ impl<'a> View<'a> {
         self.scan_tag(key, INDEX_TAG, from, visit)
     }
 
+    /// Visit the user keys (not collections' records) that start with `prefix`, in order, until
+    /// `visit` returns false.
+    pub fn user_keys(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+        self.user_keys_from(prefix, prefix, visit)
+    }
+
+    /// [`View::user_keys`] from `start` on (`start` at or after `prefix`).
+    pub fn user_keys_from(&self, start: &[u8], prefix: &[u8], visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+        let end = match prefix_end(prefix) {
+            Some(end) if end.as_slice() < user_range_end() => end,
+            _ => user_range_end().to_vec(),
+        };
+        self.engine.scan(start, Some(&end), visit);
+    }
+
     fn scan_tag(&self, key: &[u8], tag: u8, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
         let prefix = record_key(key, tag, &[]);
         let start = record_key(key, tag, from);
