@@ -207,8 +207,9 @@ fn lrange(view: &View, args: &[Vec<u8>]) -> Outcome {
 
 fn lindex(view: &View, args: &[Vec<u8>]) -> Outcome {
     let [key, index] = args else { unreachable!("arity checked") };
-    let index = int(index)?;
+    // Redis's order: the key (nil if absent, WRONGTYPE), then the index (found by `concord difftest`).
     let Some(header) = list(view, key)? else { return Ok(Reply::Nil) };
+    let index = int(index)?;
     let index = absolute(index, header.len as i64);
     if index < 0 || index >= header.len as i64 {
         return Ok(Reply::Nil);
@@ -218,8 +219,9 @@ fn lindex(view: &View, args: &[Vec<u8>]) -> Outcome {
 
 fn lset(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let [key, index, value] = args else { unreachable!("arity checked") };
-    let index = int(index)?;
+    // As LINDEX: the key first, then the index.
     let Some(header) = list(&tx.view(), key)? else { return Err(Reply::error("ERR no such key")) };
+    let index = int(index)?;
     let index = absolute(index, header.len as i64);
     if index < 0 || index >= header.len as i64 {
         return Err(Reply::error("ERR index out of range"));
