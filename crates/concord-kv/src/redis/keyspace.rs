@@ -42,7 +42,7 @@ pub const COMMANDS: &[Spec] = &[
 fn keys(view: &View, args: &[Vec<u8>]) -> Outcome {
     let pattern = &args[0];
     let mut found = Vec::new();
-    view.user_keys(&glob::literal_prefix(pattern), &mut |key, _| {
+    view.user_keys(glob::literal_prefix(pattern), &mut |key, _| {
         if glob::matches(pattern, key) {
             found.push(Reply::Bulk(key.to_vec()));
         }
