@@ -555,11 +555,14 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
 /// whose KV operation answers exactly as Redis – `GET` (a `Query::Get`, the hot path; an empty
 /// value is checked for a collection), `SET` without `NX`/`XX`/`GET`/`KEEPTTL` (a put),
 /// `INCR` and friends (`Write::Increment`, which the eventual mode runs as a counter), `MGET`,
-/// `MSET`, `DEL`, `EXISTS`, `TTL`, `PTTL`. Everything else goes to the interpreter.
+/// `MSET`, `DEL`, `EXISTS`, `TTL`, `PTTL`; and `KEYS`, `SCAN`, `DBSIZE`, read in pages. Everything
+/// else goes to the interpreter.
 fn fast_path(name: &str, args: &[Bytes]) -> bool {
     match name {
         "get" | "setex" | "psetex" | "mget" | "mset" | "del" | "exists" | "ttl" | "pttl" | "incr"
         | "decr" | "incrby" | "decrby" => true,
+        // Paged range reads, bounded per request (the interpreter runs them only inside MULTI).
+        "keys" | "scan" | "dbsize" => true,
         "set" => !args[3..].iter().any(|o| ["NX", "XX", "GET", "KEEPTTL"].iter().any(|w| is(o, w))),
         _ => false,
     }
@@ -567,16 +570,20 @@ fn fast_path(name: &str, args: &[Bytes]) -> bool {
 
 /// Parse a request to queue inside `MULTI`: a command the interpreter runs is only checked for
 /// its arity, as Redis does at queue time – its other errors are its reply inside EXEC's array.
-pub fn parse_queued(args: Vec<Bytes>) -> Result<Request, ReplyError> {
+///
+/// The outer error refuses the command at queue time (unknown, wrong arity: the transaction is
+/// doomed); the inner one is a front-door command's own parsing error, which Redis answers only
+/// when EXEC runs it.
+pub fn parse_queued(args: Vec<Bytes>) -> Result<Result<Request, ReplyError>, ReplyError> {
     let Some(spec) = lookup(&args[0]) else { return Err(ReplyError::unknown_command(&args)) };
     let n = args.len() as i64;
     if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
         return Err(ReplyError::wrong_arity(spec.name));
     }
     if concord_kv::redis::is_write(spec.name).is_some() {
-        return Ok(Request::Redis(args));
+        return Ok(Ok(Request::Redis(args)));
     }
-    parse(args)
+    Ok(parse(args))
 }
 
 /// An integer argument, or Redis's "not an integer" error.
@@ -1079,7 +1086,7 @@ mod tests {
         for line in ["set k v keepttl", "SET k v xx get px 1500", "setnx k v", "getset k v"] {
             assert!(matches!(parse_words(line), Ok(Request::Redis(_))), "{line}");
         }
-        assert!(matches!(parse_queued(words("set k v EX 0")), Ok(Request::Redis(_))));
+        assert!(matches!(parse_queued(words("set k v EX 0")), Ok(Ok(Request::Redis(_)))));
     }
 
     /// SET checks all options' syntax before it reads the number, as Redis does (found by

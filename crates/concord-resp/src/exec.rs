@@ -40,14 +40,25 @@
 //! read-only transaction through the Raft log.
 //!
 //! # MULTI / EXEC / WATCH
-//! A Redis transaction is **one** [`RedisExec`] of all its queued commands: one log entry, one
-//! revision, atomic and isolated like Redis's. Any command the interpreter runs may be queued
-//! (strings, keyspace, hashes and the other families; the fast paths above are for commands
-//! outside `MULTI`); only the arity is checked at queue time, as Redis does – an unknown command
-//! or a wrong arity dooms the transaction (`EXECABORT`), while a runtime error (`WRONGTYPE`, a
-//! syntax error in `SET`'s options) is that command's reply inside EXEC's array. Commands the
-//! interpreter does not run (`KEYS`, `SCAN`, connection commands) are refused inside `MULTI`.
+//! A Redis transaction is **one** [`RedisExec`] of its queued data commands: one log entry, one
+//! revision, atomic and isolated like Redis's. Every command redis-server queues is queued; at
+//! queue time only the command's existence and arity are checked, as Redis does – an unknown
+//! command or a wrong arity dooms the transaction (`EXECABORT`), while any other error
+//! (`WRONGTYPE`, a syntax error, `NOSCRIPT`) is that command's reply inside EXEC's array.
+//! `MULTI` and `WATCH` inside `MULTI` are refused without dooming it, as on Redis.
 //!
+//! The queue keeps each command in its place (`server`'s `Queued`):
+//! * **data commands** – every command the interpreter runs, including the keyspace reads `KEYS`,
+//!   `SCAN`, `DBSIZE`, `EXISTS` (which the fast paths answer outside `MULTI`) – become the calls
+//!   of the one `RedisExec`, so a read sees the transaction's own earlier writes. A blocking pop
+//!   runs as its non-blocking pop (Redis does not block inside a transaction: nil if empty);
+//! * **front-door commands** with no data effect – `PING`, `ECHO`, `TIME` (no clock may run in
+//!   the state machine), `UNWATCH` (`+OK`: the watches were checked when EXEC began), `PUBLISH`,
+//!   `CLIENT`, `CONFIG`, `SELECT 0`… – are answered by the connection when EXEC runs, in their
+//!   places in the reply array; `CLUSTER`'s slot reads run after the transaction's entry.
+//!
+//! Only `SUBSCRIBE` and its family are refused inside `MULTI` (and doom it).
+
 //! `WATCH` reads each key's mod revision (0 if absent) at linearizable consistency; the
 //! connection keeps them and EXEC sends them along. The state machine compares them when the
 //! transaction is applied: if any differs – the key was written, deleted or expired – nothing
@@ -228,6 +239,33 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
         }
         other => Box::pin(async move { run(other, ctx).await.unwrap_or_else(|e| e) }),
     }
+}
+
+/// An interpreter write (`Request::Redis`) and, in the same atomic step, `EXISTS` of each key in
+/// `probe`: its reply, and whether one of those keys exists after it (the connection's check of
+/// keys it watched while absent: see `server`'s `Watched`). Anything else runs as [`start`] does.
+pub fn start_probing(request: Request, probe: Vec<Vec<u8>>, ctx: ExecContext) -> BoxFuture<(Frame, bool)> {
+    let Request::Redis(args) = request else {
+        let answer = start(request, ctx);
+        return Box::pin(async move { (answer.await, false) });
+    };
+    let keys = Request::Redis(args.clone()).keys().into_iter().map(<[u8]>::to_vec).collect();
+    let mut calls = vec![RedisCall::new(args.iter().map(|a| a.to_vec()).collect())];
+    calls.extend(probe.into_iter().map(|key| RedisCall::new(vec![b"exists".to_vec(), key])));
+    let exec = RedisExec { keys, watch: vec![], calls };
+    let answer =
+        ctx.backend.write(Command::new(now_time(ctx.backend.now_ms()), Write::Redis(exec)), ctx.consistency);
+    Box::pin(async move {
+        match answer.await {
+            Ok(Response::Redis { replies: Some(replies), .. }) if !replies.is_empty() => {
+                let created = replies[1..].iter().any(|r| matches!(r, concord_kv::Reply::Int(n) if *n > 0));
+                let mut replies = replies.into_iter();
+                (Frame::from(replies.next().expect("one reply")), created)
+            }
+            Ok(other) => (unexpected(&other), false),
+            Err(e) => (backend_error(e), false),
+        }
+    })
 }
 
 /// The one reply of an interpreter command.

@@ -816,25 +816,63 @@ struct Timing {
 
 /// What `WATCH` saw. `epoch` moves whenever the list is cleared (EXEC, DISCARD, UNWATCH), so a
 /// WATCH read still in flight then does not add its keys afterwards.
+///
+/// `dirty`: this connection created a key that was absent when watched. The state machine compares
+/// mod revisions, and a key created and deleted again since WATCH is absent (revision 0) both
+/// times; redis-server fails EXEC for it (found by `concord difftest`, seed 2). So the
+/// connection's own writes to such keys are checked here (see [`Client::note_watched_writes`]).
+/// Another client's create-then-delete is still missed (docs/redis.md).
 #[derive(Default)]
 struct Watched {
     epoch: u64,
     keys: Vec<(Vec<u8>, u64)>,
+    dirty: bool,
 }
 
 impl Watched {
     fn clear(&mut self) -> Vec<(Vec<u8>, u64)> {
         self.epoch += 1;
+        self.dirty = false;
         std::mem::take(&mut self.keys)
+    }
+
+    /// Of `keys`, those watched while absent.
+    fn absent_when_watched(&self, keys: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut found: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|key| self.keys.iter().any(|(k, seen)| *seen == 0 && k.as_slice() == **key))
+            .map(|key| key.to_vec())
+            .collect();
+        found.sort();
+        found.dedup();
+        found
     }
 }
 
 /// A transaction being queued.
 #[derive(Default)]
 struct Multi {
-    queued: Vec<Request>,
+    queued: Vec<Queued>,
     /// A command was refused while queueing: EXEC will answer EXECABORT.
     doomed: bool,
+}
+
+/// A command queued since MULTI, kept in its place: EXEC's reply array answers them in order.
+enum Queued {
+    /// A data command: one call of the transaction's one `RedisExec`, run by the interpreter.
+    Data(Request),
+    /// A command with no data effect (`PING`, `ECHO`, `TIME`, `UNWATCH`, `PUBLISH`, `CLIENT`…),
+    /// answered by the front door at EXEC – never inside the state machine (no clock there).
+    Front(Request),
+    /// Accepted at queue time (a known command of the right arity), refused when EXEC runs it, as
+    /// Redis does: this error is its reply.
+    Failed(Frame),
+}
+
+/// What EXEC answers in one command's place: the interpreter's reply, or the front door's.
+enum ExecSlot {
+    Data,
+    Front(BoxFuture<Frame>),
 }
 
 impl Client {
@@ -1008,7 +1046,12 @@ impl Client {
     /// [`Client::dispatch`] without the measuring.
     async fn dispatch_parsed(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
         let (name, request) = match self.check_and_parse(args, self.multi.is_some()) {
-            Ok(parsed) => parsed,
+            Ok((name, Ok(request))) => (name, request),
+            // Queued (known, right arity), refused by its own parsing: its reply inside EXEC.
+            Ok((_, Err(error))) => {
+                self.multi.get_or_insert_with(Multi::default).queued.push(Queued::Failed(error));
+                return (Pending::Ready(Frame::simple("QUEUED"), self.protocol), false);
+            }
             Err(error) => {
                 // Inside MULTI, a command refused at queue time dooms the transaction (EXECABORT).
                 if let Some(multi) = &mut self.multi {
@@ -1072,13 +1115,13 @@ impl Client {
                     Request::Redis(args)
                 }
                 None => {
+                    let error = Frame::error("NOSCRIPT No matching script. Please use EVAL.");
+                    // As Redis: queued, and the error is its reply inside EXEC.
                     if let Some(multi) = &mut self.multi {
-                        multi.doomed = true;
+                        multi.queued.push(Queued::Failed(error));
+                        return ready(Frame::simple("QUEUED"), self.protocol);
                     }
-                    return ready(
-                        Frame::error("NOSCRIPT No matching script. Please use EVAL."),
-                        self.protocol,
-                    );
+                    return ready(error, self.protocol);
                 }
             },
             Request::Redis(args) if name == "eval" || name == "eval_ro" => {
@@ -1130,7 +1173,7 @@ impl Client {
             }
             (Request::Exec, true) => {
                 let multi = self.multi.take().unwrap_or_default();
-                if multi.doomed || multi.queued.is_empty() {
+                if multi.doomed {
                     self.watched.lock().expect("watch lock").clear();
                 }
                 if multi.doomed {
@@ -1138,28 +1181,8 @@ impl Client {
                         Frame::error("EXECABORT Transaction discarded because of previous errors."),
                         self.protocol,
                     )
-                } else if multi.queued.is_empty() {
-                    ready(Frame::Array(vec![]), self.protocol)
                 } else {
-                    let ctx = self.exec_context();
-                    let watched = self.watched.clone();
-                    let cluster = self.shared.backend.is_cluster();
-                    // The watched keys are taken when the write starts: after every WATCH read
-                    // before it has answered (a write waits for the reads in flight).
-                    self.start(Access::Write, move || {
-                        let watch = watched.lock().expect("watch lock").clear();
-                        let keys = multi
-                            .queued
-                            .iter()
-                            .flat_map(|r| r.keys())
-                            .chain(watch.iter().map(|(k, _)| &k[..]));
-                        if cluster && cluster::cross_slot(keys) {
-                            // As redis-server: the transaction is discarded, and EXEC says why.
-                            return Box::pin(std::future::ready(Frame::error(cluster::CROSSSLOT)));
-                        }
-                        exec::start_transaction(multi.queued, watch, ctx)
-                    })
-                    .await
+                    self.exec(multi.queued).await
                 }
             }
             (Request::Quit, _) => (Pending::Ready(Frame::ok(), self.protocol), true),
@@ -1177,21 +1200,22 @@ impl Client {
                         self.protocol,
                     );
                 }
-                if matches!(request, Request::Redis(_)) {
-                    self.multi.get_or_insert_with(Multi::default).queued.push(request);
-                    ready(Frame::simple("QUEUED"), self.protocol)
-                } else {
-                    self.multi.get_or_insert_with(Multi::default).doomed = true;
-                    ready(
-                        Frame::error(format!(
-                            "ERR {} is not supported inside MULTI by Concord: a transaction holds data commands \
-                             the state machine runs (strings, keys, hashes, lists, sets, sorted sets), not \
-                             scans or connection commands",
-                            name.to_uppercase()
-                        )),
-                        self.protocol,
-                    )
-                }
+                let queued = match request {
+                    Request::Redis(_) => Queued::Data(request),
+                    Request::PubSub(ref r) if r.allowed_when_subscribed() => {
+                        self.multi.get_or_insert_with(Multi::default).doomed = true;
+                        return ready(
+                            Frame::error(format!(
+                                "ERR {} is not supported inside MULTI by Concord",
+                                name.to_uppercase()
+                            )),
+                            self.protocol,
+                        );
+                    }
+                    request => Queued::Front(request),
+                };
+                self.multi.get_or_insert_with(Multi::default).queued.push(queued);
+                ready(Frame::simple("QUEUED"), self.protocol)
             }
             (Request::PubSub(request), false) => (self.pubsub(request), false),
             (request, false) => match request.access() {
@@ -1206,6 +1230,23 @@ impl Client {
                     let ctx = self.exec_context();
                     let blocking =
                         matches!(&request, Request::Redis(args) if crate::blocking::is_blocking(&args[0]));
+                    if access == Access::Write && !blocking {
+                        if let Some(probe) = self.note_watched_writes(&request) {
+                            let watched = self.watched.clone();
+                            return self
+                                .start(access, move || {
+                                    let answer = exec::start_probing(request, probe, ctx);
+                                    Box::pin(async move {
+                                        let (frame, created) = answer.await;
+                                        if created {
+                                            watched.lock().expect("watch lock").dirty = true;
+                                        }
+                                        frame
+                                    })
+                                })
+                                .await;
+                        }
+                    }
                     // `start` hands writes to the backend now, in request order.
                     let started = self.start(access, move || exec::start(request, ctx)).await;
                     if blocking {
@@ -1213,6 +1254,117 @@ impl Client {
                         self.blocking.extend(self.in_flight.last().map(JoinHandle::abort_handle));
                     }
                     started
+                }
+            },
+        }
+    }
+
+    /// A write of this connection to keys it watched while absent (see [`Watched`]): plain writes
+    /// that always create their keys (`SET`, `INCR`, `MSET`) make the watch dirty now; for an
+    /// interpreter write, the keys whose existence to ask in the same step (`Some`). `None`: no
+    /// such key.
+    fn note_watched_writes(&mut self, request: &Request) -> Option<Vec<Vec<u8>>> {
+        let mut watched = self.watched.lock().expect("watch lock");
+        if watched.keys.is_empty() || watched.dirty {
+            return None;
+        }
+        let keys = watched.absent_when_watched(&request.keys());
+        if keys.is_empty() {
+            return None;
+        }
+        match request {
+            Request::Set(_) | Request::IncrBy { .. } | Request::MSet(_) => {
+                watched.dirty = true;
+                None
+            }
+            Request::Redis(_) => Some(keys),
+            _ => None,
+        }
+    }
+
+    /// EXEC (see "MULTI / EXEC / WATCH" in [`crate::exec`]): the front door's commands are
+    /// answered now, in their places; the data commands go to the backend as one `RedisExec` with
+    /// the watched revisions, and their replies fill the other places. A null array (a watched key
+    /// changed) or an error stands for all.
+    async fn exec(&mut self, queued: Vec<Queued>) -> (Pending, bool) {
+        // Writes still in flight may yet find a watched key created (`Watched::dirty`).
+        if !self.watched.lock().expect("watch lock").keys.is_empty() {
+            for task in self.in_flight.drain(..) {
+                let _ = task.await;
+            }
+        }
+        let mut data = Vec::new();
+        let mut slots = Vec::with_capacity(queued.len());
+        for queued in queued {
+            slots.push(match queued {
+                Queued::Data(request) => {
+                    data.push(request);
+                    ExecSlot::Data
+                }
+                Queued::Failed(error) => ExecSlot::Front(Box::pin(std::future::ready(error))),
+                Queued::Front(request) => ExecSlot::Front(self.front_in_exec(request)),
+            });
+        }
+        let ctx = self.exec_context();
+        let watched = self.watched.clone();
+        let cluster = self.shared.backend.is_cluster();
+        // The watched keys are taken when the write starts: after every WATCH read before it has
+        // answered (a write waits for the reads in flight).
+        self.start(Access::Write, move || {
+            let (dirty, watch) = {
+                let mut watched = watched.lock().expect("watch lock");
+                (watched.dirty, watched.clear())
+            };
+            if dirty {
+                return Box::pin(std::future::ready(Frame::NullArray));
+            }
+            let keys = data.iter().flat_map(|r| r.keys()).chain(watch.iter().map(|(k, _)| &k[..]));
+            if cluster && cluster::cross_slot(keys) {
+                // As redis-server: the transaction is discarded, and EXEC says why.
+                return Box::pin(std::future::ready(Frame::error(cluster::CROSSSLOT)));
+            }
+            // Nothing for the state machine to run or check: no log entry.
+            let answer = if data.is_empty() && watch.is_empty() {
+                Box::pin(std::future::ready(Frame::Array(vec![])))
+            } else {
+                exec::start_transaction(data, watch, ctx)
+            };
+            Box::pin(async move {
+                let frame = answer.await;
+                let Frame::Array(replies) = frame else { return frame };
+                let mut replies = replies.into_iter();
+                let mut out = Vec::with_capacity(slots.len());
+                for slot in slots {
+                    out.push(match slot {
+                        ExecSlot::Data => replies.next().unwrap_or_else(|| {
+                            Frame::error("ERR internal error: the transaction answered too few replies")
+                        }),
+                        ExecSlot::Front(reply) => reply.await,
+                    });
+                }
+                Frame::Array(out)
+            })
+        })
+        .await
+    }
+
+    /// The reply of a command queued in MULTI that the front door answers, as EXEC runs it.
+    fn front_in_exec(&mut self, request: Request) -> BoxFuture<Frame> {
+        let ready = |frame| -> BoxFuture<Frame> { Box::pin(std::future::ready(frame)) };
+        match request {
+            // The watched keys were checked when EXEC began: UNWATCH inside has nothing to forget.
+            Request::Unwatch => ready(Frame::ok()),
+            Request::PubSub(request) => match self.pubsub(request) {
+                Pending::Ready(frame, _) => ready(frame),
+                _ => ready(Frame::error("ERR internal error: a subscription inside EXEC")),
+            },
+            request => match request.access() {
+                Access::Connection => ready(self.connection_command(request).0),
+                // Reads the interpreter does not run (CLUSTER GETKEYSINSLOT…): after the
+                // transaction, outside its atomic step.
+                _ => {
+                    let ctx = self.exec_context();
+                    Box::pin(async move { exec::start(request, ctx).await })
                 }
             },
         }
@@ -1244,20 +1396,32 @@ impl Client {
 
     /// Unknown command, authentication, then the command's own parsing.
     /// `queueing`: inside MULTI, where interpreter commands are only checked for arity.
-    fn check_and_parse(&self, args: Vec<Bytes>, queueing: bool) -> Result<(&'static str, Request), Frame> {
+    /// The inner error: a command queued in MULTI that its own parsing refuses (its reply in EXEC).
+    #[allow(clippy::type_complexity)]
+    fn check_and_parse(
+        &self,
+        args: Vec<Bytes>,
+        queueing: bool,
+    ) -> Result<(&'static str, Result<Request, Frame>), Frame> {
         let Some(spec) = command::lookup(&args[0]) else {
             return Err(ReplyError::unknown_command(&args).into_frame());
         };
         let Some(user) = &self.user else {
             if ["auth", "hello", "quit"].contains(&spec.name) {
-                return Ok((spec.name, command::parse(args).map_err(ReplyError::into_frame)?));
+                return Ok((spec.name, Ok(command::parse(args).map_err(ReplyError::into_frame)?)));
             }
             return Err(Frame::error("NOAUTH Authentication required."));
         };
-        let parse = if queueing { command::parse_queued } else { command::parse };
-        let request = parse(args).map_err(ReplyError::into_frame)?;
+        let request = if queueing {
+            match command::parse_queued(args).map_err(ReplyError::into_frame)? {
+                Ok(request) => request,
+                Err(error) => return Ok((spec.name, Err(error.into_frame()))),
+            }
+        } else {
+            command::parse(args).map_err(ReplyError::into_frame)?
+        };
         match self.shared.acl.check(user, need_of(&request)) {
-            Ok(()) => Ok((spec.name, request)),
+            Ok(()) => Ok((spec.name, Ok(request))),
             Err(Denied::NoPerm { user, .. }) => Err(Frame::error(format!(
                 "NOPERM User {user} has no permissions to run the '{}' command",
                 spec.name

@@ -30,10 +30,7 @@ fn random_command_sequences_get_the_same_replies_as_from_redis_server() {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_concord"))
-        // Without transactions for now: Concord refuses most commands inside MULTI and checks
-        // arguments when a command is queued, not when EXEC runs it (docs/redis.md lists both);
-        // drop `--skip multi` when transactions run every command.
-        .args(["difftest", "--seeds", "1..3", "--ops", "300", "--skip", "multi"])
+        .args(["difftest", "--seeds", "1..3", "--ops", "300"])
         .output()
         .expect("run concord difftest");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -91,6 +91,32 @@ try:
 except ResponseError as e:
     assert "Write commands are not allowed from read-only scripts" in str(e), e
 
+# --- pipeline(transaction=True) with mixed commands: data commands, keyspace reads that see the
+# transaction's own writes, commands the node answers itself, a runtime error in its place. ---
+r.delete("tx:a", "tx:h", "tx:l")
+with r.pipeline(transaction=True) as p:
+    p.set("tx:a", "1").incr("tx:a").ping().echo("hi").keys("tx:*").exists("tx:a")
+    p.hset("tx:h", "f", "v").incr("tx:h").execute_command("UNWATCH").blpop(["tx:l"], 1).dbsize().get("tx:a")
+    replies = p.execute(raise_on_error=False)
+assert replies[:6] == [True, 2, True, b"hi", [b"tx:a"], 1], replies
+assert replies[6] == 1 and isinstance(replies[7], ResponseError), replies
+assert "WRONGTYPE" in str(replies[7]), replies[7]
+assert replies[8] is True and replies[9] is None and replies[10] >= 2, replies
+assert replies[11] == b"2", replies
+# WATCH: another client's write to a watched key fails the transaction, and nothing runs.
+with r.pipeline(transaction=True) as p:
+    p.watch("tx:a")
+    assert p.get("tx:a") == b"2"
+    redis.Redis(host=host, port=port, socket_timeout=30).set("tx:a", "10")
+    p.multi()
+    p.incr("tx:a").ping()
+    try:
+        p.execute()
+        raise AssertionError("a transaction ran after its watched key changed")
+    except redis.WatchError:
+        pass
+assert r.get("tx:a") == b"10"
+
 # --- Values a script computes, stored: the same on every replica. ---
 computed = r.eval(
     "local v = tostring(math.random()) .. ' ' .. tostring({}) "
@@ -100,7 +126,7 @@ computed = r.eval(
 )
 assert computed == b"0.17082803611217 table: 0x00000001", computed
 
-expected = {"counter": b"13", "computed": computed, "lock:resource": None}
+expected = {"counter": b"13", "computed": computed, "lock:resource": None, "tx:a": b"10"}
 for fport in followers:
     f = redis.Redis(host=host, port=fport, socket_timeout=30)
     f.execute_command("CONSISTENCY", "stale")

@@ -12,6 +12,11 @@
 //! same until the next write, another after it. It counts the user keys and walks to the chosen
 //! one – O(keys), where Redis's is O(1) – and never answers a collection's internal record.
 //!
+//! `KEYS`, `SCAN` and `DBSIZE` are here too, for `MULTI`: inside a transaction they must see its
+//! own earlier writes and be atomic with them, so they run in the transaction's one log entry.
+//! Outside one the front door answers them from paged range reads (bounded per request), which
+//! these need not be: a transaction's reply is built whole anyway.
+//!
 //! `EXPIRE` and its family run here, in one log entry, rather than as the read-then-compare-and-set
 //! the front door once used: the state machine can change a key's deadline without touching its
 //! value, and atomically, so there is nothing to retry.
@@ -19,6 +24,7 @@
 use super::args::{int, is, wrong_arity};
 use super::random::Rng;
 use super::{read, write, Kind, Outcome, Reply, Spec, Tx, View};
+use crate::{cursor, glob};
 use concord_core::Time;
 
 pub const COMMANDS: &[Spec] = &[
@@ -43,6 +49,9 @@ pub const COMMANDS: &[Spec] = &[
     read("randomkey", randomkey),
     write("flushall", flush),
     write("flushdb", flush),
+    read("keys", keys),
+    read("scan", scan),
+    read("dbsize", dbsize),
 ];
 
 /// `FLUSHALL [ASYNC | SYNC]` and `FLUSHDB`: remove every key (see the module docs).
@@ -64,17 +73,13 @@ pub fn flush_args(args: &[impl AsRef<[u8]>]) -> Result<(), Reply> {
 
 /// `RANDOMKEY`: one of the user keys, nil if there is none (see the module docs).
 fn randomkey(view: &View, _args: &[Vec<u8>]) -> Outcome {
-    let mut count = 0u64;
-    view.keys(&mut |_| {
-        count += 1;
-        true
-    });
+    let count = count_keys(view);
     if count == 0 {
         return Ok(Reply::Nil);
     }
     let mut left = Rng::for_keyspace(view).below(count);
     let mut picked = None;
-    view.keys(&mut |key| {
+    view.user_keys(b"", &mut |key, _| {
         if left == 0 {
             picked = Some(key.to_vec());
             return false;
@@ -83,6 +88,76 @@ fn randomkey(view: &View, _args: &[Vec<u8>]) -> Outcome {
         true
     });
     Ok(Reply::bulk_or_nil(picked))
+}
+
+/// How many user keys there are (an O(keys) walk: the store keeps no count of user keys apart).
+fn count_keys(view: &View) -> u64 {
+    let mut count = 0;
+    view.user_keys(b"", &mut |_, _| {
+        count += 1;
+        true
+    });
+    count
+}
+
+/// `KEYS pattern`: every user key that matches, in byte order.
+fn keys(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let pattern = &args[0];
+    let mut found = Vec::new();
+    view.user_keys(glob::literal_prefix(pattern), &mut |key, _| {
+        if glob::matches(pattern, key) {
+            found.push(Reply::Bulk(key.to_vec()));
+        }
+        true
+    });
+    Ok(Reply::Array(found))
+}
+
+/// `DBSIZE`: how many user keys there are.
+fn dbsize(view: &View, _args: &[Vec<u8>]) -> Outcome {
+    Ok(Reply::Int(count_keys(view) as i64))
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]`: the same pages, cursors and errors
+/// as the front door's SCAN outside `MULTI` (concord-resp's `exec`): at most COUNT keys looked at
+/// from the cursor's key on, in byte order; the cursor names the next key (`0`: done).
+fn scan(view: &View, args: &[Vec<u8>]) -> Outcome {
+    let from = cursor::decode(&args[0]).ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+    let (mut pattern, mut count, mut wanted) = (None, 10usize, None);
+    let mut options = args[1..].chunks(2);
+    for option in options.by_ref() {
+        let [name, value] = option else { return Err(Reply::error("ERR syntax error")) };
+        if is(name, "MATCH") {
+            pattern = Some(value);
+        } else if is(name, "COUNT") {
+            count = match int(value)? {
+                n if n < 1 => return Err(Reply::error("ERR syntax error")),
+                n => n as usize,
+            };
+        } else if is(name, "TYPE") {
+            wanted = Some(value);
+        } else {
+            return Err(Reply::error("ERR syntax error"));
+        }
+    }
+    let prefix = pattern.map_or(&b""[..], |p| glob::literal_prefix(p));
+    let start = from.unwrap_or_default().max(prefix.to_vec());
+    let (mut seen, mut next, mut found) = (0, None, Vec::new());
+    view.user_keys_from(&start, prefix, &mut |key, entry| {
+        if seen == count {
+            next = Some(key.to_vec());
+            return false;
+        }
+        seen += 1;
+        let matches = pattern.is_none_or(|p| glob::matches(p, key))
+            && wanted.is_none_or(|t| t.eq_ignore_ascii_case(view.kind_of(key, entry).name().as_bytes()));
+        if matches {
+            found.push(Reply::Bulk(key.to_vec()));
+        }
+        true
+    });
+    let cursor = next.map_or_else(|| "0".to_string(), |key| cursor::encode(&key));
+    Ok(Reply::Array(vec![Reply::Bulk(cursor.into_bytes()), Reply::Array(found)]))
 }
 
 /// `DEL key …` and `UNLINK` (the same here: a collection's records go in the same step either

@@ -173,8 +173,7 @@ pub fn pop_many(tx: &mut Tx, key: &[u8], side: Side, count: u64) -> Result<Optio
 
 /// A positive count argument, with the error `LPOP`, `SPOP`, … give.
 fn count(arg: &[u8]) -> Result<u64, Reply> {
-    let n = int(arg).map_err(|_| Reply::error("ERR value is out of range, must be positive"))?;
-    u64::try_from(n).map_err(|_| Reply::error("ERR value is out of range, must be positive"))
+    super::args::positive(arg)
 }
 
 /// `LPOP key [count]`: without a count one element or nil; with one an array (a nil array for a
@@ -208,8 +207,9 @@ fn lrange(view: &View, args: &[Vec<u8>]) -> Outcome {
 
 fn lindex(view: &View, args: &[Vec<u8>]) -> Outcome {
     let [key, index] = args else { unreachable!("arity checked") };
-    let index = int(index)?;
+    // Redis's order: the key (nil if absent, WRONGTYPE), then the index (found by `concord difftest`).
     let Some(header) = list(view, key)? else { return Ok(Reply::Nil) };
+    let index = int(index)?;
     let index = absolute(index, header.len as i64);
     if index < 0 || index >= header.len as i64 {
         return Ok(Reply::Nil);
@@ -219,8 +219,9 @@ fn lindex(view: &View, args: &[Vec<u8>]) -> Outcome {
 
 fn lset(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let [key, index, value] = args else { unreachable!("arity checked") };
-    let index = int(index)?;
+    // As LINDEX: the key first, then the index.
     let Some(header) = list(&tx.view(), key)? else { return Err(Reply::error("ERR no such key")) };
+    let index = int(index)?;
     let index = absolute(index, header.len as i64);
     if index < 0 || index >= header.len as i64 {
         return Err(Reply::error("ERR index out of range"));

@@ -261,11 +261,6 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Visit the user keys in key order (never a collection's records) until `visit` returns false.
-    pub fn keys(&self, visit: &mut dyn FnMut(&[u8]) -> bool) {
-        self.engine.scan(&[], Some(user_range_end()), &mut |key, _| visit(key));
-    }
-
     /// The store's revision: what every replica agrees on at this point of the log.
     pub fn revision(&self) -> u64 {
         self.engine.revision()
@@ -283,6 +278,21 @@ impl<'a> View<'a> {
     /// Visit `key`'s score-index records (sorted sets) from `from` on.
     pub fn index(&self, key: &[u8], from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
         self.scan_tag(key, INDEX_TAG, from, visit)
+    }
+
+    /// Visit the user keys (not collections' records) that start with `prefix`, in order, until
+    /// `visit` returns false.
+    pub fn user_keys(&self, prefix: &[u8], visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+        self.user_keys_from(prefix, prefix, visit)
+    }
+
+    /// [`View::user_keys`] from `start` on (`start` at or after `prefix`).
+    pub fn user_keys_from(&self, start: &[u8], prefix: &[u8], visit: &mut dyn FnMut(&[u8], &Entry) -> bool) {
+        let end = match prefix_end(prefix) {
+            Some(end) if end.as_slice() < user_range_end() => end,
+            _ => user_range_end().to_vec(),
+        };
+        self.engine.scan(start, Some(&end), visit);
     }
 
     fn scan_tag(&self, key: &[u8], tag: u8, from: &[u8], visit: &mut dyn FnMut(&[u8], &[u8]) -> bool) {
@@ -618,6 +628,15 @@ pub(crate) mod args {
     pub fn int(arg: &[u8]) -> Result<i64, Reply> {
         crate::store::parse_i64(arg)
             .ok_or_else(|| Reply::error("ERR value is not an integer or out of range"))
+    }
+
+    /// A count that must be 0 or more (`LPOP`, `SPOP`, `ZPOPMIN` …: Redis's
+    /// getPositiveLongFromObjectOrReply, whose one error covers a negative and a non-number).
+    pub fn positive(arg: &[u8]) -> Result<u64, Reply> {
+        int(arg)
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| Reply::error("ERR value is out of range, must be positive"))
     }
 
     /// Redis's error for a wrong argument count.

@@ -100,13 +100,8 @@ fn spop(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let key = &args[0];
     let count = match args {
         [_] => None,
-        [_, count] => {
-            let count = int(count)?;
-            if count < 0 {
-                return Err(Reply::error("ERR value is out of range, must be positive"));
-            }
-            Some(count as u64)
-        }
+        // Not a number is the same error as a negative (found by `concord difftest`, seed 4).
+        [_, count] => Some(super::args::positive(count)?),
         _ => return Err(Reply::error("ERR syntax error")),
     };
     let Some(mut header) = set(&tx.view(), key)? else {

@@ -183,3 +183,55 @@ fn a_watched_key_that_changed_stops_the_whole_exec() {
     // One revision for the whole exec.
     assert_eq!(s.revision(), seen + 1);
 }
+
+/// Run `lines` as one transaction (one `RedisExec`, as EXEC sends it): their replies.
+fn run_transaction(store: &mut KvStore, lines: &[&str]) -> Vec<Reply> {
+    let calls: Vec<RedisCall> = lines.iter().map(|line| RedisCall::new(argv(line))).collect();
+    let exec = RedisExec { keys: vec![], watch: vec![], calls };
+    match store.execute(&Command::new(NOW, Write::Redis(exec))) {
+        Ok(Response::Redis { replies: Some(replies), .. }) => replies,
+        other => panic!("{lines:?}: {other:?}"),
+    }
+}
+
+/// KEYS, SCAN and DBSIZE inside MULTI see the transaction's own earlier writes, and never the
+/// collections' internal records.
+#[test]
+fn keyspace_reads_in_a_transaction_see_its_earlier_writes() {
+    let mut s = KvStore::default();
+    s.execute(&Command::put(NOW, "b", "1")).unwrap();
+    let replies = run_transaction(
+        &mut s,
+        &[
+            "KEYS *",
+            "SET a 1",
+            "HSET h f v",
+            "KEYS *",
+            "KEYS ?",
+            "DBSIZE",
+            "SCAN 0 COUNT 2",
+            "SCAN 0 TYPE hash",
+            "SCAN 0 MATCH b*",
+            "DEL a",
+            "DBSIZE",
+            "SCAN 0 COUNT 0",
+            "SCAN 0 FOO",
+            "SCAN 0 COUNT",
+            "SCAN x",
+        ],
+    );
+    let keys = |ks: &[&str]| Reply::Array(ks.iter().map(|k| bulk(k)).collect());
+    let page = |cursor: &str, ks: &[&str]| Reply::Array(vec![bulk(cursor), keys(ks)]);
+    assert_eq!(replies[0], keys(&["b"]));
+    assert_eq!(replies[3], keys(&["a", "b", "h"]));
+    assert_eq!(replies[4], keys(&["a", "b", "h"]));
+    assert_eq!(replies[5], Reply::Int(3));
+    assert_eq!(replies[6], page(&crate::cursor::encode(b"h"), &["a", "b"]));
+    assert_eq!(replies[7], page("0", &["h"]));
+    assert_eq!(replies[8], page("0", &["b"]));
+    assert_eq!(replies[10], Reply::Int(2));
+    assert_eq!(replies[11], Reply::error("ERR syntax error"));
+    assert_eq!(replies[12], Reply::error("ERR syntax error"));
+    assert_eq!(replies[13], Reply::error("ERR syntax error"));
+    assert_eq!(replies[14], Reply::error("ERR invalid cursor"));
+}

@@ -294,7 +294,9 @@ fn zpop_zrem_and_the_empty_set_is_deleted() {
     assert_eq!(run(&mut s, "ZPOPMAX z 2"), scored("d 4 c 3"));
     assert_eq!(run(&mut s, "ZPOPMIN z 0"), scored(""));
     assert_eq!(run(&mut s, "ZPOPMIN z -1"), err("ERR value is out of range, must be positive"));
+    // Not a number: the same error, as redis-server (found by `concord difftest`, seed 3).
     assert_eq!(run(&mut s, "ZPOPMIN z x"), err("ERR value is out of range, must be positive"));
+    assert_eq!(run(&mut s, "ZPOPMAX z 1.5"), err("ERR value is out of range, must be positive"));
     assert_eq!(run(&mut s, "ZPOPMIN nokey"), bulks(""));
     assert_eq!(run(&mut s, "ZREM z a nosuch b"), i(1));
     assert_eq!(run(&mut s, "ZREM nokey a"), i(0));
@@ -355,4 +357,18 @@ fn zunionstore_and_zinterstore_weigh_and_aggregate() {
     s.execute(&Command::put(NOW, "str", "v")).unwrap();
     assert_eq!(run(&mut s, "ZUNIONSTORE out 2 b str"), Reply::wrong_type());
     assert_eq!(run(&mut s, "ZCARD out"), i(3), "a refused store leaves the destination alone");
+}
+
+/// LINDEX and LSET look at the key before the index, as redis-server (found by `concord
+/// difftest`, seeds 12 and 27).
+#[test]
+fn lindex_and_lset_check_the_key_before_the_index() {
+    let mut s = KvStore::default();
+    run(&mut s, "SET s v");
+    assert_eq!(run(&mut s, "LINDEX nol x"), Reply::Nil);
+    assert_eq!(run(&mut s, "LINDEX s x"), Reply::wrong_type());
+    assert_eq!(run(&mut s, "LSET nol x v"), err("ERR no such key"));
+    assert_eq!(run(&mut s, "LSET s x v"), Reply::wrong_type());
+    run(&mut s, "RPUSH l a");
+    assert_eq!(run(&mut s, "LINDEX l x"), err("ERR value is not an integer or out of range"));
 }

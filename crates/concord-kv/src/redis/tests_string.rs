@@ -86,6 +86,8 @@ fn string_commands_refuse_collections_with_wrongtype() {
         "INCR h",
         "DECRBY h 2",
         "INCRBYFLOAT h 1",
+        // The type before the increment (found by `concord difftest`).
+        "INCRBYFLOAT h abc",
         "APPEND h x",
         "STRLEN h",
         "GETRANGE h 0 1",
@@ -144,6 +146,19 @@ fn incrbyfloat_prints_as_redis_long_double() {
     assert_eq!(run(&mut s, "INCRBYFLOAT z inf"), err("ERR increment would produce NaN or Infinity"));
     run(&mut s, "SET w abc");
     assert_eq!(run(&mut s, "INCRBYFLOAT w 1"), err("ERR value is not a valid float"));
+    // The long double's own rounding shows, as in redis-server (these texts are its replies).
+    assert_eq!(run(&mut s, "INCRBYFLOAT f 5.0e3"), bulk("5006.10000000000000009"));
+    // Found by `concord difftest` (seed 2): a large sum is the long double's, not an f64's.
+    run(&mut s, "SET k0 -38");
+    assert_eq!(
+        run(&mut s, "INCRBYFLOAT k0 1e308"),
+        bulk(
+            "9999999999999999999668587965584564566056009984741556720779704799492173486883806187210012692188853932\
+             0446747225054013223152134749593960583597420814430196418767959100019603190778663109604507106667939153\
+             3957889389145605435630612683649016186302170865892534448816237913008557573181424245104527282550463439\
+             28578048"
+        )
+    );
 }
 
 /// INCRBYFLOAT against values redis-server 7.0 answered (x86-64, 80-bit `long double`): the

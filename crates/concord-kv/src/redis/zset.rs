@@ -687,13 +687,9 @@ pub fn pop_many(tx: &mut Tx, key: &[u8], max: bool, count: u64) -> Result<Option
 fn zpop(tx: &mut Tx, args: &[Vec<u8>], max: bool) -> Outcome {
     let count = match args {
         [_] => None,
-        // Redis's one message for "not a number" and "negative" alike.
-        [_, n] => Some(
-            int(n)
-                .ok()
-                .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| Reply::error("ERR value is out of range, must be positive"))?,
-        ),
+        // Redis reads the count with getPositiveLongFromObjectOrReply: not a number is the same
+        // error as a negative one (found by `concord difftest`, seed 3).
+        [_, n] => Some(super::args::positive(n)?),
         _ => return Err(Reply::error("ERR syntax error")),
     };
     let popped = pop_many(tx, &args[0], max, count.unwrap_or(1))?.unwrap_or_default();
