@@ -316,34 +316,35 @@ fn linsert(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 fn lpos(view: &View, args: &[Vec<u8>]) -> Outcome {
     let (key, target, options) = (&args[0], &args[1], &args[2..]);
     let (mut rank, mut matches, mut maxlen) = (1i64, None, 0i64);
-    if !options.len().is_multiple_of(2) {
-        return Err(Reply::error("ERR syntax error"));
-    }
-    for pair in options.chunks(2) {
-        let value = int(&pair[1])?;
+    // Redis's `lposCommand`: options one by one, each number checked as it is read; an option
+    // without its number, or an unknown one, is a syntax error where it stands.
+    let mut rest = options;
+    while let [option, tail @ ..] = rest {
+        let Some((value, tail)) = tail.split_first() else { return Err(Reply::error("ERR syntax error")) };
+        // `getPositiveLongFromObjectOrReply` with a message: the same words for "not a number".
+        let positive = |what: &str| match int(value) {
+            Ok(n) if n >= 0 => Ok(n),
+            _ => Err(Reply::error(format!("ERR {what} can't be negative"))),
+        };
         match () {
-            _ if is(&pair[0], "RANK") => {
-                if value == 0 || value == i64::MIN {
+            _ if is(option, "RANK") => {
+                rank = int(value)?;
+                if rank == i64::MIN {
+                    // redis-server 7.0 negates it (overflowing back to itself) and then takes the
+                    // first match from the tail: as -1.
+                    rank = -1;
+                }
+                if rank == 0 {
                     return Err(Reply::error(
                         "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
                     ));
                 }
-                rank = value;
             }
-            _ if is(&pair[0], "COUNT") => {
-                if value < 0 {
-                    return Err(Reply::error("ERR COUNT can't be negative"));
-                }
-                matches = Some(value);
-            }
-            _ if is(&pair[0], "MAXLEN") => {
-                if value < 0 {
-                    return Err(Reply::error("ERR MAXLEN can't be negative"));
-                }
-                maxlen = value;
-            }
+            _ if is(option, "COUNT") => matches = Some(positive("COUNT")?),
+            _ if is(option, "MAXLEN") => maxlen = positive("MAXLEN")?,
             _ => return Err(Reply::error("ERR syntax error")),
         }
+        rest = tail;
     }
     let none = || if matches.is_some() { Reply::Array(vec![]) } else { Reply::Nil };
     let Some(header) = list(view, key)? else { return Ok(none()) };

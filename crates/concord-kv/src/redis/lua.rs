@@ -155,6 +155,14 @@ pub fn refused_in_scripts(name: &[u8]) -> bool {
         "fcall",
         "fcall_ro",
         "function",
+        // Blocking pops that Redis 7.0 flags `noscript` (BLMPOP and BZMPOP are allowed, and do
+        // not block: an empty list answers nil).
+        "blpop",
+        "brpop",
+        "brpoplpush",
+        "blmove",
+        "bzpopmin",
+        "bzpopmax",
     ];
     REFUSED.iter().any(|r| r.as_bytes().eq_ignore_ascii_case(name))
 }

@@ -287,6 +287,7 @@ const COMMAND_TABLE: &[(&str, i8, Keys)] = &[
     ("move", 3, Range(1, 1, 1)),
     ("mset", -3, Range(1, -1, 2)),
     ("msetnx", -3, Range(1, -1, 2)),
+    ("object", -2, Range(2, 2, 1)),
     ("persist", 2, Range(1, 1, 1)),
     ("pexpire", -3, Range(1, 1, 1)),
     ("pexpireat", -3, Range(1, 1, 1)),

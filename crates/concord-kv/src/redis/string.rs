@@ -153,8 +153,8 @@ fn store(tx: &mut Tx, key: &[u8], value: Vec<u8>, expiry: Expiry, old: Option<&E
 /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]`.
 fn set(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let (key, value, options) = (&args[0], &args[1], &args[2..]);
-    let (mut nx, mut xx, mut get) = (false, false, false);
-    let mut expiry = None;
+    let (mut nx, mut xx, mut get, mut keep) = (false, false, false, false);
+    let mut timed: Option<(&[u8], &[u8])> = None;
     let mut i = 0;
     while i < options.len() {
         let option = &options[i];
@@ -165,16 +165,22 @@ fn set(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
             xx = true;
         } else if is(option, "GET") {
             get = true;
-        } else if is(option, "KEEPTTL") && expiry.is_none() {
-            expiry = Some(Expiry::Keep);
-        } else if let Some(amount) = next.filter(|_| is_expiry(option) && expiry.is_none()) {
-            expiry = Some(Expiry::At(deadline(tx, option, amount, "set")?));
+        } else if is(option, "KEEPTTL") && timed.is_none() {
+            keep = true;
+        } else if let Some(amount) = next.filter(|_| is_expiry(option) && !keep && timed.is_none()) {
+            timed = Some((option, amount));
             i += 1;
         } else {
             return Err(Reply::error("ERR syntax error"));
         }
         i += 1;
     }
+    // Redis's order: every option's syntax, then the expiry's number, then GET's type check
+    // (`SET k v XX PXAT abc x` is a syntax error; found by `concord difftest`).
+    let expiry = match timed {
+        Some((option, amount)) => Some(Expiry::At(deadline(tx, option, amount, "set")?)),
+        None => keep.then_some(Expiry::Keep),
+    };
     let old = if get { string(&tx.view(), key)? } else { tx.view().entry(key) };
     let allowed = (!nx || old.is_none()) && (!xx || old.is_some());
     if allowed {
@@ -221,7 +227,9 @@ fn getdel(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
 /// `GETEX key [EX s | PX ms | EXAT s | PXAT ms | PERSIST]`.
 fn getex(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let (key, options) = (&args[0], &args[1..]);
-    let mut change: Option<Option<i64>> = None; // Some(None): PERSIST
+    // Redis's `getexCommand` order: the options' syntax, then the key (absent: nil; another kind:
+    // WRONGTYPE), and only then the expiry's number (found by `concord difftest`).
+    let mut change: Option<Option<(&[u8], &[u8])>> = None; // Some(None): PERSIST
     let mut i = 0;
     while i < options.len() {
         let option = &options[i];
@@ -229,7 +237,7 @@ fn getex(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
         if is(option, "PERSIST") && change.is_none() {
             change = Some(None);
         } else if let Some(amount) = next.filter(|_| is_expiry(option) && change.is_none()) {
-            change = Some(Some(deadline(tx, option, amount, "getex")?));
+            change = Some(Some((option, amount)));
             i += 1;
         } else {
             return Err(Reply::error("ERR syntax error"));
@@ -243,11 +251,13 @@ fn getex(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
             tx.set_deadline(key, None);
         }
         Some(None) => {}
-        Some(Some(at)) if at <= now_ms(tx) => {
-            tx.remove(key);
-        }
-        Some(Some(at)) => {
-            tx.set_deadline(key, Some(Time(at as u64 * 1_000_000)));
+        Some(Some((option, amount))) => {
+            let at = deadline(tx, option, amount, "getex")?;
+            if at <= now_ms(tx) {
+                tx.remove(key);
+            } else {
+                tx.set_deadline(key, Some(Time(at as u64 * 1_000_000)));
+            }
         }
     }
     Ok(Reply::Bulk(old.value))

@@ -119,6 +119,14 @@ fn lpos_finds_matches_by_rank_count_and_maxlen() {
         matches!(run(&mut s, "LPOS p a RANK 0"), Reply::Error(e) if e.starts_with("ERR RANK can't be zero"))
     );
     assert_eq!(run(&mut s, "LPOS p a COUNT -1"), err("ERR COUNT can't be negative"));
+    // redis-server 7.0's order and words: each option checked as it is read, "not a number" in
+    // the option's own words, RANK of i64::MIN as -1 (found by `concord difftest`).
+    assert_eq!(run(&mut s, "LPOS p a COUNT x"), err("ERR COUNT can't be negative"));
+    assert_eq!(run(&mut s, "LPOS p a MAXLEN x"), err("ERR MAXLEN can't be negative"));
+    assert_eq!(run(&mut s, "LPOS p a COUNT -1 RANK 0"), err("ERR COUNT can't be negative"));
+    assert_eq!(run(&mut s, "LPOS p a FOO 1 RANK 0"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "LPOS p a RANK 1 COUNT"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "LPOS p a RANK -9223372036854775808"), i(6));
     assert_eq!(run(&mut s, "LPOS p a MAXLEN -1"), err("ERR MAXLEN can't be negative"));
     assert_eq!(run(&mut s, "LPOS p a FOO 1"), err("ERR syntax error"));
 }

@@ -234,6 +234,19 @@ fn ranges_appends_and_getex() {
     assert_eq!(run(&mut s, "TTL a"), Reply::Int(-1));
     assert_eq!(run(&mut s, "GETEX a EX 0"), err("ERR invalid expire time in 'getex' command"));
     assert_eq!(run(&mut s, "GETEX a FOO"), err("ERR syntax error"));
+    // SET: every option's syntax, then the expiry's number, then GET's type check.
+    assert_eq!(run(&mut s, "SET k -9 XX PXAT abc x"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "SET k v EX 0 FOO"), err("ERR syntax error"));
+    assert_eq!(run(&mut s, "SET k v EX 1 KEEPTTL"), err("ERR syntax error"));
+    run(&mut s, "HSET hset f v");
+    assert_eq!(run(&mut s, "SET hset v GET EX abc"), err("ERR value is not an integer or out of range"));
+    assert_eq!(run(&mut s, "SET hset v GET EX 10"), Reply::wrong_type());
+    // redis-server's order: syntax, then the key (nil, WRONGTYPE), then the expiry's number.
+    assert_eq!(run(&mut s, "GETEX absent EX 0"), Reply::Nil);
+    assert_eq!(run(&mut s, "GETEX absent EX abc FOO"), err("ERR syntax error"));
+    run(&mut s, "HSET hh f v");
+    assert_eq!(run(&mut s, "GETEX hh EX abc"), Reply::wrong_type());
+    assert_eq!(run(&mut s, "GETEX a EX abc"), err("ERR value is not an integer or out of range"));
     assert_eq!(run(&mut s, "GETDEL a"), bulk("HelloRedis"));
     assert_eq!(run(&mut s, "GETDEL a"), Reply::Nil);
     assert_eq!(run(&mut s, "GETSET g 1"), Reply::Nil);

@@ -301,3 +301,27 @@ fn scripts_cannot_flush_or_pick_a_random_key() {
     assert_eq!(eval(&mut s, "return redis.call('touch', KEYS[1], 'nope')", &["k"], &[]), Reply::Int(1));
     assert_eq!(eval_ro(&s, "return redis.call('exists', KEYS[1])", &["k"]), Reply::Int(1));
 }
+
+/// Blocking pops in scripts, as redis-server 7.0 answers: BLPOP and its kin are `noscript`,
+/// BLMPOP does not block (nil on an empty list); OBJECT runs.
+#[test]
+fn scripts_and_blocking_pops_and_object() {
+    let mut s = KvStore::default();
+    for body in ["return redis.pcall('blpop', 'q', 0)", "return redis.pcall('bzpopmax', 'z', 0)"] {
+        assert_eq!(
+            eval(&mut s, body, &[], &[]),
+            Reply::error("ERR This Redis command is not allowed from script")
+        );
+    }
+    assert_eq!(eval(&mut s, "return redis.call('blmpop', 0, 1, 'q', 'LEFT')", &["q"], &[]), Reply::Nil);
+    eval(&mut s, "return redis.call('rpush', KEYS[1], 'a')", &["q"], &[]);
+    assert_eq!(
+        eval(&mut s, "return redis.call('blmpop', 0, 1, KEYS[1], 'LEFT')", &["q"], &[]),
+        Reply::Array(vec![Reply::bulk("q"), Reply::Array(vec![Reply::bulk("a")])])
+    );
+    assert_eq!(eval(&mut s, "return redis.call('set', KEYS[1], 'abc')", &["s"], &[]), Reply::Ok);
+    assert_eq!(
+        eval_ro(&s, "return redis.call('object', 'encoding', KEYS[1])", &["s"]),
+        Reply::bulk("embstr")
+    );
+}
