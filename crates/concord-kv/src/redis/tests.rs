@@ -37,6 +37,30 @@ pub(super) fn run_words(store: &mut KvStore, words: &[&str], now: Time) -> Reply
     }
 }
 
+/// Reply builders shared by the family test files.
+pub(super) fn b(s: &str) -> Reply {
+    Reply::bulk(s)
+}
+
+pub(super) fn i(n: i64) -> Reply {
+    Reply::Int(n)
+}
+
+pub(super) fn err(line: &str) -> Reply {
+    Reply::error(line)
+}
+
+/// An array of bulk strings from a space-separated line ("" for an empty array).
+pub(super) fn bulks(line: &str) -> Reply {
+    Reply::Array(line.split_whitespace().map(b).collect())
+}
+
+/// `"a 1 b 2"` as pairs of member and score (`WITHSCORES`).
+pub(super) fn scored(line: &str) -> Reply {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    Reply::scored(words.chunks(2).map(|p| (p[0].as_bytes().to_vec(), zset::float(p[1].as_bytes()).unwrap())))
+}
+
 fn bulk(s: &str) -> Reply {
     Reply::bulk(s)
 }

@@ -1,36 +1,12 @@
 //! Lists and sorted sets against a real store. Expected replies were checked against
 //! redis-server 7.0 with redis-cli.
 
-use super::tests::{run, NOW};
+use super::tests::{b, bulks, err, i, run, scored, NOW};
 use super::*;
 use crate::{Command, KvStore};
 
-fn b(s: &str) -> Reply {
-    Reply::bulk(s)
-}
-
 fn d(x: f64) -> Reply {
     Reply::Double(x)
-}
-
-fn i(n: i64) -> Reply {
-    Reply::Int(n)
-}
-
-fn err(line: &str) -> Reply {
-    Reply::error(line)
-}
-
-/// An array of bulk strings from a space-separated line ("" for an empty array).
-fn bulks(line: &str) -> Reply {
-    Reply::Array(line.split_whitespace().map(b).collect())
-}
-
-/// `[member, score, …]` from `"a 1 b 2"`.
-/// `"a 1 b 2"` as pairs of member and score (`WITHSCORES`).
-fn scored(line: &str) -> Reply {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    Reply::scored(words.chunks(2).map(|p| (p[0].as_bytes().to_vec(), zset::float(p[1].as_bytes()).unwrap())))
 }
 
 /// `"a 1"` as the flat `[member, score]` of a pop without a count.

@@ -2,30 +2,9 @@
 //! `ZRANGESTORE`, `ZMPOP`/`BZMPOP`, `LCS` and `SORT`/`SORT_RO` against a real store. Every
 //! expected reply was taken from redis-server 7.0.
 
-use super::tests::run;
+use super::tests::{b, bulks, err, i, run, scored};
 use super::*;
 use crate::KvStore;
-
-fn b(s: &str) -> Reply {
-    Reply::bulk(s)
-}
-
-fn i(n: i64) -> Reply {
-    Reply::Int(n)
-}
-
-fn err(line: &str) -> Reply {
-    Reply::error(line)
-}
-
-fn bulks(line: &str) -> Reply {
-    Reply::Array(line.split_whitespace().map(b).collect())
-}
-
-fn scored(line: &str) -> Reply {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    Reply::scored(words.chunks(2).map(|p| (p[0].as_bytes().to_vec(), zset::float(p[1].as_bytes()).unwrap())))
-}
 
 /// Bulk strings and nils (`-`) from a space-separated line.
 fn bulks_or_nil(line: &str) -> Reply {
