@@ -1168,6 +1168,7 @@ mod tests {
                 "incrby" | "decrby" | "select" => &["k", "1"],
                 "scan" => &["0"],
                 "pubsub" => &["numpat"],
+                "script" => &["flush"],
                 "eval" | "eval_ro" | "evalsha" | "evalsha_ro" => &["return 1", "0"],
                 // (Interpreter commands check their own arguments: only the count matters here.)
                 _ => &["k", "v", "w", "x", "y"],
