@@ -82,10 +82,10 @@ fn hincrby(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
             header.len += 1;
             0
         }
-        Some(value) => std::str::from_utf8(&value)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| Reply::error("ERR hash value is not an integer"))?,
+        // Redis's integer grammar (no `+1`, `01`, `-0`; found by `concord difftest`).
+        Some(value) => {
+            crate::store::parse_i64(&value).ok_or_else(|| Reply::error("ERR hash value is not an integer"))?
+        }
     };
     let value = current
         .checked_add(delta)

@@ -302,11 +302,7 @@ fn incr_by(tx: &mut Tx, key: &[u8], delta: i64) -> Outcome {
     let old = string(&tx.view(), key)?;
     let current = match &old {
         None => 0,
-        Some(entry) => std::str::from_utf8(&entry.value)
-            .ok()
-            .filter(|s| !(s.starts_with('+') || s.starts_with("-0") || s.len() > 1 && s.starts_with('0')))
-            .and_then(|s| s.parse::<i64>().ok())
-            .ok_or_else(|| Reply::error("ERR value is not an integer or out of range"))?,
+        Some(entry) => int(&entry.value)?,
     };
     let value = current
         .checked_add(delta)

@@ -86,6 +86,16 @@ fn hash_fields_are_set_read_counted_and_deleted() {
     assert_eq!(run(&mut s, "HMGET h a nope c"), Reply::Array(vec![bulk("3"), Reply::Nil, bulk("4")]));
     assert_eq!(run(&mut s, "HINCRBY h a 10"), Reply::Int(13));
     assert_eq!(run(&mut s, "HINCRBY h b x"), Reply::error("ERR value is not an integer or out of range"));
+    // A stored value in Redis's integer grammar only (found by `concord difftest`).
+    for stored in ["+1", "01", "-0", " 1"] {
+        run_words(&mut s, &["HSET", "hn", "n", stored], NOW);
+        assert_eq!(
+            run(&mut s, "HINCRBY hn n 1"),
+            Reply::error("ERR hash value is not an integer"),
+            "{stored}"
+        );
+    }
+    assert_eq!(run(&mut s, "DEL hn"), Reply::Int(1));
     assert_eq!(run(&mut s, "HDEL h a b nope"), Reply::Int(2));
     assert_eq!(run(&mut s, "TYPE h"), Reply::Status("hash".into()));
     // The last field gone: the key is gone, records and all.

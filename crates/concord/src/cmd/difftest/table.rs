@@ -20,6 +20,38 @@ use rand_chacha::ChaCha8Rng;
 /// The key space every generated command draws from.
 pub const KEYS: [&str; 8] = ["k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7"];
 
+/// Script bodies for `EVAL` (each reads only replies whose order both servers agree on).
+const SCRIPTS: &[&str] = &[
+    "return redis.call('incr', KEYS[1])",
+    "return redis.pcall('incrby', KEYS[1], ARGV[1])",
+    "return redis.pcall('set', KEYS[1], ARGV[1])",
+    "return redis.pcall('hset', KEYS[1], 'f', ARGV[1])",
+    "return redis.pcall('rpush', KEYS[1], ARGV[1], 'x')",
+    "return redis.pcall('zadd', KEYS[1], 1, ARGV[1])",
+    "return redis.pcall('zincrby', KEYS[1], ARGV[1], 'm')",
+    "return redis.pcall('lrange', KEYS[1], 0, -1)",
+    "return {redis.pcall('type', KEYS[1]), redis.pcall('exists', KEYS[1]), 1.5, false, 'x'}",
+    "redis.setresp(3); return redis.pcall('zrange', KEYS[1], 0, -1, 'withscores')",
+    "redis.setresp(3); return redis.pcall('zscore', KEYS[1], 'm')",
+    "redis.setresp(3); return {true, false, redis.pcall('get', KEYS[1])}",
+    "return redis.pcall('hget', KEYS[1], 'f')",
+    "return redis.error_reply('boom')",
+    "return redis.status_reply('FINE')",
+    "error('oops')",
+    "return redis.call('nosuchcommand')",
+    "return tostring(tonumber(ARGV[1]))",
+    "local n = 0 for i = 1, 100 do n = n + i end return n",
+];
+
+/// Script bodies for `EVAL_RO`: reads, and a write it must refuse.
+const READ_SCRIPTS: &[&str] = &[
+    "return redis.pcall('get', KEYS[1])",
+    "return redis.pcall('lrange', KEYS[1], 0, -1)",
+    "return redis.pcall('zrange', KEYS[1], 0, -1, 'withscores')",
+    "return {redis.pcall('type', KEYS[1]), redis.pcall('ttl', KEYS[1])}",
+    "return redis.pcall('set', KEYS[1], 'v')",
+];
+
 /// String values: small integers and text, the edges of i64 and beyond, floats, spaces, binary.
 const VALUES: &[&str] = &[
     "",
@@ -443,6 +475,10 @@ pub fn rows() -> Vec<Row> {
         row("renamenx", Exact, |g| argv!["RENAMENX", g.key(), g.key()]),
         row("copy", Exact, |g| argv!["COPY", g.key(), g.key(), g.maybe(0.4, &["REPLACE"])]),
         row("randomkey", ExistingKey, |_| argv!["RANDOMKEY"]),
+        // Scripts: Lua's conversions both ways, errors with the script's SHA and line, RESP3
+        // after redis.setresp(3) – over the same tiny key space, so calls meet every type.
+        row("eval", Exact, |g| argv!["EVAL", g.pick(SCRIPTS), "1", g.key(), g.value()]),
+        row("eval_ro", Exact, |g| argv!["EVAL_RO", g.pick(READ_SCRIPTS), "1", g.key()]),
         row("keys", Unordered, |g| argv!["KEYS", g.pattern()]),
         scan("scan", false, |g| {
             let pattern = g.chance(0.4).then(|| vec![b"MATCH".to_vec(), g.pattern()]);
