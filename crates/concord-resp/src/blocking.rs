@@ -36,7 +36,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(15);
 
 /// Whether `name` (any case) is a blocking pop this module waits for.
 pub fn is_blocking(name: &[u8]) -> bool {
-    ["blpop", "brpop", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop"]
+    ["blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop"]
         .iter()
         .any(|b| name.eq_ignore_ascii_case(b.as_bytes()))
 }
@@ -46,7 +46,7 @@ fn watched(args: &[Bytes]) -> (Vec<Vec<u8>>, &'static str) {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let length = if name.starts_with("bz") { "zcard" } else { "llen" };
     let keys: Vec<Vec<u8>> = match name.as_str() {
-        "blmove" => args.get(1).map(|k| k.to_vec()).into_iter().collect(),
+        "blmove" | "brpoplpush" => args.get(1).map(|k| k.to_vec()).into_iter().collect(),
         // BLMPOP|BZMPOP timeout numkeys key …
         "blmpop" | "bzmpop" => {
             let n = std::str::from_utf8(&args[2]).ok().and_then(|n| n.parse::<usize>().ok()).unwrap_or(0);

@@ -104,6 +104,21 @@ fn blmove_waits_then_moves_one_element() {
 }
 
 #[test]
+fn brpoplpush_waits_then_moves_the_last_element() {
+    let server = TestServer::start(RespConfig::default());
+    let mut blocked = server.connect();
+    let mut pusher = server.connect();
+    blocked.send(&resp(&["BRPOPLPUSH", "src", "dst", "5"]));
+    std::thread::sleep(Duration::from_millis(100));
+    pusher.expect(&resp(&["RPUSH", "src", "a", "b"]), b":2\r\n");
+    let (got, _) = blocked.read_for(7, Duration::from_secs(5));
+    assert_eq!(String::from_utf8_lossy(&got), "$1\r\nb\r\n");
+    pusher.expect(&resp(&["LRANGE", "dst", "0", "-1"]), b"*1\r\n$1\r\nb\r\n");
+    // A timeout answers a null array, as redis-server 7.0 does.
+    blocked.expect(&resp(&["BRPOPLPUSH", "nokey", "dst", "0.05"]), b"*-1\r\n");
+}
+
+#[test]
 fn blmpop_waits_on_counted_keys() {
     let server = TestServer::start(RespConfig::default());
     let mut blocked = server.connect();

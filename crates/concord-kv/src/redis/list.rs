@@ -35,6 +35,7 @@ pub const COMMANDS: &[Spec] = &[
     write("blpop", |tx, args| bpop(tx, args, Side::Left)),
     write("brpop", |tx, args| bpop(tx, args, Side::Right)),
     write("blmove", blmove),
+    write("brpoplpush", brpoplpush),
     write("blmpop", blmpop),
     read("llen", llen),
     read("lrange", lrange),
@@ -483,6 +484,13 @@ fn blmove(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
     let (from, to) = (Side::parse(from)?, Side::parse(to)?);
     timeout(seconds)?;
     move_one(tx, source, destination, from, to)
+}
+
+/// `BRPOPLPUSH source destination timeout` run once (Redis reads the timeout first).
+fn brpoplpush(tx: &mut Tx, args: &[Vec<u8>]) -> Outcome {
+    let [source, destination, seconds] = args else { unreachable!("arity checked") };
+    timeout(seconds)?;
+    move_one(tx, source, destination, Side::Right, Side::Left)
 }
 
 /// `BLMPOP timeout numkeys key [key …] LEFT|RIGHT [COUNT count]` run once.

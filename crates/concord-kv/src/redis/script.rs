@@ -219,6 +219,7 @@ const COMMAND_TABLE: &[(&str, i8, Keys)] = &[
     ("bitop", -4, Range(2, -1, 1)),
     ("bitpos", -3, Range(1, 1, 1)),
     ("blmpop", -5, Counted { at: 2, dest: false }),
+    ("brpoplpush", 4, Range(1, 2, 1)),
     ("bzmpop", -5, Counted { at: 2, dest: false }),
     ("copy", -3, Range(1, 2, 1)),
     ("dbsize", 1, Range(0, 0, 0)),

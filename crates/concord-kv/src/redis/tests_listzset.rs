@@ -150,6 +150,12 @@ fn blocking_pops_run_once_as_their_non_blocking_forms() {
     assert_eq!(run(&mut s, "BZPOPMIN z 0"), Reply::NilArray);
     run(&mut s, "RPUSH src x");
     assert_eq!(run(&mut s, "BLMOVE src dst LEFT LEFT 0"), b("x"));
+    run(&mut s, "RPUSH src y z");
+    assert_eq!(run(&mut s, "BRPOPLPUSH src dst x"), err("ERR timeout is not a float or out of range"));
+    assert_eq!(run(&mut s, "BRPOPLPUSH src dst 0"), b("z"));
+    assert_eq!(run(&mut s, "BRPOPLPUSH nokey dst 0"), Reply::Nil);
+    assert_eq!(run(&mut s, "LPOP src"), b("y"));
+    assert_eq!(run(&mut s, "LPOP dst"), b("z"));
     assert_eq!(run(&mut s, "BLMPOP 0 1 dst LEFT"), Reply::Array(vec![b("dst"), bulks("x")]));
     assert_eq!(s.len(), 0);
 }

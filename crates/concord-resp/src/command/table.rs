@@ -844,6 +844,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     spec("blmove", 6, &["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "6.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available")
         .acl(&["@write", "@list", "@slow", "@blocking"])
         .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
+    spec("brpoplpush", 4, &["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "2.2.0", "Pop an element from a list, push it to another list and return it; or block until one is available")
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_specs(&[KeySpec::range(&["RW", "access", "delete"], 1, 0, 1), KeySpec::range(&["RW", "insert"], 2, 0, 1)]),
     // Keys counted by an argument (`numkeys`): a `keynum` key spec, by hand.
     spec("lmpop", -4, &["write", "movablekeys"], (0, 0, 0), "list", "7.0.0", "Pop elements from a list")
         .acl(&["@write", "@list", "@slow"])
