@@ -555,7 +555,6 @@ pub fn rows() -> Vec<Row> {
         }),
         row("blpop", Exact, |g| argv!["BLPOP", g.keys(1, 3), g.timeout()]),
         row("brpop", Exact, |g| argv!["BRPOP", g.keys(1, 3), g.timeout()]),
-        row("brpoplpush", Exact, |g| argv!["BRPOPLPUSH", g.key(), g.key(), g.timeout()]),
         row("blmove", Exact, |g| {
             argv![
                 "BLMOVE",
