@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{have_program, TestServer};
+use common::{have_program, python, TestServer};
 use concord_resp::RespConfig;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -175,14 +175,9 @@ fn redis_py_commands_pipelines_and_transactions_in_resp2_and_resp3() {
         return;
     }
     let server = TestServer::start(RespConfig::default());
-    let output =
-        Command::new("python3").args(["-c", PYTHON_SCRIPT, &server.port().to_string()]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "python3 failed: {stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.starts_with("ok"), "{stdout} {stderr}");
-    if stdout.trim() != "ok" {
-        eprintln!("{}", stdout.trim());
+    let stdout = python(PYTHON_SCRIPT, &[&server.port().to_string()]);
+    if stdout != "ok" {
+        eprintln!("{stdout}");
     }
 }
 
@@ -241,11 +236,5 @@ fn redis_py_watch_transaction_retries_under_a_concurrent_writer() {
         return;
     }
     let server = TestServer::start(RespConfig::default());
-    let output = Command::new("python3")
-        .args(["-c", PYTHON_WATCH_SCRIPT, &server.port().to_string()])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "python3 failed: {stderr}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok", "{stderr}");
+    assert_eq!(python(PYTHON_WATCH_SCRIPT, &[&server.port().to_string()]), "ok");
 }

@@ -13,7 +13,7 @@
 mod common;
 
 use common::redis::{call, parse_value, Redis, Value, INSTALL};
-use common::{have_program, Conn, TestServer};
+use common::{have_program, python, Conn, TestServer};
 use concord_kv::KvLimits;
 use concord_resp::{RespConfig, Topology, TopologyNode, TopologyShard};
 use std::net::SocketAddr;
@@ -481,11 +481,7 @@ fn redis_py_cluster_client_routes_itself() {
         return;
     }
     let server = concord(Some(one_node("f".repeat(40), 16_379)));
-    let output =
-        Command::new("python3").args(["-c", REDIS_PY_CLUSTER, &server.port().to_string()]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "python3 failed: {stderr}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok", "{stderr}");
+    assert_eq!(python(REDIS_PY_CLUSTER, &[&server.port().to_string()]), "ok");
 }
 
 /// Two Concord nodes splitting the slots (each `MemoryBackend` leads one shard and follows the
@@ -585,9 +581,7 @@ keys = {k for k in rc.keys(target_nodes=RedisCluster.PRIMARIES) if re.fullmatch(
 assert keys == {f"key{i}".encode() for i in range(50)}, sorted(keys)
 print("ok")
 "#;
-    let output = Command::new("python3").args(["-c", script, &a.port().to_string()]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok", "{stderr}");
+    assert_eq!(python(script, &[&a.port().to_string()]), "ok");
     // Each node holds exactly the keys of its slots.
     let (on_a, on_b) = (a.backend.snapshot(), b.backend.snapshot());
     for i in 0..50 {

@@ -8,11 +8,10 @@
 mod common;
 
 use common::redis::{call, parse_value, Redis};
-use common::{have_program, resp, Conn, TestServer};
+use common::{have_program, python, resp, Conn, TestServer};
 use concord_kv::KvLimits;
 use concord_resp::RespConfig;
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -353,12 +352,6 @@ fn redis_py_reads_info_clients_slowlog_config_role_and_time() {
     }
     for protocol in ["2", "3"] {
         let server = TestServer::start(RespConfig::default());
-        let output = Command::new("python3")
-            .args(["-c", REDIS_PY, &server.port().to_string(), protocol])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "python3 (RESP{protocol}) failed: {stderr}");
-        assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "ok");
+        assert_eq!(python(REDIS_PY, &[&server.port().to_string(), protocol]), "ok", "RESP{protocol}");
     }
 }

@@ -4,9 +4,8 @@
 
 mod common;
 
-use common::{have_program, Conn, TestServer};
+use common::{have_program, python, Conn, TestServer};
 use concord_resp::RespConfig;
-use std::process::Command;
 use std::time::Duration;
 
 const REDIS_PY: &str = "install the redis package for python3 (pip install redis)";
@@ -197,12 +196,7 @@ fn redis_py_pubsub_in_resp2_and_resp3() {
         return;
     }
     let server = TestServer::start(RespConfig::default());
-    let output =
-        Command::new("python3").args(["-c", PYTHON_SCRIPT, &server.port().to_string()]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "python3 failed: {stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.starts_with("ok"), "{stdout} {stderr}");
+    python(PYTHON_SCRIPT, &[&server.port().to_string()]);
 }
 
 #[test]

@@ -161,6 +161,16 @@ pub fn resp(args: &[&str]) -> Vec<u8> {
     out
 }
 
+/// Run `python3 -c script args…`: it must exit 0 and print a line starting with `ok` (a script
+/// may add why it checked less, e.g. "ok (RESP2 only …)"). Its standard output, trimmed.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new("python3").arg("-c").arg(script).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stdout.starts_with("ok"), "python3 {args:?}: {stdout}\n{stderr}");
+    stdout
+}
+
 /// Whether an external program can be used. Missing under `CI`: a failure (the CI script must
 /// install it); missing elsewhere: the test prints why it is skipped.
 pub fn have_program(program: &str, probe: &[&str], install_hint: &str) -> bool {
