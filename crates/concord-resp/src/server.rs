@@ -118,11 +118,14 @@ use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
 use crate::monitor::{ClientHandle, ClientSnapshot, Lookups, Monitor};
+use crate::pipeline::{ready_now, Pipeline};
 use crate::pubsub::{Hub, Mailbox, PubSubRequest};
 use crate::scripts::ScriptCache;
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -132,9 +135,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 /// Refusals (`-ERR max number of clients reached`) in progress at once; see the module docs.
+/// How often the writer lets other tasks run before it writes a part of a batch whose next
+/// answer is not ready yet (see `write_replies`).
+const ANSWER_YIELDS: usize = 2;
 pub const MAX_REFUSING: usize = 32;
 
 /// Why the server closed a client's connection (see the limits in the module docs).
@@ -547,15 +553,17 @@ async fn connection<A: Acceptor>(
     let (replies_tx, replies_rx) = mpsc::channel(shared.config.max_pipeline.max(1));
     // Pub/Sub messages arrive beside the replies, bounded in bytes (see `crate::pubsub`).
     let (mailbox, pushes) = Mailbox::new(shared.config.max_pubsub_output_bytes);
+    let pipeline = Arc::new(Pipeline::default());
     let writer = tokio::spawn(write_replies(
         writer,
         replies_rx,
         pushes,
         mailbox.clone(),
         output.clone(),
+        pipeline.clone(),
         shared.clone(),
     ));
-    let mut client = Client::new(addr, laddr, shared.clone(), output, mailbox);
+    let mut client = Client::new(addr, laddr, shared.clone(), output, mailbox, pipeline);
     shared.monitor.register(client.handle.clone());
     let _registered = Registered(shared.clone(), client.id);
     let ended = client.read_requests(&mut reader, replies_tx, stop).await;
@@ -590,10 +598,16 @@ async fn drain(reader: &mut (impl AsyncRead + Unpin)) {
     }
 }
 
-/// A reply the writer will send: ready now, or computed by a backend task.
+/// A reply the writer will send: ready now, computed by a backend request the writer polls, or
+/// by a task of its own.
 enum Pending {
     Ready(Frame, Protocol),
-    /// A backend reply, and its size as counted in the connection's [`OutputBuffer`].
+    /// A backend request, already submitted (see [`Backend`]'s contract): the writer polls it in
+    /// its turn, beside the others in flight – no task or channel per request. Yields the reply
+    /// and its size as counted in the connection's [`OutputBuffer`].
+    Answer(BoxFuture<(Frame, usize)>, Protocol),
+    /// A blocking pop's reply, computed on a task of its own (aborted when the client leaves;
+    /// the writer sends what it holds before waiting for it, as Redis does before it blocks).
     Waiting(oneshot::Receiver<(Frame, usize)>, Protocol),
     /// Pub/Sub confirmations, one frame per channel. `subscribe`: a SUBSCRIBE's, which held the
     /// connection's messages back ([`Mailbox::hold`]) and releases them once written, so that it
@@ -617,14 +631,30 @@ struct Batch {
 }
 
 impl Batch {
+    /// Write what is encoded. While the socket takes its time (a client that reads slowly, or
+    /// not at all), the replies queued behind are computed meanwhile (see [`Queue::compute_ahead`]),
+    /// so that they count in the connection's output buffer as they would on Redis.
     async fn flush(
         &mut self,
         socket: &mut (impl AsyncWrite + Unpin),
+        queue: &mut Queue,
         output: &OutputBuffer,
         mailbox: &Mailbox,
     ) -> std::io::Result<()> {
         if !self.bytes.is_empty() {
-            send(socket, &self.bytes).await?;
+            {
+                let write = send(socket, &self.bytes);
+                tokio::pin!(write);
+                loop {
+                    tokio::select! {
+                        biased;
+                        written = &mut write => break written?,
+                        Some(pending) = queue.replies.recv(), if queue.ahead.len() < MAX_AHEAD => {
+                            queue.compute_ahead(pending);
+                        }
+                    }
+                }
+            }
             self.shared.monitor.net_output_bytes.fetch_add(self.bytes.len() as u64, Ordering::Relaxed);
             self.bytes.clear();
         }
@@ -647,12 +677,52 @@ impl Batch {
     }
 }
 
+/// The writer's queue of replies: the reader's channel, and the replies taken from it while a
+/// write was in progress.
+struct Queue {
+    replies: mpsc::Receiver<Pending>,
+    ahead: VecDeque<Pending>,
+}
+
+/// Replies the writer takes from the reader while a write is blocked, at most (the reader's
+/// channel holds `max_pipeline` more).
+const MAX_AHEAD: usize = 1024;
+
+impl Queue {
+    async fn next(&mut self) -> Option<Pending> {
+        match self.ahead.pop_front() {
+            Some(pending) => Some(pending),
+            None => self.replies.recv().await,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ahead.is_empty() && self.replies.is_empty()
+    }
+
+    /// A reply taken while the socket is busy: a backend answer gets a task of its own, so it is
+    /// computed (and counted against `max_output_bytes`) without waiting for the writer.
+    fn compute_ahead(&mut self, pending: Pending) {
+        self.ahead.push_back(match pending {
+            Pending::Answer(answer, protocol) => {
+                let (tx, rx) = oneshot::channel();
+                tokio::spawn(async move {
+                    let _ = tx.send(answer.await);
+                });
+                Pending::Waiting(rx, protocol)
+            }
+            other => other,
+        });
+    }
+}
+
 async fn write_replies(
     mut socket: impl AsyncWrite + Unpin,
-    mut replies: mpsc::Receiver<Pending>,
+    replies: mpsc::Receiver<Pending>,
     mut pushes: mpsc::UnboundedReceiver<Frame>,
     mailbox: Arc<Mailbox>,
     output: Arc<OutputBuffer>,
+    pipeline: Arc<Pipeline>,
     shared: Arc<Shared>,
 ) {
     let mut batch =
@@ -661,13 +731,21 @@ async fn write_replies(
     let mut protocol = Protocol::Resp2;
     // Pushes received while a SUBSCRIBE's confirmation is pending (see `Pending::PubSub`).
     let mut held_back: Vec<Frame> = Vec::new();
+    let mut queue = Queue { replies, ahead: VecDeque::new() };
     loop {
         let pending = tokio::select! {
             biased;
-            pending = replies.recv() => match pending {
+            pending = queue.next() => match pending {
                 Some(pending) => pending,
                 None => break,
             },
+            // Replies held while the reader was decoding (see `crate::pipeline`): it is done.
+            _ = pipeline.wait_decoding_done(), if !batch.bytes.is_empty() => {
+                if batch.flush(&mut socket, &mut queue, &output, &mailbox).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Some(push) = pushes.recv() => {
                 if mailbox.is_held() {
                     held_back.push(push);
@@ -675,7 +753,7 @@ async fn write_replies(
                 }
                 batch.push(&push, protocol);
                 if (pushes.is_empty() || batch.bytes.len() >= 64 * 1024)
-                    && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+                    && batch.flush(&mut socket, &mut queue, &output, &mailbox).await.is_err()
                 {
                     return;
                 }
@@ -697,6 +775,38 @@ async fn write_replies(
                 protocol = p;
                 frames
             }
+            Pending::Answer(mut answer, p) => {
+                protocol = p;
+                let ready = match ready_now(&mut answer) {
+                    Some(ready) => Some(ready),
+                    // Its answer is probably in the same batch as those just encoded: let the
+                    // node finish the batch before writing a part of it.
+                    None if !batch.bytes.is_empty() => {
+                        let mut ready = None;
+                        for _ in 0..ANSWER_YIELDS {
+                            tokio::task::yield_now().await;
+                            ready = ready_now(&mut answer);
+                            if ready.is_some() {
+                                break;
+                            }
+                        }
+                        ready
+                    }
+                    None => None,
+                };
+                let (frame, size) = match ready {
+                    Some(ready) => ready,
+                    None => {
+                        // A slow answer: send what is ready before waiting for it.
+                        if batch.flush(&mut socket, &mut queue, &output, &mailbox).await.is_err() {
+                            return;
+                        }
+                        answer.await
+                    }
+                };
+                batch.replies += size;
+                vec![frame]
+            }
             Pending::Waiting(mut answer, p) => {
                 protocol = p;
                 let frame = match answer.try_recv() {
@@ -706,7 +816,7 @@ async fn write_replies(
                     }
                     Err(oneshot::error::TryRecvError::Empty) => {
                         // Send what is ready before waiting for a slow answer.
-                        if batch.flush(&mut socket, &output, &mailbox).await.is_err() {
+                        if batch.flush(&mut socket, &mut queue, &output, &mailbox).await.is_err() {
                             return;
                         }
                         match answer.await {
@@ -734,8 +844,10 @@ async fn write_replies(
                 batch.take_pushes(&mut pushes, protocol);
             }
         }
-        if (replies.is_empty() || batch.bytes.len() >= 64 * 1024)
-            && batch.flush(&mut socket, &output, &mailbox).await.is_err()
+        // Write when nothing more is coming at once: no reply queued and the reader done
+        // decoding (see `crate::pipeline`), or a large batch.
+        if ((queue.is_empty() && !pipeline.is_decoding()) || batch.bytes.len() >= 64 * 1024)
+            && batch.flush(&mut socket, &mut queue, &output, &mailbox).await.is_err()
         {
             return;
         }
@@ -772,8 +884,9 @@ struct Client {
     /// `READONLY` is on: reads go to the backend as stale reads (see "Redis Cluster" in the
     /// module docs) until `READWRITE`.
     readonly: bool,
-    /// Backend tasks of the current run (see "Ordering" in the module docs).
-    in_flight: Vec<JoinHandle<()>>,
+    /// Backend requests in flight, shared with the writer (see "Ordering" in the module docs and
+    /// [`crate::pipeline`]).
+    pipeline: Arc<Pipeline>,
     /// Tasks of blocking pops (`crate::blocking`) that may wait forever: aborted when the client
     /// leaves, so a closed connection stops polling for it.
     blocking: Vec<tokio::task::AbortHandle>,
@@ -787,7 +900,7 @@ struct Client {
     /// This connection as the others see it (`CLIENT LIST`, `CLIENT KILL`).
     handle: Arc<ClientHandle>,
     /// The last command, Redis's way (`client|list`).
-    last_command: String,
+    last_command: Cow<'static, str>,
     /// The request being dispatched: when it started, and what the slow log and the keyspace
     /// counters need of it (taken by `start` for a backend request).
     timing: Option<Timing>,
@@ -882,6 +995,7 @@ impl Client {
         shared: Arc<Shared>,
         output: Arc<OutputBuffer>,
         mailbox: Arc<Mailbox>,
+        pipeline: Arc<Pipeline>,
     ) -> Client {
         // Without a password on `default`, a connection starts as `default`, as on Redis.
         let user = (!shared.acl.auth_required()).then(|| DEFAULT_USER.to_string());
@@ -905,7 +1019,7 @@ impl Client {
         };
         Client {
             handle: Arc::new(ClientHandle::new(id, addr, laddr, snapshot)),
-            last_command: "NULL".into(),
+            last_command: Cow::Borrowed("NULL"),
             timing: None,
             id,
             addr,
@@ -917,7 +1031,7 @@ impl Client {
             lib_version: None,
             consistency,
             readonly: false,
-            in_flight: Vec::new(),
+            pipeline,
             blocking: Vec::new(),
             run: None,
             multi: None,
@@ -949,7 +1063,6 @@ impl Client {
                 match self.decoder.decode(&mut buf) {
                     Ok(Some(args)) => {
                         let (pending, close) = self.dispatch(args).await;
-                        self.publish(buf.len());
                         // A full queue waits for the writer – unless the client stopped reading.
                         tokio::select! {
                             sent = replies.send(pending) => if sent.is_err() || close {
@@ -959,7 +1072,12 @@ impl Client {
                             _ = mailbox.wait_exceeded() => return Some(Disconnect::PubSubOutputBuffer),
                         }
                     }
-                    Ok(None) => break,
+                    Ok(None) => {
+                        // `CLIENT LIST` shows the connection as of its latest batch of requests.
+                        self.publish(buf.len());
+                        self.pipeline.decoding_done();
+                        break;
+                    }
                     // An oversized argument was passed over: refuse the request, read the next.
                     Err(e @ DecodeError::TooLarge { .. }) => {
                         self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
@@ -1015,9 +1133,9 @@ impl Client {
                 read = read => match read {
                     Some(Ok(n)) if n > 0 => {
                         self.shared.monitor.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        self.pipeline.decoding();
                     }
-                    None if replies.capacity() < replies.max_capacity()
-                        || self.in_flight.iter().any(|task| !task.is_finished()) => {}
+                    None if replies.capacity() < replies.max_capacity() || self.pipeline.unanswered() > 0 => {}
                     None => return Some(Disconnect::IdleTimeout),
                     // End of stream, or a socket error.
                     _ => return None,
@@ -1151,7 +1269,7 @@ impl Client {
                 let ctx = self.exec_context();
                 let watched = self.watched.clone();
                 let epoch = watched.lock().expect("watch lock").epoch;
-                self.start(Access::Read, move || {
+                self.start(Access::Read, false, move || {
                     Box::pin(async move {
                         match exec::watch_revisions(&ctx, &keys).await {
                             Ok(seen) => {
@@ -1234,7 +1352,7 @@ impl Client {
                         if let Some(probe) = self.note_watched_writes(&request) {
                             let watched = self.watched.clone();
                             return self
-                                .start(access, move || {
+                                .start(access, false, move || {
                                     let answer = exec::start_probing(request, probe, ctx);
                                     Box::pin(async move {
                                         let (frame, created) = answer.await;
@@ -1248,12 +1366,7 @@ impl Client {
                         }
                     }
                     // `start` hands writes to the backend now, in request order.
-                    let started = self.start(access, move || exec::start(request, ctx)).await;
-                    if blocking {
-                        self.blocking.retain(|task| !task.is_finished());
-                        self.blocking.extend(self.in_flight.last().map(JoinHandle::abort_handle));
-                    }
-                    started
+                    self.start(access, blocking, move || exec::start(request, ctx)).await
                 }
             },
         }
@@ -1289,9 +1402,7 @@ impl Client {
     async fn exec(&mut self, queued: Vec<Queued>) -> (Pending, bool) {
         // Writes still in flight may yet find a watched key created (`Watched::dirty`).
         if !self.watched.lock().expect("watch lock").keys.is_empty() {
-            for task in self.in_flight.drain(..) {
-                let _ = task.await;
-            }
+            self.wait_all_answered().await;
         }
         let mut data = Vec::new();
         let mut slots = Vec::with_capacity(queued.len());
@@ -1310,7 +1421,7 @@ impl Client {
         let cluster = self.shared.backend.is_cluster();
         // The watched keys are taken when the write starts: after every WATCH read before it has
         // answered (a write waits for the reads in flight).
-        self.start(Access::Write, move || {
+        self.start(Access::Write, false, move || {
             let (dirty, watch) = {
                 let mut watched = watched.lock().expect("watch lock");
                 (watched.dirty, watched.clear())
@@ -1447,24 +1558,27 @@ impl Client {
     }
 
     /// Start a backend request of kind `access` once the pipeline allows it (see "Ordering" in the
-    /// module docs); its reply arrives through a oneshot.
-    async fn start(&mut self, access: Access, begin: impl FnOnce() -> BoxFuture<Frame>) -> (Pending, bool) {
+    /// module docs). Its answer is polled by the writer ([`Pending::Answer`]) – or, for a
+    /// `blocking` pop that may wait forever, computed on a task of its own that is aborted when the
+    /// client leaves.
+    async fn start(
+        &mut self,
+        access: Access,
+        blocking: bool,
+        begin: impl FnOnce() -> BoxFuture<Frame>,
+    ) -> (Pending, bool) {
         if self.run.is_some_and(|run| run != access) {
-            for task in self.in_flight.drain(..) {
-                let _ = task.await;
-            }
+            self.wait_all_answered().await;
         }
         self.run = Some(access);
-        if self.in_flight.len() >= 1024 {
-            self.in_flight.retain(|task| !task.is_finished());
-        }
+        let answered = self.pipeline.started();
         let answer = begin();
-        let (reply_tx, reply_rx) = oneshot::channel();
         let output = self.output.clone();
         let timing = self.timing.take();
         let (shared, addr, name) = (self.shared.clone(), self.addr, self.name.clone());
-        self.in_flight.push(tokio::spawn(async move {
+        let answer = async move {
             let frame = answer.await;
+            drop(answered);
             if let Some(timing) = timing {
                 if let Some(args) = timing.args {
                     shared.monitor.slowlog.record(&args, timing.started.elapsed(), addr, name.as_ref());
@@ -1476,11 +1590,38 @@ impl Client {
             // Counted once computed, released once written (see `max_output_bytes`).
             let size = frame.size_estimate();
             output.add(size);
-            if let Err((_, size)) = reply_tx.send((frame, size)) {
+            (frame, size)
+        };
+        let mut answer: BoxFuture<(Frame, usize)> = Box::pin(answer);
+        if !blocking {
+            // Polled once now, so that a backend whose future does its submitting lazily still
+            // submits in request order, and concurrently with the rest of the pipeline; an answer
+            // ready at once (a memory backend) is kept as it is.
+            if let Some(ready) = ready_now(&mut answer) {
+                answer = Box::pin(std::future::ready(ready));
+            }
+            return (Pending::Answer(answer, self.protocol), false);
+        }
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let output = self.output.clone();
+        let task = tokio::spawn(async move {
+            if let Err(((_, size), _)) = reply_tx.send(answer.await).map_err(|e| (e, ())) {
                 output.sub(size);
             }
-        }));
+        });
+        self.blocking.retain(|task| !task.is_finished());
+        self.blocking.push(task.abort_handle());
         (Pending::Waiting(reply_rx, self.protocol), false)
+    }
+
+    /// Wait until every backend request started so far has its answer. The reader is not
+    /// decoding meanwhile: the writer should write what it holds.
+    async fn wait_all_answered(&self) {
+        if self.pipeline.unanswered() > 0 {
+            self.pipeline.decoding_done();
+            self.pipeline.all_answered().await;
+            self.pipeline.decoding();
+        }
     }
 
     /// The user `AUTH [user] pass` names, if the password is right (`default` without a user).
@@ -1808,7 +1949,7 @@ impl Client {
             lib_name: self.lib_name.clone(),
             lib_version: self.lib_version.clone(),
             user: self.user.clone(),
-            last_command: self.last_command.clone(),
+            last_command: self.last_command.to_string(),
             last_active: Instant::now(),
             resp: self.protocol.version(),
             multi: self.multi.as_ref().map(|m| m.queued.len()),
@@ -1981,13 +2122,13 @@ fn apply_consistency(
 
 /// The command's name as Redis shows it in `CLIENT LIST` (`get`, `client|list`); an unknown
 /// command's as sent, lowercased (Redis says `NULL` before any).
-fn command_name(args: &[Bytes]) -> String {
+fn command_name(args: &[Bytes]) -> Cow<'static, str> {
     match command::lookup(&args[0]) {
         Some(spec) => match args.get(1).and_then(|sub| spec.subcommand(sub)) {
-            Some(sub) => sub.name.to_string(),
-            None => spec.name.to_string(),
+            Some(sub) => Cow::Borrowed(sub.name),
+            None => Cow::Borrowed(spec.name),
         },
-        None => String::from_utf8_lossy(&args[0][..args[0].len().min(64)]).to_lowercase(),
+        None => Cow::Owned(String::from_utf8_lossy(&args[0][..args[0].len().min(64)]).to_lowercase()),
     }
 }
 

@@ -398,8 +398,14 @@ impl Engine for RedbEngine {
                 .transpose()
                 .unwrap_or_else(|e| self.fatal("read an entry", e))
         };
+        let stale = old.and_then(|o| o.expires_at).filter(|at| Some(*at) != entry.expires_at);
+        if stale.is_none() && entry.expires_at.is_none() {
+            // Most writes have no TTL, before or after: the deadline index stays as it is (and
+            // opening its table costs about as much as the write itself).
+            return;
+        }
         let mut deadlines = txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
-        if let Some(at) = old.and_then(|o| o.expires_at).filter(|at| Some(*at) != entry.expires_at) {
+        if let Some(at) = stale {
             deadlines
                 .remove(deadline_key(at, key).as_slice())
                 .unwrap_or_else(|e| self.fatal("update its deadlines", e));
