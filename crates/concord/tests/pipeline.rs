@@ -203,12 +203,9 @@ impl Conn {
             }
             Ok::<(), String>(())
         };
-        let both = async {
-            let (written, read) = tokio::join!(write, read);
-            // A read that failed says more than the write it made fail (a closed connection).
-            read?;
-            written
-        };
+        // The first error ends both: a write blocked on a server that no longer reads must not
+        // hide the read's error until the timeout.
+        let both = async { tokio::try_join!(write, read).map(|_| ()) };
         tokio::time::timeout(PIPELINE_TIMEOUT, both)
             .await
             .unwrap_or_else(|_| Err(format!("no complete answer within {PIPELINE_TIMEOUT:?}")))
