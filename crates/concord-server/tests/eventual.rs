@@ -408,3 +408,55 @@ print("ok")
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `Backend::read` submits its quorum read before it returns, as `write` does (issue #14): the
+/// front door may await a pipeline's answers one after the other, and a read sent only when first
+/// polled would then wait for every read before it. So a read left unpolled while the node works
+/// is already answered the first time it is polled. (A lazy read cannot be: its first poll only
+/// sends the request, whose answer needs a round of messages between nodes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_submitted_when_the_backend_is_called() {
+    use concord_kv::{KeyValue, Response};
+    use concord_resp::{Backend, RequestConsistency};
+    use concord_server::eventual::resp::EventualBackend;
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start(dir.path(), 3).await;
+    let backend = EventualBackend::new(c.nodes[0].as_ref().unwrap().eventual().unwrap());
+    let quorum =
+        RequestConsistency { read: concord_raft::ReadConsistency::Linearizable, r: Some(2), w: Some(2) };
+    let put = concord_kv::Command::put(concord_core::Time::ZERO, "k", "v");
+    assert!(matches!(backend.write(put, quorum).await, Ok(Response::Put { .. })));
+    let value = |r: &Option<KeyValue>| r.as_ref().map(|kv| kv.value.clone());
+
+    // Retried with longer waits, so that a slow machine cannot fail it; a lazy read fails every try.
+    for attempt in 1..=5 {
+        let get = backend.read(Query::Get { key: b"k".to_vec() }, quorum);
+        // At most the reads a `GetMany` keeps in flight at once (32): all of them start at the call.
+        let keys = (0..30).map(|i| if i == 7 { b"k".to_vec() } else { format!("absent{i}").into_bytes() });
+        let many = backend.read(Query::GetMany { keys: keys.collect() }, quorum);
+        let smembers = backend.read(Query::Redis(RedisExec::read(call(&["SCARD", "k"]))), quorum);
+        tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        let (Some(get), Some(many), Some(smembers)) =
+            (get.now_or_never(), many.now_or_never(), smembers.now_or_never())
+        else {
+            continue;
+        };
+        match get {
+            Ok(Response::Get(kv)) => assert_eq!(value(&kv), Some(b"v".to_vec())),
+            other => panic!("GET: {other:?}"),
+        }
+        match many {
+            Ok(Response::Values(values)) => {
+                assert_eq!(values.len(), 30);
+                let found: Vec<_> =
+                    values.iter().enumerate().filter_map(|(i, v)| value(v).map(|v| (i, v))).collect();
+                assert_eq!(found, vec![(7, b"v".to_vec())]);
+            }
+            other => panic!("MGET: {other:?}"),
+        }
+        assert_eq!(replies(smembers), vec![Reply::wrong_type()]);
+        return;
+    }
+    panic!("reads left unpolled were never answered by their first poll: they are sent only when polled");
+}

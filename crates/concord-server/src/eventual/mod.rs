@@ -213,20 +213,28 @@ impl EventualHandle {
         }
     }
 
-    /// Read `key` with `r` replies (default: the cluster's R).
-    pub async fn get(&self, key: String, r: Option<usize>) -> Result<Found, ClientError> {
-        let r = self.check_quorum("r", r)?;
-        match self.submit(DynamoRequest::Get { key, r }).await.map_err(ClientError::of_read)? {
-            DynamoResponse::Found { values, context, counter } => {
-                Ok(Found { values, context, counter, collection: None })
+    /// Read `key` with `r` replies (default: the cluster's R). Submitted before this returns, as
+    /// writes are: the reads a pipeline starts one after the other are all in flight before the
+    /// first is awaited (the RESP front door awaits a pipeline's answers in order).
+    pub fn get(
+        &self,
+        key: String,
+        r: Option<usize>,
+    ) -> impl std::future::Future<Output = Result<Found, ClientError>> + Send + 'static {
+        let submitted = self.check_quorum("r", r).map(|r| self.submit(DynamoRequest::Get { key, r }));
+        async move {
+            match submitted?.await.map_err(ClientError::of_read)? {
+                DynamoResponse::Found { values, context, counter } => {
+                    Ok(Found { values, context, counter, collection: None })
+                }
+                DynamoResponse::Members(members) => {
+                    Ok(Found { collection: Some(Collection::Set(members)), ..empty() })
+                }
+                DynamoResponse::Fields(fields) => {
+                    Ok(Found { collection: Some(Collection::Hash(fields)), ..empty() })
+                }
+                other => Err(unexpected(other)),
             }
-            DynamoResponse::Members(members) => {
-                Ok(Found { collection: Some(Collection::Set(members)), ..empty() })
-            }
-            DynamoResponse::Fields(fields) => {
-                Ok(Found { collection: Some(Collection::Hash(fields)), ..empty() })
-            }
-            other => Err(unexpected(other)),
         }
     }
 

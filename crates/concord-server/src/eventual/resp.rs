@@ -15,6 +15,11 @@
 //!
 //! `CONSISTENCY ONE|QUORUM|ALL|R r W w` sets the R and W this connection's requests carry
 //! (`concord_resp::RequestConsistency`); `INFO` has a `# Dynamo` section.
+//!
+//! Every request is submitted to the node when the front door calls the backend – `write` and
+//! `read` alike – not when its answer is first awaited: a pipeline's requests reach the node in
+//! the order they were sent, and reads whose answers are awaited one after the other still travel
+//! together.
 
 use super::{EventualHandle, Found};
 use crate::front::{self, ClientError};
@@ -253,40 +258,54 @@ const GET_MANY_IN_FLIGHT: usize = 32;
 
 /// `Query::GetMany` as the strong mode's store answers it – a prefix of `keys` up to
 /// `max_range_bytes`, at most `max_range_limit` keys – from quorum reads, at most
-/// [`GET_MANY_IN_FLIGHT`] at once. The first error, or the byte bound, drops the reads still in
-/// flight.
-async fn get_many(
+/// [`GET_MANY_IN_FLIGHT`] at once. The first [`GET_MANY_IN_FLIGHT`] are submitted before this
+/// returns (see [`Backend::read`] below); each later one when an earlier one has answered. The
+/// first error, or the byte bound, drops the reads still in flight.
+fn get_many(
     handle: &EventualHandle,
     keys: Vec<Vec<u8>>,
     r: Option<usize>,
-) -> Result<Vec<Option<KeyValue>>, BackendError> {
+) -> impl std::future::Future<Output = Result<Vec<Option<KeyValue>>, BackendError>> + Send + 'static {
     use futures::{StreamExt, TryStreamExt};
-    let limits = handle.limits();
-    concord_kv::validate_query(&Query::GetMany { keys: keys.clone() }, limits).map_err(BackendError::Kv)?;
-    let mut reads =
-        futures::stream::iter(keys).map(|key| get_one(handle, key, r)).buffered(GET_MANY_IN_FLIGHT);
-    let mut values = Vec::new();
-    let mut bytes = 0usize;
-    while let Some(kv) = reads.try_next().await? {
-        let size = kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len());
-        if !values.is_empty() && bytes.saturating_add(size) > limits.max_range_bytes {
-            break;
+    let max_range_bytes = handle.limits().max_range_bytes;
+    let valid = concord_kv::validate_query(&Query::GetMany { keys: keys.clone() }, handle.limits())
+        .map_err(BackendError::Kv);
+    let mut keys = keys.into_iter();
+    let first: Vec<_> = match valid {
+        Ok(()) => keys.by_ref().take(GET_MANY_IN_FLIGHT).map(|key| get_one(handle, key, r)).collect(),
+        Err(_) => Vec::new(),
+    };
+    let handle = handle.clone();
+    async move {
+        valid?;
+        let rest = futures::stream::iter(keys).map(move |key| get_one(&handle, key, r));
+        let mut reads = futures::stream::iter(first).chain(rest).buffered(GET_MANY_IN_FLIGHT);
+        let mut values = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(kv) = reads.try_next().await? {
+            let size = kv.as_ref().map_or(0, |kv| kv.key.len() + kv.value.len());
+            if !values.is_empty() && bytes.saturating_add(size) > max_range_bytes {
+                break;
+            }
+            bytes += size;
+            values.push(kv);
         }
-        bytes += size;
-        values.push(kv);
+        Ok(values)
     }
-    Ok(values)
 }
 
-/// One key's quorum read, as `Query::Get` answers it.
-async fn get_one(
+/// One key's quorum read, as `Query::Get` answers it: submitted before this returns.
+fn get_one(
     handle: &EventualHandle,
     key: Vec<u8>,
     r: Option<usize>,
-) -> Result<Option<KeyValue>, BackendError> {
-    let text = text_key(&key)?;
-    let found = handle.get(text.clone(), r).await.map_err(backend_error)?;
-    one_value(&text, found).map(|v| v.map(|v| key_value(&key, v)))
+) -> impl std::future::Future<Output = Result<Option<KeyValue>, BackendError>> + Send + 'static {
+    let submitted = text_key(&key).map(|text| (text.clone(), handle.get(text, r)));
+    async move {
+        let (text, read) = submitted?;
+        let found = read.await.map_err(backend_error)?;
+        one_value(&text, found).map(|v| v.map(|v| key_value(&key, v)))
+    }
 }
 
 impl Backend for EventualBackend {
@@ -306,23 +325,34 @@ impl Backend for EventualBackend {
         })
     }
 
+    /// The read is submitted before this returns, as [`Backend::write`]'s write is: the front door
+    /// may await a pipeline's answers one after the other, and reads that were only sent when
+    /// awaited would then run one at a time.
     fn read(
         &self,
         query: Query,
         consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
         let handle = self.handle.clone();
+        let start = Instant::now();
+        let answer: BoxFuture<Result<Response, BackendError>> = match query {
+            Query::Get { key } => {
+                let read = get_one(&handle, key, consistency.r);
+                Box::pin(async move { read.await.map(Response::Get) })
+            }
+            Query::GetMany { keys } => {
+                let read = get_many(&handle, keys, consistency.r);
+                Box::pin(async move { read.await.map(Response::Values) })
+            }
+            Query::Range(_) | Query::Export => fail(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
+            Query::Redis(exec) => {
+                let replies = super::redis::exec(&handle, exec, consistency);
+                Box::pin(async move { Ok(Response::Redis { revision: 0, replies: Some(replies.await?) }) })
+            }
+            Query::Unsupported { reason } => fail(BackendError::Kv(KvError::Unsupported(reason))),
+        };
         Box::pin(async move {
-            let start = Instant::now();
-            let r = match query {
-                Query::Get { key } => get_one(&handle, key, consistency.r).await.map(Response::Get),
-                Query::GetMany { keys } => get_many(&handle, keys, consistency.r).await.map(Response::Values),
-                Query::Range(_) | Query::Export => Err(unsupported("listing keys (KEYS, SCAN, DBSIZE)")),
-                Query::Redis(exec) => super::redis::exec(&handle, exec, consistency)
-                    .await
-                    .map(|replies| Response::Redis { revision: 0, replies: Some(replies) }),
-                Query::Unsupported { reason } => Err(BackendError::Kv(KvError::Unsupported(reason))),
-            };
+            let r = answer.await;
             handle.metrics().request("resp_read", label(&r), start.elapsed());
             r
         })
