@@ -51,6 +51,7 @@ pub mod config;
 pub mod dashboard;
 pub mod disk_space;
 pub mod driver;
+mod entry_cache;
 pub mod error;
 pub mod eventual;
 pub mod fault_injection;

@@ -44,12 +44,14 @@
 //! replicas applied it: the states would diverge), so the node stops, as it does when a WAL sync
 //! fails. On restart it reopens at its last checkpoint.
 
+use crate::entry_cache::EntryCache;
 use concord_core::{StateMachineError, Time};
 use concord_kv::{Engine, EngineRead, Entry};
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
 };
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::fs::File;
@@ -83,6 +85,9 @@ pub struct RedbEngine {
     exports: u64,
     /// An export being received.
     import: Option<Import>,
+    /// Hot keys' entries, decoded ([`crate::entry_cache`]). A `RefCell`: `get` takes `&self`, and
+    /// the engine lives on its node's driver task alone.
+    cache: RefCell<EntryCache>,
 }
 
 impl std::fmt::Debug for RedbEngine {
@@ -141,11 +146,27 @@ impl RedbEngine {
             export: None,
             exports: 0,
             import: None,
+            cache: RefCell::default(),
         })
     }
 
     fn read_txn(&self) -> &WriteTransaction {
         self.txn.as_ref().expect("a write transaction is open between calls")
+    }
+
+    /// An entry from the cache, or from the open transaction (and then kept in the cache).
+    fn lookup(&self, key: &[u8]) -> Option<Entry> {
+        if let Some(known) = self.cache.borrow().get(key) {
+            return known;
+        }
+        let entry = self.read_entry(key);
+        self.cache.borrow_mut().set(key, entry.as_ref());
+        entry
+    }
+
+    fn read_entry(&self, key: &[u8]) -> Option<Entry> {
+        let table = self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
     }
 
     /// The database failed under an apply: stop the node (see the module docs).
@@ -302,9 +323,7 @@ macro_rules! engine_read_over_redb {
     ($type:ty) => {
         impl EngineRead for $type {
             fn get(&self, key: &[u8]) -> Option<Entry> {
-                let table =
-                    self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-                read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
+                self.lookup(key)
             }
 
             /// In batches, the table closed between them: a visitor may read the engine again (the
@@ -389,6 +408,7 @@ engine_read_over_redb!(CheckpointView);
 impl Engine for RedbEngine {
     fn put(&mut self, key: &[u8], entry: Entry) {
         let bytes = postcard::to_allocvec(&entry).expect("entries serialise");
+        self.cache.get_mut().set(key, Some(&entry));
         let txn = self.read_txn();
         let old = {
             let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
@@ -418,6 +438,7 @@ impl Engine for RedbEngine {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.cache.get_mut().set(key, None);
         let txn = self.read_txn();
         let old = {
             let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
@@ -565,6 +586,7 @@ impl RedbEngine {
     /// tables, to be filled with a whole new state.
     fn start_empty(&mut self) {
         self.export = None;
+        self.cache.get_mut().clear();
         if let Err(e) = self.txn.take().expect("open").abort() {
             self.fatal("drop its uncommitted applies", e)
         }
@@ -694,6 +716,12 @@ struct CheckpointView {
 impl CheckpointView {
     fn read_txn(&self) -> &ReadTransaction {
         &self.txn
+    }
+
+    /// A view of the checkpoint is short-lived and read through once: no cache.
+    fn lookup(&self, key: &[u8]) -> Option<Entry> {
+        let table = self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
     }
 
     fn fatal(&self, what: &str, e: impl Display) -> ! {
