@@ -10,6 +10,7 @@
 # (followers forward to the leader in both systems). Concord: PUT /v1/kv/{key}; etcd: POST
 # /v3/kv/put (the v3 JSON gateway). Prints one line per system: writes/s, p50, p99.
 # Run time is bounded: build + 2 x (startup + DURATION + shutdown).
+# (Latency at a fixed offered load, open loop, p99/p99.9 beside etcd: bench/latency-vs-etcd.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
