@@ -200,6 +200,9 @@ pub struct Mutations {
     pub read_from_deposed_leader: bool,
     /// Accept appends without checking the term of the previous entry (§5.3).
     pub skip_log_matching_check: bool,
+    /// A follower serves a linearizable read at once from its own state machine, without asking
+    /// the leader for a read index (`read.rs`, follower reads).
+    pub follower_read_without_index: bool,
 }
 
 impl Mutations {
@@ -210,15 +213,17 @@ impl Mutations {
         skip_vote_sync: false,
         read_from_deposed_leader: false,
         skip_log_matching_check: false,
+        follower_read_without_index: false,
     };
 
     /// The names of the flags, as written in scenario files.
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "vote_without_term_check",
         "commit_old_term_by_counting",
         "skip_vote_sync",
         "read_from_deposed_leader",
         "skip_log_matching_check",
+        "follower_read_without_index",
     ];
 
     /// Turn one flag on by name.
@@ -229,6 +234,7 @@ impl Mutations {
             "skip_vote_sync" => self.skip_vote_sync = true,
             "read_from_deposed_leader" => self.read_from_deposed_leader = true,
             "skip_log_matching_check" => self.skip_log_matching_check = true,
+            "follower_read_without_index" => self.follower_read_without_index = true,
             other => return Err(UnknownMutation { name: other.to_string() }),
         }
         Ok(())

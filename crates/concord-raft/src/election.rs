@@ -72,6 +72,8 @@ impl<S: StateMachine> RaftNode<S> {
             self.term = term;
             self.voted_for = None;
             self.persist_hard_state(io);
+            // A read index from the old term's leader must not be used any more.
+            self.fail_follower_reads(io);
         }
         let was_leader = self.is_leader();
         self.set_role(io, Role::Follower);
@@ -110,6 +112,8 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     fn become_pre_candidate(&mut self, io: &mut Io<'_, Self>) {
+        // No leader to ask for read indexes any more (`read.rs`).
+        self.fail_follower_reads(io);
         self.set_role(io, Role::PreCandidate { votes: BTreeMap::from([(self.id, true)]) });
         self.leader_id = None;
         self.reset_election_timer(io);
@@ -127,6 +131,7 @@ impl<S: StateMachine> RaftNode<S> {
     /// Start an election (§5.2): new term, vote for self, ask every voter.
     pub(crate) fn become_candidate(&mut self, io: &mut Io<'_, Self>, transfer: bool) {
         debug_assert!(self.membership().is_voter(self.id));
+        self.fail_follower_reads(io);
         self.term += 1;
         self.voted_for = Some(self.id);
         self.persist_hard_state(io);

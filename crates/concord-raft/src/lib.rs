@@ -20,7 +20,7 @@
 //! | [`storage`] | durable key layout, checksums, recovery | §5.6, Figure 2 |
 //! | `snapshot.rs` | snapshots, compaction, chunked InstallSnapshot | §7, Figure 13 |
 //! | [`membership`] | single-server changes, learners, removing the leader | diss. §4 |
-//! | `read.rs` | ReadIndex, leader lease, stale reads | diss. §6.4 |
+//! | `read.rs` | ReadIndex (batched), follower reads, leader lease, stale reads | diss. §6.4 |
 //! | [`session`] | client sessions: exactly-once commands | diss. §6.3 |
 //! | [`invariants`] | Figure 3's safety properties, checked over a cluster | Figure 3 |
 //!
@@ -41,7 +41,7 @@
 //! scenario-level course tests and the seed sweeps run in the simulator (`concord-sim/tests/`).
 //!
 //! ## Deliberate bugs
-//! [`Mutations`] holds five flags, each changing one spot marked `MUTATION(<flag>)` in the code and
+//! [`Mutations`] holds six flags, each changing one spot marked `MUTATION(<flag>)` in the code and
 //! emitting a `mutation-fired` event whenever it changes behaviour. They exist only with the
 //! `mutations` cargo feature, which the simulator and the harness enable and a production build
 //! does not. `concord-sim/tests/raft_mutations.rs` shows each being caught by a seed sweep, and the
@@ -72,7 +72,8 @@ pub use invariants::{CommitRecord, ElectionRecord, InvariantViolation, SafetyMon
 pub use log::{Entry, Payload};
 pub use membership::{Membership, MembershipError};
 pub use message::{
-    AdminRequest, Message, QuiesceNotice, RaftRequest, RaftResponse, ReadConsistency, Session, SnapshotMeta,
+    AdminRequest, Message, QuiesceNotice, RaftRequest, RaftResponse, ReadConsistency, ReadIndexRequest,
+    ReadIndexResponse, Session, SnapshotMeta,
 };
 pub use node::{RaftNode, Timer};
 pub use storage::{ChecksumError, RecoveryError};

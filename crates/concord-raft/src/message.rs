@@ -10,6 +10,7 @@
 //! | `timeout-now` | dissertation §3.10 | leadership transfer: "start an election now" |
 //! | `quiesce` | CockroachDB's quiescence | an idle leader asks its caught-up followers to stop their election timers (`quiesce.rs`) |
 //! | `wake` | – | a quiesced follower woken by something else asks its leader to heartbeat again (`quiesce.rs`) |
+//! | `read-index` / `read-index-resp` | dissertation §6.4 (follower reads) | a follower asks the leader for a read index, served once leadership is confirmed (`read.rs`) |
 //!
 //! Every message carries the sender's term; [`Message::term`] gives it to the one place that applies
 //! the term rules (`node.rs`, `step`).
@@ -42,6 +43,11 @@ pub enum Message<C> {
     Wake {
         term: u64,
     },
+    /// A follower asks its leader for a read index (`read.rs`, follower reads).
+    ReadIndex(ReadIndexRequest),
+    /// The leader's answer, once a heartbeat round started after the request was acknowledged by
+    /// a majority; or a refusal (`index: None`) from a node that is not (or no longer) leader.
+    ReadIndexResp(ReadIndexResponse),
 }
 
 impl<C> Message<C> {
@@ -59,6 +65,8 @@ impl<C> Message<C> {
             Message::TimeoutNow { term } => *term,
             Message::Quiesce(m) => m.term,
             Message::Wake { term } => *term,
+            Message::ReadIndex(m) => m.term,
+            Message::ReadIndexResp(m) => m.term,
         }
     }
 
@@ -94,6 +102,8 @@ where
             Message::TimeoutNow { .. } => "timeout-now",
             Message::Quiesce(_) => "quiesce",
             Message::Wake { .. } => "wake",
+            Message::ReadIndex(_) => "read-index",
+            Message::ReadIndexResp(_) => "read-index-resp",
         }
     }
 }
@@ -173,6 +183,25 @@ pub struct QuiesceNotice {
     pub last_log_index: u64,
     pub last_log_term: u64,
     pub round: u64,
+}
+
+/// A follower's request for a read index (`read.rs`). `id` is the follower's own number for the
+/// read, echoed in the answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    pub term: u64,
+    pub id: u64,
+}
+
+/// The answer to a [`ReadIndexRequest`]. `index: Some(i)`: the sender was leader of `term` after the
+/// request arrived, and every write acknowledged before then is at or below `i`; the follower may
+/// serve the read once it has applied `i`. `None`: the sender cannot give a read index (it is not
+/// the leader, or lost leadership before confirming it); the follower fails the read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexResponse {
+    pub term: u64,
+    pub id: u64,
+    pub index: Option<u64>,
 }
 
 /// What a snapshot covers.

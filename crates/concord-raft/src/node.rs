@@ -19,7 +19,7 @@ use crate::config::RaftConfig;
 use crate::log::{Entry, Payload, RaftLog};
 use crate::membership::{ConfigHistory, Membership, MembershipChange};
 use crate::message::{AdminRequest, Message, RaftRequest, RaftResponse, ReadConsistency, Session};
-use crate::read::PendingRead;
+use crate::read::{FollowerRead, PendingRead, ReadFor};
 use crate::replication::LeaderState;
 use crate::session::{SessionCheck, Sessions};
 use crate::snapshot::{DurableBoot, IncomingSnapshot, SnapshotData, StoredSnapshot};
@@ -88,7 +88,13 @@ pub struct RaftNode<S: StateMachine> {
     /// A `Persist` was emitted and no `Sync` since.
     pub(crate) needs_sync: bool,
     pub(crate) proposals: BTreeMap<u64, Proposal>,
+    /// Leader: reads (its clients' and followers' read-index requests) waiting (`read.rs`).
     pub(crate) reads: Vec<PendingRead<S::Query>>,
+    /// Follower: reads waiting for the leader's read index or for our state machine, in arrival
+    /// order (`read.rs`).
+    pub(crate) follower_reads: std::collections::VecDeque<FollowerRead<S::Query>>,
+    /// The id of the last follower read (numbers read-index requests).
+    pub(crate) next_follower_read: u64,
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     /// A leadership-transfer request waiting to learn who won.
     pub(crate) pending_transfer: Option<(RequestId, NodeId)>,
@@ -175,6 +181,8 @@ impl<S: StateMachine> RaftNode<S> {
             needs_sync: false,
             proposals: BTreeMap::new(),
             reads: Vec::new(),
+            follower_reads: Default::default(),
+            next_follower_read: 0,
             incoming_snapshot: None,
             pending_transfer: None,
             startup_cleanup: cleanup,
@@ -350,6 +358,10 @@ impl<S: StateMachine> RaftNode<S> {
                 round: n.round,
                 last_log_index: self.log.last_index(),
             }),
+            // A follower of an older term asks for a read index: refuse, and it learns our term.
+            Message::ReadIndex(r) => {
+                Message::ReadIndexResp(ReadIndexResponse { term, id: r.id, index: None })
+            }
             _ => return,
         };
         self.send(io, from, reply);
@@ -364,6 +376,8 @@ impl<S: StateMachine> RaftNode<S> {
             Message::PreVote(r) => self.handle_vote_request(io, from, r, true),
             Message::TimeoutNow { .. } => self.handle_timeout_now(io, from),
             Message::Quiesce(n) => self.handle_quiesce(io, from, n),
+            Message::ReadIndex(r) => self.refuse_read_index(io, from, r.id),
+            Message::ReadIndexResp(r) => self.handle_read_index_response(io, from, r),
             // Responses to a role we no longer have; `Wake` is for leaders.
             _ => {}
         }
@@ -384,6 +398,7 @@ impl<S: StateMachine> RaftNode<S> {
             Message::PreVoteResp(r) if matches!(self.role, Role::PreCandidate { .. }) => {
                 self.handle_vote_response(io, from, r.granted)
             }
+            Message::ReadIndex(r) => self.refuse_read_index(io, from, r.id),
             _ => {}
         }
     }
@@ -395,6 +410,7 @@ impl<S: StateMachine> RaftNode<S> {
             Message::SnapshotResp(r) => self.handle_snapshot_response(io, from, r),
             Message::Vote(r) => self.handle_vote_request(io, from, r, false),
             Message::PreVote(r) => self.handle_vote_request(io, from, r, true),
+            Message::ReadIndex(r) => self.handle_read_index_request(io, from, r),
             m @ (Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_) | Message::Quiesce(_)) => {
                 // Two leaders in one term: Election Safety is broken (only a mutation can do this).
                 let kind = concord_core::Message::kind(&m);
@@ -503,15 +519,21 @@ impl<S: StateMachine> RaftNode<S> {
         }
     }
 
-    /// Reply `Unknown` to every proposal and `NotLeader` to every read: called when leadership is
-    /// lost. The proposals' entries may still commit under the next leader, or be overwritten.
+    /// Reply `Unknown` to every proposal and `NotLeader` to every read (a refused read index to
+    /// every follower waiting for one): called when leadership is lost. The proposals' entries may
+    /// still commit under the next leader, or be overwritten.
     pub(crate) fn abandon_client_requests(&mut self, io: &mut Io<'_, Self>) {
         for (_, p) in std::mem::take(&mut self.proposals) {
             let reason = format!("leadership lost in term {} before the entry was applied", p.term);
             self.reply(io, p.request, RaftResponse::Unknown { reason });
         }
         for r in std::mem::take(&mut self.reads) {
-            self.reply(io, r.request, RaftResponse::NotLeader { hint: self.leader_id });
+            match r.read_for {
+                ReadFor::Client { request, .. } => {
+                    self.reply(io, request, RaftResponse::NotLeader { hint: self.leader_id })
+                }
+                ReadFor::Follower { node, id } => self.refuse_read_index(io, node, id),
+            }
         }
     }
 
@@ -669,10 +691,16 @@ impl<S: StateMachine> Process for RaftNode<S> {
 
     fn on_message(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: Self::Message) {
         self.step(io, from, msg);
+        if !self.follower_reads.is_empty() {
+            self.expire_follower_reads(io);
+        }
         self.debug_check();
     }
 
     fn on_timer(&mut self, io: &mut Io<'_, Self>, timer: Timer) {
+        if !self.follower_reads.is_empty() {
+            self.expire_follower_reads(io);
+        }
         match timer {
             Timer::Election => self.on_election_timeout(io),
             Timer::Heartbeat => self.on_heartbeat_tick(io),
@@ -733,6 +761,11 @@ impl<S: StateMachine> RaftNode<S> {
         if self.quiesced && self.is_leader() {
             debug_assert!(self.proposals.is_empty() && self.reads.is_empty(), "a quiet leader has no work");
         }
+        debug_assert!(self.is_leader() || self.reads.is_empty(), "only a leader holds ReadIndex reads");
+        debug_assert!(
+            matches!(self.role, Role::Follower) || self.follower_reads.is_empty(),
+            "only a follower waits for read indexes"
+        );
     }
 }
 

@@ -128,6 +128,11 @@ pub(crate) struct LeaderState {
     pub round: u64,
     /// Local send time of recent rounds (for the lease), pruned below the quorum round.
     pub round_sent_at: BTreeMap<u64, Time>,
+    /// The last round started for reads (`read.rs`, batching): outstanding while a majority has
+    /// not acknowledged it.
+    pub read_round: u64,
+    /// Reads arrived while `read_round` was outstanding and wait for this round (or a later one).
+    pub read_wanted: Option<u64>,
     /// Index of this term's no-op entry: reads wait for it to commit (§6.4 step 1).
     pub term_start_index: u64,
     /// Leadership transfer target and deadline (§3.10).
@@ -146,6 +151,8 @@ impl LeaderState {
             progress: others.into_iter().map(|id| (id, Progress::new(next_index))).collect(),
             round: 0,
             round_sent_at: BTreeMap::from([(0, now)]),
+            read_round: 0,
+            read_wanted: None,
             term_start_index: next_index,
             transfer: None,
             lease_disabled: false,
@@ -275,6 +282,15 @@ impl<S: StateMachine> RaftNode<S> {
 
     /// Start a new heartbeat round and send a heartbeat to every follower.
     pub(crate) fn broadcast_heartbeat(&mut self, io: &mut Io<'_, Self>) -> u64 {
+        let round = self.start_round(io);
+        // A single-voter cluster confirms rounds by itself.
+        self.serve_reads(io);
+        round
+    }
+
+    /// Start a new heartbeat round: send a heartbeat stamped with it to every follower. Whoever
+    /// acknowledges it accepted us as leader after this moment (§6.4).
+    pub(crate) fn start_round(&mut self, io: &mut Io<'_, Self>) -> u64 {
         let (term, commit, now) = (self.term, self.commit_index, io.now());
         let Role::Leader(ls) = &mut self.role else { return 0 };
         ls.round += 1;
@@ -288,8 +304,6 @@ impl<S: StateMachine> RaftNode<S> {
         for (peer, hb) in beats {
             self.send(io, peer, Message::Heartbeat(hb));
         }
-        // A single-voter cluster confirms rounds by itself.
-        self.serve_reads(io);
         round
     }
 

@@ -473,6 +473,8 @@ impl<S: StateMachine> RaftNode<S> {
             Ok(()) => {
                 let msg = reply(self, chunk.total_bytes, true);
                 self.send(io, from, msg);
+                // Follower reads may wait for an index the snapshot covers.
+                self.serve_reads(io);
             }
             Err(why) => {
                 io.event("snapshot-rejected", json!({ "reason": why }));

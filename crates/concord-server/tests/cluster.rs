@@ -60,7 +60,7 @@ async fn three_nodes_elect_serve_and_forward() {
 
     let a = call(c.http[l], "PUT", "/v1/kv/greeting", b"hello").await;
     assert_eq!(a.status, 200, "{}", a.text());
-    // A follower forwards the linearizable read to the leader.
+    // A follower serves the linearizable read itself, with a read index from the leader.
     let a = call(c.http[f], "GET", "/v1/kv/greeting", b"").await;
     assert_eq!((a.status, a.text().as_str()), (200, "hello"));
     // A follower forwards the write.
@@ -643,7 +643,7 @@ async fn keys_are_listed_by_prefix_and_range_a_page_at_a_time() {
         let v = a.json().unwrap();
         v["kvs"].as_array().unwrap().iter().map(|kv| kv["key"].as_str().unwrap().to_string()).collect()
     };
-    // A prefix, from a follower (the linearizable read goes through the leader).
+    // A prefix, from a follower (a linearizable read by ReadIndex).
     let a = call(c.http[f], "GET", "/v1/kv?prefix=a:", b"").await;
     assert_eq!(keys(&a), ["a:1", "a:2"], "{}", a.text());
     assert_eq!(a.json().unwrap()["kvs"][0]["value"], "one");

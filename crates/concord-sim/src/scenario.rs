@@ -300,6 +300,11 @@ pub struct WorkloadConfig {
     pub zipf_theta: f64,
     /// Relative weights of operations.
     pub mix: OpMix,
+    /// The fraction of reads a client sends to a node drawn at random (any node, leader or not)
+    /// instead of its usual target, which follows redirects to the leader. Exercises reads served
+    /// by followers (Raft's follower reads by ReadIndex). 0 (the default) draws nothing, so
+    /// scenarios without it run exactly as before it existed.
+    pub read_anywhere: f64,
     /// A request without an answer after this long is recorded as `info` (outcome unknown).
     #[serde(with = "serde_duration")]
     pub timeout: Duration,
@@ -322,6 +327,7 @@ impl Default for WorkloadConfig {
             key_distribution: KeyDistribution::Uniform,
             zipf_theta: 0.99,
             mix: OpMix::default(),
+            read_anywhere: 0.0,
             timeout: Duration::from_secs(1),
             start: Duration::ZERO,
             stop: None,
@@ -743,6 +749,9 @@ impl<C: de::DeserializeOwned> Scenario<C> {
         }
         if w.clients > 0 && mix.read + mix.write + mix.cas + mix.incr <= 0.0 {
             return Err("[workload] mix: at least one weight must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&w.read_anywhere) {
+            return Err("[workload] read_anywhere must be a fraction between 0 and 1".into());
         }
         if w.clients > 0 && w.keys == 0 {
             return Err("[workload] keys must be at least 1".into());

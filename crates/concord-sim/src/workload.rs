@@ -122,6 +122,11 @@ impl Workload {
         rng: &mut R,
     ) -> (NodeId, RequestId, Op) {
         let op = self.next_op(rng);
+        // Some reads go to any node (follower reads), without moving the client's target.
+        let anywhere = op.f == OpFn::Read
+            && self.config.read_anywhere > 0.0
+            && rng.gen::<f64>() < self.config.read_anywhere;
+        let anywhere = anywhere.then(|| NodeId(rng.gen_range(1..=self.n_nodes)));
         let c = &mut self.clients[client as usize];
         let process = match self.config.mode {
             LoopMode::Closed => c.process,
@@ -134,7 +139,7 @@ impl Workload {
         c.seq += 1;
         history.push(process, EventType::Invoke, op.clone(), now);
         self.pending.insert(request, Pending { process, op: op.clone(), client });
-        (c.target, request, op)
+        (anywhere.unwrap_or(c.target), request, op)
     }
 
     /// The outstanding operation of `request`, if it has not completed or timed out.

@@ -26,6 +26,7 @@
 //! | `skip_log_matching_check` | seed 46 | log matching |
 //! | `skip_vote_sync` | seed 845 | election safety (a forgotten vote given twice) |
 //! | `commit_old_term_by_counting` | seed 50 | leader completeness (a leader without an entry committed by counting) |
+//! | `follower_read_without_index` | seed 1 | linearizability (a follower's stale read; tree of 2026-12-06, `read_anywhere = 0.5`) |
 //!
 //! `commit_old_term_by_counting` fires often (a leader counts replicas of an older term's entry),
 //! but a violation needs Figure 8's whole interleaving afterwards: a node holding a *different*
@@ -179,6 +180,13 @@ fn scenario_for(flag: &str) -> Table {
             trigger.insert("lasts".into(), "30ms".into());
             set(t, "nemesis.trigger", Value::Array(vec![Value::Table(trigger)]));
         }),
+        // A follower answers a linearizable read from its own state without a read index: it
+        // lags the leader by a round trip at least (more when messages are lost or it was cut
+        // off), so reads sent to followers right after a write expose it. Half the reads go to a
+        // random node.
+        "follower_read_without_index" => variant(|t| {
+            set(t, "workload.read_anywhere", 0.5.into());
+        }),
         // A deposed leader answers reads: partitions and pauses depose leaders; reads expose them.
         "read_from_deposed_leader" => variant(|t| {
             set(t, "nemesis.random.kinds", kinds(&["partition", "isolate", "pause", "crash"]));
@@ -275,6 +283,7 @@ caught!(skip_log_matching_check_is_caught, "skip_log_matching_check");
 
 caught!(skip_vote_sync_is_caught, "skip_vote_sync");
 caught!(commit_old_term_by_counting_is_caught, "commit_old_term_by_counting");
+caught!(follower_read_without_index_is_caught, "follower_read_without_index");
 
 /// The correct Raft passes every tuned scenario over a few seeds (the sweep CLI runs 10 000).
 #[test]

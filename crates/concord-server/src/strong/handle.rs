@@ -3,10 +3,12 @@
 //! Every front door (HTTP, RESP) goes through a [`NodeHandle`]. It hides three things clients should
 //! not have to care about, and is careful about what it may hide:
 //!
-//! * **Which node leads.** A request goes to the local driver when this node leads; otherwise it is
+//! * **Which node leads.** A write goes to the local driver when this node leads; otherwise it is
 //!   *forwarded* over the peer transport to the leader (a [`crate::wire::Frame::Forward`] frame that
-//!   the leader's driver answers with a `ForwardReply`). Hints in `NotLeader` answers steer the next
-//!   attempt; with no leader known, the handle waits briefly for an election.
+//!   the leader's driver answers with a `ForwardReply`). A read goes to the local driver first
+//!   whatever the role: a follower serves it by ReadIndex ([`NodeHandle::read`]). Hints in
+//!   `NotLeader` answers steer the next attempt; with no leader known, the handle waits briefly
+//!   for an election.
 //! * **Retries.** Every write carries a Raft client session `(client, seq)` (dissertation §6.3), and
 //!   every retry of one write reuses it. So a write whose first attempt timed out, or whose leader
 //!   answered `Unknown` (deposed with the entry in its log), can be retried safely: if the first
@@ -231,18 +233,41 @@ impl NodeHandle {
     }
 
     /// Answer a query at the given consistency.
-    pub async fn read(&self, query: Query, consistency: ReadConsistency) -> Result<Response, ClientError> {
+    ///
+    /// Every read goes to the **local** driver first, whatever this node's role: a leader serves
+    /// it (ReadIndex or lease), a follower serves a linearizable or lease read from its own state
+    /// machine once the leader gave it a read index (`concord-raft`'s `read.rs`, follower reads),
+    /// and any node serves a stale read. Only if the local node answers `NotLeader` (no known
+    /// leader, a leader change, a lost read-index request) does the read fall back to the
+    /// route-to-leader retry loop of writes.
+    ///
+    /// Like [`NodeHandle::write`], the first attempt is **submitted before this returns**, so reads
+    /// issued one after another (a RESP pipeline, polled in order) are all in flight at once and
+    /// share the leader's ReadIndex rounds.
+    pub fn read(
+        &self,
+        query: Query,
+        consistency: ReadConsistency,
+    ) -> BoxFuture<'static, Result<Response, ClientError>> {
         let request = RaftRequest::Read { consistency, query };
+        let me = self.inner.me;
         if consistency == ReadConsistency::Stale {
             // A stale read is answered by this replica, whatever its role: no forwarding.
             let deadline = Instant::now() + self.inner.timeout;
-            let attempt = self.begin(self.inner.me, request);
-            return match self.complete(attempt, deadline).await {
-                Some(r) => Self::interpret(r).map_err(ClientError::of_read),
-                None => Err(ClientError::ReadTimeout),
-            };
+            let attempt = self.begin(me, request);
+            let handle = self.clone();
+            return Box::pin(async move {
+                match handle.complete(attempt, deadline).await {
+                    Some(r) => Self::interpret(r).map_err(ClientError::of_read),
+                    None => Err(ClientError::ReadTimeout),
+                }
+            });
         }
-        self.route(request, false, None).await.map_err(ClientError::of_read)
+        let first = self.begin(me, request.clone());
+        let handle = self.clone();
+        Box::pin(async move {
+            handle.route(request, false, Some((me, first))).await.map_err(ClientError::of_read)
+        })
     }
 
     /// A request another node forwarded to us: hand it to our driver, answer over the transport.
