@@ -16,7 +16,9 @@ fn raft_histories_carry_witnesses_that_verify() {
     let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/raft-faults.toml");
     let scenario = LoadedScenario::load(&lab).unwrap();
     let (mut keys, mut verified) = (0, 0);
-    for seed in 1..=3 {
+    // A rate, so over enough keys to measure it: 3 seeds (12 keys) put it within one key of the
+    // threshold either way once followers began to serve reads (batched ReadIndex, issue #14).
+    for seed in 1..=12 {
         let history = scenario.run(RunOptions { seed, ..Default::default() }).history;
         let ok: Vec<_> = history.events.iter().filter(|e| e.kind == EventType::Ok).collect();
         assert!(

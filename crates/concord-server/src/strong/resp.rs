@@ -8,7 +8,9 @@
 //!   when this node follows, with a Raft session so retries apply once;
 //! * pipelined writes are applied in order – `write` submits its first attempt before returning
 //!   (FIFO queues all the way to the leader's log);
-//! * linearizable reads see every write that resolved before – ReadIndex through the leader;
+//! * linearizable reads see every write that resolved before – ReadIndex: the leader confirms
+//!   its leadership with one heartbeat round per batch of reads, and a follower asks the leader
+//!   for the read index and serves the read itself once it has applied that far;
 //! * `now_ms` is the node clock, the same clock Raft's housekeeping uses for TTL expiry.
 //!
 //! Errors keep their meaning: a timeout or an unknown outcome is never reported as `OK`.
@@ -65,9 +67,11 @@ impl Backend for NodeBackend {
         consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>> {
         let handle = self.handle.clone();
+        let start = Instant::now();
+        // `read` submits now, like `write`: a pipeline's reads run concurrently.
+        let pending = self.handle.read(query, consistency.read);
         Box::pin(async move {
-            let start = Instant::now();
-            let r = handle.read(query, consistency.read).await;
+            let r = pending.await;
             handle.metrics().request("resp_read", ClientError::label_of(&r), start.elapsed());
             r.map_err(|e| backend_error(&handle, e))
         })
