@@ -27,6 +27,8 @@
 # Needs: etcd (Debian: etcd-server), curl, python3, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 RATE=${RATE:-20000}
 DURATION=${DURATION:-10s}
@@ -48,21 +50,11 @@ trap cleanup EXIT
 for tool in etcd curl python3; do
   command -v $tool >/dev/null || { echo "$tool is not installed (Debian: etcd-server curl python3)"; exit 2; }
 done
-PROFILE=${PROFILE:-release}
-OUT=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-echo "building ($PROFILE)..." >&2
-cargo build --profile "$PROFILE" -q -p concord
-cargo build --profile "$PROFILE" -q -p concord-server --example kvload
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-CONCORD=$TARGET_DIR/$OUT/concord
+build_concord kvload
 KVLOAD=$TARGET_DIR/$OUT/examples/kvload
 # kvload's own bound is DURATION plus the last replies; this is the backstop.
 RUN_TIMEOUT=$(( $(python3 -c 'import re,sys; m=re.fullmatch(r"(\d+)(ms|s|m)?", sys.argv[1]); n=int(m[1]); print({"ms": n // 1000, "m": n * 60}.get(m[2], n))' "$DURATION") + 60 ))
 
-wait_http() { # url, seconds
-  for _ in $(seq 1 $(( $2 * 10 ))); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "timed out waiting for $1" >&2; return 1
-}
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RESULTS=()
 # load TARGET ENDPOINTS: one open-loop kvload run per op, its JSON line kept.
@@ -76,32 +68,13 @@ load() {
 }
 
 # ---- Concord: 3 processes via `concord up` ----
-HTTP0=$BASE; REDIS0=$((BASE + 10)); PEER0=$((BASE + 20))
-"$CONCORD" up --nodes 3 --data "$WORK/concord" --http-port "$HTTP0" --redis-port "$REDIS0" --peer-port "$PEER0" \
-  --log warn >"$WORK/concord-up.log" 2>&1 &
-UP_PID=$!; PIDS+=("$UP_PID")
-for i in 0 1 2; do wait_http "http://127.0.0.1:$((HTTP0 + i))/healthz" 20; done
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$HTTP0/v1/cluster" | grep -q '"leader":[0-9]' && break; sleep 0.1
-done
-load concord "127.0.0.1:$HTTP0,127.0.0.1:$((HTTP0 + 1)),127.0.0.1:$((HTTP0 + 2))"
+start_concord_http "$BASE"
+load concord "$CONCORD_EPS"
 kill -INT "$UP_PID"; wait "$UP_PID" || true; PIDS=()
 
 # ---- etcd: 3 processes ----
-E0=$((BASE + 30))
-CLUSTER=""
-for i in 0 1 2; do CLUSTER+="e$i=http://127.0.0.1:$((E0 + 10 + i)),"; done
-CLUSTER=${CLUSTER%,}
-for i in 0 1 2; do
-  etcd --name "e$i" --data-dir "$WORK/etcd$i" \
-    --listen-client-urls "http://127.0.0.1:$((E0 + i))" --advertise-client-urls "http://127.0.0.1:$((E0 + i))" \
-    --listen-peer-urls "http://127.0.0.1:$((E0 + 10 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((E0 + 10 + i))" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token concord-bench \
-    --log-level error >"$WORK/etcd$i.log" 2>&1 &
-  PIDS+=("$!")
-done
-for i in 0 1 2; do wait_http "http://127.0.0.1:$((E0 + i))/health" 30; done
-load etcd "127.0.0.1:$E0,127.0.0.1:$((E0 + 1)),127.0.0.1:$((E0 + 2))"
+start_etcd $((BASE + 30))
+load etcd "$ETCD_EPS"
 
 echo
 echo "Open loop, $RATE requests/s offered, 3 nodes, fsync on, $CLIENTS connections over all nodes, $VALUE_BYTES-byte values, $DURATION per run"

@@ -13,6 +13,8 @@
 # (Latency at a fixed offered load, open loop, p99/p99.9 beside etcd: bench/latency-vs-etcd.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 DURATION=${DURATION:-10s}
 CLIENTS=${CLIENTS:-32}
@@ -28,51 +30,18 @@ cleanup() {
 trap cleanup EXIT
 
 command -v etcd >/dev/null || { echo "etcd is not installed (Debian: apt-get install etcd-server)"; exit 2; }
-# PROFILE=dev builds faster, for trying the script out (numbers from it mean little).
-PROFILE=${PROFILE:-release}
-OUT=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-echo "building ($PROFILE)..." >&2
-cargo build --profile "$PROFILE" -q -p concord
-cargo build --profile "$PROFILE" -q -p concord-server --example kvload
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-CONCORD=$TARGET_DIR/$OUT/concord
+build_concord kvload
 KVLOAD=$TARGET_DIR/$OUT/examples/kvload
 
-wait_http() { # url, seconds
-  for _ in $(seq 1 $(( $2 * 10 ))); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
-  echo "timed out waiting for $1" >&2; return 1
-}
-
 # ---- Concord: 3 processes via `concord up` ----
-HTTP0=$((BASE)); REDIS0=$((BASE + 10)); PEER0=$((BASE + 20))
-"$CONCORD" up --nodes 3 --data "$WORK/concord" --http-port $HTTP0 --redis-port $REDIS0 --peer-port $PEER0 \
-  --log warn >"$WORK/concord-up.log" 2>&1 &
-UP_PID=$!; PIDS+=("$UP_PID")
-for i in 0 1 2; do wait_http "http://127.0.0.1:$((HTTP0 + i))/healthz" 20; done
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$HTTP0/v1/cluster" | grep -q '"leader":[0-9]' && break; sleep 0.1
-done
-CONCORD_EPS="127.0.0.1:$HTTP0,127.0.0.1:$((HTTP0 + 1)),127.0.0.1:$((HTTP0 + 2))"
+start_concord_http "$BASE"
 echo "concord: $CLIENTS clients for $DURATION..." >&2
 CONCORD_RESULT=$("$KVLOAD" --target concord --endpoints "$CONCORD_EPS" --clients "$CLIENTS" \
   --duration "$DURATION" --value-bytes "$VALUE_BYTES")
 kill -INT "$UP_PID"; wait "$UP_PID" || true
 
 # ---- etcd: 3 processes ----
-E0=$((BASE + 30))
-CLUSTER=""
-for i in 0 1 2; do CLUSTER+="e$i=http://127.0.0.1:$((E0 + 10 + i)),"; done
-CLUSTER=${CLUSTER%,}
-for i in 0 1 2; do
-  etcd --name "e$i" --data-dir "$WORK/etcd$i" \
-    --listen-client-urls "http://127.0.0.1:$((E0 + i))" --advertise-client-urls "http://127.0.0.1:$((E0 + i))" \
-    --listen-peer-urls "http://127.0.0.1:$((E0 + 10 + i))" --initial-advertise-peer-urls "http://127.0.0.1:$((E0 + 10 + i))" \
-    --initial-cluster "$CLUSTER" --initial-cluster-state new --initial-cluster-token concord-bench \
-    --log-level error >"$WORK/etcd$i.log" 2>&1 &
-  PIDS+=("$!")
-done
-for i in 0 1 2; do wait_http "http://127.0.0.1:$((E0 + i))/health" 30; done
-ETCD_EPS="127.0.0.1:$E0,127.0.0.1:$((E0 + 1)),127.0.0.1:$((E0 + 2))"
+start_etcd $((BASE + 30))
 echo "etcd: $CLIENTS clients for $DURATION..." >&2
 ETCD_RESULT=$("$KVLOAD" --target etcd --endpoints "$ETCD_EPS" --clients "$CLIENTS" \
   --duration "$DURATION" --value-bytes "$VALUE_BYTES")

@@ -42,6 +42,8 @@
 # python3, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 PARTS=${PARTS:-single,three,eventual,latency}
 PIPELINES=${PIPELINES:-"1 16"}
@@ -76,13 +78,9 @@ done
 for tool in redis-server redis-benchmark redis-cli curl python3; do
   command -v $tool >/dev/null || { echo "$tool is not installed (Debian: redis-server redis-tools curl python3)"; exit 2; }
 done
-PROFILE=${PROFILE:-release}
-OUT=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-echo "building ($PROFILE)..." >&2
-cargo build --profile "$PROFILE" -q -p concord
-if has_part latency; then cargo build --profile "$PROFILE" -q -p concord-server --example kvload; fi
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-CONCORD=$TARGET_DIR/$OUT/concord
+EXAMPLES=()
+if has_part latency; then EXAMPLES+=(kvload); fi
+build_concord "${EXAMPLES[@]}"
 KVLOAD=$TARGET_DIR/$OUT/examples/kvload
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -138,30 +136,9 @@ if has_part single; then
 fi
 
 # ---- three nodes ----
-CLUSTER=0  # clusters started so far: cluster k uses ports BASE + 100 (k + 1) ...
+CLUSTER=1  # the next cluster's number: cluster k uses ports BASE + 100 k ... (the single node BASE..)
 HTTP0=0; REDIS0=0
-# up NAME ARGS...: start a 3-node cluster and wait until every node answers a write.
-up() {
-  local name=$1; shift
-  CLUSTER=$((CLUSTER + 1)); HTTP0=$((BASE + 100 * CLUSTER)); REDIS0=$((HTTP0 + 10))
-  "$CONCORD" up --nodes 3 --data "$WORK/$name" --http-port "$HTTP0" --redis-port "$REDIS0" \
-    --peer-port "$((HTTP0 + 20))" --log warn "$@" >"$WORK/$name-up.log" 2>&1 &
-  UP_PID=$!
-  local i ok
-  for i in 0 1 2; do
-    ok=""
-    for _ in $(seq 1 300); do
-      kill -0 "$UP_PID" 2>/dev/null || { echo "concord up ($name) exited:" >&2; cat "$WORK/$name-up.log" >&2; exit 1; }
-      [ "$(redis-cli -p $((REDIS0 + i)) SET __bench_ready 1 2>/dev/null)" = OK ] && { ok=1; break; }
-      sleep 0.1
-    done
-    [ -n "$ok" ] || { echo "node $((i + 1)) of $name did not accept a write within 30 s; its log:" >&2
-                      tail -20 "$WORK/$name/node$((i + 1)).log" >&2 || true; exit 1; }
-  done
-}
-down() { kill -INT "$UP_PID"; wait "$UP_PID" || true; UP_PID=""; }
-# leader: the Raft leader's id as node 1 sees it (node i listens on the base ports + i - 1).
-leader() { curl -sf "http://127.0.0.1:$HTTP0/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("leader") or "")' || true; }
+# up, down, leader: bench/lib.sh.
 
 if has_part three; then
   up three
