@@ -17,15 +17,18 @@
 //! ```text
 //!  socket ─▶ reader: decode ─▶ parse ─▶ dispatch ──(queue of pending replies, ≤ max_pipeline)──▶ writer ─▶ socket
 //!                                          │                                                      ▲
-//!                                          └── backend call on its own task ── reply (oneshot) ──┘
+//!                                          └── backend request, submitted now ── its answer, polled by the writer
 //! ```
 //!
 //! * The **reader** decodes every request already buffered (pipelining), parses it, and either
-//!   answers it at once (connection commands: `PING`, `HELLO`, `CLIENT`, `INFO`…) or starts it on
-//!   the backend. When the queue is full it stops reading – back-pressure on a client that sends
-//!   faster than the cluster answers.
-//! * The **writer** takes pending replies in request order, waits for each, encodes it for the
-//!   connection's protocol, and writes them in batches (one `write` per burst, not per reply).
+//!   answers it at once (connection commands: `PING`, `HELLO`, `CLIENT`, `INFO`…) or submits it
+//!   to the backend. When the queue is full it stops reading – back-pressure on a client that
+//!   sends faster than the cluster answers.
+//! * The **writer** takes pending replies in request order, polls each backend answer (no task or
+//!   channel per request: a blocking pop alone gets a task), encodes it for the connection's
+//!   protocol, and writes **once per pipeline**: while the reader is still decoding requests it
+//!   already has, the writer holds its replies ([`crate::pipeline`]). So `redis-benchmark -P 16`
+//!   gets one write per 16 replies, and a lone command is written the moment its answer arrives.
 //!
 //! # Pub/Sub
 //! A connection also has a [`Mailbox`] ([`crate::pubsub`]): the node's hub puts the messages of
@@ -138,10 +141,10 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// Refusals (`-ERR max number of clients reached`) in progress at once; see the module docs.
+pub const MAX_REFUSING: usize = 32;
 /// How often the writer lets other tasks run before it writes a part of a batch whose next
 /// answer is not ready yet (see `write_replies`).
 const ANSWER_YIELDS: usize = 2;
-pub const MAX_REFUSING: usize = 32;
 
 /// Why the server closed a client's connection (see the limits in the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
