@@ -107,6 +107,7 @@
 //! * [`snapshot`] – the snapshot format;
 //! * [`workload`] – the [`KvStateMachine`](concord_core::KvStateMachine) mapping from workload ops.
 
+pub mod changes;
 pub mod command;
 pub mod cursor;
 pub mod engine;
@@ -119,6 +120,7 @@ pub mod snapshot;
 pub mod store;
 pub mod workload;
 
+pub use changes::{ChangeLog, Changes, DEFAULT_CHANGE_LIMIT};
 pub use command::{
     Cas, Command, Compare, CompareOp, CompareTarget, ExpireKey, KeyRange, Put, Query, RangeRequest, Txn,
     TxnOp, Write,

@@ -14,6 +14,7 @@ use crate::command::{
     Cas, Command, CompareOp, CompareTarget, ExpireKey, KeyRange, Query, RangeRequest, Txn, TxnOp, Write,
 };
 use crate::engine::{Engine, MemEngine};
+use crate::changes::{ChangeLog, Changes, Recording};
 use crate::error::{excerpt, KvError};
 use crate::limits::{check_value, validate, validate_query, KvLimits};
 use crate::response::{KeyValue, KvResult, PageBudget, RangePage, Response};
@@ -40,6 +41,8 @@ pub struct Entry {
 pub struct KvStore<E: Engine = MemEngine> {
     limits: KvLimits,
     engine: E,
+    /// The change feed, when someone caches this store's keys (see [`crate::changes`]).
+    changes: Option<ChangeLog>,
 }
 
 /// Two stores are equal when their replicated state is: revision and entries. (`limits` is
@@ -62,7 +65,7 @@ impl KvStore {
     /// An empty in-memory store (revision 0) enforcing `limits`. Every replica of a group must use
     /// the same limits (see [`crate::limits`]).
     pub fn new(limits: KvLimits) -> KvStore {
-        KvStore { limits, engine: MemEngine::default() }
+        KvStore { limits, engine: MemEngine::default(), changes: None }
     }
 
     /// Every key and value in key order (for checkers and dashboards; clients use bounded ranges).
@@ -74,7 +77,26 @@ impl KvStore {
 impl<E: Engine> KvStore<E> {
     /// A store over `engine`, which may already hold state (a store reopened from disk).
     pub fn with_engine(limits: KvLimits, engine: E) -> KvStore<E> {
-        KvStore { limits, engine }
+        KvStore { limits, engine, changes: None }
+    }
+
+    /// Record which keys every applied command changes, keeping at most `limit` between two
+    /// [`take_changes`](Self::take_changes) (see [`crate::changes`]).
+    pub fn record_changes(&mut self, limit: usize) {
+        self.changes = Some(ChangeLog::new(limit));
+    }
+
+    /// The keys changed since the last call (nothing when recording is off).
+    pub fn take_changes(&mut self) -> Changes {
+        self.changes.as_mut().map(ChangeLog::take).unwrap_or_default()
+    }
+
+    /// Run `f` on a write transaction over the engine, through the change log when it records.
+    fn with_tx<T>(&mut self, now: Time, rev: u64, f: impl FnOnce(&mut crate::redis::Tx) -> T) -> T {
+        match &mut self.changes {
+            Some(log) => f(&mut crate::redis::Tx::new(&mut Recording { inner: &mut self.engine, log }, now, rev)),
+            None => f(&mut crate::redis::Tx::new(&mut self.engine, now, rev)),
+        }
     }
 
     pub fn limits(&self) -> &KvLimits {
@@ -134,6 +156,9 @@ impl<E: Engine> KvStore<E> {
         // to `rev` if something was written, so read-only or no-op commands leave it alone.
         // 2^64 writes will not happen in practice, but a (crafted) snapshot can claim it.
         let rev = self.revision().checked_add(1).ok_or(KvError::RevisionsExhausted)?;
+        if let Some(log) = &mut self.changes {
+            log.begin(rev);
+        }
         let now = command.now;
         let (wrote, response) = match &command.write {
             Write::Put(put) => {
@@ -157,8 +182,13 @@ impl<E: Engine> KvStore<E> {
             }
             Write::Redis(exec) => {
                 let max_value_bytes = self.limits.max_value_bytes;
-                let (wrote, replies) =
-                    crate::redis::exec_in(&mut self.engine, exec, now, rev, max_value_bytes, slots);
+                let (wrote, replies) = match &mut self.changes {
+                    Some(log) => {
+                        let mut engine = Recording { inner: &mut self.engine, log };
+                        crate::redis::exec_in(&mut engine, exec, now, rev, max_value_bytes, slots)
+                    }
+                    None => crate::redis::exec_in(&mut self.engine, exec, now, rev, max_value_bytes, slots),
+                };
                 (wrote, Response::Redis { revision: 0, replies })
             }
         };
@@ -302,13 +332,13 @@ impl<E: Engine> KvStore<E> {
     /// Write `value` at revision `rev`, replacing the key's deadline with `expires_at` (and a
     /// collection stored under the key with its records, as Redis's `SET` does).
     fn put_at(&mut self, key: &[u8], value: Vec<u8>, expires_at: Option<Time>, rev: u64) {
-        crate::redis::Tx::new(&mut self.engine, Time(0), rev).put_string(key, value, expires_at);
+        self.with_tx(Time(0), rev, |tx| tx.put_string(key, value, expires_at));
     }
 
     /// Remove `key` (a collection with its records); whether it existed.
     fn remove(&mut self, key: &[u8]) -> bool {
         // The revision is unused: removing writes nothing new.
-        crate::redis::Tx::new(&mut self.engine, Time(0), 0).remove(key)
+        self.with_tx(Time(0), 0, |tx| tx.remove(key))
     }
 
     /// Remove every key in `range` (user keys only: collections' records go with their keys); how
@@ -462,6 +492,9 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
         let (revision, entries) =
             snapshot::decode(bytes).map_err(|e| StateMachineError::Corrupt(e.to_string()))?;
         self.engine.replace_all(revision, entries);
+        if let Some(log) = &mut self.changes {
+            log.everything();
+        }
         Ok(())
     }
 
@@ -490,7 +523,11 @@ impl<E: Engine + 'static> StateMachine for KvStore<E> {
     }
 
     fn import_finish(&mut self) -> Result<(), StateMachineError> {
-        self.engine.import_finish()
+        self.engine.import_finish()?;
+        if let Some(log) = &mut self.changes {
+            log.everything();
+        }
+        Ok(())
     }
 
     fn housekeeping(&self, now: Time) -> Vec<Command> {
