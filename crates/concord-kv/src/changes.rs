@@ -154,7 +154,12 @@ mod tests {
 
     fn redis(store: &mut KvStore, words: &[&str]) {
         let call = RedisCall::new(words.iter().map(|w| w.as_bytes().to_vec()).collect());
-        store.execute(&Command::new(Time(1), Write::Redis(RedisExec { keys: vec![], watch: vec![], calls: vec![call] }))).unwrap();
+        store
+            .execute(&Command::new(
+                Time(1),
+                Write::Redis(RedisExec { keys: vec![], watch: vec![], calls: vec![call] }),
+            ))
+            .unwrap();
     }
 
     fn keys(changes: &Changes) -> Vec<(&str, u64)> {

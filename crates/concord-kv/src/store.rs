@@ -10,11 +10,11 @@
 //! Applying a command is a pure function of (state, command): no clock (time arrives inside the
 //! command), no randomness, no hash-map iteration order – whichever engine holds the bytes.
 
+use crate::changes::{ChangeLog, Changes, Recording};
 use crate::command::{
     Cas, Command, CompareOp, CompareTarget, ExpireKey, KeyRange, Query, RangeRequest, Txn, TxnOp, Write,
 };
 use crate::engine::{Engine, MemEngine};
-use crate::changes::{ChangeLog, Changes, Recording};
 use crate::error::{excerpt, KvError};
 use crate::limits::{check_value, validate, validate_query, KvLimits};
 use crate::response::{KeyValue, KvResult, PageBudget, RangePage, Response};
@@ -94,7 +94,9 @@ impl<E: Engine> KvStore<E> {
     /// Run `f` on a write transaction over the engine, through the change log when it records.
     fn with_tx<T>(&mut self, now: Time, rev: u64, f: impl FnOnce(&mut crate::redis::Tx) -> T) -> T {
         match &mut self.changes {
-            Some(log) => f(&mut crate::redis::Tx::new(&mut Recording { inner: &mut self.engine, log }, now, rev)),
+            Some(log) => {
+                f(&mut crate::redis::Tx::new(&mut Recording { inner: &mut self.engine, log }, now, rev))
+            }
             None => f(&mut crate::redis::Tx::new(&mut self.engine, now, rev)),
         }
     }
@@ -189,6 +191,17 @@ impl<E: Engine> KvStore<E> {
                     }
                     None => crate::redis::exec_in(&mut self.engine, exec, now, rev, max_value_bytes, slots),
                 };
+                // `FLUSHALL` says "everything" however few keys it removed, as Redis's tracking does.
+                if let Some(log) = &mut self.changes {
+                    let flush = |c: &crate::RedisCall| {
+                        c.argv.first().is_some_and(|n| {
+                            n.eq_ignore_ascii_case(b"flushall") || n.eq_ignore_ascii_case(b"flushdb")
+                        })
+                    };
+                    if exec.calls.iter().any(flush) {
+                        log.everything();
+                    }
+                }
                 (wrote, Response::Redis { revision: 0, replies })
             }
         };

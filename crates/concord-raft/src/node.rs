@@ -651,6 +651,12 @@ impl<S: StateMachine> RaftNode<S> {
     pub fn state_machine(&self) -> &S {
         &self.sm
     }
+    /// The state machine, mutably – only to drain what it records for observers (a store's
+    /// change feed, see `concord_kv::changes`). Changing replicated state through it would make
+    /// this replica diverge from the others.
+    pub fn state_machine_mut(&mut self) -> &mut S {
+        &mut self.sm
+    }
     pub fn config(&self) -> &RaftConfig {
         &self.config
     }

@@ -190,6 +190,13 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<Result<Response, BackendError>>;
 
     /// The consistency family this backend implements (Raft unless it says otherwise).
+    /// The keys every applied write changes, in apply order, for `CLIENT TRACKING` (see
+    /// [`crate::tracking`]); each call is a new subscription. `None` (the default): this backend
+    /// cannot say, and tracking is refused.
+    fn key_changes(&self) -> Option<tokio::sync::broadcast::Receiver<std::sync::Arc<concord_kv::Changes>>> {
+        None
+    }
+
     fn model(&self) -> ConsistencyModel {
         ConsistencyModel::Strong
     }

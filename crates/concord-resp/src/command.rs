@@ -355,6 +355,12 @@ pub enum ClientRequest {
         old_form: bool,
     },
     Help,
+    /// `CLIENT TRACKING ON|OFF …` (see [`crate::tracking`]).
+    Tracking(crate::tracking::TrackingRequest),
+    /// `CLIENT CACHING YES|NO` (`None`: neither word).
+    Caching(Option<bool>),
+    GetRedir,
+    TrackingInfo,
 }
 
 /// Which clients `CLIENT LIST` shows and `CLIENT KILL` closes: all the given conditions hold.
@@ -780,9 +786,67 @@ fn parse_client(rest: &[Bytes]) -> Result<ClientRequest, ReplyError> {
             )));
         };
         Ok(ClientRequest::SetInfo { attribute, value: rest[2].clone() })
+    } else if is(sub, "TRACKING") {
+        if rest.len() < 2 {
+            return Err(ReplyError::wrong_arity("client|tracking"));
+        }
+        parse_tracking(&rest[1..]).map(ClientRequest::Tracking)
+    } else if is(sub, "CACHING") {
+        arity("caching", 2)?;
+        let yes = if is(&rest[1], "YES") {
+            Some(true)
+        } else if is(&rest[1], "NO") {
+            Some(false)
+        } else {
+            None
+        };
+        Ok(ClientRequest::Caching(yes))
+    } else if is(sub, "GETREDIR") {
+        arity("getredir", 1)?;
+        Ok(ClientRequest::GetRedir)
+    } else if is(sub, "TRACKINGINFO") {
+        arity("trackinginfo", 1)?;
+        Ok(ClientRequest::TrackingInfo)
     } else {
         Err(ReplyError::unknown_subcommand("client", sub))
     }
+}
+
+/// `CLIENT TRACKING`'s words after the subcommand, as redis-server parses them.
+fn parse_tracking(words: &[Bytes]) -> Result<crate::tracking::TrackingRequest, ReplyError> {
+    let syntax = || ReplyError("ERR syntax error".into());
+    let mut request = crate::tracking::TrackingRequest::default();
+    if is(&words[0], "ON") {
+        request.on = true;
+    } else if !is(&words[0], "OFF") {
+        return Err(syntax());
+    }
+    let mut i = 1;
+    while i < words.len() {
+        let word = &words[i];
+        let value = words.get(i + 1);
+        if is(word, "REDIRECT") && value.is_some() {
+            let id = integer(&words[i + 1])
+                .map_err(|_| ReplyError("ERR value is not an integer or out of range".into()))?;
+            request.redirect = Some(id.max(0) as u64);
+            i += 1;
+        } else if is(word, "PREFIX") && value.is_some() {
+            request.prefixes.push(words[i + 1].clone());
+            i += 1;
+        } else if is(word, "BCAST") {
+            request.bcast = true;
+        } else if is(word, "OPTIN") {
+            request.optin = true;
+        } else if is(word, "OPTOUT") {
+            request.optout = true;
+        } else if is(word, "NOLOOP") {
+            request.noloop = true;
+        } else {
+            return Err(syntax());
+        }
+        i += 1;
+    }
+    Ok(request)
 }
 
 /// `CLIENT LIST`'s (`list`: `TYPE`, `ID id …`) or `CLIENT KILL`'s filters (`ID`, `ADDR`,

@@ -108,6 +108,7 @@ mod pipeline;
 pub mod pubsub;
 pub mod scripts;
 pub mod server;
+pub mod tracking;
 
 pub use acl::Acl;
 pub use backend::{

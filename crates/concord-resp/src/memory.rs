@@ -34,11 +34,12 @@
 use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
 use crate::cluster::Topology;
 use concord_core::Time;
-use concord_kv::{Command, KvLimits, KvStore, Query, Response};
+use concord_kv::{Changes, Command, KvLimits, KvStore, Query, Response};
 use concord_raft::ReadConsistency;
 use concord_shard::slot::key_slot;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
 
 /// A clock in milliseconds since the Unix epoch.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -50,6 +51,8 @@ pub struct MemoryBackend {
     /// Its Redis Cluster view (`None`: not a cluster): what `CLUSTER …` reports, and how requests
     /// are routed (see the module docs). Changed with [`MemoryBackend::set_topology`].
     topology: Mutex<Option<Topology>>,
+    /// The keys each write changed, for `CLIENT TRACKING` (see [`crate::tracking`]).
+    changes: broadcast::Sender<Arc<Changes>>,
 }
 
 struct State {
@@ -66,10 +69,13 @@ impl MemoryBackend {
 
     /// An empty store with `limits`, on `clock` (tests move time by hand).
     pub fn with_clock(limits: KvLimits, clock: Clock) -> MemoryBackend {
+        let mut store = KvStore::new(limits);
+        store.record_changes(concord_kv::DEFAULT_CHANGE_LIMIT);
         MemoryBackend {
-            state: Mutex::new(State { store: KvStore::new(limits), applied_index: 0 }),
+            state: Mutex::new(State { store, applied_index: 0 }),
             clock,
             topology: Mutex::new(None),
+            changes: broadcast::channel(1024).0,
         }
     }
 
@@ -103,12 +109,22 @@ impl MemoryBackend {
     }
 
     /// Apply the expiry commands due at `now` (what a leader's housekeeping would propose).
-    fn expire_due(state: &mut State, now: Time) {
+    fn expire_due(&self, state: &mut State, now: Time) {
         while let Some(expire) = state.store.expiry_due(now) {
             state.applied_index += 1;
             if state.store.execute(&expire).is_err() {
                 break;
             }
+        }
+        self.publish_changes(state);
+    }
+
+    /// Send what the last commands changed to `CLIENT TRACKING` (under the state lock, so in
+    /// apply order).
+    fn publish_changes(&self, state: &mut State) {
+        let changes = state.store.take_changes();
+        if !changes.is_empty() && self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(Arc::new(changes));
         }
     }
 
@@ -158,9 +174,10 @@ impl Backend for MemoryBackend {
             return Box::pin(std::future::ready(Err(e)));
         }
         let mut state = self.lock();
-        Self::expire_due(&mut state, self.now());
+        self.expire_due(&mut state, self.now());
         state.applied_index += 1;
         let result = state.store.execute(&command).map_err(BackendError::Kv);
+        self.publish_changes(&mut state);
         Box::pin(std::future::ready(result))
     }
 
@@ -173,9 +190,13 @@ impl Backend for MemoryBackend {
             return Box::pin(std::future::ready(Err(e)));
         }
         let mut state = self.lock();
-        Self::expire_due(&mut state, self.now());
+        self.expire_due(&mut state, self.now());
         let result = state.store.read(&query).map_err(BackendError::Kv);
         Box::pin(std::future::ready(result))
+    }
+
+    fn key_changes(&self) -> Option<broadcast::Receiver<Arc<Changes>>> {
+        Some(self.changes.subscribe())
     }
 
     fn keyspace(&self) -> Option<crate::backend::KeyspaceInfo> {
@@ -235,7 +256,7 @@ impl Backend for MemoryBackend {
         _consistency: RequestConsistency,
     ) -> BoxFuture<Result<u64, BackendError>> {
         let mut state = self.lock();
-        Self::expire_due(&mut state, self.now());
+        self.expire_due(&mut state, self.now());
         let count = state.store.iter().filter(|kv| key_slot(&kv.key).get() == slot).count() as u64;
         Box::pin(std::future::ready(Ok(count)))
     }
@@ -247,7 +268,7 @@ impl Backend for MemoryBackend {
         _consistency: RequestConsistency,
     ) -> BoxFuture<Result<Vec<Vec<u8>>, BackendError>> {
         let mut state = self.lock();
-        Self::expire_due(&mut state, self.now());
+        self.expire_due(&mut state, self.now());
         let keys = state
             .store
             .iter()

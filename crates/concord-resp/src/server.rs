@@ -124,6 +124,7 @@ use crate::monitor::{ClientHandle, ClientSnapshot, Lookups, Monitor};
 use crate::pipeline::{ready_now, Pipeline};
 use crate::pubsub::{Hub, Mailbox, PubSubRequest};
 use crate::scripts::ScriptCache;
+use crate::tracking::{Settings as TrackingSettings, Tracker};
 use bytes::{Bytes, BytesMut};
 use concord_kv::KvLimits;
 use concord_raft::ReadConsistency;
@@ -131,7 +132,7 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -338,6 +339,8 @@ struct Shared {
     bind: Option<SocketAddr>,
     /// `SCRIPT LOAD`ed and `EVAL`ed scripts, for `EVALSHA` (per node; see [`crate::scripts`]).
     scripts: ScriptCache,
+    /// `CLIENT TRACKING` (see [`crate::tracking`]).
+    tracker: Arc<Tracker>,
 }
 
 /// Serve the Redis protocol on `listener` until `shutdown` completes (see the module docs).
@@ -367,6 +370,8 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let grace = config.shutdown_grace;
     let acl = config.acl.clone().unwrap_or_else(|| Arc::new(Acl::new(config.requirepass.as_deref())));
     let pubsub = config.pubsub.clone().unwrap_or_else(|| Arc::new(Hub::new(None)));
+    let tracker = Arc::new(Tracker::default());
+    let tracking = backend.key_changes().map(|feed| tracker.follow(feed, pubsub.clone()));
     let shared = Arc::new(Shared {
         backend,
         acl,
@@ -382,6 +387,7 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
         monitor: Monitor::default(),
         bind,
         scripts: ScriptCache::default(),
+        tracker,
     });
     // `instantaneous_ops_per_sec`: sample the commands counter, as redis-server does.
     let sampler = {
@@ -441,6 +447,14 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let _ = drained.await;
     connections.abort_all();
     sampler.abort();
+    if let Some(tracking) = tracking {
+        tracking.abort();
+    }
+}
+
+/// Whether `args` is `CLIENT CACHING …` (which sets, rather than uses, the next command's flag).
+fn is_client_caching(args: &[Bytes]) -> bool {
+    args.len() >= 2 && args[0].eq_ignore_ascii_case(b"client") && args[1].eq_ignore_ascii_case(b"caching")
 }
 
 /// The first wait after a failed `accept`, and the longest.
@@ -912,6 +926,12 @@ struct Client {
     /// Channels, patterns and shard channels subscribed to: in RESP2, more than 0 is Redis's
     /// subscribe mode (only the Pub/Sub commands, `PING` and `QUIT` are allowed).
     subscribed: usize,
+    /// Whether the connection speaks RESP3 now, as the tracker reads it to choose a message's form.
+    resp3: Arc<AtomicBool>,
+    /// `CLIENT TRACKING`'s settings while it is on ([`crate::tracking`]).
+    tracking: Option<TrackingSettings>,
+    /// `CLIENT CACHING yes|no`, for the next command only.
+    caching: Option<bool>,
 }
 
 impl Drop for Client {
@@ -919,6 +939,7 @@ impl Drop for Client {
         if self.subscribed > 0 {
             self.shared.pubsub.remove(self.id);
         }
+        self.shared.tracker.disconnect(self.id);
     }
 }
 
@@ -1006,6 +1027,8 @@ impl Client {
         let limits = shared.config.decode_limits;
         let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
         let consistency = RequestConsistency::strong(shared.config.default_consistency);
+        let resp3 = Arc::new(AtomicBool::new(false));
+        shared.tracker.connect(id, mailbox.clone(), resp3.clone());
         let snapshot = ClientSnapshot {
             name: None,
             lib_name: None,
@@ -1042,6 +1065,9 @@ impl Client {
             output,
             mailbox,
             subscribed: 0,
+            resp3,
+            tracking: None,
+            caching: None,
             shared,
         }
     }
@@ -1154,7 +1180,12 @@ impl Client {
         let slow_args = self.shared.monitor.slowlog.enabled().then(|| args.clone());
         self.last_command = command_name(&args);
         self.timing = Some(Timing { started, args: slow_args, lookups: None });
+        // `CLIENT CACHING` speaks of the command after it only.
+        let caching_was_set = self.caching.is_some() && !is_client_caching(&args);
         let (pending, close) = self.dispatch_parsed(args).await;
+        if caching_was_set {
+            self.caching = None;
+        }
         // Answered here (not by a backend task): measured now.
         if let (Some(timing), Pending::Ready(..)) = (self.timing.take(), &pending) {
             if let Some(args) = timing.args {
@@ -1348,6 +1379,9 @@ impl Client {
                     if let Some(timing) = &mut self.timing {
                         timing.lookups = Lookups::of(&request);
                     }
+                    if access == Access::Read && self.tracking.is_some() {
+                        self.track_read(&request);
+                    }
                     let ctx = self.exec_context();
                     let blocking =
                         matches!(&request, Request::Redis(args) if crate::blocking::is_blocking(&args[0]));
@@ -1412,6 +1446,9 @@ impl Client {
         for queued in queued {
             slots.push(match queued {
                 Queued::Data(request) => {
+                    if request.access() == Access::Read && self.tracking.is_some() {
+                        self.track_read(&request);
+                    }
                     data.push(request);
                     ExecSlot::Data
                 }
@@ -1721,6 +1758,7 @@ impl Client {
                 }
                 if let Some(protocol) = protocol {
                     self.protocol = protocol;
+                    self.resp3.store(protocol == Protocol::Resp3, Ordering::Relaxed);
                 }
                 Frame::map_of([
                     ("server", Frame::bulk("redis")),
@@ -1832,8 +1870,111 @@ impl Client {
         (frame, false)
     }
 
+    /// A tracking client is about to read `request`'s keys: remember them, as its mode says
+    /// (see [`crate::tracking`]).
+    fn track_read(&self, request: &Request) {
+        let Some(tracking) = &self.tracking else { return };
+        let remember = if tracking.bcast {
+            false
+        } else if tracking.optin {
+            self.caching == Some(true)
+        } else if tracking.optout {
+            self.caching != Some(false)
+        } else {
+            true
+        };
+        if remember {
+            let keys: Vec<Bytes> = request.keys().iter().map(|k| Bytes::copy_from_slice(k)).collect();
+            self.shared.tracker.remember(self.id, &keys, &self.shared.pubsub);
+        }
+    }
+
+    /// `CLIENT TRACKING`, `CACHING`, `GETREDIR`, `TRACKINGINFO`, in redis-server's words.
+    fn tracking_command(&mut self, request: ClientRequest) -> Frame {
+        match request {
+            ClientRequest::Tracking(request) if request.on => {
+                match self.shared.tracker.turn_on(self.id, &request) {
+                    Ok(()) => {
+                        self.tracking = self.shared.tracker.settings(self.id);
+                        Frame::ok()
+                    }
+                    Err(e) => Frame::error(e),
+                }
+            }
+            ClientRequest::Tracking(_) => {
+                self.shared.tracker.turn_off(self.id);
+                self.tracking = None;
+                self.caching = None;
+                Frame::ok()
+            }
+            ClientRequest::Caching(yes) => {
+                let Some(t) = self.tracking.as_ref().filter(|t| t.optin || t.optout) else {
+                    return Frame::error(
+                        "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or \
+                         OPTOUT mode enabled",
+                    );
+                };
+                match yes {
+                    Some(true) if !t.optin => Frame::error(
+                        "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+                    ),
+                    Some(false) if !t.optout => Frame::error(
+                        "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+                    ),
+                    Some(yes) => {
+                        self.caching = Some(yes);
+                        Frame::ok()
+                    }
+                    None => Frame::error("ERR syntax error"),
+                }
+            }
+            ClientRequest::GetRedir => {
+                Frame::Integer(self.tracking.as_ref().map_or(-1, |t| t.redirect.map_or(0, |id| id as i64)))
+            }
+            ClientRequest::TrackingInfo => {
+                let mut flags = Vec::new();
+                let mut redirect = -1;
+                let mut prefixes = Vec::new();
+                match &self.tracking {
+                    None => flags.push("off"),
+                    Some(t) => {
+                        flags.push("on");
+                        for (on, flag) in [(t.bcast, "bcast"), (t.optin, "optin"), (t.optout, "optout")] {
+                            if on {
+                                flags.push(flag);
+                            }
+                        }
+                        match self.caching {
+                            Some(true) => flags.push("caching-yes"),
+                            Some(false) => flags.push("caching-no"),
+                            None => {}
+                        }
+                        if t.noloop {
+                            flags.push("noloop");
+                        }
+                        redirect = t.redirect.map_or(0, |id| id as i64);
+                        if t.redirect.is_some_and(|id| !self.shared.tracker.is_connected(id)) {
+                            flags.push("broken_redirect");
+                        }
+                        prefixes = t.prefixes.iter().cloned().map(Frame::Bulk).collect();
+                    }
+                }
+                Frame::map_of([
+                    ("flags", Frame::Set(flags.into_iter().map(Frame::bulk).collect())),
+                    ("redirect", Frame::Integer(redirect)),
+                    ("prefixes", Frame::Array(prefixes)),
+                ])
+            }
+            other => Frame::error(format!("ERR internal error: {other:?} is not a tracking command")),
+        }
+    }
+
     fn client_command(&mut self, request: ClientRequest) -> Frame {
         match request {
+            request @ (ClientRequest::Tracking(_)
+            | ClientRequest::Caching(_)
+            | ClientRequest::GetRedir
+            | ClientRequest::TrackingInfo) => self.tracking_command(request),
             ClientRequest::SetName(name) => match valid_name(&name, "Client names") {
                 Ok(()) => {
                     self.name = (!name.is_empty()).then_some(name);
@@ -1894,6 +2035,7 @@ impl Client {
         let uptime = s.started.elapsed().as_secs();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
+        let tracking = s.tracker.counts();
         let mut sections = vec![
             (
                 "Server".to_string(),
@@ -1918,6 +2060,7 @@ impl Client {
                     ("connected_clients", s.connected_clients.load(Ordering::Relaxed).to_string()),
                     ("maxclients", s.config.max_clients.to_string()),
                     ("blocked_clients", m.blocked_clients.load(Ordering::Relaxed).to_string()),
+                    ("tracking_clients", tracking.0.to_string()),
                 ]),
             ),
             ("Memory".to_string(), pairs(introspect::memory_fields(crate::monitor::process_memory()))),
@@ -1932,6 +2075,9 @@ impl Client {
                     ("rejected_connections", load(&s.rejected_connections)),
                     ("keyspace_hits", load(&m.keyspace_hits)),
                     ("keyspace_misses", load(&m.keyspace_misses)),
+                    ("tracking_total_keys", tracking.1.to_string()),
+                    ("tracking_total_items", tracking.1.to_string()),
+                    ("tracking_total_prefixes", tracking.2.to_string()),
                 ]),
             ),
             ("Replication".to_string(), introspect::replication_fields(&s.backend.replication(), &m.run_id)),

@@ -58,12 +58,13 @@ use crate::storage::{Disk, DiskError};
 use crate::transport::Transport;
 use crate::RaftKv;
 use concord_core::{ClientId, Effect, Io, NodeId, Process, RequestId, Time};
+use concord_kv::Changes;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// Inputs run through the node before one sync, at most.
 pub const MAX_BATCH_INPUTS: usize = 1024;
@@ -194,6 +195,8 @@ pub struct Driver<P: Hosted = RaftKv> {
     publish_owed: bool,
     /// Where the WAL thread says the disk is full, and the front doors read it.
     disk_space: Arc<DiskSpace>,
+    /// Where the keys changed by each batch go (`CLIENT TRACKING`), when someone listens.
+    change_feed: Option<broadcast::Sender<Arc<Changes>>>,
 }
 
 impl<P: Hosted> Driver<P> {
@@ -232,6 +235,7 @@ impl<P: Hosted> Driver<P> {
             last_publish: Instant::now(),
             publish_owed: false,
             disk_space: Arc::new(DiskSpace::unlimited()),
+            change_feed: None,
         };
         // The booted state is visible before the loop runs (no reader ever sees an empty status).
         driver.publish();
@@ -242,6 +246,25 @@ impl<P: Hosted> Driver<P> {
     pub fn with_disk_space(mut self, space: Arc<DiskSpace>) -> Driver<P> {
         self.disk_space = space;
         self
+    }
+
+    /// Record the keys every batch changes and send them to `feed` after the batch (see
+    /// [`Hosted::record_changes`]). Receivers that fall behind see `Lagged`, and must then
+    /// assume everything changed.
+    pub fn with_change_feed(mut self, feed: broadcast::Sender<Arc<Changes>>) -> Driver<P> {
+        self.node.record_changes();
+        self.change_feed = Some(feed);
+        self
+    }
+
+    /// Send what the last batch changed to the change feed.
+    fn publish_changes(&mut self) {
+        if let Some(feed) = &self.change_feed {
+            let changes = self.node.take_changes();
+            if !changes.is_empty() && feed.receiver_count() > 0 {
+                let _ = feed.send(Arc::new(changes));
+            }
+        }
     }
 
     /// Run until `shutdown` fires or every input sender is gone. Returns an error (a complete
@@ -307,6 +330,7 @@ impl<P: Hosted> Driver<P> {
             }
             self.fire_due_timers(&mut batch);
             self.finish(batch)?;
+            self.publish_changes();
             self.maybe_publish();
             if self.last_sweep.elapsed() > Duration::from_secs(1) {
                 self.sweep();

@@ -16,6 +16,7 @@ use crate::wire::Frame;
 use crate::RaftKv;
 use concord_core::{NodeId, Process};
 use concord_dynamo::{DynamoMessage, DynamoNode, DynamoResponse};
+use concord_kv::Changes;
 use concord_raft::RaftResponse;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -61,6 +62,15 @@ pub trait Hosted: Process + Send {
 
     /// Set the protocol's gauges.
     fn export(status: &Self::Status, metrics: &Metrics);
+
+    /// Start recording which keys applied writes change (the change feed that `CLIENT TRACKING`
+    /// invalidates from; see `concord_kv::changes`). Default: the protocol has no such feed.
+    fn record_changes(&mut self) {}
+
+    /// The keys changed since the last call (asked after every batch once recording is on).
+    fn take_changes(&mut self) -> Changes {
+        Changes::default()
+    }
 }
 
 /// A Raft node's state after its last batch, for HTTP, INFO and metrics.
@@ -140,6 +150,14 @@ impl Hosted for RaftKv {
             keys: self.state_machine().len(),
             expiring_keys: self.state_machine().expiring_len(),
         }
+    }
+
+    fn record_changes(&mut self) {
+        self.state_machine_mut().record_changes(concord_kv::DEFAULT_CHANGE_LIMIT);
+    }
+
+    fn take_changes(&mut self) -> Changes {
+        self.state_machine_mut().take_changes()
     }
 
     fn export(status: &Status, metrics: &Metrics) {

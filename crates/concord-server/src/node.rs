@@ -30,14 +30,14 @@ use crate::transport::{self, Identity, Inbound, Transport};
 use crate::{Error, RaftKv};
 use concord_core::{Durable, NodeId};
 use concord_dynamo::DynamoNode;
-use concord_kv::KvStore;
+use concord_kv::{Changes, KvStore};
 use concord_raft::RaftNode;
 use concord_resp::pubsub::Relay;
 use concord_resp::Backend;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// A running node.
@@ -123,6 +123,9 @@ pub struct DoorParts<'a> {
     /// The node's shutdown switch (what SIGTERM flips) and its receiver.
     pub shutdown: &'a watch::Sender<bool>,
     pub shutdown_rx: &'a watch::Receiver<bool>,
+    /// The keys each batch of the driver changed (`CLIENT TRACKING`'s source; only the strong
+    /// mode's driver fills it).
+    pub changes: broadcast::Sender<Arc<Changes>>,
 }
 
 /// A mode's front doors.
@@ -169,12 +172,21 @@ fn launch<P: Served>(node: P, l: Launch<'_>) -> Result<Launched, Error> {
         peer_file: l.peer_file,
         disk_space: l.disk_space.clone(),
     });
+    // Lagging listeners learn they lagged and flush what they track; 1 024 batches is seconds.
+    let (changes, _) = broadcast::channel(1024);
     let driver = Driver::new(node, l.clock, l.disk, l.transport, rx, status_tx, l.metrics)
-        .with_disk_space(l.disk_space);
+        .with_disk_space(l.disk_space)
+        .with_change_feed(changes.clone());
     let driver = tokio::spawn(driver.run(l.shutdown_rx.clone()));
     let doors = P::front_doors(
         &handle,
-        &DoorParts { config: l.config, secret: l.secret, shutdown: l.shutdown, shutdown_rx: &l.shutdown_rx },
+        &DoorParts {
+            config: l.config,
+            secret: l.secret,
+            shutdown: l.shutdown,
+            shutdown_rx: &l.shutdown_rx,
+            changes,
+        },
     )?;
     Ok((P::front(handle), doors, driver))
 }

@@ -27,7 +27,8 @@ fn layer(krate: &str) -> Option<Layer> {
     use Layer::*;
     Some(match krate {
         "concord-core" => Foundation,
-        "concord-raft" | "concord-dynamo" | "concord-gossip" | "concord-kv" | "concord-check" => Protocol,
+        "concord-raft" | "concord-dynamo" | "concord-gossip" | "concord-kv" | "concord-check"
+        | "concord-cache" => Protocol,
         "concord-shard" => Composed,
         "concord-wal" => RealDisk,
         "concord-sim" => VirtualWorld,

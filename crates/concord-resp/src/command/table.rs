@@ -342,6 +342,10 @@ pub const COMMANDS: &[CommandSpec] = &[
         sub("client|list", -2, ADMIN, ADMIN_CONN).tips(NONDETERMINISTIC),
         sub("client|kill", -3, ADMIN, ADMIN_CONN),
         sub("client|help", 2, LS, SLOW_CONN),
+        sub("client|tracking", -3, NLS, SLOW_CONN),
+        sub("client|caching", 3, NLS, SLOW_CONN),
+        sub("client|getredir", 2, NLS, SLOW_CONN),
+        sub("client|trackinginfo", 2, NLS, SLOW_CONN),
     ]),
     spec(
         "consistency",

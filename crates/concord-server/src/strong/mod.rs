@@ -92,7 +92,7 @@ impl Served for RaftKv {
             http: http::router(handle.clone(), config)
                 .merge(crate::dashboard::routes(dashboard))
                 .merge(crate::fault_injection::routes(faults)),
-            resp: Arc::new(resp::NodeBackend::new(handle.clone())),
+            resp: Arc::new(resp::NodeBackend::new(handle.clone()).with_changes(parts.changes.clone())),
         })
     }
 

@@ -17,21 +17,31 @@
 
 use super::handle::NodeHandle;
 use crate::front::{self, ClientError};
-use concord_kv::{Command, KvLimits, Query, Response};
+use concord_kv::{Changes, Command, KvLimits, Query, Response};
 use concord_resp::{
     Backend, BackendError, BoxFuture, KeyspaceInfo, ReplicaInfo, ReplicationInfo, ReplicationRole,
     RequestConsistency,
 };
+use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::broadcast;
 
 /// A [`Backend`] over a running node.
 pub struct NodeBackend {
     handle: NodeHandle,
+    /// The keys the driver's batches changed (`CLIENT TRACKING`), when the node has the feed.
+    changes: Option<broadcast::Sender<Arc<Changes>>>,
 }
 
 impl NodeBackend {
     pub fn new(handle: NodeHandle) -> NodeBackend {
-        NodeBackend { handle }
+        NodeBackend { handle, changes: None }
+    }
+
+    /// The same backend, offering `CLIENT TRACKING` from `changes`.
+    pub fn with_changes(mut self, changes: broadcast::Sender<Arc<Changes>>) -> NodeBackend {
+        self.changes = Some(changes);
+        self
     }
 }
 
@@ -42,6 +52,10 @@ fn backend_error(handle: &NodeHandle, e: ClientError) -> BackendError {
 }
 
 impl Backend for NodeBackend {
+    fn key_changes(&self) -> Option<broadcast::Receiver<Arc<Changes>>> {
+        self.changes.as_ref().map(broadcast::Sender::subscribe)
+    }
+
     // The Raft backend's model is the default, `Strong`: the RESP server never lets a client set R
     // or W here, so `consistency` only carries the read level.
     fn write(

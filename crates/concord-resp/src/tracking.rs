@@ -1,0 +1,580 @@
+//! Server-assisted client-side caching: `CLIENT TRACKING`, `CLIENT CACHING`, `CLIENT GETREDIR`,
+//! `CLIENT TRACKINGINFO`, and the invalidation messages (Redis 6's protocol, so the client-side
+//! caches of Redis client libraries work unmodified).
+//!
+//! A client that caches what it read must hear when it changes. With tracking on, the node
+//! remembers which keys the client read (the *default* mode) or which key prefixes it cares about
+//! (*broadcasting*, `BCAST`), and when a write changes such a key it sends an `invalidate` message
+//! with the key: as a RESP3 push (`>2 invalidate [key …]`) on the client's own connection, or –
+//! with `REDIRECT id`, for RESP2 clients – as a Pub/Sub `message` on the channel
+//! `__redis__:invalidate` to the connection `id`, which subscribed to it. `FLUSHALL` (or anything
+//! that may have changed every key) sends a null key list: "drop everything".
+//!
+//! # Where the changes come from
+//! Not from the writes this node's clients send: every node of a cluster applies every write of
+//! the Raft log, and a client reading on a follower must hear of a write sent to the leader. The
+//! node's state machine records the keys each applied command changed (`concord_kv::changes`: a
+//! Lua script's undeclared keys included), the node hands them over after every batch
+//! ([`crate::Backend::key_changes`]), and one task per node turns them into messages here
+//! ([`Tracker::run`]). If that task falls behind the feed, it cannot know what it missed and
+//! sends every tracking client a null list.
+//!
+//! # Reads are remembered before they run
+//! A key is filed under the client when the read is *dispatched*, not answered: a write applied
+//! between the read's evaluation and its reply must still invalidate. So the client may receive
+//! an invalidation for a key before the reply that read it – Redis clients expect that race (it
+//! exists in Redis too) and do not cache a reply an invalidation overtook.
+//!
+//! # Modes
+//! * default: a key is remembered per client until it is invalidated once (one message per read),
+//!   as Redis's tracking table. The table holds at most [`MAX_TRACKED_KEYS`] keys (Redis's
+//!   `tracking-table-max-keys`); past it, the smallest key is invalidated for its clients and
+//!   forgotten – the clients just miss a cached value.
+//! * `OPTIN`: only reads right after `CLIENT CACHING yes` are remembered; `OPTOUT`: all but those
+//!   right after `CLIENT CACHING no`.
+//! * `BCAST [PREFIX p …]`: nothing is remembered; every change to a key with one of the prefixes
+//!   (no prefix: every key) is sent.
+//! * `NOLOOP`: accepted and shown by `CLIENT TRACKINGINFO`, but Concord still sends a client the
+//!   invalidations of its own writes. A change comes from the applied log, which does not say
+//!   which connection proposed it, and guessing by key and timing could drop another client's
+//!   write to the same key – a stale cache. An extra invalidation only costs a cache miss.
+//!
+//! # What is not offered
+//! The eventual and sharded modes have no change feed yet: `CLIENT TRACKING ON` answers an error
+//! there, rather than accepting and never invalidating.
+
+use crate::frame::Frame;
+use crate::pubsub::{ClientId, Hub, Mailbox};
+use bytes::Bytes;
+use concord_kv::Changes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// The Pub/Sub channel RESP2 clients subscribe to for redirected invalidations.
+pub const INVALIDATE_CHANNEL: &str = "__redis__:invalidate";
+
+/// Keys the default mode remembers at most (Redis's `tracking-table-max-keys` default).
+pub const MAX_TRACKED_KEYS: usize = 1_000_000;
+
+/// `CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p …] [OPTIN] [OPTOUT] [NOLOOP]`, parsed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrackingRequest {
+    pub on: bool,
+    pub redirect: Option<ClientId>,
+    pub bcast: bool,
+    pub prefixes: Vec<Bytes>,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+}
+
+/// One client's tracking settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Where its invalidations go (`None`: its own connection, RESP3 pushes).
+    pub redirect: Option<ClientId>,
+    pub bcast: bool,
+    pub prefixes: Vec<Bytes>,
+    pub optin: bool,
+    pub optout: bool,
+    pub noloop: bool,
+}
+
+/// What one client is to be told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invalidation {
+    Keys(Vec<Bytes>),
+    /// Every key: a null list.
+    All,
+}
+
+/// Who tracks what on one node. Sans-IO: maps, no locks, no tasks.
+#[derive(Debug, Default)]
+pub struct TrackingTable {
+    clients: BTreeMap<ClientId, Settings>,
+    /// Default mode: the clients that read each key since its last invalidation. Entries of
+    /// clients that left or turned tracking off are dropped lazily, when the key changes.
+    keys: BTreeMap<Bytes, BTreeSet<ClientId>>,
+    /// `BCAST`: the clients of each prefix.
+    prefixes: BTreeMap<Bytes, BTreeSet<ClientId>>,
+    max_keys: usize,
+}
+
+impl TrackingTable {
+    pub fn new(max_keys: usize) -> TrackingTable {
+        TrackingTable { max_keys: max_keys.max(1), ..TrackingTable::default() }
+    }
+
+    pub fn settings(&self, client: ClientId) -> Option<&Settings> {
+        self.clients.get(&client)
+    }
+
+    /// How many keys the default mode remembers (`INFO`'s `tracking_total_keys`).
+    pub fn tracked_keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn tracking_clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn prefix_count(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// `CLIENT TRACKING ON …` for `client`, with Redis's checks and error words. `exists` says
+    /// whether a redirect target is connected.
+    pub fn turn_on(
+        &mut self,
+        client: ClientId,
+        request: &TrackingRequest,
+        exists: impl Fn(ClientId) -> bool,
+    ) -> Result<(), String> {
+        if !request.bcast && !request.prefixes.is_empty() {
+            return Err("ERR PREFIX option requires BCAST mode to be enabled".into());
+        }
+        if request.bcast && (request.optin || request.optout) {
+            return Err("ERR OPTIN and OPTOUT are not compatible with BCAST".into());
+        }
+        if request.optin && request.optout {
+            return Err("ERR You can't specify both OPTIN mode and OPTOUT mode".into());
+        }
+        if let Some(target) = request.redirect {
+            if !exists(target) {
+                return Err("ERR The client ID you want redirect to does not exist".into());
+            }
+        }
+        let old = self.clients.get(&client);
+        if let Some(old) = old {
+            if old.bcast != request.bcast {
+                return Err("ERR You can't switch BCAST mode on/off before disabling tracking for this \
+                            client, and then re-enabling it with a different mode."
+                    .into());
+            }
+            if (old.optin, old.optout) != (request.optin, request.optout) && !request.bcast {
+                return Err("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this \
+                            client, and then re-enabling it with a different mode."
+                    .into());
+            }
+        }
+        let mut prefixes: Vec<Bytes> = old.map(|o| o.prefixes.clone()).unwrap_or_default();
+        if request.bcast && request.prefixes.is_empty() && prefixes.is_empty() {
+            prefixes.push(Bytes::new()); // every key
+        }
+        check_prefixes(&prefixes, &request.prefixes)?;
+        for p in &request.prefixes {
+            if !prefixes.contains(p) {
+                prefixes.push(p.clone());
+            }
+        }
+        prefixes.sort(); // `CLIENT TRACKINGINFO` lists them in byte order, as Redis
+        for p in &prefixes {
+            self.prefixes.entry(p.clone()).or_default().insert(client);
+        }
+        self.clients.insert(
+            client,
+            Settings {
+                redirect: request.redirect,
+                bcast: request.bcast,
+                prefixes,
+                optin: request.optin,
+                optout: request.optout,
+                noloop: request.noloop,
+            },
+        );
+        Ok(())
+    }
+
+    /// `CLIENT TRACKING OFF`, or the client left.
+    pub fn turn_off(&mut self, client: ClientId) {
+        if let Some(settings) = self.clients.remove(&client) {
+            for p in &settings.prefixes {
+                if let Some(set) = self.prefixes.get_mut(p) {
+                    set.remove(&client);
+                    if set.is_empty() {
+                        self.prefixes.remove(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `client` is about to read `keys` (default mode; the caller applied OPTIN/OPTOUT). Returns
+    /// what must be sent because the table overflowed.
+    pub fn remember(&mut self, client: ClientId, keys: &[Bytes]) -> Vec<(ClientId, Invalidation)> {
+        match self.clients.get(&client) {
+            Some(s) if !s.bcast => {}
+            _ => return Vec::new(),
+        }
+        for key in keys {
+            self.keys.entry(key.clone()).or_default().insert(client);
+        }
+        let mut evicted = Vec::new();
+        while self.keys.len() > self.max_keys {
+            if let Some((key, clients)) = self.keys.pop_first() {
+                evicted.extend(clients.into_iter().map(|c| (c, Invalidation::Keys(vec![key.clone()]))));
+            }
+        }
+        evicted
+    }
+
+    /// Keys changed: who must be told what. Each default-mode key is forgotten once sent.
+    pub fn changed(&mut self, changes: &Changes) -> Vec<(ClientId, Invalidation)> {
+        if changes.everything {
+            self.keys.clear();
+            return self.clients.keys().map(|&c| (c, Invalidation::All)).collect();
+        }
+        // Default mode: one message per key, as Redis sends them.
+        let mut out: Vec<(ClientId, Invalidation)> = Vec::new();
+        let mut broadcast: Vec<(ClientId, Bytes)> = Vec::new();
+        for (key, _revision) in &changes.keys {
+            if let Some(clients) = self.keys.remove(key.as_slice()) {
+                let key = Bytes::copy_from_slice(key);
+                out.extend(
+                    clients
+                        .into_iter()
+                        .filter(|c| self.clients.get(c).is_some_and(|s| !s.bcast))
+                        .map(|c| (c, Invalidation::Keys(vec![key.clone()]))),
+                );
+            }
+            for (prefix, clients) in &self.prefixes {
+                if key.starts_with(prefix) {
+                    let key = Bytes::copy_from_slice(key);
+                    broadcast.extend(clients.iter().map(|&c| (c, key.clone())));
+                }
+            }
+        }
+        // Broadcasting: one message per client for the batch, as Redis sends them per event loop.
+        out.extend(self.group(broadcast));
+        out
+    }
+
+    /// One message per client, keys in the order they changed (a key once per message).
+    fn group(&self, pairs: Vec<(ClientId, Bytes)>) -> Vec<(ClientId, Invalidation)> {
+        let mut by_client: BTreeMap<ClientId, Vec<Bytes>> = BTreeMap::new();
+        for (client, key) in pairs {
+            let keys = by_client.entry(client).or_default();
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        by_client.into_iter().map(|(c, keys)| (c, Invalidation::Keys(keys))).collect()
+    }
+}
+
+/// Redis's prefix rule: no two prefixes of one client may be prefixes of each other.
+fn check_prefixes(existing: &[Bytes], new: &[Bytes]) -> Result<(), String> {
+    let text = |b: &Bytes| String::from_utf8_lossy(b).into_owned();
+    for (i, p) in new.iter().enumerate() {
+        for q in &new[i + 1..] {
+            if p != q && (p.starts_with(q) || q.starts_with(p)) {
+                return Err(format!(
+                    "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single \
+                     client must not overlap.",
+                    text(p),
+                    text(q)
+                ));
+            }
+        }
+        for q in existing {
+            if p != q && (p.starts_with(q) || q.starts_with(p)) {
+                return Err(format!(
+                    "ERR Prefix '{}' overlaps with an existing prefix '{}'. Prefixes for a single client \
+                     must not overlap.",
+                    text(p),
+                    text(q)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A connection as an invalidation target.
+struct Endpoint {
+    mailbox: Arc<Mailbox>,
+    resp3: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+struct TrackerState {
+    table: TrackingTable,
+    endpoints: BTreeMap<ClientId, Endpoint>,
+}
+
+/// The node's tracking: the table, the connections it can send to, and whether the backend feeds
+/// it changes at all. One per node, shared by every connection.
+pub struct Tracker {
+    state: Mutex<TrackerState>,
+    supported: AtomicBool,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker").field("supported", &self.supported.load(Ordering::Relaxed)).finish()
+    }
+}
+
+impl Default for Tracker {
+    fn default() -> Tracker {
+        Tracker {
+            state: Mutex::new(TrackerState {
+                table: TrackingTable::new(MAX_TRACKED_KEYS),
+                ..Default::default()
+            }),
+            supported: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Tracker {
+    fn state(&self) -> std::sync::MutexGuard<'_, TrackerState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether this node can invalidate (its backend has a change feed).
+    pub fn supported(&self) -> bool {
+        self.supported.load(Ordering::Relaxed)
+    }
+
+    /// A connection opened: it may become a tracking client or a redirect target.
+    pub fn connect(&self, client: ClientId, mailbox: Arc<Mailbox>, resp3: Arc<AtomicBool>) {
+        self.state().endpoints.insert(client, Endpoint { mailbox, resp3 });
+    }
+
+    /// A connection closed.
+    pub fn disconnect(&self, client: ClientId) {
+        let mut state = self.state();
+        state.endpoints.remove(&client);
+        state.table.turn_off(client);
+    }
+
+    pub fn turn_on(&self, client: ClientId, request: &TrackingRequest) -> Result<(), String> {
+        if !self.supported() {
+            return Err("ERR CLIENT TRACKING needs a change feed, which only the strong (Raft) mode has so \
+                        far; this node cannot invalidate client caches"
+                .into());
+        }
+        let mut state = self.state();
+        let TrackerState { table, endpoints } = &mut *state;
+        table.turn_on(client, request, |target| endpoints.contains_key(&target))
+    }
+
+    pub fn turn_off(&self, client: ClientId) {
+        self.state().table.turn_off(client);
+    }
+
+    pub fn settings(&self, client: ClientId) -> Option<Settings> {
+        self.state().table.settings(client).cloned()
+    }
+
+    /// `(clients tracking, keys remembered, prefixes)` for `INFO`.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let state = self.state();
+        (state.table.tracking_clients(), state.table.tracked_keys(), state.table.prefix_count())
+    }
+
+    /// A tracking client is about to read `keys` (see the module docs).
+    pub fn remember(&self, client: ClientId, keys: &[Bytes], hub: &Hub) {
+        let mut state = self.state();
+        let sends = state.table.remember(client, keys);
+        state.send(sends, hub);
+    }
+
+    /// Keys changed: send the invalidations.
+    pub fn changed(&self, changes: &Changes, hub: &Hub) {
+        let mut state = self.state();
+        let sends = state.table.changed(changes);
+        state.send(sends, hub);
+    }
+
+    /// Whether connection `client` is open.
+    pub fn is_connected(&self, client: ClientId) -> bool {
+        self.state().endpoints.contains_key(&client)
+    }
+
+    /// Follow `feed` on a task of its own until it closes: from now on, tracking can be turned on.
+    pub fn follow(
+        self: &Arc<Self>,
+        feed: broadcast::Receiver<Arc<Changes>>,
+        hub: Arc<Hub>,
+    ) -> tokio::task::JoinHandle<()> {
+        self.supported.store(true, Ordering::Relaxed);
+        tokio::spawn(self.clone().run(feed, hub))
+    }
+
+    async fn run(self: Arc<Self>, mut feed: broadcast::Receiver<Arc<Changes>>, hub: Arc<Hub>) {
+        loop {
+            match feed.recv().await {
+                Ok(changes) => self.changed(&changes, &hub),
+                // What was missed is unknown: every client drops its whole cache.
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.changed(&Changes { keys: Vec::new(), everything: true }, &hub);
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        self.supported.store(false, Ordering::Relaxed);
+    }
+}
+
+impl TrackerState {
+    /// Deliver each client's invalidation where its settings say (see the module docs).
+    fn send(&self, sends: Vec<(ClientId, Invalidation)>, hub: &Hub) {
+        for (client, invalidation) in sends {
+            let Some(settings) = self.table.settings(client) else { continue };
+            let keys = match invalidation {
+                Invalidation::Keys(keys) => Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),
+                Invalidation::All => Frame::Null,
+            };
+            let target = settings.redirect.unwrap_or(client);
+            let Some(endpoint) = self.endpoints.get(&target) else {
+                // The redirect target left: a RESP3 client is told, as Redis does.
+                if let Some(own) = self.endpoints.get(&client) {
+                    if own.resp3.load(Ordering::Relaxed) {
+                        own.mailbox.push(Frame::Push(vec![
+                            Frame::bulk("tracking-redir-broken"),
+                            Frame::Integer(target as i64),
+                        ]));
+                    }
+                }
+                continue;
+            };
+            if endpoint.resp3.load(Ordering::Relaxed) {
+                endpoint.mailbox.push(Frame::Push(vec![Frame::bulk("invalidate"), keys]));
+            } else if settings.redirect.is_some() && hub.subscribed(target) > 0 {
+                endpoint.mailbox.push(Frame::Push(vec![
+                    Frame::bulk("message"),
+                    Frame::bulk(INVALIDATE_CHANNEL),
+                    keys,
+                ]));
+            }
+            // A RESP2 client without a redirect cannot receive pushes: nothing is sent (Redis's rule).
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(table: &mut TrackingTable, client: ClientId, request: TrackingRequest) -> Result<(), String> {
+        table.turn_on(client, &TrackingRequest { on: true, ..request }, |_| true)
+    }
+
+    fn changes(keys: &[&str]) -> Changes {
+        Changes {
+            keys: keys.iter().enumerate().map(|(i, k)| (k.as_bytes().to_vec(), i as u64 + 1)).collect(),
+            everything: false,
+        }
+    }
+
+    fn keys(list: &[&str]) -> Invalidation {
+        Invalidation::Keys(list.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())).collect())
+    }
+
+    #[test]
+    fn a_read_key_is_invalidated_once_for_each_reader() {
+        let mut table = TrackingTable::new(100);
+        on(&mut table, 1, TrackingRequest::default()).unwrap();
+        on(&mut table, 2, TrackingRequest::default()).unwrap();
+        table.remember(1, &[Bytes::from("a"), Bytes::from("b")]);
+        table.remember(2, &[Bytes::from("a")]);
+        assert_eq!(
+            table.changed(&changes(&["a", "c", "b"])),
+            vec![(1, keys(&["a"])), (2, keys(&["a"])), (1, keys(&["b"]))]
+        );
+        assert!(table.changed(&changes(&["a"])).is_empty(), "sent once: the client must read again");
+        table.remember(1, &[Bytes::from("d")]);
+        table.turn_off(1);
+        assert!(
+            table.changed(&changes(&["d"])).is_empty(),
+            "a client that turned tracking off hears nothing"
+        );
+    }
+
+    #[test]
+    fn broadcasting_sends_every_key_of_the_prefixes() {
+        let mut table = TrackingTable::new(100);
+        on(
+            &mut table,
+            1,
+            TrackingRequest {
+                bcast: true,
+                prefixes: vec!["user:".into(), "post:".into()],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        on(&mut table, 2, TrackingRequest { bcast: true, ..Default::default() }).unwrap();
+        assert_eq!(
+            table.changed(&changes(&["user:1", "x", "post:9"])),
+            vec![(1, keys(&["user:1", "post:9"])), (2, keys(&["user:1", "x", "post:9"]))],
+            "one message per client for the batch"
+        );
+    }
+
+    #[test]
+    fn everything_tells_every_tracking_client_and_forgets_all_keys() {
+        let mut table = TrackingTable::new(100);
+        on(&mut table, 1, TrackingRequest::default()).unwrap();
+        on(&mut table, 2, TrackingRequest { bcast: true, ..Default::default() }).unwrap();
+        table.remember(1, &[Bytes::from("a")]);
+        let all = Changes { keys: vec![], everything: true };
+        assert_eq!(table.changed(&all), vec![(1, Invalidation::All), (2, Invalidation::All)]);
+        assert_eq!(table.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn a_full_table_invalidates_what_it_forgets() {
+        let mut table = TrackingTable::new(2);
+        on(&mut table, 1, TrackingRequest::default()).unwrap();
+        assert!(table.remember(1, &[Bytes::from("b"), Bytes::from("c")]).is_empty());
+        assert_eq!(table.remember(1, &[Bytes::from("d")]), vec![(1, keys(&["b"]))]);
+        assert_eq!(table.tracked_keys(), 2);
+    }
+
+    #[test]
+    fn redis_refusals_in_redis_words() {
+        let mut table = TrackingTable::new(100);
+        let err = |t: &mut TrackingTable, r| on(t, 1, r).unwrap_err();
+        assert_eq!(
+            err(&mut table, TrackingRequest { prefixes: vec!["a".into()], ..Default::default() }),
+            "ERR PREFIX option requires BCAST mode to be enabled"
+        );
+        assert_eq!(
+            err(&mut table, TrackingRequest { bcast: true, optin: true, ..Default::default() }),
+            "ERR OPTIN and OPTOUT are not compatible with BCAST"
+        );
+        assert_eq!(
+            err(&mut table, TrackingRequest { optin: true, optout: true, ..Default::default() }),
+            "ERR You can't specify both OPTIN mode and OPTOUT mode"
+        );
+        assert!(err(
+            &mut table,
+            TrackingRequest { bcast: true, prefixes: vec!["ab".into(), "abc".into()], ..Default::default() }
+        )
+        .starts_with("ERR Prefix 'ab' overlaps with another provided prefix 'abc'"));
+        on(&mut table, 1, TrackingRequest { bcast: true, ..Default::default() }).unwrap();
+        assert!(err(&mut table, TrackingRequest::default()).starts_with("ERR You can't switch BCAST mode"));
+        assert!(err(
+            &mut table,
+            TrackingRequest { bcast: true, prefixes: vec!["a".into()], ..Default::default() }
+        )
+        .starts_with("ERR Prefix 'a' overlaps with an existing prefix ''"));
+        table.turn_off(1);
+        on(&mut table, 1, TrackingRequest { optin: true, ..Default::default() }).unwrap();
+        assert!(err(&mut table, TrackingRequest { optout: true, ..Default::default() })
+            .starts_with("ERR You can't switch OPTIN/OPTOUT mode"));
+        assert_eq!(
+            table
+                .turn_on(2, &TrackingRequest { on: true, redirect: Some(99), ..Default::default() }, |_| {
+                    false
+                })
+                .unwrap_err(),
+            "ERR The client ID you want redirect to does not exist"
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! `CLIENT TRACKING` on real nodes: a client caching on a follower hears of a write sent to the
+//! leader, because every node invalidates from its own apply stream (the state machine's change
+//! feed), not from the writes its own clients send. Modes without a change feed refuse tracking.
+
+use concord_server::config::ShardSettings;
+use concord_server::testkit::{agreed_leader, loopback_configs, Reply, Resp};
+use concord_server::{Mode, Node};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+fn invalidation(keys: &[&str]) -> Reply {
+    Reply::Array(vec![
+        Reply::Text("message".into()),
+        Reply::Text("__redis__:invalidate".into()),
+        Reply::Array(keys.iter().map(|k| Reply::Text(k.to_string())).collect()),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_invalidates_a_write_committed_through_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = loopback_configs(dir.path(), 3);
+    let redis: Vec<_> = configs.iter().map(|c| c.redis_addr.unwrap()).collect();
+    let mut nodes = Vec::new();
+    for c in configs {
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    let leader = agreed_leader(&nodes, T).await;
+    let follower = (leader + 1) % 3;
+    // A RESP2 client caches on the follower; its invalidations go to a second connection there.
+    let mut inbox = Resp::connect(redis[follower]).await.unwrap();
+    inbox.request(&["SUBSCRIBE", "__redis__:invalidate"]).await.unwrap();
+    let id = subscriber_id(redis[follower]).await;
+    let mut cache = Resp::connect(redis[follower]).await.unwrap();
+    assert_eq!(cache.call(&["CLIENT", "TRACKING", "on", "REDIRECT", &id]).await.unwrap(), "OK");
+    assert_eq!(cache.call(&["GET", "k"]).await.unwrap(), "(nil)");
+    let mut writer = Resp::connect(redis[leader]).await.unwrap();
+    assert_eq!(writer.call(&["SET", "k", "v1"]).await.unwrap(), "OK");
+    assert_eq!(inbox.receive(T).await.unwrap(), Some(invalidation(&["k"])));
+    // Once per read: the next write is not sent until the client reads again.
+    assert_eq!(writer.call(&["SET", "k", "v2"]).await.unwrap(), "OK");
+    assert_eq!(inbox.receive(Duration::from_millis(500)).await.unwrap(), None);
+    assert_eq!(cache.call(&["GET", "k"]).await.unwrap(), "v2");
+    // A Lua script's undeclared key, a collection member, then FLUSHALL's null list.
+    assert_eq!(cache.call(&["CLIENT", "TRACKING", "off"]).await.unwrap(), "OK");
+    assert_eq!(cache.call(&["CLIENT", "TRACKING", "on", "BCAST", "REDIRECT", &id]).await.unwrap(), "OK");
+    writer.call(&["EVAL", "redis.call('SET', 'hidden', '1') return 1", "0"]).await.unwrap();
+    assert_eq!(inbox.receive(T).await.unwrap(), Some(invalidation(&["hidden"])));
+    writer.call(&["HSET", "h", "f", "v"]).await.unwrap();
+    assert_eq!(inbox.receive(T).await.unwrap(), Some(invalidation(&["h"])));
+    assert_eq!(writer.call(&["FLUSHALL"]).await.unwrap(), "OK");
+    let flushed = Reply::Array(vec![
+        Reply::Text("message".into()),
+        Reply::Text("__redis__:invalidate".into()),
+        Reply::Text("(nil)".into()),
+    ]);
+    assert_eq!(inbox.receive(T).await.unwrap(), Some(flushed));
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// The `CLIENT ID` of the node's subscriber (a subscribed RESP2 connection may not ask itself).
+async fn subscriber_id(addr: std::net::SocketAddr) -> String {
+    let mut other = Resp::connect(addr).await.unwrap();
+    let list = other.call(&["CLIENT", "LIST"]).await.unwrap();
+    let line = list.lines().find(|l| l.contains("cmd=subscribe")).expect("the subscriber in CLIENT LIST");
+    line.split(' ').find_map(|f| f.strip_prefix("id=")).unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modes_without_a_change_feed_refuse_tracking() {
+    for mode in [Mode::Eventual, Mode::Sharded] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut configs = loopback_configs(dir.path(), 3);
+        for c in &mut configs {
+            c.mode = mode;
+            if mode == Mode::Sharded {
+                c.shard = Some(ShardSettings { shards: 3, replicas: 2 });
+            }
+        }
+        let addr = configs[0].redis_addr.unwrap();
+        let mut nodes = Vec::new();
+        for c in configs {
+            nodes.push(Node::start(c).await.unwrap());
+        }
+        let mut conn = Resp::connect(addr).await.unwrap();
+        let reply = conn.call(&["CLIENT", "TRACKING", "on"]).await.unwrap();
+        assert!(reply.starts_with("-ERR CLIENT TRACKING needs a change feed"), "{mode:?}: {reply}");
+        for node in nodes {
+            node.shutdown().await.unwrap();
+        }
+    }
+}
