@@ -69,4 +69,5 @@ pub use store::{
     ConfigError, Entry, InsertOptions, Store, StoreConfig, StoreError, StoreStats,
     ENTRY_OVERHEAD_BYTES,
 };
-pub use trace::{hit_ratio_table, run_look_aside, zipf_trace, HitRatio, HitRatioRow, Zipf};
+pub use trace::{
+    che_lru_hit_ratio, hit_ratio_table, top_keys_hit_ratio, run_look_aside, zipf_trace, HitRatio, HitRatioRow, Zipf};
