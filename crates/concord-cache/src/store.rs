@@ -210,6 +210,7 @@ impl Store {
     fn live_slot(&mut self, key: &[u8], now: Time) -> Option<Slot> {
         let slot = *self.index.get(key)?;
         if self.entry(slot).is_expired(now) {
+            self.policy.on_remove(slot);
             self.remove_slot(slot);
             self.stats.expirations += 1;
             return None;
@@ -445,6 +446,24 @@ mod tests {
         assert_eq!(total, 48, "every remaining even entry expires within a few passes");
         assert_eq!(s.len(), 50);
         assert_eq!(s.stats().expirations, 50);
+    }
+
+    #[test]
+    fn a_lazily_expired_entry_leaves_the_policy_too() {
+        // Found by the property test: lazy expiry freed the slot but left it in the policy's
+        // list, so a later eviction picked a vacant (or reused) slot.
+        for policy in PolicyKind::ALL {
+            let mut s = store(303, policy);
+            let soon = InsertOptions { expires_at: Some(Time(5)), ..InsertOptions::default() };
+            s.insert(b"a".to_vec(), vec![0; 36], soon).unwrap();
+            s.insert(b"b".to_vec(), vec![0; 36], InsertOptions::default()).unwrap();
+            assert!(s.get(b"a", Time(5)).is_none());
+            for k in [b"c", b"d", b"e", b"f"] {
+                s.insert(k.to_vec(), vec![0; 36], InsertOptions::default()).unwrap();
+            }
+            assert_eq!(s.len(), 3, "{policy:?}");
+            assert_eq!(s.bytes_used(), 303);
+        }
     }
 
     #[test]
