@@ -317,10 +317,7 @@ impl Cache {
         }
         if let Some(mark) = self.live_mark(key, now) {
             if fill.version < mark {
-                return SetOutcome::OlderThanInvalidation {
-                    version: fill.version,
-                    invalidated_at: mark,
-                };
+                return SetOutcome::OlderThanInvalidation { version: fill.version, invalidated_at: mark };
             }
         }
         if let Some(entry) = self.store.peek(key, now) {

@@ -61,13 +61,14 @@ pub mod trace;
 
 pub use cache::{Cache, CacheConfig, CacheStats, Fill, LeaseToken, Lookup, SetOutcome};
 pub use placement::{
-    key_hash, measure, placement_report, JumpHash, KetamaRing, Placement, PlacementKind,
-    PlacementStats, Rendezvous,
+    key_hash, measure, placement_report, JumpHash, KetamaRing, Placement, PlacementKind, PlacementStats,
+    Rendezvous,
 };
 pub use policy::{EvictionPolicy, Lru, PolicyKind, S3Fifo};
 pub use store::{
-    ConfigError, Entry, InsertOptions, Store, StoreConfig, StoreError, StoreStats,
-    ENTRY_OVERHEAD_BYTES,
+    ConfigError, Entry, InsertOptions, Store, StoreConfig, StoreError, StoreStats, ENTRY_OVERHEAD_BYTES,
 };
 pub use trace::{
-    che_lru_hit_ratio, hit_ratio_table, top_keys_hit_ratio, run_look_aside, zipf_trace, HitRatio, HitRatioRow, Zipf};
+    che_lru_hit_ratio, hit_ratio_table, run_look_aside, top_keys_hit_ratio, zipf_trace, HitRatio,
+    HitRatioRow, Zipf,
+};

@@ -113,14 +113,8 @@ pub fn trace_entry_charge(value_bytes: usize) -> u64 {
 /// whole trace (cold misses included, the same for every policy).
 ///
 /// Panics if the budget cannot hold one entry.
-pub fn run_look_aside(
-    policy: PolicyKind,
-    budget_bytes: u64,
-    value_bytes: usize,
-    trace: &[u64],
-) -> HitRatio {
-    let config =
-        StoreConfig { budget_bytes, item_limit_bytes: trace_entry_charge(value_bytes), policy };
+pub fn run_look_aside(policy: PolicyKind, budget_bytes: u64, value_bytes: usize, trace: &[u64]) -> HitRatio {
+    let config = StoreConfig { budget_bytes, item_limit_bytes: trace_entry_charge(value_bytes), policy };
     let mut store = Store::new(config).expect("the budget holds at least one entry");
     let now = Time::ZERO;
     let mut hits = 0;
@@ -134,13 +128,7 @@ pub fn run_look_aside(
                 .expect("an entry within the item limit");
         }
     }
-    HitRatio {
-        policy,
-        budget_bytes,
-        requests: trace.len() as u64,
-        hits,
-        evictions: store.stats().evictions,
-    }
+    HitRatio { policy, budget_bytes, requests: trace.len() as u64, hits, evictions: store.stats().evictions }
 }
 
 /// One row of a hit-ratio table.
@@ -190,8 +178,7 @@ pub fn che_lru_hit_ratio(zipf: &Zipf, entries: u64) -> f64 {
         return 1.0;
     }
     let probabilities: Vec<f64> = (0..n).map(|r| zipf.probability(r)).collect();
-    let occupancy =
-        |t: f64| -> f64 { probabilities.iter().map(|p| 1.0 - (-p * t).exp()).sum::<f64>() };
+    let occupancy = |t: f64| -> f64 { probabilities.iter().map(|p| 1.0 - (-p * t).exp()).sum::<f64>() };
     // Occupancy grows with T from 0 towards n: bisect on a bracket that doubles until it holds.
     let (mut lo, mut hi) = (0.0, 1.0);
     while occupancy(hi) < entries as f64 {
@@ -232,7 +219,10 @@ mod tests {
         for (r, &count) in counts.iter().enumerate() {
             let expected = zipf.probability(r as u64) * 200_000.0;
             // Binomial noise: a few standard deviations (sqrt(expected) ≈ 100..200).
-            assert!((count as f64 - expected).abs() < 5.0 * expected.sqrt(), "rank {r}: {count} vs {expected}");
+            assert!(
+                (count as f64 - expected).abs() < 5.0 * expected.sqrt(),
+                "rank {r}: {count} vs {expected}"
+            );
         }
         // Rank 0 vs rank 1: ratio 2^0.99.
         assert!((counts[0] as f64 / counts[1] as f64 - 2f64.powf(0.99)).abs() < 0.1);

@@ -5,8 +5,8 @@
 
 use concord_cache::policy::PolicyKind;
 use concord_cache::trace::{
-    che_lru_hit_ratio, hit_ratio_table, run_look_aside, top_keys_hit_ratio, trace_entry_charge,
-    zipf_trace, Zipf,
+    che_lru_hit_ratio, hit_ratio_table, run_look_aside, top_keys_hit_ratio, trace_entry_charge, zipf_trace,
+    Zipf,
 };
 
 const KEYS: u64 = 10_000;
@@ -16,8 +16,7 @@ const SEED: u64 = 42;
 
 #[test]
 fn s3fifo_hits_at_least_as_often_as_lru_on_zipf() {
-    let rows =
-        hit_ratio_table(&[0.7, 0.99, 1.2], &[0.01, 0.05, 0.1, 0.2], KEYS, REQUESTS, VALUE_BYTES, SEED);
+    let rows = hit_ratio_table(&[0.7, 0.99, 1.2], &[0.01, 0.05, 0.1, 0.2], KEYS, REQUESTS, VALUE_BYTES, SEED);
     assert_eq!(rows.len(), 12);
     for row in rows {
         assert_eq!(row.lru.budget_bytes, row.s3fifo.budget_bytes);

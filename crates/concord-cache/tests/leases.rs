@@ -3,8 +3,7 @@
 //! `concord_cache::cache`.
 
 use concord_cache::{
-    Cache, CacheConfig, ConfigError, Fill, LeaseToken, Lookup, SetOutcome, StoreConfig,
-    StoreError,
+    Cache, CacheConfig, ConfigError, Fill, LeaseToken, Lookup, SetOutcome, StoreConfig, StoreError,
 };
 use concord_core::Time;
 use std::time::Duration;

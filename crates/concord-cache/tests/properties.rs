@@ -9,15 +9,12 @@
 //!   lease period only after its first was used or voided.
 
 use concord_cache::{
-    Cache, CacheConfig, Fill, InsertOptions, LeaseToken, Lookup, PolicyKind, SetOutcome, Store,
-    StoreConfig,
+    Cache, CacheConfig, Fill, InsertOptions, LeaseToken, Lookup, PolicyKind, SetOutcome, Store, StoreConfig,
 };
 use concord_core::Time;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-const SEC: u64 = 1_000_000_000;
 
 #[derive(Clone, Debug)]
 enum StoreOp {
@@ -146,15 +143,27 @@ proptest! {
 enum CacheOp {
     /// A reader: `get`; on `Miss` with a lease, remember a pending fill that reads the database
     /// `lag` versions behind (a lagging replica; 0 = linearizable).
-    Read { key: u8, lag: u8 },
+    Read {
+        key: u8,
+        lag: u8,
+    },
     /// A pending fill lands (index into the pending list, modulo its length).
-    Fill { which: u8, ttl_secs: u8 },
+    Fill {
+        which: u8,
+        ttl_secs: u8,
+    },
     /// A writer commits to the database; the invalidation arrives now.
-    Write { key: u8 },
-    Delete { key: u8 },
+    Write {
+        key: u8,
+    },
+    Delete {
+        key: u8,
+    },
     Flush,
     Expire,
-    Advance { millis: u16 },
+    Advance {
+        millis: u16,
+    },
 }
 
 fn cache_op() -> impl Strategy<Value = CacheOp> {
@@ -209,6 +218,7 @@ proptest! {
         // Per key: tokens issued, with the time, since the last use/void of the key's lease.
         let mut tokens: BTreeMap<u8, Vec<(LeaseToken, Time)>> = BTreeMap::new();
         let mut nonce = 0u64;
+        let mut ever_stored: BTreeMap<Vec<u8>, (u8, Time)> = BTreeMap::new();
 
         for op in ops {
             match op {
@@ -225,12 +235,11 @@ proptest! {
                         let issued = tokens.entry(key).or_default();
                         // A second token within one period is allowed only if the earlier one is
                         // gone (used, voided, or lapsed) – i.e. never two at once.
-                        for &(earlier, at) in issued.iter() {
+                        for &(earlier, _) in issued.iter() {
                             prop_assert!(
                                 !cache.lease_is_valid(&[key], earlier, now) || earlier == token,
                                 "two valid tokens for one key"
                             );
-                            let _ = at;
                         }
                         if let Some(&(_, at)) = issued.last() {
                             prop_assert!(now.saturating_since(at) >= lease_period,
@@ -243,9 +252,12 @@ proptest! {
                     Lookup::Miss { lease: None } => prop_assert!(false, "lease table cannot be full here"),
                     Lookup::MissWait { lease_expires_at } => prop_assert!(now < lease_expires_at),
                     Lookup::Stale(value) => {
-                        // Stale values are marked as such; they are old, but never expired.
+                        // Old, and marked as such – but once stored for this key, and not past
+                        // the expiry it was stored with.
                         prop_assert!(stale_keep_secs > 0);
-                        let _ = value;
+                        let (stored_key, expires_at) = ever_stored.get(&value).expect("a stored value");
+                        prop_assert_eq!(*stored_key, key);
+                        prop_assert!(now < *expires_at, "expired stale value returned");
                     }
                 },
                 CacheOp::Fill { which, ttl_secs } => {
@@ -257,7 +269,9 @@ proptest! {
                     let outcome = cache.set(&[key], value.clone(), fill, now).unwrap();
                     if outcome == SetOutcome::Stored {
                         prop_assert!(version >= invalidated.get(&key).copied().unwrap_or(0));
-                        stored.insert(key, (value, now + Duration::from_secs(u64::from(ttl_secs))));
+                        let expires_at = now + Duration::from_secs(u64::from(ttl_secs));
+                        ever_stored.insert(value.clone(), (key, expires_at));
+                        stored.insert(key, (value, expires_at));
                         tokens.remove(&key); // the lease was used
                     }
                 }

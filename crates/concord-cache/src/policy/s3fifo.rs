@@ -155,12 +155,8 @@ impl EvictionPolicy for S3Fifo {
 
     fn on_insert(&mut self, slot: Slot, key_hash: u64, charge: u64) {
         let to_main = self.ghost_take(key_hash);
-        *self.meta_mut(slot) = Meta {
-            queue: if to_main { Queue::Main } else { Queue::Small },
-            freq: 0,
-            key_hash,
-            charge,
-        };
+        *self.meta_mut(slot) =
+            Meta { queue: if to_main { Queue::Main } else { Queue::Small }, freq: 0, key_hash, charge };
         if to_main {
             self.links.push_front(&mut self.main, slot);
             self.main_bytes += charge;
