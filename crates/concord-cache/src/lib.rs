@@ -42,6 +42,33 @@
 //!   whichever arrives first, the cache ends without v: the invalidation voids t and marks k@42.
 //! ```
 //!
+//! ## The API in one example
+//!
+//! ```
+//! use concord_cache::{Cache, CacheConfig, Fill, Lookup, Placement, PlacementKind, SetOutcome};
+//! use concord_core::{NodeId, Time};
+//!
+//! // The client picks the node that owns the key ...
+//! let ring = PlacementKind::Rendezvous.build(&[NodeId(1), NodeId(2), NodeId(3)]);
+//! let _owner = ring.node_for(b"user:1");
+//!
+//! // ... and that node runs a `Cache`, driven with the caller's clock.
+//! let mut cache = Cache::new(CacheConfig::default()).unwrap();
+//! let now = Time::ZERO;
+//! let Lookup::Miss { lease: Some(token) } = cache.get(b"user:1", now) else { unreachable!() };
+//! // The client reads the database: "ada" at commit index 41. Meanwhile a write commits at 42 and
+//! // its invalidation arrives first: the late fill is refused, the old value never lands.
+//! cache.invalidate(b"user:1", 42, now);
+//! let stale_fill = Fill { lease: Some(token), version: 41, ttl: None };
+//! assert_eq!(cache.set(b"user:1", b"ada".to_vec(), stale_fill, now), Ok(SetOutcome::LeaseInvalid));
+//!
+//! // The next reader gets a new lease and fills with the new value.
+//! let Lookup::Miss { lease: Some(token) } = cache.get(b"user:1", now) else { unreachable!() };
+//! let fill = Fill { lease: Some(token), version: 42, ttl: None };
+//! assert_eq!(cache.set(b"user:1", b"ada lovelace".to_vec(), fill, now), Ok(SetOutcome::Stored));
+//! assert_eq!(cache.get(b"user:1", now), Lookup::Hit(b"ada lovelace".to_vec()));
+//! ```
+//!
 //! ## Reading order
 //! 1. [`cache`]: the protocol and its guarantees, then [`cache::Cache::get`] and `set`.
 //! 2. [`store`] and [`policy`]: the memory bound and the eviction algorithms.
