@@ -108,7 +108,9 @@ pub struct Fill {
     pub ttl: Option<Duration>,
 }
 
-/// The result of a [`Cache::set`] that was not an error.
+/// The result of a [`Cache::set`] that was not an error. Every outcome but `LeaseInvalid` spends
+/// the fill's lease (stored or refused, the holder is done); a holder that wants to retry asks
+/// [`Cache::get`] for a new token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetOutcome {
     /// The value is cached.
@@ -296,6 +298,12 @@ impl Cache {
         let outcome = self.check_fill(key, &fill, now);
         if outcome != SetOutcome::Stored {
             self.stats.fills_refused += 1;
+            if fill.lease.is_some() && outcome != SetOutcome::LeaseInvalid {
+                // The holder's token was valid but its data too old: the lease is spent, so the
+                // next reader gets a fresh token at once instead of waiting out the period for a
+                // holder that has given up.
+                self.leases.remove(key);
+            }
             return Ok(outcome);
         }
         let ttl = fill.ttl.unwrap_or(self.config.max_ttl).min(self.config.max_ttl);

@@ -126,7 +126,10 @@ fn a_fill_read_before_an_invalidation_is_refused_even_with_a_valid_lease() {
         c.set(b"k", b"old".to_vec(), fill(token, 49), t(2)).unwrap(),
         SetOutcome::OlderThanInvalidation { version: 49, invalidated_at: 50 }
     );
-    assert_eq!(c.set(b"k", b"new".to_vec(), fill(token, 50), t(2)).unwrap(), SetOutcome::Stored);
+    // The refusal spent the lease: the next reader gets a fresh token at once, not a wait.
+    assert!(!c.lease_is_valid(b"k", token, t(2)));
+    let retry = lease(c.get(b"k", t(2)));
+    assert_eq!(c.set(b"k", b"new".to_vec(), fill(retry, 50), t(2)).unwrap(), SetOutcome::Stored);
 }
 
 #[test]

@@ -272,7 +272,9 @@ proptest! {
                         let expires_at = now + Duration::from_secs(u64::from(ttl_secs));
                         ever_stored.insert(value.clone(), (key, expires_at));
                         stored.insert(key, (value, expires_at));
-                        tokens.remove(&key); // the lease was used
+                    }
+                    if outcome != SetOutcome::LeaseInvalid {
+                        tokens.remove(&key); // the lease was spent, stored or refused
                     }
                 }
                 CacheOp::Write { key } => {
