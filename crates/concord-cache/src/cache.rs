@@ -158,7 +158,7 @@ impl Default for CacheConfig {
 }
 
 /// Counters of one cache node.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CacheStats {
     /// `get`s answered [`Lookup::Hit`].
     pub hits: u64,

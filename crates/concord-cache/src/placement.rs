@@ -34,6 +34,7 @@
 
 use concord_core::hash::{fnv1a64, mix64};
 use concord_core::NodeId;
+use serde::{Deserialize, Serialize};
 
 /// The stable 64-bit hash of a key used for placement (and for the store's ghost queue):
 /// FNV-1a then splitmix64's finaliser, so similar keys (`k1`, `k2`) land far apart.
@@ -60,7 +61,8 @@ pub trait Placement {
 }
 
 /// Which placement scheme to build (for configuration files and the lab).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PlacementKind {
     /// [`KetamaRing`] with the given number of virtual nodes per node.
     Ketama { vnodes: u32 },
@@ -290,7 +292,7 @@ impl Placement for Rendezvous {
 // ---------------------------------------------------------------------------------------------
 
 /// Balance and movement of one scheme at one cluster size, for reports and plots.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlacementStats {
     /// The scheme's [`Placement::name`].
     pub scheme: &'static str,

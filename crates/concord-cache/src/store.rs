@@ -119,7 +119,7 @@ pub struct InsertOptions {
 }
 
 /// Counters of one store since it was created.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStats {
     /// [`Store::get`] calls that found a live entry.
     pub hits: u64,

@@ -78,7 +78,7 @@ pub fn zipf_trace(keys: u64, skew: f64, requests: usize, seed: u64) -> Vec<u64> 
 }
 
 /// The outcome of one replay.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct HitRatio {
     pub policy: PolicyKind,
     pub budget_bytes: u64,
@@ -132,7 +132,7 @@ pub fn run_look_aside(policy: PolicyKind, budget_bytes: u64, value_bytes: usize,
 }
 
 /// One row of a hit-ratio table.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct HitRatioRow {
     pub skew: f64,
     /// Cache size as a fraction of the distinct keys (the budget is this many entries' charges).

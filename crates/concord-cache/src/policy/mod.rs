@@ -58,7 +58,10 @@ pub trait EvictionPolicy: std::fmt::Debug + Send {
 }
 
 /// Which policy a store uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum PolicyKind {
     /// [`Lru`].
     Lru,
