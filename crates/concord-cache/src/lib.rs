@@ -96,6 +96,6 @@ pub use store::{
     ConfigError, Entry, InsertOptions, Store, StoreConfig, StoreError, StoreStats, ENTRY_OVERHEAD_BYTES,
 };
 pub use trace::{
-    che_lru_hit_ratio, hit_ratio_table, run_look_aside, top_keys_hit_ratio, zipf_trace, HitRatio,
-    HitRatioRow, Zipf,
+    che_lru_hit_ratio, hit_ratio_table, run_look_aside, run_look_aside_sized, top_keys_hit_ratio,
+    varied_value_bytes, zipf_trace, HitRatio, HitRatioRow, Zipf,
 };

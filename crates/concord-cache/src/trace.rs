@@ -114,7 +114,26 @@ pub fn trace_entry_charge(value_bytes: usize) -> u64 {
 ///
 /// Panics if the budget cannot hold one entry.
 pub fn run_look_aside(policy: PolicyKind, budget_bytes: u64, value_bytes: usize, trace: &[u64]) -> HitRatio {
-    let config = StoreConfig { budget_bytes, item_limit_bytes: trace_entry_charge(value_bytes), policy };
+    run_look_aside_sized(policy, budget_bytes, value_bytes, trace, |_| value_bytes)
+}
+
+/// A value size for rank `r` between 16 and 4096 bytes, log-uniform and fixed per key (a hash of
+/// the rank): a crude stand-in for real object sizes, which span orders of magnitude.
+pub fn varied_value_bytes(rank: u64) -> usize {
+    let exponent = (concord_core::hash::mix64(rank) % 1024) as f64 / 1024.0 * 8.0; // 2^4..2^12
+    (16.0 * exponent.exp2()) as usize
+}
+
+/// [`run_look_aside`] with a value size per key (`value_bytes(rank)`, at most `max_value_bytes`),
+/// so policies are compared at equal *bytes*, not equal entry counts.
+pub fn run_look_aside_sized(
+    policy: PolicyKind,
+    budget_bytes: u64,
+    max_value_bytes: usize,
+    trace: &[u64],
+    value_bytes: impl Fn(u64) -> usize,
+) -> HitRatio {
+    let config = StoreConfig { budget_bytes, item_limit_bytes: trace_entry_charge(max_value_bytes), policy };
     let mut store = Store::new(config).expect("the budget holds at least one entry");
     let now = Time::ZERO;
     let mut hits = 0;
@@ -124,7 +143,7 @@ pub fn run_look_aside(policy: PolicyKind, budget_bytes: u64, value_bytes: usize,
             hits += 1;
         } else {
             store
-                .insert(key.to_vec(), vec![0; value_bytes], InsertOptions::default())
+                .insert(key.to_vec(), vec![0; value_bytes(rank)], InsertOptions::default())
                 .expect("an entry within the item limit");
         }
     }

@@ -5,8 +5,8 @@
 
 use concord_cache::policy::PolicyKind;
 use concord_cache::trace::{
-    che_lru_hit_ratio, hit_ratio_table, run_look_aside, top_keys_hit_ratio, trace_entry_charge, zipf_trace,
-    Zipf,
+    che_lru_hit_ratio, hit_ratio_table, run_look_aside, run_look_aside_sized, top_keys_hit_ratio,
+    trace_entry_charge, varied_value_bytes, zipf_trace, Zipf,
 };
 
 const KEYS: u64 = 10_000;
@@ -80,5 +80,27 @@ fn replays_are_deterministic() {
         let a = run_look_aside(policy, budget, VALUE_BYTES, &trace);
         let b = run_look_aside(policy, budget, VALUE_BYTES, &trace);
         assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn s3fifo_hits_at_least_as_often_as_lru_with_varied_value_sizes() {
+    // Values of 16..4096 bytes (log-uniform per key, mean ≈ 740): the budget is bytes, so a big
+    // popular value competes with many small ones. Budgets: 1%, 5%, 10%, 20% of the total bytes.
+    let total: u64 = (0..KEYS).map(|r| trace_entry_charge(varied_value_bytes(r))).sum();
+    for skew in [0.7, 0.99, 1.2] {
+        let trace = zipf_trace(KEYS, skew, REQUESTS, SEED);
+        for percent in [1, 5, 10, 20] {
+            let budget = total * percent / 100;
+            let run = |policy| run_look_aside_sized(policy, budget, 4096, &trace, varied_value_bytes);
+            let (lru, s3) = (run(PolicyKind::Lru), run(PolicyKind::S3Fifo));
+            println!("skew {skew} {percent}%: LRU {:.4} S3-FIFO {:.4}", lru.ratio(), s3.ratio());
+            assert!(
+                s3.hits >= lru.hits,
+                "skew {skew}, {percent}% of bytes: S3-FIFO {:.4} < LRU {:.4}",
+                s3.ratio(),
+                lru.ratio()
+            );
+        }
     }
 }
