@@ -234,3 +234,22 @@ fn an_oversized_value_is_an_error_and_bad_configurations_are_refused() {
     };
     assert!(matches!(Cache::new(tiny), Err(ConfigError::BudgetBelowItemLimit { .. })));
 }
+
+#[test]
+fn upkeep_does_bounded_work_per_call() {
+    let mut c = cache();
+    for i in 0..100u32 {
+        lease(c.get(&i.to_le_bytes(), t(0)));
+        c.invalidate(&(1000 + i).to_le_bytes(), 1, t(0));
+    }
+    assert_eq!(c.leases_outstanding(), 100);
+    // All leases have lapsed at 10 s; each call sweeps at most 10 of them.
+    c.expire(t(10), 10);
+    assert_eq!(c.leases_outstanding(), 90);
+    for _ in 0..9 {
+        c.expire(t(10), 10);
+    }
+    assert_eq!(c.leases_outstanding(), 0);
+    // Marks lapse at 60 s (lazily already: the query says so before the sweep removes them).
+    assert_eq!(c.invalidation_mark(&1000u32.to_le_bytes(), t(60)), None);
+}

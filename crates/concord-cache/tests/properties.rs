@@ -306,3 +306,43 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Consistency, for any membership change: when a node joins, a key either stays or moves to
+    /// the new node; when a node leaves, only its keys move (ketama and rendezvous; jump hash
+    /// only when the newest node leaves, see `placement`'s docs).
+    #[test]
+    fn a_membership_change_moves_only_the_keys_it_must(
+        members in proptest::collection::btree_set(1u32..40, 2..12),
+        newcomer in 40u32..50,
+        leaver_index in any::<prop::sample::Index>(),
+    ) {
+        use concord_cache::{Placement, PlacementKind};
+        use concord_core::NodeId;
+        let ids: Vec<NodeId> = members.iter().copied().map(NodeId).collect();
+        let leaver = ids[leaver_index.index(ids.len())];
+        for kind in PlacementKind::ALL {
+            let before = kind.build(&ids);
+            let mut joined = kind.build(&ids);
+            joined.add_node(NodeId(newcomer));
+            let mut left = kind.build(&ids);
+            prop_assert!(left.remove_node(leaver));
+            let mut newest_left = kind.build(&ids);
+            newest_left.add_node(NodeId(newcomer));
+            newest_left.remove_node(NodeId(newcomer));
+            for i in 0..2000u32 {
+                let key = i.to_le_bytes();
+                let owner = before.node_for(&key);
+                let after_join = joined.node_for(&key);
+                prop_assert!(after_join == owner || after_join == NodeId(newcomer), "{kind:?}");
+                prop_assert_eq!(newest_left.node_for(&key), owner, "{:?}: join then leave restores", kind);
+                if kind != PlacementKind::Jump {
+                    let after_leave = left.node_for(&key);
+                    prop_assert!(after_leave == owner || owner == leaver, "{kind:?}");
+                }
+            }
+        }
+    }
+}
