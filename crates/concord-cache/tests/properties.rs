@@ -319,7 +319,7 @@ proptest! {
         newcomer in 40u32..50,
         leaver_index in any::<prop::sample::Index>(),
     ) {
-        use concord_cache::{Placement, PlacementKind};
+        use concord_cache::PlacementKind;
         use concord_core::NodeId;
         let ids: Vec<NodeId> = members.iter().copied().map(NodeId).collect();
         let leaver = ids[leaver_index.index(ids.len())];
