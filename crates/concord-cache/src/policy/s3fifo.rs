@@ -24,12 +24,15 @@
 //!   M's oldest object: if its frequency is above 0, decrement it and reinsert it at M's head
 //!   (a second chance, as in CLOCK), else evict it.
 //!
-//! The paper's pseudocode promotes from S when `freq > 1`, its text and libCacheSim when the object
-//! was hit at all; we promote on `freq >= 1` (one hit while in probation).
+//! Details follow libCacheSim's `S3FIFO.c` (the authors' simulator): an object is promoted from S
+//! when hit at least `move-to-main-threshold` times while there (we use 1: hit at all), its
+//! counter restarts at 0 in M, and a second chance in M costs one unit of the counter. New objects
+//! always enter S, as in the paper's original version (libCacheSim's current one sends them to M
+//! while the cache is still filling up).
 //!
-//! Every step is `O(1)`; an eviction may move objects (S→M at most once per insertion, M→M at most
-//! 3 times per hit counted), so the cost is `O(1)` amortised. The ghost lookup uses a `HashMap`
-//! from key hash to a sequence number, never iterated: the order lives in a `VecDeque`. A hash
+//! Every step is `O(1)`; an eviction may move objects (S→M at most once per insertion, M→M once per
+//! counted hit), so the cost is `O(1)` amortised. The ghost lookup uses a `HashMap` from key hash
+//! to (sequence number, charge), never iterated: the order lives in a `VecDeque`. A hash
 //! collision in G only makes one admission decision wrong, never correctness.
 
 use super::list::{Links, List};
