@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The fixed overhead ([`ENTRY_OVERHEAD_BYTES`] = 64) stands for what an entry costs beyond its
-//! bytes: the two `Vec` headers, the slab slot with its expiry and version, the lookup table's
+//! bytes: the key's shared allocation header (the slab and the lookup table share one copy of the
+//! key), the value's `Vec` header, the slab slot with its expiry and version, the lookup table's
 //! bucket and the policy's links – so a cache full of tiny entries is still bounded in real
 //! memory, as memcached's per-item header is. The number is an estimate, documented, not measured
 //! by the allocator: what is *guaranteed* is the accounting rule.
@@ -33,6 +34,7 @@
 use crate::policy::{EvictionPolicy, PolicyKind, Slot};
 use concord_core::Time;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The fixed per-entry charge on top of key and value bytes (see the module docs).
 pub const ENTRY_OVERHEAD_BYTES: u64 = 64;
@@ -89,7 +91,8 @@ pub enum StoreError {
 /// One stored entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub key: Vec<u8>,
+    /// Shared with the store's lookup table, so a key's bytes are held once.
+    pub key: Arc<[u8]>,
     pub value: Vec<u8>,
     /// The entry is not returned at or after this instant.
     pub expires_at: Option<Time>,
@@ -144,7 +147,7 @@ pub struct Store {
     slots: Vec<Option<Entry>>,
     free: Vec<Slot>,
     /// Lookup only; never iterated (iteration order would be random).
-    index: HashMap<Vec<u8>, Slot>,
+    index: HashMap<Arc<[u8]>, Slot>,
     /// Where the next [`Store::expire`] call continues its walk over the slab.
     sweep_cursor: usize,
     stats: StoreStats,
@@ -276,7 +279,8 @@ impl Store {
             }
         };
         self.policy.on_insert(slot, crate::placement::key_hash(&key), charge_bytes);
-        self.index.insert(key.clone(), slot);
+        let key: Arc<[u8]> = key.into();
+        self.index.insert(Arc::clone(&key), slot);
         self.slots[slot as usize] = Some(Entry {
             key,
             value,
@@ -346,7 +350,7 @@ impl Store {
 
     /// Every stored key, sorted (for tests and debugging; `O(n log n)`).
     pub fn keys(&self) -> Vec<Vec<u8>> {
-        let mut keys: Vec<Vec<u8>> = self.slots.iter().flatten().map(|e| e.key.clone()).collect();
+        let mut keys: Vec<Vec<u8>> = self.slots.iter().flatten().map(|e| e.key.to_vec()).collect();
         keys.sort();
         keys
     }
@@ -354,7 +358,7 @@ impl Store {
     /// Take the entry out of the slab and the index (the policy has already forgotten it).
     fn remove_slot(&mut self, slot: Slot) -> Entry {
         let entry = self.slots[slot as usize].take().expect("removing a vacant slot");
-        self.index.remove(entry.key.as_slice());
+        self.index.remove(&*entry.key);
         self.free.push(slot);
         self.stats.bytes_used -= entry.charge();
         self.stats.entries -= 1;
