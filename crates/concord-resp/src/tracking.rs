@@ -40,8 +40,10 @@
 //!   write to the same key – a stale cache. An extra invalidation only costs a cache miss.
 //!
 //! # What is not offered
-//! The eventual and sharded modes have no change feed yet: `CLIENT TRACKING ON` answers an error
-//! there, rather than accepting and never invalidating.
+//! The eventual mode has no change feed yet (a write lands on the key's replicas, which need not
+//! include the node the client reads through): `CLIENT TRACKING ON` answers an error there, rather
+//! than accepting and never invalidating. The strong and sharded modes have it (a sharded node
+//! feeds the changes of every shard group it hosts).
 
 use crate::frame::Frame;
 use crate::pubsub::{ClientId, Hub, Mailbox};
@@ -353,8 +355,8 @@ impl Tracker {
 
     pub fn turn_on(&self, client: ClientId, request: &TrackingRequest) -> Result<(), String> {
         if !self.supported() {
-            return Err("ERR CLIENT TRACKING needs a change feed, which only the strong (Raft) mode has so \
-                        far; this node cannot invalidate client caches"
+            return Err("ERR CLIENT TRACKING needs a change feed of applied writes, which this node's mode \
+                        does not offer (the eventual mode has none yet)"
                 .into());
         }
         let mut state = self.state();

@@ -1,6 +1,7 @@
 //! `CLIENT TRACKING` on real nodes: a client caching on a follower hears of a write sent to the
 //! leader, because every node invalidates from its own apply stream (the state machine's change
-//! feed), not from the writes its own clients send. Modes without a change feed refuse tracking.
+//! feed), not from the writes its own clients send; a sharded node, from every shard group it
+//! hosts. The eventual mode, without a change feed, refuses tracking.
 
 use concord_server::config::ShardSettings;
 use concord_server::testkit::{agreed_leader, loopback_configs, Reply, Resp};
@@ -70,26 +71,71 @@ async fn subscriber_id(addr: std::net::SocketAddr) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn modes_without_a_change_feed_refuse_tracking() {
-    for mode in [Mode::Eventual, Mode::Sharded] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut configs = loopback_configs(dir.path(), 3);
-        for c in &mut configs {
-            c.mode = mode;
-            if mode == Mode::Sharded {
-                c.shard = Some(ShardSettings { shards: 3, replicas: 2 });
-            }
-        }
-        let addr = configs[0].redis_addr.unwrap();
-        let mut nodes = Vec::new();
-        for c in configs {
-            nodes.push(Node::start(c).await.unwrap());
-        }
+async fn a_sharded_node_invalidates_from_every_shard_group_it_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = loopback_configs(dir.path(), 3);
+    for c in &mut configs {
+        c.mode = Mode::Sharded;
+        // Every node hosts every shard, so node 1 hears of every write (Redis Cluster's rule:
+        // a node tracks the keys it serves).
+        c.shard = Some(ShardSettings { shards: 3, replicas: 3 });
+    }
+    let redis: Vec<_> = configs.iter().map(|c| c.redis_addr.unwrap()).collect();
+    let mut nodes = Vec::new();
+    for c in configs {
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    let mut inbox = Resp::connect(redis[0]).await.unwrap();
+    inbox.request(&["SUBSCRIBE", "__redis__:invalidate"]).await.unwrap();
+    let id = subscriber_id(redis[0]).await;
+    let mut cache = Resp::connect(redis[0]).await.unwrap();
+    let on =
+        cache.call(&["CLIENT", "TRACKING", "on", "BCAST", "PREFIX", "user:", "REDIRECT", &id]).await.unwrap();
+    assert_eq!(on, "OK");
+    for key in ["user:1", "user:2", "user:3", "user:4"] {
+        set_following_moved(&redis[0], key).await;
+        assert_eq!(inbox.receive(T).await.unwrap(), Some(invalidation(&[key])), "{key}");
+    }
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
+/// `SET key v` on the node that leads the key's shard, found by following `-MOVED` (and retrying
+/// while the cluster settles).
+async fn set_following_moved(first: &std::net::SocketAddr, key: &str) {
+    let deadline = std::time::Instant::now() + T;
+    let mut addr = *first;
+    loop {
         let mut conn = Resp::connect(addr).await.unwrap();
-        let reply = conn.call(&["CLIENT", "TRACKING", "on"]).await.unwrap();
-        assert!(reply.starts_with("-ERR CLIENT TRACKING needs a change feed"), "{mode:?}: {reply}");
-        for node in nodes {
-            node.shutdown().await.unwrap();
+        let reply = conn.call(&["SET", key, "v"]).await.unwrap();
+        if reply == "OK" {
+            return;
         }
+        assert!(std::time::Instant::now() < deadline, "SET {key} never succeeded: {reply}");
+        match reply.strip_prefix("-MOVED ").and_then(|r| r.split(' ').nth(1)) {
+            Some(to) => addr = to.parse().unwrap(),
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eventual_mode_refuses_tracking() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut configs = loopback_configs(dir.path(), 3);
+    for c in &mut configs {
+        c.mode = Mode::Eventual;
+    }
+    let addr = configs[0].redis_addr.unwrap();
+    let mut nodes = Vec::new();
+    for c in configs {
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    let mut conn = Resp::connect(addr).await.unwrap();
+    let reply = conn.call(&["CLIENT", "TRACKING", "on"]).await.unwrap();
+    assert!(reply.starts_with("-ERR CLIENT TRACKING needs a change feed"), "{reply}");
+    for node in nodes {
+        node.shutdown().await.unwrap();
     }
 }

@@ -286,6 +286,12 @@ impl<P: Quiescent> Host<P> {
         self.groups.iter().map(|(&g, p)| (g, p))
     }
 
+    /// Every group, mutably – to drain what their machines record for observers (the change feed),
+    /// never to step them past the host.
+    pub fn groups_mut(&mut self) -> impl Iterator<Item = (GroupId, &mut P)> {
+        self.groups.iter_mut().map(|(&g, p)| (g, p))
+    }
+
     pub fn group(&self, id: GroupId) -> Option<&P> {
         self.groups.get(&id)
     }

@@ -308,6 +308,16 @@ impl ShardKv {
         &self.kv
     }
 
+    /// Record which keys applied commands change (see `concord_kv::changes`).
+    pub fn record_changes(&mut self, limit: usize) {
+        self.kv.record_changes(limit);
+    }
+
+    /// The keys changed since the last call.
+    pub fn take_changes(&mut self) -> concord_kv::Changes {
+        self.kv.take_changes()
+    }
+
     pub fn slots(&self) -> &SlotTable {
         &self.slots
     }

@@ -676,6 +676,8 @@ pub struct ShardedNode {
     /// Changes of [`ShardedNode::leaders`] for groups not replicated here (forwarding hints):
     /// with [`Host::steps`] and the map's epoch, what a view of the node's leaders depends on.
     hint_changes: u64,
+    /// Whether the shard groups record their change feeds (and groups created later too).
+    record_changes: bool,
 }
 
 impl ShardedNode {
@@ -742,6 +744,7 @@ impl ShardedNode {
             active_at: 0,
             active_epoch: 0,
             hint_changes: 0,
+            record_changes: false,
         })
     }
 
@@ -762,6 +765,34 @@ impl ShardedNode {
 
     pub fn host(&self) -> &Host<Group> {
         &self.host
+    }
+
+    /// Record, in every shard group here and every one created later, which keys applied
+    /// commands change (`CLIENT TRACKING`'s source, see `concord_kv::changes`).
+    pub fn record_changes(&mut self) {
+        self.record_changes = true;
+        for (_, group) in self.host.groups_mut() {
+            if let Group::Data(raft) = group {
+                raft.state_machine_mut().record_changes(concord_kv::DEFAULT_CHANGE_LIMIT);
+            }
+        }
+    }
+
+    /// The keys the shard groups here changed since the last call, all groups together (each
+    /// key with its own group's revision).
+    pub fn take_changes(&mut self) -> concord_kv::Changes {
+        let mut all = concord_kv::Changes::default();
+        for (_, group) in self.host.groups_mut() {
+            if let Group::Data(raft) = group {
+                let changes = raft.state_machine_mut().take_changes();
+                all.everything |= changes.everything;
+                all.keys.extend(changes.keys);
+            }
+        }
+        if all.everything {
+            all.keys.clear();
+        }
+        all
     }
 
     /// The shard groups on this node.
@@ -1078,7 +1109,10 @@ impl ShardedNode {
                 self.created.insert(group, epoch);
             }
             let voters = self.config.initial_voters(self.me, shard, !first_map_voter);
-            let machine = ShardKv::new(self.config.kv.clone()).with_bug(self.config.shard_bug);
+            let mut machine = ShardKv::new(self.config.kv.clone()).with_bug(self.config.shard_bug);
+            if self.record_changes {
+                machine.record_changes(concord_kv::DEFAULT_CHANGE_LIMIT);
+            }
             let raft = RaftNode::boot(self.me, self.config.group_config(voters), machine, &Durable::new())
                 .expect("an empty disk and a valid configuration boot");
             self.with_host(io, |host, inner| host.add_group(inner, group, Group::Data(raft)));

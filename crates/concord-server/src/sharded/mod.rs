@@ -281,6 +281,14 @@ impl Hosted for ShardServer {
         None // the sharded node forwards inside its protocol (`NodeMessage::Forward`)
     }
 
+    fn record_changes(&mut self) {
+        ShardServer::record_changes(self);
+    }
+
+    fn take_changes(&mut self) -> concord_kv::Changes {
+        ShardServer::take_changes(self)
+    }
+
     fn status(&self, cache: &mut MapCache, wal_syncs: u64) -> ShardedStatus {
         let node = self.node();
         let map = node.map();
@@ -891,7 +899,7 @@ impl Served for ShardServer {
         Ok(FrontDoors {
             inbox: Arc::new(ShardedInbox { handle: handle.clone() }),
             http: http::router(handle.clone(), parts.config),
-            resp: Arc::new(resp::ShardedBackend::new(handle.clone())),
+            resp: Arc::new(resp::ShardedBackend::new(handle.clone()).with_changes(parts.changes.clone())),
         })
     }
 

@@ -212,6 +212,16 @@ impl ShardServer {
         &self.node
     }
 
+    /// See [`ShardedNode::record_changes`].
+    pub fn record_changes(&mut self) {
+        self.node.record_changes();
+    }
+
+    /// See [`ShardedNode::take_changes`].
+    pub fn take_changes(&mut self) -> concord_kv::Changes {
+        self.node.take_changes()
+    }
+
     /// Map changes waiting for an answer.
     pub fn admin_pending(&self) -> usize {
         self.admin.len()

@@ -60,11 +60,19 @@ use std::time::Instant;
 /// A [`Backend`] over a running sharded node.
 pub struct ShardedBackend {
     handle: ShardedHandle,
+    /// The keys the shard groups here changed (`CLIENT TRACKING`).
+    changes: Option<tokio::sync::broadcast::Sender<Arc<concord_kv::Changes>>>,
 }
 
 impl ShardedBackend {
     pub fn new(handle: ShardedHandle) -> ShardedBackend {
-        ShardedBackend { handle }
+        ShardedBackend { handle, changes: None }
+    }
+
+    /// The same backend, offering `CLIENT TRACKING` from `changes`.
+    pub fn with_changes(mut self, changes: tokio::sync::broadcast::Sender<Arc<concord_kv::Changes>>) -> Self {
+        self.changes = Some(changes);
+        self
     }
 }
 
@@ -94,6 +102,10 @@ fn refused(e: KeyError) -> BoxFuture<Result<Response, BackendError>> {
 }
 
 impl Backend for ShardedBackend {
+    fn key_changes(&self) -> Option<tokio::sync::broadcast::Receiver<Arc<concord_kv::Changes>>> {
+        self.changes.as_ref().map(tokio::sync::broadcast::Sender::subscribe)
+    }
+
     fn write(
         &self,
         command: Command,
