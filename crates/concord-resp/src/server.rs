@@ -370,8 +370,10 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let grace = config.shutdown_grace;
     let acl = config.acl.clone().unwrap_or_else(|| Arc::new(Acl::new(config.requirepass.as_deref())));
     let pubsub = config.pubsub.clone().unwrap_or_else(|| Arc::new(Hub::new(None)));
-    let tracker = Arc::new(Tracker::default());
-    let tracking = backend.key_changes().map(|feed| tracker.follow(feed, pubsub.clone()));
+    let tracker = {
+        let backend = backend.clone();
+        Arc::new(Tracker::new(Box::new(move || backend.key_changes()), pubsub.clone()))
+    };
     let shared = Arc::new(Shared {
         backend,
         acl,
@@ -447,9 +449,7 @@ pub async fn serve_with_acceptor<A: Acceptor, F: Future>(
     let _ = drained.await;
     connections.abort_all();
     sampler.abort();
-    if let Some(tracking) = tracking {
-        tracking.abort();
-    }
+    shared.tracker.stop();
 }
 
 /// Whether `args` is `CLIENT CACHING …` (which sets, rather than uses, the next command's flag).
@@ -1885,7 +1885,7 @@ impl Client {
         };
         if remember {
             let keys: Vec<Bytes> = request.keys().iter().map(|k| Bytes::copy_from_slice(k)).collect();
-            self.shared.tracker.remember(self.id, &keys, &self.shared.pubsub);
+            self.shared.tracker.remember(self.id, &keys);
         }
     }
 

@@ -16,8 +16,8 @@
 //! node's state machine records the keys each applied command changed (`concord_kv::changes`: a
 //! Lua script's undeclared keys included), the node hands them over after every batch
 //! ([`crate::Backend::key_changes`]), and one task per node turns them into messages here
-//! ([`Tracker::run`]). If that task falls behind the feed, it cannot know what it missed and
-//! sends every tracking client a null list.
+//! ([`Tracker`], while any client tracks). If that task falls behind the feed, it cannot know what
+//! it missed and sends every tracking client a null list.
 //!
 //! # Reads are remembered before they run
 //! A key is filed under the client when the read is *dispatched*, not answered: a write applied
@@ -304,41 +304,47 @@ struct Endpoint {
 struct TrackerState {
     table: TrackingTable,
     endpoints: BTreeMap<ClientId, Endpoint>,
+    /// The task following the change feed, while any client tracks (see [`Tracker`]).
+    follower: Option<tokio::task::AbortHandle>,
 }
 
-/// The node's tracking: the table, the connections it can send to, and whether the backend feeds
-/// it changes at all. One per node, shared by every connection.
+/// Where the change feed comes from: each call subscribes anew (`None`: the backend has none).
+pub type FeedSource = Box<dyn Fn() -> Option<broadcast::Receiver<Arc<Changes>>> + Send + Sync>;
+
+/// The node's tracking: the table, the connections it can send to, and the change feed. One per
+/// node, shared by every connection.
+///
+/// The feed is followed only while at least one client tracks: with nobody subscribed the node
+/// sends nothing after its batches, so a node whose clients do not cache pays nothing for it.
+/// Following starts when the first client turns tracking on – before its first read is
+/// remembered, so no change it must hear of can be missed.
 pub struct Tracker {
     state: Mutex<TrackerState>,
-    supported: AtomicBool,
+    feed: FeedSource,
+    hub: Arc<Hub>,
 }
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tracker").field("supported", &self.supported.load(Ordering::Relaxed)).finish()
+        f.debug_struct("Tracker").field("following", &self.state().follower.is_some()).finish()
     }
 }
 
-impl Default for Tracker {
-    fn default() -> Tracker {
+impl Tracker {
+    /// A tracker that subscribes to `feed` when needed and delivers through `hub`'s mailboxes.
+    pub fn new(feed: FeedSource, hub: Arc<Hub>) -> Tracker {
         Tracker {
             state: Mutex::new(TrackerState {
                 table: TrackingTable::new(MAX_TRACKED_KEYS),
                 ..Default::default()
             }),
-            supported: AtomicBool::new(false),
+            feed,
+            hub,
         }
     }
-}
 
-impl Tracker {
     fn state(&self) -> std::sync::MutexGuard<'_, TrackerState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Whether this node can invalidate (its backend has a change feed).
-    pub fn supported(&self) -> bool {
-        self.supported.load(Ordering::Relaxed)
     }
 
     /// A connection opened: it may become a tracking client or a redirect target.
@@ -351,21 +357,39 @@ impl Tracker {
         let mut state = self.state();
         state.endpoints.remove(&client);
         state.table.turn_off(client);
+        state.stop_following_if_idle();
     }
 
-    pub fn turn_on(&self, client: ClientId, request: &TrackingRequest) -> Result<(), String> {
-        if !self.supported() {
-            return Err("ERR CLIENT TRACKING needs a change feed of applied writes, which this node's mode \
-                        does not offer (the eventual mode has none yet)"
-                .into());
-        }
+    /// `CLIENT TRACKING ON …` (a tokio task follows the feed from the first tracking client on).
+    pub fn turn_on(self: &Arc<Self>, client: ClientId, request: &TrackingRequest) -> Result<(), String> {
         let mut state = self.state();
-        let TrackerState { table, endpoints } = &mut *state;
-        table.turn_on(client, request, |target| endpoints.contains_key(&target))
+        if state.follower.is_none() {
+            let Some(feed) = (self.feed)() else {
+                return Err(
+                    "ERR CLIENT TRACKING needs a change feed of applied writes, which this node's mode \
+                            does not offer (the eventual mode has none yet)"
+                        .into(),
+                );
+            };
+            state.follower = Some(tokio::spawn(self.clone().follow(feed)).abort_handle());
+        }
+        let TrackerState { table, endpoints, .. } = &mut *state;
+        let result = table.turn_on(client, request, |target| endpoints.contains_key(&target));
+        state.stop_following_if_idle();
+        result
     }
 
     pub fn turn_off(&self, client: ClientId) {
-        self.state().table.turn_off(client);
+        let mut state = self.state();
+        state.table.turn_off(client);
+        state.stop_following_if_idle();
+    }
+
+    /// Stop following the feed (the server is stopping).
+    pub fn stop(&self) {
+        if let Some(follower) = self.state().follower.take() {
+            follower.abort();
+        }
     }
 
     pub fn settings(&self, client: ClientId) -> Option<Settings> {
@@ -378,51 +402,49 @@ impl Tracker {
         (state.table.tracking_clients(), state.table.tracked_keys(), state.table.prefix_count())
     }
 
-    /// A tracking client is about to read `keys` (see the module docs).
-    pub fn remember(&self, client: ClientId, keys: &[Bytes], hub: &Hub) {
-        let mut state = self.state();
-        let sends = state.table.remember(client, keys);
-        state.send(sends, hub);
-    }
-
-    /// Keys changed: send the invalidations.
-    pub fn changed(&self, changes: &Changes, hub: &Hub) {
-        let mut state = self.state();
-        let sends = state.table.changed(changes);
-        state.send(sends, hub);
-    }
-
     /// Whether connection `client` is open.
     pub fn is_connected(&self, client: ClientId) -> bool {
         self.state().endpoints.contains_key(&client)
     }
 
-    /// Follow `feed` on a task of its own until it closes: from now on, tracking can be turned on.
-    pub fn follow(
-        self: &Arc<Self>,
-        feed: broadcast::Receiver<Arc<Changes>>,
-        hub: Arc<Hub>,
-    ) -> tokio::task::JoinHandle<()> {
-        self.supported.store(true, Ordering::Relaxed);
-        tokio::spawn(self.clone().run(feed, hub))
+    /// A tracking client is about to read `keys` (see the module docs).
+    pub fn remember(&self, client: ClientId, keys: &[Bytes]) {
+        let mut state = self.state();
+        let sends = state.table.remember(client, keys);
+        state.send(sends, &self.hub);
     }
 
-    async fn run(self: Arc<Self>, mut feed: broadcast::Receiver<Arc<Changes>>, hub: Arc<Hub>) {
+    /// Keys changed: send the invalidations.
+    pub fn changed(&self, changes: &Changes) {
+        let mut state = self.state();
+        let sends = state.table.changed(changes);
+        state.send(sends, &self.hub);
+    }
+
+    async fn follow(self: Arc<Self>, mut feed: broadcast::Receiver<Arc<Changes>>) {
         loop {
             match feed.recv().await {
-                Ok(changes) => self.changed(&changes, &hub),
+                Ok(changes) => self.changed(&changes),
                 // What was missed is unknown: every client drops its whole cache.
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    self.changed(&Changes { keys: Vec::new(), everything: true }, &hub);
+                    self.changed(&Changes { keys: Vec::new(), everything: true });
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             }
         }
-        self.supported.store(false, Ordering::Relaxed);
     }
 }
 
 impl TrackerState {
+    /// No client tracks any more: stop following the feed, so the node stops sending it.
+    fn stop_following_if_idle(&mut self) {
+        if self.table.tracking_clients() == 0 {
+            if let Some(follower) = self.follower.take() {
+                follower.abort();
+            }
+        }
+    }
+
     /// Deliver each client's invalidation where its settings say (see the module docs).
     fn send(&self, sends: Vec<(ClientId, Invalidation)>, hub: &Hub) {
         for (client, invalidation) in sends {
@@ -536,6 +558,28 @@ mod tests {
         assert!(table.remember(1, &[Bytes::from("b"), Bytes::from("c")]).is_empty());
         assert_eq!(table.remember(1, &[Bytes::from("d")]), vec![(1, keys(&["b"]))]);
         assert_eq!(table.tracked_keys(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_feed_is_followed_only_while_a_client_tracks() {
+        let (feed, _) = broadcast::channel::<Arc<Changes>>(8);
+        let source = feed.clone();
+        let tracker =
+            Arc::new(Tracker::new(Box::new(move || Some(source.subscribe())), Arc::new(Hub::new(None))));
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(feed.receiver_count(), 0, "nobody tracks: the node sends nothing");
+        tracker.turn_on(1, &TrackingRequest { on: true, ..Default::default() }).unwrap();
+        tracker.turn_on(2, &TrackingRequest { on: true, bcast: true, ..Default::default() }).unwrap();
+        assert_eq!(feed.receiver_count(), 1, "one subscription for every tracking client");
+        tracker.turn_off(1);
+        settle().await;
+        assert_eq!(feed.receiver_count(), 1);
+        tracker.disconnect(2);
+        settle().await;
+        assert_eq!(feed.receiver_count(), 0, "the last client left: the subscription is dropped");
+        let none = Arc::new(Tracker::new(Box::new(|| None), Arc::new(Hub::new(None))));
+        let refused = none.turn_on(1, &TrackingRequest { on: true, ..Default::default() }).unwrap_err();
+        assert!(refused.starts_with("ERR CLIENT TRACKING needs a change feed"), "{refused}");
     }
 
     #[test]
