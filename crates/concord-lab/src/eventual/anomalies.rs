@@ -26,6 +26,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The workload of every row: closed-loop clients, keys, and the share of writes.
+pub const CLIENTS: usize = 10;
+pub const KEYS: usize = 2;
+pub const WRITE_SHARE: f64 = 0.4;
+
 /// One configuration of the experiment.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Setup {
@@ -74,7 +79,8 @@ impl Counts {
 }
 
 fn scenario_text(setup: &Setup) -> String {
-    let mix = if setup.counters { "{ incr = 0.4, read = 0.6 }" } else { "{ write = 0.4, read = 0.6 }" };
+    let (w, r) = (WRITE_SHARE, 1.0 - WRITE_SHARE);
+    let mix = if setup.counters { format!("{{ incr = {w}, read = {r} }}") } else { format!("{{ write = {w}, read = {r} }}") };
     format!(
         r#"
 description = "eventual lab, anomalies: {name}"
@@ -86,9 +92,9 @@ latency = {{ dist = "lognormal", median = "1ms", sigma = 1.2 }}
 [clock]
 max_offset = "10ms"
 [workload]
-clients = 10
+clients = {CLIENTS}
 think = "1ms"
-keys = 2
+keys = {KEYS}
 mix = {mix}
 timeout = "1s"
 stop = "4s"
