@@ -352,7 +352,10 @@ pub fn wilson(k: usize, n: usize) -> (f64, f64) {
     let denom = 1.0 + z * z / n_f;
     let centre = (p + z * z / (2.0 * n_f)) / denom;
     let half = z * ((p * (1.0 - p) + z * z / (4.0 * n_f)) / n_f).sqrt() / denom;
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    // Exact ends when every (or no) read was consistent: rounding must not put p outside.
+    let low = if k == 0 { 0.0 } else { (centre - half).clamp(0.0, p) };
+    let high = if k == n { 1.0 } else { (centre + half).clamp(p, 1.0) };
+    (low, high)
 }
 
 /// The simulator's curve from the reads of several seeds, binned, each bin next to the model's
