@@ -1,4 +1,4 @@
-//! Part 3 – anomalies, counted by the checkers, and what removes them.
+//! Part 4 – anomalies, counted by the checkers, and what removes them.
 //!
 //! The same closed-loop workload (10 clients, 2 keys, 40 % writes, no faults; node clocks up to
 //! 10 ms apart, as NTP keeps them – only last-write-wins looks at clocks) runs against several

@@ -208,14 +208,14 @@ enum Output {
     Compare(compare::Sample),
 }
 
-/// One row of part 3.
+/// One row of part 4 (anomalies).
 #[derive(Clone, Debug, Serialize)]
 pub struct AnomalyRow {
     pub setup: anomalies::Setup,
     pub counts: anomalies::Counts,
 }
 
-/// One row of part 4.
+/// One row of part 5 (the Raft contrast).
 #[derive(Clone, Debug, Serialize)]
 pub struct CompareRow {
     pub system: String,

@@ -1,4 +1,5 @@
-//! Part 2 – PBS staleness curves: the WARS Monte Carlo next to the real Dynamo code.
+//! Parts 2 and 3 – PBS staleness curves: the WARS model (exact, from per-trial thresholds) next to
+//! the real Dynamo code in the simulator.
 //!
 //! For each latency environment and each (N, R, W):
 //!
@@ -428,5 +429,41 @@ pub fn sim_t999(curve: &Curve) -> SimT999 {
         None => SimT999::NotReached,
         Some(b) if b.reads < READS_TO_RESOLVE_999 => SimT999::TooFewReads(b.reads),
         Some(b) => SimT999::At(b.from_ms),
+    }
+}
+
+#[cfg(test)]
+mod measure {
+    use super::*;
+
+    /// LNKD-DISK, N=3 R=W=1, both simulator modes against the model, bin by bin (a measurement):
+    /// `PBS_SPANS=400 cargo test -p concord-lab --release --lib pbs::measure -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn print_lnkd_disk_simulator_modes() {
+        let spans: f64 = std::env::var("PBS_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(200.0);
+        let model = &wars::LNKD_DISK;
+        let q = Quorum::new(3, 1, 1);
+        let dir = std::env::temp_dir().join(format!("pbs-measure-{}", std::process::id()));
+        let files = write_latency_files(&dir, model).unwrap();
+        let (_, th) = model_curve(model, q, 200_000, 1, None);
+        for mode in [SimMode::DiskSync, SimMode::WriteVisibleAfterW] {
+            let reads = simulate(model, q, &files, spans, mode, 1).unwrap();
+            let c = sim_curve(model, q, mode, &reads, Some(&th));
+            println!("{} ({} reads)", mode.describe(), c.samples);
+            for b in &c.bins {
+                println!(
+                    "  [{:5.1}, {:5.1}) n {:6} sim {:.4} [{:.4}, {:.4}] model {:.4}",
+                    b.from_ms, b.to_ms, b.reads, b.p, b.p_low, b.p_high, b.model_p
+                );
+            }
+            let t = match sim_t999(&c) {
+                SimT999::At(t) => format!("{t:.1} ms"),
+                SimT999::TooFewReads(n) => format!("n too small ({n})"),
+                SimT999::NotReached => "not reached".into(),
+            };
+            println!("  t to 99.9 %: {t}; model exact {:.1} ms", th.time_to(0.999));
+        }
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -266,7 +266,7 @@ pub fn write_report(report: &EventualReport, dir: &Path) -> anyhow::Result<Vec<P
 
     // 2 and 3. PBS curves, two charts per environment: P on a linear axis, and 1 − P on a log axis
     // (where the curves crowd the 1.0 line: the tail, and the times to 99.9 %).
-    for (env_index, m) in report.models.iter().enumerate() {
+    for m in &report.models {
         if report.curves.iter().all(|c| c.model != m.name || c.quorum.n != 3) {
             continue;
         }
@@ -307,7 +307,6 @@ pub fn write_report(report: &EventualReport, dir: &Path) -> anyhow::Result<Vec<P
                 }
             }
         }
-        let _ = env_index;
         let lowest = series.iter().flat_map(|s| s.1.iter().map(|p| p.1)).fold(1.0, f64::min);
         let y0 = (((lowest - 0.05) * 10.0).floor() / 10.0).clamp(0.0, 0.9);
         let title = format!("PBS t-visibility, {} ({})", m.name, m.what);
