@@ -53,9 +53,10 @@ fn rel(ours: Option<f64>, paper: Option<f64>) -> String {
 fn sim_t999_text(curve: &pbs::Curve) -> String {
     match pbs::sim_t999(curve) {
         pbs::SimT999::At(t) => format!("{t:.2} ms"),
-        pbs::SimT999::TooFewReads(n) => {
-            format!("n too small (n = {n} < {} reads in the bin)", pbs::READS_TO_RESOLVE_999)
-        }
+        pbs::SimT999::TooFewReads(t, n) => format!(
+            "n too small (first bin at ≥ 99.9 %, from {t:.2} ms: n = {n} < {} reads)",
+            pbs::READS_TO_RESOLVE_999
+        ),
         pbs::SimT999::NotReached => "not reached within the chart".into(),
     }
 }
