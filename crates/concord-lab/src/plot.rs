@@ -321,7 +321,7 @@ pub fn distinct_color(i: usize) -> RGBColor {
     }
     let hue = ((i - PALETTE.len()) as f64 * 137.507_764 + 15.0) % 360.0;
     // Alternate lightness so that neighbouring hues also differ in brightness.
-    let light = if i % 2 == 0 { 0.45 } else { 0.62 };
+    let light = if i.is_multiple_of(2) { 0.45 } else { 0.62 };
     hsl(hue, 0.65, light)
 }
 
@@ -479,7 +479,12 @@ mod tests {
 
     #[test]
     fn distinct_colors_do_not_repeat() {
-        let colors: Vec<(u8, u8, u8)> = (0..40).map(|i| { let c = distinct_color(i); (c.0, c.1, c.2) }).collect();
+        let colors: Vec<(u8, u8, u8)> = (0..40)
+            .map(|i| {
+                let c = distinct_color(i);
+                (c.0, c.1, c.2)
+            })
+            .collect();
         for (i, a) in colors.iter().enumerate() {
             assert!(!colors[..i].contains(a), "colour {i} repeats: {a:?}");
         }

@@ -198,7 +198,9 @@ mod tests {
             latency: Latency::Constant { value: Duration::from_millis(1) },
             ..NetworkConfig::default()
         };
-        config.kind_latency.insert("replicate".into(), Latency::Constant { value: Duration::from_millis(40) });
+        config
+            .kind_latency
+            .insert("replicate".into(), Latency::Constant { value: Duration::from_millis(40) });
         let mut net = Network::new(&config, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let at = |fate| match fate {

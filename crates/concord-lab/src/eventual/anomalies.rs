@@ -80,7 +80,11 @@ impl Counts {
 
 fn scenario_text(setup: &Setup) -> String {
     let (w, r) = (WRITE_SHARE, 1.0 - WRITE_SHARE);
-    let mix = if setup.counters { format!("{{ incr = {w}, read = {r} }}") } else { format!("{{ write = {w}, read = {r} }}") };
+    let mix = if setup.counters {
+        format!("{{ incr = {w}, read = {r} }}")
+    } else {
+        format!("{{ write = {w}, read = {r} }}")
+    };
     format!(
         r#"
 description = "eventual lab, anomalies: {name}"

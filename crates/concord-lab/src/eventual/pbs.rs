@@ -447,7 +447,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pbs-modes-{}", std::process::id()));
         let files = write_latency_files(&dir, model).unwrap();
         let (_, th) = model_curve(model, q, 50_000, 1, None);
-        let curve = |mode| sim_curve(model, q, mode, &simulate(model, q, &files, 60.0, mode, 1).unwrap(), Some(&th));
+        let curve =
+            |mode| sim_curve(model, q, mode, &simulate(model, q, &files, 60.0, mode, 1).unwrap(), Some(&th));
         let wars_mode = curve(SimMode::WriteVisibleAfterW);
         for b in &wars_mode.bins[..5] {
             assert!(b.reads > 300 && (b.p - b.model_p).abs() < 0.06, "{b:?}");

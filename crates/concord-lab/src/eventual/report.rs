@@ -103,9 +103,9 @@ impl EventualReport {
             let _ = writeln!(out, "   replay: {}", p.replay);
         }
         if self.parts[1] {
-            let authors = self.authors_trials_per_t.map_or(String::new(), |n| {
-                format!("; authors' estimator: {n} fresh trials per t")
-            });
+            let authors = self
+                .authors_trials_per_t
+                .map_or(String::new(), |n| format!("; authors' estimator: {n} fresh trials per t"));
             let _ = writeln!(
                 out,
                 "2. WARS model ({} trials per curve{authors}) against the paper (VLDB 2012)",
@@ -240,7 +240,8 @@ pub fn write_report(report: &EventualReport, dir: &Path) -> anyhow::Result<Vec<P
             let mut values: Vec<String> = k.holdings.iter().map(|h| h.values.join("|")).collect();
             values.sort_by(|a, b| numeric_order(a, b));
             values.dedup();
-            let colors: BTreeMap<&str, usize> = values.iter().enumerate().map(|(i, v)| (v.as_str(), i)).collect();
+            let colors: BTreeMap<&str, usize> =
+                values.iter().enumerate().map(|(i, v)| (v.as_str(), i)).collect();
             let mut spans = Vec::new();
             for h in &k.holdings {
                 let label = format!("{}{}", h.values.join("|"), if h.hint { " (hint)" } else { "" });
@@ -321,10 +322,8 @@ pub fn write_report(report: &EventualReport, dir: &Path) -> anyhow::Result<Vec<P
                 color: *color,
             })
             .collect();
-        let marks: Vec<Marker> = markers
-            .iter()
-            .map(|&(x, y, color)| Marker { x, y, color, legend: legend.clone() })
-            .collect();
+        let marks: Vec<Marker> =
+            markers.iter().map(|&(x, y, color)| Marker { x, y, color, legend: legend.clone() }).collect();
         let chart = XyChart {
             title: &title,
             x_label: "t: time since the write was acknowledged (ms)",
@@ -427,10 +426,11 @@ fn html_report(report: &EventualReport) -> String {
                 rel(c.t999_authors_ms, paper_t),
             );
         }
-        let authors = report.authors_trials_per_t.map_or(
-            "not run (<code>--authors-estimator</code>)".to_string(),
-            |n| format!("{n} fresh trials per t"),
-        );
+        let authors = report
+            .authors_trials_per_t
+            .map_or("not run (<code>--authors-estimator</code>)".to_string(), |n| {
+                format!("{n} fresh trials per t")
+            });
         let _ = writeln!(
             body,
             r#"<h2>Part 2. The WARS model against the paper</h2>

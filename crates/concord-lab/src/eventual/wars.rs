@@ -210,7 +210,12 @@ pub const QUORUMS: [Quorum; 4] =
 /// read request reaches it iff `W_i <= commit + t + R_i`, i.e. `t >= W_i - commit - R_i`. So
 /// `t* = min over the read quorum of (W_i - commit - R_i)`, and P(consistent at `t`) is the
 /// fraction of trials with `t* <= t` – for every `t` at once, with no grid.
-pub fn trial_threshold<R: Rng + ?Sized>(model: &LatencyModel, quorum: Quorum, rng: &mut R, s: &mut Scratch) -> f64 {
+pub fn trial_threshold<R: Rng + ?Sized>(
+    model: &LatencyModel,
+    quorum: Quorum,
+    rng: &mut R,
+    s: &mut Scratch,
+) -> f64 {
     let n = quorum.n;
     s.resize(n);
     let far = model.remote_extra_ms;
@@ -263,7 +268,8 @@ pub struct Thresholds {
 impl Thresholds {
     pub fn run<R: Rng + ?Sized>(model: &LatencyModel, quorum: Quorum, trials: usize, rng: &mut R) -> Self {
         let mut scratch = Scratch::default();
-        let mut sorted: Vec<f64> = (0..trials).map(|_| trial_threshold(model, quorum, rng, &mut scratch)).collect();
+        let mut sorted: Vec<f64> =
+            (0..trials).map(|_| trial_threshold(model, quorum, rng, &mut scratch)).collect();
         sorted.sort_by(f64::total_cmp);
         Thresholds { sorted }
     }
@@ -455,11 +461,26 @@ mod tests {
             let th = Thresholds::run(model, q, 200_000, &mut rng);
             let exact = th.time_to(0.999);
             let rel_exact = (exact - paper) / paper;
-            assert!((0.0..0.20).contains(&rel_exact), "{} {}: exact {exact:.2} ms vs paper {paper}", model.name, q.label());
+            assert!(
+                (0.0..0.20).contains(&rel_exact),
+                "{} {}: exact {exact:.2} ms vs paper {paper}",
+                model.name,
+                q.label()
+            );
             let start = th.time_to(0.999 - 8.0 * (0.999f64 * 0.001 / 50_000.0).sqrt());
-            let authors = authors_time_to(model, q, 0.999, 50_000, start, exact * AUTHORS_STEP_FRACTION, &mut rng);
-            assert!(authors <= exact * 1.01, "{}: authors' {authors:.2} later than exact {exact:.2}", model.name);
-            assert!(((authors - paper) / paper).abs() < 0.10, "{} {}: authors' {authors:.2} ms vs paper {paper}", model.name, q.label());
+            let authors =
+                authors_time_to(model, q, 0.999, 50_000, start, exact * AUTHORS_STEP_FRACTION, &mut rng);
+            assert!(
+                authors <= exact * 1.01,
+                "{}: authors' {authors:.2} later than exact {exact:.2}",
+                model.name
+            );
+            assert!(
+                ((authors - paper) / paper).abs() < 0.10,
+                "{} {}: authors' {authors:.2} ms vs paper {paper}",
+                model.name,
+                q.label()
+            );
         }
     }
 
@@ -526,20 +547,42 @@ mod measure {
     #[test]
     #[ignore]
     fn print_model_against_paper() {
-        let trials: usize = std::env::var("WARS_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-        let per_t: usize = std::env::var("AUTHORS_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+        let trials: usize =
+            std::env::var("WARS_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+        let per_t: usize =
+            std::env::var("AUTHORS_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
         for p in PAPER {
-            let model = [&LNKD_SSD, &LNKD_DISK, &YMMR, &WAN, &EXP_1_1, &EXP_10_1].into_iter().find(|m| m.name == p.model).unwrap();
+            let model = [&LNKD_SSD, &LNKD_DISK, &YMMR, &WAN, &EXP_1_1, &EXP_10_1]
+                .into_iter()
+                .find(|m| m.name == p.model)
+                .unwrap();
             let mut rng = ChaCha8Rng::seed_from_u64(7);
             let th = Thresholds::run(model, p.quorum, trials, &mut rng);
             match p.at_ms {
-                Some(t) => println!("{} {} P({t}) model {:.4} paper {}", p.model, p.quorum.label(), th.p_consistent(t), p.value),
+                Some(t) => println!(
+                    "{} {} P({t}) model {:.4} paper {}",
+                    p.model,
+                    p.quorum.label(),
+                    th.p_consistent(t),
+                    p.value
+                ),
                 None => {
                     let exact = th.time_to(0.999);
                     let se = (0.999f64 * 0.001 / per_t as f64).sqrt();
                     let start = th.time_to(0.999 - 8.0 * se);
-                    let frac: f64 = std::env::var("STEP_FRAC").ok().and_then(|v| v.parse().ok()).unwrap_or(AUTHORS_STEP_FRACTION);
-                    let authors = authors_time_to(model, p.quorum, 0.999, per_t, start, (exact * frac).max(1e-3), &mut rng);
+                    let frac: f64 = std::env::var("STEP_FRAC")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(AUTHORS_STEP_FRACTION);
+                    let authors = authors_time_to(
+                        model,
+                        p.quorum,
+                        0.999,
+                        per_t,
+                        start,
+                        (exact * frac).max(1e-3),
+                        &mut rng,
+                    );
                     println!(
                         "{} {} t999 exact {exact:.2} ({:+.1} %) authors {authors:.2} ({:+.1} %) paper {}",
                         p.model,
