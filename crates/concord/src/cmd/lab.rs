@@ -32,6 +32,8 @@ pub enum Lab {
     /// same workload on Raft. Guide: docs/labs/eventual.md.
     ///
     /// Example: concord lab eventual --out out/eventual --seeds 3
+    /// One part: concord lab eventual --part 2 --authors-estimator   (1 propagation, 2 PBS model
+    /// vs the paper, 3 simulator vs model, 4 anomalies, 5 Raft contrast)
     Eventual(EventualArgs),
 }
 
@@ -129,7 +131,11 @@ fn eventual(args: &EventualArgs) -> anyhow::Result<ExitCode> {
     })?;
     bar.finish_and_clear();
     print!("{}", report.summary());
-    println!("ran {} simulations in {:.1} s", options.jobs(), wall.elapsed().as_secs_f64());
+    println!(
+        "ran {} jobs (simulations and model runs) in {:.1} s",
+        options.jobs(),
+        wall.elapsed().as_secs_f64()
+    );
     for path in concord_lab::eventual::write_report(&report, &args.out)? {
         println!("wrote {}", path.display());
     }
