@@ -55,7 +55,7 @@ pub struct EventualOptions {
     pub parts: [bool; 5],
 }
 
-/// The N sweep of the paper (§5.2, R=W=1, LNKD-DISK): N = 3 is among the main curves.
+/// The N sweep of the paper (section "Replica size", R=W=1, LNKD-DISK): N = 3 is among the main curves.
 pub const SWEEP_N: [usize; 3] = [2, 5, 10];
 
 impl EventualOptions {

@@ -435,7 +435,7 @@ fn html_report(report: &EventualReport) -> String {
             body,
             r#"<h2>Part 2. The WARS model against the paper</h2>
 <p>Bailis et al., <em>Probabilistically Bounded Staleness for Practical Partial Quorums</em>, VLDB 2012 (camera-ready):
-P(consistent) from §5.2, times to 99.9 % from Table 4 (N=3) and §5.2's N sweep (LNKD-DISK, R=W=1). The model: {trials} trials per
+P(consistent) from the text, times to 99.9 % from Table 4 (N=3) and the text's N sweep (LNKD-DISK, R=W=1). The model: {trials} trials per
 row; "exact" is the 0.999 quantile of the trials' consistency thresholds t* (no grid); the authors' estimator draws fresh
 trials at every t and reports the first t whose estimate reaches 99.9 % ({authors}). Strict quorums (R+W&gt;N) are 0 ms.</p>
 <table><tr><th>environment</th><th>quorum</th><th>P(consistent) at t=0, model</th><th>paper</th><th>at t=10 ms</th>
