@@ -269,7 +269,7 @@ where
     // Lane 0 is drawn at the top.
     let y_of = |lane: usize| n - 1.0 - lane as f64;
     for s in spans {
-        let color = PALETTE[s.color % PALETTE.len()];
+        let color = distinct_color(s.color);
         let y = y_of(s.lane);
         let (a, b) = (s.from.max(x0), s.to.min(x1));
         ctx.draw_series(std::iter::once(Rectangle::new(
@@ -313,6 +313,158 @@ where
     Ok(())
 }
 
+/// Colour `i`: the palette's eight first, then hues spaced by the golden angle – never the same
+/// colour twice (for charts with more categories than the palette, e.g. many values on a timeline).
+pub fn distinct_color(i: usize) -> RGBColor {
+    if let Some(&c) = PALETTE.get(i) {
+        return c;
+    }
+    let hue = ((i - PALETTE.len()) as f64 * 137.507_764 + 15.0) % 360.0;
+    // Alternate lightness so that neighbouring hues also differ in brightness.
+    let light = if i.is_multiple_of(2) { 0.45 } else { 0.62 };
+    hsl(hue, 0.65, light)
+}
+
+fn hsl(h: f64, s: f64, l: f64) -> RGBColor {
+    let c = (1.0 - (2.0 * l - 1.0).abs()) * s;
+    let hp = h / 60.0;
+    let x = c * (1.0 - (hp % 2.0 - 1.0).abs());
+    let (r, g, b) = match hp as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = l - c / 2.0;
+    let byte = |v: f64| ((v + m).clamp(0.0, 1.0) * 255.0).round() as u8;
+    RGBColor(byte(r), byte(g), byte(b))
+}
+
+/// How a [`StyledSeries`] is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineStyle {
+    Solid,
+    Dashed,
+    Dotted,
+}
+
+/// A line of an [`xy_marked`] chart.
+pub struct StyledSeries {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub style: LineStyle,
+    pub color: usize,
+}
+
+/// A labelled point (e.g. a number from a paper) on an [`xy_marked`] chart. Markers with the same
+/// `legend` share one legend entry.
+pub struct Marker {
+    pub x: f64,
+    pub y: f64,
+    pub color: usize,
+    pub legend: String,
+}
+
+/// Like [`xy`], with line styles, point markers, and optionally a logarithmic y axis (for
+/// `1 − P` near 0, where a linear axis crowds the curves against the top).
+pub fn xy_marked(
+    stem: &Path,
+    chart: &XyChart<'_>,
+    log_y: bool,
+    series: &[StyledSeries],
+    markers: &[Marker],
+) -> anyhow::Result<()> {
+    let size = (900, 600);
+    let svg = stem.with_extension("svg");
+    draw_xy_marked(SVGBackend::new(&svg, size).into_drawing_area(), chart, log_y, series, markers)?;
+    let png = stem.with_extension("png");
+    draw_xy_marked(BitMapBackend::new(&png, size).into_drawing_area(), chart, log_y, series, markers)?;
+    Ok(())
+}
+
+fn draw_xy_marked<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    chart: &XyChart<'_>,
+    log_y: bool,
+    series: &[StyledSeries],
+    markers: &[Marker],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plotting: {e}");
+    root.fill(&WHITE).map_err(err)?;
+    let (x0, x1) = chart.x_range;
+    let (y0, y1) = chart.y_range;
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(chart.title, ("sans-serif", 18)).margin(15).x_label_area_size(45).y_label_area_size(70);
+    macro_rules! body {
+        ($ctx:expr) => {{
+            let mut ctx = $ctx;
+            ctx.configure_mesh()
+                .x_desc(chart.x_label)
+                .y_desc(chart.y_label)
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(err)?;
+            for s in series {
+                let color = distinct_color(s.color);
+                let points: Vec<(f64, f64)> =
+                    s.points.iter().map(|&(x, y)| (x.clamp(x0, x1), y.clamp(y0, y1))).collect();
+                let style = color.stroke_width(2);
+                let anno = match s.style {
+                    LineStyle::Solid => ctx.draw_series(LineSeries::new(points, style)).map_err(err)?,
+                    LineStyle::Dashed => {
+                        ctx.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(err)?
+                    }
+                    LineStyle::Dotted => {
+                        ctx.draw_series(DashedLineSeries::new(points, 2, 4, style)).map_err(err)?
+                    }
+                };
+                let line = s.style;
+                anno.label(s.label.clone()).legend(move |(x, y)| match line {
+                    LineStyle::Solid => PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)),
+                    LineStyle::Dashed => PathElement::new(vec![(x, y), (x + 8, y)], color.stroke_width(2)),
+                    LineStyle::Dotted => PathElement::new(vec![(x, y), (x + 3, y)], color.stroke_width(2)),
+                });
+            }
+            let mut legends: Vec<&str> = Vec::new();
+            for m in markers {
+                let color = distinct_color(m.color);
+                let point = (m.x.clamp(x0, x1), m.y.clamp(y0, y1));
+                ctx.draw_series(std::iter::once(Cross::new(point, 7, BLACK.stroke_width(3)))).map_err(err)?;
+                let anno = ctx
+                    .draw_series(std::iter::once(Cross::new(point, 6, color.stroke_width(2))))
+                    .map_err(err)?;
+                if !legends.contains(&m.legend.as_str()) {
+                    legends.push(&m.legend);
+                    anno.label(m.legend.clone())
+                        .legend(move |(x, y)| Cross::new((x + 8, y), 5, BLACK.stroke_width(2)));
+                }
+            }
+            ctx.configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.9))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw()
+                .map_err(err)?;
+        }};
+    }
+    match (chart.log_x, log_y) {
+        (false, false) => body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
+        (true, false) => body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?),
+        (false, true) => body!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(err)?),
+        (true, true) => {
+            body!(builder.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?)
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +475,18 @@ mod tests {
         assert_eq!(p.first(), Some(&(1.0, 0.0)));
         assert_eq!(p.last(), Some(&(3.0, 100.0)));
         assert!(p.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
+    }
+
+    #[test]
+    fn distinct_colors_do_not_repeat() {
+        let colors: Vec<(u8, u8, u8)> = (0..40)
+            .map(|i| {
+                let c = distinct_color(i);
+                (c.0, c.1, c.2)
+            })
+            .collect();
+        for (i, a) in colors.iter().enumerate() {
+            assert!(!colors[..i].contains(a), "colour {i} repeats: {a:?}");
+        }
     }
 }

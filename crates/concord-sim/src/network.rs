@@ -9,6 +9,7 @@ use crate::latency::Latency;
 use crate::scenario::NetworkConfig;
 use concord_core::{NodeId, Time};
 use rand::Rng;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -34,6 +35,8 @@ pub enum Fate {
 
 pub struct Network {
     n: usize,
+    /// Latency by message kind, overriding the link's (`[network.kind_latency]`).
+    kind_latency: BTreeMap<String, Latency>,
     links: Vec<Link>,
     /// `blocked[from * n + to]`: the link is cut.
     blocked: Vec<bool>,
@@ -77,7 +80,7 @@ impl Network {
                 links.push(link);
             }
         }
-        Network { n, links, blocked: vec![false; n * n] }
+        Network { n, kind_latency: config.kind_latency.clone(), links, blocked: vec![false; n * n] }
     }
 
     fn index(&self, from: NodeId, to: NodeId) -> Option<usize> {
@@ -92,7 +95,14 @@ impl Network {
     }
 
     /// Decide what happens to a message sent now.
-    pub fn send<R: Rng + ?Sized>(&mut self, from: NodeId, to: NodeId, now: Time, rng: &mut R) -> Fate {
+    pub fn send<R: Rng + ?Sized>(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        kind: &str,
+        now: Time,
+        rng: &mut R,
+    ) -> Fate {
         let Some(i) = self.index(from, to) else { return Fate::Dropped("no-such-node") };
         if self.blocked[i] {
             return Fate::Dropped("partition");
@@ -101,13 +111,14 @@ impl Network {
         if link.loss > 0.0 && rng.gen::<f64>() < link.loss {
             return Fate::Dropped("loss");
         }
-        let mut arrival = now + link.latency.sample(rng);
+        let latency = self.kind_latency.get(kind).unwrap_or(&link.latency);
+        let mut arrival = now + latency.sample(rng);
         if link.fifo {
             arrival = arrival.max(link.last_arrival);
             link.last_arrival = arrival;
         }
         let copy = (link.duplicate > 0.0 && rng.gen::<f64>() < link.duplicate)
-            .then(|| (now + link.latency.sample(rng)).max(arrival));
+            .then(|| (now + latency.sample(rng)).max(arrival));
         Fate::Arrives(arrival, copy)
     }
 
@@ -173,4 +184,30 @@ impl Network {
 /// Latency between a client and a node.
 pub fn client_latency<R: Rng + ?Sized>(config: &NetworkConfig, rng: &mut R) -> Duration {
     config.client_latency.as_ref().unwrap_or(&config.latency).sample(rng)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn kind_latency_overrides_the_link_for_that_kind_only() {
+        let mut config = NetworkConfig {
+            latency: Latency::Constant { value: Duration::from_millis(1) },
+            ..NetworkConfig::default()
+        };
+        config
+            .kind_latency
+            .insert("replicate".into(), Latency::Constant { value: Duration::from_millis(40) });
+        let mut net = Network::new(&config, 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let at = |fate| match fate {
+            Fate::Arrives(t, None) => t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(at(net.send(NodeId(1), NodeId(2), "read", Time::ZERO, &mut rng)), Time(1_000_000));
+        assert_eq!(at(net.send(NodeId(1), NodeId(2), "replicate", Time::ZERO, &mut rng)), Time(40_000_000));
+    }
 }

@@ -185,6 +185,11 @@ pub struct NetworkConfig {
     /// Per-link overrides.
     #[serde(rename = "link")]
     pub links: Vec<LinkOverride>,
+    /// Latency by message kind (the protocol's `Message::kind`, e.g. `replicate`), replacing the
+    /// link's latency for those messages: `[network.kind_latency] replicate = { dist = … }`.
+    /// Empty by default. Models where one kind of message is slower than the rest – e.g. the PBS
+    /// paper's WARS model, whose write delay `W` differs from the `A`, `R`, `S` delays.
+    pub kind_latency: BTreeMap<String, Latency>,
 }
 
 impl Default for NetworkConfig {
@@ -196,6 +201,7 @@ impl Default for NetworkConfig {
             fifo: false,
             client_latency: None,
             links: Vec::new(),
+            kind_latency: BTreeMap::new(),
         }
     }
 }
@@ -789,6 +795,9 @@ impl<C: de::DeserializeOwned> Scenario<C> {
                 l.validate().map_err(|e| format!("[[network.link]] latency: {e}"))?;
             }
         }
+        for (kind, l) in &self.network.kind_latency {
+            l.validate().map_err(|e| format!("[network.kind_latency] {kind}: {e}"))?;
+        }
         if !(self.clock.max_drift_ppm.is_finite() && (0.0..500_000.0).contains(&self.clock.max_drift_ppm)) {
             return Err("[clock] max_drift_ppm must be between 0 and 500000".into());
         }
@@ -806,6 +815,9 @@ impl<C: de::DeserializeOwned> Scenario<C> {
             if let Some(l) = &mut link.latency {
                 l.load(base)?;
             }
+        }
+        for l in self.network.kind_latency.values_mut() {
+            l.load(base)?;
         }
         Ok(())
     }

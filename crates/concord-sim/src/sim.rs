@@ -613,7 +613,7 @@ impl<P: SimProtocol> Simulation<P> {
             let body = serde_json::to_value(&msg).unwrap_or(serde_json::Value::Null);
             self.record(|t| json!({"t": t, "ev": "send", "from": from.0, "to": to.0, "kind": kind, "id": id, "msg": body}));
         }
-        match self.network.send(from, to, self.now, &mut self.rng_net) {
+        match self.network.send(from, to, kind, self.now, &mut self.rng_net) {
             Fate::Dropped(why) => {
                 self.summary.message(kind).dropped += 1;
                 *self.summary.drops.entry(why).or_default() += 1;

@@ -1,4 +1,4 @@
-//! Part 3 – anomalies, counted by the checkers, and what removes them.
+//! Part 4 – anomalies, counted by the checkers, and what removes them.
 //!
 //! The same closed-loop workload (10 clients, 2 keys, 40 % writes, no faults; node clocks up to
 //! 10 ms apart, as NTP keeps them – only last-write-wins looks at clocks) runs against several
@@ -25,6 +25,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The workload of every row: closed-loop clients, keys, and the share of writes.
+pub const CLIENTS: usize = 10;
+pub const KEYS: usize = 2;
+pub const WRITE_SHARE: f64 = 0.4;
 
 /// One configuration of the experiment.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -74,7 +79,12 @@ impl Counts {
 }
 
 fn scenario_text(setup: &Setup) -> String {
-    let mix = if setup.counters { "{ incr = 0.4, read = 0.6 }" } else { "{ write = 0.4, read = 0.6 }" };
+    let (w, r) = (WRITE_SHARE, 1.0 - WRITE_SHARE);
+    let mix = if setup.counters {
+        format!("{{ incr = {w}, read = {r} }}")
+    } else {
+        format!("{{ write = {w}, read = {r} }}")
+    };
     format!(
         r#"
 description = "eventual lab, anomalies: {name}"
@@ -86,9 +96,9 @@ latency = {{ dist = "lognormal", median = "1ms", sigma = 1.2 }}
 [clock]
 max_offset = "10ms"
 [workload]
-clients = 10
+clients = {CLIENTS}
 think = "1ms"
-keys = 2
+keys = {KEYS}
 mix = {mix}
 timeout = "1s"
 stop = "4s"

@@ -1,6 +1,6 @@
-//! Part 4 – the same workload on Raft, for comparison.
+//! Part 5 – a similar workload on Raft, for comparison.
 //!
-//! Five nodes, the anomalies workload (8 clients, 3 keys, 40 % writes), and a partition from 2 s
+//! Five nodes, a workload like part 4's (8 clients, 3 keys, 40 % writes), and a partition from 2 s
 //! to 4 s that cuts two nodes off from the other three. For Raft the two are the leader of the
 //! moment and the next node – the hard case, where every client is talking to a leader that is
 //! about to lose its majority; for Dynamo they are nodes 1 and 2. Measured per system: latency
