@@ -14,9 +14,9 @@ fn ms(v: f64) -> Duration {
 /// The paper's network (a fixed 3 ms delay plus up to 0.5 ms of jitter), with equal logs,
 /// reproduces the paper's numbers: 150–155 ms median 287 ms, 150–200 ms worst of 1 000 trials
 /// 513 ms, 12–24 ms mean 35 ms and worst 152 ms, and more than 10 s without randomness. Tolerances
-/// cover the spread across seeds of the full-size run (see the guide): medians and means 15 %,
-/// worst cases 20 % (150–200) and 35 % (12–24: its worst trial varies most between seeds); for
-/// 150–150 ms, with 16 trials instead of 100, a median above 5 s.
+/// cover the spread across seeds of the full-size runs (see the guide): medians and means 15 %,
+/// worst cases of 1 000 trials 35 % (they vary by a third between seeds); for 150–150 ms, with 16
+/// trials instead of 100, a median above 5 s.
 #[test]
 fn the_papers_network_reproduces_the_papers_numbers() {
     let options = ElectionOptions {
@@ -44,7 +44,7 @@ fn the_papers_network_reproduces_the_papers_numbers() {
     };
     for (min, max, m, tolerance) in [
         (150, 155, Measure::Median, 0.15),
-        (150, 200, Measure::Max, 0.20),
+        (150, 200, Measure::Max, 0.35),
         (12, 24, Measure::Mean, 0.15),
         (12, 24, Measure::Max, 0.35),
     ] {

@@ -2,8 +2,10 @@
 //!
 //! `concord lab raft-elections` repeats the Raft paper's election-timeout experiment (Figure 16):
 //! it crashes the leader of a five-node cluster over and over, for several ranges of the election
-//! timeout, prints the distribution of the time without a leader per range, and writes CDF plots
-//! (SVG and PNG), `report.json` and `index.html` into the output directory.
+//! timeout, prints the distribution of the time without a leader per range and the paper's numbers
+//! beside ours, and writes CDF plots (SVG and PNG), `report.json` and `index.html` into the output
+//! directory; `--export-worst DIR` writes each range's worst trial as a trace for `concord view`.
+//! Guide: docs/labs/raft-elections.md.
 //!
 //! `concord lab eventual` measures eventual consistency on Concord's Dynamo (replica timelines,
 //! PBS staleness curves, anomalies, Raft for comparison) and writes the same kind of report.
