@@ -2,14 +2,16 @@
 //!
 //! `concord lab raft-elections` repeats the Raft paper's election-timeout experiment (Figure 16):
 //! it crashes the leader of a five-node cluster over and over, for several ranges of the election
-//! timeout, prints the distribution of the time without a leader per range, and writes CDF plots
-//! (SVG and PNG), `report.json` and `index.html` into the output directory.
+//! timeout, prints the distribution of the time without a leader per range and the paper's numbers
+//! beside ours, and writes CDF plots (SVG and PNG), `report.json` and `index.html` into the output
+//! directory; `--export-worst DIR` writes each range's worst trial as a trace for `concord view`.
+//! Guide: docs/labs/raft-elections.md.
 //!
 //! `concord lab eventual` measures eventual consistency on Concord's Dynamo (replica timelines,
 //! PBS staleness curves, anomalies, Raft for comparison) and writes the same kind of report.
 
 use clap::{Args, Subcommand};
-use concord_lab::raft_elections::write_report;
+use concord_lab::raft_elections::{export_worst, write_report, TimeoutRange};
 use concord_lab::{run_raft_elections, ElectionOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,24 +74,52 @@ pub struct RaftElectionsArgs {
     /// Where to write the plots (SVG, PNG), report.json and index.html.
     #[arg(long, default_value = "out/raft-elections")]
     pub out: PathBuf,
-    /// Leader crashes per timeout range (the paper: 1000).
+    /// Leader crashes per timeout range and seed (the paper: 1000).
     #[arg(long, default_value_t = 1000)]
     pub trials: usize,
     /// Leader crashes for the zero-width range 150–150 ms (the paper: 100; its split votes are slow).
     #[arg(long, default_value_t = 100)]
     pub trials_zero_width: usize,
-    /// The seed; each range runs its own simulation seeded from it.
+    /// The first seed; each range runs its own simulations seeded from it.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Lowest one-way network latency, in milliseconds.
-    #[arg(long, default_value_t = 5.0)]
-    pub latency_min_ms: f64,
-    /// Highest one-way network latency, in milliseconds (latency is uniform in between).
-    #[arg(long, default_value_t = 10.0)]
-    pub latency_max_ms: f64,
+    /// Simulations per range, each with its own seed (the report gives the spread across them).
+    #[arg(long, default_value_t = 1)]
+    pub seeds: u64,
+    /// Timeout ranges to run, in milliseconds, e.g. `150-155,150-200` (default: all of the paper's).
+    #[arg(long, value_delimiter = ',', value_parser = parse_range)]
+    pub ranges: Vec<TimeoutRange>,
+    /// Lowest one-way network latency (the fixed delay), in milliseconds [default: the paper model's].
+    #[arg(long)]
+    pub latency_min_ms: Option<f64>,
+    /// Highest one-way network latency (fixed delay plus the largest jitter), in milliseconds.
+    #[arg(long)]
+    pub latency_max_ms: Option<f64>,
+    /// All servers with equal logs (the paper gave two of the four survivors a shorter log).
+    #[arg(long)]
+    pub same_logs: bool,
     /// Campaign with pre-vote (dissertation §9.6; the paper's experiment had none).
     #[arg(long)]
     pub pre_vote: bool,
+    /// A trial without a new leader after this many seconds is recorded as above the limit.
+    #[arg(long, default_value_t = 60.0)]
+    pub limit_secs: f64,
+    /// Write each range's worst trial as a trace `concord view` opens (DIR/worst-MIN-MAX.jsonl).
+    #[arg(long, value_name = "DIR")]
+    pub export_worst: Option<PathBuf>,
+}
+
+/// `150-155` → 150–155 ms.
+fn parse_range(text: &str) -> Result<TimeoutRange, String> {
+    let (min, max) =
+        text.split_once('-').ok_or_else(|| format!("{text:?}: expected MIN-MAX in ms, e.g. 150-155"))?;
+    let ms =
+        |s: &str| s.trim().parse::<u64>().map_err(|_| format!("{text:?}: {s:?} is not a whole number of ms"));
+    let (min, max) = (ms(min)?, ms(max)?);
+    if min == 0 || max < min {
+        return Err(format!("{text:?}: need 0 < MIN <= MAX"));
+    }
+    Ok(TimeoutRange::new(min, max))
 }
 
 pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
@@ -143,33 +173,54 @@ fn eventual(args: &EventualArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn raft_elections(args: &RaftElectionsArgs) -> anyhow::Result<ExitCode> {
+    let paper = ElectionOptions::paper();
+    let ms = |v: Option<f64>, default: Duration| v.map_or(default, |v| Duration::from_secs_f64(v / 1e3));
+    let latency_min = ms(args.latency_min_ms, paper.latency_min);
+    let latency_max = ms(args.latency_max_ms, paper.latency_max);
     anyhow::ensure!(
-        0.0 < args.latency_min_ms && args.latency_min_ms < args.latency_max_ms,
-        "need 0 < --latency-min-ms < --latency-max-ms"
+        !latency_min.is_zero() && latency_min <= latency_max,
+        "need 0 < --latency-min-ms <= --latency-max-ms"
     );
+    anyhow::ensure!(args.seeds >= 1, "--seeds must be at least 1");
+    anyhow::ensure!(args.limit_secs > 0.0, "--limit-secs must be positive");
     let options = ElectionOptions {
         trials: args.trials,
         trials_zero_width: args.trials_zero_width,
         seed: args.seed,
+        seeds: args.seeds,
+        ranges: if args.ranges.is_empty() { paper.ranges.clone() } else { args.ranges.clone() },
         pre_vote: args.pre_vote,
-        latency_min: Duration::from_secs_f64(args.latency_min_ms / 1e3),
-        latency_max: Duration::from_secs_f64(args.latency_max_ms / 1e3),
-        ..ElectionOptions::default()
+        latency_min,
+        latency_max,
+        differing_logs: !args.same_logs,
+        give_up_after: Duration::from_secs_f64(args.limit_secs),
     };
     let wall = Instant::now();
     let report = run_raft_elections(&options)?;
     println!(
-        "Raft elections: 5 nodes, one-way latency {:.1}–{:.1} ms, pre-vote {}, seed {}",
+        "Raft elections: 5 nodes, one-way latency {:.2}–{:.2} ms (round trip ≈ {:.1} ms), {} logs, pre-vote {}, seed {}, {} seed(s)",
         report.latency_ms.0,
         report.latency_ms.1,
+        options.round_trip().as_secs_f64() * 1e3,
+        if report.differing_logs { "different" } else { "equal" },
         if report.pre_vote { "on" } else { "off" },
-        report.seed
+        report.seed,
+        options.seeds,
     );
     print!("{}", report.table());
-    let virtual_secs: f64 = report.ranges.iter().map(|r| r.virtual_secs).sum();
+    if !report.comparisons().is_empty() {
+        println!("\nThe paper's numbers (§9.3) beside ours:");
+        print!("{}", report.comparison_table());
+    }
+    let virtual_secs: f64 = report.ranges.iter().map(|r| r.virtual_secs()).sum();
     println!("simulated {virtual_secs:.0} s of virtual time in {:.1} s", wall.elapsed().as_secs_f64());
     for path in write_report(&report, &args.out)? {
         println!("wrote {}", path.display());
+    }
+    if let Some(dir) = &args.export_worst {
+        for path in export_worst(&options, &report, dir)? {
+            println!("wrote {} (open it with: concord view {})", path.display(), path.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
