@@ -3,7 +3,8 @@
 //! * [`cdf`] draws several samples as step curves on one chart: x is the measured value (linear or
 //!   logarithmic), y the percentage of trials at or below it – the shape of the Raft paper's
 //!   Figure 16.
-//! * [`xy`] draws lines (solid or dashed) – e.g. PBS consistency curves, model next to measurement.
+//! * [`xy_marked`] draws lines (solid, dashed or dotted) and marked points, optionally on a log y
+//!   axis – e.g. PBS consistency curves, model next to measurement, the paper's numbers as crosses.
 //! * [`timeline`] draws lanes of coloured spans over time – which value each replica holds.
 
 use plotters::coord::Shift;
@@ -107,16 +108,7 @@ where
     Ok(())
 }
 
-/// One line of an [`xy`] chart: points in x order; `dashed` draws it dashed (e.g. a model next to
-/// a measurement in the same colour); `color` indexes the palette.
-pub struct Series {
-    pub label: String,
-    pub points: Vec<(f64, f64)>,
-    pub dashed: bool,
-    pub color: usize,
-}
-
-/// How to draw an [`xy`] chart.
+/// How to draw an [`xy_marked`] chart.
 pub struct XyChart<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
@@ -124,73 +116,6 @@ pub struct XyChart<'a> {
     pub log_x: bool,
     pub x_range: (f64, f64),
     pub y_range: (f64, f64),
-}
-
-/// Line chart of several series, written as `<stem>.svg` and `<stem>.png`.
-pub fn xy(stem: &Path, chart: &XyChart<'_>, series: &[Series]) -> anyhow::Result<()> {
-    let size = (900, 560);
-    let svg = stem.with_extension("svg");
-    draw_xy(SVGBackend::new(&svg, size).into_drawing_area(), chart, series)?;
-    let png = stem.with_extension("png");
-    draw_xy(BitMapBackend::new(&png, size).into_drawing_area(), chart, series)?;
-    Ok(())
-}
-
-fn draw_xy<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    chart: &XyChart<'_>,
-    series: &[Series],
-) -> anyhow::Result<()>
-where
-    DB::ErrorType: 'static,
-{
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow::anyhow!("plotting: {e}");
-    root.fill(&WHITE).map_err(err)?;
-    let (x0, x1) = chart.x_range;
-    let (y0, y1) = chart.y_range;
-    let mut builder = ChartBuilder::on(&root);
-    builder.caption(chart.title, ("sans-serif", 20)).margin(15).x_label_area_size(45).y_label_area_size(60);
-    macro_rules! body {
-        ($ctx:expr) => {{
-            let mut ctx = $ctx;
-            ctx.configure_mesh()
-                .x_desc(chart.x_label)
-                .y_desc(chart.y_label)
-                .light_line_style(RGBColor(235, 235, 235))
-                .draw()
-                .map_err(err)?;
-            for s in series {
-                let color = PALETTE[s.color % PALETTE.len()];
-                let points: Vec<(f64, f64)> =
-                    s.points.iter().map(|&(x, y)| (x.clamp(x0, x1), y.clamp(y0, y1))).collect();
-                let style = color.stroke_width(2);
-                let anno = if s.dashed {
-                    ctx.draw_series(DashedLineSeries::new(points, 8, 5, style)).map_err(err)?
-                } else {
-                    ctx.draw_series(LineSeries::new(points, style)).map_err(err)?
-                };
-                let dashed = s.dashed;
-                anno.label(s.label.clone()).legend(move |(x, y)| {
-                    let end = if dashed { x + 8 } else { x + 20 };
-                    PathElement::new(vec![(x, y), (end, y)], color.stroke_width(2))
-                });
-            }
-            ctx.configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 13))
-                .draw()
-                .map_err(err)?;
-        }};
-    }
-    if chart.log_x {
-        body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?);
-    } else {
-        body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?);
-    }
-    root.present().map_err(err)?;
-    Ok(())
 }
 
 /// One bar of a [`timeline`]: lane `lane` holds `label` from `from` to `to` (x units).
@@ -367,8 +292,9 @@ pub struct Marker {
     pub legend: String,
 }
 
-/// Like [`xy`], with line styles, point markers, and optionally a logarithmic y axis (for
-/// `1 − P` near 0, where a linear axis crowds the curves against the top).
+/// A line chart of several series with line styles, point markers, and optionally a logarithmic y
+/// axis (for `1 − P` near 0, where a linear axis crowds the curves against the top), written as
+/// `<stem>.svg` and `<stem>.png`.
 pub fn xy_marked(
     stem: &Path,
     chart: &XyChart<'_>,

@@ -355,8 +355,8 @@ pub enum ClientRequest {
         old_form: bool,
     },
     Help,
-    /// `CLIENT TRACKING ON|OFF …` (see [`crate::tracking`]).
-    Tracking(crate::tracking::TrackingRequest),
+    /// `CLIENT TRACKING ON …` with its options, or `OFF` (`None`; see [`crate::tracking`]).
+    Tracking(Option<crate::tracking::Settings>),
     /// `CLIENT CACHING YES|NO` (`None`: neither word).
     Caching(Option<bool>),
     GetRedir,
@@ -813,12 +813,11 @@ fn parse_client(rest: &[Bytes]) -> Result<ClientRequest, ReplyError> {
 }
 
 /// `CLIENT TRACKING`'s words after the subcommand, as redis-server parses them.
-fn parse_tracking(words: &[Bytes]) -> Result<crate::tracking::TrackingRequest, ReplyError> {
+fn parse_tracking(words: &[Bytes]) -> Result<Option<crate::tracking::Settings>, ReplyError> {
     let syntax = || ReplyError("ERR syntax error".into());
-    let mut request = crate::tracking::TrackingRequest::default();
-    if is(&words[0], "ON") {
-        request.on = true;
-    } else if !is(&words[0], "OFF") {
+    let mut request = crate::tracking::Settings::default();
+    let on = is(&words[0], "ON");
+    if !on && !is(&words[0], "OFF") {
         return Err(syntax());
     }
     let mut i = 1;
@@ -846,7 +845,7 @@ fn parse_tracking(words: &[Bytes]) -> Result<crate::tracking::TrackingRequest, R
         }
         i += 1;
     }
-    Ok(request)
+    Ok(on.then_some(request))
 }
 
 /// `CLIENT LIST`'s (`list`: `TYPE`, `ID id …`) or `CLIENT KILL`'s filters (`ID`, `ADDR`,

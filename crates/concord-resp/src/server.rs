@@ -1892,8 +1892,8 @@ impl Client {
     /// `CLIENT TRACKING`, `CACHING`, `GETREDIR`, `TRACKINGINFO`, in redis-server's words.
     fn tracking_command(&mut self, request: ClientRequest) -> Frame {
         match request {
-            ClientRequest::Tracking(request) if request.on => {
-                match self.shared.tracker.turn_on(self.id, &request) {
+            ClientRequest::Tracking(Some(settings)) => {
+                match self.shared.tracker.turn_on(self.id, &settings) {
                     Ok(()) => {
                         self.tracking = self.shared.tracker.settings(self.id);
                         Frame::ok()
@@ -1901,7 +1901,7 @@ impl Client {
                     Err(e) => Frame::error(e),
                 }
             }
-            ClientRequest::Tracking(_) => {
+            ClientRequest::Tracking(None) => {
                 self.shared.tracker.turn_off(self.id);
                 self.tracking = None;
                 self.caching = None;

@@ -60,20 +60,9 @@ pub const INVALIDATE_CHANNEL: &str = "__redis__:invalidate";
 /// Keys the default mode remembers at most (Redis's `tracking-table-max-keys` default).
 pub const MAX_TRACKED_KEYS: usize = 1_000_000;
 
-/// `CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p …] [OPTIN] [OPTOUT] [NOLOOP]`, parsed.
+/// One client's tracking settings: the options of `CLIENT TRACKING ON [REDIRECT id] [BCAST]
+/// [PREFIX p …] [OPTIN] [OPTOUT] [NOLOOP]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrackingRequest {
-    pub on: bool,
-    pub redirect: Option<ClientId>,
-    pub bcast: bool,
-    pub prefixes: Vec<Bytes>,
-    pub optin: bool,
-    pub optout: bool,
-    pub noloop: bool,
-}
-
-/// One client's tracking settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Where its invalidations go (`None`: its own connection, RESP3 pushes).
     pub redirect: Option<ClientId>,
@@ -131,7 +120,7 @@ impl TrackingTable {
     pub fn turn_on(
         &mut self,
         client: ClientId,
-        request: &TrackingRequest,
+        request: &Settings,
         exists: impl Fn(ClientId) -> bool,
     ) -> Result<(), String> {
         if !request.bcast && !request.prefixes.is_empty() {
@@ -175,17 +164,7 @@ impl TrackingTable {
         for p in &prefixes {
             self.prefixes.entry(p.clone()).or_default().insert(client);
         }
-        self.clients.insert(
-            client,
-            Settings {
-                redirect: request.redirect,
-                bcast: request.bcast,
-                prefixes,
-                optin: request.optin,
-                optout: request.optout,
-                noloop: request.noloop,
-            },
-        );
+        self.clients.insert(client, Settings { prefixes, ..request.clone() });
         Ok(())
     }
 
@@ -361,7 +340,7 @@ impl Tracker {
     }
 
     /// `CLIENT TRACKING ON …` (a tokio task follows the feed from the first tracking client on).
-    pub fn turn_on(self: &Arc<Self>, client: ClientId, request: &TrackingRequest) -> Result<(), String> {
+    pub fn turn_on(self: &Arc<Self>, client: ClientId, request: &Settings) -> Result<(), String> {
         let mut state = self.state();
         if state.follower.is_none() {
             let Some(feed) = (self.feed)() else {
@@ -484,8 +463,8 @@ impl TrackerState {
 mod tests {
     use super::*;
 
-    fn on(table: &mut TrackingTable, client: ClientId, request: TrackingRequest) -> Result<(), String> {
-        table.turn_on(client, &TrackingRequest { on: true, ..request }, |_| true)
+    fn on(table: &mut TrackingTable, client: ClientId, request: Settings) -> Result<(), String> {
+        table.turn_on(client, &request, |_| true)
     }
 
     fn changes(keys: &[&str]) -> Changes {
@@ -502,8 +481,8 @@ mod tests {
     #[test]
     fn a_read_key_is_invalidated_once_for_each_reader() {
         let mut table = TrackingTable::new(100);
-        on(&mut table, 1, TrackingRequest::default()).unwrap();
-        on(&mut table, 2, TrackingRequest::default()).unwrap();
+        on(&mut table, 1, Settings::default()).unwrap();
+        on(&mut table, 2, Settings::default()).unwrap();
         table.remember(1, &[Bytes::from("a"), Bytes::from("b")]);
         table.remember(2, &[Bytes::from("a")]);
         assert_eq!(
@@ -525,14 +504,10 @@ mod tests {
         on(
             &mut table,
             1,
-            TrackingRequest {
-                bcast: true,
-                prefixes: vec!["user:".into(), "post:".into()],
-                ..Default::default()
-            },
+            Settings { bcast: true, prefixes: vec!["user:".into(), "post:".into()], ..Default::default() },
         )
         .unwrap();
-        on(&mut table, 2, TrackingRequest { bcast: true, ..Default::default() }).unwrap();
+        on(&mut table, 2, Settings { bcast: true, ..Default::default() }).unwrap();
         assert_eq!(
             table.changed(&changes(&["user:1", "x", "post:9"])),
             vec![(1, keys(&["user:1", "post:9"])), (2, keys(&["user:1", "x", "post:9"]))],
@@ -543,8 +518,8 @@ mod tests {
     #[test]
     fn everything_tells_every_tracking_client_and_forgets_all_keys() {
         let mut table = TrackingTable::new(100);
-        on(&mut table, 1, TrackingRequest::default()).unwrap();
-        on(&mut table, 2, TrackingRequest { bcast: true, ..Default::default() }).unwrap();
+        on(&mut table, 1, Settings::default()).unwrap();
+        on(&mut table, 2, Settings { bcast: true, ..Default::default() }).unwrap();
         table.remember(1, &[Bytes::from("a")]);
         let all = Changes { keys: vec![], everything: true };
         assert_eq!(table.changed(&all), vec![(1, Invalidation::All), (2, Invalidation::All)]);
@@ -554,7 +529,7 @@ mod tests {
     #[test]
     fn a_full_table_invalidates_what_it_forgets() {
         let mut table = TrackingTable::new(2);
-        on(&mut table, 1, TrackingRequest::default()).unwrap();
+        on(&mut table, 1, Settings::default()).unwrap();
         assert!(table.remember(1, &[Bytes::from("b"), Bytes::from("c")]).is_empty());
         assert_eq!(table.remember(1, &[Bytes::from("d")]), vec![(1, keys(&["b"]))]);
         assert_eq!(table.tracked_keys(), 2);
@@ -568,8 +543,8 @@ mod tests {
             Arc::new(Tracker::new(Box::new(move || Some(source.subscribe())), Arc::new(Hub::new(None))));
         let settle = || tokio::time::sleep(std::time::Duration::from_millis(20));
         assert_eq!(feed.receiver_count(), 0, "nobody tracks: the node sends nothing");
-        tracker.turn_on(1, &TrackingRequest { on: true, ..Default::default() }).unwrap();
-        tracker.turn_on(2, &TrackingRequest { on: true, bcast: true, ..Default::default() }).unwrap();
+        tracker.turn_on(1, &Settings::default()).unwrap();
+        tracker.turn_on(2, &Settings { bcast: true, ..Default::default() }).unwrap();
         assert_eq!(feed.receiver_count(), 1, "one subscription for every tracking client");
         tracker.turn_off(1);
         settle().await;
@@ -578,7 +553,7 @@ mod tests {
         settle().await;
         assert_eq!(feed.receiver_count(), 0, "the last client left: the subscription is dropped");
         let none = Arc::new(Tracker::new(Box::new(|| None), Arc::new(Hub::new(None))));
-        let refused = none.turn_on(1, &TrackingRequest { on: true, ..Default::default() }).unwrap_err();
+        let refused = none.turn_on(1, &Settings::default()).unwrap_err();
         assert!(refused.starts_with("ERR CLIENT TRACKING needs a change feed"), "{refused}");
     }
 
@@ -587,38 +562,33 @@ mod tests {
         let mut table = TrackingTable::new(100);
         let err = |t: &mut TrackingTable, r| on(t, 1, r).unwrap_err();
         assert_eq!(
-            err(&mut table, TrackingRequest { prefixes: vec!["a".into()], ..Default::default() }),
+            err(&mut table, Settings { prefixes: vec!["a".into()], ..Default::default() }),
             "ERR PREFIX option requires BCAST mode to be enabled"
         );
         assert_eq!(
-            err(&mut table, TrackingRequest { bcast: true, optin: true, ..Default::default() }),
+            err(&mut table, Settings { bcast: true, optin: true, ..Default::default() }),
             "ERR OPTIN and OPTOUT are not compatible with BCAST"
         );
         assert_eq!(
-            err(&mut table, TrackingRequest { optin: true, optout: true, ..Default::default() }),
+            err(&mut table, Settings { optin: true, optout: true, ..Default::default() }),
             "ERR You can't specify both OPTIN mode and OPTOUT mode"
         );
         assert!(err(
             &mut table,
-            TrackingRequest { bcast: true, prefixes: vec!["ab".into(), "abc".into()], ..Default::default() }
+            Settings { bcast: true, prefixes: vec!["ab".into(), "abc".into()], ..Default::default() }
         )
         .starts_with("ERR Prefix 'ab' overlaps with another provided prefix 'abc'"));
-        on(&mut table, 1, TrackingRequest { bcast: true, ..Default::default() }).unwrap();
-        assert!(err(&mut table, TrackingRequest::default()).starts_with("ERR You can't switch BCAST mode"));
-        assert!(err(
-            &mut table,
-            TrackingRequest { bcast: true, prefixes: vec!["a".into()], ..Default::default() }
-        )
-        .starts_with("ERR Prefix 'a' overlaps with an existing prefix ''"));
+        on(&mut table, 1, Settings { bcast: true, ..Default::default() }).unwrap();
+        assert!(err(&mut table, Settings::default()).starts_with("ERR You can't switch BCAST mode"));
+        assert!(err(&mut table, Settings { bcast: true, prefixes: vec!["a".into()], ..Default::default() })
+            .starts_with("ERR Prefix 'a' overlaps with an existing prefix ''"));
         table.turn_off(1);
-        on(&mut table, 1, TrackingRequest { optin: true, ..Default::default() }).unwrap();
-        assert!(err(&mut table, TrackingRequest { optout: true, ..Default::default() })
+        on(&mut table, 1, Settings { optin: true, ..Default::default() }).unwrap();
+        assert!(err(&mut table, Settings { optout: true, ..Default::default() })
             .starts_with("ERR You can't switch OPTIN/OPTOUT mode"));
         assert_eq!(
             table
-                .turn_on(2, &TrackingRequest { on: true, redirect: Some(99), ..Default::default() }, |_| {
-                    false
-                })
+                .turn_on(2, &Settings { redirect: Some(99), ..Default::default() }, |_| { false })
                 .unwrap_err(),
             "ERR The client ID you want redirect to does not exist"
         );
