@@ -171,6 +171,31 @@ fn the_page_replays_a_raft_run() {
     }
 }
 
+/// The elections lab's worst trial, exported, is a trace the viewer steps through: from the
+/// leader's crash, event by event, to the next leader's election (docs/labs/raft-elections.md,
+/// "Step through one election").
+#[test]
+fn an_exported_election_steps_from_the_crash_to_the_new_leader() {
+    if !browser_available("an_exported_election_steps_from_the_crash_to_the_new_leader") {
+        return;
+    }
+    let dir = temp_dir("election");
+    let out = Command::new(CONCORD)
+        .args(["lab", "raft-elections", "--ranges", "150-155", "--trials", "20", "--out"])
+        .arg(dir.join("report"))
+        .arg("--export-worst")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the lab failed: {}", String::from_utf8_lossy(&out.stderr));
+    let trace = dir.join("worst-150-155.jsonl");
+    assert!(trace.exists(), "the lab wrote {}", trace.display());
+    let viewer = Viewer::start(&trace, None);
+    let result = drive("election", &viewer.url);
+    println!("election: {result}");
+    assert!(result["steps"].as_u64().unwrap() > 0);
+}
+
 #[test]
 fn offending_operations_are_highlighted_and_clicking_one_jumps_to_it() {
     if !browser_available("offending_operations_are_highlighted_and_clicking_one_jumps_to_it") {

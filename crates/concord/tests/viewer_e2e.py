@@ -389,10 +389,54 @@ def live(url, out):
         driver.quit()
 
 
+def election(url, out):
+    """A trial exported by `concord lab raft-elections --export-worst`: jump to the leader's crash,
+    then step event by event until a new leader is elected; the panel shows it leading."""
+    result = {}
+    driver = browser(1280, 800)
+    try:
+        load(driver, url)
+        # The faults before the crash are the one-way cuts that give the followers different logs.
+        seen = []
+        for _ in range(20):
+            driver.find_element("css selector", "[data-jump=fault]").click()
+            time.sleep(0.1)
+            crash = js(driver, "return viewer.trace.events[viewer.state.index - 1]")
+            seen.append(crash["ev"])
+            if crash["ev"] == "crash":
+                break
+        check(crash["ev"] == "crash", f"the fault jumps reach the leader's crash: {seen}")
+        result["faults_before_crash"] = len(seen) - 1
+        result["crashed"] = crash["node"]
+        # Press Step (the button, event by event) until the next `elected` event, in the page.
+        stepped = js(driver, """
+            const step = document.getElementById('step');
+            for (let n = 1; n <= 5000 && viewer.state.index < viewer.trace.events.length; n++) {
+                step.click();
+                const ev = viewer.trace.events[viewer.state.index - 1];
+                if (ev.ev === 'protocol' && ev.name === 'elected') return {steps: n, ev: ev};
+            }
+            return {steps: -1, ev: null};""")
+        steps, elected = stepped["steps"], stepped["ev"]
+        time.sleep(0.2)
+        check(elected is not None, f"stepping from the crash reaches an election ({steps} steps)")
+        check(elected["node"] != crash["node"], f"a new node leads: {elected}")
+        driver.find_element("id", f"node-{elected['node']}").click()
+        wait_until(lambda: panel_field(driver, "role") is not None, 5, "clicking a node opens the side panel")
+        check(panel_field(driver, "role") == "leader", f"the elected node leads: {panel_field(driver, 'role')}")
+        result["leader"] = elected["node"]
+        result["steps"] = steps
+        driver.save_screenshot(os.path.join(out, "viewer-election.png"))
+    finally:
+        driver.quit()
+    return result
+
+
 def main():
     scenario, url, out = sys.argv[1], sys.argv[2], sys.argv[3]
     os.makedirs(out, exist_ok=True)
-    result = {"replay": replay, "offending": offending, "load": load_time, "live": live}[scenario](url, out)
+    result = {"replay": replay, "offending": offending, "load": load_time, "live": live,
+              "election": election}[scenario](url, out)
     print(json.dumps(result))
 
 
