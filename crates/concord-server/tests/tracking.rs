@@ -43,6 +43,9 @@ async fn a_follower_invalidates_a_write_committed_through_the_leader() {
     assert_eq!(writer.call(&["SET", "k", "v2"]).await.unwrap(), "OK");
     assert_eq!(inbox.receive(Duration::from_millis(500)).await.unwrap(), None);
     assert_eq!(cache.call(&["GET", "k"]).await.unwrap(), "v2");
+    // A delete is a change too (the engine reports what it removed).
+    assert_eq!(writer.call(&["DEL", "k"]).await.unwrap(), "1");
+    assert_eq!(inbox.receive(T).await.unwrap(), Some(invalidation(&["k"])));
     // A Lua script's undeclared key, a collection member, then FLUSHALL's null list.
     assert_eq!(cache.call(&["CLIENT", "TRACKING", "off"]).await.unwrap(), "OK");
     assert_eq!(cache.call(&["CLIENT", "TRACKING", "on", "BCAST", "REDIRECT", &id]).await.unwrap(), "OK");
