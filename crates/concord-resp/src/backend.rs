@@ -201,6 +201,12 @@ pub trait Backend: Send + Sync + 'static {
         ConsistencyModel::Strong
     }
 
+    /// The cluster this node belongs to (`INFO server`'s `concord_cluster_id`): a cache tier
+    /// checks it, so it never serves values of a database it was not started for.
+    fn cluster_id(&self) -> Option<String> {
+        None
+    }
+
     /// INFO sections, e.g. `("Raft", vec![("raft_role".into(), "leader".into()), ...])`.
     fn info(&self) -> Vec<(String, Vec<(String, String)>)>;
 

@@ -83,6 +83,9 @@ pub enum Request {
     DbSize,
     // Keys and strings.
     Get(Bytes),
+    /// Concord's `GETREV key`: the value and its mod revision, `[value|nil, revision]` – what a
+    /// cache tier fills with, so an invalidation at a later revision can refuse a late fill.
+    GetRev(Bytes),
     /// A plain `SET` (with at most `EX`/`PX`/`EXAT`/`PXAT`), `SETEX`, `PSETEX`: one KV put. With
     /// `NX`, `XX`, `GET` or `KEEPTTL` it is a [`Request::Redis`].
     Set(SetRequest),
@@ -182,7 +185,7 @@ impl Request {
     /// The keys this request names, in order (what `-CROSSSLOT` and `COMMAND GETKEYS` are about).
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {
-            Request::Get(key) => vec![key],
+            Request::Get(key) | Request::GetRev(key) => vec![key],
             Request::Set(set) => vec![&set.key],
             Request::IncrBy { key, .. } | Request::Ttl { key, .. } => vec![key],
             Request::Del(keys) | Request::Exists(keys) | Request::MGet(keys) | Request::Watch(keys) => {
@@ -513,6 +516,7 @@ pub fn parse(args: Vec<Bytes>) -> Result<Request, ReplyError> {
         "time" => Request::Time,
         "dbsize" => Request::DbSize,
         "get" => Request::Get(arg(0)),
+        "getrev" => Request::GetRev(arg(0)),
         "set" => Request::Set(parse_set(arg(0), arg(1), &rest[2..])?),
         "setex" | "psetex" => {
             let amount = integer(&rest[1])?;
@@ -840,6 +844,8 @@ fn parse_tracking(words: &[Bytes]) -> Result<Option<crate::tracking::Settings>, 
             request.optout = true;
         } else if is(word, "NOLOOP") {
             request.noloop = true;
+        } else if is(word, "REVISIONS") {
+            request.revisions = true;
         } else {
             return Err(syntax());
         }

@@ -69,7 +69,7 @@
 //! Expiry goes through the log (see `concord_kv`), so a key may outlive its deadline until the
 //! leader's expiry command is applied; until then `GET` still returns it and `TTL` reports 0.
 
-use crate::backend::{Backend, BackendError, BoxFuture, RequestConsistency};
+use crate::backend::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
 use crate::command::{ClusterRequest, Request, ScanRequest, SetExpiry, SetRequest};
 use crate::frame::Frame;
 use crate::{cursor, glob};
@@ -97,6 +97,7 @@ impl Request {
     pub fn access(&self) -> Access {
         match self {
             Request::Get(_)
+            | Request::GetRev(_)
             | Request::MGet(_)
             | Request::Exists(_)
             | Request::Ttl { .. }
@@ -381,6 +382,23 @@ async fn run(request: Request, ctx: ExecContext) -> Reply {
                 return Ok(Frame::from(concord_kv::Reply::wrong_type()));
             }
             Ok(Frame::bulk_or_null(kv.map(|kv| kv.value)))
+        }
+        Request::GetRev(key) => {
+            if matches!(ctx.backend.model(), ConsistencyModel::Eventual { .. }) {
+                return Err(Frame::error(
+                    "ERR GETREV needs a revision, and the eventual mode's replicas have none (use the strong \
+                     or sharded mode)",
+                ));
+            }
+            let kv = get(&ctx, &key, ctx.consistency).await?;
+            if kv.as_ref().is_some_and(|kv| kv.value.is_empty()) && !is_string(&ctx, &key).await? {
+                return Ok(Frame::from(concord_kv::Reply::wrong_type()));
+            }
+            let revision = kv.as_ref().map_or(0, |kv| kv.mod_revision);
+            Ok(Frame::Array(vec![
+                Frame::bulk_or_null(kv.map(|kv| kv.value)),
+                Frame::Integer(revision as i64),
+            ]))
         }
         Request::MGet(keys) => {
             let values = get_many(&ctx, &keys, true).await?;

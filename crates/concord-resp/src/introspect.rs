@@ -391,7 +391,7 @@ fn syntax(command: &str) -> Option<&'static str> {
             "[LINEARIZABLE|LEASE|STALE|ONE|QUORUM|ALL|DEFAULT|([R replies] [W acknowledgements])]"
         }
         "info" => "[section ...]",
-        "get" | "incr" | "decr" | "ttl" | "pttl" | "persist" => "key",
+        "get" | "getrev" | "incr" | "decr" | "ttl" | "pttl" | "persist" => "key",
         "set" => {
             "key value [NX|XX] [GET] \
              [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]"

@@ -1952,6 +1952,9 @@ impl Client {
                         if t.noloop {
                             flags.push("noloop");
                         }
+                        if t.revisions {
+                            flags.push("revisions");
+                        }
                         redirect = t.redirect.map_or(0, |id| id as i64);
                         if t.redirect.is_some_and(|id| !self.shared.tracker.is_connected(id)) {
                             flags.push("broken_redirect");
@@ -2031,7 +2034,9 @@ impl Client {
     fn info_sections(&self) -> Vec<(String, Vec<(String, String)>)> {
         let s = &self.shared;
         let m = &s.monitor;
-        let pairs = |items: Vec<(&str, String)>| items.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let pairs = |items: Vec<(&str, String)>| -> Vec<(String, String)> {
+            items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        };
         let uptime = s.started.elapsed().as_secs();
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed).to_string();
@@ -2052,7 +2057,10 @@ impl Client {
                     ("server_time_usec", now.as_micros().to_string()),
                     ("uptime_in_seconds", uptime.to_string()),
                     ("uptime_in_days", (uptime / 86_400).to_string()),
-                ]),
+                ])
+                .into_iter()
+                .chain(s.backend.cluster_id().map(|id| ("concord_cluster_id".to_string(), id)))
+                .collect(),
             ),
             (
                 "Clients".to_string(),

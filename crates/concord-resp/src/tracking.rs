@@ -38,6 +38,11 @@
 //!   invalidations of its own writes. A change comes from the applied log, which does not say
 //!   which connection proposed it, and guessing by key and timing could drop another client's
 //!   write to the same key – a stale cache. An extra invalidation only costs a cache miss.
+//! * `REVISIONS` (Concord only, with `BCAST`): each message carries, after the keys, the store
+//!   revision of each key's latest change in the batch: `>3 invalidate [key …] [revision …]`. A
+//!   cache tier versions what it holds by revision (`GETREV`), so an invalidation can refuse a
+//!   fill read before it and keep a newer value – see `concord-cache`. A sharded node's revisions
+//!   are its shard's: comparable for one key, not across keys.
 //!
 //! # What is not offered
 //! The eventual mode has no change feed yet (a write lands on the key's replicas, which need not
@@ -71,12 +76,16 @@ pub struct Settings {
     pub optin: bool,
     pub optout: bool,
     pub noloop: bool,
+    /// Concord's `REVISIONS`: messages carry each key's revision (see the module docs).
+    pub revisions: bool,
 }
 
 /// What one client is to be told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invalidation {
-    Keys(Vec<Bytes>),
+    /// Keys with the revision of their latest change (0: no change, the tracking table forgot
+    /// the key).
+    Keys(Vec<(Bytes, u64)>),
     /// Every key: a null list.
     All,
 }
@@ -125,6 +134,12 @@ impl TrackingTable {
     ) -> Result<(), String> {
         if !request.bcast && !request.prefixes.is_empty() {
             return Err("ERR PREFIX option requires BCAST mode to be enabled".into());
+        }
+        if request.revisions && !request.bcast {
+            return Err(
+                "ERR REVISIONS requires BCAST mode (Concord: a revision comes with a change, not a read)"
+                    .into(),
+            );
         }
         if request.bcast && (request.optin || request.optout) {
             return Err("ERR OPTIN and OPTOUT are not compatible with BCAST".into());
@@ -195,7 +210,7 @@ impl TrackingTable {
         let mut evicted = Vec::new();
         while self.keys.len() > self.max_keys {
             if let Some((key, clients)) = self.keys.pop_first() {
-                evicted.extend(clients.into_iter().map(|c| (c, Invalidation::Keys(vec![key.clone()]))));
+                evicted.extend(clients.into_iter().map(|c| (c, Invalidation::Keys(vec![(key.clone(), 0)]))));
             }
         }
         evicted
@@ -209,21 +224,21 @@ impl TrackingTable {
         }
         // Default mode: one message per key, as Redis sends them.
         let mut out: Vec<(ClientId, Invalidation)> = Vec::new();
-        let mut broadcast: Vec<(ClientId, Bytes)> = Vec::new();
-        for (key, _revision) in &changes.keys {
+        let mut broadcast: Vec<(ClientId, Bytes, u64)> = Vec::new();
+        for (key, revision) in &changes.keys {
             if let Some(clients) = self.keys.remove(key.as_slice()) {
                 let key = Bytes::copy_from_slice(key);
                 out.extend(
                     clients
                         .into_iter()
                         .filter(|c| self.clients.get(c).is_some_and(|s| !s.bcast))
-                        .map(|c| (c, Invalidation::Keys(vec![key.clone()]))),
+                        .map(|c| (c, Invalidation::Keys(vec![(key.clone(), *revision)]))),
                 );
             }
             for (prefix, clients) in &self.prefixes {
                 if key.starts_with(prefix) {
                     let key = Bytes::copy_from_slice(key);
-                    broadcast.extend(clients.iter().map(|&c| (c, key.clone())));
+                    broadcast.extend(clients.iter().map(|&c| (c, key.clone(), *revision)));
                 }
             }
         }
@@ -232,13 +247,15 @@ impl TrackingTable {
         out
     }
 
-    /// One message per client, keys in the order they changed (a key once per message).
-    fn group(&self, pairs: Vec<(ClientId, Bytes)>) -> Vec<(ClientId, Invalidation)> {
-        let mut by_client: BTreeMap<ClientId, Vec<Bytes>> = BTreeMap::new();
-        for (client, key) in pairs {
+    /// One message per client, keys in the order they first changed (a key once per message,
+    /// with its latest revision).
+    fn group(&self, changes: Vec<(ClientId, Bytes, u64)>) -> Vec<(ClientId, Invalidation)> {
+        let mut by_client: BTreeMap<ClientId, Vec<(Bytes, u64)>> = BTreeMap::new();
+        for (client, key, revision) in changes {
             let keys = by_client.entry(client).or_default();
-            if !keys.contains(&key) {
-                keys.push(key);
+            match keys.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, latest)) => *latest = (*latest).max(revision),
+                None => keys.push((key, revision)),
             }
         }
         by_client.into_iter().map(|(c, keys)| (c, Invalidation::Keys(keys))).collect()
@@ -428,8 +445,16 @@ impl TrackerState {
     fn send(&self, sends: Vec<(ClientId, Invalidation)>, hub: &Hub) {
         for (client, invalidation) in sends {
             let Some(settings) = self.table.settings(client) else { continue };
+            let mut revisions = None;
             let keys = match invalidation {
-                Invalidation::Keys(keys) => Frame::Array(keys.into_iter().map(Frame::Bulk).collect()),
+                Invalidation::Keys(keys) => {
+                    if settings.revisions {
+                        revisions = Some(Frame::Array(
+                            keys.iter().map(|(_, revision)| Frame::Integer(*revision as i64)).collect(),
+                        ));
+                    }
+                    Frame::Array(keys.into_iter().map(|(key, _)| Frame::Bulk(key)).collect())
+                }
                 Invalidation::All => Frame::Null,
             };
             let target = settings.redirect.unwrap_or(client);
@@ -446,7 +471,9 @@ impl TrackerState {
                 continue;
             };
             if endpoint.resp3.load(Ordering::Relaxed) {
-                endpoint.mailbox.push(Frame::Push(vec![Frame::bulk("invalidate"), keys]));
+                let mut push = vec![Frame::bulk("invalidate"), keys];
+                push.extend(revisions);
+                endpoint.mailbox.push(Frame::Push(push));
             } else if settings.redirect.is_some() && hub.subscribed(target) > 0 {
                 endpoint.mailbox.push(Frame::Push(vec![
                     Frame::bulk("message"),
@@ -474,8 +501,8 @@ mod tests {
         }
     }
 
-    fn keys(list: &[&str]) -> Invalidation {
-        Invalidation::Keys(list.iter().map(|k| Bytes::copy_from_slice(k.as_bytes())).collect())
+    fn keys(list: &[(&str, u64)]) -> Invalidation {
+        Invalidation::Keys(list.iter().map(|(k, r)| (Bytes::copy_from_slice(k.as_bytes()), *r)).collect())
     }
 
     #[test]
@@ -487,7 +514,7 @@ mod tests {
         table.remember(2, &[Bytes::from("a")]);
         assert_eq!(
             table.changed(&changes(&["a", "c", "b"])),
-            vec![(1, keys(&["a"])), (2, keys(&["a"])), (1, keys(&["b"]))]
+            vec![(1, keys(&[("a", 1)])), (2, keys(&[("a", 1)])), (1, keys(&[("b", 3)]))]
         );
         assert!(table.changed(&changes(&["a"])).is_empty(), "sent once: the client must read again");
         table.remember(1, &[Bytes::from("d")]);
@@ -510,8 +537,22 @@ mod tests {
         on(&mut table, 2, Settings { bcast: true, ..Default::default() }).unwrap();
         assert_eq!(
             table.changed(&changes(&["user:1", "x", "post:9"])),
-            vec![(1, keys(&["user:1", "post:9"])), (2, keys(&["user:1", "x", "post:9"]))],
+            vec![
+                (1, keys(&[("user:1", 1), ("post:9", 3)])),
+                (2, keys(&[("user:1", 1), ("x", 2), ("post:9", 3)]))
+            ],
             "one message per client for the batch"
+        );
+    }
+
+    #[test]
+    fn a_key_changed_twice_in_a_batch_is_sent_once_with_its_latest_revision() {
+        let mut table = TrackingTable::new(100);
+        on(&mut table, 1, Settings { bcast: true, revisions: true, ..Default::default() }).unwrap();
+        assert_eq!(table.changed(&changes(&["a", "b", "a"])), vec![(1, keys(&[("a", 3), ("b", 2)]))]);
+        assert_eq!(
+            on(&mut table, 2, Settings { revisions: true, ..Default::default() }).unwrap_err(),
+            "ERR REVISIONS requires BCAST mode (Concord: a revision comes with a change, not a read)"
         );
     }
 
@@ -531,7 +572,7 @@ mod tests {
         let mut table = TrackingTable::new(2);
         on(&mut table, 1, Settings::default()).unwrap();
         assert!(table.remember(1, &[Bytes::from("b"), Bytes::from("c")]).is_empty());
-        assert_eq!(table.remember(1, &[Bytes::from("d")]), vec![(1, keys(&["b"]))]);
+        assert_eq!(table.remember(1, &[Bytes::from("d")]), vec![(1, keys(&[("b", 0)]))]);
         assert_eq!(table.tracked_keys(), 2);
     }
 

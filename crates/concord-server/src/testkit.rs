@@ -179,6 +179,9 @@ impl Resp {
                 "+" | ":" => Ok(Reply::Text(rest.to_string())),
                 "-" => Ok(Reply::Text(line.to_string())),
                 "$" | "*" if rest == "-1" => Ok(Reply::Text("(nil)".to_string())),
+                // RESP3 (after `HELLO 3`): a null, and maps and pushes read as arrays (a map's
+                // keys and values alternate).
+                "_" => Ok(Reply::Text("(nil)".to_string())),
                 "$" => {
                     let n: usize = rest.parse().map_err(|_| format!("bad bulk length {rest:?}"))?;
                     let mut bytes = vec![0; n + 2];
@@ -186,8 +189,9 @@ impl Resp {
                     bytes.truncate(n);
                     Ok(Reply::Text(String::from_utf8_lossy(&bytes).into_owned()))
                 }
-                "*" => {
+                "*" | ">" | "%" => {
                     let n: usize = rest.parse().map_err(|_| format!("bad array length {rest:?}"))?;
+                    let n = if kind == "%" { 2 * n } else { n };
                     let mut items = Vec::with_capacity(n.min(1024));
                     for _ in 0..n {
                         items.push(self.reply().await?);

@@ -66,6 +66,46 @@ async fn a_follower_invalidates_a_write_committed_through_the_leader() {
 }
 
 /// The `CLIENT ID` of the node's subscriber (a subscribed RESP2 connection may not ask itself).
+/// What a cache tier builds on: a RESP3 connection with `BCAST REVISIONS` hears each change with
+/// its revision, `GETREV` answers the value with the same revision, and `INFO` names the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_tier_hears_revisions_and_reads_them_with_getrev() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = loopback_configs(dir.path(), 3);
+    let redis: Vec<_> = configs.iter().map(|c| c.redis_addr.unwrap()).collect();
+    let mut nodes = Vec::new();
+    for c in configs {
+        nodes.push(Node::start(c).await.unwrap());
+    }
+    let leader = agreed_leader(&nodes, T).await;
+    let follower = (leader + 1) % 3;
+    let mut feed = Resp::connect(redis[follower]).await.unwrap();
+    feed.request(&["HELLO", "3"]).await.unwrap();
+    let refused = feed.call(&["CLIENT", "TRACKING", "on", "REVISIONS"]).await.unwrap();
+    assert!(refused.starts_with("-ERR REVISIONS requires BCAST"), "{refused}");
+    assert_eq!(feed.call(&["CLIENT", "TRACKING", "on", "BCAST", "REVISIONS"]).await.unwrap(), "OK");
+    let mut writer = Resp::connect(redis[leader]).await.unwrap();
+    assert_eq!(writer.call(&["SET", "k", "v1"]).await.unwrap(), "OK");
+    let Some(Reply::Array(push)) = feed.receive(T).await.unwrap() else { panic!("no invalidation") };
+    let [kind, keys, revisions] = &push[..] else { panic!("not a push with revisions: {push:?}") };
+    assert_eq!(kind, &Reply::Text("invalidate".into()));
+    assert_eq!(keys.texts().unwrap(), vec!["k"]);
+    let revision = revisions.texts().unwrap()[0].parse::<u64>().unwrap();
+    assert!(revision > 0);
+    let mut reader = Resp::connect(redis[follower]).await.unwrap();
+    let read = reader.request(&["GETREV", "k"]).await.unwrap();
+    assert_eq!(read, Reply::Array(vec![Reply::Text("v1".into()), Reply::Text(revision.to_string())]));
+    let absent = reader.request(&["GETREV", "nothing"]).await.unwrap();
+    assert_eq!(absent, Reply::Array(vec![Reply::Text("(nil)".into()), Reply::Text("0".into())]));
+    writer.call(&["HSET", "h", "f", "v"]).await.unwrap();
+    assert!(reader.call(&["GETREV", "h"]).await.unwrap().starts_with("-WRONGTYPE"));
+    let info = reader.call(&["INFO", "server"]).await.unwrap();
+    assert!(info.contains("concord_cluster_id:test-cluster\r\n"), "{info}");
+    for node in nodes {
+        node.shutdown().await.unwrap();
+    }
+}
+
 async fn subscriber_id(addr: std::net::SocketAddr) -> String {
     let mut other = Resp::connect(addr).await.unwrap();
     let list = other.call(&["CLIENT", "LIST"]).await.unwrap();

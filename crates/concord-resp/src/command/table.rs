@@ -445,6 +445,18 @@ pub const COMMANDS: &[CommandSpec] = &[
         .acl(READ_STRING_FAST)
         .key_spec(RO_ACCESS),
     spec(
+        "getrev",
+        2,
+        R,
+        ONE_KEY,
+        "string",
+        "concord",
+        "Concord: the string value of a key and its mod revision (0 when absent), for caches that \
+         version what they hold.",
+    )
+    .acl(READ_STRING_FAST)
+    .key_spec(RO_ACCESS),
+    spec(
         "set",
         -3,
         W,

@@ -174,6 +174,10 @@ impl Backend for ShardedBackend {
         })
     }
 
+    fn cluster_id(&self) -> Option<String> {
+        Some(self.handle.cluster_id().to_string())
+    }
+
     fn info(&self) -> Vec<(String, Vec<(String, String)>)> {
         let s = self.handle.status();
         let led: Vec<String> = s

@@ -92,7 +92,10 @@ impl Served for RaftKv {
             http: http::router(handle.clone(), config)
                 .merge(crate::dashboard::routes(dashboard))
                 .merge(crate::fault_injection::routes(faults)),
-            resp: Arc::new(resp::NodeBackend::new(handle.clone()).with_changes(parts.changes.clone())),
+            resp: Arc::new(
+                resp::NodeBackend::new(handle.clone(), config.cluster_id.clone())
+                    .with_changes(parts.changes.clone()),
+            ),
         })
     }
 

@@ -29,13 +29,14 @@ use tokio::sync::broadcast;
 /// A [`Backend`] over a running node.
 pub struct NodeBackend {
     handle: NodeHandle,
+    cluster_id: String,
     /// The keys the driver's batches changed (`CLIENT TRACKING`), when the node has the feed.
     changes: Option<broadcast::Sender<Arc<Changes>>>,
 }
 
 impl NodeBackend {
-    pub fn new(handle: NodeHandle) -> NodeBackend {
-        NodeBackend { handle, changes: None }
+    pub fn new(handle: NodeHandle, cluster_id: String) -> NodeBackend {
+        NodeBackend { handle, cluster_id, changes: None }
     }
 
     /// The same backend, offering `CLIENT TRACKING` from `changes`.
@@ -89,6 +90,10 @@ impl Backend for NodeBackend {
             handle.metrics().request("resp_read", ClientError::label_of(&r), start.elapsed());
             r.map_err(|e| backend_error(&handle, e))
         })
+    }
+
+    fn cluster_id(&self) -> Option<String> {
+        Some(self.cluster_id.clone())
     }
 
     fn info(&self) -> Vec<(String, Vec<(String, String)>)> {
