@@ -41,9 +41,7 @@ impl Conn {
                 Ok(Ok(Frame::Push(_))) => continue,
                 Ok(Ok(frame)) => replies.push(frame),
                 Ok(Err(e)) => return Err(e),
-                Err(_) => {
-                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply in time"))
-                }
+                Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply in time")),
             }
         }
         Ok(replies)

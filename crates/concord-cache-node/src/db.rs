@@ -263,8 +263,9 @@ pub fn check_cluster(addr: SocketAddr, info: &Frame, ours: &str) -> Result<(), D
         Some(theirs) => Err(DbError::WrongCluster { addr, theirs, ours: ours.to_string() }),
         None => Err(DbError::WrongCluster {
             addr,
-            theirs: "(none: its INFO server has no concord_cluster_id – not a Concord database, or an older one)"
-                .into(),
+            theirs:
+                "(none: its INFO server has no concord_cluster_id – not a Concord database, or an older one)"
+                    .into(),
             ours: ours.to_string(),
         }),
     }
@@ -281,7 +282,10 @@ mod tests {
             redirect("READONLY this node is not the leader; the leader is at 127.0.0.1:6380"),
             Some("127.0.0.1:6380".parse().unwrap())
         );
-        assert_eq!(redirect("TRYAGAIN no leader is known (an election may be in progress); retry shortly"), None);
+        assert_eq!(
+            redirect("TRYAGAIN no leader is known (an election may be in progress); retry shortly"),
+            None
+        );
         assert_eq!(redirect("ERR wrong"), None);
     }
 
@@ -300,7 +304,11 @@ mod tests {
     #[test]
     fn another_clusters_database_is_refused() {
         let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let info = |id: &str| Frame::Bulk(Bytes::from(format!("# Server\r\nredis_version:7.0.0\r\nconcord_cluster_id:{id}\r\n")));
+        let info = |id: &str| {
+            Frame::Bulk(Bytes::from(format!(
+                "# Server\r\nredis_version:7.0.0\r\nconcord_cluster_id:{id}\r\n"
+            )))
+        };
         assert_eq!(check_cluster(addr, &info("c1"), "c1"), Ok(()));
         assert!(matches!(check_cluster(addr, &info("c2"), "c1"), Err(DbError::WrongCluster { .. })));
         let plain = Frame::Bulk(Bytes::from_static(b"# Server\r\nredis_version:7.0.15\r\n"));

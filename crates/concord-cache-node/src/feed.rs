@@ -32,7 +32,11 @@ pub async fn run(shared: Arc<Shared>, index: usize) {
                 shared.lock().set_feed(index, FeedState::Live, now);
                 let why = listen(&shared, &mut conn).await;
                 let now = shared.now();
-                shared.lock().set_feed(index, FeedState::Unreachable(format!("{addr}: feed lost: {why}")), now);
+                shared.lock().set_feed(
+                    index,
+                    FeedState::Unreachable(format!("{addr}: feed lost: {why}")),
+                    now,
+                );
             }
             Err(state) => {
                 let now = shared.now();

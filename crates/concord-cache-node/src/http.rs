@@ -90,12 +90,22 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     metric("hit_ratio", "gauge", "hits / (hits + misses) since start.", n("hit_ratio"));
     metric("evictions_total", "counter", "Entries evicted to stay within the budget.", n("evictions"));
     metric("expirations_total", "counter", "Entries whose TTL ran out.", n("expirations"));
-    metric("invalidations_total", "counter", "Invalidations applied from the database's feed.", n("invalidations"));
+    metric(
+        "invalidations_total",
+        "counter",
+        "Invalidations applied from the database's feed.",
+        n("invalidations"),
+    );
     metric("flushes_total", "counter", "Flushes (feed lost or back, null pushes, FLUSHALL).", n("flushes"));
     metric("leases_issued_total", "counter", "Leases handed out on misses.", n("leases_issued"));
     metric("leases_outstanding", "gauge", "Leases not yet used, voided or swept.", n("leases_outstanding"));
     metric("lease_waits_total", "counter", "Misses told to wait for another's lease.", n("lease_waits"));
-    metric("fill_waits_total", "counter", "Read-through misses that waited for a fill in flight.", n("fill_waits"));
+    metric(
+        "fill_waits_total",
+        "counter",
+        "Read-through misses that waited for a fill in flight.",
+        n("fill_waits"),
+    );
     metric("bytes_used", "gauge", "Bytes charged to the budget.", n("bytes_used"));
     metric("budget_bytes", "gauge", "The byte budget.", n("budget_bytes"));
     metric("items", "gauge", "Entries in memory.", n("items"));

@@ -171,12 +171,16 @@ fn is(word: &[u8], name: &str) -> bool {
 fn arity(out: &mut BytesMut, name: &[u8]) {
     proto::error(
         out,
-        &format!("ERR wrong number of arguments for '{}' command", String::from_utf8_lossy(name).to_lowercase()),
+        &format!(
+            "ERR wrong number of arguments for '{}' command",
+            String::from_utf8_lossy(name).to_lowercase()
+        ),
     );
 }
 
 fn unknown(out: &mut BytesMut, argv: &[&[u8]]) {
-    let mut text = format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(argv[0]));
+    let mut text =
+        format!("ERR unknown command '{}', with args beginning with: ", String::from_utf8_lossy(argv[0]));
     for arg in argv.iter().skip(1).take(16) {
         text.push_str(&format!("'{}' ", String::from_utf8_lossy(arg)));
     }
@@ -427,7 +431,10 @@ fn lget(inner: &mut Inner, key: &[u8], now: Time, out: &mut BytesMut) {
 fn lset(shared: &Shared, inner: &mut Inner, argv: &[&[u8]], now: Time, out: &mut BytesMut) {
     let number = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok());
     let (Some(token), Some(version)) = (number(argv[2]), number(argv[3])) else {
-        proto::error(out, "ERR LSET key token version value [PX ms]: token and version are non-negative integers");
+        proto::error(
+            out,
+            "ERR LSET key token version value [PX ms]: token and version are non-negative integers",
+        );
         return;
     };
     let ttl = match argv.get(4..) {
@@ -483,7 +490,10 @@ fn hello(shared: &Shared, client: &mut Client, argv: &[&[u8]], out: &mut BytesMu
         } else if is(argv[i], "AUTH") && i + 2 < argv.len() {
             i += 3; // no password on the cache itself: any is accepted, as Redis's nopass default
         } else {
-            proto::error(out, &format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(argv[i])));
+            proto::error(
+                out,
+                &format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(argv[i])),
+            );
             return;
         }
     }
@@ -684,7 +694,13 @@ pub fn info(shared: &Shared, inner: &Inner, section: Option<&str>) -> String {
 // The slow path: misses, writes, forwarding
 // ---------------------------------------------------------------------------------------------
 
-async fn slow(shared: &Shared, client: &mut Client, args: &[Vec<u8>], lookup: Option<Lookup>, out: &mut BytesMut) {
+async fn slow(
+    shared: &Shared,
+    client: &mut Client,
+    args: &[Vec<u8>],
+    lookup: Option<Lookup>,
+    out: &mut BytesMut,
+) {
     let name = &args[0];
     let v = client.version;
     if is(name, "GET") || is(name, "LGET") || is(name, "LSET") {
@@ -889,7 +905,10 @@ async fn direct_read(shared: &Shared, key: &[u8]) -> Result<Option<Bytes>, Strin
 fn set_ttl(options: &[Vec<u8>]) -> Result<Option<Duration>, ()> {
     let number = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok());
     let since_epoch_ms = || {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     };
     let mut i = 0;
     while i < options.len() {
@@ -1072,7 +1091,9 @@ mod tests {
 
     #[test]
     fn set_options_give_the_ttl_or_say_it_cannot_be_known() {
-        let words = |s: &str| s.split(' ').filter(|w| !w.is_empty()).map(|w| w.as_bytes().to_vec()).collect::<Vec<_>>();
+        let words = |s: &str| {
+            s.split(' ').filter(|w| !w.is_empty()).map(|w| w.as_bytes().to_vec()).collect::<Vec<_>>()
+        };
         assert_eq!(set_ttl(&words("")), Ok(None));
         assert_eq!(set_ttl(&words("EX 10")), Ok(Some(Duration::from_secs(10))));
         assert_eq!(set_ttl(&words("NX px 1500")), Ok(Some(Duration::from_millis(1500))));

@@ -141,13 +141,13 @@ async fn a_lease_voided_by_an_invalidation_refuses_the_stale_set() {
     while info(&mut c, "invalidations").await != "1" {
         assert!(Instant::now() < deadline);
     }
-    let stale =
-        call(&mut c, &["LSET", "user", &token.to_string(), &v1.to_string(), "ada"]).await;
+    let stale = call(&mut c, &["LSET", "user", &token.to_string(), &v1.to_string(), "ada"]).await;
     assert_eq!(stale, Frame::Simple("LEASE_INVALID".into()));
     // The next reader gets a new lease and fills with the new value.
     let Frame::Array(lease) = call(&mut c, &["LGET", "user"]).await else { panic!() };
     let Frame::Integer(token) = lease[1] else { panic!() };
-    let set = call(&mut c, &["LSET", "user", &token.to_string(), &(v1 + 1).to_string(), "ada lovelace"]).await;
+    let set =
+        call(&mut c, &["LSET", "user", &token.to_string(), &(v1 + 1).to_string(), "ada lovelace"]).await;
     assert_eq!(set, Frame::Simple("STORED".into()));
     assert_eq!(call(&mut c, &["LGET", "user"]).await, bulk("ada lovelace"));
     // An unleased set older than the invalidation this node saw is refused.
@@ -196,7 +196,8 @@ async fn bad_input_gets_clear_errors_and_the_node_keeps_working() {
     assert_eq!(e, "ERR wrong number of arguments for 'get' command");
     assert_eq!(call(&mut c, &["PING"]).await, Frame::Simple("PONG".into()));
     // A budget below one item: refused at start, with the reason.
-    let err = start(Options { budget_bytes: 1000, max_item_bytes: 4096, ..options(&db) }).await.err().unwrap();
+    let err =
+        start(Options { budget_bytes: 1000, max_item_bytes: 4096, ..options(&db) }).await.err().unwrap();
     assert!(err.to_string().contains("below the item limit"), "{err}");
 }
 
@@ -213,9 +214,12 @@ async fn a_database_of_another_cluster_is_refused_and_none_is_unreachable() {
 
     // Nothing listens on the database's port: the node starts and says so.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let node = start(Options { db: vec![port], ..Options { port: 0, cluster_id: "c1".into(), ..Options::default() } })
-        .await
-        .unwrap();
+    let node = start(Options {
+        db: vec![port],
+        ..Options { port: 0, cluster_id: "c1".into(), ..Options::default() }
+    })
+    .await
+    .unwrap();
     let mut c = client(&node).await;
     wait_for(&mut c, "db", "unreachable").await;
     let Frame::Error(e) = call(&mut c, &["GET", "k"]).await else { panic!() };
@@ -226,9 +230,8 @@ async fn a_database_of_another_cluster_is_refused_and_none_is_unreachable() {
 async fn keys_owned_by_another_node_are_forwarded_or_redirected() {
     let db = FakeDb::start("c1").await;
     // Two nodes on fixed ports (each must know the other's address before it starts).
-    let ports: Vec<std::net::SocketAddr> = (0..2)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
-        .collect();
+    let ports: Vec<std::net::SocketAddr> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect();
     let mut nodes = Vec::new();
     for addr in &ports {
         nodes.push(start(Options { port: addr.port(), peers: ports.clone(), ..options(&db) }).await.unwrap());
@@ -238,9 +241,10 @@ async fn keys_owned_by_another_node_are_forwarded_or_redirected() {
     let mut b = client(&nodes[1]).await;
     wait_for(&mut b, "serving_from_cache", "yes").await;
     // A key node 1 owns, asked of node 0.
-    let key = (0..1000).map(|i| format!("key{i}")).find(|k| {
-        nodes[0].shared.tier.owner(k.as_bytes()) == Some(1)
-    }).unwrap();
+    let key = (0..1000)
+        .map(|i| format!("key{i}"))
+        .find(|k| nodes[0].shared.tier.owner(k.as_bytes()) == Some(1))
+        .unwrap();
     db.write(key.as_bytes(), b"v");
     assert_eq!(call(&mut a, &["GET", &key]).await, bulk("v"));
     assert_eq!(info(&mut a, "forwarded").await, "1");

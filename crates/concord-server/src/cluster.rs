@@ -336,7 +336,12 @@ pub fn up_cache_args(args: &UpOptions, i: u32, cluster_id: &str) -> anyhow::Resu
 }
 
 /// Start cache node `i` (0-based) of an `up` cluster, its output going to DATA/cache<i+1>.log.
-pub fn spawn_cache(args: &UpOptions, i: u32, exe: &Path, cluster_id: &str) -> anyhow::Result<(Child, PathBuf)> {
+pub fn spawn_cache(
+    args: &UpOptions,
+    i: u32,
+    exe: &Path,
+    cluster_id: &str,
+) -> anyhow::Result<(Child, PathBuf)> {
     let argv = up_cache_args(args, i, cluster_id)?;
     let log_path = args.data.join(format!("cache{}.log", i + 1));
     let log = std::fs::OpenOptions::new()
@@ -549,7 +554,8 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
         });
     }
-    let mut supervisor = Supervisor { args, exe, cluster_id, secret, members, caches, started: Instant::now() };
+    let mut supervisor =
+        Supervisor { args, exe, cluster_id, secret, members, caches, started: Instant::now() };
     let control = control::Listener::bind(&args.data);
     if let Err(e) = &control {
         eprintln!("concord: no control socket ({e}); `concord restart` will not reach this cluster");
@@ -693,7 +699,10 @@ impl Supervisor<'_> {
                     match spawn_cache(self.args, id - 1, &self.exe, &self.cluster_id) {
                         Ok((child, log)) => {
                             println!("concord: cache node {id} started again (pid {})", child.id());
-                            let _ = std::fs::write(cache_pid_file(&self.args.data, id), format!("{}\n", child.id()));
+                            let _ = std::fs::write(
+                                cache_pid_file(&self.args.data, id),
+                                format!("{}\n", child.id()),
+                            );
                             member.child = Some(child);
                             member.log = log;
                             member.since = Instant::now();

@@ -148,7 +148,10 @@ enum Command {
 /// with "Broken pipe" instead. The long-running commands (`serve`, `up`, `join`) keep ignoring it:
 /// a closed log pipe must not kill a node, nor `up` and leave its nodes orphaned.
 fn end_quietly_on_a_closed_pipe(command: &Command) {
-    if matches!(command, Command::Serve(_) | Command::Up(_) | Command::Cache(_) | Command::Join(_) | Command::Tour(_)) {
+    if matches!(
+        command,
+        Command::Serve(_) | Command::Up(_) | Command::Cache(_) | Command::Join(_) | Command::Tour(_)
+    ) {
         return;
     }
     #[cfg(unix)]

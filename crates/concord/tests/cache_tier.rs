@@ -62,7 +62,9 @@ fn bulk(s: &str) -> Frame {
 
 async fn info(to: SocketAddr, field: &str) -> String {
     let all = text(&ask(to, &["INFO"]).await).unwrap_or_default();
-    all.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string())).unwrap_or_default()
+    all.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .unwrap_or_default()
 }
 
 async fn num(to: SocketAddr, field: &str) -> u64 {
@@ -199,7 +201,8 @@ fn a_cache_tier_beside_a_cluster() {
         // kill -9 of a cache node: the database serves on, node 1 answers node 2's keys from the
         // database, and `up` starts node 2 again.
         let victim = pid(&data.join("cache2.pid")).expect("cache2.pid");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(victim), nix::sys::signal::Signal::SIGKILL)
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(ask(db[0], &["SET", &k4, "still"]).await, Frame::Simple("OK".into()));
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -226,13 +229,14 @@ fn a_cache_tier_beside_a_cluster() {
             assert!(Instant::now() < deadline, "no reads through the cache while a database node is down");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let restarted = Command::new(CONCORD)
-            .args(["restart", "3", "--data", data.to_str().unwrap()])
-            .output()
-            .unwrap();
+        let restarted =
+            Command::new(CONCORD).args(["restart", "3", "--data", data.to_str().unwrap()]).output().unwrap();
         assert!(restarted.status.success(), "{}", String::from_utf8_lossy(&restarted.stderr));
         wait_info(c0, "serving_from_cache", "yes", Duration::from_secs(20)).await;
-        assert!(num(c0, "flushes").await >= flushes + 2, "a flush when the feed went and one when it came back");
+        assert!(
+            num(c0, "flushes").await >= flushes + 2,
+            "a flush when the feed went and one when it came back"
+        );
 
         // By hand: another cluster's id is refused, and no database is reported as such.
         let spare = free_port_run(2);
@@ -246,7 +250,9 @@ fn a_cache_tier_beside_a_cluster() {
                 .unwrap(),
         );
         wait_info(addr(spare), "db", "wrong-cluster", Duration::from_secs(10)).await;
-        let Frame::Error(e) = ask(addr(spare), &["GET", &k]).await else { panic!("served another cluster's value") };
+        let Frame::Error(e) = ask(addr(spare), &["GET", &k]).await else {
+            panic!("served another cluster's value")
+        };
         assert!(e.contains("belongs to cluster"), "{e}");
         drop(wrong);
         let nothing = free_port_run(1);

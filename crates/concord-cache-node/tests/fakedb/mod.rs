@@ -116,7 +116,11 @@ impl FakeDb {
                     }
                     "INFO" => proto::bulk(
                         &mut out,
-                        format!("# Server\r\nredis_version:7.0.0\r\nconcord_cluster_id:{}\r\n", self.cluster_id).as_bytes(),
+                        format!(
+                            "# Server\r\nredis_version:7.0.0\r\nconcord_cluster_id:{}\r\n",
+                            self.cluster_id
+                        )
+                        .as_bytes(),
                     ),
                     "PING" => proto::simple(&mut out, "PONG"),
                     "CLIENT" => {
