@@ -439,7 +439,7 @@ fn lset(shared: &Shared, inner: &mut Inner, argv: &[&[u8]], now: Time, out: &mut
     };
     let ttl = match argv.get(4..) {
         Some([_]) => None,
-        Some([_, px, ms]) if is(px, "PX") => match number(*ms) {
+        Some([_, px, ms]) if is(px, "PX") => match number(ms) {
             Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
             _ => {
                 proto::error(out, "ERR invalid expire time in 'lset' command");

@@ -269,7 +269,8 @@ fn get_with_answers_as_get_does() {
     let fill = |c: &mut Cache, token: Option<LeaseToken>, version: u64, now: Time| {
         c.set(b"k", b"v".to_vec(), Fill { lease: token, version, ttl: Some(Duration::from_secs(20)) }, now)
     };
-    let steps: [(u64, &dyn Fn(&mut Cache, Time)); 4] = [
+    type Step<'a> = &'a dyn Fn(&mut Cache, Time);
+    let steps: [(u64, Step); 4] = [
         (0, &|_, _| {}),
         (1, &|c, now| {
             let Lookup::Miss { lease } = c.get(b"other", now) else { panic!() };
@@ -278,7 +279,6 @@ fn get_with_answers_as_get_does() {
         (2, &|c, now| c.invalidate(b"k", 9, now)),
         (40, &|_, _| {}),
     ];
-    let mut tokens = (None, None);
     for (at, step) in steps {
         let now = t(at);
         step(&mut a, now);
@@ -287,11 +287,10 @@ fn get_with_answers_as_get_does() {
         match (&x, &y) {
             (Lookup::Miss { lease: Some(ta) }, Lookup::Miss { lease: Some(tb) }) => {
                 assert_eq!(ta, tb);
-                tokens = (Some(*ta), Some(*tb));
                 // Filled at the start and at the end (refused then: older than the invalidation);
                 // after the invalidation the lease stays out, so the next reader sees the stale value.
                 if at != 2 {
-                    assert_eq!(fill(&mut a, tokens.0, 5, now), fill(&mut b, tokens.1, 5, now));
+                    assert_eq!(fill(&mut a, Some(*ta), 5, now), fill(&mut b, Some(*tb), 5, now));
                 }
             }
             _ => assert_eq!(x, y, "at {at}s"),

@@ -372,6 +372,14 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         bail!("--nodes must be 1 to 9 (got {})", args.nodes);
     }
     let sharding = args.sharding()?;
+    if args.caches > 0 && args.mode == Mode::Eventual {
+        bail!("--cache needs the strong or the sharded mode: the eventual mode has no change feed to invalidate a cache");
+    }
+    if args.caches > 0 && args.tls {
+        bail!(
+            "--cache and --tls together are not supported yet: cache nodes speak plain RESP to the database"
+        );
+    }
     let (cluster_id, secret) = cluster_identity(&args.data)?;
     let token = new_dashboard_token(&args.data)?;
     if args.tls {
@@ -480,6 +488,10 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             "cache tier: {} node(s) in front of the database (read-through GET, write-through SET, invalidated by \
              every database node's change feed); a cache node that exits is started again. docs/cache.md",
             args.caches
+        );
+        println!(
+            "try:  redis-cli -p {0} SET hello world && redis-cli -p {0} GET hello && redis-cli -p {0} INFO cache",
+            args.cache_port
         );
     }
     if args.tls {

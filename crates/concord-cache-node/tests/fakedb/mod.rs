@@ -14,11 +14,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+/// What a feed connection is sent: a key and its revision, or `None` to close.
+type FeedMessage = Option<(Vec<u8>, u64)>;
+
 #[derive(Default)]
 pub struct State {
     map: HashMap<Vec<u8>, (Vec<u8>, u64)>,
     revision: u64,
-    feeds: Vec<mpsc::UnboundedSender<Option<(Vec<u8>, u64)>>>,
+    feeds: Vec<mpsc::UnboundedSender<FeedMessage>>,
 }
 
 pub struct FakeDb {
@@ -83,7 +86,7 @@ impl FakeDb {
         let mut buf = BytesMut::new();
         let mut args = Vec::new();
         let mut resp3 = false;
-        let (feed_tx, mut feed_rx) = mpsc::unbounded_channel::<Option<(Vec<u8>, u64)>>();
+        let (feed_tx, mut feed_rx) = mpsc::unbounded_channel::<FeedMessage>();
         let mut subscribed = false;
         loop {
             tokio::select! {
