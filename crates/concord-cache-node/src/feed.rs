@@ -5,7 +5,9 @@
 //! than `ri` go and fills read before it are refused. A null push (`>2 invalidate null`: FLUSHALL,
 //! a snapshot install, a feed that overflowed) flushes everything. A database node's feed covers
 //! the shards it hosts, so the node subscribes to every database node it was given; the same
-//! change heard from several nodes is harmless (invalidations carry revisions: idempotent).
+//! change heard from several nodes is applied once: a revision at or below the key's remembered
+//! invalidation mark is skipped (applying it again would be harmless to correctness, but would
+//! void a lease taken since, and so refuse a fill of the very value it announced).
 //!
 //! The connection's life drives [`crate::Inner::set_feed`]: the subscription's `+OK` makes the
 //! feed live (a flush first, then serving resumes once every feed is live); a drop, a timeout or
@@ -119,7 +121,13 @@ async fn listen(shared: &Shared, conn: &mut Conn) -> String {
                 let mut inner = shared.lock();
                 for (key, rev) in keys.iter().zip(revs) {
                     let (Frame::Bulk(key), Frame::Integer(rev)) = (key, rev) else { continue };
-                    inner.cache.invalidate(key, (*rev).max(0) as u64, now);
+                    let rev = (*rev).max(0) as u64;
+                    // The same change heard again from another database node says nothing new;
+                    // applied, it would void a lease taken since – a fill of this very value.
+                    if inner.cache.invalidation_mark(key, now).is_some_and(|mark| mark >= rev) {
+                        continue;
+                    }
+                    inner.cache.invalidate(key, rev, now);
                 }
             }
             (Some(Frame::Array(keys)), None) => {

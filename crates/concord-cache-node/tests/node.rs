@@ -113,8 +113,11 @@ async fn write_through_installs_and_write_around_drops() {
     assert_eq!(call(&mut c, &["GET", "a"]).await, bulk("1"));
     assert_eq!(db.getrevs.load(Ordering::SeqCst), reads, "the written value was installed: a hit");
     assert_eq!(info(&mut c, "hits").await, "1");
-    // Write-around (per request): the key is dropped; the next GET misses, then hits.
+    // Write-around (per request): the key is dropped; the next GET misses, then hits. (The
+    // write's invalidation is awaited first: one landing during the fill would void its lease.)
+    let before: u64 = info(&mut c, "invalidations").await.parse().unwrap();
     assert_eq!(call(&mut c, &["SET", "a", "2", "AROUND"]).await, Frame::Simple("OK".into()));
+    wait_for(&mut c, "invalidations", &(before + 1).to_string()).await;
     let reads = db.getrevs.load(Ordering::SeqCst);
     assert_eq!(call(&mut c, &["GET", "a"]).await, bulk("2"));
     assert_eq!(db.getrevs.load(Ordering::SeqCst), reads + 1, "a miss");

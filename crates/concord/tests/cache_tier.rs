@@ -83,6 +83,15 @@ async fn wait_info(to: SocketAddr, field: &str, want: &str, within: Duration) {
     }
 }
 
+/// Wait until the node at `to` has applied an invalidation beyond the first `before`.
+async fn settled(to: SocketAddr, before: u64) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while num(to, "invalidations").await <= before {
+        assert!(Instant::now() < deadline, "no invalidation reached {to} within 2 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A key the cache node at `index` owns.
 async fn key_owned_by(cache: &[SocketAddr], index: usize, prefix: &str) -> String {
     for i in 0..1000 {
@@ -138,7 +147,11 @@ fn a_cache_tier_beside_a_cluster() {
         // Read-through: a miss reads the database, the next GET is a hit.
         let c0 = cache[0];
         let k = key_owned_by(&cache, 0, "user:").await;
+        // (Each write's invalidation is awaited before the reads that count: one arriving during
+        // a fill voids its lease – correct, and a miss more.)
+        let invalidations = num(c0, "invalidations").await;
         assert_eq!(ask(db[1], &["SET", &k, "ada"]).await, Frame::Simple("OK".into()));
+        settled(c0, invalidations).await;
         let (hits, misses) = (num(c0, "hits").await, num(c0, "misses").await);
         assert_eq!(ask(c0, &["GET", &k]).await, bulk("ada"));
         assert_eq!(ask(c0, &["GET", &k]).await, bulk("ada"));
@@ -162,7 +175,9 @@ fn a_cache_tier_beside_a_cluster() {
         assert_eq!(ask(db[0], &["GET", &k2]).await, bulk("v1"), "write-through reached the database");
 
         // Write-around: dropped here, so a miss, then a hit.
+        let invalidations = num(c0, "invalidations").await;
         assert_eq!(ask(c0, &["SET", &k2, "v2", "AROUND"]).await, Frame::Simple("OK".into()));
+        settled(c0, invalidations).await;
         let (hits, misses) = (num(c0, "hits").await, num(c0, "misses").await);
         assert_eq!(ask(c0, &["GET", &k2]).await, bulk("v2"));
         assert_eq!(ask(c0, &["GET", &k2]).await, bulk("v2"));
