@@ -58,8 +58,10 @@ pub struct CacheArgs {
     /// The database user to authenticate as (with --db-password; default: Redis's `default`).
     #[arg(long)]
     pub db_user: Option<String>,
-    /// Worker threads; 1 runs everything on one thread, as redis-server does.
-    #[arg(long, default_value_t = 2)]
+    /// Worker threads. 1 (the default) runs one event loop, as redis-server does: on a machine
+    /// where the clients share the cores, the fastest at one request per round trip; more threads
+    /// serve pipelined load and more cores better.
+    #[arg(long, default_value_t = 1)]
     pub threads: usize,
 }
 
