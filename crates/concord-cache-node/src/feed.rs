@@ -13,6 +13,15 @@
 //! feed live (a flush first, then serving resumes once every feed is live); a drop, a timeout or
 //! a refusal makes it not live (a flush, and the node serves nothing from memory until it is
 //! back). Reconnects back off from 100 ms to 2 s.
+//!
+//! **Slot moves.** Revisions are per shard, so a key that moves to another shard (a sharded
+//! database's slot move) continues at another shard's revisions, which cannot be compared with
+//! the ones cached or remembered. Every second the feed connection is pinged with `CLUSTER INFO`
+//! (an error outside the sharded mode, which is fine: any answer is a pong), and when a database
+//! node reports a shard-map epoch higher than any seen, the node flushes. Between a move's flip
+//! and that flush (about a second) a moved key's cached value may miss an invalidation; and
+//! invalidation marks are kept across the flush, so fills of a moved key may be refused (a miss,
+//! never a stale value) until the marks are forgotten (a minute).
 
 use crate::conn::Conn;
 use crate::db::DbError;
@@ -61,6 +70,8 @@ async fn subscribe(shared: &Shared, addr: std::net::SocketAddr) -> Result<Conn, 
     if let Frame::Error(e) = conn.call1(&[b"HELLO", b"3"]).await.map_err(io)? {
         return Err(FeedState::Refused(format!("{addr} refused HELLO 3: {e}")));
     }
+    let reply = conn.call1(&[b"CLUSTER", b"INFO"]).await.map_err(io)?;
+    observe_shard_epoch(shared, &reply);
     let reply = conn.call1(&[b"CLIENT", b"TRACKING", b"ON", b"BCAST", b"REVISIONS"]).await.map_err(io)?;
     match reply {
         Frame::Simple(ok) if ok == "OK" => Ok(conn),
@@ -71,8 +82,9 @@ async fn subscribe(shared: &Shared, addr: std::net::SocketAddr) -> Result<Conn, 
     }
 }
 
-/// How often the feed connection is pinged, and how long a ping may go unanswered before the
-/// feed counts as lost (a database node that stopped without closing its sockets).
+/// How often the feed connection is pinged (with `CLUSTER INFO`, see the module docs), and how
+/// long a ping may go unanswered before the feed counts as lost (a database node that stopped
+/// without closing its sockets).
 const PING_EVERY: Duration = Duration::from_secs(1);
 const PING_LIMIT: Duration = Duration::from_secs(3);
 
@@ -98,7 +110,7 @@ async fn listen(shared: &Shared, conn: &mut Conn) -> String {
                     }
                     continue;
                 }
-                if let Err(e) = conn.send(&[b"PING"]).await {
+                if let Err(e) = conn.send(&[b"CLUSTER", b"INFO"]).await {
                     return e.to_string();
                 }
                 unanswered = Some(tokio::time::Instant::now());
@@ -108,7 +120,8 @@ async fn listen(shared: &Shared, conn: &mut Conn) -> String {
             Event::Frame(Err(e)) => return e.to_string(),
         };
         let Frame::Push(items) = frame else {
-            unanswered = None; // a PONG
+            unanswered = None; // the answer to CLUSTER INFO (an error outside the sharded mode)
+            observe_shard_epoch(shared, &frame);
             continue;
         };
         if !matches!(items.first(), Some(Frame::Bulk(b)) if b.eq_ignore_ascii_case(b"invalidate")) {
@@ -147,5 +160,31 @@ async fn listen(shared: &Shared, conn: &mut Conn) -> String {
                 inner.epoch += 1;
             }
         }
+    }
+}
+
+/// A sharded database's `CLUSTER INFO` names its shard map's epoch; a higher one than any seen
+/// means slots may have moved between shards, and revisions of different shards are not
+/// comparable: flush (module docs). Outside the sharded mode the answer is an error: nothing.
+fn observe_shard_epoch(shared: &Shared, reply: &Frame) {
+    let Some(info) = crate::conn::text(reply) else { return };
+    let Some(epoch) = info
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("cluster_current_epoch:"))
+        .and_then(|e| e.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let now = shared.now();
+    let mut inner = shared.lock();
+    match inner.shard_epoch {
+        Some(seen) if epoch > seen => {
+            shared.counters.feed_flushes.fetch_add(1, Ordering::Relaxed);
+            inner.cache.flush_all(now);
+            inner.epoch += 1;
+            inner.shard_epoch = Some(epoch);
+        }
+        Some(_) => {}
+        None => inner.shard_epoch = Some(epoch),
     }
 }

@@ -242,6 +242,8 @@ pub struct Inner {
     pub feeds: Vec<FeedState>,
     /// Every feed is live: values may be served from memory and installed.
     pub serving: bool,
+    /// The highest shard-map epoch a (sharded) database reported: a higher one flushes.
+    pub shard_epoch: Option<u64>,
     /// Read-through fills in flight by key (single flight).
     /// The fill's lease token identifies it (a later fill of the same key replaces the entry).
     pub inflight: HashMap<Vec<u8>, (u64, tokio::sync::watch::Receiver<Option<FillResult>>)>,
@@ -392,6 +394,7 @@ pub async fn start(options: Options) -> anyhow::Result<Running> {
         epoch: 0,
         feeds: vec![FeedState::Connecting; options.db.len()],
         serving: false,
+        shard_epoch: None,
         inflight: HashMap::new(),
     };
     let shared = Arc::new(Shared {
