@@ -203,10 +203,15 @@ fn raft_elections(args: &RaftElectionsArgs) -> anyhow::Result<ExitCode> {
     let wall = Instant::now();
     let report = run_raft_elections(&options)?;
     println!(
-        "Raft elections: 5 nodes, one-way latency {:.2}–{:.2} ms (round trip ≈ {:.1} ms), {} logs, pre-vote {}, seed {}, {} seed(s)",
+        "Raft elections: 5 nodes, one-way latency {:.2}–{:.2} ms (round trip ≈ {:.1} ms), disk sync {}, {} logs, pre-vote {}, seed {}, {} seed(s)",
         report.latency_ms.0,
         report.latency_ms.1,
         options.round_trip().as_secs_f64() * 1e3,
+        if options.disk_sync.is_zero() {
+            "none".to_string()
+        } else {
+            format!("{:.1} ms", options.disk_sync.as_secs_f64() * 1e3)
+        },
         if report.differing_logs { "different" } else { "equal" },
         if report.pre_vote { "on" } else { "off" },
         report.seed,
