@@ -3,6 +3,7 @@
 //! (docs/labs/cache.md, "Expected results").
 
 use concord_lab::cache::hit_ratio::Sizing;
+use concord_lab::cache::staleness::Setup;
 use concord_lab::cache::{write_report, SKEWS};
 use concord_lab::{run_cache, CacheLabOptions};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,12 +57,67 @@ fn quick_cache_lab_runs_end_to_end_with_sane_numbers() {
     }
     assert!(report.shortfalls.iter().all(|s| s.skew == 0.7), "{:?}", report.shortfalls);
 
+    // Part 2: the tier takes load off the database and makes the median read faster.
+    assert_eq!(report.tier.len(), options.tier_sizes().len());
+    let alone = &report.tier[0];
+    assert_eq!((alone.caches, alone.hit_ratio), (0, 0.0));
+    for r in &report.tier {
+        assert!(r.violations.is_empty(), "{r:?}");
+        assert!(r.reads > 1000, "{r:?}");
+        assert!(r.read_p50_ms > 0.0 && r.read_p50_ms <= r.read_p99_ms && r.read_p99_ms <= r.read_max_ms);
+    }
+    for r in &report.tier[1..] {
+        assert!((0.3..1.0).contains(&r.hit_ratio), "{r:?}");
+        // At least half of the hit ratio comes off the database's reads (fills after invalidations
+        // and the cold start take some back).
+        assert!(
+            r.db_reads_per_s < (1.0 - r.hit_ratio / 2.0) * alone.db_reads_per_s,
+            "tier {r:?} vs alone {alone:?}"
+        );
+        assert!(r.read_p50_ms < alone.read_p50_ms, "tier {r:?} vs alone {alone:?}");
+    }
+
+    // Part 3: without leases the hot key's expiry sends a herd to the database; leases cut its
+    // peak at least in half and its total to a few.
+    let (off, on) = (report.herd_run(false).unwrap(), report.herd_run(true).unwrap());
+    for h in [off, on] {
+        assert!(h.violations.is_empty(), "{h:?}");
+        assert!(h.before <= 2, "the database is quiet before the event: {h:?}");
+    }
+    assert!(off.total >= 8 && off.peak >= 2, "no herd without leases: {off:?}");
+    assert!(on.peak * 2 <= off.peak, "leases on {on:?} vs off {off:?}");
+    assert!(on.total * 3 <= off.total, "leases on {on:?} vs off {off:?}");
+    assert!(on.lease_waits > 0 && off.lease_waits == 0);
+
+    // Part 4: invalidation keeps stale reads rare and within the bound; TTLs alone do not; the
+    // flush on reconnect keeps a partition within the bound, its absence does not.
+    let run = |setup| report.staleness_run(setup).unwrap();
+    let (inval, ttl) = (run(Setup::Invalidation), run(Setup::TtlOnly));
+    let (flush, no_flush) = (run(Setup::PartitionFlush), run(Setup::PartitionNoFlush));
+    for r in [inval, ttl, flush, no_flush] {
+        assert!(r.reads > 500, "{r:?}");
+        assert_eq!(r.ages_ms.len() as u64, r.stale_reads);
+    }
+    for r in [inval, ttl, flush] {
+        assert!(r.violations.is_empty() && r.bound_violations == 0, "{r:?}");
+        assert!(r.max_age_ms <= r.bound_ms, "{r:?}");
+    }
+    assert!(inval.bound_ms < ttl.bound_ms && ttl.bound_ms == ttl.ttl_ms);
+    assert!(inval.stale_reads * 10 < ttl.stale_reads, "invalidation {inval:?} vs TTL only {ttl:?}");
+    assert!(ttl.max_age_ms > inval.bound_ms, "TTL-only reads older than invalidation's bound: {ttl:?}");
+    assert!(flush.flushes > 0, "{flush:?}");
+    assert!(no_flush.bound_violations > 0 && no_flush.max_age_ms > no_flush.bound_ms, "{no_flush:?}");
+    assert!(!no_flush.violations.is_empty(), "the bound check flags the bug");
+
     // Deterministic: the same seed gives the same numbers.
-    let again = run_cache(&CacheLabOptions::quick(1).only_part(1), &|_| {}).unwrap();
-    let numbers = |r: &concord_lab::CacheLabReport| -> Vec<(f64, f64)> {
-        r.hit_ratio.iter().flat_map(|c| c.points.iter().map(|p| (p.lru, p.s3fifo))).collect()
-    };
-    assert_eq!(numbers(&report), numbers(&again));
+    // Every part, every number (the simulations too), whatever the thread count.
+    let again = run_cache(&CacheLabOptions { threads: 1, ..CacheLabOptions::quick(1) }, &|_| {}).unwrap();
+    assert_eq!(serde_json::to_string(&report).unwrap(), serde_json::to_string(&again).unwrap());
+    let other_seed = run_cache(&CacheLabOptions::quick(2).only_part(4), &|_| {}).unwrap();
+    assert_ne!(
+        serde_json::to_string(&report.staleness).unwrap(),
+        serde_json::to_string(&other_seed.staleness).unwrap()
+    );
 
     // The report: JSON, plots in both formats, HTML.
     let written = write_report(&report, &dir).unwrap();
@@ -72,12 +128,19 @@ fn quick_cache_lab_runs_end_to_end_with_sane_numbers() {
         "hit-ratio-zipf-099.png",
         "hit-ratio-zipf-120.svg",
         "hit-ratio-gap.svg",
+        "tier-db-load.svg",
+        "tier-latency.png",
+        "herd.svg",
+        "staleness-cdf.svg",
     ] {
         let path = dir.join(name);
         assert!(written.contains(&path), "{name} not written");
         assert!(std::fs::metadata(&path).unwrap().len() > 500, "{name} is nearly empty");
     }
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    for part in ["Part 1.", "Part 2.", "Part 3.", "Part 4."] {
+        assert!(html.contains(part), "{part} missing from index.html");
+    }
     assert!(html.contains("hit-ratio-gap.svg") && html.contains("docs/labs/cache.md"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,8 +4,9 @@
 //! page says which.
 
 use super::hit_ratio::{Curve, Sizing};
-use super::{CacheLabReport, SKEWS};
-use crate::plot::{self, LineStyle, StyledSeries, XyChart};
+use super::staleness::PARTITION;
+use super::{herd, CacheLabReport, SKEWS};
+use crate::plot::{self, CdfChart, LineStyle, StyledSeries, XyChart};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -82,8 +83,118 @@ impl CacheLabReport {
                 }
             }
         }
+        if !self.tier.is_empty() {
+            let _ = writeln!(
+                out,
+                "2. The database with and without the tier (the same open-loop workload; seed {})",
+                self.seed
+            );
+            let _ = writeln!(
+                out,
+                "   {:<22} {:>8} {:>9} {:>14} {:>8} {:>8} {:>8}",
+                "setup", "reads", "hit ratio", "db reads/s", "p50 ms", "p99 ms", "max ms"
+            );
+            for r in &self.tier {
+                let _ = writeln!(
+                    out,
+                    "   {:<22} {:>8} {:>9} {:>14.0} {:>8.2} {:>8.2} {:>8.2}{}",
+                    tier_label(r.caches),
+                    r.reads,
+                    if r.caches == 0 { "–".to_string() } else { format!("{:.3}", r.hit_ratio) },
+                    r.db_reads_per_s,
+                    r.read_p50_ms,
+                    r.read_p99_ms,
+                    r.read_max_ms,
+                    checks_note(&r.violations)
+                );
+            }
+        }
+        if !self.herd.is_empty() {
+            let _ = writeln!(
+                out,
+                "3. The hot key dropped at {:.0} ms under many readers: database reads in the {:.0} ms after it (per {:.0} ms bucket)",
+                herd::HERD_AT.as_secs_f64() * 1e3,
+                herd::WINDOW.as_secs_f64() * 1e3,
+                herd::BUCKET.as_secs_f64() * 1e3
+            );
+            for h in &self.herd {
+                let _ = writeln!(
+                    out,
+                    "   leases {:<3}: peak {:>4} per bucket, total {:>5} (the same window before: {:>4}); lease waits {}, read p99 {:.2} ms, max {:.2} ms{}",
+                    if h.leases { "on" } else { "off" },
+                    h.peak,
+                    h.total,
+                    h.before,
+                    h.lease_waits,
+                    h.read_p99_ms,
+                    h.read_max_ms,
+                    checks_note(&h.violations)
+                );
+            }
+        }
+        if !self.staleness.is_empty() {
+            let _ = writeln!(
+                out,
+                "4. Staleness of cached reads (partition of the cache nodes from the database {:.0}–{:.0} ms in the partition setups)",
+                PARTITION.0.as_secs_f64() * 1e3,
+                PARTITION.1.as_secs_f64() * 1e3
+            );
+            for r in &self.staleness {
+                let _ = writeln!(
+                    out,
+                    "   {:<32} stale {:>5} of {:>6} reads ({:.3} %), age p50 {}, p99 {}, max {:>8.1} ms; bound {:.0} ms (TTL {:.0} ms): {} over it",
+                    r.setup.describe(),
+                    r.stale_reads,
+                    r.reads,
+                    100.0 * r.stale_reads as f64 / r.reads.max(1) as f64,
+                    age_quantile(&r.ages_ms, 0.5),
+                    age_quantile(&r.ages_ms, 0.99),
+                    r.max_age_ms,
+                    r.bound_ms,
+                    r.ttl_ms,
+                    r.bound_violations
+                );
+            }
+        }
         out
     }
+}
+
+fn tier_label(caches: u32) -> String {
+    match caches {
+        0 => "no tier (Raft alone)".to_string(),
+        1 => "tier of 1 cache node".to_string(),
+        c => format!("tier of {c} cache nodes"),
+    }
+}
+
+fn checks_note(violations: &[String]) -> String {
+    if violations.is_empty() {
+        String::new()
+    } else {
+        format!(" [{} failed check(s): {}]", violations.len(), violations[0])
+    }
+}
+
+/// The `p` quantile of sorted ages, as text.
+fn age_quantile(sorted_ms: &[f64], p: f64) -> String {
+    if sorted_ms.is_empty() {
+        return "–".into();
+    }
+    let i = ((p * sorted_ms.len() as f64).ceil() as usize).clamp(1, sorted_ms.len()) - 1;
+    format!("{:.1} ms", sorted_ms[i])
+}
+
+fn html_checks(violations: &[String]) -> String {
+    if violations.is_empty() {
+        "passed".into()
+    } else {
+        format!("<span class=\"bad\">{} failed: {}</span>", violations.len(), html_escape(&violations[0]))
+    }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn written_pair(written: &mut Vec<PathBuf>, stem: &Path) {
@@ -101,6 +212,15 @@ pub fn write_report(report: &CacheLabReport, dir: &Path) -> anyhow::Result<Vec<P
 
     if report.parts[0] && !report.hit_ratio.is_empty() {
         hit_ratio_plots(report, dir, &mut written)?;
+    }
+    if !report.tier.is_empty() {
+        tier_plots(report, dir, &mut written)?;
+    }
+    if !report.herd.is_empty() {
+        herd_plot(report, dir, &mut written)?;
+    }
+    if !report.staleness.is_empty() {
+        staleness_plot(report, dir, &mut written)?;
     }
 
     let html = dir.join("index.html");
@@ -218,10 +338,157 @@ fn hit_ratio_plots(report: &CacheLabReport, dir: &Path, written: &mut Vec<PathBu
         y_label: "hit ratio difference",
         log_x: true,
         x_range,
-        y_range: (lo - 0.01, hi + 0.01),
+        // Room below the curves for the legend (drawn lower right).
+        y_range: (lo - 0.3 * (hi - lo) - 0.01, hi + 0.01),
     };
     let stem = dir.join("hit-ratio-gap");
     plot::xy_marked(&stem, &chart, false, &series, &[])?;
+    written_pair(written, &stem);
+    Ok(())
+}
+
+fn tier_plots(report: &CacheLabReport, dir: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    // Q2.1: the database's read load over time.
+    let mut y_max = 1.0f64;
+    let series: Vec<StyledSeries> = report
+        .tier
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let per_s = 1e3 / r.bucket_ms;
+            let points: Vec<(f64, f64)> = r
+                .db_reads_per_bucket
+                .iter()
+                .enumerate()
+                .map(|(b, &n)| ((b as f64 + 0.5) * r.bucket_ms / 1e3, n as f64 * per_s))
+                .collect();
+            y_max = points.iter().fold(y_max, |m, p| m.max(p.1));
+            StyledSeries {
+                label: tier_label(r.caches),
+                points,
+                style: if r.caches == 0 { LineStyle::Dashed } else { LineStyle::Solid },
+                color: i,
+            }
+        })
+        .collect();
+    let x_max = series.iter().flat_map(|s| s.points.last()).fold(0.1f64, |m, p| m.max(p.0));
+    let chart = XyChart {
+        title: "Reads reaching the database, same offered load (per second, per bucket)",
+        x_label: "virtual time (s)",
+        y_label: "database reads per second",
+        log_x: false,
+        x_range: (0.0, x_max),
+        y_range: (0.0, y_max * 1.1),
+    };
+    let stem = dir.join("tier-db-load");
+    plot::xy_marked(&stem, &chart, false, &series, &[])?;
+    written_pair(written, &stem);
+
+    // Q2.2: read latency against the number of cache nodes.
+    let points = |f: fn(&super::tier::TierRow) -> f64| -> Vec<(f64, f64)> {
+        report.tier.iter().map(|r| (r.caches as f64, f(r))).collect()
+    };
+    let y_max = report.tier.iter().map(|r| r.read_p99_ms).fold(1.0f64, f64::max) * 1.15;
+    let x_max = report.tier.iter().map(|r| r.caches).max().unwrap_or(1).max(1) as f64;
+    let series = vec![
+        StyledSeries {
+            label: "read p50".into(),
+            points: points(|r| r.read_p50_ms),
+            style: LineStyle::Solid,
+            color: 0,
+        },
+        StyledSeries {
+            label: "read p99".into(),
+            points: points(|r| r.read_p99_ms),
+            style: LineStyle::Solid,
+            color: 3,
+        },
+    ];
+    let chart = XyChart {
+        title: "Client read latency with no tier (0) and with C cache nodes",
+        x_label: "cache nodes (0: the database alone)",
+        y_label: "read latency (ms)",
+        log_x: false,
+        x_range: (-0.2, x_max + 0.2),
+        y_range: (0.0, y_max),
+    };
+    let stem = dir.join("tier-latency");
+    plot::xy_marked(&stem, &chart, false, &series, &[])?;
+    written_pair(written, &stem);
+    Ok(())
+}
+
+fn herd_plot(report: &CacheLabReport, dir: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    // Q3: database reads per bucket around the event, leases off and on.
+    let at = herd::HERD_AT.as_secs_f64() * 1e3;
+    let (from, to) = (at - 30.0, at + herd::WINDOW.as_secs_f64() * 1e3 + 20.0);
+    let mut y_max = 1.0f64;
+    let series: Vec<StyledSeries> = report
+        .herd
+        .iter()
+        .map(|h| {
+            let points: Vec<(f64, f64)> = h
+                .db_reads_per_bucket
+                .iter()
+                .enumerate()
+                .map(|(b, &n)| (b as f64 * h.bucket_ms - at, n as f64))
+                .filter(|&(x, _)| x + at >= from && x + at <= to)
+                .collect();
+            y_max = points.iter().fold(y_max, |m, p| m.max(p.1));
+            StyledSeries {
+                label: format!(
+                    "leases {} (peak {}, total {})",
+                    if h.leases { "on" } else { "off" },
+                    h.peak,
+                    h.total
+                ),
+                points,
+                style: LineStyle::Solid,
+                color: if h.leases { 2 } else { 3 },
+            }
+        })
+        .collect();
+    let bucket = report.herd[0].bucket_ms;
+    let title = format!("The hot key dropped at 0 ms under many readers: database reads per {bucket:.0} ms");
+    let chart = XyChart {
+        title: &title,
+        x_label: "time since the hot key was dropped (ms)",
+        y_label: "database reads per bucket",
+        log_x: false,
+        x_range: (from - at, to - at),
+        y_range: (0.0, y_max * 1.15),
+    };
+    let stem = dir.join("herd");
+    plot::xy_marked(&stem, &chart, false, &series, &[])?;
+    written_pair(written, &stem);
+    Ok(())
+}
+
+fn staleness_plot(report: &CacheLabReport, dir: &Path, written: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    // Q4: the distribution of stale reads' ages per setup, on a log axis (ms to a TTL).
+    let lo = 0.1;
+    let hi = report
+        .staleness
+        .iter()
+        .flat_map(|r| r.ages_ms.last().copied())
+        .fold(report.staleness.iter().map(|r| r.ttl_ms).fold(1.0, f64::max), f64::max)
+        * 1.5;
+    let curves: Vec<plot::Curve> = report
+        .staleness
+        .iter()
+        .map(|r| plot::Curve {
+            label: format!("{} (n = {}, max {:.0} ms)", r.setup.describe(), r.stale_reads, r.max_age_ms),
+            values: r.ages_ms.iter().map(|&a| a.max(lo)).collect(),
+        })
+        .collect();
+    let chart = CdfChart {
+        title: "How stale are the stale reads? Age = time since the missed write was acknowledged",
+        x_label: "age of a stale read (ms, log scale)",
+        log_x: true,
+        x_range: (lo, hi),
+    };
+    let stem = dir.join("staleness-cdf");
+    plot::cdf(&stem, &chart, &curves)?;
     written_pair(written, &stem);
     Ok(())
 }
@@ -300,6 +567,111 @@ dashed: references):</p>
 {rows}</table></details>"#,
             requests = c0.requests,
             keys = c0.keys,
+        );
+    }
+    if !report.tier.is_empty() {
+        let rows: String = report
+            .tier
+            .iter()
+            .map(|r| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td></tr>\n",
+                    tier_label(r.caches),
+                    if r.caches == 0 { "–".to_string() } else { r.budget_bytes.to_string() },
+                    r.reads,
+                    if r.caches == 0 { "–".to_string() } else { format!("{:.3}", r.hit_ratio) },
+                    r.db_reads_per_s,
+                    r.read_p50_ms,
+                    r.read_p99_ms,
+                    r.read_max_ms,
+                    html_checks(&r.violations),
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            body,
+            r#"<h2>Part 2. The database with and without the tier</h2>
+<p>The same open-loop workload (Poisson arrivals at a fixed rate) against the Raft database alone (reads by ReadIndex) and
+against tiers of cache nodes in front of it (look-aside, leases, invalidation). The simulator has no CPU model: the
+database's load does not slow it down, so the latency column shows what the network hops cost and save.</p>
+<table><tr><th>setup</th><th>budget per node (bytes)</th><th>reads</th><th>hit ratio</th><th>database reads/s</th><th>read p50 (ms)</th><th>read p99 (ms)</th><th>max (ms)</th><th>checks</th></tr>
+{rows}</table>
+<p><b>Q2.1</b> – how much read load the tier takes off the database:</p>
+<img src="tier-db-load.svg" alt="database reads per second over time">
+<p><b>Q2.2</b> – what it does to the median and the tail of read latency:</p>
+<img src="tier-latency.svg" alt="read latency vs cache nodes">"#
+        );
+    }
+    if !report.herd.is_empty() {
+        let rows: String = report
+            .herd
+            .iter()
+            .map(|h| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td></tr>\n",
+                    if h.leases { "on" } else { "off" },
+                    h.peak,
+                    h.total,
+                    h.before,
+                    h.leases_issued,
+                    h.lease_waits,
+                    h.read_p99_ms,
+                    h.read_max_ms,
+                    html_checks(&h.violations),
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            body,
+            r#"<h2>Part 3. The thundering herd, with and without leases</h2>
+<p>A read-only open-loop workload on 100 keys (Zipf 0.99: the hottest key gets about a fifth of the reads). At {at:.0} ms every
+cache node drops the hot key. Peak and total are counted over the {w:.0} ms after the event, in {b:.0} ms buckets; "before"
+is the same window just before it.</p>
+<table><tr><th>leases</th><th>peak database reads per bucket</th><th>total in the window</th><th>before</th><th>leases issued</th><th>lease waits</th><th>read p99 (ms)</th><th>max (ms)</th><th>checks</th></tr>
+{rows}</table>
+<p><b>Q3</b> – what one expiry of a hot key does to the database, and what leases change:</p>
+<img src="herd.svg" alt="database reads per bucket around the hot key's expiry">"#,
+            at = herd::HERD_AT.as_secs_f64() * 1e3,
+            w = herd::WINDOW.as_secs_f64() * 1e3,
+            b = herd::BUCKET.as_secs_f64() * 1e3,
+        );
+    }
+    if !report.staleness.is_empty() {
+        let rows: String = report
+            .staleness
+            .iter()
+            .map(|r| {
+                format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3} %</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                    r.setup.describe(),
+                    r.reads,
+                    r.stale_reads,
+                    100.0 * r.stale_reads as f64 / r.reads.max(1) as f64,
+                    age_quantile(&r.ages_ms, 0.5),
+                    age_quantile(&r.ages_ms, 0.99),
+                    r.max_age_ms,
+                    r.max_versions_behind,
+                    r.bound_ms,
+                    r.ttl_ms,
+                    r.bound_violations,
+                    r.flushes,
+                    html_checks(&r.violations),
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            body,
+            r#"<h2>Part 4. Staleness: invalidation, TTLs, and a partition</h2>
+<p>Closed-loop clients, 20 % writes, Zipf keys. A read is stale when it returns an older version than a write acknowledged
+before the read began; its age is the time since that write's acknowledgement. In the partition setups the cache nodes are
+cut off from the database from {pf:.0} to {pt:.0} ms (clients reach both). The bound is the one the simulator checks:
+min(TTL, stream timeout + delay bound) with invalidation, the TTL without.</p>
+<table><tr><th>setup</th><th>reads</th><th>stale</th><th>stale share</th><th>age p50</th><th>age p99</th><th>max age (ms)</th><th>max versions behind</th><th>bound (ms)</th><th>TTL (ms)</th><th>over the bound</th><th>flushes</th><th>checks</th></tr>
+{rows}</table>
+<p><b>Q4.1–Q4.3</b> – how old a stale read can be with each mechanism, and what the flush on reconnect buys:</p>
+<img src="staleness-cdf.svg" alt="CDF of stale reads' ages">"#,
+            pf = PARTITION.0.as_secs_f64() * 1e3,
+            pt = PARTITION.1.as_secs_f64() * 1e3,
         );
     }
     format!(

@@ -10,8 +10,10 @@
 //! `concord lab eventual` measures eventual consistency on Concord's Dynamo (replica timelines,
 //! PBS staleness curves, anomalies, Raft for comparison) and writes the same kind of report.
 //!
-//! `concord lab cache` measures the cache tier (hit ratio per eviction policy on Zipf traces …)
-//! and writes the same kind of report. Guide: docs/labs/cache.md.
+//! `concord lab cache` measures the cache tier – hit ratio per eviction policy on Zipf traces,
+//! database load and latency with and without the tier, the thundering herd with and without
+//! leases, staleness with and without invalidation and through a partition – and writes the same
+//! kind of report. Guide: docs/labs/cache.md.
 
 use clap::{Args, Subcommand};
 use concord_lab::raft_elections::{export_worst, write_report, TimeoutRange};
@@ -40,11 +42,14 @@ pub enum Lab {
     /// One part: concord lab eventual --part 2 --authors-estimator   (1 propagation, 2 PBS model
     /// vs the paper, 3 simulator vs model, 4 anomalies, 5 Raft contrast)
     Eventual(EventualArgs),
-    /// The cache tier: hit ratio vs cache size per eviction policy (LRU, S3-FIFO) on Zipf traces.
-    /// Guide: docs/labs/cache.md.
+    /// The cache tier: hit ratio vs cache size per eviction policy (LRU, S3-FIFO) on Zipf traces;
+    /// the database's load and read latency with and without the tier; the thundering herd with
+    /// and without leases; staleness with and without invalidation and through a cache–database
+    /// partition. Guide: docs/labs/cache.md.
     ///
     /// Example: concord lab cache --out out/cache
-    /// One part: concord lab cache --part 1   (1 hit ratio vs cache size)
+    /// One part: concord lab cache --part 3   (1 hit ratio vs cache size, 2 database load and
+    /// latency, 3 the herd, 4 staleness)
     Cache(CacheArgs),
 }
 
@@ -56,10 +61,11 @@ pub struct CacheArgs {
     /// The seed of every trace and simulation (same seed, same numbers).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// A small version: smaller traces, fewer sizes (seconds, not minutes).
+    /// A small version: smaller traces, fewer sizes, shorter simulations (seconds, not minutes).
     #[arg(long)]
     pub quick: bool,
-    /// Run one part only: 1 hit ratio vs cache size.
+    /// Run one part only: 1 hit ratio vs cache size, 2 database load and latency with and without
+    /// the tier, 3 the thundering herd, 4 staleness.
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=concord_lab::cache::PARTS as i64))]
     pub part: Option<u8>,
 }
