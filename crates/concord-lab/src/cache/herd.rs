@@ -57,7 +57,7 @@ pub fn experiment(seed: u64, quick: bool, leases: bool) -> CacheExperiment {
         duration: Duration::from_millis(2000),
         leases,
         clients: 64,
-        open_loop_rate: Some(if quick { 6000.0 } else { 12000.0 }),
+        open_loop_rate: Some(if quick { 12000.0 } else { 40000.0 }),
         keys: 100,
         zipf_theta: Some(0.99),
         read_fraction: 1.0,

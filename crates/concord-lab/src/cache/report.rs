@@ -19,6 +19,8 @@ fn pct_size(fraction: f64) -> String {
     let p = 100.0 * fraction;
     if p < 1.0 {
         format!("{p:.2} %")
+    } else if p.fract().abs() > 1e-9 {
+        format!("{p:.1} %")
     } else {
         format!("{p:.0} %")
     }

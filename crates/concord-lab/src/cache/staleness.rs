@@ -85,7 +85,7 @@ pub struct StalenessRun {
 pub fn experiment(seed: u64, quick: bool, setup: Setup) -> CacheExperiment {
     CacheExperiment {
         seed,
-        duration: Duration::from_millis(if quick { 3000 } else { 6000 }),
+        duration: Duration::from_millis(if quick { 3000 } else { 10000 }),
         invalidation: setup != Setup::TtlOnly,
         max_ttl: TTL,
         clients: 16,

@@ -60,7 +60,7 @@ fn ms(d: Duration) -> f64 {
 pub fn experiment(seed: u64, quick: bool, caches: u32) -> CacheExperiment {
     CacheExperiment {
         seed,
-        duration: Duration::from_millis(if quick { 2500 } else { 6000 }),
+        duration: Duration::from_millis(if quick { 2500 } else { 20000 }),
         caches: caches.max(1),
         budget_bytes: BUDGET_BYTES,
         clients: 64,
