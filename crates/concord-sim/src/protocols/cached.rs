@@ -264,6 +264,22 @@ impl CachedScenario {
         if self.databases == 0 || self.caches == 0 {
             return Err("databases and caches must both be at least 1".into());
         }
+        if u64::from(self.databases) + u64::from(self.caches) > 1_000 {
+            return Err("at most 1000 nodes in all".into());
+        }
+        let day = Duration::from_secs(86_400);
+        let long = [
+            ("max_ttl", self.max_ttl),
+            ("lease_period", self.lease_period),
+            ("stream_beat", self.stream_beat),
+            ("stream_timeout", self.stream_timeout),
+            ("delay_bound", self.delay_bound),
+            ("tick", self.tick),
+            ("fill_timeout", self.fill_timeout),
+        ];
+        if let Some((name, d)) = long.iter().find(|(_, d)| *d > day) {
+            return Err(format!("{name} = {d:?}: at most a day"));
+        }
         if self.stream_beat + self.delay_bound >= self.stream_timeout {
             return Err(format!(
                 "stream_beat ({:?}) + delay_bound ({:?}) must be shorter than stream_timeout ({:?}): \
@@ -271,8 +287,8 @@ impl CachedScenario {
                 self.stream_beat, self.delay_bound, self.stream_timeout
             ));
         }
-        if self.tick.is_zero() || self.fill_timeout.is_zero() {
-            return Err("tick and fill_timeout must be positive".into());
+        if self.tick.is_zero() || self.fill_timeout.is_zero() || self.stream_beat.is_zero() {
+            return Err("tick, fill_timeout and stream_beat must be positive".into());
         }
         self.cache_config().and_then(|c| Cache::new(c).map(|_| ()).map_err(|e| e.to_string()))?;
         self.raft.validate().map_err(|e| format!("raft: {e}"))
@@ -1003,8 +1019,8 @@ impl SimProtocol for CachedNode {
         config: &CachedScenario,
         durable: &Durable,
     ) -> Result<Self, String> {
-        let expected = (config.databases + config.caches) as usize;
-        if cluster.len() != expected {
+        let expected = u64::from(config.databases) + u64::from(config.caches);
+        if cluster.len() as u64 != expected {
             return Err(format!(
                 "[protocol.cached] has {} databases and {} caches, so run.nodes must be {expected} (is {})",
                 config.databases,

@@ -164,14 +164,14 @@ pub fn bound_violations(scenario: &Scenario<CachedScenario>, ages: &[ReadAge]) -
 pub fn database_history(scenario: &Scenario<CachedScenario>, history: &History) -> History {
     let (_, config) = scenario.protocol();
     let clients = u64::from(scenario.workload.clients.max(1));
-    let mut sub = History::default();
-    sub.events = history
-        .events
-        .iter()
-        .filter(|e| e.op.f != OpFn::Read || config.is_direct((e.process % clients) as u32))
-        .cloned()
-        .collect();
-    sub
+    History {
+        events: history
+            .events
+            .iter()
+            .filter(|e| e.op.f != OpFn::Read || config.is_direct((e.process % clients) as u32))
+            .cloned()
+            .collect(),
+    }
 }
 
 /// The checks `[protocol.cached]` adds to every run (see the module docs of `cached`).

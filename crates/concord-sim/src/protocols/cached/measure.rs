@@ -168,7 +168,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario<CachedScenario>, Scenar
     let (_, config) = scenario.protocol();
     let invalid = |message: String| ScenarioError::Invalid { path: path.to_owned(), message };
     config.validate().map_err(|e| invalid(format!("[protocol.cached]: {e}")))?;
-    if scenario.run.nodes.0 != config.databases + config.caches {
+    if u64::from(scenario.run.nodes.0) != u64::from(config.databases) + u64::from(config.caches) {
         return Err(invalid(format!(
             "[protocol.cached]: {} databases + {} caches, but run.nodes = {}",
             config.databases, config.caches, scenario.run.nodes.0
