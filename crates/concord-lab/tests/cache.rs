@@ -132,12 +132,24 @@ fn quick_cache_lab_runs_end_to_end_with_sane_numbers() {
         "tier-latency.png",
         "herd.svg",
         "staleness-cdf.svg",
+        "scenario-tier-0.toml",
+        "scenario-tier-2.toml",
+        "scenario-herd-leases-on.toml",
+        "scenario-staleness-partition-no-flush.toml",
     ] {
         let path = dir.join(name);
         assert!(written.contains(&path), "{name} not written");
         assert!(std::fs::metadata(&path).unwrap().len() > 500, "{name} is nearly empty");
     }
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    // The files are the scenarios that ran: the no-tier one is the database alone.
+    let no_tier = std::fs::read_to_string(dir.join("scenario-tier-0.toml")).unwrap();
+    assert!(no_tier.contains("[protocol.raft]") && !no_tier.contains("[protocol.cached]"));
+    let partition = std::fs::read_to_string(dir.join("scenario-staleness-partition-no-flush.toml")).unwrap();
+    assert!(
+        partition.contains("cache_no_flush_on_reconnect")
+            && partition.contains("groups = [[1, 2, 3], [4, 5]]")
+    );
     for part in ["Part 1.", "Part 2.", "Part 3.", "Part 4."] {
         assert!(html.contains(part), "{part} missing from index.html");
     }

@@ -48,6 +48,8 @@ pub struct HerdRun {
     pub read_max_ms: f64,
     /// Failed checks of the run (must be empty).
     pub violations: Vec<String>,
+    /// The scenario file that ran (replay it with `concord sim FILE --seed SEED`).
+    pub scenario_toml: String,
 }
 
 /// The experiment of part 3.
@@ -93,5 +95,6 @@ pub fn run(seed: u64, quick: bool, leases: bool) -> anyhow::Result<HerdRun> {
         read_p99_ms: m.read_latency_p99.as_secs_f64() * 1e3,
         read_max_ms: m.read_latency_max.as_secs_f64() * 1e3,
         violations: m.violations.clone(),
+        scenario_toml: text,
     })
 }

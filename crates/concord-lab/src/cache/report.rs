@@ -225,10 +225,33 @@ pub fn write_report(report: &CacheLabReport, dir: &Path) -> anyhow::Result<Vec<P
         staleness_plot(report, dir, &mut written)?;
     }
 
+    // Every simulation's scenario file, to replay and step through with `concord sim` / `view`.
+    for (name, text) in scenario_files(report) {
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        written.push(path);
+    }
+
     let html = dir.join("index.html");
     std::fs::write(&html, html_report(report))?;
     written.push(html);
     Ok(written)
+}
+
+/// `(file name, scenario text)` of every simulation of parts 2–4.
+fn scenario_files(report: &CacheLabReport) -> Vec<(String, &str)> {
+    let mut files = Vec::new();
+    for r in &report.tier {
+        files.push((format!("scenario-tier-{}.toml", r.caches), r.scenario_toml.as_str()));
+    }
+    for h in &report.herd {
+        let leases = if h.leases { "on" } else { "off" };
+        files.push((format!("scenario-herd-leases-{leases}.toml"), h.scenario_toml.as_str()));
+    }
+    for r in &report.staleness {
+        files.push((format!("scenario-staleness-{}.toml", r.setup.slug()), r.scenario_toml.as_str()));
+    }
+    files
 }
 
 /// The x range of part 1's charts (percent of the working set, log scale), a little beyond the
@@ -674,6 +697,18 @@ min(TTL, stream timeout + delay bound) with invalidation, the TTL without.</p>
 <img src="staleness-cdf.svg" alt="CDF of stale reads' ages">"#,
             pf = PARTITION.0.as_secs_f64() * 1e3,
             pt = PARTITION.1.as_secs_f64() * 1e3,
+        );
+    }
+    let files = scenario_files(report);
+    if !files.is_empty() {
+        let list: String = files.iter().map(|(name, _)| format!("<a href=\"{name}\">{name}</a> ")).collect();
+        let _ = writeln!(
+            body,
+            r#"<h2>Replaying a run</h2>
+<p>Every simulation above is a scenario file in this directory; replay one with the same seed, trace it and step
+through it: <code>concord sim DIR/FILE --seed {seed} --trace run.jsonl &amp;&amp; concord view run.jsonl</code>.
+Files: {list}</p>"#,
+            seed = report.seed
         );
     }
     format!(

@@ -53,6 +53,15 @@ impl Setup {
             Setup::PartitionNoFlush => "partition, no flush (bug)",
         }
     }
+    /// A file-name part.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Setup::Invalidation => "invalidation",
+            Setup::TtlOnly => "ttl-only",
+            Setup::PartitionFlush => "partition-flush",
+            Setup::PartitionNoFlush => "partition-no-flush",
+        }
+    }
     fn partitioned(self) -> bool {
         matches!(self, Setup::PartitionFlush | Setup::PartitionNoFlush)
     }
@@ -79,6 +88,8 @@ pub struct StalenessRun {
     pub bypassed: u64,
     /// Every failed check (the bound check included).
     pub violations: Vec<String>,
+    /// The scenario file that ran (replay it with `concord sim FILE --seed SEED`).
+    pub scenario_toml: String,
 }
 
 /// The experiment of part 4 for `setup` (the partition is added to its scenario by [`run`]).
@@ -121,7 +132,8 @@ pub fn scenario_toml(experiment: &CacheExperiment, setup: Setup) -> String {
 /// Run one setup.
 pub fn run(seed: u64, quick: bool, setup: Setup) -> anyhow::Result<StalenessRun> {
     let experiment = experiment(seed, quick, setup);
-    let scenario = Arc::new(parse(Path::new("<cache lab, part 4>"), &scenario_toml(&experiment, setup))?);
+    let text = scenario_toml(&experiment, setup);
+    let scenario = Arc::new(parse(Path::new("<cache lab, part 4>"), &text)?);
     let m = measure_scenario(scenario, seed, experiment.bucket);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     Ok(StalenessRun {
@@ -138,5 +150,6 @@ pub fn run(seed: u64, quick: bool, setup: Setup) -> anyhow::Result<StalenessRun>
         flushes: m.cache.flushes,
         bypassed: m.cache.bypassed,
         violations: m.violations.clone(),
+        scenario_toml: text,
     })
 }

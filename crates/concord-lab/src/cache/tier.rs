@@ -49,6 +49,8 @@ pub struct TierRow {
     pub bucket_ms: f64,
     /// Failed checks of the run (must be empty).
     pub violations: Vec<String>,
+    /// The scenario file that ran (replay it with `concord sim FILE --seed SEED`).
+    pub scenario_toml: String,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -109,7 +111,8 @@ pub fn no_tier_toml(experiment: &CacheExperiment) -> String {
 /// Run `experiment` without a tier: read latencies and database reads from the history (every
 /// read a client sends goes to the database).
 pub fn run_no_tier(experiment: &CacheExperiment) -> anyhow::Result<TierRow> {
-    let file = LoadedScenario::parse(Path::new("<no tier>"), &no_tier_toml(experiment))?;
+    let text = no_tier_toml(experiment);
+    let file = LoadedScenario::parse(Path::new("<no tier>"), &text)?;
     let report = file.run(RunOptions { seed: experiment.seed, ..RunOptions::default() });
     let bucket = experiment.bucket.max(Duration::from_millis(1));
     let mut open: BTreeMap<u64, Time> = BTreeMap::new();
@@ -158,12 +161,14 @@ pub fn run_no_tier(experiment: &CacheExperiment) -> anyhow::Result<TierRow> {
         db_reads_per_bucket: buckets,
         bucket_ms: ms(bucket),
         violations: report.violations.clone(),
+        scenario_toml: text,
     })
 }
 
 /// Run `experiment` with its tier.
 pub fn run_tier(experiment: &CacheExperiment) -> anyhow::Result<TierRow> {
-    let scenario = Arc::new(parse(Path::new("<cache lab, part 2>"), &tier_toml(experiment))?);
+    let text = tier_toml(experiment);
+    let scenario = Arc::new(parse(Path::new("<cache lab, part 2>"), &text)?);
     let m = measure_scenario(scenario, experiment.seed, experiment.bucket);
     Ok(TierRow {
         caches: experiment.caches,
@@ -177,6 +182,7 @@ pub fn run_tier(experiment: &CacheExperiment) -> anyhow::Result<TierRow> {
         db_reads_per_bucket: m.db_reads_per_bucket.clone(),
         bucket_ms: ms(m.bucket),
         violations: m.violations.clone(),
+        scenario_toml: text,
     })
 }
 
