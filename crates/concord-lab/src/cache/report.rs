@@ -705,8 +705,8 @@ min(TTL, stream timeout + delay bound) with invalidation, the TTL without.</p>
         let _ = writeln!(
             body,
             r#"<h2>Replaying a run</h2>
-<p>Every simulation above is a scenario file in this directory; replay one with the same seed, trace it and step
-through it: <code>concord sim DIR/FILE --seed {seed} --trace run.jsonl &amp;&amp; concord view run.jsonl</code>.
+<p>Every simulation above is a scenario file in this directory; replay one with the same seed (and trace every
+event): <code>concord sim DIR/FILE --seed {seed} --trace run.jsonl</code>.
 Files: {list}</p>"#,
             seed = report.seed
         );
