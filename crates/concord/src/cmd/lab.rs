@@ -48,6 +48,7 @@ pub enum Lab {
     /// partition. Guide: docs/labs/cache.md.
     ///
     /// Example: concord lab cache --out out/cache
+    ///
     /// One part: concord lab cache --part 3   (1 hit ratio vs cache size, 2 database load and
     /// latency, 3 the herd, 4 staleness)
     Cache(CacheArgs),
