@@ -174,3 +174,36 @@ fn leases_tame_the_herd_after_a_hot_key_expires() {
         on.db.cache_reads
     );
 }
+
+/// Without invalidations only the TTL bounds staleness: reads go stale, never beyond `max_ttl`.
+#[test]
+fn without_invalidations_the_ttl_bounds_staleness() {
+    let m = measure(&CacheExperiment {
+        invalidation: false,
+        max_ttl: Duration::from_millis(300),
+        read_fraction: 0.7,
+        ..CacheExperiment::default()
+    })
+    .unwrap();
+    assert!(m.passed(), "{:?}", m.violations);
+    assert_eq!(m.bound, Duration::from_millis(300));
+    assert!(m.stale_reads > 0, "a cache without invalidations serves stale reads");
+    assert!(m.max_staleness <= m.bound, "{:?}", m.max_staleness);
+    assert_eq!(m.cache.invalidations, 0);
+}
+
+/// The experiment API switches a mutation on too: the lab can show a bug being caught.
+#[test]
+fn an_experiment_with_faults_and_a_mutation_reports_the_violation() {
+    let caught = (1..=20).any(|seed| {
+        let m = measure(&CacheExperiment {
+            seed,
+            faults: true,
+            mutation: Some(CacheMutation::CacheNoFlushOnReconnect),
+            ..CacheExperiment::default()
+        })
+        .unwrap();
+        !m.bound_violations.is_empty() && !m.passed()
+    });
+    assert!(caught, "no bound violation in 20 seeds");
+}

@@ -206,6 +206,9 @@ pub struct CacheMeasurements {
     pub db_reads_per_bucket: Vec<u64>,
     /// Cache hits per bucket.
     pub hits_per_bucket: Vec<u64>,
+    /// The 99th percentile of the latencies of the cached reads that completed in each bucket
+    /// (zero for a bucket without any).
+    pub read_latency_p99_per_bucket: Vec<Duration>,
     /// Cached reads that returned an older version than one acknowledged before they began.
     pub stale_reads: u64,
     pub max_staleness: Duration,
@@ -326,6 +329,7 @@ pub fn measure_scenario(
     let direct = |process: u64| config.is_direct((process % clients) as u32);
     let mut open: BTreeMap<u64, Time> = BTreeMap::new();
     let mut latencies = Vec::new();
+    let mut latency_buckets: Vec<Vec<Duration>> = vec![Vec::new(); db_buckets.len()];
     for e in &report.history.events {
         match e.kind {
             EventType::Invoke => {
@@ -334,7 +338,12 @@ pub fn measure_scenario(
             EventType::Ok => {
                 if let Some(at) = open.remove(&e.process) {
                     if e.op.f == OpFn::Read && !direct(e.process) {
-                        latencies.push(e.time.saturating_since(at));
+                        let latency = e.time.saturating_since(at);
+                        latencies.push(latency);
+                        let b = (e.time.as_nanos() / bucket.as_nanos().max(1) as u64) as usize;
+                        if let Some(v) = latency_buckets.get_mut(b) {
+                            v.push(latency);
+                        }
                     }
                 }
             }
@@ -344,6 +353,13 @@ pub fn measure_scenario(
         }
     }
     latencies.sort();
+    let read_latency_p99_per_bucket = latency_buckets
+        .into_iter()
+        .map(|mut v| {
+            v.sort();
+            percentile(&v, 0.99)
+        })
+        .collect();
 
     let ages = read_ages(&report.history);
     let mut staleness = Vec::new();
@@ -370,6 +386,7 @@ pub fn measure_scenario(
         bucket,
         db_reads_per_bucket: db_buckets,
         hits_per_bucket: hit_buckets,
+        read_latency_p99_per_bucket,
         stale_reads: staleness.len() as u64,
         max_staleness: staleness.last().copied().unwrap_or_default(),
         max_versions_behind: versions_behind.keys().next_back().copied().unwrap_or(0),
