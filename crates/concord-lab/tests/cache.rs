@@ -3,7 +3,7 @@
 //! (docs/labs/cache.md, "Expected results").
 
 use concord_lab::cache::hit_ratio::Sizing;
-use concord_lab::cache::staleness::Setup;
+use concord_lab::cache::staleness::{Setup, PARTITION};
 use concord_lab::cache::{write_report, SKEWS};
 use concord_lab::{run_cache, CacheLabOptions};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -106,6 +106,13 @@ fn quick_cache_lab_runs_end_to_end_with_sane_numbers() {
     assert!(inval.stale_reads * 10 < ttl.stale_reads, "invalidation {inval:?} vs TTL only {ttl:?}");
     assert!(ttl.max_age_ms > inval.bound_ms, "TTL-only reads older than invalidation's bound: {ttl:?}");
     assert!(flush.flushes > 0, "{flush:?}");
+    // During the partition (after the silence is noticed) neither run serves from its cache.
+    for r in [flush, no_flush] {
+        let bucket = |t: f64| (t * 1e3 / r.bucket_ms) as usize;
+        let (from, to) = (bucket(PARTITION.0.as_secs_f64() + 0.15), bucket(PARTITION.1.as_secs_f64()));
+        assert!(r.hits_per_bucket[from..to].iter().all(|&h| h == 0), "{:?}", &r.hits_per_bucket[from..to]);
+        assert!(r.hits_per_bucket[to..].iter().sum::<u64>() > 0, "hits again after the heal");
+    }
     assert!(no_flush.bound_violations > 0 && no_flush.max_age_ms > no_flush.bound_ms, "{no_flush:?}");
     assert!(!no_flush.violations.is_empty(), "the bound check flags the bug");
 
@@ -132,6 +139,7 @@ fn quick_cache_lab_runs_end_to_end_with_sane_numbers() {
         "tier-latency.png",
         "herd.svg",
         "staleness-cdf.svg",
+        "partition-timeline.svg",
         "scenario-tier-0.toml",
         "scenario-tier-2.toml",
         "scenario-herd-leases-on.toml",

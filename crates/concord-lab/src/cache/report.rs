@@ -4,7 +4,7 @@
 //! page says which.
 
 use super::hit_ratio::{Curve, Sizing};
-use super::staleness::PARTITION;
+use super::staleness::{Setup, PARTITION};
 use super::{herd, CacheLabReport, SKEWS};
 use crate::plot::{self, CdfChart, LineStyle, StyledSeries, XyChart};
 use std::fmt::Write as _;
@@ -515,6 +515,53 @@ fn staleness_plot(report: &CacheLabReport, dir: &Path, written: &mut Vec<PathBuf
     let stem = dir.join("staleness-cdf");
     plot::cdf(&stem, &chart, &curves)?;
     written_pair(written, &stem);
+
+    // Q4.3: what the cache nodes serve through the partition, and what the flush costs after it.
+    let (from, to) = (PARTITION.0.as_secs_f64() - 0.5, PARTITION.1.as_secs_f64() + 1.0);
+    let mut series = Vec::new();
+    let mut y_max = 1.0f64;
+    for r in
+        report.staleness.iter().filter(|r| matches!(r.setup, Setup::PartitionFlush | Setup::PartitionNoFlush))
+    {
+        let per_s = 1e3 / r.bucket_ms;
+        let color = if r.setup == Setup::PartitionFlush { 2 } else { 3 };
+        for (what, values, style) in [
+            ("cache hits", &r.hits_per_bucket, LineStyle::Solid),
+            ("database reads", &r.db_reads_per_bucket, LineStyle::Dashed),
+        ] {
+            let points: Vec<(f64, f64)> = values
+                .iter()
+                .enumerate()
+                .map(|(b, &n)| ((b as f64 + 0.5) * r.bucket_ms / 1e3, n as f64 * per_s))
+                .filter(|&(t, _)| t >= from && t <= to)
+                .collect();
+            y_max = points.iter().fold(y_max, |m, p| m.max(p.1));
+            series.push(StyledSeries {
+                label: format!("{}: {what}", r.setup.describe()),
+                points,
+                style,
+                color,
+            });
+        }
+    }
+    if !series.is_empty() {
+        let title = format!(
+            "Cache nodes cut off from the database {:.1}–{:.1} s: hits and database reads per second",
+            PARTITION.0.as_secs_f64(),
+            PARTITION.1.as_secs_f64()
+        );
+        let chart = XyChart {
+            title: &title,
+            x_label: "virtual time (s)",
+            y_label: "per second (50 ms buckets)",
+            log_x: false,
+            x_range: (from, to),
+            y_range: (0.0, y_max * 1.35),
+        };
+        let stem = dir.join("partition-timeline");
+        plot::xy_marked(&stem, &chart, false, &series, &[])?;
+        written_pair(written, &stem);
+    }
     Ok(())
 }
 
@@ -694,7 +741,10 @@ min(TTL, stream timeout + delay bound) with invalidation, the TTL without.</p>
 <table><tr><th>setup</th><th>reads</th><th>stale</th><th>stale share</th><th>age p50</th><th>age p99</th><th>max age (ms)</th><th>max versions behind</th><th>bound (ms)</th><th>TTL (ms)</th><th>over the bound</th><th>flushes</th><th>checks</th></tr>
 {rows}</table>
 <p><b>Q4.1–Q4.3</b> – how old a stale read can be with each mechanism, and what the flush on reconnect buys:</p>
-<img src="staleness-cdf.svg" alt="CDF of stale reads' ages">"#,
+<img src="staleness-cdf.svg" alt="CDF of stale reads' ages">
+<p><b>Q4.3</b> – what the cache nodes serve during the partition, and what the flush costs after it (solid: hits; dashed:
+reads reaching the database):</p>
+<img src="partition-timeline.svg" alt="hits and database reads through the partition">"#,
             pf = PARTITION.0.as_secs_f64() * 1e3,
             pt = PARTITION.1.as_secs_f64() * 1e3,
         );

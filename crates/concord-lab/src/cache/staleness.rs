@@ -88,6 +88,11 @@ pub struct StalenessRun {
     pub bypassed: u64,
     /// Every failed check (the bound check included).
     pub violations: Vec<String>,
+    /// Cache hits and reads reaching the database per bucket of `bucket_ms` (the partition's
+    /// effect over time).
+    pub hits_per_bucket: Vec<u64>,
+    pub db_reads_per_bucket: Vec<u64>,
+    pub bucket_ms: f64,
     /// The scenario file that ran (replay it with `concord sim FILE --seed SEED`).
     pub scenario_toml: String,
 }
@@ -104,6 +109,7 @@ pub fn experiment(seed: u64, quick: bool, setup: Setup) -> CacheExperiment {
         zipf_theta: Some(0.99),
         read_fraction: 0.8,
         mutation: (setup == Setup::PartitionNoFlush).then_some(CacheMutation::CacheNoFlushOnReconnect),
+        bucket: Duration::from_millis(50),
         ..CacheExperiment::default()
     }
 }
@@ -150,6 +156,9 @@ pub fn run(seed: u64, quick: bool, setup: Setup) -> anyhow::Result<StalenessRun>
         flushes: m.cache.flushes,
         bypassed: m.cache.bypassed,
         violations: m.violations.clone(),
+        hits_per_bucket: m.hits_per_bucket.clone(),
+        db_reads_per_bucket: m.db_reads_per_bucket.clone(),
+        bucket_ms: ms(m.bucket),
         scenario_toml: text,
     })
 }
