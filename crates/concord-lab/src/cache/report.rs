@@ -502,7 +502,7 @@ fn staleness_plot(report: &CacheLabReport, dir: &Path, written: &mut Vec<PathBuf
         .staleness
         .iter()
         .map(|r| plot::Curve {
-            label: format!("{} (n = {}, max {:.0} ms)", r.setup.describe(), r.stale_reads, r.max_age_ms),
+            label: format!("{} (n = {}, max {:.1} ms)", r.setup.describe(), r.stale_reads, r.max_age_ms),
             values: r.ages_ms.iter().map(|&a| a.max(lo)).collect(),
         })
         .collect();
