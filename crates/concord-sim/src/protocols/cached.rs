@@ -38,8 +38,11 @@
 //! * a **new epoch**: the replica restarted (what it sent before its crash may be lost);
 //! * **silence**: no message from a replica for `stream_timeout` (a partition, a crash, a pause).
 //!
-//! A gap or a new epoch flushes at once; after a silence the node flushes when the stream is back
-//! (**flush on reconnect**), before it serves again. A flush drops every value, voids every lease
+//! A lost message or a new epoch flushes (checked before every read and every `tick`); after a
+//! silence the node flushes when every stream is back (**flush on reconnect**), before it serves
+//! again. The trade-off of "every replica, every stream": while one database replica is down or
+//! cut off, cache nodes serve nothing from memory – availability of the cache for a bound on
+//! staleness that holds whoever leads. A flush drops every value, voids every lease
 //! and bumps a generation: a fill whose database read started before the flush is not stored.
 //! A fill is stored only if its lease is still valid, its version is not older than any
 //! invalidation seen for the key (the cache's marks), and it comes back within `lease_period`.
@@ -279,6 +282,9 @@ impl CachedScenario {
         ];
         if let Some((name, d)) = long.iter().find(|(_, d)| *d > day) {
             return Err(format!("{name} = {d:?}: at most a day"));
+        }
+        if let Some(at) = self.herd_at.iter().find(|at| **at > day) {
+            return Err(format!("herd_at {at:?}: at most a day"));
         }
         if self.stream_beat + self.delay_bound >= self.stream_timeout {
             return Err(format!(
