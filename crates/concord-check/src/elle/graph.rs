@@ -72,7 +72,7 @@ pub enum Why {
     /// appended.
     ReadAppended { key: Key, last: i64, len: usize },
     /// rw, list-append: the source read `key` ending at `last` (`None`: the empty list), and the
-    /// target appended `next`, the element after it.
+    /// target appended `next`, the first element after it appended by another transaction.
     ReadBeforeAppend { key: Key, last: Option<i64>, next: i64 },
     /// ww, rw-register: the target's write `next` followed the source's write `prev`.
     Overwrite { key: Key, prev: i64, next: i64, source: VersionSource },
@@ -229,7 +229,12 @@ pub const SEARCH_BUDGET_EDGES: usize = 2_000_000;
 
 /// A shortest cycle (as edge indices, in order) inside `component` that satisfies `spec`, using
 /// order edges only if `with_order`.
-pub fn shortest_cycle(graph: &Graph, component: &[usize], spec: CycleSpec, with_order: bool) -> Option<Vec<u32>> {
+pub fn shortest_cycle(
+    graph: &Graph,
+    component: &[usize],
+    spec: CycleSpec,
+    with_order: bool,
+) -> Option<Vec<u32>> {
     // Local numbering of the component's nodes; states are `local * 2 + counter`.
     let local: FxHashMap<usize, usize> = component.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let states = component.len() * 2;

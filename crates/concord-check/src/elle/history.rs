@@ -414,7 +414,9 @@ pub fn parse_edn(text: &str, workload: Workload) -> Result<ParsedEvents, Vec<Par
 
 fn edn_event(form: &Edn, workload: Workload) -> Result<Option<TxnEvent>, String> {
     if !matches!(form, Edn::Map(_)) {
-        return Err(format!("expected an op map {{:type .. :value [[:append k v] ..] :process ..}}, got {form}"));
+        return Err(format!(
+            "expected an op map {{:type .. :value [[:append k v] ..] :process ..}}, got {form}"
+        ));
     }
     let process = match form.get("process") {
         Some(Edn::Int(p)) if *p >= 0 => *p as u64,
@@ -503,13 +505,7 @@ impl MopValue<'_> {
     }
 }
 
-fn mop(
-    f: &str,
-    key: Key,
-    value: MopValue<'_>,
-    workload: Workload,
-    kind: EventType,
-) -> Result<Mop, String> {
+fn mop(f: &str, key: Key, value: MopValue<'_>, workload: Workload, kind: EventType) -> Result<Mop, String> {
     // Only an ok completion knows what was read.
     let known = kind == EventType::Ok;
     match (f, workload) {
@@ -578,11 +574,15 @@ fn jsonl_event(line: &str, workload: Workload) -> Result<Option<TxnEvent>, Strin
         Some(J::Array(items)) => items
             .iter()
             .map(|item| {
-                let J::Array(parts) = item else { return Err(format!("micro-op {item} is not [f, key, value]")) };
+                let J::Array(parts) = item else {
+                    return Err(format!("micro-op {item} is not [f, key, value]"));
+                };
                 if parts.len() != 3 {
                     return Err(format!("micro-op {item} is not [f, key, value]"));
                 }
-                let f = parts[0].as_str().ok_or_else(|| format!("micro-op function {} is not a string", parts[0]))?;
+                let f = parts[0]
+                    .as_str()
+                    .ok_or_else(|| format!("micro-op function {} is not a string", parts[0]))?;
                 let key = match &parts[1] {
                     J::String(s) => s.clone(),
                     J::Number(n) if n.is_i64() => n.to_string(),
@@ -644,7 +644,8 @@ mod tests {
 
     #[test]
     fn malformed_input_is_reported_by_line() {
-        let text = "{:type :ok, :value [[:w 1 2]], :process 0}\n{:type :ok, :value [[:append 1 :a]], :process 0}\n";
+        let text =
+            "{:type :ok, :value [[:w 1 2]], :process 0}\n{:type :ok, :value [[:append 1 :a]], :process 0}\n";
         let errors = parse_edn(text, Workload::ListAppend).unwrap_err();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), vec![1, 2]);
         let errors = parse_jsonl("{\"process\":0}\nnope\n", Workload::ListAppend).unwrap_err();

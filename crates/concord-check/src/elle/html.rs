@@ -24,10 +24,16 @@ pub fn render(report: &Report) -> String {
     if report.is_valid() {
         body.push_str("<p class=\"ok\">No anomalies found.</p>\n");
     } else {
-        let _ = writeln!(body, "<p class=\"bad\">Anomalies: {}</p>", escape(&report.anomaly_names().join(", ")));
+        let _ =
+            writeln!(body, "<p class=\"bad\">Anomalies: {}</p>", escape(&report.anomaly_names().join(", ")));
         body.push_str("<ol>\n");
         for (i, anomaly) in report.anomalies.iter().enumerate() {
-            let _ = writeln!(body, "<li><a href=\"#a{i}\">{}</a> – violates {}</li>", escape(&anomaly.name()), escape(anomaly.violates()));
+            let _ = writeln!(
+                body,
+                "<li><a href=\"#a{i}\">{}</a> – violates {}</li>",
+                escape(&anomaly.name()),
+                escape(anomaly.violates())
+            );
         }
         body.push_str("</ol>\n");
         for (i, anomaly) in report.anomalies.iter().enumerate() {
@@ -57,7 +63,8 @@ section {{ border-top: 1px solid #ddd; margin-top: 1.5em; }}
 <h1>Transactional check ({workload})</h1>
 {body}</body></html>
 "#,
-        title = if report.is_valid() { "valid".to_string() } else { escape(&report.anomaly_names().join(", ")) },
+        title =
+            if report.is_valid() { "valid".to_string() } else { escape(&report.anomaly_names().join(", ")) },
         workload = report.workload,
     )
 }

@@ -39,7 +39,11 @@ struct Read<'a> {
     list: &'a [i64],
 }
 
-pub(super) fn analyse(history: &TxnHistory, graph: &mut Graph, anomalies: &mut Vec<Anomaly>) -> Result<(), InputError> {
+pub(super) fn analyse(
+    history: &TxnHistory,
+    graph: &mut Graph,
+    anomalies: &mut Vec<Anomaly>,
+) -> Result<(), InputError> {
     // Who appended what. Unique values are the generator's promise; a repeat makes reads ambiguous.
     let mut writers: FxHashMap<(&str, i64), Writer> = FxHashMap::default();
     for txn in &history.txns {
@@ -51,7 +55,11 @@ pub(super) fn analyse(history: &TxnHistory, graph: &mut Graph, anomalies: &mut V
                 }
                 Mop::ReadList { .. } => {}
                 other => {
-                    return Err(InputError::WrongMicroOp { txn: txn.id, mop: other.to_string(), workload: history.workload })
+                    return Err(InputError::WrongMicroOp {
+                        txn: txn.id,
+                        mop: other.to_string(),
+                        workload: history.workload,
+                    })
                 }
             }
         }
@@ -141,12 +149,17 @@ pub(super) fn analyse(history: &TxnHistory, graph: &mut Graph, anomalies: &mut V
         let order = &longest.list[..order_len];
 
         // Each element of the order, checked once: reads that are prefixes share it.
-        let first_reader_beyond = |i: usize| reads.iter().find(|r| r.list.len() > i).map_or(longest.txn, |r| r.txn);
+        let first_reader_beyond =
+            |i: usize| reads.iter().find(|r| r.list.len() > i).map_or(longest.txn, |r| r.txn);
         let mut writer_at: Vec<Option<Writer>> = Vec::with_capacity(order.len());
         for (i, v) in order.iter().enumerate() {
             let writer = writers.get(&(*key, *v)).copied();
             match writer {
-                None => anomalies.push(Anomaly::GarbageRead { txn: first_reader_beyond(i), key: key.to_string(), value: *v }),
+                None => anomalies.push(Anomaly::GarbageRead {
+                    txn: first_reader_beyond(i),
+                    key: key.to_string(),
+                    value: *v,
+                }),
                 Some(w) if w.failed => anomalies.push(Anomaly::G1a {
                     reader: first_reader_beyond(i),
                     writer: w.txn,
@@ -156,6 +169,12 @@ pub(super) fn analyse(history: &TxnHistory, graph: &mut Graph, anomalies: &mut V
                 Some(_) => {}
             }
             writer_at.push(writer.filter(|w| !w.failed));
+        }
+        // `next_other[i]`: the first position after `i` appended by another transaction.
+        let mut next_other = vec![order.len(); order.len()];
+        for i in (0..order.len().saturating_sub(1)).rev() {
+            let same = matches!((writer_at[i], writer_at[i + 1]), (Some(a), Some(b)) if a.txn == b.txn);
+            next_other[i] = if same { next_other[i + 1] } else { i + 1 };
         }
         for pair in 1..order.len() {
             if let (Some(a), Some(b)) = (writer_at[pair - 1], writer_at[pair]) {
@@ -179,7 +198,11 @@ pub(super) fn analyse(history: &TxnHistory, graph: &mut Graph, anomalies: &mut V
                 // Its elements were not checked with the order's: check them here.
                 for v in read.list {
                     match writers.get(&(*key, *v)) {
-                        None => anomalies.push(Anomaly::GarbageRead { txn: read.txn, key: key.to_string(), value: *v }),
+                        None => anomalies.push(Anomaly::GarbageRead {
+                            txn: read.txn,
+                            key: key.to_string(),
+                            value: *v,
+                        }),
                         Some(w) if w.failed => anomalies.push(Anomaly::G1a {
                             reader: read.txn,
                             writer: w.txn,
@@ -213,8 +236,12 @@ pub(super) fn analyse(history: &TxnHistory, graph: &mut Graph, anomalies: &mut V
                     );
                 }
             }
-            if n < order.len() {
-                if let Some(w) = writer_at[n] {
+            // The next *version* is the next transaction's: elements appended by the same
+            // transaction as the last one read are one version with it (reading only part of them
+            // is the G1b above, not a dependency of the writer on its reader).
+            let next = if n == 0 { 0 } else { next_other[n - 1] };
+            if next < order.len() {
+                if let Some(w) = writer_at[next] {
                     graph.add(
                         read.txn,
                         w.txn,
@@ -222,7 +249,7 @@ pub(super) fn analyse(history: &TxnHistory, graph: &mut Graph, anomalies: &mut V
                         Why::ReadBeforeAppend {
                             key: key.to_string(),
                             last: n.checked_sub(1).map(|i| order[i]),
-                            next: order[n],
+                            next: order[next],
                         },
                     );
                 }

@@ -128,7 +128,9 @@ impl Options {
 /// Histories that break Elle's assumptions, so that nothing sound can be said.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InputError {
-    #[error("value {value} was written to key {key} twice (T{first} and T{second}); Elle needs unique writes")]
+    #[error(
+        "value {value} was written to key {key} twice (T{first} and T{second}); Elle needs unique writes"
+    )]
     DuplicateWrite { key: Key, value: i64, first: usize, second: usize },
     #[error("T{txn} has micro-op {mop}, which does not belong to a {workload} history")]
     WrongMicroOp { txn: usize, mop: String, workload: Workload },
@@ -217,8 +219,12 @@ impl Anomaly {
     /// The transactions the explanation mentions.
     fn txns(&self) -> Vec<usize> {
         match self {
-            Anomaly::G1a { reader, writer, .. } | Anomaly::G1b { reader, writer, .. } => vec![*reader, *writer],
-            Anomaly::Internal { txn, .. } | Anomaly::DuplicateElements { txn, .. } | Anomaly::GarbageRead { txn, .. } => {
+            Anomaly::G1a { reader, writer, .. } | Anomaly::G1b { reader, writer, .. } => {
+                vec![*reader, *writer]
+            }
+            Anomaly::Internal { txn, .. }
+            | Anomaly::DuplicateElements { txn, .. }
+            | Anomaly::GarbageRead { txn, .. } => {
                 vec![*txn]
             }
             Anomaly::IncompatibleOrder { a, b, .. } => vec![a.0, b.0],
@@ -273,7 +279,10 @@ impl Report {
         let _ = writeln!(out, "{} (violates {}):", anomaly.name(), anomaly.violates());
         match anomaly {
             Anomaly::G1a { reader, writer, key, value } => {
-                let _ = writeln!(out, "  T{reader} read key {key} and saw {value}, written by T{writer}, which failed.");
+                let _ = writeln!(
+                    out,
+                    "  T{reader} read key {key} and saw {value}, written by T{writer}, which failed."
+                );
             }
             Anomaly::G1b { reader, writer, key, value } => {
                 let _ = writeln!(
@@ -298,7 +307,11 @@ impl Report {
                 );
             }
             Anomaly::DuplicateElements { txn, key, read } => {
-                let _ = writeln!(out, "  T{txn} read key {key} = {}, which holds an element twice.", ListDisplay(read));
+                let _ = writeln!(
+                    out,
+                    "  T{txn} read key {key} = {}, which holds an element twice.",
+                    ListDisplay(read)
+                );
             }
             Anomaly::GarbageRead { txn, key, value } => {
                 let _ = writeln!(out, "  T{txn} read key {key} and saw {value}, which no transaction wrote.");
@@ -311,10 +324,20 @@ impl Report {
                     cycle.component_size
                 );
                 for step in &cycle.steps {
-                    let _ = writeln!(out, "  - T{} < T{} ({}): {}", step.from, step.to, step.kind.name(), explain_edge(step));
+                    let _ = writeln!(
+                        out,
+                        "  - T{} < T{} ({}): {}",
+                        step.from,
+                        step.to,
+                        step.kind.name(),
+                        explain_edge(step)
+                    );
                 }
                 let first = cycle.steps.first().map_or(0, |e| e.from);
-                let _ = writeln!(out, "  so T{first} must come before itself: no order of these transactions is possible.");
+                let _ = writeln!(
+                    out,
+                    "  so T{first} must come before itself: no order of these transactions is possible."
+                );
             }
         }
         let mut ids = anomaly.txns();
@@ -333,7 +356,9 @@ pub fn explain_edge(edge: &Edge) -> String {
     let source = |source: &VersionSource| match source {
         VersionSource::Initial => "every key starts at nil".to_string(),
         VersionSource::ReadThenWrite { txn } => format!("T{txn} read the one and then wrote the other"),
-        VersionSource::Realtime => "the first writer completed before the second began (real-time version order)".into(),
+        VersionSource::Realtime => {
+            "the first writer completed before the second began (real-time version order)".into()
+        }
     };
     match &edge.why {
         Why::AppendAfter { key, prev, next } => {
@@ -343,7 +368,9 @@ pub fn explain_edge(edge: &Edge) -> String {
             format!("T{b} read key {key} (length {len}) ending in {last}, which T{a} appended")
         }
         Why::ReadBeforeAppend { key, last, next } => match last {
-            Some(last) => format!("T{a} read key {key} ending in {last}, and T{b} appended {next}, the next element"),
+            Some(last) => {
+                format!("T{a} read key {key} ending in {last}, and T{b} appended {next}, the next version")
+            }
             None => format!("T{a} read key {key} as empty, and T{b} appended {next}, its first element"),
         },
         Why::Overwrite { key, prev, next, source: s } => {
@@ -436,7 +463,12 @@ pub fn check(history: &TxnHistory, options: &Options) -> Result<Report, InputErr
     if options.realtime {
         for (a, b) in realtime_pairs(&live) {
             let completed = history.txns[a].complete_index.unwrap_or(0);
-            graph.add(a, b, EdgeKind::Realtime, Why::Realtime { completed, invoked: history.txns[b].invoke_index });
+            graph.add(
+                a,
+                b,
+                EdgeKind::Realtime,
+                Why::Realtime { completed, invoked: history.txns[b].invoke_index },
+            );
         }
     }
     if options.process {
@@ -457,7 +489,9 @@ pub fn check(history: &TxnHistory, options: &Options) -> Result<Report, InputErr
     let with_order = options.realtime || options.process;
     for component in graph.cyclic_components() {
         let mut found: BTreeMap<String, Cycle> = BTreeMap::new();
-        for spec in [CycleSpec::WwOnly, CycleSpec::AtLeastOneWr, CycleSpec::ExactlyOneRw, CycleSpec::AtLeastOneRw] {
+        for spec in
+            [CycleSpec::WwOnly, CycleSpec::AtLeastOneWr, CycleSpec::ExactlyOneRw, CycleSpec::AtLeastOneRw]
+        {
             let cycle = graph::shortest_cycle(&graph, &component, spec, false).or_else(|| {
                 with_order.then(|| graph::shortest_cycle(&graph, &component, spec, true)).flatten()
             });

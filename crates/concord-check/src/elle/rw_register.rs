@@ -55,7 +55,11 @@ pub(super) fn analyse(
                 }
                 Mop::ReadRegister { .. } => {}
                 other => {
-                    return Err(InputError::WrongMicroOp { txn: txn.id, mop: other.to_string(), workload: history.workload })
+                    return Err(InputError::WrongMicroOp {
+                        txn: txn.id,
+                        mop: other.to_string(),
+                        workload: history.workload,
+                    })
                 }
             }
         }
@@ -114,7 +118,11 @@ pub(super) fn analyse(
         }
         for (key, read) in external {
             if let Some((Some(final_value), true)) = known.get(key) {
-                order.entry(key).or_default().push((read, *final_value, VersionSource::ReadThenWrite { txn: txn.id }));
+                order.entry(key).or_default().push((
+                    read,
+                    *final_value,
+                    VersionSource::ReadThenWrite { txn: txn.id },
+                ));
             }
         }
     }
@@ -124,7 +132,11 @@ pub(super) fn analyse(
             let txns: Vec<_> = values.iter().map(|&(_, t)| &history.txns[t]).filter(|t| t.is_ok()).collect();
             let value_of: FxHashMap<usize, i64> = values.iter().map(|&(v, t)| (t, v)).collect();
             for (a, b) in realtime_pairs(&txns) {
-                order.entry(key).or_default().push((Some(value_of[&a]), value_of[&b], VersionSource::Realtime));
+                order.entry(key).or_default().push((
+                    Some(value_of[&a]),
+                    value_of[&b],
+                    VersionSource::Realtime,
+                ));
             }
         }
     }
@@ -162,7 +174,12 @@ pub(super) fn analyse(
                         reader,
                         next_writer.txn,
                         EdgeKind::Rw,
-                        Why::ReadBeforeWrite { key: key.to_string(), read: prev, next, source: source.clone() },
+                        Why::ReadBeforeWrite {
+                            key: key.to_string(),
+                            read: prev,
+                            next,
+                            source: source.clone(),
+                        },
                     );
                 }
             }
