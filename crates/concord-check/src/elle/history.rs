@@ -597,16 +597,17 @@ fn jsonl_event(line: &str, workload: Workload) -> Result<Option<TxnEvent>, Strin
     Ok(Some(TxnEvent { process, kind, mops, time }))
 }
 
-/// Guess the workload from the micro-ops: appends make list-append, writes rw-register; reads of
-/// lists say list-append. `None` if nothing tells (reads of nil only, or no micro-ops).
-pub fn guess_workload_edn(text: &str) -> Option<Workload> {
-    // A cheap textual look: good enough to pick a default, and `--model` overrides it.
-    if text.contains(":append") || text.contains("\"append\"") {
-        Some(Workload::ListAppend)
-    } else if text.contains("[:w ") || text.contains("[\"w\"") || text.contains(":write") {
-        Some(Workload::RwRegister)
-    } else {
+/// Whether `text` looks like a transactional history (Elle's histories say `:f :txn`), and if so
+/// which workload: list-append if it appends, rw-register otherwise. A cheap textual look, good
+/// enough to pick a default that `concord check --model` overrides.
+pub fn guess_workload(text: &str) -> Option<Workload> {
+    let transactional = text.contains(":f :txn") || text.contains("\"f\":\"txn\"");
+    if !transactional {
         None
+    } else if text.contains(":append") || text.contains("\"append\"") {
+        Some(Workload::ListAppend)
+    } else {
+        Some(Workload::RwRegister)
     }
 }
 
