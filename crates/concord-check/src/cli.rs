@@ -51,14 +51,19 @@ pub enum ModelChoice {
 }
 
 impl std::str::FromStr for ModelChoice {
-    type Err = crate::model::UnknownModel;
-    fn from_str(s: &str) -> Result<ModelChoice, Self::Err> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ModelChoice, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "list-append" | "append" | "elle-list-append" => {
                 Ok(ModelChoice::Transactional(Workload::ListAppend))
             }
             "rw-register" | "elle-rw-register" => Ok(ModelChoice::Transactional(Workload::RwRegister)),
-            _ => s.parse().map(ModelChoice::Linear),
+            _ => s.parse().map(ModelChoice::Linear).map_err(|_: crate::model::UnknownModel| {
+                format!(
+                    "unknown model `{s}`; expected register, kv, counter, set or queue (linearizability), \
+                     or list-append or rw-register (transactions, Elle)"
+                )
+            }),
         }
     }
 }
@@ -446,6 +451,6 @@ mod tests {
             Ok(ModelChoice::Transactional(Workload::RwRegister))
         );
         assert_eq!("kv".parse::<ModelChoice>(), Ok(ModelChoice::Linear(Model::Kv)));
-        assert!("graph".parse::<ModelChoice>().is_err());
+        assert!("graph".parse::<ModelChoice>().unwrap_err().contains("list-append"));
     }
 }

@@ -30,6 +30,9 @@ use super::{realtime_pairs, Anomaly, InputError, Options};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
 
+/// `prev < next` in a key's version order (`prev` nil: the initial state), and why.
+type VersionEdge = (Option<i64>, i64, VersionSource);
+
 #[derive(Clone, Copy)]
 struct Writer {
     txn: usize,
@@ -85,7 +88,7 @@ pub(super) fn analyse(
 
     // External reads, internal consistency, and read-then-write version orders.
     let mut readers: FxHashMap<(&str, Option<i64>), Vec<usize>> = FxHashMap::default();
-    let mut order: BTreeMap<&str, Vec<(Option<i64>, i64, VersionSource)>> = BTreeMap::new();
+    let mut order: BTreeMap<&str, Vec<VersionEdge>> = BTreeMap::new();
     for txn in history.txns.iter().filter(|t| t.is_ok()) {
         // Per key: the value this transaction knows it holds, and whether it has written it.
         let mut known: BTreeMap<&str, (Option<i64>, bool)> = BTreeMap::new();

@@ -60,7 +60,7 @@ pub struct CheckArgs {
     pub staleness: bool,
 }
 
-fn parse_model(text: &str) -> Result<ModelChoice, concord_check::model::UnknownModel> {
+fn parse_model(text: &str) -> Result<ModelChoice, String> {
     text.parse()
 }
 
