@@ -9,7 +9,8 @@
 //!   transactions cannot overflow the stack): linear in nodes + edges. Only a component with more
 //!   than one node can hold a cycle (there are no self-edges), and in a valid history every
 //!   component is a single node – so the expensive part below never runs.
-//! * Inside a component, [`shortest_cycle`] runs a breadth-first search from each node over
+//! * Inside a component, [`shortest_cycle`] runs a breadth-first search from each node that is the
+//!   source of an edge of the kind the anomaly requires (a wr for G1c, an rw for G-single and G2) over
 //!   *states* `(node, counter)`, where the counter tracks what the anomaly needs (has a `wr` edge
 //!   been taken? how many `rw` edges?). Breadth-first means the first cycle back to the start is a
 //!   shortest one through that start; the best over starts is kept, within a work budget.
@@ -244,7 +245,27 @@ pub fn shortest_cycle(
     let mut budget = SEARCH_BUDGET_EDGES;
     let mut best: Option<Vec<u32>> = None;
     let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
-    for (stamp, &start) in component.iter().enumerate() {
+    // A satisfying cycle contains an edge of the kind the spec requires (wr or rw); starting only
+    // from the sources of such edges finds it without searching from every node of a large
+    // component.
+    let required = match spec {
+        CycleSpec::WwOnly => None,
+        CycleSpec::AtLeastOneWr => Some(EdgeKind::Wr),
+        CycleSpec::ExactlyOneRw | CycleSpec::AtLeastOneRw => Some(EdgeKind::Rw),
+    };
+    let starts: Vec<usize> = component
+        .iter()
+        .copied()
+        .filter(|&node| {
+            required.is_none_or(|kind| {
+                graph.out[node].iter().any(|&e| {
+                    let edge = &graph.edges[e as usize];
+                    edge.kind == kind && local.contains_key(&edge.to)
+                })
+            })
+        })
+        .collect();
+    for (stamp, &start) in starts.iter().enumerate() {
         let stamp = stamp as u32;
         if budget == 0 || best.as_ref().is_some_and(|cycle| cycle.len() <= 2) {
             break;
