@@ -3,12 +3,17 @@
 //!
 //! Exit status: 0 linearizable, 1 not linearizable, 2 unknown (time limit) or bad input (unreadable
 //! file, malformed lines, a history that does not fit the model).
+//!
+//! Transactional histories (`--model list-append` or `--model rw-register`, or detected by their
+//! `:f :txn` ops) go to the Elle checker ([`crate::elle`]) instead, for the isolation level chosen
+//! with [`CheckOptions::isolation`]: exit status 0 no anomaly found, 1 anomalies, 2 bad input.
 
+use crate::elle::history::{self as txn_history, TxnHistory, Workload};
 use crate::formats::{self, Format};
 use crate::linearizability::{check_operations_with, Options, PartitionStatus, Progress, Verdict};
 use crate::model::Model;
 use crate::ops::{prepare, Operation};
-use crate::{guarantees, html, staleness};
+use crate::{elle, guarantees, html, staleness};
 use concord_core::history::{OpFn, Value};
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -31,6 +36,74 @@ pub struct CheckOptions {
     /// Also report session-guarantee violations and staleness (they do not change the exit status).
     pub guarantees: bool,
     pub staleness: bool,
+    /// Check a transactional history with Elle instead (`None`: only if the history looks
+    /// transactional, see [`txn_history::guess_workload`]).
+    pub transactional: Option<Workload>,
+    /// What Elle checks for.
+    pub isolation: Isolation,
+}
+
+/// `--model`: a sequential model for linearizability, or a transactional workload for Elle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelChoice {
+    Linear(Model),
+    Transactional(Workload),
+}
+
+impl std::str::FromStr for ModelChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ModelChoice, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "list-append" | "append" | "elle-list-append" => {
+                Ok(ModelChoice::Transactional(Workload::ListAppend))
+            }
+            "rw-register" | "elle-rw-register" => Ok(ModelChoice::Transactional(Workload::RwRegister)),
+            _ => s.parse().map(ModelChoice::Linear).map_err(|_: crate::model::UnknownModel| {
+                format!(
+                    "unknown model `{s}`; expected register, kv, counter, set or queue (linearizability), \
+                     or list-append or rw-register (transactions, Elle)"
+                )
+            }),
+        }
+    }
+}
+
+/// The isolation level Elle checks (the orders it adds to the data dependencies).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Data dependencies only.
+    #[default]
+    Serializable,
+    /// And each process's transactions in order.
+    StrongSessionSerializable,
+    /// And real time (and real-time version orders for registers).
+    StrictSerializable,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Isolation, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "serializable" => Ok(Isolation::Serializable),
+            "strong-session-serializable" | "session" => Ok(Isolation::StrongSessionSerializable),
+            "strict-serializable" | "strict" => Ok(Isolation::StrictSerializable),
+            other => Err(format!(
+                "unknown isolation level `{other}`; expected serializable, strong-session-serializable or strict-serializable"
+            )),
+        }
+    }
+}
+
+impl Isolation {
+    pub fn options(self) -> elle::Options {
+        match self {
+            Isolation::Serializable => elle::Options::serializable(),
+            Isolation::StrongSessionSerializable => {
+                elle::Options { realtime: false, process: true, realtime_version_order: false }
+            }
+            Isolation::StrictSerializable => elle::Options::strict_serializable(),
+        }
+    }
 }
 
 /// The exit statuses.
@@ -68,6 +141,14 @@ pub fn run_with_progress(
     // Invalid UTF-8 is replaced, not fatal: the damaged lines then fail to parse, with their numbers.
     let text = String::from_utf8_lossy(&bytes);
     let format = formats::detect(&text, options.format);
+    let workload = match (options.transactional, options.model) {
+        (Some(workload), _) => Some(workload),
+        (None, None) => txn_history::guess_workload(&text),
+        (None, Some(_)) => None,
+    };
+    if let Some(workload) = workload {
+        return run_elle(options, workload, &text, format, out);
+    }
     let parsed = match formats::parse_with_lines(&text, format) {
         Ok(parsed) => parsed,
         Err(errors) => {
@@ -183,6 +264,72 @@ pub fn run_with_progress(
     })
 }
 
+/// The transactional check: parse, pair, run Elle, print the report (and the HTML page).
+fn run_elle(
+    options: &CheckOptions,
+    workload: Workload,
+    text: &str,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<u8> {
+    let path = options.history.display();
+    let parsed = match format {
+        Format::JsonLines => txn_history::parse_jsonl(text, workload),
+        Format::Edn => txn_history::parse_edn(text, workload),
+        Format::JepsenLog | Format::Auto => {
+            writeln!(out, "error: {path}: transactional histories are read from EDN op maps or JSON Lines")?;
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(errors) => {
+            writeln!(
+                out,
+                "error: {path} is not a valid {workload} history ({} malformed lines):",
+                errors.len()
+            )?;
+            for e in errors.iter().take(ERRORS_SHOWN_MAX) {
+                writeln!(out, "  {path}:{}: {}", e.line, e.message)?;
+            }
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    let history = match TxnHistory::from_events(workload, &parsed.events) {
+        Ok(history) => history,
+        Err(errors) => {
+            writeln!(out, "error: {path} is not a well-formed history ({} problems):", errors.len())?;
+            for e in errors.iter().take(ERRORS_SHOWN_MAX) {
+                let line = parsed.lines.get(e.event_index).copied().unwrap_or(0);
+                writeln!(out, "  {path}:{line}: {}", e.message)?;
+            }
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    if history.txns.is_empty() {
+        writeln!(out, "error: {path} holds no transactions: there is nothing to check")?;
+        return Ok(EXIT_UNKNOWN);
+    }
+    writeln!(out, "model: {workload} (Elle; choose with --model)")?;
+    let started = Instant::now();
+    let report = match elle::check(&history, &options.isolation.options()) {
+        Ok(report) => report,
+        Err(e) => {
+            writeln!(out, "error: {path}: {e}")?;
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    write!(out, "{report}")?;
+    writeln!(out, "checked in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)?;
+    if let Some(html_path) = &options.html {
+        match std::fs::write(html_path, elle::html::render(&report)) {
+            Ok(()) => writeln!(out, "report written to {}", html_path.display())?,
+            Err(e) => writeln!(out, "error: cannot write {}: {e}", html_path.display())?,
+        }
+    }
+    Ok(if report.is_valid() { EXIT_LINEARIZABLE } else { EXIT_NOT_LINEARIZABLE })
+}
+
 /// Guess the model from the functions used: queues enqueue/dequeue; `add` with integer reads is a
 /// counter, with list reads a set; `delete`/`append` or keys make a KV map; otherwise a register.
 pub fn guess_model(ops: &[Operation]) -> Model {
@@ -218,6 +365,8 @@ mod tests {
             cache_mb: 1024,
             guarantees: true,
             staleness: true,
+            transactional: None,
+            isolation: Isolation::Serializable,
         }
     }
 
@@ -272,5 +421,36 @@ mod tests {
         ));
         timeout.timeout = Duration::ZERO;
         assert_eq!(run(&timeout, &mut Vec::new()).unwrap(), EXIT_UNKNOWN);
+    }
+
+    #[test]
+    fn transactional_histories_go_to_elle() {
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        // Detected by `:f :txn`: a read skew, G-single.
+        let skew = data.join("elle-list-append-g-single.edn");
+        let html_path = std::env::temp_dir().join(format!("concord-elle-{}.html", std::process::id()));
+        let mut opts = options(skew.clone());
+        opts.html = Some(html_path.clone());
+        let mut out = Vec::new();
+        assert_eq!(run(&opts, &mut out).unwrap(), EXIT_NOT_LINEARIZABLE);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("model: list-append") && text.contains("G-single"), "{text}");
+        assert!(std::fs::read_to_string(&html_path).unwrap().contains("<svg"));
+        let _ = std::fs::remove_file(html_path);
+
+        // The same transactions, serially: valid for strict serializability.
+        let mut opts = options(data.join("elle-list-append-valid.edn"));
+        opts.transactional = Some(Workload::ListAppend);
+        opts.isolation = "strict-serializable".parse().unwrap();
+        let mut out = Vec::new();
+        assert_eq!(run(&opts, &mut out).unwrap(), EXIT_LINEARIZABLE, "{}", String::from_utf8_lossy(&out));
+
+        // `--model` parses both kinds.
+        assert_eq!(
+            "rw-register".parse::<ModelChoice>(),
+            Ok(ModelChoice::Transactional(Workload::RwRegister))
+        );
+        assert_eq!("kv".parse::<ModelChoice>(), Ok(ModelChoice::Linear(Model::Kv)));
+        assert!("graph".parse::<ModelChoice>().unwrap_err().contains("list-append"));
     }
 }

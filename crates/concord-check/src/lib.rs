@@ -15,6 +15,7 @@
 //!   probability of a consistent read against time since the write.
 //! * [`guarantees`] – the session guarantees of Terry et al.: read-your-writes, monotonic reads,
 //!   monotonic writes, writes-follow-reads.
+//! * [`elle`] – transactional isolation (Elle, VLDB 2020): G0, G1a/b/c, G-single and G2 from list-append and rw-register histories.
 //! * [`formats`] – reading histories: Concord's JSON Lines, Jepsen/Knossos text logs, EDN op maps.
 //! * [`ops`] – the common first step: pairing each invocation with its completion.
 //! * [`gen`] – deterministic generators of linearizable histories, for tests and benchmarks.
@@ -38,6 +39,7 @@
 
 pub mod cli;
 pub mod convergence;
+pub mod elle;
 pub mod formats;
 pub mod gen;
 pub mod guarantees;

@@ -8,11 +8,14 @@
 //! |---|---|---|
 //! | [`raft_elections`] | `concord lab raft-elections` | the Raft paper's election-timeout experiment (Figure 16) |
 //! | [`eventual`] | `concord lab eventual` | eventual consistency: propagation, PBS staleness curves (Bailis et al., VLDB 2012), anomalies, Raft for comparison |
+//! | [`cache`] | `concord lab cache` | the cache tier: hit ratio per eviction policy on Zipf traces (Che's approximation as reference) |
 //! | [`plot`] | – | CDF, line and timeline plots shared by the labs |
 
+pub mod cache;
 pub mod eventual;
 pub mod plot;
 pub mod raft_elections;
 
+pub use cache::{run_cache, CacheLabOptions, CacheLabReport};
 pub use eventual::{run_eventual, EventualOptions, EventualReport};
 pub use raft_elections::{run_raft_elections, ElectionOptions, ElectionReport, RangeResult};

@@ -337,10 +337,12 @@ pub const PAPER_NUMBERS: [PaperNumber; 5] = [
 #[derive(Clone, Debug, Serialize)]
 pub struct Comparison {
     pub paper: PaperNumber,
-    /// Ours, all seeds pooled.
+    /// Ours, all seeds pooled (0 when no trial settled: see `settled`).
     pub pooled_ms: f64,
-    /// Ours, per seed.
+    /// Ours, per seed that had a settled trial.
     pub per_seed_ms: Vec<f64>,
+    /// Trials that reached a new leader within the limit: the number stands on these.
+    pub settled: usize,
 }
 
 impl Comparison {
@@ -348,6 +350,20 @@ impl Comparison {
     pub fn relative_error(&self) -> f64 {
         self.pooled_ms / self.paper.paper_ms - 1.0
     }
+    /// Ours and the difference to the paper, as the tables print them: a range where no trial
+    /// settled has no number to compare (not "0 ms, −100 %").
+    pub fn ours_and_difference(&self) -> (String, String, String) {
+        if self.settled == 0 {
+            return ("no trial".into(), "settled".into(), "–".into());
+        }
+        let (lo, hi) = self.spread();
+        (
+            format!("{:.1}", self.pooled_ms),
+            format!("{:+.0}%", 100.0 * self.relative_error()),
+            format!("{lo:.1}–{hi:.1}"),
+        )
+    }
+
     pub fn spread(&self) -> (f64, f64) {
         let lo = self.per_seed_ms.iter().copied().fold(f64::INFINITY, f64::min);
         let hi = self.per_seed_ms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -390,7 +406,13 @@ impl ElectionReport {
                 Some(Comparison {
                     paper: *p,
                     pooled_ms: measure(&r.downtime_ms(), p.measure),
-                    per_seed_ms: r.seeds.iter().map(|s| measure(&s.downtime_ms, p.measure)).collect(),
+                    per_seed_ms: r
+                        .seeds
+                        .iter()
+                        .filter(|s| !s.downtime_ms.is_empty())
+                        .map(|s| measure(&s.downtime_ms, p.measure))
+                        .collect(),
+                    settled: r.downtime_ms().len(),
                 })
             })
             .collect()
@@ -430,16 +452,16 @@ impl ElectionReport {
             "timeout", "what", "paper ms", "ours ms", "diff", "per seed (min–max)"
         );
         for c in self.comparisons() {
-            let (lo, hi) = c.spread();
+            let (ours, difference, spread) = c.ours_and_difference();
             let _ = writeln!(
                 out,
-                "{:<12} {:<7} {:>10} {:>10.1} {:>+6.0}% {:>21}",
+                "{:<12} {:<7} {:>10} {:>10} {:>7} {:>21}",
                 format!("{}–{}", c.paper.range.min_ms, c.paper.range.max_ms),
                 format!("{:?}", c.paper.measure).to_lowercase(),
                 format!("{}{:.0}", if c.paper.at_least { ">" } else { "" }, c.paper.paper_ms),
-                c.pooled_ms,
-                100.0 * c.relative_error(),
-                format!("{lo:.1}–{hi:.1}"),
+                ours,
+                difference,
+                spread,
             );
         }
         out
@@ -869,15 +891,13 @@ fn html_report(report: &ElectionReport) -> String {
     }
     let mut paper = String::new();
     for c in report.comparisons() {
-        let (lo, hi) = c.spread();
+        let (ours, difference, spread) = c.ours_and_difference();
         let _ = writeln!(
             paper,
-            "<tr><td>{}</td><td>{}{:.0}</td><td>{:.1}</td><td>{:+.0} %</td><td>{lo:.1}–{hi:.1}</td></tr>",
+            "<tr><td>{}</td><td>{}{:.0}</td><td>{ours}</td><td>{difference}</td><td>{spread}</td></tr>",
             c.paper.quote,
             if c.paper.at_least { "&gt; " } else { "" },
             c.paper.paper_ms,
-            c.pooled_ms,
-            100.0 * c.relative_error(),
         );
     }
     format!(

@@ -6,7 +6,7 @@
 //! and which invariants to check online after every step.
 
 use concord_core::history::History;
-use concord_core::{ClientId, Durable, NodeId, Op, Service, Time, Value};
+use concord_core::{ClientId, Durable, NodeId, Op, RequestId, Service, Time, Value};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -28,6 +28,19 @@ pub trait SimProtocol: Service {
     /// protocols whose scenario settings shape requests (e.g. Raft's read consistency) override it.
     fn workload_request(_config: &Self::Config, client: ClientId, seq: u64, op: &Op) -> Self::Request {
         Self::request(client, seq, op)
+    }
+
+    /// The node a workload request for `op` goes to, given the node the client targets now. The
+    /// default keeps the client's target; a protocol whose clients route by key (a cache tier: a
+    /// read goes to the key's cache node, a write to the database) overrides it.
+    fn route(_config: &Self::Config, _request: RequestId, target: NodeId, _op: &Op) -> NodeId {
+        target
+    }
+
+    /// Checks of the finished run's history beyond the scenario's `run.checks`, one line per
+    /// problem (e.g. a cache tier's staleness bound). The default finds nothing.
+    fn check_history(_scenario: &crate::Scenario<Self::Config>, _history: &History) -> Vec<String> {
+        Vec::new()
     }
 
     /// The replica's data, for the convergence check (`None` if the protocol holds no data).

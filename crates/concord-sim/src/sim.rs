@@ -376,10 +376,18 @@ impl<P: SimProtocol> Simulation<P> {
     }
 
     /// Run the whole scenario and judge it.
-    pub fn run(mut self) -> RunReport {
+    pub fn run(self) -> RunReport {
+        self.run_observed(|_| {})
+    }
+
+    /// [`Simulation::run`], calling `observe` after every step: measurements that look at the
+    /// nodes as the run goes (a crashed node's counters are gone by the end).
+    pub fn run_observed(mut self, mut observe: impl FnMut(&Self)) -> RunReport {
         let wall = Instant::now();
         self.start();
-        while self.step() {}
+        while self.step() {
+            observe(&self);
+        }
         self.now = self.now.max(self.end);
         self.finish(wall.elapsed())
     }
@@ -640,6 +648,7 @@ impl<P: SimProtocol> Simulation<P> {
             self.workload.invoke(client, self.now, &mut self.history, &mut self.rng_work);
         self.summary.ops.invoked += 1;
         let (_, config) = self.scenario.protocol();
+        let node = P::route(config, request, node, &op);
         let req = P::workload_request(config, request.client, request.seq, &op);
         let latency = client_latency(&self.scenario.network, &mut self.rng_net);
         self.record(|t| json!({"t": t, "ev": "invoke", "client": client, "node": node.0, "request": request.to_string(), "op": op.to_string()}));
@@ -785,6 +794,9 @@ impl<P: SimProtocol> Simulation<P> {
                 }
                 Check::Invariants => {} // checked online
             }
+        }
+        for problem in P::check_history(&self.scenario, &self.history) {
+            self.violations.push(problem);
         }
         self.summary.virtual_time = self.now - Time::ZERO;
         self.summary.wall_time = wall;

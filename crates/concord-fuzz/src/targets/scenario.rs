@@ -136,6 +136,7 @@ fn run(input: &[u8]) -> String {
         LoadedScenario::Raft(_) => "raft",
         LoadedScenario::Dynamo(_) => "dynamo",
         LoadedScenario::Sharded(_) => "sharded",
+        LoadedScenario::Cached(_) => "cached",
     };
     format!("ran {protocol}")
 }

@@ -3,6 +3,7 @@
 //! A scenario's `[protocol.NAME]` table picks the protocol; [`run`] dispatches on that name to the
 //! generic simulator instantiated for the protocol's type.
 
+pub mod cached;
 pub mod dynamo;
 pub mod gossip;
 pub mod raft;
@@ -21,6 +22,7 @@ pub enum LoadedScenario {
     Raft(Arc<Scenario<raft::RaftScenario>>),
     Dynamo(Arc<Scenario<concord_dynamo::DynamoConfig>>),
     Sharded(Arc<Scenario<sharded::ShardedScenario>>),
+    Cached(Arc<Scenario<cached::CachedScenario>>),
 }
 
 /// Code generic over the protocol, for [`LoadedScenario::visit`] (a closure cannot be generic).
@@ -30,7 +32,7 @@ pub trait ProtocolVisitor {
 }
 
 /// Protocol names accepted in `[protocol.NAME]`.
-pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo", "sharded"];
+pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo", "sharded", "cached"];
 
 /// Parse a scenario and check its protocol's own settings with `validate` (whatever its error
 /// type: each protocol crate has its own; the scenario error carries its message).
@@ -73,6 +75,7 @@ impl LoadedScenario {
                 "sharded",
                 sharded::ShardedScenario::validate,
             )?))),
+            "cached" => Ok(LoadedScenario::Cached(Arc::new(cached::measure::parse(path, text)?))),
             other => Err(ScenarioError::Invalid {
                 path: path.to_owned(),
                 message: format!("unknown protocol {other:?}; known protocols: {}", PROTOCOLS.join(", ")),
@@ -100,6 +103,7 @@ impl LoadedScenario {
             LoadedScenario::Sharded(s) => {
                 Simulation::<concord_shard::ShardedNode>::new(Arc::clone(s), options).run()
             }
+            LoadedScenario::Cached(s) => Simulation::<cached::CachedNode>::new(Arc::clone(s), options).run(),
         }
     }
 
@@ -111,6 +115,7 @@ impl LoadedScenario {
             LoadedScenario::Raft(s) => visitor.visit::<raft::RaftKv>(s),
             LoadedScenario::Dynamo(s) => visitor.visit::<concord_dynamo::DynamoNode>(s),
             LoadedScenario::Sharded(s) => visitor.visit::<concord_shard::ShardedNode>(s),
+            LoadedScenario::Cached(s) => visitor.visit::<cached::CachedNode>(s),
         }
     }
 
@@ -120,6 +125,7 @@ impl LoadedScenario {
             LoadedScenario::Raft(s) => &s.description,
             LoadedScenario::Dynamo(s) => &s.description,
             LoadedScenario::Sharded(s) => &s.description,
+            LoadedScenario::Cached(s) => &s.description,
         }
     }
 }

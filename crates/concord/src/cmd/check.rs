@@ -7,13 +7,16 @@
 //! and reports session-guarantee violations and staleness. The logic lives in `concord_check::cli`;
 //! this file only maps flags.
 //!
-//! Exit status: 0 linearizable, 1 not linearizable, 2 unknown (time limit) or bad input.
+//! Transactional histories (Jepsen's Elle histories, `:f :txn`) are judged by the Elle checker
+//! instead: `--model list-append` / `--model rw-register` (or detected), `--isolation` for the level.
+//!
+//! Exit status: 0 linearizable (no anomaly), 1 not linearizable (anomalies), 2 unknown (time limit)
+//! or bad input.
 
 use clap::Args;
-use concord_check::cli::{self, CheckOptions};
+use concord_check::cli::{self, CheckOptions, Isolation, ModelChoice};
 use concord_check::formats::Format;
 use concord_check::linearizability::PartitionStatus;
-use concord_check::Model;
 use concord_core::time::parse_duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -24,9 +27,14 @@ use std::time::Duration;
 pub struct CheckArgs {
     /// The history file: JSON Lines (Concord), a Jepsen/Knossos log, or EDN op maps.
     pub history: PathBuf,
-    /// The sequential model: register, kv, counter, set or queue (default: guessed from the ops).
+    /// The sequential model: register, kv, counter, set or queue; or a transactional workload for
+    /// the Elle checker: list-append or rw-register (default: guessed from the ops).
     #[arg(long, value_parser = parse_model)]
-    pub model: Option<Model>,
+    pub model: Option<ModelChoice>,
+    /// For transactional histories: the isolation level to check – serializable,
+    /// strong-session-serializable or strict-serializable.
+    #[arg(long, default_value = "serializable", value_parser = parse_isolation)]
+    pub isolation: Isolation,
     /// The input format: auto, jsonl, jepsen or edn.
     #[arg(long, default_value = "auto", value_parser = parse_format)]
     pub format: Format,
@@ -52,7 +60,11 @@ pub struct CheckArgs {
     pub staleness: bool,
 }
 
-fn parse_model(text: &str) -> Result<Model, concord_check::model::UnknownModel> {
+fn parse_model(text: &str) -> Result<ModelChoice, String> {
+    text.parse()
+}
+
+fn parse_isolation(text: &str) -> Result<Isolation, String> {
     text.parse()
 }
 
@@ -63,7 +75,15 @@ fn parse_format(text: &str) -> Result<Format, concord_check::formats::FormatErro
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let options = CheckOptions {
         history: args.history.clone(),
-        model: args.model,
+        model: match args.model {
+            Some(ModelChoice::Linear(model)) => Some(model),
+            _ => None,
+        },
+        transactional: match args.model {
+            Some(ModelChoice::Transactional(workload)) => Some(workload),
+            _ => None,
+        },
+        isolation: args.isolation,
         format: args.format,
         html: args.html.clone(),
         timeout: args.timeout,

@@ -9,6 +9,11 @@
 //!
 //! `concord lab eventual` measures eventual consistency on Concord's Dynamo (replica timelines,
 //! PBS staleness curves, anomalies, Raft for comparison) and writes the same kind of report.
+//!
+//! `concord lab cache` measures the cache tier – hit ratio per eviction policy on Zipf traces,
+//! database load and latency with and without the tier, the thundering herd with and without
+//! leases, staleness with and without invalidation and through a partition – and writes the same
+//! kind of report. Guide: docs/labs/cache.md.
 
 use clap::{Args, Subcommand};
 use concord_lab::raft_elections::{export_worst, write_report, TimeoutRange};
@@ -37,6 +42,33 @@ pub enum Lab {
     /// One part: concord lab eventual --part 2 --authors-estimator   (1 propagation, 2 PBS model
     /// vs the paper, 3 simulator vs model, 4 anomalies, 5 Raft contrast)
     Eventual(EventualArgs),
+    /// The cache tier: hit ratio vs cache size per eviction policy (LRU, S3-FIFO) on Zipf traces;
+    /// the database's load and read latency with and without the tier; the thundering herd with
+    /// and without leases; staleness with and without invalidation and through a cache–database
+    /// partition. Guide: docs/labs/cache.md.
+    ///
+    /// Example: concord lab cache --out out/cache
+    ///
+    /// One part: concord lab cache --part 3   (1 hit ratio vs cache size, 2 database load and
+    /// latency, 3 the herd, 4 staleness)
+    Cache(CacheArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CacheArgs {
+    /// Where to write the plots (SVG, PNG), report.json and index.html.
+    #[arg(long, default_value = "out/cache")]
+    pub out: PathBuf,
+    /// The seed of every trace and simulation (same seed, same numbers).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A small version: smaller traces, fewer sizes, shorter simulations (seconds, not minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// Run one part only: 1 hit ratio vs cache size, 2 database load and latency with and without
+    /// the tier, 3 the thundering herd, 4 staleness.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=concord_lab::cache::PARTS as i64))]
+    pub part: Option<u8>,
 }
 
 #[derive(Args, Debug)]
@@ -130,7 +162,37 @@ pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
     match &args.lab {
         Lab::RaftElections(a) => raft_elections(a),
         Lab::Eventual(a) => eventual(a),
+        Lab::Cache(a) => cache(a),
     }
+}
+
+fn cache(args: &CacheArgs) -> anyhow::Result<ExitCode> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let mut options = if args.quick {
+        concord_lab::CacheLabOptions::quick(args.seed)
+    } else {
+        concord_lab::CacheLabOptions::full(args.seed)
+    };
+    if let Some(part) = args.part {
+        options = options.only_part(part as usize);
+    }
+    let bar = ProgressBar::new(options.jobs() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} jobs, {elapsed} – {msg}")
+            .expect("a valid template"),
+    );
+    let wall = Instant::now();
+    let report = concord_lab::run_cache(&options, &|done: &str| {
+        bar.set_message(done.to_string());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    print!("{}", report.summary());
+    println!("ran {} jobs in {:.1} s", options.jobs(), wall.elapsed().as_secs_f64());
+    for path in concord_lab::cache::write_report(&report, &args.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn eventual(args: &EventualArgs) -> anyhow::Result<ExitCode> {
@@ -203,10 +265,15 @@ fn raft_elections(args: &RaftElectionsArgs) -> anyhow::Result<ExitCode> {
     let wall = Instant::now();
     let report = run_raft_elections(&options)?;
     println!(
-        "Raft elections: 5 nodes, one-way latency {:.2}–{:.2} ms (round trip ≈ {:.1} ms), {} logs, pre-vote {}, seed {}, {} seed(s)",
+        "Raft elections: 5 nodes, one-way latency {:.2}–{:.2} ms (round trip ≈ {:.1} ms), disk sync {}, {} logs, pre-vote {}, seed {}, {} seed(s)",
         report.latency_ms.0,
         report.latency_ms.1,
         options.round_trip().as_secs_f64() * 1e3,
+        if options.disk_sync.is_zero() {
+            "none".to_string()
+        } else {
+            format!("{:.1} ms", options.disk_sync.as_secs_f64() * 1e3)
+        },
         if report.differing_logs { "different" } else { "equal" },
         if report.pre_vote { "on" } else { "off" },
         report.seed,
