@@ -260,19 +260,36 @@ impl Cache {
 
     /// Read `key`. See [`Lookup`] for the answers and the module docs for the protocol.
     pub fn get(&mut self, key: &[u8], now: Time) -> Lookup {
+        match self.get_with(key, now, <[u8]>::to_vec) {
+            Ok(value) => Lookup::Hit(value),
+            Err(lookup) => lookup,
+        }
+    }
+
+    /// [`Cache::get`] without copying a hit: `on_hit` borrows the fresh value (a server writes it
+    /// straight into its reply buffer), and its result comes back as `Ok`. Anything but a hit is
+    /// `Err` with the same [`Lookup`] `get` would answer (never `Lookup::Hit`). Same counters,
+    /// same policy updates, same leases as `get`.
+    pub fn get_with<R>(
+        &mut self,
+        key: &[u8],
+        now: Time,
+        on_hit: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, Lookup> {
         let stale_value = match self.store.peek(key, now) {
-            Some(entry) if !entry.stale => {
-                let value = entry.value.clone();
-                self.store.get(key, now); // counts the hit and tells the policy
-                self.stats.hits += 1;
-                return Lookup::Hit(value);
-            }
-            Some(entry) => Some(entry.value.clone()),
-            None => None,
+            Some(entry) if !entry.stale => None,
+            Some(entry) => Some(Some(entry.value.clone())),
+            None => Some(None),
+        };
+        let Some(stale_value) = stale_value else {
+            // Fresh: `Store::get` counts the hit and tells the policy.
+            let entry = self.store.get(key, now).expect("peeked a live entry");
+            self.stats.hits += 1;
+            return Ok(on_hit(&entry.value));
         };
         self.stats.misses += 1;
         if let Some(lease) = self.live_lease(key, now) {
-            return match stale_value {
+            return Err(match stale_value {
                 Some(value) => {
                     self.stats.stale_served += 1;
                     Lookup::Stale(value)
@@ -281,9 +298,9 @@ impl Cache {
                     self.stats.waits += 1;
                     Lookup::MissWait { lease_expires_at: lease.expires_at }
                 }
-            };
+            });
         }
-        Lookup::Miss { lease: self.issue_lease(key, now) }
+        Err(Lookup::Miss { lease: self.issue_lease(key, now) })
     }
 
     /// Install `value` for `key` after a miss (see [`Fill`] and [`SetOutcome`]). An error only for

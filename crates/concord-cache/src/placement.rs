@@ -42,11 +42,12 @@ pub fn key_hash(key: &[u8]) -> u64 {
     mix64(fnv1a64(key))
 }
 
-/// A rule mapping keys to the cache nodes that currently exist.
+/// A rule mapping keys to the cache nodes that currently exist. `Send + Sync`, so a server's
+/// threads can share one.
 ///
 /// Implementations are deterministic: the owner of a key depends only on the key and the *set* of
 /// nodes (for [`JumpHash`]: on the order in which they joined), never on a random seed.
-pub trait Placement {
+pub trait Placement: Send + Sync {
     /// The node that owns `key`. Panics if there are no nodes (a client with no cache nodes must
     /// go to the database directly; asking is a bug).
     fn node_for(&self, key: &[u8]) -> NodeId;

@@ -63,6 +63,12 @@ pub struct UpOptions {
     pub shard_replicas: Option<usize>,
     /// What to do when a node exits on its own.
     pub restart: RestartPolicy,
+    /// Cache nodes (`concord cache`) to start beside the cluster (`--cache C`), each in front of
+    /// every database node; cache node i listens on `cache_port + i` (RESP) and
+    /// `cache_http_port + i` (HTTP: metrics and its dashboard).
+    pub caches: u32,
+    pub cache_port: u16,
+    pub cache_http_port: u16,
 }
 
 /// What `concord up` does when a node exits on its own.
@@ -95,6 +101,9 @@ impl Default for UpOptions {
             shards: None,
             shard_replicas: None,
             restart: RestartPolicy::Never,
+            caches: 0,
+            cache_port: 6400,
+            cache_http_port: 8400,
         }
     }
 }
@@ -301,6 +310,60 @@ pub fn up_node_args(
     Ok(argv)
 }
 
+/// The `cache` arguments of cache node `i` (0-based) of an `up` cluster: every database node's
+/// RESP address, the cluster id, and the whole tier as its peers.
+pub fn up_cache_args(args: &UpOptions, i: u32, cluster_id: &str) -> anyhow::Result<Vec<String>> {
+    let list = |base: u16, count: u32| -> anyhow::Result<String> {
+        let addrs: anyhow::Result<Vec<String>> =
+            (0..count).map(|j| node_addr(args, base, j).map(|a| a.to_string())).collect();
+        Ok(addrs?.join(","))
+    };
+    Ok(vec![
+        "cache".to_string(),
+        "--bind".into(),
+        args.bind.to_string(),
+        "--port".into(),
+        node_addr(args, args.cache_port, i)?.port().to_string(),
+        "--http-port".into(),
+        node_addr(args, args.cache_http_port, i)?.port().to_string(),
+        "--db".into(),
+        list(args.redis_port, args.nodes)?,
+        "--cluster-id".into(),
+        cluster_id.to_string(),
+        "--peers".into(),
+        list(args.cache_port, args.caches)?,
+    ])
+}
+
+/// Start cache node `i` (0-based) of an `up` cluster, its output going to DATA/cache<i+1>.log.
+pub fn spawn_cache(
+    args: &UpOptions,
+    i: u32,
+    exe: &Path,
+    cluster_id: &str,
+) -> anyhow::Result<(Child, PathBuf)> {
+    let argv = up_cache_args(args, i, cluster_id)?;
+    let log_path = args.data.join(format!("cache{}.log", i + 1));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let child = Command::new(exe)
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start cache node {}", i + 1))?;
+    Ok((child, log_path))
+}
+
+/// Where `up` keeps cache node `id`'s pid while it runs.
+pub fn cache_pid_file(data: &Path, id: u32) -> PathBuf {
+    data.join(format!("cache{id}.pid"))
+}
+
 /// `concord up`: start the cluster `args` describes, print where it listens, and supervise it
 /// until SIGINT/SIGTERM (or a node failing to start, or every node stopped cleanly); then stop
 /// every node cleanly. Nodes that die meanwhile are reported and can be restarted (module docs).
@@ -309,6 +372,14 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
         bail!("--nodes must be 1 to 9 (got {})", args.nodes);
     }
     let sharding = args.sharding()?;
+    if args.caches > 0 && args.mode == Mode::Eventual {
+        bail!("--cache needs the strong or the sharded mode: the eventual mode has no change feed to invalidate a cache");
+    }
+    if args.caches > 0 && args.tls {
+        bail!(
+            "--cache and --tls together are not supported yet: cache nodes speak plain RESP to the database"
+        );
+    }
     let (cluster_id, secret) = cluster_identity(&args.data)?;
     let token = new_dashboard_token(&args.data)?;
     if args.tls {
@@ -334,6 +405,32 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             }
             Err(e) => {
                 for member in &mut members {
+                    if let Some(child) = member.child.as_mut() {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    let mut caches: Vec<Member> = Vec::new();
+    for i in 0..args.caches {
+        match spawn_cache(args, i, &exe, &cluster_id) {
+            Ok((child, log)) => {
+                let _ = std::fs::write(cache_pid_file(&args.data, i + 1), format!("{}\n", child.id()));
+                caches.push(Member {
+                    id: i + 1,
+                    child: Some(child),
+                    log,
+                    since: Instant::now(),
+                    failures: 0,
+                    retry_at: None,
+                    stopped_cleanly: false,
+                });
+            }
+            Err(e) => {
+                for member in members.iter_mut().chain(caches.iter_mut()) {
                     if let Some(child) = member.child.as_mut() {
                         let _ = child.kill();
                         let _ = child.wait();
@@ -373,6 +470,28 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             args.bind,
             u32::from(args.peer_port) + i,
             args.data.join(format!("node{}.log", i + 1)).display()
+        );
+    }
+    for i in 0..args.caches {
+        println!(
+            "  cache {}: redis {}:{}  http http://{}:{}/  log {}",
+            i + 1,
+            args.bind,
+            u32::from(args.cache_port) + i,
+            args.bind,
+            u32::from(args.cache_http_port) + i,
+            args.data.join(format!("cache{}.log", i + 1)).display()
+        );
+    }
+    if args.caches > 0 {
+        println!(
+            "cache tier: {} node(s) in front of the database (read-through GET, write-through SET, invalidated by \
+             every database node's change feed); a cache node that exits is started again. docs/cache.md",
+            args.caches
+        );
+        println!(
+            "try:  redis-cli -p {0} SET hello world && redis-cli -p {0} GET hello && redis-cli -p {0} INFO cache",
+            args.cache_port
         );
     }
     if args.tls {
@@ -447,7 +566,8 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
         });
     }
-    let mut supervisor = Supervisor { args, exe, cluster_id, secret, members, started: Instant::now() };
+    let mut supervisor =
+        Supervisor { args, exe, cluster_id, secret, members, caches, started: Instant::now() };
     let control = control::Listener::bind(&args.data);
     if let Err(e) = &control {
         eprintln!("concord: no control socket ({e}); `concord restart` will not reach this cluster");
@@ -459,6 +579,7 @@ pub fn up(args: &UpOptions) -> anyhow::Result<()> {
             failed = Some(why);
             break;
         }
+        supervisor.watch_caches();
         if let Ok(control) = &control {
             control.serve_pending(|command| supervisor.command(command));
         }
@@ -506,6 +627,8 @@ struct Supervisor<'a> {
     cluster_id: String,
     secret: PathBuf,
     members: Vec<Member>,
+    /// The cache nodes (`--cache`), numbered from 1 like the nodes.
+    caches: Vec<Member>,
     started: Instant,
 }
 
@@ -574,6 +697,49 @@ impl Supervisor<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Look at every cache node: one that exited is reported and started again after a back-off
+    /// (1 s, doubling up to 30 s): a cache holds nothing that must survive, and never stops the
+    /// cluster.
+    fn watch_caches(&mut self) {
+        for member in &mut self.caches {
+            let id = member.id;
+            let Some(child) = member.child.as_mut() else {
+                if member.retry_at.is_some_and(|at| Instant::now() >= at) {
+                    member.retry_at = None;
+                    match spawn_cache(self.args, id - 1, &self.exe, &self.cluster_id) {
+                        Ok((child, log)) => {
+                            println!("concord: cache node {id} started again (pid {})", child.id());
+                            let _ = std::fs::write(
+                                cache_pid_file(&self.args.data, id),
+                                format!("{}\n", child.id()),
+                            );
+                            member.child = Some(child);
+                            member.log = log;
+                            member.since = Instant::now();
+                        }
+                        Err(e) => println!("concord: cache node {id} could not be started again: {e:#}"),
+                    }
+                }
+                continue;
+            };
+            let Ok(Some(status)) = child.try_wait() else { continue };
+            member.child = None;
+            let _ = std::fs::remove_file(cache_pid_file(&self.args.data, id));
+            let ran = member.since.elapsed();
+            member.failures = if ran >= STABLE_RUN { 1 } else { member.failures + 1 };
+            let backoff = Duration::from_secs(1 << (member.failures - 1).min(5)).min(MAX_BACKOFF);
+            member.retry_at = Some(Instant::now() + backoff);
+            println!(
+                "concord: cache node {id} exited ({status}) after {:.1}s; the cluster keeps running, and the cache \
+                 node starts again in {}s. The end of {}:\n{}",
+                ran.as_secs_f64(),
+                backoff.as_secs(),
+                member.log.display(),
+                log_tail(&member.log, 3)
+            );
+        }
     }
 
     /// Start node `id` (1-based) and record its pid.
@@ -656,6 +822,16 @@ impl Supervisor<'_> {
 
     /// Ask every running node to stop (SIGTERM: each finishes its sync and exits), then wait.
     fn stop_all(&mut self, failed: bool) {
+        for member in &mut self.caches {
+            if let Some(child) = member.child.as_mut() {
+                terminate(child);
+                if !wait_for_exit(child, Duration::from_secs(5)) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            let _ = std::fs::remove_file(cache_pid_file(&self.args.data, member.id));
+        }
         for member in &mut self.members {
             if let Some(child) = member.child.as_mut() {
                 terminate(child);
@@ -904,6 +1080,15 @@ fn terminate(child: &mut Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn up_gives_each_cache_node_every_database_node_and_the_whole_tier() {
+        let args = UpOptions { nodes: 3, caches: 2, data: "/tmp/c".into(), ..UpOptions::default() };
+        let text = up_cache_args(&args, 1, "c1").unwrap().join(" ");
+        assert!(text.starts_with("cache --bind 127.0.0.1 --port 6401 --http-port 8401 "), "{text}");
+        assert!(text.contains("--db 127.0.0.1:6379,127.0.0.1:6380,127.0.0.1:6381"), "{text}");
+        assert!(text.contains("--cluster-id c1 --peers 127.0.0.1:6400,127.0.0.1:6401"), "{text}");
+    }
 
     #[test]
     fn up_gives_each_node_its_ports_and_peers() {

@@ -73,6 +73,14 @@ enum Command {
     ///   concord up --restart on-failure               # a node that dies is started again
     #[command(verbatim_doc_comment)]
     Up(cmd::up::UpArgs),
+    /// Run a cache node in front of a Concord database (read-through GET, leases, write-through
+    /// SET, invalidation from the database's change feed; docs/cache.md).
+    ///
+    /// Examples:
+    ///   concord up --cache 2                          # a cluster with two cache nodes (6400, 6401)
+    ///   concord cache --db 127.0.0.1:6379,127.0.0.1:6380,127.0.0.1:6381 --cluster-id $(cat concord-data/cluster.id)
+    #[command(verbatim_doc_comment)]
+    Cache(cmd::cache::CacheArgs),
     /// Restart node N of a cluster that `concord up` runs (a running node is stopped cleanly first).
     ///
     /// Examples:
@@ -140,7 +148,10 @@ enum Command {
 /// with "Broken pipe" instead. The long-running commands (`serve`, `up`, `join`) keep ignoring it:
 /// a closed log pipe must not kill a node, nor `up` and leave its nodes orphaned.
 fn end_quietly_on_a_closed_pipe(command: &Command) {
-    if matches!(command, Command::Serve(_) | Command::Up(_) | Command::Join(_) | Command::Tour(_)) {
+    if matches!(
+        command,
+        Command::Serve(_) | Command::Up(_) | Command::Cache(_) | Command::Join(_) | Command::Tour(_)
+    ) {
         return;
     }
     #[cfg(unix)]
@@ -163,6 +174,7 @@ fn main() -> ExitCode {
         Command::View(args) => cmd::view::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Up(args) => cmd::up::run(args),
+        Command::Cache(args) => cmd::cache::run(args),
         Command::Restart(args) => cmd::restart::run(args),
         Command::Member(args) => cmd::member::run(args),
         Command::Shard(args) => cmd::shard::run(args),

@@ -32,7 +32,7 @@ fn layer(krate: &str) -> Option<Layer> {
         "concord-shard" => Composed,
         "concord-wal" => RealDisk,
         "concord-sim" => VirtualWorld,
-        "concord-resp" | "concord-server" => RealWorld,
+        "concord-resp" | "concord-server" | "concord-cache-node" => RealWorld,
         "concord-raft-harness" | "concord-fuzz" => TestsOnly,
         "concord-lab" | "concord" => Application,
         _ => return None,

@@ -73,6 +73,16 @@ pub struct UpArgs {
     /// up to 30 s; a clean stop is not a failure).
     #[arg(long, default_value = "never", value_name = "POLICY", value_parser = parse_restart)]
     pub restart: RestartPolicy,
+    /// Cache nodes (`concord cache`) to start beside the cluster, each in front of every node:
+    /// read-through GET, write-through SET, invalidated by the nodes' change feeds (docs/cache.md).
+    #[arg(long = "cache", default_value_t = 0, value_name = "C")]
+    pub caches: u32,
+    /// RESP port of the first cache node; cache node i (0-based) listens on this + i.
+    #[arg(long, default_value_t = 6400)]
+    pub cache_port: u16,
+    /// HTTP port (metrics, dashboard) of the first cache node.
+    #[arg(long, default_value_t = 8400)]
+    pub cache_http_port: u16,
 }
 
 fn parse_restart(text: &str) -> Result<RestartPolicy, String> {
@@ -105,6 +115,9 @@ impl UpArgs {
             shards: self.shards,
             shard_replicas: self.shard_replicas,
             restart: self.restart,
+            caches: self.caches,
+            cache_port: self.cache_port,
+            cache_http_port: self.cache_http_port,
         }
     }
 }
