@@ -80,6 +80,11 @@ fn history() {
 }
 
 #[test]
+fn cache_resp() {
+    short_run("cache-resp");
+}
+
+#[test]
 fn every_target_has_a_short_run() {
     let source = include_str!("short.rs");
     for t in targets::ALL {

@@ -8,7 +8,10 @@
 //! of a cache node leaves the cluster serving (and `up` starts it again); a database node's death
 //! drops a feed – the cache serves from the database, not memory – and its return flushes. Then
 //! `concord cache` by hand against another cluster id, against no database, and with a budget
-//! below one item.
+//! below one item. On the way, the node's live page is opened in headless Chromium
+//! (`tests/cache_page_e2e.py`; screenshot in `target/test-output/cache/`).
+
+mod browser;
 
 use concord_cache_node::conn::{text, Conn};
 use concord_resp::Frame;
@@ -204,6 +207,23 @@ fn a_cache_tier_beside_a_cluster() {
         let forwarded = num(c0, "forwarded").await;
         assert_eq!(ask(c0, &["GET", &k4]).await, bulk("far"));
         assert_eq!(num(c0, "forwarded").await, forwarded + 1);
+
+        // The node's live page, in a real browser: the database ok, serving from memory, the hits.
+        if browser::browser_available("a_cache_tier_beside_a_cluster (page)") {
+            let page = Command::new("python3")
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cache_page_e2e.py"))
+                .arg(format!("http://127.0.0.1:{cache_http0}/"))
+                .arg(browser::repo_root().join("target/test-output/cache"))
+                .arg("2")
+                .output()
+                .unwrap();
+            assert!(
+                page.status.success(),
+                "the cache page in Chromium:\n{}{}",
+                String::from_utf8_lossy(&page.stdout),
+                String::from_utf8_lossy(&page.stderr)
+            );
+        }
 
         // Bad input: clear errors, and the node goes on.
         let big = "x".repeat(2 << 20);

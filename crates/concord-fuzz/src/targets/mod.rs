@@ -4,6 +4,7 @@
 
 use crate::driver::Target;
 
+pub mod cache_resp;
 pub mod handshake;
 pub mod history;
 pub mod http;
@@ -23,6 +24,7 @@ pub const ALL: &[&Target] = &[
     &snapshot::TARGET,
     &scenario::TARGET,
     &history::TARGET,
+    &cache_resp::TARGET,
 ];
 
 /// The target called `name`.
