@@ -23,7 +23,9 @@
 //! Redis's, as redis-server answers them: `GET`, `MGET`, `SET k v [EX s|PX ms|EXAT|PXAT|KEEPTTL]
 //! [NX|XX] [GET]`, `DEL`, `EXISTS`, `PING`, `ECHO`, `HELLO [2|3]`, `INFO [section]`, `DBSIZE`,
 //! `FLUSHALL`, `SELECT 0`, `COMMAND [COUNT|DOCS]`, `CONFIG GET` (empty: for redis-benchmark),
-//! `CLIENT SETNAME|GETNAME|ID`, `QUIT`. An unknown command is `-ERR unknown command 'x'`, as Redis.
+//! `CLIENT SETNAME|GETNAME|ID`, `AUTH [default] password` (with `--requirepass`: nothing else but
+//! `HELLO … AUTH` and `QUIT` before it), `QUIT`. An unknown command is `-ERR unknown command 'x'`,
+//! as Redis.
 //! What differs because this is a cache:
 //!
 //! | command | on a cache node |
@@ -148,6 +150,9 @@ pub struct Options {
     pub cluster_id: String,
     pub db_user: Option<String>,
     pub db_password: Option<String>,
+    /// Clients (and peer cache nodes) must `AUTH` with this password first (`None`: no AUTH, as
+    /// a redis-server without `requirepass`; the node binds to loopback by default).
+    pub requirepass: Option<String>,
     pub budget_bytes: u64,
     /// The largest entry (key + value + 64 bytes of overhead).
     pub max_item_bytes: u64,
@@ -171,6 +176,7 @@ impl Default for Options {
             cluster_id: String::new(),
             db_user: None,
             db_password: None,
+            requirepass: None,
             budget_bytes: 64 << 20,
             max_item_bytes: 1 << 20,
             policy: PolicyKind::S3Fifo,

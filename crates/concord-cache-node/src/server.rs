@@ -50,6 +50,8 @@ struct Client {
     redirect: bool,
     /// A peer cache node forwarding to us: never forward again (one hop).
     peer: bool,
+    /// `AUTH` given (or none required: `--requirepass` unset).
+    authenticated: bool,
 }
 
 /// What the synchronous run did with a request.
@@ -69,6 +71,7 @@ async fn connection(shared: Arc<Shared>, mut stream: TcpStream) {
         name: None,
         redirect: false,
         peer: false,
+        authenticated: shared.options.requirepass.is_none(),
     };
     let max_bulk = (shared.options.max_item_bytes as usize).saturating_mul(4).max(8 << 20);
     let mut buf = BytesMut::with_capacity(16 * 1024);
@@ -222,6 +225,20 @@ fn fast<'a>(
 ) -> Fast {
     let name = argv[0];
     let n = argv.len();
+    if !client.authenticated {
+        // Redis's rule: before AUTH only AUTH, HELLO (with AUTH) and QUIT.
+        if is(name, "AUTH") {
+            auth(shared, client, argv, out);
+        } else if is(name, "HELLO") {
+            hello(shared, client, argv, out);
+        } else if is(name, "QUIT") {
+            proto::simple(out, "OK");
+            return Fast::Quit;
+        } else {
+            proto::error(out, "NOAUTH Authentication required.");
+        }
+        return Fast::Done;
+    }
     // The hot command first.
     if is(name, "GET") {
         if n != 2 {
@@ -384,7 +401,7 @@ fn fast<'a>(
         return Fast::Done;
     }
     if is(name, "AUTH") {
-        proto::error(out, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+        auth(shared, client, argv, out);
         return Fast::Done;
     }
     unknown(out, argv);
@@ -470,6 +487,29 @@ fn lset(shared: &Shared, inner: &mut Inner, argv: &[&[u8]], now: Time, out: &mut
     }
 }
 
+/// `AUTH [default] password` against `--requirepass`, in redis-server's words.
+fn auth(shared: &Shared, client: &mut Client, argv: &[&[u8]], out: &mut BytesMut) {
+    let (user, given) = match argv.len() {
+        2 => (&b"default"[..], argv[1]),
+        3 => (argv[1], argv[2]),
+        _ => return arity(out, argv[0]),
+    };
+    let Some(password) = &shared.options.requirepass else {
+        proto::error(
+            out,
+            "ERR AUTH <password> called without any password configured for the default user. Are you \
+             sure your configuration is correct?",
+        );
+        return;
+    };
+    if user == b"default" && concord_resp::acl::constant_time_eq(password.as_bytes(), given) {
+        client.authenticated = true;
+        proto::simple(out, "OK");
+    } else {
+        proto::error(out, "WRONGPASS invalid username-password pair or user is disabled.");
+    }
+}
+
 fn hello(shared: &Shared, client: &mut Client, argv: &[&[u8]], out: &mut BytesMut) {
     let mut i = 1;
     if let Some(version) = argv.get(1) {
@@ -488,7 +528,15 @@ fn hello(shared: &Shared, client: &mut Client, argv: &[&[u8]], out: &mut BytesMu
             client.name = Some(String::from_utf8_lossy(argv[i + 1]).into_owned());
             i += 2;
         } else if is(argv[i], "AUTH") && i + 2 < argv.len() {
-            i += 3; // no password on the cache itself: any is accepted, as Redis's nopass default
+            if let Some(password) = &shared.options.requirepass {
+                let user_ok = argv[i + 1] == b"default";
+                if !(user_ok && concord_resp::acl::constant_time_eq(password.as_bytes(), argv[i + 2])) {
+                    proto::error(out, "WRONGPASS invalid username-password pair or user is disabled.");
+                    return;
+                }
+                client.authenticated = true;
+            } // without --requirepass any password is accepted, as Redis's nopass default
+            i += 3;
         } else {
             proto::error(
                 out,
@@ -497,7 +545,10 @@ fn hello(shared: &Shared, client: &mut Client, argv: &[&[u8]], out: &mut BytesMu
             return;
         }
     }
-    let _ = shared;
+    if !client.authenticated {
+        proto::error(out, "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return;
+    }
     let reply = Frame::map_of([
         ("server", Frame::bulk("concord-cache")),
         ("version", Frame::bulk("7.0.0")),
@@ -1061,6 +1112,14 @@ async fn forward(shared: &Shared, owner: usize, args: &[Vec<u8>]) -> Result<Fram
             Some(conn) => conn,
             None => {
                 let mut conn = Conn::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+                // The tier shares one password: a peer authenticates as any client does.
+                if let Some(password) = &shared.options.requirepass {
+                    match conn.call1(&[b"AUTH", password.as_bytes()]).await {
+                        Ok(Frame::Simple(_)) => {}
+                        Ok(other) => return Err(format!("{addr} refused the tier's password: {other:?}")),
+                        Err(e) => return Err(format!("{addr}: {e}")),
+                    }
+                }
                 match conn.call1(&[b"CACHE", b"PEER"]).await {
                     Ok(Frame::Simple(_)) => conn,
                     Ok(other) => return Err(format!("{addr} is not a cache node: {other:?}")),

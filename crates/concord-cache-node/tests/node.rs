@@ -257,3 +257,41 @@ async fn keys_owned_by_another_node_are_forwarded_or_redirected() {
     assert_eq!(call(&mut a, &["CACHE", "REDIRECT", "ON"]).await, Frame::Simple("OK".into()));
     assert_eq!(call(&mut a, &["GET", &key]).await, Frame::Error(format!("MOVED 0 {}", ports[1])));
 }
+
+#[tokio::test]
+async fn with_requirepass_clients_and_peers_authenticate_first() {
+    let db = FakeDb::start("c1").await;
+    let ports: Vec<std::net::SocketAddr> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for addr in &ports {
+        let secured = Options {
+            port: addr.port(),
+            peers: ports.clone(),
+            requirepass: Some("s3cret".into()),
+            ..options(&db)
+        };
+        nodes.push(start(secured).await.unwrap());
+    }
+    let mut a = client(&nodes[0]).await;
+    assert_eq!(call(&mut a, &["GET", "k"]).await, Frame::Error("NOAUTH Authentication required.".into()));
+    assert_eq!(call(&mut a, &["PING"]).await, Frame::Error("NOAUTH Authentication required.".into()));
+    let wrong = call(&mut a, &["AUTH", "guess"]).await;
+    assert_eq!(wrong, Frame::Error("WRONGPASS invalid username-password pair or user is disabled.".into()));
+    assert_eq!(call(&mut a, &["AUTH", "default", "s3cret"]).await, Frame::Simple("OK".into()));
+    wait_for(&mut a, "serving_from_cache", "yes").await;
+    // HELLO's AUTH option authenticates too; a wrong one is refused.
+    let mut b = client(&nodes[1]).await;
+    let refused = call(&mut b, &["HELLO", "3", "AUTH", "default", "nope"]).await;
+    assert!(matches!(refused, Frame::Error(ref e) if e.starts_with("WRONGPASS")), "{refused:?}");
+    assert!(!matches!(call(&mut b, &["HELLO", "3", "AUTH", "default", "s3cret"]).await, Frame::Error(_)));
+    wait_for(&mut b, "serving_from_cache", "yes").await;
+    // A key node 1 owns, asked of node 0: the forwarding connection authenticates as a client.
+    let key = (0..1000)
+        .map(|i| format!("key{i}"))
+        .find(|k| nodes[0].shared.tier.owner(k.as_bytes()) == Some(1))
+        .unwrap();
+    db.write(key.as_bytes(), b"v");
+    assert_eq!(call(&mut a, &["GET", &key]).await, bulk("v"));
+    assert_eq!(info(&mut a, "forwarded").await, "1");
+}

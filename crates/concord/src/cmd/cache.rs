@@ -52,6 +52,11 @@ pub struct CacheArgs {
     /// How keys map to cache nodes: ketama, jump or rendezvous.
     #[arg(long, default_value = "ketama", value_parser = parse_placement)]
     pub placement: PlacementKind,
+    /// Require clients of this node – and the tier's other nodes – to `AUTH` with this password
+    /// (every node of the tier must get the same one). Default: no AUTH; the node listens on
+    /// loopback unless --bind says otherwise.
+    #[arg(long)]
+    pub requirepass: Option<String>,
     /// The database's client password (`AUTH`), if it requires one.
     #[arg(long)]
     pub db_password: Option<String>,
@@ -109,6 +114,7 @@ impl CacheArgs {
             cluster_id: self.cluster_id.clone(),
             db_user: self.db_user.clone(),
             db_password: self.db_password.clone(),
+            requirepass: self.requirepass.clone(),
             budget_bytes: self.budget_mb.saturating_mul(1 << 20),
             max_item_bytes: self.max_item_kb.saturating_mul(1 << 10),
             policy: self.policy,
