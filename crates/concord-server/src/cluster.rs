@@ -343,20 +343,7 @@ pub fn spawn_cache(
     cluster_id: &str,
 ) -> anyhow::Result<(Child, PathBuf)> {
     let argv = up_cache_args(args, i, cluster_id)?;
-    let log_path = args.data.join(format!("cache{}.log", i + 1));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let child = Command::new(exe)
-        .args(&argv)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("cannot start cache node {}", i + 1))?;
-    Ok((child, log_path))
+    spawn_logged(exe, &argv, args.data.join(format!("cache{}.log", i + 1)), &format!("cache node {}", i + 1))
 }
 
 /// Where `up` keeps cache node `id`'s pid while it runs.
@@ -1046,19 +1033,28 @@ pub fn spawn_node(
     secret: &Path,
 ) -> anyhow::Result<(Child, PathBuf)> {
     let argv = up_node_args(args, i, cluster_id, secret)?;
-    let log_path = args.data.join(format!("node{}.log", i + 1));
+    spawn_logged(exe, &argv, args.data.join(format!("node{}.log", i + 1)), &format!("node {}", i + 1))
+}
+
+/// Start `exe argv` with its output appended to `log_path`; `what` names it in errors.
+fn spawn_logged(
+    exe: &Path,
+    argv: &[String],
+    log_path: PathBuf,
+    what: &str,
+) -> anyhow::Result<(Child, PathBuf)> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let child = Command::new(exe)
-        .args(&argv)
+        .args(argv)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .with_context(|| format!("cannot start node {}", i + 1))?;
+        .with_context(|| format!("cannot start {what}"))?;
     Ok((child, log_path))
 }
 

@@ -30,7 +30,7 @@
 //! or `info` transaction keeps its invocation's micro-ops – its reads are unknown, and its writes
 //! matter only if somebody observed them.
 
-use crate::formats::edn::{Edn, Reader};
+use crate::formats::edn::Edn;
 use crate::formats::ParseError;
 use crate::ops::HistoryError;
 use concord_core::history::EventType;
@@ -360,51 +360,16 @@ pub struct ParsedEvents {
 pub fn parse_edn(text: &str, workload: Workload) -> Result<ParsedEvents, Vec<ParseError>> {
     let mut parsed = ParsedEvents::default();
     let mut errors = Vec::new();
-    let mut reader = Reader::new(text, 1);
-    let mut in_vector = false;
-    loop {
-        match reader.at_form() {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                errors.push(ParseError { line: e.line, message: e.message });
-                reader.skip_line();
-                continue;
+    crate::formats::edn_forms(text, &mut errors, |form, line| {
+        match edn_event(form, workload)? {
+            Some(event) => {
+                parsed.events.push(event);
+                parsed.lines.push(line);
             }
+            None => parsed.skipped += 1,
         }
-        if !in_vector && reader.peek_is('[') {
-            reader.bump();
-            in_vector = true;
-            continue;
-        }
-        if in_vector && reader.peek_is(']') {
-            reader.bump();
-            in_vector = false;
-            continue;
-        }
-        let line = reader.line();
-        match reader.read() {
-            Ok(Some(form)) => match edn_event(&form, workload) {
-                Ok(Some(event)) => {
-                    parsed.events.push(event);
-                    parsed.lines.push(line);
-                }
-                Ok(None) => parsed.skipped += 1,
-                Err(message) => errors.push(ParseError { line, message }),
-            },
-            Ok(None) => break,
-            Err(e) => {
-                errors.push(ParseError { line: e.line, message: e.message });
-                if reader.line() == e.line {
-                    reader.skip_line();
-                }
-            }
-        }
-        if errors.len() > 1_000 {
-            errors.push(ParseError { line: reader.line(), message: "too many errors; stopped".into() });
-            break;
-        }
-    }
+        Ok(())
+    });
     if errors.is_empty() {
         Ok(parsed)
     } else {

@@ -256,9 +256,31 @@ fn unreachable_key() -> String {
 }
 
 fn edn_maps(text: &str, parsed: &mut Parsed, errors: &mut Vec<ParseError>) {
+    edn_forms(text, errors, |form, line| match edn_event(form, line) {
+        Ok(Some(event)) => {
+            parsed.history.events.push(event);
+            parsed.lines.push(line);
+            Ok(())
+        }
+        Ok(None) => {
+            parsed.skipped_lines += 1;
+            Ok(())
+        }
+        Err(message) => Err(message),
+    });
+}
+
+/// Every top-level EDN form of `text`, with its line, given to `visit`; what `visit` refuses and
+/// every malformed form are reported in `errors` with their line (reading resumes at the next
+/// line), up to 1 000 errors. Inside a top-level vector `[ {...} {...} ]` (Knossos's files), its
+/// items are read one by one, so that one bad map does not hide the others. Shared by the history
+/// readers and the transactional checker's (`crate::elle`).
+pub(crate) fn edn_forms(
+    text: &str,
+    errors: &mut Vec<ParseError>,
+    mut visit: impl FnMut(&Edn, usize) -> Result<(), String>,
+) {
     let mut reader = Reader::new(text, 1);
-    // Inside a top-level vector `[ {...} {...} ]` (Knossos's files), its items are read one by one,
-    // so that one bad map does not hide the others.
     let mut in_vector = false;
     loop {
         match reader.at_form() {
@@ -282,14 +304,11 @@ fn edn_maps(text: &str, parsed: &mut Parsed, errors: &mut Vec<ParseError>) {
         }
         let line = reader.line();
         match reader.read() {
-            Ok(Some(form)) => match edn_event(&form, line) {
-                Ok(Some(event)) => {
-                    parsed.history.events.push(event);
-                    parsed.lines.push(line);
+            Ok(Some(form)) => {
+                if let Err(message) = visit(&form, line) {
+                    errors.push(ParseError { line, message });
                 }
-                Ok(None) => parsed.skipped_lines += 1,
-                Err(message) => errors.push(ParseError { line, message }),
-            },
+            }
             Ok(None) => break,
             Err(e) => {
                 errors.push(ParseError { line: e.line, message: e.message });
