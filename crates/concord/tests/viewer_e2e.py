@@ -348,8 +348,12 @@ def live(url, out):
                     continue  # under a node, or stale after a redraw: try another
                 title = driver.find_element("id", "panel-title").text
                 if title.startswith("Message ") and driver.find_elements("css selector", '#live-actions button[data-act="drop"]'):
-                    dropped = int(title.split()[1])
-                    break
+                    candidate = int(title.split()[1])
+                    # A dot drawn before the last step may belong to a message that step delivered:
+                    # only one still in flight can be dropped.
+                    if js(driver, f"return viewer.trace.arrivals.has({candidate})"):
+                        dropped = candidate
+                        break
             if dropped is not None:
                 break
             before = live_status(driver)["events_processed"]
