@@ -1,7 +1,7 @@
 //! RESP on the lean path: requests parsed in place, replies written straight into one buffer.
 //!
 //! The cache's hot loop is "parse `GET k`, look k up, write `$3\r\nxxx\r\n`" a few hundred thousand
-//! times a second, so nothing here allocates per request: [`parse_request`] records each
+//! times a second, so nothing here allocates per request: [`RequestParser`] records each
 //! argument as a byte range of the connection's read buffer (a multibulk request is never copied),
 //! and the reply writers append to the connection's output buffer, integers formatted on the
 //! stack. Only inline requests (`GET k` typed into telnet) are copied, because their words must
@@ -18,7 +18,7 @@ const MAX_INLINE: usize = 64 * 1024;
 /// The most arguments one request may carry.
 const MAX_ARGS: usize = 1024 * 1024;
 
-/// What [`parse_request`] found at the front of the unparsed bytes.
+/// What [`RequestParser::parse`] found at the front of the unparsed bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// A multibulk request ending at byte `end`; its arguments' ranges were pushed.
@@ -31,56 +31,153 @@ pub enum Parsed {
     Error(String),
 }
 
-/// Parse one request from `buf[pos..]`. Multibulk arguments are pushed onto `args` (cleared
-/// first) as ranges of `buf`. `max_bulk` bounds one argument (longer: a protocol error, before any
-/// of it is buffered).
-pub fn parse_request(buf: &[u8], pos: usize, max_bulk: usize, args: &mut Vec<Range<usize>>) -> Parsed {
-    args.clear();
-    let Some(&first) = buf.get(pos) else { return Parsed::Incomplete };
-    if first != b'*' {
-        let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') else {
-            return if buf.len() - pos > MAX_INLINE {
-                Parsed::Error("too big inline request".into())
-            } else {
-                Parsed::Incomplete
+/// A connection's request parser: [`parse`](Self::parse) finds the next request in the read
+/// buffer, recording its arguments as ranges of the buffer ([`args`](Self::args)).
+///
+/// **A request that has not all arrived is not parsed again from its start.** The parser
+/// remembers how far it got (the arguments already found, or how much of an inline line was
+/// searched for its end) and resumes there when more bytes arrive. Without that, a request of a
+/// million small arguments trickling in 16 KiB at a time would be re-parsed after every read:
+/// quadratic work for a linear amount of input, which a client could use to stall the node.
+///
+/// The contract with the caller: between two calls the buffer only grows at its end, except that
+/// the caller may drop bytes before the request being parsed, telling the parser with
+/// [`consumed`](Self::consumed).
+#[derive(Debug)]
+pub struct RequestParser {
+    max_bulk: usize,
+    args: Vec<Range<usize>>,
+    partial: Option<Partial>,
+}
+
+/// How far an incomplete request got.
+#[derive(Clone, Copy, Debug)]
+enum Partial {
+    /// A multibulk request starting at `start`: its next argument's header is at `at`, and
+    /// `left` arguments are still to come (the ones before are in `args`).
+    Multibulk { start: usize, at: usize, left: i64 },
+    /// An inline request starting at `start` whose first `searched` bytes hold no newline.
+    Inline { start: usize, searched: usize },
+}
+
+impl Partial {
+    fn start(self) -> usize {
+        match self {
+            Partial::Multibulk { start, .. } | Partial::Inline { start, .. } => start,
+        }
+    }
+}
+
+impl RequestParser {
+    /// A parser whose arguments may each be up to `max_bulk` bytes (longer: a protocol error,
+    /// before any of it is buffered).
+    pub fn new(max_bulk: usize) -> RequestParser {
+        RequestParser { max_bulk, args: Vec::new(), partial: None }
+    }
+
+    /// The arguments of the multibulk request the last [`parse`](Self::parse) returned.
+    pub fn args(&self) -> &[Range<usize>] {
+        &self.args
+    }
+
+    /// The caller dropped the first `n` bytes of its buffer (all before the request in
+    /// progress): shift what the parser remembers to match.
+    pub fn consumed(&mut self, n: usize) {
+        match &mut self.partial {
+            Some(Partial::Multibulk { start, at, .. }) => {
+                *start -= n;
+                *at -= n;
+                for range in &mut self.args {
+                    *range = range.start - n..range.end - n;
+                }
+            }
+            Some(Partial::Inline { start, .. }) => *start -= n,
+            None => {}
+        }
+    }
+
+    /// Parse one request from `buf[pos..]`, resuming where the last call stopped if that call
+    /// found the request at `pos` incomplete.
+    pub fn parse(&mut self, buf: &[u8], pos: usize) -> Parsed {
+        let resume = self.partial.take().filter(|p| p.start() == pos);
+        if !matches!(resume, Some(Partial::Multibulk { .. })) {
+            self.args.clear();
+        }
+        let Some(&first) = buf.get(pos) else { return Parsed::Incomplete };
+        if first != b'*' {
+            let searched = match resume {
+                Some(Partial::Inline { searched, .. }) => searched,
+                _ => 0,
             };
+            return self.inline(buf, pos, searched);
+        }
+        let (mut at, mut left) = match resume {
+            Some(Partial::Multibulk { at, left, .. }) => (at, left),
+            _ => match header(buf, pos + 1) {
+                Header::Value(n, _) if n > MAX_ARGS as i64 => {
+                    return Parsed::Error("invalid multibulk length".into())
+                }
+                Header::Value(n, next) => (next, n.max(0)),
+                Header::Incomplete => return Parsed::Incomplete,
+                Header::Bad => return Parsed::Error("invalid multibulk length".into()),
+            },
+        };
+        while left > 0 {
+            match self.argument(buf, at) {
+                Ok(Some(next)) => {
+                    at = next;
+                    left -= 1;
+                }
+                Ok(None) => {
+                    self.partial = Some(Partial::Multibulk { start: pos, at, left });
+                    return Parsed::Incomplete;
+                }
+                Err(e) => return Parsed::Error(e),
+            }
+        }
+        Parsed::Multibulk { end: at }
+    }
+
+    /// One `$len\r\n…\r\n` argument at `at`: pushed, and where the next one starts; `None`
+    /// if it has not all arrived.
+    fn argument(&mut self, buf: &[u8], at: usize) -> Result<Option<usize>, String> {
+        match buf.get(at) {
+            None => return Ok(None),
+            Some(b'$') => {}
+            Some(&other) => return Err(format!("expected '$', got '{}'", other as char)),
+        }
+        let (len, data) = match header(buf, at + 1) {
+            Header::Value(n, next) if n >= 0 && (n as usize) <= self.max_bulk => (n as usize, next),
+            Header::Incomplete => return Ok(None),
+            _ => return Err("invalid bulk length".into()),
+        };
+        if buf.len() < data + len + 2 {
+            return Ok(None);
+        }
+        if &buf[data + len..data + len + 2] != b"\r\n" {
+            return Err("bulk string not terminated by CRLF".into());
+        }
+        self.args.push(data..data + len);
+        Ok(Some(data + len + 2))
+    }
+
+    /// An inline request (`GET k` typed into telnet) at `pos`, whose first `searched` bytes
+    /// were already searched for the line's end.
+    fn inline(&mut self, buf: &[u8], pos: usize, searched: usize) -> Parsed {
+        let Some(nl) = buf[pos + searched..].iter().position(|&b| b == b'\n').map(|i| searched + i) else {
+            if buf.len() - pos > MAX_INLINE {
+                return Parsed::Error("too big inline request".into());
+            }
+            self.partial = Some(Partial::Inline { start: pos, searched: buf.len() - pos });
+            return Parsed::Incomplete;
         };
         let line = &buf[pos..pos + nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        return match concord_resp::codec::split_inline(line) {
+        match concord_resp::codec::split_inline(line) {
             Some(words) => Parsed::Inline { end: pos + nl + 1, words },
             None => Parsed::Error("unbalanced quotes in request".into()),
-        };
-    }
-    let (count, mut at) = match header(buf, pos + 1) {
-        Header::Value(n, next) => (n, next),
-        Header::Incomplete => return Parsed::Incomplete,
-        Header::Bad => return Parsed::Error("invalid multibulk length".into()),
-    };
-    if count > MAX_ARGS as i64 {
-        return Parsed::Error("invalid multibulk length".into());
-    }
-    for _ in 0..count.max(0) {
-        match buf.get(at) {
-            None => return Parsed::Incomplete,
-            Some(b'$') => {}
-            Some(&other) => return Parsed::Error(format!("expected '$', got '{}'", other as char)),
         }
-        let (len, data) = match header(buf, at + 1) {
-            Header::Value(n, next) if n >= 0 && (n as usize) <= max_bulk => (n as usize, next),
-            Header::Incomplete => return Parsed::Incomplete,
-            _ => return Parsed::Error("invalid bulk length".into()),
-        };
-        if buf.len() < data + len + 2 {
-            return Parsed::Incomplete;
-        }
-        if &buf[data + len..data + len + 2] != b"\r\n" {
-            return Parsed::Error("bulk string not terminated by CRLF".into());
-        }
-        args.push(data..data + len);
-        at = data + len + 2;
     }
-    Parsed::Multibulk { end: at }
 }
 
 enum Header {
@@ -202,13 +299,13 @@ mod tests {
     use super::*;
 
     fn parse_all(input: &[u8]) -> Vec<Vec<Vec<u8>>> {
-        let mut args = Vec::new();
+        let mut parser = RequestParser::new(1 << 20);
         let mut pos = 0;
         let mut out = Vec::new();
         loop {
-            match parse_request(input, pos, 1 << 20, &mut args) {
+            match parser.parse(input, pos) {
                 Parsed::Multibulk { end } => {
-                    out.push(args.iter().map(|r| input[r.clone()].to_vec()).collect());
+                    out.push(parser.args().iter().map(|r| input[r.clone()].to_vec()).collect());
                     pos = end;
                 }
                 Parsed::Inline { end, words } => {
@@ -219,6 +316,35 @@ mod tests {
                 Parsed::Error(e) => panic!("{e}"),
             }
         }
+    }
+
+    /// `input` received `piece` bytes at a time into a buffer that, as a connection's, drops
+    /// the requests it has answered after every read.
+    fn parse_trickled(input: &[u8], piece: usize) -> Vec<Vec<Vec<u8>>> {
+        let mut parser = RequestParser::new(1 << 20);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for chunk in input.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            let mut pos = 0;
+            loop {
+                match parser.parse(&buf, pos) {
+                    Parsed::Multibulk { end } => {
+                        out.push(parser.args().iter().map(|r| buf[r.clone()].to_vec()).collect());
+                        pos = end;
+                    }
+                    Parsed::Inline { end, words } => {
+                        out.push(words);
+                        pos = end;
+                    }
+                    Parsed::Incomplete => break,
+                    Parsed::Error(e) => panic!("{e}"),
+                }
+            }
+            buf.drain(..pos);
+            parser.consumed(pos);
+        }
+        out
     }
 
     #[test]
@@ -236,16 +362,38 @@ mod tests {
     }
 
     #[test]
+    fn a_request_arriving_in_pieces_resumes_where_it_stopped() {
+        // A request of many arguments between ordinary ones, inline lines among them: received
+        // in pieces of any size, with the answered requests dropped from the buffer after every
+        // read, it parses to the same requests as all at once.
+        let mut input = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n".to_vec();
+        let many = 5_000;
+        input.extend_from_slice(format!("*{}\r\n$4\r\nMSET\r\n", many + 1).as_bytes());
+        for i in 0..many {
+            let arg = format!("v{i}");
+            input.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        input.extend_from_slice(b"GET \"a b\"\r\n*1\r\n$4\r\nPING\r\n");
+        let whole = parse_all(&input);
+        assert_eq!(whole.len(), 5);
+        assert_eq!(whole[2].len(), many + 1);
+        assert_eq!(whole[2][many], format!("v{}", many - 1).into_bytes());
+        for piece in [1, 2, 3, 7, 64, 4096] {
+            assert_eq!(parse_trickled(&input, piece), whole, "pieces of {piece} bytes");
+        }
+    }
+
+    #[test]
     fn every_prefix_of_a_request_is_incomplete_and_bad_lengths_are_errors() {
         let input = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n";
-        let mut args = Vec::new();
         for cut in 0..input.len() {
-            assert_eq!(parse_request(&input[..cut], 0, 100, &mut args), Parsed::Incomplete, "cut {cut}");
+            assert_eq!(RequestParser::new(100).parse(&input[..cut], 0), Parsed::Incomplete, "cut {cut}");
         }
-        assert_eq!(parse_request(input, 0, 100, &mut args), Parsed::Multibulk { end: input.len() });
-        assert!(matches!(parse_request(b"*1\r\n$x\r\n", 0, 100, &mut args), Parsed::Error(_)));
-        assert!(matches!(parse_request(b"*1\r\n$200\r\n", 0, 100, &mut args), Parsed::Error(_)));
-        assert!(matches!(parse_request(b"*1\r\n$1\r\nabc", 0, 100, &mut args), Parsed::Error(_)));
+        let mut parser = RequestParser::new(100);
+        assert_eq!(parser.parse(input, 0), Parsed::Multibulk { end: input.len() });
+        assert!(matches!(parser.parse(b"*1\r\n$x\r\n", 0), Parsed::Error(_)));
+        assert!(matches!(parser.parse(b"*1\r\n$200\r\n", 0), Parsed::Error(_)));
+        assert!(matches!(parser.parse(b"*1\r\n$1\r\nabc", 0), Parsed::Error(_)));
     }
 
     #[test]

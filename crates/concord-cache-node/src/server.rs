@@ -76,7 +76,7 @@ async fn connection(shared: Arc<Shared>, mut stream: TcpStream) {
     let max_bulk = (shared.options.max_item_bytes as usize).saturating_mul(4).max(8 << 20);
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let mut out = BytesMut::with_capacity(16 * 1024);
-    let mut ranges = Vec::new();
+    let mut parser = proto::RequestParser::new(max_bulk);
     'read: loop {
         match stream.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -92,7 +92,7 @@ async fn connection(shared: Arc<Shared>, mut stream: TcpStream) {
                 let mut pending = None;
                 let mut commands = 0u64;
                 loop {
-                    let (end, words) = match proto::parse_request(&buf, pos, max_bulk, &mut ranges) {
+                    let (end, words) = match parser.parse(&buf, pos) {
                         Parsed::Incomplete => break,
                         Parsed::Error(e) => {
                             proto::error(&mut out, &format!("ERR Protocol error: {e}"));
@@ -102,6 +102,7 @@ async fn connection(shared: Arc<Shared>, mut stream: TcpStream) {
                         Parsed::Multibulk { end } => (end, None),
                         Parsed::Inline { end, words } => (end, Some(words)),
                     };
+                    let ranges = parser.args();
                     let mut small: [&[u8]; 8] = [&[]; 8];
                     let big: Vec<&[u8]>;
                     let argv: &[&[u8]] = match &words {
@@ -110,7 +111,7 @@ async fn connection(shared: Arc<Shared>, mut stream: TcpStream) {
                             &big
                         }
                         None if ranges.len() <= small.len() => {
-                            for (slot, range) in small.iter_mut().zip(&ranges) {
+                            for (slot, range) in small.iter_mut().zip(ranges) {
                                 *slot = &buf[range.clone()];
                             }
                             &small[..ranges.len()]
@@ -154,6 +155,7 @@ async fn connection(shared: Arc<Shared>, mut stream: TcpStream) {
             }
         }
         buf.advance(pos);
+        parser.consumed(pos);
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
                 break 'read;

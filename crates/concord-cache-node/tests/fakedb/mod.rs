@@ -84,7 +84,7 @@ impl FakeDb {
 
     async fn connection(self: Arc<Self>, mut stream: TcpStream) {
         let mut buf = BytesMut::new();
-        let mut args = Vec::new();
+        let mut parser = proto::RequestParser::new(1 << 30);
         let mut resp3 = false;
         let (feed_tx, mut feed_rx) = mpsc::unbounded_channel::<FeedMessage>();
         let mut subscribed = false;
@@ -108,8 +108,8 @@ impl FakeDb {
             }
             let mut out = BytesMut::new();
             let mut pos = 0;
-            while let proto::Parsed::Multibulk { end } = proto::parse_request(&buf, pos, 1 << 30, &mut args) {
-                let argv: Vec<Vec<u8>> = args.iter().map(|r| buf[r.clone()].to_vec()).collect();
+            while let proto::Parsed::Multibulk { end } = parser.parse(&buf, pos) {
+                let argv: Vec<Vec<u8>> = parser.args().iter().map(|r| buf[r.clone()].to_vec()).collect();
                 pos = end;
                 let name = String::from_utf8_lossy(&argv[0]).to_uppercase();
                 match name.as_str() {
@@ -172,6 +172,7 @@ impl FakeDb {
                 }
             }
             bytes::Buf::advance(&mut buf, pos);
+            parser.consumed(pos);
             if stream.write_all(&out).await.is_err() {
                 return;
             }

@@ -1,19 +1,20 @@
 //! `cache-resp`: the bytes a client sends a cache node (`concord cache`), through its in-place
-//! request parser (`concord_cache_node::proto::parse_request`) – a second RESP parser, written for
+//! request parser (`concord_cache_node::proto::RequestParser`) – a second RESP parser, written for
 //! the cache's hot loop, so it gets its own target.
 //!
 //! Properties, beyond no panic:
 //! * **Splitting does not matter.** Fed as a connection receives them – all at once, or in pieces
-//!   of 1, 2, 3, 5, 8… bytes, parsing again from the first unparsed byte after every piece – the
-//!   bytes give the same requests and the same error.
-//! * **Ranges stay inside.** Every argument is a range of the bytes received, and a request ends
+//!   of 1, 2, 3, 5, 8… bytes into a buffer that drops the answered requests after every piece, the
+//!   parser resuming an incomplete request where it stopped – the bytes give the same requests
+//!   and the same error.
+//! * **Ranges stay inside.** Every argument is a range of the bytes buffered, and a request ends
 //!   after its last argument.
 //! * **Round trip.** Each request, encoded as a RESP array of bulk strings, parses back to the same
 //!   arguments and nothing else.
 
 use super::label;
 use crate::driver::Target;
-use concord_cache_node::proto::{parse_request, Parsed};
+use concord_cache_node::proto::{Parsed, RequestParser};
 
 pub const TARGET: Target = Target {
     name: "cache-resp",
@@ -49,33 +50,37 @@ fn seeds() -> Vec<Vec<u8>> {
 
 const PIECES: &[usize] = &[1, 2, 3, 5, 8, 13, 64, 1000];
 
-/// The requests (each a list of arguments) and the error, if any, of `input` received in `pieces`.
+/// The requests (each a list of arguments) and the error, if any, of `input` received in `pieces`
+/// (all at once for `None`), as a connection does: a buffer that drops what it answered.
 fn parse_all(input: &[u8], pieces: Option<&[usize]>) -> (Vec<Vec<Vec<u8>>>, Option<String>) {
     let mut requests = Vec::new();
-    let mut args = Vec::new();
-    let (mut pos, mut received, mut piece) = (0, 0, 0);
+    let mut parser = RequestParser::new(MAX_BULK);
+    let mut buf = Vec::new();
+    let (mut received, mut piece) = (0, 0);
     loop {
-        received = match pieces {
+        let next = match pieces {
             None => input.len(),
             Some(p) => (received + p[piece % p.len()]).min(input.len()),
         };
+        buf.extend_from_slice(&input[received..next]);
+        received = next;
         piece += 1;
-        let buf = &input[..received];
+        let mut pos = 0;
         loop {
-            match parse_request(buf, pos, MAX_BULK, &mut args) {
+            match parser.parse(&buf, pos) {
                 Parsed::Multibulk { end } => {
                     assert!(
                         end > pos && end <= buf.len(),
                         "a request ends at {end}, outside {pos}..{}",
                         buf.len()
                     );
-                    for r in &args {
+                    for r in parser.args() {
                         assert!(
                             r.start >= pos && r.end <= end && r.start <= r.end,
                             "argument {r:?} outside {pos}..{end}"
                         );
                     }
-                    requests.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect());
+                    requests.push(parser.args().iter().map(|r| buf[r.clone()].to_vec()).collect());
                     pos = end;
                 }
                 Parsed::Inline { end, words } => {
@@ -89,6 +94,8 @@ fn parse_all(input: &[u8], pieces: Option<&[usize]>) -> (Vec<Vec<Vec<u8>>>, Opti
                 Parsed::Error(e) => return (requests, Some(e)),
             }
         }
+        buf.drain(..pos);
+        parser.consumed(pos);
         if received == input.len() {
             return (requests, None);
         }
