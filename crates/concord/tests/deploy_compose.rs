@@ -1,0 +1,235 @@
+//! The container deployment of `deploy/` (deploy/README.md), end to end on the machine's Docker:
+//!
+//! 1. `deploy/build-image.sh` builds the image from scratch around this very binary
+//!    (`CONCORD_BIN`, the test's debug build, stripped of its debug info in the image) under a tag
+//!    of its own;
+//! 2. `docker-compose -f deploy/compose.yaml up -d` starts the five nodes of the strong mode – the
+//!    shipped compose file and configuration, with only the published ports, the image and the
+//!    secret's file moved by the environment variables the file offers;
+//! 3. every container reports `healthy` (the image's HEALTHCHECK), and the nodes agree on a leader;
+//! 4. `redis-cli` writes through the leader's published port and reads the key back through
+//!    another node's;
+//! 5. `docker kill` (SIGKILL) of the leader's container: the four others elect a new leader, and a
+//!    write through it succeeds and is read back through a third node, as is the first write;
+//! 6. `docker-compose down -v` removes the containers, the network and the volumes, and the image
+//!    is removed (also when the test fails part-way).
+//!
+//! Needs Docker with docker-compose, redis-cli and a static busybox (`.ci/run` installs
+//! `docker.io docker-compose redis-tools busybox-static`). Where one is missing the test prints why
+//! and passes – unless `CI` is set, where that is a failure. It uses the network 10.57.0.0/24 of
+//! compose.yaml: a deployment of deploy/compose.yaml already up on this machine makes it fail
+//! (the message says so).
+
+use concord_server::testkit::{free_port_run, http};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Why this machine cannot run the test, if it cannot.
+fn missing_tools() -> Option<String> {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+    };
+    if !works("docker", &["info"]) {
+        return Some("docker does not answer (`docker info` failed: no engine, or no permission)".into());
+    }
+    if !works("docker-compose", &["version"]) {
+        return Some("docker-compose is not installed (Debian: docker-compose)".into());
+    }
+    if !works("redis-cli", &["--version"]) {
+        return Some("redis-cli is not installed (Debian: redis-tools)".into());
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("no static busybox at /bin/busybox (Debian: busybox-static)".into());
+    }
+    None
+}
+
+fn run(command: &mut Command) -> Output {
+    let out = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A compose project of the shipped compose file; `down -v` and the image's removal on drop.
+struct Deployment {
+    project: String,
+    image: String,
+    redis: Vec<u16>,
+    http: Vec<u16>,
+    secret: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    fn compose(&self) -> Command {
+        let mut c = Command::new("docker-compose");
+        c.current_dir(repo())
+            .args(["-p", &self.project, "-f", "deploy/compose.yaml"])
+            .env("CONCORD_IMAGE", &self.image)
+            .env("CONCORD_SECRET_FILE", &self.secret);
+        for i in 0..5 {
+            c.env(format!("CONCORD_REDIS_PORT_{}", i + 1), self.redis[i].to_string());
+            c.env(format!("CONCORD_HTTP_PORT_{}", i + 1), self.http[i].to_string());
+        }
+        c
+    }
+
+    /// The container id of node `id` (1-based).
+    fn container(&self, id: u32) -> String {
+        let out = run(self.compose().args(["ps", "-q", &format!("node{id}")]));
+        let cid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!cid.is_empty(), "no container for node{id}");
+        cid
+    }
+
+    fn logs(&self) -> String {
+        let out = self.compose().args(["logs", "--no-color", "--tail", "30"]).output();
+        out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+    }
+
+    /// `GET /healthz` of node `id` through its published port.
+    async fn health(&self, id: u32) -> Option<Value> {
+        let addr = ([127, 0, 0, 1], self.http[id as usize - 1]).into();
+        let answer = http(addr, "GET", "/healthz", b"", Duration::from_secs(1)).await.ok()?;
+        answer.json().ok()
+    }
+
+    /// Wait until every node in `ids` names the same leader, itself one of `ids`; return it.
+    async fn agreed_leader(&self, ids: &[u32], within: Duration) -> u32 {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut leaders = Vec::new();
+            for &id in ids {
+                leaders.push(self.health(id).await.and_then(|h| h["leader"].as_u64()));
+            }
+            if let Some(Some(l)) = leaders.first() {
+                if leaders.iter().all(|x| *x == Some(*l)) && ids.contains(&(*l as u32)) {
+                    return *l as u32;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes {ids:?} agree on no leader within {within:?}: {leaders:?}\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Wait until `docker inspect` says every container is healthy (the image's HEALTHCHECK).
+    fn wait_healthy(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let ids: Vec<String> = (1..=5).map(|i| self.container(i)).collect();
+        loop {
+            let out = run(Command::new("docker")
+                .args(["inspect", "--format", "{{.State.Health.Status}}"])
+                .args(&ids));
+            let states: Vec<String> =
+                String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+            if states.iter().all(|s| s == "healthy") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "containers not healthy within {within:?}: {states:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// `redis-cli -p PORT` (node `id`'s published RESP port) with `args`; its output, trimmed.
+    fn redis(&self, id: u32, args: &[&str]) -> String {
+        let port = self.redis[id as usize - 1].to_string();
+        let out = run(Command::new("redis-cli").args(["-p", &port]).args(args));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        let down = self.compose().args(["down", "-v", "--timeout", "5"]).output();
+        match down {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("docker-compose down -v failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("cannot run docker-compose down -v: {e}"),
+        }
+        let _ = Command::new("docker").args(["rmi", "-f", &self.image]).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_node_compose_cluster_survives_the_kill_of_its_leaders_container() {
+    if let Some(why) = missing_tools() {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
+        eprintln!("skipping the compose deployment test: {why}");
+        return;
+    }
+    let started = Instant::now();
+    let tag = format!("concord:deploy-test-{}", std::process::id());
+    run(Command::new(repo().join("deploy/build-image.sh"))
+        .env("CONCORD_BIN", env!("CARGO_BIN_EXE_concord"))
+        .env("CONCORD_IMAGE", &tag));
+    eprintln!("image {tag} built in {:?}", started.elapsed());
+
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cluster.secret");
+    run(Command::new(repo().join("deploy/make-secret.sh")).arg(&secret));
+    let base = free_port_run(10);
+    let d = Deployment {
+        project: format!("concord-deploy-test-{}", std::process::id()),
+        image: tag,
+        redis: (0..5).map(|i| base + i).collect(),
+        http: (5..10).map(|i| base + i).collect(),
+        secret,
+        _dir: dir,
+    };
+    let up = d.compose().args(["up", "-d"]).output().unwrap();
+    if !up.status.success() {
+        let err = String::from_utf8_lossy(&up.stderr);
+        panic!(
+            "docker-compose up failed{}:\n{err}",
+            if err.contains("overlap") || err.contains("Pool") {
+                " (is deploy/compose.yaml already up here? its network 10.57.0.0/24 is taken)"
+            } else {
+                ""
+            }
+        );
+    }
+    d.wait_healthy(Duration::from_secs(40));
+    let all = [1, 2, 3, 4, 5];
+    let leader = d.agreed_leader(&all, Duration::from_secs(20)).await;
+    eprintln!("5 nodes healthy, node {leader} leads, after {:?}", started.elapsed());
+
+    // Write through the leader, read through another node.
+    let other = all.iter().copied().find(|&i| i != leader).unwrap();
+    assert_eq!(d.redis(leader, &["SET", "before", "one"]), "OK");
+    assert_eq!(d.redis(other, &["GET", "before"]), "one");
+
+    // SIGKILL the leader's container; the four others go on.
+    run(Command::new("docker").args(["kill", &d.container(leader)]));
+    let survivors: Vec<u32> = all.iter().copied().filter(|&i| i != leader).collect();
+    let new_leader = d.agreed_leader(&survivors, Duration::from_secs(20)).await;
+    assert_ne!(new_leader, leader);
+    eprintln!("node {leader}'s container killed; node {new_leader} leads, after {:?}", started.elapsed());
+    assert_eq!(d.redis(new_leader, &["SET", "after", "two"]), "OK");
+    let reader = survivors.iter().copied().find(|&i| i != new_leader).unwrap();
+    assert_eq!(d.redis(reader, &["GET", "after"]), "two");
+    assert_eq!(d.redis(reader, &["GET", "before"]), "one");
+    eprintln!("writes go on without node {leader}; whole test {:?}", started.elapsed());
+}
