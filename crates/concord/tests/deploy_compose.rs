@@ -69,6 +69,8 @@ struct Deployment {
     redis: Vec<u16>,
     http: Vec<u16>,
     secret: PathBuf,
+    /// Override files after deploy/compose.yaml (`deploy/compose.eventual.yaml`, …).
+    overrides: Vec<&'static str>,
     _dir: tempfile::TempDir,
 }
 
@@ -77,6 +79,7 @@ impl Deployment {
         let mut c = Command::new("docker-compose");
         c.current_dir(repo())
             .args(["-p", &self.project, "-f", "deploy/compose.yaml"])
+            .args(self.overrides.iter().flat_map(|o| ["-f", o]))
             .env("CONCORD_IMAGE", &self.image)
             .env("CONCORD_SECRET_FILE", &self.secret);
         for i in 0..5 {
@@ -169,34 +172,43 @@ impl Drop for Deployment {
             Ok(o) => eprintln!("docker-compose down -v failed: {}", String::from_utf8_lossy(&o.stderr)),
             Err(e) => eprintln!("cannot run docker-compose down -v: {e}"),
         }
-        let _ = Command::new("docker").args(["rmi", "-f", &self.image]).output();
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_five_node_compose_cluster_survives_the_kill_of_its_leaders_container() {
-    if let Some(why) = missing_tools() {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
-        eprintln!("skipping the compose deployment test: {why}");
-        return;
+/// An image built for one test, removed when dropped (after the deployment that runs it).
+struct Image(String);
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
     }
+}
+
+/// Build the image around this test's binary, under a tag of its own.
+fn build_image(test: &str) -> Image {
     let started = Instant::now();
-    let tag = format!("concord:deploy-test-{}", std::process::id());
+    let tag = format!("concord:deploy-test-{test}-{}", std::process::id());
     run(Command::new(repo().join("deploy/build-image.sh"))
         .env("CONCORD_BIN", env!("CARGO_BIN_EXE_concord"))
         .env("CONCORD_IMAGE", &tag));
     eprintln!("image {tag} built in {:?}", started.elapsed());
+    Image(tag)
+}
 
+/// Start deploy/compose.yaml (with `overrides`) from `image`, and wait until every container is
+/// healthy.
+fn deploy(image: &Image, overrides: Vec<&'static str>) -> Deployment {
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("cluster.secret");
     run(Command::new(repo().join("deploy/make-secret.sh")).arg(&secret));
     let base = free_port_run(10);
     let d = Deployment {
         project: format!("concord-deploy-test-{}", std::process::id()),
-        image: tag,
+        image: image.0.clone(),
         redis: (0..5).map(|i| base + i).collect(),
         http: (5..10).map(|i| base + i).collect(),
         secret,
+        overrides,
         _dir: dir,
     };
     let up = d.compose().args(["up", "-d"]).output().unwrap();
@@ -212,6 +224,19 @@ async fn a_five_node_compose_cluster_survives_the_kill_of_its_leaders_container(
         );
     }
     d.wait_healthy(Duration::from_secs(40));
+    d
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_node_compose_cluster_survives_the_kill_of_its_leaders_container() {
+    if let Some(why) = missing_tools() {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
+        eprintln!("skipping the compose deployment test: {why}");
+        return;
+    }
+    let started = Instant::now();
+    let image = build_image("strong");
+    let d = deploy(&image, vec![]);
     let all = [1, 2, 3, 4, 5];
     let leader = d.agreed_leader(&all, Duration::from_secs(20)).await;
     eprintln!("5 nodes healthy, node {leader} leads, after {:?}", started.elapsed());
@@ -232,4 +257,109 @@ async fn a_five_node_compose_cluster_survives_the_kill_of_its_leaders_container(
     assert_eq!(d.redis(reader, &["GET", "after"]), "two");
     assert_eq!(d.redis(reader, &["GET", "before"]), "one");
     eprintln!("writes go on without node {leader}; whole test {:?}", started.elapsed());
+}
+
+/// `PUT /v1/kv/{key}` through node `id`, retried until it answers 200 (a shard electing a leader
+/// answers 503 for a while).
+async fn put(d: &Deployment, id: u32, key: &str, value: &str, within: Duration) {
+    let addr = ([127, 0, 0, 1], d.http[id as usize - 1]).into();
+    let deadline = Instant::now() + within;
+    loop {
+        let path = format!("/v1/kv/{key}");
+        let answer = http(addr, "PUT", &path, value.as_bytes(), Duration::from_secs(5)).await;
+        match answer {
+            Ok(a) if a.status == 200 => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "PUT {key} through node {id}: {:?}\n{}",
+                other.map(|a| (a.status, a.text())),
+                d.logs()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `GET /v1/kv/{key}` through node `id`: the answer's text, retried for up to `within` while
+/// it is not 200 (a node may forward to a shard's old leader until it learns the new one).
+async fn get(d: &Deployment, id: u32, key: &str, within: Duration) -> String {
+    let addr = ([127, 0, 0, 1], d.http[id as usize - 1]).into();
+    let started = Instant::now();
+    loop {
+        let answer = http(addr, "GET", &format!("/v1/kv/{key}"), b"", Duration::from_secs(5)).await;
+        match answer {
+            Ok(a) if a.status == 200 => {
+                if started.elapsed() > Duration::from_secs(1) {
+                    eprintln!("GET {key} through node {id} answered after {:?}", started.elapsed());
+                }
+                return a.text();
+            }
+            other => assert!(
+                started.elapsed() < within,
+                "GET {key} through node {id}: {:?}\n{}",
+                other.map(|a| (a.status, a.text())),
+                d.logs()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Start five nodes with `override_file`, check that each reports `mode`, that a write through
+/// one node is read through another over HTTP and over RESP, and that after node 3's container is
+/// killed writes through nodes 1 and 5 still succeed and read back through node 2.
+async fn a_mode_survives_a_kill(mode: &str, override_file: &'static str) {
+    if let Some(why) = missing_tools() {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
+        eprintln!("skipping the compose deployment test: {why}");
+        return;
+    }
+    let image = build_image(mode);
+    let started = Instant::now();
+    let d = deploy(&image, vec![override_file]);
+    for id in 1..=5 {
+        let h = d.health(id).await.unwrap_or_default();
+        assert_eq!(h["mode"], mode, "node {id}'s /healthz: {h}");
+    }
+    put(&d, 1, "k1", "v1", Duration::from_secs(20)).await;
+    assert!(get(&d, 5, "k1", Duration::from_secs(5)).await.contains("v1"));
+    // RESP: in the sharded mode a key another node leads is a -MOVED to its container's address,
+    // which `redis-cli -c` follows (the bridge network is routed to this host).
+    let cluster: &[&str] = if mode == "sharded" { &["-c"] } else { &[] };
+    let set: Vec<&str> = cluster.iter().copied().chain(["SET", "r1", "x"]).collect();
+    let get_r1: Vec<&str> = cluster.iter().copied().chain(["GET", "r1"]).collect();
+    assert_eq!(d.redis(2, &set), "OK");
+    assert_eq!(d.redis(4, &get_r1), "x");
+    run(Command::new("docker").args(["kill", &d.container(3)]));
+    for i in 0..10 {
+        put(&d, 1 + (i % 2) * 4, &format!("after{i}"), "y", Duration::from_secs(30)).await;
+    }
+    for i in 0..10 {
+        assert!(get(&d, 2, &format!("after{i}"), Duration::from_secs(30)).await.contains('y'));
+    }
+    eprintln!("{mode}: 5 nodes, writes before and after node 3's kill, in {:?}", started.elapsed());
+}
+
+/// The eventual mode through compose.eventual.yaml. Not in the default run (it adds about 15 s):
+/// `cargo test -p concord --test deploy_compose -- --ignored --test-threads 1` (the tests share
+/// the network 10.57.0.0/24: one at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn the_eventual_override_runs_the_eventual_mode_and_survives_a_kill() {
+    a_mode_survives_a_kill("eventual", "deploy/compose.eventual.yaml").await;
+}
+
+/// The sharded mode through compose.sharded.yaml, run as the eventual one is.
+///
+/// **Fails today**, on a bug of the sharded mode that this deployment found: after node 3's
+/// container is killed, shard 3 (replicas 3, 4, 5) elects node 4, and its replicas serve it, but
+/// nodes 1 and 2 – which replicate no part of shard 3 – keep forwarding its requests to node 3
+/// (`concord_shard::node`'s cache of the leaders of groups a node does not host is not corrected
+/// when forwards time out): HTTP answers 500 "no answer from group-3's node in 2s" and 504 through
+/// them for as long as node 3 stays down (a minute and more), while `redis-cli -c` – redirected by
+/// the shard map – works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn the_sharded_override_runs_the_sharded_mode_and_survives_a_kill() {
+    a_mode_survives_a_kill("sharded", "deploy/compose.sharded.yaml").await;
 }
