@@ -195,9 +195,29 @@ fn build_image(test: &str) -> Image {
     Image(tag)
 }
 
+/// Take down what a run of this test killed before its clean-up left behind (its network would
+/// hold 10.57.0.0/24): the compose projects named `concord-deploy-test-<pid>` of processes gone.
+fn remove_leftovers() {
+    let out = run(Command::new("docker").args(["network", "ls", "--format", "{{.Name}}"]));
+    for network in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(project) = network.strip_suffix("_concord") else { continue };
+        let Some(pid) = project.strip_prefix("concord-deploy-test-") else { continue };
+        if Path::new("/proc").join(pid).exists() {
+            continue; // a run still going (perhaps this one)
+        }
+        eprintln!("removing the leftover compose project {project}");
+        let _ = Command::new("docker-compose")
+            .current_dir(repo())
+            .args(["-p", project, "-f", "deploy/compose.yaml", "down", "-v", "--timeout", "1"])
+            .env("CONCORD_SECRET_FILE", "/dev/null")
+            .output();
+    }
+}
+
 /// Start deploy/compose.yaml (with `overrides`) from `image`, and wait until every container is
 /// healthy.
 fn deploy(image: &Image, overrides: Vec<&'static str>) -> Deployment {
+    remove_leftovers();
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("cluster.secret");
     run(Command::new(repo().join("deploy/make-secret.sh")).arg(&secret));
