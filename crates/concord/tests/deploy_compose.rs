@@ -11,14 +11,21 @@
 //!    another node's;
 //! 5. `docker kill` (SIGKILL) of the leader's container: the four others elect a new leader, and a
 //!    write through it succeeds and is read back through a third node, as is the first write;
+//!    then the new leader is cut off from the three others (`cmd::chaos::docker::cut_link`,
+//!    iptables in its network namespace): they elect one of themselves and take a write, the
+//!    cut-off node acknowledges none, and once healed it serves the majority's write;
 //! 6. `docker-compose down -v` removes the containers, the network and the volumes, and the image
 //!    is removed (also when the test fails part-way).
 //!
-//! Needs Docker with docker-compose, redis-cli and a static busybox (`.ci/run` installs
-//! `docker.io docker-compose redis-tools busybox-static`). Where one is missing the test prints why
+//! Needs Docker with docker-compose, redis-cli and a static busybox, and for the partition root,
+//! nsenter and iptables (Debian: docker.io docker-compose redis-tools busybox-static iptables). Where one is missing the test prints why
 //! and passes – unless `CI` is set, where that is a failure. It uses the network 10.57.0.0/24 of
 //! compose.yaml: a deployment of deploy/compose.yaml already up on this machine makes it fail
 //! (the message says so).
+
+// The partition uses cut_link and heal_all (the file allows the rest to go unused).
+#[path = "../src/cmd/chaos/docker.rs"]
+mod docker;
 
 use concord_server::testkit::{free_port_run, http};
 use serde_json::Value;
@@ -153,6 +160,38 @@ impl Deployment {
         }
     }
 
+    /// [`Deployment::redis`] whatever it answers: its output and errors, trimmed (within 10 s).
+    fn redis_answer(&self, id: u32, args: &[&str]) -> String {
+        let port = self.redis[id as usize - 1].to_string();
+        let out = Command::new("timeout").args(["10", "redis-cli", "-p", &port]).args(args).output().unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+            .trim()
+            .to_string()
+    }
+
+    /// Ask node `id` until it answers `expected` (every answer else, errors included, is retried
+    /// for up to `within`; then the last one fails the test).
+    fn await_answer(&self, id: u32, args: &[&str], expected: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let answer = self.redis_answer(id, args);
+            if answer == expected {
+                if !seen.is_empty() {
+                    eprintln!("node {id}: {args:?} answered {expected:?} after {seen:?}");
+                }
+                return;
+            }
+            seen.push(answer);
+            assert!(
+                Instant::now() < deadline,
+                "node {id}: {args:?} never answered {expected:?} in {within:?}: {seen:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
     /// `redis-cli -p PORT` (node `id`'s published RESP port) with `args`; its output, trimmed.
     fn redis(&self, id: u32, args: &[&str]) -> String {
         let port = self.redis[id as usize - 1].to_string();
@@ -276,7 +315,63 @@ async fn a_five_node_compose_cluster_survives_the_kill_of_its_leaders_container(
     let reader = survivors.iter().copied().find(|&i| i != new_leader).unwrap();
     assert_eq!(d.redis(reader, &["GET", "after"]), "two");
     assert_eq!(d.redis(reader, &["GET", "before"]), "one");
-    eprintln!("writes go on without node {leader}; whole test {:?}", started.elapsed());
+    eprintln!("writes go on without node {leader}, after {:?}", started.elapsed());
+
+    // Cut the new leader off from the three others (iptables in its network namespace, as
+    // `concord chaos` is to): they elect one of themselves and take writes; the cut-off node
+    // acknowledges none; healed, it serves what was written meanwhile.
+    if let Some(why) = cannot_cut() {
+        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
+        eprintln!("skipping the partition: {why}");
+        return;
+    }
+    let network = format!("{}_concord", d.project);
+    let cut_off = d.container(new_leader);
+    let rest: Vec<u32> = survivors.iter().copied().filter(|&i| i != new_leader).collect();
+    for &i in &rest {
+        docker::cut_link(&cut_off, &d.container(i), &network).unwrap();
+    }
+    let majority_leader = d.agreed_leader(&rest, Duration::from_secs(20)).await;
+    eprintln!(
+        "node {new_leader} cut off; node {majority_leader} leads the rest, after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(d.redis(majority_leader, &["SET", "partitioned", "three"]), "OK");
+    let refused = d.redis_answer(new_leader, &["SET", "minority", "four"]);
+    assert_ne!(refused, "OK", "the cut-off node acknowledged a write");
+    eprintln!("the cut-off node answers a write: {refused}");
+    docker::heal_all(&cut_off).unwrap();
+    // Right after the heal the cut-off node, its term ahead, may cause an election: until it
+    // settles an answer may be an error (`TIMEOUT`, …), so each is awaited.
+    d.await_answer(new_leader, &["GET", "partitioned"], "three", Duration::from_secs(20));
+    // The cut-off node's answer to the write was no acknowledgement ("TIMEOUT … may or may not
+    // have taken effect"), and indeed it may: the write usually is applied once the link heals
+    // (seen in 2 runs of 3 – the request, queued while the link was cut, reaches the majority's
+    // leader). Either outcome is allowed; an error or any other value is not.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut minority = d.redis_answer(majority_leader, &["GET", "minority"]);
+    while !(minority.is_empty() || minority == "four") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(300)); // an error while an election settles
+        minority = d.redis_answer(majority_leader, &["GET", "minority"]);
+    }
+    eprintln!("after the heal, the majority's leader reads minority = {minority:?}");
+    assert!(minority.is_empty() || minority == "four", "minority = {minority:?}");
+    eprintln!("healed; node {new_leader} serves the majority's write; whole test {:?}", started.elapsed());
+}
+
+/// Why links cannot be cut here, if they cannot (root, nsenter and iptables on the host).
+fn cannot_cut() -> Option<String> {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+    };
+    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !uid.unwrap_or(false) {
+        return Some("cutting links needs root (nsenter into a container's network namespace)".into());
+    }
+    if !works("nsenter", &["--version"]) || !works("iptables", &["--version"]) {
+        return Some("nsenter (util-linux) and iptables (Debian: iptables) are needed".into());
+    }
+    None
 }
 
 /// `PUT /v1/kv/{key}` through node `id`, retried until it answers 200 (a shard electing a leader
