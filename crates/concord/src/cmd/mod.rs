@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod cache;
+pub mod chaos;
 pub mod check;
 pub mod difftest;
 pub mod lab;
