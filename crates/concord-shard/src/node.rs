@@ -632,6 +632,8 @@ struct Pending {
     group: GroupId,
     /// When it is given up if unanswered (requests served here are always answered by Raft).
     deadline: Option<Time>,
+    /// The node a forward went to (`None`: served here).
+    to: Option<NodeId>,
 }
 
 /// One node of a sharded cluster (see the module docs).
@@ -873,7 +875,7 @@ impl ShardedNode {
         let here = self.host.group(group);
         if let (GroupReq::Status, Some(status)) = (&request, here.and_then(Group::status)) {
             let response = GroupResponse::Answer { group, response: GroupResp::Status(Some(status)) };
-            return self.answered(io, Pending { origin, group, deadline: None }, response);
+            return self.answered(io, Pending { origin, group, deadline: None, to: None }, response);
         }
         // The leader serves; a stale read is served by any replica (Redis Cluster's `READONLY`).
         let serve_here = match &request {
@@ -882,7 +884,7 @@ impl ShardedNode {
             _ => here.is_some_and(Group::is_leader),
         };
         if serve_here {
-            self.pending.insert(id, Pending { origin, group, deadline: None });
+            self.pending.insert(id, Pending { origin, group, deadline: None, to: None });
             let rid = RequestId { client: INTERNAL, seq: id };
             self.with_host(io, |host, inner| host.on_request(inner, rid, GroupRequest { group, request }));
             return;
@@ -895,14 +897,32 @@ impl ShardedNode {
         match target {
             Some(to) => {
                 let deadline = Some(io.now() + FORWARD_TIMEOUT);
-                self.pending.insert(id, Pending { origin, group, deadline });
+                self.pending.insert(id, Pending { origin, group, deadline, to: Some(to) });
                 io.send(to, NodeMessage::Forward { id, group, request });
             }
             None => {
                 let response = GroupResponse::Answer { group, response: not_leader(&request, None) };
-                self.answered(io, Pending { origin, group, deadline: None }, response);
+                self.answered(io, Pending { origin, group, deadline: None, to: None }, response);
             }
         }
+    }
+
+    /// A forward to `to` went unanswered: if the hint for `group` names `to`, move it to the next
+    /// replica (in voter order). A live replica that does not lead answers the next forward with
+    /// `NotLeader` and the leader's name, so the hint finds the leader again; a dead node named as
+    /// leader would otherwise be forwarded to until a leader probe corrected it.
+    fn distrust(&mut self, group: GroupId, to: Option<NodeId>) {
+        let Some(to) = to else { return };
+        if self.host.group(group).is_some() || self.leaders.get(&group) != Some(&to) {
+            return;
+        }
+        let others: Vec<NodeId> = self.replicas(group).into_iter().filter(|&n| n != self.me).collect();
+        let next = others.iter().position(|&n| n == to).map_or(0, |i| i + 1);
+        match others.get(next % others.len().max(1)).copied().filter(|&n| n != to) {
+            Some(n) => self.leaders.insert(group, n),
+            None => self.leaders.remove(&group),
+        };
+        self.hint_changes += 1;
     }
 
     fn replicas(&self, group: GroupId) -> Vec<NodeId> {
@@ -1279,6 +1299,7 @@ impl ShardedNode {
             .collect();
         for id in expired {
             let pending = self.pending.remove(&id).expect("listed");
+            self.distrust(pending.group, pending.to);
             let reason = format!("no answer from {}'s node in {FORWARD_TIMEOUT:?}", pending.group);
             let response =
                 GroupResponse::Answer { group: pending.group, response: unknown(pending.group, reason) };
@@ -1628,9 +1649,7 @@ impl Process for ShardedNode {
             // here knows its own leader).
             NodeMessage::Leading { groups, .. } => {
                 for (group, _) in groups {
-                    if self.host.group(group).is_none() && self.leaders.insert(group, from) != Some(from) {
-                        self.hint_changes += 1;
-                    }
+                    self.learn_leader(group, from);
                 }
             }
         }
@@ -1701,6 +1720,14 @@ impl ShardedNode {
         match self.host.group(group) {
             Some(g) => g.leader(),
             None => self.leaders.get(&group).copied(),
+        }
+    }
+
+    /// `leader` leads `group` (a group not replicated here), as a leader probe heard: forwards
+    /// go there from now on. Ignored for a group replicated here (Raft knows its own leader).
+    pub fn learn_leader(&mut self, group: GroupId, leader: NodeId) {
+        if self.host.group(group).is_none() && self.leaders.insert(group, leader) != Some(leader) {
+            self.hint_changes += 1;
         }
     }
 

@@ -202,6 +202,11 @@ impl ShardServer {
                 Some(other) if other.term >= term => {}
                 _ => {
                     self.probed.insert(group, claim);
+                    // Forwards go where the node's hint points: without this, a node kept
+                    // forwarding a shard's requests to its dead leader (each one timing out,
+                    // none answering `NotLeader` to correct the hint) while this process
+                    // already knew the new one.
+                    self.node.learn_leader(group, from);
                 }
             }
         }
@@ -548,6 +553,10 @@ mod tests {
             assert_ne!(node3.probed.get(&GroupId(k)).map(|c| c.leader), Some(silent), "shard {k}");
             let leader = c.leader(k).expect("another replica took over");
             assert_eq!(node3.known_leader(GroupId(k)), Some(leader), "shard {k}");
+            // Regression (found by the docker-compose deployment): the node's forwarding hint,
+            // where its forwards go, learned the new leader too. It used to keep the dead one,
+            // so every request for the shard timed out while the process knew better.
+            assert_eq!(node3.node().known_leader(GroupId(k)), Some(leader), "shard {k}: forwards");
         }
     }
 }
