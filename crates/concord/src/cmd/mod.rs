@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod cache;
 pub mod check;
+pub mod design;
 pub mod difftest;
 pub mod lab;
 pub mod live;
