@@ -116,12 +116,17 @@ fn an_under_provisioned_design_misses_and_says_why() {
     let missed: Vec<&str> = report.missed().map(|c| c.requirement.as_str()).collect();
     assert!(missed.iter().any(|m| m.starts_with("capacity")), "{missed:?}");
     assert!(missed.iter().any(|m| m.contains("survive losing a zone")), "{missed:?}");
-    // The zone run measured it: the zone held one of the two replicas, and a quorum needs both.
+    // The zone run measured it: the zone held one of the two replicas. Read-your-writes with
+    // N = 2 needs R + W > 2 – the designer takes R = 1, W = 2 – so reads go on and every write
+    // fails: well below the 99 % a survived failure needs.
+    assert_eq!(report.design.kinds[0].protocol, Protocol::Dynamo { r: 1, w: 2 });
     let zone = report.checks.iter().find(|c| c.requirement.contains("survive losing a zone")).unwrap();
     assert_eq!(zone.status, Status::Missed);
     assert!(!zone.fix.is_empty() && !zone.why.is_empty());
     let zone_run = report.runs.iter().find(|r| r.fault.name() == "zone").unwrap();
-    assert!(zone_run.served_after_failover < 0.5, "{}", zone_run.served_after_failover);
+    assert!(zone_run.served_after_failover < 0.9, "{}", zone_run.served_after_failover);
+    let base = report.runs.iter().find(|r| r.fault.name() == "no fault").unwrap();
+    assert!(base.write_p99_ms.is_finite());
 }
 
 /// The well-provisioned session store meets everything, measured.

@@ -629,8 +629,9 @@ pub fn design(req: &Requirements, options: PlanOptions) -> Design {
     let mut lit = Decision::new("requests in flight (Little's law)", String::new());
     let mut in_flight = 0.0;
     for k in &kinds {
-        let mean_ms = 0.5 * (k.read_p99_ms + k.write_p99_ms) / JITTER; // nominal, a mean's stand-in
+        // The nominal latencies (p99 / jitter) stand in for the means, weighted by the mix.
         let rate = k.reads_per_s + k.writes_per_s;
+        let mean_ms = (k.reads_per_s * k.read_p99_ms + k.writes_per_s * k.write_p99_ms) / rate / JITTER;
         let l = rate * mean_ms / 1e3;
         in_flight += l;
         lit.line(format!(
@@ -755,7 +756,16 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
                 "linearizable reads and writes need one order of operations: a consensus log; write = client hop to the leader + sync + round trip to the {}th-nearest follower + its sync; read at the nearest replica = local hop + its round trip to the leader + up to two batched ReadIndex heartbeat rounds to a majority",
                 n / 2
             ));
-            proto.line(format!("p99 with that leader: read {r99:.1} ms, write {w99:.1} ms (× {JITTER} jitter)"));
+            for l in 0..placement.len() {
+                let (lr, lw, _) = p99_over_clients(req, |c| raft_latency(req, &placement, l, c));
+                proto.line(format!(
+                    "leader in {} zone {}: p99 read {lr:.1} ms, write {lw:.1} ms (× {JITTER} jitter){}",
+                    req.regions[placement[l].region].name,
+                    placement[l].zone + 1,
+                    if l == leader { " ← preferred (pin it: leadership transfer)" } else { "" }
+                ));
+            }
+            let _ = (r99, w99);
             proto.reject(
                 format!("Dynamo with strict quorums R = W = {}", n / 2 + 1),
                 "R + W > N is not linearizable: last-write-wins and sloppy quorums reorder concurrent writes, and a read that sees a write in flight can be followed by one that does not".into(),
