@@ -110,8 +110,11 @@ pub struct KindDesign {
     /// Targets (the kind's own or the global ones).
     pub read_target_ms: f64,
     pub write_target_ms: f64,
-    /// The client's hop to the node it talks to, p99 (part of the two estimates above).
+    /// The client's hop to the node it talks to, p99 (part of the two estimates above): to the
+    /// leader for Raft writes, to the nearest replica otherwise.
     pub client_hop_p99_ms: f64,
+    /// The client's hop to the nearest replica, p99.
+    pub near_hop_p99_ms: f64,
     pub availability: f64,
     pub survival: Vec<Survival>,
     /// Eventual data: PBS P(consistent) at the staleness bound, and the time to 99.9 %.
@@ -1121,6 +1124,13 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
         read_target_ms: read_target,
         write_target_ms: write_target,
         client_hop_p99_ms: hop99,
+        near_hop_p99_ms: {
+            let shares = req.client_shares();
+            let near: Vec<(f64, f64)> = (0..req.regions.len())
+                .map(|c| (placement.iter().map(|&s| client_rtt_ms(req, c, s)).fold(f64::INFINITY, f64::min), shares[c]))
+                .collect();
+            JITTER * weighted_quantile(near, 0.99)
+        },
         availability: avail,
         survival,
         pbs_p_at_bound: pbs_at,
@@ -1136,6 +1146,18 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
 /// What would fix a latency miss.
 pub fn latency_fix(req: &Requirements, k: &Kind, protocol: Protocol, placement: &[Slot], read: bool, write: bool) -> String {
     let regions: std::collections::BTreeSet<usize> = placement.iter().map(|s| s.region).collect();
+    let shares = req.client_shares();
+    let bare: Vec<&str> = (0..req.regions.len())
+        .filter(|r| !regions.contains(r) && shares[*r] >= 0.01)
+        .map(|r| req.regions[r].name.as_str())
+        .collect();
+    if !bare.is_empty() {
+        return format!(
+            "clients in {} have no replica in their region and pay a WAN round trip on every request: place one there (e.g. `[force] replicas = {}` spreads one into each region), or serve them from a cache there",
+            bare.join(", "),
+            req.regions.len().max(placement.len() + bare.len()) | 1
+        );
+    }
     match protocol {
         Protocol::Raft { .. } if regions.len() > 1 => format!(
             "a majority round trip crosses regions on every {}; either relax {} to read-your-writes or eventual (local quorums), or keep a majority in one region (survives a zone, not a {})",

@@ -111,6 +111,9 @@ pub struct Run {
     /// Latency of every ok op (for plots): (invoke s, ms, is_write).
     #[serde(skip)]
     pub samples: Vec<(f64, f64, bool)>,
+    /// Every request (redirects left out): (invoked at, s; served?).
+    #[serde(skip)]
+    pub outcomes: Vec<(f64, bool)>,
     /// Eventual: every judged read, (ms since the write it should see, consistent?).
     #[serde(skip)]
     pub visibility: Vec<(f64, bool)>,
@@ -348,6 +351,7 @@ pub fn run(req: &Requirements, kind: &KindDesign, fault: Fault, size: SimSize) -
     let mut first_ok_after: Option<u64> = None;
     let mut ops = 0;
     let mut redirects = 0;
+    let mut outcomes = Vec::new();
     let mut pending_at_end = BTreeMap::new();
     for (i, e) in history.events.iter().enumerate() {
         if e.kind == EventType::Invoke {
@@ -367,6 +371,7 @@ pub fn run(req: &Requirements, kind: &KindDesign, fault: Fault, size: SimSize) -
             continue;
         }
         let ok = e.kind == EventType::Ok;
+        outcomes.push((t0 as f64 / 1e9, ok));
         if ok {
             let is_write = matches!(history.events[inv].op.f, OpFn::Write | OpFn::Cas);
             samples.push((t0 as f64 / 1e9, (e.time.0 - t0) as f64 / 1e6, is_write));
@@ -385,6 +390,7 @@ pub fn run(req: &Requirements, kind: &KindDesign, fault: Fault, size: SimSize) -
     }
     // Requests never answered count as not served.
     for &t0 in pending_at_end.values() {
+        outcomes.push((t0 as f64 / 1e9, false));
         if fault != Fault::None && t0 >= fault_ns {
             during += 1;
             if t0 >= fault_ns + budget_ns {
@@ -438,6 +444,7 @@ pub fn run(req: &Requirements, kind: &KindDesign, fault: Fault, size: SimSize) -
         reads_judged,
         samples,
         visibility: vis,
+        outcomes,
         violations: report.violations,
     })
 }
