@@ -7,7 +7,8 @@ use concord_lab::design::{run_design, DesignOptions, Status};
 use std::path::{Path, PathBuf};
 
 fn scenario(name: &str) -> Requirements {
-    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "..", "..", "scenarios", "design", name].iter().collect();
+    let path: PathBuf =
+        [env!("CARGO_MANIFEST_DIR"), "..", "..", "scenarios", "design", name].iter().collect();
     Requirements::load(&path).unwrap()
 }
 
@@ -135,7 +136,8 @@ fn the_session_store_design_meets_its_requirements_in_the_simulator() {
     let req = scenario("session-store.toml");
     let options = DesignOptions { threads: 2, ..DesignOptions::new(1, true, true) };
     let report = run_design(&req, &options, &|_| {}).unwrap();
-    let missed: Vec<String> = report.missed().map(|c| format!("{}: {} / {}", c.requirement, c.measured, c.why)).collect();
+    let missed: Vec<String> =
+        report.missed().map(|c| format!("{}: {} / {}", c.requirement, c.measured, c.why)).collect();
     assert!(missed.is_empty(), "{missed:#?}");
     let zone_run = report.runs.iter().find(|r| r.fault.name() == "zone").unwrap();
     assert!(zone_run.served_after_failover >= 0.99);

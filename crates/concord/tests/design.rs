@@ -29,7 +29,9 @@ fn a_design_that_meets_its_requirements_exits_0_with_a_report() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("Every requirement met"), "{text}");
     assert!(text.contains("Dynamo, N = 3, R = 2, W = 2"), "{text}");
-    for file in ["index.html", "report.json", "latency-sessions.svg", "latency-sessions.png", "served-sessions.svg"] {
+    for file in
+        ["index.html", "report.json", "latency-sessions.svg", "latency-sessions.png", "served-sessions.svg"]
+    {
         assert!(out.join(file).exists(), "{file} missing");
     }
     // Every simulation's scenario replays with `concord sim`.
@@ -58,7 +60,10 @@ fn no_validate_prints_the_arithmetic_only() {
     let out = std::env::temp_dir().join(format!("concord-design-nv-{}", std::process::id()));
     let (code, text) = design("social-3-regions.toml", &out, &["--no-validate"]);
     assert!(code == 0 || code == 1, "{text}");
-    assert!(text.contains("replicas and placement") && !text.contains("Validation in the simulator"), "{text}");
+    assert!(
+        text.contains("replicas and placement") && !text.contains("Validation in the simulator"),
+        "{text}"
+    );
     assert!(text.contains("(--no-validate)"), "{text}");
     std::fs::remove_dir_all(&out).ok();
 }
@@ -67,7 +72,8 @@ fn no_validate_prints_the_arithmetic_only() {
 fn a_bad_requirements_file_is_an_error_with_the_reason() {
     let dir = std::env::temp_dir().join(format!("concord-design-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(scenario("session-store.toml")).unwrap().replace("zones = 3", "zones = 9");
+    let text =
+        std::fs::read_to_string(scenario("session-store.toml")).unwrap().replace("zones = 3", "zones = 9");
     let path = dir.join("bad.toml");
     std::fs::write(&path, text).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_concord")).arg("design").arg(&path).output().unwrap();

@@ -147,7 +147,8 @@ pub fn run_design(
     let size = options.sim_size();
     let jobs = if options.validate { jobs(req, &design) } else { Vec::new() };
     let next = AtomicUsize::new(0);
-    let outputs: Mutex<Vec<Option<anyhow::Result<Run>>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let outputs: Mutex<Vec<Option<anyhow::Result<Run>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..options.threads.max(1) {
             s.spawn(|| loop {
@@ -184,14 +185,18 @@ pub fn run_design(
 fn pbs_curves(req: &Requirements, design: &Design, runs: &[Run], options: &DesignOptions) -> Vec<PbsCurve> {
     let mut out = Vec::new();
     for (i, (k, kd)) in req.kinds.iter().zip(&design.kinds).enumerate() {
-        let (Consistency::Eventual, Protocol::Dynamo { r, w }) = (k.consistency, kd.protocol) else { continue };
+        let (Consistency::Eventual, Protocol::Dynamo { r, w }) = (k.consistency, kd.protocol) else {
+            continue;
+        };
         let bound = k.staleness_ms.unwrap_or(0.0);
         let model = plan::pbs_model(req, &kd.placement);
         let q = crate::eventual::wars::Quorum::new(kd.placement.len(), r as usize, w as usize);
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(options.seed ^ (i as u64 + 7));
+        let mut rng =
+            <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(options.seed ^ (i as u64 + 7));
         let th = crate::eventual::wars::Thresholds::run(&model, q, options.pbs_trials(), &mut rng);
         let x_max = (2.0 * bound).max(1.2 * th.time_to(0.999)).max(1.0);
-        let model_pts = (0..=200).map(|j| x_max * j as f64 / 200.0).map(|t| (t, th.p_consistent(t))).collect();
+        let model_pts =
+            (0..=200).map(|j| x_max * j as f64 / 200.0).map(|t| (t, th.p_consistent(t))).collect();
         let mut sim = Vec::new();
         if let Some(run) = runs.iter().find(|r| r.kind == kd.name && r.fault == Fault::None) {
             let bins = 20usize;

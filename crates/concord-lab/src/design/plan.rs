@@ -172,8 +172,11 @@ pub fn fmt_num(x: f64) -> String {
 pub fn fmt_availability(a: f64) -> String {
     let nines = -(1.0 - a).max(1e-15).log10();
     let minutes = (1.0 - a) * SECONDS_PER_YEAR / 60.0;
-    let down =
-        if minutes >= 120.0 { format!("{:.1} h/year", minutes / 60.0) } else { format!("{minutes:.1} min/year") };
+    let down = if minutes >= 120.0 {
+        format!("{:.1} h/year", minutes / 60.0)
+    } else {
+        format!("{minutes:.1} min/year")
+    };
     format!("{:.5} % ({nines:.1} nines, {down} down)", 100.0 * a)
 }
 
@@ -252,8 +255,12 @@ pub struct PathLatency {
 pub fn raft_latency(req: &Requirements, placement: &[Slot], leader: usize, c: usize) -> PathLatency {
     let m = placement.len() / 2 + 1;
     let l = placement[leader];
-    let followers: Vec<f64> =
-        placement.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, &s)| slot_rtt_ms(req, l, s)).collect();
+    let followers: Vec<f64> = placement
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != leader)
+        .map(|(_, &s)| slot_rtt_ms(req, l, s))
+        .collect();
     let quorum = if m <= 1 { 0.0 } else { kth(followers, m - 2) };
     let hop = client_rtt_ms(req, c, l);
     let sync = req.hardware.disk_sync_ms;
@@ -329,7 +336,12 @@ fn instances(req: &Requirements, placement: &[Slot], domain: Domain) -> Vec<(Str
                 .collect()
         }
         Domain::Region => (0..req.regions.len())
-            .map(|r| (format!("region {}", req.regions[r].name), placement.iter().filter(|s| s.region == r).count()))
+            .map(|r| {
+                (
+                    format!("region {}", req.regions[r].name),
+                    placement.iter().filter(|s| s.region == r).count(),
+                )
+            })
             .collect(),
     }
 }
@@ -399,8 +411,9 @@ pub fn availability(req: &Requirements, placement: &[Slot], need: usize) -> f64 
             .map(|i| if rmask & (1 << i) != 0 { 1.0 - f.region_down } else { f.region_down })
             .product();
         for zmask in 0u32..(1 << nz) {
-            let p_z: f64 =
-                (0..nz).map(|i| if zmask & (1 << i) != 0 { 1.0 - f.zone_down } else { f.zone_down }).product();
+            let p_z: f64 = (0..nz)
+                .map(|i| if zmask & (1 << i) != 0 { 1.0 - f.zone_down } else { f.zone_down })
+                .product();
             let alive = placement
                 .iter()
                 .filter(|s| {
@@ -471,7 +484,15 @@ pub fn pbs_model(req: &Requirements, placement: &[Slot]) -> LatencyModel {
 }
 
 /// PBS: (P(consistent) at `t_ms` after the write's acknowledgement, time to 99.9 %).
-pub fn pbs(req: &Requirements, placement: &[Slot], r: u32, w: u32, t_ms: f64, trials: usize, seed: u64) -> (f64, f64) {
+pub fn pbs(
+    req: &Requirements,
+    placement: &[Slot],
+    r: u32,
+    w: u32,
+    t_ms: f64,
+    trials: usize,
+    seed: u64,
+) -> (f64, f64) {
     let model = pbs_model(req, placement);
     let q = Quorum::new(placement.len(), r as usize, w as usize);
     if q.is_strict() {
@@ -549,7 +570,8 @@ pub fn design(req: &Requirements, options: PlanOptions) -> Design {
     ));
     decisions.push(size);
 
-    let kinds: Vec<KindDesign> = req.kinds.iter().enumerate().map(|(i, k)| design_kind(req, k, future, options, i)).collect();
+    let kinds: Vec<KindDesign> =
+        req.kinds.iter().enumerate().map(|(i, k)| design_kind(req, k, future, options, i)).collect();
 
     // Nodes: by disk and by operations, with room to lose the failure domain.
     let h = &req.hardware;
@@ -567,7 +589,8 @@ pub fn design(req: &Requirements, options: PlanOptions) -> Design {
         .sum();
     let by_ops = (replica_ops / h.node_ops_per_s).ceil();
     let zones_used: usize = {
-        let mut z: Vec<(usize, u32)> = kinds.iter().flat_map(|k| k.placement.iter().map(|s| (s.region, s.zone))).collect();
+        let mut z: Vec<(usize, u32)> =
+            kinds.iter().flat_map(|k| k.placement.iter().map(|s| (s.region, s.zone))).collect();
         z.sort();
         z.dedup();
         z.len().max(1)
@@ -585,7 +608,8 @@ pub fn design(req: &Requirements, options: PlanOptions) -> Design {
             (0..req.regions.len()).map(|r| z.iter().filter(|(zr, _)| *zr == r).count()).max().unwrap_or(0)
         }
     };
-    let headroom = if zones_lost >= zones_used { 1.0 } else { zones_used as f64 / (zones_used - zones_lost) as f64 };
+    let headroom =
+        if zones_lost >= zones_used { 1.0 } else { zones_used as f64 / (zones_used - zones_lost) as f64 };
     let max_rf = kinds.iter().map(|k| k.replicas()).max().unwrap_or(1) as f64;
     let raw = by_disk.max((by_ops * headroom).ceil()).max(max_rf);
     let mut nodes = ((raw / zones_used as f64).ceil() * zones_used as f64) as u32;
@@ -651,7 +675,8 @@ pub fn design(req: &Requirements, options: PlanOptions) -> Design {
         nodes,
         fmt_num(in_flight / nodes.max(1) as f64)
     ));
-    lit.choice = format!("{} in flight, {} per node", fmt_num(in_flight), fmt_num(in_flight / nodes.max(1) as f64));
+    lit.choice =
+        format!("{} in flight, {} per node", fmt_num(in_flight), fmt_num(in_flight / nodes.max(1) as f64));
     let overloaded = by_ops * headroom > nodes as f64;
     if overloaded {
         nd.line(format!(
@@ -664,7 +689,15 @@ pub fn design(req: &Requirements, options: PlanOptions) -> Design {
     decisions.push(nd);
     decisions.push(lit);
     let cache_nodes = kinds.iter().filter_map(|k| k.cache.as_ref()).map(|c| c.nodes).sum();
-    Design { kinds, nodes, cache_nodes, future_data_gb: future, in_flight, nodes_needed: (by_ops * headroom).ceil().max(max_rf) as u32, decisions }
+    Design {
+        kinds,
+        nodes,
+        cache_nodes,
+        future_data_gb: future,
+        in_flight,
+        nodes_needed: (by_ops * headroom).ceil().max(max_rf) as u32,
+        decisions,
+    }
 }
 
 fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, index: usize) -> KindDesign {
@@ -711,15 +744,22 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
         if ok && chosen.is_none() {
             chosen = Some(p);
         } else if chosen.is_some() {
-            place.reject(format!("{n} replicas"), format!("{n} copies cost more and {} already survives", candidates[0]));
+            place.reject(
+                format!("{n} replicas"),
+                format!("{n} copies cost more and {} already survives", candidates[0]),
+            );
         } else {
             place.reject(
                 format!("{n} replicas [{desc}]"),
-                format!("a {} loss ({what}) takes {lost} of {n}: below a majority or below the durability target", survive.name()),
+                format!(
+                    "a {} loss ({what}) takes {lost} of {n}: below a majority or below the durability target",
+                    survive.name()
+                ),
             );
         }
     }
-    let placement = chosen.clone().unwrap_or_else(|| spread(req, *candidates.last().expect("a candidate"), &spread_over));
+    let placement =
+        chosen.clone().unwrap_or_else(|| spread(req, *candidates.last().expect("a candidate"), &spread_over));
     if chosen.is_none() {
         place.line(format!(
             "NO placement of {} replicas over these {} region(s) survives losing a {}: {}",
@@ -814,9 +854,16 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
             // consistent (the kind's consistency is never traded away); else fastest.
             let rank =
                 |t: &QuorumTry| (!(t.consistent && t.dur && t.fast), !(t.consistent && t.dur), !t.consistent);
+            // Among quorums that miss durability or availability, the most available first.
             let best = tried
                 .iter()
-                .min_by(|a, b| rank(a).cmp(&rank(b)).then(a.score.total_cmp(&b.score)))
+                .min_by(|a, b| {
+                    rank(a).cmp(&rank(b)).then(if a.consistent && a.dur {
+                        a.score.total_cmp(&b.score)
+                    } else {
+                        b.avail.total_cmp(&a.avail).then(a.score.total_cmp(&b.score))
+                    })
+                })
                 .expect("some quorum was tried");
             let (r, w, p, t999) = (best.r, best.w, best.p, best.t999);
             if k.consistency == Consistency::Eventual {
@@ -849,24 +896,34 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
                 let mut why = Vec::new();
                 if !consistent {
                     why.push(match k.consistency {
-                        Consistency::ReadYourWrites => "R + W ≤ N: a read may miss the session's own write".to_string(),
+                        Consistency::ReadYourWrites => {
+                            "R + W ≤ N: a read may miss the session's own write".to_string()
+                        }
                         _ => format!("P(consistent at {bound} ms) = {tp:.5} < {}", k.staleness_p),
                     });
                 }
                 if !dur {
                     if !durable(req, &placement, tw as usize) {
-                        why.push(format!("W = {tw} acknowledgements can all be lost with {} region(s)", req.durability.regions_lost));
+                        why.push(format!(
+                            "W = {tw} acknowledgements can all be lost with {} region(s)",
+                            req.durability.regions_lost
+                        ));
                     }
                     if avail < req.availability.target {
                         why.push(format!("availability {}", fmt_availability(avail)));
                     }
                     let (what, lost) = worst(req, &placement, survive);
                     if placement.len() - lost < tr.max(tw) as usize {
-                        why.push(format!("losing {what} leaves {} < max(R, W) replicas", placement.len() - lost));
+                        why.push(format!(
+                            "losing {what} leaves {} < max(R, W) replicas",
+                            placement.len() - lost
+                        ));
                     }
                 }
                 if !fast {
-                    why.push(format!("p99 read {r99:.1} / write {w99:.1} ms vs targets {read_target} / {write_target} ms"));
+                    why.push(format!(
+                        "p99 read {r99:.1} / write {w99:.1} ms vs targets {read_target} / {write_target} ms"
+                    ));
                 }
                 if why.is_empty() {
                     why.push(format!("slower: read {r99:.1} / write {w99:.1} ms"));
@@ -950,7 +1007,12 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
             cd.line(format!("[force] cache_gb = {gb}"));
         }
         for &(cf, ch) in &curve {
-            cd.line(format!("cache {:.1} % of the keys: LRU hit ratio {:.3} (Che's approximation, Zipf s = {})", 100.0 * cf, ch, req.load.zipf_s));
+            cd.line(format!(
+                "cache {:.1} % of the keys: LRU hit ratio {:.3} (Che's approximation, Zipf s = {})",
+                100.0 * cf,
+                ch,
+                req.load.zipf_s
+            ));
         }
         let memory = f * data_gb * entry_overhead;
         if hit < 0.05 || memory <= 0.0 {
@@ -961,8 +1023,13 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
             let by_ops = (reads / h.cache_node_ops_per_s).ceil();
             let cnodes = by_mem.max(by_ops).max(1.0) as u32;
             db_reads = reads * (1.0 - hit);
+            let why_size = if pick + 1 < curve.len() {
+                "the next doubling adds < 3 points"
+            } else {
+                "every doubling up to here still adds ≥ 3 points: the largest size considered"
+            };
             cd.line(format!(
-                "chosen {:.1} %: the next doubling adds < 3 points; memory {:.1} % × {} GB × {:.3} (64 B per entry) = {} GB → max({} by memory, {} by {} reads/s) = {} cache nodes",
+                "chosen {:.1} %: {why_size}; memory {:.1} % × {} GB × {:.3} (64 B per entry) = {} GB → max({} by memory, {} by {} reads/s) = {} cache nodes",
                 100.0 * f,
                 100.0 * f,
                 fmt_num(data_gb),
@@ -991,10 +1058,23 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
             );
             if pick + 1 < curve.len() {
                 let (f2, h2) = curve[pick + 1];
-                cd.reject(format!("{:.1} % of the keys", 100.0 * f2), format!("{:.3} hit ratio: +{:.3} for twice the memory", h2, h2 - hit));
+                cd.reject(
+                    format!("{:.1} % of the keys", 100.0 * f2),
+                    format!("{:.3} hit ratio: +{:.3} for twice the memory", h2, h2 - hit),
+                );
             }
-            cd.reject("no cache".into(), format!("{} database reads/s instead of {}", fmt_num(reads), fmt_num(db_reads)));
-            cache = Some(CachePlan { fraction: f, memory_gb: memory, nodes: cnodes, hit_ratio: hit, policy: "S3-FIFO".into(), curve: curve.clone() });
+            cd.reject(
+                "no cache".into(),
+                format!("{} database reads/s instead of {}", fmt_num(reads), fmt_num(db_reads)),
+            );
+            cache = Some(CachePlan {
+                fraction: f,
+                memory_gb: memory,
+                nodes: cnodes,
+                hit_ratio: hit,
+                policy: "S3-FIFO".into(),
+                curve: curve.clone(),
+            });
         }
     }
     decisions.push(cd);
@@ -1127,7 +1207,12 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
         near_hop_p99_ms: {
             let shares = req.client_shares();
             let near: Vec<(f64, f64)> = (0..req.regions.len())
-                .map(|c| (placement.iter().map(|&s| client_rtt_ms(req, c, s)).fold(f64::INFINITY, f64::min), shares[c]))
+                .map(|c| {
+                    (
+                        placement.iter().map(|&s| client_rtt_ms(req, c, s)).fold(f64::INFINITY, f64::min),
+                        shares[c],
+                    )
+                })
                 .collect();
             JITTER * weighted_quantile(near, 0.99)
         },
@@ -1144,7 +1229,14 @@ fn design_kind(req: &Requirements, k: &Kind, future: f64, options: PlanOptions, 
 }
 
 /// What would fix a latency miss.
-pub fn latency_fix(req: &Requirements, k: &Kind, protocol: Protocol, placement: &[Slot], read: bool, write: bool) -> String {
+pub fn latency_fix(
+    req: &Requirements,
+    k: &Kind,
+    protocol: Protocol,
+    placement: &[Slot],
+    read: bool,
+    write: bool,
+) -> String {
     let regions: std::collections::BTreeSet<usize> = placement.iter().map(|s| s.region).collect();
     let shares = req.client_shares();
     let bare: Vec<&str> = (0..req.regions.len())
@@ -1176,7 +1268,8 @@ pub fn latency_fix(req: &Requirements, k: &Kind, protocol: Protocol, placement: 
 pub fn describe_placement(req: &Requirements, placement: &[Slot]) -> String {
     let mut parts = Vec::new();
     for (r, region) in req.regions.iter().enumerate() {
-        let zones: Vec<String> = placement.iter().filter(|s| s.region == r).map(|s| (s.zone + 1).to_string()).collect();
+        let zones: Vec<String> =
+            placement.iter().filter(|s| s.region == r).map(|s| (s.zone + 1).to_string()).collect();
         if !zones.is_empty() {
             parts.push(format!("{}: {} (zone {})", region.name, zones.len(), zones.join(", ")));
         }

@@ -70,7 +70,12 @@ pub fn judge(req: &Requirements, design: &Design, runs: &[Run], validated: bool)
             let ok = judged <= target;
             let measured_text = match total {
                 Some(t) if extra_hop > 0.0 => {
-                    format!("{} = {} simulated + {} client hop from a region without that node (arithmetic)", ms(t), ms(t - extra_hop), ms(extra_hop))
+                    format!(
+                        "{} = {} simulated + {} client hop from a region without that node (arithmetic)",
+                        ms(t),
+                        ms(t - extra_hop),
+                        ms(extra_hop)
+                    )
                 }
                 Some(t) => ms(t),
                 None => "–".into(),
@@ -104,11 +109,7 @@ pub fn judge(req: &Requirements, design: &Design, runs: &[Run], validated: bool)
             let run = run_of(runs, &kd.name, &fault);
             let measured = run.map(|r| r.served_after_failover);
             let survived = measured.map_or(s.survives, |m| m >= SERVED_TO_SURVIVE);
-            let st = if !s.required {
-                Status::Info
-            } else {
-                status(survived)
-            };
+            let st = if !s.required { Status::Info } else { status(survived) };
             let measured_text = match run {
                 Some(r) => format!(
                     "{:.1} % served after failover ({}; back {})",
@@ -245,7 +246,10 @@ pub fn judge(req: &Requirements, design: &Design, runs: &[Run], validated: bool)
                 let measured = if kind_runs.is_empty() {
                     "–".into()
                 } else {
-                    format!("{v} read-your-writes violations in {} runs (concord-check guarantees)", kind_runs.len())
+                    format!(
+                        "{v} read-your-writes violations in {} runs (concord-check guarantees)",
+                        kind_runs.len()
+                    )
                 };
                 let strict = match kd.protocol {
                     Protocol::Dynamo { r, w } => (r + w) as usize > kd.replicas(),
@@ -301,7 +305,11 @@ pub fn judge(req: &Requirements, design: &Design, runs: &[Run], validated: bool)
             estimate: consistency.1,
             measured: consistency.2,
             status: status(consistency.0),
-            why: if consistency.0 { String::new() } else { "the checker found reads the requirement forbids".into() },
+            why: if consistency.0 {
+                String::new()
+            } else {
+                "the checker found reads the requirement forbids".into()
+            },
             fix: if consistency.0 { String::new() } else { consistency.3 },
         });
     }
@@ -363,8 +371,16 @@ impl DesignReport {
             );
             let _ = writeln!(
                 out,
-                "  {:<14} {:<10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}  {}",
-                "kind", "fault", "ops", "read p50", "read p99", "write p50", "write p99", "served", "back (ms)", "checker"
+                "  {:<14} {:<10} {:>7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}  checker",
+                "kind",
+                "fault",
+                "ops",
+                "read p50",
+                "read p99",
+                "write p50",
+                "write p99",
+                "served",
+                "back (ms)",
             );
             for r in &self.runs {
                 let _ = writeln!(
@@ -377,7 +393,11 @@ impl DesignReport {
                     r.read_p99_ms,
                     r.write_p50_ms,
                     r.write_p99_ms,
-                    if r.fault == Fault::None { "–".into() } else { format!("{:.1}%", 100.0 * r.served_after_failover) },
+                    if r.fault == Fault::None {
+                        "–".into()
+                    } else {
+                        format!("{:.1}%", 100.0 * r.served_after_failover)
+                    },
                     r.recovery_ms.map_or("–".into(), |t| format!("{t:.0}")),
                     checker_note(r)
                 );
@@ -386,7 +406,11 @@ impl DesignReport {
         let _ = writeln!(out, "\n== Requirements ==");
         for c in &self.checks {
             let _ = writeln!(out, "  [{}] {}", c.status.word(), c.requirement);
-            let _ = writeln!(out, "        target {} · estimate {} · measured {}", c.target, c.estimate, c.measured);
+            let _ = writeln!(
+                out,
+                "        target {} · estimate {} · measured {}",
+                c.target, c.estimate, c.measured
+            );
             if c.status == Status::Missed {
                 let _ = writeln!(out, "        why: {}", c.why);
                 let _ = writeln!(out, "        fix: {}", c.fix);
@@ -454,7 +478,10 @@ pub fn write_report(report: &DesignReport, dir: &Path) -> anyhow::Result<Vec<Pat
             if !all.is_empty() {
                 let lo = all.iter().copied().fold(f64::MAX, f64::min).max(0.01);
                 let hi = all.iter().copied().fold(0.0, f64::max).max(k.read_target_ms).max(k.write_target_ms);
-                let title = format!("{}: latency without faults (targets: read {} ms, write {} ms)", k.name, k.read_target_ms, k.write_target_ms);
+                let title = format!(
+                    "{}: latency without faults (targets: read {} ms, write {} ms)",
+                    k.name, k.read_target_ms, k.write_target_ms
+                );
                 let stem = dir.join(format!("latency-{slug}"));
                 let mut curves = Vec::new();
                 if !reads.is_empty() {
@@ -463,7 +490,16 @@ pub fn write_report(report: &DesignReport, dir: &Path) -> anyhow::Result<Vec<Pat
                 if !writes.is_empty() {
                     curves.push(plot::Curve { label: "writes".into(), values: writes });
                 }
-                plot::cdf(&stem, &CdfChart { title: &title, x_label: "latency (ms, simulated)", log_x: true, x_range: (lo * 0.8, hi * 1.3) }, &curves)?;
+                plot::cdf(
+                    &stem,
+                    &CdfChart {
+                        title: &title,
+                        x_label: "latency (ms, simulated)",
+                        log_x: true,
+                        x_range: (lo * 0.8, hi * 1.3),
+                    },
+                    &curves,
+                )?;
                 push_plot(&mut written, &stem);
                 images.push((format!("latency-{slug}.svg"), format!("{}: how long reads and writes took in the no-fault run (CDF). The objectives are {} ms (read) and {} ms (write) at p99.", k.name, k.read_target_ms, k.write_target_ms)));
             }
@@ -474,47 +510,108 @@ pub fn write_report(report: &DesignReport, dir: &Path) -> anyhow::Result<Vec<Pat
         for (i, r) in report.runs.iter().filter(|r| r.kind == k.name && r.fault != Fault::None).enumerate() {
             let pts = served_timeline(r);
             x_max = x_max.max(pts.last().map_or(0.0, |p| p.0));
-            series.push(StyledSeries { label: format!("{} ({})", r.fault.name(), r.target), points: pts, style: LineStyle::Solid, color: i });
+            series.push(StyledSeries {
+                label: format!("{} ({})", r.fault.name(), r.target),
+                points: pts,
+                style: LineStyle::Solid,
+                color: i,
+            });
         }
         if !series.is_empty() {
             let stem = dir.join(format!("served-{slug}"));
             let title = format!("{}: requests served per 250 ms around the fault", k.name);
-            plot::xy_marked(&stem, &XyChart { title: &title, x_label: "seconds since the fault", y_label: "fraction served", log_x: false, x_range: (-1.0, x_max), y_range: (0.0, 1.05) }, false, &series, &[])?;
+            plot::xy_marked(
+                &stem,
+                &XyChart {
+                    title: &title,
+                    x_label: "seconds since the fault",
+                    y_label: "fraction served",
+                    log_x: false,
+                    x_range: (-1.0, x_max),
+                    y_range: (0.0, 1.05),
+                },
+                false,
+                &series,
+                &[],
+            )?;
             push_plot(&mut written, &stem);
             images.push((format!("served-{slug}.svg"), format!("{}: which failures the design rides through. Each line is one run; the fault happens at 0. A line that comes back to 1 survived (after a failover); one that stays at 0 did not.", k.name)));
         }
         if let Some(c) = &k.cache {
             let stem = dir.join(format!("cache-{slug}"));
-            let title = format!("{}: LRU hit ratio vs cache size (Che, Zipf s = {})", k.name, report.requirements.load.zipf_s);
+            let title = format!(
+                "{}: LRU hit ratio vs cache size (Che, Zipf s = {})",
+                k.name, report.requirements.load.zipf_s
+            );
             let pts: Vec<(f64, f64)> = c.curve.iter().map(|(f, h)| (100.0 * f, *h)).collect();
             plot::xy_marked(
                 &stem,
-                &XyChart { title: &title, x_label: "cache size (% of the keys)", y_label: "hit ratio", log_x: true, x_range: (0.08, 25.0), y_range: (0.0, 1.0) },
+                &XyChart {
+                    title: &title,
+                    x_label: "cache size (% of the keys)",
+                    y_label: "hit ratio",
+                    log_x: true,
+                    x_range: (0.08, 25.0),
+                    y_range: (0.0, 1.0),
+                },
                 false,
-                &[StyledSeries { label: "Che's approximation (LRU)".into(), points: pts, style: LineStyle::Solid, color: 0 }],
+                &[StyledSeries {
+                    label: "Che's approximation (LRU)".into(),
+                    points: pts,
+                    style: LineStyle::Solid,
+                    color: 0,
+                }],
                 &[Marker { x: 100.0 * c.fraction, y: c.hit_ratio, color: 3, legend: "chosen".into() }],
             )?;
             push_plot(&mut written, &stem);
-            images.push((format!("cache-{slug}.svg"), format!("{}: why the cache has the size it has – the knee of the hit-ratio curve.", k.name)));
+            images.push((
+                format!("cache-{slug}.svg"),
+                format!("{}: why the cache has the size it has – the knee of the hit-ratio curve.", k.name),
+            ));
         }
     }
     for c in &report.pbs {
         let slug = slug(&c.kind);
         let stem = dir.join(format!("pbs-{slug}"));
-        let title = format!("{}: P(consistent read) vs time since the write (bound {} ms)", c.kind, c.bound_ms);
+        let title =
+            format!("{}: P(consistent read) vs time since the write (bound {} ms)", c.kind, c.bound_ms);
         let x_max = c.model.last().map_or(1.0, |p| p.0);
-        let mut markers: Vec<Marker> = c.sim.iter().map(|&(t, p, _)| Marker { x: t, y: p, color: 1, legend: "simulator (no-fault run)".into() }).collect();
+        let mut markers: Vec<Marker> = c
+            .sim
+            .iter()
+            .map(|&(t, p, _)| Marker { x: t, y: p, color: 1, legend: "simulator (no-fault run)".into() })
+            .collect();
         markers.push(Marker { x: c.bound_ms, y: 1.0, color: 3, legend: "staleness bound".into() });
-        let y_lo = c.model.iter().map(|p| p.1).fold(1.0, f64::min).min(c.sim.iter().map(|p| p.1).fold(1.0, f64::min));
+        let y_lo = c
+            .model
+            .iter()
+            .map(|p| p.1)
+            .fold(1.0, f64::min)
+            .min(c.sim.iter().map(|p| p.1).fold(1.0, f64::min));
         plot::xy_marked(
             &stem,
-            &XyChart { title: &title, x_label: "ms since the write was acknowledged", y_label: "P(consistent)", log_x: false, x_range: (0.0, x_max), y_range: ((y_lo - 0.05).max(0.0), 1.01) },
+            &XyChart {
+                title: &title,
+                x_label: "ms since the write was acknowledged",
+                y_label: "P(consistent)",
+                log_x: false,
+                x_range: (0.0, x_max),
+                y_range: ((y_lo - 0.05).max(0.0), 1.01),
+            },
             false,
-            &[StyledSeries { label: "PBS model (WARS)".into(), points: c.model.clone(), style: LineStyle::Solid, color: 0 }],
+            &[StyledSeries {
+                label: "PBS model (WARS)".into(),
+                points: c.model.clone(),
+                style: LineStyle::Solid,
+                color: 0,
+            }],
             &markers,
         )?;
         push_plot(&mut written, &stem);
-        images.push((format!("pbs-{slug}.svg"), format!("{}: the staleness estimate (PBS) and what the simulator's reads saw.", c.kind)));
+        images.push((
+            format!("pbs-{slug}.svg"),
+            format!("{}: the staleness estimate (PBS) and what the simulator's reads saw.", c.kind),
+        ));
     }
     for r in &report.runs {
         let path = dir.join(format!("scenario-{}-{}.toml", slug(&r.kind), slug(r.fault.name())));
@@ -585,7 +682,11 @@ fn html_report(report: &DesignReport, images: &[(String, String)]) -> String {
             esc(&c.target),
             esc(&c.estimate),
             esc(&c.measured),
-            if c.status == Status::Missed { format!("{}<br><i>fix:</i> {}", esc(&c.why), esc(&c.fix)) } else { String::new() }
+            if c.status == Status::Missed {
+                format!("{}<br><i>fix:</i> {}", esc(&c.why), esc(&c.fix))
+            } else {
+                String::new()
+            }
         );
     }
     let _ = writeln!(body, "</table>");
@@ -636,7 +737,12 @@ fn html_report(report: &DesignReport, images: &[(String, String)]) -> String {
         let _ = writeln!(body, "</table>");
     }
     for (file, caption) in images {
-        let _ = writeln!(body, "<figure><img src=\"{file}\" alt=\"{}\"><figcaption>{}</figcaption></figure>", esc(caption), esc(caption));
+        let _ = writeln!(
+            body,
+            "<figure><img src=\"{file}\" alt=\"{}\"><figcaption>{}</figcaption></figure>",
+            esc(caption),
+            esc(caption)
+        );
     }
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>concord design: {}</title><style>
@@ -654,4 +760,3 @@ img {{ max-width: 100% }} figcaption {{ font-size: 90%; color: #444 }}
 pub fn fault_names(req: &Requirements, kind: &KindDesign) -> Vec<&'static str> {
     validate::faults(req, kind).iter().map(|f| f.name()).collect()
 }
-

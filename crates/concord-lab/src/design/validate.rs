@@ -175,7 +175,8 @@ pub const MIN_WRITE_SHARE: f64 = 0.05;
 /// The faults that apply to this topology.
 pub fn faults(req: &Requirements, kind: &KindDesign) -> Vec<Fault> {
     let mut v = vec![Fault::None, Fault::Node];
-    let zones: std::collections::BTreeSet<(usize, u32)> = kind.placement.iter().map(|s| (s.region, s.zone)).collect();
+    let zones: std::collections::BTreeSet<(usize, u32)> =
+        kind.placement.iter().map(|s| (s.region, s.zone)).collect();
     let regions: std::collections::BTreeSet<usize> = kind.placement.iter().map(|s| s.region).collect();
     if zones.len() > 1 {
         v.push(Fault::Zone);
@@ -195,7 +196,12 @@ pub fn client_timeout_ms(kind: &KindDesign, max_rtt_ms: f64) -> f64 {
 }
 
 /// The scenario file of one run.
-pub fn scenario_text(req: &Requirements, kind: &KindDesign, fault: &Fault, size: SimSize) -> (String, String, f64) {
+pub fn scenario_text(
+    req: &Requirements,
+    kind: &KindDesign,
+    fault: &Fault,
+    size: SimSize,
+) -> (String, String, f64) {
     let p = &kind.placement;
     let n = p.len();
     let (heartbeat, emin, emax) = kind.raft_timing_ms;
@@ -231,7 +237,11 @@ pub fn scenario_text(req: &Requirements, kind: &KindDesign, fault: &Fault, size:
             );
         }
     }
-    let _ = writeln!(s, "\n[disk]\nsync_latency = {{ dist = \"constant\", value = \"{}\" }}", us(req.hardware.disk_sync_ms));
+    let _ = writeln!(
+        s,
+        "\n[disk]\nsync_latency = {{ dist = \"constant\", value = \"{}\" }}",
+        us(req.hardware.disk_sync_ms)
+    );
     // Writes are at least 5 % of the simulated requests, so that their latency and the reads'
     // staleness can be measured even for read-mostly data.
     let write_share = (kind.writes_per_s / (kind.reads_per_s + kind.writes_per_s)).max(MIN_WRITE_SHARE);
@@ -329,7 +339,8 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 /// Run one scenario and measure it.
 pub fn run(req: &Requirements, kind: &KindDesign, fault: Fault, size: SimSize) -> anyhow::Result<Run> {
     let (text, target, fault_at_s) = scenario_text(req, kind, &fault, size);
-    let scenario = LoadedScenario::parse(Path::new("design.toml"), &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scenario =
+        LoadedScenario::parse(Path::new("design.toml"), &text).map_err(|e| anyhow::anyhow!("{e}"))?;
     let report = scenario.run(RunOptions { seed: size.seed, ..Default::default() });
     let history = &report.history;
     let fault_ns = (fault_at_s * 1e9) as u64;
@@ -413,7 +424,8 @@ pub fn run(req: &Requirements, kind: &KindDesign, fault: Fault, size: SimSize) -
         .then(|| guarantees::check(history).count(guarantees::Guarantee::ReadYourWrites));
     let vis = if kind.consistency == Consistency::Eventual { read_visibility(history) } else { Vec::new() };
     let (reads_past_bound, reads_judged) = if kind.consistency == Consistency::Eventual {
-        let bound = req.kinds.iter().find(|k| k.name == kind.name).and_then(|k| k.staleness_ms).unwrap_or(0.0);
+        let bound =
+            req.kinds.iter().find(|k| k.name == kind.name).and_then(|k| k.staleness_ms).unwrap_or(0.0);
         let past: Vec<&(f64, bool)> = vis.iter().filter(|(t, _)| *t >= bound).collect();
         (
             Some((past.len(), past.iter().filter(|(_, ok)| *ok).count())),

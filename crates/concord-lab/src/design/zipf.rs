@@ -42,7 +42,7 @@ impl ZipfGroups {
         let mut a = exact + 1;
         while a <= keys {
             let b = ((a as f64 * 1.01).ceil() as u64).max(a + 1).min(keys + 1); // [a, b)
-            // The midpoint rule for the sum of r^-s over [a, b): the integral from a − ½ to b − ½.
+                                                                                // The midpoint rule for the sum of r^-s over [a, b): the integral from a − ½ to b − ½.
             let w = integral(a as f64 - 0.5, b as f64 - 0.5, skew);
             weights.push(((b - a) as f64, w));
             a = b;

@@ -36,7 +36,8 @@ pub fn run(args: &DesignArgs) -> anyhow::Result<ExitCode> {
     let options = DesignOptions::new(args.seed, args.quick, !args.no_validate);
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos} simulations, {elapsed} – {msg}").expect("a valid template"),
+        ProgressStyle::with_template("{spinner} {pos} simulations, {elapsed} – {msg}")
+            .expect("a valid template"),
     );
     let wall = Instant::now();
     let report = design::run_design(&req, &options, &|done: &str| {
@@ -49,6 +50,11 @@ pub fn run(args: &DesignArgs) -> anyhow::Result<ExitCode> {
         println!("ran {} simulations in {:.1} s", report.runs.len(), wall.elapsed().as_secs_f64());
     }
     let written = design::write_report(&report, &args.out)?;
-    println!("wrote {} files into {} (open {})", written.len(), args.out.display(), args.out.join("index.html").display());
+    println!(
+        "wrote {} files into {} (open {})",
+        written.len(),
+        args.out.display(),
+        args.out.join("index.html").display()
+    );
     Ok(if report.all_met() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
