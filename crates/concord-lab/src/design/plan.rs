@@ -346,9 +346,16 @@ fn instances(req: &Requirements, placement: &[Slot], domain: Domain) -> Vec<(Str
     }
 }
 
-/// The worst instance of `domain` (most replicas lost).
+/// The worst instance of `domain` (most replicas lost; the first such in (region, zone) order).
 pub fn worst(req: &Requirements, placement: &[Slot], domain: Domain) -> (String, usize) {
-    instances(req, placement, domain).into_iter().max_by_key(|(_, lost)| *lost).unwrap_or_default()
+    // The first of the worst, in (region, zone) order – the one the validation's fault hits.
+    instances(req, placement, domain)
+        .into_iter()
+        .fold(None, |best: Option<(String, usize)>, x| match best {
+            Some(b) if b.1 >= x.1 => Some(b),
+            _ => Some(x),
+        })
+        .unwrap_or_default()
 }
 
 /// The replicas that must be up for requests to be served: a majority (Raft) or max(R, W).

@@ -140,7 +140,9 @@ pub fn fault_nodes(req: &Requirements, placement: &[Slot], fault: &Fault) -> (Ve
         Fault::Node => (vec![1], "node 1".into()),
         Fault::Zone => {
             let mut best: Option<(usize, u32, Vec<u32>)> = None;
-            for s in placement {
+            let mut zones: Vec<Slot> = placement.to_vec();
+            zones.sort_by_key(|s| (s.region, s.zone));
+            for s in &zones {
                 let v = nodes_where(&|t: &Slot| t.region == s.region && t.zone == s.zone);
                 if best.as_ref().is_none_or(|b| v.len() > b.2.len()) {
                     best = Some((s.region, s.zone, v));
