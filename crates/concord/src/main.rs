@@ -52,6 +52,13 @@ enum Command {
     ///   concord lab raft-elections --trials 1000       # the Raft paper's Figure 16
     #[command(verbatim_doc_comment)]
     Lab(cmd::lab::LabArgs),
+    /// Design a system from its requirements (shards, replicas, placement, quorums, cache), explained
+    /// by arithmetic, then validated in the simulator (Lab 2, docs/labs/design.md).
+    ///
+    /// Example:
+    ///   concord design scenarios/design/social-3-regions.toml --out out/design
+    #[command(verbatim_doc_comment)]
+    Design(cmd::design::DesignArgs),
     /// Replay a simulation trace in the browser (a local web page: ring, messages, logs, history).
     ///
     /// Examples:
@@ -171,6 +178,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => cmd::sim::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Lab(args) => cmd::lab::run(args),
+        Command::Design(args) => cmd::design::run(args),
         Command::View(args) => cmd::view::run(args),
         Command::Serve(args) => cmd::serve::run(args),
         Command::Up(args) => cmd::up::run(args),

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod cache;
 pub mod chaos;
 pub mod check;
+pub mod design;
 pub mod difftest;
 pub mod lab;
 pub mod live;
