@@ -20,8 +20,8 @@ pub struct PaxosConfig {
     #[serde(with = "serde_duration")]
     pub leader_timeout_max: Duration,
     /// Randomised back-off for duelling proposers (PMMC §4 "liveness"). On: a proposer preempted
-    /// by a higher ballot defers to it and waits a random leader timeout (doubled for each
-    /// consecutive failed attempt, up to 8×) before trying again. Off: it retries at once with a
+    /// by a higher ballot defers to it and waits a random leader timeout (its window widened
+    /// exponentially with each consecutive failed attempt) before trying again. Off: it retries at once with a
     /// higher ballot, as PMMC's leader does – two such proposers can preempt each other forever.
     pub backoff: bool,
     /// Phase-1 quorum size (`None`: a majority of the nodes).

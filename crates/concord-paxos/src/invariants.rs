@@ -61,10 +61,18 @@ impl SafetyMonitor {
         Ok(())
     }
 
-    fn check_node<S: StateMachine>(&mut self, id: NodeId, n: &PaxosNode<S>) -> Result<(), InvariantViolation> {
+    fn check_node<S: StateMachine>(
+        &mut self,
+        id: NodeId,
+        n: &PaxosNode<S>,
+    ) -> Result<(), InvariantViolation> {
         let mut view = self.views.remove(&id).unwrap_or_default();
         if n.promised() < view.promised {
-            return Err(InvariantViolation::PromiseDecreased { node: id, from: view.promised, to: n.promised() });
+            return Err(InvariantViolation::PromiseDecreased {
+                node: id,
+                from: view.promised,
+                to: n.promised(),
+            });
         }
         view.promised = n.promised();
         let accepts = n.accept_journal();
@@ -95,7 +103,13 @@ impl SafetyMonitor {
         Ok(())
     }
 
-    fn record_proposal(&mut self, node: NodeId, slot: u64, ballot: Ballot, hash: u64) -> Result<(), InvariantViolation> {
+    fn record_proposal(
+        &mut self,
+        node: NodeId,
+        slot: u64,
+        ballot: Ballot,
+        hash: u64,
+    ) -> Result<(), InvariantViolation> {
         let by_ballot = self.proposals.entry(slot).or_default();
         match by_ballot.get(&ballot) {
             Some(&(h, first)) if h != hash => {
@@ -114,7 +128,13 @@ impl SafetyMonitor {
         Ok(())
     }
 
-    fn record_chosen(&mut self, node: NodeId, slot: u64, ballot: Ballot, hash: u64) -> Result<(), InvariantViolation> {
+    fn record_chosen(
+        &mut self,
+        node: NodeId,
+        slot: u64,
+        ballot: Ballot,
+        hash: u64,
+    ) -> Result<(), InvariantViolation> {
         match self.chosen.get(&slot) {
             Some(&(_, h, first)) if h != hash => {
                 return Err(InvariantViolation::TwoValuesChosen { slot, first, second: node })
@@ -142,11 +162,15 @@ impl SafetyMonitor {
 /// A broken safety property, as [`SafetyMonitor::check`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvariantViolation {
-    #[error("at most one value per slot: {first} and {second} learned different values chosen in slot {slot}")]
+    #[error(
+        "at most one value per slot: {first} and {second} learned different values chosen in slot {slot}"
+    )]
     TwoValuesChosen { slot: u64, first: NodeId, second: NodeId },
     #[error("P2b: slot {slot} was chosen in ballot {chosen_in}, but {acceptor} accepted a different value there in the higher ballot {ballot}")]
     P2b { slot: u64, chosen_in: Ballot, ballot: Ballot, acceptor: NodeId },
-    #[error("ballot {ballot} proposed two values in slot {slot} ({first} and {second} accepted different ones)")]
+    #[error(
+        "ballot {ballot} proposed two values in slot {slot} ({first} and {second} accepted different ones)"
+    )]
     TwoValuesInOneBallot { slot: u64, ballot: Ballot, first: NodeId, second: NodeId },
     #[error("P1a: {node} accepted ballot {ballot} in slot {slot} below its promise {promised}")]
     AcceptBelowPromise { node: NodeId, slot: u64, ballot: Ballot, promised: Ballot },

@@ -63,12 +63,13 @@ pub(crate) struct LeaderState<V> {
 const RETRANSMIT_PER_TICK: usize = 64;
 
 impl<S: StateMachine> PaxosNode<S> {
-    /// Arm the leader timeout: a random time in `[leader_timeout_min, leader_timeout_max]`, times
-    /// `2^failed_attempts` (at most 8×) while backing off.
+    /// Arm the leader timeout: a random time in `[leader_timeout_min, leader_timeout_max]`; while
+    /// backing off after `k` failed attempts, the window's top grows by `leader_timeout_min ×
+    /// (2^k − 1)` (k at most 2) – exponential back-off, so proposers that keep colliding spread out.
     pub(crate) fn arm_leader_timeout(&mut self, io: &mut Io<'_, Self>) {
-        let factor = 1u32 << self.failed_attempts.min(3);
-        let (lo, hi) = (self.config.leader_timeout_min * factor, self.config.leader_timeout_max * factor);
-        let after = io.random_duration(lo, hi);
+        let widen = (1u32 << self.failed_attempts.min(2)) - 1;
+        let (lo, hi) = (self.config.leader_timeout_min, self.config.leader_timeout_max);
+        let after = io.random_duration(lo, hi + lo * widen);
         io.set_timer(Timer::LeaderTimeout, after);
     }
 
@@ -95,7 +96,8 @@ impl<S: StateMachine> PaxosNode<S> {
         self.role = Role::Candidate(Scout { ballot, from_slot, promises: BTreeMap::new() });
         self.leader = None;
         io.event("campaign", json!({ "ballot": ballot.to_string(), "from_slot": from_slot }));
-        io.cancel_timer(Timer::Heartbeat);
+        // The heartbeat timer resends the prepare to acceptors that have not answered.
+        io.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
         self.arm_leader_timeout(io);
         self.broadcast(io, Message::Prepare { ballot, from_slot });
     }
@@ -158,7 +160,10 @@ impl<S: StateMachine> PaxosNode<S> {
             let value = match highest {
                 // MUTATION(ignore_highest_accepted): propose a no-op over the accepted value.
                 Some(_) if self.config.mutations().ignore_highest_accepted => {
-                    io.event("mutation-fired", json!({ "mutation": "ignore_highest_accepted", "slot": slot }));
+                    io.event(
+                        "mutation-fired",
+                        json!({ "mutation": "ignore_highest_accepted", "slot": slot }),
+                    );
                     noops += 1;
                     LogValue::Noop
                 }
@@ -249,12 +254,9 @@ impl<S: StateMachine> PaxosNode<S> {
     /// off – or, without back-off, campaign again at once.
     pub(crate) fn preempted(&mut self, io: &mut Io<'_, Self>, by: Ballot) {
         let mine = self.ballot();
-        io.event(
-            "preempted",
-            json!({ "ballot": mine.map(|b| b.to_string()), "by": by.to_string() }),
-        );
+        io.event("preempted", json!({ "ballot": mine.map(|b| b.to_string()), "by": by.to_string() }));
+        io.cancel_timer(Timer::Heartbeat);
         if self.is_leader() {
-            io.cancel_timer(Timer::Heartbeat);
             self.abandon_pending(io);
         }
         self.role = Role::Follower;
@@ -286,8 +288,19 @@ impl<S: StateMachine> PaxosNode<S> {
     }
 
     /// Leader: heartbeat, and resend accepts that some acceptor has not answered (they may have
-    /// been lost).
+    /// been lost). Candidate: resend the prepare.
     pub(crate) fn on_heartbeat_tick(&mut self, io: &mut Io<'_, Self>) {
+        if let Role::Candidate(scout) = &self.role {
+            // Phase 1 in progress: resend the prepare to acceptors that have not answered.
+            let (ballot, from_slot) = (scout.ballot, scout.from_slot);
+            let silent: Vec<NodeId> =
+                self.nodes.iter().copied().filter(|n| !scout.promises.contains_key(n)).collect();
+            io.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
+            for to in silent {
+                self.send(io, to, Message::Prepare { ballot, from_slot });
+            }
+            return;
+        }
         let Role::Leader(ls) = &self.role else { return };
         let ballot = ls.ballot;
         let resend: Vec<(u64, Value<S>, Vec<NodeId>)> = ls
@@ -299,8 +312,20 @@ impl<S: StateMachine> PaxosNode<S> {
                 (slot, p.value.clone(), missing)
             })
             .collect();
+        // The slot after our applied prefix is neither ours to propose nor learned: it was chosen
+        // before our ballot (a compacted slot, or a lost catch-up answer). Ask the others in turn.
+        let next = self.applied + 1;
+        let missing_slot = !ls.proposals.contains_key(&next) && ls.next_slot > next;
         io.set_timer(Timer::Heartbeat, self.config.heartbeat_interval);
         self.broadcast_heartbeat(io);
+        if missing_slot {
+            let others: Vec<NodeId> = self.nodes.iter().copied().filter(|&n| n != self.id).collect();
+            if !others.is_empty() {
+                self.catch_up_turn = self.catch_up_turn.wrapping_add(1);
+                let peer = others[self.catch_up_turn % others.len()];
+                self.ask_catch_up(io, peer, true);
+            }
+        }
         for (slot, value, missing) in resend {
             for to in missing {
                 self.send(io, to, Message::Accept { ballot, slot, value: value.clone() });

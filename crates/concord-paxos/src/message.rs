@@ -50,23 +50,54 @@ pub struct PValue<V> {
 /// A Paxos message between nodes. `V` is the log value type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Message<V> {
-    Prepare { ballot: Ballot, from_slot: u64 },
+    Prepare {
+        ballot: Ballot,
+        from_slot: u64,
+    },
     /// `accepted`: every value the acceptor holds for slots `>= from_slot`; `compacted_upto`: the
     /// acceptor's snapshot slot – slots up to it were chosen and their values dropped.
-    Promise { ballot: Ballot, accepted: Vec<PValue<V>>, compacted_upto: u64 },
-    Accept { ballot: Ballot, slot: u64, value: V },
-    Accepted { ballot: Ballot, slot: u64 },
+    Promise {
+        ballot: Ballot,
+        accepted: Vec<PValue<V>>,
+        compacted_upto: u64,
+    },
+    Accept {
+        ballot: Ballot,
+        slot: u64,
+        value: V,
+    },
+    Accepted {
+        ballot: Ballot,
+        slot: u64,
+    },
     /// `ballot` was refused because the acceptor promised `promised`.
-    Nack { ballot: Ballot, promised: Ballot },
+    Nack {
+        ballot: Ballot,
+        promised: Ballot,
+    },
     /// `value` was chosen in `slot` (by ballot `ballot`).
-    Decide { ballot: Ballot, slot: u64, value: V },
+    Decide {
+        ballot: Ballot,
+        slot: u64,
+        value: V,
+    },
     /// `decided_upto`: the leader's contiguous prefix of chosen slots.
-    Heartbeat { ballot: Ballot, decided_upto: u64 },
-    CatchUp { from_slot: u64 },
+    Heartbeat {
+        ballot: Ballot,
+        decided_upto: u64,
+    },
+    CatchUp {
+        from_slot: u64,
+    },
     /// Chosen slots `from_slot..` (each with the ballot that chose it), contiguous.
-    CatchUpResp { decided: Vec<(u64, Ballot, V)> },
+    CatchUpResp {
+        decided: Vec<(u64, Ballot, V)>,
+    },
     /// The sender's state after applying every slot up to `slot` (machine and sessions).
-    Snapshot { slot: u64, data: Vec<u8> },
+    Snapshot {
+        slot: u64,
+        data: Vec<u8>,
+    },
 }
 
 impl<V> concord_core::Message for Message<V>

@@ -41,7 +41,8 @@ pub enum Timer {
     /// Follower: no heartbeat from a leader in time → start phase 1. Candidate: phase 1 took too
     /// long → retry with a higher ballot.
     LeaderTimeout,
-    /// Leader: heartbeats, retransmission of unanswered accepts.
+    /// Leader: heartbeats, retransmission of unanswered accepts. Candidate: retransmission of
+    /// unanswered prepares.
     Heartbeat,
 }
 
@@ -149,6 +150,8 @@ pub struct PaxosNode<S: StateMachine> {
     pub(crate) pending: BTreeMap<u64, (RequestId, (NodeId, u64))>,
     pub(crate) learn_journal: Journal<LearnRecord>,
     pub(crate) catch_up_asked: Option<Time>,
+    /// Leader: which peer to ask next for slots it is missing.
+    pub(crate) catch_up_turn: usize,
 
     // ----- I/O -----
     pub(crate) needs_sync: bool,
@@ -199,6 +202,7 @@ impl<S: StateMachine> PaxosNode<S> {
             pending: BTreeMap::new(),
             learn_journal: Journal::default(),
             catch_up_asked: None,
+            catch_up_turn: 0,
             needs_sync: false,
             inbox: VecDeque::new(),
         };
@@ -246,7 +250,12 @@ impl<S: StateMachine> PaxosNode<S> {
         }
     }
 
-    pub(crate) fn reply(&mut self, io: &mut Io<'_, Self>, request: RequestId, response: PaxosResponse<S::Output>) {
+    pub(crate) fn reply(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        request: RequestId,
+        response: PaxosResponse<S::Output>,
+    ) {
         self.flush(io);
         io.reply(request, response);
     }

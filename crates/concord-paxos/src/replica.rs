@@ -171,7 +171,8 @@ impl<S: StateMachine> PaxosNode<S> {
     /// (`force`: ask anyway).
     pub(crate) fn ask_catch_up(&mut self, io: &mut Io<'_, Self>, peer: NodeId, force: bool) {
         let now = io.now();
-        let recent = self.catch_up_asked.is_some_and(|t| now.saturating_since(t) < self.config.heartbeat_interval);
+        let recent =
+            self.catch_up_asked.is_some_and(|t| now.saturating_since(t) < self.config.heartbeat_interval);
         if (recent && !force) || peer == self.id {
             return;
         }
