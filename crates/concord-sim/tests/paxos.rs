@@ -310,9 +310,9 @@ fn duelling_proposers_livelock_without_backoff_and_progress_with_it() {
 
 // ----- the sweep ---------------------------------------------------------------------------------
 
-/// The fault scenario as swept: 4 s (healed at 2.5 s) to keep 200 seeds cheap in debug builds.
+/// The fault scenario as swept: 8 s (healed at 6.5 s) to keep 200 seeds cheap in debug builds.
 fn sweep_scenario() -> LoadedScenario {
-    let text = toml::to_string(&variant(4, |_| {})).unwrap();
+    let text = toml::to_string(&variant(8, |_| {})).unwrap();
     LoadedScenario::parse(Path::new("scenarios/paxos.toml"), &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
