@@ -137,6 +137,7 @@ fn run(input: &[u8]) -> String {
         LoadedScenario::Dynamo(_) => "dynamo",
         LoadedScenario::Sharded(_) => "sharded",
         LoadedScenario::Cached(_) => "cached",
+        LoadedScenario::Paxos(_) => "paxos",
     };
     format!("ran {protocol}")
 }

@@ -6,6 +6,7 @@
 pub mod cached;
 pub mod dynamo;
 pub mod gossip;
+pub mod paxos;
 pub mod raft;
 pub mod sharded;
 
@@ -23,6 +24,7 @@ pub enum LoadedScenario {
     Dynamo(Arc<Scenario<concord_dynamo::DynamoConfig>>),
     Sharded(Arc<Scenario<sharded::ShardedScenario>>),
     Cached(Arc<Scenario<cached::CachedScenario>>),
+    Paxos(Arc<Scenario<paxos::PaxosScenario>>),
 }
 
 /// Code generic over the protocol, for [`LoadedScenario::visit`] (a closure cannot be generic).
@@ -32,7 +34,7 @@ pub trait ProtocolVisitor {
 }
 
 /// Protocol names accepted in `[protocol.NAME]`.
-pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo", "sharded", "cached"];
+pub const PROTOCOLS: &[&str] = &["gossip", "raft", "dynamo", "sharded", "cached", "paxos"];
 
 /// Parse a scenario and check its protocol's own settings with `validate` (whatever its error
 /// type: each protocol crate has its own; the scenario error carries its message).
@@ -76,6 +78,16 @@ impl LoadedScenario {
                 sharded::ShardedScenario::validate,
             )?))),
             "cached" => Ok(LoadedScenario::Cached(Arc::new(cached::measure::parse(path, text)?))),
+            // Quorum sizes are judged against the scenario's node count.
+            "paxos" => {
+                let scenario: Scenario<paxos::PaxosScenario> = Scenario::parse(path, text)?;
+                let nodes = scenario.run.nodes.0 as usize;
+                scenario.protocol().1.paxos.validate(nodes).map_err(|e| ScenarioError::Invalid {
+                    path: path.to_owned(),
+                    message: format!("[protocol.paxos]: {e}"),
+                })?;
+                Ok(LoadedScenario::Paxos(Arc::new(scenario)))
+            }
             other => Err(ScenarioError::Invalid {
                 path: path.to_owned(),
                 message: format!("unknown protocol {other:?}; known protocols: {}", PROTOCOLS.join(", ")),
@@ -104,6 +116,7 @@ impl LoadedScenario {
                 Simulation::<concord_shard::ShardedNode>::new(Arc::clone(s), options).run()
             }
             LoadedScenario::Cached(s) => Simulation::<cached::CachedNode>::new(Arc::clone(s), options).run(),
+            LoadedScenario::Paxos(s) => Simulation::<paxos::PaxosKv>::new(Arc::clone(s), options).run(),
         }
     }
 
@@ -116,6 +129,7 @@ impl LoadedScenario {
             LoadedScenario::Dynamo(s) => visitor.visit::<concord_dynamo::DynamoNode>(s),
             LoadedScenario::Sharded(s) => visitor.visit::<concord_shard::ShardedNode>(s),
             LoadedScenario::Cached(s) => visitor.visit::<cached::CachedNode>(s),
+            LoadedScenario::Paxos(s) => visitor.visit::<paxos::PaxosKv>(s),
         }
     }
 
@@ -126,6 +140,7 @@ impl LoadedScenario {
             LoadedScenario::Dynamo(s) => &s.description,
             LoadedScenario::Sharded(s) => &s.description,
             LoadedScenario::Cached(s) => &s.description,
+            LoadedScenario::Paxos(s) => &s.description,
         }
     }
 }
