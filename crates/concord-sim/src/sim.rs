@@ -74,6 +74,16 @@ impl RunReport {
     pub fn passed(&self) -> bool {
         self.violations.is_empty()
     }
+
+    /// A safety violation: a broken online invariant or a history that is not linearizable. A run
+    /// that only stalled (a "progress" failure) or whose check was undecided has none – the verdict
+    /// a deliberate bug must earn to count as caught.
+    pub fn safety_violated(&self) -> bool {
+        self.violations.iter().any(|v| {
+            v.starts_with("invariant violated")
+                || (v.starts_with("linearizability") && !v.starts_with("linearizability: undecided"))
+        })
+    }
 }
 
 enum Event<P: Process> {

@@ -31,6 +31,40 @@ impl SeedResult {
     }
 }
 
+/// The lowest seed in `seeds` whose run of `scenario` `fails`, with its violations; `None` if
+/// every seed passes. Seeds run on every core, and every seed below the answer is run, so the
+/// answer does not depend on the number of threads (the search for a deliberate bug's first
+/// catching seed in the mutation tests).
+pub fn first_failure<P: crate::SimProtocol>(
+    scenario: &std::sync::Arc<crate::Scenario<P::Config>>,
+    seeds: std::ops::Range<u64>,
+    fails: impl Fn(&crate::sim::RunReport) -> bool + Sync,
+) -> Option<(u64, Vec<String>)> {
+    let next = AtomicU64::new(seeds.start);
+    let best: Mutex<Option<(u64, Vec<String>)>> = Mutex::new(None);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                let done = best.lock().expect("no worker panics").as_ref().is_some_and(|(b, _)| *b < seed);
+                if seed >= seeds.end || done {
+                    return;
+                }
+                let options = RunOptions { seed, ..Default::default() };
+                let report = crate::sim::Simulation::<P>::new(std::sync::Arc::clone(scenario), options).run();
+                if fails(&report) {
+                    let mut b = best.lock().expect("no worker panics");
+                    if b.as_ref().is_none_or(|(old, _)| seed < *old) {
+                        *b = Some((seed, report.violations));
+                    }
+                }
+            });
+        }
+    });
+    best.into_inner().expect("no worker panics")
+}
+
 /// Options of a sweep.
 #[derive(Clone, Debug, Default)]
 pub struct SweepOptions {

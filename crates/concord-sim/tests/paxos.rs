@@ -15,10 +15,10 @@
 
 use concord_sim::protocols::paxos::{PaxosKv, PaxosScenario};
 use concord_sim::protocols::LoadedScenario;
+use concord_sim::sweep::first_failure;
 use concord_sim::{RunOptions, RunReport, Scenario, Simulation};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use toml::{Table, Value};
 
 const PAXOS_TOML: &str = include_str!("../../../scenarios/paxos.toml");
@@ -64,49 +64,6 @@ fn run(scenario: &Arc<Scenario<PaxosScenario>>, seed: u64) -> RunReport {
 
 fn events(report: &RunReport, name: &str) -> u64 {
     report.summary.protocol_events.get(name).copied().unwrap_or(0)
-}
-
-/// The lowest seed in `seeds` for which `fails`, with its violations (all cores; every seed below
-/// the answer is run, so the answer does not depend on the number of threads).
-fn first_failure(
-    scenario: &Arc<Scenario<PaxosScenario>>,
-    seeds: std::ops::Range<u64>,
-    fails: fn(&RunReport) -> bool,
-) -> Option<(u64, Vec<String>)> {
-    let next = AtomicU64::new(seeds.start);
-    let best: Mutex<Option<(u64, Vec<String>)>> = Mutex::new(None);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::SeqCst);
-                let done = best.lock().unwrap().as_ref().is_some_and(|(b, _)| *b < seed);
-                if seed >= seeds.end || done {
-                    return;
-                }
-                let report = run(scenario, seed);
-                if fails(&report) {
-                    let mut b = best.lock().unwrap();
-                    if b.as_ref().is_none_or(|(old, _)| seed < *old) {
-                        *b = Some((seed, report.violations));
-                    }
-                }
-            });
-        }
-    });
-    best.into_inner().unwrap()
-}
-
-fn any_violation(report: &RunReport) -> bool {
-    !report.passed()
-}
-
-/// A safety violation: an online invariant or a non-linearizable history ("progress" alone is not).
-fn safety_violation(report: &RunReport) -> bool {
-    report.violations.iter().any(|v| {
-        v.starts_with("invariant violated")
-            || (v.starts_with("linearizability") && !v.starts_with("linearizability: undecided"))
-    })
 }
 
 /// A quiet 3- or 5-node cluster on a LAN, with a write-heavy workload; `extra` goes into
@@ -399,8 +356,9 @@ fn scenario_for(flag: &str) -> Table {
 /// `SEARCH_LIMIT` seeds, the mutation must have fired, and the same seed must pass without it.
 fn assert_caught(flag: &str) -> u64 {
     let scenario = parse(&with_mutation(scenario_for(flag), flag));
-    let (seed, violations) = first_failure(&scenario, 1..SEARCH_LIMIT + 1, safety_violation)
-        .unwrap_or_else(|| panic!("{flag}: not caught within {SEARCH_LIMIT} seeds"));
+    let (seed, violations) =
+        first_failure::<PaxosKv>(&scenario, 1..SEARCH_LIMIT + 1, RunReport::safety_violated)
+            .unwrap_or_else(|| panic!("{flag}: not caught within {SEARCH_LIMIT} seeds"));
     println!("{flag}: caught at seed {seed}: {}", violations.join("; "));
     let report = run(&scenario, seed);
     assert!(events(&report, "mutation-fired") > 0, "{flag}: seed {seed} failed without the mutation firing");
@@ -428,7 +386,9 @@ fn promise_before_sync_is_caught() {
 #[test]
 fn correct_paxos_passes_every_tuned_scenario() {
     for flag in concord_paxos::Mutations::NAMES {
-        if let Some((seed, v)) = first_failure(&parse(&scenario_for(flag)), 1..4, any_violation) {
+        if let Some((seed, v)) =
+            first_failure::<PaxosKv>(&parse(&scenario_for(flag)), 1..4, |r: &RunReport| !r.passed())
+        {
             panic!("the scenario for {flag} fails at seed {seed} without any mutation: {v:?}");
         }
     }
@@ -448,7 +408,7 @@ fn flexible(q1: u64, q2: u64, unsafe_quorums: bool) -> Table {
 #[test]
 fn flexible_quorums_that_intersect_are_safe() {
     let scenario = parse(&flexible(4, 2, false));
-    if let Some((seed, v)) = first_failure(&scenario, 1..11, safety_violation) {
+    if let Some((seed, v)) = first_failure::<PaxosKv>(&scenario, 1..11, RunReport::safety_violated) {
         panic!("q1 = 4, q2 = 2 of 5 breaks at seed {seed}: {v:?}");
     }
 }
@@ -462,7 +422,7 @@ fn flexible_quorums_that_do_not_intersect_are_refused_and_caught() {
     let err = LoadedScenario::parse(Path::new("flexible.toml"), &text).err().expect("refused");
     assert!(err.to_string().contains("q1 + q2 must exceed n"), "{err}");
     let scenario = parse(&flexible(2, 3, true));
-    let (seed, v) = first_failure(&scenario, 1..SEARCH_LIMIT + 1, safety_violation)
+    let (seed, v) = first_failure::<PaxosKv>(&scenario, 1..SEARCH_LIMIT + 1, RunReport::safety_violated)
         .expect("q1 + q2 <= n never broke safety in 1 000 seeds");
     println!("q1 = 2, q2 = 3 of 5: caught at seed {seed}: {}", v.join("; "));
 }

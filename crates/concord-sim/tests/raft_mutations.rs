@@ -49,10 +49,10 @@
 //! serve a stale read; within the bound, the same seeds stay linearizable.
 
 use concord_sim::protocols::raft::{RaftKv, RaftScenario};
+use concord_sim::sweep::first_failure;
 use concord_sim::{RunOptions, RunReport, Scenario, Simulation};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use toml::{Table, Value};
 
 const RAFT_FAULTS: &str = include_str!("../../../scenarios/raft-faults.toml");
@@ -204,51 +204,6 @@ fn run(scenario: &Arc<Scenario<RaftScenario>>, seed: u64) -> RunReport {
     Simulation::<RaftKv>::new(Arc::clone(scenario), RunOptions { seed, ..Default::default() }).run()
 }
 
-/// The lowest failing seed in `seeds`, with its violations; seeds run on all cores, and every seed
-/// below the answer is run, so the answer does not depend on the number of threads.
-fn first_failure(
-    scenario: &Arc<Scenario<RaftScenario>>,
-    seeds: std::ops::Range<u64>,
-    fails: fn(&RunReport) -> bool,
-) -> Option<(u64, Vec<String>)> {
-    let next = AtomicU64::new(seeds.start);
-    let best: Mutex<Option<(u64, Vec<String>)>> = Mutex::new(None);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let seed = next.fetch_add(1, Ordering::SeqCst);
-                let done = best.lock().unwrap().as_ref().is_some_and(|(b, _)| *b < seed);
-                if seed >= seeds.end || done {
-                    return;
-                }
-                let report = run(scenario, seed);
-                if fails(&report) {
-                    let mut b = best.lock().unwrap();
-                    if b.as_ref().is_none_or(|(old, _)| seed < *old) {
-                        *b = Some((seed, report.violations));
-                    }
-                }
-            });
-        }
-    });
-    best.into_inner().unwrap()
-}
-
-/// Any violation, liveness ("progress") included: the verdict on a correct Raft.
-fn any_violation(report: &RunReport) -> bool {
-    !report.passed()
-}
-
-/// A safety violation: an online invariant or a non-linearizable history. A mutation that only
-/// stalls the cluster (a "progress" failure) does not count as caught.
-fn safety_violation(report: &RunReport) -> bool {
-    report.violations.iter().any(|v| {
-        v.starts_with("invariant violated")
-            || (v.starts_with("linearizability") && !v.starts_with("linearizability: undecided"))
-    })
-}
-
 // ----- every mutation is caught -------------------------------------------------------------------
 
 /// Sweep `flag`'s scenario from seed 1 and stop at the first safety violation: it must come within
@@ -256,8 +211,9 @@ fn safety_violation(report: &RunReport) -> bool {
 /// mutation (it is the bug that is caught, not the scenario). Returns the seed.
 fn assert_caught(flag: &str) -> u64 {
     let scenario = parse(&with_mutation(scenario_for(flag), flag));
-    let (seed, violations) = first_failure(&scenario, 1..SEARCH_LIMIT + 1, safety_violation)
-        .unwrap_or_else(|| panic!("{flag}: not caught within {SEARCH_LIMIT} seeds"));
+    let (seed, violations) =
+        first_failure::<RaftKv>(&scenario, 1..SEARCH_LIMIT + 1, RunReport::safety_violated)
+            .unwrap_or_else(|| panic!("{flag}: not caught within {SEARCH_LIMIT} seeds"));
     println!("{flag}: caught at seed {seed}: {}", violations.join("; "));
     let report = run(&scenario, seed);
     let fired = report.summary.protocol_events.get("mutation-fired").copied().unwrap_or(0);
@@ -290,7 +246,7 @@ caught!(follower_read_without_index_is_caught, "follower_read_without_index");
 fn correct_raft_passes_every_tuned_scenario() {
     for flag in concord_raft::Mutations::NAMES {
         let scenario = parse(&scenario_for(flag));
-        if let Some((seed, v)) = first_failure(&scenario, 1..4, any_violation) {
+        if let Some((seed, v)) = first_failure::<RaftKv>(&scenario, 1..4, |r: &RunReport| !r.passed()) {
             panic!("the scenario for {flag} fails at seed {seed} without any mutation: {v:?}");
         }
     }
@@ -310,7 +266,7 @@ fn search_every_mutation() {
         }
         let start = std::time::Instant::now();
         let scenario = parse(&with_mutation(scenario_for(flag), flag));
-        match first_failure(&scenario, 1..SEARCH_LIMIT + 1, safety_violation) {
+        match first_failure::<RaftKv>(&scenario, 1..SEARCH_LIMIT + 1, RunReport::safety_violated) {
             Some((seed, v)) => {
                 println!("{flag}: first caught at seed {seed} ({:.0?}): {}", start.elapsed(), v.join("; "))
             }
@@ -346,7 +302,7 @@ fn snapshot_heavy(server: bool) -> Arc<Scenario<RaftScenario>> {
 fn the_servers_snapshot_settings_survive_the_fault_scenario_and_send_fewer_snapshots() {
     let seeds = 1..9;
     let (plain, server) = (snapshot_heavy(false), snapshot_heavy(true));
-    if let Some((seed, v)) = first_failure(&server, seeds.clone(), any_violation) {
+    if let Some((seed, v)) = first_failure::<RaftKv>(&server, seeds.clone(), |r: &RunReport| !r.passed()) {
         panic!("the server's snapshot settings fail at seed {seed}: {v:?}");
     }
     let sent = |scenario: &Arc<Scenario<RaftScenario>>| -> u64 {
@@ -439,8 +395,9 @@ fn lease_within_bound() -> Arc<Scenario<RaftScenario>> {
 /// seed with skew within the bound is linearizable.
 #[test]
 fn lease_reads_need_the_clock_drift_bound() {
-    let (seed, _) = first_failure(&lease_beyond_bound(), 1..SEARCH_LIMIT + 1, safety_violation)
-        .expect("skew beyond the bound never broke a lease read in 1 000 seeds");
+    let (seed, _) =
+        first_failure::<RaftKv>(&lease_beyond_bound(), 1..SEARCH_LIMIT + 1, RunReport::safety_violated)
+            .expect("skew beyond the bound never broke a lease read in 1 000 seeds");
     let beyond = run(&lease_beyond_bound(), seed);
     assert!(
         beyond.violations.iter().any(|v| v.starts_with("linearizability")),
@@ -454,7 +411,9 @@ fn lease_reads_need_the_clock_drift_bound() {
 /// Lease reads within the drift bound stay linearizable over a few seeds (more in the search).
 #[test]
 fn lease_reads_within_the_bound_are_linearizable() {
-    if let Some((seed, v)) = first_failure(&lease_within_bound(), 1..21, any_violation) {
+    if let Some((seed, v)) =
+        first_failure::<RaftKv>(&lease_within_bound(), 1..21, |r: &RunReport| !r.passed())
+    {
         panic!("seed {seed}: {v:?}");
     }
 }
@@ -463,7 +422,7 @@ fn lease_reads_within_the_bound_are_linearizable() {
 #[test]
 #[ignore]
 fn search_lease_violation() {
-    match first_failure(&lease_beyond_bound(), 1..SEARCH_LIMIT + 1, safety_violation) {
+    match first_failure::<RaftKv>(&lease_beyond_bound(), 1..SEARCH_LIMIT + 1, RunReport::safety_violated) {
         Some((seed, v)) => {
             println!("lease beyond the bound: first violation at seed {seed}: {}", v.join("; "))
         }
@@ -474,7 +433,9 @@ fn search_lease_violation() {
         caught += usize::from(!run(&lease_beyond_bound(), seed).passed());
     }
     println!("lease beyond the bound: {caught} of seeds 1..=200 are not linearizable");
-    if let Some((seed, v)) = first_failure(&lease_within_bound(), 1..1001, any_violation) {
+    if let Some((seed, v)) =
+        first_failure::<RaftKv>(&lease_within_bound(), 1..1001, |r: &RunReport| !r.passed())
+    {
         panic!("lease within the bound fails at seed {seed}: {v:?}");
     }
     println!("lease within the bound: seeds 1..=1000 pass");
