@@ -56,7 +56,7 @@ enum Command {
     /// by arithmetic, then validated in the simulator (Lab 2, docs/labs/design.md).
     ///
     /// Example:
-    ///   concord design scenarios/design/social-3-regions.toml --out out/design
+    ///   concord design labs/design/social-3-regions.toml --out out/design
     #[command(verbatim_doc_comment)]
     Design(cmd::design::DesignArgs),
     /// Replay a simulation trace in the browser (a local web page: ring, messages, logs, history).

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn scenario(name: &str) -> PathBuf {
-    [env!("CARGO_MANIFEST_DIR"), "..", "..", "scenarios", "design", name].iter().collect()
+    [env!("CARGO_MANIFEST_DIR"), "..", "..", "labs", "design", name].iter().collect()
 }
 
 fn design(name: &str, out: &std::path::Path, extra: &[&str]) -> (i32, String) {

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct DesignArgs {
-    /// The requirements file (TOML; examples in scenarios/design/).
+    /// The requirements file (TOML; examples in labs/design/).
     pub scenario: PathBuf,
     /// Where to write index.html, report.json, the plots and the scenario files.
     #[arg(long, default_value = "out/design")]
