@@ -526,7 +526,7 @@ fn crashes<P: Consensus>(
     let tap = Tap::<P>::new();
     tap.state().from_ns = u64::MAX;
     let mut sim = build::<P>(variant, setup, Duration::ZERO, seed, traced.then_some(&tap))?;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc4a5_4ed);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0c4a_54ed);
     let mut out = Vec::new();
     for _ in 0..trials {
         // Let the cluster settle under load, then crash the leader at a random moment.
