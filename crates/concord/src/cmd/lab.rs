@@ -14,6 +14,10 @@
 //! database load and latency with and without the tier, the thundering herd with and without
 //! leases, staleness with and without invalidation and through a partition – and writes the same
 //! kind of report. Guide: docs/labs/cache.md.
+//!
+//! `concord lab consensus` runs Raft and Multi-Paxos side by side on the same workload and faults
+//! (cost per command, leader crash, a flapping link, duelling proposers, log holes) and writes the
+//! same kind of report. Guide: docs/labs/consensus.md.
 
 use clap::{Args, Subcommand};
 use concord_lab::raft_elections::{export_worst, write_report, TimeoutRange};
@@ -52,6 +56,35 @@ pub enum Lab {
     /// One part: concord lab cache --part 3   (1 hit ratio vs cache size, 2 database load and
     /// latency, 3 the herd, 4 staleness)
     Cache(CacheArgs),
+    /// Raft and Multi-Paxos side by side on the same workload and faults: messages, bytes and
+    /// latency per command; time without a leader after a crash; a flapping link; duelling
+    /// proposers with and without back-off; log holes after failover. Guide: docs/labs/consensus.md.
+    ///
+    /// Example: concord lab consensus --out out/consensus --seeds 5
+    ///
+    /// One part: concord lab consensus --part 4   (1 steady state, 2 leader crash, 3 flapping
+    /// link, 4 duelling proposers, 5 log holes)
+    Consensus(ConsensusArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConsensusArgs {
+    /// Where to write the plots (SVG, PNG), report.json and index.html.
+    #[arg(long, default_value = "out/consensus")]
+    pub out: PathBuf,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Simulations per variant, each with its own seed (pooled) [default: 5, --quick 2].
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// A small version: shorter runs, fewer crashes (seconds, not minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// Run one part only: 1 steady state, 2 leader crash, 3 flapping link, 4 duelling proposers,
+    /// 5 log holes after failover.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=concord_lab::consensus::PARTS as i64))]
+    pub part: Option<u8>,
 }
 
 #[derive(Args, Debug)]
@@ -163,7 +196,41 @@ pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
         Lab::RaftElections(a) => raft_elections(a),
         Lab::Eventual(a) => eventual(a),
         Lab::Cache(a) => cache(a),
+        Lab::Consensus(a) => consensus(a),
     }
+}
+
+fn consensus(args: &ConsensusArgs) -> anyhow::Result<ExitCode> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let mut options = if args.quick {
+        concord_lab::ConsensusOptions::quick(args.seed)
+    } else {
+        concord_lab::ConsensusOptions::full(args.seed, 5)
+    };
+    if let Some(seeds) = args.seeds {
+        anyhow::ensure!(seeds >= 1, "--seeds must be at least 1");
+        options.seeds = seeds;
+    }
+    if let Some(part) = args.part {
+        options = options.only_part(part as usize);
+    }
+    let bar = ProgressBar::new(options.jobs() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} simulations, {elapsed} – {msg}")
+            .expect("a valid template"),
+    );
+    let wall = Instant::now();
+    let report = concord_lab::run_consensus(&options, &|done: &str| {
+        bar.set_message(done.to_string());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    print!("{}", report.summary());
+    println!("ran {} simulations in {:.1} s", options.jobs(), wall.elapsed().as_secs_f64());
+    for path in concord_lab::consensus::write_report(&report, &args.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn cache(args: &CacheArgs) -> anyhow::Result<ExitCode> {
