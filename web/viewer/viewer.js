@@ -453,6 +453,9 @@ function nodePos(trace, id) {
 
 function buildRing(trace) {
   const links = $("links"), nodes = $("nodes"), msgs = $("messages");
+  // Live mode may learn the protocol after the first build (from the first message): start over.
+  for (const g of [links, nodes, msgs]) g.textContent = "";
+  viewer.builtFor = trace.protocol;
   viewer.nodeEls = {};
   for (const a of trace.ids) for (const b of trace.ids) if (a < b) {
     const [x1, y1] = nodePos(trace, a), [x2, y2] = nodePos(trace, b);
@@ -1117,6 +1120,7 @@ function ingest(data) {
   if (data.from !== trace.events.length) return false;
   for (const e of data.events) trace.events.push(e);
   if (data.events.length) extendTrace(trace);
+  if (trace.protocol !== viewer.builtFor) buildRing(trace);
   const st = data.status;
   Object.assign(live, { status: st, running: st.running, speed: st.speed, now: st.now });
   trace.arrivals = new Map();
