@@ -24,7 +24,18 @@ const KIND_COLOURS = {
   vote: "#f08a24", "vote-resp": "#f2c14e", "pre-vote": "#f6b26b", "pre-vote-resp": "#f9d49b",
   append: "#3f7be0", "append-resp": "#8fb3f0", heartbeat: "#7a8799", "heartbeat-resp": "#b5bfcc",
   snapshot: "#a058c8", "snapshot-resp": "#cfa5e6", rumour: "#3f7be0", digest: "#7a8799", exchange: "#a058c8",
+  // Paxos: phase 1 in oranges, phase 2 in blues, decisions green, refusals red.
+  prepare: "#f08a24", promise: "#f2c14e", accept: "#3f7be0", accepted: "#8fb3f0", nack: "#d93b3b",
+  decide: "#2fa86b", "catch-up": "#a058c8", "catch-up-resp": "#cfa5e6",
 };
+// What a Paxos message is called in the papers (its label on the ring).
+const PAXOS_LABELS = {
+  prepare: "prepare (1a)", promise: "promise (1b)", accept: "accept (2a)", accepted: "accepted (2b)",
+  nack: "nack", decide: "decide", heartbeat: "heartbeat", "catch-up": "catch-up", "catch-up-resp": "catch-up resp", snapshot: "snapshot",
+};
+const PAXOS_MESSAGES = new Set(["Prepare", "Promise", "Accept", "Accepted", "Nack", "Decide", "CatchUp", "CatchUpResp"]);
+const MESSAGE_LABELS_MAX = 40;     // labelled arrows (Paxos); further messages are plain dots
+const PAXOS_KEEP_SLOTS = 256;      // per node, slots kept below its highest one (the grid shows the top)
 const FAULT_EVENTS = new Set(["crash", "restart", "partition", "isolate", "one-way", "cut", "heal-link", "heal", "heal-all", "pause", "resume", "skew", "loss", "nemesis-trigger"]);
 
 // ---------------------------------------------------------------- state and how events change it
@@ -34,6 +45,9 @@ function emptyNode(id) {
     id, up: false, paused: false, role: null, term: 0, leader: null, votedFor: null, commit: 0,
     log: [],            // log[i] = {term, payload} for index i+1; null when compacted or unknown
     snapshotIndex: 0, timers: {}, items: {}, itemCount: 0, inspect: null, lastEvent: null,
+    // Paxos: the ballot it leads or campaigns with, its promise (ballots as "round.node"), slot →
+    // [ballot, value kind] it accepted, slot → value kind it learned as chosen, and how far it applied.
+    ballot: null, promised: null, acc: {}, learned: {}, applied: 0, topSlot: 0,
   };
 }
 
@@ -47,7 +61,7 @@ function cloneState(s) {
   const nodes = {};
   for (const id in s.nodes) {
     const n = s.nodes[id];
-    nodes[id] = { ...n, log: n.log.slice(), timers: { ...n.timers }, items: { ...n.items } };
+    nodes[id] = { ...n, log: n.log.slice(), timers: { ...n.timers }, items: { ...n.items }, acc: { ...n.acc }, learned: { ...n.learned } };
   }
   const inflight = new Map();
   for (const [id, m] of s.inflight) inflight.set(id, { ...m });
@@ -93,6 +107,7 @@ function apply(s, e, i, trace) {
     case "state": {
       const st = e.state || {};
       node.inspect = st;
+      if (trace.protocol === "paxos") { paxosRecovered(node, st); break; }
       if (st.role) node.role = st.role;
       if (typeof st.term === "number") node.term = st.term;
       if ("leader" in st) node.leader = st.leader;
@@ -159,7 +174,7 @@ function apply(s, e, i, trace) {
     }
     case "invoke": s.clientsPending.set(e.request, i); break;
     case "complete": s.clientsPending.delete(e.request); break;
-    case "protocol": applyProtocol(s, node, e); break;
+    case "protocol": if (trace.protocol === "paxos") applyPaxos(node, e); else applyProtocol(s, node, e); break;
     default: break;
   }
   if (s.drops.length > 64 || (s.drops.length && s.drops[0].t < e.t - DROP_SHOWN_NS)) {
@@ -197,6 +212,98 @@ function applyProtocol(s, node, e) {
   }
 }
 
+// ---------------------------------------------------------------- Paxos
+//
+// concord-paxos's protocol events (docs/paxos.md): "campaign" (phase 1a with a new ballot),
+// "promise" (an acceptor promised), "elected" (phase 1 done: leading), "noop-filled" (a hole below
+// the highest reported slot, proposed as a no-op), "accept" (an acceptor accepted {slot, ballot,
+// value}), "chosen" (the leader counted q2 acceptances), "learned" (a replica learned a chosen
+// slot), "preempted", "leader" (a follower heard a leader), "snapshot", "snapshot-installed".
+// A node's `state` at boot (its inspect) says what it recovered: promise, applied prefix, the
+// highest accepted slots. Which slots were chosen or filled is indexed once per trace (see
+// extendTrace), so a node here only holds its own view.
+
+function ballotKey(b) {
+  if (b == null) return [0, 0];
+  const [r, n] = String(b).split(".").map(Number);
+  return [r || 0, n || 0];
+}
+
+function ballotAbove(a, b) {
+  const [ra, na] = ballotKey(a), [rb, nb] = ballotKey(b);
+  return ra > rb || (ra === rb && na > nb);
+}
+
+function raisePromise(node, b) {
+  if (b != null && (node.promised == null || ballotAbove(b, node.promised))) node.promised = b;
+}
+
+function noteSlot(node, slot) {
+  if (slot <= node.topSlot) return;
+  node.topSlot = slot;
+  // Keep a node's view bounded: the grid shows the highest slots, snapshots copy what is kept.
+  if (slot % 64 === 0) {
+    const floor = slot - PAXOS_KEEP_SLOTS;
+    for (const k in node.acc) if (Number(k) < floor) delete node.acc[k];
+    for (const k in node.learned) if (Number(k) < floor) delete node.learned[k];
+  }
+}
+
+function advanceApplied(node) {
+  while (node.learned[node.applied + 1] !== undefined) node.applied++;
+}
+
+function forgetUpTo(node, slot) {
+  for (const k in node.acc) if (Number(k) <= slot) delete node.acc[k];
+  node.snapshotIndex = Math.max(node.snapshotIndex, slot);
+}
+
+function paxosRecovered(node, st) {
+  node.role = st.role || "follower";
+  node.ballot = st.ballot ?? null;
+  node.promised = st.promised ?? null;
+  node.leader = st.leader ?? null;
+  node.applied = st.applied || 0;
+  node.snapshotIndex = st.snapshot_slot || 0;
+  node.learned = {};
+  node.acc = {};
+  for (const [slot, b, kind] of st.accepted_tail || []) { node.acc[slot] = [b, kind]; noteSlot(node, slot); }
+  noteSlot(node, node.applied);
+}
+
+function applyPaxos(node, e) {
+  const d = e.detail || {};
+  switch (e.name) {
+    case "campaign": node.role = "candidate"; node.ballot = d.ballot; node.leader = null; raisePromise(node, d.ballot); break;
+    case "promise": raisePromise(node, d.ballot); break;
+    case "elected": node.role = "leader"; node.ballot = d.ballot; node.leader = node.id; break;
+    case "preempted":
+      node.role = "follower"; node.ballot = null;
+      node.leader = ballotKey(d.by)[1] !== node.id ? ballotKey(d.by)[1] : null;
+      break;
+    case "leader": node.leader = d.leader; if (node.role !== "leader") node.role = "follower"; break;
+    case "accept":
+      node.acc[d.slot] = [d.ballot, d.value || "?"];
+      raisePromise(node, d.ballot);
+      noteSlot(node, d.slot);
+      break;
+    case "learned":
+      if (d.slot > node.applied) node.learned[d.slot] = d.value || "?";
+      advanceApplied(node);
+      noteSlot(node, d.slot);
+      break;
+    case "snapshot": forgetUpTo(node, d.slot); break;
+    case "snapshot-installed":
+      forgetUpTo(node, d.slot);
+      node.applied = Math.max(node.applied, d.slot);
+      for (const k in node.learned) if (Number(k) <= d.slot) delete node.learned[k];
+      advanceApplied(node);
+      noteSlot(node, d.slot);
+      break;
+    default: break;
+  }
+}
+
 // ---------------------------------------------------------------- loading: one pass over the trace
 
 // `ids`: the nodes, when known beforehand (live mode); otherwise every node the trace mentions.
@@ -207,7 +314,10 @@ function prepare(doc, ids) {
     endTimes: new Map(),     // message id → times its copies were delivered or dropped
     arrivals: new Map(),     // live mode: message id → when the simulator will deliver it
     ops: [], opByRequest: new Map(), clientSet: new Set(), clients: [],
-    categories: { fault: [], election: [], commit: [], client: [] },
+    categories: { fault: [], election: [], commit: [], client: [], "noop-fill": [] },
+    // Paxos, per slot: the first event that made it chosen ({index, ballot, value}) and the
+    // first no-op fill of it as a hole ({index, ballot, node}).
+    chosen: new Map(), filled: new Map(),
     protocolSeen: null, sawLearned: false, protocol: "unknown", hasLogs: false,
     snapshots: [], indexed: 0, head: null, endTime: 0, maxItems: 1,
   };
@@ -236,7 +346,11 @@ function extendTrace(trace) {
     switch (e.ev) {
       case "send":
         trace.sendOf.set(e.id, i);
-        if (!trace.protocolSeen && e.msg) trace.protocolSeen = "Rumour" in e.msg || "Digest" in e.msg || "Exchange" in e.msg ? "gossip" : "raft";
+        if (!trace.protocolSeen && e.msg) {
+          const variant = Object.keys(e.msg)[0];
+          trace.protocolSeen = PAXOS_MESSAGES.has(variant) ? "paxos"
+            : "Rumour" in e.msg || "Digest" in e.msg || "Exchange" in e.msg ? "gossip" : "raft";
+        }
         break;
       case "deliver": case "drop": {
         let list = trace.endTimes.get(e.id);
@@ -258,6 +372,21 @@ function extendTrace(trace) {
         break;
       }
       case "protocol":
+        if (e.name === "campaign" || e.name === "noop-filled" || e.name === "chosen") trace.paxosEvents = true;
+        if (e.detail && typeof e.detail.ballot === "string" && typeof e.detail.slot === "number") {
+          // Paxos slots (its ballots are "round.node" strings).
+          const slot = e.detail.slot;
+          if ((e.name === "chosen" || e.name === "learned") && !trace.chosen.has(slot)) {
+            trace.chosen.set(slot, { index: i, ballot: e.detail.ballot, value: e.detail.value || "?" });
+          }
+          if (e.name === "noop-filled") {
+            if (!trace.filled.has(slot)) trace.filled.set(slot, { index: i, ballot: e.detail.ballot, node: e.node });
+            trace.categories["noop-fill"].push(i);
+          }
+          if (e.name === "chosen") trace.categories.commit.push(i);
+          break;
+        }
+        if (e.name === "campaign") { trace.categories.election.push(i); break; }
         if (e.name === "elected" || (e.name === "role" && e.detail && e.detail.to === "candidate")) trace.categories.election.push(i);
         else if (e.name === "commit" || e.name === "learned") trace.categories.commit.push(i);
         else if (e.name === "append") trace.hasLogs = true;
@@ -267,7 +396,7 @@ function extendTrace(trace) {
         if (FAULT_EVENTS.has(e.ev)) trace.categories.fault.push(i);
     }
   }
-  trace.protocol = trace.protocolSeen || (trace.sawLearned ? "gossip" : "raft");
+  trace.protocol = trace.protocolSeen || (trace.paxosEvents ? "paxos" : trace.sawLearned ? "gossip" : "raft");
   if (trace.clients.length !== trace.clientSet.size) trace.clients = [...trace.clientSet].sort((a, b) => a - b);
   const s = trace.head;
   for (let i = from; i < events.length; i++) {
@@ -324,6 +453,9 @@ function nodePos(trace, id) {
 
 function buildRing(trace) {
   const links = $("links"), nodes = $("nodes"), msgs = $("messages");
+  // Live mode may learn the protocol after the first build (from the first message): start over.
+  for (const g of [links, nodes, msgs]) g.textContent = "";
+  viewer.builtFor = trace.protocol;
   viewer.nodeEls = {};
   for (const a of trace.ids) for (const b of trace.ids) if (a < b) {
     const [x1, y1] = nodePos(trace, a), [x2, y2] = nodePos(trace, b);
@@ -348,9 +480,33 @@ function buildRing(trace) {
     c.addEventListener("click", (ev) => { ev.stopPropagation(); if (c.dataset.id) select({ type: "message", id: Number(c.dataset.id) }); });
     viewer.dots.push(c);
   }
+  // Paxos: arrows labelled with the message's kind, for the first MESSAGE_LABELS_MAX in flight.
+  viewer.arrows = [];
+  if (trace.protocol === "paxos") {
+    const defs = svg("defs", {}, msgs);
+    const marker = svg("marker", { id: "arrow-head", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 5, markerHeight: 5, orient: "auto-start-reverse" }, defs);
+    svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "context-stroke" }, marker);
+    for (let i = 0; i < MESSAGE_LABELS_MAX; i++) {
+      const line = svg("line", { class: "msg-arrow", "marker-end": "url(#arrow-head)", visibility: "hidden" }, msgs);
+      const text = svg("text", { class: "msg-label", visibility: "hidden" }, msgs);
+      viewer.arrows.push({ line, text });
+    }
+    $("log-title").innerHTML = `Slots <span class="muted small">(per acceptor: the ballot it accepted; <span class="swatch committed"></span> learned by that node, `
+      + `<span class="swatch uncommitted"></span> accepted only, <span class="swatch noop"></span> no-op, <span class="swatch compacted"></span> in a snapshot; `
+      + `top row: ✓ chosen, <span class="swatch filled"></span> a hole a new leader filled with a no-op)</span>`
+      + ` <span class="zoom"><button id="slots-back" title="older slots">‹</button><button id="slots-latest" title="back to the highest slots">⇥</button><button id="slots-fwd" title="newer slots">›</button></span>`;
+    viewer.slotBack = 0;
+    document.querySelector("[data-jump=noop-fill]").hidden = false;
+    document.querySelector("[data-jump=commit]").textContent = "chosen";
+    $("slots-back").addEventListener("click", () => { viewer.slotBack += 8; viewer.dirty = true; });
+    $("slots-fwd").addEventListener("click", () => { viewer.slotBack = Math.max(0, viewer.slotBack - 8); viewer.dirty = true; });
+    $("slots-latest").addEventListener("click", () => { viewer.slotBack = 0; viewer.dirty = true; });
+  }
   const legend = $("legend");
   const entries = trace.protocol === "raft"
     ? Object.entries(ROLE_COLOURS).filter(([r]) => r !== "learner").concat([["down", "#c4c8ce"]])
+    : trace.protocol === "paxos"
+    ? [["follower (acceptor)", ROLE_COLOURS.follower], ["candidate (phase 1)", ROLE_COLOURS.candidate], ["leader (proposer)", ROLE_COLOURS.leader], ["down", "#c4c8ce"]]
     : [["fewer items", itemColour(0)], ["all items", itemColour(1)], ["down", "#c4c8ce"]];
   legend.innerHTML = entries.map(([n, c]) => `<span><i style="background:${c}"></i>${n}</span>`).join("");
 }
@@ -381,6 +537,11 @@ function drawRing(trace, s, now) {
       colour = ROLE_COLOURS[n.role] || ROLE_COLOURS.follower;
       line1 = n.up ? `${n.role || "?"} · term ${n.term}` : "crashed";
       line2 = `commit ${n.commit} · log ${n.log.length}`;
+    } else if (trace.protocol === "paxos") {
+      colour = ROLE_COLOURS[n.role] || ROLE_COLOURS.follower;
+      line1 = n.up ? `${n.role || "?"}${n.ballot ? " · b " + n.ballot : ""}` : "crashed";
+      line2 = window.innerWidth < 600 ? `p ${n.promised ?? "–"} · a ${n.applied}` : `promised ${n.promised ?? "–"} · applied ${n.applied}`;
+      if (n.up && n.paused) line2 = "paused";
     } else {
       colour = itemColour(n.itemCount / trace.maxItems);
       line1 = n.up ? `${n.itemCount} items` : "crashed";
@@ -390,7 +551,7 @@ function drawRing(trace, s, now) {
     el.body.setAttribute("fill", colour);
     el.sub1.textContent = line1;
     el.sub2.textContent = line2;
-    const timer = n.up && (n.timers.Election || null);
+    const timer = n.up && (n.timers.Election || n.timers.LeaderTimeout || null);
     el.timer.setAttribute("d", timer && timer.at > timer.set ? arcPath(1 - (now - timer.set) / (timer.at - timer.set)) : "");
   }
   // Cuts: a red dashed line per severed pair (one-way cuts marked with an arrow head).
@@ -424,6 +585,7 @@ function drawRing(trace, s, now) {
     dot.classList.toggle("selected", viewer.selected && viewer.selected.type === "message" && viewer.selected.id === m.id);
   }
   viewer.dotsShown = k;
+  if (viewer.arrows.length) drawArrows(trace, s, now);
   for (; k < MESSAGE_DOTS_MAX && viewer.dots[k].getAttribute("visibility") !== "hidden"; k++) {
     viewer.dots[k].setAttribute("visibility", "hidden");
     delete viewer.dots[k].dataset.id;
@@ -439,6 +601,37 @@ function drawRing(trace, s, now) {
     svg("line", { class: "drop-mark", x1: x - r, y1: y - r, x2: x + r, y2: y + r }, g);
     svg("line", { class: "drop-mark", x1: x - r, y1: y + r, x2: x + r, y2: y - r }, g);
     g.addEventListener("click", () => select({ type: "message", id: d.id }));
+  }
+}
+
+// Paxos: a short arrow behind each of the first messages in flight, with the message's kind.
+function drawArrows(trace, s, now) {
+  let k = 0;
+  for (const m of s.inflight.values()) {
+    if (k >= MESSAGE_LABELS_MAX) break;
+    const ends = trace.endTimes.get(m.id) || [];
+    const t1 = ends[m.delivered] ?? trace.arrivals.get(m.id) ?? ends[ends.length - 1] ?? m.t0 + 1;
+    const f = Math.max(0, Math.min(1, (now - m.t0) / Math.max(1, t1 - m.t0)));
+    const [x1, y1] = nodePos(trace, m.from), [x2, y2] = nodePos(trace, m.to);
+    const len = Math.hypot(x2 - x1, y2 - y1) || 1, ux = (x2 - x1) / len, uy = (y2 - y1) / len;
+    const x = x1 + (x2 - x1) * f, y = y1 + (y2 - y1) * f;
+    const a = viewer.arrows[k++];
+    const colour = KIND_COLOURS[m.kind] || "#555";
+    a.line.setAttribute("x1", x - ux * 26); a.line.setAttribute("y1", y - uy * 26);
+    a.line.setAttribute("x2", x - ux * 7); a.line.setAttribute("y2", y - uy * 7);
+    a.line.setAttribute("stroke", colour);
+    a.line.setAttribute("visibility", "visible");
+    // The label sits beside the arrow, on the side away from the ring's centre line.
+    a.text.setAttribute("x", x - uy * 12); a.text.setAttribute("y", y + ux * 12);
+    a.text.textContent = PAXOS_LABELS[m.kind] || m.kind;
+    a.text.setAttribute("fill", colour);
+    a.text.setAttribute("visibility", "visible");
+    a.text.dataset.kind = m.kind;
+  }
+  viewer.arrowsShown = k;
+  for (; k < MESSAGE_LABELS_MAX && viewer.arrows[k].line.getAttribute("visibility") !== "hidden"; k++) {
+    viewer.arrows[k].line.setAttribute("visibility", "hidden");
+    viewer.arrows[k].text.setAttribute("visibility", "hidden");
   }
 }
 
@@ -465,6 +658,7 @@ function describeEventInFull(e) {
 
 function drawLogs(trace, s) {
   const host = $("logs");
+  if (trace.protocol === "paxos") { host.innerHTML = paxosGrid(trace, s); return; }
   if (trace.protocol !== "raft") {
     if (host.dataset.mode !== "gossip") { host.dataset.mode = "gossip"; }
     host.innerHTML = gossipTable(trace, s);
@@ -498,6 +692,55 @@ function drawLogs(trace, s) {
     html += "</tr>";
   }
   host.innerHTML = html + "</table>";
+}
+
+// The Paxos log grid: a column per slot, the highest ones (or older ones, with ‹ ›); a row per
+// acceptor with the ballot it accepted there; a top row with what was chosen.
+function paxosGrid(trace, s) {
+  // As many columns as fit the section (a cell is 2.3rem + spacing; the row header ~4.5rem).
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+  const COLS = Math.max(4, Math.min(24, Math.floor(($("logs").clientWidth - 4.8 * rem) / (2.3 * rem + 2))));
+  let top = 0;
+  for (const id of trace.ids) top = Math.max(top, s.nodes[id].topSlot);
+  const last = Math.max(COLS, top - (viewer.slotBack || 0));
+  const first = Math.max(1, last - COLS + 1);
+  let html = "<table class=\"paxos\"><tr><th>slot</th>";
+  for (let k = first; k <= last; k++) html += `<th>${k}</th>`;
+  html += "</tr><tr><th>chosen</th>";
+  for (let k = first; k <= last; k++) {
+    const c = trace.chosen.get(k), f = trace.filled.get(k);
+    const chosen = c && c.index < s.index ? c : null, filled = f && f.index < s.index ? f : null;
+    let cls = "empty", text = "", tip = "";
+    if (filled) { cls = "filled"; text = "∅"; tip = `a hole: leader ${filled.node} (ballot ${filled.ballot}) proposed a no-op here`; }
+    if (chosen) {
+      cls = (filled && chosen.value === "noop" ? "chosen filled" : "chosen") + (chosen.value === "noop" ? " noop" : "");
+      text = chosen.value === "noop" ? "✓∅" : "✓";
+      tip = `chosen at ballot ${chosen.ballot}: ${chosen.value}` + (filled ? ` (${tip})` : "");
+    }
+    html += `<td class="${cls}" data-slot="${k}" title="${escapeHtml(tip)}">${text}</td>`;
+  }
+  html += "</tr>";
+  for (const id of trace.ids) {
+    const n = s.nodes[id];
+    html += `<tr><th>node ${id}${n.role === "leader" && n.up ? " ★" : ""}</th>`;
+    for (let k = first; k <= last; k++) {
+      const a = n.acc[k], learned = k <= n.applied || n.learned[k] !== undefined;
+      let cls = "empty", text = "", tip = "";
+      if (a) {
+        cls = learned ? "committed" : "uncommitted";
+        if (a[1] === "noop") cls += " noop";
+        text = a[0];
+        tip = `accepted ${a[1]} at ballot ${a[0]}${learned ? "; learned as chosen" : ""}`;
+      } else if (k <= n.snapshotIndex) {
+        cls = "compacted"; text = "s"; tip = "in the node's snapshot";
+      } else if (learned) {
+        cls = "committed learned-only"; text = "·"; tip = "learned as chosen (did not accept it)";
+      }
+      html += `<td class="${cls}${n.up ? "" : " down"}" title="${escapeHtml(tip)}">${escapeHtml(text)}</td>`;
+    }
+    html += "</tr>";
+  }
+  return html + "</table>";
 }
 
 function gossipTable(trace, s) {
@@ -548,6 +791,10 @@ function drawPanel(trace, s) {
         ["commit index", n.commit], ["last log index", n.log.length], ["snapshot index", n.snapshotIndex]);
       const lastTerm = n.log.length ? n.log[n.log.length - 1]?.term ?? "?" : 0;
       rows.push(["last log term", lastTerm]);
+    } else if (trace.protocol === "paxos") {
+      const slots = Object.keys(n.acc).map(Number);
+      rows.push(["role", n.role || "?"], ["ballot", n.ballot ?? "–"], ["leader", n.leader ?? "–"], ["promised", n.promised ?? "–"],
+        ["applied", n.applied], ["snapshot slot", n.snapshotIndex], ["highest accepted slot", slots.length ? Math.max(...slots) : "–"]);
     } else {
       rows.push(["items held", n.itemCount]);
     }
@@ -562,6 +809,11 @@ function drawPanel(trace, s) {
         return `${idx}${idx <= n.commit ? " ✓" : "  "} t${en ? en.term : "?"} ${en ? payloadText(en.payload) : "(snapshot)"}`;
       });
       extra = `<p class="muted">log tail (✓ committed):</p><pre>${escapeHtml(tail.join("\n"))}</pre>` + extra;
+    }
+    if (trace.protocol === "paxos") {
+      const tail = Object.keys(n.acc).map(Number).sort((a, b) => a - b).slice(-8)
+        .map((k) => `${k}${k <= n.applied || n.learned[k] !== undefined ? " ✓" : "  "} b ${n.acc[k][0]} ${n.acc[k][1]}`);
+      if (tail.length) extra = `<p class="muted">highest accepted slots (✓ learned as chosen):</p><pre>${escapeHtml(tail.join("\n"))}</pre>` + extra;
     }
   } else if (sel.type === "message") {
     const sendIdx = trace.sendOf.get(sel.id);
@@ -868,6 +1120,7 @@ function ingest(data) {
   if (data.from !== trace.events.length) return false;
   for (const e of data.events) trace.events.push(e);
   if (data.events.length) extendTrace(trace);
+  if (trace.protocol !== viewer.builtFor) buildRing(trace);
   const st = data.status;
   Object.assign(live, { status: st, running: st.running, speed: st.speed, now: st.now });
   trace.arrivals = new Map();

@@ -107,7 +107,10 @@ impl<S: StateMachine> PaxosNode<S> {
             promised_before,
         });
         if io.tracing() {
-            io.event("accept", json!({ "slot": slot, "ballot": ballot.to_string() }));
+            io.event(
+                "accept",
+                json!({ "slot": slot, "ballot": ballot.to_string(), "value": pv.value.kind_name() }),
+            );
         }
         self.accepted.insert(slot, (ballot, pv.value));
         self.send(io, from, Message::Accepted { ballot, slot });

@@ -172,7 +172,11 @@ impl<S: StateMachine> PaxosNode<S> {
                     v.clone()
                 }
                 None => {
+                    // A hole: no acceptor of the quorum reported a value here.
                     noops += 1;
+                    if io.tracing() {
+                        io.event("noop-filled", json!({ "slot": slot, "ballot": ballot.to_string() }));
+                    }
                     LogValue::Noop
                 }
             };
@@ -227,7 +231,10 @@ impl<S: StateMachine> PaxosNode<S> {
             return;
         }
         let p = ls.proposals.remove(&slot).expect("present");
-        io.event("chosen", json!({ "slot": slot, "ballot": ballot.to_string() }));
+        io.event(
+            "chosen",
+            json!({ "slot": slot, "ballot": ballot.to_string(), "value": p.value.kind_name() }),
+        );
         let others: Vec<NodeId> = self.nodes.iter().copied().filter(|&n| n != self.id).collect();
         for to in others {
             self.send(io, to, Message::Decide { ballot, slot, value: p.value.clone() });

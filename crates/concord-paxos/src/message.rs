@@ -37,6 +37,15 @@ impl<C, Q> LogValue<C, Q> {
             LogValue::Command { origin, .. } | LogValue::Read { origin, .. } => Some(*origin),
         }
     }
+
+    /// `"noop"`, `"command"` or `"read"`: what trace events say a slot holds (for viewers).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            LogValue::Noop => "noop",
+            LogValue::Command { .. } => "command",
+            LogValue::Read { .. } => "read",
+        }
+    }
 }
 
 /// A proposal an acceptor accepted: PMMC's "pvalue" ⟨ballot, slot, command⟩.

@@ -71,6 +71,9 @@ impl<T> Default for Journal<T> {
 
 const JOURNAL_CAPACITY: usize = 1024;
 
+/// How many of the highest accepted slots `inspect` lists.
+const INSPECT_ACCEPTED_TAIL: usize = 64;
+
 impl<T> Journal<T> {
     pub(crate) fn push(&mut self, record: T) {
         self.total += 1;
@@ -392,6 +395,15 @@ impl<S: StateMachine> Process for PaxosNode<S> {
             "snapshot_slot": self.snapshot_slot,
             "accepted_slots": self.accepted.len(),
             "decided_slots": self.decided.len(),
+            // The highest accepted slots, `[slot, ballot, value kind]` (a viewer's log grid).
+            "accepted_tail": self
+                .accepted
+                .iter()
+                .rev()
+                .take(INSPECT_ACCEPTED_TAIL)
+                .rev()
+                .map(|(slot, (b, v))| json!([slot, b.to_string(), v.kind_name()]))
+                .collect::<Vec<_>>(),
         })
     }
 }

@@ -97,7 +97,10 @@ impl<S: StateMachine> PaxosNode<S> {
         self.persist(io, [storage::put_decided(slot, ballot, &value)]);
         self.learn_journal.push(LearnRecord { slot, ballot, value_hash: value_hash(&value) });
         if io.tracing() {
-            io.event("learned", json!({ "slot": slot, "ballot": ballot.to_string() }));
+            io.event(
+                "learned",
+                json!({ "slot": slot, "ballot": ballot.to_string(), "value": value.kind_name() }),
+            );
         }
         self.decided.insert(slot, (ballot, value));
         self.apply_decided(io);
