@@ -480,6 +480,7 @@ pub fn ensure_image(deploy: &Path, image: &str) -> anyhow::Result<()> {
     let status = Command::new(&script)
         .env("CONCORD_BIN", &exe)
         .env("CONCORD_IMAGE", image)
+        .stdout(std::io::stderr()) // standard output is the verdict's alone
         .status()
         .with_context(|| format!("cannot run {}", script.display()))?;
     if !status.success() {
