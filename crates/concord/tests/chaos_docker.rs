@@ -97,6 +97,6 @@ fn a_compose_cluster_stays_linearizable_through_a_kill_and_a_partition_of_its_le
         .split_whitespace()
         .find(|w| w.starts_with("concord-chaos-"))
         .unwrap_or_else(|| panic!("the project's name is printed:\n{stderr}"));
-    assert!(!String::from_utf8_lossy(&networks.stdout).contains(&project), "the compose project is down");
+    assert!(!String::from_utf8_lossy(&networks.stdout).contains(project), "the compose project is down");
     eprintln!("docker chaos run in {:?}", started.elapsed());
 }
