@@ -148,6 +148,15 @@ enum Command {
     ///   concord difftest --seed 7 --ops 143 --resp 3  # replay a mismatch (the command it printed)
     #[command(verbatim_doc_comment)]
     Difftest(cmd::difftest::DifftestArgs),
+    /// A Jepsen-style test of a real cluster: concurrent clients record a history while a seeded
+    /// schedule kills, pauses and partitions nodes; then every node is healed, the history checked
+    /// (docs/chaos.md). Exit status: 0 valid, 1 invalid, 2 unknown or error.
+    ///
+    /// Examples:
+    ///   concord chaos --time-limit 60 --nemesis kill,partition-leader,majority-split
+    ///   concord chaos --backend local --nodes 3 --nemesis kill,pause --time-limit 20
+    #[command(verbatim_doc_comment)]
+    Chaos(cmd::chaos::ChaosArgs),
 }
 
 /// Commands that print results end quietly when their reader goes away (`concord sim … | head`),
@@ -190,6 +199,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => cmd::backup::backup(args),
         Command::Restore(args) => cmd::backup::restore(args),
         Command::Difftest(args) => cmd::difftest::run(args),
+        Command::Chaos(args) => cmd::chaos::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,497 @@
-//! Fault injection on real processes, for a `concord chaos` command to come (issue #18). So far:
-//! [`docker`], faults on the containers of a deployment such as `deploy/compose.yaml`.
+//! `concord chaos`: a Jepsen-style test of a real cluster (docs/chaos.md).
+//!
+//! Start a cluster ([`cluster`]: five containers of `deploy/compose.yaml`, or local processes),
+//! run concurrent clients that record a history ([`workload`]), inject the faults of a seeded
+//! schedule ([`schedule`], made with [`docker`] or signals), heal everything, wait until every
+//! node serves a final read of every key, collect the logs, check the history
+//! ([`report::check_registers`]) and write the run's directory. Exit 0 only when valid.
 
+pub mod cluster;
 pub mod docker;
+pub mod report;
+pub mod schedule;
+pub mod workload;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use cluster::Cluster;
+use concord_server::config::Mode;
+use indicatif::{ProgressBar, ProgressStyle};
+use report::Fault;
+use schedule::{Action, Nemesis, Planned};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Five containers of deploy/compose.yaml (every fault).
+    Docker,
+    /// `concord serve` processes on loopback (kill and pause only).
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChaosMode {
+    /// One Raft group.
+    Strong,
+    /// Dynamo-style quorums: refused (no CAS, and not linearizable by design).
+    Eventual,
+    /// Raft groups per shard.
+    Sharded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WorkloadName {
+    /// Single-key registers: read, write, compare-and-set over HTTP; linearizability per key.
+    Register,
+}
+
+#[derive(Args, Debug)]
+pub struct ChaosArgs {
+    /// Where the cluster runs.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub backend: Backend,
+    /// How the cluster replicates.
+    #[arg(long, value_enum, default_value = "strong")]
+    pub mode: ChaosMode,
+    /// Nodes (the docker backend: 5, the compose file's).
+    #[arg(long, default_value_t = 5)]
+    pub nodes: u32,
+    /// How long the clients run, in seconds (faults included, and a quiet `--interval` at the end).
+    #[arg(long, default_value_t = 60.0)]
+    pub time_limit: f64,
+    /// Concurrent clients (each starts on node `client mod nodes`).
+    #[arg(long, default_value_t = 10)]
+    pub clients: usize,
+    /// What the clients do.
+    #[arg(long, value_enum, default_value = "register")]
+    pub workload: WorkloadName,
+    /// Keys in use at a time (register workload).
+    #[arg(long, default_value_t = 4)]
+    pub keys: u64,
+    /// Operations per key before the clients move on to fresh keys (register workload).
+    #[arg(long, default_value_t = 150)]
+    pub ops_per_key: u64,
+    /// Faults to draw from, comma-separated: kill, pause, partition-one, partition-leader,
+    /// majority-split, ring, bridge. Empty: no faults.
+    #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition-one,partition-leader")]
+    pub nemesis: Vec<Nemesis>,
+    /// Seconds of each fault, and of the quiet between two.
+    #[arg(long, default_value_t = 5.0)]
+    pub interval: f64,
+    /// Seed of the fault schedule and of the clients' choices.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The run's directory (default chaos-runs/<UTC timestamp>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The container image (docker backend); built with deploy/build-image.sh around this binary
+    /// when missing.
+    #[arg(long, default_value = "concord:local")]
+    pub image: String,
+    /// The docker network's first three octets: nodes at PREFIX.11 … PREFIX.15 (deploy/compose.yaml
+    /// uses 10.57.0; another one lets both run at once).
+    #[arg(long, default_value = "10.58.0")]
+    pub subnet_prefix: String,
+    /// The deploy/ directory (default: ./deploy, else the one this binary was built from).
+    #[arg(long)]
+    pub deploy: Option<PathBuf>,
+    /// A client gives up on one call after this many seconds (recorded as info for a write).
+    #[arg(long, default_value_t = 4.0)]
+    pub op_timeout: f64,
+    /// Seconds the checker may search before it answers "unknown".
+    #[arg(long, default_value_t = 120)]
+    pub check_timeout: u64,
+}
+
+pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
+    let mode = match args.mode {
+        ChaosMode::Strong => Mode::Strong,
+        ChaosMode::Sharded => Mode::Sharded,
+        ChaosMode::Eventual => bail!(
+            "--mode eventual is not supported: the register workload needs compare-and-set (501 in the \
+             eventual mode) and a linearizability checker, which an eventually consistent store fails \
+             by design; use --mode strong or sharded"
+        ),
+    };
+    if args.nemesis.iter().any(|n| n.is_partition()) {
+        let asked: Vec<&str> = args.nemesis.iter().filter(|n| n.is_partition()).map(|n| n.name()).collect();
+        if args.backend == Backend::Local {
+            bail!(
+                "the local backend cannot make partitions ({}): its nodes are processes sharing the \
+                 host's network namespace, so no link between two of them can be cut. It can kill \
+                 (SIGKILL) and pause (SIGSTOP/SIGCONT); use --nemesis kill,pause, or --backend docker",
+                asked.join(", ")
+            );
+        }
+        if let Some(why) = cluster::cannot_cut_links() {
+            bail!("{} asked for, but {why}", asked.join(", "));
+        }
+    }
+    if args.backend == Backend::Docker && args.nodes != 5 {
+        bail!("the docker backend runs deploy/compose.yaml's five nodes: --nodes 5");
+    }
+    if !(1..=9).contains(&args.nodes) || args.clients == 0 || args.keys == 0 || args.ops_per_key == 0 {
+        bail!("--nodes 1..9, and --clients, --keys, --ops-per-key at least 1");
+    }
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => PathBuf::from("chaos-runs").join(timestamp()),
+    };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let out = out.canonicalize()?;
+    let plan = schedule::plan(args.seed, &args.nemesis, args.interval, args.time_limit, args.nodes as usize);
+    eprintln!(
+        "concord chaos: {:?} backend, {:?} mode, {} nodes, {} clients, {} s, {} faults planned (seed {}), into {}",
+        args.backend,
+        args.mode,
+        args.nodes,
+        args.clients,
+        args.time_limit,
+        plan.len(),
+        args.seed,
+        out.display()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let started = Instant::now();
+    let mut cluster = match args.backend {
+        Backend::Docker => {
+            let deploy = deploy_dir(args.deploy.as_deref())?;
+            cluster::ensure_image(&deploy, &args.image)?;
+            let work = out.join(".work");
+            let d = cluster::Docker::start(&deploy, mode, &args.image, &args.subnet_prefix, &work)?;
+            eprintln!("compose project {} up; waiting for the containers to be healthy", d.project);
+            d.wait_healthy(Duration::from_secs(90))?;
+            Cluster::Docker(d)
+        }
+        Backend::Local => Cluster::Local(cluster::Local::start(&out.join("data"), args.nodes, mode)?),
+    };
+    let result = runtime.block_on(cluster.ready(Duration::from_secs(60)));
+    if let Err(e) = result {
+        write_logs(&cluster, &out);
+        cluster.teardown();
+        return Err(e.context(format!("the cluster did not come up (logs in {})", out.display())));
+    }
+    eprintln!("cluster serving after {:.1} s; clients start", started.elapsed().as_secs_f64());
+    let outcome = run_test(args, &plan, &mut cluster, &runtime, &out);
+    write_logs(&cluster, &out);
+    cluster.teardown();
+    let _ = std::fs::remove_dir_all(out.join(".work"));
+    let valid = outcome?;
+    Ok(if valid == Some(true) {
+        ExitCode::SUCCESS
+    } else if valid == Some(false) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+fn write_logs(cluster: &Cluster, out: &Path) {
+    let dir = out.join("logs");
+    let _ = std::fs::create_dir_all(&dir);
+    for (name, text) in cluster.logs() {
+        let _ = std::fs::write(dir.join(name), text);
+    }
+}
+
+/// The clients, the faults, the heal, the final reads, the check, the directory. The verdict.
+fn run_test(
+    args: &ChaosArgs,
+    plan: &[Planned],
+    cluster: &mut Cluster,
+    runtime: &tokio::runtime::Runtime,
+    out: &Path,
+) -> anyhow::Result<Option<bool>> {
+    let start = Instant::now();
+    let rec = Arc::new(workload::Recorder::new(start));
+    let stop = Arc::new(AtomicBool::new(false));
+    let register = workload::Register {
+        keys: args.keys,
+        ops_per_key: args.ops_per_key,
+        timeout: Duration::from_secs_f64(args.op_timeout),
+    };
+    let nodes = cluster.http();
+    let clients: Vec<_> = (0..args.clients)
+        .map(|c| {
+            runtime.spawn(workload::client(c, nodes.clone(), register, args.seed, rec.clone(), stop.clone()))
+        })
+        .collect();
+
+    let bar = ProgressBar::new((args.time_limit * 10.0) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let say = |bar: &ProgressBar, line: String| bar.suspend(|| eprintln!("{line}"));
+    let now = || start.elapsed().as_secs_f64();
+    let mut faults: Vec<Fault> = Vec::new();
+    let mut next = 0;
+    let mut open: Option<(usize, Fault)> = None; // the fault in effect: (plan index, record)
+    loop {
+        let t = now();
+        if t >= args.time_limit {
+            break;
+        }
+        bar.set_position((t * 10.0) as u64);
+        bar.set_message(format!(
+            "{} ops; {}",
+            rec.ops_issued(),
+            open.as_ref().map(|(_, f)| f.what.clone()).unwrap_or_else(|| "no fault".into())
+        ));
+        if let Some((i, _)) = &open {
+            if t >= plan[*i].end {
+                let (i, mut fault) = open.take().expect("open");
+                fault.errors.extend(undo(cluster, &plan[i]));
+                fault.end = now();
+                say(&bar, format!("{:6.1} s  healed: {}", fault.end, fault.what));
+                faults.push(fault);
+                continue;
+            }
+        } else if next < plan.len() && t >= plan[next].start {
+            let p = &plan[next];
+            let mut fault = Fault {
+                nemesis: p.nemesis.name().into(),
+                start: now(),
+                end: 0.0,
+                what: String::new(),
+                errors: vec![],
+            };
+            match inject(cluster, p, runtime) {
+                Ok(what) => fault.what = what,
+                Err(e) => {
+                    fault.what = format!("{} (failed)", p.nemesis);
+                    fault.errors.push(format!("{e:#}"));
+                }
+            }
+            say(&bar, format!("{:6.1} s  fault: {}", fault.start, fault.what));
+            open = Some((next, fault));
+            next += 1;
+            continue;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some((i, mut fault)) = open.take() {
+        fault.errors.extend(undo(cluster, &plan[i]));
+        fault.end = now();
+        faults.push(fault);
+    }
+    stop.store(true, Ordering::SeqCst);
+    bar.finish_and_clear();
+    runtime.block_on(async {
+        for c in clients {
+            let _ = c.await;
+        }
+    });
+    let run_end = now();
+    eprintln!("{run_end:.1} s: clients stopped after {} ops; healing everything", rec.ops_issued());
+    let heal_errors = cluster.heal_everything();
+    for e in &heal_errors {
+        eprintln!("heal: {e}");
+    }
+    let keys = workload::keys(&rec.history.lock().unwrap());
+    eprintln!("final reads: {} keys on {} nodes", keys.len(), nodes.len());
+    let missing = runtime.block_on(workload::final_reads(&nodes, &keys, &rec, Duration::from_secs(60)));
+    let recovered = missing.is_empty();
+    if !recovered {
+        eprintln!(
+            "{} final reads never succeeded, e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+    }
+
+    let history = rec.history.lock().unwrap().clone();
+    eprintln!("checking {} events", history.len());
+    let check = report::check_registers(&history, Duration::from_secs(args.check_timeout));
+    let checks = vec![check];
+    let valid = if !recovered {
+        Some(false)
+    } else if checks.iter().all(|c| c.valid == Some(true)) {
+        Some(true)
+    } else if checks.iter().any(|c| c.valid == Some(false)) {
+        Some(false)
+    } else {
+        None
+    };
+
+    // The directory.
+    std::fs::write(out.join("history.jsonl"), history.to_jsonl())?;
+    std::fs::write(out.join("timeline.json"), serde_json::to_string_pretty(&faults)?)?;
+    std::fs::write(out.join("schedule.json"), serde_json::to_string_pretty(plan)?)?;
+    let series = report::series(&history);
+    if let Err(e) = report::plot(&out.join("latency"), &series, &faults) {
+        eprintln!("the plot failed: {e:#}");
+    }
+    let count = |kind| history.events.iter().filter(|e| e.kind == kind).count();
+    use concord_core::history::EventType;
+    let results = serde_json::json!({
+        "valid": valid,
+        "run": {
+            "backend": format!("{:?}", args.backend).to_lowercase(),
+            "mode": format!("{:?}", args.mode).to_lowercase(),
+            "nodes": args.nodes,
+            "clients": args.clients,
+            "workload": "register",
+            "time_limit_s": args.time_limit,
+            "interval_s": args.interval,
+            "seed": args.seed,
+            "nemesis": args.nemesis.iter().map(|n| n.name()).collect::<Vec<_>>(),
+            "replay": replay_command(args),
+        },
+        "ops": {
+            "invoked": count(EventType::Invoke),
+            "ok": count(EventType::Ok),
+            "fail": count(EventType::Fail),
+            "info": count(EventType::Info),
+            "keys": keys.len(),
+        },
+        "faults": faults.len(),
+        "heal_errors": heal_errors,
+        "recovered": recovered,
+        "final_reads_missing": missing,
+        "checks": checks,
+    });
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    let files: Vec<String> =
+        ["results.json", "history.jsonl", "timeline.json", "schedule.json", "latency.svg", "latency.png"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((1..=nodes.len()).map(|i| format!("logs/node{i}.log")))
+            .collect();
+    std::fs::write(out.join("index.html"), report::index_html(&results, &faults, &checks, &files))?;
+
+    let ok = count(EventType::Ok);
+    eprintln!(
+        "{} ops ({} ok, {} fail, {} info) on {} keys, {} faults; {}",
+        count(EventType::Invoke),
+        ok,
+        count(EventType::Fail),
+        count(EventType::Info),
+        keys.len(),
+        faults.len(),
+        checks
+            .iter()
+            .map(|c| format!("{}: {}", c.checker, first_line(&c.summary)))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if let Some(c) = checks.iter().find(|c| c.valid == Some(false)) {
+        eprintln!("{}", c.summary);
+    }
+    println!(
+        "{}: {}",
+        match valid {
+            Some(true) => "valid",
+            Some(false) => "INVALID",
+            None => "unknown",
+        },
+        out.join("index.html").display()
+    );
+    Ok(valid)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Start the planned fault; say what it did.
+fn inject(cluster: &mut Cluster, p: &Planned, runtime: &tokio::runtime::Runtime) -> anyhow::Result<String> {
+    let n = cluster.nodes();
+    match &p.action {
+        Action::Kill { node } => {
+            cluster.kill(*node)?;
+            Ok(format!("kill node {}", node + 1))
+        }
+        Action::Pause { node } => {
+            cluster.pause(*node)?;
+            Ok(format!("pause node {}", node + 1))
+        }
+        Action::Cut { links } => {
+            for &(a, b) in links {
+                cluster.cut(a, b)?;
+            }
+            Ok(format!("{}: cut {}", p.nemesis, describe(links)))
+        }
+        Action::IsolateLeader => {
+            let leader = runtime
+                .block_on(cluster.leader(Duration::from_secs(5)))
+                .context("no agreed leader to isolate")?;
+            let others: Vec<usize> = (0..n).filter(|&i| i != leader).collect();
+            let links = schedule::links_between(&[leader], &others);
+            for &(a, b) in &links {
+                cluster.cut(a, b)?;
+            }
+            Ok(format!("partition-leader: node {} cut off", leader + 1))
+        }
+    }
+}
+
+/// Undo the planned fault (the links: every cut link of the cluster is healed).
+fn undo(cluster: &mut Cluster, p: &Planned) -> Vec<String> {
+    let result = match &p.action {
+        Action::Kill { node } => cluster.restart(*node),
+        Action::Pause { node } => cluster.resume(*node),
+        Action::Cut { .. } | Action::IsolateLeader => {
+            return cluster.heal_everything();
+        }
+    };
+    result.err().map(|e| format!("{e:#}")).into_iter().collect()
+}
+
+fn describe(links: &[(usize, usize)]) -> String {
+    links.iter().map(|(a, b)| format!("{}-{}", a + 1, b + 1)).collect::<Vec<_>>().join(" ")
+}
+
+fn replay_command(args: &ChaosArgs) -> String {
+    let nemesis: Vec<&str> = args.nemesis.iter().map(|n| n.name()).collect();
+    format!(
+        "concord chaos --backend {:?} --mode {:?} --nodes {} --clients {} --time-limit {} --interval {} --nemesis {} --seed {}",
+        args.backend,
+        args.mode,
+        args.nodes,
+        args.clients,
+        args.time_limit,
+        args.interval,
+        nemesis.join(","),
+        args.seed
+    )
+    .to_lowercase()
+}
+
+/// The deploy directory: the one given, ./deploy, or the source tree's.
+fn deploy_dir(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let candidates: Vec<PathBuf> = match given {
+        Some(p) => vec![p.to_path_buf()],
+        None => vec![PathBuf::from("deploy"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")],
+    };
+    for c in &candidates {
+        if c.join("compose.yaml").exists() {
+            return Ok(c.canonicalize()?);
+        }
+    }
+    bail!("no deploy/compose.yaml found (looked in {candidates:?}); pass --deploy DIR")
+}
+
+/// Now, as YYYYMMDD-HHMMSS (UTC), without a date crate.
+fn timestamp() -> String {
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}

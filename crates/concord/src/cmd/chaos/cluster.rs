@@ -1,0 +1,509 @@
+//! The clusters `concord chaos` runs against, and how each one suffers a fault:
+//!
+//! * [`Docker`]: `deploy/compose.yaml` (plus the mode's override file) as a compose project of its
+//!   own, on a subnet of its own; faults through [`super::docker`] – `docker kill`/`start`,
+//!   `docker pause`/`unpause`, and links cut with iptables in a container's network namespace.
+//! * [`Local`]: `concord serve` processes on loopback, laid out as `concord up` lays them out;
+//!   only SIGKILL (then started again) and SIGSTOP/SIGCONT – loopback processes share one network
+//!   namespace, so no link between them can be cut.
+
+use super::docker;
+use anyhow::{anyhow, bail, Context};
+use concord_server::cluster::{cluster_identity, spawn_node, UpOptions};
+use concord_server::config::Mode;
+use concord_server::testkit::{free_port_run, http};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The compose project name prefix; the pid follows (leftovers of dead runs are recognised by it).
+pub const PROJECT_PREFIX: &str = "concord-chaos-";
+
+pub enum Cluster {
+    Docker(Docker),
+    Local(Local),
+}
+
+impl Cluster {
+    pub fn nodes(&self) -> usize {
+        self.http().len()
+    }
+
+    /// Each node's HTTP address, as the host reaches it.
+    pub fn http(&self) -> Vec<SocketAddr> {
+        match self {
+            Cluster::Docker(d) => d.http.iter().map(|&p| SocketAddr::from(([127, 0, 0, 1], p))).collect(),
+            Cluster::Local(l) => l.http.clone(),
+        }
+    }
+
+    pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => docker::kill(&d.containers[i]),
+            Cluster::Local(l) => {
+                if let Some(mut child) = l.children[i].take() {
+                    let _ = signal(&child, nix::sys::signal::Signal::SIGCONT);
+                    child.kill()?;
+                    child.wait()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Start a killed node again (on its data: a volume, or its directory).
+    pub fn restart(&mut self, i: usize) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => docker::start(&d.containers[i]),
+            Cluster::Local(l) => {
+                if l.children[i].is_none() {
+                    l.children[i] = Some(l.spawn(i)?);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn pause(&mut self, i: usize) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => docker::pause(&d.containers[i]),
+            Cluster::Local(l) => match &l.children[i] {
+                Some(child) => signal(child, nix::sys::signal::Signal::SIGSTOP),
+                None => bail!("node {} is not running", i + 1),
+            },
+        }
+    }
+
+    pub fn resume(&mut self, i: usize) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => docker::unpause(&d.containers[i]),
+            Cluster::Local(l) => match &l.children[i] {
+                Some(child) => signal(child, nix::sys::signal::Signal::SIGCONT),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Cut the link between nodes `a` and `b` (both ways; in `a`'s namespace).
+    pub fn cut(&mut self, a: usize, b: usize) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => docker::cut(&d.containers[a], d.ip(b)),
+            Cluster::Local(_) => bail!("the local backend cannot cut links"),
+        }
+    }
+
+    /// Undo every fault still in effect: start what is down, thaw what is frozen, heal every link.
+    pub fn heal_everything(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for i in 0..self.nodes() {
+            match self {
+                Cluster::Docker(d) => {
+                    let c = d.containers[i].clone();
+                    let state = Command::new("docker")
+                        .args(["inspect", "--format", "{{.State.Status}}", &c])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .unwrap_or_default();
+                    let result = match state.as_str() {
+                        "paused" => docker::unpause(&c),
+                        "exited" | "created" => docker::start(&c),
+                        _ => Ok(()),
+                    }
+                    .and_then(|()| docker::heal_all(&c));
+                    if let Err(e) = result {
+                        errors.push(format!("node {}: {e:#}", i + 1));
+                    }
+                }
+                Cluster::Local(_) => {
+                    let r = self.resume(i).and_then(|()| self.restart(i));
+                    if let Err(e) = r {
+                        errors.push(format!("node {}: {e:#}", i + 1));
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    /// Each node's log: `(file name, text)`.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        match self {
+            Cluster::Docker(d) => d
+                .containers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let out = Command::new("docker").args(["logs", c]).output();
+                    let text = out
+                        .map(|o| {
+                            format!(
+                                "{}{}",
+                                String::from_utf8_lossy(&o.stdout),
+                                String::from_utf8_lossy(&o.stderr)
+                            )
+                        })
+                        .unwrap_or_else(|e| format!("docker logs failed: {e}"));
+                    (format!("node{}.log", i + 1), text)
+                })
+                .collect(),
+            Cluster::Local(l) => (1..=l.http.len())
+                .map(|i| {
+                    let name = format!("node{i}.log");
+                    let text = std::fs::read_to_string(l.options.data.join(&name)).unwrap_or_default();
+                    (name, text)
+                })
+                .collect(),
+        }
+    }
+
+    /// The leader every answering node names (1-based ids in `/healthz`), as a 0-based index.
+    pub async fn leader(&self, within: Duration) -> Option<usize> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut named = Vec::new();
+            for addr in self.http() {
+                let answer = http(addr, "GET", "/healthz", b"", Duration::from_secs(1)).await;
+                if let Some(l) = answer.ok().and_then(|a| a.json().ok()).and_then(|v| v["leader"].as_u64()) {
+                    named.push(l);
+                }
+            }
+            if let Some(&l) = named.first() {
+                if named.len() * 2 > self.nodes() && named.iter().all(|&x| x == l) && l >= 1 {
+                    return Some(l as usize - 1);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Wait until a write through every node succeeds (the cluster elected its leaders and
+    /// serves): the moment the clients may start.
+    pub async fn ready(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        for (i, addr) in self.http().into_iter().enumerate() {
+            loop {
+                let answer = http(addr, "PUT", "/v1/kv/chaos-ready", b"1", Duration::from_secs(3)).await;
+                match answer {
+                    Ok(a) if a.status == 200 => break,
+                    other if Instant::now() >= deadline => bail!(
+                        "node {} does not take a write within {within:?}: {:?}",
+                        i + 1,
+                        other.map(|a| (a.status, a.text()))
+                    ),
+                    _ => tokio::time::sleep(Duration::from_millis(300)).await,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop everything and delete what the run created (containers, network, volumes; or the
+    /// processes). Idempotent.
+    pub fn teardown(&mut self) {
+        match self {
+            Cluster::Docker(d) => d.down(),
+            Cluster::Local(l) => l.stop(),
+        }
+    }
+}
+
+fn signal(child: &Child, sig: nix::sys::signal::Signal) -> anyhow::Result<()> {
+    use nix::unistd::Pid;
+    nix::sys::signal::kill(Pid::from_raw(child.id() as i32), sig).map_err(|e| anyhow!("{sig}: {e}"))
+}
+
+/// `concord serve` processes of this binary on loopback.
+pub struct Local {
+    pub options: UpOptions,
+    cluster_id: String,
+    secret: PathBuf,
+    exe: PathBuf,
+    children: Vec<Option<Child>>,
+    http: Vec<SocketAddr>,
+}
+
+impl Local {
+    /// Start `nodes` nodes with their data under `dir` (created; it must not hold another
+    /// cluster's data).
+    pub fn start(dir: &Path, nodes: u32, mode: Mode) -> anyhow::Result<Local> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let base = free_port_run(3 * nodes as u16);
+        let mut options = UpOptions {
+            nodes,
+            data: dir.to_path_buf(),
+            redis_port: base,
+            http_port: base + nodes as u16,
+            peer_port: base + 2 * nodes as u16,
+            mode,
+            ..UpOptions::default()
+        };
+        if mode == Mode::Sharded {
+            options.shards = Some(nodes.min(3));
+        }
+        let (cluster_id, secret) = cluster_identity(dir)?;
+        let http =
+            (0..nodes).map(|i| SocketAddr::from(([127, 0, 0, 1], options.http_port + i as u16))).collect();
+        let exe = std::env::current_exe().context("cannot find this program's path")?;
+        let mut l = Local { options, cluster_id, secret, exe, children: Vec::new(), http };
+        for i in 0..nodes as usize {
+            let child = l.spawn(i)?;
+            l.children.push(Some(child));
+        }
+        Ok(l)
+    }
+
+    fn spawn(&self, i: usize) -> anyhow::Result<Child> {
+        Ok(spawn_node(&self.options, i as u32, &self.exe, &self.cluster_id, &self.secret)?.0)
+    }
+
+    fn stop(&mut self) {
+        for child in self.children.iter_mut() {
+            if let Some(mut c) = child.take() {
+                let _ = signal(&c, nix::sys::signal::Signal::SIGCONT);
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A compose project of `deploy/compose.yaml`.
+pub struct Docker {
+    pub project: String,
+    deploy: PathBuf,
+    overrides: Vec<String>,
+    image: String,
+    /// Three octets: the nodes are PREFIX.11 … PREFIX.15.
+    subnet_prefix: String,
+    config_dir: PathBuf,
+    secret: PathBuf,
+    http: Vec<u16>,
+    redis: Vec<u16>,
+    pub containers: Vec<String>,
+    up: bool,
+}
+
+/// The compose command: `docker-compose` where installed, else `docker compose`.
+fn compose_program() -> (String, Vec<String>) {
+    let works = Command::new("docker-compose").arg("version").output().map(|o| o.status.success());
+    if works.unwrap_or(false) {
+        ("docker-compose".into(), vec![])
+    } else {
+        ("docker".into(), vec!["compose".into()])
+    }
+}
+
+impl Docker {
+    fn compose(&self) -> Command {
+        let (program, first) = compose_program();
+        let mut c = Command::new(program);
+        c.args(first)
+            .current_dir(self.deploy.parent().unwrap_or(Path::new(".")))
+            .args(["-p", &self.project, "-f"])
+            .arg(self.deploy.join("compose.yaml"));
+        for o in &self.overrides {
+            c.arg("-f").arg(self.deploy.join(o));
+        }
+        c.env("CONCORD_IMAGE", &self.image)
+            .env("CONCORD_SECRET_FILE", &self.secret)
+            .env("CONCORD_SUBNET_PREFIX", &self.subnet_prefix)
+            .env("CONCORD_CONFIG_DIR", &self.config_dir);
+        for i in 0..5 {
+            c.env(format!("CONCORD_REDIS_PORT_{}", i + 1), self.redis[i].to_string());
+            c.env(format!("CONCORD_HTTP_PORT_{}", i + 1), self.http[i].to_string());
+        }
+        c
+    }
+
+    fn ip(&self, i: usize) -> IpAddr {
+        format!("{}.{}", self.subnet_prefix, 11 + i).parse().expect("a valid prefix makes a valid address")
+    }
+
+    /// Start the five nodes of `mode` from `image`, on `subnet_prefix`.0/24. `work` holds the
+    /// secret and the rewritten configuration while the run lasts.
+    pub fn start(
+        deploy: &Path,
+        mode: Mode,
+        image: &str,
+        subnet_prefix: &str,
+        work: &Path,
+    ) -> anyhow::Result<Docker> {
+        remove_leftovers(deploy);
+        let octets: Vec<&str> = subnet_prefix.split('.').collect();
+        if octets.len() != 3 || octets.iter().any(|o| o.parse::<u8>().is_err()) {
+            bail!("--subnet-prefix wants three octets such as 10.58.0, not {subnet_prefix:?}");
+        }
+        let (file, overrides) = match mode {
+            Mode::Strong => ("strong.toml", vec![]),
+            Mode::Eventual => ("eventual.toml", vec!["compose.eventual.yaml".to_string()]),
+            Mode::Sharded => ("sharded.toml", vec!["compose.sharded.yaml".to_string()]),
+        };
+        // The shipped configuration, its peer addresses moved to this run's subnet.
+        let config_dir = work.join("config");
+        std::fs::create_dir_all(&config_dir)?;
+        let text = std::fs::read_to_string(deploy.join("config").join(file))
+            .with_context(|| format!("cannot read {}", deploy.join("config").join(file).display()))?;
+        let path = config_dir.join(file);
+        std::fs::write(&path, text.replace("10.57.0.", &format!("{subnet_prefix}.")))?;
+        set_mode(&path, 0o644)?;
+        set_mode(&config_dir, 0o755)?;
+        set_mode(work, 0o755)?;
+        let secret = work.join("cluster.secret");
+        let out = Command::new(deploy.join("make-secret.sh")).arg(&secret).output()?;
+        if !out.status.success() {
+            bail!("deploy/make-secret.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let base = free_port_run(10);
+        let mut d = Docker {
+            project: format!("{PROJECT_PREFIX}{}", std::process::id()),
+            deploy: deploy.to_path_buf(),
+            overrides,
+            image: image.to_string(),
+            subnet_prefix: subnet_prefix.to_string(),
+            config_dir,
+            secret,
+            redis: (0..5).map(|i| base + i).collect(),
+            http: (5..10).map(|i| base + i).collect(),
+            containers: Vec::new(),
+            up: true,
+        };
+        let up = d.compose().args(["up", "-d"]).output().context("cannot run docker-compose")?;
+        if !up.status.success() {
+            let err = String::from_utf8_lossy(&up.stderr);
+            let hint = if err.contains("overlap") || err.contains("Pool") {
+                format!(" (the subnet {subnet_prefix}.0/24 is taken: pick another with --subnet-prefix)")
+            } else {
+                String::new()
+            };
+            bail!("docker-compose up failed{hint}:\n{err}");
+        }
+        for i in 1..=5 {
+            let out = d.compose().args(["ps", "-q", &format!("node{i}")]).output()?;
+            let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if id.is_empty() {
+                bail!("no container for node{i}");
+            }
+            d.containers.push(id);
+        }
+        Ok(d)
+    }
+
+    /// Wait until `docker inspect` calls every container healthy (the image's HEALTHCHECK).
+    pub fn wait_healthy(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = Command::new("docker")
+                .args(["inspect", "--format", "{{.State.Health.Status}}"])
+                .args(&self.containers)
+                .output()?;
+            let states: Vec<String> =
+                String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+            if states.len() == self.containers.len() && states.iter().all(|s| s == "healthy") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("containers not healthy within {within:?}: {states:?}");
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn down(&mut self) {
+        if !std::mem::take(&mut self.up) {
+            return;
+        }
+        match self.compose().args(["down", "-v", "--timeout", "2"]).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("docker-compose down -v failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("cannot run docker-compose down -v: {e}"),
+        }
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Take down the compose projects of earlier runs whose process is gone (killed before its
+/// clean-up): their networks would hold a subnet.
+pub fn remove_leftovers(deploy: &Path) {
+    let Ok(out) = Command::new("docker").args(["network", "ls", "--format", "{{.Name}}"]).output() else {
+        return;
+    };
+    for network in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(project) = network.strip_suffix("_concord") else { continue };
+        let Some(pid) = project.strip_prefix(PROJECT_PREFIX) else { continue };
+        if Path::new("/proc").join(pid).exists() {
+            continue; // a run still going (perhaps this one)
+        }
+        eprintln!("removing the leftover compose project {project}");
+        let (program, first) = compose_program();
+        let _ = Command::new(program)
+            .args(first)
+            .current_dir(deploy.parent().unwrap_or(Path::new(".")))
+            .args(["-p", project, "-f"])
+            .arg(deploy.join("compose.yaml"))
+            .args(["down", "-v", "--timeout", "1"])
+            .env("CONCORD_SECRET_FILE", "/dev/null")
+            .output();
+    }
+}
+
+/// Make sure `image` exists: build it with `deploy/build-image.sh` around this very binary if it
+/// does not (or say how to).
+pub fn ensure_image(deploy: &Path, image: &str) -> anyhow::Result<()> {
+    let exists = Command::new("docker").args(["image", "inspect", image]).output()?.status.success();
+    if exists {
+        return Ok(());
+    }
+    let script = deploy.join("build-image.sh");
+    let exe = std::env::current_exe()?;
+    eprintln!("image {image} missing: building it with {} around {}", script.display(), exe.display());
+    let status = Command::new(&script)
+        .env("CONCORD_BIN", &exe)
+        .env("CONCORD_IMAGE", image)
+        .stdout(std::io::stderr()) // standard output is the verdict's alone
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    if !status.success() {
+        bail!(
+            "building the image failed; build it yourself: CONCORD_IMAGE={image} CONCORD_BIN={} {}",
+            exe.display(),
+            script.display()
+        );
+    }
+    Ok(())
+}
+
+/// Why docker runs cannot cut links here, if they cannot.
+pub fn cannot_cut_links() -> Option<String> {
+    let works = |program: &str, args: &[&str]| {
+        Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
+    };
+    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !uid.unwrap_or(false) {
+        return Some("partitions need root (nsenter into a container's network namespace)".into());
+    }
+    if !works("nsenter", &["--version"]) || !works("iptables", &["--version"]) {
+        return Some("partitions need nsenter (util-linux) and iptables on the host".into());
+    }
+    None
+}

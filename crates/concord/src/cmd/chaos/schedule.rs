@@ -1,0 +1,247 @@
+//! The nemesis schedule: which fault, on which nodes, from when to when – all drawn from the seed
+//! before the run starts, so a seed names one schedule (the one thing decided during the run is
+//! *which* node leads, for `partition-leader`).
+//!
+//! The run alternates quiet and faulty stretches of `interval` seconds each, Jepsen's usual
+//! rhythm: quiet from 0 to `interval`, a fault from `interval` to `2·interval`, quiet again, … .
+//! No fault is still open during the last `interval` of the run (the cluster gets that long to
+//! recover while the clients still run).
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::fmt;
+
+/// A kind of fault, as `--nemesis` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Nemesis {
+    /// SIGKILL one node; started again when the fault ends.
+    Kill,
+    /// Freeze one node (SIGSTOP / `docker pause`); thawed when the fault ends.
+    Pause,
+    /// Cut one node off from all the others.
+    PartitionOne,
+    /// Cut the node that leads (asked when the fault starts) off from all the others.
+    PartitionLeader,
+    /// Two sides, a majority and a minority, drawn at random.
+    MajoritySplit,
+    /// Nodes on a ring, each linked only to its two neighbours: every node sees a majority
+    /// (itself and two others, of five), no two nodes the same one (Jepsen's majorities-ring).
+    Ring,
+    /// Two halves joined through one node only (Jepsen's bridge).
+    Bridge,
+}
+
+impl Nemesis {
+    pub const ALL: [Nemesis; 7] = [
+        Nemesis::Kill,
+        Nemesis::Pause,
+        Nemesis::PartitionOne,
+        Nemesis::PartitionLeader,
+        Nemesis::MajoritySplit,
+        Nemesis::Ring,
+        Nemesis::Bridge,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Nemesis::Kill => "kill",
+            Nemesis::Pause => "pause",
+            Nemesis::PartitionOne => "partition-one",
+            Nemesis::PartitionLeader => "partition-leader",
+            Nemesis::MajoritySplit => "majority-split",
+            Nemesis::Ring => "ring",
+            Nemesis::Bridge => "bridge",
+        }
+    }
+
+    /// Whether the fault cuts network links (a backend without network namespaces cannot).
+    pub fn is_partition(self) -> bool {
+        !matches!(self, Nemesis::Kill | Nemesis::Pause)
+    }
+}
+
+impl fmt::Display for Nemesis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Nemesis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Nemesis, String> {
+        Nemesis::ALL.into_iter().find(|n| n.name() == s.trim()).ok_or_else(|| {
+            let names: Vec<&str> = Nemesis::ALL.iter().map(|n| n.name()).collect();
+            format!("unknown nemesis `{s}`; expected one of {}", names.join(", "))
+        })
+    }
+}
+
+/// What one planned fault does. Nodes are 0-based indices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "action")]
+pub enum Action {
+    Kill {
+        node: usize,
+    },
+    Pause {
+        node: usize,
+    },
+    /// Cut every link `(a, b)` (both directions).
+    Cut {
+        links: Vec<(usize, usize)>,
+    },
+    /// Cut the leader (found when the fault starts) off from every other node.
+    IsolateLeader,
+}
+
+/// One fault of the schedule: `action` from `start` to `end` (seconds since the clients started).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Planned {
+    pub nemesis: Nemesis,
+    pub start: f64,
+    pub end: f64,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// Every link between a node of `a` and a node of `b`.
+pub fn links_between(a: &[usize], b: &[usize]) -> Vec<(usize, usize)> {
+    let mut links = Vec::new();
+    for &x in a {
+        for &y in b {
+            links.push((x.min(y), x.max(y)));
+        }
+    }
+    links.sort();
+    links
+}
+
+/// The links that `nemesis` cuts among `nodes` nodes (for the partitions drawn at plan time).
+fn partition_links(nemesis: Nemesis, nodes: usize, rng: &mut ChaCha8Rng) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..nodes).collect();
+    order.shuffle(rng);
+    match nemesis {
+        Nemesis::PartitionOne => links_between(&order[..1], &order[1..]),
+        Nemesis::MajoritySplit => {
+            let minority = (nodes - 1) / 2;
+            links_between(&order[..minority], &order[minority..])
+        }
+        Nemesis::Ring => {
+            // Node order[i] keeps its links to order[i ± 1] only.
+            let mut links = Vec::new();
+            for i in 0..nodes {
+                for j in i + 1..nodes {
+                    let d = j - i;
+                    if d != 1 && d != nodes - 1 {
+                        let (a, b) = (order[i], order[j]);
+                        links.push((a.min(b), a.max(b)));
+                    }
+                }
+            }
+            links.sort();
+            links
+        }
+        Nemesis::Bridge => {
+            // order[half] is the bridge: it keeps every link; the halves around it do not meet.
+            let half = nodes / 2;
+            links_between(&order[..half], &order[half + 1..])
+        }
+        _ => unreachable!("{nemesis} is not a partition drawn at plan time"),
+    }
+}
+
+/// The schedule for a run of `time_limit` seconds on `nodes` nodes: faults drawn from `nemeses`
+/// (uniformly, with the seed's generator), each lasting `interval` seconds, after `interval` quiet.
+pub fn plan(seed: u64, nemeses: &[Nemesis], interval: f64, time_limit: f64, nodes: usize) -> Vec<Planned> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = Vec::new();
+    if nemeses.is_empty() || interval <= 0.0 {
+        return out;
+    }
+    let mut start = interval;
+    while start + 2.0 * interval <= time_limit + 1e-9 {
+        let nemesis = nemeses[rng.gen_range(0..nemeses.len())];
+        let action = match nemesis {
+            Nemesis::Kill => Action::Kill { node: rng.gen_range(0..nodes) },
+            Nemesis::Pause => Action::Pause { node: rng.gen_range(0..nodes) },
+            Nemesis::PartitionLeader => Action::IsolateLeader,
+            other => Action::Cut { links: partition_links(other, nodes, &mut rng) },
+        };
+        out.push(Planned { nemesis, start, end: start + interval, action });
+        start += 2.0 * interval;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which nodes each node still reaches after `links` are cut.
+    fn reach(nodes: usize, links: &[(usize, usize)]) -> Vec<usize> {
+        (0..nodes)
+            .map(|a| (0..nodes).filter(|&b| b != a && !links.contains(&(a.min(b), a.max(b)))).count())
+            .collect()
+    }
+
+    #[test]
+    fn a_seed_names_one_schedule_of_alternating_faults_that_ends_before_the_run() {
+        let all = Nemesis::ALL;
+        let a = plan(7, &all, 5.0, 60.0, 5);
+        assert_eq!(a, plan(7, &all, 5.0, 60.0, 5), "same seed, same schedule");
+        assert_ne!(a, plan(8, &all, 5.0, 60.0, 5), "another seed, another schedule");
+        // Quiet 0–5, fault 5–10, quiet 10–15, … ; none still open in the last 5 s.
+        let starts: Vec<f64> = a.iter().map(|p| p.start).collect();
+        assert_eq!(starts, vec![5.0, 15.0, 25.0, 35.0, 45.0]);
+        assert!(a.iter().all(|p| p.end - p.start == 5.0 && p.end <= 55.0));
+        // Many seeds: only the asked-for kinds, and each draws every kind sometime.
+        let mut seen = std::collections::BTreeSet::new();
+        for seed in 0..200 {
+            for p in plan(seed, &[Nemesis::Kill, Nemesis::Ring, Nemesis::Bridge], 2.0, 20.0, 5) {
+                assert!(matches!(p.nemesis, Nemesis::Kill | Nemesis::Ring | Nemesis::Bridge));
+                seen.insert(p.nemesis);
+                if let Action::Kill { node } = p.action {
+                    assert!(node < 5);
+                }
+            }
+        }
+        assert_eq!(seen.len(), 3);
+        assert!(plan(1, &all, 5.0, 14.0, 5).is_empty(), "too short a run for a fault and a recovery");
+    }
+
+    #[test]
+    fn partitions_have_their_shapes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..50 {
+            // One node reaches nobody, the others reach each other.
+            let mut r = reach(5, &partition_links(Nemesis::PartitionOne, 5, &mut rng));
+            r.sort();
+            assert_eq!(r, vec![0, 3, 3, 3, 3]);
+            // 3 | 2.
+            let mut r = reach(5, &partition_links(Nemesis::MajoritySplit, 5, &mut rng));
+            r.sort();
+            assert_eq!(r, vec![1, 1, 2, 2, 2]);
+            // Ring: everyone sees exactly two others (a majority with itself).
+            assert_eq!(reach(5, &partition_links(Nemesis::Ring, 5, &mut rng)), vec![2; 5]);
+            // Bridge: one node sees all four, the others their partner and the bridge.
+            let mut r = reach(5, &partition_links(Nemesis::Bridge, 5, &mut rng));
+            r.sort();
+            assert_eq!(r, vec![2, 2, 2, 2, 4]);
+        }
+        // Three nodes: the minority of a split is one node.
+        let mut r = reach(3, &partition_links(Nemesis::MajoritySplit, 3, &mut rng));
+        r.sort();
+        assert_eq!(r, vec![0, 1, 1]);
+    }
+
+    #[test]
+    fn names_parse_back() {
+        for n in Nemesis::ALL {
+            assert_eq!(n.name().parse::<Nemesis>(), Ok(n));
+        }
+        assert!("clock".parse::<Nemesis>().unwrap_err().contains("partition-leader"));
+    }
+}
