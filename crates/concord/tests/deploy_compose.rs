@@ -226,11 +226,12 @@ impl Drop for Image {
 /// Build the image around this test's binary, under a tag of its own.
 /// The tests of this file share the network 10.57.0.0/24 (fixed in deploy/compose.yaml) and the
 /// compose project name (this process's id): they take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// (tokio's mutex: each test has its own runtime, and the turn is held across awaits; a test that
+/// fails releases it as it unwinds.)
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn take_turn() -> std::sync::MutexGuard<'static, ()> {
-    // A test that failed holding the turn poisons it; the next one still runs.
-    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+async fn take_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
 }
 
 fn build_image(test: &str) -> Image {
@@ -297,7 +298,7 @@ fn deploy(image: &Image, overrides: Vec<&'static str>) -> Deployment {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_five_node_compose_cluster_survives_the_kill_of_its_leaders_container() {
-    let _turn = take_turn();
+    let _turn = take_turn().await;
     if let Some(why) = missing_tools() {
         assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
         eprintln!("skipping the compose deployment test: {why}");
@@ -434,7 +435,7 @@ async fn get(d: &Deployment, id: u32, key: &str, within: Duration) -> String {
 /// one node is read through another over HTTP and over RESP, and that after node 3's container is
 /// killed writes through nodes 1 and 5 still succeed and read back through node 2.
 async fn a_mode_survives_a_kill(mode: &str, override_file: &'static str) {
-    let _turn = take_turn();
+    let _turn = take_turn().await;
     if let Some(why) = missing_tools() {
         assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
         eprintln!("skipping the compose deployment test: {why}");
