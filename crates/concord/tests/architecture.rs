@@ -29,7 +29,8 @@ fn layer(krate: &str) -> Option<Layer> {
         "concord-core" => Foundation,
         "concord-raft" | "concord-dynamo" | "concord-gossip" | "concord-kv" | "concord-check"
         | "concord-cache" => Protocol,
-        "concord-shard" => Composed,
+        // Multi-Paxos reuses Raft's exactly-once sessions and record framing, so it sits on Raft.
+        "concord-shard" | "concord-paxos" => Composed,
         "concord-wal" => RealDisk,
         "concord-sim" => VirtualWorld,
         "concord-resp" | "concord-server" | "concord-cache-node" => RealWorld,
