@@ -154,16 +154,24 @@ fn partition_links(nemesis: Nemesis, nodes: usize, rng: &mut ChaCha8Rng) -> Vec<
 }
 
 /// The schedule for a run of `time_limit` seconds on `nodes` nodes: faults drawn from `nemeses`
-/// (uniformly, with the seed's generator), each lasting `interval` seconds, after `interval` quiet.
+/// with the seed's generator, each lasting `interval` seconds, after `interval` quiet. The kinds
+/// are dealt like cards – every asked-for kind once, in a shuffled order, before any comes again –
+/// so a run with room for k faults tries k different kinds (a short CI run asking for a kill, a
+/// pause and a partition gets exactly those three).
 pub fn plan(seed: u64, nemeses: &[Nemesis], interval: f64, time_limit: f64, nodes: usize) -> Vec<Planned> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::new();
     if nemeses.is_empty() || interval <= 0.0 {
         return out;
     }
+    let mut deck: Vec<Nemesis> = Vec::new();
     let mut start = interval;
     while start + 2.0 * interval <= time_limit + 1e-9 {
-        let nemesis = nemeses[rng.gen_range(0..nemeses.len())];
+        if deck.is_empty() {
+            deck = nemeses.to_vec();
+            deck.shuffle(&mut rng);
+        }
+        let nemesis = deck.pop().expect("refilled above");
         let action = match nemesis {
             Nemesis::Kill => Action::Kill { node: rng.gen_range(0..nodes) },
             Nemesis::Pause => Action::Pause { node: rng.gen_range(0..nodes) },
@@ -185,6 +193,18 @@ mod tests {
         (0..nodes)
             .map(|a| (0..nodes).filter(|&b| b != a && !links.contains(&(a.min(b), a.max(b)))).count())
             .collect()
+    }
+
+    #[test]
+    fn every_asked_for_kind_comes_once_before_any_comes_again() {
+        let asked = [Nemesis::Kill, Nemesis::Pause, Nemesis::PartitionLeader];
+        for seed in 0..50 {
+            // 35 s at 5 s: faults at 5, 15 and 25 – one of each kind, in the seed's order.
+            let p = plan(seed, &asked, 5.0, 35.0, 5);
+            let mut kinds: Vec<Nemesis> = p.iter().map(|f| f.nemesis).collect();
+            kinds.sort();
+            assert_eq!(kinds, asked.to_vec(), "seed {seed}");
+        }
     }
 
     #[test]
