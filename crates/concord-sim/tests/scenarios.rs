@@ -57,7 +57,7 @@ fn faults_must_name_existing_nodes() {
 #[test]
 fn the_protocol_must_be_named_once_and_known() {
     assert!(error("[run]\nnodes = 3\n").contains("no protocol"));
-    assert!(error("[protocol.paxos]\n").contains("unknown protocol \"paxos\"; known protocols: gossip, raft"));
+    assert!(error("[protocol.chord]\n").contains("unknown protocol \"chord\"; known protocols: gossip, raft"));
     assert!(error("[protocol.gossip]\n[protocol.raft]\n").contains("one protocol per scenario"));
 }
 
