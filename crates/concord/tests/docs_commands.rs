@@ -18,8 +18,8 @@
 //!   it is ready fails.
 //! * ```` ```sh status=1 ```` runs, a command exiting with 1 counting as success too (a `concord
 //!   design` whose requirements are missed on purpose); any other status fails.
-//! * `ports=` on any block says the ports it uses; a file that uses ports (or has a server) runs
-//!   alone among the port-using files, as the guides use the default ports (6379, 8080, …).
+//! * `ports=` on any block says the ports it uses. From its first block that uses ports (or is a
+//!   server) to its end, a file runs alone among such files: the guides use the default ports.
 //!
 //! How a block runs: as one bash script with `set -e -o pipefail` semantics (an ERR trap), so the first failing command
 //! fails the block, and the first failing block ends its file (later blocks build on it). Each
@@ -283,9 +283,7 @@ fn run_guides(run: Run) {
         for _ in 0..workers {
             scope.spawn(|| loop {
                 let Some((index, (file, blocks))) = queue.lock().unwrap().pop_front() else { break };
-                let uses_ports = blocks.iter().any(|b| (b.server || !b.ports.is_empty()) && runs(b, run));
-                let _turn = uses_ports.then(|| ports_lock.lock().unwrap_or_else(|e| e.into_inner()));
-                let report = run_file(&repo, &file, &blocks, run);
+                let report = run_file(&repo, &file, &blocks, run, &ports_lock);
                 reports.lock().unwrap().push((index, report));
             });
         }
@@ -410,7 +408,9 @@ impl Scratch {
 /// The number of lines `Scratch::spawn` puts before a block's first line.
 const PROLOGUE_LINES: usize = 3;
 
-fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run) -> FileReport {
+/// Run one guide's blocks in order. From its first block that uses ports to its end, the file
+/// holds `ports_lock`: its later blocks talk to the servers it started.
+fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run, ports_lock: &Mutex<()>) -> FileReport {
     let started = Instant::now();
     let mut report = FileReport {
         file: file.to_path_buf(),
@@ -433,6 +433,7 @@ fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run) -> FileReport 
     }
     let scratch = Scratch::new(repo, file);
     let mut servers: Vec<Server> = Vec::new();
+    let mut ports_turn = None;
     let where_ =
         |block: &Block, offset: usize| format!("{}:{}", file.display(), block.fence_line + 1 + offset);
     for (number, block) in blocks.iter().enumerate() {
@@ -440,6 +441,9 @@ fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run) -> FileReport 
             continue;
         }
         report.ran += 1;
+        if (block.server || !block.ports.is_empty()) && ports_turn.is_none() {
+            ports_turn = Some(ports_lock.lock().unwrap_or_else(|e| e.into_inner()));
+        }
         let result = if block.server {
             start_server(&scratch, number, block, &mut servers, &where_)
         } else {
@@ -453,6 +457,7 @@ fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run) -> FileReport 
     if let Err(e) = stop_servers(servers, file) {
         report.failure.get_or_insert(e);
     }
+    drop(ports_turn);
     report.elapsed = started.elapsed();
     report
 }
@@ -700,7 +705,7 @@ fn a_failing_command_is_reported_with_its_line_status_and_output() {
     let text = "# x\n\n```sh\necho before\necho oops >&2; false\necho never\n```\n\
                 ```sh status=1\ngrep -q absent /dev/null\n```\n";
     let blocks = shell_blocks(text).unwrap();
-    let report = run_file(Path::new(REPO), Path::new("x.md"), &blocks, Run::Default);
+    let report = run_file(Path::new(REPO), Path::new("x.md"), &blocks, Run::Default, &Mutex::new(()));
     let failure = report.failure.expect("`false` fails the block");
     assert!(
         failure.starts_with("x.md:5 (the block at line 3): `echo oops >&2; false` exited with status 1"),
@@ -709,6 +714,6 @@ fn a_failing_command_is_reported_with_its_line_status_and_output() {
     assert!(failure.contains("before\noops") && !failure.contains("never"), "{failure}");
 
     // status=1 allows the 1 of a grep that finds nothing; the file stops at its first failure.
-    let report = run_file(Path::new(REPO), Path::new("y.md"), &blocks[1..], Run::Default);
+    let report = run_file(Path::new(REPO), Path::new("y.md"), &blocks[1..], Run::Default, &Mutex::new(()));
     assert!(report.failure.is_none() && report.ran == 1, "{:?}", report.failure);
 }
