@@ -30,7 +30,8 @@
 //! files a command writes (`concord-data/`, `out/`, `run.jsonl`) land in the scratch directory.
 //! `open` and `xdg-open` are replaced by a script that prints the URL: no browser is started.
 //!
-//! `CONCORD_DOCS_ONLY=docs/sharding.md` (any part of a path) runs only the matching guides.
+//! `CONCORD_DOCS_ONLY=docs/sharding.md` (any part of a path) runs only the matching guides;
+//! `CONCORD_DOCS_KEEP=1` keeps the scratch directories (each block's script and log).
 //! Files run two at a time on a machine with two cores or more. Under `CI=true` a missing tool
 //! (bash, redis-cli, curl) fails the test; elsewhere the test says what is missing and passes.
 
@@ -340,7 +341,13 @@ struct Scratch {
 impl Scratch {
     fn new(repo: &Path, file: &Path) -> Scratch {
         let name = file.to_string_lossy().replace('/', "-");
-        let dir = tempfile::Builder::new().prefix(&format!("concord-docs-{name}-")).tempdir().unwrap();
+        let mut dir = tempfile::Builder::new().prefix(&format!("concord-docs-{name}-")).tempdir().unwrap();
+        // CONCORD_DOCS_KEEP=1 keeps the scratch directories: each block's script and log are in
+        // .docs-test/, beside what the commands wrote.
+        if std::env::var_os("CONCORD_DOCS_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("{}: scratch directory {}", file.display(), dir.path().display());
+        }
         for linked in LINKED_DIRS {
             if repo.join(linked).is_dir() {
                 std::os::unix::fs::symlink(repo.join(linked), dir.path().join(linked)).unwrap();
@@ -608,6 +615,17 @@ fn start_server(
 /// Ctrl-C for server blocks' process groups, the last started first (a node `concord member
 /// rebuild` runs may use a port of the `concord up` before it); then every port must be free.
 fn stop_servers(mut servers: Vec<Server>, file: &Path) -> Result<(), String> {
+    let mut failed = None;
+    for server in &mut servers {
+        // A server that was ready and then failed by itself (not by our Ctrl-C) is a failure too.
+        if let Some(status) = server.child.try_wait().unwrap().filter(|status| !status.success()) {
+            failed.get_or_insert(format!(
+                "{}:{}: the server block ended by itself before the file's end: {status}",
+                file.display(),
+                server.fence_line
+            ));
+        }
+    }
     for server in servers.iter_mut().rev() {
         stop_group(&mut server.child, Signal::SIGINT, SERVER_STOP_GRACE);
     }
@@ -628,7 +646,7 @@ fn stop_servers(mut servers: Vec<Server>, file: &Path) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 /// Signal a block's process group, wait up to `grace` for every member to exit, then SIGKILL it.
