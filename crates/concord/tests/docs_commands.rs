@@ -14,8 +14,9 @@
 //!   viewer): the test waits until every listed port accepts connections (without `ports=`: 1 s),
 //!   then runs the blocks after it against it. It is stopped like Ctrl-C (SIGINT to its process
 //!   group, SIGKILL after 20 s) when the file ends, or when a later server block of the file needs
-//!   one of its ports; its ports must be free again afterwards. A server block that exits before
-//!   it is ready fails.
+//!   one of its ports (with the servers started after it: its clients); its ports must be free
+//!   again afterwards. A server block that exits before it is ready, or fails by itself later,
+//!   fails.
 //! * ```` ```sh status=1 ```` runs, a command exiting with 1 counting as success too (a `concord
 //!   design` whose requirements are missed on purpose); any other status fails.
 //! * `ports=` on any block says the ports it uses. From its first block that uses ports (or is a
@@ -247,6 +248,8 @@ struct FileReport {
     not_run: Vec<String>,
     failure: Option<String>,
     elapsed: Duration,
+    /// The line of the slowest block run, and its time: the one to mark long if the file is slow.
+    slowest: Option<(usize, Duration)>,
 }
 
 fn run_guides(run: Run) {
@@ -296,9 +299,13 @@ fn run_guides(run: Run) {
     let mut failures = Vec::new();
     for (_, report) in &reports {
         let verdict = if report.failure.is_some() { "FAILED" } else { "ok" };
+        let slowest = report
+            .slowest
+            .map(|(line, took)| format!("; slowest: line {line}, {:.1} s", took.as_secs_f64()))
+            .unwrap_or_default();
         let _ = writeln!(
             summary,
-            "{}: {verdict}: {} run, {} long skipped, {} not run ({:.1} s)",
+            "{}: {verdict}: {} run, {} long skipped, {} not run ({:.1} s{slowest})",
             report.file.display(),
             report.ran,
             report.long_skipped,
@@ -426,6 +433,7 @@ fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run, ports_lock: &M
         not_run: Vec::new(),
         failure: None,
         elapsed: Duration::ZERO,
+        slowest: None,
     };
     for block in blocks {
         if let Some(what) = &block.needs {
@@ -451,11 +459,16 @@ fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run, ports_lock: &M
         if (block.server || !block.ports.is_empty()) && ports_turn.is_none() {
             ports_turn = Some(ports_lock.lock().unwrap_or_else(|e| e.into_inner()));
         }
+        let block_started = Instant::now();
         let result = if block.server {
             start_server(&scratch, number, block, &mut servers, &where_)
         } else {
             run_block(&scratch, number, block, run, &where_)
         };
+        let took = block_started.elapsed();
+        if report.slowest.is_none_or(|(_, slowest)| took > slowest) {
+            report.slowest = Some((block.fence_line, took));
+        }
         if let Err(failure) = result {
             report.failure = Some(failure);
             break;
@@ -561,11 +574,11 @@ fn start_server(
     servers: &mut Vec<Server>,
     where_: &dyn Fn(&Block, usize) -> String,
 ) -> Result<(), String> {
-    // A new server on a running one's ports replaces it, as one would stop the old one first.
-    let (overlapping, others): (Vec<_>, Vec<_>) =
-        servers.drain(..).partition(|s| s.ports.iter().any(|p| block.ports.contains(p)));
-    *servers = others;
-    stop_servers(overlapping, Path::new(&where_(block, 0)))?;
+    // A new server on a running one's ports replaces it, as one would stop the old one first –
+    // and the servers started after it, which may be its clients (a `redis-cli SUBSCRIBE`).
+    if let Some(first) = servers.iter().position(|s| s.ports.iter().any(|p| block.ports.contains(p))) {
+        stop_servers(servers.split_off(first), Path::new(&where_(block, 0)))?;
+    }
     if let Some(busy) = block.ports.iter().find(|&&p| listening(p)) {
         return Err(format!(
             "{}: port {busy} is in use before the server starts (another redis-server or cluster?)",
