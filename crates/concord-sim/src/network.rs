@@ -62,8 +62,7 @@ impl Network {
         // One shared copy per distinct distribution of the topology, found by address.
         let mut by_address: Vec<(*const Latency, Arc<Latency>)> = Vec::new();
         let mut topology_latency = |from: u32, to: u32| -> Arc<Latency> {
-            let Some(t) = topology else { return Arc::clone(&default) };
-            let l = t.latency(from, to);
+            let Some(l) = topology.and_then(|t| t.latency(from, to)) else { return Arc::clone(&default) };
             if let Some((_, a)) = by_address.iter().find(|(p, _)| std::ptr::eq(*p, l)) {
                 return Arc::clone(a);
             }

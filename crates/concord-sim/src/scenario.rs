@@ -693,7 +693,10 @@ pub enum RandomFaultKind {
 impl RandomFaultKind {
     /// Whether the kind needs a `[topology]` to aim at.
     pub fn needs_topology(self) -> bool {
-        matches!(self, RandomFaultKind::CrashZone | RandomFaultKind::CrashRegion | RandomFaultKind::PartitionRegion)
+        matches!(
+            self,
+            RandomFaultKind::CrashZone | RandomFaultKind::CrashRegion | RandomFaultKind::PartitionRegion
+        )
     }
 }
 
@@ -898,7 +901,10 @@ impl<C: de::DeserializeOwned> Scenario<C> {
             } else {
                 p.regions.iter().map(String::as_str).collect()
             };
-            return Err(format!("{what}: no {level} {name:?} in the [topology] (it has {})", names.join(", ")));
+            return Err(format!(
+                "{what}: no {level} {name:?} in the [topology] (it has {})",
+                names.join(", ")
+            ));
         }
         Ok(())
     }

@@ -200,7 +200,10 @@ impl Topology {
         let mut explicit: Vec<Option<&Vec<Vec<u32>>>> = Vec::new();
         for (r, region) in self.regions.iter().enumerate() {
             if region.name.is_empty() || region.name == "leader" {
-                return Err(format!("[[topology.region]] number {}: name must be a non-empty name other than \"leader\"", r + 1));
+                return Err(format!(
+                    "[[topology.region]] number {}: name must be a non-empty name other than \"leader\"",
+                    r + 1
+                ));
             }
             if placement.regions.contains(&region.name) {
                 return Err(format!("[[topology.region]] {:?} is defined twice", region.name));
@@ -212,7 +215,10 @@ impl Topology {
             };
             for zone in names {
                 if zone.is_empty() || zone == "leader" {
-                    return Err(format!("region {:?}: zone names must be non-empty and not \"leader\"", region.name));
+                    return Err(format!(
+                        "region {:?}: zone names must be non-empty and not \"leader\"",
+                        region.name
+                    ));
                 }
                 if let Some((_, other)) = placement.zones.iter().find(|(z, _)| *z == zone) {
                     return Err(format!(
@@ -363,7 +369,9 @@ impl Topology {
     }
 
     /// The one-way latency distribution from node `from` to node `to` (1-based ids, placed).
-    pub fn latency(&self, from: u32, to: u32) -> &Latency {
+    /// `None` only for a node's link to itself when its zone holds no other node (no
+    /// `zone_latency` was needed): the network then uses `[network] latency`.
+    pub fn latency(&self, from: u32, to: u32) -> Option<&Latency> {
         let p = &self.placement;
         let (za, zb) = (p.zone(from), p.zone(to));
         let (ra, rb) = (p.zones[za].1, p.zones[zb].1);
@@ -374,7 +382,8 @@ impl Topology {
         } else {
             self.zone_latency.as_ref()
         };
-        found.expect("resolve checked that every needed latency is given")
+        debug_assert!(found.is_some() || from == to, "resolve checked that every needed latency is given");
+        found
     }
 
     /// Read the files of empirical distributions.

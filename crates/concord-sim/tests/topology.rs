@@ -79,7 +79,8 @@ fn link_overrides_still_apply_on_top_of_the_topology() {
 
 #[test]
 fn jitter_scales_each_delay_within_its_bounds() {
-    let text = TWO_REGIONS.replace("[[topology.region]]\nname = \"eu\"", "jitter = 0.1\n[[topology.region]]\nname = \"eu\"");
+    let text = TWO_REGIONS
+        .replace("[[topology.region]]\nname = \"eu\"", "jitter = 0.1\n[[topology.region]]\nname = \"eu\"");
     let s = parse(&text).unwrap();
     let mut net = Network::new(&s.network, s.topology.as_ref(), 4);
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -150,7 +151,9 @@ fn a_topology_that_does_not_hold_together_is_an_error_that_says_why() {
 #[test]
 fn zone_and_region_faults_must_name_places_that_exist() {
     let fault = |action: &str, key: &str, place: &str| {
-        format!("{TWO_REGIONS}[[nemesis.schedule]]\nat = \"1s\"\naction = \"{action}\"\n{key} = \"{place}\"\n")
+        format!(
+            "{TWO_REGIONS}[[nemesis.schedule]]\nat = \"1s\"\naction = \"{action}\"\n{key} = \"{place}\"\n"
+        )
     };
     let e = error(&fault("crash-region", "region", "mars"));
     assert!(e.contains("no region \"mars\" in the [topology] (it has eu, us)"), "{e}");
@@ -187,7 +190,11 @@ fn traced(scenario: &LoadedScenario, seed: u64) -> (concord_sim::RunReport, Vec<
     let out = Shared::default();
     let report = scenario.run(RunOptions { seed, trace: Some(Box::new(out.clone())), ..Default::default() });
     let bytes = out.0.lock().unwrap().clone();
-    let lines = bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let lines = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
     (report, lines, bytes)
 }
 
@@ -222,9 +229,9 @@ fn the_regions_scenario_shows_wan_commits_and_elections_after_a_region_is_lost()
         let cut = at("partition-region").expect("the leader's region was cut off");
         let crash = at("crash-region").expect("the leader's region crashed");
         let elected_after = |t0: u64| {
-            trace.iter().any(|e| {
-                e["ev"] == "protocol" && e["name"] == "elected" && e["t"].as_u64().unwrap() > t0
-            })
+            trace
+                .iter()
+                .any(|e| e["ev"] == "protocol" && e["name"] == "elected" && e["t"].as_u64().unwrap() > t0)
         };
         assert!(elected_after(cut) && elected_after(crash), "seed {seed}: a new leader after each fault");
         let crashed: Vec<u64> = trace
@@ -233,7 +240,8 @@ fn the_regions_scenario_shows_wan_commits_and_elections_after_a_region_is_lost()
             .map(|e| e["node"].as_u64().unwrap())
             .collect();
         let region = trace.iter().find(|e| e["ev"] == "crash-region").unwrap();
-        let want: Vec<u64> = region["nodes"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        let want: Vec<u64> =
+            region["nodes"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
         assert_eq!(crashed, want, "seed {seed}: every node of the region crashed at once");
     }
 }
