@@ -339,7 +339,10 @@ pub fn scenario_text(
             let _ = writeln!(s, "\n[[nemesis.schedule]]\nat = \"{at}\"\naction = \"crash\"\nnode = {target}");
         }
         (Fault::Zone, Some(zone)) => {
-            let _ = writeln!(s, "\n[[nemesis.schedule]]\nat = \"{at}\"\naction = \"crash-zone\"\nzone = {zone:?}");
+            let _ = writeln!(
+                s,
+                "\n[[nemesis.schedule]]\nat = \"{at}\"\naction = \"crash-zone\"\nzone = {zone:?}"
+            );
         }
         (Fault::Region, Some(region)) => {
             let _ = writeln!(
