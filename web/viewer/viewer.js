@@ -321,6 +321,9 @@ function prepare(doc, ids) {
     protocolSeen: null, sawLearned: false, protocol: "unknown", hasLogs: false,
     snapshots: [], indexed: 0, head: null, endTime: 0, maxItems: 1,
   };
+  // A scenario with a [topology] starts its trace with each node's region and zone.
+  const topology = doc.events.find((e) => e.ev === "topology");
+  trace.places = topology ? topology.nodes : {};
   trace.head = initialState(trace.ids);
   trace.snapshots.push(cloneState(trace.head));
   extendTrace(trace);
@@ -468,6 +471,12 @@ function buildRing(trace) {
     const timer = svg("path", { class: "timer" }, g);
     const label = svg("text", { class: "id", y: 7 }, g);
     label.textContent = id;
+    const place = trace.places[id];
+    if (place) {
+      // Inside the circle, under the id: the zone (its region in the tooltip and the node panel).
+      svg("text", { class: "place", y: 22 }, g).textContent = place.zone;
+      svg("title", {}, g).textContent = `node ${id}: region ${place.region}, zone ${place.zone}`;
+    }
     const outward = y < -10 ? -1 : 1;
     const sub1 = svg("text", { class: "sub", y: outward * (NODE_RADIUS + 16) + (outward < 0 ? -14 : 0) }, g);
     const sub2 = svg("text", { class: "sub", y: outward * (NODE_RADIUS + 16) + (outward < 0 ? 0 : 15) }, g);
@@ -786,6 +795,8 @@ function drawPanel(trace, s) {
     const n = s.nodes[sel.id];
     title.textContent = `Node ${n.id}`;
     rows.push(["status", n.up ? (n.paused ? "paused" : "up") : "crashed"]);
+    const place = trace.places[n.id];
+    if (place) rows.push(["region", place.region], ["zone", place.zone]);
     if (trace.protocol === "raft") {
       rows.push(["role", n.role || "?"], ["term", n.term], ["leader", n.leader ?? "–"], ["voted for", n.votedFor ?? "–"],
         ["commit index", n.commit], ["last log index", n.log.length], ["snapshot index", n.snapshotIndex]);

@@ -9,7 +9,8 @@
 //! * [`scenario`] – the TOML scenario format and its validation;
 //! * [`explore`] – scenarios whose seeds draw their configurations from ranges (`[explore]`);
 //! * [`sim`] – the event loop: [`Simulation`], [`RunOptions`], [`RunReport`];
-//! * [`network`], [`latency`], [`disk`], [`clock`] – the models of the world;
+//! * [`network`], [`latency`], [`topology`], [`disk`], [`clock`] – the models of the world (zones
+//!   and regions in `topology`);
 //! * [`workload`] – simulated clients recording Jepsen-style histories;
 //! * [`protocol`] – what a protocol must offer the simulator ([`SimProtocol`], [`Invariant`]);
 //! * [`protocols`] – the adapters for Concord's protocols, and running a scenario by name;
@@ -30,6 +31,7 @@ pub mod sim;
 pub mod steering;
 pub mod summary;
 pub mod sweep;
+pub mod topology;
 pub mod trace;
 pub mod workload;
 

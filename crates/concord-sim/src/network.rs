@@ -4,17 +4,28 @@
 //! partitions (a node that can send but not receive) are as easy to express as symmetric ones. A
 //! partition drops messages both when they are sent and when they would arrive, so a message in
 //! flight when the cut happens is lost too – as on a real network.
+//!
+//! Each link's latency comes from the scenario's `[topology]` (within a zone, across zones, across
+//! regions – see [`crate::topology`]) or, without one, from `[network] latency`; `[[network.link]]`
+//! overrides apply on top. The node × node table of links is built once, at the start of a run, so
+//! sending a message costs an index, whatever the topology.
 
 use crate::latency::Latency;
 use crate::scenario::NetworkConfig;
+use crate::topology::Topology;
 use concord_core::{NodeId, Time};
 use rand::Rng;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
 struct Link {
-    latency: Latency,
+    /// Shared between the links that have the same distribution (an empirical CDF is not copied
+    /// n² times).
+    latency: Arc<Latency>,
+    /// Every delay is multiplied by a factor uniform in `[1 − jitter, 1 + jitter]` (topology).
+    jitter: f64,
     loss: f64,
     duplicate: f64,
     fifo: bool,
@@ -43,13 +54,30 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(config: &NetworkConfig, n: u32) -> Self {
+    pub fn new(config: &NetworkConfig, topology: Option<&Topology>, n: u32) -> Self {
         let n = n as usize;
         let mut links = Vec::with_capacity(n * n);
+        let shared = |l: &Latency| Arc::new(l.clone());
+        let default = shared(&config.latency);
+        // One shared copy per distinct distribution of the topology, found by address.
+        let mut by_address: Vec<(*const Latency, Arc<Latency>)> = Vec::new();
+        let mut topology_latency = |from: u32, to: u32| -> Arc<Latency> {
+            let Some(l) = topology.and_then(|t| t.latency(from, to)) else { return Arc::clone(&default) };
+            if let Some((_, a)) = by_address.iter().find(|(p, _)| std::ptr::eq(*p, l)) {
+                return Arc::clone(a);
+            }
+            let a = shared(l);
+            by_address.push((l, Arc::clone(&a)));
+            a
+        };
+        let jitter = topology.map_or(0.0, |t| t.jitter);
+        let overrides: Vec<Option<Arc<Latency>>> =
+            config.links.iter().map(|o| o.latency.as_ref().map(shared)).collect();
         for from in 1..=n as u32 {
             for to in 1..=n as u32 {
                 let mut link = Link {
-                    latency: config.latency.clone(),
+                    latency: topology_latency(from, to),
+                    jitter,
                     loss: config.loss.0,
                     duplicate: config.duplicate.0,
                     fifo: config.fifo,
@@ -57,13 +85,13 @@ impl Network {
                     last_arrival: Time::ZERO,
                 };
                 // Later overrides win, so scenarios can go from general to specific.
-                for o in &config.links {
+                for (o, latency) in config.links.iter().zip(&overrides) {
                     let matches = |f: Option<u32>, t: Option<u32>| {
                         f.is_none_or(|f| f == from) && t.is_none_or(|t| t == to)
                     };
                     if matches(o.from, o.to) || (o.both_ways && matches(o.to, o.from)) {
-                        if let Some(l) = &o.latency {
-                            link.latency = l.clone();
+                        if let Some(l) = latency {
+                            link.latency = Arc::clone(l);
                         }
                         if let Some(p) = o.loss {
                             link.loss = p.0;
@@ -111,15 +139,30 @@ impl Network {
         if link.loss > 0.0 && rng.gen::<f64>() < link.loss {
             return Fate::Dropped("loss");
         }
-        let latency = self.kind_latency.get(kind).unwrap_or(&link.latency);
-        let mut arrival = now + latency.sample(rng);
+        let latency: &Latency = self.kind_latency.get(kind).unwrap_or(&link.latency);
+        let jitter = link.jitter;
+        let delay = |rng: &mut R| {
+            let d = latency.sample(rng);
+            // No draw without jitter: scenarios without a topology keep their traces.
+            if jitter > 0.0 {
+                d.mul_f64(rng.gen_range(1.0 - jitter..=1.0 + jitter))
+            } else {
+                d
+            }
+        };
+        let mut arrival = now + delay(rng);
         if link.fifo {
             arrival = arrival.max(link.last_arrival);
             link.last_arrival = arrival;
         }
         let copy = (link.duplicate > 0.0 && rng.gen::<f64>() < link.duplicate)
-            .then(|| (now + latency.sample(rng)).max(arrival));
+            .then(|| (now + delay(rng)).max(arrival));
         Fate::Arrives(arrival, copy)
+    }
+
+    /// The latency distribution of `from → to` (after the topology and the overrides).
+    pub fn latency(&self, from: NodeId, to: NodeId) -> Option<&Latency> {
+        self.index(from, to).map(|i| &*self.links[i].latency)
     }
 
     /// Cut the network into `groups`; nodes in no group are each cut off alone.
@@ -201,7 +244,7 @@ mod tests {
         config
             .kind_latency
             .insert("replicate".into(), Latency::Constant { value: Duration::from_millis(40) });
-        let mut net = Network::new(&config, 2);
+        let mut net = Network::new(&config, None, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let at = |fate| match fate {
             Fate::Arrives(t, None) => t,

@@ -28,8 +28,13 @@
 //! [protocol.gossip]
 //! fanout = 2
 //! ```
+//!
+//! Nodes may also be placed in zones and regions (`[topology]`, see [`crate::topology`]): their
+//! links then take their latencies from where they stand, and faults can hit a whole zone or
+//! region, or cut a region off.
 
 use crate::latency::Latency;
+use crate::topology::{Place, Topology};
 use concord_core::time::serde_duration;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
@@ -49,6 +54,9 @@ pub struct Scenario<C> {
     pub run: RunConfig,
     #[serde(default)]
     pub network: NetworkConfig,
+    /// Zones and regions (optional): where each node stands, and the latencies that follow.
+    #[serde(default)]
+    pub topology: Option<Topology>,
     #[serde(default)]
     pub disk: DiskConfig,
     #[serde(default)]
@@ -551,6 +559,43 @@ pub enum ScheduledFault {
         at: Duration,
         probability: Probability,
     },
+    /// Crash every node of a `[topology]` zone (a zone's power or network is gone).
+    CrashZone {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        zone: Place,
+    },
+    /// Crash every node of a region.
+    CrashRegion {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        region: Place,
+    },
+    /// Restart the crashed nodes of a zone.
+    RestartZone {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        zone: Place,
+    },
+    /// Restart the crashed nodes of a region.
+    RestartRegion {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        region: Place,
+    },
+    /// Partition a zone from every other node: `partition` with two groups, the zone and the rest
+    /// (replacing existing cuts, as `partition` does; `heal` ends it).
+    PartitionZone {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        zone: Place,
+    },
+    /// Partition a region from the rest, as `partition-zone` does a zone.
+    PartitionRegion {
+        #[serde(with = "serde_duration")]
+        at: Duration,
+        region: Place,
+    },
 }
 
 impl ScheduledFault {
@@ -567,7 +612,13 @@ impl ScheduledFault {
             | ScheduledFault::OneWay { at, .. }
             | ScheduledFault::Heal { at }
             | ScheduledFault::Skew { at, .. }
-            | ScheduledFault::Loss { at, .. } => *at,
+            | ScheduledFault::Loss { at, .. }
+            | ScheduledFault::CrashZone { at, .. }
+            | ScheduledFault::CrashRegion { at, .. }
+            | ScheduledFault::RestartZone { at, .. }
+            | ScheduledFault::RestartRegion { at, .. }
+            | ScheduledFault::PartitionZone { at, .. }
+            | ScheduledFault::PartitionRegion { at, .. } => *at,
         }
     }
 }
@@ -630,6 +681,23 @@ pub enum RandomFaultKind {
     TruncateLog,
     /// Crash a node and lose its whole disk; restart as for `truncate-log`.
     Wipe,
+    /// Crash every node of a random `[topology]` zone (if a majority stays up), restart them
+    /// after the fault's duration.
+    CrashZone,
+    /// Crash every node of a random region (if a majority stays up), restart them afterwards.
+    CrashRegion,
+    /// Partition a random region from the rest, heal after the fault's duration.
+    PartitionRegion,
+}
+
+impl RandomFaultKind {
+    /// Whether the kind needs a `[topology]` to aim at.
+    pub fn needs_topology(self) -> bool {
+        matches!(
+            self,
+            RandomFaultKind::CrashZone | RandomFaultKind::CrashRegion | RandomFaultKind::PartitionRegion
+        )
+    }
 }
 
 /// A scenario file failed to load.
@@ -666,6 +734,10 @@ impl<C: de::DeserializeOwned> Scenario<C> {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ScenarioError> {
         let invalid = |message: String| ScenarioError::Invalid { path: path.to_owned(), message };
         let mut scenario: Scenario<C> = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let nodes = scenario.run.nodes.0;
+        if let Some(topology) = &mut scenario.topology {
+            topology.resolve(nodes).map_err(invalid)?;
+        }
         scenario.validate().map_err(invalid)?;
         let base = path.parent().unwrap_or(Path::new("."));
         scenario.load_files(base).map_err(invalid)?;
@@ -730,6 +802,14 @@ impl<C: de::DeserializeOwned> Scenario<C> {
                     }
                 }
                 ScheduledFault::Heal { .. } | ScheduledFault::Loss { .. } => {}
+                ScheduledFault::CrashZone { zone, .. }
+                | ScheduledFault::RestartZone { zone, .. }
+                | ScheduledFault::PartitionZone { zone, .. } => self.check_place(&what, "zone", zone)?,
+                ScheduledFault::CrashRegion { region, .. }
+                | ScheduledFault::RestartRegion { region, .. }
+                | ScheduledFault::PartitionRegion { region, .. } => {
+                    self.check_place(&what, "region", region)?
+                }
             }
             if fault.at() > self.run.duration {
                 return Err(format!("{what}: after the end of the run ({:?})", self.run.duration));
@@ -741,6 +821,9 @@ impl<C: de::DeserializeOwned> Scenario<C> {
             }
             if random.kinds.is_empty() {
                 return Err("[nemesis.random] kinds is empty: name at least one kind of fault".into());
+            }
+            if self.topology.is_none() && random.kinds.iter().any(|k| k.needs_topology()) {
+                return Err("[nemesis.random] kinds: crash-zone, crash-region and partition-region need a [topology] (zones and regions to aim at)".into());
             }
         }
         for trigger in &self.nemesis.trigger {
@@ -804,9 +887,34 @@ impl<C: de::DeserializeOwned> Scenario<C> {
         Ok(())
     }
 
+    /// A fault's zone or region exists in the `[topology]`.
+    fn check_place(&self, what: &str, level: &str, place: &Place) -> Result<(), String> {
+        let Some(topology) = &self.topology else {
+            return Err(format!("{what}: a {level} fault needs a [topology] (zones and regions)"));
+        };
+        let Place::Named(name) = place else { return Ok(()) };
+        let p = &topology.placement;
+        let known = if level == "zone" { p.zone_index(name) } else { p.region_index(name) };
+        if known.is_none() {
+            let names: Vec<&str> = if level == "zone" {
+                p.zones.iter().map(|(z, _)| z.as_str()).collect()
+            } else {
+                p.regions.iter().map(String::as_str).collect()
+            };
+            return Err(format!(
+                "{what}: no {level} {name:?} in the [topology] (it has {})",
+                names.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
     /// Load files named by the scenario (empirical latency distributions).
     fn load_files(&mut self, base: &Path) -> Result<(), String> {
         self.network.latency.load(base)?;
+        if let Some(topology) = &mut self.topology {
+            topology.load(base)?;
+        }
         if let Some(l) = &mut self.network.client_latency {
             l.load(base)?;
         }

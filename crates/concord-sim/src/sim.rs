@@ -238,7 +238,7 @@ impl<P: SimProtocol> Simulation<P> {
         let invariant =
             if scenario.run.checks.contains(&Check::Invariants) { P::invariants(config) } else { None };
         Simulation {
-            network: Network::new(&scenario.network, n),
+            network: Network::new(&scenario.network, scenario.topology.as_ref(), n),
             workload: Workload::new(&scenario.workload, n, &mut rng_work),
             cluster: (1..=n).map(NodeId).collect(),
             scenario,
@@ -364,6 +364,11 @@ impl<P: SimProtocol> Simulation<P> {
     /// Schedule the run's opening events. Called by [`Simulation::run`]; tests that drive a
     /// simulation step by step call it once first.
     pub fn start(&mut self) {
+        if let Some(topology) = &self.scenario.topology {
+            // Where each node stands, first, so that a trace reader can label the nodes.
+            let nodes = topology.describe();
+            self.record(|t| json!({"t": t, "ev": "topology", "nodes": nodes}));
+        }
         self.schedule(Time::ZERO, Event::Start);
         self.schedule_nemesis();
         let scenario = Arc::clone(&self.scenario);
@@ -808,6 +813,7 @@ impl<P: SimProtocol> Simulation<P> {
         for problem in P::check_history(&self.scenario, &self.history) {
             self.violations.push(problem);
         }
+        self.summary.latency = crate::summary::OpLatency::of(&self.history);
         self.summary.virtual_time = self.now - Time::ZERO;
         self.summary.wall_time = wall;
         for node in &self.nodes {

@@ -1,7 +1,8 @@
 //! The numbers a run leaves behind: messages by kind, drops by reason, operations by outcome,
-//! faults, disk traffic, and how fast the simulation ran.
+//! faults, disk traffic, the latency of successful operations, and how fast the simulation ran.
 
 use crate::disk::DiskStats;
+use concord_core::history::{EventType, History, OpFn};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -43,6 +44,65 @@ impl DiskTotals {
     }
 }
 
+/// Latency of the operations that succeeded, from invocation to answer as the client saw it
+/// (milliseconds of virtual time): reads apart from updates (writes, CAS, increments, …).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct OpLatency {
+    pub reads: u64,
+    pub read_p50_ms: f64,
+    pub read_p99_ms: f64,
+    pub updates: u64,
+    pub update_p50_ms: f64,
+    pub update_p99_ms: f64,
+}
+
+impl OpLatency {
+    /// Pair each `ok` with its invocation (by process: a client has one operation open at a time).
+    pub fn of(history: &History) -> Self {
+        let mut open = BTreeMap::new();
+        let (mut reads, mut updates) = (Vec::new(), Vec::new());
+        for e in &history.events {
+            match e.kind {
+                EventType::Invoke => {
+                    open.insert(e.process, e.time.0);
+                }
+                EventType::Ok => {
+                    if let Some(t0) = open.remove(&e.process) {
+                        let ms = e.time.0.saturating_sub(t0) as f64 / 1e6;
+                        if e.op.f == OpFn::Read {
+                            reads.push(ms)
+                        } else {
+                            updates.push(ms)
+                        }
+                    }
+                }
+                EventType::Fail | EventType::Info => {
+                    open.remove(&e.process);
+                }
+            }
+        }
+        let (read_p50_ms, read_p99_ms) = (percentile(&mut reads, 0.5), percentile(&mut reads, 0.99));
+        let (update_p50_ms, update_p99_ms) = (percentile(&mut updates, 0.5), percentile(&mut updates, 0.99));
+        OpLatency {
+            reads: reads.len() as u64,
+            read_p50_ms,
+            read_p99_ms,
+            updates: updates.len() as u64,
+            update_p50_ms,
+            update_p99_ms,
+        }
+    }
+}
+
+/// The nearest-rank `q`-quantile (0 for no values).
+fn percentile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1]
+}
+
 /// Message counters by kind. A short vector rather than a map: a protocol has a handful of kinds,
 /// and this is on the simulator's hottest path (every send and delivery).
 #[derive(Clone, Debug, Default)]
@@ -78,6 +138,8 @@ pub struct Summary {
     pub messages: MessageCounters,
     pub drops: BTreeMap<&'static str, u64>,
     pub ops: OpStats,
+    /// How long successful operations took (filled at the end of the run).
+    pub latency: OpLatency,
     pub crashes: u64,
     pub restarts: u64,
     /// Boots refused because the node's disk lost synced writes (`truncate-log`, `wipe`).
@@ -149,6 +211,14 @@ impl fmt::Display for Summary {
         }
         let o = &self.ops;
         writeln!(f, "client ops: {} invoked, {} ok, {} fail, {} info", o.invoked, o.ok, o.fail, o.info)?;
+        let l = &self.latency;
+        if l.reads + l.updates > 0 {
+            writeln!(
+                f,
+                "ok latency: reads p50 {:.1} ms, p99 {:.1} ms ({}); updates p50 {:.1} ms, p99 {:.1} ms ({})",
+                l.read_p50_ms, l.read_p99_ms, l.reads, l.update_p50_ms, l.update_p99_ms, l.updates
+            )?;
+        }
         writeln!(
             f,
             "faults: {} crashes, {} restarts, {} pauses, {} partitions",

@@ -19,6 +19,7 @@ const PINNED: &[(&str, &[u64])] = &[
     ("raft-explore.toml", &[1, 2]),
     ("dynamo-explore.toml", &[1, 2]),
     ("gossip-explore.toml", &[1]),
+    ("regions.toml", &[1]),
 ];
 
 fn golden_file() -> std::path::PathBuf {

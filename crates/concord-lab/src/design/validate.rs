@@ -1,18 +1,20 @@
 //! Validation: the design at a scaled-down size in the simulator.
 //!
 //! Every shard of a kind is alike (the same replicas in the same places, the same protocol), so
-//! one replication group stands for all of them: one simulated node per replica, each in its
-//! region and zone, every link delayed by the RTT matrix (one way = RTT / 2, drawn uniformly
-//! within ±10 %: [`plan::JITTER`]) through `[[network.link]]` overrides – the simulator needed no
-//! new model for regions. The workload is the kind's read/write mix on a few hundred Zipf keys at
+//! one replication group stands for all of them: one simulated node per replica, placed in its
+//! region and zone by the scenario's `[topology]` (the simulator's model of zones and regions,
+//! `concord_sim::topology`), whose latencies come from the RTT matrix (one way = RTT / 2, within a
+//! zone and between zones too, each delay scaled by a factor uniform in [0.9, 1.1]:
+//! [`plan::JITTER`]). The workload is the kind's read/write mix on a few hundred Zipf keys at
 //! a rate a debug build simulates in seconds; the hardware's throughput is *not* simulated (the
 //! simulator has no CPU model), so capacity stays a matter of the designer's arithmetic.
 //!
 //! For each kind, one run without faults (latency, consistency) and one per failure that applies
 //! to the topology, each fault at a quarter of the run and never healed:
 //! * **node** – the Raft leader (or one Dynamo replica) crashes;
-//! * **zone** / **region** – every replica in the worst zone / region crashes;
-//! * **partition** – the worst region is cut off from the rest.
+//! * **zone** / **region** – every replica in the worst zone / region crashes (the simulator's
+//!   `crash-zone` / `crash-region` faults);
+//! * **partition** – the worst region is cut off from the rest (`partition-region`).
 //!
 //! Measured: p99 of ok reads and writes (no-fault run); the fraction of requests served once a
 //! failover had time to happen ([`Run::served_after_failover`]); the time from the fault to the
@@ -129,6 +131,69 @@ fn uniform(one_way_ms: f64) -> String {
     format!(r#"{{ dist = "uniform", min = "{}", max = "{}" }}"#, us(one_way_ms * 0.9), us(one_way_ms * 1.1))
 }
 
+/// A constant one-way delay (the topology's `jitter` spreads it).
+fn constant(one_way_ms: f64) -> String {
+    format!(r#"{{ dist = "constant", value = "{}" }}"#, us(one_way_ms))
+}
+
+/// The name of zone `z` (0-based) of region `r`: the simulator's default, `REGION-1`, … – the
+/// names the report uses too.
+fn zone_name(req: &Requirements, r: usize, z: u32) -> String {
+    format!("{}-{}", req.regions[r].name, z + 1)
+}
+
+/// The scenario's `[topology]`: every region of the requirements with its zones, each replica
+/// (node `i + 1` is `placement[i]`) in its zone, and the RTT matrix halved as one-way latencies.
+fn topology_text(req: &Requirements, placement: &[Slot]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n[topology]");
+    let _ = writeln!(s, "zone_latency = {}", constant(req.network.local_rtt_ms / 2.0));
+    let _ = writeln!(s, "cross_zone_latency = {}", constant(req.network.zone_rtt_ms / 2.0));
+    let _ = writeln!(s, "jitter = {:.6}", plan::JITTER - 1.0);
+    for (r, region) in req.regions.iter().enumerate() {
+        let lists: Vec<String> = (0..region.zones)
+            .map(|z| {
+                let ids: Vec<String> = placement
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, slot)| slot.region == r && slot.zone == z)
+                    .map(|(i, _)| (i + 1).to_string())
+                    .collect();
+                format!("[{}]", ids.join(", "))
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "[[topology.region]]\nname = {:?}\nzones = {}\nnodes = [{}]",
+            region.name,
+            region.zones,
+            lists.join(", ")
+        );
+    }
+    if req.regions.len() > 1 {
+        let _ = writeln!(s, "[topology.region_latency]");
+        for a in 0..req.regions.len() {
+            for b in a + 1..req.regions.len() {
+                let (x, y) = (&req.regions[a].name, &req.regions[b].name);
+                let _ = writeln!(s, "{x:?}.{y:?} = {}", constant(req.region_rtt_ms(a, b) / 2.0));
+            }
+        }
+    }
+    s
+}
+
+/// The zone or region a fault hits, named as in the scenario's `[topology]` (the worst one, as
+/// [`fault_nodes`] picks it).
+fn fault_place(req: &Requirements, placement: &[Slot], fault: &Fault) -> Option<String> {
+    let (hit, _) = fault_nodes(req, placement, fault);
+    let first = placement[*hit.first()? as usize - 1];
+    match fault {
+        Fault::Zone => Some(zone_name(req, first.region, first.zone)),
+        Fault::Region | Fault::Partition => Some(req.regions[first.region].name.clone()),
+        Fault::None | Fault::Node => None,
+    }
+}
+
 /// The nodes (1-based) hit by each fault.
 pub fn fault_nodes(req: &Requirements, placement: &[Slot], fault: &Fault) -> (Vec<u32>, String) {
     let nodes_where = |f: &dyn Fn(&Slot) -> bool| -> Vec<u32> {
@@ -225,20 +290,9 @@ pub fn scenario_text(
     let _ = writeln!(s, "checks = {checks}");
     // FIFO links, as TCP gives: with ±10 % jitter and no FIFO, a Raft append sent half a
     // millisecond after another overtakes it on a 160 ms link, is rejected, and costs a round trip.
-    let _ = writeln!(s, "\n[network]\nfifo = true\nlatency = {}", uniform(req.network.local_rtt_ms / 2.0));
+    let _ = writeln!(s, "\n[network]\nfifo = true");
     let _ = writeln!(s, "client_latency = {}", uniform(req.network.local_rtt_ms / 2.0));
-    for a in 0..n {
-        for b in a + 1..n {
-            let rtt = plan::slot_rtt_ms(req, p[a], p[b]);
-            let _ = writeln!(
-                s,
-                "[[network.link]]\nfrom = {}\nto = {}\nboth_ways = true\nlatency = {}",
-                a + 1,
-                b + 1,
-                uniform(rtt / 2.0)
-            );
-        }
-    }
+    s.push_str(&topology_text(req, p));
     let _ = writeln!(
         s,
         "\n[disk]\nsync_latency = {{ dist = \"constant\", value = \"{}\" }}",
@@ -272,32 +326,37 @@ pub fn scenario_text(
         us(stop_ms)
     );
     let (hit, what) = fault_nodes(req, p, fault);
-    match fault {
-        Fault::None => {}
-        Fault::Partition => {
-            let rest: Vec<u32> = (1..=n as u32).filter(|i| !hit.contains(i)).collect();
+    // The faults by topology: the whole zone or region at once, by the name the topology gives it.
+    let at = us(fault_ms);
+    match (fault, fault_place(req, p, fault)) {
+        (Fault::None, _) => {}
+        (Fault::Node, _) => {
+            let target = if matches!(kind.protocol, Protocol::Raft { .. }) {
+                "\"leader\"".to_string()
+            } else {
+                hit[0].to_string()
+            };
+            let _ = writeln!(s, "\n[[nemesis.schedule]]\nat = \"{at}\"\naction = \"crash\"\nnode = {target}");
+        }
+        (Fault::Zone, Some(zone)) => {
             let _ = writeln!(
                 s,
-                "\n[[nemesis.schedule]]\nat = \"{}\"\naction = \"partition\"\ngroups = [{:?}, {:?}]",
-                us(fault_ms),
-                hit,
-                rest
+                "\n[[nemesis.schedule]]\nat = \"{at}\"\naction = \"crash-zone\"\nzone = {zone:?}"
             );
         }
-        _ => {
-            for (i, node) in hit.iter().enumerate() {
-                let target = if *fault == Fault::Node && matches!(kind.protocol, Protocol::Raft { .. }) {
-                    "\"leader\"".to_string()
-                } else {
-                    node.to_string()
-                };
-                let _ = writeln!(
-                    s,
-                    "\n[[nemesis.schedule]]\nat = \"{}\"\naction = \"crash\"\nnode = {target}",
-                    us(fault_ms + i as f64 * 0.001)
-                );
-            }
+        (Fault::Region, Some(region)) => {
+            let _ = writeln!(
+                s,
+                "\n[[nemesis.schedule]]\nat = \"{at}\"\naction = \"crash-region\"\nregion = {region:?}"
+            );
         }
+        (Fault::Partition, Some(region)) => {
+            let _ = writeln!(
+                s,
+                "\n[[nemesis.schedule]]\nat = \"{at}\"\naction = \"partition-region\"\nregion = {region:?}"
+            );
+        }
+        (Fault::Zone | Fault::Region | Fault::Partition, None) => {} // no replica to hit
     }
     let what = if *fault == Fault::Node && matches!(kind.protocol, Protocol::Raft { .. }) {
         "the leader".to_string()

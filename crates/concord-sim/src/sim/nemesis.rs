@@ -15,12 +15,17 @@
 //! only here (plus the clocks' initial offsets drawn in [`Simulation::new`]). The order of draws is
 //! part of the golden traces: reordering a `gen_range` below changes every trace with faults.
 //!
+//! Zone and region faults (`crash-zone`, `partition-region`, …) resolve their place through the
+//! scenario's `[topology]` to a list of nodes, record one line naming the place, then use the
+//! node primitives – so a trace reader that knows only `crash` and `partition` still follows them.
+//!
 //! This lives apart from the event loop in `sim.rs` because it is a concern of its own – *what goes
 //! wrong* – while the loop is *how a run advances*; the two meet only at the `Event` variants above.
 
 use super::{Event, Simulation};
 use crate::protocol::SimProtocol;
 use crate::scenario::{RandomFaultKind, ScheduledFault, Target, TriggerAction};
+use crate::topology::Place;
 use concord_core::{NodeId, Time};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -36,6 +41,24 @@ pub(super) enum Undo {
     Resume(NodeId),
     Heal,
     Unskew(NodeId),
+    /// Restart the nodes of a zone or region (an index into the topology's zones or regions).
+    RestartPlace(Level, usize),
+}
+
+/// A level of the `[topology]` a fault aims at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Level {
+    Zone,
+    Region,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Zone => "zone",
+            Level::Region => "region",
+        }
+    }
 }
 
 /// Something the nemesis does to one node (crash, restart, pause, …).
@@ -218,8 +241,109 @@ impl<P: SimProtocol> Simulation<P> {
                 self.network.set_loss(probability.0);
                 self.record(|t| json!({"t": t, "ev": "loss", "probability": probability.0}));
             }
+            ScheduledFault::CrashZone { zone, .. } => self.at_place(Level::Zone, zone, Self::crash_place),
+            ScheduledFault::CrashRegion { region, .. } => {
+                self.at_place(Level::Region, region, Self::crash_place)
+            }
+            ScheduledFault::RestartZone { zone, .. } => self.at_place(Level::Zone, zone, Self::restart_place),
+            ScheduledFault::RestartRegion { region, .. } => {
+                self.at_place(Level::Region, region, Self::restart_place)
+            }
+            ScheduledFault::PartitionZone { zone, .. } => {
+                self.at_place(Level::Zone, zone, Self::partition_place)
+            }
+            ScheduledFault::PartitionRegion { region, .. } => {
+                self.at_place(Level::Region, region, Self::partition_place)
+            }
             _ => unreachable!("node-aimed faults are handled above"),
         }
+    }
+
+    // ----- zones and regions ------------------------------------------------------------------
+
+    /// The index (into the topology's zones or regions) of `place`; `None` when it is the
+    /// leader's and there is no leader. Validation made sure named places exist.
+    fn place_index(&mut self, level: Level, place: &Place) -> Option<usize> {
+        let topology = self.scenario.topology.as_ref().expect("validated: zone faults need a topology");
+        let p = &topology.placement;
+        match place {
+            Place::Named(name) => match level {
+                Level::Zone => p.zone_index(name),
+                Level::Region => p.region_index(name),
+            },
+            Place::Leader => {
+                let leader = self.resolve(Target::Leader)?;
+                let p = &self.scenario.topology.as_ref()?.placement;
+                Some(match level {
+                    Level::Zone => p.zone(leader.0),
+                    Level::Region => p.region(leader.0),
+                })
+            }
+        }
+    }
+
+    /// The name and the nodes of zone or region `index`.
+    fn place_nodes(&self, level: Level, index: usize) -> (String, Vec<u32>) {
+        let p = &self.scenario.topology.as_ref().expect("a topology").placement;
+        match level {
+            Level::Zone => (p.zones[index].0.clone(), p.zone_nodes(index)),
+            Level::Region => (p.regions[index].clone(), p.region_nodes(index)),
+        }
+    }
+
+    /// Find `place`, then act on it (or record why not: no leader to aim at).
+    fn at_place(&mut self, level: Level, place: &Place, act: fn(&mut Self, Level, usize)) {
+        match self.place_index(level, place) {
+            Some(index) => act(self, level, index),
+            None => self.record(|t| json!({"t": t, "ev": "nemesis-skip", "why": "no leader"})),
+        }
+    }
+
+    /// Crash every node of a zone or region (`crash-zone`, `crash-region`).
+    fn crash_place(&mut self, level: Level, index: usize) {
+        let (name, nodes) = self.place_nodes(level, index);
+        let ev = format!("crash-{}", level.name());
+        self.record(|t| json!({"t": t, "ev": ev, level.name(): name, "nodes": nodes}));
+        for id in nodes {
+            self.crash(NodeId(id));
+        }
+    }
+
+    /// Restart the crashed nodes of a zone or region.
+    fn restart_place(&mut self, level: Level, index: usize) {
+        let (name, nodes) = self.place_nodes(level, index);
+        let ev = format!("restart-{}", level.name());
+        self.record(|t| json!({"t": t, "ev": ev, level.name(): name, "nodes": nodes}));
+        for id in nodes {
+            self.restart(NodeId(id));
+        }
+    }
+
+    /// Partition a zone or region from every other node.
+    fn partition_place(&mut self, level: Level, index: usize) {
+        let (name, nodes) = self.place_nodes(level, index);
+        let rest: Vec<u32> = (1..=self.cluster.len() as u32).filter(|id| !nodes.contains(id)).collect();
+        let ev = format!("partition-{}", level.name());
+        self.record(|t| json!({"t": t, "ev": ev, level.name(): name, "nodes": nodes}));
+        self.partition(&[nodes, rest]);
+    }
+
+    /// A random zone or region that holds nodes, drawn from the nemesis stream.
+    fn random_place(&mut self, level: Level) -> usize {
+        let p = &self.scenario.topology.as_ref().expect("validated: these kinds need a topology").placement;
+        let occupied: Vec<usize> = match level {
+            Level::Zone => (0..p.zones.len()).filter(|&z| !p.zone_nodes(z).is_empty()).collect(),
+            Level::Region => (0..p.regions.len()).filter(|&r| !p.region_nodes(r).is_empty()).collect(),
+        };
+        occupied[self.rng_nemesis.gen_range(0..occupied.len())]
+    }
+
+    /// Crashing every node of `nodes` that is up would leave a majority of the cluster up.
+    fn may_crash_all(&self, nodes: &[u32]) -> bool {
+        let n = self.cluster.len();
+        let down = self.nodes.iter().filter(|s| s.process.is_none()).count();
+        let more = nodes.iter().filter(|&&id| self.nodes[id as usize - 1].process.is_some()).count();
+        more > 0 && (down + more) * 2 <= n
     }
 
     pub(super) fn random_fault(&mut self) {
@@ -287,6 +411,20 @@ impl<P: SimProtocol> Simulation<P> {
                 let drift = if max > 0.0 { self.rng_nemesis.gen_range(-max..=max) } else { 0.0 };
                 self.skew(id, jump, drift);
                 Undo::Unskew(id)
+            }
+            RandomFaultKind::CrashZone | RandomFaultKind::CrashRegion => {
+                let level = if kind == RandomFaultKind::CrashZone { Level::Zone } else { Level::Region };
+                let index = self.random_place(level);
+                if !self.may_crash_all(&self.place_nodes(level, index).1) {
+                    return;
+                }
+                self.crash_place(level, index);
+                Undo::RestartPlace(level, index)
+            }
+            RandomFaultKind::PartitionRegion => {
+                let index = self.random_place(Level::Region);
+                self.partition_place(Level::Region, index);
+                Undo::Heal
             }
         };
         self.schedule(self.now + lasts, Event::Undo(undo));
@@ -365,6 +503,7 @@ impl<P: SimProtocol> Simulation<P> {
             Undo::Resume(id) => self.resume(id),
             Undo::Heal => self.heal(),
             Undo::Unskew(id) => self.skew(id, Duration::ZERO, 0.0),
+            Undo::RestartPlace(level, index) => self.restart_place(level, index),
         }
     }
 
