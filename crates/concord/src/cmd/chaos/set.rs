@@ -281,12 +281,16 @@ pub fn check(history: &History, finals: &[FinalRead]) -> SetResult {
         r.failed += adds.outcome.values().filter(|k| **k == EventType::Fail).count();
         r.indeterminate += adds.outcome.values().filter(|k| **k == EventType::Info).count();
     }
+    // Elements nobody added, or whose add failed, in any read – of the run or final (the final
+    // reads are in the history too when `concord chaos` records them; not necessarily in tests).
     let mut seen_unexpected = BTreeSet::new();
-    for (key, invoked, elements, _) in &reads {
-        let adds = &sets[key];
-        let present: BTreeSet<i64> = elements.iter().copied().collect();
+    let all_reads = reads
+        .iter()
+        .map(|(key, _, elements, _)| (key, elements))
+        .chain(finals.iter().map(|f| (&f.key, &f.elements)));
+    for (key, elements) in all_reads {
         for &x in elements {
-            match adds.outcome.get(&x) {
+            match sets.get(key).and_then(|adds| adds.outcome.get(&x)) {
                 None if seen_unexpected.insert((key.clone(), x)) => r.unexpected.push(format!("{key}/{x}")),
                 Some(EventType::Fail) if seen_unexpected.insert((key.clone(), x)) => {
                     r.failed_but_present.push(format!("{key}/{x}"))
@@ -294,6 +298,10 @@ pub fn check(history: &History, finals: &[FinalRead]) -> SetResult {
                 _ => {}
             }
         }
+    }
+    for (key, invoked, elements, _) in &reads {
+        let adds = &sets[key];
+        let present: BTreeSet<i64> = elements.iter().copied().collect();
         let missed: Vec<i64> = adds
             .known
             .iter()
