@@ -4,8 +4,8 @@
 //! uses 10.57.0.0/24: both can run at once), cuts the leader off and kills a node's container
 //! under a register workload for 15 s, heals, reads every key through every node, checks the
 //! history and writes the run's directory. The verdict must be valid. A second test runs the bank
-//! workload over the Redis door for 12 s through a pause and a partition of the leader, on the
-//! subnet 10.61.0.0/24, at the same time.
+//! workload over the Redis door for 9 s through a pause of one node, on the subnet 10.61.0.0/24,
+//! at the same time.
 //!
 //! Needs Docker with docker-compose, a static busybox at /bin/busybox, and for the partition
 //! root, nsenter and iptables. Where one is missing the test prints why and passes – unless `CI`
@@ -105,11 +105,12 @@ fn a_compose_cluster_stays_linearizable_through_a_kill_and_a_partition_of_its_le
     eprintln!("docker chaos run in {:?}", started.elapsed());
 }
 
-/// The bank workload over the Redis door against five containers: a pause (each client is bound
-/// to one node, so the others keep working) and a partition of the leader in 12 s. Every read
-/// must sum to the total; the throughput must not drop to zero while a node is frozen.
+/// The bank workload over the Redis door against five containers for 9 s, with one node frozen
+/// from 3 s to 6 s. Every read must sum to the total, and the throughput must not drop to zero
+/// while the node is frozen: each client is bound to one node, so the clients of the other four
+/// keep working (before, every client ended up waiting on the frozen node).
 #[test]
-fn a_compose_cluster_conserves_the_bank_total_through_a_pause_and_a_partition_of_its_leader() {
+fn a_compose_cluster_conserves_the_bank_total_and_keeps_serving_through_a_pause() {
     if let Some(why) = missing_tools() {
         assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
         eprintln!("skipping the docker chaos test: {why}");
@@ -123,8 +124,8 @@ fn a_compose_cluster_conserves_the_bank_total_through_a_pause_and_a_partition_of
     let run = Command::new(env!("CARGO_BIN_EXE_concord"))
         .current_dir(&repo)
         .args(["chaos", "--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.61.0"])
-        .args(["--workload", "bank", "--time-limit", "12", "--interval", "3", "--clients", "5"])
-        .args(["--op-timeout", "3", "--nemesis", "pause,partition-leader", "--seed", "4", "--out"])
+        .args(["--workload", "bank", "--time-limit", "9", "--interval", "3", "--clients", "5"])
+        .args(["--op-timeout", "3", "--nemesis", "pause", "--seed", "4", "--out"])
         .arg(&out)
         .output()
         .unwrap();
@@ -140,7 +141,9 @@ fn a_compose_cluster_conserves_the_bank_total_through_a_pause_and_a_partition_of
     assert!(details["reads"].as_u64().unwrap() >= 5, "every node's final read at least: {details}");
     // While a node was frozen, the clients of the other four completed operations.
     let timeline: Vec<Value> = serde_json::from_str(&read("timeline.json")).unwrap();
-    let pause = timeline.iter().find(|f| f["nemesis"] == "pause").expect("a pause in 12 s at interval 3");
+    assert_eq!(timeline.len(), 1, "one fault in 9 s at interval 3: {timeline:?}");
+    let pause = &timeline[0];
+    assert!(pause.get("errors").is_none(), "the pause and its undoing worked: {pause}");
     let (from, to) = (pause["start"].as_f64().unwrap(), pause["end"].as_f64().unwrap());
     let history = read("history.jsonl");
     let during = history
