@@ -112,6 +112,9 @@ fn the_set_workload_loses_no_acknowledged_add_under_kill_and_pause() {
     assert!(details["acknowledged"].as_u64().unwrap() > 20, "{details}");
     assert_eq!(details["lost"], serde_json::json!([]), "{details}");
     assert_eq!(results["final_reads_missing"], serde_json::json!([]));
+    // The second checker: linearizability under the set model.
+    assert_eq!(results["checks"][1]["valid"], true, "{results}");
+    assert!(results["checks"][1]["checker"].as_str().unwrap().contains("set"), "{results}");
 }
 
 #[test]

@@ -41,10 +41,20 @@ pub struct CheckResult {
 
 /// Check a register history: every key its own register (linearizability is local).
 pub fn check_registers(history: &History, timeout: Duration) -> CheckResult {
-    let verdict = linearizability::check(history, Model::Register, timeout);
+    check_linearizable(history, Model::Register, "linearizability (register per key)", timeout)
+}
+
+/// Check a history for linearizability under `model`, every key its own object.
+pub fn check_linearizable(
+    history: &History,
+    model: Model,
+    checker: &'static str,
+    timeout: Duration,
+) -> CheckResult {
+    let verdict = linearizability::check(history, model, timeout);
     match verdict {
         Verdict::Linearizable => CheckResult {
-            checker: "linearizability (register per key)",
+            checker,
             valid: Some(true),
             summary: "linearizable".into(),
             failing_key: None,
@@ -52,7 +62,7 @@ pub fn check_registers(history: &History, timeout: Duration) -> CheckResult {
             details: None,
         },
         Verdict::NotLinearizable(e) => CheckResult {
-            checker: "linearizability (register per key)",
+            checker,
             valid: Some(false),
             summary: e.to_string(),
             failing_key: e.key.clone(),
@@ -60,7 +70,7 @@ pub fn check_registers(history: &History, timeout: Duration) -> CheckResult {
             details: None,
         },
         Verdict::Unknown(why) => CheckResult {
-            checker: "linearizability (register per key)",
+            checker,
             valid: None,
             summary: format!("unknown: {why}"),
             failing_key: None,
