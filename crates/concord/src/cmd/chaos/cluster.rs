@@ -38,6 +38,16 @@ impl Cluster {
         }
     }
 
+    /// Each node's Redis (RESP) address, as the host reaches it.
+    pub fn redis(&self) -> Vec<SocketAddr> {
+        match self {
+            Cluster::Docker(d) => d.redis.iter().map(|&p| SocketAddr::from(([127, 0, 0, 1], p))).collect(),
+            Cluster::Local(l) => (0..l.http.len() as u16)
+                .map(|i| SocketAddr::from(([127, 0, 0, 1], l.options.redis_port + i)))
+                .collect(),
+        }
+    }
+
     pub fn kill(&mut self, i: usize) -> anyhow::Result<()> {
         match self {
             Cluster::Docker(d) => docker::kill(&d.containers[i]),

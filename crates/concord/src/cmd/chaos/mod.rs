@@ -1,15 +1,25 @@
 //! `concord chaos`: a Jepsen-style test of a real cluster (docs/chaos.md).
 //!
 //! Start a cluster ([`cluster`]: five containers of `deploy/compose.yaml`, or local processes),
-//! run concurrent clients that record a history ([`workload`]), inject the faults of a seeded
-//! schedule ([`schedule`], made with [`docker`] or signals), heal everything, wait until every
-//! node serves a final read of every key, collect the logs, check the history
-//! ([`report::check_registers`]) and write the run's directory. Exit 0 only when valid.
+//! run concurrent clients that record a history, inject the faults of a seeded schedule
+//! ([`schedule`], made with [`docker`] or signals), heal everything, wait until every node serves
+//! its final reads, collect the logs, check the history and write the run's directory. Exit 0
+//! only when every checker says valid.
+//!
+//! The workloads, each with its checker: [`workload`] (registers over HTTP, linearizability:
+//! [`report::check_registers`]), [`set`] (Jepsen's set checker), [`bank`] (the total is
+//! conserved) and [`list_append`] (Elle). The last three speak to the Redis door ([`resp`]);
+//! bank and list-append record [`events`] with JSON values.
 
+pub mod bank;
 pub mod cluster;
 pub mod docker;
+pub mod events;
+pub mod list_append;
 pub mod report;
+pub mod resp;
 pub mod schedule;
+pub mod set;
 pub mod workload;
 
 use anyhow::{bail, Context};
@@ -47,6 +57,24 @@ pub enum ChaosMode {
 pub enum WorkloadName {
     /// Single-key registers: read, write, compare-and-set over HTTP; linearizability per key.
     Register,
+    /// Unique elements added to sets (Redis SADD), whole sets read; Jepsen's set checker.
+    Set,
+    /// Transfers between accounts (a Lua script) and reads of every balance (MULTI/EXEC); the
+    /// total must be conserved and no balance negative.
+    Bank,
+    /// Elle's list-append: MULTI/EXEC transactions of RPUSH and LRANGE; checked by Elle.
+    ListAppend,
+}
+
+impl WorkloadName {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkloadName::Register => "register",
+            WorkloadName::Set => "set",
+            WorkloadName::Bank => "bank",
+            WorkloadName::ListAppend => "list-append",
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -69,12 +97,16 @@ pub struct ChaosArgs {
     /// What the clients do.
     #[arg(long, value_enum, default_value = "register")]
     pub workload: WorkloadName,
-    /// Keys in use at a time (register workload).
+    /// Keys in use at a time (register, set and list-append workloads).
     #[arg(long, default_value_t = 4)]
     pub keys: u64,
-    /// Operations per key before the clients move on to fresh keys (register workload).
+    /// Operations per key before the clients move on to fresh keys (register, set and
+    /// list-append workloads).
     #[arg(long, default_value_t = 150)]
     pub ops_per_key: u64,
+    /// Accounts of the bank workload (2..=100).
+    #[arg(long, default_value_t = 8)]
+    pub accounts: usize,
     /// Faults to draw from, comma-separated: kill, pause, partition-one, partition-leader,
     /// majority-split, ring, bridge. Empty: no faults.
     #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition-one,partition-leader")]
@@ -136,6 +168,9 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
     }
     if !(1..=9).contains(&args.nodes) || args.clients == 0 || args.keys == 0 || args.ops_per_key == 0 {
         bail!("--nodes 1..9, and --clients, --keys, --ops-per-key at least 1");
+    }
+    if !(2..=100).contains(&args.accounts) {
+        bail!("--accounts {}: the bank needs 2 to 100 accounts", args.accounts);
     }
     let out = match &args.out {
         Some(o) => o.clone(),
@@ -199,6 +234,227 @@ fn write_logs(cluster: &Cluster, out: &Path) {
     }
 }
 
+/// The clients of the chosen workload and what they record.
+enum Recording {
+    /// Register and set: a [`concord_core::history::History`].
+    Ops(Arc<workload::Recorder>),
+    /// Bank and list-append: JSON events.
+    Events(Arc<events::Log>),
+}
+
+impl Recording {
+    fn ops_issued(&self) -> u64 {
+        match self {
+            Recording::Ops(r) => r.ops_issued(),
+            Recording::Events(l) => l.ops_issued(),
+        }
+    }
+
+    /// The history's time zero: when the clients started.
+    fn start(&self) -> Instant {
+        match self {
+            Recording::Ops(r) => r.start,
+            Recording::Events(l) => l.start,
+        }
+    }
+}
+
+/// Start the workload's clients (the bank first sets its accounts up).
+fn start_clients(
+    args: &ChaosArgs,
+    cluster: &Cluster,
+    runtime: &tokio::runtime::Runtime,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<(Recording, Vec<tokio::task::JoinHandle<()>>)> {
+    let timeout = Duration::from_secs_f64(args.op_timeout);
+    let shape = workload::Register { keys: args.keys, ops_per_key: args.ops_per_key, timeout };
+    let (http, redis) = (cluster.http(), cluster.redis());
+    if args.workload == WorkloadName::Bank {
+        runtime.block_on(bank::setup(redis[0], args.accounts, Duration::from_secs(30)))?;
+    }
+    let start = Instant::now();
+    let (seed, stop) = (args.seed, stop.clone());
+    Ok(match args.workload {
+        WorkloadName::Register | WorkloadName::Set => {
+            let rec = Arc::new(workload::Recorder::new(start));
+            let clients = (0..args.clients)
+                .map(|c| {
+                    let (rec, stop) = (rec.clone(), stop.clone());
+                    if args.workload == WorkloadName::Register {
+                        runtime.spawn(workload::client(c, http.clone(), shape, seed, rec, stop))
+                    } else {
+                        runtime.spawn(set::client(c, redis.clone(), shape, seed, rec, stop))
+                    }
+                })
+                .collect();
+            (Recording::Ops(rec), clients)
+        }
+        WorkloadName::Bank | WorkloadName::ListAppend => {
+            let log = Arc::new(events::Log::new(start));
+            let clients = (0..args.clients)
+                .map(|c| {
+                    let (log, stop) = (log.clone(), stop.clone());
+                    if args.workload == WorkloadName::Bank {
+                        runtime.spawn(bank::client(c, redis.clone(), args.accounts, timeout, seed, log, stop))
+                    } else {
+                        let shape =
+                            list_append::Shape { keys: args.keys, ops_per_key: args.ops_per_key, timeout };
+                        runtime.spawn(list_append::client(c, redis.clone(), shape, seed, log, stop))
+                    }
+                })
+                .collect();
+            (Recording::Events(log), clients)
+        }
+    })
+}
+
+/// What the final reads and the checkers made of a run.
+struct Checked {
+    checks: Vec<report::CheckResult>,
+    /// Final reads that never succeeded ("node 2: r13").
+    missing: Vec<String>,
+    history_jsonl: String,
+    timings: Vec<(u64, concord_core::history::EventType, concord_core::Time)>,
+    keys: usize,
+    /// Extra files of the run's directory: (name, contents).
+    files: Vec<(String, String)>,
+}
+
+/// After the heal: the final reads through every node, then the workload's checkers.
+fn final_reads_and_check(
+    args: &ChaosArgs,
+    recording: &Recording,
+    cluster: &Cluster,
+    runtime: &tokio::runtime::Runtime,
+) -> Checked {
+    use report::CheckResult;
+    let within = Duration::from_secs(60);
+    let (http, redis) = (cluster.http(), cluster.redis());
+    let timings_of = |h: &concord_core::history::History| -> Vec<_> {
+        h.events.iter().map(|e| (e.process, e.kind, e.time)).collect()
+    };
+    match (args.workload, recording) {
+        (WorkloadName::Register, Recording::Ops(rec)) => {
+            let keys = workload::keys(&rec.history.lock().unwrap());
+            eprintln!("final reads: {} keys on {} nodes", keys.len(), http.len());
+            let missing = runtime.block_on(workload::final_reads(&http, &keys, rec, within));
+            let history = rec.history.lock().unwrap().clone();
+            eprintln!("checking {} events", history.len());
+            let check = report::check_registers(&history, Duration::from_secs(args.check_timeout));
+            Checked {
+                checks: vec![check],
+                missing,
+                history_jsonl: history.to_jsonl(),
+                timings: timings_of(&history),
+                keys: keys.len(),
+                files: vec![],
+            }
+        }
+        (WorkloadName::Set, Recording::Ops(rec)) => {
+            let keys = workload::keys(&rec.history.lock().unwrap());
+            eprintln!("final reads: {} sets on {} nodes", keys.len(), redis.len());
+            let (finals, missing) = runtime.block_on(set::final_reads(&redis, &keys, rec, within));
+            let history = rec.history.lock().unwrap().clone();
+            let result = set::check(&history, &finals);
+            let check = CheckResult {
+                checker: "set (Jepsen's set checker: lost, unexpected, recovered, stale)",
+                valid: Some(result.valid()),
+                summary: result.summary(),
+                failing_key: None,
+                failing_ops: vec![],
+                details: serde_json::to_value(&result).ok(),
+            };
+            // Cheap in practice: the sets rotate like the register keys, so each one's history
+            // is short.
+            let linearizable = report::check_linearizable(
+                &history,
+                concord_check::Model::Set,
+                "linearizability (grow-only set per key)",
+                Duration::from_secs(args.check_timeout),
+            );
+            Checked {
+                checks: vec![check, linearizable],
+                missing,
+                history_jsonl: history.to_jsonl(),
+                timings: timings_of(&history),
+                keys: keys.len(),
+                files: vec![],
+            }
+        }
+        (WorkloadName::Bank, Recording::Events(log)) => {
+            eprintln!("final reads: the balances on {} nodes", redis.len());
+            let missing = runtime.block_on(bank::final_reads(&redis, args.accounts, log, within));
+            let events = log.events();
+            let result = bank::check(&events, args.accounts);
+            let check = CheckResult {
+                checker: "bank (every read sums to the total, no negative balance)",
+                valid: Some(result.valid()),
+                summary: result.summary(),
+                failing_key: None,
+                failing_ops: result.bad_reads.clone(),
+                details: serde_json::to_value(&result).ok(),
+            };
+            Checked {
+                checks: vec![check],
+                missing,
+                history_jsonl: events::to_jsonl(&events),
+                timings: events::timings(&events),
+                keys: args.accounts,
+                files: vec![],
+            }
+        }
+        (WorkloadName::ListAppend, Recording::Events(log)) => {
+            let events = log.events();
+            eprintln!("checking {} transactions with Elle", events.len() / 2);
+            let keys: std::collections::BTreeSet<String> = events
+                .iter()
+                .filter_map(|e| e.value.as_array())
+                .flatten()
+                .filter_map(|m| m[1].as_str().map(str::to_string))
+                .collect();
+            let (check, files) = match list_append::check(&events) {
+                Ok(report) => (
+                    CheckResult {
+                        checker: "Elle list-append (strict serializability: G0, G1a, G1b, G1c, G-single, G2)",
+                        valid: Some(report.is_valid()),
+                        summary: report.to_string(),
+                        failing_key: None,
+                        failing_ops: vec![],
+                        details: Some(serde_json::json!({
+                            "transactions": report.txns_checked,
+                            "edges": report.edges,
+                            "anomalies": report.anomaly_names(),
+                            "page": "elle.html",
+                        })),
+                    },
+                    vec![("elle.html".to_string(), concord_check::elle::html::render(&report))],
+                ),
+                Err(e) => (
+                    CheckResult {
+                        checker: "Elle list-append",
+                        valid: None,
+                        summary: format!("the history could not be checked: {e}"),
+                        failing_key: None,
+                        failing_ops: vec![],
+                        details: None,
+                    },
+                    vec![],
+                ),
+            };
+            Checked {
+                checks: vec![check],
+                // Elle needs no final reads: the lists' reads during the run reveal the order.
+                missing: vec![],
+                history_jsonl: events::to_jsonl(&events),
+                timings: events::timings(&events),
+                keys: keys.len(),
+                files,
+            }
+        }
+        _ => unreachable!("each workload records its own kind of history"),
+    }
+}
+
 /// The clients, the faults, the heal, the final reads, the check, the directory. The verdict.
 fn run_test(
     args: &ChaosArgs,
@@ -207,20 +463,10 @@ fn run_test(
     runtime: &tokio::runtime::Runtime,
     out: &Path,
 ) -> anyhow::Result<Option<bool>> {
-    let start = Instant::now();
-    let rec = Arc::new(workload::Recorder::new(start));
     let stop = Arc::new(AtomicBool::new(false));
-    let register = workload::Register {
-        keys: args.keys,
-        ops_per_key: args.ops_per_key,
-        timeout: Duration::from_secs_f64(args.op_timeout),
-    };
+    let (recording, clients) = start_clients(args, cluster, runtime, &stop)?;
+    let start = recording.start();
     let nodes = cluster.http();
-    let clients: Vec<_> = (0..args.clients)
-        .map(|c| {
-            runtime.spawn(workload::client(c, nodes.clone(), register, args.seed, rec.clone(), stop.clone()))
-        })
-        .collect();
 
     let bar = ProgressBar::new((args.time_limit * 10.0) as u64);
     bar.set_style(
@@ -241,7 +487,7 @@ fn run_test(
         bar.set_position((t * 10.0) as u64);
         bar.set_message(format!(
             "{} ops; {}",
-            rec.ops_issued(),
+            recording.ops_issued(),
             open.as_ref().map(|(_, f)| f.what.clone()).unwrap_or_else(|| "no fault".into())
         ));
         if let Some((i, _)) = &open {
@@ -289,14 +535,13 @@ fn run_test(
         }
     });
     let run_end = now();
-    eprintln!("{run_end:.1} s: clients stopped after {} ops; healing everything", rec.ops_issued());
+    eprintln!("{run_end:.1} s: clients stopped after {} ops; healing everything", recording.ops_issued());
     let heal_errors = cluster.heal_everything();
     for e in &heal_errors {
         eprintln!("heal: {e}");
     }
-    let keys = workload::keys(&rec.history.lock().unwrap());
-    eprintln!("final reads: {} keys on {} nodes", keys.len(), nodes.len());
-    let missing = runtime.block_on(workload::final_reads(&nodes, &keys, &rec, Duration::from_secs(60)));
+    let Checked { checks, missing, history_jsonl, timings, keys, files: extra_files } =
+        final_reads_and_check(args, &recording, cluster, runtime);
     let recovered = missing.is_empty();
     if !recovered {
         eprintln!(
@@ -306,10 +551,6 @@ fn run_test(
         );
     }
 
-    let history = rec.history.lock().unwrap().clone();
-    eprintln!("checking {} events", history.len());
-    let check = report::check_registers(&history, Duration::from_secs(args.check_timeout));
-    let checks = vec![check];
     let valid = if !recovered {
         Some(false)
     } else if checks.iter().all(|c| c.valid == Some(true)) {
@@ -321,14 +562,17 @@ fn run_test(
     };
 
     // The directory.
-    std::fs::write(out.join("history.jsonl"), history.to_jsonl())?;
+    std::fs::write(out.join("history.jsonl"), history_jsonl)?;
+    for (name, text) in &extra_files {
+        std::fs::write(out.join(name), text)?;
+    }
     std::fs::write(out.join("timeline.json"), serde_json::to_string_pretty(&faults)?)?;
     std::fs::write(out.join("schedule.json"), serde_json::to_string_pretty(plan)?)?;
-    let series = report::series(&history);
+    let series = report::series_of(timings.iter().copied());
     if let Err(e) = report::plot(&out.join("latency"), &series, &faults) {
         eprintln!("the plot failed: {e:#}");
     }
-    let count = |kind| history.events.iter().filter(|e| e.kind == kind).count();
+    let count = |kind| timings.iter().filter(|e| e.1 == kind).count();
     use concord_core::history::EventType;
     let results = serde_json::json!({
         "valid": valid,
@@ -337,7 +581,7 @@ fn run_test(
             "mode": format!("{:?}", args.mode).to_lowercase(),
             "nodes": args.nodes,
             "clients": args.clients,
-            "workload": "register",
+            "workload": args.workload.name(),
             "time_limit_s": args.time_limit,
             "interval_s": args.interval,
             "seed": args.seed,
@@ -349,7 +593,7 @@ fn run_test(
             "ok": count(EventType::Ok),
             "fail": count(EventType::Fail),
             "info": count(EventType::Info),
-            "keys": keys.len(),
+            "keys": keys,
         },
         "faults": faults.len(),
         "heal_errors": heal_errors,
@@ -362,6 +606,7 @@ fn run_test(
         ["results.json", "history.jsonl", "timeline.json", "schedule.json", "latency.svg", "latency.png"]
             .iter()
             .map(|s| s.to_string())
+            .chain(extra_files.iter().map(|(name, _)| name.clone()))
             .chain((1..=nodes.len()).map(|i| format!("logs/node{i}.log")))
             .collect();
     std::fs::write(out.join("index.html"), report::index_html(&results, &faults, &checks, &files))?;
@@ -373,7 +618,7 @@ fn run_test(
         ok,
         count(EventType::Fail),
         count(EventType::Info),
-        keys.len(),
+        keys,
         faults.len(),
         checks
             .iter()
@@ -451,9 +696,10 @@ fn describe(links: &[(usize, usize)]) -> String {
 fn replay_command(args: &ChaosArgs) -> String {
     let nemesis: Vec<&str> = args.nemesis.iter().map(|n| n.name()).collect();
     format!(
-        "concord chaos --backend {:?} --mode {:?} --nodes {} --clients {} --time-limit {} --interval {} --nemesis {} --seed {}",
+        "concord chaos --backend {:?} --mode {:?} --workload {} --nodes {} --clients {} --time-limit {} --interval {} --nemesis {} --seed {}",
         args.backend,
         args.mode,
+        args.workload.name(),
         args.nodes,
         args.clients,
         args.time_limit,

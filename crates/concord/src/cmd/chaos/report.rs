@@ -34,32 +34,48 @@ pub struct CheckResult {
     pub failing_key: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failing_ops: Vec<String>,
+    /// The checker's counts and findings (set, bank), as results.json shows them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 /// Check a register history: every key its own register (linearizability is local).
 pub fn check_registers(history: &History, timeout: Duration) -> CheckResult {
-    let verdict = linearizability::check(history, Model::Register, timeout);
+    check_linearizable(history, Model::Register, "linearizability (register per key)", timeout)
+}
+
+/// Check a history for linearizability under `model`, every key its own object.
+pub fn check_linearizable(
+    history: &History,
+    model: Model,
+    checker: &'static str,
+    timeout: Duration,
+) -> CheckResult {
+    let verdict = linearizability::check(history, model, timeout);
     match verdict {
         Verdict::Linearizable => CheckResult {
-            checker: "linearizability (register per key)",
+            checker,
             valid: Some(true),
             summary: "linearizable".into(),
             failing_key: None,
             failing_ops: vec![],
+            details: None,
         },
         Verdict::NotLinearizable(e) => CheckResult {
-            checker: "linearizability (register per key)",
+            checker,
             valid: Some(false),
             summary: e.to_string(),
             failing_key: e.key.clone(),
             failing_ops: e.ops.iter().map(|o| format!("{o:?}")).collect(),
+            details: None,
         },
         Verdict::Unknown(why) => CheckResult {
-            checker: "linearizability (register per key)",
+            checker,
             valid: None,
             summary: format!("unknown: {why}"),
             failing_key: None,
             failing_ops: vec![],
+            details: None,
         },
     }
 }
@@ -75,19 +91,20 @@ pub struct Series {
     pub end: f64,
 }
 
-pub fn series(history: &History) -> Series {
+/// The series of a history given as its events' `(process, kind, time)`.
+pub fn series_of(events: impl IntoIterator<Item = (u64, EventType, concord_core::Time)>) -> Series {
     let mut open: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
     let mut latency = Vec::new();
     let mut end: f64 = 1.0;
-    for e in &history.events {
-        let t = e.time.0 as f64 / 1e9;
+    for (process, kind, time) in events {
+        let t = time.0 as f64 / 1e9;
         end = end.max(t);
-        match e.kind {
+        match kind {
             EventType::Invoke => {
-                open.insert(e.process, t);
+                open.insert(process, t);
             }
             kind => {
-                if let Some(t0) = open.remove(&e.process) {
+                if let Some(t0) = open.remove(&process) {
                     latency.push((t, (t - t0) * 1e3, kind));
                 }
             }
@@ -306,7 +323,7 @@ mod tests {
         h.push(0, EventType::Ok, Op::read("r0"), ms(300));
         h.push(1, EventType::Invoke, Op::write("r0", 1), ms(900));
         h.push(1, EventType::Info, Op::write("r0", 1), ms(1_400));
-        let s = series(&h);
+        let s = series_of(h.events.iter().map(|e| (e.process, e.kind, e.time)));
         assert_eq!(s.ok[0].1, 1.0);
         assert_eq!(s.info[1].1, 1.0);
         assert_eq!(s.latency.len(), 2);

@@ -53,6 +53,11 @@ impl Recorder {
         h.push(process, kind, op, t);
     }
 
+    /// Number the next operation.
+    pub fn next_op(&self) -> u64 {
+        self.next_op.fetch_add(1, Ordering::SeqCst)
+    }
+
     pub fn ops_issued(&self) -> u64 {
         self.next_op.load(Ordering::SeqCst)
     }
@@ -126,8 +131,12 @@ pub async fn perform(addr: SocketAddr, op: &Op, timeout: Duration) -> Outcome {
     outcome(op, answer)
 }
 
-/// One client: random reads, writes and CASes through its node (another after a failure), until
-/// `stop`.
+/// One client: random reads, writes and CASes through its node, until `stop`.
+///
+/// Each client is bound to one node (`c mod nodes`), as Jepsen binds each client to one node: a
+/// frozen or cut-off node then holds up only its own clients, and the others keep the throughput
+/// up. A client whose operation is in doubt continues as a new process (Jepsen's rule: that
+/// process's operation stays open forever), on the same node.
 pub async fn client(
     c: usize,
     nodes: Vec<SocketAddr>,
@@ -138,9 +147,9 @@ pub async fn client(
 ) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(c as u64));
     let mut process = rec.process();
-    let mut node = c % nodes.len();
+    let node = c % nodes.len();
     while !stop.load(Ordering::SeqCst) {
-        let n = rec.next_op.fetch_add(1, Ordering::SeqCst);
+        let n = rec.next_op();
         let key = workload.key(n, rng.gen());
         let op = match rng.gen_range(0..3) {
             0 => Op::read(key),
@@ -152,14 +161,12 @@ pub async fn client(
             Outcome::Ok(v) => rec.record(process, EventType::Ok, Op { value: v, ..op }),
             Outcome::Fail => {
                 rec.record(process, EventType::Fail, op);
-                node = (node + 1) % nodes.len();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Outcome::Info => {
                 rec.record(process, EventType::Info, op);
                 // A process with an operation in doubt never invokes again.
                 process = rec.process();
-                node = (node + 1) % nodes.len();
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
