@@ -221,7 +221,11 @@ pub fn run_with_progress(
     let mut model_choice = options.model;
     let workload = match (options.transactional, options.model) {
         // `rw-register` on single reads and writes: the register (see the module docs).
-        (Some(Workload::RwRegister), _) if guessed_workload.is_none() => {
+        // (Concord's own transactional JSON Lines may omit `"f":"txn"`; those do not parse as
+        // single operations, and stay with Elle.)
+        (Some(Workload::RwRegister), _)
+            if guessed_workload.is_none() && formats::parse_with_lines(&text, format).is_ok() =>
+        {
             writeln!(out, "model: register (rw-register without transactions: a linearizable register)")?;
             model_choice = Some(Model::Register);
             None

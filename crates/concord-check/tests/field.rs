@@ -144,6 +144,17 @@ fn jepsen_checkers() {
 }
 
 #[test]
+fn elle_reads_json_arrays_and_edn_lists() {
+    let (status, out) = check(data("elle-list-append-g-single.json"), None);
+    assert_eq!(status, EXIT_NOT_LINEARIZABLE, "{out}");
+    assert!(out.contains("model: list-append") && out.contains("G-single"), "{out}");
+    let edn = std::fs::read_to_string(data("../elle-list-append-g-single.edn")).unwrap();
+    let list = temp("elle.edn", &format!("({edn})"));
+    let (status, out) = check(list, Some("list-append"));
+    assert_eq!(status, EXIT_NOT_LINEARIZABLE, "{out}");
+}
+
+#[test]
 fn rw_register_without_transactions_is_a_register() {
     let (status, out) = check(data("knossos-cas-register-bad.edn"), Some("rw-register"));
     assert!(out.contains("a linearizable register"), "{out}");

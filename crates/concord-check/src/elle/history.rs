@@ -20,6 +20,10 @@
 //! skipped; keys may be integers, keywords or strings (all become strings). Micro-op names: `append`,
 //! `r`/`read`, `w`/`write`.
 //!
+//! **JSON arrays** of the same op maps ([`parse_op_maps`]), as Jepsen's JSON export writes them:
+//! `[{"type":"ok","f":"txn","value":[["append",1,2],["r",1,[1,2]]],"process":0}, …]` – keys and
+//! keywords with or without Jepsen's colons, micro-ops as arrays.
+//!
 //! **Concord JSON Lines** ([`parse_jsonl`]): one event per line,
 //! `{"process":0,"type":"ok","value":[["append","x",2],["r","x",[1,2]]],"time":1234}` – the same
 //! fields as the EDN map, with micro-ops as JSON arrays `[f, key, value]`, keys as strings or

@@ -408,10 +408,8 @@ pub fn write_history(history: &concord_core::history::History, keys: KeyStyle) -
             Value::Int(i) => {
                 let _ = write!(out, "{i}");
             }
-            // EDN's string escapes are a subset of Rust's `{:?}` output for the characters that
-            // need one (quotes, backslashes, newlines, tabs); other control characters and
-            // non-ASCII text: `{:?}` would write `\u{..}`, which EDN does not know, so write them as
-            // they are (EDN strings may hold any character).
+            // Escape what EDN needs (quote, backslash) and the usual whitespace; write every other
+            // character as it is – Rust's `{:?}` would write `\u{..}`, which EDN does not read.
             Value::Str(s) => {
                 out.push('"');
                 for c in s.chars() {

@@ -71,11 +71,13 @@ fn txn(op: &RawOp, value: &Edn) -> Result<Txn, String> {
         match f {
             Some("w" | "write") if mops.len() == 1 => return Ok(Txn::Write(super::text_of(key))),
             Some("r" | "read") => reads.push((super::text_of(key), value.clone())),
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "line {}: a long-fork transaction is one write [[:w k v]] or only reads [[:r k v] …], not {}",
                 op.invoke_line,
                 Edn::Vector(mops.clone())
-            )),
+            ))
+            }
         }
     }
     reads.sort_by(|a, b| a.0.cmp(&b.0));
