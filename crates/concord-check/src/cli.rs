@@ -7,9 +7,34 @@
 //! Transactional histories (`--model list-append` or `--model rw-register`, or detected by their
 //! `:f :txn` ops) go to the Elle checker ([`crate::elle`]) instead, for the isolation level chosen
 //! with [`CheckOptions::isolation`]: exit status 0 no anomaly found, 1 anomalies, 2 bad input.
+//!
+//! # Model names
+//!
+//! `--model` takes Concord's names and the field's ([`ModelChoice`]):
+//!
+//! | name | checker |
+//! |------|---------|
+//! | `register`, `cas-register` (Knossos) | linearizability, [`Model::Register`] |
+//! | `kv` | linearizability, a register per key with delete and append |
+//! | `counter` | linearizability, [`Model::Counter`] (Jepsen's `counter` checker is a weaker bound check; this is exact) |
+//! | `linearizable-set` | linearizability, [`Model::Set`] |
+//! | `queue` | linearizability, [`Model::Queue`] |
+//! | `mutex` (Knossos) | linearizability, [`Model::Mutex`] |
+//! | `porcupine-kv` (Porcupine) | linearizability, [`Model::PorcupineKv`] |
+//! | `list-append`, `rw-register` (Elle) | transactional isolation, [`crate::elle`] |
+//! | `set`, `set-full`, `bank`, `long-fork` (Jepsen) | [`crate::jepsen`] |
+//!
+//! `rw-register` is Elle's transactional workload; given a history that is not transactional (no
+//! `:f :txn`), it means the register of single reads and writes, checked for linearizability –
+//! what Knossos's `register` model does.
+//!
+//! `--convert edn` ([`CheckOptions::convert`]) checks nothing: it writes the history as Jepsen EDN
+//! ([`crate::formats::edn::write_history`]), for Knossos or Jepsen's checkers.
 
 use crate::elle::history::{self as txn_history, TxnHistory, Workload};
+use crate::formats::edn::KeyStyle;
 use crate::formats::{self, Format};
+use crate::jepsen;
 use crate::linearizability::{check_operations_with, Options, PartitionStatus, Progress, Verdict};
 use crate::model::Model;
 use crate::ops::{prepare, Operation};
@@ -41,14 +66,49 @@ pub struct CheckOptions {
     pub transactional: Option<Workload>,
     /// What Elle checks for.
     pub isolation: Isolation,
+    /// Judge with one of Jepsen's own checkers instead (`set`, `set-full`, `bank`, `long-fork`).
+    pub jepsen: Option<jepsen::Checker>,
+    /// For the bank checker: the total, and whether balances may go negative.
+    pub bank: jepsen::bank::Options,
+    /// Check nothing: write the history as Jepsen EDN, keys in this style.
+    pub convert: Option<KeyStyle>,
 }
 
-/// `--model`: a sequential model for linearizability, or a transactional workload for Elle.
+impl CheckOptions {
+    /// The options `concord check FILE` runs with when no flag is given.
+    pub fn new(history: PathBuf) -> CheckOptions {
+        CheckOptions {
+            history,
+            model: None,
+            format: Format::Auto,
+            html: None,
+            timeout: Duration::from_secs(30),
+            jobs: 0,
+            cache_mb: 4096,
+            guarantees: false,
+            staleness: false,
+            transactional: None,
+            isolation: Isolation::Serializable,
+            jepsen: None,
+            bank: jepsen::bank::Options::default(),
+            convert: None,
+        }
+    }
+}
+
+/// `--model`: a sequential model for linearizability, a transactional workload for Elle, or one of
+/// Jepsen's own checkers (see the table in the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelChoice {
     Linear(Model),
     Transactional(Workload),
+    Jepsen(jepsen::Checker),
 }
+
+/// Every name `--model` takes, for `--help` and error messages.
+pub const MODEL_NAMES: &str = "register (cas-register), kv, counter, linearizable-set, queue, mutex, \
+     porcupine-kv (linearizability); list-append, rw-register (transactions, Elle); set, set-full, \
+     bank, long-fork (Jepsen's checkers)";
 
 impl std::str::FromStr for ModelChoice {
     type Err = String;
@@ -58,11 +118,21 @@ impl std::str::FromStr for ModelChoice {
                 Ok(ModelChoice::Transactional(Workload::ListAppend))
             }
             "rw-register" | "elle-rw-register" => Ok(ModelChoice::Transactional(Workload::RwRegister)),
+            // Jepsen's `set` is its final-read checker; the linearizable set is `linearizable-set`.
+            "set" => Ok(ModelChoice::Jepsen(jepsen::Checker::Set)),
+            "set-full" => Ok(ModelChoice::Jepsen(jepsen::Checker::SetFull)),
+            "bank" => Ok(ModelChoice::Jepsen(jepsen::Checker::Bank)),
+            "long-fork" => Ok(ModelChoice::Jepsen(jepsen::Checker::LongFork)),
+            "multi-register" => Err("not supported yet: Knossos's multi-register (several registers \
+                 read and written together in one op); for one register per key use kv, for \
+                 transactions over registers rw-register"
+                .into()),
+            "unordered-queue" | "total-queue" => Err(format!(
+                "not supported yet: Jepsen's {s} checker (queue contents without order); \
+                 `queue` checks a FIFO queue for linearizability"
+            )),
             _ => s.parse().map(ModelChoice::Linear).map_err(|_: crate::model::UnknownModel| {
-                format!(
-                    "unknown model `{s}`; expected register, kv, counter, set or queue (linearizability), \
-                     or list-append or rw-register (transactions, Elle)"
-                )
+                format!("unknown model `{s}`; expected {MODEL_NAMES}")
             }),
         }
     }
@@ -141,9 +211,27 @@ pub fn run_with_progress(
     // Invalid UTF-8 is replaced, not fatal: the damaged lines then fail to parse, with their numbers.
     let text = String::from_utf8_lossy(&bytes);
     let format = formats::detect(&text, options.format);
+    if let Some(keys) = options.convert {
+        return convert(options, keys, &text, format, out);
+    }
+    if let Some(checker) = options.jepsen {
+        return run_jepsen(options, checker, &text, format, out);
+    }
+    let guessed_workload = txn_history::guess_workload(&text);
+    let mut model_choice = options.model;
     let workload = match (options.transactional, options.model) {
+        // `rw-register` on single reads and writes: the register (see the module docs).
+        // (Concord's own transactional JSON Lines may omit `"f":"txn"`; those do not parse as
+        // single operations, and stay with Elle.)
+        (Some(Workload::RwRegister), _)
+            if guessed_workload.is_none() && formats::parse_with_lines(&text, format).is_ok() =>
+        {
+            writeln!(out, "model: register (rw-register without transactions: a linearizable register)")?;
+            model_choice = Some(Model::Register);
+            None
+        }
         (Some(workload), _) => Some(workload),
-        (None, None) => txn_history::guess_workload(&text),
+        (None, None) => guessed_workload,
         (None, Some(_)) => None,
     };
     if let Some(workload) = workload {
@@ -182,8 +270,12 @@ pub fn run_with_progress(
         writeln!(out, "error: {path} holds no operations: there is nothing to check")?;
         return Ok(EXIT_UNKNOWN);
     }
-    let model = match options.model {
+    let model = match model_choice {
         Some(model) => model,
+        None if parsed.porcupine => {
+            writeln!(out, "model: porcupine-kv (Porcupine's operations; choose with --model)")?;
+            Model::PorcupineKv
+        }
         None => {
             let model = guess_model(&ops);
             writeln!(out, "model: {model} (guessed from the operations; choose with --model)")?;
@@ -274,10 +366,15 @@ fn run_elle(
 ) -> io::Result<u8> {
     let path = options.history.display();
     let parsed = match format {
-        Format::JsonLines => txn_history::parse_jsonl(text, workload),
-        Format::Edn => txn_history::parse_edn(text, workload),
+        Format::JsonLines if !text.trim_start().starts_with('[') => txn_history::parse_jsonl(text, workload),
+        Format::JsonLines | Format::JsonArray | Format::Edn => {
+            txn_history::parse_op_maps(text, format, workload)
+        }
         Format::JepsenLog | Format::Auto => {
-            writeln!(out, "error: {path}: transactional histories are read from EDN op maps or JSON Lines")?;
+            writeln!(
+                out,
+                "error: {path}: transactional histories are read from EDN op maps, JSON arrays or JSON Lines"
+            )?;
             return Ok(EXIT_UNKNOWN);
         }
     };
@@ -330,11 +427,113 @@ fn run_elle(
     Ok(if report.is_valid() { EXIT_LINEARIZABLE } else { EXIT_NOT_LINEARIZABLE })
 }
 
-/// Guess the model from the functions used: queues enqueue/dequeue; `add` with integer reads is a
+/// Print malformed lines, at most [`ERRORS_SHOWN_MAX`].
+fn write_errors(out: &mut dyn Write, path: &str, errors: &[formats::ParseError]) -> io::Result<()> {
+    for e in errors.iter().take(ERRORS_SHOWN_MAX) {
+        writeln!(out, "  {path}:{}: {}", e.line, e.message)?;
+    }
+    if errors.len() > ERRORS_SHOWN_MAX {
+        writeln!(out, "  ... and {} more", errors.len() - ERRORS_SHOWN_MAX)?;
+    }
+    Ok(())
+}
+
+/// `--model set | set-full | bank | long-fork`: one of Jepsen's checkers ([`crate::jepsen`]).
+fn run_jepsen(
+    options: &CheckOptions,
+    checker: jepsen::Checker,
+    text: &str,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<u8> {
+    let path = options.history.display().to_string();
+    let ops = match jepsen::read_ops(text, format) {
+        Ok(ops) => ops,
+        Err(errors) => {
+            writeln!(out, "error: {path} is not a valid {checker} history ({} problems):", errors.len())?;
+            write_errors(out, &path, &errors)?;
+            return Ok(EXIT_UNKNOWN);
+        }
+    };
+    if ops.is_empty() {
+        writeln!(out, "error: {path} holds no operations: there is nothing to check")?;
+        return Ok(EXIT_UNKNOWN);
+    }
+    writeln!(out, "model: {checker} (Jepsen's checker)")?;
+    let started = Instant::now();
+    let valid = match checker {
+        jepsen::Checker::Set => jepsen::set::check(&ops).map(|r| (r.to_string(), r.is_valid())),
+        jepsen::Checker::SetFull => jepsen::set_full::check(&ops).map(|r| (r.to_string(), r.is_valid())),
+        jepsen::Checker::Bank => {
+            jepsen::bank::check(&ops, &options.bank).map(|r| (r.to_string(), r.is_valid()))
+        }
+        jepsen::Checker::LongFork => jepsen::long_fork::check(&ops).map(|r| (r.to_string(), r.is_valid())),
+    };
+    match valid {
+        Ok((report, valid)) => {
+            write!(out, "{report}")?;
+            writeln!(out, "checked in {:.1} ms", started.elapsed().as_secs_f64() * 1e3)?;
+            Ok(if valid { EXIT_LINEARIZABLE } else { EXIT_NOT_LINEARIZABLE })
+        }
+        Err(e) => {
+            writeln!(out, "unknown: {path}: {e}")?;
+            Ok(EXIT_UNKNOWN)
+        }
+    }
+}
+
+/// `--convert edn`: write the history as Jepsen EDN to `out` (nothing else), exit 0; bad input as
+/// for a check, exit 2.
+fn convert(
+    options: &CheckOptions,
+    keys: KeyStyle,
+    text: &str,
+    format: Format,
+    out: &mut dyn Write,
+) -> io::Result<u8> {
+    let path = options.history.display().to_string();
+    match formats::parse_with_lines(text, format) {
+        Ok(parsed) => {
+            out.write_all(formats::edn::write_history(&parsed.history, keys).as_bytes())?;
+            Ok(EXIT_LINEARIZABLE)
+        }
+        Err(errors) => {
+            writeln!(
+                out,
+                "error: {path} is not a valid {format:?} history ({} malformed lines):",
+                errors.len()
+            )?;
+            write_errors(out, &path, &errors)?;
+            Ok(EXIT_UNKNOWN)
+        }
+    }
+}
+
+/// `--convert`'s values.
+pub fn parse_convert(s: &str) -> Result<KeyStyle, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "edn" => Ok(KeyStyle::Field),
+        "edn-independent" => Ok(KeyStyle::Independent),
+        other => Err(format!("cannot convert to `{other}`; expected edn or edn-independent")),
+    }
+}
+
+/// Guess the model from the functions used: only acquire/release is a mutex; appends of strings
+/// with string reads are Porcupine's KV; queues enqueue/dequeue; `add` with integer reads is a
 /// counter, with list reads a set; `delete`/`append` or keys make a KV map; otherwise a register.
 pub fn guess_model(ops: &[Operation]) -> Model {
     let has = |f: OpFn| ops.iter().any(|op| op.f == f);
-    if has(OpFn::Enqueue) || has(OpFn::Dequeue) {
+    let is_string = |v: &Value| matches!(v, Value::Str(_));
+    let mutex = crate::model::MutexModel;
+    if !ops.is_empty() && ops.iter().all(|op| crate::model::Sequential::validate(&mutex, op).is_ok()) {
+        Model::Mutex
+    } else if has(OpFn::Append)
+        && ops.iter().filter(|op| op.f == OpFn::Append).all(|op| is_string(&op.input))
+        && ops.iter().filter(|op| op.f == OpFn::Read).filter_map(|op| op.output.as_ref()).any(is_string)
+    {
+        // Appending strings and reading strings back: the course KV service, not a list.
+        Model::PorcupineKv
+    } else if has(OpFn::Enqueue) || has(OpFn::Dequeue) {
         Model::Queue
     } else if has(OpFn::Add) {
         let list_read = ops.iter().any(|op| op.f == OpFn::Read && matches!(op.output, Some(Value::List(_))));
@@ -356,17 +555,12 @@ mod tests {
 
     fn options(path: PathBuf) -> CheckOptions {
         CheckOptions {
-            history: path,
-            model: None,
-            format: Format::Auto,
-            html: None,
             timeout: Duration::from_secs(5),
             jobs: 2,
             cache_mb: 1024,
             guarantees: true,
             staleness: true,
-            transactional: None,
-            isolation: Isolation::Serializable,
+            ..CheckOptions::new(path)
         }
     }
 
@@ -452,5 +646,9 @@ mod tests {
         );
         assert_eq!("kv".parse::<ModelChoice>(), Ok(ModelChoice::Linear(Model::Kv)));
         assert!("graph".parse::<ModelChoice>().unwrap_err().contains("list-append"));
+        assert_eq!("cas-register".parse::<ModelChoice>(), Ok(ModelChoice::Linear(Model::Register)));
+        assert_eq!("set".parse::<ModelChoice>(), Ok(ModelChoice::Jepsen(jepsen::Checker::Set)));
+        assert_eq!("linearizable-set".parse::<ModelChoice>(), Ok(ModelChoice::Linear(Model::Set)));
+        assert!("multi-register".parse::<ModelChoice>().unwrap_err().starts_with("not supported yet"));
     }
 }

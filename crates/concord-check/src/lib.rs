@@ -16,7 +16,11 @@
 //! * [`guarantees`] – the session guarantees of Terry et al.: read-your-writes, monotonic reads,
 //!   monotonic writes, writes-follow-reads.
 //! * [`elle`] – transactional isolation (Elle, VLDB 2020): G0, G1a/b/c, G-single and G2 from list-append and rw-register histories.
-//! * [`formats`] – reading histories: Concord's JSON Lines, Jepsen/Knossos text logs, EDN op maps.
+//! * [`jepsen`] – Jepsen's checkers that are not linearizability: `set`, `set-full`, `bank`,
+//!   `long-fork`.
+//! * [`formats`] – reading histories: Concord's JSON Lines, Jepsen/Knossos text logs, EDN op maps
+//!   (one per line, or in a top-level vector or list), JSON arrays, Porcupine's operations; and
+//!   writing them as EDN ([`formats::edn::write_history`]).
 //! * [`ops`] – the common first step: pairing each invocation with its completion.
 //! * [`gen`] – deterministic generators of linearizable histories, for tests and benchmarks.
 //! * [`cli`] – the `concord check` command's logic (the clap wrapper lives in the `concord` crate).
@@ -44,6 +48,7 @@ pub mod formats;
 pub mod gen;
 pub mod guarantees;
 pub mod html;
+pub mod jepsen;
 pub mod linearizability;
 pub mod model;
 pub mod ops;

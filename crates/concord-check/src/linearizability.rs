@@ -149,7 +149,10 @@
 //! it. [`crate::html::render`] draws it as per-process timelines. The operations listed are the ones
 //! the search kept: irrelevant unknown operations are left out.
 
-use crate::model::{CounterModel, Model, QueueModel, RegisterModel, Sequential, SetModel, UnknownFate};
+use crate::model::{
+    CounterModel, Model, MutexModel, QueueModel, RegisterModel, Sequential, SetModel, StringKvModel,
+    UnknownFate,
+};
 use crate::ops::{prepare, Operation};
 use concord_core::history::{History, OpFn, Value};
 use rustc_hash::{FxBuildHasher, FxHashMap as FxMap, FxHashSet as FxSet};
@@ -304,6 +307,8 @@ pub fn check_operations_with(ops: &[Operation], model: Model, options: &Options<
         Model::Counter => check_with_options(&CounterModel, model, ops, options),
         Model::Set => check_with_options(&SetModel, model, ops, options),
         Model::Queue => check_with_options(&QueueModel::for_operations(ops), model, ops, options),
+        Model::Mutex => check_with_options(&MutexModel, model, ops, options),
+        Model::PorcupineKv => check_with_options(&StringKvModel, model, ops, options),
     }
 }
 

@@ -23,6 +23,14 @@
 //! | `counter`  | add, read                               | an integer (starts at 0) |
 //! | `set`      | add, read (returns all elements)        | a set of values  |
 //! | `queue`    | enqueue, dequeue (`nil`: empty)          | a FIFO sequence  |
+//! | `mutex`    | acquire, release (read as compare-and-sets of a lock) | held or free |
+//! | `porcupine-kv` | get, put, append on strings (missing: `""`) | a string per key |
+//!
+//! `set` here is the linearizable set (named `linearizable-set` on the command line, where `set`
+//! is Jepsen's final-read set checker, [`crate::jepsen::set`]). `mutex` is Knossos's mutex model;
+//! `porcupine-kv` is Porcupine's KV model, the semantics of the classic course KV service (MIT
+//! 6.5840's lab): values are strings, `append` concatenates, and a key never written reads as
+//! the empty string – unlike `kv`, where it reads `nil` and `append` builds a list.
 //!
 //! **Cost.** For registers, counters and sets, memoisation keeps the search fast: states repeat, or
 //! (for sets and counters) concurrent updates commute. For registers whose writes carry unique
@@ -61,18 +69,32 @@ pub enum Model {
     Set,
     /// A FIFO queue: enqueue, dequeue.
     Queue,
+    /// A lock: acquire, release (Knossos's `mutex`).
+    Mutex,
+    /// Porcupine's KV model: get, put, append on strings; a missing key reads `""`.
+    PorcupineKv,
 }
 
 impl Model {
-    pub const ALL: [Model; 5] = [Model::Register, Model::Kv, Model::Counter, Model::Set, Model::Queue];
+    pub const ALL: [Model; 7] = [
+        Model::Register,
+        Model::Kv,
+        Model::Counter,
+        Model::Set,
+        Model::Queue,
+        Model::Mutex,
+        Model::PorcupineKv,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Model::Register => "register",
             Model::Kv => "kv",
             Model::Counter => "counter",
-            Model::Set => "set",
+            Model::Set => "linearizable-set",
             Model::Queue => "queue",
+            Model::Mutex => "mutex",
+            Model::PorcupineKv => "porcupine-kv",
         }
     }
 }
@@ -85,16 +107,22 @@ impl fmt::Display for Model {
 
 /// A model name that is none of [`Model::ALL`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model `{0}`; expected one of register, kv, counter, set, queue")]
+#[error(
+    "unknown model `{0}`; expected one of register (cas-register), kv, counter, linearizable-set (set), queue, mutex, porcupine-kv"
+)]
 pub struct UnknownModel(pub String);
 
 impl FromStr for Model {
     type Err = UnknownModel;
+    /// A model's name, or Knossos's name for it (`cas-register`); `set` is the linearizable set.
     fn from_str(s: &str) -> Result<Model, UnknownModel> {
-        Model::ALL
-            .into_iter()
-            .find(|m| m.name() == s.trim().to_ascii_lowercase())
-            .ok_or_else(|| UnknownModel(s.to_string()))
+        let name = s.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "cas-register" => return Ok(Model::Register),
+            "set" => return Ok(Model::Set),
+            _ => {}
+        }
+        Model::ALL.into_iter().find(|m| m.name() == name).ok_or_else(|| UnknownModel(s.to_string()))
     }
 }
 
@@ -466,6 +494,115 @@ impl Sequential for SetModel {
 
     fn describe(&self, state: &BTreeSet<Value>) -> String {
         Value::List(state.iter().cloned().collect()).to_string()
+    }
+}
+
+/// The value a held lock has in the compare-and-sets that stand for Jepsen's `:acquire`
+/// (`cas [nil "locked"]`) and `:release` (`cas ["locked" nil]`); see [`crate::formats`].
+pub const LOCKED: &str = "locked";
+
+/// Knossos's mutex: `acquire` succeeds only when the lock is free, `release` only when it is held.
+///
+/// The readers turn Jepsen's `:acquire`/`:release` into the compare-and-sets they are (see
+/// [`LOCKED`]), so that the operations fit Concord's history type; this model accepts only those two
+/// and explains failures in the mutex's words. An acquire whose outcome is unknown may have taken the
+/// lock, exactly as Knossos assumes.
+#[derive(Clone, Copy, Debug)]
+pub struct MutexModel;
+
+impl MutexModel {
+    /// `Some(true)` for an acquire, `Some(false)` for a release.
+    fn is_acquire(op: &Operation) -> Option<bool> {
+        let locked = Value::Str(LOCKED.to_string());
+        match op.input.as_pair()? {
+            (Value::Nil, new) if op.f == OpFn::Cas && *new == locked => Some(true),
+            (expected, Value::Nil) if op.f == OpFn::Cas && *expected == locked => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl Sequential for MutexModel {
+    /// Whether the lock is held.
+    type State = bool;
+
+    fn init(&self) -> bool {
+        false
+    }
+
+    fn validate(&self, op: &Operation) -> Result<(), String> {
+        match Self::is_acquire(op) {
+            Some(_) => Ok(()),
+            None => Err(format!("the mutex model has only acquire and release, not `{op}`")),
+        }
+    }
+
+    fn step(&self, held: &bool, op: &Operation) -> Option<bool> {
+        let acquire = Self::is_acquire(op)?;
+        (acquire != *held).then_some(acquire)
+    }
+
+    fn describe(&self, held: &bool) -> String {
+        if *held { "held" } else { "free" }.to_string()
+    }
+
+    fn why_not(&self, held: &bool, op: &Operation) -> String {
+        match (Self::is_acquire(op), held) {
+            (Some(true), true) => "acquires the lock, but it is already held".into(),
+            (Some(false), false) => "releases the lock, but it is not held".into(),
+            _ => format!("not possible when the lock is {}", self.describe(held)),
+        }
+    }
+}
+
+/// Porcupine's KV model (the classic course KV service): per key a string, `""` until written;
+/// `get` returns it, `put` replaces it, `append` concatenates to it.
+#[derive(Clone, Copy, Debug)]
+pub struct StringKvModel;
+
+impl Sequential for StringKvModel {
+    type State = String;
+
+    fn init(&self) -> String {
+        String::new()
+    }
+
+    fn validate(&self, op: &Operation) -> Result<(), String> {
+        match (op.f, &op.input, &op.output) {
+            (OpFn::Read, _, None | Some(Value::Str(_))) => Ok(()),
+            (OpFn::Read, _, Some(other)) => {
+                Err(format!("porcupine-kv gets return strings (\"\" for a missing key), got {other}"))
+            }
+            (OpFn::Write | OpFn::Append, Value::Str(_), _) => Ok(()),
+            (OpFn::Write | OpFn::Append, other, _) => {
+                Err(format!("porcupine-kv values are strings, got {other} in `{op}`"))
+            }
+            (f, _, _) => Err(format!("the porcupine-kv model has only get, put and append, not `{f}`")),
+        }
+    }
+
+    fn step(&self, state: &String, op: &Operation) -> Option<String> {
+        match (op.f, &op.input) {
+            (OpFn::Read, _) => match &op.output {
+                Some(Value::Str(read)) => (read == state).then(|| state.clone()),
+                Some(_) => None,
+                None => Some(state.clone()),
+            },
+            (OpFn::Write, Value::Str(value)) => Some(value.clone()),
+            (OpFn::Append, Value::Str(suffix)) => Some(format!("{state}{suffix}")),
+            _ => None,
+        }
+    }
+
+    fn describe(&self, state: &String) -> String {
+        format!("{state:?}")
+    }
+
+    fn why_not(&self, state: &String, op: &Operation) -> String {
+        match &op.output {
+            Some(read) if op.f == OpFn::Read => format!("got {read}, but the value is {state:?}"),
+            _ => format!("not possible when the value is {state:?}"),
+        }
     }
 }
 

@@ -20,6 +20,10 @@
 //! skipped; keys may be integers, keywords or strings (all become strings). Micro-op names: `append`,
 //! `r`/`read`, `w`/`write`.
 //!
+//! **JSON arrays** of the same op maps ([`parse_op_maps`]), as Jepsen's JSON export writes them:
+//! `[{"type":"ok","f":"txn","value":[["append",1,2],["r",1,[1,2]]],"process":0}, …]` – keys and
+//! keywords with or without Jepsen's colons, micro-ops as arrays.
+//!
 //! **Concord JSON Lines** ([`parse_jsonl`]): one event per line,
 //! `{"process":0,"type":"ok","value":[["append","x",2],["r","x",[1,2]]],"time":1234}` – the same
 //! fields as the EDN map, with micro-ops as JSON arrays `[f, key, value]`, keys as strings or
@@ -358,9 +362,19 @@ pub struct ParsedEvents {
 
 /// Read Jepsen EDN op maps (see the module docs). Every malformed map is reported with its line.
 pub fn parse_edn(text: &str, workload: Workload) -> Result<ParsedEvents, Vec<ParseError>> {
+    parse_op_maps(text, crate::formats::Format::Edn, workload)
+}
+
+/// Read op maps in EDN or JSON (an array, or lines of Jepsen-style maps whose keys and `type`
+/// may carry Jepsen's colons): [`parse_edn`]'s reading, whatever the notation.
+pub fn parse_op_maps(
+    text: &str,
+    format: crate::formats::Format,
+    workload: Workload,
+) -> Result<ParsedEvents, Vec<ParseError>> {
     let mut parsed = ParsedEvents::default();
     let mut errors = Vec::new();
-    crate::formats::edn_forms(text, &mut errors, |form, line| {
+    crate::formats::op_map_forms(text, format, &mut errors, |form, line| {
         match edn_event(form, workload)? {
             Some(event) => {
                 parsed.events.push(event);
@@ -566,7 +580,9 @@ fn jsonl_event(line: &str, workload: Workload) -> Result<Option<TxnEvent>, Strin
 /// which workload: list-append if it appends, rw-register otherwise. A cheap textual look, good
 /// enough to pick a default that `concord check --model` overrides.
 pub fn guess_workload(text: &str) -> Option<Workload> {
-    let transactional = text.contains(":f :txn") || text.contains("\"f\":\"txn\"");
+    let transactional = [":f :txn", "\"f\":\"txn\"", "\"f\": \"txn\"", "\":f\":\":txn\""]
+        .iter()
+        .any(|pattern| text.contains(pattern));
     if !transactional {
         None
     } else if text.contains(":append") || text.contains("\"append\"") {

@@ -88,7 +88,16 @@ impl fmt::Display for Edn {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdnError {
     pub line: usize,
+    /// 1-based column (in characters) where the problem was found.
+    pub column: usize,
     pub message: String,
+}
+
+impl fmt::Display for EdnError {
+    /// `column 7: unexpected `]`` – the line is reported by the caller, next to the file name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {}: {}", self.column, self.message)
+    }
 }
 
 /// A cursor over EDN text that reads one form at a time.
@@ -96,16 +105,23 @@ pub struct Reader<'a> {
     text: &'a str,
     pos: usize,
     line: usize,
+    /// Byte offset where the current line starts (for columns).
+    line_start: usize,
 }
 
 impl<'a> Reader<'a> {
     /// `first_line` is the line number of the start of `text` (1 for a whole file).
     pub fn new(text: &'a str, first_line: usize) -> Reader<'a> {
-        Reader { text, pos: 0, line: first_line }
+        Reader { text, pos: 0, line: first_line, line_start: 0 }
     }
 
     pub fn line(&self) -> usize {
         self.line
+    }
+
+    /// The 1-based column of the cursor, in characters.
+    pub fn column(&self) -> usize {
+        self.text[self.line_start..self.pos].chars().count() + 1
     }
 
     /// Skip whitespace, commas, comments and `#_` discards; `true` if a form follows.
@@ -125,6 +141,7 @@ impl<'a> Reader<'a> {
         self.pos += c.len_utf8();
         if c == '\n' {
             self.line += 1;
+            self.line_start = self.pos;
         }
         Some(c)
     }
@@ -157,7 +174,7 @@ impl<'a> Reader<'a> {
     }
 
     fn error(&self, message: impl Into<String>) -> EdnError {
-        EdnError { line: self.line, message: message.into() }
+        EdnError { line: self.line, column: self.column(), message: message.into() }
     }
 
     fn skip_blank(&mut self) -> Result<(), EdnError> {
@@ -357,6 +374,129 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+/// How [`write_history`] writes an operation's key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyStyle {
+    /// A `:key "k"` entry: what Concord's readers take, and what tools that ignore unknown map
+    /// entries pass over (Knossos then sees one register – split the history by key first).
+    #[default]
+    Field,
+    /// Jepsen's `independent` tuples, `:value [:k v]` (the key as a keyword): the shape
+    /// `jepsen.independent/checker` and Knossos's multi-key tests read. Concord reads them back too.
+    Independent,
+}
+
+/// Write a Concord history as Jepsen EDN: a vector of op maps, one per line, in the order of the
+/// events (which is the real-time order), each with Jepsen's `:index` and `:time` (nanoseconds):
+///
+/// ```text
+/// [{:index 0, :time 1000, :process 0, :type :invoke, :f :write, :key "x", :value 3}
+///  {:index 1, :time 2000, :process 0, :type :ok, :f :write, :key "x", :value 3}]
+/// ```
+///
+/// Concord's function names are Jepsen's (`:read`, `:write`, `:cas`, …); the compare-and-sets that
+/// stand for a mutex's `:acquire` and `:release` (see [`crate::model::LOCKED`]) are written back as
+/// those. Strings are EDN strings. What Concord's EDN reader reads back is the same history.
+pub fn write_history(history: &concord_core::history::History, keys: KeyStyle) -> String {
+    use concord_core::history::{EventType, OpFn, Value};
+    use std::fmt::Write as _;
+    fn value(out: &mut String, v: &Value) {
+        match v {
+            Value::Nil => out.push_str("nil"),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            // Escape what EDN needs (quote, backslash) and the usual whitespace; write every other
+            // character as it is – Rust's `{:?}` would write `\u{..}`, which EDN does not read.
+            Value::Str(s) => {
+                out.push('"');
+                for c in s.chars() {
+                    match c {
+                        '"' => out.push_str("\\\""),
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        '\t' => out.push_str("\\t"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+            Value::List(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    value(out, item);
+                }
+                out.push(']');
+            }
+        }
+    }
+    let locked = Value::Str(crate::model::LOCKED.to_string());
+    let mut out = String::from("[");
+    for (index, event) in history.events.iter().enumerate() {
+        if index > 0 {
+            out.push_str("\n ");
+        }
+        let kind = match event.kind {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        };
+        let op = &event.op;
+        let mutex = match (op.f, op.value.as_pair()) {
+            (OpFn::Cas, Some((Value::Nil, new))) if *new == locked => Some("acquire"),
+            (OpFn::Cas, Some((expected, Value::Nil))) if *expected == locked => Some("release"),
+            _ => None,
+        };
+        let _ = write!(
+            out,
+            "{{:index {index}, :time {}, :process {}, :type :{kind}, ",
+            event.time.0, event.process
+        );
+        if let Some(f) = mutex {
+            let _ = write!(out, ":f :{f}, :value nil}}");
+            continue;
+        }
+        let _ = write!(out, ":f :{}, ", op.f);
+        match (&op.key, keys) {
+            (Some(key), KeyStyle::Field) => {
+                out.push_str(":key ");
+                value(&mut out, &Value::Str(key.clone()));
+                out.push_str(", :value ");
+                value(&mut out, &op.value);
+            }
+            (Some(key), KeyStyle::Independent) => {
+                // A keyword must be a plain token; anything else stays a string (and is then read
+                // back as a pair, not a key: say so rather than write a keyword EDN cannot read).
+                let plain = !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '*' | '+' | '!' | '?'));
+                out.push_str(":value [");
+                if plain {
+                    let _ = write!(out, ":{key}");
+                } else {
+                    value(&mut out, &Value::Str(key.clone()));
+                }
+                out.push(' ');
+                value(&mut out, &op.value);
+                out.push(']');
+            }
+            (None, _) => {
+                out.push_str(":value ");
+                value(&mut out, &op.value);
+            }
+        }
+        out.push('}');
+    }
+    out.push_str("]\n");
+    out
 }
 
 /// Read every form of `text`.

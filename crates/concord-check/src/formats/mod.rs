@@ -1,4 +1,5 @@
-//! Reading histories: Concord's JSON Lines, Jepsen/Knossos text logs, and EDN op maps.
+//! Reading histories: Concord's JSON Lines, Jepsen/Knossos text logs, EDN op maps, JSON arrays of
+//! op maps and Porcupine's operations – and writing them as EDN.
 //!
 //! [`parse`] turns text into a [`History`], or into the list of every malformed line – with its
 //! 1-based line number – never a panic, whatever the bytes. Events keep the order of the lines, which
@@ -28,24 +29,43 @@
 //! # EDN op maps ([`Format::Edn`])
 //!
 //! Maps like `{:process 0, :type :invoke, :f :write, :value 3}`, one or several per line, or all
-//! inside one top-level vector (Knossos's `.edn` histories). Recognised keys: `:process`, `:type`,
-//! `:f`, `:value`, and optionally `:key` (string, keyword or integer) and `:time` (integer
-//! nanoseconds); others (`:index`, `:error`) are ignored. Maps with a non-numeric `:process` are
-//! skipped.
+//! inside one top-level vector (Knossos's `.edn` histories, Jepsen's `history.edn`) or list (a
+//! Clojure `prn` of a history). `;` comments and `#_` discards may appear anywhere. Recognised
+//! keys: `:process`, `:type`, `:f`, `:value`, and optionally `:key` (string, keyword or integer)
+//! and `:time` (integer nanoseconds); others (`:index`, `:error`) are ignored. Maps with a
+//! non-numeric `:process` are skipped. Without `:key`, a value that is a pair with a keyword first
+//! (`[:x 3]`) is Jepsen's `independent` tuple: key `x`, value `3` (as in the logs). Errors give the
+//! line and the column.
+//!
+//! # JSON arrays ([`Format::JsonArray`])
+//!
+//! One JSON array of op maps, as Jepsen's JSON export and many hand-written tools produce:
+//! `[{"process":0,"type":"invoke","f":"write","value":3,"index":0,"time":12}, …]`. The keys are
+//! the EDN map's, with or without the leading colon (`"process"` or `":process"`), and so are the
+//! values of `type` and `f` (`"invoke"` or `":invoke"`); `null` is nil. Each item is reported by the
+//! line it starts on, and a JSON syntax error by line and column. An array of Porcupine operations
+//! (objects with `input` and `call`) is read by [`porcupine`] instead.
+//!
+//! # Writing EDN
+//!
+//! [`edn::write_history`] writes any history back as Jepsen EDN (`concord check --convert edn`), so
+//! that Concord's histories can be given to Knossos or to Jepsen's checkers.
 //!
 //! # Functions and values
 //!
 //! `:f` names: `read`/`get`, `write`/`put`, `cas`/`compare-and-set`, `delete`/`del`, `append`,
-//! `add`/`incr`, `enqueue`, `dequeue` (with or without the colon). EDN values become [`Value`]s:
+//! `add`/`incr`, `enqueue`, `dequeue` (with or without the colon); Jepsen's mutex `acquire` and
+//! `release` are read as the compare-and-sets of a lock they are (see [`crate::model::MutexModel`]). EDN values become [`Value`]s:
 //! `nil`, integers, strings, keywords (as strings), vectors, lists and sets (as lists). Floats,
 //! booleans and maps are rejected with the line number – no checker model uses them.
 //!
 //! # Detection ([`Format::Auto`])
 //!
-//! By the first non-blank line: `{"` is JSON Lines, `{:` or `[` is EDN, anything else is a Jepsen
-//! log.
+//! By the first non-blank line: `{"` is JSON Lines, `[` followed by `{"` is a JSON array, `{:`, `[`,
+//! `(` or `;` is EDN, anything else is a Jepsen log.
 
 pub mod edn;
+pub mod porcupine;
 
 use concord_core::history::{Event, EventType, History, Op, OpFn, Value};
 use concord_core::time::Time;
@@ -58,6 +78,8 @@ use std::str::FromStr;
 pub enum Format {
     Auto,
     JsonLines,
+    /// One JSON array of op maps (Jepsen's JSON) or of Porcupine operations.
+    JsonArray,
     JepsenLog,
     Edn,
 }
@@ -66,12 +88,14 @@ pub enum Format {
 /// ones users saw before this was a type; callers match on the variants.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
-    #[error("unknown format `{0}`; expected auto, jsonl, jepsen or edn")]
+    #[error("unknown format `{0}`; expected auto, jsonl, json, jepsen or edn")]
     UnknownFormat(String),
     /// The operation's function is not a keyword, symbol or string (the form, printed).
     #[error("function {0} is not a keyword")]
     FunctionNotKeyword(String),
-    #[error("function :{0} is not supported (read, write, cas, delete, append, add, enqueue, dequeue)")]
+    #[error(
+        "function :{0} is not supported (read, write, cas, delete, append, add, enqueue, dequeue, acquire, release)"
+    )]
     UnsupportedFunction(String),
     /// A value of a kind histories do not hold (the form, printed).
     #[error("value {0} is not supported (nil, integers, strings, keywords, lists)")]
@@ -83,7 +107,8 @@ impl FromStr for Format {
     fn from_str(s: &str) -> Result<Format, FormatError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(Format::Auto),
-            "jsonl" | "json" | "jsonlines" | "json-lines" => Ok(Format::JsonLines),
+            "jsonl" | "jsonlines" | "json-lines" => Ok(Format::JsonLines),
+            "json" | "json-array" | "porcupine" => Ok(Format::JsonArray),
             "jepsen" | "log" | "jepsen-log" | "knossos" => Ok(Format::JepsenLog),
             "edn" => Ok(Format::Edn),
             _ => Err(FormatError::UnknownFormat(s.to_string())),
@@ -116,6 +141,8 @@ pub struct Parsed {
     pub lines: Vec<usize>,
     /// Lines skipped on purpose (other loggers, nemesis operations).
     pub skipped_lines: usize,
+    /// The history was Porcupine's operations (so its model is Porcupine's KV, see [`porcupine`]).
+    pub porcupine: bool,
 }
 
 /// Parse `text` in `format`. All malformed lines are reported, in order.
@@ -128,9 +155,11 @@ pub fn parse_with_lines(text: &str, format: Format) -> Result<Parsed, Vec<ParseE
     let mut parsed = Parsed::default();
     let mut errors = Vec::new();
     match detect(text, format) {
-        Format::JsonLines => json_lines(text, &mut parsed, &mut errors),
+        // A JSON array given as `--format jsonl` is still read: the two are easy to tell apart.
+        Format::JsonLines if !starts_json_array(text) => json_lines(text, &mut parsed, &mut errors),
+        Format::JsonLines | Format::JsonArray => json_array(text, &mut parsed, &mut errors),
         Format::JepsenLog => jepsen_log(text, &mut parsed, &mut errors),
-        _ => edn_maps(text, &mut parsed, &mut errors),
+        Format::Edn | Format::Auto => edn_maps(text, &mut parsed, &mut errors),
     }
     if errors.is_empty() {
         Ok(parsed)
@@ -147,11 +176,25 @@ pub fn detect(text: &str, format: Format) -> Format {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     if first.starts_with("{\"") || first.starts_with("{ \"") {
         Format::JsonLines
-    } else if first.starts_with('{') || first.starts_with('[') || first.starts_with(';') {
+    } else if starts_json_array(text) {
+        Format::JsonArray
+    } else if first.starts_with(['{', '[', '(', ';']) {
         Format::Edn
     } else {
         Format::JepsenLog
     }
+}
+
+/// `[` then `{"` (blanks allowed between): a JSON array of objects, not an EDN vector of maps
+/// (whose keys are keywords, `{:process`). An empty `[]` counts as JSON too.
+fn starts_json_array(text: &str) -> bool {
+    let mut rest = text.trim_start();
+    let Some(after) = rest.strip_prefix('[') else { return false };
+    rest = after.trim_start();
+    if rest.starts_with(']') {
+        return true;
+    }
+    rest.strip_prefix('{').is_some_and(|r| r.trim_start().starts_with('"'))
 }
 
 fn json_lines(text: &str, parsed: &mut Parsed, errors: &mut Vec<ParseError>) {
@@ -212,7 +255,7 @@ fn jepsen_line(rest: &str, number: usize) -> Result<Option<Event>, String> {
         match reader.read() {
             Ok(Some(form)) => Ok(form),
             Ok(None) => Err(format!("expected `process :type :f value`, missing the {what}")),
-            Err(e) => Err(e.message),
+            Err(e) => Err(e.to_string()),
         }
     };
     let process = next("process")?;
@@ -223,12 +266,22 @@ fn jepsen_line(rest: &str, number: usize) -> Result<Option<Event>, String> {
         other => return Err(format!("expected `process :type :f value`; `{other}` is not a process number")),
     };
     let kind = event_type(&next("type")?)?;
-    let f = op_fn(&next("function")?).map_err(|e| e.to_string())?;
+    let f_form = next("function")?;
+    if let Some((f, value)) = mutex_op(&f_form) {
+        return Ok(Some(Event {
+            process,
+            kind,
+            op: Op { f, key: None, value },
+            time: Time((number as u64).saturating_mul(1_000_000)),
+            witness: None,
+        }));
+    }
+    let f = op_fn(&f_form).map_err(|e| e.to_string())?;
     // The value may be missing (`:invoke :read`): nil.
     let value = match reader.read() {
         Ok(Some(form)) => form,
         Ok(None) => Edn::Nil,
-        Err(e) => return Err(e.message),
+        Err(e) => return Err(e.to_string()),
     };
     let (key, value) = match value {
         Edn::Vector(items) if items.len() == 2 && matches!(items[0], Edn::Keyword(_)) => {
@@ -271,35 +324,53 @@ fn edn_maps(text: &str, parsed: &mut Parsed, errors: &mut Vec<ParseError>) {
 }
 
 /// Every top-level EDN form of `text`, with its line, given to `visit`; what `visit` refuses and
-/// every malformed form are reported in `errors` with their line (reading resumes at the next
-/// line), up to 1 000 errors. Inside a top-level vector `[ {...} {...} ]` (Knossos's files), its
-/// items are read one by one, so that one bad map does not hide the others. Shared by the history
-/// readers and the transactional checker's (`crate::elle`).
+/// every malformed form are reported in `errors` with their line and column (reading resumes at
+/// the next line), up to 1 000 errors. Inside one top-level vector `[ {...} {...} ]` (Knossos's
+/// files) or list `( {...} {...} )` (a Clojure `prn` of a history), its items are read one by one,
+/// so that one bad map does not hide the others. Shared by the history readers and the
+/// transactional checker's (`crate::elle`).
 pub(crate) fn edn_forms(
     text: &str,
     errors: &mut Vec<ParseError>,
     mut visit: impl FnMut(&Edn, usize) -> Result<(), String>,
 ) {
     let mut reader = Reader::new(text, 1);
-    let mut in_vector = false;
+    // The closing bracket of the top-level collection we are inside, if any.
+    let mut inside: Option<char> = None;
     loop {
         match reader.at_form() {
             Ok(true) => {}
-            Ok(false) => break,
+            Ok(false) => {
+                if let (Some(close), true) = (inside, errors.is_empty()) {
+                    errors.push(ParseError {
+                        line: reader.line(),
+                        message: format!("the history's top-level `{close}` is missing at the end"),
+                    });
+                }
+                break;
+            }
             Err(e) => {
-                errors.push(ParseError { line: e.line, message: e.message });
+                errors.push(ParseError { line: e.line, message: e.to_string() });
                 reader.skip_line();
                 continue;
             }
         }
-        if !in_vector && reader.peek_is('[') {
+        if inside.is_none() {
+            let close = if reader.peek_is('[') {
+                Some(']')
+            } else if reader.peek_is('(') {
+                Some(')')
+            } else {
+                None
+            };
+            if close.is_some() {
+                reader.bump();
+                inside = close;
+                continue;
+            }
+        } else if inside.is_some_and(|close| reader.peek_is(close)) {
             reader.bump();
-            in_vector = true;
-            continue;
-        }
-        if in_vector && reader.peek_is(']') {
-            reader.bump();
-            in_vector = false;
+            inside = None;
             continue;
         }
         let line = reader.line();
@@ -311,16 +382,183 @@ pub(crate) fn edn_forms(
             }
             Ok(None) => break,
             Err(e) => {
-                errors.push(ParseError { line: e.line, message: e.message });
+                errors.push(ParseError { line: e.line, message: e.to_string() });
                 // Resynchronise at the next line.
                 if reader.line() == e.line {
                     reader.skip_line();
                 }
             }
         }
-        if errors.len() > 1_000 {
+        if errors.len() > ERRORS_MAX {
             errors.push(ParseError { line: reader.line(), message: "too many errors; stopped".into() });
             return;
+        }
+    }
+}
+
+/// Errors collected before a reader gives up.
+const ERRORS_MAX: usize = 1_000;
+
+/// The items of one top-level JSON array, each with the line it starts on. Malformed items are
+/// reported with their line and column; reading stops at the first one (JSON has no lines to
+/// resynchronise on).
+fn json_array_items(text: &str, errors: &mut Vec<ParseError>) -> Vec<(serde_json::Value, usize)> {
+    let mut items = Vec::new();
+    let line_of = |pos: usize| text[..pos].matches('\n').count() + 1;
+    let column_of = |pos: usize| text[..pos].rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let skip_blank = |mut pos: usize| {
+        while text[pos..].starts_with(|c: char| c.is_whitespace()) {
+            pos += text[pos..].chars().next().map_or(1, char::len_utf8);
+        }
+        pos
+    };
+    let mut pos = skip_blank(0);
+    if !text[pos..].starts_with('[') {
+        errors.push(ParseError { line: line_of(pos), message: "expected a JSON array `[`".into() });
+        return items;
+    }
+    pos = skip_blank(pos + 1);
+    if text[pos..].starts_with(']') {
+        return items;
+    }
+    loop {
+        let mut stream = serde_json::Deserializer::from_str(&text[pos..]).into_iter::<serde_json::Value>();
+        match stream.next() {
+            Some(Ok(item)) => {
+                let start = skip_blank(pos);
+                items.push((item, line_of(start)));
+                pos += stream.byte_offset();
+            }
+            Some(Err(e)) => {
+                // serde_json counts lines and columns from the start of the slice.
+                let line = line_of(pos) + e.line().saturating_sub(1);
+                let column =
+                    if e.line() <= 1 { column_of(pos) + e.column().saturating_sub(1) } else { e.column() };
+                errors.push(ParseError { line, message: format!("column {column}: not JSON: {e}") });
+                return items;
+            }
+            None => {
+                errors.push(ParseError {
+                    line: line_of(pos),
+                    message: "the JSON array's `]` is missing".into(),
+                });
+                return items;
+            }
+        }
+        pos = skip_blank(pos);
+        if text[pos..].starts_with(',') {
+            pos = skip_blank(pos + 1);
+        } else if text[pos..].starts_with(']') {
+            let end = skip_blank(pos + 1);
+            if end < text.len() {
+                errors.push(ParseError {
+                    line: line_of(end),
+                    message: format!("column {}: text after the JSON array's closing `]`", column_of(end)),
+                });
+            }
+            return items;
+        } else {
+            errors.push(ParseError {
+                line: line_of(pos),
+                message: format!("column {}: expected `,` or `]` between the array's items", column_of(pos)),
+            });
+            return items;
+        }
+    }
+}
+
+/// A JSON value as the EDN form Jepsen would have written: objects become maps with keyword keys
+/// (a leading `:` in a key is dropped, `":process"` and `"process"` alike), and the values of
+/// `type`, `f` and `process` when they are strings become keywords (`"invoke"`, `":invoke"`), so
+/// that the EDN readers handle both.
+pub(crate) fn json_to_edn(json: &serde_json::Value) -> Edn {
+    use serde_json::Value as J;
+    match json {
+        J::Null => Edn::Nil,
+        J::Bool(b) => Edn::Bool(*b),
+        J::Number(n) => n.as_i64().map_or_else(|| Edn::Float(n.as_f64().unwrap_or(f64::NAN)), Edn::Int),
+        J::String(s) => Edn::Str(s.clone()),
+        J::Array(items) => Edn::Vector(items.iter().map(json_to_edn).collect()),
+        J::Object(entries) => Edn::Map(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let k = k.strip_prefix(':').unwrap_or(k);
+                    let v = match v {
+                        J::String(s) if matches!(k, "type" | "f" | "process") => {
+                            Edn::Keyword(s.strip_prefix(':').unwrap_or(s).to_string())
+                        }
+                        v => json_to_edn(v),
+                    };
+                    (Edn::Keyword(k.to_string()), v)
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Every op map of an EDN or JSON history (an array, or JSON Lines), as EDN with its line: what
+/// the checkers that read Jepsen's op maps directly (`crate::jepsen`, `crate::elle`) walk over.
+pub(crate) fn op_map_forms(
+    text: &str,
+    format: Format,
+    errors: &mut Vec<ParseError>,
+    mut visit: impl FnMut(&Edn, usize) -> Result<(), String>,
+) {
+    match detect(text, format) {
+        Format::JsonArray => visit_json_items(json_array_items(text, errors), errors, visit),
+        Format::JsonLines if starts_json_array(text) => {
+            visit_json_items(json_array_items(text, errors), errors, visit)
+        }
+        Format::JsonLines => {
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let result = serde_json::from_str::<serde_json::Value>(line)
+                    .map_err(|e| format!("column {}: not JSON: {e}", e.column()))
+                    .and_then(|json| visit(&json_to_edn(&json), i + 1));
+                if let Err(message) = result {
+                    errors.push(ParseError { line: i + 1, message });
+                }
+            }
+        }
+        Format::JepsenLog => errors.push(ParseError {
+            line: 1,
+            message: "this checker reads EDN or JSON op maps, not Jepsen text logs".into(),
+        }),
+        Format::Edn | Format::Auto => edn_forms(text, errors, visit),
+    }
+}
+
+fn visit_json_items(
+    items: Vec<(serde_json::Value, usize)>,
+    errors: &mut Vec<ParseError>,
+    mut visit: impl FnMut(&Edn, usize) -> Result<(), String>,
+) {
+    for (item, line) in items {
+        if let Err(message) = visit(&json_to_edn(&item), line) {
+            errors.push(ParseError { line, message });
+        }
+    }
+}
+
+/// A JSON array history: Jepsen-style op maps, or Porcupine operations (see [`porcupine`]).
+fn json_array(text: &str, parsed: &mut Parsed, errors: &mut Vec<ParseError>) {
+    let items = json_array_items(text, errors);
+    if items.first().is_some_and(|(item, _)| porcupine::is_operation(item)) {
+        porcupine::events(&items, parsed, errors);
+        parsed.porcupine = true;
+        return;
+    }
+    for (item, line) in &items {
+        match edn_event(&json_to_edn(item), *line) {
+            Ok(Some(event)) => {
+                parsed.history.events.push(event);
+                parsed.lines.push(*line);
+            }
+            Ok(None) => parsed.skipped_lines += 1,
+            Err(message) => errors.push(ParseError { line: *line, message }),
         }
     }
 }
@@ -336,10 +574,26 @@ fn edn_event(form: &Edn, line: usize) -> Result<Option<Event>, String> {
         None => return Err("missing :process".to_string()),
     };
     let kind = event_type(form.get("type").ok_or("missing :type")?)?;
-    let f = op_fn(form.get("f").ok_or("missing :f")?).map_err(|e| e.to_string())?;
-    let value = to_value(form.get("value").unwrap_or(&Edn::Nil)).map_err(|e| e.to_string())?;
+    let f_form = form.get("f").ok_or("missing :f")?;
+    let raw_value = form.get("value").unwrap_or(&Edn::Nil);
+    // Jepsen's `independent` tuple `[:k v]`, when there is no `:key` (as in the Jepsen logs).
+    let tuple = match (form.get("key"), raw_value) {
+        (None, Edn::Vector(items)) if items.len() == 2 => match &items[0] {
+            Edn::Keyword(k) => Some((k.clone(), &items[1])),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (f, value) = match mutex_op(f_form) {
+        Some(op) => op,
+        None => (
+            op_fn(f_form).map_err(|e| e.to_string())?,
+            to_value(tuple.as_ref().map_or(raw_value, |(_, v)| *v)).map_err(|e| e.to_string())?,
+        ),
+    };
     let key = match form.get("key") {
-        None | Some(Edn::Nil) => None,
+        None => tuple.map(|(k, _)| k),
+        Some(Edn::Nil) => None,
         Some(Edn::Str(s)) | Some(Edn::Keyword(s)) | Some(Edn::Symbol(s)) => Some(s.clone()),
         Some(Edn::Int(i)) => Some(i.to_string()),
         Some(other) => return Err(format!(":key {other} is not a string, keyword or integer")),
@@ -352,9 +606,25 @@ fn edn_event(form: &Edn, line: usize) -> Result<Option<Event>, String> {
     Ok(Some(Event { process, kind, op: Op { f, key, value }, time, witness: None }))
 }
 
+/// Jepsen's mutex operations, `:acquire` and `:release` (their value is ignored), as the
+/// compare-and-sets of a lock register that they are: acquire is `cas [nil "locked"]`, release
+/// `cas ["locked" nil]`. The `mutex` model ([`crate::model::MutexModel`]) reads them back; any
+/// register model judges them the same way.
+fn mutex_op(form: &Edn) -> Option<(OpFn, Value)> {
+    let locked = || Value::Str(crate::model::LOCKED.to_string());
+    match form {
+        Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k) => match k.strip_prefix(':').unwrap_or(k) {
+            "acquire" => Some((OpFn::Cas, Value::pair(Value::Nil, locked()))),
+            "release" => Some((OpFn::Cas, Value::pair(locked(), Value::Nil))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn event_type(form: &Edn) -> Result<EventType, String> {
     let name = match form {
-        Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k) => k.as_str(),
+        Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k) => k.strip_prefix(':').unwrap_or(k),
         other => return Err(format!("type {other} is not one of :invoke :ok :fail :info")),
     };
     match name {
@@ -369,7 +639,7 @@ fn event_type(form: &Edn) -> Result<EventType, String> {
 /// Map a Jepsen function name to an [`OpFn`].
 pub fn op_fn(form: &Edn) -> Result<OpFn, FormatError> {
     let name = match form {
-        Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k) => k.as_str(),
+        Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k) => k.strip_prefix(':').unwrap_or(k),
         other => return Err(FormatError::FunctionNotKeyword(other.to_string())),
     };
     match name {
@@ -415,7 +685,7 @@ mod tests {
     fn format_errors_are_variants_with_the_messages_users_know() {
         let error = "xml".parse::<Format>().unwrap_err();
         assert_eq!(error, FormatError::UnknownFormat("xml".into()));
-        assert_eq!(error.to_string(), "unknown format `xml`; expected auto, jsonl, jepsen or edn");
+        assert_eq!(error.to_string(), "unknown format `xml`; expected auto, jsonl, json, jepsen or edn");
         assert_eq!(op_fn(&Edn::Keyword("frob".into())), Err(FormatError::UnsupportedFunction("frob".into())));
         assert!(matches!(op_fn(&Edn::Int(1)), Err(FormatError::FunctionNotKeyword(_))));
         assert!(matches!(to_value(&Edn::Bool(true)), Err(FormatError::UnsupportedValue(_))));

@@ -9,6 +9,8 @@
 //!
 //! Transactional histories (Jepsen's Elle histories, `:f :txn`) are judged by the Elle checker
 //! instead: `--model list-append` / `--model rw-register` (or detected), `--isolation` for the level.
+//! Jepsen's own checkers – `--model set | set-full | bank | long-fork` – judge their workloads'
+//! histories, and `--convert edn` writes any history as Jepsen EDN instead of checking it.
 //!
 //! Exit status: 0 linearizable (no anomaly), 1 not linearizable (anomalies), 2 unknown (time limit)
 //! or bad input.
@@ -25,17 +27,31 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// The history file: JSON Lines (Concord), a Jepsen/Knossos log, or EDN op maps.
+    /// The history file: JSON Lines (Concord), a Jepsen/Knossos log, EDN op maps (one per line,
+    /// or in one vector or list, `;` comments allowed), a JSON array of op maps, or Porcupine's
+    /// operations as JSON.
     pub history: PathBuf,
-    /// The sequential model: register, kv, counter, set or queue; or a transactional workload for
-    /// the Elle checker: list-append or rw-register (default: guessed from the ops).
+    /// What to check against (default: guessed from the ops). Linearizability: register
+    /// (cas-register), kv, counter, linearizable-set, queue, mutex, porcupine-kv. Transactions
+    /// (Elle): list-append, rw-register (a history without transactions: a register). Jepsen's
+    /// checkers: set (final read), set-full, bank, long-fork.
     #[arg(long, value_parser = parse_model)]
     pub model: Option<ModelChoice>,
+    /// For `--model bank`: the total the balances must sum to (default: the first read's sum).
+    #[arg(long)]
+    pub bank_total: Option<i64>,
+    /// For `--model bank`: negative balances are allowed.
+    #[arg(long)]
+    pub bank_negative_balances: bool,
+    /// Check nothing; write the history to stdout as Jepsen EDN: `edn` (keys as `:key`) or
+    /// `edn-independent` (keys in Jepsen's independent tuples `[:k v]`, for Knossos).
+    #[arg(long, value_name = "edn|edn-independent", value_parser = cli::parse_convert)]
+    pub convert: Option<concord_check::formats::edn::KeyStyle>,
     /// For transactional histories: the isolation level to check – serializable,
     /// strong-session-serializable or strict-serializable.
     #[arg(long, default_value = "serializable", value_parser = parse_isolation)]
     pub isolation: Isolation,
-    /// The input format: auto, jsonl, jepsen or edn.
+    /// The input format: auto, jsonl, json (an array; Porcupine's operations too), jepsen or edn.
     #[arg(long, default_value = "auto", value_parser = parse_format)]
     pub format: Format,
     /// Write an HTML page explaining a failure (per-process timelines) to this file.
@@ -83,6 +99,15 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             Some(ModelChoice::Transactional(workload)) => Some(workload),
             _ => None,
         },
+        jepsen: match args.model {
+            Some(ModelChoice::Jepsen(checker)) => Some(checker),
+            _ => None,
+        },
+        bank: concord_check::jepsen::bank::Options {
+            total: args.bank_total,
+            negative_balances_allowed: args.bank_negative_balances,
+        },
+        convert: args.convert,
         isolation: args.isolation,
         format: args.format,
         html: args.html.clone(),
