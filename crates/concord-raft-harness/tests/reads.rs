@@ -116,6 +116,55 @@ fn a_follower_serves_linearizable_reads_through_the_leader_s_read_index() {
     c.assert_safe();
 }
 
+/// A follower batches its read-index requests as the leader batches its rounds: reads arriving
+/// while a request is in flight do not ride it (the leader may have fixed its index before they
+/// arrived) but share exactly one further request, sent when the first is answered.
+#[test]
+fn follower_reads_arriving_during_a_request_share_exactly_one_further_request() {
+    let (mut c, leader) = three_with_items(RaftConfig::default(), 10);
+    let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    let before = c.delivered.get("read-index").copied().unwrap_or(0);
+    let first = c.request(follower, linearizable());
+    let batch: Vec<_> = (0..16).map(|_| c.request(follower, linearizable())).collect();
+    assert!(c.run_until(ms(300), |c| c.reply(first).is_some()));
+    assert_eq!(items(c.reply(first)), vec![1, 2, 3]);
+    assert!(c.run_until(ms(300), |c| batch.iter().all(|&r| c.reply(r).is_some())));
+    for &r in &batch {
+        assert_eq!(items(c.reply(r)), vec![1, 2, 3]);
+    }
+    let requests = c.delivered.get("read-index").copied().unwrap_or(0) - before;
+    assert_eq!(requests, 2, "one request for the first read, one shared by the 16 that came after it");
+    c.assert_safe();
+}
+
+/// A write committed while a follower's read-index request is in flight is seen by a read that
+/// arrived after the write was acknowledged, though a request was already in flight when it
+/// arrived: the read waits for the next request instead of riding the earlier one.
+#[test]
+fn a_follower_read_never_rides_a_request_sent_before_it_arrived() {
+    let (mut c, leader) = three_with_items(RaftConfig::default(), 11);
+    let follower = c.ids().into_iter().find(|&id| id != leader).unwrap();
+    // The follower's request is held back on its way to the leader.
+    c.blocked.insert((follower, leader));
+    let early = c.request(follower, linearizable());
+    c.run_for(ms(5));
+    // Write 4 commits through the leader and the other follower meanwhile.
+    let other = c.ids().into_iter().find(|&id| id != leader && id != follower).unwrap();
+    c.blocked.insert((leader, follower));
+    let w = c.call(leader, RaftRequest::Propose { session: None, command: 4 }, ms(500));
+    assert!(matches!(w, Some(RaftResponse::Output(_))), "{w:?} (via {other})");
+    let late = c.request(follower, linearizable());
+    // Answer the early request by hand with an index from before write 4 (the leader's view when
+    // it might have received it): the early read may use it, the late one must not.
+    let leader_node = c.node(leader).unwrap();
+    let (term, stale_index) = (leader_node.current_term(), leader_node.commit_index() - 1);
+    c.heal();
+    c.deliver(leader, follower, Message::ReadIndexResp(ReadIndexResponse { term, id: 1, index: Some(stale_index) }));
+    assert!(c.run_until(ms(500), |c| c.reply(early).is_some() && c.reply(late).is_some()));
+    assert!(items(c.reply(late)).contains(&4), "the late read missed an acknowledged write: {:?}", c.reply(late));
+    c.assert_safe();
+}
+
 /// The follower waits until it has applied the read index: a write committed (by the leader and
 /// the other follower) before the read arrived is in the answer, though the follower had not even
 /// received it when the index came.

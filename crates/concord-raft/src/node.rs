@@ -93,8 +93,10 @@ pub struct RaftNode<S: StateMachine> {
     /// Follower: reads waiting for the leader's read index or for our state machine, in arrival
     /// order (`read.rs`).
     pub(crate) follower_reads: std::collections::VecDeque<FollowerRead<S::Query>>,
-    /// The id of the last follower read (numbers read-index requests).
-    pub(crate) next_follower_read: u64,
+    /// Follower: the number of the last read-index request sent (`read.rs`, batched follower
+    /// requests), and whether its answer is still awaited.
+    pub(crate) follower_read_sent: u64,
+    pub(crate) follower_read_in_flight: bool,
     pub(crate) incoming_snapshot: Option<IncomingSnapshot>,
     /// A leadership-transfer request waiting to learn who won.
     pub(crate) pending_transfer: Option<(RequestId, NodeId)>,
@@ -182,7 +184,8 @@ impl<S: StateMachine> RaftNode<S> {
             proposals: BTreeMap::new(),
             reads: Vec::new(),
             follower_reads: Default::default(),
-            next_follower_read: 0,
+            follower_read_sent: 0,
+            follower_read_in_flight: false,
             incoming_snapshot: None,
             pending_transfer: None,
             startup_cleanup: cleanup,
