@@ -53,6 +53,11 @@ impl Recorder {
         h.push(process, kind, op, t);
     }
 
+    /// The next operation's number (unique in the run).
+    pub fn take_op(&self) -> u64 {
+        self.next_op.fetch_add(1, Ordering::SeqCst)
+    }
+
     pub fn ops_issued(&self) -> u64 {
         self.next_op.load(Ordering::SeqCst)
     }
