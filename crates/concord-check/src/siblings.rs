@@ -141,11 +141,8 @@ pub fn check(writes: &[SiblingWrite], nodes: &[NodeSets]) -> SiblingReport {
         }
         // Accounted for: present, or superseded by an accounted-for write that may have happened.
         // Walk back from the present values along `supersedes`.
-        let superseders: BTreeMap<i64, &SiblingWrite> = writes
-            .iter()
-            .filter(|w| w.outcome != WriteOutcome::NotSent)
-            .map(|w| (w.value, *w))
-            .collect();
+        let superseders: BTreeMap<i64, &SiblingWrite> =
+            writes.iter().filter(|w| w.outcome != WriteOutcome::NotSent).map(|w| (w.value, *w)).collect();
         let mut accounted: BTreeSet<i64> = present.clone();
         let mut stack: Vec<i64> = present.iter().copied().collect();
         while let Some(v) = stack.pop() {
@@ -181,7 +178,8 @@ pub fn t_visibility(writes: &[SiblingWrite], reads: &[SiblingRead]) -> Vec<(f64,
         by_key.entry(&w.key).or_default().push(w);
     }
     // When a write's effect may last: until its acknowledgement, or forever if unknown.
-    let until = |w: &SiblingWrite| if w.outcome == WriteOutcome::Acknowledged { w.complete_ns } else { u64::MAX };
+    let until =
+        |w: &SiblingWrite| if w.outcome == WriteOutcome::Acknowledged { w.complete_ns } else { u64::MAX };
     let mut out = Vec::new();
     for r in reads {
         let Some(ws) = by_key.get(r.key.as_str()) else { continue };
@@ -192,9 +190,9 @@ pub fn t_visibility(writes: &[SiblingWrite], reads: &[SiblingRead]) -> Vec<(f64,
         else {
             continue;
         };
-        let overlaps = ws
-            .iter()
-            .any(|o| !std::ptr::eq(*o, *latest) && o.invoke_ns < latest.complete_ns && latest.invoke_ns < until(o));
+        let overlaps = ws.iter().any(|o| {
+            !std::ptr::eq(*o, *latest) && o.invoke_ns < latest.complete_ns && latest.invoke_ns < until(o)
+        });
         if overlaps {
             continue;
         }
@@ -261,8 +259,11 @@ mod tests {
     #[test]
     fn nodes_that_differ_diverge_and_unwritten_values_are_invented() {
         use WriteOutcome::*;
-        let writes =
-            vec![write("a", 1, Acknowledged, &[], 0), write("a", 2, NotSent, &[], 5), write("a", 3, Unknown, &[], 5)];
+        let writes = vec![
+            write("a", 1, Acknowledged, &[], 0),
+            write("a", 2, NotSent, &[], 5),
+            write("a", 3, Unknown, &[], 5),
+        ];
         let r = check(&writes, &[sets(&[("a", &[1, 3])]), sets(&[("a", &[1])])]);
         assert_eq!(r.diverging.len(), 1, "{r}");
         assert!(r.lost.is_empty() && r.invented.is_empty());

@@ -93,8 +93,20 @@ fn a_sharded_cluster_stays_linearizable_through_a_shard_move_during_a_partition(
     // slots of a key in use move to another shard, or a replica to another node (the seed's pick),
     // while a node is cut off.
     let args = [
-        "--mode", "sharded", "--time-limit", "16", "--interval", "4", "--clients", "5", "--op-timeout", "3",
-        "--nemesis", "partition-one,shard-move", "--seed", "2",
+        "--mode",
+        "sharded",
+        "--time-limit",
+        "16",
+        "--interval",
+        "4",
+        "--clients",
+        "5",
+        "--op-timeout",
+        "3",
+        "--nemesis",
+        "partition-one,shard-move",
+        "--seed",
+        "2",
     ];
     let Some((results, timeline)) = chaos("sharded", &args, &out) else { return };
     assert!(results["ops"]["ok"].as_u64().unwrap() > 50, "{results}");
@@ -120,8 +132,24 @@ fn an_eventual_cluster_converges_and_loses_no_acknowledged_write_through_a_parti
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
     let args = [
-        "--mode", "eventual", "--time-limit", "20", "--interval", "4", "--clients", "6", "--op-timeout", "3",
-        "--nemesis", "majority-split,kill", "--seed", "5", "--keys", "6", "--ops-per-key", "60",
+        "--mode",
+        "eventual",
+        "--time-limit",
+        "20",
+        "--interval",
+        "4",
+        "--clients",
+        "6",
+        "--op-timeout",
+        "3",
+        "--nemesis",
+        "majority-split,kill",
+        "--seed",
+        "5",
+        "--keys",
+        "6",
+        "--ops-per-key",
+        "60",
     ];
     let Some((results, timeline)) = chaos("eventual", &args, &out) else { return };
     assert_eq!(timeline.len(), 2, "a split and a kill: {timeline:?}");
@@ -139,10 +167,17 @@ fn an_eventual_cluster_converges_and_loses_no_acknowledged_write_through_a_parti
     let st = &results["staleness"];
     assert!(st["reads"].as_u64().unwrap() > 20, "{st}");
     assert_eq!(st["quorum"], serde_json::json!({"n": 3, "r": 1, "w": 2}), "{st}");
-    assert!(st["bins"].as_array().unwrap().iter().any(|b| b["reads"].as_u64() > Some(0) && b["model_p"].is_number()));
+    assert!(st["bins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["reads"].as_u64() > Some(0) && b["model_p"].is_number()));
     for file in ["visibility.svg", "visibility.png", "latency.svg", "index.html", "history.jsonl"] {
         assert!(std::fs::metadata(out.join(file)).map(|m| m.len()).unwrap_or(0) > 0, "{file} written");
     }
     let index = std::fs::read_to_string(out.join("index.html")).unwrap();
-    assert!(index.contains("visibility.svg") && index.contains("not the criterion"), "the report shows the curves");
+    assert!(
+        index.contains("visibility.svg") && index.contains("not the criterion"),
+        "the report shows the curves"
+    );
 }

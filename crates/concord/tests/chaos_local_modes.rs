@@ -45,7 +45,8 @@ fn a_member_removed_and_added_back_during_a_pause_leaves_a_linearizable_history(
         assert!(m.get("errors").is_none(), "{m}");
         assert!(m["what"].as_str().unwrap().contains("removed from the Raft group"), "{m}");
     }
-    let admin: Vec<&str> = results["run"]["admin"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let admin: Vec<&str> =
+        results["run"]["admin"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert_eq!(admin.iter().filter(|a| a.contains("added back")).count(), 2, "{admin:?}");
     assert!(results["heal_errors"].as_array().unwrap().is_empty(), "{results}");
 }
@@ -54,8 +55,24 @@ fn a_member_removed_and_added_back_during_a_pause_leaves_a_linearizable_history(
 fn eventual_processes_converge_and_keep_every_acknowledged_write_through_kill_and_pause() {
     let dir = tempfile::tempdir().unwrap();
     let args = [
-        "--mode", "eventual", "--nodes", "3", "--clients", "4", "--time-limit", "12", "--interval", "2",
-        "--nemesis", "kill,pause", "--seed", "6", "--keys", "4", "--ops-per-key", "60",
+        "--mode",
+        "eventual",
+        "--nodes",
+        "3",
+        "--clients",
+        "4",
+        "--time-limit",
+        "12",
+        "--interval",
+        "2",
+        "--nemesis",
+        "kill,pause",
+        "--seed",
+        "6",
+        "--keys",
+        "4",
+        "--ops-per-key",
+        "60",
     ];
     let (results, timeline) = chaos(&args, &dir.path().join("run"));
     assert_eq!(timeline.len(), 2, "{timeline:?}");

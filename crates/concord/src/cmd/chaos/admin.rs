@@ -54,14 +54,38 @@ impl Admin {
     }
 
     /// `method path` with `body` through the first node that takes it (`avoid` last).
-    async fn call(&self, nodes: &[SocketAddr], avoid: Option<usize>, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        nodes: &[SocketAddr],
+        avoid: Option<usize>,
+        method: &str,
+        path: &str,
+        body: Value,
+    ) -> anyhow::Result<Value> {
         let target = MemberTarget {
             http: nodes[0],
             secret_file: Some(self.secret_file.clone()),
             secret: None,
             tls_ca: None,
         };
+        // Nodes that answer `/healthz` at once first (a paused or killed node would hold the call
+        // for its whole timeout, and the schedule with it), the victim last.
+        let probes: Vec<_> = nodes
+            .iter()
+            .map(|&addr| {
+                tokio::spawn(async move {
+                    concord_server::client::http(addr, "GET", "/healthz", b"", Duration::from_millis(500))
+                        .await
+                        .is_ok()
+                })
+            })
+            .collect();
+        let mut alive = Vec::new();
+        for p in probes {
+            alive.push(p.await.unwrap_or(false));
+        }
         let mut order: Vec<usize> = (0..nodes.len()).filter(|&i| Some(i) != avoid).collect();
+        order.sort_by_key(|&i| !alive[i]);
         order.extend(avoid);
         let mut errors = Vec::new();
         for i in order {
@@ -77,7 +101,8 @@ impl Admin {
     /// Take `node` out of the Raft group.
     pub async fn remove(&mut self, nodes: &[SocketAddr], node: usize) -> anyhow::Result<String> {
         let id = node + 1;
-        let answer = self.call(nodes, Some(node), "POST", "/v1/members", json!({"op": "remove", "id": id})).await?;
+        let answer =
+            self.call(nodes, Some(node), "POST", "/v1/members", json!({"op": "remove", "id": id})).await?;
         self.removed.insert(node);
         let what = format!("member: node {id} removed from the Raft group (voters now {})", answer["voters"]);
         self.done.push(what.clone());
@@ -91,11 +116,16 @@ impl Admin {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut learner_error = None;
         // A learner already (an earlier attempt got that far): `add_learner` refuses, promote.
-        if let Err(e) = self.call(nodes, Some(node), "POST", "/v1/members", json!({"op": "add_learner", "id": id})).await {
+        if let Err(e) =
+            self.call(nodes, Some(node), "POST", "/v1/members", json!({"op": "add_learner", "id": id})).await
+        {
             learner_error = Some(e);
         }
         loop {
-            match self.call(nodes, Some(node), "POST", "/v1/members", json!({"op": "promote", "id": id})).await {
+            match self
+                .call(nodes, Some(node), "POST", "/v1/members", json!({"op": "promote", "id": id}))
+                .await
+            {
                 Ok(answer) => {
                     self.removed.remove(&node);
                     self.done.push(format!("member: node {id} added back (voters {})", answer["voters"]));
@@ -124,22 +154,34 @@ impl Admin {
     }
 
     /// A slot move or a replica move, chosen by `pick` from the map as it is now.
-    pub async fn shard_move(&mut self, nodes: &[SocketAddr], pick: u64, ops_issued: u64) -> anyhow::Result<String> {
+    pub async fn shard_move(
+        &mut self,
+        nodes: &[SocketAddr],
+        pick: u64,
+        ops_issued: u64,
+    ) -> anyhow::Result<String> {
         let map = self.call(nodes, None, "GET", "/v1/cluster", Value::Null).await?;
         let mut rng = ChaCha8Rng::seed_from_u64(pick);
         let what = if pick % 2 == 0 {
             let key = live_key(ops_issued, self.keys, self.ops_per_key);
             let (slots, to) = slot_move(&map, &key, &mut rng)?;
-            let answer =
-                self.call(nodes, None, "POST", "/v1/cluster/moves", json!({"slots": slots, "to": to})).await?;
+            let answer = self
+                .call(nodes, None, "POST", "/v1/cluster/moves", json!({"slots": slots, "to": to}))
+                .await?;
             format!(
                 "shard-move: slots {slots} (key {key}'s) from shard {} to shard {to} (move {})",
                 answer["from"], answer["move"]
             )
         } else {
             let (shard, from, to) = replica_move(&map, &mut rng)?;
-            self.call(nodes, None, "POST", "/v1/cluster/replicas", json!({"shard": shard, "from": from, "to": to}))
-                .await?;
+            self.call(
+                nodes,
+                None,
+                "POST",
+                "/v1/cluster/replicas",
+                json!({"shard": shard, "from": from, "to": to}),
+            )
+            .await?;
             format!("shard-move: shard {shard}'s replica from node {from} to node {to}")
         };
         self.done.push(what.clone());
@@ -164,8 +206,7 @@ pub fn slot_move(map: &Value, key: &str, rng: &mut ChaCha8Rng) -> anyhow::Result
         .ok_or_else(|| anyhow!("no range holds slot {slot}"))?;
     let (end, from) = (range["end"].as_u64().unwrap_or(slot), range["shard"].as_u64());
     let last = end.min(slot + 31);
-    let others: Vec<u64> =
-        shards(map).into_iter().map(|s| s.0).filter(|&s| Some(s) != from).collect();
+    let others: Vec<u64> = shards(map).into_iter().map(|s| s.0).filter(|&s| Some(s) != from).collect();
     let to = *others.choose(rng).ok_or_else(|| anyhow!("only one shard: nowhere to move slots"))?;
     let slots = if last == slot { slot.to_string() } else { format!("{slot}-{last}") };
     Ok((slots, to))
@@ -173,10 +214,12 @@ pub fn slot_move(map: &Value, key: &str, rng: &mut ChaCha8Rng) -> anyhow::Result
 
 /// From the map: a shard, one of its voters, and a node of the placement holding no replica of it.
 pub fn replica_move(map: &Value, rng: &mut ChaCha8Rng) -> anyhow::Result<(u64, u64, u64)> {
-    let nodes: Vec<u64> = map["nodes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
+    let nodes: Vec<u64> =
+        map["nodes"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default();
     let mut candidates = Vec::new();
     for (shard, voters, others) in shards(map) {
-        let free: Vec<u64> = nodes.iter().copied().filter(|n| !voters.contains(n) && !others.contains(n)).collect();
+        let free: Vec<u64> =
+            nodes.iter().copied().filter(|n| !voters.contains(n) && !others.contains(n)).collect();
         for &from in &voters {
             for &to in &free {
                 candidates.push((shard, from, to));
@@ -191,7 +234,9 @@ pub fn replica_move(map: &Value, rng: &mut ChaCha8Rng) -> anyhow::Result<(u64, u
 
 /// Each shard of the map: (id, voters, learners and leaving replicas).
 fn shards(map: &Value) -> Vec<(u64, Vec<u64>, Vec<u64>)> {
-    let ids = |v: &Value| -> Vec<u64> { v.as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default() };
+    let ids = |v: &Value| -> Vec<u64> {
+        v.as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()).unwrap_or_default()
+    };
     map["shards"]
         .as_array()
         .map(|a| {

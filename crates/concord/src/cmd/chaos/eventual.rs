@@ -151,7 +151,8 @@ pub async fn client(
         let n = rec.take_op();
         let key = format!("s{}", (n / window.max(1)) * workload.keys + rng.gen::<u64>() % workload.keys);
         let addr = nodes[node];
-        let Some(seen) = recorded_read(addr, &key, workload.r, workload.timeout, process, &rec, &record).await
+        let Some(seen) =
+            recorded_read(addr, &key, workload.r, workload.timeout, process, &rec, &record).await
         else {
             node = (node + 1) % nodes.len();
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -167,7 +168,8 @@ pub async fn client(
         let path = format!("/v1/kv/{}?w={}", path_segment(&key), workload.w);
         let headers = [("x-concord-context", seen.context.as_str())];
         let answer =
-            http_with_headers(addr, "PUT", &path, &headers, value.to_string().as_bytes(), workload.timeout).await;
+            http_with_headers(addr, "PUT", &path, &headers, value.to_string().as_bytes(), workload.timeout)
+                .await;
         let outcome = write_outcome(&answer);
         record.writes.lock().unwrap().push(SiblingWrite {
             key,
@@ -283,7 +285,8 @@ pub fn prediction(quorum: Quorum, write_median_ms: f64, seed: u64) -> (f64, Thre
     let unit = Mixture::exponential(1.0);
     let mut commits: Vec<f64> = (0..20_000)
         .map(|_| {
-            let mut wa: Vec<f64> = (0..quorum.n).map(|_| unit.sample(&mut rng) + unit.sample(&mut rng)).collect();
+            let mut wa: Vec<f64> =
+                (0..quorum.n).map(|_| unit.sample(&mut rng) + unit.sample(&mut rng)).collect();
             wa.sort_by(f64::total_cmp);
             wa[quorum.w.clamp(1, quorum.n) - 1]
         })
@@ -405,10 +408,12 @@ where
         PathElement::new(vec![(x, b.p_low), (x, b.p_high)], real_color.stroke_width(1))
     }))
     .map_err(err)?;
-    ctx.draw_series(drawn.iter().map(|b| Circle::new(((b.from_ms + b.to_ms) / 2.0, b.p), 4, real_color.filled())))
-        .map_err(err)?
-        .label("measured (95 % interval)")
-        .legend(move |(x, y)| Circle::new((x + 10, y), 4, real_color.filled()));
+    ctx.draw_series(
+        drawn.iter().map(|b| Circle::new(((b.from_ms + b.to_ms) / 2.0, b.p), 4, real_color.filled())),
+    )
+    .map_err(err)?
+    .label("measured (95 % interval)")
+    .legend(move |(x, y)| Circle::new((x + 10, y), 4, real_color.filled()));
     ctx.configure_series_labels().background_style(WHITE.mix(0.9)).border_style(BLACK).draw().map_err(err)?;
     root.present().map_err(err)?;
     Ok(())

@@ -147,7 +147,9 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
                 "--nemesis member changes a Raft group's membership: --mode strong only (the sharded \
                  mode's replicas move with shard-move; the eventual mode has no membership to change)"
             ),
-            (Nemesis::ShardMove, _) => bail!("--nemesis shard-move moves slots and replicas: --mode sharded only"),
+            (Nemesis::ShardMove, _) => {
+                bail!("--nemesis shard-move moves slots and replicas: --mode sharded only")
+            }
             _ => {}
         }
     }
@@ -262,8 +264,14 @@ fn run_test(
     };
     let clients: Vec<_> = (0..args.clients)
         .map(|c| match quorum {
-            None => runtime
-                .spawn(workload::client(c, nodes.clone(), register, args.seed, rec.clone(), stop.clone())),
+            None => runtime.spawn(workload::client(
+                c,
+                nodes.clone(),
+                register,
+                args.seed,
+                rec.clone(),
+                stop.clone(),
+            )),
             Some(q) => {
                 let siblings = eventual::Siblings {
                     keys: args.keys,
@@ -309,7 +317,8 @@ fn run_test(
                 fault.errors.extend(undo(cluster, &plan[i], &mut admin, runtime));
             }
             fault.end = now();
-            say(&bar, format!("{:6.1} s  healed: {}", fault.end, fault.what));
+            let ended = if plan[i].nemesis.is_admin() { "ended" } else { "healed" };
+            say(&bar, format!("{:6.1} s  {ended}: {}", fault.end, fault.what));
             faults.push(fault);
             continue;
         }
@@ -333,7 +342,15 @@ fn run_test(
                     false
                 }
             };
-            say(&bar, format!("{:6.1} s  {}: {}", fault.start, if p.nemesis.is_admin() { "admin" } else { "fault" }, fault.what));
+            say(
+                &bar,
+                format!(
+                    "{:6.1} s  {}: {}",
+                    fault.start,
+                    if p.nemesis.is_admin() { "admin" } else { "fault" },
+                    fault.what
+                ),
+            );
             open.push((next, fault, injected));
             next += 1;
             continue;
@@ -494,7 +511,12 @@ fn finish_eventual(
         let set: std::collections::BTreeSet<String> = writes.iter().map(|w| w.key.clone()).collect();
         set.into_iter().collect()
     };
-    eprintln!("convergence: {} keys on {} nodes, read with r = {} until two rounds agree", keys.len(), nodes.len(), quorum.n);
+    eprintln!(
+        "convergence: {} keys on {} nodes, read with r = {} until two rounds agree",
+        keys.len(),
+        nodes.len(),
+        quorum.n
+    );
     let (sets, missing, rounds) =
         runtime.block_on(eventual::converge(nodes, &keys, quorum.n, Duration::from_secs(60)));
     let report = {
@@ -509,7 +531,11 @@ fn finish_eventual(
         checker: "siblings: no acknowledged write lost, convergence",
         valid: Some(report.is_ok()),
         summary: format!("{report}after {rounds} rounds of convergence reads"),
-        failing_key: report.lost.first().map(|l| l.0.clone()).or(report.diverging.first().map(|d| d.0.clone())),
+        failing_key: report
+            .lost
+            .first()
+            .map(|l| l.0.clone())
+            .or(report.diverging.first().map(|d| d.0.clone())),
         failing_ops: vec![],
     };
     let checks = vec![check];
@@ -571,11 +597,12 @@ fn finish_eventual(
         "checks": checks,
     });
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)?)?;
-    let files: Vec<String> = ["results.json", "history.jsonl", "timeline.json", "schedule.json", "latency.svg", "visibility.svg"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain((1..=nodes.len()).map(|i| format!("logs/node{i}.log")))
-        .collect();
+    let files: Vec<String> =
+        ["results.json", "history.jsonl", "timeline.json", "schedule.json", "latency.svg", "visibility.svg"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((1..=nodes.len()).map(|i| format!("logs/node{i}.log")))
+            .collect();
     let mut html = report::index_html(&results, faults, &checks, &files);
     let section = format!(
         "<h2>Staleness (PBS t-visibility)</h2><p>Linearizability is not the criterion in the eventual mode. \
@@ -607,7 +634,11 @@ fn finish_eventual(
     if valid != Some(true) {
         eprintln!("{}", checks[0].summary);
         if !missing.is_empty() {
-            eprintln!("{} convergence reads never succeeded, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+            eprintln!(
+                "{} convergence reads never succeeded, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
         }
     }
     println!(
@@ -664,7 +695,12 @@ fn inject(
 
 /// Undo the planned fault (the links: every cut link of the cluster is healed; a removed member:
 /// added back; a move: nothing – it stays).
-fn undo(cluster: &mut Cluster, p: &Planned, admin: &mut admin::Admin, runtime: &tokio::runtime::Runtime) -> Vec<String> {
+fn undo(
+    cluster: &mut Cluster,
+    p: &Planned,
+    admin: &mut admin::Admin,
+    runtime: &tokio::runtime::Runtime,
+) -> Vec<String> {
     let result = match &p.action {
         Action::Member { node } => runtime.block_on(admin.add_back(&cluster.http(), *node)),
         Action::ShardMove { .. } => Ok(()),

@@ -311,7 +311,8 @@ mod tests {
         let asked = [Nemesis::PartitionOne, Nemesis::Kill, Nemesis::ShardMove, Nemesis::Member];
         for seed in 0..30 {
             let p = plan(seed, &asked, 4.0, 40.0, 5);
-            let (faults, admins): (Vec<&Planned>, Vec<&Planned>) = p.iter().partition(|f| !f.nemesis.is_admin());
+            let (faults, admins): (Vec<&Planned>, Vec<&Planned>) =
+                p.iter().partition(|f| !f.nemesis.is_admin());
             assert_eq!(faults.len(), 4, "windows at 4, 12, 20, 28");
             assert_eq!(admins.len(), 4, "one admin action per window");
             for (f, a) in faults.iter().zip(&admins) {
