@@ -245,14 +245,14 @@ mod tests {
             write("b", 5, Acknowledged, &[], 0),
         ];
         // 1 is gone via 2 via 4 (unknown, but present): superseded. 3 present. 5 present.
-        let ok = check(&writes, &[sets(&[("a", &[3, 4]), ("b", &[5])]); 3]);
+        let ok = check(&writes, &vec![sets(&[("a", &[3, 4]), ("b", &[5])]); 3]);
         assert!(ok.is_ok(), "{ok}");
         assert_eq!((ok.acknowledged, ok.present, ok.superseded), (4, 2, 2));
         // Without 4 surviving, 2 (and so 1) are lost: 4 may never have happened.
-        let lost = check(&writes, &[sets(&[("a", &[3]), ("b", &[5])]); 3]);
+        let lost = check(&writes, &vec![sets(&[("a", &[3]), ("b", &[5])]); 3]);
         assert_eq!(lost.lost, vec![("a".to_string(), 1), ("a".to_string(), 2)], "{lost}");
         // 5 lost outright.
-        let lost = check(&writes, &[sets(&[("a", &[3, 4])]); 2]);
+        let lost = check(&writes, &vec![sets(&[("a", &[3, 4])]); 2]);
         assert_eq!(lost.lost, vec![("b".to_string(), 5)]);
     }
 
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(r.diverging.len(), 1, "{r}");
         assert!(r.lost.is_empty() && r.invented.is_empty());
         // 2 was never sent, 9 never written by anyone.
-        let r = check(&writes, &[sets(&[("a", &[1, 2]), ("z", &[9])]); 2]);
+        let r = check(&writes, &vec![sets(&[("a", &[1, 2]), ("z", &[9])]); 2]);
         assert_eq!(r.invented, vec![("a".to_string(), 2), ("z".to_string(), 9)]);
         assert!(r.diverging.is_empty());
         assert!(!r.is_ok());
