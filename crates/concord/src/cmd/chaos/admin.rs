@@ -162,7 +162,7 @@ impl Admin {
     ) -> anyhow::Result<String> {
         let map = self.call(nodes, None, "GET", "/v1/cluster", Value::Null).await?;
         let mut rng = ChaCha8Rng::seed_from_u64(pick);
-        let what = if pick % 2 == 0 {
+        let what = if pick.is_multiple_of(2) {
             let key = live_key(ops_issued, self.keys, self.ops_per_key);
             let (slots, to) = slot_move(&map, &key, &mut rng)?;
             let answer = self
