@@ -13,6 +13,9 @@
 //! * [`staleness`] – for eventually consistent systems: how many versions behind each read was
 //!   (k-staleness), how long after a write it became visible (t-visibility), and the PBS curve of the
 //!   probability of a consistent read against time since the write.
+//! * [`siblings`] – for stores that keep concurrent writes as siblings: no acknowledged write lost
+//!   (present, or superseded through a causal context), every node's sibling sets converged, and
+//!   PBS t-visibility measured on a real cluster's reads.
 //! * [`guarantees`] – the session guarantees of Terry et al.: read-your-writes, monotonic reads,
 //!   monotonic writes, writes-follow-reads.
 //! * [`elle`] – transactional isolation (Elle, VLDB 2020): G0, G1a/b/c, G-single and G2 from list-append and rw-register histories.
@@ -52,6 +55,7 @@ pub mod jepsen;
 pub mod linearizability;
 pub mod model;
 pub mod ops;
+pub mod siblings;
 pub mod staleness;
 pub mod witness;
 pub mod zones;

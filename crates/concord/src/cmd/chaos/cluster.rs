@@ -30,6 +30,14 @@ impl Cluster {
         self.http().len()
     }
 
+    /// The cluster secret's file (admin calls carry a proof of it).
+    pub fn secret_file(&self) -> &Path {
+        match self {
+            Cluster::Docker(d) => &d.secret,
+            Cluster::Local(l) => &l.secret,
+        }
+    }
+
     /// Each node's HTTP address, as the host reaches it.
     pub fn http(&self) -> Vec<SocketAddr> {
         match self {

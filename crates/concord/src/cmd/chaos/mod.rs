@@ -10,10 +10,17 @@
 //! [`report::check_registers`]), [`set`] (Jepsen's set checker), [`bank`] (the total is
 //! conserved) and [`list_append`] (Elle). The last three speak to the Redis door ([`resp`]);
 //! bank and list-append record [`events`] with JSON values.
+//!
+//! Admin actions – a node out of the Raft group and back (`member`), slots or a replica moved
+//! (`shard-move`) – run alongside the faults ([`admin`]). The eventual mode runs the `siblings`
+//! workload instead, and its own checks ([`eventual`]): no acknowledged write lost, convergence,
+//! and PBS t-visibility beside the WARS model's prediction.
 
+pub mod admin;
 pub mod bank;
 pub mod cluster;
 pub mod docker;
+pub mod eventual;
 pub mod events;
 pub mod list_append;
 pub mod report;
@@ -47,7 +54,7 @@ pub enum Backend {
 pub enum ChaosMode {
     /// One Raft group.
     Strong,
-    /// Dynamo-style quorums: refused (no CAS, and not linearizable by design).
+    /// Dynamo-style quorums: the siblings workload (not linearizable by design).
     Eventual,
     /// Raft groups per shard.
     Sharded,
@@ -64,6 +71,9 @@ pub enum WorkloadName {
     Bank,
     /// Elle's list-append: MULTI/EXEC transactions of RPUSH and LRANGE; checked by Elle.
     ListAppend,
+    /// The eventual mode's: reads, and writes of unique values with the read's causal context;
+    /// no acknowledged write lost, convergence, PBS t-visibility.
+    Siblings,
 }
 
 impl WorkloadName {
@@ -73,6 +83,7 @@ impl WorkloadName {
             WorkloadName::Set => "set",
             WorkloadName::Bank => "bank",
             WorkloadName::ListAppend => "list-append",
+            WorkloadName::Siblings => "siblings",
         }
     }
 }
@@ -94,9 +105,13 @@ pub struct ChaosArgs {
     /// Concurrent clients (each starts on node `client mod nodes`).
     #[arg(long, default_value_t = 10)]
     pub clients: usize,
-    /// What the clients do.
-    #[arg(long, value_enum, default_value = "register")]
-    pub workload: WorkloadName,
+    /// What the clients do (default: register; siblings in the eventual mode).
+    #[arg(long, value_enum)]
+    pub workload: Option<WorkloadName>,
+    /// Eventual mode: replies each read waits for (default 1, so staleness shows; the cluster's
+    /// N/R/W come from its configuration, and the model is run for this R).
+    #[arg(long, default_value_t = 1)]
+    pub read_quorum: usize,
     /// Keys in use at a time (register, set and list-append workloads).
     #[arg(long, default_value_t = 4)]
     pub keys: u64,
@@ -108,7 +123,8 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 8)]
     pub accounts: usize,
     /// Faults to draw from, comma-separated: kill, pause, partition-one, partition-leader,
-    /// majority-split, ring, bridge. Empty: no faults.
+    /// majority-split, ring, bridge; and admin actions overlapping them: member (strong mode),
+    /// shard-move (sharded mode). Empty: no faults.
     #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition-one,partition-leader")]
     pub nemesis: Vec<Nemesis>,
     /// Seconds of each fault, and of the quiet between two.
@@ -143,12 +159,38 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
     let mode = match args.mode {
         ChaosMode::Strong => Mode::Strong,
         ChaosMode::Sharded => Mode::Sharded,
-        ChaosMode::Eventual => bail!(
-            "--mode eventual is not supported: the register workload needs compare-and-set (501 in the \
-             eventual mode) and a linearizability checker, which an eventually consistent store fails \
-             by design; use --mode strong or sharded"
-        ),
+        ChaosMode::Eventual => Mode::Eventual,
     };
+    match (args.mode, workload_of(args)) {
+        (ChaosMode::Eventual, WorkloadName::Register) => bail!(
+            "--workload register does not suit --mode eventual: it needs compare-and-set (501 in the \
+             eventual mode) and a linearizability checker, which an eventually consistent store fails \
+             by design; use --workload siblings (the default there)"
+        ),
+        (ChaosMode::Eventual, w @ (WorkloadName::Set | WorkloadName::Bank | WorkloadName::ListAppend)) => bail!(
+            "--workload {} needs transactions or linearizable reads over the Redis door, which the \
+             eventual mode does not give; use --workload siblings (the default there)",
+            w.name()
+        ),
+        (ChaosMode::Strong | ChaosMode::Sharded, WorkloadName::Siblings) => bail!(
+            "--workload siblings is the eventual mode's (it reads sibling sets and causal contexts); \
+             use --mode eventual, or --workload register"
+        ),
+        _ => {}
+    }
+    for n in &args.nemesis {
+        match (n, args.mode) {
+            (Nemesis::Member, ChaosMode::Strong) | (Nemesis::ShardMove, ChaosMode::Sharded) => {}
+            (Nemesis::Member, _) => bail!(
+                "--nemesis member changes a Raft group's membership: --mode strong only (the sharded \
+                 mode's replicas move with shard-move; the eventual mode has no membership to change)"
+            ),
+            (Nemesis::ShardMove, _) => {
+                bail!("--nemesis shard-move moves slots and replicas: --mode sharded only")
+            }
+            _ => {}
+        }
+    }
     if args.nemesis.iter().any(|n| n.is_partition()) {
         let asked: Vec<&str> = args.nemesis.iter().filter(|n| n.is_partition()).map(|n| n.name()).collect();
         if args.backend == Backend::Local {
@@ -265,25 +307,39 @@ fn start_clients(
     cluster: &Cluster,
     runtime: &tokio::runtime::Runtime,
     stop: &Arc<AtomicBool>,
+    eventual_run: Option<&(concord_lab::eventual::wars::Quorum, Arc<eventual::Record>)>,
 ) -> anyhow::Result<(Recording, Vec<tokio::task::JoinHandle<()>>)> {
     let timeout = Duration::from_secs_f64(args.op_timeout);
     let shape = workload::Register { keys: args.keys, ops_per_key: args.ops_per_key, timeout };
     let (http, redis) = (cluster.http(), cluster.redis());
-    if args.workload == WorkloadName::Bank {
+    let workload = workload_of(args);
+    if workload == WorkloadName::Bank {
         runtime.block_on(bank::setup(redis[0], args.accounts, Duration::from_secs(30)))?;
     }
     let start = Instant::now();
     let (seed, stop) = (args.seed, stop.clone());
-    Ok(match args.workload {
-        WorkloadName::Register | WorkloadName::Set => {
+    Ok(match workload {
+        WorkloadName::Register | WorkloadName::Set | WorkloadName::Siblings => {
             let rec = Arc::new(workload::Recorder::new(start));
             let clients = (0..args.clients)
                 .map(|c| {
                     let (rec, stop) = (rec.clone(), stop.clone());
-                    if args.workload == WorkloadName::Register {
-                        runtime.spawn(workload::client(c, http.clone(), shape, seed, rec, stop))
-                    } else {
-                        runtime.spawn(set::client(c, redis.clone(), shape, seed, rec, stop))
+                    match (workload, eventual_run) {
+                        (WorkloadName::Siblings, Some((q, record))) => {
+                            let siblings = eventual::Siblings {
+                                keys: args.keys,
+                                ops_per_key: args.ops_per_key,
+                                timeout,
+                                r: args.read_quorum,
+                                w: q.w,
+                            };
+                            let record = record.clone();
+                            runtime.spawn(eventual::client(c, http.clone(), siblings, seed, rec, record, stop))
+                        }
+                        (WorkloadName::Set, _) => {
+                            runtime.spawn(set::client(c, redis.clone(), shape, seed, rec, stop))
+                        }
+                        _ => runtime.spawn(workload::client(c, http.clone(), shape, seed, rec, stop)),
                     }
                 })
                 .collect();
@@ -294,7 +350,7 @@ fn start_clients(
             let clients = (0..args.clients)
                 .map(|c| {
                     let (log, stop) = (log.clone(), stop.clone());
-                    if args.workload == WorkloadName::Bank {
+                    if workload == WorkloadName::Bank {
                         runtime.spawn(bank::client(c, redis.clone(), args.accounts, timeout, seed, log, stop))
                     } else {
                         let shape =
@@ -333,7 +389,7 @@ fn final_reads_and_check(
     let timings_of = |h: &concord_core::history::History| -> Vec<_> {
         h.events.iter().map(|e| (e.process, e.kind, e.time)).collect()
     };
-    match (args.workload, recording) {
+    match (workload_of(args), recording) {
         (WorkloadName::Register, Recording::Ops(rec)) => {
             let keys = workload::keys(&rec.history.lock().unwrap());
             eprintln!("final reads: {} keys on {} nodes", keys.len(), http.len());
@@ -464,9 +520,20 @@ fn run_test(
     out: &Path,
 ) -> anyhow::Result<Option<bool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    let (recording, clients) = start_clients(args, cluster, runtime, &stop)?;
-    let start = recording.start();
     let nodes = cluster.http();
+    // The eventual mode's siblings workload: the cluster's quorums, and what its writes saw.
+    let eventual_run = if args.mode == ChaosMode::Eventual {
+        let q = runtime.block_on(eventual::quorum(&nodes))?;
+        if args.read_quorum == 0 || args.read_quorum > q.n {
+            bail!("--read-quorum {} is not 1..{} (the cluster's N)", args.read_quorum, q.n);
+        }
+        Some((q, Arc::new(eventual::Record::default())))
+    } else {
+        None
+    };
+    let (recording, clients) = start_clients(args, cluster, runtime, &stop, eventual_run.as_ref())?;
+    let start = recording.start();
+    let mut admin = admin::Admin::new(cluster.secret_file().to_path_buf(), args.keys, args.ops_per_key);
 
     let bar = ProgressBar::new((args.time_limit * 10.0) as u64);
     bar.set_style(
@@ -478,28 +545,32 @@ fn run_test(
     let now = || start.elapsed().as_secs_f64();
     let mut faults: Vec<Fault> = Vec::new();
     let mut next = 0;
-    let mut open: Option<(usize, Fault)> = None; // the fault in effect: (plan index, record)
+    // The faults and admin actions in effect: (plan index, record, whether it was injected).
+    let mut open: Vec<(usize, Fault, bool)> = Vec::new();
     loop {
         let t = now();
         if t >= args.time_limit {
             break;
         }
         bar.set_position((t * 10.0) as u64);
+        let doing: Vec<String> = open.iter().map(|(_, f, _)| f.what.clone()).collect();
         bar.set_message(format!(
             "{} ops; {}",
             recording.ops_issued(),
-            open.as_ref().map(|(_, f)| f.what.clone()).unwrap_or_else(|| "no fault".into())
+            if doing.is_empty() { "no fault".into() } else { doing.join(" + ") }
         ));
-        if let Some((i, _)) = &open {
-            if t >= plan[*i].end {
-                let (i, mut fault) = open.take().expect("open");
-                fault.errors.extend(undo(cluster, &plan[i]));
-                fault.end = now();
-                say(&bar, format!("{:6.1} s  healed: {}", fault.end, fault.what));
-                faults.push(fault);
-                continue;
+        if let Some(k) = open.iter().position(|(i, _, _)| t >= plan[*i].end) {
+            let (i, mut fault, injected) = open.remove(k);
+            if injected {
+                fault.errors.extend(undo(cluster, &plan[i], &mut admin, runtime));
             }
-        } else if next < plan.len() && t >= plan[next].start {
+            fault.end = now();
+            let ended = if plan[i].nemesis.is_admin() { "ended" } else { "healed" };
+            say(&bar, format!("{:6.1} s  {ended}: {}", fault.end, fault.what));
+            faults.push(fault);
+            continue;
+        }
+        if next < plan.len() && t >= plan[next].start {
             let p = &plan[next];
             let mut fault = Fault {
                 nemesis: p.nemesis.name().into(),
@@ -508,25 +579,40 @@ fn run_test(
                 what: String::new(),
                 errors: vec![],
             };
-            match inject(cluster, p, runtime) {
-                Ok(what) => fault.what = what,
+            let injected = match inject(cluster, p, runtime, &mut admin, recording.ops_issued()) {
+                Ok(what) => {
+                    fault.what = what;
+                    true
+                }
                 Err(e) => {
                     fault.what = format!("{} (failed)", p.nemesis);
                     fault.errors.push(format!("{e:#}"));
+                    false
                 }
-            }
-            say(&bar, format!("{:6.1} s  fault: {}", fault.start, fault.what));
-            open = Some((next, fault));
+            };
+            say(
+                &bar,
+                format!(
+                    "{:6.1} s  {}: {}",
+                    fault.start,
+                    if p.nemesis.is_admin() { "admin" } else { "fault" },
+                    fault.what
+                ),
+            );
+            open.push((next, fault, injected));
             next += 1;
             continue;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    if let Some((i, mut fault)) = open.take() {
-        fault.errors.extend(undo(cluster, &plan[i]));
+    for (i, mut fault, injected) in open.drain(..) {
+        if injected {
+            fault.errors.extend(undo(cluster, &plan[i], &mut admin, runtime));
+        }
         fault.end = now();
         faults.push(fault);
     }
+    faults.sort_by(|a, b| a.start.total_cmp(&b.start));
     stop.store(true, Ordering::SeqCst);
     bar.finish_and_clear();
     runtime.block_on(async {
@@ -536,9 +622,14 @@ fn run_test(
     });
     let run_end = now();
     eprintln!("{run_end:.1} s: clients stopped after {} ops; healing everything", recording.ops_issued());
-    let heal_errors = cluster.heal_everything();
+    let mut heal_errors = cluster.heal_everything();
+    heal_errors.extend(runtime.block_on(admin.restore(&nodes)));
     for e in &heal_errors {
         eprintln!("heal: {e}");
+    }
+    if let (Some((q, sibling_record)), Recording::Ops(rec)) = (&eventual_run, &recording) {
+        let ctx = EventualRun { args, quorum: *q, record: sibling_record, heal_errors, plan };
+        return finish_eventual(ctx, rec, &nodes, &faults, runtime, out);
     }
     let Checked { checks, missing, history_jsonl, timings, keys, files: extra_files } =
         final_reads_and_check(args, &recording, cluster, runtime);
@@ -581,7 +672,8 @@ fn run_test(
             "mode": format!("{:?}", args.mode).to_lowercase(),
             "nodes": args.nodes,
             "clients": args.clients,
-            "workload": args.workload.name(),
+            "workload": workload_of(args).name(),
+            "admin": admin.done(),
             "time_limit_s": args.time_limit,
             "interval_s": args.interval,
             "seed": args.seed,
@@ -641,14 +733,190 @@ fn run_test(
     Ok(valid)
 }
 
+/// What the eventual mode's ending needs from the run.
+struct EventualRun<'a> {
+    args: &'a ChaosArgs,
+    quorum: concord_lab::eventual::wars::Quorum,
+    record: &'a eventual::Record,
+    heal_errors: Vec<String>,
+    plan: &'a [Planned],
+}
+
+/// The eventual mode's ending: convergence reads, the sibling checks, t-visibility beside the
+/// model, the directory. Linearizability is not the criterion here (see [`eventual`]).
+fn finish_eventual(
+    run: EventualRun<'_>,
+    rec: &workload::Recorder,
+    nodes: &[std::net::SocketAddr],
+    faults: &[Fault],
+    runtime: &tokio::runtime::Runtime,
+    out: &Path,
+) -> anyhow::Result<Option<bool>> {
+    let EventualRun { args, quorum, record, heal_errors, plan } = run;
+    let keys: Vec<String> = {
+        let writes = record.writes.lock().unwrap();
+        let set: std::collections::BTreeSet<String> = writes.iter().map(|w| w.key.clone()).collect();
+        set.into_iter().collect()
+    };
+    eprintln!(
+        "convergence: {} keys on {} nodes, read with r = {} until two rounds agree",
+        keys.len(),
+        nodes.len(),
+        quorum.n
+    );
+    let (sets, missing, rounds) =
+        runtime.block_on(eventual::converge(nodes, &keys, quorum.n, Duration::from_secs(60)));
+    let report = {
+        let writes = record.writes.lock().unwrap();
+        concord_check::siblings::check(&writes, &sets)
+    };
+    let measured_quorum = concord_lab::eventual::wars::Quorum::new(quorum.n, args.read_quorum, quorum.w);
+    let staleness = eventual::staleness(record, measured_quorum, args.seed);
+    let recovered = missing.is_empty();
+    let valid = Some(recovered && report.is_ok());
+    let check = report::CheckResult {
+        checker: "siblings: no acknowledged write lost, convergence",
+        valid: Some(report.is_ok()),
+        summary: format!("{report}after {rounds} rounds of convergence reads"),
+        failing_key: report
+            .lost
+            .first()
+            .map(|l| l.0.clone())
+            .or(report.diverging.first().map(|d| d.0.clone())),
+        failing_ops: vec![],
+        details: None,
+    };
+    let checks = vec![check];
+    let history = rec.history.lock().unwrap().clone();
+    std::fs::write(out.join("history.jsonl"), history.to_jsonl())?;
+    std::fs::write(out.join("timeline.json"), serde_json::to_string_pretty(faults)?)?;
+    std::fs::write(out.join("schedule.json"), serde_json::to_string_pretty(plan)?)?;
+    if let Err(e) = report::plot(
+        &out.join("latency"),
+        &report::series_of(history.events.iter().map(|e| (e.process, e.kind, e.time))),
+        faults,
+    ) {
+        eprintln!("the plot failed: {e:#}");
+    }
+    if let Err(e) = eventual::plot(&out.join("visibility"), &staleness) {
+        eprintln!("the visibility plot failed: {e:#}");
+    }
+    let count = |kind| history.events.iter().filter(|e| e.kind == kind).count();
+    use concord_core::history::EventType;
+    let writes = record.writes.lock().unwrap().len();
+    let results = serde_json::json!({
+        "valid": valid,
+        "run": {
+            "backend": format!("{:?}", args.backend).to_lowercase(),
+            "mode": "eventual",
+            "nodes": args.nodes,
+            "clients": args.clients,
+            "workload": "siblings",
+            "n_r_w": [quorum.n, quorum.r, quorum.w],
+            "read_quorum": args.read_quorum,
+            "time_limit_s": args.time_limit,
+            "interval_s": args.interval,
+            "seed": args.seed,
+            "nemesis": args.nemesis.iter().map(|n| n.name()).collect::<Vec<_>>(),
+            "replay": replay_command(args),
+        },
+        "criterion": "no acknowledged write lost (present or superseded through a causal context) and every node \
+                      returning the same sibling set per key after healing; linearizability is NOT the criterion \
+                      in the eventual mode (concurrent writes become siblings and a read may miss the latest \
+                      write, by design)",
+        "ops": {
+            "invoked": count(EventType::Invoke),
+            "ok": count(EventType::Ok),
+            "fail": count(EventType::Fail),
+            "info": count(EventType::Info),
+            "writes": writes,
+            "keys": keys.len(),
+        },
+        "faults": faults.len(),
+        "heal_errors": heal_errors,
+        "recovered": recovered,
+        "final_reads_missing": missing,
+        "siblings": {
+            "acknowledged": report.acknowledged,
+            "present": report.present,
+            "superseded": report.superseded,
+            "lost": report.lost,
+            "diverging": report.diverging.iter().map(|d| d.0.clone()).collect::<Vec<_>>(),
+            "invented": report.invented,
+            "convergence_rounds": rounds,
+        },
+        "staleness": staleness,
+        "checks": checks,
+    });
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    let files: Vec<String> =
+        ["results.json", "history.jsonl", "timeline.json", "schedule.json", "latency.svg", "visibility.svg"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain((1..=nodes.len()).map(|i| format!("logs/node{i}.log")))
+            .collect();
+    let mut html = report::index_html(&results, faults, &checks, &files);
+    let section = format!(
+        "<h2>Staleness (PBS t-visibility)</h2><p>Linearizability is not the criterion in the eventual mode. \
+         {} reads were measured (each after an acknowledged write of its key that overlapped no other write), {} of \
+         them returned that write or one superseding it. The red points are the real cluster's P(read returns the \
+         write) at t ms after its acknowledgement (95 % Wilson intervals); the blue line is the WARS model of \
+         concord-lab for {} with W = A = R = S exponential, mean {:.2} ms – fitted so that its median commit time \
+         equals the run's median write latency ({:.2} ms). The run includes its faults.</p>\
+         <img src=\"visibility.svg\" width=900>\n",
+        staleness.reads, staleness.fresh, staleness.quorum.label(), staleness.model_mean_ms, staleness.write_median_ms
+    );
+    if let Some(at) = html.find("<h2>Files</h2>") {
+        html.insert_str(at, &section);
+    }
+    std::fs::write(out.join("index.html"), html)?;
+    eprintln!(
+        "{} ops ({} ok, {} fail, {} info), {} writes on {} keys, {} faults; {}; t-visibility: {} of {} reads fresh",
+        count(EventType::Invoke),
+        count(EventType::Ok),
+        count(EventType::Fail),
+        count(EventType::Info),
+        writes,
+        keys.len(),
+        faults.len(),
+        first_line(&checks[0].summary),
+        staleness.fresh,
+        staleness.reads
+    );
+    if valid != Some(true) {
+        eprintln!("{}", checks[0].summary);
+        if !missing.is_empty() {
+            eprintln!(
+                "{} convergence reads never succeeded, e.g. {:?}",
+                missing.len(),
+                &missing[..missing.len().min(5)]
+            );
+        }
+    }
+    println!(
+        "{}: {}",
+        if valid == Some(true) { "valid" } else { "INVALID" },
+        out.join("index.html").display()
+    );
+    Ok(valid)
+}
+
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
 }
 
-/// Start the planned fault; say what it did.
-fn inject(cluster: &mut Cluster, p: &Planned, runtime: &tokio::runtime::Runtime) -> anyhow::Result<String> {
+/// Start the planned fault or admin action; say what it did.
+fn inject(
+    cluster: &mut Cluster,
+    p: &Planned,
+    runtime: &tokio::runtime::Runtime,
+    admin: &mut admin::Admin,
+    ops_issued: u64,
+) -> anyhow::Result<String> {
     let n = cluster.nodes();
     match &p.action {
+        Action::Member { node } => runtime.block_on(admin.remove(&cluster.http(), *node)),
+        Action::ShardMove { pick } => runtime.block_on(admin.shard_move(&cluster.http(), *pick, ops_issued)),
         Action::Kill { node } => {
             cluster.kill(*node)?;
             Ok(format!("kill node {}", node + 1))
@@ -677,9 +945,17 @@ fn inject(cluster: &mut Cluster, p: &Planned, runtime: &tokio::runtime::Runtime)
     }
 }
 
-/// Undo the planned fault (the links: every cut link of the cluster is healed).
-fn undo(cluster: &mut Cluster, p: &Planned) -> Vec<String> {
+/// Undo the planned fault (the links: every cut link of the cluster is healed; a removed member:
+/// added back; a move: nothing – it stays).
+fn undo(
+    cluster: &mut Cluster,
+    p: &Planned,
+    admin: &mut admin::Admin,
+    runtime: &tokio::runtime::Runtime,
+) -> Vec<String> {
     let result = match &p.action {
+        Action::Member { node } => runtime.block_on(admin.add_back(&cluster.http(), *node)),
+        Action::ShardMove { .. } => Ok(()),
         Action::Kill { node } => cluster.restart(*node),
         Action::Pause { node } => cluster.resume(*node),
         Action::Cut { .. } | Action::IsolateLeader => {
@@ -693,13 +969,21 @@ fn describe(links: &[(usize, usize)]) -> String {
     links.iter().map(|(a, b)| format!("{}-{}", a + 1, b + 1)).collect::<Vec<_>>().join(" ")
 }
 
+fn workload_of(args: &ChaosArgs) -> WorkloadName {
+    args.workload.unwrap_or(if args.mode == ChaosMode::Eventual {
+        WorkloadName::Siblings
+    } else {
+        WorkloadName::Register
+    })
+}
+
 fn replay_command(args: &ChaosArgs) -> String {
     let nemesis: Vec<&str> = args.nemesis.iter().map(|n| n.name()).collect();
     format!(
         "concord chaos --backend {:?} --mode {:?} --workload {} --nodes {} --clients {} --time-limit {} --interval {} --nemesis {} --seed {}",
         args.backend,
         args.mode,
-        args.workload.name(),
+        workload_of(args).name(),
         args.nodes,
         args.clients,
         args.time_limit,

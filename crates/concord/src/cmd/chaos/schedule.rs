@@ -6,6 +6,12 @@
 //! rhythm: quiet from 0 to `interval`, a fault from `interval` to `2·interval`, quiet again, … .
 //! No fault is still open during the last `interval` of the run (the cluster gets that long to
 //! recover while the clients still run).
+//!
+//! The *admin* kinds – `member` (a node out of the Raft group and back) and `shard-move` (a slot
+//! range to another shard, or a replica to another node) – are operations an operator runs, not
+//! faults: they are dealt from a deck of their own and start halfway through each fault window,
+//! so an admin action always overlaps the fault of its window (when faults were asked for too)
+//! and runs on into the quiet after it, where it ends (`member` adds the node back).
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -32,10 +38,16 @@ pub enum Nemesis {
     Ring,
     /// Two halves joined through one node only (Jepsen's bridge).
     Bridge,
+    /// Admin (strong mode): remove one node from the Raft group; add it back (learner, then
+    /// voter) when the action ends.
+    Member,
+    /// Admin (sharded mode): move a slot range to another shard, or one shard's replica to
+    /// another node – which one is decided from the map when the action starts.
+    ShardMove,
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 7] = [
+    pub const ALL: [Nemesis; 9] = [
         Nemesis::Kill,
         Nemesis::Pause,
         Nemesis::PartitionOne,
@@ -43,6 +55,8 @@ impl Nemesis {
         Nemesis::MajoritySplit,
         Nemesis::Ring,
         Nemesis::Bridge,
+        Nemesis::Member,
+        Nemesis::ShardMove,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,12 +68,19 @@ impl Nemesis {
             Nemesis::MajoritySplit => "majority-split",
             Nemesis::Ring => "ring",
             Nemesis::Bridge => "bridge",
+            Nemesis::Member => "member",
+            Nemesis::ShardMove => "shard-move",
         }
     }
 
     /// Whether the fault cuts network links (a backend without network namespaces cannot).
     pub fn is_partition(self) -> bool {
-        !matches!(self, Nemesis::Kill | Nemesis::Pause)
+        !matches!(self, Nemesis::Kill | Nemesis::Pause) && !self.is_admin()
+    }
+
+    /// An operator's action rather than a fault (dealt from its own deck, overlapping the faults).
+    pub fn is_admin(self) -> bool {
+        matches!(self, Nemesis::Member | Nemesis::ShardMove)
     }
 }
 
@@ -95,6 +116,14 @@ pub enum Action {
     },
     /// Cut the leader (found when the fault starts) off from every other node.
     IsolateLeader,
+    /// Remove `node` from the Raft group; add it back at the end.
+    Member {
+        node: usize,
+    },
+    /// Move slots or a replica; `pick` chooses which, from the map as it is when the move starts.
+    ShardMove {
+        pick: u64,
+    },
 }
 
 /// One fault of the schedule: `action` from `start` to `end` (seconds since the clients started).
@@ -157,28 +186,48 @@ fn partition_links(nemesis: Nemesis, nodes: usize, rng: &mut ChaCha8Rng) -> Vec<
 /// with the seed's generator, each lasting `interval` seconds, after `interval` quiet. The kinds
 /// are dealt like cards – every asked-for kind once, in a shuffled order, before any comes again –
 /// so a run with room for k faults tries k different kinds (a short CI run asking for a kill, a
-/// pause and a partition gets exactly those three).
+/// pause and a partition gets exactly those three). Admin kinds come from a deck of their own,
+/// one per window, from halfway through the window's fault to halfway through the quiet after it.
+/// The plan is in order of start.
 pub fn plan(seed: u64, nemeses: &[Nemesis], interval: f64, time_limit: f64, nodes: usize) -> Vec<Planned> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut out = Vec::new();
     if nemeses.is_empty() || interval <= 0.0 {
         return out;
     }
-    let mut deck: Vec<Nemesis> = Vec::new();
+    let faults: Vec<Nemesis> = nemeses.iter().copied().filter(|n| !n.is_admin()).collect();
+    let admins: Vec<Nemesis> = nemeses.iter().copied().filter(|n| n.is_admin()).collect();
+    let (mut deck, mut admin_deck): (Vec<Nemesis>, Vec<Nemesis>) = (Vec::new(), Vec::new());
     let mut start = interval;
     while start + 2.0 * interval <= time_limit + 1e-9 {
-        if deck.is_empty() {
-            deck = nemeses.to_vec();
-            deck.shuffle(&mut rng);
+        if !faults.is_empty() {
+            if deck.is_empty() {
+                deck = faults.clone();
+                deck.shuffle(&mut rng);
+            }
+            let nemesis = deck.pop().expect("refilled above");
+            let action = match nemesis {
+                Nemesis::Kill => Action::Kill { node: rng.gen_range(0..nodes) },
+                Nemesis::Pause => Action::Pause { node: rng.gen_range(0..nodes) },
+                Nemesis::PartitionLeader => Action::IsolateLeader,
+                other => Action::Cut { links: partition_links(other, nodes, &mut rng) },
+            };
+            out.push(Planned { nemesis, start, end: start + interval, action });
         }
-        let nemesis = deck.pop().expect("refilled above");
-        let action = match nemesis {
-            Nemesis::Kill => Action::Kill { node: rng.gen_range(0..nodes) },
-            Nemesis::Pause => Action::Pause { node: rng.gen_range(0..nodes) },
-            Nemesis::PartitionLeader => Action::IsolateLeader,
-            other => Action::Cut { links: partition_links(other, nodes, &mut rng) },
-        };
-        out.push(Planned { nemesis, start, end: start + interval, action });
+        if !admins.is_empty() {
+            if admin_deck.is_empty() {
+                admin_deck = admins.clone();
+                admin_deck.shuffle(&mut rng);
+            }
+            let nemesis = admin_deck.pop().expect("refilled above");
+            let action = match nemesis {
+                Nemesis::Member => Action::Member { node: rng.gen_range(0..nodes) },
+                Nemesis::ShardMove => Action::ShardMove { pick: rng.gen() },
+                other => unreachable!("{other} is not an admin kind"),
+            };
+            let at = start + interval / 2.0;
+            out.push(Planned { nemesis, start: at, end: at + interval, action });
+        }
         start += 2.0 * interval;
     }
     out
@@ -209,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_seed_names_one_schedule_of_alternating_faults_that_ends_before_the_run() {
-        let all = Nemesis::ALL;
+        let all: Vec<Nemesis> = Nemesis::ALL.into_iter().filter(|n| !n.is_admin()).collect();
         let a = plan(7, &all, 5.0, 60.0, 5);
         assert_eq!(a, plan(7, &all, 5.0, 60.0, 5), "same seed, same schedule");
         assert_ne!(a, plan(8, &all, 5.0, 60.0, 5), "another seed, another schedule");
@@ -255,6 +304,36 @@ mod tests {
         let mut r = reach(3, &partition_links(Nemesis::MajoritySplit, 3, &mut rng));
         r.sort();
         assert_eq!(r, vec![0, 1, 1]);
+    }
+
+    #[test]
+    fn admin_actions_start_inside_a_fault_and_end_in_the_quiet_after_it() {
+        let asked = [Nemesis::PartitionOne, Nemesis::Kill, Nemesis::ShardMove, Nemesis::Member];
+        for seed in 0..30 {
+            let p = plan(seed, &asked, 4.0, 40.0, 5);
+            let (faults, admins): (Vec<&Planned>, Vec<&Planned>) =
+                p.iter().partition(|f| !f.nemesis.is_admin());
+            assert_eq!(faults.len(), 4, "windows at 4, 12, 20, 28");
+            assert_eq!(admins.len(), 4, "one admin action per window");
+            for (f, a) in faults.iter().zip(&admins) {
+                assert!(f.start < a.start && a.start < f.end && f.end < a.end, "{f:?} {a:?}");
+                assert!(a.end <= 40.0 - 2.0);
+            }
+            // Dealt like cards: both kinds in the first two windows.
+            let mut first: Vec<Nemesis> = admins[..2].iter().map(|a| a.nemesis).collect();
+            first.sort();
+            assert_eq!(first, vec![Nemesis::Member, Nemesis::ShardMove]);
+            assert!(p.windows(2).all(|w| w[0].start <= w[1].start), "in order of start");
+            assert!(admins.iter().all(|a| match a.action {
+                Action::Member { node } => node < 5,
+                Action::ShardMove { .. } => true,
+                _ => false,
+            }));
+        }
+        // Admin kinds alone: one per window, nothing else.
+        let p = plan(3, &[Nemesis::Member], 5.0, 35.0, 5);
+        assert_eq!(p.iter().map(|f| f.start).collect::<Vec<_>>(), vec![7.5, 17.5, 27.5]);
+        assert!(!Nemesis::Member.is_partition() && !Nemesis::ShardMove.is_partition());
     }
 
     #[test]

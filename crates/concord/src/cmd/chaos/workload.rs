@@ -53,7 +53,7 @@ impl Recorder {
         h.push(process, kind, op, t);
     }
 
-    /// Number the next operation.
+    /// Number the next operation (unique in the run).
     pub fn next_op(&self) -> u64 {
         self.next_op.fetch_add(1, Ordering::SeqCst)
     }
