@@ -25,5 +25,5 @@ pub mod social;
 pub use cache::{run_cache, CacheLabOptions, CacheLabReport};
 pub use consensus::{run_consensus, ConsensusOptions, ConsensusReport};
 pub use eventual::{run_eventual, EventualOptions, EventualReport};
-pub use social::{run_social, SocialOptions, SocialReport};
 pub use raft_elections::{run_raft_elections, ElectionOptions, ElectionReport, RangeResult};
+pub use social::{run_social, SocialOptions, SocialReport};

@@ -42,12 +42,22 @@ fn every_run_ran_and_every_file_is_written() {
     }
     let dir = std::env::temp_dir().join(format!("concord-social-lab-test-{}", std::process::id()));
     let files = write_report(report, &dir).unwrap();
-    for name in ["report.json", "index.html", "followers.svg", "celebrity.png", "crash.svg", "likes.svg", "cache.svg", "throughput.png"] {
+    for name in [
+        "report.json",
+        "index.html",
+        "followers.svg",
+        "celebrity.png",
+        "crash.svg",
+        "likes.svg",
+        "cache.svg",
+        "throughput.png",
+    ] {
         let path = dir.join(name);
         assert!(files.contains(&path), "{name} not listed");
         assert!(std::fs::metadata(&path).unwrap().len() > 200, "{name} is (nearly) empty");
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
     assert!(json["summary"]["fanout"]["push_celebrity_writes"].as_u64().unwrap() > 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -271,9 +271,15 @@ impl Social {
     pub fn like(&mut self, store: &mut dyn SocialStore, user: UserId, post: u64, author: UserId) {
         let task = self.task(Kind::Like, user, store.now_ms());
         self.tasks.get_mut(&task).expect("new").post = Some(post);
-        let add = self.issue(store, task, user, StoreOp::CounterAdd { key: format!("likes:{post}"), delta: 1 });
+        let add =
+            self.issue(store, task, user, StoreOp::CounterAdd { key: format!("likes:{post}"), delta: 1 });
         self.tasks.get_mut(&task).expect("new").counter_op = Some(add);
-        self.issue(store, task, user, push(format!("notif:{author}"), format!("like:{post}:{user}"), NOTIFICATIONS));
+        self.issue(
+            store,
+            task,
+            user,
+            push(format!("notif:{author}"), format!("like:{post}:{user}"), NOTIFICATIONS),
+        );
     }
 
     /// `user` reads the like count of `post`.
@@ -290,7 +296,8 @@ impl Social {
     pub fn follow(&mut self, store: &mut dyn SocialStore, user: UserId, target: UserId) {
         let task = self.task(Kind::Follow, user, store.now_ms());
         self.tasks.get_mut(&task).expect("new").target = Some(target);
-        let sadd = |key: String, member: UserId| StoreOp::Strong(vec![vec!["SADD".into(), key, member.to_string()]]);
+        let sadd =
+            |key: String, member: UserId| StoreOp::Strong(vec![vec!["SADD".into(), key, member.to_string()]]);
         self.issue(store, task, user, sadd(format!("following:{user}"), target));
         self.issue(store, task, user, sadd(format!("followers:{target}"), user));
     }

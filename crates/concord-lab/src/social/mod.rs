@@ -161,7 +161,11 @@ impl SocialOptions {
     }
 
     fn app(&self) -> AppConfig {
-        AppConfig { fanout_threshold: self.fanout_threshold, cache: self.cache, cache_ttl_ms: self.cache_ttl_ms }
+        AppConfig {
+            fanout_threshold: self.fanout_threshold,
+            cache: self.cache,
+            cache_ttl_ms: self.cache_ttl_ms,
+        }
     }
 }
 
@@ -324,7 +328,11 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
                 app.post(&mut store, who);
             }
             let rate = diurnal_rate(spec.rate_per_s, spec.swing, t / 1e3, spec.duration_s);
-            let n = if rate > 0.0 { Poisson::new(rate * TICK_MS / 1e3).map(|p| p.sample(&mut rng)).unwrap_or(0.0) } else { 0.0 };
+            let n = if rate > 0.0 {
+                Poisson::new(rate * TICK_MS / 1e3).map(|p| p.sample(&mut rng)).unwrap_or(0.0)
+            } else {
+                0.0
+            };
             for _ in 0..n as u64 {
                 let user = rng.gen_range(0..n_users);
                 let kind = draw_kind(&mut rng);
@@ -353,7 +361,9 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
         }
     }
     // Heal and restart whatever the run left broken, then let anti-entropy merge the counters.
-    if result.faults.iter().any(|(_, f)| f.starts_with("partition")) && !result.faults.iter().any(|(_, f)| f == "heal") {
+    if result.faults.iter().any(|(_, f)| f.starts_with("partition"))
+        && !result.faults.iter().any(|(_, f)| f == "heal")
+    {
         store.heal();
     }
     let settle = store.now_ms() + 3_000.0;
@@ -419,7 +429,11 @@ fn act(
         }
         Kind::Follow => {
             // Half the follows go to the top accounts, as new users follow the famous.
-            let target = if rng.gen::<bool>() { top[rng.gen_range(0..top.len())] } else { rng.gen_range(0..app.users.len()) };
+            let target = if rng.gen::<bool>() {
+                top[rng.gen_range(0..top.len())]
+            } else {
+                rng.gen_range(0..app.users.len())
+            };
             if target != user {
                 app.follow(store, user, target);
             }
@@ -525,7 +539,11 @@ pub fn run_social(options: &SocialOptions, progress: &dyn Fn(&str)) -> anyhow::R
     let single_sim = SimConfig { cache_nodes: sharded.cache_nodes, ..o.sim(1, 1, 1) };
     let mut specs = vec![
         base.clone(),
-        RunSpec { name: "push-all", app: AppConfig { fanout_threshold: usize::MAX, ..o.app() }, ..base.clone() },
+        RunSpec {
+            name: "push-all",
+            app: AppConfig { fanout_threshold: usize::MAX, ..o.app() },
+            ..base.clone()
+        },
         RunSpec {
             name: "leader crash",
             faults: vec![(d / 3.0, Fault::CrashShardLeader), (2.0 * d / 3.0, Fault::Restart)],
@@ -539,7 +557,11 @@ pub fn run_social(options: &SocialOptions, progress: &dyn Fn(&str)) -> anyhow::R
         },
     ];
     if o.cache {
-        specs.push(RunSpec { name: "cache node dies", faults: vec![(d / 2.0, Fault::KillCacheNode(0))], ..base.clone() });
+        specs.push(RunSpec {
+            name: "cache node dies",
+            faults: vec![(d / 2.0, Fault::KillCacheNode(0))],
+            ..base.clone()
+        });
     }
     specs.push(overload.clone());
     specs.push(RunSpec { name: "single node, overload", sim: single_sim.clone(), ..overload });
@@ -561,7 +583,14 @@ pub fn run_social(options: &SocialOptions, progress: &dyn Fn(&str)) -> anyhow::R
         ));
         runs.push(run);
     }
-    let celebrities = (0..users.len()).filter(|&u| users.followers[u as usize].len() > o.fanout_threshold).count();
+    let celebrities =
+        (0..users.len()).filter(|&u| users.followers[u as usize].len() > o.fanout_threshold).count();
     let summary = report::summarize(options, &runs, celebrities);
-    Ok(SocialReport { options: options.clone(), follower_counts: users.follower_counts(), celebrities, runs, summary })
+    Ok(SocialReport {
+        options: options.clone(),
+        follower_counts: users.follower_counts(),
+        celebrities,
+        runs,
+        summary,
+    })
 }

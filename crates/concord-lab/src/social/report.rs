@@ -188,7 +188,11 @@ fn latency(r: &RunResult, kind: Kind) -> KindStats {
         ok_fraction: frac(ok.len(), rs.len()),
         p50_ms: percentile(&ok, 0.5),
         p99_ms: percentile(&ok, 0.99),
-        requests: if rs.is_empty() { 0.0 } else { rs.iter().map(|a| a.requests).sum::<usize>() as f64 / rs.len() as f64 },
+        requests: if rs.is_empty() {
+            0.0
+        } else {
+            rs.iter().map(|a| a.requests).sum::<usize>() as f64 / rs.len() as f64
+        },
     }
 }
 
@@ -220,9 +224,8 @@ fn fanout_summary(o: &SocialOptions, runs: &[RunResult], merged: usize) -> FanOu
     fn celebrity(r: &RunResult) -> Option<&super::app::FanOut> {
         r.celebrity_post.and_then(|p| r.fanouts.iter().find(|f| f.post == p))
     }
-    let writes_per_post = |r: &RunResult| {
-        frac(r.fanouts.iter().map(|f| f.writes).sum::<usize>(), r.fanouts.len().max(1)) * 1.0
-    };
+    let writes_per_post =
+        |r: &RunResult| frac(r.fanouts.iter().map(|f| f.writes).sum::<usize>(), r.fanouts.len().max(1));
     let ordinary: Vec<f64> = hy
         .fanouts
         .iter()
@@ -305,13 +308,18 @@ fn partition_summary(runs: &[RunResult]) -> PartitionSummary {
         let hi = vals.iter().map(|v| v.1).max().unwrap_or(0);
         hi - lo
     };
-    let max_divergence =
-        r.hot_counter.iter().filter(|(t, _)| *t >= cut && *t <= heal).map(|(_, v)| spread(v)).max().unwrap_or(0);
+    let max_divergence = r
+        .hot_counter
+        .iter()
+        .filter(|(t, _)| *t >= cut && *t <= heal)
+        .map(|(_, v)| spread(v))
+        .max()
+        .unwrap_or(0);
     let final_values = r.hot_counter.last().map(|(_, v)| v.clone()).unwrap_or_default();
     let (acked, unknown) = (r.hot_likes_acked, r.hot_likes_unknown);
     let agree = |v: &[(u32, i64)]| !v.is_empty() && spread(v) == 0;
-    let converged = agree(&final_values)
-        && final_values.iter().all(|(_, c)| *c >= acked && *c <= acked + unknown);
+    let converged =
+        agree(&final_values) && final_values.iter().all(|(_, c)| *c >= acked && *c <= acked + unknown);
     let converged_after = r
         .hot_counter
         .iter()
@@ -518,7 +526,11 @@ fn per_second(r: &RunResult) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
     let mut buckets: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for a in &r.records {
         if a.start_ms >= 0.0 && a.start_ms < r.duration_ms {
-            buckets.entry((a.start_ms / 1e3) as u64).or_default().push(if a.ok { a.end_ms - a.start_ms } else { f64::NAN });
+            buckets.entry((a.start_ms / 1e3) as u64).or_default().push(if a.ok {
+                a.end_ms - a.start_ms
+            } else {
+                f64::NAN
+            });
         }
     }
     let rate = buckets.iter().map(|(s, v)| (*s as f64 + 0.5, v.len() as f64)).collect();
@@ -548,7 +560,10 @@ fn day_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
             y_range: (0.0, hi * 1.1),
         },
         false,
-        &[series("actions/s", rate, 0, LineStyle::Solid), series("p99 latency (ms)", p99, 3, LineStyle::Dashed)],
+        &[
+            series("actions/s", rate, 0, LineStyle::Solid),
+            series("p99 latency (ms)", p99, 3, LineStyle::Dashed),
+        ],
         &[],
     )
 }
@@ -560,7 +575,11 @@ fn celebrity_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
         let r = run(&report.runs, name);
         let (_, p99) = per_second(r);
         hi = hi.max(p99.iter().map(|p| p.1).fold(0.0, f64::max));
-        let label = if i == 0 { "hybrid: p99 of all actions (ms)" } else { "fan-out for all: p99 of all actions (ms)" };
+        let label = if i == 0 {
+            "hybrid: p99 of all actions (ms)"
+        } else {
+            "fan-out for all: p99 of all actions (ms)"
+        };
         lines.push(series(label, p99, i * 3, if i == 0 { LineStyle::Solid } else { LineStyle::Dashed }));
     }
     let at = report.options.duration_s / 4.0;
@@ -592,10 +611,13 @@ fn crash_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
         for b in 0..=last {
             counts.insert(b, 0.0);
         }
-        for o in r.ops.iter().filter(|o| o.shard == s && o.ok && o.done_ms < r.duration_ms && o.done_ms >= 0.0) {
+        for o in
+            r.ops.iter().filter(|o| o.shard == s && o.ok && o.done_ms < r.duration_ms && o.done_ms >= 0.0)
+        {
             *counts.entry((o.done_ms / bucket_ms) as u64).or_default() += 1000.0 / bucket_ms;
         }
-        let points: Vec<(f64, f64)> = counts.into_iter().map(|(b, c)| (b as f64 * bucket_ms / 1e3, c)).collect();
+        let points: Vec<(f64, f64)> =
+            counts.into_iter().map(|(b, c)| (b as f64 * bucket_ms / 1e3, c)).collect();
         hi = hi.max(points.iter().map(|p| p.1).fold(0.0, f64::max));
         let crashed = if r.crashed_shards.contains(&s) { " (leader crashed)" } else { "" };
         lines.push(series(&format!("shard {s}{crashed}"), points, i, LineStyle::Solid));
@@ -694,10 +716,17 @@ fn cache_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
 fn throughput_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
     let lat = |name: &str| -> Vec<f64> {
         let r = run(&report.runs, name);
-        r.records.iter().filter(|a| a.ok && a.start_ms < r.duration_ms).map(|a| (a.end_ms - a.start_ms).max(0.01)).collect()
+        r.records
+            .iter()
+            .filter(|a| a.ok && a.start_ms < r.duration_ms)
+            .map(|a| (a.end_ms - a.start_ms).max(0.01))
+            .collect()
     };
     let curves = [
-        Curve { label: format!("sharded ({} machines)", report.options.nodes), values: lat("sharded, overload") },
+        Curve {
+            label: format!("sharded ({} machines)", report.options.nodes),
+            values: lat("sharded, overload"),
+        },
         Curve { label: "single node".into(), values: lat("single node, overload") },
     ];
     let hi = curves.iter().flat_map(|c| c.values.iter().copied()).fold(1.0, f64::max);
@@ -735,13 +764,20 @@ fn html_report(report: &SocialReport) -> String {
         o.fanout_threshold, report.celebrities, o.duration_s, o.rate_per_s, o.seed
     );
     body.push_str("<h2>The users</h2><img src=\"followers.svg\" width=\"800\">\n");
-    body.push_str("<h2>1. Baseline: the hybrid design through a day</h2><img src=\"day.svg\" width=\"800\">\n");
+    body.push_str(
+        "<h2>1. Baseline: the hybrid design through a day</h2><img src=\"day.svg\" width=\"800\">\n",
+    );
     body.push_str("<table><tr><th>action</th><th>count</th><th>ok</th><th>p50 ms</th><th>p99 ms</th><th>requests each</th></tr>\n");
     for k in &s.latency {
         let _ = writeln!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{:.2} %</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
-            k.kind.name(), k.count, 100.0 * k.ok_fraction, ms(k.p50_ms), ms(k.p99_ms), k.requests
+            k.kind.name(),
+            k.count,
+            100.0 * k.ok_fraction,
+            ms(k.p50_ms),
+            ms(k.p99_ms),
+            k.requests
         );
     }
     let _ = writeln!(
@@ -814,7 +850,10 @@ fn html_report(report: &SocialReport) -> String {
             "<h2>5. A cache node dies</h2><img src=\"cache.svg\" width=\"800\">\
              <p>At {:.1} s. Hit ratio {:.1} % before, {:.1} % in the next 500 ms; misses sent to the shards \
              {:.0}/s before, {:.0}/s after.</p>",
-            c.death_ms / 1e3, 100.0 * c.hit_ratio_before, 100.0 * c.hit_ratio_after, c.misses_per_s_before,
+            c.death_ms / 1e3,
+            100.0 * c.hit_ratio_before,
+            100.0 * c.hit_ratio_after,
+            c.misses_per_s_before,
             c.misses_per_s_after
         );
     }
@@ -824,7 +863,11 @@ fn html_report(report: &SocialReport) -> String {
         "<h2>Cross-shard operations: follows</h2><p>{} follows, {} of them on two shards ({:.0} %). \
          p50 {} ms on one shard, {} ms across two. They are two independent writes: a fault between them \
          leaves the graph one-sided (see 3).</p>",
-        x.follows, x.cross_shard, 100.0 * frac(x.cross_shard, x.follows), ms(x.p50_same_shard_ms), ms(x.p50_cross_shard_ms)
+        x.follows,
+        x.cross_shard,
+        100.0 * frac(x.cross_shard, x.follows),
+        ms(x.p50_same_shard_ms),
+        ms(x.p50_cross_shard_ms)
     );
     let b = &s.benefits;
     let _ = writeln!(
@@ -843,7 +886,13 @@ fn html_report(report: &SocialReport) -> String {
         let _ = write!(
             runs,
             "<tr><td>{}</td><td>{}</td><td>{}×{}</td><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
-            r.name, r.sim.nodes, r.sim.shards, r.sim.replicas, r.records.len(), faults.join("; "), r.wall_s
+            r.name,
+            r.sim.nodes,
+            r.sim.shards,
+            r.sim.replicas,
+            r.records.len(),
+            faults.join("; "),
+            r.wall_s
         );
     }
     let _ = writeln!(
@@ -864,32 +913,49 @@ fn html_report(report: &SocialReport) -> String {
 pub fn text_summary(report: &SocialReport) -> String {
     let s = &report.summary;
     let mut out = String::new();
-    let _ = writeln!(out, "concord lab social: {} users, {} accounts merged on read", report.options.users, report.celebrities);
+    let _ = writeln!(
+        out,
+        "concord lab social: {} users, {} accounts merged on read",
+        report.options.users, report.celebrities
+    );
     for k in &s.latency {
         let _ = writeln!(
             out,
             "  {:<19} {:>6} actions  ok {:>6.2} %  p50 {:>7} ms  p99 {:>7} ms",
-            k.kind.name(), k.count, 100.0 * k.ok_fraction, ms(k.p50_ms), ms(k.p99_ms)
+            k.kind.name(),
+            k.count,
+            100.0 * k.ok_fraction,
+            ms(k.p50_ms),
+            ms(k.p99_ms)
         );
     }
     let f = &s.fanout;
-    let _ = writeln!(
+    let _ =
+        writeln!(
         out,
         "celebrity post ({} followers): {} timeline writes (hybrid) vs {} (fan-out for all, done in {} ms)",
         f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes,
         f.push_celebrity_fanout_ms.map_or("–".into(), ms)
     );
     let c = &s.crash;
-    let windows: Vec<String> = c.unavailable_ms.iter().map(|(s, w)| format!("shard {s}: {w:.0} ms")).collect();
+    let windows: Vec<String> =
+        c.unavailable_ms.iter().map(|(s, w)| format!("shard {s}: {w:.0} ms")).collect();
     let _ = writeln!(out, "leader crash (shard {:?}): unavailable {}", c.crashed_shards, windows.join(", "));
     let p = &s.partition;
     let _ = writeln!(
         out,
         "partition: replicas differed by up to {} likes; after the heal {:?} ({})",
-        p.max_divergence, p.final_values, if p.converged { "converged" } else { "NOT converged" }
+        p.max_divergence,
+        p.final_values,
+        if p.converged { "converged" } else { "NOT converged" }
     );
     if let Some(c) = &s.cache {
-        let _ = writeln!(out, "cache node dies: hit ratio {:.1} % → {:.1} %", 100.0 * c.hit_ratio_before, 100.0 * c.hit_ratio_after);
+        let _ = writeln!(
+            out,
+            "cache node dies: hit ratio {:.1} % → {:.1} %",
+            100.0 * c.hit_ratio_before,
+            100.0 * c.hit_ratio_after
+        );
     }
     let b = &s.benefits;
     let _ = writeln!(

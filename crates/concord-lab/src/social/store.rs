@@ -259,7 +259,8 @@ impl SimStore {
         );
         let likes: Scenario<DynamoConfig> =
             Scenario::parse(Path::new("social-likes.toml"), &likes_text).map_err(|e| e.to_string())?;
-        let mut strong = Simulation::new(Arc::new(strong), RunOptions { seed: config.seed, ..Default::default() });
+        let mut strong =
+            Simulation::new(Arc::new(strong), RunOptions { seed: config.seed, ..Default::default() });
         let mut likes =
             Simulation::new(Arc::new(likes), RunOptions { seed: config.seed ^ 0x5eed, ..Default::default() });
         strong.start();
@@ -312,8 +313,10 @@ impl SimStore {
     }
 
     fn place_caches(&mut self) {
-        let live: Vec<NodeId> =
-            (0..self.caches.len()).filter(|&i| self.caches[i].is_some()).map(|i| NodeId(i as u32 + 1)).collect();
+        let live: Vec<NodeId> = (0..self.caches.len())
+            .filter(|&i| self.caches[i].is_some())
+            .map(|i| NodeId(i as u32 + 1))
+            .collect();
         self.placement = (!live.is_empty()).then(|| PlacementKind::Rendezvous.build(&live));
     }
 
@@ -354,9 +357,10 @@ impl SimStore {
 
     /// The node leading `shard` now (a live replica that believes it leads), if any.
     pub fn leader_of(&self, shard: u32) -> Option<NodeId> {
-        self.strong.nodes().into_iter().find_map(|(id, n)| {
-            n?.shards().any(|(s, raft)| s.0 == shard && raft.is_leader()).then_some(id)
-        })
+        self.strong
+            .nodes()
+            .into_iter()
+            .find_map(|(id, n)| n?.shards().any(|(s, raft)| s.0 == shard && raft.is_leader()).then_some(id))
     }
 
     /// The shards whose leader is on `node`.
@@ -521,7 +525,13 @@ impl SimStore {
         let _ = store.insert(key.as_bytes().to_vec(), bytes, options);
     }
 
-    fn on_strong_answer(&mut self, request: RequestId, node: NodeId, response: RaftResponse<concord_shard::ShardResult>, at: Time) {
+    fn on_strong_answer(
+        &mut self,
+        request: RequestId,
+        node: NodeId,
+        response: RaftResponse<concord_shard::ShardResult>,
+        at: Time,
+    ) {
         let Some(id) = self.requests.remove(&(Cluster::Strong, request)) else { return };
         let Some(p) = self.pending.get(&id) else { return };
         if p.node != node {
@@ -529,11 +539,15 @@ impl SimStore {
         }
         let shard = p.shard;
         match response {
-            RaftResponse::Output(Ok(ShardResponse::Kv(Response::Redis { replies: Some(replies), .. }))) => {
+            RaftResponse::Output(Ok(ShardResponse::Kv(Response::Redis {
+                replies: Some(replies), ..
+            }))) => {
                 let reply = replies.into_iter().next().map(convert).unwrap_or(Ok(Reply::Nil));
                 self.finish(id, at, reply, None);
             }
-            RaftResponse::Output(Ok(other)) => self.finish(id, at, Err(format!("unexpected answer {other:?}")), None),
+            RaftResponse::Output(Ok(other)) => {
+                self.finish(id, at, Err(format!("unexpected answer {other:?}")), None)
+            }
             RaftResponse::Output(Err(concord_shard::ShardError::NotServing { .. })) => {
                 // A slot in motion, or a stale map: ask again shortly.
                 let node = self.random_replica(shard, Some(node));
@@ -574,7 +588,6 @@ impl SimStore {
 
     /// Attempts past their timeout try another node; operations past their deadline fail.
     fn check_timeouts(&mut self) {
-
         let now = self.now;
         let late: Vec<(u64, bool)> = self
             .pending
@@ -705,7 +718,10 @@ impl SocialStore for SimStore {
 
 /// Whether a Redis command only reads.
 fn is_read(name: &str) -> bool {
-    matches!(name.to_ascii_uppercase().as_str(), "GET" | "LRANGE" | "LLEN" | "SMEMBERS" | "SCARD" | "SISMEMBER")
+    matches!(
+        name.to_ascii_uppercase().as_str(),
+        "GET" | "LRANGE" | "LLEN" | "SMEMBERS" | "SCARD" | "SISMEMBER"
+    )
 }
 
 /// The sharded store's request for `calls` (all on the first call's key).
@@ -715,10 +731,16 @@ fn strong_request(calls: &[Vec<String>], now: Time) -> concord_shard::node::Shar
         calls.iter().map(|c| RedisCall::new(c.iter().map(|a| a.clone().into_bytes()).collect())).collect();
     if calls.len() == 1 && calls[0].argv.first().is_some_and(|n| is_read(&String::from_utf8_lossy(n))) {
         let exec = RedisExec { keys: vec![key], watch: vec![], calls };
-        RaftRequest::Read { consistency: ReadConsistency::Linearizable, query: ShardQuery::Kv(Query::Redis(exec)) }
+        RaftRequest::Read {
+            consistency: ReadConsistency::Linearizable,
+            query: ShardQuery::Kv(Query::Redis(exec)),
+        }
     } else {
         let exec = RedisExec { keys: vec![key], watch: vec![], calls };
-        RaftRequest::Propose { session: None, command: ShardCommand::Kv(Command::new(now, Write::Redis(exec))) }
+        RaftRequest::Propose {
+            session: None,
+            command: ShardCommand::Kv(Command::new(now, Write::Redis(exec))),
+        }
     }
 }
 
