@@ -441,7 +441,7 @@ impl Social {
                 expected.extend(posts.iter().filter(|(_, at)| *at < start_ms && *at >= since));
             }
         }
-        expected.sort_by(|a, b| b.0.cmp(&a.0));
+        expected.sort_by_key(|e| std::cmp::Reverse(e.0));
         expected.truncate(PAGE);
         let missed: Vec<f64> =
             expected.iter().filter(|(id, _)| !shown.contains(id)).map(|(_, at)| start_ms - at).collect();

@@ -353,7 +353,7 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
             }
         }
         app.on_done(&mut store, done);
-        if step % 25 == 0 {
+        if step.is_multiple_of(25) {
             result.hot_counter.push((t, store.counter_on_replicas(&format!("likes:{hot}"))));
             result.cache_timeline.push((t, store.cache_hits - last_hits, store.cache_misses - last_misses));
             last_hits = store.cache_hits;

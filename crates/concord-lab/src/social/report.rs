@@ -521,8 +521,11 @@ fn followers_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
     )
 }
 
+/// Points of a line: (x, y).
+type Line = Vec<(f64, f64)>;
+
 /// Actions per second and p99 latency per second over a run.
-fn per_second(r: &RunResult) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn per_second(r: &RunResult) -> (Line, Line) {
     let mut buckets: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for a in &r.records {
         if a.start_ms >= 0.0 && a.start_ms < r.duration_ms {
