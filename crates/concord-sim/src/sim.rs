@@ -37,6 +37,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// An application as the client: requests it submits, answers it collects (the labs' apps).
+pub mod driven;
 /// Driving a run by hand (`concord sim --interactive`): step, drop a message, cut a link, reseed.
 pub mod interactive;
 /// The faults: the fixed schedule, the random nemesis, triggers, and the primitives they use.
@@ -194,6 +196,8 @@ pub struct Simulation<P: SimProtocol> {
     rng_proto: ChaCha8Rng,
     rng_work: ChaCha8Rng,
     rng_nemesis: ChaCha8Rng,
+    /// Answers to requests an application submitted ([`driven`]), not yet taken.
+    answers: Vec<driven::Answer<P::Response>>,
 }
 
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -265,6 +269,7 @@ impl<P: SimProtocol> Simulation<P> {
             rng_proto: stream(seed, 2),
             rng_work,
             rng_nemesis,
+            answers: Vec::new(),
         }
     }
 
@@ -673,6 +678,10 @@ impl<P: SimProtocol> Simulation<P> {
     }
 
     fn client_reply(&mut self, node: NodeId, request: RequestId, response: P::Response) {
+        if request.client == driven::APP_CLIENT {
+            self.answers.push(driven::Answer { request, node, response, at: self.now });
+            return;
+        }
         let Some(pending) = self.workload.pending(&request) else { return }; // timed out already
         let client = pending.client;
         let mut op = pending.op.clone();

@@ -18,6 +18,12 @@
 //! `concord lab consensus` runs Raft and Multi-Paxos side by side on the same workload and faults
 //! (cost per command, leader crash, a flapping link, duelling proposers, log holes) and writes the
 //! same kind of report. Guide: docs/labs/consensus.md.
+//!
+//! `concord lab social` (Lab 1) runs a small social platform – posts, follows, hybrid timelines,
+//! CRDT likes, a cache tier – on the simulated sharded store at 100 000 users and measures what
+//! its distribution costs (a celebrity's post, a leader crash, a partition, a dead cache node,
+//! cross-shard follows) and buys (throughput and availability against one machine). Guide:
+//! docs/labs/social.md.
 
 use clap::{Args, Subcommand};
 use concord_lab::raft_elections::{export_worst, write_report, TimeoutRange};
@@ -65,6 +71,51 @@ pub enum Lab {
     /// One part: concord lab consensus --part 4   (1 steady state, 2 leader crash, 3 flapping
     /// link, 4 duelling proposers, 5 log holes)
     Consensus(ConsensusArgs),
+    /// Lab 1: a social platform on Concord – posts and the follow graph on the sharded store,
+    /// home timelines fanned out on write except for celebrities (merged on read, through the
+    /// cache tier), likes as CRDT counters on the eventual store – at 100 000 users in the
+    /// simulator: a celebrity's post, a shard leader's crash, a partition, a dead cache node,
+    /// cross-shard follows, and the same app on one machine. Guide: docs/labs/social.md.
+    ///
+    /// Example: concord lab social --out out/social
+    ///
+    /// Change one design decision: --fanout-threshold 100000, --no-cache, --shards 2
+    Social(SocialArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SocialArgs {
+    /// Where to write the plots (SVG, PNG), report.json and index.html.
+    #[arg(long, default_value = "out/social")]
+    pub out: PathBuf,
+    /// The seed of the users and every simulation (same seed, same numbers).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// A small version: 2 000 users, 8 s runs (seconds, not minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// Users on the platform [default: 100000, --quick 2000].
+    #[arg(long)]
+    pub users: Option<u32>,
+    /// Accounts with more followers than this are merged on read instead of fanned out on write
+    /// [default: 2000, --quick 100]. A value above every follower count fans out all posts.
+    #[arg(long)]
+    pub fanout_threshold: Option<usize>,
+    /// No cache tier: celebrities' post lists are read from their shards.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Shards of the strong store [default: 4].
+    #[arg(long)]
+    pub shards: Option<u32>,
+    /// Machines of the sharded deployment [default: 5].
+    #[arg(long)]
+    pub nodes: Option<u32>,
+    /// Virtual seconds per run [default: 30, --quick 8].
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Mean user actions per second [default: 300, --quick 120].
+    #[arg(long)]
+    pub rate: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -197,7 +248,43 @@ pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
         Lab::Eventual(a) => eventual(a),
         Lab::Cache(a) => cache(a),
         Lab::Consensus(a) => consensus(a),
+        Lab::Social(a) => social(a),
     }
+}
+
+fn social(args: &SocialArgs) -> anyhow::Result<ExitCode> {
+    let mut o = if args.quick {
+        concord_lab::SocialOptions::quick(args.seed)
+    } else {
+        concord_lab::SocialOptions::full(args.seed)
+    };
+    if let Some(users) = args.users {
+        o.users = users;
+    }
+    if let Some(t) = args.fanout_threshold {
+        o.fanout_threshold = t;
+    }
+    o.cache = !args.no_cache;
+    if let Some(shards) = args.shards {
+        o.shards = shards;
+    }
+    if let Some(nodes) = args.nodes {
+        o.nodes = nodes;
+    }
+    if let Some(d) = args.duration {
+        o.duration_s = d;
+    }
+    if let Some(rate) = args.rate {
+        o.rate_per_s = rate;
+    }
+    let wall = Instant::now();
+    let report = concord_lab::run_social(&o, &|line: &str| eprintln!("{line}"))?;
+    print!("{}", concord_lab::social::report::text_summary(&report));
+    println!("ran {} simulations in {:.1} s", report.runs.len(), wall.elapsed().as_secs_f64());
+    for path in concord_lab::social::write_report(&report, &args.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn consensus(args: &ConsensusArgs) -> anyhow::Result<ExitCode> {
