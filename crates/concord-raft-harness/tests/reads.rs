@@ -159,9 +159,17 @@ fn a_follower_read_never_rides_a_request_sent_before_it_arrived() {
     let leader_node = c.node(leader).unwrap();
     let (term, stale_index) = (leader_node.current_term(), leader_node.commit_index() - 1);
     c.heal();
-    c.deliver(leader, follower, Message::ReadIndexResp(ReadIndexResponse { term, id: 1, index: Some(stale_index) }));
+    c.deliver(
+        leader,
+        follower,
+        Message::ReadIndexResp(ReadIndexResponse { term, id: 1, index: Some(stale_index) }),
+    );
     assert!(c.run_until(ms(500), |c| c.reply(early).is_some() && c.reply(late).is_some()));
-    assert!(items(c.reply(late)).contains(&4), "the late read missed an acknowledged write: {:?}", c.reply(late));
+    assert!(
+        items(c.reply(late)).contains(&4),
+        "the late read missed an acknowledged write: {:?}",
+        c.reply(late)
+    );
     c.assert_safe();
 }
 

@@ -191,7 +191,14 @@ impl<S: StateMachine> RaftNode<S> {
         let deadline = io.now() + self.config.election_timeout_max;
         // The request in flight was sent before this read arrived: the read waits for the next.
         let id = self.follower_read_sent + 1;
-        self.follower_reads.push_back(FollowerRead { request, query, id, leader, deadline, read_index: None });
+        self.follower_reads.push_back(FollowerRead {
+            request,
+            query,
+            id,
+            leader,
+            deadline,
+            read_index: None,
+        });
         if !self.follower_read_in_flight {
             self.send_follower_read_request(io);
         }

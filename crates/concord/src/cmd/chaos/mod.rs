@@ -20,8 +20,8 @@ pub mod admin;
 pub mod bank;
 pub mod cluster;
 pub mod docker;
-pub mod eventual;
 pub mod events;
+pub mod eventual;
 pub mod list_append;
 pub mod report;
 pub mod resp;
@@ -167,11 +167,13 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
              eventual mode) and a linearizability checker, which an eventually consistent store fails \
              by design; use --workload siblings (the default there)"
         ),
-        (ChaosMode::Eventual, w @ (WorkloadName::Set | WorkloadName::Bank | WorkloadName::ListAppend)) => bail!(
-            "--workload {} needs transactions or linearizable reads over the Redis door, which the \
+        (ChaosMode::Eventual, w @ (WorkloadName::Set | WorkloadName::Bank | WorkloadName::ListAppend)) => {
+            bail!(
+                "--workload {} needs transactions or linearizable reads over the Redis door, which the \
              eventual mode does not give; use --workload siblings (the default there)",
-            w.name()
-        ),
+                w.name()
+            )
+        }
         (ChaosMode::Strong | ChaosMode::Sharded, WorkloadName::Siblings) => bail!(
             "--workload siblings is the eventual mode's (it reads sibling sets and causal contexts); \
              use --mode eventual, or --workload register"
@@ -334,7 +336,15 @@ fn start_clients(
                                 w: q.w,
                             };
                             let record = record.clone();
-                            runtime.spawn(eventual::client(c, http.clone(), siblings, seed, rec, record, stop))
+                            runtime.spawn(eventual::client(
+                                c,
+                                http.clone(),
+                                siblings,
+                                seed,
+                                rec,
+                                record,
+                                stop,
+                            ))
                         }
                         (WorkloadName::Set, _) => {
                             runtime.spawn(set::client(c, redis.clone(), shape, seed, rec, stop))
