@@ -514,8 +514,11 @@ impl ShardedConfig {
 
     /// The shard groups a node holds in the first map (about: the placement spreads them evenly).
     pub fn groups_per_node(&self) -> u64 {
-        let placed = self.placed().len().max(1) as u64;
-        (u64::from(self.shards) * self.replicas.max(1) as u64).div_ceil(placed)
+        let placed = self.placed().len().max(1);
+        // As `placement` does: a shard has at most one replica per placed node (a `replicas`
+        // beyond that – even `usize::MAX` in a scenario file – means every node).
+        let replicas = self.replicas.clamp(1, placed) as u64;
+        (u64::from(self.shards) * replicas).div_ceil(placed as u64)
     }
 
     /// The Raft configuration of shard groups: `raft`, its heartbeat interval and election
