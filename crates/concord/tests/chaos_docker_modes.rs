@@ -11,78 +11,28 @@
 //! Needs what chaos_docker.rs needs (Docker, docker-compose, a static busybox, root, nsenter,
 //! iptables); without them the tests print why and pass – unless `CI` is set.
 
+mod chaos_common;
+
+use chaos_common::{docker_available, Image, Run};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Mutex;
-use std::time::Instant;
 
 /// The tests share one subnet: one at a time.
 static SUBNET: Mutex<()> = Mutex::new(());
 
-fn missing_tools() -> Option<String> {
-    let works = |program: &str, args: &[&str]| {
-        Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
-    };
-    if !works("docker", &["info"]) {
-        return Some("docker does not answer (`docker info` failed: no engine, or no permission)".into());
-    }
-    if !works("docker-compose", &["version"]) && !works("docker", &["compose", "version"]) {
-        return Some("neither docker-compose nor `docker compose` is installed".into());
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("no static busybox at /bin/busybox (Debian: busybox-static)".into());
-    }
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !uid.unwrap_or(false) {
-        return Some("partitions need root (nsenter into a container's network namespace)".into());
-    }
-    if !works("nsenter", &["--version"]) || !works("iptables", &["--version"]) {
-        return Some("partitions need nsenter (util-linux) and iptables".into());
-    }
-    None
-}
-
-/// The test's image, removed at the end (also when the test fails).
-struct Image(String);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
-
-/// Run `concord chaos` with `args` on the docker backend (its own image, the 10.63.0 subnet);
-/// the results and the timeline, after checking that it exited 0 with `valid`.
-fn chaos(name: &str, args: &[&str], out: &Path) -> Option<(Value, Vec<Value>)> {
-    if let Some(why) = missing_tools() {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
-        eprintln!("skipping the docker chaos test: {why}");
+/// Run `concord chaos` with `args` on the docker backend (its own image, the 10.63.0 subnet); the
+/// run must be valid and the cluster must have recovered. `None` where docker cannot run here.
+fn chaos(name: &str, args: &[&str], out: &Path) -> Option<Run> {
+    if !docker_available() {
         return None;
     }
     let _turn = SUBNET.lock().unwrap_or_else(|e| e.into_inner());
-    let started = Instant::now();
-    let image = Image(format!("concord:chaos-{name}-{}", std::process::id()));
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let run = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .current_dir(&repo)
-        .args(["chaos", "--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.63.0"])
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "concord chaos failed ({}):\n{stdout}\n{stderr}", run.status);
-    assert!(stdout.starts_with("valid: "), "{stdout}");
-    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-    let results: Value = serde_json::from_str(&read("results.json")).unwrap();
-    let timeline: Vec<Value> = serde_json::from_str(&read("timeline.json")).unwrap();
-    assert_eq!(results["valid"], true, "{results}");
-    assert_eq!(results["recovered"], true, "{results}");
-    eprintln!("{name} chaos run in {:?}:\n{stderr}", started.elapsed());
-    Some((results, timeline))
+    let image = Image::new(name);
+    let backend = ["--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.63.0"];
+    let run = chaos_common::chaos(name, &[&backend[..], args].concat(), out);
+    assert_eq!(run.results["recovered"], true, "{}", run.results);
+    Some(run)
 }
 
 #[test]
@@ -108,7 +58,7 @@ fn a_sharded_cluster_stays_linearizable_through_a_shard_move_during_a_partition(
         "--seed",
         "2",
     ];
-    let Some((results, timeline)) = chaos("sharded", &args, &out) else { return };
+    let Some(Run { results, timeline, .. }) = chaos("sharded", &args, &out) else { return };
     assert!(results["ops"]["ok"].as_u64().unwrap() > 50, "{results}");
     let find = |kind: &str| {
         timeline.iter().find(|f| f["nemesis"] == kind).unwrap_or_else(|| panic!("{kind} in {timeline:?}"))
@@ -151,7 +101,7 @@ fn an_eventual_cluster_converges_and_loses_no_acknowledged_write_through_a_parti
         "--ops-per-key",
         "60",
     ];
-    let Some((results, timeline)) = chaos("eventual", &args, &out) else { return };
+    let Some(Run { results, timeline, .. }) = chaos("eventual", &args, &out) else { return };
     assert_eq!(timeline.len(), 2, "a split and a kill: {timeline:?}");
     for f in &timeline {
         assert!(f.get("errors").is_none(), "{f}");

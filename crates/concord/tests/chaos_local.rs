@@ -3,53 +3,47 @@
 //! valid and the run's directory complete. Also: a partition asked of the local backend is
 //! refused with the reason, before anything starts.
 
-use serde_json::Value;
+mod chaos_common;
+
+use chaos_common::{chaos, Run};
 use std::process::Command;
-use std::time::Instant;
 
 #[test]
 fn kill_and_pause_of_local_processes_leave_a_linearizable_history() {
-    let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let run = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["chaos", "--backend", "local", "--nodes", "3", "--clients", "4", "--time-limit", "12"])
-        .args(["--interval", "2", "--nemesis", "kill,pause", "--seed", "3", "--op-timeout", "2"])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "concord chaos failed ({}):\n{stdout}\n{stderr}", run.status);
-    assert!(stdout.starts_with("valid: "), "{stdout}");
-
-    let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["valid"], true, "{results}");
+    let run = chaos(
+        "local, register",
+        &[
+            &["--backend", "local", "--nodes", "3", "--clients", "4", "--time-limit", "12"][..],
+            &["--interval", "2", "--nemesis", "kill,pause", "--seed", "3", "--op-timeout", "2"],
+        ]
+        .concat(),
+        &dir.path().join("run"),
+    );
+    let results = &run.results;
     assert_eq!(results["recovered"], true);
     assert!(results["ops"]["ok"].as_u64().unwrap() > 50, "the clients got work done: {results}");
     // 12 s in rounds of 2 s quiet + 2 s fault, the last 2 s quiet: faults at 2, 6.
-    let timeline: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("timeline.json")).unwrap()).unwrap();
+    let timeline = &run.timeline;
     assert_eq!(timeline.len(), 2, "{timeline:?}");
-    for f in &timeline {
+    for f in timeline {
         assert!(["kill", "pause"].contains(&f["nemesis"].as_str().unwrap()), "{f}");
         assert!(f["end"].as_f64().unwrap() > f["start"].as_f64().unwrap());
         assert!(f.get("errors").is_none(), "the fault and its undoing worked: {f}");
     }
-    for file in
-        ["history.jsonl", "index.html", "latency.svg", "latency.png", "logs/node1.log", "logs/node3.log"]
-    {
-        let len = std::fs::metadata(out.join(file)).map(|m| m.len()).unwrap_or(0);
-        assert!(len > 0, "{file} written");
-    }
-    let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+    run.assert_written(&[
+        "history.jsonl",
+        "index.html",
+        "latency.svg",
+        "latency.png",
+        "logs/node1.log",
+        "logs/node3.log",
+    ]);
+    let history = run.read("history.jsonl");
     assert!(
         history.contains("\"f\":\"cas\"") && history.contains("\"f\":\"write\""),
         "all three kinds of op"
     );
-    eprintln!("local chaos run in {:?}", started.elapsed());
 }
 
 #[test]
@@ -67,47 +61,32 @@ fn the_local_backend_refuses_partitions_and_says_why() {
 }
 
 /// Run `concord chaos --backend local` with `workload` for a few seconds of kills and pauses of
-/// three local nodes; return the run's results.json (the run must be valid).
-fn run_workload(workload: &str, extra: &[&str]) -> (Value, std::path::PathBuf, tempfile::TempDir) {
-    let started = Instant::now();
+/// three local nodes (the run must be valid, with work done and two faults).
+fn run_workload(workload: &str, extra: &[&str]) -> (Run, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
-    let run = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["chaos", "--backend", "local", "--nodes", "3", "--clients", "4", "--time-limit", "10"])
-        .args(["--interval", "2", "--nemesis", "kill,pause", "--seed", "5", "--op-timeout", "2"])
-        .args(["--workload", workload])
-        .args(extra)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "concord chaos --workload {workload} failed ({}):\n{stdout}\n{stderr}",
-        run.status
+    let run = chaos(
+        workload,
+        &[
+            &["--backend", "local", "--nodes", "3", "--clients", "4", "--time-limit", "10"][..],
+            &["--interval", "2", "--nemesis", "kill,pause", "--seed", "5", "--op-timeout", "2"],
+            &["--workload", workload],
+            extra,
+        ]
+        .concat(),
+        &dir.path().join("run"),
     );
-    assert!(stdout.starts_with("valid: "), "{stdout}");
-    let results: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["valid"], true, "{results}");
+    let results = &run.results;
     assert_eq!(results["run"]["workload"], workload);
     assert!(results["ops"]["ok"].as_u64().unwrap() > 30, "the clients got work done: {results}");
-    let timeline: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(out.join("timeline.json")).unwrap()).unwrap();
-    assert_eq!(timeline.len(), 2, "{timeline:?}");
-    for file in ["history.jsonl", "index.html", "latency.svg", "logs/node1.log"] {
-        let len = std::fs::metadata(out.join(file)).map(|m| m.len()).unwrap_or(0);
-        assert!(len > 0, "{file} written");
-    }
-    eprintln!("local chaos run of {workload} in {:?}", started.elapsed());
-    (results, out, dir)
+    assert_eq!(run.timeline.len(), 2, "{:?}", run.timeline);
+    run.assert_written(&["history.jsonl", "index.html", "latency.svg", "logs/node1.log"]);
+    (run, dir)
 }
 
 #[test]
 fn the_set_workload_loses_no_acknowledged_add_under_kill_and_pause() {
-    let (results, _out, _dir) = run_workload("set", &[]);
+    let (run, _dir) = run_workload("set", &[]);
+    let results = &run.results;
     let details = &results["checks"][0]["details"];
     assert!(details["acknowledged"].as_u64().unwrap() > 20, "{details}");
     assert_eq!(details["lost"], serde_json::json!([]), "{details}");
@@ -119,27 +98,29 @@ fn the_set_workload_loses_no_acknowledged_add_under_kill_and_pause() {
 
 #[test]
 fn the_bank_workload_conserves_the_total_under_kill_and_pause() {
-    let (results, out, _dir) = run_workload("bank", &["--accounts", "5"]);
+    let (run, _dir) = run_workload("bank", &["--accounts", "5"]);
+    let results = &run.results;
     let details = &results["checks"][0]["details"];
     // Every node's final read is among the reads.
     assert!(details["reads"].as_u64().unwrap() >= 3, "{details}");
     assert!(details["transfers_ok"].as_u64().unwrap() > 10, "{details}");
-    let history = std::fs::read_to_string(out.join("history.jsonl")).unwrap();
+    let history = run.read("history.jsonl");
     assert!(history.contains("\"f\":\"transfer\"") && history.contains("\"f\":\"read\""));
 }
 
 #[test]
 fn the_list_append_workload_passes_elle_under_kill_and_pause() {
-    let (results, out, _dir) = run_workload("list-append", &[]);
+    let (run, _dir) = run_workload("list-append", &[]);
+    let results = &run.results;
     let details = &results["checks"][0]["details"];
     assert!(details["transactions"].as_u64().unwrap() > 30, "{details}");
     assert_eq!(details["anomalies"], serde_json::json!([]), "{details}");
-    let page = std::fs::read_to_string(out.join("elle.html")).unwrap();
+    let page = run.read("elle.html");
     assert!(page.contains("dependency edges"), "the Elle page is written");
     // The history is Elle's transactional JSON form: `concord check` reads it.
     let check = Command::new(env!("CARGO_BIN_EXE_concord"))
         .args(["check", "--model", "list-append"])
-        .arg(out.join("history.jsonl"))
+        .arg(run.out.join("history.jsonl"))
         .output()
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));

@@ -5,29 +5,16 @@
 //! * eventual mode, three processes: the siblings workload through a kill and a pause; the nodes
 //!   must converge and no acknowledged write may be lost.
 
+mod chaos_common;
+
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
+/// `concord chaos --backend local --op-timeout 2 ARGS`: the results and the timeline of a valid run.
 fn chaos(args: &[&str], out: &Path) -> (Value, Vec<Value>) {
-    let started = Instant::now();
-    let run = Command::new(env!("CARGO_BIN_EXE_concord"))
-        .args(["chaos", "--backend", "local", "--op-timeout", "2"])
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "concord chaos failed ({}):\n{stdout}\n{stderr}", run.status);
-    assert!(stdout.starts_with("valid: "), "{stdout}");
-    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-    let results: Value = serde_json::from_str(&read("results.json")).unwrap();
-    assert_eq!(results["valid"], true, "{results}");
-    eprintln!("local chaos run in {:?}:\n{stderr}", started.elapsed());
-    (results, serde_json::from_str(&read("timeline.json")).unwrap())
+    let run =
+        chaos_common::chaos("local", &[&["--backend", "local", "--op-timeout", "2"][..], args].concat(), out);
+    (run.results, run.timeline)
 }
 
 #[test]

@@ -35,8 +35,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from viewer_e2e import browser, check, fail, js, wait_until  # noqa: E402
 
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-
 ELECTION_S = 20  # generous: the CI machine may be busy
 
 
@@ -58,31 +56,28 @@ def text(driver, selector):
     return js(driver, f"const e = document.querySelector({json.dumps(selector)}); return e ? e.innerText : null")
 
 
-def click(driver, selector):
-    """Click what the selector finds; the table is redrawn twice a second, so retry a stale one."""
-    for _ in range(20):
-        try:
-            driver.find_element("css selector", selector).click()
-            return
-        except StaleElementReferenceException:
-            time.sleep(0.05)
-    fail(f"could not click {selector}")
-
-
 def lab_click(driver, action, node):
+    """Click a member's fault button and wait for this click's own answer. The click runs in one
+    script (find, check, click): the table is redrawn twice a second, and a WebDriver click between
+    a redraw's removal and insertion could land on nothing. The answer line is cleared first, so the
+    previous action's answer is never taken for this one's."""
     selector = f'#members-body button[data-action="{action}"][data-node="{node}"]'
-    wait_until(lambda: js(driver, f"const b = document.querySelector('{selector}'); return !!b && !b.disabled"),
+    click_js = f"""const b = document.querySelector({json.dumps(selector)});
+        if (!b || b.disabled) return false; b.click(); return true;"""
+    wait_until(lambda: js(driver, f"const b = document.querySelector({json.dumps(selector)}); return !!b && !b.disabled"),
                10, f"no enabled {action} button for node {node}")
-    click(driver, selector)
+    js(driver, "const o = document.getElementById('fault-result'); o.textContent = '';")
+    wait_until(lambda: js(driver, click_js), 10, f"could not click {action} on node {node}")
     # Said on failure: which node's page sent the click.
     sys.stderr.write(f"clicked {action} on node {node} from {driver.current_url} (node {state(driver)['served_by']})\n")
     if action == "stop":
         # Stop asks for a second click.
         wait_until(lambda: text(driver, selector) == "Confirm stop", 3, "Stop asks for confirmation")
-        click(driver, selector)
-    wait_until(lambda: "failed" not in (text(driver, "#fault-result") or "")
-               and (text(driver, "#fault-result") or "").endswith("."), 10,
-               f"{action} node {node} answered: " + str(text(driver, "#fault-result")))
+        wait_until(lambda: js(driver, click_js), 10, f"could not confirm stop on node {node}")
+    answered = lambda: (text(driver, "#fault-result") or "")
+    wait_until(lambda: answered().startswith(tuple("0123456789")) and answered().endswith("."), 10,
+               f"{action} node {node} was not answered: {answered()!r}")
+    check("failed" not in answered(), f"{action} node {node} answered: {answered()!r}")
 
 
 def shown_leader(driver):

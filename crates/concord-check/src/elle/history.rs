@@ -392,21 +392,10 @@ pub fn parse_op_maps(
 }
 
 fn edn_event(form: &Edn, workload: Workload) -> Result<Option<TxnEvent>, String> {
-    if !matches!(form, Edn::Map(_)) {
-        return Err(format!(
-            "expected an op map {{:type .. :value [[:append k v] ..] :process ..}}, got {form}"
-        ));
-    }
-    let process = match form.get("process") {
-        Some(Edn::Int(p)) if *p >= 0 => *p as u64,
-        Some(Edn::Keyword(_)) => return Ok(None),
-        Some(other) => return Err(format!(":process {other} is not a non-negative integer")),
-        None => return Err("missing :process".into()),
-    };
-    let kind = match form.get("type") {
-        Some(Edn::Keyword(k)) => event_type(k)?,
-        Some(other) => return Err(format!(":type {other} is not one of :invoke :ok :fail :info")),
-        None => return Err("missing :type".into()),
+    let Some((process, kind)) =
+        crate::formats::op_header(form, "{:type .. :value [[:append k v] ..] :process ..}")?
+    else {
+        return Ok(None);
     };
     let time = match form.get("time") {
         Some(Edn::Int(t)) if *t >= 0 => *t as u64,
@@ -421,16 +410,6 @@ fn edn_event(form: &Edn, workload: Workload) -> Result<Option<TxnEvent>, String>
         Some(other) => return Err(format!(":value {other} is not a vector of micro-ops")),
     };
     Ok(Some(TxnEvent { process, kind, mops, time }))
-}
-
-fn event_type(name: &str) -> Result<EventType, String> {
-    match name {
-        "invoke" => Ok(EventType::Invoke),
-        "ok" => Ok(EventType::Ok),
-        "fail" => Ok(EventType::Fail),
-        "info" => Ok(EventType::Info),
-        other => Err(format!("type :{other} is not one of :invoke :ok :fail :info")),
-    }
 }
 
 fn edn_mop(form: &Edn, workload: Workload, kind: EventType) -> Result<Mop, String> {
@@ -545,7 +524,7 @@ fn jsonl_event(line: &str, workload: Workload) -> Result<Option<TxnEvent>, Strin
         None => return Err("missing \"process\"".into()),
     };
     let kind = match map.get("type") {
-        Some(J::String(s)) => event_type(s)?,
+        Some(J::String(s)) => crate::formats::event_type_named(s)?,
         _ => return Err("missing \"type\" (invoke, ok, fail or info)".into()),
     };
     let time = map.get("time").and_then(J::as_u64).unwrap_or(0);

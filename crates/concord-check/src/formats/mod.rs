@@ -563,9 +563,12 @@ fn json_array(text: &str, parsed: &mut Parsed, errors: &mut Vec<ParseError>) {
     }
 }
 
-fn edn_event(form: &Edn, line: usize) -> Result<Option<Event>, String> {
+/// The two fields every Jepsen op map has: its client process and its type. `None` for an op of a
+/// non-client process (`:nemesis`), which checkers skip. `shape` describes the expected map, for
+/// the error when `form` is not a map.
+pub(crate) fn op_header(form: &Edn, shape: &str) -> Result<Option<(u64, EventType)>, String> {
     if !matches!(form, Edn::Map(_)) {
-        return Err(format!("expected an op map {{:process .. :type .. :f .. :value ..}}, got {form}"));
+        return Err(format!("expected an op map {shape}, got {form}"));
     }
     let process = match form.get("process") {
         Some(Edn::Int(p)) if *p >= 0 => *p as u64,
@@ -573,7 +576,13 @@ fn edn_event(form: &Edn, line: usize) -> Result<Option<Event>, String> {
         Some(other) => return Err(format!(":process {other} is not a non-negative integer")),
         None => return Err("missing :process".to_string()),
     };
-    let kind = event_type(form.get("type").ok_or("missing :type")?)?;
+    Ok(Some((process, event_type(form.get("type").ok_or("missing :type")?)?)))
+}
+
+fn edn_event(form: &Edn, line: usize) -> Result<Option<Event>, String> {
+    let Some((process, kind)) = op_header(form, "{:process .. :type .. :f .. :value ..}")? else {
+        return Ok(None);
+    };
     let f_form = form.get("f").ok_or("missing :f")?;
     let raw_value = form.get("value").unwrap_or(&Edn::Nil);
     // Jepsen's `independent` tuple `[:k v]`, when there is no `:key` (as in the Jepsen logs).
@@ -627,6 +636,11 @@ fn event_type(form: &Edn) -> Result<EventType, String> {
         Edn::Keyword(k) | Edn::Symbol(k) | Edn::Str(k) => k.strip_prefix(':').unwrap_or(k),
         other => return Err(format!("type {other} is not one of :invoke :ok :fail :info")),
     };
+    event_type_named(name)
+}
+
+/// An op's type from its name (`invoke`, `ok`, `fail`, `info`).
+pub(crate) fn event_type_named(name: &str) -> Result<EventType, String> {
     match name {
         "invoke" => Ok(EventType::Invoke),
         "ok" => Ok(EventType::Ok),

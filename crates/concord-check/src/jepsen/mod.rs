@@ -167,26 +167,8 @@ type OpMap = (u64, EventType, String, Edn, Option<i64>);
 
 /// The fields of one op map; `None` for a non-client process.
 fn op_map(form: &Edn) -> Result<Option<OpMap>, String> {
-    if !matches!(form, Edn::Map(_)) {
-        return Err(format!("expected an op map {{:process .. :type .. :f .. :value ..}}, got {form}"));
-    }
-    let process = match form.get("process") {
-        Some(Edn::Int(p)) if *p >= 0 => *p as u64,
-        Some(Edn::Keyword(_)) => return Ok(None),
-        Some(other) => return Err(format!(":process {other} is not a non-negative integer")),
-        None => return Err("missing :process".into()),
-    };
-    let kind = match name(form.get("type").ok_or("missing :type")?) {
-        Some("invoke") => EventType::Invoke,
-        Some("ok") => EventType::Ok,
-        Some("fail") => EventType::Fail,
-        Some("info") => EventType::Info,
-        _ => {
-            return Err(format!(
-                ":type {} is not one of :invoke :ok :fail :info",
-                form.get("type").unwrap_or(&Edn::Nil)
-            ))
-        }
+    let Some((process, kind)) = formats::op_header(form, "{:process .. :type .. :f .. :value ..}")? else {
+        return Ok(None);
     };
     let f = match form.get("f").and_then(name) {
         Some(f) => f.to_string(),
