@@ -2,7 +2,8 @@
 //!
 //! The fundamentals lecture asks what makes a social-media platform *distributed*, what that costs
 //! and what it buys. This lab builds a small one – users, follows, posts, home timelines, likes,
-//! notifications – on Concord's deterministic simulator, and measures it.
+//! notifications – on Concord's deterministic simulator, and measures it (and, smaller, on real
+//! local clusters: [`live`]).
 //!
 //! ## The distributed components, and where the code is
 //!
@@ -36,6 +37,13 @@
 //! shards, without a transaction) are counted in every run: how many, how much slower, and how many
 //! were left half-done by a fault.
 //!
+//! ## On a real cluster
+//! The run loop ([`run_on`]) drives any [`LabStore`]. `concord lab social --real` (the `concord`
+//! crate, `cmd/lab/social_real.rs`) implements it over real `concord up` clusters it starts – a
+//! sharded one with a cache tier, an eventual one for the likes – and runs the baseline (and a
+//! leader crash) there, smaller and in wall-clock time, with the same app, users and arrival
+//! process ([`live`]).
+//!
 //! ## What is modelled rather than simulated
 //! The simulator runs the real Raft, shard and Dynamo code over a simulated network and disk. It
 //! has no CPU, so [`store::SimStore`] charges each request a service time at its machine (see
@@ -44,6 +52,7 @@
 //! loaded through the store.
 
 pub mod app;
+pub mod live;
 pub mod model;
 pub mod report;
 pub mod store;
@@ -196,6 +205,8 @@ struct RunSpec {
     celebrity_post_at_s: Option<f64>,
     /// Share of likes that go to the most followed account's newest post.
     hot_like_share: f64,
+    /// After the workload and its drain, how long the run goes on (anti-entropy merging counters).
+    settle_ms: f64,
 }
 
 /// A strong operation's outcome, for per-shard availability.
@@ -233,6 +244,11 @@ pub struct RunResult {
     pub hot_post: Option<u64>,
     pub hot_likes_acked: i64,
     pub hot_likes_unknown: i64,
+    /// Likes acknowledged, and of unknown outcome, per post (every post).
+    #[serde(skip)]
+    pub likes_acked: BTreeMap<u64, i64>,
+    #[serde(skip)]
+    pub likes_unknown: BTreeMap<u64, i64>,
     pub served_per_node: Vec<u64>,
     pub requests_per_shard: BTreeMap<u32, u64>,
     /// Cache lookups per 250 ms: (ms, hits, misses).
@@ -246,6 +262,8 @@ const WARM_UP_MS: f64 = 2_000.0;
 const TICK_MS: f64 = 10.0;
 /// After the workload stops, how long in-flight actions and fan-outs may take to finish.
 const DRAIN_MS: f64 = 6_000.0;
+/// After the drain, how long a simulated run goes on (anti-entropy merges the like counters).
+const SETTLE_MS: f64 = 3_000.0;
 
 /// Pick a user action by the mix: (timeline 55 %, like 20 %, like count 10 %, post 8 %,
 /// follow 4 %, notifications 3 %).
@@ -261,10 +279,69 @@ fn draw_kind(rng: &mut ChaCha8Rng) -> Kind {
     }
 }
 
+/// What the run loop needs of a store besides the app's four verbs: its counters for the report,
+/// and the faults it can inject. [`SimStore`] has them all; a store over a real cluster
+/// (`concord lab social --real`, in the `concord` crate) measures what it can see from the client.
+pub trait LabStore: SocialStore {
+    /// Cached reads answered by the cache tier, and those that missed.
+    fn cache_counts(&self) -> (u64, u64);
+    /// Requests each machine served (as far as the store knows; empty if it does not).
+    fn served_per_node(&self) -> Vec<u64>;
+    /// Strong requests sent per shard (cache hits not counted).
+    fn requests_per_shard(&self) -> BTreeMap<u32, u64>;
+    /// The counter `key` on each replica of the eventual store: (node, value). Empty if the store
+    /// cannot see replicas one by one.
+    fn counter_on_replicas(&mut self, _key: &str) -> Vec<(u32, i64)> {
+        Vec::new()
+    }
+    /// Inject `fault`; returns what was done, in words (recorded in the run's faults). A store
+    /// that cannot inject it says so in the words.
+    fn inject(&mut self, fault: &Fault, _result: &mut RunResult) -> String {
+        format!("{fault:?}: not injected (this store cannot)")
+    }
+    /// Heal a partition the run left in place.
+    fn heal(&mut self) {}
+}
+
+impl LabStore for SimStore {
+    fn cache_counts(&self) -> (u64, u64) {
+        (self.cache_hits, self.cache_misses)
+    }
+
+    fn served_per_node(&self) -> Vec<u64> {
+        self.served_per_node.clone()
+    }
+
+    fn requests_per_shard(&self) -> BTreeMap<u32, u64> {
+        self.requests_per_shard.clone()
+    }
+
+    fn counter_on_replicas(&mut self, key: &str) -> Vec<(u32, i64)> {
+        SimStore::counter_on_replicas(self, key)
+    }
+
+    fn inject(&mut self, fault: &Fault, result: &mut RunResult) -> String {
+        apply_fault(self, fault, result)
+    }
+
+    fn heal(&mut self) {
+        SimStore::heal(self)
+    }
+}
+
 fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
     let wall = std::time::Instant::now();
     let mut store = SimStore::new(spec.sim.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", spec.name))?;
     store.warm_up(WARM_UP_MS);
+    let mut result = run_on(spec, users, &mut store);
+    result.wall_s = wall.elapsed().as_secs_f64();
+    Ok(result)
+}
+
+/// One run of `spec`'s workload on `store` (warmed up): the same app, users and arrival process
+/// whatever the store is.
+fn run_on(spec: &RunSpec, users: &Users, store: &mut dyn LabStore) -> RunResult {
+    let wall = std::time::Instant::now();
     let t0 = store.now_ms();
     let mut app = Social::new(spec.app.clone(), users.clone());
     let mut rng = ChaCha8Rng::seed_from_u64(spec.sim.seed ^ 0xacc0);
@@ -292,13 +369,15 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
         hot_post: None,
         hot_likes_acked: 0,
         hot_likes_unknown: 0,
+        likes_acked: BTreeMap::new(),
+        likes_unknown: BTreeMap::new(),
         served_per_node: Vec::new(),
         requests_per_shard: BTreeMap::new(),
         cache_timeline: Vec::new(),
         wall_s: 0.0,
     };
     // The celebrity's first post, before the workload: the hot post likes go to.
-    let hot = app.post(&mut store, celebrity);
+    let hot = app.post(store, celebrity);
     result.hot_post = Some(hot);
     let mut celebrity_posted = false;
     let (mut last_hits, mut last_misses) = (0, 0);
@@ -312,20 +391,20 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
         }
         while faults.front().is_some_and(|(at, _)| at * 1e3 <= t) {
             let (at, fault) = faults.pop_front().expect("checked");
-            let what = apply_fault(&mut store, &fault, &mut result);
+            let what = store.inject(&fault, &mut result);
             result.faults.push((at * 1e3, what));
         }
         if working {
             if let Some(at) = spec.celebrity_post_at_s {
                 if !celebrity_posted && t >= at * 1e3 {
-                    result.celebrity_post = Some(app.post(&mut store, celebrity));
+                    result.celebrity_post = Some(app.post(store, celebrity));
                     celebrity_posted = true;
                 }
             }
             // The other top accounts post now and then: the merged-on-read lists change.
             if step % 200 == 100 {
                 let who = top[1 + (step / 200) as usize % (top.len() - 1)];
-                app.post(&mut store, who);
+                app.post(store, who);
             }
             let rate = diurnal_rate(spec.rate_per_s, spec.swing, t / 1e3, spec.duration_s);
             let n = if rate > 0.0 {
@@ -336,7 +415,7 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
             for _ in 0..n as u64 {
                 let user = rng.gen_range(0..n_users);
                 let kind = draw_kind(&mut rng);
-                act(&mut app, &mut store, &mut rng, user, kind, hot, spec.hot_like_share, &top);
+                act(&mut app, store, &mut rng, user, kind, hot, spec.hot_like_share, &top);
             }
         }
         t += TICK_MS;
@@ -352,12 +431,12 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
                 });
             }
         }
-        app.on_done(&mut store, done);
+        app.on_done(store, done);
         if step.is_multiple_of(25) {
             result.hot_counter.push((t, store.counter_on_replicas(&format!("likes:{hot}"))));
-            result.cache_timeline.push((t, store.cache_hits - last_hits, store.cache_misses - last_misses));
-            last_hits = store.cache_hits;
-            last_misses = store.cache_misses;
+            let (hits, misses) = store.cache_counts();
+            result.cache_timeline.push((t, hits - last_hits, misses - last_misses));
+            (last_hits, last_misses) = (hits, misses);
         }
     }
     // Heal and restart whatever the run left broken, then let anti-entropy merge the counters.
@@ -366,11 +445,11 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
     {
         store.heal();
     }
-    let settle = store.now_ms() + 3_000.0;
+    let settle = store.now_ms() + spec.settle_ms;
     while store.now_ms() < settle {
         let next = store.now_ms() + 250.0;
         let done = store.advance(next);
-        app.on_done(&mut store, done);
+        app.on_done(store, done);
         result.hot_counter.push((next - t0, store.counter_on_replicas(&format!("likes:{hot}"))));
     }
     for r in &mut app.records {
@@ -390,16 +469,18 @@ fn run_one(spec: &RunSpec, users: &Users) -> anyhow::Result<RunResult> {
         .collect();
     result.hot_likes_acked = app.likes_acked.get(&hot).copied().unwrap_or(0);
     result.hot_likes_unknown = app.likes_unknown.get(&hot).copied().unwrap_or(0);
-    result.served_per_node = store.served_per_node.clone();
-    result.requests_per_shard = store.requests_per_shard.clone();
+    result.likes_acked = app.likes_acked.clone();
+    result.likes_unknown = app.likes_unknown.clone();
+    result.served_per_node = store.served_per_node();
+    result.requests_per_shard = store.requests_per_shard();
     result.wall_s = wall.elapsed().as_secs_f64();
-    Ok(result)
+    result
 }
 
 #[allow(clippy::too_many_arguments)]
 fn act(
     app: &mut Social,
-    store: &mut SimStore,
+    store: &mut dyn LabStore,
     rng: &mut ChaCha8Rng,
     user: UserId,
     kind: Kind,
@@ -506,6 +587,23 @@ pub struct SocialReport {
     pub summary: report::Summary,
 }
 
+/// The baseline run on the deployment `sim`: the hybrid design through a compressed day.
+fn baseline_spec(o: &SocialOptions, sim: SimConfig) -> RunSpec {
+    let d = o.duration_s;
+    RunSpec {
+        name: "baseline",
+        sim,
+        app: o.app(),
+        rate_per_s: o.rate_per_s,
+        swing: o.swing,
+        duration_s: d,
+        faults: Vec::new(),
+        celebrity_post_at_s: Some(d / 4.0),
+        hot_like_share: 0.3,
+        settle_ms: SETTLE_MS,
+    }
+}
+
 /// Run the lab: build the users, then every experiment; `progress` hears about each run.
 pub fn run_social(options: &SocialOptions, progress: &dyn Fn(&str)) -> anyhow::Result<SocialReport> {
     options.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -515,17 +613,7 @@ pub fn run_social(options: &SocialOptions, progress: &dyn Fn(&str)) -> anyhow::R
     let o = options;
     let d = o.duration_s;
     let sharded = o.sim(o.nodes, o.shards, o.replicas);
-    let base = RunSpec {
-        name: "baseline",
-        sim: sharded.clone(),
-        app: o.app(),
-        rate_per_s: o.rate_per_s,
-        swing: o.swing,
-        duration_s: d,
-        faults: Vec::new(),
-        celebrity_post_at_s: Some(d / 4.0),
-        hot_like_share: 0.3,
-    };
+    let base = baseline_spec(o, sharded.clone());
     let minority: Vec<u32> = (1..=o.nodes / 2).collect();
     let majority: Vec<u32> = (o.nodes / 2 + 1..=o.nodes).collect();
     let overload = RunSpec {

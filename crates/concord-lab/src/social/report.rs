@@ -163,7 +163,7 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
 }
 
-fn frac(part: usize, all: usize) -> f64 {
+pub(crate) fn frac(part: usize, all: usize) -> f64 {
     if all == 0 {
         0.0
     } else {
@@ -179,7 +179,7 @@ fn fault_at(r: &RunResult, prefix: &str) -> f64 {
     r.faults.iter().find(|(_, f)| f.starts_with(prefix)).map_or(f64::NAN, |(t, _)| *t)
 }
 
-fn latency(r: &RunResult, kind: Kind) -> KindStats {
+pub(crate) fn latency(r: &RunResult, kind: Kind) -> KindStats {
     let rs: Vec<&ActionRecord> = r.records.iter().filter(|a| a.kind == kind).collect();
     let ok: Vec<f64> = rs.iter().filter(|a| a.ok).map(|a| a.end_ms - a.start_ms).collect();
     KindStats {
@@ -196,7 +196,7 @@ fn latency(r: &RunResult, kind: Kind) -> KindStats {
     }
 }
 
-fn shard_loads(r: &RunResult) -> (Vec<u64>, f64) {
+pub(crate) fn shard_loads(r: &RunResult) -> (Vec<u64>, f64) {
     let v: Vec<u64> = r.requests_per_shard.values().copied().collect();
     let mean = v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
     let max = v.iter().copied().max().unwrap_or(0) as f64;
@@ -476,11 +476,11 @@ pub fn write_report(report: &SocialReport, dir: &Path) -> anyhow::Result<Vec<Pat
     Ok(written)
 }
 
-fn series(label: &str, points: Vec<(f64, f64)>, color: usize, style: LineStyle) -> StyledSeries {
+pub(crate) fn series(label: &str, points: Vec<(f64, f64)>, color: usize, style: LineStyle) -> StyledSeries {
     StyledSeries { label: label.to_string(), points, style, color }
 }
 
-fn range(points: impl Iterator<Item = f64>) -> (f64, f64) {
+pub(crate) fn range(points: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = points.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if lo > hi {
         (0.0, 1.0)
@@ -522,10 +522,10 @@ fn followers_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
 }
 
 /// Points of a line: (x, y).
-type Line = Vec<(f64, f64)>;
+pub(crate) type Line = Vec<(f64, f64)>;
 
 /// Actions per second and p99 latency per second over a run.
-fn per_second(r: &RunResult) -> (Line, Line) {
+pub(crate) fn per_second(r: &RunResult) -> (Line, Line) {
     let mut buckets: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
     for a in &r.records {
         if a.start_ms >= 0.0 && a.start_ms < r.duration_ms {
@@ -745,7 +745,7 @@ fn throughput_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
     )
 }
 
-fn ms(v: f64) -> String {
+pub(crate) fn ms(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.1}")
     } else {

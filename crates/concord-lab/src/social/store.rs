@@ -1,4 +1,7 @@
 //! Where the platform's data lives: the [`SocialStore`] trait and its simulated implementation.
+//! (The other implementation, over real `concord up` clusters, is in the `concord` crate –
+//! `cmd/lab/social_real.rs`, `concord lab social --real` – since it needs the server's client;
+//! it speaks the same Redis commands, and caches replies in the same [`encode`]d form.)
 //!
 //! The application ([`super::app`]) speaks to storage in four verbs, each chosen for the data it
 //! serves:
@@ -765,7 +768,7 @@ fn convert(reply: RedisReply) -> Result<Reply, String> {
 }
 
 /// A reply as cache bytes: `i:<n>`, `n:`, or `l:` and the items joined by `,` (items are ids).
-fn encode(reply: &Reply) -> Vec<u8> {
+pub fn encode(reply: &Reply) -> Vec<u8> {
     match reply {
         Reply::Nil => b"n:".to_vec(),
         Reply::Int(i) => format!("i:{i}").into_bytes(),
@@ -773,7 +776,8 @@ fn encode(reply: &Reply) -> Vec<u8> {
     }
 }
 
-fn decode(bytes: &[u8]) -> Reply {
+/// The reply [`encode`] cached.
+pub fn decode(bytes: &[u8]) -> Reply {
     let text = String::from_utf8_lossy(bytes);
     match text.split_at(2) {
         ("i:", n) => n.parse().map(Reply::Int).unwrap_or(Reply::Nil),

@@ -23,13 +23,17 @@
 //! CRDT likes, a cache tier – on the simulated sharded store at 100 000 users and measures what
 //! its distribution costs (a celebrity's post, a leader crash, a partition, a dead cache node,
 //! cross-shard follows) and buys (throughput and availability against one machine). Guide:
-//! docs/labs/social.md.
+//! docs/labs/social.md. With `--real` it runs the same app, smaller, against real local clusters
+//! it starts (`concord up`): [`social_real`].
 
 use clap::{Args, Subcommand};
 use concord_lab::raft_elections::{export_worst, write_report, TimeoutRange};
 use concord_lab::{run_raft_elections, ElectionOptions};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+pub mod social_real;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -80,6 +84,9 @@ pub enum Lab {
     /// Example: concord lab social --out out/social
     ///
     /// Change one design decision: --fanout-threshold 100000, --no-cache, --shards 2
+    ///
+    /// On real local clusters, the same app code (it starts and stops them itself):
+    /// concord lab social --real --out out/social-real
     Social(SocialArgs),
 }
 
@@ -113,9 +120,40 @@ pub struct SocialArgs {
     /// Virtual seconds per run [default: 30, --quick 8].
     #[arg(long)]
     pub duration: Option<f64>,
-    /// Mean user actions per second [default: 300, --quick 120].
+    /// Mean user actions per second [default: 300, --quick 120, --real 40].
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Run the baseline on real local clusters instead of the simulator: `concord up --shards`
+    /// with a cache tier and `concord up --mode eventual` for the likes, started (and stopped) by
+    /// this command as child processes, with the same app code and users model. Smaller: 300
+    /// users, 6 s of wall-clock time, 3 machines, 2 shards, 2 cache nodes by default.
+    #[arg(long)]
+    pub real: bool,
+    /// --real: also kill -9 the leader of one shard at a third of a second run and restart it
+    /// (`concord restart`) at two thirds.
+    #[arg(long, requires = "real")]
+    pub crash: bool,
+    /// --real: the lab's clusters use the 80 ports from this one (none of `concord up`'s defaults).
+    #[arg(long, default_value_t = 17300, requires = "real")]
+    pub port_base: u16,
+    /// --real: where the lab's clusters keep their data [default: a temporary directory, removed
+    /// afterwards].
+    #[arg(long, requires = "real")]
+    pub data: Option<PathBuf>,
+    /// --real against clusters you started: the HTTP address of a node of the sharded cluster
+    /// (its shard map), with --strong, --likes and optionally --cache-addrs.
+    #[arg(long, requires_all = ["real", "strong", "likes"])]
+    pub strong_http: Option<SocketAddr>,
+    /// The RESP addresses of the sharded cluster's nodes, node 1 first (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "strong_http")]
+    pub strong: Vec<SocketAddr>,
+    /// The RESP addresses of the cache nodes in front of it (comma-separated; none: cached reads
+    /// go to the shards).
+    #[arg(long, value_delimiter = ',', requires = "strong_http")]
+    pub cache_addrs: Vec<SocketAddr>,
+    /// The RESP addresses of the eventual cluster's nodes, for the likes (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "strong_http")]
+    pub likes: Vec<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +291,9 @@ pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn social(args: &SocialArgs) -> anyhow::Result<ExitCode> {
+    if args.real {
+        return social_on_real_clusters(args);
+    }
     let mut o = if args.quick {
         concord_lab::SocialOptions::quick(args.seed)
     } else {
@@ -282,6 +323,65 @@ fn social(args: &SocialArgs) -> anyhow::Result<ExitCode> {
     print!("{}", concord_lab::social::report::text_summary(&report));
     println!("ran {} simulations in {:.1} s", report.runs.len(), wall.elapsed().as_secs_f64());
     for path in concord_lab::social::write_report(&report, &args.out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `concord lab social --real`.
+fn social_on_real_clusters(args: &SocialArgs) -> anyhow::Result<ExitCode> {
+    use concord_lab::social::live::{text_summary, write_live_report, LiveRun};
+    let mut o = concord_lab::SocialOptions {
+        users: args.users.unwrap_or(300),
+        following: (3, 20),
+        duration_s: args.duration.unwrap_or(6.0),
+        rate_per_s: args.rate.unwrap_or(40.0),
+        nodes: args.nodes.unwrap_or(3),
+        shards: args.shards.unwrap_or(2),
+        replicas: 3,
+        cache_nodes: 2,
+        fanout_threshold: args.fanout_threshold.unwrap_or(25),
+        cache: !args.no_cache,
+        quick: true,
+        ..concord_lab::SocialOptions::quick(args.seed)
+    };
+    o.replicas = o.replicas.min(o.nodes as usize);
+    o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(o.nodes <= 9 && o.shards <= 64, "--real: at most 9 nodes (the port layout)");
+    let existing = args.strong_http.map(|http| social_real::Endpoints {
+        strong: args.strong.clone(),
+        strong_http: http,
+        cache: if o.cache { args.cache_addrs.clone() } else { Vec::new() },
+        likes: args.likes.clone(),
+        strong_data: None,
+    });
+    let plan = social_real::RealPlan {
+        layout: social_real::Layout {
+            nodes: o.nodes,
+            shards: o.shards,
+            replicas: o.replicas,
+            cache_nodes: if o.cache { o.cache_nodes } else { 0 },
+            likes_nodes: 3,
+            port_base: args.port_base,
+        },
+        options: o,
+        existing,
+        data: args.data.clone(),
+        runs: if args.crash {
+            vec![LiveRun::Baseline, LiveRun::LeaderCrash]
+        } else {
+            vec![LiveRun::Baseline]
+        },
+    };
+    let wall = Instant::now();
+    let report = social_real::run(&plan, &|line: &str| eprintln!("{line}"))?;
+    print!("{}", text_summary(&report));
+    println!(
+        "ran {} run(s) on real clusters in {:.1} s",
+        report.summaries.len(),
+        wall.elapsed().as_secs_f64()
+    );
+    for path in write_live_report(&report, &args.out)? {
         println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
