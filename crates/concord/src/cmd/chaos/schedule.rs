@@ -255,6 +255,15 @@ mod tests {
     }
 
     #[test]
+    fn pause_leader_picks_its_node_during_the_run_and_needs_cut_links() {
+        let p = plan(7, &[Nemesis::PauseLeader], 3.0, 24.0, 5);
+        assert_eq!(p.len(), 3);
+        assert!(p.iter().all(|f| f.action == Action::PauseLeader), "{p:?}");
+        assert!(Nemesis::PauseLeader.is_partition(), "the local backend refuses it");
+        assert_eq!("pause-leader".parse::<Nemesis>(), Ok(Nemesis::PauseLeader));
+    }
+
+    #[test]
     fn every_asked_for_kind_comes_once_before_any_comes_again() {
         let asked = [Nemesis::Kill, Nemesis::Pause, Nemesis::PartitionLeader];
         for seed in 0..50 {
