@@ -118,13 +118,17 @@ fn a_build_whose_followers_read_without_a_read_index_is_caught_and_the_sound_bui
     assert_eq!(check["valid"], false, "{r}");
     assert!(check["failing_key"].as_str().is_some_and(|k| k.starts_with('r')), "{r}");
     let faults = timeline(&broken);
-    // Three planned; on a loaded machine a slow undo (docker unpause, then the links healed) can
-    // push the next fault past the end of the run.
-    assert!(!faults.is_empty() && faults.len() <= 3, "{faults:?}");
-    for f in &faults {
-        assert!(f["what"].as_str().unwrap().contains("frozen and cut off"), "{f}");
-        assert!(f.get("errors").is_none(), "the fault and its undoing worked: {f}");
-    }
+    // Three planned. On a loaded machine a slow undo (docker unpause, then the links healed) can
+    // push the next fault past the end of the run, and a cluster still electing after the last
+    // one may name no agreed leader within 5 s (that fault is recorded as failed): at least one
+    // must have happened whole.
+    assert!(faults.len() <= 3, "{faults:?}");
+    assert!(
+        faults
+            .iter()
+            .any(|f| f["what"].as_str().unwrap().contains("frozen and cut off") && f.get("errors").is_none()),
+        "{faults:?}"
+    );
     for (i, log) in logs(&broken, 5).iter().enumerate() {
         assert!(
             log.contains("ERROR") && log.contains("UNSAFE") && log.contains(MUTATION),
@@ -144,7 +148,11 @@ fn a_build_whose_followers_read_without_a_read_index_is_caught_and_the_sound_bui
     let r = results(&sound);
     assert_eq!(r["valid"], true, "{r}");
     assert_eq!(r["run"]["unsafe_mutation"], Value::Null, "{r}");
-    assert!(!timeline(&sound).is_empty());
+    assert!(
+        timeline(&sound).iter().any(|f| f["what"].as_str().unwrap().contains("frozen and cut off")),
+        "{:?}",
+        timeline(&sound)
+    );
     assert!(r["ops"]["ok"].as_u64().unwrap() > 500, "{r}");
     for log in logs(&sound, 5) {
         assert!(!log.contains("UNSAFE"), "{log}");
