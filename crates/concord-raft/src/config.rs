@@ -128,6 +128,23 @@ impl RaftConfig {
         }
     }
 
+    /// Switch the deliberate bug `name` on – for `concord chaos --unsafe-mutation` only (a node
+    /// that demonstrably breaks, so that the chaos test can show it catches it). Refused, with the
+    /// reason, in a build without the `mutations` feature: there the bugs are not compiled in.
+    pub fn enable_mutation(&mut self, name: &str) -> Result<(), String> {
+        #[cfg(feature = "mutations")]
+        {
+            self.mutations.enable(name).map_err(|e| e.to_string())
+        }
+        #[cfg(not(feature = "mutations"))]
+        {
+            Err(format!(
+                "mutation `{name}`: this build has no deliberate bugs compiled in (concord-raft's \
+                 `mutations` feature is off)"
+            ))
+        }
+    }
+
     /// Check the relations between settings that the protocol relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.election_timeout_min.is_zero() || self.election_timeout_max <= self.election_timeout_min {
@@ -206,6 +223,9 @@ pub struct Mutations {
 }
 
 impl Mutations {
+    /// Whether this build has the deliberate bugs compiled in (the `mutations` feature).
+    pub const COMPILED: bool = cfg!(feature = "mutations");
+
     /// Every flag off: what a node without the `mutations` feature always runs.
     pub const NONE: Mutations = Mutations {
         vote_without_term_check: false,

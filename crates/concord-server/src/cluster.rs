@@ -1032,8 +1032,22 @@ pub fn spawn_node(
     cluster_id: &str,
     secret: &Path,
 ) -> anyhow::Result<(Child, PathBuf)> {
+    spawn_node_with_env(args, i, exe, cluster_id, secret, &[])
+}
+
+/// [`spawn_node`], with environment variables set for the node (`concord chaos
+/// --unsafe-mutation` sets `CONCORD_UNSAFE_MUTATION`).
+pub fn spawn_node_with_env(
+    args: &UpOptions,
+    i: u32,
+    exe: &Path,
+    cluster_id: &str,
+    secret: &Path,
+    env: &[(String, String)],
+) -> anyhow::Result<(Child, PathBuf)> {
     let argv = up_node_args(args, i, cluster_id, secret)?;
-    spawn_logged(exe, &argv, args.data.join(format!("node{}.log", i + 1)), &format!("node {}", i + 1))
+    let log = args.data.join(format!("node{}.log", i + 1));
+    spawn_logged_with_env(exe, &argv, log, &format!("node {}", i + 1), env)
 }
 
 /// Start `exe argv` with its output appended to `log_path`; `what` names it in errors.
@@ -1043,6 +1057,16 @@ fn spawn_logged(
     log_path: PathBuf,
     what: &str,
 ) -> anyhow::Result<(Child, PathBuf)> {
+    spawn_logged_with_env(exe, argv, log_path, what, &[])
+}
+
+fn spawn_logged_with_env(
+    exe: &Path,
+    argv: &[String],
+    log_path: PathBuf,
+    what: &str,
+    env: &[(String, String)],
+) -> anyhow::Result<(Child, PathBuf)> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -1050,6 +1074,7 @@ fn spawn_logged(
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let child = Command::new(exe)
         .args(argv)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -410,6 +410,14 @@ pub struct NodeConfig {
     /// `mutations` is refused (see [`raft_without_mutations`]).
     #[serde(default, deserialize_with = "raft_without_mutations")]
     pub raft: Option<RaftConfig>,
+    /// A deliberate Raft bug to run with – ONLY for showing that `concord chaos` catches a broken
+    /// build (`concord chaos --unsafe-mutation`, docs/chaos.md). Never read from a file (a key of
+    /// this name is an unknown field): `concord serve` takes it from the environment variable
+    /// [`UNSAFE_MUTATION_ENV`]. [`NodeConfig::validate`] refuses it unless the bugs are compiled in
+    /// (concord-raft's `mutations` feature) and this is a debug build; the node logs an ERROR at
+    /// start while it runs with one.
+    #[serde(skip)]
+    pub unsafe_mutation: Option<String>,
     /// Eventual mode: quorums, anti-entropy, hinted handoff and SWIM settings. Fields a `[dynamo]`
     /// table leaves out take [`server_dynamo_defaults`], not the simulator's defaults.
     #[serde(default, deserialize_with = "dynamo_over_server_defaults")]
@@ -470,6 +478,9 @@ fn dynamo_over_server_defaults<'de, D: serde::Deserializer<'de>>(
 }
 
 /// The error for a `[raft]` table that names the simulator's deliberate bugs.
+/// The environment variable `concord serve` reads [`NodeConfig::unsafe_mutation`] from.
+pub const UNSAFE_MUTATION_ENV: &str = "CONCORD_UNSAFE_MUTATION";
+
 const MUTATIONS_REFUSED: &str =
     "raft: `mutations` are deliberate bugs for the simulator's tests; a node refuses to run with them";
 
@@ -546,6 +557,7 @@ impl NodeConfig {
             wal: WalSettings::default(),
             state: StateSettings::default(),
             raft: None,
+            unsafe_mutation: None,
             dynamo: None,
             shard: None,
             kv: KvLimits::default(),
@@ -571,8 +583,50 @@ impl NodeConfig {
         peers
     }
 
-    /// The Raft configuration with its voters filled in.
+    /// The Raft configuration with its voters filled in (and the [`NodeConfig::unsafe_mutation`],
+    /// if one is set: [`NodeConfig::validate`] has checked it).
     pub fn raft_config(&self) -> RaftConfig {
+        let mut raft = self.raft_config_as_configured();
+        if let Some(name) = &self.unsafe_mutation {
+            if let Err(e) = raft.enable_mutation(name) {
+                tracing::error!("{UNSAFE_MUTATION_ENV}: {e}");
+            }
+        }
+        raft
+    }
+
+    /// Whether an unsafe mutation may be switched on in this build, and is known: the reason
+    /// it is refused, if it is.
+    fn check_unsafe_mutation(&self, name: &str) -> Result<(), String> {
+        let refused = |why: String| {
+            Err(format!(
+                "{UNSAFE_MUTATION_ENV}={name} refused: {why}. A deliberate bug is only for `concord chaos \
+                 --unsafe-mutation` (docs/chaos.md); unset the variable to run a sound node"
+            ))
+        };
+        if !concord_raft::Mutations::COMPILED {
+            return refused(
+                "this build has no deliberate bugs compiled in (concord-raft's `mutations` feature is off)"
+                    .into(),
+            );
+        }
+        if !cfg!(debug_assertions) {
+            return refused("this is a release build; only a debug build runs with a deliberate bug".into());
+        }
+        if self.mode == Mode::Eventual {
+            return refused("the eventual mode runs no Raft".into());
+        }
+        if !concord_raft::Mutations::NAMES.contains(&name) {
+            return refused(format!(
+                "unknown mutation; known: {}",
+                concord_raft::Mutations::NAMES.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The Raft configuration of the file and flags, voters filled in, without an unsafe mutation.
+    fn raft_config_as_configured(&self) -> RaftConfig {
         let mut raft = self.raft.clone().unwrap_or_else(|| RaftConfig {
             // A real disk and a real scheduler are noisier than the simulator's LAN: a few more
             // milliseconds of slack keep elections rare on a loaded laptop.
@@ -707,6 +761,9 @@ impl NodeConfig {
         if self.id == 0 || self.id >= 4096 {
             return Err(format!("id {} is out of range: node ids are 1 to 4095", self.id));
         }
+        if let Some(name) = &self.unsafe_mutation {
+            self.check_unsafe_mutation(name)?;
+        }
         let peers = self.other_peers();
         for (i, p) in peers.iter().enumerate() {
             if p.id == 0 || p.id >= 4096 {
@@ -751,7 +808,7 @@ impl NodeConfig {
                         "the [dynamo] settings apply to mode = \"eventual\"; this node runs Raft".into()
                     );
                 }
-                let raft = self.raft_config();
+                let raft = self.raft_config_as_configured();
                 raft.validate().map_err(|e| format!("raft: {e}"))?;
                 // The simulator's deliberate bugs (Figure 8 and friends) share RaftConfig: a file
                 // cannot name them (`raft_without_mutations`), and a config built in code that
@@ -785,7 +842,7 @@ impl NodeConfig {
                 if shard.replicas == 0 {
                     return Err("shard.replicas must be at least 1".into());
                 }
-                let raft = self.raft_config();
+                let raft = self.raft_config_as_configured();
                 raft.validate().map_err(|e| format!("raft: {e}"))?;
                 if raft.mutations() != &concord_raft::Mutations::NONE {
                     return Err(MUTATIONS_REFUSED.into());
@@ -885,6 +942,32 @@ mod tests {
             refusal(config("mode = \"sharded\"", Some("shards = 2\nreplicas = 0"))).contains("at least 1")
         );
         assert_eq!(Mode::parse("sharded").unwrap(), Mode::Sharded);
+    }
+
+    #[test]
+    fn an_unsafe_mutation_only_runs_in_a_debug_build_with_the_bugs_and_never_comes_from_a_file() {
+        let mut c = NodeConfig::new(1, "/tmp/x");
+        c.unsafe_mutation = Some("read_from_deposed_leader".into());
+        if concord_raft::Mutations::COMPILED && cfg!(debug_assertions) {
+            c.validate().unwrap();
+            assert!(c.raft_config().mutations().read_from_deposed_leader);
+        } else {
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("CONCORD_UNSAFE_MUTATION=read_from_deposed_leader refused"), "{err}");
+            assert!(err.contains("compiled in") || err.contains("release build"), "{err}");
+        }
+        // Without it, the node runs none.
+        c.unsafe_mutation = None;
+        assert_eq!(c.raft_config().mutations(), &concord_raft::Mutations::NONE);
+        c.unsafe_mutation = Some("no_such_bug".into());
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("refused"), "{err}");
+        c.unsafe_mutation = Some("read_from_deposed_leader".into());
+        c.mode = Mode::Eventual;
+        assert!(c.validate().unwrap_err().to_string().contains("refused"));
+        // A file cannot name it.
+        let text = "id = 1\ndata_dir = \"/tmp/x\"\nunsafe_mutation = \"read_from_deposed_leader\"\n";
+        assert!(toml::from_str::<NodeConfig>(text).is_err());
     }
 
     #[test]

@@ -285,6 +285,13 @@ impl Node {
         incarnation: Option<Incarnation>,
     ) -> Result<Node, Error> {
         config.validate()?;
+        if let Some(name) = &config.unsafe_mutation {
+            tracing::error!(
+                "UNSAFE: this node runs with the deliberate Raft bug `{name}` ({}): it is BROKEN on \
+                 purpose, for `concord chaos --unsafe-mutation` only – never keep data on it",
+                crate::config::UNSAFE_MUTATION_ENV
+            );
+        }
         let me = config.node_id();
         let tls = match &config.tls {
             Some(settings) => Some(Arc::new(crate::tls::NodeTls::load(settings)?)),

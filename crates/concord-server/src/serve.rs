@@ -53,8 +53,15 @@ pub(crate) async fn termination() {
 
 /// Run the node `config` describes until SIGINT/SIGTERM (then shut it down cleanly) or until it
 /// stops by itself (a disk failure: its error). This is `concord serve`.
-pub fn run(config: NodeConfig) -> anyhow::Result<()> {
+///
+/// A non-empty environment variable `CONCORD_UNSAFE_MUTATION` names a deliberate Raft bug to run
+/// with ([`NodeConfig::unsafe_mutation`]: only for `concord chaos --unsafe-mutation`; refused
+/// unless the bugs are compiled in and this is a debug build).
+pub fn run(mut config: NodeConfig) -> anyhow::Result<()> {
     init_logging(&config.log);
+    if let Some(name) = std::env::var_os(crate::config::UNSAFE_MUTATION_ENV).filter(|v| !v.is_empty()) {
+        config.unsafe_mutation = Some(name.to_string_lossy().into_owned());
+    }
     let runtime = serve_runtime().context("starting the async runtime")?;
     runtime
         .block_on(async move { run_until_stopped(Node::start(config).await.map_err(|e| anyhow!(e))?).await })

@@ -9,7 +9,7 @@
 
 use super::docker;
 use anyhow::{anyhow, bail, Context};
-use concord_server::cluster::{cluster_identity, spawn_node, UpOptions};
+use concord_server::cluster::{cluster_identity, spawn_node_with_env, UpOptions};
 use concord_server::config::Mode;
 use concord_server::testkit::{free_port_run, http};
 use std::net::{IpAddr, SocketAddr};
@@ -109,6 +109,32 @@ impl Cluster {
             Cluster::Docker(d) => docker::cut(&d.containers[a], d.ip(b)),
             Cluster::Local(_) => bail!("the local backend cannot cut links"),
         }
+    }
+
+    /// Thaw every frozen node (and nothing else).
+    pub fn thaw_all(&mut self) -> Vec<String> {
+        let mut errors = Vec::new();
+        for i in 0..self.nodes() {
+            let result = match self {
+                Cluster::Docker(d) => {
+                    let state = Command::new("docker")
+                        .args(["inspect", "--format", "{{.State.Status}}", &d.containers[i]])
+                        .output()
+                        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                        .unwrap_or_default();
+                    if state == "paused" {
+                        docker::unpause(&d.containers[i])
+                    } else {
+                        Ok(())
+                    }
+                }
+                Cluster::Local(_) => self.resume(i),
+            };
+            if let Err(e) = result {
+                errors.push(format!("node {}: {e:#}", i + 1));
+            }
+        }
+        errors
     }
 
     /// Undo every fault still in effect: start what is down, thaw what is frozen, heal every link.
@@ -240,14 +266,16 @@ pub struct Local {
     cluster_id: String,
     secret: PathBuf,
     exe: PathBuf,
+    /// Set for every node process (`--unsafe-mutation`).
+    env: Vec<(String, String)>,
     children: Vec<Option<Child>>,
     http: Vec<SocketAddr>,
 }
 
 impl Local {
     /// Start `nodes` nodes with their data under `dir` (created; it must not hold another
-    /// cluster's data).
-    pub fn start(dir: &Path, nodes: u32, mode: Mode) -> anyhow::Result<Local> {
+    /// cluster's data), `env` set for each process.
+    pub fn start(dir: &Path, nodes: u32, mode: Mode, env: &[(String, String)]) -> anyhow::Result<Local> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let base = free_port_run(3 * nodes as u16);
         let mut options = UpOptions {
@@ -266,7 +294,7 @@ impl Local {
         let http =
             (0..nodes).map(|i| SocketAddr::from(([127, 0, 0, 1], options.http_port + i as u16))).collect();
         let exe = std::env::current_exe().context("cannot find this program's path")?;
-        let mut l = Local { options, cluster_id, secret, exe, children: Vec::new(), http };
+        let mut l = Local { options, cluster_id, secret, exe, env: env.to_vec(), children: Vec::new(), http };
         for i in 0..nodes as usize {
             let child = l.spawn(i)?;
             l.children.push(Some(child));
@@ -275,7 +303,15 @@ impl Local {
     }
 
     fn spawn(&self, i: usize) -> anyhow::Result<Child> {
-        Ok(spawn_node(&self.options, i as u32, &self.exe, &self.cluster_id, &self.secret)?.0)
+        Ok(spawn_node_with_env(
+            &self.options,
+            i as u32,
+            &self.exe,
+            &self.cluster_id,
+            &self.secret,
+            &self.env,
+        )?
+        .0)
     }
 
     fn stop(&mut self) {
@@ -347,25 +383,41 @@ impl Docker {
         format!("{}.{}", self.subnet_prefix, 11 + i).parse().expect("a valid prefix makes a valid address")
     }
 
-    /// Start the five nodes of `mode` from `image`, on `subnet_prefix`.0/24. `work` holds the
-    /// secret and the rewritten configuration while the run lasts.
+    /// Start the five nodes of `mode` from `image`, on `subnet_prefix`.0/24, with `env` in each
+    /// container's environment. `work` holds the secret, the rewritten configuration and (when
+    /// `env` is not empty) the compose override file that sets it while the run lasts.
     pub fn start(
         deploy: &Path,
         mode: Mode,
         image: &str,
         subnet_prefix: &str,
         work: &Path,
+        env: &[(String, String)],
     ) -> anyhow::Result<Docker> {
         remove_leftovers(deploy);
         let octets: Vec<&str> = subnet_prefix.split('.').collect();
         if octets.len() != 3 || octets.iter().any(|o| o.parse::<u8>().is_err()) {
             bail!("--subnet-prefix wants three octets such as 10.58.0, not {subnet_prefix:?}");
         }
-        let (file, overrides) = match mode {
+        let (file, mut overrides) = match mode {
             Mode::Strong => ("strong.toml", vec![]),
             Mode::Eventual => ("eventual.toml", vec!["compose.eventual.yaml".to_string()]),
             Mode::Sharded => ("sharded.toml", vec!["compose.sharded.yaml".to_string()]),
         };
+        std::fs::create_dir_all(work)?;
+        if !env.is_empty() {
+            // One more override file: the variables in every node's `environment`.
+            let mut text = String::from("version: \"3.7\"\nservices:\n");
+            for i in 1..=5 {
+                text.push_str(&format!("  node{i}:\n    environment:\n"));
+                for (k, v) in env {
+                    text.push_str(&format!("      {k}: {}\n", serde_json::Value::String(v.clone())));
+                }
+            }
+            let path = work.join("compose.env.yaml");
+            std::fs::write(&path, text)?;
+            overrides.push(path.to_string_lossy().into_owned());
+        }
         // The shipped configuration, its peer addresses moved to this run's subnet.
         let config_dir = work.join("config");
         std::fs::create_dir_all(&config_dir)?;

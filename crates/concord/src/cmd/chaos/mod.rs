@@ -122,7 +122,7 @@ pub struct ChaosArgs {
     /// Accounts of the bank workload (2..=100).
     #[arg(long, default_value_t = 8)]
     pub accounts: usize,
-    /// Faults to draw from, comma-separated: kill, pause, partition-one, partition-leader,
+    /// Faults to draw from, comma-separated: kill, pause, pause-leader, partition-one, partition-leader,
     /// majority-split, ring, bridge; and admin actions overlapping them: member (strong mode),
     /// shard-move (sharded mode). Empty: no faults.
     #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition-one,partition-leader")]
@@ -153,6 +153,12 @@ pub struct ChaosArgs {
     /// Seconds the checker may search before it answers "unknown".
     #[arg(long, default_value_t = 120)]
     pub check_timeout: u64,
+    /// A DELIBERATELY BROKEN cluster: every node runs with this deliberate Raft bug (one of
+    /// concord-raft's `Mutations`, e.g. read_from_deposed_leader), passed as the environment
+    /// variable CONCORD_UNSAFE_MUTATION (a container's, or a process's). Only a debug build with
+    /// the bugs compiled in honours it. The point: show that the run catches the bug (exit 1).
+    #[arg(long, value_name = "NAME")]
+    pub unsafe_mutation: Option<String>,
 }
 
 pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
@@ -213,6 +219,28 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
     if !(1..=9).contains(&args.nodes) || args.clients == 0 || args.keys == 0 || args.ops_per_key == 0 {
         bail!("--nodes 1..9, and --clients, --keys, --ops-per-key at least 1");
     }
+    if let Some(name) = &args.unsafe_mutation {
+        if !concord_raft::Mutations::NAMES.contains(&name.as_str()) {
+            bail!(
+                "--unsafe-mutation {name}: unknown; the deliberate Raft bugs are {}",
+                concord_raft::Mutations::NAMES.join(", ")
+            );
+        }
+        if !concord_raft::Mutations::COMPILED || !cfg!(debug_assertions) {
+            bail!(
+                "--unsafe-mutation needs a debug build with the deliberate bugs compiled in \
+                 (concord-raft's `mutations` feature); this binary's nodes would refuse it"
+            );
+        }
+        if args.mode == ChaosMode::Eventual {
+            bail!("--unsafe-mutation switches a Raft bug on: --mode strong or sharded");
+        }
+        eprintln!(
+            "concord chaos: WARNING – every node runs with the deliberate bug {name} \
+             ({}={name}): this cluster is BROKEN on purpose; the run should find it (exit 1)",
+            concord_server::config::UNSAFE_MUTATION_ENV
+        );
+    }
     if !(2..=100).contains(&args.accounts) {
         bail!("--accounts {}: the bank needs 2 to 100 accounts", args.accounts);
     }
@@ -237,17 +265,22 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let started = Instant::now();
+    let env: Vec<(String, String)> = args
+        .unsafe_mutation
+        .iter()
+        .map(|m| (concord_server::config::UNSAFE_MUTATION_ENV.to_string(), m.clone()))
+        .collect();
     let mut cluster = match args.backend {
         Backend::Docker => {
             let deploy = deploy_dir(args.deploy.as_deref())?;
             cluster::ensure_image(&deploy, &args.image)?;
             let work = out.join(".work");
-            let d = cluster::Docker::start(&deploy, mode, &args.image, &args.subnet_prefix, &work)?;
+            let d = cluster::Docker::start(&deploy, mode, &args.image, &args.subnet_prefix, &work, &env)?;
             eprintln!("compose project {} up; waiting for the containers to be healthy", d.project);
             d.wait_healthy(Duration::from_secs(90))?;
             Cluster::Docker(d)
         }
-        Backend::Local => Cluster::Local(cluster::Local::start(&out.join("data"), args.nodes, mode)?),
+        Backend::Local => Cluster::Local(cluster::Local::start(&out.join("data"), args.nodes, mode, &env)?),
     };
     let result = runtime.block_on(cluster.ready(Duration::from_secs(60)));
     if let Err(e) = result {
@@ -689,6 +722,7 @@ fn run_test(
             "seed": args.seed,
             "nemesis": args.nemesis.iter().map(|n| n.name()).collect::<Vec<_>>(),
             "replay": replay_command(args),
+            "unsafe_mutation": args.unsafe_mutation,
         },
         "ops": {
             "invoked": count(EventType::Invoke),
@@ -941,6 +975,17 @@ fn inject(
             }
             Ok(format!("{}: cut {}", p.nemesis, describe(links)))
         }
+        Action::PauseLeader => {
+            let leader = runtime
+                .block_on(cluster.leader(Duration::from_secs(5)))
+                .context("no agreed leader to pause")?;
+            cluster.pause(leader)?;
+            let others: Vec<usize> = (0..n).filter(|&i| i != leader).collect();
+            for (a, b) in schedule::links_between(&[leader], &others) {
+                cluster.cut(a, b)?;
+            }
+            Ok(format!("pause-leader: node {} frozen and cut off", leader + 1))
+        }
         Action::IsolateLeader => {
             let leader = runtime
                 .block_on(cluster.leader(Duration::from_secs(5)))
@@ -968,6 +1013,14 @@ fn undo(
         Action::ShardMove { .. } => Ok(()),
         Action::Kill { node } => cluster.restart(*node),
         Action::Pause { node } => cluster.resume(*node),
+        Action::PauseLeader => {
+            // Thawed still cut off (which node led is not kept: every frozen node is thawed –
+            // faults do not overlap); it runs alone for a second, then every link is healed.
+            let mut errors = cluster.thaw_all();
+            std::thread::sleep(Duration::from_secs(1));
+            errors.extend(cluster.heal_everything());
+            return errors;
+        }
         Action::Cut { .. } | Action::IsolateLeader => {
             return cluster.heal_everything();
         }
@@ -1002,6 +1055,7 @@ fn replay_command(args: &ChaosArgs) -> String {
         args.seed
     )
     .to_lowercase()
+        + &args.unsafe_mutation.as_ref().map(|m| format!(" --unsafe-mutation {m}")).unwrap_or_default()
 }
 
 /// The deploy directory: the one given, ./deploy, or the source tree's.

@@ -27,6 +27,11 @@ pub enum Nemesis {
     Kill,
     /// Freeze one node (SIGSTOP / `docker pause`); thawed when the fault ends.
     Pause,
+    /// A stalled leader (a long GC pause): freeze the node that leads (asked when the fault
+    /// starts) and cut its links while it is frozen; the others elect a new leader and go on. When
+    /// the fault ends it is thawed still cut off – it wakes believing it leads, until its
+    /// check-quorum timer says otherwise – and its links are healed a second later.
+    PauseLeader,
     /// Cut one node off from all the others.
     PartitionOne,
     /// Cut the node that leads (asked when the fault starts) off from all the others.
@@ -47,9 +52,10 @@ pub enum Nemesis {
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 9] = [
+    pub const ALL: [Nemesis; 10] = [
         Nemesis::Kill,
         Nemesis::Pause,
+        Nemesis::PauseLeader,
         Nemesis::PartitionOne,
         Nemesis::PartitionLeader,
         Nemesis::MajoritySplit,
@@ -63,6 +69,7 @@ impl Nemesis {
         match self {
             Nemesis::Kill => "kill",
             Nemesis::Pause => "pause",
+            Nemesis::PauseLeader => "pause-leader",
             Nemesis::PartitionOne => "partition-one",
             Nemesis::PartitionLeader => "partition-leader",
             Nemesis::MajoritySplit => "majority-split",
@@ -116,6 +123,8 @@ pub enum Action {
     },
     /// Cut the leader (found when the fault starts) off from every other node.
     IsolateLeader,
+    /// Freeze the leader (found when the fault starts) and cut it off from every other node.
+    PauseLeader,
     /// Remove `node` from the Raft group; add it back at the end.
     Member {
         node: usize,
@@ -210,6 +219,7 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], interval: f64, time_limit: f64, node
                 Nemesis::Kill => Action::Kill { node: rng.gen_range(0..nodes) },
                 Nemesis::Pause => Action::Pause { node: rng.gen_range(0..nodes) },
                 Nemesis::PartitionLeader => Action::IsolateLeader,
+                Nemesis::PauseLeader => Action::PauseLeader,
                 other => Action::Cut { links: partition_links(other, nodes, &mut rng) },
             };
             out.push(Planned { nemesis, start, end: start + interval, action });
@@ -242,6 +252,15 @@ mod tests {
         (0..nodes)
             .map(|a| (0..nodes).filter(|&b| b != a && !links.contains(&(a.min(b), a.max(b)))).count())
             .collect()
+    }
+
+    #[test]
+    fn pause_leader_picks_its_node_during_the_run_and_needs_cut_links() {
+        let p = plan(7, &[Nemesis::PauseLeader], 3.0, 24.0, 5);
+        assert_eq!(p.len(), 3);
+        assert!(p.iter().all(|f| f.action == Action::PauseLeader), "{p:?}");
+        assert!(Nemesis::PauseLeader.is_partition(), "the local backend refuses it");
+        assert_eq!("pause-leader".parse::<Nemesis>(), Ok(Nemesis::PauseLeader));
     }
 
     #[test]
