@@ -22,44 +22,15 @@
 //! Also, without Docker: a node refuses an unknown mutation with a clear message, and the local
 //! backend passes the variable to its processes (each logs the ERROR-level warning).
 
+mod chaos_common;
+
+use chaos_common::{docker_available, Image};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
 const MUTATION: &str = "follower_read_without_index";
-
-fn missing_tools() -> Option<String> {
-    let works = |program: &str, args: &[&str]| {
-        Command::new(program).args(args).output().map(|o| o.status.success()).unwrap_or(false)
-    };
-    if !works("docker", &["info"]) {
-        return Some("docker does not answer (`docker info` failed: no engine, or no permission)".into());
-    }
-    if !works("docker-compose", &["version"]) && !works("docker", &["compose", "version"]) {
-        return Some("neither docker-compose nor `docker compose` is installed".into());
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("no static busybox at /bin/busybox (Debian: busybox-static)".into());
-    }
-    let uid = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !uid.unwrap_or(false) {
-        return Some("partitions need root (nsenter into a container's network namespace)".into());
-    }
-    if !works("nsenter", &["--version"]) || !works("iptables", &["--version"]) {
-        return Some("partitions need nsenter (util-linux) and iptables".into());
-    }
-    None
-}
-
-/// The test's image, removed at the end (also when the test fails).
-struct Image(String);
-
-impl Drop for Image {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
 
 /// One docker run of the schedule: 24 s, a `pause-leader` at 3, 9 and 15 s (3 s each), 20
 /// clients (four per node), seed 4.
@@ -92,13 +63,11 @@ fn logs(out: &Path, nodes: usize) -> Vec<String> {
 
 #[test]
 fn a_build_whose_followers_read_without_a_read_index_is_caught_and_the_sound_build_is_not() {
-    if let Some(why) = missing_tools() {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but {why}");
-        eprintln!("skipping the docker broken-build test: {why}");
+    if !docker_available() {
         return;
     }
     let started = Instant::now();
-    let image = Image(format!("concord:chaos-broken-test-{}", std::process::id()));
+    let image = Image::new("broken-test");
     let dir = tempfile::tempdir().unwrap();
 
     // The broken build: exit 1, the linearizability checker names a failing key.
