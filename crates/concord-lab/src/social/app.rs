@@ -54,6 +54,9 @@ pub struct AppConfig {
     pub cache: bool,
     /// How long a cached post list is served (ms): a celebrity's post is this late at most.
     pub cache_ttl_ms: u64,
+    /// The fan-out service's pipeline: at most this many timeline writes per request, grouped by
+    /// shard ([`StoreOp::PushMany`]). 1: one request per follower.
+    pub fanout_batch: usize,
 }
 
 /// What a user does.
@@ -115,7 +118,11 @@ pub struct FanOut {
     pub followers: usize,
     /// Timeline writes issued (0 for a merged-on-read author).
     pub writes: usize,
+    /// Timeline writes that failed.
     pub failed: usize,
+    /// Storage operations the writes were sent in (one per write unpipelined; one pipelined
+    /// operation, itself one request per shard and batch, otherwise).
+    pub operations: usize,
     pub acked_ms: f64,
     /// When the last timeline write finished (the post is then in every follower's timeline).
     pub done_ms: Option<f64>,
@@ -168,7 +175,8 @@ pub struct Social {
 #[derive(Clone, Copy)]
 enum Owner {
     Task(u64),
-    FanOut(u64),
+    /// The fan-out of a post: one timeline write, or a [`StoreOp::PushMany`] of this many.
+    FanOut(u64, Option<usize>),
 }
 
 fn list_ids(reply: &Reply) -> Vec<u64> {
@@ -319,11 +327,13 @@ impl Social {
         for d in done {
             match self.ops.remove(&d.id) {
                 Some(Owner::Task(task)) => self.task_op_done(store, task, d),
-                Some(Owner::FanOut(post)) => {
+                Some(Owner::FanOut(post, many)) => {
                     let f = self.fanouts.get_mut(&post).expect("fan-out of a known post");
-                    if d.reply.is_err() {
-                        f.failed += 1;
-                    }
+                    f.failed += match (&d.reply, many) {
+                        (Ok(Reply::Int(n)), Some(keys)) => keys.saturating_sub(*n as usize),
+                        (Ok(_), _) => 0,
+                        (Err(_), keys) => keys.unwrap_or(1),
+                    };
                     f.done_ms = Some(f.done_ms.map_or(d.done_ms, |t| t.max(d.done_ms)));
                 }
                 None => {}
@@ -416,13 +426,28 @@ impl Social {
             followers: followers.len(),
             writes: 0,
             failed: 0,
+            operations: 0,
             acked_ms: at_ms,
             done_ms: None,
         };
-        if !celebrity {
-            for &follower in &followers {
-                let id = store.submit(author, push(format!("tl:{follower}"), post, KEEP));
-                self.ops.insert(id, Owner::FanOut(post));
+        if !celebrity && !followers.is_empty() {
+            if self.config.fanout_batch <= 1 {
+                for &follower in &followers {
+                    let id = store.submit(author, push(format!("tl:{follower}"), post, KEEP));
+                    self.ops.insert(id, Owner::FanOut(post, None));
+                }
+                f.operations = followers.len();
+            } else {
+                let keys: Vec<String> = followers.iter().map(|u| format!("tl:{u}")).collect();
+                let op = StoreOp::PushMany {
+                    keys,
+                    item: post.to_string(),
+                    keep: KEEP,
+                    per_request: self.config.fanout_batch,
+                };
+                let id = store.submit(author, op);
+                self.ops.insert(id, Owner::FanOut(post, Some(followers.len())));
+                f.operations = 1;
             }
             f.writes = followers.len();
         }
@@ -456,10 +481,7 @@ impl Social {
 
 /// `LPUSH key item` then `LTRIM key 0 keep-1`: one atomic step on the key's shard.
 fn push(key: String, item: impl ToString, keep: usize) -> StoreOp {
-    StoreOp::Strong(vec![
-        vec!["LPUSH".into(), key.clone(), item.to_string()],
-        vec!["LTRIM".into(), key, "0".into(), (keep - 1).to_string()],
-    ])
+    super::store::push_calls(&key, &item.to_string(), keep)
 }
 
 /// A timeline page: the newest [`PAGE`] ids of the lists, merged.

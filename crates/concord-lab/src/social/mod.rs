@@ -12,7 +12,7 @@
 //! | sharded strong store | posts, graph, timelines, notifications: `shards` Raft groups of `replicas`, keys hashed to 16 384 slots | [`store`] (`ShardedNode` in the simulator) |
 //! | replication and failover | each shard a Raft group; a crashed leader is replaced by election | the same |
 //! | eventual store with CRDTs | like counters: Dynamo-style, PN-counters, `W = R = 1` | [`store`] (`DynamoNode`) |
-//! | fan-out service | pushes each post into its followers' timelines (hybrid: not for celebrities) | [`app`] |
+//! | fan-out service | pushes each post into its followers' timelines (hybrid: not for celebrities), grouped by shard and pipelined, `fanout_batch` writes per request | [`app`], [`store`] (`StoreOp::PushMany`) |
 //! | cache tier | look-aside cache nodes in front of the celebrities' post lists | [`store`] (`concord_cache::Store` per node) |
 //! | smart client / router | slot → shard → leader, redirects, timeouts, retries | [`store`] |
 //! | the users | 100 000 of them, a power-law follow graph, a diurnal day | [`model`] |
@@ -23,7 +23,10 @@
 //!    and per machine, the cache's hit ratio, timelines that missed a post.
 //! 2. **push-all** – the same with every account fanned out on write: the most followed account
 //!    posts at a quarter of the run; its fan-out's writes and duration, and what it does to
-//!    everyone else's latency (the hot shards), against the hybrid.
+//!    everyone else's latency (the hot shards), against the hybrid. At full size that post is
+//!    ~85 000 timeline writes: pipelined ([`SocialOptions::fanout_batch`] per request, grouped by
+//!    shard) it is a few hundred requests; one request per write (`fanout_batch = 1`) makes it
+//!    85 000 requests and Raft entries, and the run many times slower.
 //! 3. **leader crash** – the leader of one shard crashes at a third of the run and comes back at
 //!    two thirds: each shard's unavailable window, what users saw.
 //! 4. **partition** – machines {1, 2} are cut off from the rest: like counts diverge between
@@ -92,7 +95,11 @@ pub struct SocialOptions {
     pub fanout_threshold: usize,
     pub cache: bool,
     pub cache_ttl_ms: u64,
+    /// The fan-out service's pipeline: timeline writes per request (1: a request per follower).
+    pub fanout_batch: usize,
     pub service_us: f64,
+    /// A pipelined request's extra service time per key (µs).
+    pub key_us: f64,
     pub quick: bool,
 }
 
@@ -115,7 +122,9 @@ impl SocialOptions {
             fanout_threshold: 2_000,
             cache: true,
             cache_ttl_ms: 1_000,
+            fanout_batch: 500,
             service_us: 150.0,
+            key_us: 15.0,
             quick: false,
         }
     }
@@ -130,6 +139,7 @@ impl SocialOptions {
             overload: 12.0,
             fanout_threshold: 100,
             service_us: 600.0,
+            key_us: 60.0,
             quick: true,
             ..SocialOptions::full(seed)
         }
@@ -144,6 +154,16 @@ impl SocialOptions {
         }
         if !(0.0..1.0).contains(&self.swing) {
             return Err(format!("swing {}: in [0, 1)", self.swing));
+        }
+        // Two commands per key, and a shard takes at most 16 384 commands in one request.
+        if !(1..=8_000).contains(&self.fanout_batch) {
+            return Err(format!("fanout batch {}: between 1 and 8000 timeline writes", self.fanout_batch));
+        }
+        if !(self.key_us >= 0.0 && self.key_us <= self.service_us) {
+            return Err(format!(
+                "key_us {}: between 0 and the service time {}",
+                self.key_us, self.service_us
+            ));
         }
         if self.nodes < 3 {
             return Err(format!(
@@ -163,6 +183,7 @@ impl SocialOptions {
             cache_nodes: if self.cache { self.cache_nodes } else { 0 },
             cache_bytes: 4 << 20,
             service_us: self.service_us,
+            key_us: self.key_us,
             one_way_ms: 0.25,
             disk_sync_ms: 1.0,
             seed: self.seed,
@@ -174,6 +195,7 @@ impl SocialOptions {
             fanout_threshold: self.fanout_threshold,
             cache: self.cache,
             cache_ttl_ms: self.cache_ttl_ms,
+            fanout_batch: self.fanout_batch,
         }
     }
 }

@@ -40,6 +40,10 @@ pub struct FanOutSummary {
     pub hybrid_celebrity_writes: usize,
     pub push_celebrity_writes: usize,
     pub push_celebrity_fanout_ms: Option<f64>,
+    /// Of those writes, how many failed (push-all).
+    pub push_celebrity_failed: usize,
+    /// The fan-out service's pipeline: timeline writes per request (grouped by shard).
+    pub fanout_batch: usize,
     /// Ordinary posts (fanned out in both): p99 time until in every follower's timeline (ms).
     pub hybrid_fanout_p99_ms: f64,
     /// Timeline writes per post, mean.
@@ -241,6 +245,8 @@ fn fanout_summary(o: &SocialOptions, runs: &[RunResult], merged: usize) -> FanOu
         hybrid_celebrity_writes: celebrity(hy).map_or(0, |f| f.writes),
         push_celebrity_writes: celebrity(push).map_or(0, |f| f.writes),
         push_celebrity_fanout_ms: celebrity(push).and_then(|f| f.done_ms.map(|d| d - f.acked_ms)),
+        push_celebrity_failed: celebrity(push).map_or(0, |f| f.failed),
+        fanout_batch: o.fanout_batch,
         hybrid_fanout_p99_ms: percentile(&ordinary, 0.99),
         hybrid_writes_per_post: writes_per_post(hy),
         push_writes_per_post: writes_per_post(push),
@@ -796,18 +802,22 @@ fn html_report(report: &SocialReport) -> String {
          <table><tr><th></th><th>hybrid</th><th>fan-out for all</th></tr>\
          <tr><td>timeline writes for the post of the most followed account ({} followers)</td><td>{}</td><td>{}</td></tr>\
          <tr><td>time until in every follower's timeline (ms)</td><td>0 (merged on read)</td><td>{}</td></tr>\
+         <tr><td>of those writes, failed</td><td>–</td><td>{}</td></tr>\
          <tr><td>timeline writes per post, mean</td><td>{:.1}</td><td>{:.1}</td></tr>\
          <tr><td>storage requests per timeline read, mean</td><td>{:.2}</td><td>{:.2}</td></tr>\
          <tr><td>p99 of all actions in the second after the post (ms)</td><td>{}</td><td>{}</td></tr>\
          <tr><td>requests per shard</td><td>{:?}</td><td>{:?}</td></tr>\
          <tr><td>busiest shard / mean</td><td>{:.2}</td><td>{:.2}</td></tr></table>\
-         <p>Ordinary posts (fanned out in both): p99 {} ms until in every follower's timeline.</p>",
+         <p>Ordinary posts (fanned out in both): p99 {} ms until in every follower's timeline. The fan-out \
+         service groups a post's timeline writes by shard and pipelines them, at most {} per request.</p>",
         f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes,
         f.push_celebrity_fanout_ms.map_or("did not finish".into(), ms),
+        f.push_celebrity_failed,
         f.hybrid_writes_per_post, f.push_writes_per_post, f.hybrid_requests_per_read, f.push_requests_per_read,
         ms(f.hybrid_p99_after_post_ms), ms(f.push_p99_after_post_ms),
         f.hybrid_shard_requests, f.push_shard_requests, f.hybrid_hot_shard_ratio, f.push_hot_shard_ratio,
-        ms(f.hybrid_fanout_p99_ms)
+        ms(f.hybrid_fanout_p99_ms),
+        f.fanout_batch
     );
     let c = &s.crash;
     let mut rows = String::new();
@@ -936,9 +946,10 @@ pub fn text_summary(report: &SocialReport) -> String {
     let _ =
         writeln!(
         out,
-        "celebrity post ({} followers): {} timeline writes (hybrid) vs {} (fan-out for all, done in {} ms)",
-        f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes,
-        f.push_celebrity_fanout_ms.map_or("–".into(), ms)
+        "celebrity post ({} followers): {} timeline writes (hybrid) vs {} (fan-out for all, {} per request, \
+         done in {} ms, {} failed)",
+        f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes, f.fanout_batch,
+        f.push_celebrity_fanout_ms.map_or("–".into(), ms), f.push_celebrity_failed
     );
     let c = &s.crash;
     let windows: Vec<String> =

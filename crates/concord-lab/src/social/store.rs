@@ -12,6 +12,7 @@
 //! | [`StoreOp::CachedRead`] | a look-aside cache tier in front of the sharded store | a celebrity's post list is read by every follower's timeline: the hottest key of all, cheap to serve slightly stale |
 //! | [`StoreOp::CounterAdd`] | Dynamo-style eventual store, a PN-counter CRDT (`[protocol.dynamo]`, `W = 1`) | likes: always writable, even on the wrong side of a partition; concurrent increments merge, none is lost |
 //! | [`StoreOp::CounterGet`] | the same, `R = 1` | a like count a few likes behind is fine |
+//! | [`StoreOp::PushMany`] | the sharded Raft store, pipelined | a post's fan-out: one `LPUSH`+`LTRIM` per follower's timeline, grouped by shard, many per request |
 //!
 //! A strong operation is a list of Redis commands on one key, applied atomically by the key's
 //! shard (`LPUSH` then `LTRIM` keeps a timeline bounded): the same commands the Redis door of a
@@ -32,7 +33,20 @@
 //! machines. So the store charges every request [`SimConfig::service_us`] of the receiving
 //! machine's time, one request after another (a FIFO server per machine, shared by both clusters).
 //! A machine that receives more requests than it can serve builds a queue; this is what makes a
-//! hot shard hot and a single node saturate. The cache tier is modelled in the store itself: one
+//! hot shard hot and a single node saturate. A pipelined fan-out request of `k` timeline writes
+//! costs `service_us + k × key_us` (the per-request overhead once, then each key's work) and is
+//! one Raft proposal: one log entry holding every key's `LPUSH`+`LTRIM` (a `RedisExec` naming all
+//! `k` keys; the shard checks it serves each). A Redis client pipelining the same writes to a
+//! `concord up` cluster sends `k` single-key `MULTI` `LPUSH` `LTRIM` `EXEC` transactions instead –
+//! `k` log entries that the leader's Raft batches into its appends; the model's one entry per
+//! request is the cheap end of that.
+//!
+//! **Snapshots.** Each shard takes a Raft snapshot every 10 000 applied entries (etcd's old
+//! `--snapshot-count`), not the simulator's default 1 000: a snapshot serializes the shard's
+//! whole store, 100 000 timelines at full size, and taking one every thousand fan-out writes cost
+//! more wall time than the rest of the run (the simulator charges no CPU time for it).
+//!
+//! The cache tier is modelled in the store itself: one
 //! [`concord_cache::Store`] (LRU, byte budget, TTLs) per cache node, keys placed by rendezvous
 //! hashing over the live cache nodes, a hit answered after one client round trip.
 
@@ -77,6 +91,12 @@ pub enum StoreOp {
     CounterAdd { key: String, delta: i64 },
     /// Read the counter `key` (one replica's view).
     CounterGet { key: String },
+    /// A fan-out: `LPUSH key item` then `LTRIM key 0 keep-1` on every key of `keys` (each atomic
+    /// on its key; no atomicity across keys). The store groups the keys by shard and sends each
+    /// group, at most `per_request` keys at a time, as one pipelined request to the shard's
+    /// leader – what a fan-out service does with a Redis Cluster client (one pipeline per node).
+    /// Answers [`Reply::Int`] with the number of keys written; an error only if none was.
+    PushMany { keys: Vec<String>, item: String, keep: usize, per_request: usize },
 }
 
 impl StoreOp {
@@ -86,6 +106,7 @@ impl StoreOp {
             StoreOp::Strong(calls) => calls.first().and_then(|c| c.get(1)).map_or("", String::as_str),
             StoreOp::CachedRead { argv, .. } => argv.get(1).map_or("", String::as_str),
             StoreOp::CounterAdd { key, .. } | StoreOp::CounterGet { key } => key,
+            StoreOp::PushMany { keys, .. } => keys.first().map_or("", String::as_str),
         }
     }
 }
@@ -135,6 +156,9 @@ pub struct SimConfig {
     pub cache_bytes: u64,
     /// A machine's time per request it serves (µs).
     pub service_us: f64,
+    /// A pipelined request's extra time per key it carries (µs): a fan-out request of `k` keys
+    /// costs `service_us + k × key_us`.
+    pub key_us: f64,
     /// One-way network delay between machines and to clients (ms).
     pub one_way_ms: f64,
     pub disk_sync_ms: f64,
@@ -175,6 +199,16 @@ struct Pending {
     /// The current attempt's timeout, and the node it went to.
     attempt_until: Time,
     node: NodeId,
+    /// A part of a [`StoreOp::PushMany`]: the whole operation's id.
+    parent: Option<u64>,
+}
+
+/// A [`StoreOp::PushMany`] in flight: its parts (one request each) not finished yet.
+struct Batch {
+    sent: Time,
+    parts_left: usize,
+    written: i64,
+    error: Option<String>,
 }
 
 /// A request waiting for its machine's CPU (or a retry pause).
@@ -195,6 +229,11 @@ pub struct SimStore {
     requests: BTreeMap<(Cluster, RequestId), u64>,
     deferred: BTreeMap<(Time, u64), Deferred>,
     next_deferred: u64,
+    /// Every attempt timeout and deadline set, by time: `check_timeouts` looks only at the due
+    /// ones instead of every operation in flight (a fan-out puts thousands in flight). An entry
+    /// may be stale (the attempt was answered or retried since); it is then dropped.
+    timers: std::collections::BTreeSet<(Time, u64)>,
+    batches: BTreeMap<u64, Batch>,
     /// When each machine's CPU is free again.
     cpu_free: Vec<Time>,
     leaders: BTreeMap<u32, NodeId>,
@@ -247,7 +286,8 @@ impl SimStore {
         config.validate()?;
         let strong_text = format!(
             "{}[protocol.sharded]\nshards = {}\nreplicas = {}\n\
-             raft = {{ election_timeout_min = \"150ms\", election_timeout_max = \"300ms\", heartbeat_interval = \"50ms\" }}\n",
+             raft = {{ election_timeout_min = \"150ms\", election_timeout_max = \"300ms\", heartbeat_interval = \"50ms\", \
+             snapshot_threshold_entries = 10000 }}\n",
             scenario_head(&config, "concord lab social: the sharded store"),
             config.shards,
             config.replicas
@@ -293,6 +333,8 @@ impl SimStore {
             requests: BTreeMap::new(),
             deferred: BTreeMap::new(),
             next_deferred: 0,
+            timers: std::collections::BTreeSet::new(),
+            batches: BTreeMap::new(),
             leaders: BTreeMap::new(),
             caches,
             placement: None,
@@ -420,13 +462,21 @@ impl SimStore {
 
     // ----- requests ---------------------------------------------------------------------------
 
-    /// Queue a request for `node`'s CPU: it is sent when the machine is free (FIFO), after `pause`.
+    /// Queue a request for `node`'s CPU: it is sent when the machine is free (FIFO), after `pause`
+    /// (a [`StoreOp::PushMany`] part after its per-key work too).
     fn enqueue(&mut self, op: u64, cluster: Cluster, node: NodeId, pause_ms: f64) {
         let i = node.0 as usize - 1;
+        let keys = match self.pending.get(&op).map(|p| &p.op) {
+            Some(StoreOp::PushMany { keys, .. }) => keys.len() as f64,
+            _ => 0.0,
+        };
         let ready = at_ms(self.now_ms() + pause_ms).max(self.cpu_free[i]);
-        self.cpu_free[i] = ready + dur(self.config.service_us / 1e3);
+        self.cpu_free[i] = ready + dur((self.config.service_us + keys * self.config.key_us) / 1e3);
         self.served_per_node[i] += 1;
-        self.deferred.insert((ready, self.next_deferred), Deferred { op, cluster, node });
+        // A pipelined request is proposed once the machine has read and encoded its keys: its
+        // per-key work delays it as well as the requests queued behind it.
+        let sent = ready + dur(keys * self.config.key_us / 1e3);
+        self.deferred.insert((sent, self.next_deferred), Deferred { op, cluster, node });
         self.next_deferred += 1;
     }
 
@@ -480,11 +530,19 @@ impl SimStore {
         let Some(p) = self.pending.get_mut(&d.op) else { return };
         p.node = d.node;
         p.attempt_until = self.now + dur(ATTEMPT_TIMEOUT_MS);
+        self.timers.insert((p.attempt_until, d.op));
         let request = match d.cluster {
             Cluster::Strong => {
                 let calls = match &p.op {
                     StoreOp::Strong(calls) => calls.clone(),
                     StoreOp::CachedRead { argv, .. } => vec![argv.clone()],
+                    StoreOp::PushMany { keys, item, keep, .. } => keys
+                        .iter()
+                        .flat_map(|key| match push_calls(key, item, *keep) {
+                            StoreOp::Strong(calls) => calls,
+                            _ => unreachable!("push_calls is strong"),
+                        })
+                        .collect(),
                     _ => unreachable!("a strong request"),
                 };
                 let req = strong_request(&calls, self.strong.now());
@@ -506,6 +564,34 @@ impl SimStore {
 
     fn finish(&mut self, id: u64, at: Time, reply: Result<Reply, String>, cache_hit: Option<bool>) {
         let Some(p) = self.pending.remove(&id) else { return };
+        if let Some(parent) = p.parent {
+            let Some(b) = self.batches.get_mut(&parent) else { return };
+            b.parts_left -= 1;
+            match reply {
+                Ok(Reply::Int(n)) => b.written += n,
+                Ok(_) => {}
+                Err(e) => {
+                    b.error.get_or_insert(e);
+                }
+            }
+            if b.parts_left == 0 {
+                let b = self.batches.remove(&parent).expect("present");
+                let reply = match (b.written, b.error) {
+                    (0, Some(e)) => Err(e),
+                    (n, _) => Ok(Reply::Int(n)),
+                };
+                let done = Done {
+                    id: parent,
+                    reply,
+                    sent_ms: ms(b.sent),
+                    done_ms: ms(at),
+                    shard: None,
+                    cache_hit: None,
+                };
+                self.finished.insert((at, parent), done);
+            }
+            return;
+        }
         if let (Ok(reply), Some((cache, ttl_ms))) = (&reply, p.fill) {
             self.fill_cache(cache, p.op.key(), reply, ttl_ms, at);
         }
@@ -541,11 +627,19 @@ impl SimStore {
             return; // an answer to an attempt the client already gave up on
         }
         let shard = p.shard;
+        let many = matches!(p.op, StoreOp::PushMany { .. });
         match response {
             RaftResponse::Output(Ok(ShardResponse::Kv(Response::Redis {
                 replies: Some(replies), ..
             }))) => {
-                let reply = replies.into_iter().next().map(convert).unwrap_or(Ok(Reply::Nil));
+                let reply = if many {
+                    // Two replies per key (LPUSH, LTRIM): a key is written if its LPUSH was.
+                    let written =
+                        replies.iter().step_by(2).filter(|r| !matches!(r, RedisReply::Error(_))).count();
+                    Ok(Reply::Int(written as i64))
+                } else {
+                    replies.into_iter().next().map(convert).unwrap_or(Ok(Reply::Nil))
+                };
                 self.finish(id, at, reply, None);
             }
             RaftResponse::Output(Ok(other)) => {
@@ -592,11 +686,20 @@ impl SimStore {
     /// Attempts past their timeout try another node; operations past their deadline fail.
     fn check_timeouts(&mut self) {
         let now = self.now;
-        let late: Vec<(u64, bool)> = self
-            .pending
-            .iter()
+        // The due timers' operations that are late indeed, in the order of their ids.
+        let mut due = std::collections::BTreeSet::new();
+        while let Some(&(at, id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            due.insert(id);
+        }
+        let late: Vec<(u64, bool)> = due
+            .into_iter()
+            .filter_map(|id| self.pending.get(&id).map(|p| (id, p)))
             .filter(|(_, p)| p.attempt_until <= now || p.deadline <= now)
-            .map(|(&id, p)| (id, p.deadline <= now))
+            .map(|(id, p)| (id, p.deadline <= now))
             .collect();
         for (id, expired) in late {
             if expired {
@@ -632,17 +735,78 @@ impl SocialStore for SimStore {
         let id = self.next_op;
         self.next_op += 1;
         let now = self.now;
+        let deadline = now + dur(OP_DEADLINE_MS);
+        self.timers.insert((deadline, id));
         let mut pending = Pending {
             user,
             op: op.clone(),
             sent: now,
-            deadline: now + dur(OP_DEADLINE_MS),
+            deadline,
             shard: None,
             fill: None,
             attempt_until: Time(u64::MAX),
             node: NodeId(0),
+            parent: None,
         };
         match &op {
+            StoreOp::PushMany { keys, item, keep, per_request } => {
+                // Group the keys by shard (as the client's map says), then send each group in
+                // requests of at most `per_request` keys: the parts, each its own operation.
+                let mut groups: BTreeMap<Option<u32>, Vec<String>> = BTreeMap::new();
+                for key in keys {
+                    groups.entry(self.shard_of(key)).or_default().push(key.clone());
+                }
+                let mut parts = Vec::new();
+                for (shard, keys) in groups {
+                    for chunk in keys.chunks((*per_request).max(1)) {
+                        parts.push((shard, chunk.to_vec()));
+                    }
+                }
+                if parts.is_empty() {
+                    self.finished.insert(
+                        (now, id),
+                        Done {
+                            id,
+                            reply: Ok(Reply::Int(0)),
+                            sent_ms: ms(now),
+                            done_ms: ms(now),
+                            shard: None,
+                            cache_hit: None,
+                        },
+                    );
+                    return id;
+                }
+                self.batches
+                    .insert(id, Batch { sent: now, parts_left: parts.len(), written: 0, error: None });
+                for (shard, keys) in parts {
+                    let part = self.next_op;
+                    self.next_op += 1;
+                    self.timers.insert((deadline, part));
+                    let op = StoreOp::PushMany {
+                        keys,
+                        item: item.clone(),
+                        keep: *keep,
+                        per_request: *per_request,
+                    };
+                    if let Some(s) = shard {
+                        *self.requests_per_shard.entry(s).or_default() += 1;
+                    }
+                    let part_pending = Pending {
+                        user,
+                        op,
+                        sent: now,
+                        deadline,
+                        shard,
+                        fill: None,
+                        attempt_until: Time(u64::MAX),
+                        node: NodeId(0),
+                        parent: Some(id),
+                    };
+                    self.pending.insert(part, part_pending);
+                    let node = self.strong_target(shard);
+                    self.enqueue(part, Cluster::Strong, node, 0.0);
+                }
+            }
             StoreOp::CounterAdd { .. } | StoreOp::CounterGet { .. } => {
                 // A user's session sticks to one coordinator, as a load balancer would pin it.
                 let node = NodeId(pending.user % self.config.nodes + 1);
@@ -729,17 +893,26 @@ fn is_read(name: &str) -> bool {
 
 /// The sharded store's request for `calls` (all on the first call's key).
 fn strong_request(calls: &[Vec<String>], now: Time) -> concord_shard::node::ShardRequest {
-    let key = calls.first().and_then(|c| c.get(1)).cloned().unwrap_or_default().into_bytes();
+    // Every key the calls name (each call's first argument), in order, once: a fan-out part names
+    // many keys of one shard, and the shard checks that it serves each.
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for c in calls {
+        let key = c.get(1).map_or("", String::as_str);
+        if seen.insert(key) {
+            keys.push(key.as_bytes().to_vec());
+        }
+    }
     let calls: Vec<RedisCall> =
         calls.iter().map(|c| RedisCall::new(c.iter().map(|a| a.clone().into_bytes()).collect())).collect();
     if calls.len() == 1 && calls[0].argv.first().is_some_and(|n| is_read(&String::from_utf8_lossy(n))) {
-        let exec = RedisExec { keys: vec![key], watch: vec![], calls };
+        let exec = RedisExec { keys, watch: vec![], calls };
         RaftRequest::Read {
             consistency: ReadConsistency::Linearizable,
             query: ShardQuery::Kv(Query::Redis(exec)),
         }
     } else {
-        let exec = RedisExec { keys: vec![key], watch: vec![], calls };
+        let exec = RedisExec { keys, watch: vec![], calls };
         RaftRequest::Propose {
             session: None,
             command: ShardCommand::Kv(Command::new(now, Write::Redis(exec))),
@@ -785,4 +958,12 @@ pub fn decode(bytes: &[u8]) -> Reply {
         ("l:", items) => Reply::List(items.split(',').map(str::to_string).collect()),
         _ => Reply::Nil,
     }
+}
+
+/// `LPUSH key item` then `LTRIM key 0 keep-1`: one atomic step on the key's shard.
+pub fn push_calls(key: &str, item: &str, keep: usize) -> StoreOp {
+    StoreOp::Strong(vec![
+        vec!["LPUSH".into(), key.to_string(), item.to_string()],
+        vec!["LTRIM".into(), key.to_string(), "0".into(), (keep.max(1) - 1).to_string()],
+    ])
 }

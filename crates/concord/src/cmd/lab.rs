@@ -108,6 +108,10 @@ pub struct SocialArgs {
     /// [default: 2000, --quick 100]. A value above every follower count fans out all posts.
     #[arg(long)]
     pub fanout_threshold: Option<usize>,
+    /// Timeline writes per fan-out request: the fan-out service groups a post's writes by shard
+    /// and pipelines them, this many per request [default: 500]. 1: one request per follower.
+    #[arg(long)]
+    pub fanout_batch: Option<usize>,
     /// No cache tier: celebrities' post lists are read from their shards.
     #[arg(long)]
     pub no_cache: bool,
@@ -304,6 +308,9 @@ fn social(args: &SocialArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(t) = args.fanout_threshold {
         o.fanout_threshold = t;
+    }
+    if let Some(b) = args.fanout_batch {
+        o.fanout_batch = b;
     }
     o.cache = !args.no_cache;
     if let Some(shards) = args.shards {
