@@ -19,6 +19,7 @@
 //! |---|---|
 //! | `Strong` | the commands to the key's shard leader – the slot from the key (CRC16, as Redis Cluster), the shard and its leader from the node's `GET /v1/cluster` – on a connection switched to `CONSISTENCY linearizable`; several commands as `MULTI … EXEC` |
 //! | `CachedRead` | `LGET` of a cache-only key (the command's words joined) on a cache node: a hit is the answer; a lease → the read from the shard, then `LSET key token 0 value PX ttl` (revision 0: no database write ever invalidates that key, so its TTL alone bounds staleness, as in the simulated cache); `wait` → ask again shortly |
+//! | `PushMany` | a post's fan-out: each follower's `LPUSH`+`LTRIM` as `Strong` on its timeline's shard, [`FAN_OUT_PARALLEL`] at a time (the simulated store charges one pipelined request per shard part instead) |
 //! | `CounterAdd`, `CounterGet` | `INCRBY` / `GET` on the eventual cluster, `CONSISTENCY ONE` (W = R = 1), each user's session pinned to one node |
 //!
 //! `-MOVED` is followed (the leader moved), `-TRYAGAIN` / `-CLUSTERDOWN` and lost connections are
@@ -37,7 +38,8 @@
 use concord_lab::social::live::{self, LiveReport, LiveRun, Readback};
 use concord_lab::social::model::Users;
 use concord_lab::social::store::{
-    decode, encode, Done, Reply, SimConfig, SocialStore, StoreOp, ATTEMPT_TIMEOUT_MS, OP_DEADLINE_MS,
+    decode, encode, push_calls, Done, Reply, SimConfig, SocialStore, StoreOp, ATTEMPT_TIMEOUT_MS,
+    OP_DEADLINE_MS,
 };
 use concord_lab::social::{Fault, LabStore, RunResult, SocialOptions};
 use concord_server::testkit::{http, Reply as Wire, Resp};
@@ -51,6 +53,8 @@ use std::time::{Duration, Instant};
 
 /// Operations in flight at once (the rest queue in the client).
 pub const IN_FLIGHT: usize = 64;
+/// A fan-out's timeline writes in flight at once.
+const FAN_OUT_PARALLEL: usize = 16;
 /// Pause before a retry.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Ports the lab's clusters use from `--port-base`.
@@ -529,7 +533,7 @@ impl Shared {
     }
 
     async fn run(
-        &self,
+        self: &Arc<Self>,
         user: u32,
         op: StoreOp,
         deadline: Instant,
@@ -561,6 +565,50 @@ impl Shared {
             StoreOp::CounterGet { key } => {
                 (self.counter(user, vec!["GET".into(), key], deadline).await, None, None)
             }
+            StoreOp::PushMany { keys, item, keep, .. } => {
+                (self.push_many(keys, item, keep, deadline).await, shard, None)
+            }
+        }
+    }
+
+    /// A post's fan-out: `LPUSH` + `LTRIM` in a `MULTI` on each follower's timeline, at most
+    /// [`FAN_OUT_PARALLEL`] at once over the pooled connections (the simulated store charges a
+    /// pipelined request per shard; here the requests overlap instead). Answers the number of
+    /// timelines written; an error only if none was.
+    async fn push_many(
+        self: &Arc<Self>,
+        keys: Vec<String>,
+        item: String,
+        keep: usize,
+        deadline: Instant,
+    ) -> Result<Reply, String> {
+        let permits = Arc::new(tokio::sync::Semaphore::new(FAN_OUT_PARALLEL));
+        let mut writes = tokio::task::JoinSet::new();
+        for key in keys {
+            let (me, item, permits) = (self.clone(), item.clone(), permits.clone());
+            writes.spawn(async move {
+                let _permit = permits.acquire().await;
+                let shard = me.routing.lock().expect("routing").shard_of(&key);
+                if let Some(s) = shard {
+                    *me.stats.lock().expect("stats").per_shard.entry(s).or_default() += 1;
+                }
+                let StoreOp::Strong(calls) = push_calls(&key, &item, keep) else {
+                    unreachable!("push_calls is Strong")
+                };
+                me.strong(shard, &calls, deadline).await
+            });
+        }
+        let (mut written, mut error) = (0, None);
+        while let Some(outcome) = writes.join_next().await {
+            match outcome {
+                Ok(Ok(_)) => written += 1,
+                Ok(Err(e)) => error = Some(e),
+                Err(e) => error = Some(format!("fan-out task: {e}")),
+            }
+        }
+        match error {
+            Some(e) if written == 0 => Err(e),
+            _ => Ok(Reply::Int(written)),
         }
     }
 }
@@ -590,6 +638,10 @@ fn namespaced(op: StoreOp, ns: &str) -> StoreOp {
         StoreOp::CounterGet { mut key } => {
             prefix(&mut key);
             StoreOp::CounterGet { key }
+        }
+        StoreOp::PushMany { mut keys, item, keep, per_request } => {
+            keys.iter_mut().for_each(prefix);
+            StoreOp::PushMany { keys, item, keep, per_request }
         }
     }
 }
@@ -1054,6 +1106,7 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
         cache_nodes: store.shared.ends.cache.len() as u32,
         cache_bytes: 0,
         service_us: 0.0,
+        key_us: 0.0,
         one_way_ms: 0.0,
         disk_sync_ms: 0.0,
         seed: o.seed,
