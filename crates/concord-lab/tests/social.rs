@@ -87,8 +87,12 @@ fn the_celebrity_fan_out_is_measured_and_the_hybrid_bounds_it() {
     assert!(f.hybrid_writes_per_post < f.push_writes_per_post, "{f:?}");
     // ... paid for on reads: more requests per timeline read.
     assert!(f.hybrid_requests_per_read > f.push_requests_per_read, "{f:?}");
-    // The burst of writes slows everyone down in the second after the post.
-    assert!(f.push_p99_after_post_ms > f.hybrid_p99_after_post_ms, "{f:?}");
+    // Pipelined per shard, the celebrity's fan-out still takes longer than almost every ordinary
+    // post's: the cost the hybrid does not pay. (Everyone's p99 in the second after the post is
+    // reported, not asserted: at this size the pipelined burst barely moves it – the answer key
+    // gives the numbers, and `--fanout-batch 1`'s.)
+    let celebrity_ms = f.push_celebrity_fanout_ms.expect("checked above");
+    assert!(celebrity_ms > 2.0 * f.hybrid_fanout_p99_ms, "{f:?}");
 }
 
 #[test]
