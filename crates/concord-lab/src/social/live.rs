@@ -11,10 +11,9 @@
 
 use super::app::Kind;
 use super::model::Users;
-use super::report::{self, KindStats, Line, STALE_AFTER_MS};
+use super::report::{self, KindStats, STALE_AFTER_MS};
 use super::store::SimConfig;
 use super::{baseline_spec, run_on, Fault, LabStore, RunResult, SocialOptions};
-use crate::plot::{self, LineStyle, XyChart};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -264,25 +263,7 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
     );
     for (s, r) in report.summaries.iter().zip(&report.runs) {
         let stem = dir.join(r.name.replace(' ', "-"));
-        let (rate, p99): (Line, Line) = report::per_second(r);
-        let (_, hi) = report::range(rate.iter().map(|p| p.1).chain(p99.iter().map(|p| p.1)));
-        plot::xy_marked(
-            &stem,
-            &XyChart {
-                title: "Actions per second and their p99 latency (wall-clock time)",
-                x_label: "time (s)",
-                y_label: "actions/s  |  p99 ms",
-                log_x: false,
-                x_range: (0.0, r.duration_ms / 1e3),
-                y_range: (0.0, hi * 1.1),
-            },
-            false,
-            &[
-                report::series("actions/s", rate, 0, LineStyle::Solid),
-                report::series("p99 latency (ms)", p99, 3, LineStyle::Dashed),
-            ],
-            &[],
-        )?;
+        report::rate_and_p99_plot(r, "Actions per second and their p99 latency (wall-clock time)", &stem)?;
         written.push(stem.with_extension("svg"));
         written.push(stem.with_extension("png"));
         let name = stem.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();

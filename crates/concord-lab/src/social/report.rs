@@ -555,17 +555,22 @@ pub(crate) fn per_second(r: &RunResult) -> (Line, Line) {
 }
 
 fn day_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
-    let base = run(&report.runs, "baseline");
-    let (rate, p99) = per_second(base);
+    let title = "One compressed day (baseline): actions per second and their p99 latency";
+    rate_and_p99_plot(run(&report.runs, "baseline"), title, stem)
+}
+
+/// A run's actions per second and their p99 latency, per second of the run.
+pub(crate) fn rate_and_p99_plot(r: &RunResult, title: &str, stem: &Path) -> anyhow::Result<()> {
+    let (rate, p99) = per_second(r);
     let (_, hi) = range(rate.iter().map(|p| p.1).chain(p99.iter().map(|p| p.1)));
     plot::xy_marked(
         stem,
         &XyChart {
-            title: "One compressed day (baseline): actions per second and their p99 latency",
+            title,
             x_label: "time (s)",
             y_label: "actions/s  |  p99 ms",
             log_x: false,
-            x_range: (0.0, base.duration_ms / 1e3),
+            x_range: (0.0, r.duration_ms / 1e3),
             y_range: (0.0, hi * 1.1),
         },
         false,
