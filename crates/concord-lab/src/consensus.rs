@@ -1274,22 +1274,18 @@ fn xy(stem: &Path, title: &str, series: &[StyledSeries]) -> anyhow::Result<()> {
     plot::xy_marked(stem, &chart, false, series, &[])
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
 fn html_report(report: &ConsensusReport, plots: &[(&str, &str)]) -> String {
     let mut body = String::new();
     for (title, header, rows) in report.tables() {
-        let _ = writeln!(body, "<h2>{}</h2>\n<table><tr>", escape(&title));
+        let _ = writeln!(body, "<h2>{}</h2>\n<table><tr>", crate::html_escape(&title));
         for h in &header {
-            let _ = write!(body, "<th>{}</th>", escape(h));
+            let _ = write!(body, "<th>{}</th>", crate::html_escape(h));
         }
         body.push_str("</tr>\n");
         for r in &rows {
             body.push_str("<tr>");
             for c in r {
-                let _ = write!(body, "<td>{}</td>", escape(c));
+                let _ = write!(body, "<td>{}</td>", crate::html_escape(c));
             }
             body.push_str("</tr>\n");
         }

@@ -27,3 +27,8 @@ pub use consensus::{run_consensus, ConsensusOptions, ConsensusReport};
 pub use eventual::{run_eventual, EventualOptions, EventualReport};
 pub use raft_elections::{run_raft_elections, ElectionOptions, ElectionReport, RangeResult};
 pub use social::{run_social, SocialOptions, SocialReport};
+
+/// Text for an HTML page: `&`, `<` and `>` escaped (the labs' reports).
+pub(crate) fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}

@@ -191,12 +191,12 @@ fn html_checks(violations: &[String]) -> String {
     if violations.is_empty() {
         "passed".into()
     } else {
-        format!("<span class=\"bad\">{} failed: {}</span>", violations.len(), html_escape(&violations[0]))
+        format!(
+            "<span class=\"bad\">{} failed: {}</span>",
+            violations.len(),
+            crate::html_escape(&violations[0])
+        )
     }
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn written_pair(written: &mut Vec<PathBuf>, stem: &Path) {

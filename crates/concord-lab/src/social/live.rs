@@ -251,7 +251,7 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
         "<p>A real cluster: {}. {} users (following {}–{} each), fan-out threshold {} followers \
          ({} accounts merged on read), {} s per run at {} actions/s mean, seed {}. Wall-clock time, \
          real CPUs; see docs/labs/social.md for what differs from the simulated runs.</p>",
-        html_escape(&report.deployment),
+        crate::html_escape(&report.deployment),
         o.users,
         o.following.0,
         o.following.1,
@@ -268,22 +268,11 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
         written.push(stem.with_extension("png"));
         let name = stem.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
         let _ = writeln!(body, "<h2>{}</h2><img src=\"{name}.svg\" width=\"800\">", s.name);
-        body.push_str("<table><tr><th>action</th><th>count</th><th>ok</th><th>p50 ms</th><th>p99 ms</th><th>requests each</th></tr>\n");
-        for k in &s.latency {
-            let _ = writeln!(
-                body,
-                "<tr><td>{}</td><td>{}</td><td>{:.2} %</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
-                k.kind.name(),
-                k.count,
-                100.0 * k.ok_fraction,
-                report::ms(k.p50_ms),
-                report::ms(k.p99_ms),
-                k.requests
-            );
-        }
-        let errors: Vec<String> = s.errors.iter().map(|(e, n)| format!("{n}× {}", html_escape(e))).collect();
+        report::latency_table(&mut body, &s.latency);
+        let errors: Vec<String> =
+            s.errors.iter().map(|(e, n)| format!("{n}× {}", crate::html_escape(e))).collect();
         let faults: Vec<String> =
-            s.faults.iter().map(|(t, f)| format!("{:.1} s: {}", t / 1e3, html_escape(f))).collect();
+            s.faults.iter().map(|(t, f)| format!("{:.1} s: {}", t / 1e3, crate::html_escape(f))).collect();
         let _ = writeln!(
             body,
             "</table><p>Requests per shard: {:?} (busiest / mean {:.2}). Cache: {} hits, {} misses \
@@ -317,8 +306,4 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
     )?;
     written.push(html);
     Ok(written)
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

@@ -554,6 +554,23 @@ pub(crate) fn per_second(r: &RunResult) -> (Line, Line) {
     (rate, p99)
 }
 
+/// An HTML table of latency per kind of action, left open (`</table>` is the caller's).
+pub(crate) fn latency_table(body: &mut String, latency: &[KindStats]) {
+    body.push_str("<table><tr><th>action</th><th>count</th><th>ok</th><th>p50 ms</th><th>p99 ms</th><th>requests each</th></tr>\n");
+    for k in latency {
+        let _ = writeln!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{:.2} %</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
+            k.kind.name(),
+            k.count,
+            100.0 * k.ok_fraction,
+            ms(k.p50_ms),
+            ms(k.p99_ms),
+            k.requests
+        );
+    }
+}
+
 fn day_plot(report: &SocialReport, stem: &Path) -> anyhow::Result<()> {
     let title = "One compressed day (baseline): actions per second and their p99 latency";
     rate_and_p99_plot(run(&report.runs, "baseline"), title, stem)
@@ -781,19 +798,7 @@ fn html_report(report: &SocialReport) -> String {
     body.push_str(
         "<h2>1. Baseline: the hybrid design through a day</h2><img src=\"day.svg\" width=\"800\">\n",
     );
-    body.push_str("<table><tr><th>action</th><th>count</th><th>ok</th><th>p50 ms</th><th>p99 ms</th><th>requests each</th></tr>\n");
-    for k in &s.latency {
-        let _ = writeln!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{:.2} %</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
-            k.kind.name(),
-            k.count,
-            100.0 * k.ok_fraction,
-            ms(k.p50_ms),
-            ms(k.p99_ms),
-            k.requests
-        );
-    }
+    latency_table(&mut body, &s.latency);
     let _ = writeln!(
         body,
         "</table><p>Timeline reads missing a post acknowledged more than {} s before: {:.2} %.</p>",
