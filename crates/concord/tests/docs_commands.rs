@@ -32,7 +32,9 @@
 //! `open` and `xdg-open` are replaced by a script that prints the URL: no browser is started.
 //!
 //! `CONCORD_DOCS_ONLY=docs/sharding.md` (any part of a path) runs only the matching guides;
-//! `CONCORD_DOCS_KEEP=1` keeps the scratch directories (each block's script and log).
+//! `CONCORD_DOCS_KEEP=1` keeps the scratch directories (each block's script and log);
+//! `CONCORD_DOCS_BIN=target/release/concord` runs the guides with that binary instead of this
+//! test's debug build (for the long run). `redis-cli` runs with `-e`: an error reply fails the block.
 //! Files run two at a time on a machine with two cores or more. Under `CI=true` a missing tool
 //! (bash, redis-cli, curl) fails the test; elsewhere the test says what is missing and passes.
 
@@ -327,8 +329,25 @@ fn runs(block: &Block, run: Run) -> bool {
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+    find_on_path(tool).is_some()
+}
+
+fn find_on_path(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(tool)).find(|file| file.is_file())
+}
+
+/// The `concord` the guides run: this test's build, or `CONCORD_DOCS_BIN` (a release build, for
+/// the long run: the social lab's full-size runs and the chaos runs take hours in a debug build).
+fn concord_binary() -> PathBuf {
+    match std::env::var_os("CONCORD_DOCS_BIN") {
+        Some(bin) => {
+            let bin = PathBuf::from(bin);
+            assert!(bin.is_file(), "CONCORD_DOCS_BIN={} is not a file", bin.display());
+            bin.canonicalize().unwrap()
+        }
+        None => PathBuf::from(CONCORD),
+    }
 }
 
 /// A background block of a file, running.
@@ -362,13 +381,21 @@ impl Scratch {
         }
         let tools = dir.path().join(".docs-test/bin");
         std::fs::create_dir_all(&tools).unwrap();
-        std::os::unix::fs::symlink(CONCORD, tools.join("concord")).unwrap();
-        for opener in ["open", "xdg-open"] {
-            let script = tools.join(opener);
-            std::fs::write(&script, "#!/bin/sh\necho \"docs test: no browser; would open $*\" >&2\n")
-                .unwrap();
+        std::os::unix::fs::symlink(concord_binary(), tools.join("concord")).unwrap();
+        let script = |name: &str, text: String| {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let path = tools.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        for opener in ["open", "xdg-open"] {
+            script(opener, "#!/bin/sh\necho \"docs test: no browser; would open $*\" >&2\n".into());
+        }
+        // redis-cli exits 0 after an error reply: a guide's `redis-cli SET …` answered `ERR …` would
+        // pass. Its `-e` makes an error reply exit 1, so it fails the block like any failing command
+        // (a block that shows an error on purpose says `status=1`).
+        if let Some(real) = find_on_path("redis-cli") {
+            script("redis-cli", format!("#!/bin/sh\nexec '{}' -e \"$@\"\n", real.display()));
         }
         let mut paths = vec![tools];
         paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));

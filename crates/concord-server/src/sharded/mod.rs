@@ -763,12 +763,15 @@ impl ShardedHandle {
     /// leads the key's shard, or nobody is known to: the node then forwards; or, for a read at
     /// stale consistency – `stale_read`, a `READONLY` connection's –, this node replicates the
     /// shard), else the redirect. Writes and other reads go to the leader, as in Redis Cluster.
+    ///
+    /// Before the map is bootstrapped (a cluster's first second) the request is served here too:
+    /// the node answers it `CLUSTERDOWN`, certainly not applied, and [`ShardedHandle::write`]
+    /// tries it again until the map exists or the request's deadline – as a strong node holds a
+    /// request until a leader is elected. Answering `-CLUSTERDOWN` at once would fail the first
+    /// `redis-cli -c SET` typed after `concord up` (redis-cli does not retry it).
     pub fn redirect(&self, key: &[u8], stale_read: bool) -> Option<KeyError> {
         let status = self.inner.status.borrow();
         let slot = concord_shard::key_slot(key);
-        if !status.map.bootstrapped {
-            return Some(KeyError::ClusterDown("the shard map is not bootstrapped yet".into()));
-        }
         let shard = status.map.owner(slot)?;
         if let Some(m) = status.map.moving(slot) {
             if matches!(m.phase, Phase::Fenced { .. } | Phase::Copied { .. }) {
@@ -1001,8 +1004,9 @@ pub(crate) mod tests {
         // A move only started: the source still serves.
         let started = handle_with(1, two_shards(Phase::Started));
         assert_eq!(started.redirect(moving.as_bytes(), false), None);
+        // No map yet: served here, where the request waits for the map (see `redirect`).
         let empty = handle_with(1, ShardedStatus::default());
-        assert!(matches!(empty.redirect(b"foo", false), Some(KeyError::ClusterDown(_))));
+        assert_eq!(empty.redirect(b"foo", false), None);
     }
 
     /// A stale read (`READONLY`) of a shard replicated here is served here; of a shard not
