@@ -102,6 +102,11 @@ pub enum Expect {
     Refuse { file: String, offset: u64 },
 }
 
+/// `n byte` or `n bytes`.
+fn bytes(n: u64) -> String {
+    format!("{n} byte{}", if n == 1 { "" } else { "s" })
+}
+
 /// The line concord-wal logs when it cuts a torn tail.
 pub const TORN_TAIL_LOG: &str = "truncating the torn tail of the WAL";
 
@@ -190,7 +195,8 @@ pub fn plan(fault: DiskFault, wal: &WalFiles, pick: u64) -> anyhow::Result<Surge
             Ok(Surgery {
                 edit: Some(Edit::Truncate { file: file.clone(), len: cut }),
                 what: format!(
-                    "{file}: {dropped} unsynced bytes dropped – cut from {len} to {cut} bytes ({synced} synced), {how}"
+                    "{file}: {} of unsynced data dropped – cut from {len} to {cut} bytes ({synced} synced), {how}",
+                    bytes(dropped)
                 ),
                 expect,
             })
@@ -206,7 +212,7 @@ pub fn plan(fault: DiskFault, wal: &WalFiles, pick: u64) -> anyhow::Result<Surge
             let (_, valid_end) = records(last_bytes);
             Ok(Surgery {
                 edit: Some(Edit::WriteAt { file: file.clone(), offset: len, bytes: record }),
-                what: format!("{file}: {keep} bytes of a torn record appended at byte {len}"),
+                what: format!("{file}: {} of a torn record appended at byte {len}", bytes(keep as u64)),
                 expect: Expect::TornTail { file, offset: valid_end },
             })
         }
@@ -471,8 +477,8 @@ mod tests {
                 Some(Edit::Truncate { len, .. }) => {
                     dropped_some = true;
                     assert!(s.what.contains(&format!(
-                        "{} unsynced bytes dropped",
-                        w.segments[&last].len() as u64 - len
+                        "{} of unsynced data dropped",
+                        bytes(w.segments[&last].len() as u64 - len)
                     )));
                 }
                 None => assert!(s.what.contains("0 bytes dropped"), "{}", s.what),

@@ -15,6 +15,9 @@
 //! (`shard-move`) – run alongside the faults ([`admin`]). The eventual mode runs the `siblings`
 //! workload instead, and its own checks ([`eventual`]): no acknowledged write lost, convergence,
 //! and PBS t-visibility beside the WARS model's prediction.
+//!
+//! Disk faults (`disk-*`, [`disk`]) kill a node and damage its write-ahead log – unsynced bytes
+//! lost, a torn tail, a corrupt synced record – and check what the node does about it.
 
 pub mod admin;
 pub mod bank;
