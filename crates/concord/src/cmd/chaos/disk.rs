@@ -146,14 +146,12 @@ fn marks(wal: &WalFiles) -> anyhow::Result<BTreeMap<u64, SyncedSegment>> {
     Ok(marks.into_iter().map(|m| (m.seq, m)).collect())
 }
 
-/// How many bytes of segment `seq` were synced: the watermark's length; for the last segment
-/// without an entry, none (it was created by a roll and not synced since – its header included).
-fn synced_len(marks: &BTreeMap<u64, SyncedSegment>, seq: u64, is_last: bool, file_len: u64) -> u64 {
-    match marks.get(&seq) {
-        Some(m) => m.synced_len,
-        None if is_last => 0,
-        None => file_len, // an older segment is synced in full before the next one exists
-    }
+/// How many bytes of segment `seq` were synced, as far as recovery can tell: the watermark's
+/// length. Without an entry, none: the last segment was then created by a roll and not synced
+/// since (its header included), and an older one is a left-over that a checkpoint covers –
+/// recovery deletes it unread, so damage there is no damage to the log.
+fn synced_len(marks: &BTreeMap<u64, SyncedSegment>, seq: u64) -> u64 {
+    marks.get(&seq).map_or(0, |m| m.synced_len)
 }
 
 /// Plan `fault` on `wal`, the random choices drawn from `pick`.
@@ -166,7 +164,7 @@ pub fn plan(fault: DiskFault, wal: &WalFiles, pick: u64) -> anyhow::Result<Surge
     let len = last_bytes.len() as u64;
     match fault {
         DiskFault::LoseUnsynced => {
-            let synced = synced_len(&marks, last, true, len);
+            let synced = synced_len(&marks, last);
             if synced > len {
                 anyhow::bail!("{file} is {len} bytes but {synced} were synced: already damaged");
             }
@@ -220,7 +218,7 @@ pub fn plan(fault: DiskFault, wal: &WalFiles, pick: u64) -> anyhow::Result<Surge
             // Every record that lies wholly below its segment's synced length.
             let mut synced_records = Vec::new();
             for (&seq, bytes) in &wal.segments {
-                let synced = synced_len(&marks, seq, seq == last, bytes.len() as u64);
+                let synced = synced_len(&marks, seq);
                 let (recs, _) = records(bytes);
                 synced_records.extend(recs.into_iter().filter(|&(at, n)| at + n <= synced).map(|r| (seq, r)));
             }
@@ -536,6 +534,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no synced record"));
+    }
+
+    #[test]
+    fn a_left_over_segment_without_a_watermark_entry_is_never_the_one_corrupted() {
+        let mut w = wal(0, 4, 4);
+        // Segment 1 is live (in the watermark); an older left-over 0 is not.
+        w.segments.insert(0, w.segments[&1].clone());
+        for pick in 0..50 {
+            let s = plan(DiskFault::Corrupt, &w, pick).unwrap();
+            assert!(matches!(&s.expect, Expect::Refuse { file, .. } if seq_of(file) == 1), "{s:?}");
+        }
     }
 
     #[test]
