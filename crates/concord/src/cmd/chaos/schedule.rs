@@ -299,6 +299,22 @@ mod tests {
     }
 
     #[test]
+    fn disk_faults_pick_a_node_and_a_seed_and_need_no_cut_links() {
+        let disk = [Nemesis::DiskLoseUnsynced, Nemesis::DiskTornTail, Nemesis::DiskCorrupt];
+        let p = plan(5, &disk, 2.0, 14.0, 3);
+        assert_eq!(p.len(), 3);
+        let mut kinds: Vec<Nemesis> = p.iter().map(|f| f.nemesis).collect();
+        kinds.sort();
+        assert_eq!(kinds, disk.to_vec(), "one of each");
+        assert!(p.iter().all(|f| matches!(f.action, Action::Disk { node, .. } if node < 3)), "{p:?}");
+        for n in disk {
+            assert!(!n.is_partition() && !n.is_admin() && n.disk_fault().is_some());
+            assert_eq!(n.name().parse::<Nemesis>(), Ok(n));
+        }
+        assert_eq!(Nemesis::Kill.disk_fault(), None);
+    }
+
+    #[test]
     fn every_asked_for_kind_comes_once_before_any_comes_again() {
         let asked = [Nemesis::Kill, Nemesis::Pause, Nemesis::PartitionLeader];
         for seed in 0..50 {
