@@ -7,6 +7,7 @@
 //!   only SIGKILL (then started again) and SIGSTOP/SIGCONT – loopback processes share one network
 //!   namespace, so no link between them can be cut.
 
+use super::disk::{Edit, WalFiles};
 use super::docker;
 use anyhow::{anyhow, bail, Context};
 use concord_server::cluster::{cluster_identity, spawn_node_with_env, UpOptions};
@@ -16,6 +17,37 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+/// Where a container keeps its data (deploy/config/*.toml: `data = "/data"`, a named volume).
+const CONTAINER_DATA: &str = "/data";
+
+/// The regular files of a tar stream (what `docker cp … -` writes), by base name: ustar headers,
+/// PAX extended headers skipped.
+fn untar(tar: &[u8]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut at = 0;
+    while at + 512 <= tar.len() && tar[at..at + 512].iter().any(|&b| b != 0) {
+        let header = &tar[at..at + 512];
+        let field = |r: std::ops::Range<usize>| {
+            let f = &header[r];
+            String::from_utf8_lossy(&f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())]).into_owned()
+        };
+        let size_text = field(124..136);
+        let size = u64::from_str_radix(size_text.trim(), 8)
+            .map_err(|_| anyhow!("tar: bad size field {size_text:?}"))? as usize;
+        let body = at + 512;
+        if body + size > tar.len() {
+            bail!("tar: {} cut short", field(0..100));
+        }
+        if matches!(header[156], b'0' | 0) {
+            let name = field(0..100);
+            let base = name.rsplit('/').next().unwrap_or(&name).to_string();
+            files.push((base, tar[body..body + size].to_vec()));
+        }
+        at = body + size.div_ceil(512) * 512;
+    }
+    Ok(files)
+}
 
 /// The compose project name prefix; the pid follows (leftovers of dead runs are recognised by it).
 pub const PROJECT_PREFIX: &str = "concord-chaos-";
@@ -170,34 +202,140 @@ impl Cluster {
         errors
     }
 
+    /// Node `i`'s write-ahead log (`DATA/wal/`), read while the node is stopped.
+    pub fn read_wal(&self, i: usize) -> anyhow::Result<WalFiles> {
+        match self {
+            Cluster::Docker(d) => {
+                // `docker cp` reads a stopped container's volume; it writes a tar stream.
+                let from =
+                    format!("{}:{CONTAINER_DATA}/{}", d.containers[i], concord_wal::layout::WAL_SUBDIR);
+                let out = Command::new("docker").args(["cp", &from, "-"]).output()?;
+                if !out.status.success() {
+                    bail!("docker cp {from} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                }
+                Ok(WalFiles::from_files(untar(&out.stdout)?))
+            }
+            Cluster::Local(l) => {
+                let dir = l.node_dir(i).join(concord_wal::layout::WAL_SUBDIR);
+                let mut files = Vec::new();
+                for entry in
+                    std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?
+                {
+                    let entry = entry?;
+                    files.push((
+                        entry.file_name().to_string_lossy().into_owned(),
+                        std::fs::read(entry.path())?,
+                    ));
+                }
+                Ok(WalFiles::from_files(files))
+            }
+        }
+    }
+
+    /// Change one file of node `i`'s `wal/` (the node is stopped). Containers: a throw-away
+    /// container of the node's image on the node's volume (`--volumes-from`), as the image's user
+    /// – the volume's owner – with the image's busybox (`truncate`, `dd`).
+    pub fn edit_wal(&self, i: usize, edit: &Edit) -> anyhow::Result<()> {
+        let (Edit::Truncate { file, .. } | Edit::WriteAt { file, .. }) = edit;
+        match self {
+            Cluster::Docker(d) => {
+                let path = format!("{CONTAINER_DATA}/{file}");
+                match edit {
+                    Edit::Truncate { len, .. } => {
+                        d.helper(i, &["truncate", "-s", &len.to_string(), &path], &[]).map(drop)
+                    }
+                    Edit::WriteAt { offset, bytes, .. } => d
+                        .helper(
+                            i,
+                            &["dd", &format!("of={path}"), "bs=1", &format!("seek={offset}"), "conv=notrunc"],
+                            bytes,
+                        )
+                        .map(drop),
+                }
+            }
+            Cluster::Local(l) => {
+                let path = l.node_dir(i).join(file);
+                let mut bytes =
+                    std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                super::disk::apply(&mut bytes, edit);
+                std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+            }
+        }
+    }
+
+    /// Wipe node `i`'s data directory (the node is stopped): a rebuild's fresh start. Locally the
+    /// old one is moved aside (`node<i>.wiped-<n>`), for a look afterwards.
+    pub fn wipe(&self, i: usize) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => d
+                .helper(i, &["sh", "-c", &format!("rm -rf {CONTAINER_DATA}/* {CONTAINER_DATA}/.[!.]*")], &[])
+                .map(drop),
+            Cluster::Local(l) => {
+                let dir = l.node_dir(i);
+                let aside = (1..).map(|n| dir.with_extension(format!("wiped-{n}"))).find(|p| !p.exists());
+                let aside = aside.expect("some name is free");
+                std::fs::rename(&dir, &aside).with_context(|| format!("cannot move {} aside", dir.display()))
+            }
+        }
+    }
+
+    /// Wait up to `within` for node `i` to exit on its own (a node refusing its data); how it
+    /// exited, or `None` if it still runs.
+    pub fn wait_exit(&mut self, i: usize, within: Duration) -> anyhow::Result<Option<String>> {
+        let deadline = Instant::now() + within;
+        loop {
+            let exited = match self {
+                Cluster::Docker(d) => {
+                    let state = Command::new("docker")
+                        .args([
+                            "inspect",
+                            "--format",
+                            "{{.State.Running}} {{.State.ExitCode}}",
+                            &d.containers[i],
+                        ])
+                        .output()?;
+                    let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+                    state.strip_prefix("false ").map(|code| format!("exit status {code}"))
+                }
+                Cluster::Local(l) => match l.children[i].as_mut().map(|c| c.try_wait()).transpose()? {
+                    Some(Some(status)) => {
+                        l.children[i] = None; // so that a restart spawns it again
+                        Some(status.to_string())
+                    }
+                    Some(None) => None,
+                    None => Some("not running".into()),
+                },
+            };
+            if exited.is_some() || Instant::now() >= deadline {
+                return Ok(exited);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Node `i`'s log so far (every life of the node: a container's `docker logs`, or the
+    /// process's appended log file).
+    pub fn log(&self, i: usize) -> String {
+        match self {
+            Cluster::Docker(d) => {
+                let out = Command::new("docker").args(["logs", &d.containers[i]]).output();
+                out.map(|o| {
+                    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+                })
+                .unwrap_or_else(|e| format!("docker logs failed: {e}"))
+            }
+            Cluster::Local(l) => {
+                std::fs::read_to_string(l.options.data.join(format!("node{}.log", i + 1))).unwrap_or_default()
+            }
+        }
+    }
+
     /// Each node's log: `(file name, text)`.
     pub fn logs(&self) -> Vec<(String, String)> {
         match self {
-            Cluster::Docker(d) => d
-                .containers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let out = Command::new("docker").args(["logs", c]).output();
-                    let text = out
-                        .map(|o| {
-                            format!(
-                                "{}{}",
-                                String::from_utf8_lossy(&o.stdout),
-                                String::from_utf8_lossy(&o.stderr)
-                            )
-                        })
-                        .unwrap_or_else(|e| format!("docker logs failed: {e}"));
-                    (format!("node{}.log", i + 1), text)
-                })
-                .collect(),
-            Cluster::Local(l) => (1..=l.http.len())
-                .map(|i| {
-                    let name = format!("node{i}.log");
-                    let text = std::fs::read_to_string(l.options.data.join(&name)).unwrap_or_default();
-                    (name, text)
-                })
-                .collect(),
+            Cluster::Docker(_) | Cluster::Local(_) => {
+                (0..self.nodes()).map(|i| (format!("node{}.log", i + 1), self.log(i))).collect()
+            }
         }
     }
 
@@ -302,6 +440,11 @@ impl Local {
         Ok(l)
     }
 
+    /// Node `i`'s data directory (as `concord up` lays them out).
+    fn node_dir(&self, i: usize) -> PathBuf {
+        self.options.data.join(format!("node{}", i + 1))
+    }
+
     fn spawn(&self, i: usize) -> anyhow::Result<Child> {
         Ok(spawn_node_with_env(
             &self.options,
@@ -377,6 +520,33 @@ impl Docker {
             c.env(format!("CONCORD_HTTP_PORT_{}", i + 1), self.http[i].to_string());
         }
         c
+    }
+
+    /// Run busybox `args` in a throw-away container of the image with node `i`'s volumes
+    /// (`--volumes-from`: works on a stopped container), no network, `stdin` fed to it.
+    fn helper(&self, i: usize, args: &[&str], stdin: &[u8]) -> anyhow::Result<String> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new("docker")
+            .args(["run", "--rm", "-i", "--network", "none", "--volumes-from", &self.containers[i]])
+            .args(["--entrypoint", "/bin/busybox", &self.image])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run docker")?;
+        child.stdin.take().expect("piped").write_all(stdin)?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "busybox {} in a helper container on node {}'s volume failed: {}",
+                args.join(" "),
+                i + 1,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn ip(&self, i: usize) -> IpAddr {

@@ -20,6 +20,10 @@ pub struct Fault {
     /// Errors of the injection or its undoing, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// What the victim showed afterwards (disk faults: the log line of a cut torn tail, the
+    /// refusal of a corrupt log, the rebuild).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<String>,
 }
 
 /// The linearizability checker's verdict on a register history, in the words of results.json.

@@ -49,10 +49,20 @@ pub enum Nemesis {
     /// Admin (sharded mode): move a slot range to another shard, or one shard's replica to
     /// another node – which one is decided from the map when the action starts.
     ShardMove,
+    /// SIGKILL one node and cut the unsynced end of its last WAL segment at a random length (a
+    /// power loss); started again when the fault ends.
+    DiskLoseUnsynced,
+    /// SIGKILL one node and append a torn record to its WAL; started again when the fault ends,
+    /// it must cut the torn tail and say so.
+    DiskTornTail,
+    /// SIGKILL one node and flip a byte of a synced WAL record: it must refuse to start, naming
+    /// the file and offset. When the fault ends it is rebuilt: removed from the group, wiped,
+    /// added back.
+    DiskCorrupt,
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 10] = [
+    pub const ALL: [Nemesis; 13] = [
         Nemesis::Kill,
         Nemesis::Pause,
         Nemesis::PauseLeader,
@@ -63,6 +73,9 @@ impl Nemesis {
         Nemesis::Bridge,
         Nemesis::Member,
         Nemesis::ShardMove,
+        Nemesis::DiskLoseUnsynced,
+        Nemesis::DiskTornTail,
+        Nemesis::DiskCorrupt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,12 +90,26 @@ impl Nemesis {
             Nemesis::Bridge => "bridge",
             Nemesis::Member => "member",
             Nemesis::ShardMove => "shard-move",
+            Nemesis::DiskLoseUnsynced => "disk-lose-unsynced",
+            Nemesis::DiskTornTail => "disk-torn-tail",
+            Nemesis::DiskCorrupt => "disk-corrupt",
         }
     }
 
     /// Whether the fault cuts network links (a backend without network namespaces cannot).
     pub fn is_partition(self) -> bool {
-        !matches!(self, Nemesis::Kill | Nemesis::Pause) && !self.is_admin()
+        !matches!(self, Nemesis::Kill | Nemesis::Pause) && !self.is_admin() && self.disk_fault().is_none()
+    }
+
+    /// The disk fault a `disk-*` nemesis injects.
+    pub fn disk_fault(self) -> Option<super::disk::DiskFault> {
+        use super::disk::DiskFault;
+        match self {
+            Nemesis::DiskLoseUnsynced => Some(DiskFault::LoseUnsynced),
+            Nemesis::DiskTornTail => Some(DiskFault::TornTail),
+            Nemesis::DiskCorrupt => Some(DiskFault::Corrupt),
+            _ => None,
+        }
     }
 
     /// An operator's action rather than a fault (dealt from its own deck, overlapping the faults).
@@ -131,6 +158,11 @@ pub enum Action {
     },
     /// Move slots or a replica; `pick` chooses which, from the map as it is when the move starts.
     ShardMove {
+        pick: u64,
+    },
+    /// Kill `node` and damage its WAL (the nemesis says how); `pick` seeds where.
+    Disk {
+        node: usize,
         pick: u64,
     },
 }
@@ -220,6 +252,9 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], interval: f64, time_limit: f64, node
                 Nemesis::Pause => Action::Pause { node: rng.gen_range(0..nodes) },
                 Nemesis::PartitionLeader => Action::IsolateLeader,
                 Nemesis::PauseLeader => Action::PauseLeader,
+                n if n.disk_fault().is_some() => {
+                    Action::Disk { node: rng.gen_range(0..nodes), pick: rng.gen() }
+                }
                 other => Action::Cut { links: partition_links(other, nodes, &mut rng) },
             };
             out.push(Planned { nemesis, start, end: start + interval, action });
@@ -261,6 +296,22 @@ mod tests {
         assert!(p.iter().all(|f| f.action == Action::PauseLeader), "{p:?}");
         assert!(Nemesis::PauseLeader.is_partition(), "the local backend refuses it");
         assert_eq!("pause-leader".parse::<Nemesis>(), Ok(Nemesis::PauseLeader));
+    }
+
+    #[test]
+    fn disk_faults_pick_a_node_and_a_seed_and_need_no_cut_links() {
+        let disk = [Nemesis::DiskLoseUnsynced, Nemesis::DiskTornTail, Nemesis::DiskCorrupt];
+        let p = plan(5, &disk, 2.0, 14.0, 3);
+        assert_eq!(p.len(), 3);
+        let mut kinds: Vec<Nemesis> = p.iter().map(|f| f.nemesis).collect();
+        kinds.sort();
+        assert_eq!(kinds, disk.to_vec(), "one of each");
+        assert!(p.iter().all(|f| matches!(f.action, Action::Disk { node, .. } if node < 3)), "{p:?}");
+        for n in disk {
+            assert!(!n.is_partition() && !n.is_admin() && n.disk_fault().is_some());
+            assert_eq!(n.name().parse::<Nemesis>(), Ok(n));
+        }
+        assert_eq!(Nemesis::Kill.disk_fault(), None);
     }
 
     #[test]
