@@ -193,7 +193,10 @@ fn the_real_lab_kills_a_cache_node_partitions_the_likes_and_compares_one_node() 
     let b = &report["benefits"];
     assert!(ratio(&b["single_ok_per_s"]) > 0.0 && ratio(&b["sharded_ok_per_s"]) > 0.0, "{b:#}");
     assert!(ratio(&b["single_p99_ms"]) > 0.0, "{b:#}");
-    assert!(ratio(&b["single_failed_in_crash"]) > 0.9, "the single node served while killed: {b:#}");
+    // Dead, it serves nothing: no action started after the kill succeeded before the restart
+    // (those that succeeded were retried until the node was back, within the 1.5 s deadline).
+    assert_eq!(b["single_ok_while_down"], 0, "the single node served while killed: {b:#}");
+    assert!(ratio(&b["single_failed_in_crash"]) > 0.5, "{b:#}");
     let crash = fault_words(&summaries[4]);
     assert!(crash.first().is_some_and(|f| f == "kill -9 node 1"), "{crash:?}");
     assert!(

@@ -137,6 +137,10 @@ pub struct LiveBenefits {
     /// Fraction of actions started between the kill and the restart that failed.
     pub sharded_failed_in_crash: Option<f64>,
     pub single_failed_in_crash: Option<f64>,
+    /// Actions that started and succeeded between the kill and the restart (the others of that
+    /// window that succeeded finished after the restart, within the client's deadline).
+    pub sharded_ok_while_down: Option<usize>,
+    pub single_ok_while_down: Option<usize>,
 }
 
 /// What one live run measured.
@@ -155,10 +159,11 @@ pub struct LiveSummary {
     /// Strong requests per shard (cache hits not counted), and the busiest shard over the mean.
     pub shard_requests: BTreeMap<u32, u64>,
     pub hot_shard_ratio: f64,
-    /// Keys those requests touched per shard, and the busiest 250 ms of a shard over its mean
-    /// ([`report::shard_burst`]).
+    /// Keys those requests touched per shard, and keys/s on a shard in the busiest 250 ms of
+    /// the busiest shard and on average ([`report::shard_burst`]).
     pub shard_keys: BTreeMap<u32, u64>,
-    pub shard_keys_burst: f64,
+    pub shard_keys_peak_per_s: f64,
+    pub shard_keys_mean_per_s: f64,
     /// Successful actions per second within the run, and p99 of all successful actions (ms).
     pub ok_per_s: f64,
     pub p99_ms: f64,
@@ -256,7 +261,7 @@ pub fn run_live(
 fn summarize(r: &RunResult, store: &dyn LabStore) -> LiveSummary {
     let timelines: Vec<_> = r.records.iter().filter(|a| a.kind == Kind::ReadTimeline && a.ok).collect();
     let (_, hot) = report::shard_loads(r);
-    let (_, burst) = report::shard_burst(r);
+    let burst = report::shard_burst(r);
     let (hits, misses) = store.cache_counts();
     let fanned: Vec<f64> =
         r.fanouts.iter().filter(|f| f.writes > 0).filter_map(|f| f.done_ms.map(|d| d - f.acked_ms)).collect();
@@ -274,7 +279,8 @@ fn summarize(r: &RunResult, store: &dyn LabStore) -> LiveSummary {
         shard_requests: r.requests_per_shard.clone(),
         hot_shard_ratio: hot,
         shard_keys: r.keys_per_shard.clone(),
-        shard_keys_burst: burst,
+        shard_keys_peak_per_s: burst.peak_per_s,
+        shard_keys_mean_per_s: burst.mean_per_s,
         ok_per_s: report::ok_rate(r),
         p99_ms: report::p99_between(r, 0.0, r.duration_ms),
         cache_windows: cache_windows(r),
@@ -372,6 +378,10 @@ pub fn benefits(runs: &[RunResult]) -> Option<LiveBenefits> {
     let crash_failed = |r: &RunResult| {
         report::failed_between(r, report::fault_at(r, "kill -9"), report::fault_at(r, "restart"))
     };
+    let ok_while_down = |r: &RunResult| {
+        let (kill, restart) = (report::fault_at(r, "kill -9"), report::fault_at(r, "restart"));
+        r.records.iter().filter(|a| a.ok && a.start_ms >= kill && a.end_ms < restart).count()
+    };
     Some(LiveBenefits {
         offered_per_s: sharded.records.len() as f64 / (sharded.duration_ms / 1e3),
         sharded_ok_per_s: report::ok_rate(sharded),
@@ -380,6 +390,8 @@ pub fn benefits(runs: &[RunResult]) -> Option<LiveBenefits> {
         single_p99_ms: p99(single),
         sharded_failed_in_crash: find("leader crash").map(crash_failed),
         single_failed_in_crash: find("single node crash").map(crash_failed),
+        sharded_ok_while_down: find("leader crash").map(ok_while_down),
+        single_ok_while_down: find("single node crash").map(ok_while_down),
     })
 }
 
@@ -407,12 +419,13 @@ pub fn text_summary(report: &LiveReport) -> String {
         }
         let _ = writeln!(
             out,
-            "  requests per shard {:?} (busiest/mean {:.2}), keys {:?} (a shard's busiest 250 ms / mean {:.1}); \
+            "  requests per shard {:?} (busiest/mean {:.2}), keys {:?} ({:.0}/s on a shard in the busiest 250 ms, {:.0}/s mean); \
              cache hits {} misses {} ({:.1} %); fan-out p99 {} ms over {} posts",
             s.shard_requests.values().collect::<Vec<_>>(),
             s.hot_shard_ratio,
             s.shard_keys.values().collect::<Vec<_>>(),
-            s.shard_keys_burst,
+            s.shard_keys_peak_per_s,
+            s.shard_keys_mean_per_s,
             s.cache_hits,
             s.cache_misses,
             100.0 * s.cache_hit_ratio,
@@ -467,17 +480,20 @@ pub fn text_summary(report: &LiveReport) -> String {
     }
     if let Some(b) = &report.benefits {
         let crash = |f: Option<f64>| f.map_or("not run".to_string(), |f| format!("{:.1} %", 100.0 * f));
+        let served = |n: Option<usize>| n.map_or("not run".to_string(), |n| n.to_string());
         let _ = writeln!(
             out,
             "sharded vs single node at {:.0} actions/s: {:.1} vs {:.1} ok/s, p99 {} vs {} ms; \
-             actions failed between kill -9 and restart: {} vs {}",
+             actions failed between kill -9 and restart: {} vs {} (started and served in that window: {} vs {})",
             b.offered_per_s,
             b.sharded_ok_per_s,
             b.single_ok_per_s,
             report::ms(b.sharded_p99_ms),
             report::ms(b.single_p99_ms),
             crash(b.sharded_failed_in_crash),
-            crash(b.single_failed_in_crash)
+            crash(b.single_failed_in_crash),
+            served(b.sharded_ok_while_down),
+            served(b.single_ok_while_down)
         );
     }
     for b in &report.readback {
@@ -540,14 +556,15 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
             s.faults.iter().map(|(t, f)| format!("{:.1} s: {}", t / 1e3, crate::html_escape(f))).collect();
         let _ = writeln!(
             body,
-            "</table><p>Requests per shard: {:?} (busiest / mean {:.2}); keys per shard: {:?} (a shard's \
-             busiest 250 ms over its mean: {:.1}). Cache: {} hits, {} misses \
+            "</table><p>Requests per shard: {:?} (busiest / mean {:.2}); keys per shard: {:?} ({:.0}/s on a \
+             shard in the busiest 250 ms, {:.0}/s mean). Cache: {} hits, {} misses \
              ({:.1} %). Fan-out: {} posts, p99 {} ms until in every follower's timeline. Failed: {} actions, \
              {} storage operations{}. Timeline reads missing a post older than {} s: {:.2} %.{}</p>",
             s.shard_requests,
             s.hot_shard_ratio,
             s.shard_keys,
-            s.shard_keys_burst,
+            s.shard_keys_peak_per_s,
+            s.shard_keys_mean_per_s,
             s.cache_hits,
             s.cache_misses,
             100.0 * s.cache_hit_ratio,
@@ -608,19 +625,23 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
     }
     if let Some(b) = &report.benefits {
         let crash = |f: Option<f64>| f.map_or("not run".to_string(), |f| format!("{:.1} %", 100.0 * f));
+        let served = |n: Option<usize>| n.map_or("not run".to_string(), |n| n.to_string());
         let _ = writeln!(
             body,
             "<h2>Against one machine</h2><table><tr><th></th><th>sharded</th><th>single node</th></tr>\
              <tr><td>successful actions/s at {:.0} offered/s</td><td>{:.1}</td><td>{:.1}</td></tr>\
              <tr><td>p99 of all actions (ms)</td><td>{}</td><td>{}</td></tr>\
-             <tr><td>actions failed between kill -9 and restart</td><td>{}</td><td>{}</td></tr></table>",
+             <tr><td>actions failed between kill -9 and restart</td><td>{}</td><td>{}</td></tr>\
+             <tr><td>actions started and served in that window</td><td>{}</td><td>{}</td></tr></table>",
             b.offered_per_s,
             b.sharded_ok_per_s,
             b.single_ok_per_s,
             report::ms(b.sharded_p99_ms),
             report::ms(b.single_p99_ms),
             crash(b.sharded_failed_in_crash),
-            crash(b.single_failed_in_crash)
+            crash(b.single_failed_in_crash),
+            served(b.sharded_ok_while_down),
+            served(b.single_ok_while_down)
         );
     }
     let html = dir.join("index.html");

@@ -286,6 +286,10 @@ pub struct RunResult {
 const WARM_UP_MS: f64 = 2_000.0;
 /// The workload's tick.
 const TICK_MS: f64 = 10.0;
+/// The run's samples (hot counter, cache, keys per shard): every this many ticks.
+const SAMPLE_TICKS: u64 = 25;
+/// The samples' period (ms).
+pub(crate) const SAMPLE_MS: f64 = SAMPLE_TICKS as f64 * TICK_MS;
 /// After the workload stops, how long in-flight actions and fan-outs may take to finish.
 const DRAIN_MS: f64 = 6_000.0;
 /// After the drain, how long a simulated run goes on (anti-entropy merges the like counters).
@@ -473,7 +477,7 @@ fn run_on(spec: &RunSpec, users: &Users, store: &mut dyn LabStore) -> RunResult 
             }
         }
         app.on_done(store, done);
-        if step.is_multiple_of(25) {
+        if step.is_multiple_of(SAMPLE_TICKS) {
             result.hot_counter.push((t, store.counter_on_replicas(&format!("likes:{hot}"))));
             let (hits, misses) = store.cache_counts();
             result.cache_timeline.push((t, hits - last_hits, misses - last_misses));

@@ -64,9 +64,12 @@ pub struct FanOutSummary {
     /// shard – the work a fan-out gives the shard leaders, which a count of requests hides.
     pub hybrid_shard_keys: Vec<u64>,
     pub push_shard_keys: Vec<u64>,
-    /// The busiest 250 ms of the busiest shard, in keys, over a shard's mean 250 ms ([`shard_burst`]).
-    pub hybrid_shard_keys_burst: f64,
-    pub push_shard_keys_burst: f64,
+    /// Keys per second on a shard: in the busiest 250 ms of the busiest shard, and a shard's mean
+    /// over the run ([`shard_burst`]). The celebrity's post is the peak with fan-out for all.
+    pub hybrid_shard_keys_peak_per_s: f64,
+    pub push_shard_keys_peak_per_s: f64,
+    pub hybrid_shard_keys_mean_per_s: f64,
+    pub push_shard_keys_mean_per_s: f64,
 }
 
 /// A shard leader's crash (run "leader crash").
@@ -215,16 +218,26 @@ pub(crate) fn shard_loads(r: &RunResult) -> (Vec<u64>, f64) {
     (v, if mean > 0.0 { max / mean } else { 0.0 })
 }
 
-/// The keys per shard of a run, and its burst: the most keys any shard took in one 250 ms window
-/// over the mean of a shard's windows. A celebrity's fan-out lands on every shard at once
+/// A shard's keys over a run.
+pub struct ShardBurst {
+    pub keys: Vec<u64>,
+    /// Keys per second in the busiest sample (250 ms) of the busiest shard, and a shard's mean.
+    pub peak_per_s: f64,
+    pub mean_per_s: f64,
+}
+
+/// The keys per shard of a run, and its burst. A celebrity's fan-out lands on every shard at once
 /// (followers' timelines are spread by hash): a burst on each shard, not one hot shard.
-pub(crate) fn shard_burst(r: &RunResult) -> (Vec<u64>, f64) {
-    let keys: Vec<u64> = r.keys_per_shard.values().copied().collect();
+pub(crate) fn shard_burst(r: &RunResult) -> ShardBurst {
     let windows = r.shard_keys_timeline.len() * r.keys_per_shard.len().max(1);
     let total: u64 = r.shard_keys_timeline.iter().flat_map(|(_, k)| k.values()).sum();
     let peak = r.shard_keys_timeline.iter().flat_map(|(_, k)| k.values()).copied().max().unwrap_or(0);
-    let mean = total as f64 / windows.max(1) as f64;
-    (keys, if mean > 0.0 { peak as f64 / mean } else { 0.0 })
+    let per_s = 1e3 / super::SAMPLE_MS;
+    ShardBurst {
+        keys: r.keys_per_shard.values().copied().collect(),
+        peak_per_s: peak as f64 * per_s,
+        mean_per_s: frac(total as usize, windows) * per_s,
+    }
 }
 
 /// p99 of actions started in `[from, to)`.
@@ -259,8 +272,7 @@ fn fanout_summary(o: &SocialOptions, runs: &[RunResult], merged: usize) -> FanOu
     let at = o.duration_s * 1e3 / 4.0;
     let (hs, hr) = shard_loads(hy);
     let (ps, pr) = shard_loads(push);
-    let (hk, hb) = shard_burst(hy);
-    let (pk, pb) = shard_burst(push);
+    let (hb, pb) = (shard_burst(hy), shard_burst(push));
     FanOutSummary {
         celebrity_followers: hy.celebrity_followers,
         merged_on_read_accounts: merged,
@@ -280,10 +292,12 @@ fn fanout_summary(o: &SocialOptions, runs: &[RunResult], merged: usize) -> FanOu
         push_shard_requests: ps,
         hybrid_hot_shard_ratio: hr,
         push_hot_shard_ratio: pr,
-        hybrid_shard_keys: hk,
-        push_shard_keys: pk,
-        hybrid_shard_keys_burst: hb,
-        push_shard_keys_burst: pb,
+        hybrid_shard_keys: hb.keys,
+        push_shard_keys: pb.keys,
+        hybrid_shard_keys_peak_per_s: hb.peak_per_s,
+        push_shard_keys_peak_per_s: pb.peak_per_s,
+        hybrid_shard_keys_mean_per_s: hb.mean_per_s,
+        push_shard_keys_mean_per_s: pb.mean_per_s,
     }
 }
 
@@ -847,7 +861,7 @@ fn html_report(report: &SocialReport) -> String {
          <tr><td>requests per shard</td><td>{:?}</td><td>{:?}</td></tr>\
          <tr><td>busiest shard / mean (requests)</td><td>{:.2}</td><td>{:.2}</td></tr>\
          <tr><td>keys per shard (a pipelined part counts its keys)</td><td>{:?}</td><td>{:?}</td></tr>\
-         <tr><td>busiest 250 ms of a shard / its mean 250 ms (keys)</td><td>{:.1}</td><td>{:.1}</td></tr></table>\
+         <tr><td>keys/s on a shard: busiest 250 ms; mean</td><td>{:.0}; {:.0}</td><td>{:.0}; {:.0}</td></tr></table>\
          <p>Ordinary posts (fanned out in both): p99 {} ms until in every follower's timeline. The fan-out \
          service groups a post's timeline writes by shard and pipelines them, at most {} per request.</p>",
         f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes,
@@ -856,7 +870,8 @@ fn html_report(report: &SocialReport) -> String {
         f.hybrid_writes_per_post, f.push_writes_per_post, f.hybrid_requests_per_read, f.push_requests_per_read,
         ms(f.hybrid_p99_after_post_ms), ms(f.push_p99_after_post_ms),
         f.hybrid_shard_requests, f.push_shard_requests, f.hybrid_hot_shard_ratio, f.push_hot_shard_ratio,
-        f.hybrid_shard_keys, f.push_shard_keys, f.hybrid_shard_keys_burst, f.push_shard_keys_burst,
+        f.hybrid_shard_keys, f.push_shard_keys, f.hybrid_shard_keys_peak_per_s, f.hybrid_shard_keys_mean_per_s,
+        f.push_shard_keys_peak_per_s, f.push_shard_keys_mean_per_s,
         ms(f.hybrid_fanout_p99_ms),
         f.fanout_batch
     );
@@ -988,10 +1003,11 @@ pub fn text_summary(report: &SocialReport) -> String {
         writeln!(
         out,
         "celebrity post ({} followers): {} timeline writes (hybrid) vs {} (fan-out for all, {} per request, \
-         done in {} ms, {} failed); a shard's busiest 250 ms over its mean, in keys: {:.1} (hybrid) vs {:.1}",
+         done in {} ms, {} failed); keys/s on a shard, busiest 250 ms (mean): {:.0} ({:.0}) hybrid vs {:.0} ({:.0})",
         f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes, f.fanout_batch,
         f.push_celebrity_fanout_ms.map_or("–".into(), ms), f.push_celebrity_failed,
-        f.hybrid_shard_keys_burst, f.push_shard_keys_burst
+        f.hybrid_shard_keys_peak_per_s, f.hybrid_shard_keys_mean_per_s,
+        f.push_shard_keys_peak_per_s, f.push_shard_keys_mean_per_s
     );
     let c = &s.crash;
     let windows: Vec<String> =
