@@ -6,7 +6,11 @@
 //! cluster, every like counter lies between the likes acknowledged and those plus the ones of
 //! unknown outcome (and no like counter is empty), the cache served hits, both shards took
 //! requests, the crash run killed a leader and came back; and afterwards no process of the lab's
-//! clusters is left. A second test sends the command SIGINT while it runs: the clusters go too.
+//! clusters is left. A second test runs `--faults cache-node,partition,single-node`: reads
+//! still succeed while a cache node is dead (and miss), likes are acknowledged on both sides of
+//! the likes cluster's partition and every node answers the acknowledged count after the heal,
+//! and the single node serves nothing while killed. A third sends the command SIGINT while it
+//! runs: the clusters go too.
 
 use concord_server::testkit::free_port_run;
 use serde_json::Value;

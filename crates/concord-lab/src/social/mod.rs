@@ -43,9 +43,10 @@
 //! ## On a real cluster
 //! The run loop ([`run_on`]) drives any [`LabStore`]. `concord lab social --real` (the `concord`
 //! crate, `cmd/lab/social_real.rs`) implements it over real `concord up` clusters it starts – a
-//! sharded one with a cache tier, an eventual one for the likes – and runs the baseline (and a
-//! leader crash) there, smaller and in wall-clock time, with the same app, users and arrival
-//! process ([`live`]).
+//! sharded one with a cache tier, an eventual one for the likes, and with `--faults single-node`
+//! a one-node one – and runs the baseline there (and, asked, a leader crash, a dead cache node, a
+//! partition of the likes cluster, the single node and its crash), smaller and in wall-clock
+//! time, with the same app, users and arrival process ([`live`]).
 //!
 //! ## What is modelled rather than simulated
 //! The simulator runs the real Raft, shard and Dynamo code over a simulated network and disk. It
