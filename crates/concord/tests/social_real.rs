@@ -142,6 +142,10 @@ fn the_social_lab_runs_on_real_clusters_and_leaves_nothing_behind() {
     assert!(base_run["cache_hits"].as_u64().unwrap() > 0, "the cache served no hit: {base_run:#}");
     assert!(base_run["cache_misses"].as_u64().unwrap() > 0, "{base_run:#}");
 
+    // Follows ran; some crossed the two shards (two writes, no transaction between them).
+    let n = |f: &str| base_run[f].as_u64().unwrap_or_else(|| panic!("{f}: {base_run:#}"));
+    assert!(n("follows") > 0 && n("cross_shard_follows") <= n("follows"), "{base_run:#}");
+
     // Read back from the real clusters: the posts are in the timelines, the likes are counted.
     check_read_back(&report);
 

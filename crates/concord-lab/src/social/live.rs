@@ -167,6 +167,11 @@ pub struct LiveSummary {
     /// Successful actions per second within the run, and p99 of all successful actions (ms).
     pub ok_per_s: f64,
     pub p99_ms: f64,
+    /// Follows that succeeded, those whose two writes went to two shards (no transaction joins
+    /// them), and follows left half-done (one write failed: a one-sided graph).
+    pub follows: usize,
+    pub cross_shard_follows: usize,
+    pub half_done_follows: usize,
     /// The "cache node dies" run: before, during and after the dead node's absence.
     pub cache_windows: Vec<CacheWindow>,
     /// The partition run's likes.
@@ -283,6 +288,13 @@ fn summarize(r: &RunResult, store: &dyn LabStore) -> LiveSummary {
         shard_keys_mean_per_s: burst.mean_per_s,
         ok_per_s: report::ok_rate(r),
         p99_ms: report::p99_between(r, 0.0, r.duration_ms),
+        follows: r.records.iter().filter(|a| a.kind == Kind::Follow && a.ok).count(),
+        cross_shard_follows: r
+            .records
+            .iter()
+            .filter(|a| a.kind == Kind::Follow && a.ok && a.shards.len() > 1)
+            .count(),
+        half_done_follows: r.records.iter().filter(|a| a.half_done).count(),
         cache_windows: cache_windows(r),
         partition: partition(r),
         cache_hits: hits,
@@ -434,11 +446,14 @@ pub fn text_summary(report: &LiveReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  failed: {} actions, {} storage operations{}; stale timelines {:.2} %",
+            "  failed: {} actions, {} storage operations{}; stale timelines {:.2} %; follows {} ({} across two shards, {} half-done)",
             s.actions_failed,
             s.ops_failed,
             if s.errors.is_empty() { String::new() } else { format!(" {:?}", s.errors) },
-            100.0 * s.stale_timelines
+            100.0 * s.stale_timelines,
+            s.follows,
+            s.cross_shard_follows,
+            s.half_done_follows
         );
         for (t, f) in &s.faults {
             let _ = writeln!(out, "  at {:.1} s: {f}", t / 1e3);
@@ -559,7 +574,8 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
             "</table><p>Requests per shard: {:?} (busiest / mean {:.2}); keys per shard: {:?} ({:.0}/s on a \
              shard in the busiest 250 ms, {:.0}/s mean). Cache: {} hits, {} misses \
              ({:.1} %). Fan-out: {} posts, p99 {} ms until in every follower's timeline. Failed: {} actions, \
-             {} storage operations{}. Timeline reads missing a post older than {} s: {:.2} %.{}</p>",
+             {} storage operations{}. Timeline reads missing a post older than {} s: {:.2} %. Follows: {} ({} across \
+             two shards, {} half-done).{}</p>",
             s.shard_requests,
             s.hot_shard_ratio,
             s.shard_keys,
@@ -575,6 +591,9 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
             if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) },
             STALE_AFTER_MS / 1e3,
             100.0 * s.stale_timelines,
+            s.follows,
+            s.cross_shard_follows,
+            s.half_done_follows,
             if faults.is_empty() { String::new() } else { format!(" Faults: {}.", faults.join("; ")) }
         );
         if let Some(p) = &s.partition {
