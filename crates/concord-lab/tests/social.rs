@@ -93,6 +93,13 @@ fn the_celebrity_fan_out_is_measured_and_the_hybrid_bounds_it() {
     // gives the numbers, and `--fanout-batch 1`'s.)
     let celebrity_ms = f.push_celebrity_fanout_ms.expect("checked above");
     assert!(celebrity_ms > 2.0 * f.hybrid_fanout_p99_ms, "{f:?}");
+    // Counted in keys, not requests, the fan-out shows (a 500-key part is one request but 500
+    // keys): push-all's shards touch more keys, and its busiest 250 ms on a shard – the
+    // celebrity's post, ~370 keys on each of 4 shards – is far above the hybrid's.
+    let sum = |v: &[u64]| v.iter().sum::<u64>();
+    assert!(sum(&f.push_shard_keys) > 2 * sum(&f.hybrid_shard_keys), "{f:?}");
+    assert!(f.push_shard_keys_peak_per_s > 4.0 * f.hybrid_shard_keys_peak_per_s, "{f:?}");
+    assert!(f.push_shard_keys_peak_per_s > 4.0 * f.push_shard_keys_mean_per_s, "{f:?}");
 }
 
 #[test]

@@ -17,6 +17,10 @@
 //! | `POST /v1/faults/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with a proof of the cluster secret (so the page only talks to the node that served it) |
 //! | `POST /v1/faults/nodes/{id}/restart` | under `concord up`: ask the supervisor (its control socket, `--supervisor`) to start member `id` again – stopped, killed or running |
 //!
+//! **Which modes.** The strong mode (with the dashboard's buttons) and the eventual mode (the same
+//! endpoints, no buttons: `concord lab social --real --faults partition` partitions its likes
+//! cluster with them) serve them; the sharded mode does not.
+//!
 //! **What the faults are.** A *partition* cuts Raft traffic only: the node's HTTP API and
 //! dashboard keep answering, so the page can show the partitioned node's view (its term rising
 //! while it cannot win, or its stale leader). Client requests to it that need the leader time out,
@@ -28,7 +32,7 @@
 
 use crate::dashboard::PeerHttp;
 use crate::front::http::ApiError;
-use crate::strong::NodeHandle;
+use crate::front::ClientError;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,9 +50,21 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 /// closes).
 const STOP_DELAY: Duration = Duration::from_millis(100);
 
+/// What the endpoints need of a node, whatever its mode (the strong mode's
+/// [`crate::strong::NodeHandle`], the eventual mode's [`crate::eventual::EventualHandle`]).
+pub trait FaultTarget: Send + Sync + 'static {
+    fn node_id(&self) -> u32;
+    /// Whether this node is partitioned from its peers.
+    fn isolated(&self) -> bool;
+    /// Partition this node from every peer, or heal it.
+    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError>;
+    /// Member `id`'s HTTP address, if this node knows it.
+    fn peer_http(&self, id: u32) -> Option<SocketAddr>;
+}
+
 /// What the fault-injection endpoints need.
 pub struct FaultInjection {
-    handle: NodeHandle,
+    handle: Arc<dyn FaultTarget>,
     peer_http: PeerHttp,
     enabled: bool,
     /// The node's shutdown switch (what SIGTERM flips).
@@ -59,7 +75,7 @@ pub struct FaultInjection {
 
 impl FaultInjection {
     pub fn new(
-        handle: NodeHandle,
+        handle: Arc<dyn FaultTarget>,
         peer_http: PeerHttp,
         enabled: bool,
         stop: watch::Sender<bool>,
@@ -91,12 +107,12 @@ impl FaultInjection {
 
     /// `Err`: the 403 message (the credential was checked by [`crate::auth::guard`]).
     fn authorize(&self) -> Result<(), String> {
-        authorize(self.enabled, self.handle.id().0)
+        authorize(self.enabled, self.handle.node_id())
     }
 
     /// Apply `action` to this node.
     fn act(&self, action: &str, remote: SocketAddr) -> Response {
-        let me = self.handle.id().0;
+        let me = self.handle.node_id();
         let result = match action {
             "partition" | "heal" => {
                 let isolate = action == "partition";
@@ -128,7 +144,7 @@ impl FaultInjection {
 
     /// Forward `action` to member `id`, with a proof of the cluster secret (added by [`PeerHttp`]).
     async fn forward(&self, id: u32, action: &str) -> Response {
-        let Some(addr) = self.handle.peer(id).and_then(|p| p.http_addr) else {
+        let Some(addr) = self.handle.peer_http(id) else {
             return refuse(StatusCode::NOT_FOUND, format!("node {id} has no known HTTP address here"));
         };
         if !self.peer_http.signs() {
@@ -172,7 +188,7 @@ pub fn routes(faults: Arc<FaultInjection>) -> Router {
 
 async fn state(State(faults): State<Arc<FaultInjection>>) -> Json<Value> {
     Json(json!({
-        "node": faults.handle.id().0,
+        "node": faults.handle.node_id(),
         "fault_injection": faults.enabled,
         "isolated": faults.handle.isolated(),
     }))
@@ -187,7 +203,7 @@ async fn local(
         return refuse(StatusCode::FORBIDDEN, message);
     }
     if action == "restart" {
-        return faults.restart(faults.handle.id().0, remote).await;
+        return faults.restart(faults.handle.node_id(), remote).await;
     }
     faults.act(&action, remote)
 }
@@ -203,7 +219,7 @@ async fn member(
     if action == "restart" {
         // The member may be down: the supervisor, not the member, starts it.
         faults.restart(id, remote).await
-    } else if id == faults.handle.id().0 {
+    } else if id == faults.handle.node_id() {
         faults.act(&action, remote)
     } else {
         faults.forward(id, &action).await

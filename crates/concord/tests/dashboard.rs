@@ -14,6 +14,9 @@
 //!   `CONCORD_NETLOG=/tmp/netlog`: Chromium writes its net log to `/tmp/netlog-<width>.json`.
 //! * `fault_injection_is_off_without_the_flag`: every fault-injection endpoint answers 403 with a sentence that
 //!   names the flag, and the page shows no fault-injection buttons.
+//! * `the_eventual_mode_partitions_only_with_the_flag`: an eventual-mode node answers 403 without
+//!   `--allow-fault-injection`; with it, a partition request (with the cluster's proof) isolates the
+//!   node and a heal request ends it.
 //! * `concord_up_keeps_running_when_fault_injection_stops_a_node`: `concord up --allow-fault-injection`
 //!   reports a node stopped through fault injection with the command that restarts it; a request
 //!   without a credential – from loopback – is refused (issue #23: any web page could send it).
@@ -204,6 +207,52 @@ fn fault_injection_is_off_without_the_flag() {
         let token = concord_server::cluster::dashboard_token(dir.path()).unwrap();
         let result = drive("nofaults", &format!("http://{addr}/dashboard?token={token}"), &mut cluster);
         assert_eq!(result["leader"], 1);
+    }
+}
+
+#[test]
+fn the_eventual_mode_partitions_only_with_the_flag() {
+    for allowed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = Cluster::start(dir.path(), 1, |o| {
+            o.mode = concord_server::Mode::Eventual;
+            o.no_fsync = true;
+            o.allow_fault_injection = allowed;
+        });
+        let addr = cluster.http[0];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let faults = loop {
+            if let Ok(answer) = call(addr, "GET", "/v1/faults") {
+                break answer.json().unwrap();
+            }
+            assert!(Instant::now() < deadline, "the eventual node never answered GET /v1/faults");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(faults["fault_injection"], allowed, "{faults}");
+        assert_eq!(faults["isolated"], false, "{faults}");
+        let secret = std::fs::read_to_string(&cluster.secret).unwrap();
+        let post = |path: &str| {
+            let proof = concord_server::auth::proof(secret.trim().as_bytes(), "POST", path, b"");
+            block_on(http_with_headers(
+                addr,
+                "POST",
+                path,
+                &[("authorization", &proof)],
+                b"",
+                Duration::from_secs(3),
+            ))
+            .unwrap()
+        };
+        let cut = post("/v1/faults/partition");
+        if !allowed {
+            assert_eq!(cut.status, 403, "{}", cut.text());
+            assert!(cut.text().contains("--allow-fault-injection"), "{}", cut.text());
+            continue;
+        }
+        assert_eq!(cut.status, 200, "{}", cut.text());
+        assert_eq!(call(addr, "GET", "/v1/faults").unwrap().json().unwrap()["isolated"], true);
+        assert_eq!(post("/v1/faults/heal").status, 200);
+        assert_eq!(call(addr, "GET", "/v1/faults").unwrap().json().unwrap()["isolated"], false);
     }
 }
 

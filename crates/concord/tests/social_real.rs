@@ -6,7 +6,11 @@
 //! cluster, every like counter lies between the likes acknowledged and those plus the ones of
 //! unknown outcome (and no like counter is empty), the cache served hits, both shards took
 //! requests, the crash run killed a leader and came back; and afterwards no process of the lab's
-//! clusters is left. A second test sends the command SIGINT while it runs: the clusters go too.
+//! clusters is left. A second test runs `--faults cache-node,partition,single-node`: reads
+//! still succeed while a cache node is dead (and miss), likes are acknowledged on both sides of
+//! the likes cluster's partition and every node answers the acknowledged count after the heal,
+//! and the single node serves nothing while killed. A third sends the command SIGINT while it
+//! runs: the clusters go too.
 
 use concord_server::testkit::free_port_run;
 use serde_json::Value;
@@ -46,15 +50,20 @@ fn ratio(v: &Value) -> f64 {
     v.as_f64().unwrap_or(f64::NAN)
 }
 
-#[test]
-fn the_social_lab_runs_on_real_clusters_and_leaves_nothing_behind() {
+/// The ports the lab's clusters take from `--port-base`.
+const PORTS: u16 = 90;
+
+/// Run `concord lab social --real` with `args` in a temporary directory; check that its clusters
+/// and their ports are gone afterwards; the report and the output directory.
+fn run_lab(args: &[&str]) -> (Value, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = dir.path().join("out");
-    let base = free_port_run(80);
+    let base = free_port_run(PORTS);
     let started = Instant::now();
     let output = Command::new(CONCORD)
-        .args(["lab", "social", "--real", "--crash", "--duration", "6"])
+        .args(["lab", "social", "--real"])
+        .args(args)
         .args(["--port-base", &base.to_string()])
         .args(["--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .stdin(Stdio::null())
@@ -63,7 +72,7 @@ fn the_social_lab_runs_on_real_clusters_and_leaves_nothing_behind() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let logs = || {
-        ["strong.log", "likes.log"]
+        ["strong.log", "likes.log", "single.log"]
             .iter()
             .map(|l| format!("{l}:\n{}", std::fs::read_to_string(data.join(l)).unwrap_or_default()))
             .collect::<Vec<_>>()
@@ -75,14 +84,40 @@ fn the_social_lab_runs_on_real_clusters_and_leaves_nothing_behind() {
     // The clusters are gone, and so are their ports.
     let left = lab_processes(&data, base);
     assert!(left.is_empty(), "processes of the lab's clusters left running:\n{}", left.join("\n"));
-    for port in base..base + 80 {
+    for port in base..base + PORTS {
         assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} still taken");
     }
+    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    (report, dir)
+}
 
+/// What was read back after every run: the posts are in the timelines, the likes are counted.
+fn check_read_back(report: &Value) {
+    for back in report["readback"].as_array().unwrap() {
+        let n = |f: &str| back[f].as_u64().unwrap_or_else(|| panic!("{f}: {back:#}"));
+        assert!(n("posts_checked") > 0 && n("timelines_checked") > 0, "nothing read back: {back:#}");
+        assert!(back["missing"].as_array().unwrap().is_empty(), "posts missing from timelines: {back:#}");
+        assert!(back["read_errors"].as_array().unwrap().is_empty(), "{back:#}");
+        assert_eq!(n("timelines_with_post") + n("timelines_trimmed"), n("timelines_checked"), "{back:#}");
+        assert!(n("timelines_with_post") > 0, "{back:#}");
+        assert!(n("counters_checked") > 0, "{back:#}");
+        assert_eq!(n("counters_exact"), n("counters_checked"), "like counters off: {back:#}");
+        let (acked, read) = (back["likes_acked"].as_i64().unwrap(), back["likes_read"].as_i64().unwrap());
+        assert!(acked > 0 && read >= acked, "{back:#}");
+    }
+}
+
+fn fault_words(run: &Value) -> Vec<String> {
+    run["faults"].as_array().unwrap().iter().map(|f| f[1].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn the_social_lab_runs_on_real_clusters_and_leaves_nothing_behind() {
+    let (report, dir) = run_lab(&["--crash", "--duration", "6"]);
+    let out = dir.path().join("out");
     for file in ["report.json", "index.html", "baseline.svg", "baseline.png", "leader-crash.svg"] {
         assert!(std::fs::metadata(out.join(file)).is_ok_and(|m| m.len() > 200), "{file} missing or empty");
     }
-    let report: Value = serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let summaries = report["summaries"].as_array().unwrap();
     assert_eq!(summaries.len(), 2, "{report:#}");
     let base_run = &summaries[0];
@@ -107,24 +142,16 @@ fn the_social_lab_runs_on_real_clusters_and_leaves_nothing_behind() {
     assert!(base_run["cache_hits"].as_u64().unwrap() > 0, "the cache served no hit: {base_run:#}");
     assert!(base_run["cache_misses"].as_u64().unwrap() > 0, "{base_run:#}");
 
+    // Follows ran; some crossed the two shards (two writes, no transaction between them).
+    let n = |f: &str| base_run[f].as_u64().unwrap_or_else(|| panic!("{f}: {base_run:#}"));
+    assert!(n("follows") > 0 && n("cross_shard_follows") <= n("follows"), "{base_run:#}");
+
     // Read back from the real clusters: the posts are in the timelines, the likes are counted.
-    for back in report["readback"].as_array().unwrap() {
-        let n = |f: &str| back[f].as_u64().unwrap_or_else(|| panic!("{f}: {back:#}"));
-        assert!(n("posts_checked") > 0 && n("timelines_checked") > 0, "nothing read back: {back:#}");
-        assert!(back["missing"].as_array().unwrap().is_empty(), "posts missing from timelines: {back:#}");
-        assert!(back["read_errors"].as_array().unwrap().is_empty(), "{back:#}");
-        assert_eq!(n("timelines_with_post") + n("timelines_trimmed"), n("timelines_checked"), "{back:#}");
-        assert!(n("timelines_with_post") > 0, "{back:#}");
-        assert!(n("counters_checked") > 0, "{back:#}");
-        assert_eq!(n("counters_exact"), n("counters_checked"), "like counters off: {back:#}");
-        let (acked, read) = (back["likes_acked"].as_i64().unwrap(), back["likes_read"].as_i64().unwrap());
-        assert!(acked > 0 && read >= acked, "{back:#}");
-    }
+    check_read_back(&report);
 
     // The crash run killed one shard's leader and restarted it; most actions still succeeded.
     let crash = &summaries[1];
-    let faults: Vec<String> =
-        crash["faults"].as_array().unwrap().iter().map(|f| f[1].as_str().unwrap().to_string()).collect();
+    let faults = fault_words(crash);
     assert!(faults.first().is_some_and(|f| f.starts_with("kill -9 node")), "{faults:?}");
     assert!(
         faults.get(1).is_some_and(|f| f.starts_with("restart node") && !f.contains("failed")),
@@ -135,11 +162,62 @@ fn the_social_lab_runs_on_real_clusters_and_leaves_nothing_behind() {
     assert!(failed / actions < 0.25, "{failed} of {actions} actions failed in the crash run: {crash:#}");
 }
 
+/// `--faults cache-node,partition,single-node`: each run measured as the guide's Part 8 says.
+#[test]
+fn the_real_lab_kills_a_cache_node_partitions_the_likes_and_compares_one_node() {
+    let (report, _dir) = run_lab(&["--faults", "cache-node,partition,single-node", "--duration", "5"]);
+    let summaries = report["summaries"].as_array().unwrap();
+    let names: Vec<&str> = summaries.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "cache node dies", "partition", "single node", "single node crash"]);
+    check_read_back(&report);
+
+    // The dead cache node: its reads miss and fall through to the shards – they still succeed.
+    let cache = &summaries[1];
+    let faults = fault_words(cache);
+    assert!(faults.iter().any(|f| f.starts_with("kill -9 cache node 1")), "{faults:?}");
+    assert!(faults.iter().any(|f| f.starts_with("cache node 1 serves again")), "{faults:?}");
+    let windows = cache["cache_windows"].as_array().unwrap();
+    let window = |name: &str| windows.iter().find(|w| w["name"] == name).unwrap_or_else(|| panic!("{name}"));
+    let (before, during) = (window("before"), window("during"));
+    assert!(before["hits"].as_u64().unwrap() > 0, "{windows:#?}");
+    assert!(during["misses"].as_u64().unwrap() > 0, "{windows:#?}");
+    assert!(during["timeline_reads"].as_u64().unwrap() > 0, "{windows:#?}");
+    assert!(
+        ratio(&during["timeline_reads_ok"]) >= 0.9,
+        "reads failed with the cache node dead: {windows:#?}"
+    );
+
+    // The partition: likes acknowledged on both sides; the nodes' answers diverged; after the heal
+    // every node answers the same count, every acknowledged like in it.
+    let p = &summaries[2]["partition"];
+    assert!(p.is_object(), "no partition measured: {:#}", summaries[2]);
+    assert!(p["likes_minority_side"].as_u64().unwrap() > 0, "{p:#}");
+    assert!(p["likes_majority_side"].as_u64().unwrap() > 0, "{p:#}");
+    assert!(p["max_divergence"].as_i64().unwrap() > 0, "the likes nodes never disagreed: {p:#}");
+    assert_eq!(p["final_values"].as_array().unwrap().len(), 3, "{p:#}");
+    assert_eq!(p["converged"], true, "{p:#}");
+
+    // One machine: it serves the same workload, and nothing at all while it is dead.
+    let b = &report["benefits"];
+    assert!(ratio(&b["single_ok_per_s"]) > 0.0 && ratio(&b["sharded_ok_per_s"]) > 0.0, "{b:#}");
+    assert!(ratio(&b["single_p99_ms"]) > 0.0, "{b:#}");
+    // Dead, it serves nothing: no action started after the kill succeeded before the restart
+    // (those that succeeded were retried until the node was back, within the 1.5 s deadline).
+    assert_eq!(b["single_ok_while_down"], 0, "the single node served while killed: {b:#}");
+    assert!(ratio(&b["single_failed_in_crash"]) > 0.5, "{b:#}");
+    let crash = fault_words(&summaries[4]);
+    assert!(crash.first().is_some_and(|f| f == "kill -9 node 1"), "{crash:?}");
+    assert!(
+        crash.get(1).is_some_and(|f| f.starts_with("restart node 1") && !f.contains("failed")),
+        "{crash:?}"
+    );
+}
+
 #[test]
 fn ctrl_c_stops_the_labs_clusters() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let base = free_port_run(80);
+    let base = free_port_run(PORTS);
     let mut lab = Command::new(CONCORD)
         .args(["lab", "social", "--real", "--duration", "30"])
         .args(["--port-base", &base.to_string()])

@@ -2,12 +2,17 @@
 //! ([`super::run_on`]), a smaller report.
 //!
 //! `concord lab social --real` (the `concord` crate: it starts real `concord up` clusters and
-//! implements [`LabStore`] over their Redis doors) runs the **baseline** here, and optionally the
-//! **leader crash**. What differs from a simulated run: time is wall-clock time (the run lasts as
-//! long as it says), the machines' CPU is real (and shared by every process on the computer, the
-//! lab's client included), nothing is deterministic, and only the faults the store can inject
-//! exist. The report therefore states what a client can measure: latency and success per action,
-//! requests per shard, the cache's hits, the errors by message, timelines that missed a post.
+//! implements [`LabStore`] over their Redis doors) runs the **baseline** here, and optionally
+//! ([`LiveRun`]) the **leader crash**, a **dead cache node**, a **partition** of the likes cluster,
+//! and the **single node** (the baseline on a one-node deployment, then that node killed). What
+//! differs from a simulated run: time is wall-clock time (the run lasts as long as it says), the
+//! machines' CPU is real (and shared by every process on the computer, the lab's client
+//! included), nothing is deterministic, and only the faults the store can inject exist (the
+//! sharded cluster cannot be partitioned: its mode has no fault-injection endpoints). The report
+//! therefore states what a client can measure: latency and success per action, requests and keys
+//! per shard, the cache's hits before, during and after a cache node's death, each likes node's
+//! answer during and after a partition, the errors by message, timelines that missed a post, and
+//! the sharded deployment beside the single node ([`LiveBenefits`]).
 
 use super::app::Kind;
 use super::model::Users;
@@ -28,6 +33,16 @@ pub enum LiveRun {
     Baseline,
     /// The leader of one shard is killed at a third of the run and restarted at two thirds.
     LeaderCrash,
+    /// Cache node 1 is killed (`kill -9`) at half time; `concord up` starts it again, empty.
+    CacheNodeDies,
+    /// Likes node 1 is cut from nodes 2 and 3 for the middle third (half the likes on the hot
+    /// post), then healed.
+    Partition,
+    /// The baseline on the single-node deployment (one machine, one shard, one replica, no
+    /// cache; the likes on it too).
+    SingleNode,
+    /// That machine killed at a third of the run and restarted at two thirds.
+    SingleNodeCrash,
 }
 
 impl LiveRun {
@@ -35,8 +50,97 @@ impl LiveRun {
         match self {
             LiveRun::Baseline => "baseline",
             LiveRun::LeaderCrash => "leader crash",
+            LiveRun::CacheNodeDies => "cache node dies",
+            LiveRun::Partition => "partition",
+            LiveRun::SingleNode => "single node",
+            LiveRun::SingleNodeCrash => "single node crash",
         }
     }
+
+    /// Whether the run goes to the single-node deployment.
+    pub fn single_node(self) -> bool {
+        matches!(self, LiveRun::SingleNode | LiveRun::SingleNodeCrash)
+    }
+
+    fn faults(self, duration_s: f64) -> Vec<(f64, Fault)> {
+        let d = duration_s;
+        match self {
+            LiveRun::Baseline | LiveRun::SingleNode => Vec::new(),
+            LiveRun::LeaderCrash => vec![(d / 3.0, Fault::CrashShardLeader), (2.0 * d / 3.0, Fault::Restart)],
+            LiveRun::CacheNodeDies => vec![(d / 2.0, Fault::KillCacheNode(0))],
+            LiveRun::Partition => vec![
+                (d / 3.0, Fault::Partition(vec![PARTITION_MINORITY.to_vec(), vec![2, 3]])),
+                (2.0 * d / 3.0, Fault::Heal),
+            ],
+            LiveRun::SingleNodeCrash => vec![(d / 3.0, Fault::CrashNode(1)), (2.0 * d / 3.0, Fault::Restart)],
+        }
+    }
+}
+
+/// The likes node the partition run cuts off (the others stay together).
+const PARTITION_MINORITY: [u32; 1] = [1];
+/// After a partition run's workload and drain: how long the likes nodes' answers are still
+/// sampled (anti-entropy runs every second).
+const PARTITION_SETTLE_MS: f64 = 3_000.0;
+
+/// The partition run: likes on both sides of a cut likes cluster, and how the counters merge.
+#[derive(Clone, Debug, Serialize)]
+pub struct LivePartition {
+    pub partition_ms: f64,
+    pub heal_ms: f64,
+    /// Like actions that succeeded during the partition, by users whose session is pinned to the
+    /// cut-off node and by the others.
+    pub likes_minority_side: usize,
+    pub likes_majority_side: usize,
+    /// The hot post's counter as each likes node answers it alone (`CONSISTENCY ONE`), sampled
+    /// every 250 ms: the largest difference between two nodes during the partition, and the
+    /// last sample before the heal.
+    pub max_divergence: i64,
+    pub values_before_heal: Vec<(u32, i64)>,
+    /// The last sample, after the workload stopped and anti-entropy had 3 s; the hot post's likes
+    /// acknowledged (and of unknown outcome).
+    pub final_values: Vec<(u32, i64)>,
+    pub hot_likes_acked: i64,
+    pub hot_likes_unknown: i64,
+    /// Every node answers the same value, between the acknowledged likes and those plus the
+    /// unknown ones (no acknowledged like lost: the PN-counters merged).
+    pub converged: bool,
+}
+
+/// The cached reads and timeline reads of a time window of the "cache node dies" run.
+#[derive(Clone, Debug, Serialize)]
+pub struct CacheWindow {
+    /// "before" the kill, "during" (until the node answers again), "after".
+    pub name: &'static str,
+    pub from_ms: f64,
+    pub to_ms: f64,
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_ratio: f64,
+    /// Timeline reads started in the window: how many, the fraction that succeeded, latency.
+    pub timeline_reads: usize,
+    pub timeline_reads_ok: f64,
+    pub read_p50_ms: f64,
+    pub read_p99_ms: f64,
+}
+
+/// The sharded deployment against the single machine (runs "baseline" and "single node", and
+/// the two crash runs when they ran).
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveBenefits {
+    pub offered_per_s: f64,
+    /// Successful actions per second completed within the run, and p99 of all actions (ms).
+    pub sharded_ok_per_s: f64,
+    pub single_ok_per_s: f64,
+    pub sharded_p99_ms: f64,
+    pub single_p99_ms: f64,
+    /// Fraction of actions started between the kill and the restart that failed.
+    pub sharded_failed_in_crash: Option<f64>,
+    pub single_failed_in_crash: Option<f64>,
+    /// Actions that started and succeeded between the kill and the restart (the others of that
+    /// window that succeeded finished after the restart, within the client's deadline).
+    pub sharded_ok_while_down: Option<usize>,
+    pub single_ok_while_down: Option<usize>,
 }
 
 /// What one live run measured.
@@ -55,6 +159,23 @@ pub struct LiveSummary {
     /// Strong requests per shard (cache hits not counted), and the busiest shard over the mean.
     pub shard_requests: BTreeMap<u32, u64>,
     pub hot_shard_ratio: f64,
+    /// Keys those requests touched per shard, and keys/s on a shard in the busiest 250 ms of
+    /// the busiest shard and on average ([`report::shard_burst`]).
+    pub shard_keys: BTreeMap<u32, u64>,
+    pub shard_keys_peak_per_s: f64,
+    pub shard_keys_mean_per_s: f64,
+    /// Successful actions per second within the run, and p99 of all successful actions (ms).
+    pub ok_per_s: f64,
+    pub p99_ms: f64,
+    /// Follows that succeeded, those whose two writes went to two shards (no transaction joins
+    /// them), and follows left half-done (one write failed: a one-sided graph).
+    pub follows: usize,
+    pub cross_shard_follows: usize,
+    pub half_done_follows: usize,
+    /// The "cache node dies" run: before, during and after the dead node's absence.
+    pub cache_windows: Vec<CacheWindow>,
+    /// The partition run's likes.
+    pub partition: Option<LivePartition>,
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub cache_hit_ratio: f64,
@@ -104,6 +225,8 @@ pub struct LiveReport {
     pub celebrities: usize,
     pub summaries: Vec<LiveSummary>,
     pub readback: Vec<Readback>,
+    /// Against one machine, when the single-node runs ran ([`benefits`]).
+    pub benefits: Option<LiveBenefits>,
     #[serde(skip)]
     pub runs: Vec<RunResult>,
 }
@@ -129,9 +252,11 @@ pub fn run_live(
     spec.name = run.name();
     // A real cluster has no anti-entropy to wait for in the report.
     spec.settle_ms = 0.0;
-    if run == LiveRun::LeaderCrash {
-        let d = options.duration_s;
-        spec.faults = vec![(d / 3.0, Fault::CrashShardLeader), (2.0 * d / 3.0, Fault::Restart)];
+    spec.faults = run.faults(options.duration_s);
+    if run == LiveRun::Partition {
+        // As the simulated partition: half the likes on the hot post, so both sides count it.
+        spec.hot_like_share = 0.5;
+        spec.settle_ms = PARTITION_SETTLE_MS;
     }
     let result = run_on(&spec, users, store);
     let summary = summarize(&result, store);
@@ -141,6 +266,7 @@ pub fn run_live(
 fn summarize(r: &RunResult, store: &dyn LabStore) -> LiveSummary {
     let timelines: Vec<_> = r.records.iter().filter(|a| a.kind == Kind::ReadTimeline && a.ok).collect();
     let (_, hot) = report::shard_loads(r);
+    let burst = report::shard_burst(r);
     let (hits, misses) = store.cache_counts();
     let fanned: Vec<f64> =
         r.fanouts.iter().filter(|f| f.writes > 0).filter_map(|f| f.done_ms.map(|d| d - f.acked_ms)).collect();
@@ -157,6 +283,20 @@ fn summarize(r: &RunResult, store: &dyn LabStore) -> LiveSummary {
         ),
         shard_requests: r.requests_per_shard.clone(),
         hot_shard_ratio: hot,
+        shard_keys: r.keys_per_shard.clone(),
+        shard_keys_peak_per_s: burst.peak_per_s,
+        shard_keys_mean_per_s: burst.mean_per_s,
+        ok_per_s: report::ok_rate(r),
+        p99_ms: report::p99_between(r, 0.0, r.duration_ms),
+        follows: r.records.iter().filter(|a| a.kind == Kind::Follow && a.ok).count(),
+        cross_shard_follows: r
+            .records
+            .iter()
+            .filter(|a| a.kind == Kind::Follow && a.ok && a.shards.len() > 1)
+            .count(),
+        half_done_follows: r.records.iter().filter(|a| a.half_done).count(),
+        cache_windows: cache_windows(r),
+        partition: partition(r),
         cache_hits: hits,
         cache_misses: misses,
         cache_hit_ratio: report::frac(hits as usize, (hits + misses) as usize),
@@ -167,6 +307,104 @@ fn summarize(r: &RunResult, store: &dyn LabStore) -> LiveSummary {
         faults: r.faults.clone(),
         wall_s: r.wall_s,
     }
+}
+
+/// The "cache node dies" run cut at the kill and at the node's return (empty for other runs).
+fn cache_windows(r: &RunResult) -> Vec<CacheWindow> {
+    let killed = report::fault_at(r, "kill -9 cache node");
+    if killed.is_nan() {
+        return Vec::new();
+    }
+    // `concord up` starts a dead cache node again after a second; the store saw it answer (NaN,
+    // never within the run: `min` takes the run's end).
+    let back = report::fault_at(r, "cache node").min(r.duration_ms);
+    let window = |name, from: f64, to: f64| {
+        // A 250 ms sample counts in the window its end falls in.
+        let (hits, misses) = r
+            .cache_timeline
+            .iter()
+            .filter(|(t, _, _)| *t > from && *t <= to)
+            .fold((0, 0), |(h, m), (_, dh, dm)| (h + dh, m + dm));
+        let reads: Vec<_> = r
+            .records
+            .iter()
+            .filter(|a| a.kind == Kind::ReadTimeline && a.start_ms >= from && a.start_ms < to)
+            .collect();
+        let ok: Vec<f64> = reads.iter().filter(|a| a.ok).map(|a| a.end_ms - a.start_ms).collect();
+        CacheWindow {
+            name,
+            from_ms: from,
+            to_ms: to,
+            hits,
+            misses,
+            hit_ratio: report::frac(hits as usize, (hits + misses) as usize),
+            timeline_reads: reads.len(),
+            timeline_reads_ok: report::frac(ok.len(), reads.len()),
+            read_p50_ms: report::percentile(&ok, 0.5),
+            read_p99_ms: report::percentile(&ok, 0.99),
+        }
+    };
+    vec![window("before", 0.0, killed), window("during", killed, back), window("after", back, r.duration_ms)]
+}
+
+/// The partition run's likes (`None` for other runs, or if the partition was not made).
+fn partition(r: &RunResult) -> Option<LivePartition> {
+    let (cut, heal) = (report::fault_at(r, "partition {"), report::fault_at(r, "heal"));
+    if cut.is_nan() || heal.is_nan() {
+        return None;
+    }
+    // Sessions are pinned to likes node `user % nodes + 1` (the store's and the simulator's rule).
+    let nodes = r.hot_counter.iter().flat_map(|(_, v)| v.iter().map(|(n, _)| *n)).max().unwrap_or(1);
+    let likes =
+        r.records.iter().filter(|a| a.kind == Kind::Like && a.ok && a.start_ms >= cut && a.start_ms < heal);
+    let (minority, majority): (Vec<_>, Vec<_>) =
+        likes.partition(|a| PARTITION_MINORITY.contains(&(a.user % nodes + 1)));
+    let spread = |v: &[(u32, i64)]| {
+        let values = v.iter().map(|(_, x)| *x);
+        values.clone().max().unwrap_or(0) - values.min().unwrap_or(0)
+    };
+    let during: Vec<_> = r.hot_counter.iter().filter(|(t, _)| *t > cut && *t <= heal).collect();
+    let final_values = r.hot_counter.last().map(|(_, v)| v.clone()).unwrap_or_default();
+    let (acked, unknown) = (r.hot_likes_acked, r.hot_likes_unknown);
+    Some(LivePartition {
+        partition_ms: cut,
+        heal_ms: heal,
+        likes_minority_side: minority.len(),
+        likes_majority_side: majority.len(),
+        max_divergence: during.iter().map(|(_, v)| spread(v)).max().unwrap_or(0),
+        values_before_heal: during.last().map(|(_, v)| v.clone()).unwrap_or_default(),
+        converged: final_values.len() as u32 == nodes
+            && spread(&final_values) == 0
+            && final_values.first().is_some_and(|(_, v)| (acked..=acked + unknown).contains(v)),
+        final_values,
+        hot_likes_acked: acked,
+        hot_likes_unknown: unknown,
+    })
+}
+
+/// The sharded deployment against one machine, if both ran the baseline's workload.
+pub fn benefits(runs: &[RunResult]) -> Option<LiveBenefits> {
+    let find = |name: &str| runs.iter().find(|r| r.name == name);
+    let (sharded, single) = (find("baseline")?, find("single node")?);
+    let p99 = |r: &RunResult| report::p99_between(r, 0.0, r.duration_ms);
+    let crash_failed = |r: &RunResult| {
+        report::failed_between(r, report::fault_at(r, "kill -9"), report::fault_at(r, "restart"))
+    };
+    let ok_while_down = |r: &RunResult| {
+        let (kill, restart) = (report::fault_at(r, "kill -9"), report::fault_at(r, "restart"));
+        r.records.iter().filter(|a| a.ok && a.start_ms >= kill && a.end_ms < restart).count()
+    };
+    Some(LiveBenefits {
+        offered_per_s: sharded.records.len() as f64 / (sharded.duration_ms / 1e3),
+        sharded_ok_per_s: report::ok_rate(sharded),
+        single_ok_per_s: report::ok_rate(single),
+        sharded_p99_ms: p99(sharded),
+        single_p99_ms: p99(single),
+        sharded_failed_in_crash: find("leader crash").map(crash_failed),
+        single_failed_in_crash: find("single node crash").map(crash_failed),
+        sharded_ok_while_down: find("leader crash").map(ok_while_down),
+        single_ok_while_down: find("single node crash").map(ok_while_down),
+    })
 }
 
 /// The lab's report as text for the terminal.
@@ -193,10 +431,13 @@ pub fn text_summary(report: &LiveReport) -> String {
         }
         let _ = writeln!(
             out,
-            "  requests per shard {:?} (busiest/mean {:.2}); cache hits {} misses {} ({:.1} %); \
-             fan-out p99 {} ms over {} posts",
+            "  requests per shard {:?} (busiest/mean {:.2}), keys {:?} ({:.0}/s on a shard in the busiest 250 ms, {:.0}/s mean); \
+             cache hits {} misses {} ({:.1} %); fan-out p99 {} ms over {} posts",
             s.shard_requests.values().collect::<Vec<_>>(),
             s.hot_shard_ratio,
+            s.shard_keys.values().collect::<Vec<_>>(),
+            s.shard_keys_peak_per_s,
+            s.shard_keys_mean_per_s,
             s.cache_hits,
             s.cache_misses,
             100.0 * s.cache_hit_ratio,
@@ -205,15 +446,70 @@ pub fn text_summary(report: &LiveReport) -> String {
         );
         let _ = writeln!(
             out,
-            "  failed: {} actions, {} storage operations{}; stale timelines {:.2} %",
+            "  failed: {} actions, {} storage operations{}; stale timelines {:.2} %; follows {} ({} across two shards, {} half-done)",
             s.actions_failed,
             s.ops_failed,
             if s.errors.is_empty() { String::new() } else { format!(" {:?}", s.errors) },
-            100.0 * s.stale_timelines
+            100.0 * s.stale_timelines,
+            s.follows,
+            s.cross_shard_follows,
+            s.half_done_follows
         );
         for (t, f) in &s.faults {
             let _ = writeln!(out, "  at {:.1} s: {f}", t / 1e3);
         }
+        for w in &s.cache_windows {
+            let _ = writeln!(
+                out,
+                "  {:<6} ({:.1}–{:.1} s): cache hits {} misses {} ({:.1} %); timeline reads {} ok {:.1} %, p50 {} ms p99 {} ms",
+                w.name,
+                w.from_ms / 1e3,
+                w.to_ms / 1e3,
+                w.hits,
+                w.misses,
+                100.0 * w.hit_ratio,
+                w.timeline_reads,
+                100.0 * w.timeline_reads_ok,
+                report::ms(w.read_p50_ms),
+                report::ms(w.read_p99_ms)
+            );
+        }
+    }
+    for p in report.summaries.iter().filter_map(|s| s.partition.as_ref()) {
+        let _ = writeln!(
+            out,
+            "partition ({:.1}–{:.1} s): likes acknowledged on the cut-off side {}, on the other {}; the hot post's \
+             counter differed by up to {} between nodes (last before the heal: {:?}); finally {:?} for {} acknowledged \
+             (+{} unknown): {}",
+            p.partition_ms / 1e3,
+            p.heal_ms / 1e3,
+            p.likes_minority_side,
+            p.likes_majority_side,
+            p.max_divergence,
+            p.values_before_heal,
+            p.final_values,
+            p.hot_likes_acked,
+            p.hot_likes_unknown,
+            if p.converged { "converged, no like lost" } else { "NOT converged" }
+        );
+    }
+    if let Some(b) = &report.benefits {
+        let crash = |f: Option<f64>| f.map_or("not run".to_string(), |f| format!("{:.1} %", 100.0 * f));
+        let served = |n: Option<usize>| n.map_or("not run".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            out,
+            "sharded vs single node at {:.0} actions/s: {:.1} vs {:.1} ok/s, p99 {} vs {} ms; \
+             actions failed between kill -9 and restart: {} vs {} (started and served in that window: {} vs {})",
+            b.offered_per_s,
+            b.sharded_ok_per_s,
+            b.single_ok_per_s,
+            report::ms(b.sharded_p99_ms),
+            report::ms(b.single_p99_ms),
+            crash(b.sharded_failed_in_crash),
+            crash(b.single_failed_in_crash),
+            served(b.sharded_ok_while_down),
+            served(b.single_ok_while_down)
+        );
     }
     for b in &report.readback {
         let _ = writeln!(
@@ -275,11 +571,16 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
             s.faults.iter().map(|(t, f)| format!("{:.1} s: {}", t / 1e3, crate::html_escape(f))).collect();
         let _ = writeln!(
             body,
-            "</table><p>Requests per shard: {:?} (busiest / mean {:.2}). Cache: {} hits, {} misses \
+            "</table><p>Requests per shard: {:?} (busiest / mean {:.2}); keys per shard: {:?} ({:.0}/s on a \
+             shard in the busiest 250 ms, {:.0}/s mean). Cache: {} hits, {} misses \
              ({:.1} %). Fan-out: {} posts, p99 {} ms until in every follower's timeline. Failed: {} actions, \
-             {} storage operations{}. Timeline reads missing a post older than {} s: {:.2} %.{}</p>",
+             {} storage operations{}. Timeline reads missing a post older than {} s: {:.2} %. Follows: {} ({} across \
+             two shards, {} half-done).{}</p>",
             s.shard_requests,
             s.hot_shard_ratio,
+            s.shard_keys,
+            s.shard_keys_peak_per_s,
+            s.shard_keys_mean_per_s,
             s.cache_hits,
             s.cache_misses,
             100.0 * s.cache_hit_ratio,
@@ -290,7 +591,76 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
             if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) },
             STALE_AFTER_MS / 1e3,
             100.0 * s.stale_timelines,
+            s.follows,
+            s.cross_shard_follows,
+            s.half_done_follows,
             if faults.is_empty() { String::new() } else { format!(" Faults: {}.", faults.join("; ")) }
+        );
+        if let Some(p) = &s.partition {
+            let _ = writeln!(
+                body,
+                "<p>Partition of the likes cluster ({:.1}–{:.1} s; the sharded cluster is not cut – its \
+                 mode has no fault-injection endpoints): like actions acknowledged on the cut-off side {}, \
+                 on the other {}. The hot post's counter, as each node answers alone: up to {} apart during the \
+                 partition (last sample before the heal {:?}); at the end {:?} for {} likes acknowledged (+{} of \
+                 unknown outcome): {}.</p>",
+                p.partition_ms / 1e3,
+                p.heal_ms / 1e3,
+                p.likes_minority_side,
+                p.likes_majority_side,
+                p.max_divergence,
+                p.values_before_heal,
+                p.final_values,
+                p.hot_likes_acked,
+                p.hot_likes_unknown,
+                if p.converged { "converged, no like lost" } else { "not converged" }
+            );
+        }
+        if !s.cache_windows.is_empty() {
+            let _ = writeln!(
+                body,
+                "<table><tr><th>window</th><th>cache hits</th><th>misses</th><th>hit ratio</th>\
+                 <th>timeline reads</th><th>ok</th><th>p50 (ms)</th><th>p99 (ms)</th></tr>"
+            );
+            for w in &s.cache_windows {
+                let _ = writeln!(
+                    body,
+                    "<tr><td>{} ({:.1}–{:.1} s)</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{}</td>\
+                     <td>{:.1} %</td><td>{}</td><td>{}</td></tr>",
+                    w.name,
+                    w.from_ms / 1e3,
+                    w.to_ms / 1e3,
+                    w.hits,
+                    w.misses,
+                    100.0 * w.hit_ratio,
+                    w.timeline_reads,
+                    100.0 * w.timeline_reads_ok,
+                    report::ms(w.read_p50_ms),
+                    report::ms(w.read_p99_ms)
+                );
+            }
+            let _ = writeln!(body, "</table>");
+        }
+    }
+    if let Some(b) = &report.benefits {
+        let crash = |f: Option<f64>| f.map_or("not run".to_string(), |f| format!("{:.1} %", 100.0 * f));
+        let served = |n: Option<usize>| n.map_or("not run".to_string(), |n| n.to_string());
+        let _ = writeln!(
+            body,
+            "<h2>Against one machine</h2><table><tr><th></th><th>sharded</th><th>single node</th></tr>\
+             <tr><td>successful actions/s at {:.0} offered/s</td><td>{:.1}</td><td>{:.1}</td></tr>\
+             <tr><td>p99 of all actions (ms)</td><td>{}</td><td>{}</td></tr>\
+             <tr><td>actions failed between kill -9 and restart</td><td>{}</td><td>{}</td></tr>\
+             <tr><td>actions started and served in that window</td><td>{}</td><td>{}</td></tr></table>",
+            b.offered_per_s,
+            b.sharded_ok_per_s,
+            b.single_ok_per_s,
+            report::ms(b.sharded_p99_ms),
+            report::ms(b.single_p99_ms),
+            crash(b.sharded_failed_in_crash),
+            crash(b.single_failed_in_crash),
+            served(b.sharded_ok_while_down),
+            served(b.single_ok_while_down)
         );
     }
     let html = dir.join("index.html");

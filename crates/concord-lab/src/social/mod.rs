@@ -43,9 +43,10 @@
 //! ## On a real cluster
 //! The run loop ([`run_on`]) drives any [`LabStore`]. `concord lab social --real` (the `concord`
 //! crate, `cmd/lab/social_real.rs`) implements it over real `concord up` clusters it starts – a
-//! sharded one with a cache tier, an eventual one for the likes – and runs the baseline (and a
-//! leader crash) there, smaller and in wall-clock time, with the same app, users and arrival
-//! process ([`live`]).
+//! sharded one with a cache tier, an eventual one for the likes, and with `--faults single-node`
+//! a one-node one – and runs the baseline there (and, asked, a leader crash, a dead cache node, a
+//! partition of the likes cluster, the single node and its crash), smaller and in wall-clock
+//! time, with the same app, users and arrival process ([`live`]).
 //!
 //! ## What is modelled rather than simulated
 //! The simulator runs the real Raft, shard and Dynamo code over a simulated network and disk. It
@@ -273,6 +274,10 @@ pub struct RunResult {
     pub likes_unknown: BTreeMap<u64, i64>,
     pub served_per_node: Vec<u64>,
     pub requests_per_shard: BTreeMap<u32, u64>,
+    /// Keys the shards' requests touched ([`LabStore::keys_per_shard`]), and per 250 ms:
+    /// (ms, keys per shard in those 250 ms) – a fan-out's burst shows here, not in the requests.
+    pub keys_per_shard: BTreeMap<u32, u64>,
+    pub shard_keys_timeline: Vec<(f64, BTreeMap<u32, u64>)>,
     /// Cache lookups per 250 ms: (ms, hits, misses).
     pub cache_timeline: Vec<(f64, u64, u64)>,
     pub wall_s: f64,
@@ -282,6 +287,10 @@ pub struct RunResult {
 const WARM_UP_MS: f64 = 2_000.0;
 /// The workload's tick.
 const TICK_MS: f64 = 10.0;
+/// The run's samples (hot counter, cache, keys per shard): every this many ticks.
+const SAMPLE_TICKS: u64 = 25;
+/// The samples' period (ms).
+pub(crate) const SAMPLE_MS: f64 = SAMPLE_TICKS as f64 * TICK_MS;
 /// After the workload stops, how long in-flight actions and fan-outs may take to finish.
 const DRAIN_MS: f64 = 6_000.0;
 /// After the drain, how long a simulated run goes on (anti-entropy merges the like counters).
@@ -311,6 +320,9 @@ pub trait LabStore: SocialStore {
     fn served_per_node(&self) -> Vec<u64>;
     /// Strong requests sent per shard (cache hits not counted).
     fn requests_per_shard(&self) -> BTreeMap<u32, u64>;
+    /// Keys those requests touched per shard: a request on one key counts one, a pipelined
+    /// fan-out part the keys it writes.
+    fn keys_per_shard(&self) -> BTreeMap<u32, u64>;
     /// The counter `key` on each replica of the eventual store: (node, value). Empty if the store
     /// cannot see replicas one by one.
     fn counter_on_replicas(&mut self, _key: &str) -> Vec<(u32, i64)> {
@@ -323,6 +335,11 @@ pub trait LabStore: SocialStore {
     }
     /// Heal a partition the run left in place.
     fn heal(&mut self) {}
+    /// What the store saw happen by itself since the last call, at its time ([`SocialStore::now_ms`]):
+    /// a supervisor starting a killed node again, say. Recorded among the run's faults.
+    fn observed(&mut self) -> Vec<(f64, String)> {
+        Vec::new()
+    }
 }
 
 impl LabStore for SimStore {
@@ -336,6 +353,10 @@ impl LabStore for SimStore {
 
     fn requests_per_shard(&self) -> BTreeMap<u32, u64> {
         self.requests_per_shard.clone()
+    }
+
+    fn keys_per_shard(&self) -> BTreeMap<u32, u64> {
+        self.keys_per_shard.clone()
     }
 
     fn counter_on_replicas(&mut self, key: &str) -> Vec<(u32, i64)> {
@@ -395,6 +416,8 @@ fn run_on(spec: &RunSpec, users: &Users, store: &mut dyn LabStore) -> RunResult 
         likes_unknown: BTreeMap::new(),
         served_per_node: Vec::new(),
         requests_per_shard: BTreeMap::new(),
+        keys_per_shard: BTreeMap::new(),
+        shard_keys_timeline: Vec::new(),
         cache_timeline: Vec::new(),
         wall_s: 0.0,
     };
@@ -403,6 +426,7 @@ fn run_on(spec: &RunSpec, users: &Users, store: &mut dyn LabStore) -> RunResult 
     result.hot_post = Some(hot);
     let mut celebrity_posted = false;
     let (mut last_hits, mut last_misses) = (0, 0);
+    let mut last_keys = store.keys_per_shard();
     let end = spec.duration_s * 1e3;
     let mut t = 0.0;
     let mut step = 0u64;
@@ -454,11 +478,15 @@ fn run_on(spec: &RunSpec, users: &Users, store: &mut dyn LabStore) -> RunResult 
             }
         }
         app.on_done(store, done);
-        if step.is_multiple_of(25) {
+        if step.is_multiple_of(SAMPLE_TICKS) {
             result.hot_counter.push((t, store.counter_on_replicas(&format!("likes:{hot}"))));
             let (hits, misses) = store.cache_counts();
             result.cache_timeline.push((t, hits - last_hits, misses - last_misses));
             (last_hits, last_misses) = (hits, misses);
+            let keys = store.keys_per_shard();
+            let delta = keys.iter().map(|(s, n)| (*s, n - last_keys.get(s).copied().unwrap_or(0))).collect();
+            result.shard_keys_timeline.push((t, delta));
+            last_keys = keys;
         }
     }
     // Heal and restart whatever the run left broken, then let anti-entropy merge the counters.
@@ -474,6 +502,8 @@ fn run_on(spec: &RunSpec, users: &Users, store: &mut dyn LabStore) -> RunResult 
         app.on_done(store, done);
         result.hot_counter.push((next - t0, store.counter_on_replicas(&format!("likes:{hot}"))));
     }
+    result.faults.extend(store.observed().into_iter().map(|(t, what)| (t - t0, what)));
+    result.faults.sort_by(|a, b| a.0.total_cmp(&b.0));
     for r in &mut app.records {
         r.start_ms -= t0;
         r.end_ms -= t0;
@@ -495,6 +525,7 @@ fn run_on(spec: &RunSpec, users: &Users, store: &mut dyn LabStore) -> RunResult 
     result.likes_unknown = app.likes_unknown.clone();
     result.served_per_node = store.served_per_node();
     result.requests_per_shard = store.requests_per_shard();
+    result.keys_per_shard = store.keys_per_shard();
     result.wall_s = wall.elapsed().as_secs_f64();
     result
 }

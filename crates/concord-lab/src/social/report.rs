@@ -60,6 +60,16 @@ pub struct FanOutSummary {
     pub push_shard_requests: Vec<u64>,
     pub hybrid_hot_shard_ratio: f64,
     pub push_hot_shard_ratio: f64,
+    /// Keys the shards' requests touched (a pipelined fan-out part counts its keys, not one), per
+    /// shard – the work a fan-out gives the shard leaders, which a count of requests hides.
+    pub hybrid_shard_keys: Vec<u64>,
+    pub push_shard_keys: Vec<u64>,
+    /// Keys per second on a shard: in the busiest 250 ms of the busiest shard, and a shard's mean
+    /// over the run ([`shard_burst`]). The celebrity's post is the peak with fan-out for all.
+    pub hybrid_shard_keys_peak_per_s: f64,
+    pub push_shard_keys_peak_per_s: f64,
+    pub hybrid_shard_keys_mean_per_s: f64,
+    pub push_shard_keys_mean_per_s: f64,
 }
 
 /// A shard leader's crash (run "leader crash").
@@ -179,7 +189,8 @@ fn run<'a>(runs: &'a [RunResult], name: &str) -> &'a RunResult {
     runs.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("the lab ran {name}"))
 }
 
-fn fault_at(r: &RunResult, prefix: &str) -> f64 {
+/// When the run's first fault whose words start with `prefix` happened (ms; NaN if none did).
+pub(crate) fn fault_at(r: &RunResult, prefix: &str) -> f64 {
     r.faults.iter().find(|(_, f)| f.starts_with(prefix)).map_or(f64::NAN, |(t, _)| *t)
 }
 
@@ -207,8 +218,30 @@ pub(crate) fn shard_loads(r: &RunResult) -> (Vec<u64>, f64) {
     (v, if mean > 0.0 { max / mean } else { 0.0 })
 }
 
+/// A shard's keys over a run.
+pub struct ShardBurst {
+    pub keys: Vec<u64>,
+    /// Keys per second in the busiest sample (250 ms) of the busiest shard, and a shard's mean.
+    pub peak_per_s: f64,
+    pub mean_per_s: f64,
+}
+
+/// The keys per shard of a run, and its burst. A celebrity's fan-out lands on every shard at once
+/// (followers' timelines are spread by hash): a burst on each shard, not one hot shard.
+pub(crate) fn shard_burst(r: &RunResult) -> ShardBurst {
+    let windows = r.shard_keys_timeline.len() * r.keys_per_shard.len().max(1);
+    let total: u64 = r.shard_keys_timeline.iter().flat_map(|(_, k)| k.values()).sum();
+    let peak = r.shard_keys_timeline.iter().flat_map(|(_, k)| k.values()).copied().max().unwrap_or(0);
+    let per_s = 1e3 / super::SAMPLE_MS;
+    ShardBurst {
+        keys: r.keys_per_shard.values().copied().collect(),
+        peak_per_s: peak as f64 * per_s,
+        mean_per_s: frac(total as usize, windows) * per_s,
+    }
+}
+
 /// p99 of actions started in `[from, to)`.
-fn p99_between(r: &RunResult, from: f64, to: f64) -> f64 {
+pub(crate) fn p99_between(r: &RunResult, from: f64, to: f64) -> f64 {
     let v: Vec<f64> = r
         .records
         .iter()
@@ -218,7 +251,7 @@ fn p99_between(r: &RunResult, from: f64, to: f64) -> f64 {
     percentile(&v, 0.99)
 }
 
-fn failed_between(r: &RunResult, from: f64, to: f64) -> f64 {
+pub(crate) fn failed_between(r: &RunResult, from: f64, to: f64) -> f64 {
     let v: Vec<&ActionRecord> = r.records.iter().filter(|a| a.start_ms >= from && a.start_ms < to).collect();
     frac(v.iter().filter(|a| !a.ok).count(), v.len())
 }
@@ -239,6 +272,7 @@ fn fanout_summary(o: &SocialOptions, runs: &[RunResult], merged: usize) -> FanOu
     let at = o.duration_s * 1e3 / 4.0;
     let (hs, hr) = shard_loads(hy);
     let (ps, pr) = shard_loads(push);
+    let (hb, pb) = (shard_burst(hy), shard_burst(push));
     FanOutSummary {
         celebrity_followers: hy.celebrity_followers,
         merged_on_read_accounts: merged,
@@ -258,6 +292,12 @@ fn fanout_summary(o: &SocialOptions, runs: &[RunResult], merged: usize) -> FanOu
         push_shard_requests: ps,
         hybrid_hot_shard_ratio: hr,
         push_hot_shard_ratio: pr,
+        hybrid_shard_keys: hb.keys,
+        push_shard_keys: pb.keys,
+        hybrid_shard_keys_peak_per_s: hb.peak_per_s,
+        push_shard_keys_peak_per_s: pb.peak_per_s,
+        hybrid_shard_keys_mean_per_s: hb.mean_per_s,
+        push_shard_keys_mean_per_s: pb.mean_per_s,
     }
 }
 
@@ -409,13 +449,15 @@ fn cross_shard_summary(runs: &[RunResult]) -> CrossShardSummary {
     }
 }
 
+/// Actions per second that succeeded and completed within the run's workload window: a machine
+/// that cannot keep up builds a queue, and what waits in it at the end was not served in the
+/// window (it is served late, or times out).
+pub(crate) fn ok_rate(r: &RunResult) -> f64 {
+    let ok = r.records.iter().filter(|a| a.ok && a.end_ms < r.duration_ms).count();
+    ok as f64 / (r.duration_ms / 1e3)
+}
+
 fn benefit_summary(runs: &[RunResult]) -> BenefitSummary {
-    // Completed within the window: a machine that cannot keep up builds a queue, and what waits
-    // in it at the end was not served in the window (it is served late, or times out).
-    let ok_rate = |r: &RunResult| {
-        let ok = r.records.iter().filter(|a| a.ok && a.end_ms < r.duration_ms).count();
-        ok as f64 / (r.duration_ms / 1e3)
-    };
     let p99 = |r: &RunResult| p99_between(r, 0.0, r.duration_ms);
     let (sh, si) = (run(runs, "sharded, overload"), run(runs, "single node, overload"));
     let offered = sh.records.len() as f64 / (sh.duration_ms / 1e3);
@@ -817,7 +859,9 @@ fn html_report(report: &SocialReport) -> String {
          <tr><td>storage requests per timeline read, mean</td><td>{:.2}</td><td>{:.2}</td></tr>\
          <tr><td>p99 of all actions in the second after the post (ms)</td><td>{}</td><td>{}</td></tr>\
          <tr><td>requests per shard</td><td>{:?}</td><td>{:?}</td></tr>\
-         <tr><td>busiest shard / mean</td><td>{:.2}</td><td>{:.2}</td></tr></table>\
+         <tr><td>busiest shard / mean (requests)</td><td>{:.2}</td><td>{:.2}</td></tr>\
+         <tr><td>keys per shard (a pipelined part counts its keys)</td><td>{:?}</td><td>{:?}</td></tr>\
+         <tr><td>keys/s on a shard: busiest 250 ms; mean</td><td>{:.0}; {:.0}</td><td>{:.0}; {:.0}</td></tr></table>\
          <p>Ordinary posts (fanned out in both): p99 {} ms until in every follower's timeline. The fan-out \
          service groups a post's timeline writes by shard and pipelines them, at most {} per request.</p>",
         f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes,
@@ -826,6 +870,8 @@ fn html_report(report: &SocialReport) -> String {
         f.hybrid_writes_per_post, f.push_writes_per_post, f.hybrid_requests_per_read, f.push_requests_per_read,
         ms(f.hybrid_p99_after_post_ms), ms(f.push_p99_after_post_ms),
         f.hybrid_shard_requests, f.push_shard_requests, f.hybrid_hot_shard_ratio, f.push_hot_shard_ratio,
+        f.hybrid_shard_keys, f.push_shard_keys, f.hybrid_shard_keys_peak_per_s, f.hybrid_shard_keys_mean_per_s,
+        f.push_shard_keys_peak_per_s, f.push_shard_keys_mean_per_s,
         ms(f.hybrid_fanout_p99_ms),
         f.fanout_batch
     );
@@ -957,9 +1003,11 @@ pub fn text_summary(report: &SocialReport) -> String {
         writeln!(
         out,
         "celebrity post ({} followers): {} timeline writes (hybrid) vs {} (fan-out for all, {} per request, \
-         done in {} ms, {} failed)",
+         done in {} ms, {} failed); keys/s on a shard, busiest 250 ms (mean): {:.0} ({:.0}) hybrid vs {:.0} ({:.0})",
         f.celebrity_followers, f.hybrid_celebrity_writes, f.push_celebrity_writes, f.fanout_batch,
-        f.push_celebrity_fanout_ms.map_or("–".into(), ms), f.push_celebrity_failed
+        f.push_celebrity_fanout_ms.map_or("–".into(), ms), f.push_celebrity_failed,
+        f.hybrid_shard_keys_peak_per_s, f.hybrid_shard_keys_mean_per_s,
+        f.push_shard_keys_peak_per_s, f.push_shard_keys_mean_per_s
     );
     let c = &s.crash;
     let windows: Vec<String> =

@@ -247,6 +247,9 @@ pub struct SimStore {
     /// Requests each machine served, and each shard.
     pub served_per_node: Vec<u64>,
     pub requests_per_shard: BTreeMap<u32, u64>,
+    /// Keys each shard's requests touched: one for a request on one key, a fan-out part's keys
+    /// for the part (what a shard leader's CPU and log work on; a pipelined part is one request).
+    pub keys_per_shard: BTreeMap<u32, u64>,
     pub cache_hits: u64,
     pub cache_misses: u64,
 }
@@ -340,6 +343,7 @@ impl SimStore {
             placement: None,
             finished: BTreeMap::new(),
             requests_per_shard: BTreeMap::new(),
+            keys_per_shard: BTreeMap::new(),
             cache_hits: 0,
             cache_misses: 0,
         };
@@ -782,6 +786,7 @@ impl SocialStore for SimStore {
                     let part = self.next_op;
                     self.next_op += 1;
                     self.timers.insert((deadline, part));
+                    let n_keys = keys.len() as u64;
                     let op = StoreOp::PushMany {
                         keys,
                         item: item.clone(),
@@ -790,6 +795,7 @@ impl SocialStore for SimStore {
                     };
                     if let Some(s) = shard {
                         *self.requests_per_shard.entry(s).or_default() += 1;
+                        *self.keys_per_shard.entry(s).or_default() += n_keys;
                     }
                     let part_pending = Pending {
                         user,
@@ -818,6 +824,7 @@ impl SocialStore for SimStore {
                 pending.shard = shard;
                 if let Some(s) = shard {
                     *self.requests_per_shard.entry(s).or_default() += 1;
+                    *self.keys_per_shard.entry(s).or_default() += 1;
                 }
                 if let StoreOp::CachedRead { ttl_ms, .. } = &op {
                     if let Some(cache) = self.cache_for(op.key()) {
@@ -828,6 +835,7 @@ impl SocialStore for SimStore {
                             // The request counted against the shard above never reached it.
                             if let Some(s) = shard {
                                 *self.requests_per_shard.entry(s).or_default() -= 1;
+                                *self.keys_per_shard.entry(s).or_default() -= 1;
                             }
                             self.pending.insert(id, pending);
                             self.finish(id, now + dur(2.0 * CACHE_ONE_WAY_MS), Ok(reply), Some(true));

@@ -44,7 +44,7 @@ use crate::front::ClientError;
 use crate::hosted::EventualStatus;
 use crate::metrics::Metrics;
 use crate::node::{DoorParts, Front, FrontDoors, ModeParts, Served};
-use crate::transport::Inbound;
+use crate::transport::{Inbound, Transport};
 use crate::wire::{wrong_mode, Frame};
 use concord_core::{NodeId, Time};
 use concord_dynamo::version::VersionVector;
@@ -71,6 +71,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     peers: Vec<PeerConfig>,
     disk_space: Arc<crate::disk_space::DiskSpace>,
+    /// The peer transport (none without a cluster secret): what fault injection cuts.
+    transport: Option<Transport>,
 }
 
 /// What [`EventualHandle::new`] needs.
@@ -87,6 +89,7 @@ pub struct EventualParts {
     pub peers: Vec<PeerConfig>,
     /// Whether the data disk is full (writes are then refused here).
     pub disk_space: Arc<crate::disk_space::DiskSpace>,
+    pub transport: Option<Transport>,
 }
 
 /// A read's answer: the live siblings, the context to write back with, the counter if it is one,
@@ -108,8 +111,19 @@ pub enum Collection {
 
 impl EventualHandle {
     pub fn new(parts: EventualParts) -> EventualHandle {
-        let EventualParts { me, tx, status, clock, timeout, config, limits, metrics, peers, disk_space } =
-            parts;
+        let EventualParts {
+            me,
+            tx,
+            status,
+            clock,
+            timeout,
+            config,
+            limits,
+            metrics,
+            peers,
+            disk_space,
+            transport,
+        } = parts;
         EventualHandle {
             inner: Arc::new(Inner {
                 me,
@@ -122,6 +136,7 @@ impl EventualHandle {
                 metrics,
                 peers,
                 disk_space,
+                transport,
             }),
         }
     }
@@ -152,6 +167,11 @@ impl EventualHandle {
 
     pub fn peers(&self) -> &[PeerConfig] {
         &self.inner.peers
+    }
+
+    /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
+    pub fn isolated(&self) -> bool {
+        self.inner.transport.as_ref().is_some_and(Transport::is_isolated)
     }
 
     /// A message from a peer: queued for the driver, or dropped (and counted) when the queue is
@@ -369,6 +389,9 @@ pub struct EventualInbox {
 
 impl Inbound for EventualInbox {
     fn deliver(&self, from: NodeId, frame: Frame) {
+        if self.handle.isolated() {
+            return; // fault injection: a partition drops inbound frames too (see `crate::fault_injection`)
+        }
         match frame {
             Frame::Dynamo(msg) => self.handle.deliver_message(from, msg),
             frame => wrong_mode(from, &frame, "eventual"),
@@ -392,19 +415,52 @@ impl Served for DynamoNode {
             metrics: parts.metrics,
             peers: parts.members,
             disk_space: parts.disk_space,
+            transport: parts.transport,
         })
     }
 
-    fn front_doors(handle: &EventualHandle, _: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
+    /// The mode's doors, with the fault-injection endpoints (partition, heal, stop; off unless
+    /// `--allow-fault-injection`) but not the strong mode's dashboard buttons.
+    fn front_doors(handle: &EventualHandle, parts: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
+        let config = parts.config;
+        let faults = crate::fault_injection::FaultInjection::new(
+            Arc::new(handle.clone()),
+            crate::dashboard::PeerHttp::new(config)?,
+            config.allow_fault_injection,
+            parts.shutdown.clone(),
+            config.supervisor.clone(),
+        );
         Ok(FrontDoors {
             inbox: Arc::new(EventualInbox { handle: handle.clone() }),
-            http: http::router(handle.clone()),
+            http: http::router(handle.clone()).merge(crate::fault_injection::routes(faults)),
             resp: Arc::new(resp::EventualBackend::new(handle.clone())),
         })
     }
 
     fn front(handle: EventualHandle) -> Front {
         Front::Eventual(handle)
+    }
+}
+
+impl crate::fault_injection::FaultTarget for EventualHandle {
+    fn node_id(&self) -> u32 {
+        self.id().0
+    }
+
+    fn isolated(&self) -> bool {
+        EventualHandle::isolated(self)
+    }
+
+    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
+        let transport = self.inner.transport.as_ref().ok_or_else(|| {
+            ClientError::Rejected("this node runs without a cluster secret, so it has no peers to cut".into())
+        })?;
+        transport.set_isolated(isolated);
+        Ok(())
+    }
+
+    fn peer_http(&self, id: u32) -> Option<std::net::SocketAddr> {
+        self.peers().iter().find(|p| p.id == id).and_then(|p| p.http_addr)
     }
 }
 

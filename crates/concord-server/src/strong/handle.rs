@@ -443,3 +443,21 @@ enum Attempt {
     Queued(Box<Input>, oneshot::Receiver<KvResponse>),
     Failed,
 }
+
+impl crate::fault_injection::FaultTarget for NodeHandle {
+    fn node_id(&self) -> u32 {
+        self.id().0
+    }
+
+    fn isolated(&self) -> bool {
+        NodeHandle::isolated(self)
+    }
+
+    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
+        NodeHandle::set_isolated(self, isolated)
+    }
+
+    fn peer_http(&self, id: u32) -> Option<std::net::SocketAddr> {
+        self.peer(id).and_then(|p| p.http_addr)
+    }
+}

@@ -81,7 +81,7 @@ impl Served for RaftKv {
             parts.shutdown_rx.clone(),
         );
         let faults = crate::fault_injection::FaultInjection::new(
-            handle.clone(),
+            Arc::new(handle.clone()),
             peer_http,
             config.allow_fault_injection,
             parts.shutdown.clone(),

@@ -134,10 +134,17 @@ pub struct SocialArgs {
     #[arg(long)]
     pub real: bool,
     /// --real: also kill -9 the leader of one shard at a third of a second run and restart it
-    /// (`concord restart`) at two thirds.
+    /// (`concord restart`) at two thirds (the same as --faults crash).
     #[arg(long, requires = "real")]
     pub crash: bool,
-    /// --real: the lab's clusters use the 80 ports from this one (none of `concord up`'s defaults).
+    /// --real: more runs after the baseline, each with its fault (comma-separated): crash (a
+    /// shard leader killed and restarted), cache-node (cache node 1 killed at half time;
+    /// `concord up` starts it again, empty), partition (likes node 1 cut from nodes 2 and 3 for
+    /// the middle third; the likes cluster then runs with --allow-fault-injection), single-node (the baseline on a one-node `concord up`
+    /// beside the sharded one, then that node killed and restarted).
+    #[arg(long, value_delimiter = ',', value_enum, requires = "real")]
+    pub faults: Vec<RealFault>,
+    /// --real: the lab's clusters use the 90 ports from this one (none of `concord up`'s defaults).
     #[arg(long, default_value_t = 17300, requires = "real")]
     pub port_base: u16,
     /// --real: where the lab's clusters keep their data [default: a temporary directory, removed
@@ -158,6 +165,15 @@ pub struct SocialArgs {
     /// The RESP addresses of the eventual cluster's nodes, for the likes (comma-separated).
     #[arg(long, value_delimiter = ',', requires = "strong_http")]
     pub likes: Vec<SocketAddr>,
+}
+
+/// A fault of `concord lab social --real --faults`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RealFault {
+    Crash,
+    CacheNode,
+    Partition,
+    SingleNode,
 }
 
 #[derive(Args, Debug)]
@@ -355,11 +371,41 @@ fn social_on_real_clusters(args: &SocialArgs) -> anyhow::Result<ExitCode> {
     o.replicas = o.replicas.min(o.nodes as usize);
     o.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     anyhow::ensure!(o.nodes <= 9 && o.shards <= 64, "--real: at most 9 nodes (the port layout)");
+    let mut faults = args.faults.clone();
+    if args.crash {
+        faults.push(RealFault::Crash);
+    }
+    anyhow::ensure!(
+        !(faults.contains(&RealFault::SingleNode) && args.strong_http.is_some()),
+        "--faults single-node: the lab starts the single-node deployment itself (not with --strong-http)"
+    );
+    anyhow::ensure!(
+        !(faults.contains(&RealFault::Partition) && args.strong_http.is_some()),
+        "--faults partition: the lab cuts its own likes cluster (not with --strong-http)"
+    );
+    anyhow::ensure!(
+        !(faults.contains(&RealFault::CacheNode) && (args.no_cache || args.strong_http.is_some())),
+        "--faults cache-node: needs the lab's own cache tier (not --no-cache, not --strong-http)"
+    );
+    // In a fixed order, whatever the order given: the crash, the cache node, the single node.
+    let mut runs = vec![LiveRun::Baseline];
+    for (fault, added) in [
+        (RealFault::Crash, &[LiveRun::LeaderCrash][..]),
+        (RealFault::CacheNode, &[LiveRun::CacheNodeDies][..]),
+        (RealFault::Partition, &[LiveRun::Partition][..]),
+        (RealFault::SingleNode, &[LiveRun::SingleNode, LiveRun::SingleNodeCrash][..]),
+    ] {
+        if faults.contains(&fault) {
+            runs.extend_from_slice(added);
+        }
+    }
     let existing = args.strong_http.map(|http| social_real::Endpoints {
         strong: args.strong.clone(),
         strong_http: http,
         cache: if o.cache { args.cache_addrs.clone() } else { Vec::new() },
         likes: args.likes.clone(),
+        likes_http: Vec::new(),
+        likes_data: None,
         strong_data: None,
     });
     let plan = social_real::RealPlan {
@@ -370,15 +416,13 @@ fn social_on_real_clusters(args: &SocialArgs) -> anyhow::Result<ExitCode> {
             cache_nodes: if o.cache { o.cache_nodes } else { 0 },
             likes_nodes: 3,
             port_base: args.port_base,
+            single: faults.contains(&RealFault::SingleNode),
+            likes_faults: faults.contains(&RealFault::Partition),
         },
         options: o,
         existing,
         data: args.data.clone(),
-        runs: if args.crash {
-            vec![LiveRun::Baseline, LiveRun::LeaderCrash]
-        } else {
-            vec![LiveRun::Baseline]
-        },
+        runs,
     };
     let wall = Instant::now();
     let report = social_real::run(&plan, &|line: &str| eprintln!("{line}"))?;

@@ -4,7 +4,7 @@
 //! --replicas R --cache C` (the strong store and its cache tier) and `concord up --mode eventual
 //! --w 1 --r 1` (the likes) – in a data directory of its own, on ports from `--port-base` (none of
 //! `concord up`'s defaults), waits until every shard has a leader and every cache node serves, and
-//! runs the lab's baseline (and with `--crash` the leader crash) with the **same** users, arrival
+//! runs the lab's baseline and the runs `--faults` asks for with the **same** users, arrival
 //! process and app code as the simulated run ([`concord_lab::social::live`]). Only the store
 //! differs: [`RealStore`] implements the app's four verbs over the clusters' Redis doors. After
 //! each run it reads back what the app wrote – each fanned-out post in its followers' timelines,
@@ -12,6 +12,15 @@
 //! stopped when the command ends: normally, on an error, or on Ctrl-C / SIGTERM.
 //!
 //! With `--strong-http` (and `--likes`, `--cache-nodes`) it uses clusters you started instead.
+//!
+//! ## The faults, and how they are made
+//!
+//! | `--faults` | run | how |
+//! |---|---|---|
+//! | `crash` (or `--crash`) | leader crash | `kill -9` of a shard leader's pid (`concord up`'s pid file), `concord restart` through its control socket |
+//! | `cache-node` | cache node dies | `kill -9` of cache node 1; `concord up` starts it again after a second, empty – a probe records when it serves again |
+//! | `partition` | partition | the likes cluster runs with `--allow-fault-injection`; `POST /v1/faults/partition` to likes node 1 (with the cluster's dashboard token) cuts it from nodes 2 and 3, `POST /v1/faults/heal` to each heals; each node's own answer for the hot post's counter is read every 250 ms |
+//! | `single-node` | single node, single node crash | a third `concord up --nodes 1 --shards 1 --replicas 1` (ports from `--port-base` + 80), no cache, the likes as `INCRBY` on it; then `kill -9` of its node and `concord restart` |
 //!
 //! ## The smart client ([`RealStore`])
 //!
@@ -58,7 +67,7 @@ const FAN_OUT_PARALLEL: usize = 16;
 /// Pause before a retry.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Ports the lab's clusters use from `--port-base`.
-pub const PORTS: u16 = 80;
+pub const PORTS: u16 = 90;
 
 /// Where the clusters answer.
 #[derive(Clone, Debug)]
@@ -69,6 +78,10 @@ pub struct Endpoints {
     pub strong_http: SocketAddr,
     pub cache: Vec<SocketAddr>,
     pub likes: Vec<SocketAddr>,
+    /// HTTP of the likes nodes (node i + 1 at index i), and their cluster's data directory (its
+    /// dashboard token authorizes the fault-injection requests) if this command started it.
+    pub likes_http: Vec<SocketAddr>,
+    pub likes_data: Option<PathBuf>,
     /// The sharded cluster's data directory, if this command started it (`kill -9` of a leader
     /// and `concord restart` need it).
     pub strong_data: Option<PathBuf>,
@@ -83,6 +96,10 @@ pub struct Layout {
     pub cache_nodes: u32,
     pub likes_nodes: u32,
     pub port_base: u16,
+    /// Also start the single-node deployment (one machine, one shard, one replica, no cache).
+    pub single: bool,
+    /// Start the likes cluster with `--allow-fault-injection` (the partition run cuts it).
+    pub likes_faults: bool,
 }
 
 impl Layout {
@@ -97,7 +114,24 @@ impl Layout {
             strong_http: addr(self.port(1, 0)),
             cache: (0..self.cache_nodes).map(|i| addr(self.port(3, i))).collect(),
             likes: (0..self.likes_nodes).map(|i| addr(self.port(5, i))).collect(),
+            likes_http: (0..self.likes_nodes).map(|i| addr(self.port(6, i))).collect(),
+            likes_data: Some(data.join("likes")),
             strong_data: Some(data.join("strong")),
+        }
+    }
+
+    /// The single-node deployment: its one node's RESP door serves the likes too (`INCRBY` on
+    /// the strong store, as one machine would).
+    fn single_endpoints(&self, data: &Path) -> Endpoints {
+        let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        Endpoints {
+            strong: vec![addr(self.port(8, 0))],
+            strong_http: addr(self.port(8, 1)),
+            cache: Vec::new(),
+            likes: Vec::new(),
+            likes_http: Vec::new(),
+            likes_data: None,
+            strong_data: Some(data.join("single")),
         }
     }
 
@@ -131,6 +165,9 @@ impl Layout {
             );
         }
         let mut likes: Vec<String> = vec!["up".into(), "--log".into(), "warn".into()];
+        if self.likes_faults {
+            likes.push("--allow-fault-injection".into());
+        }
         likes.extend(
             [
                 ("--mode", "eventual".to_string()),
@@ -146,7 +183,25 @@ impl Layout {
             .into_iter()
             .flat_map(|(k, v)| [k.to_string(), v]),
         );
-        vec![("strong", strong), ("likes", likes)]
+        let mut commands = vec![("strong", strong), ("likes", likes)];
+        if self.single {
+            let mut single: Vec<String> = vec!["up".into(), "--log".into(), "warn".into()];
+            single.extend(
+                [
+                    ("--nodes", "1".to_string()),
+                    ("--shards", "1".into()),
+                    ("--replicas", "1".into()),
+                    ("--data", path("single")),
+                    ("--redis-port", self.port(8, 0).to_string()),
+                    ("--http-port", self.port(8, 1).to_string()),
+                    ("--peer-port", self.port(8, 2).to_string()),
+                ]
+                .into_iter()
+                .flat_map(|(k, v)| [k.to_string(), v]),
+            );
+            commands.push(("single", single));
+        }
+        commands
     }
 }
 
@@ -262,6 +317,8 @@ struct Shared {
     ns: Mutex<String>,
     /// Nodes whose connection failed: avoided until then.
     suspect: Mutex<BTreeMap<SocketAddr, Instant>>,
+    /// What the store saw happen by itself (ms, words): [`LabStore::observed`].
+    observed: Mutex<Vec<(f64, String)>>,
 }
 
 impl Shared {
@@ -375,6 +432,18 @@ impl Shared {
         calls: &[Vec<String>],
         deadline: Instant,
     ) -> Result<Reply, String> {
+        self.strong_with(shard, calls, deadline, true).await
+    }
+
+    /// [`Self::strong`]; a call that is not `idempotent` (an `INCRBY`) is not sent again once it
+    /// may have reached the server: it fails with `timed out`, its outcome unknown.
+    async fn strong_with(
+        &self,
+        shard: Option<u32>,
+        calls: &[Vec<String>],
+        deadline: Instant,
+        idempotent: bool,
+    ) -> Result<Reply, String> {
         let mut target = self.target(shard, None);
         loop {
             let now = Instant::now();
@@ -411,6 +480,10 @@ impl Shared {
                     target = self.target(shard, None);
                 }
                 Ok(reply) => return convert(reply),
+                Err(lost) if lost.sent && !idempotent => {
+                    self.error(format!("{}: {} (outcome unknown)", calls[0][0], short(&lost.error)));
+                    return Err("timed out".into());
+                }
                 Err(lost) => {
                     self.error(format!("{} (retried on another node)", short(&lost.error)));
                     if !lost.sent || lost.error != "timed out" {
@@ -557,6 +630,14 @@ impl Shared {
                 }
                 (self.strong(shard, &[argv], deadline).await, shard, Some(false))
             }
+            StoreOp::CounterAdd { key, delta } if self.ends.likes.is_empty() => {
+                let incr = vec!["INCRBY".into(), key, delta.to_string()];
+                (self.strong_counter(shard, incr, deadline).await.map(|_| Reply::Nil), shard, None)
+            }
+            StoreOp::CounterGet { key } if self.ends.likes.is_empty() => {
+                let get = vec!["GET".into(), key];
+                (self.strong_counter(shard, get, deadline).await, shard, None)
+            }
             StoreOp::CounterAdd { key, delta } => (
                 self.counter(user, vec!["INCRBY".into(), key, delta.to_string()], deadline).await,
                 None,
@@ -568,6 +649,25 @@ impl Shared {
             StoreOp::PushMany { keys, item, keep, .. } => {
                 (self.push_many(keys, item, keep, deadline).await, shard, None)
             }
+        }
+    }
+
+    /// A counter on the sharded store (the single-node deployment has no eventual cluster): an
+    /// `INCRBY` or `GET` on the key's shard, answered as [`Self::counter`] answers.
+    async fn strong_counter(
+        &self,
+        shard: Option<u32>,
+        cmd: Vec<String>,
+        deadline: Instant,
+    ) -> Result<Reply, String> {
+        if let Some(s) = shard {
+            *self.stats.lock().expect("stats").per_shard.entry(s).or_default() += 1;
+        }
+        let idempotent = cmd[0] != "INCRBY";
+        match self.strong_with(shard, &[cmd], deadline, idempotent).await? {
+            Reply::Nil => Ok(Reply::Int(0)),
+            Reply::Int(n) => Ok(Reply::Int(n)),
+            other => Err(format!("counter: unexpected reply {other:?}")),
         }
     }
 
@@ -793,6 +893,7 @@ impl RealStore {
             turn: AtomicU64::new(0),
             ns: Mutex::new(String::new()),
             suspect: Mutex::new(BTreeMap::new()),
+            observed: Mutex::new(Vec::new()),
         });
         Ok(RealStore { rt, shared, tx, rx, next: 0, nodes })
     }
@@ -814,6 +915,7 @@ impl RealStore {
     /// Start the counters afresh (between runs).
     pub fn reset_stats(&mut self) {
         *self.shared.stats.lock().expect("stats") = Stats::default();
+        self.shared.observed.lock().expect("observed").clear();
     }
 
     /// Read back what `run` wrote: each fully fanned-out post in the timelines of its author's
@@ -874,6 +976,22 @@ impl RealStore {
         let likes = self.shared.ends.likes.clone();
         let ns = self.shared.ns.lock().expect("ns").clone();
         let read: Result<Vec<(u64, i64)>, String> = self.rt.block_on(async {
+            if likes.is_empty() {
+                // The single-node deployment keeps them on its one shard (linearizable reads).
+                let mut out = Vec::new();
+                for p in &posts {
+                    let key = format!("{ns}likes:{p}");
+                    let shard = shared.routing.lock().expect("routing").shard_of(&key);
+                    let get = vec!["GET".to_string(), key];
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    match shared.strong(shard, &[get], deadline).await? {
+                        Reply::Int(n) => out.push((*p, n)),
+                        Reply::Nil => out.push((*p, 0)),
+                        other => return Err(format!("GET likes:{p}: {other:?}")),
+                    }
+                }
+                return Ok(out);
+            }
             let mut conn = Resp::connect(likes[0]).await?;
             conn.call(&["CONSISTENCY", "ALL"]).await?;
             let mut out = Vec::new();
@@ -906,10 +1024,110 @@ impl RealStore {
         b
     }
 
-    fn kill_leader(&mut self, result: &mut RunResult) -> String {
+    /// `kill -9` node `node` of the sharded cluster (its pid from `concord up`'s pid file).
+    fn kill_node(&self, node: u32) -> Result<(), String> {
         let Some(data) = self.shared.ends.strong_data.clone() else {
-            return "crash: not injected (the lab did not start this cluster)".into();
+            return Err("not injected (the lab did not start this cluster)".into());
         };
+        kill9(&concord_server::cluster::pid_file(&data, node))
+    }
+
+    /// `kill -9` cache node `i + 1`, then watch for `concord up` to start it again: when it
+    /// serves from its memory once more is recorded ([`LabStore::observed`]).
+    fn kill_cache_node(&mut self, i: u32) -> String {
+        let Some(data) = self.shared.ends.strong_data.clone() else {
+            return "cache node: not killed (the lab did not start this cluster)".into();
+        };
+        let Some(&addr) = self.shared.ends.cache.get(i as usize) else {
+            return format!(
+                "cache node {}: not killed (the cluster has {} cache nodes)",
+                i + 1,
+                self.shared.ends.cache.len()
+            );
+        };
+        if let Err(e) = kill9(&concord_server::cluster::cache_pid_file(&data, i + 1)) {
+            return format!("cache node {}: not killed: {e}", i + 1);
+        }
+        let shared = self.shared.clone();
+        self.rt.spawn(async move {
+            // Let the kill land before asking (the old process may still hold the port a moment).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let give_up = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < give_up {
+                if let Ok(mut conn) = Resp::connect(addr).await {
+                    let info = conn.call(&["INFO"]).await.unwrap_or_default();
+                    if info.lines().any(|l| l.trim() == "serving_from_cache:yes") {
+                        let words =
+                            format!("cache node {} serves again (started by `concord up`, empty)", i + 1);
+                        shared.observed.lock().expect("observed").push((shared.ms(), words));
+                        return;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        format!("kill -9 cache node {} ({addr})", i + 1)
+    }
+
+    /// One fault-injection request to likes node `node` (`partition` or `heal`), with the
+    /// dashboard token of the cluster the lab started.
+    fn likes_fault(&self, node: u32, action: &str) -> Result<(), String> {
+        let ends = &self.shared.ends;
+        let Some(data) = &ends.likes_data else {
+            return Err("not injected (the lab did not start the likes cluster)".into());
+        };
+        let Some(&addr) = ends.likes_http.get(node as usize - 1) else {
+            return Err(format!("no likes node {node}"));
+        };
+        let token = concord_server::cluster::dashboard_token(data).map_err(|e| format!("{e:#}"))?;
+        let bearer = format!("Bearer {token}");
+        let path = format!("/v1/faults/{action}");
+        let answer = self.rt.block_on(concord_server::testkit::http_with_headers(
+            addr,
+            "POST",
+            &path,
+            &[("authorization", &bearer)],
+            b"",
+            Duration::from_secs(2),
+        ))?;
+        if answer.status != 200 {
+            return Err(format!(
+                "POST {path} on likes node {node}: HTTP {}: {}",
+                answer.status,
+                answer.text()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Cut the likes cluster: every node of the first group is isolated from all its peers (the
+    /// endpoint cuts one node from every other, so the first group is one node or its nodes are
+    /// cut from each other too). The sharded cluster has no fault-injection endpoints: its
+    /// timelines are not partitioned.
+    fn partition(&mut self, groups: &[Vec<u32>]) -> String {
+        let sides: Vec<String> = groups.iter().map(|g| format!("{{{}}}", join(g))).collect();
+        for &n in groups.first().into_iter().flatten() {
+            if let Err(e) = self.likes_fault(n, "partition") {
+                return format!("partition of the likes cluster failed: {e}");
+            }
+        }
+        format!("partition {} (likes cluster)", sides.join(" | "))
+    }
+
+    fn heal_likes(&mut self) -> String {
+        let n = self.shared.ends.likes_http.len() as u32;
+        let failed: Vec<String> = (1..=n).filter_map(|i| self.likes_fault(i, "heal").err()).collect();
+        if failed.is_empty() {
+            "heal".into()
+        } else {
+            format!("heal failed: {}", failed.join("; "))
+        }
+    }
+
+    fn kill_leader(&mut self, result: &mut RunResult) -> String {
+        if self.shared.ends.strong_data.is_none() {
+            return "crash: not injected (the lab did not start this cluster)".into();
+        }
         let fetched = self.rt.block_on(fetch_routing(&self.shared.ends));
         let Ok((_, map)) = fetched else { return "crash: the shard map could not be read".into() };
         let mut leads: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
@@ -928,10 +1146,9 @@ impl RealStore {
             .next()
             .map(|(n, s)| (*n, s.clone()));
         let Some((node, shards)) = pick else { return "crash: no shard leader found".into() };
-        let pid_file = concord_server::cluster::pid_file(&data, node);
-        let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok());
-        let Some(pid) = pid else { return format!("crash: no pid in {}", pid_file.display()) };
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        if let Err(e) = self.kill_node(node) {
+            return format!("crash: {e}");
+        }
         result.crashed_shards.extend(&shards);
         result.crashed_nodes.push(node);
         format!("kill -9 node {node} (leader of shard {})", join(&shards))
@@ -951,6 +1168,14 @@ impl RealStore {
             .collect();
         answers.join("; ")
     }
+}
+
+/// `kill -9` the process whose pid `pid_file` holds.
+fn kill9(pid_file: &Path) -> Result<(), String> {
+    let pid = std::fs::read_to_string(pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok());
+    let Some(pid) = pid else { return Err(format!("no pid in {}", pid_file.display())) };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| format!("kill -9 {pid}: {e}"))
 }
 
 fn join(v: &[u32]) -> String {
@@ -1006,14 +1231,53 @@ impl LabStore for RealStore {
         self.shared.stats.lock().expect("stats").per_shard.clone()
     }
 
+    /// The requests: each one here is on one key (a fan-out sends a `MULTI` per timeline).
+    fn keys_per_shard(&self) -> BTreeMap<u32, u64> {
+        self.requests_per_shard()
+    }
+
     fn inject(&mut self, fault: &Fault, result: &mut RunResult) -> String {
         match fault {
             Fault::CrashShardLeader => self.kill_leader(result),
+            Fault::CrashNode(n) => match self.kill_node(*n) {
+                Ok(()) => {
+                    result.crashed_nodes.push(*n);
+                    format!("kill -9 node {n}")
+                }
+                Err(e) => format!("crash node {n}: {e}"),
+            },
             Fault::Restart => self.restart(result),
-            other => {
-                format!("{other:?}: not injected (the real-cluster lab kills and restarts leaders only)")
-            }
+            Fault::KillCacheNode(i) => self.kill_cache_node(*i),
+            Fault::Partition(groups) => self.partition(groups),
+            Fault::Heal => self.heal_likes(),
         }
+    }
+
+    fn heal(&mut self) {
+        self.heal_likes();
+    }
+
+    /// Each likes node's own answer (`CONSISTENCY ONE` on a connection to it).
+    fn counter_on_replicas(&mut self, key: &str) -> Vec<(u32, i64)> {
+        let shared = self.shared.clone();
+        let key = format!("{}{key}", shared.ns.lock().expect("ns"));
+        self.rt.block_on(async {
+            let mut out = Vec::new();
+            for (i, addr) in shared.ends.likes.iter().enumerate() {
+                let get = vec!["GET".to_string(), key.clone()];
+                let budget = Duration::from_millis(200);
+                if let Ok(Wire::Text(t)) = shared.call(*addr, Setup::One, &[get], budget).await {
+                    if let Ok(n) = if t == "(nil)" { Ok(0) } else { t.parse::<i64>() } {
+                        out.push((i as u32 + 1, n));
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    fn observed(&mut self) -> Vec<(f64, String)> {
+        std::mem::take(&mut *self.shared.observed.lock().expect("observed"))
     }
 }
 
@@ -1036,7 +1300,7 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
     // (Declared first, dropped last: the clusters stop before their directory goes.)
     let mut _temp = None;
     let clusters = Clusters::default();
-    let (ends, deployment) = match &plan.existing {
+    let (ends, deployment, single_ends) = match &plan.existing {
         Some(ends) => (
             ends.clone(),
             format!(
@@ -1046,6 +1310,7 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
                 ends.cache,
                 ends.likes
             ),
+            None,
         ),
         None => {
             let data = match &plan.data {
@@ -1089,7 +1354,8 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
                 clusters.spawn(name, &args, &log)?;
                 words.push(format!("concord {}", args.join(" ")));
             }
-            (l.endpoints(&data), words.join(" + "))
+            let single = l.single.then(|| l.single_endpoints(&data));
+            (l.endpoints(&data), words.join(" + "), single)
         }
     };
     let alive = || match clusters.exited() {
@@ -1098,6 +1364,18 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
     };
     let started = Instant::now();
     let mut store = RealStore::connect(rt, ends, Duration::from_secs(90), &alive)?;
+    // The single-node deployment, on a runtime of its own (each store owns one).
+    let mut single = match single_ends {
+        Some(ends) => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            Some(RealStore::connect(rt, ends, Duration::from_secs(90), &alive)?)
+        }
+        None => None,
+    };
+    anyhow::ensure!(
+        single.is_some() || !plan.runs.iter().any(|r| r.single_node()),
+        "the single-node runs need the lab to start its clusters (not --strong-http)"
+    );
     progress(&format!("clusters ready in {:.1} s", started.elapsed().as_secs_f64()));
     let deployment_shape = SimConfig {
         nodes: plan.layout.nodes,
@@ -1111,6 +1389,8 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
         disk_sync_ms: 0.0,
         seed: o.seed,
     };
+    let single_shape =
+        SimConfig { nodes: 1, shards: 1, replicas: 1, cache_nodes: 0, ..deployment_shape.clone() };
     let mut report = LiveReport {
         options: o.clone(),
         deployment,
@@ -1119,6 +1399,7 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
             .count(),
         summaries: Vec::new(),
         readback: Vec::new(),
+        benefits: None,
         runs: Vec::new(),
     };
     let invocation =
@@ -1126,9 +1407,13 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
     for (i, &r) in plan.runs.iter().enumerate() {
         let ns = format!("lab{invocation}r{}:", i + 1);
         progress(&format!("run: {} ({} s of wall-clock time, keys {ns}…)", r.name(), o.duration_s));
+        let (store, shape) = match single.as_mut() {
+            Some(one) if r.single_node() => (one, &single_shape),
+            _ => (&mut store, &deployment_shape),
+        };
         store.set_namespace(ns);
         store.reset_stats();
-        let (result, mut summary) = live::run_live(o, &users, &deployment_shape, r, &mut store);
+        let (result, mut summary) = live::run_live(o, &users, shape, r, store);
         summary.errors = store.errors();
         alive()?;
         let back = store.read_back(&result, &users);
@@ -1140,7 +1425,9 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
         report.readback.push(back);
         report.runs.push(result);
     }
+    report.benefits = live::benefits(&report.runs);
     drop(store);
+    drop(single);
     clusters.stop();
     Ok(report)
 }
