@@ -20,6 +20,10 @@ pub struct Fault {
     /// Errors of the injection or its undoing, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// What the nodes said while the fault was in effect (clock faults: each node's clock
+    /// offset, term and role, read when the fault started and just before it was undone).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub observed: Vec<String>,
 }
 
 /// The linearizability checker's verdict on a register history, in the words of results.json.
