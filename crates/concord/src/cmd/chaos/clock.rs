@@ -18,8 +18,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The node's clock minus the host's, in seconds: of three `TIME` calls on one connection, the
-/// one with the shortest round trip (a node whose clock was just set back may be slow to answer
-/// the first; the node read its clock somewhere within the round trip). None: no answer.
+/// one with the shortest round trip (a node whose clock was just set back may be slow to answer;
+/// the node read its clock somewhere within the round trip). None: no answer within two seconds –
+/// the observation must not stretch the fault it observes much.
 async fn offset(redis: SocketAddr) -> Option<f64> {
     let host = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
     let call = async {
@@ -45,7 +46,7 @@ async fn offset(redis: SocketAddr) -> Option<f64> {
         }
         best.map(|b| b.1)
     };
-    tokio::time::timeout(Duration::from_secs(3), call).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(2), call).await.ok().flatten()
 }
 
 /// The node's `uptime_in_seconds` (None: no answer).
@@ -55,7 +56,7 @@ async fn uptime(redis: SocketAddr) -> Option<u64> {
         let text = c.call(&["INFO", "server"]).await.ok()?;
         text.lines().find_map(|l| l.trim().strip_prefix("uptime_in_seconds:")?.parse().ok())
     };
-    tokio::time::timeout(Duration::from_secs(3), call).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(2), call).await.ok().flatten()
 }
 
 /// One line per node of `nodes` (0-based): the clock offsets its `TIME` shows over `samples`
