@@ -49,6 +49,10 @@ async fn offset(redis: SocketAddr) -> Option<f64> {
     tokio::time::timeout(Duration::from_secs(2), call).await.ok().flatten()
 }
 
+/// How long a node's clock may be sampled (a strobe's several reads): the observation must not
+/// stretch the fault it observes much.
+const SAMPLING: Duration = Duration::from_secs(2);
+
 /// The node's `uptime_in_seconds` (None: no answer).
 async fn uptime(redis: SocketAddr) -> Option<u64> {
     let call = async {
@@ -59,9 +63,10 @@ async fn uptime(redis: SocketAddr) -> Option<u64> {
     tokio::time::timeout(Duration::from_secs(2), call).await.ok().flatten()
 }
 
-/// One line per node of `nodes` (0-based): the clock offsets its `TIME` shows over `samples`
-/// reads `gap`, 1.5 `gap`, 2 `gap`, … apart (a strobing clock shows both of its offsets), its uptime, term and role; and
-/// the highest term any node reports.
+/// One line per node of `nodes` (0-based): the clock offsets its `TIME` shows over up to
+/// `samples` reads `gap`, 1.5 `gap`, 2 `gap`, … apart – no new read after [`SAMPLING`] (a node
+/// whose clock is behind can take seconds a read) – its uptime, term and role; and the highest
+/// term any node reports.
 pub async fn observe(
     redis: &[SocketAddr],
     http_addrs: &[SocketAddr],
@@ -72,7 +77,11 @@ pub async fn observe(
     let mut lines = Vec::new();
     for &i in nodes {
         let mut seen = Vec::new();
+        let began = std::time::Instant::now();
         for k in 0..samples {
+            if k > 0 && began.elapsed() >= SAMPLING {
+                break;
+            }
             if k > 0 {
                 // Growing gaps: a read takes its own time, and fixed gaps could keep meeting a
                 // strobe in the same phase.
