@@ -6,6 +6,12 @@
 //! * [`Local`]: `concord serve` processes on loopback, laid out as `concord up` lays them out;
 //!   only SIGKILL (then started again) and SIGSTOP/SIGCONT – loopback processes share one network
 //!   namespace, so no link between them can be cut.
+//!
+//! Clock faults (docker only) go through libfaketime, preloaded into every node of a run that asks
+//! for one ([`faketime_env`]): it answers the node's `clock_gettime` – the wall clock and the
+//! monotonic clock that tokio's timers, `Instant` and so Raft's timeouts and leases run on – with
+//! true time plus the offset written in a file of the container's `/tmp`, read again on every call.
+//! A fault rewrites that file with the image's busybox ([`Cluster::set_clock`]).
 
 use super::disk::{Edit, WalFiles};
 use super::docker;
@@ -51,6 +57,60 @@ fn untar(tar: &[u8]) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
 
 /// The compose project name prefix; the pid follows (leftovers of dead runs are recognised by it).
 pub const PROJECT_PREFIX: &str = "concord-chaos-";
+
+/// libfaketime where Debian's `libfaketime` puts it – and where deploy/build-image.sh copies it
+/// into the image when the host has it.
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+/// The offset file each node's libfaketime reads: in the container's `/tmp` (mode 1777), so the
+/// node's user (uid 10001), which `docker exec` runs as, may write it. Absent: true time.
+const FAKETIME_FILE: &str = "/tmp/concord-faketime";
+/// While this file exists, a strobe's loop runs (in the container, beside the node).
+const STROBE_MARK: &str = "/tmp/concord-strobe";
+
+/// The environment that puts a node's clocks under libfaketime. `FAKETIME_NO_CACHE`: the file is
+/// read on every clock read (about 5 µs a call instead of 0.1 µs, measured), because by default
+/// libfaketime looks at it again only every few seconds – a strobe would not be seen at all. No
+/// `FAKETIME` variable: it would take precedence over the file.
+pub fn faketime_env() -> Vec<(String, String)> {
+    [("LD_PRELOAD", FAKETIME_LIB), ("FAKETIME_TIMESTAMP_FILE", FAKETIME_FILE), ("FAKETIME_NO_CACHE", "1")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// libfaketime's spelling of an offset of `ms` milliseconds: `+1.500s`, `-2.250s`, `+0` (it reads
+/// `ms` as minutes, so seconds with a fraction it is).
+pub fn faketime_offset(ms: i64) -> String {
+    if ms == 0 {
+        return "+0".into();
+    }
+    let sign = if ms > 0 { '+' } else { '-' };
+    format!("{sign}{}.{:03}s", ms.abs() / 1000, ms.abs() % 1000)
+}
+
+/// A shell command writing `spec` to the offset file *atomically* (a rename): libfaketime reads the
+/// file on every clock read and ends the process when it cannot parse it, so no read may ever
+/// find it half-written.
+fn write_offset(spec: &str) -> String {
+    format!("echo {spec} > {FAKETIME_FILE}.new && mv -f {FAKETIME_FILE}.new {FAKETIME_FILE}")
+}
+
+/// Why `image` cannot make clock faults, if it cannot: it lacks libfaketime (a missing preload is
+/// only a warning of the loader, and the clocks would silently stay true).
+pub fn image_lacks_faketime(image: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", "--entrypoint", "/bin/busybox", image, "test", "-f"])
+        .arg(FAKETIME_LIB)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => None,
+        Ok(_) => Some(format!(
+            "the image {image} has no {FAKETIME_LIB}: deploy/build-image.sh copies it in when the host has it \
+             (Debian: apt-get install libfaketime), then rebuild the image (docker rmi {image})"
+        )),
+        Err(e) => Some(format!("cannot run docker to look into {image}: {e}")),
+    }
+}
 
 pub enum Cluster {
     Docker(Docker),
@@ -143,6 +203,48 @@ impl Cluster {
         }
     }
 
+    /// Set node `i`'s clock `offset_ms` milliseconds from true time (0: true time again).
+    pub fn set_clock(&mut self, i: usize, offset_ms: i64) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => {
+                docker::exec_sh(&d.containers[i], &write_offset(&faketime_offset(offset_ms))).map(drop)
+            }
+            Cluster::Local(_) => bail!("the local backend has no clock faults"),
+        }
+    }
+
+    /// Flip node `i`'s clock between `offset_ms` and true time every `period_ms`, until
+    /// [`Cluster::stop_strobe`]: a loop of the image's busybox in the container, beside the node.
+    pub fn start_strobe(&mut self, i: usize, offset_ms: i64, period_ms: u64) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => {
+                let (on, off) = (write_offset(&faketime_offset(offset_ms)), write_offset("+0"));
+                let us = period_ms * 1000;
+                docker::exec_sh(&d.containers[i], &format!("touch {STROBE_MARK}"))?;
+                docker::exec_sh_detached(
+                    &d.containers[i],
+                    &format!(
+                        "while [ -e {STROBE_MARK} ]; do {on}; usleep {us}; {off}; usleep {us}; done; {off}"
+                    ),
+                )
+            }
+            Cluster::Local(_) => bail!("the local backend has no clock faults"),
+        }
+    }
+
+    /// End node `i`'s strobe: its loop ends within two periods and leaves true time; it is set
+    /// again here after that, whatever the loop did.
+    pub fn stop_strobe(&mut self, i: usize, period_ms: u64) -> anyhow::Result<()> {
+        match self {
+            Cluster::Docker(d) => {
+                docker::exec_sh(&d.containers[i], &format!("rm -f {STROBE_MARK}"))?;
+                std::thread::sleep(Duration::from_millis(2 * period_ms + 50));
+                self.set_clock(i, 0)
+            }
+            Cluster::Local(_) => bail!("the local backend has no clock faults"),
+        }
+    }
+
     /// Thaw every frozen node (and nothing else).
     pub fn thaw_all(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
@@ -169,7 +271,8 @@ impl Cluster {
         errors
     }
 
-    /// Undo every fault still in effect: start what is down, thaw what is frozen, heal every link.
+    /// Undo every fault still in effect: start what is down, thaw what is frozen, heal every link,
+    /// and (in a run with clock faults) set every clock true again.
     pub fn heal_everything(&mut self) -> Vec<String> {
         let mut errors = Vec::new();
         for i in 0..self.nodes() {
@@ -186,7 +289,12 @@ impl Cluster {
                         "exited" | "created" => docker::start(&c),
                         _ => Ok(()),
                     }
-                    .and_then(|()| docker::heal_all(&c));
+                    .and_then(|()| docker::heal_all(&c))
+                    .and_then(|()| match d.clock_faults {
+                        true => docker::exec_sh(&c, &format!("rm -f {STROBE_MARK}; {}", write_offset("+0")))
+                            .map(drop),
+                        false => Ok(()),
+                    });
                     if let Err(e) = result {
                         errors.push(format!("node {}: {e:#}", i + 1));
                     }
@@ -488,6 +596,8 @@ pub struct Docker {
     redis: Vec<u16>,
     pub containers: Vec<String>,
     up: bool,
+    /// The nodes run with libfaketime ([`faketime_env`] is in `env`): clocks to reset on a heal.
+    clock_faults: bool,
 }
 
 /// The compose command: `docker-compose` where installed, else `docker compose`.
@@ -616,6 +726,7 @@ impl Docker {
             http: (5..10).map(|i| base + i).collect(),
             containers: Vec::new(),
             up: true,
+            clock_faults: env.iter().any(|(k, _)| k == "FAKETIME_TIMESTAMP_FILE"),
         };
         let up = d.compose().args(["up", "-d"]).output().context("cannot run docker-compose")?;
         if !up.status.success() {

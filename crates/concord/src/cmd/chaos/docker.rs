@@ -8,6 +8,8 @@
 //!   node, not a dead one;
 //! * [`disconnect`] / [`connect`]: the container off a network altogether (isolated), then back
 //!   on it at the same address;
+//! * [`exec_sh`] / [`exec_sh_detached`]: a script in the container's own busybox shell (the
+//!   clock faults write libfaketime's offset file with it);
 //! * [`cut`] / [`heal`] / [`heal_all`]: one link. In the container's own network namespace every
 //!   packet from or to the peer's address is dropped, both ways; the container's other links are
 //!   untouched. The rules live in a chain of their own, `CONCORD-CHAOS`, jumped to from `INPUT`
@@ -71,6 +73,17 @@ pub fn pause(container: &str) -> anyhow::Result<()> {
 /// Thaw a paused container.
 pub fn unpause(container: &str) -> anyhow::Result<()> {
     docker(&["unpause", container]).map(drop)
+}
+
+/// Run `script` with the image's static busybox shell inside the running container, as the
+/// container's user (`docker exec`); its standard output.
+pub fn exec_sh(container: &str, script: &str) -> anyhow::Result<String> {
+    docker(&["exec", container, "/bin/busybox", "sh", "-c", script])
+}
+
+/// Start `script` in the container's busybox shell and leave it running there (`docker exec -d`).
+pub fn exec_sh_detached(container: &str, script: &str) -> anyhow::Result<()> {
+    docker(&["exec", "-d", container, "/bin/busybox", "sh", "-c", script]).map(drop)
 }
 
 /// Take the container off `network`: it reaches nobody there, and nobody reaches it.

@@ -18,9 +18,12 @@
 //!
 //! Disk faults (`disk-*`, [`disk`]) kill a node and damage its write-ahead log – unsynced bytes
 //! lost, a torn tail, a corrupt synced record – and check what the node does about it.
+//! Clock faults move nodes' clocks through libfaketime ([`cluster::faketime_env`]); [`clock`]
+//! reads back what each node's clock says while one is in effect.
 
 pub mod admin;
 pub mod bank;
+pub mod clock;
 pub mod cluster;
 pub mod disk;
 pub mod docker;
@@ -127,9 +130,10 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 8)]
     pub accounts: usize,
     /// Faults to draw from, comma-separated: kill, pause, pause-leader, partition-one, partition-leader,
-    /// majority-split, ring, bridge; and admin actions overlapping them: member (strong mode),
-    /// shard-move (sharded mode); disk faults on a killed node (strong mode): disk-lose-unsynced,
-    /// disk-torn-tail, disk-corrupt. Empty: no faults.
+    /// majority-split, ring, bridge; clock-skew, clock-jump, clock-jump-leader, clock-strobe
+    /// (docker, with libfaketime in the image); admin actions overlapping them: member (strong
+    /// mode), shard-move (sharded mode); disk faults on a killed node (strong mode):
+    /// disk-lose-unsynced, disk-torn-tail, disk-corrupt. Empty: no faults.
     #[arg(long, value_delimiter = ',', default_value = "kill,pause,partition-one,partition-leader")]
     pub nemesis: Vec<Nemesis>,
     /// Seconds of each fault, and of the quiet between two.
@@ -223,6 +227,14 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
             bail!("{} asked for, but {why}", asked.join(", "));
         }
     }
+    let clock_faults: Vec<&str> = args.nemesis.iter().filter(|n| n.is_clock()).map(|n| n.name()).collect();
+    if !clock_faults.is_empty() && args.backend == Backend::Local {
+        bail!(
+            "the local backend cannot make clock faults ({}): they preload libfaketime into each node \
+             and rewrite its offset file inside the node's container; use --backend docker",
+            clock_faults.join(", ")
+        );
+    }
     if args.backend == Backend::Docker && args.nodes != 5 {
         bail!("the docker backend runs deploy/compose.yaml's five nodes: --nodes 5");
     }
@@ -275,15 +287,23 @@ pub fn run(args: &ChaosArgs) -> anyhow::Result<ExitCode> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let started = Instant::now();
-    let env: Vec<(String, String)> = args
+    let mut env: Vec<(String, String)> = args
         .unsafe_mutation
         .iter()
         .map(|m| (concord_server::config::UNSAFE_MUTATION_ENV.to_string(), m.clone()))
         .collect();
+    if !clock_faults.is_empty() {
+        env.extend(cluster::faketime_env());
+    }
     let mut cluster = match args.backend {
         Backend::Docker => {
             let deploy = deploy_dir(args.deploy.as_deref())?;
             cluster::ensure_image(&deploy, &args.image)?;
+            if !clock_faults.is_empty() {
+                if let Some(why) = cluster::image_lacks_faketime(&args.image) {
+                    bail!("{} asked for, but {why}", clock_faults.join(", "));
+                }
+            }
             let work = out.join(".work");
             let d = cluster::Docker::start(&deploy, mode, &args.image, &args.subnet_prefix, &work, &env)?;
             eprintln!("compose project {} up; waiting for the containers to be healthy", d.project);
@@ -616,6 +636,7 @@ fn run_test(
         if let Some(k) = open.iter().position(|(i, _, _)| t >= plan[*i].end) {
             let (i, mut fault, injected) = open.remove(k);
             if injected {
+                fault.observed.extend(observe_clocks(cluster, &plan[i], runtime, "before the reset"));
                 fault.errors.extend(undo(
                     cluster,
                     &plan[i],
@@ -646,6 +667,7 @@ fn run_test(
             {
                 Ok(what) => {
                     fault.what = what;
+                    fault.observed = observe_clocks(cluster, p, runtime, "started");
                     true
                 }
                 Err(e) => {
@@ -1016,6 +1038,29 @@ fn inject(
             }
             Ok(format!("pause-leader: node {} frozen and cut off", leader + 1))
         }
+        Action::Clock { offsets_ms } => {
+            let mut moved = Vec::new();
+            for &(node, ms) in offsets_ms {
+                cluster.set_clock(node, ms)?;
+                moved.push(format!("node {} {:+.3} s", node + 1, ms as f64 / 1000.0));
+            }
+            Ok(format!("{}: {}", p.nemesis, moved.join(", ")))
+        }
+        &Action::ClockLeader { offset_ms } => {
+            let leader = runtime
+                .block_on(cluster.leader(Duration::from_secs(5)))
+                .context("no agreed leader whose clock to move")?;
+            cluster.set_clock(leader, offset_ms)?;
+            Ok(format!("clock-jump-leader: node {} {:+.3} s", leader + 1, offset_ms as f64 / 1000.0))
+        }
+        &Action::Strobe { node, offset_ms, period_ms } => {
+            cluster.start_strobe(node, offset_ms, period_ms)?;
+            Ok(format!(
+                "clock-strobe: node {} flips between true time and {:+.3} s every {period_ms} ms",
+                node + 1,
+                offset_ms as f64 / 1000.0
+            ))
+        }
         Action::IsolateLeader => {
             let leader = runtime
                 .block_on(cluster.leader(Duration::from_secs(5)))
@@ -1046,6 +1091,12 @@ fn undo(
         Action::ShardMove { .. } => Ok(()),
         Action::Kill { node } => cluster.restart(*node),
         Action::Pause { node } => cluster.resume(*node),
+        Action::Clock { offsets_ms } => {
+            offsets_ms.iter().try_for_each(|&(node, _)| cluster.set_clock(node, 0))
+        }
+        // Which node led is not kept: every clock is set true (faults do not overlap).
+        Action::ClockLeader { .. } => (0..cluster.nodes()).try_for_each(|node| cluster.set_clock(node, 0)),
+        &Action::Strobe { node, period_ms, .. } => cluster.stop_strobe(node, period_ms),
         Action::PauseLeader => {
             // Thawed still cut off (which node led is not kept: every frozen node is thawed –
             // faults do not overlap); it runs alone for a second, then every link is healed.
@@ -1059,6 +1110,28 @@ fn undo(
         }
     };
     result.err().map(|e| format!("{e:#}")).into_iter().collect()
+}
+
+/// For a clock fault: what its nodes' clocks say now (see [`clock`]), each line prefixed with
+/// `when`. Nothing for other faults.
+fn observe_clocks(
+    cluster: &Cluster,
+    p: &Planned,
+    runtime: &tokio::runtime::Runtime,
+    when: &str,
+) -> Vec<String> {
+    let (nodes, samples, gap) = match &p.action {
+        // Every node: the others' uptimes are what a moved node's is compared with.
+        Action::Clock { .. } | Action::ClockLeader { .. } => {
+            ((0..cluster.nodes()).collect(), 1, Duration::ZERO)
+        }
+        // Reads a third of a period apart and more (see clock::observe): both of a strobe's
+        // values show.
+        &Action::Strobe { node, period_ms, .. } => (vec![node], 8, Duration::from_millis(period_ms / 3)),
+        _ => return vec![],
+    };
+    let lines = runtime.block_on(clock::observe(&cluster.redis(), &cluster.http(), &nodes, samples, gap));
+    lines.into_iter().map(|l| format!("{when}: {l}")).collect()
 }
 
 fn describe(links: &[(usize, usize)]) -> String {

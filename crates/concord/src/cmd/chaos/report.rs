@@ -20,8 +20,9 @@ pub struct Fault {
     /// Errors of the injection or its undoing, if any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
-    /// What the victim showed afterwards (disk faults: the log line of a cut torn tail, the
-    /// refusal of a corrupt log, the rebuild).
+    /// What the nodes showed: clock faults – each node's clock offset, term and role, read when
+    /// the fault started and just before it was undone; disk faults – the log line of a cut torn
+    /// tail, the refusal of a corrupt log, the rebuild.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub observed: Vec<String>,
 }

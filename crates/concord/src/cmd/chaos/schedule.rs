@@ -12,6 +12,11 @@
 //! faults: they are dealt from a deck of their own and start halfway through each fault window,
 //! so an admin action always overlaps the fault of its window (when faults were asked for too)
 //! and runs on into the quiet after it, where it ends (`member` adds the node back).
+//!
+//! The *clock* kinds (`clock-skew`, `clock-jump`, `clock-strobe`) move nodes' clocks, both the
+//! wall clock and the monotonic clock Raft's timers and leases run on, through libfaketime: an
+//! offset from true time per node, set when the fault starts and reset to zero when it ends. The
+//! offsets (and the strobe's period) are drawn here, from the seed.
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -59,10 +64,24 @@ pub enum Nemesis {
     /// the file and offset. When the fault ends it is rebuilt: removed from the group, wiped,
     /// added back.
     DiskCorrupt,
+    /// Every node's clock off by an offset of its own (±0.5 to 3 s) while the fault lasts: the
+    /// nodes disagree about the time. Each clock steps to its offset when the fault starts, and
+    /// back when it ends.
+    ClockSkew,
+    /// One node's clock jumps forward or back by 2 to 10 s, and back to true time at the end
+    /// (Jepsen's clock bump, then reset).
+    ClockJump,
+    /// The leader's clock (the node that leads when the fault starts) jumps forward or back by 2
+    /// to 10 s, and back at the end: back, its timers stall – no heartbeat until its clock has
+    /// caught up – while its lease, measured on that clock, lasts longer in real time.
+    ClockJumpLeader,
+    /// One node's clock flips between true time and an offset of ±0.5 to 3 s every 50 to 500 ms
+    /// while the fault lasts (Jepsen's clock strobe); true time again at the end.
+    ClockStrobe,
 }
 
 impl Nemesis {
-    pub const ALL: [Nemesis; 13] = [
+    pub const ALL: [Nemesis; 17] = [
         Nemesis::Kill,
         Nemesis::Pause,
         Nemesis::PauseLeader,
@@ -76,6 +95,10 @@ impl Nemesis {
         Nemesis::DiskLoseUnsynced,
         Nemesis::DiskTornTail,
         Nemesis::DiskCorrupt,
+        Nemesis::ClockSkew,
+        Nemesis::ClockJump,
+        Nemesis::ClockJumpLeader,
+        Nemesis::ClockStrobe,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,12 +116,19 @@ impl Nemesis {
             Nemesis::DiskLoseUnsynced => "disk-lose-unsynced",
             Nemesis::DiskTornTail => "disk-torn-tail",
             Nemesis::DiskCorrupt => "disk-corrupt",
+            Nemesis::ClockSkew => "clock-skew",
+            Nemesis::ClockJump => "clock-jump",
+            Nemesis::ClockJumpLeader => "clock-jump-leader",
+            Nemesis::ClockStrobe => "clock-strobe",
         }
     }
 
     /// Whether the fault cuts network links (a backend without network namespaces cannot).
     pub fn is_partition(self) -> bool {
-        !matches!(self, Nemesis::Kill | Nemesis::Pause) && !self.is_admin() && self.disk_fault().is_none()
+        !matches!(self, Nemesis::Kill | Nemesis::Pause)
+            && !self.is_admin()
+            && self.disk_fault().is_none()
+            && !self.is_clock()
     }
 
     /// The disk fault a `disk-*` nemesis injects.
@@ -110,6 +140,14 @@ impl Nemesis {
             Nemesis::DiskCorrupt => Some(DiskFault::Corrupt),
             _ => None,
         }
+    }
+
+    /// Whether the fault moves clocks (the nodes must run with libfaketime preloaded).
+    pub fn is_clock(self) -> bool {
+        matches!(
+            self,
+            Nemesis::ClockSkew | Nemesis::ClockJump | Nemesis::ClockJumpLeader | Nemesis::ClockStrobe
+        )
     }
 
     /// An operator's action rather than a fault (dealt from its own deck, overlapping the faults).
@@ -164,6 +202,23 @@ pub enum Action {
     Disk {
         node: usize,
         pick: u64,
+    },
+    /// Set each `(node, milliseconds)` node's clock that far from true time (negative: behind);
+    /// reset every one to true time at the end.
+    Clock {
+        offsets_ms: Vec<(usize, i64)>,
+    },
+    /// Set the leader's clock (found when the fault starts) `offset_ms` from true time; every
+    /// clock true again at the end.
+    ClockLeader {
+        offset_ms: i64,
+    },
+    /// Flip `node`'s clock between true time and `offset_ms` every `period_ms`; true time at the
+    /// end.
+    Strobe {
+        node: usize,
+        offset_ms: i64,
+        period_ms: u64,
     },
 }
 
@@ -223,6 +278,16 @@ fn partition_links(nemesis: Nemesis, nodes: usize, rng: &mut ChaCha8Rng) -> Vec<
     }
 }
 
+/// A clock offset of `min..=max` milliseconds, ahead or behind with equal odds.
+fn clock_offset(rng: &mut ChaCha8Rng, min: i64, max: i64) -> i64 {
+    let magnitude = rng.gen_range(min..=max);
+    if rng.gen() {
+        magnitude
+    } else {
+        -magnitude
+    }
+}
+
 /// The schedule for a run of `time_limit` seconds on `nodes` nodes: faults drawn from `nemeses`
 /// with the seed's generator, each lasting `interval` seconds, after `interval` quiet. The kinds
 /// are dealt like cards – every asked-for kind once, in a shuffled order, before any comes again –
@@ -255,6 +320,20 @@ pub fn plan(seed: u64, nemeses: &[Nemesis], interval: f64, time_limit: f64, node
                 n if n.disk_fault().is_some() => {
                     Action::Disk { node: rng.gen_range(0..nodes), pick: rng.gen() }
                 }
+                Nemesis::ClockSkew => Action::Clock {
+                    offsets_ms: (0..nodes).map(|i| (i, clock_offset(&mut rng, 500, 3_000))).collect(),
+                },
+                Nemesis::ClockJump => Action::Clock {
+                    offsets_ms: vec![(rng.gen_range(0..nodes), clock_offset(&mut rng, 2_000, 10_000))],
+                },
+                Nemesis::ClockJumpLeader => {
+                    Action::ClockLeader { offset_ms: clock_offset(&mut rng, 2_000, 10_000) }
+                }
+                Nemesis::ClockStrobe => Action::Strobe {
+                    node: rng.gen_range(0..nodes),
+                    offset_ms: clock_offset(&mut rng, 500, 3_000),
+                    period_ms: rng.gen_range(50..=500),
+                },
                 other => Action::Cut { links: partition_links(other, nodes, &mut rng) },
             };
             out.push(Planned { nemesis, start, end: start + interval, action });
@@ -404,6 +483,42 @@ mod tests {
         let p = plan(3, &[Nemesis::Member], 5.0, 35.0, 5);
         assert_eq!(p.iter().map(|f| f.start).collect::<Vec<_>>(), vec![7.5, 17.5, 27.5]);
         assert!(!Nemesis::Member.is_partition() && !Nemesis::ShardMove.is_partition());
+    }
+
+    #[test]
+    fn clock_faults_move_clocks_both_ways_within_their_bounds() {
+        let asked = [Nemesis::ClockSkew, Nemesis::ClockJump, Nemesis::ClockJumpLeader, Nemesis::ClockStrobe];
+        let (mut ahead, mut behind) = (0, 0);
+        for seed in 0..100 {
+            for p in plan(seed, &asked, 3.0, 30.0, 5) {
+                assert!(p.nemesis.is_clock() && !p.nemesis.is_partition() && !p.nemesis.is_admin());
+                let offsets = match (&p.nemesis, &p.action) {
+                    (Nemesis::ClockSkew, Action::Clock { offsets_ms }) => {
+                        assert_eq!(offsets_ms.iter().map(|o| o.0).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+                        assert!(offsets_ms.iter().all(|o| (500..=3_000).contains(&o.1.abs())));
+                        offsets_ms.iter().map(|o| o.1).collect()
+                    }
+                    (Nemesis::ClockJump, Action::Clock { offsets_ms }) => {
+                        assert!(offsets_ms.len() == 1 && offsets_ms[0].0 < 5);
+                        assert!((2_000..=10_000).contains(&offsets_ms[0].1.abs()), "{offsets_ms:?}");
+                        vec![offsets_ms[0].1]
+                    }
+                    (Nemesis::ClockJumpLeader, &Action::ClockLeader { offset_ms }) => {
+                        assert!((2_000..=10_000).contains(&offset_ms.abs()));
+                        vec![offset_ms]
+                    }
+                    (Nemesis::ClockStrobe, &Action::Strobe { node, offset_ms, period_ms }) => {
+                        assert!(node < 5 && (500..=3_000).contains(&offset_ms.abs()));
+                        assert!((50..=500).contains(&period_ms));
+                        vec![offset_ms]
+                    }
+                    other => panic!("{other:?}"),
+                };
+                ahead += offsets.iter().filter(|&&o| o > 0).count();
+                behind += offsets.iter().filter(|&&o| o < 0).count();
+            }
+        }
+        assert!(ahead > 300 && behind > 300, "both directions: {ahead} ahead, {behind} behind");
     }
 
     #[test]
