@@ -667,7 +667,7 @@ fn run_test(
             {
                 Ok(what) => {
                     fault.what = what;
-                    fault.observed = observe_clocks(cluster, p, runtime, "started");
+                    fault.observed.extend(observe_clocks(cluster, p, runtime, "started"));
                     true
                 }
                 Err(e) => {
