@@ -20,7 +20,8 @@
 #                    /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1); absent: no clock faults
 set -euo pipefail
 
-repo="$(cd "$(dirname "$0")/.." && pwd)"
+# -P: through a link to deploy/ (the docs test links it into a scratch directory) to the real checkout.
+repo="$(cd -P "$(dirname "$0")/.." && pwd)"
 image="${CONCORD_IMAGE:-concord:local}"
 busybox="${BUSYBOX:-/bin/busybox}"
 faketime="${FAKETIME_LIB:-/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1}"

@@ -432,7 +432,13 @@ impl Scratch {
         text.push_str("exit 0\n");
         std::fs::write(&script, text).unwrap();
         let out = File::create(&log).unwrap();
-        let child = Command::new("bash")
+        let mut command = Command::new("bash");
+        // With CONCORD_DOCS_BIN, deploy/build-image.sh puts that binary in the image too (its
+        // CONCORD_BIN) instead of building a release of its own.
+        if std::env::var_os("CONCORD_DOCS_BIN").is_some() {
+            command.env("CONCORD_BIN", concord_binary());
+        }
+        let child = command
             .arg(&script)
             .current_dir(self.path())
             .env("PATH", &self.path_var)
