@@ -34,11 +34,12 @@ const MUTATION: &str = "follower_read_without_index";
 
 /// One docker run of the schedule: 24 s, a `pause-leader` at 3, 9 and 15 s (3 s each), 20
 /// clients (four per node), seed 4.
-fn docker_run(image: &str, out: &Path, mutation: Option<&str>) -> Output {
+fn docker_run(image: &Image, out: &Path, mutation: Option<&str>) -> Output {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut c = Command::new(env!("CARGO_BIN_EXE_concord"));
     c.current_dir(&repo)
-        .args(["chaos", "--backend", "docker", "--image", image, "--subnet-prefix", "10.65.0"])
+        .arg("chaos")
+        .args(image.docker_args("10.65.0"))
         .args(["--time-limit", "24", "--interval", "3", "--clients", "20", "--op-timeout", "3"])
         .args(["--nemesis", "pause-leader", "--seed", "4"]);
     if let Some(m) = mutation {
@@ -72,7 +73,7 @@ fn a_build_whose_followers_read_without_a_read_index_is_caught_and_the_sound_bui
 
     // The broken build: exit 1, the linearizability checker names a failing key.
     let broken: PathBuf = dir.path().join("broken");
-    let run = docker_run(&image.0, &broken, Some(MUTATION));
+    let run = docker_run(&image, &broken, Some(MUTATION));
     let stderr = String::from_utf8_lossy(&run.stderr);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert_eq!(run.status.code(), Some(1), "the broken build must be caught:\n{stdout}\n{stderr}");
@@ -109,7 +110,7 @@ fn a_build_whose_followers_read_without_a_read_index_is_caught_and_the_sound_bui
 
     // The same schedule, the sound build: valid.
     let sound = dir.path().join("sound");
-    let run = docker_run(&image.0, &sound, None);
+    let run = docker_run(&image, &sound, None);
     let stderr = String::from_utf8_lossy(&run.stderr);
     let stdout = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "the sound build must pass ({}):\n{stdout}\n{stderr}", run.status);

@@ -92,7 +92,7 @@ fn clock_faults_move_the_nodes_clocks_and_the_register_history_stays_linearizabl
     let run = chaos(
         "docker, clock faults",
         &[
-            &["--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.66.0"][..],
+            &image.docker_args("10.66.0")[..],
             &["--time-limit", "36", "--interval", "4", "--clients", "5", "--op-timeout", "3"],
             &["--nemesis", "clock-skew,clock-jump,clock-jump-leader,clock-strobe", "--seed", "1"],
         ]

@@ -111,7 +111,7 @@ fn disk_faults_on_containers_are_survived_reported_or_refused() {
     let run = chaos(
         "docker, disk faults",
         &[
-            &["--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.67.0"][..],
+            &image.docker_args("10.67.0")[..],
             &["--time-limit", "28", "--interval", "4", "--clients", "10", "--seed", "2"],
             &["--nemesis", "disk-lose-unsynced,disk-torn-tail,disk-corrupt"],
         ]

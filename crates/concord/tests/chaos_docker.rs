@@ -27,7 +27,7 @@ fn a_compose_cluster_stays_linearizable_through_a_kill_and_a_partition_of_its_le
     let run = chaos(
         "docker, register",
         &[
-            &["--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.59.0"][..],
+            &image.docker_args("10.59.0")[..],
             &["--time-limit", "15", "--interval", "3", "--clients", "5", "--op-timeout", "3"],
             &["--nemesis", "kill,partition-leader", "--seed", "2"],
         ]
@@ -75,7 +75,7 @@ fn a_compose_cluster_conserves_the_bank_total_and_keeps_serving_through_a_pause(
     let run = chaos(
         "docker, bank",
         &[
-            &["--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.61.0"][..],
+            &image.docker_args("10.61.0")[..],
             &["--workload", "bank", "--time-limit", "9", "--interval", "3", "--clients", "5"],
             &["--op-timeout", "3", "--nemesis", "pause", "--seed", "4"],
         ]

@@ -29,7 +29,7 @@ fn chaos(name: &str, args: &[&str], out: &Path) -> Option<Run> {
     }
     let _turn = SUBNET.lock().unwrap_or_else(|e| e.into_inner());
     let image = Image::new(name);
-    let backend = ["--backend", "docker", "--image", &image.0, "--subnet-prefix", "10.63.0"];
+    let backend = image.docker_args("10.63.0");
     let run = chaos_common::chaos(name, &[&backend[..], args].concat(), out);
     assert_eq!(run.results["recovered"], true, "{}", run.results);
     Some(run)

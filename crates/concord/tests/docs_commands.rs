@@ -8,8 +8,14 @@
 //!   a command: transcripts, prompts and program output are ```` ```text ````.
 //! * ```` ```sh long ```` runs only in the long run (more than ~60 s, Docker, release builds):
 //!   `cargo test -p concord --test docs_commands -- --ignored` runs every block, long ones too.
+//! * ```` ```sh long cargo ```` builds this workspace with cargo (a fuzz run, a benchmark, a debug
+//!   build for an image): it runs in the long run only, from the repository's root (cargo needs the
+//!   workspace) with `CARGO_TARGET_DIR` set to a directory of its own, `docs-cargo/` beside this
+//!   test's target directory – the `cargo test` running this test holds its own build directory's
+//!   lock until it ends, so a block building there would wait forever.
 //! * ```` ```sh needs=WHAT ```` is never run and is listed as not run, "needs WHAT": for what no
-//!   test machine has (a Kubernetes cluster, `perf` rights, a second machine).
+//!   test machine has (a Kubernetes cluster, `perf` rights, a second machine, hours), and for the
+//!   commands that run this very test (the test suite itself, the long run).
 //! * ```` ```sh server ports=6379-6381,8080-8082 ```` starts in the background (a cluster, a
 //!   viewer): the test waits until every listed port accepts connections (without `ports=`: 1 s),
 //!   then runs the blocks after it against it. It is stopped like Ctrl-C (SIGINT to its process
@@ -34,7 +40,8 @@
 //! `CONCORD_DOCS_ONLY=docs/sharding.md` (any part of a path) runs only the matching guides;
 //! `CONCORD_DOCS_KEEP=1` keeps the scratch directories (each block's script and log);
 //! `CONCORD_DOCS_BIN=target/release/concord` runs the guides with that binary instead of this
-//! test's debug build (for the long run). `redis-cli` runs with `-e`: an error reply fails the block.
+//! test's debug build (for the long run). Either way the blocks see it as `CONCORD_BIN` too, so
+//! `deploy/build-image.sh` puts the binary under test in the image instead of building a release. `redis-cli` runs with `-e`: an error reply fails the block.
 //! Files run two at a time on a machine with two cores or more. Under `CI=true` a missing tool
 //! (bash, redis-cli, curl) fails the test; elsewhere the test says what is missing and passes.
 
@@ -98,6 +105,8 @@ struct Block {
     lines: Vec<String>,
     long: bool,
     server: bool,
+    /// `cargo` (with `long`): runs from the repository's root with a target directory of its own.
+    cargo: bool,
     /// `needs=WHAT`: never run.
     needs: Option<String>,
     ports: Vec<u16>,
@@ -139,6 +148,7 @@ fn shell_blocks(text: &str) -> Result<Vec<Block>, Vec<String>> {
             lines: body,
             long: false,
             server: false,
+            cargo: false,
             needs: None,
             ports: Vec::new(),
             statuses: Vec::new(),
@@ -147,6 +157,7 @@ fn shell_blocks(text: &str) -> Result<Vec<Block>, Vec<String>> {
             match word.split_once('=') {
                 None if word == "long" => block.long = true,
                 None if word == "server" => block.server = true,
+                None if word == "cargo" => block.cargo = true,
                 Some(("needs", what)) if !what.is_empty() => block.needs = Some(what.to_string()),
                 Some(("ports", list)) => match parse_ports(list) {
                     Ok(ports) => block.ports = ports,
@@ -161,10 +172,15 @@ fn shell_blocks(text: &str) -> Result<Vec<Block>, Vec<String>> {
                 }
                 _ => errors.push(format!(
                     "line {fence_line}: unknown mark `{word}` after ```{}; the marks are long, server, \
-                     ports=6379-6381,8080, status=1 and needs=WHAT (docs/README.md)",
+                     cargo, ports=6379-6381,8080, status=1 and needs=WHAT (docs/README.md)",
                     info.split_whitespace().next().unwrap_or_default()
                 )),
             }
+        }
+        if block.cargo && (!block.long || block.server) {
+            errors.push(format!(
+                "line {fence_line}: a `cargo` block builds for minutes: mark it `long` too (and not `server`)"
+            ));
         }
         for (i, line) in block.lines.iter().enumerate() {
             if looks_like_a_transcript(line) {
@@ -350,6 +366,16 @@ fn concord_binary() -> PathBuf {
     }
 }
 
+/// Where `cargo` blocks build: `docs-cargo/` in this test's target directory (the test binary is
+/// `<target>/debug/deps/docs_commands-…`). Not the target directory itself: the `cargo test`
+/// running this test holds its lock until the test ends. Kept between runs, so the next long run
+/// builds only what changed.
+fn docs_cargo_target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).expect("the test binary lives in <target>/<profile>/deps/");
+    target.join("docs-cargo")
+}
+
 /// A background block of a file, running.
 struct Server {
     child: Child,
@@ -433,14 +459,20 @@ impl Scratch {
         std::fs::write(&script, text).unwrap();
         let out = File::create(&log).unwrap();
         let mut command = Command::new("bash");
-        // With CONCORD_DOCS_BIN, deploy/build-image.sh puts that binary in the image too (its
-        // CONCORD_BIN) instead of building a release of its own.
-        if std::env::var_os("CONCORD_DOCS_BIN").is_some() {
-            command.env("CONCORD_BIN", concord_binary());
+        if block.cargo {
+            let target = docs_cargo_target_dir();
+            command
+                .current_dir(Path::new(REPO).canonicalize().unwrap())
+                .env("CARGO_TARGET_DIR", &target)
+                .env("CARGO_INSTALL_ROOT", state.join("cargo-install"));
+        } else {
+            command.current_dir(self.path());
         }
+        // deploy/build-image.sh puts the concord under test in the image too (its CONCORD_BIN)
+        // instead of building a release of its own: 15 minutes, and not the binary being tested.
+        command.env("CONCORD_BIN", concord_binary());
         let child = command
             .arg(&script)
-            .current_dir(self.path())
             .env("PATH", &self.path_var)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -783,4 +815,19 @@ fn a_failing_command_is_reported_with_its_line_status_and_output() {
     // status=1 allows the 1 of a grep that finds nothing; the file stops at its first failure.
     let report = run_file(Path::new(REPO), Path::new("y.md"), &blocks[1..], Run::Default, &Mutex::new(()));
     assert!(report.failure.is_none() && report.ran == 1, "{:?}", report.failure);
+}
+
+#[test]
+fn a_cargo_block_runs_in_the_long_run_only_from_the_workspace_with_a_target_of_its_own() {
+    let text = "```sh long cargo\ntest -f Cargo.toml && test -d crates/concord\n\
+                case \"$CARGO_TARGET_DIR\" in */docs-cargo) ;; *) exit 3;; esac\n```\n";
+    let blocks = shell_blocks(text).unwrap();
+    assert!(blocks[0].cargo && blocks[0].long);
+    let report = run_file(Path::new(REPO), Path::new("c.md"), &blocks, Run::Default, &Mutex::new(()));
+    assert_eq!((report.ran, report.long_skipped), (0, 1));
+    let report = run_file(Path::new(REPO), Path::new("c.md"), &blocks, Run::Long, &Mutex::new(()));
+    assert!(report.failure.is_none() && report.ran == 1, "{:?}", report.failure);
+
+    let errors = shell_blocks("```sh cargo\ncargo build\n```\n").unwrap_err();
+    assert!(errors[0].contains("mark it `long` too"), "{errors:?}");
 }

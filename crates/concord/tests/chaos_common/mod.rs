@@ -110,6 +110,14 @@ impl Image {
     }
 }
 
+impl Image {
+    /// `--backend docker --image TAG --subnet-prefix SUBNET`: a run of this image on the test's own
+    /// subnet (each docker test file has one, so two files never share a network).
+    pub fn docker_args<'a>(&'a self, subnet: &'a str) -> [&'a str; 6] {
+        ["--backend", "docker", "--image", &self.0, "--subnet-prefix", subnet]
+    }
+}
+
 impl Drop for Image {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
