@@ -489,11 +489,9 @@ impl LexRange {
         if rev {
             all.reverse();
         }
-        let (starts, goes_on): (&dyn Fn(&[u8]) -> bool, &dyn Fn(&[u8]) -> bool) = if rev {
-            (&|m| self.below_max(m), &|m| self.above_min(m))
-        } else {
-            (&|m| self.above_min(m), &|m| self.below_max(m))
-        };
+        // Forward: start at or above min, go on while at or below max; backward the other way.
+        let starts = |m: &[u8]| if rev { self.below_max(m) } else { self.above_min(m) };
+        let goes_on = |m: &[u8]| if rev { self.above_min(m) } else { self.below_max(m) };
         let Some(start) = all.iter().position(|(m, _)| starts(m)) else { return out };
         all.into_iter()
             .skip(start.saturating_add(offset))
