@@ -7,7 +7,8 @@
 //!
 //! The member records answer `ZSCORE` in one lookup and, being sorted by member bytes, make a
 //! lexicographic range (`ZRANGEBYLEX`, meaningful when all scores are equal, as Redis requires)
-//! one scan. The index records are in Redis's order – by score, ties by member – so a score range
+//! one scan. With mixed scores a lex range walks the index as redis-server walks a `listpack`
+//! (see `LexRange::walk`), O(n). The index records are in Redis's order – by score, ties by member – so a score range
 //! is one scan starting at its minimum. Changing a member's score rewrites its member record and
 //! moves its index record: three point writes.
 //!
@@ -17,7 +18,9 @@
 //! (`REV` ranges, `ZREVRANK`, `ZPOPMAX`) scans forward and reverses, O(n), since the engine scans
 //! only forward. `ZRANDMEMBER` reads the whole set.
 //!
-//! `-0` is stored as `0` (Redis prints `ZSCORE` of `-0` as `0` too); NaN is never a score.
+//! `-0` is stored as `0`, as redis-server's `listpack` encoding stores it (its `skiplist` keeps
+//! the sign: see docs/redis.md, "Differential tests"); NaN is never a score. A computed reply
+//! (`ZUNION … WEIGHTS -1`, `ZINCRBY`) keeps the sign, as redis-server's does.
 //!
 //! Replies with scores are [`Reply::Pairs`]: flat arrays `[member, score, …]` in RESP2, nested
 //! `[[member, score], …]` in RESP3, as redis-server answers. `ZPOPMIN` without a count, the
@@ -415,19 +418,105 @@ impl LexRange {
         }
     }
 
-    /// Visit the members in the range in byte order (the member records' order), with scores.
-    fn scan(&self, view: &View, key: &[u8], visit: &mut dyn FnMut(&[u8], f64) -> bool) {
-        let from = match &self.min {
-            Lex::Inclusive(m) | Lex::Exclusive(m) => m.as_slice(),
-            Lex::Lowest | Lex::Highest => &[],
+    /// Whether the range is empty whatever the members (`sdscmplex(min, max) > 0`, or equal with
+    /// an exclusive end), as `zslParseLexRange`'s callers check first.
+    fn is_empty(&self) -> bool {
+        let rank = |l: &Lex| match l {
+            Lex::Lowest => 0,
+            Lex::Inclusive(_) | Lex::Exclusive(_) => 1,
+            Lex::Highest => 2,
         };
-        view.members(key, from, &mut |member, value| {
-            if !self.above_min(member) {
-                return true;
-            }
-            self.below_max(member) && visit(member, decode_score(value))
-        });
+        let text = |l: &Lex| match l {
+            Lex::Inclusive(m) | Lex::Exclusive(m) => m.clone(),
+            Lex::Lowest | Lex::Highest => vec![],
+        };
+        let exclusive = |l: &Lex| matches!(l, Lex::Exclusive(_));
+        match (rank(&self.min), rank(&self.max)) {
+            (a, b) if a != b => a > b,
+            (1, 1) => match text(&self.min).cmp(&text(&self.max)) {
+                std::cmp::Ordering::Greater => true,
+                std::cmp::Ordering::Equal => exclusive(&self.min) || exclusive(&self.max),
+                std::cmp::Ordering::Less => false,
+            },
+            // `-`..`-` and `+`..`+`: equal, not exclusive; no member is above `+` or below `-`.
+            _ => false,
+        }
     }
+
+    /// The members in the range with their scores, in the order Redis walks them: forward from
+    /// the first member (in score order) at or above `min`, while at or below `max` – or, `rev`,
+    /// backward from the last at or below `max`, while at or above `min`. With equal scores (what
+    /// Redis requires of a lex range) that is the members in byte order. With mixed scores Redis
+    /// documents the result as unspecified; this is what redis-server answers for a sorted set
+    /// in its `listpack` encoding (`zzlFirstInLexRange`, `zzlLastInLexRange`: a linear walk, which
+    /// stops at the first member out of range and answers nothing when the first member is above
+    /// `max` or the last below `min`), so the two agree on every set of up to 128 short members.
+    /// (A `skiplist`-encoded set's answer depends on its nodes' random levels: no one can match
+    /// it.) `LIMIT offset count` as Redis applies it: `offset` members are skipped from the
+    /// start, in range or not, then up to `count` taken while in range.
+    fn walk(&self, view: &View, key: &[u8], rev: bool, offset: usize, count: usize) -> Vec<Scored> {
+        let mut out = Vec::new();
+        if count == 0 || self.is_empty() {
+            return out;
+        }
+        if equal_scores(view, key) {
+            // One block of equal scores, ordered by member: the member records' order.
+            let from = match &self.min {
+                Lex::Inclusive(m) | Lex::Exclusive(m) => m.as_slice(),
+                Lex::Lowest | Lex::Highest => &[],
+            };
+            let enough = if rev { usize::MAX } else { offset.saturating_add(count) };
+            view.members(key, from, &mut |member, value| {
+                if !self.above_min(member) {
+                    return true;
+                }
+                if !self.below_max(member) {
+                    return false;
+                }
+                out.push((member.to_vec(), decode_score(value)));
+                out.len() < enough
+            });
+            if rev {
+                out.reverse();
+            }
+            return out.into_iter().skip(offset).take(count).collect();
+        }
+        let mut all = by_score_order(view, key, usize::MAX);
+        let (Some(first), Some(last)) = (all.first(), all.last()) else { return out };
+        if !self.above_min(&last.0) || !self.below_max(&first.0) {
+            return out;
+        }
+        if rev {
+            all.reverse();
+        }
+        // Forward: start at or above min, go on while at or below max; backward the other way.
+        let starts = |m: &[u8]| if rev { self.below_max(m) } else { self.above_min(m) };
+        let goes_on = |m: &[u8]| if rev { self.above_min(m) } else { self.below_max(m) };
+        let Some(start) = all.iter().position(|(m, _)| starts(m)) else { return out };
+        all.into_iter()
+            .skip(start.saturating_add(offset))
+            .take_while(|(m, _)| goes_on(m))
+            .take(count)
+            .collect()
+    }
+}
+
+/// Whether every member of the sorted set under `key` has the same score: the index's first
+/// record's score, and no record after that score's block (two seeks).
+fn equal_scores(view: &View, key: &[u8]) -> bool {
+    let mut first = None;
+    view.index(key, &[], &mut |sub, _| {
+        first = Some(u64::from_be_bytes(sub[..8].try_into().expect("index sub-keys start with 8 bytes")));
+        false
+    });
+    let Some(first) = first else { return true };
+    let Some(next) = first.checked_add(1) else { return true };
+    let mut more = false;
+    view.index(key, &next.to_be_bytes(), &mut |_, _| {
+        more = true;
+        false
+    });
+    !more
 }
 
 fn zcount(view: &View, args: &[Vec<u8>]) -> Outcome {
@@ -439,7 +528,10 @@ fn zcount(view: &View, args: &[Vec<u8>]) -> Outcome {
 fn zlexcount(view: &View, args: &[Vec<u8>]) -> Outcome {
     let [key, min, max] = args else { unreachable!("arity checked") };
     let range = LexRange::parse(min, max)?;
-    count_in(view, key, |visit| range.scan(view, key, visit))
+    if zset(view, key)?.is_none() {
+        return Ok(Reply::Int(0));
+    }
+    Ok(Reply::Int(range.walk(view, key, false, 0, usize::MAX).len() as i64))
 }
 
 /// How many members a range's `scan` visits (0 if the key is absent).
@@ -533,6 +625,11 @@ impl Query {
         if self.offset < 0 {
             return vec![];
         }
+        if let Some(range) = &self.lex {
+            // Redis skips `offset` members from the walk's start, then takes `count` in range.
+            let count = usize::try_from(self.count).unwrap_or(usize::MAX);
+            return range.walk(view, key, self.rev, self.offset as usize, count);
+        }
         // Forward: stop as soon as LIMIT is met. Reversed: the whole range, then reverse.
         let enough = match (self.rev, self.count) {
             (false, count) if count >= 0 => self.offset.saturating_add(count) as usize,
@@ -546,11 +643,8 @@ impl Query {
             out.push((member.to_vec(), score));
             true
         };
-        match (&self.scores, &self.lex) {
-            (Some(range), _) => range.scan(view, key, &mut visit),
-            (_, Some(range)) => range.scan(view, key, &mut visit),
-            _ => unreachable!("a score or lex range was parsed"),
-        }
+        let Some(range) = &self.scores else { unreachable!("a score or lex range was parsed") };
+        range.scan(view, key, &mut visit);
         if self.rev {
             out.reverse();
         }
@@ -806,9 +900,22 @@ fn combine(view: &View, args: &[Vec<u8>], op: SetOp, out: SetOut, name: &str) ->
     }
     // Redis turns NaN (0 × inf, inf + -inf) into 0.
     let finite = |x: f64| if x.is_nan() { 0.0 } else { x };
+    // As `zunionInterAggregate` compares: the kept score wins a tie (`-0` against `0`).
     let combine = |a: f64, b: f64| match aggregate {
-        "min" => a.min(b),
-        "max" => a.max(b),
+        "min" => {
+            if b < a {
+                b
+            } else {
+                a
+            }
+        }
+        "max" => {
+            if b > a {
+                b
+            } else {
+                a
+            }
+        }
         _ => finite(a + b),
     };
     let mut result: BTreeMap<Vec<u8>, f64> = BTreeMap::new();
@@ -839,9 +946,13 @@ fn combine(view: &View, args: &[Vec<u8>], op: SetOp, out: SetOut, name: &str) ->
             }
         }
     }
-    let mut members: Vec<Scored> = result.into_iter().map(|(m, s)| (m, s + 0.0)).collect();
-    // A sorted set's order: by score, ties by member (the map already sorted by member).
-    members.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // A `-0` stays: redis-server answers `ZUNION … WEIGHTS -1` of a 0 score with `-0` (its result
+    // is a skiplist, which keeps the sign); a stored result loses it in `set_score`, as
+    // redis-server's listpack does.
+    let mut members: Vec<Scored> = result.into_iter().collect();
+    // A sorted set's order: by score (`-0` equal to `0`), ties by member (the map already sorted
+    // by member; the sort is stable).
+    members.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap_or(std::cmp::Ordering::Equal));
     Ok(Combined { members, with_scores, limit })
 }
 

@@ -253,8 +253,15 @@ impl Pass<'_> {
             outcome.steps = step + 1;
             let ops = self.plan.step(&mut g);
             let mut failed = false;
-            for op in &ops {
-                let (r, c) = (exchange(&mut redis, op)?, exchange(&mut concord, op)?);
+            // Which of a transaction's commands were queued (answered `+QUEUED`): a command
+            // refused at once (`WATCH` inside `MULTI`) is not, and EXEC has no reply for it.
+            let mut queued = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                let (r, c) = exchange_both(&mut redis, &mut concord, op)?;
+                if i > 0 && i + 1 < ops.len() {
+                    queued.push((r.raw.as_slice() == b"+QUEUED\r\n").then_some(op));
+                }
+                let op = &queued_only(op, &queued);
                 outcome.commands += 1;
                 tally.commands += 1;
                 history.push(show_argv(&shortened(&op.argv)));
@@ -271,8 +278,11 @@ impl Pass<'_> {
                     continue; // the rest of a broken transaction is sent, not judged
                 }
                 if r.raw != c.raw && !agree(&op.rule, &r.value, &c.value) {
-                    if let Some(k) = known(&op.argv[0], &r.raw, &c.raw) {
-                        *tally.known.entry(k.why).or_default() += 1;
+                    let names: Vec<&[u8]> = queued.iter().flatten().map(|o| o.argv[0].as_slice()).collect();
+                    if let Some(whys) = explained(op, &names, &r, &c) {
+                        for why in whys {
+                            *tally.known.entry(why).or_default() += 1;
+                        }
                     } else {
                         failed = true;
                         outcome.mismatches += 1;
@@ -350,6 +360,40 @@ impl Pass<'_> {
     }
 }
 
+/// `op` as judged: an `EXEC`'s rules only for the commands that were queued (`queued` has the
+/// transaction's commands, `None` for one refused at once).
+fn queued_only(op: &Op, queued: &[Option<&Op>]) -> Op {
+    let Rule::Exec(rules) = &op.rule else { return op.clone() };
+    let rules = rules.iter().zip(queued).filter(|(_, q)| q.is_some()).map(|(r, _)| r.clone()).collect();
+    Op { rule: Rule::Exec(rules), ..op.clone() }
+}
+
+/// The documented differences ([`known`]) that explain why `r` and `c` disagree, if they do: the
+/// reply's own, or – for `EXEC` – each queued command's reply that differs, judged by its own
+/// rule or by a documented difference of that command (`queued` names them).
+fn explained(op: &Op, queued: &[&[u8]], r: &Reply, c: &Reply) -> Option<Vec<&'static str>> {
+    if let Some(k) = known(&op.argv[0], &r.raw, &c.raw) {
+        return Some(vec![k.why]);
+    }
+    let Rule::Exec(rules) = &op.rule else { return None };
+    let (Some(a), Some(b)) = (r.value.elements(), c.value.elements()) else { return None };
+    if r.value.kind() != c.value.kind()
+        || a.len() != b.len()
+        || a.len() != rules.len()
+        || a.len() != queued.len()
+    {
+        return None;
+    }
+    let mut whys = Vec::new();
+    for (((a, b), rule), name) in a.iter().zip(b).zip(rules).zip(queued) {
+        if a == b || agree(rule, a, b) {
+            continue;
+        }
+        whys.push(known(name, &encode_value(a), &encode_value(b))?.why);
+    }
+    Some(whys)
+}
+
 /// Long arguments cut for the sequence shown with a mismatch (the replay command has them whole).
 fn shortened(argv: &[Vec<u8>]) -> Vec<Vec<u8>> {
     argv.iter()
@@ -372,6 +416,18 @@ fn class_of(value: &Value) -> String {
         }
         other => (other.kind() as char).to_string(),
     }
+}
+
+/// Send `op` to both servers and read their replies. A plain command is written to both before
+/// either reply is read, so the two servers work – and a blocking pop waits out its timeout – at
+/// the same time; the iterations and `RANDOMKEY`'s follow-up run one server after the other.
+fn exchange_both(redis: &mut Client, concord: &mut Client, op: &Op) -> anyhow::Result<(Reply, Reply)> {
+    if op.rule == Rule::ExistingKey || matches!(op.rule, Rule::ScanAll { .. }) {
+        return Ok((exchange(redis, op)?, exchange(concord, op)?));
+    }
+    redis.send(&op.argv)?;
+    concord.send(&op.argv)?;
+    Ok((redis.read_reply()?, concord.read_reply()?))
 }
 
 /// Send `op` to one server and read its reply; a cursor iteration (SCAN …) is run to its end and

@@ -112,8 +112,14 @@ impl Client {
 
     /// Send `argv` as one multibulk request and read its reply.
     pub fn call(&mut self, argv: &[Vec<u8>]) -> anyhow::Result<Reply> {
-        self.writer.write_all(&encode(argv))?;
+        self.send(argv)?;
         self.read_reply()
+    }
+
+    /// Send `argv` as one multibulk request (its reply is read with [`Client::read_reply`]).
+    pub fn send(&mut self, argv: &[Vec<u8>]) -> anyhow::Result<()> {
+        self.writer.write_all(&encode(argv))?;
+        Ok(())
     }
 
     /// Read one reply (skipping nothing: an out-of-band push would be returned as the reply).
