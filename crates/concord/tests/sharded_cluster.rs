@@ -1199,7 +1199,8 @@ async fn a_partitioned_node_loses_its_shards_and_heal_restores_them() {
     let keys: Vec<String> = (0..12).map(|i| format!("cut{i}")).collect();
     let mut shards_written = std::collections::BTreeSet::new();
     for k in &keys {
-        let put = http(c.http[1], "PUT", &format!("/v1/kv/{k}"), b"written-apart", CALL_TIMEOUT).await.unwrap();
+        let put =
+            http(c.http[1], "PUT", &format!("/v1/kv/{k}"), b"written-apart", CALL_TIMEOUT).await.unwrap();
         assert_eq!(put.status, 200, "PUT {k} through node 2 during the partition: {}", put.text());
         let got = http(c.http[2], "GET", &format!("/v1/kv/{k}"), b"", CALL_TIMEOUT).await.unwrap();
         assert_eq!(got.status, 200, "{}", got.text());
@@ -1212,7 +1213,8 @@ async fn a_partitioned_node_loses_its_shards_and_heal_restores_them() {
     let put = http(c.http[0], "PUT", "/v1/kv/minority", b"x", CALL_TIMEOUT).await;
     assert!(put.as_ref().map_or(true, |a| a.status != 200), "node 1 acknowledged a write while cut off");
     for k in keys.iter().take(4) {
-        let read = http(c.http[0], "GET", &format!("/v1/kv/{k}?consistency=linearizable"), b"", CALL_TIMEOUT).await;
+        let read =
+            http(c.http[0], "GET", &format!("/v1/kv/{k}?consistency=linearizable"), b"", CALL_TIMEOUT).await;
         if let Ok(a) = &read {
             assert!(
                 a.status != 200 && a.status != 404,

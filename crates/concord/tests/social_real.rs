@@ -215,12 +215,17 @@ fn the_real_lab_kills_a_cache_node_partitions_the_likes_and_compares_one_node() 
         n("minority_reads"),
         "{sp:#}"
     );
-    let by_kind: u64 = sp["minority_answers"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let by_kind: u64 =
+        sp["minority_answers"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(by_kind, n("minority_reads"), "{sp:#}");
     assert!(n("timeline_reads") > 0, "{sp:#}");
     assert!(n("posts_acked") > 0, "no post acknowledged during the partition: {sp:#}");
     assert!(n("posts_fanned_out") <= n("posts_acked"), "{sp:#}");
-    assert_eq!(n("posts_in_author_list"), n("posts_acked"), "an acknowledged post is not in its author's list: {sp:#}");
+    assert_eq!(
+        n("posts_in_author_list"),
+        n("posts_acked"),
+        "an acknowledged post is not in its author's list: {sp:#}"
+    );
     assert!(n("timelines_checked") > 0, "no fan-out of the partition checked: {sp:#}");
     assert_eq!(n("timelines_with_post") + n("timelines_trimmed"), n("timelines_checked"), "{sp:#}");
     assert!(sp["lost"].as_array().unwrap().is_empty(), "acknowledged posts lost: {sp:#}");

@@ -227,7 +227,10 @@ pub fn sharded_partition(r: &RunResult) -> Option<ShardedPartition> {
         timeline_reads_ok: report::frac(ok.len(), reads.len()),
         timeline_reads_stale: report::frac(stale, ok.len()),
         posts_acked: posts.len(),
-        posts_fanned_out: posts.iter().filter(|f| f.writes > 0 && f.failed == 0 && f.done_ms.is_some()).count(),
+        posts_fanned_out: posts
+            .iter()
+            .filter(|f| f.writes > 0 && f.failed == 0 && f.done_ms.is_some())
+            .count(),
         fanout_writes_failed: posts.iter().map(|f| f.failed).sum(),
         ..ShardedPartition::default()
     })
@@ -750,7 +753,8 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
         if let Some(p) = &s.sharded_partition {
             let kinds: Vec<String> =
                 p.minority_answers.iter().map(|(k, n)| format!("{n}× {}", crate::html_escape(k))).collect();
-            let lost: Vec<String> = p.lost.iter().map(|(k, post)| format!("{} in {}", post, crate::html_escape(k))).collect();
+            let lost: Vec<String> =
+                p.lost.iter().map(|(k, post)| format!("{} in {}", post, crate::html_escape(k))).collect();
             let _ = writeln!(
                 body,
                 "<p>Partition of the sharded cluster (posts, follow graph, timelines), node {} cut from the \

@@ -1362,7 +1362,11 @@ fn fault_request(
         Duration::from_secs(2),
     ))?;
     if answer.status != 200 {
-        return Err(format!("POST {path} on {cluster} node {node}: HTTP {}: {}", answer.status, answer.text()));
+        return Err(format!(
+            "POST {path} on {cluster} node {node}: HTTP {}: {}",
+            answer.status,
+            answer.text()
+        ));
     }
     Ok(())
 }
