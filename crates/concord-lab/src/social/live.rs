@@ -120,7 +120,7 @@ pub struct ShardedPartition {
     /// partition, on a connection switched to the consistency the app reads at (`read_consistency`),
     /// redirects not followed – what a client that reaches only that node sees: answered with
     /// data (`served`: at linearizable consistency it must not be), sent to another node
-    /// (`-MOVED`), refused (an error), or no answer within 1 s.
+    /// (`-MOVED`), refused (an error), or no answer within 500 ms.
     pub read_consistency: String,
     pub minority_reads: usize,
     pub minority_served: usize,
@@ -178,7 +178,9 @@ impl ShardedPartition {
 
     fn words(&self) -> String {
         format!(
-            "sharded node {} cut ({:.1}–{:.1} s): {}; the app's timeline reads {} ok {:.1} %, stale {:.2} %;              posts acknowledged {} ({} fanned out in full, {} timeline writes failed); after the heal {} of them              in their author's list, {} follower timelines: {} hold the post, {} trimmed past it, {} lost{}: {}",
+            "sharded node {} cut ({:.1}–{:.1} s): {}; the app's timeline reads {} ok {:.1} %, stale {:.2} %; \
+             posts acknowledged {} ({} fanned out in full, {} timeline writes failed); after the heal {} of them \
+             in their author's list, {} follower timelines: {} hold the post, {} trimmed past it, {} lost{}: {}",
             self.node,
             self.partition_ms / 1e3,
             self.heal_ms / 1e3,

@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | `crash` (or `--crash`) | leader crash | `kill -9` of a shard leader's pid (`concord up`'s pid file), `concord restart` through its control socket |
 //! | `cache-node` | cache node dies | `kill -9` of cache node 1; `concord up` starts it again after a second, empty – a probe records when it serves again |
-//! | `partition` | partition | both clusters run with `--allow-fault-injection`; `POST /v1/faults/partition` to likes node 1 and to sharded node 1 (with each cluster's dashboard token) cuts each from its nodes 2 and 3, `POST /v1/faults/heal` heals; each likes node's own answer for the hot post's counter is read every 250 ms, and a timeline of each shard straight from sharded node 1 ([`PROBE_EVERY`], redirects not followed: what a client that reaches only that node sees); after the run every post acknowledged during the cut is looked for in its author's list and its followers' timelines |
+//! | `partition` | partition | both clusters run with `--allow-fault-injection`; `POST /v1/faults/partition` to likes node 1 and to sharded node 1 (with each cluster's dashboard token) cuts each from its nodes 2 and 3, `POST /v1/faults/heal` heals; each likes node's own answer for the hot post's counter is read every 250 ms, and a timeline of each shard straight from sharded node 1 ([`PROBE_EVERY`], each within [`PROBE_BUDGET`], redirects not followed: what a client that reaches only that node sees); after the run every post acknowledged during the cut is looked for in its author's list and its followers' timelines |
 //! | `single-node` | single node, single node crash | a third `concord up --nodes 1 --shards 1 --replicas 1` (ports from `--port-base` + 80), no cache, the likes as `INCRBY` on it; then `kill -9` of its node and `concord restart` |
 //!
 //! ## The smart client ([`RealStore`])
@@ -71,7 +71,7 @@ pub const PORTS: u16 = 90;
 /// How often the partition run reads the timelines straight from the cut-off sharded node, and
 /// how long each read may take.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
-const PROBE_BUDGET: Duration = Duration::from_secs(1);
+const PROBE_BUDGET: Duration = Duration::from_millis(500);
 
 /// Where the clusters answer.
 #[derive(Clone, Debug)]
@@ -1225,9 +1225,17 @@ impl RealStore {
         self.rt.spawn(async move {
             while running.load(Ordering::SeqCst) {
                 let next = tokio::time::Instant::now() + PROBE_EVERY;
+                // The shards at once (each read may wait its whole budget).
+                let mut reads = tokio::task::JoinSet::new();
                 for key in &keys {
-                    let argv = vec!["LRANGE".to_string(), key.clone(), "0".into(), "-1".into()];
-                    let answer = shared.call(addr, Setup::Linearizable, &[argv], PROBE_BUDGET).await;
+                    let (shared, argv) =
+                        (shared.clone(), vec!["LRANGE".to_string(), key.clone(), "0".into(), "-1".into()]);
+                    reads.spawn(async move {
+                        shared.call(addr, Setup::Linearizable, &[argv], PROBE_BUDGET).await
+                    });
+                }
+                while let Some(answer) = reads.join_next().await {
+                    let Ok(answer) = answer else { continue };
                     if !running.load(Ordering::SeqCst) {
                         return; // healed meanwhile: not an answer of the cut-off node
                     }
