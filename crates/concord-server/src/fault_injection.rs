@@ -17,9 +17,13 @@
 //! | `POST /v1/faults/nodes/{id}/{action}` | the same, for member `id`: this node forwards the request to that member's HTTP address (HTTPS under TLS) with a proof of the cluster secret (so the page only talks to the node that served it) |
 //! | `POST /v1/faults/nodes/{id}/restart` | under `concord up`: ask the supervisor (its control socket, `--supervisor`) to start member `id` again – stopped, killed or running |
 //!
-//! **Which modes.** The strong mode (with the dashboard's buttons) and the eventual mode (the same
-//! endpoints, no buttons: `concord lab social --real --faults partition` partitions its likes
-//! cluster with them) serve them; the sharded mode does not.
+//! **Which modes.** Every mode serves them: the strong mode with the dashboard's buttons, the
+//! eventual and sharded modes without (`concord lab social --real --faults partition` partitions
+//! its likes cluster and its sharded timelines cluster with them). Each mode builds them with
+//! [`doors`] and cuts its peers with [`isolate`]; its inbox drops peer frames while
+//! [`FaultTarget::isolated`]. In the sharded mode a partitioned node is cut from every Raft group it
+//! is in: on a three-replica layout each of its groups is the minority of one there, so it
+//! commits nothing until healed.
 //!
 //! **What the faults are.** A *partition* cuts Raft traffic only: the node's HTTP API and
 //! dashboard keep answering, so the page can show the partitioned node's view (its term rising
@@ -33,6 +37,8 @@
 use crate::dashboard::PeerHttp;
 use crate::front::http::ApiError;
 use crate::front::ClientError;
+use crate::node::DoorParts;
+use crate::transport::Transport;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -51,7 +57,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
 const STOP_DELAY: Duration = Duration::from_millis(100);
 
 /// What the endpoints need of a node, whatever its mode (the strong mode's
-/// [`crate::strong::NodeHandle`], the eventual mode's [`crate::eventual::EventualHandle`]).
+/// [`crate::strong::NodeHandle`], the eventual mode's [`crate::eventual::EventualHandle`], the
+/// sharded mode's [`crate::sharded::ShardedHandle`]).
 pub trait FaultTarget: Send + Sync + 'static {
     fn node_id(&self) -> u32;
     /// Whether this node is partitioned from its peers.
@@ -60,6 +67,34 @@ pub trait FaultTarget: Send + Sync + 'static {
     fn set_isolated(&self, isolated: bool) -> Result<(), ClientError>;
     /// Member `id`'s HTTP address, if this node knows it.
     fn peer_http(&self, id: u32) -> Option<SocketAddr>;
+}
+
+/// Whether the node whose peer transport is `transport` is partitioned (never without one).
+pub fn is_isolated(transport: Option<&Transport>) -> bool {
+    transport.is_some_and(Transport::is_isolated)
+}
+
+/// Partition the node whose peer transport is `transport` from every peer, or heal it: what
+/// [`FaultTarget::set_isolated`] does in every mode.
+pub fn isolate(transport: Option<&Transport>, isolated: bool) -> Result<(), ClientError> {
+    let transport = transport.ok_or_else(|| {
+        ClientError::Rejected("this node runs without a cluster secret, so it has no peers to cut".into())
+    })?;
+    transport.set_isolated(isolated);
+    Ok(())
+}
+
+/// A mode's fault-injection routes for `handle` (on only with `--allow-fault-injection`; `stop`
+/// flips the node's shutdown switch; `restart` asks `concord up`'s supervisor).
+pub fn doors(handle: Arc<dyn FaultTarget>, peer_http: PeerHttp, parts: &DoorParts<'_>) -> Router {
+    let config = parts.config;
+    routes(FaultInjection::new(
+        handle,
+        peer_http,
+        config.allow_fault_injection,
+        parts.shutdown.clone(),
+        config.supervisor.clone(),
+    ))
 }
 
 /// What the fault-injection endpoints need.

@@ -27,6 +27,15 @@
 //! undeclared keys of its own shard, and a key of another shard fails with Redis Cluster's
 //! `ERR Script attempted to access a non local key in a cluster node` – the key is written nowhere.
 //!
+//! `a_partitioned_node_loses_its_shards_and_heal_restores_them` (4 shards × 3 replicas, every node
+//! `--allow-fault-injection`, as `concord up --mode sharded --allow-fault-injection` starts them):
+//! `POST /v1/faults/partition` (with a proof of the cluster secret; 401 without a credential) cuts
+//! node 1 from its peers – nodes 2 and 3 elect a leader of their own for every shard and take
+//! writes, while node 1 neither commits a write nor answers a linearizable read (no stale value,
+//! no 404 for a key written on the other side); `POST /v1/faults/heal` brings it back and it reads
+//! what was written without it. `fault_injection_is_off_in_the_sharded_mode_without_the_flag`:
+//! without the flag the same request is refused with 403 and the node is not cut.
+//!
 //! A second test, `replicas_move_and_a_joined_node_is_filled_by_the_rebalancer_under_load`, drives
 //! the commands docs/sharding.md gives – `concord shard move-replica`, `concord join`, `concord
 //! shard rebalance` – against 3 nodes of 4 shards × 2 replicas under the same clients, then checks
@@ -306,7 +315,7 @@ async fn post_admin(c: &LocalCluster, i: usize, path: &str, body: Json) -> (u16,
     let secret = std::fs::read_to_string(&c.secret).unwrap();
     let bytes = serde_json::to_vec(&body).unwrap();
     let auth = concord_server::auth::proof(secret.trim().as_bytes(), "POST", path, &bytes);
-    let answer = concord_server::client::http_with_headers(
+    let answer = concord_server::testkit::http_with_headers(
         c.http[i],
         "POST",
         path,
@@ -1103,4 +1112,134 @@ async fn a_script_touches_only_keys_of_its_shard() {
         cluster_call(&c, &["EVAL", "return redis.call('set', ARGV[1], 'x')", "0", other_shard]).await;
     assert_eq!(keyless, "-ERR rejected: ERR a sharded cluster routes by key; this request has none");
     assert_eq!(cluster_call(&c, &["GET", other_shard]).await, "(nil)");
+}
+
+/// A fault-injection request to `addr` with a proof of the cluster secret (what a forwarding node
+/// or the lab sends; the dashboard token would do too).
+async fn fault(c: &LocalCluster, addr: SocketAddr, action: &str) -> HttpAnswer {
+    let secret = std::fs::read_to_string(&c.secret).unwrap();
+    let path = format!("/v1/faults/{action}");
+    let proof = concord_server::auth::proof(secret.trim().as_bytes(), "POST", &path, b"");
+    concord_server::testkit::http_with_headers(
+        addr,
+        "POST",
+        &path,
+        &[("authorization", &proof)],
+        b"",
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap()
+}
+
+async fn fault_state(addr: SocketAddr) -> Json {
+    http(addr, "GET", "/v1/faults", b"", Duration::from_secs(3)).await.unwrap().json().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_injection_is_off_in_the_sharded_mode_without_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = LocalCluster::start(dir.path(), 1, |o| {
+        o.mode = Mode::Sharded;
+        o.shards = Some(1);
+        o.shard_replicas = Some(1);
+        o.no_fsync = true;
+    });
+    wait_until("the node answers GET /v1/faults", || async {
+        http(c.http[0], "GET", "/v1/faults", b"", Duration::from_secs(2)).await.ok()
+    })
+    .await;
+    let state = fault_state(c.http[0]).await;
+    assert_eq!((state["fault_injection"].clone(), state["isolated"].clone()), (json!(false), json!(false)));
+    for action in ["partition", "heal", "stop", "nodes/1/partition"] {
+        let refused = fault(&c, c.http[0], action).await;
+        assert_eq!(refused.status, 403, "POST /v1/faults/{action}: {}", refused.text());
+        assert!(refused.text().contains("--allow-fault-injection"), "{}", refused.text());
+    }
+    assert_eq!(fault_state(c.http[0]).await["isolated"], false, "the node was not cut");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_node_loses_its_shards_and_heal_restores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = LocalCluster::start(dir.path(), NODES, |o| {
+        o.mode = Mode::Sharded;
+        o.shards = Some(SHARDS);
+        o.no_fsync = true;
+        o.allow_fault_injection = true;
+    });
+    wait_for(&c, "every node knows every shard's leader", Duration::from_secs(30), ready).await;
+    assert_eq!(fault_state(c.http[0]).await["fault_injection"], true);
+    // Loopback is no credential.
+    let plain = http(c.http[0], "POST", "/v1/faults/partition", b"", Duration::from_secs(3)).await.unwrap();
+    assert_eq!(plain.status, 401, "{}", plain.text());
+    assert_eq!(fault_state(c.http[0]).await["isolated"], false);
+
+    let cut = fault(&c, c.http[0], "partition").await;
+    assert_eq!(cut.status, 200, "{}", cut.text());
+    assert_eq!(fault_state(c.http[0]).await["isolated"], true);
+
+    // The majority side: nodes 2 and 3 lead every shard between them, and take writes for all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let views = [view(&c, 1).await, view(&c, 2).await];
+        let led_by_majority = views.iter().flatten().count() == 2
+            && views.iter().flatten().all(|v| {
+                v["shards"].as_array().is_some_and(|s| {
+                    s.len() == SHARDS as usize
+                        && s.iter().all(|s| s["leader"].as_u64().is_some_and(|l| l == 2 || l == 3))
+                })
+            });
+        if led_by_majority {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nodes 2 and 3 did not lead every shard: {views:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let keys: Vec<String> = (0..12).map(|i| format!("cut{i}")).collect();
+    let mut shards_written = std::collections::BTreeSet::new();
+    for k in &keys {
+        let put =
+            http(c.http[1], "PUT", &format!("/v1/kv/{k}"), b"written-apart", CALL_TIMEOUT).await.unwrap();
+        assert_eq!(put.status, 200, "PUT {k} through node 2 during the partition: {}", put.text());
+        let got = http(c.http[2], "GET", &format!("/v1/kv/{k}"), b"", CALL_TIMEOUT).await.unwrap();
+        assert_eq!(got.status, 200, "{}", got.text());
+        shards_written.insert(got.header("x-concord-shard").unwrap_or_default().to_string());
+    }
+    assert!(shards_written.len() > 1, "the keys span shards: {shards_written:?}");
+
+    // The minority side: node 1 commits nothing and serves no linearizable read – not the old
+    // value, not a 404 for a key the other side wrote.
+    let put = http(c.http[0], "PUT", "/v1/kv/minority", b"x", CALL_TIMEOUT).await;
+    assert!(put.as_ref().map_or(true, |a| a.status != 200), "node 1 acknowledged a write while cut off");
+    for k in keys.iter().take(4) {
+        let read =
+            http(c.http[0], "GET", &format!("/v1/kv/{k}?consistency=linearizable"), b"", CALL_TIMEOUT).await;
+        if let Ok(a) = &read {
+            assert!(
+                a.status != 200 && a.status != 404,
+                "node 1 answered a linearizable read of {k} while cut off: {} {}",
+                a.status,
+                a.text()
+            );
+        }
+    }
+
+    // Heal: node 1 rejoins, reads what was written without it, and takes writes again.
+    let healed = fault(&c, c.http[0], "heal").await;
+    assert_eq!(healed.status, 200, "{}", healed.text());
+    assert_eq!(fault_state(c.http[0]).await["isolated"], false);
+    for k in &keys {
+        let got = wait_until(&format!("node 1 reads {k} after the heal"), || async {
+            let a = http(c.http[0], "GET", &format!("/v1/kv/{k}"), b"", CALL_TIMEOUT).await.ok()?;
+            (a.status == 200).then(|| a.text())
+        })
+        .await;
+        assert_eq!(got, "written-apart");
+    }
+    wait_until("node 1 takes a write after the heal", || async {
+        let a = http(c.http[0], "PUT", "/v1/kv/after-heal", b"y", CALL_TIMEOUT).await.ok()?;
+        (a.status == 200).then_some(())
+    })
+    .await;
 }

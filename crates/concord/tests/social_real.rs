@@ -9,7 +9,9 @@
 //! clusters is left. A second test runs `--faults cache-node,partition,single-node`: reads
 //! still succeed while a cache node is dead (and miss), likes are acknowledged on both sides of
 //! the likes cluster's partition and every node answers the acknowledged count after the heal,
-//! and the single node serves nothing while killed. A third sends the command SIGINT while it
+//! the sharded cluster's node 1, cut off in the same window, serves no linearizable timeline read
+//! while posts are still acknowledged, and after the heal every one of those posts is in its
+//! author's list and its followers' timelines (none lost), and the single node serves nothing while killed. A third sends the command SIGINT while it
 //! runs: the clusters go too.
 
 use concord_server::testkit::free_port_run;
@@ -196,6 +198,38 @@ fn the_real_lab_kills_a_cache_node_partitions_the_likes_and_compares_one_node() 
     assert!(p["max_divergence"].as_i64().unwrap() > 0, "the likes nodes never disagreed: {p:#}");
     assert_eq!(p["final_values"].as_array().unwrap().len(), 3, "{p:#}");
     assert_eq!(p["converged"], true, "{p:#}");
+
+    // The sharded cluster, cut the same way: node 1 read straight at linearizable consistency
+    // served nothing (every read redirected, refused or timed out); posts were acknowledged on the
+    // other side meanwhile, and after the heal every one of them is in its author's list and in
+    // the timelines of its followers – none lost.
+    let sp = &summaries[2]["sharded_partition"];
+    assert!(sp.is_object(), "the sharded cluster was not cut: {:#}", summaries[2]);
+    let n = |f: &str| sp[f].as_u64().unwrap_or_else(|| panic!("{f}: {sp:#}"));
+    assert_eq!(n("node"), 1, "{sp:#}");
+    assert_eq!(sp["read_consistency"], "linearizable", "{sp:#}");
+    assert!(n("minority_reads") > 0, "no read went to the cut-off node: {sp:#}");
+    assert_eq!(n("minority_served"), 0, "the cut-off node served a linearizable read: {sp:#}");
+    assert_eq!(
+        n("minority_redirected") + n("minority_refused") + n("minority_timed_out"),
+        n("minority_reads"),
+        "{sp:#}"
+    );
+    let by_kind: u64 =
+        sp["minority_answers"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(by_kind, n("minority_reads"), "{sp:#}");
+    assert!(n("timeline_reads") > 0, "{sp:#}");
+    assert!(n("posts_acked") > 0, "no post acknowledged during the partition: {sp:#}");
+    assert!(n("posts_fanned_out") <= n("posts_acked"), "{sp:#}");
+    assert_eq!(
+        n("posts_in_author_list"),
+        n("posts_acked"),
+        "an acknowledged post is not in its author's list: {sp:#}"
+    );
+    assert!(n("timelines_checked") > 0, "no fan-out of the partition checked: {sp:#}");
+    assert_eq!(n("timelines_with_post") + n("timelines_trimmed"), n("timelines_checked"), "{sp:#}");
+    assert!(sp["lost"].as_array().unwrap().is_empty(), "acknowledged posts lost: {sp:#}");
+    assert!(sp["read_errors"].as_array().unwrap().is_empty(), "{sp:#}");
 
     // One machine: it serves the same workload, and nothing at all while it is dead.
     let b = &report["benefits"];

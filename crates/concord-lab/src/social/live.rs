@@ -3,16 +3,17 @@
 //!
 //! `concord lab social --real` (the `concord` crate: it starts real `concord up` clusters and
 //! implements [`LabStore`] over their Redis doors) runs the **baseline** here, and optionally
-//! ([`LiveRun`]) the **leader crash**, a **dead cache node**, a **partition** of the likes cluster,
-//! and the **single node** (the baseline on a one-node deployment, then that node killed). What
+//! ([`LiveRun`]) the **leader crash**, a **dead cache node**, a **partition** (of the likes cluster
+//! and of the sharded cluster holding posts and timelines), and the **single node** (the baseline on a one-node deployment, then that node killed). What
 //! differs from a simulated run: time is wall-clock time (the run lasts as long as it says), the
 //! machines' CPU is real (and shared by every process on the computer, the lab's client
-//! included), nothing is deterministic, and only the faults the store can inject exist (the
-//! sharded cluster cannot be partitioned: its mode has no fault-injection endpoints). The report
+//! included), nothing is deterministic, and only the faults the store can inject exist. The report
 //! therefore states what a client can measure: latency and success per action, requests and keys
 //! per shard, the cache's hits before, during and after a cache node's death, each likes node's
-//! answer during and after a partition, the errors by message, timelines that missed a post, and
-//! the sharded deployment beside the single node ([`LiveBenefits`]).
+//! answer during and after a partition, what the cut-off node of the sharded cluster answered and
+//! whether the posts acknowledged during the partition are all in the timelines after the heal
+//! ([`ShardedPartition`]), the errors by message, timelines that missed a post, and the sharded
+//! deployment beside the single node ([`LiveBenefits`]).
 
 use super::app::Kind;
 use super::model::Users;
@@ -36,7 +37,7 @@ pub enum LiveRun {
     /// Cache node 1 is killed (`kill -9`) at half time; `concord up` starts it again, empty.
     CacheNodeDies,
     /// Likes node 1 is cut from nodes 2 and 3 for the middle third (half the likes on the hot
-    /// post), then healed.
+    /// post), then healed; node 1 of the sharded cluster in the same window.
     Partition,
     /// The baseline on the single-node deployment (one machine, one shard, one replica, no
     /// cache; the likes on it too).
@@ -105,6 +106,136 @@ pub struct LivePartition {
     /// Every node answers the same value, between the acknowledged likes and those plus the
     /// unknown ones (no acknowledged like lost: the PN-counters merged).
     pub converged: bool,
+}
+
+/// The partition run's sharded cluster: node [`ShardedPartition::node`] cut from the others in
+/// the likes' window. Filled in two steps: the app's side from the run ([`sharded_partition`]),
+/// then by the store – the cut-off node's answers and the read-back after the heal.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShardedPartition {
+    pub node: u32,
+    pub partition_ms: f64,
+    pub heal_ms: f64,
+    /// Reads of a timeline of each shard sent straight to the cut-off node every 250 ms during the
+    /// partition, on a connection switched to the consistency the app reads at (`read_consistency`),
+    /// redirects not followed – what a client that reaches only that node sees: answered with
+    /// data (`served`: at linearizable consistency it must not be), sent to another node
+    /// (`-MOVED`), refused (an error), or no answer within 500 ms.
+    pub read_consistency: String,
+    pub minority_reads: usize,
+    pub minority_served: usize,
+    pub minority_redirected: usize,
+    pub minority_refused: usize,
+    pub minority_timed_out: usize,
+    /// Those answers by kind (`-MOVED to node 2`, the error's first word, `timed out`).
+    pub minority_answers: BTreeMap<String, u64>,
+    /// The app's timeline reads started during the partition (its client reaches every node and
+    /// follows redirects to the majority side): how many, the fraction that succeeded, and the
+    /// fraction of those missing a post acknowledged more than [`STALE_AFTER_MS`] before.
+    pub timeline_reads: usize,
+    pub timeline_reads_ok: f64,
+    pub timeline_reads_stale: f64,
+    /// Posts acknowledged during the partition; of them, those fanned out with every timeline
+    /// write acknowledged, and the timeline writes that failed (the app saw those fail).
+    pub posts_acked: usize,
+    pub posts_fanned_out: usize,
+    pub fanout_writes_failed: usize,
+    /// Read back after the heal (linearizable, through the shard leaders): the acknowledged posts
+    /// found in their author's `posts:` list (or trimmed past), and the timelines of their
+    /// followers (at most 40 a post) holding the post, trimmed past it, or missing it.
+    pub posts_in_author_list: usize,
+    pub timelines_checked: usize,
+    pub timelines_with_post: usize,
+    pub timelines_trimmed: usize,
+    /// Acknowledged writes not found after the heal: `(key, post)`. Empty: none lost.
+    pub lost: Vec<(String, u64)>,
+    pub read_errors: Vec<String>,
+}
+
+impl ShardedPartition {
+    /// Every acknowledged post in its author's list and in every checked timeline, all read.
+    pub fn none_lost(&self) -> bool {
+        self.lost.is_empty()
+            && self.read_errors.is_empty()
+            && self.posts_in_author_list == self.posts_acked
+            && self.timelines_with_post + self.timelines_trimmed == self.timelines_checked
+    }
+
+    fn minority_words(&self) -> String {
+        let kinds: Vec<String> = self.minority_answers.iter().map(|(k, n)| format!("{n}× {k}")).collect();
+        format!(
+            "{} {} reads straight to node {}: {} served, {} redirected, {} refused, {} timed out ({})",
+            self.minority_reads,
+            self.read_consistency,
+            self.node,
+            self.minority_served,
+            self.minority_redirected,
+            self.minority_refused,
+            self.minority_timed_out,
+            kinds.join(", ")
+        )
+    }
+
+    fn words(&self) -> String {
+        format!(
+            "sharded node {} cut ({:.1}–{:.1} s): {}; the app's timeline reads {} ok {:.1} %, stale {:.2} %; \
+             posts acknowledged {} ({} fanned out in full, {} timeline writes failed); after the heal {} of them \
+             in their author's list, {} follower timelines: {} hold the post, {} trimmed past it, {} lost{}: {}",
+            self.node,
+            self.partition_ms / 1e3,
+            self.heal_ms / 1e3,
+            self.minority_words(),
+            self.timeline_reads,
+            100.0 * self.timeline_reads_ok,
+            100.0 * self.timeline_reads_stale,
+            self.posts_acked,
+            self.posts_fanned_out,
+            self.fanout_writes_failed,
+            self.posts_in_author_list,
+            self.timelines_checked,
+            self.timelines_with_post,
+            self.timelines_trimmed,
+            self.lost.len(),
+            if self.read_errors.is_empty() {
+                String::new()
+            } else {
+                format!(" (read errors: {:?})", self.read_errors)
+            },
+            if self.none_lost() { "no acknowledged post lost" } else { "POSTS LOST OR UNREAD" }
+        )
+    }
+}
+
+/// The app's side of the sharded cluster's partition in run `r` (`None` if no partition was made).
+/// The store fills in the rest.
+pub fn sharded_partition(r: &RunResult) -> Option<ShardedPartition> {
+    let (cut, heal) = (report::fault_at(r, "partition {"), report::fault_at(r, "heal"));
+    if cut.is_nan() || heal.is_nan() {
+        return None;
+    }
+    let reads: Vec<_> = r
+        .records
+        .iter()
+        .filter(|a| a.kind == Kind::ReadTimeline && a.start_ms >= cut && a.start_ms < heal)
+        .collect();
+    let ok: Vec<_> = reads.iter().filter(|a| a.ok).collect();
+    let stale = ok.iter().filter(|a| a.missing > 0 && a.oldest_missing_ms > STALE_AFTER_MS).count();
+    let posts: Vec<_> = r.fanouts.iter().filter(|f| f.acked_ms >= cut && f.acked_ms < heal).collect();
+    Some(ShardedPartition {
+        node: PARTITION_MINORITY[0],
+        partition_ms: cut,
+        heal_ms: heal,
+        timeline_reads: reads.len(),
+        timeline_reads_ok: report::frac(ok.len(), reads.len()),
+        timeline_reads_stale: report::frac(stale, ok.len()),
+        posts_acked: posts.len(),
+        posts_fanned_out: posts
+            .iter()
+            .filter(|f| f.writes > 0 && f.failed == 0 && f.done_ms.is_some())
+            .count(),
+        fanout_writes_failed: posts.iter().map(|f| f.failed).sum(),
+        ..ShardedPartition::default()
+    })
 }
 
 /// The cached reads and timeline reads of a time window of the "cache node dies" run.
@@ -176,6 +307,8 @@ pub struct LiveSummary {
     pub cache_windows: Vec<CacheWindow>,
     /// The partition run's likes.
     pub partition: Option<LivePartition>,
+    /// The partition run's sharded cluster, if the store cut it (filled by the store's caller).
+    pub sharded_partition: Option<ShardedPartition>,
     pub cache_hits: u64,
     pub cache_misses: u64,
     pub cache_hit_ratio: f64,
@@ -297,6 +430,7 @@ fn summarize(r: &RunResult, store: &dyn LabStore) -> LiveSummary {
         half_done_follows: r.records.iter().filter(|a| a.half_done).count(),
         cache_windows: cache_windows(r),
         partition: partition(r),
+        sharded_partition: None,
         cache_hits: hits,
         cache_misses: misses,
         cache_hit_ratio: report::frac(hits as usize, (hits + misses) as usize),
@@ -493,6 +627,9 @@ pub fn text_summary(report: &LiveReport) -> String {
             if p.converged { "converged, no like lost" } else { "NOT converged" }
         );
     }
+    for p in report.summaries.iter().filter_map(|s| s.sharded_partition.as_ref()) {
+        let _ = writeln!(out, "partition, {}", p.words());
+    }
     if let Some(b) = &report.benefits {
         let crash = |f: Option<f64>| f.map_or("not run".to_string(), |f| format!("{:.1} %", 100.0 * f));
         let served = |n: Option<usize>| n.map_or("not run".to_string(), |n| n.to_string());
@@ -599,8 +736,7 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
         if let Some(p) = &s.partition {
             let _ = writeln!(
                 body,
-                "<p>Partition of the likes cluster ({:.1}–{:.1} s; the sharded cluster is not cut – its \
-                 mode has no fault-injection endpoints): like actions acknowledged on the cut-off side {}, \
+                "<p>Partition of the likes cluster ({:.1}–{:.1} s): like actions acknowledged on the cut-off side {}, \
                  on the other {}. The hot post's counter, as each node answers alone: up to {} apart during the \
                  partition (last sample before the heal {:?}); at the end {:?} for {} likes acknowledged (+{} of \
                  unknown outcome): {}.</p>",
@@ -614,6 +750,55 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
                 p.hot_likes_acked,
                 p.hot_likes_unknown,
                 if p.converged { "converged, no like lost" } else { "not converged" }
+            );
+        }
+        if let Some(p) = &s.sharded_partition {
+            let kinds: Vec<String> =
+                p.minority_answers.iter().map(|(k, n)| format!("{n}× {}", crate::html_escape(k))).collect();
+            let lost: Vec<String> =
+                p.lost.iter().map(|(k, post)| format!("{} in {}", post, crate::html_escape(k))).collect();
+            let _ = writeln!(
+                body,
+                "<p>Partition of the sharded cluster (posts, follow graph, timelines), node {} cut from the \
+                 others ({:.1}–{:.1} s):</p><table><tr><th>measured</th><th>value</th></tr>\
+                 <tr><td>{} {} timeline reads straight to node {} (not following redirects)</td><td>{} served, {} \
+                 redirected, {} refused, {} timed out ({})</td></tr>\
+                 <tr><td>the app's timeline reads during the partition</td><td>{}: {:.1} % ok, {:.2} % stale</td></tr>\
+                 <tr><td>posts acknowledged during the partition</td><td>{} ({} fanned out in full, {} timeline \
+                 writes failed)</td></tr>\
+                 <tr><td>after the heal: in their author's list</td><td>{} of {}</td></tr>\
+                 <tr><td>after the heal: follower timelines checked</td><td>{}: {} hold the post, {} trimmed past \
+                 it, {} lost{}</td></tr>\
+                 <tr><td>verdict</td><td>{}</td></tr></table>",
+                p.node,
+                p.partition_ms / 1e3,
+                p.heal_ms / 1e3,
+                p.minority_reads,
+                p.read_consistency,
+                p.node,
+                p.minority_served,
+                p.minority_redirected,
+                p.minority_refused,
+                p.minority_timed_out,
+                kinds.join(", "),
+                p.timeline_reads,
+                100.0 * p.timeline_reads_ok,
+                100.0 * p.timeline_reads_stale,
+                p.posts_acked,
+                p.posts_fanned_out,
+                p.fanout_writes_failed,
+                p.posts_in_author_list,
+                p.posts_acked,
+                p.timelines_checked,
+                p.timelines_with_post,
+                p.timelines_trimmed,
+                p.lost.len(),
+                if lost.is_empty() { String::new() } else { format!(": {}", lost.join(", ")) },
+                if p.none_lost() {
+                    "no acknowledged post lost".to_string()
+                } else {
+                    format!("posts lost or unread ({} read errors)", p.read_errors.len())
+                }
             );
         }
         if !s.cache_windows.is_empty() {

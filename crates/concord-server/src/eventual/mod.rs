@@ -171,7 +171,7 @@ impl EventualHandle {
 
     /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
     pub fn isolated(&self) -> bool {
-        self.inner.transport.as_ref().is_some_and(Transport::is_isolated)
+        crate::fault_injection::is_isolated(self.inner.transport.as_ref())
     }
 
     /// A message from a peer: queued for the driver, or dropped (and counted) when the queue is
@@ -423,16 +423,11 @@ impl Served for DynamoNode {
     /// `--allow-fault-injection`) but not the strong mode's dashboard buttons.
     fn front_doors(handle: &EventualHandle, parts: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
         let config = parts.config;
-        let faults = crate::fault_injection::FaultInjection::new(
-            Arc::new(handle.clone()),
-            crate::dashboard::PeerHttp::new(config)?,
-            config.allow_fault_injection,
-            parts.shutdown.clone(),
-            config.supervisor.clone(),
-        );
+        let peer_http = crate::dashboard::PeerHttp::new(config)?;
+        let faults = crate::fault_injection::doors(Arc::new(handle.clone()), peer_http, parts);
         Ok(FrontDoors {
             inbox: Arc::new(EventualInbox { handle: handle.clone() }),
-            http: http::router(handle.clone()).merge(crate::fault_injection::routes(faults)),
+            http: http::router(handle.clone()).merge(faults),
             resp: Arc::new(resp::EventualBackend::new(handle.clone())),
         })
     }
@@ -452,11 +447,7 @@ impl crate::fault_injection::FaultTarget for EventualHandle {
     }
 
     fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
-        let transport = self.inner.transport.as_ref().ok_or_else(|| {
-            ClientError::Rejected("this node runs without a cluster secret, so it has no peers to cut".into())
-        })?;
-        transport.set_isolated(isolated);
-        Ok(())
+        crate::fault_injection::isolate(self.inner.transport.as_ref(), isolated)
     }
 
     fn peer_http(&self, id: u32) -> Option<std::net::SocketAddr> {

@@ -521,6 +521,11 @@ impl ShardedHandle {
         &self.inner.cluster_id
     }
 
+    /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
+    pub fn isolated(&self) -> bool {
+        crate::fault_injection::is_isolated(self.inner.transport.as_ref())
+    }
+
     /// Every member's addresses, this node's own included, by id.
     pub fn peers(&self) -> Vec<PeerConfig> {
         self.inner.peers.read().expect("peers lock").values().cloned().collect()
@@ -865,6 +870,9 @@ pub struct ShardedInbox {
 
 impl Inbound for ShardedInbox {
     fn deliver(&self, from: NodeId, frame: Frame) {
+        if self.handle.isolated() {
+            return; // fault injection: a partition drops inbound frames too (see `crate::fault_injection`)
+        }
         match frame {
             Frame::Sharded(msg) => self.handle.deliver_message(from, msg),
             frame => wrong_mode(from, &frame, "sharded"),
@@ -898,16 +906,38 @@ impl Served for ShardServer {
         }
     }
 
+    /// The mode's doors, with the fault-injection endpoints (partition, heal, stop; off unless
+    /// `--allow-fault-injection`) but no dashboard buttons.
     fn front_doors(handle: &ShardedHandle, parts: &DoorParts<'_>) -> Result<FrontDoors, crate::Error> {
+        let peer_http = crate::dashboard::PeerHttp::new(parts.config)?;
+        let faults = crate::fault_injection::doors(Arc::new(handle.clone()), peer_http, parts);
         Ok(FrontDoors {
             inbox: Arc::new(ShardedInbox { handle: handle.clone() }),
-            http: http::router(handle.clone(), parts.config),
+            http: http::router(handle.clone(), parts.config).merge(faults),
             resp: Arc::new(resp::ShardedBackend::new(handle.clone()).with_changes(parts.changes.clone())),
         })
     }
 
     fn front(handle: ShardedHandle) -> Front {
         Front::Sharded(handle)
+    }
+}
+
+impl crate::fault_injection::FaultTarget for ShardedHandle {
+    fn node_id(&self) -> u32 {
+        self.id().0
+    }
+
+    fn isolated(&self) -> bool {
+        ShardedHandle::isolated(self)
+    }
+
+    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
+        crate::fault_injection::isolate(self.inner.transport.as_ref(), isolated)
+    }
+
+    fn peer_http(&self, id: u32) -> Option<std::net::SocketAddr> {
+        self.peer(id).and_then(|p| p.http_addr)
     }
 }
 

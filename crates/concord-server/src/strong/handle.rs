@@ -160,17 +160,13 @@ impl NodeHandle {
 
     /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
     pub fn isolated(&self) -> bool {
-        self.inner.transport.as_ref().is_some_and(Transport::is_isolated)
+        crate::fault_injection::is_isolated(self.inner.transport.as_ref())
     }
 
     /// Partition this node from every peer, or heal it ([`crate::fault_injection`]; the endpoint checks that
     /// fault injection is allowed).
     pub fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
-        let transport = self.inner.transport.as_ref().ok_or_else(|| {
-            ClientError::Rejected("this node runs without a cluster secret, so it has no peers to cut".into())
-        })?;
-        transport.set_isolated(isolated);
-        Ok(())
+        crate::fault_injection::isolate(self.inner.transport.as_ref(), isolated)
     }
 
     /// A membership or leadership change, routed to the leader. Not retried after an ambiguous

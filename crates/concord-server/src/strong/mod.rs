@@ -80,18 +80,12 @@ impl Served for RaftKv {
             config.allow_fault_injection && config.supervisor.is_some(),
             parts.shutdown_rx.clone(),
         );
-        let faults = crate::fault_injection::FaultInjection::new(
-            Arc::new(handle.clone()),
-            peer_http,
-            config.allow_fault_injection,
-            parts.shutdown.clone(),
-            config.supervisor.clone(),
-        );
+        let faults = crate::fault_injection::doors(Arc::new(handle.clone()), peer_http, parts);
         Ok(FrontDoors {
             inbox: Arc::new(StrongInbox { handle: handle.clone() }),
             http: http::router(handle.clone(), config)
                 .merge(crate::dashboard::routes(dashboard))
-                .merge(crate::fault_injection::routes(faults)),
+                .merge(faults),
             resp: Arc::new(
                 resp::NodeBackend::new(handle.clone(), config.cluster_id.clone())
                     .with_changes(parts.changes.clone()),

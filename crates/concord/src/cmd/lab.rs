@@ -139,8 +139,9 @@ pub struct SocialArgs {
     pub crash: bool,
     /// --real: more runs after the baseline, each with its fault (comma-separated): crash (a
     /// shard leader killed and restarted), cache-node (cache node 1 killed at half time;
-    /// `concord up` starts it again, empty), partition (likes node 1 cut from nodes 2 and 3 for
-    /// the middle third; the likes cluster then runs with --allow-fault-injection), single-node (the baseline on a one-node `concord up`
+    /// `concord up` starts it again, empty), partition (likes node 1 and sharded node 1 each cut
+    /// from their nodes 2 and 3 for the middle third; both clusters then run with
+    /// --allow-fault-injection), single-node (the baseline on a one-node `concord up`
     /// beside the sharded one, then that node killed and restarted).
     #[arg(long, value_delimiter = ',', value_enum, requires = "real")]
     pub faults: Vec<RealFault>,
@@ -381,7 +382,7 @@ fn social_on_real_clusters(args: &SocialArgs) -> anyhow::Result<ExitCode> {
     );
     anyhow::ensure!(
         !(faults.contains(&RealFault::Partition) && args.strong_http.is_some()),
-        "--faults partition: the lab cuts its own likes cluster (not with --strong-http)"
+        "--faults partition: the lab cuts its own clusters (not with --strong-http)"
     );
     anyhow::ensure!(
         !(faults.contains(&RealFault::CacheNode) && (args.no_cache || args.strong_http.is_some())),
@@ -406,6 +407,7 @@ fn social_on_real_clusters(args: &SocialArgs) -> anyhow::Result<ExitCode> {
         likes: args.likes.clone(),
         likes_http: Vec::new(),
         likes_data: None,
+        strong_nodes_http: Vec::new(),
         strong_data: None,
     });
     let plan = social_real::RealPlan {
@@ -418,6 +420,7 @@ fn social_on_real_clusters(args: &SocialArgs) -> anyhow::Result<ExitCode> {
             port_base: args.port_base,
             single: faults.contains(&RealFault::SingleNode),
             likes_faults: faults.contains(&RealFault::Partition),
+            strong_faults: faults.contains(&RealFault::Partition),
         },
         options: o,
         existing,

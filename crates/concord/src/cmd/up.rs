@@ -42,7 +42,8 @@ pub struct UpArgs {
     #[arg(long)]
     pub no_fsync: bool,
     /// Test clusters only: every node gets `--allow-fault-injection` (the dashboard's partition,
-    /// heal, stop and restart buttons).
+    /// heal, stop and restart buttons; in the eventual and sharded modes the same endpoints,
+    /// `POST /v1/faults/…`, without buttons).
     #[arg(long)]
     pub allow_fault_injection: bool,
     /// TLS on every port, with a throwaway CA and node certificates generated under DATA/tls

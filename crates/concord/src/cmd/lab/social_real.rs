@@ -19,7 +19,7 @@
 //! |---|---|---|
 //! | `crash` (or `--crash`) | leader crash | `kill -9` of a shard leader's pid (`concord up`'s pid file), `concord restart` through its control socket |
 //! | `cache-node` | cache node dies | `kill -9` of cache node 1; `concord up` starts it again after a second, empty – a probe records when it serves again |
-//! | `partition` | partition | the likes cluster runs with `--allow-fault-injection`; `POST /v1/faults/partition` to likes node 1 (with the cluster's dashboard token) cuts it from nodes 2 and 3, `POST /v1/faults/heal` to each heals; each node's own answer for the hot post's counter is read every 250 ms |
+//! | `partition` | partition | both clusters run with `--allow-fault-injection`; `POST /v1/faults/partition` to likes node 1 and to sharded node 1 (with each cluster's dashboard token) cuts each from its nodes 2 and 3, `POST /v1/faults/heal` heals; each likes node's own answer for the hot post's counter is read every 250 ms, and a timeline of each shard straight from sharded node 1 ([`PROBE_EVERY`], each within [`PROBE_BUDGET`], redirects not followed: what a client that reaches only that node sees); after the run every post acknowledged during the cut is looked for in its author's list and its followers' timelines |
 //! | `single-node` | single node, single node crash | a third `concord up --nodes 1 --shards 1 --replicas 1` (ports from `--port-base` + 80), no cache, the likes as `INCRBY` on it; then `kill -9` of its node and `concord restart` |
 //!
 //! ## The smart client ([`RealStore`])
@@ -44,7 +44,7 @@
 //! [`IN_FLIGHT`] operations at once, pooled connections); `advance(until)` sleeps until the wall
 //! clock reaches `until` and returns what finished.
 
-use concord_lab::social::live::{self, LiveReport, LiveRun, Readback};
+use concord_lab::social::live::{self, LiveReport, LiveRun, Readback, ShardedPartition};
 use concord_lab::social::model::Users;
 use concord_lab::social::store::{
     decode, encode, push_calls, Done, Reply, SimConfig, SocialStore, StoreOp, ATTEMPT_TIMEOUT_MS,
@@ -68,6 +68,10 @@ const FAN_OUT_PARALLEL: usize = 16;
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Ports the lab's clusters use from `--port-base`.
 pub const PORTS: u16 = 90;
+/// How often the partition run reads the timelines straight from the cut-off sharded node, and
+/// how long each read may take.
+const PROBE_EVERY: Duration = Duration::from_millis(250);
+const PROBE_BUDGET: Duration = Duration::from_millis(500);
 
 /// Where the clusters answer.
 #[derive(Clone, Debug)]
@@ -82,6 +86,9 @@ pub struct Endpoints {
     /// dashboard token authorizes the fault-injection requests) if this command started it.
     pub likes_http: Vec<SocketAddr>,
     pub likes_data: Option<PathBuf>,
+    /// HTTP of the sharded cluster's nodes (node i + 1 at index i; the partition run's
+    /// fault-injection requests), if this command started it.
+    pub strong_nodes_http: Vec<SocketAddr>,
     /// The sharded cluster's data directory, if this command started it (`kill -9` of a leader
     /// and `concord restart` need it).
     pub strong_data: Option<PathBuf>,
@@ -100,6 +107,8 @@ pub struct Layout {
     pub single: bool,
     /// Start the likes cluster with `--allow-fault-injection` (the partition run cuts it).
     pub likes_faults: bool,
+    /// Start the sharded cluster with `--allow-fault-injection` (the partition run cuts it too).
+    pub strong_faults: bool,
 }
 
 impl Layout {
@@ -116,6 +125,7 @@ impl Layout {
             likes: (0..self.likes_nodes).map(|i| addr(self.port(5, i))).collect(),
             likes_http: (0..self.likes_nodes).map(|i| addr(self.port(6, i))).collect(),
             likes_data: Some(data.join("likes")),
+            strong_nodes_http: (0..self.nodes).map(|i| addr(self.port(1, i))).collect(),
             strong_data: Some(data.join("strong")),
         }
     }
@@ -131,6 +141,7 @@ impl Layout {
             likes: Vec::new(),
             likes_http: Vec::new(),
             likes_data: None,
+            strong_nodes_http: Vec::new(),
             strong_data: Some(data.join("single")),
         }
     }
@@ -140,6 +151,9 @@ impl Layout {
         let p = |block: u16| self.port(block, 0).to_string();
         let path = |sub: &str| data.join(sub).to_string_lossy().into_owned();
         let mut strong: Vec<String> = vec!["up".into(), "--log".into(), "warn".into()];
+        if self.strong_faults {
+            strong.push("--allow-fault-injection".into());
+        }
         strong.extend(
             [
                 ("--nodes", self.nodes.to_string()),
@@ -319,6 +333,54 @@ struct Shared {
     suspect: Mutex<BTreeMap<SocketAddr, Instant>>,
     /// What the store saw happen by itself (ms, words): [`LabStore::observed`].
     observed: Mutex<Vec<(f64, String)>>,
+    /// The partition run: the sharded nodes cut off, and what reads straight to them answered.
+    probe: Mutex<Probe>,
+}
+
+/// The sharded cluster's partition as the store made and saw it.
+#[derive(Default)]
+struct Probe {
+    /// The sharded nodes cut off (empty: the sharded cluster was not cut).
+    cut: Vec<u32>,
+    /// Set while the probe runs; cleared to stop it.
+    running: Option<Arc<std::sync::atomic::AtomicBool>>,
+    reads: usize,
+    served: usize,
+    redirected: usize,
+    refused: usize,
+    timed_out: usize,
+    answers: BTreeMap<String, u64>,
+}
+
+impl Probe {
+    /// Count one answer of the cut-off node to a read.
+    fn count(&mut self, answer: &Result<Wire, Lost>, node_of: impl Fn(SocketAddr) -> Option<u32>) {
+        self.reads += 1;
+        let kind = match answer {
+            Ok(Wire::Text(t)) if t.starts_with("-MOVED ") => {
+                self.redirected += 1;
+                let to = t.split_whitespace().nth(2).and_then(|a| a.parse().ok()).and_then(node_of);
+                to.map_or("-MOVED".to_string(), |n| format!("-MOVED to node {n}"))
+            }
+            Ok(Wire::Text(t)) if t.starts_with('-') => {
+                self.refused += 1;
+                t.split_whitespace().next().unwrap_or("-ERR").to_string()
+            }
+            Ok(_) => {
+                self.served += 1;
+                "served".to_string()
+            }
+            Err(lost) if lost.error == "timed out" || lost.error.ends_with("timed out") => {
+                self.timed_out += 1;
+                "timed out".to_string()
+            }
+            Err(lost) => {
+                self.refused += 1;
+                short(&lost.error)
+            }
+        };
+        *self.answers.entry(kind).or_default() += 1;
+    }
 }
 
 impl Shared {
@@ -894,6 +956,7 @@ impl RealStore {
             ns: Mutex::new(String::new()),
             suspect: Mutex::new(BTreeMap::new()),
             observed: Mutex::new(Vec::new()),
+            probe: Mutex::new(Probe::default()),
         });
         Ok(RealStore { rt, shared, tx, rx, next: 0, nodes })
     }
@@ -916,6 +979,7 @@ impl RealStore {
     pub fn reset_stats(&mut self) {
         *self.shared.stats.lock().expect("stats") = Stats::default();
         self.shared.observed.lock().expect("observed").clear();
+        *self.shared.probe.lock().expect("probe") = Probe::default();
     }
 
     /// Read back what `run` wrote: each fully fanned-out post in the timelines of its author's
@@ -931,44 +995,19 @@ impl RealStore {
                 reads.push((follower, f.post));
             }
         }
-        let shared = self.shared.clone();
-        let results: Vec<(u32, u64, Result<Reply, String>)> = self.rt.block_on(async {
-            let mut set = tokio::task::JoinSet::new();
-            for (follower, post) in reads {
-                let shared = shared.clone();
-                set.spawn(async move {
-                    let _permit = shared.limit.acquire().await;
-                    let key = format!("{}tl:{follower}", shared.ns.lock().expect("ns"));
-                    let shard = shared.routing.lock().expect("routing").shard_of(&key);
-                    let argv = vec!["LRANGE".to_string(), key, "0".into(), "-1".into()];
-                    let deadline = Instant::now() + Duration::from_secs(5);
-                    (follower, post, shared.strong(shard, &[argv], deadline).await)
-                });
-            }
-            let mut out = Vec::new();
-            while let Some(r) = set.join_next().await {
-                out.extend(r.ok());
-            }
-            out
-        });
-        for (follower, post, reply) in results {
+        let keys = reads.iter().map(|(follower, _)| format!("tl:{follower}")).collect();
+        let lists = self.read_lists(keys);
+        for ((follower, post), list) in reads.into_iter().zip(lists) {
             b.timelines_checked += 1;
-            match reply {
-                Ok(Reply::List(items)) => {
-                    let ids: Vec<u64> = items.iter().filter_map(|s| s.parse().ok()).collect();
-                    if ids.contains(&post) {
-                        b.timelines_with_post += 1;
-                    } else if ids.len() >= concord_lab::social::app::KEEP && ids.iter().all(|&i| i > post) {
-                        b.timelines_trimmed += 1;
-                    } else {
-                        b.missing.push((follower, post));
-                    }
-                }
-                Ok(other) => b.read_errors.push(format!("tl:{follower}: {other:?}")),
+            match list.map(|ids| holds(&ids, post)) {
+                Ok(Holds::Yes) => b.timelines_with_post += 1,
+                Ok(Holds::TrimmedPast) => b.timelines_trimmed += 1,
+                Ok(Holds::No) => b.missing.push((follower, post)),
                 Err(e) => b.read_errors.push(format!("tl:{follower}: {e}")),
             }
         }
         b.missing.sort_unstable();
+        let shared = self.shared.clone();
         // The counters, every replica answering (R = N).
         let mut posts: Vec<u64> = run.likes_acked.keys().chain(run.likes_unknown.keys()).copied().collect();
         posts.sort_unstable();
@@ -1025,6 +1064,87 @@ impl RealStore {
     }
 
     /// `kill -9` node `node` of the sharded cluster (its pid from `concord up`'s pid file).
+    /// `LRANGE key 0 -1` of each of `keys` (namespaced here) through its shard's leader
+    /// (linearizable), [`IN_FLIGHT`] at once: the ids in each list, in the order of `keys`.
+    fn read_lists(&self, keys: Vec<String>) -> Vec<Result<Vec<u64>, String>> {
+        let shared = self.shared.clone();
+        let mut lists: Vec<(usize, Result<Vec<u64>, String>)> = self.rt.block_on(async {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, key) in keys.into_iter().enumerate() {
+                let shared = shared.clone();
+                set.spawn(async move {
+                    let _permit = shared.limit.acquire().await;
+                    let key = format!("{}{key}", shared.ns.lock().expect("ns"));
+                    let shard = shared.routing.lock().expect("routing").shard_of(&key);
+                    let argv = vec!["LRANGE".to_string(), key, "0".into(), "-1".into()];
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    let ids = match shared.strong(shard, &[argv], deadline).await {
+                        Ok(Reply::List(items)) => Ok(items.iter().filter_map(|s| s.parse().ok()).collect()),
+                        Ok(other) => Err(format!("{other:?}")),
+                        Err(e) => Err(e),
+                    };
+                    (i, ids)
+                });
+            }
+            let mut out = Vec::new();
+            while let Some(r) = set.join_next().await {
+                out.extend(r.ok());
+            }
+            out
+        });
+        lists.sort_by_key(|(i, _)| *i);
+        lists.into_iter().map(|(_, ids)| ids).collect()
+    }
+
+    /// The partition run's sharded side (`None` if the store did not cut the sharded cluster):
+    /// the app's view from `run`, what the cut-off node answered, and – read back now, after the
+    /// heal – whether every post acknowledged during the cut is in its author's list and in the
+    /// timelines of its followers at the start (`initial`; at most 40 a post).
+    pub fn sharded_partition(&self, run: &RunResult, initial: &Users) -> Option<ShardedPartition> {
+        let mut p = live::sharded_partition(run)?;
+        {
+            let probe = self.shared.probe.lock().expect("probe");
+            if probe.cut.is_empty() {
+                return None;
+            }
+            p.node = probe.cut[0];
+            p.read_consistency = "linearizable".into();
+            p.minority_reads = probe.reads;
+            p.minority_served = probe.served;
+            p.minority_redirected = probe.redirected;
+            p.minority_refused = probe.refused;
+            p.minority_timed_out = probe.timed_out;
+            p.minority_answers = probe.answers.clone();
+        }
+        let posts: Vec<_> =
+            run.fanouts.iter().filter(|f| f.acked_ms >= p.partition_ms && f.acked_ms < p.heal_ms).collect();
+        // (key, post): the author's list of every post, the followers' timelines of those fanned
+        // out in full.
+        let mut wanted: Vec<(String, u64, bool)> = Vec::new();
+        for f in &posts {
+            wanted.push((format!("posts:{}", f.author), f.post, false));
+            if f.writes > 0 && f.failed == 0 && f.done_ms.is_some() {
+                for &follower in initial.followers[f.author as usize].iter().take(40) {
+                    wanted.push((format!("tl:{follower}"), f.post, true));
+                }
+            }
+        }
+        let lists = self.read_lists(wanted.iter().map(|(k, _, _)| k.clone()).collect());
+        for ((key, post, timeline), list) in wanted.into_iter().zip(lists) {
+            if timeline {
+                p.timelines_checked += 1;
+            }
+            match list.map(|ids| holds(&ids, post)) {
+                Ok(Holds::Yes) if timeline => p.timelines_with_post += 1,
+                Ok(Holds::TrimmedPast) if timeline => p.timelines_trimmed += 1,
+                Ok(Holds::Yes | Holds::TrimmedPast) => p.posts_in_author_list += 1,
+                Ok(Holds::No) => p.lost.push((key, post)),
+                Err(e) => p.read_errors.push(format!("{key}: {e}")),
+            }
+        }
+        Some(p)
+    }
+
     fn kill_node(&self, node: u32) -> Result<(), String> {
         let Some(data) = self.shared.ends.strong_data.clone() else {
             return Err("not injected (the lab did not start this cluster)".into());
@@ -1073,50 +1193,101 @@ impl RealStore {
     /// dashboard token of the cluster the lab started.
     fn likes_fault(&self, node: u32, action: &str) -> Result<(), String> {
         let ends = &self.shared.ends;
-        let Some(data) = &ends.likes_data else {
-            return Err("not injected (the lab did not start the likes cluster)".into());
-        };
-        let Some(&addr) = ends.likes_http.get(node as usize - 1) else {
-            return Err(format!("no likes node {node}"));
-        };
-        let token = concord_server::cluster::dashboard_token(data).map_err(|e| format!("{e:#}"))?;
-        let bearer = format!("Bearer {token}");
-        let path = format!("/v1/faults/{action}");
-        let answer = self.rt.block_on(concord_server::testkit::http_with_headers(
-            addr,
-            "POST",
-            &path,
-            &[("authorization", &bearer)],
-            b"",
-            Duration::from_secs(2),
-        ))?;
-        if answer.status != 200 {
-            return Err(format!(
-                "POST {path} on likes node {node}: HTTP {}: {}",
-                answer.status,
-                answer.text()
-            ));
-        }
-        Ok(())
+        fault_request(&self.rt, "likes", &ends.likes_http, ends.likes_data.as_deref(), node, action)
     }
 
-    /// Cut the likes cluster: every node of the first group is isolated from all its peers (the
+    /// The same to sharded node `node`.
+    fn strong_fault(&self, node: u32, action: &str) -> Result<(), String> {
+        let ends = &self.shared.ends;
+        fault_request(&self.rt, "sharded", &ends.strong_nodes_http, ends.strong_data.as_deref(), node, action)
+    }
+
+    /// Read a timeline of each shard straight from the cut-off sharded node `node` every
+    /// [`PROBE_EVERY`] until the heal, counting its answers ([`Probe::count`]).
+    fn start_probe(&self, node: u32) {
+        let Some(&addr) = self.shared.ends.strong.get(node as usize - 1) else { return };
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        self.shared.probe.lock().expect("probe").running = Some(running.clone());
+        // A timeline key of each shard (of this run: the namespace is set).
+        let keys: Vec<String> = {
+            let ns = self.shared.ns.lock().expect("ns").clone();
+            let routing = self.shared.routing.lock().expect("routing");
+            let mut by_shard = BTreeMap::new();
+            for u in 0..10_000u32 {
+                let key = format!("{ns}tl:{u}");
+                if let Some(s) = routing.shard_of(&key) {
+                    by_shard.entry(s).or_insert(key);
+                }
+            }
+            by_shard.into_values().collect()
+        };
+        let shared = self.shared.clone();
+        self.rt.spawn(async move {
+            while running.load(Ordering::SeqCst) {
+                let next = tokio::time::Instant::now() + PROBE_EVERY;
+                // The shards at once (each read may wait its whole budget).
+                let mut reads = tokio::task::JoinSet::new();
+                for key in &keys {
+                    let (shared, argv) =
+                        (shared.clone(), vec!["LRANGE".to_string(), key.clone(), "0".into(), "-1".into()]);
+                    reads.spawn(async move {
+                        shared.call(addr, Setup::Linearizable, &[argv], PROBE_BUDGET).await
+                    });
+                }
+                while let Some(answer) = reads.join_next().await {
+                    let Ok(answer) = answer else { continue };
+                    if !running.load(Ordering::SeqCst) {
+                        return; // healed meanwhile: not an answer of the cut-off node
+                    }
+                    let routing = |a: SocketAddr| shared.routing.lock().expect("routing").node_of(a);
+                    shared.probe.lock().expect("probe").count(&answer, routing);
+                }
+                tokio::time::sleep_until(next).await;
+            }
+        });
+    }
+
+    /// Cut both clusters: every node of the first group is isolated from all its peers (the
     /// endpoint cuts one node from every other, so the first group is one node or its nodes are
-    /// cut from each other too). The sharded cluster has no fault-injection endpoints: its
-    /// timelines are not partitioned.
+    /// cut from each other too) – in the likes cluster, then in the sharded one, where a read of
+    /// each shard's timeline goes straight to the first cut-off node until the heal.
     fn partition(&mut self, groups: &[Vec<u32>]) -> String {
         let sides: Vec<String> = groups.iter().map(|g| format!("{{{}}}", join(g))).collect();
-        for &n in groups.first().into_iter().flatten() {
+        let first: Vec<u32> = groups.first().cloned().unwrap_or_default();
+        for &n in &first {
             if let Err(e) = self.likes_fault(n, "partition") {
                 return format!("partition of the likes cluster failed: {e}");
             }
         }
-        format!("partition {} (likes cluster)", sides.join(" | "))
+        let mut cut = Vec::new();
+        let mut sharded = "sharded cluster".to_string();
+        for &n in &first {
+            match self.strong_fault(n, "partition") {
+                Ok(()) => cut.push(n),
+                Err(e) => {
+                    sharded = format!("sharded cluster not cut: {e}");
+                    break;
+                }
+            }
+        }
+        if let Some(&n) = cut.first() {
+            self.start_probe(n);
+        }
+        self.shared.probe.lock().expect("probe").cut = cut;
+        format!("partition {} (likes cluster; {sharded})", sides.join(" | "))
     }
 
-    fn heal_likes(&mut self) -> String {
+    fn heal_all(&mut self) -> String {
         let n = self.shared.ends.likes_http.len() as u32;
-        let failed: Vec<String> = (1..=n).filter_map(|i| self.likes_fault(i, "heal").err()).collect();
+        let mut failed: Vec<String> = (1..=n).filter_map(|i| self.likes_fault(i, "heal").err()).collect();
+        let (cut, running) = {
+            let mut probe = self.shared.probe.lock().expect("probe");
+            (probe.cut.clone(), probe.running.take())
+        };
+        if let Some(running) = running {
+            running.store(false, Ordering::SeqCst);
+        }
+        failed.extend(cut.iter().filter_map(|&i| self.strong_fault(i, "heal").err()));
         if failed.is_empty() {
             "heal".into()
         } else {
@@ -1167,6 +1338,62 @@ impl RealStore {
             })
             .collect();
         answers.join("; ")
+    }
+}
+
+/// One fault-injection request (`partition` or `heal`) to node `node` of the `cluster` whose
+/// nodes answer HTTP at `nodes_http` (node i + 1 at index i) and whose data directory is `data`
+/// (its dashboard token authorizes the request), if this command started it.
+fn fault_request(
+    rt: &tokio::runtime::Runtime,
+    cluster: &str,
+    nodes_http: &[SocketAddr],
+    data: Option<&Path>,
+    node: u32,
+    action: &str,
+) -> Result<(), String> {
+    let Some(data) = data else {
+        return Err(format!("not injected (the lab did not start the {cluster} cluster)"));
+    };
+    let Some(&addr) = nodes_http.get(node as usize - 1) else {
+        return Err(format!("no {cluster} node {node}"));
+    };
+    let token = concord_server::cluster::dashboard_token(data).map_err(|e| format!("{e:#}"))?;
+    let bearer = format!("Bearer {token}");
+    let path = format!("/v1/faults/{action}");
+    let answer = rt.block_on(concord_server::testkit::http_with_headers(
+        addr,
+        "POST",
+        &path,
+        &[("authorization", &bearer)],
+        b"",
+        Duration::from_secs(2),
+    ))?;
+    if answer.status != 200 {
+        return Err(format!(
+            "POST {path} on {cluster} node {node}: HTTP {}: {}",
+            answer.status,
+            answer.text()
+        ));
+    }
+    Ok(())
+}
+
+/// Where a post stands in a list of post ids (newest first, at most `KEEP`).
+enum Holds {
+    Yes,
+    /// Not there, but the list is full of newer posts: trimmed past it.
+    TrimmedPast,
+    No,
+}
+
+fn holds(ids: &[u64], post: u64) -> Holds {
+    if ids.contains(&post) {
+        Holds::Yes
+    } else if ids.len() >= concord_lab::social::app::KEEP && ids.iter().all(|&i| i > post) {
+        Holds::TrimmedPast
+    } else {
+        Holds::No
     }
 }
 
@@ -1249,12 +1476,12 @@ impl LabStore for RealStore {
             Fault::Restart => self.restart(result),
             Fault::KillCacheNode(i) => self.kill_cache_node(*i),
             Fault::Partition(groups) => self.partition(groups),
-            Fault::Heal => self.heal_likes(),
+            Fault::Heal => self.heal_all(),
         }
     }
 
     fn heal(&mut self) {
-        self.heal_likes();
+        self.heal_all();
     }
 
     /// Each likes node's own answer (`CONSISTENCY ONE` on a connection to it).
@@ -1416,6 +1643,7 @@ pub fn run(plan: &RealPlan, progress: &dyn Fn(&str)) -> anyhow::Result<LiveRepor
         let (result, mut summary) = live::run_live(o, &users, shape, r, store);
         summary.errors = store.errors();
         alive()?;
+        summary.sharded_partition = store.sharded_partition(&result, &users);
         let back = store.read_back(&result, &users);
         progress(&format!(
             "  {} actions, {} failed; read back {} timelines, {} like counters",
