@@ -104,6 +104,7 @@ pub use concord_kv::glob;
 pub mod introspect;
 pub mod memory;
 pub mod monitor;
+mod batch;
 mod pipeline;
 pub mod pubsub;
 pub mod scripts;
