@@ -73,6 +73,10 @@ impl Collecting {
         self.queries.len() + self.commands.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub(crate) fn is_full(&self) -> bool {
         self.len() >= MAX_BATCH
     }

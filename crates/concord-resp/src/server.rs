@@ -1731,7 +1731,7 @@ impl Client {
     /// Send the batch being collected, if any, to the backend now.
     fn send_batch(&mut self) {
         if let Some(collecting) = self.collecting.take() {
-            if collecting.len() > 0 {
+            if !collecting.is_empty() {
                 collecting.send(&*self.shared.backend);
             }
         }

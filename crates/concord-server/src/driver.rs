@@ -1056,6 +1056,35 @@ mod tests {
         matches!(answer, RaftResponse::Output(Ok(concord_kv::Response::Put { .. })))
     }
 
+    /// A batch of writes (a pipeline's SETs) is one driver input: the proposals enter the log in
+    /// order under one sync, and every answer arrives together, in its slot, once it completes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_of_writes_is_one_sync_and_answered_in_its_slots() {
+        let g = Gated::start().await;
+        let syncs_before = g.status.borrow().wal_syncs;
+        let requests: Vec<KvRequest> = ["a", "b", "c"]
+            .into_iter()
+            .map(|key| RaftRequest::Propose { session: None, command: Command::put(Clock::new().now(), key, key) })
+            .collect();
+        let (reply, mut answers) = BatchReply::new(requests.len());
+        g.tx.send(Input::Batch { requests, reply }).await.unwrap();
+        g.until("the batch's sync waits", |g| g.waiting.load(SeqCst) == 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(answers.try_recv().is_err(), "answered before the sync completed");
+        g.release_one_sync().await;
+        let answers = tokio::time::timeout(Duration::from_secs(5), answers).await.unwrap().unwrap();
+        let revisions: Vec<u64> = answers
+            .iter()
+            .map(|a| match a {
+                Some(RaftResponse::Output(Ok(concord_kv::Response::Put { revision, .. }))) => *revision,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(revisions.windows(2).all(|w| w[0] < w[1]), "applied in order: {revisions:?}");
+        g.until("the status counts the sync", |g| g.status.borrow().wal_syncs > syncs_before).await;
+        assert_eq!(g.status.borrow().wal_syncs, syncs_before + 1, "one sync for the whole batch");
+    }
+
     /// The contract of `process.rs`: a reply that depends on a write is held until the sync that
     /// makes the write durable has completed – here, until the test lets the sync finish.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

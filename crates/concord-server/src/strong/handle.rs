@@ -281,6 +281,9 @@ impl NodeHandle {
         queries: Vec<Query>,
         consistency: ReadConsistency,
     ) -> BoxFuture<'static, Vec<Result<Response, ClientError>>> {
+        if queries.is_empty() {
+            return Box::pin(std::future::ready(Vec::new()));
+        }
         let deadline = Instant::now() + self.inner.timeout;
         let requests: Vec<KvRequest> =
             queries.into_iter().map(|query| RaftRequest::Read { consistency, query }).collect();
@@ -315,6 +318,9 @@ impl NodeHandle {
     /// command is forwarded as [`NodeHandle::write`] forwards it.
     pub fn write_batch(&self, commands: Vec<Command>) -> BoxFuture<'static, Vec<Result<Response, ClientError>>> {
         let me = self.inner.me;
+        if commands.is_empty() {
+            return Box::pin(std::future::ready(Vec::new()));
+        }
         if self.leader_guess().is_some_and(|leader| leader != me) {
             let writes: Vec<_> = commands.into_iter().map(|command| self.write(command)).collect();
             return Box::pin(async move {
