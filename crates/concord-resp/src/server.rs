@@ -1135,6 +1135,7 @@ impl Client {
                             multi.doomed = true;
                         }
                         let pending = Pending::Ready(Frame::Error(e.to_string()), self.protocol);
+                        self.send_batch();
                         tokio::select! {
                             sent = replies.send(pending) => if sent.is_err() {
                                 return None;
@@ -1143,6 +1144,7 @@ impl Client {
                         }
                     }
                     Err(e) => {
+                        self.send_batch();
                         let _ =
                             replies.send(Pending::Ready(Frame::Error(e.to_string()), self.protocol)).await;
                         return None;
