@@ -100,7 +100,11 @@ impl Collecting {
         Box::pin(async move {
             let answers = answers.await;
             answers.get(index).and_then(|slot| slot.lock().expect("batch slot lock").take()).unwrap_or_else(
-                || Err(BackendError::Unavailable("the connection closed before its pipeline was sent".into())),
+                || {
+                    Err(BackendError::Unavailable(
+                        "the connection closed before its pipeline was sent".into(),
+                    ))
+                },
             )
         })
     }

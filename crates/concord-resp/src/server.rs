@@ -1238,7 +1238,8 @@ impl Client {
         // overtake it or wait for it (see `crate::batch`).
         let batch_access = self.batch_access(&request);
         if let Some(collecting) = &self.collecting {
-            if !batch_access.is_some_and(|access| collecting.accepts(access, self.exec_context().consistency)) {
+            if !batch_access.is_some_and(|access| collecting.accepts(access, self.exec_context().consistency))
+            {
                 self.send_batch();
             }
         }

@@ -34,12 +34,20 @@ impl Recording {
 }
 
 impl Backend for Recording {
-    fn write(&self, command: Command, consistency: RequestConsistency) -> BoxFuture<Result<Response, BackendError>> {
+    fn write(
+        &self,
+        command: Command,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
         self.calls.lock().unwrap().push(Call::Write);
         self.store.write(command, consistency)
     }
 
-    fn read(&self, query: Query, consistency: RequestConsistency) -> BoxFuture<Result<Response, BackendError>> {
+    fn read(
+        &self,
+        query: Query,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Result<Response, BackendError>> {
         self.calls.lock().unwrap().push(Call::Read);
         self.store.read(query, consistency)
     }
@@ -96,7 +104,8 @@ struct Server {
 
 fn server(config: RespConfig) -> Server {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let backend = Arc::new(Recording { store: MemoryBackend::new(KvLimits::default()), calls: Mutex::new(vec![]) });
+    let backend =
+        Arc::new(Recording { store: MemoryBackend::new(KvLimits::default()), calls: Mutex::new(vec![]) });
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();
     let served = backend.clone();

@@ -143,7 +143,12 @@ impl<R> BatchReply<R> {
     pub fn new(n: usize) -> (Arc<BatchReply<R>>, oneshot::Receiver<Vec<Option<R>>>) {
         let (tx, rx) = oneshot::channel();
         let answers = (0..n).map(|_| None).collect();
-        (Arc::new(BatchReply { state: std::sync::Mutex::new(BatchState { answers, missing: n, tx: Some(tx) }) }), rx)
+        (
+            Arc::new(BatchReply {
+                state: std::sync::Mutex::new(BatchState { answers, missing: n, tx: Some(tx) }),
+            }),
+            rx,
+        )
     }
 
     fn fill(&self, index: usize, response: R) {
@@ -167,11 +172,20 @@ impl<R> BatchReply<R> {
 
 /// What other tasks hand the driver.
 pub enum Input<P: Process = RaftKv> {
-    Message { from: NodeId, msg: P::Message },
-    Request { request: P::Request, reply: ReplyTo<P> },
+    Message {
+        from: NodeId,
+        msg: P::Message,
+    },
+    Request {
+        request: P::Request,
+        reply: ReplyTo<P>,
+    },
     /// Many requests in one input (a client's pipeline): each answered into its slot of `reply`
     /// ([`ReplyTo::Batch`]), handled in order as if each came as its own [`Input::Request`].
-    Batch { requests: Vec<P::Request>, reply: Arc<BatchReply<P::Response>> },
+    Batch {
+        requests: Vec<P::Request>,
+        reply: Arc<BatchReply<P::Response>>,
+    },
 }
 
 struct Pending<P: Process> {
@@ -1064,7 +1078,10 @@ mod tests {
         let syncs_before = g.status.borrow().wal_syncs;
         let requests: Vec<KvRequest> = ["a", "b", "c"]
             .into_iter()
-            .map(|key| RaftRequest::Propose { session: None, command: Command::put(Clock::new().now(), key, key) })
+            .map(|key| RaftRequest::Propose {
+                session: None,
+                command: Command::put(Clock::new().now(), key, key),
+            })
             .collect();
         let (reply, mut answers) = BatchReply::new(requests.len());
         g.tx.send(Input::Batch { requests, reply }).await.unwrap();

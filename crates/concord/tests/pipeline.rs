@@ -869,7 +869,13 @@ async fn a_pipeline_cut_by_a_leader_kill_answers_every_command_exactly_once() {
 /// before it – the plain SETs and GETs a connection sends to the node as batches.
 fn set_and_get(tag: &str, n: usize) -> Vec<Vec<String>> {
     (0..n)
-        .map(|i| if i % 4 == 3 { cmd(&format!("GET {tag}{}", i - 1)) } else { cmd(&format!("SET {tag}{i} v{i}")) })
+        .map(|i| {
+            if i % 4 == 3 {
+                cmd(&format!("GET {tag}{}", i - 1))
+            } else {
+                cmd(&format!("SET {tag}{i} v{i}"))
+            }
+        })
         .collect()
 }
 
@@ -886,7 +892,11 @@ struct SetTally {
 
 /// Send `commands` ([`set_and_get`]) in one write and check each reply as it comes: a GET after
 /// an acknowledged SET of its key in the same pipeline must see it.
-async fn cut_set_pipeline(port: u16, commands: Vec<Vec<String>>, progress: Arc<AtomicUsize>) -> (SetTally, Result<(), String>) {
+async fn cut_set_pipeline(
+    port: u16,
+    commands: Vec<Vec<String>>,
+    progress: Arc<AtomicUsize>,
+) -> (SetTally, Result<(), String>) {
     let mut conn = Conn::connect_retrying(port).await;
     let mut tally = SetTally::default();
     let result = conn
@@ -902,7 +912,11 @@ async fn cut_set_pipeline(port: u16, commands: Vec<Vec<String>>, progress: Arc<A
                 ("GET", Bulk(value)) => {
                     if tally.acked.contains(key) {
                         let want = format!("v{}", &key[1..]);
-                        assert_eq!(value.as_deref(), Some(want.as_str()), "GET {key} after its SET was acknowledged");
+                        assert_eq!(
+                            value.as_deref(),
+                            Some(want.as_str()),
+                            "GET {key} after its SET was acknowledged"
+                        );
                     }
                 }
                 ("GET", Reply::Error(_)) => tally.get_errors += 1,
@@ -924,10 +938,17 @@ async fn a_pipeline_of_sets_and_gets_cut_by_a_leader_kill_answers_each_once() {
     wait_writable(ports[leader]).await;
 
     let (through_follower, through_leader) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let f = tokio::spawn(cut_set_pipeline(ports[follower], set_and_get("f", CUT_COMMANDS), through_follower.clone()));
-    let l = tokio::spawn(cut_set_pipeline(ports[leader], set_and_get("l", CUT_COMMANDS), through_leader.clone()));
+    let f = tokio::spawn(cut_set_pipeline(
+        ports[follower],
+        set_and_get("f", CUT_COMMANDS),
+        through_follower.clone(),
+    ));
+    let l =
+        tokio::spawn(cut_set_pipeline(ports[leader], set_and_get("l", CUT_COMMANDS), through_leader.clone()));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while through_leader.load(Ordering::SeqCst) < KILL_AFTER || through_follower.load(Ordering::SeqCst) < KILL_AFTER {
+    while through_leader.load(Ordering::SeqCst) < KILL_AFTER
+        || through_follower.load(Ordering::SeqCst) < KILL_AFTER
+    {
         assert!(Instant::now() < deadline, "the pipelines made no progress\n{}", cluster.logs(20));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

@@ -316,7 +316,10 @@ impl NodeHandle {
     /// did not settle (a leader change, an unknown outcome, no answer in time) is retried alone
     /// with its session – applied at most once – under the batch's deadline. On a follower each
     /// command is forwarded as [`NodeHandle::write`] forwards it.
-    pub fn write_batch(&self, commands: Vec<Command>) -> BoxFuture<'static, Vec<Result<Response, ClientError>>> {
+    pub fn write_batch(
+        &self,
+        commands: Vec<Command>,
+    ) -> BoxFuture<'static, Vec<Result<Response, ClientError>>> {
         let me = self.inner.me;
         if commands.is_empty() {
             return Box::pin(std::future::ready(Vec::new()));
@@ -392,7 +395,11 @@ impl NodeHandle {
     }
 
     /// A batch's answers, one slot per request (`None` for all if none came by `deadline`).
-    async fn complete_batch(&self, attempt: BatchAttempt, deadline: Instant) -> Option<Vec<Option<KvResponse>>> {
+    async fn complete_batch(
+        &self,
+        attempt: BatchAttempt,
+        deadline: Instant,
+    ) -> Option<Vec<Option<KvResponse>>> {
         let rx = match attempt {
             BatchAttempt::Sent(rx) => rx,
             BatchAttempt::Queued(input, rx) => {

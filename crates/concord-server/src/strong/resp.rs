@@ -127,7 +127,8 @@ impl Backend for NodeBackend {
             while i < results.len() {
                 let kind = kinds[i];
                 let same = kinds[i..].iter().take_while(|k| **k == kind).count();
-                let labels: Vec<&'static str> = results[i..i + same].iter().map(ClientError::label_of).collect();
+                let labels: Vec<&'static str> =
+                    results[i..i + same].iter().map(ClientError::label_of).collect();
                 handle.metrics().requests(kind, &labels, took);
                 i += same;
             }
