@@ -1076,7 +1076,7 @@ mod tests {
     async fn a_batch_of_writes_is_one_sync_and_answered_in_its_slots() {
         let g = Gated::start().await;
         let syncs_before = g.status.borrow().wal_syncs;
-        let requests: Vec<KvRequest> = ["a", "b", "c"]
+        let requests: Vec<crate::KvRequest> = ["a", "b", "c"]
             .into_iter()
             .map(|key| RaftRequest::Propose {
                 session: None,
