@@ -189,6 +189,45 @@ pub trait Backend: Send + Sync + 'static {
         consistency: RequestConsistency,
     ) -> BoxFuture<Result<Response, BackendError>>;
 
+    /// Many queries at one consistency – a connection's pipeline of reads – answered in their
+    /// order. Like [`Backend::read`], it **submits before returning**. A backend that can hand the
+    /// whole batch to its node in one step (one channel send, one deadline, one reply) should
+    /// override it; the default reads each query on its own. Each query gets exactly one answer,
+    /// as it would alone.
+    fn read_batch(
+        &self,
+        queries: Vec<Query>,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Vec<Result<Response, BackendError>>> {
+        let reads: Vec<_> = queries.into_iter().map(|query| self.read(query, consistency)).collect();
+        Box::pin(async move {
+            let mut answers = Vec::with_capacity(reads.len());
+            for read in reads {
+                answers.push(read.await);
+            }
+            answers
+        })
+    }
+
+    /// Many writes – a connection's pipeline of writes – applied in their order and answered in
+    /// it, each with exactly one answer. Like [`Backend::write`], it **submits before returning**.
+    /// A backend that can propose the batch in one step (one log append, one fsync) should
+    /// override it; the default writes each command on its own, in order.
+    fn write_batch(
+        &self,
+        commands: Vec<Command>,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Vec<Result<Response, BackendError>>> {
+        let writes: Vec<_> = commands.into_iter().map(|command| self.write(command, consistency)).collect();
+        Box::pin(async move {
+            let mut answers = Vec::with_capacity(writes.len());
+            for write in writes {
+                answers.push(write.await);
+            }
+            answers
+        })
+    }
+
     /// The consistency family this backend implements (Raft unless it says otherwise).
     /// The keys every applied write changes, in apply order, for `CLIENT TRACKING` (see
     /// [`crate::tracking`]); each call is a new subscription. `None` (the default): this backend

@@ -242,6 +242,48 @@ pub fn start(request: Request, ctx: ExecContext) -> BoxFuture<Frame> {
     }
 }
 
+/// A plain `SET`'s command as [`start`] sends it, or its error reply (a deadline that overflows).
+/// For a pipeline's batch of writes (see `crate::batch`).
+pub(crate) fn set_batch_command(set: &SetRequest, now_ms: u64) -> Result<Command, Frame> {
+    let request = Request::Set(set.clone());
+    if let Some(error) = deadline_overflow(&request, now_ms) {
+        return Err(error);
+    }
+    Ok(Command::new(now_time(now_ms), set_command(set, now_ms)))
+}
+
+/// A plain `SET`'s reply to its write's answer, as [`start`] makes it.
+pub(crate) fn set_batch_reply(answer: Result<Response, BackendError>) -> Frame {
+    match answer {
+        Ok(Response::Put { .. } | Response::Delete { .. }) => Frame::ok(),
+        Ok(other) => unexpected(&other),
+        Err(e) => backend_error(e),
+    }
+}
+
+/// `GET key`'s reply to its read's answer, as [`start`] makes it (an empty value may be a
+/// collection: its kind is asked then, and WRONGTYPE answered for one).
+pub(crate) async fn get_batch_reply(
+    answer: Result<Response, BackendError>,
+    key: &[u8],
+    ctx: &ExecContext,
+) -> Frame {
+    match answer {
+        Ok(Response::Get(kv)) => {
+            if kv.as_ref().is_some_and(|kv| kv.value.is_empty()) {
+                match is_string(ctx, key).await {
+                    Ok(true) => {}
+                    Ok(false) => return Frame::from(concord_kv::Reply::wrong_type()),
+                    Err(frame) => return frame,
+                }
+            }
+            Frame::bulk_or_null(kv.map(|kv| kv.value))
+        }
+        Ok(other) => unexpected(&other),
+        Err(e) => backend_error(e),
+    }
+}
+
 /// An interpreter write (`Request::Redis`) and, in the same atomic step, `EXISTS` of each key in
 /// `probe`: its reply, and whether one of those keys exists after it (the connection's check of
 /// keys it watched while absent: see `server`'s `Watched`). Anything else runs as [`start`] does.

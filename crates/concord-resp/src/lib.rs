@@ -101,6 +101,7 @@ pub use concord_kv::cursor;
 pub mod exec;
 pub mod frame;
 pub use concord_kv::glob;
+mod batch;
 pub mod introspect;
 pub mod memory;
 pub mod monitor;

@@ -111,6 +111,7 @@
 
 use crate::acl::{Acl, Denied, Need, DEFAULT_USER};
 use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};
+use crate::batch::Collecting;
 use crate::cluster;
 use crate::codec::{encode, DecodeError, DecodeLimits, RequestDecoder};
 use crate::command::{
@@ -932,6 +933,10 @@ struct Client {
     tracking: Option<TrackingSettings>,
     /// `CLIENT CACHING yes|no`, for the next command only.
     caching: Option<bool>,
+    /// The pipeline's batch of plain reads or writes not sent yet ([`crate::batch`]).
+    collecting: Option<Collecting>,
+    /// More requests are buffered behind the one being dispatched (a pipelined client).
+    more_buffered: bool,
 }
 
 impl Drop for Client {
@@ -1068,6 +1073,8 @@ impl Client {
             resp3,
             tracking: None,
             caching: None,
+            collecting: None,
+            more_buffered: false,
             shared,
         }
     }
@@ -1091,7 +1098,18 @@ impl Client {
                 }
                 match self.decoder.decode(&mut buf) {
                     Ok(Some(args)) => {
+                        self.more_buffered = !buf.is_empty();
                         let (pending, close) = self.dispatch(args).await;
+                        let pending = match replies.try_send(pending) {
+                            Ok(()) if !close => continue,
+                            Ok(()) => return None,
+                            Err(mpsc::error::TrySendError::Closed(_)) => return None,
+                            Err(mpsc::error::TrySendError::Full(pending)) => {
+                                // The writer may be waiting for an answer of the batch.
+                                self.send_batch();
+                                pending
+                            }
+                        };
                         // A full queue waits for the writer – unless the client stopped reading.
                         tokio::select! {
                             sent = replies.send(pending) => if sent.is_err() || close {
@@ -1102,6 +1120,8 @@ impl Client {
                         }
                     }
                     Ok(None) => {
+                        // Everything buffered is decoded: the pipeline's batch goes now.
+                        self.send_batch();
                         // `CLIENT LIST` shows the connection as of its latest batch of requests.
                         self.publish(buf.len());
                         self.pipeline.decoding_done();
@@ -1115,6 +1135,7 @@ impl Client {
                             multi.doomed = true;
                         }
                         let pending = Pending::Ready(Frame::Error(e.to_string()), self.protocol);
+                        self.send_batch();
                         tokio::select! {
                             sent = replies.send(pending) => if sent.is_err() {
                                 return None;
@@ -1123,6 +1144,7 @@ impl Client {
                         }
                     }
                     Err(e) => {
+                        self.send_batch();
                         let _ =
                             replies.send(Pending::Ready(Frame::Error(e.to_string()), self.protocol)).await;
                         return None;
@@ -1212,6 +1234,15 @@ impl Client {
                 return (Pending::Ready(error, self.protocol), false);
             }
         };
+        // A request that does not join the batch being collected sends it first: nothing may
+        // overtake it or wait for it (see `crate::batch`).
+        let batch_access = self.batch_access(&request);
+        if let Some(collecting) = &self.collecting {
+            if !batch_access.is_some_and(|access| collecting.accepts(access, self.exec_context().consistency))
+            {
+                self.send_batch();
+            }
+        }
         let ready = |frame: Frame, protocol| (Pending::Ready(frame, protocol), false);
         // Redis's subscribe mode (RESP2 only: RESP3 tells pushes from replies by their type).
         if self.subscribed > 0 && self.protocol == Protocol::Resp2 {
@@ -1401,6 +1432,9 @@ impl Client {
                                 })
                                 .await;
                         }
+                    }
+                    if batch_access == Some(access) {
+                        return self.start_batched(request, access, ctx).await;
                     }
                     // `start` hands writes to the backend now, in request order.
                     self.start(access, blocking, move || exec::start(request, ctx)).await
@@ -1652,6 +1686,58 @@ impl Client {
         self.blocking.retain(|task| !task.is_finished());
         self.blocking.push(task.abort_handle());
         (Pending::Waiting(reply_rx, self.protocol), false)
+    }
+
+    /// Whether `request` may join a batch (see [`crate::batch`]), and of which kind: a plain
+    /// `GET` or `SET` of a pipelined client, outside MULTI and subscribe mode.
+    fn batch_access(&self, request: &Request) -> Option<Access> {
+        if self.multi.is_some() || self.subscribed > 0 || !(self.more_buffered || self.collecting.is_some()) {
+            return None;
+        }
+        match request {
+            Request::Get(_) => Some(Access::Read),
+            Request::Set(_) => Some(Access::Write),
+            _ => None,
+        }
+    }
+
+    /// Start a `GET` or `SET` as part of the pipeline's batch ([`crate::batch`]): its reply waits
+    /// for the batch's answers; the batch goes to the backend once full, or when the reader
+    /// flushes it.
+    async fn start_batched(&mut self, request: Request, access: Access, ctx: ExecContext) -> (Pending, bool) {
+        let collecting = self.collecting.get_or_insert_with(|| Collecting::new(access, ctx.consistency));
+        let begin: BoxFuture<Frame> = match request {
+            Request::Get(key) => {
+                let answer = collecting.read(concord_kv::Query::get(key.to_vec()));
+                Box::pin(async move { exec::get_batch_reply(answer.await, &key, &ctx).await })
+            }
+            Request::Set(set) => match exec::set_batch_command(&set, ctx.backend.now_ms()) {
+                Ok(command) => {
+                    let answer = collecting.write(command);
+                    Box::pin(async move { exec::set_batch_reply(answer.await) })
+                }
+                Err(error) => Box::pin(std::future::ready(error)),
+            },
+            other => {
+                let error = Frame::error(format!("ERR internal error: {other:?} cannot be batched"));
+                Box::pin(std::future::ready(error))
+            }
+        };
+        let full = collecting.is_full();
+        let started = self.start(access, false, move || begin).await;
+        if full {
+            self.send_batch();
+        }
+        started
+    }
+
+    /// Send the batch being collected, if any, to the backend now.
+    fn send_batch(&mut self) {
+        if let Some(collecting) = self.collecting.take() {
+            if !collecting.is_empty() {
+                collecting.send(&*self.shared.backend);
+            }
+        }
     }
 
     /// Wait until every backend request started so far has its answer. The reader is not

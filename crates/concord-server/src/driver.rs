@@ -119,12 +119,73 @@ pub enum ReplyTo<P: Process = RaftKv> {
     /// A request another node forwarded; the answer goes back in the frame
     /// [`Hosted::forward_reply`] makes (Raft: a follower forwards writes to its leader).
     Peer { node: NodeId, id: u64 },
+    /// One request of a [`Input::Batch`]: its answer fills slot `index` of the batch's
+    /// [`BatchReply`], which answers every slot at once when the last one is filled.
+    Batch { batch: Arc<BatchReply<P::Response>>, index: usize },
+}
+
+/// The answers of one [`Input::Batch`]: a slot per request, sent together on one channel once all
+/// are filled (a pipeline's reads or writes, answered by one ReadIndex round or one commit).
+pub struct BatchReply<R> {
+    state: std::sync::Mutex<BatchState<R>>,
+}
+
+struct BatchState<R> {
+    answers: Vec<Option<R>>,
+    missing: usize,
+    tx: Option<oneshot::Sender<Vec<Option<R>>>>,
+}
+
+impl<R> BatchReply<R> {
+    /// A batch of `n` answers, and where they arrive. A slot the driver never fills (a request
+    /// forgotten, the node stopping) leaves the receiver closed: the waiter treats every slot of
+    /// the batch as unanswered.
+    pub fn new(n: usize) -> (Arc<BatchReply<R>>, oneshot::Receiver<Vec<Option<R>>>) {
+        let (tx, rx) = oneshot::channel();
+        let answers = (0..n).map(|_| None).collect();
+        (
+            Arc::new(BatchReply {
+                state: std::sync::Mutex::new(BatchState { answers, missing: n, tx: Some(tx) }),
+            }),
+            rx,
+        )
+    }
+
+    fn fill(&self, index: usize, response: R) {
+        let mut state = self.state.lock().expect("batch reply lock");
+        if index < state.answers.len() && state.answers[index].is_none() {
+            state.answers[index] = Some(response);
+            state.missing -= 1;
+            if state.missing == 0 {
+                let answers = std::mem::take(&mut state.answers);
+                if let Some(tx) = state.tx.take() {
+                    let _ = tx.send(answers);
+                }
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.lock().expect("batch reply lock").tx.as_ref().is_none_or(oneshot::Sender::is_closed)
+    }
 }
 
 /// What other tasks hand the driver.
 pub enum Input<P: Process = RaftKv> {
-    Message { from: NodeId, msg: P::Message },
-    Request { request: P::Request, reply: ReplyTo<P> },
+    Message {
+        from: NodeId,
+        msg: P::Message,
+    },
+    Request {
+        request: P::Request,
+        reply: ReplyTo<P>,
+    },
+    /// Many requests in one input (a client's pipeline): each answered into its slot of `reply`
+    /// ([`ReplyTo::Batch`]), handled in order as if each came as its own [`Input::Request`].
+    Batch {
+        requests: Vec<P::Request>,
+        reply: Arc<BatchReply<P::Response>>,
+    },
 }
 
 struct Pending<P: Process> {
@@ -371,27 +432,36 @@ impl<P: Hosted> Driver<P> {
                 self.node.observe(&mut self.tracker, from, &msg);
                 self.call(batch, |node, io| node.on_message(io, from, msg));
             }
-            Input::Request { request, reply } => {
-                // A write forwarded by a peer to this node, whose disk is full (the front doors
-                // refuse their own clients' writes before they get here).
-                if P::is_write(&request) {
-                    if let Some(reason) = self.disk_space.refusal() {
-                        self.answer(reply, P::refused(reason));
-                        return;
-                    }
+            Input::Batch { requests, reply } => {
+                let since = Instant::now();
+                for (index, request) in requests.into_iter().enumerate() {
+                    self.request(request, ReplyTo::Batch { batch: reply.clone(), index }, since, batch);
                 }
-                if self.pending.len() >= MAX_PENDING_REQUESTS {
-                    let reason = format!("node overloaded: {MAX_PENDING_REQUESTS} requests pending");
-                    self.answer(reply, P::refused(reason));
-                    return;
-                }
-                self.next_request += 1;
-                let seq = self.next_request;
-                self.pending.insert(seq, Pending { reply, since: Instant::now() });
-                let id = RequestId { client: ClientId(0), seq };
-                self.call(batch, |node, io| node.on_request(io, id, request));
+            }
+            Input::Request { request, reply } => self.request(request, reply, Instant::now(), batch),
+        }
+    }
+
+    /// One client request (alone or from a batch), `since` it arrived.
+    fn request(&mut self, request: P::Request, reply: ReplyTo<P>, since: Instant, batch: &mut Batch) {
+        // A write forwarded by a peer to this node, whose disk is full (the front doors
+        // refuse their own clients' writes before they get here).
+        if P::is_write(&request) {
+            if let Some(reason) = self.disk_space.refusal() {
+                self.answer(reply, P::refused(reason));
+                return;
             }
         }
+        if self.pending.len() >= MAX_PENDING_REQUESTS {
+            let reason = format!("node overloaded: {MAX_PENDING_REQUESTS} requests pending");
+            self.answer(reply, P::refused(reason));
+            return;
+        }
+        self.next_request += 1;
+        let seq = self.next_request;
+        self.pending.insert(seq, Pending { reply, since });
+        let id = RequestId { client: ClientId(0), seq };
+        self.call(batch, |node, io| node.on_request(io, id, request));
     }
 
     fn fire_due_timers(&mut self, batch: &mut Batch) {
@@ -492,6 +562,7 @@ impl<P: Hosted> Driver<P> {
                     t.send(node, frame);
                 }
             }
+            ReplyTo::Batch { batch, index } => batch.fill(index, response),
         }
     }
 
@@ -501,6 +572,7 @@ impl<P: Hosted> Driver<P> {
         self.pending.retain(|_, p| match &p.reply {
             ReplyTo::Local(tx) => !tx.is_closed(),
             ReplyTo::Peer { .. } => p.since.elapsed() < PEER_REQUEST_TTL,
+            ReplyTo::Batch { batch, .. } => !batch.is_closed(),
         });
     }
 
@@ -996,6 +1068,38 @@ mod tests {
 
     fn is_put(answer: &KvResponse) -> bool {
         matches!(answer, RaftResponse::Output(Ok(concord_kv::Response::Put { .. })))
+    }
+
+    /// A batch of writes (a pipeline's SETs) is one driver input: the proposals enter the log in
+    /// order under one sync, and every answer arrives together, in its slot, once it completes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_of_writes_is_one_sync_and_answered_in_its_slots() {
+        let g = Gated::start().await;
+        let syncs_before = g.status.borrow().wal_syncs;
+        let requests: Vec<crate::KvRequest> = ["a", "b", "c"]
+            .into_iter()
+            .map(|key| RaftRequest::Propose {
+                session: None,
+                command: Command::put(Clock::new().now(), key, key),
+            })
+            .collect();
+        let (reply, mut answers) = BatchReply::new(requests.len());
+        g.tx.send(Input::Batch { requests, reply }).await.unwrap();
+        g.until("the batch's sync waits", |g| g.waiting.load(SeqCst) == 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(answers.try_recv().is_err(), "answered before the sync completed");
+        g.release_one_sync().await;
+        let answers = tokio::time::timeout(Duration::from_secs(5), answers).await.unwrap().unwrap();
+        let revisions: Vec<u64> = answers
+            .iter()
+            .map(|a| match a {
+                Some(RaftResponse::Output(Ok(concord_kv::Response::Put { revision, .. }))) => *revision,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(revisions.windows(2).all(|w| w[0] < w[1]), "applied in order: {revisions:?}");
+        g.until("the status counts the sync", |g| g.status.borrow().wal_syncs > syncs_before).await;
+        assert_eq!(g.status.borrow().wal_syncs, syncs_before + 1, "one sync for the whole batch");
     }
 
     /// The contract of `process.rs`: a reply that depends on a write is held until the sync that

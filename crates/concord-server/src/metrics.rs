@@ -321,6 +321,39 @@ impl Metrics {
         t.sum_seconds += seconds;
     }
 
+    /// A batch of requests of one `kind` (a pipeline's reads or writes) that took `took`
+    /// together, each with its result label: counted as [`Metrics::request`] counts them one by
+    /// one, with one lookup per distinct label and one lock for the whole batch.
+    pub fn requests(&self, kind: &'static str, results: &[&'static str], took: Duration) {
+        if results.is_empty() {
+            return;
+        }
+        let seconds = took.as_secs_f64();
+        let mut i = 0;
+        while i < results.len() {
+            let result = results[i];
+            let same = results[i..].iter().take_while(|r| **r == result).count();
+            self.requests.get_or_create(&RequestLabels { kind, result }).inc_by(same as u64);
+            i += same;
+        }
+        {
+            let histogram = self.request_seconds.get_or_create(&KindLabels { kind });
+            for _ in results {
+                histogram.observe(seconds);
+            }
+        }
+        let bucket =
+            self.bucket_bounds_s.iter().position(|b| seconds <= *b).unwrap_or(self.bucket_bounds_s.len());
+        let mut totals = self.request_totals.lock().expect("request totals lock");
+        let t = totals.entry(kind).or_default();
+        for result in results {
+            *t.by_result.entry(*result).or_default() += 1;
+        }
+        t.buckets.resize(self.bucket_bounds_s.len() + 1, 0);
+        t.buckets[bucket] += results.len() as u64;
+        t.sum_seconds += seconds * results.len() as f64;
+    }
+
     /// Every request kind's counts so far.
     pub fn request_totals(&self) -> BTreeMap<&'static str, RequestTotals> {
         self.request_totals.lock().expect("request totals lock").clone()

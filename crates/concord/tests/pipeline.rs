@@ -865,6 +865,137 @@ async fn a_pipeline_cut_by_a_leader_kill_answers_every_command_exactly_once() {
     }
 }
 
+/// `n` commands: `SET <tag><i> v<i>` of unique keys, every fourth a `GET` of the key set just
+/// before it – the plain SETs and GETs a connection sends to the node as batches.
+fn set_and_get(tag: &str, n: usize) -> Vec<Vec<String>> {
+    (0..n)
+        .map(|i| {
+            if i % 4 == 3 {
+                cmd(&format!("GET {tag}{}", i - 1))
+            } else {
+                cmd(&format!("SET {tag}{i} v{i}"))
+            }
+        })
+        .collect()
+}
+
+/// What one client of [`a_pipeline_of_sets_and_gets_cut_by_a_leader_kill_answers_each_once`] saw.
+#[derive(Debug, Default)]
+struct SetTally {
+    /// Keys whose SET was acknowledged.
+    acked: BTreeSet<String>,
+    set_errors: u64,
+    get_errors: u64,
+    /// Replies read (the connection may close after a kill).
+    answered: usize,
+}
+
+/// Send `commands` ([`set_and_get`]) in one write and check each reply as it comes: a GET after
+/// an acknowledged SET of its key in the same pipeline must see it.
+async fn cut_set_pipeline(
+    port: u16,
+    commands: Vec<Vec<String>>,
+    progress: Arc<AtomicUsize>,
+) -> (SetTally, Result<(), String>) {
+    let mut conn = Conn::connect_retrying(port).await;
+    let mut tally = SetTally::default();
+    let result = conn
+        .exchange(&commands, |i, reply| {
+            tally.answered = i + 1;
+            progress.store(i + 1, Ordering::SeqCst);
+            let key = &commands[i][1];
+            match (commands[i][0].as_str(), reply) {
+                ("SET", Status(s)) if s == "OK" => {
+                    tally.acked.insert(key.clone());
+                }
+                ("SET", Reply::Error(_)) => tally.set_errors += 1,
+                ("GET", Bulk(value)) => {
+                    if tally.acked.contains(key) {
+                        let want = format!("v{}", &key[1..]);
+                        assert_eq!(
+                            value.as_deref(),
+                            Some(want.as_str()),
+                            "GET {key} after its SET was acknowledged"
+                        );
+                    }
+                }
+                ("GET", Reply::Error(_)) => tally.get_errors += 1,
+                (_, other) => panic!("command {i} {:?}: unexpected reply {other:?}", commands[i]),
+            }
+        })
+        .await;
+    (tally, result)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_of_sets_and_gets_cut_by_a_leader_kill_answers_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::start(dir.path(), 3, |_| {});
+    let leader = cluster.leader(Duration::from_secs(30)).await;
+    let follower = (leader + 1) % 3;
+    let ports: Vec<u16> = (0..3).map(|i| cluster.redis_port(i)).collect();
+    wait_writable(ports[follower]).await;
+    wait_writable(ports[leader]).await;
+
+    let (through_follower, through_leader) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let f = tokio::spawn(cut_set_pipeline(
+        ports[follower],
+        set_and_get("f", CUT_COMMANDS),
+        through_follower.clone(),
+    ));
+    let l =
+        tokio::spawn(cut_set_pipeline(ports[leader], set_and_get("l", CUT_COMMANDS), through_leader.clone()));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while through_leader.load(Ordering::SeqCst) < KILL_AFTER
+        || through_follower.load(Ordering::SeqCst) < KILL_AFTER
+    {
+        assert!(Instant::now() < deadline, "the pipelines made no progress\n{}", cluster.logs(20));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    cluster.kill9(leader);
+    let at_kill = through_follower.load(Ordering::SeqCst);
+    assert!(at_kill < CUT_COMMANDS, "the pipeline ended before the kill: nothing was cut");
+
+    let (f, f_result) = f.await.unwrap();
+    let (l, l_result) = l.await.unwrap();
+    // The follower's connection stays up: one reply per command, neither missing nor extra.
+    if let Err(e) = f_result {
+        panic!("through the follower: {e} ({} replies)\n{}", f.answered, cluster.logs(20));
+    }
+    assert_eq!(f.answered, CUT_COMMANDS);
+    if let Err(e) = &l_result {
+        assert!(
+            e.contains("closed") || e.contains("reset") || e.contains("write"),
+            "through the killed leader: {e}"
+        );
+    }
+    eprintln!(
+        "follower: {} SETs acknowledged, {} SET and {} GET errors of {CUT_COMMANDS} (kill after {at_kill}); \
+         leader: {} acknowledged, {} answered",
+        f.acked.len(),
+        f.set_errors,
+        f.get_errors,
+        l.acked.len(),
+        l.answered
+    );
+    assert!(f.acked.len() > KILL_AFTER / 2, "the follower's client saw acknowledgements");
+
+    // Every acknowledged SET survives the kill.
+    let running: Vec<u16> = (0..3).filter(|i| *i != leader).map(|i| ports[i]).collect();
+    let acked: Vec<&String> = f.acked.iter().chain(&l.acked).collect();
+    for chunk in acked.chunks(500) {
+        let keys: Vec<&str> = chunk.iter().map(|k| k.as_str()).collect();
+        match settled(&running, &format!("MGET {}", keys.join(" "))).await {
+            Array(Some(values)) => {
+                for (key, value) in keys.iter().zip(values) {
+                    assert_eq!(value, Bulk(Some(format!("v{}", &key[1..]))), "{key} was acknowledged");
+                }
+            }
+            other => panic!("MGET: {other:?}"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Pipelined load under kill -9: a linearizable history.
 // ---------------------------------------------------------------------------------------------

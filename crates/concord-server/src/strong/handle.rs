@@ -27,7 +27,7 @@
 //! `Unknown`, never a wrong success).
 
 use crate::config::{PeerConfig, ReadMode};
-use crate::driver::{Clock, Input, ReplyTo, Status};
+use crate::driver::{BatchReply, Clock, Input, ReplyTo, Status};
 pub use crate::front::ClientError;
 use crate::metrics::Metrics;
 use crate::peer_file::PeerFile;
@@ -266,6 +266,150 @@ impl NodeHandle {
         })
     }
 
+    /// Answer many queries at one consistency (a client's pipeline of reads): **one** driver input
+    /// for all of them, one reply channel and one deadline, submitted before this returns (as
+    /// [`NodeHandle::read`] submits). The answers come in the order of `queries`. A query the
+    /// local node cannot answer (no leader known, a leader change, no answer in time) falls back
+    /// to [`NodeHandle::read`]'s retry loop, under the batch's deadline – so each query gets
+    /// exactly one answer, as it would alone.
+    pub fn read_batch(
+        &self,
+        queries: Vec<Query>,
+        consistency: ReadConsistency,
+    ) -> BoxFuture<'static, Vec<Result<Response, ClientError>>> {
+        if queries.is_empty() {
+            return Box::pin(std::future::ready(Vec::new()));
+        }
+        let deadline = Instant::now() + self.inner.timeout;
+        let requests: Vec<KvRequest> =
+            queries.into_iter().map(|query| RaftRequest::Read { consistency, query }).collect();
+        let copies = requests.clone();
+        let submitted = self.begin_batch(requests);
+        let handle = self.clone();
+        Box::pin(async move {
+            let mut answers = handle.complete_batch(submitted, deadline).await;
+            let mut results = Vec::with_capacity(copies.len());
+            for (i, request) in copies.into_iter().enumerate() {
+                let answer = answers.as_mut().and_then(|a| a.get_mut(i)).and_then(Option::take);
+                let result = match answer.map(Self::interpret) {
+                    // A stale read is this replica's to answer: no retry elsewhere.
+                    Some(result) if consistency == ReadConsistency::Stale => result,
+                    None if consistency == ReadConsistency::Stale => Err(ClientError::ReadTimeout),
+                    Some(Err(ClientError::NotLeader { .. })) | None => {
+                        handle.route_until(request, false, None, deadline, None).await
+                    }
+                    Some(result) => result,
+                };
+                results.push(result.map_err(ClientError::of_read));
+            }
+            results
+        })
+    }
+
+    /// Replicate many commands (a client's pipeline of writes), each with its own session:
+    /// **one** driver input when this node leads, so they are proposed together, in order, and
+    /// become one log append and one fsync; submitted before this returns. A command the batch
+    /// did not settle (a leader change, an unknown outcome, no answer in time) is retried alone
+    /// with its session – applied at most once – under the batch's deadline. On a follower each
+    /// command is forwarded as [`NodeHandle::write`] forwards it.
+    pub fn write_batch(
+        &self,
+        commands: Vec<Command>,
+    ) -> BoxFuture<'static, Vec<Result<Response, ClientError>>> {
+        let me = self.inner.me;
+        if commands.is_empty() {
+            return Box::pin(std::future::ready(Vec::new()));
+        }
+        if self.leader_guess().is_some_and(|leader| leader != me) {
+            let writes: Vec<_> = commands.into_iter().map(|command| self.write(command)).collect();
+            return Box::pin(async move {
+                let mut results = Vec::with_capacity(writes.len());
+                for write in writes {
+                    results.push(write.await);
+                }
+                results
+            });
+        }
+        if let Some(why) = self.inner.disk_space.refusal() {
+            let results = commands.iter().map(|_| Err(ClientError::NoSpace(why.clone()))).collect();
+            return Box::pin(std::future::ready(results));
+        }
+        let deadline = Instant::now() + self.inner.timeout;
+        let mut results: Vec<Option<Result<Response, ClientError>>> = Vec::with_capacity(commands.len());
+        let mut requests = Vec::with_capacity(commands.len());
+        let mut sessions = Vec::with_capacity(commands.len());
+        let mut slots = Vec::with_capacity(commands.len());
+        for command in commands {
+            match self.take_session() {
+                Ok(session) => {
+                    slots.push(Some(requests.len()));
+                    sessions.push(session);
+                    requests.push(RaftRequest::Propose { session: Some(session), command });
+                    results.push(None);
+                }
+                Err(e) => {
+                    slots.push(None);
+                    results.push(Some(Err(e)));
+                }
+            }
+        }
+        let copies = requests.clone();
+        let submitted = self.begin_batch(requests);
+        let handle = self.clone();
+        Box::pin(async move {
+            let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
+            let mut answers = handle.complete_batch(submitted, attempt_deadline).await;
+            let mut copies = copies.into_iter();
+            for (result, slot) in results.iter_mut().zip(slots) {
+                let Some(i) = slot else { continue };
+                let request = copies.next().expect("a copy per proposal");
+                let answer = answers.as_mut().and_then(|a| a.get_mut(i)).and_then(Option::take);
+                *result = Some(match answer.map(Self::interpret) {
+                    Some(Err(ClientError::Unknown(reason))) => {
+                        handle.route_until(request, true, None, deadline, Some(reason)).await
+                    }
+                    Some(Err(ClientError::NotLeader { .. })) | None => {
+                        handle.route_until(request, true, None, deadline, None).await
+                    }
+                    Some(result) => result,
+                });
+            }
+            handle.return_sessions(sessions);
+            results.into_iter().map(|r| r.expect("every command answered")).collect()
+        })
+    }
+
+    /// Hand a batch of requests to the local driver now, in one input (waiting for room only if
+    /// its queue is full).
+    fn begin_batch(&self, requests: Vec<KvRequest>) -> BatchAttempt {
+        let (reply, rx) = BatchReply::new(requests.len());
+        match self.inner.tx.try_send(Input::Batch { requests, reply }) {
+            Ok(()) => BatchAttempt::Sent(rx),
+            Err(mpsc::error::TrySendError::Full(input)) => BatchAttempt::Queued(Box::new(input), rx),
+            Err(mpsc::error::TrySendError::Closed(_)) => BatchAttempt::Failed,
+        }
+    }
+
+    /// A batch's answers, one slot per request (`None` for all if none came by `deadline`).
+    async fn complete_batch(
+        &self,
+        attempt: BatchAttempt,
+        deadline: Instant,
+    ) -> Option<Vec<Option<KvResponse>>> {
+        let rx = match attempt {
+            BatchAttempt::Sent(rx) => rx,
+            BatchAttempt::Queued(input, rx) => {
+                let send = tokio::time::timeout_at(deadline.into(), self.inner.tx.send(*input));
+                if !matches!(send.await, Ok(Ok(()))) {
+                    return None;
+                }
+                rx
+            }
+            BatchAttempt::Failed => return None,
+        };
+        tokio::time::timeout_at(deadline.into(), rx).await.ok()?.ok()
+    }
+
     /// A request another node forwarded to us: hand it to our driver, answer over the transport.
     pub(crate) fn submit_forwarded(&self, from: NodeId, id: u64, request: KvRequest) {
         let input = Input::Request { request, reply: ReplyTo::Peer { node: from, id } };
@@ -305,6 +449,11 @@ impl NodeHandle {
         self.inner.sessions.lock().expect("sessions lock").push((s.client, s.seq + 1));
     }
 
+    fn return_sessions(&self, sessions: Vec<Session>) {
+        let mut free = self.inner.sessions.lock().expect("sessions lock");
+        free.extend(sessions.into_iter().map(|s| (s.client, s.seq + 1)));
+    }
+
     fn leader_guess(&self) -> Option<NodeId> {
         self.inner.status.borrow().leader.map(NodeId)
     }
@@ -315,12 +464,24 @@ impl NodeHandle {
         &self,
         request: KvRequest,
         is_write: bool,
+        first: Option<(NodeId, Attempt)>,
+    ) -> Result<Response, ClientError> {
+        let deadline = Instant::now() + self.inner.timeout;
+        self.route_until(request, is_write, first, deadline, None).await
+    }
+
+    /// [`NodeHandle::route`] until `deadline`; `unknown`: an earlier attempt's `Unknown` answer
+    /// (what a write that runs out of time reports).
+    async fn route_until(
+        &self,
+        request: KvRequest,
+        is_write: bool,
         mut first: Option<(NodeId, Attempt)>,
+        deadline: Instant,
+        mut unknown: Option<String>,
     ) -> Result<Response, ClientError> {
         let me = self.inner.me;
-        let deadline = Instant::now() + self.inner.timeout;
         let mut target = self.leader_guess().unwrap_or(me);
-        let mut unknown: Option<String> = None;
         while Instant::now() < deadline {
             let attempt_deadline = deadline.min(Instant::now() + ATTEMPT_TIMEOUT);
             let attempt = match first.take() {
@@ -431,6 +592,13 @@ impl NodeHandle {
             other => Err(ClientError::Unknown(format!("unexpected answer {other:?}"))),
         }
     }
+}
+
+/// One submission of a batch to the local driver, begun but not yet answered.
+enum BatchAttempt {
+    Sent(oneshot::Receiver<Vec<Option<KvResponse>>>),
+    Queued(Box<Input>, oneshot::Receiver<Vec<Option<KvResponse>>>),
+    Failed,
 }
 
 /// One submission of a request, begun but not yet answered.

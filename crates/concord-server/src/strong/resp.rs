@@ -92,6 +92,50 @@ impl Backend for NodeBackend {
         })
     }
 
+    fn read_batch(
+        &self,
+        queries: Vec<Query>,
+        consistency: RequestConsistency,
+    ) -> BoxFuture<Vec<Result<Response, BackendError>>> {
+        let handle = self.handle.clone();
+        let start = Instant::now();
+        // One driver input for the whole batch, submitted now.
+        let pending = self.handle.read_batch(queries, consistency.read);
+        Box::pin(async move {
+            let results = pending.await;
+            let labels: Vec<&'static str> = results.iter().map(ClientError::label_of).collect();
+            handle.metrics().requests("resp_read", &labels, start.elapsed());
+            results.into_iter().map(|r| r.map_err(|e| backend_error(&handle, e))).collect()
+        })
+    }
+
+    fn write_batch(
+        &self,
+        commands: Vec<Command>,
+        _consistency: RequestConsistency,
+    ) -> BoxFuture<Vec<Result<Response, BackendError>>> {
+        let kinds: Vec<&'static str> = commands.iter().map(|c| front::resp::kind_of(&c.write)).collect();
+        let start = Instant::now();
+        // One driver input (one log append) for the whole batch, submitted now.
+        let pending = self.handle.write_batch(commands);
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            let results = pending.await;
+            let took = start.elapsed();
+            // Counted per kind (a batch is usually of one).
+            let mut i = 0;
+            while i < results.len() {
+                let kind = kinds[i];
+                let same = kinds[i..].iter().take_while(|k| **k == kind).count();
+                let labels: Vec<&'static str> =
+                    results[i..i + same].iter().map(ClientError::label_of).collect();
+                handle.metrics().requests(kind, &labels, took);
+                i += same;
+            }
+            results.into_iter().map(|r| r.map_err(|e| backend_error(&handle, e))).collect()
+        })
+    }
+
     fn cluster_id(&self) -> Option<String> {
         Some(self.cluster_id.clone())
     }
