@@ -5,16 +5,20 @@
 
 # build_concord [EXAMPLE...]: the `concord` binary (and the named examples of concord-server) at
 # PROFILE (release by default; dev builds faster, for trying a script out – its numbers mean
-# little). Sets PROFILE, OUT, TARGET_DIR and CONCORD.
+# little). Sets PROFILE, OUT, TARGET_DIR and CONCORD. CONCORD_BIN=path measures a binary already
+# built instead (an earlier commit's, side by side); the examples are still built.
 build_concord() {
   PROFILE=${PROFILE:-release}
   OUT=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-  echo "building ($PROFILE)..." >&2
-  cargo build --profile "$PROFILE" -q -p concord
+  if [ -z "${CONCORD_BIN:-}" ]; then
+    echo "building ($PROFILE)..." >&2
+    cargo build --profile "$PROFILE" -q -p concord
+  fi
   local example
   for example in "$@"; do cargo build --profile "$PROFILE" -q -p concord-server --example "$example"; done
   TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-  CONCORD=$TARGET_DIR/$OUT/concord
+  CONCORD=${CONCORD_BIN:-$TARGET_DIR/$OUT/concord}
+  [ -x "$CONCORD" ] || { echo "no concord binary at $CONCORD" >&2; return 1; }
 }
 
 # wait_http URL SECONDS: until URL answers 2xx, or fail.
