@@ -778,6 +778,29 @@ async fn settled(ports: &[u16], args: &str) -> Reply {
     panic!("{args}: no node answered within 60 s; last: {last}");
 }
 
+/// A three-node cluster for the pipeline-cut tests, both ends writable: the cluster, its leader,
+/// the follower the surviving pipeline goes through, and every node's Redis port.
+async fn cut_cluster(dir: &std::path::Path) -> (LocalCluster, usize, usize, Vec<u16>) {
+    let cluster = LocalCluster::start(dir, 3, |_| {});
+    let leader = cluster.leader(Duration::from_secs(30)).await;
+    let follower = (leader + 1) % 3;
+    let ports: Vec<u16> = (0..3).map(|i| cluster.redis_port(i)).collect();
+    wait_writable(ports[follower]).await;
+    wait_writable(ports[leader]).await;
+    (cluster, leader, follower, ports)
+}
+
+/// The killed leader's connection may close: what it did not answer is unknown. An error other
+/// than a closed connection is not allowed there either.
+fn assert_cut_by_the_kill<T>(result: &Result<T, String>) {
+    if let Err(e) = result {
+        assert!(
+            e.contains("closed") || e.contains("reset") || e.contains("write"),
+            "through the killed leader: {e}"
+        );
+    }
+}
+
 /// Commands per client, and how many replies the follower's client reads before the kill.
 const CUT_COMMANDS: usize = 20_000;
 const KILL_AFTER: usize = 2_000;
@@ -785,12 +808,7 @@ const KILL_AFTER: usize = 2_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_cut_by_a_leader_kill_answers_every_command_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(dir.path(), 3, |_| {});
-    let leader = cluster.leader(Duration::from_secs(30)).await;
-    let follower = (leader + 1) % 3;
-    let ports: Vec<u16> = (0..3).map(|i| cluster.redis_port(i)).collect();
-    wait_writable(ports[follower]).await;
-    wait_writable(ports[leader]).await;
+    let (mut cluster, leader, follower, ports) = cut_cluster(dir.path()).await;
 
     let (through_follower, through_leader) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let f = tokio::spawn(cut_pipeline(
@@ -816,14 +834,7 @@ async fn a_pipeline_cut_by_a_leader_kill_answers_every_command_exactly_once() {
         panic!("through the follower: {e} ({f:?} replies counted)\n{}", cluster.logs(20));
     }
     assert_eq!(f.incr_unknown, 0);
-    // The killed leader's connection may close: what it did not answer is unknown. An error
-    // other than a closed connection is not allowed there either.
-    if let Err(e) = &l_result {
-        assert!(
-            e.contains("closed") || e.contains("reset") || e.contains("write"),
-            "through the killed leader: {e}"
-        );
-    }
+    assert_cut_by_the_kill(&l_result);
     eprintln!(
         "follower: {} ok, {} errors of {CUT_COMMANDS} (kill after {at_kill}); leader: {} ok, {} errors, {} unknown ({l_result:?})",
         f.incr_ok + f.pushed.len() as u64,
@@ -930,12 +941,7 @@ async fn cut_set_pipeline(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_of_sets_and_gets_cut_by_a_leader_kill_answers_each_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cluster = LocalCluster::start(dir.path(), 3, |_| {});
-    let leader = cluster.leader(Duration::from_secs(30)).await;
-    let follower = (leader + 1) % 3;
-    let ports: Vec<u16> = (0..3).map(|i| cluster.redis_port(i)).collect();
-    wait_writable(ports[follower]).await;
-    wait_writable(ports[leader]).await;
+    let (mut cluster, leader, follower, ports) = cut_cluster(dir.path()).await;
 
     let (through_follower, through_leader) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let f = tokio::spawn(cut_set_pipeline(
@@ -963,12 +969,7 @@ async fn a_pipeline_of_sets_and_gets_cut_by_a_leader_kill_answers_each_once() {
         panic!("through the follower: {e} ({} replies)\n{}", f.answered, cluster.logs(20));
     }
     assert_eq!(f.answered, CUT_COMMANDS);
-    if let Err(e) = &l_result {
-        assert!(
-            e.contains("closed") || e.contains("reset") || e.contains("write"),
-            "through the killed leader: {e}"
-        );
-    }
+    assert_cut_by_the_kill(&l_result);
     eprintln!(
         "follower: {} SETs acknowledged, {} SET and {} GET errors of {CUT_COMMANDS} (kill after {at_kill}); \
          leader: {} acknowledged, {} answered",
