@@ -199,14 +199,9 @@ pub trait Backend: Send + Sync + 'static {
         queries: Vec<Query>,
         consistency: RequestConsistency,
     ) -> BoxFuture<Vec<Result<Response, BackendError>>> {
+        // Each submitted here, in order; join_all answers in the same order.
         let reads: Vec<_> = queries.into_iter().map(|query| self.read(query, consistency)).collect();
-        Box::pin(async move {
-            let mut answers = Vec::with_capacity(reads.len());
-            for read in reads {
-                answers.push(read.await);
-            }
-            answers
-        })
+        Box::pin(futures::future::join_all(reads))
     }
 
     /// Many writes – a connection's pipeline of writes – applied in their order and answered in
@@ -219,13 +214,7 @@ pub trait Backend: Send + Sync + 'static {
         consistency: RequestConsistency,
     ) -> BoxFuture<Vec<Result<Response, BackendError>>> {
         let writes: Vec<_> = commands.into_iter().map(|command| self.write(command, consistency)).collect();
-        Box::pin(async move {
-            let mut answers = Vec::with_capacity(writes.len());
-            for write in writes {
-                answers.push(write.await);
-            }
-            answers
-        })
+        Box::pin(futures::future::join_all(writes))
     }
 
     /// The consistency family this backend implements (Raft unless it says otherwise).

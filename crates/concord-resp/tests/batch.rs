@@ -62,11 +62,7 @@ impl Backend for Recording {
         let answers: Vec<_> = queries.into_iter().map(|q| self.store.read(q, consistency)).collect();
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            let mut out = Vec::new();
-            for answer in answers {
-                out.push(answer.await);
-            }
-            out
+            futures::future::join_all(answers).await
         })
     }
 
@@ -79,11 +75,7 @@ impl Backend for Recording {
         let answers: Vec<_> = commands.into_iter().map(|c| self.store.write(c, consistency)).collect();
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            let mut out = Vec::new();
-            for answer in answers {
-                out.push(answer.await);
-            }
-            out
+            futures::future::join_all(answers).await
         })
     }
 

@@ -322,13 +322,8 @@ impl NodeHandle {
         }
         if self.leader_guess().is_some_and(|leader| leader != me) {
             let writes: Vec<_> = commands.into_iter().map(|command| self.write(command)).collect();
-            return Box::pin(async move {
-                let mut results = Vec::with_capacity(writes.len());
-                for write in writes {
-                    results.push(write.await);
-                }
-                results
-            });
+            // Each forwarded already (submitted in order); join_all answers in the same order.
+            return Box::pin(futures::future::join_all(writes));
         }
         if let Some(why) = self.inner.disk_space.refusal() {
             let results = commands.iter().map(|_| Err(ClientError::NoSpace(why.clone()))).collect();
