@@ -20,7 +20,7 @@
 //! **Which modes.** Every mode serves them: the strong mode with the dashboard's buttons, the
 //! eventual and sharded modes without (`concord lab social --real --faults partition` partitions
 //! its likes cluster and its sharded timelines cluster with them). Each mode builds them with
-//! [`doors`] and cuts its peers with [`isolate`]; its inbox drops peer frames while
+//! [`doors`] and cuts its peers with [`FaultTarget::set_isolated`]; its inbox drops peer frames while
 //! [`FaultTarget::isolated`]. In the sharded mode a partitioned node is cut from every Raft group it
 //! is in: on a three-replica layout each of its groups is the minority of one there, so it
 //! commits nothing until healed.
@@ -61,27 +61,24 @@ const STOP_DELAY: Duration = Duration::from_millis(100);
 /// sharded mode's [`crate::sharded::ShardedHandle`]).
 pub trait FaultTarget: Send + Sync + 'static {
     fn node_id(&self) -> u32;
-    /// Whether this node is partitioned from its peers.
-    fn isolated(&self) -> bool;
-    /// Partition this node from every peer, or heal it.
-    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError>;
+    /// The node's peer transport (none without a cluster secret: no peers to cut).
+    fn transport(&self) -> Option<&Transport>;
     /// Member `id`'s HTTP address, if this node knows it.
     fn peer_http(&self, id: u32) -> Option<SocketAddr>;
-}
 
-/// Whether the node whose peer transport is `transport` is partitioned (never without one).
-pub fn is_isolated(transport: Option<&Transport>) -> bool {
-    transport.is_some_and(Transport::is_isolated)
-}
+    /// Whether this node is partitioned from its peers.
+    fn isolated(&self) -> bool {
+        self.transport().is_some_and(Transport::is_isolated)
+    }
 
-/// Partition the node whose peer transport is `transport` from every peer, or heal it: what
-/// [`FaultTarget::set_isolated`] does in every mode.
-pub fn isolate(transport: Option<&Transport>, isolated: bool) -> Result<(), ClientError> {
-    let transport = transport.ok_or_else(|| {
-        ClientError::Rejected("this node runs without a cluster secret, so it has no peers to cut".into())
-    })?;
-    transport.set_isolated(isolated);
-    Ok(())
+    /// Partition this node from every peer, or heal it.
+    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
+        let transport = self.transport().ok_or_else(|| {
+            ClientError::Rejected("this node runs without a cluster secret, so it has no peers to cut".into())
+        })?;
+        transport.set_isolated(isolated);
+        Ok(())
+    }
 }
 
 /// A mode's fault-injection routes for `handle` (on only with `--allow-fault-injection`; `stop`

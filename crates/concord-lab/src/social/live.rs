@@ -255,6 +255,23 @@ pub struct CacheWindow {
     pub read_p99_ms: f64,
 }
 
+impl CacheWindow {
+    /// The window's figures as the report prints them, in the order of the text's line and the
+    /// HTML table's columns: window, hits, misses, hit ratio, timeline reads, ok, p50, p99.
+    fn cells(&self) -> [String; 8] {
+        [
+            format!("{} ({:.1}–{:.1} s)", self.name, self.from_ms / 1e3, self.to_ms / 1e3),
+            self.hits.to_string(),
+            self.misses.to_string(),
+            format!("{:.1} %", 100.0 * self.hit_ratio),
+            self.timeline_reads.to_string(),
+            format!("{:.1} %", 100.0 * self.timeline_reads_ok),
+            report::ms(self.read_p50_ms),
+            report::ms(self.read_p99_ms),
+        ]
+    }
+}
+
 /// The sharded deployment against the single machine (runs "baseline" and "single node", and
 /// the two crash runs when they ran).
 #[derive(Clone, Debug, Serialize)]
@@ -593,19 +610,10 @@ pub fn text_summary(report: &LiveReport) -> String {
             let _ = writeln!(out, "  at {:.1} s: {f}", t / 1e3);
         }
         for w in &s.cache_windows {
+            let [window, hits, misses, ratio, reads, ok, p50, p99] = w.cells();
             let _ = writeln!(
                 out,
-                "  {:<6} ({:.1}–{:.1} s): cache hits {} misses {} ({:.1} %); timeline reads {} ok {:.1} %, p50 {} ms p99 {} ms",
-                w.name,
-                w.from_ms / 1e3,
-                w.to_ms / 1e3,
-                w.hits,
-                w.misses,
-                100.0 * w.hit_ratio,
-                w.timeline_reads,
-                100.0 * w.timeline_reads_ok,
-                report::ms(w.read_p50_ms),
-                report::ms(w.read_p99_ms)
+                "  {window:<20}: cache hits {hits} misses {misses} ({ratio}); timeline reads {reads} ok {ok}, p50 {p50} ms p99 {p99} ms"
             );
         }
     }
@@ -808,21 +816,8 @@ pub fn write_live_report(report: &LiveReport, dir: &Path) -> anyhow::Result<Vec<
                  <th>timeline reads</th><th>ok</th><th>p50 (ms)</th><th>p99 (ms)</th></tr>"
             );
             for w in &s.cache_windows {
-                let _ = writeln!(
-                    body,
-                    "<tr><td>{} ({:.1}–{:.1} s)</td><td>{}</td><td>{}</td><td>{:.1} %</td><td>{}</td>\
-                     <td>{:.1} %</td><td>{}</td><td>{}</td></tr>",
-                    w.name,
-                    w.from_ms / 1e3,
-                    w.to_ms / 1e3,
-                    w.hits,
-                    w.misses,
-                    100.0 * w.hit_ratio,
-                    w.timeline_reads,
-                    100.0 * w.timeline_reads_ok,
-                    report::ms(w.read_p50_ms),
-                    report::ms(w.read_p99_ms)
-                );
+                let cells: String = w.cells().iter().map(|c| format!("<td>{c}</td>")).collect();
+                let _ = writeln!(body, "<tr>{cells}</tr>");
             }
             let _ = writeln!(body, "</table>");
         }

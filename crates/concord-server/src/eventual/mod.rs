@@ -40,6 +40,7 @@ pub mod resp;
 
 use crate::config::PeerConfig;
 use crate::driver::{Clock, Input, ReplyTo};
+use crate::fault_injection::FaultTarget as _;
 use crate::front::ClientError;
 use crate::hosted::EventualStatus;
 use crate::metrics::Metrics;
@@ -56,31 +57,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// The client side of an eventual-mode node: hands requests to its driver and waits for the answer.
 #[derive(Clone)]
 pub struct EventualHandle {
-    inner: Arc<Inner>,
+    inner: Arc<EventualParts>,
 }
 
-struct Inner {
-    me: NodeId,
-    tx: mpsc::Sender<Input<DynamoNode>>,
-    status: watch::Receiver<EventualStatus>,
-    clock: Clock,
-    /// A safety net above the node's own `request_timeout` (which answers every request).
-    timeout: Duration,
-    config: DynamoConfig,
-    limits: concord_kv::KvLimits,
-    metrics: Arc<Metrics>,
-    peers: Vec<PeerConfig>,
-    disk_space: Arc<crate::disk_space::DiskSpace>,
-    /// The peer transport (none without a cluster secret): what fault injection cuts.
-    transport: Option<Transport>,
-}
-
-/// What [`EventualHandle::new`] needs.
+/// What [`EventualHandle::new`] needs: what the handle holds.
 pub struct EventualParts {
     pub me: NodeId,
     pub tx: mpsc::Sender<Input<DynamoNode>>,
     pub status: watch::Receiver<EventualStatus>,
     pub clock: Clock,
+    /// A safety net above the node's own `request_timeout` (which answers every request).
     pub timeout: Duration,
     pub config: DynamoConfig,
     pub limits: concord_kv::KvLimits,
@@ -89,6 +75,7 @@ pub struct EventualParts {
     pub peers: Vec<PeerConfig>,
     /// Whether the data disk is full (writes are then refused here).
     pub disk_space: Arc<crate::disk_space::DiskSpace>,
+    /// The peer transport (none without a cluster secret): what fault injection cuts.
     pub transport: Option<Transport>,
 }
 
@@ -111,34 +98,7 @@ pub enum Collection {
 
 impl EventualHandle {
     pub fn new(parts: EventualParts) -> EventualHandle {
-        let EventualParts {
-            me,
-            tx,
-            status,
-            clock,
-            timeout,
-            config,
-            limits,
-            metrics,
-            peers,
-            disk_space,
-            transport,
-        } = parts;
-        EventualHandle {
-            inner: Arc::new(Inner {
-                me,
-                tx,
-                status,
-                clock,
-                timeout,
-                config,
-                limits,
-                metrics,
-                peers,
-                disk_space,
-                transport,
-            }),
-        }
+        EventualHandle { inner: Arc::new(parts) }
     }
 
     pub fn id(&self) -> NodeId {
@@ -167,11 +127,6 @@ impl EventualHandle {
 
     pub fn peers(&self) -> &[PeerConfig] {
         &self.inner.peers
-    }
-
-    /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
-    pub fn isolated(&self) -> bool {
-        crate::fault_injection::is_isolated(self.inner.transport.as_ref())
     }
 
     /// A message from a peer: queued for the driver, or dropped (and counted) when the queue is
@@ -442,12 +397,8 @@ impl crate::fault_injection::FaultTarget for EventualHandle {
         self.id().0
     }
 
-    fn isolated(&self) -> bool {
-        EventualHandle::isolated(self)
-    }
-
-    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
-        crate::fault_injection::isolate(self.inner.transport.as_ref(), isolated)
+    fn transport(&self) -> Option<&crate::transport::Transport> {
+        self.inner.transport.as_ref()
     }
 
     fn peer_http(&self, id: u32) -> Option<std::net::SocketAddr> {

@@ -103,6 +103,7 @@ pub use process::{ServerRequest, ServerResponse, ShardServer};
 
 use crate::config::PeerConfig;
 use crate::driver::{Clock, Input, ReplyTo};
+use crate::fault_injection::FaultTarget as _;
 use crate::front::ClientError;
 use crate::hosted::Hosted;
 use crate::metrics::Metrics;
@@ -521,11 +522,6 @@ impl ShardedHandle {
         &self.inner.cluster_id
     }
 
-    /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
-    pub fn isolated(&self) -> bool {
-        crate::fault_injection::is_isolated(self.inner.transport.as_ref())
-    }
-
     /// Every member's addresses, this node's own included, by id.
     pub fn peers(&self) -> Vec<PeerConfig> {
         self.inner.peers.read().expect("peers lock").values().cloned().collect()
@@ -928,12 +924,8 @@ impl crate::fault_injection::FaultTarget for ShardedHandle {
         self.id().0
     }
 
-    fn isolated(&self) -> bool {
-        ShardedHandle::isolated(self)
-    }
-
-    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
-        crate::fault_injection::isolate(self.inner.transport.as_ref(), isolated)
+    fn transport(&self) -> Option<&crate::transport::Transport> {
+        self.inner.transport.as_ref()
     }
 
     fn peer_http(&self, id: u32) -> Option<std::net::SocketAddr> {

@@ -158,17 +158,6 @@ impl NodeHandle {
         crate::peer_file::learn_peer(inner.transport.as_ref(), &inner.peers, Some(&inner.peer_file), peer)
     }
 
-    /// Whether fault injection has partitioned this node from its peers ([`crate::fault_injection`]).
-    pub fn isolated(&self) -> bool {
-        crate::fault_injection::is_isolated(self.inner.transport.as_ref())
-    }
-
-    /// Partition this node from every peer, or heal it ([`crate::fault_injection`]; the endpoint checks that
-    /// fault injection is allowed).
-    pub fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
-        crate::fault_injection::isolate(self.inner.transport.as_ref(), isolated)
-    }
-
     /// A membership or leadership change, routed to the leader. Not retried after an ambiguous
     /// outcome (the caller checks `GET /v1/cluster`).
     pub async fn admin(&self, request: concord_raft::AdminRequest) -> Result<KvResponse, ClientError> {
@@ -608,12 +597,8 @@ impl crate::fault_injection::FaultTarget for NodeHandle {
         self.id().0
     }
 
-    fn isolated(&self) -> bool {
-        NodeHandle::isolated(self)
-    }
-
-    fn set_isolated(&self, isolated: bool) -> Result<(), ClientError> {
-        NodeHandle::set_isolated(self, isolated)
+    fn transport(&self) -> Option<&crate::transport::Transport> {
+        self.inner.transport.as_ref()
     }
 
     fn peer_http(&self, id: u32) -> Option<std::net::SocketAddr> {

@@ -34,6 +34,7 @@
 
 use super::handle::NodeHandle;
 use crate::config::{NodeConfig, ReadMode};
+use crate::fault_injection::FaultTarget as _;
 use crate::front::cas_txn::{self, json_body};
 use crate::front::http::{body_limit, metrics_text, page_json, ApiError, DeleteRangeParams, ListParams};
 use crate::front::{self, ClientError};

@@ -20,6 +20,7 @@ pub mod resp;
 
 pub use handle::{HandleParts, NodeHandle};
 
+use crate::fault_injection::FaultTarget as _;
 use crate::node::{DoorParts, Front, FrontDoors, ModeParts, Served};
 use crate::transport::Inbound;
 use crate::wire::{wrong_mode, Frame};
