@@ -784,14 +784,19 @@ async fn write_replies(
             batch.take_pushes(&mut pushes, protocol);
         }
         let subscribe = matches!(pending, Pending::PubSub { subscribe: true, .. });
-        let frames = match pending {
+        // The reply's frame (a Pub/Sub confirmation's frames are encoded at once): no list allocated
+        // per reply.
+        let frame = match pending {
             Pending::Ready(frame, p) => {
                 protocol = p;
-                vec![frame]
+                Some(frame)
             }
             Pending::PubSub { frames, protocol: p, .. } => {
                 protocol = p;
-                frames
+                for frame in &frames {
+                    encode(frame, protocol, &mut batch.bytes);
+                }
+                None
             }
             Pending::Answer(mut answer, p) => {
                 protocol = p;
@@ -823,7 +828,7 @@ async fn write_replies(
                     }
                 };
                 batch.replies += size;
-                vec![frame]
+                Some(frame)
             }
             Pending::Waiting(mut answer, p) => {
                 protocol = p;
@@ -847,10 +852,10 @@ async fn write_replies(
                     }
                     Err(oneshot::error::TryRecvError::Closed) => internal_error(),
                 };
-                vec![frame]
+                Some(frame)
             }
         };
-        for frame in frames {
+        if let Some(frame) = frame {
             encode(&frame, protocol, &mut batch.bytes);
         }
         if subscribe {
