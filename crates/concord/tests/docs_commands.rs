@@ -26,7 +26,11 @@
 //! * ```` ```sh status=1 ```` runs, a command exiting with 1 counting as success too (a `concord
 //!   design` whose requirements are missed on purpose); any other status fails.
 //! * `ports=` on any block says the ports it uses. From its first block that uses ports (or is a
-//!   server) to its end, a file runs alone among such files: the guides use the default ports.
+//!   server) to its end, a file runs alone among such files: the guides use the default ports. A
+//!   block's ports must be free when it starts – a server block of the file holding one is stopped
+//!   first, as a reader stops a cluster before starting another on its ports – and every declared
+//!   port must be free again when the file ends (a `docker-compose up -d` block may leave them
+//!   taken for the blocks after it, until one of them runs `down`).
 //!
 //! How a block runs: as one bash script with `set -e -o pipefail` semantics (an ERR trap), so the first failing command
 //! fails the block, and the first failing block ends its file (later blocks build on it). Each
@@ -37,7 +41,8 @@
 //! files a command writes (`concord-data/`, `out/`, `run.jsonl`) land in the scratch directory.
 //! `open` and `xdg-open` are replaced by a script that prints the URL: no browser is started.
 //!
-//! `CONCORD_DOCS_ONLY=docs/sharding.md` (any part of a path) runs only the matching guides;
+//! `CONCORD_DOCS_ONLY=docs/sharding.md` (any part of a path; several, comma-separated) runs only
+//! the matching guides;
 //! `CONCORD_DOCS_KEEP=1` keeps the scratch directories (each block's script and log);
 //! `CONCORD_DOCS_BIN=target/release/concord` runs the guides with that binary instead of this
 //! test's debug build (for the long run). Either way the blocks see it as `CONCORD_BIN` too, so
@@ -284,9 +289,11 @@ fn run_guides(run: Run) {
     let repo = Path::new(REPO).canonicalize().unwrap();
     let mut parsed = Vec::new();
     let mut errors = Vec::new();
-    // CONCORD_DOCS_ONLY=docs/sharding.md (a part of the path) runs only the matching guides.
+    // CONCORD_DOCS_ONLY=docs/sharding.md (a part of the path; several, comma-separated) runs only
+    // the matching guides.
     let only = std::env::var("CONCORD_DOCS_ONLY").unwrap_or_default();
-    for file in guides(&repo).into_iter().filter(|f| f.to_string_lossy().contains(&only)) {
+    let wanted = |file: &Path| only.split(',').any(|part| file.to_string_lossy().contains(part));
+    for file in guides(&repo).into_iter().filter(|f| wanted(f)) {
         let text = std::fs::read_to_string(repo.join(&file)).unwrap();
         match shell_blocks(&text) {
             Ok(blocks) => parsed.push((file, blocks)),
@@ -528,11 +535,13 @@ fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run, ports_lock: &M
             started += waiting.elapsed();
         }
         let block_started = Instant::now();
-        let result = if block.server {
-            start_server(&scratch, number, block, &mut servers, &where_)
-        } else {
-            run_block(&scratch, number, block, run, &where_)
-        };
+        let result = make_room(block, &mut servers, &where_).and_then(|()| {
+            if block.server {
+                start_server(&scratch, number, block, &mut servers, &where_)
+            } else {
+                run_block(&scratch, number, block, run, &where_)
+            }
+        });
         let took = block_started.elapsed();
         if report.slowest.is_none_or(|(_, slowest)| took > slowest) {
             report.slowest = Some((block.fence_line, took));
@@ -544,6 +553,11 @@ fn run_file(repo: &Path, file: &Path, blocks: &[Block], run: Run, ports_lock: &M
     }
     if let Err(e) = stop_servers(servers, file) {
         report.failure.get_or_insert(e);
+    }
+    if report.failure.is_none() {
+        if let Err(e) = ports_left_free(file, blocks, run) {
+            report.failure = Some(e);
+        }
     }
     drop(ports_turn);
     report.elapsed = started.elapsed();
@@ -579,12 +593,7 @@ fn run_block(
     stop_group(&mut child, Signal::SIGTERM, Duration::from_secs(5));
     let _ = run;
     match status {
-        Some(status) if status.success() => {
-            if let Some(busy) = block.ports.iter().find(|&&p| listening(p)) {
-                return Err(format!("{}: port {busy} is still in use after the block", where_(block, 0)));
-            }
-            Ok(())
-        }
+        Some(status) if status.success() => Ok(()),
         Some(status) => {
             let (line, what) = match failed_line(&failed, block) {
                 Some((code, offset)) => (offset, format!("exited with status {code}")),
@@ -642,11 +651,6 @@ fn start_server(
     servers: &mut Vec<Server>,
     where_: &dyn Fn(&Block, usize) -> String,
 ) -> Result<(), String> {
-    // A new server on a running one's ports replaces it, as one would stop the old one first –
-    // and the servers started after it, which may be its clients (a `redis-cli SUBSCRIBE`).
-    if let Some(first) = servers.iter().position(|s| s.ports.iter().any(|p| block.ports.contains(p))) {
-        stop_servers(servers.split_off(first), Path::new(&where_(block, 0)))?;
-    }
     if let Some(busy) = block.ports.iter().find(|&&p| listening(p)) {
         return Err(format!(
             "{}: port {busy} is in use before the server starts (another redis-server or cluster?)",
@@ -690,6 +694,39 @@ fn start_server(
         std::thread::sleep(Duration::from_millis(50));
     }
     servers.push(Server { child, ports: block.ports.clone(), fence_line: block.fence_line });
+    Ok(())
+}
+
+/// A block (or server) on a running server's ports replaces it, as a reader stops a cluster before
+/// starting another on its ports (`concord up`, then `docker-compose up`): the server is stopped,
+/// with the servers started after it, which may be its clients (a `redis-cli SUBSCRIBE`).
+fn make_room(
+    block: &Block,
+    servers: &mut Vec<Server>,
+    where_: &dyn Fn(&Block, usize) -> String,
+) -> Result<(), String> {
+    match servers.iter().position(|s| s.ports.iter().any(|p| block.ports.contains(p))) {
+        Some(first) => stop_servers(servers.split_off(first), Path::new(&where_(block, 0))),
+        None => Ok(()),
+    }
+}
+
+/// A file may leave its ports taken from one block to the next (`docker-compose up -d` in one
+/// block, `down` in a later one), but not past its end: every port its blocks declared must be
+/// free once its servers are stopped, or the next file would find them taken.
+fn ports_left_free(file: &Path, blocks: &[Block], run: Run) -> Result<(), String> {
+    let declared: Vec<u16> = blocks.iter().filter(|b| runs(b, run)).flat_map(|b| b.ports.clone()).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Some(held) = declared.iter().find(|&&p| listening(p)) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{}: port {held} is still in use after the file's last block: a block started \
+                 something on it (`docker-compose up -d`?) that no later block stopped",
+                file.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Ok(())
 }
 
@@ -815,6 +852,41 @@ fn a_failing_command_is_reported_with_its_line_status_and_output() {
     // status=1 allows the 1 of a grep that finds nothing; the file stops at its first failure.
     let report = run_file(Path::new(REPO), Path::new("y.md"), &blocks[1..], Run::Default, &Mutex::new(()));
     assert!(report.failure.is_none() && report.ran == 1, "{:?}", report.failure);
+}
+
+/// A listener on `port` that accepts (and closes) connections for `seconds`, in Python (every test
+/// machine has it). It accepts: the test's probes are connections, and a listener that never
+/// accepts looks closed once its backlog is full.
+fn listen_script(port: u16, seconds: u32) -> String {
+    format!(
+        "python3 -c \"import signal, socket; signal.alarm({seconds}); s = socket.socket(); \
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', {port})); \
+         s.listen()\nwhile True: s.accept()[0].close()\""
+    )
+}
+
+#[test]
+fn a_block_on_a_servers_ports_stops_it_first_and_a_file_must_leave_its_ports_free() {
+    // A block that starts something on a running server's port (compose after `concord up`):
+    // the server is stopped first, as a reader would stop it (else the bind fails).
+    let server = listen_script(47311, 600);
+    let bind = "python3 -c \"import socket; s = socket.socket(); \
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 47311))\"";
+    let text = format!("```sh server ports=47311\nexec {server}\n```\n```sh ports=47311\n{bind}\n```\n");
+    let blocks = shell_blocks(&text).unwrap();
+    let report = run_file(Path::new(REPO), Path::new("p.md"), &blocks, Run::Default, &Mutex::new(()));
+    assert!(report.failure.is_none() && report.ran == 2, "{:?}", report.failure);
+
+    // A block may leave its port taken for the blocks after it, not past the file's end. (The
+    // detached listener outlives the block's process group, and ends a few seconds after the
+    // check gives up.)
+    let detached = listen_script(47312, 12);
+    let listens = "until (: > /dev/tcp/127.0.0.1/47312) 2>/dev/null; do sleep 0.1; done";
+    let text = format!("```sh ports=47312\nsetsid {detached} </dev/null >/dev/null 2>&1 &\n{listens}\n```\n");
+    let blocks = shell_blocks(&text).unwrap();
+    let report = run_file(Path::new(REPO), Path::new("q.md"), &blocks, Run::Default, &Mutex::new(()));
+    let failure = report.failure.expect("the file ended with its port taken");
+    assert!(failure.starts_with("q.md: port 47312 is still in use after the file's last block"), "{failure}");
 }
 
 #[test]
