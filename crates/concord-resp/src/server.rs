@@ -110,8 +110,8 @@
 //! until `READWRITE`, which restores the connection's own `CONSISTENCY`; writes are unaffected.
 
 use crate::acl::{Acl, Denied, Need, DEFAULT_USER};
-use crate::backend::{Backend, BoxFuture, ConsistencyModel, RequestConsistency};
-use crate::batch::Collecting;
+use crate::backend::{Backend, BackendError, BoxFuture, ConsistencyModel, RequestConsistency};
+use crate::batch::{Collecting, Replies};
 use crate::cluster;
 use crate::codec::{encode, DecodeError, DecodeLimits, RequestDecoder};
 use crate::command::{
@@ -122,7 +122,7 @@ use crate::exec::{self, Access, ExecContext};
 use crate::frame::{Frame, Protocol};
 use crate::introspect::{self, REDIS_VERSION};
 use crate::monitor::{ClientHandle, ClientSnapshot, Lookups, Monitor};
-use crate::pipeline::{ready_now, Pipeline};
+use crate::pipeline::{ready_now, Pipeline, Unanswered};
 use crate::pubsub::{Hub, Mailbox, PubSubRequest};
 use crate::scripts::ScriptCache;
 use crate::tracking::{Settings as TrackingSettings, Tracker};
@@ -627,6 +627,13 @@ enum Pending {
     /// A blocking pop's reply, computed on a task of its own (aborted when the client leaves;
     /// the writer sends what it holds before waiting for it, as Redis does before it blocks).
     Waiting(oneshot::Receiver<(Frame, usize)>, Protocol),
+    /// A batch's replies, in request order ([`crate::batch`]): the entry of its first request.
+    Batch(BoxFuture<Replies>, Protocol),
+    /// A batch's replies, computed on a task of its own while the socket was busy.
+    BatchWaiting(oneshot::Receiver<Replies>, Protocol),
+    /// A request that joined a batch whose entry is queued already: nothing to queue (never
+    /// reaches the writer).
+    Joined,
     /// Pub/Sub confirmations, one frame per channel. `subscribe`: a SUBSCRIBE's, which held the
     /// connection's messages back ([`Mailbox::hold`]) and releases them once written, so that it
     /// precedes the channel's first message. (An UNSUBSCRIBE's follows the channel's last message
@@ -681,6 +688,63 @@ impl Batch {
         Ok(())
     }
 
+    /// A backend answer, in its turn: at once if ready; with replies already encoded, after
+    /// letting the node finish the batch it is probably part of (a pipeline's answers come
+    /// together, so a part of it is not written alone); else after writing what is encoded. `None`:
+    /// the socket failed.
+    async fn settle<T>(
+        &mut self,
+        mut answer: BoxFuture<T>,
+        socket: &mut (impl AsyncWrite + Unpin),
+        queue: &mut Queue,
+        output: &OutputBuffer,
+        mailbox: &Mailbox,
+    ) -> Option<T> {
+        if let Some(ready) = ready_now(&mut answer) {
+            return Some(ready);
+        }
+        if !self.bytes.is_empty() {
+            for _ in 0..ANSWER_YIELDS {
+                tokio::task::yield_now().await;
+                if let Some(ready) = ready_now(&mut answer) {
+                    return Some(ready);
+                }
+            }
+        }
+        // A slow answer: send what is ready before waiting for it.
+        self.flush(socket, queue, output, mailbox).await.ok()?;
+        Some(answer.await)
+    }
+
+    /// An answer computed on a task of its own: at once if there, else after writing what is
+    /// encoded. `None`: the socket failed; `Some(None)`: the task ended without an answer.
+    async fn settle_waiting<T>(
+        &mut self,
+        mut answer: oneshot::Receiver<T>,
+        socket: &mut (impl AsyncWrite + Unpin),
+        queue: &mut Queue,
+        output: &OutputBuffer,
+        mailbox: &Mailbox,
+    ) -> Option<Option<T>> {
+        match answer.try_recv() {
+            Ok(answer) => Some(Some(answer)),
+            Err(oneshot::error::TryRecvError::Closed) => Some(None),
+            Err(oneshot::error::TryRecvError::Empty) => {
+                // Send what is ready before waiting for a slow answer.
+                self.flush(socket, queue, output, mailbox).await.ok()?;
+                Some(answer.await.ok())
+            }
+        }
+    }
+
+    /// A batch's replies, in order.
+    fn encode_replies(&mut self, replies: Replies, protocol: Protocol) {
+        for (frame, size) in replies {
+            self.replies += size;
+            encode(&frame, protocol, &mut self.bytes);
+        }
+    }
+
     fn push(&mut self, push: &Frame, protocol: Protocol) {
         self.pushes += push.size_estimate();
         encode(push, protocol, &mut self.bytes);
@@ -728,6 +792,13 @@ impl Queue {
                     let _ = tx.send(answer.await);
                 });
                 Pending::Waiting(rx, protocol)
+            }
+            Pending::Batch(replies, protocol) => {
+                let (tx, rx) = oneshot::channel();
+                tokio::spawn(async move {
+                    let _ = tx.send(replies.await);
+                });
+                Pending::BatchWaiting(rx, protocol)
             }
             other => other,
         });
@@ -798,62 +869,47 @@ async fn write_replies(
                 }
                 None
             }
-            Pending::Answer(mut answer, p) => {
+            Pending::Answer(answer, p) => {
                 protocol = p;
-                let ready = match ready_now(&mut answer) {
-                    Some(ready) => Some(ready),
-                    // Its answer is probably in the same batch as those just encoded: let the
-                    // node finish the batch before writing a part of it.
-                    None if !batch.bytes.is_empty() => {
-                        let mut ready = None;
-                        for _ in 0..ANSWER_YIELDS {
-                            tokio::task::yield_now().await;
-                            ready = ready_now(&mut answer);
-                            if ready.is_some() {
-                                break;
-                            }
-                        }
-                        ready
-                    }
-                    None => None,
-                };
-                let (frame, size) = match ready {
-                    Some(ready) => ready,
-                    None => {
-                        // A slow answer: send what is ready before waiting for it.
-                        if batch.flush(&mut socket, &mut queue, &output, &mailbox).await.is_err() {
-                            return;
-                        }
-                        answer.await
-                    }
+                let Some((frame, size)) =
+                    batch.settle(answer, &mut socket, &mut queue, &output, &mailbox).await
+                else {
+                    return;
                 };
                 batch.replies += size;
                 Some(frame)
             }
-            Pending::Waiting(mut answer, p) => {
+            Pending::Waiting(answer, p) => {
                 protocol = p;
-                let frame = match answer.try_recv() {
-                    Ok((frame, size)) => {
-                        batch.replies += size;
-                        frame
-                    }
-                    Err(oneshot::error::TryRecvError::Empty) => {
-                        // Send what is ready before waiting for a slow answer.
-                        if batch.flush(&mut socket, &mut queue, &output, &mailbox).await.is_err() {
-                            return;
-                        }
-                        match answer.await {
-                            Ok((frame, size)) => {
-                                batch.replies += size;
-                                frame
-                            }
-                            Err(_) => internal_error(),
-                        }
-                    }
-                    Err(oneshot::error::TryRecvError::Closed) => internal_error(),
+                let Some(answer) =
+                    batch.settle_waiting(answer, &mut socket, &mut queue, &output, &mailbox).await
+                else {
+                    return;
                 };
+                let (frame, size) = answer.unwrap_or_else(|| (internal_error(), 0));
+                batch.replies += size;
                 Some(frame)
             }
+            Pending::Batch(replies, p) => {
+                protocol = p;
+                let Some(replies) = batch.settle(replies, &mut socket, &mut queue, &output, &mailbox).await
+                else {
+                    return;
+                };
+                batch.encode_replies(replies, protocol);
+                None
+            }
+            Pending::BatchWaiting(replies, p) => {
+                protocol = p;
+                let Some(replies) =
+                    batch.settle_waiting(replies, &mut socket, &mut queue, &output, &mailbox).await
+                else {
+                    return;
+                };
+                batch.encode_replies(replies.unwrap_or_default(), protocol);
+                None
+            }
+            Pending::Joined => None,
         };
         if let Some(frame) = frame {
             encode(&frame, protocol, &mut batch.bytes);
@@ -939,7 +995,7 @@ struct Client {
     /// `CLIENT CACHING yes|no`, for the next command only.
     caching: Option<bool>,
     /// The pipeline's batch of plain reads or writes not sent yet ([`crate::batch`]).
-    collecting: Option<Collecting>,
+    collecting: Option<OpenBatch>,
     /// More requests are buffered behind the one being dispatched (a pipelined client).
     more_buffered: bool,
 }
@@ -959,6 +1015,50 @@ struct Timing {
     /// Its arguments, if the slow log is on.
     args: Option<Vec<Bytes>>,
     lookups: Option<Lookups>,
+}
+
+/// What is done with a backend request's reply once computed: its timing goes to the slow log and
+/// the keyspace counters, its size to the connection's output buffer (counted once computed,
+/// released once written: see `max_output_bytes`).
+struct Finish {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    name: Option<Bytes>,
+    output: Arc<OutputBuffer>,
+}
+
+impl Finish {
+    /// The reply's size as counted.
+    fn done(&self, timing: Option<Timing>, frame: &Frame) -> usize {
+        if let Some(timing) = timing {
+            if let Some(args) = timing.args {
+                let slowlog = &self.shared.monitor.slowlog;
+                slowlog.record(&args, timing.started.elapsed(), self.addr, self.name.as_ref());
+            }
+            if let Some(lookups) = timing.lookups {
+                self.shared.monitor.count_lookups(lookups, frame);
+            }
+        }
+        let size = frame.size_estimate();
+        self.output.add(size);
+        size
+    }
+}
+
+/// The batch being collected ([`crate::batch`]), with what its replies need.
+struct OpenBatch {
+    collecting: Collecting<Batched>,
+    /// For a `GET` whose value is empty: is the key a string, or a collection (WRONGTYPE)?
+    ctx: ExecContext,
+    /// The batch counts as one unanswered request until its replies are computed.
+    answered: Unanswered,
+}
+
+/// What one batched request's reply needs besides its answer.
+struct Batched {
+    /// A `GET`'s key; `None`: a `SET`.
+    get: Option<Bytes>,
+    timing: Option<Timing>,
 }
 
 /// What `WATCH` saw. `epoch` moves whenever the list is cleared (EXEC, DISCARD, UNWATCH), so a
@@ -1105,6 +1205,13 @@ impl Client {
                     Ok(Some(args)) => {
                         self.more_buffered = !buf.is_empty();
                         let (pending, close) = self.dispatch(args).await;
+                        if matches!(pending, Pending::Joined) {
+                            // Its reply comes with its batch's, whose entry is queued already.
+                            if close {
+                                return None;
+                            }
+                            continue;
+                        }
                         let pending = match replies.try_send(pending) {
                             Ok(()) if !close => continue,
                             Ok(()) => return None,
@@ -1242,9 +1349,9 @@ impl Client {
         // A request that does not join the batch being collected sends it first: nothing may
         // overtake it or wait for it (see `crate::batch`).
         let batch_access = self.batch_access(&request);
-        if let Some(collecting) = &self.collecting {
-            if !batch_access.is_some_and(|access| collecting.accepts(access, self.exec_context().consistency))
-            {
+        if let Some(batch) = &self.collecting {
+            let consistency = self.request_consistency();
+            if !batch_access.is_some_and(|access| batch.collecting.accepts(access, consistency)) {
                 self.send_batch();
             }
         }
@@ -1620,17 +1727,21 @@ impl Client {
         }
     }
 
-    fn exec_context(&self) -> ExecContext {
+    /// The consistency this connection's requests run at now.
+    fn request_consistency(&self) -> RequestConsistency {
         // READONLY: reads at stale consistency, which a replica may serve (Redis Cluster's
         // meaning of it); writes are unaffected.
-        let consistency = if self.readonly {
+        if self.readonly {
             RequestConsistency { read: ReadConsistency::Stale, ..self.consistency }
         } else {
             self.consistency
-        };
+        }
+    }
+
+    fn exec_context(&self) -> ExecContext {
         ExecContext {
             backend: self.shared.backend.clone(),
-            consistency,
+            consistency: self.request_consistency(),
             keys_max: self.shared.config.keys_max,
             max_reply_bytes: self.shared.config.max_output_bytes.unwrap_or(usize::MAX),
         }
@@ -1652,23 +1763,12 @@ impl Client {
         self.run = Some(access);
         let answered = self.pipeline.started();
         let answer = begin();
-        let output = self.output.clone();
         let timing = self.timing.take();
-        let (shared, addr, name) = (self.shared.clone(), self.addr, self.name.clone());
+        let finish = self.finish();
         let answer = async move {
             let frame = answer.await;
             drop(answered);
-            if let Some(timing) = timing {
-                if let Some(args) = timing.args {
-                    shared.monitor.slowlog.record(&args, timing.started.elapsed(), addr, name.as_ref());
-                }
-                if let Some(lookups) = timing.lookups {
-                    shared.monitor.count_lookups(lookups, &frame);
-                }
-            }
-            // Counted once computed, released once written (see `max_output_bytes`).
-            let size = frame.size_estimate();
-            output.add(size);
+            let size = finish.done(timing, &frame);
             (frame, size)
         };
         let mut answer: BoxFuture<(Frame, usize)> = Box::pin(answer);
@@ -1706,43 +1806,94 @@ impl Client {
         }
     }
 
-    /// Start a `GET` or `SET` as part of the pipeline's batch ([`crate::batch`]): its reply waits
-    /// for the batch's answers; the batch goes to the backend once full, or when the reader
-    /// flushes it.
-    async fn start_batched(&mut self, request: Request, access: Access, ctx: ExecContext) -> (Pending, bool) {
-        let collecting = self.collecting.get_or_insert_with(|| Collecting::new(access, ctx.consistency));
-        let begin: BoxFuture<Frame> = match request {
-            Request::Get(key) => {
-                let answer = collecting.read(concord_kv::Query::get(key.to_vec()));
-                Box::pin(async move { exec::get_batch_reply(answer.await, &key, &ctx).await })
-            }
-            Request::Set(set) => match exec::set_batch_command(&set, ctx.backend.now_ms()) {
-                Ok(command) => {
-                    let answer = collecting.write(command);
-                    Box::pin(async move { exec::set_batch_reply(answer.await) })
-                }
-                Err(error) => Box::pin(std::future::ready(error)),
-            },
-            other => {
-                let error = Frame::error(format!("ERR internal error: {other:?} cannot be batched"));
-                Box::pin(std::future::ready(error))
-            }
-        };
-        let full = collecting.is_full();
-        let started = self.start(access, false, move || begin).await;
-        if full {
-            self.send_batch();
+    /// What a backend request's reply is finished with ([`Finish`]).
+    fn finish(&self) -> Finish {
+        Finish {
+            shared: self.shared.clone(),
+            addr: self.addr,
+            name: self.name.clone(),
+            output: self.output.clone(),
         }
-        started
     }
 
-    /// Send the batch being collected, if any, to the backend now.
-    fn send_batch(&mut self) {
-        if let Some(collecting) = self.collecting.take() {
-            if !collecting.is_empty() {
-                collecting.send(&*self.shared.backend);
-            }
+    /// Add a `GET` or `SET` to the pipeline's batch ([`crate::batch`]), starting one if none is
+    /// being collected: the batch's first request queues the entry for all its replies
+    /// ([`Pending::Batch`]), the others nothing ([`Pending::Joined`]). The batch goes to the
+    /// backend once full, or when the reader flushes it.
+    async fn start_batched(&mut self, request: Request, access: Access, ctx: ExecContext) -> (Pending, bool) {
+        enum Add {
+            Read(concord_kv::Query),
+            Write(concord_kv::Command),
         }
+        let (add, get) = match request {
+            Request::Get(key) => (Add::Read(concord_kv::Query::get(key.to_vec())), Some(key)),
+            Request::Set(set) => match exec::set_batch_command(&set, ctx.backend.now_ms()) {
+                Ok(command) => (Add::Write(command), None),
+                // Refused before it reaches the backend: its reply takes its place after the
+                // batch before it.
+                Err(error) => {
+                    self.send_batch();
+                    return (Pending::Ready(error, self.protocol), false);
+                }
+            },
+            other => {
+                self.send_batch();
+                let error = Frame::error(format!("ERR internal error: {other:?} cannot be batched"));
+                return (Pending::Ready(error, self.protocol), false);
+            }
+        };
+        let mut pending = Pending::Joined;
+        if self.collecting.is_none() {
+            // A new batch: the switch between reads and writes waits as `start` does.
+            if self.run.is_some_and(|run| run != access) {
+                self.wait_all_answered().await;
+            }
+            self.run = Some(access);
+            let (collecting, replies) = Collecting::new(access, ctx.consistency);
+            let answered = self.pipeline.started();
+            self.collecting = Some(OpenBatch { collecting, ctx, answered });
+            pending = Pending::Batch(replies, self.protocol);
+        }
+        let batch = self.collecting.as_mut().expect("a batch is being collected");
+        let request = Batched { get, timing: self.timing.take() };
+        match add {
+            Add::Read(query) => batch.collecting.read(query, request),
+            Add::Write(command) => batch.collecting.write(command, request),
+        }
+        if batch.collecting.is_full() {
+            self.send_batch();
+        }
+        (pending, false)
+    }
+
+    /// Send the batch being collected, if any, to the backend now; its replies are computed from
+    /// its answers in request order.
+    fn send_batch(&mut self) {
+        let Some(OpenBatch { collecting, ctx, answered }) = self.collecting.take() else {
+            return;
+        };
+        let finish = self.finish();
+        collecting.send(&*self.shared.backend, move |answers, requests| {
+            Box::pin(async move {
+                let mut answers = answers.into_iter();
+                let mut replies = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let answer = answers.next().unwrap_or_else(|| {
+                        Err(BackendError::Unavailable(
+                            "the backend answered fewer requests than it was sent".into(),
+                        ))
+                    });
+                    let frame = match &request.get {
+                        Some(key) => exec::get_batch_reply(answer, key, &ctx).await,
+                        None => exec::set_batch_reply(answer),
+                    };
+                    let size = finish.done(request.timing, &frame);
+                    replies.push((frame, size));
+                }
+                drop(answered);
+                replies
+            })
+        });
     }
 
     /// Wait until every backend request started so far has its answer. The reader is not
