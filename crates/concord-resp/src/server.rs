@@ -1205,12 +1205,16 @@ impl Client {
                     Ok(Some(args)) => {
                         self.more_buffered = !buf.is_empty();
                         let (pending, close) = self.dispatch(args).await;
-                        if matches!(pending, Pending::Joined) {
+                        match pending {
                             // Its reply comes with its batch's, whose entry is queued already.
-                            if close {
-                                return None;
-                            }
-                            continue;
+                            Pending::Joined if close => return None,
+                            Pending::Joined => continue,
+                            // A new batch's entry, in its first request's place.
+                            Pending::Batch(..) => {}
+                            // Any other reply takes its place after the batch being collected
+                            // (a request refused before it is parsed, say): the batch is sent
+                            // now, so that no later request joins it behind this reply.
+                            _ => self.send_batch(),
                         }
                         let pending = match replies.try_send(pending) {
                             Ok(()) if !close => continue,

@@ -182,6 +182,38 @@ fn reads_after_writes_in_one_pipeline_see_them_and_other_commands_keep_their_pla
     }
 }
 
+/// A `SET` the front door refuses before it reaches the backend (an expiry past the clock's
+/// range) answers in its place: the batch before it is sent first, the SETs after it form the
+/// next batch, and the slow log and keyspace counters still see every batched request.
+#[test]
+fn a_set_refused_inside_a_pipeline_answers_in_its_place_between_two_batches() {
+    let server = server(RespConfig::default());
+    let mut conn = Conn::new(server.addr);
+    conn.expect(&resp(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), b"+OK\r\n");
+    conn.expect(&resp(&["SLOWLOG", "RESET"]), b"+OK\r\n");
+    server.backend.take();
+    let requests: &[&[&str]] = &[
+        &["SET", "a", "1"],
+        &["SET", "b", "2"],
+        &["SET", "c", "3", "EX", "9223372036854775807"],
+        &["SET", "d", "4"],
+        &["GET", "a"],
+        &["GET", "c"],
+        &["GET", "d"],
+    ];
+    let expected = format!(
+        "+OK\r\n+OK\r\n-ERR invalid expire time in 'set' command\r\n+OK\r\n{}$-1\r\n{}",
+        bulk("1"),
+        bulk("4")
+    );
+    conn.expect(&pipeline(requests), expected.as_bytes());
+    let calls = server.backend.take();
+    let batches: Vec<&Call> = calls.iter().filter(|c| matches!(c, Call::WriteBatch(_))).collect();
+    assert_eq!(batches, [&Call::WriteBatch(2), &Call::WriteBatch(1)], "{calls:?}");
+    // The slow log (at 0 µs) has every request of the pipeline, batched or not, after the RESET.
+    conn.expect(&resp(&["SLOWLOG", "LEN"]), b":8\r\n");
+}
+
 #[test]
 fn a_batched_get_of_a_collection_is_wrongtype_and_multi_exec_still_works_pipelined() {
     let server = server(RespConfig::default());
