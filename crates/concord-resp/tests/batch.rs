@@ -241,6 +241,91 @@ fn a_batched_get_of_a_collection_is_wrongtype_and_multi_exec_still_works_pipelin
     conn.expect(&pipeline(requests), expected.as_bytes());
 }
 
+/// One whole reply read from `conn`: a simple string, an error, an integer or a bulk string
+/// (the commands of [`pipelines_answer_as_the_same_commands_one_by_one`] answer nothing else).
+fn read_reply(conn: &mut Conn) -> Vec<u8> {
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    let mut read_line = |reply: &mut Vec<u8>| {
+        while !reply.ends_with(b"\r\n") {
+            std::io::Read::read_exact(&mut conn.stream, &mut byte).unwrap();
+            reply.push(byte[0]);
+        }
+    };
+    read_line(&mut reply);
+    if reply[0] == b'$' && reply[1] != b'-' {
+        let len: usize = std::str::from_utf8(&reply[1..reply.len() - 2]).unwrap().parse().unwrap();
+        let mut body = vec![0u8; len + 2];
+        std::io::Read::read_exact(&mut conn.stream, &mut body).unwrap();
+        reply.extend_from_slice(&body);
+    }
+    reply
+}
+
+/// Random pipelines of batchable commands (GET, SET) mixed with others and with requests refused
+/// before they reach the backend – an unknown command, a wrong arity, an expiry past the clock's
+/// range, a `SET` refused at parse time: each pipeline's replies are byte for byte those of the
+/// same commands sent one at a time, on a server of its own. (The refused SET among batched ones
+/// found a reply out of place.)
+#[test]
+fn pipelines_answer_as_the_same_commands_one_by_one() {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |m: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % m
+    };
+    for case in 0..24 {
+        let commands: Vec<Vec<String>> = (0..48)
+            .map(|i| {
+                let key = format!("k{}", next(4));
+                let words: Vec<String> = match next(16) {
+                    0..=4 => vec!["SET".into(), key, format!("v{case}.{i}")],
+                    5..=9 => vec!["GET".into(), key],
+                    10 => vec!["SET".into(), key, "x".into(), "EX".into(), "9223372036854775807".into()],
+                    11 => vec!["INCR".into(), "n".into()],
+                    12 => vec!["DEL".into(), key],
+                    13 => vec!["GET".into()],
+                    14 => vec!["NOSUCH".into(), key],
+                    _ => vec!["APPEND".into(), key, "+".into()],
+                };
+                words
+            })
+            .collect();
+        let requests: Vec<Vec<u8>> =
+            commands.iter().map(|c| resp(&c.iter().map(String::as_str).collect::<Vec<_>>())).collect();
+
+        let alone = server(RespConfig::default());
+        let mut conn = Conn::new(alone.addr);
+        let mut expected = Vec::new();
+        for request in &requests {
+            conn.send(request);
+            expected.extend(read_reply(&mut conn));
+        }
+
+        let pipelined = server(RespConfig::default());
+        let mut conn = Conn::new(pipelined.addr);
+        // In two parts cut at a random byte: the reader decodes what it has, then the rest.
+        let bytes: Vec<u8> = requests.concat();
+        let cut = next(bytes.len() as u64) as usize;
+        conn.send(&bytes[..cut]);
+        std::thread::sleep(Duration::from_millis(2));
+        conn.send(&bytes[cut..]);
+        let (got, _) = conn.read_for(expected.len(), Duration::from_secs(5));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "case {case}: {commands:?}"
+        );
+        let calls = pipelined.backend.take();
+        assert!(
+            calls.iter().any(|c| matches!(c, Call::ReadBatch(_) | Call::WriteBatch(_))),
+            "case {case}: {calls:?}"
+        );
+    }
+}
+
 #[test]
 fn a_pipeline_longer_than_the_writers_queue_does_not_stall() {
     // A queue of 4 replies between reader and writer: the reader must send its batch before it
