@@ -22,7 +22,9 @@
 //!
 //! * The **reader** decodes every request already buffered (pipelining), parses it, and either
 //!   answers it at once (connection commands: `PING`, `HELLO`, `CLIENT`, `INFO`…) or submits it
-//!   to the backend. When the queue is full it stops reading – back-pressure on a client that
+//!   to the backend. Consecutive plain `GET`s (or `SET`s) of a pipeline go to the backend as one
+//!   batch and take **one** place in the queue, their replies in request order
+//!   ([`crate::batch`]). When the queue is full it stops reading – back-pressure on a client that
 //!   sends faster than the cluster answers.
 //! * The **writer** takes pending replies in request order, polls each backend answer (no task or
 //!   channel per request: a blocking pop alone gets a task), encodes it for the connection's
