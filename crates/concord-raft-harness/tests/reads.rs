@@ -250,3 +250,29 @@ fn a_node_without_a_leader_refuses_linearizable_reads() {
     let r = c.request(NodeId(1), linearizable());
     assert_eq!(c.reply(r), Some(&RaftResponse::NotLeader { hint: None }));
 }
+
+/// The only voter needs nobody's acknowledgement to know it still leads (nobody can be elected
+/// without its vote): it answers linearizable reads at once, without a heartbeat round per read –
+/// a learner sees no heartbeat from a burst of them. (Each read started a round of its own before;
+/// a pipeline of reads on one node paid for a round's bookkeeping per read.)
+#[test]
+fn the_only_voter_answers_reads_without_a_round_per_read() {
+    let mut c = Cluster::lists(1, slow_ticks(), 29);
+    let leader = c.await_leader().expect("it elects itself");
+    assert!(matches!(c.propose(5), Some(RaftResponse::Output(_))));
+    c.add_host(NodeId(2));
+    let added =
+        c.call(leader, RaftRequest::Admin(concord_raft::AdminRequest::AddLearner(NodeId(2))), ms(500));
+    assert!(matches!(added, Some(RaftResponse::MembershipChanged { .. })));
+    assert!(c.run_until(ms(1000), |c| c.items(NodeId(2)) == vec![5]));
+    just_after_a_tick(&mut c);
+    let before = heartbeats(&c);
+    let reads: Vec<_> = (0..10).map(|_| c.request(leader, linearizable())).collect();
+    // Answered in the same instant: no round trip, not even to itself.
+    for &r in &reads {
+        assert_eq!(items(c.reply(r)), vec![5]);
+    }
+    c.run_for(ms(30));
+    assert_eq!(heartbeats(&c), before, "a read started a heartbeat round");
+    c.assert_safe();
+}

@@ -61,7 +61,19 @@ impl Membership {
     /// The largest value that a majority of voters have reached, given each voter's value
     /// (the "quorum index": sort descending and take the quorum-th).
     pub fn quorum_value(&self, mut value_of: impl FnMut(NodeId) -> u64) -> u64 {
-        let mut values: Vec<u64> = self.voters.iter().map(|&id| value_of(id)).collect();
+        // On the stack for any cluster of usual size: a leader asks this for every read and
+        // every acknowledgement.
+        let mut small = [0u64; 16];
+        let mut large = Vec::new();
+        let values: &mut [u64] = if self.voters.len() <= small.len() {
+            for (slot, &id) in small.iter_mut().zip(&self.voters) {
+                *slot = value_of(id);
+            }
+            &mut small[..self.voters.len()]
+        } else {
+            large.extend(self.voters.iter().map(|&id| value_of(id)));
+            &mut large
+        };
         if values.is_empty() {
             return 0;
         }

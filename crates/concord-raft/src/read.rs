@@ -134,7 +134,13 @@ impl<S: StateMachine> RaftNode<S> {
     /// is confirmed, see [`RaftNode::serve_reads`]).
     fn read_round(&mut self, io: &mut Io<'_, Self>) -> u64 {
         let Role::Leader(ls) = &mut self.role else { unreachable!("only leaders count rounds") };
-        let confirmed = ls.quorum_round(self.id, self.configs.current());
+        let membership = self.configs.current();
+        let confirmed = ls.quorum_round(self.id, membership);
+        if membership.voters.len() == 1 && membership.is_voter(self.id) {
+            // The only voter: nobody else can be elected without our vote, which we do not give
+            // while we lead, so leading *now* is confirmation enough – no new round per read.
+            return confirmed;
+        }
         if ls.read_round > confirmed {
             // Joining `ls.read_round` would be unsafe: it was started before this read arrived.
             let next = ls.round + 1;
@@ -361,8 +367,8 @@ impl<S: StateMachine> RaftNode<S> {
         if !self.reads.iter().any(ready) {
             return;
         }
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads).into_iter().partition(ready);
-        self.reads = waiting;
+        // `self.reads` keeps its capacity: a leader serving a pipeline calls this once per read.
+        let ready: Vec<_> = self.reads.extract_if(.., |r| ready(r)).collect();
         let term = self.term;
         for read in ready {
             match read.read_for {
