@@ -61,7 +61,8 @@ use concord_core::{ClientId, Effect, Io, NodeId, Process, RequestId, Time};
 use concord_kv::Changes;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -239,10 +240,15 @@ pub struct Driver<P: Hosted = RaftKv> {
     synced_ticket: u64,
     /// Sends and replies waiting for the sync of their ticket, oldest first.
     held: VecDeque<(u64, Effect<P>)>,
+    /// The effects of the input being run (kept between inputs for its capacity).
+    effects: Vec<Effect<P>>,
     transport: Option<Transport>,
     rx: mpsc::Receiver<Input<P>>,
     timers: BTreeMap<P::Timer, Instant>,
-    pending: HashMap<u64, Pending<P>>,
+    /// Requests the node has not answered, by sequence number. Fx, not SipHash: the keys are our
+    /// own counter, nobody can choose them to collide, and a pipelined GET pays for an insert and
+    /// a remove here.
+    pending: FxHashMap<u64, Pending<P>>,
     next_request: u64,
     status: watch::Sender<P::Status>,
     metrics: Arc<Metrics>,
@@ -283,10 +289,11 @@ impl<P: Hosted> Driver<P> {
             last_sync_ticket: 0,
             synced_ticket: 0,
             held: VecDeque::new(),
+            effects: Vec::new(),
             transport,
             rx,
             timers: BTreeMap::new(),
-            pending: HashMap::new(),
+            pending: FxHashMap::default(),
             next_request: 0,
             status,
             metrics,
@@ -433,17 +440,28 @@ impl<P: Hosted> Driver<P> {
                 self.call(batch, |node, io| node.on_message(io, from, msg));
             }
             Input::Batch { requests, reply } => {
-                let since = Instant::now();
+                // The requests of a batch arrived together: one reading of each clock for all.
+                let (since, now) = (Instant::now(), self.clock.now());
                 for (index, request) in requests.into_iter().enumerate() {
-                    self.request(request, ReplyTo::Batch { batch: reply.clone(), index }, since, batch);
+                    let reply = ReplyTo::Batch { batch: reply.clone(), index };
+                    self.request(request, reply, since, now, batch);
                 }
             }
-            Input::Request { request, reply } => self.request(request, reply, Instant::now(), batch),
+            Input::Request { request, reply } => {
+                self.request(request, reply, Instant::now(), self.clock.now(), batch)
+            }
         }
     }
 
-    /// One client request (alone or from a batch), `since` it arrived.
-    fn request(&mut self, request: P::Request, reply: ReplyTo<P>, since: Instant, batch: &mut Batch) {
+    /// One client request (alone or from a batch), `since` it arrived; `now` is the node's clock.
+    fn request(
+        &mut self,
+        request: P::Request,
+        reply: ReplyTo<P>,
+        since: Instant,
+        now: Time,
+        batch: &mut Batch,
+    ) {
         // A write forwarded by a peer to this node, whose disk is full (the front doors
         // refuse their own clients' writes before they get here).
         if P::is_write(&request) {
@@ -461,7 +479,7 @@ impl<P: Hosted> Driver<P> {
         let seq = self.next_request;
         self.pending.insert(seq, Pending { reply, since });
         let id = RequestId { client: ClientId(0), seq };
-        self.call(batch, |node, io| node.on_request(io, id, request));
+        self.call_at(now, batch, |node, io| node.on_request(io, id, request));
     }
 
     fn fire_due_timers(&mut self, batch: &mut Batch) {
@@ -479,12 +497,19 @@ impl<P: Hosted> Driver<P> {
 
     /// Run one input through the node and sort its effects: timers now, I/O now or held.
     fn call(&mut self, batch: &mut Batch, f: impl FnOnce(&mut P, &mut Io<'_, P>)) {
-        let mut effects = Vec::new();
+        self.call_at(self.clock.now(), batch, f)
+    }
+
+    /// [`Driver::call`] with the node's clock read already (once for a batch of requests).
+    fn call_at(&mut self, now: Time, batch: &mut Batch, f: impl FnOnce(&mut P, &mut Io<'_, P>)) {
+        // One list reused for every input: most inputs have an effect or two, and a pipelined
+        // GET should not pay an allocation for its reply's.
+        let mut effects = std::mem::take(&mut self.effects);
         {
-            let mut io = Io::new(self.me, self.clock.now(), false, &mut self.rng, &mut effects);
+            let mut io = Io::new(self.me, now, false, &mut self.rng, &mut effects);
             f(&mut self.node, &mut io);
         }
-        for effect in effects {
+        for effect in effects.drain(..) {
             match effect {
                 Effect::SetTimer { timer, after } => {
                     self.timers.insert(timer, Instant::now() + after);
@@ -513,6 +538,7 @@ impl<P: Hosted> Driver<P> {
                 }
             }
         }
+        self.effects = effects;
     }
 
     /// Hand the batch's writes and sync request to the WAL thread; do not wait for them.

@@ -16,6 +16,7 @@
 //! exactly what the open write transaction holds for its keys, so reads from it are the reads the
 //! engine would have answered.
 
+use concord_core::Time;
 use concord_kv::Entry;
 use std::hash::{BuildHasher, Hasher};
 
@@ -24,6 +25,19 @@ pub const SLOTS: usize = 1 << 15;
 /// Key plus value bytes above which an entry is not cached: `SLOTS × MAX_CACHED_BYTES` = 32 MiB
 /// at most (plus a slot's fixed overhead).
 pub const MAX_CACHED_BYTES: usize = 1024;
+
+/// What a put learns of the entry it replaces ([`EntryCache::known`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Known {
+    Absent,
+    Present { expires_at: Option<Time> },
+}
+
+impl Known {
+    pub fn of(entry: Option<&Entry>) -> Known {
+        entry.map_or(Known::Absent, |e| Known::Present { expires_at: e.expires_at })
+    }
+}
 
 /// What a slot knows of its key: its entry, or that it has none.
 type Slot = Option<(Box<[u8]>, Option<Entry>)>;
@@ -50,6 +64,16 @@ impl EntryCache {
     pub fn get(&self, key: &[u8]) -> Option<Option<Entry>> {
         match &self.slots[self.slot(key)] {
             Some((k, entry)) if **k == *key => Some(entry.clone()),
+            _ => None,
+        }
+    }
+
+    /// What the cache knows of `key`'s entry, without copying it: what a put needs of the entry
+    /// it replaces (whether there is one, and its deadline). `None` if the engine must look.
+    pub fn known(&self, key: &[u8]) -> Option<Known> {
+        match &self.slots[self.slot(key)] {
+            Some((k, None)) if **k == *key => Some(Known::Absent),
+            Some((k, Some(entry))) if **k == *key => Some(Known::Present { expires_at: entry.expires_at }),
             _ => None,
         }
     }
@@ -83,8 +107,11 @@ mod tests {
         assert_eq!(cache.get(b"a"), None, "unknown until told");
         cache.set(b"a", Some(&entry(b"1")));
         assert_eq!(cache.get(b"a"), Some(Some(entry(b"1"))));
+        assert_eq!(cache.known(b"a"), Some(Known::Present { expires_at: None }));
         cache.set(b"a", None);
         assert_eq!(cache.get(b"a"), Some(None), "absence is known too");
+        assert_eq!(cache.known(b"a"), Some(Known::Absent));
+        assert_eq!(cache.known(b"z"), None);
         cache.set(b"a", Some(&entry(&[7; MAX_CACHED_BYTES])));
         assert_eq!(cache.get(b"a"), None, "a large entry replaces the small one by nothing");
         cache.set(b"b", Some(&entry(b"2")));

@@ -44,7 +44,7 @@
 //! replicas applied it: the states would diverge), so the node stops, as it does when a WAL sync
 //! fails. On restart it reopens at its last checkpoint.
 
-use crate::entry_cache::EntryCache;
+use crate::entry_cache::{EntryCache, Known};
 use concord_core::{StateMachineError, Time};
 use concord_kv::{Engine, EngineRead, Entry};
 use redb::{
@@ -258,6 +258,13 @@ fn deadline_key(at: Time, key: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An entry's bytes in the table, written into a buffer sized once (postcard writes a value's
+/// bytes one by one: a growing buffer would reallocate several times per put).
+fn encode_entry(entry: &Entry) -> Vec<u8> {
+    let buf = Vec::with_capacity(entry.value.len() + 64);
+    postcard::to_extend(entry, buf).expect("entries serialise")
+}
+
 fn decode_entry(bytes: &[u8]) -> Result<Entry, String> {
     postcard::from_bytes(bytes).map_err(|e| format!("an entry does not decode: {e}"))
 }
@@ -445,19 +452,31 @@ engine_read_over_redb!(CheckpointView);
 
 impl Engine for RedbEngine {
     fn put(&mut self, key: &[u8], entry: Entry) {
-        let bytes = postcard::to_allocvec(&entry).expect("entries serialise");
+        let bytes = encode_entry(&entry);
+        // A write usually read its key first (for its revisions and type): the cache then knows
+        // the entry replaced, and redb's copy of it need not be decoded.
+        let known = self.cache.get_mut().known(key);
         self.cache.get_mut().set(key, Some(&entry));
         let txn = self.read_txn();
         let old = {
             let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
             let old =
                 entries.insert(key, bytes.as_slice()).unwrap_or_else(|e| self.fatal("write an entry", e));
-            old.map(|v| decode_entry(v.value()))
-                .transpose()
-                .unwrap_or_else(|e| self.fatal("read an entry", e))
+            match known {
+                Some(known) => known,
+                None => old
+                    .map(|v| decode_entry(v.value()))
+                    .transpose()
+                    .map(|old| Known::of(old.as_ref()))
+                    .unwrap_or_else(|e| self.fatal("read an entry", e)),
+            }
         };
-        let added = i64::from(old.is_none());
-        let stale = old.and_then(|o| o.expires_at).filter(|at| Some(*at) != entry.expires_at);
+        let added = i64::from(old == Known::Absent);
+        let old_deadline = match old {
+            Known::Present { expires_at } => expires_at,
+            Known::Absent => None,
+        };
+        let stale = old_deadline.filter(|at| Some(*at) != entry.expires_at);
         if stale.is_none() && entry.expires_at.is_none() {
             // Most writes have no TTL, before or after: the deadline index stays as it is (and
             // opening its table costs about as much as the write itself).
