@@ -57,7 +57,18 @@ pub const SNAPSHOT_PREFIX: &str = "raft/snapshot/";
 
 /// The key of the log entry at `index`.
 pub fn log_key(index: u64) -> String {
-    format!("{LOG_PREFIX}{index:020}")
+    // `format!("{LOG_PREFIX}{index:020}")` without the formatting machinery: every appended entry
+    // names its key, and the formatter was 3 % of a pipelined SET's time.
+    let mut digits = [b'0'; 20]; // u64::MAX has 20 digits
+    let mut rest = index;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let mut key = String::with_capacity(LOG_PREFIX.len() + digits.len());
+    key.push_str(LOG_PREFIX);
+    key.push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
+    key
 }
 
 pub fn snapshot_meta_key(index: u64) -> String {
@@ -436,6 +447,18 @@ pub fn recover<C: DeserializeOwned>(durable: &Durable) -> Result<Recovered<C>, R
 mod tests {
     use super::*;
     use crate::log::Payload;
+
+    #[test]
+    fn log_keys_are_the_zero_padded_index_as_formatted() {
+        let mut indexes = vec![0, 1, 9, 10, 99, 100, 12_345, u64::MAX - 1, u64::MAX];
+        indexes.extend((0..20).map(|p| 10u64.pow(p)));
+        indexes.extend((1..20).map(|p| 10u64.pow(p) - 1));
+        for index in indexes {
+            assert_eq!(log_key(index), format!("{LOG_PREFIX}{index:020}"), "index {index}");
+        }
+        // Their order is the indexes' order: recovery lists the log by key.
+        assert!(log_key(9) < log_key(10) && log_key(u64::MAX - 1) < log_key(u64::MAX));
+    }
 
     #[test]
     fn crc32_matches_the_standard_check_value() {
