@@ -48,7 +48,7 @@ use crate::entry_cache::{EntryCache, Known};
 use concord_core::{StateMachineError, Time};
 use concord_kv::{Engine, EngineRead, Entry};
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
     TableDefinition, WriteTransaction,
 };
 use std::cell::{Cell, RefCell};
@@ -65,6 +65,29 @@ const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
 const DEADLINES: TableDefinition<&[u8], ()> = TableDefinition::new("deadlines");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
+type EntriesTable<'txn> = Table<'txn, &'static [u8], &'static [u8]>;
+
+/// The entries table of the open write transaction, opened at its first use and then held open
+/// until the transaction ends: opening it was 7 % of a pipelined SET's time (a profile,
+/// docs/bench/redis-door.md). A `RefCell`: reads take `&self`. redb holds a table open only once
+/// per transaction, so everything that reads or writes the entries goes through this one.
+struct HeldEntries<'txn>(RefCell<Option<EntriesTable<'txn>>>);
+
+self_cell::self_cell!(
+    /// The applies since the last checkpoint: the open write transaction and its held entries table.
+    struct Applying {
+        owner: WriteTransaction,
+        #[not_covariant]
+        dependent: HeldEntries,
+    }
+);
+
+impl Applying {
+    fn start(txn: WriteTransaction) -> Applying {
+        Applying::new(txn, |_| HeldEntries(RefCell::new(None)))
+    }
+}
+
 /// The layout version in `meta/format`.
 const FORMAT: u8 = 1;
 
@@ -76,7 +99,7 @@ pub struct RedbEngine {
     path: PathBuf,
     db: Database,
     /// The applies since the last checkpoint. Always `Some` between calls.
-    txn: Option<WriteTransaction>,
+    applying: Option<Applying>,
     revision: u64,
     checkpoint: Option<Vec<u8>>,
     /// The export of the last checkpoint, for a lagging follower.
@@ -151,7 +174,7 @@ impl RedbEngine {
         Ok(RedbEngine {
             path,
             db,
-            txn: Some(txn),
+            applying: Some(Applying::start(txn)),
             revision,
             checkpoint,
             export: None,
@@ -182,7 +205,31 @@ impl RedbEngine {
     }
 
     fn read_txn(&self) -> &WriteTransaction {
-        self.txn.as_ref().expect("a write transaction is open between calls")
+        self.applying().borrow_owner()
+    }
+
+    fn applying(&self) -> &Applying {
+        self.applying.as_ref().expect("a write transaction is open between calls")
+    }
+
+    /// Run `f` on the open transaction's entries table (opened at the first call). `f` must not
+    /// call back into the engine's entries (it would find the table borrowed).
+    fn with_entries<R>(&self, f: impl FnOnce(&mut EntriesTable<'_>) -> R) -> R {
+        self.applying().with_dependent(|txn, held| {
+            let mut held = held.0.borrow_mut();
+            let table = match &mut *held {
+                Some(table) => table,
+                none => {
+                    none.insert(txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e)))
+                }
+            };
+            f(table)
+        })
+    }
+
+    /// The open write transaction, its entries table closed (to commit or abort it).
+    fn take_txn(&mut self) -> WriteTransaction {
+        self.applying.take().expect("open").into_owner()
     }
 
     /// An entry from the cache, or from the open transaction (and then kept in the cache).
@@ -196,8 +243,7 @@ impl RedbEngine {
     }
 
     fn read_entry(&self, key: &[u8]) -> Option<Entry> {
-        let table = self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-        read::get(&table, key).unwrap_or_else(|e| self.fatal("read an entry", e))
+        self.with_entries(|table| read::get(&*table, key)).unwrap_or_else(|e| self.fatal("read an entry", e))
     }
 
     /// The database failed under an apply: stop the node (see the module docs).
@@ -206,7 +252,7 @@ impl RedbEngine {
     }
 
     fn try_checkpoint(&mut self, sidecar: &[u8]) -> Result<(), String> {
-        let mut txn = self.txn.take().expect("open");
+        let mut txn = self.take_txn();
         {
             let mut meta = txn.open_table(META).map_err(|e| e.to_string())?;
             meta.insert("revision", self.revision.to_le_bytes().as_slice()).map_err(|e| e.to_string())?;
@@ -214,7 +260,7 @@ impl RedbEngine {
         }
         txn.set_durability(Durability::Immediate).map_err(|e| e.to_string())?;
         txn.commit().map_err(|e| e.to_string())?;
-        self.txn = Some(self.db.begin_write().map_err(|e| e.to_string())?);
+        self.applying = Some(Applying::start(self.db.begin_write().map_err(|e| e.to_string())?));
         Ok(())
     }
 }
@@ -365,11 +411,12 @@ macro_rules! engine_read_over_redb {
                 let count = |table: Result<u64, redb::StorageError>| {
                     table.unwrap_or_else(|e| self.fatal("count its entries", e))
                 };
-                let txn = self.read_txn();
-                let entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-                let deadlines =
-                    txn.open_table(DEADLINES).unwrap_or_else(|e| self.fatal("open its deadlines", e));
-                Counts { entries: count(entries.len()), deadlines: count(deadlines.len()) }
+                let entries = self.with_entries(|table| count(table.len()));
+                let deadlines = self
+                    .read_txn()
+                    .open_table(DEADLINES)
+                    .unwrap_or_else(|e| self.fatal("open its deadlines", e));
+                Counts { entries, deadlines: count(deadlines.len()) }
             }
         }
 
@@ -387,17 +434,13 @@ macro_rules! engine_read_over_redb {
                 let mut size = 16;
                 loop {
                     let mut batch = Vec::with_capacity(size);
-                    {
-                        let table = self
-                            .read_txn()
-                            .open_table(ENTRIES)
-                            .unwrap_or_else(|e| self.fatal("open its entries", e));
-                        read::scan(&table, &from, end, &mut |key, entry| {
+                    self.with_entries(|table| {
+                        read::scan(&*table, &from, end, &mut |key, entry| {
                             batch.push((key.to_vec(), entry.clone()));
                             batch.len() < size
                         })
-                        .unwrap_or_else(|e| self.fatal("scan its entries", e));
-                    }
+                    })
+                    .unwrap_or_else(|e| self.fatal("scan its entries", e));
                     let full = batch.len() == size;
                     for (key, entry) in &batch {
                         if !visit(key, entry) {
@@ -457,20 +500,21 @@ impl Engine for RedbEngine {
         // the entry replaced, and redb's copy of it need not be decoded.
         let known = self.cache.get_mut().known(key);
         self.cache.get_mut().set(key, Some(&entry));
+        let old = self
+            .with_entries(|entries| {
+                let old =
+                    entries.insert(key, bytes.as_slice()).map_err(|e| format!("write an entry: {e}"))?;
+                match known {
+                    Some(known) => Ok(known),
+                    None => old
+                        .map(|v| decode_entry(v.value()))
+                        .transpose()
+                        .map(|old| Known::of(old.as_ref()))
+                        .map_err(|e| format!("read an entry: {e}")),
+                }
+            })
+            .unwrap_or_else(|e| self.fatal("update its entries", e));
         let txn = self.read_txn();
-        let old = {
-            let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-            let old =
-                entries.insert(key, bytes.as_slice()).unwrap_or_else(|e| self.fatal("write an entry", e));
-            match known {
-                Some(known) => known,
-                None => old
-                    .map(|v| decode_entry(v.value()))
-                    .transpose()
-                    .map(|old| Known::of(old.as_ref()))
-                    .unwrap_or_else(|e| self.fatal("read an entry", e)),
-            }
-        };
         let added = i64::from(old == Known::Absent);
         let old_deadline = match old {
             Known::Present { expires_at } => expires_at,
@@ -503,14 +547,13 @@ impl Engine for RedbEngine {
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         self.cache.get_mut().set(key, None);
+        let old = self
+            .with_entries(|entries| {
+                let old = entries.remove(key).map_err(|e| format!("remove an entry: {e}"))?;
+                old.map(|v| decode_entry(v.value())).transpose()
+            })
+            .unwrap_or_else(|e| self.fatal("update its entries", e))?;
         let txn = self.read_txn();
-        let old = {
-            let mut entries = txn.open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
-            let old = entries.remove(key).unwrap_or_else(|e| self.fatal("remove an entry", e));
-            old.map(|v| decode_entry(v.value()))
-                .transpose()
-                .unwrap_or_else(|e| self.fatal("read an entry", e))
-        }?;
         let mut deadlines_removed = 0;
         if let Some(at) = old.expires_at {
             let mut deadlines =
@@ -654,14 +697,14 @@ impl RedbEngine {
     fn start_empty(&mut self) {
         self.export = None;
         self.cache.get_mut().clear();
-        if let Err(e) = self.txn.take().expect("open").abort() {
+        if let Err(e) = self.take_txn().abort() {
             self.fatal("drop its uncommitted applies", e)
         }
         let txn = self.db.begin_write().unwrap_or_else(|e| self.fatal("start a transaction", e));
         for result in [txn.delete_table(ENTRIES), txn.delete_table(DEADLINES)] {
             result.unwrap_or_else(|e| self.fatal("clear its tables", e));
         }
-        self.txn = Some(txn);
+        self.applying = Some(Applying::start(txn));
         self.counts.set(Some(Counts { entries: 0, deadlines: 0 }));
     }
 
@@ -788,6 +831,16 @@ impl CheckpointView {
 
     fn counts(&self) -> Counts {
         self.count_tables()
+    }
+
+    /// Run `f` on the entries table of the checkpoint (opened for the call: a view is short-lived).
+    fn with_entries<R>(
+        &self,
+        f: impl FnOnce(&mut redb::ReadOnlyTable<&'static [u8], &'static [u8]>) -> R,
+    ) -> R {
+        let mut table =
+            self.read_txn().open_table(ENTRIES).unwrap_or_else(|e| self.fatal("open its entries", e));
+        f(&mut table)
     }
 
     /// A view of the checkpoint is short-lived and read through once: no cache.
