@@ -7,6 +7,12 @@ mod cmd;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: a server answers each pipelined request with a few
+/// short-lived allocations across threads, where glibc's malloc, free and their consolidation were
+/// about 15 % of the node's samples (docs/bench/redis-door.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Concord: a distributed key-value database, and a laboratory for distributed systems.
 ///
 /// The same protocol code (Raft, gossip, …) runs in a deterministic simulator – virtual time,
