@@ -60,22 +60,23 @@ impl EntryCache {
         (h.finish() as usize) % SLOTS
     }
 
-    /// `Some(entry or None)` if the cache knows the key; `None` if the engine must look.
-    pub fn get(&self, key: &[u8]) -> Option<Option<Entry>> {
+    /// What the slot of `key` holds for it, if it holds that key.
+    fn lookup(&self, key: &[u8]) -> Option<&Option<Entry>> {
         match &self.slots[self.slot(key)] {
-            Some((k, entry)) if **k == *key => Some(entry.clone()),
+            Some((k, entry)) if **k == *key => Some(entry),
             _ => None,
         }
+    }
+
+    /// `Some(entry or None)` if the cache knows the key; `None` if the engine must look.
+    pub fn get(&self, key: &[u8]) -> Option<Option<Entry>> {
+        self.lookup(key).cloned()
     }
 
     /// What the cache knows of `key`'s entry, without copying it: what a put needs of the entry
     /// it replaces (whether there is one, and its deadline). `None` if the engine must look.
     pub fn known(&self, key: &[u8]) -> Option<Known> {
-        match &self.slots[self.slot(key)] {
-            Some((k, None)) if **k == *key => Some(Known::Absent),
-            Some((k, Some(entry))) if **k == *key => Some(Known::Present { expires_at: entry.expires_at }),
-            _ => None,
-        }
+        self.lookup(key).map(|entry| Known::of(entry.as_ref()))
     }
 
     /// The engine's entry for `key` is now `entry` (`None`: absent).
