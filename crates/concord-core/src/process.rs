@@ -7,8 +7,15 @@
 //!   on_timer ─────────┼──>|   Process   |────┼──> Persist(StorageOp)   (volatile until Sync)
 //!   on_request ───────┘   +-------------+    ├──> Sync                 (later effects wait for it)
 //!                                            ├──> Reply { request, response }
+//!                                            ├──> SendNow / ReplyNow   (need not wait for syncs)
 //!                                            └──> Event(ProtocolEvent) (for traces and viewers)
 //! ```
+//!
+//! A `Send` to the node itself is a *loopback*: the driver hands the message back to the node
+//! (`on_message` from itself) when it carries the effect out – after every `Sync` before it. That is
+//! how a node learns that its writes are durable without the driver growing a callback: Raft's
+//! leader persists its entries in parallel with sending them, and counts itself in the commit
+//! quorum when the loopback behind its sync arrives.
 //!
 //! A process is built by its driver from its configuration and the durable state it finds on its
 //! "disk" ([`crate::Durable`]); a crash simply drops the value and builds a new one from whatever was
@@ -77,7 +84,16 @@ pub struct ProtocolEvent {
 
 /// One effect, for the driver to carry out.
 pub enum Effect<P: Process> {
+    /// Send `msg` to `to` once every earlier `Sync` completed. To the node itself: a loopback,
+    /// never lost, delivered to this incarnation only (a crash drops it).
     Send {
+        to: NodeId,
+        msg: P::Message,
+    },
+    /// Send `msg` at once, even while earlier syncs are in flight: the message depends on nothing
+    /// this node has not made durable yet (Raft's leader streaming entries it is still syncing).
+    /// Never to the node itself.
+    SendNow {
         to: NodeId,
         msg: P::Message,
     },
@@ -97,6 +113,12 @@ pub enum Effect<P: Process> {
         request: RequestId,
         response: P::Response,
     },
+    /// Reply at once, even while earlier syncs are in flight: the answer depends only on what is
+    /// durable elsewhere already (a Raft result of a committed entry: on a majority's disks).
+    ReplyNow {
+        request: RequestId,
+        response: P::Response,
+    },
     Event(ProtocolEvent),
 }
 
@@ -104,11 +126,13 @@ impl<P: Process> Debug for Effect<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Effect::Send { to, msg } => write!(f, "Send({to}, {msg:?})"),
+            Effect::SendNow { to, msg } => write!(f, "SendNow({to}, {msg:?})"),
             Effect::SetTimer { timer, after } => write!(f, "SetTimer({timer:?}, {after:?})"),
             Effect::CancelTimer { timer } => write!(f, "CancelTimer({timer:?})"),
             Effect::Persist(op) => write!(f, "Persist({op:?})"),
             Effect::Sync => write!(f, "Sync"),
             Effect::Reply { request, response } => write!(f, "Reply({request}, {response:?})"),
+            Effect::ReplyNow { request, response } => write!(f, "ReplyNow({request}, {response:?})"),
             Effect::Event(e) => write!(f, "Event({}, {})", e.name, e.detail),
         }
     }
@@ -175,8 +199,15 @@ impl<'a, P: Process> Io<'a, P> {
         Duration::from_nanos(self.random_below(lo, hi.saturating_add(1)))
     }
 
+    /// Send `msg` after every earlier `Sync` (to `self.me()`: a loopback, see [`Effect::Send`]).
     pub fn send(&mut self, to: NodeId, msg: P::Message) {
         self.effects.push(Effect::Send { to, msg });
+    }
+
+    /// Send `msg` without waiting for earlier syncs (see [`Effect::SendNow`]).
+    pub fn send_now(&mut self, to: NodeId, msg: P::Message) {
+        debug_assert_ne!(to, self.me, "a loopback waits for its syncs: use send");
+        self.effects.push(Effect::SendNow { to, msg });
     }
 
     pub fn set_timer(&mut self, timer: P::Timer, after: Duration) {
@@ -202,6 +233,11 @@ impl<'a, P: Process> Io<'a, P> {
 
     pub fn reply(&mut self, request: RequestId, response: P::Response) {
         self.effects.push(Effect::Reply { request, response });
+    }
+
+    /// Reply without waiting for earlier syncs (see [`Effect::ReplyNow`]).
+    pub fn reply_now(&mut self, request: RequestId, response: P::Response) {
+        self.effects.push(Effect::ReplyNow { request, response });
     }
 
     /// Record a protocol event in the trace (cheap to call; see [`Io::tracing`]).

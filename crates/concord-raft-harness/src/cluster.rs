@@ -255,8 +255,20 @@ impl<S: StateMachine> Cluster<S> {
     }
 
     fn carry_out(&mut self, id: NodeId, effects: Vec<Effect<Node<S>>>) {
-        self.hosts.get_mut(&id).expect("host").backlog.extend(effects);
-        self.drain_backlog(id);
+        for effect in effects {
+            let blocked = self.hosts[&id].syncing.is_some();
+            match effect {
+                // Depends on nothing unsynced: out at once, past the sync in progress.
+                Effect::SendNow { to, msg } if blocked => self.transmit(id, to, msg),
+                Effect::ReplyNow { request, response } if blocked => {
+                    self.replies.push((id, request, response))
+                }
+                effect => {
+                    self.hosts.get_mut(&id).expect("host").backlog.push_back(effect);
+                    self.drain_backlog(id);
+                }
+            }
+        }
     }
 
     /// Carry out a node's effects in order, stopping at a sync that takes time.
@@ -268,7 +280,12 @@ impl<S: StateMachine> Cluster<S> {
             }
             let Some(effect) = host.backlog.pop_front() else { return };
             match effect {
-                Effect::Send { to, msg } => self.transmit(id, to, msg),
+                // A loopback: never lost, and gone with the node if it crashes first (`crash`).
+                Effect::Send { to, msg } if to == id => {
+                    self.seq += 1;
+                    self.queue.insert((self.now, self.seq), (id, id, msg));
+                }
+                Effect::Send { to, msg } | Effect::SendNow { to, msg } => self.transmit(id, to, msg),
                 Effect::SetTimer { timer, after } => {
                     let host = self.hosts.get_mut(&id).expect("host");
                     let real = Duration::from_nanos((after.as_nanos() as f64 / host.clock_rate) as u64);
@@ -293,7 +310,9 @@ impl<S: StateMachine> Cluster<S> {
                         self.sync_done.insert((self.now + Duration::from_nanos(took), self.seq), id);
                     }
                 }
-                Effect::Reply { request, response } => self.replies.push((id, request, response)),
+                Effect::Reply { request, response } | Effect::ReplyNow { request, response } => {
+                    self.replies.push((id, request, response))
+                }
                 Effect::Event(e) => {
                     *self.event_counts.entry(e.name).or_default() += 1;
                     if self.record_events {
@@ -438,6 +457,7 @@ impl<S: StateMachine> Cluster<S> {
     pub fn crash(&mut self, id: NodeId) {
         let mode = if self.tear_on_crash { CrashMode::Torn } else { CrashMode::Lose };
         self.sync_done.retain(|_, n| *n != id);
+        self.queue.retain(|_, (from, to, _)| !(*from == id && *to == id));
         let host = self.hosts.get_mut(&id).expect("host");
         host.node = None;
         host.timers.clear();

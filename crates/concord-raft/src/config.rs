@@ -220,6 +220,9 @@ pub struct Mutations {
     /// A follower serves a linearizable read at once from its own state machine, without asking
     /// the leader for a read index (`read.rs`, follower reads).
     pub follower_read_without_index: bool,
+    /// The leader counts its whole log in the commit quorum while it still streams entries ahead
+    /// of its own sync (`replication.rs`, "The leader's own disk").
+    pub count_unsynced_self: bool,
 }
 
 impl Mutations {
@@ -234,16 +237,18 @@ impl Mutations {
         read_from_deposed_leader: false,
         skip_log_matching_check: false,
         follower_read_without_index: false,
+        count_unsynced_self: false,
     };
 
     /// The names of the flags, as written in scenario files.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "vote_without_term_check",
         "commit_old_term_by_counting",
         "skip_vote_sync",
         "read_from_deposed_leader",
         "skip_log_matching_check",
         "follower_read_without_index",
+        "count_unsynced_self",
     ];
 
     /// Turn one flag on by name.
@@ -255,6 +260,7 @@ impl Mutations {
             "read_from_deposed_leader" => self.read_from_deposed_leader = true,
             "skip_log_matching_check" => self.skip_log_matching_check = true,
             "follower_read_without_index" => self.follower_read_without_index = true,
+            "count_unsynced_self" => self.count_unsynced_self = true,
             other => return Err(UnknownMutation { name: other.to_string() }),
         }
         Ok(())

@@ -48,6 +48,13 @@ pub enum Message<C> {
     /// The leader's answer, once a heartbeat round started after the request was acknowledged by
     /// a majority; or a refusal (`index: None`) from a node that is not (or no longer) leader.
     ReadIndexResp(ReadIndexResponse),
+    /// A loopback (never on the wire): the leader of `term` sent it to itself behind the sync of
+    /// its log up to `index`, so receiving it means those entries are on its disk
+    /// (`replication.rs`, "The leader's own disk").
+    Synced {
+        term: u64,
+        index: u64,
+    },
 }
 
 impl<C> Message<C> {
@@ -67,6 +74,7 @@ impl<C> Message<C> {
             Message::Wake { term } => *term,
             Message::ReadIndex(m) => m.term,
             Message::ReadIndexResp(m) => m.term,
+            Message::Synced { term, .. } => *term,
         }
     }
 
@@ -104,6 +112,7 @@ where
             Message::Wake { .. } => "wake",
             Message::ReadIndex(_) => "read-index",
             Message::ReadIndexResp(_) => "read-index-resp",
+            Message::Synced { .. } => "synced",
         }
     }
 }

@@ -14,6 +14,11 @@
 //! the writes before it are durable, **nothing leaves the node before the state it depends on is on
 //! disk** – the vote before the vote response, the entries before the append acknowledgement (§5.6,
 //! Figure 2 "updated on stable storage before responding to RPCs").
+//!
+//! Two kinds of output depend on nothing unsynced and need not wait: a leader's appends and
+//! heartbeats once its term is known durable (`replication.rs`, "The leader's own disk": the leader
+//! writes its log *while* followers write theirs, dissertation §10.2.1), and answers decided by
+//! committed entries alone ([`RaftNode::reply_committed`]).
 
 use crate::config::RaftConfig;
 use crate::log::{Entry, Payload, RaftLog};
@@ -235,6 +240,19 @@ impl<S: StateMachine> RaftNode<S> {
         io.reply(request, response);
     }
 
+    /// Reply with what only committed entries decide – a command's result, a read of applied
+    /// state: at once, without waiting for this node's syncs in flight. Committed means durable on
+    /// a majority's disks (the leader counts its own copy only once it is synced: `maybe_commit`),
+    /// so nothing this node has not synced can be lost from under the answer.
+    pub(crate) fn reply_committed(
+        &mut self,
+        io: &mut Io<'_, Self>,
+        request: RequestId,
+        response: RaftResponse<S::Output>,
+    ) {
+        io.reply_now(request, response);
+    }
+
     /// Append an entry to the log and persist it (no sync yet).
     pub(crate) fn append_to_log(&mut self, io: &mut Io<'_, Self>, entry: Entry<S::Command>) {
         let index = entry.index;
@@ -280,7 +298,8 @@ impl<S: StateMachine> RaftNode<S> {
     /// Handle one message; a message that arrives while quiesced wakes the node once it is handled
     /// (`quiesce.rs`).
     pub(crate) fn step(&mut self, io: &mut Io<'_, Self>, from: NodeId, msg: Message<S::Command>) {
-        if !self.quiesced {
+        // A loopback is the node's own bookkeeping, not traffic: it never wakes a quiet node.
+        if !self.quiesced || matches!(msg, Message::Synced { .. }) {
             return self.step_awake(io, from, msg);
         }
         let from_leader = msg.is_from_leader() && msg.term() == self.term && self.leader_id == Some(from);
@@ -414,6 +433,7 @@ impl<S: StateMachine> RaftNode<S> {
             Message::Vote(r) => self.handle_vote_request(io, from, r, false),
             Message::PreVote(r) => self.handle_vote_request(io, from, r, true),
             Message::ReadIndex(r) => self.handle_read_index_request(io, from, r),
+            Message::Synced { index, .. } if from == self.id => self.handle_synced(io, index),
             m @ (Message::Append(_) | Message::Heartbeat(_) | Message::Snapshot(_) | Message::Quiesce(_)) => {
                 // Two leaders in one term: Election Safety is broken (only a mutation can do this).
                 let kind = concord_core::Message::kind(&m);
@@ -585,7 +605,7 @@ impl<S: StateMachine> RaftNode<S> {
                 } else {
                     RaftResponse::Unknown { reason: "the proposal's entry was overwritten".into() }
                 };
-                self.reply(io, p.request, response);
+                self.reply_committed(io, p.request, response);
             }
         }
         self.serve_reads(io);

@@ -109,7 +109,7 @@ impl<S: StateMachine> RaftNode<S> {
     ) {
         if consistency == ReadConsistency::Stale {
             let output = self.sm.query(&query);
-            return self.reply(io, request, crate::message::RaftResponse::Output(output));
+            return self.reply_committed(io, request, crate::message::RaftResponse::Output(output));
         }
         let Role::Leader(ls) = &self.role else {
             return self.follower_read(io, request, query);
@@ -301,7 +301,7 @@ impl<S: StateMachine> RaftNode<S> {
         self.follower_reads = waiting.into();
         for read in ready {
             let output = self.sm.query(&read.query);
-            self.reply(io, read.request, RaftResponse::Output(output));
+            self.reply_committed(io, read.request, RaftResponse::Output(output));
         }
     }
 
@@ -374,7 +374,7 @@ impl<S: StateMachine> RaftNode<S> {
             match read.read_for {
                 ReadFor::Client { request, query } => {
                     let output = self.sm.query(&query);
-                    self.reply(io, request, RaftResponse::Output(output));
+                    self.reply_committed(io, request, RaftResponse::Output(output));
                 }
                 ReadFor::Follower { node, id } => {
                     let resp = ReadIndexResponse { term, id, index: Some(read.read_index) };

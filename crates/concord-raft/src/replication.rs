@@ -37,6 +37,19 @@
 //! (the commit index only grows). Whether such a node may still *vote* is a
 //! separate question: see `docs/operations.md`, "Repair".
 //!
+//! ## The leader's own disk (dissertation §10.2.1)
+//! A follower acknowledges entries only once they are durable. The leader need not write its log
+//! *before* sending it: it sends appends at once ([`concord_core::Io::send_now`]) and syncs its own
+//! copy in parallel, so a commit costs one disk sync plus a round trip instead of two syncs in
+//! series. Behind that sync it sends itself a `Synced` loopback; receiving it means its log is on
+//! disk up to that index, and only that much of its own log counts in the commit quorum
+//! (`LeaderState::synced`). Counting the whole log at once would let a majority "hold" an entry
+//! only in the leader's memory – a crash then loses an entry followers were told is committed (the
+//! `count_unsynced_self` mutation; the simulator finds it). Until the term's first `Synced`
+//! arrives, the leader's messages wait for its syncs like every other: its term may be fresh on
+//! disk (a single voter elects itself in one step), and a message of a term the node could forget
+//! would let it lead that term twice.
+//!
 //! ## Follower side
 //! The consistency check: accept entries after `prev_log_index` only if our entry there has
 //! `prev_log_term` (Log Matching, §5.3); delete a conflicting suffix, never a committed entry;
@@ -143,6 +156,9 @@ pub(crate) struct LeaderState {
     pub housekeeping_until: u64,
     /// An attempt to quiesce under way (`quiesce.rs`): the notice's round and who agreed.
     pub quiesce: Option<crate::quiesce::QuiesceAttempt>,
+    /// Our own log is on disk up to here (the highest `Synced` loopback of this term); `None`
+    /// until the first arrives (see "The leader's own disk").
+    pub synced: Option<u64>,
 }
 
 impl LeaderState {
@@ -158,6 +174,7 @@ impl LeaderState {
             lease_disabled: false,
             housekeeping_until: 0,
             quiesce: None,
+            synced: None,
         }
     }
 
@@ -178,7 +195,8 @@ impl<S: StateMachine> RaftNode<S> {
     // ----- leader: proposing and sending -----
 
     /// Append a new entry of the current term and start replicating it. Returns its index.
-    /// `request` is registered before anything can commit (a single voter commits at once).
+    /// `request` is registered before anything can commit (a single voter commits as soon as its
+    /// own sync's loopback arrives – in the driver's same batch, if the sync was quick).
     pub(crate) fn append_as_leader(
         &mut self,
         io: &mut Io<'_, Self>,
@@ -197,8 +215,37 @@ impl<S: StateMachine> RaftNode<S> {
             self.sync_progress_with_membership();
         }
         self.broadcast_append(io);
-        self.maybe_commit(io);
+        self.sync_own_log(io);
         index
+    }
+
+    /// Sync what was just appended and ask for a `Synced` loopback behind it: the leader counts
+    /// itself as holding these entries when it arrives ([`RaftNode::handle_synced`]).
+    fn sync_own_log(&mut self, io: &mut Io<'_, Self>) {
+        self.flush(io);
+        io.send(self.id, Message::Synced { term: self.term, index: self.log.last_index() });
+        // MUTATION(count_unsynced_self): count the leader's unsynced log in the quorum at once.
+        if self.config.mutations().count_unsynced_self {
+            self.maybe_commit(io);
+        }
+    }
+
+    /// The `Synced` loopback: our log is durable up to `index`.
+    pub(crate) fn handle_synced(&mut self, io: &mut Io<'_, Self>, index: u64) {
+        let Role::Leader(ls) = &mut self.role else { return };
+        // A leader never truncates its log in its term, so `index` is still ours.
+        ls.synced = Some(ls.synced.map_or(index, |s| s.max(index)));
+        self.maybe_commit(io);
+    }
+
+    /// Send an append or a heartbeat: at once when this term's first sync is done, else after the
+    /// syncs before it. They carry the term (durable then), entries (which followers may store
+    /// before we do) and a commit index (durable on a majority) – nothing the leader could lose.
+    fn send_as_leader(&mut self, io: &mut Io<'_, Self>, to: NodeId, msg: Message<S::Command>) {
+        match &self.role {
+            Role::Leader(ls) if ls.synced.is_some() => io.send_now(to, msg),
+            _ => self.send(io, to, msg),
+        }
     }
 
     /// Add progress for new members, drop it for removed ones.
@@ -268,7 +315,7 @@ impl<S: StateMachine> RaftNode<S> {
         }
         let msg =
             AppendRequest { term, prev_log_index, prev_log_term, entries, leader_commit: commit, round };
-        self.send(io, peer, Message::Append(msg));
+        self.send_as_leader(io, peer, Message::Append(msg));
         true
     }
 
@@ -302,7 +349,7 @@ impl<S: StateMachine> RaftNode<S> {
             .map(|(&id, p)| (id, Heartbeat { term, leader_commit: commit.min(p.match_index), round }))
             .collect();
         for (peer, hb) in beats {
-            self.send(io, peer, Message::Heartbeat(hb));
+            self.send_as_leader(io, peer, Message::Heartbeat(hb));
         }
         round
     }
@@ -389,15 +436,26 @@ impl<S: StateMachine> RaftNode<S> {
     /// the current term.
     pub(crate) fn maybe_commit(&mut self, io: &mut Io<'_, Self>) {
         let Role::Leader(ls) = &self.role else { return };
-        let last = self.log.last_index();
         let me = self.id;
-        let n = self.membership().quorum_value(|id| {
-            if id == me {
-                last
-            } else {
-                ls.progress.get(&id).map_or(0, |p| p.match_index)
+        // Our own copy counts as far as it is on disk ("The leader's own disk").
+        let stored_on_majority = |own: u64| {
+            self.membership().quorum_value(|id| {
+                if id == me {
+                    own
+                } else {
+                    ls.progress.get(&id).map_or(0, |p| p.match_index)
+                }
+            })
+        };
+        let mut n = stored_on_majority(ls.synced.unwrap_or(0));
+        // MUTATION(count_unsynced_self): count the whole log, synced or not.
+        if self.config.mutations().count_unsynced_self {
+            let counted = stored_on_majority(self.log.last_index());
+            if counted > n.max(self.commit_index) && self.log.term_at(counted) == Some(self.term) {
+                io.event("mutation-fired", json!({ "mutation": "count_unsynced_self", "index": counted }));
             }
-        });
+            n = counted;
+        }
         if n <= self.commit_index {
             return;
         }

@@ -240,6 +240,12 @@ pub struct Driver<P: Hosted = RaftKv> {
     synced_ticket: u64,
     /// Sends and replies waiting for the sync of their ticket, oldest first.
     held: VecDeque<(u64, Effect<P>)>,
+    /// Answers that wait for no sync (`Effect::ReplyNow`), carried out at the end of their batch –
+    /// after the batch's changes went to the change feed, so an answer never overtakes the
+    /// invalidation of what it wrote.
+    replies_now: Vec<Effect<P>>,
+    /// The node's messages to itself (loopbacks), to step at the end of the batch.
+    loopbacks: VecDeque<P::Message>,
     /// The effects of the input being run (kept between inputs for its capacity).
     effects: Vec<Effect<P>>,
     transport: Option<Transport>,
@@ -289,6 +295,8 @@ impl<P: Hosted> Driver<P> {
             last_sync_ticket: 0,
             synced_ticket: 0,
             held: VecDeque::new(),
+            replies_now: Vec::new(),
+            loopbacks: VecDeque::new(),
             effects: Vec::new(),
             transport,
             rx,
@@ -396,9 +404,9 @@ impl<P: Hosted> Driver<P> {
                     Err(_) => break,
                 }
             }
+            self.step_loopbacks(&mut batch);
             self.fire_due_timers(&mut batch);
-            self.finish(batch)?;
-            self.publish_changes();
+            self.end_batch(batch)?;
             self.maybe_publish();
             if self.last_sweep.elapsed() > Duration::from_secs(1) {
                 self.sweep();
@@ -410,6 +418,8 @@ impl<P: Hosted> Driver<P> {
         while self.synced_ticket < self.last_sync_ticket {
             let done = self.wal_done.as_mut().expect("set by run").recv().await;
             self.on_wal_done(done)?;
+            // What the sync released may be a loopback that commits (a single node's writes).
+            self.end_batch(Batch::default())?;
         }
         Ok(())
     }
@@ -429,6 +439,27 @@ impl<P: Hosted> Driver<P> {
             }
             Some(WalDone::Failed(why)) => Err(why),
             None => Err(format!("node {} stops: the WAL thread stopped", self.me)),
+        }
+    }
+
+    /// Close a batch: step the loopbacks it released, hand its writes to the WAL thread, publish
+    /// its changes, then give the answers that wait for no sync.
+    fn end_batch(&mut self, mut batch: Batch) -> Result<(), String> {
+        self.step_loopbacks(&mut batch);
+        self.finish(batch)?;
+        self.publish_changes();
+        for reply in std::mem::take(&mut self.replies_now) {
+            self.carry_out(reply);
+        }
+        Ok(())
+    }
+
+    /// Step the messages the node sent itself (each released once the syncs before it completed).
+    fn step_loopbacks(&mut self, batch: &mut Batch) {
+        while let Some(msg) = self.loopbacks.pop_front() {
+            batch.inputs += 1;
+            let me = self.me;
+            self.call(batch, |node, io| node.on_message(io, me, msg));
         }
     }
 
@@ -529,6 +560,8 @@ impl<P: Hosted> Driver<P> {
                         self.last_sync_ticket += 1;
                     }
                 }
+                e @ Effect::SendNow { .. } => self.carry_out(e),
+                e @ Effect::ReplyNow { .. } => self.replies_now.push(e),
                 e @ (Effect::Send { .. } | Effect::Reply { .. }) => {
                     if self.synced_ticket < self.last_sync_ticket {
                         self.held.push_back((self.last_sync_ticket, e));
@@ -564,12 +597,13 @@ impl<P: Hosted> Driver<P> {
 
     fn carry_out(&mut self, effect: Effect<P>) {
         match effect {
-            Effect::Send { to, msg } => {
+            Effect::Send { to, msg } if to == self.me => self.loopbacks.push_back(msg),
+            Effect::Send { to, msg } | Effect::SendNow { to, msg } => {
                 if let Some(t) = &self.transport {
                     t.send(to, P::frame(msg));
                 }
             }
-            Effect::Reply { request, response } => {
+            Effect::Reply { request, response } | Effect::ReplyNow { request, response } => {
                 if let Some(p) = self.pending.remove(&request.seq) {
                     self.answer(p.reply, response);
                 }
@@ -790,7 +824,9 @@ mod tests {
                 Effect::CancelTimer { timer } => io.cancel_timer(timer),
                 Effect::Persist(op) => io.persist(op),
                 Effect::Sync => io.sync(),
+                Effect::SendNow { to, msg } => io.send_now(to, msg),
                 Effect::Reply { request, response } => io.reply(request, response),
+                Effect::ReplyNow { request, response } => io.reply_now(request, response),
                 Effect::Event(e) => io.event(e.name, e.detail),
             }
         }

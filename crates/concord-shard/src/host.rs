@@ -464,6 +464,9 @@ impl<P: Quiescent> Host<P> {
         for effect in effects {
             out.push(match effect {
                 Effect::Send { to, msg } => Effect::Send { to, msg: Batch { messages: vec![(group, msg)] } },
+                Effect::SendNow { to, msg } => {
+                    Effect::SendNow { to, msg: Batch { messages: vec![(group, msg)] } }
+                }
                 Effect::SetTimer { timer, after } => {
                     self.cancel(group, timer); // re-arming moves the deadline
                     let at = self.deadline(now, after);
@@ -487,6 +490,9 @@ impl<P: Quiescent> Host<P> {
                 Effect::Reply { request, response } => {
                     Effect::Reply { request, response: GroupResponse::Answer { group, response } }
                 }
+                Effect::ReplyNow { request, response } => {
+                    Effect::ReplyNow { request, response: GroupResponse::Answer { group, response } }
+                }
                 Effect::Event(ProtocolEvent { name, mut detail }) => {
                     match detail.as_object_mut() {
                         Some(fields) => {
@@ -509,33 +515,43 @@ fn self_deadline(tick: Duration, now: Time, after: Duration) -> Time {
 }
 
 /// Hand translated effects to the driver, merging the sends to each destination between two syncs
-/// into one batch, at the place of the first of them. Nothing moves across a `Sync`.
+/// into one batch, at the place of the first of them (sends that wait for syncs and sends that do
+/// not, each into their own). Nothing moves across a `Sync`.
 fn emit<P: Quiescent>(io: &mut Io<'_, Host<P>>, effects: Vec<Effect<Host<P>>>) {
     let mut segment: Vec<Effect<Host<P>>> = Vec::new();
-    let mut batch_at: BTreeMap<NodeId, usize> = BTreeMap::new();
+    // Where the segment's batch to each destination is: (destination, sent now?) → position.
+    let mut batch_at: BTreeMap<(NodeId, bool), usize> = BTreeMap::new();
     let flush = |io: &mut Io<'_, Host<P>>, segment: &mut Vec<Effect<Host<P>>>| {
         for effect in segment.drain(..) {
             push(io, effect);
         }
     };
     for effect in effects {
-        match effect {
-            Effect::Send { to, msg } => match batch_at.get(&to) {
-                Some(&i) => match &mut segment[i] {
-                    Effect::Send { msg: batch, .. } => batch.messages.extend(msg.messages),
-                    _ => unreachable!("batch_at points at sends"),
-                },
-                None => {
-                    batch_at.insert(to, segment.len());
-                    segment.push(Effect::Send { to, msg });
-                }
-            },
+        let (to, now, msg) = match effect {
+            Effect::Send { to, msg } => (to, false, msg),
+            Effect::SendNow { to, msg } => (to, true, msg),
             Effect::Sync => {
                 segment.push(Effect::Sync);
                 flush(io, &mut segment);
                 batch_at.clear();
+                continue;
             }
-            other => segment.push(other),
+            other => {
+                segment.push(other);
+                continue;
+            }
+        };
+        match batch_at.get(&(to, now)) {
+            Some(&i) => match &mut segment[i] {
+                Effect::Send { msg: batch, .. } | Effect::SendNow { msg: batch, .. } => {
+                    batch.messages.extend(msg.messages)
+                }
+                _ => unreachable!("batch_at points at sends"),
+            },
+            None => {
+                batch_at.insert((to, now), segment.len());
+                segment.push(if now { Effect::SendNow { to, msg } } else { Effect::Send { to, msg } });
+            }
         }
     }
     flush(io, &mut segment);
@@ -548,7 +564,9 @@ fn push<P: Process>(io: &mut Io<'_, P>, effect: Effect<P>) {
         Effect::CancelTimer { timer } => io.cancel_timer(timer),
         Effect::Persist(op) => io.persist(op),
         Effect::Sync => io.sync(),
+        Effect::SendNow { to, msg } => io.send_now(to, msg),
         Effect::Reply { request, response } => io.reply(request, response),
+        Effect::ReplyNow { request, response } => io.reply_now(request, response),
         Effect::Event(ProtocolEvent { name, detail }) => io.event(name, detail),
     }
 }

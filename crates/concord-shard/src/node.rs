@@ -260,11 +260,13 @@ fn lift<Q: Process>(
     for effect in effects {
         match effect {
             Effect::Send { to, msg: m } => io.send(to, msg(m)),
+            Effect::SendNow { to, msg: m } => io.send_now(to, msg(m)),
             Effect::SetTimer { timer: t, after } => io.set_timer(timer(t), after),
             Effect::CancelTimer { timer: t } => io.cancel_timer(timer(t)),
             Effect::Persist(op) => io.persist(op),
             Effect::Sync => io.sync(),
             Effect::Reply { request, response } => io.reply(request, resp(response)),
+            Effect::ReplyNow { request, response } => io.reply_now(request, resp(response)),
             Effect::Event(ProtocolEvent { name, detail }) => io.event(name, detail),
         }
     }
@@ -827,12 +829,15 @@ impl ShardedNode {
         for effect in effects {
             match effect {
                 Effect::Send { to, msg } => io.send(to, NodeMessage::Groups(msg)),
+                Effect::SendNow { to, msg } => io.send_now(to, NodeMessage::Groups(msg)),
                 Effect::SetTimer { timer, after } => io.set_timer(NodeTimer::Host(timer), after),
                 Effect::CancelTimer { timer } => io.cancel_timer(NodeTimer::Host(timer)),
                 Effect::Persist(op) => io.persist(op),
                 Effect::Sync => io.sync(),
                 // Every request the host serves is one of this node's (see `submit`).
-                Effect::Reply { request, response } => self.answers.push((request, response)),
+                Effect::Reply { request, response } | Effect::ReplyNow { request, response } => {
+                    self.answers.push((request, response))
+                }
                 Effect::Event(ProtocolEvent { name, detail }) => io.event(name, detail),
             }
         }

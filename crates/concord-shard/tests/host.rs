@@ -238,7 +238,7 @@ impl Cluster {
         f(host, &mut io);
         for effect in effects {
             match effect {
-                Effect::Send { to, msg } => {
+                Effect::Send { to, msg } | Effect::SendNow { to, msg } => {
                     self.frames += 1;
                     self.messages += msg.messages.len() as u64;
                     self.seq += 1;
@@ -251,7 +251,9 @@ impl Cluster {
                     self.timers.remove(&node);
                 }
                 Effect::Persist(op) => self.disks.get_mut(&node).expect("disk").apply_owned(op),
-                Effect::Reply { response, .. } => self.replies.push_back(response),
+                Effect::Reply { response, .. } | Effect::ReplyNow { response, .. } => {
+                    self.replies.push_back(response)
+                }
                 Effect::Sync | Effect::Event(_) => {}
             }
         }

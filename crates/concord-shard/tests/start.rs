@@ -71,7 +71,7 @@ impl Cluster {
         f(node, &mut io);
         for effect in effects {
             match effect {
-                Effect::Send { to, msg } => {
+                Effect::Send { to, msg } | Effect::SendNow { to, msg } => {
                     self.seq += 1;
                     self.queue.insert((now + Duration::from_millis(1), self.seq), (to, id, msg));
                 }
@@ -81,7 +81,11 @@ impl Cluster {
                 Effect::CancelTimer { timer } => {
                     self.timers.remove(&(id, timer));
                 }
-                Effect::Persist(_) | Effect::Sync | Effect::Reply { .. } | Effect::Event(_) => {}
+                Effect::Persist(_)
+                | Effect::Sync
+                | Effect::Reply { .. }
+                | Effect::ReplyNow { .. }
+                | Effect::Event(_) => {}
             }
         }
     }

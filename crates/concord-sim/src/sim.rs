@@ -123,6 +123,12 @@ enum Event<P: Process> {
         incarnation: u64,
         upto: u64,
     },
+    /// A node's message to itself (see `concord_core::Effect::Send`), for this incarnation only.
+    Loopback {
+        node: NodeId,
+        incarnation: u64,
+        msg: P::Message,
+    },
     Fault(usize),
     RandomFault,
     /// `[[nemesis.trigger]]` number `trigger` fires at `node`.
@@ -139,9 +145,10 @@ impl<P: Process> Event<P> {
     fn node(&self) -> Option<NodeId> {
         match self {
             Event::Deliver { to, .. } => Some(*to),
-            Event::Timer { node, .. } | Event::Request { node, .. } | Event::SyncDone { node, .. } => {
-                Some(*node)
-            }
+            Event::Timer { node, .. }
+            | Event::Request { node, .. }
+            | Event::SyncDone { node, .. }
+            | Event::Loopback { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -487,6 +494,12 @@ impl<P: SimProtocol> Simulation<P> {
                 self.drain_backlog(node);
                 true
             }
+            Event::Loopback { node, incarnation, msg } => {
+                if self.nodes[node.0 as usize - 1].incarnation != incarnation {
+                    return false; // written to itself before a crash: that life is gone
+                }
+                self.with_process(node, |p, io| p.on_message(io, node, msg))
+            }
             Event::Fault(i) => {
                 self.scheduled_fault(i);
                 true
@@ -577,6 +590,8 @@ impl<P: SimProtocol> Simulation<P> {
                     self.arm_triggers(node, &event);
                     self.record(|t| json!({"t": t, "ev": "protocol", "node": node.0, "name": event.name, "detail": event.detail}));
                 }
+                // Depends on nothing unsynced: out at once, past the syncs in flight.
+                now @ (Effect::SendNow { .. } | Effect::ReplyNow { .. }) => self.do_io(node, now),
                 io => {
                     let slot = &mut self.nodes[node.0 as usize - 1];
                     if slot.syncing {
@@ -605,7 +620,11 @@ impl<P: SimProtocol> Simulation<P> {
     /// One I/O effect, now. A sync with latency blocks the node's pipeline until it completes.
     fn do_io(&mut self, node: NodeId, effect: Effect<P>) {
         match effect {
-            Effect::Send { to, msg } => self.send(node, to, msg),
+            Effect::Send { to, msg } if to == node => {
+                let incarnation = self.nodes[node.0 as usize - 1].incarnation;
+                self.schedule(self.now, Event::Loopback { node, incarnation, msg });
+            }
+            Effect::Send { to, msg } | Effect::SendNow { to, msg } => self.send(node, to, msg),
             Effect::Persist(op) => self.nodes[node.0 as usize - 1].disk.write(op),
             Effect::Sync => {
                 let latency = self.scenario.disk.sync_latency.sample(&mut self.rng_net);
@@ -619,7 +638,7 @@ impl<P: SimProtocol> Simulation<P> {
                     self.schedule(self.now + latency, Event::SyncDone { node, incarnation, upto });
                 }
             }
-            Effect::Reply { request, response } => {
+            Effect::Reply { request, response } | Effect::ReplyNow { request, response } => {
                 if let Some(invariant) = self.invariant.as_mut() {
                     invariant.on_reply(node, &response);
                 }

@@ -27,6 +27,7 @@
 //! | `skip_vote_sync` | seed 498 | election safety (a forgotten vote given twice; tree of 2026-12-06, after followers batched their read-index requests, with the crash trigger's probability raised from 0.5 to 1 – at 0.5 no seed up to 1 000 caught it any more) |
 //! | `commit_old_term_by_counting` | seed 50 | leader completeness (a leader without an entry committed by counting) |
 //! | `follower_read_without_index` | seed 1 | linearizability (a follower's stale read; tree of 2026-12-06, `read_anywhere = 0.5`) |
+//! | `count_unsynced_self` | seed 36 | leader completeness (a leader without an entry committed by counting the old leader's unsynced copy; tree of 2026-12-07, 3 nodes, 5–30 ms syncs, the leader crashed at a fifth of its commits; 22 of seeds 1–200 caught) |
 //!
 //! `commit_old_term_by_counting` fires often (a leader counts replicas of an older term's entry),
 //! but a violation needs Figure 8's whole interleaving afterwards: a node holding a *different*
@@ -180,6 +181,28 @@ fn scenario_for(flag: &str) -> Table {
             trigger.insert("lasts".into(), "30ms".into());
             set(t, "nemesis.trigger", Value::Array(vec![Value::Table(trigger)]));
         }),
+        // The leader counts entries it has only sent – not yet synced – as its own in the commit
+        // quorum: on 3 nodes one follower's ack then commits them, the leader answers, and a crash
+        // inside its sync loses them on its disk too. The follower that holds them may lose the
+        // next election to the other one, with the crashed leader's vote: an answered write is
+        // gone. Slow syncs widen the window; a trigger crashes the leader at its commits.
+        "count_unsynced_self" => variant(|t| {
+            set(t, "run.nodes", 3.into());
+            set(t, "workload.mix", write_heavy());
+            let mut sync = Table::new();
+            sync.insert("dist".into(), "uniform".into());
+            sync.insert("min".into(), "5ms".into());
+            sync.insert("max".into(), "30ms".into());
+            set(t, "disk.sync_latency", Value::Table(sync));
+            let mut trigger = Table::new();
+            trigger.insert("on".into(), "commit".into());
+            trigger.insert("role".into(), "leader".into());
+            trigger.insert("action".into(), "crash".into());
+            trigger.insert("probability".into(), 0.2.into());
+            trigger.insert("within".into(), "2ms".into());
+            trigger.insert("lasts".into(), "100ms".into());
+            set(t, "nemesis.trigger", Value::Array(vec![Value::Table(trigger)]));
+        }),
         // A follower answers a linearizable read from its own state without a read index: it
         // lags the leader by a round trip at least (more when messages are lost or it was cut
         // off), so reads sent to followers right after a write expose it. Half the reads go to a
@@ -240,6 +263,7 @@ caught!(skip_log_matching_check_is_caught, "skip_log_matching_check");
 caught!(skip_vote_sync_is_caught, "skip_vote_sync");
 caught!(commit_old_term_by_counting_is_caught, "commit_old_term_by_counting");
 caught!(follower_read_without_index_is_caught, "follower_read_without_index");
+caught!(count_unsynced_self_is_caught, "count_unsynced_self");
 
 /// The correct Raft passes every tuned scenario over a few seeds (the sweep CLI runs 10 000).
 #[test]

@@ -249,11 +249,13 @@ impl ShardServer {
                     self.answers.push((id, response))
                 }
                 Effect::Send { to, msg } => io.send(to, msg),
+                Effect::SendNow { to, msg } => io.send_now(to, msg),
                 Effect::SetTimer { timer, after } => io.set_timer(ServerTimer::Node(timer), after),
                 Effect::CancelTimer { timer } => io.cancel_timer(ServerTimer::Node(timer)),
                 Effect::Persist(op) => io.persist(op),
                 Effect::Sync => io.sync(),
                 Effect::Reply { request, response } => io.reply(request, ServerResponse::Kv(response)),
+                Effect::ReplyNow { request, response } => io.reply_now(request, ServerResponse::Kv(response)),
                 Effect::Event(ProtocolEvent { name, detail }) => io.event(name, detail),
             }
         }
@@ -465,7 +467,7 @@ mod tests {
             f(server, &mut io);
             for effect in effects {
                 match effect {
-                    Effect::Send { to, msg } => {
+                    Effect::Send { to, msg } | Effect::SendNow { to, msg } => {
                         if matches!(msg, NodeMessage::WhoLeads { .. }) {
                             *self.probes.entry(id).or_default() += 1;
                         }
@@ -478,7 +480,11 @@ mod tests {
                     Effect::CancelTimer { timer } => {
                         self.timers.remove(&(id, timer));
                     }
-                    Effect::Persist(_) | Effect::Sync | Effect::Reply { .. } | Effect::Event(_) => {}
+                    Effect::Persist(_)
+                    | Effect::Sync
+                    | Effect::Reply { .. }
+                    | Effect::ReplyNow { .. }
+                    | Effect::Event(_) => {}
                 }
             }
         }

@@ -548,14 +548,19 @@ impl DbNode {
         for effect in effects {
             match effect {
                 Effect::Send { to, msg } => io.send(to, CachedMessage::Raft(msg)),
+                Effect::SendNow { to, msg } => io.send_now(to, CachedMessage::Raft(msg)),
                 Effect::SetTimer { timer, after } => io.set_timer(CachedTimer::Raft(timer), after),
                 Effect::CancelTimer { timer } => io.cancel_timer(CachedTimer::Raft(timer)),
                 Effect::Persist(op) => io.persist(op),
                 Effect::Sync => io.sync(),
-                Effect::Reply { request, response } => match self.fills.remove(&request) {
-                    Some((cache, id)) => io.send(cache, CachedMessage::FillReply { id, response }),
-                    None => io.reply(request, response),
-                },
+                // Every reply waits behind the syncs before it, the invalidations sent above too:
+                // a write's answer must not overtake the invalidation of its key.
+                Effect::Reply { request, response } | Effect::ReplyNow { request, response } => {
+                    match self.fills.remove(&request) {
+                        Some((cache, id)) => io.send(cache, CachedMessage::FillReply { id, response }),
+                        None => io.reply(request, response),
+                    }
+                }
                 Effect::Event(ProtocolEvent { name, detail }) => io.event(name, detail),
             }
         }
