@@ -79,6 +79,9 @@ fn steer(nemesis: bool) -> (Driver, Arc<RaftScenario>) {
     let other = (1..=5).find(|&n| n != first && n != second).unwrap();
     d.act(Action::Cut { a: second, b: other });
     d.steps(17);
+    while d.sim.in_flight().is_empty() {
+        d.steps(1); // a loopback or a timer: the next message is a few events on
+    }
     let victim = d.sim.in_flight().first().expect("something is in flight").id;
     d.act(Action::Drop { message: victim });
     assert!(d.sim.in_flight().iter().all(|m| m.id != victim), "the dropped message is gone");
