@@ -159,6 +159,8 @@ pub(crate) struct LeaderState {
     /// Our own log is on disk up to here (the highest `Synced` loopback of this term); `None`
     /// until the first arrives (see "The leader's own disk").
     pub synced: Option<u64>,
+    /// A `Synced` loopback is on its way (at most one: see `sync_own_log`).
+    pub loopback_in_flight: bool,
 }
 
 impl LeaderState {
@@ -175,6 +177,7 @@ impl LeaderState {
             housekeeping_until: 0,
             quiesce: None,
             synced: None,
+            loopback_in_flight: false,
         }
     }
 
@@ -220,14 +223,21 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     /// Sync what was just appended and ask for a `Synced` loopback behind it: the leader counts
-    /// itself as holding these entries when it arrives ([`RaftNode::handle_synced`]).
+    /// itself as holding these entries when it arrives ([`RaftNode::handle_synced`]). One loopback
+    /// at a time: entries appended while one is on its way are synced when it arrives (syncs run
+    /// one after another anyway), so a burst of proposals costs one loopback per sync, not one each.
     fn sync_own_log(&mut self, io: &mut Io<'_, Self>) {
-        self.flush(io);
-        io.send(self.id, Message::Synced { term: self.term, index: self.log.last_index() });
         // MUTATION(count_unsynced_self): count the leader's unsynced log in the quorum at once.
         if self.config.mutations().count_unsynced_self {
             self.maybe_commit(io);
         }
+        let Role::Leader(ls) = &mut self.role else { return };
+        if ls.loopback_in_flight {
+            return;
+        }
+        ls.loopback_in_flight = true;
+        self.flush(io);
+        io.send(self.id, Message::Synced { term: self.term, index: self.log.last_index() });
     }
 
     /// The `Synced` loopback: our log is durable up to `index`.
@@ -235,6 +245,10 @@ impl<S: StateMachine> RaftNode<S> {
         let Role::Leader(ls) = &mut self.role else { return };
         // A leader never truncates its log in its term, so `index` is still ours.
         ls.synced = Some(ls.synced.map_or(index, |s| s.max(index)));
+        ls.loopback_in_flight = false;
+        if self.log.last_index() > index {
+            self.sync_own_log(io); // what was appended meanwhile
+        }
         self.maybe_commit(io);
     }
 
