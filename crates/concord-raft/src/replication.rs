@@ -223,20 +223,21 @@ impl<S: StateMachine> RaftNode<S> {
     }
 
     /// Sync what was just appended and ask for a `Synced` loopback behind it: the leader counts
-    /// itself as holding these entries when it arrives ([`RaftNode::handle_synced`]). One loopback
-    /// at a time: entries appended while one is on its way are synced when it arrives (syncs run
-    /// one after another anyway), so a burst of proposals costs one loopback per sync, not one each.
+    /// itself as holding these entries when it arrives ([`RaftNode::handle_synced`]). Every append's
+    /// sync is asked for at once (the driver runs them back to back, or as one), but one loopback
+    /// is in flight at a time: when it arrives, the next one goes behind the syncs asked for
+    /// meanwhile – a burst of proposals costs one loopback per sync round, not one each.
     fn sync_own_log(&mut self, io: &mut Io<'_, Self>) {
         // MUTATION(count_unsynced_self): count the leader's unsynced log in the quorum at once.
         if self.config.mutations().count_unsynced_self {
             self.maybe_commit(io);
         }
+        self.flush(io);
         let Role::Leader(ls) = &mut self.role else { return };
         if ls.loopback_in_flight {
             return;
         }
         ls.loopback_in_flight = true;
-        self.flush(io);
         io.send(self.id, Message::Synced { term: self.term, index: self.log.last_index() });
     }
 
