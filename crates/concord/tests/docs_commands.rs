@@ -867,12 +867,14 @@ fn listen_script(port: u16, seconds: u32) -> String {
 
 #[test]
 fn a_block_on_a_servers_ports_stops_it_first_and_a_file_must_leave_its_ports_free() {
+    // The ports are below Linux's ephemeral range (32768–60999): a port in it can be taken by
+    // any outgoing connection of the tests running beside this one (the likely cause of one CI run's listener never coming up).
     // A block that starts something on a running server's port (compose after `concord up`):
     // the server is stopped first, as a reader would stop it (else the bind fails).
-    let server = listen_script(47311, 600);
+    let server = listen_script(29311, 600);
     let bind = "python3 -c \"import socket; s = socket.socket(); \
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 47311))\"";
-    let text = format!("```sh server ports=47311\nexec {server}\n```\n```sh ports=47311\n{bind}\n```\n");
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 29311))\"";
+    let text = format!("```sh server ports=29311\nexec {server}\n```\n```sh ports=29311\n{bind}\n```\n");
     let blocks = shell_blocks(&text).unwrap();
     let report = run_file(Path::new(REPO), Path::new("p.md"), &blocks, Run::Default, &Mutex::new(()));
     assert!(report.failure.is_none() && report.ran == 2, "{:?}", report.failure);
@@ -880,13 +882,14 @@ fn a_block_on_a_servers_ports_stops_it_first_and_a_file_must_leave_its_ports_fre
     // A block may leave its port taken for the blocks after it, not past the file's end. (The
     // detached listener outlives the block's process group, and ends a few seconds after the
     // check gives up.)
-    let detached = listen_script(47312, 12);
-    let listens = "until (: > /dev/tcp/127.0.0.1/47312) 2>/dev/null; do sleep 0.1; done";
-    let text = format!("```sh ports=47312\nsetsid {detached} </dev/null >/dev/null 2>&1 &\n{listens}\n```\n");
+    let detached = listen_script(29312, 12);
+    // Bounded: a listener that never comes up fails the assertion below, not the 120 s limit.
+    let listens = "for _ in $(seq 300); do (: > /dev/tcp/127.0.0.1/29312) 2>/dev/null && break; sleep 0.1; done";
+    let text = format!("```sh ports=29312\nsetsid {detached} </dev/null >/dev/null 2>&1 &\n{listens}\n```\n");
     let blocks = shell_blocks(&text).unwrap();
     let report = run_file(Path::new(REPO), Path::new("q.md"), &blocks, Run::Default, &Mutex::new(()));
     let failure = report.failure.expect("the file ended with its port taken");
-    assert!(failure.starts_with("q.md: port 47312 is still in use after the file's last block"), "{failure}");
+    assert!(failure.starts_with("q.md: port 29312 is still in use after the file's last block"), "{failure}");
 }
 
 #[test]
