@@ -47,7 +47,7 @@ impl From<&str> for StateMachineError {
 /// A deterministic state machine fed by a replicated log.
 pub trait StateMachine: 'static {
     /// A state-changing command, replicated through the log.
-    type Command: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
+    type Command: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// A read-only query, answered from local state once the replica is known to be up to date.
     type Query: Clone + Debug + Serialize + DeserializeOwned + Send + 'static;
     /// The answer to a command or a query.

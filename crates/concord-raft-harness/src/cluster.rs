@@ -608,8 +608,11 @@ pub fn disk_with_log(term: u64, voted_for: Option<NodeId>, log_terms: &[u64]) ->
     d.apply(&StorageOp::Put { key: hs.key().to_string(), value: encode(&hs) });
     for (i, &t) in log_terms.iter().enumerate() {
         let index = i as u64 + 1;
-        let entry: Entry<i64> =
-            Entry { term: t, index, payload: Payload::Command { session: None, command: index as i64 } };
+        let entry: Entry<i64> = Entry {
+            term: t,
+            index,
+            payload: Payload::Command { session: None, command: std::sync::Arc::new(index as i64) },
+        };
         d.apply(&StorageOp::Put { key: log_key(index), value: encode(&entry) });
     }
     d
@@ -624,8 +627,8 @@ impl<S: StateMachine> Cluster<S> {
     }
 
     /// What `id` would find on its disk if it booted now.
-    pub fn durable(&self, id: NodeId) -> &Durable {
-        self.hosts[&id].disk.durable()
+    pub fn durable(&mut self, id: NodeId) -> &Durable {
+        self.hosts.get_mut(&id).expect("host").disk.durable()
     }
 
     /// Write `op` straight to `id`'s stable storage (to script a torn or corrupt record).

@@ -19,6 +19,7 @@ use crate::membership::Membership;
 use crate::message::Session;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One log entry.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,8 +35,12 @@ pub enum Payload<C> {
     /// The entry a new leader appends at the start of its term, so it can commit something of its
     /// own term and learn the commit index (§5.4.2, §8).
     Noop,
-    /// A client command, optionally with a session for exactly-once application.
-    Command { session: Option<Session>, command: C },
+    /// A client command, optionally with a session for exactly-once application. Shared, not
+    /// copied: the leader sends each entry to every follower (and the simulator hands the same
+    /// message to the follower's log), so a per-follower copy of every command was the largest
+    /// single cost of replicating a write (a callgrind profile of the simulator's Raft benchmark,
+    /// BENCHMARKS.md). On the wire it is the command itself (serde's `rc` feature).
+    Command { session: Option<Session>, command: Arc<C> },
     /// A new membership (in force as soon as it is appended, see `membership.rs`).
     Config(Membership),
 }
@@ -209,7 +214,7 @@ mod tests {
     use super::*;
 
     fn entry(term: u64, index: u64) -> Entry<u64> {
-        Entry { term, index, payload: Payload::Command { session: None, command: index } }
+        Entry { term, index, payload: Payload::Command { session: None, command: Arc::new(index) } }
     }
 
     fn log_with(terms: &[u64]) -> RaftLog<u64> {

@@ -93,7 +93,7 @@ impl<C> Message<C> {
 
 impl<C> concord_core::Message for Message<C>
 where
-    C: Clone + std::fmt::Debug + Serialize + serde::de::DeserializeOwned + Send + 'static,
+    C: Clone + std::fmt::Debug + Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     fn kind(&self) -> &'static str {
         match self {
@@ -320,6 +320,7 @@ mod tests {
     use super::*;
     use crate::log::Payload;
     use concord_core::Message as _;
+    use std::sync::Arc;
 
     #[test]
     fn messages_round_trip_and_name_their_kind() {
@@ -330,7 +331,7 @@ mod tests {
             entries: vec![Entry {
                 term: 3,
                 index: 5,
-                payload: Payload::Command { session: None, command: 9 },
+                payload: Payload::Command { session: None, command: Arc::new(9) },
             }],
             leader_commit: 4,
             round: 7,

@@ -33,6 +33,7 @@ use concord_core::{Io, NodeId, Process, RequestId, StateMachine, StorageOp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The node's timers (one deadline per name; re-arming replaces it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -511,7 +512,7 @@ impl<S: StateMachine> RaftNode<S> {
                 }
             }
         }
-        self.append_as_leader(io, Payload::Command { session, command }, Some(request));
+        self.append_as_leader(io, Payload::Command { session, command: Arc::new(command) }, Some(request));
     }
 
     fn propose_membership(&mut self, io: &mut Io<'_, Self>, request: RequestId, change: MembershipChange) {

@@ -61,6 +61,7 @@ use crate::node::{RaftNode, Role, Timer};
 use concord_core::{Io, NodeId, StateMachine, Time};
 use serde_json::json;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 /// How the leader is replicating to one follower.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -417,7 +418,11 @@ impl<S: StateMachine> RaftNode<S> {
         let commands = self.sm.housekeeping(io.now());
         let mut last = 0;
         for command in commands {
-            last = self.append_as_leader(io, Payload::Command { session: None, command }, None);
+            last = self.append_as_leader(
+                io,
+                Payload::Command { session: None, command: Arc::new(command) },
+                None,
+            );
         }
         if let Role::Leader(ls) = &mut self.role {
             ls.housekeeping_until = ls.housekeeping_until.max(last);

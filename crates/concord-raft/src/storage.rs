@@ -121,7 +121,12 @@ pub const RECORD_FORMAT: u8 = 1;
 /// A record's payload (what the checksum covers): the format byte, then the postcard encoding.
 /// Its length is what the log counts against `max_bytes_per_append`.
 pub fn payload<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_extend(value, vec![RECORD_FORMAT]).expect("raft records serialise")
+    // Sized first (a walk that writes nothing): postcard writes byte by byte, and a buffer grown
+    // from empty reallocated several times per log entry – 5 % of the simulator's Raft benchmark.
+    let size = postcard::experimental::serialized_size(value).expect("raft records serialise");
+    let mut buf = Vec::with_capacity(1 + size);
+    buf.push(RECORD_FORMAT);
+    postcard::to_extend(value, buf).expect("raft records serialise")
 }
 
 /// Frame a value: checksum, format byte, postcard.
@@ -447,6 +452,7 @@ pub fn recover<C: DeserializeOwned>(durable: &Durable) -> Result<Recovered<C>, R
 mod tests {
     use super::*;
     use crate::log::Payload;
+    use std::sync::Arc;
 
     #[test]
     fn log_keys_are_the_zero_padded_index_as_formatted() {
@@ -470,7 +476,7 @@ mod tests {
     }
 
     fn entry(term: u64, index: u64) -> Entry<u64> {
-        Entry { term, index, payload: Payload::Command { session: None, command: index } }
+        Entry { term, index, payload: Payload::Command { session: None, command: Arc::new(index) } }
     }
 
     fn disk(entries: u64) -> Durable {
@@ -534,7 +540,7 @@ mod tests {
             index: 300,
             payload: Payload::Command {
                 session: Some(crate::message::Session { client: concord_core::ClientId(9), seq: 2 }),
-                command: -5,
+                command: Arc::new(-5),
             },
         };
         let record = encode(&e);
@@ -546,7 +552,7 @@ mod tests {
         let big = Entry {
             term: 1,
             index: 1,
-            payload: Payload::Command { session: None, command: vec![200u8; 100] },
+            payload: Payload::Command { session: None, command: Arc::new(vec![200u8; 100]) },
         };
         assert!(encode(&big).len() < 115, "{} bytes", encode(&big).len());
         assert!(json_record(&big).len() > 300);

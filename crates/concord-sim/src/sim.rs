@@ -165,12 +165,29 @@ struct Node<P: Process> {
     held: Vec<Event<P>>,
     disk: SimDisk,
     clock: Clock,
-    /// The generation of each armed timer; a firing whose generation differs was re-armed or
-    /// cancelled and is ignored.
-    timers: BTreeMap<P::Timer, u64>,
+    /// Each armed timer (see [`Armed`]).
+    timers: BTreeMap<P::Timer, Armed>,
     /// A sync is in flight: I/O effects wait in `backlog`, in the order the node emitted them.
     syncing: bool,
     backlog: VecDeque<Effect<P>>,
+}
+
+/// An armed timer: its firing, and the queue entry that stands for it.
+///
+/// Protocols re-arm timers far more often than they let them fire – a follower resets its
+/// election timer at every append – and the queue cannot take an entry out. So a re-arming whose
+/// firing is no earlier than the entry already queued for the timer queues nothing: when that
+/// entry comes up, it is found to stand for an older arming and queues the current one, under
+/// the time and sequence number the current one got when it was armed. The order in which timers
+/// fire is therefore exactly what one entry per arming would give, with a queue a fraction of the
+/// size (stale entries made up a quarter of the events of a Raft run under load).
+#[derive(Clone, Copy, Debug)]
+struct Armed {
+    generation: u64,
+    fire: Time,
+    seq: u64,
+    /// The generation and time of the entry queued for this timer (at or before `fire`).
+    queued: (u64, Time),
 }
 
 /// One simulation run of protocol `P`.
@@ -283,6 +300,13 @@ impl<P: SimProtocol> Simulation<P> {
     // ----- the queue -------------------------------------------------------------------------
 
     fn schedule(&mut self, at: Time, event: Event<P>) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.enqueue(at, seq, event);
+    }
+
+    /// Queue `event` under a sequence number taken earlier (ties in time go by sequence number).
+    fn enqueue(&mut self, at: Time, seq: u64, event: Event<P>) {
         // Virtual time never runs backwards: an event in the past would be processed out of order.
         debug_assert!(at >= self.now, "event scheduled at {at}, before now ({})", self.now);
         let slot = match self.free.pop() {
@@ -295,8 +319,7 @@ impl<P: SimProtocol> Simulation<P> {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.queue.push(Reverse((at, self.next_seq, slot)));
-        self.next_seq += 1;
+        self.queue.push(Reverse((at, seq, slot)));
     }
 
     /// The current true (virtual) time.
@@ -342,11 +365,10 @@ impl<P: SimProtocol> Simulation<P> {
         if self.stopped {
             return false;
         }
-        let Some(Reverse((at, _, slot))) = self.queue.pop() else { return false };
+        let Some(Reverse((at, seq, slot))) = self.queue.pop() else { return false };
         if at > self.end {
-            // Put it back: a later `run_until` may extend the run.
-            self.queue.push(Reverse((at, self.next_seq, slot)));
-            self.next_seq += 1;
+            // Put it back, in its place: a later `run_until` may extend the run.
+            self.queue.push(Reverse((at, seq, slot)));
             return false;
         }
         let event = self.slab[slot as usize].take().expect("queued events are present");
@@ -428,6 +450,11 @@ impl<P: SimProtocol> Simulation<P> {
 
     /// Handle one event; returns whether a node's state may have changed.
     fn handle(&mut self, event: Event<P>) -> bool {
+        if let Event::Timer { node, timer, generation } = &event {
+            if !self.timer_is_due(*node, timer, *generation) {
+                return false;
+            }
+        }
         if let Some(node) = event.node() {
             let slot = &mut self.nodes[node.0 as usize - 1];
             if slot.paused && slot.process.is_some() {
@@ -443,12 +470,9 @@ impl<P: SimProtocol> Simulation<P> {
                 true
             }
             Event::Deliver { from, to, msg, id } => self.deliver(from, to, msg, id),
-            Event::Timer { node, timer, generation } => {
-                let slot = &mut self.nodes[node.0 as usize - 1];
-                if slot.process.is_none() || slot.timers.get(&timer) != Some(&generation) {
-                    return false;
-                }
-                slot.timers.remove(&timer);
+            Event::Timer { node, timer, .. } => {
+                // Due (checked above), and the node is up: a crash clears its timers.
+                self.nodes[node.0 as usize - 1].timers.remove(&timer);
                 self.record(
                     |t| json!({"t": t, "ev": "timer", "node": node.0, "timer": format!("{timer:?}")}),
                 );
@@ -525,6 +549,24 @@ impl<P: SimProtocol> Simulation<P> {
         }
     }
 
+    /// Whether a timer's queue entry that came up is its current arming's firing. An entry for
+    /// an earlier arming queues the current one instead (see [`Armed`]); one for a cancelled or
+    /// crashed timer is dropped.
+    fn timer_is_due(&mut self, node: NodeId, timer: &P::Timer, generation: u64) -> bool {
+        let slot = &mut self.nodes[node.0 as usize - 1];
+        let Some(armed) = slot.timers.get_mut(timer) else { return false };
+        if armed.queued.0 != generation {
+            return false; // superseded by an earlier entry queued since
+        }
+        if armed.generation == generation {
+            return true;
+        }
+        armed.queued = (armed.generation, armed.fire);
+        let (at, seq, generation) = (armed.fire, armed.seq, armed.generation);
+        self.enqueue(at, seq, Event::Timer { node, timer: *timer, generation });
+        false
+    }
+
     fn deliver(&mut self, from: NodeId, to: NodeId, msg: P::Message, id: u64) -> bool {
         let kind = msg.kind();
         let why = if self.nodes[to.0 as usize - 1].process.is_none() {
@@ -575,10 +617,19 @@ impl<P: SimProtocol> Simulation<P> {
                 Effect::SetTimer { timer, after } => {
                     let generation = self.next_timer_generation;
                     self.next_timer_generation += 1;
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
                     let slot = &mut self.nodes[node.0 as usize - 1];
-                    slot.timers.insert(timer, generation);
                     let fire = self.now + slot.clock.true_duration(after);
-                    self.schedule(fire, Event::Timer { node, timer, generation });
+                    let queued = match slot.timers.get(&timer) {
+                        Some(armed) if armed.queued.1 <= fire => armed.queued,
+                        _ => (generation, fire),
+                    };
+                    let queue_now = queued.0 == generation;
+                    slot.timers.insert(timer, Armed { generation, fire, seq, queued });
+                    if queue_now {
+                        self.enqueue(fire, seq, Event::Timer { node, timer, generation });
+                    }
                     // The deadline in true time, so a viewer can draw a timer's progress.
                     self.record(|t| json!({"t": t, "ev": "timer-set", "node": node.0, "timer": format!("{timer:?}"), "at": fire.0}));
                 }

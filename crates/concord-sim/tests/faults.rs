@@ -34,6 +34,8 @@ enum ProbeRequest {
     ReadClock,
     /// Arm a timer.
     Arm { after_ms: u64 },
+    /// Cancel it.
+    Disarm,
 }
 
 /// Records what happened to it.
@@ -80,6 +82,7 @@ impl Process for Probe {
             }
             ProbeRequest::ReadClock => self.clock_readings.push(io.now()),
             ProbeRequest::Arm { after_ms } => io.set_timer(0, Duration::from_millis(after_ms)),
+            ProbeRequest::Disarm => io.cancel_timer(0),
         }
     }
 }
@@ -284,6 +287,48 @@ fn a_paused_node_handles_nothing_until_resumed_then_everything() {
     s.resume(NodeId(2));
     s.run_until(ms(101));
     assert_eq!(received(&s, 2).len(), 4, "held messages are delivered on resume");
+}
+
+/// Re-arming a timer replaces its firing, earlier or later, across cancels and pauses. (The
+/// simulator keeps one queue entry per timer and re-queues it when an older one comes up – sim.rs,
+/// `Armed` – so this is where a slip in that bookkeeping would show.)
+#[test]
+fn a_re_armed_timer_fires_once_at_its_last_arming() {
+    let fired = |s: &Simulation<Probe>| s.node(NodeId(2)).unwrap().timer_fired_at.clone();
+    let mut s = sim(CONSTANT, 1);
+    // At 1 ms: 51 ms; at 10 ms, later: 110 ms; at 20 ms, earlier: 30 ms; at 25 ms, later: 85 ms.
+    for (at, after_ms) in [(1, 50), (10, 100), (20, 10), (25, 60)] {
+        s.run_until(ms(at));
+        s.inject(NodeId(2), ProbeRequest::Arm { after_ms });
+    }
+    s.run_until(ms(200));
+    assert_eq!(fired(&s), vec![ms(85)]);
+
+    // Cancelled, then armed again later than the cancelled firing: only the new one fires.
+    s.inject(NodeId(2), ProbeRequest::Arm { after_ms: 20 }); // 220 ms
+    s.run_until(ms(205));
+    s.inject(NodeId(2), ProbeRequest::Disarm);
+    s.run_until(ms(230));
+    s.inject(NodeId(2), ProbeRequest::Arm { after_ms: 40 }); // 270 ms
+    s.run_until(ms(300));
+    assert_eq!(fired(&s), vec![ms(85), ms(270)]);
+
+    // Re-armed later before a pause: the older entry comes up during the pause and must not fire
+    // at the resume; the firing due during the pause fires at the resume.
+    s.inject(NodeId(2), ProbeRequest::Arm { after_ms: 50 }); // 350 ms
+    s.run_until(ms(310));
+    s.inject(NodeId(2), ProbeRequest::Arm { after_ms: 100 }); // 410 ms
+    s.run_until(ms(340));
+    s.pause(NodeId(2));
+    s.run_until(ms(380));
+    s.resume(NodeId(2));
+    s.run_until(ms(400));
+    assert_eq!(fired(&s), vec![ms(85), ms(270)], "the 350 ms entry stood for a replaced arming");
+    s.pause(NodeId(2));
+    s.run_until(ms(450));
+    s.resume(NodeId(2));
+    s.run_until(ms(460));
+    assert_eq!(fired(&s), vec![ms(85), ms(270), ms(450)], "due during the pause: fires at the resume");
 }
 
 #[test]

@@ -478,7 +478,7 @@ fn a_raft_shaped_workload_recovers_with_raft_s_own_reader() {
                     let entry = Entry {
                         term,
                         index: last_index,
-                        payload: Payload::Command { session: None, command: last_index },
+                        payload: Payload::Command { session: None, command: std::sync::Arc::new(last_index) },
                     };
                     put(storage::log_key(last_index), storage::encode(&entry))
                 })

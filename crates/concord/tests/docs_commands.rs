@@ -884,7 +884,8 @@ fn a_block_on_a_servers_ports_stops_it_first_and_a_file_must_leave_its_ports_fre
     // check gives up.)
     let detached = listen_script(29312, 12);
     // Bounded: a listener that never comes up fails the assertion below, not the 120 s limit.
-    let listens = "for _ in $(seq 300); do (: > /dev/tcp/127.0.0.1/29312) 2>/dev/null && break; sleep 0.1; done";
+    let listens =
+        "for _ in $(seq 300); do (: > /dev/tcp/127.0.0.1/29312) 2>/dev/null && break; sleep 0.1; done";
     let text = format!("```sh ports=29312\nsetsid {detached} </dev/null >/dev/null 2>&1 &\n{listens}\n```\n");
     let blocks = shell_blocks(&text).unwrap();
     let report = run_file(Path::new(REPO), Path::new("q.md"), &blocks, Run::Default, &Mutex::new(()));
