@@ -222,6 +222,9 @@ pub struct Simulation<P: SimProtocol> {
     rng_nemesis: ChaCha8Rng,
     /// Answers to requests an application submitted ([`driven`]), not yet taken.
     answers: Vec<driven::Answer<P::Response>>,
+    /// Per workload client, its requests' timeouts (request, deadline, sequence number), oldest
+    /// first; the oldest has a queue entry (see `client_invoke`).
+    client_timeouts: Vec<VecDeque<(RequestId, Time, u64)>>,
 }
 
 fn stream(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -294,6 +297,7 @@ impl<P: SimProtocol> Simulation<P> {
             rng_work,
             rng_nemesis,
             answers: Vec::new(),
+            client_timeouts: Vec::new(),
         }
     }
 
@@ -743,8 +747,38 @@ impl<P: SimProtocol> Simulation<P> {
         let latency = client_latency(&self.scenario.network, &mut self.rng_net);
         self.record(|t| json!({"t": t, "ev": "invoke", "client": client, "node": node.0, "request": request.to_string(), "op": op.to_string()}));
         self.schedule(self.now + latency, Event::Request { node, request, req });
+        // One queue entry per client, for its oldest request. Every request waits the same
+        // timeout, so a client's requests time out in the order it sent them; most are answered
+        // first, and their entries were a tenth of a Raft run's events. When the oldest's entry
+        // comes up, the next one's is queued under the sequence number it gets here: the same
+        // order as one entry per request.
         let timeout = self.now + self.scenario.workload.timeout;
-        self.schedule(timeout, Event::ClientTimeout { request });
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let client = client as usize;
+        if self.client_timeouts.len() <= client {
+            self.client_timeouts.resize_with(client + 1, VecDeque::new);
+        }
+        let timeouts = &mut self.client_timeouts[client];
+        timeouts.push_back((request, timeout, seq));
+        if timeouts.len() == 1 {
+            self.enqueue(timeout, seq, Event::ClientTimeout { request });
+        }
+    }
+
+    /// A client's oldest request timed out (or was answered before): queue the entry of its next
+    /// request still waiting for an answer (see `client_invoke`).
+    fn queue_next_timeout(&mut self, timed_out: RequestId) {
+        let timeouts = &mut self.client_timeouts[timed_out.client.0 as usize];
+        let oldest = timeouts.pop_front();
+        debug_assert_eq!(oldest.map(|(request, ..)| request), Some(timed_out), "the oldest comes up first");
+        while let Some(&(request, at, seq)) = timeouts.front() {
+            if self.workload.pending(&request).is_some() {
+                self.enqueue(at, seq, Event::ClientTimeout { request });
+                return;
+            }
+            timeouts.pop_front(); // answered in time
+        }
     }
 
     fn client_reply(&mut self, node: NodeId, request: RequestId, response: P::Response) {
@@ -785,6 +819,7 @@ impl<P: SimProtocol> Simulation<P> {
     }
 
     fn client_timeout(&mut self, request: RequestId) {
+        self.queue_next_timeout(request);
         let Some(pending) = self.workload.pending(&request) else { return }; // answered in time
         let (client, op) = (pending.client, pending.op.clone());
         self.complete(request, EventType::Info, op, None);

@@ -60,6 +60,42 @@ fn timeouts_become_info_and_the_client_continues_as_a_new_process() {
     assert!(processes.len() > 2, "after info a client is a new process");
 }
 
+/// An unanswered request times out exactly its timeout after it was sent, in an open loop too,
+/// where a client has many requests out at once. (The simulator queues one timeout per client and
+/// the next one's when it comes up – sim.rs, `client_invoke` – so a slip there shows here.)
+#[test]
+fn an_unanswered_request_times_out_exactly_its_timeout_after_it_was_sent() {
+    let faults = (1..=3)
+        .map(|n| {
+            format!(
+                "[[nemesis.schedule]]\nat = \"2s\"\naction = \"pause\"\nnode = {n}\n\
+                 [[nemesis.schedule]]\nat = \"3s\"\naction = \"resume\"\nnode = {n}\n"
+            )
+        })
+        .collect::<String>();
+    let workload = "clients = 2\nmode = \"open\"\nrate_per_s = 100\nstop = \"5s\"\ntimeout = \"200ms\"\n\
+                    mix = { write = 1.0 }";
+    let h = run(workload, &faults, 4);
+    assert_well_formed(&h);
+    let mut sent = BTreeMap::new();
+    let mut timed_out = 0;
+    for e in &h.events {
+        match e.kind {
+            EventType::Invoke => {
+                sent.insert(e.process, e.time);
+            }
+            EventType::Info => {
+                timed_out += 1;
+                assert_eq!(e.time.0 - sent[&e.process].0, 200_000_000, "process {}", e.process);
+            }
+            _ => {}
+        }
+    }
+    // About 100 arrivals in the second every node is paused (the last 200 ms of them answered at
+    // the resume); none before or after.
+    assert!((50..120).contains(&timed_out), "{timed_out} timed out");
+}
+
 #[test]
 fn open_loop_arrivals_follow_the_rate() {
     let h =
