@@ -268,9 +268,11 @@ impl<P: SimProtocol> Simulation<P> {
         let (_, config) = scenario.protocol();
         let invariant =
             if scenario.run.checks.contains(&Check::Invariants) { P::invariants(config) } else { None };
+        let workload = Workload::new(&scenario.workload, n, &mut rng_work);
+        let client_timeouts = (0..workload.clients()).map(|_| VecDeque::new()).collect();
         Simulation {
             network: Network::new(&scenario.network, scenario.topology.as_ref(), n),
-            workload: Workload::new(&scenario.workload, n, &mut rng_work),
+            workload,
             cluster: (1..=n).map(NodeId).collect(),
             scenario,
             seed,
@@ -297,16 +299,21 @@ impl<P: SimProtocol> Simulation<P> {
             rng_work,
             rng_nemesis,
             answers: Vec::new(),
-            client_timeouts: Vec::new(),
+            client_timeouts,
         }
     }
 
     // ----- the queue -------------------------------------------------------------------------
 
     fn schedule(&mut self, at: Time, event: Event<P>) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = self.take_seq();
         self.enqueue(at, seq, event);
+    }
+
+    /// The next sequence number: an event's place among those queued for the same time.
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq - 1
     }
 
     /// Queue `event` under a sequence number taken earlier (ties in time go by sequence number).
@@ -621,8 +628,7 @@ impl<P: SimProtocol> Simulation<P> {
                 Effect::SetTimer { timer, after } => {
                     let generation = self.next_timer_generation;
                     self.next_timer_generation += 1;
-                    let seq = self.next_seq;
-                    self.next_seq += 1;
+                    let seq = self.take_seq();
                     let slot = &mut self.nodes[node.0 as usize - 1];
                     let fire = self.now + slot.clock.true_duration(after);
                     let queued = match slot.timers.get(&timer) {
@@ -753,13 +759,8 @@ impl<P: SimProtocol> Simulation<P> {
         // comes up, the next one's is queued under the sequence number it gets here: the same
         // order as one entry per request.
         let timeout = self.now + self.scenario.workload.timeout;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let client = client as usize;
-        if self.client_timeouts.len() <= client {
-            self.client_timeouts.resize_with(client + 1, VecDeque::new);
-        }
-        let timeouts = &mut self.client_timeouts[client];
+        let seq = self.take_seq();
+        let timeouts = &mut self.client_timeouts[client as usize];
         timeouts.push_back((request, timeout, seq));
         if timeouts.len() == 1 {
             self.enqueue(timeout, seq, Event::ClientTimeout { request });
