@@ -87,7 +87,9 @@ impl S3Fifo {
 
     /// A policy for a store whose budget is `budget_bytes`.
     pub fn new(budget_bytes: u64) -> S3Fifo {
-        let small_target_bytes = (budget_bytes * Self::SMALL_PERCENT / 100).max(1);
+        // In u128: a budget near u64::MAX ("unlimited") must not overflow (the fuzzer found it).
+        let small = u128::from(budget_bytes) * u128::from(Self::SMALL_PERCENT) / 100;
+        let small_target_bytes = (small as u64).max(1);
         S3Fifo {
             links: Links::default(),
             meta: Vec::new(),
