@@ -1000,6 +1000,11 @@ struct Client {
     collecting: Option<OpenBatch>,
     /// More requests are buffered behind the one being dispatched (a pipelined client).
     more_buffered: bool,
+    /// When the request being dispatched started, if the clock was read for an earlier one that
+    /// nothing has waited behind since: the requests that join a pipeline's batch share the
+    /// batch's first reading (one clock reading per batch, not per request; a profile of
+    /// pipelined GETs had 4 % of the node's time in the clock). `None` after anything else.
+    started: Option<Instant>,
 }
 
 impl Drop for Client {
@@ -1030,12 +1035,13 @@ struct Finish {
 }
 
 impl Finish {
-    /// The reply's size as counted.
-    fn done(&self, timing: Option<Timing>, frame: &Frame) -> usize {
+    /// The reply's size as counted. `now`: the clock when the reply was computed, read here at
+    /// the first need – the replies of one batch are computed at once, and share one reading.
+    fn done(&self, timing: Option<Timing>, frame: &Frame, now: &mut Option<Instant>) -> usize {
         if let Some(timing) = timing {
             if let Some(args) = timing.args {
-                let slowlog = &self.shared.monitor.slowlog;
-                slowlog.record(&args, timing.started.elapsed(), self.addr, self.name.as_ref());
+                let took = now.get_or_insert_with(Instant::now).saturating_duration_since(timing.started);
+                self.shared.monitor.slowlog.record(&args, took, self.addr, self.name.as_ref());
             }
             if let Some(lookups) = timing.lookups {
                 self.shared.monitor.count_lookups(lookups, frame);
@@ -1182,6 +1188,7 @@ impl Client {
             caching: None,
             collecting: None,
             more_buffered: false,
+            started: None,
             shared,
         }
     }
@@ -1207,6 +1214,10 @@ impl Client {
                     Ok(Some(args)) => {
                         self.more_buffered = !buf.is_empty();
                         let (pending, close) = self.dispatch(args).await;
+                        if !matches!(pending, Pending::Joined | Pending::Batch(..)) {
+                            // Only the requests of one batch share a clock reading.
+                            self.started = None;
+                        }
                         match pending {
                             // Its reply comes with its batch's, whose entry is queued already.
                             Pending::Joined if close => return None,
@@ -1316,7 +1327,7 @@ impl Client {
     /// Answer or start one request; `true` if the connection should close after its reply.
     async fn dispatch(&mut self, args: Vec<Bytes>) -> (Pending, bool) {
         self.shared.total_commands.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
+        let started = *self.started.get_or_insert_with(Instant::now);
         let slow_args = self.shared.monitor.slowlog.enabled().then(|| args.clone());
         self.last_command = command_name(&args);
         self.timing = Some(Timing { started, args: slow_args, lookups: None });
@@ -1774,7 +1785,7 @@ impl Client {
         let answer = async move {
             let frame = answer.await;
             drop(answered);
-            let size = finish.done(timing, &frame);
+            let size = finish.done(timing, &frame, &mut None);
             (frame, size)
         };
         let mut answer: BoxFuture<(Frame, usize)> = Box::pin(answer);
@@ -1875,6 +1886,8 @@ impl Client {
     /// Send the batch being collected, if any, to the backend now; its replies are computed from
     /// its answers in request order.
     fn send_batch(&mut self) {
+        // The next request reads the clock again: its wait does not belong to this batch.
+        self.started = None;
         let Some(OpenBatch { collecting, ctx, answered }) = self.collecting.take() else {
             return;
         };
@@ -1883,6 +1896,7 @@ impl Client {
             Box::pin(async move {
                 let mut answers = answers.into_iter();
                 let mut replies = Vec::with_capacity(requests.len());
+                let mut now = None;
                 for request in requests {
                     let answer = answers.next().unwrap_or_else(|| {
                         Err(BackendError::Unavailable(
@@ -1893,7 +1907,7 @@ impl Client {
                         Some(key) => exec::get_batch_reply(answer, key, &ctx).await,
                         None => exec::set_batch_reply(answer),
                     };
-                    let size = finish.done(request.timing, &frame);
+                    let size = finish.done(request.timing, &frame, &mut now);
                     replies.push((frame, size));
                 }
                 drop(answered);
