@@ -1000,10 +1000,12 @@ struct Client {
     collecting: Option<OpenBatch>,
     /// More requests are buffered behind the one being dispatched (a pipelined client).
     more_buffered: bool,
-    /// When the request being dispatched started, if the clock was read for an earlier one that
-    /// nothing has waited behind since: the requests that join a pipeline's batch share the
-    /// batch's first reading (one clock reading per batch, not per request; a profile of
-    /// pipelined GETs had 4 % of the node's time in the clock). `None` after anything else.
+    /// The clock reading that requests dispatched back to back share as their start: one reading
+    /// per pipeline batch instead of one per request (a profile of pipelined GETs had 4 % of the
+    /// node's time in the clock). Set by the first request that needs it; `None` again after
+    /// anything the reader may have waited on – a batch sent (before reading the socket or
+    /// waiting for the writer), a wait for answers, a request that did not join a batch – so a
+    /// request's measured time is longer by at most the decoding of those before it in its buffer.
     started: Option<Instant>,
 }
 
@@ -1215,7 +1217,7 @@ impl Client {
                         self.more_buffered = !buf.is_empty();
                         let (pending, close) = self.dispatch(args).await;
                         if !matches!(pending, Pending::Joined | Pending::Batch(..)) {
-                            // Only the requests of one batch share a clock reading.
+                            // It may have waited (see `started`).
                             self.started = None;
                         }
                         match pending {
@@ -1918,11 +1920,13 @@ impl Client {
 
     /// Wait until every backend request started so far has its answer. The reader is not
     /// decoding meanwhile: the writer should write what it holds.
-    async fn wait_all_answered(&self) {
+    async fn wait_all_answered(&mut self) {
         if self.pipeline.unanswered() > 0 {
             self.pipeline.decoding_done();
             self.pipeline.all_answered().await;
             self.pipeline.decoding();
+            // The requests after this one started after the wait.
+            self.started = None;
         }
     }
 
