@@ -103,11 +103,17 @@ impl Applying {
 /// the open transaction (see "Pending puts" in the module docs).
 pub const PENDING_MAX_BYTES: usize = 64 << 20;
 
-/// Puts and removes not yet written into the open transaction (`None`: removed), and their size.
+/// Puts and removes not yet written into the open transaction (`None`: removed), and their size
+/// as [`pending_size`] counts it.
 #[derive(Default)]
 struct Pending {
     entries: BTreeMap<Vec<u8>, Option<Entry>>,
     bytes: usize,
+}
+
+/// What one pending put or remove counts against [`PENDING_MAX_BYTES`].
+fn pending_size(key: &[u8], entry: Option<&Entry>) -> usize {
+    key.len() + entry.map_or(0, |e| e.value.len()) + 64
 }
 
 /// The layout version in `meta/format`.
@@ -267,22 +273,16 @@ impl RedbEngine {
         if let Some(known) = self.cache.borrow().get(key) {
             return known;
         }
-        let entry = match self.pending.borrow().entries.get(key) {
-            Some(pending) => pending.clone(),
-            None => self.read_entry(key),
-        };
+        let entry = self.uncached(key);
         self.cache.borrow_mut().set(key, entry.as_ref());
         entry
     }
 
-    /// What a put or remove needs of the entry it replaces: whether there is one, its deadline.
-    fn known(&self, key: &[u8]) -> Known {
-        if let Some(known) = self.cache.borrow().known(key) {
-            return known;
-        }
+    /// An entry as the pending puts, or else the open transaction, hold it (the cache not asked).
+    fn uncached(&self, key: &[u8]) -> Option<Entry> {
         match self.pending.borrow().entries.get(key) {
-            Some(pending) => Known::of(pending.as_ref()),
-            None => Known::of(self.read_entry(key).as_ref()),
+            Some(pending) => pending.clone(),
+            None => self.read_entry(key),
         }
     }
 
@@ -290,8 +290,10 @@ impl RedbEngine {
     /// transaction if they pass the limit.
     fn set_pending(&mut self, key: &[u8], entry: Option<Entry>) {
         let pending = self.pending.get_mut();
-        pending.bytes += key.len() + entry.as_ref().map_or(0, |e| e.value.len()) + 64;
-        pending.entries.insert(key.to_vec(), entry);
+        pending.bytes += pending_size(key, entry.as_ref());
+        if let Some(replaced) = pending.entries.insert(key.to_vec(), entry) {
+            pending.bytes -= pending_size(key, replaced.as_ref());
+        }
         if pending.bytes > self.pending_limit {
             self.write_pending();
         }
@@ -573,7 +575,8 @@ impl Engine for RedbEngine {
     fn put(&mut self, key: &[u8], entry: Entry) {
         // A write usually read its key first (for its revisions and type): the cache then knows
         // the entry replaced, and redb's copy of it need not be decoded.
-        let old = self.known(key);
+        let cached = self.cache.get_mut().known(key);
+        let old = cached.unwrap_or_else(|| Known::of(self.uncached(key).as_ref()));
         self.cache.get_mut().set(key, Some(&entry));
         let expires_at = entry.expires_at;
         self.set_pending(key, Some(entry));
@@ -609,7 +612,8 @@ impl Engine for RedbEngine {
     }
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let old = self.lookup(key)?;
+        // The entry removed (returned), found without filling the cache with it.
+        let old = self.cache.get_mut().get(key).unwrap_or_else(|| self.uncached(key))?;
         self.cache.get_mut().set(key, None);
         self.set_pending(key, None);
         let txn = self.read_txn();
@@ -1193,7 +1197,10 @@ mod tests {
                 }
             }
             if limit == PENDING_MAX_BYTES {
-                assert_eq!(disk.pending.borrow().entries.len() as u64, keys, "nothing written yet");
+                let pending = disk.pending.borrow();
+                assert_eq!(pending.entries.len() as u64, keys, "nothing written yet");
+                let size: usize = pending.entries.iter().map(|(k, e)| pending_size(k, e.as_ref())).sum();
+                assert_eq!(pending.bytes, size, "a key put again counts once");
             }
             for i in 0..keys {
                 assert_eq!(disk.get(&key(i)), mem.get(&key(i)), "key {i}, pending limit {limit}");
